@@ -1,0 +1,107 @@
+#include "testlib.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum { TL_SLOTS = 8, TL_PATH = 4096 };
+
+static const char *env_or(const char *name, const char *fallback)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : fallback;
+}
+
+static const char *join(const char *base, const char *rel)
+{
+    static char slots[TL_SLOTS][TL_PATH];
+    static int next;
+    char *buf = slots[next++ % TL_SLOTS];
+    snprintf(buf, TL_PATH, "%s/%s", base, rel);
+    return buf;
+}
+
+const char *tl_src(const char *rel) { return join(env_or("LWC_SRCDIR", "."), rel); }
+const char *tl_out(const char *rel) { return join(env_or("LWC_OUT", "out"), rel); }
+const char *tl_model(const char *rel) { return join(env_or("LWC_MODELS", "models"), rel); }
+const char *tl_shared(const char *rel) { return join(env_or("LWC_SHARED", "../shared"), rel); }
+
+const char *tl_tmpdir(const char *name)
+{
+    static char buf[TL_PATH];
+    char rel[512];
+    snprintf(rel, sizeof rel, "tmp/%s.%d", name, (int)getpid());
+    snprintf(buf, sizeof buf, "%s", tl_out(rel));
+    tl_run(NULL, "rm -rf '%s' && mkdir -p '%s'", buf, buf);
+    return buf;
+}
+
+void tl_require_file(const char *path)
+{
+    struct stat st;
+    ck_assert_msg(stat(path, &st) == 0,
+                  "missing %s: run scripts/fetch-models.sh (models) or check LWC_SHARED (data)", path);
+}
+
+int tl_run(char **output, const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char full[8300];
+    snprintf(full, sizeof full, "(%s) 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    if (!p) return -1;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    size_t n;
+    while (buf && (n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += n;
+        if (cap - len < 2048) {
+            char *grown = realloc(buf, cap * 2);
+            if (!grown) { free(buf); buf = NULL; break; }
+            buf = grown; cap *= 2;
+        }
+    }
+    int st = pclose(p);
+    if (buf) buf[len] = 0;
+    if (output) *output = buf; else free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+char *tl_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) { free(buf); buf = NULL; }
+    fclose(f);
+    if (buf) { buf[n] = 0; if (len) *len = (size_t)n; }
+    return buf;
+}
+
+void tl_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+int tl_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,37 @@
+/* Helpers shared by the Check suites: where the tree, the built tools, the
+ * models and the shared data are, and running a command to capture output. */
+#ifndef LW_TESTLIB_H
+#define LW_TESTLIB_H
+
+#include <check.h>
+#include <stddef.h>
+
+/* Paths built from the environment `make check` exports (LWC_SRCDIR, LWC_OUT,
+ * LWC_MODELS, LWC_SHARED). The result is a static buffer per call slot:
+ * copy it if you need it past the next call with the same slot. */
+const char *tl_src(const char *rel);      /* $LWC_SRCDIR/rel */
+const char *tl_out(const char *rel);      /* $LWC_OUT/rel */
+const char *tl_model(const char *rel);    /* $LWC_MODELS/rel */
+const char *tl_shared(const char *rel);   /* $LWC_SHARED/rel */
+
+/* A fresh empty directory under $LWC_OUT/tmp for this test. */
+const char *tl_tmpdir(const char *name);
+
+/* Fails the test with a clear message if the file is missing (models are
+ * fetched by scripts/fetch-models.sh; a missing model is a failure, not a skip). */
+void tl_require_file(const char *path);
+
+/* Runs a shell command; stores combined stdout+stderr (malloc'd, NUL-ended)
+ * in *output if non-NULL; returns the exit status (or -1). */
+int tl_run(char **output, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Reads a whole file (malloc'd, NUL-ended); NULL if unreadable. */
+char *tl_read_file(const char *path, size_t *len);
+
+/* Writes a file or fails the test. */
+void tl_write_file(const char *path, const char *text);
+
+/* Runs a suite with CK_NORMAL output; returns the process exit code. */
+int tl_run_suite(Suite *s);
+
+#endif
