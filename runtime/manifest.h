@@ -1,0 +1,72 @@
+/* A model-pair manifest: the sender and receiver descriptions, the bridge,
+ * training defaults and build targets. The JSON schema is documented field by
+ * field in docs/manifest.md; this is its parsed, validated form. */
+#ifndef LW_MANIFEST_H
+#define LW_MANIFEST_H
+
+#include <stdbool.h>
+
+#include "model_config.h"
+#include "status.h"
+
+enum { LW_MAX_ARCHS = 8 };
+
+typedef enum { LW_BRIDGE_PERCEIVER, LW_BRIDGE_MLP, LW_BRIDGE_LINEAR } lw_bridge_kind;
+typedef enum { LW_CALIB_RMS, LW_CALIB_NONE } lw_calibration;
+
+typedef struct {
+    lw_bridge_kind kind;
+    int soft_tokens;        /* M, 1..64 (the design uses 4..32) */
+    int source_layer;       /* sender layer whose output feeds the bridge, 1..n_layers */
+    int width;              /* internal width d */
+    int depth;              /* Perceiver blocks */
+    int heads;              /* attention heads inside the bridge; divides width */
+    int ffn_mult;           /* FFN width = ffn_mult * width */
+    lw_calibration calibration;
+    float dropout;
+} lw_bridge_config;
+
+typedef struct {
+    float lr;
+    int steps;
+    int batch;
+    int grad_accum;
+    int warmup_steps;
+    float weight_decay;
+    float grad_clip;
+    unsigned long long seed;
+    float diversity_weight;
+    bool class_balanced;
+} lw_train_config;
+
+typedef struct {
+    char name[LW_NAME_MAX];            /* [A-Za-z0-9._-]+ ; names build/<name>/ */
+    char path[LW_PATH_MAX];            /* the manifest file, as given */
+    lw_model_config sender;
+    lw_model_config receiver;
+    lw_bridge_config bridge;
+    lw_train_config train;
+    int n_archs;
+    int gpu_archs[LW_MAX_ARCHS];       /* 80 for sm_80, 90 for sm_90 ... */
+} lw_manifest;
+
+/* Parses and validates a manifest file. Relative paths inside are resolved
+ * against the manifest's folder; "$VAR" and "${VAR}" are expanded from the
+ * environment. Every error names the file, the JSON path
+ * ("receiver.n_kv_heads") and what was expected. */
+lw_status lw_manifest_load(const char *path, lw_manifest *out);
+
+/* Same from a buffer (for the fuzzer and tests); `path` is used in messages
+ * and to resolve relative paths. */
+lw_status lw_manifest_parse(const char *text, size_t len, const char *path, lw_manifest *out);
+
+/* Checks the values the weights carry (dims, layers, heads, vocab, RoPE ...)
+ * against the manifest's model block `which` ("sender"/"receiver"); errors
+ * name both the manifest field and the value in the file. */
+lw_status lw_manifest_check_weights(const lw_manifest *m, const char *which);
+
+/* Writes a model block as JSON (the manifest's schema) to a malloc'd string;
+ * what `lwc inspect` prints. */
+char *lw_model_config_to_json(const lw_model_config *c);
+
+#endif
