@@ -5,6 +5,7 @@
 #define LW_MANIFEST_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "model_config.h"
 #include "status.h"
