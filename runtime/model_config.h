@@ -73,6 +73,16 @@ static inline bool lw_layer_is_local(const lw_model_config *m, int l)
     return m->sliding_window > 0 && m->global_every > 0 && (l + 1) % m->global_every != 0;
 }
 
+/* Which RoPE layout the weights expect: llama.cpp's converter permutes the
+ * q/k rows of llama models to the interleaved layout, and llama2.c
+ * checkpoints were written that way; Hugging Face weights and Gemma in GGUF
+ * rotate halves. */
+static inline bool lw_rope_interleaved(const lw_model_config *m)
+{
+    if (m->family == LW_FAMILY_LLAMA2C) return true;
+    return m->family == LW_FAMILY_LLAMA && m->weights_format == LW_WEIGHTS_GGUF;
+}
+
 const char *lw_family_name(lw_family f);
 const char *lw_activation_name(lw_activation a);
 const char *lw_norm_name(lw_norm_kind n);
