@@ -1,0 +1,19 @@
+/* The subcommands of a pair's lw binary; lw_main (lw_main.c) dispatches to
+ * these. Each prints its own --help and returns a process exit code. */
+#ifndef LW_CLI_H
+#define LW_CLI_H
+
+#include "pair.h"
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    int (*run)(const lw_pair *pair, int argc, char **argv);
+} lw_command;
+
+int lw_cmd_info(const lw_pair *pair, int argc, char **argv);
+
+/* True if argv holds -h or --help. */
+int lw_wants_help(int argc, char **argv);
+
+#endif

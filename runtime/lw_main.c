@@ -1,0 +1,70 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "lw_cli.h"
+
+/* Placeholder entries for what later work fills; they say so plainly and
+ * exit non-zero rather than pretend. */
+static int not_yet(const char *name, const char *what, int argc, char **argv)
+{
+    if (lw_wants_help(argc, argv)) {
+        printf("usage: lw %s [options]\n\n%s\n\nNot available in this build yet.\n", name, what);
+        return 0;
+    }
+    fprintf(stderr, "lw %s: not available in this build yet\n", name);
+    return 2;
+}
+
+static int cmd_train(const lw_pair *p, int argc, char **argv)
+{
+    (void)p;
+    return not_yet("train", "Trains the bridge on a task (--task, --data) and writes checkpoints.", argc, argv);
+}
+
+static int cmd_eval(const lw_pair *p, int argc, char **argv)
+{
+    (void)p;
+    return not_yet("eval", "Evaluates a method (--method bridge|linear-probe|...) on a split.", argc, argv);
+}
+
+static int cmd_bench(const lw_pair *p, int argc, char **argv)
+{
+    (void)p;
+    return not_yet("bench", "Measures latency and throughput of the methods, equal work each.", argc, argv);
+}
+
+static const lw_command COMMANDS[] = {
+    {"info", "what this binary was built for: models, bridge, kernels, devices", lw_cmd_info},
+    {"train", "train the bridge on a task", cmd_train},
+    {"eval", "evaluate a method on a split", cmd_eval},
+    {"bench", "latency and throughput benchmarks", cmd_bench},
+};
+
+int lw_wants_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
+    return 0;
+}
+
+static void usage(const lw_pair *pair, FILE *out)
+{
+    fprintf(out, "usage: lw <command> [options]   (pair %s)\n\ncommands:\n", pair->manifest.name);
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        fprintf(out, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(out, "\nRun `lw <command> --help` for one command.\n");
+}
+
+int lw_main(const lw_pair *pair, int argc, char **argv)
+{
+    if (argc < 2) { usage(pair, stderr); return 2; }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(pair, stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(pair, argc - 2, argv + 2);
+    fprintf(stderr, "lw: unknown command '%s'\n\n", argv[1]);
+    usage(pair, stderr);
+    return 2;
+}
