@@ -17,6 +17,12 @@
 void matmul_forward(float *y, const float *x, const float *w, const float *b, int T, int in, int out);
 void matmul_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
                      int T, int in, int out);
+/* The plain-C loops used when there is no BLAS; always built, so the tests can
+ * hold the BLAS path to them. */
+void matmul_forward_reference(float *y, const float *x, const float *w, const float *b, int T, int in,
+                              int out);
+void matmul_backward_reference(float *dx, float *dw, float *db, const float *dy, const float *x,
+                               const float *w, int T, int in, int out);
 
 /* ---- op_rmsnorm.c: y = x * rstd * g, g = w (llama) or 1 + w (gemma) ------
  * rstd[T] is written by forward and read by backward. w may be NULL (g = 1). */

@@ -1,0 +1,117 @@
+/* Scaled dot-product attention with grouped-query heads, a causal mask, a
+ * sliding window and a query offset (a continuation over a cache or a
+ * prefix). Memory beyond the outputs is O(1): the probabilities go to att,
+ * which backward needs anyway. */
+#include "ops.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+/* The keys query i may see form one interval [*lo, *hi) of [0, Tk). */
+static void visible_keys(const lw_attention_params *p, int i, int Tk, int *lo, int *hi)
+{
+    long long first = 0, end = Tk;
+    long long at = (long long)i + p->q_offset;  /* the query's own key position */
+    if (p->causal && at + 1 < end) end = at + 1;
+    if (p->window > 0 && at - p->window + 1 > first) first = at - p->window + 1;
+    if (end < 0) end = 0;
+    if (first > end) first = end;
+    *lo = (int)first;
+    *hi = (int)end;
+}
+
+/* Query head h reads kv head h / (Hq / Hkv), written so that it stays below
+ * Hkv even if a caller breaks Hq % Hkv == 0. */
+static int kv_head(int h, int Hq, int Hkv) { return (int)((long long)h * Hkv / Hq); }
+
+/* Four independent partial sums: the loop is latency-bound otherwise, and the
+ * fixed order keeps results deterministic. */
+static float dot(const float *a, const float *b, int n)
+{
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    int d = 0;
+    for (; d + 4 <= n; d += 4) {
+        s0 += a[d] * b[d];
+        s1 += a[d + 1] * b[d + 1];
+        s2 += a[d + 2] * b[d + 2];
+        s3 += a[d + 3] * b[d + 3];
+    }
+    for (; d < n; d++) s0 += a[d] * b[d];
+    return (s0 + s1) + (s2 + s3);
+}
+
+void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                       int Tq, int Tk, int Hq, int Hkv, int D, const lw_attention_params *p)
+{
+    for (int h = 0; h < Hq; h++) {
+        int hk = kv_head(h, Hq, Hkv);
+        for (int i = 0; i < Tq; i++) {
+            const float *qi = q + ((size_t)i * Hq + h) * D;
+            float *oi = out + ((size_t)i * Hq + h) * D;
+            float *ai = att + ((size_t)h * Tq + i) * Tk;
+            int lo, hi;
+            visible_keys(p, i, Tk, &lo, &hi);
+            memset(ai, 0, (size_t)Tk * sizeof *ai);
+            memset(oi, 0, (size_t)D * sizeof *oi);
+            if (lo >= hi) continue;  /* nothing visible: output 0 */
+            float mx = -INFINITY;
+            for (int j = lo; j < hi; j++) {
+                ai[j] = dot(qi, k + ((size_t)j * Hkv + hk) * D, D) * p->scale;
+                if (ai[j] > mx) mx = ai[j];
+            }
+            double sum = 0.0;
+            for (int j = lo; j < hi; j++) {
+                ai[j] = expf(ai[j] - mx);
+                sum += ai[j];
+            }
+            float inv = (float)(1.0 / sum);
+            for (int j = lo; j < hi; j++) {
+                ai[j] *= inv;
+                const float *vj = v + ((size_t)j * Hkv + hk) * D;
+                for (int d = 0; d < D; d++) oi[d] += ai[j] * vj[d];
+            }
+        }
+    }
+}
+
+/* With s = scale * q.k, p = softmax(s), dp_j = dout.v_j:
+ * ds_j = p_j (dp_j - sum_l p_l dp_l); dq += scale ds_j k_j; dk_j += scale ds_j q;
+ * dv_j += p_j dout. The sum is taken in a first pass over the keys and dp_j
+ * recomputed in the second, so no scratch buffer is needed. */
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
+                        const float *q, const float *k, const float *v,
+                        int Tq, int Tk, int Hq, int Hkv, int D, const lw_attention_params *p)
+{
+    for (int h = 0; h < Hq; h++) {
+        int hk = kv_head(h, Hq, Hkv);
+        for (int i = 0; i < Tq; i++) {
+            const float *qi = q + ((size_t)i * Hq + h) * D;
+            const float *doi = dout + ((size_t)i * Hq + h) * D;
+            const float *ai = att + ((size_t)h * Tq + i) * Tk;
+            int lo, hi;
+            visible_keys(p, i, Tk, &lo, &hi);
+            double pdp = 0.0;
+            for (int j = lo; j < hi; j++)
+                if (ai[j] != 0.0f) pdp += (double)ai[j] * dot(doi, v + ((size_t)j * Hkv + hk) * D, D);
+            float *dqi = dq ? dq + ((size_t)i * Hq + h) * D : NULL;
+            for (int j = lo; j < hi; j++) {
+                float pj = ai[j];
+                if (pj == 0.0f) continue;
+                const float *kj = k + ((size_t)j * Hkv + hk) * D;
+                const float *vj = v + ((size_t)j * Hkv + hk) * D;
+                float ds = pj * (dot(doi, vj, D) - (float)pdp) * p->scale;
+                if (dqi)
+                    for (int d = 0; d < D; d++) dqi[d] += ds * kj[d];
+                if (dk) {
+                    float *dkj = dk + ((size_t)j * Hkv + hk) * D;
+                    for (int d = 0; d < D; d++) dkj[d] += ds * qi[d];
+                }
+                if (dv) {
+                    float *dvj = dv + ((size_t)j * Hkv + hk) * D;
+                    for (int d = 0; d < D; d++) dvj[d] += pj * doi[d];
+                }
+            }
+        }
+    }
+}
