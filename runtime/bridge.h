@@ -1,0 +1,108 @@
+/* The trainable bridge: sender hidden states [T, sender_hidden] in, M soft
+ * tokens [M, receiver_hidden] out, for the receiver to read as if they were
+ * input embeddings.
+ *
+ * perceiver (the design):
+ *   ctx = x @ in_proj^T + b                                   [T, d]
+ *   lat = queries                                             [M, d]
+ *   per block: lat += cross_attn(LN(lat) -> LN(ctx))          (keys/values from ctx)
+ *              lat += self_attn(LN(lat))
+ *              lat += fc2(gelu_tanh(fc1(LN(lat))))            (d -> ffn_mult*d -> d)
+ *   z = LN(lat) @ out_proj^T + b                              [M, R]
+ * mlp (ablation):    z = out_proj(gelu_tanh(in_proj(mean_t x)))  reshaped [M, R]
+ * linear (ablation): z = out_proj(mean_t x)                      reshaped [M, R]
+ * calibration "rms": out = z / rms(z) per token * out_scale, out_scale learned
+ * and initialised to the receiver's embed_rms, so the soft tokens start at
+ * the size the receiver's own embeddings have; "none": out = z.
+ *
+ * Attention projections have no bias; LN is LayerNorm (eps 1e-5) with weight
+ * and bias. One example at a time: T is that example's real length, so no
+ * padding mask is needed. Dropout in the config is not applied (yet).
+ *
+ * All parameters live in one flat float buffer (params, with grads beside
+ * it) described by a table of named tensors whose names are those of the
+ * safetensors checkpoint ("in_proj.weight", "queries",
+ * "blocks.0.cross_attn.q.weight", ...), so the optimiser and the checkpoint
+ * treat them uniformly. */
+#ifndef LW_BRIDGE_H
+#define LW_BRIDGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "adamw.h"
+#include "manifest.h"
+#include "status.h"
+
+enum { LW_BRIDGE_NAME_MAX = 64 };
+
+/* How lw_bridge_init fills a tensor. */
+typedef enum { LW_INIT_NORMAL, LW_INIT_ZERO, LW_INIT_ONE, LW_INIT_EMBED_RMS } lw_bridge_init_kind;
+
+typedef struct {
+    char name[LW_BRIDGE_NAME_MAX];
+    size_t offset;        /* into params / grads */
+    size_t count;
+    int ndim;             /* 1 or 2 */
+    int64_t shape[2];     /* PyTorch order: a projection is [out, in] */
+    bool decay;           /* weight decay applies (matrices and queries) */
+    lw_bridge_init_kind init;
+} lw_bridge_tensor;
+
+/* Offsets of one Perceiver block's tensors in the flat buffers. */
+typedef struct {
+    size_t cross_norm_q_w, cross_norm_q_b, cross_norm_kv_w, cross_norm_kv_b;
+    size_t cross_q, cross_k, cross_v, cross_o;
+    size_t self_norm_w, self_norm_b, self_q, self_k, self_v, self_o;
+    size_t ffn_norm_w, ffn_norm_b, ffn_fc1_w, ffn_fc1_b, ffn_fc2_w, ffn_fc2_b;
+} lw_bridge_block;
+
+typedef struct {
+    lw_bridge_config cfg;
+    int sender_hidden;     /* S */
+    int receiver_hidden;   /* R */
+    float embed_rms;       /* the receiver's; initial out_scale */
+    size_t n_params;
+    float *params;
+    float *grads;
+    int n_tensors;
+    lw_bridge_tensor *tensors;
+    /* Offsets of the tensors outside the blocks (unused ones are 0 and not
+     * in the table). */
+    size_t in_w, in_b, queries, final_norm_w, final_norm_b, out_w, out_b, out_scale;
+    lw_bridge_block *blocks;   /* [depth], perceiver only */
+} lw_bridge;
+
+/* What one forward keeps for its backward (opaque; sized for max_T). */
+typedef struct lw_bridge_acts lw_bridge_acts;
+
+/* Builds the tensor table and allocates params and grads (zeroed); checks
+ * the config (width % heads, positive sizes, overflow). */
+lw_status lw_bridge_create(lw_bridge *b, const lw_bridge_config *cfg, int sender_hidden, int receiver_hidden,
+                           float embed_rms);
+void lw_bridge_free(lw_bridge *b);
+
+/* Seeded init: weights normal(0, 0.02), biases 0, LN weights 1, out_scale =
+ * embed_rms; drawn tensor by tensor in table order from lw_rng_seed(seed). */
+void lw_bridge_init(lw_bridge *b, uint64_t seed);
+
+const lw_bridge_tensor *lw_bridge_find(const lw_bridge *b, const char *name);
+void lw_bridge_zero_grad(lw_bridge *b);
+
+lw_status lw_bridge_acts_create(const lw_bridge *b, int max_T, lw_bridge_acts **out);
+void lw_bridge_acts_free(lw_bridge_acts *a);
+
+/* x [T, S] -> out [M, R]; a keeps what backward needs (x is copied). */
+lw_status lw_bridge_forward(const lw_bridge *b, lw_bridge_acts *a, const float *x, int T, float *out);
+
+/* dout [M, R] -> accumulates (+=) into b->grads, and into dx [T, S] if not
+ * NULL. Uses the activations of the last forward on a. */
+void lw_bridge_backward(lw_bridge *b, lw_bridge_acts *a, const float *dout, float *dx);
+
+/* One AdamW step over every tensor, with weight_decay only where decay. */
+void lw_bridge_adamw_step(lw_bridge *b, lw_adamw *opt, float lr, float weight_decay);
+
+const char *lw_bridge_kind_name(lw_bridge_kind k);
+
+#endif
