@@ -9,14 +9,14 @@ static void str_field(lw_strbuf *sb, const char *indent, const char *name, const
 {
     lw_sb_printf(sb, "%s.%s = ", indent, name);
     lw_sb_c_string(sb, value);
-    lw_sb_append(sb, ",\n", 2);
+    lw_sb_printf(sb, "%s", ",\n");
 }
 
 static void float_field(lw_strbuf *sb, const char *indent, const char *name, float v)
 {
     lw_sb_printf(sb, "%s.%s = ", indent, name);
     lw_sb_c_float(sb, v);
-    lw_sb_append(sb, "f,\n", 3);
+    lw_sb_printf(sb, "%s", "f,\n");
 }
 
 static void model_block(lw_strbuf *sb, const char *which, const lw_model_config *c)
@@ -33,9 +33,9 @@ static void model_block(lw_strbuf *sb, const char *which, const lw_model_config 
     float_field(sb, in, "rope_base_local", c->rope_base_local);
     lw_sb_printf(sb, "%s.rope_scaling = { .kind = %d, .factor = ", in, (int)c->rope_scaling.kind);
     lw_sb_c_float(sb, c->rope_scaling.factor);
-    lw_sb_append(sb, "f, .low_freq_factor = ", 22);
+    lw_sb_printf(sb, "%s", "f, .low_freq_factor = ");
     lw_sb_c_float(sb, c->rope_scaling.low_freq_factor);
-    lw_sb_append(sb, "f, .high_freq_factor = ", 23);
+    lw_sb_printf(sb, "%s", "f, .high_freq_factor = ");
     lw_sb_c_float(sb, c->rope_scaling.high_freq_factor);
     lw_sb_printf(sb, "f, .original_context = %d },\n", c->rope_scaling.original_context);
     lw_sb_printf(sb, "%s.sliding_window = %d, .global_every = %d, .qk_norm = %d, .post_norms = %d,\n", in,
@@ -51,7 +51,7 @@ static void model_block(lw_strbuf *sb, const char *which, const lw_model_config 
     lw_sb_printf(sb, "%s.bos_id = %d, .eos_id = %d, .pad_id = %d, .n_stop_ids = %d,\n%s.stop_ids = {", in,
                  c->bos_id, c->eos_id, c->pad_id, c->n_stop_ids, in);
     for (int i = 0; i < c->n_stop_ids && i < LW_MAX_SPECIAL; i++) lw_sb_printf(sb, "%s%d", i ? ", " : "", c->stop_ids[i]);
-    lw_sb_append(sb, "},\n    },\n", 10);
+    lw_sb_printf(sb, "%s", "},\n    },\n");
 }
 
 static void bridge_block(lw_strbuf *sb, const lw_bridge_config *b)
@@ -61,18 +61,18 @@ static void bridge_block(lw_strbuf *sb, const lw_bridge_config *b)
     lw_sb_printf(sb, "        .depth = %d, .heads = %d, .ffn_mult = %d, .calibration = %d, .dropout = ", b->depth,
                  b->heads, b->ffn_mult, (int)b->calibration);
     lw_sb_c_float(sb, b->dropout);
-    lw_sb_append(sb, "f },\n", 5);
+    lw_sb_printf(sb, "%s", "f },\n");
 }
 
 static void train_block(lw_strbuf *sb, const lw_train_config *t)
 {
-    lw_sb_append(sb, "    .train = { .lr = ", 21);
+    lw_sb_printf(sb, "%s", "    .train = { .lr = ");
     lw_sb_c_float(sb, t->lr);
     lw_sb_printf(sb, "f, .steps = %d, .batch = %d, .grad_accum = %d, .warmup_steps = %d,\n", t->steps, t->batch,
                  t->grad_accum, t->warmup_steps);
-    lw_sb_append(sb, "        .weight_decay = ", 24);
+    lw_sb_printf(sb, "%s", "        .weight_decay = ");
     lw_sb_c_float(sb, t->weight_decay);
-    lw_sb_append(sb, "f, .grad_clip = ", 16);
+    lw_sb_printf(sb, "%s", "f, .grad_clip = ");
     lw_sb_c_float(sb, t->grad_clip);
     lw_sb_printf(sb, "f, .seed = %lluULL, .diversity_weight = ", t->seed);
     lw_sb_c_float(sb, t->diversity_weight);
@@ -95,8 +95,8 @@ lw_status lw_gen_pair_runtime(const lw_manifest *m, const char *stamp, const cha
     train_block(sb, &m->train);
     lw_sb_printf(sb, "    .n_archs = %d, .gpu_archs = {", m->n_archs);
     for (int i = 0; i < m->n_archs && i < LW_MAX_ARCHS; i++) lw_sb_printf(sb, "%s%d", i ? ", " : "", m->gpu_archs[i]);
-    lw_sb_append(sb, "},\n  },\n  .kernels = lw_embedded_kernels,\n", 42);
-    lw_sb_append(sb, "  .n_kernels = 0, /* set in main: the count is not a constant expression here */\n", 82);
+    lw_sb_printf(sb, "%s", "},\n  },\n  .kernels = lw_embedded_kernels,\n");
+    lw_sb_printf(sb, "%s", "  .n_kernels = 0, /* set in main: the count is not a constant expression here */\n");
     str_field(sb, "  ", "build_stamp", stamp);
     str_field(sb, "  ", "lwc_version", LWC_VERSION);
     str_field(sb, "  ", "nvrtc_version", nvrtc_version);
@@ -116,16 +116,16 @@ lw_status lw_gen_kernels_embed(const lw_cubin_ref *cubins, int n, lw_strbuf *out
         lw_sb_printf(sb, "static const unsigned char cubin_%d[%zu] = {", i, cubins[i].size ? cubins[i].size : 1);
         for (size_t j = 0; j < cubins[i].size; j++)
             lw_sb_printf(sb, "%s%u,", j % 24 == 0 ? "\n    " : "", cubins[i].cubin[j]);
-        if (!cubins[i].size) lw_sb_append(sb, "0", 1);
-        lw_sb_append(sb, "\n};\n", 4);
+        if (!cubins[i].size) lw_sb_printf(sb, "%s", "0");
+        lw_sb_printf(sb, "%s", "\n};\n");
     }
     lw_sb_printf(sb, "\nconst lw_kernel_image lw_embedded_kernels[] = {\n");
     for (int i = 0; i < n; i++) {
-        lw_sb_append(sb, "    { ", 6);
+        lw_sb_printf(sb, "%s", "    { ");
         lw_sb_c_string(sb, cubins[i].unit);
         lw_sb_printf(sb, ", %d, cubin_%d, %zu },\n", cubins[i].arch, i, cubins[i].size);
     }
-    if (n == 0) lw_sb_append(sb, "    { \"none\", 0, 0, 0 },\n", 25);
+    if (n == 0) lw_sb_printf(sb, "%s", "    { \"none\", 0, 0, 0 },\n");
     lw_sb_printf(sb, "};\nconst int lw_embedded_kernel_count = %d;\n", n);
     return sb->failed ? lw_fail(LW_ERR_NOMEM, "out of memory generating kernels_embed.c") : LW_OK;
 }
