@@ -12,6 +12,8 @@ typedef struct {
 } lw_command;
 
 int lw_cmd_info(const lw_pair *pair, int argc, char **argv);
+int lw_cmd_generate(const lw_pair *pair, int argc, char **argv);
+int lw_cmd_hidden(const lw_pair *pair, int argc, char **argv);
 
 /* True if argv holds -h or --help. */
 int lw_wants_help(int argc, char **argv);

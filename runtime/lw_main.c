@@ -35,6 +35,8 @@ static int cmd_bench(const lw_pair *p, int argc, char **argv)
 
 static const lw_command COMMANDS[] = {
     {"info", "what this binary was built for: models, bridge, kernels, devices", lw_cmd_info},
+    {"generate", "run the sender or the receiver on a prompt (CPU)", lw_cmd_generate},
+    {"hidden", "print a model's hidden states at a layer", lw_cmd_hidden},
     {"train", "train the bridge on a task", cmd_train},
     {"eval", "evaluate a method on a split", cmd_eval},
     {"bench", "latency and throughput benchmarks", cmd_bench},
