@@ -50,4 +50,17 @@ lw_status lw_weights_read_config(const lw_weights *w, lw_model_config *m);
 
 const char *lw_weights_path(const lw_weights *w);
 
+/* Dequantizes rows [row, row + n_rows) of a tensor viewed as [shape[0],
+ * rest] into dst (n_rows * rest floats), without converting the whole
+ * tensor: an embedding lookup touches a few rows of a [262144, 640] table. */
+lw_status lw_weights_get_rows(const lw_weights *w, const char *name, int64_t row, int64_t n_rows, float *dst);
+
+/* The RMS over all entries of token_embd.weight as the first layer sees
+ * them: times sqrt(m->hidden) when m->scale_embeddings. Reads row by row. */
+lw_status lw_weights_embed_rms(const lw_weights *w, const lw_model_config *m, float *rms);
+
+/* Iteration over the canonical tensor names (i < lw_weights_n_tensors). */
+size_t lw_weights_n_tensors(const lw_weights *w);
+const char *lw_weights_tensor_name(const lw_weights *w, size_t i);
+
 #endif
