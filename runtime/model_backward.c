@@ -1,0 +1,369 @@
+/* Backward through the frozen model to its input embeddings: the gradient
+ * the bridge's soft tokens receive. No weight gradients are formed (every
+ * dw is NULL); only the activation gradients flow, block by block in
+ * reverse, mirroring forward.c's block_forward step for step. It reads the
+ * activations lw_forward kept with save_acts and the K cache (keys after
+ * qk-norm and RoPE, as attention saw them).
+ *
+ * Also here: lw_model_init_random, a seeded in-memory model for tests and
+ * synthetic training runs. */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+
+struct lw_backward_scratch {
+    int max_tokens;
+    int hidden, qd, kvd, ffn, vocab;   /* the model it was sized for */
+    int *pos;     /* [max_tokens] 0, 1, ...: the positions of a pos0 = 0 call */
+    int *rows;    /* [max_tokens] rows that carry a loss */
+    float *dx;    /* [T, hidden] gradient of the residual stream */
+    float *dxf;   /* [T, hidden] gradient of output_norm(x) */
+    float *dbr;   /* [T, hidden] gradient of a branch before its post norm */
+    float *dln;   /* [T, hidden] gradient of attn_norm / ffn_norm output */
+    float *dao;   /* [T, qd] */
+    float *dq, *dq_pre;   /* [T, qd] after / before qk-norm and RoPE */
+    float *dk, *dk_pre;   /* [T, kvd] */
+    float *dv;            /* [T, kvd] */
+    float *dgate, *dup, *dhid;  /* [T, ffn] */
+};
+
+static void zero(float *p, size_t n) { memset(p, 0, n * sizeof *p); }
+
+/* ---- scratch -------------------------------------------------------------- */
+
+static float *fbuf(size_t n, bool *ok)
+{
+    float *p = calloc(n ? n : 1, sizeof(float));
+    if (!p) *ok = false;
+    return p;
+}
+
+lw_status lw_backward_scratch_alloc(const lw_model *m, int max_tokens, lw_backward_scratch **out)
+{
+    *out = NULL;
+    const lw_model_config *c = &m->cfg;
+    if (max_tokens <= 0 || max_tokens > (1 << 20))
+        return lw_fail(LW_ERR_INVALID, "model %s: backward scratch for %d tokens (expected 1..%d)", c->name,
+                       max_tokens, 1 << 20);
+    lw_backward_scratch *g = calloc(1, sizeof *g);
+    if (!g) return lw_fail(LW_ERR_NOMEM, "model %s: out of memory for backward scratch", c->name);
+    g->max_tokens = max_tokens;
+    g->hidden = c->hidden;
+    g->qd = c->n_heads * c->head_dim;
+    g->kvd = c->n_kv_heads * c->head_dim;
+    g->ffn = c->ffn;
+    g->vocab = c->vocab;
+    size_t T = (size_t)max_tokens, H = (size_t)g->hidden, qd = (size_t)g->qd, kvd = (size_t)g->kvd;
+    size_t F = (size_t)g->ffn;
+    bool ok = true;
+    g->pos = calloc(T, sizeof *g->pos);
+    g->rows = calloc(T, sizeof *g->rows);
+    if (!g->pos || !g->rows) ok = false;
+    g->dx = fbuf(T * H, &ok);
+    g->dxf = fbuf(T * H, &ok);
+    g->dbr = fbuf(T * H, &ok);
+    g->dln = fbuf(T * H, &ok);
+    g->dao = fbuf(T * qd, &ok);
+    g->dq = fbuf(T * qd, &ok);
+    g->dq_pre = fbuf(T * qd, &ok);
+    g->dk = fbuf(T * kvd, &ok);
+    g->dk_pre = fbuf(T * kvd, &ok);
+    g->dv = fbuf(T * kvd, &ok);
+    g->dgate = fbuf(T * F, &ok);
+    g->dup = fbuf(T * F, &ok);
+    g->dhid = fbuf(T * F, &ok);
+    if (!ok) {
+        lw_backward_scratch_free(g);
+        return lw_fail(LW_ERR_NOMEM, "model %s: out of memory for backward scratch of %d tokens", c->name,
+                       max_tokens);
+    }
+    for (int t = 0; t < max_tokens; t++) g->pos[t] = t;
+    *out = g;
+    return LW_OK;
+}
+
+void lw_backward_scratch_free(lw_backward_scratch *g)
+{
+    if (!g) return;
+    float *all[] = {g->dx, g->dxf, g->dbr, g->dln, g->dao, g->dq, g->dq_pre,
+                    g->dk, g->dk_pre, g->dv, g->dgate, g->dup, g->dhid};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+    free(g->pos);
+    free(g->rows);
+    free(g);
+}
+
+/* ---- the blocks in reverse ------------------------------------------------ */
+
+/* g->dx: d(block output) in, d(x_mid) out. */
+static void ffn_backward(const lw_model *m, const lw_layer_acts *a, const lw_layer_weights *L,
+                         lw_backward_scratch *g, int T)
+{
+    const lw_model_config *c = &m->cfg;
+    int H = c->hidden, F = c->ffn;
+    size_t nH = (size_t)T * H, nF = (size_t)T * F;
+    const float *dbranch = g->dx;  /* the residual passes the gradient to the branch unchanged */
+    if (c->post_norms) {
+        zero(g->dbr, nH);
+        rmsnorm_backward(g->dbr, NULL, g->dx, a->down, L->post_ffn_norm, a->rstd_post_ffn, T, H, c->norm);
+        dbranch = g->dbr;
+    }
+    zero(g->dhid, nF);
+    matmul_backward(g->dhid, NULL, NULL, dbranch, a->hid, L->w_down, T, F, H);
+    zero(g->dgate, nF);
+    zero(g->dup, nF);
+    glu_backward(g->dgate, g->dup, g->dhid, a->gate, a->up, T * F, c->activation);
+    zero(g->dln, nH);
+    matmul_backward(g->dln, NULL, NULL, g->dgate, a->fn, L->w_gate, T, H, F);
+    matmul_backward(g->dln, NULL, NULL, g->dup, a->fn, L->w_up, T, H, F);
+    /* dbranch (possibly g->dx itself) is consumed: now add the norm's path to the residual's */
+    rmsnorm_backward(g->dx, NULL, g->dln, a->x_mid, L->ffn_norm, a->rstd_ffn, T, H, c->norm);
+}
+
+/* g->dx: d(x_mid) in, d(x_in) out. */
+static void attn_backward(const lw_model *m, const lw_state *s, const lw_layer_acts *a, int l,
+                          lw_backward_scratch *g, int T)
+{
+    const lw_model_config *c = &m->cfg;
+    const lw_layer_weights *L = &m->layers[l];
+    int H = c->hidden, D = c->head_dim, Hq = c->n_heads, Hkv = c->n_kv_heads, qd = g->qd, kvd = g->kvd;
+    size_t nH = (size_t)T * H;
+    bool local = lw_layer_is_local(c, l);
+    const float *inv_freq = local ? m->inv_freq_local : m->inv_freq_global;
+    bool interleaved = lw_rope_interleaved(c);
+
+    const float *dbranch = g->dx;
+    if (c->post_norms) {
+        zero(g->dbr, nH);
+        rmsnorm_backward(g->dbr, NULL, g->dx, a->proj, L->post_attn_norm, a->rstd_post_attn, T, H, c->norm);
+        dbranch = g->dbr;
+    }
+    zero(g->dao, (size_t)T * qd);
+    matmul_backward(g->dao, NULL, NULL, dbranch, a->ao, L->wo, T, qd, H);
+
+    /* The same attention forward's attend() ran with save_acts: all T keys
+     * from position 0, att laid out [Hq, T, T]. */
+    lw_attention_params p = {.causal = true, .q_offset = 0, .window = local ? c->sliding_window : 0,
+                             .scale = m->attn_scale};
+    const float *k_rope = s->key_cache + (size_t)l * s->max_tokens * kvd;
+    zero(g->dq, (size_t)T * qd);
+    zero(g->dk, (size_t)T * kvd);
+    zero(g->dv, (size_t)T * kvd);
+    attention_backward(g->dq, g->dk, g->dv, g->dao, a->att, a->q_rope, k_rope, a->v, T, T, Hq, Hkv, D, &p);
+    rope_backward(g->dq, g->pos, inv_freq, T, Hq, D, interleaved);
+    rope_backward(g->dk, g->pos, inv_freq, T, Hkv, D, interleaved);
+
+    const float *dq = g->dq, *dk = g->dk;
+    if (c->qk_norm) {
+        zero(g->dq_pre, (size_t)T * qd);
+        zero(g->dk_pre, (size_t)T * kvd);
+        rmsnorm_backward(g->dq_pre, NULL, g->dq, a->q, L->q_norm, a->rstd_q, T * Hq, D, c->norm);
+        rmsnorm_backward(g->dk_pre, NULL, g->dk, a->k, L->k_norm, a->rstd_k, T * Hkv, D, c->norm);
+        dq = g->dq_pre;
+        dk = g->dk_pre;
+    }
+    zero(g->dln, nH);
+    matmul_backward(g->dln, NULL, NULL, dq, a->xn, L->wq, T, H, qd);
+    matmul_backward(g->dln, NULL, NULL, dk, a->xn, L->wk, T, H, kvd);
+    matmul_backward(g->dln, NULL, NULL, g->dv, a->xn, L->wv, T, H, kvd);
+    rmsnorm_backward(g->dx, NULL, g->dln, a->x_in, L->attn_norm, a->rstd_attn, T, H, c->norm);
+}
+
+/* g->dx = d(final residual) from the loss rows' dlogits. Row rows[i]'s
+ * dlogits are at dl + (dense ? rows[i] : i) * vocab; runs of consecutive
+ * rows go through the output projection in one matmul. */
+static void head_backward(const lw_model *m, const lw_state *s, lw_backward_scratch *g, const int *rows,
+                          int n_rows, const float *dl, bool dense, int T)
+{
+    const lw_model_config *c = &m->cfg;
+    int H = c->hidden, V = c->vocab;
+    zero(g->dxf, (size_t)T * H);
+    for (int i = 0; i < n_rows;) {
+        int j = i + 1;
+        while (j < n_rows && rows[j] == rows[j - 1] + 1) j++;
+        const float *d = dl + (size_t)(dense ? rows[i] : i) * V;
+        size_t at = (size_t)rows[i] * H;
+        matmul_backward(g->dxf + at, NULL, NULL, d, s->xf + at, m->output, j - i, H, V);
+        i = j;
+    }
+    zero(g->dx, (size_t)T * H);
+    rmsnorm_backward(g->dx, NULL, g->dxf, s->x, m->output_norm, s->rstd_final, T, H, c->norm);
+}
+
+/* What backward needs of the last forward and of the scratch. */
+static lw_status check_ready(const lw_model *m, const lw_state *s, const lw_backward_scratch *g)
+{
+    const lw_model_config *c = &m->cfg;
+    if (!s->save_acts || s->acts_count != c->n_layers)
+        return lw_fail(LW_ERR_INVALID,
+                       "backward %s: the state keeps no activations (allocate it with save_acts = true)", c->name);
+    if (s->last_T <= 0 || s->last_pos0 != 0 || s->n_cached != s->last_T)
+        return lw_fail(LW_ERR_INVALID,
+                       "backward %s: the last forward must run all blocks over rows from position 0 "
+                       "(last call: %d rows at position %d, %d positions cached; logits requested?)",
+                       c->name, s->last_T, s->last_pos0, s->n_cached);
+    if (!g)
+        return lw_fail(LW_ERR_INVALID, "backward %s: no scratch (lw_backward_scratch_alloc)", c->name);
+    if (g->hidden != c->hidden || g->qd != c->n_heads * c->head_dim || g->kvd != c->n_kv_heads * c->head_dim ||
+        g->ffn != c->ffn || g->vocab != c->vocab)
+        return lw_fail(LW_ERR_INVALID, "backward %s: scratch was allocated for another model (hidden %d, ffn %d)",
+                       c->name, g->hidden, g->ffn);
+    if (s->last_T > g->max_tokens)
+        return lw_fail(LW_ERR_INVALID, "backward %s: %d rows exceed the scratch's %d", c->name, s->last_T,
+                       g->max_tokens);
+    return LW_OK;
+}
+
+static void backward(const lw_model *m, const lw_state *s, lw_backward_scratch *g, const int *rows, int n_rows,
+                     const float *dl, bool dense, float *d_embeds)
+{
+    int T = s->last_T;
+    head_backward(m, s, g, rows, n_rows, dl, dense, T);
+    for (int l = m->cfg.n_layers - 1; l >= 0; l--) {
+        const lw_layer_acts *a = &s->acts[l];
+        ffn_backward(m, a, &m->layers[l], g, T);
+        attn_backward(m, s, a, l, g, T);
+    }
+    memcpy(d_embeds, g->dx, (size_t)T * m->cfg.hidden * sizeof *d_embeds);
+}
+
+lw_status lw_model_backward(const lw_model *m, const lw_state *s, lw_backward_scratch *g, const float *dlogits,
+                            float *d_embeds)
+{
+    lw_status st = check_ready(m, s, g);
+    if (st) return st;
+    int V = m->cfg.vocab, n_rows = 0;
+    for (int t = 0; t < s->last_T; t++) {
+        const float *row = dlogits + (size_t)t * V;
+        int i = 0;
+        while (i < V && row[i] == 0.0f) i++;
+        if (i < V) g->rows[n_rows++] = t;
+    }
+    backward(m, s, g, g->rows, n_rows, dlogits, true, d_embeds);
+    return LW_OK;
+}
+
+lw_status lw_model_backward_rows(const lw_model *m, const lw_state *s, lw_backward_scratch *g, const int *rows,
+                                 int n_rows, const float *dlogits_rows, float *d_embeds)
+{
+    lw_status st = check_ready(m, s, g);
+    if (st) return st;
+    if (n_rows < 0 || n_rows > s->last_T)
+        return lw_fail(LW_ERR_INVALID, "backward %s: %d loss rows for %d rows", m->cfg.name, n_rows, s->last_T);
+    for (int i = 0; i < n_rows; i++)
+        if (rows[i] < 0 || rows[i] >= s->last_T || (i > 0 && rows[i] <= rows[i - 1]))
+            return lw_fail(LW_ERR_INVALID,
+                           "backward %s: loss row %d at index %d (rows must increase, within 0..%d)",
+                           m->cfg.name, rows[i], i, s->last_T - 1);
+    backward(m, s, g, rows, n_rows, dlogits_rows, false, d_embeds);
+    return LW_OK;
+}
+
+/* ---- a random model in memory --------------------------------------------- */
+
+static lw_status check_random_config(const lw_model_config *c)
+{
+    if (c->hidden <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->head_dim <= 0 ||
+        c->ffn <= 0 || c->vocab <= 0 || c->n_heads % c->n_kv_heads != 0 || c->head_dim % 2 != 0)
+        return lw_fail(LW_ERR_INVALID,
+                       "random model %s: hidden %d, layers %d, heads %d, kv heads %d, head_dim %d, ffn %d, "
+                       "vocab %d: all must be > 0, heads a multiple of kv heads, head_dim even",
+                       c->name, c->hidden, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->ffn, c->vocab);
+    /* small models only: the weights are drawn one number at a time */
+    const int64_t big = (int64_t)1 << 30;
+    if ((int64_t)c->vocab * c->hidden > big || (int64_t)c->ffn * c->hidden > big ||
+        (int64_t)c->n_heads * c->head_dim > (1 << 20) || c->n_layers > 4096)
+        return lw_fail(LW_ERR_INVALID, "random model %s: dimensions too large", c->name);
+    if (!(c->rope_base > 0) || c->norm_eps < 0 || !isfinite(c->norm_eps))
+        return lw_fail(LW_ERR_INVALID, "random model %s: rope_base %g, norm_eps %g", c->name, c->rope_base,
+                       c->norm_eps);
+    return LW_OK;
+}
+
+/* n draws of normal(0, std), or NULL (and *ok = false). */
+static float *rand_normal(lw_rng *r, size_t n, double std, bool *ok)
+{
+    float *p = fbuf(n, ok);
+    if (p)
+        for (size_t i = 0; i < n; i++) p[i] = (float)(std * lw_rng_normal(r));
+    return p;
+}
+
+/* A norm gain near 1 in the config's convention (Gemma stores g - 1). */
+static float *rand_norm(lw_rng *r, int n, const lw_model_config *c, bool *ok)
+{
+    float *p = rand_normal(r, (size_t)n, 0.1, ok);
+    if (p && c->norm != LW_NORM_RMSNORM_GEMMA)
+        for (int i = 0; i < n; i++) p[i] += 1.0f;
+    return p;
+}
+
+static void rand_layer(lw_rng *r, const lw_model_config *c, lw_layer_weights *L, bool *ok)
+{
+    size_t H = (size_t)c->hidden, qd = (size_t)c->n_heads * c->head_dim;
+    size_t kvd = (size_t)c->n_kv_heads * c->head_dim, F = (size_t)c->ffn;
+    double sH = 1.0 / sqrt((double)H);
+    L->attn_norm = rand_norm(r, c->hidden, c, ok);
+    L->wq = rand_normal(r, qd * H, sH, ok);
+    L->wk = rand_normal(r, kvd * H, sH, ok);
+    L->wv = rand_normal(r, kvd * H, sH, ok);
+    L->wo = rand_normal(r, H * qd, 1.0 / sqrt((double)qd), ok);
+    if (c->qk_norm) {
+        L->q_norm = rand_norm(r, c->head_dim, c, ok);
+        L->k_norm = rand_norm(r, c->head_dim, c, ok);
+    }
+    if (c->post_norms) {
+        L->post_attn_norm = rand_norm(r, c->hidden, c, ok);
+        L->post_ffn_norm = rand_norm(r, c->hidden, c, ok);
+    }
+    L->ffn_norm = rand_norm(r, c->hidden, c, ok);
+    L->w_gate = rand_normal(r, F * H, sH, ok);
+    L->w_up = rand_normal(r, F * H, sH, ok);
+    L->w_down = rand_normal(r, H * F, 1.0 / sqrt((double)F), ok);
+}
+
+/* Mirrors model.c's set_derived (static there): keep the two in step. */
+static void random_set_derived(lw_model *m)
+{
+    const lw_model_config *c = &m->cfg;
+    lw_rope_scaling none = {.kind = LW_ROPE_SCALING_NONE};
+    float base_local = c->rope_base_local > 0 ? c->rope_base_local : c->rope_base;
+    rope_inv_freq(m->inv_freq_global, c->head_dim, c->rope_base, &c->rope_scaling);
+    rope_inv_freq(m->inv_freq_local, c->head_dim, base_local, c->sliding_window > 0 ? &none : &c->rope_scaling);
+    m->embed_scale = c->scale_embeddings ? sqrtf((float)c->hidden) : 1.0f;
+    m->attn_scale = c->query_scale > 0 ? c->query_scale : 1.0f / sqrtf((float)c->head_dim);
+}
+
+lw_status lw_model_init_random(const lw_model_config *cfg, uint64_t seed, lw_model **out)
+{
+    *out = NULL;
+    lw_status st = check_random_config(cfg);
+    if (st) return st;
+    const lw_model_config *c = cfg;
+    lw_model *m = calloc(1, sizeof *m);
+    if (!m) return lw_fail(LW_ERR_NOMEM, "random model %s: out of memory", c->name);
+    m->cfg = *cfg;
+    bool ok = true;
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    m->inv_freq_global = fbuf((size_t)c->head_dim / 2, &ok);
+    m->inv_freq_local = fbuf((size_t)c->head_dim / 2, &ok);
+    if (!m->layers) ok = false;
+    lw_rng r;
+    lw_rng_seed(&r, seed);
+    size_t VH = (size_t)c->vocab * c->hidden;
+    m->token_embd = rand_normal(&r, VH, 1.0, &ok);
+    m->output_norm = rand_norm(&r, c->hidden, c, &ok);
+    m->output = c->tied_embeddings ? m->token_embd : rand_normal(&r, VH, 1.0 / sqrt((double)c->hidden), &ok);
+    for (int l = 0; ok && l < c->n_layers; l++) rand_layer(&r, c, &m->layers[l], &ok);
+    if (!ok) {
+        lw_model_free(m);
+        return lw_fail(LW_ERR_NOMEM, "random model %s: out of memory", c->name);
+    }
+    random_set_derived(m);
+    *out = m;
+    return LW_OK;
+}
