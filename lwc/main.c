@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "build.h"
+#include "gguf.h"
 #include "lwc_config.h"
 #include "manifest.h"
 #include "nvrtc_compile.h"
@@ -120,6 +121,37 @@ static lw_weights_format guess_format(const char *path)
     return LW_WEIGHTS_SAFETENSORS;
 }
 
+/* What the weights do not say outright: a name, where the tokenizer is, and
+ * which chat template the model was trained with (read off the GGUF's own
+ * Jinja template where there is one). */
+static void fill_inspect_defaults(const char *path, lw_model_config *c)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    snprintf(c->name, sizeof c->name, "%.*s", (int)strcspn(base, "."), base);
+    if (c->family == LW_FAMILY_GEMMA3) c->chat_template = LW_CHAT_GEMMA;
+    if (c->weights_format == LW_WEIGHTS_GGUF) {
+        c->tokenizer_kind = LW_TOKENIZER_GGUF;
+        snprintf(c->tokenizer_path, sizeof c->tokenizer_path, "%s", path);
+        lw_gguf *g = NULL;
+        const char *tpl;
+        size_t len;
+        if (lw_gguf_open(path, &g) == LW_OK && lw_gguf_get_string(g, "tokenizer.chat_template", &tpl, &len) == LW_OK) {
+            if (memmem(tpl, len, "<|im_start|>", 12)) c->chat_template = LW_CHAT_CHATML;
+            else if (memmem(tpl, len, "<|start_header_id|>", 19)) c->chat_template = LW_CHAT_LLAMA3;
+            else if (memmem(tpl, len, "[INST]", 6)) c->chat_template = LW_CHAT_MISTRAL;
+            else if (memmem(tpl, len, "<start_of_turn>", 15)) c->chat_template = LW_CHAT_GEMMA;
+        }
+        lw_gguf_close(g);
+    } else if (c->weights_format == LW_WEIGHTS_LLAMA2C) {
+        c->tokenizer_kind = LW_TOKENIZER_LLAMA2C;
+        snprintf(c->tokenizer_path, sizeof c->tokenizer_path, "tokenizer.bin");
+    } else {
+        c->tokenizer_kind = LW_TOKENIZER_BPE_JSON;
+        snprintf(c->tokenizer_path, sizeof c->tokenizer_path, "%s/tokenizer.json", path);
+    }
+}
+
 static int cmd_inspect(int argc, char **argv)
 {
     const char *path = NULL;
@@ -150,6 +182,7 @@ static int cmd_inspect(int argc, char **argv)
     snprintf(c.weights_path, sizeof c.weights_path, "%s", path);
     lw_status st = lw_weights_open(path, fmt, &w);
     if (st == LW_OK) st = lw_weights_read_config(w, &c);
+    if (st == LW_OK) fill_inspect_defaults(path, &c);
     if (st == LW_OK) st = lw_weights_embed_rms(w, &c, &c.embed_rms);
     if (st == LW_OK) {
         char *json = lw_model_config_to_json(&c);

@@ -737,6 +737,12 @@ lw_status lw_manifest_parse(const char *text, size_t len, const char *path, lw_m
     if (!slash) snprintf(c.dir, sizeof c.dir, ".");
     else if (slash == c.file) snprintf(c.dir, sizeof c.dir, "/");
     else snprintf(c.dir, sizeof c.dir, "%.*s", (int)(slash - c.file), c.file);
+    /* An absolute folder keeps resolved paths valid wherever the built
+     * binary later runs from; a folder that does not exist (a manifest
+     * parsed from memory) stays as written. */
+    char *abs = realpath(c.dir, NULL);
+    if (abs && strlen(abs) < sizeof c.dir) snprintf(c.dir, sizeof c.dir, "%s", abs);
+    free(abs);
 
     json_error_t err;
     json_t *root = json_loadb(text ? text : "", text ? len : 0, JSON_REJECT_DUPLICATES, &err);

@@ -180,6 +180,32 @@ START_TEST(subcommands_have_help)
 }
 END_TEST
 
+/* What `lwc inspect` prints pastes into a manifest that validates against
+ * the same weights; the embedding RMS matches the one in pairs/. */
+START_TEST(inspect_output_makes_a_valid_manifest)
+{
+    const char *smol = tl_model("SmolLM2-135M-Instruct.Q4_1.gguf");
+    char smol_path[4200], gemma_path[4200];
+    snprintf(smol_path, sizeof smol_path, "%s", smol);
+    snprintf(gemma_path, sizeof gemma_path, "%s", tl_model("gemma-3-270m-q4_k_m.gguf"));
+    tl_require_file(smol_path);
+    tl_require_file(gemma_path);
+    const char *dir = tl_tmpdir("inspect");
+    char *log = NULL;
+    int rc = tl_run(&log, "cd '%s' && '%s' inspect '%s' > s.json && '%s' inspect '%s' > r.json && "
+                          "{ printf '{\"lwc_manifest\": 1, \"name\": \"inspected\", \"sender\": '; cat s.json; "
+                          "printf ', \"receiver\": '; cat r.json; printf ', \"bridge\": {\"source_layer\": 20}}'; } "
+                          "> m.json && '%s' check --weights m.json && grep -q '\"embed_rms\": 0.1355' s.json && "
+                          "grep -q '\"embed_rms\": 1.031' r.json && grep -q '\"chat_template\": \"gemma\"' r.json",
+                    dir, lwc(), smol_path, lwc(), gemma_path, lwc());
+    ck_assert_msg(rc == 0, "%s", log);
+    free(log);
+    rc = tl_run(&log, "'%s' inspect /nonexistent.gguf", lwc());
+    ck_assert_msg(rc != 0 && strstr(log, "/nonexistent.gguf"), "%s", log);
+    free(log);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("build");
@@ -190,6 +216,7 @@ int main(void)
     tcase_add_test(tc, rebuilds_only_what_changed);
     tcase_add_test(tc, bad_manifest_fails_without_output);
     tcase_add_test(tc, subcommands_have_help);
+    tcase_add_test(tc, inspect_output_makes_a_valid_manifest);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }
