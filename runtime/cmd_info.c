@@ -1,8 +1,11 @@
 #include <dlfcn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cuda_driver.h"
+#include "cuda_memplan.h"
 #include "lw_cli.h"
 
 static void print_model(const char *role, const lw_model_config *m)
@@ -47,8 +50,10 @@ static void print_devices(const lw_pair *pair)
 int lw_cmd_info(const lw_pair *pair, int argc, char **argv)
 {
     if (lw_wants_help(argc, argv)) {
-        printf("usage: lw info\n\nPrints what this binary was built for: the two models, the bridge, the\n"
-               "training defaults, the embedded kernels and the devices it can use.\n");
+        printf("usage: lw info [--device cuda] [--seq N]\n\nPrints what this binary was built for: the two models,\n"
+               "the bridge, the training defaults, the embedded kernels and the devices it can use.\n"
+               "--device cuda adds the CUDA driver and device, the CUBIN each unit would load and the\n"
+               "GPU memory plan (weights, activations for batch x --seq tokens, KV cache, optimiser).\n");
         return 0;
     }
     const lw_manifest *m = &pair->manifest;
@@ -64,5 +69,17 @@ int lw_cmd_info(const lw_pair *pair, int argc, char **argv)
            (double)t->lr, t->steps, t->batch, t->grad_accum, t->warmup_steps, (double)t->weight_decay,
            (double)t->grad_clip, t->seed, (double)t->diversity_weight);
     print_devices(pair);
+    int cuda = 0, seq = 512;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--device") && i + 1 < argc) cuda = !strcmp(argv[++i], "cuda");
+        else if (!strcmp(argv[i], "--seq") && i + 1 < argc) seq = atoi(argv[++i]);
+    }
+    if (cuda) {
+        lw_cuda_print_info(pair, stdout);
+        if (lw_memplan_print(m, m->train.batch, seq, stdout) != LW_OK) {
+            fprintf(stderr, "lw info: %s\n", lw_last_error());
+            return 1;
+        }
+    }
     return 0;
 }

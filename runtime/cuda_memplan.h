@@ -1,0 +1,82 @@
+/* The GPU memory a pair needs, computed from the manifest before anything is
+ * allocated, so that "does not fit" is one clear message up front instead of
+ * an out-of-memory error halfway through loading 16 GB of weights.
+ *
+ * What is counted (training the bridge, the heaviest mode):
+ *   weights    both models, every tensor (no biases in these families):
+ *              embeddings, output head unless tied, per layer q/k/v/o,
+ *              gate/up/down, the norms (2, or 4 with post-norms, plus q/k
+ *              norms with QK-norm), the final norm. Priced at bf16 and fp32.
+ *   activations, fp32, for batch examples of seq tokens:
+ *              sender: forward only (it is frozen and gets no gradient), so
+ *              one layer's working set, reused layer after layer;
+ *              receiver: seq + soft_tokens positions per example, every
+ *              layer's saved activations (the gradient flows back through it
+ *              to the soft tokens) + one layer of gradient scratch + logits
+ *              and their gradient.
+ *   bridge     parameters, gradients and AdamW's two moments, fp32.
+ * and for generation: the weights, the KV cache (fp32 k and v of every layer
+ * of both models for batch x positions; full length even for sliding-window
+ * layers, as the attention kernels index the whole cache), one layer's
+ * working set and one row of logits per example. The plan's total is the
+ * larger of the two modes.
+ * The counts are exact for those tensors; the bridge's own activations (a
+ * few hundred MB at most), cuBLAS workspaces and the allocator's rounding
+ * are not included, hence a margin in the fit check. */
+#ifndef LW_CUDA_MEMPLAN_H
+#define LW_CUDA_MEMPLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "manifest.h"
+#include "status.h"
+
+typedef enum { LW_DTYPE_BF16, LW_DTYPE_F32 } lw_weight_dtype;
+
+typedef struct {
+    uint64_t embed;         /* parameters of the input embedding */
+    uint64_t output;        /* of the output head (0 when tied) */
+    uint64_t per_layer;     /* of one transformer layer */
+    uint64_t final_norm;
+    uint64_t total;         /* all parameters */
+    uint64_t bytes_bf16, bytes_f32;
+} lw_weights_plan;
+
+typedef struct {
+    int batch, seq;               /* as asked; the receiver sees seq + soft tokens */
+    lw_weight_dtype weights_dtype;
+    lw_weights_plan sender, receiver;
+    uint64_t weights;             /* bytes of both models at weights_dtype */
+    uint64_t sender_acts;         /* bytes, training */
+    uint64_t receiver_acts;
+    uint64_t bridge_params;       /* count */
+    uint64_t bridge_bytes;        /* params + grads + AdamW m and v, fp32 */
+    uint64_t kv_cache;            /* bytes, generation, both models */
+    uint64_t generate_acts;       /* bytes, generation working set */
+    uint64_t total_train;         /* weights + acts + bridge */
+    uint64_t total_generate;      /* weights + KV cache + working set + bridge params */
+    uint64_t total;               /* the larger of the two */
+} lw_memplan;
+
+/* Parameters of one model (pure arithmetic over the config). */
+lw_status lw_memplan_weights(const lw_model_config *c, lw_weights_plan *out);
+/* Parameters of the bridge; the same table as lw_bridge_create builds. */
+lw_status lw_memplan_bridge_params(const lw_bridge_config *b, int sender_hidden, int receiver_hidden,
+                                   uint64_t *out);
+/* fp32 values one layer keeps per token for its backward pass. */
+uint64_t lw_memplan_layer_floats(const lw_model_config *c);
+
+/* The whole plan; batch and seq in 1..2^20, overflow checked. */
+lw_status lw_memplan_compute(const lw_manifest *m, int batch, int seq, lw_weight_dtype weights_dtype,
+                             lw_memplan *out);
+
+/* LW_OK if total plus a 5% (at least 256 MiB) margin fits in free_bytes;
+ * otherwise an error that lists the big items and what to shrink. */
+lw_status lw_memplan_check_fits(const lw_memplan *p, uint64_t free_bytes);
+
+/* The plan at bf16 and at fp32 weights, one item a line (`lw info`). */
+lw_status lw_memplan_print(const lw_manifest *m, int batch, int seq, FILE *out);
+
+#endif

@@ -1,0 +1,632 @@
+/* Every CUDA kernel of the default pair against its CPU twin (runtime/ops.h,
+ * bridge.c's calibration, adamw.c), forward and backward, on random inputs.
+ * Needs a GPU: it is run by `make check-gpu`, not by `make check`.
+ *
+ * The kernel sources are generated from the manifest and the templates here
+ * and compiled with NVRTC for the device's own arch, so the test needs no
+ * prior `lwc build`. Tolerance: |gpu - cpu| <= atol + rtol |cpu| with rtol
+ * 1e-4 for every fp32 kernel; atol 1e-5 (1e-4 where atomics reorder sums over
+ * rows, 1e-7 for softmax probabilities over a 262144-word vocabulary). */
+#include "testlib.h"
+#include "adamw.h"
+#include "cuda_driver.h"
+#include "fileutil.h"
+#include "gen_kernels.h"
+#include "manifest.h"
+#include "nvrtc_compile.h"
+#include "ops.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { SENDER, RECEIVER, BRIDGE, N_UNITS };
+static const char *const unit_name[N_UNITS] = {"sender", "receiver", "bridge"};
+
+/* CUDA contexts do not survive fork(), so the suite runs CK_NOFORK and this
+ * state is set up once in main. */
+static lw_manifest *g_m;
+static lw_cuda g_cu;
+static lw_cuda_module g_mod[N_UNITS];
+static char *g_source[N_UNITS];
+
+enum { MAX_SEEN = 64, MAX_BUFS = 32 };
+static char g_seen[MAX_SEEN][64];   /* kernels launched, for the coverage test */
+static int g_n_seen;
+
+static const float RTOL = 1e-4f;
+
+/* ---- host helpers ---------------------------------------------------- */
+
+static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
+static float urand(void)   /* in [-1, 1) */
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (float)((g_rng >> 40) * (2.0 / 16777216.0) - 1.0);
+}
+
+static float *host_rand(size_t n, float scale)
+{
+    float *x = malloc(n * sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    for (size_t i = 0; i < n; i++) x[i] = urand() * scale;
+    return x;
+}
+
+static float *host_copy(const float *src, size_t n)
+{
+    float *x = malloc(n * sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    memcpy(x, src, n * sizeof *x);
+    return x;
+}
+
+static void expect_close(const char *what, const float *gpu, const float *cpu, size_t n, float atol)
+{
+    size_t worst = 0;
+    double worst_excess = -1.0;
+    for (size_t i = 0; i < n; i++) {
+        double err = fabs((double)gpu[i] - cpu[i]), allowed = atol + RTOL * fabs((double)cpu[i]);
+        ck_assert_msg(isfinite(gpu[i]), "%s[%zu] is %g on the GPU", what, i, (double)gpu[i]);
+        if (err - allowed > worst_excess) {
+            worst_excess = err - allowed;
+            worst = i;
+        }
+    }
+    ck_assert_msg(worst_excess <= 0, "%s: [%zu] gpu %.9g cpu %.9g, beyond atol %g + rtol %g", what, worst,
+                  (double)gpu[worst], (double)cpu[worst], (double)atol, (double)RTOL);
+}
+
+/* ---- device helpers: buffers of one test, freed together ------------- */
+
+typedef struct {
+    lw_cuda_ptr p[MAX_BUFS];
+    int n;
+} dev_bufs;
+
+static lw_cuda_ptr dev_alloc(dev_bufs *b, size_t bytes)
+{
+    ck_assert_int_lt(b->n, MAX_BUFS);
+    lw_cuda_ptr p;
+    ck_assert_msg(lw_cuda_alloc(&g_cu, bytes, "test buffer", &p) == LW_OK, "%s", lw_last_error());
+    ck_assert_msg(lw_cuda_memset0(&g_cu, p, bytes, "test buffer") == LW_OK, "%s", lw_last_error());
+    return b->p[b->n++] = p;
+}
+
+static lw_cuda_ptr dev_floats(dev_bufs *b, const float *x, size_t n)
+{
+    lw_cuda_ptr p = dev_alloc(b, n * sizeof(float));
+    ck_assert_msg(lw_cuda_upload(&g_cu, p, x, n * sizeof(float), "test input") == LW_OK, "%s", lw_last_error());
+    return p;
+}
+
+static lw_cuda_ptr dev_ints(dev_bufs *b, const int *x, size_t n)
+{
+    lw_cuda_ptr p = dev_alloc(b, n * sizeof(int));
+    ck_assert_msg(lw_cuda_upload(&g_cu, p, x, n * sizeof(int), "test input") == LW_OK, "%s", lw_last_error());
+    return p;
+}
+
+static float *dev_read(lw_cuda_ptr p, size_t n)
+{
+    float *x = malloc(n * sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    ck_assert_msg(lw_cuda_download(&g_cu, x, p, n * sizeof *x, "test output") == LW_OK, "%s", lw_last_error());
+    return x;
+}
+
+static void dev_free(dev_bufs *b)
+{
+    for (int i = 0; i < b->n; i++) lw_cuda_free(&g_cu, b->p[i]);
+    b->n = 0;
+}
+
+static void note_seen(const char *name)
+{
+    for (int i = 0; i < g_n_seen; i++)
+        if (strcmp(g_seen[i], name) == 0) return;
+    if (g_n_seen < MAX_SEEN) snprintf(g_seen[g_n_seen++], sizeof g_seen[0], "%s", name);
+}
+
+/* Launches unit's kernel `name` and waits, so a fault is pinned to it. */
+static void launch(int unit, const char *name, unsigned gx, unsigned gy, unsigned bx, void **args)
+{
+    lw_cuda_kernel k;
+    ck_assert_msg(lw_cuda_get_kernel(&g_cu, &g_mod[unit], name, &k) == LW_OK, "%s", lw_last_error());
+    ck_assert_msg(lw_cuda_launch(&g_cu, &k, gx, gy, 1, bx, 1, 1, 0, args) == LW_OK, "%s", lw_last_error());
+    char what[96];
+    snprintf(what, sizeof what, "after %s of %s", name, unit_name[unit]);
+    ck_assert_msg(lw_cuda_sync(&g_cu, what) == LW_OK, "%s", lw_last_error());
+    note_seen(name);
+}
+
+static unsigned blocks_of(size_t n, unsigned per) { return (unsigned)((n + per - 1) / per); }
+
+static const lw_model_config *model_of(int unit) { return unit == SENDER ? &g_m->sender : &g_m->receiver; }
+
+/* ---- model kernels (run for the sender and the receiver) ---------------- */
+
+START_TEST(embedding)
+{
+    const lw_model_config *c = model_of(_i);
+    int T = 7, H = c->hidden, rows = 64;
+    float *table = host_rand((size_t)rows * H, 1.f), *cpu = malloc((size_t)T * H * sizeof(float));
+    int ids[7] = {0, 5, 63, 5, 17, 1, 40};
+    dev_bufs b = {0};
+    lw_cuda_ptr y = dev_alloc(&b, (size_t)T * H * 4), d_ids = dev_ints(&b, ids, T);
+    lw_cuda_ptr d_table = dev_floats(&b, table, (size_t)rows * H);
+    void *args[] = {&y, &d_ids, &d_table, &T};
+    launch(_i, "embedding_forward", T, 1, 256, args);
+    embedding_forward(cpu, ids, table, T, H, c->scale_embeddings ? sqrtf((float)H) : 1.f);
+    float *gpu = dev_read(y, (size_t)T * H);
+    expect_close("embedding_forward", gpu, cpu, (size_t)T * H, 1e-5f);
+    free(gpu), free(cpu), free(table);
+    dev_free(&b);
+}
+END_TEST
+
+/* residual_rmsnorm_forward with and without the residual, then rmsnorm_backward. */
+START_TEST(rmsnorm)
+{
+    const lw_model_config *c = model_of(_i);
+    int T = 6, H = c->hidden;
+    size_t n = (size_t)T * H;
+    float *x = host_rand(n, 2.f), *res = host_rand(n, 1.f), *w = host_rand(H, 0.5f);
+    float *x_cpu = host_copy(x, n), *y_cpu = malloc(n * 4), *rstd_cpu = malloc(T * 4);
+    for (int with_res = 0; with_res < 2; with_res++) {
+        dev_bufs b = {0};
+        lw_cuda_ptr d_x = dev_floats(&b, x, n), d_y = dev_alloc(&b, n * 4), d_rstd = dev_alloc(&b, T * 4);
+        lw_cuda_ptr d_res = with_res ? dev_floats(&b, res, n) : 0, d_w = dev_floats(&b, w, H);
+        void *args[] = {&d_x, &d_y, &d_rstd, &d_res, &d_w, &T};
+        launch(_i, "residual_rmsnorm_forward", T, 1, 256, args);
+        memcpy(x_cpu, x, n * 4);
+        if (with_res)
+            for (size_t k = 0; k < n; k++) x_cpu[k] += res[k];
+        rmsnorm_forward(y_cpu, rstd_cpu, x_cpu, w, T, H, c->norm_eps, c->norm);
+        float *gx = dev_read(d_x, n), *gy = dev_read(d_y, n), *gr = dev_read(d_rstd, T);
+        expect_close("residual_rmsnorm_forward x", gx, x_cpu, n, 1e-5f);
+        expect_close("residual_rmsnorm_forward y", gy, y_cpu, n, 1e-5f);
+        expect_close("residual_rmsnorm_forward rstd", gr, rstd_cpu, T, 1e-5f);
+        free(gx), free(gy), free(gr);
+        dev_free(&b);
+    }
+    /* backward from the last forward (with the residual) */
+    float *dy = host_rand(n, 1.f), *dx = host_rand(n, 1.f), *dw = host_rand(H, 1.f);
+    dev_bufs b = {0};
+    lw_cuda_ptr d_dx = dev_floats(&b, dx, n), d_dw = dev_floats(&b, dw, H), d_dy = dev_floats(&b, dy, n);
+    lw_cuda_ptr d_x = dev_floats(&b, x_cpu, n), d_w = dev_floats(&b, w, H), d_rstd = dev_floats(&b, rstd_cpu, T);
+    void *args[] = {&d_dx, &d_dw, &d_dy, &d_x, &d_w, &d_rstd, &T};
+    launch(_i, "rmsnorm_backward", T, 1, 256, args);
+    rmsnorm_backward(dx, dw, dy, x_cpu, w, rstd_cpu, T, H, c->norm);
+    float *gdx = dev_read(d_dx, n), *gdw = dev_read(d_dw, H);
+    expect_close("rmsnorm_backward dx", gdx, dx, n, 1e-5f);
+    expect_close("rmsnorm_backward dw", gdw, dw, H, 1e-4f);
+    free(gdx), free(gdw), free(dy), free(dx), free(dw);
+    free(x), free(res), free(w), free(x_cpu), free(y_cpu), free(rstd_cpu);
+    dev_free(&b);
+}
+END_TEST
+
+START_TEST(qk_rmsnorm)
+{
+    const lw_model_config *c = model_of(_i);
+    int rows = 5 * c->n_heads, D = c->head_dim;
+    size_t n = (size_t)rows * D;
+    float *x = host_rand(n, 2.f), *w = host_rand(D, 0.5f), *y = malloc(n * 4), *rstd = malloc(rows * 4);
+    dev_bufs b = {0};
+    lw_cuda_ptr d_y = dev_alloc(&b, n * 4), d_rstd = dev_alloc(&b, rows * 4), d_x = dev_floats(&b, x, n);
+    lw_cuda_ptr d_w = dev_floats(&b, w, D);
+    void *fargs[] = {&d_y, &d_rstd, &d_x, &d_w, &rows};
+    launch(_i, "qk_rmsnorm_forward", rows, 1, 32, fargs);
+    rmsnorm_forward(y, rstd, x, w, rows, D, c->norm_eps, c->norm);
+    float *gy = dev_read(d_y, n);
+    expect_close("qk_rmsnorm_forward", gy, y, n, 1e-5f);
+    float *dy = host_rand(n, 1.f), *dx = host_rand(n, 1.f), *dw = host_rand(D, 1.f);
+    lw_cuda_ptr d_dx = dev_floats(&b, dx, n), d_dw = dev_floats(&b, dw, D), d_dy = dev_floats(&b, dy, n);
+    void *bargs[] = {&d_dx, &d_dw, &d_dy, &d_x, &d_w, &d_rstd, &rows};
+    launch(_i, "qk_rmsnorm_backward", rows, 1, 32, bargs);
+    rmsnorm_backward(dx, dw, dy, x, w, rstd, rows, D, c->norm);
+    float *gdx = dev_read(d_dx, n), *gdw = dev_read(d_dw, D);
+    expect_close("qk_rmsnorm_backward dx", gdx, dx, n, 1e-5f);
+    expect_close("qk_rmsnorm_backward dw", gdw, dw, D, 1e-4f);
+    free(gy), free(gdx), free(gdw), free(dy), free(dx), free(dw), free(x), free(w), free(y), free(rstd);
+    dev_free(&b);
+}
+END_TEST
+
+/* rope_apply with sign +1 is rope_forward, with -1 rope_backward; on q and k
+ * head counts and, for sliding-window models, on the local base too. */
+START_TEST(rope)
+{
+    const lw_model_config *c = model_of(_i);
+    int T = 9, D = c->head_dim;
+    int pos[9] = {0, 1, 2, 3, 10, 31, 32, 47, 63};
+    float *inv = malloc((size_t)D / 2 * 4);
+    float bases[2] = {c->rope_base, c->rope_base_local};
+    for (int which = 0; which < 4; which++) {
+        int heads = which % 2 ? c->n_kv_heads : c->n_heads;
+        float base = bases[which / 2], sign = which % 2 ? -1.f : 1.f;
+        size_t n = (size_t)T * heads * D;
+        float *x = host_rand(n, 1.f);
+        dev_bufs b = {0};
+        lw_cuda_ptr d_x = dev_floats(&b, x, n), d_pos = dev_ints(&b, pos, T);
+        void *args[] = {&d_x, &d_pos, &T, &heads, &base, &sign};
+        launch(_i, "rope_apply", T, heads, D / 2, args);
+        rope_inv_freq(inv, D, base, &c->rope_scaling);
+        if (sign > 0) rope_forward(x, pos, inv, T, heads, D, lw_rope_interleaved(c));
+        else rope_backward(x, pos, inv, T, heads, D, lw_rope_interleaved(c));
+        float *g = dev_read(d_x, n);
+        expect_close(sign > 0 ? "rope_apply (forward)" : "rope_apply (backward)", g, x, n, 1e-5f);
+        free(g), free(x);
+        dev_free(&b);
+    }
+    free(inv);
+}
+END_TEST
+
+START_TEST(glu)
+{
+    const lw_model_config *c = model_of(_i);
+    int n = 5 * c->ffn;
+    float *gate = host_rand(n, 4.f), *up = host_rand(n, 2.f), *out = malloc((size_t)n * 4);
+    dev_bufs b = {0};
+    lw_cuda_ptr d_out = dev_alloc(&b, (size_t)n * 4), d_gate = dev_floats(&b, gate, n), d_up = dev_floats(&b, up, n);
+    void *fargs[] = {&d_out, &d_gate, &d_up, &n};
+    launch(_i, "glu_forward", blocks_of(n, 256), 1, 256, fargs);
+    glu_forward(out, gate, up, n, c->activation);
+    float *g = dev_read(d_out, n);
+    expect_close("glu_forward", g, out, n, 1e-5f);
+    float *dout = host_rand(n, 1.f), *dgate = host_rand(n, 1.f), *dup = host_rand(n, 1.f);
+    lw_cuda_ptr d_dgate = dev_floats(&b, dgate, n), d_dup = dev_floats(&b, dup, n), d_dout = dev_floats(&b, dout, n);
+    void *bargs[] = {&d_dgate, &d_dup, &d_dout, &d_gate, &d_up, &n};
+    launch(_i, "glu_backward", blocks_of(n, 256), 1, 256, bargs);
+    glu_backward(dgate, dup, dout, gate, up, n, c->activation);
+    float *gdg = dev_read(d_dgate, n), *gdu = dev_read(d_dup, n);
+    expect_close("glu_backward dgate", gdg, dgate, n, 1e-5f);
+    expect_close("glu_backward dup", gdu, dup, n, 1e-5f);
+    free(g), free(gdg), free(gdu), free(gate), free(up), free(out), free(dout), free(dgate), free(dup);
+    dev_free(&b);
+}
+END_TEST
+
+typedef struct {
+    int Tq, Tk, q_offset, window;
+} attn_case;
+
+/* Forward and backward of one attention shape; Hkv == Hq, scale and causal
+ * as given (the bridge's attention is the non-causal case). */
+static void check_attention(int unit, const char *fwd, const char *bwd, int Hq, int Hkv, int D, float scale,
+                            bool causal, attn_case a)
+{
+    size_t nq = (size_t)a.Tq * Hq * D, nk = (size_t)a.Tk * Hkv * D;
+    float *q = host_rand(nq, 1.f), *k = host_rand(nk, 1.f), *v = host_rand(nk, 1.f);
+    float *out = malloc(nq * 4), *att = malloc((size_t)Hq * a.Tq * a.Tk * 4);
+    lw_attention_params p = {causal, a.q_offset, a.window, scale};
+    dev_bufs b = {0};
+    lw_cuda_ptr d_out = dev_alloc(&b, nq * 4), d_lse = dev_alloc(&b, (size_t)Hq * a.Tq * 4);
+    lw_cuda_ptr d_q = dev_floats(&b, q, nq), d_k = dev_floats(&b, k, nk), d_v = dev_floats(&b, v, nk);
+    unsigned grid = blocks_of((size_t)a.Tq * Hq, 4);
+    if (unit == BRIDGE) {
+        void *args[] = {&d_out, &d_lse, &d_q, &d_k, &d_v, &a.Tq, &a.Tk};
+        launch(unit, fwd, grid, 1, 128, args);
+    } else {
+        void *args[] = {&d_out, &d_lse, &d_q, &d_k, &d_v, &a.Tq, &a.Tk, &a.q_offset, &a.window};
+        launch(unit, fwd, grid, 1, 128, args);
+    }
+    attention_forward(out, att, q, k, v, a.Tq, a.Tk, Hq, Hkv, D, &p);
+    char what[128];
+    snprintf(what, sizeof what, "%s (Tq %d, Tk %d, offset %d, window %d)", fwd, a.Tq, a.Tk, a.q_offset, a.window);
+    float *g = dev_read(d_out, nq);
+    expect_close(what, g, out, nq, 1e-5f);
+
+    float *dout = host_rand(nq, 1.f), *dq = host_rand(nq, 1.f), *dk = host_rand(nk, 1.f), *dv = host_rand(nk, 1.f);
+    lw_cuda_ptr d_dq = dev_floats(&b, dq, nq), d_dk = dev_floats(&b, dk, nk), d_dv = dev_floats(&b, dv, nk);
+    lw_cuda_ptr d_dout = dev_floats(&b, dout, nq);
+    if (unit == BRIDGE) {
+        void *args[] = {&d_dq, &d_dk, &d_dv, &d_dout, &d_out, &d_lse, &d_q, &d_k, &d_v, &a.Tq, &a.Tk};
+        launch(unit, bwd, grid, 1, 128, args);
+    } else {
+        void *args[] = {&d_dq,  &d_dk, &d_dv, &d_dout, &d_out,      &d_lse,
+                        &d_q,   &d_k,  &d_v,  &a.Tq,   &a.Tk,       &a.q_offset, &a.window};
+        launch(unit, bwd, grid, 1, 128, args);
+    }
+    attention_backward(dq, dk, dv, dout, att, q, k, v, a.Tq, a.Tk, Hq, Hkv, D, &p);
+    float *gdq = dev_read(d_dq, nq), *gdk = dev_read(d_dk, nk), *gdv = dev_read(d_dv, nk);
+    snprintf(what, sizeof what, "%s dq (Tq %d, Tk %d, window %d)", bwd, a.Tq, a.Tk, a.window);
+    expect_close(what, gdq, dq, nq, 1e-4f);
+    snprintf(what, sizeof what, "%s dk (Tq %d, Tk %d, window %d)", bwd, a.Tq, a.Tk, a.window);
+    expect_close(what, gdk, dk, nk, 1e-4f);
+    snprintf(what, sizeof what, "%s dv (Tq %d, Tk %d, window %d)", bwd, a.Tq, a.Tk, a.window);
+    expect_close(what, gdv, dv, nk, 1e-4f);
+    free(g), free(gdq), free(gdk), free(gdv), free(q), free(k), free(v), free(out), free(att);
+    free(dout), free(dq), free(dk), free(dv);
+    dev_free(&b);
+}
+
+START_TEST(attention)
+{
+    const lw_model_config *c = model_of(_i);
+    float scale = c->query_scale > 0 ? c->query_scale : 1.f / sqrtf((float)c->head_dim);
+    attn_case cases[] = {
+        {12, 12, 0, 0},    /* prefill */
+        {1, 12, 11, 0},    /* decode over a cache */
+        {5, 12, 7, 0},     /* continuation after a prefix */
+        {12, 12, 0, 4},    /* sliding window */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_attention(_i, "attention_forward", "attention_backward", c->n_heads, c->n_kv_heads, c->head_dim,
+                        scale, true, cases[i]);
+}
+END_TEST
+
+/* The GPU writes per-row losses and dlogits += dloss (p - onehot); the CPU
+ * twin averages over scored rows, so the GPU gets dloss / count. */
+START_TEST(cross_entropy)
+{
+    const lw_model_config *c = model_of(_i);
+    int T = 4, V = c->vocab;
+    size_t n = (size_t)T * V;
+    int targets[4] = {3, -1, V - 1, 0};
+    float *logits = host_rand(n, 8.f), *probs = malloc(n * 4), *dlogits = calloc(n, 4);
+    dev_bufs b = {0};
+    lw_cuda_ptr d_dl = dev_alloc(&b, n * 4), d_loss = dev_alloc(&b, T * 4), d_logits = dev_floats(&b, logits, n);
+    lw_cuda_ptr d_t = dev_ints(&b, targets, T);
+    float dloss = 1.f / 3.f;
+    void *args[] = {&d_dl, &d_loss, &d_logits, &d_t, &T, &dloss};
+    launch(_i, "cross_entropy_forward_backward", T, 1, 1024, args);
+    float mean = cross_entropy_forward(probs, logits, targets, T, V);
+    cross_entropy_backward(dlogits, probs, targets, T, V, 1.f);
+    float *loss = dev_read(d_loss, T), *gdl = dev_read(d_dl, n);
+    float gpu_mean = (loss[0] + loss[2] + loss[3]) / 3.f;
+    expect_close("cross_entropy_forward_backward loss", &gpu_mean, &mean, 1, 1e-5f);
+    ck_assert_msg(loss[1] == 0.f, "a row with target -1 got loss %g", (double)loss[1]);
+    expect_close("cross_entropy_forward_backward dlogits", gdl, dlogits, n, 1e-7f);
+    free(loss), free(gdl), free(logits), free(probs), free(dlogits);
+    dev_free(&b);
+}
+END_TEST
+
+/* ---- bridge kernels ---------------------------------------------------- */
+
+START_TEST(layernorm)
+{
+    int T = 10, C = g_m->bridge.width;
+    size_t n = (size_t)T * C;
+    float *x = host_rand(n, 3.f), *w = host_rand(C, 1.f), *bias = host_rand(C, 1.f);
+    float *y = malloc(n * 4), *mean = malloc(T * 4), *rstd = malloc(T * 4);
+    dev_bufs b = {0};
+    lw_cuda_ptr d_y = dev_alloc(&b, n * 4), d_mean = dev_alloc(&b, T * 4), d_rstd = dev_alloc(&b, T * 4);
+    lw_cuda_ptr d_x = dev_floats(&b, x, n), d_w = dev_floats(&b, w, C), d_b = dev_floats(&b, bias, C);
+    void *fargs[] = {&d_y, &d_mean, &d_rstd, &d_x, &d_w, &d_b, &T};
+    launch(BRIDGE, "layernorm_forward", T, 1, 256, fargs);
+    layernorm_forward(y, mean, rstd, x, w, bias, T, C, 1e-5f);
+    float *gy = dev_read(d_y, n);
+    expect_close("layernorm_forward", gy, y, n, 1e-5f);
+    float *dy = host_rand(n, 1.f), *dx = host_rand(n, 1.f), *dw = host_rand(C, 1.f), *db = host_rand(C, 1.f);
+    lw_cuda_ptr d_dx = dev_floats(&b, dx, n), d_dw = dev_floats(&b, dw, C), d_db = dev_floats(&b, db, C);
+    lw_cuda_ptr d_dy = dev_floats(&b, dy, n);
+    void *bargs[] = {&d_dx, &d_dw, &d_db, &d_dy, &d_x, &d_w, &d_mean, &d_rstd, &T};
+    launch(BRIDGE, "layernorm_backward", T, 1, 256, bargs);
+    layernorm_backward(dx, dw, db, dy, x, w, mean, rstd, T, C);
+    float *gdx = dev_read(d_dx, n), *gdw = dev_read(d_dw, C), *gdb = dev_read(d_db, C);
+    expect_close("layernorm_backward dx", gdx, dx, n, 1e-5f);
+    expect_close("layernorm_backward dw", gdw, dw, C, 1e-4f);
+    expect_close("layernorm_backward db", gdb, db, C, 1e-4f);
+    free(gy), free(gdx), free(gdw), free(gdb), free(x), free(w), free(bias), free(y), free(mean), free(rstd);
+    free(dy), free(dx), free(dw), free(db);
+    dev_free(&b);
+}
+END_TEST
+
+START_TEST(bridge_attention)
+{
+    const lw_bridge_config *bc = &g_m->bridge;
+    int H = bc->heads, D = bc->width / bc->heads, M = bc->soft_tokens;
+    attn_case cross = {M, 10, 0, 0}, self = {M, M, 0, 0};
+    check_attention(BRIDGE, "bridge_attention_forward", "bridge_attention_backward", H, H, D, 1.f / sqrtf((float)D),
+                    false, cross);
+    check_attention(BRIDGE, "bridge_attention_forward", "bridge_attention_backward", H, H, D, 1.f / sqrtf((float)D),
+                    false, self);
+}
+END_TEST
+
+START_TEST(gelu)
+{
+    int n = 3000;
+    float *x = host_rand(n, 5.f), *y = malloc((size_t)n * 4), *dy = host_rand(n, 1.f), *dx = host_rand(n, 1.f);
+    dev_bufs b = {0};
+    lw_cuda_ptr d_y = dev_alloc(&b, (size_t)n * 4), d_x = dev_floats(&b, x, n), d_dy = dev_floats(&b, dy, n);
+    lw_cuda_ptr d_dx = dev_floats(&b, dx, n);
+    void *fargs[] = {&d_y, &d_x, &n};
+    launch(BRIDGE, "gelu_forward", blocks_of(n, 256), 1, 256, fargs);
+    void *bargs[] = {&d_dx, &d_dy, &d_x, &n};
+    launch(BRIDGE, "gelu_backward", blocks_of(n, 256), 1, 256, bargs);
+    gelu_tanh_forward(y, x, n);
+    gelu_tanh_backward(dx, dy, x, n);
+    float *gy = dev_read(d_y, n), *gdx = dev_read(d_dx, n);
+    expect_close("gelu_forward", gy, y, n, 1e-5f);
+    expect_close("gelu_backward", gdx, dx, n, 1e-5f);
+    free(gy), free(gdx), free(x), free(y), free(dy), free(dx);
+    dev_free(&b);
+}
+END_TEST
+
+/* The twin is lw_bridge_forward/backward's calibration: rmsnorm without a
+ * weight (eps 1e-6) times out_scale; d out_scale = sum dy * normalised. */
+START_TEST(rms_calibrate)
+{
+    int M = g_m->bridge.soft_tokens, R = g_m->receiver.hidden;
+    bool rms = g_m->bridge.calibration == LW_CALIB_RMS;
+    size_t n = (size_t)M * R;
+    float *x = host_rand(n, 2.f), scale = 0.75f, *y = malloc(n * 4), *rstd = malloc(M * 4);
+    dev_bufs b = {0};
+    lw_cuda_ptr d_y = dev_alloc(&b, n * 4), d_rstd = dev_alloc(&b, M * 4), d_x = dev_floats(&b, x, n);
+    lw_cuda_ptr d_scale = dev_floats(&b, &scale, 1);
+    void *fargs[] = {&d_y, &d_rstd, &d_x, &d_scale};
+    launch(BRIDGE, "rms_calibrate_forward", M, 1, 256, fargs);
+    if (rms) {
+        rmsnorm_forward(y, rstd, x, NULL, M, R, 1e-6f, LW_NORM_RMSNORM);
+        for (size_t i = 0; i < n; i++) y[i] *= scale;
+    } else {
+        memcpy(y, x, n * 4);
+    }
+    float *gy = dev_read(d_y, n);
+    expect_close("rms_calibrate_forward", gy, y, n, 1e-5f);
+
+    float *dy = host_rand(n, 1.f), *dx = host_rand(n, 1.f), dscale = 0.25f, *dyn = malloc(n * 4);
+    lw_cuda_ptr d_dx = dev_floats(&b, dx, n), d_dscale = dev_floats(&b, &dscale, 1), d_dy = dev_floats(&b, dy, n);
+    void *bargs[] = {&d_dx, &d_dscale, &d_dy, &d_x, &d_rstd, &d_scale};
+    launch(BRIDGE, "rms_calibrate_backward", M, 1, 256, bargs);
+    if (rms) {
+        double ds = 0;
+        for (size_t i = 0; i < n; i++) {
+            ds += (double)dy[i] * y[i] / scale;
+            dyn[i] = dy[i] * scale;
+        }
+        dscale += (float)ds;
+        rmsnorm_backward(dx, NULL, dyn, x, NULL, rstd, M, R, LW_NORM_RMSNORM);
+    } else {
+        for (size_t i = 0; i < n; i++) dx[i] += dy[i];
+    }
+    float *gdx = dev_read(d_dx, n), *gds = dev_read(d_dscale, 1);
+    expect_close("rms_calibrate_backward dx", gdx, dx, n, 1e-5f);
+    if (rms) expect_close("rms_calibrate_backward dscale", gds, &dscale, 1, 1e-4f);
+    free(gy), free(gdx), free(gds), free(x), free(y), free(rstd), free(dy), free(dx), free(dyn);
+    dev_free(&b);
+}
+END_TEST
+
+/* Three steps, so the moments and the bias corrections are exercised. */
+START_TEST(adamw)
+{
+    int n = 5000;
+    float *p = host_rand((size_t)n, 1.f), lr = 1e-3f, wd = 0.01f;
+    lw_adamw opt;
+    ck_assert_int_eq(lw_adamw_init(&opt, (size_t)n, lw_adamw_defaults()), LW_OK);
+    float b1 = opt.cfg.beta1, b2 = opt.cfg.beta2, eps = opt.cfg.eps;
+    dev_bufs b = {0};
+    lw_cuda_ptr d_p = dev_floats(&b, p, n), d_m = dev_alloc(&b, (size_t)n * 4), d_v = dev_alloc(&b, (size_t)n * 4);
+    lw_cuda_ptr d_g = dev_alloc(&b, (size_t)n * 4);
+    for (int step = 1; step <= 3; step++) {
+        float *g = host_rand((size_t)n, 1.f);
+        ck_assert_int_eq(lw_cuda_upload(&g_cu, d_g, g, (size_t)n * 4, "grads"), LW_OK);
+        float bc1 = 1.f - powf(b1, (float)step), bc2 = 1.f - powf(b2, (float)step);
+        void *args[] = {&d_p, &d_g, &d_m, &d_v, &n, &lr, &b1, &b2, &eps, &wd, &bc1, &bc2};
+        launch(BRIDGE, "adamw_step", blocks_of(n, 256), 1, 256, args);
+        lw_adamw_begin_step(&opt);
+        lw_adamw_update(&opt, p, g, 0, (size_t)n, lr, wd);
+        free(g);
+    }
+    float *gp = dev_read(d_p, n), *gm = dev_read(d_m, n), *gv = dev_read(d_v, n);
+    expect_close("adamw_step param", gp, p, n, 1e-6f);
+    expect_close("adamw_step m", gm, opt.m, n, 1e-7f);
+    expect_close("adamw_step v", gv, opt.v, n, 1e-9f);
+    free(gp), free(gm), free(gv), free(p);
+    lw_adamw_free(&opt);
+    dev_free(&b);
+}
+END_TEST
+
+/* Every extern "C" kernel of the generated sources was launched above. */
+START_TEST(every_kernel_is_covered)
+{
+    for (int u = 0; u < N_UNITS; u++) {
+        const char *s = g_source[u];
+        int found = 0;
+        while ((s = strstr(s, "extern \"C\" __global__ void ")) != NULL) {
+            s += strlen("extern \"C\" __global__ void ");
+            size_t len = strcspn(s, "(");
+            char name[64];
+            ck_assert_uint_lt(len, sizeof name);
+            memcpy(name, s, len);
+            name[len] = '\0';
+            int seen = 0;
+            for (int i = 0; i < g_n_seen; i++) seen |= strcmp(g_seen[i], name) == 0;
+            ck_assert_msg(seen, "kernel %s of the %s unit has no GPU-vs-CPU test", name, unit_name[u]);
+            found++;
+        }
+        ck_assert_int_gt(found, 0);
+    }
+}
+END_TEST
+
+/* ---- setup ---------------------------------------------------------------- */
+
+static lw_status setup(void)
+{
+    g_m = calloc(1, sizeof *g_m);
+    if (!g_m) return lw_fail(LW_ERR_NOMEM, "out of memory");
+    lw_status st = lw_manifest_load(tl_src("pairs/smollm2-135m_to_gemma3-270m.json"), g_m);
+    if (st) return st;
+    if ((st = lw_cuda_init(&g_cu, 0))) return st;
+    int arch = lw_cuda_arch(&g_cu);
+    fprintf(stderr, "GPU: %s, sm_%d; NVRTC %s\n", g_cu.name, arch, lw_nvrtc_version());
+    const char *templates = tl_src("templates");
+    for (int u = 0; u < N_UNITS; u++) {
+        lw_strbuf sb = {0};
+        if (u == BRIDGE) st = lw_gen_bridge_kernels(templates, g_m, &sb);
+        else st = lw_gen_model_kernels(templates, model_of(u), g_m->bridge.soft_tokens, &sb);
+        if (!st && sb.failed) st = lw_fail(LW_ERR_NOMEM, "out of memory generating the %s kernels", unit_name[u]);
+        if (st) {
+            lw_sb_free(&sb);
+            return st;
+        }
+        g_source[u] = sb.data;
+        unsigned char *image = NULL;
+        size_t size = 0;
+        char file[64];
+        snprintf(file, sizeof file, "kernels_%s.cu", unit_name[u]);
+        if ((st = lw_nvrtc_compile(g_source[u], file, arch, &image, &size))) return st;
+        st = lw_cuda_load_image(&g_cu, unit_name[u], arch, image, &g_mod[u]);
+        free(image);
+        if (st) return st;
+    }
+    return LW_OK;
+}
+
+static void teardown(void)
+{
+    for (int u = 0; u < N_UNITS; u++) {
+        lw_cuda_unload(&g_cu, &g_mod[u]);
+        free(g_source[u]);
+    }
+    lw_cuda_close(&g_cu);
+    free(g_m);
+}
+
+int main(void)
+{
+    if (setup() != LW_OK) {
+        fprintf(stderr, "check_kernels_gpu: cannot run: %s\n", lw_last_error());
+        teardown();
+        return 1;
+    }
+    Suite *s = suite_create("kernels_gpu");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    /* _i is the unit: SENDER then RECEIVER, whose kernels differ in every constant */
+    tcase_add_loop_test(tc, embedding, SENDER, BRIDGE);
+    tcase_add_loop_test(tc, rmsnorm, SENDER, BRIDGE);
+    tcase_add_loop_test(tc, qk_rmsnorm, SENDER, BRIDGE);
+    tcase_add_loop_test(tc, rope, SENDER, BRIDGE);
+    tcase_add_loop_test(tc, glu, SENDER, BRIDGE);
+    tcase_add_loop_test(tc, attention, SENDER, BRIDGE);
+    tcase_add_loop_test(tc, cross_entropy, SENDER, BRIDGE);
+    tcase_add_test(tc, layernorm);
+    tcase_add_test(tc, bridge_attention);
+    tcase_add_test(tc, gelu);
+    tcase_add_test(tc, rms_calibrate);
+    tcase_add_test(tc, adamw);
+    tcase_add_test(tc, every_kernel_is_covered);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    teardown();
+    return failed == 0 ? 0 : 1;
+}
