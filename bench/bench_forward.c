@@ -1,0 +1,88 @@
+/* Prefill and decode speed of the CPU forward pass (docs/perf.md).
+ *
+ *   bench_forward <weights> <gguf|llama2c> [prompt_tokens=64] [decode_tokens=32] [runs=5]
+ *
+ * Prefill: one lw_forward over the prompt, last-row logits (what generation
+ * needs). Decode: greedy steps of one token over the cache, logits each step.
+ * Prints the median over runs of each, in tokens/s. Build and run:
+ *   cc -O2 -Iruntime -Iout/gen bench/bench_forward.c out/lib/lwc/liblwrt.a \
+ *      $(pkg-config --libs openblas) -ljansson -lm -lpthread -ldl -o out/bench_forward
+ *   OPENBLAS_NUM_THREADS=2 out/bench_forward models/gemma-3-270m-q4_k_m.gguf gguf */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "model.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *x, int n)
+{
+    qsort(x, (size_t)n, sizeof *x, cmp_double);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+static int fail(const char *what)
+{
+    fprintf(stderr, "bench_forward: %s: %s\n", what, lw_last_error());
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: bench_forward <weights> <gguf|llama2c> [prompt=64] [decode=32] [runs=5]\n");
+        return 2;
+    }
+    lw_weights_format fmt = strcmp(argv[2], "llama2c") == 0 ? LW_WEIGHTS_LLAMA2C : LW_WEIGHTS_GGUF;
+    int n_prompt = argc > 3 ? atoi(argv[3]) : 64, n_decode = argc > 4 ? atoi(argv[4]) : 32;
+    int runs = argc > 5 ? atoi(argv[5]) : 5;
+    if (n_prompt < 1 || n_decode < 0 || runs < 1 || runs > 100) return 2;
+
+    double t0 = now();
+    lw_model *m = NULL;
+    if (lw_model_open(argv[1], fmt, &m)) return fail("load");
+    double load_s = now() - t0;
+    lw_state *s = NULL;
+    if (lw_state_alloc(m, n_prompt + n_decode + 1, false, &s)) return fail("state");
+    int V = m->cfg.vocab;
+    int *ids = malloc(sizeof(int) * (size_t)(n_prompt + n_decode));
+    float *logits = malloc(sizeof(float) * (size_t)V);
+    double *prefill = malloc(sizeof(double) * (size_t)runs), *decode = malloc(sizeof(double) * (size_t)runs);
+    for (int i = 0; i < n_prompt; i++) ids[i] = 3 + (i * 7919) % (V - 3);
+
+    for (int r = 0; r < runs; r++) {
+        lw_state_reset(s);
+        lw_forward_args a = {.ids = ids, .T = n_prompt, .logits = logits, .capture_layer = -1};
+        t0 = now();
+        if (lw_forward(m, s, &a)) return fail("prefill");
+        prefill[r] = n_prompt / (now() - t0);
+        t0 = now();
+        for (int i = 0; i < n_decode; i++) {
+            int next = lw_sample(logits, V, 0.0f, 0.0f, NULL);
+            ids[n_prompt + i] = next;
+            a = (lw_forward_args){.ids = &ids[n_prompt + i], .T = 1, .pos0 = n_prompt + i, .logits = logits,
+                                  .capture_layer = -1};
+            if (lw_forward(m, s, &a)) return fail("decode");
+        }
+        decode[r] = n_decode / (now() - t0);
+    }
+    printf("%s: load %.2f s, prefill %d tokens: %.1f tok/s, decode %d tokens: %.1f tok/s (medians of %d)\n",
+           argv[1], load_s, n_prompt, median(prefill, runs), n_decode, median(decode, runs), runs);
+    free(ids), free(logits), free(prefill), free(decode);
+    lw_state_free(s);
+    lw_model_free(m);
+    return 0;
+}

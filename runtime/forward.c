@@ -1,0 +1,189 @@
+/* The forward pass of a decoder block stack over T new positions, reading
+ * and extending the KV cache. Order of operations follows Hugging Face's
+ * LlamaDecoderLayer / Gemma3DecoderLayer so the two agree to rounding. */
+#include "model.h"
+
+#include <string.h>
+
+#include "ops.h"
+
+static float *kv_row(float *cache, const lw_model_config *c, const lw_state *s, int l, int pos)
+{
+    size_t kvd = (size_t)c->n_kv_heads * c->head_dim;
+    return cache + ((size_t)l * s->max_tokens + pos) * kvd;
+}
+
+/* Per-head RMSNorm of q or k rows, in place ([T * heads] rows of head_dim). */
+static void head_norm(float *x, float *rstd, const float *w, int rows, const lw_model *m)
+{
+    rmsnorm_forward(x, rstd, x, w, rows, m->cfg.head_dim, m->cfg.norm_eps, m->cfg.norm);
+}
+
+/* Causal (optionally windowed) attention of T rows at positions pos0.. over
+ * the cache, a few query rows at a time unless everything is being saved. */
+static void attend(const lw_model *m, lw_state *s, lw_layer_acts *a, int l, int T, int pos0)
+{
+    const lw_model_config *c = &m->cfg;
+    int qd = c->n_heads * c->head_dim;
+    int window = lw_layer_is_local(c, l) ? c->sliding_window : 0;
+    int step = s->save_acts ? T : s->att_rows;
+    for (int t0 = 0; t0 < T; t0 += step) {
+        int rows = T - t0 < step ? T - t0 : step;
+        int first = pos0 + t0;                 /* position of the first query row */
+        int k0 = window > 0 && first - window + 1 > 0 ? first - window + 1 : 0;
+        int k1 = first + rows;                 /* keys [k0, k1) can be visible */
+        if (s->save_acts) k0 = 0;              /* backward expects att over all keys */
+        lw_attention_params p = {.causal = true, .q_offset = first - k0, .window = window,
+                                 .scale = m->attn_scale};
+        attention_forward(a->ao + (size_t)t0 * qd, a->att, a->q_rope + (size_t)t0 * qd,
+                          kv_row(s->key_cache, c, s, l, k0), kv_row(s->value_cache, c, s, l, k0), rows,
+                          k1 - k0, c->n_heads, c->n_kv_heads, c->head_dim, &p);
+    }
+}
+
+/* Rows of a fused projection [T, sum widths] into k separate [T, width] arrays. */
+static void split_rows(const float *fused, int T, float *const *parts, const int *widths, int k)
+{
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < k; i++) {
+            memcpy(parts[i] + (size_t)t * widths[i], fused, (size_t)widths[i] * sizeof *fused);
+            fused += widths[i];
+        }
+}
+
+/* x[T, hidden] is updated in place: x += attn(x); x += ffn(x). */
+static void block_forward(const lw_model *m, lw_state *s, lw_layer_acts *a, int l, float *x, int T, int pos0)
+{
+    const lw_model_config *c = &m->cfg;
+    const lw_layer_weights *L = &m->layers[l];
+    int H = c->hidden, D = c->head_dim, qd = c->n_heads * D, kvd = c->n_kv_heads * D, F = c->ffn;
+    size_t nH = (size_t)T * H;
+    const float *inv_freq = lw_layer_is_local(c, l) ? m->inv_freq_local : m->inv_freq_global;
+    bool interleaved = lw_rope_interleaved(c);
+
+    if (a->x_in) memcpy(a->x_in, x, nH * sizeof *x);
+    rmsnorm_forward(a->xn, a->rstd_attn, x, L->attn_norm, T, H, c->norm_eps, c->norm);
+    matmul_forward(a->qkv, a->xn, L->wqkv, NULL, T, H, qd + 2 * kvd);
+    split_rows(a->qkv, T, (float *[]){a->q, a->k, a->v}, (int[]){qd, kvd, kvd}, 3);
+
+    /* q_rope and the cache rows get the normed, rotated copies; q, k keep the projections. */
+    float *k_out = kv_row(s->key_cache, c, s, l, pos0);
+    memcpy(a->q_rope, a->q, (size_t)T * qd * sizeof(float));
+    memcpy(k_out, a->k, (size_t)T * kvd * sizeof(float));
+    memcpy(kv_row(s->value_cache, c, s, l, pos0), a->v, (size_t)T * kvd * sizeof(float));
+    if (c->qk_norm) {
+        head_norm(a->q_rope, a->rstd_q, L->q_norm, T * c->n_heads, m);
+        head_norm(k_out, a->rstd_k, L->k_norm, T * c->n_kv_heads, m);
+    }
+    rope_forward(a->q_rope, s->pos, inv_freq, T, c->n_heads, D, interleaved);
+    rope_forward(k_out, s->pos, inv_freq, T, c->n_kv_heads, D, interleaved);
+
+    attend(m, s, a, l, T, pos0);
+    matmul_forward(a->proj, a->ao, L->wo, NULL, T, qd, H);
+    const float *branch = a->proj;
+    if (c->post_norms) {
+        rmsnorm_forward(a->proj_n, a->rstd_post_attn, a->proj, L->post_attn_norm, T, H, c->norm_eps, c->norm);
+        branch = a->proj_n;
+    }
+    for (size_t i = 0; i < nH; i++) x[i] += branch[i];
+    if (a->x_mid) memcpy(a->x_mid, x, nH * sizeof *x);
+
+    rmsnorm_forward(a->fn, a->rstd_ffn, x, L->ffn_norm, T, H, c->norm_eps, c->norm);
+    matmul_forward(a->gate_up, a->fn, L->w_gate_up, NULL, T, H, 2 * F);
+    split_rows(a->gate_up, T, (float *[]){a->gate, a->up}, (int[]){F, F}, 2);
+    glu_forward(a->hid, a->gate, a->up, T * F, c->activation);
+    matmul_forward(a->down, a->hid, L->w_down, NULL, T, F, H);
+    branch = a->down;
+    if (c->post_norms) {
+        rmsnorm_forward(a->down_n, a->rstd_post_ffn, a->down, L->post_ffn_norm, T, H, c->norm_eps, c->norm);
+        branch = a->down_n;
+    }
+    for (size_t i = 0; i < nH; i++) x[i] += branch[i];
+}
+
+/* The first block's input for rows [r0, r0 + T) of the call. */
+static void embed_rows(const lw_model *m, const lw_forward_args *a, int r0, int T, float *x)
+{
+    int H = m->cfg.hidden;
+    for (int t = 0; t < T; t++) {
+        int r = r0 + t;
+        float *row = x + (size_t)t * H;
+        bool use_embed = a->embeds && (!a->is_embed || a->is_embed[r]);
+        if (use_embed)
+            memcpy(row, a->embeds + (size_t)r * H, (size_t)H * sizeof(float));
+        else
+            embedding_forward(row, &a->ids[r], m->token_embd, 1, H, m->embed_scale);
+    }
+}
+
+static lw_status check_args(const lw_model *m, const lw_state *s, const lw_forward_args *a)
+{
+    const lw_model_config *c = &m->cfg;
+    if (a->T <= 0 || a->pos0 < 0 || a->pos0 > s->n_cached || a->T > s->max_tokens - a->pos0)
+        return lw_fail(LW_ERR_INVALID, "forward %s: %d rows at position %d (cache holds %d of %d)", c->name, a->T,
+                       a->pos0, s->n_cached, s->max_tokens);
+    if (s->save_acts && a->T > s->chunk)
+        return lw_fail(LW_ERR_INVALID, "forward %s: %d rows exceed the saved-activation state's %d", c->name,
+                       a->T, s->chunk);
+    if (a->capture_layer < -1 || a->capture_layer > c->n_layers || (a->capture_layer >= 0 && !a->hidden_out))
+        return lw_fail(LW_ERR_INVALID, "forward %s: capture layer %d (model has %d; hidden_out %s)", c->name,
+                       a->capture_layer, c->n_layers, a->hidden_out ? "given" : "missing");
+    if (!a->ids && !a->embeds) return lw_fail(LW_ERR_INVALID, "forward %s: neither ids nor embeds", c->name);
+    for (int t = 0; t < a->T; t++) {
+        bool use_embed = a->embeds && (!a->is_embed || a->is_embed[t]);
+        if (use_embed) continue;
+        if (!a->ids) return lw_fail(LW_ERR_INVALID, "forward %s: row %d needs a token id, ids is NULL", c->name, t);
+        if (a->ids[t] < 0 || a->ids[t] >= c->vocab)
+            return lw_fail(LW_ERR_INVALID, "forward %s: token id %d at row %d outside vocab %d", c->name,
+                           a->ids[t], t, c->vocab);
+    }
+    return LW_OK;
+}
+
+/* Rows [r0, r0 + T): through the blocks, then capture and logits. Returns
+ * false when it stopped early after the captured layer. */
+static bool chunk_forward(const lw_model *m, lw_state *s, const lw_forward_args *a, int r0, int T)
+{
+    const lw_model_config *c = &m->cfg;
+    int H = c->hidden, n = c->n_layers;
+    size_t row_bytes = (size_t)H * sizeof(float);
+    int pos0 = a->pos0 + r0;
+    bool need_logits = a->logits && (a->all_logits || r0 + T == a->T);
+    int last_layer = a->logits ? n : a->capture_layer;   /* blocks needed: [0, last_layer) */
+
+    for (int t = 0; t < T; t++) s->pos[t] = pos0 + t;
+    embed_rows(m, a, r0, T, s->x);
+    if (a->capture_layer == 0) memcpy(a->hidden_out + (size_t)r0 * H, s->x, (size_t)T * row_bytes);
+    for (int l = 0; l < n && l < last_layer; l++) {
+        lw_layer_acts *acts = &s->acts[s->save_acts ? l : 0];
+        block_forward(m, s, acts, l, s->x, T, pos0);
+        if (a->capture_layer == l + 1 && l + 1 < n)
+            memcpy(a->hidden_out + (size_t)r0 * H, s->x, (size_t)T * row_bytes);
+    }
+    if (last_layer < n) return false;
+
+    rmsnorm_forward(s->xf, s->rstd_final, s->x, m->output_norm, T, H, c->norm_eps, c->norm);
+    if (a->capture_layer == n) memcpy(a->hidden_out + (size_t)r0 * H, s->xf, (size_t)T * row_bytes);
+    if (need_logits) {
+        if (a->all_logits)
+            matmul_forward(a->logits + (size_t)r0 * c->vocab, s->xf, m->output, NULL, T, H, c->vocab);
+        else
+            matmul_forward(a->logits, s->xf + (size_t)(T - 1) * H, m->output, NULL, 1, H, c->vocab);
+    }
+    return true;
+}
+
+lw_status lw_forward(const lw_model *m, lw_state *s, const lw_forward_args *a)
+{
+    lw_status st = check_args(m, s, a);
+    if (st) return st;
+    bool complete = true;
+    for (int r0 = 0; r0 < a->T; r0 += s->chunk) {
+        int T = a->T - r0 < s->chunk ? a->T - r0 : s->chunk;
+        complete = chunk_forward(m, s, a, r0, T);
+    }
+    s->n_cached = complete ? a->pos0 + a->T : a->pos0;
+    s->last_pos0 = a->pos0;
+    s->last_T = a->T;
+    return LW_OK;
+}

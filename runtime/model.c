@@ -1,0 +1,328 @@
+/* Loading a model's weights into lw_model, and allocating its run state. */
+#include "model.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+#include "weights.h"
+
+static lw_status check_config(const lw_model_config *c)
+{
+    if (c->hidden <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->head_dim <= 0 ||
+        c->ffn <= 0 || c->vocab <= 0)
+        return lw_fail(LW_ERR_INVALID,
+                       "model %s: hidden %d, layers %d, heads %d, kv heads %d, head_dim %d, ffn %d, vocab %d: "
+                       "all must be > 0",
+                       c->name, c->hidden, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->ffn, c->vocab);
+    if (c->n_heads % c->n_kv_heads != 0)
+        return lw_fail(LW_ERR_INVALID, "model %s: %d heads is not a multiple of %d kv heads", c->name,
+                       c->n_heads, c->n_kv_heads);
+    if (c->head_dim % 2 != 0)
+        return lw_fail(LW_ERR_INVALID, "model %s: head_dim %d must be even for RoPE", c->name, c->head_dim);
+    /* Every tensor's element count must fit comfortably in size_t and int rows. */
+    const int64_t big = (int64_t)1 << 40;
+    if ((int64_t)c->vocab * c->hidden > big || (int64_t)c->ffn * c->hidden > big ||
+        (int64_t)c->n_heads * c->head_dim > (1 << 24) || c->n_layers > 4096)
+        return lw_fail(LW_ERR_INVALID, "model %s: dimensions too large", c->name);
+    if (c->norm_eps < 0 || !isfinite(c->norm_eps))
+        return lw_fail(LW_ERR_INVALID, "model %s: norm_eps %g", c->name, c->norm_eps);
+    return LW_OK;
+}
+
+/* llama.cpp's converter stores Gemma norm gains as 1 + w (ready to multiply),
+ * Hugging Face checkpoints store w; bring them to what cfg->norm applies. */
+static void norm_to_kind(float *w, int n, const lw_model_config *c)
+{
+    bool stored_as_offset = c->family == LW_FAMILY_GEMMA3 && c->weights_format == LW_WEIGHTS_SAFETENSORS;
+    bool wanted_as_offset = c->norm == LW_NORM_RMSNORM_GEMMA;
+    if (stored_as_offset == wanted_as_offset) return;
+    float delta = wanted_as_offset ? -1.0f : 1.0f;
+    for (int i = 0; i < n; i++) w[i] += delta;
+}
+
+static lw_status get(const lw_weights *w, const char *name, int64_t d0, int64_t d1, float **out)
+{
+    return lw_weights_get_f32_shaped(w, name, out, d0, d1);
+}
+
+static lw_status get_norm(const lw_weights *w, const lw_model_config *c, const char *name, int n, float **out)
+{
+    lw_status st = get(w, name, n, 0, out);
+    if (st == LW_OK) norm_to_kind(*out, n, c);
+    return st;
+}
+
+/* Moves k row blocks into one allocation, parts[i] becoming views of it. */
+static lw_status fuse_rows(float **parts, const size_t *n, int k, float **fused)
+{
+    size_t total = 0;
+    for (int i = 0; i < k; i++) total += n[i];
+    *fused = malloc(total * sizeof(float));
+    if (!*fused) {
+        for (int i = 0; i < k; i++) free(parts[i]);
+        return lw_fail(LW_ERR_NOMEM, "out of memory fusing projections");
+    }
+    size_t at = 0;
+    for (int i = 0; i < k; i++) {
+        memcpy(*fused + at, parts[i], n[i] * sizeof(float));
+        free(parts[i]);
+        parts[i] = *fused + at;
+        at += n[i];
+    }
+    return LW_OK;
+}
+
+static lw_status load_layer(const lw_weights *w, const lw_model_config *c, int l, lw_layer_weights *L)
+{
+    char name[96];
+    int H = c->hidden, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, F = c->ffn;
+    lw_status st;
+#define NAME(s) (snprintf(name, sizeof name, "blk.%d." s ".weight", l), name)
+    if ((st = get_norm(w, c, NAME("attn_norm"), H, &L->attn_norm))) return st;
+    if ((st = get(w, NAME("attn_q"), qd, H, &L->wq))) return st;
+    if ((st = get(w, NAME("attn_k"), kvd, H, &L->wk))) return st;
+    if ((st = get(w, NAME("attn_v"), kvd, H, &L->wv))) return st;
+    float *qkv[3] = {L->wq, L->wk, L->wv};
+    size_t qkv_n[3] = {(size_t)qd * H, (size_t)kvd * H, (size_t)kvd * H};
+    L->wq = L->wk = L->wv = NULL;
+    if ((st = fuse_rows(qkv, qkv_n, 3, &L->wqkv))) return st;
+    L->wq = qkv[0], L->wk = qkv[1], L->wv = qkv[2];
+    if ((st = get(w, NAME("attn_output"), H, qd, &L->wo))) return st;
+    if ((st = get_norm(w, c, NAME("ffn_norm"), H, &L->ffn_norm))) return st;
+    if ((st = get(w, NAME("ffn_gate"), F, H, &L->w_gate))) return st;
+    if ((st = get(w, NAME("ffn_up"), F, H, &L->w_up))) return st;
+    float *gu[2] = {L->w_gate, L->w_up};
+    size_t gu_n[2] = {(size_t)F * H, (size_t)F * H};
+    L->w_gate = L->w_up = NULL;
+    if ((st = fuse_rows(gu, gu_n, 2, &L->w_gate_up))) return st;
+    L->w_gate = gu[0], L->w_up = gu[1];
+    if ((st = get(w, NAME("ffn_down"), H, F, &L->w_down))) return st;
+    if (c->qk_norm) {
+        if ((st = get_norm(w, c, NAME("attn_q_norm"), c->head_dim, &L->q_norm))) return st;
+        if ((st = get_norm(w, c, NAME("attn_k_norm"), c->head_dim, &L->k_norm))) return st;
+    }
+    if (c->post_norms) {
+        if ((st = get_norm(w, c, NAME("post_attention_norm"), H, &L->post_attn_norm))) return st;
+        if ((st = get_norm(w, c, NAME("post_ffw_norm"), H, &L->post_ffn_norm))) return st;
+    }
+#undef NAME
+    return LW_OK;
+}
+
+static lw_status load_tensors(const lw_weights *w, lw_model *m)
+{
+    const lw_model_config *c = &m->cfg;
+    lw_status st;
+    if ((st = get(w, "token_embd.weight", c->vocab, c->hidden, &m->token_embd))) return st;
+    if ((st = get_norm(w, c, "output_norm.weight", c->hidden, &m->output_norm))) return st;
+    if (c->tied_embeddings) {
+        m->output = m->token_embd;
+    } else if ((st = get(w, "output.weight", c->vocab, c->hidden, &m->output))) {
+        return st;
+    }
+    for (int l = 0; l < c->n_layers; l++)
+        if ((st = load_layer(w, c, l, &m->layers[l]))) return st;
+    return LW_OK;
+}
+
+static void set_derived(lw_model *m)
+{
+    const lw_model_config *c = &m->cfg;
+    lw_rope_scaling none = {.kind = LW_ROPE_SCALING_NONE};
+    float base_local = c->rope_base_local > 0 ? c->rope_base_local : c->rope_base;
+    rope_inv_freq(m->inv_freq_global, c->head_dim, c->rope_base, &c->rope_scaling);
+    /* Sliding-window layers of Gemma 3 use plain RoPE at their own base. */
+    rope_inv_freq(m->inv_freq_local, c->head_dim, base_local,
+                  c->sliding_window > 0 ? &none : &c->rope_scaling);
+    m->embed_scale = c->scale_embeddings ? sqrtf((float)c->hidden) : 1.0f;
+    m->attn_scale = c->query_scale > 0 ? c->query_scale : 1.0f / sqrtf((float)c->head_dim);
+}
+
+lw_status lw_model_load(const lw_model_config *cfg, lw_model **out)
+{
+    *out = NULL;
+    lw_status st = check_config(cfg);
+    if (st) return st;
+    if (cfg->rope_base <= 0)
+        return lw_fail(LW_ERR_INVALID, "model %s: rope_base %g must be > 0", cfg->name, cfg->rope_base);
+    lw_model *m = calloc(1, sizeof *m);
+    if (!m) return lw_fail(LW_ERR_NOMEM, "model %s: out of memory", cfg->name);
+    m->cfg = *cfg;
+    m->layers = calloc((size_t)cfg->n_layers, sizeof *m->layers);
+    m->inv_freq_global = malloc(sizeof(float) * (size_t)(cfg->head_dim / 2));
+    m->inv_freq_local = malloc(sizeof(float) * (size_t)(cfg->head_dim / 2));
+    if (!m->layers || !m->inv_freq_global || !m->inv_freq_local) {
+        lw_model_free(m);
+        return lw_fail(LW_ERR_NOMEM, "model %s: out of memory", cfg->name);
+    }
+    set_derived(m);
+
+    lw_weights *w = NULL;
+    st = lw_weights_open(cfg->weights_path, cfg->weights_format, &w);
+    if (st == LW_OK) {
+        st = load_tensors(w, m);
+        lw_weights_close(w);
+    }
+    if (st) {
+        lw_model_free(m);
+        return lw_fail_wrap(st, "loading model %s", cfg->name);
+    }
+    *out = m;
+    return LW_OK;
+}
+
+lw_status lw_model_open(const char *path, lw_weights_format fmt, lw_model **out)
+{
+    *out = NULL;
+    lw_model_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    if (strlen(path) >= sizeof cfg.weights_path)
+        return lw_fail(LW_ERR_INVALID, "weights path too long: %.64s...", path);
+    lw_weights *w = NULL;
+    lw_status st = lw_weights_open(path, fmt, &w);
+    if (st) return st;
+    st = lw_weights_read_config(w, &cfg);
+    lw_weights_close(w);
+    if (st) return st;
+    cfg.weights_format = fmt;
+    snprintf(cfg.weights_path, sizeof cfg.weights_path, "%s", path);
+    if (!cfg.name[0]) snprintf(cfg.name, sizeof cfg.name, "%s", lw_family_name(cfg.family));
+    return lw_model_load(&cfg, out);
+}
+
+void lw_model_free(lw_model *m)
+{
+    if (!m) return;
+    if (m->layers) {
+        for (int l = 0; l < m->cfg.n_layers; l++) {
+            lw_layer_weights *L = &m->layers[l];
+            /* wq wk wv and w_gate w_up are views of the fused buffers,
+             * except when loading failed between get() and fuse_rows() */
+            float *all[] = {L->attn_norm, L->wqkv,   L->wo,     L->q_norm,      L->k_norm, L->post_attn_norm,
+                            L->ffn_norm,  L->w_gate_up, L->w_down, L->post_ffn_norm,
+                            L->wqkv ? NULL : L->wq, L->wqkv ? NULL : L->wk, L->wqkv ? NULL : L->wv,
+                            L->w_gate_up ? NULL : L->w_gate, L->w_gate_up ? NULL : L->w_up};
+            for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+        }
+        free(m->layers);
+    }
+    if (m->output != m->token_embd) free(m->output);
+    free(m->token_embd);
+    free(m->output_norm);
+    free(m->inv_freq_global);
+    free(m->inv_freq_local);
+    free(m);
+}
+
+/* ---- run state --------------------------------------------------------- */
+
+/* Allocations of n floats, with n computed in size_t by the caller from
+ * dimensions check_config and lw_state_alloc bounded. */
+static float *fbuf(size_t n, bool *ok)
+{
+    float *p = calloc(n ? n : 1, sizeof(float));
+    if (!p) *ok = false;
+    return p;
+}
+
+static void acts_alloc(lw_layer_acts *a, const lw_model_config *c, size_t T, size_t att_rows, size_t Tk, bool save,
+                       bool *ok)
+{
+    size_t H = (size_t)c->hidden, qd = (size_t)c->n_heads * c->head_dim;
+    size_t kvd = (size_t)c->n_kv_heads * c->head_dim, F = (size_t)c->ffn;
+    /* The residual stream lives in lw_state.x and is updated in place; only
+     * saved activations keep copies of it (x_in, x_mid) for backward. The
+     * normed, rotated k and v live in the cache. */
+    a->x_in = save ? fbuf(T * H, ok) : NULL;
+    a->x_mid = save ? fbuf(T * H, ok) : NULL;
+    a->xn = fbuf(T * H, ok);
+    a->rstd_attn = fbuf(T, ok);
+    a->qkv = fbuf(T * (qd + 2 * kvd), ok);
+    a->q = fbuf(T * qd, ok);
+    a->k = fbuf(T * kvd, ok);
+    a->v = fbuf(T * kvd, ok);
+    a->q_rope = fbuf(T * qd, ok);
+    a->rstd_q = fbuf(T * (size_t)c->n_heads, ok);
+    a->rstd_k = fbuf(T * (size_t)c->n_kv_heads, ok);
+    a->att = fbuf((size_t)c->n_heads * att_rows * Tk, ok);
+    a->ao = fbuf(T * qd, ok);
+    a->proj = fbuf(T * H, ok);
+    a->proj_n = c->post_norms ? fbuf(T * H, ok) : NULL;
+    a->rstd_post_attn = fbuf(T, ok);
+    a->fn = fbuf(T * H, ok);
+    a->rstd_ffn = fbuf(T, ok);
+    a->gate_up = fbuf(T * 2 * F, ok);
+    a->gate = fbuf(T * F, ok);
+    a->up = fbuf(T * F, ok);
+    a->hid = fbuf(T * F, ok);
+    a->down = fbuf(T * H, ok);
+    a->down_n = c->post_norms ? fbuf(T * H, ok) : NULL;
+    a->rstd_post_ffn = fbuf(T, ok);
+}
+
+static void acts_free(lw_layer_acts *a)
+{
+    float *all[] = {a->x_in, a->xn,   a->rstd_attn, a->q,   a->k,    a->v,     a->q_rope,
+                    a->rstd_q, a->rstd_k, a->att, a->qkv, a->gate_up, a->ao, a->proj, a->proj_n, a->rstd_post_attn,
+                    a->x_mid, a->fn, a->rstd_ffn, a->gate, a->up, a->hid, a->down, a->down_n,
+                    a->rstd_post_ffn};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+}
+
+lw_status lw_state_alloc(const lw_model *m, int max_tokens, bool save_acts, lw_state **out)
+{
+    *out = NULL;
+    const lw_model_config *c = &m->cfg;
+    if (max_tokens <= 0 || max_tokens > (1 << 20) || (c->context > 0 && max_tokens > c->context))
+        return lw_fail(LW_ERR_INVALID, "model %s: state of %d tokens (context %d)", c->name, max_tokens,
+                       c->context);
+    if (save_acts && (int64_t)c->n_heads * max_tokens * max_tokens > ((int64_t)1 << 32))
+        return lw_fail(LW_ERR_INVALID, "model %s: %d tokens too many to keep attention for backward",
+                       c->name, max_tokens);
+    lw_state *s = calloc(1, sizeof *s);
+    if (!s) return lw_fail(LW_ERR_NOMEM, "model %s: out of memory for state", c->name);
+    s->max_tokens = max_tokens;
+    s->save_acts = save_acts;
+    s->chunk = save_acts || max_tokens < LW_CHUNK_ROWS ? max_tokens : LW_CHUNK_ROWS;
+    int n_acts = save_acts ? c->n_layers : 1;
+    size_t T = (size_t)s->chunk, H = (size_t)c->hidden;
+    size_t kv = (size_t)c->n_layers * max_tokens * c->n_kv_heads * c->head_dim;
+    s->att_rows = save_acts || s->chunk < LW_ATT_ROWS ? s->chunk : LW_ATT_ROWS;
+    size_t att_rows = (size_t)s->att_rows;
+    bool ok = true;
+    s->key_cache = fbuf(kv, &ok);
+    s->value_cache = fbuf(kv, &ok);
+    s->x = fbuf(T * H, &ok);
+    s->xf = fbuf(T * H, &ok);
+    s->rstd_final = fbuf(T, &ok);
+    s->pos = calloc(T, sizeof(int));
+    s->acts = calloc((size_t)n_acts, sizeof *s->acts);
+    if (!s->pos || !s->acts) ok = false;
+    else s->acts_count = n_acts;
+    for (int i = 0; ok && i < n_acts; i++)
+        acts_alloc(&s->acts[i], c, T, att_rows, (size_t)max_tokens, save_acts, &ok);
+    if (!ok) {
+        lw_state_free(s);
+        return lw_fail(LW_ERR_NOMEM, "model %s: out of memory for a state of %d tokens", c->name, max_tokens);
+    }
+    *out = s;
+    return LW_OK;
+}
+
+void lw_state_free(lw_state *s)
+{
+    if (!s) return;
+    for (int i = 0; i < s->acts_count; i++) acts_free(&s->acts[i]);
+    free(s->acts);
+    free(s->key_cache);
+    free(s->value_cache);
+    free(s->x);
+    free(s->xf);
+    free(s->rstd_final);
+    free(s->pos);
+    free(s);
+}
