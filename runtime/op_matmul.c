@@ -73,7 +73,12 @@ void matmul_forward(float *y, const float *x, const float *w, const float *b, in
             for (int o = 0; o < out; o++) y[(size_t)t * out + o] = b ? b[o] : 0.0f;
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
+    /* One row (every decode step) is a matrix-vector product: sgemm would
+     * first pack the whole weight matrix, sgemv streams it once. */
+    if (T == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, 0.0f, y, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
     if (b)
         for (int t = 0; t < T; t++)
             for (int o = 0; o < out; o++) y[(size_t)t * out + o] += b[o];
