@@ -18,4 +18,11 @@ int lw_cmd_hidden(const lw_pair *pair, int argc, char **argv);
 /* True if argv holds -h or --help. */
 int lw_wants_help(int argc, char **argv);
 
+/* lw train / lw eval: cmd_train.c, cmd_eval.c */
+int lw_cmd_train(const lw_pair *pair, int argc, char **argv);
+int lw_cmd_eval(const lw_pair *pair, int argc, char **argv);
+
+/* lw report: cmd_report.c (pair unused: it reads result files only) */
+int lw_cmd_report(const lw_pair *pair, int argc, char **argv);
+
 #endif

@@ -15,18 +15,6 @@ static int not_yet(const char *name, const char *what, int argc, char **argv)
     return 2;
 }
 
-static int cmd_train(const lw_pair *p, int argc, char **argv)
-{
-    (void)p;
-    return not_yet("train", "Trains the bridge on a task (--task, --data) and writes checkpoints.", argc, argv);
-}
-
-static int cmd_eval(const lw_pair *p, int argc, char **argv)
-{
-    (void)p;
-    return not_yet("eval", "Evaluates a method (--method bridge|linear-probe|...) on a split.", argc, argv);
-}
-
 static int cmd_bench(const lw_pair *p, int argc, char **argv)
 {
     (void)p;
@@ -37,8 +25,9 @@ static const lw_command COMMANDS[] = {
     {"info", "what this binary was built for: models, bridge, kernels, devices", lw_cmd_info},
     {"generate", "run the sender or the receiver on a prompt (CPU)", lw_cmd_generate},
     {"hidden", "print a model's hidden states at a layer", lw_cmd_hidden},
-    {"train", "train the bridge on a task", cmd_train},
-    {"eval", "evaluate a method on a split", cmd_eval},
+    {"train", "train the bridge on a task", lw_cmd_train},
+    {"eval", "evaluate a method on a split", lw_cmd_eval},
+    {"report", "tables and plots of eval results and training logs", lw_cmd_report},
     {"bench", "latency and throughput benchmarks", cmd_bench},
 };
 
