@@ -1,0 +1,117 @@
+#include "cmd_common.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fileutil.h"
+
+bool lw_opt_str(int argc, char **argv, int *i, const char **value)
+{
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "lw: %s needs a value\n", argv[*i]);
+        return false;
+    }
+    *value = argv[++*i];
+    return true;
+}
+
+bool lw_opt_int(int argc, char **argv, int *i, long lo, long hi, int *value)
+{
+    const char *s;
+    if (!lw_opt_str(argc, argv, i, &s)) return false;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "lw: %s expects an integer in %ld..%ld, got '%s'\n", argv[*i - 1], lo, hi, s);
+        return false;
+    }
+    *value = (int)v;
+    return true;
+}
+
+bool lw_opt_float(int argc, char **argv, int *i, float *value)
+{
+    const char *s;
+    if (!lw_opt_str(argc, argv, i, &s)) return false;
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (errno || end == s || *end || v != v) {
+        fprintf(stderr, "lw: %s expects a number, got '%s'\n", argv[*i - 1], s);
+        return false;
+    }
+    *value = v;
+    return true;
+}
+
+lw_status lw_task_file(const lw_manifest *m, const char *tasks_dir, const char *task, char *out, size_t cap)
+{
+    for (const char *c = task; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' ||
+              *c == '-'))
+            return lw_fail(LW_ERR_INVALID, "task name '%s': only letters, digits, '_' and '-'", task);
+    if (!*task) return lw_fail(LW_ERR_INVALID, "task name is empty");
+    bool fits;
+    if (tasks_dir) {
+        fits = lw_pathf(out, cap, "%s/%s.json", tasks_dir, task);
+    } else {
+        const char *slash = strrchr(m->path, '/');
+        int dir_len = slash ? (int)(slash - m->path) : 1;
+        fits = lw_pathf(out, cap, "%.*s/../tasks/%s.json", dir_len, slash ? m->path : ".", task);
+    }
+    return fits ? LW_OK : lw_fail(LW_ERR_INVALID, "task file path too long");
+}
+
+lw_status lw_cache_dir(const char *given, char *out, size_t cap)
+{
+    const char *env = getenv("LWC_CACHE_DIR");
+    if (given) return lw_pathf(out, cap, "%s", given) ? LW_OK : lw_fail(LW_ERR_INVALID, "cache dir too long");
+    if (env && *env) return lw_pathf(out, cap, "%s", env) ? LW_OK : lw_fail(LW_ERR_INVALID, "LWC_CACHE_DIR too long");
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return lw_pathf(out, cap, ".lwc-cache") ? LW_OK : LW_ERR_INVALID;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = 0;
+    return lw_pathf(out, cap, "%s/.lwc-cache", exe) ? LW_OK : lw_fail(LW_ERR_INVALID, "cache dir too long");
+}
+
+lw_status lw_bridge_side_open(lw_bridge_side *b, const lw_manifest *m, const lw_task *task, int M)
+{
+    memset(b, 0, sizeof *b);
+    const lw_model_config *rc = &m->receiver;
+    lw_bridge_config bc = m->bridge;
+    bc.soft_tokens = M;
+    lw_status st = lw_tokenizer_load(rc->tokenizer_kind, rc->tokenizer_path, &b->tok);
+    if (!st) st = lw_receiver_layout_build(task, rc->chat_template, b->tok, M, rc->vocab, &b->layout);
+    if (!st) st = lw_bridge_create(&b->bridge, &bc, m->sender.hidden, rc->hidden, rc->embed_rms);
+    if (!st) b->bridge_made = true;
+    if (!st) st = lw_model_load(rc, &b->receiver);
+    if (st) {
+        lw_bridge_side_close(b);
+        return lw_fail_wrap(st, "receiver %s", rc->name);
+    }
+    return LW_OK;
+}
+
+void lw_bridge_side_close(lw_bridge_side *b)
+{
+    lw_model_free(b->receiver);
+    lw_tokenizer_free(b->tok);
+    lw_receiver_layout_free(&b->layout);
+    if (b->bridge_made) lw_bridge_free(&b->bridge);
+    memset(b, 0, sizeof *b);
+}
+
+double lw_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

@@ -1,0 +1,46 @@
+/* What `lw train` and `lw eval` both open: option parsing helpers, where
+ * the task files and the sender-state cache live, and the bridge side of a
+ * pair (receiver model, its tokenizer, the prompt layout, the bridge).
+ *
+ * Task files: --tasks-dir, else <manifest dir>/../tasks (the source tree's
+ * tasks/ folder, since manifests live in pairs/), file <dir>/<task>.json.
+ * Sender-state cache: --cache-dir, else $LWC_CACHE_DIR, else .lwc-cache/ in
+ * the folder of the lw binary (build/<pair>/.lwc-cache). */
+#ifndef LW_CMD_COMMON_H
+#define LW_CMD_COMMON_H
+
+#include <stdbool.h>
+
+#include "bridge.h"
+#include "manifest.h"
+#include "model.h"
+#include "receiver_input.h"
+#include "status.h"
+#include "task.h"
+#include "tokenizer.h"
+
+/* argv[*i] is `name`: takes the next argument into *value (advancing *i);
+ * returns false (message printed) if it is missing. */
+bool lw_opt_str(int argc, char **argv, int *i, const char **value);
+bool lw_opt_int(int argc, char **argv, int *i, long lo, long hi, int *value);
+bool lw_opt_float(int argc, char **argv, int *i, float *value);
+
+lw_status lw_task_file(const lw_manifest *m, const char *tasks_dir, const char *task, char *out, size_t cap);
+lw_status lw_cache_dir(const char *given, char *out, size_t cap);
+
+typedef struct {
+    lw_model *receiver;
+    lw_tokenizer *tok;
+    lw_receiver_layout layout;
+    lw_bridge bridge;
+    bool bridge_made;
+} lw_bridge_side;
+
+/* Loads the receiver and builds the layout for M soft tokens and a bridge
+ * (zeroed; init or load it) of the manifest's kind and size. */
+lw_status lw_bridge_side_open(lw_bridge_side *b, const lw_manifest *m, const lw_task *task, int M);
+void lw_bridge_side_close(lw_bridge_side *b);
+
+double lw_now_s(void);
+
+#endif

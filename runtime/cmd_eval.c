@@ -1,0 +1,288 @@
+/* lw eval: accuracy, macro-F1, per-class scores, confusion matrix and 95%
+ * bootstrap intervals of a method on one split, as a table and as JSON. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "cmd_common.h"
+#include "dataset.h"
+#include "fileutil.h"
+#include "linear_probe.h"
+#include "lw_cli.h"
+#include "metrics.h"
+#include "sender_cache.h"
+#include "train.h"
+
+enum { BOOTSTRAP_RESAMPLES = 1000, BOOTSTRAP_SEED = 1 };
+
+static void usage(const lw_pair *pair)
+{
+    printf("usage: lw eval --task NAME --split FILE [options]\n\n"
+           "Predicts the label of every example of FILE and reports accuracy, macro-F1,\n"
+           "per-class precision/recall/F1, the confusion matrix and 95%% bootstrap intervals.\n\n"
+           "  --task NAME          task file <tasks dir>/NAME.json\n"
+           "  --split FILE         the JSONL file to evaluate (e.g. DATA/dev.jsonl)\n"
+           "  --method M           bridge (default) or linear-probe\n"
+           "  --checkpoint DIR     bridge: a checkpoint folder (runs/<task>/final) or a bridge.safetensors\n"
+           "  --soft-tokens M      bridge: M it was trained with, if not the built %d\n"
+           "  --train FILE         linear-probe: its training file (default: train.jsonl beside --split)\n"
+           "  --limit-train N      linear-probe: first N training examples\n"
+           "  --limit N            evaluate the first N examples only\n"
+           "  --json FILE          also write the results as JSON\n"
+           "  --tasks-dir DIR      default <manifest dir>/../tasks\n"
+           "  --cache-dir DIR      sender-state cache (default $LWC_CACHE_DIR or .lwc-cache/ beside lw)\n"
+           "  --quiet              no progress line\n\n"
+           "bridge: every label is scored by the summed log-probs of its verbalizer tokens after the\n"
+           "receiver's prompt with the soft tokens; the argmax wins.\n",
+           pair->manifest.bridge.soft_tokens);
+}
+
+typedef struct {
+    const char *task, *split, *method, *checkpoint, *train, *json, *tasks_dir, *cache_dir;
+    int limit, limit_train, M;
+    bool quiet;
+} eval_args;
+
+static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->method = "bridge";
+    a->M = pair->manifest.bridge.soft_tokens;
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i];
+        bool ok = true;
+        if (!strcmp(o, "--task")) ok = lw_opt_str(argc, argv, &i, &a->task);
+        else if (!strcmp(o, "--split")) ok = lw_opt_str(argc, argv, &i, &a->split);
+        else if (!strcmp(o, "--method")) ok = lw_opt_str(argc, argv, &i, &a->method);
+        else if (!strcmp(o, "--checkpoint")) ok = lw_opt_str(argc, argv, &i, &a->checkpoint);
+        else if (!strcmp(o, "--train")) ok = lw_opt_str(argc, argv, &i, &a->train);
+        else if (!strcmp(o, "--json")) ok = lw_opt_str(argc, argv, &i, &a->json);
+        else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
+        else if (!strcmp(o, "--cache-dir")) ok = lw_opt_str(argc, argv, &i, &a->cache_dir);
+        else if (!strcmp(o, "--limit")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit);
+        else if (!strcmp(o, "--limit-train")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit_train);
+        else if (!strcmp(o, "--soft-tokens")) ok = lw_opt_int(argc, argv, &i, 1, 64, &a->M);
+        else if (!strcmp(o, "--quiet")) a->quiet = true;
+        else {
+            fprintf(stderr, "lw eval: unknown option '%s' (see lw eval --help)\n", o);
+            return false;
+        }
+        if (!ok) return false;
+    }
+    if (!a->task || !a->split) {
+        fprintf(stderr, "lw eval: --task and --split are required (see lw eval --help)\n");
+        return false;
+    }
+    if (strcmp(a->method, "bridge") && strcmp(a->method, "linear-probe")) {
+        fprintf(stderr, "lw eval: --method is bridge or linear-probe, not '%s'\n", a->method);
+        return false;
+    }
+    if (!strcmp(a->method, "bridge") && !a->checkpoint) {
+        fprintf(stderr, "lw eval: --method bridge needs --checkpoint DIR (e.g. runs/%s/final)\n", a->task);
+        return false;
+    }
+    return true;
+}
+
+/* Everything an eval needs besides the method. */
+typedef struct {
+    const lw_manifest *m;
+    const eval_args *a;
+    lw_task task;
+    lw_dataset data;
+    lw_sender_cache states;
+    char cache[4096];
+} eval_ctx;
+
+static lw_status bridge_predict(eval_ctx *e, int *pred)
+{
+    lw_bridge_side side;
+    lw_trainer tr = {0};
+    char path[4200];
+    const char *ck = e->a->checkpoint;
+    size_t n = strlen(ck);
+    if (n > 12 && !strcmp(ck + n - 12, ".safetensors")) lw_pathf(path, sizeof path, "%s", ck);
+    else lw_pathf(path, sizeof path, "%s/bridge.safetensors", ck);
+    lw_status st = lw_bridge_side_open(&side, e->m, &e->task, e->a->M);
+    if (st) return st;
+    st = lw_checkpoint_load_bridge(path, &side.bridge);
+    if (!st) st = lw_trainer_create(&tr, side.receiver, &side.layout, &side.bridge, 0.0f);
+    double *scores = calloc((size_t)e->task.n_labels, sizeof *scores);
+    float *x = NULL;
+    size_t cap = 0;
+    if (!st && !scores) st = lw_fail(LW_ERR_NOMEM, "eval: out of memory");
+    double t0 = lw_now_s();
+    for (int i = 0; !st && i < e->data.n; i++) {
+        int T;
+        st = lw_sender_cache_read(&e->states, i, &x, &cap, &T);
+        if (!st) st = lw_trainer_score(&tr, x, T, scores);
+        if (st) break;
+        pred[i] = 0;
+        for (int k = 1; k < e->task.n_labels; k++)
+            if (scores[k] > scores[pred[i]]) pred[i] = k;
+        if (!e->a->quiet && ((i + 1) % 10 == 0 || i + 1 == e->data.n))
+            fprintf(stderr, "\reval: %d/%d  %.3f s/example   ", i + 1, e->data.n, (lw_now_s() - t0) / (i + 1));
+    }
+    if (!e->a->quiet) fputc('\n', stderr);
+    free(scores);
+    free(x);
+    lw_trainer_free(&tr);
+    lw_bridge_side_close(&side);
+    return st;
+}
+
+static lw_status probe_predict(eval_ctx *e, int *pred)
+{
+    char train_path[4096];
+    if (e->a->train) lw_pathf(train_path, sizeof train_path, "%s", e->a->train);
+    else {
+        const char *slash = strrchr(e->a->split, '/');
+        int dir = slash ? (int)(slash - e->a->split) : 1;
+        lw_pathf(train_path, sizeof train_path, "%.*s/train.jsonl", dir, slash ? e->a->split : ".");
+    }
+    lw_dataset train = {0};
+    lw_sender_cache tstates = {.fd = -1};
+    lw_linear_probe probe = {0};
+    float *tf = NULL, *ef = NULL;
+    int *y = NULL;
+    const lw_model_config *s = &e->m->sender;
+    int layer = e->m->bridge.source_layer;
+    lw_status st = lw_dataset_load(train_path, &e->task, e->a->limit_train, &train);
+    if (!st) st = lw_sender_cache_get(s, layer, train_path, &train, e->cache, e->a->quiet, &tstates);
+    if (!st) st = lw_probe_features(&tstates, train.n, &tf);
+    if (!st && !(y = malloc((size_t)train.n * sizeof *y))) st = lw_fail(LW_ERR_NOMEM, "eval: out of memory");
+    for (int i = 0; !st && i < train.n; i++) y[i] = train.examples[i].label;
+    lw_probe_options po = lw_probe_defaults();
+    if (!st) st = lw_linear_probe_train(&probe, tf, y, train.n, s->hidden, e->task.n_labels, &po);
+    if (!st) st = lw_probe_features(&e->states, e->data.n, &ef);
+    for (int i = 0; !st && i < e->data.n; i++) pred[i] = lw_linear_probe_predict(&probe, ef + (size_t)i * s->hidden);
+    if (!st && !e->a->quiet) fprintf(stderr, "linear probe: fitted on %d examples of %s\n", train.n, train_path);
+    lw_linear_probe_free(&probe);
+    free(tf);
+    free(ef);
+    free(y);
+    lw_sender_cache_close(&tstates);
+    lw_dataset_free(&train);
+    return st;
+}
+
+static void print_table(const eval_ctx *e, const lw_metrics *mt, const double ci[4], double secs)
+{
+    const lw_task *t = &e->task;
+    printf("%s on %s (%d examples, method %s, %.1f s)\n", t->name, e->a->split, mt->n, e->a->method, secs);
+    printf("  accuracy  %.4f  [%.4f, %.4f]\n  macro-F1  %.4f  [%.4f, %.4f]\n", mt->accuracy, ci[0], ci[1],
+           mt->macro_f1, ci[2], ci[3]);
+    printf("  %-16s %9s %9s %9s %7s\n", "class", "precision", "recall", "f1", "gold");
+    for (int c = 0; c < t->n_labels; c++) {
+        long gold = 0;
+        for (int p = 0; p < t->n_labels; p++) gold += mt->confusion[c * t->n_labels + p];
+        printf("  %-16.16s %9.4f %9.4f %9.4f %7ld\n", t->labels[c], mt->precision[c], mt->recall[c], mt->f1[c], gold);
+    }
+    if (t->n_labels > 20) return;
+    printf("  confusion (rows gold, columns predicted):\n");
+    for (int c = 0; c < t->n_labels; c++) {
+        printf("  %-16.16s", t->labels[c]);
+        for (int p = 0; p < t->n_labels; p++) printf(" %6ld", mt->confusion[c * t->n_labels + p]);
+        printf("\n");
+    }
+}
+
+static lw_status write_json(const eval_ctx *e, const lw_metrics *mt, const double ci[4], double secs)
+{
+    const lw_task *t = &e->task;
+    json_t *o = json_object(), *classes = json_array(), *conf = json_array();
+    json_object_set_new(o, "task", json_string(t->name));
+    json_object_set_new(o, "split", json_string(e->a->split));
+    json_object_set_new(o, "method", json_string(e->a->method));
+    json_object_set_new(o, "pair", json_string(e->m->name));
+    if (e->a->checkpoint) json_object_set_new(o, "checkpoint", json_string(e->a->checkpoint));
+    json_object_set_new(o, "n", json_integer(mt->n));
+    json_object_set_new(o, "accuracy", json_real(mt->accuracy));
+    json_object_set_new(o, "accuracy_ci95", json_pack("[f, f]", ci[0], ci[1]));
+    json_object_set_new(o, "macro_f1", json_real(mt->macro_f1));
+    json_object_set_new(o, "macro_f1_ci95", json_pack("[f, f]", ci[2], ci[3]));
+    json_object_set_new(o, "bootstrap", json_pack("{s:i, s:i}", "resamples", BOOTSTRAP_RESAMPLES, "seed",
+                                                  BOOTSTRAP_SEED));
+    json_object_set_new(o, "seconds", json_real(secs));
+    for (int c = 0; c < t->n_labels; c++) {
+        json_array_append_new(classes, json_pack("{s:s, s:f, s:f, s:f}", "label", t->labels[c], "precision",
+                                                 mt->precision[c], "recall", mt->recall[c], "f1", mt->f1[c]));
+        json_t *row = json_array();
+        for (int p = 0; p < t->n_labels; p++) json_array_append_new(row, json_integer(mt->confusion[c * t->n_labels + p]));
+        json_array_append_new(conf, row);
+    }
+    json_object_set_new(o, "per_class", classes);
+    json_object_set_new(o, "confusion", conf);
+    char *text = json_dumps(o, JSON_INDENT(2));
+    json_decref(o);
+    if (!text) return lw_fail(LW_ERR_NOMEM, "eval: building the JSON");
+    size_t n = strlen(text);
+    lw_status st = lw_write_file_atomic(e->a->json, text, n, NULL);
+    free(text);
+    return st;
+}
+
+static int fail(const char *what)
+{
+    fprintf(stderr, "lw eval: %s: %s\n", what, lw_last_error());
+    return 1;
+}
+
+static int run(const lw_pair *pair, const eval_args *a)
+{
+    eval_ctx e = {.m = &pair->manifest, .a = a, .states = {.fd = -1}};
+    char task_path[4096];
+    int *gold = NULL, *pred = NULL, rc = 1;
+    lw_metrics mt = {0};
+    double ci[4];
+    if (lw_task_file(e.m, a->tasks_dir, a->task, task_path, sizeof task_path) || lw_task_load(task_path, &e.task))
+        return fail("task");
+    double t0 = lw_now_s();
+    if (lw_dataset_load(a->split, &e.task, a->limit, &e.data)) { fail("data"); goto done; }
+    if (lw_cache_dir(a->cache_dir, e.cache, sizeof e.cache) ||
+        lw_sender_cache_get(&e.m->sender, e.m->bridge.source_layer, a->split, &e.data, e.cache, a->quiet,
+                            &e.states)) {
+        fail("sender states");
+        goto done;
+    }
+    gold = malloc((size_t)e.data.n * sizeof *gold);
+    pred = calloc((size_t)e.data.n, sizeof *pred);
+    if (!gold || !pred) { fprintf(stderr, "lw eval: out of memory\n"); goto done; }
+    for (int i = 0; i < e.data.n; i++) gold[i] = e.data.examples[i].label;
+    lw_status st = !strcmp(a->method, "bridge") ? bridge_predict(&e, pred) : probe_predict(&e, pred);
+    if (st) { fail(a->method); goto done; }
+    double secs = lw_now_s() - t0;
+    int C = e.task.n_labels;
+    if (lw_metrics_compute(gold, pred, e.data.n, C, &mt) ||
+        lw_bootstrap_ci(gold, pred, e.data.n, C, LW_METRIC_ACCURACY, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, &ci[0],
+                        &ci[1]) ||
+        lw_bootstrap_ci(gold, pred, e.data.n, C, LW_METRIC_MACRO_F1, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, &ci[2],
+                        &ci[3])) {
+        fail("metrics");
+        goto done;
+    }
+    print_table(&e, &mt, ci, secs);
+    if (a->json && write_json(&e, &mt, ci, secs)) { fail("writing JSON"); goto done; }
+    rc = 0;
+done:
+    lw_metrics_free(&mt);
+    free(gold);
+    free(pred);
+    lw_sender_cache_close(&e.states);
+    lw_dataset_free(&e.data);
+    lw_task_free(&e.task);
+    return rc;
+}
+
+int lw_cmd_eval(const lw_pair *pair, int argc, char **argv)
+{
+    if (lw_wants_help(argc, argv)) {
+        usage(pair);
+        return 0;
+    }
+    eval_args a;
+    if (!parse(pair, argc, argv, &a)) return 2;
+    return run(pair, &a);
+}

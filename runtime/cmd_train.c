@@ -1,0 +1,167 @@
+/* lw train: fit the bridge on a task's training split. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd_common.h"
+#include "dataset.h"
+#include "fileutil.h"
+#include "lw_cli.h"
+#include "sender_cache.h"
+#include "train.h"
+
+static void usage(const lw_pair *pair)
+{
+    const lw_train_config *t = &pair->manifest.train;
+    printf("usage: lw train --task NAME --data DIR [options]\n\n"
+           "Trains the bridge (%d soft tokens) on DIR/train.jsonl of a task; the receiver never\n"
+           "sees the text, only the soft tokens the bridge makes from the sender's layer-%d states.\n\n"
+           "  --task NAME          task file <tasks dir>/NAME.json (labels, verbalizers, prompt)\n"
+           "  --data DIR           folder holding train.jsonl ({\"text\", \"label\"} per line)\n"
+           "  --train FILE         the training file itself (instead of --data)\n"
+           "  --limit-train N      use the first N examples only\n"
+           "  --steps N            optimiser steps (default %d)\n"
+           "  --batch N            examples per step (default %d; x --grad-accum %d)\n"
+           "  --grad-accum N\n"
+           "  --lr X               peak learning rate (default %g; warmup --warmup %d, then cosine)\n"
+           "  --warmup N\n"
+           "  --seed N             bridge init and sampling (default %llu)\n"
+           "  --diversity X        weight of the soft-token cosine-similarity penalty (default %g)\n"
+           "  --balanced           class-balanced sampling\n"
+           "  --soft-tokens M      override M (CPU path only; the CUDA kernels are built for %d)\n"
+           "  --out DIR            checkpoints and train_log.jsonl (default runs/<task>)\n"
+           "  --checkpoint-every N save DIR/step-N every N steps (default: final/ only)\n"
+           "  --resume DIR         continue the run saved in checkpoint DIR, bit for bit\n"
+           "  --tasks-dir DIR      default <manifest dir>/../tasks\n"
+           "  --cache-dir DIR      sender-state cache (default $LWC_CACHE_DIR or .lwc-cache/ beside lw)\n"
+           "  --quiet              no progress line\n\n"
+           "The same seed and BLAS thread count (OPENBLAS_NUM_THREADS) give the same run.\n",
+           pair->manifest.bridge.soft_tokens, pair->manifest.bridge.source_layer, t->steps, t->batch,
+           t->grad_accum, (double)t->lr, t->warmup_steps, t->seed, (double)t->diversity_weight,
+           pair->manifest.bridge.soft_tokens);
+}
+
+typedef struct {
+    const char *task, *data, *train, *out, *resume, *tasks_dir, *cache_dir;
+    int limit, M, checkpoint_every;
+    bool quiet;
+    lw_train_config cfg;
+} train_args;
+
+static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->cfg = pair->manifest.train;
+    a->M = pair->manifest.bridge.soft_tokens;
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i];
+        bool ok = true;
+        int seed;
+        if (!strcmp(o, "--task")) ok = lw_opt_str(argc, argv, &i, &a->task);
+        else if (!strcmp(o, "--data")) ok = lw_opt_str(argc, argv, &i, &a->data);
+        else if (!strcmp(o, "--train")) ok = lw_opt_str(argc, argv, &i, &a->train);
+        else if (!strcmp(o, "--out")) ok = lw_opt_str(argc, argv, &i, &a->out);
+        else if (!strcmp(o, "--resume")) ok = lw_opt_str(argc, argv, &i, &a->resume);
+        else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
+        else if (!strcmp(o, "--cache-dir")) ok = lw_opt_str(argc, argv, &i, &a->cache_dir);
+        else if (!strcmp(o, "--limit-train")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit);
+        else if (!strcmp(o, "--soft-tokens")) ok = lw_opt_int(argc, argv, &i, 1, 64, &a->M);
+        else if (!strcmp(o, "--checkpoint-every")) ok = lw_opt_int(argc, argv, &i, 0, 1 << 30, &a->checkpoint_every);
+        else if (!strcmp(o, "--steps")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 30, &a->cfg.steps);
+        else if (!strcmp(o, "--batch")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 16, &a->cfg.batch);
+        else if (!strcmp(o, "--grad-accum")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 16, &a->cfg.grad_accum);
+        else if (!strcmp(o, "--warmup")) ok = lw_opt_int(argc, argv, &i, 0, 1 << 30, &a->cfg.warmup_steps);
+        else if (!strcmp(o, "--lr")) ok = lw_opt_float(argc, argv, &i, &a->cfg.lr);
+        else if (!strcmp(o, "--diversity")) ok = lw_opt_float(argc, argv, &i, &a->cfg.diversity_weight);
+        else if (!strcmp(o, "--balanced")) a->cfg.class_balanced = true;
+        else if (!strcmp(o, "--quiet")) a->quiet = true;
+        else if (!strcmp(o, "--seed")) {
+            ok = lw_opt_int(argc, argv, &i, 0, 2147483647L, &seed);
+            a->cfg.seed = (unsigned long long)seed;
+        } else {
+            fprintf(stderr, "lw train: unknown option '%s' (see lw train --help)\n", o);
+            return false;
+        }
+        if (!ok) return false;
+    }
+    if (!a->task || (!a->data && !a->train)) {
+        fprintf(stderr, "lw train: --task and --data (or --train) are required (see lw train --help)\n");
+        return false;
+    }
+    if (!(a->cfg.lr > 0)) {
+        fprintf(stderr, "lw train: --lr must be positive\n");
+        return false;
+    }
+    return true;
+}
+
+static int fail(const char *what)
+{
+    fprintf(stderr, "lw train: %s: %s\n", what, lw_last_error());
+    return 1;
+}
+
+static int run(const lw_pair *pair, const train_args *a)
+{
+    const lw_manifest *m = &pair->manifest;
+    char task_path[4096], train_path[4096], cache[4096], out[4096];
+    lw_task task;
+    lw_dataset data = {0};
+    lw_sender_cache states = {.fd = -1};
+    lw_bridge_side side = {0};
+    lw_trainer trainer = {0};
+    int rc = 1;
+    if (lw_task_file(m, a->tasks_dir, a->task, task_path, sizeof task_path) || lw_task_load(task_path, &task))
+        return fail("task");
+    lw_pathf(train_path, sizeof train_path, "%s", a->train ? a->train : "");
+    if (!a->train) lw_pathf(train_path, sizeof train_path, "%s/train.jsonl", a->data);
+    lw_pathf(out, sizeof out, "%s", a->out ? a->out : "runs/");
+    if (!a->out) lw_pathf(out, sizeof out, "runs/%s", a->task);
+    if (a->M != m->bridge.soft_tokens)
+        fprintf(stderr, "lw train: %d soft tokens instead of the built %d: CPU path only\n", a->M,
+                m->bridge.soft_tokens);
+    double t0 = lw_now_s();
+    if (lw_dataset_load(train_path, &task, a->limit, &data)) { fail("training data"); goto done; }
+    if (lw_cache_dir(a->cache_dir, cache, sizeof cache) ||
+        lw_sender_cache_get(&m->sender, m->bridge.source_layer, train_path, &data, cache, a->quiet, &states)) {
+        fail("sender states");
+        goto done;
+    }
+    double t_cache = lw_now_s();
+    if (lw_bridge_side_open(&side, m, &task, a->M) ||
+        lw_trainer_create(&trainer, side.receiver, &side.layout, &side.bridge, a->cfg.diversity_weight)) {
+        fail("bridge");
+        goto done;
+    }
+    double t_load = lw_now_s();
+    fprintf(stderr, "train: %s, %d examples, %ld bridge parameters, %d steps x %d examples, receiver prompt %d+%d "
+            "tokens\n", train_path, data.n, (long)side.bridge.n_params, a->cfg.steps, a->cfg.batch * a->cfg.grad_accum,
+            lw_receiver_prefix_len(&side.layout), side.layout.max_verb);
+    lw_train_options o = {.cfg = a->cfg, .checkpoint_every = a->checkpoint_every, .out_dir = out,
+                          .resume_dir = a->resume, .quiet = a->quiet};
+    lw_train_result r;
+    if (lw_train_run(&trainer, &states, &data, &o, &r)) { fail("training"); goto done; }
+    printf("trained %ld steps in %.1f s (%.3f s/step, %.3f s/example); last loss %.4f, train acc %.3f\n",
+           r.steps_done, r.seconds, r.seconds / (r.steps_done ? r.steps_done : 1),
+           r.seconds / (double)(r.steps_done ? r.steps_done * a->cfg.batch * a->cfg.grad_accum : 1), r.last_loss,
+           r.train_acc);
+    printf("sender states %.1f s, model load %.1f s; checkpoint %s/final\n", t_cache - t0, t_load - t_cache, out);
+    rc = 0;
+done:
+    lw_trainer_free(&trainer);
+    lw_bridge_side_close(&side);
+    lw_sender_cache_close(&states);
+    lw_dataset_free(&data);
+    lw_task_free(&task);
+    return rc;
+}
+
+int lw_cmd_train(const lw_pair *pair, int argc, char **argv)
+{
+    if (lw_wants_help(argc, argv)) {
+        usage(pair);
+        return 0;
+    }
+    train_args a;
+    if (!parse(pair, argc, argv, &a)) return 2;
+    return run(pair, &a);
+}

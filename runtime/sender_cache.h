@@ -1,0 +1,64 @@
+/* The sender's layer-l hidden states of every example of a data file, kept
+ * on disk so that training and evaluation run the sender once per example,
+ * not once per epoch or per run.
+ *
+ * The sender reads each text in its own chat template (one user turn,
+ * lw_chat_render with no system prompt); the states are HF
+ * hidden_states[layer]. Kept are the rows after the template's head (BOS,
+ * default system prompt, user header: the same for every example, and the
+ * first token is an attention sink with states hundreds of times larger
+ * than the rest, which would swamp the bridge's input), at most
+ * LW_SENDER_MAX_TOKENS of them (the first ones). Without a template
+ * (LW_CHAT_NONE) the first token is dropped for the same reason.
+ *
+ * One file per (sender weights, layer, prompt format, data file):
+ *   <cache_dir>/<data file stem>.L<layer>.<key hex>.states
+ * The key hashes the weights file's size and mtime, the tokenizer file's
+ * size and mtime, the layer, the chat template, the prompt format version,
+ * the data file's absolute path, size and mtime. A file covers the first n
+ * examples of the data file; a run needing more rebuilds it. Written to a
+ * temporary name then renamed, so a reader sees a whole file or none.
+ *
+ * Layout (host byte order, little-endian on every machine we build for):
+ *   "LWSC0001"  u64 key  u32 n  u32 hidden
+ *   n x { u64 offset  u32 tokens  u32 zero }   offsets into the file
+ *   the float32 rows [tokens, hidden] of each example
+ * Every offset and count is checked against the file's size when opened. */
+#ifndef LW_SENDER_CACHE_H
+#define LW_SENDER_CACHE_H
+
+#include <stdint.h>
+
+#include "dataset.h"
+#include "model_config.h"
+#include "status.h"
+
+enum { LW_SENDER_MAX_TOKENS = 512 };
+
+typedef struct {
+    int n;               /* examples */
+    int hidden;
+    int *tokens;         /* [n] rows per example */
+    uint64_t *offset;    /* [n] file offsets (file mode) or float offsets into mem */
+    int fd;              /* -1 in memory mode */
+    float *mem;          /* memory mode: every example's rows back to back */
+    char path[4096];
+} lw_sender_cache;
+
+/* Opens the cache file for data_path's first d->n examples, building it with
+ * the sender (loaded only then) if it is missing, stale or too short.
+ * cache_dir is created if needed. Progress goes to stderr unless quiet. */
+lw_status lw_sender_cache_get(const lw_model_config *sender, int layer, const char *data_path,
+                              const lw_dataset *d, const char *cache_dir, int quiet, lw_sender_cache *out);
+
+/* An in-memory cache (tests, synthetic runs): tokens[n] rows per example,
+ * zero-filled; fill c->mem + c->offset[i] with example i's rows. */
+lw_status lw_sender_cache_init_memory(lw_sender_cache *c, int n, int hidden, const int *tokens);
+
+/* Example i's rows into *buf (grown as needed, capacity *cap floats);
+ * *T gets the row count. */
+lw_status lw_sender_cache_read(const lw_sender_cache *c, int i, float **buf, size_t *cap, int *T);
+
+void lw_sender_cache_close(lw_sender_cache *c);
+
+#endif

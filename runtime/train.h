@@ -1,0 +1,96 @@
+/* Training and scoring a bridge on a classification task, on the CPU.
+ *
+ * One example: the bridge turns the sender's cached layer-l states into M
+ * soft tokens; the frozen receiver reads them in its prompt
+ * (receiver_input.h) followed by the gold label's verbalizer (teacher
+ * forcing); the loss is the mean cross-entropy of the verbalizer tokens,
+ * plus diversity_weight times the mean pairwise cosine similarity of the
+ * soft tokens. Its gradient flows back through the receiver to the soft
+ * tokens (lw_model_backward_rows) and into the bridge.
+ *
+ * A label is predicted by scoring every label with the summed log-probs of
+ * its verbalizer tokens after the prefix (the prefix runs once; each label's
+ * tokens continue from its KV cache) and taking the argmax.
+ *
+ * The loop: batch * grad_accum examples per optimiser step (drawn by
+ * lw_sampler, uniform or class-balanced), gradients averaged, clipped by
+ * global norm, AdamW with linear warmup then cosine decay to 10% of the
+ * peak. The whole run is a function of the seed (bridge init, sampler) and
+ * of the BLAS thread count (sums may be ordered differently), so the same
+ * seed and threads give the same run, and a run resumed from a checkpoint
+ * (the sampler is brought to its position with lw_sampler_skip) continues it
+ * bit for bit.
+ *
+ * Outputs under out_dir: step-<N>/ checkpoints every checkpoint_every steps,
+ * final/ at the end (checkpoint.h), and train_log.jsonl, one line a step:
+ * {"step","loss","lr","grad_norm","train_acc","examples_per_s","elapsed_s"}.
+ * train_acc counts an example right when its gold label's first verbalizer
+ * token outscores the other labels' first tokens (free: no extra forward). */
+#ifndef LW_TRAIN_H
+#define LW_TRAIN_H
+
+#include <stdbool.h>
+
+#include "bridge.h"
+#include "dataset.h"
+#include "manifest.h"
+#include "model.h"
+#include "receiver_input.h"
+#include "sender_cache.h"
+#include "status.h"
+
+typedef struct {
+    const lw_model *receiver;            /* frozen */
+    const lw_receiver_layout *layout;
+    lw_bridge *bridge;
+    float diversity_weight;
+    /* scratch, sized for the layout */
+    int max_T;
+    lw_state *state;                     /* save_acts, max_T positions */
+    lw_backward_scratch *bwd;
+    lw_bridge_acts *acts;
+    int acts_T;                          /* sender rows acts was sized for */
+    float *soft, *dsoft;                 /* [M, R] */
+    float *embeds, *d_embeds, *final;    /* [max_T, R] */
+    float *logits, *probs, *dlogits;     /* [max_verb, vocab] */
+    float *last;                         /* [vocab] */
+    int *ids, *rows, *targets;
+    bool *is_embed;
+} lw_trainer;
+
+lw_status lw_trainer_create(lw_trainer *t, const lw_model *receiver, const lw_receiver_layout *layout,
+                            lw_bridge *bridge, float diversity_weight);
+void lw_trainer_free(lw_trainer *t);
+
+/* Forward and backward of one example (x: the sender's states [T, S]);
+ * adds scale * d(loss)/d(params) to the bridge's grads. *loss gets the
+ * example's loss, *correct the first-token check (either may be NULL). */
+lw_status lw_trainer_example(lw_trainer *t, const float *x, int T, int label, float scale, float *loss,
+                             bool *correct);
+
+/* The loss alone (no gradients): what the finite-difference test probes. */
+lw_status lw_trainer_loss(lw_trainer *t, const float *x, int T, int label, float *loss);
+
+/* scores[n_labels]: the summed log-probs of each label's verbalizer. */
+lw_status lw_trainer_score(lw_trainer *t, const float *x, int T, double *scores);
+
+typedef struct {
+    lw_train_config cfg;      /* steps, batch, grad_accum, lr, warmup_steps, weight_decay, grad_clip, seed,
+                                 class_balanced (diversity_weight goes to lw_trainer_create) */
+    int checkpoint_every;     /* 0: only final/ */
+    const char *out_dir;      /* NULL: no checkpoints, no log */
+    const char *resume_dir;   /* NULL: a fresh run (the bridge is initialised from cfg.seed) */
+    bool quiet;               /* no progress line */
+} lw_train_options;
+
+typedef struct {
+    long steps_done;          /* steps this call ran */
+    double last_loss;         /* mean loss of the last step */
+    double train_acc;         /* over the examples this call saw */
+    double seconds;
+} lw_train_result;
+
+lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_dataset *data,
+                       const lw_train_options *o, lw_train_result *r);
+
+#endif

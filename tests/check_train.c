@@ -1,0 +1,451 @@
+/* The bridge training loop on a tiny synthetic pair: random in-memory
+ * receiver (Gemma-3-like: qk-norm, post norms, scaled embeddings, sliding
+ * window), synthetic sender states whose class is a direction in the
+ * sender space. Checks that the gradient reaching the bridge through the
+ * receiver matches finite differences, that training separates the classes,
+ * and that a resumed run ends bit for bit where the straight run ends. */
+#include "testlib.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_template.h"
+#include "checkpoint.h"
+#include "linear_probe.h"
+#include "manifest.h"
+#include "train.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { S_HIDDEN = 8, N_EX = 48, M_SOFT = 2 };
+
+static lw_model_config receiver_config(void)
+{
+    lw_model_config c;
+    memset(&c, 0, sizeof c);
+    strcpy(c.name, "tiny-receiver");
+    c.family = LW_FAMILY_GEMMA3;
+    c.weights_format = LW_WEIGHTS_GGUF;
+    c.hidden = 16;
+    c.n_layers = 2;
+    c.n_heads = 2;
+    c.n_kv_heads = 1;
+    c.head_dim = 8;
+    c.ffn = 32;
+    c.activation = LW_ACT_GELU_TANH;
+    c.norm = LW_NORM_RMSNORM_GEMMA;
+    c.norm_eps = 1e-6f;
+    c.rope_base = 1000000.0f;
+    c.rope_base_local = 10000.0f;
+    c.sliding_window = 4;
+    c.global_every = 2;
+    c.qk_norm = true;
+    c.post_norms = true;
+    c.scale_embeddings = true;
+    c.vocab = 24;
+    c.context = 64;
+    c.tied_embeddings = true;
+    c.embed_rms = 4.0f;    /* sqrt(16) * unit-normal embeddings */
+    c.bos_id = c.eos_id = c.pad_id = -1;
+    return c;
+}
+
+static lw_bridge_config bridge_config(void)
+{
+    lw_bridge_config b = {.kind = LW_BRIDGE_PERCEIVER, .soft_tokens = M_SOFT, .source_layer = 1, .width = 16,
+                          .depth = 1, .heads = 2, .ffn_mult = 2, .calibration = LW_CALIB_RMS};
+    return b;
+}
+
+typedef struct {
+    lw_model *receiver;
+    lw_receiver_layout layout;
+    lw_bridge bridge;
+    lw_trainer trainer;
+    lw_dataset data;
+    lw_sender_cache states;
+} pair;
+
+/* Label 1's verbalizer has two tokens, so multi-token scoring is exercised. */
+static void setup(pair *p, float diversity, uint64_t data_seed)
+{
+    memset(p, 0, sizeof *p);
+    lw_model_config rc = receiver_config();
+    ck_assert_int_eq(lw_model_init_random(&rc, 11, &p->receiver), LW_OK);
+    const int before[] = {1, 5, 6}, after[] = {7, 8}, v0[] = {10}, v1[] = {11, 12};
+    const int *verb[] = {v0, v1};
+    const int verb_len[] = {1, 2};
+    ck_assert_int_eq(lw_receiver_layout_from_ids(M_SOFT, before, 3, after, 2, 2, verb, verb_len, &p->layout), LW_OK);
+    lw_bridge_config bc = bridge_config();
+    ck_assert_int_eq(lw_bridge_create(&p->bridge, &bc, S_HIDDEN, rc.hidden, rc.embed_rms), LW_OK);
+    lw_bridge_init(&p->bridge, 3);
+    ck_assert_int_eq(lw_trainer_create(&p->trainer, p->receiver, &p->layout, &p->bridge, diversity), LW_OK);
+
+    /* examples: 3..6 rows of noise, plus +-1.5 along a fixed direction by class */
+    lw_rng r;
+    lw_rng_seed(&r, data_seed);
+    int tokens[N_EX];
+    p->data.n = N_EX;
+    p->data.n_labels = 2;
+    p->data.examples = calloc(N_EX, sizeof *p->data.examples);
+    p->data.label_counts = calloc(2, sizeof(int));
+    for (int i = 0; i < N_EX; i++) {
+        tokens[i] = 3 + (int)lw_rng_below(&r, 4);
+        p->data.examples[i].label = i % 2;
+        p->data.examples[i].text = strdup("synthetic");
+        p->data.label_counts[i % 2]++;
+    }
+    ck_assert_int_eq(lw_sender_cache_init_memory(&p->states, N_EX, S_HIDDEN, tokens), LW_OK);
+    for (int i = 0; i < N_EX; i++) {
+        float *x = p->states.mem + p->states.offset[i];
+        float sign = p->data.examples[i].label ? 1.5f : -1.5f;
+        for (int t = 0; t < tokens[i]; t++)
+            for (int k = 0; k < S_HIDDEN; k++)
+                x[t * S_HIDDEN + k] = (float)lw_rng_normal(&r) * 0.5f + (k < 4 ? sign : 0.0f);
+    }
+}
+
+static void teardown(pair *p)
+{
+    lw_trainer_free(&p->trainer);
+    lw_bridge_free(&p->bridge);
+    lw_receiver_layout_free(&p->layout);
+    lw_model_free(p->receiver);
+    lw_dataset_free(&p->data);
+    lw_sender_cache_close(&p->states);
+}
+
+static const float *example(pair *p, int i, int *T)
+{
+    *T = p->states.tokens[i];
+    return p->states.mem + p->states.offset[i];
+}
+
+static lw_train_options options(int steps)
+{
+    lw_train_options o;
+    memset(&o, 0, sizeof o);
+    o.cfg = (lw_train_config){.lr = 3e-3f, .steps = steps, .batch = 4, .grad_accum = 2, .warmup_steps = 3,
+                              .weight_decay = 0.01f, .grad_clip = 1.0f, .seed = 5};
+    o.quiet = true;
+    return o;
+}
+
+static double mean_loss(pair *p)
+{
+    double total = 0.0;
+    for (int i = 0; i < N_EX; i++) {
+        int T;
+        float loss;
+        const float *x = example(p, i, &T);
+        ck_assert_int_eq(lw_trainer_loss(&p->trainer, x, T, p->data.examples[i].label, &loss), LW_OK);
+        total += loss;
+    }
+    return total / N_EX;
+}
+
+static double accuracy(pair *p)
+{
+    int right = 0;
+    for (int i = 0; i < N_EX; i++) {
+        int T;
+        double s[2];
+        const float *x = example(p, i, &T);
+        ck_assert_int_eq(lw_trainer_score(&p->trainer, x, T, s), LW_OK);
+        right += (s[1] > s[0]) == (p->data.examples[i].label == 1);
+    }
+    return (double)right / N_EX;
+}
+
+/* d(loss)/d(bridge params), loss through the receiver (and the diversity
+ * term), against central differences at the largest-gradient entry of
+ * every tensor. */
+START_TEST(bridge_gradient_through_receiver_matches_finite_differences)
+{
+    pair p;
+    setup(&p, 0.3f, 1);
+    lw_bridge *b = &p.bridge;
+    for (int i = 0; i < 4; i++) {   /* both labels, so both verbalizer lengths */
+        int T;
+        const float *x = example(&p, i, &T);
+        int label = p.data.examples[i].label;
+        lw_bridge_zero_grad(b);
+        float loss;
+        ck_assert_int_eq(lw_trainer_example(&p.trainer, x, T, label, 1.0f, &loss, NULL), LW_OK);
+        float *g = malloc(b->n_params * sizeof(float));
+        memcpy(g, b->grads, b->n_params * sizeof(float));
+        int checked = 0;
+        for (int k = 0; k < b->n_tensors; k++) {
+            const lw_bridge_tensor *tt = &b->tensors[k];
+            size_t best = tt->offset;
+            for (size_t j = tt->offset; j < tt->offset + tt->count; j++)
+                if (fabsf(g[j]) > fabsf(g[best])) best = j;
+            if (fabsf(g[best]) < 0.02f) continue;
+            float keep = b->params[best], eps = 1e-3f, lp, lm;
+            b->params[best] = keep + eps;
+            ck_assert_int_eq(lw_trainer_loss(&p.trainer, x, T, label, &lp), LW_OK);
+            b->params[best] = keep - eps;
+            ck_assert_int_eq(lw_trainer_loss(&p.trainer, x, T, label, &lm), LW_OK);
+            b->params[best] = keep;
+            double fd = ((double)lp - lm) / (2.0 * eps);
+            double tol = 1e-2 + 3e-2 * fabs(fd);
+            ck_assert_msg(fabs(fd - g[best]) <= tol, "example %d, %s[%zu]: analytic %g, finite difference %g", i,
+                          tt->name, best - tt->offset, (double)g[best], fd);
+            checked++;
+        }
+        ck_assert_int_ge(checked, b->n_tensors / 2);
+        free(g);
+    }
+    teardown(&p);
+}
+END_TEST
+
+START_TEST(training_separates_the_classes)
+{
+    pair p;
+    setup(&p, 0.0f, 2);
+    double before = accuracy(&p), loss_before = mean_loss(&p);
+    lw_train_options o = options(40);
+    lw_train_result r;
+    ck_assert_int_eq(lw_train_run(&p.trainer, &p.states, &p.data, &o, &r), LW_OK);
+    double after = accuracy(&p), loss_after = mean_loss(&p);
+    ck_assert_int_eq(r.steps_done, 40);
+    ck_assert_msg(after >= 0.95, "accuracy %.3f after training (%.3f before, last loss %.4f)", after, before,
+                  r.last_loss);
+    /* a random receiver is very peaked, so the loss stays large; it must fall */
+    ck_assert_msg(loss_after < 0.8 * loss_before, "mean loss %.3f before, %.3f after", loss_before, loss_after);
+    teardown(&p);
+}
+END_TEST
+
+START_TEST(resumed_run_is_bit_exact)
+{
+    const char *dir = tl_tmpdir("train_resume");
+    char straight_dir[4096], resume_from[4200];
+    snprintf(straight_dir, sizeof straight_dir, "%s/straight", dir);
+    snprintf(resume_from, sizeof resume_from, "%s/step-4", straight_dir);
+
+    pair a;
+    setup(&a, 0.1f, 3);
+    lw_train_options o = options(8);
+    o.out_dir = straight_dir;
+    o.checkpoint_every = 4;
+    lw_train_result r;
+    ck_assert_int_eq(lw_train_run(&a.trainer, &a.states, &a.data, &o, &r), LW_OK);
+    ck_assert_int_eq(r.steps_done, 8);
+
+    /* a fresh process's view: new bridge (other init), resumed at step 4 */
+    pair b;
+    setup(&b, 0.1f, 3);
+    lw_bridge_init(&b.bridge, 999);
+    lw_train_options o2 = options(8);
+    char resumed_dir[4200];
+    snprintf(resumed_dir, sizeof resumed_dir, "%s/resumed", dir);
+    o2.out_dir = resumed_dir;
+    o2.resume_dir = resume_from;
+    ck_assert_int_eq(lw_train_run(&b.trainer, &b.states, &b.data, &o2, &r), LW_OK);
+    ck_assert_int_eq(r.steps_done, 4);
+    ck_assert_int_eq(a.bridge.n_params, b.bridge.n_params);
+    ck_assert(memcmp(a.bridge.params, b.bridge.params, a.bridge.n_params * sizeof(float)) == 0);
+
+    /* the final checkpoints agree too, step included */
+    char final_a[4300], final_b[4300];
+    snprintf(final_a, sizeof final_a, "%s/final", straight_dir);
+    snprintf(final_b, sizeof final_b, "%s/final", resumed_dir);
+    lw_adamw opt;
+    lw_rng rng;
+    long step = 0;
+    ck_assert_int_eq(lw_adamw_init(&opt, b.bridge.n_params, lw_adamw_defaults()), LW_OK);
+    ck_assert_int_eq(lw_checkpoint_load(final_a, &b.bridge, &opt, &rng, &step), LW_OK);
+    ck_assert_int_eq(step, 8);
+    ck_assert(memcmp(a.bridge.params, b.bridge.params, a.bridge.n_params * sizeof(float)) == 0);
+    ck_assert_int_eq(lw_checkpoint_load(final_b, &b.bridge, &opt, &rng, &step), LW_OK);
+    ck_assert_int_eq(step, 8);
+    lw_adamw_free(&opt);
+    teardown(&a);
+    teardown(&b);
+}
+END_TEST
+
+START_TEST(bad_options_are_refused)
+{
+    pair p;
+    setup(&p, 0.0f, 4);
+    lw_train_options o = options(0);
+    lw_train_result r;
+    ck_assert_int_eq(lw_train_run(&p.trainer, &p.states, &p.data, &o, &r), LW_ERR_INVALID);
+    int T;
+    const float *x = example(&p, 0, &T);
+    float loss;
+    ck_assert_int_eq(lw_trainer_example(&p.trainer, x, T, 2, 1.0f, &loss, NULL), LW_ERR_INVALID);
+    ck_assert_int_eq(lw_trainer_example(&p.trainer, x, 0, 0, 1.0f, &loss, NULL), LW_ERR_INVALID);
+    teardown(&p);
+}
+END_TEST
+
+
+/* The sender cache with a real (tiny) sender, stories260K: built once,
+ * equal to a direct forward, reused while valid, rebuilt when cut short. */
+START_TEST(sender_cache_matches_the_sender_and_is_reused)
+{
+    const char *dir = tl_tmpdir("sender_cache");
+    char data_path[4200], cache_dir[4200];
+    snprintf(data_path, sizeof data_path, "%s/train.jsonl", dir);
+    snprintf(cache_dir, sizeof cache_dir, "%s/cache", dir);
+    tl_write_file(data_path, "{\"text\": \"Once upon a time\", \"label\": \"positive\"}\n"
+                             "{\"text\": \"The cat sat\", \"label\": \"negative\"}\n"
+                             "{\"text\": \"Lily was sad and cried a lot\", \"label\": \"negative\"}\n"
+                             "{\"text\": \"Tom liked the big red ball\", \"label\": \"positive\"}\n");
+    lw_manifest m;
+    ck_assert_msg(lw_manifest_load(tl_src("pairs/stories260k_to_smollm2-135m.json"), &m) == LW_OK, "%s",
+                  lw_last_error());
+    tl_require_file(m.sender.weights_path);
+    lw_task task;
+    ck_assert_int_eq(lw_task_load(tl_src("tasks/sst2.json"), &task), LW_OK);
+    lw_dataset d;
+    ck_assert_int_eq(lw_dataset_load(data_path, &task, 0, &d), LW_OK);
+    lw_sender_cache c;
+    ck_assert_msg(lw_sender_cache_get(&m.sender, 3, data_path, &d, cache_dir, 1, &c) == LW_OK, "%s", lw_last_error());
+    ck_assert_int_eq(c.n, 4);
+    ck_assert_int_eq(c.hidden, m.sender.hidden);
+    struct stat st1, st2;
+    ck_assert_int_eq(stat(c.path, &st1), 0);
+
+    /* example 2 as the sender computes it directly */
+    lw_model *model;
+    lw_state *state;
+    lw_tokenizer *tok;
+    ck_assert_int_eq(lw_model_load(&m.sender, &model), LW_OK);
+    ck_assert_int_eq(lw_state_alloc(model, 64, false, &state), LW_OK);
+    ck_assert_int_eq(lw_tokenizer_load(m.sender.tokenizer_kind, m.sender.tokenizer_path, &tok), LW_OK);
+    char *prompt;
+    int *ids, n;
+    ck_assert_int_eq(lw_chat_render(m.sender.chat_template, NULL, d.examples[2].text, &prompt), LW_OK);
+    ck_assert_int_eq(lw_tokenizer_encode(tok, prompt, strlen(prompt), false, &ids, &n), LW_OK);
+    float *want = calloc((size_t)n * c.hidden, sizeof(float)), *got = NULL;
+    lw_forward_args a = {.ids = ids, .T = n, .capture_layer = 3, .hidden_out = want};
+    ck_assert_int_eq(lw_forward(model, state, &a), LW_OK);
+    size_t cap = 0;
+    int T;
+    ck_assert_int_eq(lw_sender_cache_read(&c, 2, &got, &cap, &T), LW_OK);
+    /* no template here: all rows but the first (the attention sink) */
+    ck_assert_int_eq(T, n - 1);
+    ck_assert(memcmp(want + c.hidden, got, (size_t)(n - 1) * c.hidden * sizeof(float)) == 0);
+    char path[4096];
+    memcpy(path, c.path, sizeof path);
+    lw_sender_cache_close(&c);
+
+    /* again, and for a prefix of the file: the same file, not rewritten */
+    ck_assert_int_eq(lw_sender_cache_get(&m.sender, 3, data_path, &d, cache_dir, 1, &c), LW_OK);
+    ck_assert_str_eq(c.path, path);
+    lw_sender_cache_close(&c);
+    d.n = 2;
+    ck_assert_int_eq(lw_sender_cache_get(&m.sender, 3, data_path, &d, cache_dir, 1, &c), LW_OK);
+    ck_assert_int_eq(c.n, 2);
+    lw_sender_cache_close(&c);
+    d.n = 4;
+    ck_assert_int_eq(stat(path, &st2), 0);
+    ck_assert(st1.st_ino == st2.st_ino && st1.st_mtime == st2.st_mtime);
+
+    /* another layer is another file; a file cut short is rebuilt */
+    ck_assert_int_eq(lw_sender_cache_get(&m.sender, 2, data_path, &d, cache_dir, 1, &c), LW_OK);
+    ck_assert_str_ne(c.path, path);
+    lw_sender_cache_close(&c);
+    ck_assert_int_eq(truncate(path, st1.st_size / 2), 0);
+    ck_assert_int_eq(lw_sender_cache_get(&m.sender, 3, data_path, &d, cache_dir, 1, &c), LW_OK);
+    ck_assert_int_eq(lw_sender_cache_read(&c, 2, &got, &cap, &T), LW_OK);
+    ck_assert(memcmp(want + c.hidden, got, (size_t)(n - 1) * c.hidden * sizeof(float)) == 0);
+    ck_assert_int_eq(lw_sender_cache_read(&c, 4, &got, &cap, &T), LW_ERR_INVALID);
+    lw_sender_cache_close(&c);
+
+    free(want);
+    free(got);
+    free(prompt);
+    free(ids);
+    lw_tokenizer_free(tok);
+    lw_state_free(state);
+    lw_model_free(model);
+    lw_dataset_free(&d);
+    lw_task_free(&task);
+}
+END_TEST
+
+/* The receiver's prompt with a real tokenizer (SmolLM2's, ChatML): the
+ * pieces decode to the chat template's split rendering around the soft
+ * tokens, the answer prompt opening the reply. */
+START_TEST(receiver_layout_renders_the_chat_template)
+{
+    lw_tokenizer *tok;
+    const char *tj = tl_shared("models/smollm2-135m-instruct/tokenizer.json");
+    tl_require_file(tj);
+    ck_assert_int_eq(lw_tokenizer_load(LW_TOKENIZER_BPE_JSON, tj, &tok), LW_OK);
+    lw_task task;
+    ck_assert_int_eq(lw_task_load(tl_src("tasks/sst2.json"), &task), LW_OK);
+    lw_receiver_layout L;
+    ck_assert_msg(lw_receiver_layout_build(&task, LW_CHAT_CHATML, tok, 4, 49152, &L) == LW_OK, "%s", lw_last_error());
+    char *before, *after, *got_before, *got_after;
+    ck_assert_int_eq(lw_chat_render_split(LW_CHAT_CHATML, NULL, "Classify the sentiment of this review.\n", "",
+                                          &before, &after), LW_OK);
+    ck_assert_int_eq(lw_tokenizer_decode(tok, L.before, L.n_before, &got_before), LW_OK);
+    ck_assert_int_eq(lw_tokenizer_decode(tok, L.after, L.n_after, &got_after), LW_OK);
+    ck_assert_str_eq(got_before, before);
+    ck_assert_int_eq(strncmp(got_after, after, strlen(after)), 0);
+    ck_assert_str_eq(got_after + strlen(after), "Sentiment:");
+    ck_assert_int_eq(L.n_labels, 2);
+    int ids[256];
+    bool emb[256];
+    int T = lw_receiver_fill(&L, 1, 99, ids, emb);
+    ck_assert_int_eq(T, lw_receiver_prefix_len(&L) + L.verb_len[1]);
+    ck_assert(emb[L.n_before] && emb[L.n_before + 3] && !emb[L.n_before + 4] && !emb[0]);
+    free(before);
+    free(after);
+    free(got_before);
+    free(got_after);
+    lw_receiver_layout_free(&L);
+    lw_task_free(&task);
+    lw_tokenizer_free(tok);
+}
+END_TEST
+
+/* Three Gaussian blobs in 6 dimensions: the probe separates them. */
+START_TEST(linear_probe_fits_separable_classes)
+{
+    enum { N = 90, D = 6, C = 3 };
+    float X[N * D];
+    int y[N];
+    lw_rng r;
+    lw_rng_seed(&r, 9);
+    for (int i = 0; i < N; i++) {
+        y[i] = i % C;
+        for (int k = 0; k < D; k++) X[i * D + k] = (float)lw_rng_normal(&r) * 0.5f + (k == y[i] ? 3.0f : 0.0f) + 10.0f;
+    }
+    lw_linear_probe p;
+    lw_probe_options o = lw_probe_defaults();
+    ck_assert_int_eq(lw_linear_probe_train(&p, X, y, N, D, C, &o), LW_OK);
+    int right = 0;
+    for (int i = 0; i < N; i++) right += lw_linear_probe_predict(&p, X + i * D) == y[i];
+    ck_assert_int_ge(right, N - 2);
+    lw_linear_probe_free(&p);
+    y[0] = 7;
+    ck_assert_int_eq(lw_linear_probe_train(&p, X, y, N, D, C, &o), LW_ERR_INVALID);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("train");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, bridge_gradient_through_receiver_matches_finite_differences);
+    tcase_add_test(tc, training_separates_the_classes);
+    tcase_add_test(tc, resumed_run_is_bit_exact);
+    tcase_add_test(tc, bad_options_are_refused);
+    tcase_add_test(tc, sender_cache_matches_the_sender_and_is_reused);
+    tcase_add_test(tc, receiver_layout_renders_the_chat_template);
+    tcase_add_test(tc, linear_probe_fits_separable_classes);
+    suite_add_tcase(s, tc);
+    return tl_run_suite(s);
+}
