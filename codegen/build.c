@@ -238,6 +238,10 @@ lw_status lw_build_pair(const lw_build_options *o)
     lw_manifest *m = calloc(1, sizeof *m);
     if (!m) return lw_fail(LW_ERR_NOMEM, "out of memory");
     lw_status st = lw_manifest_load(o->manifest_path, m);
+    /* The binary may run from anywhere: keep the manifest's absolute path. */
+    char *abs = realpath(o->manifest_path, NULL);
+    if (st == LW_OK && abs && strlen(abs) < sizeof m->path) snprintf(m->path, sizeof m->path, "%s", abs);
+    free(abs);
     char dir[PATH_CAP], stamp[17];
     /* Bounded here so that no path built below can be truncated. */
     if (st == LW_OK && (strlen(o->out_root) > 2048 || strlen(o->lwc_root) > 2048))

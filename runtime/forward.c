@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "adapters.h"
+#include "lora.h"
 #include "ops.h"
 
 static float *kv_row(float *cache, const lw_model_config *c, const lw_state *s, int l, int pos)
@@ -19,25 +21,47 @@ static void head_norm(float *x, float *rstd, const float *w, int rows, const lw_
     rmsnorm_forward(x, rstd, x, w, rows, m->cfg.head_dim, m->cfg.norm_eps, m->cfg.norm);
 }
 
-/* Causal (optionally windowed) attention of T rows at positions pos0.. over
- * the cache, a few query rows at a time unless everything is being saved. */
-static void attend(const lw_model *m, lw_state *s, lw_layer_acts *a, int l, int T, int pos0)
+/* A deep prefix's P keys/values of layer l, then the cache's first n
+ * positions, side by side in the adapters' scratch (what attention reads). */
+static void prefixed_kv(const lw_receiver_adapters *ad, const lw_model *m, lw_state *s, int l, int n,
+                        const float **k, const float **v)
 {
     const lw_model_config *c = &m->cfg;
-    int qd = c->n_heads * c->head_dim;
+    size_t kvd = (size_t)c->n_kv_heads * c->head_dim, P = (size_t)ad->prefix_len;
+    lw_adapter_scratch *sc = ad->scratch;
+    memcpy(sc->k, ad->prefix_k + (size_t)l * P * kvd, P * kvd * sizeof(float));
+    memcpy(sc->v, ad->prefix_v + (size_t)l * P * kvd, P * kvd * sizeof(float));
+    memcpy(sc->k + P * kvd, kv_row(s->key_cache, c, s, l, 0), (size_t)n * kvd * sizeof(float));
+    memcpy(sc->v + P * kvd, kv_row(s->value_cache, c, s, l, 0), (size_t)n * kvd * sizeof(float));
+    *k = sc->k;
+    *v = sc->v;
+}
+
+/* Causal (optionally windowed) attention of T rows at positions pos0.. over
+ * the cache, a few query rows at a time unless everything is being saved.
+ * A deep prefix of P keys comes first, visible to every row (n_sink: the
+ * window spares it); the rows' own positions are unchanged. */
+static void attend(const lw_model *m, lw_state *s, lw_layer_acts *a, int l, int T, int pos0,
+                   const lw_receiver_adapters *ad)
+{
+    const lw_model_config *c = &m->cfg;
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     int window = lw_layer_is_local(c, l) ? c->sliding_window : 0;
     int step = s->save_acts ? T : s->att_rows;
+    int P = ad ? ad->prefix_len : 0;
+    const float *keys = kv_row(s->key_cache, c, s, l, 0), *values = kv_row(s->value_cache, c, s, l, 0);
+    if (P > 0) prefixed_kv(ad, m, s, l, pos0 + T, &keys, &values);
     for (int t0 = 0; t0 < T; t0 += step) {
         int rows = T - t0 < step ? T - t0 : step;
         int first = pos0 + t0;                 /* position of the first query row */
         int k0 = window > 0 && first - window + 1 > 0 ? first - window + 1 : 0;
         int k1 = first + rows;                 /* keys [k0, k1) can be visible */
-        if (s->save_acts) k0 = 0;              /* backward expects att over all keys */
-        lw_attention_params p = {.causal = true, .q_offset = first - k0, .window = window,
+        if (s->save_acts || P > 0) k0 = 0;     /* backward expects att over all keys; a prefix precedes all */
+        lw_attention_params p = {.causal = true, .q_offset = P + first - k0, .window = window,
                                  .scale = m->attn_scale};
-        attention_forward(a->ao + (size_t)t0 * qd, a->att, a->q_rope + (size_t)t0 * qd,
-                          kv_row(s->key_cache, c, s, l, k0), kv_row(s->value_cache, c, s, l, k0), rows,
-                          k1 - k0, c->n_heads, c->n_kv_heads, c->head_dim, &p);
+        attention_forward_sink(a->ao + (size_t)t0 * qd, a->att, a->q_rope + (size_t)t0 * qd,
+                               keys + (size_t)k0 * kvd, values + (size_t)k0 * kvd, rows, P + k1 - k0, c->n_heads,
+                               c->n_kv_heads, c->head_dim, &p, P);
     }
 }
 
@@ -51,8 +75,10 @@ static void split_rows(const float *fused, int T, float *const *parts, const int
         }
 }
 
-/* x[T, hidden] is updated in place: x += attn(x); x += ffn(x). */
-static void block_forward(const lw_model *m, lw_state *s, lw_layer_acts *a, int l, float *x, int T, int pos0)
+/* x[T, hidden] is updated in place: x += attn(x); x += ffn(x). LoRA (ad)
+ * adds to each adapted projection's output right after the projection. */
+static void block_forward(const lw_model *m, lw_state *s, lw_layer_acts *a, int l, float *x, int T, int pos0,
+                          const lw_receiver_adapters *ad)
 {
     const lw_model_config *c = &m->cfg;
     const lw_layer_weights *L = &m->layers[l];
@@ -65,6 +91,9 @@ static void block_forward(const lw_model *m, lw_state *s, lw_layer_acts *a, int 
     rmsnorm_forward(a->xn, a->rstd_attn, x, L->attn_norm, T, H, c->norm_eps, c->norm);
     matmul_forward(a->qkv, a->xn, L->wqkv, NULL, T, H, qd + 2 * kvd);
     split_rows(a->qkv, T, (float *[]){a->q, a->k, a->v}, (int[]){qd, kvd, kvd}, 3);
+    lw_lora_forward(ad, l, LW_LORA_Q, a->xn, a->q, T, s->pos);
+    lw_lora_forward(ad, l, LW_LORA_K, a->xn, a->k, T, s->pos);
+    lw_lora_forward(ad, l, LW_LORA_V, a->xn, a->v, T, s->pos);
 
     /* q_rope and the cache rows get the normed, rotated copies; q, k keep the projections. */
     float *k_out = kv_row(s->key_cache, c, s, l, pos0);
@@ -78,8 +107,9 @@ static void block_forward(const lw_model *m, lw_state *s, lw_layer_acts *a, int 
     rope_forward(a->q_rope, s->pos, inv_freq, T, c->n_heads, D, interleaved);
     rope_forward(k_out, s->pos, inv_freq, T, c->n_kv_heads, D, interleaved);
 
-    attend(m, s, a, l, T, pos0);
+    attend(m, s, a, l, T, pos0, ad);
     matmul_forward(a->proj, a->ao, L->wo, NULL, T, qd, H);
+    lw_lora_forward(ad, l, LW_LORA_O, a->ao, a->proj, T, s->pos);
     const float *branch = a->proj;
     if (c->post_norms) {
         rmsnorm_forward(a->proj_n, a->rstd_post_attn, a->proj, L->post_attn_norm, T, H, c->norm_eps, c->norm);
@@ -91,8 +121,11 @@ static void block_forward(const lw_model *m, lw_state *s, lw_layer_acts *a, int 
     rmsnorm_forward(a->fn, a->rstd_ffn, x, L->ffn_norm, T, H, c->norm_eps, c->norm);
     matmul_forward(a->gate_up, a->fn, L->w_gate_up, NULL, T, H, 2 * F);
     split_rows(a->gate_up, T, (float *[]){a->gate, a->up}, (int[]){F, F}, 2);
+    lw_lora_forward(ad, l, LW_LORA_GATE, a->fn, a->gate, T, s->pos);
+    lw_lora_forward(ad, l, LW_LORA_UP, a->fn, a->up, T, s->pos);
     glu_forward(a->hid, a->gate, a->up, T * F, c->activation);
     matmul_forward(a->down, a->hid, L->w_down, NULL, T, F, H);
+    lw_lora_forward(ad, l, LW_LORA_DOWN, a->hid, a->down, T, s->pos);
     branch = a->down;
     if (c->post_norms) {
         rmsnorm_forward(a->down_n, a->rstd_post_ffn, a->down, L->post_ffn_norm, T, H, c->norm_eps, c->norm);
@@ -129,6 +162,11 @@ static lw_status check_args(const lw_model *m, const lw_state *s, const lw_forwa
         return lw_fail(LW_ERR_INVALID, "forward %s: capture layer %d (model has %d; hidden_out %s)", c->name,
                        a->capture_layer, c->n_layers, a->hidden_out ? "given" : "missing");
     if (!a->ids && !a->embeds) return lw_fail(LW_ERR_INVALID, "forward %s: neither ids nor embeds", c->name);
+    if (a->adapters) {
+        int rows = s->save_acts || a->T < s->chunk ? a->T : s->chunk;   /* per pass through the blocks */
+        lw_status st = lw_adapters_check(a->adapters, m, rows, a->pos0 + a->T, s->max_tokens);
+        if (st) return st;
+    }
     for (int t = 0; t < a->T; t++) {
         bool use_embed = a->embeds && (!a->is_embed || a->is_embed[t]);
         if (use_embed) continue;
@@ -156,7 +194,7 @@ static bool chunk_forward(const lw_model *m, lw_state *s, const lw_forward_args 
     if (a->capture_layer == 0) memcpy(a->hidden_out + (size_t)r0 * H, s->x, (size_t)T * row_bytes);
     for (int l = 0; l < n && l < last_layer; l++) {
         lw_layer_acts *acts = &s->acts[s->save_acts ? l : 0];
-        block_forward(m, s, acts, l, s->x, T, pos0);
+        block_forward(m, s, acts, l, s->x, T, pos0, a->adapters);
         if (a->capture_layer == l + 1 && l + 1 < n)
             memcpy(a->hidden_out + (size_t)r0 * H, s->x, (size_t)T * row_bytes);
     }

@@ -124,6 +124,8 @@ void lw_state_free(lw_state *s);
 static inline void lw_state_reset(lw_state *s) { s->n_cached = 0; }
 static inline int lw_state_cached(const lw_state *s) { return s->n_cached; }
 
+struct lw_receiver_adapters;   /* adapters.h */
+
 typedef struct {
     const int *ids;        /* [T] token ids; ignored at rows that take an embedding */
     const float *embeds;   /* [T, hidden] input embeddings (as the first block sees them,
@@ -136,6 +138,7 @@ typedef struct {
     int capture_layer;     /* -1 none; l = HF hidden_states[l]: 0 embeddings, 1..n_layers-1
                               the output of block l-1, n_layers the final-normed output */
     float *hidden_out;     /* [T, hidden] for capture_layer */
+    const struct lw_receiver_adapters *adapters;  /* LoRA / deep prefix (adapters.h); NULL: none */
 } lw_forward_args;
 
 /* Runs the T rows. Without logits, stops after capture_layer; the upper
@@ -187,6 +190,13 @@ lw_status lw_model_backward(const lw_model *m, const lw_state *s, lw_backward_sc
  * in [0, T), dlogits_rows [n_rows, vocab] their gradients in that order. */
 lw_status lw_model_backward_rows(const lw_model *m, const lw_state *s, lw_backward_scratch *g, const int *rows,
                                  int n_rows, const float *dlogits_rows, float *d_embeds);
+/* lw_model_backward_rows through the adapters the last forward ran with
+ * (the same ad, dropout seed included): also adds the LoRA gradients to
+ * ad->lora's grads and the prefix's to ad->d_prefix_k / d_prefix_v. With
+ * ad NULL it is lw_model_backward_rows. */
+lw_status lw_model_backward_adapted(const lw_model *m, const lw_state *s, lw_backward_scratch *g,
+                                    const struct lw_receiver_adapters *ad, const int *rows, int n_rows,
+                                    const float *dlogits_rows, float *d_embeds);
 
 /* A model with seeded random weights in memory (tests, synthetic training):
  * projections normal(0, 1/sqrt(in)), embeddings normal(0, 1), norm gains

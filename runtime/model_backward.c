@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapters.h"
+#include "lora.h"
 #include "ops.h"
 
 struct lw_backward_scratch {
@@ -99,10 +101,12 @@ void lw_backward_scratch_free(lw_backward_scratch *g)
 
 /* ---- the blocks in reverse ------------------------------------------------ */
 
-/* g->dx: d(block output) in, d(x_mid) out. */
-static void ffn_backward(const lw_model *m, const lw_layer_acts *a, const lw_layer_weights *L,
-                         lw_backward_scratch *g, int T)
+/* g->dx: d(block output) in, d(x_mid) out. LoRA (ad) adds its path
+ * beside each adapted projection's. */
+static void ffn_backward(const lw_model *m, const lw_layer_acts *a, int l, lw_backward_scratch *g, int T,
+                         const lw_receiver_adapters *ad)
 {
+    const lw_layer_weights *L = &m->layers[l];
     const lw_model_config *c = &m->cfg;
     int H = c->hidden, F = c->ffn;
     size_t nH = (size_t)T * H, nF = (size_t)T * F;
@@ -114,19 +118,59 @@ static void ffn_backward(const lw_model *m, const lw_layer_acts *a, const lw_lay
     }
     zero(g->dhid, nF);
     matmul_backward(g->dhid, NULL, NULL, dbranch, a->hid, L->w_down, T, F, H);
+    lw_lora_backward(ad, l, LW_LORA_DOWN, a->hid, dbranch, g->dhid, T, g->pos);
     zero(g->dgate, nF);
     zero(g->dup, nF);
     glu_backward(g->dgate, g->dup, g->dhid, a->gate, a->up, T * F, c->activation);
     zero(g->dln, nH);
     matmul_backward(g->dln, NULL, NULL, g->dgate, a->fn, L->w_gate, T, H, F);
     matmul_backward(g->dln, NULL, NULL, g->dup, a->fn, L->w_up, T, H, F);
+    lw_lora_backward(ad, l, LW_LORA_GATE, a->fn, g->dgate, g->dln, T, g->pos);
+    lw_lora_backward(ad, l, LW_LORA_UP, a->fn, g->dup, g->dln, T, g->pos);
     /* dbranch (possibly g->dx itself) is consumed: now add the norm's path to the residual's */
     rmsnorm_backward(g->dx, NULL, g->dln, a->x_mid, L->ffn_norm, a->rstd_ffn, T, H, c->norm);
 }
 
+/* Attention's backward for layer l over keys/values k, v [P + T, kvd]: a
+ * deep prefix's P (ad) then the T text rows. dk, dv get the text rows'
+ * gradients; the prefix's are added to ad->d_prefix_k / d_prefix_v. */
+static void attention_rows_backward(const lw_model *m, const lw_state *s, const lw_layer_acts *a, int l,
+                                    lw_backward_scratch *g, int T, const lw_receiver_adapters *ad)
+{
+    const lw_model_config *c = &m->cfg;
+    int kvd = g->kvd, P = ad ? ad->prefix_len : 0;
+    lw_attention_params p = {.causal = true, .q_offset = P,
+                             .window = lw_layer_is_local(c, l) ? c->sliding_window : 0, .scale = m->attn_scale};
+    const float *k_rope = s->key_cache + (size_t)l * s->max_tokens * kvd;
+    size_t nt = (size_t)T * kvd;
+    zero(g->dk, nt);
+    zero(g->dv, nt);
+    if (P == 0) {
+        attention_backward(g->dq, g->dk, g->dv, g->dao, a->att, a->q_rope, k_rope, a->v, T, T, c->n_heads,
+                           c->n_kv_heads, c->head_dim, &p);
+        return;
+    }
+    lw_adapter_scratch *sc = ad->scratch;
+    size_t np = (size_t)P * kvd, off = (size_t)l * np;
+    memcpy(sc->k, ad->prefix_k + off, np * sizeof(float));
+    memcpy(sc->v, ad->prefix_v + off, np * sizeof(float));
+    memcpy(sc->k + np, k_rope, nt * sizeof(float));
+    memcpy(sc->v + np, a->v, nt * sizeof(float));
+    zero(sc->dk, np + nt);
+    zero(sc->dv, np + nt);
+    attention_backward_sink(g->dq, sc->dk, sc->dv, g->dao, a->att, a->q_rope, sc->k, sc->v, T, P + T, c->n_heads,
+                            c->n_kv_heads, c->head_dim, &p, P);
+    memcpy(g->dk, sc->dk + np, nt * sizeof(float));
+    memcpy(g->dv, sc->dv + np, nt * sizeof(float));
+    for (size_t i = 0; i < np; i++) {
+        if (ad->d_prefix_k) ad->d_prefix_k[off + i] += sc->dk[i];
+        if (ad->d_prefix_v) ad->d_prefix_v[off + i] += sc->dv[i];
+    }
+}
+
 /* g->dx: d(x_mid) in, d(x_in) out. */
 static void attn_backward(const lw_model *m, const lw_state *s, const lw_layer_acts *a, int l,
-                          lw_backward_scratch *g, int T)
+                          lw_backward_scratch *g, int T, const lw_receiver_adapters *ad)
 {
     const lw_model_config *c = &m->cfg;
     const lw_layer_weights *L = &m->layers[l];
@@ -145,15 +189,12 @@ static void attn_backward(const lw_model *m, const lw_state *s, const lw_layer_a
     zero(g->dao, (size_t)T * qd);
     matmul_backward(g->dao, NULL, NULL, dbranch, a->ao, L->wo, T, qd, H);
 
+    lw_lora_backward(ad, l, LW_LORA_O, a->ao, dbranch, g->dao, T, g->pos);
+
     /* The same attention forward's attend() ran with save_acts: all T keys
-     * from position 0, att laid out [Hq, T, T]. */
-    lw_attention_params p = {.causal = true, .q_offset = 0, .window = local ? c->sliding_window : 0,
-                             .scale = m->attn_scale};
-    const float *k_rope = s->key_cache + (size_t)l * s->max_tokens * kvd;
+     * (after any prefix) from position 0, att laid out [Hq, T, P + T]. */
     zero(g->dq, (size_t)T * qd);
-    zero(g->dk, (size_t)T * kvd);
-    zero(g->dv, (size_t)T * kvd);
-    attention_backward(g->dq, g->dk, g->dv, g->dao, a->att, a->q_rope, k_rope, a->v, T, T, Hq, Hkv, D, &p);
+    attention_rows_backward(m, s, a, l, g, T, ad);
     rope_backward(g->dq, g->pos, inv_freq, T, Hq, D, interleaved);
     rope_backward(g->dk, g->pos, inv_freq, T, Hkv, D, interleaved);
 
@@ -170,6 +211,9 @@ static void attn_backward(const lw_model *m, const lw_state *s, const lw_layer_a
     matmul_backward(g->dln, NULL, NULL, dq, a->xn, L->wq, T, H, qd);
     matmul_backward(g->dln, NULL, NULL, dk, a->xn, L->wk, T, H, kvd);
     matmul_backward(g->dln, NULL, NULL, g->dv, a->xn, L->wv, T, H, kvd);
+    lw_lora_backward(ad, l, LW_LORA_Q, a->xn, dq, g->dln, T, g->pos);
+    lw_lora_backward(ad, l, LW_LORA_K, a->xn, dk, g->dln, T, g->pos);
+    lw_lora_backward(ad, l, LW_LORA_V, a->xn, g->dv, g->dln, T, g->pos);
     rmsnorm_backward(g->dx, NULL, g->dln, a->x_in, L->attn_norm, a->rstd_attn, T, H, c->norm);
 }
 
@@ -219,14 +263,14 @@ static lw_status check_ready(const lw_model *m, const lw_state *s, const lw_back
 }
 
 static void backward(const lw_model *m, const lw_state *s, lw_backward_scratch *g, const int *rows, int n_rows,
-                     const float *dl, bool dense, float *d_embeds)
+                     const float *dl, bool dense, float *d_embeds, const lw_receiver_adapters *ad)
 {
     int T = s->last_T;
     head_backward(m, s, g, rows, n_rows, dl, dense, T);
     for (int l = m->cfg.n_layers - 1; l >= 0; l--) {
         const lw_layer_acts *a = &s->acts[l];
-        ffn_backward(m, a, &m->layers[l], g, T);
-        attn_backward(m, s, a, l, g, T);
+        ffn_backward(m, a, l, g, T, ad);
+        attn_backward(m, s, a, l, g, T, ad);
     }
     memcpy(d_embeds, g->dx, (size_t)T * m->cfg.hidden * sizeof *d_embeds);
 }
@@ -243,12 +287,19 @@ lw_status lw_model_backward(const lw_model *m, const lw_state *s, lw_backward_sc
         while (i < V && row[i] == 0.0f) i++;
         if (i < V) g->rows[n_rows++] = t;
     }
-    backward(m, s, g, g->rows, n_rows, dlogits, true, d_embeds);
+    backward(m, s, g, g->rows, n_rows, dlogits, true, d_embeds, NULL);
     return LW_OK;
 }
 
 lw_status lw_model_backward_rows(const lw_model *m, const lw_state *s, lw_backward_scratch *g, const int *rows,
                                  int n_rows, const float *dlogits_rows, float *d_embeds)
+{
+    return lw_model_backward_adapted(m, s, g, NULL, rows, n_rows, dlogits_rows, d_embeds);
+}
+
+lw_status lw_model_backward_adapted(const lw_model *m, const lw_state *s, lw_backward_scratch *g,
+                                    const lw_receiver_adapters *ad, const int *rows, int n_rows,
+                                    const float *dlogits_rows, float *d_embeds)
 {
     lw_status st = check_ready(m, s, g);
     if (st) return st;
@@ -259,7 +310,11 @@ lw_status lw_model_backward_rows(const lw_model *m, const lw_state *s, lw_backwa
             return lw_fail(LW_ERR_INVALID,
                            "backward %s: loss row %d at index %d (rows must increase, within 0..%d)",
                            m->cfg.name, rows[i], i, s->last_T - 1);
-    backward(m, s, g, rows, n_rows, dlogits_rows, false, d_embeds);
+    if (ad && (st = lw_adapters_check(ad, m, s->last_T, s->last_T, s->max_tokens))) return st;
+    if (ad && ad->lora && ad->lora->merged)
+        return lw_fail(LW_ERR_INVALID, "backward %s: the LoRA is merged into the weights (unmerge to train it)",
+                       m->cfg.name);
+    backward(m, s, g, rows, n_rows, dlogits_rows, false, d_embeds, ad);
     return LW_OK;
 }
 
@@ -308,9 +363,9 @@ static void rand_layer(lw_rng *r, const lw_model_config *c, lw_layer_weights *L,
     size_t kvd = (size_t)c->n_kv_heads * c->head_dim, F = (size_t)c->ffn;
     double sH = 1.0 / sqrt((double)H);
     L->attn_norm = rand_norm(r, c->hidden, c, ok);
-    L->wq = rand_normal(r, qd * H, sH, ok);
-    L->wk = rand_normal(r, kvd * H, sH, ok);
-    L->wv = rand_normal(r, kvd * H, sH, ok);
+    /* fused as model.c fuses them (wq wk wv are views); same draws as three tensors */
+    L->wqkv = rand_normal(r, (qd + 2 * kvd) * H, sH, ok);
+    if (L->wqkv) L->wq = L->wqkv, L->wk = L->wq + qd * H, L->wv = L->wk + kvd * H;
     L->wo = rand_normal(r, H * qd, 1.0 / sqrt((double)qd), ok);
     if (c->qk_norm) {
         L->q_norm = rand_norm(r, c->head_dim, c, ok);
@@ -321,8 +376,8 @@ static void rand_layer(lw_rng *r, const lw_model_config *c, lw_layer_weights *L,
         L->post_ffn_norm = rand_norm(r, c->hidden, c, ok);
     }
     L->ffn_norm = rand_norm(r, c->hidden, c, ok);
-    L->w_gate = rand_normal(r, F * H, sH, ok);
-    L->w_up = rand_normal(r, F * H, sH, ok);
+    L->w_gate_up = rand_normal(r, 2 * F * H, sH, ok);
+    if (L->w_gate_up) L->w_gate = L->w_gate_up, L->w_up = L->w_gate + F * H;
     L->w_down = rand_normal(r, H * F, 1.0 / sqrt((double)F), ok);
 }
 

@@ -8,8 +8,9 @@
 #include <stddef.h>
 #include <string.h>
 
-/* The keys query i may see form one interval [*lo, *hi) of [0, Tk). */
-static void visible_keys(const lw_attention_params *p, int i, int Tk, int *lo, int *hi)
+/* The keys query i may see form one interval [*lo, *hi) of [0, Tk), plus
+ * the sink keys [0, *sink_hi) the window spares (*sink_hi < *lo, else 0). */
+static void visible_keys(const lw_attention_params *p, int n_sink, int i, int Tk, int *sink_hi, int *lo, int *hi)
 {
     long long first = 0, end = Tk;
     long long at = (long long)i + p->q_offset;  /* the query's own key position */
@@ -17,9 +18,16 @@ static void visible_keys(const lw_attention_params *p, int i, int Tk, int *lo, i
     if (p->window > 0 && at - p->window + 1 > first) first = at - p->window + 1;
     if (end < 0) end = 0;
     if (first > end) first = end;
+    long long sink = n_sink < end ? n_sink : end;
+    if (sink >= first) first = 0;   /* the sinks reach the window: one interval */
+    *sink_hi = sink > 0 && sink < first ? (int)sink : 0;
     *lo = (int)first;
     *hi = (int)end;
 }
+
+/* The visible key after j: from the last sink key over the gap to lo. */
+static inline int next_key(int j, int sink_hi, int lo) { return j + 1 == sink_hi ? lo : j + 1; }
+#define FOR_VISIBLE(j) for (int j = sink_hi > 0 ? 0 : lo; j < hi; j = next_key(j, sink_hi, lo))
 
 /* Query head h reads kv head h / (Hq / Hkv), written so that it stays below
  * Hkv even if a caller breaks Hq % Hkv == 0. */
@@ -44,29 +52,35 @@ static float dot(const float *a, const float *b, int n)
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                        int Tq, int Tk, int Hq, int Hkv, int D, const lw_attention_params *p)
 {
+    attention_forward_sink(out, att, q, k, v, Tq, Tk, Hq, Hkv, D, p, 0);
+}
+
+void attention_forward_sink(float *out, float *att, const float *q, const float *k, const float *v,
+                            int Tq, int Tk, int Hq, int Hkv, int D, const lw_attention_params *p, int n_sink)
+{
     for (int h = 0; h < Hq; h++) {
         int hk = kv_head(h, Hq, Hkv);
         for (int i = 0; i < Tq; i++) {
             const float *qi = q + ((size_t)i * Hq + h) * D;
             float *oi = out + ((size_t)i * Hq + h) * D;
             float *ai = att + ((size_t)h * Tq + i) * Tk;
-            int lo, hi;
-            visible_keys(p, i, Tk, &lo, &hi);
+            int sink_hi, lo, hi;
+            visible_keys(p, n_sink, i, Tk, &sink_hi, &lo, &hi);
             memset(ai, 0, (size_t)Tk * sizeof *ai);
             memset(oi, 0, (size_t)D * sizeof *oi);
-            if (lo >= hi) continue;  /* nothing visible: output 0 */
+            if (lo >= hi && sink_hi == 0) continue;  /* nothing visible: output 0 */
             float mx = -INFINITY;
-            for (int j = lo; j < hi; j++) {
+            FOR_VISIBLE(j) {
                 ai[j] = dot(qi, k + ((size_t)j * Hkv + hk) * D, D) * p->scale;
                 if (ai[j] > mx) mx = ai[j];
             }
             double sum = 0.0;
-            for (int j = lo; j < hi; j++) {
+            FOR_VISIBLE(j) {
                 ai[j] = expf(ai[j] - mx);
                 sum += ai[j];
             }
             float inv = (float)(1.0 / sum);
-            for (int j = lo; j < hi; j++) {
+            FOR_VISIBLE(j) {
                 ai[j] *= inv;
                 const float *vj = v + ((size_t)j * Hkv + hk) * D;
                 for (int d = 0; d < D; d++) oi[d] += ai[j] * vj[d];
@@ -83,19 +97,26 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                         const float *q, const float *k, const float *v,
                         int Tq, int Tk, int Hq, int Hkv, int D, const lw_attention_params *p)
 {
+    attention_backward_sink(dq, dk, dv, dout, att, q, k, v, Tq, Tk, Hq, Hkv, D, p, 0);
+}
+
+void attention_backward_sink(float *dq, float *dk, float *dv, const float *dout, const float *att,
+                             const float *q, const float *k, const float *v,
+                             int Tq, int Tk, int Hq, int Hkv, int D, const lw_attention_params *p, int n_sink)
+{
     for (int h = 0; h < Hq; h++) {
         int hk = kv_head(h, Hq, Hkv);
         for (int i = 0; i < Tq; i++) {
             const float *qi = q + ((size_t)i * Hq + h) * D;
             const float *doi = dout + ((size_t)i * Hq + h) * D;
             const float *ai = att + ((size_t)h * Tq + i) * Tk;
-            int lo, hi;
-            visible_keys(p, i, Tk, &lo, &hi);
+            int sink_hi, lo, hi;
+            visible_keys(p, n_sink, i, Tk, &sink_hi, &lo, &hi);
             double pdp = 0.0;
-            for (int j = lo; j < hi; j++)
+            FOR_VISIBLE(j)
                 if (ai[j] != 0.0f) pdp += (double)ai[j] * dot(doi, v + ((size_t)j * Hkv + hk) * D, D);
             float *dqi = dq ? dq + ((size_t)i * Hq + h) * D : NULL;
-            for (int j = lo; j < hi; j++) {
+            FOR_VISIBLE(j) {
                 float pj = ai[j];
                 if (pj == 0.0f) continue;
                 const float *kj = k + ((size_t)j * Hkv + hk) * D;

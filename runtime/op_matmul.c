@@ -94,7 +94,9 @@ void matmul_backward(float *dx, float *dw, float *db, const float *dy, const flo
 #if LWC_HAVE_BLAS
     if (in > 0) {
         /* dx[T,in] += dy[T,out] @ w[out,in];  dw[out,in] += dy^T @ x */
-        if (dx)
+        if (dx && T == 1) /* one row: dx += w^T dy without packing w */
+            cblas_sgemv(CblasRowMajor, CblasTrans, out, in, 1.0f, w, in, dy, 1, 1.0f, dx, 1);
+        else if (dx)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, in, out, 1.0f, dy, out, w, in, 1.0f,
                         dx, in);
         if (dw)

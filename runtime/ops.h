@@ -64,6 +64,14 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
                         const float *q, const float *k, const float *v,
                         int Tq, int Tk, int Hq, int Hkv, int D, const lw_attention_params *p);
+/* The same with keys [0, n_sink) exempt from the sliding window (a deep
+ * prefix that every query sees; the causal mask still applies); n_sink 0
+ * is the plain op. */
+void attention_forward_sink(float *out, float *att, const float *q, const float *k, const float *v,
+                            int Tq, int Tk, int Hq, int Hkv, int D, const lw_attention_params *p, int n_sink);
+void attention_backward_sink(float *dq, float *dk, float *dv, const float *dout, const float *att,
+                             const float *q, const float *k, const float *v,
+                             int Tq, int Tk, int Hq, int Hkv, int D, const lw_attention_params *p, int n_sink);
 
 /* ---- op_activation.c: gated FFN activations and plain GELU -------------
  * glu: out = act(gate) * up, act = silu (SwiGLU) or gelu_tanh (GeGLU). */
