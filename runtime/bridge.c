@@ -14,6 +14,7 @@
 static const float LN_EPS = 1e-5f;
 static const float OUT_RMS_EPS = 1e-6f;
 static const float INIT_STD = 0.02f;
+static const float MIN_INPUT_STD = 1e-6f;
 static const size_t MAX_PARAMS = (size_t)1 << 31;   /* 8 GiB of fp32: surely a config error */
 
 const char *lw_bridge_kind_name(lw_bridge_kind k)
@@ -50,6 +51,7 @@ static size_t add(table_builder *tb, const char *name, int64_t d0, int64_t d1, l
     t->count = (size_t)d0 * (size_t)(d1 > 0 ? d1 : 1);
     t->offset = b->n_params;
     t->decay = decay;
+    t->trainable = true;
     t->init = init;
     b->n_tensors++;
     b->n_params += t->count;
@@ -70,6 +72,9 @@ static void build_table(table_builder *tb)
     const lw_bridge_config *c = &b->cfg;
     int64_t S = b->sender_hidden, R = b->receiver_hidden, d = c->width, M = c->soft_tokens;
     int64_t F = (int64_t)c->ffn_mult * d;
+    b->in_mean = add(tb, "input_norm.mean", S, 0, LW_INIT_ZERO, false);
+    b->in_std = add(tb, "input_norm.std", S, 0, LW_INIT_ONE, false);
+    for (int i = 0; i < b->n_tensors; i++) b->tensors[i].trainable = false;
     if (c->kind == LW_BRIDGE_PERCEIVER) {
         b->in_w = add(tb, "in_proj.weight", d, S, LW_INIT_NORMAL, true);
         b->in_b = add(tb, "in_proj.bias", d, 0, LW_INIT_ZERO, false);
@@ -144,7 +149,7 @@ lw_status lw_bridge_create(lw_bridge *b, const lw_bridge_config *cfg, int sender
     b->receiver_hidden = receiver_hidden;
     b->embed_rms = embed_rms;
     int depth = cfg->kind == LW_BRIDGE_PERCEIVER ? cfg->depth : 0;
-    table_builder tb = {b, 8 + 20 * depth, 0};
+    table_builder tb = {b, 10 + 20 * depth, 0};
     b->tensors = calloc((size_t)tb.cap, sizeof *b->tensors);
     b->blocks = calloc((size_t)(depth ? depth : 1), sizeof *b->blocks);
     if (!b->tensors || !b->blocks) {
@@ -194,6 +199,14 @@ void lw_bridge_init(lw_bridge *b, uint64_t seed)
     }
 }
 
+void lw_bridge_set_input_norm(lw_bridge *b, const float *mean, const float *std)
+{
+    for (int c = 0; c < b->sender_hidden; c++) {
+        b->params[b->in_mean + c] = mean[c];
+        b->params[b->in_std + c] = std[c] > MIN_INPUT_STD ? std[c] : MIN_INPUT_STD;
+    }
+}
+
 const lw_bridge_tensor *lw_bridge_find(const lw_bridge *b, const char *name)
 {
     for (int i = 0; i < b->n_tensors; i++)
@@ -208,6 +221,7 @@ void lw_bridge_adamw_step(lw_bridge *b, lw_adamw *opt, float lr, float weight_de
     lw_adamw_begin_step(opt);
     for (int i = 0; i < b->n_tensors; i++) {
         const lw_bridge_tensor *t = &b->tensors[i];
+        if (!t->trainable) continue;
         lw_adamw_update(opt, b->params, b->grads, t->offset, t->count, lr, t->decay ? weight_decay : 0.0f);
     }
 }
@@ -223,7 +237,7 @@ typedef struct {
 struct lw_bridge_acts {
     int max_T, T;
     float *pool;
-    float *x;                       /* [T, S] copy of the input */
+    float *x;                       /* [T, S] the input, standardised */
     float *ctx;                     /* [T, d] projected sender states */
     float *lat;                     /* [depth+1][M, d] residual stream at block inputs, then the output */
     block_acts *blk;
@@ -231,6 +245,7 @@ struct lw_bridge_acts {
     float *pooled, *ph, *pg;        /* mlp/linear: mean of x, hidden pre/post GELU */
     float *z, *zn, *z_rstd;         /* [M, R] before calibration, normalised, rstd [M] */
     /* backward scratch */
+    float *dxs;                     /* [T, S] d(loss)/d(standardised input) */
     float *dlat, *dn, *dao, *dq, *dk, *dv, *dnkv, *dctx, *dh, *dg, *dz, *dzn, *dpooled;
 };
 
@@ -253,6 +268,7 @@ static void layout(const lw_bridge *b, lw_bridge_acts *a, carver *c)
     size_t M = (size_t)b->cfg.soft_tokens, d = (size_t)b->cfg.width, H = (size_t)b->cfg.heads;
     size_t F = (size_t)b->cfg.ffn_mult * d, TM = T > M ? T : M;
     a->x = carve(c, T * S);
+    a->dxs = carve(c, T * S);
     a->z = carve(c, M * R);
     a->zn = carve(c, M * R);
     a->z_rstd = carve(c, M);
@@ -407,6 +423,18 @@ static void pooled_forward(const lw_bridge *b, lw_bridge_acts *a, int T)
     matmul_forward(a->z, a->pg, P(b->out_w), P(b->out_b), 1, d, MR);
 }
 
+/* xs = (x - mean) / std per dimension; a std the checkpoint got wrong
+ * (zero, negative, NaN) is floored rather than trusted. */
+static void standardise(const lw_bridge *b, float *xs, const float *x, int T)
+{
+    int S = b->sender_hidden;
+    const float *mean = P(b->in_mean), *std = P(b->in_std);
+    for (int c = 0; c < S; c++) {
+        float sd = std[c] > MIN_INPUT_STD ? std[c] : MIN_INPUT_STD, inv = 1.0f / sd;
+        for (int t = 0; t < T; t++) xs[(size_t)t * S + c] = (x[(size_t)t * S + c] - mean[c]) * inv;
+    }
+}
+
 lw_status lw_bridge_forward(const lw_bridge *b, lw_bridge_acts *a, const float *x, int T, float *out)
 {
     if (T < 1 || T > a->max_T)
@@ -415,7 +443,7 @@ lw_status lw_bridge_forward(const lw_bridge *b, lw_bridge_acts *a, const float *
     int M = b->cfg.soft_tokens, R = b->receiver_hidden;
     size_t MR = (size_t)M * R;
     a->T = T;
-    memcpy(a->x, x, (size_t)T * b->sender_hidden * sizeof(float));
+    standardise(b, a->x, x, T);
     if (b->cfg.kind == LW_BRIDGE_PERCEIVER) perceiver_forward(b, a, T);
     else pooled_forward(b, a, T);
     if (b->cfg.calibration == LW_CALIB_RMS) {
@@ -471,7 +499,7 @@ static void block_backward(lw_bridge *b, const lw_bridge_block *o, const block_a
                        k->nq_mean, k->nq_rstd, M, d);
 }
 
-static void perceiver_backward(lw_bridge *b, lw_bridge_acts *a, float *dx)
+static void perceiver_backward(lw_bridge *b, lw_bridge_acts *a, float *dxs)
 {
     int T = a->T, M = b->cfg.soft_tokens, d = b->cfg.width, S = b->sender_hidden, R = b->receiver_hidden;
     size_t Md = (size_t)M * d;
@@ -482,10 +510,10 @@ static void perceiver_backward(lw_bridge *b, lw_bridge_acts *a, float *dx)
     for (int l = b->cfg.depth - 1; l >= 0; l--)
         block_backward(b, &b->blocks[l], &a->blk[l], a, a->lat + l * Md, T);
     add_into(G(b->queries), a->dlat, Md);
-    matmul_backward(dx, G(b->in_w), G(b->in_b), a->dctx, a->x, P(b->in_w), T, S, d);
+    matmul_backward(dxs, G(b->in_w), G(b->in_b), a->dctx, a->x, P(b->in_w), T, S, d);
 }
 
-static void pooled_backward(lw_bridge *b, lw_bridge_acts *a, float *dx)
+static void pooled_backward(lw_bridge *b, lw_bridge_acts *a, float *dxs)
 {
     int T = a->T, S = b->sender_hidden, d = b->cfg.width, MR = b->cfg.soft_tokens * b->receiver_hidden;
     zero(a->dpooled, (size_t)S);
@@ -497,9 +525,20 @@ static void pooled_backward(lw_bridge *b, lw_bridge_acts *a, float *dx)
         gelu_tanh_backward(a->dh, a->dg, a->ph, d);
         matmul_backward(a->dpooled, G(b->in_w), G(b->in_b), a->dh, a->pooled, P(b->in_w), 1, S, d);
     }
-    if (!dx) return;
+    if (!dxs) return;
     for (int t = 0; t < T; t++)
-        for (int c = 0; c < S; c++) dx[(size_t)t * S + c] += a->dpooled[c] / (float)T;
+        for (int c = 0; c < S; c++) dxs[(size_t)t * S + c] += a->dpooled[c] / (float)T;
+}
+
+/* dx += dxs / std: the buffers are constants, so that is all of it. */
+static void unstandardise_grad(const lw_bridge *b, float *dx, const float *dxs, int T)
+{
+    int S = b->sender_hidden;
+    const float *std = P(b->in_std);
+    for (int c = 0; c < S; c++) {
+        float sd = std[c] > MIN_INPUT_STD ? std[c] : MIN_INPUT_STD, inv = 1.0f / sd;
+        for (int t = 0; t < T; t++) dx[(size_t)t * S + c] += dxs[(size_t)t * S + c] * inv;
+    }
 }
 
 void lw_bridge_backward(lw_bridge *b, lw_bridge_acts *a, const float *dout, float *dx)
@@ -519,6 +558,9 @@ void lw_bridge_backward(lw_bridge *b, lw_bridge_acts *a, const float *dout, floa
     } else {
         memcpy(a->dz, dout, MR * sizeof(float));
     }
-    if (b->cfg.kind == LW_BRIDGE_PERCEIVER) perceiver_backward(b, a, dx);
-    else pooled_backward(b, a, dx);
+    float *dxs = dx ? a->dxs : NULL;
+    if (dxs) zero(dxs, (size_t)a->T * b->sender_hidden);
+    if (b->cfg.kind == LW_BRIDGE_PERCEIVER) perceiver_backward(b, a, dxs);
+    else pooled_backward(b, a, dxs);
+    if (dx) unstandardise_grad(b, dx, dxs, a->T);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "baselines.h"
 #include "checkpoint.h"
 #include "cmd_common.h"
 #include "dataset.h"
@@ -14,6 +15,7 @@
 #include "metrics.h"
 #include "sender_cache.h"
 #include "train.h"
+#include "adapter_set.h"
 
 enum { BOOTSTRAP_RESAMPLES = 1000, BOOTSTRAP_SEED = 1 };
 
@@ -24,18 +26,29 @@ static void usage(const lw_pair *pair)
            "per-class precision/recall/F1, the confusion matrix and 95%% bootstrap intervals.\n\n"
            "  --task NAME          task file <tasks dir>/NAME.json\n"
            "  --split FILE         the JSONL file to evaluate (e.g. DATA/dev.jsonl)\n"
-           "  --method M           bridge (default) or linear-probe\n"
+           "  --method M           bridge (default), linear-probe, or a baseline: sender-zeroshot,\n"
+           "                       receiver-zeroshot, receiver-kshot, text-relay, cot-relay, token-budget\n"
            "  --checkpoint DIR     bridge: a checkpoint folder (runs/<task>/final) or a bridge.safetensors\n"
-           "  --soft-tokens M      bridge: M it was trained with, if not the built %d\n"
-           "  --train FILE         linear-probe: its training file (default: train.jsonl beside --split)\n"
-           "  --limit-train N      linear-probe: first N training examples\n"
+           "  --soft-tokens M      bridge: M it was trained with (default: run.json beside DIR, else %d)\n"
+           "  --train FILE         linear-probe, receiver-kshot: training file (default: train.jsonl beside --split)\n"
+           "  --limit-train N      linear-probe, receiver-kshot: first N training examples\n"
+           "  --k N                receiver-kshot: train examples per class in the prompt (default 1)\n"
+           "  --seed S             receiver-kshot: which examples (default 1); bridge: the training seed\n"
+           "                       recorded in --json (default: from run.json beside DIR)\n"
+           "  --relay-tokens N     text-relay, cot-relay: most tokens the sender writes (default 32)\n"
+           "  --relay-prompt TEXT  text-relay, cot-relay: the sender's instruction\n"
+           "  --generate           baselines: greedy answer of <= 8 tokens, parsed, instead of scoring\n"
+           "  --max-context N      baselines: prompt positions (default min(2048, model context))\n"
+           "  --verbose            baselines: print the first prompts and every answer\n"
            "  --limit N            evaluate the first N examples only\n"
            "  --json FILE          also write the results as JSON\n"
            "  --tasks-dir DIR      default <manifest dir>/../tasks\n"
            "  --cache-dir DIR      sender-state cache (default $LWC_CACHE_DIR or .lwc-cache/ beside lw)\n"
            "  --quiet              no progress line\n\n"
            "bridge: every label is scored by the summed log-probs of its verbalizer tokens after the\n"
-           "receiver's prompt with the soft tokens; the argmax wins.\n",
+           "receiver's prompt with the soft tokens; the argmax wins. The baselines give a model the\n"
+           "text itself and score it the same way; token-budget keeps the first --soft-tokens text\n"
+           "tokens (the pair's M by default).\n",
            pair->manifest.bridge.soft_tokens);
 }
 
@@ -43,6 +56,10 @@ typedef struct {
     const char *task, *split, *method, *checkpoint, *train, *json, *tasks_dir, *cache_dir;
     int limit, limit_train, M;
     bool quiet;
+    int seed;                  /* recorded in --json when has_seed */
+    bool has_M, has_seed;
+    int baseline;              /* lw_baseline_method, or -1 */
+    lw_baseline_options base;
 } eval_args;
 
 static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
@@ -50,6 +67,8 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
     memset(a, 0, sizeof *a);
     a->method = "bridge";
     a->M = pair->manifest.bridge.soft_tokens;
+    a->base = lw_baseline_defaults();
+    int seed = 1;
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i];
         bool ok = true;
@@ -63,8 +82,15 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
         else if (!strcmp(o, "--cache-dir")) ok = lw_opt_str(argc, argv, &i, &a->cache_dir);
         else if (!strcmp(o, "--limit")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit);
         else if (!strcmp(o, "--limit-train")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit_train);
-        else if (!strcmp(o, "--soft-tokens")) ok = lw_opt_int(argc, argv, &i, 1, 64, &a->M);
+        else if (!strcmp(o, "--soft-tokens")) ok = a->has_M = lw_opt_int(argc, argv, &i, 1, 64, &a->M);
         else if (!strcmp(o, "--quiet")) a->quiet = true;
+        else if (!strcmp(o, "--k")) ok = lw_opt_int(argc, argv, &i, 0, 1024, &a->base.k);
+        else if (!strcmp(o, "--seed")) ok = a->has_seed = lw_opt_int(argc, argv, &i, 0, 1L << 30, &seed);
+        else if (!strcmp(o, "--relay-tokens")) ok = lw_opt_int(argc, argv, &i, 1, 4096, &a->base.relay_tokens);
+        else if (!strcmp(o, "--relay-prompt")) ok = lw_opt_str(argc, argv, &i, &a->base.relay_prompt);
+        else if (!strcmp(o, "--max-context")) ok = lw_opt_int(argc, argv, &i, 16, 1 << 20, &a->base.max_context);
+        else if (!strcmp(o, "--generate")) a->base.generate = true;
+        else if (!strcmp(o, "--verbose")) a->base.verbose = true;
         else {
             fprintf(stderr, "lw eval: unknown option '%s' (see lw eval --help)\n", o);
             return false;
@@ -75,8 +101,14 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
         fprintf(stderr, "lw eval: --task and --split are required (see lw eval --help)\n");
         return false;
     }
-    if (strcmp(a->method, "bridge") && strcmp(a->method, "linear-probe")) {
-        fprintf(stderr, "lw eval: --method is bridge or linear-probe, not '%s'\n", a->method);
+    a->base.seed = (uint64_t)seed;
+    a->seed = seed;
+    a->base.budget_tokens = a->M;
+    a->base.quiet = a->quiet;
+    a->baseline = lw_baseline_from_name(a->method);
+    if (strcmp(a->method, "bridge") && strcmp(a->method, "linear-probe") && a->baseline < 0) {
+        fprintf(stderr, "lw eval: --method is bridge, linear-probe or a baseline (see --help), not '%s'\n",
+                a->method);
         return false;
     }
     if (!strcmp(a->method, "bridge") && !a->checkpoint) {
@@ -84,6 +116,41 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
         return false;
     }
     return true;
+}
+
+/* Seed and M from the run.json lw train wrote beside the checkpoint
+ * (<run>/final or <run>/final/bridge.safetensors -> <run>/run.json), where
+ * the command line did not give them. No file is fine; a bad one is not. */
+static lw_status read_run_json(eval_args *a)
+{
+    char dir[4096], path[4200];
+    const char *ck = a->checkpoint;
+    size_t n = strlen(ck);
+    while (n > 1 && ck[n - 1] == '/') n--;
+    bool is_file = n > 12 && !strncmp(ck + n - 12, ".safetensors", 12);
+    if (!lw_pathf(dir, sizeof dir, "%.*s", (int)n, ck)) return LW_OK;
+    for (int up = is_file ? 2 : 1; up > 0; up--) {
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = '\0';
+        else lw_pathf(dir, sizeof dir, ".");
+    }
+    if (!lw_pathf(path, sizeof path, "%s/run.json", dir)) return LW_OK;
+    FILE *f = fopen(path, "r");
+    if (!f) return LW_OK;
+    fclose(f);
+    json_error_t err;
+    json_t *o = json_load_file(path, 0, &err);
+    if (!o) return lw_fail(LW_ERR_FORMAT, "%s:%d: malformed JSON: %s", path, err.line, err.text);
+    json_t *seed = json_object_get(o, "seed"), *M = json_object_get(o, "soft_tokens");
+    json_int_t sv = json_integer_value(seed), mv = json_integer_value(M);
+    lw_status st = LW_OK;
+    if ((seed && (!json_is_integer(seed) || sv < 0 || sv > 2147483647)) ||
+        (M && (!json_is_integer(M) || mv < 1 || mv > 64)))
+        st = lw_fail(LW_ERR_FORMAT, "%s: \"seed\" must be an integer 0..2^31-1 and \"soft_tokens\" 1..64", path);
+    if (!st && seed && !a->has_seed) a->seed = (int)sv, a->has_seed = true;
+    if (!st && M && !a->has_M) a->M = (int)mv, a->has_M = true;
+    json_decref(o);
+    return st;
 }
 
 /* Everything an eval needs besides the method. */
@@ -94,12 +161,15 @@ typedef struct {
     lw_dataset data;
     lw_sender_cache states;
     char cache[4096];
+    json_t *extra;             /* baselines: more JSON fields */
 } eval_ctx;
 
 static lw_status bridge_predict(eval_ctx *e, int *pred)
 {
     lw_bridge_side side;
     lw_trainer tr = {0};
+    lw_adapter_set adapters = {0};
+    bool with_adapters = false;
     char path[4200];
     const char *ck = e->a->checkpoint;
     size_t n = strlen(ck);
@@ -109,6 +179,10 @@ static lw_status bridge_predict(eval_ctx *e, int *pred)
     if (st) return st;
     st = lw_checkpoint_load_bridge(path, &side.bridge);
     if (!st) st = lw_trainer_create(&tr, side.receiver, &side.layout, &side.bridge, 0.0f);
+    /* a checkpoint folder may hold LoRA / deep-prefix files beside the bridge */
+    bool is_dir = !(n > 12 && !strcmp(ck + n - 12, ".safetensors"));
+    if (!st && is_dir) st = lw_adapter_set_open(&adapters, side.receiver, tr.max_T, ck, &with_adapters);
+    if (!st && with_adapters) st = lw_trainer_attach_adapters(&tr, &adapters);
     double *scores = calloc((size_t)e->task.n_labels, sizeof *scores);
     float *x = NULL;
     size_t cap = 0;
@@ -129,6 +203,7 @@ static lw_status bridge_predict(eval_ctx *e, int *pred)
     free(scores);
     free(x);
     lw_trainer_free(&tr);
+    lw_adapter_set_free(&adapters);
     lw_bridge_side_close(&side);
     return st;
 }
@@ -168,6 +243,20 @@ static lw_status probe_predict(eval_ctx *e, int *pred)
     return st;
 }
 
+/* The baselines read the text itself: no sender states. */
+static lw_status baseline_predict(eval_ctx *e, int *pred)
+{
+    char train_path[4096];
+    if (e->a->train) lw_pathf(train_path, sizeof train_path, "%s", e->a->train);
+    else {
+        const char *slash = strrchr(e->a->split, '/');
+        int dir = slash ? (int)(slash - e->a->split) : 1;
+        lw_pathf(train_path, sizeof train_path, "%.*s/train.jsonl", dir, slash ? e->a->split : ".");
+    }
+    return lw_baseline_predict(e->m, &e->task, &e->data, train_path, e->a->limit_train,
+                               (lw_baseline_method)e->a->baseline, &e->a->base, pred, &e->extra);
+}
+
 static void print_table(const eval_ctx *e, const lw_metrics *mt, const double ci[4], double secs)
 {
     const lw_task *t = &e->task;
@@ -198,6 +287,10 @@ static lw_status write_json(const eval_ctx *e, const lw_metrics *mt, const doubl
     json_object_set_new(o, "method", json_string(e->a->method));
     json_object_set_new(o, "pair", json_string(e->m->name));
     if (e->a->checkpoint) json_object_set_new(o, "checkpoint", json_string(e->a->checkpoint));
+    /* lw report groups by these; null where the method has none */
+    bool bridge = !strcmp(e->a->method, "bridge");
+    json_object_set_new(o, "soft_tokens", bridge ? json_integer(e->a->M) : json_null());
+    json_object_set_new(o, "seed", e->a->has_seed ? json_integer(e->a->seed) : json_null());
     json_object_set_new(o, "n", json_integer(mt->n));
     json_object_set_new(o, "accuracy", json_real(mt->accuracy));
     json_object_set_new(o, "accuracy_ci95", json_pack("[f, f]", ci[0], ci[1]));
@@ -213,6 +306,7 @@ static lw_status write_json(const eval_ctx *e, const lw_metrics *mt, const doubl
         for (int p = 0; p < t->n_labels; p++) json_array_append_new(row, json_integer(mt->confusion[c * t->n_labels + p]));
         json_array_append_new(conf, row);
     }
+    if (e->extra) json_object_update(o, e->extra);
     json_object_set_new(o, "per_class", classes);
     json_object_set_new(o, "confusion", conf);
     char *text = json_dumps(o, JSON_INDENT(2));
@@ -241,9 +335,9 @@ static int run(const lw_pair *pair, const eval_args *a)
         return fail("task");
     double t0 = lw_now_s();
     if (lw_dataset_load(a->split, &e.task, a->limit, &e.data)) { fail("data"); goto done; }
-    if (lw_cache_dir(a->cache_dir, e.cache, sizeof e.cache) ||
+    if (a->baseline < 0 && (lw_cache_dir(a->cache_dir, e.cache, sizeof e.cache) ||
         lw_sender_cache_get(&e.m->sender, e.m->bridge.source_layer, a->split, &e.data, e.cache, a->quiet,
-                            &e.states)) {
+                            &e.states))) {
         fail("sender states");
         goto done;
     }
@@ -251,7 +345,8 @@ static int run(const lw_pair *pair, const eval_args *a)
     pred = calloc((size_t)e.data.n, sizeof *pred);
     if (!gold || !pred) { fprintf(stderr, "lw eval: out of memory\n"); goto done; }
     for (int i = 0; i < e.data.n; i++) gold[i] = e.data.examples[i].label;
-    lw_status st = !strcmp(a->method, "bridge") ? bridge_predict(&e, pred) : probe_predict(&e, pred);
+    lw_status st = a->baseline >= 0 ? baseline_predict(&e, pred)
+                   : !strcmp(a->method, "bridge") ? bridge_predict(&e, pred) : probe_predict(&e, pred);
     if (st) { fail(a->method); goto done; }
     double secs = lw_now_s() - t0;
     int C = e.task.n_labels;
@@ -268,6 +363,7 @@ static int run(const lw_pair *pair, const eval_args *a)
     rc = 0;
 done:
     lw_metrics_free(&mt);
+    json_decref(e.extra);
     free(gold);
     free(pred);
     lw_sender_cache_close(&e.states);
@@ -284,5 +380,9 @@ int lw_cmd_eval(const lw_pair *pair, int argc, char **argv)
     }
     eval_args a;
     if (!parse(pair, argc, argv, &a)) return 2;
+    if (!strcmp(a.method, "bridge") && read_run_json(&a)) {
+        fprintf(stderr, "lw eval: %s\n", lw_last_error());
+        return 1;
+    }
     return run(pair, &a);
 }

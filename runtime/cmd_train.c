@@ -1,5 +1,7 @@
 /* lw train: fit the bridge on a task's training split. */
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd_common.h"
@@ -8,6 +10,7 @@
 #include "lw_cli.h"
 #include "sender_cache.h"
 #include "train.h"
+#include "adapter_set.h"
 
 static void usage(const lw_pair *pair)
 {
@@ -28,11 +31,20 @@ static void usage(const lw_pair *pair)
            "  --diversity X        weight of the soft-token cosine-similarity penalty (default %g)\n"
            "  --balanced           class-balanced sampling\n"
            "  --soft-tokens M      override M (CPU path only; the CUDA kernels are built for %d)\n"
-           "  --out DIR            checkpoints and train_log.jsonl (default runs/<task>)\n"
+           "  --out DIR            checkpoints, train_log.jsonl and run.json (default runs/<task>)\n"
            "  --checkpoint-every N save DIR/step-N every N steps (default: final/ only)\n"
            "  --resume DIR         continue the run saved in checkpoint DIR, bit for bit\n"
            "  --tasks-dir DIR      default <manifest dir>/../tasks\n"
            "  --cache-dir DIR      sender-state cache (default $LWC_CACHE_DIR or .lwc-cache/ beside lw)\n"
+           "  --lora               also train LoRA on the receiver (the manifest's \"lora\" block, else\n"
+           "                       rank 8, alpha 16, targets q,v, every layer); on when the manifest has the block\n"
+           "  --lora-rank N        LoRA rank (alpha becomes 2 N)\n"
+           "  --lora-targets LIST  e.g. q,k,v,o,gate,up,down\n"
+           "  --lora-layers SPEC   N (the first N layers) or a list 0,3,5\n"
+           "  --deep-prefix        also train a deep prefix (the manifest's \"deep_prefix\" block, else\n"
+           "                       length 8, hidden 128); on when the manifest has the block\n"
+           "  --prefix-length P    keys/values per layer\n"
+           "  --no-adapters        bridge only, whatever the manifest says\n"
            "  --quiet              no progress line\n\n"
            "The same seed and BLAS thread count (OPENBLAS_NUM_THREADS) give the same run.\n",
            pair->manifest.bridge.soft_tokens, pair->manifest.bridge.source_layer, t->steps, t->batch,
@@ -45,6 +57,9 @@ typedef struct {
     int limit, M, checkpoint_every;
     bool quiet;
     lw_train_config cfg;
+    bool lora, prefix;              /* adapters trained with the bridge */
+    lw_lora_config lora_cfg;
+    lw_deep_prefix_config prefix_cfg;
 } train_args;
 
 static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
@@ -52,6 +67,16 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
     memset(a, 0, sizeof *a);
     a->cfg = pair->manifest.train;
     a->M = pair->manifest.bridge.soft_tokens;
+    const lw_manifest *man = &pair->manifest;
+    a->lora = man->has_lora;
+    a->prefix = man->has_deep_prefix;
+    if (man->has_lora) a->lora_cfg = man->lora;
+    else lw_lora_config_parse(&a->lora_cfg, 8, 16.0f, 0.0f, "q,v", NULL);
+    a->prefix_cfg = man->has_deep_prefix ? man->deep_prefix
+                                         : (lw_deep_prefix_config){.length = 8, .dropout = 0.0f, .hidden = 128};
+    const char *targets = NULL, *layers = NULL;
+    int rank = 0;
+    bool no_adapters = false;
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i];
         bool ok = true;
@@ -74,6 +99,14 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
         else if (!strcmp(o, "--diversity")) ok = lw_opt_float(argc, argv, &i, &a->cfg.diversity_weight);
         else if (!strcmp(o, "--balanced")) a->cfg.class_balanced = true;
         else if (!strcmp(o, "--quiet")) a->quiet = true;
+        else if (!strcmp(o, "--lora")) a->lora = true;
+        else if (!strcmp(o, "--deep-prefix")) a->prefix = true;
+        else if (!strcmp(o, "--no-adapters")) no_adapters = true;
+        else if (!strcmp(o, "--lora-rank")) ok = lw_opt_int(argc, argv, &i, 1, 1024, &rank), a->lora = true;
+        else if (!strcmp(o, "--lora-targets")) ok = lw_opt_str(argc, argv, &i, &targets), a->lora = true;
+        else if (!strcmp(o, "--lora-layers")) ok = lw_opt_str(argc, argv, &i, &layers), a->lora = true;
+        else if (!strcmp(o, "--prefix-length"))
+            ok = lw_opt_int(argc, argv, &i, 1, 256, &a->prefix_cfg.length), a->prefix = true;
         else if (!strcmp(o, "--seed")) {
             ok = lw_opt_int(argc, argv, &i, 0, 2147483647L, &seed);
             a->cfg.seed = (unsigned long long)seed;
@@ -87,11 +120,46 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
         fprintf(stderr, "lw train: --task and --data (or --train) are required (see lw train --help)\n");
         return false;
     }
+    if (no_adapters) a->lora = a->prefix = false;
+    lw_lora_config c;   /* the flags replace only what they name */
+    if ((targets || layers) && lw_lora_config_parse(&c, 1, 1.0f, 0.0f, targets ? targets : "q", layers)) {
+        fprintf(stderr, "lw train: %s\n", lw_last_error());
+        return false;
+    }
+    if (targets) a->lora_cfg.targets = c.targets;
+    if (layers) {
+        a->lora_cfg.first_layers = c.first_layers;
+        a->lora_cfg.n_layer_list = c.n_layer_list;
+        memcpy(a->lora_cfg.layer_list, c.layer_list, sizeof c.layer_list);
+    }
+    if (rank) a->lora_cfg.rank = rank, a->lora_cfg.alpha = 2.0f * (float)rank;
     if (!(a->cfg.lr > 0)) {
         fprintf(stderr, "lw train: --lr must be positive\n");
         return false;
     }
     return true;
+}
+
+/* DIR/run.json: what the run was, for lw eval (seed, soft_tokens) and
+ * for people. */
+static lw_status write_run_json(const char *out, const train_args *a, const char *train_path, int n)
+{
+    char path[4200];
+    if (!lw_pathf(path, sizeof path, "%s/run.json", out))
+        return lw_fail(LW_ERR_INVALID, "train: path too long under %s", out);
+    const lw_train_config *c = &a->cfg;
+    json_t *o = json_pack("{s:s, s:s, s:i, s:I, s:i, s:i, s:i, s:i, s:f, s:i, s:f, s:f, s:b}", "task", a->task,
+                          "train", train_path, "train_examples", n, "seed", (json_int_t)c->seed, "soft_tokens", a->M,
+                          "steps", c->steps, "batch", c->batch, "grad_accum", c->grad_accum, "lr", (double)c->lr,
+                          "warmup_steps", c->warmup_steps, "weight_decay", (double)c->weight_decay,
+                          "diversity_weight", (double)c->diversity_weight, "class_balanced", c->class_balanced);
+    char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(7)) : NULL;
+    json_decref(o);
+    if (!text) return lw_fail(LW_ERR_NOMEM, "train: building %s", path);
+    lw_status st = lw_mkdir_p(out);
+    if (!st) st = lw_write_file_atomic(path, text, strlen(text), NULL);
+    free(text);
+    return st;
 }
 
 static int fail(const char *what)
@@ -109,6 +177,7 @@ static int run(const lw_pair *pair, const train_args *a)
     lw_sender_cache states = {.fd = -1};
     lw_bridge_side side = {0};
     lw_trainer trainer = {0};
+    lw_adapter_set adapters = {0};
     int rc = 1;
     if (lw_task_file(m, a->tasks_dir, a->task, task_path, sizeof task_path) || lw_task_load(task_path, &task))
         return fail("task");
@@ -132,6 +201,17 @@ static int run(const lw_pair *pair, const train_args *a)
         fail("bridge");
         goto done;
     }
+    if ((a->lora || a->prefix) &&
+        (lw_adapter_set_create(&adapters, side.receiver, trainer.max_T, a->lora ? &a->lora_cfg : NULL,
+                               a->prefix ? &a->prefix_cfg : NULL, a->cfg.seed) ||
+         lw_trainer_attach_adapters(&trainer, &adapters))) {
+        fail("adapters");
+        goto done;
+    }
+    if (a->lora || a->prefix)
+        fprintf(stderr, "train: adapters on the receiver: LoRA %ld parameters, deep prefix %ld parameters\n",
+                (long)(adapters.has_lora ? adapters.lora.p.n_params : 0),
+                (long)(adapters.has_prefix ? adapters.prefix.p.n_params : 0));
     double t_load = lw_now_s();
     fprintf(stderr, "train: %s, %d examples, %ld bridge parameters, %d steps x %d examples, receiver prompt %d+%d "
             "tokens\n", train_path, data.n, (long)side.bridge.n_params, a->cfg.steps, a->cfg.batch * a->cfg.grad_accum,
@@ -139,6 +219,7 @@ static int run(const lw_pair *pair, const train_args *a)
     lw_train_options o = {.cfg = a->cfg, .checkpoint_every = a->checkpoint_every, .out_dir = out,
                           .resume_dir = a->resume, .quiet = a->quiet};
     lw_train_result r;
+    if (write_run_json(out, a, train_path, data.n)) { fail("run.json"); goto done; }
     if (lw_train_run(&trainer, &states, &data, &o, &r)) { fail("training"); goto done; }
     printf("trained %ld steps in %.1f s (%.3f s/step, %.3f s/example); last loss %.4f, train acc %.3f\n",
            r.steps_done, r.seconds, r.seconds / (r.steps_done ? r.steps_done : 1),
@@ -148,6 +229,7 @@ static int run(const lw_pair *pair, const train_args *a)
     rc = 0;
 done:
     lw_trainer_free(&trainer);
+    lw_adapter_set_free(&adapters);
     lw_bridge_side_close(&side);
     lw_sender_cache_close(&states);
     lw_dataset_free(&data);

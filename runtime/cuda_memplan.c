@@ -74,8 +74,10 @@ lw_status lw_memplan_bridge_params(const lw_bridge_config *b, int sender_hidden,
     } else {
         n = M * R * S + M * R;
     }
-    /* With the bounds checked above no product here exceeds 2^47. */
-    *out = n + (b->calibration == LW_CALIB_RMS ? 1 : 0);
+    /* With the bounds checked above no product here exceeds 2^47. The two
+     * input-standardisation buffers (mean, std over the sender width) are
+     * stored with the parameters. */
+    *out = n + 2 * S + (b->calibration == LW_CALIB_RMS ? 1 : 0);
     return LW_OK;
 }
 

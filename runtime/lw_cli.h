@@ -25,4 +25,7 @@ int lw_cmd_eval(const lw_pair *pair, int argc, char **argv);
 /* lw report: cmd_report.c (pair unused: it reads result files only) */
 int lw_cmd_report(const lw_pair *pair, int argc, char **argv);
 
+/* lw bench: cmd_bench.c (equal-work latency and throughput, bench.h) */
+int lw_cmd_bench(const lw_pair *pair, int argc, char **argv);
+
 #endif

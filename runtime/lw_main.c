@@ -3,24 +3,6 @@
 
 #include "lw_cli.h"
 
-/* Placeholder entries for what later work fills; they say so plainly and
- * exit non-zero rather than pretend. */
-static int not_yet(const char *name, const char *what, int argc, char **argv)
-{
-    if (lw_wants_help(argc, argv)) {
-        printf("usage: lw %s [options]\n\n%s\n\nNot available in this build yet.\n", name, what);
-        return 0;
-    }
-    fprintf(stderr, "lw %s: not available in this build yet\n", name);
-    return 2;
-}
-
-static int cmd_bench(const lw_pair *p, int argc, char **argv)
-{
-    (void)p;
-    return not_yet("bench", "Measures latency and throughput of the methods, equal work each.", argc, argv);
-}
-
 static const lw_command COMMANDS[] = {
     {"info", "what this binary was built for: models, bridge, kernels, devices", lw_cmd_info},
     {"generate", "run the sender or the receiver on a prompt (CPU)", lw_cmd_generate},
@@ -28,7 +10,7 @@ static const lw_command COMMANDS[] = {
     {"train", "train the bridge on a task", lw_cmd_train},
     {"eval", "evaluate a method on a split", lw_cmd_eval},
     {"report", "tables and plots of eval results and training logs", lw_cmd_report},
-    {"bench", "latency and throughput benchmarks", cmd_bench},
+    {"bench", "latency and throughput benchmarks", lw_cmd_bench},
 };
 
 int lw_wants_help(int argc, char **argv)

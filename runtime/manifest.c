@@ -684,6 +684,103 @@ static lw_status parse_build(const mctx *c, json_t *root, lw_manifest *m)
     return LW_OK;
 }
 
+/* ---- adapters on the receiver (optional) ------------------------------ */
+
+static const char *const lora_targets[] = {"q", "k", "v", "o", "gate", "up", "down"};
+
+static lw_status parse_lora_targets(const mctx *c, json_t *v, const char *p, unsigned *out)
+{
+    char tp[JPATH];
+    join_path(tp, p, "targets");
+    json_t *a = json_object_get(v, "targets");
+    if (!a) return LW_OK;
+    const char *expect = "a non-empty array of distinct \"q\", \"k\", \"v\", \"o\", \"gate\", \"up\", \"down\"";
+    if (!json_is_array(a)) return bad(LW_ERR_FORMAT, c, tp, "got %s; expected %s", type_name(a), expect);
+    if (json_array_size(a) == 0) return bad(LW_ERR_INVALID, c, tp, "empty; expected %s", expect);
+    *out = 0;
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        json_t *t = json_array_get(a, i);
+        char ip[JPATH];
+        path_printf(ip, "%s[%zu]", tp, i);
+        if (!json_is_string(t)) return bad(LW_ERR_FORMAT, c, ip, "got %s; expected a target name", type_name(t));
+        int k = -1;
+        for (int j = 0; j < COUNT(lora_targets); j++)
+            if (strcmp(json_string_value(t), lora_targets[j]) == 0) k = j;
+        if (k < 0)
+            return bad(LW_ERR_INVALID, c, ip, "\"%.32s\" is not a target; expected one of \"q\", \"k\", \"v\", "
+                       "\"o\", \"gate\", \"up\", \"down\"", json_string_value(t));
+        if (*out & (1u << k)) return bad(LW_ERR_INVALID, c, ip, "\"%s\" listed twice; expected each target once",
+                                          lora_targets[k]);
+        *out |= 1u << k;
+    }
+    return LW_OK;
+}
+
+/* "layers": N (the first N) or a list of distinct layer indices. */
+static lw_status parse_lora_layers(const mctx *c, json_t *v, const char *p, int n_layers, lw_lora_config *l)
+{
+    char lp[JPATH];
+    join_path(lp, p, "layers");
+    json_t *a = json_object_get(v, "layers");
+    if (!a) return LW_OK;
+    if (json_is_integer(a)) return get_int(c, v, p, "layers", false, 1, n_layers, &l->first_layers);
+    if (!json_is_array(a))
+        return bad(LW_ERR_FORMAT, c, lp, "got %s; expected a count of first layers or an array of layer indices",
+                   type_name(a));
+    size_t n = json_array_size(a);
+    if (n < 1 || n > LW_LORA_MAX_LIST || n > (size_t)n_layers)
+        return bad(LW_ERR_INVALID, c, lp, "%zu entries; expected 1 to %d", n,
+                   n_layers < LW_LORA_MAX_LIST ? n_layers : LW_LORA_MAX_LIST);
+    for (size_t i = 0; i < n; i++) {
+        json_t *x = json_array_get(a, i);
+        char ip[JPATH];
+        path_printf(ip, "%s[%zu]", lp, i);
+        if (!json_is_integer(x)) return bad(LW_ERR_FORMAT, c, ip, "got %s; expected a layer index", type_name(x));
+        long long k = json_integer_value(x);
+        if (k < 0 || k >= n_layers)
+            return bad(LW_ERR_INVALID, c, ip, "%lld is out of range; expected a layer index from 0 to %d", k,
+                       n_layers - 1);
+        for (size_t j = 0; j < i; j++)
+            if (l->layer_list[j] == k)
+                return bad(LW_ERR_INVALID, c, ip, "layer %lld listed twice; expected each layer once", k);
+        l->layer_list[l->n_layer_list++] = (int)k;
+    }
+    return LW_OK;
+}
+
+static lw_status parse_lora(const mctx *c, json_t *root, int n_layers, lw_manifest *m)
+{
+    static const char *const keys[] = {"rank", "alpha", "dropout", "targets", "layers", NULL};
+    char p[JPATH];
+    json_t *v;
+    lw_lora_config *l = &m->lora;
+    *l = (lw_lora_config){.rank = 8, .alpha = 0, .dropout = 0.0f, .targets = (1u << 0) | (1u << 2)};
+    lw_status st = get_object(c, root, "", "lora", false, keys, &v, p);
+    if (st || !v) return st;
+    m->has_lora = true;
+    if ((st = get_int(c, v, p, "rank", false, 1, 1024, &l->rank))) return st;
+    l->alpha = 2.0f * (float)l->rank;
+    if ((st = get_float(c, v, p, "alpha", false, 0, true, 1e6, &l->alpha))) return st;
+    if ((st = get_float(c, v, p, "dropout", false, 0, false, 0.99, &l->dropout))) return st;
+    if ((st = parse_lora_targets(c, v, p, &l->targets))) return st;
+    return parse_lora_layers(c, v, p, n_layers, l);
+}
+
+static lw_status parse_deep_prefix(const mctx *c, json_t *root, lw_manifest *m)
+{
+    static const char *const keys[] = {"length", "dropout", "hidden", NULL};
+    char p[JPATH];
+    json_t *v;
+    lw_deep_prefix_config *d = &m->deep_prefix;
+    *d = (lw_deep_prefix_config){.length = 8, .dropout = 0.0f, .hidden = 128};
+    lw_status st = get_object(c, root, "", "deep_prefix", false, keys, &v, p);
+    if (st || !v) return st;
+    m->has_deep_prefix = true;
+    if ((st = get_int(c, v, p, "length", false, 1, 256, &d->length))) return st;
+    if ((st = get_float(c, v, p, "dropout", false, 0, false, 0.99, &d->dropout))) return st;
+    return get_int(c, v, p, "hidden", false, 1, MAX_DIM, &d->hidden);
+}
+
 /* ---- the whole manifest ------------------------------------------------- */
 
 static bool valid_pair_name(const char *s)
@@ -698,7 +795,7 @@ static bool valid_pair_name(const char *s)
 static lw_status parse_root(const mctx *c, json_t *root, lw_manifest *m)
 {
     static const char *const keys[] = {"lwc_manifest", "name", "sender", "receiver", "bridge", "train",
-                                       "build", NULL};
+                                       "build", "lora", "deep_prefix", NULL};
     if (!json_is_object(root))
         return bad(LW_ERR_FORMAT, c, "(top level)", "got %s; expected an object", type_name(root));
     /* The version comes first: a newer manifest may use keys this build does not know. */
@@ -721,6 +818,8 @@ static lw_status parse_root(const mctx *c, json_t *root, lw_manifest *m)
     if ((st = parse_model(c, root, "receiver", &m->receiver))) return st;
     if ((st = parse_bridge(c, root, m->sender.n_layers, &m->bridge))) return st;
     if ((st = parse_train(c, root, &m->train))) return st;
+    if ((st = parse_lora(c, root, m->receiver.n_layers, m))) return st;
+    if ((st = parse_deep_prefix(c, root, m))) return st;
     return parse_build(c, root, m);
 }
 

@@ -40,6 +40,27 @@ typedef struct {
     bool class_balanced;
 } lw_train_config;
 
+enum { LW_LORA_MAX_LIST = 256 };
+
+/* LoRA on the receiver (lora.h). targets: bits 1u << target, targets in
+ * lw_lora_target's order q 0, k 1, v 2, o 3, gate 4, up 5, down 6. */
+typedef struct {
+    int rank;              /* 1..1024 */
+    float alpha;           /* scale = alpha / rank */
+    float dropout;         /* [0, 1) on the adapter's input, training only */
+    unsigned targets;
+    int first_layers;      /* > 0: layers 0..first_layers-1; 0: layer_list (empty list: every layer) */
+    int n_layer_list;
+    int layer_list[LW_LORA_MAX_LIST];
+} lw_lora_config;
+
+/* The deep-prefix generator (deep_prefix.h). */
+typedef struct {
+    int length;            /* P keys/values per layer, 1..256 */
+    float dropout;         /* [0, 1), training only */
+    int hidden;            /* the generator's width d, 1..65536 */
+} lw_deep_prefix_config;
+
 typedef struct {
     char name[LW_NAME_MAX];            /* [A-Za-z0-9._-]+ ; names build/<name>/ */
     char path[LW_PATH_MAX];            /* the manifest file, as given */
@@ -47,6 +68,10 @@ typedef struct {
     lw_model_config receiver;
     lw_bridge_config bridge;
     lw_train_config train;
+    bool has_lora;                     /* the optional "lora" block */
+    lw_lora_config lora;
+    bool has_deep_prefix;              /* the optional "deep_prefix" block */
+    lw_deep_prefix_config deep_prefix;
     int n_archs;
     int gpu_archs[LW_MAX_ARCHS];       /* 80 for sm_80, 90 for sm_90 ... */
 } lw_manifest;

@@ -2,6 +2,7 @@
 #include "train.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 /* Streams drawn from the run's seed: bridge init uses the seed itself. */
 #define SAMPLER_SALT 0x5a4d504cULL
 #define RNG_SALT 0x524e4721ULL
+#define DROPOUT_SALT 0x44524f50ULL
 
 static double now_s(void)
 {
@@ -41,7 +43,26 @@ static lw_status save(const char *out_dir, const char *name, const lw_trainer *t
     char dir[4096];
     if (!lw_pathf(dir, sizeof dir, "%s/%s", out_dir, name))
         return lw_fail(LW_ERR_INVALID, "train: checkpoint path too long under %s", out_dir);
-    return lw_checkpoint_save(dir, t->bridge, opt, rng, step);
+    lw_status st = lw_checkpoint_save(dir, t->bridge, opt, rng, step);
+    if (!st && t->adapters) st = lw_adapter_set_save(t->adapters, dir);
+    return st;
+}
+
+/* Clips the bridge's and the adapters' gradients by their joint norm (as
+ * one parameter vector, like clip_grad_norm_ over all of them); returns
+ * the norm before clipping. */
+static double clip_all(lw_trainer *t, float max_norm)
+{
+    lw_bridge *b = t->bridge;
+    if (!t->adapters) return lw_clip_grad_norm(b->grads, b->n_params, max_norm);
+    double nb = lw_grad_norm(b->grads, b->n_params);
+    double norm = sqrt(nb * nb + lw_adapter_set_grad_sq(t->adapters));
+    if (max_norm > 0 && norm > max_norm) {
+        float f = (float)(max_norm / (norm + 1e-6));
+        for (size_t i = 0; i < b->n_params; i++) b->grads[i] *= f;
+        lw_adapter_set_scale_grads(t->adapters, f);
+    }
+    return norm;
 }
 
 static FILE *open_log(const char *out_dir, bool append, lw_status *st)
@@ -58,17 +79,77 @@ static FILE *open_log(const char *out_dir, bool append, lw_status *st)
     return f;
 }
 
+/* The bridge's input_norm from the training set: per-dimension mean and
+ * std over every token of every example. */
+static lw_status set_input_norm(lw_bridge *b, const lw_sender_cache *states, int n)
+{
+    int S = b->sender_hidden;
+    if (states->hidden != S)
+        return lw_fail(LW_ERR_INVALID, "train: sender states are %d wide, the bridge takes %d", states->hidden, S);
+    double *sum = calloc((size_t)S * 2, sizeof *sum), *sq = sum + S;
+    float *mean = malloc((size_t)S * 2 * sizeof *mean), *std = mean + S, *x = NULL;
+    size_t cap = 0;
+    long rows = 0;
+    lw_status st = sum && mean ? LW_OK : lw_fail(LW_ERR_NOMEM, "train: out of memory for input statistics");
+    for (int i = 0; !st && i < n; i++) {
+        int T;
+        if ((st = lw_sender_cache_read(states, i, &x, &cap, &T))) break;
+        for (int t = 0; t < T; t++)
+            for (int c = 0; c < S; c++) {
+                double v = x[(size_t)t * S + c];
+                sum[c] += v, sq[c] += v * v;
+            }
+        rows += T;
+    }
+    if (!st && rows < 1) st = lw_fail(LW_ERR_INVALID, "train: no sender states to standardise the input with");
+    for (int c = 0; !st && c < S; c++) {
+        double mu = sum[c] / (double)rows, var = sq[c] / (double)rows - mu * mu;
+        mean[c] = (float)mu;
+        std[c] = (float)sqrt(var > 0 ? var : 0);
+    }
+    if (!st) lw_bridge_set_input_norm(b, mean, std);
+    free(sum);
+    free(mean);
+    free(x);
+    return st;
+}
+
+/* A JSON number, or null for NaN and infinities (which JSON lacks). */
+static void json_num(FILE *f, const char *key, const char *fmt, double v)
+{
+    fprintf(f, "\"%s\": ", key);
+    if (isfinite(v)) fprintf(f, fmt, v);
+    else fputs("null", f);
+}
+
+static void log_step(FILE *f, long step, double loss, float lr, double gnorm, double acc, double eps, double el)
+{
+    fprintf(f, "{\"step\": %ld, ", step);
+    json_num(f, "loss", "%.6f", loss), fputs(", ", f);
+    json_num(f, "lr", "%.6e", (double)lr), fputs(", ", f);
+    json_num(f, "grad_norm", "%.6f", gnorm), fputs(", ", f);
+    json_num(f, "train_acc", "%.4f", acc), fputs(", ", f);
+    json_num(f, "examples_per_s", "%.3f", eps), fputs(", ", f);
+    json_num(f, "elapsed_s", "%.3f", el);
+    fputs("}\n", f);
+    fflush(f);
+}
+
 typedef struct {
     double loss;
     int right, seen;
 } step_stats;
 
-/* One optimiser step's worth of examples: grads hold their mean gradient. */
+/* One optimiser step's worth of examples: grads hold their mean gradient.
+ * The adapters' dropout draw of an example is a function of the seed and
+ * of how many examples came before it, so a resumed run draws the same. */
 static lw_status accumulate(lw_trainer *t, const lw_sender_cache *states, const lw_dataset *d, lw_sampler *smp,
-                            int per_step, float **x, size_t *x_cap, step_stats *s)
+                            int per_step, long drawn, uint64_t seed, float **x, size_t *x_cap, step_stats *s)
 {
     lw_bridge_zero_grad(t->bridge);
+    if (t->adapters) lw_adapter_set_zero_grad(t->adapters);
     for (int i = 0; i < per_step; i++) {
+        t->dropout_seed = (seed ^ DROPOUT_SALT) + (uint64_t)(drawn + i) * 0x9e3779b97f4a7c15ULL;
         int idx = lw_sampler_next(smp), T;
         float loss;
         bool right;
@@ -98,12 +179,17 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
     if ((st = lw_adamw_init(&opt, b->n_params, lw_adamw_defaults()))) return st;
     if (o->resume_dir) {
         st = lw_checkpoint_load(o->resume_dir, b, &opt, &rng, &step);
+        if (!st && t->adapters) st = lw_adapter_set_load(t->adapters, o->resume_dir);
         if (st) {
             lw_adamw_free(&opt);
             return lw_fail_wrap(st, "train: resuming from %s", o->resume_dir);
         }
     } else {
         lw_bridge_init(b, k->seed);
+        if ((st = set_input_norm(b, states, data->n))) {
+            lw_adamw_free(&opt);
+            return st;
+        }
     }
     int per_step = k->batch * k->grad_accum;
     if (!(st = lw_sampler_init(&smp, data, k->class_balanced, k->seed ^ SAMPLER_SALT)))
@@ -115,10 +201,11 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
     int right = 0, seen = 0;
     for (; !st && step < k->steps; step++) {
         step_stats s = {0};
-        if ((st = accumulate(t, states, data, &smp, per_step, &x, &x_cap, &s))) break;
-        double gnorm = lw_clip_grad_norm(b->grads, b->n_params, k->grad_clip);
+        if ((st = accumulate(t, states, data, &smp, per_step, step * per_step, k->seed, &x, &x_cap, &s))) break;
+        double gnorm = clip_all(t, k->grad_clip);
         float lr = lw_lr_at(step, k->warmup_steps, k->steps, k->lr, 0.1f);
         lw_bridge_adamw_step(b, &opt, lr, k->weight_decay);
+        if (t->adapters) lw_adapter_set_adamw_step(t->adapters, lr, k->weight_decay);
         right += s.right;
         seen += s.seen;
         r->steps_done++;
@@ -128,12 +215,7 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
         if (!o->quiet)
             fprintf(stderr, "\rstep %ld/%d  loss %.4f  acc %.3f  lr %.2e  |g| %.3f  %.1f ex/s  eta %.0f s   ",
                     step + 1, k->steps, s.loss, (double)right / seen, (double)lr, gnorm, eps, eta);
-        if (log) {
-            fprintf(log, "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6f, \"train_acc\": %.4f, "
-                    "\"examples_per_s\": %.3f, \"elapsed_s\": %.3f}\n", step + 1, s.loss, (double)lr, gnorm,
-                    (double)right / seen, eps, el);
-            fflush(log);
-        }
+        if (log) log_step(log, step + 1, s.loss, lr, gnorm, (double)right / seen, eps, el);
         if (o->out_dir && o->checkpoint_every > 0 && (step + 1) % o->checkpoint_every == 0 && step + 1 < k->steps) {
             char name[32];
             snprintf(name, sizeof name, "step-%ld", step + 1);

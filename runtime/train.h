@@ -12,6 +12,10 @@
  * its verbalizer tokens after the prefix (the prefix runs once; each label's
  * tokens continue from its KV cache) and taking the argmax.
  *
+ * A fresh run first sets the bridge's input_norm buffers to the per-dimension
+ * mean and std of the training set's sender states (every token of every
+ * example); a resumed run keeps the checkpoint's.
+ *
  * The loop: batch * grad_accum examples per optimiser step (drawn by
  * lw_sampler, uniform or class-balanced), gradients averaged, clipped by
  * global norm, AdamW with linear warmup then cosine decay to 10% of the
@@ -23,7 +27,8 @@
  *
  * Outputs under out_dir: step-<N>/ checkpoints every checkpoint_every steps,
  * final/ at the end (checkpoint.h), and train_log.jsonl, one line a step:
- * {"step","loss","lr","grad_norm","train_acc","examples_per_s","elapsed_s"}.
+ * {"step","loss","lr","grad_norm","train_acc","examples_per_s","elapsed_s"}
+ * (a non-finite number is written as null, so the file stays JSON).
  * train_acc counts an example right when its gold label's first verbalizer
  * token outscores the other labels' first tokens (free: no extra forward). */
 #ifndef LW_TRAIN_H
@@ -31,6 +36,7 @@
 
 #include <stdbool.h>
 
+#include "adapter_set.h"
 #include "bridge.h"
 #include "dataset.h"
 #include "manifest.h"
@@ -56,11 +62,18 @@ typedef struct {
     float *last;                         /* [vocab] */
     int *ids, *rows, *targets;
     bool *is_embed;
+    lw_adapter_set *adapters;            /* LoRA / deep prefix trained with the bridge; NULL: none */
+    uint64_t dropout_seed;               /* the adapters' dropout draw for the next example */
 } lw_trainer;
 
 lw_status lw_trainer_create(lw_trainer *t, const lw_model *receiver, const lw_receiver_layout *layout,
                             lw_bridge *bridge, float diversity_weight);
 void lw_trainer_free(lw_trainer *t);
+/* From now on the receiver runs with set's adapters (forward, backward,
+ * scoring) and lw_train_run steps, clips, saves and resumes them with the
+ * bridge. set must be sized for t->max_T text rows; the receiver state is
+ * reallocated to hold the prefix as well. */
+lw_status lw_trainer_attach_adapters(lw_trainer *t, lw_adapter_set *set);
 
 /* Forward and backward of one example (x: the sender's states [T, S]);
  * adds scale * d(loss)/d(params) to the bridge's grads. *loss gets the

@@ -81,7 +81,28 @@ void lw_trainer_free(lw_trainer *t)
     memset(t, 0, sizeof *t);
 }
 
-static lw_status bridge_forward(lw_trainer *t, const float *x, int T)
+lw_status lw_trainer_attach_adapters(lw_trainer *t, lw_adapter_set *set)
+{
+    if (!set->ad.scratch || set->ad.scratch->max_tokens < t->max_T)
+        return lw_fail(LW_ERR_INVALID, "trainer: adapters sized for %d rows, the receiver prompt needs %d",
+                       set->ad.scratch ? set->ad.scratch->max_tokens : 0, t->max_T);
+    lw_state *s = NULL;
+    lw_status st = lw_state_alloc(t->receiver, t->max_T + lw_adapter_set_extra_positions(set), true, &s);
+    if (st) return lw_fail_wrap(st, "trainer: receiver state with a deep prefix");
+    lw_state_free(t->state);
+    t->state = s;
+    t->adapters = set;
+    return LW_OK;
+}
+
+static const lw_receiver_adapters *adapters_of(const lw_trainer *t)
+{
+    return t->adapters ? &t->adapters->ad : NULL;
+}
+
+/* The soft tokens into t->embeds; the adapters (if any) see them too
+ * (training: their dropout is on, drawn from t->dropout_seed). */
+static lw_status bridge_forward(lw_trainer *t, const float *x, int T, bool training)
 {
     if (T < 1 || T > t->acts_T)
         return lw_fail(LW_ERR_INVALID, "trainer: %d sender rows (1..%d)", T, t->acts_T);
@@ -89,6 +110,7 @@ static lw_status bridge_forward(lw_trainer *t, const float *x, int T)
     if (st) return st;
     size_t H = (size_t)t->receiver->cfg.hidden;
     memcpy(t->embeds + (size_t)lw_receiver_soft_row(t->layout) * H, t->soft, (size_t)t->layout->M * H * sizeof(float));
+    if (t->adapters) return lw_adapter_set_forward(t->adapters, t->soft, t->layout->M, training, t->dropout_seed);
     return LW_OK;
 }
 
@@ -129,7 +151,7 @@ static lw_status receiver_forward(lw_trainer *t, int label, int *T)
     /* capturing the final-normed output runs every block (what backward
      * needs) without the full vocabulary projection of the last row */
     lw_forward_args a = {.ids = t->ids, .embeds = t->embeds, .is_embed = t->is_embed, .T = *T, .pos0 = 0,
-                         .capture_layer = m->cfg.n_layers, .hidden_out = t->final};
+                         .capture_layer = m->cfg.n_layers, .hidden_out = t->final, .adapters = adapters_of(t)};
     lw_status st = lw_forward(m, t->state, &a);
     if (st) return st;
     matmul_forward(t->logits, t->final + (size_t)(*T - L) * H, m->output, NULL, L, H, m->cfg.vocab);
@@ -146,7 +168,7 @@ static lw_status check_label(const lw_trainer *t, int label)
 static lw_status example_loss(lw_trainer *t, const float *x, int Tx, int label, float *loss, int *T)
 {
     lw_status st = check_label(t, label);
-    if (!st) st = bridge_forward(t, x, Tx);
+    if (!st) st = bridge_forward(t, x, Tx, true);
     if (!st) st = receiver_forward(t, label, T);
     if (st) return st;
     int L = t->layout->verb_len[label];
@@ -186,10 +208,11 @@ lw_status lw_trainer_example(lw_trainer *t, const float *x, int Tx, int label, f
     memset(t->dlogits, 0, (size_t)L * V * sizeof(float));
     cross_entropy_backward(t->dlogits, t->probs, t->targets, L, V, scale);
     for (int i = 0; i < L; i++) t->rows[i] = T - L + i;
-    st = lw_model_backward_rows(m, t->state, t->bwd, t->rows, L, t->dlogits, t->d_embeds);
+    st = lw_model_backward_adapted(m, t->state, t->bwd, adapters_of(t), t->rows, L, t->dlogits, t->d_embeds);
     if (st) return st;
     memcpy(t->dsoft, t->d_embeds + (size_t)lw_receiver_soft_row(Ly) * H, (size_t)M * H * sizeof(float));
     if (t->diversity_weight != 0.0f) diversity(t->soft, M, H, t->dsoft, scale * t->diversity_weight);
+    if (t->adapters) lw_adapter_set_backward(t->adapters, t->dsoft);   /* the deep prefix's path to the soft tokens */
     lw_bridge_backward(t->bridge, t->acts, t->dsoft, NULL);
     return LW_OK;
 }
@@ -207,14 +230,14 @@ static double log_prob(const float *logits, int V, int id)
 
 lw_status lw_trainer_score(lw_trainer *t, const float *x, int Tx, double *scores)
 {
-    lw_status st = bridge_forward(t, x, Tx);
+    lw_status st = bridge_forward(t, x, Tx, false);
     if (st) return st;
     const lw_receiver_layout *Ly = t->layout;
     const lw_model *m = t->receiver;
     int P = lw_receiver_fill(Ly, -1, 0, t->ids, t->is_embed), V = m->cfg.vocab;
     lw_state_reset(t->state);
     lw_forward_args a = {.ids = t->ids, .embeds = t->embeds, .is_embed = t->is_embed, .T = P, .logits = t->last,
-                         .capture_layer = -1};
+                         .capture_layer = -1, .adapters = adapters_of(t)};
     if ((st = lw_forward(m, t->state, &a))) return st;
     for (int k = 0; k < Ly->n_labels; k++) {
         const int *v = Ly->verb[k];
@@ -223,7 +246,7 @@ lw_status lw_trainer_score(lw_trainer *t, const float *x, int Tx, double *scores
         if (L < 2) continue;
         /* the label's tokens but its last continue the shared prefix */
         lw_forward_args b = {.ids = v, .T = L - 1, .pos0 = P, .logits = t->logits, .all_logits = true,
-                             .capture_layer = -1};
+                             .capture_layer = -1, .adapters = adapters_of(t)};
         if ((st = lw_forward(m, t->state, &b))) return st;
         for (int i = 1; i < L; i++) scores[k] += log_prob(t->logits + (size_t)(i - 1) * V, V, v[i]);
     }

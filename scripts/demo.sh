@@ -1,15 +1,21 @@
 #!/bin/sh
-# The main job on a pair: build its binary, show what it holds, run it.
-# usage: scripts/demo.sh LWC MANIFEST
+# The main job on a pair: build its binary, train a bridge on SST-2 with a
+# small step count (the full runs are in docs/results.md), evaluate it on 200
+# dev examples next to the linear probe on the same sender layer, and print
+# the result. usage: scripts/demo.sh LWC MANIFEST  (about 6-12 minutes on 2 cores)
 set -eu
 lwc=$1 manifest=$2
+here=$(cd "$(dirname "$0")/.." && pwd)
+data=${LWC_SHARED:-$here/../shared}/data/sst2
 $lwc build "$manifest"
 name=$(sed -n 's/^ *"name" *: *"\([A-Za-z0-9._-]*\)".*/\1/p' "$manifest" | head -n 1)
 lw=build/$name/lw
+out=runs/demo-$name-sst2
 $lw info
-if $lw --help | grep -q '^  train '; then
-    if $lw train --help >/dev/null 2>&1 && $lw train --task sst2 --steps 0 >/dev/null 2>&1; then :; fi
-fi
-if $lw --help | grep -q '^  generate '; then
-    $lw generate --model receiver --prompt "The capital of France is" --max-new 16
-fi
+$lw train --task sst2 --data "$data" --limit-train 800 --steps 150 --batch 8 --lr 3e-4 --warmup 15 --out "$out"
+$lw eval --task sst2 --split "$data/dev.jsonl" --limit 200 --method linear-probe --limit-train 800 \
+    --json "$out/linear_probe.json"
+$lw eval --task sst2 --split "$data/dev.jsonl" --limit 200 --checkpoint "$out/final" --json "$out/bridge.json"
+echo
+echo "SST-2 dev, first 200 examples: the bridge next to the linear probe on the same sender layer"
+$lw report --results "$out" --out "$out/report"

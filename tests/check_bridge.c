@@ -1,6 +1,7 @@
 /* The bridge: finite-difference check of the whole backward (every
- * parameter of every tensor, and the input), for each variant, and the
- * forward against a PyTorch re-implementation (tests/golden/bridge). */
+ * parameter of every trainable tensor, and the input through the
+ * input_norm buffers), for each variant, and the forward against a PyTorch
+ * re-implementation (tests/golden/bridge). */
 #include "testlib.h"
 #include "bridge.h"
 #include "checkpoint.h"
@@ -30,6 +31,32 @@ static lw_bridge_config tiny_config(lw_bridge_kind kind, lw_calibration calib)
 static void fill_normal(float *x, size_t n, double std, lw_rng *rng)
 {
     for (size_t i = 0; i < n; i++) x[i] = (float)(std * lw_rng_normal(rng));
+}
+
+/* input_norm set to something far from the identity: mean ~ N(0, 0.5^2),
+ * std in [0.5, 2]. */
+static void random_input_norm(lw_bridge *b, lw_rng *rng)
+{
+    float mean[S], std[S];
+    for (int c = 0; c < S; c++) {
+        mean[c] = (float)(0.5 * lw_rng_normal(rng));
+        std[c] = (float)(0.5 + 1.5 * lw_rng_uniform(rng));
+    }
+    lw_bridge_set_input_norm(b, mean, std);
+}
+
+/* Every non-trainable tensor's gradient is exactly zero. */
+static void assert_buffers_have_no_grad(const lw_bridge *b)
+{
+    int buffers = 0;
+    for (int i = 0; i < b->n_tensors; i++) {
+        const lw_bridge_tensor *t = &b->tensors[i];
+        if (t->trainable) continue;
+        buffers++;
+        for (size_t j = 0; j < t->count; j++)
+            ck_assert_msg(b->grads[t->offset + j] == 0.0f, "%s[%zu] has a gradient", t->name, j);
+    }
+    ck_assert_int_eq(buffers, 2);
 }
 
 /* loss = sum(out * probe), accumulated in double to keep the differences
@@ -72,6 +99,7 @@ static void gradient_check(lw_bridge_kind kind, lw_calibration calib)
      * carries a gradient well above rounding. */
     fill_normal(b.params, b.n_params, 0.4, &rng);
     if (calib == LW_CALIB_RMS) b.params[b.out_scale] = 1.5f;
+    random_input_norm(&b, &rng);
     float x[T * S], probe[M * R], dx[T * S] = {0};
     fill_normal(x, T * S, 1.0, &rng);
     fill_normal(probe, M * R, 1.0, &rng);
@@ -82,10 +110,12 @@ static void gradient_check(lw_bridge_kind kind, lw_calibration calib)
     probe_loss(&b, a, x, probe);
     lw_bridge_backward(&b, a, probe, dx);
 
+    assert_buffers_have_no_grad(&b);
     const double h = 1e-2;
     fd_error worst = {0, 0};
     for (int ti = 0; ti < b.n_tensors; ti++) {
         const lw_bridge_tensor *t = &b.tensors[ti];
+        if (!t->trainable) continue;
         int nonzero = 0;
         for (size_t j = 0; j < t->count; j++) {
             float *p = &b.params[t->offset + j];
@@ -176,7 +206,9 @@ static void golden_check(lw_bridge_kind kind)
     lw_bridge_zero_grad(&b);
     lw_bridge_backward(&b, a, probe, dx);
     assert_close(dx, want_dx, T * S, 1e-4, "dx");
+    assert_buffers_have_no_grad(&b);
     for (int i = 0; i < b.n_tensors; i++) {
+        if (!b.tensors[i].trainable) continue;
         char name[96];
         snprintf(name, sizeof name, "grad.%s", b.tensors[i].name);
         float *g = golden(iofile, name, b.tensors[i].count);
@@ -222,6 +254,16 @@ START_TEST(names_and_layout)
     ck_assert_float_eq(b.params[lw_bridge_find(&b, "out_scale")->offset], 0.7f);
     ck_assert_float_eq(b.params[lw_bridge_find(&b, "final_norm.weight")->offset], 1.0f);
     ck_assert_float_eq(b.params[lw_bridge_find(&b, "in_proj.bias")->offset], 0.0f);
+    const lw_bridge_tensor *mean = lw_bridge_find(&b, "input_norm.mean"), *std = lw_bridge_find(&b, "input_norm.std");
+    ck_assert_ptr_nonnull(mean);
+    ck_assert_ptr_nonnull(std);
+    ck_assert(!mean->trainable && !std->trainable && !mean->decay);
+    ck_assert(lw_bridge_find(&b, "queries")->trainable);
+    ck_assert_int_eq(mean->shape[0], S);
+    for (int c = 0; c < S; c++) {
+        ck_assert_float_eq(b.params[mean->offset + c], 0.0f);
+        ck_assert_float_eq(b.params[std->offset + c], 1.0f);
+    }
     /* Seeded: the same seed gives the same weights, another seed others. */
     float *first = malloc(b.n_params * sizeof(float));
     memcpy(first, b.params, b.n_params * sizeof(float));
@@ -230,6 +272,51 @@ START_TEST(names_and_layout)
     lw_bridge_init(&b, 2);
     ck_assert_int_ne(memcmp(first, b.params, b.n_params * sizeof(float)), 0);
     free(first);
+    lw_bridge_free(&b);
+}
+END_TEST
+
+/* Standardising inside the bridge is the same as feeding it standardised
+ * states; a zero std is floored rather than dividing by zero; the
+ * optimiser leaves the buffers alone. */
+START_TEST(input_norm_standardises)
+{
+    lw_bridge a, b;
+    lw_bridge_config cfg = tiny_config(LW_BRIDGE_PERCEIVER, LW_CALIB_RMS);
+    ck_assert_int_eq(lw_bridge_create(&a, &cfg, S, R, 1.0f), LW_OK);
+    ck_assert_int_eq(lw_bridge_create(&b, &cfg, S, R, 1.0f), LW_OK);
+    lw_bridge_init(&a, 3);
+    lw_bridge_init(&b, 3);
+    lw_rng rng;
+    lw_rng_seed(&rng, 11);
+    float mean[S], std[S], x[T * S], xs[T * S], out_a[M * R], out_b[M * R];
+    for (int c = 0; c < S; c++) mean[c] = (float)(30.0 * lw_rng_normal(&rng)), std[c] = (float)(1.0 + c);
+    std[0] = 0.0f;
+    lw_bridge_set_input_norm(&a, mean, std);
+    ck_assert_float_eq(a.params[a.in_std], 1e-6f);
+    std[0] = 1e-6f;
+    for (int i = 0; i < T * S; i++) {
+        int c = i % S;
+        x[i] = c == 0 ? mean[0] : mean[c] + std[c] * (float)lw_rng_normal(&rng);
+        xs[i] = (x[i] - mean[c]) / std[c];
+    }
+    lw_bridge_acts *acts;
+    ck_assert_int_eq(lw_bridge_acts_create(&a, T, &acts), LW_OK);
+    ck_assert_int_eq(lw_bridge_forward(&a, acts, x, T, out_a), LW_OK);
+    ck_assert_int_eq(lw_bridge_forward(&b, acts, xs, T, out_b), LW_OK);
+    for (int i = 0; i < M * R; i++) ck_assert_float_eq_tol(out_a[i], out_b[i], 1e-4f);
+
+    lw_adamw opt;
+    ck_assert_int_eq(lw_adamw_init(&opt, a.n_params, lw_adamw_defaults()), LW_OK);
+    for (size_t i = 0; i < a.n_params; i++) a.grads[i] = 1.0f;
+    float keep_mean = a.params[a.in_mean + 3], keep_std = a.params[a.in_std + 3], keep_q = a.params[a.queries];
+    lw_bridge_adamw_step(&a, &opt, 0.1f, 0.1f);
+    ck_assert_float_eq(a.params[a.in_mean + 3], keep_mean);
+    ck_assert_float_eq(a.params[a.in_std + 3], keep_std);
+    ck_assert_float_ne(a.params[a.queries], keep_q);
+    lw_adamw_free(&opt);
+    lw_bridge_acts_free(acts);
+    lw_bridge_free(&a);
     lw_bridge_free(&b);
 }
 END_TEST
@@ -269,6 +356,7 @@ int main(void)
     tcase_add_test(tc, mlp_matches_pytorch);
     tcase_add_test(tc, linear_matches_pytorch);
     tcase_add_test(tc, names_and_layout);
+    tcase_add_test(tc, input_norm_standardises);
     tcase_add_test(tc, bad_configs_are_refused);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);

@@ -103,12 +103,12 @@ START_TEST(flagship_plan)
     ck_assert_uint_eq(p.weights, 16060522496ull + 14496047104ull);
     /* bridge: in_proj 1024x4096 + b, queries 16x1024, 2 blocks of (4 LN,
      * 8 1024x1024, fc1 4096x1024 + b, fc2 1024x4096 + b), final LN,
-     * out_proj 4096x1024 + b, out_scale */
+     * out_proj 4096x1024 + b, out_scale, input standardisation mean and std 2 x 4096 */
     uint64_t block = 8 * 1024 + 8 * 1048576ull + (4194304ull + 4096) + (4194304ull + 1024);
-    uint64_t bridge = (4194304ull + 1024) + 16 * 1024 + 2 * block + 2048 + (4194304ull + 4096) + 1;
+    uint64_t bridge = (4194304ull + 1024) + 16 * 1024 + 2 * block + 2048 + (4194304ull + 4096) + 1 + 2 * 4096;
     ck_assert_uint_eq(p.bridge_params, bridge);
-    ck_assert_uint_eq(p.bridge_params, 41993217ull);
-    ck_assert_uint_eq(p.bridge_bytes, 16 * 41993217ull);
+    ck_assert_uint_eq(p.bridge_params, 42001409ull);
+    ck_assert_uint_eq(p.bridge_bytes, 16 * 42001409ull);
     /* a llama layer keeps 5H + 2 + (2 Hq + 2 Hkv) D + Hq + 3F floats a token */
     ck_assert_uint_eq(lw_memplan_layer_floats(&m->sender), 5 * 4096 + 2 + (64 + 16) * 128 + 32 + 3 * 14336);
     uint64_t layer = 73762;

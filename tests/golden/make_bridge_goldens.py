@@ -5,7 +5,7 @@ A PyTorch re-implementation of the bridge (runtime/bridge.h), written from
 the description rather than from the C, with parameter names equal to the
 checkpoint's, so that `safetensors.torch.load_file` + `load_state_dict`
 moves weights between the two. Writes into tests/golden/bridge/:
-  <kind>.safetensors     bridge weights (tiny config, random, seeded)
+  <kind>.safetensors     bridge weights and input_norm buffers (tiny config, random, seeded)
   <kind>_io.safetensors  x, probe, out, dx and grad.<name> for loss = sum(out * probe)
   adamw.safetensors      torch.optim.AdamW trajectory on a few steps
 Run from anywhere: python3 tests/golden/make_bridge_goldens.py
@@ -81,11 +81,23 @@ class Block(nn.Module):
         return lat + self.ffn(lat)
 
 
+class InputNorm(nn.Module):
+    """Per-dimension standardisation with fixed buffers (set from data)."""
+    def __init__(self, sender):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(sender))
+        self.register_buffer("std", torch.ones(sender))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
 class Bridge(nn.Module):
     def __init__(self, kind, sender, width, heads, soft_tokens, depth, receiver, ffn_mult, calibration="rms",
                  embed_rms=1.0):
         super().__init__()
         self.kind, self.M, self.R, self.calibration = kind, soft_tokens, receiver, calibration
+        self.input_norm = InputNorm(sender)
         if kind == "perceiver":
             self.in_proj = nn.Linear(sender, width)
             self.queries = nn.Parameter(torch.zeros(soft_tokens, width))
@@ -101,6 +113,7 @@ class Bridge(nn.Module):
             self.out_scale = nn.Parameter(torch.tensor([float(embed_rms)]))
 
     def forward(self, x):
+        x = self.input_norm(x)
         if self.kind == "perceiver":
             ctx = self.in_proj(x)
             lat = self.queries
@@ -123,6 +136,10 @@ def randomise(model, gen):
             p.copy_(torch.randn(p.shape, generator=gen) * 0.4)
             if name == "out_scale":
                 p.fill_(1.5)
+        # the buffers from their own stream, so the parameters' draws stay put
+        bgen = torch.Generator().manual_seed(gen.initial_seed() + 1000)
+        model.input_norm.mean.copy_(torch.randn(model.input_norm.mean.shape, generator=bgen) * 0.5)
+        model.input_norm.std.copy_(0.5 + torch.rand(model.input_norm.std.shape, generator=bgen) * 1.5)
 
 
 def make_bridge(kind, seed):
@@ -134,6 +151,7 @@ def make_bridge(kind, seed):
     out = model(x)
     (out * probe).sum().backward()
     weights = {n: p.detach().contiguous() for n, p in model.named_parameters()}
+    weights.update({n: t.contiguous() for n, t in model.named_buffers()})
     save_file(weights, os.path.join(HERE, f"{kind}.safetensors"))
     io = {"x": x.detach(), "probe": probe, "out": out.detach(), "dx": x.grad}
     io.update({f"grad.{n}": p.grad.contiguous() for n, p in model.named_parameters()})

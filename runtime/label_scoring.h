@@ -1,0 +1,43 @@
+/* Label scoring and greedy generation on a model fed token ids, for the
+ * baselines that give a model the input as text (baselines.h).
+ *
+ * A label is scored as the bridge's labels are (lw_trainer_score): the
+ * summed log-probs of its verbalizer tokens right after the prompt; the
+ * prompt runs once, and each label's tokens but its last continue it from
+ * the KV cache. The scorer also remembers which ids its cache holds, so a
+ * prompt that shares a head with the previous one (chat template, primer,
+ * k-shot examples) only runs its new tail. */
+#ifndef LW_LABEL_SCORING_H
+#define LW_LABEL_SCORING_H
+
+#include "model.h"
+#include "status.h"
+
+typedef struct {
+    const lw_model *model;
+    lw_state *state;     /* max_tokens positions, no saved activations */
+    int max_tokens;
+    int *fed;            /* [max_tokens] the ids whose K/V the cache holds */
+    int n_fed;
+    float *last;         /* [vocab] logits of a prompt's last row */
+    float *rows;         /* [rows_cap, vocab] logits of verbalizer rows */
+    int rows_cap;
+} lw_label_scorer;
+
+lw_status lw_label_scorer_init(lw_label_scorer *s, const lw_model *m, int max_tokens);
+void lw_label_scorer_free(lw_label_scorer *s);
+
+/* scores[k] = sum_i log p(verb[k][i] | ids, verb[k][0..i)), in double.
+ * Needs n + max verb_len - 1 <= max_tokens. */
+lw_status lw_label_scorer_score(lw_label_scorer *s, const int *ids, int n, int n_labels, const int *const *verb,
+                                const int *verb_len, double *scores);
+
+/* Greedy: up to max_new tokens after ids into out[max_new]; ends after a
+ * stop id (included in *n_out) or when the cache is full. */
+lw_status lw_label_scorer_generate(lw_label_scorer *s, const int *ids, int n, int max_new, const int *stop_ids,
+                                   int n_stop, int *out, int *n_out);
+
+/* log softmax(logits[V])[id], in double. */
+double lw_log_prob(const float *logits, int V, int id);
+
+#endif

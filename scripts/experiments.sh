@@ -1,0 +1,29 @@
+#!/bin/sh
+# The bridge experiments of docs/results.md: for each task, M and seed, train
+# a bridge on the default pair and evaluate it on dev; plus the linear probe
+# per task. Results land in runs/exp/<task>/... as lw eval JSON; `lw report
+# --results runs/exp --logs runs/exp --out docs/results/report` tabulates them.
+# usage: scripts/experiments.sh "sst2 trec" "8 16 32" "1 2 3"  [steps] [train] [dev]
+set -eu
+tasks=${1:-"sst2 agnews trec banking77"} ms=${2:-"8 16 32"} seeds=${3:-"1 2 3"}
+steps=${4:-150} train=${5:-800} dev=${6:-200}
+here=$(cd "$(dirname "$0")/.." && pwd)
+shared=${LWC_SHARED:-$here/../shared}
+lw=build/smollm2-135m_to_gemma3-270m/lw
+[ -x $lw ] || out/bin/lwc build pairs/smollm2-135m_to_gemma3-270m.json
+for t in $tasks; do
+    d=$shared/data/$t
+    o=runs/exp/$t
+    mkdir -p $o
+    [ -f $o/linear_probe.json ] || $lw eval --task $t --split $d/dev.jsonl --limit $dev --method linear-probe \
+        --limit-train $train --quiet --json $o/linear_probe.json
+    for m in $ms; do
+        for s in $seeds; do
+            r=$o/M$m-seed$s
+            [ -f $r/eval.json ] && continue
+            $lw train --task $t --data $d --limit-train $train --steps $steps --batch 8 --lr 3e-4 --warmup 15 \
+                --soft-tokens $m --seed $s --out $r --quiet
+            $lw eval --task $t --split $d/dev.jsonl --limit $dev --checkpoint $r/final --quiet --json $r/eval.json
+        done
+    done
+done

@@ -1,0 +1,233 @@
+/* LoRA and the deep prefix trained jointly with the bridge through the
+ * trainer (train.h, adapter_set.h) on a tiny synthetic pair: the adapters'
+ * gradients of one example match finite differences of the trainer's own
+ * loss; label scoring runs through them; lw_train_run moves them, saves
+ * them beside the bridge and a resumed run ends bit for bit where the
+ * straight run ends. */
+#include "testlib.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "adapter_set.h"
+#include "train.h"
+
+enum { S_HIDDEN = 8, N_EX = 16, M_SOFT = 2 };
+
+static lw_model_config receiver_config(void)
+{
+    lw_model_config c;
+    memset(&c, 0, sizeof c);
+    strcpy(c.name, "tiny-receiver");
+    c.family = LW_FAMILY_GEMMA3;
+    c.weights_format = LW_WEIGHTS_GGUF;
+    c.hidden = 16;
+    c.n_layers = 2;
+    c.n_heads = 2;
+    c.n_kv_heads = 1;
+    c.head_dim = 8;
+    c.ffn = 32;
+    c.activation = LW_ACT_GELU_TANH;
+    c.norm = LW_NORM_RMSNORM_GEMMA;
+    c.norm_eps = 1e-6f;
+    c.rope_base = 1000000.0f;
+    c.rope_base_local = 10000.0f;
+    c.sliding_window = 4;
+    c.global_every = 2;
+    c.qk_norm = true;
+    c.post_norms = true;
+    c.scale_embeddings = true;
+    c.vocab = 24;
+    c.context = 64;
+    c.tied_embeddings = true;
+    c.embed_rms = 4.0f;
+    c.bos_id = c.eos_id = c.pad_id = -1;
+    return c;
+}
+
+typedef struct {
+    lw_model *receiver;
+    lw_receiver_layout layout;
+    lw_bridge bridge;
+    lw_trainer trainer;
+    lw_adapter_set set;
+    lw_dataset data;
+    lw_sender_cache states;
+} pair;
+
+static void setup(pair *p, uint64_t adapter_seed)
+{
+    memset(p, 0, sizeof *p);
+    lw_model_config rc = receiver_config();
+    ck_assert_int_eq(lw_model_init_random(&rc, 11, &p->receiver), LW_OK);
+    const int before[] = {1, 5, 6}, after[] = {7, 8}, v0[] = {10}, v1[] = {11, 12};
+    const int *verb[] = {v0, v1};
+    const int verb_len[] = {1, 2};
+    ck_assert_int_eq(lw_receiver_layout_from_ids(M_SOFT, before, 3, after, 2, 2, verb, verb_len, &p->layout), LW_OK);
+    lw_bridge_config bc = {.kind = LW_BRIDGE_PERCEIVER, .soft_tokens = M_SOFT, .source_layer = 1, .width = 16,
+                           .depth = 1, .heads = 2, .ffn_mult = 2, .calibration = LW_CALIB_RMS};
+    ck_assert_int_eq(lw_bridge_create(&p->bridge, &bc, S_HIDDEN, rc.hidden, rc.embed_rms), LW_OK);
+    lw_bridge_init(&p->bridge, 3);
+    ck_assert_int_eq(lw_trainer_create(&p->trainer, p->receiver, &p->layout, &p->bridge, 0.0f), LW_OK);
+    lw_lora_config lc = {.rank = 2, .alpha = 4, .targets = (1u << LW_LORA_Q) | (1u << LW_LORA_V) | (1u << LW_LORA_DOWN)};
+    lw_deep_prefix_config pc = {.length = 2, .hidden = 8};
+    ck_assert_int_eq(lw_adapter_set_create(&p->set, p->receiver, p->trainer.max_T, &lc, &pc, adapter_seed), LW_OK);
+    ck_assert_int_eq(lw_trainer_attach_adapters(&p->trainer, &p->set), LW_OK);
+
+    lw_rng r;
+    lw_rng_seed(&r, 5);
+    int tokens[N_EX];
+    p->data.n = N_EX;
+    p->data.n_labels = 2;
+    p->data.examples = calloc(N_EX, sizeof *p->data.examples);
+    p->data.label_counts = calloc(2, sizeof(int));
+    for (int i = 0; i < N_EX; i++) {
+        tokens[i] = 3 + (int)lw_rng_below(&r, 3);
+        p->data.examples[i].label = i % 2;
+        p->data.examples[i].text = strdup("synthetic");
+        p->data.label_counts[i % 2]++;
+    }
+    ck_assert_int_eq(lw_sender_cache_init_memory(&p->states, N_EX, S_HIDDEN, tokens), LW_OK);
+    for (int i = 0; i < N_EX; i++) {
+        float *x = p->states.mem + p->states.offset[i];
+        for (int t = 0; t < tokens[i] * S_HIDDEN; t++) x[t] = (float)lw_rng_normal(&r) + (i % 2 ? 1.0f : -1.0f);
+    }
+}
+
+static void teardown(pair *p)
+{
+    lw_trainer_free(&p->trainer);
+    lw_adapter_set_free(&p->set);
+    lw_bridge_free(&p->bridge);
+    lw_receiver_layout_free(&p->layout);
+    lw_model_free(p->receiver);
+    lw_dataset_free(&p->data);
+    lw_sender_cache_close(&p->states);
+}
+
+/* Every 5th element of each adapter tensor against finite differences of
+ * the trainer's loss on example 1 (label 1: two verbalizer tokens). */
+static void check_params(pair *p, lw_adapter_params *ap, const char *what)
+{
+    int T = p->states.tokens[1];
+    const float *x = p->states.mem + p->states.offset[1];
+    int checked = 0;
+    for (int k = 0; k < ap->n_tensors; k++) {
+        const lw_adapter_tensor *t = &ap->tensors[k];
+        for (size_t i = 0; i < t->count; i += 5) {
+            float *w = &ap->params[t->offset + i], keep = *w, up, down;
+            const float eps = 5e-3f;
+            *w = keep + eps;
+            ck_assert_int_eq(lw_trainer_loss(&p->trainer, x, T, 1, &up), LW_OK);
+            *w = keep - eps;
+            ck_assert_int_eq(lw_trainer_loss(&p->trainer, x, T, 1, &down), LW_OK);
+            *w = keep;
+            double fd = (up - down) / (2.0 * eps), an = ap->grads[t->offset + i];
+            ck_assert_msg(fabs(an - fd) <= 3e-2 * fabs(fd) + 2e-3, "%s %s[%zu]: analytic %g, numeric %g", what,
+                          t->name, i, an, fd);
+            checked++;
+        }
+    }
+    ck_assert_int_gt(checked, 10);
+}
+
+START_TEST(adapter_gradients_through_the_trainer)
+{
+    pair p;
+    setup(&p, 21);
+    /* B != 0 so that A has a gradient too */
+    lw_rng r;
+    lw_rng_seed(&r, 22);
+    for (size_t i = 0; i < p.set.lora.p.n_params; i++)
+        if (p.set.lora.p.params[i] == 0.0f) p.set.lora.p.params[i] = (float)(0.2 * lw_rng_normal(&r));
+    lw_bridge_zero_grad(&p.bridge);
+    lw_adapter_set_zero_grad(&p.set);
+    float loss;
+    int T = p.states.tokens[1];
+    ck_assert_int_eq(lw_trainer_example(&p.trainer, p.states.mem + p.states.offset[1], T, 1, 1.0f, &loss, NULL),
+                     LW_OK);
+    ck_assert(isfinite(loss));
+    check_params(&p, &p.set.lora.p, "lora");
+    check_params(&p, &p.set.prefix.p, "prefix");
+    /* the bridge still learns through both paths: its gradient is nonzero */
+    ck_assert(lw_grad_norm(p.bridge.grads, p.bridge.n_params) > 0.0);
+    double scores[2];
+    ck_assert_int_eq(lw_trainer_score(&p.trainer, p.states.mem + p.states.offset[1], T, scores), LW_OK);
+    ck_assert(isfinite(scores[0]) && isfinite(scores[1]) && scores[0] < 0 && scores[1] < 0);
+    teardown(&p);
+}
+END_TEST
+
+static lw_train_options options(int steps, const char *out, const char *resume)
+{
+    lw_train_options o;
+    memset(&o, 0, sizeof o);
+    o.cfg = (lw_train_config){.lr = 3e-3f, .steps = steps, .batch = 2, .grad_accum = 2, .warmup_steps = 1,
+                              .weight_decay = 0.01f, .grad_clip = 0.5f, .seed = 9};
+    o.checkpoint_every = 2;
+    o.out_dir = out;
+    o.resume_dir = resume;
+    o.quiet = true;
+    return o;
+}
+
+START_TEST(train_run_moves_saves_and_resumes_adapters)
+{
+    const char *dir = tl_tmpdir("train_adapters");
+    char straight[4096], from[4200], resumed[4200];
+    snprintf(straight, sizeof straight, "%s/straight", dir);
+    snprintf(from, sizeof from, "%s/step-2", straight);
+    snprintf(resumed, sizeof resumed, "%s/resumed", dir);
+    pair a, b;
+    setup(&a, 31);
+    float b0 = a.set.lora.p.params[lw_lora_slot_at(&a.set.lora, 0, LW_LORA_Q)->b];
+    lw_train_options o = options(4, straight, NULL);
+    lw_train_result r;
+    ck_assert_int_eq(lw_train_run(&a.trainer, &a.states, &a.data, &o, &r), LW_OK);
+    ck_assert_int_eq(r.steps_done, 4);
+    ck_assert(a.set.lora.p.params[lw_lora_slot_at(&a.set.lora, 0, LW_LORA_Q)->b] != b0);
+    char path[4300];
+    snprintf(path, sizeof path, "%s/final/lora.safetensors", straight);
+    ck_assert(access(path, F_OK) == 0);
+    snprintf(path, sizeof path, "%s/final/deep_prefix_state.safetensors", straight);
+    ck_assert(access(path, F_OK) == 0);
+
+    setup(&b, 77);   /* other adapter init: everything must come from step-2 */
+    lw_train_options o2 = options(4, resumed, from);
+    ck_assert_int_eq(lw_train_run(&b.trainer, &b.states, &b.data, &o2, &r), LW_OK);
+    ck_assert_int_eq(r.steps_done, 2);
+    ck_assert(memcmp(a.bridge.params, b.bridge.params, a.bridge.n_params * sizeof(float)) == 0);
+    ck_assert(memcmp(a.set.lora.p.params, b.set.lora.p.params, a.set.lora.p.n_params * sizeof(float)) == 0);
+    ck_assert(memcmp(a.set.prefix.p.params, b.set.prefix.p.params, a.set.prefix.p.n_params * sizeof(float)) == 0);
+
+    /* evaluation rebuilds the adapters from the checkpoint's own metadata */
+    char final_dir[4300];
+    snprintf(final_dir, sizeof final_dir, "%s/final", straight);
+    lw_adapter_set e;
+    bool found = false;
+    ck_assert_int_eq(lw_adapter_set_open(&e, a.receiver, a.trainer.max_T, final_dir, &found), LW_OK);
+    ck_assert(found && e.has_lora && e.has_prefix);
+    ck_assert(e.lora.cfg.rank == 2 && e.lora.cfg.targets == a.set.lora.cfg.targets && e.prefix.cfg.length == 2);
+    ck_assert(memcmp(a.set.lora.p.params, e.lora.p.params, a.set.lora.p.n_params * sizeof(float)) == 0);
+    ck_assert(memcmp(a.set.prefix.p.params, e.prefix.p.params, a.set.prefix.p.n_params * sizeof(float)) == 0);
+    lw_adapter_set_free(&e);
+    ck_assert_int_eq(lw_adapter_set_open(&e, a.receiver, a.trainer.max_T, dir, &found), LW_OK);
+    ck_assert(!found);
+    teardown(&a);
+    teardown(&b);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("train_adapters");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, adapter_gradients_through_the_trainer);
+    tcase_add_test(tc, train_run_moves_saves_and_resumes_adapters);
+    suite_add_tcase(s, tc);
+    return tl_run_suite(s);
+}
