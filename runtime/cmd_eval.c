@@ -16,6 +16,7 @@
 #include "sender_cache.h"
 #include "train.h"
 #include "adapter_set.h"
+#include "train_text.h"
 
 enum { BOOTSTRAP_RESAMPLES = 1000, BOOTSTRAP_SEED = 1 };
 
@@ -27,7 +28,8 @@ static void usage(const lw_pair *pair)
            "  --task NAME          task file <tasks dir>/NAME.json\n"
            "  --split FILE         the JSONL file to evaluate (e.g. DATA/dev.jsonl)\n"
            "  --method M           bridge (default), linear-probe, or a baseline: sender-zeroshot,\n"
-           "                       receiver-zeroshot, receiver-kshot, text-relay, cot-relay, token-budget\n"
+           "                       receiver-zeroshot, receiver-kshot, text-relay, cot-relay, token-budget,\n"
+           "                       or a trained one: prompt-tuning, lora (--checkpoint DIR of lw train --method)\n"
            "  --checkpoint DIR     bridge: a checkpoint folder (runs/<task>/final) or a bridge.safetensors\n"
            "  --soft-tokens M      bridge: M it was trained with (default: run.json beside DIR, else %d)\n"
            "  --train FILE         linear-probe, receiver-kshot: training file (default: train.jsonl beside --split)\n"
@@ -106,13 +108,14 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
     a->base.budget_tokens = a->M;
     a->base.quiet = a->quiet;
     a->baseline = lw_baseline_from_name(a->method);
-    if (strcmp(a->method, "bridge") && strcmp(a->method, "linear-probe") && a->baseline < 0) {
+    bool text = lw_text_method_from_name(a->method) >= 0;
+    if (strcmp(a->method, "bridge") && strcmp(a->method, "linear-probe") && a->baseline < 0 && !text) {
         fprintf(stderr, "lw eval: --method is bridge, linear-probe or a baseline (see --help), not '%s'\n",
                 a->method);
         return false;
     }
-    if (!strcmp(a->method, "bridge") && !a->checkpoint) {
-        fprintf(stderr, "lw eval: --method bridge needs --checkpoint DIR (e.g. runs/%s/final)\n", a->task);
+    if ((!strcmp(a->method, "bridge") || text) && !a->checkpoint) {
+        fprintf(stderr, "lw eval: --method %s needs --checkpoint DIR (e.g. runs/%s/final)\n", a->method, a->task);
         return false;
     }
     return true;
@@ -144,6 +147,7 @@ static lw_status read_run_json(eval_args *a)
     json_t *seed = json_object_get(o, "seed"), *M = json_object_get(o, "soft_tokens");
     json_int_t sv = json_integer_value(seed), mv = json_integer_value(M);
     lw_status st = LW_OK;
+    if (json_is_null(M)) M = NULL;   /* methods without soft tokens */
     if ((seed && (!json_is_integer(seed) || sv < 0 || sv > 2147483647)) ||
         (M && (!json_is_integer(M) || mv < 1 || mv > 64)))
         st = lw_fail(LW_ERR_FORMAT, "%s: \"seed\" must be an integer 0..2^31-1 and \"soft_tokens\" 1..64", path);
@@ -162,6 +166,7 @@ typedef struct {
     lw_sender_cache states;
     char cache[4096];
     json_t *extra;             /* baselines: more JSON fields */
+    int text_M;                /* prompt-tuning: the checkpoint's soft tokens */
 } eval_ctx;
 
 static lw_status bridge_predict(eval_ctx *e, int *pred)
@@ -243,6 +248,12 @@ static lw_status probe_predict(eval_ctx *e, int *pred)
     return st;
 }
 
+static lw_status text_predict(eval_ctx *e, int *pred)
+{
+    lw_text_method method = (lw_text_method)lw_text_method_from_name(e->a->method);
+    return lw_text_method_predict(e->m, &e->task, &e->data, method, e->a->checkpoint, e->a->quiet, pred, &e->text_M);
+}
+
 /* The baselines read the text itself: no sender states. */
 static lw_status baseline_predict(eval_ctx *e, int *pred)
 {
@@ -289,7 +300,8 @@ static lw_status write_json(const eval_ctx *e, const lw_metrics *mt, const doubl
     if (e->a->checkpoint) json_object_set_new(o, "checkpoint", json_string(e->a->checkpoint));
     /* lw report groups by these; null where the method has none */
     bool bridge = !strcmp(e->a->method, "bridge");
-    json_object_set_new(o, "soft_tokens", bridge ? json_integer(e->a->M) : json_null());
+    json_object_set_new(o, "soft_tokens", bridge ? json_integer(e->a->M) : e->text_M ? json_integer(e->text_M)
+                                                                                    : json_null());
     json_object_set_new(o, "seed", e->a->has_seed ? json_integer(e->a->seed) : json_null());
     json_object_set_new(o, "n", json_integer(mt->n));
     json_object_set_new(o, "accuracy", json_real(mt->accuracy));
@@ -335,7 +347,8 @@ static int run(const lw_pair *pair, const eval_args *a)
         return fail("task");
     double t0 = lw_now_s();
     if (lw_dataset_load(a->split, &e.task, a->limit, &e.data)) { fail("data"); goto done; }
-    if (a->baseline < 0 && (lw_cache_dir(a->cache_dir, e.cache, sizeof e.cache) ||
+    bool text = lw_text_method_from_name(a->method) >= 0;
+    if (a->baseline < 0 && !text && (lw_cache_dir(a->cache_dir, e.cache, sizeof e.cache) ||
         lw_sender_cache_get(&e.m->sender, e.m->bridge.source_layer, a->split, &e.data, e.cache, a->quiet,
                             &e.states))) {
         fail("sender states");
@@ -346,6 +359,7 @@ static int run(const lw_pair *pair, const eval_args *a)
     if (!gold || !pred) { fprintf(stderr, "lw eval: out of memory\n"); goto done; }
     for (int i = 0; i < e.data.n; i++) gold[i] = e.data.examples[i].label;
     lw_status st = a->baseline >= 0 ? baseline_predict(&e, pred)
+                   : text ? text_predict(&e, pred)
                    : !strcmp(a->method, "bridge") ? bridge_predict(&e, pred) : probe_predict(&e, pred);
     if (st) { fail(a->method); goto done; }
     double secs = lw_now_s() - t0;
@@ -380,7 +394,7 @@ int lw_cmd_eval(const lw_pair *pair, int argc, char **argv)
     }
     eval_args a;
     if (!parse(pair, argc, argv, &a)) return 2;
-    if (!strcmp(a.method, "bridge") && read_run_json(&a)) {
+    if ((!strcmp(a.method, "bridge") || lw_text_method_from_name(a.method) >= 0) && read_run_json(&a)) {
         fprintf(stderr, "lw eval: %s\n", lw_last_error());
         return 1;
     }

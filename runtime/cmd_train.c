@@ -11,6 +11,7 @@
 #include "sender_cache.h"
 #include "train.h"
 #include "adapter_set.h"
+#include "train_text.h"
 
 static void usage(const lw_pair *pair)
 {
@@ -45,6 +46,9 @@ static void usage(const lw_pair *pair)
            "                       length 8, hidden 128); on when the manifest has the block\n"
            "  --prefix-length P    keys/values per layer\n"
            "  --no-adapters        bridge only, whatever the manifest says\n"
+           "  --method M           bridge (default), or a trained baseline on the receiver reading the\n"
+           "                       text (no sender): prompt-tuning (--soft-tokens learned soft tokens\n"
+           "                       before the text) or lora (the --lora-* options; default r 8 on q,v)\n"
            "  --quiet              no progress line\n\n"
            "The same seed and BLAS thread count (OPENBLAS_NUM_THREADS) give the same run.\n",
            pair->manifest.bridge.soft_tokens, pair->manifest.bridge.source_layer, t->steps, t->batch,
@@ -54,6 +58,7 @@ static void usage(const lw_pair *pair)
 
 typedef struct {
     const char *task, *data, *train, *out, *resume, *tasks_dir, *cache_dir;
+    const char *method;             /* "bridge" or a text method (train_text.h) */
     int limit, M, checkpoint_every;
     bool quiet;
     lw_train_config cfg;
@@ -67,6 +72,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
     memset(a, 0, sizeof *a);
     a->cfg = pair->manifest.train;
     a->M = pair->manifest.bridge.soft_tokens;
+    a->method = "bridge";
     const lw_manifest *man = &pair->manifest;
     a->lora = man->has_lora;
     a->prefix = man->has_deep_prefix;
@@ -86,6 +92,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
         else if (!strcmp(o, "--train")) ok = lw_opt_str(argc, argv, &i, &a->train);
         else if (!strcmp(o, "--out")) ok = lw_opt_str(argc, argv, &i, &a->out);
         else if (!strcmp(o, "--resume")) ok = lw_opt_str(argc, argv, &i, &a->resume);
+        else if (!strcmp(o, "--method")) ok = lw_opt_str(argc, argv, &i, &a->method);
         else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
         else if (!strcmp(o, "--cache-dir")) ok = lw_opt_str(argc, argv, &i, &a->cache_dir);
         else if (!strcmp(o, "--limit-train")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit);
@@ -118,6 +125,10 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
     }
     if (!a->task || (!a->data && !a->train)) {
         fprintf(stderr, "lw train: --task and --data (or --train) are required (see lw train --help)\n");
+        return false;
+    }
+    if (strcmp(a->method, "bridge") && lw_text_method_from_name(a->method) < 0) {
+        fprintf(stderr, "lw train: --method is bridge, prompt-tuning or lora, not '%s'\n", a->method);
         return false;
     }
     if (no_adapters) a->lora = a->prefix = false;
@@ -153,6 +164,8 @@ static lw_status write_run_json(const char *out, const train_args *a, const char
                           "steps", c->steps, "batch", c->batch, "grad_accum", c->grad_accum, "lr", (double)c->lr,
                           "warmup_steps", c->warmup_steps, "weight_decay", (double)c->weight_decay,
                           "diversity_weight", (double)c->diversity_weight, "class_balanced", c->class_balanced);
+    if (o) json_object_set_new(o, "method", json_string(a->method));
+    if (o && !strcmp(a->method, "lora")) json_object_set_new(o, "soft_tokens", json_null());
     char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(7)) : NULL;
     json_decref(o);
     if (!text) return lw_fail(LW_ERR_NOMEM, "train: building %s", path);
@@ -166,6 +179,22 @@ static int fail(const char *what)
 {
     fprintf(stderr, "lw train: %s: %s\n", what, lw_last_error());
     return 1;
+}
+
+/* prompt-tuning / lora: the receiver reads the text; no sender states. */
+static int run_text(const lw_manifest *m, const train_args *a, const lw_task *task, const lw_dataset *data,
+                    const char *train_path, const char *out)
+{
+    lw_text_method method = (lw_text_method)lw_text_method_from_name(a->method);
+    lw_train_options o = {.cfg = a->cfg, .checkpoint_every = a->checkpoint_every, .out_dir = out,
+                          .resume_dir = a->resume, .quiet = a->quiet};
+    lw_train_result r;
+    if (write_run_json(out, a, train_path, data->n)) return fail("run.json");
+    if (lw_text_method_train(m, task, data, method, a->M, &a->lora_cfg, &o, &r)) return fail("training");
+    printf("trained %s %ld steps in %.1f s (%.3f s/step); last loss %.4f, train acc %.3f; checkpoint %s/final\n",
+           a->method, r.steps_done, r.seconds, r.seconds / (r.steps_done ? r.steps_done : 1), r.last_loss,
+           r.train_acc, out);
+    return 0;
 }
 
 static int run(const lw_pair *pair, const train_args *a)
@@ -190,6 +219,10 @@ static int run(const lw_pair *pair, const train_args *a)
                 m->bridge.soft_tokens);
     double t0 = lw_now_s();
     if (lw_dataset_load(train_path, &task, a->limit, &data)) { fail("training data"); goto done; }
+    if (strcmp(a->method, "bridge")) {
+        rc = run_text(m, a, &task, &data, train_path, out);
+        goto done;
+    }
     if (lw_cache_dir(a->cache_dir, cache, sizeof cache) ||
         lw_sender_cache_get(&m->sender, m->bridge.source_layer, train_path, &data, cache, a->quiet, &states)) {
         fail("sender states");

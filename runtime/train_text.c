@@ -1,0 +1,324 @@
+/* One text example through the receiver with a learned prompt or LoRA:
+ * loss, gradient, label scores, checkpoint files (train_text.h). */
+#include "train_text.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "fileutil.h"
+#include "label_scoring.h"
+#include "ops.h"
+
+#define PROMPT_INIT_SALT 0x50524d54ULL
+
+int lw_text_method_from_name(const char *name)
+{
+    if (!strcmp(name, "prompt-tuning")) return LW_TEXT_PROMPT_TUNING;
+    if (!strcmp(name, "lora")) return LW_TEXT_LORA;
+    return -1;
+}
+
+const char *lw_text_method_name(lw_text_method m) { return m == LW_TEXT_LORA ? "lora" : "prompt-tuning"; }
+
+static float *falloc(size_t n, bool *ok)
+{
+    float *p = calloc(n ? n : 1, sizeof(float));
+    if (!p) *ok = false;
+    return p;
+}
+
+static lw_status alloc_scratch(lw_text_trainer *t)
+{
+    const lw_model_config *c = &t->receiver->cfg;
+    lw_status st = lw_state_alloc(t->receiver, t->max_T, true, &t->state);
+    if (!st) st = lw_backward_scratch_alloc(t->receiver, t->max_T, &t->bwd);
+    if (st) return st;
+    bool ok = true;
+    size_t H = (size_t)c->hidden, V = (size_t)c->vocab, L = (size_t)t->layout->max_verb, T = (size_t)t->max_T;
+    t->embeds = falloc(T * H, &ok);
+    t->d_embeds = falloc(T * H, &ok);
+    t->final = falloc(T * H, &ok);
+    t->logits = falloc(L * V, &ok);
+    t->probs = falloc(L * V, &ok);
+    t->dlogits = falloc(L * V, &ok);
+    t->last = falloc(V, &ok);
+    t->ids = calloc(T, sizeof *t->ids);
+    t->rows = calloc(T, sizeof *t->rows);
+    t->targets = calloc(T, sizeof *t->targets);
+    t->is_embed = calloc(T, sizeof *t->is_embed);
+    if (!ok || !t->ids || !t->rows || !t->targets || !t->is_embed)
+        return lw_fail(LW_ERR_NOMEM, "text trainer: out of memory for %zu positions of vocab %zu", T, V);
+    return LW_OK;
+}
+
+/* P from the input embeddings of M seeded token ids (capture layer 0 is
+ * what the first block sees, embed scale included). */
+static lw_status init_prompt(lw_text_trainer *t, uint64_t seed)
+{
+    lw_rng r;
+    lw_rng_seed(&r, seed ^ PROMPT_INIT_SALT);
+    for (int i = 0; i < t->M; i++) t->ids[i] = (int)lw_rng_below(&r, (uint64_t)t->receiver->cfg.vocab);
+    lw_state_reset(t->state);
+    lw_forward_args a = {.ids = t->ids, .T = t->M, .capture_layer = 0, .hidden_out = t->prompt.params};
+    return lw_forward(t->receiver, t->state, &a);
+}
+
+lw_status lw_text_trainer_create(lw_text_trainer *t, const lw_model *receiver, const lw_receiver_layout *layout,
+                                 lw_text_method method, int M, const lw_lora_config *lora, int max_prompt,
+                                 uint64_t seed)
+{
+    memset(t, 0, sizeof *t);
+    t->receiver = receiver;
+    t->layout = layout;
+    t->method = method;
+    t->M = method == LW_TEXT_PROMPT_TUNING ? M : 0;
+    const lw_model_config *c = &receiver->cfg;
+    if (method == LW_TEXT_PROMPT_TUNING && (M < 1 || M > 4096))
+        return lw_fail(LW_ERR_INVALID, "text trainer: prompt-tuning with %d soft tokens (1..4096)", M);
+    if (max_prompt < layout->n_before || max_prompt > c->context)
+        return lw_fail(LW_ERR_INVALID, "text trainer: prompts of %d tokens (%d..%d)", max_prompt, layout->n_before,
+                       c->context);
+    t->max_T = max_prompt + t->M + layout->max_verb;
+    if (t->max_T > c->context)
+        return lw_fail(LW_ERR_INVALID, "text trainer: the receiver prompt needs %d positions, %s has %d", t->max_T,
+                       c->name, c->context);
+    lw_status st = alloc_scratch(t);
+    if (!st && method == LW_TEXT_PROMPT_TUNING) {
+        st = lw_adapter_params_add(&t->prompt, "prompt", 2, t->M, c->hidden, false, NULL);
+        if (!st) st = lw_adapter_params_alloc(&t->prompt);
+        if (!st) st = lw_adamw_init(&t->opt, t->prompt.n_params, lw_adamw_defaults());
+        if (!st) st = init_prompt(t, seed);
+    }
+    if (!st && method == LW_TEXT_LORA) st = lw_adapter_set_create(&t->lora, receiver, t->max_T, lora, NULL, seed);
+    if (st) lw_text_trainer_free(t);
+    return st;
+}
+
+void lw_text_trainer_free(lw_text_trainer *t)
+{
+    lw_state_free(t->state);
+    lw_backward_scratch_free(t->bwd);
+    lw_adapter_params_free(&t->prompt);
+    lw_adamw_free(&t->opt);
+    lw_adapter_set_free(&t->lora);
+    free(t->embeds);
+    free(t->d_embeds);
+    free(t->final);
+    free(t->logits);
+    free(t->probs);
+    free(t->dlogits);
+    free(t->last);
+    free(t->ids);
+    free(t->rows);
+    free(t->targets);
+    free(t->is_embed);
+    memset(t, 0, sizeof *t);
+}
+
+size_t lw_text_trainer_n_params(const lw_text_trainer *t)
+{
+    return t->method == LW_TEXT_LORA ? lw_adapter_set_n_params(&t->lora) : t->prompt.n_params;
+}
+
+float *lw_text_trainer_params(lw_text_trainer *t, float **grads, size_t *n)
+{
+    lw_adapter_params *p = t->method == LW_TEXT_LORA ? &t->lora.lora.p : &t->prompt;
+    *grads = p->grads;
+    *n = p->n_params;
+    return p->params;
+}
+
+void lw_text_trainer_zero_grad(lw_text_trainer *t)
+{
+    if (t->method == LW_TEXT_LORA) lw_adapter_set_zero_grad(&t->lora);
+    else lw_adapter_params_zero_grad(&t->prompt);
+}
+
+static const lw_receiver_adapters *adapters_of(const lw_text_trainer *t)
+{
+    return t->method == LW_TEXT_LORA ? &t->lora.ad : NULL;
+}
+
+/* ids, is_embed and embeds for [before] [P] [text, after] [first n_verb
+ * verbalizer tokens]; returns T, or -1 when the prompt is malformed. */
+static int fill(lw_text_trainer *t, const int *ids, int n, int label, int n_verb)
+{
+    const lw_receiver_layout *Ly = t->layout;
+    int nb = Ly->n_before, V = t->receiver->cfg.vocab, H = t->receiver->cfg.hidden;
+    if (n < nb || n + t->M + n_verb > t->max_T) return -1;
+    int T = 0;
+    for (int i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= V) return -1;
+        if (i == nb)
+            for (int j = 0; j < t->M; j++, T++) t->ids[T] = 0, t->is_embed[T] = true;
+        t->ids[T] = ids[i], t->is_embed[T++] = false;
+    }
+    if (n == nb)
+        for (int j = 0; j < t->M; j++, T++) t->ids[T] = 0, t->is_embed[T] = true;
+    for (int i = 0; i < n_verb; i++, T++) t->ids[T] = Ly->verb[label][i], t->is_embed[T] = false;
+    if (t->M) memcpy(t->embeds + (size_t)nb * H, t->prompt.params, (size_t)t->M * H * sizeof(float));
+    return T;
+}
+
+static lw_status bad_prompt(const lw_text_trainer *t, int n)
+{
+    return lw_fail(LW_ERR_INVALID, "text trainer: a prompt of %d ids (at least the %d template ids, at most %d "
+                   "with the soft tokens and verbalizer, ids below %d)", n, t->layout->n_before, t->max_T,
+                   t->receiver->cfg.vocab);
+}
+
+/* The receiver over prompt + the gold verbalizer but its last token; the
+ * logits of the L rows predicting the verbalizer land in t->logits. */
+static lw_status example_forward(lw_text_trainer *t, const int *ids, int n, int label, bool training, float *loss,
+                                 int *T)
+{
+    const lw_receiver_layout *Ly = t->layout;
+    if (label < 0 || label >= Ly->n_labels)
+        return lw_fail(LW_ERR_INVALID, "text trainer: label %d of %d", label, Ly->n_labels);
+    const lw_model *m = t->receiver;
+    int L = Ly->verb_len[label], H = m->cfg.hidden;
+    if ((*T = fill(t, ids, n, label, L - 1)) < 0) return bad_prompt(t, n);
+    if (t->method == LW_TEXT_LORA) lw_adapter_set_forward(&t->lora, NULL, 0, training, t->dropout_seed);
+    lw_state_reset(t->state);
+    lw_forward_args a = {.ids = t->ids, .embeds = t->M ? t->embeds : NULL, .is_embed = t->M ? t->is_embed : NULL,
+                         .T = *T, .capture_layer = m->cfg.n_layers, .hidden_out = t->final,
+                         .adapters = adapters_of(t)};
+    lw_status st = lw_forward(m, t->state, &a);
+    if (st) return st;
+    matmul_forward(t->logits, t->final + (size_t)(*T - L) * H, m->output, NULL, L, H, m->cfg.vocab);
+    memcpy(t->targets, Ly->verb[label], (size_t)L * sizeof(int));
+    *loss = cross_entropy_forward(t->probs, t->logits, t->targets, L, m->cfg.vocab);
+    return LW_OK;
+}
+
+lw_status lw_text_trainer_loss(lw_text_trainer *t, const int *ids, int n, int label, float *loss)
+{
+    int T;
+    return example_forward(t, ids, n, label, false, loss, &T);
+}
+
+lw_status lw_text_trainer_example(lw_text_trainer *t, const int *ids, int n, int label, float scale, float *loss,
+                                  bool *correct)
+{
+    int T;
+    float l;
+    lw_status st = example_forward(t, ids, n, label, true, &l, &T);
+    if (st) return st;
+    const lw_receiver_layout *Ly = t->layout;
+    const lw_model *m = t->receiver;
+    int L = Ly->verb_len[label], H = m->cfg.hidden, V = m->cfg.vocab;
+    if (loss) *loss = l;
+    if (correct) {
+        float gold = t->logits[Ly->verb[label][0]];
+        bool right = true;
+        for (int k = 0; k < Ly->n_labels; k++)
+            if (k != label && Ly->verb[k][0] != Ly->verb[label][0] && t->logits[Ly->verb[k][0]] >= gold) right = false;
+        *correct = right;
+    }
+    memset(t->dlogits, 0, (size_t)L * V * sizeof(float));
+    cross_entropy_backward(t->dlogits, t->probs, t->targets, L, V, scale);
+    for (int i = 0; i < L; i++) t->rows[i] = T - L + i;
+    st = lw_model_backward_adapted(m, t->state, t->bwd, adapters_of(t), t->rows, L, t->dlogits, t->d_embeds);
+    if (st) return st;
+    const float *d = t->d_embeds + (size_t)Ly->n_before * H;
+    for (size_t i = 0; i < (size_t)t->M * H; i++) t->prompt.grads[i] += d[i];
+    return LW_OK;
+}
+
+lw_status lw_text_trainer_score(lw_text_trainer *t, const int *ids, int n, double *scores)
+{
+    const lw_receiver_layout *Ly = t->layout;
+    const lw_model *m = t->receiver;
+    int P = fill(t, ids, n, 0, 0), V = m->cfg.vocab;
+    if (P < 0 || P + Ly->max_verb > t->max_T) return bad_prompt(t, n);
+    if (t->method == LW_TEXT_LORA) lw_adapter_set_forward(&t->lora, NULL, 0, false, 0);
+    lw_state_reset(t->state);
+    lw_forward_args a = {.ids = t->ids, .embeds = t->M ? t->embeds : NULL, .is_embed = t->M ? t->is_embed : NULL,
+                         .T = P, .logits = t->last, .capture_layer = -1, .adapters = adapters_of(t)};
+    lw_status st = lw_forward(m, t->state, &a);
+    if (st) return st;
+    for (int k = 0; k < Ly->n_labels; k++) {
+        const int *v = Ly->verb[k];
+        int L = Ly->verb_len[k];
+        scores[k] = lw_log_prob(t->last, V, v[0]);
+        if (L < 2) continue;
+        /* the label's tokens but its last continue the shared prefix */
+        lw_forward_args b = {.ids = v, .T = L - 1, .pos0 = P, .logits = t->logits, .all_logits = true,
+                             .capture_layer = -1, .adapters = adapters_of(t)};
+        if ((st = lw_forward(m, t->state, &b))) return st;
+        for (int i = 1; i < L; i++) scores[k] += lw_log_prob(t->logits + (size_t)(i - 1) * V, V, v[i]);
+    }
+    return LW_OK;
+}
+
+/* ---- checkpoint files ---------------------------------------------------- */
+
+static lw_status file_in(char *out, size_t cap, const char *dir, const char *name)
+{
+    if (!lw_pathf(out, cap, "%s/%s", dir, name))
+        return lw_fail(LW_ERR_INVALID, "text trainer: path too long under %s", dir);
+    return LW_OK;
+}
+
+lw_status lw_text_trainer_save(const lw_text_trainer *t, const char *dir)
+{
+    if (t->method == LW_TEXT_LORA) return lw_adapter_set_save(&t->lora, dir);
+    char w[4200], o[4200];
+    lw_adapter_meta meta[] = {{"method", "prompt-tuning"}};
+    lw_status st = lw_mkdir_p(dir);
+    if (!st) st = file_in(w, sizeof w, dir, "prompt.safetensors");
+    if (!st) st = file_in(o, sizeof o, dir, "prompt_state.safetensors");
+    if (!st) st = lw_adapter_params_save_adamw(&t->prompt, &t->opt, o);
+    if (!st) st = lw_adapter_params_save(&t->prompt, w, meta, 1);
+    return st;
+}
+
+lw_status lw_text_trainer_load(lw_text_trainer *t, const char *dir, long *step)
+{
+    lw_status st;
+    if (t->method == LW_TEXT_LORA) {
+        st = lw_adapter_set_load(&t->lora, dir);
+        *step = t->lora.opt_lora.step;
+    } else {
+        char w[4200], o[4200];
+        st = file_in(w, sizeof w, dir, "prompt.safetensors");
+        if (!st) st = file_in(o, sizeof o, dir, "prompt_state.safetensors");
+        if (!st) st = lw_adapter_params_load(&t->prompt, w);
+        if (!st) st = lw_adapter_params_load_adamw(&t->prompt, &t->opt, o);
+        *step = t->opt.step;
+    }
+    return st ? lw_fail_wrap(st, "text trainer: loading %s", dir) : LW_OK;
+}
+
+lw_status lw_text_checkpoint_soft_tokens(const char *dir, int *M)
+{
+    char w[4200];
+    float *data = NULL;
+    int64_t shape[4];
+    int ndim;
+    lw_status st = file_in(w, sizeof w, dir, "prompt.safetensors");
+    if (!st) st = lw_safetensors_read_f32(w, "prompt", &data, shape, &ndim);
+    free(data);
+    if (st) return st;
+    if (ndim != 2 || shape[0] < 1 || shape[0] > 4096)
+        return lw_fail(LW_ERR_FORMAT, "%s: tensor prompt must be [M, hidden] with M 1..4096", w);
+    *M = (int)shape[0];
+    return LW_OK;
+}
+
+lw_status lw_text_trainer_open(lw_text_trainer *t, const char *dir)
+{
+    if (t->method == LW_TEXT_PROMPT_TUNING) {
+        char w[4200];
+        lw_status st = file_in(w, sizeof w, dir, "prompt.safetensors");
+        return st ? st : lw_adapter_params_load(&t->prompt, w);
+    }
+    bool found = false;
+    lw_adapter_set_free(&t->lora);
+    lw_status st = lw_adapter_set_open(&t->lora, t->receiver, t->max_T, dir, &found);
+    if (!st && (!found || !t->lora.has_lora)) st = lw_fail(LW_ERR_INVALID, "%s holds no lora.safetensors", dir);
+    return st;
+}

@@ -1,0 +1,253 @@
+/* The training loop of the text methods (train_text.h), the same schedule,
+ * sampler and clipping as the bridge's (train.c), and the lw train / lw eval
+ * entry points that load the receiver and tokenize the texts. */
+#include "train_text.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "baselines.h"
+#include "fileutil.h"
+
+/* The bridge's sampler and dropout salts (train.c), so both draw alike. */
+#define SAMPLER_SALT 0x5a4d504cULL
+#define DROPOUT_SALT 0x44524f50ULL
+/* Prompt positions the receiver's tokenizer may use for one example. */
+enum { TEXT_MAX_CONTEXT = 1024 };
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void lw_text_prompts_free(lw_text_prompts *p)
+{
+    for (int i = 0; p->ids && i < p->n; i++) free(p->ids[i]);
+    free(p->ids);
+    free(p->len);
+    memset(p, 0, sizeof *p);
+}
+
+static double clip(lw_text_trainer *t, float max_norm)
+{
+    if (t->method == LW_TEXT_LORA) {
+        double norm = sqrt(lw_adapter_set_grad_sq(&t->lora));
+        if (max_norm > 0 && norm > max_norm) lw_adapter_set_scale_grads(&t->lora, (float)(max_norm / (norm + 1e-6)));
+        return norm;
+    }
+    return lw_clip_grad_norm(t->prompt.grads, t->prompt.n_params, max_norm);
+}
+
+static void opt_step(lw_text_trainer *t, float lr, float wd)
+{
+    if (t->method == LW_TEXT_LORA) {
+        lw_adapter_set_adamw_step(&t->lora, lr, wd);
+        return;
+    }
+    lw_adamw_begin_step(&t->opt);
+    lw_adapter_params_adamw(&t->prompt, &t->opt, lr, wd);
+}
+
+static lw_status save(const lw_text_trainer *t, const char *out_dir, const char *name)
+{
+    char dir[4096];
+    if (!lw_pathf(dir, sizeof dir, "%s/%s", out_dir, name))
+        return lw_fail(LW_ERR_INVALID, "train: checkpoint path too long under %s", out_dir);
+    return lw_text_trainer_save(t, dir);
+}
+
+static FILE *open_log(const char *out_dir, bool append, lw_status *st)
+{
+    char path[4096];
+    if ((*st = lw_mkdir_p(out_dir))) return NULL;
+    if (!lw_pathf(path, sizeof path, "%s/train_log.jsonl", out_dir)) {
+        *st = lw_fail(LW_ERR_INVALID, "train: log path too long under %s", out_dir);
+        return NULL;
+    }
+    FILE *f = fopen(path, append ? "a" : "w");
+    if (!f) *st = lw_fail(LW_ERR_IO, "train: cannot open %s: %s", path, strerror(errno));
+    return f;
+}
+
+static void json_num(FILE *f, const char *key, const char *fmt, double v, const char *sep)
+{
+    fprintf(f, "\"%s\": ", key);
+    if (isfinite(v)) fprintf(f, fmt, v);
+    else fputs("null", f);
+    fputs(sep, f);
+}
+
+/* One step's examples; the grads hold their mean gradient. */
+static lw_status accumulate(lw_text_trainer *t, const lw_text_prompts *p, const lw_dataset *d, lw_sampler *smp,
+                            int per_step, long drawn, uint64_t seed, double *loss, int *right)
+{
+    lw_text_trainer_zero_grad(t);
+    for (int i = 0; i < per_step; i++) {
+        t->dropout_seed = (seed ^ DROPOUT_SALT) + (uint64_t)(drawn + i) * 0x9e3779b97f4a7c15ULL;
+        int idx = lw_sampler_next(smp);
+        float l;
+        bool ok;
+        lw_status st = lw_text_trainer_example(t, p->ids[idx], p->len[idx], d->examples[idx].label,
+                                               1.0f / (float)per_step, &l, &ok);
+        if (st) return lw_fail_wrap(st, "train: example %d", idx);
+        *loss += l / per_step;
+        *right += ok;
+    }
+    return LW_OK;
+}
+
+lw_status lw_text_train_run(lw_text_trainer *t, const lw_text_prompts *prompts, const lw_dataset *data,
+                            const lw_train_options *o, lw_train_result *r)
+{
+    memset(r, 0, sizeof *r);
+    const lw_train_config *k = &o->cfg;
+    if (k->steps < 1 || k->batch < 1 || k->grad_accum < 1 || k->batch > 1 << 20 || k->grad_accum > 1 << 20 ||
+        !(k->lr > 0.0f) || k->warmup_steps < 0 || k->weight_decay < 0.0f || k->grad_clip < 0.0f)
+        return lw_fail(LW_ERR_INVALID, "train: steps %d, batch %d, grad_accum %d, lr %g, warmup %d out of range",
+                       k->steps, k->batch, k->grad_accum, (double)k->lr, k->warmup_steps);
+    if (prompts->n < data->n || data->n < 1)
+        return lw_fail(LW_ERR_INVALID, "train: %d prompts for %d examples", prompts->n, data->n);
+    long step = 0;
+    lw_status st = o->resume_dir ? lw_text_trainer_load(t, o->resume_dir, &step) : LW_OK;
+    if (st) return st;
+    int per_step = k->batch * k->grad_accum, right = 0, seen = 0;
+    lw_sampler smp = {0};
+    if (!(st = lw_sampler_init(&smp, data, k->class_balanced, k->seed ^ SAMPLER_SALT)))
+        lw_sampler_skip(&smp, step * per_step);
+    FILE *log = !st && o->out_dir ? open_log(o->out_dir, o->resume_dir != NULL, &st) : NULL;
+    double t0 = now_s();
+    for (; !st && step < k->steps; step++) {
+        double loss = 0.0;
+        int ok = 0;
+        if ((st = accumulate(t, prompts, data, &smp, per_step, step * per_step, k->seed, &loss, &ok))) break;
+        double gnorm = clip(t, k->grad_clip);
+        float lr = lw_lr_at(step, k->warmup_steps, k->steps, k->lr, 0.1f);
+        opt_step(t, lr, k->weight_decay);
+        right += ok, seen += per_step;
+        r->steps_done++;
+        r->last_loss = loss;
+        double el = now_s() - t0, eps = seen / (el > 0 ? el : 1e-9);
+        if (!o->quiet)
+            fprintf(stderr, "\rstep %ld/%d  loss %.4f  acc %.3f  lr %.2e  |g| %.3f  %.1f ex/s   ", step + 1,
+                    k->steps, loss, (double)right / seen, (double)lr, gnorm, eps);
+        if (log) {
+            fprintf(log, "{\"step\": %ld, ", step + 1);
+            json_num(log, "loss", "%.6f", loss, ", ");
+            json_num(log, "lr", "%.6e", (double)lr, ", ");
+            json_num(log, "grad_norm", "%.6f", gnorm, ", ");
+            json_num(log, "train_acc", "%.4f", (double)right / seen, ", ");
+            json_num(log, "examples_per_s", "%.3f", eps, ", ");
+            json_num(log, "elapsed_s", "%.3f", el, "}\n");
+            fflush(log);
+        }
+        if (o->out_dir && o->checkpoint_every > 0 && (step + 1) % o->checkpoint_every == 0 && step + 1 < k->steps) {
+            char name[32];
+            snprintf(name, sizeof name, "step-%ld", step + 1);
+            st = save(t, o->out_dir, name);
+        }
+    }
+    if (!o->quiet && r->steps_done) fputc('\n', stderr);
+    if (!st && o->out_dir) st = save(t, o->out_dir, "final");
+    r->seconds = now_s() - t0;
+    r->train_acc = seen ? (double)right / seen : 0.0;
+    if (log && fclose(log) != 0 && !st) st = lw_fail(LW_ERR_IO, "train: writing the log under %s", o->out_dir);
+    lw_sampler_free(&smp);
+    return st;
+}
+
+/* ---- lw train / lw eval --------------------------------------------------- */
+
+/* The receiver, its tokenizer, the task's text layout, and data's prompts
+ * as the receiver-zeroshot baseline builds them. */
+typedef struct {
+    lw_model *model;
+    lw_tokenizer *tok;
+    lw_text_model text;
+    bool text_ready;
+    lw_text_prompts prompts;
+} text_side;
+
+static void side_close(text_side *s)
+{
+    lw_text_prompts_free(&s->prompts);
+    if (s->text_ready) lw_text_model_free(&s->text);
+    lw_model_free(s->model);
+    lw_tokenizer_free(s->tok);
+    memset(s, 0, sizeof *s);
+}
+
+static lw_status side_open(text_side *s, const lw_manifest *m, const lw_task *task, const lw_dataset *d, int M)
+{
+    memset(s, 0, sizeof *s);
+    const lw_model_config *c = &m->receiver;
+    lw_status st = lw_tokenizer_load(c->tokenizer_kind, c->tokenizer_path, &s->tok);
+    if (!st) st = lw_model_load(c, &s->model);
+    if (!st) st = lw_text_model_init(&s->text, s->model, s->tok, task, TEXT_MAX_CONTEXT, "receiver");
+    s->text_ready = !st;
+    lw_text_prompts *p = &s->prompts;
+    if (!st && (!(p->ids = calloc((size_t)d->n + 1, sizeof *p->ids)) ||
+                !(p->len = calloc((size_t)d->n + 1, sizeof *p->len))))
+        st = lw_fail(LW_ERR_NOMEM, "train: out of memory for %d prompts", d->n);
+    int room = M + s->text.layout.max_verb, shots;
+    for (int i = 0; !st && i < d->n; i++, p->n++) {
+        st = lw_baseline_prompt(&s->text, NULL, d->examples[i].text, 0, room, &p->ids[i], &p->len[i], &shots);
+        if (!st && p->len[i] > p->max_len) p->max_len = p->len[i];
+        if (st) st = lw_fail_wrap(st, "example %d", i);
+    }
+    if (st) side_close(s);
+    return st ? lw_fail_wrap(st, "receiver %s", c->name) : LW_OK;
+}
+
+lw_status lw_text_method_train(const lw_manifest *m, const lw_task *task, const lw_dataset *data,
+                               lw_text_method method, int M, const lw_lora_config *lora, const lw_train_options *o,
+                               lw_train_result *r)
+{
+    text_side s;
+    lw_text_trainer t = {0};
+    lw_status st = side_open(&s, m, task, data, method == LW_TEXT_PROMPT_TUNING ? M : 0);
+    if (st) return st;
+    st = lw_text_trainer_create(&t, s.model, &s.text.layout, method, M, lora, s.prompts.max_len, o->cfg.seed);
+    if (!st)
+        fprintf(stderr, "train: %s on the receiver's text prompt, %ld parameters, longest prompt %d tokens\n",
+                lw_text_method_name(method), (long)lw_text_trainer_n_params(&t), s.prompts.max_len + t.M);
+    if (!st) st = lw_text_train_run(&t, &s.prompts, data, o, r);
+    lw_text_trainer_free(&t);
+    side_close(&s);
+    return st;
+}
+
+lw_status lw_text_method_predict(const lw_manifest *m, const lw_task *task, const lw_dataset *data,
+                                 lw_text_method method, const char *dir, bool quiet, int *pred, int *M)
+{
+    *M = 0;
+    lw_status st = method == LW_TEXT_PROMPT_TUNING ? lw_text_checkpoint_soft_tokens(dir, M) : LW_OK;
+    if (st) return st;
+    text_side s;
+    lw_text_trainer t = {0};
+    if ((st = side_open(&s, m, task, data, *M))) return st;
+    lw_lora_config lc;   /* replaced by the checkpoint's own */
+    lw_lora_config_parse(&lc, 8, 16.0f, 0.0f, "q,v", NULL);
+    st = lw_text_trainer_create(&t, s.model, &s.text.layout, method, *M, &lc, s.prompts.max_len, 0);
+    if (!st) st = lw_text_trainer_open(&t, dir);
+    double *scores = calloc((size_t)task->n_labels, sizeof *scores), t0 = now_s();
+    if (!st && !scores) st = lw_fail(LW_ERR_NOMEM, "eval: out of memory");
+    for (int i = 0; !st && i < data->n; i++) {
+        if ((st = lw_text_trainer_score(&t, s.prompts.ids[i], s.prompts.len[i], scores))) break;
+        pred[i] = 0;
+        for (int k = 1; k < task->n_labels; k++)
+            if (scores[k] > scores[pred[i]]) pred[i] = k;
+        if (!quiet && ((i + 1) % 10 == 0 || i + 1 == data->n))
+            fprintf(stderr, "\reval: %d/%d  %.3f s/example   ", i + 1, data->n, (now_s() - t0) / (i + 1));
+    }
+    if (!quiet) fputc('\n', stderr);
+    free(scores);
+    lw_text_trainer_free(&t);
+    side_close(&s);
+    return st;
+}
