@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "label_scoring.h"
 #include "ops.h"
 
 static float *falloc(size_t n, bool *ok)
@@ -217,17 +218,6 @@ lw_status lw_trainer_example(lw_trainer *t, const float *x, int Tx, int label, f
     return LW_OK;
 }
 
-/* log softmax(logits)[id], in double. */
-static double log_prob(const float *logits, int V, int id)
-{
-    float mx = -INFINITY;
-    for (int i = 0; i < V; i++)
-        if (logits[i] > mx) mx = logits[i];
-    double sum = 0.0;
-    for (int i = 0; i < V; i++) sum += exp((double)(logits[i] - mx));
-    return (double)(logits[id] - mx) - log(sum);
-}
-
 lw_status lw_trainer_score(lw_trainer *t, const float *x, int Tx, double *scores)
 {
     lw_status st = bridge_forward(t, x, Tx, false);
@@ -242,13 +232,13 @@ lw_status lw_trainer_score(lw_trainer *t, const float *x, int Tx, double *scores
     for (int k = 0; k < Ly->n_labels; k++) {
         const int *v = Ly->verb[k];
         int L = Ly->verb_len[k];
-        scores[k] = log_prob(t->last, V, v[0]);
+        scores[k] = lw_log_prob(t->last, V, v[0]);
         if (L < 2) continue;
         /* the label's tokens but its last continue the shared prefix */
         lw_forward_args b = {.ids = v, .T = L - 1, .pos0 = P, .logits = t->logits, .all_logits = true,
                              .capture_layer = -1, .adapters = adapters_of(t)};
         if ((st = lw_forward(m, t->state, &b))) return st;
-        for (int i = 1; i < L; i++) scores[k] += log_prob(t->logits + (size_t)(i - 1) * V, V, v[i]);
+        for (int i = 1; i < L; i++) scores[k] += lw_log_prob(t->logits + (size_t)(i - 1) * V, V, v[i]);
     }
     return LW_OK;
 }
