@@ -128,3 +128,11 @@ int lw_receiver_fill(const lw_receiver_layout *L, int label, int n_verb, int *id
     }
     return t;
 }
+
+bool lw_receiver_first_token_right(const lw_receiver_layout *L, const float *logits, int label)
+{
+    int gold_id = L->verb[label][0];
+    for (int k = 0; k < L->n_labels; k++)
+        if (k != label && L->verb[k][0] != gold_id && logits[L->verb[k][0]] >= logits[gold_id]) return false;
+    return true;
+}

@@ -51,4 +51,9 @@ static inline int lw_receiver_soft_row(const lw_receiver_layout *L) { return L->
  * alone); soft rows get id 0 and is_embed true. Returns T. */
 int lw_receiver_fill(const lw_receiver_layout *L, int label, int n_verb, int *ids, bool *is_embed);
 
+/* Training accuracy from the logits of the row before the verbalizer: true
+ * when label's first verbalizer token beats the first token of every other
+ * label (labels sharing that token do not count against it; a tie does). */
+bool lw_receiver_first_token_right(const lw_receiver_layout *L, const float *logits, int label);
+
 #endif

@@ -199,13 +199,7 @@ lw_status lw_trainer_example(lw_trainer *t, const float *x, int Tx, int label, f
     const lw_model *m = t->receiver;
     int L = Ly->verb_len[label], H = m->cfg.hidden, V = m->cfg.vocab, M = Ly->M;
     if (loss) *loss = l;
-    if (correct) {
-        float gold = t->logits[Ly->verb[label][0]];
-        bool right = true;
-        for (int k = 0; k < Ly->n_labels; k++)
-            if (k != label && Ly->verb[k][0] != Ly->verb[label][0] && t->logits[Ly->verb[k][0]] >= gold) right = false;
-        *correct = right;
-    }
+    if (correct) *correct = lw_receiver_first_token_right(Ly, t->logits, label);
     memset(t->dlogits, 0, (size_t)L * V * sizeof(float));
     cross_entropy_backward(t->dlogits, t->probs, t->targets, L, V, scale);
     for (int i = 0; i < L; i++) t->rows[i] = T - L + i;

@@ -5,6 +5,7 @@
  * token-budget keeps the first M text tokens; the --generate parser; the
  * relay feeds the sender's greedy text to the receiver (stories260K). */
 #include "testlib.h"
+#include "tiny_models.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -14,37 +15,6 @@
 #include "baselines.h"
 
 /* ---- label scoring on a tiny random model ------------------------------ */
-
-static lw_model_config tiny_config(void)
-{
-    lw_model_config c;
-    memset(&c, 0, sizeof c);
-    strcpy(c.name, "tiny");
-    c.family = LW_FAMILY_GEMMA3;
-    c.weights_format = LW_WEIGHTS_GGUF;
-    c.hidden = 16;
-    c.n_layers = 2;
-    c.n_heads = 2;
-    c.n_kv_heads = 1;
-    c.head_dim = 8;
-    c.ffn = 32;
-    c.activation = LW_ACT_GELU_TANH;
-    c.norm = LW_NORM_RMSNORM_GEMMA;
-    c.norm_eps = 1e-6f;
-    c.rope_base = 1000000.0f;
-    c.rope_base_local = 10000.0f;
-    c.sliding_window = 4;
-    c.global_every = 2;
-    c.qk_norm = true;
-    c.post_norms = true;
-    c.scale_embeddings = true;
-    c.vocab = 24;
-    c.context = 64;
-    c.tied_embeddings = true;
-    c.embed_rms = 4.0f;
-    c.bos_id = c.eos_id = c.pad_id = -1;
-    return c;
-}
 
 /* log p of each verbalizer from one fresh forward of prompt + verbalizer. */
 static double direct_score(const lw_model *m, const int *prompt, int n, const int *verb, int L)
@@ -73,7 +43,7 @@ static double direct_score(const lw_model *m, const int *prompt, int n, const in
 
 START_TEST(scores_equal_a_direct_forward)
 {
-    lw_model_config c = tiny_config();
+    lw_model_config c = tl_tiny_receiver_config(4, true);
     lw_model *m;
     ck_assert_int_eq(lw_model_init_random(&c, 3, &m), LW_OK);
     lw_label_scorer sc;

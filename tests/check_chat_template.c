@@ -2,35 +2,12 @@
  * model's Jinja template (tests/golden/tokenizer_spm/chat.txt, made by
  * tests/golden/make_spm_goldens.py chat). */
 #include "testlib.h"
+#include "golden_text.h"
 #include "chat_template.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Undoes the corpus escapes (\\ \n \r \t \xHH) in place. */
-static void unescape(char *s)
-{
-    size_t o = 0;
-    for (size_t i = 0; s[i]; i++) {
-        if (s[i] != '\\') {
-            s[o++] = s[i];
-            continue;
-        }
-        char c = s[++i];
-        if (c == 'n') s[o++] = '\n';
-        else if (c == 'r') s[o++] = '\r';
-        else if (c == 't') s[o++] = '\t';
-        else if (c == '\\') s[o++] = '\\';
-        else if (c == 'x' && s[i + 1] && s[i + 2]) {
-            char hex[3] = {s[i + 1], s[i + 2], 0};
-            s[o++] = (char)strtol(hex, NULL, 16);
-            i += 2;
-        } else
-            ck_abort_msg("bad escape \\%c in chat.txt", c);
-    }
-    s[o] = '\0';
-}
 
 static lw_chat_template kind_named(const char *name)
 {
@@ -54,7 +31,7 @@ START_TEST(templates_match_transformers)
         for (int k = 1; k < 6; k++) {
             line[k] = strtok_r(NULL, "\n", &save);
             ck_assert_msg(line[k] != NULL, "chat.txt: record %d is cut short", cases + 1);
-            unescape(line[k]);
+            tl_unescape(line[k]);
         }
         lw_chat_template kind = kind_named(line[0]);
         const char *system = line[1][0] == '!' ? NULL : line[1] + 1;

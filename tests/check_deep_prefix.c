@@ -6,6 +6,8 @@
  * past the window; a continuation over the KV cache equals one call; the
  * file round-trips and an AdamW run resumes bit for bit. */
 #include "testlib.h"
+#include "grad_check.h"
+#include "tiny_models.h"
 #include "adamw.h"
 #include "adapter_set.h"
 #include "adapters.h"
@@ -25,58 +27,6 @@ enum { T = 7, M = 3, P = 2, MAXPOS = T + P };
 static const int loss_rows[] = {1, 4, 6};
 static const int loss_targets[] = {4, 7, 2};
 enum { N_LOSS = 3 };
-
-static lw_model_config llama_config(void)
-{
-    lw_model_config c;
-    memset(&c, 0, sizeof c);
-    snprintf(c.name, sizeof c.name, "tiny-llama");
-    c.family = LW_FAMILY_LLAMA;
-    c.weights_format = LW_WEIGHTS_GGUF;
-    c.hidden = 16;
-    c.n_layers = 2;
-    c.n_heads = 4;
-    c.n_kv_heads = 2;
-    c.head_dim = 4;
-    c.ffn = 24;
-    c.activation = LW_ACT_SILU;
-    c.norm = LW_NORM_RMSNORM;
-    c.norm_eps = 1e-5f;
-    c.rope_base = 10000.0f;
-    c.vocab = 11;
-    c.context = 64;
-    return c;
-}
-
-static lw_model_config gemma_config(void)
-{
-    lw_model_config c;
-    memset(&c, 0, sizeof c);
-    snprintf(c.name, sizeof c.name, "tiny-gemma3");
-    c.family = LW_FAMILY_GEMMA3;
-    c.weights_format = LW_WEIGHTS_GGUF;
-    c.hidden = 16;
-    c.n_layers = 3;
-    c.n_heads = 4;
-    c.n_kv_heads = 2;
-    c.head_dim = 6;
-    c.ffn = 24;
-    c.activation = LW_ACT_GELU_TANH;
-    c.norm = LW_NORM_RMSNORM_GEMMA;
-    c.norm_eps = 1e-6f;
-    c.rope_base = 1000000.0f;
-    c.rope_base_local = 10000.0f;
-    c.sliding_window = 3;   /* layers 0, 1 local, 2 global */
-    c.global_every = 3;
-    c.qk_norm = true;
-    c.post_norms = true;
-    c.scale_embeddings = true;
-    c.query_scale = 0.3f;
-    c.vocab = 11;
-    c.context = 64;
-    c.tied_embeddings = true;
-    return c;
-}
 
 typedef struct {
     lw_model *m;
@@ -163,20 +113,6 @@ static double central(fixture *f, float *val)
     return (up - down) / (2.0 * eps);
 }
 
-static int compare(const float *an, const double *fd, size_t n, double *worst)
-{
-    double scale = 0.0;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(fd[i]));
-    int bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        double tol = 3e-2 * fabs(fd[i]) + 5e-3 * scale + 2e-4;
-        double err = fabs(an[i] - fd[i]);
-        *worst = fmax(*worst, err / tol);
-        bad += err > tol;
-    }
-    return bad;
-}
-
 /* Every generator parameter, soft-token element and text-embedding element. */
 static void check_gradients(const lw_model_config *c, float dropout, uint64_t seed)
 {
@@ -192,7 +128,7 @@ static void check_gradients(const lw_model_config *c, float dropout, uint64_t se
         const lw_adapter_tensor *t = &f.dp.p.tensors[i];
         double *fd = calloc(t->count, sizeof(double)), worst = 0.0, norm = 0.0;
         for (size_t k = 0; k < t->count; k++) fd[k] = central(&f, &f.dp.p.params[t->offset + k]);
-        int bad = compare(an + t->offset, fd, t->count, &worst);
+        int bad = tl_grad_mismatches(an + t->offset, fd, t->count, &worst);
         for (size_t k = 0; k < t->count; k++) norm += fabs(an[t->offset + k]);
         ck_assert_msg(bad == 0, "%s, dropout %.1f: %d of %zu gradients of %s disagree (worst %.2f x tol)", c->name,
                       (double)dropout, bad, t->count, t->name, worst);
@@ -201,26 +137,34 @@ static void check_gradients(const lw_model_config *c, float dropout, uint64_t se
     }
     double fd_soft[M * 16] = {0}, fd_x[T * 16] = {0}, worst = 0.0;
     for (int i = 0; i < M * H; i++) fd_soft[i] = central(&f, &f.soft[i]);
-    ck_assert_msg(compare(dsoft, fd_soft, (size_t)M * H, &worst) == 0, "%s: d soft tokens (worst %.2f x tol)",
+    ck_assert_msg(tl_grad_mismatches(dsoft, fd_soft, (size_t)M * H, &worst) == 0, "%s: d soft tokens (worst %.2f x tol)",
                   c->name, worst);
     worst = 0.0;
     for (int i = 0; i < T * H; i++) fd_x[i] = central(&f, &f.embeds[i]);
-    ck_assert_msg(compare(dx, fd_x, (size_t)T * H, &worst) == 0, "%s: d embeds (worst %.2f x tol)", c->name, worst);
+    ck_assert_msg(tl_grad_mismatches(dx, fd_x, (size_t)T * H, &worst) == 0, "%s: d embeds (worst %.2f x tol)", c->name, worst);
     free(an);
     teardown(&f);
 }
 
-START_TEST(llama_prefix_gradients) { lw_model_config c = llama_config(); check_gradients(&c, 0.0f, 1); }
+START_TEST(llama_prefix_gradients)
+{
+    lw_model_config c = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
+    check_gradients(&c, 0.0f, 1);
+}
 END_TEST
-START_TEST(gemma_prefix_gradients) { lw_model_config c = gemma_config(); check_gradients(&c, 0.0f, 2); }
+START_TEST(gemma_prefix_gradients) { lw_model_config c = tl_tiny_gemma3_config(3); check_gradients(&c, 0.0f, 2); }
 END_TEST
-START_TEST(prefix_gradients_with_dropout) { lw_model_config c = gemma_config(); check_gradients(&c, 0.25f, 3); }
+START_TEST(prefix_gradients_with_dropout)
+{
+    lw_model_config c = tl_tiny_gemma3_config(3);
+    check_gradients(&c, 0.25f, 3);
+}
 END_TEST
 
 /* LoRA and the prefix together: the text gradient still matches. */
 START_TEST(lora_and_prefix_together)
 {
-    lw_model_config c = gemma_config();
+    lw_model_config c = tl_tiny_gemma3_config(3);
     fixture f;
     setup(&f, &c, 0.0f, 4);
     lw_lora lora;
@@ -236,16 +180,16 @@ START_TEST(lora_and_prefix_together)
     analytic(&f, dsoft, dx);
     double fd[T * 16] = {0}, worst = 0.0;
     for (int i = 0; i < T * c.hidden; i++) fd[i] = central(&f, &f.embeds[i]);
-    ck_assert_msg(compare(dx, fd, (size_t)T * c.hidden, &worst) == 0, "d embeds (worst %.2f x tol)", worst);
+    ck_assert_msg(tl_grad_mismatches(dx, fd, (size_t)T * c.hidden, &worst) == 0, "d embeds (worst %.2f x tol)", worst);
     const lw_lora_slot *s = lw_lora_slot_at(&lora, 2, LW_LORA_K);
     double fdk[64] = {0};
     for (int i = 0; i < 2 * c.hidden; i++) fdk[i] = central(&f, &lora.p.params[s->a + i]);
     worst = 0.0;
-    ck_assert_int_eq(compare(lora.p.grads + s->a, fdk, (size_t)2 * c.hidden, &worst), 0);
+    ck_assert_int_eq(tl_grad_mismatches(lora.p.grads + s->a, fdk, (size_t)2 * c.hidden, &worst), 0);
     worst = 0.0;
     double fds[M * 16] = {0};
     for (int i = 0; i < M * c.hidden; i++) fds[i] = central(&f, &f.soft[i]);
-    ck_assert_int_eq(compare(dsoft, fds, (size_t)M * c.hidden, &worst), 0);
+    ck_assert_int_eq(tl_grad_mismatches(dsoft, fds, (size_t)M * c.hidden, &worst), 0);
     teardown(&f);
     lw_lora_free(&lora);
 }
@@ -254,7 +198,7 @@ END_TEST
 /* prefix_len 0 is the base model exactly; a real prefix changes it. */
 START_TEST(prefix_of_length_zero_is_base)
 {
-    lw_model_config cs[2] = {llama_config(), gemma_config()};
+    lw_model_config cs[2] = {tl_tiny_llama_config(LW_WEIGHTS_GGUF), tl_tiny_gemma3_config(3)};
     for (int k = 0; k < 2; k++) {
         fixture f;
         setup(&f, &cs[k], 0.0f, 10 + k);
@@ -294,7 +238,7 @@ static void block0_last_row(fixture *f, float *out)
 
 START_TEST(prefix_visible_beyond_the_window)
 {
-    lw_model_config c = gemma_config();
+    lw_model_config c = tl_tiny_gemma3_config(3);
     fixture f;
     setup(&f, &c, 0.0f, 20);
     int H = c.hidden, kvd = c.n_kv_heads * c.head_dim;
@@ -314,7 +258,7 @@ END_TEST
  * the logits of one call. */
 START_TEST(continuation_equals_one_call)
 {
-    lw_model_config c = gemma_config();
+    lw_model_config c = tl_tiny_gemma3_config(3);
     fixture f;
     setup(&f, &c, 0.0f, 30);
     int V = c.vocab;
@@ -356,7 +300,7 @@ static void adamw_steps(fixture *f, lw_adamw *opt, int n)
 
 START_TEST(save_load_and_resume)
 {
-    lw_model_config c = gemma_config();
+    lw_model_config c = tl_tiny_gemma3_config(3);
     fixture f, g;
     setup(&f, &c, 0.0f, 40);
     setup(&g, &c, 0.0f, 40);
@@ -403,7 +347,7 @@ END_TEST
 
 START_TEST(bad_configs_are_refused)
 {
-    lw_model_config c = llama_config();
+    lw_model_config c = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
     lw_deep_prefix dp;
     lw_deep_prefix_config bad[] = {{.length = 0, .hidden = 8}, {.length = 4, .hidden = 0},
                                    {.length = 4, .hidden = 8, .dropout = 1.0f}, {.length = 300, .hidden = 8}};
@@ -436,7 +380,7 @@ typedef struct {
 static void set_setup(set_fixture *f, uint64_t seed)
 {
     memset(f, 0, sizeof *f);
-    lw_model_config c = gemma_config();
+    lw_model_config c = tl_tiny_gemma3_config(3);
     ck_assert_int_eq(lw_model_init_random(&c, seed, &f->m), LW_OK);
     lw_lora_config lc = {.rank = 2, .alpha = 4, .dropout = 0.1f, .targets = (1u << LW_LORA_Q) | (1u << LW_LORA_DOWN)};
     lw_deep_prefix_config pc = {.length = P, .dropout = 0.1f, .hidden = 8};
@@ -512,7 +456,7 @@ START_TEST(adapter_set_gradient_and_resume)
         f.soft[i] = keep;
         fd[i] = (up - down) / (2.0 * eps);
     }
-    ck_assert_msg(compare(dsoft, fd, (size_t)M * H, &worst) == 0, "d soft through rows and prefix (worst %.2f)",
+    ck_assert_msg(tl_grad_mismatches(dsoft, fd, (size_t)M * H, &worst) == 0, "d soft through rows and prefix (worst %.2f)",
                   worst);
     ck_assert(lw_adapter_set_n_params(&f.set) == f.set.lora.p.n_params + f.set.prefix.p.n_params);
 
@@ -526,7 +470,7 @@ START_TEST(adapter_set_gradient_and_resume)
     memcpy(g.soft, f.soft, sizeof g.soft);
     memcpy(g.embeds, f.embeds, sizeof g.embeds);
     lw_model_free(g.m);
-    lw_model_config c = gemma_config();
+    lw_model_config c = tl_tiny_gemma3_config(3);
     ck_assert_int_eq(lw_model_init_random(&c, 60, &g.m), LW_OK);
     ck_assert_int_eq(lw_adapter_set_load(&g.set, dir), LW_OK);
     set_steps(&g, 3, 3);

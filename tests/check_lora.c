@@ -6,6 +6,8 @@
  * PEFT's names and config and round-trips; an AdamW run resumed from saved
  * adapter and optimiser state continues bit for bit. */
 #include "testlib.h"
+#include "grad_check.h"
+#include "tiny_models.h"
 #include "adamw.h"
 #include "adapters.h"
 #include "lora.h"
@@ -24,58 +26,6 @@ enum { T = 7, ALL_TARGETS = (1 << LW_LORA_N_TARGETS) - 1 };
 static const int loss_rows[] = {1, 4, 5};
 static const int loss_targets[] = {4, 7, 2};
 enum { N_LOSS = 3 };
-
-static lw_model_config llama_config(void)
-{
-    lw_model_config c;
-    memset(&c, 0, sizeof c);
-    snprintf(c.name, sizeof c.name, "tiny-llama");
-    c.family = LW_FAMILY_LLAMA;
-    c.weights_format = LW_WEIGHTS_GGUF;
-    c.hidden = 16;
-    c.n_layers = 2;
-    c.n_heads = 4;
-    c.n_kv_heads = 2;
-    c.head_dim = 4;
-    c.ffn = 24;
-    c.activation = LW_ACT_SILU;
-    c.norm = LW_NORM_RMSNORM;
-    c.norm_eps = 1e-5f;
-    c.rope_base = 10000.0f;
-    c.vocab = 11;
-    c.context = 64;
-    return c;
-}
-
-static lw_model_config gemma_config(void)
-{
-    lw_model_config c;
-    memset(&c, 0, sizeof c);
-    snprintf(c.name, sizeof c.name, "tiny-gemma3");
-    c.family = LW_FAMILY_GEMMA3;
-    c.weights_format = LW_WEIGHTS_GGUF;
-    c.hidden = 16;
-    c.n_layers = 3;
-    c.n_heads = 4;
-    c.n_kv_heads = 2;
-    c.head_dim = 6;
-    c.ffn = 24;
-    c.activation = LW_ACT_GELU_TANH;
-    c.norm = LW_NORM_RMSNORM_GEMMA;
-    c.norm_eps = 1e-6f;
-    c.rope_base = 1000000.0f;
-    c.rope_base_local = 10000.0f;
-    c.sliding_window = 3;
-    c.global_every = 3;
-    c.qk_norm = true;
-    c.post_norms = true;
-    c.scale_embeddings = true;
-    c.query_scale = 0.3f;
-    c.vocab = 11;
-    c.context = 64;
-    c.tied_embeddings = true;
-    return c;
-}
 
 typedef struct {
     lw_model *m;
@@ -169,21 +119,6 @@ static double central(fixture *f, float *x, float *val)
     return (up - down) / (2.0 * eps);
 }
 
-/* Counts elements beyond tolerance; *worst the largest error / tolerance. */
-static int compare(const float *an, const double *fd, size_t n, double *worst)
-{
-    double scale = 0.0;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(fd[i]));
-    int bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        double tol = 3e-2 * fabs(fd[i]) + 5e-3 * scale + 2e-4;
-        double err = fabs(an[i] - fd[i]);
-        *worst = fmax(*worst, err / tol);
-        bad += err > tol;
-    }
-    return bad;
-}
-
 /* Every A and B element of every target, and every input element. */
 static void check_gradients(const lw_model_config *c, float dropout, uint64_t seed)
 {
@@ -210,7 +145,7 @@ static void check_gradients(const lw_model_config *c, float dropout, uint64_t se
                 double *fd = calloc(counts[k], sizeof(double));
                 for (size_t i = 0; i < counts[k]; i++)
                     fd[i] = central(&f, f.embeds, &f.lora.p.params[offs[k] + i]);
-                bad += compare(an + offs[k], fd, counts[k], &worst);
+                bad += tl_grad_mismatches(an + offs[k], fd, counts[k], &worst);
                 for (size_t i = 0; i < counts[k]; i++) norm += fabs(an[offs[k] + i]);
                 n_t += counts[k];
                 free(fd);
@@ -224,7 +159,7 @@ static void check_gradients(const lw_model_config *c, float dropout, uint64_t se
     /* the input's gradient goes through the adapters too */
     double *fd = calloc((size_t)T * H, sizeof(double)), worst = 0.0;
     for (int i = 0; i < T * H; i++) fd[i] = central(&f, f.embeds, &f.embeds[i]);
-    int bad = compare(dx, fd, (size_t)T * H, &worst);
+    int bad = tl_grad_mismatches(dx, fd, (size_t)T * H, &worst);
     ck_assert_msg(bad == 0, "%s: %d d_embeds elements disagree (worst %.2f x tol)", c->name, bad, worst);
     free(fd);
     free(an);
@@ -232,8 +167,16 @@ static void check_gradients(const lw_model_config *c, float dropout, uint64_t se
     teardown(&f);
 }
 
-static void gradients_llama(float dropout) { lw_model_config c = llama_config(); check_gradients(&c, dropout, 11); }
-static void gradients_gemma(float dropout) { lw_model_config c = gemma_config(); check_gradients(&c, dropout, 12); }
+static void gradients_llama(float dropout)
+{
+    lw_model_config c = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
+    check_gradients(&c, dropout, 11);
+}
+static void gradients_gemma(float dropout)
+{
+    lw_model_config c = tl_tiny_gemma3_config(3);
+    check_gradients(&c, dropout, 12);
+}
 
 START_TEST(llama_lora_gradients) { gradients_llama(0.0f); }
 END_TEST
@@ -245,7 +188,7 @@ END_TEST
 /* The same adapter with the wrong gradient would be caught: flip one B. */
 START_TEST(check_catches_a_wrong_gradient)
 {
-    lw_model_config c = llama_config();
+    lw_model_config c = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
     fixture f;
     setup(&f, &c, 1u << LW_LORA_V, 2, 0.0f, 21);
     randomize_b(&f, 22);
@@ -255,10 +198,10 @@ START_TEST(check_catches_a_wrong_gradient)
     size_t n = (size_t)s->out * 2;
     double *fd = calloc(n, sizeof(double)), worst = 0.0;
     for (size_t i = 0; i < n; i++) fd[i] = central(&f, f.embeds, &f.lora.p.params[s->b + i]);
-    ck_assert_int_eq(compare(f.lora.p.grads + s->b, fd, n, &worst), 0);
+    ck_assert_int_eq(tl_grad_mismatches(f.lora.p.grads + s->b, fd, n, &worst), 0);
     f.lora.p.grads[s->b + 1] = -f.lora.p.grads[s->b + 1] * 1.5f + 0.01f;
     worst = 0.0;
-    ck_assert_int_gt(compare(f.lora.p.grads + s->b, fd, n, &worst), 0);
+    ck_assert_int_gt(tl_grad_mismatches(f.lora.p.grads + s->b, fd, n, &worst), 0);
     free(fd);
     free(dx);
     teardown(&f);
@@ -295,7 +238,7 @@ static void check_fresh_is_base(const lw_model_config *c)
 
 START_TEST(fresh_adapter_gives_base_logits)
 {
-    lw_model_config l = llama_config(), g = gemma_config();
+    lw_model_config l = tl_tiny_llama_config(LW_WEIGHTS_GGUF), g = tl_tiny_gemma3_config(3);
     check_fresh_is_base(&l);
     check_fresh_is_base(&g);
 }
@@ -303,7 +246,7 @@ END_TEST
 
 START_TEST(merged_equals_unmerged)
 {
-    lw_model_config cs[2] = {llama_config(), gemma_config()};
+    lw_model_config cs[2] = {tl_tiny_llama_config(LW_WEIGHTS_GGUF), tl_tiny_gemma3_config(3)};
     for (int k = 0; k < 2; k++) {
         fixture f;
         setup(&f, &cs[k], ALL_TARGETS, 3, 0.0f, 41 + k);
@@ -342,7 +285,7 @@ END_TEST
  * another shape is refused. */
 START_TEST(save_load_with_peft_names)
 {
-    lw_model_config c = gemma_config();
+    lw_model_config c = tl_tiny_gemma3_config(3);
     fixture f;
     lw_lora_config lc = {.rank = 4, .alpha = 8, .targets = (1u << LW_LORA_Q) | (1u << LW_LORA_V) |
                                                             (1u << LW_LORA_GATE), .n_layer_list = 2,
@@ -417,7 +360,7 @@ static void adamw_steps(fixture *f, lw_adamw *opt, int n)
 
 START_TEST(resume_is_bit_exact)
 {
-    lw_model_config c = llama_config();
+    lw_model_config c = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
     fixture f, g;
     setup(&f, &c, ALL_TARGETS, 2, 0.1f, 61);
     setup(&g, &c, ALL_TARGETS, 2, 0.1f, 61);
@@ -465,7 +408,7 @@ START_TEST(config_errors_are_precise)
     ck_assert_int_eq(lw_lora_config_parse(&lc, 8, 16, 0, "q,", NULL), LW_ERR_INVALID);
     ck_assert_int_eq(lw_lora_config_parse(&lc, 8, 16, 0, "q", "1,b"), LW_ERR_INVALID);
 
-    lw_model_config c = llama_config();
+    lw_model_config c = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
     lw_model *m = NULL;
     ck_assert_int_eq(lw_model_init_random(&c, 1, &m), LW_OK);
     lw_lora lo;

@@ -6,6 +6,7 @@
  * and embeddings. The check itself is shown to catch a wrong gradient and a
  * wrong RoPE layout or window, so passing means something. */
 #include "testlib.h"
+#include "tiny_models.h"
 #include "model.h"
 #include "ops.h"
 #include "rng.h"
@@ -31,60 +32,6 @@ typedef struct {
     float *probs;    /* [T, V] */
     float *dlogits;  /* [T, V] */
 } fixture;
-
-static lw_model_config llama_config(bool interleaved)
-{
-    lw_model_config c;
-    memset(&c, 0, sizeof c);
-    snprintf(c.name, sizeof c.name, "tiny-llama");
-    c.family = LW_FAMILY_LLAMA;
-    /* lw_rope_interleaved: llama in GGUF rotates pairs, from safetensors halves */
-    c.weights_format = interleaved ? LW_WEIGHTS_GGUF : LW_WEIGHTS_SAFETENSORS;
-    c.hidden = 16;
-    c.n_layers = 2;
-    c.n_heads = 4;
-    c.n_kv_heads = 2;
-    c.head_dim = 4;
-    c.ffn = 24;
-    c.activation = LW_ACT_SILU;
-    c.norm = LW_NORM_RMSNORM;
-    c.norm_eps = 1e-5f;
-    c.rope_base = 10000.0f;
-    c.vocab = 11;
-    c.context = 64;
-    c.tied_embeddings = false;
-    return c;
-}
-
-static lw_model_config gemma_config(int window)
-{
-    lw_model_config c;
-    memset(&c, 0, sizeof c);
-    snprintf(c.name, sizeof c.name, "tiny-gemma3");
-    c.family = LW_FAMILY_GEMMA3;
-    c.weights_format = LW_WEIGHTS_GGUF;
-    c.hidden = 16;
-    c.n_layers = 3;
-    c.n_heads = 4;
-    c.n_kv_heads = 2;
-    c.head_dim = 6;  /* != hidden / n_heads, as in Gemma 3 */
-    c.ffn = 24;
-    c.activation = LW_ACT_GELU_TANH;
-    c.norm = LW_NORM_RMSNORM_GEMMA;
-    c.norm_eps = 1e-6f;
-    c.rope_base = 1000000.0f;
-    c.rope_base_local = 10000.0f;
-    c.sliding_window = window;
-    c.global_every = 3;  /* layers 0, 1 local, layer 2 global */
-    c.qk_norm = true;
-    c.post_norms = true;
-    c.scale_embeddings = true;
-    c.query_scale = 0.3f;
-    c.vocab = 11;
-    c.context = 64;
-    c.tied_embeddings = true;
-    return c;
-}
 
 /* Around the RMS of the token embeddings, so embedding rows look like the
  * model's own. */
@@ -248,28 +195,28 @@ static void check_against_fd(const lw_model_config *c, uint64_t seed)
 
 START_TEST(llama_interleaved_matches_finite_differences)
 {
-    lw_model_config c = llama_config(true);
+    lw_model_config c = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
     check_against_fd(&c, 1);
 }
 END_TEST
 
 START_TEST(llama_half_rope_matches_finite_differences)
 {
-    lw_model_config c = llama_config(false);
+    lw_model_config c = tl_tiny_llama_config(LW_WEIGHTS_SAFETENSORS);
     check_against_fd(&c, 2);
 }
 END_TEST
 
 START_TEST(gemma3_matches_finite_differences)
 {
-    lw_model_config c = gemma_config(3);
+    lw_model_config c = tl_tiny_gemma3_config(3);
     check_against_fd(&c, 3);
 }
 END_TEST
 
 START_TEST(gemma3_other_seed_matches_finite_differences)
 {
-    lw_model_config c = gemma_config(3);
+    lw_model_config c = tl_tiny_gemma3_config(3);
     check_against_fd(&c, 4);
 }
 END_TEST
@@ -291,7 +238,7 @@ END_TEST
 /* The check catches a single wrong element of a correct gradient. */
 START_TEST(check_detects_a_perturbed_gradient)
 {
-    lw_model_config c = llama_config(true);
+    lw_model_config c = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
     fixture f;
     setup(&f, &c, 1);
     int n = T * c.hidden;
@@ -332,14 +279,14 @@ static int cross_mismatches(const lw_model_config *grad_cfg, const lw_model_conf
 
 START_TEST(check_detects_a_wrong_rope_layout)
 {
-    lw_model_config inter = llama_config(true), half = llama_config(false);
+    lw_model_config inter = tl_tiny_llama_config(LW_WEIGHTS_GGUF), half = tl_tiny_llama_config(LW_WEIGHTS_SAFETENSORS);
     ck_assert_int_gt(cross_mismatches(&inter, &half, 1), 0);
 }
 END_TEST
 
 START_TEST(check_detects_a_wrong_window)
 {
-    lw_model_config windowed = gemma_config(3), full = gemma_config(6);
+    lw_model_config windowed = tl_tiny_gemma3_config(3), full = tl_tiny_gemma3_config(6);
     ck_assert_int_gt(cross_mismatches(&windowed, &full, 3), 0);
 }
 END_TEST
@@ -348,7 +295,7 @@ END_TEST
  * the last loss row get exactly nothing (causal attention). */
 START_TEST(loss_rows_entry_matches_dense)
 {
-    lw_model_config c = gemma_config(3);
+    lw_model_config c = tl_tiny_gemma3_config(3);
     fixture f;
     setup(&f, &c, 5);
     int n = T * c.hidden, V = c.vocab;
@@ -387,7 +334,7 @@ static void expect_invalid(lw_status st, const char *words)
 
 START_TEST(refuses_what_it_cannot_go_back_through)
 {
-    lw_model_config c = llama_config(true);
+    lw_model_config c = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
     fixture f;
     setup(&f, &c, 6);
     int n = T * c.hidden;
@@ -430,7 +377,7 @@ START_TEST(refuses_what_it_cannot_go_back_through)
     ck_assert_int_eq(lw_backward_scratch_alloc(f.m, T - 1, &small), LW_OK);
     expect_invalid(lw_model_backward(f.m, f.s, small, f.dlogits, d), "exceed");
     lw_backward_scratch_free(small);
-    lw_model_config other_cfg = gemma_config(3);
+    lw_model_config other_cfg = tl_tiny_gemma3_config(3);
     lw_model *other = NULL;
     lw_backward_scratch *foreign = NULL;
     ck_assert_int_eq(lw_model_init_random(&other_cfg, 1, &other), LW_OK);
@@ -448,7 +395,7 @@ END_TEST
 
 START_TEST(random_model_is_seeded_and_checked)
 {
-    lw_model_config c = gemma_config(3);
+    lw_model_config c = tl_tiny_gemma3_config(3);
     lw_model *a = NULL, *b = NULL, *d = NULL;
     ck_assert_int_eq(lw_model_init_random(&c, 7, &a), LW_OK);
     ck_assert_int_eq(lw_model_init_random(&c, 7, &b), LW_OK);
@@ -465,7 +412,7 @@ START_TEST(random_model_is_seeded_and_checked)
     lw_model_free(b);
     lw_model_free(d);
 
-    lw_model_config l = llama_config(true);
+    lw_model_config l = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
     ck_assert_int_eq(lw_model_init_random(&l, 7, &a), LW_OK);
     ck_assert_ptr_ne(a->output, a->token_embd);
     ck_assert_ptr_null(a->layers[1].q_norm);

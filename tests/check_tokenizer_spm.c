@@ -3,6 +3,7 @@
  * in tests/golden/tokenizer_spm/ (made by tests/golden/make_spm_goldens.py)
  * for every string of the shared corpus tests/golden/tokenizer/corpus.txt. */
 #include "testlib.h"
+#include "golden_text.h"
 #include "gguf_builder.h"
 #include "tokenizer_impl.h"
 #include "unicode.h"
@@ -18,31 +19,6 @@ typedef struct {
     size_t *len;
     int n;
 } lines;
-
-/* Undoes the corpus escapes (\\ \n \r \t \xHH) in place; returns the length. */
-static size_t unescape(char *s)
-{
-    size_t o = 0;
-    for (size_t i = 0; s[i]; i++) {
-        if (s[i] != '\\') {
-            s[o++] = s[i];
-            continue;
-        }
-        char c = s[++i];
-        if (c == 'n') s[o++] = '\n';
-        else if (c == 'r') s[o++] = '\r';
-        else if (c == 't') s[o++] = '\t';
-        else if (c == '\\') s[o++] = '\\';
-        else if (c == 'x' && s[i + 1] && s[i + 2]) {
-            char hex[3] = {s[i + 1], s[i + 2], 0};
-            s[o++] = (char)strtol(hex, NULL, 16);
-            i += 2;
-        } else
-            ck_abort_msg("bad escape \\%c in a golden line", c);
-    }
-    s[o] = '\0';
-    return o;
-}
 
 static void read_lines(const char *path, bool escaped, lines *out)
 {
@@ -60,7 +36,7 @@ static void read_lines(const char *path, bool escaped, lines *out)
         char *nl = strchr(p, '\n');
         *nl = '\0';
         out->s[k] = strdup(p);
-        out->len[k] = escaped ? unescape(out->s[k]) : strlen(out->s[k]);
+        out->len[k] = escaped ? tl_unescape(out->s[k]) : strlen(out->s[k]);
         out->n++;
         p = nl + 1;
     }
@@ -101,6 +77,15 @@ static void print_ids(const char *what, const int *ids, int n)
     for (int i = 0; i < n && i < 64; i++)
         fprintf(stderr, " %d", ids[i]);
     fprintf(stderr, n > 64 ? " ...\n" : "\n");
+}
+
+/* A file of exactly these bytes (a model cut short or corrupted). */
+static void write_bytes(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    ck_assert(fwrite(data, 1, n, f) == n);
+    ck_assert_int_eq(fclose(f), 0);
 }
 
 /* ---- tokenizer handling through the implementation's ops ---- */
@@ -237,6 +222,12 @@ static const char *round_trips[] = {
     "12345678901234567890", "ünïcödé", "", "x",
 };
 
+static void expect_round_trips(const lw_tokenizer *t)
+{
+    for (size_t i = 0; i < sizeof round_trips / sizeof round_trips[0]; i++)
+        expect_round_trip(t, round_trips[i]);
+}
+
 /* Invalid UTF-8 is read as Python's errors='replace' reads it. */
 static void check_invalid_utf8(const lw_tokenizer *t)
 {
@@ -295,8 +286,7 @@ START_TEST(llama2_json_details)
     ck_assert_int_eq(t.ops->piece_id(&t, "<s>"), 1);
     ck_assert_int_eq(t.ops->piece_id(&t, "<0x0A>"), 13);
     ck_assert_int_eq(t.ops->piece_id(&t, "no such piece"), -1);
-    for (size_t i = 0; i < sizeof round_trips / sizeof round_trips[0]; i++)
-        expect_round_trip(&t, round_trips[i]);
+    expect_round_trips(&t);
     check_invalid_utf8(&t);
     check_bad_ids(&t);
     unload(&t);
@@ -315,8 +305,7 @@ START_TEST(llama2_model_matches_hf)
     static const int hello[] = {1, 15043, 3186}; /* Llama 2's well-known ids */
     expect_ids(&t, "Hello world", true, hello, 3);
     check_goldens(&t, "llama2_model", 1, (round_trip){true, "", "<s>", false});
-    for (size_t i = 0; i < sizeof round_trips / sizeof round_trips[0]; i++)
-        expect_round_trip(&t, round_trips[i]);
+    expect_round_trips(&t);
     unload(&t);
 }
 END_TEST
@@ -331,9 +320,7 @@ START_TEST(llama2_model_rejects_bad_files)
     snprintf(path, sizeof path, "%s/bad.model", tl_tmpdir("spm_bad"));
     size_t cuts[] = {0, 1, 2, 7, 100, 1001, n / 2, n - 1};
     for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
-        FILE *f = fopen(path, "wb");
-        fwrite(data, 1, cuts[k], f);
-        fclose(f);
+        write_bytes(path, data, cuts[k]);
         lw_tokenizer t;
         memset(&t, 0, sizeof t);
         lw_status st = lw_spm_load_model(path, &t);
@@ -342,9 +329,7 @@ START_TEST(llama2_model_rejects_bad_files)
         else
             ck_assert_msg(strstr(lw_last_error(), "bad.model") != NULL, "message names the file: %s", lw_last_error());
     }
-    FILE *f = fopen(path, "wb");
-    fwrite("\x0a\xff\xff\xff\xff\x0f", 1, 6, f); /* a piece claiming 4 GiB */
-    fclose(f);
+    write_bytes(path, "\x0a\xff\xff\xff\xff\x0f", 6); /* a piece claiming 4 GiB */
     lw_tokenizer t;
     ck_assert_int_eq(lw_spm_load_model(path, &t), LW_ERR_FORMAT);
     free(data);
@@ -436,9 +421,7 @@ static void write_llama_gguf(const char *model_path, const char *gguf_path)
     gb_key(&g, "tokenizer.ggml.add_bos_token", 7);
     gb_u8(&g, 1);
     gb_align(&g, 32);
-    FILE *f = fopen(gguf_path, "wb");
-    ck_assert(f && fwrite(g.p, 1, g.n, f) == g.n);
-    fclose(f);
+    write_bytes(gguf_path, g.p, g.n);
     free(tokens.p);
     free(scores.p);
     free(types.p);
@@ -478,8 +461,7 @@ START_TEST(gemma3_gguf_matches_hf)
     static const int turn[] = {2, 105, 2364, 107, 2202, 106};
     expect_ids(&t, "<start_of_turn>user\nhi<end_of_turn>", true, turn, 6);
     check_goldens(&t, "gemma3", 2, (round_trip){true, "", NULL, false});
-    for (size_t i = 0; i < sizeof round_trips / sizeof round_trips[0]; i++)
-        expect_round_trip(&t, round_trips[i]);
+    expect_round_trips(&t);
     check_invalid_utf8(&t);
     check_bad_ids(&t);
     unload(&t);
@@ -520,17 +502,15 @@ START_TEST(llama2c_rejects_bad_files)
     snprintf(path, sizeof path, "%s/bad.bin", tl_tmpdir("l2c_bad"));
     size_t cuts[] = {0, 3, 4, 9, 13, n / 2, n - 1};
     for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
-        FILE *f = fopen(path, "wb");
-        fwrite(data, 1, cuts[k], f);
-        fclose(f);
+        write_bytes(path, data, cuts[k]);
         lw_tokenizer t;
         ck_assert_int_eq(lw_llama2c_tokenizer_load(path, &t), LW_ERR_FORMAT);
         ck_assert(strstr(lw_last_error(), "bad.bin") != NULL);
     }
-    FILE *f = fopen(path, "wb");
-    fwrite(data, 1, 4, f);
-    fwrite("\0\0\0\0\xff\xff\xff\x7f", 1, 8, f); /* a piece of 2 GiB */
-    fclose(f);
+    char huge[12];   /* the header's max token length, then a piece of 2 GiB */
+    memcpy(huge, data, 4);
+    memcpy(huge + 4, "\0\0\0\0\xff\xff\xff\x7f", 8);
+    write_bytes(path, huge, sizeof huge);
     lw_tokenizer t;
     ck_assert_int_eq(lw_llama2c_tokenizer_load(path, &t), LW_ERR_FORMAT);
     free(data);

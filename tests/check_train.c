@@ -6,6 +6,7 @@
  * receiver matches finite differences, that training separates the classes,
  * and that a resumed run ends bit for bit where the straight run ends. */
 #include "testlib.h"
+#include "tiny_models.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -23,44 +24,6 @@
 
 enum { S_HIDDEN = 8, N_EX = 48, M_SOFT = 2 };
 
-static lw_model_config receiver_config(void)
-{
-    lw_model_config c;
-    memset(&c, 0, sizeof c);
-    strcpy(c.name, "tiny-receiver");
-    c.family = LW_FAMILY_GEMMA3;
-    c.weights_format = LW_WEIGHTS_GGUF;
-    c.hidden = 16;
-    c.n_layers = 2;
-    c.n_heads = 2;
-    c.n_kv_heads = 1;
-    c.head_dim = 8;
-    c.ffn = 32;
-    c.activation = LW_ACT_GELU_TANH;
-    c.norm = LW_NORM_RMSNORM_GEMMA;
-    c.norm_eps = 1e-6f;
-    c.rope_base = 1000000.0f;
-    c.rope_base_local = 10000.0f;
-    c.sliding_window = 4;
-    c.global_every = 2;
-    c.qk_norm = true;
-    c.post_norms = true;
-    c.scale_embeddings = true;
-    c.vocab = 24;
-    c.context = 64;
-    c.tied_embeddings = true;
-    c.embed_rms = 4.0f;    /* sqrt(16) * unit-normal embeddings */
-    c.bos_id = c.eos_id = c.pad_id = -1;
-    return c;
-}
-
-static lw_bridge_config bridge_config(void)
-{
-    lw_bridge_config b = {.kind = LW_BRIDGE_PERCEIVER, .soft_tokens = M_SOFT, .source_layer = 1, .width = 16,
-                          .depth = 1, .heads = 2, .ffn_mult = 2, .calibration = LW_CALIB_RMS};
-    return b;
-}
-
 typedef struct {
     lw_model *receiver;
     lw_receiver_layout layout;
@@ -74,16 +37,7 @@ typedef struct {
 static void setup(pair *p, float diversity, uint64_t data_seed)
 {
     memset(p, 0, sizeof *p);
-    lw_model_config rc = receiver_config();
-    ck_assert_int_eq(lw_model_init_random(&rc, 11, &p->receiver), LW_OK);
-    const int before[] = {1, 5, 6}, after[] = {7, 8}, v0[] = {10}, v1[] = {11, 12};
-    const int *verb[] = {v0, v1};
-    const int verb_len[] = {1, 2};
-    ck_assert_int_eq(lw_receiver_layout_from_ids(M_SOFT, before, 3, after, 2, 2, verb, verb_len, &p->layout), LW_OK);
-    lw_bridge_config bc = bridge_config();
-    ck_assert_int_eq(lw_bridge_create(&p->bridge, &bc, S_HIDDEN, rc.hidden, rc.embed_rms), LW_OK);
-    lw_bridge_init(&p->bridge, 3);
-    ck_assert_int_eq(lw_trainer_create(&p->trainer, p->receiver, &p->layout, &p->bridge, diversity), LW_OK);
+    tl_tiny_trainer(M_SOFT, S_HIDDEN, diversity, &p->receiver, &p->layout, &p->bridge, &p->trainer);
 
     /* examples: 3..6 rows of noise, plus +-1.5 along a fixed direction by
      * class, plus constant offsets in two dimensions that would swamp an
@@ -92,16 +46,8 @@ static void setup(pair *p, float diversity, uint64_t data_seed)
     lw_rng r;
     lw_rng_seed(&r, data_seed);
     int tokens[N_EX];
-    p->data.n = N_EX;
-    p->data.n_labels = 2;
-    p->data.examples = calloc(N_EX, sizeof *p->data.examples);
-    p->data.label_counts = calloc(2, sizeof(int));
-    for (int i = 0; i < N_EX; i++) {
-        tokens[i] = 3 + (int)lw_rng_below(&r, 4);
-        p->data.examples[i].label = i % 2;
-        p->data.examples[i].text = strdup("synthetic");
-        p->data.label_counts[i % 2]++;
-    }
+    tl_alternating_dataset(&p->data, N_EX);
+    for (int i = 0; i < N_EX; i++) tokens[i] = 3 + (int)lw_rng_below(&r, 4);
     ck_assert_int_eq(lw_sender_cache_init_memory(&p->states, N_EX, S_HIDDEN, tokens), LW_OK);
     for (int i = 0; i < N_EX; i++) {
         float *x = p->states.mem + p->states.offset[i];

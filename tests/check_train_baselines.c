@@ -6,6 +6,7 @@
  * for bit where the uninterrupted one does; and a checkpoint folder opened
  * for evaluation gives the trained parameters and the same scores. */
 #include "testlib.h"
+#include "tiny_models.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -15,37 +16,6 @@
 #include "train_text.h"
 
 enum { N_EX = 48, M_SOFT = 8, N_BEFORE = 3 };
-
-static lw_model_config receiver_config(void)
-{
-    lw_model_config c;
-    memset(&c, 0, sizeof c);
-    strcpy(c.name, "tiny-receiver");
-    c.family = LW_FAMILY_GEMMA3;
-    c.weights_format = LW_WEIGHTS_GGUF;
-    c.hidden = 16;
-    c.n_layers = 2;
-    c.n_heads = 2;
-    c.n_kv_heads = 1;
-    c.head_dim = 8;
-    c.ffn = 32;
-    c.activation = LW_ACT_GELU_TANH;
-    c.norm = LW_NORM_RMSNORM_GEMMA;
-    c.norm_eps = 1e-6f;
-    c.rope_base = 1000000.0f;
-    c.rope_base_local = 10000.0f;
-    c.sliding_window = 64;   /* every layer sees the prompt */
-    c.global_every = 2;
-    c.qk_norm = true;
-    c.post_norms = true;
-    c.scale_embeddings = false;   /* unit-RMS inputs: attention is not swamped by the token itself */
-    c.vocab = 24;
-    c.context = 64;
-    c.tied_embeddings = true;
-    c.embed_rms = 1.0f;
-    c.bos_id = c.eos_id = c.pad_id = -1;
-    return c;
-}
 
 typedef struct {
     lw_model *receiver;
@@ -65,7 +35,8 @@ typedef struct {
 static void setup_open(setup *s, lw_text_method method, uint64_t seed)
 {
     memset(s, 0, sizeof *s);
-    lw_model_config rc = receiver_config();
+    /* every layer sees the prompt; unit-RMS inputs, so attention is not swamped by the token itself */
+    lw_model_config rc = tl_tiny_receiver_config(64, false);
     ck_assert_int_eq(lw_model_init_random(&rc, 11, &s->receiver), LW_OK);
     const int before[] = {1, 5, 6}, after[] = {7, 8}, v0[] = {3}, v1[] = {4, 12};
     const int *verb[] = {v0, v1};
@@ -74,10 +45,7 @@ static void setup_open(setup *s, lw_text_method method, uint64_t seed)
                      LW_OK);
     lw_rng r;
     lw_rng_seed(&r, 77);
-    s->data.n = N_EX;
-    s->data.n_labels = 2;
-    s->data.examples = calloc(N_EX, sizeof *s->data.examples);
-    s->data.label_counts = calloc(2, sizeof(int));
+    tl_alternating_dataset(&s->data, N_EX);
     s->prompts.n = N_EX;
     s->prompts.ids = calloc(N_EX, sizeof *s->prompts.ids);
     s->prompts.len = calloc(N_EX, sizeof *s->prompts.len);
@@ -90,9 +58,6 @@ static void setup_open(setup *s, lw_text_method method, uint64_t seed)
         s->prompts.ids[i] = p;
         s->prompts.len[i] = n;
         if (n > s->prompts.max_len) s->prompts.max_len = n;
-        s->data.examples[i].label = label;
-        s->data.examples[i].text = strdup("synthetic");
-        s->data.label_counts[label]++;
     }
     lw_lora_config lc;
     ck_assert_int_eq(lw_lora_config_parse(&lc, 4, 8.0f, 0.0f, "q,v", NULL), LW_OK);

@@ -1,0 +1,122 @@
+/* Tiny synthetic models and data for the suites; see tiny_models.h. */
+#include "tiny_models.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+lw_model_config tl_tiny_llama_config(lw_weights_format format)
+{
+    lw_model_config c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.name, sizeof c.name, "tiny-llama");
+    c.family = LW_FAMILY_LLAMA;
+    c.weights_format = format;
+    c.hidden = 16;
+    c.n_layers = 2;
+    c.n_heads = 4;
+    c.n_kv_heads = 2;
+    c.head_dim = 4;
+    c.ffn = 24;
+    c.activation = LW_ACT_SILU;
+    c.norm = LW_NORM_RMSNORM;
+    c.norm_eps = 1e-5f;
+    c.rope_base = 10000.0f;
+    c.vocab = 11;
+    c.context = 64;
+    c.tied_embeddings = false;
+    return c;
+}
+
+lw_model_config tl_tiny_gemma3_config(int window)
+{
+    lw_model_config c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.name, sizeof c.name, "tiny-gemma3");
+    c.family = LW_FAMILY_GEMMA3;
+    c.weights_format = LW_WEIGHTS_GGUF;
+    c.hidden = 16;
+    c.n_layers = 3;
+    c.n_heads = 4;
+    c.n_kv_heads = 2;
+    c.head_dim = 6;  /* != hidden / n_heads, as in Gemma 3 */
+    c.ffn = 24;
+    c.activation = LW_ACT_GELU_TANH;
+    c.norm = LW_NORM_RMSNORM_GEMMA;
+    c.norm_eps = 1e-6f;
+    c.rope_base = 1000000.0f;
+    c.rope_base_local = 10000.0f;
+    c.sliding_window = window;
+    c.global_every = 3;  /* layers 0, 1 local, layer 2 global */
+    c.qk_norm = true;
+    c.post_norms = true;
+    c.scale_embeddings = true;
+    c.query_scale = 0.3f;
+    c.vocab = 11;
+    c.context = 64;
+    c.tied_embeddings = true;
+    return c;
+}
+
+lw_model_config tl_tiny_receiver_config(int window, bool scale_embeddings)
+{
+    lw_model_config c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.name, sizeof c.name, "tiny-receiver");
+    c.family = LW_FAMILY_GEMMA3;
+    c.weights_format = LW_WEIGHTS_GGUF;
+    c.hidden = 16;
+    c.n_layers = 2;
+    c.n_heads = 2;
+    c.n_kv_heads = 1;
+    c.head_dim = 8;
+    c.ffn = 32;
+    c.activation = LW_ACT_GELU_TANH;
+    c.norm = LW_NORM_RMSNORM_GEMMA;
+    c.norm_eps = 1e-6f;
+    c.rope_base = 1000000.0f;
+    c.rope_base_local = 10000.0f;
+    c.sliding_window = window;
+    c.global_every = 2;
+    c.qk_norm = true;
+    c.post_norms = true;
+    c.scale_embeddings = scale_embeddings;
+    c.vocab = 24;
+    c.context = 64;
+    c.tied_embeddings = true;
+    c.embed_rms = scale_embeddings ? 4.0f : 1.0f;   /* sqrt(16) * unit-normal embeddings, or those alone */
+    c.bos_id = c.eos_id = c.pad_id = -1;
+    return c;
+}
+
+void tl_tiny_trainer(int m_soft, int s_hidden, float diversity, lw_model **receiver, lw_receiver_layout *layout,
+                     lw_bridge *bridge, lw_trainer *trainer)
+{
+    lw_model_config rc = tl_tiny_receiver_config(4, true);
+    ck_assert_int_eq(lw_model_init_random(&rc, 11, receiver), LW_OK);
+    const int before[] = {1, 5, 6}, after[] = {7, 8}, v0[] = {10}, v1[] = {11, 12};
+    const int *verb[] = {v0, v1};
+    const int verb_len[] = {1, 2};
+    ck_assert_int_eq(lw_receiver_layout_from_ids(m_soft, before, 3, after, 2, 2, verb, verb_len, layout), LW_OK);
+    lw_bridge_config bc = {.kind = LW_BRIDGE_PERCEIVER, .soft_tokens = m_soft, .source_layer = 1, .width = 16,
+                           .depth = 1, .heads = 2, .ffn_mult = 2, .calibration = LW_CALIB_RMS};
+    ck_assert_int_eq(lw_bridge_create(bridge, &bc, s_hidden, rc.hidden, rc.embed_rms), LW_OK);
+    lw_bridge_init(bridge, 3);
+    ck_assert_int_eq(lw_trainer_create(trainer, *receiver, layout, bridge, diversity), LW_OK);
+}
+
+void tl_alternating_dataset(lw_dataset *d, int n)
+{
+    d->n = n;
+    d->n_labels = 2;
+    d->examples = calloc((size_t)n, sizeof *d->examples);
+    d->label_counts = calloc(2, sizeof(int));
+    ck_assert(d->examples != NULL && d->label_counts != NULL);
+    for (int i = 0; i < n; i++) {
+        d->examples[i].label = i % 2;
+        d->examples[i].text = strdup("synthetic");
+        ck_assert(d->examples[i].text != NULL);
+        d->label_counts[i % 2]++;
+    }
+}

@@ -1,0 +1,42 @@
+/* Tiny synthetic models shared by the suites that check the model, its
+ * adapters and the training loops on random weights (lw_model_init_random):
+ * small enough that finite differences over every parameter stay fast, with
+ * the features of the real families (GQA, RoPE layouts, Gemma 3's norms,
+ * sliding windows and tied output). Also the balanced two-label data set the
+ * training suites fill with their own synthetic inputs. */
+#ifndef LW_TL_TINY_MODELS_H
+#define LW_TL_TINY_MODELS_H
+
+#include "dataset.h"
+#include "model_config.h"
+#include "train.h"
+
+/* Llama-like: hidden 16, 2 layers, 4 heads over 2 KV heads of dim 4, SiLU,
+ * vocab 11, untied output. The weights format picks the RoPE layout
+ * (lw_rope_interleaved): GGUF rotates pairs, safetensors halves. */
+lw_model_config tl_tiny_llama_config(lw_weights_format format);
+
+/* Gemma3-like: hidden 16, 3 layers (0 and 1 local with the given sliding
+ * window, 2 global), head_dim 6 != hidden / n_heads as in Gemma 3, qk-norm,
+ * post norms, GeGLU, scaled embeddings, query scale 0.3, vocab 11, tied. */
+lw_model_config tl_tiny_gemma3_config(int window);
+
+/* The Gemma-like receiver of the training suites: hidden 16, 2 layers of 2
+ * heads over 1 KV head of dim 8, every second layer global, vocab 24, no
+ * BOS/EOS/PAD. Local layers see `window` rows; with scaled embeddings the
+ * inputs have RMS sqrt(16) = 4 (unit-normal embeddings), without them 1. */
+lw_model_config tl_tiny_receiver_config(int window, bool scale_embeddings);
+
+/* The training suites' pair: the receiver above (window 4, scaled
+ * embeddings, seed 11) with the layout [1 5 6] <m_soft soft tokens> [7 8]
+ * and verbalizers {10} and {11 12} (two tokens, so multi-token scoring is
+ * exercised), a one-block perceiver bridge (seed 3) from s_hidden-wide
+ * sender states, and the trainer over them. Fails the test on an error. */
+void tl_tiny_trainer(int m_soft, int s_hidden, float diversity, lw_model **receiver, lw_receiver_layout *layout,
+                     lw_bridge *bridge, lw_trainer *trainer);
+
+/* n examples with labels 0, 1, 0, 1, ..., the text "synthetic" and the
+ * label counts; free with lw_dataset_free. Fails the test if out of memory. */
+void tl_alternating_dataset(lw_dataset *d, int n);
+
+#endif
