@@ -167,7 +167,17 @@ typedef struct {
     char cache[4096];
     json_t *extra;             /* baselines: more JSON fields */
     int text_M;                /* prompt-tuning: the checkpoint's soft tokens */
+    const char *method;        /* as reported: the bridge names its receiver adapters */
 } eval_ctx;
+
+/* "bridge", "bridge+lora", "bridge+deep-prefix" or "bridge+lora+deep-prefix":
+ * lw report keeps the ablation's variants apart by this name. */
+static const char *bridge_method_name(const lw_adapter_set *s, bool with_adapters)
+{
+    if (!with_adapters) return "bridge";
+    if (s->has_lora && s->has_prefix) return "bridge+lora+deep-prefix";
+    return s->has_lora ? "bridge+lora" : s->has_prefix ? "bridge+deep-prefix" : "bridge";
+}
 
 static lw_status bridge_predict(eval_ctx *e, int *pred)
 {
@@ -188,6 +198,7 @@ static lw_status bridge_predict(eval_ctx *e, int *pred)
     bool is_dir = !(n > 12 && !strcmp(ck + n - 12, ".safetensors"));
     if (!st && is_dir) st = lw_adapter_set_open(&adapters, side.receiver, tr.max_T, ck, &with_adapters);
     if (!st && with_adapters) st = lw_trainer_attach_adapters(&tr, &adapters);
+    if (!st) e->method = bridge_method_name(&adapters, with_adapters);
     double *scores = calloc((size_t)e->task.n_labels, sizeof *scores);
     float *x = NULL;
     size_t cap = 0;
@@ -271,7 +282,7 @@ static lw_status baseline_predict(eval_ctx *e, int *pred)
 static void print_table(const eval_ctx *e, const lw_metrics *mt, const double ci[4], double secs)
 {
     const lw_task *t = &e->task;
-    printf("%s on %s (%d examples, method %s, %.1f s)\n", t->name, e->a->split, mt->n, e->a->method, secs);
+    printf("%s on %s (%d examples, method %s, %.1f s)\n", t->name, e->a->split, mt->n, e->method, secs);
     printf("  accuracy  %.4f  [%.4f, %.4f]\n  macro-F1  %.4f  [%.4f, %.4f]\n", mt->accuracy, ci[0], ci[1],
            mt->macro_f1, ci[2], ci[3]);
     printf("  %-16s %9s %9s %9s %7s\n", "class", "precision", "recall", "f1", "gold");
@@ -295,7 +306,7 @@ static lw_status write_json(const eval_ctx *e, const lw_metrics *mt, const doubl
     json_t *o = json_object(), *classes = json_array(), *conf = json_array();
     json_object_set_new(o, "task", json_string(t->name));
     json_object_set_new(o, "split", json_string(e->a->split));
-    json_object_set_new(o, "method", json_string(e->a->method));
+    json_object_set_new(o, "method", json_string(e->method));
     json_object_set_new(o, "pair", json_string(e->m->name));
     if (e->a->checkpoint) json_object_set_new(o, "checkpoint", json_string(e->a->checkpoint));
     /* lw report groups by these; null where the method has none */
@@ -338,7 +349,7 @@ static int fail(const char *what)
 
 static int run(const lw_pair *pair, const eval_args *a)
 {
-    eval_ctx e = {.m = &pair->manifest, .a = a, .states = {.fd = -1}};
+    eval_ctx e = {.m = &pair->manifest, .a = a, .states = {.fd = -1}, .method = a->method};
     char task_path[4096];
     int *gold = NULL, *pred = NULL, rc = 1;
     lw_metrics mt = {0};

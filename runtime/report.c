@@ -443,6 +443,21 @@ static lw_status log_line(lw_loss_log *log, size_t *cap, json_t *o, long line)
     return log_point(log, cap, json_number_value(step), json_is_null(loss) ? NAN : json_number_value(loss));
 }
 
+/* lw train writes the task into run.json beside its log, not into each line. */
+static lw_status task_from_run_json(lw_loss_log *log)
+{
+    const char *slash = strrchr(log->path, '/');
+    char run[4096];
+    int dir = slash ? (int)(slash - log->path) : 1;
+    if (!lw_pathf(run, sizeof run, "%.*s/run.json", dir, slash ? log->path : ".")) return LW_OK;
+    json_t *o = json_load_file(run, 0, NULL);
+    const char *task = json_string_value(json_object_get(o, "task"));
+    lw_status st = LW_OK;
+    if (task && !(log->task = strdup(task))) st = lw_fail(LW_ERR_NOMEM, "%s: out of memory", run);
+    json_decref(o);
+    return st;
+}
+
 lw_status lw_loss_log_load(const char *path, lw_loss_log *log)
 {
     memset(log, 0, sizeof *log);
@@ -474,6 +489,7 @@ lw_status lw_loss_log_load(const char *path, lw_loss_log *log)
         json_decref(o);
     }
     free(text);
+    if (!st && !log->task) st = task_from_run_json(log);
     if (st) lw_loss_log_free(log);
     return st;
 }

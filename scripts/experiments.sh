@@ -4,6 +4,9 @@
 # per task. Results land in runs/exp/<task>/... as lw eval JSON; `lw report
 # --results runs/exp --logs runs/exp --out docs/results/report` tabulates them.
 # usage: scripts/experiments.sh "sst2 trec" "8 16 32" "1 2 3"  [steps] [train] [dev]
+# Several copies may run at once (one per core, OPENBLAS_NUM_THREADS=1): each
+# claims a job by creating <job>.lock and skips jobs that are done or claimed.
+# A lock left by a killed run is removed by hand.
 set -eu
 tasks=${1:-"sst2 agnews trec banking77"} ms=${2:-"8 16 32"} seeds=${3:-"1 2 3"}
 steps=${4:-150} train=${5:-800} dev=${6:-200}
@@ -15,15 +18,20 @@ for t in $tasks; do
     d=$shared/data/$t
     o=runs/exp/$t
     mkdir -p $o
-    [ -f $o/linear_probe.json ] || $lw eval --task $t --split $d/dev.jsonl --limit $dev --method linear-probe \
-        --limit-train $train --quiet --json $o/linear_probe.json
+    if [ ! -f $o/linear_probe.json ] && mkdir $o/linear_probe.lock 2>/dev/null; then
+        $lw eval --task $t --split $d/dev.jsonl --limit $dev --method linear-probe \
+            --limit-train $train --quiet --json $o/linear_probe.json
+        rmdir $o/linear_probe.lock
+    fi
     for m in $ms; do
         for s in $seeds; do
             r=$o/M$m-seed$s
             [ -f $r/eval.json ] && continue
+            mkdir $r.lock 2>/dev/null || continue
             $lw train --task $t --data $d --limit-train $train --steps $steps --batch 8 --lr 3e-4 --warmup 15 \
                 --soft-tokens $m --seed $s --out $r --quiet
             $lw eval --task $t --split $d/dev.jsonl --limit $dev --checkpoint $r/final --quiet --json $r/eval.json
+            rmdir $r.lock
         done
     done
 done

@@ -337,6 +337,19 @@ START_TEST(training_log_reading)
     tl_write_file(path, "{\"step\": 1}\n");
     ck_assert_int_eq(lw_loss_log_load(path, &log), LW_ERR_FORMAT);
     ck_assert(strstr(lw_last_error(), "train_log.jsonl:1: expected"));
+
+    /* lw train's lines carry no task: it comes from run.json beside the log */
+    char run[4200];
+    snprintf(run, sizeof run, "%s/run.json", dir);
+    tl_write_file(path, "{\"step\": 1, \"loss\": 2.5}\n");
+    tl_write_file(run, "{\"task\": \"trec\", \"steps\": 1}\n");
+    ck_assert_int_eq(lw_loss_log_load(path, &log), LW_OK);
+    ck_assert_msg(log.task && !strcmp(log.task, "trec"), "task %s", log.task ? log.task : "(none)");
+    lw_loss_log_free(&log);
+    tl_write_file(run, "not json");
+    ck_assert_int_eq(lw_loss_log_load(path, &log), LW_OK);
+    ck_assert(log.task == NULL);
+    lw_loss_log_free(&log);
     tl_run(NULL, "rm -rf '%s'", dir);
 }
 END_TEST

@@ -1,0 +1,31 @@
+#!/bin/sh
+# The untrained baselines of docs/results.md on the default pair, every method
+# on every task: label scoring by each verbalizer's log-likelihood, plus the
+# --generate (answer and parse) convention for the two zero-shot methods.
+# Results land in runs/baselines/<task>.<method>[.gen].json.
+# usage: scripts/baselines.sh ["tasks"] [dev examples]
+# Several copies may run at once: a job is claimed by creating <job>.lock.
+set -eu
+tasks=${1:-"sst2 trec agnews banking77"} dev=${2:-100}
+here=$(cd "$(dirname "$0")/.." && pwd)
+shared=${LWC_SHARED:-$here/../shared}
+lw=build/smollm2-135m_to_gemma3-270m/lw
+[ -x $lw ] || out/bin/lwc build pairs/smollm2-135m_to_gemma3-270m.json
+o=runs/baselines
+mkdir -p $o
+for t in $tasks; do
+    for m in receiver-zeroshot sender-zeroshot token-budget text-relay cot-relay receiver-kshot \
+             receiver-zeroshot.gen sender-zeroshot.gen; do
+        r=$o/$t.$m
+        [ -f $r.json ] && continue
+        mkdir $r.lock 2>/dev/null || continue
+        case $m in
+        *.gen) flags="--method ${m%.gen} --generate" ;;
+        *) flags="--method $m" ;;
+        esac
+        start=$(date +%s)
+        $lw eval --task $t --split $shared/data/$t/dev.jsonl --limit $dev $flags --quiet --json $r.json >$r.txt 2>&1
+        echo "$t $m $(($(date +%s) - start)) s" >>$o/times.txt
+        rmdir $r.lock
+    done
+done

@@ -1,0 +1,62 @@
+#!/bin/sh
+# Every method of lw train / eval / report / bench, end to end through the
+# binary, on a tiny slice (the stories260K -> SmolLM2-135M pair, a few
+# examples, a few steps): each command must succeed and write what it
+# promises. Accuracy is not judged here (tests/check_train.c does that on a
+# task a tiny pair can learn); this catches a method that no longer runs.
+set -eu
+srcdir=$1 lwc=$2
+shared=${LWC_SHARED:-$srcdir/../shared}
+data=$shared/data/sst2
+[ -f "$data/train.jsonl" ] || { echo "methods: no $data/train.jsonl"; exit 1; }
+w=$(mktemp -d)
+[ -n "${KEEP:-}" ] || trap 'rm -rf "$w"' EXIT
+export LWC_CACHE_DIR=$w/cache OPENBLAS_NUM_THREADS=1
+pass=0 fail=0
+check() {   # check NAME COMMAND...: run, count, show the log on failure
+    name=$1; shift
+    if "$@" >"$w/log" 2>&1; then pass=$((pass + 1)); else
+        fail=$((fail + 1)); echo "methods: FAIL $name"; tail -n 20 "$w/log"; fi
+}
+has() { grep -q "$2" "$1"; }   # has FILE PATTERN
+
+"$lwc" build --quiet "$srcdir/pairs/stories260k_to_smollm2-135m.json" -o "$w/build"
+lw=$w/build/stories260k_to_smollm2-135m/lw
+tiny="--task sst2 --data $data --limit-train 8 --steps 2 --batch 2 --lr 1e-3 --warmup 1 --quiet"
+ev="--task sst2 --split $data/dev.jsonl --limit 4 --quiet"
+mkdir -p "$w/res"
+
+check "train bridge" "$lw" train $tiny --soft-tokens 4 --out "$w/bridge"
+check "eval bridge" "$lw" eval $ev --checkpoint "$w/bridge/final" --json "$w/res/bridge.json"
+check "bridge JSON" has "$w/res/bridge.json" '"method": "bridge"'
+check "train bridge + lora + deep prefix" "$lw" train $tiny --soft-tokens 4 --lora --deep-prefix \
+    --prefix-length 2 --out "$w/both"
+check "eval bridge + adapters" "$lw" eval $ev --checkpoint "$w/both/final" --json "$w/res/both.json"
+check "adapters named in JSON" has "$w/res/both.json" '"method": "bridge+lora+deep-prefix"'
+for m in prompt-tuning lora; do
+    check "train $m" "$lw" train --method $m $tiny --out "$w/$m"
+    check "eval $m" "$lw" eval --method $m $ev --checkpoint "$w/$m/final" --json "$w/res/$m.json"
+done
+check "eval linear-probe" "$lw" eval --method linear-probe $ev --limit-train 8 --json "$w/res/probe.json"
+for m in sender-zeroshot receiver-zeroshot receiver-kshot token-budget text-relay cot-relay; do
+    check "eval $m" "$lw" eval --method $m $ev --relay-tokens 4 --json "$w/res/$m.json"
+done
+check "eval receiver-zeroshot --generate" "$lw" eval --method receiver-zeroshot --generate $ev \
+    --json "$w/res/gen.json"
+for f in "$w"/res/*.json; do check "accuracy in $(basename "$f")" has "$f" '"accuracy"'; done
+
+check "report" "$lw" report --results "$w/res" --logs "$w" --out "$w/report"
+for m in bridge bridge+lora+deep-prefix prompt-tuning lora linear-probe sender-zeroshot receiver-zeroshot \
+         receiver-kshot token-budget text-relay cot-relay; do
+    check "report row $m" grep -q "^| $m" "$w/report/results.md"
+done
+check "report CSV" has "$w/report/results.csv" '^method,task'
+check "report plots" test -s "$w/report/accuracy_vs_M_sst2.svg" -a -s "$w/report/loss_sst2.svg"
+
+check "bench" "$lw" bench --task sst2 --split "$data/dev.jsonl" --checkpoint "$w/bridge/final" --runs 2 \
+    --warmup 1 --batch 1 --relay-tokens 4 --soft-tokens 4 --limit 4 --quiet --json "$w/bench.json"
+for m in bridge text-relay receiver-zeroshot sender-zeroshot; do
+    check "bench $m in JSON" has "$w/bench.json" "\"$m\""
+done
+echo "methods: $pass passed, $fail failed"
+[ $fail -eq 0 ]
