@@ -11,6 +11,9 @@
 #include "ops.h"
 #include "rng.h"
 
+#define LW_COMMON_HOST_ONLY   /* only the part shared by C and CUDA: the dropout hash */
+#include "../templates/common.cuh"
+
 static const char *const short_names[LW_LORA_N_TARGETS] = {"q", "k", "v", "o", "gate", "up", "down"};
 static const char *const modules[LW_LORA_N_TARGETS] = {"self_attn.q_proj", "self_attn.k_proj",
                                                        "self_attn.v_proj", "self_attn.o_proj",
@@ -201,16 +204,11 @@ void lw_lora_init(lw_lora *lo, uint64_t seed)
 
 /* ---- forward and backward ----------------------------------------------- */
 
-static uint64_t mix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 /* Dropout draws: element (pos, j) of (layer, target) is kept with
- * probability 1 - p; a hash, not a stream, so backward redraws the same. */
+ * probability 1 - p; a hash, not a stream, so backward redraws the same.
+ * The hash is templates/common.cuh's, which the CUDA kernels compile too. */
+_Static_assert(LW_LORA_TARGETS == LW_LORA_N_TARGETS, "common.cuh numbers the LoRA targets as lora.h does");
+
 typedef struct {
     uint64_t stream;
     double cut;   /* p * 2^53 */
@@ -218,15 +216,10 @@ typedef struct {
 
 static dropout_draw draw_for(const lw_receiver_adapters *ad, int layer, lw_lora_target t)
 {
-    return (dropout_draw){mix64(ad->dropout_seed ^ mix64((uint64_t)layer * LW_LORA_N_TARGETS + t)),
-                          (double)ad->lora->cfg.dropout * 9007199254740992.0};
+    return (dropout_draw){lw_lora_stream(ad->dropout_seed, layer, (int)t), lw_dropout_cut(ad->lora->cfg.dropout)};
 }
 
-static bool kept(const dropout_draw *d, int pos, int j)
-{
-    uint64_t h = mix64(d->stream ^ ((uint64_t)(unsigned)pos << 24 | (uint64_t)(unsigned)j));
-    return (double)(h >> 11) >= d->cut;
-}
+static bool kept(const dropout_draw *d, int pos, int j) { return lw_lora_kept(d->stream, d->cut, pos, j); }
 
 static bool dropout_on(const lw_receiver_adapters *ad) { return ad->training && ad->lora->cfg.dropout > 0.0f; }
 

@@ -1,5 +1,53 @@
 // Shared device helpers for every generated kernel file. No manifest value
 // reaches this file: it is copied verbatim.
+//
+// The first part is plain C as well as CUDA: runtime/lora.c includes this
+// file with LW_COMMON_HOST_ONLY defined and gets only that part, so the CPU
+// and the GPU draw dropout masks from one definition, bit for bit.
+#ifdef LW_COMMON_HOST_ONLY
+#define LW_HOST_DEVICE static inline
+#else
+#define LW_HOST_DEVICE __device__ __forceinline__
+#endif
+
+#define LW_LORA_TARGETS 7   // q, k, v, o, gate, up, down: lw_lora_target's order
+
+// splitmix64's finaliser: a counter-based hash, so a mask element is a pure
+// function of its coordinates and backward redraws what forward drew.
+LW_HOST_DEVICE unsigned long long lw_mix64(unsigned long long z)
+{
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+// The stream of one adapted projection (layer, target) under a step's seed.
+LW_HOST_DEVICE unsigned long long lw_lora_stream(unsigned long long seed, int layer, int target)
+{
+    return lw_mix64(seed ^ lw_mix64((unsigned long long)layer * LW_LORA_TARGETS + (unsigned long long)target));
+}
+
+// Dropout p as the cut a 53-bit draw is compared with: p * 2^53 is exact in
+// double, so host and device compare the same numbers.
+LW_HOST_DEVICE double lw_dropout_cut(float p) { return (double)p * 9007199254740992.0; }
+
+// Is column j of the row at position pos kept? (probability 1 - p)
+LW_HOST_DEVICE int lw_lora_kept(unsigned long long stream, double cut, int pos, int j)
+{
+    unsigned long long at = (unsigned long long)(unsigned)pos << 24 | (unsigned long long)(unsigned)j;
+    unsigned long long h = lw_mix64(stream ^ at);
+    return (double)(h >> 11) >= cut;
+}
+
+// The deep prefix's mask (runtime/deep_prefix.c): element i of z [P, d].
+LW_HOST_DEVICE int lw_prefix_kept(unsigned long long seed, unsigned long long i, double cut)
+{
+    return (double)(lw_mix64(seed ^ lw_mix64(i)) >> 11) >= cut;
+}
+
+#ifndef LW_COMMON_HOST_ONLY
+// ---- device only -----------------------------------------------------------
 #define LW_WARP 32
 #define LW_NEG_INF (-__int_as_float(0x7f800000))
 
@@ -59,11 +107,33 @@ __device__ __forceinline__ float lw_silu_grad(float x)
 // keys: no Tq x Tk buffer. q [Tq, Hq, D], k/v [Tk, Hkv, D], out [Tq, Hq, D],
 // lse [Hq, Tq] (log-sum-exp, kept for the backward pass). Query i sits at key
 // position i + q_offset; causal hides j > i + q_offset; window > 0 also hides
-// j <= i + q_offset - window.
+// j <= i + q_offset - window, except the n_sink first keys (a deep prefix):
+// the window spares them, the causal mask and Tk do not. This is
+// op_attention.c's visible_keys, so GPU and CPU see the same keys.
+struct lw_key_range {
+    int sink_end, first, last;   // keys [0, sink_end) and [first, last]
+};
+
+__device__ __forceinline__ lw_key_range lw_visible_keys(int Tk, int causal, int q_offset, int window, int n_sink,
+                                                        int i)
+{
+    int at = i + q_offset;
+    lw_key_range r;
+    r.last = causal ? min(Tk - 1, at) : Tk - 1;
+    r.first = window > 0 ? max(0, at - window + 1) : 0;
+    r.sink_end = min(max(n_sink, 0), r.last + 1);
+    if (r.sink_end >= r.first) r.first = r.sink_end = 0;   // the sinks reach the window: one interval
+    return r;
+}
+
+__device__ __forceinline__ int lw_first_key(lw_key_range r) { return r.sink_end > 0 ? 0 : r.first; }
+// The visible key after j: from the last sink over the gap to the window.
+__device__ __forceinline__ int lw_next_key(lw_key_range r, int j) { return j + 1 == r.sink_end ? r.first : j + 1; }
+
 template <int D>
 __device__ void lw_attention_row(float *out, float *lse, const float *q, const float *k, const float *v,
                                  int Tq, int Tk, int Hq, int Hkv, int causal, int q_offset, int window,
-                                 float scale, int i, int h)
+                                 int n_sink, float scale, int i, int h)
 {
     constexpr int PER_LANE = (D + LW_WARP - 1) / LW_WARP;
     int lane = threadIdx.x % LW_WARP;
@@ -76,9 +146,8 @@ __device__ void lw_attention_row(float *out, float *lse, const float *q, const f
         acc[c] = 0.f;
     }
     float m = LW_NEG_INF, l = 0.f;
-    int last = causal ? min(Tk - 1, i + q_offset) : Tk - 1;
-    int first = window > 0 ? max(0, i + q_offset - window + 1) : 0;
-    for (int j = first; j <= last; j++) {
+    lw_key_range r = lw_visible_keys(Tk, causal, q_offset, window, n_sink, i);
+    for (int j = lw_first_key(r); j <= r.last; j = lw_next_key(r, j)) {
         const float *kj = k + ((size_t)j * Hkv + hk) * D;
         float s = 0.f;
         for (int c = 0; c < PER_LANE; c++) {
@@ -111,7 +180,7 @@ template <int D>
 __device__ void lw_attention_row_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
                                           const float *lse, const float *q, const float *k, const float *v,
                                           int Tq, int Tk, int Hq, int Hkv, int causal, int q_offset, int window,
-                                          float scale, int i, int h)
+                                          int n_sink, float scale, int i, int h)
 {
     constexpr int PER_LANE = (D + LW_WARP - 1) / LW_WARP;
     int lane = threadIdx.x % LW_WARP;
@@ -128,9 +197,8 @@ __device__ void lw_attention_row_backward(float *dq, float *dk, float *dv, const
     }
     delta = lw_warp_sum(delta);
     float L = lse[(size_t)h * Tq + i];
-    int last = causal ? min(Tk - 1, i + q_offset) : Tk - 1;
-    int first = window > 0 ? max(0, i + q_offset - window + 1) : 0;
-    for (int j = first; j <= last; j++) {
+    lw_key_range r = lw_visible_keys(Tk, causal, q_offset, window, n_sink, i);
+    for (int j = lw_first_key(r); j <= r.last; j = lw_next_key(r, j)) {
         size_t kv = ((size_t)j * Hkv + hk) * D;
         float s = 0.f, dp = 0.f;
         for (int c = 0; c < PER_LANE; c++) {
@@ -189,3 +257,4 @@ __device__ void lw_rmsnorm_row_backward(float *dx, float *dw, const float *dy, c
         if (dw) atomicAdd(&dw[c], dyr[c] * xr[c] * r);
     }
 }
+#endif // LW_COMMON_HOST_ONLY

@@ -10,9 +10,12 @@
 #include "testlib.h"
 #include "adamw.h"
 #include "cuda_driver.h"
+#include "deep_prefix.h"
 #include "fileutil.h"
 #include "gen_kernels.h"
+#include "lora.h"
 #include "manifest.h"
+#include "model.h"
 #include "nvrtc_compile.h"
 #include "ops.h"
 
@@ -293,11 +296,12 @@ START_TEST(glu)
 END_TEST
 
 typedef struct {
-    int Tq, Tk, q_offset, window;
+    int Tq, Tk, q_offset, window, n_sink;
 } attn_case;
 
-/* Forward and backward of one attention shape; Hkv == Hq, scale and causal
- * as given (the bridge's attention is the non-causal case). */
+/* Forward and backward of one attention shape against attention_*_sink
+ * (n_sink 0 is plain attention); scale and causal as given (the bridge's
+ * attention is the non-causal case, and has no sinks). */
 static void check_attention(int unit, const char *fwd, const char *bwd, int Hq, int Hkv, int D, float scale,
                             bool causal, attn_case a)
 {
@@ -313,12 +317,13 @@ static void check_attention(int unit, const char *fwd, const char *bwd, int Hq, 
         void *args[] = {&d_out, &d_lse, &d_q, &d_k, &d_v, &a.Tq, &a.Tk};
         launch(unit, fwd, grid, 1, 128, args);
     } else {
-        void *args[] = {&d_out, &d_lse, &d_q, &d_k, &d_v, &a.Tq, &a.Tk, &a.q_offset, &a.window};
+        void *args[] = {&d_out, &d_lse, &d_q, &d_k, &d_v, &a.Tq, &a.Tk, &a.q_offset, &a.window, &a.n_sink};
         launch(unit, fwd, grid, 1, 128, args);
     }
-    attention_forward(out, att, q, k, v, a.Tq, a.Tk, Hq, Hkv, D, &p);
+    attention_forward_sink(out, att, q, k, v, a.Tq, a.Tk, Hq, Hkv, D, &p, a.n_sink);
     char what[128];
-    snprintf(what, sizeof what, "%s (Tq %d, Tk %d, offset %d, window %d)", fwd, a.Tq, a.Tk, a.q_offset, a.window);
+    snprintf(what, sizeof what, "%s (Tq %d, Tk %d, offset %d, window %d, sinks %d)", fwd, a.Tq, a.Tk, a.q_offset,
+             a.window, a.n_sink);
     float *g = dev_read(d_out, nq);
     expect_close(what, g, out, nq, 1e-5f);
 
@@ -329,17 +334,17 @@ static void check_attention(int unit, const char *fwd, const char *bwd, int Hq, 
         void *args[] = {&d_dq, &d_dk, &d_dv, &d_dout, &d_out, &d_lse, &d_q, &d_k, &d_v, &a.Tq, &a.Tk};
         launch(unit, bwd, grid, 1, 128, args);
     } else {
-        void *args[] = {&d_dq,  &d_dk, &d_dv, &d_dout, &d_out,      &d_lse,
-                        &d_q,   &d_k,  &d_v,  &a.Tq,   &a.Tk,       &a.q_offset, &a.window};
+        void *args[] = {&d_dq, &d_dk, &d_dv, &d_dout,     &d_out,    &d_lse,    &d_q,
+                        &d_k,  &d_v,  &a.Tq, &a.Tk,       &a.q_offset, &a.window, &a.n_sink};
         launch(unit, bwd, grid, 1, 128, args);
     }
-    attention_backward(dq, dk, dv, dout, att, q, k, v, a.Tq, a.Tk, Hq, Hkv, D, &p);
+    attention_backward_sink(dq, dk, dv, dout, att, q, k, v, a.Tq, a.Tk, Hq, Hkv, D, &p, a.n_sink);
     float *gdq = dev_read(d_dq, nq), *gdk = dev_read(d_dk, nk), *gdv = dev_read(d_dv, nk);
-    snprintf(what, sizeof what, "%s dq (Tq %d, Tk %d, window %d)", bwd, a.Tq, a.Tk, a.window);
+    snprintf(what, sizeof what, "%s dq (Tq %d, Tk %d, window %d, sinks %d)", bwd, a.Tq, a.Tk, a.window, a.n_sink);
     expect_close(what, gdq, dq, nq, 1e-4f);
-    snprintf(what, sizeof what, "%s dk (Tq %d, Tk %d, window %d)", bwd, a.Tq, a.Tk, a.window);
+    snprintf(what, sizeof what, "%s dk (Tq %d, Tk %d, window %d, sinks %d)", bwd, a.Tq, a.Tk, a.window, a.n_sink);
     expect_close(what, gdk, dk, nk, 1e-4f);
-    snprintf(what, sizeof what, "%s dv (Tq %d, Tk %d, window %d)", bwd, a.Tq, a.Tk, a.window);
+    snprintf(what, sizeof what, "%s dv (Tq %d, Tk %d, window %d, sinks %d)", bwd, a.Tq, a.Tk, a.window, a.n_sink);
     expect_close(what, gdv, dv, nk, 1e-4f);
     free(g), free(gdq), free(gdk), free(gdv), free(q), free(k), free(v), free(out), free(att);
     free(dout), free(dq), free(dk), free(dv);
@@ -350,15 +355,111 @@ START_TEST(attention)
 {
     const lw_model_config *c = model_of(_i);
     float scale = c->query_scale > 0 ? c->query_scale : 1.f / sqrtf((float)c->head_dim);
+    /* both models are GQA (9 over 3 heads, 4 over 1) */
     attn_case cases[] = {
-        {12, 12, 0, 0},    /* prefill */
-        {1, 12, 11, 0},    /* decode over a cache */
-        {5, 12, 7, 0},     /* continuation after a prefix */
-        {12, 12, 0, 4},    /* sliding window */
+        {12, 12, 0, 0, 0},    /* prefill */
+        {1, 12, 11, 0, 0},    /* decode over a cache */
+        {5, 12, 7, 0, 0},     /* continuation after a prefix */
+        {12, 12, 0, 4, 0},    /* sliding window */
+        {10, 14, 4, 3, 4},    /* a deep prefix of 4 sinks, then text under a window of 3 */
+        {1, 14, 13, 3, 4},    /* decode with the prefix: 4 sinks, a gap, the window */
+        {12, 12, 0, 4, 2},    /* sinks still causal: query 0 sees key 0 only */
+        {6, 10, 4, 0, 4},     /* prefix without a window: the sinks change nothing */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_attention(_i, "attention_forward", "attention_backward", c->n_heads, c->n_kv_heads, c->head_dim,
                         scale, true, cases[i]);
+}
+END_TEST
+
+/* One target of LoRA: lora_forward, then lora_backward_input and
+ * lora_backward_weights, against lw_lora_forward/backward on the same A, B,
+ * rows and positions. y, dx, dA and dB start random, so += is checked. */
+static void check_lora_target(int unit, lw_lora *lo, lw_receiver_adapters *ad, int layer, lw_lora_target target)
+{
+    const lw_lora_slot *s = lw_lora_slot_at(lo, layer, target);
+    ck_assert(s->on);
+    int T = 5, rank = lo->cfg.rank, in = s->in, out = s->out, tgt = (int)target;
+    int pos[5] = {3, 0, 17, 4, 1000};
+    float scale = lo->scale, dropout = ad->training ? lo->cfg.dropout : 0.f;
+    unsigned long long seed = ad->dropout_seed;
+    size_t nx = (size_t)T * in, ny = (size_t)T * out, na = (size_t)rank * in, nb = (size_t)out * rank;
+    float *A = lo->p.params + s->a, *B = lo->p.params + s->b;
+    float *x = host_rand(nx, 1.f), *y = host_rand(ny, 1.f), *dy = host_rand(ny, 1.f), *dx = host_rand(nx, 1.f);
+    float *dA = lo->p.grads + s->a, *dB = lo->p.grads + s->b;
+    for (size_t i = 0; i < na; i++) dA[i] = urand();
+    for (size_t i = 0; i < nb; i++) dB[i] = urand();
+    dev_bufs b = {0};
+    lw_cuda_ptr d_y = dev_floats(&b, y, ny), d_x = dev_floats(&b, x, nx), d_A = dev_floats(&b, A, na);
+    lw_cuda_ptr d_B = dev_floats(&b, B, nb), d_pos = dev_ints(&b, pos, T), d_dy = dev_floats(&b, dy, ny);
+    lw_cuda_ptr d_dx = dev_floats(&b, dx, nx), d_dA = dev_floats(&b, dA, na), d_dB = dev_floats(&b, dB, nb);
+    lw_cuda_ptr d_u = dev_alloc(&b, (size_t)T * rank * 4), d_du = dev_alloc(&b, (size_t)T * rank * 4);
+    void *fargs[] = {&d_y, &d_x, &d_A, &d_B, &d_pos, &T, &rank, &tgt, &scale, &dropout, &seed, &layer};
+    launch(unit, "lora_forward", T, 1, 256, fargs);
+    void *iargs[] = {&d_dx, &d_u, &d_du, &d_x, &d_dy, &d_A, &d_B, &d_pos, &T, &rank, &tgt, &scale, &dropout,
+                     &seed, &layer};
+    launch(unit, "lora_backward_input", T, 1, 256, iargs);
+    void *wargs[] = {&d_dA, &d_dB, &d_u, &d_du, &d_x, &d_dy, &d_pos, &T, &rank, &tgt, &dropout, &seed, &layer};
+    launch(unit, "lora_backward_weights", blocks_of((size_t)rank * (in + out), 256), 1, 256, wargs);
+    lw_lora_forward(ad, layer, target, x, y, T, pos);
+    lw_lora_backward(ad, layer, target, x, dy, dx, T, pos);
+    char what[128];
+    float *g = dev_read(d_y, ny);
+    snprintf(what, sizeof what, "lora_forward y (%s, rank %d, dropout %g)", lw_lora_target_name(target), rank,
+             (double)dropout);
+    expect_close(what, g, y, ny, 1e-5f);
+    free(g);
+    g = dev_read(d_dx, nx);
+    snprintf(what, sizeof what, "lora_backward_input dx (%s, rank %d, dropout %g)", lw_lora_target_name(target),
+             rank, (double)dropout);
+    expect_close(what, g, dx, nx, 1e-5f);
+    free(g);
+    g = dev_read(d_dA, na);
+    snprintf(what, sizeof what, "lora_backward_weights dA (%s, rank %d, dropout %g)", lw_lora_target_name(target),
+             rank, (double)dropout);
+    expect_close(what, g, dA, na, 1e-4f);
+    free(g);
+    g = dev_read(d_dB, nb);
+    snprintf(what, sizeof what, "lora_backward_weights dB (%s, rank %d, dropout %g)", lw_lora_target_name(target),
+             rank, (double)dropout);
+    expect_close(what, g, dB, nb, 1e-4f);
+    free(g), free(x), free(y), free(dy), free(dx);
+    dev_free(&b);
+}
+
+/* Every target at rank 8, with dropout 0 and 0.3 (training), and q at
+ * rank 70, beyond the forward's 64-value chunk. The CPU twin needs a model
+ * of the unit's widths: two layers and a small vocabulary suffice. */
+START_TEST(lora)
+{
+    lw_model_config c = *model_of(_i);
+    c.n_layers = 2;
+    c.vocab = 16;
+    lw_model *m;
+    ck_assert_msg(lw_model_init_random(&c, 7, &m) == LW_OK, "%s", lw_last_error());
+    static const struct { int rank; float dropout; unsigned targets; } cases[] = {
+        {8, 0.f, (1u << LW_LORA_N_TARGETS) - 1},
+        {8, 0.3f, (1u << LW_LORA_N_TARGETS) - 1},
+        {70, 0.3f, 1u << LW_LORA_Q},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        lw_lora lo;
+        lw_lora_config lc = {.rank = cases[ci].rank, .alpha = 16.f, .dropout = cases[ci].dropout,
+                             .targets = cases[ci].targets};
+        ck_assert_msg(lw_lora_create(&lo, &lc, m) == LW_OK, "%s", lw_last_error());
+        lw_lora_init(&lo, 11);
+        for (size_t i = 0; i < lo.p.n_params; i++)   /* B random too, so every path carries a value */
+            if (lo.p.params[i] == 0.f) lo.p.params[i] = 0.1f * urand();
+        lw_receiver_adapters ad;
+        ck_assert_msg(lw_adapters_init(&ad, m, 5, &lo, 0) == LW_OK, "%s", lw_last_error());
+        ad.training = cases[ci].dropout > 0.f;
+        ad.dropout_seed = 0x5eed0000ull + ci;
+        for (int t = 0; t < LW_LORA_N_TARGETS; t++)
+            if (cases[ci].targets & (1u << t)) check_lora_target(_i, &lo, &ad, 1, (lw_lora_target)t);
+        lw_adapters_free(&ad);
+        lw_lora_free(&lo);
+    }
+    lw_model_free(m);
 }
 END_TEST
 
@@ -425,7 +526,7 @@ START_TEST(bridge_attention)
 {
     const lw_bridge_config *bc = &g_m->bridge;
     int H = bc->heads, D = bc->width / bc->heads, M = bc->soft_tokens;
-    attn_case cross = {M, 10, 0, 0}, self = {M, M, 0, 0};
+    attn_case cross = {M, 10, 0, 0, 0}, self = {M, M, 0, 0, 0};
     check_attention(BRIDGE, "bridge_attention_forward", "bridge_attention_backward", H, H, D, 1.f / sqrtf((float)D),
                     false, cross);
     check_attention(BRIDGE, "bridge_attention_forward", "bridge_attention_backward", H, H, D, 1.f / sqrtf((float)D),
@@ -495,6 +596,71 @@ START_TEST(rms_calibrate)
     expect_close("rms_calibrate_backward dx", gdx, dx, n, 1e-5f);
     if (rms) expect_close("rms_calibrate_backward dscale", gds, &dscale, 1, 1e-4f);
     free(gy), free(gdx), free(gds), free(x), free(y), free(rstd), free(dy), free(dx), free(dyn);
+    dev_free(&b);
+}
+END_TEST
+
+/* The deep prefix's kernels: LayerNorm over the receiver width against
+ * layernorm_*, the dropout against the keep factors and zd that
+ * lw_deep_prefix_forward computes (same hash, so exact), its backward
+ * against dz * keep. */
+START_TEST(prefix)
+{
+    int T = 2, C = g_m->receiver.hidden;
+    size_t n = (size_t)T * C;
+    float *x = host_rand(n, 3.f), *w = host_rand(C, 1.f), *bias = host_rand(C, 1.f);
+    float *y = malloc(n * 4), *mean = malloc(T * 4), *rstd = malloc(T * 4);
+    dev_bufs b = {0};
+    lw_cuda_ptr d_y = dev_alloc(&b, n * 4), d_mean = dev_alloc(&b, T * 4), d_rstd = dev_alloc(&b, T * 4);
+    lw_cuda_ptr d_x = dev_floats(&b, x, n), d_w = dev_floats(&b, w, C), d_b = dev_floats(&b, bias, C);
+    void *fargs[] = {&d_y, &d_mean, &d_rstd, &d_x, &d_w, &d_b, &T};
+    launch(BRIDGE, "prefix_layernorm_forward", T, 1, 256, fargs);
+    layernorm_forward(y, mean, rstd, x, w, bias, T, C, 1e-5f);
+    float *gy = dev_read(d_y, n);
+    expect_close("prefix_layernorm_forward", gy, y, n, 1e-5f);
+    float *dy = host_rand(n, 1.f), *dx = host_rand(n, 1.f), *dw = host_rand(C, 1.f), *db = host_rand(C, 1.f);
+    lw_cuda_ptr d_dx = dev_floats(&b, dx, n), d_dw = dev_floats(&b, dw, C), d_db = dev_floats(&b, db, C);
+    lw_cuda_ptr d_dy = dev_floats(&b, dy, n);
+    void *bargs[] = {&d_dx, &d_dw, &d_db, &d_dy, &d_x, &d_w, &d_mean, &d_rstd, &T};
+    launch(BRIDGE, "prefix_layernorm_backward", T, 1, 256, bargs);
+    layernorm_backward(dx, dw, db, dy, x, w, mean, rstd, T, C);
+    float *gdx = dev_read(d_dx, n), *gdw = dev_read(d_dw, C), *gdb = dev_read(d_db, C);
+    expect_close("prefix_layernorm_backward dx", gdx, dx, n, 1e-5f);
+    expect_close("prefix_layernorm_backward dw", gdw, dw, C, 1e-4f);
+    expect_close("prefix_layernorm_backward db", gdb, db, C, 1e-4f);
+    free(gy), free(gdx), free(gdw), free(gdb), free(x), free(w), free(bias), free(y), free(mean), free(rstd);
+    free(dy), free(dx), free(dw), free(db);
+    dev_free(&b);
+
+    lw_deep_prefix dp;
+    lw_deep_prefix_config pc = {.length = 8, .hidden = 128, .dropout = 0.2f};
+    ck_assert_msg(lw_deep_prefix_create(&dp, &pc, &g_m->receiver) == LW_OK, "%s", lw_last_error());
+    lw_deep_prefix_init(&dp, 5);
+    int M = g_m->bridge.soft_tokens, nz = pc.length * pc.hidden;
+    float *soft = host_rand((size_t)M * dp.R, 1.f);
+    unsigned long long seed = 0xabcdef0123ull;
+    ck_assert_msg(lw_deep_prefix_forward(&dp, soft, M, true, seed) == LW_OK, "%s", lw_last_error());
+    lw_cuda_ptr d_zd = dev_alloc(&b, (size_t)nz * 4), d_keep = dev_alloc(&b, (size_t)nz * 4);
+    lw_cuda_ptr d_z = dev_floats(&b, dp.z, nz);
+    float dropout = pc.dropout;
+    void *dargs[] = {&d_zd, &d_keep, &d_z, &nz, &dropout, &seed};
+    launch(BRIDGE, "prefix_dropout_forward", blocks_of(nz, 256), 1, 256, dargs);
+    float *gkeep = dev_read(d_keep, nz), *gzd = dev_read(d_zd, nz);
+    for (int i = 0; i < nz; i++) {
+        ck_assert_msg(gkeep[i] == dp.keep[i], "prefix_dropout_forward keep[%d]: gpu %g cpu %g", i,
+                      (double)gkeep[i], (double)dp.keep[i]);
+        ck_assert_msg(gzd[i] == dp.zd[i], "prefix_dropout_forward zd[%d]: gpu %g cpu %g", i, (double)gzd[i],
+                      (double)dp.zd[i]);
+    }
+    float *dz = host_rand(nz, 1.f);
+    lw_cuda_ptr d_dz = dev_floats(&b, dz, nz);
+    void *dbargs[] = {&d_dz, &d_keep, &nz};
+    launch(BRIDGE, "prefix_dropout_backward", blocks_of(nz, 256), 1, 256, dbargs);
+    for (int i = 0; i < nz; i++) dz[i] *= dp.keep[i];
+    float *gdz = dev_read(d_dz, nz);
+    expect_close("prefix_dropout_backward", gdz, dz, nz, 0.f);
+    free(gkeep), free(gzd), free(gdz), free(dz), free(soft);
+    lw_deep_prefix_free(&dp);
     dev_free(&b);
 }
 END_TEST
@@ -615,10 +781,12 @@ int main(void)
     tcase_add_loop_test(tc, glu, SENDER, BRIDGE);
     tcase_add_loop_test(tc, attention, SENDER, BRIDGE);
     tcase_add_loop_test(tc, cross_entropy, SENDER, BRIDGE);
+    tcase_add_loop_test(tc, lora, SENDER, BRIDGE);
     tcase_add_test(tc, layernorm);
     tcase_add_test(tc, bridge_attention);
     tcase_add_test(tc, gelu);
     tcase_add_test(tc, rms_calibrate);
+    tcase_add_test(tc, prefix);
     tcase_add_test(tc, adamw);
     tcase_add_test(tc, every_kernel_is_covered);
     suite_add_tcase(s, tc);
