@@ -10,6 +10,9 @@
 #include "ops.h"
 #include "rng.h"
 
+#define LW_COMMON_HOST_ONLY   /* the dropout hash, shared with the CUDA kernels */
+#include "../templates/common.cuh"
+
 #define LN_EPS 1e-5f
 
 static lw_status add(lw_deep_prefix *dp, const char *name, int ndim, int64_t d0, int64_t d1, bool decay,
@@ -124,14 +127,6 @@ void lw_deep_prefix_init(lw_deep_prefix *dp, uint64_t seed)
     }
 }
 
-static uint64_t mix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 lw_status lw_deep_prefix_forward(lw_deep_prefix *dp, const float *soft, int M, bool training, uint64_t seed)
 {
     if (M < 1 || M > (1 << 20)) return lw_fail(LW_ERR_INVALID, "deep prefix: %d soft tokens; expected 1..2^20", M);
@@ -153,9 +148,9 @@ lw_status lw_deep_prefix_forward(lw_deep_prefix *dp, const float *soft, int M, b
     matmul_forward(dp->z, dp->h2, W + dp->fc2_w, W + dp->fc2_b, P, d, d);
     for (size_t i = 0; i < Pd; i++) dp->z[i] += dp->z0[i];
     float drop = training ? dp->cfg.dropout : 0.0f;
-    double cut = (double)drop * 9007199254740992.0;   /* drop * 2^53 */
+    double cut = lw_dropout_cut(drop);
     for (size_t i = 0; i < Pd; i++) {
-        bool keep = drop <= 0.0f || (double)(mix64(seed ^ mix64(i)) >> 11) >= cut;
+        bool keep = drop <= 0.0f || lw_prefix_kept(seed, i, cut);
         dp->keep[i] = keep ? 1.0f / (1.0f - drop) : 0.0f;
         dp->zd[i] = dp->z[i] * dp->keep[i];
     }
