@@ -7,10 +7,7 @@
 set -eu
 tasks=${1:-"sst2 agnews trec banking77"} seeds=${2:-"1 2 3"}
 steps=${3:-150} train=${4:-800} dev=${5:-200}
-here=$(cd "$(dirname "$0")/.." && pwd)
-shared=${LWC_SHARED:-$here/../shared}
-lw=build/smollm2-135m_to_gemma3-270m/lw
-[ -x $lw ] || out/bin/lwc build pairs/smollm2-135m_to_gemma3-270m.json
+. "$(dirname "$0")/pair-env.sh"
 for s in $seeds; do
     for t in $tasks; do
         d=$shared/data/$t
@@ -18,9 +15,9 @@ for s in $seeds; do
             case $v in
             lora) flags="--lora" ;; deep-prefix) flags="--deep-prefix" ;; both) flags="--lora --deep-prefix" ;;
             esac
-            r=runs/ablation/$t/$v-seed$s
+            r=$root/ablation/$t/$v-seed$s
             [ -f $r/eval.json ] && continue
-            mkdir -p runs/ablation/$t
+            mkdir -p $root/ablation/$t
             mkdir $r.lock 2>/dev/null || continue
             $lw train --task $t --data $d --limit-train $train --steps $steps --batch 8 --lr 3e-4 --warmup 15 \
                 --seed $s $flags --out $r --quiet

@@ -5,13 +5,11 @@
 # Results land in runs/baselines/<task>.<method>[.gen].json.
 # usage: scripts/baselines.sh ["tasks"] [dev examples]
 # Several copies may run at once: a job is claimed by creating <job>.lock.
+# PAIR=<name> runs another pair (scripts/pair-env.sh).
 set -eu
 tasks=${1:-"sst2 trec agnews banking77"} dev=${2:-100}
-here=$(cd "$(dirname "$0")/.." && pwd)
-shared=${LWC_SHARED:-$here/../shared}
-lw=build/smollm2-135m_to_gemma3-270m/lw
-[ -x $lw ] || out/bin/lwc build pairs/smollm2-135m_to_gemma3-270m.json
-o=runs/baselines
+. "$(dirname "$0")/pair-env.sh"
+o=$root/baselines
 mkdir -p $o
 for t in $tasks; do
     for m in receiver-zeroshot sender-zeroshot token-budget text-relay cot-relay receiver-kshot \

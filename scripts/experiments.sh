@@ -6,17 +6,15 @@
 # usage: scripts/experiments.sh "sst2 trec" "8 16 32" "1 2 3"  [steps] [train] [dev]
 # Several copies may run at once (one per core, OPENBLAS_NUM_THREADS=1): each
 # claims a job by creating <job>.lock and skips jobs that are done or claimed.
-# A lock left by a killed run is removed by hand.
+# A lock left by a killed run is removed by hand. PAIR=<name> runs another
+# pair (scripts/pair-env.sh).
 set -eu
 tasks=${1:-"sst2 agnews trec banking77"} ms=${2:-"8 16 32"} seeds=${3:-"1 2 3"}
 steps=${4:-150} train=${5:-800} dev=${6:-200}
-here=$(cd "$(dirname "$0")/.." && pwd)
-shared=${LWC_SHARED:-$here/../shared}
-lw=build/smollm2-135m_to_gemma3-270m/lw
-[ -x $lw ] || out/bin/lwc build pairs/smollm2-135m_to_gemma3-270m.json
+. "$(dirname "$0")/pair-env.sh"
 for t in $tasks; do
     d=$shared/data/$t
-    o=runs/exp/$t
+    o=$root/exp/$t
     mkdir -p $o
     if [ ! -f $o/linear_probe.json ] && mkdir $o/linear_probe.lock 2>/dev/null; then
         $lw eval --task $t --split $d/dev.jsonl --limit $dev --method linear-probe \

@@ -3,26 +3,23 @@
 # (M = 16 learned soft tokens before the text) and LoRA (r 8 on q, v) on the
 # receiver reading the text, with the bridge's data, steps and batch, and a
 # small learning-rate sweep per method (chosen on dev, like the bridge's).
-# Results land in runs/trained/<task>/<method>-lr<lr>-seed<s>/eval.json.
+# Results land in $root/trained/<task>/<method>-lr<lr>-seed<s>/eval.json.
 # usage: scripts/trained-baselines.sh ["tasks"] ["seeds"] [steps] [train] [dev]
 # Several copies may run at once: a job is claimed by creating <job>.lock.
 set -eu
 tasks=${1:-"sst2 trec agnews banking77"} seeds=${2:-"1"}
 steps=${3:-150} train=${4:-800} dev=${5:-200}
-here=$(cd "$(dirname "$0")/.." && pwd)
-shared=${LWC_SHARED:-$here/../shared}
-lw=build/smollm2-135m_to_gemma3-270m/lw
-[ -x $lw ] || out/bin/lwc build pairs/smollm2-135m_to_gemma3-270m.json
+. "$(dirname "$0")/pair-env.sh"
 lrs_for() {
     case $1 in prompt-tuning) echo "3e-3 3e-2" ;; lora) echo "3e-4 1e-3" ;; esac
 }
 for s in $seeds; do
     for t in $tasks; do
         d=$shared/data/$t
-        mkdir -p runs/trained/$t
+        mkdir -p $root/trained/$t
         for m in prompt-tuning lora; do
             for lr in $(lrs_for $m); do
-                r=runs/trained/$t/$m-lr$lr-seed$s
+                r=$root/trained/$t/$m-lr$lr-seed$s
                 [ -f $r/eval.json ] && continue
                 mkdir $r.lock 2>/dev/null || continue
                 $lw train --method $m --task $t --data $d --limit-train $train --steps $steps --batch 8 \
