@@ -5,6 +5,9 @@
 #include <string.h>
 
 #include "chat_template.h"
+#include "cuda_blas.h"
+#include "cuda_driver.h"
+#include "gpu_model.h"
 #include "lw_cli.h"
 #include "model.h"
 #include "tokenizer.h"
@@ -20,6 +23,7 @@ typedef struct {
     unsigned long long seed;
     int layer;                /* lw hidden */
     const char *out_path;     /* lw hidden: raw float32 [T, hidden] */
+    const char *device;       /* lw generate: "cpu" or "cuda" */
 } run_opts;
 
 static int parse_opts(int argc, char **argv, run_opts *o, const char *cmd)
@@ -37,6 +41,7 @@ static int parse_opts(int argc, char **argv, run_opts *o, const char *cmd)
         else if (!strcmp(a, "--seed")) o->seed = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--layer")) o->layer = atoi(v);
         else if (!strcmp(a, "--out")) o->out_path = v;
+        else if (!strcmp(a, "--device") && o->device) o->device = v;
         else { fprintf(stderr, "lw %s: unknown option %s (see --help)\n", cmd, a); return -1; }
         i++;
     }
@@ -45,6 +50,10 @@ static int parse_opts(int argc, char **argv, run_opts *o, const char *cmd)
         return -1;
     }
     if (!o->prompt) { fprintf(stderr, "lw %s: --prompt TEXT is required\n", cmd); return -1; }
+    if (o->device && strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) {
+        fprintf(stderr, "lw %s: --device takes cpu or cuda, not %s\n", cmd, o->device);
+        return -1;
+    }
     return 0;
 }
 
@@ -75,26 +84,52 @@ static bool print_token(void *user, int token)
     return true;
 }
 
+/* The model's kernels, cuBLAS, the weights and a state on the GPU, then
+ * the same generation loop as the CPU's; everything is released here. */
+static lw_status generate_on_gpu(const lw_pair *pair, const char *unit, lw_cuda *cu, const lw_model *m,
+                                 const int *ids, int n, const lw_generate_args *g, int *out, int *n_out)
+{
+    lw_cuda_module mod;
+    lw_cublas blas = {0};
+    lw_gpu_model *gm = NULL;
+    lw_gpu_state *s = NULL;
+    lw_status st = lw_cuda_load_unit(cu, pair, unit, &mod);
+    if (st == LW_OK) st = lw_cublas_init(&blas, cu);
+    if (st == LW_OK) st = lw_gpu_model_upload(cu, &blas, &mod, m, &gm);
+    if (st == LW_OK) st = lw_gpu_state_alloc(gm, n + g->max_new, &s);
+    if (st == LW_OK) st = lw_gpu_generate(gm, s, ids, n, g, out, n_out);
+    lw_gpu_state_free(s);
+    lw_gpu_model_free(gm);
+    lw_cublas_close(&blas);
+    lw_cuda_unload(cu, &mod);
+    return st;
+}
+
 int lw_cmd_generate(const lw_pair *pair, int argc, char **argv)
 {
     if (lw_wants_help(argc, argv)) {
         printf("usage: lw generate --prompt TEXT [--model sender|receiver] [--chat] [--system TEXT]\n"
-               "                   [--max-new N] [--temperature T] [--top-p P] [--seed S]\n\n"
-               "Runs one of the pair's models on the CPU and prints the continuation as it comes.\n"
+               "                   [--max-new N] [--temperature T] [--top-p P] [--seed S] [--device cpu|cuda]\n\n"
+               "Runs one of the pair's models and prints the continuation as it comes; --device cuda\n"
+               "runs the forward pass on GPU 0 (fp32 weights, cuBLAS and this pair's kernels).\n"
                "--chat wraps the prompt in the model's chat template. Greedy unless --temperature > 0;\n"
                "stops at the model's stop tokens. Defaults: receiver, 64 new tokens, seed 1.\n");
         return 0;
     }
-    run_opts o = {.which = "receiver", .max_new = 64, .top_p = 1.f, .seed = 1};
+    run_opts o = {.which = "receiver", .max_new = 64, .top_p = 1.f, .seed = 1, .device = "cpu"};
     if (parse_opts(argc, argv, &o, "generate") != 0) return 2;
+    bool cuda = !strcmp(o.device, "cuda");
+    lw_cuda cu = {0};
     lw_model *m = NULL;
     lw_tokenizer *tok = NULL;
     lw_state *s = NULL;
     int *ids = NULL, n = 0, n_out = 0;
-    lw_status st = prepare(pair, &o, &m, &tok, &ids, &n);
+    /* The driver first: without a GPU that is the one thing to say. */
+    lw_status st = cuda ? lw_cuda_init(&cu, 0) : LW_OK;
+    if (st == LW_OK) st = prepare(pair, &o, &m, &tok, &ids, &n);
     int *out = malloc(sizeof(int) * (size_t)(o.max_new > 0 ? o.max_new : 1));
     if (st == LW_OK && !out) st = lw_fail(LW_ERR_NOMEM, "out of memory");
-    if (st == LW_OK) st = lw_state_alloc(m, n + o.max_new, false, &s);
+    if (st == LW_OK && !cuda) st = lw_state_alloc(m, n + o.max_new, false, &s);
     if (st == LW_OK) {
         /* The model's end-of-sequence ends a generation as its stop list does. */
         const lw_model_config *c = &m->cfg;
@@ -104,7 +139,8 @@ int lw_cmd_generate(const lw_pair *pair, int argc, char **argv)
         lw_generate_args g = {.max_new = o.max_new, .temperature = o.temperature, .top_p = o.top_p,
                               .seed = o.seed, .stop_ids = stops, .n_stop = n_stop,
                               .on_token = print_token, .user = tok};
-        st = lw_generate(m, s, ids, n, &g, out, &n_out);
+        if (cuda) st = generate_on_gpu(pair, o.which, &cu, m, ids, n, &g, out, &n_out);
+        else st = lw_generate(m, s, ids, n, &g, out, &n_out);
         putchar('\n');
     }
     free(out);
@@ -112,6 +148,7 @@ int lw_cmd_generate(const lw_pair *pair, int argc, char **argv)
     lw_state_free(s);
     lw_model_free(m);
     lw_tokenizer_free(tok);
+    lw_cuda_close(&cu);
     if (st != LW_OK) { fprintf(stderr, "lw generate: %s\n", lw_last_error()); return 1; }
     return 0;
 }

@@ -1,0 +1,177 @@
+/* cuBLAS through dlopen; see cuda_blas.h for why. */
+#include "cuda_blas.h"
+
+#include <dlfcn.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lwc_config.h"
+
+#if LWC_HAVE_CUBLAS
+
+#include <cublas_v2.h>
+
+/* The exported names: <cublas_v2.h> maps cublasCreate to cublasCreate_v2 and
+ * so on, and dlsym needs the real symbol. */
+struct lw_cublas_api {
+    cublasStatus_t (*Create)(cublasHandle_t *);
+    cublasStatus_t (*Destroy)(cublasHandle_t);
+    cublasStatus_t (*SetStream)(cublasHandle_t, cudaStream_t);
+    cublasStatus_t (*GemmEx)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
+                             const void *, cudaDataType, int, const void *, cudaDataType, int, const void *, void *,
+                             cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+    const char *(*GetStatusString)(cublasStatus_t);   /* optional: cuBLAS >= 11.4 */
+};
+
+typedef struct {
+    const char *symbol;
+    size_t offset;
+    int required;
+} api_entry;
+
+#define ENTRY(field, sym, req) { sym, offsetof(struct lw_cublas_api, field), req }
+static const api_entry api_table[] = {
+    ENTRY(Create, "cublasCreate_v2", 1),
+    ENTRY(Destroy, "cublasDestroy_v2", 1),
+    ENTRY(SetStream, "cublasSetStream_v2", 1),
+    ENTRY(GemmEx, "cublasGemmEx", 1),
+    ENTRY(GetStatusString, "cublasGetStatusString", 0),
+};
+#undef ENTRY
+
+/* The libraries the CUDA 13 and 12 toolkits ship, then the unversioned link. */
+static const char *const default_libs[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so"};
+
+static lw_status check(const lw_cublas *b, cublasStatus_t r, const char *call, const char *what)
+{
+    if (r == CUBLAS_STATUS_SUCCESS) return LW_OK;
+    const char *s = b->api && b->api->GetStatusString ? b->api->GetStatusString(r) : NULL;
+    return lw_fail(LW_ERR_EXTERNAL, "%s (%s): cuBLAS error %d: %s", call, what, (int)r,
+                   s ? s : "(no description: cuBLAS older than 11.4)");
+}
+
+static lw_status resolve(lw_cublas *b)
+{
+    for (size_t i = 0; i < sizeof api_table / sizeof api_table[0]; i++) {
+        void *f = dlsym(b->lib, api_table[i].symbol);
+        if (!f && api_table[i].required)
+            return lw_fail(LW_ERR_UNSUPPORTED, "%s lacks %s: not cuBLAS, or a cuBLAS too old for lwc (needs 11+)",
+                           b->lib_name, api_table[i].symbol);
+        /* POSIX guarantees a data pointer from dlsym converts to a function pointer. */
+        if (f) memcpy((char *)b->api + api_table[i].offset, &f, sizeof f);
+    }
+    return LW_OK;
+}
+
+/* After the library loaded: entry points, the device, the handle. */
+static lw_status open_handle(lw_cublas *b, lw_cuda *cu)
+{
+    b->api = calloc(1, sizeof *b->api);
+    if (!b->api) return lw_fail(LW_ERR_NOMEM, "cuBLAS: out of memory");
+    lw_status st = resolve(b);
+    if (st) return st;
+    if (!cu || !cu->ctx)
+        return lw_fail(LW_ERR_INVALID, "cuBLAS: the CUDA device is not initialised (call lw_cuda_init first)");
+    cublasHandle_t h;
+    if ((st = check(b, b->api->Create(&h), "cublasCreate", b->lib_name))) return st;
+    b->handle = h;
+    /* NULL: the legacy default stream, where lw_cuda_launch puts the kernels. */
+    return check(b, b->api->SetStream(h, NULL), "cublasSetStream", "the default stream");
+}
+
+/* Loads the first of names[n] that exists; the error lists every name tried. */
+static lw_status load_first(lw_cublas *b, const char *const *names, size_t n)
+{
+    const char *why = NULL;
+    for (size_t i = 0; i < n && !b->lib; i++) {
+        snprintf(b->lib_name, sizeof b->lib_name, "%s", names[i]);
+        b->lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+        if (!b->lib) why = dlerror();
+    }
+    if (b->lib) return LW_OK;
+    char tried[192] = "";
+    for (size_t i = 0; i < n; i++)
+        snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s%s", i ? ", " : "", names[i]);
+    return lw_fail(LW_ERR_UNSUPPORTED, "no cuBLAS: cannot load %s (%s); --device cuda needs the CUDA toolkit's "
+                   "libcublas on the library path", tried, why ? why : "not found");
+}
+
+static lw_status init_names(lw_cublas *b, lw_cuda *cu, const char *const *names, size_t n)
+{
+    memset(b, 0, sizeof *b);
+    lw_status st = load_first(b, names, n);
+    if (!st) st = open_handle(b, cu);
+    if (st) lw_cublas_close(b);
+    return st;
+}
+
+lw_status lw_cublas_init_from(lw_cublas *b, lw_cuda *cu, const char *lib_name)
+{
+    return init_names(b, cu, &lib_name, 1);
+}
+
+lw_status lw_cublas_init(lw_cublas *b, lw_cuda *cu)
+{
+    return init_names(b, cu, default_libs, sizeof default_libs / sizeof default_libs[0]);
+}
+
+/* The library stays loaded (no dlclose): cuBLAS's C++ runtime registers
+ * exit-time destructors and keeps buffers in its globals, so unloading it
+ * would leave those destructors pointing into unmapped code and its buffers
+ * reported as leaks. A later init finds it already loaded. */
+void lw_cublas_close(lw_cublas *b)
+{
+    if (b->handle && b->api) b->api->Destroy((cublasHandle_t)b->handle);
+    free(b->api);
+    memset(b, 0, sizeof *b);
+}
+
+lw_status lw_cublas_matmul(lw_cublas *b, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_ptr w, int T, int in, int out,
+                           const char *what)
+{
+    if (!b->handle) return lw_fail(LW_ERR_INVALID, "matmul %s: cuBLAS is not initialised", what);
+    if (T <= 0 || in <= 0 || out <= 0 || !x || !y || !w)
+        return lw_fail(LW_ERR_INVALID, "matmul %s: [%d, %d] x [%d, %d]^T with a missing buffer or empty shape",
+                       what, T, in, out, in);
+    /* cuBLAS is column-major: a row-major [r, c] matrix is its [c, r]. So
+     * y^T[out, T] = w[out, in] (that is, op T on the column-major [in, out])
+     * times x^T[in, T]. */
+    const float one = 1.f, zero = 0.f;
+    char ctx[160];
+    snprintf(ctx, sizeof ctx, "%s: [%d, %d] x [%d, %d]^T", what, T, in, out, in);
+    return check(b, b->api->GemmEx((cublasHandle_t)b->handle, CUBLAS_OP_T, CUBLAS_OP_N, out, T, in, &one,
+                                   (const void *)(uintptr_t)w, CUDA_R_32F, in, (const void *)(uintptr_t)x,
+                                   CUDA_R_32F, in, &zero, (void *)(uintptr_t)y, CUDA_R_32F, out,
+                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 "cublasGemmEx", ctx);
+}
+
+#else /* no <cublas_v2.h>: every entry point reports the same reason */
+
+struct lw_cublas_api {
+    int unused;
+};
+
+static lw_status no_cublas(void)
+{
+    return lw_fail(LW_ERR_UNSUPPORTED, "cuBLAS: lwc was built without cuBLAS (cublas_v2.h not found by "
+                   "configure); use --device cpu");
+}
+
+lw_status lw_cublas_init_from(lw_cublas *b, lw_cuda *cu, const char *lib_name)
+{
+    memset(b, 0, sizeof *b);
+    return no_cublas();
+}
+lw_status lw_cublas_init(lw_cublas *b, lw_cuda *cu) { return lw_cublas_init_from(b, cu, "libcublas.so"); }
+void lw_cublas_close(lw_cublas *b) { memset(b, 0, sizeof *b); }
+lw_status lw_cublas_matmul(lw_cublas *b, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_ptr w, int T, int in, int out,
+                           const char *what)
+{
+    return no_cublas();
+}
+
+#endif

@@ -1,0 +1,212 @@
+/* The forward pass on the GPU, in runtime/forward.c's order of operations.
+ *
+ * One difference in form, none in arithmetic: the residual adds are fused
+ * into the next norm (residual_rmsnorm_forward does x += branch, then
+ * norm(x)), so a block leaves its last branch "pending" and the next block's
+ * attention norm, or the final norm, adds it. The q, k and v products go
+ * straight to their buffers: k and v into the cache rows at pos0, where
+ * forward.c copies them after a fused product. */
+#include "gpu_model.h"
+
+#include <stdio.h>
+
+
+/* Launches one kernel; with sync_each_launch also waits, so an error inside
+ * the kernel is reported against it rather than at the next sync. */
+static lw_status launch(lw_gpu_model *g, const lw_cuda_kernel *k, unsigned gx, unsigned gy, unsigned bx,
+                        void **args)
+{
+    lw_status st = lw_cuda_launch(g->cu, k, gx, gy, 1, bx, 1, 1, 0, args);
+    if (st || !g->sync_each_launch) return st;
+    char what[256];
+    snprintf(what, sizeof what, "after %s of %s (%s)", k->name, k->unit ? k->unit : "?", g->cfg.name);
+    return lw_cuda_sync(g->cu, what);
+}
+
+static unsigned blocks_of(size_t n, unsigned per) { return (unsigned)((n + per - 1) / per); }
+
+/* y[T, out] = x[T, in] @ w^T; tensor names the weight in errors. */
+static lw_status matmul(lw_gpu_model *g, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_ptr w, int T, int in, int out,
+                        int layer, const char *tensor)
+{
+    char what[256];
+    snprintf(what, sizeof what, "%s layer %d %s", g->cfg.name, layer, tensor);
+    lw_status st = lw_cublas_matmul(g->blas, y, x, w, T, in, out, what);
+    if (st || !g->sync_each_launch) return st;
+    snprintf(what, sizeof what, "after the product %s layer %d %s", g->cfg.name, layer, tensor);
+    return lw_cuda_sync(g->cu, what);
+}
+
+/* x += pending (0: nothing), then y = norm(x) with gains w: [T, hidden]. */
+static lw_status add_norm(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr y, lw_cuda_ptr pending, lw_cuda_ptr w, int T)
+{
+    lw_cuda_ptr rstd = 0;
+    void *args[] = {&x, &y, &rstd, &pending, &w, &T};
+    return launch(g, &g->k.add_norm, (unsigned)T, 1, 256, args);
+}
+
+/* Per-head RMSNorm in place over rows of head_dim (Gemma 3's q/k norm). */
+static lw_status head_norm(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr w, int rows)
+{
+    lw_cuda_ptr rstd = 0;
+    void *args[] = {&x, &rstd, &x, &w, &rows};
+    return launch(g, &g->k.head_norm, (unsigned)rows, 1, 32, args);
+}
+
+static lw_status rope(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr pos, int T, int heads, float base)
+{
+    float sign = 1.f;
+    void *args[] = {&x, &pos, &T, &heads, &base, &sign};
+    return launch(g, &g->k.rope, (unsigned)T, (unsigned)heads, (unsigned)g->cfg.head_dim / 2, args);
+}
+
+/* T query rows at positions pos0.. over the layer's cache keys [0, pos0 + T):
+ * the kernel applies the causal mask and the window itself. */
+static lw_status attention(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr q, lw_cuda_ptr keys, lw_cuda_ptr values,
+                           int T, int pos0, int window)
+{
+    lw_cuda_ptr lse = 0;
+    int Tk = pos0 + T, n_sink = 0;
+    void *args[] = {&out, &lse, &q, &keys, &values, &T, &Tk, &pos0, &window, &n_sink};
+    return launch(g, &g->k.attention, blocks_of((size_t)T * g->cfg.n_heads, 4), 1, 128, args);
+}
+
+static lw_status glu(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr gate, lw_cuda_ptr up, int n)
+{
+    void *args[] = {&out, &gate, &up, &n};
+    return launch(g, &g->k.glu, blocks_of((size_t)n, 256), 1, 256, args);
+}
+
+/* Block l over the T rows of s->x at positions pos0..; *pending is the
+ * previous block's last branch on entry and this block's on return. */
+static lw_status block_forward(lw_gpu_model *g, lw_gpu_state *s, int l, int T, int pos0, lw_cuda_ptr *pending)
+{
+    const lw_model_config *c = &g->cfg;
+    const lw_gpu_layer *L = &g->layers[l];
+    int H = c->hidden, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, F = c->ffn;
+    size_t layer_off = (size_t)l * s->max_tokens * kvd * sizeof(float);
+    lw_cuda_ptr keys = s->key_cache + layer_off, values = s->value_cache + layer_off;
+    lw_cuda_ptr k_new = keys + (size_t)pos0 * kvd * sizeof(float), v_new = values + (size_t)pos0 * kvd * sizeof(float);
+    bool local = lw_layer_is_local(c, l);
+    float base = local && c->rope_base_local > 0 ? c->rope_base_local : c->rope_base;
+    int window = local ? c->sliding_window : 0;
+
+    lw_status st = add_norm(g, s->x, s->xn, *pending, L->attn_norm, T);
+    if (!st) st = matmul(g, s->q, s->xn, L->wq, T, H, qd, l, "wq");
+    if (!st) st = matmul(g, k_new, s->xn, L->wk, T, H, kvd, l, "wk");
+    if (!st) st = matmul(g, v_new, s->xn, L->wv, T, H, kvd, l, "wv");
+    if (!st && c->qk_norm) st = head_norm(g, s->q, L->q_norm, T * c->n_heads);
+    if (!st && c->qk_norm) st = head_norm(g, k_new, L->k_norm, T * c->n_kv_heads);
+    if (!st) st = rope(g, s->q, s->pos, T, c->n_heads, base);
+    if (!st) st = rope(g, k_new, s->pos, T, c->n_kv_heads, base);
+    if (!st) st = attention(g, s->ao, s->q, keys, values, T, pos0, window);
+    if (!st) st = matmul(g, s->proj, s->ao, L->wo, T, qd, H, l, "wo");
+    lw_cuda_ptr branch = s->proj;
+    if (!st && c->post_norms) {
+        st = add_norm(g, s->proj, s->proj_n, 0, L->post_attn_norm, T);
+        branch = s->proj_n;
+    }
+    if (!st) st = add_norm(g, s->x, s->fn, branch, L->ffn_norm, T);
+    if (!st) st = matmul(g, s->gate, s->fn, L->w_gate, T, H, F, l, "w_gate");
+    if (!st) st = matmul(g, s->up, s->fn, L->w_up, T, H, F, l, "w_up");
+    if (!st) st = glu(g, s->hid, s->gate, s->up, T * F);
+    if (!st) st = matmul(g, s->down, s->hid, L->w_down, T, F, H, l, "w_down");
+    branch = s->down;
+    if (!st && c->post_norms) {
+        st = add_norm(g, s->down, s->down_n, 0, L->post_ffn_norm, T);
+        branch = s->down_n;
+    }
+    *pending = branch;
+    return st;
+}
+
+static bool row_is_embed(const lw_forward_args *a, int r) { return a->embeds && (!a->is_embed || a->is_embed[r]); }
+
+/* The first block's input: the embedding kernel for every row (id 0 at rows
+ * that take an embedding), then the given embeddings copied over their rows. */
+static lw_status embed_rows(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_args *a, int r0, int T)
+{
+    size_t row_bytes = (size_t)g->cfg.hidden * sizeof(float);
+    for (int t = 0; t < T; t++) s->ids_host[t] = row_is_embed(a, r0 + t) ? 0 : a->ids[r0 + t];
+    lw_status st = lw_cuda_upload(g->cu, s->ids, s->ids_host, (size_t)T * sizeof(int), "token ids");
+    void *args[] = {&s->x, &s->ids, &g->token_embd, &T};
+    if (!st) st = launch(g, &g->k.embedding, (unsigned)T, 1, 256, args);
+    /* Runs of consecutive embedding rows, one copy each (the copies wait for the kernel: same stream). */
+    for (int t = 0; !st && t < T;) {
+        if (!row_is_embed(a, r0 + t)) {
+            t++;
+            continue;
+        }
+        int u = t;
+        while (u < T && row_is_embed(a, r0 + u)) u++;
+        st = lw_cuda_upload(g->cu, s->x + (size_t)t * row_bytes, a->embeds + (size_t)(r0 + t) * g->cfg.hidden,
+                            (size_t)(u - t) * row_bytes, "input embeddings");
+        t = u;
+    }
+    return st;
+}
+
+/* Rows [r0, r0 + T) of the call through every block, then the logits. */
+static lw_status chunk_forward(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_args *a, int r0, int T)
+{
+    const lw_model_config *c = &g->cfg;
+    int H = c->hidden, V = c->vocab, pos0 = a->pos0 + r0;
+    for (int t = 0; t < T; t++) s->pos_host[t] = pos0 + t;
+    lw_status st = lw_cuda_upload(g->cu, s->pos, s->pos_host, (size_t)T * sizeof(int), "positions");
+    if (!st) st = embed_rows(g, s, a, r0, T);
+    lw_cuda_ptr pending = 0;
+    for (int l = 0; !st && l < c->n_layers; l++) st = block_forward(g, s, l, T, pos0, &pending);
+    bool need_logits = a->all_logits || r0 + T == a->T;
+    if (st || !need_logits) return st;   /* the cache holds what later rows need */
+
+    st = add_norm(g, s->x, s->xf, pending, g->output_norm, T);
+    size_t vocab_bytes = (size_t)V * sizeof(float);
+    if (!st && a->all_logits) {
+        st = matmul(g, s->logits, s->xf, g->output, T, H, V, c->n_layers, "output");
+        if (!st) st = lw_cuda_download(g->cu, a->logits + (size_t)r0 * V, s->logits, (size_t)T * vocab_bytes, "logits");
+    } else if (!st) {
+        lw_cuda_ptr last = s->xf + (size_t)(T - 1) * H * sizeof(float);
+        st = matmul(g, s->logits, last, g->output, 1, H, V, c->n_layers, "output");
+        if (!st) st = lw_cuda_download(g->cu, a->logits, s->logits, vocab_bytes, "logits");
+    }
+    return st;
+}
+
+/* forward.c's check_args, less what the GPU path does not do yet. */
+static lw_status check_args(const lw_gpu_model *g, const lw_gpu_state *s, const lw_forward_args *a)
+{
+    const lw_model_config *c = &g->cfg;
+    if (a->T <= 0 || a->pos0 < 0 || a->pos0 > s->n_cached || a->T > s->max_tokens - a->pos0)
+        return lw_fail(LW_ERR_INVALID, "GPU forward %s: %d rows at position %d (cache holds %d of %d)", c->name,
+                       a->T, a->pos0, s->n_cached, s->max_tokens);
+    if (!a->logits) return lw_fail(LW_ERR_INVALID, "GPU forward %s: logits is required", c->name);
+    if (a->capture_layer != -1 || a->adapters)
+        return lw_fail(LW_ERR_UNSUPPORTED, "GPU forward %s: %s not supported on the GPU yet (capture_layer must be "
+                       "-1); use the CPU forward", c->name, a->adapters ? "adapters are" : "hidden-state capture is");
+    if (!a->ids && !a->embeds) return lw_fail(LW_ERR_INVALID, "GPU forward %s: neither ids nor embeds", c->name);
+    for (int t = 0; t < a->T; t++) {
+        if (row_is_embed(a, t)) continue;
+        if (!a->ids)
+            return lw_fail(LW_ERR_INVALID, "GPU forward %s: row %d needs a token id, ids is NULL", c->name, t);
+        if (a->ids[t] < 0 || a->ids[t] >= c->vocab)
+            return lw_fail(LW_ERR_INVALID, "GPU forward %s: token id %d at row %d outside vocab %d", c->name,
+                           a->ids[t], t, c->vocab);
+    }
+    return LW_OK;
+}
+
+lw_status lw_gpu_forward(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_args *a)
+{
+    lw_status st = check_args(g, s, a);
+    if (st) return st;
+    for (int r0 = 0; !st && r0 < a->T; r0 += s->chunk) {
+        int T = a->T - r0 < s->chunk ? a->T - r0 : s->chunk;
+        st = chunk_forward(g, s, a, r0, T);
+    }
+    char what[256];
+    snprintf(what, sizeof what, "after the forward of %s (%d rows at %d)", g->cfg.name, a->T, a->pos0);
+    if (!st) st = lw_cuda_sync(g->cu, what);
+    /* After a failure the cache past pos0 is in an unknown state. */
+    s->n_cached = st ? a->pos0 : a->pos0 + a->T;
+    return st;
+}

@@ -1,0 +1,244 @@
+/* Weights and run state on the GPU; the forward pass is in gpu_forward.c. */
+#include "gpu_model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { ALIGN = 256 };                      /* cuBLAS and float4 loads like 256-byte starts */
+static const size_t MARGIN = 256u << 20;   /* cuBLAS workspace, module code, allocator rounding */
+
+/* A bump allocator over one device allocation. With base 0 it only measures. */
+typedef struct {
+    lw_cuda_ptr base;
+    size_t used;
+} arena;
+
+static lw_cuda_ptr take(arena *a, size_t bytes)
+{
+    lw_cuda_ptr p = a->base + a->used;
+    a->used += (bytes + ALIGN - 1) / ALIGN * ALIGN;
+    return p;
+}
+
+static double mib(size_t b) { return b / 1048576.0; }
+
+/* "Does not fit" before allocating, so the message says what was asked. */
+static lw_status check_fits(lw_cuda *cu, size_t need, const char *what, const char *model)
+{
+    size_t free_b = 0, total_b = 0;
+    lw_status st = lw_cuda_mem_info(cu, &free_b, &total_b);
+    if (st) return st;
+    if (need <= free_b && free_b - need >= MARGIN) return LW_OK;
+    return lw_fail(LW_ERR_NOMEM, "GPU: the %s of %s needs %.1f MiB (+ %.0f MiB margin), %s has %.1f MiB free "
+                   "of %.1f MiB", what, model, mib(need), mib(MARGIN), cu->name, mib(free_b), mib(total_b));
+}
+
+/* ---- weights ----------------------------------------------------------- */
+
+typedef struct {
+    lw_cuda_ptr *dev;
+    const float *host;
+    size_t n;
+} tensor_slot;
+
+/* Every tensor the model holds, with its size; NULL tensors are left out.
+ * slots may be NULL (count only). */
+static int list_tensors(lw_gpu_model *g, const lw_model *m, tensor_slot *slots)
+{
+    const lw_model_config *c = &m->cfg;
+    size_t H = (size_t)c->hidden, qd = (size_t)c->n_heads * c->head_dim;
+    size_t kvd = (size_t)c->n_kv_heads * c->head_dim, F = (size_t)c->ffn, D = (size_t)c->head_dim;
+    int n = 0;
+#define SLOT(d, h, count) \
+    do { \
+        if (h) { \
+            if (slots) slots[n] = (tensor_slot){d, h, count}; \
+            n++; \
+        } \
+    } while (0)
+    SLOT(&g->token_embd, m->token_embd, (size_t)c->vocab * H);
+    SLOT(&g->output_norm, m->output_norm, H);
+    if (m->output != m->token_embd) SLOT(&g->output, m->output, (size_t)c->vocab * H);
+    for (int l = 0; l < c->n_layers; l++) {
+        const lw_layer_weights *L = &m->layers[l];
+        lw_gpu_layer *G = &g->layers[l];
+        SLOT(&G->attn_norm, L->attn_norm, H);
+        SLOT(&G->wq, L->wq, qd * H);
+        SLOT(&G->wk, L->wk, kvd * H);
+        SLOT(&G->wv, L->wv, kvd * H);
+        SLOT(&G->wo, L->wo, H * qd);
+        SLOT(&G->q_norm, c->qk_norm ? L->q_norm : NULL, D);
+        SLOT(&G->k_norm, c->qk_norm ? L->k_norm : NULL, D);
+        SLOT(&G->post_attn_norm, c->post_norms ? L->post_attn_norm : NULL, H);
+        SLOT(&G->ffn_norm, L->ffn_norm, H);
+        SLOT(&G->w_gate, L->w_gate, F * H);
+        SLOT(&G->w_up, L->w_up, F * H);
+        SLOT(&G->w_down, L->w_down, H * F);
+        SLOT(&G->post_ffn_norm, c->post_norms ? L->post_ffn_norm : NULL, H);
+    }
+#undef SLOT
+    return n;
+}
+
+/* What the kernels cannot do yet, refused before anything is uploaded. */
+static lw_status check_config(const lw_model *m)
+{
+    const lw_model_config *c = &m->cfg;
+    if (c->head_dim <= 0 || c->head_dim % 2 || c->head_dim / 2 > 1024)
+        return lw_fail(LW_ERR_UNSUPPORTED, "GPU %s: head_dim %d (rope_apply needs an even head_dim <= 2048)",
+                       c->name, c->head_dim);
+    /* The CPU rotates sliding-window layers without the scaling (Gemma 3's
+     * local RoPE); rope_apply applies LW_ROPE_SCALING to every layer. */
+    if (c->sliding_window > 0 && c->global_every > 0 && c->rope_scaling.kind != LW_ROPE_SCALING_NONE)
+        return lw_fail(LW_ERR_UNSUPPORTED, "GPU %s: RoPE scaling with sliding-window layers needs a rope_apply "
+                       "that leaves local layers unscaled; use --device cpu", c->name);
+    if (!m->token_embd || !m->output_norm || !m->output)
+        return lw_fail(LW_ERR_INVALID, "GPU %s: the model has no embedding, final norm or output head", c->name);
+    for (int l = 0; l < c->n_layers; l++) {
+        const lw_layer_weights *L = &m->layers[l];
+        bool missing = !L->attn_norm || !L->wq || !L->wk || !L->wv || !L->wo || !L->ffn_norm || !L->w_gate ||
+                       !L->w_up || !L->w_down || (c->qk_norm && (!L->q_norm || !L->k_norm)) ||
+                       (c->post_norms && (!L->post_attn_norm || !L->post_ffn_norm));
+        if (missing) return lw_fail(LW_ERR_INVALID, "GPU %s: layer %d lacks a tensor its config needs", c->name, l);
+    }
+    return LW_OK;
+}
+
+static lw_status find_kernels(lw_gpu_model *g, const lw_cuda_module *mod)
+{
+    struct {
+        lw_cuda_kernel *k;
+        const char *name;
+    } want[] = {
+        {&g->k.embedding, "embedding_forward"}, {&g->k.add_norm, "residual_rmsnorm_forward"},
+        {&g->k.head_norm, "qk_rmsnorm_forward"}, {&g->k.rope, "rope_apply"},
+        {&g->k.glu, "glu_forward"},             {&g->k.attention, "attention_forward"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        lw_status st = lw_cuda_get_kernel(g->cu, mod, want[i].name, want[i].k);
+        if (st) return st;
+    }
+    return LW_OK;
+}
+
+static lw_status upload_weights(lw_gpu_model *g, const lw_model *m)
+{
+    int n = list_tensors(g, m, NULL);
+    tensor_slot *slots = calloc((size_t)n, sizeof *slots);
+    if (!slots) return lw_fail(LW_ERR_NOMEM, "GPU %s: out of memory", m->cfg.name);
+    list_tensors(g, m, slots);
+    arena a = {0};
+    for (int i = 0; i < n; i++) take(&a, slots[i].n * sizeof(float));
+    g->weight_bytes = a.used;
+    lw_status st = check_fits(g->cu, a.used, "fp32 weights", m->cfg.name);
+    if (!st) st = lw_cuda_alloc(g->cu, a.used, "model weights", &g->weights);
+    a = (arena){.base = g->weights};
+    for (int i = 0; !st && i < n; i++) {
+        *slots[i].dev = take(&a, slots[i].n * sizeof(float));
+        st = lw_cuda_upload(g->cu, *slots[i].dev, slots[i].host, slots[i].n * sizeof(float), "model weights");
+    }
+    if (m->output == m->token_embd) g->output = g->token_embd;
+    free(slots);
+    return st;
+}
+
+lw_status lw_gpu_model_upload(lw_cuda *cu, lw_cublas *blas, const lw_cuda_module *mod, const lw_model *m,
+                              lw_gpu_model **out)
+{
+    *out = NULL;
+    lw_status st = check_config(m);
+    if (st) return st;
+    lw_gpu_model *g = calloc(1, sizeof *g);
+    if (g) g->layers = calloc((size_t)m->cfg.n_layers, sizeof *g->layers);
+    if (!g || !g->layers) {
+        free(g);
+        return lw_fail(LW_ERR_NOMEM, "GPU %s: out of memory", m->cfg.name);
+    }
+    g->cfg = m->cfg;
+    g->cu = cu;
+    g->blas = blas;
+    st = find_kernels(g, mod);
+    if (!st) st = upload_weights(g, m);
+    if (st) {
+        lw_gpu_model_free(g);
+        return st;
+    }
+    *out = g;
+    return LW_OK;
+}
+
+void lw_gpu_model_free(lw_gpu_model *g)
+{
+    if (!g) return;
+    lw_cuda_free(g->cu, g->weights);
+    free(g->layers);
+    free(g);
+}
+
+/* ---- run state ----------------------------------------------------------- */
+
+/* Places every buffer of s in a (measuring when a->base is 0). */
+static void place_state(lw_gpu_state *s, const lw_model_config *c, arena *a)
+{
+    size_t T = (size_t)s->chunk, H = (size_t)c->hidden, qd = (size_t)c->n_heads * c->head_dim;
+    size_t kvd = (size_t)c->n_kv_heads * c->head_dim, F = (size_t)c->ffn, f = sizeof(float);
+    size_t kv = (size_t)c->n_layers * (size_t)s->max_tokens * kvd * f;
+    s->key_cache = take(a, kv);
+    s->value_cache = take(a, kv);
+    s->x = take(a, T * H * f);
+    s->xn = take(a, T * H * f);
+    s->q = take(a, T * qd * f);
+    s->ao = take(a, T * qd * f);
+    s->proj = take(a, T * H * f);
+    s->proj_n = take(a, T * H * f);
+    s->fn = take(a, T * H * f);
+    s->gate = take(a, T * F * f);
+    s->up = take(a, T * F * f);
+    s->hid = take(a, T * F * f);
+    s->down = take(a, T * H * f);
+    s->down_n = take(a, T * H * f);
+    s->xf = take(a, T * H * f);
+    s->logits = take(a, T * (size_t)c->vocab * f);
+    s->ids = take(a, T * sizeof(int));
+    s->pos = take(a, T * sizeof(int));
+}
+
+lw_status lw_gpu_state_alloc(lw_gpu_model *g, int max_tokens, lw_gpu_state **out)
+{
+    *out = NULL;
+    const lw_model_config *c = &g->cfg;
+    if (max_tokens <= 0 || max_tokens > (1 << 20) || (c->context > 0 && max_tokens > c->context))
+        return lw_fail(LW_ERR_INVALID, "GPU %s: state of %d tokens (context %d)", c->name, max_tokens, c->context);
+    lw_gpu_state *s = calloc(1, sizeof *s);
+    if (!s) return lw_fail(LW_ERR_NOMEM, "GPU %s: out of memory for state", c->name);
+    s->cu = g->cu;
+    s->max_tokens = max_tokens;
+    s->chunk = max_tokens < LW_CHUNK_ROWS ? max_tokens : LW_CHUNK_ROWS;
+    s->ids_host = calloc((size_t)s->chunk, sizeof(int));
+    s->pos_host = calloc((size_t)s->chunk, sizeof(int));
+    arena a = {0};
+    place_state(s, c, &a);
+    s->bytes = a.used;
+    lw_status st = !s->ids_host || !s->pos_host ? lw_fail(LW_ERR_NOMEM, "GPU %s: out of memory", c->name) : LW_OK;
+    if (!st) st = check_fits(g->cu, s->bytes, "KV cache and activations", c->name);
+    if (!st) st = lw_cuda_alloc(g->cu, s->bytes, "KV cache and activations", &s->arena);
+    /* Zeroed, so a bug that reads an unwritten cache row reads zeros, not NaN. */
+    if (!st) st = lw_cuda_memset0(g->cu, s->arena, s->bytes, "KV cache and activations");
+    if (st) {
+        lw_gpu_state_free(s);
+        return st;
+    }
+    a = (arena){.base = s->arena};
+    place_state(s, c, &a);
+    *out = s;
+    return LW_OK;
+}
+
+void lw_gpu_state_free(lw_gpu_state *s)
+{
+    if (!s) return;
+    if (s->cu) lw_cuda_free(s->cu, s->arena);
+    free(s->ids_host);
+    free(s->pos_host);
+    free(s);
+}
