@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "chat_template.h"
+#include "label_scoring.h"
 #include "receiver_input.h"
 #include "sender_cache.h"
 
@@ -196,40 +197,19 @@ void lw_bench_close(lw_bench *b)
     free(b);
 }
 
-/* log softmax(logits)[id], in double. */
-static double log_prob(const float *logits, int V, int id)
-{
-    float mx = -INFINITY;
-    for (int i = 0; i < V; i++)
-        if (logits[i] > mx) mx = logits[i];
-    double sum = 0.0;
-    for (int i = 0; i < V; i++) sum += exp((double)(logits[i] - mx));
-    return (double)(logits[id] - mx) - log(sum);
-}
-
 /* scores[k] = sum of log-probs of label k's verbalizer after the P prompt
  * rows in b->ids (and b->embeds where b->is_embed, when embeds): the prompt
  * runs once, each longer verbalizer continues from its KV cache. */
 static lw_status score_labels(lw_bench *b, const lw_model *m, lw_state *s, const lw_receiver_layout *Ly, int P,
                               const float *embeds, double *scores)
 {
-    int V = m->cfg.vocab;
     lw_state_reset(s);
     lw_forward_args a = {.ids = b->ids, .embeds = embeds, .is_embed = embeds ? b->is_embed : NULL, .T = P,
                          .logits = b->last, .capture_layer = -1};
     lw_status st = lw_forward(m, s, &a);
     if (st) return st;
-    for (int k = 0; k < Ly->n_labels; k++) {
-        const int *v = Ly->verb[k];
-        int L = Ly->verb_len[k];
-        scores[k] = log_prob(b->last, V, v[0]);
-        if (L < 2) continue;
-        lw_forward_args c = {.ids = v, .T = L - 1, .pos0 = P, .logits = b->logits, .all_logits = true,
-                             .capture_layer = -1};
-        if ((st = lw_forward(m, s, &c))) return st;
-        for (int i = 1; i < L; i++) scores[k] += log_prob(b->logits + (size_t)(i - 1) * V, V, v[i]);
-    }
-    return LW_OK;
+    return lw_score_verbalizers(m, s, NULL, P, b->last, b->logits, Ly->n_labels, (const int *const *)Ly->verb,
+                                Ly->verb_len, scores);
 }
 
 /* b->ids = Ly's before + text's tokens (at most LW_SENDER_MAX_TOKENS, the

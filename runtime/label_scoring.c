@@ -39,6 +39,25 @@ double lw_log_prob(const float *logits, int V, int id)
     return (double)(logits[id] - mx) - log(sum);
 }
 
+lw_status lw_score_verbalizers(const lw_model *m, lw_state *s, const lw_receiver_adapters *ad, int P,
+                               const float *last, float *rows, int n_labels, const int *const *verb,
+                               const int *verb_len, double *scores)
+{
+    int V = m->cfg.vocab;
+    for (int k = 0; k < n_labels; k++) {
+        const int *v = verb[k];
+        int L = verb_len[k];
+        scores[k] = lw_log_prob(last, V, v[0]);
+        if (L < 2) continue;
+        lw_forward_args b = {.ids = v, .T = L - 1, .pos0 = P, .logits = rows, .all_logits = true,
+                             .capture_layer = -1, .adapters = ad};
+        lw_status st = lw_forward(m, s, &b);
+        if (st) return st;
+        for (int i = 1; i < L; i++) scores[k] += lw_log_prob(rows + (size_t)(i - 1) * V, V, v[i]);
+    }
+    return LW_OK;
+}
+
 static lw_status check_ids(const lw_label_scorer *s, const int *ids, int n, const char *what)
 {
     for (int i = 0; i < n; i++)
@@ -79,7 +98,7 @@ static lw_status grow_rows(lw_label_scorer *s, int rows)
 lw_status lw_label_scorer_score(lw_label_scorer *s, const int *ids, int n, int n_labels, const int *const *verb,
                                 const int *verb_len, double *scores)
 {
-    int max_verb = 0, V = s->model->cfg.vocab;
+    int max_verb = 0;
     for (int k = 0; k < n_labels; k++) {
         if (verb_len[k] < 1) return lw_fail(LW_ERR_INVALID, "label scorer: label %d has an empty verbalizer", k);
         if (verb_len[k] > max_verb) max_verb = verb_len[k];
@@ -91,17 +110,8 @@ lw_status lw_label_scorer_score(lw_label_scorer *s, const int *ids, int n, int n
                        n, max_verb - 1, s->max_tokens);
     lw_status st = grow_rows(s, max_verb);
     if (!st) st = run_prompt(s, ids, n);
-    for (int k = 0; !st && k < n_labels; k++) {
-        const int *v = verb[k];
-        int L = verb_len[k];
-        scores[k] = lw_log_prob(s->last, V, v[0]);
-        if (L < 2) continue;
-        /* writes positions >= n only: the prompt's K/V stay for the next label */
-        lw_forward_args b = {.ids = v, .T = L - 1, .pos0 = n, .logits = s->rows, .all_logits = true,
-                             .capture_layer = -1};
-        if ((st = lw_forward(s->model, s->state, &b))) break;
-        for (int i = 1; i < L; i++) scores[k] += lw_log_prob(s->rows + (size_t)(i - 1) * V, V, v[i]);
-    }
+    if (!st) st = lw_score_verbalizers(s->model, s->state, NULL, n, s->last, s->rows, n_labels, verb, verb_len,
+                                       scores);
     return st;
 }
 

@@ -10,6 +10,7 @@
 #ifndef LW_LABEL_SCORING_H
 #define LW_LABEL_SCORING_H
 
+#include "adapters.h"
 #include "model.h"
 #include "status.h"
 
@@ -36,6 +37,16 @@ lw_status lw_label_scorer_score(lw_label_scorer *s, const int *ids, int n, int n
  * stop id (included in *n_out) or when the cache is full. */
 lw_status lw_label_scorer_generate(lw_label_scorer *s, const int *ids, int n, int max_new, const int *stop_ids,
                                    int n_stop, int *out, int *n_out);
+
+/* The scoring loop of every method, after its prompt ran: the prompt's P
+ * rows are in s's KV cache and its last row's logits in last. scores[k] =
+ * the summed log-probs of label k's verbalizer tokens; each label's tokens
+ * but its last continue the cached prompt (writing positions >= P only, so
+ * the prompt stays for the next label). ad: the receiver's adapters or NULL.
+ * rows: scratch for [max verb_len - 1, vocab] logits. */
+lw_status lw_score_verbalizers(const lw_model *m, lw_state *s, const lw_receiver_adapters *ad, int P,
+                               const float *last, float *rows, int n_labels, const int *const *verb,
+                               const int *verb_len, double *scores);
 
 /* log softmax(logits[V])[id], in double. */
 double lw_log_prob(const float *logits, int V, int id);

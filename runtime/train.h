@@ -42,6 +42,7 @@
 #include "manifest.h"
 #include "model.h"
 #include "receiver_input.h"
+#include "receiver_pass.h"
 #include "sender_cache.h"
 #include "status.h"
 
@@ -51,17 +52,11 @@ typedef struct {
     lw_bridge *bridge;
     float diversity_weight;
     /* scratch, sized for the layout */
-    int max_T;
-    lw_state *state;                     /* save_acts, max_T positions */
-    lw_backward_scratch *bwd;
+    int max_T;                           /* receiver rows: prefix + the longest verbalizer */
+    lw_receiver_pass rx;
     lw_bridge_acts *acts;
     int acts_T;                          /* sender rows acts was sized for */
     float *soft, *dsoft;                 /* [M, R] */
-    float *embeds, *d_embeds, *final;    /* [max_T, R] */
-    float *logits, *probs, *dlogits;     /* [max_verb, vocab] */
-    float *last;                         /* [vocab] */
-    int *ids, *rows, *targets;
-    bool *is_embed;
     lw_adapter_set *adapters;            /* LoRA / deep prefix trained with the bridge; NULL: none */
     uint64_t dropout_seed;               /* the adapters' dropout draw for the next example */
 } lw_trainer;

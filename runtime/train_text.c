@@ -23,47 +23,16 @@ int lw_text_method_from_name(const char *name)
 
 const char *lw_text_method_name(lw_text_method m) { return m == LW_TEXT_LORA ? "lora" : "prompt-tuning"; }
 
-static float *falloc(size_t n, bool *ok)
-{
-    float *p = calloc(n ? n : 1, sizeof(float));
-    if (!p) *ok = false;
-    return p;
-}
-
-static lw_status alloc_scratch(lw_text_trainer *t)
-{
-    const lw_model_config *c = &t->receiver->cfg;
-    lw_status st = lw_state_alloc(t->receiver, t->max_T, true, &t->state);
-    if (!st) st = lw_backward_scratch_alloc(t->receiver, t->max_T, &t->bwd);
-    if (st) return st;
-    bool ok = true;
-    size_t H = (size_t)c->hidden, V = (size_t)c->vocab, L = (size_t)t->layout->max_verb, T = (size_t)t->max_T;
-    t->embeds = falloc(T * H, &ok);
-    t->d_embeds = falloc(T * H, &ok);
-    t->final = falloc(T * H, &ok);
-    t->logits = falloc(L * V, &ok);
-    t->probs = falloc(L * V, &ok);
-    t->dlogits = falloc(L * V, &ok);
-    t->last = falloc(V, &ok);
-    t->ids = calloc(T, sizeof *t->ids);
-    t->rows = calloc(T, sizeof *t->rows);
-    t->targets = calloc(T, sizeof *t->targets);
-    t->is_embed = calloc(T, sizeof *t->is_embed);
-    if (!ok || !t->ids || !t->rows || !t->targets || !t->is_embed)
-        return lw_fail(LW_ERR_NOMEM, "text trainer: out of memory for %zu positions of vocab %zu", T, V);
-    return LW_OK;
-}
-
 /* P from the input embeddings of M seeded token ids (capture layer 0 is
  * what the first block sees, embed scale included). */
 static lw_status init_prompt(lw_text_trainer *t, uint64_t seed)
 {
     lw_rng r;
     lw_rng_seed(&r, seed ^ PROMPT_INIT_SALT);
-    for (int i = 0; i < t->M; i++) t->ids[i] = (int)lw_rng_below(&r, (uint64_t)t->receiver->cfg.vocab);
-    lw_state_reset(t->state);
-    lw_forward_args a = {.ids = t->ids, .T = t->M, .capture_layer = 0, .hidden_out = t->prompt.params};
-    return lw_forward(t->receiver, t->state, &a);
+    for (int i = 0; i < t->M; i++) t->rx.ids[i] = (int)lw_rng_below(&r, (uint64_t)t->receiver->cfg.vocab);
+    lw_state_reset(t->rx.state);
+    lw_forward_args a = {.ids = t->rx.ids, .T = t->M, .capture_layer = 0, .hidden_out = t->prompt.params};
+    return lw_forward(t->receiver, t->rx.state, &a);
 }
 
 lw_status lw_text_trainer_create(lw_text_trainer *t, const lw_model *receiver, const lw_receiver_layout *layout,
@@ -82,10 +51,7 @@ lw_status lw_text_trainer_create(lw_text_trainer *t, const lw_model *receiver, c
         return lw_fail(LW_ERR_INVALID, "text trainer: prompts of %d tokens (%d..%d)", max_prompt, layout->n_before,
                        c->context);
     t->max_T = max_prompt + t->M + layout->max_verb;
-    if (t->max_T > c->context)
-        return lw_fail(LW_ERR_INVALID, "text trainer: the receiver prompt needs %d positions, %s has %d", t->max_T,
-                       c->name, c->context);
-    lw_status st = alloc_scratch(t);
+    lw_status st = lw_receiver_pass_alloc(&t->rx, receiver, layout, t->max_T, "text trainer");
     if (!st && method == LW_TEXT_PROMPT_TUNING) {
         st = lw_adapter_params_add(&t->prompt, "prompt", 2, t->M, c->hidden, false, NULL);
         if (!st) st = lw_adapter_params_alloc(&t->prompt);
@@ -99,22 +65,10 @@ lw_status lw_text_trainer_create(lw_text_trainer *t, const lw_model *receiver, c
 
 void lw_text_trainer_free(lw_text_trainer *t)
 {
-    lw_state_free(t->state);
-    lw_backward_scratch_free(t->bwd);
+    lw_receiver_pass_free(&t->rx);
     lw_adapter_params_free(&t->prompt);
     lw_adamw_free(&t->opt);
     lw_adapter_set_free(&t->lora);
-    free(t->embeds);
-    free(t->d_embeds);
-    free(t->final);
-    free(t->logits);
-    free(t->probs);
-    free(t->dlogits);
-    free(t->last);
-    free(t->ids);
-    free(t->rows);
-    free(t->targets);
-    free(t->is_embed);
     memset(t, 0, sizeof *t);
 }
 
@@ -153,13 +107,13 @@ static int fill(lw_text_trainer *t, const int *ids, int n, int label, int n_verb
     for (int i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= V) return -1;
         if (i == nb)
-            for (int j = 0; j < t->M; j++, T++) t->ids[T] = 0, t->is_embed[T] = true;
-        t->ids[T] = ids[i], t->is_embed[T++] = false;
+            for (int j = 0; j < t->M; j++, T++) t->rx.ids[T] = 0, t->rx.is_embed[T] = true;
+        t->rx.ids[T] = ids[i], t->rx.is_embed[T++] = false;
     }
     if (n == nb)
-        for (int j = 0; j < t->M; j++, T++) t->ids[T] = 0, t->is_embed[T] = true;
-    for (int i = 0; i < n_verb; i++, T++) t->ids[T] = Ly->verb[label][i], t->is_embed[T] = false;
-    if (t->M) memcpy(t->embeds + (size_t)nb * H, t->prompt.params, (size_t)t->M * H * sizeof(float));
+        for (int j = 0; j < t->M; j++, T++) t->rx.ids[T] = 0, t->rx.is_embed[T] = true;
+    for (int i = 0; i < n_verb; i++, T++) t->rx.ids[T] = Ly->verb[label][i], t->rx.is_embed[T] = false;
+    if (t->M) memcpy(t->rx.embeds + (size_t)nb * H, t->prompt.params, (size_t)t->M * H * sizeof(float));
     return T;
 }
 
@@ -170,28 +124,16 @@ static lw_status bad_prompt(const lw_text_trainer *t, int n)
                    t->receiver->cfg.vocab);
 }
 
-/* The receiver over prompt + the gold verbalizer but its last token; the
- * logits of the L rows predicting the verbalizer land in t->logits. */
+/* The receiver over prompt + the gold verbalizer but its last token. */
 static lw_status example_forward(lw_text_trainer *t, const int *ids, int n, int label, bool training, float *loss,
                                  int *T)
 {
     const lw_receiver_layout *Ly = t->layout;
     if (label < 0 || label >= Ly->n_labels)
         return lw_fail(LW_ERR_INVALID, "text trainer: label %d of %d", label, Ly->n_labels);
-    const lw_model *m = t->receiver;
-    int L = Ly->verb_len[label], H = m->cfg.hidden;
-    if ((*T = fill(t, ids, n, label, L - 1)) < 0) return bad_prompt(t, n);
+    if ((*T = fill(t, ids, n, label, Ly->verb_len[label] - 1)) < 0) return bad_prompt(t, n);
     if (t->method == LW_TEXT_LORA) lw_adapter_set_forward(&t->lora, NULL, 0, training, t->dropout_seed);
-    lw_state_reset(t->state);
-    lw_forward_args a = {.ids = t->ids, .embeds = t->M ? t->embeds : NULL, .is_embed = t->M ? t->is_embed : NULL,
-                         .T = *T, .capture_layer = m->cfg.n_layers, .hidden_out = t->final,
-                         .adapters = adapters_of(t)};
-    lw_status st = lw_forward(m, t->state, &a);
-    if (st) return st;
-    matmul_forward(t->logits, t->final + (size_t)(*T - L) * H, m->output, NULL, L, H, m->cfg.vocab);
-    memcpy(t->targets, Ly->verb[label], (size_t)L * sizeof(int));
-    *loss = cross_entropy_forward(t->probs, t->logits, t->targets, L, m->cfg.vocab);
-    return LW_OK;
+    return lw_receiver_pass_loss(&t->rx, adapters_of(t), *T, label, loss);
 }
 
 lw_status lw_text_trainer_loss(lw_text_trainer *t, const int *ids, int n, int label, float *loss)
@@ -207,45 +149,20 @@ lw_status lw_text_trainer_example(lw_text_trainer *t, const int *ids, int n, int
     float l;
     lw_status st = example_forward(t, ids, n, label, true, &l, &T);
     if (st) return st;
-    const lw_receiver_layout *Ly = t->layout;
-    const lw_model *m = t->receiver;
-    int L = Ly->verb_len[label], H = m->cfg.hidden, V = m->cfg.vocab;
+    int H = t->receiver->cfg.hidden;
     if (loss) *loss = l;
-    if (correct) *correct = lw_receiver_first_token_right(Ly, t->logits, label);
-    memset(t->dlogits, 0, (size_t)L * V * sizeof(float));
-    cross_entropy_backward(t->dlogits, t->probs, t->targets, L, V, scale);
-    for (int i = 0; i < L; i++) t->rows[i] = T - L + i;
-    st = lw_model_backward_adapted(m, t->state, t->bwd, adapters_of(t), t->rows, L, t->dlogits, t->d_embeds);
-    if (st) return st;
-    const float *d = t->d_embeds + (size_t)Ly->n_before * H;
+    if ((st = lw_receiver_pass_backward(&t->rx, adapters_of(t), T, label, scale, correct))) return st;
+    const float *d = t->rx.d_embeds + (size_t)t->layout->n_before * H;
     for (size_t i = 0; i < (size_t)t->M * H; i++) t->prompt.grads[i] += d[i];
     return LW_OK;
 }
 
 lw_status lw_text_trainer_score(lw_text_trainer *t, const int *ids, int n, double *scores)
 {
-    const lw_receiver_layout *Ly = t->layout;
-    const lw_model *m = t->receiver;
-    int P = fill(t, ids, n, 0, 0), V = m->cfg.vocab;
-    if (P < 0 || P + Ly->max_verb > t->max_T) return bad_prompt(t, n);
+    int P = fill(t, ids, n, 0, 0);
+    if (P < 0 || P + t->layout->max_verb > t->max_T) return bad_prompt(t, n);
     if (t->method == LW_TEXT_LORA) lw_adapter_set_forward(&t->lora, NULL, 0, false, 0);
-    lw_state_reset(t->state);
-    lw_forward_args a = {.ids = t->ids, .embeds = t->M ? t->embeds : NULL, .is_embed = t->M ? t->is_embed : NULL,
-                         .T = P, .logits = t->last, .capture_layer = -1, .adapters = adapters_of(t)};
-    lw_status st = lw_forward(m, t->state, &a);
-    if (st) return st;
-    for (int k = 0; k < Ly->n_labels; k++) {
-        const int *v = Ly->verb[k];
-        int L = Ly->verb_len[k];
-        scores[k] = lw_log_prob(t->last, V, v[0]);
-        if (L < 2) continue;
-        /* the label's tokens but its last continue the shared prefix */
-        lw_forward_args b = {.ids = v, .T = L - 1, .pos0 = P, .logits = t->logits, .all_logits = true,
-                             .capture_layer = -1, .adapters = adapters_of(t)};
-        if ((st = lw_forward(m, t->state, &b))) return st;
-        for (int i = 1; i < L; i++) scores[k] += lw_log_prob(t->logits + (size_t)(i - 1) * V, V, v[i]);
-    }
-    return LW_OK;
+    return lw_receiver_pass_scores(&t->rx, adapters_of(t), P, t->M > 0, scores);
 }
 
 /* ---- checkpoint files ---------------------------------------------------- */

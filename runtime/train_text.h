@@ -40,6 +40,7 @@
 #include "manifest.h"
 #include "model.h"
 #include "receiver_input.h"
+#include "receiver_pass.h"
 #include "status.h"
 #include "task.h"
 #include "train.h"
@@ -61,13 +62,7 @@ typedef struct {
     uint64_t dropout_seed;                 /* LoRA dropout draw of the next example */
     /* scratch for prompts of up to max_T positions (soft rows and verbalizer included) */
     int max_T;
-    lw_state *state;
-    lw_backward_scratch *bwd;
-    float *embeds, *d_embeds, *final;      /* [max_T, hidden] */
-    float *logits, *probs, *dlogits;       /* [max_verb, vocab] */
-    float *last;                           /* [vocab] */
-    int *ids, *rows, *targets;
-    bool *is_embed;
+    lw_receiver_pass rx;
 } lw_text_trainer;
 
 /* max_prompt: the longest example prompt (ids, without soft tokens) it will

@@ -1,0 +1,136 @@
+#include "receiver_pass.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "label_scoring.h"
+#include "ops.h"
+
+static float *falloc(size_t n, bool *ok)
+{
+    float *p = calloc(n ? n : 1, sizeof(float));
+    if (!p) *ok = false;
+    return p;
+}
+
+lw_status lw_receiver_pass_alloc(lw_receiver_pass *p, const lw_model *m, const lw_receiver_layout *layout, int max_T,
+                                 const char *who)
+{
+    memset(p, 0, sizeof *p);
+    p->m = m;
+    p->layout = layout;
+    p->max_T = max_T;
+    const lw_model_config *c = &m->cfg;
+    if (max_T < 1 || max_T > c->context)
+        return lw_fail(LW_ERR_INVALID, "%s: the receiver prompt needs %d positions, %s has %d", who, max_T, c->name,
+                       c->context);
+    lw_status st = lw_state_alloc(m, max_T, true, &p->state);
+    if (!st) st = lw_backward_scratch_alloc(m, max_T, &p->bwd);
+    if (st) {
+        lw_receiver_pass_free(p);
+        return st;
+    }
+    bool ok = true;
+    size_t H = (size_t)c->hidden, V = (size_t)c->vocab, L = (size_t)layout->max_verb, T = (size_t)max_T;
+    p->embeds = falloc(T * H, &ok);
+    p->d_embeds = falloc(T * H, &ok);
+    p->final = falloc(T * H, &ok);
+    p->logits = falloc(L * V, &ok);
+    p->probs = falloc(L * V, &ok);
+    p->dlogits = falloc(L * V, &ok);
+    p->last = falloc(V, &ok);
+    p->ids = calloc(T, sizeof *p->ids);
+    p->rows = calloc(T, sizeof *p->rows);
+    p->targets = calloc(T, sizeof *p->targets);
+    p->is_embed = calloc(T, sizeof *p->is_embed);
+    if (!ok || !p->ids || !p->rows || !p->targets || !p->is_embed) {
+        lw_receiver_pass_free(p);
+        return lw_fail(LW_ERR_NOMEM, "%s: out of memory for %zu positions of vocab %zu", who, T, V);
+    }
+    return LW_OK;
+}
+
+void lw_receiver_pass_free(lw_receiver_pass *p)
+{
+    lw_state_free(p->state);
+    lw_backward_scratch_free(p->bwd);
+    free(p->embeds);
+    free(p->d_embeds);
+    free(p->final);
+    free(p->logits);
+    free(p->probs);
+    free(p->dlogits);
+    free(p->last);
+    free(p->ids);
+    free(p->rows);
+    free(p->targets);
+    free(p->is_embed);
+    memset(p, 0, sizeof *p);
+}
+
+lw_status lw_receiver_pass_grow_state(lw_receiver_pass *p, int extra)
+{
+    lw_state *s = NULL;
+    lw_status st = lw_state_alloc(p->m, p->max_T + extra, true, &s);
+    if (st) return st;
+    lw_state_free(p->state);
+    p->state = s;
+    return LW_OK;
+}
+
+static lw_status check_rows(const lw_receiver_pass *p, int T, int label)
+{
+    if (label < 0 || label >= p->layout->n_labels)
+        return lw_fail(LW_ERR_INVALID, "receiver pass: label %d of %d", label, p->layout->n_labels);
+    if (T < p->layout->verb_len[label] || T > p->max_T)
+        return lw_fail(LW_ERR_INVALID, "receiver pass: %d rows (the verbalizer's %d..%d)", T,
+                       p->layout->verb_len[label], p->max_T);
+    return LW_OK;
+}
+
+lw_status lw_receiver_pass_loss(lw_receiver_pass *p, const lw_receiver_adapters *ad, int T, int label, float *loss)
+{
+    lw_status st = check_rows(p, T, label);
+    if (st) return st;
+    const lw_model *m = p->m;
+    int L = p->layout->verb_len[label], H = m->cfg.hidden;
+    lw_state_reset(p->state);
+    /* capturing the final-normed output runs every block (what backward
+     * needs) without the full vocabulary projection of every row */
+    lw_forward_args a = {.ids = p->ids, .embeds = p->embeds, .is_embed = p->is_embed, .T = T,
+                         .capture_layer = m->cfg.n_layers, .hidden_out = p->final, .adapters = ad};
+    if ((st = lw_forward(m, p->state, &a))) return st;
+    matmul_forward(p->logits, p->final + (size_t)(T - L) * H, m->output, NULL, L, H, m->cfg.vocab);
+    memcpy(p->targets, p->layout->verb[label], (size_t)L * sizeof(int));
+    *loss = cross_entropy_forward(p->probs, p->logits, p->targets, L, m->cfg.vocab);
+    return LW_OK;
+}
+
+lw_status lw_receiver_pass_backward(lw_receiver_pass *p, const lw_receiver_adapters *ad, int T, int label, float scale,
+                                    bool *correct)
+{
+    lw_status st = check_rows(p, T, label);
+    if (st) return st;
+    int L = p->layout->verb_len[label], V = p->m->cfg.vocab;
+    if (correct) *correct = lw_receiver_first_token_right(p->layout, p->logits, label);
+    memset(p->dlogits, 0, (size_t)L * V * sizeof(float));
+    cross_entropy_backward(p->dlogits, p->probs, p->targets, L, V, scale);
+    for (int i = 0; i < L; i++) p->rows[i] = T - L + i;
+    return lw_model_backward_adapted(p->m, p->state, p->bwd, ad, p->rows, L, p->dlogits, p->d_embeds);
+}
+
+lw_status lw_receiver_pass_scores(lw_receiver_pass *p, const lw_receiver_adapters *ad, int P, bool embeds,
+                                  double *scores)
+{
+    const lw_receiver_layout *Ly = p->layout;
+    if (P < 1 || P + Ly->max_verb - 1 > p->max_T)
+        return lw_fail(LW_ERR_INVALID, "receiver pass: a %d-row prompt and %d verbalizer rows exceed %d", P,
+                       Ly->max_verb - 1, p->max_T);
+    lw_state_reset(p->state);
+    lw_forward_args a = {.ids = p->ids, .embeds = embeds ? p->embeds : NULL, .is_embed = embeds ? p->is_embed : NULL,
+                         .T = P, .logits = p->last, .capture_layer = -1, .adapters = ad};
+    lw_status st = lw_forward(p->m, p->state, &a);
+    if (st) return st;
+    return lw_score_verbalizers(p->m, p->state, ad, P, p->last, p->logits, Ly->n_labels,
+                                (const int *const *)Ly->verb, Ly->verb_len, scores);
+}

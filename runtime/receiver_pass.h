@@ -1,0 +1,53 @@
+/* The receiver's part of one training example, shared by the bridge trainer
+ * (train_example.c) and the text trainers (train_text.c).
+ *
+ * The caller fills ids / is_embed / embeds with a prompt followed by the
+ * gold verbalizer but its last token (T rows); the pass runs the frozen
+ * receiver over them, takes the cross-entropy of the L verbalizer tokens
+ * from the last L rows, and on backward leaves scale * d(loss)/d(input rows)
+ * in d_embeds (the receiver's weights get no gradient; its adapters do).
+ * Scoring runs a prompt of P rows once and every label's verbalizer after it
+ * (lw_score_verbalizers). */
+#ifndef LW_RECEIVER_PASS_H
+#define LW_RECEIVER_PASS_H
+
+#include <stdbool.h>
+
+#include "adapters.h"
+#include "model.h"
+#include "receiver_input.h"
+#include "status.h"
+
+typedef struct {
+    const lw_model *m;                   /* frozen */
+    const lw_receiver_layout *layout;    /* the verbalizers */
+    int max_T;                           /* rows of the longest prompt + verbalizer */
+    lw_state *state;                     /* saves activations; max_T + extra positions */
+    lw_backward_scratch *bwd;
+    float *embeds, *d_embeds, *final;    /* [max_T, hidden] */
+    float *logits, *probs, *dlogits;     /* [max_verb, vocab] */
+    float *last;                         /* [vocab] */
+    int *ids, *rows, *targets;           /* [max_T] */
+    bool *is_embed;                      /* [max_T] */
+} lw_receiver_pass;
+
+/* who names the caller in errors ("trainer", "text trainer"). */
+lw_status lw_receiver_pass_alloc(lw_receiver_pass *p, const lw_model *m, const lw_receiver_layout *layout, int max_T,
+                                 const char *who);
+void lw_receiver_pass_free(lw_receiver_pass *p);
+/* Room for `extra` positions before the rows (a deep prefix's keys). */
+lw_status lw_receiver_pass_grow_state(lw_receiver_pass *p, int extra);
+
+/* Forward of the T filled rows; *loss = the cross-entropy of label's
+ * verbalizer tokens predicted by the last verb_len[label] rows. */
+lw_status lw_receiver_pass_loss(lw_receiver_pass *p, const lw_receiver_adapters *ad, int T, int label, float *loss);
+/* After lw_receiver_pass_loss on the same rows: d_embeds = scale * the
+ * loss's gradient by input row; *correct (may be NULL) the first-token check. */
+lw_status lw_receiver_pass_backward(lw_receiver_pass *p, const lw_receiver_adapters *ad, int T, int label, float scale,
+                                    bool *correct);
+/* scores[n_labels]: each label's summed verbalizer log-probs after the P
+ * filled prompt rows. embeds: whether is_embed / embeds are used. */
+lw_status lw_receiver_pass_scores(lw_receiver_pass *p, const lw_receiver_adapters *ad, int P, bool embeds,
+                                  double *scores);
+
+#endif
