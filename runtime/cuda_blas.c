@@ -149,6 +149,25 @@ lw_status lw_cublas_matmul(lw_cublas *b, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_p
                  "cublasGemmEx", ctx);
 }
 
+lw_status lw_cublas_matmul_dx(lw_cublas *b, lw_cuda_ptr dx, lw_cuda_ptr dy, lw_cuda_ptr w, int T, int in, int out,
+                              bool accumulate, const char *what)
+{
+    if (!b->handle) return lw_fail(LW_ERR_INVALID, "matmul dx %s: cuBLAS is not initialised", what);
+    if (T <= 0 || in <= 0 || out <= 0 || !dx || !dy || !w)
+        return lw_fail(LW_ERR_INVALID, "matmul dx %s: [%d, %d] x [%d, %d] with a missing buffer or empty shape",
+                       what, T, out, out, in);
+    /* Column-major view: w[out, in] is W^T [in, out], dy is dy^T [out, T],
+     * dx is dx^T [in, T]; so dx^T = W^T dy^T is a plain (N, N) product. */
+    const float one = 1.f, beta = accumulate ? 1.f : 0.f;
+    char ctx[160];
+    snprintf(ctx, sizeof ctx, "%s: [%d, %d] x [%d, %d]", what, T, out, out, in);
+    return check(b, b->api->GemmEx((cublasHandle_t)b->handle, CUBLAS_OP_N, CUBLAS_OP_N, in, T, out, &one,
+                                   (const void *)(uintptr_t)w, CUDA_R_32F, in, (const void *)(uintptr_t)dy,
+                                   CUDA_R_32F, out, &beta, (void *)(uintptr_t)dx, CUDA_R_32F, in,
+                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 "cublasGemmEx", ctx);
+}
+
 #else /* no <cublas_v2.h>: every entry point reports the same reason */
 
 struct lw_cublas_api {
@@ -170,6 +189,11 @@ lw_status lw_cublas_init(lw_cublas *b, lw_cuda *cu) { return lw_cublas_init_from
 void lw_cublas_close(lw_cublas *b) { memset(b, 0, sizeof *b); }
 lw_status lw_cublas_matmul(lw_cublas *b, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_ptr w, int T, int in, int out,
                            const char *what)
+{
+    return no_cublas();
+}
+lw_status lw_cublas_matmul_dx(lw_cublas *b, lw_cuda_ptr dx, lw_cuda_ptr dy, lw_cuda_ptr w, int T, int in, int out,
+                              bool accumulate, const char *what)
 {
     return no_cublas();
 }

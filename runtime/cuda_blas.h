@@ -11,6 +11,8 @@
 #ifndef LW_CUDA_BLAS_H
 #define LW_CUDA_BLAS_H
 
+#include <stdbool.h>
+
 #include "cuda_driver.h"
 #include "status.h"
 
@@ -36,5 +38,9 @@ void lw_cublas_close(lw_cublas *b);
  * names the product in errors ("layer 3 wo"). Asynchronous, like a launch. */
 lw_status lw_cublas_matmul(lw_cublas *b, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_ptr w, int T, int in, int out,
                            const char *what);
+/* Its input gradient: dx[T, in] = dy[T, out] @ w[out, in] (accumulate: dx +=),
+ * op_matmul.c's matmul_backward for dx alone. */
+lw_status lw_cublas_matmul_dx(lw_cublas *b, lw_cuda_ptr dx, lw_cuda_ptr dy, lw_cuda_ptr w, int T, int in, int out,
+                              bool accumulate, const char *what);
 
 #endif

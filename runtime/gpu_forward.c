@@ -10,10 +10,7 @@
 
 #include <stdio.h>
 
-
-/* Launches one kernel; with sync_each_launch also waits, so an error inside
- * the kernel is reported against it rather than at the next sync. */
-static lw_status launch(lw_gpu_model *g, const lw_cuda_kernel *k, unsigned gx, unsigned gy, unsigned bx,
+lw_status lw_gpu_launch(lw_gpu_model *g, const lw_cuda_kernel *k, unsigned gx, unsigned gy, unsigned bx,
                         void **args)
 {
     lw_status st = lw_cuda_launch(g->cu, k, gx, gy, 1, bx, 1, 1, 0, args);
@@ -23,10 +20,7 @@ static lw_status launch(lw_gpu_model *g, const lw_cuda_kernel *k, unsigned gx, u
     return lw_cuda_sync(g->cu, what);
 }
 
-static unsigned blocks_of(size_t n, unsigned per) { return (unsigned)((n + per - 1) / per); }
-
-/* y[T, out] = x[T, in] @ w^T; tensor names the weight in errors. */
-static lw_status matmul(lw_gpu_model *g, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_ptr w, int T, int in, int out,
+lw_status lw_gpu_matmul(lw_gpu_model *g, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_ptr w, int T, int in, int out,
                         int layer, const char *tensor)
 {
     char what[256];
@@ -37,44 +31,39 @@ static lw_status matmul(lw_gpu_model *g, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_p
     return lw_cuda_sync(g->cu, what);
 }
 
-/* x += pending (0: nothing), then y = norm(x) with gains w: [T, hidden]. */
-static lw_status add_norm(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr y, lw_cuda_ptr pending, lw_cuda_ptr w, int T)
+lw_status lw_gpu_add_norm(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr y, lw_cuda_ptr rstd, lw_cuda_ptr pending,
+                          lw_cuda_ptr w, int T)
 {
-    lw_cuda_ptr rstd = 0;
     void *args[] = {&x, &y, &rstd, &pending, &w, &T};
-    return launch(g, &g->k.add_norm, (unsigned)T, 1, 256, args);
+    return lw_gpu_launch(g, &g->k.add_norm, (unsigned)T, 1, 256, args);
 }
 
-/* Per-head RMSNorm in place over rows of head_dim (Gemma 3's q/k norm). */
-static lw_status head_norm(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr w, int rows)
+lw_status lw_gpu_head_norm(lw_gpu_model *g, lw_cuda_ptr y, lw_cuda_ptr rstd, lw_cuda_ptr x, lw_cuda_ptr w,
+                           int rows)
 {
-    lw_cuda_ptr rstd = 0;
-    void *args[] = {&x, &rstd, &x, &w, &rows};
-    return launch(g, &g->k.head_norm, (unsigned)rows, 1, 32, args);
+    void *args[] = {&y, &rstd, &x, &w, &rows};
+    return lw_gpu_launch(g, &g->k.head_norm, (unsigned)rows, 1, 32, args);
 }
 
-static lw_status rope(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr pos, int T, int heads, float base)
+lw_status lw_gpu_rope(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr pos, int T, int heads, float base, float sign)
 {
-    float sign = 1.f;
     void *args[] = {&x, &pos, &T, &heads, &base, &sign};
-    return launch(g, &g->k.rope, (unsigned)T, (unsigned)heads, (unsigned)g->cfg.head_dim / 2, args);
+    return lw_gpu_launch(g, &g->k.rope, (unsigned)T, (unsigned)heads, (unsigned)g->cfg.head_dim / 2, args);
 }
 
-/* T query rows at positions pos0.. over the layer's cache keys [0, pos0 + T):
- * the kernel applies the causal mask and the window itself. */
-static lw_status attention(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr q, lw_cuda_ptr keys, lw_cuda_ptr values,
-                           int T, int pos0, int window)
+/* The kernel applies the causal mask and the window itself. */
+lw_status lw_gpu_attention(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr lse, lw_cuda_ptr q, lw_cuda_ptr keys,
+                           lw_cuda_ptr values, int T, int pos0, int window)
 {
-    lw_cuda_ptr lse = 0;
     int Tk = pos0 + T, n_sink = 0;
     void *args[] = {&out, &lse, &q, &keys, &values, &T, &Tk, &pos0, &window, &n_sink};
-    return launch(g, &g->k.attention, blocks_of((size_t)T * g->cfg.n_heads, 4), 1, 128, args);
+    return lw_gpu_launch(g, &g->k.attention, lw_gpu_blocks((size_t)T * g->cfg.n_heads, 4), 1, 128, args);
 }
 
-static lw_status glu(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr gate, lw_cuda_ptr up, int n)
+lw_status lw_gpu_glu(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr gate, lw_cuda_ptr up, int n)
 {
     void *args[] = {&out, &gate, &up, &n};
-    return launch(g, &g->k.glu, blocks_of((size_t)n, 256), 1, 256, args);
+    return lw_gpu_launch(g, &g->k.glu, lw_gpu_blocks((size_t)n, 256), 1, 256, args);
 }
 
 /* Block l over the T rows of s->x at positions pos0..; *pending is the
@@ -87,33 +76,32 @@ static lw_status block_forward(lw_gpu_model *g, lw_gpu_state *s, int l, int T, i
     size_t layer_off = (size_t)l * s->max_tokens * kvd * sizeof(float);
     lw_cuda_ptr keys = s->key_cache + layer_off, values = s->value_cache + layer_off;
     lw_cuda_ptr k_new = keys + (size_t)pos0 * kvd * sizeof(float), v_new = values + (size_t)pos0 * kvd * sizeof(float);
-    bool local = lw_layer_is_local(c, l);
-    float base = local && c->rope_base_local > 0 ? c->rope_base_local : c->rope_base;
-    int window = local ? c->sliding_window : 0;
+    float base = lw_gpu_rope_base(c, l);
+    int window = lw_layer_is_local(c, l) ? c->sliding_window : 0;
 
-    lw_status st = add_norm(g, s->x, s->xn, *pending, L->attn_norm, T);
-    if (!st) st = matmul(g, s->q, s->xn, L->wq, T, H, qd, l, "wq");
-    if (!st) st = matmul(g, k_new, s->xn, L->wk, T, H, kvd, l, "wk");
-    if (!st) st = matmul(g, v_new, s->xn, L->wv, T, H, kvd, l, "wv");
-    if (!st && c->qk_norm) st = head_norm(g, s->q, L->q_norm, T * c->n_heads);
-    if (!st && c->qk_norm) st = head_norm(g, k_new, L->k_norm, T * c->n_kv_heads);
-    if (!st) st = rope(g, s->q, s->pos, T, c->n_heads, base);
-    if (!st) st = rope(g, k_new, s->pos, T, c->n_kv_heads, base);
-    if (!st) st = attention(g, s->ao, s->q, keys, values, T, pos0, window);
-    if (!st) st = matmul(g, s->proj, s->ao, L->wo, T, qd, H, l, "wo");
+    lw_status st = lw_gpu_add_norm(g, s->x, s->xn, 0, *pending, L->attn_norm, T);
+    if (!st) st = lw_gpu_matmul(g, s->q, s->xn, L->wq, T, H, qd, l, "wq");
+    if (!st) st = lw_gpu_matmul(g, k_new, s->xn, L->wk, T, H, kvd, l, "wk");
+    if (!st) st = lw_gpu_matmul(g, v_new, s->xn, L->wv, T, H, kvd, l, "wv");
+    if (!st && c->qk_norm) st = lw_gpu_head_norm(g, s->q, 0, s->q, L->q_norm, T * c->n_heads);
+    if (!st && c->qk_norm) st = lw_gpu_head_norm(g, k_new, 0, k_new, L->k_norm, T * c->n_kv_heads);
+    if (!st) st = lw_gpu_rope(g, s->q, s->pos, T, c->n_heads, base, 1.f);
+    if (!st) st = lw_gpu_rope(g, k_new, s->pos, T, c->n_kv_heads, base, 1.f);
+    if (!st) st = lw_gpu_attention(g, s->ao, 0, s->q, keys, values, T, pos0, window);
+    if (!st) st = lw_gpu_matmul(g, s->proj, s->ao, L->wo, T, qd, H, l, "wo");
     lw_cuda_ptr branch = s->proj;
     if (!st && c->post_norms) {
-        st = add_norm(g, s->proj, s->proj_n, 0, L->post_attn_norm, T);
+        st = lw_gpu_add_norm(g, s->proj, s->proj_n, 0, 0, L->post_attn_norm, T);
         branch = s->proj_n;
     }
-    if (!st) st = add_norm(g, s->x, s->fn, branch, L->ffn_norm, T);
-    if (!st) st = matmul(g, s->gate, s->fn, L->w_gate, T, H, F, l, "w_gate");
-    if (!st) st = matmul(g, s->up, s->fn, L->w_up, T, H, F, l, "w_up");
-    if (!st) st = glu(g, s->hid, s->gate, s->up, T * F);
-    if (!st) st = matmul(g, s->down, s->hid, L->w_down, T, F, H, l, "w_down");
+    if (!st) st = lw_gpu_add_norm(g, s->x, s->fn, 0, branch, L->ffn_norm, T);
+    if (!st) st = lw_gpu_matmul(g, s->gate, s->fn, L->w_gate, T, H, F, l, "w_gate");
+    if (!st) st = lw_gpu_matmul(g, s->up, s->fn, L->w_up, T, H, F, l, "w_up");
+    if (!st) st = lw_gpu_glu(g, s->hid, s->gate, s->up, T * F);
+    if (!st) st = lw_gpu_matmul(g, s->down, s->hid, L->w_down, T, F, H, l, "w_down");
     branch = s->down;
     if (!st && c->post_norms) {
-        st = add_norm(g, s->down, s->down_n, 0, L->post_ffn_norm, T);
+        st = lw_gpu_add_norm(g, s->down, s->down_n, 0, 0, L->post_ffn_norm, T);
         branch = s->down_n;
     }
     *pending = branch;
@@ -122,15 +110,16 @@ static lw_status block_forward(lw_gpu_model *g, lw_gpu_state *s, int l, int T, i
 
 static bool row_is_embed(const lw_forward_args *a, int r) { return a->embeds && (!a->is_embed || a->is_embed[r]); }
 
-/* The first block's input: the embedding kernel for every row (id 0 at rows
- * that take an embedding), then the given embeddings copied over their rows. */
-static lw_status embed_rows(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_args *a, int r0, int T)
+/* The embedding kernel for every row (id 0 at rows that take an embedding),
+ * then the given embeddings copied over their rows. */
+lw_status lw_gpu_embed(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr ids_dev, int *ids_host, const lw_forward_args *a,
+                       int r0, int T)
 {
     size_t row_bytes = (size_t)g->cfg.hidden * sizeof(float);
-    for (int t = 0; t < T; t++) s->ids_host[t] = row_is_embed(a, r0 + t) ? 0 : a->ids[r0 + t];
-    lw_status st = lw_cuda_upload(g->cu, s->ids, s->ids_host, (size_t)T * sizeof(int), "token ids");
-    void *args[] = {&s->x, &s->ids, &g->token_embd, &T};
-    if (!st) st = launch(g, &g->k.embedding, (unsigned)T, 1, 256, args);
+    for (int t = 0; t < T; t++) ids_host[t] = row_is_embed(a, r0 + t) ? 0 : a->ids[r0 + t];
+    lw_status st = lw_cuda_upload(g->cu, ids_dev, ids_host, (size_t)T * sizeof(int), "token ids");
+    void *args[] = {&x, &ids_dev, &g->token_embd, &T};
+    if (!st) st = lw_gpu_launch(g, &g->k.embedding, (unsigned)T, 1, 256, args);
     /* Runs of consecutive embedding rows, one copy each (the copies wait for the kernel: same stream). */
     for (int t = 0; !st && t < T;) {
         if (!row_is_embed(a, r0 + t)) {
@@ -139,7 +128,7 @@ static lw_status embed_rows(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_a
         }
         int u = t;
         while (u < T && row_is_embed(a, r0 + u)) u++;
-        st = lw_cuda_upload(g->cu, s->x + (size_t)t * row_bytes, a->embeds + (size_t)(r0 + t) * g->cfg.hidden,
+        st = lw_cuda_upload(g->cu, x + (size_t)t * row_bytes, a->embeds + (size_t)(r0 + t) * g->cfg.hidden,
                             (size_t)(u - t) * row_bytes, "input embeddings");
         t = u;
     }
@@ -153,20 +142,20 @@ static lw_status chunk_forward(lw_gpu_model *g, lw_gpu_state *s, const lw_forwar
     int H = c->hidden, V = c->vocab, pos0 = a->pos0 + r0;
     for (int t = 0; t < T; t++) s->pos_host[t] = pos0 + t;
     lw_status st = lw_cuda_upload(g->cu, s->pos, s->pos_host, (size_t)T * sizeof(int), "positions");
-    if (!st) st = embed_rows(g, s, a, r0, T);
+    if (!st) st = lw_gpu_embed(g, s->x, s->ids, s->ids_host, a, r0, T);
     lw_cuda_ptr pending = 0;
     for (int l = 0; !st && l < c->n_layers; l++) st = block_forward(g, s, l, T, pos0, &pending);
     bool need_logits = a->all_logits || r0 + T == a->T;
     if (st || !need_logits) return st;   /* the cache holds what later rows need */
 
-    st = add_norm(g, s->x, s->xf, pending, g->output_norm, T);
+    st = lw_gpu_add_norm(g, s->x, s->xf, 0, pending, g->output_norm, T);
     size_t vocab_bytes = (size_t)V * sizeof(float);
     if (!st && a->all_logits) {
-        st = matmul(g, s->logits, s->xf, g->output, T, H, V, c->n_layers, "output");
+        st = lw_gpu_matmul(g, s->logits, s->xf, g->output, T, H, V, c->n_layers, "output");
         if (!st) st = lw_cuda_download(g->cu, a->logits + (size_t)r0 * V, s->logits, (size_t)T * vocab_bytes, "logits");
     } else if (!st) {
         lw_cuda_ptr last = s->xf + (size_t)(T - 1) * H * sizeof(float);
-        st = matmul(g, s->logits, last, g->output, 1, H, V, c->n_layers, "output");
+        st = lw_gpu_matmul(g, s->logits, last, g->output, 1, H, V, c->n_layers, "output");
         if (!st) st = lw_cuda_download(g->cu, a->logits, s->logits, vocab_bytes, "logits");
     }
     return st;

@@ -7,13 +7,7 @@
 enum { ALIGN = 256 };                      /* cuBLAS and float4 loads like 256-byte starts */
 static const size_t MARGIN = 256u << 20;   /* cuBLAS workspace, module code, allocator rounding */
 
-/* A bump allocator over one device allocation. With base 0 it only measures. */
-typedef struct {
-    lw_cuda_ptr base;
-    size_t used;
-} arena;
-
-static lw_cuda_ptr take(arena *a, size_t bytes)
+lw_cuda_ptr lw_gpu_take(lw_gpu_arena *a, size_t bytes)
 {
     lw_cuda_ptr p = a->base + a->used;
     a->used += (bytes + ALIGN - 1) / ALIGN * ALIGN;
@@ -22,8 +16,8 @@ static lw_cuda_ptr take(arena *a, size_t bytes)
 
 static double mib(size_t b) { return b / 1048576.0; }
 
-/* "Does not fit" before allocating, so the message says what was asked. */
-static lw_status check_fits(lw_cuda *cu, size_t need, const char *what, const char *model)
+/* Before allocating, so the message says what was asked. */
+lw_status lw_gpu_check_fits(lw_cuda *cu, size_t need, const char *what, const char *model)
 {
     size_t free_b = 0, total_b = 0;
     lw_status st = lw_cuda_mem_info(cu, &free_b, &total_b);
@@ -113,6 +107,9 @@ static lw_status find_kernels(lw_gpu_model *g, const lw_cuda_module *mod)
         {&g->k.embedding, "embedding_forward"}, {&g->k.add_norm, "residual_rmsnorm_forward"},
         {&g->k.head_norm, "qk_rmsnorm_forward"}, {&g->k.rope, "rope_apply"},
         {&g->k.glu, "glu_forward"},             {&g->k.attention, "attention_forward"},
+        {&g->k.norm_backward, "rmsnorm_backward"}, {&g->k.head_norm_backward, "qk_rmsnorm_backward"},
+        {&g->k.glu_backward, "glu_backward"},   {&g->k.attention_backward, "attention_backward"},
+        {&g->k.cross_entropy, "cross_entropy_forward_backward"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         lw_status st = lw_cuda_get_kernel(g->cu, mod, want[i].name, want[i].k);
@@ -127,14 +124,14 @@ static lw_status upload_weights(lw_gpu_model *g, const lw_model *m)
     tensor_slot *slots = calloc((size_t)n, sizeof *slots);
     if (!slots) return lw_fail(LW_ERR_NOMEM, "GPU %s: out of memory", m->cfg.name);
     list_tensors(g, m, slots);
-    arena a = {0};
-    for (int i = 0; i < n; i++) take(&a, slots[i].n * sizeof(float));
+    lw_gpu_arena a = {0};
+    for (int i = 0; i < n; i++) lw_gpu_take(&a, slots[i].n * sizeof(float));
     g->weight_bytes = a.used;
-    lw_status st = check_fits(g->cu, a.used, "fp32 weights", m->cfg.name);
+    lw_status st = lw_gpu_check_fits(g->cu, a.used, "fp32 weights", m->cfg.name);
     if (!st) st = lw_cuda_alloc(g->cu, a.used, "model weights", &g->weights);
-    a = (arena){.base = g->weights};
+    a = (lw_gpu_arena){.base = g->weights};
     for (int i = 0; !st && i < n; i++) {
-        *slots[i].dev = take(&a, slots[i].n * sizeof(float));
+        *slots[i].dev = lw_gpu_take(&a, slots[i].n * sizeof(float));
         st = lw_cuda_upload(g->cu, *slots[i].dev, slots[i].host, slots[i].n * sizeof(float), "model weights");
     }
     if (m->output == m->token_embd) g->output = g->token_embd;
@@ -178,29 +175,29 @@ void lw_gpu_model_free(lw_gpu_model *g)
 /* ---- run state ----------------------------------------------------------- */
 
 /* Places every buffer of s in a (measuring when a->base is 0). */
-static void place_state(lw_gpu_state *s, const lw_model_config *c, arena *a)
+static void place_state(lw_gpu_state *s, const lw_model_config *c, lw_gpu_arena *a)
 {
     size_t T = (size_t)s->chunk, H = (size_t)c->hidden, qd = (size_t)c->n_heads * c->head_dim;
     size_t kvd = (size_t)c->n_kv_heads * c->head_dim, F = (size_t)c->ffn, f = sizeof(float);
     size_t kv = (size_t)c->n_layers * (size_t)s->max_tokens * kvd * f;
-    s->key_cache = take(a, kv);
-    s->value_cache = take(a, kv);
-    s->x = take(a, T * H * f);
-    s->xn = take(a, T * H * f);
-    s->q = take(a, T * qd * f);
-    s->ao = take(a, T * qd * f);
-    s->proj = take(a, T * H * f);
-    s->proj_n = take(a, T * H * f);
-    s->fn = take(a, T * H * f);
-    s->gate = take(a, T * F * f);
-    s->up = take(a, T * F * f);
-    s->hid = take(a, T * F * f);
-    s->down = take(a, T * H * f);
-    s->down_n = take(a, T * H * f);
-    s->xf = take(a, T * H * f);
-    s->logits = take(a, T * (size_t)c->vocab * f);
-    s->ids = take(a, T * sizeof(int));
-    s->pos = take(a, T * sizeof(int));
+    s->key_cache = lw_gpu_take(a, kv);
+    s->value_cache = lw_gpu_take(a, kv);
+    s->x = lw_gpu_take(a, T * H * f);
+    s->xn = lw_gpu_take(a, T * H * f);
+    s->q = lw_gpu_take(a, T * qd * f);
+    s->ao = lw_gpu_take(a, T * qd * f);
+    s->proj = lw_gpu_take(a, T * H * f);
+    s->proj_n = lw_gpu_take(a, T * H * f);
+    s->fn = lw_gpu_take(a, T * H * f);
+    s->gate = lw_gpu_take(a, T * F * f);
+    s->up = lw_gpu_take(a, T * F * f);
+    s->hid = lw_gpu_take(a, T * F * f);
+    s->down = lw_gpu_take(a, T * H * f);
+    s->down_n = lw_gpu_take(a, T * H * f);
+    s->xf = lw_gpu_take(a, T * H * f);
+    s->logits = lw_gpu_take(a, T * (size_t)c->vocab * f);
+    s->ids = lw_gpu_take(a, T * sizeof(int));
+    s->pos = lw_gpu_take(a, T * sizeof(int));
 }
 
 lw_status lw_gpu_state_alloc(lw_gpu_model *g, int max_tokens, lw_gpu_state **out)
@@ -216,11 +213,11 @@ lw_status lw_gpu_state_alloc(lw_gpu_model *g, int max_tokens, lw_gpu_state **out
     s->chunk = max_tokens < LW_CHUNK_ROWS ? max_tokens : LW_CHUNK_ROWS;
     s->ids_host = calloc((size_t)s->chunk, sizeof(int));
     s->pos_host = calloc((size_t)s->chunk, sizeof(int));
-    arena a = {0};
+    lw_gpu_arena a = {0};
     place_state(s, c, &a);
     s->bytes = a.used;
     lw_status st = !s->ids_host || !s->pos_host ? lw_fail(LW_ERR_NOMEM, "GPU %s: out of memory", c->name) : LW_OK;
-    if (!st) st = check_fits(g->cu, s->bytes, "KV cache and activations", c->name);
+    if (!st) st = lw_gpu_check_fits(g->cu, s->bytes, "KV cache and activations", c->name);
     if (!st) st = lw_cuda_alloc(g->cu, s->bytes, "KV cache and activations", &s->arena);
     /* Zeroed, so a bug that reads an unwritten cache row reads zeros, not NaN. */
     if (!st) st = lw_cuda_memset0(g->cu, s->arena, s->bytes, "KV cache and activations");
@@ -228,7 +225,7 @@ lw_status lw_gpu_state_alloc(lw_gpu_model *g, int max_tokens, lw_gpu_state **out
         lw_gpu_state_free(s);
         return st;
     }
-    a = (arena){.base = s->arena};
+    a = (lw_gpu_arena){.base = s->arena};
     place_state(s, c, &a);
     *out = s;
     return LW_OK;

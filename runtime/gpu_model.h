@@ -15,7 +15,9 @@
  *
  * Supported: token ids and input embeddings, a cache continuation at pos0,
  * the logits of the last row or of all rows. Not yet: capture_layer,
- * adapters (LoRA, deep prefix), backward; those fail with LW_ERR_UNSUPPORTED.
+ * adapters (LoRA, deep prefix); those fail with LW_ERR_UNSUPPORTED. The
+ * receiver's training pass (forward with saved activations, backward to the
+ * input rows) is gpu_receiver_pass.h, built on the launch helpers below.
  * Everything runs on the default stream; lw_gpu_forward returns after the
  * logits are on the host. */
 #ifndef LW_GPU_MODEL_H
@@ -36,6 +38,8 @@ typedef struct {
 
 typedef struct {
     lw_cuda_kernel embedding, add_norm, head_norm, rope, glu, attention;
+    /* backward, for gpu_receiver_pass.c */
+    lw_cuda_kernel norm_backward, head_norm_backward, glu_backward, attention_backward, cross_entropy;
 } lw_gpu_kernels;
 
 typedef struct {
@@ -81,6 +85,58 @@ static inline void lw_gpu_state_reset(lw_gpu_state *s) { s->n_cached = 0; }
 /* lw_forward on the GPU: the same arguments and the same meaning; logits
  * is required, capture_layer must be -1 and adapters NULL. */
 lw_status lw_gpu_forward(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_args *a);
+
+/* A bump allocator over one device allocation, 256-byte aligned: with base
+ * 0 it only measures, so the same placing code sizes and then lays out. */
+typedef struct {
+    lw_cuda_ptr base;
+    size_t used;
+} lw_gpu_arena;
+lw_cuda_ptr lw_gpu_take(lw_gpu_arena *a, size_t bytes);
+
+/* "Does not fit" before allocating: fails with LW_ERR_NOMEM, naming what
+ * (of model) needs how many MiB and what the device has free, unless need
+ * plus a margin for cuBLAS and the module fits in free memory. */
+lw_status lw_gpu_check_fits(lw_cuda *cu, size_t need, const char *what, const char *model);
+
+/* ---- launch helpers, shared by gpu_forward.c and gpu_receiver_pass.c -----
+ * Each issues its work on the default stream and, with sync_each_launch,
+ * waits for it so a fault names the kernel. Pointers are device addresses;
+ * 0 means "none" where a kernel allows it (rstd, lse, pending). */
+
+lw_status lw_gpu_launch(lw_gpu_model *g, const lw_cuda_kernel *k, unsigned gx, unsigned gy, unsigned bx,
+                        void **args);
+/* y[T, out] = x[T, in] @ w^T; layer and tensor name the weight in errors. */
+lw_status lw_gpu_matmul(lw_gpu_model *g, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_ptr w, int T, int in, int out,
+                        int layer, const char *tensor);
+/* x += pending (0: nothing), then y = norm(x) with gains w over [T, hidden];
+ * rstd[T] (may be 0) keeps 1 / rms for the backward pass. */
+lw_status lw_gpu_add_norm(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr y, lw_cuda_ptr rstd, lw_cuda_ptr pending,
+                          lw_cuda_ptr w, int T);
+/* Per-head RMSNorm over rows of head_dim; y may be x (in place). */
+lw_status lw_gpu_head_norm(lw_gpu_model *g, lw_cuda_ptr y, lw_cuda_ptr rstd, lw_cuda_ptr x, lw_cuda_ptr w,
+                           int rows);
+/* Rotates [T, heads, head_dim] in place by the positions pos[T]; sign -1
+ * rotates back, which is RoPE's backward (the transpose of a rotation). */
+lw_status lw_gpu_rope(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr pos, int T, int heads, float base, float sign);
+/* T query rows at positions pos0.. over keys/values [0, pos0 + T); lse
+ * [n_heads, T] (may be 0) is kept for attention_backward. */
+lw_status lw_gpu_attention(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr lse, lw_cuda_ptr q, lw_cuda_ptr keys,
+                           lw_cuda_ptr values, int T, int pos0, int window);
+lw_status lw_gpu_glu(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr gate, lw_cuda_ptr up, int n);
+/* Rows [r0, r0 + T) of a's input into x[T, hidden]: the embedding kernel
+ * over the ids (staged through ids_host[T] into ids_dev[T]), then a's input
+ * embeddings copied over the rows that take one. */
+lw_status lw_gpu_embed(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr ids_dev, int *ids_host, const lw_forward_args *a,
+                       int r0, int T);
+
+/* The RoPE base of layer l, as the CPU's inv_freq_local / _global pick it. */
+static inline float lw_gpu_rope_base(const lw_model_config *c, int l)
+{
+    return lw_layer_is_local(c, l) && c->rope_base_local > 0 ? c->rope_base_local : c->rope_base;
+}
+
+static inline unsigned lw_gpu_blocks(size_t n, unsigned per) { return (unsigned)((n + per - 1) / per); }
 
 /* lw_generate over lw_gpu_forward (gpu_generate.c): the prompt from
  * position 0, then up to max_new tokens sampled on the host. */

@@ -1,0 +1,102 @@
+/* The receiver's part of one training example on the GPU: the twin of
+ * lw_receiver_pass (receiver_pass.h) for a receiver uploaded with
+ * lw_gpu_model_upload. The caller fills the same host arrays (ids,
+ * is_embed, embeds: a prompt followed by the gold verbalizer but its last
+ * token, T rows) and makes the same calls:
+ *
+ *   loss      forward over the T rows from position 0 with every layer's
+ *             activations kept on the device, the logits of the last L rows
+ *             (cuBLAS), their cross-entropy on the GPU;
+ *   backward  scale * d(loss)/d(input rows) into d_embeds (host), through
+ *             the frozen receiver (no weight gradients);
+ *   scores    a prompt of P rows, then each label's verbalizer continuing it
+ *             (lw_score_verbalizers' loop).
+ *
+ * Operation by operation it mirrors forward.c and model_backward.c: the
+ * products' input gradients dx = dy @ w in cuBLAS (lw_cublas_matmul_dx, cuda_blas.h),
+ * the rest in the model's generated kernels (rmsnorm_backward,
+ * qk_rmsnorm_backward, glu_backward, attention_backward, RoPE's backward as
+ * rope_apply with sign -1, cross_entropy_forward_backward).
+ *
+ * Not yet: adapters. An ad with a LoRA or a deep prefix fails with
+ * LW_ERR_UNSUPPORTED (NULL, or one with neither, is fine), so there is no
+ * grow_state either. Status: written without a GPU and not yet run on one;
+ * tests/gpu/check_receiver_pass_gpu.c holds it to the CPU pass. */
+#ifndef LW_GPU_RECEIVER_PASS_H
+#define LW_GPU_RECEIVER_PASS_H
+
+#include <stdbool.h>
+
+#include "adapters.h"
+#include "gpu_model.h"
+#include "receiver_input.h"
+#include "status.h"
+
+/* One layer's activations as forward.c's lw_layer_acts keeps them, rows
+ * [0, max_T) of each: what backward reads, and the K/V a continuation
+ * (scores) attends to. q / k are after qk-norm and RoPE (what attention
+ * saw); q_pre / k_pre the projections before qk-norm (0 without it). */
+typedef struct {
+    lw_cuda_ptr x_in, xn, x_mid, fn;            /* [max_T, hidden] */
+    lw_cuda_ptr q_pre, q, ao;                   /* [max_T, n_heads * head_dim] */
+    lw_cuda_ptr k_pre, k, v;                    /* [max_T, n_kv_heads * head_dim] */
+    lw_cuda_ptr proj, down;                     /* [max_T, hidden], before any post-norm */
+    lw_cuda_ptr gate, up, hid;                  /* [max_T, ffn] */
+    lw_cuda_ptr rstd_attn, rstd_ffn, rstd_post_attn, rstd_post_ffn;   /* [max_T] */
+    lw_cuda_ptr rstd_q, rstd_k;                 /* [max_T * heads] */
+    lw_cuda_ptr lse;                            /* [n_heads, T] of the last pass from position 0 */
+} lw_gpu_layer_acts;
+
+/* Device buffers besides the layers'. */
+typedef struct {
+    lw_cuda_ptr proj_n, down_n;                 /* [max_T, hidden] post-normed branches (gemma) */
+    lw_cuda_ptr x_final, xf, rstd_final;        /* the last residual, its norm, 1 / rms */
+    lw_cuda_ptr dx, dxf, dbr, dln;              /* [max_T, hidden]: model_backward.c's scratch */
+    lw_cuda_ptr dao, dq, dq_pre;                /* [max_T, q dim] */
+    lw_cuda_ptr dk, dk_pre, dv;                 /* [max_T, kv dim] */
+    lw_cuda_ptr dgate, dup, dhid;               /* [max_T, ffn] */
+    lw_cuda_ptr logits, dlogits;                /* [max_verb, vocab] */
+    lw_cuda_ptr loss;                           /* [max_verb] per-row cross-entropy */
+    lw_cuda_ptr targets, ids, pos;              /* int [max_verb], [max_T], [max_T] (pos = 0, 1, ...) */
+} lw_gpu_pass_buffers;
+
+typedef struct {
+    lw_gpu_model *g;                     /* frozen; borrowed */
+    const lw_receiver_layout *layout;    /* the verbalizers */
+    int max_T;                           /* rows of the longest prompt + verbalizer */
+    lw_cuda_ptr arena;                   /* one device allocation holds everything below */
+    size_t bytes;
+    lw_gpu_layer_acts *acts;             /* [n_layers] */
+    lw_gpu_pass_buffers dev;
+    /* host, as lw_receiver_pass has them */
+    float *embeds, *d_embeds;            /* [max_T, hidden] */
+    float *logits;                       /* [max_verb, vocab] */
+    float *last;                         /* [vocab] */
+    float *loss_rows;                    /* [max_verb] */
+    int *ids, *targets, *ids_stage;      /* [max_T] */
+    bool *is_embed;                      /* [max_T] */
+    int loss_T, loss_label;              /* what the last loss ran; backward must match (0: none) */
+} lw_gpu_receiver_pass;
+
+/* Room for max_T rows, checked against the device's free memory first
+ * ("needs X MiB, device has Y MiB free"). who names the caller in errors. */
+lw_status lw_gpu_receiver_pass_alloc(lw_gpu_receiver_pass *p, lw_gpu_model *g, const lw_receiver_layout *layout,
+                                     int max_T, const char *who);
+void lw_gpu_receiver_pass_free(lw_gpu_receiver_pass *p);
+
+/* lw_receiver_pass_loss: forward of the T filled rows; *loss = the mean
+ * cross-entropy of label's verbalizer tokens predicted by its last rows. */
+lw_status lw_gpu_receiver_pass_loss(lw_gpu_receiver_pass *p, const lw_receiver_adapters *ad, int T, int label,
+                                    float *loss);
+/* lw_receiver_pass_backward: after the loss of the same T and label,
+ * d_embeds[T, hidden] = scale * d(loss)/d(input row); *correct (may be
+ * NULL) the first-token check on the logits. */
+lw_status lw_gpu_receiver_pass_backward(lw_gpu_receiver_pass *p, const lw_receiver_adapters *ad, int T, int label,
+                                        float scale, bool *correct);
+/* lw_receiver_pass_scores: scores[n_labels], each label's summed verbalizer
+ * log-probs after the P filled prompt rows; embeds: whether is_embed /
+ * embeds are used. Overwrites the activations a backward would read. */
+lw_status lw_gpu_receiver_pass_scores(lw_gpu_receiver_pass *p, const lw_receiver_adapters *ad, int P, bool embeds,
+                                      double *scores);
+
+#endif
