@@ -45,9 +45,11 @@ lw_status lw_gpu_head_norm(lw_gpu_model *g, lw_cuda_ptr y, lw_cuda_ptr rstd, lw_
     return lw_gpu_launch(g, &g->k.head_norm, (unsigned)rows, 1, 32, args);
 }
 
-lw_status lw_gpu_rope(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr pos, int T, int heads, float base, float sign)
+lw_status lw_gpu_rope(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr pos, int T, int heads, int layer, float sign)
 {
-    void *args[] = {&x, &pos, &T, &heads, &base, &sign};
+    float base = lw_gpu_rope_base(&g->cfg, layer);
+    int scaled = !lw_layer_is_local(&g->cfg, layer);   /* as the CPU's inv_freq_global / _local */
+    void *args[] = {&x, &pos, &T, &heads, &base, &sign, &scaled};
     return lw_gpu_launch(g, &g->k.rope, (unsigned)T, (unsigned)heads, (unsigned)g->cfg.head_dim / 2, args);
 }
 
@@ -76,7 +78,6 @@ static lw_status block_forward(lw_gpu_model *g, lw_gpu_state *s, int l, int T, i
     size_t layer_off = (size_t)l * s->max_tokens * kvd * sizeof(float);
     lw_cuda_ptr keys = s->key_cache + layer_off, values = s->value_cache + layer_off;
     lw_cuda_ptr k_new = keys + (size_t)pos0 * kvd * sizeof(float), v_new = values + (size_t)pos0 * kvd * sizeof(float);
-    float base = lw_gpu_rope_base(c, l);
     int window = lw_layer_is_local(c, l) ? c->sliding_window : 0;
 
     lw_status st = lw_gpu_add_norm(g, s->x, s->xn, 0, *pending, L->attn_norm, T);
@@ -85,8 +86,8 @@ static lw_status block_forward(lw_gpu_model *g, lw_gpu_state *s, int l, int T, i
     if (!st) st = lw_gpu_matmul(g, v_new, s->xn, L->wv, T, H, kvd, l, "wv");
     if (!st && c->qk_norm) st = lw_gpu_head_norm(g, s->q, 0, s->q, L->q_norm, T * c->n_heads);
     if (!st && c->qk_norm) st = lw_gpu_head_norm(g, k_new, 0, k_new, L->k_norm, T * c->n_kv_heads);
-    if (!st) st = lw_gpu_rope(g, s->q, s->pos, T, c->n_heads, base, 1.f);
-    if (!st) st = lw_gpu_rope(g, k_new, s->pos, T, c->n_kv_heads, base, 1.f);
+    if (!st) st = lw_gpu_rope(g, s->q, s->pos, T, c->n_heads, l, 1.f);
+    if (!st) st = lw_gpu_rope(g, k_new, s->pos, T, c->n_kv_heads, l, 1.f);
     if (!st) st = lw_gpu_attention(g, s->ao, 0, s->q, keys, values, T, pos0, window);
     if (!st) st = lw_gpu_matmul(g, s->proj, s->ao, L->wo, T, qd, H, l, "wo");
     lw_cuda_ptr branch = s->proj;

@@ -81,11 +81,6 @@ static lw_status check_config(const lw_model *m)
     if (c->head_dim <= 0 || c->head_dim % 2 || c->head_dim / 2 > 1024)
         return lw_fail(LW_ERR_UNSUPPORTED, "GPU %s: head_dim %d (rope_apply needs an even head_dim <= 2048)",
                        c->name, c->head_dim);
-    /* The CPU rotates sliding-window layers without the scaling (Gemma 3's
-     * local RoPE); rope_apply applies LW_ROPE_SCALING to every layer. */
-    if (c->sliding_window > 0 && c->global_every > 0 && c->rope_scaling.kind != LW_ROPE_SCALING_NONE)
-        return lw_fail(LW_ERR_UNSUPPORTED, "GPU %s: RoPE scaling with sliding-window layers needs a rope_apply "
-                       "that leaves local layers unscaled; use --device cpu", c->name);
     if (!m->token_embd || !m->output_norm || !m->output)
         return lw_fail(LW_ERR_INVALID, "GPU %s: the model has no embedding, final norm or output head", c->name);
     for (int l = 0; l < c->n_layers; l++) {

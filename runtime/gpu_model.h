@@ -118,7 +118,7 @@ lw_status lw_gpu_head_norm(lw_gpu_model *g, lw_cuda_ptr y, lw_cuda_ptr rstd, lw_
                            int rows);
 /* Rotates [T, heads, head_dim] in place by the positions pos[T]; sign -1
  * rotates back, which is RoPE's backward (the transpose of a rotation). */
-lw_status lw_gpu_rope(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr pos, int T, int heads, float base, float sign);
+lw_status lw_gpu_rope(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr pos, int T, int heads, int layer, float sign);
 /* T query rows at positions pos0.. over keys/values [0, pos0 + T); lse
  * [n_heads, T] (may be 0) is kept for attention_backward. */
 lw_status lw_gpu_attention(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr lse, lw_cuda_ptr q, lw_cuda_ptr keys,

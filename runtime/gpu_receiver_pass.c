@@ -219,7 +219,6 @@ static lw_status block_forward(lw_gpu_receiver_pass *p, int l, int T, int pos0, 
     lw_gpu_layer_acts *A = &p->acts[l];
     int H = c->hidden, Hq = c->n_heads, Hkv = c->n_kv_heads, qd = Hq * c->head_dim, kvd = Hkv * c->head_dim;
     int F = c->ffn, window = lw_layer_is_local(c, l) ? c->sliding_window : 0;
-    float base = lw_gpu_rope_base(c, l);
     lw_cuda_ptr pos = p->dev.pos + (size_t)pos0 * sizeof(int);
     lw_cuda_ptr x = row(A->x_in, pos0, H), xn = row(A->xn, pos0, H), rstd = row(A->rstd_attn, pos0, 1);
     lw_cuda_ptr q = row(A->q, pos0, qd), k = row(A->k, pos0, kvd), ao = row(A->ao, pos0, qd);
@@ -236,8 +235,8 @@ static lw_status block_forward(lw_gpu_receiver_pass *p, int l, int T, int pos0, 
     if (!st) st = lw_gpu_matmul(g, row(A->v, pos0, kvd), xn, L->wv, T, H, kvd, l, "wv");
     if (!st && c->qk_norm) st = lw_gpu_head_norm(g, q, row(A->rstd_q, pos0, Hq), q_out, L->q_norm, T * Hq);
     if (!st && c->qk_norm) st = lw_gpu_head_norm(g, k, row(A->rstd_k, pos0, Hkv), k_out, L->k_norm, T * Hkv);
-    if (!st) st = lw_gpu_rope(g, q, pos, T, Hq, base, 1.f);
-    if (!st) st = lw_gpu_rope(g, k, pos, T, Hkv, base, 1.f);
+    if (!st) st = lw_gpu_rope(g, q, pos, T, Hq, l, 1.f);
+    if (!st) st = lw_gpu_rope(g, k, pos, T, Hkv, l, 1.f);
     /* lse [Hq, T] is laid out for this call's T: kept for a pass from 0 only */
     if (!st) st = lw_gpu_attention(g, ao, pos0 == 0 ? A->lse : 0, q, A->k, A->v, T, pos0, window);
     if (!st) st = lw_gpu_matmul(g, proj, ao, L->wo, T, qd, H, l, "wo");
@@ -399,7 +398,6 @@ static lw_status attention_backward(lw_gpu_receiver_pass *p, int l, int T)
     lw_gpu_pass_buffers *d = &p->dev;
     int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     int q_offset = 0, n_sink = 0, window = lw_layer_is_local(c, l) ? c->sliding_window : 0;
-    float base = lw_gpu_rope_base(c, l);
     lw_status st = zero(p, d->dq, T, qd);
     if (!st) st = zero(p, d->dk, T, kvd);
     if (!st) st = zero(p, d->dv, T, kvd);
@@ -407,8 +405,8 @@ static lw_status attention_backward(lw_gpu_receiver_pass *p, int l, int T)
                     &window, &n_sink};
     if (!st)
         st = lw_gpu_launch(g, &g->k.attention_backward, lw_gpu_blocks((size_t)T * c->n_heads, 4), 1, 128, args);
-    if (!st) st = lw_gpu_rope(g, d->dq, d->pos, T, c->n_heads, base, -1.f);
-    if (!st) st = lw_gpu_rope(g, d->dk, d->pos, T, c->n_kv_heads, base, -1.f);
+    if (!st) st = lw_gpu_rope(g, d->dq, d->pos, T, c->n_heads, l, -1.f);
+    if (!st) st = lw_gpu_rope(g, d->dk, d->pos, T, c->n_kv_heads, l, -1.f);
     return st;
 }
 

@@ -241,24 +241,26 @@ START_TEST(qk_rmsnorm)
 END_TEST
 
 /* rope_apply with sign +1 is rope_forward, with -1 rope_backward; on q and k
- * head counts and, for sliding-window models, on the local base too. */
+ * head counts, with and without the model's RoPE scaling (global and local
+ * layers), and for sliding-window models on the local base too. */
 START_TEST(rope)
 {
     const lw_model_config *c = model_of(_i);
     int T = 9, D = c->head_dim;
     int pos[9] = {0, 1, 2, 3, 10, 31, 32, 47, 63};
     float *inv = malloc((size_t)D / 2 * 4);
-    float bases[2] = {c->rope_base, c->rope_base_local};
-    for (int which = 0; which < 4; which++) {
-        int heads = which % 2 ? c->n_kv_heads : c->n_heads;
-        float base = bases[which / 2], sign = which % 2 ? -1.f : 1.f;
+    float bases[2] = {c->rope_base, c->rope_base_local > 0 ? c->rope_base_local : c->rope_base};
+    lw_rope_scaling none = {.kind = LW_ROPE_SCALING_NONE};
+    for (int which = 0; which < 8; which++) {
+        int heads = which % 2 ? c->n_kv_heads : c->n_heads, scaled = which / 4;
+        float base = bases[which / 2 % 2], sign = which % 2 ? -1.f : 1.f;
         size_t n = (size_t)T * heads * D;
         float *x = host_rand(n, 1.f);
         dev_bufs b = {0};
         lw_cuda_ptr d_x = dev_floats(&b, x, n), d_pos = dev_ints(&b, pos, T);
-        void *args[] = {&d_x, &d_pos, &T, &heads, &base, &sign};
+        void *args[] = {&d_x, &d_pos, &T, &heads, &base, &sign, &scaled};
         launch(_i, "rope_apply", T, heads, D / 2, args);
-        rope_inv_freq(inv, D, base, &c->rope_scaling);
+        rope_inv_freq(inv, D, base, scaled ? &c->rope_scaling : &none);
         if (sign > 0) rope_forward(x, pos, inv, T, heads, D, lw_rope_interleaved(c));
         else rope_backward(x, pos, inv, T, heads, D, lw_rope_interleaved(c));
         float *g = dev_read(d_x, n);

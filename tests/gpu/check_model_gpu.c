@@ -171,6 +171,8 @@ static lw_model *tiny(int which, int context)
 {
     lw_model_config c = which == 0 ? tl_tiny_gemma3_config(4) : tl_tiny_llama_config(LW_WEIGHTS_GGUF);
     c.context = context;
+    /* scaled RoPE on the global layers only, the local ones plain (as Gemma 3) */
+    if (which == 0) c.rope_scaling = (lw_rope_scaling){.kind = LW_ROPE_SCALING_LINEAR, .factor = 8.f};
     lw_model *m;
     OK(lw_model_init_random(&c, 21 + (uint64_t)which, &m));
     return m;
