@@ -5,6 +5,9 @@
 #include <string.h>
 
 #include "cmd_common.h"
+#include "comm.h"
+#include "comm_nccl.h"
+#include "cuda_driver.h"
 #include "dataset.h"
 #include "fileutil.h"
 #include "lw_cli.h"
@@ -49,7 +52,11 @@ static void usage(const lw_pair *pair)
            "  --method M           bridge (default), or a trained baseline on the receiver reading the\n"
            "                       text (no sender): prompt-tuning (--soft-tokens learned soft tokens\n"
            "                       before the text) or lora (the --lora-* options; default r 8 on q,v)\n"
-           "  --quiet              no progress line\n\n"
+           "  --quiet              no progress line\n"
+           "  --comm NAME          data parallel over LW_WORLD_SIZE ranks: tcp (CPU processes), nccl (one GPU\n"
+           "                       a rank) or local (world size 1); default tcp when LW_WORLD_SIZE > 1, else\n"
+           "                       local. Ranks from LW_RANK / LW_WORLD_SIZE / LW_MASTER or mpirun; see\n"
+           "                       docs/distributed.md and scripts/launch.sh\n\n"
            "The same seed and BLAS thread count (OPENBLAS_NUM_THREADS) give the same run.\n",
            pair->manifest.bridge.soft_tokens, pair->manifest.bridge.source_layer, t->steps, t->batch,
            t->grad_accum, (double)t->lr, t->warmup_steps, t->seed, (double)t->diversity_weight,
@@ -59,6 +66,7 @@ static void usage(const lw_pair *pair)
 typedef struct {
     const char *task, *data, *train, *out, *resume, *tasks_dir, *cache_dir;
     const char *method;             /* "bridge" or a text method (train_text.h) */
+    const char *comm;               /* --comm; NULL: from the environment */
     int limit, M, checkpoint_every;
     bool quiet;
     lw_train_config cfg;
@@ -93,6 +101,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
         else if (!strcmp(o, "--out")) ok = lw_opt_str(argc, argv, &i, &a->out);
         else if (!strcmp(o, "--resume")) ok = lw_opt_str(argc, argv, &i, &a->resume);
         else if (!strcmp(o, "--method")) ok = lw_opt_str(argc, argv, &i, &a->method);
+        else if (!strcmp(o, "--comm")) ok = lw_opt_str(argc, argv, &i, &a->comm);
         else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
         else if (!strcmp(o, "--cache-dir")) ok = lw_opt_str(argc, argv, &i, &a->cache_dir);
         else if (!strcmp(o, "--limit-train")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit);
@@ -129,6 +138,10 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
     }
     if (strcmp(a->method, "bridge") && lw_text_method_from_name(a->method) < 0) {
         fprintf(stderr, "lw train: --method is bridge, prompt-tuning or lora, not '%s'\n", a->method);
+        return false;
+    }
+    if (a->comm && lw_comm_backend_from_name(a->comm) < 0) {
+        fprintf(stderr, "lw train: --comm is tcp, nccl or local, not '%s'\n", a->comm);
         return false;
     }
     if (no_adapters) a->lora = a->prefix = false;
@@ -175,9 +188,13 @@ static lw_status write_run_json(const char *out, const train_args *a, const char
     return st;
 }
 
+/* This process's rank in a data-parallel run, for its messages. */
+static int g_rank;
+
 static int fail(const char *what)
 {
-    fprintf(stderr, "lw train: %s: %s\n", what, lw_last_error());
+    if (g_rank) fprintf(stderr, "lw train (rank %d): %s: %s\n", g_rank, what, lw_last_error());
+    else fprintf(stderr, "lw train: %s: %s\n", what, lw_last_error());
     return 1;
 }
 
@@ -197,10 +214,26 @@ static int run_text(const lw_manifest *m, const train_args *a, const lw_task *ta
     return 0;
 }
 
-static int run(const lw_pair *pair, const train_args *a)
+/* Every rank needs the sender states; rank 0 builds them (or finds them)
+ * while the others wait, so a cold cache is computed once. */
+static lw_status sender_states(const lw_manifest *m, const train_args *a, const char *train_path,
+                               const lw_dataset *data, lw_comm *comm, lw_sender_cache *states)
+{
+    char cache[4096];
+    lw_status st = lw_cache_dir(a->cache_dir, cache, sizeof cache);
+    if (!st && comm->rank != 0) st = lw_comm_barrier(comm);
+    if (!st)
+        st = lw_sender_cache_get(&m->sender, m->bridge.source_layer, train_path, data, cache,
+                                 a->quiet || comm->rank != 0, states);
+    if (!st && comm->rank == 0) st = lw_comm_barrier(comm);
+    return st;
+}
+
+static int run(const lw_pair *pair, const train_args *a, lw_comm *comm)
 {
     const lw_manifest *m = &pair->manifest;
-    char task_path[4096], train_path[4096], cache[4096], out[4096];
+    char task_path[4096], train_path[4096], out[4096];
+    bool lead = comm->rank == 0;
     lw_task task;
     lw_dataset data = {0};
     lw_sender_cache states = {.fd = -1};
@@ -214,7 +247,7 @@ static int run(const lw_pair *pair, const train_args *a)
     if (!a->train) lw_pathf(train_path, sizeof train_path, "%s/train.jsonl", a->data);
     lw_pathf(out, sizeof out, "%s", a->out ? a->out : "runs/");
     if (!a->out) lw_pathf(out, sizeof out, "runs/%s", a->task);
-    if (a->M != m->bridge.soft_tokens)
+    if (a->M != m->bridge.soft_tokens && lead)
         fprintf(stderr, "lw train: %d soft tokens instead of the built %d: CPU path only\n", a->M,
                 m->bridge.soft_tokens);
     double t0 = lw_now_s();
@@ -223,8 +256,7 @@ static int run(const lw_pair *pair, const train_args *a)
         rc = run_text(m, a, &task, &data, train_path, out);
         goto done;
     }
-    if (lw_cache_dir(a->cache_dir, cache, sizeof cache) ||
-        lw_sender_cache_get(&m->sender, m->bridge.source_layer, train_path, &data, cache, a->quiet, &states)) {
+    if (sender_states(m, a, train_path, &data, comm, &states)) {
         fail("sender states");
         goto done;
     }
@@ -241,25 +273,30 @@ static int run(const lw_pair *pair, const train_args *a)
         fail("adapters");
         goto done;
     }
-    if (a->lora || a->prefix)
+    if ((a->lora || a->prefix) && lead)
         fprintf(stderr, "train: adapters on the receiver: LoRA %ld parameters, deep prefix %ld parameters\n",
                 (long)(adapters.has_lora ? adapters.lora.p.n_params : 0),
                 (long)(adapters.has_prefix ? adapters.prefix.p.n_params : 0));
     double t_load = lw_now_s();
-    fprintf(stderr, "train: %s, %d examples, %ld bridge parameters, %d steps x %d examples, receiver prompt %d+%d "
+    if (lead)
+        fprintf(stderr, "train: %s, %d examples, %ld bridge parameters, %d steps x %d examples, receiver prompt %d+%d "
             "tokens\n", train_path, data.n, (long)side.bridge.n_params, a->cfg.steps, a->cfg.batch * a->cfg.grad_accum,
             lw_receiver_prefix_len(&side.layout), side.layout.max_verb);
+    if (comm->world > 1 && lead)
+        fprintf(stderr, "train: data parallel over %d ranks (%s), %d examples a step on each\n", comm->world,
+                lw_comm_backend_name(comm->backend), (a->cfg.batch * a->cfg.grad_accum + comm->world - 1) / comm->world);
     lw_train_options o = {.cfg = a->cfg, .checkpoint_every = a->checkpoint_every, .out_dir = out,
-                          .resume_dir = a->resume, .quiet = a->quiet};
+                          .resume_dir = a->resume, .quiet = a->quiet, .comm = comm};
     lw_train_result r;
-    if (write_run_json(out, a, train_path, data.n)) { fail("run.json"); goto done; }
+    if (lead && write_run_json(out, a, train_path, data.n)) { fail("run.json"); goto done; }
     if (lw_train_run(&trainer, &states, &data, &o, &r)) { fail("training"); goto done; }
+    rc = 0;
+    if (!lead) goto done;
     printf("trained %ld steps in %.1f s (%.3f s/step, %.3f s/example); last loss %.4f, train acc %.3f\n",
            r.steps_done, r.seconds, r.seconds / (r.steps_done ? r.steps_done : 1),
            r.seconds / (double)(r.steps_done ? r.steps_done * a->cfg.batch * a->cfg.grad_accum : 1), r.last_loss,
            r.train_acc);
     printf("sender states %.1f s, model load %.1f s; checkpoint %s/final\n", t_cache - t0, t_load - t_cache, out);
-    rc = 0;
 done:
     lw_trainer_free(&trainer);
     lw_adapter_set_free(&adapters);
@@ -278,5 +315,29 @@ int lw_cmd_train(const lw_pair *pair, int argc, char **argv)
     }
     train_args a;
     if (!parse(pair, argc, argv, &a)) return 2;
-    return run(pair, &a);
+    lw_comm_config cc;
+    lw_comm comm;
+    lw_cuda cu = {0};
+    if (lw_comm_config_from_env(&cc)) return fail("distributed setup");
+    if (a.comm) cc.backend = (lw_comm_backend)lw_comm_backend_from_name(a.comm);
+    g_rank = cc.rank;
+    if (cc.world > 1 && strcmp(a.method, "bridge")) {
+        fprintf(stderr, "lw train: --method %s trains at world size 1 only (LW_WORLD_SIZE is %d)\n", a.method,
+                cc.world);
+        return 2;
+    }
+    if (lw_comm_init(&comm, &cc)) return fail("distributed setup");
+    lw_status st = cc.backend == LW_COMM_NCCL ? lw_cuda_init(&cu, cc.local_rank) : LW_OK;
+    if (st) lw_fail_wrap(st, "the GPU of --comm nccl (LW_LOCAL_RANK %d)", cc.local_rank);
+    else if (cc.backend == LW_COMM_NCCL) st = lw_comm_nccl_attach(&comm, &cu);
+    if (st) {
+        int rc = fail("NCCL");
+        lw_comm_close(&comm);
+        lw_cuda_close(&cu);
+        return rc;
+    }
+    int rc = run(pair, &a, &comm);
+    lw_comm_close(&comm);
+    lw_cuda_close(&cu);
+    return rc;
 }

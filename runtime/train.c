@@ -140,17 +140,29 @@ typedef struct {
     int right, seen;
 } step_stats;
 
-/* One optimiser step's worth of examples: grads hold their mean gradient.
- * The adapters' dropout draw of an example is a function of the seed and
- * of how many examples came before it, so a resumed run draws the same. */
+/* Which examples of a step this process runs: example j when j % world is
+ * its rank (world 1: all of them). */
+typedef struct {
+    lw_comm *comm;   /* NULL: world 1 */
+    int world, rank;
+} shard;
+
+/* One optimiser step's worth of examples: grads hold the sum of this
+ * shard's examples' gradients over the step's per_step (the mean, at world
+ * 1). Every rank draws every index so the samplers stay in step. The
+ * adapters' dropout draw of an example is a function of the seed and of how
+ * many examples came before it, so a resumed run draws the same, and so
+ * does whichever rank runs it. */
 static lw_status accumulate(lw_trainer *t, const lw_sender_cache *states, const lw_dataset *d, lw_sampler *smp,
-                            int per_step, long drawn, uint64_t seed, float **x, size_t *x_cap, step_stats *s)
+                            int per_step, long drawn, uint64_t seed, shard sh, float **x, size_t *x_cap,
+                            step_stats *s)
 {
     lw_bridge_zero_grad(t->bridge);
     if (t->adapters) lw_adapter_set_zero_grad(t->adapters);
     for (int i = 0; i < per_step; i++) {
-        t->dropout_seed = (seed ^ DROPOUT_SALT) + (uint64_t)(drawn + i) * 0x9e3779b97f4a7c15ULL;
         int idx = lw_sampler_next(smp), T;
+        if (i % sh.world != sh.rank) continue;
+        t->dropout_seed = (seed ^ DROPOUT_SALT) + (uint64_t)(drawn + i) * 0x9e3779b97f4a7c15ULL;
         float loss;
         bool right;
         lw_status st = lw_sender_cache_read(states, idx, x, x_cap, &T);
@@ -161,6 +173,61 @@ static lw_status accumulate(lw_trainer *t, const lw_sender_cache *states, const 
         s->seen++;
     }
     return LW_OK;
+}
+
+/* The trained parameter blocks: the bridge's, then the adapters'. *grads
+ * false: their values. Returns how many (at most 3). */
+static int param_blocks(lw_trainer *t, bool grads, float **ptr, size_t *n)
+{
+    int k = 0;
+    ptr[k] = grads ? t->bridge->grads : t->bridge->params, n[k++] = t->bridge->n_params;
+    if (t->adapters && t->adapters->has_lora) {
+        lw_adapter_params *p = &t->adapters->lora.p;
+        ptr[k] = grads ? p->grads : p->params, n[k++] = p->n_params;
+    }
+    if (t->adapters && t->adapters->has_prefix) {
+        lw_adapter_params *p = &t->adapters->prefix.p;
+        ptr[k] = grads ? p->grads : p->params, n[k++] = p->n_params;
+    }
+    return k;
+}
+
+/* Sums the shards' gradients and counters: every rank then holds the
+ * global batch's mean gradient, the same bits on each. */
+static lw_status reduce_step(lw_trainer *t, shard sh, step_stats *s)
+{
+    float *ptr[3];
+    size_t n[3];
+    int k = param_blocks(t, true, ptr, n);
+    lw_status st = LW_OK;
+    for (int i = 0; !st && i < k; i++) st = lw_comm_allreduce_sum_f32(sh.comm, ptr[i], n[i]);
+    double counts[3] = {s->loss, s->right, s->seen};
+    if (!st) st = lw_comm_allreduce_sum_f64(sh.comm, counts, 3);
+    s->loss = counts[0], s->right = (int)counts[1], s->seen = (int)counts[2];
+    return st ? lw_fail_wrap(st, "train: summing the step's gradients over %d ranks", sh.world) : LW_OK;
+}
+
+/* Before the first step: the ranks must run the same run (a rank started
+ * with other options would step other parameters), and they start from
+ * rank 0's parameters. */
+static lw_status sync_ranks(lw_trainer *t, shard sh, const lw_train_config *k, int n_examples, long step)
+{
+    float *ptr[3];
+    size_t n[3];
+    int blocks = param_blocks(t, false, ptr, n);
+    int64_t mine[10] = {(int64_t)n[0], blocks > 1 ? (int64_t)n[1] : -1, blocks > 2 ? (int64_t)n[2] : -1, k->steps,
+                        k->batch, k->grad_accum, (int64_t)k->seed, k->class_balanced, n_examples, step};
+    int64_t root[10];
+    memcpy(root, mine, sizeof root);
+    lw_status st = lw_comm_broadcast(sh.comm, root, sizeof root, 0);
+    static const char *what[10] = {"bridge parameters", "LoRA parameters", "deep prefix parameters", "steps",
+                                   "batch", "grad_accum", "seed", "class_balanced", "training examples", "start step"};
+    for (int i = 0; !st && i < 10; i++)
+        if (root[i] != mine[i])
+            st = lw_fail(LW_ERR_INVALID, "train: rank %d has %s %lld, rank 0 %lld: every rank must run the same "
+                         "options, data and checkpoint", sh.rank, what[i], (long long)mine[i], (long long)root[i]);
+    for (int i = 0; !st && i < blocks; i++) st = lw_comm_broadcast(sh.comm, ptr[i], n[i] * sizeof(float), 0);
+    return st;
 }
 
 lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_dataset *data,
@@ -192,16 +259,25 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
         }
     }
     int per_step = k->batch * k->grad_accum;
+    shard sh = {.comm = o->comm, .world = o->comm ? o->comm->world : 1, .rank = o->comm ? o->comm->rank : 0};
+    bool lead = sh.rank == 0, quiet = o->quiet || !lead;   /* rank 0 logs and saves for all */
+    const char *out_dir = lead ? o->out_dir : NULL;
+    if (sh.world > 1 && (st = sync_ranks(t, sh, k, data->n, step))) {
+        lw_adamw_free(&opt);
+        return st;
+    }
     if (!(st = lw_sampler_init(&smp, data, k->class_balanced, k->seed ^ SAMPLER_SALT)))
         lw_sampler_skip(&smp, step * per_step);
-    FILE *log = !st && o->out_dir ? open_log(o->out_dir, o->resume_dir != NULL, &st) : NULL;
+    FILE *log = !st && out_dir ? open_log(out_dir, o->resume_dir != NULL, &st) : NULL;
     float *x = NULL;
     size_t x_cap = 0;
     double t0 = now_s();
     int right = 0, seen = 0;
     for (; !st && step < k->steps; step++) {
         step_stats s = {0};
-        if ((st = accumulate(t, states, data, &smp, per_step, step * per_step, k->seed, &x, &x_cap, &s))) break;
+        st = accumulate(t, states, data, &smp, per_step, step * per_step, k->seed, sh, &x, &x_cap, &s);
+        if (!st && sh.world > 1) st = reduce_step(t, sh, &s);
+        if (st) break;
         double gnorm = clip_all(t, k->grad_clip);
         float lr = lw_lr_at(step, k->warmup_steps, k->steps, k->lr, 0.1f);
         lw_bridge_adamw_step(b, &opt, lr, k->weight_decay);
@@ -212,21 +288,23 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
         r->last_loss = s.loss;
         double el = now_s() - t0, eps = seen / (el > 0 ? el : 1e-9);
         double eta = el / (double)r->steps_done * (double)(k->steps - step - 1);
-        if (!o->quiet)
+        if (!quiet)
             fprintf(stderr, "\rstep %ld/%d  loss %.4f  acc %.3f  lr %.2e  |g| %.3f  %.1f ex/s  eta %.0f s   ",
                     step + 1, k->steps, s.loss, (double)right / seen, (double)lr, gnorm, eps, eta);
         if (log) log_step(log, step + 1, s.loss, lr, gnorm, (double)right / seen, eps, el);
-        if (o->out_dir && o->checkpoint_every > 0 && (step + 1) % o->checkpoint_every == 0 && step + 1 < k->steps) {
+        if (out_dir && o->checkpoint_every > 0 && (step + 1) % o->checkpoint_every == 0 && step + 1 < k->steps) {
             char name[32];
             snprintf(name, sizeof name, "step-%ld", step + 1);
-            st = save(o->out_dir, name, t, &opt, &rng, step + 1);
+            st = save(out_dir, name, t, &opt, &rng, step + 1);
         }
     }
-    if (!o->quiet && r->steps_done) fputc('\n', stderr);
-    if (!st && o->out_dir) st = save(o->out_dir, "final", t, &opt, &rng, step);
+    if (!quiet && r->steps_done) fputc('\n', stderr);
+    if (!st && out_dir) st = save(out_dir, "final", t, &opt, &rng, step);
+    /* a rank that failed has closed its sockets or will: the others learn it here */
+    if (!st && sh.world > 1) st = lw_comm_barrier(sh.comm);
     r->seconds = now_s() - t0;
     r->train_acc = seen ? (double)right / seen : 0.0;
-    if (log && fclose(log) != 0 && !st) st = lw_fail(LW_ERR_IO, "train: writing the log under %s", o->out_dir);
+    if (log && fclose(log) != 0 && !st) st = lw_fail(LW_ERR_IO, "train: writing the log under %s", out_dir);
     free(x);
     lw_sampler_free(&smp);
     lw_adamw_free(&opt);

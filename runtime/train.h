@@ -29,6 +29,15 @@
  * final/ at the end (checkpoint.h), and train_log.jsonl, one line a step:
  * {"step","loss","lr","grad_norm","train_acc","examples_per_s","elapsed_s"}
  * (a non-finite number is written as null, so the file stays JSON).
+ *
+ * Data parallel (o->comm with world W > 1): every rank draws the same
+ * global batch and runs example j of a step when j % W is its rank; the
+ * gradients (each already scaled by 1/batch of the global batch) and the
+ * loss and accuracy counters are summed over the ranks, so every rank
+ * clips and steps the same parameters identically. Rank 0's initial
+ * parameters are broadcast once; only rank 0 writes the log and the
+ * checkpoints; a resumed run loads the same checkpoint on every rank.
+ * World 1 runs exactly as without a comm.
  * train_acc counts an example right when its gold label's first verbalizer
  * token outscores the other labels' first tokens (free: no extra forward). */
 #ifndef LW_TRAIN_H
@@ -38,6 +47,7 @@
 
 #include "adapter_set.h"
 #include "bridge.h"
+#include "comm.h"
 #include "dataset.h"
 #include "manifest.h"
 #include "model.h"
@@ -89,6 +99,7 @@ typedef struct {
     const char *out_dir;      /* NULL: no checkpoints, no log */
     const char *resume_dir;   /* NULL: a fresh run (the bridge is initialised from cfg.seed) */
     bool quiet;               /* no progress line */
+    lw_comm *comm;            /* data parallel over comm's ranks; NULL: world size 1 (docs/distributed.md) */
 } lw_train_options;
 
 typedef struct {

@@ -37,6 +37,9 @@ for m in prompt-tuning lora; do
     check "train $m" "$lw" train --method $m $tiny --out "$w/$m"
     check "eval $m" "$lw" eval --method $m $ev --checkpoint "$w/$m/final" --json "$w/res/$m.json"
 done
+check "train bridge, 2 data-parallel ranks" "$srcdir/scripts/launch.sh" 2 "$lw" train $tiny --soft-tokens 4 \
+    --out "$w/dp2"
+check "only rank 0 wrote" test -f "$w/dp2/final/bridge.safetensors" -a "$(grep -c . "$w/dp2/train_log.jsonl")" = 2
 check "eval linear-probe" "$lw" eval --method linear-probe $ev --limit-train 8 --json "$w/res/probe.json"
 for m in sender-zeroshot receiver-zeroshot receiver-kshot token-budget text-relay cot-relay; do
     check "eval $m" "$lw" eval --method $m $ev --relay-tokens 4 --json "$w/res/$m.json"
