@@ -10,6 +10,7 @@
 #include "cmd_common.h"
 #include "dataset.h"
 #include "fileutil.h"
+#include "gpu_receiver.h"
 #include "linear_probe.h"
 #include "lw_cli.h"
 #include "metrics.h"
@@ -31,6 +32,8 @@ static void usage(const lw_pair *pair)
            "                       receiver-zeroshot, receiver-kshot, text-relay, cot-relay, token-budget,\n"
            "                       or a trained one: prompt-tuning, lora (--checkpoint DIR of lw train --method)\n"
            "  --checkpoint DIR     bridge: a checkpoint folder (runs/<task>/final) or a bridge.safetensors\n"
+           "  --device cpu|cuda    bridge: where the receiver runs (default cpu; cuda: GPU 0, not yet with\n"
+           "                       LoRA / deep-prefix checkpoints)\n"
            "  --soft-tokens M      bridge: M it was trained with (default: run.json beside DIR, else %d)\n"
            "  --train FILE         linear-probe, receiver-kshot: training file (default: train.jsonl beside --split)\n"
            "  --limit-train N      linear-probe, receiver-kshot: first N training examples\n"
@@ -56,6 +59,7 @@ static void usage(const lw_pair *pair)
 
 typedef struct {
     const char *task, *split, *method, *checkpoint, *train, *json, *tasks_dir, *cache_dir;
+    const char *device;        /* bridge: where the receiver runs, "cpu" or "cuda" */
     int limit, limit_train, M;
     bool quiet;
     int seed;                  /* recorded in --json when has_seed */
@@ -68,6 +72,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
 {
     memset(a, 0, sizeof *a);
     a->method = "bridge";
+    a->device = "cpu";
     a->M = pair->manifest.bridge.soft_tokens;
     a->base = lw_baseline_defaults();
     int seed = 1;
@@ -77,6 +82,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
         if (!strcmp(o, "--task")) ok = lw_opt_str(argc, argv, &i, &a->task);
         else if (!strcmp(o, "--split")) ok = lw_opt_str(argc, argv, &i, &a->split);
         else if (!strcmp(o, "--method")) ok = lw_opt_str(argc, argv, &i, &a->method);
+        else if (!strcmp(o, "--device")) ok = lw_opt_str(argc, argv, &i, &a->device);
         else if (!strcmp(o, "--checkpoint")) ok = lw_opt_str(argc, argv, &i, &a->checkpoint);
         else if (!strcmp(o, "--train")) ok = lw_opt_str(argc, argv, &i, &a->train);
         else if (!strcmp(o, "--json")) ok = lw_opt_str(argc, argv, &i, &a->json);
@@ -109,6 +115,11 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
     a->base.quiet = a->quiet;
     a->baseline = lw_baseline_from_name(a->method);
     bool text = lw_text_method_from_name(a->method) >= 0;
+    if (strcmp(a->device, "cpu") && (strcmp(a->device, "cuda") || strcmp(a->method, "bridge"))) {
+        fprintf(stderr, "lw eval: --device is cpu, or cuda with --method bridge (not '%s' with %s)\n", a->device,
+                a->method);
+        return false;
+    }
     if (strcmp(a->method, "bridge") && strcmp(a->method, "linear-probe") && a->baseline < 0 && !text) {
         fprintf(stderr, "lw eval: --method is bridge, linear-probe or a baseline (see --help), not '%s'\n",
                 a->method);
@@ -159,6 +170,7 @@ static lw_status read_run_json(eval_args *a)
 
 /* Everything an eval needs besides the method. */
 typedef struct {
+    const lw_pair *pair;
     const lw_manifest *m;
     const eval_args *a;
     lw_task task;
@@ -199,6 +211,11 @@ static lw_status bridge_predict(eval_ctx *e, int *pred)
     if (!st && is_dir) st = lw_adapter_set_open(&adapters, side.receiver, tr.max_T, ck, &with_adapters);
     if (!st && with_adapters) st = lw_trainer_attach_adapters(&tr, &adapters);
     if (!st) e->method = bridge_method_name(&adapters, with_adapters);
+    lw_gpu_receiver gpu = {0};
+    if (!st && !strcmp(e->a->device, "cuda")) {
+        st = lw_gpu_receiver_open(&gpu, e->pair, side.receiver, &side.layout, tr.max_T, 0);
+        if (!st) st = lw_trainer_use_gpu(&tr, &gpu.pass);
+    }
     double *scores = calloc((size_t)e->task.n_labels, sizeof *scores);
     float *x = NULL;
     size_t cap = 0;
@@ -219,6 +236,7 @@ static lw_status bridge_predict(eval_ctx *e, int *pred)
     free(scores);
     free(x);
     lw_trainer_free(&tr);
+    lw_gpu_receiver_close(&gpu);
     lw_adapter_set_free(&adapters);
     lw_bridge_side_close(&side);
     return st;
@@ -349,7 +367,7 @@ static int fail(const char *what)
 
 static int run(const lw_pair *pair, const eval_args *a)
 {
-    eval_ctx e = {.m = &pair->manifest, .a = a, .states = {.fd = -1}, .method = a->method};
+    eval_ctx e = {.pair = pair, .m = &pair->manifest, .a = a, .states = {.fd = -1}, .method = a->method};
     char task_path[4096];
     int *gold = NULL, *pred = NULL, rc = 1;
     lw_metrics mt = {0};

@@ -10,6 +10,7 @@
 #include "cuda_driver.h"
 #include "dataset.h"
 #include "fileutil.h"
+#include "gpu_receiver.h"
 #include "lw_cli.h"
 #include "sender_cache.h"
 #include "train.h"
@@ -53,6 +54,9 @@ static void usage(const lw_pair *pair)
            "                       text (no sender): prompt-tuning (--soft-tokens learned soft tokens\n"
            "                       before the text) or lora (the --lora-* options; default r 8 on q,v)\n"
            "  --quiet              no progress line\n"
+           "  --device cpu|cuda    where the receiver runs (bridge method; default cpu). cuda: fp32\n"
+           "                       weights on GPU LW_LOCAL_RANK (0), cuBLAS and this pair's kernels; the\n"
+           "                       bridge stays on the CPU. Not yet with --lora / --deep-prefix\n"
            "  --comm NAME          data parallel over LW_WORLD_SIZE ranks: tcp (CPU processes), nccl (one GPU\n"
            "                       a rank) or local (world size 1); default tcp when LW_WORLD_SIZE > 1, else\n"
            "                       local. Ranks from LW_RANK / LW_WORLD_SIZE / LW_MASTER or mpirun; see\n"
@@ -67,6 +71,7 @@ typedef struct {
     const char *task, *data, *train, *out, *resume, *tasks_dir, *cache_dir;
     const char *method;             /* "bridge" or a text method (train_text.h) */
     const char *comm;               /* --comm; NULL: from the environment */
+    const char *device;             /* --device: "cpu" or "cuda" */
     int limit, M, checkpoint_every;
     bool quiet;
     lw_train_config cfg;
@@ -81,6 +86,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
     a->cfg = pair->manifest.train;
     a->M = pair->manifest.bridge.soft_tokens;
     a->method = "bridge";
+    a->device = "cpu";
     const lw_manifest *man = &pair->manifest;
     a->lora = man->has_lora;
     a->prefix = man->has_deep_prefix;
@@ -102,6 +108,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
         else if (!strcmp(o, "--resume")) ok = lw_opt_str(argc, argv, &i, &a->resume);
         else if (!strcmp(o, "--method")) ok = lw_opt_str(argc, argv, &i, &a->method);
         else if (!strcmp(o, "--comm")) ok = lw_opt_str(argc, argv, &i, &a->comm);
+        else if (!strcmp(o, "--device")) ok = lw_opt_str(argc, argv, &i, &a->device);
         else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
         else if (!strcmp(o, "--cache-dir")) ok = lw_opt_str(argc, argv, &i, &a->cache_dir);
         else if (!strcmp(o, "--limit-train")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit);
@@ -138,6 +145,14 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
     }
     if (strcmp(a->method, "bridge") && lw_text_method_from_name(a->method) < 0) {
         fprintf(stderr, "lw train: --method is bridge, prompt-tuning or lora, not '%s'\n", a->method);
+        return false;
+    }
+    if (strcmp(a->device, "cpu") && strcmp(a->device, "cuda")) {
+        fprintf(stderr, "lw train: --device is cpu or cuda, not '%s'\n", a->device);
+        return false;
+    }
+    if (!strcmp(a->device, "cuda") && strcmp(a->method, "bridge")) {
+        fprintf(stderr, "lw train: --device cuda trains the bridge only (not --method %s) for now\n", a->method);
         return false;
     }
     if (a->comm && lw_comm_backend_from_name(a->comm) < 0) {
@@ -229,7 +244,7 @@ static lw_status sender_states(const lw_manifest *m, const train_args *a, const 
     return st;
 }
 
-static int run(const lw_pair *pair, const train_args *a, lw_comm *comm)
+static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_ordinal)
 {
     const lw_manifest *m = &pair->manifest;
     char task_path[4096], train_path[4096], out[4096];
@@ -240,6 +255,7 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm)
     lw_bridge_side side = {0};
     lw_trainer trainer = {0};
     lw_adapter_set adapters = {0};
+    lw_gpu_receiver gpu = {0};
     int rc = 1;
     if (lw_task_file(m, a->tasks_dir, a->task, task_path, sizeof task_path) || lw_task_load(task_path, &task))
         return fail("task");
@@ -273,6 +289,12 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm)
         fail("adapters");
         goto done;
     }
+    if (!strcmp(a->device, "cuda") &&
+        (lw_gpu_receiver_open(&gpu, pair, side.receiver, &side.layout, trainer.max_T, gpu_ordinal) ||
+         lw_trainer_use_gpu(&trainer, &gpu.pass))) {
+        fail("receiver on the GPU");
+        goto done;
+    }
     if ((a->lora || a->prefix) && lead)
         fprintf(stderr, "train: adapters on the receiver: LoRA %ld parameters, deep prefix %ld parameters\n",
                 (long)(adapters.has_lora ? adapters.lora.p.n_params : 0),
@@ -299,6 +321,7 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm)
     printf("sender states %.1f s, model load %.1f s; checkpoint %s/final\n", t_cache - t0, t_load - t_cache, out);
 done:
     lw_trainer_free(&trainer);
+    lw_gpu_receiver_close(&gpu);
     lw_adapter_set_free(&adapters);
     lw_bridge_side_close(&side);
     lw_sender_cache_close(&states);
@@ -336,7 +359,7 @@ int lw_cmd_train(const lw_pair *pair, int argc, char **argv)
         lw_cuda_close(&cu);
         return rc;
     }
-    int rc = run(pair, &a, &comm);
+    int rc = run(pair, &a, &comm, cc.local_rank);
     lw_comm_close(&comm);
     lw_cuda_close(&cu);
     return rc;

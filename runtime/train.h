@@ -52,6 +52,7 @@
 #include "manifest.h"
 #include "model.h"
 #include "receiver_input.h"
+#include "gpu_receiver_pass.h"
 #include "receiver_pass.h"
 #include "sender_cache.h"
 #include "status.h"
@@ -64,6 +65,7 @@ typedef struct {
     /* scratch, sized for the layout */
     int max_T;                           /* receiver rows: prefix + the longest verbalizer */
     lw_receiver_pass rx;
+    lw_gpu_receiver_pass *gpu;           /* the receiver's pass on the GPU instead of rx; NULL: the CPU */
     lw_bridge_acts *acts;
     int acts_T;                          /* sender rows acts was sized for */
     float *soft, *dsoft;                 /* [M, R] */
@@ -79,6 +81,9 @@ void lw_trainer_free(lw_trainer *t);
  * bridge. set must be sized for t->max_T text rows; the receiver state is
  * reallocated to hold the prefix as well. */
 lw_status lw_trainer_attach_adapters(lw_trainer *t, lw_adapter_set *set);
+/* From now on the receiver runs on the GPU through p (sized for t->max_T
+ * rows; adapters are not on the GPU yet); the bridge stays on the CPU. */
+lw_status lw_trainer_use_gpu(lw_trainer *t, lw_gpu_receiver_pass *p);
 
 /* Forward and backward of one example (x: the sender's states [T, S]);
  * adds scale * d(loss)/d(params) to the bridge's grads. *loss gets the

@@ -39,6 +39,7 @@ void lw_trainer_free(lw_trainer *t)
 
 lw_status lw_trainer_attach_adapters(lw_trainer *t, lw_adapter_set *set)
 {
+    if (t->gpu) return lw_fail(LW_ERR_UNSUPPORTED, "trainer: LoRA / deep prefix on the GPU are not written yet");
     if (!set->ad.scratch || set->ad.scratch->max_tokens < t->max_T)
         return lw_fail(LW_ERR_INVALID, "trainer: adapters sized for %d rows, the receiver prompt needs %d",
                        set->ad.scratch ? set->ad.scratch->max_tokens : 0, t->max_T);
@@ -48,9 +49,43 @@ lw_status lw_trainer_attach_adapters(lw_trainer *t, lw_adapter_set *set)
     return LW_OK;
 }
 
+lw_status lw_trainer_use_gpu(lw_trainer *t, lw_gpu_receiver_pass *p)
+{
+    if (t->adapters) return lw_fail(LW_ERR_UNSUPPORTED, "trainer: LoRA / deep prefix on the GPU are not written yet");
+    if (p->max_T < t->max_T || p->layout != t->layout)
+        return lw_fail(LW_ERR_INVALID, "trainer: the GPU pass holds %d rows of another layout; %d needed", p->max_T,
+                       t->max_T);
+    t->gpu = p;
+    return LW_OK;
+}
+
 static const lw_receiver_adapters *adapters_of(const lw_trainer *t)
 {
     return t->adapters ? &t->adapters->ad : NULL;
+}
+
+/* The receiver's rows and pass: the CPU's, or the GPU's twin (same calls). */
+static int *rows_ids(lw_trainer *t) { return t->gpu ? t->gpu->ids : t->rx.ids; }
+static bool *rows_is_embed(lw_trainer *t) { return t->gpu ? t->gpu->is_embed : t->rx.is_embed; }
+static float *rows_embeds(lw_trainer *t) { return t->gpu ? t->gpu->embeds : t->rx.embeds; }
+static const float *rows_d_embeds(lw_trainer *t) { return t->gpu ? t->gpu->d_embeds : t->rx.d_embeds; }
+
+static lw_status pass_loss(lw_trainer *t, int T, int label, float *loss)
+{
+    if (t->gpu) return lw_gpu_receiver_pass_loss(t->gpu, adapters_of(t), T, label, loss);
+    return lw_receiver_pass_loss(&t->rx, adapters_of(t), T, label, loss);
+}
+
+static lw_status pass_backward(lw_trainer *t, int T, int label, float scale, bool *correct)
+{
+    if (t->gpu) return lw_gpu_receiver_pass_backward(t->gpu, adapters_of(t), T, label, scale, correct);
+    return lw_receiver_pass_backward(&t->rx, adapters_of(t), T, label, scale, correct);
+}
+
+static lw_status pass_scores(lw_trainer *t, int P, double *scores)
+{
+    if (t->gpu) return lw_gpu_receiver_pass_scores(t->gpu, adapters_of(t), P, true, scores);
+    return lw_receiver_pass_scores(&t->rx, adapters_of(t), P, true, scores);
 }
 
 /* The soft tokens into the receiver rows' embeddings; the adapters (if any) see them too
@@ -62,7 +97,7 @@ static lw_status bridge_forward(lw_trainer *t, const float *x, int T, bool train
     lw_status st = lw_bridge_forward(t->bridge, t->acts, x, T, t->soft);
     if (st) return st;
     size_t H = (size_t)t->receiver->cfg.hidden;
-    memcpy(t->rx.embeds + (size_t)lw_receiver_soft_row(t->layout) * H, t->soft, (size_t)t->layout->M * H * sizeof(float));
+    memcpy(rows_embeds(t) + (size_t)lw_receiver_soft_row(t->layout) * H, t->soft, (size_t)t->layout->M * H * sizeof(float));
     if (t->adapters) return lw_adapter_set_forward(t->adapters, t->soft, t->layout->M, training, t->dropout_seed);
     return LW_OK;
 }
@@ -104,9 +139,9 @@ static lw_status example_loss(lw_trainer *t, const float *x, int Tx, int label, 
     if (!st) st = bridge_forward(t, x, Tx, true);
     if (st) return st;
     /* prefix + the gold verbalizer but its last token */
-    *T = lw_receiver_fill(t->layout, label, t->layout->verb_len[label] - 1, t->rx.ids, t->rx.is_embed);
+    *T = lw_receiver_fill(t->layout, label, t->layout->verb_len[label] - 1, rows_ids(t), rows_is_embed(t));
     float ce;
-    if ((st = lw_receiver_pass_loss(&t->rx, adapters_of(t), *T, label, &ce))) return st;
+    if ((st = pass_loss(t, *T, label, &ce))) return st;
     double div = t->diversity_weight != 0.0f
                      ? diversity(t->soft, t->layout->M, t->receiver->cfg.hidden, NULL, 0.0f)
                      : 0.0;
@@ -130,8 +165,8 @@ lw_status lw_trainer_example(lw_trainer *t, const float *x, int Tx, int label, f
     const lw_receiver_layout *Ly = t->layout;
     int H = t->receiver->cfg.hidden, M = Ly->M;
     if (loss) *loss = l;
-    if ((st = lw_receiver_pass_backward(&t->rx, adapters_of(t), T, label, scale, correct))) return st;
-    memcpy(t->dsoft, t->rx.d_embeds + (size_t)lw_receiver_soft_row(Ly) * H, (size_t)M * H * sizeof(float));
+    if ((st = pass_backward(t, T, label, scale, correct))) return st;
+    memcpy(t->dsoft, rows_d_embeds(t) + (size_t)lw_receiver_soft_row(Ly) * H, (size_t)M * H * sizeof(float));
     if (t->diversity_weight != 0.0f) diversity(t->soft, M, H, t->dsoft, scale * t->diversity_weight);
     if (t->adapters) lw_adapter_set_backward(t->adapters, t->dsoft);   /* the deep prefix's path to the soft tokens */
     lw_bridge_backward(t->bridge, t->acts, t->dsoft, NULL);
@@ -142,6 +177,6 @@ lw_status lw_trainer_score(lw_trainer *t, const float *x, int Tx, double *scores
 {
     lw_status st = bridge_forward(t, x, Tx, false);
     if (st) return st;
-    int P = lw_receiver_fill(t->layout, -1, 0, t->rx.ids, t->rx.is_embed);
-    return lw_receiver_pass_scores(&t->rx, adapters_of(t), P, true, scores);
+    int P = lw_receiver_fill(t->layout, -1, 0, rows_ids(t), rows_is_embed(t));
+    return pass_scores(t, P, scores);
 }

@@ -40,6 +40,16 @@ done
 check "train bridge, 2 data-parallel ranks" "$srcdir/scripts/launch.sh" 2 "$lw" train $tiny --soft-tokens 4 \
     --out "$w/dp2"
 check "only rank 0 wrote" test -f "$w/dp2/final/bridge.safetensors" -a "$(grep -c . "$w/dp2/train_log.jsonl")" = 2
+fails_saying() {   # fails_saying PATTERN COMMAND...: exits non-zero and prints PATTERN
+    pattern=$1; shift
+    ! "$@" >"$w/out" 2>&1 && grep -q "$pattern" "$w/out"
+}
+if [ ! -e /dev/nvidia0 ]; then   # without a GPU, --device cuda says so and exits 1
+    check "train --device cuda without a GPU" fails_saying "CUDA driver" "$lw" train $tiny --device cuda \
+        --out "$w/gpu"
+    check "eval --device cuda without a GPU" fails_saying "CUDA driver" "$lw" eval $ev \
+        --checkpoint "$w/bridge/final" --device cuda
+fi
 check "eval linear-probe" "$lw" eval --method linear-probe $ev --limit-train 8 --json "$w/res/probe.json"
 for m in sender-zeroshot receiver-zeroshot receiver-kshot token-budget text-relay cot-relay; do
     check "eval $m" "$lw" eval --method $m $ev --relay-tokens 4 --json "$w/res/$m.json"

@@ -1,0 +1,200 @@
+/* Bridge training with the receiver on the GPU (lw_trainer_use_gpu) against
+ * the same run on the CPU: the tiny synthetic pair of tests/check_train.c
+ * (Gemma-3-like receiver, sender states with a class direction and large
+ * constant offsets), 50 steps of lw_train_run from the same seed on each
+ * device. Needs a GPU: run by `make check-gpu`; without one it stops with
+ * "no CUDA device".
+ *
+ * Checked: every step's logged loss follows the CPU's (|gpu - cpu| <= 2e-3
+ * x max(1, |cpu|): cuBLAS and OpenBLAS sum in other orders and the
+ * difference compounds over the steps, so the bound is looser than one
+ * pass's), the final bridge parameters agree to 1e-2 of each tensor's
+ * largest value, and the GPU-trained bridge scores the examples as the
+ * CPU-trained one does (accuracy within one example). */
+#include "testlib.h"
+#include "tiny_models.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_blas.h"
+#include "cuda_driver.h"
+#include "gen_kernels.h"
+#include "gpu_model.h"
+#include "gpu_receiver_pass.h"
+#include "nvrtc_compile.h"
+#include "train.h"
+
+enum { S_HIDDEN = 8, N_EX = 48, M_SOFT = 2, STEPS = 50 };
+
+/* A CUDA context does not survive fork(): CK_NOFORK, set up once in main. */
+static lw_cuda g_cu;
+static lw_cublas g_blas;
+
+#define OK(call) ck_assert_msg((call) == LW_OK, "%s", lw_last_error())
+
+typedef struct {
+    lw_model *receiver;
+    lw_receiver_layout layout;
+    lw_bridge bridge;
+    lw_trainer trainer;
+    lw_dataset data;
+    lw_sender_cache states;
+    lw_cuda_module mod;
+    lw_gpu_model *g;
+    lw_gpu_receiver_pass pass;
+} side;
+
+/* check_train.c's data: 3..6 noise rows, +-1.5 along a class direction,
+ * offsets of -20 and +40 in two dimensions. */
+static void side_open(side *p, bool gpu)
+{
+    memset(p, 0, sizeof *p);
+    tl_tiny_trainer(M_SOFT, S_HIDDEN, 0.0f, &p->receiver, &p->layout, &p->bridge, &p->trainer);
+    const float offset[S_HIDDEN] = {0, 0, 0, 0, 0, 0, -20.0f, 40.0f};
+    lw_rng r;
+    lw_rng_seed(&r, 9);
+    int tokens[N_EX];
+    tl_alternating_dataset(&p->data, N_EX);
+    for (int i = 0; i < N_EX; i++) tokens[i] = 3 + (int)lw_rng_below(&r, 4);
+    OK(lw_sender_cache_init_memory(&p->states, N_EX, S_HIDDEN, tokens));
+    for (int i = 0; i < N_EX; i++) {
+        float *x = p->states.mem + p->states.offset[i];
+        float sign = p->data.examples[i].label ? 1.5f : -1.5f;
+        for (int t = 0; t < tokens[i]; t++)
+            for (int k = 0; k < S_HIDDEN; k++)
+                x[t * S_HIDDEN + k] = (float)lw_rng_normal(&r) * 0.5f + (k < 4 ? sign : 0.0f) + offset[k];
+    }
+    if (!gpu) return;
+    lw_strbuf sb = {0};
+    OK(lw_gen_model_kernels(tl_src("templates"), &p->receiver->cfg, M_SOFT, &sb));
+    unsigned char *image = NULL;
+    size_t size = 0;
+    lw_status st = lw_nvrtc_compile(sb.data, "kernels_receiver.cu", lw_cuda_arch(&g_cu), &image, &size);
+    lw_sb_free(&sb);
+    OK(st);
+    st = lw_cuda_load_image(&g_cu, "receiver", lw_cuda_arch(&g_cu), image, &p->mod);
+    free(image);
+    OK(st);
+    OK(lw_gpu_model_upload(&g_cu, &g_blas, &p->mod, p->receiver, &p->g));
+    OK(lw_gpu_receiver_pass_alloc(&p->pass, p->g, &p->layout, p->trainer.max_T, "test"));
+    OK(lw_trainer_use_gpu(&p->trainer, &p->pass));
+}
+
+static void side_close(side *p)
+{
+    lw_trainer_free(&p->trainer);
+    lw_gpu_receiver_pass_free(&p->pass);
+    lw_gpu_model_free(p->g);
+    if (p->mod.module) lw_cuda_unload(&g_cu, &p->mod);
+    lw_bridge_free(&p->bridge);
+    lw_receiver_layout_free(&p->layout);
+    lw_model_free(p->receiver);
+    lw_dataset_free(&p->data);
+    lw_sender_cache_close(&p->states);
+}
+
+static void train(side *p, const char *dir)
+{
+    lw_train_options o;
+    memset(&o, 0, sizeof o);
+    o.cfg = (lw_train_config){.lr = 3e-3f, .steps = STEPS, .batch = 4, .grad_accum = 2, .warmup_steps = 3,
+                              .weight_decay = 0.01f, .grad_clip = 1.0f, .seed = 5};
+    o.quiet = true;
+    o.out_dir = dir;
+    lw_train_result res;
+    OK(lw_train_run(&p->trainer, &p->states, &p->data, &o, &res));
+}
+
+/* The "loss" of each line of dir/train_log.jsonl into loss[STEPS]. */
+static void read_losses(const char *dir, double *loss)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/train_log.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "no %s", path);
+    char line[4096];
+    int n = 0;
+    while (n < STEPS && fgets(line, sizeof line, f)) {
+        json_t *o = json_loads(line, 0, NULL);
+        ck_assert_msg(o && json_is_number(json_object_get(o, "loss")), "%s: line %d", path, n + 1);
+        loss[n++] = json_number_value(json_object_get(o, "loss"));
+        json_decref(o);
+    }
+    fclose(f);
+    ck_assert_int_eq(n, STEPS);
+}
+
+static int right_answers(side *p)
+{
+    int right = 0;
+    for (int i = 0; i < N_EX; i++) {
+        double s[2];
+        const float *x = p->states.mem + p->states.offset[i];
+        OK(lw_trainer_score(&p->trainer, x, p->states.tokens[i], s));
+        right += (s[1] > s[0]) == (p->data.examples[i].label == 1);
+    }
+    return right;
+}
+
+START_TEST(gpu_training_follows_the_cpu)
+{
+    side cpu, gpu;
+    side_open(&cpu, false);
+    side_open(&gpu, true);
+    char dir_cpu[1024], dir_gpu[1024];
+    snprintf(dir_cpu, sizeof dir_cpu, "%s", tl_tmpdir("train_cpu"));
+    snprintf(dir_gpu, sizeof dir_gpu, "%s", tl_tmpdir("train_gpu"));
+    train(&cpu, dir_cpu);
+    train(&gpu, dir_gpu);
+    double lc[STEPS], lg[STEPS];
+    read_losses(dir_cpu, lc);
+    read_losses(dir_gpu, lg);
+    for (int s = 0; s < STEPS; s++)
+        ck_assert_msg(fabs(lg[s] - lc[s]) <= 2e-3 * fmax(1.0, fabs(lc[s])), "step %d: loss %.6f on the GPU, %.6f "
+                      "on the CPU", s + 1, lg[s], lc[s]);
+    fprintf(stderr, "loss: step 1 %.4f / %.4f, step %d %.4f / %.4f (CPU / GPU)\n", lc[0], lg[0], STEPS,
+            lc[STEPS - 1], lg[STEPS - 1]);
+    float biggest = 0.f, worst = 0.f;
+    for (size_t i = 0; i < cpu.bridge.n_params; i++) {
+        biggest = fmaxf(biggest, fabsf(cpu.bridge.params[i]));
+        worst = fmaxf(worst, fabsf(cpu.bridge.params[i] - gpu.bridge.params[i]));
+    }
+    ck_assert_msg(worst <= 1e-2f * biggest, "bridge parameters differ by %g (largest %g)", worst, biggest);
+    int rc = right_answers(&cpu), rg = right_answers(&gpu);
+    ck_assert_msg(abs(rc - rg) <= 1, "%d right on the CPU, %d on the GPU (of %d)", rc, rg, N_EX);
+    side_close(&gpu);
+    side_close(&cpu);
+    tl_run(NULL, "rm -rf '%s' '%s'", dir_cpu, dir_gpu);
+}
+END_TEST
+
+int main(void)
+{
+    lw_status st = lw_cuda_init(&g_cu, 0);
+    if (st) {
+        fprintf(stderr, "check_train_gpu: no CUDA device: %s\n", lw_last_error());
+        return 1;
+    }
+    if ((st = lw_cublas_init(&g_blas, &g_cu))) {
+        fprintf(stderr, "check_train_gpu: cannot run: %s\n", lw_last_error());
+        lw_cuda_close(&g_cu);
+        return 1;
+    }
+    Suite *s = suite_create("train_gpu");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, gpu_training_follows_the_cpu);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    lw_cublas_close(&g_blas);
+    lw_cuda_close(&g_cu);
+    return failed == 0 ? 0 : 1;
+}
