@@ -56,7 +56,7 @@ static void usage(const lw_pair *pair)
            "  --quiet              no progress line\n"
            "  --device cpu|cuda    where the receiver runs (bridge method; default cpu). cuda: fp32\n"
            "                       weights on GPU LW_LOCAL_RANK (0), cuBLAS and this pair's kernels; the\n"
-           "                       bridge stays on the CPU. Not yet with --lora / --deep-prefix\n"
+           "                       bridge (and a deep prefix's generator) stay on the CPU\n"
            "  --comm NAME          data parallel over LW_WORLD_SIZE ranks: tcp (CPU processes), nccl (one GPU\n"
            "                       a rank) or local (world size 1); default tcp when LW_WORLD_SIZE > 1, else\n"
            "                       local. Ranks from LW_RANK / LW_WORLD_SIZE / LW_MASTER or mpirun; see\n"

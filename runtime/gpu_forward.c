@@ -57,8 +57,15 @@ lw_status lw_gpu_rope(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr pos, int T, in
 lw_status lw_gpu_attention(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr lse, lw_cuda_ptr q, lw_cuda_ptr keys,
                            lw_cuda_ptr values, int T, int pos0, int window)
 {
-    int Tk = pos0 + T, n_sink = 0;
-    void *args[] = {&out, &lse, &q, &keys, &values, &T, &Tk, &pos0, &window, &n_sink};
+    return lw_gpu_attention_sink(g, out, lse, q, keys, values, T, pos0, window, 0);
+}
+
+/* Query t sits at key n_sink + pos0 + t: q_offset counts the prefix. */
+lw_status lw_gpu_attention_sink(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr lse, lw_cuda_ptr q, lw_cuda_ptr keys,
+                                lw_cuda_ptr values, int T, int pos0, int window, int n_sink)
+{
+    int Tk = n_sink + pos0 + T, q_offset = n_sink + pos0;
+    void *args[] = {&out, &lse, &q, &keys, &values, &T, &Tk, &q_offset, &window, &n_sink};
     return lw_gpu_launch(g, &g->k.attention, lw_gpu_blocks((size_t)T * g->cfg.n_heads, 4), 1, 128, args);
 }
 

@@ -105,6 +105,8 @@ static lw_status find_kernels(lw_gpu_model *g, const lw_cuda_module *mod)
         {&g->k.norm_backward, "rmsnorm_backward"}, {&g->k.head_norm_backward, "qk_rmsnorm_backward"},
         {&g->k.glu_backward, "glu_backward"},   {&g->k.attention_backward, "attention_backward"},
         {&g->k.cross_entropy, "cross_entropy_forward_backward"},
+        {&g->k.lora_forward, "lora_forward"},   {&g->k.lora_backward_input, "lora_backward_input"},
+        {&g->k.lora_backward_weights, "lora_backward_weights"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         lw_status st = lw_cuda_get_kernel(g->cu, mod, want[i].name, want[i].k);

@@ -14,10 +14,11 @@
  * (the pair's manifest for both, or lw_gen_model_kernels(&model->cfg)).
  *
  * Supported: token ids and input embeddings, a cache continuation at pos0,
- * the logits of the last row or of all rows. Not yet: capture_layer,
+ * the logits of the last row or of all rows. Not yet here: capture_layer,
  * adapters (LoRA, deep prefix); those fail with LW_ERR_UNSUPPORTED. The
  * receiver's training pass (forward with saved activations, backward to the
- * input rows) is gpu_receiver_pass.h, built on the launch helpers below.
+ * input rows, with LoRA and a deep prefix) is gpu_receiver_pass.h, built on
+ * the launch helpers below.
  * Everything runs on the default stream; lw_gpu_forward returns after the
  * logits are on the host. */
 #ifndef LW_GPU_MODEL_H
@@ -40,6 +41,8 @@ typedef struct {
     lw_cuda_kernel embedding, add_norm, head_norm, rope, glu, attention;
     /* backward, for gpu_receiver_pass.c */
     lw_cuda_kernel norm_backward, head_norm_backward, glu_backward, attention_backward, cross_entropy;
+    /* LoRA on the projections, for gpu_receiver_pass.c's adapters */
+    lw_cuda_kernel lora_forward, lora_backward_input, lora_backward_weights;
 } lw_gpu_kernels;
 
 typedef struct {
@@ -123,6 +126,11 @@ lw_status lw_gpu_rope(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr pos, int T, in
  * [n_heads, T] (may be 0) is kept for attention_backward. */
 lw_status lw_gpu_attention(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr lse, lw_cuda_ptr q, lw_cuda_ptr keys,
                            lw_cuda_ptr values, int T, int pos0, int window);
+/* The same with a deep prefix: keys/values hold n_sink prefix rows, then
+ * positions [0, pos0 + T); every query sees the prefix (the window spares
+ * it), as forward.c's attend with ad->prefix_len = n_sink. */
+lw_status lw_gpu_attention_sink(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr lse, lw_cuda_ptr q, lw_cuda_ptr keys,
+                                lw_cuda_ptr values, int T, int pos0, int window, int n_sink);
 lw_status lw_gpu_glu(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr gate, lw_cuda_ptr up, int n);
 /* Rows [r0, r0 + T) of a's input into x[T, hidden]: the embedding kernel
  * over the ids (staged through ids_host[T] into ids_dev[T]), then a's input

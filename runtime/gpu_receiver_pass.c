@@ -16,11 +16,14 @@
 #include <string.h>
 
 #include "label_scoring.h"
+#include "lora.h"
 
 static const size_t F32 = sizeof(float);
 
 /* Row r of a [rows, width] float buffer on the device. */
 static lw_cuda_ptr row(lw_cuda_ptr base, int r, int width) { return base + (size_t)r * (size_t)width * F32; }
+/* n rows before base: where a deep prefix's keys precede the text's. */
+static lw_cuda_ptr rows_before(lw_cuda_ptr base, int n, int width) { return base - (size_t)n * (size_t)width * F32; }
 
 static lw_status zero(lw_gpu_receiver_pass *p, lw_cuda_ptr buf, int rows, int width)
 {
@@ -36,6 +39,7 @@ static void place(lw_gpu_receiver_pass *p, lw_gpu_arena *a)
     size_t T = (size_t)p->max_T, H = (size_t)c->hidden, qd = (size_t)c->n_heads * c->head_dim;
     size_t kvd = (size_t)c->n_kv_heads * c->head_dim, F = (size_t)c->ffn, V = (size_t)c->vocab;
     size_t Lv = (size_t)p->layout->max_verb, Hq = (size_t)c->n_heads, Hkv = (size_t)c->n_kv_heads;
+    size_t P = (size_t)p->n_prefix;
     for (int l = 0; l < c->n_layers; l++) {
         lw_gpu_layer_acts *A = &p->acts[l];
         A->x_in = lw_gpu_take(a, T * H * F32);
@@ -46,8 +50,12 @@ static void place(lw_gpu_receiver_pass *p, lw_gpu_arena *a)
         A->q = lw_gpu_take(a, T * qd * F32);
         A->ao = lw_gpu_take(a, T * qd * F32);
         A->k_pre = c->qk_norm ? lw_gpu_take(a, T * kvd * F32) : 0;
-        A->k = lw_gpu_take(a, T * kvd * F32);
-        A->v = lw_gpu_take(a, T * kvd * F32);
+        A->k_keys = lw_gpu_take(a, (P + T) * kvd * F32);
+        A->v_keys = lw_gpu_take(a, (P + T) * kvd * F32);
+        A->k = row(A->k_keys, (int)P, (int)kvd);
+        A->v = row(A->v_keys, (int)P, (int)kvd);
+        A->dk_keys = P ? lw_gpu_take(a, (P + T) * kvd * F32) : 0;
+        A->dv_keys = P ? lw_gpu_take(a, (P + T) * kvd * F32) : 0;
         A->proj = lw_gpu_take(a, T * H * F32);
         A->down = lw_gpu_take(a, T * H * F32);
         A->gate = lw_gpu_take(a, T * F * F32);
@@ -81,6 +89,7 @@ static void place(lw_gpu_receiver_pass *p, lw_gpu_arena *a)
     d->targets = lw_gpu_take(a, Lv * sizeof(int));
     d->ids = lw_gpu_take(a, T * sizeof(int));
     d->pos = lw_gpu_take(a, T * sizeof(int));
+    for (int l = 0; !P && l < c->n_layers; l++) p->acts[l].dk_keys = d->dk, p->acts[l].dv_keys = d->dv;
 }
 
 static bool host_arrays(lw_gpu_receiver_pass *p)
@@ -101,23 +110,34 @@ static bool host_arrays(lw_gpu_receiver_pass *p)
            p->ids_stage && p->is_embed;
 }
 
-/* The device allocation, zeroed, and the positions 0..max_T-1. */
+/* A new device allocation for p's current sizes, zeroed and laid out, with
+ * the positions 0..max_T-1; p->arena is set only when all of it worked (on
+ * failure the caller re-places p over what it had). */
 static lw_status device_arena(lw_gpu_receiver_pass *p)
 {
     lw_gpu_model *g = p->g;
     lw_gpu_arena a = {0};
     place(p, &a);
-    p->bytes = a.used;
-    char what[96];
-    snprintf(what, sizeof what, "training pass (activations of %d rows)", p->max_T);
-    lw_status st = lw_gpu_check_fits(g->cu, p->bytes, what, g->cfg.name);
-    if (!st) st = lw_cuda_alloc(g->cu, p->bytes, what, &p->arena);
-    if (!st) st = lw_cuda_memset0(g->cu, p->arena, p->bytes, what);
-    if (st) return st;
-    a = (lw_gpu_arena){.base = p->arena};
-    place(p, &a);
-    for (int t = 0; t < p->max_T; t++) p->ids_stage[t] = t;
-    return lw_cuda_upload(g->cu, p->dev.pos, p->ids_stage, (size_t)p->max_T * sizeof(int), "positions");
+    size_t bytes = a.used;
+    char what[128];
+    snprintf(what, sizeof what, "training pass (activations of %d rows, %d prefix rows)", p->max_T, p->n_prefix);
+    lw_cuda_ptr base = 0;
+    lw_status st = lw_gpu_check_fits(g->cu, bytes, what, g->cfg.name);
+    if (!st) st = lw_cuda_alloc(g->cu, bytes, what, &base);
+    if (!st) st = lw_cuda_memset0(g->cu, base, bytes, what);
+    if (!st) {
+        a = (lw_gpu_arena){.base = base};
+        place(p, &a);
+        for (int t = 0; t < p->max_T; t++) p->ids_stage[t] = t;
+        st = lw_cuda_upload(g->cu, p->dev.pos, p->ids_stage, (size_t)p->max_T * sizeof(int), "positions");
+    }
+    if (st) {
+        if (base) lw_cuda_free(g->cu, base);
+        return st;
+    }
+    p->arena = base;
+    p->bytes = bytes;
+    return LW_OK;
 }
 
 lw_status lw_gpu_receiver_pass_alloc(lw_gpu_receiver_pass *p, lw_gpu_model *g, const lw_receiver_layout *layout,
@@ -146,9 +166,18 @@ lw_status lw_gpu_receiver_pass_alloc(lw_gpu_receiver_pass *p, lw_gpu_model *g, c
     return LW_OK;
 }
 
+static void lora_release(lw_gpu_receiver_pass *p)
+{
+    if (p->lora.arena) lw_cuda_free(p->g->cu, p->lora.arena);
+    free(p->lora.grads_host);
+    memset(&p->lora, 0, sizeof p->lora);
+}
+
 void lw_gpu_receiver_pass_free(lw_gpu_receiver_pass *p)
 {
     if (p->arena) lw_cuda_free(p->g->cu, p->arena);
+    if (p->g) lora_release(p);
+    free(p->prefix_stage);
     free(p->acts);
     free(p->embeds);
     free(p->d_embeds);
@@ -164,12 +193,55 @@ void lw_gpu_receiver_pass_free(lw_gpu_receiver_pass *p)
 
 /* ---- argument checks (before any device work) ------------------------------ */
 
+enum { MAX_PREFIX = 1 << 16 };
+
+/* [in, out] of a LoRA target's projection in this model (lora.c's target_dims):
+ * the kernels take them from the model's constants, so the LoRA must agree. */
+static void target_dims(const lw_model_config *c, int t, int *in, int *out)
+{
+    int H = c->hidden, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, F = c->ffn;
+    *in = t == LW_LORA_O ? qd : t == LW_LORA_DOWN ? F : H;
+    *out = t == LW_LORA_Q ? qd : t == LW_LORA_K || t == LW_LORA_V ? kvd : t == LW_LORA_O || t == LW_LORA_DOWN ? H : F;
+}
+
+/* Every slot's A [rank, in] and B [out, rank] fit the model and the buffer. */
+static lw_status check_lora(const lw_gpu_receiver_pass *p, const lw_lora *lo)
+{
+    const lw_model_config *c = &p->g->cfg;
+    const char *name = c->name;
+    if (lo->n_layers != c->n_layers || !lo->slots || !lo->p.params || !lo->p.grads)
+        return lw_fail(LW_ERR_INVALID, "GPU receiver pass %s: the LoRA was built for %d layers (the model has %d) "
+                       "or has no parameters", name, lo->n_layers, c->n_layers);
+    int r = lo->cfg.rank;
+    if (r < 1 || r > 1024 || !(lo->cfg.dropout >= 0.0f && lo->cfg.dropout < 1.0f))
+        return lw_fail(LW_ERR_INVALID, "GPU receiver pass %s: LoRA rank %d, dropout %g (1..1024, [0, 1))", name, r,
+                       (double)lo->cfg.dropout);
+    for (int l = 0; l < c->n_layers; l++)
+        for (int t = 0; t < LW_LORA_N_TARGETS; t++) {
+            const lw_lora_slot *s = lw_lora_slot_at(lo, l, (lw_lora_target)t);
+            if (!s->on) continue;
+            int in, out;
+            target_dims(c, t, &in, &out);
+            size_t n = lo->p.n_params;
+            if (s->in != in || s->out != out || s->a > n || (size_t)r * in > n - s->a || s->b > n ||
+                (size_t)r * out > n - s->b)
+                return lw_fail(LW_ERR_INVALID, "GPU receiver pass %s: LoRA layer %d %s is [%d, %d] at %zu / %zu of "
+                               "%zu; the model's projection is [%d, %d]", name, l, lw_lora_target_name(t), s->out,
+                               s->in, s->a, s->b, n, out, in);
+        }
+    return LW_OK;
+}
+
 static lw_status check_adapters(const lw_gpu_receiver_pass *p, const lw_receiver_adapters *ad)
 {
-    if (ad && (ad->lora || ad->prefix_len > 0))
-        return lw_fail(LW_ERR_UNSUPPORTED, "GPU receiver pass %s: %s not supported on the GPU yet; use --device cpu",
-                       p->g->cfg.name, ad->lora ? "a LoRA is" : "a deep prefix is");
-    return LW_OK;
+    if (!ad) return LW_OK;
+    if (ad->prefix_len < 0 || ad->prefix_len > MAX_PREFIX)
+        return lw_fail(LW_ERR_INVALID, "GPU receiver pass %s: deep prefix of %d keys (0..%d)", p->g->cfg.name,
+                       ad->prefix_len, MAX_PREFIX);
+    if (ad->prefix_len > 0 && (!ad->prefix_k || !ad->prefix_v))
+        return lw_fail(LW_ERR_INVALID, "GPU receiver pass %s: deep prefix of %d without keys/values",
+                       p->g->cfg.name, ad->prefix_len);
+    return ad->lora ? check_lora(p, ad->lora) : LW_OK;
 }
 
 static lw_status check_rows(const lw_gpu_receiver_pass *p, int T, int label)
@@ -183,6 +255,168 @@ static lw_status check_rows(const lw_gpu_receiver_pass *p, int T, int label)
 }
 
 static bool row_is_embed(const lw_forward_args *a, int r) { return a->embeds && (!a->is_embed || a->is_embed[r]); }
+
+/* ---- adapters on the device --------------------------------------------------- */
+
+static bool lora_on(const lw_receiver_adapters *ad) { return ad && ad->lora && !ad->lora->merged; }
+
+static void place_lora(lw_gpu_pass_lora *L, lw_gpu_arena *a, int max_T)
+{
+    L->params = lw_gpu_take(a, L->n * F32);
+    L->grads = lw_gpu_take(a, L->n * F32);
+    L->u = lw_gpu_take(a, (size_t)max_T * L->rank * F32);
+    L->du = lw_gpu_take(a, (size_t)max_T * L->rank * F32);
+}
+
+/* Parameters, gradients and scratch for lo, unless p has them for its sizes. */
+static lw_status lora_room(lw_gpu_receiver_pass *p, const lw_lora *lo)
+{
+    lw_gpu_pass_lora *L = &p->lora;
+    if (L->arena && L->n == lo->p.n_params && L->rank == lo->cfg.rank) return LW_OK;
+    lora_release(p);
+    p->loss_T = 0;   /* a backward would find another LoRA's scratch */
+    lw_gpu_pass_lora want = {.rank = lo->cfg.rank, .n = lo->p.n_params};
+    lw_gpu_arena a = {0};
+    place_lora(&want, &a, p->max_T);
+    want.bytes = a.used;
+    char what[128];
+    snprintf(what, sizeof what, "LoRA of rank %d (%zu parameters and their gradients)", want.rank, want.n);
+    lw_gpu_model *g = p->g;
+    if (!(want.grads_host = malloc(want.n * F32)))
+        return lw_fail(LW_ERR_NOMEM, "GPU receiver pass %s: out of memory for the %s", g->cfg.name, what);
+    lw_status st = lw_gpu_check_fits(g->cu, want.bytes, what, g->cfg.name);
+    if (!st) st = lw_cuda_alloc(g->cu, want.bytes, what, &want.arena);
+    if (!st) st = lw_cuda_memset0(g->cu, want.arena, want.bytes, what);
+    if (st) {
+        if (want.arena) lw_cuda_free(g->cu, want.arena);
+        free(want.grads_host);
+        return st;
+    }
+    a = (lw_gpu_arena){.base = want.arena};
+    place_lora(&want, &a, p->max_T);
+    *L = want;
+    return LW_OK;
+}
+
+/* The activations again with P rows before every layer's keys and values. */
+static lw_status grow_prefix(lw_gpu_receiver_pass *p, int P)
+{
+    const lw_model_config *c = &p->g->cfg;
+    size_t kvd = (size_t)c->n_kv_heads * c->head_dim;
+    float *stage = calloc((size_t)P * kvd, F32);
+    if (!stage)
+        return lw_fail(LW_ERR_NOMEM, "GPU receiver pass %s: out of memory for a deep prefix of %d", c->name, P);
+    lw_cuda_ptr old = p->arena;
+    int old_P = p->n_prefix;
+    p->n_prefix = P;
+    lw_status st = device_arena(p);
+    if (st) {
+        free(stage);
+        p->n_prefix = old_P;
+        lw_gpu_arena a = {.base = old};
+        place(p, &a);   /* back over what p had */
+        return lw_fail_wrap(st, "GPU receiver pass %s: room for a deep prefix of %d", c->name, P);
+    }
+    if (old) lw_cuda_free(p->g->cu, old);
+    free(p->prefix_stage);
+    p->prefix_stage = stage;
+    p->loss_T = 0;   /* the activations are gone */
+    return LW_OK;
+}
+
+lw_status lw_gpu_receiver_pass_attach(lw_gpu_receiver_pass *p, const lw_receiver_adapters *ad)
+{
+    lw_status st = check_adapters(p, ad);
+    if (st || !ad) return st;
+    if (ad->prefix_len > p->n_prefix && (st = grow_prefix(p, ad->prefix_len))) return st;
+    if (ad->lora && (st = lora_room(p, ad->lora)))
+        return lw_fail_wrap(st, "GPU receiver pass %s: LoRA", p->g->cfg.name);
+    return LW_OK;
+}
+
+lw_status lw_gpu_receiver_pass_sync_adapters(lw_gpu_receiver_pass *p, const lw_receiver_adapters *ad)
+{
+    if (!ad) return LW_OK;
+    const lw_model_config *c = &p->g->cfg;
+    const lw_lora *lo = ad->lora;
+    if (ad->prefix_len > p->n_prefix || (lo && (!p->lora.arena || p->lora.n != lo->p.n_params)))
+        return lw_fail(LW_ERR_INVALID, "GPU receiver pass %s: adapters not attached (lw_gpu_receiver_pass_attach)",
+                       c->name);
+    lw_cuda *cu = p->g->cu;
+    lw_status st = LW_OK;
+    if (lora_on(ad)) st = lw_cuda_upload(cu, p->lora.params, lo->p.params, p->lora.n * F32, "LoRA parameters");
+    int P = ad->prefix_len, kvd = c->n_kv_heads * c->head_dim;
+    size_t np = (size_t)P * kvd;
+    for (int l = 0; !st && P > 0 && l < c->n_layers; l++) {
+        const lw_gpu_layer_acts *A = &p->acts[l];
+        st = lw_cuda_upload(cu, rows_before(A->k, P, kvd), ad->prefix_k + l * np, np * F32, "deep prefix keys");
+        if (!st)
+            st = lw_cuda_upload(cu, rows_before(A->v, P, kvd), ad->prefix_v + l * np, np * F32, "deep prefix values");
+    }
+    return st;
+}
+
+/* Room and fresh parameters for the call's adapters, which the kernels below then read. */
+static lw_status begin_call(lw_gpu_receiver_pass *p, const lw_receiver_adapters *ad)
+{
+    p->ad = NULL;
+    p->prefix = 0;
+    lw_status st = lw_gpu_receiver_pass_attach(p, ad);
+    if (!st) st = lw_gpu_receiver_pass_sync_adapters(p, ad);
+    if (st) return st;
+    p->ad = ad;
+    p->prefix = ad ? ad->prefix_len : 0;
+    return LW_OK;
+}
+
+static const lw_lora_slot *lora_slot(const lw_gpu_receiver_pass *p, int l, lw_lora_target t)
+{
+    if (!lora_on(p->ad)) return NULL;
+    const lw_lora_slot *s = lw_lora_slot_at(p->ad->lora, l, t);
+    return s->on ? s : NULL;
+}
+
+/* The kernels' dropout: p while training, else 0 (every column kept, unscaled), as lora.c's dropout_on. */
+static float lora_dropout(const lw_receiver_adapters *ad) { return ad->training ? ad->lora->cfg.dropout : 0.f; }
+
+/* y[T, out] += s B A dropout(x[T, in]) of layer l's target t (if adapted);
+ * pos[T]: the rows' positions, which draw the dropout mask. */
+static lw_status lora_forward(lw_gpu_receiver_pass *p, int l, lw_lora_target t, lw_cuda_ptr x, lw_cuda_ptr y,
+                              int T, lw_cuda_ptr pos)
+{
+    const lw_lora_slot *s = lora_slot(p, l, t);
+    if (!s) return LW_OK;
+    const lw_lora *lo = p->ad->lora;
+    lw_cuda_ptr A = p->lora.params + s->a * F32, B = p->lora.params + s->b * F32;
+    int rank = lo->cfg.rank, target = (int)t;
+    float scale = lo->scale, dropout = lora_dropout(p->ad);
+    unsigned long long seed = p->ad->dropout_seed;
+    void *args[] = {&y, &x, &A, &B, &pos, &T, &rank, &target, &scale, &dropout, &seed, &l};
+    return lw_gpu_launch(p->g, &p->g->k.lora_forward, (unsigned)T, 1, 256, args);
+}
+
+/* Its backward over rows from position 0: dx[T, in] += d/dx, and dA, dB
+ * added into the device gradients (lora_backward_weights reads the u, du
+ * that lora_backward_input leaves). */
+static lw_status lora_backward(lw_gpu_receiver_pass *p, int l, lw_lora_target t, lw_cuda_ptr x, lw_cuda_ptr dy,
+                               lw_cuda_ptr dx, int T)
+{
+    const lw_lora_slot *s = lora_slot(p, l, t);
+    if (!s) return LW_OK;
+    const lw_lora *lo = p->ad->lora;
+    lw_gpu_pass_lora *L = &p->lora;
+    lw_cuda_ptr A = L->params + s->a * F32, B = L->params + s->b * F32;
+    lw_cuda_ptr dA = L->grads + s->a * F32, dB = L->grads + s->b * F32, pos = p->dev.pos;
+    int rank = lo->cfg.rank, target = (int)t;
+    float scale = lo->scale, dropout = lora_dropout(p->ad);
+    unsigned long long seed = p->ad->dropout_seed;
+    void *in_args[] = {&dx, &L->u, &L->du, &x, &dy, &A, &B, &pos, &T, &rank, &target, &scale, &dropout, &seed, &l};
+    lw_status st = lw_gpu_launch(p->g, &p->g->k.lora_backward_input, (unsigned)T, 1, 256, in_args);
+    void *w_args[] = {&dA, &dB, &L->u, &L->du, &x, &dy, &pos, &T, &rank, &target, &dropout, &seed, &l};
+    size_t n = (size_t)rank * (size_t)(s->in + s->out);
+    if (!st) st = lw_gpu_launch(p->g, &p->g->k.lora_backward_weights, lw_gpu_blocks(n, 256), 1, 256, w_args);
+    return st;
+}
 
 /* The ids the embedding kernel will read (it does not check them). */
 static lw_status check_ids(const lw_gpu_receiver_pass *p, const lw_forward_args *a, const char *what)
@@ -210,7 +444,9 @@ static lw_status residual_norm(lw_gpu_receiver_pass *p, lw_cuda_ptr x_out, lw_cu
 }
 
 /* Block l over rows [pos0, pos0 + T) (their layer input already in
- * x_in for l = 0; *pending, the previous block's last branch, otherwise). */
+ * x_in for l = 0; *pending, the previous block's last branch, otherwise).
+ * LoRA adds to each adapted projection right after it, as forward.c; a deep
+ * prefix's p->prefix keys precede the text's. */
 static lw_status block_forward(lw_gpu_receiver_pass *p, int l, int T, int pos0, lw_cuda_ptr *pending)
 {
     lw_gpu_model *g = p->g;
@@ -233,13 +469,20 @@ static lw_status block_forward(lw_gpu_receiver_pass *p, int l, int T, int pos0, 
     if (!st) st = lw_gpu_matmul(g, q_out, xn, L->wq, T, H, qd, l, "wq");
     if (!st) st = lw_gpu_matmul(g, k_out, xn, L->wk, T, H, kvd, l, "wk");
     if (!st) st = lw_gpu_matmul(g, row(A->v, pos0, kvd), xn, L->wv, T, H, kvd, l, "wv");
+    if (!st) st = lora_forward(p, l, LW_LORA_Q, xn, q_out, T, pos);
+    if (!st) st = lora_forward(p, l, LW_LORA_K, xn, k_out, T, pos);
+    if (!st) st = lora_forward(p, l, LW_LORA_V, xn, row(A->v, pos0, kvd), T, pos);
     if (!st && c->qk_norm) st = lw_gpu_head_norm(g, q, row(A->rstd_q, pos0, Hq), q_out, L->q_norm, T * Hq);
     if (!st && c->qk_norm) st = lw_gpu_head_norm(g, k, row(A->rstd_k, pos0, Hkv), k_out, L->k_norm, T * Hkv);
     if (!st) st = lw_gpu_rope(g, q, pos, T, Hq, l, 1.f);
     if (!st) st = lw_gpu_rope(g, k, pos, T, Hkv, l, 1.f);
     /* lse [Hq, T] is laid out for this call's T: kept for a pass from 0 only */
-    if (!st) st = lw_gpu_attention(g, ao, pos0 == 0 ? A->lse : 0, q, A->k, A->v, T, pos0, window);
+    int P = p->prefix;
+    if (!st)
+        st = lw_gpu_attention_sink(g, ao, pos0 == 0 ? A->lse : 0, q, rows_before(A->k, P, kvd),
+                                   rows_before(A->v, P, kvd), T, pos0, window, P);
     if (!st) st = lw_gpu_matmul(g, proj, ao, L->wo, T, qd, H, l, "wo");
+    if (!st) st = lora_forward(p, l, LW_LORA_O, ao, proj, T, pos);
     lw_cuda_ptr branch = proj;
     if (!st && c->post_norms) {
         st = lw_gpu_add_norm(g, proj, p->dev.proj_n, row(A->rstd_post_attn, pos0, 1), 0, L->post_attn_norm, T);
@@ -248,8 +491,11 @@ static lw_status block_forward(lw_gpu_receiver_pass *p, int l, int T, int pos0, 
     if (!st) st = residual_norm(p, x_mid, x, branch, fn, row(A->rstd_ffn, pos0, 1), L->ffn_norm, T);
     if (!st) st = lw_gpu_matmul(g, gate, fn, L->w_gate, T, H, F, l, "w_gate");
     if (!st) st = lw_gpu_matmul(g, up, fn, L->w_up, T, H, F, l, "w_up");
+    if (!st) st = lora_forward(p, l, LW_LORA_GATE, fn, gate, T, pos);
+    if (!st) st = lora_forward(p, l, LW_LORA_UP, fn, up, T, pos);
     if (!st) st = lw_gpu_glu(g, hid, gate, up, T * F);
     if (!st) st = lw_gpu_matmul(g, down, hid, L->w_down, T, F, H, l, "w_down");
+    if (!st) st = lora_forward(p, l, LW_LORA_DOWN, hid, down, T, pos);
     branch = down;
     if (!st && c->post_norms) {
         st = lw_gpu_add_norm(g, down, p->dev.down_n, row(A->rstd_post_ffn, pos0, 1), 0, L->post_ffn_norm, T);
@@ -314,7 +560,8 @@ lw_status lw_gpu_receiver_pass_loss(lw_gpu_receiver_pass *p, const lw_receiver_a
                            "vocab %d", label, i, p->targets[i], V);
     }
     p->loss_T = 0;
-    st = pass_forward(p, &a, 0);
+    st = begin_call(p, ad);
+    if (!st) st = pass_forward(p, &a, 0);
     if (!st) st = head_logits(p, T - L, L);
     if (!st) st = lw_cuda_upload(p->g->cu, p->dev.targets, p->targets, (size_t)L * sizeof(int), "verbalizer ids");
     if (!st) st = cross_entropy(p, 0, L, 0.f);
@@ -326,6 +573,8 @@ lw_status lw_gpu_receiver_pass_loss(lw_gpu_receiver_pass *p, const lw_receiver_a
     *loss = (float)(total / L);
     p->loss_T = T;
     p->loss_label = label;
+    p->loss_ad = ad;
+    p->loss_prefix = p->prefix;
     return LW_OK;
 }
 
@@ -376,6 +625,7 @@ static lw_status ffn_backward(lw_gpu_receiver_pass *p, int l, int T)
         dbranch = d->dbr;
     }
     if (!st) st = matmul_dx(p, d->dhid, dbranch, L->w_down, T, F, H, false, l, "w_down");
+    if (!st) st = lora_backward(p, l, LW_LORA_DOWN, A->hid, dbranch, d->dhid, T);
     if (!st) st = zero(p, d->dgate, T, F);
     if (!st) st = zero(p, d->dup, T, F);
     int n = T * F;
@@ -383,30 +633,38 @@ static lw_status ffn_backward(lw_gpu_receiver_pass *p, int l, int T)
     if (!st) st = lw_gpu_launch(g, &g->k.glu_backward, lw_gpu_blocks((size_t)n, 256), 1, 256, args);
     if (!st) st = matmul_dx(p, d->dln, d->dgate, L->w_gate, T, H, F, false, l, "w_gate");
     if (!st) st = matmul_dx(p, d->dln, d->dup, L->w_up, T, H, F, true, l, "w_up");
+    if (!st) st = lora_backward(p, l, LW_LORA_GATE, A->fn, d->dgate, d->dln, T);
+    if (!st) st = lora_backward(p, l, LW_LORA_UP, A->fn, d->dup, d->dln, T);
     /* dbranch (possibly dx itself) is consumed: now add the norm's path to the residual's */
     if (!st) st = norm_backward(p, d->dx, d->dln, A->x_mid, L->ffn_norm, A->rstd_ffn, T);
     return st;
 }
 
-/* attention_backward over the layer's T rows from position 0, then RoPE's
- * backward (the rotation undone) on dq and dk. */
-static lw_status attention_backward(lw_gpu_receiver_pass *p, int l, int T)
+/* attention_backward over the layer's T rows from position 0 after the
+ * call's P prefix keys, then RoPE's backward (the rotation undone) on dq
+ * and the text's dk. The key gradients land in dk_keys / dv_keys: the
+ * prefix's in rows [0, P), where they wait for the end of backward; *dk,
+ * *dv get the text's rows. */
+static lw_status attention_backward(lw_gpu_receiver_pass *p, int l, int T, lw_cuda_ptr *dk, lw_cuda_ptr *dv)
 {
     lw_gpu_model *g = p->g;
     const lw_model_config *c = &g->cfg;
     lw_gpu_layer_acts *A = &p->acts[l];
     lw_gpu_pass_buffers *d = &p->dev;
-    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    int q_offset = 0, n_sink = 0, window = lw_layer_is_local(c, l) ? c->sliding_window : 0;
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, P = p->prefix;
+    int Tk = P + T, q_offset = P, n_sink = P, window = lw_layer_is_local(c, l) ? c->sliding_window : 0;
+    lw_cuda_ptr keys = rows_before(A->k, P, kvd), values = rows_before(A->v, P, kvd);
     lw_status st = zero(p, d->dq, T, qd);
-    if (!st) st = zero(p, d->dk, T, kvd);
-    if (!st) st = zero(p, d->dv, T, kvd);
-    void *args[] = {&d->dq, &d->dk, &d->dv, &d->dao, &A->ao, &A->lse, &A->q, &A->k, &A->v, &T, &T, &q_offset,
-                    &window, &n_sink};
+    if (!st) st = zero(p, A->dk_keys, Tk, kvd);
+    if (!st) st = zero(p, A->dv_keys, Tk, kvd);
+    void *args[] = {&d->dq, &A->dk_keys, &A->dv_keys, &d->dao, &A->ao, &A->lse, &A->q, &keys, &values, &T, &Tk,
+                    &q_offset, &window, &n_sink};
     if (!st)
         st = lw_gpu_launch(g, &g->k.attention_backward, lw_gpu_blocks((size_t)T * c->n_heads, 4), 1, 128, args);
+    *dk = row(A->dk_keys, P, kvd);
+    *dv = row(A->dv_keys, P, kvd);
     if (!st) st = lw_gpu_rope(g, d->dq, d->pos, T, c->n_heads, l, -1.f);
-    if (!st) st = lw_gpu_rope(g, d->dk, d->pos, T, c->n_kv_heads, l, -1.f);
+    if (!st) st = lw_gpu_rope(g, *dk, d->pos, T, c->n_kv_heads, l, -1.f);
     return st;
 }
 
@@ -426,19 +684,23 @@ static lw_status attn_backward(lw_gpu_receiver_pass *p, int l, int T)
         dbranch = d->dbr;
     }
     if (!st) st = matmul_dx(p, d->dao, dbranch, L->wo, T, qd, H, false, l, "wo");
-    if (!st) st = attention_backward(p, l, T);
-    lw_cuda_ptr dq = d->dq, dk = d->dk;
+    if (!st) st = lora_backward(p, l, LW_LORA_O, A->ao, dbranch, d->dao, T);
+    lw_cuda_ptr dq = d->dq, dk = 0, dv = 0;
+    if (!st) st = attention_backward(p, l, T, &dk, &dv);
     if (!st && c->qk_norm) {
         st = zero(p, d->dq_pre, T, qd);
         if (!st) st = zero(p, d->dk_pre, T, kvd);
         if (!st) st = head_norm_backward(p, d->dq_pre, d->dq, A->q_pre, L->q_norm, A->rstd_q, T * Hq);
-        if (!st) st = head_norm_backward(p, d->dk_pre, d->dk, A->k_pre, L->k_norm, A->rstd_k, T * Hkv);
+        if (!st) st = head_norm_backward(p, d->dk_pre, dk, A->k_pre, L->k_norm, A->rstd_k, T * Hkv);
         dq = d->dq_pre;
         dk = d->dk_pre;
     }
     if (!st) st = matmul_dx(p, d->dln, dq, L->wq, T, H, qd, false, l, "wq");
     if (!st) st = matmul_dx(p, d->dln, dk, L->wk, T, H, kvd, true, l, "wk");
-    if (!st) st = matmul_dx(p, d->dln, d->dv, L->wv, T, H, kvd, true, l, "wv");
+    if (!st) st = matmul_dx(p, d->dln, dv, L->wv, T, H, kvd, true, l, "wv");
+    if (!st) st = lora_backward(p, l, LW_LORA_Q, A->xn, dq, d->dln, T);
+    if (!st) st = lora_backward(p, l, LW_LORA_K, A->xn, dk, d->dln, T);
+    if (!st) st = lora_backward(p, l, LW_LORA_V, A->xn, dv, d->dln, T);
     if (!st) st = norm_backward(p, d->dx, d->dln, A->x_in, L->attn_norm, A->rstd_attn, T);
     return st;
 }
@@ -458,26 +720,60 @@ static lw_status head_backward(lw_gpu_receiver_pass *p, int T, int L)
     return st;
 }
 
+/* After the backward's sync: dA, dB into the host LoRA's grads and d prefix
+ * K/V into ad's, both added, as model_backward.c adds. */
+static lw_status adapter_grads_home(lw_gpu_receiver_pass *p)
+{
+    const lw_receiver_adapters *ad = p->ad;
+    lw_cuda *cu = p->g->cu;
+    lw_status st = LW_OK;
+    if (lora_on(ad)) {
+        float *gh = p->lora.grads_host, *grads = ad->lora->p.grads;
+        st = lw_cuda_download(cu, gh, p->lora.grads, p->lora.n * F32, "LoRA gradients");
+        for (size_t i = 0; !st && i < p->lora.n; i++) grads[i] += gh[i];
+    }
+    const lw_model_config *c = &p->g->cfg;
+    int P = p->prefix, kvd = c->n_kv_heads * c->head_dim;
+    size_t np = (size_t)P * kvd;
+    float *to[2] = {ad ? ad->d_prefix_k : NULL, ad ? ad->d_prefix_v : NULL};
+    for (int l = 0; !st && P > 0 && l < c->n_layers; l++)
+        for (int kv = 0; !st && kv < 2; kv++) {
+            if (!to[kv]) continue;
+            lw_cuda_ptr from = kv ? p->acts[l].dv_keys : p->acts[l].dk_keys;
+            st = lw_cuda_download(cu, p->prefix_stage, from, np * F32, kv ? "d prefix values" : "d prefix keys");
+            float *dst = to[kv] + l * np;
+            for (size_t i = 0; !st && i < np; i++) dst[i] += p->prefix_stage[i];
+        }
+    return st;
+}
+
 lw_status lw_gpu_receiver_pass_backward(lw_gpu_receiver_pass *p, const lw_receiver_adapters *ad, int T, int label,
                                         float scale, bool *correct)
 {
     lw_status st = check_adapters(p, ad);
     if (!st) st = check_rows(p, T, label);
     if (st) return st;
-    if (p->loss_T != T || p->loss_label != label)
-        return lw_fail(LW_ERR_INVALID, "GPU receiver pass: backward of %d rows for label %d needs their loss first "
-                       "(the last loss: %d rows, label %d; scores overwrite it)", T, label, p->loss_T,
-                       p->loss_label);
+    if (p->loss_T != T || p->loss_label != label || p->loss_ad != ad ||
+        p->loss_prefix != (ad ? ad->prefix_len : 0))
+        return lw_fail(LW_ERR_INVALID, "GPU receiver pass: backward of %d rows for label %d needs their loss first, "
+                       "with the same adapters (the last loss: %d rows, label %d; scores overwrite it)", T, label,
+                       p->loss_T, p->loss_label);
+    if (ad && ad->lora && ad->lora->merged)
+        return lw_fail(LW_ERR_INVALID, "GPU receiver pass %s: the LoRA is merged into the weights (unmerge to "
+                       "train it)", p->g->cfg.name);
     lw_gpu_model *g = p->g;
     int L = p->layout->verb_len[label], V = g->cfg.vocab, H = g->cfg.hidden;
+    p->ad = ad;
+    p->prefix = p->loss_prefix;
     if (correct) {
         /* the row before the verbalizer: the first of the loss rows */
         st = lw_cuda_download(g->cu, p->logits, p->dev.logits, (size_t)V * F32, "logits");
         if (st) return st;
         *correct = lw_receiver_first_token_right(p->layout, p->logits, label);
     }
+    if (lora_on(ad)) st = lw_cuda_memset0(g->cu, p->lora.grads, p->lora.n * F32, "LoRA gradients");
     /* cross_entropy_backward's dloss / count, count = the L scored rows */
-    st = zero(p, p->dev.dlogits, L, V);
+    if (!st) st = zero(p, p->dev.dlogits, L, V);
     if (!st) st = cross_entropy(p, p->dev.dlogits, L, scale / (float)L);
     if (!st) st = head_backward(p, T, L);
     for (int l = g->cfg.n_layers - 1; !st && l >= 0; l--) {
@@ -486,6 +782,7 @@ lw_status lw_gpu_receiver_pass_backward(lw_gpu_receiver_pass *p, const lw_receiv
     }
     if (!st) st = sync(p, "backward", T);
     if (!st) st = lw_cuda_download(g->cu, p->d_embeds, p->dev.dx, (size_t)T * H * F32, "input-row gradients");
+    if (!st) st = adapter_grads_home(p);
     return st;
 }
 
@@ -510,7 +807,8 @@ lw_status lw_gpu_receiver_pass_scores(lw_gpu_receiver_pass *p, const lw_receiver
     lw_gpu_model *g = p->g;
     int V = g->cfg.vocab;
     p->loss_T = 0;
-    st = pass_forward(p, &a, 0);
+    st = begin_call(p, ad);
+    if (!st) st = pass_forward(p, &a, 0);
     if (!st) st = head_logits(p, P - 1, 1);
     if (!st) st = sync(p, "prompt", P);
     if (!st) st = lw_cuda_download(g->cu, p->last, p->dev.logits, (size_t)V * F32, "prompt logits");

@@ -18,9 +18,25 @@
  * qk_rmsnorm_backward, glu_backward, attention_backward, RoPE's backward as
  * rope_apply with sign -1, cross_entropy_forward_backward).
  *
- * Not yet: adapters. An ad with a LoRA or a deep prefix fails with
- * LW_ERR_UNSUPPORTED (NULL, or one with neither, is fine), so there is no
- * grow_state either. Status: written without a GPU and not yet run on one;
+ * Adapters (adapters.h) run as forward.c and model_backward.c run them:
+ *   LoRA         lora_forward right after each adapted projection, with the
+ *                CPU's dropout masks (one hash, same seed, layer, target and
+ *                positions); in backward lora_backward_input adds to the
+ *                projection's input gradient and lora_backward_weights forms
+ *                dA, dB on the device, which backward then adds to the host
+ *                LoRA's grads (the CPU's AdamW, adapter_set.h, steps them);
+ *   deep prefix  the generator stays on the CPU (lw_adapter_set_forward);
+ *                its per-layer K/V [n_layers, P, kv_dim] go up into P rows
+ *                before each layer's keys/values, attention runs with
+ *                n_sink = P, and backward adds d(prefix K/V) into the host's
+ *                ad->d_prefix_k / d_prefix_v, where lw_adapter_set_backward
+ *                reads them.
+ * Every loss and scores call uploads the adapters' current parameters
+ * itself (lw_gpu_receiver_pass_sync_adapters), so an optimiser step on the
+ * host can never leave a stale copy on the device and the trainer needs no
+ * hook; the price is one upload of the LoRA (rank 8 on q,v of a 270M
+ * receiver: ~1.5 MB) and one download of its gradients per example.
+ * Status: written without a GPU and not yet run on one;
  * tests/gpu/check_receiver_pass_gpu.c holds it to the CPU pass. */
 #ifndef LW_GPU_RECEIVER_PASS_H
 #define LW_GPU_RECEIVER_PASS_H
@@ -40,6 +56,9 @@ typedef struct {
     lw_cuda_ptr x_in, xn, x_mid, fn;            /* [max_T, hidden] */
     lw_cuda_ptr q_pre, q, ao;                   /* [max_T, n_heads * head_dim] */
     lw_cuda_ptr k_pre, k, v;                    /* [max_T, n_kv_heads * head_dim] */
+    lw_cuda_ptr k_keys, v_keys;                 /* [n_prefix + max_T, kv dim]: prefix rows, then k / v */
+    lw_cuda_ptr dk_keys, dv_keys;               /* their gradients: this layer's own with a prefix (read
+                                                   after the last layer), else the shared dev.dk / dev.dv */
     lw_cuda_ptr proj, down;                     /* [max_T, hidden], before any post-norm */
     lw_cuda_ptr gate, up, hid;                  /* [max_T, ffn] */
     lw_cuda_ptr rstd_attn, rstd_ffn, rstd_post_attn, rstd_post_ffn;   /* [max_T] */
@@ -60,6 +79,18 @@ typedef struct {
     lw_cuda_ptr targets, ids, pos;              /* int [max_verb], [max_T], [max_T] (pos = 0, 1, ...) */
 } lw_gpu_pass_buffers;
 
+/* A LoRA's device copy: its flat parameters and gradients in the host's
+ * layout (lw_lora_slot offsets index both), and lora_backward_input's u, du. */
+typedef struct {
+    int rank;
+    size_t n;                            /* floats of params (and of grads) */
+    lw_cuda_ptr arena;                   /* 0: none attached */
+    size_t bytes;
+    lw_cuda_ptr params, grads;           /* [n] */
+    lw_cuda_ptr u, du;                   /* [max_T, rank] */
+    float *grads_host;                   /* [n] staging on the way back */
+} lw_gpu_pass_lora;
+
 typedef struct {
     lw_gpu_model *g;                     /* frozen; borrowed */
     const lw_receiver_layout *layout;    /* the verbalizers */
@@ -76,6 +107,14 @@ typedef struct {
     int *ids, *targets, *ids_stage;      /* [max_T] */
     bool *is_embed;                      /* [max_T] */
     int loss_T, loss_label;              /* what the last loss ran; backward must match (0: none) */
+    /* adapters */
+    int n_prefix;                        /* rows reserved before every layer's keys and values */
+    lw_gpu_pass_lora lora;
+    float *prefix_stage;                 /* [n_prefix, kv dim] d prefix K/V on the way back */
+    const lw_receiver_adapters *ad;      /* those of the call in progress (NULL: none) */
+    int prefix;                          /* its prefix length, 0..n_prefix */
+    const lw_receiver_adapters *loss_ad; /* what the last loss ran with */
+    int loss_prefix;
 } lw_gpu_receiver_pass;
 
 /* Room for max_T rows, checked against the device's free memory first
@@ -84,13 +123,25 @@ lw_status lw_gpu_receiver_pass_alloc(lw_gpu_receiver_pass *p, lw_gpu_model *g, c
                                      int max_T, const char *who);
 void lw_gpu_receiver_pass_free(lw_gpu_receiver_pass *p);
 
+/* Device room for ad's adapters: P = ad->prefix_len rows before every
+ * layer's keys and values (the activations are reallocated when P grows:
+ * lw_receiver_pass_grow_state's twin) and a LoRA's parameters, gradients and
+ * scratch. Checks ad against the model first. Loss and scores call it, so
+ * calling it is optional; the trainer does, to fail at setup rather than at
+ * the first example. NULL ad, or one without adapters, needs nothing. On
+ * failure p keeps what it had. */
+lw_status lw_gpu_receiver_pass_attach(lw_gpu_receiver_pass *p, const lw_receiver_adapters *ad);
+/* Uploads ad's current LoRA parameters and prefix K/V (after attach). */
+lw_status lw_gpu_receiver_pass_sync_adapters(lw_gpu_receiver_pass *p, const lw_receiver_adapters *ad);
+
 /* lw_receiver_pass_loss: forward of the T filled rows; *loss = the mean
  * cross-entropy of label's verbalizer tokens predicted by its last rows. */
 lw_status lw_gpu_receiver_pass_loss(lw_gpu_receiver_pass *p, const lw_receiver_adapters *ad, int T, int label,
                                     float *loss);
-/* lw_receiver_pass_backward: after the loss of the same T and label,
+/* lw_receiver_pass_backward: after the loss of the same T, label and ad,
  * d_embeds[T, hidden] = scale * d(loss)/d(input row); *correct (may be
- * NULL) the first-token check on the logits. */
+ * NULL) the first-token check on the logits. The LoRA's dA, dB are added to
+ * ad->lora's grads, d prefix K/V to ad->d_prefix_k / d_prefix_v. */
 lw_status lw_gpu_receiver_pass_backward(lw_gpu_receiver_pass *p, const lw_receiver_adapters *ad, int T, int label,
                                         float scale, bool *correct);
 /* lw_receiver_pass_scores: scores[n_labels], each label's summed verbalizer

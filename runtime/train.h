@@ -82,7 +82,8 @@ void lw_trainer_free(lw_trainer *t);
  * reallocated to hold the prefix as well. */
 lw_status lw_trainer_attach_adapters(lw_trainer *t, lw_adapter_set *set);
 /* From now on the receiver runs on the GPU through p (sized for t->max_T
- * rows; adapters are not on the GPU yet); the bridge stays on the CPU. */
+ * rows; LoRA and the deep prefix's keys go with it, before or after
+ * lw_trainer_attach_adapters); the bridge stays on the CPU. */
 lw_status lw_trainer_use_gpu(lw_trainer *t, lw_gpu_receiver_pass *p);
 
 /* Forward and backward of one example (x: the sender's states [T, S]);

@@ -37,24 +37,31 @@ void lw_trainer_free(lw_trainer *t)
     memset(t, 0, sizeof *t);
 }
 
+/* Either order with lw_trainer_use_gpu: whichever comes second gives the
+ * GPU pass its room for the adapters (so a GPU that cannot hold them fails
+ * here, not at the first example); the pass uploads their parameters itself
+ * before each example. */
 lw_status lw_trainer_attach_adapters(lw_trainer *t, lw_adapter_set *set)
 {
-    if (t->gpu) return lw_fail(LW_ERR_UNSUPPORTED, "trainer: LoRA / deep prefix on the GPU are not written yet");
     if (!set->ad.scratch || set->ad.scratch->max_tokens < t->max_T)
         return lw_fail(LW_ERR_INVALID, "trainer: adapters sized for %d rows, the receiver prompt needs %d",
                        set->ad.scratch ? set->ad.scratch->max_tokens : 0, t->max_T);
     lw_status st = lw_receiver_pass_grow_state(&t->rx, lw_adapter_set_extra_positions(set));
     if (st) return lw_fail_wrap(st, "trainer: receiver state with a deep prefix");
+    if (t->gpu && (st = lw_gpu_receiver_pass_attach(t->gpu, &set->ad)))
+        return lw_fail_wrap(st, "trainer: adapters on the GPU");
     t->adapters = set;
     return LW_OK;
 }
 
 lw_status lw_trainer_use_gpu(lw_trainer *t, lw_gpu_receiver_pass *p)
 {
-    if (t->adapters) return lw_fail(LW_ERR_UNSUPPORTED, "trainer: LoRA / deep prefix on the GPU are not written yet");
     if (p->max_T < t->max_T || p->layout != t->layout)
         return lw_fail(LW_ERR_INVALID, "trainer: the GPU pass holds %d rows of another layout; %d needed", p->max_T,
                        t->max_T);
+    lw_status st;
+    if (t->adapters && (st = lw_gpu_receiver_pass_attach(p, &t->adapters->ad)))
+        return lw_fail_wrap(st, "trainer: adapters on the GPU");
     t->gpu = p;
     return LW_OK;
 }

@@ -13,6 +13,15 @@
  * rows, and that a backward after scores is refused (its activations were
  * overwritten).
  *
+ * With adapters (the same ad on both devices): LoRA of rank 4 on q,v and on
+ * all seven targets, dropout 0 and 0.2 (training: the masks must be the
+ * CPU's), B drawn nonzero so every path carries a value; a deep prefix of
+ * P = 3 keys per layer (window 4 < the rows: the prefix must be exempt from
+ * the window); and both together. Checked: the loss (relative 1e-4), then
+ * d_embeds and each of the LoRA's dA, dB and d prefix K/V, |gpu - cpu| <=
+ * rtol x max |cpu| of the tensor (rtol 1e-3 tiny, 2e-3 Gemma-3-270M: sums
+ * over rows in other orders), and the scores through the adapters.
+ *
  * Models: the tiny random Gemma-3-like (window 4 < the rows, qk-norm,
  * post-norms, GeGLU, tied output) and Llama-like (interleaved RoPE) of
  * tiny_models.h, kernels generated from their configs and compiled with
@@ -24,6 +33,7 @@
 #include "gen_kernels.h"
 #include "gpu_model.h"
 #include "gpu_receiver_pass.h"
+#include "lora.h"
 #include "model.h"
 #include "nvrtc_compile.h"
 #include "receiver_pass.h"
@@ -116,18 +126,18 @@ static int fill(rig *r, int label, int n_verb)
 }
 
 /* Loss, backward and the first-token check of label on both devices. */
-static void same_training_step(rig *r, int label)
+static void same_training_step_with(rig *r, int label, const lw_receiver_adapters *ad)
 {
     int n_verb = r->layout.verb_len[label] - 1, H = r->m->cfg.hidden;
     int T = fill(r, label, n_verb);
     float lc = 0, lg = 0;
-    OK(lw_receiver_pass_loss(&r->cpu, NULL, T, label, &lc));
-    OK(lw_gpu_receiver_pass_loss(&r->gpu, NULL, T, label, &lg));
+    OK(lw_receiver_pass_loss(&r->cpu, ad, T, label, &lc));
+    OK(lw_gpu_receiver_pass_loss(&r->gpu, ad, T, label, &lg));
     ck_assert_msg(isfinite(lg) && fabs((double)lg - lc) <= 1e-4 * fabs((double)lc),
                   "%s label %d: loss gpu %.7g cpu %.7g", r->m->cfg.name, label, (double)lg, (double)lc);
     bool cc = false, cg = true;
-    OK(lw_receiver_pass_backward(&r->cpu, NULL, T, label, 0.75f, &cc));
-    OK(lw_gpu_receiver_pass_backward(&r->gpu, NULL, T, label, 0.75f, &cg));
+    OK(lw_receiver_pass_backward(&r->cpu, ad, T, label, 0.75f, &cc));
+    OK(lw_gpu_receiver_pass_backward(&r->gpu, ad, T, label, 0.75f, &cg));
     ck_assert_msg(cc == cg, "%s label %d: first token right: gpu %d cpu %d", r->m->cfg.name, label, cg, cc);
     double maxabs = 0, worst = 0;
     int at = 0;
@@ -146,23 +156,27 @@ static void same_training_step(rig *r, int label)
             label, (double)lc, (double)lg, maxabs, worst);
 }
 
+static void same_training_step(rig *r, int label) { same_training_step_with(r, label, NULL); }
+
 /* Every label's score after the prompt, with and without the soft rows. */
-static void same_scores(rig *r)
+static void same_scores_with(rig *r, const lw_receiver_adapters *ad)
 {
     int P = fill(r, -1, 0);
     for (int embeds = 1; embeds >= 0; embeds--) {
         double sc[2], sg[2];
-        OK(lw_receiver_pass_scores(&r->cpu, NULL, P, embeds, sc));
-        OK(lw_gpu_receiver_pass_scores(&r->gpu, NULL, P, embeds, sg));
+        OK(lw_receiver_pass_scores(&r->cpu, ad, P, embeds, sc));
+        OK(lw_gpu_receiver_pass_scores(&r->gpu, ad, P, embeds, sg));
         for (int k = 0; k < 2; k++)
             ck_assert_msg(isfinite(sg[k]) && fabs(sg[k] - sc[k]) <= 1e-3 * fmax(1.0, fabs(sc[k])),
                           "%s label %d score (embeds %d): gpu %.7g cpu %.7g", r->m->cfg.name, k, embeds, sg[k],
                           sc[k]);
     }
     /* the scores overwrote the activations: a backward now must be refused */
-    ck_assert_int_eq(lw_gpu_receiver_pass_backward(&r->gpu, NULL, P, 0, 1.f, NULL), LW_ERR_INVALID);
+    ck_assert_int_eq(lw_gpu_receiver_pass_backward(&r->gpu, ad, P, 0, 1.f, NULL), LW_ERR_INVALID);
     ck_assert_msg(strstr(lw_last_error(), "needs their loss first"), "%s", lw_last_error());
 }
+
+static void same_scores(rig *r) { same_scores_with(r, NULL); }
 
 static void check_model(rig *r)
 {
@@ -171,6 +185,145 @@ static void check_model(rig *r)
     same_scores(r);
     same_training_step(r, 1);   /* a step after scoring starts clean */
 }
+
+/* ---- adapters ---------------------------------------------------------------- */
+
+typedef struct {
+    lw_lora lora;
+    bool has_lora;
+    lw_receiver_adapters ad;     /* one for both devices; its grads are zeroed between them */
+    size_t n_prefix;             /* floats of each of the four below */
+    float *pk, *pv, *dk, *dv;    /* prefix K/V [n_layers, P, kv dim] and their gradients */
+} adapters;
+
+/* LoRA (rank 4, targets; none when 0) and a deep prefix of P (none when 0). */
+static void adapters_open(adapters *a, rig *r, unsigned targets, float dropout, int P)
+{
+    memset(a, 0, sizeof *a);
+    const lw_model_config *c = &r->m->cfg;
+    if (targets) {
+        lw_lora_config lc = {.rank = 4, .alpha = 8.f, .dropout = dropout, .targets = targets};
+        OK(lw_lora_create(&a->lora, &lc, r->m));
+        lw_lora_init(&a->lora, 11);
+        for (size_t i = 0; i < a->lora.p.n_params; i++)   /* B too, so every path carries a value */
+            if (a->lora.p.params[i] == 0.f) a->lora.p.params[i] = 0.05f * (float)sin(0.91 * i + 0.3);
+        a->has_lora = true;
+    }
+    OK(lw_adapters_init(&a->ad, r->m, r->cpu.max_T, a->has_lora ? &a->lora : NULL, P));
+    a->ad.training = dropout > 0.f;
+    a->ad.dropout_seed = 0x5eed1234ull;
+    if (P) {
+        a->n_prefix = (size_t)c->n_layers * P * c->n_kv_heads * c->head_dim;
+        a->pk = malloc(a->n_prefix * sizeof(float));
+        a->pv = malloc(a->n_prefix * sizeof(float));
+        a->dk = calloc(a->n_prefix, sizeof(float));
+        a->dv = calloc(a->n_prefix, sizeof(float));
+        ck_assert(a->pk && a->pv && a->dk && a->dv);
+        for (size_t i = 0; i < a->n_prefix; i++) {
+            a->pk[i] = 0.8f * (float)sin(0.37 * i + 1.0);
+            a->pv[i] = 0.8f * (float)cos(0.23 * i);
+        }
+        a->ad.prefix_k = a->pk, a->ad.prefix_v = a->pv, a->ad.d_prefix_k = a->dk, a->ad.d_prefix_v = a->dv;
+        OK(lw_receiver_pass_grow_state(&r->cpu, P));
+    }
+}
+
+static void adapters_close(adapters *a)
+{
+    lw_adapters_free(&a->ad);
+    if (a->has_lora) lw_lora_free(&a->lora);
+    free(a->pk), free(a->pv), free(a->dk), free(a->dv);
+}
+
+static void zero_grads(adapters *a)
+{
+    if (a->has_lora) lw_adapter_params_zero_grad(&a->lora.p);
+    if (a->n_prefix) memset(a->dk, 0, a->n_prefix * sizeof(float)), memset(a->dv, 0, a->n_prefix * sizeof(float));
+}
+
+/* |gpu - cpu| <= rtol x max |cpu| over n values, which must not all be zero. */
+static void expect_grads(const char *model, const char *what, const float *gpu, const float *cpu, size_t n,
+                         double rtol)
+{
+    double maxabs = 0, worst = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_msg(isfinite(gpu[i]), "%s: %s[%zu] is %g on the GPU", model, what, i, (double)gpu[i]);
+        maxabs = fmax(maxabs, fabs(cpu[i]));
+        if (fabs((double)gpu[i] - cpu[i]) > worst) worst = fabs((double)gpu[i] - cpu[i]), at = i;
+    }
+    ck_assert_msg(maxabs > 0, "%s: the CPU's %s is all zero", model, what);
+    ck_assert_msg(worst <= rtol * maxabs, "%s: %s[%zu] gpu %.6g cpu %.6g, error %.3g > %g x max %.4g", model, what,
+                  at, (double)gpu[at], (double)cpu[at], worst, rtol, maxabs);
+}
+
+static float *copy_of(const float *x, size_t n)
+{
+    float *c = malloc((n ? n : 1) * sizeof(float));
+    ck_assert(c != NULL);
+    memcpy(c, x, n * sizeof(float));
+    return c;
+}
+
+/* A training step of label through the adapters on both devices (loss and
+ * d_embeds by same_training_step_with), then their gradients: the CPU's
+ * first, kept, then the GPU's into the same, zeroed, buffers. */
+static void same_adapter_step(rig *r, adapters *a, int label, double rtol)
+{
+    const char *name = r->m->cfg.name;
+    int n_verb = r->layout.verb_len[label] - 1, H = r->m->cfg.hidden;
+    int T = fill(r, label, n_verb);
+    zero_grads(a);
+    float lc = 0, lg = 0;
+    OK(lw_receiver_pass_loss(&r->cpu, &a->ad, T, label, &lc));
+    OK(lw_receiver_pass_backward(&r->cpu, &a->ad, T, label, 0.75f, NULL));
+    size_t nl = a->has_lora ? a->lora.p.n_params : 0;
+    float *lora_cpu = a->has_lora ? copy_of(a->lora.p.grads, nl) : NULL;
+    float *dk_cpu = a->n_prefix ? copy_of(a->dk, a->n_prefix) : NULL;
+    float *dv_cpu = a->n_prefix ? copy_of(a->dv, a->n_prefix) : NULL;
+    zero_grads(a);
+    OK(lw_gpu_receiver_pass_loss(&r->gpu, &a->ad, T, label, &lg));
+    ck_assert_msg(isfinite(lg) && fabs((double)lg - lc) <= 1e-4 * fabs((double)lc),
+                  "%s label %d with adapters: loss gpu %.7g cpu %.7g", name, label, (double)lg, (double)lc);
+    OK(lw_gpu_receiver_pass_backward(&r->gpu, &a->ad, T, label, 0.75f, NULL));
+    double maxabs = 0, worst = 0;
+    for (int i = 0; i < T * H; i++) {
+        maxabs = fmax(maxabs, fabs(r->cpu.d_embeds[i]));
+        worst = fmax(worst, fabs((double)r->gpu.d_embeds[i] - r->cpu.d_embeds[i]));
+    }
+    ck_assert_msg(maxabs > 0 && worst <= rtol * maxabs,
+                  "%s label %d with adapters: d_embeds error %.3g, max %.3g", name, label, worst, maxabs);
+    if (a->has_lora) {
+        for (int t = 0; t < a->lora.p.n_tensors; t++) {
+            const lw_adapter_tensor *x = &a->lora.p.tensors[t];
+            expect_grads(name, x->name, a->lora.p.grads + x->offset, lora_cpu + x->offset, x->count, rtol);
+        }
+    }
+    if (a->n_prefix) {
+        expect_grads(name, "d prefix keys", a->dk, dk_cpu, a->n_prefix, rtol);
+        expect_grads(name, "d prefix values", a->dv, dv_cpu, a->n_prefix, rtol);
+    }
+    fprintf(stderr, "%s label %d, LoRA %s, dropout %g, prefix %d: loss %.6f (gpu %.6f), d_embeds error %.3g of %.3g\n",
+            name, label, a->has_lora ? "on" : "off", a->has_lora ? (double)a->lora.cfg.dropout : 0.0,
+            a->ad.prefix_len, (double)lc, (double)lg, worst, maxabs);
+    free(lora_cpu), free(dk_cpu), free(dv_cpu);
+}
+
+/* Steps of both labels and the scores, through one set of adapters. */
+static void check_adapters(rig *r, unsigned targets, float dropout, int P, double rtol)
+{
+    adapters a;
+    adapters_open(&a, r, targets, dropout, P);
+    same_adapter_step(r, &a, 1, rtol);
+    same_adapter_step(r, &a, 0, rtol);
+    a.ad.training = false;   /* scoring draws no dropout, as the trainer's */
+    same_scores_with(r, &a.ad);
+    a.ad.training = dropout > 0.f;
+    same_adapter_step(r, &a, 1, rtol);
+    adapters_close(&a);
+}
+
+enum { QV = (1u << LW_LORA_Q) | (1u << LW_LORA_V), ALL = (1u << LW_LORA_N_TARGETS) - 1 };
 
 /* ---- tiny random models ------------------------------------------------ */
 
@@ -190,6 +343,27 @@ START_TEST(tiny_models_match_the_cpu)
 }
 END_TEST
 
+START_TEST(tiny_gemma_with_adapters_matches_the_cpu)
+{
+    lw_model_config c = tl_tiny_gemma3_config(4);
+    c.context = 64;
+    lw_model *m;
+    OK(lw_model_init_random(&c, 31, &m));
+    static const int before[] = {1, 5, 6, 3, 4}, after[] = {7, 8, 2, 1};
+    prompt_ids w = {before, after, 5, 4, 4, 9, 10, 3};
+    rig r;
+    rig_open(&r, m, &w, 1e-4);
+    check_adapters(&r, QV, 0.f, 0, 1e-3);
+    check_adapters(&r, ALL, 0.f, 0, 1e-3);
+    check_adapters(&r, QV, 0.2f, 0, 1e-3);
+    check_adapters(&r, ALL, 0.2f, 0, 1e-3);
+    check_adapters(&r, 0, 0.f, 3, 1e-3);        /* the deep prefix alone */
+    check_adapters(&r, ALL, 0.2f, 3, 1e-3);     /* both */
+    check_model(&r);                            /* and without, on the pass that now holds prefix rows */
+    rig_close(&r);
+}
+END_TEST
+
 /* ---- the real receiver ------------------------------------------------------ */
 
 START_TEST(gemma3_matches_the_cpu)
@@ -204,6 +378,7 @@ START_TEST(gemma3_matches_the_cpu)
     rig r;
     rig_open(&r, m, &w, 1e-3);
     check_model(&r);
+    check_adapters(&r, ALL, 0.2f, 3, 2e-3);
     rig_close(&r);
 }
 END_TEST
@@ -226,6 +401,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, tiny_models_match_the_cpu, 0, 2);   /* _i: 0 Gemma-like, 1 Llama-like */
+    tcase_add_test(tc, tiny_gemma_with_adapters_matches_the_cpu);
     tcase_add_test(tc, gemma3_matches_the_cpu);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -10,7 +10,13 @@
  * difference compounds over the steps, so the bound is looser than one
  * pass's), the final bridge parameters agree to 1e-2 of each tensor's
  * largest value, and the GPU-trained bridge scores the examples as the
- * CPU-trained one does (accuracy within one example). */
+ * CPU-trained one does (accuracy within one example).
+ *
+ * With adapters (LoRA rank 4 on all seven targets with dropout 0.1, and a
+ * deep prefix of 3; `lw train --lora --deep-prefix`): 20 steps on each
+ * device, the losses within 5e-3 x max(1, |cpu|) (dropout masks must be the
+ * CPU's, or the curves part at once), the LoRA and prefix parameters within
+ * 2e-2 of each block's largest value. */
 #include "testlib.h"
 #include "tiny_models.h"
 
@@ -20,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapter_set.h"
 #include "cuda_blas.h"
 #include "cuda_driver.h"
 #include "gen_kernels.h"
@@ -28,7 +35,7 @@
 #include "nvrtc_compile.h"
 #include "train.h"
 
-enum { S_HIDDEN = 8, N_EX = 48, M_SOFT = 2, STEPS = 50 };
+enum { S_HIDDEN = 8, N_EX = 48, M_SOFT = 2, STEPS = 50, ADAPTER_STEPS = 20 };
 
 /* A CUDA context does not survive fork(): CK_NOFORK, set up once in main. */
 static lw_cuda g_cu;
@@ -41,6 +48,8 @@ typedef struct {
     lw_receiver_layout layout;
     lw_bridge bridge;
     lw_trainer trainer;
+    lw_adapter_set set;          /* when adapters */
+    bool adapters;
     lw_dataset data;
     lw_sender_cache states;
     lw_cuda_module mod;
@@ -50,10 +59,17 @@ typedef struct {
 
 /* check_train.c's data: 3..6 noise rows, +-1.5 along a class direction,
  * offsets of -20 and +40 in two dimensions. */
-static void side_open(side *p, bool gpu)
+static void side_open(side *p, bool gpu, bool adapters)
 {
     memset(p, 0, sizeof *p);
     tl_tiny_trainer(M_SOFT, S_HIDDEN, 0.0f, &p->receiver, &p->layout, &p->bridge, &p->trainer);
+    if (adapters) {   /* attached before the GPU, as cmd_train.c does */
+        lw_lora_config lc = {.rank = 4, .alpha = 8.f, .dropout = 0.1f, .targets = (1u << LW_LORA_N_TARGETS) - 1};
+        lw_deep_prefix_config pc = {.length = 3, .hidden = 8};
+        OK(lw_adapter_set_create(&p->set, p->receiver, p->trainer.max_T, &lc, &pc, 17));
+        OK(lw_trainer_attach_adapters(&p->trainer, &p->set));
+        p->adapters = true;
+    }
     const float offset[S_HIDDEN] = {0, 0, 0, 0, 0, 0, -20.0f, 40.0f};
     lw_rng r;
     lw_rng_seed(&r, 9);
@@ -87,6 +103,7 @@ static void side_open(side *p, bool gpu)
 static void side_close(side *p)
 {
     lw_trainer_free(&p->trainer);
+    if (p->adapters) lw_adapter_set_free(&p->set);
     lw_gpu_receiver_pass_free(&p->pass);
     lw_gpu_model_free(p->g);
     if (p->mod.module) lw_cuda_unload(&g_cu, &p->mod);
@@ -97,11 +114,11 @@ static void side_close(side *p)
     lw_sender_cache_close(&p->states);
 }
 
-static void train(side *p, const char *dir)
+static void train(side *p, const char *dir, int steps)
 {
     lw_train_options o;
     memset(&o, 0, sizeof o);
-    o.cfg = (lw_train_config){.lr = 3e-3f, .steps = STEPS, .batch = 4, .grad_accum = 2, .warmup_steps = 3,
+    o.cfg = (lw_train_config){.lr = 3e-3f, .steps = steps, .batch = 4, .grad_accum = 2, .warmup_steps = 3,
                               .weight_decay = 0.01f, .grad_clip = 1.0f, .seed = 5};
     o.quiet = true;
     o.out_dir = dir;
@@ -109,8 +126,8 @@ static void train(side *p, const char *dir)
     OK(lw_train_run(&p->trainer, &p->states, &p->data, &o, &res));
 }
 
-/* The "loss" of each line of dir/train_log.jsonl into loss[STEPS]. */
-static void read_losses(const char *dir, double *loss)
+/* The "loss" of each line of dir/train_log.jsonl into loss[steps]. */
+static void read_losses(const char *dir, double *loss, int steps)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/train_log.jsonl", dir);
@@ -118,14 +135,14 @@ static void read_losses(const char *dir, double *loss)
     ck_assert_msg(f != NULL, "no %s", path);
     char line[4096];
     int n = 0;
-    while (n < STEPS && fgets(line, sizeof line, f)) {
+    while (n < steps && fgets(line, sizeof line, f)) {
         json_t *o = json_loads(line, 0, NULL);
         ck_assert_msg(o && json_is_number(json_object_get(o, "loss")), "%s: line %d", path, n + 1);
         loss[n++] = json_number_value(json_object_get(o, "loss"));
         json_decref(o);
     }
     fclose(f);
-    ck_assert_int_eq(n, STEPS);
+    ck_assert_int_eq(n, steps);
 }
 
 static int right_answers(side *p)
@@ -143,16 +160,16 @@ static int right_answers(side *p)
 START_TEST(gpu_training_follows_the_cpu)
 {
     side cpu, gpu;
-    side_open(&cpu, false);
-    side_open(&gpu, true);
+    side_open(&cpu, false, false);
+    side_open(&gpu, true, false);
     char dir_cpu[1024], dir_gpu[1024];
     snprintf(dir_cpu, sizeof dir_cpu, "%s", tl_tmpdir("train_cpu"));
     snprintf(dir_gpu, sizeof dir_gpu, "%s", tl_tmpdir("train_gpu"));
-    train(&cpu, dir_cpu);
-    train(&gpu, dir_gpu);
+    train(&cpu, dir_cpu, STEPS);
+    train(&gpu, dir_gpu, STEPS);
     double lc[STEPS], lg[STEPS];
-    read_losses(dir_cpu, lc);
-    read_losses(dir_gpu, lg);
+    read_losses(dir_cpu, lc, STEPS);
+    read_losses(dir_gpu, lg, STEPS);
     for (int s = 0; s < STEPS; s++)
         ck_assert_msg(fabs(lg[s] - lc[s]) <= 2e-3 * fmax(1.0, fabs(lc[s])), "step %d: loss %.6f on the GPU, %.6f "
                       "on the CPU", s + 1, lg[s], lc[s]);
@@ -166,6 +183,45 @@ START_TEST(gpu_training_follows_the_cpu)
     ck_assert_msg(worst <= 1e-2f * biggest, "bridge parameters differ by %g (largest %g)", worst, biggest);
     int rc = right_answers(&cpu), rg = right_answers(&gpu);
     ck_assert_msg(abs(rc - rg) <= 1, "%d right on the CPU, %d on the GPU (of %d)", rc, rg, N_EX);
+    side_close(&gpu);
+    side_close(&cpu);
+    tl_run(NULL, "rm -rf '%s' '%s'", dir_cpu, dir_gpu);
+}
+END_TEST
+
+/* The largest |gpu - cpu| of a parameter block, against its largest |cpu|. */
+static void same_params(const char *what, const lw_adapter_params *c, const lw_adapter_params *g, float rtol)
+{
+    ck_assert_int_eq((int)c->n_params, (int)g->n_params);
+    float biggest = 0.f, worst = 0.f;
+    for (size_t i = 0; i < c->n_params; i++) {
+        ck_assert_msg(isfinite(g->params[i]), "%s[%zu] is %g after GPU training", what, i, (double)g->params[i]);
+        biggest = fmaxf(biggest, fabsf(c->params[i]));
+        worst = fmaxf(worst, fabsf(c->params[i] - g->params[i]));
+    }
+    ck_assert_msg(worst <= rtol * biggest, "%s differ by %g (largest %g)", what, worst, biggest);
+}
+
+START_TEST(gpu_training_with_adapters_follows_the_cpu)
+{
+    side cpu, gpu;
+    side_open(&cpu, false, true);
+    side_open(&gpu, true, true);
+    char dir_cpu[1024], dir_gpu[1024];
+    snprintf(dir_cpu, sizeof dir_cpu, "%s", tl_tmpdir("train_adapters_cpu"));
+    snprintf(dir_gpu, sizeof dir_gpu, "%s", tl_tmpdir("train_adapters_gpu"));
+    train(&cpu, dir_cpu, ADAPTER_STEPS);
+    train(&gpu, dir_gpu, ADAPTER_STEPS);
+    double lc[ADAPTER_STEPS], lg[ADAPTER_STEPS];
+    read_losses(dir_cpu, lc, ADAPTER_STEPS);
+    read_losses(dir_gpu, lg, ADAPTER_STEPS);
+    for (int s = 0; s < ADAPTER_STEPS; s++)
+        ck_assert_msg(fabs(lg[s] - lc[s]) <= 5e-3 * fmax(1.0, fabs(lc[s])), "adapters, step %d: loss %.6f on the "
+                      "GPU, %.6f on the CPU", s + 1, lg[s], lc[s]);
+    fprintf(stderr, "with LoRA and a deep prefix: loss step 1 %.4f / %.4f, step %d %.4f / %.4f (CPU / GPU)\n",
+            lc[0], lg[0], ADAPTER_STEPS, lc[ADAPTER_STEPS - 1], lg[ADAPTER_STEPS - 1]);
+    same_params("LoRA parameters", &cpu.set.lora.p, &gpu.set.lora.p, 2e-2f);
+    same_params("deep prefix parameters", &cpu.set.prefix.p, &gpu.set.prefix.p, 2e-2f);
     side_close(&gpu);
     side_close(&cpu);
     tl_run(NULL, "rm -rf '%s' '%s'", dir_cpu, dir_gpu);
@@ -188,6 +244,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, gpu_training_follows_the_cpu);
+    tcase_add_test(tc, gpu_training_with_adapters_follows_the_cpu);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
