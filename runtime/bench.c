@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_gpu.h"
 #include "chat_template.h"
 #include "label_scoring.h"
 #include "receiver_input.h"
@@ -104,6 +105,8 @@ struct lw_bench {
     int n_head;
     int s_cap, r_cap;         /* KV positions */
     lw_state *sstate, *rstate;
+    lw_gpu_state *gsstate, *grstate;   /* with gpu_sender / gpu_receiver */
+    lw_status sync_st;        /* the first failed wait for the device, reported by lw_bench_example */
     lw_bridge_acts *acts;
     float *hidden;            /* [s_cap, sender hidden] */
     float *embeds;            /* [r_cap, receiver hidden] */
@@ -113,6 +116,19 @@ struct lw_bench {
     float *logits;            /* [max verbalizer, max vocab] */
     int *gen;                 /* [relay_tokens + 1] */
 };
+
+static bool on_gpu(const lw_bench *b) { return b->s.gpu_sender != NULL; }
+
+/* The clock after the device finished what was issued: lw_gpu_forward
+ * already waits, but a stage's time must not depend on that. */
+static double stamp(lw_bench *b)
+{
+    if (on_gpu(b)) {
+        lw_status st = lw_cuda_sync(b->s.gpu_sender->cu, "bench: before reading the clock");
+        if (st && !b->sync_st) b->sync_st = st;
+    }
+    return now_s();
+}
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 static int max_int(int a, int b) { return a > b ? a : b; }
@@ -166,8 +182,12 @@ lw_status lw_bench_open(const lw_bench_setup *setup, lw_bench **out)
                                             &b->rlay);
     if (!st) st = lw_receiver_layout_build(setup->task, sc->chat_template, setup->sender_tok, 1, sc->vocab, &b->slay);
     if (!st) st = head_ids(b);
-    if (!st) st = lw_state_alloc(setup->sender, b->s_cap, false, &b->sstate);
-    if (!st) st = lw_state_alloc(setup->receiver, b->r_cap, false, &b->rstate);
+    if ((setup->gpu_sender == NULL) != (setup->gpu_receiver == NULL))
+        st = lw_fail(LW_ERR_INVALID, "bench: both models on the GPU or neither (one GPU model given)");
+    if (!st && !on_gpu(b)) st = lw_state_alloc(setup->sender, b->s_cap, false, &b->sstate);
+    if (!st && !on_gpu(b)) st = lw_state_alloc(setup->receiver, b->r_cap, false, &b->rstate);
+    if (!st && on_gpu(b)) st = lw_gpu_state_alloc(setup->gpu_sender, b->s_cap, &b->gsstate);
+    if (!st && on_gpu(b)) st = lw_gpu_state_alloc(setup->gpu_receiver, b->r_cap, &b->grstate);
     if (!st && setup->bridge) st = lw_bridge_acts_create(setup->bridge, LW_SENDER_MAX_TOKENS, &b->acts);
     if (!st) st = alloc_scratch(b);
     if (st) {
@@ -186,6 +206,8 @@ void lw_bench_close(lw_bench *b)
     free(b->head);
     lw_state_free(b->sstate);
     lw_state_free(b->rstate);
+    lw_gpu_state_free(b->gsstate);
+    lw_gpu_state_free(b->grstate);
     lw_bridge_acts_free(b->acts);
     free(b->hidden);
     free(b->embeds);
@@ -200,16 +222,36 @@ void lw_bench_close(lw_bench *b)
 /* scores[k] = sum of log-probs of label k's verbalizer after the P prompt
  * rows in b->ids (and b->embeds where b->is_embed, when embeds): the prompt
  * runs once, each longer verbalizer continues from its KV cache. */
-static lw_status score_labels(lw_bench *b, const lw_model *m, lw_state *s, const lw_receiver_layout *Ly, int P,
-                              const float *embeds, double *scores)
+static lw_status score_labels(lw_bench *b, bool on_sender, const lw_receiver_layout *Ly, int P, const float *embeds,
+                              double *scores)
 {
-    lw_state_reset(s);
     lw_forward_args a = {.ids = b->ids, .embeds = embeds, .is_embed = embeds ? b->is_embed : NULL, .T = P,
                          .logits = b->last, .capture_layer = -1};
+    const int *const *verb = (const int *const *)Ly->verb;
+    if (on_gpu(b)) {
+        lw_gpu_model *g = on_sender ? b->s.gpu_sender : b->s.gpu_receiver;
+        lw_gpu_state *s = on_sender ? b->gsstate : b->grstate;
+        lw_gpu_state_reset(s);
+        lw_status st = lw_gpu_forward(g, s, &a);
+        if (st) return st;
+        return lw_bench_gpu_score(g, s, P, b->last, b->logits, Ly->n_labels, verb, Ly->verb_len, scores);
+    }
+    const lw_model *m = on_sender ? b->s.sender : b->s.receiver;
+    lw_state *s = on_sender ? b->sstate : b->rstate;
+    lw_state_reset(s);
     lw_status st = lw_forward(m, s, &a);
     if (st) return st;
-    return lw_score_verbalizers(m, s, NULL, P, b->last, b->logits, Ly->n_labels, (const int *const *)Ly->verb,
-                                Ly->verb_len, scores);
+    return lw_score_verbalizers(m, s, NULL, P, b->last, b->logits, Ly->n_labels, verb, Ly->verb_len, scores);
+}
+
+/* The sender's first n rows up to the bridge's source layer, into b->hidden. */
+static lw_status sender_capture(lw_bench *b, const int *ids, int n)
+{
+    if (on_gpu(b))
+        return lw_bench_gpu_capture(b->s.gpu_sender, b->gsstate, ids, n, b->s.source_layer, b->hidden, b->last);
+    lw_state_reset(b->sstate);
+    lw_forward_args a = {.ids = ids, .T = n, .capture_layer = b->s.source_layer, .hidden_out = b->hidden};
+    return lw_forward(b->s.sender, b->sstate, &a);
 }
 
 /* b->ids = Ly's before + text's tokens (at most LW_SENDER_MAX_TOKENS, the
@@ -266,29 +308,27 @@ static int head_skip(const lw_bench *b, const int *ids, int n)
 static lw_status run_bridge(lw_bench *b, const char *text, double *scores, double *t, lw_bench_traffic *tr)
 {
     const lw_model *S = b->s.sender, *R = b->s.receiver;
-    double t0 = now_s();
+    double t0 = stamp(b);
     int *ids = NULL, n = 0;
     lw_status st = sender_prompt(b, text, &ids, &n);
     if (st) return st;
     int skip = head_skip(b, ids, n);
     if (n - skip > LW_SENDER_MAX_TOKENS) n = skip + LW_SENDER_MAX_TOKENS;
     if (n > b->s_cap) n = b->s_cap;
-    double t1 = now_s();
-    lw_state_reset(b->sstate);
-    lw_forward_args a = {.ids = ids, .T = n, .capture_layer = b->s.source_layer, .hidden_out = b->hidden};
+    double t1 = stamp(b);
     if (n <= skip) st = lw_fail(LW_ERR_INVALID, "bench: the sender's template head of %d tokens leaves no rows", skip);
-    if (!st) st = lw_forward(S, b->sstate, &a);
+    if (!st) st = sender_capture(b, ids, n);
     free(ids);
     if (st) return st;
-    double t2 = now_s();
+    double t2 = stamp(b);
     int H = R->cfg.hidden, soft_row = lw_receiver_soft_row(&b->rlay);
     st = lw_bridge_forward(b->s.bridge, b->acts, b->hidden + (size_t)skip * S->cfg.hidden, n - skip,
                            b->embeds + (size_t)soft_row * H);
     if (st) return st;
-    double t3 = now_s();
+    double t3 = stamp(b);
     int P = lw_receiver_fill(&b->rlay, -1, 0, b->ids, b->is_embed);
-    st = score_labels(b, R, b->rstate, &b->rlay, P, b->embeds, scores);
-    double t4 = now_s();
+    st = score_labels(b, false, &b->rlay, P, b->embeds, scores);
+    double t4 = stamp(b);
     t[LW_STAGE_TOKENIZE] += t1 - t0;
     t[LW_STAGE_SENDER_FORWARD] += t2 - t1;
     t[LW_STAGE_BRIDGE] += t3 - t2;
@@ -311,7 +351,8 @@ static lw_status relay_generate(lw_bench *b, const int *prompt, int n, char **te
                        b->s.relay_tokens, b->s_cap);
     lw_generate_args g = {.max_new = b->s.relay_tokens, .stop_ids = stop, .n_stop = n_stop};
     int got = 0;
-    lw_status st = lw_generate(b->s.sender, b->sstate, prompt, n, &g, b->gen, &got);
+    lw_status st = on_gpu(b) ? lw_gpu_generate(b->s.gpu_sender, b->gsstate, prompt, n, &g, b->gen, &got)
+                             : lw_generate(b->s.sender, b->sstate, prompt, n, &g, b->gen, &got);
     if (st) return st;
     for (int i = 0; got > 0 && i < n_stop; i++)
         if (b->gen[got - 1] == stop[i]) {
@@ -324,7 +365,7 @@ static lw_status relay_generate(lw_bench *b, const int *prompt, int n, char **te
 
 static lw_status run_relay(lw_bench *b, const char *text, double *scores, double *t, lw_bench_traffic *tr)
 {
-    double t0 = now_s();
+    double t0 = stamp(b);
     size_t ni = strlen(RELAY_INSTRUCTION), nt = strlen(text);
     char *user = malloc(ni + nt + 1), *relay = NULL;
     if (!user) return lw_fail(LW_ERR_NOMEM, "bench: out of memory");
@@ -333,14 +374,14 @@ static lw_status run_relay(lw_bench *b, const char *text, double *scores, double
     int *ids = NULL, n = 0, n_gen = 0, P = 0, n_text = 0;
     lw_status st = sender_prompt(b, user, &ids, &n);
     free(user);
-    double t1 = now_s();
+    double t1 = stamp(b);
     if (!st) st = relay_generate(b, ids, n, &relay, &n_gen);
     free(ids);
-    double t2 = now_s();
+    double t2 = stamp(b);
     if (!st) st = text_prompt(b, b->s.receiver_tok, &b->rlay, b->r_cap, relay, &P, &n_text);
-    double t3 = now_s();
-    if (!st) st = score_labels(b, b->s.receiver, b->rstate, &b->rlay, P, NULL, scores);
-    double t4 = now_s();
+    double t3 = stamp(b);
+    if (!st) st = score_labels(b, false, &b->rlay, P, NULL, scores);
+    double t4 = stamp(b);
     t[LW_STAGE_TOKENIZE] += (t1 - t0) + (t3 - t2);
     t[LW_STAGE_GENERATE] += t2 - t1;
     t[LW_STAGE_RECEIVER_SCORE] += t4 - t3;
@@ -354,15 +395,14 @@ static lw_status run_relay(lw_bench *b, const char *text, double *scores, double
 static lw_status run_zeroshot(lw_bench *b, bool on_sender, const char *text, double *scores, double *t,
                               lw_bench_traffic *tr)
 {
-    const lw_model *m = on_sender ? b->s.sender : b->s.receiver;
     const lw_receiver_layout *Ly = on_sender ? &b->slay : &b->rlay;
-    double t0 = now_s();
+    double t0 = stamp(b);
     int P = 0, n_text = 0;
     lw_status st = text_prompt(b, on_sender ? b->s.sender_tok : b->s.receiver_tok, Ly, on_sender ? b->s_cap : b->r_cap,
                                text, &P, &n_text);
-    double t1 = now_s();
-    if (!st) st = score_labels(b, m, on_sender ? b->sstate : b->rstate, Ly, P, NULL, scores);
-    double t2 = now_s();
+    double t1 = stamp(b);
+    if (!st) st = score_labels(b, on_sender, Ly, P, NULL, scores);
+    double t2 = stamp(b);
     t[LW_STAGE_TOKENIZE] += t1 - t0;
     t[on_sender ? LW_STAGE_SENDER_FORWARD : LW_STAGE_RECEIVER_SCORE] += t2 - t1;
     *tr = (lw_bench_traffic){.content_tokens = n_text, .prompt_tokens = P, .sender_tokens = on_sender ? P : 0};
@@ -384,6 +424,8 @@ lw_status lw_bench_example(lw_bench *b, lw_bench_method m, const char *text, dou
     case LW_BENCH_SENDER_ZEROSHOT: st = run_zeroshot(b, true, text, scores, stage_s, &tr); break;
     default: return lw_fail(LW_ERR_INVALID, "bench: method %d", (int)m);
     }
+    if (!st && b->sync_st) st = b->sync_st;   /* a wait for the device failed: the times are not the work's */
+    b->sync_st = LW_OK;
     if (st) return lw_fail_wrap(st, "bench %s", lw_bench_method_name(m));
     if (traffic) *traffic = tr;
     return LW_OK;
@@ -478,6 +520,12 @@ char *lw_bench_to_json(const lw_bench_report *r)
     json_object_set_new(o, "batching", json_string("back to back: a batch of B is B examples one after another; "
                                                    "examples_per_s = B / run seconds"));
     json_object_set_new(o, "clock", json_string("CLOCK_MONOTONIC"));
+    bool gpu = r->device && !strcmp(r->device, "cuda");
+    json_object_set_new(o, "device", json_string(gpu ? "cuda" : "cpu"));
+    json_object_set_new(o, "on_the_device", json_string(gpu ? "sender and receiver forwards (fp32 weights, cuBLAS "
+                                                              "products); tokenization, the bridge and sampling on "
+                                                              "the CPU; each stage synchronised before the clock"
+                                                            : "everything"));
     json_object_set_new(o, "sender_states_cached", json_false());
     json_object_set_new(o, "source_layer", json_integer(r->source_layer));
     json_object_set_new(o, "relay_tokens_max", json_integer(r->relay_tokens));

@@ -38,6 +38,7 @@
 #include <stddef.h>
 
 #include "bridge.h"
+#include "gpu_model.h"
 #include "model.h"
 #include "status.h"
 #include "task.h"
@@ -89,6 +90,12 @@ typedef struct {
     const lw_bridge *bridge;   /* NULL: the bridge method is unavailable */
     int source_layer;          /* the sender layer the bridge reads, 1..n_layers */
     int relay_tokens;          /* text-relay: most tokens the sender writes */
+    /* Both NULL: every forward runs on the CPU. Both set (bench_gpu.h): the
+     * models' forwards (prompts, the capture at source_layer, generation,
+     * label scoring) run on the GPU and each stage waits for the device
+     * before the clock is read; tokenization, the bridge and sampling stay
+     * on the CPU. Borrowed, like the models. */
+    lw_gpu_model *gpu_sender, *gpu_receiver;
 } lw_bench_setup;
 
 typedef struct lw_bench lw_bench;
@@ -129,6 +136,7 @@ typedef struct {
     const char *pair, *task, *split, *checkpoint;  /* checkpoint NULL: freshly initialised bridge */
     int soft_tokens, receiver_hidden, relay_tokens, source_layer;
     const char *machine;                            /* free text, may be NULL */
+    const char *device;                             /* "cpu" (NULL) or "cuda" */
     int n_results;
     const lw_bench_result *results;
 } lw_bench_report;

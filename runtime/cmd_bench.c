@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "bench_gpu.h"
 #include "checkpoint.h"
 #include "cmd_common.h"
 #include "dataset.h"
@@ -36,12 +37,15 @@ static void usage(const lw_pair *pair)
            "  --limit N            read the first N examples of --split only\n"
            "  --json FILE          also write the results as JSON\n"
            "  --tasks-dir DIR      default <manifest dir>/../tasks\n"
+           "  --device cpu|cuda    where the models' forwards run (default cpu); with cuda both models'\n"
+           "                       fp32 weights go to GPU 0 and every stage waits for the GPU before\n"
+           "                       the clock is read; tokenization, the bridge and sampling stay on the CPU\n"
            "  --quiet              no progress lines\n",
            pair->manifest.bridge.soft_tokens);
 }
 
 typedef struct {
-    const char *task, *split, *checkpoint, *json, *tasks_dir;
+    const char *task, *split, *checkpoint, *json, *tasks_dir, *device;
     int methods[LW_BENCH_N_METHODS], n_methods;
     int batches[MAX_BATCHES], n_batches;
     int runs, warmup, relay_tokens, M, limit;
@@ -94,7 +98,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, bench_args *a)
     memset(a, 0, sizeof *a);
     for (int m = 0; m < LW_BENCH_N_METHODS; m++) a->methods[a->n_methods++] = m;
     a->batches[0] = 1, a->batches[1] = 4, a->batches[2] = 16, a->n_batches = 3;
-    a->runs = 20, a->warmup = 3, a->relay_tokens = 32, a->M = pair->manifest.bridge.soft_tokens;
+    a->runs = 20, a->warmup = 3, a->relay_tokens = 32, a->M = pair->manifest.bridge.soft_tokens, a->device = "cpu";
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i], *v = NULL;
         bool ok = true;
@@ -103,6 +107,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, bench_args *a)
         else if (!strcmp(o, "--checkpoint")) ok = lw_opt_str(argc, argv, &i, &a->checkpoint);
         else if (!strcmp(o, "--json")) ok = lw_opt_str(argc, argv, &i, &a->json);
         else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
+        else if (!strcmp(o, "--device")) ok = lw_opt_str(argc, argv, &i, &a->device);
         else if (!strcmp(o, "--methods")) ok = lw_opt_str(argc, argv, &i, &v) && parse_methods(v, a);
         else if (!strcmp(o, "--batch")) ok = lw_opt_str(argc, argv, &i, &v) && parse_batches(v, a);
         else if (!strcmp(o, "--runs")) ok = lw_opt_int(argc, argv, &i, 1, 100000, &a->runs);
@@ -116,6 +121,10 @@ static bool parse(const lw_pair *pair, int argc, char **argv, bench_args *a)
             return false;
         }
         if (!ok) return false;
+    }
+    if (strcmp(a->device, "cpu") && strcmp(a->device, "cuda")) {
+        fprintf(stderr, "lw bench: --device takes cpu or cuda, not %s\n", a->device);
+        return false;
     }
     if (!a->task || !a->split) {
         fprintf(stderr, "lw bench: --task and --split are required (see lw bench --help)\n");
@@ -155,6 +164,9 @@ static void print_table(const lw_bench_report *r, const char *machine)
 {
     printf("lw bench: %s, task %s, %s; bridge %s\n%s\n", r->pair, r->task, r->split,
            r->checkpoint ? r->checkpoint : "freshly initialised (same work)", machine);
+    if (r->device && !strcmp(r->device, "cuda"))
+        printf("device cuda: the sender's and receiver's forwards on the GPU (fp32 weights); tokenize, bridge\n"
+               "and sampling on the CPU; every stage synchronised with the GPU before the clock is read\n");
     printf("end point: label scores ready; batch B = B examples back to back; median [min, max] over the\n"
            "timed runs; the stage columns are ms per example (medians)\n\n");
     printf("%-18s %5s %4s  %-26s %-26s", "method", "batch", "runs", "ms per run", "examples/s");
@@ -249,20 +261,35 @@ static lw_status measure_all(lw_bench *b, const bench_args *a, const bench_model
     return st;
 }
 
+/* The CPU line, and with cuda the GPU's. */
+static void describe(const lw_bench_gpu *gpu, bool cuda, char *out, size_t cap)
+{
+    char cpu[512], dev[256] = "";
+    machine_line(cpu, sizeof cpu);
+    if (cuda) lw_bench_gpu_describe(gpu, dev, sizeof dev);
+    snprintf(out, cap, "%s%s%s", cuda ? dev : "", cuda ? "; host: " : "", cpu);
+}
+
 static int run(const lw_pair *pair, const bench_args *a)
 {
     bench_models bm = {0};
+    lw_bench_gpu gpu = {0};
     lw_bench *b = NULL;
     lw_bench_result res[LW_BENCH_N_METHODS * MAX_BATCHES];
     int n_res = 0, rc = 1;
-    char machine[512];
-    machine_line(machine, sizeof machine);
-    lw_status st = open_models(pair, a, &bm);
+    bool cuda = !strcmp(a->device, "cuda");
+    char machine[800];
+    /* The driver first: without a GPU that is the one thing to say. */
+    lw_status st = cuda ? lw_bench_gpu_init(&gpu) : LW_OK;
+    if (!st) st = open_models(pair, a, &bm);
+    if (!st && cuda) st = lw_bench_gpu_upload(&gpu, pair, bm.sender, bm.side.receiver);
+    describe(&gpu, cuda, machine, sizeof machine);
     if (!st) {
         lw_bench_setup setup = {.sender = bm.sender, .receiver = bm.side.receiver, .sender_tok = bm.sender_tok,
                                 .receiver_tok = bm.side.tok, .task = &bm.task, .bridge = &bm.side.bridge,
                                 .source_layer = pair->manifest.bridge.source_layer,
-                                .relay_tokens = a->relay_tokens};
+                                .relay_tokens = a->relay_tokens, .gpu_sender = gpu.model[0],
+                                .gpu_receiver = gpu.model[1]};
         st = lw_bench_open(&setup, &b);
     }
     if (!st) st = measure_all(b, a, &bm, res, &n_res);
@@ -274,6 +301,7 @@ static int run(const lw_pair *pair, const bench_args *a)
                            .checkpoint = a->checkpoint, .soft_tokens = a->M,
                            .receiver_hidden = pair->manifest.receiver.hidden, .relay_tokens = a->relay_tokens,
                            .source_layer = pair->manifest.bridge.source_layer, .machine = machine,
+                           .device = a->device,
                            .n_results = n_res, .results = res};
     print_table(&rep, machine);
     rc = 0;
@@ -289,6 +317,7 @@ static int run(const lw_pair *pair, const bench_args *a)
     }
 done:
     lw_bench_close(b);
+    lw_bench_gpu_close(&gpu);
     close_models(&bm);
     return rc;
 }

@@ -168,6 +168,25 @@ lw_status lw_cublas_matmul_dx(lw_cublas *b, lw_cuda_ptr dx, lw_cuda_ptr dy, lw_c
                  "cublasGemmEx", ctx);
 }
 
+/* The same product as lw_cublas_matmul with bf16 operands; the accumulator
+ * and y stay fp32 (CUBLAS_COMPUTE_32F), so only the inputs are rounded. */
+lw_status lw_cublas_matmul_bf16(lw_cublas *b, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_ptr w, int T, int in, int out,
+                                const char *what)
+{
+    if (!b->handle) return lw_fail(LW_ERR_INVALID, "bf16 matmul %s: cuBLAS is not initialised", what);
+    if (T <= 0 || in <= 0 || out <= 0 || !x || !y || !w)
+        return lw_fail(LW_ERR_INVALID, "bf16 matmul %s: [%d, %d] x [%d, %d]^T with a missing buffer or empty shape",
+                       what, T, in, out, in);
+    const float one = 1.f, zero = 0.f;
+    char ctx[160];
+    snprintf(ctx, sizeof ctx, "%s: bf16 [%d, %d] x [%d, %d]^T", what, T, in, out, in);
+    return check(b, b->api->GemmEx((cublasHandle_t)b->handle, CUBLAS_OP_T, CUBLAS_OP_N, out, T, in, &one,
+                                   (const void *)(uintptr_t)w, CUDA_R_16BF, in, (const void *)(uintptr_t)x,
+                                   CUDA_R_16BF, in, &zero, (void *)(uintptr_t)y, CUDA_R_32F, out,
+                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 "cublasGemmEx", ctx);
+}
+
 #else /* no <cublas_v2.h>: every entry point reports the same reason */
 
 struct lw_cublas_api {
@@ -198,4 +217,37 @@ lw_status lw_cublas_matmul_dx(lw_cublas *b, lw_cuda_ptr dx, lw_cuda_ptr dy, lw_c
     return no_cublas();
 }
 
+lw_status lw_cublas_matmul_bf16(lw_cublas *b, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_ptr w, int T, int in, int out,
+                                const char *what)
+{
+    return no_cublas();
+}
+
 #endif
+
+/* ---- bf16 conversion (needs no cuBLAS) ----------------------------------- */
+
+void lw_bf16_from_f32_array(uint16_t *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dst[i] = lw_bf16_from_f32(src[i]);
+}
+
+enum { BF16_STAGE = 1 << 20 };   /* values per staged upload: 2 MiB of bf16 */
+
+lw_status lw_cuda_upload_bf16(lw_cuda *cu, lw_cuda_ptr dst, const float *src, size_t n, const char *what)
+{
+    if (!dst || (n && !src)) return lw_fail(LW_ERR_INVALID, "bf16 upload %s: %zu values, missing buffer", what, n);
+    if (n > SIZE_MAX / 2) return lw_fail(LW_ERR_INVALID, "bf16 upload %s: %zu values overflow", what, n);
+    size_t chunk = n < BF16_STAGE ? n : BF16_STAGE;
+    uint16_t *stage = malloc((chunk ? chunk : 1) * sizeof *stage);
+    if (!stage) return lw_fail(LW_ERR_NOMEM, "bf16 upload %s: out of memory for %zu staged values", what, chunk);
+    lw_status st = LW_OK;
+    for (size_t i = 0; !st && i < n; i += chunk) {
+        size_t k = n - i < chunk ? n - i : chunk;
+        lw_bf16_from_f32_array(stage, src + i, k);
+        /* lw_cuda_upload is synchronous (cuMemcpyHtoD), so stage is free to refill. */
+        st = lw_cuda_upload(cu, dst + i * sizeof *stage, stage, k * sizeof *stage, what);
+    }
+    free(stage);
+    return st;
+}

@@ -12,6 +12,10 @@
 #define LW_CUDA_BLAS_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <string.h>
 
 #include "cuda_driver.h"
 #include "status.h"
@@ -42,5 +46,43 @@ lw_status lw_cublas_matmul(lw_cublas *b, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_p
  * op_matmul.c's matmul_backward for dx alone. */
 lw_status lw_cublas_matmul_dx(lw_cublas *b, lw_cuda_ptr dx, lw_cuda_ptr dy, lw_cuda_ptr w, int T, int in, int out,
                               bool accumulate, const char *what);
+
+/* ---- bf16 ---------------------------------------------------------------
+ * bf16 products read bf16 weights and bf16 activations and accumulate and
+ * write fp32 (cublasGemmEx, CUBLAS_COMPUTE_32F): the weights are converted
+ * once on the host at upload (lw_cuda_upload_bf16), the activations on the
+ * device before each product by the model template's f32_to_bf16 kernel
+ * (cuBLAS has no mixed fp32 x bf16 product, and converting inside the GEMM
+ * with CUBLAS_COMPUTE_32F_FAST_16BF would keep fp32 weights in memory, so
+ * the memory-bound decode would read twice the bytes). */
+
+/* fp32 -> bf16 bits, round to nearest, ties to even (as torch's
+ * .to(torch.bfloat16) and the f32_to_bf16 kernel): finite values too large
+ * for bf16 round to infinity; a NaN stays a (quiet) NaN of the same sign. */
+static inline uint16_t lw_bf16_from_f32(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x0040u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+static inline float lw_f32_from_bf16(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+/* dst[i] = lw_bf16_from_f32(src[i]) for i < n. */
+void lw_bf16_from_f32_array(uint16_t *dst, const float *src, size_t n);
+
+/* Converts n fp32 values on the host to bf16 and uploads them to dst (2n
+ * bytes), through a bounded staging buffer (no full-size host copy). */
+lw_status lw_cuda_upload_bf16(lw_cuda *cu, lw_cuda_ptr dst, const float *src, size_t n, const char *what);
+
+/* y[T, out] (fp32) = x[T, in] (bf16) @ w[out, in]^T (bf16), fp32
+ * accumulation; row-major like lw_cublas_matmul. x comes from f32_to_bf16. */
+lw_status lw_cublas_matmul_bf16(lw_cublas *b, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_ptr w, int T, int in, int out,
+                                const char *what);
 
 #endif

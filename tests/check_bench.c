@@ -8,6 +8,9 @@
 #include "testlib.h"
 #include "bench.h"
 #include "bridge.h"
+#include "cuda_driver.h"
+#include "gpu_model.h"
+#include "lw_cli.h"
 #include "model.h"
 #include "tokenizer.h"
 #include "train.h"
@@ -18,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 START_TEST(median_min_max_of_known_arrays)
 {
@@ -295,9 +299,66 @@ START_TEST(bad_setup_is_refused)
     ck_assert_ptr_null(b);
     s.source_layer = LAYER, s.receiver = f.sender;            /* the bridge feeds a 48-wide receiver */
     ck_assert_int_eq(lw_bench_open(&s, &b), LW_ERR_INVALID);
+    lw_gpu_model fake;   /* never reached: the pairing is checked before any device work */
+    memset(&fake, 0, sizeof fake);
+    s.receiver = f.receiver, s.gpu_sender = &fake;
+    ck_assert_int_eq(lw_bench_open(&s, &b), LW_ERR_INVALID);
+    ck_assert_msg(strstr(lw_last_error(), "both models on the GPU or neither"), "%s", lw_last_error());
+    ck_assert_ptr_null(b);
     lw_bench_result r;
     ck_assert_int_eq(lw_bench_measure(f.bench, LW_BENCH_BRIDGE, TEXTS, 3, 1, 0, 0, &r), LW_ERR_INVALID);
     fixture_close(&f);
+}
+END_TEST
+
+/* Runs lw bench in-process with stderr captured in a file. */
+static int run_bench(const lw_pair *pair, char **err, int argc, char **argv)
+{
+    const char *path = tl_out("tmp/check_bench.stderr");
+    ck_assert_int_eq(tl_run(NULL, "mkdir -p '%s'", tl_out("tmp")), 0);
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    dup2(fileno(f), 2);
+    int rc = lw_cmd_bench(pair, argc, argv);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    fclose(f);
+    *err = tl_read_file(path, NULL);
+    ck_assert_ptr_nonnull(*err);
+    return rc;
+}
+
+/* Without a GPU, `lw bench --device cuda` stops before reading any model,
+ * with exit 1 and the driver loader's own message; a device it does not
+ * know is a usage error. */
+START_TEST(bench_on_cuda_without_a_gpu_says_why)
+{
+    lw_cuda cu;
+    if (lw_cuda_init(&cu, 0) == LW_OK) {
+        lw_cuda_close(&cu);
+        fprintf(stderr, "note: a CUDA device is present; the no-GPU message is not exercised\n");
+        return;
+    }
+    char expected[512];
+    snprintf(expected, sizeof expected, "%s", lw_last_error());
+    lw_pair pair;
+    memset(&pair, 0, sizeof pair);
+    ck_assert_msg(lw_manifest_load(tl_src("pairs/smollm2-135m_to_gemma3-270m.json"), &pair.manifest) == LW_OK, "%s",
+                  lw_last_error());
+    /* the split does not exist: reading it would be a different error */
+    char *argv[] = {"--task", "sst2", "--split", "/nonexistent/dev.jsonl", "--device", "cuda", "--quiet"};
+    char *err = NULL;
+    ck_assert_int_eq(run_bench(&pair, &err, 7, argv), 1);
+    ck_assert_msg(strstr(err, "lw bench: ") && strstr(err, expected), "stderr: %s\nexpected: %s", err, expected);
+    ck_assert_msg(!strstr(err, "dev.jsonl"), "the split was read before the driver: %s", err);
+    free(err);
+    char *bad[] = {"--task", "sst2", "--split", "x.jsonl", "--device", "tpu"};
+    ck_assert_int_eq(run_bench(&pair, &err, 6, bad), 2);
+    ck_assert_msg(strstr(err, "--device takes cpu or cuda, not tpu"), "%s", err);
+    free(err);
 }
 END_TEST
 
@@ -312,6 +373,7 @@ int main(void)
     tcase_add_test(tc, bridge_scores_match_the_trainer);
     tcase_add_test(tc, two_run_bench_writes_every_field);
     tcase_add_test(tc, bad_setup_is_refused);
+    tcase_add_test(tc, bench_on_cuda_without_a_gpu_says_why);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

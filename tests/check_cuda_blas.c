@@ -11,6 +11,8 @@
 #include "lwc_config.h"
 #include "tiny_models.h"
 
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +81,85 @@ START_TEST(products_without_a_handle_fail_cleanly)
     ck_assert_msg(strstr(lw_last_error(), "layer 0 wq") && strstr(lw_last_error(), "not initialised"), "%s",
                   lw_last_error());
 #endif
+}
+END_TEST
+
+/* Round to nearest even on bit patterns whose bf16 is known (each pair
+ * checked against torch's .to(torch.bfloat16) when written). */
+static float f32_of(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+START_TEST(bf16_rounding_of_known_bit_patterns)
+{
+    static const struct {
+        uint32_t in;
+        uint16_t out;
+    } cases[] = {
+        {0x3f800000u, 0x3f80}, /* 1 */
+        {0xc0200000u, 0xc020}, /* -2.5 */
+        {0x00000000u, 0x0000}, {0x80000000u, 0x8000},   /* +-0 */
+        {0x3f808000u, 0x3f80}, /* a tie, even below: down */
+        {0x3f818000u, 0x3f82}, /* a tie, odd below: up */
+        {0x3f808001u, 0x3f81}, /* just above the tie: up */
+        {0x3f807fffu, 0x3f80}, /* just below the tie: down */
+        {0x40490fdbu, 0x4049}, /* pi */
+        {0x7f7fffffu, 0x7f80}, {0xff7fffffu, 0xff80},   /* largest finite: to infinity */
+        {0x7f800000u, 0x7f80}, {0xff800000u, 0xff80},   /* infinities stay */
+        {0x00000001u, 0x0000}, /* the smallest subnormal rounds to zero */
+        {0x007fffffu, 0x0080}, /* the largest subnormal rounds up to the smallest normal */
+        {0x000116c2u, 0x0001}, /* 1e-40 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint16_t got = lw_bf16_from_f32(f32_of(cases[i].in));
+        ck_assert_msg(got == cases[i].out, "0x%08x -> 0x%04x, expected 0x%04x", cases[i].in, got, cases[i].out);
+    }
+    /* NaNs stay NaN (exponent all ones, mantissa non-zero), sign kept, even
+     * one whose payload sits only in the low 16 bits */
+    uint32_t nans[] = {0x7fc00000u, 0xffc00001u, 0x7f800001u};
+    for (size_t i = 0; i < 3; i++) {
+        uint16_t h = lw_bf16_from_f32(f32_of(nans[i]));
+        ck_assert_msg((h & 0x7f80) == 0x7f80 && (h & 0x007f) && (h >> 15) == (nans[i] >> 31), "0x%08x -> 0x%04x",
+                      nans[i], h);
+        ck_assert(isnan(lw_f32_from_bf16(h)));
+    }
+    /* bf16 -> fp32 is exact, so every bf16 value survives the round trip */
+    for (uint32_t h = 0; h < 0x10000u; h++) {
+        float f = lw_f32_from_bf16((uint16_t)h);
+        if (isnan(f)) continue;
+        ck_assert_uint_eq(lw_bf16_from_f32(f), h);
+    }
+    /* the array form is the scalar one; the error is at most half a bf16 ulp */
+    float src[257];
+    uint16_t dst[257];
+    for (int i = 0; i < 257; i++) src[i] = (float)sin(0.37 * i) * powf(2.f, (float)(i % 40 - 20));
+    lw_bf16_from_f32_array(dst, src, 257);
+    for (int i = 0; i < 257; i++) {
+        ck_assert_uint_eq(dst[i], lw_bf16_from_f32(src[i]));
+        float back = lw_f32_from_bf16(dst[i]);
+        ck_assert_msg(fabsf(back - src[i]) <= fabsf(src[i]) * (1.f / 256.f), "%d: %g -> %g", i, src[i], back);
+    }
+}
+END_TEST
+
+START_TEST(bf16_products_and_uploads_fail_cleanly_without_a_device)
+{
+    lw_cublas b;
+    memset(&b, 0, sizeof b);
+    ck_assert_int_ne(lw_cublas_matmul_bf16(&b, 256, 512, 768, 4, 8, 16, "layer 2 w_up"), LW_OK);
+#if LWC_HAVE_CUBLAS
+    ck_assert_msg(strstr(lw_last_error(), "layer 2 w_up") && strstr(lw_last_error(), "not initialised"), "%s",
+                  lw_last_error());
+#endif
+    lw_cuda cu = {0};
+    float w[3] = {1.f, 2.f, 3.f};
+    ck_assert_int_eq(lw_cuda_upload_bf16(&cu, 0, w, 3, "wq"), LW_ERR_INVALID);   /* no destination */
+    ck_assert_msg(strstr(lw_last_error(), "bf16 upload wq"), "%s", lw_last_error());
+    ck_assert_int_ne(lw_cuda_upload_bf16(&cu, 4096, w, 3, "wq"), LW_OK);   /* the device is not open */
+    ck_assert_int_eq(lw_cuda_upload_bf16(&cu, 4096, NULL, 0, "nothing"), LW_OK);   /* nothing to send */
 }
 END_TEST
 
@@ -191,6 +272,8 @@ int main(void)
     tcase_add_test(tc, wrong_library_names_the_missing_symbol);
     tcase_add_test(tc, installed_cublas_has_every_entry_point);
     tcase_add_test(tc, products_without_a_handle_fail_cleanly);
+    tcase_add_test(tc, bf16_rounding_of_known_bit_patterns);
+    tcase_add_test(tc, bf16_products_and_uploads_fail_cleanly_without_a_device);
     tcase_add_test(tc, gpu_model_on_a_closed_device_fails_cleanly);
     tcase_add_test(tc, gpu_forward_checks_its_arguments);
     tcase_add_test(tc, generate_on_cuda_without_a_gpu_says_why);

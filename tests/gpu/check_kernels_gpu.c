@@ -9,6 +9,7 @@
  * rows, 1e-7 for softmax probabilities over a 262144-word vocabulary). */
 #include "testlib.h"
 #include "adamw.h"
+#include "cuda_blas.h"
 #include "cuda_driver.h"
 #include "deep_prefix.h"
 #include "fileutil.h"
@@ -698,6 +699,29 @@ START_TEST(adamw)
 }
 END_TEST
 
+/* f32_to_bf16 bit for bit against lw_bf16_from_f32, ties, infinities,
+ * subnormals and NaN included. */
+START_TEST(f32_to_bf16)
+{
+    int n = 4099;
+    float *x = host_rand((size_t)n, 3.f);
+    const uint32_t special[] = {0x3f808000u, 0x3f818000u, 0x7f7fffffu, 0xff800000u, 0x007fffffu, 0x7fc00000u,
+                                0x80000000u, 0x00000001u};
+    for (int i = 0; i < 8; i++) memcpy(&x[i * 97], &special[i], 4);
+    dev_bufs b = {0};
+    lw_cuda_ptr d_x = dev_floats(&b, x, (size_t)n), d_y = dev_alloc(&b, (size_t)n * 2);
+    void *args[] = {&d_y, &d_x, &n};
+    launch(_i, "f32_to_bf16", blocks_of((size_t)n, 256), 1, 256, args);
+    uint16_t *y = malloc((size_t)n * 2);
+    ck_assert_msg(lw_cuda_download(&g_cu, y, d_y, (size_t)n * 2, "bf16") == LW_OK, "%s", lw_last_error());
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(y[i] == lw_bf16_from_f32(x[i]), "f32_to_bf16[%d] of %a: gpu 0x%04x, cpu 0x%04x", i, x[i], y[i],
+                      lw_bf16_from_f32(x[i]));
+    free(y), free(x);
+    dev_free(&b);
+}
+END_TEST
+
 /* Every extern "C" kernel of the generated sources was launched above. */
 START_TEST(every_kernel_is_covered)
 {
@@ -790,6 +814,7 @@ int main(void)
     tcase_add_test(tc, rms_calibrate);
     tcase_add_test(tc, prefix);
     tcase_add_test(tc, adamw);
+    tcase_add_loop_test(tc, f32_to_bf16, SENDER, BRIDGE);
     tcase_add_test(tc, every_kernel_is_covered);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
