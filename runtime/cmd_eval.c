@@ -179,6 +179,7 @@ typedef struct {
     json_t *extra;             /* baselines: more JSON fields */
     int text_M;                /* prompt-tuning: the checkpoint's soft tokens */
     const char *method;        /* as reported: the bridge names its receiver adapters */
+    char method_buf[64];       /* "<baseline>-generate" */
 } eval_ctx;
 
 /* "bridge", "bridge+lora", "bridge+deep-prefix" or "bridge+lora+deep-prefix":
@@ -373,6 +374,10 @@ static int run(const lw_pair *pair, const eval_args *a)
     double ci[4];
     if (lw_task_file(e.m, a->tasks_dir, a->task, task_path, sizeof task_path) || lw_task_load(task_path, &e.task))
         return fail("task");
+    if (a->baseline >= 0 && a->base.generate) {   /* lw report keeps the two conventions apart */
+        snprintf(e.method_buf, sizeof e.method_buf, "%s-generate", a->method);
+        e.method = e.method_buf;
+    }
     double t0 = lw_now_s();
     if (lw_dataset_load(a->split, &e.task, a->limit, &e.data)) { fail("data"); goto done; }
     bool text = lw_text_method_from_name(a->method) >= 0;

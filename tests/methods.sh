@@ -56,6 +56,7 @@ for m in sender-zeroshot receiver-zeroshot receiver-kshot token-budget text-rela
 done
 check "eval receiver-zeroshot --generate" "$lw" eval --method receiver-zeroshot --generate $ev \
     --json "$w/res/gen.json"
+check "generate named in JSON" has "$w/res/gen.json" '"method": "receiver-zeroshot-generate"'
 for f in "$w"/res/*.json; do check "accuracy in $(basename "$f")" has "$f" '"accuracy"'; done
 
 check "report" "$lw" report --results "$w/res" --logs "$w" --out "$w/report"
