@@ -319,48 +319,18 @@ END_TEST
 
 /* ---- data-parallel training ---- */
 
-enum { S_HIDDEN = 8, N_EX = 48, M_SOFT = 2, STEPS = 6 };
+enum { S_HIDDEN = TL_SENDER_HIDDEN, N_EX = 48, M_SOFT = 2, STEPS = 6 };
 
-typedef struct {
-    lw_model *receiver;
-    lw_receiver_layout layout;
-    lw_bridge bridge;
-    lw_trainer trainer;
-    lw_dataset data;
-    lw_sender_cache states;
-} pair;
+typedef tl_synthetic_pair pair;
 
 /* check_train.c's pair: class +-1.5 along four dimensions, two dimensions
  * with large offsets. */
 static void setup(pair *p)
 {
-    memset(p, 0, sizeof *p);
-    tl_tiny_trainer(M_SOFT, S_HIDDEN, 0.1f, &p->receiver, &p->layout, &p->bridge, &p->trainer);
-    const float offset[S_HIDDEN] = {0, 0, 0, 0, 0, 0, -20.0f, 40.0f};
-    lw_rng r;
-    lw_rng_seed(&r, 3);
-    int tokens[N_EX];
-    tl_alternating_dataset(&p->data, N_EX);
-    for (int i = 0; i < N_EX; i++) tokens[i] = 3 + (int)lw_rng_below(&r, 4);
-    ck_assert_int_eq(lw_sender_cache_init_memory(&p->states, N_EX, S_HIDDEN, tokens), LW_OK);
-    for (int i = 0; i < N_EX; i++) {
-        float *x = p->states.mem + p->states.offset[i];
-        float sign = p->data.examples[i].label ? 1.5f : -1.5f;
-        for (int t = 0; t < tokens[i]; t++)
-            for (int k = 0; k < S_HIDDEN; k++)
-                x[t * S_HIDDEN + k] = (float)lw_rng_normal(&r) * 0.5f + (k < 4 ? sign : 0.0f) + offset[k];
-    }
+    tl_synthetic_pair_open(p, M_SOFT, N_EX, 0.1f, 3);
 }
 
-static void teardown(pair *p)
-{
-    lw_trainer_free(&p->trainer);
-    lw_bridge_free(&p->bridge);
-    lw_receiver_layout_free(&p->layout);
-    lw_model_free(p->receiver);
-    lw_dataset_free(&p->data);
-    lw_sender_cache_close(&p->states);
-}
+static void teardown(pair *p) { tl_synthetic_pair_close(p); }
 
 static lw_train_options options(void)
 {

@@ -22,51 +22,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { S_HIDDEN = 8, N_EX = 48, M_SOFT = 2 };
+enum { S_HIDDEN = TL_SENDER_HIDDEN, N_EX = 48, M_SOFT = 2 };
 
-typedef struct {
-    lw_model *receiver;
-    lw_receiver_layout layout;
-    lw_bridge bridge;
-    lw_trainer trainer;
-    lw_dataset data;
-    lw_sender_cache states;
-} pair;
+typedef tl_synthetic_pair pair;
 
 /* Label 1's verbalizer has two tokens, so multi-token scoring is exercised. */
 static void setup(pair *p, float diversity, uint64_t data_seed)
 {
-    memset(p, 0, sizeof *p);
-    tl_tiny_trainer(M_SOFT, S_HIDDEN, diversity, &p->receiver, &p->layout, &p->bridge, &p->trainer);
-
-    /* examples: 3..6 rows of noise, plus +-1.5 along a fixed direction by
-     * class, plus constant offsets in two dimensions that would swamp an
-     * unstandardised bridge (training fails without input_norm) */
-    const float offset[S_HIDDEN] = {0, 0, 0, 0, 0, 0, -20.0f, 40.0f};
-    lw_rng r;
-    lw_rng_seed(&r, data_seed);
-    int tokens[N_EX];
-    tl_alternating_dataset(&p->data, N_EX);
-    for (int i = 0; i < N_EX; i++) tokens[i] = 3 + (int)lw_rng_below(&r, 4);
-    ck_assert_int_eq(lw_sender_cache_init_memory(&p->states, N_EX, S_HIDDEN, tokens), LW_OK);
-    for (int i = 0; i < N_EX; i++) {
-        float *x = p->states.mem + p->states.offset[i];
-        float sign = p->data.examples[i].label ? 1.5f : -1.5f;
-        for (int t = 0; t < tokens[i]; t++)
-            for (int k = 0; k < S_HIDDEN; k++)
-                x[t * S_HIDDEN + k] = (float)lw_rng_normal(&r) * 0.5f + (k < 4 ? sign : 0.0f) + offset[k];
-    }
+    tl_synthetic_pair_open(p, M_SOFT, N_EX, diversity, data_seed);
 }
 
-static void teardown(pair *p)
-{
-    lw_trainer_free(&p->trainer);
-    lw_bridge_free(&p->bridge);
-    lw_receiver_layout_free(&p->layout);
-    lw_model_free(p->receiver);
-    lw_dataset_free(&p->data);
-    lw_sender_cache_close(&p->states);
-}
+static void teardown(pair *p) { tl_synthetic_pair_close(p); }
 
 static const float *example(pair *p, int i, int *T)
 {

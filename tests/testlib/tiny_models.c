@@ -2,6 +2,7 @@
 #include "tiny_models.h"
 
 #include <check.h>
+#include "rng.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,4 +120,37 @@ void tl_alternating_dataset(lw_dataset *d, int n)
         ck_assert(d->examples[i].text != NULL);
         d->label_counts[i % 2]++;
     }
+}
+
+void tl_synthetic_pair_open(tl_synthetic_pair *p, int m_soft, int n_ex, float diversity, uint64_t data_seed)
+{
+    enum { S = TL_SENDER_HIDDEN };
+    memset(p, 0, sizeof *p);
+    tl_tiny_trainer(m_soft, S, diversity, &p->receiver, &p->layout, &p->bridge, &p->trainer);
+    const float offset[S] = {0, 0, 0, 0, 0, 0, -20.0f, 40.0f};
+    lw_rng r;
+    lw_rng_seed(&r, data_seed);
+    int *tokens = malloc((size_t)n_ex * sizeof *tokens);
+    ck_assert(tokens != NULL);
+    tl_alternating_dataset(&p->data, n_ex);
+    for (int i = 0; i < n_ex; i++) tokens[i] = 3 + (int)lw_rng_below(&r, 4);
+    ck_assert_int_eq(lw_sender_cache_init_memory(&p->states, n_ex, S, tokens), LW_OK);
+    free(tokens);
+    for (int i = 0; i < n_ex; i++) {
+        float *x = p->states.mem + p->states.offset[i];
+        float sign = p->data.examples[i].label ? 1.5f : -1.5f;
+        for (int t = 0; t < p->states.tokens[i]; t++)
+            for (int k = 0; k < S; k++)
+                x[t * S + k] = (float)lw_rng_normal(&r) * 0.5f + (k < 4 ? sign : 0.0f) + offset[k];
+    }
+}
+
+void tl_synthetic_pair_close(tl_synthetic_pair *p)
+{
+    lw_trainer_free(&p->trainer);
+    lw_bridge_free(&p->bridge);
+    lw_receiver_layout_free(&p->layout);
+    lw_model_free(p->receiver);
+    lw_dataset_free(&p->data);
+    lw_sender_cache_close(&p->states);
 }

@@ -39,4 +39,22 @@ void tl_tiny_trainer(int m_soft, int s_hidden, float diversity, lw_model **recei
  * label counts; free with lw_dataset_free. Fails the test if out of memory. */
 void tl_alternating_dataset(lw_dataset *d, int n);
 
+/* The training suites' synthetic task: tl_tiny_trainer (M soft tokens from
+ * 8-wide sender states) and n_ex alternating examples whose states are 3..6
+ * rows of noise (std 0.5), +-1.5 along the first four dimensions by class,
+ * and constant offsets of -20 and +40 in the last two, like the "massive
+ * activations" of real senders (training fails without input_norm). */
+enum { TL_SENDER_HIDDEN = 8 };
+typedef struct {
+    lw_model *receiver;
+    lw_receiver_layout layout;
+    lw_bridge bridge;
+    lw_trainer trainer;
+    lw_dataset data;
+    lw_sender_cache states;
+} tl_synthetic_pair;
+
+void tl_synthetic_pair_open(tl_synthetic_pair *p, int m_soft, int n_ex, float diversity, uint64_t data_seed);
+void tl_synthetic_pair_close(tl_synthetic_pair *p);
+
 #endif
