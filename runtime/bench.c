@@ -248,7 +248,7 @@ static lw_status score_labels(lw_bench *b, bool on_sender, const lw_receiver_lay
 static lw_status sender_capture(lw_bench *b, const int *ids, int n)
 {
     if (on_gpu(b))
-        return lw_bench_gpu_capture(b->s.gpu_sender, b->gsstate, ids, n, b->s.source_layer, b->hidden, b->last);
+        return lw_bench_gpu_capture(b->s.gpu_sender, b->gsstate, ids, n, b->s.source_layer, b->hidden);
     lw_state_reset(b->sstate);
     lw_forward_args a = {.ids = ids, .T = n, .capture_layer = b->s.source_layer, .hidden_out = b->hidden};
     return lw_forward(b->s.sender, b->sstate, &a);
@@ -522,10 +522,11 @@ char *lw_bench_to_json(const lw_bench_report *r)
     json_object_set_new(o, "clock", json_string("CLOCK_MONOTONIC"));
     bool gpu = r->device && !strcmp(r->device, "cuda");
     json_object_set_new(o, "device", json_string(gpu ? "cuda" : "cpu"));
-    json_object_set_new(o, "on_the_device", json_string(gpu ? "sender and receiver forwards (fp32 weights, cuBLAS "
-                                                              "products); tokenization, the bridge and sampling on "
-                                                              "the CPU; each stage synchronised before the clock"
+    json_object_set_new(o, "on_the_device", json_string(gpu ? "sender and receiver forwards (cuBLAS products); "
+                                                              "tokenization, the bridge and sampling on the CPU; "
+                                                              "each stage synchronised before the clock"
                                                             : "everything"));
+    json_object_set_new(o, "weights", json_string(gpu && r->dtype ? r->dtype : "fp32"));
     json_object_set_new(o, "sender_states_cached", json_false());
     json_object_set_new(o, "source_layer", json_integer(r->source_layer));
     json_object_set_new(o, "relay_tokens_max", json_integer(r->relay_tokens));

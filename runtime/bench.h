@@ -137,6 +137,7 @@ typedef struct {
     int soft_tokens, receiver_hidden, relay_tokens, source_layer;
     const char *machine;                            /* free text, may be NULL */
     const char *device;                             /* "cpu" (NULL) or "cuda" */
+    const char *dtype;                              /* the GPU weights: "fp32" (NULL) or "bf16" */
     int n_results;
     const lw_bench_result *results;
 } lw_bench_report;

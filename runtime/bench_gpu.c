@@ -11,6 +11,7 @@ static const char *const UNIT[2] = {"sender", "receiver"};
 lw_status lw_bench_gpu_init(lw_bench_gpu *g)
 {
     memset(g, 0, sizeof *g);
+    g->dtype = LW_DTYPE_F32;   /* until an upload says otherwise (0 is bf16) */
     lw_status st = lw_cuda_init(&g->cu, 0);
     if (!st) st = lw_cublas_init(&g->blas, &g->cu);
     if (!st) g->blas_open = true;
@@ -18,13 +19,15 @@ lw_status lw_bench_gpu_init(lw_bench_gpu *g)
     return st;
 }
 
-lw_status lw_bench_gpu_upload(lw_bench_gpu *g, const lw_pair *pair, const lw_model *sender, const lw_model *receiver)
+lw_status lw_bench_gpu_upload(lw_bench_gpu *g, const lw_pair *pair, const lw_model *sender, const lw_model *receiver,
+                              lw_weight_dtype dtype)
 {
     const lw_model *m[2] = {sender, receiver};
     lw_status st = LW_OK;
+    g->dtype = dtype;
     for (int i = 0; !st && i < 2; i++) {
         st = lw_cuda_load_unit(&g->cu, pair, UNIT[i], &g->mod[i]);
-        if (!st) st = lw_gpu_model_upload(&g->cu, &g->blas, &g->mod[i], m[i], &g->model[i]);
+        if (!st) st = lw_gpu_model_upload_dtype(&g->cu, &g->blas, &g->mod[i], m[i], dtype, &g->model[i]);
         if (st) st = lw_fail_wrap(st, "bench: the %s on the GPU", UNIT[i]);
     }
     return st;
@@ -43,31 +46,17 @@ void lw_bench_gpu_close(lw_bench_gpu *g)
 
 void lw_bench_gpu_describe(const lw_bench_gpu *g, char *out, size_t cap)
 {
-    snprintf(out, cap, "%s, sm_%d, driver %d.%d, cuBLAS %s", g->cu.name, lw_cuda_arch(&g->cu),
-             g->cu.driver_version / 1000, g->cu.driver_version % 1000 / 10, g->blas.lib_name);
+    snprintf(out, cap, "%s, sm_%d, driver %d.%d, cuBLAS %s, %s weights", g->cu.name, lw_cuda_arch(&g->cu),
+             g->cu.driver_version / 1000, g->cu.driver_version % 1000 / 10, g->blas.lib_name,
+             lw_gpu_dtype_name(g->dtype));
 }
 
-lw_status lw_bench_gpu_capture(lw_gpu_model *g, lw_gpu_state *s, const int *ids, int T, int layer, float *hidden_out,
-                               float *last)
+lw_status lw_bench_gpu_capture(lw_gpu_model *g, lw_gpu_state *s, const int *ids, int T, int layer,
+                               float *hidden_out)
 {
-    int n = g->cfg.n_layers, H = g->cfg.hidden;
-    if (layer < 1 || layer > n || T < 1 || T > s->max_tokens)
-        return lw_fail(LW_ERR_INVALID, "bench GPU capture %s: layer %d of %d, %d rows (state holds %d)", g->cfg.name,
-                       layer, n, T, s->max_tokens);
-    lw_gpu_model view = *g;   /* borrows g's buffers; never freed */
-    view.cfg.n_layers = layer;
-    lw_cuda_ptr rows = layer < n ? s->x : s->xf;
     lw_gpu_state_reset(s);
-    lw_status st = LW_OK;
-    /* One call per chunk, so each call's rows are the ones s->x holds after it. */
-    for (int r0 = 0; !st && r0 < T; r0 += s->chunk) {
-        int k = T - r0 < s->chunk ? T - r0 : s->chunk;
-        lw_forward_args a = {.ids = ids + r0, .T = k, .pos0 = r0, .logits = last, .capture_layer = -1};
-        st = lw_gpu_forward(&view, s, &a);
-        if (!st)
-            st = lw_cuda_download(g->cu, hidden_out + (size_t)r0 * H, rows, (size_t)k * H * sizeof(float),
-                                  "captured hidden states");
-    }
+    lw_forward_args a = {.ids = ids, .T = T, .capture_layer = layer, .hidden_out = hidden_out};
+    lw_status st = lw_gpu_forward(g, s, &a);
     return st ? lw_fail_wrap(st, "bench GPU capture of %s at layer %d", g->cfg.name, layer) : LW_OK;
 }
 

@@ -24,31 +24,27 @@ typedef struct {
     lw_cuda_module mod[2];      /* the pair's "sender" and "receiver" units */
     lw_gpu_model *model[2];     /* [0] sender, [1] receiver */
     bool blas_open;
+    lw_weight_dtype dtype;      /* of both models' weights */
 } lw_bench_gpu;
 
 /* The driver and cuBLAS, before any model is read: without a GPU this is
  * where `lw bench --device cuda` stops, with the driver's message. */
 lw_status lw_bench_gpu_init(lw_bench_gpu *g);
-/* Loads the pair's kernels for the device and uploads both models (fp32). */
-lw_status lw_bench_gpu_upload(lw_bench_gpu *g, const lw_pair *pair, const lw_model *sender, const lw_model *receiver);
+/* Loads the pair's kernels for the device and uploads both models with
+ * weights of dtype (fp32 or bf16, gpu_model.h). */
+lw_status lw_bench_gpu_upload(lw_bench_gpu *g, const lw_pair *pair, const lw_model *sender, const lw_model *receiver,
+                              lw_weight_dtype dtype);
 /* Frees everything; safe on a zeroed or half-opened g. */
 void lw_bench_gpu_close(lw_bench_gpu *g);
-/* "NVIDIA H100 80GB HBM3, sm_90, driver 12.4, cuBLAS libcublas.so.12". */
+/* "NVIDIA H100 80GB HBM3, sm_90, driver 12.4, cuBLAS libcublas.so.12, bf16 weights". */
 void lw_bench_gpu_describe(const lw_bench_gpu *g, char *out, size_t cap);
 
-/* hidden_out[T, hidden] = the hidden states at layer (1..n_layers, as
- * lw_forward_args.capture_layer) of the T rows ids from position 0. s is
- * reset first; last[vocab] is scratch.
- *
- * lw_gpu_forward has no capture_layer yet, so this runs the first `layer`
- * blocks as a model of that depth (a copy of g's description with
- * n_layers = layer: the same weights, kernels and cache) and reads the
- * residual stream from s->x, which the final norm's fused add has just
- * completed (gpu_forward.c). The extra work over a true early stop is the
- * final norm and one row's logits per 256-row chunk. For layer = n_layers
- * it reads s->xf, the final-normed rows, as the CPU does. */
-lw_status lw_bench_gpu_capture(lw_gpu_model *g, lw_gpu_state *s, const int *ids, int T, int layer, float *hidden_out,
-                               float *last);
+/* hidden_out[T, hidden] = the hidden states at layer (0..n_layers, as
+ * lw_forward_args.capture_layer) of the T rows ids from position 0: one
+ * lw_gpu_forward with capture_layer and no logits, which stops after that
+ * layer. s is reset first. */
+lw_status lw_bench_gpu_capture(lw_gpu_model *g, lw_gpu_state *s, const int *ids, int T, int layer,
+                               float *hidden_out);
 
 /* lw_score_verbalizers (label_scoring.h) over the GPU's cache: the prompt's
  * P rows are in s, its last row's logits in last; rows is scratch for

@@ -38,14 +38,17 @@ static void usage(const lw_pair *pair)
            "  --json FILE          also write the results as JSON\n"
            "  --tasks-dir DIR      default <manifest dir>/../tasks\n"
            "  --device cpu|cuda    where the models' forwards run (default cpu); with cuda both models'\n"
-           "                       fp32 weights go to GPU 0 and every stage waits for the GPU before\n"
+           "                       weights go to GPU 0 and every stage waits for the GPU before\n"
            "                       the clock is read; tokenization, the bridge and sampling stay on the CPU\n"
+           "  --dtype fp32|bf16    the GPU weights (default fp32): bf16 holds the projections and the\n"
+           "                       output head in bf16 (fp32 accumulation); needs --device cuda\n"
            "  --quiet              no progress lines\n",
            pair->manifest.bridge.soft_tokens);
 }
 
 typedef struct {
-    const char *task, *split, *checkpoint, *json, *tasks_dir, *device;
+    const char *task, *split, *checkpoint, *json, *tasks_dir, *device, *dtype_name;
+    lw_weight_dtype dtype;
     int methods[LW_BENCH_N_METHODS], n_methods;
     int batches[MAX_BATCHES], n_batches;
     int runs, warmup, relay_tokens, M, limit;
@@ -99,6 +102,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, bench_args *a)
     for (int m = 0; m < LW_BENCH_N_METHODS; m++) a->methods[a->n_methods++] = m;
     a->batches[0] = 1, a->batches[1] = 4, a->batches[2] = 16, a->n_batches = 3;
     a->runs = 20, a->warmup = 3, a->relay_tokens = 32, a->M = pair->manifest.bridge.soft_tokens, a->device = "cpu";
+    a->dtype_name = "fp32";
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i], *v = NULL;
         bool ok = true;
@@ -108,6 +112,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, bench_args *a)
         else if (!strcmp(o, "--json")) ok = lw_opt_str(argc, argv, &i, &a->json);
         else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
         else if (!strcmp(o, "--device")) ok = lw_opt_str(argc, argv, &i, &a->device);
+        else if (!strcmp(o, "--dtype")) ok = lw_opt_str(argc, argv, &i, &a->dtype_name);
         else if (!strcmp(o, "--methods")) ok = lw_opt_str(argc, argv, &i, &v) && parse_methods(v, a);
         else if (!strcmp(o, "--batch")) ok = lw_opt_str(argc, argv, &i, &v) && parse_batches(v, a);
         else if (!strcmp(o, "--runs")) ok = lw_opt_int(argc, argv, &i, 1, 100000, &a->runs);
@@ -124,6 +129,14 @@ static bool parse(const lw_pair *pair, int argc, char **argv, bench_args *a)
     }
     if (strcmp(a->device, "cpu") && strcmp(a->device, "cuda")) {
         fprintf(stderr, "lw bench: --device takes cpu or cuda, not %s\n", a->device);
+        return false;
+    }
+    if (!lw_gpu_dtype_parse(a->dtype_name, &a->dtype)) {
+        fprintf(stderr, "lw bench: --dtype takes fp32 or bf16, not %s\n", a->dtype_name);
+        return false;
+    }
+    if (a->dtype == LW_DTYPE_BF16 && strcmp(a->device, "cuda")) {
+        fprintf(stderr, "lw bench: --dtype bf16 needs --device cuda (the CPU forward is fp32)\n");
         return false;
     }
     if (!a->task || !a->split) {
@@ -160,13 +173,14 @@ static void print_stats(const char *unit_fmt, lw_bench_stats s, double scale)
     printf(" %-26s", b);
 }
 
-static void print_table(const lw_bench_report *r, const char *machine)
+static void print_table(const lw_bench_report *r, const char *machine, lw_weight_dtype dtype)
 {
     printf("lw bench: %s, task %s, %s; bridge %s\n%s\n", r->pair, r->task, r->split,
            r->checkpoint ? r->checkpoint : "freshly initialised (same work)", machine);
     if (r->device && !strcmp(r->device, "cuda"))
-        printf("device cuda: the sender's and receiver's forwards on the GPU (fp32 weights); tokenize, bridge\n"
-               "and sampling on the CPU; every stage synchronised with the GPU before the clock is read\n");
+        printf("device cuda: the sender's and receiver's forwards on the GPU (%s weights); tokenize, bridge\n"
+               "and sampling on the CPU; every stage synchronised with the GPU before the clock is read\n",
+               lw_gpu_dtype_name(dtype));
     printf("end point: label scores ready; batch B = B examples back to back; median [min, max] over the\n"
            "timed runs; the stage columns are ms per example (medians)\n\n");
     printf("%-18s %5s %4s  %-26s %-26s", "method", "batch", "runs", "ms per run", "examples/s");
@@ -282,7 +296,7 @@ static int run(const lw_pair *pair, const bench_args *a)
     /* The driver first: without a GPU that is the one thing to say. */
     lw_status st = cuda ? lw_bench_gpu_init(&gpu) : LW_OK;
     if (!st) st = open_models(pair, a, &bm);
-    if (!st && cuda) st = lw_bench_gpu_upload(&gpu, pair, bm.sender, bm.side.receiver);
+    if (!st && cuda) st = lw_bench_gpu_upload(&gpu, pair, bm.sender, bm.side.receiver, a->dtype);
     describe(&gpu, cuda, machine, sizeof machine);
     if (!st) {
         lw_bench_setup setup = {.sender = bm.sender, .receiver = bm.side.receiver, .sender_tok = bm.sender_tok,
@@ -301,9 +315,9 @@ static int run(const lw_pair *pair, const bench_args *a)
                            .checkpoint = a->checkpoint, .soft_tokens = a->M,
                            .receiver_hidden = pair->manifest.receiver.hidden, .relay_tokens = a->relay_tokens,
                            .source_layer = pair->manifest.bridge.source_layer, .machine = machine,
-                           .device = a->device,
+                           .device = a->device, .dtype = a->dtype_name,
                            .n_results = n_res, .results = res};
-    print_table(&rep, machine);
+    print_table(&rep, machine, a->dtype);
     rc = 0;
     if (a->json) {
         char *text = lw_bench_to_json(&rep);

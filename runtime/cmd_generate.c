@@ -24,6 +24,7 @@ typedef struct {
     int layer;                /* lw hidden */
     const char *out_path;     /* lw hidden: raw float32 [T, hidden] */
     const char *device;       /* lw generate: "cpu" or "cuda" */
+    const char *dtype;        /* lw generate: the GPU weights, "fp32" or "bf16" */
 } run_opts;
 
 static int parse_opts(int argc, char **argv, run_opts *o, const char *cmd)
@@ -42,6 +43,7 @@ static int parse_opts(int argc, char **argv, run_opts *o, const char *cmd)
         else if (!strcmp(a, "--layer")) o->layer = atoi(v);
         else if (!strcmp(a, "--out")) o->out_path = v;
         else if (!strcmp(a, "--device") && o->device) o->device = v;
+        else if (!strcmp(a, "--dtype") && o->dtype) o->dtype = v;
         else { fprintf(stderr, "lw %s: unknown option %s (see --help)\n", cmd, a); return -1; }
         i++;
     }
@@ -52,6 +54,15 @@ static int parse_opts(int argc, char **argv, run_opts *o, const char *cmd)
     if (!o->prompt) { fprintf(stderr, "lw %s: --prompt TEXT is required\n", cmd); return -1; }
     if (o->device && strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) {
         fprintf(stderr, "lw %s: --device takes cpu or cuda, not %s\n", cmd, o->device);
+        return -1;
+    }
+    lw_weight_dtype dt = LW_DTYPE_F32;
+    if (o->dtype && !lw_gpu_dtype_parse(o->dtype, &dt)) {
+        fprintf(stderr, "lw %s: --dtype takes fp32 or bf16, not %s\n", cmd, o->dtype);
+        return -1;
+    }
+    if (o->dtype && dt == LW_DTYPE_BF16 && strcmp(o->device, "cuda")) {
+        fprintf(stderr, "lw %s: --dtype bf16 needs --device cuda (the CPU forward is fp32)\n", cmd);
         return -1;
     }
     return 0;
@@ -86,8 +97,9 @@ static bool print_token(void *user, int token)
 
 /* The model's kernels, cuBLAS, the weights and a state on the GPU, then
  * the same generation loop as the CPU's; everything is released here. */
-static lw_status generate_on_gpu(const lw_pair *pair, const char *unit, lw_cuda *cu, const lw_model *m,
-                                 const int *ids, int n, const lw_generate_args *g, int *out, int *n_out)
+static lw_status generate_on_gpu(const lw_pair *pair, const char *unit, lw_weight_dtype dtype, lw_cuda *cu,
+                                 const lw_model *m, const int *ids, int n, const lw_generate_args *g, int *out,
+                                 int *n_out)
 {
     lw_cuda_module mod;
     lw_cublas blas = {0};
@@ -95,7 +107,7 @@ static lw_status generate_on_gpu(const lw_pair *pair, const char *unit, lw_cuda 
     lw_gpu_state *s = NULL;
     lw_status st = lw_cuda_load_unit(cu, pair, unit, &mod);
     if (st == LW_OK) st = lw_cublas_init(&blas, cu);
-    if (st == LW_OK) st = lw_gpu_model_upload(cu, &blas, &mod, m, &gm);
+    if (st == LW_OK) st = lw_gpu_model_upload_dtype(cu, &blas, &mod, m, dtype, &gm);
     if (st == LW_OK) st = lw_gpu_state_alloc(gm, n + g->max_new, &s);
     if (st == LW_OK) st = lw_gpu_generate(gm, s, ids, n, g, out, n_out);
     lw_gpu_state_free(s);
@@ -109,14 +121,16 @@ int lw_cmd_generate(const lw_pair *pair, int argc, char **argv)
 {
     if (lw_wants_help(argc, argv)) {
         printf("usage: lw generate --prompt TEXT [--model sender|receiver] [--chat] [--system TEXT]\n"
-               "                   [--max-new N] [--temperature T] [--top-p P] [--seed S] [--device cpu|cuda]\n\n"
+               "                   [--max-new N] [--temperature T] [--top-p P] [--seed S] [--device cpu|cuda]\n"
+               "                   [--dtype fp32|bf16]\n\n"
                "Runs one of the pair's models and prints the continuation as it comes; --device cuda\n"
-               "runs the forward pass on GPU 0 (fp32 weights, cuBLAS and this pair's kernels).\n"
+               "runs the forward pass on GPU 0 (cuBLAS and this pair's kernels) with fp32 weights, or\n"
+               "with --dtype bf16 the projections and output head in bf16 (fp32 accumulation).\n"
                "--chat wraps the prompt in the model's chat template. Greedy unless --temperature > 0;\n"
                "stops at the model's stop tokens. Defaults: receiver, 64 new tokens, seed 1.\n");
         return 0;
     }
-    run_opts o = {.which = "receiver", .max_new = 64, .top_p = 1.f, .seed = 1, .device = "cpu"};
+    run_opts o = {.which = "receiver", .max_new = 64, .top_p = 1.f, .seed = 1, .device = "cpu", .dtype = "fp32"};
     if (parse_opts(argc, argv, &o, "generate") != 0) return 2;
     bool cuda = !strcmp(o.device, "cuda");
     lw_cuda cu = {0};
@@ -139,7 +153,9 @@ int lw_cmd_generate(const lw_pair *pair, int argc, char **argv)
         lw_generate_args g = {.max_new = o.max_new, .temperature = o.temperature, .top_p = o.top_p,
                               .seed = o.seed, .stop_ids = stops, .n_stop = n_stop,
                               .on_token = print_token, .user = tok};
-        if (cuda) st = generate_on_gpu(pair, o.which, &cu, m, ids, n, &g, out, &n_out);
+        lw_weight_dtype dtype = LW_DTYPE_F32;
+        lw_gpu_dtype_parse(o.dtype, &dtype);   /* checked by parse_opts */
+        if (cuda) st = generate_on_gpu(pair, o.which, dtype, &cu, m, ids, n, &g, out, &n_out);
         else st = lw_generate(m, s, ids, n, &g, out, &n_out);
         putchar('\n');
     }

@@ -5,9 +5,13 @@
  * norm(x)), so a block leaves its last branch "pending" and the next block's
  * attention norm, or the final norm, adds it. The q, k and v products go
  * straight to their buffers: k and v into the cache rows at pos0, where
- * forward.c copies them after a fused product. */
+ * forward.c copies them after a fused product.
+ *
+ * With bf16 weights each product's input is first converted to bf16 (into
+ * the state's xb) by f32_to_bf16: once for q, k and v, once for gate and up. */
 #include "gpu_model.h"
 
+#include <limits.h>
 #include <stdio.h>
 
 lw_status lw_gpu_launch(lw_gpu_model *g, const lw_cuda_kernel *k, unsigned gx, unsigned gy, unsigned bx,
@@ -25,10 +29,24 @@ lw_status lw_gpu_matmul(lw_gpu_model *g, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_p
 {
     char what[256];
     snprintf(what, sizeof what, "%s layer %d %s", g->cfg.name, layer, tensor);
-    lw_status st = lw_cublas_matmul(g->blas, y, x, w, T, in, out, what);
+    lw_status st = g->bf16 ? lw_cublas_matmul_bf16(g->blas, y, x, w, T, in, out, what)
+                           : lw_cublas_matmul(g->blas, y, x, w, T, in, out, what);
     if (st || !g->sync_each_launch) return st;
     snprintf(what, sizeof what, "after the product %s layer %d %s", g->cfg.name, layer, tensor);
     return lw_cuda_sync(g->cu, what);
+}
+
+lw_status lw_gpu_matmul_input(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr xb, size_t n, lw_cuda_ptr *in)
+{
+    *in = x;
+    if (!g->bf16) return LW_OK;
+    if (!xb || n == 0 || n > INT_MAX)
+        return lw_fail(LW_ERR_INVALID, "GPU %s: bf16 input of %zu values (scratch %s)", g->cfg.name, n,
+                       xb ? "given" : "missing");
+    int count = (int)n;
+    void *args[] = {&xb, &x, &count};
+    *in = xb;
+    return lw_gpu_launch(g, &g->k.to_bf16, lw_gpu_blocks(n, 256), 1, 256, args);
 }
 
 lw_status lw_gpu_add_norm(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr y, lw_cuda_ptr rstd, lw_cuda_ptr pending,
@@ -87,26 +105,31 @@ static lw_status block_forward(lw_gpu_model *g, lw_gpu_state *s, int l, int T, i
     lw_cuda_ptr k_new = keys + (size_t)pos0 * kvd * sizeof(float), v_new = values + (size_t)pos0 * kvd * sizeof(float);
     int window = lw_layer_is_local(c, l) ? c->sliding_window : 0;
 
+    lw_cuda_ptr in = 0;   /* each product's input as the weights want it */
     lw_status st = lw_gpu_add_norm(g, s->x, s->xn, 0, *pending, L->attn_norm, T);
-    if (!st) st = lw_gpu_matmul(g, s->q, s->xn, L->wq, T, H, qd, l, "wq");
-    if (!st) st = lw_gpu_matmul(g, k_new, s->xn, L->wk, T, H, kvd, l, "wk");
-    if (!st) st = lw_gpu_matmul(g, v_new, s->xn, L->wv, T, H, kvd, l, "wv");
+    if (!st) st = lw_gpu_matmul_input(g, s->xn, s->xb, (size_t)T * H, &in);
+    if (!st) st = lw_gpu_matmul(g, s->q, in, L->wq, T, H, qd, l, "wq");
+    if (!st) st = lw_gpu_matmul(g, k_new, in, L->wk, T, H, kvd, l, "wk");
+    if (!st) st = lw_gpu_matmul(g, v_new, in, L->wv, T, H, kvd, l, "wv");
     if (!st && c->qk_norm) st = lw_gpu_head_norm(g, s->q, 0, s->q, L->q_norm, T * c->n_heads);
     if (!st && c->qk_norm) st = lw_gpu_head_norm(g, k_new, 0, k_new, L->k_norm, T * c->n_kv_heads);
     if (!st) st = lw_gpu_rope(g, s->q, s->pos, T, c->n_heads, l, 1.f);
     if (!st) st = lw_gpu_rope(g, k_new, s->pos, T, c->n_kv_heads, l, 1.f);
     if (!st) st = lw_gpu_attention(g, s->ao, 0, s->q, keys, values, T, pos0, window);
-    if (!st) st = lw_gpu_matmul(g, s->proj, s->ao, L->wo, T, qd, H, l, "wo");
+    if (!st) st = lw_gpu_matmul_input(g, s->ao, s->xb, (size_t)T * qd, &in);
+    if (!st) st = lw_gpu_matmul(g, s->proj, in, L->wo, T, qd, H, l, "wo");
     lw_cuda_ptr branch = s->proj;
     if (!st && c->post_norms) {
         st = lw_gpu_add_norm(g, s->proj, s->proj_n, 0, 0, L->post_attn_norm, T);
         branch = s->proj_n;
     }
     if (!st) st = lw_gpu_add_norm(g, s->x, s->fn, 0, branch, L->ffn_norm, T);
-    if (!st) st = lw_gpu_matmul(g, s->gate, s->fn, L->w_gate, T, H, F, l, "w_gate");
-    if (!st) st = lw_gpu_matmul(g, s->up, s->fn, L->w_up, T, H, F, l, "w_up");
+    if (!st) st = lw_gpu_matmul_input(g, s->fn, s->xb, (size_t)T * H, &in);
+    if (!st) st = lw_gpu_matmul(g, s->gate, in, L->w_gate, T, H, F, l, "w_gate");
+    if (!st) st = lw_gpu_matmul(g, s->up, in, L->w_up, T, H, F, l, "w_up");
     if (!st) st = lw_gpu_glu(g, s->hid, s->gate, s->up, T * F);
-    if (!st) st = lw_gpu_matmul(g, s->down, s->hid, L->w_down, T, F, H, l, "w_down");
+    if (!st) st = lw_gpu_matmul_input(g, s->hid, s->xb, (size_t)T * F, &in);
+    if (!st) st = lw_gpu_matmul(g, s->down, in, L->w_down, T, F, H, l, "w_down");
     branch = s->down;
     if (!st && c->post_norms) {
         st = lw_gpu_add_norm(g, s->down, s->down_n, 0, 0, L->post_ffn_norm, T);
@@ -143,29 +166,59 @@ lw_status lw_gpu_embed(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr ids_dev, int 
     return st;
 }
 
-/* Rows [r0, r0 + T) of the call through every block, then the logits. */
-static lw_status chunk_forward(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_args *a, int r0, int T)
+/* T rows of the device buffer rows into a->hidden_out from row r0 (the
+ * download waits for the work before it: same stream). */
+static lw_status capture_rows(lw_gpu_model *g, const lw_forward_args *a, lw_cuda_ptr rows, int r0, int T)
+{
+    size_t row_bytes = (size_t)g->cfg.hidden * sizeof(float);
+    return lw_cuda_download(g->cu, a->hidden_out + (size_t)r0 * g->cfg.hidden, rows, (size_t)T * row_bytes,
+                            "captured hidden states");
+}
+
+/* The logits of the final-normed rows s->xf: all T rows or the last. */
+static lw_status head_logits(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_args *a, int r0, int T)
 {
     const lw_model_config *c = &g->cfg;
-    int H = c->hidden, V = c->vocab, pos0 = a->pos0 + r0;
+    int H = c->hidden, V = c->vocab, rows = a->all_logits ? T : 1;
+    lw_cuda_ptr xf = s->xf + (a->all_logits ? 0 : (size_t)(T - 1) * H * sizeof(float)), in = 0;
+    float *dst = a->all_logits ? a->logits + (size_t)r0 * V : a->logits;
+    lw_status st = lw_gpu_matmul_input(g, xf, s->xb, (size_t)rows * H, &in);
+    if (!st) st = lw_gpu_matmul(g, s->logits, in, g->output, rows, H, V, c->n_layers, "output");
+    if (!st) st = lw_cuda_download(g->cu, dst, s->logits, (size_t)rows * V * sizeof(float), "logits");
+    return st;
+}
+
+/* Rows [r0, r0 + T) of the call through the blocks, then capture and
+ * logits, as forward.c's chunk_forward. *complete is false when it stopped
+ * early after the captured layer (no logits wanted). */
+static lw_status chunk_forward(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_args *a, int r0, int T,
+                               bool *complete)
+{
+    const lw_model_config *c = &g->cfg;
+    int n = c->n_layers, pos0 = a->pos0 + r0;
+    bool need_logits = a->logits && (a->all_logits || r0 + T == a->T);
+    int last_layer = a->logits ? n : a->capture_layer;   /* blocks needed: [0, last_layer) */
     for (int t = 0; t < T; t++) s->pos_host[t] = pos0 + t;
     lw_status st = lw_cuda_upload(g->cu, s->pos, s->pos_host, (size_t)T * sizeof(int), "positions");
     if (!st) st = lw_gpu_embed(g, s->x, s->ids, s->ids_host, a, r0, T);
+    if (!st && a->capture_layer == 0) st = capture_rows(g, a, s->x, r0, T);
     lw_cuda_ptr pending = 0;
-    for (int l = 0; !st && l < c->n_layers; l++) st = block_forward(g, s, l, T, pos0, &pending);
-    bool need_logits = a->all_logits || r0 + T == a->T;
-    if (st || !need_logits) return st;   /* the cache holds what later rows need */
+    for (int l = 0; !st && l < n && l < last_layer; l++) {
+        st = block_forward(g, s, l, T, pos0, &pending);
+        if (st || a->capture_layer != l + 1 || l + 1 == n) continue;
+        /* The residual stream after block l still lacks its last branch
+         * (fused into the next norm): add it now with that same norm, whose
+         * output the next block recomputes, so x gets the same arithmetic. */
+        st = lw_gpu_add_norm(g, s->x, s->xn, 0, pending, g->layers[l + 1].attn_norm, T);
+        pending = 0;
+        if (!st) st = capture_rows(g, a, s->x, r0, T);
+    }
+    *complete = last_layer >= n;
+    if (st || !*complete || (!need_logits && a->capture_layer != n)) return st;   /* the cache holds the rest */
 
     st = lw_gpu_add_norm(g, s->x, s->xf, 0, pending, g->output_norm, T);
-    size_t vocab_bytes = (size_t)V * sizeof(float);
-    if (!st && a->all_logits) {
-        st = lw_gpu_matmul(g, s->logits, s->xf, g->output, T, H, V, c->n_layers, "output");
-        if (!st) st = lw_cuda_download(g->cu, a->logits + (size_t)r0 * V, s->logits, (size_t)T * vocab_bytes, "logits");
-    } else if (!st) {
-        lw_cuda_ptr last = s->xf + (size_t)(T - 1) * H * sizeof(float);
-        st = lw_gpu_matmul(g, s->logits, last, g->output, 1, H, V, c->n_layers, "output");
-        if (!st) st = lw_cuda_download(g->cu, a->logits, s->logits, vocab_bytes, "logits");
-    }
+    if (!st && a->capture_layer == n) st = capture_rows(g, a, s->xf, r0, T);
+    if (!st && need_logits) st = head_logits(g, s, a, r0, T);
     return st;
 }
 
@@ -176,10 +229,14 @@ static lw_status check_args(const lw_gpu_model *g, const lw_gpu_state *s, const 
     if (a->T <= 0 || a->pos0 < 0 || a->pos0 > s->n_cached || a->T > s->max_tokens - a->pos0)
         return lw_fail(LW_ERR_INVALID, "GPU forward %s: %d rows at position %d (cache holds %d of %d)", c->name,
                        a->T, a->pos0, s->n_cached, s->max_tokens);
-    if (!a->logits) return lw_fail(LW_ERR_INVALID, "GPU forward %s: logits is required", c->name);
-    if (a->capture_layer != -1 || a->adapters)
-        return lw_fail(LW_ERR_UNSUPPORTED, "GPU forward %s: %s not supported on the GPU yet (capture_layer must be "
-                       "-1); use the CPU forward", c->name, a->adapters ? "adapters are" : "hidden-state capture is");
+    if (a->capture_layer < -1 || a->capture_layer > c->n_layers || (a->capture_layer >= 0 && !a->hidden_out))
+        return lw_fail(LW_ERR_INVALID, "GPU forward %s: capture layer %d (model has %d; hidden_out %s)", c->name,
+                       a->capture_layer, c->n_layers, a->hidden_out ? "given" : "missing");
+    if (!a->logits && a->capture_layer < 0)
+        return lw_fail(LW_ERR_INVALID, "GPU forward %s: logits is required unless a layer is captured", c->name);
+    if (a->adapters)
+        return lw_fail(LW_ERR_UNSUPPORTED, "GPU forward %s: adapters are not supported by the GPU forward yet; "
+                       "use the CPU forward (or the GPU training pass)", c->name);
     if (!a->ids && !a->embeds) return lw_fail(LW_ERR_INVALID, "GPU forward %s: neither ids nor embeds", c->name);
     for (int t = 0; t < a->T; t++) {
         if (row_is_embed(a, t)) continue;
@@ -196,14 +253,16 @@ lw_status lw_gpu_forward(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_args
 {
     lw_status st = check_args(g, s, a);
     if (st) return st;
+    bool complete = true;
     for (int r0 = 0; !st && r0 < a->T; r0 += s->chunk) {
         int T = a->T - r0 < s->chunk ? a->T - r0 : s->chunk;
-        st = chunk_forward(g, s, a, r0, T);
+        st = chunk_forward(g, s, a, r0, T, &complete);
     }
     char what[256];
     snprintf(what, sizeof what, "after the forward of %s (%d rows at %d)", g->cfg.name, a->T, a->pos0);
     if (!st) st = lw_cuda_sync(g->cu, what);
-    /* After a failure the cache past pos0 is in an unknown state. */
-    s->n_cached = st ? a->pos0 : a->pos0 + a->T;
+    /* After a failure the cache past pos0 is in an unknown state; after an
+     * early stop the upper layers' rows were never written. */
+    s->n_cached = st || !complete ? a->pos0 : a->pos0 + a->T;
     return st;
 }

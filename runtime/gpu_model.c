@@ -1,6 +1,7 @@
 /* Weights and run state on the GPU; the forward pass is in gpu_forward.c. */
 #include "gpu_model.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,45 +34,75 @@ typedef struct {
     lw_cuda_ptr *dev;
     const float *host;
     size_t n;
+    bool matrix;      /* a product's weight: bf16 when the model is */
 } tensor_slot;
 
+static size_t slot_bytes(const tensor_slot *t, bool bf16)
+{
+    return t->n * (t->matrix && bf16 ? sizeof(uint16_t) : sizeof(float));
+}
+
 /* Every tensor the model holds, with its size; NULL tensors are left out.
- * slots may be NULL (count only). */
-static int list_tensors(lw_gpu_model *g, const lw_model *m, tensor_slot *slots)
+ * slots may be NULL (count only). A tied head is its own bf16 matrix when
+ * the products are bf16 (the embedding kernel still reads the fp32 table). */
+static int list_tensors(lw_gpu_model *g, const lw_model *m, bool bf16, tensor_slot *slots)
 {
     const lw_model_config *c = &m->cfg;
     size_t H = (size_t)c->hidden, qd = (size_t)c->n_heads * c->head_dim;
     size_t kvd = (size_t)c->n_kv_heads * c->head_dim, F = (size_t)c->ffn, D = (size_t)c->head_dim;
     int n = 0;
-#define SLOT(d, h, count) \
+#define SLOT(d, h, count, mat) \
     do { \
         if (h) { \
-            if (slots) slots[n] = (tensor_slot){d, h, count}; \
+            if (slots) slots[n] = (tensor_slot){d, h, count, mat}; \
             n++; \
         } \
     } while (0)
-    SLOT(&g->token_embd, m->token_embd, (size_t)c->vocab * H);
-    SLOT(&g->output_norm, m->output_norm, H);
-    if (m->output != m->token_embd) SLOT(&g->output, m->output, (size_t)c->vocab * H);
+    SLOT(g ? &g->token_embd : NULL, m->token_embd, (size_t)c->vocab * H, false);
+    SLOT(g ? &g->output_norm : NULL, m->output_norm, H, false);
+    if (m->output != m->token_embd || bf16) SLOT(g ? &g->output : NULL, m->output, (size_t)c->vocab * H, true);
     for (int l = 0; l < c->n_layers; l++) {
         const lw_layer_weights *L = &m->layers[l];
-        lw_gpu_layer *G = &g->layers[l];
-        SLOT(&G->attn_norm, L->attn_norm, H);
-        SLOT(&G->wq, L->wq, qd * H);
-        SLOT(&G->wk, L->wk, kvd * H);
-        SLOT(&G->wv, L->wv, kvd * H);
-        SLOT(&G->wo, L->wo, H * qd);
-        SLOT(&G->q_norm, c->qk_norm ? L->q_norm : NULL, D);
-        SLOT(&G->k_norm, c->qk_norm ? L->k_norm : NULL, D);
-        SLOT(&G->post_attn_norm, c->post_norms ? L->post_attn_norm : NULL, H);
-        SLOT(&G->ffn_norm, L->ffn_norm, H);
-        SLOT(&G->w_gate, L->w_gate, F * H);
-        SLOT(&G->w_up, L->w_up, F * H);
-        SLOT(&G->w_down, L->w_down, H * F);
-        SLOT(&G->post_ffn_norm, c->post_norms ? L->post_ffn_norm : NULL, H);
+        lw_gpu_layer *G = g ? &g->layers[l] : NULL;
+        SLOT(G ? &G->attn_norm : NULL, L->attn_norm, H, false);
+        SLOT(G ? &G->wq : NULL, L->wq, qd * H, true);
+        SLOT(G ? &G->wk : NULL, L->wk, kvd * H, true);
+        SLOT(G ? &G->wv : NULL, L->wv, kvd * H, true);
+        SLOT(G ? &G->wo : NULL, L->wo, H * qd, true);
+        SLOT(G ? &G->q_norm : NULL, c->qk_norm ? L->q_norm : NULL, D, false);
+        SLOT(G ? &G->k_norm : NULL, c->qk_norm ? L->k_norm : NULL, D, false);
+        SLOT(G ? &G->post_attn_norm : NULL, c->post_norms ? L->post_attn_norm : NULL, H, false);
+        SLOT(G ? &G->ffn_norm : NULL, L->ffn_norm, H, false);
+        SLOT(G ? &G->w_gate : NULL, L->w_gate, F * H, true);
+        SLOT(G ? &G->w_up : NULL, L->w_up, F * H, true);
+        SLOT(G ? &G->w_down : NULL, L->w_down, H * F, true);
+        SLOT(G ? &G->post_ffn_norm : NULL, c->post_norms ? L->post_ffn_norm : NULL, H, false);
     }
 #undef SLOT
     return n;
+}
+
+size_t lw_gpu_model_weight_bytes(const lw_model *m, lw_weight_dtype dtype)
+{
+    bool bf16 = dtype == LW_DTYPE_BF16;
+    int n = list_tensors(NULL, m, bf16, NULL);
+    tensor_slot *slots = calloc((size_t)n, sizeof *slots);
+    if (!slots) return SIZE_MAX;
+    list_tensors(NULL, m, bf16, slots);
+    lw_gpu_arena a = {0};
+    for (int i = 0; i < n; i++) lw_gpu_take(&a, slot_bytes(&slots[i], bf16));
+    free(slots);
+    return a.used;
+}
+
+const char *lw_gpu_dtype_name(lw_weight_dtype dtype) { return dtype == LW_DTYPE_BF16 ? "bf16" : "fp32"; }
+
+bool lw_gpu_dtype_parse(const char *s, lw_weight_dtype *out)
+{
+    if (s && !strcmp(s, "fp32")) *out = LW_DTYPE_F32;
+    else if (s && !strcmp(s, "bf16")) *out = LW_DTYPE_BF16;
+    else return false;
+    return true;
 }
 
 /* What the kernels cannot do yet, refused before anything is uploaded. */
@@ -112,34 +143,43 @@ static lw_status find_kernels(lw_gpu_model *g, const lw_cuda_module *mod)
         lw_status st = lw_cuda_get_kernel(g->cu, mod, want[i].name, want[i].k);
         if (st) return st;
     }
-    return LW_OK;
+    /* Only bf16 needs it, so an fp32 model runs on a module built before it existed. */
+    return g->bf16 ? lw_cuda_get_kernel(g->cu, mod, "f32_to_bf16", &g->k.to_bf16) : LW_OK;
+}
+
+static lw_status upload_one(lw_gpu_model *g, const tensor_slot *t)
+{
+    if (t->matrix && g->bf16) return lw_cuda_upload_bf16(g->cu, *t->dev, t->host, t->n, "model weights (bf16)");
+    return lw_cuda_upload(g->cu, *t->dev, t->host, t->n * sizeof(float), "model weights");
 }
 
 static lw_status upload_weights(lw_gpu_model *g, const lw_model *m)
 {
-    int n = list_tensors(g, m, NULL);
+    int n = list_tensors(g, m, g->bf16, NULL);
     tensor_slot *slots = calloc((size_t)n, sizeof *slots);
     if (!slots) return lw_fail(LW_ERR_NOMEM, "GPU %s: out of memory", m->cfg.name);
-    list_tensors(g, m, slots);
+    list_tensors(g, m, g->bf16, slots);
     lw_gpu_arena a = {0};
-    for (int i = 0; i < n; i++) lw_gpu_take(&a, slots[i].n * sizeof(float));
+    for (int i = 0; i < n; i++) lw_gpu_take(&a, slot_bytes(&slots[i], g->bf16));
     g->weight_bytes = a.used;
-    lw_status st = lw_gpu_check_fits(g->cu, a.used, "fp32 weights", m->cfg.name);
+    lw_status st = lw_gpu_check_fits(g->cu, a.used, g->bf16 ? "bf16 weights" : "fp32 weights", m->cfg.name);
     if (!st) st = lw_cuda_alloc(g->cu, a.used, "model weights", &g->weights);
     a = (lw_gpu_arena){.base = g->weights};
     for (int i = 0; !st && i < n; i++) {
-        *slots[i].dev = lw_gpu_take(&a, slots[i].n * sizeof(float));
-        st = lw_cuda_upload(g->cu, *slots[i].dev, slots[i].host, slots[i].n * sizeof(float), "model weights");
+        *slots[i].dev = lw_gpu_take(&a, slot_bytes(&slots[i], g->bf16));
+        st = upload_one(g, &slots[i]);
     }
-    if (m->output == m->token_embd) g->output = g->token_embd;
+    if (m->output == m->token_embd && !g->bf16) g->output = g->token_embd;
     free(slots);
     return st;
 }
 
-lw_status lw_gpu_model_upload(lw_cuda *cu, lw_cublas *blas, const lw_cuda_module *mod, const lw_model *m,
-                              lw_gpu_model **out)
+lw_status lw_gpu_model_upload_dtype(lw_cuda *cu, lw_cublas *blas, const lw_cuda_module *mod, const lw_model *m,
+                                    lw_weight_dtype dtype, lw_gpu_model **out)
 {
     *out = NULL;
+    if (dtype != LW_DTYPE_F32 && dtype != LW_DTYPE_BF16)
+        return lw_fail(LW_ERR_INVALID, "GPU %s: weight dtype %d (fp32 or bf16)", m->cfg.name, (int)dtype);
     lw_status st = check_config(m);
     if (st) return st;
     lw_gpu_model *g = calloc(1, sizeof *g);
@@ -151,6 +191,7 @@ lw_status lw_gpu_model_upload(lw_cuda *cu, lw_cublas *blas, const lw_cuda_module
     g->cfg = m->cfg;
     g->cu = cu;
     g->blas = blas;
+    g->bf16 = dtype == LW_DTYPE_BF16;
     st = find_kernels(g, mod);
     if (!st) st = upload_weights(g, m);
     if (st) {
@@ -159,6 +200,12 @@ lw_status lw_gpu_model_upload(lw_cuda *cu, lw_cublas *blas, const lw_cuda_module
     }
     *out = g;
     return LW_OK;
+}
+
+lw_status lw_gpu_model_upload(lw_cuda *cu, lw_cublas *blas, const lw_cuda_module *mod, const lw_model *m,
+                              lw_gpu_model **out)
+{
+    return lw_gpu_model_upload_dtype(cu, blas, mod, m, LW_DTYPE_F32, out);
 }
 
 void lw_gpu_model_free(lw_gpu_model *g)
@@ -172,7 +219,7 @@ void lw_gpu_model_free(lw_gpu_model *g)
 /* ---- run state ----------------------------------------------------------- */
 
 /* Places every buffer of s in a (measuring when a->base is 0). */
-static void place_state(lw_gpu_state *s, const lw_model_config *c, lw_gpu_arena *a)
+static void place_state(lw_gpu_state *s, const lw_model_config *c, bool bf16, lw_gpu_arena *a)
 {
     size_t T = (size_t)s->chunk, H = (size_t)c->hidden, qd = (size_t)c->n_heads * c->head_dim;
     size_t kvd = (size_t)c->n_kv_heads * c->head_dim, F = (size_t)c->ffn, f = sizeof(float);
@@ -193,6 +240,9 @@ static void place_state(lw_gpu_state *s, const lw_model_config *c, lw_gpu_arena 
     s->down_n = lw_gpu_take(a, T * H * f);
     s->xf = lw_gpu_take(a, T * H * f);
     s->logits = lw_gpu_take(a, T * (size_t)c->vocab * f);
+    size_t widest = H > qd ? H : qd;
+    if (F > widest) widest = F;
+    s->xb = bf16 ? lw_gpu_take(a, T * widest * sizeof(uint16_t)) : 0;
     s->ids = lw_gpu_take(a, T * sizeof(int));
     s->pos = lw_gpu_take(a, T * sizeof(int));
 }
@@ -211,7 +261,7 @@ lw_status lw_gpu_state_alloc(lw_gpu_model *g, int max_tokens, lw_gpu_state **out
     s->ids_host = calloc((size_t)s->chunk, sizeof(int));
     s->pos_host = calloc((size_t)s->chunk, sizeof(int));
     lw_gpu_arena a = {0};
-    place_state(s, c, &a);
+    place_state(s, c, g->bf16, &a);
     s->bytes = a.used;
     lw_status st = !s->ids_host || !s->pos_host ? lw_fail(LW_ERR_NOMEM, "GPU %s: out of memory", c->name) : LW_OK;
     if (!st) st = lw_gpu_check_fits(g->cu, s->bytes, "KV cache and activations", c->name);
@@ -223,7 +273,7 @@ lw_status lw_gpu_state_alloc(lw_gpu_model *g, int max_tokens, lw_gpu_state **out
         return st;
     }
     a = (lw_gpu_arena){.base = s->arena};
-    place_state(s, c, &a);
+    place_state(s, c, g->bf16, &a);
     *out = s;
     return LW_OK;
 }

@@ -14,13 +14,21 @@
  * (the pair's manifest for both, or lw_gen_model_kernels(&model->cfg)).
  *
  * Supported: token ids and input embeddings, a cache continuation at pos0,
- * the logits of the last row or of all rows. Not yet here: capture_layer,
- * adapters (LoRA, deep prefix); those fail with LW_ERR_UNSUPPORTED. The
- * receiver's training pass (forward with saved activations, backward to the
- * input rows, with LoRA and a deep prefix) is gpu_receiver_pass.h, built on
- * the launch helpers below.
+ * the logits of the last row or of all rows, and capture_layer/hidden_out
+ * (as lw_forward: without logits it stops after the captured layer). Not
+ * here: adapters (LoRA, deep prefix), which fail with LW_ERR_UNSUPPORTED.
+ * The receiver's training pass (forward with saved activations, backward to
+ * the input rows, with LoRA and a deep prefix) is gpu_receiver_pass.h,
+ * built on the launch helpers below.
+ *
+ * Weights are fp32 (lw_gpu_model_upload) or bf16 (lw_gpu_model_upload_dtype
+ * with LW_DTYPE_BF16): then the seven projections of every layer and the
+ * output head are bf16 on the device, their products read bf16 activations
+ * (converted by the f32_to_bf16 kernel into the state's xb) and accumulate
+ * and write fp32; norms, the embedding table and everything between the
+ * products stay fp32.
  * Everything runs on the default stream; lw_gpu_forward returns after the
- * logits are on the host. */
+ * logits (and captured rows) are on the host. */
 #ifndef LW_GPU_MODEL_H
 #define LW_GPU_MODEL_H
 
@@ -29,6 +37,7 @@
 
 #include "cuda_blas.h"
 #include "cuda_driver.h"
+#include "cuda_memplan.h"
 #include "model.h"
 
 /* Device pointers into the weight allocation; 0 where the family has none. */
@@ -43,6 +52,8 @@ typedef struct {
     lw_cuda_kernel norm_backward, head_norm_backward, glu_backward, attention_backward, cross_entropy;
     /* LoRA on the projections, for gpu_receiver_pass.c's adapters */
     lw_cuda_kernel lora_forward, lora_backward_input, lora_backward_weights;
+    /* bf16 weights only: the products' activations to bf16 */
+    lw_cuda_kernel to_bf16;
 } lw_gpu_kernels;
 
 typedef struct {
@@ -52,7 +63,8 @@ typedef struct {
     lw_gpu_kernels k;
     lw_cuda_ptr weights;       /* one allocation holds every tensor */
     size_t weight_bytes;
-    lw_cuda_ptr token_embd, output_norm, output;   /* output == token_embd when tied */
+    lw_cuda_ptr token_embd, output_norm, output;   /* output == token_embd when tied (fp32 only) */
+    bool bf16;                 /* projections and output head in bf16 (norms, embedding table fp32) */
     lw_gpu_layer *layers;      /* [n_layers] */
     bool sync_each_launch;     /* wait after every launch, so a fault names its kernel (tests) */
 } lw_gpu_model;
@@ -68,6 +80,7 @@ typedef struct {
     lw_cuda_ptr key_cache, value_cache;   /* [n_layers, max_tokens, n_kv * head_dim], k after qk-norm and RoPE */
     lw_cuda_ptr x, xn, q, ao, proj, proj_n, fn, gate, up, hid, down, down_n, xf;   /* [chunk, width] */
     lw_cuda_ptr logits;        /* [chunk, vocab] */
+    lw_cuda_ptr xb;            /* bf16 weights: a product's input in bf16, [chunk, max(hidden, q, ffn)] */
     lw_cuda_ptr ids, pos;      /* [chunk] int */
     int *ids_host, *pos_host;  /* [chunk] staging */
 } lw_gpu_state;
@@ -76,6 +89,19 @@ typedef struct {
  * they fit in the device's free memory, and finds the kernels in mod. */
 lw_status lw_gpu_model_upload(lw_cuda *cu, lw_cublas *blas, const lw_cuda_module *mod, const lw_model *m,
                               lw_gpu_model **out);
+/* The same with the weights' dtype: LW_DTYPE_F32 is lw_gpu_model_upload;
+ * LW_DTYPE_BF16 converts the projections and the output head to bf16 on
+ * the host as they go up (a tied head gets its own bf16 copy of the table;
+ * the fp32 table stays for the embedding kernel). */
+lw_status lw_gpu_model_upload_dtype(lw_cuda *cu, lw_cublas *blas, const lw_cuda_module *mod, const lw_model *m,
+                                    lw_weight_dtype dtype, lw_gpu_model **out);
+/* Device bytes the weights of m take at dtype (with the arena's alignment):
+ * what the upload checks against free memory. Pure: no device needed. */
+size_t lw_gpu_model_weight_bytes(const lw_model *m, lw_weight_dtype dtype);
+/* "fp32" or "bf16", for messages. */
+const char *lw_gpu_dtype_name(lw_weight_dtype dtype);
+/* Parses "fp32" / "bf16" (the --dtype option); false for anything else. */
+bool lw_gpu_dtype_parse(const char *s, lw_weight_dtype *out);
 void lw_gpu_model_free(lw_gpu_model *g);
 
 /* KV cache for max_tokens positions (1..2^20, at most the context) and the
@@ -85,8 +111,10 @@ lw_status lw_gpu_state_alloc(lw_gpu_model *g, int max_tokens, lw_gpu_state **out
 void lw_gpu_state_free(lw_gpu_state *s);
 static inline void lw_gpu_state_reset(lw_gpu_state *s) { s->n_cached = 0; }
 
-/* lw_forward on the GPU: the same arguments and the same meaning; logits
- * is required, capture_layer must be -1 and adapters NULL. */
+/* lw_forward on the GPU: the same arguments and the same meaning (adapters
+ * must be NULL). Without logits a capture_layer >= 0 is required; the
+ * forward then stops after that layer and leaves n_cached at pos0, as the
+ * CPU does. */
 lw_status lw_gpu_forward(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_args *a);
 
 /* A bump allocator over one device allocation, 256-byte aligned: with base
@@ -109,9 +137,15 @@ lw_status lw_gpu_check_fits(lw_cuda *cu, size_t need, const char *what, const ch
 
 lw_status lw_gpu_launch(lw_gpu_model *g, const lw_cuda_kernel *k, unsigned gx, unsigned gy, unsigned bx,
                         void **args);
-/* y[T, out] = x[T, in] @ w^T; layer and tensor name the weight in errors. */
+/* y[T, out] (fp32) = x[T, in] @ w^T; layer and tensor name the weight in
+ * errors. x is the product's input as the weights want it: fp32 with fp32
+ * weights, bf16 with bf16 weights (what lw_gpu_matmul_input gives). */
 lw_status lw_gpu_matmul(lw_gpu_model *g, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_ptr w, int T, int in, int out,
                         int layer, const char *tensor);
+/* The input of a product from fp32 rows x[n]: x itself with fp32 weights;
+ * with bf16 weights x converted into xb (n bf16 values, f32_to_bf16) and xb
+ * returned. One conversion serves every product of the same input (q, k, v). */
+lw_status lw_gpu_matmul_input(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr xb, size_t n, lw_cuda_ptr *in);
 /* x += pending (0: nothing), then y = norm(x) with gains w over [T, hidden];
  * rstd[T] (may be 0) keeps 1 / rms for the backward pass. */
 lw_status lw_gpu_add_norm(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr y, lw_cuda_ptr rstd, lw_cuda_ptr pending,

@@ -148,6 +148,10 @@ lw_status lw_gpu_receiver_pass_alloc(lw_gpu_receiver_pass *p, lw_gpu_model *g, c
     p->layout = layout;
     p->max_T = max_T;
     const lw_model_config *c = &g->cfg;
+    /* The backward's dx = dy @ w products are fp32 only (lw_cublas_matmul_dx). */
+    if (g->bf16)
+        return lw_fail(LW_ERR_UNSUPPORTED, "%s: the GPU training pass needs %s uploaded with fp32 weights "
+                       "(bf16 weights are for inference: generate, bench)", who, c->name);
     if (max_T < 1 || max_T > c->context || max_T > (1 << 20))
         return lw_fail(LW_ERR_INVALID, "%s: the receiver prompt needs %d positions, %s has %d", who, max_T, c->name,
                        c->context);

@@ -1,6 +1,7 @@
 /* The receiver's part of one training example on the GPU: the twin of
  * lw_receiver_pass (receiver_pass.h) for a receiver uploaded with
- * lw_gpu_model_upload. The caller fills the same host arrays (ids,
+ * lw_gpu_model_upload (fp32 weights: a bf16 model is refused at alloc, since
+ * the backward's dx products have no bf16 form). The caller fills the same host arrays (ids,
  * is_embed, embeds: a prompt followed by the gold verbalizer but its last
  * token, T rows) and makes the same calls:
  *
@@ -118,7 +119,8 @@ typedef struct {
 } lw_gpu_receiver_pass;
 
 /* Room for max_T rows, checked against the device's free memory first
- * ("needs X MiB, device has Y MiB free"). who names the caller in errors. */
+ * ("needs X MiB, device has Y MiB free"). who names the caller in errors.
+ * g must hold fp32 weights (LW_ERR_UNSUPPORTED for bf16). */
 lw_status lw_gpu_receiver_pass_alloc(lw_gpu_receiver_pass *p, lw_gpu_model *g, const lw_receiver_layout *layout,
                                      int max_T, const char *who);
 void lw_gpu_receiver_pass_free(lw_gpu_receiver_pass *p);

@@ -359,6 +359,41 @@ START_TEST(bench_on_cuda_without_a_gpu_says_why)
     ck_assert_int_eq(run_bench(&pair, &err, 6, bad), 2);
     ck_assert_msg(strstr(err, "--device takes cpu or cuda, not tpu"), "%s", err);
     free(err);
+    /* bf16 weights go the same way: the driver's message, before any model */
+    char *bf16[] = {"--task", "sst2", "--split", "/nonexistent/dev.jsonl", "--device", "cuda", "--dtype", "bf16",
+                    "--quiet"};
+    ck_assert_int_eq(run_bench(&pair, &err, 9, bf16), 1);
+    ck_assert_msg(strstr(err, "lw bench: ") && strstr(err, expected), "stderr: %s\nexpected: %s", err, expected);
+    free(err);
+}
+END_TEST
+
+/* --dtype: fp32 or bf16, and bf16 only with --device cuda (usage errors,
+ * exit 2, before any device or file is touched). */
+START_TEST(dtype_option_is_checked)
+{
+    lw_pair pair;
+    memset(&pair, 0, sizeof pair);
+    ck_assert_msg(lw_manifest_load(tl_src("pairs/smollm2-135m_to_gemma3-270m.json"), &pair.manifest) == LW_OK, "%s",
+                  lw_last_error());
+    struct {
+        char *argv[8];
+        int argc;
+        const char *says;
+    } cases[] = {
+        {{"--task", "sst2", "--split", "x.jsonl", "--device", "cuda", "--dtype", "fp16"}, 8,
+         "--dtype takes fp32 or bf16, not fp16"},
+        {{"--task", "sst2", "--split", "x.jsonl", "--dtype", "bf16"}, 6, "--dtype bf16 needs --device cuda"},
+        {{"--task", "sst2", "--split", "x.jsonl", "--device", "cpu", "--dtype", "bf16"}, 8,
+         "--dtype bf16 needs --device cuda"},
+        {{"--task", "sst2", "--split", "x.jsonl", "--dtype"}, 5, "--dtype"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *err = NULL;
+        ck_assert_int_eq(run_bench(&pair, &err, cases[i].argc, cases[i].argv), 2);
+        ck_assert_msg(strstr(err, cases[i].says), "case %zu: %s", i, err);
+        free(err);
+    }
 }
 END_TEST
 
@@ -374,6 +409,7 @@ int main(void)
     tcase_add_test(tc, two_run_bench_writes_every_field);
     tcase_add_test(tc, bad_setup_is_refused);
     tcase_add_test(tc, bench_on_cuda_without_a_gpu_says_why);
+    tcase_add_test(tc, dtype_option_is_checked);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

@@ -2,6 +2,8 @@
  * is a clear error, the GPU model refuses what its kernels cannot do and
  * fails cleanly (no leak, no crash) on a device that is not open, and
  * `lw generate --device cuda` exits non-zero with the driver's message.
+ * bf16 weights: the device bytes they take (a hand count), a clean failure
+ * on a closed device, and `--dtype` checked by `lw generate`.
  * The numbers themselves are checked on a GPU by tests/gpu/check_model_gpu.c. */
 #include "testlib.h"
 #include "cuda_blas.h"
@@ -193,11 +195,14 @@ START_TEST(gpu_forward_checks_its_arguments)
     g.cfg = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
     lw_gpu_state s;
     memset(&s, 0, sizeof s);
+    int ids_host[8], pos_host[8];
     s.max_tokens = 8;
     s.chunk = 8;
     s.n_cached = 2;
-    int ids[4] = {1, 2, 3, 4}, bad[2] = {1, 11};
-    float logits[11];
+    s.ids_host = ids_host, s.pos_host = pos_host;
+    int ids[4] = {1, 2, 3, 4}, bad[2] = {1, 11}, n = g.cfg.n_layers;
+    float logits[11], hidden[4 * 64];
+    ck_assert_int_le(g.cfg.hidden, 64);
     struct {
         lw_forward_args a;
         lw_status code;
@@ -206,7 +211,11 @@ START_TEST(gpu_forward_checks_its_arguments)
         {{.ids = ids, .T = 0, .logits = logits, .capture_layer = -1}, LW_ERR_INVALID, "0 rows"},
         {{.ids = ids, .T = 1, .pos0 = 3, .logits = logits, .capture_layer = -1}, LW_ERR_INVALID, "cache holds 2"},
         {{.ids = ids, .T = 4, .pos0 = 2, .capture_layer = -1}, LW_ERR_INVALID, "logits is required"},
-        {{.ids = ids, .T = 2, .logits = logits, .capture_layer = 0}, LW_ERR_UNSUPPORTED, "capture"},
+        {{.ids = ids, .T = 2, .logits = logits, .capture_layer = 0}, LW_ERR_INVALID, "hidden_out missing"},
+        {{.ids = ids, .T = 2, .capture_layer = n + 1, .hidden_out = hidden}, LW_ERR_INVALID, "capture layer"},
+        {{.ids = ids, .T = 2, .capture_layer = -2, .hidden_out = hidden}, LW_ERR_INVALID, "capture layer -2"},
+        {{.ids = ids, .T = 2, .logits = logits, .capture_layer = -1, .adapters = (const lw_receiver_adapters *)ids},
+         LW_ERR_UNSUPPORTED, "adapters"},
         {{.T = 2, .logits = logits, .capture_layer = -1}, LW_ERR_INVALID, "neither ids nor embeds"},
         {{.ids = bad, .T = 2, .logits = logits, .capture_layer = -1}, LW_ERR_INVALID, "token id 11 at row 1"},
     };
@@ -215,6 +224,80 @@ START_TEST(gpu_forward_checks_its_arguments)
         ck_assert_msg(strstr(lw_last_error(), cases[i].says), "case %zu: %s", i, lw_last_error());
         ck_assert_int_eq(s.n_cached, 2);   /* untouched by a refused call */
     }
+    /* A capture without logits passes the checks and fails at the first
+     * device call; the cache is then valid up to pos0 only. */
+    lw_forward_args cap = {.ids = ids, .T = 2, .pos0 = 1, .capture_layer = n, .hidden_out = hidden};
+    ck_assert_int_ne(lw_gpu_forward(&g, &s, &cap), LW_OK);
+#if LWC_HAVE_CUDA_H
+    ck_assert_msg(strstr(lw_last_error(), "not initialised"), "%s", lw_last_error());
+#endif
+    ck_assert_int_eq(s.n_cached, 1);
+}
+END_TEST
+
+static size_t aligned(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+/* The weights' device bytes by hand: every tensor 256-byte aligned; with
+ * bf16 the seven projections and the head at 2 bytes, a tied head as its
+ * own copy, norms and the embedding table at 4. */
+static size_t expected_weight_bytes(const lw_model_config *c, bool tied, bool bf16)
+{
+    size_t H = (size_t)c->hidden, qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    size_t F = (size_t)c->ffn, D = (size_t)c->head_dim, V = (size_t)c->vocab, e = bf16 ? 2 : 4;
+    size_t n = aligned(V * H * 4) + aligned(H * 4);
+    if (!tied || bf16) n += aligned(V * H * e);
+    for (int l = 0; l < c->n_layers; l++) {
+        n += 2 * aligned(H * 4);   /* attn_norm, ffn_norm */
+        n += aligned(qd * H * e) + 2 * aligned(kvd * H * e) + aligned(H * qd * e) + 3 * aligned(F * H * e);
+        if (c->qk_norm) n += 2 * aligned(D * 4);
+        if (c->post_norms) n += 2 * aligned(H * 4);
+    }
+    return n;
+}
+
+START_TEST(weight_bytes_at_each_dtype)
+{
+    lw_model_config cfgs[2] = {tl_tiny_gemma3_config(4), tl_tiny_llama_config(LW_WEIGHTS_GGUF)};
+    for (int i = 0; i < 2; i++) {
+        lw_model *m;
+        ck_assert_int_eq(lw_model_init_random(&cfgs[i], 5, &m), LW_OK);
+        bool tied = m->output == m->token_embd;
+        ck_assert_int_eq(tied, i == 0);   /* both cases: the Gemma-like head is tied, the Llama-like not */
+        size_t f32 = lw_gpu_model_weight_bytes(m, LW_DTYPE_F32), bf16 = lw_gpu_model_weight_bytes(m, LW_DTYPE_BF16);
+        ck_assert_uint_eq(f32, expected_weight_bytes(&m->cfg, tied, false));
+        ck_assert_uint_eq(bf16, expected_weight_bytes(&m->cfg, tied, true));
+        lw_model_free(m);
+    }
+    lw_weight_dtype d = LW_DTYPE_F32;
+    ck_assert(lw_gpu_dtype_parse("bf16", &d) && d == LW_DTYPE_BF16);
+    ck_assert(lw_gpu_dtype_parse("fp32", &d) && d == LW_DTYPE_F32);
+    ck_assert(!lw_gpu_dtype_parse("fp16", &d) && !lw_gpu_dtype_parse("BF16", &d) && !lw_gpu_dtype_parse(NULL, &d));
+    ck_assert_str_eq(lw_gpu_dtype_name(LW_DTYPE_BF16), "bf16");
+    ck_assert_str_eq(lw_gpu_dtype_name(LW_DTYPE_F32), "fp32");
+}
+END_TEST
+
+/* A bf16 upload on a device that is not open fails like the fp32 one, with
+ * nothing leaked (the sanitizer build checks); an unknown dtype is refused. */
+START_TEST(bf16_model_on_a_closed_device_fails_cleanly)
+{
+    lw_model_config c = tl_tiny_gemma3_config(4);
+    lw_model *m;
+    ck_assert_int_eq(lw_model_init_random(&c, 7, &m), LW_OK);
+    lw_cuda cu = {0};
+    lw_cublas b = {0};
+    lw_cuda_module mod = {0};
+    lw_gpu_model *g = (lw_gpu_model *)1;
+    ck_assert_int_ne(lw_gpu_model_upload_dtype(&cu, &b, &mod, m, LW_DTYPE_BF16, &g), LW_OK);
+    ck_assert_ptr_null(g);
+#if LWC_HAVE_CUDA_H
+    ck_assert_msg(strstr(lw_last_error(), "not initialised"), "%s", lw_last_error());
+#endif
+    g = (lw_gpu_model *)1;
+    ck_assert_int_eq(lw_gpu_model_upload_dtype(&cu, &b, &mod, m, (lw_weight_dtype)7, &g), LW_ERR_INVALID);
+    ck_assert_ptr_null(g);
+    ck_assert_msg(strstr(lw_last_error(), "weight dtype 7"), "%s", lw_last_error());
+    lw_model_free(m);
 }
 END_TEST
 
@@ -261,6 +344,39 @@ START_TEST(generate_on_cuda_without_a_gpu_says_why)
     ck_assert_int_eq(run_generate(&pair, &err, 4, bad), 2);
     ck_assert_msg(strstr(err, "--device takes cpu or cuda, not tpu"), "%s", err);
     free(err);
+    /* bf16 weights: the same driver message, before the model is read */
+    char *bf16[] = {"--model", "sender", "--prompt", "x", "--device", "cuda", "--dtype", "bf16"};
+    ck_assert_int_eq(run_generate(&pair, &err, 8, bf16), 1);
+    ck_assert_msg(strstr(err, "lw generate: ") && strstr(err, expected), "stderr: %s\nexpected: %s", err, expected);
+    free(err);
+}
+END_TEST
+
+/* --dtype is fp32 or bf16, bf16 only with --device cuda, and lw hidden
+ * (CPU only) has no --dtype: usage errors, exit 2, nothing loaded. */
+START_TEST(generate_checks_dtype)
+{
+    lw_pair pair;
+    memset(&pair, 0, sizeof pair);
+    ck_assert_msg(lw_manifest_load(tl_src("pairs/stories260k_to_smollm2-135m.json"), &pair.manifest) == LW_OK, "%s",
+                  lw_last_error());
+    ck_assert_int_eq(tl_run(NULL, "mkdir -p '%s'", tl_out("tmp")), 0);
+    struct {
+        char *argv[6];
+        int argc;
+        const char *says;
+    } cases[] = {
+        {{"--prompt", "x", "--device", "cuda", "--dtype", "fp16"}, 6, "--dtype takes fp32 or bf16, not fp16"},
+        {{"--prompt", "x", "--dtype", "bf16"}, 4, "--dtype bf16 needs --device cuda"},
+        {{"--prompt", "x", "--device", "cpu", "--dtype", "bf16"}, 6, "--dtype bf16 needs --device cuda"},
+        {{"--prompt", "x", "--dtype"}, 3, "--dtype needs a value"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *err = NULL;
+        ck_assert_int_eq(run_generate(&pair, &err, cases[i].argc, cases[i].argv), 2);
+        ck_assert_msg(strstr(err, cases[i].says), "case %zu: %s", i, err);
+        free(err);
+    }
 }
 END_TEST
 
@@ -276,7 +392,10 @@ int main(void)
     tcase_add_test(tc, bf16_products_and_uploads_fail_cleanly_without_a_device);
     tcase_add_test(tc, gpu_model_on_a_closed_device_fails_cleanly);
     tcase_add_test(tc, gpu_forward_checks_its_arguments);
+    tcase_add_test(tc, weight_bytes_at_each_dtype);
+    tcase_add_test(tc, bf16_model_on_a_closed_device_fails_cleanly);
     tcase_add_test(tc, generate_on_cuda_without_a_gpu_says_why);
+    tcase_add_test(tc, generate_checks_dtype);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

@@ -1,7 +1,7 @@
 /* `lw bench --device cuda`'s model work (runtime/bench_gpu.h) against the
  * CPU's, on the default pair's real models (SmolLM2-135M -> Gemma-3-270M):
- * the sender's hidden states at the bridge's source layer (and at the last
- * layer, final-normed) over 300 rows, past one 256-row chunk, and every
+ * the sender's hidden states at layer 0 (the scaled embeddings), the
+ * bridge's source layer and the last layer (final-normed) over 300 rows, past one 256-row chunk, and every
  * method's label scores for the same texts through lw_bench_example with
  * the forwards on the GPU and on the CPU. Needs a GPU: run by
  * `make check-gpu`, not by `make check`.
@@ -106,14 +106,13 @@ START_TEST(capture_matches_the_cpu_across_a_chunk)
     int ids[T], H = c->hidden;
     for (int t = 0; t < T; t++) ids[t] = (t * 7919 + 13) % c->vocab;
     float *gpu = malloc((size_t)T * H * sizeof(float)), *cpu = malloc((size_t)T * H * sizeof(float));
-    float *last = malloc((size_t)c->vocab * sizeof(float));
     lw_gpu_state *gs;
     lw_state *cs;
     OK(lw_gpu_state_alloc(r.g[0], 512, &gs));
     OK(lw_state_alloc(r.sender, 512, false, &cs));
-    int layers[2] = {r.man.bridge.source_layer, c->n_layers};
-    for (int i = 0; i < 2; i++) {
-        OK(lw_bench_gpu_capture(r.g[0], gs, ids, T, layers[i], gpu, last));
+    int layers[3] = {0, r.man.bridge.source_layer, c->n_layers};
+    for (int i = 0; i < 3; i++) {
+        OK(lw_bench_gpu_capture(r.g[0], gs, ids, T, layers[i], gpu));
         lw_state_reset(cs);
         lw_forward_args a = {.ids = ids, .T = T, .capture_layer = layers[i], .hidden_out = cpu};
         OK(lw_forward(r.sender, cs, &a));
@@ -121,10 +120,10 @@ START_TEST(capture_matches_the_cpu_across_a_chunk)
         snprintf(what, sizeof what, "layer %d", layers[i]);
         expect_rows_close(what, gpu, cpu, T, H);
     }
-    ck_assert_int_ne(lw_bench_gpu_capture(r.g[0], gs, ids, T, 0, gpu, last), LW_OK);   /* layers are 1.. */
+    ck_assert_int_ne(lw_bench_gpu_capture(r.g[0], gs, ids, T, c->n_layers + 1, gpu), LW_OK);   /* 0..n */
     lw_gpu_state_free(gs);
     lw_state_free(cs);
-    free(gpu), free(cpu), free(last);
+    free(gpu), free(cpu);
     rig_close(&r);
 }
 END_TEST

@@ -16,7 +16,20 @@
  * the real models (fp32 products whose summation order differs between
  * cuBLAS and OpenBLAS, through 30 and 18 layers) and 1e-4 for the tiny ones.
  * Greedy tokens must agree unless the CPU's top two logits are closer than
- * that tolerance (a tie that rounding may break either way). */
+ * that tolerance (a tie that rounding may break either way).
+ *
+ * Hidden-state capture (capture_layer / hidden_out) at layer 0, the middle
+ * layer and n_layers, with and without logits (without, both devices stop
+ * after the layer and leave n_cached at 0): per row |gpu - cpu| <= rtol *
+ * max |cpu| of the row, the same rtol as the logits (1e-4 tiny, 1e-3 real).
+ *
+ * bf16 weights (lw_gpu_model_upload_dtype, LW_DTYPE_BF16) against the fp32
+ * CPU forward: logits within 3e-2 * max |cpu| per row (a first guess, not
+ * yet measured: bf16 keeps 8 bits of mantissa, so each weight and product
+ * input is off by up to 2^-9 relative, summed with fp32 accumulation through
+ * every layer). Each decode step's greedy token must agree unless the CPU's
+ * top two logits are within that tolerance, and for the real models at
+ * least 6 of the 8 steps must agree exactly. */
 #include "testlib.h"
 #include "cuda_blas.h"
 #include "cuda_driver.h"
@@ -65,18 +78,22 @@ static void load_kernels(const lw_model *m, lw_cuda_module *mod)
     OK(st);
 }
 
-static void rig_open(rig *r, lw_model *m, int max_tokens)
+static void rig_open_dtype(rig *r, lw_model *m, int max_tokens, lw_weight_dtype dtype)
 {
     memset(r, 0, sizeof *r);
     r->m = m;
     load_kernels(m, &r->mod);
-    OK(lw_gpu_model_upload(&g_cu, &g_blas, &r->mod, m, &r->g));
+    OK(lw_gpu_model_upload_dtype(&g_cu, &g_blas, &r->mod, m, dtype, &r->g));
+    ck_assert_int_eq(r->g->bf16, dtype == LW_DTYPE_BF16);
+    ck_assert_uint_eq(r->g->weight_bytes, lw_gpu_model_weight_bytes(m, dtype));
     r->g->sync_each_launch = true;   /* a fault names its kernel */
     OK(lw_gpu_state_alloc(r->g, max_tokens, &r->gs));
     OK(lw_state_alloc(m, max_tokens, false, &r->cs));
     fprintf(stderr, "%s: %.1f MiB of weights, %.1f MiB of state on the GPU\n", m->cfg.name,
             r->g->weight_bytes / 1048576.0, r->gs->bytes / 1048576.0);
 }
+
+static void rig_open(rig *r, lw_model *m, int max_tokens) { rig_open_dtype(r, m, max_tokens, LW_DTYPE_F32); }
 
 static void rig_close(rig *r)
 {
@@ -145,8 +162,9 @@ static void prefill(rig *r, const lw_forward_args *a, double rtol)
 
 /* `steps` single-row calls after the cache; both are fed the CPU's greedy
  * token so they stay in step, starting from first. */
-static void decode(rig *r, int first, int steps, double rtol)
+static int decode(rig *r, int first, int steps, double rtol)
 {
+    int agree = 0;
     int V = r->m->cfg.vocab, token = first;
     float *cpu = malloc((size_t)V * sizeof(float)), *gpu = malloc((size_t)V * sizeof(float));
     ck_assert(cpu && gpu);
@@ -160,9 +178,61 @@ static void decode(rig *r, int first, int steps, double rtol)
         snprintf(what, sizeof what, "%s decode at position %d", r->m->cfg.name, pos);
         expect_logits_close(what, gpu, cpu, 1, V, rtol);
         expect_same_token(r->m->cfg.name, i, gpu, cpu, V, rtol);
+        agree += argmax(gpu, V) == argmax(cpu, V);
         token = argmax(cpu, V);
     }
     free(cpu), free(gpu);
+    return agree;
+}
+
+/* rows of [H] hidden states, each held to rtol times its own largest |value|. */
+static void expect_rows_close(const char *what, const float *gpu, const float *cpu, int T, int H, double rtol)
+{
+    for (int t = 0; t < T; t++) {
+        const float *g = gpu + (size_t)t * H, *c = cpu + (size_t)t * H;
+        double maxabs = 0, worst = 0;
+        int at = 0;
+        for (int i = 0; i < H; i++) {
+            ck_assert_msg(isfinite(g[i]), "%s row %d: value %d is %g on the GPU", what, t, i, (double)g[i]);
+            maxabs = fmax(maxabs, fabs(c[i]));
+            double err = fabs((double)g[i] - c[i]);
+            if (err > worst) worst = err, at = i;
+        }
+        ck_assert_msg(worst <= rtol * maxabs, "%s row %d: value %d gpu %.6g cpu %.6g, error %.3g > %g x max %.4g",
+                      what, t, at, (double)g[at], (double)c[at], worst, rtol, maxabs);
+    }
+}
+
+/* The T rows from position 0 captured at layer 0, the middle layer and
+ * n_layers on both devices, without logits (an early stop: n_cached stays 0
+ * on both) and with all logits (every layer runs; the logits still match). */
+static void capture(rig *r, const int *ids, int T, double rtol)
+{
+    const lw_model_config *c = &r->m->cfg;
+    int H = c->hidden, V = c->vocab, layers[3] = {0, c->n_layers / 2, c->n_layers};
+    float *ch = malloc((size_t)T * H * sizeof(float)), *gh = malloc((size_t)T * H * sizeof(float));
+    float *cl = malloc((size_t)T * V * sizeof(float)), *gl = malloc((size_t)T * V * sizeof(float));
+    ck_assert(ch && gh && cl && gl);
+    for (int i = 0; i < 3; i++)
+        for (int with_logits = 0; with_logits < 2; with_logits++) {
+            lw_forward_args a = {.ids = ids, .T = T, .capture_layer = layers[i], .all_logits = with_logits};
+            lw_forward_args ca = a, ga = a;
+            ca.hidden_out = ch, ga.hidden_out = gh;
+            ca.logits = with_logits ? cl : NULL, ga.logits = with_logits ? gl : NULL;
+            memset(gh, 0xff, (size_t)T * H * sizeof(float));   /* NaN: a row never written fails */
+            lw_state_reset(r->cs);
+            lw_gpu_state_reset(r->gs);
+            OK(lw_forward(r->m, r->cs, &ca));
+            OK(lw_gpu_forward(r->g, r->gs, &ga));
+            ck_assert_int_eq(r->gs->n_cached, r->cs->n_cached);
+            ck_assert_int_eq(r->gs->n_cached, with_logits || layers[i] == c->n_layers ? T : 0);
+            char what[128];
+            snprintf(what, sizeof what, "%s captured at layer %d%s", c->name, layers[i],
+                     with_logits ? " with logits" : "");
+            expect_rows_close(what, gh, ch, T, H, rtol);
+            if (with_logits) expect_logits_close(what, gl, cl, T, V, rtol);
+        }
+    free(ch), free(gh), free(cl), free(gl);
 }
 
 /* ---- tiny random models ------------------------------------------------ */
@@ -188,6 +258,39 @@ START_TEST(tiny_prefill_and_decode)
     for (int t = 0; t < T; t++) ids[t] = (t * 7 + 3) % r.m->cfg.vocab;
     prefill(&r, &(lw_forward_args){.ids = ids, .T = T, .capture_layer = -1}, 1e-4);
     decode(&r, ids[T - 1], DECODE_STEPS, 1e-4);
+    free(ids);
+    rig_close(&r);
+}
+END_TEST
+
+/* Capture over 300 rows: across the two 256-row chunks. */
+START_TEST(tiny_capture)
+{
+    int T = 300;
+    rig r;
+    rig_open(&r, tiny(_i, 512), T);
+    int *ids = malloc((size_t)T * sizeof *ids);
+    for (int t = 0; t < T; t++) ids[t] = (t * 5 + 1) % r.m->cfg.vocab;
+    capture(&r, ids, T, 1e-4);
+    free(ids);
+    rig_close(&r);
+}
+END_TEST
+
+enum { BF16_MIN_AGREE = 6 };          /* of DECODE_STEPS, real models */
+static const double BF16_RTOL = 3e-2;
+
+/* bf16 weights: the Gemma-like model's tied head gets its own bf16 copy. */
+START_TEST(tiny_bf16)
+{
+    int T = 300;
+    rig r;
+    rig_open_dtype(&r, tiny(_i, 512), T + DECODE_STEPS, LW_DTYPE_BF16);
+    ck_assert_uint_lt(r.g->weight_bytes, lw_gpu_model_weight_bytes(r.m, LW_DTYPE_F32));
+    int *ids = malloc((size_t)T * sizeof *ids);
+    for (int t = 0; t < T; t++) ids[t] = (t * 7 + 3) % r.m->cfg.vocab;
+    prefill(&r, &(lw_forward_args){.ids = ids, .T = T, .capture_layer = -1}, BF16_RTOL);
+    decode(&r, ids[T - 1], DECODE_STEPS, BF16_RTOL);
     free(ids);
     rig_close(&r);
 }
@@ -229,29 +332,51 @@ static const int smollm2_story[] = {6403, 1980, 253, 655, 28, 281, 253, 1165, 65
 static const int gemma3_story[] = {2,   14946, 3324, 496,  990, 236764, 528, 496,
                                    1944, 9744, 684,  506, 5442, 236764, 993, 11742};
 
-static void real_model(const char *file, const int *ids, int T)
+static lw_model *open_real(const char *file)
 {
     const char *path = tl_model(file);
     tl_require_file(path);
     lw_model *m;
     OK(lw_model_open(path, LW_WEIGHTS_GGUF, &m));
+    return m;
+}
+
+static void real_model(const char *file, const int *ids, int T)
+{
     rig r;
-    rig_open(&r, m, T + DECODE_STEPS);
+    rig_open(&r, open_real(file), T + DECODE_STEPS);
     prefill(&r, &(lw_forward_args){.ids = ids, .T = T, .capture_layer = -1}, 1e-3);
     decode(&r, ids[T - 1], DECODE_STEPS, 1e-3);
+    capture(&r, ids, T, 1e-3);
     rig_close(&r);
 }
 
-START_TEST(smollm2_matches_the_cpu)
+static void real_model_bf16(const char *file, const int *ids, int T)
 {
-    real_model("SmolLM2-135M-Instruct.Q4_1.gguf", smollm2_story, (int)(sizeof smollm2_story / sizeof(int)));
+    rig r;
+    rig_open_dtype(&r, open_real(file), T + DECODE_STEPS, LW_DTYPE_BF16);
+    prefill(&r, &(lw_forward_args){.ids = ids, .T = T, .capture_layer = -1}, BF16_RTOL);
+    int agree = decode(&r, ids[T - 1], DECODE_STEPS, BF16_RTOL);
+    fprintf(stderr, "%s bf16: %d of %d greedy decode tokens as the fp32 CPU's\n", r.m->cfg.name, agree,
+            DECODE_STEPS);
+    ck_assert_msg(agree >= BF16_MIN_AGREE, "%s bf16: only %d of %d greedy tokens agree", r.m->cfg.name, agree,
+                  DECODE_STEPS);
+    rig_close(&r);
 }
+
+#define SMOLLM2 "SmolLM2-135M-Instruct.Q4_1.gguf", smollm2_story, (int)(sizeof smollm2_story / sizeof(int))
+#define GEMMA3 "gemma-3-270m-q4_k_m.gguf", gemma3_story, (int)(sizeof gemma3_story / sizeof(int))
+
+START_TEST(smollm2_matches_the_cpu) { real_model(SMOLLM2); }
 END_TEST
 
-START_TEST(gemma3_matches_the_cpu)
-{
-    real_model("gemma-3-270m-q4_k_m.gguf", gemma3_story, (int)(sizeof gemma3_story / sizeof(int)));
-}
+START_TEST(gemma3_matches_the_cpu) { real_model(GEMMA3); }
+END_TEST
+
+START_TEST(smollm2_bf16_near_the_cpu) { real_model_bf16(SMOLLM2); }
+END_TEST
+
+START_TEST(gemma3_bf16_near_the_cpu) { real_model_bf16(GEMMA3); }
 END_TEST
 
 int main(void)
@@ -273,8 +398,12 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, tiny_prefill_and_decode, 0, 2);          /* _i: 0 Gemma-like, 1 Llama-like */
     tcase_add_loop_test(tc, tiny_embeddings_and_continuation, 0, 2);
+    tcase_add_loop_test(tc, tiny_capture, 0, 2);
+    tcase_add_loop_test(tc, tiny_bf16, 0, 2);
     tcase_add_test(tc, smollm2_matches_the_cpu);
     tcase_add_test(tc, gemma3_matches_the_cpu);
+    tcase_add_test(tc, smollm2_bf16_near_the_cpu);
+    tcase_add_test(tc, gemma3_bf16_near_the_cpu);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
