@@ -25,6 +25,9 @@ def table(lw, th):
     b = {key(r): r for r in th["results"]}
     print(f"lw:    {lw.get('machine', '?')} (device {lw.get('device', 'cpu')})")
     print(f"torch: {th.get('machine', '?')} (device {th.get('device', '?')}, {th.get('dtype', '?')})")
+    if th.get("random_weights_seed") is not None:
+        print(f"random weights (seed {th['random_weights_seed']}) and a byte tokenizer on the torch side; lw must "
+              "have run with LWC_RANDOM_WEIGHTS: timing only, the rows below must match")
     print(f"{'method':18} {'batch':>5} {'lw ms/run':>11} {'torch ms/run':>13} {'torch/lw':>9} "
           f"{'lw ex/s':>9} {'torch ex/s':>11} {'lw rows':>8} {'torch rows':>10}")
     for k in sorted(set(a) & set(b), key=lambda k: (k[0], k[1])):

@@ -29,6 +29,14 @@ prompt), tokenized by the GGUF's own tokenizer through transformers, so the
 token counts match lw's up to tokenizer differences; both JSONs record them
 ("traffic") so compare.py shows any gap.
 
+--random-weights SEED: no model files needed (a device machine gets the working
+tree, not models/). Each model is built from the manifest's dims (LlamaConfig,
+Gemma3TextConfig) with random init, and a byte tokenizer stands in (id = byte
++ 3, decode one character per id), as lw does under LWC_RANDOM_WEIGHTS=SEED
+(runtime/random_weights.h): the same prompts give the same token counts on
+both sides, the relay writes its full --relay-tokens (no stop tokens), so the
+two time equal work. The scores are meaningless: for timing only.
+
 Timing: time.perf_counter around each stage, torch.cuda.synchronize() before
 every clock read on the GPU; medians [min, max] over --runs timed runs after
 --warmup runs. Weights: --dtype fp32 (lw's GPU path today) or bf16.
@@ -73,6 +81,8 @@ def parse_args(argv=None):
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
     p.add_argument("--models", default=os.environ.get("LWC_MODELS", os.path.join(SRC, "models")))
+    p.add_argument("--random-weights", type=int, default=None, metavar="SEED",
+                   help="random weights of the manifest's shapes and a byte tokenizer (timing only)")
     p.add_argument("--hbm", action="store_true", help="measure decode/prefill bandwidth instead (bench/hbm.py)")
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--quiet", action="store_true")
@@ -112,20 +122,64 @@ def gguf_file(side):
     return os.path.basename(path.replace("${LWC_MODELS:-../models}", ""))
 
 
+BYTE_OFFSET = 3   # LW_BYTE_TOKEN_OFFSET
+
+
+class ByteTokenizer:
+    """lw's byte tokenizer of LWC_RANDOM_WEIGHTS (runtime/tokenizer_bytes.c)."""
+
+    def encode(self, text, add_special_tokens=False):
+        return [b + BYTE_OFFSET for b in text.encode("utf-8")]
+
+    def decode(self, ids):
+        return "".join(chr(i - BYTE_OFFSET) if 32 <= i - BYTE_OFFSET < 127 or i - BYTE_OFFSET == 10 else "?"
+                       for i in ids)
+
+
+def random_model_config(spec):
+    """A transformers config of the manifest's dims (lw_model_config)."""
+    from transformers import Gemma3TextConfig, LlamaConfig
+    common = dict(hidden_size=spec["hidden"], intermediate_size=spec["ffn"], num_hidden_layers=spec["n_layers"],
+                  num_attention_heads=spec["n_heads"], num_key_value_heads=spec["n_kv_heads"],
+                  head_dim=spec["head_dim"], vocab_size=spec["vocab"], rms_norm_eps=spec["norm_eps"],
+                  max_position_embeddings=spec["context"], tie_word_embeddings=spec["tied_embeddings"])
+    if spec["family"] == "llama":
+        return LlamaConfig(hidden_act=spec["activation"], attention_bias=False, mlp_bias=False,
+                           rope_parameters={"rope_type": "default", "rope_theta": float(spec["rope_theta"])},
+                           **common)
+    if spec["family"] == "gemma3":
+        every, n = spec["global_every"], spec["n_layers"]
+        types = ["full_attention" if (l + 1) % every == 0 else "sliding_attention" for l in range(n)]
+        return Gemma3TextConfig(
+            hidden_activation="gelu_pytorch_tanh", sliding_window=spec["sliding_window"], layer_types=types,
+            query_pre_attn_scalar=spec["query_scale"] ** -2 if spec.get("query_scale") else spec["head_dim"],
+            rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": float(spec["rope_theta"])},
+                             "sliding_attention": {"rope_type": "default",
+                                                   "rope_theta": float(spec["rope_theta_local"])}},
+            **common)
+    raise SystemExit(f"torch_bench: --random-weights builds llama and gemma3 families, not {spec['family']!r}")
+
+
 class Side:
     """One model, its tokenizer and its prompt pieces."""
 
     def __init__(self, args, torch, spec, task):
         from transformers import AutoModelForCausalLM, AutoTokenizer
-        if spec["weights"]["format"] != "gguf":
-            raise SystemExit(f"torch_bench: {spec['name']} is {spec['weights']['format']}; this script loads GGUF "
-                             "(for the 8B/7B shapes use bench/project_flagship.py)")
-        f = gguf_file(spec)
         dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
         self.spec, self.kind, self.torch = spec, spec["chat_template"], torch
-        self.tok = AutoTokenizer.from_pretrained(args.models, gguf_file=f)
-        self.model = AutoModelForCausalLM.from_pretrained(args.models, gguf_file=f, dtype=dtype,
+        self.random = args.random_weights is not None
+        if self.random:
+            self.tok = ByteTokenizer()
+            self.model = AutoModelForCausalLM.from_config(random_model_config(spec), dtype=dtype,
                                                           attn_implementation=args.attn).to(args.device).eval()
+        else:
+            if spec["weights"]["format"] != "gguf":
+                raise SystemExit(f"torch_bench: {spec['name']} is {spec['weights']['format']}; this script loads "
+                                 "GGUF (for the 8B/7B shapes use bench/project_flagship.py)")
+            f = gguf_file(spec)
+            self.tok = AutoTokenizer.from_pretrained(args.models, gguf_file=f)
+            self.model = AutoModelForCausalLM.from_pretrained(args.models, gguf_file=f, dtype=dtype,
+                                                              attn_implementation=args.attn).to(args.device).eval()
         self.device = args.device
         head, tail = render(self.kind, task["primer"] + "\n")
         self.before = self.encode(head)
@@ -133,6 +187,8 @@ class Side:
         self.verbs = [self.encode(l["verbalizer"]) for l in task["labels"]]
         sp = spec.get("special_tokens", {})
         self.stop = [i for i in ([sp.get("eos")] + list(sp.get("stop", []))) if i is not None]
+        if self.random:
+            self.stop = []   # as lw: random weights would stop at a random step
         self.n_head = len(self.encode(render(self.kind, "")[0]))
 
     def encode(self, text):
@@ -247,8 +303,10 @@ class Bench:
             head, tail = render(S.kind, RELAY_INSTRUCTION + text)
             ids = S.encode(head + tail)
             t1 = c()
-            gen = S.model.generate(S.ids(ids), max_new_tokens=self.args.relay_tokens, do_sample=False,
-                                   eos_token_id=S.stop, pad_token_id=S.stop[0] if S.stop else 0)
+            n_min = self.args.relay_tokens if S.random else 0   # no stop tokens: the full count
+            gen = S.model.generate(S.ids(ids), max_new_tokens=self.args.relay_tokens, min_new_tokens=n_min,
+                                   do_sample=False, eos_token_id=S.stop or None,
+                                   pad_token_id=S.stop[0] if S.stop else 0)
             new = gen[0, len(ids):].tolist()
             if new and new[-1] in S.stop:
                 new = new[:-1]
@@ -350,7 +408,9 @@ def main(argv=None):
     import torch
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("torch_bench: --device cuda but torch sees no CUDA device")
-    torch.manual_seed(0)
+    torch.manual_seed(0 if args.random_weights is None else args.random_weights)
+    if args.random_weights is not None:
+        print("torch_bench: random weights and a byte tokenizer, no stop tokens: for timing only", file=sys.stderr)
     if args.hbm:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import hbm
@@ -371,7 +431,7 @@ def main(argv=None):
                 results.append(b.measure(m, texts, B))
     rep = {"pair": b.pair["name"], "task": args.task, "split": args.split or f"{args.task}/dev.jsonl",
            "implementation": "torch+transformers", "device": args.device, "dtype": args.dtype,
-           "attention": args.attn, "machine": machine(torch, args.device), "end_point": "label scores ready",
+           "attention": args.attn, "random_weights_seed": args.random_weights, "machine": machine(torch, args.device), "end_point": "label scores ready",
            "batching": "back to back: a batch of B is B examples one after another; examples_per_s = B / run seconds",
            "clock": "time.perf_counter after torch.cuda.synchronize()" if args.device == "cuda"
            else "time.perf_counter", "source_layer": b.layer, "relay_tokens_max": args.relay_tokens,

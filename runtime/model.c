@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ops.h"
+#include "random_weights.h"
 #include "weights.h"
 
 static lw_status check_config(const lw_model_config *c)
@@ -147,6 +148,10 @@ lw_status lw_model_load(const lw_model_config *cfg, lw_model **out)
     *out = NULL;
     lw_status st = check_config(cfg);
     if (st) return st;
+    bool random_weights;
+    uint64_t seed;
+    if ((st = lw_random_weights_mode(&random_weights, &seed))) return st;
+    if (random_weights) return lw_random_model(cfg, seed, out);
     if (cfg->rope_base <= 0)
         return lw_fail(LW_ERR_INVALID, "model %s: rope_base %g must be > 0", cfg->name, cfg->rope_base);
     lw_model *m = calloc(1, sizeof *m);
@@ -171,6 +176,7 @@ lw_status lw_model_load(const lw_model_config *cfg, lw_model **out)
         lw_model_free(m);
         return lw_fail_wrap(st, "loading model %s", cfg->name);
     }
+    lw_apply_ignore_stop(&m->cfg);
     *out = m;
     return LW_OK;
 }

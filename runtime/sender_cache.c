@@ -14,6 +14,7 @@
 #include "chat_template.h"
 #include "fileutil.h"
 #include "model.h"
+#include "random_weights.h"
 #include "tokenizer.h"
 
 /* Bump when what the sender reads changes (template use, token cap). */
@@ -35,6 +36,10 @@ static uint64_t cache_key(const lw_model_config *s, int layer, const char *abs_d
     uint64_t h = lw_fnv1a(LW_FNV_INIT, v, sizeof v);
     h = hash_stat(h, s->weights_path);
     h = hash_stat(h, s->tokenizer_path);
+    bool random_weights;
+    uint64_t seed;   /* random weights' states never pass for the real ones' */
+    if (lw_random_weights_mode(&random_weights, &seed) == LW_OK && random_weights)
+        h = lw_fnv1a(lw_fnv1a(h, "random", 6), &seed, sizeof seed);
     h = lw_fnv1a(h, abs_data, strlen(abs_data));
     return hash_stat(h, abs_data);
 }

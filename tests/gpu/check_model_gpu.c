@@ -8,7 +8,9 @@
  * interleaved RoPE of GGUF), where prompts run past the window, across the
  * 256-row chunks and through input embeddings; then SmolLM2-135M and
  * Gemma-3-270M from models/, on the "story" prompt of
- * tests/golden/forward/{smollm2,gemma3}.txt. Each model's kernels are
+ * tests/golden/forward/{smollm2,gemma3}.txt; where models/ lacks them (a
+ * device machine: the files do not travel), random weights of their
+ * shapes (real_models.h), GPU against CPU all the same. Each model's kernels are
  * generated from its own config and compiled with NVRTC for the device, so
  * no `lwc build` is needed.
  *
@@ -29,7 +31,8 @@
  * input is off by up to 2^-9 relative, summed with fp32 accumulation through
  * every layer). Each decode step's greedy token must agree unless the CPU's
  * top two logits are within that tolerance, and for the real models at
- * least 6 of the 8 steps must agree exactly. */
+ * least 6 of the 8 steps must agree exactly (not for random weights of
+ * their shapes, whose flat logits make near-ties common). */
 #include "testlib.h"
 #include "cuda_blas.h"
 #include "cuda_driver.h"
@@ -38,6 +41,7 @@
 #include "gpu_model.h"
 #include "model.h"
 #include "nvrtc_compile.h"
+#include "real_models.h"
 #include "tiny_models.h"
 
 #include <math.h>
@@ -332,19 +336,10 @@ static const int smollm2_story[] = {6403, 1980, 253, 655, 28, 281, 253, 1165, 65
 static const int gemma3_story[] = {2,   14946, 3324, 496,  990, 236764, 528, 496,
                                    1944, 9744, 684,  506, 5442, 236764, 993, 11742};
 
-static lw_model *open_real(const char *file)
-{
-    const char *path = tl_model(file);
-    tl_require_file(path);
-    lw_model *m;
-    OK(lw_model_open(path, LW_WEIGHTS_GGUF, &m));
-    return m;
-}
-
 static void real_model(const char *file, const int *ids, int T)
 {
     rig r;
-    rig_open(&r, open_real(file), T + DECODE_STEPS);
+    rig_open(&r, tl_real_or_random_model(file, NULL), T + DECODE_STEPS);
     prefill(&r, &(lw_forward_args){.ids = ids, .T = T, .capture_layer = -1}, 1e-3);
     decode(&r, ids[T - 1], DECODE_STEPS, 1e-3);
     capture(&r, ids, T, 1e-3);
@@ -354,12 +349,14 @@ static void real_model(const char *file, const int *ids, int T)
 static void real_model_bf16(const char *file, const int *ids, int T)
 {
     rig r;
-    rig_open_dtype(&r, open_real(file), T + DECODE_STEPS, LW_DTYPE_BF16);
+    bool is_random;
+    rig_open_dtype(&r, tl_real_or_random_model(file, &is_random), T + DECODE_STEPS, LW_DTYPE_BF16);
     prefill(&r, &(lw_forward_args){.ids = ids, .T = T, .capture_layer = -1}, BF16_RTOL);
     int agree = decode(&r, ids[T - 1], DECODE_STEPS, BF16_RTOL);
-    fprintf(stderr, "%s bf16: %d of %d greedy decode tokens as the fp32 CPU's\n", r.m->cfg.name, agree,
-            DECODE_STEPS);
-    ck_assert_msg(agree >= BF16_MIN_AGREE, "%s bf16: only %d of %d greedy tokens agree", r.m->cfg.name, agree,
+    fprintf(stderr, "%s bf16: %d of %d greedy decode tokens as the fp32 CPU's%s\n", r.m->cfg.name, agree,
+            DECODE_STEPS, is_random ? " (random weights: not held to a count)" : "");
+    /* random weights have no confident next token: near-ties everywhere */
+    if (!is_random) ck_assert_msg(agree >= BF16_MIN_AGREE, "%s bf16: only %d of %d greedy tokens agree", r.m->cfg.name, agree,
                   DECODE_STEPS);
     rig_close(&r);
 }
