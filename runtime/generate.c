@@ -86,36 +86,58 @@ static bool is_stop(const lw_generate_args *a, int token)
     return false;
 }
 
-lw_status lw_generate(const lw_model *m, lw_state *s, const int *prompt, int n_prompt,
-                      const lw_generate_args *a, int *out, int *n_out)
+lw_status lw_generate_with(const lw_decoder *d, const int *prompt, int n_prompt, const lw_generate_args *a, int *out,
+                           int *n_out)
 {
     *n_out = 0;
-    int vocab = m->cfg.vocab;
     if (n_prompt <= 0 || a->max_new < 0 || (a->n_stop > 0 && !a->stop_ids) || a->n_stop < 0)
-        return lw_fail(LW_ERR_INVALID, "generate %s: prompt of %d tokens, max_new %d, %d stop ids", m->cfg.name,
+        return lw_fail(LW_ERR_INVALID, "generate %s: prompt of %d tokens, max_new %d, %d stop ids", d->name,
                        n_prompt, a->max_new, a->n_stop);
     if (!(a->temperature >= 0.0f) || !(a->top_p >= 0.0f))
-        return lw_fail(LW_ERR_INVALID, "generate %s: temperature %g and top_p %g must be >= 0", m->cfg.name,
+        return lw_fail(LW_ERR_INVALID, "generate %s: temperature %g and top_p %g must be >= 0", d->name,
                        a->temperature, a->top_p);
-    float *logits = malloc((size_t)vocab * sizeof *logits);
-    if (!logits) return lw_fail(LW_ERR_NOMEM, "generate %s: out of memory", m->cfg.name);
+    float *logits = malloc((size_t)d->vocab * sizeof *logits);
+    if (!logits) return lw_fail(LW_ERR_NOMEM, "generate %s: out of memory", d->name);
     lw_rng rng;
     lw_rng_seed(&rng, a->seed);
 
-    lw_state_reset(s);
+    d->reset(d->ctx);
     lw_forward_args fa = {.ids = prompt, .T = n_prompt, .pos0 = 0, .logits = logits, .capture_layer = -1};
-    lw_status st = lw_forward(m, s, &fa);
+    lw_status st = d->forward(d->ctx, &fa);
     int n = 0;
     while (st == LW_OK && n < a->max_new) {
-        int token = lw_sample(logits, vocab, a->temperature, a->top_p, &rng);
+        int token = lw_sample(logits, d->vocab, a->temperature, a->top_p, &rng);
         out[n++] = token;
         if (a->on_token && !a->on_token(a->user, token)) break;
-        if (is_stop(a, token) || n == a->max_new || s->n_cached >= s->max_tokens) break;
-        fa = (lw_forward_args){.ids = &out[n - 1], .T = 1, .pos0 = s->n_cached, .logits = logits,
-                               .capture_layer = -1};
-        st = lw_forward(m, s, &fa);
+        int pos = d->cached(d->ctx);
+        if (is_stop(a, token) || n == a->max_new || pos >= d->capacity) break;
+        fa = (lw_forward_args){.ids = &out[n - 1], .T = 1, .pos0 = pos, .logits = logits, .capture_layer = -1};
+        st = d->forward(d->ctx, &fa);
     }
     free(logits);
     *n_out = n;
     return st;
+}
+
+/* The CPU backend: lw_forward over (model, state). */
+typedef struct {
+    const lw_model *m;
+    lw_state *s;
+} cpu_decoder;
+
+static void cpu_reset(void *ctx) { lw_state_reset(((cpu_decoder *)ctx)->s); }
+static int cpu_cached(void *ctx) { return ((cpu_decoder *)ctx)->s->n_cached; }
+static lw_status cpu_forward(void *ctx, const lw_forward_args *a)
+{
+    cpu_decoder *c = ctx;
+    return lw_forward(c->m, c->s, a);
+}
+
+lw_status lw_generate(const lw_model *m, lw_state *s, const int *prompt, int n_prompt,
+                      const lw_generate_args *a, int *out, int *n_out)
+{
+    cpu_decoder c = {m, s};
+    lw_decoder d = {.name = m->cfg.name, .vocab = m->cfg.vocab, .capacity = s->max_tokens, .ctx = &c,
+                    .reset = cpu_reset, .forward = cpu_forward, .cached = cpu_cached};
+    return lw_generate_with(&d, prompt, n_prompt, a, out, n_out);
 }

@@ -164,6 +164,22 @@ typedef struct {
 lw_status lw_generate(const lw_model *m, lw_state *s, const int *prompt, int n_prompt,
                       const lw_generate_args *a, int *out, int *n_out);
 
+/* The generation loop itself, over any backend's forward (CPU: lw_generate;
+ * GPU: lw_gpu_generate): reset() empties the cache, forward() runs rows
+ * from a position and leaves the last row's logits, cached() says how many
+ * positions hold K/V; capacity is the cache's size. */
+typedef struct {
+    const char *name;                      /* the model, for messages */
+    int vocab, capacity;
+    void *ctx;
+    void (*reset)(void *ctx);
+    lw_status (*forward)(void *ctx, const lw_forward_args *a);
+    int (*cached)(void *ctx);
+} lw_decoder;
+
+lw_status lw_generate_with(const lw_decoder *d, const int *prompt, int n_prompt, const lw_generate_args *a, int *out,
+                           int *n_out);
+
 /* Picks a token from logits[vocab]: the argmax when temperature is 0, else
  * a draw from softmax(logits / temperature), cut to the top_p nucleus.
  * logits is overwritten with probabilities when sampling. */
