@@ -241,7 +241,7 @@ static lw_status score_labels(lw_bench *b, bool on_sender, const lw_receiver_lay
     lw_state_reset(s);
     lw_status st = lw_forward(m, s, &a);
     if (st) return st;
-    return lw_score_verbalizers(m, s, NULL, P, b->last, b->logits, Ly->n_labels, verb, Ly->verb_len, scores);
+    return lw_score_verbalizers(m, s, NULL, P, b->last, Ly->n_labels, verb, Ly->verb_len, scores);
 }
 
 /* The sender's first n rows up to the bridge's source layer, into b->hidden. */

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops.h"
+
 lw_status lw_label_scorer_init(lw_label_scorer *s, const lw_model *m, int max_tokens)
 {
     memset(s, 0, sizeof *s);
@@ -25,7 +27,6 @@ void lw_label_scorer_free(lw_label_scorer *s)
     lw_state_free(s->state);
     free(s->fed);
     free(s->last);
-    free(s->rows);
     memset(s, 0, sizeof *s);
 }
 
@@ -39,23 +40,56 @@ double lw_log_prob(const float *logits, int V, int id)
     return (double)(logits[id] - mx) - log(sum);
 }
 
-lw_status lw_score_verbalizers(const lw_model *m, lw_state *s, const lw_receiver_adapters *ad, int P,
-                               const float *last, float *rows, int n_labels, const int *const *verb,
-                               const int *verb_len, double *scores)
+/* Rows of the output head per product: 64 x 262,144 floats for Gemma is 64 MiB. */
+#define SCORE_CHUNK 64
+
+/* scores[k] += the log-probs of verb[k][1..] from the n_rows final-normed
+ * rows in hid (label by label, verb_len[k] - 1 rows each), the head applied
+ * SCORE_CHUNK rows at a time. */
+static lw_status add_continuations(const lw_model *m, const float *hid, int n_rows, int n_labels,
+                                   const int *const *verb, const int *verb_len, double *scores)
 {
-    int V = m->cfg.vocab;
-    for (int k = 0; k < n_labels; k++) {
-        const int *v = verb[k];
-        int L = verb_len[k];
-        scores[k] = lw_log_prob(last, V, v[0]);
-        if (L < 2) continue;
-        lw_forward_args b = {.ids = v, .T = L - 1, .pos0 = P, .logits = rows, .all_logits = true,
-                             .capture_layer = -1, .adapters = ad};
-        lw_status st = lw_forward(m, s, &b);
-        if (st) return st;
-        for (int i = 1; i < L; i++) scores[k] += lw_log_prob(rows + (size_t)(i - 1) * V, V, v[i]);
+    int V = m->cfg.vocab, H = m->cfg.hidden, chunk = n_rows < SCORE_CHUNK ? n_rows : SCORE_CHUNK;
+    float *logits = malloc((size_t)chunk * V * sizeof *logits);
+    if (!logits) return lw_fail(LW_ERR_NOMEM, "scoring %s: out of memory for %d rows of logits", m->cfg.name, chunk);
+    int k = 0, i = 1;   /* the row's label and its token after the row */
+    for (int r0 = 0; r0 < n_rows; r0 += chunk) {
+        int nr = n_rows - r0 < chunk ? n_rows - r0 : chunk;
+        matmul_forward(logits, hid + (size_t)r0 * H, m->output, NULL, nr, H, V);
+        for (int r = 0; r < nr; r++) {
+            while (i >= verb_len[k]) k++, i = 1;
+            scores[k] += lw_log_prob(logits + (size_t)r * V, V, verb[k][i++]);
+        }
     }
+    free(logits);
     return LW_OK;
+}
+
+lw_status lw_score_verbalizers(const lw_model *m, lw_state *s, const lw_receiver_adapters *ad, int P,
+                               const float *last, int n_labels, const int *const *verb, const int *verb_len,
+                               double *scores)
+{
+    int V = m->cfg.vocab, H = m->cfg.hidden, n_rows = 0;
+    for (int k = 0; k < n_labels; k++) {
+        scores[k] = lw_log_prob(last, V, verb[k][0]);
+        n_rows += verb_len[k] - 1;
+    }
+    if (n_rows == 0) return LW_OK;
+    /* The blocks per label, the head once: for one or two rows a label the
+     * head (vocab x hidden: 671 MB of fp32 for Gemma) costs far more to read
+     * than to multiply, so it is read once per SCORE_CHUNK rows. */
+    float *hid = malloc((size_t)n_rows * H * sizeof *hid);
+    if (!hid) return lw_fail(LW_ERR_NOMEM, "scoring %s: out of memory for %d rows", m->cfg.name, n_rows);
+    lw_status st = LW_OK;
+    for (int k = 0, r = 0; !st && k < n_labels; r += verb_len[k] - 1, k++) {
+        if (verb_len[k] < 2) continue;
+        lw_forward_args b = {.ids = verb[k], .T = verb_len[k] - 1, .pos0 = P, .capture_layer = m->cfg.n_layers,
+                             .hidden_out = hid + (size_t)r * H, .adapters = ad};
+        st = lw_forward(m, s, &b);
+    }
+    if (!st) st = add_continuations(m, hid, n_rows, n_labels, verb, verb_len, scores);
+    free(hid);
+    return st;
 }
 
 static lw_status check_ids(const lw_label_scorer *s, const int *ids, int n, const char *what)
@@ -85,16 +119,6 @@ static lw_status run_prompt(lw_label_scorer *s, const int *ids, int n)
     return LW_OK;
 }
 
-static lw_status grow_rows(lw_label_scorer *s, int rows)
-{
-    if (rows <= s->rows_cap) return LW_OK;
-    float *r = realloc(s->rows, (size_t)rows * (size_t)s->model->cfg.vocab * sizeof *r);
-    if (!r) return lw_fail(LW_ERR_NOMEM, "label scorer: out of memory for %d logit rows", rows);
-    s->rows = r;
-    s->rows_cap = rows;
-    return LW_OK;
-}
-
 lw_status lw_label_scorer_score(lw_label_scorer *s, const int *ids, int n, int n_labels, const int *const *verb,
                                 const int *verb_len, double *scores)
 {
@@ -108,10 +132,8 @@ lw_status lw_label_scorer_score(lw_label_scorer *s, const int *ids, int n, int n
     if (n > s->max_tokens - (max_verb - 1))
         return lw_fail(LW_ERR_INVALID, "label scorer: %d prompt tokens + %d verbalizer tokens exceed %d positions",
                        n, max_verb - 1, s->max_tokens);
-    lw_status st = grow_rows(s, max_verb);
-    if (!st) st = run_prompt(s, ids, n);
-    if (!st) st = lw_score_verbalizers(s->model, s->state, NULL, n, s->last, s->rows, n_labels, verb, verb_len,
-                                       scores);
+    lw_status st = run_prompt(s, ids, n);
+    if (!st) st = lw_score_verbalizers(s->model, s->state, NULL, n, s->last, n_labels, verb, verb_len, scores);
     return st;
 }
 

@@ -21,8 +21,6 @@ typedef struct {
     int *fed;            /* [max_tokens] the ids whose K/V the cache holds */
     int n_fed;
     float *last;         /* [vocab] logits of a prompt's last row */
-    float *rows;         /* [rows_cap, vocab] logits of verbalizer rows */
-    int rows_cap;
 } lw_label_scorer;
 
 lw_status lw_label_scorer_init(lw_label_scorer *s, const lw_model *m, int max_tokens);
@@ -42,11 +40,11 @@ lw_status lw_label_scorer_generate(lw_label_scorer *s, const int *ids, int n, in
  * rows are in s's KV cache and its last row's logits in last. scores[k] =
  * the summed log-probs of label k's verbalizer tokens; each label's tokens
  * but its last continue the cached prompt (writing positions >= P only, so
- * the prompt stays for the next label). ad: the receiver's adapters or NULL.
- * rows: scratch for [max verb_len - 1, vocab] logits. */
+ * the prompt stays for the next label), and the output head then runs once
+ * over all labels' rows. ad: the receiver's adapters or NULL. */
 lw_status lw_score_verbalizers(const lw_model *m, lw_state *s, const lw_receiver_adapters *ad, int P,
-                               const float *last, float *rows, int n_labels, const int *const *verb,
-                               const int *verb_len, double *scores);
+                               const float *last, int n_labels, const int *const *verb, const int *verb_len,
+                               double *scores);
 
 /* log softmax(logits[V])[id], in double. */
 double lw_log_prob(const float *logits, int V, int id);

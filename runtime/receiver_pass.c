@@ -131,6 +131,6 @@ lw_status lw_receiver_pass_scores(lw_receiver_pass *p, const lw_receiver_adapter
                          .T = P, .logits = p->last, .capture_layer = -1, .adapters = ad};
     lw_status st = lw_forward(p->m, p->state, &a);
     if (st) return st;
-    return lw_score_verbalizers(p->m, p->state, ad, P, p->last, p->logits, Ly->n_labels,
+    return lw_score_verbalizers(p->m, p->state, ad, P, p->last, Ly->n_labels,
                                 (const int *const *)Ly->verb, Ly->verb_len, scores);
 }
