@@ -37,6 +37,32 @@ static void prefixed_kv(const lw_receiver_adapters *ad, const lw_model *m, lw_st
     *v = sc->v;
 }
 
+/* Segments (lw_forward_args.n_segments): each attends to the cache's first
+ * pos0 positions and its own rows, which lie after the other segments' in
+ * the cache; so its keys are gathered into the state's scratch first. */
+static void attend_segments(const lw_model *m, lw_state *s, lw_layer_acts *a, int l, int pos0,
+                            const lw_forward_args *args)
+{
+    const lw_model_config *c = &m->cfg;
+    size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    int window = lw_layer_is_local(c, l) ? c->sliding_window : 0;
+    const float *keys = kv_row(s->key_cache, c, s, l, 0), *values = kv_row(s->value_cache, c, s, l, 0);
+    memcpy(s->seg_k, keys, (size_t)pos0 * kvd * sizeof(float));
+    memcpy(s->seg_v, values, (size_t)pos0 * kvd * sizeof(float));
+    for (int g = 0, r0 = 0; g < args->n_segments; r0 += args->segment_len[g++]) {
+        int len = args->segment_len[g];
+        memcpy(s->seg_k + (size_t)pos0 * kvd, keys + ((size_t)pos0 + r0) * kvd, (size_t)len * kvd * sizeof(float));
+        memcpy(s->seg_v + (size_t)pos0 * kvd, values + ((size_t)pos0 + r0) * kvd, (size_t)len * kvd * sizeof(float));
+        for (int t0 = 0; t0 < len; t0 += s->att_rows) {
+            int rows = len - t0 < s->att_rows ? len - t0 : s->att_rows;
+            lw_attention_params p = {.causal = true, .q_offset = pos0 + t0, .window = window, .scale = m->attn_scale};
+            attention_forward_sink(a->ao + (size_t)(r0 + t0) * qd, a->att, a->q_rope + (size_t)(r0 + t0) * qd,
+                                   s->seg_k, s->seg_v, rows, pos0 + t0 + rows, c->n_heads, c->n_kv_heads,
+                                   c->head_dim, &p, 0);
+        }
+    }
+}
+
 /* Causal (optionally windowed) attention of T rows at positions pos0.. over
  * the cache, a few query rows at a time unless everything is being saved.
  * A deep prefix of P keys comes first, visible to every row (n_sink: the
@@ -78,8 +104,9 @@ static void split_rows(const float *fused, int T, float *const *parts, const int
 /* x[T, hidden] is updated in place: x += attn(x); x += ffn(x). LoRA (ad)
  * adds to each adapted projection's output right after the projection. */
 static void block_forward(const lw_model *m, lw_state *s, lw_layer_acts *a, int l, float *x, int T, int pos0,
-                          const lw_receiver_adapters *ad)
+                          const lw_forward_args *args)
 {
+    const lw_receiver_adapters *ad = args->adapters;
     const lw_model_config *c = &m->cfg;
     const lw_layer_weights *L = &m->layers[l];
     int H = c->hidden, D = c->head_dim, qd = c->n_heads * D, kvd = c->n_kv_heads * D, F = c->ffn;
@@ -107,7 +134,8 @@ static void block_forward(const lw_model *m, lw_state *s, lw_layer_acts *a, int 
     rope_forward(a->q_rope, s->pos, inv_freq, T, c->n_heads, D, interleaved);
     rope_forward(k_out, s->pos, inv_freq, T, c->n_kv_heads, D, interleaved);
 
-    attend(m, s, a, l, T, pos0, ad);
+    if (args->n_segments > 0) attend_segments(m, s, a, l, pos0, args);
+    else attend(m, s, a, l, T, pos0, ad);
     matmul_forward(a->proj, a->ao, L->wo, NULL, T, qd, H);
     lw_lora_forward(ad, l, LW_LORA_O, a->ao, a->proj, T, s->pos);
     const float *branch = a->proj;
@@ -162,6 +190,19 @@ static lw_status check_args(const lw_model *m, const lw_state *s, const lw_forwa
         return lw_fail(LW_ERR_INVALID, "forward %s: capture layer %d (model has %d; hidden_out %s)", c->name,
                        a->capture_layer, c->n_layers, a->hidden_out ? "given" : "missing");
     if (!a->ids && !a->embeds) return lw_fail(LW_ERR_INVALID, "forward %s: neither ids nor embeds", c->name);
+    if (a->n_segments) {
+        long sum = 0;
+        bool bad = a->n_segments < 0 || !a->segment_len;
+        for (int g = 0; !bad && g < a->n_segments; g++) {
+            bad = a->segment_len[g] < 1;
+            sum += a->segment_len[g];
+        }
+        bool prefix = a->adapters && a->adapters->prefix_len > 0;
+        if (bad || sum != a->T || a->T > s->chunk || prefix)
+            return lw_fail(LW_ERR_INVALID, "forward %s: %d segments of %d rows in all (need positive lengths summing "
+                           "to T = %d, at most %d rows, no deep prefix)", c->name,
+                           a->n_segments, (int)sum, a->T, s->chunk);
+    }
     if (a->adapters) {
         int rows = s->save_acts || a->T < s->chunk ? a->T : s->chunk;   /* per pass through the blocks */
         lw_status st = lw_adapters_check(a->adapters, m, rows, a->pos0 + a->T, s->max_tokens);
@@ -190,11 +231,13 @@ static bool chunk_forward(const lw_model *m, lw_state *s, const lw_forward_args 
     int last_layer = a->logits ? n : a->capture_layer;   /* blocks needed: [0, last_layer) */
 
     for (int t = 0; t < T; t++) s->pos[t] = pos0 + t;
+    for (int g = 0, r0 = 0; g < a->n_segments; r0 += a->segment_len[g++])   /* each segment restarts at pos0 */
+        for (int t = 0; t < a->segment_len[g]; t++) s->pos[r0 + t] = pos0 + t;
     embed_rows(m, a, r0, T, s->x);
     if (a->capture_layer == 0) memcpy(a->hidden_out + (size_t)r0 * H, s->x, (size_t)T * row_bytes);
     for (int l = 0; l < n && l < last_layer; l++) {
         lw_layer_acts *acts = &s->acts[s->save_acts ? l : 0];
-        block_forward(m, s, acts, l, s->x, T, pos0, a->adapters);
+        block_forward(m, s, acts, l, s->x, T, pos0, a);
         if (a->capture_layer == l + 1 && l + 1 < n)
             memcpy(a->hidden_out + (size_t)r0 * H, s->x, (size_t)T * row_bytes);
     }
@@ -220,7 +263,7 @@ lw_status lw_forward(const lw_model *m, lw_state *s, const lw_forward_args *a)
         int T = a->T - r0 < s->chunk ? a->T - r0 : s->chunk;
         complete = chunk_forward(m, s, a, r0, T);
     }
-    s->n_cached = complete ? a->pos0 + a->T : a->pos0;
+    s->n_cached = complete && !a->n_segments ? a->pos0 + a->T : a->pos0;
     s->last_pos0 = a->pos0;
     s->last_T = a->T;
     return LW_OK;

@@ -226,6 +226,9 @@ static lw_status chunk_forward(lw_gpu_model *g, lw_gpu_state *s, const lw_forwar
 static lw_status check_args(const lw_gpu_model *g, const lw_gpu_state *s, const lw_forward_args *a)
 {
     const lw_model_config *c = &g->cfg;
+    if (a->n_segments)
+        return lw_fail(LW_ERR_UNSUPPORTED, "GPU forward %s: segments (one pass over several continuations) are "
+                       "CPU-only so far; run them one by one", c->name);
     if (a->T <= 0 || a->pos0 < 0 || a->pos0 > s->n_cached || a->T > s->max_tokens - a->pos0)
         return lw_fail(LW_ERR_INVALID, "GPU forward %s: %d rows at position %d (cache holds %d of %d)", c->name,
                        a->T, a->pos0, s->n_cached, s->max_tokens);

@@ -79,9 +79,24 @@ lw_status lw_score_verbalizers(const lw_model *m, lw_state *s, const lw_receiver
      * head (vocab x hidden: 671 MB of fp32 for Gemma) costs far more to read
      * than to multiply, so it is read once per SCORE_CHUNK rows. */
     float *hid = malloc((size_t)n_rows * H * sizeof *hid);
-    if (!hid) return lw_fail(LW_ERR_NOMEM, "scoring %s: out of memory for %d rows", m->cfg.name, n_rows);
+    int *ids = malloc((size_t)n_rows * sizeof *ids), *len = malloc((size_t)n_labels * sizeof *len);
     lw_status st = LW_OK;
-    for (int k = 0, r = 0; !st && k < n_labels; r += verb_len[k] - 1, k++) {
+    if (!hid || !ids || !len) st = lw_fail(LW_ERR_NOMEM, "scoring %s: out of memory for %d rows", m->cfg.name, n_rows);
+    /* every label as a segment of one pass when they fit in a chunk (the
+     * weights are read once, not once per label), else label by label */
+    int n_seg = 0;
+    for (int k = 0, r = 0; !st && k < n_labels; k++)
+        if (verb_len[k] > 1) {
+            memcpy(ids + r, verb[k], (size_t)(verb_len[k] - 1) * sizeof *ids);
+            r += len[n_seg++] = verb_len[k] - 1;
+        }
+    bool one_pass = n_rows <= s->chunk && P + n_rows <= s->max_tokens && !(ad && ad->prefix_len > 0);
+    if (!st && one_pass) {
+        lw_forward_args b = {.ids = ids, .T = n_rows, .pos0 = P, .capture_layer = m->cfg.n_layers,
+                             .hidden_out = hid, .adapters = ad, .n_segments = n_seg, .segment_len = len};
+        st = lw_forward(m, s, &b);
+    }
+    for (int k = 0, r = 0; !st && !one_pass && k < n_labels; r += verb_len[k] - 1, k++) {
         if (verb_len[k] < 2) continue;
         lw_forward_args b = {.ids = verb[k], .T = verb_len[k] - 1, .pos0 = P, .capture_layer = m->cfg.n_layers,
                              .hidden_out = hid + (size_t)r * H, .adapters = ad};
@@ -89,6 +104,8 @@ lw_status lw_score_verbalizers(const lw_model *m, lw_state *s, const lw_receiver
     }
     if (!st) st = add_continuations(m, hid, n_rows, n_labels, verb, verb_len, scores);
     free(hid);
+    free(ids);
+    free(len);
     return st;
 }
 

@@ -306,6 +306,9 @@ lw_status lw_state_alloc(const lw_model *m, int max_tokens, bool save_acts, lw_s
     s->xf = fbuf(T * H, &ok);
     s->rstd_final = fbuf(T, &ok);
     s->pos = calloc(T, sizeof(int));
+    size_t kvd = (size_t)c->n_kv_heads * c->head_dim;
+    s->seg_k = fbuf((size_t)max_tokens * kvd, &ok);
+    s->seg_v = fbuf((size_t)max_tokens * kvd, &ok);
     s->acts = calloc((size_t)n_acts, sizeof *s->acts);
     if (!s->pos || !s->acts) ok = false;
     else s->acts_count = n_acts;
@@ -328,6 +331,8 @@ void lw_state_free(lw_state *s)
     free(s->value_cache);
     free(s->x);
     free(s->xf);
+    free(s->seg_k);
+    free(s->seg_v);
     free(s->rstd_final);
     free(s->pos);
     free(s);

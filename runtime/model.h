@@ -104,6 +104,7 @@ typedef struct {
     float *xf;          /* [chunk, hidden] output_norm(x) */
     float *rstd_final;  /* [chunk] */
     int *pos;           /* [chunk] positions of the rows */
+    float *seg_k, *seg_v;   /* [max_tokens, n_kv * head_dim]: one segment's keys/values with the prefix's */
     /* saved-activation runs only: what the last call was */
     int last_pos0, last_T;
 } lw_state;
@@ -139,6 +140,15 @@ typedef struct {
                               the output of block l-1, n_layers the final-normed output */
     float *hidden_out;     /* [T, hidden] for capture_layer */
     const struct lw_receiver_adapters *adapters;  /* LoRA / deep prefix (adapters.h); NULL: none */
+    /* 0: the rows are one sequence. Else they are n_segments sequences
+     * (segment_len[] rows each, summing to T) that each continue the cache's
+     * first pos0 positions on their own: a segment sees [0, pos0) and its
+     * own rows, at positions pos0, pos0 + 1, ... Their K/V are scratch: the
+     * cache then holds pos0 positions (and no backward follows). One chunk
+     * of rows, no deep prefix. (Label scoring: every label's verbalizer
+     * after the same prompt in one pass.) */
+    int n_segments;
+    const int *segment_len;
 } lw_forward_args;
 
 /* Runs the T rows. Without logits, stops after capture_layer; the upper

@@ -13,6 +13,15 @@ static float *falloc(size_t n, bool *ok)
     return p;
 }
 
+/* Rows every label's verbalizer but its last adds after a prompt: the
+ * scoring state holds them all at once (lw_score_verbalizers' one pass). */
+static int score_positions(const lw_model *m, const lw_receiver_layout *layout, int max_T)
+{
+    int n = max_T;
+    for (int k = 0; k < layout->n_labels; k++) n += layout->verb_len[k] - 1;
+    return n < m->cfg.context ? n : m->cfg.context;   /* else label by label */
+}
+
 lw_status lw_receiver_pass_alloc(lw_receiver_pass *p, const lw_model *m, const lw_receiver_layout *layout, int max_T,
                                  const char *who)
 {
@@ -25,6 +34,7 @@ lw_status lw_receiver_pass_alloc(lw_receiver_pass *p, const lw_model *m, const l
         return lw_fail(LW_ERR_INVALID, "%s: the receiver prompt needs %d positions, %s has %d", who, max_T, c->name,
                        c->context);
     lw_status st = lw_state_alloc(m, max_T, true, &p->state);
+    if (!st) st = lw_state_alloc(m, score_positions(m, layout, max_T), false, &p->score_state);
     if (!st) st = lw_backward_scratch_alloc(m, max_T, &p->bwd);
     if (st) {
         lw_receiver_pass_free(p);
@@ -53,6 +63,7 @@ lw_status lw_receiver_pass_alloc(lw_receiver_pass *p, const lw_model *m, const l
 void lw_receiver_pass_free(lw_receiver_pass *p)
 {
     lw_state_free(p->state);
+    lw_state_free(p->score_state);
     lw_backward_scratch_free(p->bwd);
     free(p->embeds);
     free(p->d_embeds);
@@ -70,11 +81,17 @@ void lw_receiver_pass_free(lw_receiver_pass *p)
 
 lw_status lw_receiver_pass_grow_state(lw_receiver_pass *p, int extra)
 {
-    lw_state *s = NULL;
+    lw_state *s = NULL, *ss = NULL;
     lw_status st = lw_state_alloc(p->m, p->max_T + extra, true, &s);
-    if (st) return st;
+    if (!st) st = lw_state_alloc(p->m, score_positions(p->m, p->layout, p->max_T + extra), false, &ss);
+    if (st) {
+        lw_state_free(s);
+        return st;
+    }
     lw_state_free(p->state);
+    lw_state_free(p->score_state);
     p->state = s;
+    p->score_state = ss;
     return LW_OK;
 }
 
@@ -126,11 +143,11 @@ lw_status lw_receiver_pass_scores(lw_receiver_pass *p, const lw_receiver_adapter
     if (P < 1 || P + Ly->max_verb - 1 > p->max_T)
         return lw_fail(LW_ERR_INVALID, "receiver pass: a %d-row prompt and %d verbalizer rows exceed %d", P,
                        Ly->max_verb - 1, p->max_T);
-    lw_state_reset(p->state);
+    lw_state_reset(p->score_state);
     lw_forward_args a = {.ids = p->ids, .embeds = embeds ? p->embeds : NULL, .is_embed = embeds ? p->is_embed : NULL,
                          .T = P, .logits = p->last, .capture_layer = -1, .adapters = ad};
-    lw_status st = lw_forward(p->m, p->state, &a);
+    lw_status st = lw_forward(p->m, p->score_state, &a);
     if (st) return st;
-    return lw_score_verbalizers(p->m, p->state, ad, P, p->last, Ly->n_labels,
+    return lw_score_verbalizers(p->m, p->score_state, ad, P, p->last, Ly->n_labels,
                                 (const int *const *)Ly->verb, Ly->verb_len, scores);
 }

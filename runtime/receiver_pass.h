@@ -23,6 +23,7 @@ typedef struct {
     const lw_receiver_layout *layout;    /* the verbalizers */
     int max_T;                           /* rows of the longest prompt + verbalizer */
     lw_state *state;                     /* saves activations; max_T + extra positions */
+    lw_state *score_state;               /* scoring: no saved activations; room for every label's rows */
     lw_backward_scratch *bwd;
     float *embeds, *d_embeds, *final;    /* [max_T, hidden] */
     float *logits, *probs, *dlogits;     /* [max_verb, vocab] */

@@ -419,6 +419,43 @@ START_TEST(other_routes_give_the_same_numbers)
 }
 END_TEST
 
+/* Segments (label scoring's one pass): three continuations of the same
+ * prefix in one call give the rows each gives alone, and leave the cache at
+ * the prefix. */
+START_TEST(segments_continue_the_prefix_independently)
+{
+    const golden_record *r = &gold.rec[0];
+    for (int i = 1; i < gold.n; i++)
+        if (gold.rec[i].T > r->T) r = &gold.rec[i];
+    int H = model->cfg.hidden, P = r->T / 2, len[3] = {1, 3, 2}, T = 6;
+    ck_assert_int_ge(r->T, P + T);
+    const int *cont = r->ids + P;   /* segment g: its ids from the record's tail */
+    lw_state *s = new_state(P + T, false);
+    float *alone = malloc(sizeof(float) * (size_t)T * H), *together = malloc(sizeof(float) * (size_t)T * H);
+    float *last = malloc(sizeof(float) * (size_t)model->cfg.vocab);
+    lw_forward_args pre = {.ids = r->ids, .T = P, .capture_layer = -1, .logits = last};
+    ck_assert(lw_forward(model, s, &pre) == LW_OK);
+    for (int g = 0, r0 = 0; g < 3; r0 += len[g++]) {
+        lw_forward_args a = {.ids = cont + r0, .T = len[g], .pos0 = P, .capture_layer = model->cfg.n_layers,
+                             .hidden_out = alone + (size_t)r0 * H};
+        ck_assert(lw_forward(model, s, &a) == LW_OK);
+    }
+    lw_forward_args seg = {.ids = cont, .T = T, .pos0 = P, .capture_layer = model->cfg.n_layers,
+                           .hidden_out = together, .n_segments = 3, .segment_len = len};
+    ck_assert_msg(lw_forward(model, s, &seg) == LW_OK, "%s", lw_last_error());
+    ck_assert_int_eq(lw_state_cached(s), P);
+    double maxabs = 0;
+    for (size_t i = 0; i < (size_t)T * H; i++) maxabs = fmax(maxabs, fabs(alone[i]));
+    ck_assert_double_le(max_diff(alone, together, (size_t)T * H), 1e-5 * maxabs);
+    int bad[3] = {1, 3, 1};   /* sums to 5, not 6 */
+    seg.segment_len = bad;
+    ck_assert_int_eq(lw_forward(model, s, &seg), LW_ERR_INVALID);
+    ck_assert(strstr(lw_last_error(), "segments") != NULL);
+    free(alone), free(together), free(last);
+    lw_state_free(s);
+}
+END_TEST
+
 START_TEST(bad_calls_fail_cleanly)
 {
     lw_state *s = new_state(8, false);
@@ -522,6 +559,7 @@ static TCase *model_case(const char *name, void (*setup)(void), int n_records, b
     tcase_add_loop_test(tc, hidden_states_match_pytorch, 0, n_records);
     tcase_add_loop_test(tc, greedy_tokens_match_pytorch, 0, n_records);
     tcase_add_test(tc, other_routes_give_the_same_numbers);
+    tcase_add_test(tc, segments_continue_the_prefix_independently);
     tcase_add_test(tc, bad_calls_fail_cleanly);
     if (stories) {  /* generation logic; the small model keeps it fast */
         tcase_add_test(tc, generation_stops_at_stop_ids_and_callback);
