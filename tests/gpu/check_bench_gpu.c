@@ -18,6 +18,7 @@
  * relay's text is as long as its tokens whatever they are, so its scores
  * are only held finite. */
 #include "testlib.h"
+#include "gpu_suite.h"
 #include "bench.h"
 #include "bench_gpu.h"
 #include "cmd_common.h"
@@ -42,17 +43,7 @@ static bool g_random;   /* random weights of the pair's shapes */
 
 static void load_kernels(const lw_model *m, int soft_tokens, lw_cuda_module *mod)
 {
-    lw_strbuf sb = {0};
-    OK(lw_gen_model_kernels(tl_src("templates"), &m->cfg, soft_tokens, &sb));
-    ck_assert(!sb.failed);
-    unsigned char *image = NULL;
-    size_t size = 0;
-    lw_status st = lw_nvrtc_compile(sb.data, "kernels_model.cu", lw_cuda_arch(&g_cu), &image, &size);
-    lw_sb_free(&sb);
-    OK(st);
-    st = lw_cuda_load_image(&g_cu, "model", lw_cuda_arch(&g_cu), image, mod);
-    free(image);
-    OK(st);
+    tl_gpu_model_kernels(&g_cu, &m->cfg, soft_tokens, "model", mod);
 }
 
 typedef struct {
@@ -177,19 +168,10 @@ END_TEST
 
 int main(void)
 {
-    lw_status st = lw_cuda_init(&g_cu, 0);
-    if (st) {
-        fprintf(stderr, "check_bench_gpu: no CUDA device: %s\n", lw_last_error());
-        return 1;
-    }
+    if (!tl_gpu_open("check_bench_gpu", &g_cu, &g_blas)) return 1;
     if ((g_random = !tl_default_pair_present())) {
         fprintf(stderr, "check_bench_gpu: the model files are not in models/: random weights of their shapes\n");
         setenv("LWC_RANDOM_WEIGHTS", "1", 1);
-    }
-    if ((st = lw_cublas_init(&g_blas, &g_cu))) {
-        fprintf(stderr, "check_bench_gpu: cannot run: %s\n", lw_last_error());
-        lw_cuda_close(&g_cu);
-        return 1;
     }
     Suite *s = suite_create("bench_gpu");
     TCase *tc = tcase_create("core");
@@ -197,12 +179,5 @@ int main(void)
     tcase_add_test(tc, capture_matches_the_cpu_across_a_chunk);
     tcase_add_test(tc, every_method_scores_as_on_the_cpu);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    lw_cublas_close(&g_blas);
-    lw_cuda_close(&g_cu);
-    return failed == 0 ? 0 : 1;
+    return tl_gpu_run(s, &g_cu, &g_blas);
 }

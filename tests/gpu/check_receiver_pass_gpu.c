@@ -29,6 +29,7 @@
  * of its shapes (real_models.h: the files do not travel to a device
  * machine), GPU against CPU all the same. */
 #include "testlib.h"
+#include "gpu_suite.h"
 #include "real_models.h"
 #include "cuda_blas.h"
 #include "cuda_driver.h"
@@ -74,17 +75,7 @@ typedef struct {
 /* Kernels generated from m's own config, compiled for this device. */
 static void load_kernels(const lw_model *m, lw_cuda_module *mod)
 {
-    lw_strbuf sb = {0};
-    OK(lw_gen_model_kernels(tl_src("templates"), &m->cfg, 8, &sb));
-    ck_assert_msg(!sb.failed, "out of memory generating the kernels of %s", m->cfg.name);
-    unsigned char *image = NULL;
-    size_t size = 0;
-    lw_status st = lw_nvrtc_compile(sb.data, "kernels_model.cu", lw_cuda_arch(&g_cu), &image, &size);
-    lw_sb_free(&sb);
-    OK(st);
-    st = lw_cuda_load_image(&g_cu, "model", lw_cuda_arch(&g_cu), image, mod);
-    free(image);
-    OK(st);
+    tl_gpu_model_kernels(&g_cu, &m->cfg, 8, "model", mod);
 }
 
 static void rig_open(rig *r, lw_model *m, const prompt_ids *w, double grad_rtol)
@@ -385,16 +376,7 @@ END_TEST
 
 int main(void)
 {
-    lw_status st = lw_cuda_init(&g_cu, 0);
-    if (st) {
-        fprintf(stderr, "check_receiver_pass_gpu: no CUDA device: %s\n", lw_last_error());
-        return 1;
-    }
-    if ((st = lw_cublas_init(&g_blas, &g_cu))) {
-        fprintf(stderr, "check_receiver_pass_gpu: cannot run: %s\n", lw_last_error());
-        lw_cuda_close(&g_cu);
-        return 1;
-    }
+    if (!tl_gpu_open("check_receiver_pass_gpu", &g_cu, &g_blas)) return 1;
     fprintf(stderr, "GPU: %s, sm_%d; %s; NVRTC %s\n", g_cu.name, lw_cuda_arch(&g_cu), g_blas.lib_name,
             lw_nvrtc_version());
     Suite *s = suite_create("receiver_pass_gpu");
@@ -404,12 +386,5 @@ int main(void)
     tcase_add_test(tc, tiny_gemma_with_adapters_matches_the_cpu);
     tcase_add_test(tc, gemma3_matches_the_cpu);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    lw_cublas_close(&g_blas);
-    lw_cuda_close(&g_cu);
-    return failed == 0 ? 0 : 1;
+    return tl_gpu_run(s, &g_cu, &g_blas);
 }

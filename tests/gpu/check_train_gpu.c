@@ -18,6 +18,7 @@
  * CPU's, or the curves part at once), the LoRA and prefix parameters within
  * 2e-2 of each block's largest value. */
 #include "testlib.h"
+#include "gpu_suite.h"
 #include "tiny_models.h"
 
 #include <jansson.h>
@@ -35,7 +36,7 @@
 #include "nvrtc_compile.h"
 #include "train.h"
 
-enum { S_HIDDEN = 8, N_EX = 48, M_SOFT = 2, STEPS = 50, ADAPTER_STEPS = 20 };
+enum { N_EX = 48, M_SOFT = 2, STEPS = 50, ADAPTER_STEPS = 20 };
 
 /* A CUDA context does not survive fork(): CK_NOFORK, set up once in main. */
 static lw_cuda g_cu;
@@ -44,74 +45,40 @@ static lw_cublas g_blas;
 #define OK(call) ck_assert_msg((call) == LW_OK, "%s", lw_last_error())
 
 typedef struct {
-    lw_model *receiver;
-    lw_receiver_layout layout;
-    lw_bridge bridge;
-    lw_trainer trainer;
+    tl_synthetic_pair s;         /* check_train.c's task (data seed 9) */
     lw_adapter_set set;          /* when adapters */
     bool adapters;
-    lw_dataset data;
-    lw_sender_cache states;
     lw_cuda_module mod;
     lw_gpu_model *g;
     lw_gpu_receiver_pass pass;
 } side;
 
-/* check_train.c's data: 3..6 noise rows, +-1.5 along a class direction,
- * offsets of -20 and +40 in two dimensions. */
 static void side_open(side *p, bool gpu, bool adapters)
 {
     memset(p, 0, sizeof *p);
-    tl_tiny_trainer(M_SOFT, S_HIDDEN, 0.0f, &p->receiver, &p->layout, &p->bridge, &p->trainer);
+    tl_synthetic_pair_open(&p->s, M_SOFT, N_EX, 0.0f, 9);
     if (adapters) {   /* attached before the GPU, as cmd_train.c does */
         lw_lora_config lc = {.rank = 4, .alpha = 8.f, .dropout = 0.1f, .targets = (1u << LW_LORA_N_TARGETS) - 1};
         lw_deep_prefix_config pc = {.length = 3, .hidden = 8};
-        OK(lw_adapter_set_create(&p->set, p->receiver, p->trainer.max_T, &lc, &pc, 17));
-        OK(lw_trainer_attach_adapters(&p->trainer, &p->set));
+        OK(lw_adapter_set_create(&p->set, p->s.receiver, p->s.trainer.max_T, &lc, &pc, 17));
+        OK(lw_trainer_attach_adapters(&p->s.trainer, &p->set));
         p->adapters = true;
     }
-    const float offset[S_HIDDEN] = {0, 0, 0, 0, 0, 0, -20.0f, 40.0f};
-    lw_rng r;
-    lw_rng_seed(&r, 9);
-    int tokens[N_EX];
-    tl_alternating_dataset(&p->data, N_EX);
-    for (int i = 0; i < N_EX; i++) tokens[i] = 3 + (int)lw_rng_below(&r, 4);
-    OK(lw_sender_cache_init_memory(&p->states, N_EX, S_HIDDEN, tokens));
-    for (int i = 0; i < N_EX; i++) {
-        float *x = p->states.mem + p->states.offset[i];
-        float sign = p->data.examples[i].label ? 1.5f : -1.5f;
-        for (int t = 0; t < tokens[i]; t++)
-            for (int k = 0; k < S_HIDDEN; k++)
-                x[t * S_HIDDEN + k] = (float)lw_rng_normal(&r) * 0.5f + (k < 4 ? sign : 0.0f) + offset[k];
-    }
     if (!gpu) return;
-    lw_strbuf sb = {0};
-    OK(lw_gen_model_kernels(tl_src("templates"), &p->receiver->cfg, M_SOFT, &sb));
-    unsigned char *image = NULL;
-    size_t size = 0;
-    lw_status st = lw_nvrtc_compile(sb.data, "kernels_receiver.cu", lw_cuda_arch(&g_cu), &image, &size);
-    lw_sb_free(&sb);
-    OK(st);
-    st = lw_cuda_load_image(&g_cu, "receiver", lw_cuda_arch(&g_cu), image, &p->mod);
-    free(image);
-    OK(st);
-    OK(lw_gpu_model_upload(&g_cu, &g_blas, &p->mod, p->receiver, &p->g));
-    OK(lw_gpu_receiver_pass_alloc(&p->pass, p->g, &p->layout, p->trainer.max_T, "test"));
-    OK(lw_trainer_use_gpu(&p->trainer, &p->pass));
+    tl_gpu_model_kernels(&g_cu, &p->s.receiver->cfg, M_SOFT, "receiver", &p->mod);
+    OK(lw_gpu_model_upload(&g_cu, &g_blas, &p->mod, p->s.receiver, &p->g));
+    OK(lw_gpu_receiver_pass_alloc(&p->pass, p->g, &p->s.layout, p->s.trainer.max_T, "test"));
+    OK(lw_trainer_use_gpu(&p->s.trainer, &p->pass));
 }
 
 static void side_close(side *p)
 {
-    lw_trainer_free(&p->trainer);
+    lw_trainer_free(&p->s.trainer);
     if (p->adapters) lw_adapter_set_free(&p->set);
     lw_gpu_receiver_pass_free(&p->pass);
     lw_gpu_model_free(p->g);
     if (p->mod.module) lw_cuda_unload(&g_cu, &p->mod);
-    lw_bridge_free(&p->bridge);
-    lw_receiver_layout_free(&p->layout);
-    lw_model_free(p->receiver);
-    lw_dataset_free(&p->data);
-    lw_sender_cache_close(&p->states);
+    tl_synthetic_pair_close(&p->s);   /* its trainer is already freed (and zeroed) */
 }
 
 static void train(side *p, const char *dir, int steps)
@@ -123,7 +90,7 @@ static void train(side *p, const char *dir, int steps)
     o.quiet = true;
     o.out_dir = dir;
     lw_train_result res;
-    OK(lw_train_run(&p->trainer, &p->states, &p->data, &o, &res));
+    OK(lw_train_run(&p->s.trainer, &p->s.states, &p->s.data, &o, &res));
 }
 
 /* The "loss" of each line of dir/train_log.jsonl into loss[steps]. */
@@ -150,9 +117,9 @@ static int right_answers(side *p)
     int right = 0;
     for (int i = 0; i < N_EX; i++) {
         double s[2];
-        const float *x = p->states.mem + p->states.offset[i];
-        OK(lw_trainer_score(&p->trainer, x, p->states.tokens[i], s));
-        right += (s[1] > s[0]) == (p->data.examples[i].label == 1);
+        const float *x = p->s.states.mem + p->s.states.offset[i];
+        OK(lw_trainer_score(&p->s.trainer, x, p->s.states.tokens[i], s));
+        right += (s[1] > s[0]) == (p->s.data.examples[i].label == 1);
     }
     return right;
 }
@@ -176,9 +143,9 @@ START_TEST(gpu_training_follows_the_cpu)
     fprintf(stderr, "loss: step 1 %.4f / %.4f, step %d %.4f / %.4f (CPU / GPU)\n", lc[0], lg[0], STEPS,
             lc[STEPS - 1], lg[STEPS - 1]);
     float biggest = 0.f, worst = 0.f;
-    for (size_t i = 0; i < cpu.bridge.n_params; i++) {
-        biggest = fmaxf(biggest, fabsf(cpu.bridge.params[i]));
-        worst = fmaxf(worst, fabsf(cpu.bridge.params[i] - gpu.bridge.params[i]));
+    for (size_t i = 0; i < cpu.s.bridge.n_params; i++) {
+        biggest = fmaxf(biggest, fabsf(cpu.s.bridge.params[i]));
+        worst = fmaxf(worst, fabsf(cpu.s.bridge.params[i] - gpu.s.bridge.params[i]));
     }
     ck_assert_msg(worst <= 1e-2f * biggest, "bridge parameters differ by %g (largest %g)", worst, biggest);
     int rc = right_answers(&cpu), rg = right_answers(&gpu);
@@ -230,28 +197,12 @@ END_TEST
 
 int main(void)
 {
-    lw_status st = lw_cuda_init(&g_cu, 0);
-    if (st) {
-        fprintf(stderr, "check_train_gpu: no CUDA device: %s\n", lw_last_error());
-        return 1;
-    }
-    if ((st = lw_cublas_init(&g_blas, &g_cu))) {
-        fprintf(stderr, "check_train_gpu: cannot run: %s\n", lw_last_error());
-        lw_cuda_close(&g_cu);
-        return 1;
-    }
+    if (!tl_gpu_open("check_train_gpu", &g_cu, &g_blas)) return 1;
     Suite *s = suite_create("train_gpu");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, gpu_training_follows_the_cpu);
     tcase_add_test(tc, gpu_training_with_adapters_follows_the_cpu);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    lw_cublas_close(&g_blas);
-    lw_cuda_close(&g_cu);
-    return failed == 0 ? 0 : 1;
+    return tl_gpu_run(s, &g_cu, &g_blas);
 }
