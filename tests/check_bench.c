@@ -311,24 +311,10 @@ START_TEST(bad_setup_is_refused)
 }
 END_TEST
 
-/* Runs lw bench in-process with stderr captured in a file. */
+/* Runs lw_cmd_bench in-process with stderr captured. */
 static int run_bench(const lw_pair *pair, char **err, int argc, char **argv)
 {
-    const char *path = tl_out("tmp/check_bench.stderr");
-    ck_assert_int_eq(tl_run(NULL, "mkdir -p '%s'", tl_out("tmp")), 0);
-    fflush(stderr);
-    int saved = dup(2);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    dup2(fileno(f), 2);
-    int rc = lw_cmd_bench(pair, argc, argv);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    fclose(f);
-    *err = tl_read_file(path, NULL);
-    ck_assert_ptr_nonnull(*err);
-    return rc;
+    return tl_run_command(lw_cmd_bench, pair, err, argc, argv);
 }
 
 /* Without a GPU, `lw bench --device cuda` stops before reading any model,

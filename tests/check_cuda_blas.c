@@ -301,23 +301,10 @@ START_TEST(bf16_model_on_a_closed_device_fails_cleanly)
 }
 END_TEST
 
-/* Runs lw generate in-process with stderr captured in a file. */
+/* Runs lw_cmd_generate in-process with stderr captured. */
 static int run_generate(const lw_pair *pair, char **err, int argc, char **argv)
 {
-    const char *path = tl_out("tmp/check_cuda_blas.stderr");
-    fflush(stderr);
-    int saved = dup(2);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    dup2(fileno(f), 2);
-    int rc = lw_cmd_generate(pair, argc, argv);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    fclose(f);
-    *err = tl_read_file(path, NULL);
-    ck_assert_ptr_nonnull(*err);
-    return rc;
+    return tl_run_command(lw_cmd_generate, pair, err, argc, argv);
 }
 
 START_TEST(generate_on_cuda_without_a_gpu_says_why)

@@ -105,3 +105,25 @@ int tl_run_suite(Suite *s)
     srunner_free(sr);
     return failed == 0 ? 0 : 1;
 }
+
+int tl_run_command(int (*cmd)(const lw_pair *, int, char **), const lw_pair *pair, char **err, int argc,
+                   char **argv)
+{
+    ck_assert_int_eq(tl_run(NULL, "mkdir -p '%s'", tl_out("tmp")), 0);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/stderr.%ld", tl_out("tmp"), (long)getpid());
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    dup2(fileno(f), 2);
+    int rc = cmd(pair, argc, argv);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    fclose(f);
+    *err = tl_read_file(path, NULL);
+    ck_assert_ptr_nonnull(*err);
+    unlink(path);
+    return rc;
+}

@@ -6,6 +6,8 @@
 #include <check.h>
 #include <stddef.h>
 
+#include "pair.h"
+
 /* Paths built from the environment `make check` exports (LWC_SRCDIR, LWC_OUT,
  * LWC_MODELS, LWC_SHARED). The result is a static buffer per call slot:
  * copy it if you need it past the next call with the same slot. */
@@ -30,6 +32,12 @@ char *tl_read_file(const char *path, size_t *len);
 
 /* Writes a file or fails the test. */
 void tl_write_file(const char *path, const char *text);
+
+/* Runs an `lw` subcommand (lw_cli.h: lw_cmd_bench, ...) in this process
+ * with stderr captured: *err gets what it printed (free it); returns its
+ * exit status. */
+int tl_run_command(int (*cmd)(const lw_pair *, int, char **), const lw_pair *pair, char **err, int argc,
+                   char **argv);
 
 /* Runs a suite with CK_NORMAL output; returns the process exit code. */
 int tl_run_suite(Suite *s);
