@@ -157,5 +157,12 @@ for d in fp32 bf16; do
     fi
 done
 [ -s "$OUT/compare.txt" ] || rm -f "$OUT/compare.txt"
+# last, with whatever time is left: the kernel suite under compute-sanitizer's
+# memory checker (Firecracker machines run it; gVisor ones refuse the device)
+cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+if [ $built -eq 0 ] && [ -x "$cs" ]; then
+    step "compute-sanitizer check_kernels_gpu" 120 "$cs" --tool memcheck --error-exitcode 3 \
+        out/tests/gpu/check_kernels_gpu
+fi
 [ $failed -eq 0 ] && note "all steps passed" || note "some steps did not pass: see checks.log"
 exit $failed
