@@ -67,7 +67,7 @@ static void side_close(side *s)
 }
 
 static lw_status run_method(const lw_manifest *m, const lw_task *task, const lw_dataset *d, const char *train_path,
-                            int limit_train, lw_baseline_method method, const lw_baseline_options *o,
+                            const lw_subset *train_sel, lw_baseline_method method, const lw_baseline_options *o,
                             lw_baseline_result *r)
 {
     bool relay = method == LW_BASELINE_TEXT_RELAY || method == LW_BASELINE_COT_RELAY;
@@ -78,7 +78,7 @@ static lw_status run_method(const lw_manifest *m, const lw_task *task, const lw_
     if (needs_sender) st = side_open(&snd, &m->sender, task, o->max_context, "sender");
     if (!st && method != LW_BASELINE_SENDER_ZEROSHOT) st = side_open(&rcv, &m->receiver, task, o->max_context, "receiver");
     if (!st && method == LW_BASELINE_RECEIVER_KSHOT)
-        st = train_path ? lw_dataset_load(train_path, task, limit_train, &train)
+        st = train_path ? lw_dataset_load_subset(train_path, task, train_sel ? train_sel : &(lw_subset){0}, &train)
                         : lw_fail(LW_ERR_INVALID, "baseline: receiver-kshot needs a train file");
     if (!st) switch (method) {
         case LW_BASELINE_SENDER_ZEROSHOT: st = lw_baseline_zeroshot(&snd.text, task, d, 0, o, r); break;
@@ -98,15 +98,15 @@ static lw_status run_method(const lw_manifest *m, const lw_task *task, const lw_
 }
 
 lw_status lw_baseline_predict(const lw_manifest *m, const lw_task *task, const lw_dataset *d, const char *train_path,
-                              int limit_train, lw_baseline_method method, const lw_baseline_options *o, int *pred,
-                              json_t **extra)
+                              const lw_subset *train_sel, lw_baseline_method method, const lw_baseline_options *o,
+                              int *pred, json_t **extra)
 {
     *extra = NULL;
     if (method == LW_BASELINE_TOKEN_BUDGET && o->budget_tokens < 1)
         return lw_fail(LW_ERR_INVALID, "baseline: token-budget of %d tokens", o->budget_tokens);
     lw_baseline_result *r = calloc((size_t)(d->n > 0 ? d->n : 1), sizeof *r);
     if (!r) return lw_fail(LW_ERR_NOMEM, "baseline: out of memory");
-    lw_status st = run_method(m, task, d, train_path, limit_train, method, o, r);
+    lw_status st = run_method(m, task, d, train_path, train_sel, method, o, r);
     for (int i = 0; !st && i < d->n; i++)
         /* unparsed: a label that is not gold, so that it counts wrong */
         pred[i] = r[i].pred >= 0 ? r[i].pred : (d->examples[i].label + 1) % task->n_labels;

@@ -129,13 +129,13 @@ lw_status lw_baseline_relay_text(lw_text_model *sender, const lw_task *task, con
                                  const lw_baseline_options *o, char **relayed, int *gen_tokens);
 
 /* lw eval's hook: loads the models the method needs from m, runs it on d
- * (train_path: the k-shot pool) and writes pred[d->n], an unparsed example
+ * (train_path, train_sel: the k-shot pool) and writes pred[d->n], an unparsed example
  * as a wrong label so accuracy counts it wrong. *extra gets the JSON fields
  * to add: method options, mean prompt tokens, relay tokens and bytes,
  * unparsed count. */
 lw_status lw_baseline_predict(const lw_manifest *m, const lw_task *task, const lw_dataset *d, const char *train_path,
-                              int limit_train, lw_baseline_method method, const lw_baseline_options *o, int *pred,
-                              json_t **extra);
+                              const lw_subset *train_sel, lw_baseline_method method, const lw_baseline_options *o,
+                              int *pred, json_t **extra);
 
 /* The JSON fields of a run (what lw_baseline_predict returns in *extra). */
 json_t *lw_baseline_json(lw_baseline_method method, const lw_baseline_options *o, const lw_baseline_result *r,

@@ -20,6 +20,18 @@ bool lw_opt_str(int argc, char **argv, int *i, const char **value)
     return true;
 }
 
+bool lw_opt_subset(int argc, char **argv, int *i, bool *stratified)
+{
+    const char *s;
+    if (!lw_opt_str(argc, argv, i, &s)) return false;
+    if (strcmp(s, "first") && strcmp(s, "stratified")) {
+        fprintf(stderr, "lw: %s is first or stratified, not '%s'\n", argv[*i - 1], s);
+        return false;
+    }
+    *stratified = !strcmp(s, "stratified");
+    return true;
+}
+
 bool lw_opt_int(int argc, char **argv, int *i, long lo, long hi, int *value)
 {
     const char *s;

@@ -24,6 +24,8 @@
 bool lw_opt_str(int argc, char **argv, int *i, const char **value);
 bool lw_opt_int(int argc, char **argv, int *i, long lo, long hi, int *value);
 bool lw_opt_float(int argc, char **argv, int *i, float *value);
+/* --subset first|stratified: how --limit/--limit-train pick examples (dataset.h). */
+bool lw_opt_subset(int argc, char **argv, int *i, bool *stratified);
 
 lw_status lw_task_file(const lw_manifest *m, const char *tasks_dir, const char *task, char *out, size_t cap);
 lw_status lw_cache_dir(const char *given, char *out, size_t cap);

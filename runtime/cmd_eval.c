@@ -44,7 +44,9 @@ static void usage(const lw_pair *pair)
            "  --generate           baselines: greedy answer of <= 8 tokens, parsed, instead of scoring\n"
            "  --max-context N      baselines: prompt positions (default min(2048, model context))\n"
            "  --verbose            baselines: print the first prompts and every answer\n"
-           "  --limit N            evaluate the first N examples only\n"
+           "  --limit N            evaluate N examples only: the split's first N, or N drawn per label\n"
+           "                       with --subset stratified (also for --limit-train)\n"
+           "  --subset KIND        first (default) or stratified; --subset-seed S seeds the draw (1)\n"
            "  --json FILE          also write the results as JSON\n"
            "  --tasks-dir DIR      default <manifest dir>/../tasks\n"
            "  --cache-dir DIR      sender-state cache (default $LWC_CACHE_DIR or .lwc-cache/ beside lw)\n"
@@ -60,6 +62,8 @@ typedef struct {
     const char *task, *split, *method, *checkpoint, *train, *json, *tasks_dir, *cache_dir;
     const char *device;        /* bridge: where the receiver runs, "cpu" or "cuda" */
     int limit, limit_train, M;
+    bool stratified;           /* --subset stratified: for --limit and --limit-train */
+    int subset_seed;
     bool quiet;
     int seed;                  /* recorded in --json when has_seed */
     bool has_M, has_seed;
@@ -72,6 +76,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
     memset(a, 0, sizeof *a);
     a->method = "bridge";
     a->device = "cpu";
+    a->subset_seed = 1;
     a->M = pair->manifest.bridge.soft_tokens;
     a->base = lw_baseline_defaults();
     int seed = 1;
@@ -89,6 +94,8 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
         else if (!strcmp(o, "--cache-dir")) ok = lw_opt_str(argc, argv, &i, &a->cache_dir);
         else if (!strcmp(o, "--limit")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit);
         else if (!strcmp(o, "--limit-train")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit_train);
+        else if (!strcmp(o, "--subset")) ok = lw_opt_subset(argc, argv, &i, &a->stratified);
+        else if (!strcmp(o, "--subset-seed")) ok = lw_opt_int(argc, argv, &i, 0, 2147483647L, &a->subset_seed);
         else if (!strcmp(o, "--soft-tokens")) ok = a->has_M = lw_opt_int(argc, argv, &i, 1, 64, &a->M);
         else if (!strcmp(o, "--quiet")) a->quiet = true;
         else if (!strcmp(o, "--k")) ok = lw_opt_int(argc, argv, &i, 0, 1024, &a->base.k);
@@ -134,6 +141,12 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
 /* Seed and M from the run.json lw train wrote beside the checkpoint
  * (<run>/final or <run>/final/bridge.safetensors -> <run>/run.json), where
  * the command line did not give them. No file is fine; a bad one is not. */
+/* The training file's examples for linear-probe and receiver-kshot. */
+static lw_subset train_subset(const eval_args *a)
+{
+    return (lw_subset){a->limit_train, a->stratified, (uint64_t)a->subset_seed};
+}
+
 static lw_status read_run_json(eval_args *a)
 {
     char dir[4096], path[4200];
@@ -258,7 +271,8 @@ static lw_status probe_predict(eval_ctx *e, int *pred)
     int *y = NULL;
     const lw_model_config *s = &e->m->sender;
     int layer = e->m->bridge.source_layer;
-    lw_status st = lw_dataset_load(train_path, &e->task, e->a->limit_train, &train);
+    lw_subset sel = train_subset(e->a);
+    lw_status st = lw_dataset_load_subset(train_path, &e->task, &sel, &train);
     if (!st) st = lw_sender_cache_get(s, layer, train_path, &train, e->cache, e->a->quiet, &tstates);
     if (!st) st = lw_probe_features(&tstates, train.n, &tf);
     if (!st && !(y = malloc((size_t)train.n * sizeof *y))) st = lw_fail(LW_ERR_NOMEM, "eval: out of memory");
@@ -293,7 +307,8 @@ static lw_status baseline_predict(eval_ctx *e, int *pred)
         int dir = slash ? (int)(slash - e->a->split) : 1;
         lw_pathf(train_path, sizeof train_path, "%.*s/train.jsonl", dir, slash ? e->a->split : ".");
     }
-    return lw_baseline_predict(e->m, &e->task, &e->data, train_path, e->a->limit_train,
+    lw_subset sel = train_subset(e->a);
+    return lw_baseline_predict(e->m, &e->task, &e->data, train_path, &sel,
                                (lw_baseline_method)e->a->baseline, &e->a->base, pred, &e->extra);
 }
 
@@ -324,6 +339,14 @@ static lw_status write_json(const eval_ctx *e, const lw_metrics *mt, const doubl
     json_t *o = json_object(), *classes = json_array(), *conf = json_array();
     json_object_set_new(o, "task", json_string(t->name));
     json_object_set_new(o, "split", json_string(e->a->split));
+    char subset[96];
+    lw_subset_describe(&(lw_subset){e->a->limit, e->a->stratified, (uint64_t)e->a->subset_seed}, subset, sizeof subset);
+    json_object_set_new(o, "subset", json_string(subset));
+    if (e->a->limit_train) {
+        lw_subset ts = train_subset(e->a);
+        lw_subset_describe(&ts, subset, sizeof subset);
+        json_object_set_new(o, "train_subset", json_string(subset));
+    }
     json_object_set_new(o, "method", json_string(e->method));
     json_object_set_new(o, "pair", json_string(e->m->name));
     if (e->a->checkpoint) json_object_set_new(o, "checkpoint", json_string(e->a->checkpoint));
@@ -379,7 +402,8 @@ static int run(const lw_pair *pair, const eval_args *a)
         e.method = e.method_buf;
     }
     double t0 = lw_now_s();
-    if (lw_dataset_load(a->split, &e.task, a->limit, &e.data)) { fail("data"); goto done; }
+    lw_subset sel = {a->limit, a->stratified, (uint64_t)a->subset_seed};
+    if (lw_dataset_load_subset(a->split, &e.task, &sel, &e.data)) { fail("data"); goto done; }
     bool text = lw_text_method_from_name(a->method) >= 0;
     if (a->baseline < 0 && !text && (lw_cache_dir(a->cache_dir, e.cache, sizeof e.cache) ||
         lw_sender_cache_get(&e.m->sender, e.m->bridge.source_layer, a->split, &e.data, e.cache, a->quiet,

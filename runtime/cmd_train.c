@@ -26,7 +26,9 @@ static void usage(const lw_pair *pair)
            "  --task NAME          task file <tasks dir>/NAME.json (labels, verbalizers, prompt)\n"
            "  --data DIR           folder holding train.jsonl ({\"text\", \"label\"} per line)\n"
            "  --train FILE         the training file itself (instead of --data)\n"
-           "  --limit-train N      use the first N examples only\n"
+           "  --limit-train N      use N examples only: the file's first N, or with --subset stratified\n"
+           "                       N drawn per label (for files sorted by label, as Banking77's)\n"
+           "  --subset KIND        first (default) or stratified; --subset-seed S seeds the draw (1)\n"
            "  --steps N            optimiser steps (default %d)\n"
            "  --batch N            examples per step (default %d; x --grad-accum %d)\n"
            "  --grad-accum N\n"
@@ -73,6 +75,8 @@ typedef struct {
     const char *comm;               /* --comm; NULL: from the environment */
     const char *device;             /* --device: "cpu" or "cuda" */
     int limit, M, checkpoint_every;
+    bool stratified;                /* --subset stratified */
+    int subset_seed;
     bool quiet;
     lw_train_config cfg;
     bool lora, prefix;              /* adapters trained with the bridge */
@@ -87,6 +91,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
     a->M = pair->manifest.bridge.soft_tokens;
     a->method = "bridge";
     a->device = "cpu";
+    a->subset_seed = 1;
     const lw_manifest *man = &pair->manifest;
     a->lora = man->has_lora;
     a->prefix = man->has_deep_prefix;
@@ -112,6 +117,8 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
         else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
         else if (!strcmp(o, "--cache-dir")) ok = lw_opt_str(argc, argv, &i, &a->cache_dir);
         else if (!strcmp(o, "--limit-train")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit);
+        else if (!strcmp(o, "--subset")) ok = lw_opt_subset(argc, argv, &i, &a->stratified);
+        else if (!strcmp(o, "--subset-seed")) ok = lw_opt_int(argc, argv, &i, 0, 2147483647L, &a->subset_seed);
         else if (!strcmp(o, "--soft-tokens")) ok = lw_opt_int(argc, argv, &i, 1, 64, &a->M);
         else if (!strcmp(o, "--checkpoint-every")) ok = lw_opt_int(argc, argv, &i, 0, 1 << 30, &a->checkpoint_every);
         else if (!strcmp(o, "--steps")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 30, &a->cfg.steps);
@@ -193,6 +200,9 @@ static lw_status write_run_json(const char *out, const train_args *a, const char
                           "warmup_steps", c->warmup_steps, "weight_decay", (double)c->weight_decay,
                           "diversity_weight", (double)c->diversity_weight, "class_balanced", c->class_balanced);
     if (o) json_object_set_new(o, "method", json_string(a->method));
+    char subset[96];
+    lw_subset_describe(&(lw_subset){a->limit, a->stratified, (uint64_t)a->subset_seed}, subset, sizeof subset);
+    if (o) json_object_set_new(o, "train_subset", json_string(subset));
     if (o && !strcmp(a->method, "lora")) json_object_set_new(o, "soft_tokens", json_null());
     char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(7)) : NULL;
     json_decref(o);
@@ -267,7 +277,8 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
         fprintf(stderr, "lw train: %d soft tokens instead of the built %d: CPU path only\n", a->M,
                 m->bridge.soft_tokens);
     double t0 = lw_now_s();
-    if (lw_dataset_load(train_path, &task, a->limit, &data)) { fail("training data"); goto done; }
+    lw_subset sel = {a->limit, a->stratified, (uint64_t)a->subset_seed};
+    if (lw_dataset_load_subset(train_path, &task, &sel, &data)) { fail("training data"); goto done; }
     if (strcmp(a->method, "bridge")) {
         rc = run_text(m, a, &task, &data, train_path, out);
         goto done;

@@ -8,6 +8,7 @@
 #define LW_DATASET_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "rng.h"
@@ -24,10 +25,29 @@ typedef struct {
     lw_example *examples;
     int n_labels;
     int *label_counts;    /* [n_labels] */
+    uint64_t subset_key;  /* 0: the file's first n examples; else which subset (lw_subset_key) */
 } lw_dataset;
 
 /* max_examples > 0 keeps only the first max_examples lines with examples. */
 lw_status lw_dataset_load(const char *path, const lw_task *task, int max_examples, lw_dataset *out);
+
+/* Which examples of a file a run reads: the first n (n = 0: all), or n drawn
+ * stratified by label with a seed. Stratified exists because some data files
+ * are sorted by label (Banking77): their first n hold a few classes only. */
+typedef struct {
+    int n;
+    bool stratified;
+    uint64_t seed;
+} lw_subset;
+
+/* Loads path and keeps sel's examples, in file order. Stratified: each
+ * label's examples are shuffled (seeded), then taken round-robin over the
+ * labels in a shuffled order until n are kept, so every label present gets
+ * n / labels examples, give or take one, while it has them. n at or above
+ * the file's count keeps the whole file (subset_key 0). */
+lw_status lw_dataset_load_subset(const char *path, const lw_task *task, const lw_subset *sel, lw_dataset *out);
+/* What sel selects, for JSON and messages: "first 800", "stratified 800 (seed 1)", "all". */
+void lw_subset_describe(const lw_subset *sel, char *out, size_t cap);
 void lw_dataset_free(lw_dataset *d);
 
 typedef struct {

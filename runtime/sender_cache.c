@@ -30,7 +30,7 @@ static uint64_t hash_stat(uint64_t h, const char *path)
     return lw_fnv1a(h, v, sizeof v);
 }
 
-static uint64_t cache_key(const lw_model_config *s, int layer, const char *abs_data)
+static uint64_t cache_key(const lw_model_config *s, int layer, const char *abs_data, uint64_t subset_key)
 {
     int v[4] = {PROMPT_FORMAT, layer, (int)s->chat_template, LW_SENDER_MAX_TOKENS};
     uint64_t h = lw_fnv1a(LW_FNV_INIT, v, sizeof v);
@@ -41,6 +41,7 @@ static uint64_t cache_key(const lw_model_config *s, int layer, const char *abs_d
     if (lw_random_weights_mode(&random_weights, &seed) == LW_OK && random_weights)
         h = lw_fnv1a(lw_fnv1a(h, "random", 6), &seed, sizeof seed);
     h = lw_fnv1a(h, abs_data, strlen(abs_data));
+    if (subset_key) h = lw_fnv1a(h, &subset_key, sizeof subset_key);   /* 0 (first n) keeps older files' keys */
     return hash_stat(h, abs_data);
 }
 
@@ -259,7 +260,7 @@ lw_status lw_sender_cache_get(const lw_model_config *sender, int layer, const ch
     if (d->n < 1) return lw_fail(LW_ERR_INVALID, "sender cache: %s has no examples", data_path);
     char abs_data[PATH_MAX];
     if (!realpath(data_path, abs_data)) return lw_fail(LW_ERR_IO, "sender cache: cannot resolve %s", data_path);
-    uint64_t key = cache_key(sender, layer, abs_data);
+    uint64_t key = cache_key(sender, layer, abs_data, d->subset_key);
     lw_status st = lw_mkdir_p(cache_dir);
     if (!st) st = cache_path(out->path, sizeof out->path, cache_dir, data_path, layer, key);
     if (st) return st;

@@ -15,8 +15,10 @@
  *   <cache_dir>/<data file stem>.L<layer>.<key hex>.states
  * The key hashes the weights file's size and mtime, the tokenizer file's
  * size and mtime, the layer, the chat template, the prompt format version,
- * the data file's absolute path, size and mtime. A file covers the first n
- * examples of the data file; a run needing more rebuilds it. Written to a
+ * the data file's absolute path, size and mtime, and the dataset's
+ * subset_key when it is a stratified subset (dataset.h). A file covers the
+ * first n examples of the data file (or of that subset); a run needing more
+ * rebuilds it. Written to a
  * temporary name then renamed, so a reader sees a whole file or none.
  *
  * Layout (host byte order, little-endian on every machine we build for):

@@ -22,7 +22,7 @@ for t in $tasks; do
         *) flags="--method $m" ;;
         esac
         start=$(date +%s)
-        $lw eval --task $t --split $shared/data/$t/dev.jsonl --limit $dev $flags --quiet --json $r.json >$r.txt 2>&1
+        $lw eval $(subset_flags $t) --task $t --split $shared/data/$t/dev.jsonl --limit $dev $flags --quiet --json $r.json >$r.txt 2>&1
         echo "$t $m $(($(date +%s) - start)) s" >>$o/times.txt
         rmdir $r.lock
     done

@@ -17,7 +17,7 @@ for t in $tasks; do
     o=$root/exp/$t
     mkdir -p $o
     if [ ! -f $o/linear_probe.json ] && mkdir $o/linear_probe.lock 2>/dev/null; then
-        $lw eval --task $t --split $d/dev.jsonl --limit $dev --method linear-probe \
+        $lw eval $(subset_flags $t) --task $t --split $d/dev.jsonl --limit $dev --method linear-probe \
             --limit-train $train --quiet --json $o/linear_probe.json
         rmdir $o/linear_probe.lock
     fi
@@ -26,9 +26,9 @@ for t in $tasks; do
             r=$o/M$m-seed$s
             [ -f $r/eval.json ] && continue
             mkdir $r.lock 2>/dev/null || continue
-            $lw train --task $t --data $d --limit-train $train --steps $steps --batch 8 --lr 3e-4 --warmup 15 \
+            $lw train $(subset_flags $t) --task $t --data $d --limit-train $train --steps $steps --batch 8 --lr 3e-4 --warmup 15 \
                 --soft-tokens $m --seed $s --out $r --quiet
-            $lw eval --task $t --split $d/dev.jsonl --limit $dev --checkpoint $r/final --quiet --json $r/eval.json
+            $lw eval $(subset_flags $t) --task $t --split $d/dev.jsonl --limit $dev --checkpoint $r/final --quiet --json $r/eval.json
             rmdir $r.lock
         done
     done

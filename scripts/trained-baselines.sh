@@ -23,9 +23,9 @@ for s in $seeds; do
                 r=$root/trained/$t/$m-lr$lr-seed$s
                 [ -f $r/eval.json ] && continue
                 mkdir $r.lock 2>/dev/null || continue
-                $lw train --method $m --task $t --data $d --limit-train $train --steps $steps --batch 8 \
+                $lw train $(subset_flags $t) --method $m --task $t --data $d --limit-train $train --steps $steps --batch 8 \
                     --lr $lr --warmup 15 --seed $s --out $r --quiet
-                $lw eval --method $m --task $t --split $d/dev.jsonl --limit $dev --checkpoint $r/final \
+                $lw eval $(subset_flags $t) --method $m --task $t --split $d/dev.jsonl --limit $dev --checkpoint $r/final \
                     --quiet --json $r/eval.json
                 rmdir $r.lock
             done

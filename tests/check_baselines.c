@@ -376,7 +376,7 @@ START_TEST(eval_hook_runs_the_senders_zeroshot)
     json_t *extra;
     for (int gen = 0; gen < 2; gen++) {
         o.generate = gen;
-        ck_assert_msg(lw_baseline_predict(&m, &s.task, &s.data, NULL, 0, LW_BASELINE_SENDER_ZEROSHOT, &o, pred,
+        ck_assert_msg(lw_baseline_predict(&m, &s.task, &s.data, NULL, NULL, LW_BASELINE_SENDER_ZEROSHOT, &o, pred,
                                           &extra) == LW_OK, "%s", lw_last_error());
         for (int i = 0; i < 9; i++) ck_assert(pred[i] >= 0 && pred[i] < 3);
         json_t *unparsed = json_object_get(extra, "unparsed");
@@ -385,7 +385,7 @@ START_TEST(eval_hook_runs_the_senders_zeroshot)
         json_decref(extra);
     }
     o.budget_tokens = 0;
-    ck_assert_int_eq(lw_baseline_predict(&m, &s.task, &s.data, NULL, 0, LW_BASELINE_TOKEN_BUDGET, &o, pred, &extra),
+    ck_assert_int_eq(lw_baseline_predict(&m, &s.task, &s.data, NULL, NULL, LW_BASELINE_TOKEN_BUDGET, &o, pred, &extra),
                      LW_ERR_INVALID);
     ck_assert_ptr_null(extra);
     stories_close(&s);

@@ -77,6 +77,63 @@ static void expect_error(const char *path, const lw_task *t, const char *needle)
     ck_assert_msg(strstr(lw_last_error(), needle), "\"%s\" lacks \"%s\"", lw_last_error(), needle);
 }
 
+static int labels_present(const lw_dataset *d)
+{
+    int seen = 0;
+    for (int l = 0; l < d->n_labels; l++) seen += d->label_counts[l] > 0;
+    return seen;
+}
+
+/* Banking77's files are sorted by label: the first 800 training lines hold a
+ * handful of intents, a stratified 800 holds every one, 10 or 11 each. */
+START_TEST(stratified_subset_covers_every_label)
+{
+    lw_task t;
+    load_task("banking77", &t);
+    const char *path = tl_shared("data/banking77/train.jsonl");
+    tl_require_file(path);
+    lw_dataset first, a, b, c, all;
+    ck_assert_int_eq(lw_dataset_load_subset(path, &t, &(lw_subset){800, false, 1}, &first), LW_OK);
+    ck_assert_int_eq(first.n, 800);
+    ck_assert_int_le(labels_present(&first), 10);
+    ck_assert_uint_eq(first.subset_key, 0);
+    ck_assert_int_eq(lw_dataset_load_subset(path, &t, &(lw_subset){800, true, 1}, &a), LW_OK);
+    ck_assert_int_eq(a.n, 800);
+    ck_assert_int_eq(labels_present(&a), 77);
+    for (int l = 0; l < 77; l++) ck_assert(a.label_counts[l] == 10 || a.label_counts[l] == 11);
+    /* the same seed draws the same examples; another seed, others */
+    ck_assert_int_eq(lw_dataset_load_subset(path, &t, &(lw_subset){800, true, 1}, &b), LW_OK);
+    ck_assert_int_eq(lw_dataset_load_subset(path, &t, &(lw_subset){800, true, 2}, &c), LW_OK);
+    int same = 0;
+    for (int i = 0; i < 800; i++) {
+        ck_assert_str_eq(a.examples[i].text, b.examples[i].text);
+        same += !strcmp(a.examples[i].text, c.examples[i].text);
+    }
+    ck_assert_int_lt(same, 100);
+    ck_assert(a.subset_key != 0 && a.subset_key == b.subset_key && a.subset_key != c.subset_key);
+    /* kept in file order: a subsequence of the whole file */
+    ck_assert_int_eq(lw_dataset_load(path, &t, 0, &all), LW_OK);
+    int j = 0;
+    for (int i = 0; i < a.n; i++) {
+        while (j < all.n && strcmp(all.examples[j].text, a.examples[i].text)) j++;
+        ck_assert_msg(j < all.n, "example %d of the subset is out of file order", i);
+        ck_assert_int_eq(all.examples[j++].label, a.examples[i].label);
+    }
+    lw_dataset_free(&c);
+    /* asking for the whole file or more is the whole file */
+    ck_assert_int_eq(lw_dataset_load_subset(path, &t, &(lw_subset){all.n + 5, true, 1}, &c), LW_OK);
+    ck_assert_int_eq(c.n, all.n);
+    ck_assert_uint_eq(c.subset_key, 0);
+    char desc[96];
+    lw_subset_describe(&(lw_subset){800, true, 3}, desc, sizeof desc);
+    ck_assert_str_eq(desc, "stratified 800 (seed 3)");
+    lw_subset_describe(&(lw_subset){800, false, 3}, desc, sizeof desc);
+    ck_assert_str_eq(desc, "first 800");
+    lw_dataset_free(&first), lw_dataset_free(&a), lw_dataset_free(&b), lw_dataset_free(&c), lw_dataset_free(&all);
+    lw_task_free(&t);
+}
+END_TEST
+
 START_TEST(bad_lines_name_file_and_line)
 {
     const char *dir = tl_tmpdir("dataset_bad");
@@ -121,7 +178,7 @@ static void skewed(lw_dataset *d, lw_example *ex, int *counts)
 {
     for (int i = 0; i < 100; i++) ex[i] = (lw_example){NULL, i < 90 ? 0 : 1};
     counts[0] = 90, counts[1] = 10;
-    *d = (lw_dataset){100, ex, 2, counts};
+    *d = (lw_dataset){100, ex, 2, counts, 0};
 }
 
 START_TEST(uniform_sampler_is_a_seeded_permutation_per_epoch)
@@ -178,6 +235,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, every_task_covers_its_data);
     tcase_add_test(tc, reads_sst2_dev);
+    tcase_add_test(tc, stratified_subset_covers_every_label);
     tcase_add_test(tc, bad_lines_name_file_and_line);
     tcase_add_test(tc, bad_tasks_name_the_field);
     tcase_add_test(tc, uniform_sampler_is_a_seeded_permutation_per_epoch);

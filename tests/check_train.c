@@ -286,6 +286,33 @@ START_TEST(sender_cache_matches_the_sender_and_is_reused)
     ck_assert_int_eq(lw_sender_cache_read(&c, 4, &got, &cap, &T), LW_ERR_INVALID);
     lw_sender_cache_close(&c);
 
+    /* a stratified subset (one example per label) is a file of its own,
+     * holding its own examples' rows, not the file's first two */
+    lw_dataset sub;
+    ck_assert_int_eq(lw_dataset_load_subset(data_path, &task, &(lw_subset){2, true, 7}, &sub), LW_OK);
+    ck_assert_int_eq(sub.n, 2);
+    ck_assert(sub.examples[0].label != sub.examples[1].label);
+    ck_assert_int_eq(lw_sender_cache_get(&m.sender, 3, data_path, &sub, cache_dir, 1, &c), LW_OK);
+    ck_assert_str_ne(c.path, path);
+    ck_assert_int_eq(c.n, 2);
+    for (int i = 0; i < 2; i++) {
+        int k = 0;
+        while (strcmp(d.examples[k].text, sub.examples[i].text)) k++;
+        float *row = NULL;
+        size_t rcap = 0;
+        int Tk, Ti;
+        lw_sender_cache other;
+        ck_assert_int_eq(lw_sender_cache_get(&m.sender, 3, data_path, &d, cache_dir, 1, &other), LW_OK);
+        ck_assert_int_eq(lw_sender_cache_read(&other, k, &row, &rcap, &Tk), LW_OK);
+        ck_assert_int_eq(lw_sender_cache_read(&c, i, &got, &cap, &Ti), LW_OK);
+        ck_assert_int_eq(Ti, Tk);
+        ck_assert(memcmp(row, got, (size_t)Tk * c.hidden * sizeof(float)) == 0);
+        lw_sender_cache_close(&other);
+        free(row);
+    }
+    lw_sender_cache_close(&c);
+    lw_dataset_free(&sub);
+
     free(want);
     free(got);
     free(prompt);

@@ -51,6 +51,12 @@ if [ ! -e /dev/nvidia0 ]; then   # without a GPU, --device cuda says so and exit
         --checkpoint "$w/bridge/final" --device cuda
 fi
 check "eval linear-probe" "$lw" eval --method linear-probe $ev --limit-train 8 --json "$w/res/probe.json"
+check "train --subset stratified" "$lw" train $tiny --subset stratified --soft-tokens 4 --out "$w/strat"
+check "subset in run.json" has "$w/strat/run.json" '"train_subset": "stratified 8 (seed 1)"'
+check "eval --subset stratified" "$lw" eval --method linear-probe $ev --subset stratified --subset-seed 2 \
+    --limit-train 8 --json "$w/strat.json"
+check "subsets in eval JSON" has "$w/strat.json" '"subset": "stratified 4 (seed 2)"'
+check "--subset checks its value" fails_saying "first or stratified" "$lw" eval $ev --subset random
 for m in sender-zeroshot receiver-zeroshot receiver-kshot token-budget text-relay cot-relay; do
     check "eval $m" "$lw" eval --method $m $ev --relay-tokens 4 --json "$w/res/$m.json"
 done
