@@ -115,7 +115,7 @@ note "device: ${device:-none (nvidia-smi found no GPU)}; $(nproc) CPUs; $(uname 
 step configure 90 sh "$src/scripts/device-checks.sh" --configure &&
 step "make -j$jobs" 300 make -j"$jobs" &&
 step "make gpu tests" 90 make -j"$jobs" out/tests/gpu/check_kernels_gpu out/tests/gpu/check_model_gpu \
-    out/tests/gpu/check_receiver_pass_gpu out/tests/gpu/check_train_gpu
+    out/tests/gpu/check_receiver_pass_gpu out/tests/gpu/check_train_gpu out/tests/gpu/check_bench_gpu
 built=$?
 [ -x out/bin/lwc ] && grep -E "NVRTC|build  " "$log" | tail -n 2 | while read -r l; do note "  $l"; done
 
@@ -125,6 +125,7 @@ if [ $built -eq 0 ]; then
     step check_model_gpu 150 out/tests/gpu/check_model_gpu
     step check_receiver_pass_gpu 120 out/tests/gpu/check_receiver_pass_gpu
     step check_train_gpu 90 out/tests/gpu/check_train_gpu
+    step check_bench_gpu 90 out/tests/gpu/check_bench_gpu
 else
     note "SKIP  the GPU suites (the build failed: see checks.log)"
 fi
@@ -144,6 +145,16 @@ if [ $built -eq 0 ] && step "lwc build $PAIR" 120 out/bin/lwc build --quiet "$PA
     # shellcheck disable=SC2086
     step "torch bench cuda bf16" 75 python3 bench/torch_bench.py --random-weights 1 $bench --device cuda \
         --dtype bf16 --json "$OUT/torch_bf16.json"
+    # data parallel at world size 1 through NCCL: the same losses as the local comm
+    tr="--task sst2 --train $split --limit-train 32 --steps 6 --batch 4 --warmup 1 --device cuda --quiet"
+    # shellcheck disable=SC2086
+    step "lw train cuda, comm local" 90 env LWC_RANDOM_WEIGHTS=1 "$lw" train $tr --comm local --out /tmp/dc-local &&
+    # shellcheck disable=SC2086
+    step "lw train cuda, comm nccl, world 1" 60 env LWC_RANDOM_WEIGHTS=1 LW_WORLD_SIZE=1 LW_RANK=0 "$lw" train $tr \
+        --comm nccl --out /tmp/dc-nccl &&
+    step "nccl world 1 = local (losses)" 10 sh -c 'for d in local nccl; do
+        sed "s/.*\"loss\": *\([^,]*\),.*/\1/" /tmp/dc-$d/train_log.jsonl >/tmp/dc-$d.loss; done
+        cat /tmp/dc-nccl.loss; [ -s /tmp/dc-local.loss ] && cmp /tmp/dc-local.loss /tmp/dc-nccl.loss'
 else
     note "SKIP  the benches (no lw binary)"
 fi
