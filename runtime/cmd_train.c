@@ -29,6 +29,8 @@ static void usage(const lw_pair *pair)
            "  --limit-train N      use N examples only: the file's first N, or with --subset stratified\n"
            "                       N drawn per label (for files sorted by label, as Banking77's)\n"
            "  --subset KIND        first (default) or stratified; --subset-seed S seeds the draw (1)\n"
+           "  --no-head-cache      bridge: run the receiver's prompt head for every example instead of once\n"
+           "                       (the same result to float rounding; runs made before the cache existed)\n"
            "  --steps N            optimiser steps (default %d)\n"
            "  --batch N            examples per step (default %d; x --grad-accum %d)\n"
            "  --grad-accum N\n"
@@ -76,6 +78,7 @@ typedef struct {
     const char *device;             /* --device: "cpu" or "cuda" */
     int limit, M, checkpoint_every;
     bool stratified;                /* --subset stratified */
+    bool no_head_cache;             /* --no-head-cache: every example's receiver pass from position 0 */
     int subset_seed;
     bool quiet;
     lw_train_config cfg;
@@ -129,6 +132,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
         else if (!strcmp(o, "--diversity")) ok = lw_opt_float(argc, argv, &i, &a->cfg.diversity_weight);
         else if (!strcmp(o, "--balanced")) a->cfg.class_balanced = true;
         else if (!strcmp(o, "--quiet")) a->quiet = true;
+        else if (!strcmp(o, "--no-head-cache")) a->no_head_cache = true;
         else if (!strcmp(o, "--lora")) a->lora = true;
         else if (!strcmp(o, "--deep-prefix")) a->prefix = true;
         else if (!strcmp(o, "--no-adapters")) no_adapters = true;
@@ -203,6 +207,7 @@ static lw_status write_run_json(const char *out, const train_args *a, const char
     char subset[96];
     lw_subset_describe(&(lw_subset){a->limit, a->stratified, (uint64_t)a->subset_seed}, subset, sizeof subset);
     if (o) json_object_set_new(o, "train_subset", json_string(subset));
+    if (o) json_object_set_new(o, "head_cache", json_boolean(!a->no_head_cache));
     if (o && !strcmp(a->method, "lora")) json_object_set_new(o, "soft_tokens", json_null());
     char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(7)) : NULL;
     json_decref(o);
@@ -293,6 +298,7 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
         fail("bridge");
         goto done;
     }
+    trainer.rx.no_head_cache = a->no_head_cache;
     if ((a->lora || a->prefix) &&
         (lw_adapter_set_create(&adapters, side.receiver, trainer.max_T, a->lora ? &a->lora_cfg : NULL,
                                a->prefix ? &a->prefix_cfg : NULL, a->cfg.seed) ||

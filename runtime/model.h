@@ -123,6 +123,9 @@ void lw_model_free(lw_model *m);
 lw_status lw_state_alloc(const lw_model *m, int max_tokens, bool save_acts, lw_state **out);
 void lw_state_free(lw_state *s);
 static inline void lw_state_reset(lw_state *s) { s->n_cached = 0; }
+/* Keeps the first n cached positions (n <= n_cached): a shared prompt head
+ * stays while what followed it is dropped. */
+static inline void lw_state_rewind(lw_state *s, int n) { s->n_cached = n < s->n_cached ? n : s->n_cached; }
 static inline int lw_state_cached(const lw_state *s) { return s->n_cached; }
 
 struct lw_receiver_adapters;   /* adapters.h */

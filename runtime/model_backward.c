@@ -5,6 +5,12 @@
  * activations lw_forward kept with save_acts and the K cache (keys after
  * qk-norm and RoPE, as attention saw them).
  *
+ * The forward may have started at position C > 0 over a cache that already
+ * held C positions (a prompt head that every example shares, computed
+ * once): its rows attended to those keys, which backward holds constant, so
+ * their gradients are dropped. That is exact only when nothing trained lies
+ * upstream of the cached rows, so it is refused with adapters.
+ *
  * Also here: lw_model_init_random, a seeded in-memory model for tests and
  * synthetic training runs. */
 #include "model.h"
@@ -20,7 +26,7 @@
 struct lw_backward_scratch {
     int max_tokens;
     int hidden, qd, kvd, ffn, vocab;   /* the model it was sized for */
-    int *pos;     /* [max_tokens] 0, 1, ...: the positions of a pos0 = 0 call */
+    int *pos;     /* [max_tokens] the positions of the last forward's rows */
     int *rows;    /* [max_tokens] rows that carry a loss */
     float *dx;    /* [T, hidden] gradient of the residual stream */
     float *dxf;   /* [T, hidden] gradient of output_norm(x) */
@@ -83,7 +89,6 @@ lw_status lw_backward_scratch_alloc(const lw_model *m, int max_tokens, lw_backwa
         return lw_fail(LW_ERR_NOMEM, "model %s: out of memory for backward scratch of %d tokens", c->name,
                        max_tokens);
     }
-    for (int t = 0; t < max_tokens; t++) g->pos[t] = t;
     *out = g;
     return LW_OK;
 }
@@ -138,18 +143,27 @@ static void attention_rows_backward(const lw_model *m, const lw_state *s, const 
                                     lw_backward_scratch *g, int T, const lw_receiver_adapters *ad)
 {
     const lw_model_config *c = &m->cfg;
-    int kvd = g->kvd, P = ad ? ad->prefix_len : 0;
-    lw_attention_params p = {.causal = true, .q_offset = P,
+    int kvd = g->kvd, P = ad ? ad->prefix_len : 0, C = s->last_pos0;
+    lw_attention_params p = {.causal = true, .q_offset = P + C,
                              .window = lw_layer_is_local(c, l) ? c->sliding_window : 0, .scale = m->attn_scale};
     const float *k_rope = s->key_cache + (size_t)l * s->max_tokens * kvd;
     size_t nt = (size_t)T * kvd;
-    zero(g->dk, nt);
-    zero(g->dv, nt);
     if (P == 0) {
-        attention_backward(g->dq, g->dk, g->dv, g->dao, a->att, a->q_rope, k_rope, a->v, T, T, c->n_heads,
+        /* keys and values of the cached C positions and the T rows; the
+         * cached ones' gradients are computed and then dropped */
+        const float *v = C ? s->value_cache + (size_t)l * s->max_tokens * kvd : a->v;
+        zero(g->dk, nt + (size_t)C * kvd);
+        zero(g->dv, nt + (size_t)C * kvd);
+        attention_backward(g->dq, g->dk, g->dv, g->dao, a->att, a->q_rope, k_rope, v, T, C + T, c->n_heads,
                            c->n_kv_heads, c->head_dim, &p);
+        if (C) {
+            memmove(g->dk, g->dk + (size_t)C * kvd, nt * sizeof(float));
+            memmove(g->dv, g->dv + (size_t)C * kvd, nt * sizeof(float));
+        }
         return;
     }
+    zero(g->dk, nt);
+    zero(g->dv, nt);
     lw_adapter_scratch *sc = ad->scratch;
     size_t np = (size_t)P * kvd, off = (size_t)l * np;
     memcpy(sc->k, ad->prefix_k + off, np * sizeof(float));
@@ -245,9 +259,9 @@ static lw_status check_ready(const lw_model *m, const lw_state *s, const lw_back
     if (!s->save_acts || s->acts_count != c->n_layers)
         return lw_fail(LW_ERR_INVALID,
                        "backward %s: the state keeps no activations (allocate it with save_acts = true)", c->name);
-    if (s->last_T <= 0 || s->last_pos0 != 0 || s->n_cached != s->last_T)
+    if (s->last_T <= 0 || s->last_pos0 < 0 || s->n_cached != s->last_pos0 + s->last_T)
         return lw_fail(LW_ERR_INVALID,
-                       "backward %s: the last forward must run all blocks over rows from position 0 "
+                       "backward %s: the last forward must run all blocks over its rows "
                        "(last call: %d rows at position %d, %d positions cached; logits requested?)",
                        c->name, s->last_T, s->last_pos0, s->n_cached);
     if (!g)
@@ -256,9 +270,9 @@ static lw_status check_ready(const lw_model *m, const lw_state *s, const lw_back
         g->ffn != c->ffn || g->vocab != c->vocab)
         return lw_fail(LW_ERR_INVALID, "backward %s: scratch was allocated for another model (hidden %d, ffn %d)",
                        c->name, g->hidden, g->ffn);
-    if (s->last_T > g->max_tokens)
-        return lw_fail(LW_ERR_INVALID, "backward %s: %d rows exceed the scratch's %d", c->name, s->last_T,
-                       g->max_tokens);
+    if (s->last_pos0 + s->last_T > g->max_tokens)
+        return lw_fail(LW_ERR_INVALID, "backward %s: %d rows after %d cached positions exceed the scratch's %d",
+                       c->name, s->last_T, s->last_pos0, g->max_tokens);
     return LW_OK;
 }
 
@@ -266,6 +280,7 @@ static void backward(const lw_model *m, const lw_state *s, lw_backward_scratch *
                      const float *dl, bool dense, float *d_embeds, const lw_receiver_adapters *ad)
 {
     int T = s->last_T;
+    for (int t = 0; t < T; t++) g->pos[t] = s->last_pos0 + t;
     head_backward(m, s, g, rows, n_rows, dl, dense, T);
     for (int l = m->cfg.n_layers - 1; l >= 0; l--) {
         const lw_layer_acts *a = &s->acts[l];
@@ -311,6 +326,9 @@ lw_status lw_model_backward_adapted(const lw_model *m, const lw_state *s, lw_bac
                            "backward %s: loss row %d at index %d (rows must increase, within 0..%d)",
                            m->cfg.name, rows[i], i, s->last_T - 1);
     if (ad && (st = lw_adapters_check(ad, m, s->last_T, s->last_T, s->max_tokens))) return st;
+    if (ad && s->last_pos0 > 0 && (ad->lora || ad->prefix_len > 0))
+        return lw_fail(LW_ERR_INVALID, "backward %s: the forward started after %d cached positions, which "
+                       "adapters would need gradients for (run from position 0)", m->cfg.name, s->last_pos0);
     if (ad && ad->lora && ad->lora->merged)
         return lw_fail(LW_ERR_INVALID, "backward %s: the LoRA is merged into the weights (unmerge to train it)",
                        m->cfg.name);

@@ -92,6 +92,7 @@ lw_status lw_receiver_pass_grow_state(lw_receiver_pass *p, int extra)
     lw_state_free(p->score_state);
     p->state = s;
     p->score_state = ss;
+    p->head_cached = false;
     return LW_OK;
 }
 
@@ -105,19 +106,48 @@ static lw_status check_rows(const lw_receiver_pass *p, int T, int label)
     return LW_OK;
 }
 
+/* Rows at the start of the filled T that the cached head covers: the
+ * layout's before ids, when nothing trained reaches them (see the header). */
+static int head_rows(const lw_receiver_pass *p, const lw_receiver_adapters *ad, int T, int L)
+{
+    const lw_receiver_layout *Ly = p->layout;
+    int C = Ly->n_before;
+    if (p->no_head_cache || C < 1 || T - C < L || (ad && (ad->lora || ad->prefix_len > 0))) return 0;
+    for (int t = 0; t < C; t++)
+        if (p->is_embed[t] || p->ids[t] != Ly->before[t]) return 0;
+    return C;
+}
+
+/* Runs the C head rows from position 0 into state (all blocks; the
+ * final-normed output lands in p->final and is not used). */
+static lw_status cache_head(lw_receiver_pass *p, int C)
+{
+    lw_state_reset(p->state);
+    lw_forward_args a = {.ids = p->layout->before, .T = C, .capture_layer = p->m->cfg.n_layers,
+                         .hidden_out = p->final};
+    lw_status st = lw_forward(p->m, p->state, &a);
+    p->head_cached = !st;
+    return st;
+}
+
 lw_status lw_receiver_pass_loss(lw_receiver_pass *p, const lw_receiver_adapters *ad, int T, int label, float *loss)
 {
     lw_status st = check_rows(p, T, label);
     if (st) return st;
     const lw_model *m = p->m;
-    int L = p->layout->verb_len[label], H = m->cfg.hidden;
-    lw_state_reset(p->state);
+    int L = p->layout->verb_len[label], H = m->cfg.hidden, C = head_rows(p, ad, T, L);
+    if (C && !p->head_cached && (st = cache_head(p, C))) return st;
+    p->head_cached = C > 0;   /* a pass from position 0 overwrites the cached rows */
+    p->last_head = C;
+    if (C) lw_state_rewind(p->state, C);
+    else lw_state_reset(p->state);
     /* capturing the final-normed output runs every block (what backward
      * needs) without the full vocabulary projection of every row */
-    lw_forward_args a = {.ids = p->ids, .embeds = p->embeds, .is_embed = p->is_embed, .T = T,
-                         .capture_layer = m->cfg.n_layers, .hidden_out = p->final, .adapters = ad};
+    size_t c0 = (size_t)C;
+    lw_forward_args a = {.ids = p->ids + c0, .embeds = p->embeds + c0 * H, .is_embed = p->is_embed + c0, .T = T - C,
+                         .pos0 = C, .capture_layer = m->cfg.n_layers, .hidden_out = p->final, .adapters = ad};
     if ((st = lw_forward(m, p->state, &a))) return st;
-    matmul_forward(p->logits, p->final + (size_t)(T - L) * H, m->output, NULL, L, H, m->cfg.vocab);
+    matmul_forward(p->logits, p->final + (size_t)(T - C - L) * H, m->output, NULL, L, H, m->cfg.vocab);
     memcpy(p->targets, p->layout->verb[label], (size_t)L * sizeof(int));
     *loss = cross_entropy_forward(p->probs, p->logits, p->targets, L, m->cfg.vocab);
     return LW_OK;
@@ -132,8 +162,12 @@ lw_status lw_receiver_pass_backward(lw_receiver_pass *p, const lw_receiver_adapt
     if (correct) *correct = lw_receiver_first_token_right(p->layout, p->logits, label);
     memset(p->dlogits, 0, (size_t)L * V * sizeof(float));
     cross_entropy_backward(p->dlogits, p->probs, p->targets, L, V, scale);
-    for (int i = 0; i < L; i++) p->rows[i] = T - L + i;
-    return lw_model_backward_adapted(p->m, p->state, p->bwd, ad, p->rows, L, p->dlogits, p->d_embeds);
+    /* rows of the last forward, which started after the cached head */
+    int C = p->last_head;
+    for (int i = 0; i < L; i++) p->rows[i] = T - C - L + i;
+    memset(p->d_embeds, 0, (size_t)C * p->m->cfg.hidden * sizeof(float));   /* token rows: nothing to train */
+    return lw_model_backward_adapted(p->m, p->state, p->bwd, ad, p->rows, L, p->dlogits,
+                                     p->d_embeds + (size_t)C * p->m->cfg.hidden);
 }
 
 lw_status lw_receiver_pass_scores(lw_receiver_pass *p, const lw_receiver_adapters *ad, int P, bool embeds,

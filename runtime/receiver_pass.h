@@ -7,7 +7,16 @@
  * from the last L rows, and on backward leaves scale * d(loss)/d(input rows)
  * in d_embeds (the receiver's weights get no gradient; its adapters do).
  * Scoring runs a prompt of P rows once and every label's verbalizer after it
- * (lw_score_verbalizers). */
+ * (lw_score_verbalizers).
+ *
+ * The layout's `before` rows (chat template head and task primer) are the
+ * same token ids in every example. With no adapters active they depend on
+ * nothing trained, so the pass runs them once, keeps their keys and values
+ * in `state`, and each example's forward and backward start after them
+ * (about 40% of a bridge example's rows). Rows that do not begin with those
+ * ids, or adapters that touch them (LoRA, a deep prefix), take the whole
+ * pass from position 0. The two agree to float rounding
+ * (tests/check_receiver_pass.c); `no_head_cache` turns the shortcut off. */
 #ifndef LW_RECEIVER_PASS_H
 #define LW_RECEIVER_PASS_H
 
@@ -30,6 +39,9 @@ typedef struct {
     float *last;                         /* [vocab] */
     int *ids, *rows, *targets;           /* [max_T] */
     bool *is_embed;                      /* [max_T] */
+    bool no_head_cache;                  /* always run from position 0 */
+    bool head_cached;                    /* state holds the layout's before rows */
+    int last_head;                       /* rows the last loss call skipped (0 or n_before) */
 } lw_receiver_pass;
 
 /* who names the caller in errors ("trainer", "text trainer"). */

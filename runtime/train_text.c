@@ -32,6 +32,7 @@ static lw_status init_prompt(lw_text_trainer *t, uint64_t seed)
     for (int i = 0; i < t->M; i++) t->rx.ids[i] = (int)lw_rng_below(&r, (uint64_t)t->receiver->cfg.vocab);
     lw_state_reset(t->rx.state);
     lw_forward_args a = {.ids = t->rx.ids, .T = t->M, .capture_layer = 0, .hidden_out = t->prompt.params};
+    t->rx.head_cached = false;   /* this overwrites the state's first rows */
     return lw_forward(t->receiver, t->rx.state, &a);
 }
 

@@ -326,6 +326,52 @@ START_TEST(loss_rows_entry_matches_dense)
 }
 END_TEST
 
+/* A forward that continues after C cached positions (a shared prompt head
+ * run once) gives its rows the gradient the whole forward gives them, the
+ * cached positions held constant; loss rows lie after the head. */
+static void continuation_matches_full(const lw_model_config *c, uint64_t seed)
+{
+    enum { C = 2 };
+    fixture f;
+    setup(&f, c, seed);
+    int H = c->hidden, V = c->vocab, rows[2] = {4, 5};
+    float *full = calloc((size_t)T * H, sizeof(float)), *cont = calloc((size_t)T * H, sizeof(float));
+    float *dl = calloc((size_t)2 * V, sizeof(float)), *logits = calloc((size_t)T * V, sizeof(float));
+    forward_mixed(&f);
+    for (int i = 0; i < 2; i++) memcpy(dl + (size_t)i * V, f.dlogits + (size_t)rows[i] * V, (size_t)V * sizeof(float));
+    ck_assert_int_eq(lw_model_backward_rows(f.m, f.s, f.g, rows, 2, dl, full), LW_OK);
+
+    lw_forward_args head = {.ids = f.ids, .embeds = f.embeds, .is_embed = is_embed, .T = C, .capture_layer = -1,
+                            .logits = logits};
+    ck_assert_int_eq(lw_forward(f.m, f.s, &head), LW_OK);
+    lw_forward_args tail = {.ids = f.ids + C, .embeds = f.embeds + (size_t)C * H, .is_embed = is_embed + C,
+                            .T = T - C, .pos0 = C, .logits = logits, .all_logits = true, .capture_layer = -1};
+    ck_assert_int_eq(lw_forward(f.m, f.s, &tail), LW_OK);
+    int tail_rows[2] = {rows[0] - C, rows[1] - C};
+    ck_assert_int_eq(lw_model_backward_rows(f.m, f.s, f.g, tail_rows, 2, dl, cont), LW_OK);
+
+    double lscale = 0.0, scale = 0.0;
+    for (size_t i = 0; i < (size_t)(T - C) * V; i++) lscale = fmax(lscale, fabs(f.logits[(size_t)C * V + i]));
+    for (size_t i = 0; i < (size_t)(T - C) * V; i++)
+        ck_assert_float_eq_tol(logits[i], f.logits[(size_t)C * V + i], 1e-5 * lscale);
+    for (size_t i = 0; i < (size_t)(T - C) * H; i++) scale = fmax(scale, fabs(full[(size_t)C * H + i]));
+    ck_assert(scale > 0.0);
+    for (size_t i = 0; i < (size_t)(T - C) * H; i++)
+        ck_assert_msg(fabs(cont[i] - full[(size_t)C * H + i]) <= 1e-5 * scale, "%s: d_embeds[%zu] %g, full %g",
+                      c->name, i, (double)cont[i], (double)full[(size_t)C * H + i]);
+    free(full), free(cont), free(dl), free(logits);
+    teardown(&f);
+}
+
+START_TEST(continuation_over_a_cached_head_matches_the_full_backward)
+{
+    lw_model_config g = tl_tiny_gemma3_config(3);   /* sliding window 3: the head leaves it */
+    continuation_matches_full(&g, 11);
+    lw_model_config l = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
+    continuation_matches_full(&l, 12);
+}
+END_TEST
+
 static void expect_invalid(lw_status st, const char *words)
 {
     ck_assert_int_eq(st, LW_ERR_INVALID);
@@ -341,7 +387,7 @@ START_TEST(refuses_what_it_cannot_go_back_through)
     float *d = calloc((size_t)n, sizeof(float));
 
     /* no forward yet */
-    expect_invalid(lw_model_backward(f.m, f.s, f.g, f.dlogits, d), "position 0");
+    expect_invalid(lw_model_backward(f.m, f.s, f.g, f.dlogits, d), "all blocks");
 
     /* a state that keeps no activations */
     lw_state *plain = NULL;
@@ -351,12 +397,13 @@ START_TEST(refuses_what_it_cannot_go_back_through)
     expect_invalid(lw_model_backward(f.m, plain, f.g, f.dlogits, d), "save_acts");
     lw_state_free(plain);
 
-    /* a continuation over the cache (pos0 > 0) */
+    /* a continuation whose cache was cut back below its start */
     lw_forward_args head = {.ids = f.ids, .T = 3, .logits = f.logits, .capture_layer = -1};
     ck_assert_int_eq(lw_forward(f.m, f.s, &head), LW_OK);
     lw_forward_args tail = {.ids = f.ids + 3, .T = 4, .pos0 = 3, .logits = f.logits, .capture_layer = -1};
     ck_assert_int_eq(lw_forward(f.m, f.s, &tail), LW_OK);
-    expect_invalid(lw_model_backward(f.m, f.s, f.g, f.dlogits, d), "position 0");
+    lw_state_rewind(f.s, 2);
+    expect_invalid(lw_model_backward(f.m, f.s, f.g, f.dlogits, d), "all blocks");
 
     /* a forward that stopped after a captured layer */
     float *hidden = calloc((size_t)n, sizeof(float));
@@ -439,6 +486,7 @@ int main(void)
     tcase_add_test(tc, check_detects_a_wrong_rope_layout);
     tcase_add_test(tc, check_detects_a_wrong_window);
     tcase_add_test(tc, loss_rows_entry_matches_dense);
+    tcase_add_test(tc, continuation_over_a_cached_head_matches_the_full_backward);
     tcase_add_test(tc, refuses_what_it_cannot_go_back_through);
     tcase_add_test(tc, random_model_is_seeded_and_checked);
     suite_add_tcase(s, tc);

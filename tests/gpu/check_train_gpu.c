@@ -57,6 +57,7 @@ static void side_open(side *p, bool gpu, bool adapters)
 {
     memset(p, 0, sizeof *p);
     tl_synthetic_pair_open(&p->s, M_SOFT, N_EX, 0.0f, 9);
+    p->s.trainer.rx.no_head_cache = true;   /* the GPU pass runs from position 0: the same sums on the CPU */
     if (adapters) {   /* attached before the GPU, as cmd_train.c does */
         lw_lora_config lc = {.rank = 4, .alpha = 8.f, .dropout = 0.1f, .targets = (1u << LW_LORA_N_TARGETS) - 1};
         lw_deep_prefix_config pc = {.length = 3, .hidden = 8};

@@ -1,0 +1,132 @@
+/* The receiver pass's cached head (receiver_pass.h): with the layout's
+ * before rows run once and kept, an example's loss and d_embeds are the
+ * whole pass's to float rounding, across examples that reuse the cache, and
+ * rows that do not start with the head take the whole pass. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "receiver_pass.h"
+#include "rng.h"
+#include "testlib.h"
+#include "tiny_models.h"
+
+enum { M = 3, N_BEFORE = 5, N_AFTER = 2 };
+
+typedef struct {
+    lw_model *m;
+    lw_receiver_layout layout;
+    lw_receiver_pass whole, cached;
+    lw_rng rng;
+} rig;
+
+static void rig_open(rig *r, const lw_model_config *c, uint64_t seed)
+{
+    memset(r, 0, sizeof *r);
+    ck_assert_int_eq(lw_model_init_random(c, seed, &r->m), LW_OK);
+    int before[N_BEFORE] = {1, 7, 3, 9, 4}, after[N_AFTER] = {5, 8};
+    int v0[] = {10, 2}, v1[] = {6}, v2[] = {10, 0, 6};
+    const int *verb[] = {v0, v1, v2};
+    int verb_len[] = {2, 1, 3};
+    ck_assert_int_eq(lw_receiver_layout_from_ids(M, before, N_BEFORE, after, N_AFTER, 3, verb, verb_len, &r->layout),
+                     LW_OK);
+    int max_T = lw_receiver_prefix_len(&r->layout) + r->layout.max_verb;
+    ck_assert_int_eq(lw_receiver_pass_alloc(&r->whole, r->m, &r->layout, max_T, "test"), LW_OK);
+    ck_assert_int_eq(lw_receiver_pass_alloc(&r->cached, r->m, &r->layout, max_T, "test"), LW_OK);
+    r->whole.no_head_cache = true;
+    lw_rng_seed(&r->rng, seed + 99);
+}
+
+static void rig_close(rig *r)
+{
+    lw_receiver_pass_free(&r->whole);
+    lw_receiver_pass_free(&r->cached);
+    lw_receiver_layout_free(&r->layout);
+    lw_model_free(r->m);
+}
+
+/* Fills both passes with label's rows and the same random soft tokens;
+ * returns T. */
+static int fill(rig *r, int label)
+{
+    lw_receiver_pass *ps[2] = {&r->whole, &r->cached};
+    int T = lw_receiver_fill(&r->layout, label, r->layout.verb_len[label] - 1, r->whole.ids, r->whole.is_embed);
+    T = lw_receiver_fill(&r->layout, label, r->layout.verb_len[label] - 1, r->cached.ids, r->cached.is_embed);
+    int H = r->m->cfg.hidden;
+    for (int i = 0; i < M * H; i++) {
+        float v = (float)lw_rng_normal(&r->rng);
+        for (int k = 0; k < 2; k++) ps[k]->embeds[(size_t)N_BEFORE * H + i] = v;
+    }
+    return T;
+}
+
+/* Loss and d_embeds of both passes agree; *head gets the rows the cached
+ * pass skipped. */
+static void expect_same(rig *r, int T, int label, int *head)
+{
+    float lw_, lc;
+    bool cw, cc;
+    ck_assert_msg(lw_receiver_pass_loss(&r->whole, NULL, T, label, &lw_) == LW_OK, "%s", lw_last_error());
+    ck_assert_int_eq(lw_receiver_pass_loss(&r->cached, NULL, T, label, &lc), LW_OK);
+    ck_assert_msg(fabs((double)lw_ - lc) <= 1e-5 * fabs((double)lw_), "loss %.8g cached %.8g", (double)lw_,
+                  (double)lc);
+    ck_assert_int_eq(lw_receiver_pass_backward(&r->whole, NULL, T, label, 0.5f, &cw), LW_OK);
+    ck_assert_int_eq(lw_receiver_pass_backward(&r->cached, NULL, T, label, 0.5f, &cc), LW_OK);
+    ck_assert_int_eq(cw, cc);
+    int H = r->m->cfg.hidden, first = r->cached.last_head;
+    double scale = 0.0;
+    for (int i = first * H; i < T * H; i++) scale = fmax(scale, fabs(r->whole.d_embeds[i]));
+    ck_assert(scale > 0.0);
+    for (int i = first * H; i < T * H; i++)
+        ck_assert_msg(fabs(r->whole.d_embeds[i] - r->cached.d_embeds[i]) <= 1e-5 * scale,
+                      "d_embeds[%d] whole %g cached %g", i, (double)r->whole.d_embeds[i],
+                      (double)r->cached.d_embeds[i]);
+    /* the soft rows, what the bridge learns from, are never in the head */
+    ck_assert_int_le(first, N_BEFORE);
+    ck_assert_int_eq(r->whole.last_head, 0);
+    *head = first;
+}
+
+static void run_cases(const lw_model_config *c, uint64_t seed)
+{
+    rig r;
+    rig_open(&r, c, seed);
+    int head;
+    for (int label = 0; label < 3; label++) {   /* the head once, then reused */
+        int T = fill(&r, label);
+        expect_same(&r, T, label, &head);
+        ck_assert_int_eq(head, N_BEFORE);
+        ck_assert(r.cached.head_cached);
+    }
+    /* rows that do not start with the head's ids take the whole pass ... */
+    int T = fill(&r, 2);
+    r.whole.ids[1] = r.cached.ids[1] = 2;
+    expect_same(&r, T, 2, &head);
+    ck_assert_int_eq(head, 0);
+    ck_assert(!r.cached.head_cached);
+    /* ... and the next example that does caches it again */
+    T = fill(&r, 0);
+    expect_same(&r, T, 0, &head);
+    ck_assert_int_eq(head, N_BEFORE);
+    rig_close(&r);
+}
+
+START_TEST(cached_head_matches_the_whole_pass)
+{
+    lw_model_config g = tl_tiny_gemma3_config(4);   /* a window of 4 over 12 rows: the head leaves it */
+    run_cases(&g, 3);
+    lw_model_config l = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
+    run_cases(&l, 4);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("receiver_pass");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, cached_head_matches_the_whole_pass);
+    suite_add_tcase(s, tc);
+    return tl_run_suite(s);
+}
