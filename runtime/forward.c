@@ -49,6 +49,9 @@ static void attend_segments(const lw_model *m, lw_state *s, lw_layer_acts *a, in
     const float *keys = kv_row(s->key_cache, c, s, l, 0), *values = kv_row(s->value_cache, c, s, l, 0);
     memcpy(s->seg_k, keys, (size_t)pos0 * kvd * sizeof(float));
     memcpy(s->seg_v, values, (size_t)pos0 * kvd * sizeof(float));
+    /* saving activations, each segment's probabilities [Hq, len, pos0 + len]
+     * follow the previous segment's (one attention call per segment) */
+    float *att = a->att;
     for (int g = 0, r0 = 0; g < args->n_segments; r0 += args->segment_len[g++]) {
         int len = args->segment_len[g];
         memcpy(s->seg_k + (size_t)pos0 * kvd, keys + ((size_t)pos0 + r0) * kvd, (size_t)len * kvd * sizeof(float));
@@ -56,10 +59,11 @@ static void attend_segments(const lw_model *m, lw_state *s, lw_layer_acts *a, in
         for (int t0 = 0; t0 < len; t0 += s->att_rows) {
             int rows = len - t0 < s->att_rows ? len - t0 : s->att_rows;
             lw_attention_params p = {.causal = true, .q_offset = pos0 + t0, .window = window, .scale = m->attn_scale};
-            attention_forward_sink(a->ao + (size_t)(r0 + t0) * qd, a->att, a->q_rope + (size_t)(r0 + t0) * qd,
+            attention_forward_sink(a->ao + (size_t)(r0 + t0) * qd, att, a->q_rope + (size_t)(r0 + t0) * qd,
                                    s->seg_k, s->seg_v, rows, pos0 + t0 + rows, c->n_heads, c->n_kv_heads,
                                    c->head_dim, &p, 0);
         }
+        if (s->save_acts) att += (size_t)c->n_heads * len * (pos0 + len);
     }
 }
 
@@ -266,5 +270,8 @@ lw_status lw_forward(const lw_model *m, lw_state *s, const lw_forward_args *a)
     s->n_cached = complete && !a->n_segments ? a->pos0 + a->T : a->pos0;
     s->last_pos0 = a->pos0;
     s->last_T = a->T;
+    s->last_complete = complete;
+    s->last_n_segments = s->last_segment_len ? a->n_segments : 0;
+    for (int g = 0; g < s->last_n_segments; g++) s->last_segment_len[g] = a->segment_len[g];
     return LW_OK;
 }

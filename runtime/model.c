@@ -309,6 +309,7 @@ lw_status lw_state_alloc(const lw_model *m, int max_tokens, bool save_acts, lw_s
     size_t kvd = (size_t)c->n_kv_heads * c->head_dim;
     s->seg_k = fbuf((size_t)max_tokens * kvd, &ok);
     s->seg_v = fbuf((size_t)max_tokens * kvd, &ok);
+    if (save_acts && !(s->last_segment_len = calloc((size_t)max_tokens, sizeof(int)))) ok = false;
     s->acts = calloc((size_t)n_acts, sizeof *s->acts);
     if (!s->pos || !s->acts) ok = false;
     else s->acts_count = n_acts;
@@ -326,6 +327,7 @@ void lw_state_free(lw_state *s)
 {
     if (!s) return;
     for (int i = 0; i < s->acts_count; i++) acts_free(&s->acts[i]);
+    free(s->last_segment_len);
     free(s->acts);
     free(s->key_cache);
     free(s->value_cache);

@@ -107,6 +107,9 @@ typedef struct {
     float *seg_k, *seg_v;   /* [max_tokens, n_kv * head_dim]: one segment's keys/values with the prefix's */
     /* saved-activation runs only: what the last call was */
     int last_pos0, last_T;
+    bool last_complete;      /* it ran every block */
+    int last_n_segments;     /* and its segments (lw_forward_args), for backward */
+    int *last_segment_len;   /* [max_tokens] with save_acts */
 } lw_state;
 
 /* Loads every tensor cfg describes from cfg->weights_path, checking shapes.
@@ -147,9 +150,10 @@ typedef struct {
      * (segment_len[] rows each, summing to T) that each continue the cache's
      * first pos0 positions on their own: a segment sees [0, pos0) and its
      * own rows, at positions pos0, pos0 + 1, ... Their K/V are scratch: the
-     * cache then holds pos0 positions (and no backward follows). One chunk
-     * of rows, no deep prefix. (Label scoring: every label's verbalizer
-     * after the same prompt in one pass.) */
+     * cache then holds pos0 positions. One chunk of rows, no deep prefix.
+     * (Label scoring: every label's verbalizer after the same prompt in one
+     * pass. Training: several examples after a shared prompt head, in one
+     * pass whose backward follows, with save_acts.) */
     int n_segments;
     const int *segment_len;
 } lw_forward_args;

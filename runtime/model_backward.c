@@ -9,7 +9,10 @@
  * held C positions (a prompt head that every example shares, computed
  * once): its rows attended to those keys, which backward holds constant, so
  * their gradients are dropped. That is exact only when nothing trained lies
- * upstream of the cached rows, so it is refused with adapters.
+ * upstream of the cached rows, so it is refused with adapters. The forward
+ * may also have run segments (several examples after one cached head, each
+ * seeing the head and its own rows): each segment's attention goes back on
+ * its own.
  *
  * Also here: lw_model_init_random, a seeded in-memory model for tests and
  * synthetic training runs. */
@@ -37,6 +40,7 @@ struct lw_backward_scratch {
     float *dk, *dk_pre;   /* [T, kvd] */
     float *dv;            /* [T, kvd] */
     float *dgate, *dup, *dhid;  /* [T, ffn] */
+    float *seg_k, *seg_v, *seg_dk, *seg_dv;   /* [max_tokens, kvd]: one segment's keys with the head's */
 };
 
 static void zero(float *p, size_t n) { memset(p, 0, n * sizeof *p); }
@@ -84,6 +88,10 @@ lw_status lw_backward_scratch_alloc(const lw_model *m, int max_tokens, lw_backwa
     g->dgate = fbuf(T * F, &ok);
     g->dup = fbuf(T * F, &ok);
     g->dhid = fbuf(T * F, &ok);
+    g->seg_k = fbuf(T * kvd, &ok);
+    g->seg_v = fbuf(T * kvd, &ok);
+    g->seg_dk = fbuf(T * kvd, &ok);
+    g->seg_dv = fbuf(T * kvd, &ok);
     if (!ok) {
         lw_backward_scratch_free(g);
         return lw_fail(LW_ERR_NOMEM, "model %s: out of memory for backward scratch of %d tokens", c->name,
@@ -96,8 +104,9 @@ lw_status lw_backward_scratch_alloc(const lw_model *m, int max_tokens, lw_backwa
 void lw_backward_scratch_free(lw_backward_scratch *g)
 {
     if (!g) return;
-    float *all[] = {g->dx, g->dxf, g->dbr, g->dln, g->dao, g->dq, g->dq_pre,
-                    g->dk, g->dk_pre, g->dv, g->dgate, g->dup, g->dhid};
+    float *all[] = {g->dx,   g->dxf,  g->dbr,  g->dln,    g->dao,    g->dq,    g->dq_pre,
+                    g->dk,   g->dk_pre, g->dv, g->dgate,  g->dup,    g->dhid,  g->seg_k,
+                    g->seg_v, g->seg_dk, g->seg_dv};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
     free(g->pos);
     free(g->rows);
@@ -136,6 +145,35 @@ static void ffn_backward(const lw_model *m, const lw_layer_acts *a, int l, lw_ba
     rmsnorm_backward(g->dx, NULL, g->dln, a->x_mid, L->ffn_norm, a->rstd_ffn, T, H, c->norm);
 }
 
+/* Segments' attention backward: segment g's rows saw the C cached keys and
+ * its own (which the forward wrote to the cache after the other segments'),
+ * with probabilities [Hq, len, C + len] after the previous segment's. */
+static void segments_backward(const lw_model *m, const lw_state *s, const lw_layer_acts *a, int l,
+                              lw_backward_scratch *g)
+{
+    const lw_model_config *c = &m->cfg;
+    size_t kvd = (size_t)g->kvd, qd = (size_t)g->qd, C = (size_t)s->last_pos0;
+    const float *keys = s->key_cache + (size_t)l * s->max_tokens * kvd;
+    const float *values = s->value_cache + (size_t)l * s->max_tokens * kvd;
+    const float *att = a->att;
+    memcpy(g->seg_k, keys, C * kvd * sizeof(float));
+    memcpy(g->seg_v, values, C * kvd * sizeof(float));
+    for (int i = 0, r0 = 0; i < s->last_n_segments; r0 += s->last_segment_len[i++]) {
+        size_t len = (size_t)s->last_segment_len[i], r = (size_t)r0;
+        memcpy(g->seg_k + C * kvd, keys + (C + r) * kvd, len * kvd * sizeof(float));
+        memcpy(g->seg_v + C * kvd, values + (C + r) * kvd, len * kvd * sizeof(float));
+        zero(g->seg_dk, (C + len) * kvd);
+        zero(g->seg_dv, (C + len) * kvd);
+        lw_attention_params p = {.causal = true, .q_offset = (int)C,
+                                 .window = lw_layer_is_local(c, l) ? c->sliding_window : 0, .scale = m->attn_scale};
+        attention_backward(g->dq + r * qd, g->seg_dk, g->seg_dv, g->dao + r * qd, att, a->q_rope + r * qd, g->seg_k,
+                           g->seg_v, (int)len, (int)(C + len), c->n_heads, c->n_kv_heads, c->head_dim, &p);
+        memcpy(g->dk + r * kvd, g->seg_dk + C * kvd, len * kvd * sizeof(float));
+        memcpy(g->dv + r * kvd, g->seg_dv + C * kvd, len * kvd * sizeof(float));
+        att += (size_t)c->n_heads * len * (C + len);
+    }
+}
+
 /* Attention's backward for layer l over keys/values k, v [P + T, kvd]: a
  * deep prefix's P (ad) then the T text rows. dk, dv get the text rows'
  * gradients; the prefix's are added to ad->d_prefix_k / d_prefix_v. */
@@ -148,6 +186,10 @@ static void attention_rows_backward(const lw_model *m, const lw_state *s, const 
                              .window = lw_layer_is_local(c, l) ? c->sliding_window : 0, .scale = m->attn_scale};
     const float *k_rope = s->key_cache + (size_t)l * s->max_tokens * kvd;
     size_t nt = (size_t)T * kvd;
+    if (s->last_n_segments > 0) {   /* never with a prefix: the forward refuses that */
+        segments_backward(m, s, a, l, g);
+        return;
+    }
     if (P == 0) {
         /* keys and values of the cached C positions and the T rows; the
          * cached ones' gradients are computed and then dropped */
@@ -259,7 +301,8 @@ static lw_status check_ready(const lw_model *m, const lw_state *s, const lw_back
     if (!s->save_acts || s->acts_count != c->n_layers)
         return lw_fail(LW_ERR_INVALID,
                        "backward %s: the state keeps no activations (allocate it with save_acts = true)", c->name);
-    if (s->last_T <= 0 || s->last_pos0 < 0 || s->n_cached != s->last_pos0 + s->last_T)
+    int cached = s->last_n_segments ? s->last_pos0 : s->last_pos0 + s->last_T;   /* segments' K/V are scratch */
+    if (s->last_T <= 0 || !s->last_complete || s->n_cached != cached)
         return lw_fail(LW_ERR_INVALID,
                        "backward %s: the last forward must run all blocks over its rows "
                        "(last call: %d rows at position %d, %d positions cached; logits requested?)",
@@ -281,6 +324,8 @@ static void backward(const lw_model *m, const lw_state *s, lw_backward_scratch *
 {
     int T = s->last_T;
     for (int t = 0; t < T; t++) g->pos[t] = s->last_pos0 + t;
+    for (int i = 0, r0 = 0; i < s->last_n_segments; r0 += s->last_segment_len[i++])   /* each restarts */
+        for (int t = 0; t < s->last_segment_len[i]; t++) g->pos[r0 + t] = s->last_pos0 + t;
     head_backward(m, s, g, rows, n_rows, dl, dense, T);
     for (int l = m->cfg.n_layers - 1; l >= 0; l--) {
         const lw_layer_acts *a = &s->acts[l];

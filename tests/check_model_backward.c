@@ -372,6 +372,81 @@ START_TEST(continuation_over_a_cached_head_matches_the_full_backward)
 }
 END_TEST
 
+/* Packed: a head of C tokens run once, then NS segments (examples) after
+ * it in one forward with saved activations and one backward. Each segment's
+ * final states and input gradients must be what running that segment alone
+ * after the head gives. */
+static void segments_match_alone(const lw_model_config *c, uint64_t seed)
+{
+    enum { C = 2, NS = 3, ROWS = 9, CAP = 16 };
+    const int len[NS] = {3, 2, 4};
+    lw_model *m = NULL;
+    ck_assert_int_eq(lw_model_init_random(c, seed, &m), LW_OK);
+    int H = c->hidden, n = c->n_layers;
+    lw_rng r;
+    lw_rng_seed(&r, seed + 5);
+    int head[C], ids[ROWS];
+    bool emb[ROWS];
+    float *x = calloc((size_t)ROWS * H, sizeof(float)), *dy = calloc((size_t)ROWS * H, sizeof(float));
+    for (int t = 0; t < C; t++) head[t] = (int)lw_rng_below(&r, (uint64_t)c->vocab);
+    for (int t = 0; t < ROWS; t++) ids[t] = (int)lw_rng_below(&r, (uint64_t)c->vocab), emb[t] = t % 3 != 1;
+    double size = m->embed_scale * table_rms(m);
+    for (int i = 0; i < ROWS * H; i++) x[i] = (float)(size * lw_rng_normal(&r));
+    /* loss rows: the last two of each segment; a random upstream gradient on their logits */
+    int rows[2 * NS], n_rows = 0;
+    for (int i = 0, r0 = 0; i < NS; r0 += len[i++]) rows[n_rows++] = r0 + len[i] - 2, rows[n_rows++] = r0 + len[i] - 1;
+    float *dl = calloc((size_t)n_rows * c->vocab, sizeof(float));
+    for (int i = 0; i < n_rows * c->vocab; i++) dl[i] = (float)lw_rng_normal(&r) / (float)c->vocab;
+
+    lw_state *s;
+    lw_backward_scratch *g;
+    float *fin = calloc((size_t)ROWS * H, sizeof(float)), *one = calloc((size_t)ROWS * H, sizeof(float));
+    float *dx1 = calloc((size_t)ROWS * H, sizeof(float));
+    ck_assert_int_eq(lw_state_alloc(m, CAP, true, &s), LW_OK);
+    ck_assert_int_eq(lw_backward_scratch_alloc(m, CAP, &g), LW_OK);
+    float head_out[C * 64];
+    ck_assert_int_le(H, 64);
+    lw_forward_args a = {.ids = head, .T = C, .capture_layer = n, .hidden_out = head_out};
+    ck_assert_int_eq(lw_forward(m, s, &a), LW_OK);
+    lw_forward_args p = {.ids = ids, .embeds = x, .is_embed = emb, .T = ROWS, .pos0 = C, .capture_layer = n,
+                         .hidden_out = fin, .n_segments = NS, .segment_len = len};
+    ck_assert_int_eq(lw_forward(m, s, &p), LW_OK);
+    ck_assert_int_eq(lw_model_backward_rows(m, s, g, rows, n_rows, dl, dy), LW_OK);
+
+    for (int i = 0, r0 = 0, k = 0; i < NS; r0 += len[i++]) {
+        size_t o = (size_t)r0 * H;
+        ck_assert_int_eq(lw_forward(m, s, &a), LW_OK);
+        lw_forward_args alone = {.ids = ids + r0, .embeds = x + o, .is_embed = emb + r0, .T = len[i], .pos0 = C,
+                                 .capture_layer = n, .hidden_out = one};
+        ck_assert_int_eq(lw_forward(m, s, &alone), LW_OK);
+        int mine[2] = {len[i] - 2, len[i] - 1};
+        ck_assert_int_eq(lw_model_backward_rows(m, s, g, mine, 2, dl + (size_t)k * c->vocab, dx1), LW_OK);
+        k += 2;
+        double fs = 0.0, ds = 0.0;
+        for (size_t j = 0; j < (size_t)len[i] * H; j++) fs = fmax(fs, fabs(one[j])), ds = fmax(ds, fabs(dx1[j]));
+        ck_assert(ds > 0.0);
+        for (size_t j = 0; j < (size_t)len[i] * H; j++) {
+            ck_assert_msg(fabs(fin[o + j] - one[j]) <= 1e-5 * fs, "%s segment %d: state %zu %g alone %g", c->name, i,
+                          j, (double)fin[o + j], (double)one[j]);
+            ck_assert_msg(fabs(dy[o + j] - dx1[j]) <= 1e-5 * ds, "%s segment %d: d_embeds %zu %g alone %g", c->name,
+                          i, j, (double)dy[o + j], (double)dx1[j]);
+        }
+    }
+    lw_backward_scratch_free(g);
+    lw_state_free(s);
+    lw_model_free(m);
+    free(x), free(dy), free(dl), free(fin), free(one), free(dx1);
+}
+
+START_TEST(segments_after_a_cached_head_match_each_alone)
+{
+    lw_model_config g = tl_tiny_gemma3_config(3);
+    segments_match_alone(&g, 21);
+    lw_model_config l = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
+    segments_match_alone(&l, 22);
+}
+END_TEST
+
 static void expect_invalid(lw_status st, const char *words)
 {
     ck_assert_int_eq(st, LW_ERR_INVALID);
@@ -487,6 +562,7 @@ int main(void)
     tcase_add_test(tc, check_detects_a_wrong_window);
     tcase_add_test(tc, loss_rows_entry_matches_dense);
     tcase_add_test(tc, continuation_over_a_cached_head_matches_the_full_backward);
+    tcase_add_test(tc, segments_after_a_cached_head_match_each_alone);
     tcase_add_test(tc, refuses_what_it_cannot_go_back_through);
     tcase_add_test(tc, random_model_is_seeded_and_checked);
     suite_add_tcase(s, tc);
