@@ -29,7 +29,7 @@ static void usage(const lw_pair *pair)
            "  --limit-train N      use N examples only: the file's first N, or with --subset stratified\n"
            "                       N drawn per label (for files sorted by label, as Banking77's)\n"
            "  --subset KIND        first (default) or stratified; --subset-seed S seeds the draw (1)\n"
-           "  --no-head-cache      bridge: run the receiver's prompt head for every example instead of once\n"
+           "  --no-head-cache      bridge: every example alone from position 0, not packed after a prompt head\n"
            "                       (the same result to float rounding; runs made before the cache existed)\n"
            "  --steps N            optimiser steps (default %d)\n"
            "  --batch N            examples per step (default %d; x --grad-accum %d)\n"

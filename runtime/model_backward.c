@@ -274,14 +274,23 @@ static void attn_backward(const lw_model *m, const lw_state *s, const lw_layer_a
 }
 
 /* g->dx = d(final residual) from the loss rows' dlogits. Row rows[i]'s
- * dlogits are at dl + (dense ? rows[i] : i) * vocab; runs of consecutive
- * rows go through the output projection in one matmul. */
+ * dlogits are at dl + (dense ? rows[i] : i) * vocab. Packed rows (not
+ * dense) go through the output projection in one product, whatever their
+ * gaps (the projection's weights are read once: 671 MB for Gemma-3-270M),
+ * into g->dbr and then to their rows; dense ones by runs of consecutive rows. */
 static void head_backward(const lw_model *m, const lw_state *s, lw_backward_scratch *g, const int *rows,
                           int n_rows, const float *dl, bool dense, int T)
 {
     const lw_model_config *c = &m->cfg;
     int H = c->hidden, V = c->vocab;
     zero(g->dxf, (size_t)T * H);
+    if (!dense && n_rows > 0) {
+        zero(g->dbr, (size_t)n_rows * H);
+        matmul_backward(g->dbr, NULL, NULL, dl, NULL, m->output, n_rows, H, V);
+        for (int i = 0; i < n_rows; i++)
+            memcpy(g->dxf + (size_t)rows[i] * H, g->dbr + (size_t)i * H, (size_t)H * sizeof(float));
+        n_rows = 0;   /* done: skip the runs below */
+    }
     for (int i = 0; i < n_rows;) {
         int j = i + 1;
         while (j < n_rows && rows[j] == rows[j - 1] + 1) j++;

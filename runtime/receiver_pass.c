@@ -62,6 +62,7 @@ lw_status lw_receiver_pass_alloc(lw_receiver_pass *p, const lw_model *m, const l
 
 void lw_receiver_pass_free(lw_receiver_pass *p)
 {
+    lw_receiver_pack_free(p->pack);
     lw_state_free(p->state);
     lw_state_free(p->score_state);
     lw_backward_scratch_free(p->bwd);

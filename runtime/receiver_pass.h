@@ -16,7 +16,12 @@
  * (about 40% of a bridge example's rows). Rows that do not begin with those
  * ids, or adapters that touch them (LoRA, a deep prefix), take the whole
  * pass from position 0. The two agree to float rounding
- * (tests/check_receiver_pass.c); `no_head_cache` turns the shortcut off. */
+ * (tests/check_receiver_pass.c); `no_head_cache` turns the shortcut off.
+ *
+ * Packing goes further: a step's examples run after the cached head as
+ * segments of one forward and one backward (lw_forward_args.n_segments),
+ * so every weight matrix, the 671 MB output head above all, is read once a
+ * step instead of once an example. Same conditions as the head cache. */
 #ifndef LW_RECEIVER_PASS_H
 #define LW_RECEIVER_PASS_H
 
@@ -26,6 +31,8 @@
 #include "model.h"
 #include "receiver_input.h"
 #include "status.h"
+
+typedef struct lw_receiver_pack lw_receiver_pack;
 
 typedef struct {
     const lw_model *m;                   /* frozen */
@@ -42,6 +49,7 @@ typedef struct {
     bool no_head_cache;                  /* always run from position 0 */
     bool head_cached;                    /* state holds the layout's before rows */
     int last_head;                       /* rows the last loss call skipped (0 or n_before) */
+    lw_receiver_pack *pack;              /* packed steps (lw_receiver_pass_pack_*); NULL until used */
 } lw_receiver_pass;
 
 /* who names the caller in errors ("trainer", "text trainer"). */
@@ -62,5 +70,20 @@ lw_status lw_receiver_pass_backward(lw_receiver_pass *p, const lw_receiver_adapt
  * filled prompt rows. embeds: whether is_embed / embeds are used. */
 lw_status lw_receiver_pass_scores(lw_receiver_pass *p, const lw_receiver_adapters *ad, int P, bool embeds,
                                   double *scores);
+
+/* Packed steps. can_pack: the conditions hold (no adapters active, head
+ * cache on, a head to cache). begin: room for n examples, none added yet.
+ * add: the filled T rows of one example (they must begin with the head) go
+ * into the pack with its label. loss: losses[i] of every added example.
+ * backward: scale * the gradient, correct[i] the first-token checks (may
+ * be NULL). d_embeds: example i's input gradient, rows n_before.. of its
+ * own (the soft tokens first). */
+bool lw_receiver_pass_can_pack(const lw_receiver_pass *p, const lw_receiver_adapters *ad);
+lw_status lw_receiver_pass_pack_begin(lw_receiver_pass *p, int n);
+lw_status lw_receiver_pass_pack_add(lw_receiver_pass *p, int T, int label);
+lw_status lw_receiver_pass_pack_loss(lw_receiver_pass *p, float *losses);
+lw_status lw_receiver_pass_pack_backward(lw_receiver_pass *p, float scale, bool *correct);
+const float *lw_receiver_pass_pack_d_embeds(const lw_receiver_pass *p, int i);
+void lw_receiver_pack_free(lw_receiver_pack *k);   /* lw_receiver_pass_free's */
 
 #endif

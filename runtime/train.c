@@ -154,25 +154,39 @@ typedef struct {
  * many examples came before it, so a resumed run draws the same, and so
  * does whichever rank runs it. */
 static lw_status accumulate(lw_trainer *t, const lw_sender_cache *states, const lw_dataset *d, lw_sampler *smp,
-                            int per_step, long drawn, uint64_t seed, shard sh, float **x, size_t *x_cap,
+                            int per_step, int batch, long drawn, uint64_t seed, shard sh, float **x, size_t *x_cap,
                             step_stats *s)
 {
     lw_bridge_zero_grad(t->bridge);
     if (t->adapters) lw_adapter_set_zero_grad(t->adapters);
-    for (int i = 0; i < per_step; i++) {
-        int idx = lw_sampler_next(smp), T;
+    size_t n_max = (size_t)per_step;
+    int *idx = malloc(n_max * sizeof *idx), *label = malloc(n_max * sizeof *label), n = 0;
+    uint64_t *seeds = malloc(n_max * sizeof *seeds);
+    float *loss = malloc(n_max * sizeof *loss);
+    bool *right = malloc(n_max * sizeof *right);
+    lw_status st = idx && label && seeds && loss && right
+                       ? LW_OK
+                       : lw_fail(LW_ERR_NOMEM, "train: out of memory for a step of %d examples", per_step);
+    for (int i = 0; !st && i < per_step; i++) {
+        int j = lw_sampler_next(smp);
         if (i % sh.world != sh.rank) continue;
-        t->dropout_seed = (seed ^ DROPOUT_SALT) + (uint64_t)(drawn + i) * 0x9e3779b97f4a7c15ULL;
-        float loss;
-        bool right;
-        lw_status st = lw_sender_cache_read(states, idx, x, x_cap, &T);
-        if (!st) st = lw_trainer_example(t, *x, T, d->examples[idx].label, 1.0f / (float)per_step, &loss, &right);
-        if (st) return lw_fail_wrap(st, "train: example %d", idx);
-        s->loss += loss / per_step;
-        s->right += right;
+        idx[n] = j;
+        label[n] = d->examples[j].label;
+        seeds[n++] = (seed ^ DROPOUT_SALT) + (uint64_t)(drawn + i) * 0x9e3779b97f4a7c15ULL;
+    }
+    /* a micro-batch at a time: packed into one receiver pass where it can be */
+    for (int g = 0; !st && g < n; g += batch) {
+        int k = n - g < batch ? n - g : batch;
+        st = lw_trainer_examples(t, states, idx + g, label + g, seeds + g, k, 1.0f / (float)per_step, x, x_cap,
+                                 loss + g, right + g);
+    }
+    for (int i = 0; !st && i < n; i++) {
+        s->loss += loss[i] / per_step;
+        s->right += right[i];
         s->seen++;
     }
-    return LW_OK;
+    free(idx), free(label), free(seeds), free(loss), free(right);
+    return st ? lw_fail_wrap(st, "train") : LW_OK;
 }
 
 /* The trained parameter blocks: the bridge's, then the adapters'. *grads
@@ -275,7 +289,7 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
     int right = 0, seen = 0;
     for (; !st && step < k->steps; step++) {
         step_stats s = {0};
-        st = accumulate(t, states, data, &smp, per_step, step * per_step, k->seed, sh, &x, &x_cap, &s);
+        st = accumulate(t, states, data, &smp, per_step, k->batch, step * per_step, k->seed, sh, &x, &x_cap, &s);
         if (!st && sh.world > 1) st = reduce_step(t, sh, &s);
         if (st) break;
         double gnorm = clip_all(t, k->grad_clip);

@@ -71,6 +71,8 @@ typedef struct {
     float *soft, *dsoft;                 /* [M, R] */
     lw_adapter_set *adapters;            /* LoRA / deep prefix trained with the bridge; NULL: none */
     uint64_t dropout_seed;               /* the adapters' dropout draw for the next example */
+    float *pack_losses;                  /* [pack_cap] a packed step's receiver losses */
+    int pack_cap;
 } lw_trainer;
 
 lw_status lw_trainer_create(lw_trainer *t, const lw_model *receiver, const lw_receiver_layout *layout,
@@ -91,6 +93,16 @@ lw_status lw_trainer_use_gpu(lw_trainer *t, lw_gpu_receiver_pass *p);
  * example's loss, *correct the first-token check (either may be NULL). */
 lw_status lw_trainer_example(lw_trainer *t, const float *x, int T, int label, float scale, float *loss,
                              bool *correct);
+
+/* n examples of a step (idx: their rows in states, labels, the adapters'
+ * dropout draws) through bridge and receiver, adding scale * each one's
+ * gradient to the trained parameters' grads: packed into one receiver pass
+ * when the pass can (receiver_pass.h: on the CPU, no adapters, head cache
+ * on), else one lw_trainer_example after another. losses[n], correct[n]. x,
+ * x_cap: a buffer for the sender's states (grown as needed). */
+lw_status lw_trainer_examples(lw_trainer *t, const lw_sender_cache *states, const int *idx, const int *labels,
+                              const uint64_t *dropout_seeds, int n, float scale, float **x, size_t *x_cap,
+                              float *losses, bool *correct);
 
 /* The loss alone (no gradients): what the finite-difference test probes. */
 lw_status lw_trainer_loss(lw_trainer *t, const float *x, int T, int label, float *loss);

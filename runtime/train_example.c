@@ -32,6 +32,7 @@ void lw_trainer_free(lw_trainer *t)
 {
     lw_receiver_pass_free(&t->rx);
     lw_bridge_acts_free(t->acts);
+    free(t->pack_losses);
     free(t->soft);
     free(t->dsoft);
     memset(t, 0, sizeof *t);
@@ -177,6 +178,66 @@ lw_status lw_trainer_example(lw_trainer *t, const float *x, int Tx, int label, f
     if (t->diversity_weight != 0.0f) diversity(t->soft, M, H, t->dsoft, scale * t->diversity_weight);
     if (t->adapters) lw_adapter_set_backward(t->adapters, t->dsoft);   /* the deep prefix's path to the soft tokens */
     lw_bridge_backward(t->bridge, t->acts, t->dsoft, NULL);
+    return LW_OK;
+}
+
+/* The packed path of lw_trainer_examples: every example's bridge forward
+ * and receiver rows into the pack, one receiver pass, then each bridge's
+ * backward after its forward again (the bridge keeps one example's
+ * activations; running it twice costs little next to the receiver). */
+static lw_status examples_packed(lw_trainer *t, const lw_sender_cache *states, const int *idx, const int *labels,
+                                 int n, float scale, float **x, size_t *x_cap, float *losses, bool *correct)
+{
+    const lw_receiver_layout *Ly = t->layout;
+    int H = t->receiver->cfg.hidden, M = Ly->M, Tx, i = 0;
+    bool div = t->diversity_weight != 0.0f;
+    lw_status st = lw_receiver_pass_pack_begin(&t->rx, n);
+    for (; !st && i < n; i++) {
+        st = lw_sender_cache_read(states, idx[i], x, x_cap, &Tx);
+        if (!st) st = check_label(t, labels[i]);
+        if (!st) st = bridge_forward(t, *x, Tx, true);
+        if (st) break;
+        int T = lw_receiver_fill(Ly, labels[i], Ly->verb_len[labels[i]] - 1, t->rx.ids, t->rx.is_embed);
+        if ((st = lw_receiver_pass_pack_add(&t->rx, T, labels[i]))) break;
+        losses[i] = div ? (float)(t->diversity_weight * diversity(t->soft, M, H, NULL, 0.0f)) : 0.0f;
+    }
+    float *ce = t->pack_losses;
+    if (!st) st = lw_receiver_pass_pack_loss(&t->rx, ce);
+    if (!st) st = lw_receiver_pass_pack_backward(&t->rx, scale, correct);
+    for (int j = 0; !st && j < n; j++) {
+        losses[j] += ce[j];
+        i = j;
+        if ((st = lw_sender_cache_read(states, idx[j], x, x_cap, &Tx)) || (st = bridge_forward(t, *x, Tx, true)))
+            break;
+        /* the pack's rows of example j start at the head's end: the soft tokens first */
+        memcpy(t->dsoft, lw_receiver_pass_pack_d_embeds(&t->rx, j), (size_t)M * H * sizeof(float));
+        if (div) diversity(t->soft, M, H, t->dsoft, scale * t->diversity_weight);
+        lw_bridge_backward(t->bridge, t->acts, t->dsoft, NULL);
+    }
+    return st ? lw_fail_wrap(st, "trainer: packed step, example %d", i < n ? idx[i] : -1) : LW_OK;
+}
+
+lw_status lw_trainer_examples(lw_trainer *t, const lw_sender_cache *states, const int *idx, const int *labels,
+                              const uint64_t *dropout_seeds, int n, float scale, float **x, size_t *x_cap,
+                              float *losses, bool *correct)
+{
+    if (n < 1) return LW_OK;
+    if (!t->gpu && lw_receiver_pass_can_pack(&t->rx, adapters_of(t))) {
+        if (n > t->pack_cap) {
+            float *l = realloc(t->pack_losses, (size_t)n * sizeof *l);
+            if (!l) return lw_fail(LW_ERR_NOMEM, "trainer: out of memory for %d examples", n);
+            t->pack_losses = l;
+            t->pack_cap = n;
+        }
+        return examples_packed(t, states, idx, labels, n, scale, x, x_cap, losses, correct);
+    }
+    for (int i = 0; i < n; i++) {
+        int T;
+        t->dropout_seed = dropout_seeds[i];
+        lw_status st = lw_sender_cache_read(states, idx[i], x, x_cap, &T);
+        if (!st) st = lw_trainer_example(t, *x, T, labels[i], scale, &losses[i], &correct[i]);
+        if (st) return lw_fail_wrap(st, "trainer: example %d", idx[i]);
+    }
     return LW_OK;
 }
 

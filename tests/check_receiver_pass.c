@@ -122,11 +122,79 @@ START_TEST(cached_head_matches_the_whole_pass)
 }
 END_TEST
 
+/* A packed step (receiver_pack.c): three examples after the cached head in
+ * one forward and one backward give each its own pass's loss, first-token
+ * check and input gradient. */
+static void packed_cases(const lw_model_config *c, uint64_t seed)
+{
+    enum { N = 4 };
+    const int labels[N] = {0, 2, 1, 2};
+    rig r;
+    rig_open(&r, c, seed);
+    int H = c->hidden, Ts[N];
+    float want_loss[N], *want_d = calloc((size_t)N * r.whole.max_T * H, sizeof(float));
+    float *soft = calloc((size_t)N * M * H, sizeof(float));
+    bool want_ok[N];
+    for (int i = 0; i < N; i++) {
+        Ts[i] = fill(&r, labels[i]);
+        memcpy(soft + (size_t)i * M * H, r.whole.embeds + (size_t)N_BEFORE * H, (size_t)M * H * sizeof(float));
+        ck_assert_int_eq(lw_receiver_pass_loss(&r.whole, NULL, Ts[i], labels[i], &want_loss[i]), LW_OK);
+        ck_assert_int_eq(lw_receiver_pass_backward(&r.whole, NULL, Ts[i], labels[i], 0.5f, &want_ok[i]), LW_OK);
+        memcpy(want_d + (size_t)i * r.whole.max_T * H, r.whole.d_embeds, (size_t)Ts[i] * H * sizeof(float));
+    }
+    ck_assert(lw_receiver_pass_can_pack(&r.cached, NULL));
+    ck_assert(!lw_receiver_pass_can_pack(&r.whole, NULL));
+    for (int round = 0; round < 2; round++) {   /* the second reuses the pack and its cached head */
+        ck_assert_int_eq(lw_receiver_pass_pack_begin(&r.cached, N), LW_OK);
+        for (int i = 0; i < N; i++) {
+            lw_receiver_fill(&r.layout, labels[i], r.layout.verb_len[labels[i]] - 1, r.cached.ids, r.cached.is_embed);
+            memcpy(r.cached.embeds + (size_t)N_BEFORE * H, soft + (size_t)i * M * H, (size_t)M * H * sizeof(float));
+            ck_assert_int_eq(lw_receiver_pass_pack_add(&r.cached, Ts[i], labels[i]), LW_OK);
+        }
+        float loss[N];
+        bool ok[N];
+        ck_assert_int_eq(lw_receiver_pass_pack_loss(&r.cached, loss), LW_OK);
+        ck_assert_int_eq(lw_receiver_pass_pack_backward(&r.cached, 0.5f, ok), LW_OK);
+        for (int i = 0; i < N; i++) {
+            ck_assert_msg(fabs((double)loss[i] - want_loss[i]) <= 1e-5 * fabs((double)want_loss[i]),
+                          "%s example %d: packed loss %.8g, alone %.8g", c->name, i, (double)loss[i],
+                          (double)want_loss[i]);
+            ck_assert_int_eq(ok[i], want_ok[i]);
+            const float *d = lw_receiver_pass_pack_d_embeds(&r.cached, i);
+            const float *w = want_d + (size_t)i * r.whole.max_T * H + (size_t)N_BEFORE * H;
+            int n = (Ts[i] - N_BEFORE) * H;
+            double scale = 0.0;
+            for (int j = 0; j < n; j++) scale = fmax(scale, fabs(w[j]));
+            ck_assert(scale > 0.0);
+            for (int j = 0; j < n; j++)
+                ck_assert_msg(fabs(d[j] - w[j]) <= 1e-5 * scale, "%s example %d: d_embeds[%d] packed %g alone %g",
+                              c->name, i, j, (double)d[j], (double)w[j]);
+        }
+    }
+    /* rows that do not begin with the head cannot join */
+    ck_assert_int_eq(lw_receiver_pass_pack_begin(&r.cached, 1), LW_OK);
+    r.cached.ids[0] = 2;
+    ck_assert_int_eq(lw_receiver_pass_pack_add(&r.cached, Ts[0], labels[0]), LW_ERR_INVALID);
+    free(want_d);
+    free(soft);
+    rig_close(&r);
+}
+
+START_TEST(packed_step_matches_each_example)
+{
+    lw_model_config g = tl_tiny_gemma3_config(4);
+    packed_cases(&g, 5);
+    lw_model_config l = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
+    packed_cases(&l, 6);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("receiver_pass");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, cached_head_matches_the_whole_pass);
+    tcase_add_test(tc, packed_step_matches_each_example);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

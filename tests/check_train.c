@@ -195,6 +195,35 @@ START_TEST(resumed_run_is_bit_exact)
 }
 END_TEST
 
+/* Packed steps (every micro-batch in one receiver pass) against one
+ * example at a time from position 0 (no_head_cache): the same run to float
+ * rounding over a few steps, diversity loss included. */
+START_TEST(packed_steps_follow_one_example_at_a_time)
+{
+    pair a, b;
+    setup(&a, 0.1f, 4);
+    setup(&b, 0.1f, 4);
+    b.trainer.rx.no_head_cache = true;
+    lw_train_options o = options(4);
+    lw_train_result ra, rb;
+    ck_assert_int_eq(lw_train_run(&a.trainer, &a.states, &a.data, &o, &ra), LW_OK);
+    ck_assert_ptr_nonnull(a.trainer.rx.pack);   /* a ran packed ... */
+    ck_assert_ptr_null(b.trainer.rx.pack);      /* ... b did not */
+    ck_assert_int_eq(lw_train_run(&b.trainer, &b.states, &b.data, &o, &rb), LW_OK);
+    ck_assert_msg(fabs(ra.last_loss - rb.last_loss) <= 1e-4 * fabs(rb.last_loss), "last loss packed %.8g, alone %.8g",
+                  ra.last_loss, rb.last_loss);
+    ck_assert_double_eq(ra.train_acc, rb.train_acc);
+    float worst = 0.0f, biggest = 0.0f;
+    for (size_t i = 0; i < a.bridge.n_params; i++) {
+        worst = fmaxf(worst, fabsf(a.bridge.params[i] - b.bridge.params[i]));
+        biggest = fmaxf(biggest, fabsf(b.bridge.params[i]));
+    }
+    ck_assert_msg(worst <= 1e-4f * biggest, "bridge parameters differ by %g (largest %g)", worst, biggest);
+    teardown(&a);
+    teardown(&b);
+}
+END_TEST
+
 START_TEST(bad_options_are_refused)
 {
     pair p;
@@ -393,6 +422,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, bridge_gradient_through_receiver_matches_finite_differences);
     tcase_add_test(tc, training_separates_the_classes);
+    tcase_add_test(tc, packed_steps_follow_one_example_at_a_time);
     tcase_add_test(tc, resumed_run_is_bit_exact);
     tcase_add_test(tc, bad_options_are_refused);
     tcase_add_test(tc, sender_cache_matches_the_sender_and_is_reused);

@@ -1,0 +1,176 @@
+/* Packed training steps of the receiver pass (receiver_pass.h): a step's
+ * examples, each without the shared head, as segments of one forward after
+ * the head's cached keys, one product with the output head over every loss
+ * row, and one backward. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+#include "receiver_pass.h"
+
+struct lw_receiver_pack {
+    int cap, n;                 /* examples: room for, added */
+    int C;                      /* head rows (the layout's n_before) */
+    int max_rows, rows;         /* packed rows after the head: room for, used */
+    lw_state *state;            /* saved activations; C + max_rows positions */
+    lw_backward_scratch *bwd;
+    bool head_cached;
+    int *ids;                   /* [max_rows] */
+    bool *is_embed;             /* [max_rows] */
+    float *embeds, *final, *d_embeds;   /* [max_rows, hidden] */
+    int *seg_len, *label, *row0, *loss0;  /* [cap]: rows, label, first row, first loss row */
+    int n_loss;
+    int *loss_rows, *targets;   /* [cap * max_verb] */
+    float *xl;                  /* [cap * max_verb, hidden] the loss rows' final states */
+    float *logits, *probs, *dlogits;   /* [cap * max_verb, vocab] */
+};
+
+static void pack_free(lw_receiver_pack *k)
+{
+    if (!k) return;
+    lw_state_free(k->state);
+    lw_backward_scratch_free(k->bwd);
+    void *all[] = {k->ids,  k->is_embed,  k->embeds,  k->final,   k->d_embeds, k->seg_len, k->label, k->row0,
+                   k->loss0, k->loss_rows, k->targets, k->xl, k->logits, k->probs, k->dlogits};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+    free(k);
+}
+
+static lw_status pack_alloc(const lw_receiver_pass *p, int cap, lw_receiver_pack **out)
+{
+    const lw_model_config *c = &p->m->cfg;
+    *out = NULL;
+    lw_receiver_pack *k = calloc(1, sizeof *k);
+    if (!k) return lw_fail(LW_ERR_NOMEM, "receiver pack: out of memory");
+    k->cap = cap;
+    k->C = p->layout->n_before;
+    k->max_rows = cap * (p->max_T - k->C);
+    size_t R = (size_t)k->max_rows, H = (size_t)c->hidden, V = (size_t)c->vocab;
+    size_t NL = (size_t)cap * p->layout->max_verb, n = (size_t)cap;
+    lw_status st = lw_state_alloc(p->m, k->C + k->max_rows, true, &k->state);
+    if (!st) st = lw_backward_scratch_alloc(p->m, k->C + k->max_rows, &k->bwd);
+    k->ids = calloc(R, sizeof *k->ids);
+    k->is_embed = calloc(R, sizeof *k->is_embed);
+    k->embeds = calloc(R * H, sizeof(float));
+    k->final = calloc(R * H, sizeof(float));
+    k->d_embeds = calloc(R * H, sizeof(float));
+    k->seg_len = calloc(n, sizeof(int));
+    k->label = calloc(n, sizeof(int));
+    k->row0 = calloc(n, sizeof(int));
+    k->loss0 = calloc(n, sizeof(int));
+    k->loss_rows = calloc(NL, sizeof(int));
+    k->targets = calloc(NL, sizeof(int));
+    k->xl = calloc(NL * H, sizeof(float));
+    k->logits = calloc(NL * V, sizeof(float));
+    k->probs = calloc(NL * V, sizeof(float));
+    k->dlogits = calloc(NL * V, sizeof(float));
+    if (!st && (!k->ids || !k->is_embed || !k->embeds || !k->final || !k->d_embeds || !k->seg_len || !k->label ||
+                !k->row0 || !k->loss0 || !k->loss_rows || !k->targets || !k->xl || !k->logits || !k->probs ||
+                !k->dlogits))
+        st = lw_fail(LW_ERR_NOMEM, "receiver pack: out of memory for %d examples (%zu rows, %zu loss rows)", cap, R,
+                     NL);
+    if (st) {
+        pack_free(k);
+        return st;
+    }
+    *out = k;
+    return LW_OK;
+}
+
+bool lw_receiver_pass_can_pack(const lw_receiver_pass *p, const lw_receiver_adapters *ad)
+{
+    return !p->no_head_cache && p->layout->n_before > 0 && !(ad && (ad->lora || ad->prefix_len > 0));
+}
+
+lw_status lw_receiver_pass_pack_begin(lw_receiver_pass *p, int n)
+{
+    if (n < 1) return lw_fail(LW_ERR_INVALID, "receiver pack: %d examples", n);
+    if (!p->pack || p->pack->cap < n) {
+        lw_receiver_pack *k = NULL;
+        lw_status st = pack_alloc(p, n, &k);
+        if (st) return st;
+        pack_free(p->pack);
+        p->pack = k;
+    }
+    p->pack->n = p->pack->rows = p->pack->n_loss = 0;
+    return LW_OK;
+}
+
+lw_status lw_receiver_pass_pack_add(lw_receiver_pass *p, int T, int label)
+{
+    lw_receiver_pack *k = p->pack;
+    const lw_receiver_layout *Ly = p->layout;
+    if (!k || k->n == k->cap) return lw_fail(LW_ERR_INVALID, "receiver pack: full (begin it for more examples)");
+    if (label < 0 || label >= Ly->n_labels) return lw_fail(LW_ERR_INVALID, "receiver pack: label %d", label);
+    int C = k->C, L = Ly->verb_len[label], len = T - C;
+    if (T > p->max_T || len < L) return lw_fail(LW_ERR_INVALID, "receiver pack: %d rows (head %d, %d to score)", T, C, L);
+    for (int t = 0; t < C; t++)
+        if (p->is_embed[t] || p->ids[t] != Ly->before[t])
+            return lw_fail(LW_ERR_INVALID, "receiver pack: row %d is not the layout's head", t);
+    size_t H = (size_t)p->m->cfg.hidden, r = (size_t)k->rows;
+    memcpy(k->ids + r, p->ids + C, (size_t)len * sizeof(int));
+    memcpy(k->is_embed + r, p->is_embed + C, (size_t)len * sizeof(bool));
+    memcpy(k->embeds + r * H, p->embeds + (size_t)C * H, (size_t)len * H * sizeof(float));
+    int i = k->n++;
+    k->seg_len[i] = len;
+    k->label[i] = label;
+    k->row0[i] = k->rows;
+    k->loss0[i] = k->n_loss;
+    for (int j = 0; j < L; j++) {
+        k->loss_rows[k->n_loss] = k->rows + len - L + j;
+        k->targets[k->n_loss++] = Ly->verb[label][j];
+    }
+    k->rows += len;
+    return LW_OK;
+}
+
+lw_status lw_receiver_pass_pack_loss(lw_receiver_pass *p, float *losses)
+{
+    lw_receiver_pack *k = p->pack;
+    if (!k || k->n == 0) return lw_fail(LW_ERR_INVALID, "receiver pack: nothing added");
+    const lw_model *m = p->m;
+    int n = m->cfg.n_layers, H = m->cfg.hidden, V = m->cfg.vocab;
+    lw_status st;
+    if (!k->head_cached) {   /* the head's rows once; their final states land in p->final, unused */
+        lw_forward_args h = {.ids = p->layout->before, .T = k->C, .capture_layer = n, .hidden_out = p->final};
+        if ((st = lw_forward(m, k->state, &h))) return st;
+        k->head_cached = true;
+    }
+    lw_state_rewind(k->state, k->C);
+    lw_forward_args a = {.ids = k->ids, .embeds = k->embeds, .is_embed = k->is_embed, .T = k->rows, .pos0 = k->C,
+                         .capture_layer = n, .hidden_out = k->final, .n_segments = k->n, .segment_len = k->seg_len};
+    if ((st = lw_forward(m, k->state, &a))) return st;
+    for (int j = 0; j < k->n_loss; j++)
+        memcpy(k->xl + (size_t)j * H, k->final + (size_t)k->loss_rows[j] * H, (size_t)H * sizeof(float));
+    matmul_forward(k->logits, k->xl, m->output, NULL, k->n_loss, H, V);
+    for (int i = 0; i < k->n; i++) {
+        size_t o = (size_t)k->loss0[i];
+        losses[i] = cross_entropy_forward(k->probs + o * V, k->logits + o * V, k->targets + o,
+                                          p->layout->verb_len[k->label[i]], V);
+    }
+    return LW_OK;
+}
+
+lw_status lw_receiver_pass_pack_backward(lw_receiver_pass *p, float scale, bool *correct)
+{
+    lw_receiver_pack *k = p->pack;
+    if (!k || k->n == 0) return lw_fail(LW_ERR_INVALID, "receiver pack: nothing added");
+    int V = p->m->cfg.vocab;
+    memset(k->dlogits, 0, (size_t)k->n_loss * V * sizeof(float));
+    for (int i = 0; i < k->n; i++) {
+        size_t o = (size_t)k->loss0[i] * V;
+        int L = p->layout->verb_len[k->label[i]];
+        if (correct) correct[i] = lw_receiver_first_token_right(p->layout, k->logits + o, k->label[i]);
+        cross_entropy_backward(k->dlogits + o, k->probs + o, k->targets + k->loss0[i], L, V, scale);
+    }
+    return lw_model_backward_adapted(p->m, k->state, k->bwd, NULL, k->loss_rows, k->n_loss, k->dlogits,
+                                     k->d_embeds);
+}
+
+const float *lw_receiver_pass_pack_d_embeds(const lw_receiver_pass *p, int i)
+{
+    const lw_receiver_pack *k = p->pack;
+    return k->d_embeds + (size_t)k->row0[i] * p->m->cfg.hidden;
+}
+
+void lw_receiver_pack_free(lw_receiver_pack *k) { pack_free(k); }
