@@ -234,6 +234,7 @@ static int run_text(const lw_manifest *m, const train_args *a, const lw_task *ta
 {
     lw_text_method method = (lw_text_method)lw_text_method_from_name(a->method);
     lw_train_options o = {.cfg = a->cfg, .checkpoint_every = a->checkpoint_every, .out_dir = out,
+                          .no_head_cache = a->no_head_cache,
                           .resume_dir = a->resume, .quiet = a->quiet};
     lw_train_result r;
     if (write_run_json(out, a, train_path, data->n)) return fail("run.json");
@@ -298,7 +299,6 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
         fail("bridge");
         goto done;
     }
-    trainer.rx.no_head_cache = a->no_head_cache;
     if ((a->lora || a->prefix) &&
         (lw_adapter_set_create(&adapters, side.receiver, trainer.max_T, a->lora ? &a->lora_cfg : NULL,
                                a->prefix ? &a->prefix_cfg : NULL, a->cfg.seed) ||
@@ -325,6 +325,7 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
         fprintf(stderr, "train: data parallel over %d ranks (%s), %d examples a step on each\n", comm->world,
                 lw_comm_backend_name(comm->backend), (a->cfg.batch * a->cfg.grad_accum + comm->world - 1) / comm->world);
     lw_train_options o = {.cfg = a->cfg, .checkpoint_every = a->checkpoint_every, .out_dir = out,
+                          .no_head_cache = a->no_head_cache,
                           .resume_dir = a->resume, .quiet = a->quiet, .comm = comm};
     lw_train_result r;
     if (lead && write_run_json(out, a, train_path, data.n)) { fail("run.json"); goto done; }

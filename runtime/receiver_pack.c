@@ -82,9 +82,19 @@ bool lw_receiver_pass_can_pack(const lw_receiver_pass *p, const lw_receiver_adap
     return !p->no_head_cache && p->layout->n_before > 0 && !(ad && (ad->lora || ad->prefix_len > 0));
 }
 
+int lw_receiver_pass_pack_room(const lw_receiver_pass *p)
+{
+    int C = p->layout->n_before, per = p->max_T - C, ctx = p->m->cfg.context;
+    if (per < 1) return 0;
+    long room = ((ctx > 0 ? ctx : 1 << 20) - C) / per;
+    return room < 0 ? 0 : room > 4096 ? 4096 : (int)room;
+}
+
 lw_status lw_receiver_pass_pack_begin(lw_receiver_pass *p, int n)
 {
-    if (n < 1) return lw_fail(LW_ERR_INVALID, "receiver pack: %d examples", n);
+    if (n < 1 || n > lw_receiver_pass_pack_room(p))
+        return lw_fail(LW_ERR_INVALID, "receiver pack: %d examples (room for %d in %s's context of %d)", n,
+                       lw_receiver_pass_pack_room(p), p->m->cfg.name, p->m->cfg.context);
     if (!p->pack || p->pack->cap < n) {
         lw_receiver_pack *k = NULL;
         lw_status st = pack_alloc(p, n, &k);

@@ -79,6 +79,8 @@ lw_status lw_receiver_pass_scores(lw_receiver_pass *p, const lw_receiver_adapter
  * be NULL). d_embeds: example i's input gradient, rows n_before.. of its
  * own (the soft tokens first). */
 bool lw_receiver_pass_can_pack(const lw_receiver_pass *p, const lw_receiver_adapters *ad);
+/* How many examples one pack holds within the receiver's context (0: none). */
+int lw_receiver_pass_pack_room(const lw_receiver_pass *p);
 lw_status lw_receiver_pass_pack_begin(lw_receiver_pass *p, int n);
 lw_status lw_receiver_pass_pack_add(lw_receiver_pass *p, int T, int label);
 lw_status lw_receiver_pass_pack_loss(lw_receiver_pass *p, float *losses);

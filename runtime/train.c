@@ -275,6 +275,7 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
     int per_step = k->batch * k->grad_accum;
     shard sh = {.comm = o->comm, .world = o->comm ? o->comm->world : 1, .rank = o->comm ? o->comm->rank : 0};
     bool lead = sh.rank == 0, quiet = o->quiet || !lead;   /* rank 0 logs and saves for all */
+    if (o->no_head_cache) t->rx.no_head_cache = true;
     const char *out_dir = lead ? o->out_dir : NULL;
     if (sh.world > 1 && (st = sync_ranks(t, sh, k, data->n, step))) {
         lw_adamw_free(&opt);

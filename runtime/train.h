@@ -118,6 +118,7 @@ typedef struct {
     const char *resume_dir;   /* NULL: a fresh run (the bridge is initialised from cfg.seed) */
     bool quiet;               /* no progress line */
     lw_comm *comm;            /* data parallel over comm's ranks; NULL: world size 1 (docs/distributed.md) */
+    bool no_head_cache;       /* every example alone from position 0: no cached prompt head, no packing */
 } lw_train_options;
 
 typedef struct {

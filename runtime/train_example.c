@@ -222,14 +222,19 @@ lw_status lw_trainer_examples(lw_trainer *t, const lw_sender_cache *states, cons
                               float *losses, bool *correct)
 {
     if (n < 1) return LW_OK;
-    if (!t->gpu && lw_receiver_pass_can_pack(&t->rx, adapters_of(t))) {
+    int room = lw_receiver_pass_pack_room(&t->rx);
+    if (!t->gpu && room > 0 && lw_receiver_pass_can_pack(&t->rx, adapters_of(t))) {
         if (n > t->pack_cap) {
             float *l = realloc(t->pack_losses, (size_t)n * sizeof *l);
             if (!l) return lw_fail(LW_ERR_NOMEM, "trainer: out of memory for %d examples", n);
             t->pack_losses = l;
             t->pack_cap = n;
         }
-        return examples_packed(t, states, idx, labels, n, scale, x, x_cap, losses, correct);
+        lw_status st = LW_OK;
+        for (int g = 0; !st && g < n; g += room)   /* as many as the receiver's context holds at once */
+            st = examples_packed(t, states, idx + g, labels + g, n - g < room ? n - g : room, scale, x, x_cap,
+                                 losses + g, correct + g);
+        return st;
     }
     for (int i = 0; i < n; i++) {
         int T;

@@ -158,6 +158,56 @@ lw_status lw_text_trainer_example(lw_text_trainer *t, const int *ids, int n, int
     return LW_OK;
 }
 
+/* Packed prompt tuning: every example's rows into the pack, one receiver
+ * pass, each example's soft-prompt gradient from its rows after the head
+ * (the soft prompt comes first there). *packed false: some example's rows do
+ * not begin with the head, nothing was done. */
+static lw_status examples_packed(lw_text_trainer *t, const int *const *ids, const int *n_ids, const int *labels,
+                                 int n, float scale, float *losses, bool *correct, bool *packed)
+{
+    const lw_receiver_layout *Ly = t->layout;
+    *packed = false;
+    for (int i = 0; i < n; i++)   /* the prompts' own ids: the head must be the layout's */
+        if (n_ids[i] < Ly->n_before || memcmp(ids[i], Ly->before, (size_t)Ly->n_before * sizeof(int)))
+            return LW_OK;
+    *packed = true;
+    lw_status st = lw_receiver_pass_pack_begin(&t->rx, n);
+    for (int i = 0; !st && i < n; i++) {
+        if (labels[i] < 0 || labels[i] >= Ly->n_labels)
+            return lw_fail(LW_ERR_INVALID, "text trainer: label %d of %d", labels[i], Ly->n_labels);
+        int T = fill(t, ids[i], n_ids[i], labels[i], Ly->verb_len[labels[i]] - 1);
+        st = T < 0 ? bad_prompt(t, n_ids[i]) : lw_receiver_pass_pack_add(&t->rx, T, labels[i]);
+    }
+    if (!st) st = lw_receiver_pass_pack_loss(&t->rx, losses);
+    if (!st) st = lw_receiver_pass_pack_backward(&t->rx, scale, correct);
+    size_t MH = (size_t)t->M * t->receiver->cfg.hidden;
+    for (int i = 0; !st && i < n; i++) {
+        const float *d = lw_receiver_pass_pack_d_embeds(&t->rx, i);
+        for (size_t j = 0; j < MH; j++) t->prompt.grads[j] += d[j];
+    }
+    return st;
+}
+
+lw_status lw_text_trainer_examples(lw_text_trainer *t, const int *const *ids, const int *n_ids, const int *labels,
+                                   const uint64_t *dropout_seeds, int n, float scale, float *losses, bool *correct)
+{
+    int room = lw_receiver_pass_pack_room(&t->rx);
+    bool can = t->method == LW_TEXT_PROMPT_TUNING && t->M > 0 && lw_receiver_pass_can_pack(&t->rx, adapters_of(t));
+    int group = can && room > 0 ? room : n;   /* as many as the receiver's context holds at once */
+    lw_status st = LW_OK;
+    for (int g = 0; !st && g < n; g += group) {
+        int k = n - g < group ? n - g : group;
+        bool packed = false;
+        if (can && room > 0)
+            st = examples_packed(t, ids + g, n_ids + g, labels + g, k, scale, losses + g, correct + g, &packed);
+        for (int i = g; !st && !packed && i < g + k; i++) {   /* one by one */
+            t->dropout_seed = dropout_seeds[i];
+            st = lw_text_trainer_example(t, ids[i], n_ids[i], labels[i], scale, &losses[i], &correct[i]);
+        }
+    }
+    return st;
+}
+
 lw_status lw_text_trainer_score(lw_text_trainer *t, const int *ids, int n, double *scores)
 {
     int P = fill(t, ids, n, 0, 0);

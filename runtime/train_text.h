@@ -88,6 +88,11 @@ lw_status lw_text_trainer_score(lw_text_trainer *t, const int *ids, int n, doubl
  * tests): the prompt, or LoRA's flat buffer. */
 float *lw_text_trainer_params(lw_text_trainer *t, float **grads, size_t *n);
 void lw_text_trainer_zero_grad(lw_text_trainer *t);
+/* n examples (prompt ids and lengths, labels, the LoRA dropout draws) as
+ * lw_text_trainer_example does them one by one; prompt tuning packs them
+ * into one receiver pass when it can (receiver_pass.h). losses[n], correct[n]. */
+lw_status lw_text_trainer_examples(lw_text_trainer *t, const int *const *ids, const int *n_ids, const int *labels,
+                                   const uint64_t *dropout_seeds, int n, float scale, float *losses, bool *correct);
 
 /* Checkpoint files in dir (see above); load also restores the optimiser
  * state, and *step its step count. */

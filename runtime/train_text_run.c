@@ -83,23 +83,37 @@ static void json_num(FILE *f, const char *key, const char *fmt, double v, const 
     fputs(sep, f);
 }
 
-/* One step's examples; the grads hold their mean gradient. */
+/* One step's examples, a micro-batch (batch examples) at a time; the grads
+ * hold their mean gradient. */
 static lw_status accumulate(lw_text_trainer *t, const lw_text_prompts *p, const lw_dataset *d, lw_sampler *smp,
-                            int per_step, long drawn, uint64_t seed, double *loss, int *right)
+                            int per_step, int batch, long drawn, uint64_t seed, double *loss, int *right)
 {
     lw_text_trainer_zero_grad(t);
-    for (int i = 0; i < per_step; i++) {
-        t->dropout_seed = (seed ^ DROPOUT_SALT) + (uint64_t)(drawn + i) * 0x9e3779b97f4a7c15ULL;
-        int idx = lw_sampler_next(smp);
-        float l;
-        bool ok;
-        lw_status st = lw_text_trainer_example(t, p->ids[idx], p->len[idx], d->examples[idx].label,
-                                               1.0f / (float)per_step, &l, &ok);
-        if (st) return lw_fail_wrap(st, "train: example %d", idx);
-        *loss += l / per_step;
-        *right += ok;
+    size_t n = (size_t)batch;
+    const int **ids = malloc(n * sizeof *ids);
+    int *len = malloc(n * sizeof *len), *label = malloc(n * sizeof *label), *idx = malloc(n * sizeof *idx);
+    uint64_t *seeds = malloc(n * sizeof *seeds);
+    float *l = malloc(n * sizeof *l);
+    bool *ok = malloc(n * sizeof *ok);
+    lw_status st = ids && len && label && idx && seeds && l && ok
+                       ? LW_OK
+                       : lw_fail(LW_ERR_NOMEM, "train: out of memory for a micro-batch of %d", batch);
+    for (int g = 0; !st && g < per_step; g += batch) {
+        int k = per_step - g < batch ? per_step - g : batch;
+        for (int i = 0; i < k; i++) {
+            seeds[i] = (seed ^ DROPOUT_SALT) + (uint64_t)(drawn + g + i) * 0x9e3779b97f4a7c15ULL;
+            idx[i] = lw_sampler_next(smp);
+            ids[i] = p->ids[idx[i]], len[i] = p->len[idx[i]], label[i] = d->examples[idx[i]].label;
+        }
+        st = lw_text_trainer_examples(t, ids, len, label, seeds, k, 1.0f / (float)per_step, l, ok);
+        if (st) st = lw_fail_wrap(st, "train: a micro-batch from example %d", idx[0]);
+        for (int i = 0; !st && i < k; i++) {
+            *loss += l[i] / per_step;
+            *right += ok[i];
+        }
     }
-    return LW_OK;
+    free(ids), free(len), free(label), free(idx), free(seeds), free(l), free(ok);
+    return st;
 }
 
 lw_status lw_text_train_run(lw_text_trainer *t, const lw_text_prompts *prompts, const lw_dataset *data,
@@ -113,6 +127,7 @@ lw_status lw_text_train_run(lw_text_trainer *t, const lw_text_prompts *prompts, 
                        k->steps, k->batch, k->grad_accum, (double)k->lr, k->warmup_steps);
     if (prompts->n < data->n || data->n < 1)
         return lw_fail(LW_ERR_INVALID, "train: %d prompts for %d examples", prompts->n, data->n);
+    if (o->no_head_cache) t->rx.no_head_cache = true;
     long step = 0;
     lw_status st = o->resume_dir ? lw_text_trainer_load(t, o->resume_dir, &step) : LW_OK;
     if (st) return st;
@@ -125,7 +140,7 @@ lw_status lw_text_train_run(lw_text_trainer *t, const lw_text_prompts *prompts, 
     for (; !st && step < k->steps; step++) {
         double loss = 0.0;
         int ok = 0;
-        if ((st = accumulate(t, prompts, data, &smp, per_step, step * per_step, k->seed, &loss, &ok))) break;
+        if ((st = accumulate(t, prompts, data, &smp, per_step, k->batch, step * per_step, k->seed, &loss, &ok))) break;
         double gnorm = clip(t, k->grad_clip);
         float lr = lw_lr_at(step, k->warmup_steps, k->steps, k->lr, 0.1f);
         opt_step(t, lr, k->weight_decay);

@@ -233,6 +233,32 @@ END_TEST
 START_TEST(lora_resumes_bit_exact_and_reopens) { resume_and_open(LW_TEXT_LORA, "tb_lora"); }
 END_TEST
 
+/* Prompt tuning's packed micro-batches (receiver_pack.c) against one
+ * example at a time from position 0: the same run to float rounding. */
+START_TEST(packed_prompt_tuning_follows_one_example_at_a_time)
+{
+    setup a, b;
+    setup_open(&a, LW_TEXT_PROMPT_TUNING, 3);
+    setup_open(&b, LW_TEXT_PROMPT_TUNING, 3);
+    lw_train_options o = options(4, 1e-1f), ob = o;
+    ob.no_head_cache = true;
+    lw_train_result ra, rb;
+    ck_assert_int_eq(lw_text_train_run(&a.t, &a.prompts, &a.data, &o, &ra), LW_OK);
+    ck_assert_int_eq(lw_text_train_run(&b.t, &b.prompts, &b.data, &ob, &rb), LW_OK);
+    ck_assert_ptr_nonnull(a.t.rx.pack);
+    ck_assert_ptr_null(b.t.rx.pack);
+    ck_assert_msg(fabs(ra.last_loss - rb.last_loss) <= 1e-4 * fabs(rb.last_loss), "last loss packed %.8g, alone %.8g",
+                  ra.last_loss, rb.last_loss);
+    size_t n;
+    float *g, *pa = lw_text_trainer_params(&a.t, &g, &n), *pb = lw_text_trainer_params(&b.t, &g, &n);
+    float worst = 0.0f, biggest = 0.0f;
+    for (size_t i = 0; i < n; i++) worst = fmaxf(worst, fabsf(pa[i] - pb[i])), biggest = fmaxf(biggest, fabsf(pb[i]));
+    ck_assert_msg(worst <= 1e-4f * biggest, "prompt parameters differ by %g (largest %g)", worst, biggest);
+    setup_close(&a);
+    setup_close(&b);
+}
+END_TEST
+
 START_TEST(bad_prompts_are_refused)
 {
     setup s;
@@ -265,6 +291,7 @@ int main(void)
     tcase_add_test(c, lora_learns_a_separable_task);
     tcase_add_test(c, prompt_tuning_resumes_bit_exact_and_reopens);
     tcase_add_test(c, lora_resumes_bit_exact_and_reopens);
+    tcase_add_test(c, packed_prompt_tuning_follows_one_example_at_a_time);
     tcase_add_test(c, bad_prompts_are_refused);
     suite_add_tcase(s, c);
     return tl_run_suite(s);
