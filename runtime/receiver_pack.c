@@ -141,11 +141,8 @@ lw_status lw_receiver_pass_pack_loss(lw_receiver_pass *p, float *losses)
     const lw_model *m = p->m;
     int n = m->cfg.n_layers, H = m->cfg.hidden, V = m->cfg.vocab;
     lw_status st;
-    if (!k->head_cached) {   /* the head's rows once; their final states land in p->final, unused */
-        lw_forward_args h = {.ids = p->layout->before, .T = k->C, .capture_layer = n, .hidden_out = p->final};
-        if ((st = lw_forward(m, k->state, &h))) return st;
-        k->head_cached = true;
-    }
+    if (!k->head_cached && (st = lw_receiver_pass_run_head(p, k->state))) return st;
+    k->head_cached = true;
     lw_state_rewind(k->state, k->C);
     lw_forward_args a = {.ids = k->ids, .embeds = k->embeds, .is_embed = k->is_embed, .T = k->rows, .pos0 = k->C,
                          .capture_layer = n, .hidden_out = k->final, .n_segments = k->n, .segment_len = k->seg_len};

@@ -119,16 +119,12 @@ static int head_rows(const lw_receiver_pass *p, const lw_receiver_adapters *ad, 
     return C;
 }
 
-/* Runs the C head rows from position 0 into state (all blocks; the
- * final-normed output lands in p->final and is not used). */
-static lw_status cache_head(lw_receiver_pass *p, int C)
+lw_status lw_receiver_pass_run_head(lw_receiver_pass *p, lw_state *s)
 {
-    lw_state_reset(p->state);
-    lw_forward_args a = {.ids = p->layout->before, .T = C, .capture_layer = p->m->cfg.n_layers,
+    lw_state_reset(s);
+    lw_forward_args a = {.ids = p->layout->before, .T = p->layout->n_before, .capture_layer = p->m->cfg.n_layers,
                          .hidden_out = p->final};
-    lw_status st = lw_forward(p->m, p->state, &a);
-    p->head_cached = !st;
-    return st;
+    return lw_forward(p->m, s, &a);
 }
 
 lw_status lw_receiver_pass_loss(lw_receiver_pass *p, const lw_receiver_adapters *ad, int T, int label, float *loss)
@@ -137,7 +133,7 @@ lw_status lw_receiver_pass_loss(lw_receiver_pass *p, const lw_receiver_adapters 
     if (st) return st;
     const lw_model *m = p->m;
     int L = p->layout->verb_len[label], H = m->cfg.hidden, C = head_rows(p, ad, T, L);
-    if (C && !p->head_cached && (st = cache_head(p, C))) return st;
+    if (C && !p->head_cached && (st = lw_receiver_pass_run_head(p, p->state))) return st;
     p->head_cached = C > 0;   /* a pass from position 0 overwrites the cached rows */
     p->last_head = C;
     if (C) lw_state_rewind(p->state, C);

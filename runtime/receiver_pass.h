@@ -87,5 +87,8 @@ lw_status lw_receiver_pass_pack_loss(lw_receiver_pass *p, float *losses);
 lw_status lw_receiver_pass_pack_backward(lw_receiver_pass *p, float scale, bool *correct);
 const float *lw_receiver_pass_pack_d_embeds(const lw_receiver_pass *p, int i);
 void lw_receiver_pack_free(lw_receiver_pack *k);   /* lw_receiver_pass_free's */
+/* The layout's before rows from position 0 into s, every block (their
+ * final states land in p->final, unused): the cached head of both paths. */
+lw_status lw_receiver_pass_run_head(lw_receiver_pass *p, lw_state *s);
 
 #endif
