@@ -7,12 +7,13 @@
 #   trained/   runs/trained/<task>/<method>-lr<lr>-seed<s>/eval.json (every lr of the sweep)
 #   reverse/   the same for the reverse pair, runs/gemma3-270m_to_smollm2-135m/
 #   longer/    runs/longer/<task>/<run>/eval.json (longer training than the grid's)
+#   validate/  runs/validate/<task>/<run>/eval.json (a grid run again with newer code)
 # usage: scripts/collect-results.sh
 set -eu
 cd "$(dirname "$0")/.."
 lw=build/smollm2-135m_to_gemma3-270m/lw
 d=docs/results
-mkdir -p $d/bridge $d/ablation $d/baselines $d/trained $d/reverse $d/longer
+mkdir -p $d/bridge $d/ablation $d/baselines $d/trained $d/reverse $d/longer $d/validate
 copy_runs() {   # copy_runs FROM TO: FROM/<task>/<run>/eval.json -> TO/<task>.<run>.json
     for f in "$1"/*/*/eval.json; do
         [ -f "$f" ] || continue
@@ -26,6 +27,7 @@ copy_runs runs/ablation $d/ablation
 for f in runs/baselines/*.json; do [ -f "$f" ] && cp "$f" $d/baselines/; done
 copy_runs runs/trained $d/trained
 copy_runs runs/longer $d/longer
+copy_runs runs/validate $d/validate
 rev=runs/gemma3-270m_to_smollm2-135m
 copy_runs $rev/exp $d/reverse
 for f in $rev/exp/*/linear_probe.json; do [ -f "$f" ] && cp "$f" $d/reverse/"$(basename "$(dirname "$f")")".linear_probe.json; done
