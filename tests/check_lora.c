@@ -10,6 +10,7 @@
 #include "tiny_models.h"
 #include "adamw.h"
 #include "adapters.h"
+#include "label_scoring.h"
 #include "lora.h"
 #include "model.h"
 #include "ops.h"
@@ -396,6 +397,47 @@ START_TEST(resume_is_bit_exact)
 }
 END_TEST
 
+/* Scoring many labels with LoRA: all their continuations together (12 rows)
+ * exceed the adapters' scratch (7 rows, one example's), so the scorer goes
+ * label by label (it failed with "rows exceed the scratch" on Banking77)
+ * and gives each label's summed log-probs. */
+START_TEST(scoring_more_label_rows_than_the_adapter_scratch)
+{
+    lw_model_config c = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
+    fixture f;
+    setup(&f, &c, ALL_TARGETS, 4, 0.0f, 61);
+    randomize_b(&f, 62);
+    enum { P = 3, NL = 6, L = 3 };
+    int prompt[P] = {1, 2, 3}, v[NL][L], verb_len[NL];
+    const int *verb[NL];
+    for (int k = 0; k < NL; k++) {
+        for (int j = 0; j < L; j++) v[k][j] = (k + 2 * j + 4) % c.vocab;
+        verb[k] = v[k], verb_len[k] = L;
+    }
+    lw_state *s;
+    ck_assert_int_eq(lw_state_alloc(f.m, 32, false, &s), LW_OK);
+    float last[16], rows[L * 16];
+    lw_forward_args a = {.ids = prompt, .T = P, .logits = last, .capture_layer = -1, .adapters = &f.ad};
+    ck_assert_int_eq(lw_forward(f.m, s, &a), LW_OK);
+    double scores[NL];
+    ck_assert_msg(lw_score_verbalizers(f.m, s, &f.ad, P, last, NL, verb, verb_len, scores) == LW_OK, "%s",
+                  lw_last_error());
+    for (int k = 0; k < NL; k++) {   /* the label alone after the prompt */
+        lw_state_reset(s);
+        ck_assert_int_eq(lw_forward(f.m, s, &a), LW_OK);
+        lw_forward_args b = {.ids = v[k], .T = L - 1, .pos0 = P, .logits = rows, .all_logits = true,
+                             .capture_layer = -1, .adapters = &f.ad};
+        ck_assert_int_eq(lw_forward(f.m, s, &b), LW_OK);
+        double want = lw_log_prob(last, c.vocab, v[k][0]);
+        for (int j = 1; j < L; j++) want += lw_log_prob(rows + (size_t)(j - 1) * c.vocab, c.vocab, v[k][j]);
+        ck_assert_msg(fabs(scores[k] - want) <= 1e-4 * fmax(1.0, fabs(want)), "label %d: %g, alone %g", k,
+                      scores[k], want);
+    }
+    lw_state_free(s);
+    teardown(&f);
+}
+END_TEST
+
 START_TEST(config_errors_are_precise)
 {
     lw_lora_config lc;
@@ -441,6 +483,7 @@ int main(void)
     tcase_add_test(tc, merged_equals_unmerged);
     tcase_add_test(tc, save_load_with_peft_names);
     tcase_add_test(tc, resume_is_bit_exact);
+    tcase_add_test(tc, scoring_more_label_rows_than_the_adapter_scratch);
     tcase_add_test(tc, config_errors_are_precise);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
