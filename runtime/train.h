@@ -71,8 +71,6 @@ typedef struct {
     float *soft, *dsoft;                 /* [M, R] */
     lw_adapter_set *adapters;            /* LoRA / deep prefix trained with the bridge; NULL: none */
     uint64_t dropout_seed;               /* the adapters' dropout draw for the next example */
-    float *pack_losses;                  /* [pack_cap] a packed step's receiver losses */
-    int pack_cap;
 } lw_trainer;
 
 lw_status lw_trainer_create(lw_trainer *t, const lw_model *receiver, const lw_receiver_layout *layout,

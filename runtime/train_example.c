@@ -32,7 +32,6 @@ void lw_trainer_free(lw_trainer *t)
 {
     lw_receiver_pass_free(&t->rx);
     lw_bridge_acts_free(t->acts);
-    free(t->pack_losses);
     free(t->soft);
     free(t->dsoft);
     memset(t, 0, sizeof *t);
@@ -199,16 +198,14 @@ static lw_status examples_packed(lw_trainer *t, const lw_sender_cache *states, c
         if (st) break;
         int T = lw_receiver_fill(Ly, labels[i], Ly->verb_len[labels[i]] - 1, t->rx.ids, t->rx.is_embed);
         if ((st = lw_receiver_pass_pack_add(&t->rx, T, labels[i]))) break;
-        losses[i] = div ? (float)(t->diversity_weight * diversity(t->soft, M, H, NULL, 0.0f)) : 0.0f;
     }
-    float *ce = t->pack_losses;
-    if (!st) st = lw_receiver_pass_pack_loss(&t->rx, ce);
+    if (!st) st = lw_receiver_pass_pack_loss(&t->rx, losses);
     if (!st) st = lw_receiver_pass_pack_backward(&t->rx, scale, correct);
     for (int j = 0; !st && j < n; j++) {
-        losses[j] += ce[j];
         i = j;
         if ((st = lw_sender_cache_read(states, idx[j], x, x_cap, &Tx)) || (st = bridge_forward(t, *x, Tx, true)))
             break;
+        if (div) losses[j] += (float)(t->diversity_weight * diversity(t->soft, M, H, NULL, 0.0f));
         /* the pack's rows of example j start at the head's end: the soft tokens first */
         memcpy(t->dsoft, lw_receiver_pass_pack_d_embeds(&t->rx, j), (size_t)M * H * sizeof(float));
         if (div) diversity(t->soft, M, H, t->dsoft, scale * t->diversity_weight);
@@ -224,12 +221,6 @@ lw_status lw_trainer_examples(lw_trainer *t, const lw_sender_cache *states, cons
     if (n < 1) return LW_OK;
     int room = lw_receiver_pass_pack_room(&t->rx);
     if (!t->gpu && room > 0 && lw_receiver_pass_can_pack(&t->rx, adapters_of(t))) {
-        if (n > t->pack_cap) {
-            float *l = realloc(t->pack_losses, (size_t)n * sizeof *l);
-            if (!l) return lw_fail(LW_ERR_NOMEM, "trainer: out of memory for %d examples", n);
-            t->pack_losses = l;
-            t->pack_cap = n;
-        }
         lw_status st = LW_OK;
         for (int g = 0; !st && g < n; g += room)   /* as many as the receiver's context holds at once */
             st = examples_packed(t, states, idx + g, labels + g, n - g < room ? n - g : room, scale, x, x_cap,
