@@ -253,6 +253,35 @@ lw_status lw_adapter_read_meta(const char *path, const char *key, char **value)
 
 static int imax(int a, int b) { return a > b ? a : b; }
 
+/* s's buffers for calls of max_tokens rows (s's pointers NULL before); false
+ * when out of memory, with whatever was allocated left in s to free. */
+static bool scratch_buffers(lw_adapter_scratch *s, const lw_model *m, const lw_lora *lora, int prefix_len,
+                            int max_tokens)
+{
+    const lw_model_config *c = &m->cfg;
+    s->max_tokens = max_tokens;
+    s->kv_rows = prefix_len + max_tokens;
+    size_t T = (size_t)max_tokens, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    size_t wide = (size_t)imax(imax(c->hidden, c->ffn), imax(c->n_heads, c->n_kv_heads) * c->head_dim);
+    size_t r = lora ? (size_t)lora->cfg.rank : 0;
+    bool ok = true;
+    if (prefix_len > 0) {
+        size_t n = (size_t)s->kv_rows * kvd;
+        ok = (s->k = calloc(n, sizeof(float))) && (s->v = calloc(n, sizeof(float))) &&
+             (s->dk = calloc(n, sizeof(float))) && (s->dv = calloc(n, sizeof(float)));
+    }
+    if (ok && lora)
+        ok = (s->u = calloc(T * r, sizeof(float))) && (s->du = calloc(T * r, sizeof(float))) &&
+             (s->xd = calloc(T * wide, sizeof(float))) && (s->y = calloc(T * wide, sizeof(float)));
+    return ok;
+}
+
+static void scratch_buffers_free(lw_adapter_scratch *s)
+{
+    float *all[] = {s->k, s->v, s->dk, s->dv, s->u, s->du, s->xd, s->y};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+}
+
 lw_status lw_adapters_init(lw_receiver_adapters *ad, const lw_model *m, int max_tokens, lw_lora *lora,
                            int prefix_len)
 {
@@ -269,24 +298,24 @@ lw_status lw_adapters_init(lw_receiver_adapters *ad, const lw_model *m, int max_
     ad->scratch = s;
     ad->lora = lora;
     ad->prefix_len = prefix_len;
-    s->max_tokens = max_tokens;
-    s->kv_rows = prefix_len + max_tokens;
-    size_t T = (size_t)max_tokens, kvd = (size_t)c->n_kv_heads * c->head_dim;
-    size_t wide = (size_t)imax(imax(c->hidden, c->ffn), imax(c->n_heads, c->n_kv_heads) * c->head_dim);
-    size_t r = lora ? (size_t)lora->cfg.rank : 0;
-    bool ok = true;
-    if (prefix_len > 0) {
-        size_t n = (size_t)s->kv_rows * kvd;
-        ok = (s->k = calloc(n, sizeof(float))) && (s->v = calloc(n, sizeof(float))) &&
-             (s->dk = calloc(n, sizeof(float))) && (s->dv = calloc(n, sizeof(float)));
-    }
-    if (ok && lora)
-        ok = (s->u = calloc(T * r, sizeof(float))) && (s->du = calloc(T * r, sizeof(float))) &&
-             (s->xd = calloc(T * wide, sizeof(float))) && (s->y = calloc(T * wide, sizeof(float)));
-    if (!ok) {
+    if (!scratch_buffers(s, m, lora, prefix_len, max_tokens)) {
         lw_adapters_free(ad);
         return lw_fail(LW_ERR_NOMEM, "adapters for %s: out of memory for %d tokens", c->name, max_tokens);
     }
+    return LW_OK;
+}
+
+lw_status lw_adapters_reserve(const lw_receiver_adapters *ad, const lw_model *m, int rows)
+{
+    lw_adapter_scratch *s = ad->scratch, grown = {0};
+    if (!s) return lw_fail(LW_ERR_INVALID, "adapters for %s: not initialised (lw_adapters_init)", m->cfg.name);
+    if (rows <= s->max_tokens) return LW_OK;
+    if (rows > (1 << 20) || !scratch_buffers(&grown, m, ad->lora, ad->prefix_len, rows)) {
+        scratch_buffers_free(&grown);
+        return lw_fail(LW_ERR_NOMEM, "adapters for %s: no scratch for %d rows", m->cfg.name, rows);
+    }
+    scratch_buffers_free(s);
+    *s = grown;
     return LW_OK;
 }
 
@@ -294,8 +323,7 @@ void lw_adapters_free(lw_receiver_adapters *ad)
 {
     lw_adapter_scratch *s = ad->scratch;
     if (s) {
-        float *all[] = {s->k, s->v, s->dk, s->dv, s->u, s->du, s->xd, s->y};
-        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+        scratch_buffers_free(s);
         free(s);
     }
     memset(ad, 0, sizeof *ad);

@@ -92,6 +92,10 @@ typedef struct lw_receiver_adapters {
 lw_status lw_adapters_init(lw_receiver_adapters *ad, const lw_model *m, int max_tokens, lw_lora *lora,
                            int prefix_len);
 void lw_adapters_free(lw_receiver_adapters *ad);
+/* Grows the scratch (never shrinks it) for calls of up to rows rows: a
+ * packed training pass runs several examples' rows at once. The scratch is
+ * the adapters' workspace, so a const view may grow it. */
+lw_status lw_adapters_reserve(const lw_receiver_adapters *ad, const lw_model *m, int rows);
 
 /* The scratch, for forward.c, model_backward.c and lora.c. */
 struct lw_adapter_scratch {

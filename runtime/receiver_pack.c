@@ -1,16 +1,20 @@
 /* Packed training steps of the receiver pass (receiver_pass.h): a step's
  * examples, each without the shared head, as segments of one forward after
  * the head's cached keys, one product with the output head over every loss
- * row, and one backward. */
+ * row, and one backward. With LoRA the head's rows depend on what is
+ * trained, so nothing is cached: each segment is a whole example from
+ * position 0, and the adapters run over all the pack's rows at once. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "lora.h"
 #include "ops.h"
 #include "receiver_pass.h"
 
 struct lw_receiver_pack {
     int cap, n;                 /* examples: room for, added */
-    int C;                      /* head rows (the layout's n_before) */
+    int C;                      /* cached head rows: the layout's n_before, or 0 with LoRA */
+    const lw_receiver_adapters *ad;   /* this step's adapters (LoRA only), or NULL */
     int max_rows, rows;         /* packed rows after the head: room for, used */
     lw_state *state;            /* saved activations; C + max_rows positions */
     lw_backward_scratch *bwd;
@@ -36,14 +40,14 @@ static void pack_free(lw_receiver_pack *k)
     free(k);
 }
 
-static lw_status pack_alloc(const lw_receiver_pass *p, int cap, lw_receiver_pack **out)
+static lw_status pack_alloc(const lw_receiver_pass *p, int cap, int C, lw_receiver_pack **out)
 {
     const lw_model_config *c = &p->m->cfg;
     *out = NULL;
     lw_receiver_pack *k = calloc(1, sizeof *k);
     if (!k) return lw_fail(LW_ERR_NOMEM, "receiver pack: out of memory");
     k->cap = cap;
-    k->C = p->layout->n_before;
+    k->C = C;
     k->max_rows = cap * (p->max_T - k->C);
     size_t R = (size_t)k->max_rows, H = (size_t)c->hidden, V = (size_t)c->vocab;
     size_t NL = (size_t)cap * p->layout->max_verb, n = (size_t)cap;
@@ -77,32 +81,53 @@ static lw_status pack_alloc(const lw_receiver_pass *p, int cap, lw_receiver_pack
     return LW_OK;
 }
 
+/* LoRA's dropout masks are drawn per example (their seed), which one pass
+ * over several examples cannot give; a deep prefix is each example's own
+ * keys in every layer, which segments cannot see. */
 bool lw_receiver_pass_can_pack(const lw_receiver_pass *p, const lw_receiver_adapters *ad)
 {
-    return !p->no_head_cache && p->layout->n_before > 0 && !(ad && (ad->lora || ad->prefix_len > 0));
+    if (p->no_head_cache) return false;
+    if (!ad || (!ad->lora && ad->prefix_len == 0)) return p->layout->n_before > 0;
+    return ad->prefix_len == 0 && !ad->lora->merged && !(ad->lora->cfg.dropout > 0.0f);
 }
 
-int lw_receiver_pass_pack_room(const lw_receiver_pass *p)
+/* Rows of every example the pack keeps as a cached head. */
+static int cached_head(const lw_receiver_pass *p, const lw_receiver_adapters *ad)
 {
-    int C = p->layout->n_before, per = p->max_T - C, ctx = p->m->cfg.context;
+    return ad && ad->lora ? 0 : p->layout->n_before;
+}
+
+int lw_receiver_pass_pack_room(const lw_receiver_pass *p, const lw_receiver_adapters *ad)
+{
+    int C = cached_head(p, ad), per = p->max_T - C, ctx = p->m->cfg.context;
     if (per < 1) return 0;
     long room = ((ctx > 0 ? ctx : 1 << 20) - C) / per;
     return room < 0 ? 0 : room > 4096 ? 4096 : (int)room;
 }
 
-lw_status lw_receiver_pass_pack_begin(lw_receiver_pass *p, int n)
+lw_status lw_receiver_pass_pack_begin(lw_receiver_pass *p, const lw_receiver_adapters *ad, int n)
 {
-    if (n < 1 || n > lw_receiver_pass_pack_room(p))
-        return lw_fail(LW_ERR_INVALID, "receiver pack: %d examples (room for %d in %s's context of %d)", n,
-                       lw_receiver_pass_pack_room(p), p->m->cfg.name, p->m->cfg.context);
-    if (!p->pack || p->pack->cap < n) {
+    int room = lw_receiver_pass_pack_room(p, ad), C = cached_head(p, ad);
+    if (!lw_receiver_pass_can_pack(p, ad))
+        return lw_fail(LW_ERR_INVALID, "receiver pack: these adapters cannot pack (deep prefix, LoRA dropout or "
+                       "merged) or the head cache is off");
+    if (n < 1 || n > room)
+        return lw_fail(LW_ERR_INVALID, "receiver pack: %d examples (room for %d in %s's context of %d)", n, room,
+                       p->m->cfg.name, p->m->cfg.context);
+    if (!p->pack || p->pack->cap < n || p->pack->C != C) {
         lw_receiver_pack *k = NULL;
-        lw_status st = pack_alloc(p, n, &k);
+        lw_status st = pack_alloc(p, n, C, &k);
         if (st) return st;
         pack_free(p->pack);
         p->pack = k;
     }
-    p->pack->n = p->pack->rows = p->pack->n_loss = 0;
+    lw_receiver_pack *k = p->pack;
+    if (ad && ad->lora) {
+        lw_status st = lw_adapters_reserve(ad, p->m, k->max_rows);
+        if (st) return lw_fail_wrap(st, "receiver pack: %d examples", n);
+    }
+    k->ad = ad && ad->lora ? ad : NULL;
+    k->n = k->rows = k->n_loss = 0;
     return LW_OK;
 }
 
@@ -141,11 +166,15 @@ lw_status lw_receiver_pass_pack_loss(lw_receiver_pass *p, float *losses)
     const lw_model *m = p->m;
     int n = m->cfg.n_layers, H = m->cfg.hidden, V = m->cfg.vocab;
     lw_status st;
-    if (!k->head_cached && (st = lw_receiver_pass_run_head(p, k->state))) return st;
-    k->head_cached = true;
-    lw_state_rewind(k->state, k->C);
+    if (k->C == 0) lw_state_reset(k->state);
+    else {
+        if (!k->head_cached && (st = lw_receiver_pass_run_head(p, k->state))) return st;
+        k->head_cached = true;
+        lw_state_rewind(k->state, k->C);
+    }
     lw_forward_args a = {.ids = k->ids, .embeds = k->embeds, .is_embed = k->is_embed, .T = k->rows, .pos0 = k->C,
-                         .capture_layer = n, .hidden_out = k->final, .n_segments = k->n, .segment_len = k->seg_len};
+                         .capture_layer = n, .hidden_out = k->final, .n_segments = k->n, .segment_len = k->seg_len,
+                         .adapters = k->ad};
     if ((st = lw_forward(m, k->state, &a))) return st;
     for (int j = 0; j < k->n_loss; j++)
         memcpy(k->xl + (size_t)j * H, k->final + (size_t)k->loss_rows[j] * H, (size_t)H * sizeof(float));
@@ -170,14 +199,14 @@ lw_status lw_receiver_pass_pack_backward(lw_receiver_pass *p, float scale, bool 
         if (correct) correct[i] = lw_receiver_first_token_right(p->layout, k->logits + o, k->label[i]);
         cross_entropy_backward(k->dlogits + o, k->probs + o, k->targets + k->loss0[i], L, V, scale);
     }
-    return lw_model_backward_adapted(p->m, k->state, k->bwd, NULL, k->loss_rows, k->n_loss, k->dlogits,
+    return lw_model_backward_adapted(p->m, k->state, k->bwd, k->ad, k->loss_rows, k->n_loss, k->dlogits,
                                      k->d_embeds);
 }
 
 const float *lw_receiver_pass_pack_d_embeds(const lw_receiver_pass *p, int i)
 {
-    const lw_receiver_pack *k = p->pack;
-    return k->d_embeds + (size_t)k->row0[i] * p->m->cfg.hidden;
+    const lw_receiver_pack *k = p->pack;   /* the segment's rows begin with the head unless it is cached */
+    return k->d_embeds + (size_t)(k->row0[i] + p->layout->n_before - k->C) * p->m->cfg.hidden;
 }
 
 void lw_receiver_pack_free(lw_receiver_pack *k) { pack_free(k); }

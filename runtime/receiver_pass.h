@@ -21,7 +21,9 @@
  * Packing goes further: a step's examples run after the cached head as
  * segments of one forward and one backward (lw_forward_args.n_segments),
  * so every weight matrix, the 671 MB output head above all, is read once a
- * step instead of once an example. Same conditions as the head cache. */
+ * step instead of once an example. Same conditions as the head cache, but
+ * LoRA without dropout also packs: no head is cached, each segment is a
+ * whole example. */
 #ifndef LW_RECEIVER_PASS_H
 #define LW_RECEIVER_PASS_H
 
@@ -71,17 +73,19 @@ lw_status lw_receiver_pass_backward(lw_receiver_pass *p, const lw_receiver_adapt
 lw_status lw_receiver_pass_scores(lw_receiver_pass *p, const lw_receiver_adapters *ad, int P, bool embeds,
                                   double *scores);
 
-/* Packed steps. can_pack: the conditions hold (no adapters active, head
- * cache on, a head to cache). begin: room for n examples, none added yet.
+/* Packed steps. can_pack: the conditions hold (head cache on; no adapters
+ * and a head to cache, or LoRA alone without dropout, whose examples run
+ * whole: nothing cached). begin: room for n examples with these adapters
+ * (ad may be NULL; loss and backward use it), none added yet.
  * add: the filled T rows of one example (they must begin with the head) go
  * into the pack with its label. loss: losses[i] of every added example.
- * backward: scale * the gradient, correct[i] the first-token checks (may
- * be NULL). d_embeds: example i's input gradient, rows n_before.. of its
- * own (the soft tokens first). */
+ * backward: scale * the gradient (LoRA's added to its grads), correct[i]
+ * the first-token checks (may be NULL). d_embeds: example i's input
+ * gradient, rows n_before.. of its own (the soft tokens first). */
 bool lw_receiver_pass_can_pack(const lw_receiver_pass *p, const lw_receiver_adapters *ad);
 /* How many examples one pack holds within the receiver's context (0: none). */
-int lw_receiver_pass_pack_room(const lw_receiver_pass *p);
-lw_status lw_receiver_pass_pack_begin(lw_receiver_pass *p, int n);
+int lw_receiver_pass_pack_room(const lw_receiver_pass *p, const lw_receiver_adapters *ad);
+lw_status lw_receiver_pass_pack_begin(lw_receiver_pass *p, const lw_receiver_adapters *ad, int n);
 lw_status lw_receiver_pass_pack_add(lw_receiver_pass *p, int T, int label);
 lw_status lw_receiver_pass_pack_loss(lw_receiver_pass *p, float *losses);
 lw_status lw_receiver_pass_pack_backward(lw_receiver_pass *p, float scale, bool *correct);

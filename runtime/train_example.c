@@ -190,7 +190,7 @@ static lw_status examples_packed(lw_trainer *t, const lw_sender_cache *states, c
     const lw_receiver_layout *Ly = t->layout;
     int H = t->receiver->cfg.hidden, M = Ly->M, Tx, i = 0;
     bool div = t->diversity_weight != 0.0f;
-    lw_status st = lw_receiver_pass_pack_begin(&t->rx, n);
+    lw_status st = lw_receiver_pass_pack_begin(&t->rx, adapters_of(t), n);
     for (; !st && i < n; i++) {
         st = lw_sender_cache_read(states, idx[i], x, x_cap, &Tx);
         if (!st) st = check_label(t, labels[i]);
@@ -209,6 +209,7 @@ static lw_status examples_packed(lw_trainer *t, const lw_sender_cache *states, c
         /* the pack's rows of example j start at the head's end: the soft tokens first */
         memcpy(t->dsoft, lw_receiver_pass_pack_d_embeds(&t->rx, j), (size_t)M * H * sizeof(float));
         if (div) diversity(t->soft, M, H, t->dsoft, scale * t->diversity_weight);
+        if (t->adapters) lw_adapter_set_backward(t->adapters, t->dsoft);   /* as lw_trainer_example does */
         lw_bridge_backward(t->bridge, t->acts, t->dsoft, NULL);
     }
     return st ? lw_fail_wrap(st, "trainer: packed step, example %d", i < n ? idx[i] : -1) : LW_OK;
@@ -219,7 +220,7 @@ lw_status lw_trainer_examples(lw_trainer *t, const lw_sender_cache *states, cons
                               float *losses, bool *correct)
 {
     if (n < 1) return LW_OK;
-    int room = lw_receiver_pass_pack_room(&t->rx);
+    int room = lw_receiver_pass_pack_room(&t->rx, adapters_of(t));
     if (!t->gpu && room > 0 && lw_receiver_pass_can_pack(&t->rx, adapters_of(t))) {
         lw_status st = LW_OK;
         for (int g = 0; !st && g < n; g += room)   /* as many as the receiver's context holds at once */

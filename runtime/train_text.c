@@ -158,10 +158,11 @@ lw_status lw_text_trainer_example(lw_text_trainer *t, const int *ids, int n, int
     return LW_OK;
 }
 
-/* Packed prompt tuning: every example's rows into the pack, one receiver
- * pass, each example's soft-prompt gradient from its rows after the head
- * (the soft prompt comes first there). *packed false: some example's rows do
- * not begin with the head, nothing was done. */
+/* Packed prompt tuning or LoRA: every example's rows into the pack, one
+ * receiver pass, each example's soft-prompt gradient from its rows after
+ * the head (the soft prompt comes first there; LoRA's gradients gather in
+ * its grads). *packed false: some example's rows do not begin with the
+ * head, nothing was done. */
 static lw_status examples_packed(lw_text_trainer *t, const int *const *ids, const int *n_ids, const int *labels,
                                  int n, float scale, float *losses, bool *correct, bool *packed)
 {
@@ -171,7 +172,8 @@ static lw_status examples_packed(lw_text_trainer *t, const int *const *ids, cons
         if (n_ids[i] < Ly->n_before || memcmp(ids[i], Ly->before, (size_t)Ly->n_before * sizeof(int)))
             return LW_OK;
     *packed = true;
-    lw_status st = lw_receiver_pass_pack_begin(&t->rx, n);
+    if (t->method == LW_TEXT_LORA) lw_adapter_set_forward(&t->lora, NULL, 0, true, 0);   /* no dropout: packs */
+    lw_status st = lw_receiver_pass_pack_begin(&t->rx, adapters_of(t), n);
     for (int i = 0; !st && i < n; i++) {
         if (labels[i] < 0 || labels[i] >= Ly->n_labels)
             return lw_fail(LW_ERR_INVALID, "text trainer: label %d of %d", labels[i], Ly->n_labels);
@@ -191,8 +193,8 @@ static lw_status examples_packed(lw_text_trainer *t, const int *const *ids, cons
 lw_status lw_text_trainer_examples(lw_text_trainer *t, const int *const *ids, const int *n_ids, const int *labels,
                                    const uint64_t *dropout_seeds, int n, float scale, float *losses, bool *correct)
 {
-    int room = lw_receiver_pass_pack_room(&t->rx);
-    bool can = t->method == LW_TEXT_PROMPT_TUNING && t->M > 0 && lw_receiver_pass_can_pack(&t->rx, adapters_of(t));
+    int room = lw_receiver_pass_pack_room(&t->rx, adapters_of(t));
+    bool can = (t->method == LW_TEXT_LORA || t->M > 0) && lw_receiver_pass_can_pack(&t->rx, adapters_of(t));
     int group = can && room > 0 ? room : n;   /* as many as the receiver's context holds at once */
     lw_status st = LW_OK;
     for (int g = 0; !st && g < n; g += group) {

@@ -12,3 +12,8 @@ lw=build/$pair/lw
 # stratified subset (docs/results.md); the other tasks' files are mixed and
 # keep their first N.
 subset_flags() { case $1 in banking77) echo "--subset stratified" ;; esac; }
+# A run that trained to its last step and saved final/ is not trained again
+# (its evaluation may have been what stopped): trained_already DIR STEPS.
+trained_already() {
+    [ -d "$1/final" ] && [ -n "$(ls "$1/final")" ] && tail -n 1 "$1/train_log.jsonl" 2>/dev/null | grep -q "\"step\": $2,"
+}

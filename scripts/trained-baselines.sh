@@ -6,6 +6,7 @@
 # sweep around its 3e-4 (M = 16).
 # Results land in $root/trained/<task>/<method>-lr<lr>-seed<s>/eval.json.
 # usage: scripts/trained-baselines.sh ["tasks"] ["seeds"] [steps] [train] [dev]
+# METHODS="prompt-tuning lora" (say) runs only those methods.
 # Several copies may run at once: a job is claimed by creating <job>.lock.
 set -eu
 tasks=${1:-"sst2 trec agnews banking77"} seeds=${2:-"1"}
@@ -18,12 +19,12 @@ for s in $seeds; do
     for t in $tasks; do
         d=$shared/data/$t
         mkdir -p $root/trained/$t
-        for m in prompt-tuning lora bridge; do
+        for m in ${METHODS:-prompt-tuning lora bridge}; do
             for lr in $(lrs_for $m); do
                 r=$root/trained/$t/$m-lr$lr-seed$s
                 [ -f $r/eval.json ] && continue
                 mkdir $r.lock 2>/dev/null || continue
-                $lw train $(subset_flags $t) --method $m --task $t --data $d --limit-train $train --steps $steps --batch 8 \
+                trained_already $r $steps || $lw train $(subset_flags $t) --method $m --task $t --data $d --limit-train $train --steps $steps --batch 8 \
                     --lr $lr --warmup 15 --seed $s --out $r --quiet
                 $lw eval $(subset_flags $t) --method $m --task $t --split $d/dev.jsonl --limit $dev --checkpoint $r/final \
                     --quiet --json $r/eval.json

@@ -1,12 +1,15 @@
 /* The receiver pass's cached head (receiver_pass.h): with the layout's
  * before rows run once and kept, an example's loss and d_embeds are the
  * whole pass's to float rounding, across examples that reuse the cache, and
- * rows that do not start with the head take the whole pass. */
+ * rows that do not start with the head take the whole pass. Packed steps
+ * (several examples in one pass) give each example's own loss and
+ * gradients, with no adapters and with LoRA (no head cached then). */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lora.h"
 #include "model.h"
 #include "receiver_pass.h"
 #include "rng.h"
@@ -145,7 +148,7 @@ static void packed_cases(const lw_model_config *c, uint64_t seed)
     ck_assert(lw_receiver_pass_can_pack(&r.cached, NULL));
     ck_assert(!lw_receiver_pass_can_pack(&r.whole, NULL));
     for (int round = 0; round < 2; round++) {   /* the second reuses the pack and its cached head */
-        ck_assert_int_eq(lw_receiver_pass_pack_begin(&r.cached, N), LW_OK);
+        ck_assert_int_eq(lw_receiver_pass_pack_begin(&r.cached, NULL, N), LW_OK);
         for (int i = 0; i < N; i++) {
             lw_receiver_fill(&r.layout, labels[i], r.layout.verb_len[labels[i]] - 1, r.cached.ids, r.cached.is_embed);
             memcpy(r.cached.embeds + (size_t)N_BEFORE * H, soft + (size_t)i * M * H, (size_t)M * H * sizeof(float));
@@ -172,7 +175,7 @@ static void packed_cases(const lw_model_config *c, uint64_t seed)
         }
     }
     /* rows that do not begin with the head cannot join */
-    ck_assert_int_eq(lw_receiver_pass_pack_begin(&r.cached, 1), LW_OK);
+    ck_assert_int_eq(lw_receiver_pass_pack_begin(&r.cached, NULL, 1), LW_OK);
     r.cached.ids[0] = 2;
     ck_assert_int_eq(lw_receiver_pass_pack_add(&r.cached, Ts[0], labels[0]), LW_ERR_INVALID);
     free(want_d);
@@ -189,12 +192,110 @@ START_TEST(packed_step_matches_each_example)
 }
 END_TEST
 
+/* LoRA packs whole examples (no head cached: its rows depend on the
+ * adapter): losses, first-token checks, input gradients and LoRA's own
+ * gradients of a packed step are the sum of each example's pass, and the
+ * pack grows the adapters' scratch, sized for one example, to hold them all.
+ * Dropout or a deep prefix do not pack. */
+static double max_abs(const float *x, size_t n)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
+    return m;
+}
+
+static void lora_packed_cases(const lw_model_config *c, uint64_t seed)
+{
+    enum { N = 4 };
+    const int labels[N] = {2, 0, 1, 2};
+    rig r;
+    rig_open(&r, c, seed);
+    lw_lora lora;
+    lw_receiver_adapters ad;
+    lw_lora_config lc = {.rank = 2, .alpha = 4, .targets = (1u << LW_LORA_Q) | (1u << LW_LORA_V) | (1u << LW_LORA_DOWN)};
+    ck_assert_int_eq(lw_lora_create(&lora, &lc, r.m), LW_OK);
+    lw_lora_init(&lora, seed + 1);
+    for (size_t i = 0; i < lora.p.n_params; i++)   /* B != 0: the adapter changes the head's rows */
+        if (lora.p.params[i] == 0.0f) lora.p.params[i] = (float)(0.3 * lw_rng_normal(&r.rng));
+    ck_assert_int_eq(lw_adapters_init(&ad, r.m, r.whole.max_T, &lora, 0), LW_OK);
+    ad.training = true;
+    int H = c->hidden, Ts[N];
+    size_t P = lora.p.n_params, row = (size_t)r.whole.max_T * H;
+    float want_loss[N], *want_d = calloc(N * row, sizeof(float)), *soft = calloc((size_t)N * M * H, sizeof(float));
+    float *want_grads = calloc(P, sizeof(float));
+    bool want_ok[N];
+    memset(lora.p.grads, 0, P * sizeof(float));
+    for (int i = 0; i < N; i++) {
+        Ts[i] = fill(&r, labels[i]);
+        memcpy(soft + (size_t)i * M * H, r.whole.embeds + (size_t)N_BEFORE * H, (size_t)M * H * sizeof(float));
+        ck_assert_int_eq(lw_receiver_pass_loss(&r.whole, &ad, Ts[i], labels[i], &want_loss[i]), LW_OK);
+        ck_assert_int_eq(lw_receiver_pass_backward(&r.whole, &ad, Ts[i], labels[i], 0.5f, &want_ok[i]), LW_OK);
+        memcpy(want_d + i * row, r.whole.d_embeds, (size_t)Ts[i] * H * sizeof(float));
+    }
+    memcpy(want_grads, lora.p.grads, P * sizeof(float));
+    ck_assert(max_abs(want_grads, P) > 0.0);
+    ck_assert(lw_receiver_pass_can_pack(&r.cached, &ad));
+    ck_assert(!lw_receiver_pass_can_pack(&r.whole, &ad));   /* the head cache off: nothing packs */
+    memset(lora.p.grads, 0, P * sizeof(float));
+    ck_assert_int_eq(lw_receiver_pass_pack_begin(&r.cached, &ad, N), LW_OK);
+    ck_assert_int_ge(ad.scratch->max_tokens, N * r.whole.max_T);
+    for (int i = 0; i < N; i++) {
+        lw_receiver_fill(&r.layout, labels[i], r.layout.verb_len[labels[i]] - 1, r.cached.ids, r.cached.is_embed);
+        memcpy(r.cached.embeds + (size_t)N_BEFORE * H, soft + (size_t)i * M * H, (size_t)M * H * sizeof(float));
+        ck_assert_int_eq(lw_receiver_pass_pack_add(&r.cached, Ts[i], labels[i]), LW_OK);
+    }
+    float loss[N];
+    bool ok[N];
+    ck_assert_int_eq(lw_receiver_pass_pack_loss(&r.cached, loss), LW_OK);
+    ck_assert_int_eq(lw_receiver_pass_pack_backward(&r.cached, 0.5f, ok), LW_OK);
+    for (int i = 0; i < N; i++) {
+        ck_assert_msg(fabs((double)loss[i] - want_loss[i]) <= 1e-5 * fabs((double)want_loss[i]),
+                      "%s LoRA example %d: packed loss %.8g, alone %.8g", c->name, i, (double)loss[i],
+                      (double)want_loss[i]);
+        ck_assert_int_eq(ok[i], want_ok[i]);
+        const float *d = lw_receiver_pass_pack_d_embeds(&r.cached, i), *w = want_d + i * row + (size_t)N_BEFORE * H;
+        size_t n = (size_t)(Ts[i] - N_BEFORE) * H;
+        double scale = max_abs(w, n);
+        ck_assert(scale > 0.0);
+        for (size_t j = 0; j < n; j++)
+            ck_assert_msg(fabs(d[j] - w[j]) <= 1e-5 * scale, "%s LoRA example %d: d_embeds[%zu] packed %g alone %g",
+                          c->name, i, j, (double)d[j], (double)w[j]);
+    }
+    double gscale = max_abs(want_grads, P);
+    for (size_t j = 0; j < P; j++)
+        ck_assert_msg(fabs(lora.p.grads[j] - want_grads[j]) <= 1e-5 * gscale, "%s LoRA grad[%zu] packed %g alone %g",
+                      c->name, j, (double)lora.p.grads[j], (double)want_grads[j]);
+    lora.cfg.dropout = 0.1f;   /* masks drawn per example: no packing */
+    ck_assert(!lw_receiver_pass_can_pack(&r.cached, &ad));
+    ck_assert_int_eq(lw_receiver_pass_pack_begin(&r.cached, &ad, N), LW_ERR_INVALID);
+    lora.cfg.dropout = 0.0f;
+    lw_receiver_adapters prefixed = ad;
+    prefixed.prefix_len = 2;
+    ck_assert(!lw_receiver_pass_can_pack(&r.cached, &prefixed));
+    free(want_d);
+    free(soft);
+    free(want_grads);
+    lw_adapters_free(&ad);
+    lw_lora_free(&lora);
+    rig_close(&r);
+}
+
+START_TEST(packed_lora_step_matches_each_example)
+{
+    lw_model_config g = tl_tiny_gemma3_config(4);
+    lora_packed_cases(&g, 7);
+    lw_model_config l = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
+    lora_packed_cases(&l, 8);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("receiver_pass");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, cached_head_matches_the_whole_pass);
     tcase_add_test(tc, packed_step_matches_each_example);
+    tcase_add_test(tc, packed_lora_step_matches_each_example);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

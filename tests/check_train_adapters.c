@@ -3,7 +3,8 @@
  * gradients of one example match finite differences of the trainer's own
  * loss; label scoring runs through them; lw_train_run moves them, saves
  * them beside the bridge and a resumed run ends bit for bit where the
- * straight run ends. */
+ * straight run ends; with LoRA alone, packed steps (a micro-batch in one
+ * receiver pass) follow one example at a time. */
 #include "testlib.h"
 #include "tiny_models.h"
 
@@ -28,13 +29,14 @@ typedef struct {
     lw_sender_cache states;
 } pair;
 
-static void setup(pair *p, uint64_t adapter_seed)
+static void setup(pair *p, uint64_t adapter_seed, bool with_prefix)
 {
     memset(p, 0, sizeof *p);
     tl_tiny_trainer(M_SOFT, S_HIDDEN, 0.0f, &p->receiver, &p->layout, &p->bridge, &p->trainer);
     lw_lora_config lc = {.rank = 2, .alpha = 4, .targets = (1u << LW_LORA_Q) | (1u << LW_LORA_V) | (1u << LW_LORA_DOWN)};
     lw_deep_prefix_config pc = {.length = 2, .hidden = 8};
-    ck_assert_int_eq(lw_adapter_set_create(&p->set, p->receiver, p->trainer.max_T, &lc, &pc, adapter_seed), LW_OK);
+    ck_assert_int_eq(lw_adapter_set_create(&p->set, p->receiver, p->trainer.max_T, &lc, with_prefix ? &pc : NULL,
+                                           adapter_seed), LW_OK);
     ck_assert_int_eq(lw_trainer_attach_adapters(&p->trainer, &p->set), LW_OK);
 
     lw_rng r;
@@ -89,7 +91,7 @@ static void check_params(pair *p, lw_adapter_params *ap, const char *what)
 START_TEST(adapter_gradients_through_the_trainer)
 {
     pair p;
-    setup(&p, 21);
+    setup(&p, 21, true);
     /* B != 0 so that A has a gradient too */
     lw_rng r;
     lw_rng_seed(&r, 22);
@@ -134,7 +136,7 @@ START_TEST(train_run_moves_saves_and_resumes_adapters)
     snprintf(from, sizeof from, "%s/step-2", straight);
     snprintf(resumed, sizeof resumed, "%s/resumed", dir);
     pair a, b;
-    setup(&a, 31);
+    setup(&a, 31, true);
     float b0 = a.set.lora.p.params[lw_lora_slot_at(&a.set.lora, 0, LW_LORA_Q)->b];
     lw_train_options o = options(4, straight, NULL);
     lw_train_result r;
@@ -147,7 +149,7 @@ START_TEST(train_run_moves_saves_and_resumes_adapters)
     snprintf(path, sizeof path, "%s/final/deep_prefix_state.safetensors", straight);
     ck_assert(access(path, F_OK) == 0);
 
-    setup(&b, 77);   /* other adapter init: everything must come from step-2 */
+    setup(&b, 77, true);   /* other adapter init: everything must come from step-2 */
     lw_train_options o2 = options(4, resumed, from);
     ck_assert_int_eq(lw_train_run(&b.trainer, &b.states, &b.data, &o2, &r), LW_OK);
     ck_assert_int_eq(r.steps_done, 2);
@@ -173,6 +175,46 @@ START_TEST(train_run_moves_saves_and_resumes_adapters)
 }
 END_TEST
 
+/* LoRA alone (no dropout) packs a micro-batch's whole examples into one
+ * receiver pass; the run follows one example at a time from position 0
+ * (no_head_cache) to float rounding, bridge and LoRA both. */
+START_TEST(packed_lora_steps_follow_one_example_at_a_time)
+{
+    pair a, b;
+    setup(&a, 41, false);
+    setup(&b, 41, false);
+    b.trainer.rx.no_head_cache = true;
+    lw_train_options o = options(4, NULL, NULL);
+    lw_train_result ra, rb;
+    ck_assert_int_eq(lw_train_run(&a.trainer, &a.states, &a.data, &o, &ra), LW_OK);
+    ck_assert_int_eq(lw_train_run(&b.trainer, &b.states, &b.data, &o, &rb), LW_OK);
+    ck_assert_ptr_nonnull(a.trainer.rx.pack);
+    ck_assert_ptr_null(b.trainer.rx.pack);
+    ck_assert_msg(fabs(ra.last_loss - rb.last_loss) <= 1e-4 * fabs(rb.last_loss), "last loss packed %.8g, alone %.8g",
+                  ra.last_loss, rb.last_loss);
+    ck_assert_double_eq(ra.train_acc, rb.train_acc);
+    const float *pa[2] = {a.bridge.params, a.set.lora.p.params}, *pb[2] = {b.bridge.params, b.set.lora.p.params};
+    size_t n[2] = {a.bridge.n_params, a.set.lora.p.n_params};
+    for (int k = 0; k < 2; k++) {
+        float worst = 0.0f, biggest = 0.0f;
+        for (size_t i = 0; i < n[k]; i++)
+            worst = fmaxf(worst, fabsf(pa[k][i] - pb[k][i])), biggest = fmaxf(biggest, fabsf(pb[k][i]));
+        ck_assert(biggest > 0.0f);
+        ck_assert_msg(worst <= 1e-4f * biggest, "%s parameters differ by %g (largest %g)", k ? "LoRA" : "bridge",
+                      worst, biggest);
+    }
+    /* with the deep prefix beside it nothing packs */
+    pair c;
+    setup(&c, 41, true);
+    o.cfg.steps = 1;
+    ck_assert_int_eq(lw_train_run(&c.trainer, &c.states, &c.data, &o, &ra), LW_OK);
+    ck_assert_ptr_null(c.trainer.rx.pack);
+    teardown(&a);
+    teardown(&b);
+    teardown(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("train_adapters");
@@ -180,6 +222,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, adapter_gradients_through_the_trainer);
     tcase_add_test(tc, train_run_moves_saves_and_resumes_adapters);
+    tcase_add_test(tc, packed_lora_steps_follow_one_example_at_a_time);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

@@ -233,14 +233,15 @@ END_TEST
 START_TEST(lora_resumes_bit_exact_and_reopens) { resume_and_open(LW_TEXT_LORA, "tb_lora"); }
 END_TEST
 
-/* Prompt tuning's packed micro-batches (receiver_pack.c) against one
- * example at a time from position 0: the same run to float rounding. */
-START_TEST(packed_prompt_tuning_follows_one_example_at_a_time)
+/* Packed micro-batches (receiver_pack.c) against one example at a time
+ * from position 0: the same run to float rounding, for prompt tuning (head
+ * cached) and LoRA (whole examples packed, its grads gathered in one pass). */
+static void packed_follows_one_example_at_a_time(lw_text_method method, float lr)
 {
     setup a, b;
-    setup_open(&a, LW_TEXT_PROMPT_TUNING, 3);
-    setup_open(&b, LW_TEXT_PROMPT_TUNING, 3);
-    lw_train_options o = options(4, 1e-1f), ob = o;
+    setup_open(&a, method, 3);
+    setup_open(&b, method, 3);
+    lw_train_options o = options(4, lr), ob = o;
     ob.no_head_cache = true;
     lw_train_result ra, rb;
     ck_assert_int_eq(lw_text_train_run(&a.t, &a.prompts, &a.data, &o, &ra), LW_OK);
@@ -253,10 +254,19 @@ START_TEST(packed_prompt_tuning_follows_one_example_at_a_time)
     float *g, *pa = lw_text_trainer_params(&a.t, &g, &n), *pb = lw_text_trainer_params(&b.t, &g, &n);
     float worst = 0.0f, biggest = 0.0f;
     for (size_t i = 0; i < n; i++) worst = fmaxf(worst, fabsf(pa[i] - pb[i])), biggest = fmaxf(biggest, fabsf(pb[i]));
-    ck_assert_msg(worst <= 1e-4f * biggest, "prompt parameters differ by %g (largest %g)", worst, biggest);
+    ck_assert_msg(worst <= 1e-4f * biggest, "%s parameters differ by %g (largest %g)", lw_text_method_name(method),
+                  worst, biggest);
     setup_close(&a);
     setup_close(&b);
 }
+
+START_TEST(packed_prompt_tuning_follows_one_example_at_a_time)
+{
+    packed_follows_one_example_at_a_time(LW_TEXT_PROMPT_TUNING, 1e-1f);
+}
+END_TEST
+
+START_TEST(packed_lora_follows_one_example_at_a_time) { packed_follows_one_example_at_a_time(LW_TEXT_LORA, 1e-2f); }
 END_TEST
 
 START_TEST(bad_prompts_are_refused)
@@ -292,6 +302,7 @@ int main(void)
     tcase_add_test(c, prompt_tuning_resumes_bit_exact_and_reopens);
     tcase_add_test(c, lora_resumes_bit_exact_and_reopens);
     tcase_add_test(c, packed_prompt_tuning_follows_one_example_at_a_time);
+    tcase_add_test(c, packed_lora_follows_one_example_at_a_time);
     tcase_add_test(c, bad_prompts_are_refused);
     suite_add_tcase(s, c);
     return tl_run_suite(s);
