@@ -90,10 +90,10 @@ lw_status lw_score_verbalizers(const lw_model *m, lw_state *s, const lw_receiver
             memcpy(ids + r, verb[k], (size_t)(verb_len[k] - 1) * sizeof *ids);
             r += len[n_seg++] = verb_len[k] - 1;
         }
-    /* adapters' scratch is sized for one example's rows, which all labels' together may exceed
-     * (Banking77: 177 rows against 75); then label by label */
-    bool fits_adapters = !ad || ((!ad->scratch || n_rows <= ad->scratch->max_tokens) && ad->prefix_len == 0);
-    bool one_pass = n_rows <= s->chunk && P + n_rows <= s->max_tokens && fits_adapters;
+    /* the adapters' scratch, sized for one example's rows, grows to hold all labels' (Banking77: 177
+     * rows against 75); segments cannot see a deep prefix: then label by label */
+    bool one_pass = n_rows <= s->chunk && P + n_rows <= s->max_tokens;
+    if (one_pass && ad) one_pass = ad->prefix_len == 0 && (!ad->scratch || !lw_adapters_reserve(ad, m, n_rows));
     if (!st && one_pass) {
         lw_forward_args b = {.ids = ids, .T = n_rows, .pos0 = P, .capture_layer = m->cfg.n_layers,
                              .hidden_out = hid, .adapters = ad, .n_segments = n_seg, .segment_len = len};

@@ -398,9 +398,9 @@ START_TEST(resume_is_bit_exact)
 END_TEST
 
 /* Scoring many labels with LoRA: all their continuations together (12 rows)
- * exceed the adapters' scratch (7 rows, one example's), so the scorer goes
- * label by label (it failed with "rows exceed the scratch" on Banking77)
- * and gives each label's summed log-probs. */
+ * exceed the adapters' scratch (7 rows, one example's; it failed with "rows
+ * exceed the scratch" on Banking77), so the scorer grows the scratch and
+ * gives each label's summed log-probs, as each label alone does. */
 START_TEST(scoring_more_label_rows_than_the_adapter_scratch)
 {
     lw_model_config c = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
@@ -422,6 +422,7 @@ START_TEST(scoring_more_label_rows_than_the_adapter_scratch)
     double scores[NL];
     ck_assert_msg(lw_score_verbalizers(f.m, s, &f.ad, P, last, NL, verb, verb_len, scores) == LW_OK, "%s",
                   lw_last_error());
+    ck_assert_int_ge(f.ad.scratch->max_tokens, NL * (L - 1));
     for (int k = 0; k < NL; k++) {   /* the label alone after the prompt */
         lw_state_reset(s);
         ck_assert_int_eq(lw_forward(f.m, s, &a), LW_OK);
