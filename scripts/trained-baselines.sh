@@ -16,7 +16,7 @@ tasks=${1:-"sst2 trec agnews banking77"} seeds=${2:-"1"}
 steps=${3:-150} train=${4:-800} dev=${5:-200}
 . "$(dirname "$0")/pair-env.sh"
 lrs_for() {   # the bridge's own 3e-4 run is scripts/experiments.sh's M16
-    case $1 in prompt-tuning) echo "3e-3 3e-2" ;; lora) echo "3e-4 1e-3" ;; bridge) echo "1e-4 1e-3" ;; esac
+    case $1 in prompt-tuning) echo "3e-3 3e-2 1e-1" ;; lora) echo "3e-4 1e-3 3e-3" ;; bridge) echo "1e-4 1e-3" ;; esac
 }
 # best_lr TASK METHOD: the sweep's learning rate with the best seed-1 dev
 # accuracy (the first on a tie), or nothing while a seed-1 run is missing.
