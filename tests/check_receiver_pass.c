@@ -125,61 +125,92 @@ START_TEST(cached_head_matches_the_whole_pass)
 }
 END_TEST
 
-/* A packed step (receiver_pack.c): three examples after the cached head in
+static double max_abs(const float *x, size_t n)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
+    return m;
+}
+
+/* Each example's own pass (the whole pass from position 0, adapters ad or
+ * NULL): what a packed step must give. */
+enum { N_PACK = 4 };
+typedef struct {
+    int T[N_PACK];
+    float loss[N_PACK], *soft, *d;   /* soft [N, M, H]; d [N, max_T, H] */
+    bool ok[N_PACK];
+} alone;
+
+static void each_alone(rig *r, const lw_receiver_adapters *ad, const int *labels, alone *w)
+{
+    int H = r->m->cfg.hidden;
+    size_t row = (size_t)r->whole.max_T * H;
+    w->soft = calloc((size_t)N_PACK * M * H, sizeof(float));
+    w->d = calloc(N_PACK * row, sizeof(float));
+    for (int i = 0; i < N_PACK; i++) {
+        w->T[i] = fill(r, labels[i]);
+        memcpy(w->soft + (size_t)i * M * H, r->whole.embeds + (size_t)N_BEFORE * H, (size_t)M * H * sizeof(float));
+        ck_assert_int_eq(lw_receiver_pass_loss(&r->whole, ad, w->T[i], labels[i], &w->loss[i]), LW_OK);
+        ck_assert_int_eq(lw_receiver_pass_backward(&r->whole, ad, w->T[i], labels[i], 0.5f, &w->ok[i]), LW_OK);
+        memcpy(w->d + i * row, r->whole.d_embeds, (size_t)w->T[i] * H * sizeof(float));
+    }
+}
+
+static void alone_free(alone *w)
+{
+    free(w->soft);
+    free(w->d);
+}
+
+/* The same examples packed into r->cached: losses, first-token checks and
+ * input gradients (the rows after the head) agree with w. */
+static void packed_matches(rig *r, const lw_receiver_adapters *ad, const int *labels, const alone *w)
+{
+    const char *name = r->m->cfg.name;
+    int H = r->m->cfg.hidden;
+    ck_assert_msg(lw_receiver_pass_pack_begin(&r->cached, ad, N_PACK) == LW_OK, "%s", lw_last_error());
+    for (int i = 0; i < N_PACK; i++) {
+        lw_receiver_fill(&r->layout, labels[i], r->layout.verb_len[labels[i]] - 1, r->cached.ids, r->cached.is_embed);
+        memcpy(r->cached.embeds + (size_t)N_BEFORE * H, w->soft + (size_t)i * M * H, (size_t)M * H * sizeof(float));
+        ck_assert_int_eq(lw_receiver_pass_pack_add(&r->cached, w->T[i], labels[i]), LW_OK);
+    }
+    float loss[N_PACK];
+    bool ok[N_PACK];
+    ck_assert_int_eq(lw_receiver_pass_pack_loss(&r->cached, loss), LW_OK);
+    ck_assert_int_eq(lw_receiver_pass_pack_backward(&r->cached, 0.5f, ok), LW_OK);
+    for (int i = 0; i < N_PACK; i++) {
+        ck_assert_msg(fabs((double)loss[i] - w->loss[i]) <= 1e-5 * fabs((double)w->loss[i]),
+                      "%s example %d: packed loss %.8g, alone %.8g", name, i, (double)loss[i], (double)w->loss[i]);
+        ck_assert_int_eq(ok[i], w->ok[i]);
+        const float *d = lw_receiver_pass_pack_d_embeds(&r->cached, i);
+        const float *want = w->d + (size_t)i * r->whole.max_T * H + (size_t)N_BEFORE * H;
+        size_t n = (size_t)(w->T[i] - N_BEFORE) * H;
+        double scale = max_abs(want, n);
+        ck_assert(scale > 0.0);
+        for (size_t j = 0; j < n; j++)
+            ck_assert_msg(fabs(d[j] - want[j]) <= 1e-5 * scale, "%s example %d: d_embeds[%zu] packed %g alone %g",
+                          name, i, j, (double)d[j], (double)want[j]);
+    }
+}
+
+/* A packed step (receiver_pack.c): four examples after the cached head in
  * one forward and one backward give each its own pass's loss, first-token
  * check and input gradient. */
 static void packed_cases(const lw_model_config *c, uint64_t seed)
 {
-    enum { N = 4 };
-    const int labels[N] = {0, 2, 1, 2};
+    const int labels[N_PACK] = {0, 2, 1, 2};
     rig r;
     rig_open(&r, c, seed);
-    int H = c->hidden, Ts[N];
-    float want_loss[N], *want_d = calloc((size_t)N * r.whole.max_T * H, sizeof(float));
-    float *soft = calloc((size_t)N * M * H, sizeof(float));
-    bool want_ok[N];
-    for (int i = 0; i < N; i++) {
-        Ts[i] = fill(&r, labels[i]);
-        memcpy(soft + (size_t)i * M * H, r.whole.embeds + (size_t)N_BEFORE * H, (size_t)M * H * sizeof(float));
-        ck_assert_int_eq(lw_receiver_pass_loss(&r.whole, NULL, Ts[i], labels[i], &want_loss[i]), LW_OK);
-        ck_assert_int_eq(lw_receiver_pass_backward(&r.whole, NULL, Ts[i], labels[i], 0.5f, &want_ok[i]), LW_OK);
-        memcpy(want_d + (size_t)i * r.whole.max_T * H, r.whole.d_embeds, (size_t)Ts[i] * H * sizeof(float));
-    }
+    alone w;
+    each_alone(&r, NULL, labels, &w);
     ck_assert(lw_receiver_pass_can_pack(&r.cached, NULL));
     ck_assert(!lw_receiver_pass_can_pack(&r.whole, NULL));
-    for (int round = 0; round < 2; round++) {   /* the second reuses the pack and its cached head */
-        ck_assert_int_eq(lw_receiver_pass_pack_begin(&r.cached, NULL, N), LW_OK);
-        for (int i = 0; i < N; i++) {
-            lw_receiver_fill(&r.layout, labels[i], r.layout.verb_len[labels[i]] - 1, r.cached.ids, r.cached.is_embed);
-            memcpy(r.cached.embeds + (size_t)N_BEFORE * H, soft + (size_t)i * M * H, (size_t)M * H * sizeof(float));
-            ck_assert_int_eq(lw_receiver_pass_pack_add(&r.cached, Ts[i], labels[i]), LW_OK);
-        }
-        float loss[N];
-        bool ok[N];
-        ck_assert_int_eq(lw_receiver_pass_pack_loss(&r.cached, loss), LW_OK);
-        ck_assert_int_eq(lw_receiver_pass_pack_backward(&r.cached, 0.5f, ok), LW_OK);
-        for (int i = 0; i < N; i++) {
-            ck_assert_msg(fabs((double)loss[i] - want_loss[i]) <= 1e-5 * fabs((double)want_loss[i]),
-                          "%s example %d: packed loss %.8g, alone %.8g", c->name, i, (double)loss[i],
-                          (double)want_loss[i]);
-            ck_assert_int_eq(ok[i], want_ok[i]);
-            const float *d = lw_receiver_pass_pack_d_embeds(&r.cached, i);
-            const float *w = want_d + (size_t)i * r.whole.max_T * H + (size_t)N_BEFORE * H;
-            int n = (Ts[i] - N_BEFORE) * H;
-            double scale = 0.0;
-            for (int j = 0; j < n; j++) scale = fmax(scale, fabs(w[j]));
-            ck_assert(scale > 0.0);
-            for (int j = 0; j < n; j++)
-                ck_assert_msg(fabs(d[j] - w[j]) <= 1e-5 * scale, "%s example %d: d_embeds[%d] packed %g alone %g",
-                              c->name, i, j, (double)d[j], (double)w[j]);
-        }
-    }
+    for (int round = 0; round < 2; round++) packed_matches(&r, NULL, labels, &w);   /* the second reuses the head */
     /* rows that do not begin with the head cannot join */
     ck_assert_int_eq(lw_receiver_pass_pack_begin(&r.cached, NULL, 1), LW_OK);
     r.cached.ids[0] = 2;
-    ck_assert_int_eq(lw_receiver_pass_pack_add(&r.cached, Ts[0], labels[0]), LW_ERR_INVALID);
-    free(want_d);
-    free(soft);
+    ck_assert_int_eq(lw_receiver_pass_pack_add(&r.cached, w.T[0], labels[0]), LW_ERR_INVALID);
+    alone_free(&w);
     rig_close(&r);
 }
 
@@ -197,17 +228,9 @@ END_TEST
  * gradients of a packed step are the sum of each example's pass, and the
  * pack grows the adapters' scratch, sized for one example, to hold them all.
  * Dropout or a deep prefix do not pack. */
-static double max_abs(const float *x, size_t n)
-{
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
-    return m;
-}
-
 static void lora_packed_cases(const lw_model_config *c, uint64_t seed)
 {
-    enum { N = 4 };
-    const int labels[N] = {2, 0, 1, 2};
+    const int labels[N_PACK] = {2, 0, 1, 2};
     rig r;
     rig_open(&r, c, seed);
     lw_lora lora;
@@ -219,61 +242,30 @@ static void lora_packed_cases(const lw_model_config *c, uint64_t seed)
         if (lora.p.params[i] == 0.0f) lora.p.params[i] = (float)(0.3 * lw_rng_normal(&r.rng));
     ck_assert_int_eq(lw_adapters_init(&ad, r.m, r.whole.max_T, &lora, 0), LW_OK);
     ad.training = true;
-    int H = c->hidden, Ts[N];
-    size_t P = lora.p.n_params, row = (size_t)r.whole.max_T * H;
-    float want_loss[N], *want_d = calloc(N * row, sizeof(float)), *soft = calloc((size_t)N * M * H, sizeof(float));
+    size_t P = lora.p.n_params;
     float *want_grads = calloc(P, sizeof(float));
-    bool want_ok[N];
+    alone w;
     memset(lora.p.grads, 0, P * sizeof(float));
-    for (int i = 0; i < N; i++) {
-        Ts[i] = fill(&r, labels[i]);
-        memcpy(soft + (size_t)i * M * H, r.whole.embeds + (size_t)N_BEFORE * H, (size_t)M * H * sizeof(float));
-        ck_assert_int_eq(lw_receiver_pass_loss(&r.whole, &ad, Ts[i], labels[i], &want_loss[i]), LW_OK);
-        ck_assert_int_eq(lw_receiver_pass_backward(&r.whole, &ad, Ts[i], labels[i], 0.5f, &want_ok[i]), LW_OK);
-        memcpy(want_d + i * row, r.whole.d_embeds, (size_t)Ts[i] * H * sizeof(float));
-    }
+    each_alone(&r, &ad, labels, &w);
     memcpy(want_grads, lora.p.grads, P * sizeof(float));
     ck_assert(max_abs(want_grads, P) > 0.0);
     ck_assert(lw_receiver_pass_can_pack(&r.cached, &ad));
     ck_assert(!lw_receiver_pass_can_pack(&r.whole, &ad));   /* the head cache off: nothing packs */
     memset(lora.p.grads, 0, P * sizeof(float));
-    ck_assert_int_eq(lw_receiver_pass_pack_begin(&r.cached, &ad, N), LW_OK);
-    ck_assert_int_ge(ad.scratch->max_tokens, N * r.whole.max_T);
-    for (int i = 0; i < N; i++) {
-        lw_receiver_fill(&r.layout, labels[i], r.layout.verb_len[labels[i]] - 1, r.cached.ids, r.cached.is_embed);
-        memcpy(r.cached.embeds + (size_t)N_BEFORE * H, soft + (size_t)i * M * H, (size_t)M * H * sizeof(float));
-        ck_assert_int_eq(lw_receiver_pass_pack_add(&r.cached, Ts[i], labels[i]), LW_OK);
-    }
-    float loss[N];
-    bool ok[N];
-    ck_assert_int_eq(lw_receiver_pass_pack_loss(&r.cached, loss), LW_OK);
-    ck_assert_int_eq(lw_receiver_pass_pack_backward(&r.cached, 0.5f, ok), LW_OK);
-    for (int i = 0; i < N; i++) {
-        ck_assert_msg(fabs((double)loss[i] - want_loss[i]) <= 1e-5 * fabs((double)want_loss[i]),
-                      "%s LoRA example %d: packed loss %.8g, alone %.8g", c->name, i, (double)loss[i],
-                      (double)want_loss[i]);
-        ck_assert_int_eq(ok[i], want_ok[i]);
-        const float *d = lw_receiver_pass_pack_d_embeds(&r.cached, i), *w = want_d + i * row + (size_t)N_BEFORE * H;
-        size_t n = (size_t)(Ts[i] - N_BEFORE) * H;
-        double scale = max_abs(w, n);
-        ck_assert(scale > 0.0);
-        for (size_t j = 0; j < n; j++)
-            ck_assert_msg(fabs(d[j] - w[j]) <= 1e-5 * scale, "%s LoRA example %d: d_embeds[%zu] packed %g alone %g",
-                          c->name, i, j, (double)d[j], (double)w[j]);
-    }
+    packed_matches(&r, &ad, labels, &w);
+    ck_assert_int_ge(ad.scratch->max_tokens, N_PACK * r.whole.max_T);
     double gscale = max_abs(want_grads, P);
     for (size_t j = 0; j < P; j++)
         ck_assert_msg(fabs(lora.p.grads[j] - want_grads[j]) <= 1e-5 * gscale, "%s LoRA grad[%zu] packed %g alone %g",
                       c->name, j, (double)lora.p.grads[j], (double)want_grads[j]);
     lora.cfg.dropout = 0.1f;   /* masks drawn per example: no packing */
     ck_assert(!lw_receiver_pass_can_pack(&r.cached, &ad));
-    ck_assert_int_eq(lw_receiver_pass_pack_begin(&r.cached, &ad, N), LW_ERR_INVALID);
+    ck_assert_int_eq(lw_receiver_pass_pack_begin(&r.cached, &ad, N_PACK), LW_ERR_INVALID);
     lora.cfg.dropout = 0.0f;
     lw_receiver_adapters prefixed = ad;
     prefixed.prefix_len = 2;
     ck_assert(!lw_receiver_pass_can_pack(&r.cached, &prefixed));
-    free(want_d);
-    free(soft);
+    alone_free(&w);
     free(want_grads);
     lw_adapters_free(&ad);
     lw_lora_free(&lora);
