@@ -194,7 +194,7 @@ lw_status lw_text_trainer_examples(lw_text_trainer *t, const int *const *ids, co
                                    const uint64_t *dropout_seeds, int n, float scale, float *losses, bool *correct)
 {
     int room = lw_receiver_pass_pack_room(&t->rx, adapters_of(t));
-    bool can = (t->method == LW_TEXT_LORA || t->M > 0) && lw_receiver_pass_can_pack(&t->rx, adapters_of(t));
+    bool can = lw_receiver_pass_can_pack(&t->rx, adapters_of(t));   /* prompt tuning always has M > 0 */
     int group = can && room > 0 ? room : n;   /* as many as the receiver's context holds at once */
     lw_status st = LW_OK;
     for (int g = 0; !st && g < n; g += group) {

@@ -6,6 +6,7 @@
  * gradients, with no adapters and with LoRA (no head cached then). */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,13 +80,9 @@ static void expect_same(rig *r, int T, int label, int *head)
     ck_assert_int_eq(lw_receiver_pass_backward(&r->cached, NULL, T, label, 0.5f, &cc), LW_OK);
     ck_assert_int_eq(cw, cc);
     int H = r->m->cfg.hidden, first = r->cached.last_head;
-    double scale = 0.0;
-    for (int i = first * H; i < T * H; i++) scale = fmax(scale, fabs(r->whole.d_embeds[i]));
-    ck_assert(scale > 0.0);
-    for (int i = first * H; i < T * H; i++)
-        ck_assert_msg(fabs(r->whole.d_embeds[i] - r->cached.d_embeds[i]) <= 1e-5 * scale,
-                      "d_embeds[%d] whole %g cached %g", i, (double)r->whole.d_embeds[i],
-                      (double)r->cached.d_embeds[i]);
+    size_t f = (size_t)first * H;
+    tl_assert_close_to_scale(r->cached.d_embeds + f, r->whole.d_embeds + f, (size_t)T * H - f, 1e-5,
+                             "d_embeds after the cached head");
     /* the soft rows, what the bridge learns from, are never in the head */
     ck_assert_int_le(first, N_BEFORE);
     ck_assert_int_eq(r->whole.last_head, 0);
@@ -124,13 +121,6 @@ START_TEST(cached_head_matches_the_whole_pass)
     run_cases(&l, 4);
 }
 END_TEST
-
-static double max_abs(const float *x, size_t n)
-{
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
-    return m;
-}
 
 /* Each example's own pass (the whole pass from position 0, adapters ad or
  * NULL): what a packed step must give. */
@@ -182,14 +172,11 @@ static void packed_matches(rig *r, const lw_receiver_adapters *ad, const int *la
         ck_assert_msg(fabs((double)loss[i] - w->loss[i]) <= 1e-5 * fabs((double)w->loss[i]),
                       "%s example %d: packed loss %.8g, alone %.8g", name, i, (double)loss[i], (double)w->loss[i]);
         ck_assert_int_eq(ok[i], w->ok[i]);
-        const float *d = lw_receiver_pass_pack_d_embeds(&r->cached, i);
-        const float *want = w->d + (size_t)i * r->whole.max_T * H + (size_t)N_BEFORE * H;
-        size_t n = (size_t)(w->T[i] - N_BEFORE) * H;
-        double scale = max_abs(want, n);
-        ck_assert(scale > 0.0);
-        for (size_t j = 0; j < n; j++)
-            ck_assert_msg(fabs(d[j] - want[j]) <= 1e-5 * scale, "%s example %d: d_embeds[%zu] packed %g alone %g",
-                          name, i, j, (double)d[j], (double)want[j]);
+        char what[96];
+        snprintf(what, sizeof what, "%s example %d: packed d_embeds", name, i);
+        tl_assert_close_to_scale(lw_receiver_pass_pack_d_embeds(&r->cached, i),
+                                 w->d + (size_t)i * r->whole.max_T * H + (size_t)N_BEFORE * H,
+                                 (size_t)(w->T[i] - N_BEFORE) * H, 1e-5, what);
     }
 }
 
@@ -248,16 +235,12 @@ static void lora_packed_cases(const lw_model_config *c, uint64_t seed)
     memset(lora.p.grads, 0, P * sizeof(float));
     each_alone(&r, &ad, labels, &w);
     memcpy(want_grads, lora.p.grads, P * sizeof(float));
-    ck_assert(max_abs(want_grads, P) > 0.0);
     ck_assert(lw_receiver_pass_can_pack(&r.cached, &ad));
     ck_assert(!lw_receiver_pass_can_pack(&r.whole, &ad));   /* the head cache off: nothing packs */
     memset(lora.p.grads, 0, P * sizeof(float));
     packed_matches(&r, &ad, labels, &w);
     ck_assert_int_ge(ad.scratch->max_tokens, N_PACK * r.whole.max_T);
-    double gscale = max_abs(want_grads, P);
-    for (size_t j = 0; j < P; j++)
-        ck_assert_msg(fabs(lora.p.grads[j] - want_grads[j]) <= 1e-5 * gscale, "%s LoRA grad[%zu] packed %g alone %g",
-                      c->name, j, (double)lora.p.grads[j], (double)want_grads[j]);
+    tl_assert_close_to_scale(lora.p.grads, want_grads, P, 1e-5, "packed LoRA grads");   /* want_grads != 0 too */
     lora.cfg.dropout = 0.1f;   /* masks drawn per example: no packing */
     ck_assert(!lw_receiver_pass_can_pack(&r.cached, &ad));
     ck_assert_int_eq(lw_receiver_pass_pack_begin(&r.cached, &ad, N_PACK), LW_ERR_INVALID);

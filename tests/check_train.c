@@ -213,12 +213,7 @@ START_TEST(packed_steps_follow_one_example_at_a_time)
     ck_assert_msg(fabs(ra.last_loss - rb.last_loss) <= 1e-4 * fabs(rb.last_loss), "last loss packed %.8g, alone %.8g",
                   ra.last_loss, rb.last_loss);
     ck_assert_double_eq(ra.train_acc, rb.train_acc);
-    float worst = 0.0f, biggest = 0.0f;
-    for (size_t i = 0; i < a.bridge.n_params; i++) {
-        worst = fmaxf(worst, fabsf(a.bridge.params[i] - b.bridge.params[i]));
-        biggest = fmaxf(biggest, fabsf(b.bridge.params[i]));
-    }
-    ck_assert_msg(worst <= 1e-4f * biggest, "bridge parameters differ by %g (largest %g)", worst, biggest);
+    tl_assert_close_to_scale(a.bridge.params, b.bridge.params, a.bridge.n_params, 1e-4, "bridge parameters");
     teardown(&a);
     teardown(&b);
 }

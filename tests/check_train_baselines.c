@@ -252,10 +252,7 @@ static void packed_follows_one_example_at_a_time(lw_text_method method, float lr
                   ra.last_loss, rb.last_loss);
     size_t n;
     float *g, *pa = lw_text_trainer_params(&a.t, &g, &n), *pb = lw_text_trainer_params(&b.t, &g, &n);
-    float worst = 0.0f, biggest = 0.0f;
-    for (size_t i = 0; i < n; i++) worst = fmaxf(worst, fabsf(pa[i] - pb[i])), biggest = fmaxf(biggest, fabsf(pb[i]));
-    ck_assert_msg(worst <= 1e-4f * biggest, "%s parameters differ by %g (largest %g)", lw_text_method_name(method),
-                  worst, biggest);
+    tl_assert_close_to_scale(pa, pb, n, 1e-4, lw_text_method_name(method));
     setup_close(&a);
     setup_close(&b);
 }

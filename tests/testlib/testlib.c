@@ -1,5 +1,6 @@
 #include "testlib.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,18 @@ const char *tl_tmpdir(const char *name)
     snprintf(buf, sizeof buf, "%s", tl_out(rel));
     tl_run(NULL, "rm -rf '%s' && mkdir -p '%s'", buf, buf);
     return buf;
+}
+
+void tl_assert_close_to_scale(const float *got, const float *want, size_t n, double rel, const char *what)
+{
+    double scale = 0.0, worst = 0.0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(want[i]));
+    for (size_t i = 0; i < n; i++)
+        if (fabs((double)got[i] - want[i]) > worst) worst = fabs((double)got[i] - want[i]), at = i;
+    ck_assert_msg(scale > 0.0, "%s: all %zu expected values are 0", what, n);
+    ck_assert_msg(worst <= rel * scale, "%s[%zu]: %g, expected %g (off by %g, allowed %g of the largest %g)", what,
+                  at, (double)got[at], (double)want[at], worst, rel, scale);
 }
 
 void tl_require_file(const char *path)

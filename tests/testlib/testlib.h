@@ -39,6 +39,10 @@ void tl_write_file(const char *path, const char *text);
 int tl_run_command(int (*cmd)(const lw_pair *, int, char **), const lw_pair *pair, char **err, int argc,
                    char **argv);
 
+/* Fails unless every |got[i] - want[i]| <= rel * max |want| (and that
+ * scale is not 0): two runs of one computation by different paths. */
+void tl_assert_close_to_scale(const float *got, const float *want, size_t n, double rel, const char *what);
+
 /* Runs a suite with CK_NORMAL output; returns the process exit code. */
 int tl_run_suite(Suite *s);
 
