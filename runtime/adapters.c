@@ -305,6 +305,8 @@ lw_status lw_adapters_init(lw_receiver_adapters *ad, const lw_model *m, int max_
     return LW_OK;
 }
 
+bool lw_adapters_active(const lw_receiver_adapters *ad) { return ad && (ad->lora || ad->prefix_len > 0); }
+
 lw_status lw_adapters_reserve(const lw_receiver_adapters *ad, const lw_model *m, int rows)
 {
     lw_adapter_scratch *s = ad->scratch, grown = {0};

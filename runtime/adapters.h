@@ -82,10 +82,18 @@ typedef struct lw_receiver_adapters {
     const float *prefix_v;       /* [n_layers, P, n_kv_heads * head_dim] */
     float *d_prefix_k;           /* backward accumulates (+=) here; NULL skips */
     float *d_prefix_v;
+    int prefix_segments;         /* 0: every row reads the one prefix; n: a segmented pass's (packed
+                                  * examples') segment g reads its own, at g * n_layers * P * kvd
+                                  * into all four arrays above (n >= the pass's segments) */
     bool training;               /* LoRA dropout on */
     uint64_t dropout_seed;       /* draws the masks: backward must see the forward's */
     lw_adapter_scratch *scratch; /* from lw_adapters_init */
 } lw_receiver_adapters;
+
+/* Whether ad changes what the receiver computes (LoRA or a deep prefix):
+ * then every row, the prompt's shared head too, depends on trained
+ * parameters, so no cached head can stand in for it. NULL: false. */
+bool lw_adapters_active(const lw_receiver_adapters *ad);
 
 /* Sizes the scratch for calls of up to max_tokens rows of text (the state
  * must hold max_tokens + prefix_len positions). lora may be NULL. */

@@ -50,7 +50,8 @@ static void usage(const lw_pair *pair)
            "  --json FILE          also write the results as JSON\n"
            "  --tasks-dir DIR      default <manifest dir>/../tasks\n"
            "  --cache-dir DIR      sender-state cache (default $LWC_CACHE_DIR or .lwc-cache/ beside lw)\n"
-           "  --quiet              no progress line\n\n"
+           "  --quiet              no progress line, and only the accuracy and macro-F1 lines (the\n"
+           "                       per-class scores and confusion matrix stay in --json)\n\n"
            "bridge: every label is scored by the summed log-probs of its verbalizer tokens after the\n"
            "receiver's prompt with the soft tokens; the argmax wins. The baselines give a model the\n"
            "text itself and score it the same way; token-budget keeps the first --soft-tokens text\n"
@@ -318,6 +319,7 @@ static void print_table(const eval_ctx *e, const lw_metrics *mt, const double ci
     printf("%s on %s (%d examples, method %s, %.1f s)\n", t->name, e->a->split, mt->n, e->method, secs);
     printf("  accuracy  %.4f  [%.4f, %.4f]\n  macro-F1  %.4f  [%.4f, %.4f]\n", mt->accuracy, ci[0], ci[1],
            mt->macro_f1, ci[2], ci[3]);
+    if (e->a->quiet) return;
     printf("  %-16s %9s %9s %9s %7s\n", "class", "precision", "recall", "f1", "gold");
     for (int c = 0; c < t->n_labels; c++) {
         long gold = 0;

@@ -37,33 +37,41 @@ static void prefixed_kv(const lw_receiver_adapters *ad, const lw_model *m, lw_st
     *v = sc->v;
 }
 
-/* Segments (lw_forward_args.n_segments): each attends to the cache's first
- * pos0 positions and its own rows, which lie after the other segments' in
- * the cache; so its keys are gathered into the state's scratch first. */
+/* Segments (lw_forward_args.n_segments): each attends to its own deep
+ * prefix (if any), the cache's first pos0 positions and its own rows, which
+ * lie after the other segments' in the cache; so its keys are gathered into
+ * the state's scratch first: [P prefix | pos0 cached | len own]. */
 static void attend_segments(const lw_model *m, lw_state *s, lw_layer_acts *a, int l, int pos0,
                             const lw_forward_args *args)
 {
     const lw_model_config *c = &m->cfg;
+    const lw_receiver_adapters *ad = args->adapters;
     size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
-    int window = lw_layer_is_local(c, l) ? c->sliding_window : 0;
+    int window = lw_layer_is_local(c, l) ? c->sliding_window : 0, P = ad ? ad->prefix_len : 0;
+    size_t np = (size_t)P * kvd, per_segment = (size_t)c->n_layers * np, head = np + (size_t)pos0 * kvd;
     const float *keys = kv_row(s->key_cache, c, s, l, 0), *values = kv_row(s->value_cache, c, s, l, 0);
-    memcpy(s->seg_k, keys, (size_t)pos0 * kvd * sizeof(float));
-    memcpy(s->seg_v, values, (size_t)pos0 * kvd * sizeof(float));
-    /* saving activations, each segment's probabilities [Hq, len, pos0 + len]
+    memcpy(s->seg_k + np, keys, (size_t)pos0 * kvd * sizeof(float));
+    memcpy(s->seg_v + np, values, (size_t)pos0 * kvd * sizeof(float));
+    /* saving activations, each segment's probabilities [Hq, len, P + pos0 + len]
      * follow the previous segment's (one attention call per segment) */
     float *att = a->att;
     for (int g = 0, r0 = 0; g < args->n_segments; r0 += args->segment_len[g++]) {
         int len = args->segment_len[g];
-        memcpy(s->seg_k + (size_t)pos0 * kvd, keys + ((size_t)pos0 + r0) * kvd, (size_t)len * kvd * sizeof(float));
-        memcpy(s->seg_v + (size_t)pos0 * kvd, values + ((size_t)pos0 + r0) * kvd, (size_t)len * kvd * sizeof(float));
+        if (P > 0) {
+            memcpy(s->seg_k, ad->prefix_k + g * per_segment + (size_t)l * np, np * sizeof(float));
+            memcpy(s->seg_v, ad->prefix_v + g * per_segment + (size_t)l * np, np * sizeof(float));
+        }
+        memcpy(s->seg_k + head, keys + ((size_t)pos0 + r0) * kvd, (size_t)len * kvd * sizeof(float));
+        memcpy(s->seg_v + head, values + ((size_t)pos0 + r0) * kvd, (size_t)len * kvd * sizeof(float));
         for (int t0 = 0; t0 < len; t0 += s->att_rows) {
             int rows = len - t0 < s->att_rows ? len - t0 : s->att_rows;
-            lw_attention_params p = {.causal = true, .q_offset = pos0 + t0, .window = window, .scale = m->attn_scale};
+            lw_attention_params p = {.causal = true, .q_offset = P + pos0 + t0, .window = window,
+                                     .scale = m->attn_scale};
             attention_forward_sink(a->ao + (size_t)(r0 + t0) * qd, att, a->q_rope + (size_t)(r0 + t0) * qd,
-                                   s->seg_k, s->seg_v, rows, pos0 + t0 + rows, c->n_heads, c->n_kv_heads,
-                                   c->head_dim, &p, 0);
+                                   s->seg_k, s->seg_v, rows, P + pos0 + t0 + rows, c->n_heads, c->n_kv_heads,
+                                   c->head_dim, &p, P);
         }
-        if (s->save_acts) att += (size_t)c->n_heads * len * (pos0 + len);
+        if (s->save_acts) att += (size_t)c->n_heads * len * (P + pos0 + len);
     }
 }
 
@@ -201,11 +209,15 @@ static lw_status check_args(const lw_model *m, const lw_state *s, const lw_forwa
             bad = a->segment_len[g] < 1;
             sum += a->segment_len[g];
         }
-        bool prefix = a->adapters && a->adapters->prefix_len > 0;
-        if (bad || sum != a->T || a->T > s->chunk || prefix)
+        const lw_receiver_adapters *ad = a->adapters;
+        int P = ad ? ad->prefix_len : 0;
+        if (bad || sum != a->T || a->T > s->chunk)
             return lw_fail(LW_ERR_INVALID, "forward %s: %d segments of %d rows in all (need positive lengths summing "
-                           "to T = %d, at most %d rows, no deep prefix)", c->name,
-                           a->n_segments, (int)sum, a->T, s->chunk);
+                           "to T = %d, at most %d rows)", c->name, a->n_segments, (int)sum, a->T, s->chunk);
+        if (P > 0 && (ad->prefix_segments < a->n_segments || (long)P + a->pos0 + a->T > s->max_tokens))
+            return lw_fail(LW_ERR_INVALID, "forward %s: %d segments after a deep prefix of %d (need a prefix per "
+                           "segment, have %d; %d positions, the state holds %d)", c->name, a->n_segments, P,
+                           ad->prefix_segments, P + a->pos0 + a->T, s->max_tokens);
     }
     if (a->adapters) {
         int rows = s->save_acts || a->T < s->chunk ? a->T : s->chunk;   /* per pass through the blocks */

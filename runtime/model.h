@@ -150,10 +150,11 @@ typedef struct {
      * (segment_len[] rows each, summing to T) that each continue the cache's
      * first pos0 positions on their own: a segment sees [0, pos0) and its
      * own rows, at positions pos0, pos0 + 1, ... Their K/V are scratch: the
-     * cache then holds pos0 positions. One chunk of rows, no deep prefix.
+     * cache then holds pos0 positions. One chunk of rows. A deep prefix
+     * comes per segment (adapters' prefix_segments), before all it sees.
      * (Label scoring: every label's verbalizer after the same prompt in one
-     * pass. Training: several examples after a shared prompt head, in one
-     * pass whose backward follows, with save_acts.) */
+     * pass. Training: several examples after a shared prompt head, or whole
+     * examples, in one pass whose backward follows, with save_acts.) */
     int n_segments;
     const int *segment_len;
 } lw_forward_args;

@@ -145,32 +145,44 @@ static void ffn_backward(const lw_model *m, const lw_layer_acts *a, int l, lw_ba
     rmsnorm_backward(g->dx, NULL, g->dln, a->x_mid, L->ffn_norm, a->rstd_ffn, T, H, c->norm);
 }
 
-/* Segments' attention backward: segment g's rows saw the C cached keys and
- * its own (which the forward wrote to the cache after the other segments'),
- * with probabilities [Hq, len, C + len] after the previous segment's. */
+/* Segments' attention backward: segment i's rows saw its own deep prefix
+ * (if any), the C cached keys and its own (which the forward wrote to the
+ * cache after the other segments'), with probabilities [Hq, len, P + C + len]
+ * after the previous segment's. The prefix's gradients are added to the
+ * segment's own d_prefix_k / d_prefix_v (adapters.h prefix_segments). */
 static void segments_backward(const lw_model *m, const lw_state *s, const lw_layer_acts *a, int l,
-                              lw_backward_scratch *g)
+                              lw_backward_scratch *g, const lw_receiver_adapters *ad)
 {
     const lw_model_config *c = &m->cfg;
-    size_t kvd = (size_t)g->kvd, qd = (size_t)g->qd, C = (size_t)s->last_pos0;
+    size_t kvd = (size_t)g->kvd, qd = (size_t)g->qd, C = (size_t)s->last_pos0, P = ad ? (size_t)ad->prefix_len : 0;
+    size_t np = P * kvd, per_segment = (size_t)c->n_layers * np, head = np + C * kvd;
     const float *keys = s->key_cache + (size_t)l * s->max_tokens * kvd;
     const float *values = s->value_cache + (size_t)l * s->max_tokens * kvd;
     const float *att = a->att;
-    memcpy(g->seg_k, keys, C * kvd * sizeof(float));
-    memcpy(g->seg_v, values, C * kvd * sizeof(float));
+    memcpy(g->seg_k + np, keys, C * kvd * sizeof(float));
+    memcpy(g->seg_v + np, values, C * kvd * sizeof(float));
     for (int i = 0, r0 = 0; i < s->last_n_segments; r0 += s->last_segment_len[i++]) {
-        size_t len = (size_t)s->last_segment_len[i], r = (size_t)r0;
-        memcpy(g->seg_k + C * kvd, keys + (C + r) * kvd, len * kvd * sizeof(float));
-        memcpy(g->seg_v + C * kvd, values + (C + r) * kvd, len * kvd * sizeof(float));
-        zero(g->seg_dk, (C + len) * kvd);
-        zero(g->seg_dv, (C + len) * kvd);
-        lw_attention_params p = {.causal = true, .q_offset = (int)C,
+        size_t len = (size_t)s->last_segment_len[i], r = (size_t)r0, own = i * per_segment + (size_t)l * np;
+        if (P > 0) {
+            memcpy(g->seg_k, ad->prefix_k + own, np * sizeof(float));
+            memcpy(g->seg_v, ad->prefix_v + own, np * sizeof(float));
+        }
+        memcpy(g->seg_k + head, keys + (C + r) * kvd, len * kvd * sizeof(float));
+        memcpy(g->seg_v + head, values + (C + r) * kvd, len * kvd * sizeof(float));
+        zero(g->seg_dk, head + len * kvd);
+        zero(g->seg_dv, head + len * kvd);
+        lw_attention_params p = {.causal = true, .q_offset = (int)(P + C),
                                  .window = lw_layer_is_local(c, l) ? c->sliding_window : 0, .scale = m->attn_scale};
-        attention_backward(g->dq + r * qd, g->seg_dk, g->seg_dv, g->dao + r * qd, att, a->q_rope + r * qd, g->seg_k,
-                           g->seg_v, (int)len, (int)(C + len), c->n_heads, c->n_kv_heads, c->head_dim, &p);
-        memcpy(g->dk + r * kvd, g->seg_dk + C * kvd, len * kvd * sizeof(float));
-        memcpy(g->dv + r * kvd, g->seg_dv + C * kvd, len * kvd * sizeof(float));
-        att += (size_t)c->n_heads * len * (C + len);
+        attention_backward_sink(g->dq + r * qd, g->seg_dk, g->seg_dv, g->dao + r * qd, att, a->q_rope + r * qd,
+                                g->seg_k, g->seg_v, (int)len, (int)(P + C + len), c->n_heads, c->n_kv_heads,
+                                c->head_dim, &p, (int)P);
+        memcpy(g->dk + r * kvd, g->seg_dk + head, len * kvd * sizeof(float));
+        memcpy(g->dv + r * kvd, g->seg_dv + head, len * kvd * sizeof(float));
+        for (size_t j = 0; j < np; j++) {
+            if (ad->d_prefix_k) ad->d_prefix_k[own + j] += g->seg_dk[j];
+            if (ad->d_prefix_v) ad->d_prefix_v[own + j] += g->seg_dv[j];
+        }
+        att += (size_t)c->n_heads * len * (P + C + len);
     }
 }
 
@@ -186,8 +198,8 @@ static void attention_rows_backward(const lw_model *m, const lw_state *s, const 
                              .window = lw_layer_is_local(c, l) ? c->sliding_window : 0, .scale = m->attn_scale};
     const float *k_rope = s->key_cache + (size_t)l * s->max_tokens * kvd;
     size_t nt = (size_t)T * kvd;
-    if (s->last_n_segments > 0) {   /* never with a prefix: the forward refuses that */
-        segments_backward(m, s, a, l, g);
+    if (s->last_n_segments > 0) {
+        segments_backward(m, s, a, l, g, ad);
         return;
     }
     if (P == 0) {
@@ -380,7 +392,13 @@ lw_status lw_model_backward_adapted(const lw_model *m, const lw_state *s, lw_bac
                            "backward %s: loss row %d at index %d (rows must increase, within 0..%d)",
                            m->cfg.name, rows[i], i, s->last_T - 1);
     if (ad && (st = lw_adapters_check(ad, m, s->last_T, s->last_T, s->max_tokens))) return st;
-    if (ad && s->last_pos0 > 0 && (ad->lora || ad->prefix_len > 0))
+    if (ad && ad->prefix_len > 0 && s->last_n_segments > 0 &&
+        (ad->prefix_segments < s->last_n_segments || ad->prefix_len + s->last_pos0 + s->last_T > g->max_tokens))
+        return lw_fail(LW_ERR_INVALID, "backward %s: %d segments after a deep prefix of %d (a prefix per segment "
+                       "needed, have %d; %d positions, the scratch holds %d)", m->cfg.name, s->last_n_segments,
+                       ad->prefix_len, ad->prefix_segments, ad->prefix_len + s->last_pos0 + s->last_T,
+                       g->max_tokens);
+    if (s->last_pos0 > 0 && lw_adapters_active(ad))
         return lw_fail(LW_ERR_INVALID, "backward %s: the forward started after %d cached positions, which "
                        "adapters would need gradients for (run from position 0)", m->cfg.name, s->last_pos0);
     if (ad && ad->lora && ad->lora->merged)

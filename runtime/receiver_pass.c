@@ -113,7 +113,7 @@ static int head_rows(const lw_receiver_pass *p, const lw_receiver_adapters *ad, 
 {
     const lw_receiver_layout *Ly = p->layout;
     int C = Ly->n_before;
-    if (p->no_head_cache || C < 1 || T - C < L || (ad && (ad->lora || ad->prefix_len > 0))) return 0;
+    if (p->no_head_cache || C < 1 || T - C < L || lw_adapters_active(ad)) return 0;
     for (int t = 0; t < C; t++)
         if (p->is_embed[t] || p->ids[t] != Ly->before[t]) return 0;
     return C;

@@ -22,8 +22,8 @@
  * segments of one forward and one backward (lw_forward_args.n_segments),
  * so every weight matrix, the 671 MB output head above all, is read once a
  * step instead of once an example. Same conditions as the head cache, but
- * LoRA without dropout also packs: no head is cached, each segment is a
- * whole example. */
+ * LoRA without dropout and a deep prefix also pack: no head is cached, each
+ * segment is a whole example (after its own prefix). */
 #ifndef LW_RECEIVER_PASS_H
 #define LW_RECEIVER_PASS_H
 
@@ -74,14 +74,17 @@ lw_status lw_receiver_pass_scores(lw_receiver_pass *p, const lw_receiver_adapter
                                   double *scores);
 
 /* Packed steps. can_pack: the conditions hold (head cache on; no adapters
- * and a head to cache, or LoRA alone without dropout, whose examples run
- * whole: nothing cached). begin: room for n examples with these adapters
- * (ad may be NULL; loss and backward use it), none added yet.
+ * and a head to cache, or LoRA without dropout and / or a deep prefix, whose
+ * examples run whole: nothing cached). begin: room for n examples with these
+ * adapters (ad may be NULL; loss and backward use it), none added yet.
  * add: the filled T rows of one example (they must begin with the head) go
- * into the pack with its label. loss: losses[i] of every added example.
+ * into the pack with its label, and its deep prefix as ad->prefix_k / _v
+ * hold it now. loss: losses[i] of every added example.
  * backward: scale * the gradient (LoRA's added to its grads), correct[i]
  * the first-token checks (may be NULL). d_embeds: example i's input
- * gradient, rows n_before.. of its own (the soft tokens first). */
+ * gradient, rows n_before.. of its own (the soft tokens first). d_prefix:
+ * example i's prefix gradient [n_layers, P, kvd] keys and values (NULL
+ * without a prefix), which ad->d_prefix_k / _v do not get. */
 bool lw_receiver_pass_can_pack(const lw_receiver_pass *p, const lw_receiver_adapters *ad);
 /* How many examples one pack holds within the receiver's context (0: none). */
 int lw_receiver_pass_pack_room(const lw_receiver_pass *p, const lw_receiver_adapters *ad);
@@ -90,6 +93,7 @@ lw_status lw_receiver_pass_pack_add(lw_receiver_pass *p, int T, int label);
 lw_status lw_receiver_pass_pack_loss(lw_receiver_pass *p, float *losses);
 lw_status lw_receiver_pass_pack_backward(lw_receiver_pass *p, float scale, bool *correct);
 const float *lw_receiver_pass_pack_d_embeds(const lw_receiver_pass *p, int i);
+void lw_receiver_pass_pack_d_prefix(const lw_receiver_pass *p, int i, const float **dk, const float **dv);
 void lw_receiver_pack_free(lw_receiver_pack *k);   /* lw_receiver_pass_free's */
 /* The layout's before rows from position 0 into s, every block (their
  * final states land in p->final, unused): the cached head of both paths. */

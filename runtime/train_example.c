@@ -180,18 +180,35 @@ lw_status lw_trainer_example(lw_trainer *t, const float *x, int Tx, int label, f
     return LW_OK;
 }
 
+/* The pack's prefix gradient of example i into the adapters' own, which
+ * lw_adapter_set_backward reads (and clears). */
+static void take_d_prefix(lw_trainer *t, int i)
+{
+    lw_receiver_adapters *ad = &t->adapters->ad;
+    const float *dk, *dv;
+    lw_receiver_pass_pack_d_prefix(&t->rx, i, &dk, &dv);
+    if (!dk) return;
+    size_t n = (size_t)t->receiver->cfg.n_layers * ad->prefix_len * t->receiver->cfg.n_kv_heads *
+               t->receiver->cfg.head_dim;
+    memcpy(ad->d_prefix_k, dk, n * sizeof(float));
+    memcpy(ad->d_prefix_v, dv, n * sizeof(float));
+}
+
 /* The packed path of lw_trainer_examples: every example's bridge forward
- * and receiver rows into the pack, one receiver pass, then each bridge's
- * backward after its forward again (the bridge keeps one example's
- * activations; running it twice costs little next to the receiver). */
+ * (and prefix generator's) and receiver rows into the pack, one receiver
+ * pass, then each bridge's backward after its forward again (the bridge and
+ * the generator keep one example's activations; running them twice, with
+ * the same dropout draw, costs little next to the receiver). */
 static lw_status examples_packed(lw_trainer *t, const lw_sender_cache *states, const int *idx, const int *labels,
-                                 int n, float scale, float **x, size_t *x_cap, float *losses, bool *correct)
+                                 const uint64_t *dropout_seeds, int n, float scale, float **x, size_t *x_cap,
+                                 float *losses, bool *correct)
 {
     const lw_receiver_layout *Ly = t->layout;
     int H = t->receiver->cfg.hidden, M = Ly->M, Tx, i = 0;
     bool div = t->diversity_weight != 0.0f;
     lw_status st = lw_receiver_pass_pack_begin(&t->rx, adapters_of(t), n);
     for (; !st && i < n; i++) {
+        t->dropout_seed = dropout_seeds[i];
         st = lw_sender_cache_read(states, idx[i], x, x_cap, &Tx);
         if (!st) st = check_label(t, labels[i]);
         if (!st) st = bridge_forward(t, *x, Tx, true);
@@ -203,13 +220,17 @@ static lw_status examples_packed(lw_trainer *t, const lw_sender_cache *states, c
     if (!st) st = lw_receiver_pass_pack_backward(&t->rx, scale, correct);
     for (int j = 0; !st && j < n; j++) {
         i = j;
+        t->dropout_seed = dropout_seeds[j];
         if ((st = lw_sender_cache_read(states, idx[j], x, x_cap, &Tx)) || (st = bridge_forward(t, *x, Tx, true)))
             break;
         if (div) losses[j] += (float)(t->diversity_weight * diversity(t->soft, M, H, NULL, 0.0f));
         /* the pack's rows of example j start at the head's end: the soft tokens first */
         memcpy(t->dsoft, lw_receiver_pass_pack_d_embeds(&t->rx, j), (size_t)M * H * sizeof(float));
         if (div) diversity(t->soft, M, H, t->dsoft, scale * t->diversity_weight);
-        if (t->adapters) lw_adapter_set_backward(t->adapters, t->dsoft);   /* as lw_trainer_example does */
+        if (t->adapters) {   /* as lw_trainer_example does */
+            take_d_prefix(t, j);
+            lw_adapter_set_backward(t->adapters, t->dsoft);
+        }
         lw_bridge_backward(t->bridge, t->acts, t->dsoft, NULL);
     }
     return st ? lw_fail_wrap(st, "trainer: packed step, example %d", i < n ? idx[i] : -1) : LW_OK;
@@ -224,8 +245,8 @@ lw_status lw_trainer_examples(lw_trainer *t, const lw_sender_cache *states, cons
     if (!t->gpu && room > 0 && lw_receiver_pass_can_pack(&t->rx, adapters_of(t))) {
         lw_status st = LW_OK;
         for (int g = 0; !st && g < n; g += room)   /* as many as the receiver's context holds at once */
-            st = examples_packed(t, states, idx + g, labels + g, n - g < room ? n - g : room, scale, x, x_cap,
-                                 losses + g, correct + g);
+            st = examples_packed(t, states, idx + g, labels + g, dropout_seeds + g, n - g < room ? n - g : room,
+                                 scale, x, x_cap, losses + g, correct + g);
         return st;
     }
     for (int i = 0; i < n; i++) {

@@ -33,12 +33,20 @@ copy_runs $rev/exp $d/reverse
 for f in $rev/exp/*/linear_probe.json; do [ -f "$f" ] && cp "$f" $d/reverse/"$(basename "$(dirname "$f")")".linear_probe.json; done
 for f in $rev/baselines/*.json; do [ -f "$f" ] && cp "$f" $d/reverse/; done
 # One report per pair: the default pair's bridge, probe, adapters and baselines, and of the trained
-# baselines the learning rate chosen on dev (the one scripts/trained-baselines.sh ran more seeds of;
+# baselines the learning rate chosen on dev (scripts/lr-sweep.sh's best_lr, whose seeds
+# scripts/trained-baselines.sh ran;
 # the whole sweep is tabulated by hand in docs/results.md: the report would average its rates as seeds).
 mkdir -p /tmp/lwc-report.$$
 trap 'rm -rf /tmp/lwc-report.$$' EXIT
 cp $d/bridge/*.json $d/ablation/*.json $d/baselines/*.json /tmp/lwc-report.$$/ 2>/dev/null || true
-for f in $d/trained/*-seed2.json; do [ -f "$f" ] && cp "${f%-seed2.json}"-seed*.json /tmp/lwc-report.$$/; done
+root=runs
+. scripts/lr-sweep.sh
+for t in sst2 trec agnews banking77; do
+    for m in prompt-tuning lora; do
+        lr=$(best_lr $t $m)
+        [ -n "$lr" ] && [ -f $d/trained/$t.$m-lr$lr-seed2.json ] && cp $d/trained/$t.$m-lr$lr-seed*.json /tmp/lwc-report.$$/
+    done
+done
 $lw report --results /tmp/lwc-report.$$ --logs runs/exp --out $d/report
 ls $d/reverse/*.json >/dev/null 2>&1 && $lw report --results $d/reverse --out $d/report-reverse
 exit 0

@@ -3,13 +3,15 @@
  * whole pass's to float rounding, across examples that reuse the cache, and
  * rows that do not start with the head take the whole pass. Packed steps
  * (several examples in one pass) give each example's own loss and
- * gradients, with no adapters and with LoRA (no head cached then). */
+ * gradients, with no adapters, with LoRA and with a deep prefix per example
+ * (no head cached then). */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "deep_prefix.h"
 #include "lora.h"
 #include "model.h"
 #include "receiver_pass.h"
@@ -131,7 +133,22 @@ typedef struct {
     bool ok[N_PACK];
 } alone;
 
-static void each_alone(rig *r, const lw_receiver_adapters *ad, const int *labels, alone *w)
+/* A deep prefix of its own for each example, and where its gradient goes. */
+typedef struct {
+    size_t n;   /* floats of one example's keys: n_layers * P * kvd */
+    float *k[N_PACK], *v[N_PACK], *dk[N_PACK], *dv[N_PACK];
+} prefixes;
+
+static void use_prefix(lw_receiver_adapters *ad, const prefixes *pf, int i)
+{
+    if (!pf) return;
+    ad->prefix_k = pf->k[i];
+    ad->prefix_v = pf->v[i];
+    ad->d_prefix_k = pf->dk[i];
+    ad->d_prefix_v = pf->dv[i];
+}
+
+static void each_alone(rig *r, lw_receiver_adapters *ad, const prefixes *pf, const int *labels, alone *w)
 {
     int H = r->m->cfg.hidden;
     size_t row = (size_t)r->whole.max_T * H;
@@ -140,6 +157,7 @@ static void each_alone(rig *r, const lw_receiver_adapters *ad, const int *labels
     for (int i = 0; i < N_PACK; i++) {
         w->T[i] = fill(r, labels[i]);
         memcpy(w->soft + (size_t)i * M * H, r->whole.embeds + (size_t)N_BEFORE * H, (size_t)M * H * sizeof(float));
+        use_prefix(ad, pf, i);
         ck_assert_int_eq(lw_receiver_pass_loss(&r->whole, ad, w->T[i], labels[i], &w->loss[i]), LW_OK);
         ck_assert_int_eq(lw_receiver_pass_backward(&r->whole, ad, w->T[i], labels[i], 0.5f, &w->ok[i]), LW_OK);
         memcpy(w->d + i * row, r->whole.d_embeds, (size_t)w->T[i] * H * sizeof(float));
@@ -154,7 +172,7 @@ static void alone_free(alone *w)
 
 /* The same examples packed into r->cached: losses, first-token checks and
  * input gradients (the rows after the head) agree with w. */
-static void packed_matches(rig *r, const lw_receiver_adapters *ad, const int *labels, const alone *w)
+static void packed_matches(rig *r, lw_receiver_adapters *ad, const prefixes *pf, const int *labels, const alone *w)
 {
     const char *name = r->m->cfg.name;
     int H = r->m->cfg.hidden;
@@ -162,6 +180,7 @@ static void packed_matches(rig *r, const lw_receiver_adapters *ad, const int *la
     for (int i = 0; i < N_PACK; i++) {
         lw_receiver_fill(&r->layout, labels[i], r->layout.verb_len[labels[i]] - 1, r->cached.ids, r->cached.is_embed);
         memcpy(r->cached.embeds + (size_t)N_BEFORE * H, w->soft + (size_t)i * M * H, (size_t)M * H * sizeof(float));
+        use_prefix(ad, pf, i);   /* the pack takes the prefix the adapters hold now */
         ck_assert_int_eq(lw_receiver_pass_pack_add(&r->cached, w->T[i], labels[i]), LW_OK);
     }
     float loss[N_PACK];
@@ -189,10 +208,10 @@ static void packed_cases(const lw_model_config *c, uint64_t seed)
     rig r;
     rig_open(&r, c, seed);
     alone w;
-    each_alone(&r, NULL, labels, &w);
+    each_alone(&r, NULL, NULL, labels, &w);
     ck_assert(lw_receiver_pass_can_pack(&r.cached, NULL));
     ck_assert(!lw_receiver_pass_can_pack(&r.whole, NULL));
-    for (int round = 0; round < 2; round++) packed_matches(&r, NULL, labels, &w);   /* the second reuses the head */
+    for (int round = 0; round < 2; round++) packed_matches(&r, NULL, NULL, labels, &w);   /* the second reuses the head */
     /* rows that do not begin with the head cannot join */
     ck_assert_int_eq(lw_receiver_pass_pack_begin(&r.cached, NULL, 1), LW_OK);
     r.cached.ids[0] = 2;
@@ -214,7 +233,7 @@ END_TEST
  * adapter): losses, first-token checks, input gradients and LoRA's own
  * gradients of a packed step are the sum of each example's pass, and the
  * pack grows the adapters' scratch, sized for one example, to hold them all.
- * Dropout or a deep prefix do not pack. */
+ * Dropout does not pack. */
 static void lora_packed_cases(const lw_model_config *c, uint64_t seed)
 {
     const int labels[N_PACK] = {2, 0, 1, 2};
@@ -233,21 +252,18 @@ static void lora_packed_cases(const lw_model_config *c, uint64_t seed)
     float *want_grads = calloc(P, sizeof(float));
     alone w;
     memset(lora.p.grads, 0, P * sizeof(float));
-    each_alone(&r, &ad, labels, &w);
+    each_alone(&r, &ad, NULL, labels, &w);
     memcpy(want_grads, lora.p.grads, P * sizeof(float));
     ck_assert(lw_receiver_pass_can_pack(&r.cached, &ad));
     ck_assert(!lw_receiver_pass_can_pack(&r.whole, &ad));   /* the head cache off: nothing packs */
     memset(lora.p.grads, 0, P * sizeof(float));
-    packed_matches(&r, &ad, labels, &w);
+    packed_matches(&r, &ad, NULL, labels, &w);
     ck_assert_int_ge(ad.scratch->max_tokens, N_PACK * r.whole.max_T);
     tl_assert_close_to_scale(lora.p.grads, want_grads, P, 1e-5, "packed LoRA grads");   /* want_grads != 0 too */
     lora.cfg.dropout = 0.1f;   /* masks drawn per example: no packing */
     ck_assert(!lw_receiver_pass_can_pack(&r.cached, &ad));
     ck_assert_int_eq(lw_receiver_pass_pack_begin(&r.cached, &ad, N_PACK), LW_ERR_INVALID);
     lora.cfg.dropout = 0.0f;
-    lw_receiver_adapters prefixed = ad;
-    prefixed.prefix_len = 2;
-    ck_assert(!lw_receiver_pass_can_pack(&r.cached, &prefixed));
     alone_free(&w);
     free(want_grads);
     lw_adapters_free(&ad);
@@ -264,6 +280,96 @@ START_TEST(packed_lora_step_matches_each_example)
 }
 END_TEST
 
+/* A deep prefix packs whole examples, each segment after its own example's
+ * prefix (random here, different per example, values too): losses, checks,
+ * input gradients, each example's prefix gradient and, with LoRA beside
+ * it, LoRA's gradients equal each example's pass. */
+static void prefix_packed_cases(const lw_model_config *c, uint64_t seed, bool with_lora)
+{
+    enum { PREFIX = 3 };
+    const int labels[N_PACK] = {1, 2, 0, 2};
+    rig r;
+    rig_open(&r, c, seed);
+    lw_lora lora;
+    lw_lora_config lc = {.rank = 2, .alpha = 4, .targets = (1u << LW_LORA_K) | (1u << LW_LORA_O)};
+    if (with_lora) {
+        ck_assert_int_eq(lw_lora_create(&lora, &lc, r.m), LW_OK);
+        lw_lora_init(&lora, seed + 1);
+        for (size_t i = 0; i < lora.p.n_params; i++)
+            if (lora.p.params[i] == 0.0f) lora.p.params[i] = (float)(0.3 * lw_rng_normal(&r.rng));
+    }
+    lw_receiver_adapters ad;
+    ck_assert_int_eq(lw_adapters_init(&ad, r.m, r.whole.max_T, with_lora ? &lora : NULL, PREFIX), LW_OK);
+    ad.training = true;
+    ck_assert_int_eq(lw_receiver_pass_grow_state(&r.whole, PREFIX), LW_OK);
+    prefixes pf = {.n = (size_t)c->n_layers * PREFIX * c->n_kv_heads * c->head_dim};
+    float *want_dk = calloc(N_PACK * pf.n, sizeof(float)), *want_dv = calloc(N_PACK * pf.n, sizeof(float));
+    for (int i = 0; i < N_PACK; i++) {
+        float **all[] = {&pf.k[i], &pf.v[i], &pf.dk[i], &pf.dv[i]};
+        for (int j = 0; j < 4; j++) *all[j] = calloc(pf.n, sizeof(float));
+        for (size_t j = 0; j < pf.n; j++) {
+            pf.k[i][j] = (float)lw_rng_normal(&r.rng);
+            pf.v[i][j] = (float)lw_rng_normal(&r.rng);
+        }
+    }
+    size_t NL = with_lora ? lora.p.n_params : 0;
+    float *want_grads = calloc(NL + 1, sizeof(float));
+    if (with_lora) memset(lora.p.grads, 0, NL * sizeof(float));
+    alone w;
+    each_alone(&r, &ad, &pf, labels, &w);
+    for (int i = 0; i < N_PACK; i++) {
+        memcpy(want_dk + i * pf.n, pf.dk[i], pf.n * sizeof(float));
+        memcpy(want_dv + i * pf.n, pf.dv[i], pf.n * sizeof(float));
+    }
+    if (with_lora) {
+        memcpy(want_grads, lora.p.grads, NL * sizeof(float));
+        memset(lora.p.grads, 0, NL * sizeof(float));
+    }
+    ck_assert(lw_receiver_pass_can_pack(&r.cached, &ad));
+    ck_assert_int_eq(lw_receiver_pass_pack_room(&r.cached, &ad), (r.m->cfg.context - PREFIX) / r.whole.max_T);
+    for (int i = 0; i < N_PACK; i++) memset(pf.dk[i], 0, pf.n * sizeof(float));   /* the pack must not touch them */
+    packed_matches(&r, &ad, &pf, labels, &w);
+    for (int i = 0; i < N_PACK; i++) {
+        const float *dk, *dv;
+        char what[160];
+        lw_receiver_pass_pack_d_prefix(&r.cached, i, &dk, &dv);
+        snprintf(what, sizeof what, "%s example %d: packed d prefix keys", c->name, i);
+        tl_assert_close_to_scale(dk, want_dk + i * pf.n, pf.n, 1e-5, what);
+        snprintf(what, sizeof what, "%s example %d: packed d prefix values", c->name, i);
+        tl_assert_close_to_scale(dv, want_dv + i * pf.n, pf.n, 1e-5, what);
+        for (size_t j = 0; j < pf.n; j++) ck_assert(pf.dk[i][j] == 0.0f);
+    }
+    if (with_lora) tl_assert_close_to_scale(lora.p.grads, want_grads, NL, 1e-5, "packed LoRA grads beside a prefix");
+    if (with_lora) {   /* LoRA's dropout still keeps a prefixed pass from packing */
+        lora.cfg.dropout = 0.1f;
+        ck_assert(!lw_receiver_pass_can_pack(&r.cached, &ad));
+    }
+    alone_free(&w);
+    for (int i = 0; i < N_PACK; i++) {
+        free(pf.k[i]);
+        free(pf.v[i]);
+        free(pf.dk[i]);
+        free(pf.dv[i]);
+    }
+    free(want_dk);
+    free(want_dv);
+    free(want_grads);
+    lw_adapters_free(&ad);
+    if (with_lora) lw_lora_free(&lora);
+    rig_close(&r);
+}
+
+START_TEST(packed_prefix_step_matches_each_example)
+{
+    lw_model_config g = tl_tiny_gemma3_config(4);
+    prefix_packed_cases(&g, 9, false);
+    prefix_packed_cases(&g, 10, true);
+    lw_model_config l = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
+    prefix_packed_cases(&l, 11, false);
+    prefix_packed_cases(&l, 12, true);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("receiver_pass");
@@ -271,6 +377,7 @@ int main(void)
     tcase_add_test(tc, cached_head_matches_the_whole_pass);
     tcase_add_test(tc, packed_step_matches_each_example);
     tcase_add_test(tc, packed_lora_step_matches_each_example);
+    tcase_add_test(tc, packed_prefix_step_matches_each_example);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

@@ -29,6 +29,11 @@ mkdir -p "$w/res"
 check "train bridge" "$lw" train $tiny --soft-tokens 4 --out "$w/bridge"
 check "eval bridge" "$lw" eval $ev --checkpoint "$w/bridge/final" --json "$w/res/bridge.json"
 check "bridge JSON" has "$w/res/bridge.json" '"method": "bridge"'
+"$lw" eval $ev --checkpoint "$w/bridge/final" >"$w/quiet.txt" 2>&1 || true
+"$lw" eval ${ev% --quiet} --checkpoint "$w/bridge/final" >"$w/loud.txt" 2>&1 || true
+check "eval --quiet prints accuracy" has "$w/quiet.txt" '^  accuracy'
+check "eval --quiet leaves per-class scores to --json" sh -c "! grep -q precision '$w/quiet.txt'"
+check "eval prints per-class scores" has "$w/loud.txt" precision
 check "train bridge + lora + deep prefix" "$lw" train $tiny --soft-tokens 4 --lora --deep-prefix \
     --prefix-length 2 --out "$w/both"
 check "eval bridge + adapters" "$lw" eval $ev --checkpoint "$w/both/final" --json "$w/res/both.json"
