@@ -82,9 +82,10 @@ typedef struct lw_receiver_adapters {
     const float *prefix_v;       /* [n_layers, P, n_kv_heads * head_dim] */
     float *d_prefix_k;           /* backward accumulates (+=) here; NULL skips */
     float *d_prefix_v;
-    int prefix_segments;         /* 0: every row reads the one prefix; n: a segmented pass's (packed
-                                  * examples') segment g reads its own, at g * n_layers * P * kvd
-                                  * into all four arrays above (n >= the pass's segments) */
+    int prefix_segments;         /* 0: every row, of every segment, reads the one prefix (label
+                                  * scoring); n: a segmented pass's (packed examples') segment g
+                                  * reads its own, at g * n_layers * P * kvd into all four arrays
+                                  * above (n >= the pass's segments) */
     bool training;               /* LoRA dropout on */
     uint64_t dropout_seed;       /* draws the masks: backward must see the forward's */
     lw_adapter_scratch *scratch; /* from lw_adapters_init */

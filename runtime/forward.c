@@ -48,7 +48,8 @@ static void attend_segments(const lw_model *m, lw_state *s, lw_layer_acts *a, in
     const lw_receiver_adapters *ad = args->adapters;
     size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
     int window = lw_layer_is_local(c, l) ? c->sliding_window : 0, P = ad ? ad->prefix_len : 0;
-    size_t np = (size_t)P * kvd, per_segment = (size_t)c->n_layers * np, head = np + (size_t)pos0 * kvd;
+    size_t np = (size_t)P * kvd, head = np + (size_t)pos0 * kvd;
+    size_t per_segment = P > 0 && ad->prefix_segments ? (size_t)c->n_layers * np : 0;   /* 0: one prefix for all */
     const float *keys = kv_row(s->key_cache, c, s, l, 0), *values = kv_row(s->value_cache, c, s, l, 0);
     memcpy(s->seg_k + np, keys, (size_t)pos0 * kvd * sizeof(float));
     memcpy(s->seg_v + np, values, (size_t)pos0 * kvd * sizeof(float));
@@ -214,9 +215,10 @@ static lw_status check_args(const lw_model *m, const lw_state *s, const lw_forwa
         if (bad || sum != a->T || a->T > s->chunk)
             return lw_fail(LW_ERR_INVALID, "forward %s: %d segments of %d rows in all (need positive lengths summing "
                            "to T = %d, at most %d rows)", c->name, a->n_segments, (int)sum, a->T, s->chunk);
-        if (P > 0 && (ad->prefix_segments < a->n_segments || (long)P + a->pos0 + a->T > s->max_tokens))
+        if (P > 0 && ((ad->prefix_segments && ad->prefix_segments < a->n_segments) ||
+                      (long)P + a->pos0 + a->T > s->max_tokens))
             return lw_fail(LW_ERR_INVALID, "forward %s: %d segments after a deep prefix of %d (need a prefix per "
-                           "segment, have %d; %d positions, the state holds %d)", c->name, a->n_segments, P,
+                           "segment or one for all, have %d; %d positions, the state holds %d)", c->name, a->n_segments, P,
                            ad->prefix_segments, P + a->pos0 + a->T, s->max_tokens);
     }
     if (a->adapters) {

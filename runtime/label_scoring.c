@@ -91,9 +91,12 @@ lw_status lw_score_verbalizers(const lw_model *m, lw_state *s, const lw_receiver
             r += len[n_seg++] = verb_len[k] - 1;
         }
     /* the adapters' scratch, sized for one example's rows, grows to hold all labels' (Banking77: 177
-     * rows against 75); segments cannot see a deep prefix: then label by label */
-    bool one_pass = n_rows <= s->chunk && P + n_rows <= s->max_tokens;
-    if (one_pass && ad) one_pass = ad->prefix_len == 0 && (!ad->scratch || !lw_adapters_reserve(ad, m, n_rows));
+     * rows against 75); with a deep prefix it holds the text's positions too, and every label's
+     * segment reads the one prefix (prefix_segments 0) */
+    int prefix = ad ? ad->prefix_len : 0;
+    bool one_pass = n_rows <= s->chunk && prefix + P + n_rows <= s->max_tokens &&
+                    (!ad || ad->prefix_segments == 0);
+    if (one_pass && ad && ad->scratch) one_pass = !lw_adapters_reserve(ad, m, prefix ? P + n_rows : n_rows);
     if (!st && one_pass) {
         lw_forward_args b = {.ids = ids, .T = n_rows, .pos0 = P, .capture_layer = m->cfg.n_layers,
                              .hidden_out = hid, .adapters = ad, .n_segments = n_seg, .segment_len = len};

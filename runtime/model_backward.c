@@ -155,7 +155,8 @@ static void segments_backward(const lw_model *m, const lw_state *s, const lw_lay
 {
     const lw_model_config *c = &m->cfg;
     size_t kvd = (size_t)g->kvd, qd = (size_t)g->qd, C = (size_t)s->last_pos0, P = ad ? (size_t)ad->prefix_len : 0;
-    size_t np = P * kvd, per_segment = (size_t)c->n_layers * np, head = np + C * kvd;
+    size_t np = P * kvd, head = np + C * kvd;
+    size_t per_segment = P > 0 && ad->prefix_segments ? (size_t)c->n_layers * np : 0;   /* 0: one prefix for all */
     const float *keys = s->key_cache + (size_t)l * s->max_tokens * kvd;
     const float *values = s->value_cache + (size_t)l * s->max_tokens * kvd;
     const float *att = a->att;
@@ -393,9 +394,10 @@ lw_status lw_model_backward_adapted(const lw_model *m, const lw_state *s, lw_bac
                            m->cfg.name, rows[i], i, s->last_T - 1);
     if (ad && (st = lw_adapters_check(ad, m, s->last_T, s->last_T, s->max_tokens))) return st;
     if (ad && ad->prefix_len > 0 && s->last_n_segments > 0 &&
-        (ad->prefix_segments < s->last_n_segments || ad->prefix_len + s->last_pos0 + s->last_T > g->max_tokens))
+        ((ad->prefix_segments && ad->prefix_segments < s->last_n_segments) ||
+         ad->prefix_len + s->last_pos0 + s->last_T > g->max_tokens))
         return lw_fail(LW_ERR_INVALID, "backward %s: %d segments after a deep prefix of %d (a prefix per segment "
-                       "needed, have %d; %d positions, the scratch holds %d)", m->cfg.name, s->last_n_segments,
+                       "or one for all needed, have %d; %d positions, the scratch holds %d)", m->cfg.name, s->last_n_segments,
                        ad->prefix_len, ad->prefix_segments, ad->prefix_len + s->last_pos0 + s->last_T,
                        g->max_tokens);
     if (s->last_pos0 > 0 && lw_adapters_active(ad))

@@ -397,44 +397,70 @@ START_TEST(resume_is_bit_exact)
 }
 END_TEST
 
+/* Scores of NL labels of L tokens after a 3-token prompt, in one call of
+ * lw_score_verbalizers with adapters ad, against each label alone after the
+ * prompt. Returns the rows the adapters' scratch holds afterwards. */
+static int scores_match_each_label(lw_model *m, const lw_receiver_adapters *ad)
+{
+    const lw_model_config *c = &m->cfg;
+    enum { P = 3, NL = 6, L = 3 };
+    int prompt[P] = {1, 2, 3}, v[NL][L], verb_len[NL];
+    const int *verb[NL];
+    for (int k = 0; k < NL; k++) {
+        for (int j = 0; j < L; j++) v[k][j] = (k + 2 * j + 4) % c->vocab;
+        verb[k] = v[k], verb_len[k] = L;
+    }
+    lw_state *s;
+    ck_assert_int_eq(lw_state_alloc(m, 32, false, &s), LW_OK);
+    float last[16], rows[L * 16];
+    lw_forward_args a = {.ids = prompt, .T = P, .logits = last, .capture_layer = -1, .adapters = ad};
+    ck_assert_int_eq(lw_forward(m, s, &a), LW_OK);
+    double scores[NL];
+    ck_assert_msg(lw_score_verbalizers(m, s, ad, P, last, NL, verb, verb_len, scores) == LW_OK, "%s",
+                  lw_last_error());
+    for (int k = 0; k < NL; k++) {   /* the label alone after the prompt */
+        lw_state_reset(s);
+        ck_assert_int_eq(lw_forward(m, s, &a), LW_OK);
+        lw_forward_args b = {.ids = v[k], .T = L - 1, .pos0 = P, .logits = rows, .all_logits = true,
+                             .capture_layer = -1, .adapters = ad};
+        ck_assert_int_eq(lw_forward(m, s, &b), LW_OK);
+        double want = lw_log_prob(last, c->vocab, v[k][0]);
+        for (int j = 1; j < L; j++) want += lw_log_prob(rows + (size_t)(j - 1) * c->vocab, c->vocab, v[k][j]);
+        ck_assert_msg(fabs(scores[k] - want) <= 1e-4 * fmax(1.0, fabs(want)), "%s label %d: %g, alone %g",
+                      ad->prefix_len ? "prefixed" : "LoRA", k, scores[k], want);
+    }
+    lw_state_free(s);
+    return ad->scratch->max_tokens;
+}
+
 /* Scoring many labels with LoRA: all their continuations together (12 rows)
  * exceed the adapters' scratch (7 rows, one example's; it failed with "rows
  * exceed the scratch" on Banking77), so the scorer grows the scratch and
- * gives each label's summed log-probs, as each label alone does. */
+ * gives each label's summed log-probs, as each label alone does. With a deep
+ * prefix (and LoRA beside it) likewise, every label's segment after the one
+ * prefix: the scratch then holds the prompt's 3 positions too. */
 START_TEST(scoring_more_label_rows_than_the_adapter_scratch)
 {
     lw_model_config c = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
     fixture f;
     setup(&f, &c, ALL_TARGETS, 4, 0.0f, 61);
     randomize_b(&f, 62);
-    enum { P = 3, NL = 6, L = 3 };
-    int prompt[P] = {1, 2, 3}, v[NL][L], verb_len[NL];
-    const int *verb[NL];
-    for (int k = 0; k < NL; k++) {
-        for (int j = 0; j < L; j++) v[k][j] = (k + 2 * j + 4) % c.vocab;
-        verb[k] = v[k], verb_len[k] = L;
+    ck_assert_int_ge(scores_match_each_label(f.m, &f.ad), 12);
+    enum { PREFIX = 2 };
+    size_t n = (size_t)c.n_layers * PREFIX * c.n_kv_heads * c.head_dim;
+    float *pk = calloc(n, sizeof(float)), *pv = calloc(n, sizeof(float));
+    lw_rng r;
+    lw_rng_seed(&r, 63);
+    for (size_t i = 0; i < n; i++) pk[i] = (float)lw_rng_normal(&r), pv[i] = (float)lw_rng_normal(&r);
+    for (int with_lora = 0; with_lora < 2; with_lora++) {
+        lw_receiver_adapters ad;
+        ck_assert_int_eq(lw_adapters_init(&ad, f.m, T, with_lora ? &f.lora : NULL, PREFIX), LW_OK);
+        ad.prefix_k = pk, ad.prefix_v = pv;
+        ck_assert_int_ge(scores_match_each_label(f.m, &ad), 3 + 12);
+        lw_adapters_free(&ad);
     }
-    lw_state *s;
-    ck_assert_int_eq(lw_state_alloc(f.m, 32, false, &s), LW_OK);
-    float last[16], rows[L * 16];
-    lw_forward_args a = {.ids = prompt, .T = P, .logits = last, .capture_layer = -1, .adapters = &f.ad};
-    ck_assert_int_eq(lw_forward(f.m, s, &a), LW_OK);
-    double scores[NL];
-    ck_assert_msg(lw_score_verbalizers(f.m, s, &f.ad, P, last, NL, verb, verb_len, scores) == LW_OK, "%s",
-                  lw_last_error());
-    ck_assert_int_ge(f.ad.scratch->max_tokens, NL * (L - 1));
-    for (int k = 0; k < NL; k++) {   /* the label alone after the prompt */
-        lw_state_reset(s);
-        ck_assert_int_eq(lw_forward(f.m, s, &a), LW_OK);
-        lw_forward_args b = {.ids = v[k], .T = L - 1, .pos0 = P, .logits = rows, .all_logits = true,
-                             .capture_layer = -1, .adapters = &f.ad};
-        ck_assert_int_eq(lw_forward(f.m, s, &b), LW_OK);
-        double want = lw_log_prob(last, c.vocab, v[k][0]);
-        for (int j = 1; j < L; j++) want += lw_log_prob(rows + (size_t)(j - 1) * c.vocab, c.vocab, v[k][j]);
-        ck_assert_msg(fabs(scores[k] - want) <= 1e-4 * fmax(1.0, fabs(want)), "label %d: %g, alone %g", k,
-                      scores[k], want);
-    }
-    lw_state_free(s);
+    free(pk);
+    free(pv);
     teardown(&f);
 }
 END_TEST
