@@ -218,8 +218,8 @@ static lw_status check_args(const lw_model *m, const lw_state *s, const lw_forwa
         if (P > 0 && ((ad->prefix_segments && ad->prefix_segments < a->n_segments) ||
                       (long)P + a->pos0 + a->T > s->max_tokens))
             return lw_fail(LW_ERR_INVALID, "forward %s: %d segments after a deep prefix of %d (need a prefix per "
-                           "segment or one for all, have %d; %d positions, the state holds %d)", c->name, a->n_segments, P,
-                           ad->prefix_segments, P + a->pos0 + a->T, s->max_tokens);
+                           "segment or one for all, have %d; %d positions, the state holds %d)", c->name,
+                           a->n_segments, P, ad->prefix_segments, P + a->pos0 + a->T, s->max_tokens);
     }
     if (a->adapters) {
         int rows = s->save_acts || a->T < s->chunk ? a->T : s->chunk;   /* per pass through the blocks */

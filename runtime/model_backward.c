@@ -397,9 +397,9 @@ lw_status lw_model_backward_adapted(const lw_model *m, const lw_state *s, lw_bac
         ((ad->prefix_segments && ad->prefix_segments < s->last_n_segments) ||
          ad->prefix_len + s->last_pos0 + s->last_T > g->max_tokens))
         return lw_fail(LW_ERR_INVALID, "backward %s: %d segments after a deep prefix of %d (a prefix per segment "
-                       "or one for all needed, have %d; %d positions, the scratch holds %d)", m->cfg.name, s->last_n_segments,
-                       ad->prefix_len, ad->prefix_segments, ad->prefix_len + s->last_pos0 + s->last_T,
-                       g->max_tokens);
+                       "or one for all needed, have %d; %d positions, the scratch holds %d)", m->cfg.name,
+                       s->last_n_segments, ad->prefix_len, ad->prefix_segments,
+                       ad->prefix_len + s->last_pos0 + s->last_T, g->max_tokens);
     if (s->last_pos0 > 0 && lw_adapters_active(ad))
         return lw_fail(LW_ERR_INVALID, "backward %s: the forward started after %d cached positions, which "
                        "adapters would need gradients for (run from position 0)", m->cfg.name, s->last_pos0);
