@@ -340,6 +340,17 @@ static void prefix_packed_cases(const lw_model_config *c, uint64_t seed, bool wi
         for (size_t j = 0; j < pf.n; j++) ck_assert(pf.dk[i][j] == 0.0f);
     }
     if (with_lora) tl_assert_close_to_scale(lora.p.grads, want_grads, NL, 1e-5, "packed LoRA grads beside a prefix");
+    /* more segments than prefixes: refused, not read past the prefixes' end */
+    lw_state *s;
+    ck_assert_int_eq(lw_state_alloc(r.m, 32, true, &s), LW_OK);
+    int ids[4] = {1, 2, 3, 4}, seg[2] = {2, 2};
+    lw_receiver_adapters one = ad;
+    one.prefix_segments = 1;
+    lw_forward_args fa = {.ids = ids, .T = 4, .capture_layer = -1, .n_segments = 2, .segment_len = seg,
+                          .adapters = &one};
+    ck_assert_int_eq(lw_forward(r.m, s, &fa), LW_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(lw_last_error(), "need a prefix per segment or one for all, have 1"));
+    lw_state_free(s);
     if (with_lora) {   /* LoRA's dropout still keeps a prefixed pass from packing */
         lora.cfg.dropout = 0.1f;
         ck_assert(!lw_receiver_pass_can_pack(&r.cached, &ad));
