@@ -12,10 +12,10 @@ trained_run() {
 # The rate grid's neighbours, for a sweep whose best is on its edge.
 rate_above() {
     case $1 in 3e-5) echo 1e-4 ;; 1e-4) echo 3e-4 ;; 3e-4) echo 1e-3 ;; 1e-3) echo 3e-3 ;;
-    3e-3) echo 1e-2 ;; 1e-2) echo 3e-2 ;; 3e-2) echo 1e-1 ;; 1e-1) echo 3e-1 ;; 3e-1) echo 1e0 ;; esac
+    3e-3) echo 1e-2 ;; 1e-2) echo 3e-2 ;; 3e-2) echo 1e-1 ;; 1e-1) echo 3e-1 ;; 3e-1) echo 1e0 ;; 1e0) echo 3e0 ;; esac
 }
 rate_below() {
-    case $1 in 1e0) echo 3e-1 ;; 3e-1) echo 1e-1 ;; 1e-1) echo 3e-2 ;; 3e-2) echo 1e-2 ;; 1e-2) echo 3e-3 ;;
+    case $1 in 3e0) echo 1e0 ;; 1e0) echo 3e-1 ;; 3e-1) echo 1e-1 ;; 1e-1) echo 3e-2 ;; 3e-2) echo 1e-2 ;; 1e-2) echo 3e-3 ;;
     3e-3) echo 1e-3 ;; 1e-3) echo 3e-4 ;; 3e-4) echo 1e-4 ;; 1e-4) echo 3e-5 ;; esac
 }
 # acc_of TASK METHOD LR: seed 1's dev accuracy, or nothing while it is missing.
