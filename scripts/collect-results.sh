@@ -1,52 +1,76 @@
 #!/bin/sh
 # Copies the eval JSON of finished runs (runs/, gitignored) into docs/results/
-# where docs/results.md cites them, then rewrites the report tables and plots:
+# where docs/results.md cites them, then rewrites the report tables and plots.
+# The default pair (runs/ -> docs/results/):
 #   bridge/    runs/exp/<task>/<run>/eval.json and the linear probes
 #   ablation/  runs/ablation/<task>/<variant>-seed<s>/eval.json
 #   baselines/ runs/baselines/<task>.<method>.json
 #   trained/   runs/trained/<task>/<method>-lr<lr>-seed<s>/eval.json (every lr of the sweep)
-#   reverse/   the same for the reverse pair, runs/gemma3-270m_to_smollm2-135m/
 #   longer/    runs/longer/<task>/<run>/eval.json (longer training than the grid's)
 #   validate/  runs/validate/<task>/<run>/eval.json (a grid run again with newer code)
+#   report/    lw report over the bridge, probe, adapters, baselines and the trained
+#              baselines' chosen rate
+# The reverse pair (runs/gemma3-270m_to_smollm2-135m/ -> docs/results/):
+#   reverse/          its bridge runs, probes and baselines
+#   reverse-trained/  its trained baselines, every lr of the sweep
+#   report-reverse/   lw report over those, with the chosen rate of each sweep
 # usage: scripts/collect-results.sh
 set -eu
 cd "$(dirname "$0")/.."
 lw=build/smollm2-135m_to_gemma3-270m/lw
 d=docs/results
-mkdir -p $d/bridge $d/ablation $d/baselines $d/trained $d/reverse $d/longer $d/validate
 copy_runs() {   # copy_runs FROM TO: FROM/<task>/<run>/eval.json -> TO/<task>.<run>.json
+    mkdir -p "$2"
     for f in "$1"/*/*/eval.json; do
         [ -f "$f" ] || continue
         run=$(basename "$(dirname "$f")") task=$(basename "$(dirname "$(dirname "$f")")")
         cp "$f" "$2/$task.$run.json"
     done
 }
+copy_probes() { # copy_probes FROM TO: FROM/<task>/linear_probe.json -> TO/<task>.linear_probe.json
+    for f in "$1"/*/linear_probe.json; do
+        [ -f "$f" ] && cp "$f" "$2/$(basename "$(dirname "$f")").linear_probe.json"
+    done
+}
+copy_baselines() { # copy_baselines FROM TO: FROM/*.json -> TO/
+    for f in "$1"/*.json; do [ -f "$f" ] && cp "$f" "$2/"; done
+}
+# chosen_rates ROOT TRAINED TO: of each trained baseline's sweep (ROOT/trained, copied to TRAINED)
+# the rate chosen on dev (scripts/lr-sweep.sh's best_lr), every seed of it, copied to TO once
+# seed 2 is there. The whole sweep is tabulated in docs/results.md: a report over every rate
+# would average the rates as if they were seeds.
+chosen_rates() {
+    root=$1
+    . scripts/lr-sweep.sh
+    for t in sst2 trec agnews banking77; do
+        for m in prompt-tuning lora; do
+            lr=$(best_lr $t $m)
+            [ -n "$lr" ] && [ -f "$2/$t.$m-lr$lr-seed2.json" ] && cp "$2/$t.$m-lr$lr-seed"*.json "$3/"
+        done
+    done
+    return 0
+}
+tmp=/tmp/lwc-report.$$
+trap 'rm -rf $tmp' EXIT
 copy_runs runs/exp $d/bridge
-for f in runs/exp/*/linear_probe.json; do [ -f "$f" ] && cp "$f" $d/bridge/"$(basename "$(dirname "$f")")".linear_probe.json; done
+copy_probes runs/exp $d/bridge
 copy_runs runs/ablation $d/ablation
-for f in runs/baselines/*.json; do [ -f "$f" ] && cp "$f" $d/baselines/; done
+mkdir -p $d/baselines && copy_baselines runs/baselines $d/baselines
 copy_runs runs/trained $d/trained
 copy_runs runs/longer $d/longer
 copy_runs runs/validate $d/validate
+mkdir -p $tmp/default
+cp $d/bridge/*.json $d/ablation/*.json $d/baselines/*.json $tmp/default/ 2>/dev/null || true
+chosen_rates runs $d/trained $tmp/default
+$lw report --results $tmp/default --logs runs/exp --out $d/report
+
 rev=runs/gemma3-270m_to_smollm2-135m
 copy_runs $rev/exp $d/reverse
-for f in $rev/exp/*/linear_probe.json; do [ -f "$f" ] && cp "$f" $d/reverse/"$(basename "$(dirname "$f")")".linear_probe.json; done
-for f in $rev/baselines/*.json; do [ -f "$f" ] && cp "$f" $d/reverse/; done
-# One report per pair: the default pair's bridge, probe, adapters and baselines, and of the trained
-# baselines the learning rate chosen on dev (scripts/lr-sweep.sh's best_lr, whose seeds
-# scripts/trained-baselines.sh ran;
-# the whole sweep is tabulated by hand in docs/results.md: the report would average its rates as seeds).
-mkdir -p /tmp/lwc-report.$$
-trap 'rm -rf /tmp/lwc-report.$$' EXIT
-cp $d/bridge/*.json $d/ablation/*.json $d/baselines/*.json /tmp/lwc-report.$$/ 2>/dev/null || true
-root=runs
-. scripts/lr-sweep.sh
-for t in sst2 trec agnews banking77; do
-    for m in prompt-tuning lora; do
-        lr=$(best_lr $t $m)
-        [ -n "$lr" ] && [ -f $d/trained/$t.$m-lr$lr-seed2.json ] && cp $d/trained/$t.$m-lr$lr-seed*.json /tmp/lwc-report.$$/
-    done
-done
-$lw report --results /tmp/lwc-report.$$ --logs runs/exp --out $d/report
-ls $d/reverse/*.json >/dev/null 2>&1 && $lw report --results $d/reverse --out $d/report-reverse
+copy_probes $rev/exp $d/reverse
+copy_baselines $rev/baselines $d/reverse
+[ -d $rev/trained ] && copy_runs $rev/trained $d/reverse-trained
+mkdir -p $tmp/reverse
+cp $d/reverse/*.json $tmp/reverse/ 2>/dev/null || true
+[ -d $rev/trained ] && chosen_rates $rev $d/reverse-trained $tmp/reverse
+ls $tmp/reverse/*.json >/dev/null 2>&1 && $lw report --results $tmp/reverse --logs $rev/exp --out $d/report-reverse
 exit 0
