@@ -128,6 +128,8 @@ static int result_cmp(const void *a, const void *b)
 {
     const lw_eval_result *x = *(const lw_eval_result *const *)a, *y = *(const lw_eval_result *const *)b;
     int c = key_cmp(x->method, x->task, x->M, y->method, y->task, y->M);
+    long sx = x->has_seed ? x->seed : -1, sy = y->has_seed ? y->seed : -1;
+    if (!c) c = (sx > sy) - (sx < sy);
     return c ? c : strcmp(x->path, y->path);
 }
 
@@ -160,6 +162,8 @@ static lw_report_group make_group(const lw_eval_result *const *run, int n, doubl
                          .n_examples = run[0]->n};
     for (int i = 0; i < n; i++) v[i] = run[i]->acc;
     mean_std(v, n, &g.acc_mean, &g.acc_std);
+    for (int i = 0; i < n && i < LW_REPORT_LISTED_RUNS; i++)
+        g.seed[i] = run[i]->has_seed ? run[i]->seed : -1, g.acc[i] = run[i]->acc;
     for (int i = 0; i < n; i++) v[i] = run[i]->f1;
     mean_std(v, n, &g.f1_mean, &g.f1_std);
     if (n == 1) {
@@ -312,12 +316,22 @@ void lw_report_overview(const lw_report_group *g, int n, bool md, lw_strbuf *out
     free(tasks);
 }
 
+void lw_report_per_seed(const lw_report_group *g, lw_strbuf *out)
+{
+    for (int i = 0; i < g->n_runs && i < LW_REPORT_LISTED_RUNS; i++) {
+        lw_sb_printf(out, "%s%.1f ", i ? ", " : "", 100 * g->acc[i]);
+        if (g->seed[i] >= 0) lw_sb_printf(out, "(%ld)", g->seed[i]);
+        else lw_sb_printf(out, "(–)");
+    }
+    if (g->n_runs > LW_REPORT_LISTED_RUNS) lw_sb_printf(out, ", …");
+}
+
 static void task_table(const lw_report_group *g, int n, const char *task, lw_strbuf *out)
 {
     lw_sb_printf(out, "\n## ");
     name(out, task, true);
-    lw_sb_printf(out, "\n\n| method | M | seeds | accuracy (%%) | interval | macro-F1 (%%) | interval | examples |\n"
-                      "|---|---|---|---|---|---|---|---|\n");
+    lw_sb_printf(out, "\n\n| method | M | seeds | accuracy (%%) | interval | macro-F1 (%%) | interval | examples "
+                      "| accuracy per run (seed) |\n|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < n; i++) {
         if (strcmp(g[i].task, task)) continue;
         lw_sb_printf(out, "| ");
@@ -325,9 +339,11 @@ static void task_table(const lw_report_group *g, int n, const char *task, lw_str
         if (g[i].M >= 0) lw_sb_printf(out, " | %d", g[i].M);
         else lw_sb_printf(out, " | –");
         const char *kind = g[i].n_runs > 1 ? "± std" : "95% CI";
-        lw_sb_printf(out, " | %d | %.1f | [%.1f, %.1f] %s | %.1f | [%.1f, %.1f] %s | %ld |\n", g[i].n_runs,
+        lw_sb_printf(out, " | %d | %.1f | [%.1f, %.1f] %s | %.1f | [%.1f, %.1f] %s | %ld | ", g[i].n_runs,
                      100 * g[i].acc_mean, 100 * g[i].acc_lo, 100 * g[i].acc_hi, kind, 100 * g[i].f1_mean,
                      100 * g[i].f1_lo, 100 * g[i].f1_hi, kind, g[i].n_examples);
+        lw_report_per_seed(&g[i], out);
+        lw_sb_printf(out, " |\n");
     }
 }
 
@@ -361,7 +377,7 @@ static void csv_number(lw_strbuf *out, double v)
 
 void lw_report_csv(const lw_report_group *g, int n, lw_strbuf *out)
 {
-    lw_sb_printf(out, "method,task,soft_tokens,n_seeds,acc_mean,acc_std,acc_ci_lo,acc_ci_hi,f1_mean,f1_std,n_examples\n");
+    lw_sb_printf(out, "method,task,soft_tokens,n_seeds,acc_mean,acc_std,acc_ci_lo,acc_ci_hi,f1_mean,f1_std,n_examples,acc_per_run\n");
     for (int i = 0; i < n; i++) {
         csv_field(out, g[i].method);
         lw_sb_append(out, ",", 1);
@@ -375,7 +391,13 @@ void lw_report_csv(const lw_report_group *g, int n, lw_strbuf *out)
         csv_number(out, g[i].acc_hi);
         csv_number(out, g[i].f1_mean);
         csv_number(out, g[i].f1_std);
-        lw_sb_printf(out, ",%ld\n", g[i].n_examples);
+        lw_sb_printf(out, ",%ld,", g[i].n_examples);
+        for (int r = 0; r < g[i].n_runs && r < LW_REPORT_LISTED_RUNS; r++) {
+            if (r) lw_sb_append(out, ";", 1);
+            if (g[i].seed[r] >= 0) lw_sb_printf(out, "%ld", g[i].seed[r]);
+            lw_sb_printf(out, ":%.6f", g[i].acc[r]);
+        }
+        lw_sb_append(out, "\n", 1);
     }
 }
 

@@ -34,17 +34,23 @@ void lw_eval_result_free(lw_eval_result *r);
 /* The split's short name: "dev" for ".../dev.jsonl". Written into out. */
 void lw_split_name(const char *split, char *out, size_t cap);
 
+/* A group lists at most this many runs one by one (in seed order); the
+ * aggregates cover all of them. */
+#define LW_REPORT_LISTED_RUNS 16
+
 typedef struct {
     const char *method, *task;   /* borrowed from the results */
     int M;                       /* -1: none */
     int n_runs;
+    long seed[LW_REPORT_LISTED_RUNS];       /* -1: the run names no seed */
+    double acc[LW_REPORT_LISTED_RUNS];      /* each listed run's accuracy */
     long n_examples;             /* of the first run (a warning says if runs differ) */
     double acc_mean, acc_std, acc_lo, acc_hi;   /* std is NAN for one run */
     double f1_mean, f1_std, f1_lo, f1_hi;
 } lw_report_group;
 
 /* Groups r by (method, task, M), sorted by method, task then M (none
- * first). Warns on stderr about repeated seeds and differing example counts
+ * first); within a group the runs go by seed (seedless first), then path. Warns on stderr about repeated seeds and differing example counts
  * within a group. *groups is malloc'd. */
 lw_status lw_report_aggregate(const lw_eval_result *r, int n, lw_report_group **groups, int *n_groups);
 
@@ -55,10 +61,16 @@ void lw_report_cell(char *out, size_t cap, double mean, double std, int n_runs);
  * Markdown specials in names (for the file), plain leaves them (stdout). */
 void lw_report_overview(const lw_report_group *g, int n, bool md, lw_strbuf *out);
 
-/* The whole results.md: overview plus one table per task with intervals. */
+/* "80.5 (1), 78.5 (2)": each listed run's accuracy in percent with its seed
+ * ("–" for none), "…" after the last when the group has more runs. */
+void lw_report_per_seed(const lw_report_group *g, lw_strbuf *out);
+
+/* The whole results.md: overview plus one table per task with intervals
+ * and each run's accuracy. */
 void lw_report_markdown(const lw_report_group *g, int n, const char *split, lw_strbuf *out);
 
-/* results.csv: a header and one row per group. */
+/* results.csv: a header and one row per group; its last field lists the
+ * (listed) runs as "seed:accuracy" joined by ";", seed empty for none. */
 void lw_report_csv(const lw_report_group *g, int n, lw_strbuf *out);
 
 /* A training log (train_log.jsonl, one {"step", "loss", ...} per line).

@@ -183,19 +183,23 @@ START_TEST(aggregates_seeds_into_csv)
     /* 9 rows: bridge x 2 tasks x 3 M, linear-probe x 2 tasks, sorted */
     ck_assert_int_eq(count(csv, "\n"), 1 + 8);
     ck_assert(!strncmp(csv, "method,task,soft_tokens,n_seeds,acc_mean,acc_std,acc_ci_lo,acc_ci_hi,f1_mean,f1_std,"
-                            "n_examples\nbridge,agnews,4,", 105));
+                            "n_examples,acc_per_run\nbridge,agnews,4,", 117));
     /* 0.61 0.62 0.64: mean 0.623333, std sqrt(0.000466667 / 2) = 0.015275; interval mean +- std */
-    ck_assert_msg(strstr(csv, "\nbridge,sst2,4,3,0.623333,0.015275,0.608058,0.638609,0.573333,0.015275,200\n"), "%s",
+    ck_assert_msg(strstr(csv, "\nbridge,sst2,4,3,0.623333,0.015275,0.608058,0.638609,0.573333,0.015275,200,"
+                                "1:0.610000;2:0.620000;3:0.640000\n"), "%s",
                   csv);
-    ck_assert(strstr(csv, "\nbridge,sst2,8,3,0.720000,0.020000,0.700000,0.740000,0.670000,0.020000,200\n"));
+    ck_assert(strstr(csv, "\nbridge,sst2,8,3,0.720000,0.020000,0.700000,0.740000,0.670000,0.020000,200,"
+                            "1:0.700000;2:0.720000;3:0.740000\n"));
     /* 0.50 0.55 0.60: mean 0.55, std 0.05 */
-    ck_assert(strstr(csv, "\nbridge,agnews,4,3,0.550000,0.050000,0.500000,0.600000,0.500000,0.050000,200\n"));
+    ck_assert(strstr(csv, "\nbridge,agnews,4,3,0.550000,0.050000,0.500000,0.600000,0.500000,0.050000,200,"
+                            "1:0.500000;2:0.550000;3:0.600000\n"));
     /* M sorts numerically: 4, 8, 16 */
     ck_assert(strstr(csv, "bridge,sst2,8,") < strstr(csv, "bridge,sst2,16,"));
     /* one run: no std, the run's own bootstrap CI; the test split stays out */
-    ck_assert(strstr(csv, "\nlinear-probe,sst2,,1,0.750000,,0.700000,0.800000,0.700000,,200\n"));
+    ck_assert(strstr(csv, "\nlinear-probe,sst2,,1,0.750000,,0.700000,0.800000,0.700000,,200,:0.750000\n"));
     /* two runs without M: 0.64 0.66, std sqrt(0.0002) = 0.014142 */
-    ck_assert(strstr(csv, "\nlinear-probe,agnews,,2,0.650000,0.014142,0.635858,0.664142,0.600000,0.014142,200\n"));
+    ck_assert(strstr(csv, "\nlinear-probe,agnews,,2,0.650000,0.014142,0.635858,0.664142,0.600000,0.014142,200,"
+                            "1:0.640000;2:0.660000\n"));
     free(csv);
     tl_run(NULL, "rm -rf '%s'", dir);
 }
@@ -216,9 +220,39 @@ START_TEST(markdown_has_the_table_cells)
     ck_assert(strstr(md, "| bridge (M=8) | 57.0 ± 2.0 (3 seeds) | 67.0 ± 2.0 (3 seeds) |\n"));
     /* per-task table with intervals */
     ck_assert(strstr(md, "\n## sst2\n"));
-    ck_assert(strstr(md, "| linear-probe | – | 1 | 75.0 | [70.0, 80.0] 95% CI | 70.0 | [65.0, 75.0] 95% CI | 200 |\n"));
-    ck_assert(strstr(md, "| bridge | 8 | 3 | 72.0 | [70.0, 74.0] ± std | 67.0 | [65.0, 69.0] ± std | 200 |\n"));
+    ck_assert(strstr(md, "| linear-probe | – | 1 | 75.0 | [70.0, 80.0] 95% CI | 70.0 | [65.0, 75.0] 95% CI | 200 "
+                         "| 75.0 (–) |\n"));
+    ck_assert(strstr(md, "| bridge | 8 | 3 | 72.0 | [70.0, 74.0] ± std | 67.0 | [65.0, 69.0] ± std | 200 "
+                         "| 70.0 (1), 72.0 (2), 74.0 (3) |\n"));
     free(md);
+    tl_run(NULL, "rm -rf '%s'", dir);
+}
+END_TEST
+
+/* A group's runs are listed by seed, not by file name; a seedless run comes
+ * first; past LW_REPORT_LISTED_RUNS the list ends in "…" while the mean
+ * still covers every run. */
+START_TEST(runs_are_listed_in_seed_order)
+{
+    char dir[1024], out[4096], rel[256];
+    snprintf(dir, sizeof dir, "%s", tl_tmpdir("report_seeds"));
+    snprintf(out, sizeof out, "%s/out", dir);
+    put_result(dir, "a.json", "lora", "trec", -1, 10, 0.90, 0.85, 0.95, "dev");
+    put_result(dir, "b.json", "lora", "trec", -1, 2, 0.80, 0.75, 0.85, "dev");
+    put_result(dir, "c.json", "lora", "trec", -1, -1, 0.70, 0.65, 0.75, "dev");
+    for (int s = 1; s <= LW_REPORT_LISTED_RUNS + 1; s++) {
+        snprintf(rel, sizeof rel, "many/%02d.json", s);
+        put_result(dir, rel, "bridge", "trec", 8, s, s == 1 ? 0.5 : 0.1, 0.05, 0.9, "dev");
+    }
+    ck_assert_int_eq(run_report(dir, NULL, out), 0);
+    char *md = read_out(out, "results.md");
+    ck_assert_msg(strstr(md, "| 70.0 (–), 80.0 (2), 90.0 (10) |\n"), "%s", md);
+    ck_assert_msg(strstr(md, "| 17 | 12.4 | ") && strstr(md, "| 50.0 (1), 10.0 (2), ") && strstr(md, "10.0 (16), … |\n"),
+                  "%s", md);
+    char *csv = read_out(out, "results.csv");
+    ck_assert_msg(strstr(csv, ",200,:0.700000;2:0.800000;10:0.900000\n"), "%s", csv);
+    free(md);
+    free(csv);
     tl_run(NULL, "rm -rf '%s'", dir);
 }
 END_TEST
@@ -397,6 +431,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, aggregates_seeds_into_csv);
     tcase_add_test(tc, markdown_has_the_table_cells);
+    tcase_add_test(tc, runs_are_listed_in_seed_order);
     tcase_add_test(tc, plots_are_wellformed_with_one_polyline_per_series);
     tcase_add_test(tc, labels_are_escaped);
     tcase_add_test(tc, malformed_json_names_file_and_line);
