@@ -40,6 +40,7 @@ copy_baselines() { # copy_baselines FROM TO: FROM/*.json -> TO/
 # seed 2 is there. The whole sweep is tabulated in docs/results.md: a report over every rate
 # would average the rates as if they were seeds.
 chosen_rates() {
+    # shellcheck disable=SC2034 # read by lr-sweep.sh
     root=$1
     . scripts/lr-sweep.sh
     for t in sst2 trec agnews banking77; do
