@@ -16,7 +16,12 @@
  * deep prefix of 3; `lw train --lora --deep-prefix`): 20 steps on each
  * device, the losses within 5e-3 x max(1, |cpu|) (dropout masks must be the
  * CPU's, or the curves part at once), the LoRA and prefix parameters within
- * 2e-2 of each block's largest value. */
+ * 2e-2 of each block's largest value.
+ *
+ * Resume on the GPU: 20 steps with adapters saved at step 10, and a run
+ * resumed from that checkpoint on a fresh GPU side whose bridge and adapters
+ * start elsewhere; the resumed run's final parameters and last loss are the
+ * straight run's (to 1e-5: the same kernels and sums, in the same order). */
 #include "testlib.h"
 #include "gpu_suite.h"
 #include "tiny_models.h"
@@ -53,7 +58,7 @@ typedef struct {
     lw_gpu_receiver_pass pass;
 } side;
 
-static void side_open(side *p, bool gpu, bool adapters)
+static void side_open_seeded(side *p, bool gpu, bool adapters, uint64_t adapter_seed)
 {
     memset(p, 0, sizeof *p);
     tl_synthetic_pair_open(&p->s, M_SOFT, N_EX, 0.0f, 9);
@@ -61,7 +66,7 @@ static void side_open(side *p, bool gpu, bool adapters)
     if (adapters) {   /* attached before the GPU, as cmd_train.c does */
         lw_lora_config lc = {.rank = 4, .alpha = 8.f, .dropout = 0.1f, .targets = (1u << LW_LORA_N_TARGETS) - 1};
         lw_deep_prefix_config pc = {.length = 3, .hidden = 8};
-        OK(lw_adapter_set_create(&p->set, p->s.receiver, p->s.trainer.max_T, &lc, &pc, 17));
+        OK(lw_adapter_set_create(&p->set, p->s.receiver, p->s.trainer.max_T, &lc, &pc, adapter_seed));
         OK(lw_trainer_attach_adapters(&p->s.trainer, &p->set));
         p->adapters = true;
     }
@@ -70,6 +75,11 @@ static void side_open(side *p, bool gpu, bool adapters)
     OK(lw_gpu_model_upload(&g_cu, &g_blas, &p->mod, p->s.receiver, &p->g));
     OK(lw_gpu_receiver_pass_alloc(&p->pass, p->g, &p->s.layout, p->s.trainer.max_T, "test"));
     OK(lw_trainer_use_gpu(&p->s.trainer, &p->pass));
+}
+
+static void side_open(side *p, bool gpu, bool adapters)
+{
+    side_open_seeded(p, gpu, adapters, 17);
 }
 
 static void side_close(side *p)
@@ -82,7 +92,9 @@ static void side_close(side *p)
     tl_synthetic_pair_close(&p->s);   /* its trainer is already freed (and zeroed) */
 }
 
-static void train(side *p, const char *dir, int steps)
+/* steps of lw_train_run into dir, saving every `every` steps (0: only the
+ * end), resumed from resume_dir unless NULL; the run's last loss. */
+static double train_saving(side *p, const char *dir, int steps, int every, const char *resume_dir)
 {
     lw_train_options o;
     memset(&o, 0, sizeof o);
@@ -90,8 +102,16 @@ static void train(side *p, const char *dir, int steps)
                               .weight_decay = 0.01f, .grad_clip = 1.0f, .seed = 5};
     o.quiet = true;
     o.out_dir = dir;
+    o.checkpoint_every = every;
+    o.resume_dir = resume_dir;
     lw_train_result res;
     OK(lw_train_run(&p->s.trainer, &p->s.states, &p->s.data, &o, &res));
+    return res.last_loss;
+}
+
+static void train(side *p, const char *dir, int steps)
+{
+    train_saving(p, dir, steps, 0, NULL);
 }
 
 /* The "loss" of each line of dir/train_log.jsonl into loss[steps]. */
@@ -196,6 +216,32 @@ START_TEST(gpu_training_with_adapters_follows_the_cpu)
 }
 END_TEST
 
+START_TEST(gpu_training_with_adapters_resumes)
+{
+    char dir[1024], straight[1100], from[1200], resumed[1100];
+    snprintf(dir, sizeof dir, "%s", tl_tmpdir("train_resume_gpu"));
+    snprintf(straight, sizeof straight, "%s/straight", dir);
+    snprintf(from, sizeof from, "%s/step-%d", straight, ADAPTER_STEPS / 2);
+    snprintf(resumed, sizeof resumed, "%s/resumed", dir);
+    side a, b;
+    side_open(&a, true, true);
+    double last_a = train_saving(&a, straight, ADAPTER_STEPS, ADAPTER_STEPS / 2, NULL);
+    side_open_seeded(&b, true, true, 29);   /* other adapters: everything must come from the checkpoint */
+    b.s.bridge.params[0] += 1.0f;
+    double last_b = train_saving(&b, resumed, ADAPTER_STEPS, ADAPTER_STEPS / 2, from);
+    ck_assert_msg(fabs(last_a - last_b) <= 1e-5 * fmax(1.0, fabs(last_a)), "last loss %.8g straight, %.8g resumed",
+                  last_a, last_b);
+    tl_assert_close_to_scale(a.s.bridge.params, b.s.bridge.params, a.s.bridge.n_params, 1e-5, "bridge parameters");
+    tl_assert_close_to_scale(a.set.lora.p.params, b.set.lora.p.params, a.set.lora.p.n_params, 1e-5,
+                             "LoRA parameters");
+    tl_assert_close_to_scale(a.set.prefix.p.params, b.set.prefix.p.params, a.set.prefix.p.n_params, 1e-5,
+                             "deep prefix parameters");
+    side_close(&b);
+    side_close(&a);
+    tl_run(NULL, "rm -rf '%s'", dir);
+}
+END_TEST
+
 int main(void)
 {
     if (!tl_gpu_open("check_train_gpu", &g_cu, &g_blas)) return 1;
@@ -204,6 +250,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, gpu_training_follows_the_cpu);
     tcase_add_test(tc, gpu_training_with_adapters_follows_the_cpu);
+    tcase_add_test(tc, gpu_training_with_adapters_resumes);
     suite_add_tcase(s, tc);
     return tl_gpu_run(s, &g_cu, &g_blas);
 }
