@@ -128,8 +128,8 @@ static int result_cmp(const void *a, const void *b)
 {
     const lw_eval_result *x = *(const lw_eval_result *const *)a, *y = *(const lw_eval_result *const *)b;
     int c = key_cmp(x->method, x->task, x->M, y->method, y->task, y->M);
-    long sx = x->has_seed ? x->seed : -1, sy = y->has_seed ? y->seed : -1;
-    if (!c) c = (sx > sy) - (sx < sy);
+    if (!c) c = (x->has_seed > y->has_seed) - (x->has_seed < y->has_seed);   /* seedless first */
+    if (!c && x->has_seed) c = (x->seed > y->seed) - (x->seed < y->seed);
     return c ? c : strcmp(x->path, y->path);
 }
 
@@ -163,7 +163,7 @@ static lw_report_group make_group(const lw_eval_result *const *run, int n, doubl
     for (int i = 0; i < n; i++) v[i] = run[i]->acc;
     mean_std(v, n, &g.acc_mean, &g.acc_std);
     for (int i = 0; i < n && i < LW_REPORT_LISTED_RUNS; i++)
-        g.seed[i] = run[i]->has_seed ? run[i]->seed : -1, g.acc[i] = run[i]->acc;
+        g.seed[i] = run[i]->seed, g.has_seed[i] = run[i]->has_seed, g.acc[i] = run[i]->acc;
     for (int i = 0; i < n; i++) v[i] = run[i]->f1;
     mean_std(v, n, &g.f1_mean, &g.f1_std);
     if (n == 1) {
@@ -320,7 +320,7 @@ void lw_report_per_seed(const lw_report_group *g, lw_strbuf *out)
 {
     for (int i = 0; i < g->n_runs && i < LW_REPORT_LISTED_RUNS; i++) {
         lw_sb_printf(out, "%s%.1f ", i ? ", " : "", 100 * g->acc[i]);
-        if (g->seed[i] >= 0) lw_sb_printf(out, "(%ld)", g->seed[i]);
+        if (g->has_seed[i]) lw_sb_printf(out, "(%ld)", g->seed[i]);
         else lw_sb_printf(out, "(–)");
     }
     if (g->n_runs > LW_REPORT_LISTED_RUNS) lw_sb_printf(out, ", …");
@@ -394,7 +394,7 @@ void lw_report_csv(const lw_report_group *g, int n, lw_strbuf *out)
         lw_sb_printf(out, ",%ld,", g[i].n_examples);
         for (int r = 0; r < g[i].n_runs && r < LW_REPORT_LISTED_RUNS; r++) {
             if (r) lw_sb_append(out, ";", 1);
-            if (g[i].seed[r] >= 0) lw_sb_printf(out, "%ld", g[i].seed[r]);
+            if (g[i].has_seed[r]) lw_sb_printf(out, "%ld", g[i].seed[r]);
             lw_sb_printf(out, ":%.6f", g[i].acc[r]);
         }
         lw_sb_append(out, "\n", 1);

@@ -42,7 +42,8 @@ typedef struct {
     const char *method, *task;   /* borrowed from the results */
     int M;                       /* -1: none */
     int n_runs;
-    long seed[LW_REPORT_LISTED_RUNS];       /* -1: the run names no seed */
+    long seed[LW_REPORT_LISTED_RUNS];       /* read where has_seed */
+    bool has_seed[LW_REPORT_LISTED_RUNS];
     double acc[LW_REPORT_LISTED_RUNS];      /* each listed run's accuracy */
     long n_examples;             /* of the first run (a warning says if runs differ) */
     double acc_mean, acc_std, acc_lo, acc_hi;   /* std is NAN for one run */

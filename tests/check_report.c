@@ -229,8 +229,8 @@ START_TEST(markdown_has_the_table_cells)
 }
 END_TEST
 
-/* A group's runs are listed by seed, not by file name; a seedless run comes
- * first; past LW_REPORT_LISTED_RUNS the list ends in "…" while the mean
+/* A group's runs are listed by seed (negative ones too), not by file name;
+ * a seedless run comes first; past LW_REPORT_LISTED_RUNS the list ends in "…" while the mean
  * still covers every run. */
 START_TEST(runs_are_listed_in_seed_order)
 {
@@ -240,17 +240,20 @@ START_TEST(runs_are_listed_in_seed_order)
     put_result(dir, "a.json", "lora", "trec", -1, 10, 0.90, 0.85, 0.95, "dev");
     put_result(dir, "b.json", "lora", "trec", -1, 2, 0.80, 0.75, 0.85, "dev");
     put_result(dir, "c.json", "lora", "trec", -1, -1, 0.70, 0.65, 0.75, "dev");
+    put(dir, "d.json", "{\"task\": \"trec\", \"split\": \"/data/trec/dev.jsonl\", \"method\": \"lora\", \"seed\": -3, "
+                       "\"n\": 200, \"accuracy\": 0.6, \"accuracy_ci95\": [0.5, 0.7], \"macro_f1\": 0.6, "
+                       "\"macro_f1_ci95\": [0.5, 0.7]}\n");
     for (int s = 1; s <= LW_REPORT_LISTED_RUNS + 1; s++) {
         snprintf(rel, sizeof rel, "many/%02d.json", s);
         put_result(dir, rel, "bridge", "trec", 8, s, s == 1 ? 0.5 : 0.1, 0.05, 0.9, "dev");
     }
     ck_assert_int_eq(run_report(dir, NULL, out), 0);
     char *md = read_out(out, "results.md");
-    ck_assert_msg(strstr(md, "| 70.0 (–), 80.0 (2), 90.0 (10) |\n"), "%s", md);
+    ck_assert_msg(strstr(md, "| 70.0 (–), 60.0 (-3), 80.0 (2), 90.0 (10) |\n"), "%s", md);
     ck_assert_msg(strstr(md, "| 17 | 12.4 | ") && strstr(md, "| 50.0 (1), 10.0 (2), ") && strstr(md, "10.0 (16), … |\n"),
                   "%s", md);
     char *csv = read_out(out, "results.csv");
-    ck_assert_msg(strstr(csv, ",200,:0.700000;2:0.800000;10:0.900000\n"), "%s", csv);
+    ck_assert_msg(strstr(csv, ",200,:0.700000;-3:0.600000;2:0.800000;10:0.900000\n"), "%s", csv);
     free(md);
     free(csv);
     tl_run(NULL, "rm -rf '%s'", dir);
