@@ -3,11 +3,15 @@
 
 usage: python3 tests/load_lora_peft.py LORA.safetensors [OUT_DIR]
            [--unpermute-qk N_HEADS N_KV_HEADS]   (llama receivers read from GGUF)
-           [--check-model HF_MODEL_DIR]          (needs peft + transformers)
+           [--check-model HF_MODEL_DIR | FILE.gguf]   (needs peft + transformers)
 
 Reads the file with safetensors.torch.load_file, prints the tensors and the
 adapter_config kept in __metadata__, and writes OUT_DIR/adapter_model.safetensors
 + OUT_DIR/adapter_config.json: the layout PeftModel.from_pretrained reads.
+With --check-model it loads the base model (a Hugging Face folder, or a GGUF
+file that transformers dequantises), applies OUT_DIR with
+PeftModel.from_pretrained and checks that every LoRA tensor PEFT holds is the
+file's tensor of the same name, value for value.
 
 Row order: lwc's q/k rows are those of the weights it loaded. For llama models
 converted to GGUF, llama.cpp permuted q_proj/k_proj rows (interleaved RoPE);
@@ -66,11 +70,19 @@ def main(argv):
         from peft import PeftModel
         from transformers import AutoModelForCausalLM
 
-        base = AutoModelForCausalLM.from_pretrained(argv[argv.index("--check-model") + 1], torch_dtype=torch.float32)
+        base_path = argv[argv.index("--check-model") + 1]
+        if base_path.endswith(".gguf"):
+            base = AutoModelForCausalLM.from_pretrained(os.path.dirname(base_path) or ".",
+                                                        gguf_file=os.path.basename(base_path), torch_dtype=torch.float32)
+        else:
+            base = AutoModelForCausalLM.from_pretrained(base_path, torch_dtype=torch.float32)
         model = PeftModel.from_pretrained(base, out_dir)
-        loaded = {k: v for k, v in model.state_dict().items() if "lora_" in k}
-        assert len(loaded) == len(weights), (len(loaded), len(weights))
-        print("PEFT loaded", len(loaded), "LoRA tensors")
+        # PEFT names the adapter: ...q_proj.lora_A.default.weight for the file's ...q_proj.lora_A.weight
+        loaded = {k.replace(".default.", "."): v for k, v in model.state_dict().items() if "lora_" in k}
+        assert sorted(loaded) == sorted(weights), sorted(set(loaded) ^ set(weights))[:8]
+        for name, t in weights.items():
+            assert torch.equal(loaded[name], t), name
+        print("PEFT loaded", len(loaded), "LoRA tensors into", type(base).__name__, "by name, each equal to the file's")
 
 
 if __name__ == "__main__":
