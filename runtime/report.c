@@ -316,14 +316,23 @@ void lw_report_overview(const lw_report_group *g, int n, bool md, lw_strbuf *out
     free(tasks);
 }
 
-void lw_report_per_seed(const lw_report_group *g, lw_strbuf *out)
+/* Each listed run's accuracy with its seed: for the Markdown table
+ * "80.5 (1), 78.5 (2)" in percent ("–" for no seed, "…" when runs are left
+ * out), for the CSV "1:0.805000;2:0.785000" (seed empty for none). */
+static void list_runs(const lw_report_group *g, bool csv, lw_strbuf *out)
 {
     for (int i = 0; i < g->n_runs && i < LW_REPORT_LISTED_RUNS; i++) {
+        if (csv) {
+            if (i) lw_sb_append(out, ";", 1);
+            if (g->has_seed[i]) lw_sb_printf(out, "%ld", g->seed[i]);
+            lw_sb_printf(out, ":%.6f", g->acc[i]);
+            continue;
+        }
         lw_sb_printf(out, "%s%.1f ", i ? ", " : "", 100 * g->acc[i]);
         if (g->has_seed[i]) lw_sb_printf(out, "(%ld)", g->seed[i]);
         else lw_sb_printf(out, "(–)");
     }
-    if (g->n_runs > LW_REPORT_LISTED_RUNS) lw_sb_printf(out, ", …");
+    if (!csv && g->n_runs > LW_REPORT_LISTED_RUNS) lw_sb_printf(out, ", …");
 }
 
 static void task_table(const lw_report_group *g, int n, const char *task, lw_strbuf *out)
@@ -342,7 +351,7 @@ static void task_table(const lw_report_group *g, int n, const char *task, lw_str
         lw_sb_printf(out, " | %d | %.1f | [%.1f, %.1f] %s | %.1f | [%.1f, %.1f] %s | %ld | ", g[i].n_runs,
                      100 * g[i].acc_mean, 100 * g[i].acc_lo, 100 * g[i].acc_hi, kind, 100 * g[i].f1_mean,
                      100 * g[i].f1_lo, 100 * g[i].f1_hi, kind, g[i].n_examples);
-        lw_report_per_seed(&g[i], out);
+        list_runs(&g[i], false, out);
         lw_sb_printf(out, " |\n");
     }
 }
@@ -392,11 +401,7 @@ void lw_report_csv(const lw_report_group *g, int n, lw_strbuf *out)
         csv_number(out, g[i].f1_mean);
         csv_number(out, g[i].f1_std);
         lw_sb_printf(out, ",%ld,", g[i].n_examples);
-        for (int r = 0; r < g[i].n_runs && r < LW_REPORT_LISTED_RUNS; r++) {
-            if (r) lw_sb_append(out, ";", 1);
-            if (g[i].has_seed[r]) lw_sb_printf(out, "%ld", g[i].seed[r]);
-            lw_sb_printf(out, ":%.6f", g[i].acc[r]);
-        }
+        list_runs(&g[i], true, out);
         lw_sb_append(out, "\n", 1);
     }
 }

@@ -62,10 +62,6 @@ void lw_report_cell(char *out, size_t cap, double mean, double std, int n_runs);
  * Markdown specials in names (for the file), plain leaves them (stdout). */
 void lw_report_overview(const lw_report_group *g, int n, bool md, lw_strbuf *out);
 
-/* "80.5 (1), 78.5 (2)": each listed run's accuracy in percent with its seed
- * ("–" for none), "…" after the last when the group has more runs. */
-void lw_report_per_seed(const lw_report_group *g, lw_strbuf *out);
-
 /* The whole results.md: overview plus one table per task with intervals
  * and each run's accuracy. */
 void lw_report_markdown(const lw_report_group *g, int n, const char *split, lw_strbuf *out);
