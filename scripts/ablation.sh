@@ -18,11 +18,11 @@ for s in $seeds; do
             r=$root/ablation/$t/$v-seed$s
             [ -f $r/eval.json ] && continue
             mkdir -p $root/ablation/$t
-            mkdir $r.lock 2>/dev/null || continue
+            claim $r || continue
             trained_already $r $steps || $lw train $(subset_flags $t) --task $t --data $d --limit-train $train --steps $steps --batch 8 --lr 3e-4 --warmup 15 \
                 --seed $s $flags --out $r --quiet
             $lw eval $(subset_flags $t) --task $t --split $d/dev.jsonl --limit $dev --checkpoint $r/final --quiet --json $r/eval.json
-            rmdir $r.lock
+            release
         done
     done
 done

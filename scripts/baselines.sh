@@ -16,7 +16,7 @@ for t in $tasks; do
              receiver-zeroshot.gen sender-zeroshot.gen; do
         r=$o/$t.$m
         [ -f $r.json ] && continue
-        mkdir $r.lock 2>/dev/null || continue
+        claim $r || continue
         case $m in
         *.gen) flags="--method ${m%.gen} --generate" ;;
         *) flags="--method $m" ;;
@@ -24,6 +24,6 @@ for t in $tasks; do
         start=$(date +%s)
         $lw eval $(subset_flags $t) --task $t --split $shared/data/$t/dev.jsonl --limit $dev $flags --quiet --json $r.json >$r.txt 2>&1
         echo "$t $m $(($(date +%s) - start)) s" >>$o/times.txt
-        rmdir $r.lock
+        release
     done
 done

@@ -17,3 +17,15 @@ subset_flags() { case $1 in banking77) echo "--subset stratified" ;; esac; }
 trained_already() {
     [ -d "$1/final" ] && [ -n "$(ls "$1/final")" ] && tail -n 1 "$1/train_log.jsonl" 2>/dev/null | grep -q "\"step\": $2,"
 }
+# Several workers share the jobs: claim JOB takes one by creating JOB.lock
+# (false when another worker holds it), release gives it back. A worker that
+# stops, by an error or a signal, gives back the job it holds; one killed
+# with SIGKILL, or by a reboot, leaves its lock: remove it by hand
+# (scripts/missing-runs.sh marks such jobs "(claimed)").
+held_lock=
+release() { [ -z "$held_lock" ] || rmdir "$held_lock" 2>/dev/null || :; held_lock=; }
+claim() { mkdir "$1.lock" 2>/dev/null || return 1; held_lock=$1.lock; }
+trap release EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM

@@ -28,12 +28,12 @@ for s in $seeds; do
                 r=$(trained_run $t $m $lr $s)
                 [ -f $r/eval.json ] && continue
                 [ $m = bridge ] && [ $lr = 3e-4 ] && continue   # scripts/experiments.sh runs it
-                mkdir $r.lock 2>/dev/null || continue
+                claim $r || continue
                 trained_already $r $steps || $lw train $(subset_flags $t) --method $m --task $t --data $d \
                     --limit-train $train --steps $steps --batch 8 --lr $lr --warmup 15 --seed $s --out $r --quiet
                 $lw eval $(subset_flags $t) --method $m --task $t --split $d/dev.jsonl --limit $dev --checkpoint $r/final \
                     --quiet --json $r/eval.json
-                rmdir $r.lock
+                release
             done
         done
     done
