@@ -51,6 +51,20 @@ chosen_rates() {
     done
     return 0
 }
+# logs_flag DIR: --logs DIR when every run under DIR has its training log. A
+# clone whose runs came back from docs/ (scripts/restore-runs.sh: evaluations
+# only) keeps the loss plots already in docs/ rather than redrawing them from
+# part of the logs.
+logs_flag() {
+    for f in "$1"/*/*/eval.json; do
+        [ -f "$f" ] || continue
+        if [ ! -f "$(dirname "$f")/train_log.jsonl" ]; then
+            echo "collect-results: $(dirname "$f") has no train_log.jsonl: the loss plots already in docs/ are kept" >&2
+            return 0
+        fi
+    done
+    echo "--logs $1"
+}
 tmp=/tmp/lwc-report.$$
 trap 'rm -rf $tmp' EXIT
 copy_runs runs/exp $d/bridge
@@ -63,7 +77,8 @@ copy_runs runs/validate $d/validate
 mkdir -p $tmp/default
 cp $d/bridge/*.json $d/ablation/*.json $d/baselines/*.json $tmp/default/ 2>/dev/null || true
 chosen_rates runs $d/trained $tmp/default
-$lw report --results $tmp/default --logs runs/exp --out $d/report
+# shellcheck disable=SC2046 # logs_flag gives two words or none
+$lw report --results $tmp/default $(logs_flag runs/exp) --out $d/report
 
 rev=runs/gemma3-270m_to_smollm2-135m
 copy_runs $rev/exp $d/reverse
@@ -73,5 +88,6 @@ copy_baselines $rev/baselines $d/reverse
 mkdir -p $tmp/reverse
 cp $d/reverse/*.json $tmp/reverse/ 2>/dev/null || true
 [ -d $rev/trained ] && chosen_rates $rev $d/reverse-trained $tmp/reverse
-ls $tmp/reverse/*.json >/dev/null 2>&1 && $lw report --results $tmp/reverse --logs $rev/exp --out $d/report-reverse
+# shellcheck disable=SC2046
+ls $tmp/reverse/*.json >/dev/null 2>&1 && $lw report --results $tmp/reverse $(logs_flag $rev/exp) --out $d/report-reverse
 exit 0

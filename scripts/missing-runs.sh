@@ -2,7 +2,8 @@
 # What the tables of docs/results.md still miss: every run the experiment
 # scripts would make whose eval JSON is not there yet, marked "(claimed)"
 # when its lock folder exists (running, or left by a killed run: remove it by
-# hand). Reads runs/ only; runs nothing.
+# hand). Reads runs/ only (on a new clone, scripts/restore-runs.sh first
+# puts back what docs/results/ holds); runs nothing.
 # usage: scripts/missing-runs.sh  [PAIR=<name> for another pair; default the README's]
 set -eu
 tasks="sst2 trec agnews banking77"
