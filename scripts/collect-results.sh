@@ -13,6 +13,7 @@
 # The reverse pair (runs/gemma3-270m_to_smollm2-135m/ -> docs/results/):
 #   reverse/          its bridge runs, probes and baselines
 #   reverse-trained/  its trained baselines, every lr of the sweep
+#   reverse-longer/   its longer bridge runs
 #   report-reverse/   lw report over those, with the chosen rate of each sweep
 # usage: scripts/collect-results.sh
 set -eu
@@ -85,6 +86,7 @@ copy_runs $rev/exp $d/reverse
 copy_probes $rev/exp $d/reverse
 copy_baselines $rev/baselines $d/reverse
 [ -d $rev/trained ] && copy_runs $rev/trained $d/reverse-trained
+[ -d $rev/longer ] && copy_runs $rev/longer $d/reverse-longer
 mkdir -p $tmp/reverse
 cp $d/reverse/*.json $tmp/reverse/ 2>/dev/null || true
 [ -d $rev/trained ] && chosen_rates $rev $d/reverse-trained $tmp/reverse

@@ -40,4 +40,5 @@ put_runs $d/longer runs/longer
 put_runs $d/validate runs/validate
 put_runs $d/reverse $rev/exp $rev/baselines
 put_runs $d/reverse-trained $rev/trained
+put_runs $d/reverse-longer $rev/longer
 echo "restore-runs: $restored evaluation(s) put back under runs/"
