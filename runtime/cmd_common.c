@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "fileutil.h"
+#include "train_rules.h"
 
 bool lw_opt_str(int argc, char **argv, int *i, const char **value)
 {
@@ -56,6 +57,28 @@ bool lw_opt_float(int argc, char **argv, int *i, float *value)
     float v = strtof(s, &end);
     if (errno || end == s || *end || v != v) {
         fprintf(stderr, "lw: %s expects a number, got '%s'\n", argv[*i - 1], s);
+        return false;
+    }
+    *value = v;
+    return true;
+}
+
+bool lw_opt_train_rule(int argc, char **argv, int *i, const char *key, double *value)
+{
+    const lw_train_rule *r = lw_train_rule_find(key);
+    const char *s;
+    if (!r || !lw_opt_str(argc, argv, i, &s)) return false;
+    char *end, expect[96], why[160];
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || v != v) {
+        lw_train_rule_expect(r, expect, sizeof expect);
+        fprintf(stderr, "lw: %s expects %s, got '%s'\n", argv[*i - 1], expect, s);
+        return false;
+    }
+    if (!lw_train_rule_allows(r, v)) {
+        lw_train_rule_refusal(r, v, why, sizeof why);
+        fprintf(stderr, "lw: %s: %s (the manifest's train.%s takes the same)\n", argv[*i - 1], why, key);
         return false;
     }
     *value = v;

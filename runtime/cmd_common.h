@@ -24,6 +24,9 @@
 bool lw_opt_str(int argc, char **argv, int *i, const char **value);
 bool lw_opt_int(int argc, char **argv, int *i, long lo, long hi, int *value);
 bool lw_opt_float(int argc, char **argv, int *i, float *value);
+/* A training option by its rule (train_rules.h: the manifest's train.<key>
+ * range, refused with the validator's words). */
+bool lw_opt_train_rule(int argc, char **argv, int *i, const char *key, double *value);
 /* --subset first|stratified: how --limit/--limit-train pick examples (dataset.h). */
 bool lw_opt_subset(int argc, char **argv, int *i, bool *stratified);
 

@@ -14,6 +14,8 @@
 #include "lw_cli.h"
 #include "sender_cache.h"
 #include "train.h"
+#include "train_rules.h"
+#include "run_dir.h"
 #include "adapter_set.h"
 #include "train_text.h"
 
@@ -39,9 +41,17 @@ static void usage(const lw_pair *pair)
            "  --warmup N\n"
            "  --seed N             bridge init and sampling (default %llu)\n"
            "  --diversity X        weight of the soft-token cosine-similarity penalty (default %g)\n"
+           "  --weight-decay X     AdamW weight decay of the decayed tensors (default: the manifest's)\n"
+           "  --grad-clip X        clip the global gradient norm at X (0: no clipping; default: the manifest's)\n"
+           "                       (these options take the ranges of the manifest's \"train\" block)\n"
+           "  --skip-nonfinite N   skip up to N steps whose loss or gradient is NaN/Inf (counted, logged);\n"
+           "                       default 0: the first such step stops the run, exit 1, checkpoints kept\n"
            "  --balanced           class-balanced sampling\n"
            "  --soft-tokens M      override M (CPU path only; the CUDA kernels are built for %d)\n"
-           "  --out DIR            checkpoints, train_log.jsonl and run.json (default runs/<task>)\n"
+           "  --out DIR            checkpoints, train_log.jsonl and run.json (default runs/<task>); a folder\n"
+           "                       that holds a run is refused unless --resume continues it or --force\n"
+           "                       moves it aside (to DIR.replaced-<time>); one writer at a time (DIR/.lock)\n"
+           "  --force              replace the run in --out (moved aside, not deleted)\n"
            "  --checkpoint-every N save DIR/step-N every N steps (default: final/ only)\n"
            "  --resume DIR         continue the run saved in checkpoint DIR, bit for bit\n"
            "  --tasks-dir DIR      default <manifest dir>/../tasks\n"
@@ -82,11 +92,37 @@ typedef struct {
     bool no_head_cache;             /* --no-head-cache: every example's receiver pass from position 0 */
     int subset_seed;
     bool quiet;
+    bool force;                     /* --force: move a run already in --out aside */
+    int skip_nonfinite;             /* --skip-nonfinite N */
     lw_train_config cfg;
     bool lora, prefix;              /* adapters trained with the bridge */
     lw_lora_config lora_cfg;
     lw_deep_prefix_config prefix_cfg;
 } train_args;
+
+/* The options whose ranges are the manifest's (train_rules.h): the rule's
+ * key for a flag, or NULL. */
+static const char *train_rule_of(const char *flag)
+{
+    static const char *const keys[] = {"lr", "steps", "batch", "grad_accum", "warmup_steps", "weight_decay",
+                                       "grad_clip", "diversity_weight", "seed"};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+        if (!strcmp(lw_train_rule_find(keys[k])->flag, flag)) return keys[k];
+    return NULL;
+}
+
+static void set_train_option(lw_train_config *c, const char *key, double v)
+{
+    if (!strcmp(key, "lr")) c->lr = (float)v;
+    else if (!strcmp(key, "steps")) c->steps = (int)v;
+    else if (!strcmp(key, "batch")) c->batch = (int)v;
+    else if (!strcmp(key, "grad_accum")) c->grad_accum = (int)v;
+    else if (!strcmp(key, "warmup_steps")) c->warmup_steps = (int)v;
+    else if (!strcmp(key, "weight_decay")) c->weight_decay = (float)v;
+    else if (!strcmp(key, "grad_clip")) c->grad_clip = (float)v;
+    else if (!strcmp(key, "diversity_weight")) c->diversity_weight = (float)v;
+    else if (!strcmp(key, "seed")) c->seed = (unsigned long long)v;
+}
 
 static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
 {
@@ -109,7 +145,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i];
         bool ok = true;
-        int seed;
+        const char *rule;
         if (!strcmp(o, "--task")) ok = lw_opt_str(argc, argv, &i, &a->task);
         else if (!strcmp(o, "--data")) ok = lw_opt_str(argc, argv, &i, &a->data);
         else if (!strcmp(o, "--train")) ok = lw_opt_str(argc, argv, &i, &a->train);
@@ -125,12 +161,12 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
         else if (!strcmp(o, "--subset-seed")) ok = lw_opt_int(argc, argv, &i, 0, 2147483647L, &a->subset_seed);
         else if (!strcmp(o, "--soft-tokens")) ok = lw_opt_int(argc, argv, &i, 1, 64, &a->M);
         else if (!strcmp(o, "--checkpoint-every")) ok = lw_opt_int(argc, argv, &i, 0, 1 << 30, &a->checkpoint_every);
-        else if (!strcmp(o, "--steps")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 30, &a->cfg.steps);
-        else if (!strcmp(o, "--batch")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 16, &a->cfg.batch);
-        else if (!strcmp(o, "--grad-accum")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 16, &a->cfg.grad_accum);
-        else if (!strcmp(o, "--warmup")) ok = lw_opt_int(argc, argv, &i, 0, 1 << 30, &a->cfg.warmup_steps);
-        else if (!strcmp(o, "--lr")) ok = lw_opt_float(argc, argv, &i, &a->cfg.lr);
-        else if (!strcmp(o, "--diversity")) ok = lw_opt_float(argc, argv, &i, &a->cfg.diversity_weight);
+        else if ((rule = train_rule_of(o))) {
+            double v;
+            if ((ok = lw_opt_train_rule(argc, argv, &i, rule, &v))) set_train_option(&a->cfg, rule, v);
+        } else if (!strcmp(o, "--skip-nonfinite"))
+            ok = lw_opt_int(argc, argv, &i, 0, 1 << 30, &a->skip_nonfinite);
+        else if (!strcmp(o, "--force")) a->force = true;
         else if (!strcmp(o, "--balanced")) a->cfg.class_balanced = true;
         else if (!strcmp(o, "--quiet")) a->quiet = true;
         else if (!strcmp(o, "--no-head-cache")) a->no_head_cache = true;
@@ -142,10 +178,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
         else if (!strcmp(o, "--lora-layers")) ok = lw_opt_str(argc, argv, &i, &layers), a->lora = true;
         else if (!strcmp(o, "--prefix-length"))
             ok = lw_opt_int(argc, argv, &i, 1, 256, &a->prefix_cfg.length), a->prefix = true;
-        else if (!strcmp(o, "--seed")) {
-            ok = lw_opt_int(argc, argv, &i, 0, 2147483647L, &seed);
-            a->cfg.seed = (unsigned long long)seed;
-        } else {
+        else {
             fprintf(stderr, "lw train: unknown option '%s' (see lw train --help)\n", o);
             return false;
         }
@@ -184,20 +217,17 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
         memcpy(a->lora_cfg.layer_list, c.layer_list, sizeof c.layer_list);
     }
     if (rank) a->lora_cfg.rank = rank, a->lora_cfg.alpha = 2.0f * (float)rank;
-    if (!(a->cfg.lr > 0)) {
-        fprintf(stderr, "lw train: --lr must be positive\n");
+    if (a->force && a->resume) {
+        fprintf(stderr, "lw train: --force replaces the run in --out, --resume continues it: not both\n");
         return false;
     }
     return true;
 }
 
-/* DIR/run.json: what the run was, for lw eval (seed, soft_tokens) and
- * for people. */
-static lw_status write_run_json(const char *out, const train_args *a, const char *train_path, int n)
+/* DIR/run.json's text: what the run was, for lw eval (seed, soft_tokens)
+ * and for people; the training loop writes it once the run has started. */
+static char *run_json_text(const train_args *a, const char *train_path, int n)
 {
-    char path[4200];
-    if (!lw_pathf(path, sizeof path, "%s/run.json", out))
-        return lw_fail(LW_ERR_INVALID, "train: path too long under %s", out);
     const lw_train_config *c = &a->cfg;
     json_t *o = json_pack("{s:s, s:s, s:i, s:I, s:i, s:i, s:i, s:i, s:f, s:i, s:f, s:f, s:b}", "task", a->task,
                           "train", train_path, "train_examples", n, "seed", (json_int_t)c->seed, "soft_tokens", a->M,
@@ -212,11 +242,8 @@ static lw_status write_run_json(const char *out, const train_args *a, const char
     if (o && !strcmp(a->method, "lora")) json_object_set_new(o, "soft_tokens", json_null());
     char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(7)) : NULL;
     json_decref(o);
-    if (!text) return lw_fail(LW_ERR_NOMEM, "train: building %s", path);
-    lw_status st = lw_mkdir_p(out);
-    if (!st) st = lw_write_file_atomic(path, text, strlen(text), NULL);
-    free(text);
-    return st;
+    if (!text) lw_fail(LW_ERR_NOMEM, "train: building run.json");
+    return text;
 }
 
 /* This process's rank in a data-parallel run, for its messages. */
@@ -234,12 +261,15 @@ static int run_text(const lw_manifest *m, const train_args *a, const lw_task *ta
                     const char *train_path, const char *out)
 {
     lw_text_method method = (lw_text_method)lw_text_method_from_name(a->method);
+    char *run_json = run_json_text(a, train_path, data->n);
+    if (!run_json) return fail("run.json");
     lw_train_options o = {.cfg = a->cfg, .checkpoint_every = a->checkpoint_every, .out_dir = out,
-                          .no_head_cache = a->no_head_cache,
-                          .resume_dir = a->resume, .quiet = a->quiet};
+                          .no_head_cache = a->no_head_cache, .skip_nonfinite = a->skip_nonfinite,
+                          .run_json = run_json, .resume_dir = a->resume, .quiet = a->quiet};
     lw_train_result r;
-    if (write_run_json(out, a, train_path, data->n)) return fail("run.json");
-    if (lw_text_method_train(m, task, data, method, a->M, &a->lora_cfg, &o, &r)) return fail("training");
+    lw_status st = lw_text_method_train(m, task, data, method, a->M, &a->lora_cfg, &o, &r);
+    free(run_json);
+    if (st) return fail("training");
     printf("trained %s %ld steps in %.1f s (%.3f s/step); last loss %.4f, train acc %.3f; checkpoint %s/final\n",
            a->method, r.steps_done, r.seconds, r.seconds / (r.steps_done ? r.steps_done : 1), r.last_loss,
            r.train_acc, out);
@@ -273,6 +303,8 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
     lw_trainer trainer = {0};
     lw_adapter_set adapters = {0};
     lw_gpu_receiver gpu = {0};
+    lw_run_dir run_dir = {.lock_fd = -1};
+    char *run_json = NULL;
     int rc = 1;
     if (lw_task_file(m, a->tasks_dir, a->task, task_path, sizeof task_path) || lw_task_load(task_path, &task))
         return fail("task");
@@ -280,6 +312,16 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
     if (!a->train) lw_pathf(train_path, sizeof train_path, "%s/train.jsonl", a->data);
     lw_pathf(out, sizeof out, "%s", a->out ? a->out : "runs/");
     if (!a->out) lw_pathf(out, sizeof out, "runs/%s", a->task);
+    /* rank 0 writes the run folder for all: it alone locks it */
+    if (lead && lw_run_dir_open(&run_dir, out, a->resume ? LW_RUN_RESUME : a->force ? LW_RUN_FORCE : LW_RUN_NEW)) {
+        fail("--out");
+        goto done;
+    }
+    if (*run_dir.stale_holder)
+        fprintf(stderr, "lw train: %s/.lock named a run that ended without releasing it (%s): taken over\n", out,
+                run_dir.stale_holder);
+    if (*run_dir.moved_to) fprintf(stderr, "lw train: --force: the run that was in %s is now in %s\n", out,
+                                   run_dir.moved_to);
     if (a->M != m->bridge.soft_tokens && lead)
         fprintf(stderr, "lw train: %d soft tokens instead of the built %d: CPU path only\n", a->M,
                 m->bridge.soft_tokens);
@@ -325,11 +367,11 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
     if (comm->world > 1 && lead)
         fprintf(stderr, "train: data parallel over %d ranks (%s), %d examples a step on each\n", comm->world,
                 lw_comm_backend_name(comm->backend), (a->cfg.batch * a->cfg.grad_accum + comm->world - 1) / comm->world);
+    if (lead && !(run_json = run_json_text(a, train_path, data.n))) { fail("run.json"); goto done; }
     lw_train_options o = {.cfg = a->cfg, .checkpoint_every = a->checkpoint_every, .out_dir = out,
-                          .no_head_cache = a->no_head_cache,
-                          .resume_dir = a->resume, .quiet = a->quiet, .comm = comm};
+                          .no_head_cache = a->no_head_cache, .skip_nonfinite = a->skip_nonfinite,
+                          .run_json = run_json, .resume_dir = a->resume, .quiet = a->quiet, .comm = comm};
     lw_train_result r;
-    if (lead && write_run_json(out, a, train_path, data.n)) { fail("run.json"); goto done; }
     if (lw_train_run(&trainer, &states, &data, &o, &r)) { fail("training"); goto done; }
     rc = 0;
     if (!lead) goto done;
@@ -339,6 +381,8 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
            r.train_acc);
     printf("sender states %.1f s, model load %.1f s; checkpoint %s/final\n", t_cache - t0, t_load - t_cache, out);
 done:
+    free(run_json);
+    lw_run_dir_close(&run_dir);
     lw_trainer_free(&trainer);
     lw_gpu_receiver_close(&gpu);
     lw_adapter_set_free(&adapters);

@@ -51,10 +51,20 @@ lw_status lw_write_file_atomic(const char *path, const void *data, size_t len, b
         if (changed) *changed = false;
         return LW_OK;
     }
+    /* a temporary name of its own (mkstemp: O_EXCL), so concurrent writers of
+     * one path never share it; the last rename wins whole */
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return lw_fail(LW_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    if (!lw_pathf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path)) return lw_fail(LW_ERR_INVALID, "%s: path too long", path);
+    int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 && fchmod(fd, 0644) == 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
+        return lw_fail(LW_ERR_IO, "%s: cannot create a temporary file beside it: %s", path, strerror(e));
+    }
     bool ok = fwrite(data, 1, len, f) == len;
     ok = (fflush(f) == 0) && ok;
     ok = (fsync(fileno(f)) == 0) && ok;

@@ -6,6 +6,7 @@
  * fuzzer feeds it garbage): every value is type- and range-checked before it
  * is stored, and every string copy is bounded. */
 #include "manifest.h"
+#include "train_rules.h"
 #include "weights.h"
 
 #include <jansson.h>
@@ -601,6 +602,27 @@ static lw_status parse_bridge(const mctx *c, json_t *root, int sender_layers, lw
     return LW_OK;
 }
 
+/* A train.<key> field by its rule in train_rules.c (the same table lw
+ * train's options are checked with). */
+static lw_status get_ruled(const mctx *c, json_t *obj, const char *parent, const char *key, double *out)
+{
+    const lw_train_rule *r = lw_train_rule_find(key);
+    char path[JPATH], expect[96], why[160];
+    json_t *v;
+    lw_train_rule_expect(r, expect, sizeof expect);
+    lw_status st = lookup(c, obj, parent, key, false, expect, &v, path);
+    if (st || !v) return st;
+    if (r->integer ? !json_is_integer(v) : !json_is_number(v))
+        return bad(LW_ERR_FORMAT, c, path, "got %s; expected %s", type_name(v), expect);
+    double x = json_number_value(v);
+    if (!lw_train_rule_allows(r, x)) {
+        lw_train_rule_refusal(r, x, why, sizeof why);
+        return bad(LW_ERR_INVALID, c, path, "%s", why);
+    }
+    *out = x;
+    return LW_OK;
+}
+
 static lw_status parse_train(const mctx *c, json_t *root, lw_train_config *t)
 {
     static const char *const keys[] = {"lr", "steps", "batch", "grad_accum", "warmup_steps", "weight_decay",
@@ -611,26 +633,16 @@ static lw_status parse_train(const mctx *c, json_t *root, lw_train_config *t)
                            .weight_decay = 0.01f, .grad_clip = 1.0f, .seed = 1};
     lw_status st = get_object(c, root, "", "train", false, keys, &v, p);
     if (st || !v) return st;
-    if ((st = get_float(c, v, p, "lr", false, 0, true, 1, &t->lr))) return st;
-    if ((st = get_int(c, v, p, "steps", false, 1, 100000000, &t->steps))) return st;
-    if ((st = get_int(c, v, p, "batch", false, 1, 65536, &t->batch))) return st;
-    if ((st = get_int(c, v, p, "grad_accum", false, 1, 65536, &t->grad_accum))) return st;
-    if ((st = get_int(c, v, p, "warmup_steps", false, 0, 100000000, &t->warmup_steps))) return st;
-    if ((st = get_float(c, v, p, "weight_decay", false, 0, false, 10, &t->weight_decay))) return st;
-    if ((st = get_float(c, v, p, "grad_clip", false, 0, false, 1e6, &t->grad_clip))) return st;
-    if ((st = get_float(c, v, p, "diversity_weight", false, 0, false, 1e6, &t->diversity_weight))) return st;
-    if ((st = get_bool(c, v, p, "class_balanced", false, &t->class_balanced))) return st;
-    json_t *seed = json_object_get(v, "seed");
-    if (seed) {
-        char sp[JPATH];
-        join_path(sp, p, "seed");
-        if (!json_is_integer(seed) || json_integer_value(seed) < 0)
-            return bad(json_is_integer(seed) ? LW_ERR_INVALID : LW_ERR_FORMAT, c, sp,
-                       "got %s; expected a non-negative integer", json_is_integer(seed) ? "a negative integer"
-                                                                                        : type_name(seed));
-        t->seed = (unsigned long long)json_integer_value(seed);
-    }
-    return LW_OK;
+    double x[9] = {t->lr, t->steps, t->batch, t->grad_accum, t->warmup_steps, t->weight_decay, t->grad_clip,
+                   t->diversity_weight, (double)t->seed};
+    static const char *const ruled[9] = {"lr", "steps", "batch", "grad_accum", "warmup_steps", "weight_decay",
+                                         "grad_clip", "diversity_weight", "seed"};
+    for (int i = 0; i < 9; i++)
+        if ((st = get_ruled(c, v, p, ruled[i], &x[i]))) return st;
+    t->lr = (float)x[0], t->steps = (int)x[1], t->batch = (int)x[2], t->grad_accum = (int)x[3];
+    t->warmup_steps = (int)x[4], t->weight_decay = (float)x[5], t->grad_clip = (float)x[6];
+    t->diversity_weight = (float)x[7], t->seed = (unsigned long long)x[8];
+    return get_bool(c, v, p, "class_balanced", false, &t->class_balanced);
 }
 
 /* "sm_NN" with NN in 50..120 -> NN. */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int64_t tensor_count(const lw_st_tensor *t)
@@ -103,18 +104,24 @@ lw_status lw_safetensors_write(const char *path, const lw_st_tensor *tensors, in
     memset(header + len, ' ', padded - len);
     free(json);
 
+    /* a name of its own (mkstemp: O_EXCL), so two writers of one path never
+     * share a temporary file; the last rename wins whole */
     size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
+    char *tmp = malloc(plen + 12);
     if (!tmp) {
         free(header);
         return lw_fail(LW_ERR_NOMEM, "%s: out of memory", path);
     }
     memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
+    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
 
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        st = lw_fail(LW_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+    int fd = mkstemp(tmp);
+    if (fd < 0 || fchmod(fd, 0644) != 0) {
+        st = lw_fail(LW_ERR_IO, "cannot create a temporary file beside %s: %s", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
         goto done;
     }
     unsigned char len8[8];

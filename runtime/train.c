@@ -10,6 +10,9 @@
 
 #include "checkpoint.h"
 #include "fileutil.h"
+#include "run_dir.h"
+#include "train_checks.h"
+#include "train_log.h"
 
 /* Streams drawn from the run's seed: bridge init uses the seed itself. */
 #define SAMPLER_SALT 0x5a4d504cULL
@@ -37,15 +40,25 @@ static lw_status check_options(const lw_train_options *o, const lw_dataset *d, c
     return LW_OK;
 }
 
-static lw_status save(const char *out_dir, const char *name, const lw_trainer *t, const lw_adamw *opt,
-                      const lw_rng *rng, long step)
+/* DIR/<name>: checked finite first (a NaN must not replace a good
+ * checkpoint), written into a hidden folder, then swapped in whole. */
+lw_status lw_train_save_checkpoint(const char *out_dir, const char *name, const lw_trainer *t,
+                                   const lw_adamw *opt, const lw_rng *rng, long step)
 {
-    char dir[4096];
+    char dir[4096], tmp[4200];
     if (!lw_pathf(dir, sizeof dir, "%s/%s", out_dir, name))
         return lw_fail(LW_ERR_INVALID, "train: checkpoint path too long under %s", out_dir);
-    lw_status st = lw_checkpoint_save(dir, t->bridge, opt, rng, step);
-    if (!st && t->adapters) st = lw_adapter_set_save(t->adapters, dir);
-    return st;
+    lw_status st = lw_check_bridge_finite(t->bridge, opt);
+    if (!st && t->adapters) st = lw_check_adapter_set_finite(t->adapters);
+    if (st) return lw_fail_wrap(st, "train: step %ld: checkpoint %s not written", step, dir);
+    if ((st = lw_checkpoint_temp_dir(out_dir, name, tmp, sizeof tmp))) return st;
+    st = lw_checkpoint_save(tmp, t->bridge, opt, rng, step);
+    if (!st && t->adapters) st = lw_adapter_set_save(t->adapters, tmp);
+    if (st) {
+        lw_remove_tree(tmp);
+        return lw_fail_wrap(st, "train: step %ld: checkpoint %s not written", step, dir);
+    }
+    return lw_checkpoint_publish(tmp, dir);
 }
 
 /* Clips the bridge's and the adapters' gradients by their joint norm (as
@@ -63,20 +76,6 @@ static double clip_all(lw_trainer *t, float max_norm)
         lw_adapter_set_scale_grads(t->adapters, f);
     }
     return norm;
-}
-
-static FILE *open_log(const char *out_dir, bool append, lw_status *st)
-{
-    char path[4096];
-    *st = lw_mkdir_p(out_dir);
-    if (*st) return NULL;
-    if (!lw_pathf(path, sizeof path, "%s/train_log.jsonl", out_dir)) {
-        *st = lw_fail(LW_ERR_INVALID, "train: log path too long under %s", out_dir);
-        return NULL;
-    }
-    FILE *f = fopen(path, append ? "a" : "w");
-    if (!f) *st = lw_fail(LW_ERR_IO, "train: cannot open %s: %s", path, strerror(errno));
-    return f;
 }
 
 /* The bridge's input_norm from the training set: per-dimension mean and
@@ -112,27 +111,6 @@ static lw_status set_input_norm(lw_bridge *b, const lw_sender_cache *states, int
     free(mean);
     free(x);
     return st;
-}
-
-/* A JSON number, or null for NaN and infinities (which JSON lacks). */
-static void json_num(FILE *f, const char *key, const char *fmt, double v)
-{
-    fprintf(f, "\"%s\": ", key);
-    if (isfinite(v)) fprintf(f, fmt, v);
-    else fputs("null", f);
-}
-
-static void log_step(FILE *f, long step, double loss, float lr, double gnorm, double acc, double eps, double el)
-{
-    fprintf(f, "{\"step\": %ld, ", step);
-    json_num(f, "loss", "%.6f", loss), fputs(", ", f);
-    json_num(f, "lr", "%.6e", (double)lr), fputs(", ", f);
-    json_num(f, "grad_norm", "%.6f", gnorm), fputs(", ", f);
-    json_num(f, "train_acc", "%.4f", acc), fputs(", ", f);
-    json_num(f, "examples_per_s", "%.3f", eps), fputs(", ", f);
-    json_num(f, "elapsed_s", "%.3f", el);
-    fputs("}\n", f);
-    fflush(f);
 }
 
 typedef struct {
@@ -283,7 +261,10 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
     }
     if (!(st = lw_sampler_init(&smp, data, k->class_balanced, k->seed ^ SAMPLER_SALT)))
         lw_sampler_skip(&smp, step * per_step);
-    FILE *log = !st && out_dir ? open_log(out_dir, o->resume_dir != NULL, &st) : NULL;
+    FILE *log = !st && out_dir ? lw_train_log_open(out_dir, o->resume_dir ? step : -1, &st) : NULL;
+    if (!st && out_dir && o->run_json) st = lw_train_write_run_json(out_dir, o->run_json);
+    char last_saved[4096];   /* for the message of a step that stops the run */
+    lw_pathf(last_saved, sizeof last_saved, "%s", o->resume_dir ? o->resume_dir : "");
     float *x = NULL;
     size_t x_cap = 0;
     double t0 = now_s();
@@ -295,26 +276,43 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
         if (st) break;
         double gnorm = clip_all(t, k->grad_clip);
         float lr = lw_lr_at(step, k->warmup_steps, k->steps, k->lr, 0.1f);
+        r->steps_done++;
+        double el = now_s() - t0, eps = seen / (el > 0 ? el : 1e-9);
+        lw_train_log_line line = {step + 1, s.loss, lr, gnorm, seen ? (double)right / seen : 0.0, eps, el, false};
+        if (!isfinite(s.loss) || !isfinite(gnorm)) {   /* never step on it */
+            line.nonfinite = true;
+            if (log) lw_train_log_write(log, &line);
+            if (r->steps_skipped < o->skip_nonfinite) {
+                r->steps_skipped++;
+                continue;
+            }
+            st = lw_train_nonfinite_stop(step + 1, s.loss, gnorm, last_saved, o->skip_nonfinite);
+            break;
+        }
         lw_bridge_adamw_step(b, &opt, lr, k->weight_decay);
         if (t->adapters) lw_adapter_set_adamw_step(t->adapters, lr, k->weight_decay);
         right += s.right;
         seen += s.seen;
-        r->steps_done++;
         r->last_loss = s.loss;
-        double el = now_s() - t0, eps = seen / (el > 0 ? el : 1e-9);
+        line.train_acc = (double)right / seen;
+        line.examples_per_s = seen / (el > 0 ? el : 1e-9);
         double eta = el / (double)r->steps_done * (double)(k->steps - step - 1);
         if (!quiet)
             fprintf(stderr, "\rstep %ld/%d  loss %.4f  acc %.3f  lr %.2e  |g| %.3f  %.1f ex/s  eta %.0f s   ",
-                    step + 1, k->steps, s.loss, (double)right / seen, (double)lr, gnorm, eps, eta);
-        if (log) log_step(log, step + 1, s.loss, lr, gnorm, (double)right / seen, eps, el);
+                    step + 1, k->steps, s.loss, line.train_acc, (double)lr, gnorm, line.examples_per_s, eta);
+        if (log) lw_train_log_write(log, &line);
         if (out_dir && o->checkpoint_every > 0 && (step + 1) % o->checkpoint_every == 0 && step + 1 < k->steps) {
             char name[32];
             snprintf(name, sizeof name, "step-%ld", step + 1);
-            st = save(out_dir, name, t, &opt, &rng, step + 1);
+            if (!(st = lw_train_save_checkpoint(out_dir, name, t, &opt, &rng, step + 1)))
+                lw_pathf(last_saved, sizeof last_saved, "%s/%s", out_dir, name);
         }
     }
     if (!quiet && r->steps_done) fputc('\n', stderr);
-    if (!st && out_dir) st = save(out_dir, "final", t, &opt, &rng, step);
+    if (r->steps_skipped && lead)
+        fprintf(stderr, "train: %ld step%s skipped for a non-finite loss or gradient (--skip-nonfinite %d)\n",
+                r->steps_skipped, r->steps_skipped > 1 ? "s" : "", o->skip_nonfinite);
+    if (!st && out_dir) st = lw_train_save_checkpoint(out_dir, "final", t, &opt, &rng, step);
     /* a rank that failed has closed its sockets or will: the others learn it here */
     if (!st && sh.world > 1) st = lw_comm_barrier(sh.comm);
     r->seconds = now_s() - t0;

@@ -26,9 +26,14 @@
  * bit for bit.
  *
  * Outputs under out_dir: step-<N>/ checkpoints every checkpoint_every steps,
- * final/ at the end (checkpoint.h), and train_log.jsonl, one line a step:
- * {"step","loss","lr","grad_norm","train_acc","examples_per_s","elapsed_s"}
- * (a non-finite number is written as null, so the file stays JSON).
+ * final/ at the end (checkpoint.h), each written into a hidden folder and
+ * swapped in whole (run_dir.h), and only once every value in it is finite;
+ * train_log.jsonl, one line a step (train_log.h); run.json.
+ *
+ * A step whose loss or gradient norm is NaN or infinite never updates the
+ * parameters: it stops the run with an error naming the step and the last
+ * checkpoint (which stays as it was), or, while fewer than skip_nonfinite
+ * steps were skipped, is skipped (logged with "nonfinite": true).
  *
  * Data parallel (o->comm with world W > 1): every rank draws the same
  * global batch and runs example j of a step when j % W is its rank; the
@@ -117,14 +122,26 @@ typedef struct {
     bool quiet;               /* no progress line */
     lw_comm *comm;            /* data parallel over comm's ranks; NULL: world size 1 (docs/distributed.md) */
     bool no_head_cache;       /* every example alone from position 0: no cached prompt head, no packing */
+    int skip_nonfinite;       /* steps with a NaN/Inf loss or gradient skipped (counted, logged) before
+                                 one stops the run; 0: the first stops it */
+    const char *run_json;     /* written as out_dir/run.json once the run has started (its checkpoint
+                                 loaded, its log opened): a run that fails before never writes it */
 } lw_train_options;
 
 typedef struct {
-    long steps_done;          /* steps this call ran */
+    long steps_done;          /* steps this call ran (skipped ones included) */
+    long steps_skipped;       /* steps skipped for a non-finite loss or gradient */
     double last_loss;         /* mean loss of the last step */
     double train_acc;         /* over the examples this call saw */
     double seconds;
 } lw_train_result;
+
+/* out_dir/<name>: the bridge (and t's adapters) with their optimiser
+ * state, rng and step; refused if any value is not finite; written into a
+ * hidden folder and swapped in whole (run_dir.h), so out_dir/<name> is
+ * always a whole checkpoint, the old one or the new. */
+lw_status lw_train_save_checkpoint(const char *out_dir, const char *name, const lw_trainer *t,
+                                   const lw_adamw *opt, const lw_rng *rng, long step);
 
 lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_dataset *data,
                        const lw_train_options *o, lw_train_result *r);

@@ -12,6 +12,9 @@
 
 #include "baselines.h"
 #include "fileutil.h"
+#include "run_dir.h"
+#include "train_checks.h"
+#include "train_log.h"
 
 /* The bridge's sampler and dropout salts (train.c), so both draw alike. */
 #define SAMPLER_SALT 0x5a4d504cULL
@@ -54,33 +57,21 @@ static void opt_step(lw_text_trainer *t, float lr, float wd)
     lw_adapter_params_adamw(&t->prompt, &t->opt, lr, wd);
 }
 
+/* As the bridge's (train.c): finite first, then written whole. */
 static lw_status save(const lw_text_trainer *t, const char *out_dir, const char *name)
 {
-    char dir[4096];
+    char dir[4096], tmp[4200];
     if (!lw_pathf(dir, sizeof dir, "%s/%s", out_dir, name))
         return lw_fail(LW_ERR_INVALID, "train: checkpoint path too long under %s", out_dir);
-    return lw_text_trainer_save(t, dir);
-}
-
-static FILE *open_log(const char *out_dir, bool append, lw_status *st)
-{
-    char path[4096];
-    if ((*st = lw_mkdir_p(out_dir))) return NULL;
-    if (!lw_pathf(path, sizeof path, "%s/train_log.jsonl", out_dir)) {
-        *st = lw_fail(LW_ERR_INVALID, "train: log path too long under %s", out_dir);
-        return NULL;
+    lw_status st = t->method == LW_TEXT_LORA ? lw_check_adapter_set_finite(&t->lora)
+                                             : lw_check_adapter_params_finite("prompt", &t->prompt, &t->opt);
+    if (st) return lw_fail_wrap(st, "train: checkpoint %s not written", dir);
+    if ((st = lw_checkpoint_temp_dir(out_dir, name, tmp, sizeof tmp))) return st;
+    if ((st = lw_text_trainer_save(t, tmp))) {
+        lw_remove_tree(tmp);
+        return lw_fail_wrap(st, "train: checkpoint %s not written", dir);
     }
-    FILE *f = fopen(path, append ? "a" : "w");
-    if (!f) *st = lw_fail(LW_ERR_IO, "train: cannot open %s: %s", path, strerror(errno));
-    return f;
-}
-
-static void json_num(FILE *f, const char *key, const char *fmt, double v, const char *sep)
-{
-    fprintf(f, "\"%s\": ", key);
-    if (isfinite(v)) fprintf(f, fmt, v);
-    else fputs("null", f);
-    fputs(sep, f);
+    return lw_checkpoint_publish(tmp, dir);
 }
 
 /* One step's examples, a micro-batch (batch examples) at a time; the grads
@@ -135,7 +126,10 @@ lw_status lw_text_train_run(lw_text_trainer *t, const lw_text_prompts *prompts, 
     lw_sampler smp = {0};
     if (!(st = lw_sampler_init(&smp, data, k->class_balanced, k->seed ^ SAMPLER_SALT)))
         lw_sampler_skip(&smp, step * per_step);
-    FILE *log = !st && o->out_dir ? open_log(o->out_dir, o->resume_dir != NULL, &st) : NULL;
+    FILE *log = !st && o->out_dir ? lw_train_log_open(o->out_dir, o->resume_dir ? step : -1, &st) : NULL;
+    if (!st && o->out_dir && o->run_json) st = lw_train_write_run_json(o->out_dir, o->run_json);
+    char last_saved[4096];
+    lw_pathf(last_saved, sizeof last_saved, "%s", o->resume_dir ? o->resume_dir : "");
     double t0 = now_s();
     for (; !st && step < k->steps; step++) {
         double loss = 0.0;
@@ -143,31 +137,40 @@ lw_status lw_text_train_run(lw_text_trainer *t, const lw_text_prompts *prompts, 
         if ((st = accumulate(t, prompts, data, &smp, per_step, k->batch, step * per_step, k->seed, &loss, &ok))) break;
         double gnorm = clip(t, k->grad_clip);
         float lr = lw_lr_at(step, k->warmup_steps, k->steps, k->lr, 0.1f);
+        r->steps_done++;
+        double el = now_s() - t0;
+        lw_train_log_line line = {step + 1, loss, lr, gnorm, seen ? (double)right / seen : 0.0,
+                                  seen / (el > 0 ? el : 1e-9), el, false};
+        if (!isfinite(loss) || !isfinite(gnorm)) {   /* never step on it (train.c) */
+            line.nonfinite = true;
+            if (log) lw_train_log_write(log, &line);
+            if (r->steps_skipped < o->skip_nonfinite) {
+                r->steps_skipped++;
+                continue;
+            }
+            st = lw_train_nonfinite_stop(step + 1, loss, gnorm, last_saved, o->skip_nonfinite);
+            break;
+        }
         opt_step(t, lr, k->weight_decay);
         right += ok, seen += per_step;
-        r->steps_done++;
         r->last_loss = loss;
-        double el = now_s() - t0, eps = seen / (el > 0 ? el : 1e-9);
+        line.train_acc = (double)right / seen;
+        line.examples_per_s = seen / (el > 0 ? el : 1e-9);
         if (!o->quiet)
             fprintf(stderr, "\rstep %ld/%d  loss %.4f  acc %.3f  lr %.2e  |g| %.3f  %.1f ex/s   ", step + 1,
-                    k->steps, loss, (double)right / seen, (double)lr, gnorm, eps);
-        if (log) {
-            fprintf(log, "{\"step\": %ld, ", step + 1);
-            json_num(log, "loss", "%.6f", loss, ", ");
-            json_num(log, "lr", "%.6e", (double)lr, ", ");
-            json_num(log, "grad_norm", "%.6f", gnorm, ", ");
-            json_num(log, "train_acc", "%.4f", (double)right / seen, ", ");
-            json_num(log, "examples_per_s", "%.3f", eps, ", ");
-            json_num(log, "elapsed_s", "%.3f", el, "}\n");
-            fflush(log);
-        }
+                    k->steps, loss, line.train_acc, (double)lr, gnorm, line.examples_per_s);
+        if (log) lw_train_log_write(log, &line);
         if (o->out_dir && o->checkpoint_every > 0 && (step + 1) % o->checkpoint_every == 0 && step + 1 < k->steps) {
             char name[32];
             snprintf(name, sizeof name, "step-%ld", step + 1);
-            st = save(t, o->out_dir, name);
+            if (!(st = save(t, o->out_dir, name)))
+                lw_pathf(last_saved, sizeof last_saved, "%s/%s", o->out_dir, name);
         }
     }
     if (!o->quiet && r->steps_done) fputc('\n', stderr);
+    if (r->steps_skipped)
+        fprintf(stderr, "train: %ld step%s skipped for a non-finite loss or gradient (--skip-nonfinite %d)\n",
+                r->steps_skipped, r->steps_skipped > 1 ? "s" : "", o->skip_nonfinite);
     if (!st && o->out_dir) st = save(t, o->out_dir, "final");
     r->seconds = now_s() - t0;
     r->train_acc = seen ? (double)right / seen : 0.0;

@@ -294,7 +294,7 @@ START_TEST(error_out_of_range)
     expect_error(j, LW_ERR_INVALID, "d/m.json: sender.embed_rms: -0.5 is out of range; expected a number in (0, 1e+06]");
     j = base();
     json_object_set_new(at(j, "train"), "seed", json_integer(-1));
-    expect_error(j, LW_ERR_INVALID, "d/m.json: train.seed: got a negative integer; expected a non-negative integer");
+    expect_error(j, LW_ERR_INVALID, "d/m.json: train.seed: -1 is out of range; expected an integer from 0 to 9007199254740992");
 }
 END_TEST
 
