@@ -20,7 +20,7 @@ for s in $seeds; do
             mkdir -p $root/ablation/$t
             claim $r || continue
             trained_already $r $steps || $lw train $(subset_flags $t) --task $t --data $d --limit-train $train --steps $steps --batch 8 --lr 3e-4 --warmup 15 \
-                --seed $s $flags --out $r --quiet
+                --seed $s $flags --out $r --force --quiet
             $lw eval $(subset_flags $t) --task $t --split $d/dev.jsonl --limit $dev --checkpoint $r/final --quiet --json $r/eval.json
             release
         done

@@ -12,7 +12,7 @@ name=$(sed -n 's/^ *"name" *: *"\([A-Za-z0-9._-]*\)".*/\1/p' "$manifest" | head 
 lw=build/$name/lw
 out=runs/demo-$name-sst2
 $lw info
-$lw train --task sst2 --data "$data" --limit-train 800 --steps 150 --batch 8 --lr 3e-4 --warmup 15 --out "$out"
+$lw train --task sst2 --data "$data" --limit-train 800 --steps 150 --batch 8 --lr 3e-4 --warmup 15 --out "$out" --force
 $lw eval --task sst2 --split "$data/dev.jsonl" --limit 200 --method linear-probe --limit-train 800 \
     --json "$out/linear_probe.json"
 $lw eval --task sst2 --split "$data/dev.jsonl" --limit 200 --checkpoint "$out/final" --json "$out/bridge.json"

@@ -148,10 +148,10 @@ if [ $built -eq 0 ] && step "lwc build $PAIR" 120 out/bin/lwc build --quiet "$PA
     # data parallel at world size 1 through NCCL: the same losses as the local comm
     tr="--task sst2 --train $split --limit-train 32 --steps 6 --batch 4 --warmup 1 --device cuda --quiet"
     # shellcheck disable=SC2086
-    step "lw train cuda, comm local" 90 env LWC_RANDOM_WEIGHTS=1 "$lw" train $tr --comm local --out /tmp/dc-local &&
+    step "lw train cuda, comm local" 90 env LWC_RANDOM_WEIGHTS=1 "$lw" train $tr --comm local --out /tmp/dc-local --force &&
     # shellcheck disable=SC2086
     step "lw train cuda, comm nccl, world 1" 60 env LWC_RANDOM_WEIGHTS=1 LW_WORLD_SIZE=1 LW_RANK=0 "$lw" train $tr \
-        --comm nccl --out /tmp/dc-nccl &&
+        --comm nccl --out /tmp/dc-nccl --force &&
     step "nccl world 1 = local (losses)" 10 sh -c 'for d in local nccl; do
         sed "s/.*\"loss\": *\([^,]*\),.*/\1/" /tmp/dc-$d/train_log.jsonl >/tmp/dc-$d.loss; done
         cat /tmp/dc-nccl.loss; [ -s /tmp/dc-local.loss ] && cmp /tmp/dc-local.loss /tmp/dc-nccl.loss'

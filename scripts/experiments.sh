@@ -27,7 +27,7 @@ for t in $tasks; do
             [ -f $r/eval.json ] && continue
             claim $r || continue
             trained_already $r $steps || $lw train $(subset_flags $t) --task $t --data $d --limit-train $train --steps $steps --batch 8 --lr 3e-4 --warmup 15 \
-                --soft-tokens $m --seed $s --out $r --quiet
+                --soft-tokens $m --seed $s --out $r --force --quiet
             $lw eval $(subset_flags $t) --task $t --split $d/dev.jsonl --limit $dev --checkpoint $r/final --quiet --json $r/eval.json
             release
         done

@@ -30,7 +30,7 @@ for s in $seeds; do
                 [ $m = bridge ] && [ $lr = 3e-4 ] && continue   # scripts/experiments.sh runs it
                 claim $r || continue
                 trained_already $r $steps || $lw train $(subset_flags $t) --method $m --task $t --data $d \
-                    --limit-train $train --steps $steps --batch 8 --lr $lr --warmup 15 --seed $s --out $r --quiet
+                    --limit-train $train --steps $steps --batch 8 --lr $lr --warmup 15 --seed $s --out $r --force --quiet
                 $lw eval $(subset_flags $t) --method $m --task $t --split $d/dev.jsonl --limit $dev --checkpoint $r/final \
                     --quiet --json $r/eval.json
                 release
