@@ -19,11 +19,13 @@ static bool is_dir(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* A writer's leftover: a hidden temporary checkpoint folder or an atomic
- * write's temporary file. */
+/* A writer's leftover: a hidden temporary checkpoint folder
+ * (lw_checkpoint_temp_dir) or the temporary file of an atomic write of the
+ * run's own files; nothing else of the folder is touched. */
 static bool is_leftover(const char *name)
 {
-    return (name[0] == '.' && strstr(name, ".tmp-")) || strstr(name, ".tmp.");
+    return (name[0] == '.' && strstr(name, ".tmp-")) || !strncmp(name, "run.json.tmp.", 13) ||
+           !strncmp(name, "train_log.jsonl.tmp.", 20);
 }
 
 void lw_remove_tree(const char *dir)

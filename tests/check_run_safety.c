@@ -123,12 +123,14 @@ START_TEST(a_killed_writers_leftovers_are_removed)
     mkdir_ok(in(dir, ".final.tmp-abc123"));
     tl_write_file(in(dir, ".final.tmp-abc123/bridge.safetensors"), "half\n");
     tl_write_file(in(dir, "run.json.tmp.Xy12Zw"), "half\n");
+    tl_write_file(in(dir, "notes.tmp.txt"), "a user's file\n");
     mkdir_ok(in(dir, "final"));
     lw_run_dir r;
     ck_assert_msg(lw_run_dir_open(&r, dir, LW_RUN_RESUME) == LW_OK, "%s", lw_last_error());
     ck_assert(!exists(in(dir, ".final.tmp-abc123")));
     ck_assert(!exists(in(dir, "run.json.tmp.Xy12Zw")));
     ck_assert(exists(in(dir, "final")));
+    ck_assert(exists(in(dir, "notes.tmp.txt")));   /* only what lw writes is cleared */
     lw_run_dir_close(&r);
 }
 END_TEST
@@ -300,6 +302,30 @@ START_TEST(nonfinite_step_stops_the_run_and_keeps_the_last_checkpoint)
 }
 END_TEST
 
+/* run.json describes runs that started: a resume from a missing folder
+ * writes none (and leaves the real one alone) */
+START_TEST(a_run_that_fails_to_start_writes_no_run_json)
+{
+    const char *dir = tl_tmpdir("run_no_start");
+    tl_synthetic_pair p;
+    tl_synthetic_pair_open(&p, 2, 4, 0.0f, 5);
+    lw_train_options o = options(2);
+    o.out_dir = dir;
+    o.run_json = "{\"seed\": 42}\n";
+    o.resume_dir = in(dir, "no-such-checkpoint");
+    lw_train_result r;
+    ck_assert_int_ne(lw_train_run(&p.trainer, &p.states, &p.data, &o, &r), LW_OK);
+    ck_assert(!exists(in(dir, "run.json")));
+    ck_assert(!exists(in(dir, "train_log.jsonl")));
+    o.resume_dir = NULL;
+    ck_assert_msg(lw_train_run(&p.trainer, &p.states, &p.data, &o, &r) == LW_OK, "%s", lw_last_error());
+    char *json = tl_read_file(in(dir, "run.json"), NULL);
+    ck_assert_str_eq(json, "{\"seed\": 42}\n");
+    free(json);
+    tl_synthetic_pair_close(&p);
+}
+END_TEST
+
 START_TEST(a_nonfinite_bridge_is_never_saved)
 {
     const char *dir = tl_tmpdir("run_nan_save");
@@ -418,6 +444,7 @@ int main(void)
     tcase_add_test(tc, sigkill_during_checkpoint_writes_leaves_every_checkpoint_loadable);
     tcase_add_test(tc, nonfinite_step_stops_the_run_and_keeps_the_last_checkpoint);
     tcase_add_test(tc, a_nonfinite_bridge_is_never_saved);
+    tcase_add_test(tc, a_run_that_fails_to_start_writes_no_run_json);
     tcase_add_test(tc, resume_cuts_the_log_back_to_its_checkpoint);
     tcase_add_test(tc, cli_and_manifest_share_the_option_rules);
     suite_add_tcase(s, tc);
