@@ -40,8 +40,8 @@ static void model_block(lw_strbuf *sb, const char *which, const lw_model_config 
     lw_sb_printf(sb, "f, .original_context = %d },\n", c->rope_scaling.original_context);
     lw_sb_printf(sb, "%s.sliding_window = %d, .global_every = %d, .qk_norm = %d, .post_norms = %d,\n", in,
                  c->sliding_window, c->global_every, c->qk_norm, c->post_norms);
-    lw_sb_printf(sb, "%s.scale_embeddings = %d, .vocab = %d, .context = %d, .tied_embeddings = %d,\n", in,
-                 c->scale_embeddings, c->vocab, c->context, c->tied_embeddings);
+    lw_sb_printf(sb, "%s.scale_embeddings = %d, .qkv_bias = %d, .vocab = %d, .context = %d, .tied_embeddings = %d,\n",
+                 in, c->scale_embeddings, c->qkv_bias, c->vocab, c->context, c->tied_embeddings);
     float_field(sb, in, "query_scale", c->query_scale);
     float_field(sb, in, "embed_rms", c->embed_rms);
     lw_sb_printf(sb, "%s.weights_format = %d, .tokenizer_kind = %d, .chat_template = %d,\n", in,

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "build.h"
+#include "family.h"
 #include "gguf.h"
 #include "lwc_config.h"
 #include "manifest.h"
@@ -129,7 +130,7 @@ static void fill_inspect_defaults(const char *path, lw_model_config *c)
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     snprintf(c->name, sizeof c->name, "%.*s", (int)strcspn(base, "."), base);
-    if (c->family == LW_FAMILY_GEMMA3) c->chat_template = LW_CHAT_GEMMA;
+    c->chat_template = lw_family_get(c->family)->chat_template;
     if (c->weights_format == LW_WEIGHTS_GGUF) {
         c->tokenizer_kind = LW_TOKENIZER_GGUF;
         snprintf(c->tokenizer_path, sizeof c->tokenizer_path, "%s", path);

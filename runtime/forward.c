@@ -129,7 +129,7 @@ static void block_forward(const lw_model *m, lw_state *s, lw_layer_acts *a, int 
 
     if (a->x_in) memcpy(a->x_in, x, nH * sizeof *x);
     rmsnorm_forward(a->xn, a->rstd_attn, x, L->attn_norm, T, H, c->norm_eps, c->norm);
-    matmul_forward(a->qkv, a->xn, L->wqkv, NULL, T, H, qd + 2 * kvd);
+    matmul_forward(a->qkv, a->xn, L->wqkv, L->bqkv, T, H, qd + 2 * kvd);
     split_rows(a->qkv, T, (float *[]){a->q, a->k, a->v}, (int[]){qd, kvd, kvd}, 3);
     lw_lora_forward(ad, l, LW_LORA_Q, a->xn, a->q, T, s->pos);
     lw_lora_forward(ad, l, LW_LORA_K, a->xn, a->k, T, s->pos);

@@ -114,6 +114,12 @@ static lw_status check_config(const lw_model *m)
                        c->name, c->head_dim);
     if (!m->token_embd || !m->output_norm || !m->output)
         return lw_fail(LW_ERR_INVALID, "GPU %s: the model has no embedding, final norm or output head", c->name);
+    /* The one place the GPU path refuses what only the CPU runs: every
+     * upload (forward, generation, the receiver's training pass) comes here. */
+    if (c->qkv_bias)
+        return lw_fail(LW_ERR_UNSUPPORTED, "GPU %s: q/k/v projection biases (qkv_bias, family %s) are not "
+                       "implemented in the CUDA kernels; expected a model without qkv_bias on the GPU, or run it "
+                       "on the CPU", c->name, lw_family_name(c->family));
     for (int l = 0; l < c->n_layers; l++) {
         const lw_layer_weights *L = &m->layers[l];
         bool missing = !L->attn_norm || !L->wq || !L->wk || !L->wv || !L->wo || !L->ffn_norm || !L->w_gate ||

@@ -6,6 +6,7 @@
  * fuzzer feeds it garbage): every value is type- and range-checked before it
  * is stored, and every string copy is bounded. */
 #include "manifest.h"
+#include "family.h"
 #include "train_rules.h"
 #include "weights.h"
 
@@ -327,7 +328,6 @@ static lw_status resolve_path(const mctx *c, const char *path, const char *raw, 
 
 /* ---- the MODEL block --------------------------------------------------- */
 
-static const char *const family_names[] = {"llama", "gemma3", "llama2c"};
 static const char *const activation_names[] = {"silu", "gelu_tanh"};
 static const char *const norm_names[] = {"rmsnorm", "rmsnorm_gemma"};
 static const char *const scaling_names[] = {"none", "linear", "llama3"};
@@ -339,19 +339,15 @@ static const char *const chat_names[] = {"none", "chatml", "gemma", "llama3", "m
 static const char *const model_keys[] = {
     "name", "family", "hidden", "n_layers", "n_heads", "n_kv_heads", "head_dim", "ffn", "activation", "norm",
     "norm_eps", "rope_theta", "rope_theta_local", "rope_scaling", "sliding_window", "global_every", "qk_norm",
-    "post_norms", "scale_embeddings", "query_scale", "vocab", "context", "tied_embeddings", "embed_rms",
-    "weights", "tokenizer", "chat_template", "special_tokens", NULL};
+    "post_norms", "scale_embeddings", "qkv_bias", "query_scale", "vocab", "context", "tied_embeddings",
+    "embed_rms", "weights", "tokenizer", "chat_template", "special_tokens", NULL};
 
-/* What a family implies unless the manifest says otherwise (docs/manifest.md). */
-static void family_defaults(lw_model_config *m)
+/* What a family implies unless the manifest says otherwise: the family
+ * table (family.c, docs/manifest.md), in the architecture's own norm
+ * convention. */
+static void family_defaults(lw_model_config *m, const lw_family_info *f)
 {
-    bool gemma = m->family == LW_FAMILY_GEMMA3;
-    m->activation = gemma ? LW_ACT_GELU_TANH : LW_ACT_SILU;
-    m->norm = gemma ? LW_NORM_RMSNORM_GEMMA : LW_NORM_RMSNORM;
-    m->qk_norm = m->post_norms = m->scale_embeddings = gemma;
-    m->sliding_window = gemma ? 512 : 0;
-    m->global_every = gemma ? 6 : 0;
-    m->rope_base_local = gemma ? 10000.0f : 0; /* 0: copy rope_theta */
+    lw_family_defaults(m, f, LW_FAMILY_AS_WRITTEN);
     m->chat_template = LW_CHAT_NONE;
     m->bos_id = m->eos_id = m->pad_id = -1;
 }
@@ -527,9 +523,11 @@ static lw_status parse_model(const mctx *c, json_t *root, const char *which, lw_
                    LW_NAME_MAX - 1);
     }
     snprintf(m->name, sizeof m->name, "%s", name);
-    if ((st = get_enum(c, v, p, "family", true, family_names, COUNT(family_names), &e))) return st;
-    m->family = (lw_family)e;
-    family_defaults(m);
+    const char *family_names[LW_FAMILY_COUNT];
+    for (int f = 0; f < LW_FAMILY_COUNT; f++) family_names[f] = lw_family_get((lw_family)f)->name;
+    if ((st = get_enum(c, v, p, "family", true, family_names, LW_FAMILY_COUNT, &e))) return st;
+    const lw_family_info *family = lw_family_get((lw_family)e);
+    family_defaults(m, family);
     if ((st = parse_dims(c, v, p, m))) return st;
 
     e = (int)m->activation;
@@ -540,7 +538,7 @@ static lw_status parse_model(const mctx *c, json_t *root, const char *which, lw_
     m->norm = (lw_norm_kind)e;
     if ((st = get_float(c, v, p, "norm_eps", true, 0, true, 1, &m->norm_eps))) return st;
     if ((st = get_float(c, v, p, "rope_theta", true, 0, true, 1e12, &m->rope_base))) return st;
-    if (m->rope_base_local == 0) m->rope_base_local = m->rope_base;
+    m->rope_base_local = lw_family_local_base(family, m->rope_base);
     if ((st = get_float(c, v, p, "rope_theta_local", false, 0, true, 1e12, &m->rope_base_local))) return st;
     if ((st = parse_rope_scaling(c, v, p, &m->rope_scaling))) return st;
     if ((st = get_int(c, v, p, "sliding_window", false, 0, MAX_CONTEXT, &m->sliding_window))) return st;
@@ -554,6 +552,7 @@ static lw_status parse_model(const mctx *c, json_t *root, const char *which, lw_
     if ((st = get_bool(c, v, p, "qk_norm", false, &m->qk_norm))) return st;
     if ((st = get_bool(c, v, p, "post_norms", false, &m->post_norms))) return st;
     if ((st = get_bool(c, v, p, "scale_embeddings", false, &m->scale_embeddings))) return st;
+    if ((st = get_bool(c, v, p, "qkv_bias", false, &m->qkv_bias))) return st;
     if ((st = get_float(c, v, p, "query_scale", false, 0, false, 1e6, &m->query_scale))) return st;
     if ((st = get_bool(c, v, p, "tied_embeddings", true, &m->tied_embeddings))) return st;
     if ((st = get_float(c, v, p, "embed_rms", true, 0, true, 1e6, &m->embed_rms))) return st;
@@ -972,6 +971,7 @@ char *lw_model_config_to_json(const lw_model_config *c)
     json_object_set_new(o, "qk_norm", json_boolean(c->qk_norm));
     json_object_set_new(o, "post_norms", json_boolean(c->post_norms));
     json_object_set_new(o, "scale_embeddings", json_boolean(c->scale_embeddings));
+    json_object_set_new(o, "qkv_bias", json_boolean(c->qkv_bias));
     json_object_set_new(o, "query_scale", json_float(c->query_scale));
     json_object_set_new(o, "vocab", json_integer(c->vocab));
     json_object_set_new(o, "context", json_integer(c->context));
@@ -994,7 +994,7 @@ char *lw_model_config_to_json(const lw_model_config *c)
     json_object_set_new(o, "special_tokens", s);
     /* A failed allocation makes set_new drop its key; the count catches it at
      * the top level, and a hole deeper down fails the next parse loudly. */
-    char *text = json_object_size(o) == 28 ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) : NULL;
+    char *text = json_object_size(o) == 29 ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(o);
     return text;
 }
@@ -1032,6 +1032,7 @@ lw_status lw_manifest_check_weights(const lw_manifest *m, const char *which)
         {"head_dim", want->head_dim, got.head_dim},   {"ffn", want->ffn, got.ffn},
         {"vocab", want->vocab, got.vocab},
         {"tied_embeddings", want->tied_embeddings, got.tied_embeddings},
+        {"qkv_bias", want->qkv_bias, got.qkv_bias},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (ints[i].want != ints[i].got)

@@ -34,15 +34,14 @@ static lw_status check_config(const lw_model_config *c)
     return LW_OK;
 }
 
-/* llama.cpp's converter stores Gemma norm gains as 1 + w (ready to multiply),
- * Hugging Face checkpoints store w; bring them to what cfg->norm applies. */
+/* Every loader hands norm gains over as the multiplier (llama.cpp's
+ * converter stores Gemma's 1 + w, the safetensors reader adds the 1 to
+ * Hugging Face's w: family.h), so only a config whose norm adds the 1
+ * itself (rmsnorm_gemma, as a manifest writes Gemma) wants w back. */
 static void norm_to_kind(float *w, int n, const lw_model_config *c)
 {
-    bool stored_as_offset = c->family == LW_FAMILY_GEMMA3 && c->weights_format == LW_WEIGHTS_SAFETENSORS;
-    bool wanted_as_offset = c->norm == LW_NORM_RMSNORM_GEMMA;
-    if (stored_as_offset == wanted_as_offset) return;
-    float delta = wanted_as_offset ? -1.0f : 1.0f;
-    for (int i = 0; i < n; i++) w[i] += delta;
+    if (c->norm != LW_NORM_RMSNORM_GEMMA) return;
+    for (int i = 0; i < n; i++) w[i] -= 1.0f;
 }
 
 static lw_status get(const lw_weights *w, const char *name, int64_t d0, int64_t d1, float **out)
@@ -92,6 +91,21 @@ static lw_status load_layer(const lw_weights *w, const lw_model_config *c, int l
     L->wq = L->wk = L->wv = NULL;
     if ((st = fuse_rows(qkv, qkv_n, 3, &L->wqkv))) return st;
     L->wq = qkv[0], L->wk = qkv[1], L->wv = qkv[2];
+#undef NAME
+#define NAME(s) (snprintf(name, sizeof name, "blk.%d." s ".bias", l), name)
+    if (c->qkv_bias) {
+        /* fused like the weights, so one matmul adds all three */
+        float *b[3] = {NULL, NULL, NULL};
+        size_t b_n[3] = {(size_t)qd, (size_t)kvd, (size_t)kvd};
+        if ((st = get(w, NAME("attn_q"), qd, 0, &b[0])) || (st = get(w, NAME("attn_k"), kvd, 0, &b[1])) ||
+            (st = get(w, NAME("attn_v"), kvd, 0, &b[2]))) {
+            for (int i = 0; i < 3; i++) free(b[i]);
+            return st;
+        }
+        if ((st = fuse_rows(b, b_n, 3, &L->bqkv))) return st;
+    }
+#undef NAME
+#define NAME(s) (snprintf(name, sizeof name, "blk.%d." s ".weight", l), name)
     if ((st = get(w, NAME("attn_output"), H, qd, &L->wo))) return st;
     if ((st = get_norm(w, c, NAME("ffn_norm"), H, &L->ffn_norm))) return st;
     if ((st = get(w, NAME("ffn_gate"), F, H, &L->w_gate))) return st;
@@ -130,7 +144,7 @@ static lw_status load_tensors(const lw_weights *w, lw_model *m)
     return LW_OK;
 }
 
-static void set_derived(lw_model *m)
+void lw_model_set_derived(lw_model *m)
 {
     const lw_model_config *c = &m->cfg;
     lw_rope_scaling none = {.kind = LW_ROPE_SCALING_NONE};
@@ -164,7 +178,7 @@ lw_status lw_model_load(const lw_model_config *cfg, lw_model **out)
         lw_model_free(m);
         return lw_fail(LW_ERR_NOMEM, "model %s: out of memory", cfg->name);
     }
-    set_derived(m);
+    lw_model_set_derived(m);
 
     lw_weights *w = NULL;
     st = lw_weights_open(cfg->weights_path, cfg->weights_format, &w);
@@ -208,7 +222,7 @@ void lw_model_free(lw_model *m)
             lw_layer_weights *L = &m->layers[l];
             /* wq wk wv and w_gate w_up are views of the fused buffers,
              * except when loading failed between get() and fuse_rows() */
-            float *all[] = {L->attn_norm, L->wqkv,   L->wo,     L->q_norm,      L->k_norm, L->post_attn_norm,
+            float *all[] = {L->attn_norm, L->wqkv,   L->bqkv, L->wo,     L->q_norm,      L->k_norm, L->post_attn_norm,
                             L->ffn_norm,  L->w_gate_up, L->w_down, L->post_ffn_norm,
                             L->wqkv ? NULL : L->wq, L->wqkv ? NULL : L->wk, L->wqkv ? NULL : L->wv,
                             L->w_gate_up ? NULL : L->w_gate, L->w_gate_up ? NULL : L->w_up};

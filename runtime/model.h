@@ -1,7 +1,7 @@
 /* A decoder-only LLM on the CPU, fp32, in the manner of llama2.c's run.c:
  * the config, the weights (dequantized once at load), and the run state
  * (KV cache and scratch). One forward pass serves all three families
- * (llama, gemma3, llama2c); what differs between them is read off
+ * (llama, gemma3, llama2c, qwen2, qwen3: family.h); what differs between them is read off
  * lw_model_config, never off the family name.
  *
  *   lw_model *m; lw_state *s;
@@ -33,6 +33,7 @@ typedef struct {
     float *wq;              /* [n_heads * head_dim, hidden] */
     float *wk;              /* [n_kv_heads * head_dim, hidden] */
     float *wv;              /* [n_kv_heads * head_dim, hidden] */
+    float *bqkv;            /* [(n_heads + 2 n_kv_heads) * head_dim] q, k, v biases (qkv_bias), else NULL */
     float *wo;              /* [hidden, n_heads * head_dim] */
     float *q_norm;          /* [head_dim] qk_norm */
     float *k_norm;          /* [head_dim] qk_norm */
@@ -119,6 +120,9 @@ lw_status lw_model_load(const lw_model_config *cfg, lw_model **out);
 /* Reads the config the file carries (lw_weights_read_config), then loads. */
 lw_status lw_model_open(const char *path, lw_weights_format fmt, lw_model **out);
 void lw_model_free(lw_model *m);
+/* Fills what the config implies beyond the weights (RoPE frequencies,
+ * embedding and attention scales); every way of making an lw_model calls it. */
+void lw_model_set_derived(lw_model *m);
 
 /* max_tokens: KV cache positions. save_acts: keep the activations of every
  * block for the whole call (training; one call of up to max_tokens rows);

@@ -471,18 +471,8 @@ static void rand_layer(lw_rng *r, const lw_model_config *c, lw_layer_weights *L,
     L->w_gate_up = rand_normal(r, 2 * F * H, sH, ok);
     if (L->w_gate_up) L->w_gate = L->w_gate_up, L->w_up = L->w_gate + F * H;
     L->w_down = rand_normal(r, H * F, 1.0 / sqrt((double)F), ok);
-}
-
-/* Mirrors model.c's set_derived (static there): keep the two in step. */
-static void random_set_derived(lw_model *m)
-{
-    const lw_model_config *c = &m->cfg;
-    lw_rope_scaling none = {.kind = LW_ROPE_SCALING_NONE};
-    float base_local = c->rope_base_local > 0 ? c->rope_base_local : c->rope_base;
-    rope_inv_freq(m->inv_freq_global, c->head_dim, c->rope_base, &c->rope_scaling);
-    rope_inv_freq(m->inv_freq_local, c->head_dim, base_local, c->sliding_window > 0 ? &none : &c->rope_scaling);
-    m->embed_scale = c->scale_embeddings ? sqrtf((float)c->hidden) : 1.0f;
-    m->attn_scale = c->query_scale > 0 ? c->query_scale : 1.0f / sqrtf((float)c->head_dim);
+    /* drawn last, so a config without biases keeps its earlier draws */
+    if (c->qkv_bias) L->bqkv = rand_normal(r, qd + 2 * kvd, 0.5, ok);
 }
 
 lw_status lw_model_init_random(const lw_model_config *cfg, uint64_t seed, lw_model **out)
@@ -510,7 +500,7 @@ lw_status lw_model_init_random(const lw_model_config *cfg, uint64_t seed, lw_mod
         lw_model_free(m);
         return lw_fail(LW_ERR_NOMEM, "random model %s: out of memory", c->name);
     }
-    random_set_derived(m);
+    lw_model_set_derived(m);
     *out = m;
     return LW_OK;
 }

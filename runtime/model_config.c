@@ -1,11 +1,6 @@
 #include "model_config.h"
 
-const char *lw_family_name(lw_family f)
-{
-    static const char *names[] = {"llama", "gemma3", "llama2c"};
-    return (unsigned)f < LW_FAMILY_COUNT ? names[f] : "?";
-}
-
+/* lw_family_name is in family.c, with the table. */
 const char *lw_activation_name(lw_activation a) { return a == LW_ACT_SILU ? "silu" : "gelu_tanh"; }
 const char *lw_norm_name(lw_norm_kind n) { return n == LW_NORM_RMSNORM ? "rmsnorm" : "rmsnorm_gemma"; }
 

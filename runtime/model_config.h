@@ -9,7 +9,15 @@
 
 enum { LW_PATH_MAX = 4096, LW_NAME_MAX = 64, LW_MAX_SPECIAL = 16 };
 
-typedef enum { LW_FAMILY_LLAMA, LW_FAMILY_GEMMA3, LW_FAMILY_LLAMA2C, LW_FAMILY_COUNT } lw_family;
+/* What each family implies is in family.c's table (family.h). */
+typedef enum {
+    LW_FAMILY_LLAMA,
+    LW_FAMILY_GEMMA3,
+    LW_FAMILY_LLAMA2C,
+    LW_FAMILY_QWEN2,
+    LW_FAMILY_QWEN3,
+    LW_FAMILY_COUNT
+} lw_family;
 typedef enum { LW_ACT_SILU, LW_ACT_GELU_TANH } lw_activation;
 typedef enum { LW_NORM_RMSNORM, LW_NORM_RMSNORM_GEMMA /* x * (1 + w) */ } lw_norm_kind;
 typedef enum { LW_ROPE_SCALING_NONE, LW_ROPE_SCALING_LINEAR, LW_ROPE_SCALING_LLAMA3 } lw_rope_scaling_kind;
@@ -49,9 +57,10 @@ typedef struct {
     lw_rope_scaling rope_scaling;
     int sliding_window;            /* 0 = none */
     int global_every;              /* every Nth layer is global (Gemma 3: 6); 0 = all global */
-    bool qk_norm;                  /* per-head RMSNorm on q and k (Gemma 3) */
+    bool qk_norm;                  /* per-head RMSNorm on q and k (Gemma 3, Qwen3) */
     bool post_norms;               /* post-attention and post-FFN norms (Gemma 3) */
     bool scale_embeddings;         /* multiply embeddings by sqrt(hidden) (Gemma 3) */
+    bool qkv_bias;                 /* biases on the q, k and v projections (Qwen2) */
     float query_scale;             /* attention scale; 0 = 1/sqrt(head_dim) */
     int vocab;
     int context;                   /* max positions */
@@ -73,15 +82,9 @@ static inline bool lw_layer_is_local(const lw_model_config *m, int l)
     return m->sliding_window > 0 && m->global_every > 0 && (l + 1) % m->global_every != 0;
 }
 
-/* Which RoPE layout the weights expect: llama.cpp's converter permutes the
- * q/k rows of llama models to the interleaved layout, and llama2.c
- * checkpoints were written that way; Hugging Face weights and Gemma in GGUF
- * rotate halves. */
-static inline bool lw_rope_interleaved(const lw_model_config *m)
-{
-    if (m->family == LW_FAMILY_LLAMA2C) return true;
-    return m->family == LW_FAMILY_LLAMA && m->weights_format == LW_WEIGHTS_GGUF;
-}
+/* Which RoPE layout the weights expect: true = rotate pairs (2i, 2i+1),
+ * false = rotate halves (i, i + head_dim/2). From the family table (family.c). */
+bool lw_rope_interleaved(const lw_model_config *m);
 
 const char *lw_family_name(lw_family f);
 const char *lw_activation_name(lw_activation a);

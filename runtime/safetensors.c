@@ -3,6 +3,7 @@
  * then the data; every offset is checked against the data size and against
  * dtype x shape before a tensor view is made. */
 #include "safetensors.h"
+#include "family.h"
 #include "gguf.h"
 
 #include <jansson.h>
@@ -42,6 +43,9 @@ static const name_pair layer_names[] = {
     {"self_attn.q_proj.weight", "attn_q.weight"},
     {"self_attn.k_proj.weight", "attn_k.weight"},
     {"self_attn.v_proj.weight", "attn_v.weight"},
+    {"self_attn.q_proj.bias", "attn_q.bias"},
+    {"self_attn.k_proj.bias", "attn_k.bias"},
+    {"self_attn.v_proj.bias", "attn_v.bias"},
     {"self_attn.o_proj.weight", "attn_output.weight"},
     {"self_attn.q_norm.weight", "attn_q_norm.weight"},
     {"self_attn.k_norm.weight", "attn_k_norm.weight"},
@@ -297,12 +301,11 @@ static lw_status open_path(lw_safetensors *s, const char *path)
     return add_shard(s, path, NULL, 0, true);
 }
 
-/* Gemma checkpoints are recognised by their pre-FFN norm, which Llama lacks. */
+/* Gemma checkpoints are recognised by the tensor the family table names
+ * (its pre-FFN norm, which Llama lacks). */
 static bool looks_like_gemma(const lw_safetensors *s)
 {
-    for (size_t i = 0; i < s->n_tensors; i++)
-        if (strstr(s->hf_names[i], "pre_feedforward_layernorm")) return true;
-    return false;
+    return lw_family_hf_norm_adds_one((const char *const *)s->hf_names, s->n_tensors);
 }
 
 /* Gives every tensor its canonical name; Gemma norms get +1 (see header). */
@@ -463,21 +466,44 @@ static lw_status cfg_rope_scaling(const config *c, lw_rope_scaling *r)
     return LW_OK;
 }
 
-static lw_status cfg_family(const config *c, lw_model_config *m)
+static lw_status cfg_bool(const config *c, const char *key, bool *v)
+{
+    json_t *x = json_object_get(c->obj, key);
+    *v = false;
+    if (!x || json_is_null(x)) return LW_OK;
+    if (!json_is_boolean(x)) return lw_fail(LW_ERR_INVALID, "%s: field %s is not true or false", c->path, key);
+    *v = json_is_true(x);
+    return LW_OK;
+}
+
+/* The family of model_type, and its defaults as loaded (family.h: the
+ * reader already made Gemma's gains 1 + w); what the family cannot run is
+ * refused here rather than ignored. */
+static lw_status cfg_family(const config *c, lw_model_config *m, const lw_family_info **out)
 {
     const char *type = json_string_value(json_object_get(c->obj, "model_type"));
     if (!type) return lw_fail(LW_ERR_INVALID, "%s: missing field model_type", c->path);
-    bool gemma = strncmp(type, "gemma3", 6) == 0;
-    if (!gemma && strcmp(type, "llama") != 0 && strcmp(type, "mistral") != 0)
-        return lw_fail(LW_ERR_UNSUPPORTED, "%s: model_type %s is not supported (llama, mistral, gemma3)", c->path,
-                       type);
-    m->family = gemma ? LW_FAMILY_GEMMA3 : LW_FAMILY_LLAMA;
-    m->activation = gemma ? LW_ACT_GELU_TANH : LW_ACT_SILU;
-    /* Gemma norms were stored as 1 + w at open, as GGUF holds them. */
-    m->norm = LW_NORM_RMSNORM;
-    m->qk_norm = m->post_norms = m->scale_embeddings = gemma;
-    m->global_every = gemma ? 6 : 0;
-    m->query_scale = 0;
+    const lw_family_info *f = lw_family_by_hf_type(type);
+    if (!f) {
+        char known[256];
+        lw_family_list(LW_FAMILY_NAMES_HF, known, sizeof known);
+        return lw_fail(LW_ERR_UNSUPPORTED, "%s: model_type %s is not supported (%s)", c->path, type, known);
+    }
+    lw_family_defaults(m, f, LW_FAMILY_AS_LOADED);
+    bool on;
+    lw_status st;
+    /* attention_bias (Llama, Qwen3) puts a bias on o_proj too, which no
+     * family here has; Qwen2's q/k/v biases come from the family instead */
+    if ((st = cfg_bool(c, "attention_bias", &on))) return st;
+    if (on)
+        return lw_fail(LW_ERR_UNSUPPORTED, "%s: attention_bias is true (biases on q/k/v/o); expected false: "
+                       "family %s has no output-projection bias", c->path, f->name);
+    /* Qwen's window applies to some layers only, by max_window_layers */
+    if ((st = cfg_bool(c, "use_sliding_window", &on))) return st;
+    if (on)
+        return lw_fail(LW_ERR_UNSUPPORTED, "%s: use_sliding_window is true; expected false (family %s is "
+                       "supported with global attention only)", c->path, f->name);
+    *out = f;
     return LW_OK;
 }
 
@@ -485,7 +511,8 @@ static lw_status cfg_read(const config *c, const lw_safetensors *s, lw_model_con
 {
     lw_status st;
     const int REQUIRED = INT_MIN;
-    if ((st = cfg_family(c, m)) ||
+    const lw_family_info *f = NULL;
+    if ((st = cfg_family(c, m, &f)) ||
         (st = cfg_int(c, "hidden_size", REQUIRED, &m->hidden)) ||
         (st = cfg_int(c, "num_hidden_layers", REQUIRED, &m->n_layers)) ||
         (st = cfg_int(c, "num_attention_heads", REQUIRED, &m->n_heads)) ||
@@ -499,21 +526,21 @@ static lw_status cfg_read(const config *c, const lw_safetensors *s, lw_model_con
         return st;
     if (m->hidden <= 0 || m->n_heads <= 0)
         return lw_fail(LW_ERR_INVALID, "%s: hidden_size and num_attention_heads must be positive", c->path);
+    int qpas;
     if ((st = cfg_int(c, "head_dim", m->hidden / m->n_heads, &m->head_dim)) ||
         (st = cfg_int(c, "bos_token_id", -1, &m->bos_id)) ||
         (st = cfg_int(c, "eos_token_id", -1, &m->eos_id)) ||
-        (st = cfg_int(c, "pad_token_id", -1, &m->pad_id)))
+        (st = cfg_int(c, "pad_token_id", -1, &m->pad_id)) ||
+        (st = cfg_int(c, "query_pre_attn_scalar", m->head_dim, &qpas)))
         return st;
-    m->rope_base_local = m->rope_base;
-    m->sliding_window = 0;
-    if (m->family == LW_FAMILY_GEMMA3) {
-        int qpas;
-        if ((st = cfg_float(c, "rope_local_base_freq", 10000.0f, &m->rope_base_local)) ||
-            (st = cfg_int(c, "sliding_window", 0, &m->sliding_window)) ||
-            (st = cfg_int(c, "sliding_window_pattern", 6, &m->global_every)) ||
-            (st = cfg_int(c, "query_pre_attn_scalar", m->head_dim, &qpas)))
+    if (qpas > 0 && qpas != m->head_dim) m->query_scale = 1.0f / sqrtf((float)qpas);
+    m->rope_base_local = lw_family_local_base(f, m->rope_base);
+    if (f->global_every > 0) {
+        /* a family with local layers: the file's window, pattern and local base */
+        if ((st = cfg_float(c, "rope_local_base_freq", m->rope_base_local, &m->rope_base_local)) ||
+            (st = cfg_int(c, "sliding_window", m->sliding_window, &m->sliding_window)) ||
+            (st = cfg_int(c, "sliding_window_pattern", f->global_every, &m->global_every)))
             return st;
-        if (qpas > 0 && qpas != m->head_dim) m->query_scale = 1.0f / sqrtf((float)qpas);
     }
     m->tied_embeddings = !lw_safetensors_find(s, "output.weight");
     return LW_OK;

@@ -2,6 +2,7 @@
  * as lw_raw_tensor views under canonical names; this file converts them. */
 #include "weights.h"
 #include "dequant.h"
+#include "family.h"
 #include "gguf.h"
 #include "llama2c_checkpoint.h"
 #include "safetensors.h"
@@ -237,21 +238,6 @@ lw_status lw_weights_embed_rms(const lw_weights *w, const lw_model_config *m, fl
 
 /* --- configuration --------------------------------------------------------- */
 
-static void set_family_defaults(lw_model_config *m, lw_family family)
-{
-    m->family = family;
-    bool gemma = family == LW_FAMILY_GEMMA3;
-    m->activation = gemma ? LW_ACT_GELU_TANH : LW_ACT_SILU;
-    /* GGUF Gemma norms hold 1 + w already (the converter adds it; the
-     * safetensors loader does the same), so every family is plain RMSNorm. */
-    m->norm = LW_NORM_RMSNORM;
-    m->qk_norm = gemma;
-    m->post_norms = gemma;
-    m->scale_embeddings = gemma;
-    m->global_every = gemma ? 6 : 0;
-    m->query_scale = 0;
-}
-
 /* An integer key that must fit in int; absent -> *v = dflt. */
 static lw_status gguf_int(const lw_gguf *g, const char *arch, const char *key, int dflt, int *v)
 {
@@ -339,11 +325,15 @@ static lw_status gguf_config(const lw_weights *w, lw_model_config *m)
     if (st) return st;
     char arch[64];
     snprintf(arch, sizeof arch, "%.*s", (int)(alen < 63 ? alen : 63), archs);
-    if (strcmp(arch, "llama") == 0) set_family_defaults(m, LW_FAMILY_LLAMA);
-    else if (strcmp(arch, "gemma3") == 0) set_family_defaults(m, LW_FAMILY_GEMMA3);
-    else
-        return lw_fail(LW_ERR_UNSUPPORTED, "%s: general.architecture '%s' is not supported (llama, gemma3)",
-                       w->path, arch);
+    const lw_family_info *family = lw_family_by_gguf_arch(arch);
+    if (!family) {
+        char known[256];
+        lw_family_list(LW_FAMILY_NAMES_GGUF, known, sizeof known);
+        return lw_fail(LW_ERR_UNSUPPORTED, "%s: general.architecture '%s' is not supported (%s)", w->path, arch,
+                       known);
+    }
+    /* GGUF holds Gemma's norm gains as 1 + w already (the converter adds the 1) */
+    lw_family_defaults(m, family, LW_FAMILY_AS_LOADED);
     const int REQUIRED = INT32_MIN;
     if ((st = gguf_int(g, arch, "embedding_length", REQUIRED, &m->hidden)) ||
         (st = gguf_int(g, arch, "block_count", REQUIRED, &m->n_layers)) ||
@@ -351,7 +341,7 @@ static lw_status gguf_config(const lw_weights *w, lw_model_config *m)
         (st = gguf_int(g, arch, "attention.head_count_kv", m->n_heads, &m->n_kv_heads)) ||
         (st = gguf_int(g, arch, "feed_forward_length", REQUIRED, &m->ffn)) ||
         (st = gguf_int(g, arch, "context_length", 2048, &m->context)) ||
-        (st = gguf_int(g, arch, "attention.sliding_window", 0, &m->sliding_window)))
+        (st = gguf_int(g, arch, "attention.sliding_window", m->sliding_window, &m->sliding_window)))
         return st;
     if (m->hidden <= 0 || m->n_layers <= 0 || m->n_heads <= 0 || m->n_kv_heads <= 0 || m->ffn <= 0)
         return lw_fail(LW_ERR_INVALID, "%s: %s dims must be positive (hidden %d, layers %d, heads %d/%d, ffn %d)",
@@ -361,9 +351,10 @@ static lw_status gguf_config(const lw_weights *w, lw_model_config *m)
         (st = gguf_float(g, arch, "attention.layer_norm_rms_epsilon", 1e-5f, &m->norm_eps)) ||
         (st = gguf_rope_scaling(g, arch, m)))
         return st;
-    /* Gemma 3's local base is fixed by the architecture, not stored. */
-    m->rope_base_local = m->family == LW_FAMILY_GEMMA3 ? 10000.0f : m->rope_base;
-    if (m->family != LW_FAMILY_GEMMA3) m->sliding_window = 0;
+    /* Gemma 3's local base is fixed by the architecture, not stored; a
+     * family without local layers ignores a window key. */
+    m->rope_base_local = lw_family_local_base(family, m->rope_base);
+    if (family->global_every == 0) m->sliding_window = 0;
 
     char key[96];
     snprintf(key, sizeof key, "%s.vocab_size", arch);
@@ -388,7 +379,7 @@ static lw_status gguf_config(const lw_weights *w, lw_model_config *m)
 static lw_status llama2c_config(const lw_weights *w, lw_model_config *m)
 {
     const lw_llama2c_header *h = lw_llama2c_header_of(w->l2c);
-    set_family_defaults(m, LW_FAMILY_LLAMA2C);
+    lw_family_defaults(m, lw_family_get(LW_FAMILY_LLAMA2C), LW_FAMILY_AS_LOADED);
     m->hidden = h->dim;
     m->n_layers = h->n_layers;
     m->n_heads = h->n_heads;

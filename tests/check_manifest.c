@@ -303,7 +303,7 @@ START_TEST(error_enum_value)
     json_t *j = base();
     json_object_set_new(at(j, "sender"), "family", json_string("mistral"));
     expect_error(j, LW_ERR_INVALID, "d/m.json: sender.family: \"mistral\" is not a valid value; "
-                                    "expected one of \"llama\", \"gemma3\", \"llama2c\"");
+                                    "expected one of \"llama\", \"gemma3\", \"llama2c\", \"qwen2\", \"qwen3\"");
     j = base();
     json_object_set_new(at(j, "receiver.tokenizer"), "kind", json_string("wordpiece"));
     expect_error(j, LW_ERR_INVALID, "d/m.json: receiver.tokenizer.kind: \"wordpiece\" is not a valid value; expected "
