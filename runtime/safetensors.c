@@ -445,9 +445,22 @@ static lw_status cfg_float(const config *c, const char *key, float dflt, float *
     return LW_OK;
 }
 
+/* transformers 5 writes rope_parameters {rope_theta, rope_type, factor...}
+ * where 4.x wrote rope_theta and rope_scaling; a family with local layers
+ * nests one such object per layer type (full_attention, sliding_attention).
+ * Returns the object for `layer_type` (or the flat one), else NULL. */
+static json_t *cfg_rope_parameters(const config *c, const char *layer_type)
+{
+    json_t *rp = json_object_get(c->obj, "rope_parameters");
+    if (!json_is_object(rp)) return NULL;
+    json_t *nested = json_object_get(rp, layer_type);
+    return json_is_object(nested) ? nested : rp;
+}
+
 static lw_status cfg_rope_scaling(const config *c, lw_rope_scaling *r)
 {
     json_t *rs = json_object_get(c->obj, "rope_scaling");
+    if (!rs || json_is_null(rs)) rs = cfg_rope_parameters(c, "full_attention");
     r->kind = LW_ROPE_SCALING_NONE;
     if (!rs || json_is_null(rs)) return LW_OK;
     const char *type = json_string_value(json_object_get(rs, "rope_type"));
@@ -524,6 +537,10 @@ static lw_status cfg_read(const config *c, const lw_safetensors *s, lw_model_con
         (st = cfg_float(c, "rope_theta", 10000.0f, &m->rope_base)) ||
         (st = cfg_rope_scaling(c, &m->rope_scaling)))
         return st;
+    json_t *rp = cfg_rope_parameters(c, "full_attention");
+    config rope = {c->path, rp};
+    if (rp && !json_object_get(c->obj, "rope_theta") && (st = cfg_float(&rope, "rope_theta", m->rope_base, &m->rope_base)))
+        return st;
     if (m->hidden <= 0 || m->n_heads <= 0)
         return lw_fail(LW_ERR_INVALID, "%s: hidden_size and num_attention_heads must be positive", c->path);
     int qpas;
@@ -537,6 +554,10 @@ static lw_status cfg_read(const config *c, const lw_safetensors *s, lw_model_con
     m->rope_base_local = lw_family_local_base(f, m->rope_base);
     if (f->global_every > 0) {
         /* a family with local layers: the file's window, pattern and local base */
+        json_t *rl = cfg_rope_parameters(c, "sliding_attention");
+        config local = {c->path, rl};
+        if (rl && rl != rp && (st = cfg_float(&local, "rope_theta", m->rope_base_local, &m->rope_base_local)))
+            return st;
         if ((st = cfg_float(c, "rope_local_base_freq", m->rope_base_local, &m->rope_base_local)) ||
             (st = cfg_int(c, "sliding_window", m->sliding_window, &m->sliding_window)) ||
             (st = cfg_int(c, "sliding_window_pattern", f->global_every, &m->global_every)))

@@ -221,6 +221,22 @@ START_TEST(gemma3_other_seed_matches_finite_differences)
 }
 END_TEST
 
+/* q/k/v biases shift q, k and v but not what flows back to x: the
+ * backward must still go through the biased activations it saved. */
+START_TEST(qwen2_bias_matches_finite_differences)
+{
+    lw_model_config c = tl_tiny_qwen2_config();
+    check_against_fd(&c, 5);
+}
+END_TEST
+
+START_TEST(qwen3_matches_finite_differences)
+{
+    lw_model_config c = tl_tiny_qwen3_config();
+    check_against_fd(&c, 6);
+}
+END_TEST
+
 /* Real weights: stories260K (llama2.c: interleaved RoPE, GQA, untied). */
 START_TEST(stories260k_matches_finite_differences)
 {
@@ -556,6 +572,8 @@ int main(void)
     tcase_add_test(tc, llama_half_rope_matches_finite_differences);
     tcase_add_test(tc, gemma3_matches_finite_differences);
     tcase_add_test(tc, gemma3_other_seed_matches_finite_differences);
+    tcase_add_test(tc, qwen2_bias_matches_finite_differences);
+    tcase_add_test(tc, qwen3_matches_finite_differences);
     tcase_add_test(tc, stories260k_matches_finite_differences);
     tcase_add_test(tc, check_detects_a_perturbed_gradient);
     tcase_add_test(tc, check_detects_a_wrong_rope_layout);

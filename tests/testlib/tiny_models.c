@@ -1,5 +1,6 @@
 /* Tiny synthetic models and data for the suites; see tiny_models.h. */
 #include "tiny_models.h"
+#include "family.h"
 
 #include <check.h>
 #include "rng.h"
@@ -57,6 +58,44 @@ lw_model_config tl_tiny_gemma3_config(int window)
     c.vocab = 11;
     c.context = 64;
     c.tied_embeddings = true;
+    return c;
+}
+
+/* From the family table (as a manifest writes it), so a new default of the
+ * family reaches these models too. */
+static lw_model_config tiny_from_family(lw_family family, const char *name)
+{
+    lw_model_config c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.name, sizeof c.name, "%s", name);
+    lw_family_defaults(&c, lw_family_get(family), LW_FAMILY_AS_WRITTEN);
+    c.weights_format = LW_WEIGHTS_SAFETENSORS;
+    c.hidden = 16;
+    c.n_layers = 2;
+    c.n_heads = 4;
+    c.n_kv_heads = 2;
+    c.ffn = 24;
+    c.norm_eps = 1e-6f;
+    c.vocab = 11;
+    c.context = 64;
+    return c;
+}
+
+lw_model_config tl_tiny_qwen2_config(void)
+{
+    lw_model_config c = tiny_from_family(LW_FAMILY_QWEN2, "tiny-qwen2");
+    c.head_dim = 4;
+    c.rope_base = c.rope_base_local = 1000000.0f;
+    c.tied_embeddings = true;
+    return c;
+}
+
+lw_model_config tl_tiny_qwen3_config(void)
+{
+    lw_model_config c = tiny_from_family(LW_FAMILY_QWEN3, "tiny-qwen3");
+    c.head_dim = 6;   /* != hidden / n_heads: Qwen3 gives head_dim on its own */
+    c.rope_base = c.rope_base_local = 1000000.0f;
+    c.tied_embeddings = false;
     return c;
 }
 

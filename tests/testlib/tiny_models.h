@@ -21,6 +21,13 @@ lw_model_config tl_tiny_llama_config(lw_weights_format format);
  * post norms, GeGLU, scaled embeddings, query scale 0.3, vocab 11, tied. */
 lw_model_config tl_tiny_gemma3_config(int window);
 
+/* Qwen2-like: hidden 16, 2 layers, 4 heads over 2 KV heads of dim 4, q/k/v
+ * biases, SiLU, halves RoPE (safetensors), vocab 11, tied. Qwen3-like: the
+ * same with head_dim 6, plain-gain qk-norm, no biases, untied. Both take
+ * the rest from the family table. */
+lw_model_config tl_tiny_qwen2_config(void);
+lw_model_config tl_tiny_qwen3_config(void);
+
 /* The Gemma-like receiver of the training suites: hidden 16, 2 layers of 2
  * heads over 1 KV head of dim 8, every second layer global, vocab 24, no
  * BOS/EOS/PAD. Local layers see `window` rows; with scaled embeddings the
