@@ -455,6 +455,52 @@ START_TEST(gpu_refuses_qkv_bias)
 }
 END_TEST
 
+/* ---- the pair of the two ----------------------------------------------- */
+
+/* pairs/tiny-qwen2_to_tiny-qwen3.json: lwc check --weights accepts it, lwc
+ * build builds it, and its lw trains a bridge for 4 steps (finite losses,
+ * a checkpoint) that lw eval then reads. A few seconds. */
+START_TEST(qwen_pair_builds_and_trains)
+{
+    const char *dir = tl_tmpdir("qwen_pair");
+    const char *manifest = tl_src("pairs/tiny-qwen2_to_tiny-qwen3.json");
+    const char *data = tl_shared("data/sst2");
+    char train[512];
+    snprintf(train, sizeof train, "%s/train.jsonl", data);
+    tl_require_file(train);
+    char *log;
+    int rc = tl_run(&log, "'%s' check --weights '%s'", tl_out("bin/lwc"), manifest);
+    ck_assert_msg(rc == 0, "lwc check:\n%s", log);
+    free(log);
+    rc = tl_run(&log, "'%s' build --quiet '%s' -o '%s/b'", tl_out("bin/lwc"), manifest, dir);
+    ck_assert_msg(rc == 0, "lwc build:\n%s", log);
+    free(log);
+    char lw[600];
+    snprintf(lw, sizeof lw, "cd '%s' && LWC_CACHE_DIR='%s/cache' OPENBLAS_NUM_THREADS=1 b/tiny-qwen2_to_tiny-qwen3/lw",
+             dir, dir);
+    rc = tl_run(&log, "%s train --task sst2 --data '%s' --limit-train 8 --steps 4 --batch 2 --lr 1e-3 --warmup 1 "
+                "--quiet --out run", lw, data);
+    ck_assert_msg(rc == 0, "lw train:\n%s", log);
+    free(log);
+    char path[600];
+    snprintf(path, sizeof path, "%s/run/train_log.jsonl", dir);
+    char *train_log = tl_read_file(path, NULL);
+    int steps = 0;
+    for (char *p = train_log; (p = strstr(p, "\"loss\": ")); p++, steps++) {
+        double loss = strtod(p + 8, NULL);
+        ck_assert_msg(isfinite(loss) && loss > 0, "step %d: loss %g", steps + 1, loss);
+    }
+    ck_assert_msg(steps == 4, "train_log.jsonl has %d losses:\n%s", steps, train_log);
+    free(train_log);
+    snprintf(path, sizeof path, "%s/run/final/bridge.safetensors", dir);
+    tl_require_file(path);
+    rc = tl_run(&log, "%s eval --task sst2 --split '%s/dev.jsonl' --limit 4 --quiet --checkpoint run/final "
+                "--json e.json && grep -q '\"accuracy\"' e.json", lw, data);
+    ck_assert_msg(rc == 0, "lw eval:\n%s", log);
+    free(log);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("families");
@@ -468,6 +514,7 @@ int main(void)
     tcase_add_test(tc, every_family_is_found_by_its_names);
     tcase_add_test(tc, unsupported_configs_are_refused);
     tcase_add_test(tc, gpu_refuses_qkv_bias);
+    tcase_add_test(tc, qwen_pair_builds_and_trains);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }
