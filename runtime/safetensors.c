@@ -539,7 +539,8 @@ static lw_status cfg_read(const config *c, const lw_safetensors *s, lw_model_con
         return st;
     json_t *rp = cfg_rope_parameters(c, "full_attention");
     config rope = {c->path, rp};
-    if (rp && !json_object_get(c->obj, "rope_theta") && (st = cfg_float(&rope, "rope_theta", m->rope_base, &m->rope_base)))
+    if (rp && !json_object_get(c->obj, "rope_theta") &&
+        (st = cfg_float(&rope, "rope_theta", m->rope_base, &m->rope_base)))
         return st;
     if (m->hidden <= 0 || m->n_heads <= 0)
         return lw_fail(LW_ERR_INVALID, "%s: hidden_size and num_attention_heads must be positive", c->path);
