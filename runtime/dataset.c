@@ -1,4 +1,5 @@
 #include "dataset.h"
+#include "jsonerr.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -17,7 +18,9 @@ static lw_status parse_line(const char *line, size_t len, const char *path, long
 {
     json_error_t err;
     json_t *o = json_loadb(line, len, 0, &err);
-    if (!o) return lw_fail(LW_ERR_FORMAT, "%s:%ld: not valid JSON (%s)", path, lineno, err.text);
+    if (!o && lw_json_error_is_bom(&err))
+        return lw_fail(LW_ERR_FORMAT, "%s:%ld: " LW_BOM_MESSAGE, path, lineno);
+    if (!o) return lw_fail(LW_ERR_FORMAT, "%s:%ld: not valid JSON (%s)", path, lineno, lw_json_error(&err));
     lw_status st = LW_OK;
     const char *text = json_string_value(json_object_get(o, "text"));
     const char *label = json_string_value(json_object_get(o, "label"));
