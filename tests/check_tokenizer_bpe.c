@@ -500,6 +500,9 @@ START_TEST(unsupported_json_fails_clearly)
                       ", \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -4}, \"merges\": []}}",
                       LW_ERR_FORMAT, "model.vocab['a']");
     expect_load_error("syntax", "{\"model\": ", LW_ERR_FORMAT, "tokenizer.json:");
+    /* A BOM is named, not printed raw inside jansson's "near ''". */
+    expect_load_error("bom", "\xEF\xBB\xBF{\"model\": {}}", LW_ERR_FORMAT,
+                      "tokenizer.json:1: starts with a UTF-8 byte-order mark (EF BB BF); save the file without it");
 }
 END_TEST
 
