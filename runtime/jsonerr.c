@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char BOM[3] = {'\xEF', '\xBB', '\xBF'};
 
@@ -51,4 +52,11 @@ const char *lw_json_error(const json_error_t *err)
     /* Every byte may become four characters. */
     static _Thread_local char buf[4 * JSON_ERROR_TEXT_LENGTH + 8];
     return lw_json_error_text(err, buf, sizeof buf);
+}
+
+const char *lw_json_file_error(const char *path, const json_error_t *err)
+{
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return "is a directory, expected a JSON file";
+    return lw_json_error(err);
 }

@@ -30,6 +30,11 @@ const char *lw_json_error_text(const json_error_t *err, char *buf, size_t cap);
  * as an argument of lw_fail. */
 const char *lw_json_error(const json_error_t *err);
 
+/* lw_json_error for json_load_file(path): jansson opens a directory and
+ * reports "'[' or '{' expected near end of file", so a directory is named as
+ * one instead. */
+const char *lw_json_file_error(const char *path, const json_error_t *err);
+
 /* Whether jansson stopped at a BOM in front of the first value. */
 bool lw_json_error_is_bom(const json_error_t *err);
 

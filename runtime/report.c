@@ -82,7 +82,7 @@ lw_status lw_eval_result_load(const char *path, lw_eval_result *r, bool *is_resu
     json_error_t err;
     json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
     if (!o) return lw_fail(LW_ERR_FORMAT, "%s:%d:%d: malformed JSON: %s", path, err.line, err.column,
-                           lw_json_error(&err));
+                           lw_json_file_error(path, &err));
     lw_status st = LW_OK;
     if (json_is_object(o) && json_object_get(o, "task") && json_object_get(o, "method") &&
         json_object_get(o, "accuracy")) {

@@ -312,7 +312,8 @@ static lw_status open_index(lw_safetensors *s, const char *path)
 {
     json_error_t err;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
-    if (!root) return lw_fail(LW_ERR_FORMAT, "%s: bad JSON at line %d: %s", path, err.line, lw_json_error(&err));
+    if (!root)
+        return lw_fail(LW_ERR_FORMAT, "%s: bad JSON at line %d: %s", path, err.line, lw_json_file_error(path, &err));
     json_t *map = json_object_get(root, "weight_map");
     lw_status st = LW_OK;
     if (!json_is_object(map)) st = lw_fail(LW_ERR_FORMAT, "%s: weight_map is missing or not an object", path);
@@ -602,7 +603,9 @@ lw_status lw_safetensors_read_config(const lw_safetensors *s, lw_model_config *m
     snprintf(path, sizeof path, "%s/config.json", s->dir);
     json_error_t err;
     json_t *root = json_load_file(path, 0, &err);
-    if (!root) return lw_fail(LW_ERR_IO, "%s: cannot read config: %s (line %d)", path, lw_json_error(&err), err.line);
+    if (!root)
+        return lw_fail(LW_ERR_IO, "%s: cannot read config: %s (line %d)", path, lw_json_file_error(path, &err),
+                       err.line);
     config c = {path, root};
     /* Multimodal Gemma 3 keeps the language model's fields in text_config. */
     json_t *text = json_object_get(root, "text_config");

@@ -264,7 +264,7 @@ lw_status lw_bpe_load_json(const char *path, lw_tokenizer *t)
     json_error_t err;
     json_t *root = json_load_file(path, 0, &err);
     if (!root)
-        return lw_fail(LW_ERR_FORMAT, "%s:%d: %s", path, err.line, lw_json_error(&err));
+        return lw_fail(LW_ERR_FORMAT, "%s:%d: %s", path, err.line, lw_json_file_error(path, &err));
     lw_bpe *b = NULL;
     lw_status st = check_json_parts(path, root);
     if (!st)
@@ -320,7 +320,7 @@ lw_status lw_bpe_load_gpt2_files(const char *dir, lw_tokenizer *t)
     json_error_t err;
     json_t *vocab = json_load_file(enc_path, 0, &err);
     if (!vocab)
-        return lw_fail(LW_ERR_FORMAT, "%s:%d: %s", enc_path, err.line, lw_json_error(&err));
+        return lw_fail(LW_ERR_FORMAT, "%s:%d: %s", enc_path, err.line, lw_json_file_error(enc_path, &err));
     char *merges = NULL;
     size_t merges_len = 0;
     lw_bpe *b = NULL;

@@ -964,7 +964,7 @@ lw_status lw_spm_load_json(const char *path, lw_tokenizer *t)
     json_error_t err;
     json_t *root = json_load_file(path, 0, &err);
     if (!root)
-        return lw_fail(LW_ERR_FORMAT, "%s:%d: %s", path, err.line, lw_json_error(&err));
+        return lw_fail(LW_ERR_FORMAT, "%s:%d: %s", path, err.line, lw_json_file_error(path, &err));
     spm *m = NULL;
     lw_status st = spm_from_json(root, path, &m);
     if (st == LW_OK) {

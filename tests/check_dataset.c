@@ -249,7 +249,8 @@ START_TEST(bom_control_bytes_and_directories)
     lw_task_free(&t);
 
     lw_task bad;
-    ck_assert_int_eq(lw_task_load(write_tmp(dir, "task.json", "\xEF\xBB\xBF{\"name\": \"x\"}"), &bad), LW_ERR_FORMAT);
+    const char *task_path = write_tmp(dir, "task.json", "\xEF\xBB\xBF{\"name\": \"x\"}");
+    ck_assert_int_eq(lw_task_load(task_path, &bad), LW_ERR_FORMAT);
     ck_assert_msg(strstr(lw_last_error(), "task.json: starts with a UTF-8 byte-order mark"), "%s", lw_last_error());
     ck_assert_int_eq(lw_task_load(dir, &bad), LW_ERR_IO);
     ck_assert_msg(strstr(lw_last_error(), "is a directory, expected a file"), "%s", lw_last_error());
