@@ -241,7 +241,7 @@ START_TEST(overlapping_or_bad_ranges_are_refused)
     write_st(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"a\":{}}", d, 8);
     expect_read_error(path, "a", "duplicate");
 
-    /* A gap (here 4 bytes between a and b) is allowed; see checkpoint.c. */
+    /* A gap (here 4 bytes between a and b) is allowed: see lw_safetensors_check_offsets. */
     write_st(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
                    "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", d, 16);
     float *x = NULL;
