@@ -9,6 +9,7 @@
 
 #include "gguf.h"
 #include "lora.h"
+#include "checkpoint.h"
 #include "safetensors.h"
 #include "safetensors_write.h"
 
@@ -161,6 +162,14 @@ static lw_status load_buffers(const lw_adapter_params *p, const char *path, floa
     for (int b = 0; !st && b < n_bufs; b++)
         for (int i = 0; !st && i < p->n_tensors; i++)
             st = find_tensor(s, path, prefixes[b], &p->tensors[i], &src[(size_t)b * p->n_tensors + i]);
+    /* Adapter files are trained checkpoints (LoRA, deep prefix, prompt
+     * tuning and their moments): refuse NaN/inf before anything is copied. */
+    for (int b = 0; !st && b < n_bufs; b++)
+        for (int i = 0; !st && i < p->n_tensors; i++) {
+            char name[LW_ADAPTER_NAME_MAX + 16];
+            snprintf(name, sizeof name, "%s%s", prefixes[b], p->tensors[i].name);
+            st = lw_check_finite(path, name, src[(size_t)b * p->n_tensors + i], p->tensors[i].count);
+        }
     for (int b = 0; !st && b < n_bufs; b++)
         for (int i = 0; i < p->n_tensors; i++) {
             const lw_adapter_tensor *t = &p->tensors[i];

@@ -5,11 +5,14 @@
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fileutil.h"
+#include "jsonerr.h"
+#include "safetensors.h"
 #include "safetensors_write.h"
 
 enum { MAX_HEADER = 100 << 20, PATH_CAP = 4096 };
@@ -37,27 +40,32 @@ static lw_status st_open(const char *path, st_file *f)
     f->path = path;
     lw_status st = lw_read_file(path, &f->buf, &f->size);
     if (st) return st;
-    if (f->size < 8) {
+    /* st_close clears f, so every message below reads the size first. */
+    size_t size = f->size;
+    if (size < 8) {
         st_close(f);
-        return lw_fail(LW_ERR_FORMAT, "%s: %zu bytes is too short for a safetensors file (truncated?)", path,
-                       f->size);
+        return lw_fail(LW_ERR_FORMAT, "%s: %zu bytes is too short for a safetensors file (expected an 8-byte "
+                       "header length first; truncated?)", path, size);
     }
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = n << 8 | (unsigned char)f->buf[i];
-    if (n > MAX_HEADER || n > f->size - 8) {
-        size_t size = f->size;
+    if (n > MAX_HEADER || n > size - 8) {
         st_close(f);
         return lw_fail(LW_ERR_FORMAT, "%s: header length %" PRIu64 " does not fit in the file of %zu bytes "
                        "(truncated or not safetensors)", path, n, size);
     }
     json_error_t err;
-    f->header = json_loadb(f->buf + 8, (size_t)n, 0, &err);
+    f->header = json_loadb(f->buf + 8, (size_t)n, JSON_REJECT_DUPLICATES, &err);
     if (!f->header || !json_is_object(f->header)) {
         st_close(f);
-        return lw_fail(LW_ERR_FORMAT, "%s: the header is not a JSON object (%s)", path, err.text);
+        return lw_fail(LW_ERR_FORMAT, "%s: the header is not a JSON object (%s)", path,
+                       f->header ? "another JSON value" : lw_json_error(&err));
     }
     f->data_start = 8 + (size_t)n;
-    return LW_OK;
+    /* The whole header once, so a bad entry is refused even if unused. */
+    st = lw_safetensors_check_offsets(path, f->header, size - f->data_start);
+    if (st) st_close(f);
+    return st;
 }
 
 /* Validates tensor `name` and returns a pointer to its (unaligned) bytes. */
@@ -136,7 +144,22 @@ static lw_status read_into(const st_file *f, const char *name, const lw_bridge_t
                        "(a checkpoint of another bridge config?)", f->path, name, (long long)shape[0],
                        ndim > 1 ? ", " : "", ndim > 1 ? (long long)shape[1] : 0LL, (long long)t->shape[0],
                        t->ndim > 1 ? ", " : "", t->ndim > 1 ? (long long)t->shape[1] : 0LL);
-    memcpy(dst, bytes, t->count * sizeof(float));
+    st = lw_check_finite(f->path, name, bytes, t->count);
+    if (!st) memcpy(dst, bytes, t->count * sizeof(float));
+    return st;
+}
+
+lw_status lw_check_finite(const char *path, const char *tensor, const void *bytes, size_t n)
+{
+    const unsigned char *p = bytes;
+    for (size_t i = 0; i < n; i++) {
+        float x;
+        memcpy(&x, p + i * sizeof x, sizeof x);
+        if (!isfinite(x))
+            return lw_fail(LW_ERR_FORMAT, "%s: tensor \"%s\" holds %s at index %zu (expected finite values; "
+                           "saved from a diverged run?)", path, tensor, isnan(x) ? "NaN" : x > 0 ? "+inf" : "-inf",
+                           i);
+    }
     return LW_OK;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "baselines.h"
+#include "jsonerr.h"
 #include "checkpoint.h"
 #include "cmd_common.h"
 #include "dataset.h"
@@ -167,7 +168,7 @@ static lw_status read_run_json(eval_args *a)
     fclose(f);
     json_error_t err;
     json_t *o = json_load_file(path, 0, &err);
-    if (!o) return lw_fail(LW_ERR_FORMAT, "%s:%d: malformed JSON: %s", path, err.line, err.text);
+    if (!o) return lw_fail(LW_ERR_FORMAT, "%s:%d: malformed JSON: %s", path, err.line, lw_json_file_error(path, &err));
     json_t *seed = json_object_get(o, "seed"), *M = json_object_get(o, "soft_tokens");
     json_int_t sv = json_integer_value(seed), mv = json_integer_value(M);
     lw_status st = LW_OK;

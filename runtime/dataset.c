@@ -1,5 +1,7 @@
 #include "dataset.h"
+#include "jsonerr.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +19,9 @@ static lw_status parse_line(const char *line, size_t len, const char *path, long
 {
     json_error_t err;
     json_t *o = json_loadb(line, len, 0, &err);
-    if (!o) return lw_fail(LW_ERR_FORMAT, "%s:%ld: not valid JSON (%s)", path, lineno, err.text);
+    if (!o && lw_json_error_is_bom(&err))
+        return lw_fail(LW_ERR_FORMAT, "%s:%ld: " LW_BOM_MESSAGE, path, lineno);
+    if (!o) return lw_fail(LW_ERR_FORMAT, "%s:%ld: not valid JSON (%s)", path, lineno, lw_json_error(&err));
     lw_status st = LW_OK;
     const char *text = json_string_value(json_object_get(o, "text"));
     const char *label = json_string_value(json_object_get(o, "label"));
@@ -50,7 +54,7 @@ lw_status lw_dataset_load(const char *path, const lw_task *task, int max_example
 {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
-    if (!f) return lw_fail(LW_ERR_IO, "cannot open %s", path);
+    if (!f) return lw_fail(LW_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     out->n_labels = task->n_labels;
     out->label_counts = calloc((size_t)task->n_labels, sizeof(int));
     lw_status st = out->label_counts ? LW_OK : lw_fail(LW_ERR_NOMEM, "%s: out of memory", path);
@@ -70,7 +74,12 @@ lw_status lw_dataset_load(const char *path, const lw_task *task, int max_example
         if (!st) st = parse_line(line, (size_t)len, path, lineno, task, &out->examples[out->n]);
         if (!st) out->label_counts[out->examples[out->n++].label]++;
     }
-    if (!st && ferror(f)) st = lw_fail(LW_ERR_IO, "%s: read error after line %ld", path, lineno);
+    if (!st && ferror(f)) {
+        /* fopen succeeds on a directory; only the first read says EISDIR. */
+        st = errno == EISDIR ? lw_fail(LW_ERR_IO, "%s: is a directory, expected a JSONL data file", path)
+                             : lw_fail(LW_ERR_IO, "%s: read error after line %ld: %s", path, lineno,
+                                       strerror(errno));
+    }
     if (!st && out->n == 0) st = lw_fail(LW_ERR_FORMAT, "%s: no examples", path);
     free(line);
     fclose(f);

@@ -26,9 +26,14 @@ lw_status lw_read_file(const char *path, char **data, size_t *len)
         n += got;
         if (got == 0) break;
     }
-    int err = ferror(f);
+    int err = ferror(f) ? (errno ? errno : EIO) : 0;
     fclose(f);
-    if (err) { free(buf); return lw_fail(LW_ERR_IO, "%s: read failed", path); }
+    if (err) {
+        free(buf);
+        /* fopen succeeds on a directory on Linux; only the read says EISDIR. */
+        if (err == EISDIR) return lw_fail(LW_ERR_IO, "%s: is a directory, expected a file", path);
+        return lw_fail(LW_ERR_IO, "%s: read failed: %s", path, strerror(err));
+    }
     buf[n] = 0;
     *data = buf;
     if (len) *len = n;

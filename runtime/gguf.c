@@ -272,6 +272,37 @@ static lw_status read_alignment(lw_gguf *g)
     return LW_OK;
 }
 
+static int by_data(const void *a, const void *b)
+{
+    const lw_gguf_tensor *x = *(const lw_gguf_tensor *const *)a, *y = *(const lw_gguf_tensor *const *)b;
+    uintptr_t p = (uintptr_t)x->data, q = (uintptr_t)y->data;
+    if (p != q) return p < q ? -1 : 1;
+    return x->nbytes < y->nbytes ? -1 : x->nbytes > y->nbytes;
+}
+
+/* No two tensors may share data bytes (llama.cpp writes them one after the
+ * other). Gaps stay allowed: alignment padding is one. */
+static lw_status check_overlaps(const lw_gguf *g)
+{
+    if (g->n_tensors < 2) return LW_OK;
+    const lw_gguf_tensor **order = malloc(g->n_tensors * sizeof *order);
+    if (!order) return lw_fail(LW_ERR_NOMEM, "%s: out of memory", g->name);
+    for (size_t i = 0; i < g->n_tensors; i++) order[i] = &g->tensors[i];
+    qsort(order, g->n_tensors, sizeof *order, by_data);
+    lw_status st = LW_OK;
+    for (size_t i = 1; !st && i < g->n_tensors; i++) {
+        const lw_gguf_tensor *a = order[i - 1], *b = order[i];
+        size_t a_off = (size_t)((const uint8_t *)a->data - g->data - g->data_offset);
+        size_t b_off = (size_t)((const uint8_t *)b->data - g->data - g->data_offset);
+        if (b_off < a_off + a->nbytes)
+            st = lw_fail(LW_ERR_FORMAT, "%s: tensors %s [%zu, +%zu) and %s [%zu, +%zu) overlap in the data "
+                         "section (expected disjoint ranges)", g->name, a->name, a_off, a->nbytes, b->name, b_off,
+                         b->nbytes);
+    }
+    free(order);
+    return st;
+}
+
 static lw_status place_tensors(lw_gguf *g, size_t header_end)
 {
     size_t a = g->alignment;
@@ -296,7 +327,7 @@ static lw_status place_tensors(lw_gguf *g, size_t header_end)
             if (strcmp(g->tensors[j].name, t->name) == 0)
                 return lw_fail(LW_ERR_FORMAT, "%s: tensor %s appears twice", g->name, t->name);
     }
-    return LW_OK;
+    return check_overlaps(g);
 }
 
 static lw_status parse_header(lw_gguf *g)
@@ -367,17 +398,25 @@ lw_status lw_gguf_parse(const void *data, size_t size, const char *name, lw_gguf
     return LW_OK;
 }
 
-lw_status lw_file_map(const char *path, const void **data, size_t *size)
+/* lw_file_map, with what the caller expected ("a GGUF file") for messages. */
+static lw_status map_file(const char *path, const char *expected, const void **data, size_t *size)
 {
     *data = NULL;
     *size = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return lw_fail(LW_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fd, &sb) != 0) {
         int e = errno;
         close(fd);
-        return lw_fail(LW_ERR_IO, "%s: not a readable regular file: %s", path, strerror(e));
+        return lw_fail(LW_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
+    }
+    /* errno says nothing here (fstat succeeded), so name the kind of file. */
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return lw_fail(LW_ERR_IO, "%s: is %s, expected %s", path,
+                       S_ISDIR(sb.st_mode) ? "a directory" : "not a regular file (a device, pipe or socket)",
+                       expected);
     }
     if (sb.st_size == 0) {
         close(fd);
@@ -392,6 +431,11 @@ lw_status lw_file_map(const char *path, const void **data, size_t *size)
     return LW_OK;
 }
 
+lw_status lw_file_map(const char *path, const void **data, size_t *size)
+{
+    return map_file(path, "a regular file", data, size);
+}
+
 void lw_file_unmap(const void *data, size_t size)
 {
     if (data) munmap((void *)data, size);
@@ -402,7 +446,7 @@ lw_status lw_gguf_open(const char *path, lw_gguf **out)
     *out = NULL;
     const void *p;
     size_t size;
-    lw_status st = lw_file_map(path, &p, &size);
+    lw_status st = map_file(path, "a GGUF file", &p, &size);
     if (st) return st;
     lw_gguf *g = NULL;
     if ((st = lw_gguf_parse(p, size, path, &g))) {

@@ -7,6 +7,7 @@
  * is stored, and every string copy is bounded. */
 #include "manifest.h"
 #include "family.h"
+#include "jsonerr.h"
 #include "train_rules.h"
 #include "weights.h"
 
@@ -857,11 +858,12 @@ lw_status lw_manifest_parse(const char *text, size_t len, const char *path, lw_m
     json_error_t err;
     json_t *root = json_loadb(text ? text : "", text ? len : 0, JSON_REJECT_DUPLICATES, &err);
     if (!root) {
+        if (lw_json_error_is_bom(&err)) return lw_fail(LW_ERR_FORMAT, "%s: " LW_BOM_MESSAGE, c.file);
         if (json_error_code(&err) == json_error_duplicate_key)
             return lw_fail(LW_ERR_FORMAT, "%s: line %d, column %d: %s; expected each key once per object",
-                           c.file, err.line, err.column, err.text);
+                           c.file, err.line, err.column, lw_json_error(&err));
         return lw_fail(LW_ERR_FORMAT, "%s: line %d, column %d: JSON syntax error: %s; expected valid JSON",
-                       c.file, err.line, err.column, err.text);
+                       c.file, err.line, err.column, lw_json_error(&err));
     }
     lw_status st = parse_root(&c, root, out);
     json_decref(root);

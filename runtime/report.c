@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "report.h"
+#include "jsonerr.h"
 
 /* ---- loading ---- */
 
@@ -80,7 +81,8 @@ lw_status lw_eval_result_load(const char *path, lw_eval_result *r, bool *is_resu
     *is_result = false;
     json_error_t err;
     json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
-    if (!o) return lw_fail(LW_ERR_FORMAT, "%s:%d:%d: malformed JSON: %s", path, err.line, err.column, err.text);
+    if (!o) return lw_fail(LW_ERR_FORMAT, "%s:%d:%d: malformed JSON: %s", path, err.line, err.column,
+                           lw_json_file_error(path, &err));
     lw_status st = LW_OK;
     if (json_is_object(o) && json_object_get(o, "task") && json_object_get(o, "method") &&
         json_object_get(o, "accuracy")) {
@@ -511,7 +513,7 @@ lw_status lw_loss_log_load(const char *path, lw_loss_log *log)
             fprintf(stderr, "lw report: warning: %s:%ld: ignoring the unfinished last line\n", path, line + 1);
             break;
         }
-        if (!o) st = lw_fail(LW_ERR_FORMAT, "%s:%ld: malformed JSON: %s", path, line + 1, err.text);
+        if (!o) st = lw_fail(LW_ERR_FORMAT, "%s:%ld: malformed JSON: %s", path, line + 1, lw_json_error(&err));
         else st = log_line(log, &cap, o, line + 1);
         json_decref(o);
     }

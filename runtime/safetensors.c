@@ -4,6 +4,7 @@
  * dtype x shape before a tensor view is made. */
 #include "safetensors.h"
 #include "family.h"
+#include "jsonerr.h"
 #include "gguf.h"
 
 #include <jansson.h>
@@ -177,6 +178,80 @@ static lw_status read_entry(const shard *f, const char *key, json_t *v, const ui
     return LW_OK;
 }
 
+/* --- data_offsets of the whole header ---------------------------------------- */
+
+typedef struct {
+    const char *name;
+    uint64_t begin, end;
+} st_range;
+
+static int range_cmp(const void *a, const void *b)
+{
+    const st_range *x = a, *y = b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end;
+}
+
+/* What the file holds for data_offsets, as one-line ASCII JSON cut to fit. */
+static void dump_offsets(const json_t *offs, char *buf, size_t cap)
+{
+    char *text = offs ? json_dumps(offs, JSON_ENCODE_ANY | JSON_ENSURE_ASCII) : NULL;
+    snprintf(buf, cap, "%s", text ? text : "(missing)");
+    if (text && strlen(text) >= cap && cap > 4) memcpy(buf + cap - 4, "...", 4);
+    free(text);
+}
+
+/* Rules as the safetensors reference implementation, except for gaps: it
+ * also refuses bytes that no tensor covers, but a gap cannot make one tensor
+ * read another's bytes, and weights converted by other tools than the
+ * safetensors library are not known to be gapless, so gaps (and trailing
+ * bytes) stay allowed. Overlaps are refused: no writer produces them, and a
+ * checkpoint whose tensors alias each other is corrupt. */
+lw_status lw_safetensors_check_offsets(const char *path, json_t *header, size_t data_size)
+{
+    size_t n = json_object_size(header), k = 0;
+    st_range *r = calloc(n ? n : 1, sizeof *r);
+    if (!r) return lw_fail(LW_ERR_NOMEM, "%s: out of memory", path);
+    lw_status st = LW_OK;
+    const char *key;
+    json_t *v;
+    json_object_foreach(header, key, v) {
+        if (strcmp(key, "__metadata__") == 0) continue;
+        json_t *offs = json_is_object(v) ? json_object_get(v, "data_offsets") : NULL;
+        json_t *b = json_array_get(offs, 0), *e = json_array_get(offs, 1);
+        if (!json_is_object(v)) {
+            st = lw_fail(LW_ERR_FORMAT, "%s: tensor \"%s\": header entry is not an object", path, key);
+            break;
+        }
+        if (!json_is_array(offs) || json_array_size(offs) != 2 || !json_is_integer(b) || !json_is_integer(e) ||
+            json_integer_value(b) < 0 || json_integer_value(e) < 0) {
+            char held[80];
+            dump_offsets(offs, held, sizeof held);
+            st = lw_fail(LW_ERR_FORMAT, "%s: tensor \"%s\": data_offsets is %s, expected two non-negative "
+                         "integers [begin, end]", path, key, held);
+            break;
+        }
+        uint64_t begin = (uint64_t)json_integer_value(b), end = (uint64_t)json_integer_value(e);
+        if (end < begin || end > data_size) {
+            st = lw_fail(LW_ERR_FORMAT, "%s: tensor \"%s\": data_offsets [%llu, %llu] %s the %zu data bytes "
+                         "(expected begin <= end <= %zu; truncated?)", path, key, (unsigned long long)begin,
+                         (unsigned long long)end, end < begin ? "run backwards in" : "run past", data_size,
+                         data_size);
+            break;
+        }
+        r[k++] = (st_range){key, begin, end};
+    }
+    if (!st) qsort(r, k, sizeof *r, range_cmp);
+    for (size_t i = 1; !st && i < k; i++)
+        if (r[i].begin < r[i - 1].end)
+            st = lw_fail(LW_ERR_FORMAT, "%s: tensors \"%s\" [%llu, %llu] and \"%s\" [%llu, %llu] overlap in the "
+                         "data section (expected disjoint data_offsets)", path, r[i - 1].name,
+                         (unsigned long long)r[i - 1].begin, (unsigned long long)r[i - 1].end, r[i].name,
+                         (unsigned long long)r[i].begin, (unsigned long long)r[i].end);
+    free(r);
+    return st;
+}
+
 static lw_status parse_shard(lw_safetensors *s, const shard *f)
 {
     uint64_t hlen;
@@ -187,11 +262,13 @@ static lw_status parse_shard(lw_safetensors *s, const shard *f)
                        (unsigned long long)hlen, f->size);
     json_error_t err;
     json_t *root = json_loadb((const char *)f->data + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &err);
-    if (!root) return lw_fail(LW_ERR_FORMAT, "%s: bad header JSON at byte %d: %s", f->path, err.position, err.text);
+    if (!root) return lw_fail(LW_ERR_FORMAT, "%s: bad header JSON at byte %d: %s", f->path, err.position,
+                               lw_json_error(&err));
     lw_status st = LW_OK;
     if (!json_is_object(root)) st = lw_fail(LW_ERR_FORMAT, "%s: header JSON is not an object", f->path);
     const uint8_t *data = f->data + 8 + hlen;
     size_t data_size = f->size - 8 - (size_t)hlen;
+    if (!st) st = lw_safetensors_check_offsets(f->path, root, data_size);
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v) {
@@ -239,7 +316,8 @@ static lw_status open_index(lw_safetensors *s, const char *path)
 {
     json_error_t err;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
-    if (!root) return lw_fail(LW_ERR_FORMAT, "%s: bad JSON at line %d: %s", path, err.line, err.text);
+    if (!root)
+        return lw_fail(LW_ERR_FORMAT, "%s: bad JSON at line %d: %s", path, err.line, lw_json_file_error(path, &err));
     json_t *map = json_object_get(root, "weight_map");
     lw_status st = LW_OK;
     if (!json_is_object(map)) st = lw_fail(LW_ERR_FORMAT, "%s: weight_map is missing or not an object", path);
@@ -574,7 +652,9 @@ lw_status lw_safetensors_read_config(const lw_safetensors *s, lw_model_config *m
     snprintf(path, sizeof path, "%s/config.json", s->dir);
     json_error_t err;
     json_t *root = json_load_file(path, 0, &err);
-    if (!root) return lw_fail(LW_ERR_IO, "%s: cannot read config: %s (line %d)", path, err.text, err.line);
+    if (!root)
+        return lw_fail(LW_ERR_IO, "%s: cannot read config: %s (line %d)", path, lw_json_file_error(path, &err),
+                       err.line);
     config c = {path, root};
     /* Multimodal Gemma 3 keeps the language model's fields in text_config. */
     json_t *text = json_object_get(root, "text_config");

@@ -24,6 +24,15 @@ size_t lw_safetensors_n_tensors(const lw_safetensors *s);
 const lw_raw_tensor *lw_safetensors_tensor_at(const lw_safetensors *s, size_t i);
 const lw_raw_tensor *lw_safetensors_find(const lw_safetensors *s, const char *canonical); /* NULL if absent */
 
+/* Checks the data_offsets of every entry of a safetensors header (all of
+ * them, not only those a caller will ask for) against a data section of
+ * data_size bytes: each is two integers with 0 <= begin <= end <= data_size,
+ * and sorted by begin no two ranges overlap. The message names the file, the
+ * tensor(s) and what was expected. Used by this reader and the strict F32
+ * checkpoint reader (checkpoint.c). */
+struct json_t;
+lw_status lw_safetensors_check_offsets(const char *path, struct json_t *header, size_t data_size);
+
 /* Reads config.json beside the weights (Hugging Face names). */
 lw_status lw_safetensors_read_config(const lw_safetensors *s, lw_model_config *m);
 

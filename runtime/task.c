@@ -1,4 +1,5 @@
 #include "task.h"
+#include "jsonerr.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -53,7 +54,8 @@ lw_status lw_task_parse(const char *text, size_t len, const char *path, lw_task 
     memset(out, 0, sizeof *out);
     json_error_t err;
     json_t *root = json_loadb(text, len, 0, &err);
-    if (!root) return lw_fail(LW_ERR_FORMAT, "%s:%d:%d: %s", path, err.line, err.column, err.text);
+    if (!root && lw_json_error_is_bom(&err)) return lw_fail(LW_ERR_FORMAT, "%s: " LW_BOM_MESSAGE, path);
+    if (!root) return lw_fail(LW_ERR_FORMAT, "%s:%d:%d: %s", path, err.line, err.column, lw_json_error(&err));
     lw_status st = LW_OK;
     const char *name = json_string_value(json_object_get(root, "name"));
     if (!json_is_object(root)) st = lw_fail(LW_ERR_FORMAT, "%s: expected a JSON object", path);

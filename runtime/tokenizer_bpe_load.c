@@ -3,6 +3,7 @@
  * Anything those formats can say that we do not implement is an error that
  * names the file and the JSON path / GGUF key, never a silent difference. */
 #include "tokenizer_bpe.h"
+#include "jsonerr.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -263,7 +264,7 @@ lw_status lw_bpe_load_json(const char *path, lw_tokenizer *t)
     json_error_t err;
     json_t *root = json_load_file(path, 0, &err);
     if (!root)
-        return lw_fail(LW_ERR_FORMAT, "%s:%d: %s", path, err.line, err.text);
+        return lw_fail(LW_ERR_FORMAT, "%s:%d: %s", path, err.line, lw_json_file_error(path, &err));
     lw_bpe *b = NULL;
     lw_status st = check_json_parts(path, root);
     if (!st)
@@ -319,7 +320,7 @@ lw_status lw_bpe_load_gpt2_files(const char *dir, lw_tokenizer *t)
     json_error_t err;
     json_t *vocab = json_load_file(enc_path, 0, &err);
     if (!vocab)
-        return lw_fail(LW_ERR_FORMAT, "%s:%d: %s", enc_path, err.line, err.text);
+        return lw_fail(LW_ERR_FORMAT, "%s:%d: %s", enc_path, err.line, lw_json_file_error(enc_path, &err));
     char *merges = NULL;
     size_t merges_len = 0;
     lw_bpe *b = NULL;

@@ -28,6 +28,7 @@
  *   In GGUFs, CONTROL and USER_DEFINED pieces and the bos/eos/unk/pad ids are
  *   added tokens. */
 #include "tokenizer_impl.h"
+#include "jsonerr.h"
 
 #include <jansson.h>
 #include <stdint.h>
@@ -963,7 +964,7 @@ lw_status lw_spm_load_json(const char *path, lw_tokenizer *t)
     json_error_t err;
     json_t *root = json_load_file(path, 0, &err);
     if (!root)
-        return lw_fail(LW_ERR_FORMAT, "%s:%d: %s", path, err.line, err.text);
+        return lw_fail(LW_ERR_FORMAT, "%s:%d: %s", path, err.line, lw_json_file_error(path, &err));
     spm *m = NULL;
     lw_status st = spm_from_json(root, path, &m);
     if (st == LW_OK) {

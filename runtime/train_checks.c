@@ -3,7 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 
-lw_status lw_check_finite(const char *what, const float *x, size_t n)
+lw_status lw_check_values_finite(const char *what, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!isfinite(x[i]))
@@ -17,14 +17,14 @@ static lw_status tensor_finite(const char *kind, const char *name, size_t offset
 {
     char what[160];
     snprintf(what, sizeof what, "%s tensor \"%s\"", kind, name);
-    lw_status st = lw_check_finite(what, params + offset, count);
+    lw_status st = lw_check_values_finite(what, params + offset, count);
     if (!st && opt && opt->m) {
         snprintf(what, sizeof what, "%s tensor \"%s\"'s AdamW first moment", kind, name);
-        st = lw_check_finite(what, opt->m + offset, count);
+        st = lw_check_values_finite(what, opt->m + offset, count);
     }
     if (!st && opt && opt->v) {
         snprintf(what, sizeof what, "%s tensor \"%s\"'s AdamW second moment", kind, name);
-        st = lw_check_finite(what, opt->v + offset, count);
+        st = lw_check_values_finite(what, opt->v + offset, count);
     }
     return st;
 }

@@ -13,8 +13,9 @@
 #include "bridge.h"
 #include "status.h"
 
-/* x[n] finite; else fails naming what and the first bad index. */
-lw_status lw_check_finite(const char *what, const float *x, size_t n);
+/* x[n] finite; else fails naming what and the first bad index (values in
+ * memory; checkpoint.h's lw_check_finite checks bytes read from a file). */
+lw_status lw_check_values_finite(const char *what, const float *x, size_t n);
 
 /* The bridge's tensors and, with opt, its AdamW moments. */
 lw_status lw_check_bridge_finite(const lw_bridge *b, const lw_adamw *opt);

@@ -6,6 +6,7 @@
 #include "safetensors_write.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +179,119 @@ START_TEST(truncated_and_corrupt_files_give_clear_errors)
     long step;
     ck_assert_int_eq(lw_checkpoint_load(dir, &b.b, &b.opt, &b.rng, &step), LW_OK);
     free(good);
+    trainer_free(&a), trainer_free(&b);
+}
+END_TEST
+
+/* st_open used to read the size after freeing the file: "0 bytes". */
+START_TEST(short_file_names_its_size)
+{
+    const char *dir = tl_tmpdir("ckpt_short");
+    trainer a;
+    trainer_make(&a, 8, 1);
+    save_ok(dir, &a, 1);
+    write_bytes(file_in(dir, "bridge.safetensors"), "\x10\0\0\0\0\0\0", 7);
+    expect_load_error(dir, &a, LW_ERR_FORMAT, "bridge.safetensors: 7 bytes is too short");
+    trainer_free(&a);
+}
+END_TEST
+
+/* A safetensors file of the given header and data bytes. */
+static void write_st(const char *path, const char *header, const void *data, size_t n)
+{
+    size_t hl = strlen(header);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 8; i++) fputc((int)((uint64_t)hl >> (8 * i) & 0xff), f);
+    fwrite(header, 1, hl, f);
+    if (n) fwrite(data, 1, n, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+static void expect_read_error(const char *path, const char *name, const char *needle)
+{
+    float *data = NULL;
+    int64_t shape[4];
+    int ndim;
+    lw_status st = lw_safetensors_read_f32(path, name, &data, shape, &ndim);
+    ck_assert_msg(st == LW_ERR_FORMAT, "status %d: %s", st, lw_last_error());
+    ck_assert_ptr_null(data);
+    ck_assert_msg(strstr(lw_last_error(), path) && strstr(lw_last_error(), needle), "message \"%s\" lacks \"%s\"",
+                  lw_last_error(), needle);
+}
+
+/* The whole header is checked at open, not only the tensor asked for. */
+START_TEST(overlapping_or_bad_ranges_are_refused)
+{
+    const char *dir = tl_tmpdir("ckpt_ranges");
+    char path[4200];
+    float d[5] = {1, 2, 3, 4, 5};
+    snprintf(path, sizeof path, "%s/x.safetensors", dir);
+    write_st(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                   "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", d, 12);
+    expect_read_error(path, "a", "tensors \"a\" [0, 8] and \"b\" [4, 12] overlap");
+    write_st(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                   "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0.5,8]}}", d, 8);
+    expect_read_error(path, "a", "tensor \"b\": data_offsets is [0.5, 8], expected two non-negative integers");
+    write_st(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                   "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":\"0-8\"}}", d, 8);
+    expect_read_error(path, "a", "tensor \"b\": data_offsets is \"0-8\"");
+    write_st(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,4]}}", d, 8);
+    expect_read_error(path, "a", "[8, 4] run backwards");
+    write_st(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"a\":{}}", d, 8);
+    expect_read_error(path, "a", "duplicate");
+
+    /* A gap (here 4 bytes between a and b) is allowed: see lw_safetensors_check_offsets. */
+    write_st(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                   "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", d, 16);
+    float *x = NULL;
+    int64_t shape[4];
+    int ndim;
+    ck_assert_msg(lw_safetensors_read_f32(path, "b", &x, shape, &ndim) == LW_OK, "%s", lw_last_error());
+    ck_assert(ndim == 1 && shape[0] == 2 && x[0] == 3.0f && x[1] == 4.0f);
+    free(x);
+}
+END_TEST
+
+/* Index of a bridge tensor by name. */
+static int tensor_index(const lw_bridge *b, const char *name)
+{
+    for (int i = 0; i < b->n_tensors; i++)
+        if (strcmp(b->tensors[i].name, name) == 0) return i;
+    ck_abort_msg("no bridge tensor %s", name);
+    return -1;
+}
+
+START_TEST(non_finite_values_are_refused)
+{
+    const char *dir = tl_tmpdir("ckpt_nonfinite");
+    trainer a, b;
+    trainer_make(&a, 8, 1);
+    trainer_make(&b, 8, 2);
+    churn(&a, 2);
+    const lw_bridge_tensor *t = &a.b.tensors[tensor_index(&a.b, "in_proj.weight")];
+    float keep = a.b.params[t->offset + 5];
+    a.b.params[t->offset + 5] = NAN;
+    save_ok(dir, &a, 2);
+    expect_load_error(dir, &b, LW_ERR_FORMAT, "\"in_proj.weight\" holds NaN at index 5");
+    float *before = malloc(b.b.n_params * sizeof(float));
+    memcpy(before, b.b.params, b.b.n_params * sizeof(float));
+    ck_assert_int_eq(lw_checkpoint_load_bridge(file_in(dir, "bridge.safetensors"), &b.b), LW_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(lw_last_error(), "bridge.safetensors: tensor \"in_proj.weight\" holds NaN"));
+    ck_assert_int_eq(memcmp(before, b.b.params, b.b.n_params * sizeof(float)), 0);
+    free(before);
+
+    /* The moments too: an infinite second moment in the train state. */
+    a.b.params[t->offset + 5] = keep;
+    const lw_bridge_tensor *q = &a.b.tensors[tensor_index(&a.b, "queries")];
+    a.opt.v[q->offset + 7] = INFINITY;
+    save_ok(dir, &a, 2);
+    expect_load_error(dir, &b, LW_ERR_FORMAT, "train_state.safetensors: tensor \"adam_v.queries\" holds +inf at "
+                      "index 7");
+    a.opt.v[q->offset + 7] = 0.5f;
+    save_ok(dir, &a, 2);
+    long step = 0;
+    ck_assert_msg(lw_checkpoint_load(dir, &b.b, &b.opt, &b.rng, &step) == LW_OK, "%s", lw_last_error());
     trainer_free(&a), trainer_free(&b);
 }
 END_TEST
@@ -357,6 +471,9 @@ int main(void)
     tcase_add_test(tc, round_trip_is_bit_exact);
     tcase_add_test(tc, header_layout);
     tcase_add_test(tc, truncated_and_corrupt_files_give_clear_errors);
+    tcase_add_test(tc, short_file_names_its_size);
+    tcase_add_test(tc, overlapping_or_bad_ranges_are_refused);
+    tcase_add_test(tc, non_finite_values_are_refused);
     tcase_add_test(tc, mismatches_are_refused);
     tcase_add_test(tc, writer_refuses_bad_tensors);
     tcase_add_test(tc, synthetic_task_trains_to_95_percent);

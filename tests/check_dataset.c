@@ -229,6 +229,34 @@ START_TEST(balanced_sampler_evens_out_labels_and_skips)
 }
 END_TEST
 
+/* A leading UTF-8 BOM is named (it used to print as nothing between the
+ * quotes of jansson's "near ''"), other control bytes are shown escaped,
+ * and a directory is called one. */
+START_TEST(bom_control_bytes_and_directories)
+{
+    const char *dir = tl_tmpdir("dataset_bom");
+    lw_task t;
+    load_task("sst2", &t);
+    expect_error(write_tmp(dir, "bom.jsonl", "\xEF\xBB\xBF{\"text\": \"a\", \"label\": \"positive\"}\n"), &t,
+                 "bom.jsonl:1: starts with a UTF-8 byte-order mark (EF BB BF); save the file without it");
+    ck_assert_ptr_null(strchr(lw_last_error(), '\xEF'));
+    expect_error(write_tmp(dir, "ctl.jsonl", "{\"text\": \"a\", \"label\": \"positive\"}\n\x01{}\n"), &t,
+                 "ctl.jsonl:2: not valid JSON ('[' or '{' expected near '\\x01')");
+    ck_assert_ptr_null(strchr(lw_last_error(), '\x01'));
+    lw_dataset d;
+    ck_assert_int_eq(lw_dataset_load(dir, &t, 0, &d), LW_ERR_IO);
+    ck_assert_msg(strstr(lw_last_error(), "is a directory, expected a JSONL data file"), "%s", lw_last_error());
+    lw_task_free(&t);
+
+    lw_task bad;
+    const char *task_path = write_tmp(dir, "task.json", "\xEF\xBB\xBF{\"name\": \"x\"}");
+    ck_assert_int_eq(lw_task_load(task_path, &bad), LW_ERR_FORMAT);
+    ck_assert_msg(strstr(lw_last_error(), "task.json: starts with a UTF-8 byte-order mark"), "%s", lw_last_error());
+    ck_assert_int_eq(lw_task_load(dir, &bad), LW_ERR_IO);
+    ck_assert_msg(strstr(lw_last_error(), "is a directory, expected a file"), "%s", lw_last_error());
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("dataset");
@@ -241,5 +269,8 @@ int main(void)
     tcase_add_test(tc, uniform_sampler_is_a_seeded_permutation_per_epoch);
     tcase_add_test(tc, balanced_sampler_evens_out_labels_and_skips);
     suite_add_tcase(s, tc);
+    TCase *input = tcase_create("input_bytes");
+    tcase_add_test(input, bom_control_bytes_and_directories);
+    suite_add_tcase(s, input);
     return tl_run_suite(s);
 }

@@ -182,6 +182,58 @@ START_TEST(hostile_counts_fail_cleanly)
 }
 END_TEST
 
+/* Three tensors a, b, c of the given offsets (a, b: 4x2 F32 = 32 bytes; c:
+ * 4x1 = 16 bytes) over 64 bytes of data. */
+static gb_buf three_tensors(uint64_t off_b, uint64_t off_c)
+{
+    gb_buf b = {0};
+    gb_header(&b, 3, 3, 0);
+    gb_tensor2(&b, "a", 4, 2, LW_GGML_F32, 0);
+    gb_tensor2(&b, "b", 4, 2, LW_GGML_F32, off_b);
+    gb_tensor2(&b, "c", 4, 1, LW_GGML_F32, off_c);
+    gb_align(&b, 32);
+    for (int i = 0; i < 16; i++) gb_f32(&b, (float)i);
+    return b;
+}
+
+START_TEST(overlapping_tensor_data_is_refused)
+{
+    lw_gguf *g = NULL;
+    gb_buf b = three_tensors(32, 32);
+    ck_assert_int_eq(lw_gguf_parse(b.p, b.n, "overlap.gguf", &g), LW_ERR_FORMAT);
+    ck_assert_msg(strstr(lw_last_error(), "overlap.gguf: tensors c [32, +16) and b [32, +32) overlap"), "%s",
+                  lw_last_error());
+    free(b.p);
+    b = three_tensors(32, 0);   /* c inside a, listed after b: found after sorting */
+    ck_assert_int_eq(lw_gguf_parse(b.p, b.n, "inside.gguf", &g), LW_ERR_FORMAT);
+    ck_assert_msg(strstr(lw_last_error(), "tensors c [0, +16) and a [0, +32) overlap"), "%s", lw_last_error());
+    free(b.p);
+    /* Back to back, listed in the header out of data order: fine. */
+    gb_buf ok = {0};
+    gb_header(&ok, 3, 2, 0);
+    gb_tensor2(&ok, "late", 4, 2, LW_GGML_F32, 32);
+    gb_tensor2(&ok, "early", 4, 2, LW_GGML_F32, 0);
+    gb_align(&ok, 32);
+    for (int i = 0; i < 16; i++) gb_f32(&ok, (float)i);
+    ck_assert_msg(lw_gguf_parse(ok.p, ok.n, "ok.gguf", &g) == LW_OK, "%s", lw_last_error());
+    lw_gguf_close(g);
+    free(ok.p);
+}
+END_TEST
+
+/* fstat succeeds on a directory, so errno said "Success". */
+START_TEST(a_directory_is_named_as_such)
+{
+    const char *dir = tl_tmpdir("gguf_dir");
+    lw_gguf *g = NULL;
+    ck_assert_int_eq(lw_gguf_open(dir, &g), LW_ERR_IO);
+    ck_assert_ptr_null(g);
+    ck_assert_msg(strstr(lw_last_error(), dir) && strstr(lw_last_error(), "is a directory, expected a GGUF file"),
+                  "%s", lw_last_error());
+    ck_assert_ptr_null(strstr(lw_last_error(), "Success"));
+}
+END_TEST
+
 START_TEST(reads_smollm2_metadata)
 {
     const char *path = tl_model("SmolLM2-135M-Instruct.Q4_1.gguf");
@@ -277,6 +329,8 @@ int main(void)
     tcase_add_test(tc, misuse_names_file_and_key);
     tcase_add_test(tc, every_truncation_fails_cleanly);
     tcase_add_test(tc, hostile_counts_fail_cleanly);
+    tcase_add_test(tc, overlapping_tensor_data_is_refused);
+    tcase_add_test(tc, a_directory_is_named_as_such);
     tcase_add_test(tc, reads_smollm2_metadata);
     tcase_add_test(tc, gemma_vocabulary_is_indexed);
     tcase_add_test(tc, fuzz_seeds_parse);

@@ -344,6 +344,46 @@ START_TEST(save_load_with_peft_names)
 }
 END_TEST
 
+/* A LoRA or its moments holding NaN/inf (a diverged run) is refused, naming
+ * the tensor and the first bad index, and nothing is loaded. */
+START_TEST(non_finite_values_are_refused)
+{
+    lw_model_config c = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
+    fixture f;
+    setup(&f, &c, ALL_TARGETS, 2, 0.0f, 71);
+    randomize_b(&f, 72);
+    const lw_adapter_tensor *t = &f.lora.p.tensors[3];
+    const char *dir = tl_tmpdir("lora_nonfinite");
+    char w[1024], s[1024];
+    snprintf(w, sizeof w, "%s/lora.safetensors", dir);
+    snprintf(s, sizeof s, "%s/lora_state.safetensors", dir);
+    float keep = f.lora.p.params[t->offset + 1];
+    f.lora.p.params[t->offset + 1] = -INFINITY;
+    ck_assert_int_eq(lw_lora_save(&f.lora, w), LW_OK);
+    f.lora.p.params[t->offset + 1] = keep;
+    float *before = malloc(f.lora.p.n_params * sizeof(float));
+    memcpy(before, f.lora.p.params, f.lora.p.n_params * sizeof(float));
+    ck_assert_int_eq(lw_lora_load(&f.lora, w), LW_ERR_FORMAT);
+    char want[256];
+    snprintf(want, sizeof want, "tensor \"%s\" holds -inf at index 1", t->name);
+    ck_assert_msg(strstr(lw_last_error(), want) && strstr(lw_last_error(), w), "%s", lw_last_error());
+    ck_assert_int_eq(memcmp(before, f.lora.p.params, f.lora.p.n_params * sizeof(float)), 0);
+
+    lw_adamw opt;
+    ck_assert_int_eq(lw_adamw_init(&opt, f.lora.p.n_params, lw_adamw_defaults()), LW_OK);
+    opt.m[t->offset + t->count - 1] = NAN;
+    ck_assert_int_eq(lw_adapter_params_save_adamw(&f.lora.p, &opt, s), LW_OK);
+    opt.m[t->offset + t->count - 1] = 0.0f;
+    ck_assert_int_eq(lw_adapter_params_load_adamw(&f.lora.p, &opt, s), LW_ERR_FORMAT);
+    snprintf(want, sizeof want, "tensor \"adam_m.%s\" holds NaN at index %zu", t->name, t->count - 1);
+    ck_assert_msg(strstr(lw_last_error(), want), "%s", lw_last_error());
+    ck_assert(opt.m[t->offset + t->count - 1] == 0.0f);
+    lw_adamw_free(&opt);
+    free(before);
+    teardown(&f);
+}
+END_TEST
+
 /* Eight AdamW steps straight, or four, save, reload into fresh objects, four
  * more: the same bits. */
 static void adamw_steps(fixture *f, lw_adamw *opt, int n)
@@ -510,6 +550,7 @@ int main(void)
     tcase_add_test(tc, merged_equals_unmerged);
     tcase_add_test(tc, save_load_with_peft_names);
     tcase_add_test(tc, resume_is_bit_exact);
+    tcase_add_test(tc, non_finite_values_are_refused);
     tcase_add_test(tc, scoring_more_label_rows_than_the_adapter_scratch);
     tcase_add_test(tc, config_errors_are_precise);
     suite_add_tcase(s, tc);

@@ -454,6 +454,19 @@ START_TEST(error_json_syntax)
 }
 END_TEST
 
+/* A BOM used to print raw (invisibly) inside jansson's "near ''". */
+START_TEST(error_byte_order_mark)
+{
+    expect_text_error("\xEF\xBB\xBF{\"lwc_manifest\": 1}", LW_ERR_FORMAT,
+                      "d/m.json: starts with a UTF-8 byte-order mark (EF BB BF); save the file without it");
+    ck_assert_ptr_null(strchr(lw_last_error(), '\xEF'));
+    expect_text_error("{\"lwc_manifest\": 1,\n \x7f}", LW_ERR_FORMAT,
+                      "d/m.json: line 2, column 2: JSON syntax error: string or '}' expected near '\\x7F'; "
+                      "expected valid JSON");
+    ck_assert_ptr_null(strchr(lw_last_error(), '\x7f'));
+}
+END_TEST
+
 START_TEST(error_duplicate_key)
 {
     expect_text_error("{\"lwc_manifest\": 1,\n \"name\": \"a\",\n \"name\": \"b\"}", LW_ERR_FORMAT,
@@ -645,6 +658,7 @@ int main(void)
     tcase_add_test(errors, error_schema_version);
     tcase_add_test(errors, error_json_syntax);
     tcase_add_test(errors, error_duplicate_key);
+    tcase_add_test(errors, error_byte_order_mark);
     tcase_add_test(errors, error_unset_variable);
     tcase_add_test(errors, error_gpu_arch);
     suite_add_tcase(s, errors);

@@ -1,6 +1,7 @@
 /* The error convention every module relies on. */
 #include "testlib.h"
 #include "status.h"
+#include "jsonerr.h"
 #include "model_config.h"
 
 #include <string.h>
@@ -22,6 +23,25 @@ START_TEST(wrap_prefixes_context)
     open_thing("x.gguf");
     ck_assert_int_eq(lw_fail_wrap(LW_ERR_IO, "loading sender"), LW_ERR_IO);
     ck_assert_str_eq(lw_last_error(), "loading sender: cannot open x.gguf");
+}
+END_TEST
+
+START_TEST(escape_bytes_shows_non_printable_bytes)
+{
+    char buf[32];
+    ck_assert_str_eq(lw_escape_bytes("a\xEF\x01\\z", 5, buf, sizeof buf), "a\\xEF\\x01\\\\z");
+    ck_assert_str_eq(lw_escape_bytes("ok\0x", 4, buf, sizeof buf), "ok\\x00x");
+    /* Too long: cut, ending in "...", always NUL-ended within cap. */
+    char small[8];
+    ck_assert_str_eq(lw_escape_bytes("\xFF\xFF\xFF", 3, small, sizeof small), "\\xFF...");
+    ck_assert_str_eq(lw_escape_bytes("abcdefghij", 10, small, sizeof small), "abcd...");
+    json_error_t err;
+    ck_assert_ptr_null(json_loads("\xEF\xBB\xBF[]", 0, &err));
+    ck_assert(lw_json_error_is_bom(&err));
+    ck_assert_str_eq(lw_json_error(&err), LW_BOM_MESSAGE);
+    ck_assert_ptr_null(json_loads("[\xEF\xBB\xBF]", 0, &err));   /* not at the start: escaped */
+    ck_assert(!lw_json_error_is_bom(&err));
+    ck_assert_ptr_nonnull(strstr(lw_json_error(&err), "near '\\xEF\\xBB\\xBF'"));
 }
 END_TEST
 
@@ -47,6 +67,7 @@ int main(void)
     tcase_add_test(tc, fail_records_message_and_returns_code);
     tcase_add_test(tc, wrap_prefixes_context);
     tcase_add_test(tc, local_layers_follow_the_pattern);
+    tcase_add_test(tc, escape_bytes_shows_non_printable_bytes);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

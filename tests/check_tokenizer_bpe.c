@@ -500,6 +500,14 @@ START_TEST(unsupported_json_fails_clearly)
                       ", \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -4}, \"merges\": []}}",
                       LW_ERR_FORMAT, "model.vocab['a']");
     expect_load_error("syntax", "{\"model\": ", LW_ERR_FORMAT, "tokenizer.json:");
+    /* A BOM is named, not printed raw inside jansson's "near ''". */
+    /* jansson opens a directory and reports "expected near end of file". */
+    const char *dir = tl_tmpdir("tok_dir");
+    lw_tokenizer *tok;
+    ck_assert_int_eq(lw_tokenizer_load(LW_TOKENIZER_BPE_JSON, dir, &tok), LW_ERR_FORMAT);
+    ck_assert_msg(strstr(lw_last_error(), "is a directory, expected a JSON file"), "%s", lw_last_error());
+    expect_load_error("bom", "\xEF\xBB\xBF{\"model\": {}}", LW_ERR_FORMAT,
+                      "tokenizer.json:1: starts with a UTF-8 byte-order mark (EF BB BF); save the file without it");
 }
 END_TEST
 

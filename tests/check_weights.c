@@ -369,8 +369,10 @@ START_TEST(safetensors_llama_names_and_dtypes)
 {
     const char *dir = tl_tmpdir("st_llama");
     char path[512];
-    /* embed [3, 2] F32, q_proj [2, 2] BF16, model.norm [2] F16, an int buffer (skipped). */
-    uint8_t data[24 + 8 + 4 + 8];
+    /* embed [3, 2] F32, q_proj [2, 2] BF16, model.norm and the post-attention
+     * norm [2] F16 (the same values, each its own bytes), an int buffer
+     * (skipped). */
+    uint8_t data[24 + 8 + 4 + 4 + 8];
     float emb[6] = {1, 2, 3, 4, 5, 6};
     uint16_t q[4] = {0x3f80, 0xc000, 0x4040, 0x0000};   /* 1, -2, 3, 0 */
     uint16_t norm[2] = {0x3c00, 0xb800};                 /* 1, -0.5 */
@@ -378,15 +380,16 @@ START_TEST(safetensors_llama_names_and_dtypes)
     memcpy(data, emb, 24);
     memcpy(data + 24, q, 8);
     memcpy(data + 32, norm, 4);
-    memcpy(data + 36, &ids, 8);
+    memcpy(data + 36, norm, 4);
+    memcpy(data + 40, &ids, 8);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     write_st(path,
              "{\"__metadata__\":{\"format\":\"pt\"},"
              "\"model.embed_tokens.weight\":{\"dtype\":\"F32\",\"shape\":[3,2],\"data_offsets\":[0,24]},"
              "\"model.layers.0.self_attn.q_proj.weight\":{\"dtype\":\"BF16\",\"shape\":[2,2],\"data_offsets\":[24,32]},"
              "\"model.norm.weight\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[32,36]},"
-             "\"model.layers.0.post_attention_layernorm.weight\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[32,36]},"
-             "\"position_ids\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[36,44]}}",
+             "\"model.layers.0.post_attention_layernorm.weight\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[36,40]},"
+             "\"position_ids\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[40,48]}}",
              data, sizeof data);
     snprintf(path, sizeof path, "%s/config.json", dir);
     tl_write_file(path, "{\"model_type\":\"llama\",\"hidden_size\":2,\"num_hidden_layers\":1,"
@@ -428,17 +431,18 @@ START_TEST(safetensors_gemma_sharded)
 {
     const char *dir = tl_tmpdir("st_gemma");
     char path[512];
-    float a[2] = {0.25f, -1.0f}, b[4] = {1, 2, 3, 4};
+    /* Three norms of the same values, then down_proj and a norm. */
+    float a[6] = {0.25f, -1.0f, 0.25f, -1.0f, 0.25f, -1.0f}, b[6] = {1, 2, 3, 4, 0.5f, 0.5f};
     snprintf(path, sizeof path, "%s/model-00001-of-00002.safetensors", dir);
     write_st(path,
              "{\"model.layers.0.pre_feedforward_layernorm.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-             "\"model.layers.0.post_attention_layernorm.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-             "\"model.layers.0.self_attn.q_norm.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+             "\"model.layers.0.post_attention_layernorm.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]},"
+             "\"model.layers.0.self_attn.q_norm.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[16,24]}}",
              a, sizeof a);
     snprintf(path, sizeof path, "%s/model-00002-of-00002.safetensors", dir);
     write_st(path,
              "{\"model.layers.0.mlp.down_proj.weight\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]},"
-             "\"model.layers.0.post_feedforward_layernorm.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+             "\"model.layers.0.post_feedforward_layernorm.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[16,24]}}",
              b, sizeof b);
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
     tl_write_file(path, "{\"metadata\":{},\"weight_map\":{"
@@ -500,6 +504,45 @@ START_TEST(safetensors_errors)
 }
 END_TEST
 
+/* Every entry's data_offsets is checked at open, the skipped (non-float)
+ * ones too; ranges must not overlap; a gap between tensors is allowed. */
+START_TEST(safetensors_overlapping_ranges)
+{
+    const char *dir = tl_tmpdir("st_ranges");
+    char path[512];
+    float d[5] = {1, 2, 3, 4, 5};
+    lw_weights *w = NULL;
+    snprintf(path, sizeof path, "%s/overlap.safetensors", dir);
+    write_st(path, "{\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                   "\"lm_head.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", d, 12);
+    expect_error(lw_weights_open(path, LW_WEIGHTS_SAFETENSORS, &w), LW_ERR_FORMAT, path, "overlap");
+    ck_assert_ptr_nonnull(strstr(lw_last_error(), "\"model.norm.weight\" [0, 8]"));
+    ck_assert_ptr_nonnull(strstr(lw_last_error(), "\"lm_head.weight\" [4, 12]"));
+
+    /* An integer buffer is never loaded, but its range is still checked. */
+    snprintf(path, sizeof path, "%s/skipped.safetensors", dir);
+    write_st(path, "{\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                   "\"position_ids\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", d, 8);
+    expect_error(lw_weights_open(path, LW_WEIGHTS_SAFETENSORS, &w), LW_ERR_FORMAT, "position_ids", "overlap");
+    snprintf(path, sizeof path, "%s/float.safetensors", dir);
+    write_st(path, "{\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                   "\"position_ids\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0.5,8]}}", d, 8);
+    expect_error(lw_weights_open(path, LW_WEIGHTS_SAFETENSORS, &w), LW_ERR_FORMAT, "\"position_ids\"",
+                 "data_offsets is [0.5, 8], expected two non-negative integers");
+    snprintf(path, sizeof path, "%s/backwards.safetensors", dir);
+    write_st(path, "{\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,0]}}", d, 8);
+    expect_error(lw_weights_open(path, LW_WEIGHTS_SAFETENSORS, &w), LW_ERR_FORMAT, "model.norm.weight",
+                 "[8, 0] run backwards");
+    ck_assert_ptr_null(w);
+
+    snprintf(path, sizeof path, "%s/gap.safetensors", dir);
+    write_st(path, "{\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                   "\"lm_head.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[12,20]}}", d, 20);
+    ck_assert_msg(lw_weights_open(path, LW_WEIGHTS_SAFETENSORS, &w) == LW_OK, "%s", lw_last_error());
+    lw_weights_close(w);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("weights");
@@ -517,6 +560,7 @@ int main(void)
     tcase_add_test(tc, safetensors_llama_names_and_dtypes);
     tcase_add_test(tc, safetensors_gemma_sharded);
     tcase_add_test(tc, safetensors_errors);
+    tcase_add_test(tc, safetensors_overlapping_ranges);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }
