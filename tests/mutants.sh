@@ -152,6 +152,8 @@ while IFS="$tab" read -r name file first search replace desc; do
     NOBUILD) bad=$((bad + 1)); tail -n 5 "$tmp/suite.log" ;;
     esac
     printf '%-26s %-9s %-28s %4d s  %s\n' "$name" "$verdict" "${by:--}" $(($(now) - t0)) "$desc" | tee -a "$results"
+    # the first failure the killing suite reported, to tell a real kill from a broken run
+    [ $verdict = KILLED ] && grep -m 1 -E ':[FE]:' "$tmp/suite.log" | sed 's|^.*/tests/|    why: tests/|' | cut -c 1-200
 done < "$list"
 
 echo "mutants: $(($(now) - start)) s in all (OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS, make -j$jobs)"
