@@ -321,6 +321,59 @@ START_TEST(input_norm_standardises)
 }
 END_TEST
 
+/* Weight decay only where a tensor's decay flag says: with zero gradients
+ * one AdamW step moves nothing but decay, so every tensor without it
+ * (biases, LayerNorm weights, out_scale, the input_norm buffers) keeps its
+ * bits and every tensor with it (the matrices and queries) shrinks, entry
+ * by entry. The flags themselves: decay exactly on the 2-D tensors. */
+static void decay_only_where_flagged(lw_bridge_kind kind)
+{
+    lw_bridge b;
+    lw_bridge_config cfg = tiny_config(kind, LW_CALIB_RMS);
+    ck_assert_int_eq(lw_bridge_create(&b, &cfg, S, R, 1.5f), LW_OK);
+    lw_rng rng;
+    lw_rng_seed(&rng, 21);
+    fill_normal(b.params, b.n_params, 0.5, &rng);
+    for (size_t i = 0; i < b.n_params; i++)   /* no zeros: decay must show on every entry */
+        if (fabsf(b.params[i]) < 1e-3f) b.params[i] = 0.25f;
+    float *before = malloc(b.n_params * sizeof(float));
+    ck_assert_ptr_nonnull(before);
+    memcpy(before, b.params, b.n_params * sizeof(float));
+    lw_bridge_zero_grad(&b);
+    lw_adamw opt;
+    ck_assert_int_eq(lw_adamw_init(&opt, b.n_params, lw_adamw_defaults()), LW_OK);
+    lw_bridge_adamw_step(&b, &opt, 0.1f, 0.5f);
+    int decayed = 0, kept = 0;
+    for (int i = 0; i < b.n_tensors; i++) {
+        const lw_bridge_tensor *t = &b.tensors[i];
+        ck_assert_msg(t->decay == (t->ndim == 2), "%s: decay %d on a %d-D tensor", t->name, t->decay, t->ndim);
+        const float *p = b.params + t->offset, *p0 = before + t->offset;
+        if (!t->decay || !t->trainable) {
+            ck_assert_msg(memcmp(p, p0, t->count * sizeof(float)) == 0, "%s changed without decay", t->name);
+            kept++;
+            continue;
+        }
+        for (size_t j = 0; j < t->count; j++)
+            ck_assert_msg(fabsf(p[j] - 0.95f * p0[j]) <= 1e-6f * fabsf(p0[j]), "%s[%zu]: %g after %g, want x0.95",
+                          t->name, j, (double)p[j], (double)p0[j]);
+        decayed++;
+    }
+    ck_assert_int_ge(decayed, 1);
+    ck_assert_int_ge(kept, 4);   /* the buffers, a bias, out_scale at least */
+    ck_assert_ptr_nonnull(lw_bridge_find(&b, "out_scale"));
+    lw_adamw_free(&opt);
+    free(before);
+    lw_bridge_free(&b);
+}
+
+START_TEST(weight_decay_skips_biases_norms_and_scale)
+{
+    decay_only_where_flagged(LW_BRIDGE_PERCEIVER);
+    decay_only_where_flagged(LW_BRIDGE_MLP);
+    decay_only_where_flagged(LW_BRIDGE_LINEAR);
+}
+END_TEST
+
 START_TEST(bad_configs_are_refused)
 {
     lw_bridge b;
@@ -357,6 +410,7 @@ int main(void)
     tcase_add_test(tc, linear_matches_pytorch);
     tcase_add_test(tc, names_and_layout);
     tcase_add_test(tc, input_norm_standardises);
+    tcase_add_test(tc, weight_decay_skips_biases_norms_and_scale);
     tcase_add_test(tc, bad_configs_are_refused);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);

@@ -151,6 +151,21 @@ START_TEST(bad_lines_name_file_and_line)
     expect_error(write_tmp(dir, "array.jsonl", buf), &t, "array.jsonl:2:");
     expect_error(write_tmp(dir, "empty.jsonl", "\n\n"), &t, "no examples");
     lw_dataset d;
+    /* a row whose label is missing, null or not a string is refused, not
+     * taken as label 0 (each after a good line and a blank one: line 3) */
+    const char *no_label[][2] = {{"missing.jsonl", "{\"text\": \"b\"}"},
+                                 {"null.jsonl", "{\"text\": \"b\", \"label\": null}"},
+                                 {"number.jsonl", "{\"text\": \"b\", \"label\": 3}"},
+                                 {"zero.jsonl", "{\"text\": \"b\", \"label\": 0}"}};
+    for (size_t i = 0; i < sizeof no_label / sizeof *no_label; i++) {
+        char needle[64];
+        snprintf(buf, sizeof buf, "%s\n%s\n%s", ok, no_label[i][1], ok);
+        snprintf(needle, sizeof needle, "%s:3: expected an object", no_label[i][0]);
+        expect_error(write_tmp(dir, no_label[i][0], buf), &t, needle);
+    }
+    /* the same rows last in the file, with no newline after them */
+    snprintf(buf, sizeof buf, "%s%s", ok, no_label[0][1]);
+    expect_error(write_tmp(dir, "missing_last.jsonl", buf), &t, "missing_last.jsonl:2: expected an object");
     ck_assert_int_eq(lw_dataset_load("/nonexistent/x.jsonl", &t, 0, &d), LW_ERR_IO);
     lw_task_free(&t);
 }

@@ -282,6 +282,65 @@ START_TEST(merged_equals_unmerged)
 }
 END_TEST
 
+/* Merging adds (alpha / r) B A to each targeted weight, as PEFT scales
+ * it: rank 4 and alpha 2 (scale 0.5, neither 1 nor alpha), the difference
+ * of every targeted matrix against B A summed here in double. With
+ * merged_equals_unmerged this pins the scale of the unmerged path too. */
+START_TEST(merge_adds_alpha_over_rank_b_a)
+{
+    lw_model_config c = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
+    fixture f;
+    setup(&f, &c, ALL_TARGETS, 2, 0.0f, 61);
+    lw_lora_free(&f.lora);
+    lw_lora_config lc = {.rank = 4, .alpha = 2.0f, .targets = ALL_TARGETS};
+    ck_assert_int_eq(lw_lora_create(&f.lora, &lc, f.m), LW_OK);
+    lw_lora_init(&f.lora, 62);
+    randomize_b(&f, 63);
+    int checked = 0;
+    /* the targeted matrices before merging, one after another */
+    size_t total = 0;
+    for (int l = 0; l < f.lora.n_layers; l++)
+        for (int t = 0; t < LW_LORA_N_TARGETS; t++) {
+            const lw_lora_slot *sl = lw_lora_slot_at(&f.lora, l, (lw_lora_target)t);
+            ck_assert(sl->on);
+            total += (size_t)sl->out * sl->in;
+        }
+    float *copy = malloc(total * sizeof(float)), *at = copy;
+    for (int l = 0; l < f.lora.n_layers; l++) {
+        lw_layer_weights *L = &f.m->layers[l];
+        float *w[LW_LORA_N_TARGETS] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+        for (int t = 0; t < LW_LORA_N_TARGETS; t++) {
+            const lw_lora_slot *sl = lw_lora_slot_at(&f.lora, l, (lw_lora_target)t);
+            memcpy(at, w[t], (size_t)sl->out * sl->in * sizeof(float));
+            at += (size_t)sl->out * sl->in;
+        }
+    }
+    ck_assert_int_eq(lw_lora_merge(&f.lora, f.m), LW_OK);
+    at = copy;
+    for (int l = 0; l < f.lora.n_layers; l++) {
+        lw_layer_weights *L = &f.m->layers[l];
+        float *w[LW_LORA_N_TARGETS] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+        for (int t = 0; t < LW_LORA_N_TARGETS; t++, checked++) {
+            const lw_lora_slot *sl = lw_lora_slot_at(&f.lora, l, (lw_lora_target)t);
+            const float *A = f.lora.p.params + sl->a, *B = f.lora.p.params + sl->b;
+            for (int o = 0; o < sl->out; o++)
+                for (int i = 0; i < sl->in; i++) {
+                    double ba = 0.0;
+                    for (int k = 0; k < 4; k++) ba += (double)B[(size_t)o * 4 + k] * A[(size_t)k * sl->in + i];
+                    double got = (double)w[t][(size_t)o * sl->in + i] - at[(size_t)o * sl->in + i];
+                    ck_assert_msg(fabs(got - 0.5 * ba) <= 1e-5 * (1.0 + fabs(at[(size_t)o * sl->in + i])),
+                                  "layer %d target %d [%d, %d]: merged - base %g, 0.5 BA %g", l, t, o, i, got,
+                                  0.5 * ba);
+                }
+            at += (size_t)sl->out * sl->in;
+        }
+    }
+    ck_assert_int_eq(checked, f.lora.n_layers * LW_LORA_N_TARGETS);
+    free(copy);
+    teardown(&f);
+}
+END_TEST
+
 /* Names, shapes and config in the file; a reload is bit-exact; a LoRA of
  * another shape is refused. */
 START_TEST(save_load_with_peft_names)
@@ -548,6 +607,7 @@ int main(void)
     tcase_add_test(tc, lora_gradients_with_dropout);
     tcase_add_test(tc, check_catches_a_wrong_gradient);
     tcase_add_test(tc, merged_equals_unmerged);
+    tcase_add_test(tc, merge_adds_alpha_over_rank_b_a);
     tcase_add_test(tc, save_load_with_peft_names);
     tcase_add_test(tc, resume_is_bit_exact);
     tcase_add_test(tc, non_finite_values_are_refused);

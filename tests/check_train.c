@@ -219,6 +219,51 @@ START_TEST(packed_steps_follow_one_example_at_a_time)
 }
 END_TEST
 
+/* Two logged values of one quantity by two paths: equal to ~1e-5 relative
+ * (the log keeps 6 decimals, hence the absolute floor). */
+static void assert_logged_close(double got, double want, const char *what, int step)
+{
+    ck_assert_msg(fabs(got - want) <= 1e-5 * fabs(want) + 2e-6, "step %d %s: %.8g, expected %.8g", step, what, got,
+                  want);
+}
+
+/* Gradient accumulation is the mean over the whole step: batch 4 x
+ * grad_accum 2 and batch 8 x 1 draw the same 8 examples a step (one seed)
+ * and, with clipping off, log the same loss and gradient norm and step to
+ * the same parameters. A gradient scaled by 1/batch instead would log
+ * twice the norm (and clip at the wrong point). */
+START_TEST(grad_accum_matches_one_big_batch)
+{
+    const char *dir = tl_tmpdir("train_accum");
+    char dir_a[4200], dir_b[4200];
+    snprintf(dir_a, sizeof dir_a, "%s/accum", dir);
+    snprintf(dir_b, sizeof dir_b, "%s/batch", dir);
+    pair a, b;
+    setup(&a, 0.1f, 6);
+    setup(&b, 0.1f, 6);
+    lw_train_options oa = options(2), ob = options(2);
+    oa.cfg.grad_clip = ob.cfg.grad_clip = 0.0f;
+    ob.cfg.batch = 8, ob.cfg.grad_accum = 1;
+    oa.out_dir = dir_a, ob.out_dir = dir_b;
+    lw_train_result ra, rb;
+    ck_assert_int_eq(lw_train_run(&a.trainer, &a.states, &a.data, &oa, &ra), LW_OK);
+    ck_assert_int_eq(lw_train_run(&b.trainer, &b.states, &b.data, &ob, &rb), LW_OK);
+    double loss_a[2], loss_b[2], gn_a[2], gn_b[2];
+    ck_assert_int_eq(tl_read_train_log(dir_a, 2, loss_a, gn_a), 2);
+    ck_assert_int_eq(tl_read_train_log(dir_b, 2, loss_b, gn_b), 2);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_msg(gn_b[i] > 1e-3, "step %d: grad_norm %g is too small to compare", i + 1, gn_b[i]);
+        assert_logged_close(loss_a[i], loss_b[i], "loss", i + 1);
+        assert_logged_close(gn_a[i], gn_b[i], "grad_norm", i + 1);
+    }
+    ck_assert_msg(fabs(ra.last_loss - rb.last_loss) <= 1e-5 * fabs(rb.last_loss), "last loss %.8g, expected %.8g",
+                  ra.last_loss, rb.last_loss);
+    tl_assert_close_to_scale(a.bridge.params, b.bridge.params, a.bridge.n_params, 1e-5, "bridge parameters");
+    teardown(&a);
+    teardown(&b);
+}
+END_TEST
+
 START_TEST(bad_options_are_refused)
 {
     pair p;
@@ -419,6 +464,7 @@ int main(void)
     tcase_add_test(tc, training_separates_the_classes);
     tcase_add_test(tc, packed_steps_follow_one_example_at_a_time);
     tcase_add_test(tc, resumed_run_is_bit_exact);
+    tcase_add_test(tc, grad_accum_matches_one_big_batch);
     tcase_add_test(tc, bad_options_are_refused);
     tcase_add_test(tc, sender_cache_matches_the_sender_and_is_reused);
     tcase_add_test(tc, receiver_layout_renders_the_chat_template);

@@ -215,6 +215,42 @@ START_TEST(packed_steps_follow_one_example_at_a_time)
 }
 END_TEST
 
+/* Clipping takes the bridge's and the adapters' gradients as one vector:
+ * with clipping off, the logged grad_norm of a step is the joint norm of
+ * the gradients the step leaves; with a clip below it, the gradients the
+ * optimiser saw have joint norm max_norm (each part scaled alike). */
+START_TEST(clipping_norm_joins_bridge_and_adapters)
+{
+    const char *dir = tl_tmpdir("train_adapters_clip");
+    char out[4200];
+    snprintf(out, sizeof out, "%s/noclip", dir);
+    pair p;
+    setup(&p, 51, true);
+    lw_train_options o = options(1, out, NULL);
+    o.cfg.grad_clip = 0.0f;
+    lw_train_result r;
+    ck_assert_int_eq(lw_train_run(&p.trainer, &p.states, &p.data, &o, &r), LW_OK);
+    double nb = lw_grad_norm(p.bridge.grads, p.bridge.n_params), na2 = lw_adapter_set_grad_sq(&p.set);
+    double joint = sqrt(nb * nb + na2), logged;
+    /* the adapters' share is small (a norm of ~3 beside ~120) but far above the tolerances below */
+    ck_assert_msg(joint - nb > 1e-4 * joint, "the adapters' gradient (%g) is too small against the bridge's (%g)",
+                  sqrt(na2), nb);
+    ck_assert_int_eq(tl_read_train_log(out, 1, NULL, &logged), 1);
+    ck_assert_msg(fabs(logged - joint) <= 1e-5 * joint + 2e-6, "logged grad_norm %.8g, joint norm %.8g (bridge %.8g)",
+                  logged, joint, nb);
+    teardown(&p);
+
+    setup(&p, 51, true);
+    o = options(1, NULL, NULL);
+    o.cfg.grad_clip = (float)(0.5 * joint);
+    ck_assert_int_eq(lw_train_run(&p.trainer, &p.states, &p.data, &o, &r), LW_OK);
+    nb = lw_grad_norm(p.bridge.grads, p.bridge.n_params), na2 = lw_adapter_set_grad_sq(&p.set);
+    ck_assert_msg(fabs(sqrt(nb * nb + na2) - o.cfg.grad_clip) <= 1e-5 * o.cfg.grad_clip,
+                  "clipped joint norm %.8g, max_norm %.8g", sqrt(nb * nb + na2), (double)o.cfg.grad_clip);
+    teardown(&p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("train_adapters");
@@ -223,6 +259,7 @@ int main(void)
     tcase_add_test(tc, adapter_gradients_through_the_trainer);
     tcase_add_test(tc, train_run_moves_saves_and_resumes_adapters);
     tcase_add_test(tc, packed_steps_follow_one_example_at_a_time);
+    tcase_add_test(tc, clipping_norm_joins_bridge_and_adapters);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

@@ -266,6 +266,47 @@ END_TEST
 START_TEST(packed_lora_follows_one_example_at_a_time) { packed_follows_one_example_at_a_time(LW_TEXT_LORA, 1e-2f); }
 END_TEST
 
+/* Gradient accumulation is the mean over the whole step: batch 4 x
+ * grad_accum 2 against batch 8 x 1 (the same 8 examples a step), clipping
+ * off: the same logged loss and gradient norm, the same parameters. */
+static void grad_accum_matches_one_big_batch(lw_text_method method, float lr, const char *name)
+{
+    char dir_a[4200], dir_b[4200];
+    snprintf(dir_a, sizeof dir_a, "%s/accum", tl_tmpdir(name));
+    snprintf(dir_b, sizeof dir_b, "%s/batch", tl_tmpdir(name));
+    setup a, b;
+    setup_open(&a, method, 3);
+    setup_open(&b, method, 3);
+    lw_train_options oa = options(2, lr), ob = oa;
+    oa.cfg.grad_clip = ob.cfg.grad_clip = 0.0f;
+    ob.cfg.batch = 8, ob.cfg.grad_accum = 1;
+    oa.out_dir = dir_a, ob.out_dir = dir_b;
+    lw_train_result ra, rb;
+    ck_assert_int_eq(lw_text_train_run(&a.t, &a.prompts, &a.data, &oa, &ra), LW_OK);
+    ck_assert_int_eq(lw_text_train_run(&b.t, &b.prompts, &b.data, &ob, &rb), LW_OK);
+    double loss_a[2], loss_b[2], gn_a[2], gn_b[2];
+    ck_assert_int_eq(tl_read_train_log(dir_a, 2, loss_a, gn_a), 2);
+    ck_assert_int_eq(tl_read_train_log(dir_b, 2, loss_b, gn_b), 2);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_msg(gn_b[i] > 1e-3, "%s step %d: grad_norm %g is too small to compare", name, i + 1, gn_b[i]);
+        ck_assert_msg(fabs(loss_a[i] - loss_b[i]) <= 1e-5 * fabs(loss_b[i]) + 2e-6, "%s step %d loss: %.8g, %.8g",
+                      name, i + 1, loss_a[i], loss_b[i]);
+        ck_assert_msg(fabs(gn_a[i] - gn_b[i]) <= 1e-5 * fabs(gn_b[i]) + 2e-6, "%s step %d grad_norm: %.8g, %.8g",
+                      name, i + 1, gn_a[i], gn_b[i]);
+    }
+    size_t n;
+    float *g, *pa = lw_text_trainer_params(&a.t, &g, &n), *pb = lw_text_trainer_params(&b.t, &g, &n);
+    tl_assert_close_to_scale(pa, pb, n, 1e-5, name);
+    setup_close(&a);
+    setup_close(&b);
+}
+
+START_TEST(prompt_tuning_grad_accum_matches_one_big_batch)
+{
+    grad_accum_matches_one_big_batch(LW_TEXT_PROMPT_TUNING, 1e-1f, "tb_accum_prompt");
+}
+END_TEST
+
 START_TEST(bad_prompts_are_refused)
 {
     setup s;
@@ -300,6 +341,7 @@ int main(void)
     tcase_add_test(c, lora_resumes_bit_exact_and_reopens);
     tcase_add_test(c, packed_prompt_tuning_follows_one_example_at_a_time);
     tcase_add_test(c, packed_lora_follows_one_example_at_a_time);
+    tcase_add_test(c, prompt_tuning_grad_accum_matches_one_big_batch);
     tcase_add_test(c, bad_prompts_are_refused);
     suite_add_tcase(s, c);
     return tl_run_suite(s);

@@ -1,5 +1,6 @@
 #include "testlib.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -100,6 +101,27 @@ char *tl_read_file(const char *path, size_t *len)
     fclose(f);
     if (buf) { buf[n] = 0; if (len) *len = (size_t)n; }
     return buf;
+}
+
+int tl_read_train_log(const char *out_dir, int max_rows, double *loss, double *grad_norm)
+{
+    char path[TL_PATH + 32];
+    snprintf(path, sizeof path, "%s/train_log.jsonl", out_dir);
+    char *text = tl_read_file(path, NULL);
+    ck_assert_msg(text != NULL, "cannot read %s", path);
+    int rows = 0;
+    for (char *line = strtok(text, "\n"); line && rows < max_rows; line = strtok(NULL, "\n"), rows++) {
+        json_error_t err;
+        json_t *o = json_loads(line, 0, &err);
+        ck_assert_msg(json_is_object(o), "%s:%d: not a JSON object (%s)", path, rows + 1, err.text);
+        json_t *l = json_object_get(o, "loss"), *g = json_object_get(o, "grad_norm");
+        ck_assert_msg(json_is_number(l) && json_is_number(g), "%s:%d: no numeric loss and grad_norm", path, rows + 1);
+        if (loss) loss[rows] = json_number_value(l);
+        if (grad_norm) grad_norm[rows] = json_number_value(g);
+        json_decref(o);
+    }
+    free(text);
+    return rows;
 }
 
 void tl_write_file(const char *path, const char *text)

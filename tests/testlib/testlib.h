@@ -43,6 +43,11 @@ int tl_run_command(int (*cmd)(const lw_pair *, int, char **), const lw_pair *pai
  * scale is not 0): two runs of one computation by different paths. */
 void tl_assert_close_to_scale(const float *got, const float *want, size_t n, double rel, const char *what);
 
+/* Reads out_dir/train_log.jsonl (train.h): the first max_rows steps' "loss"
+ * and "grad_norm" into loss[] and grad_norm[] (either may be NULL); fails
+ * the test on a line that is not such a JSON object. Returns the row count. */
+int tl_read_train_log(const char *out_dir, int max_rows, double *loss, double *grad_norm);
+
 /* Runs a suite with CK_NORMAL output; returns the process exit code. */
 int tl_run_suite(Suite *s);
 
