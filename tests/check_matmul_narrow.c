@@ -371,6 +371,9 @@ START_TEST(backward_every_path_every_shape)
     for (int a = 0; a < NS; a++)
         for (int c = 0; c < NS; c++)
             for (int d = 0; d < NS; d++) check_backward_shape(Ts[a], Ins[c], Outs[d]);
+    /* enough weight rows (out * ld * 2 bytes > 1 MB) that the AVX-512 path
+     * sums dx over several blocks of rows */
+    check_backward_shape(5, 577, 1000);
 }
 END_TEST
 
