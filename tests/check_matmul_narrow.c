@@ -10,9 +10,12 @@
  * their order of summation are therefore within 2*gamma(n) * sum|x||w| of
  * each other, whatever the order. Rounding an fp32 to bf16 (8 significant
  * bits, to nearest) moves it by at most 2^-8 of itself, which bounds what
- * the rounding of x (forward) adds against the fp32 product. */
+ * the rounding of x (forward) adds against the fp32 product. Quantising to
+ * int8 with scale d moves a value by at most d/2, which bounds the int8
+ * product against fp32 term by term (check_q8_forward_shape). */
 #include "testlib.h"
 #include "op_matmul_bf16.h"
+#include "op_matmul_q8.h"
 #include "ops.h"
 
 #include <math.h>
@@ -377,6 +380,143 @@ START_TEST(backward_every_path_every_shape)
 }
 END_TEST
 
+
+/* ---- int8 (Q8_0-style weights, per-row int8 activations) --------------- */
+
+/* d (1/2 + 2^-14) bounds |v - d q|: d/2 from rounding to an integer, plus
+ * the fp32 rounding of v * (1/d), at most 2 u * 127 of d. */
+#define Q8_HALF (0.5 + ldexp(1.0, -14))
+
+START_TEST(q8_quantize_row_bounds)
+{
+    rng_seed(8);
+    enum { N = 1000 };
+    float x[N];
+    int8_t q[N];
+    for (int rep = 0; rep < 20; rep++) {
+        float mag = ldexpf(1.0f, rep - 10);
+        for (int i = 0; i < N; i++) x[i] = rng_uniform() * mag;
+        float d;
+        lw_q8_quantize_row(q, &d, x, N);
+        int top = 0;
+        for (int i = 0; i < N; i++) {
+            ck_assert_int_le(abs(q[i]), 127);
+            top = abs(q[i]) > top ? abs(q[i]) : top;
+            ck_assert_msg(fabs((double)x[i] - (double)d * q[i]) <= Q8_HALF * d, "x %.9g q %d d %.9g", x[i], q[i], d);
+        }
+        ck_assert_int_eq(top, 127); /* the largest value uses the full range */
+    }
+    for (int i = 0; i < N; i++) x[i] = 0.0f;
+    float d = 1;
+    lw_q8_quantize_row(q, &d, x, N);
+    ck_assert_float_eq(d, 0.0f);
+    for (int i = 0; i < N; i++) ck_assert_int_eq(q[i], 0);
+}
+END_TEST
+
+START_TEST(q8_matrix_blocks_padding_and_correction)
+{
+    rng_seed(9);
+    enum { OUT = 5, IN = 70 };
+    float *w = rand_array(OUT * IN);
+    lw_q8_matrix m;
+    ck_assert_int_eq(lw_q8_matrix_pack(&m, w, OUT, IN), LW_OK);
+    ck_assert_int_eq(m.ld % 64, 0);
+    ck_assert_int_ge(m.ld, IN);
+    ck_assert_uint_eq((uintptr_t)m.q % 64, 0);
+    int nb = m.ld / LW_Q8_BLOCK;
+    for (int o = 0; o < OUT; o++) {
+        double corr = 0;
+        for (int bk = 0; bk < nb; bk++) {
+            float d = m.d[o * nb + bk];
+            int qs = 0;
+            for (int i = bk * 32; i < (bk + 1) * 32; i++) {
+                int8_t q = m.q[o * m.ld + i];
+                qs += q;
+                if (i >= IN) ck_assert_int_eq(q, 0);
+                else ck_assert(fabs((double)w[o * IN + i] - (double)d * q) <= Q8_HALF * d);
+            }
+            if (bk * 32 >= IN) ck_assert_float_eq(d, 0.0f);
+            corr += 128.0 * d * qs;
+        }
+        ck_assert(fabs(corr - m.corr[o]) <= 1e-6 * (fabs(corr) + 1));
+    }
+    lw_q8_matrix_free(&m);
+    ck_assert_ptr_null(m.q);
+    ck_assert_int_eq(lw_q8_matrix_pack(&m, w, OUT, 0), LW_ERR_INVALID);
+    free(w);
+}
+END_TEST
+
+/* Every path against the scalar reference and against fp32 BLAS. The int8
+ * block sums are exact on every path; what differs is fp32 rounding of the
+ * scaled sums, bounded by gamma(nb + 24) of M = sx sum_i d (|qx_i| + 128)
+ * |qw_i| (the +128 is the AVX-512 path's unsigned offset, removed at the
+ * end) on each side. Against fp32: the quantisation moves x_i by at most
+ * sx/2 and w_i by at most d/2 (Q8_HALF), so the exact int8 product is within
+ * sum_i (sx/2 |w_i| + |x_i| d/2 + sx d / 4) of x w, plus those roundings and
+ * BLAS's own gamma(in) sum|x w|. */
+static void check_q8_forward_shape(int T, int in, int out, int with_bias, double *worst_share)
+{
+    float *x = rand_array((size_t)T * in), *w = rand_array((size_t)out * in);
+    float *b = with_bias ? rand_array(out) : NULL;
+    size_t n = (size_t)T * out;
+    float *y = alloc_floats(n), *yref = alloc_floats(n), *yfp32 = alloc_floats(n);
+    double *bnd_order = malloc(n * sizeof *bnd_order), *bnd_quant = malloc(n * sizeof *bnd_quant);
+    int8_t *xq = malloc((size_t)in);
+    ck_assert(bnd_order && bnd_quant && xq);
+    lw_q8_matrix m;
+    ck_assert_int_eq(lw_q8_matrix_pack(&m, w, out, in), LW_OK);
+    int nb = m.ld / LW_Q8_BLOCK;
+    double g = gamma_n(nb + 24), u = ldexp(1.0, -24);
+    for (int t = 0; t < T; t++) {
+        float sx;
+        lw_q8_quantize_row(xq, &sx, x + (size_t)t * in, in);
+        for (int o = 0; o < out; o++) {
+            double M = 0, quant = 0, s = 0;
+            for (int i = 0; i < in; i++) {
+                double d = m.d[(size_t)o * nb + i / 32], xi = x[(size_t)t * in + i], wi = w[(size_t)o * in + i];
+                M += (double)sx * d * (abs(xq[i]) + 128) * abs(m.q[(size_t)o * m.ld + i]);
+                quant += Q8_HALF * (sx * fabs(wi) + fabs(xi) * d) + Q8_HALF * Q8_HALF * sx * d;
+                s += fabs(xi * wi);
+            }
+            double bb = b ? fabs(b[o]) : 0;
+            size_t k = (size_t)t * out + o;
+            bnd_order[k] = 2 * (2 * g * M + 2 * u * bb);
+            bnd_quant[k] = quant + 2 * g * M + 2 * u * bb + gamma_n(in + 1) * (s + bb);
+        }
+    }
+    ck_assert_int_eq(matmul_q8_forward_on(LW_CPU_SCALAR, yref, x, &m, b, T), LW_OK);
+    matmul_forward(yfp32, x, w, b, T, in, out);
+    char what[96];
+    for (int p = LW_CPU_SCALAR; p <= (int)lw_cpu_path_detected(); p++) {
+        for (size_t k = 0; k < n; k++) y[k] = NAN;
+        ck_assert_int_eq(matmul_q8_forward_on((lw_cpu_path)p, y, x, &m, b, T), LW_OK);
+        snprintf(what, sizeof what, "q8 %s T=%d in=%d out=%d vs scalar", lw_cpu_path_name(p), T, in, out);
+        assert_within(y, yref, bnd_order, n, what);
+        snprintf(what, sizeof what, "q8 %s T=%d in=%d out=%d vs fp32 BLAS", lw_cpu_path_name(p), T, in, out);
+        assert_within(y, yfp32, bnd_quant, n, what);
+        for (size_t k = 0; k < n; k++)
+            *worst_share = fmax(*worst_share, fabs((double)y[k] - yfp32[k]) / bnd_quant[k]);
+    }
+    lw_q8_matrix_free(&m);
+    free(x), free(w), free(b), free(y), free(yref), free(yfp32), free(bnd_order), free(bnd_quant), free(xq);
+}
+
+START_TEST(q8_forward_every_path_every_shape)
+{
+    rng_seed(10);
+    int k = 0;
+    double worst_share = 0;
+    for (int a = 0; a < NS; a++)
+        for (int c = 0; c < NS; c++)
+            for (int d = 0; d < NS; d++) check_q8_forward_shape(Ts[a], Ins[c], Outs[d], k++ % 2, &worst_share);
+    /* the quantisation bound is worst-case (every error the same sign); real
+     * errors take a visible share of it, so it is not vacuous */
+    ck_assert_double_gt(worst_share, 0.01);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("matmul_narrow");
@@ -395,5 +535,11 @@ int main(void)
     tcase_add_test(mm, forward_bounds_are_tight_enough_to_fail);
     tcase_add_test(mm, backward_every_path_every_shape);
     suite_add_tcase(s, mm);
+    TCase *q8 = tcase_create("matmul_q8");
+    tcase_set_timeout(q8, 60);
+    tcase_add_test(q8, q8_quantize_row_bounds);
+    tcase_add_test(q8, q8_matrix_blocks_padding_and_correction);
+    tcase_add_test(q8, q8_forward_every_path_every_shape);
+    suite_add_tcase(s, q8);
     return tl_run_suite(s);
 }

@@ -1,0 +1,41 @@
+/* Matrix products on frozen weights kept as int8 (issue 19): Q8_0-style
+ * weights (blocks of 32 int8 along a row, one fp32 scale a block, as GGUF's
+ * Q8_0 lays them out apart from its fp16 scale) against activations
+ * quantised per row to int8 with one fp32 scale, int32 dot products
+ * (AVX-512 VNNI vpdpbusd; AVX2 vpmaddubsw), fp32 accumulation across blocks.
+ *
+ *   forward   y[T,out] = (sx_t * qx[T,in]) @ (d_b * qw[out,in])^T (+ b[out])
+ *
+ * Quantisation is llama.cpp's: d = max|v| / 127, q = round(v / d), so
+ * |q| <= 127 and each value moves by at most d/2. Every path computes the
+ * same integer block sums exactly; paths differ only in the order of the
+ * fp32 sums. Forward only: the backward through int8 weights (dx = dy W)
+ * would need dy quantised too and is not written yet. Single-threaded. */
+#ifndef LW_OP_MATMUL_Q8_H
+#define LW_OP_MATMUL_Q8_H
+
+#include <stdint.h>
+
+#include "cpu_path.h"
+#include "status.h"
+
+enum { LW_Q8_BLOCK = 32 };
+
+typedef struct {
+    int8_t *q;   /* out * ld, 64-byte aligned, zero past column in */
+    float *d;    /* out * (ld / 32) block scales (0 for all-zero blocks) */
+    float *corr; /* out: 128 * sum_b d_b * sum(q in b), for the unsigned trick of vpdpbusd */
+    int out, in, ld; /* ld = in rounded up to 64 (one 512-bit load) */
+} lw_q8_matrix;
+
+lw_status lw_q8_matrix_pack(lw_q8_matrix *m, const float *w, int out, int in);
+void lw_q8_matrix_free(lw_q8_matrix *m);
+
+/* One row quantised: q[0..n) and its scale (0 for an all-zero row). */
+void lw_q8_quantize_row(int8_t *q, float *scale, const float *x, int n);
+
+lw_status matmul_q8_forward(float *y, const float *x, const lw_q8_matrix *w, const float *b, int T);
+lw_status matmul_q8_forward_on(lw_cpu_path path, float *y, const float *x, const lw_q8_matrix *w,
+                               const float *b, int T);
+
+#endif

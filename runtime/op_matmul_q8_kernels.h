@@ -1,0 +1,12 @@
+/* The per-path kernels behind op_matmul_q8.h (internal): xq[T][ld] is x
+ * quantised per row (zero past column in), sx[T] the row scales. */
+#ifndef LW_OP_MATMUL_Q8_KERNELS_H
+#define LW_OP_MATMUL_Q8_KERNELS_H
+
+#include "op_matmul_q8.h"
+
+void q8_forward_scalar(float *y, const int8_t *xq, const float *sx, const lw_q8_matrix *w, const float *b, int T);
+void q8_forward_avx2(float *y, const int8_t *xq, const float *sx, const lw_q8_matrix *w, const float *b, int T);
+void q8_forward_avx512(float *y, const int8_t *xq, const float *sx, const lw_q8_matrix *w, const float *b, int T);
+
+#endif
