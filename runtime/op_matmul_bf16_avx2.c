@@ -11,6 +11,9 @@
 
 #define TARGET_AVX2 __attribute__((target("avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
+/* The tile loops have constant trip counts once inlined; GCC -O2 does not
+ * unroll them by itself and would then keep the accumulators in memory. */
+#define UNROLL _Pragma("GCC unroll 8")
 
 /* 8 bf16 values widened to fp32 (bf16 is the top half of an fp32). */
 INLINE TARGET_AVX2 __m256 load_bf16x8(const uint16_t *p)
@@ -36,26 +39,37 @@ INLINE TARGET_AVX2 void fwd_tile(float *y, const float *xf, const lw_bf16_matrix
 {
     const int ld = w->ld, out = w->out;
     const uint16_t *wr[4];
+    UNROLL
     for (int c = 0; c < OC; c++) wr[c] = w->w + (size_t)(o0 + c < out ? o0 + c : out - 1) * ld;
     __m256 acc[4][4][2];
+    UNROLL
     for (int r = 0; r < TR; r++)
+        UNROLL
         for (int c = 0; c < OC; c++)
+            UNROLL
             for (int a = 0; a < NA; a++) acc[r][c][a] = _mm256_setzero_ps();
     /* ld is a multiple of 32, so also of 8 * NA */
     for (int k = 0; k < ld; k += 8 * NA) {
+        UNROLL
         for (int a = 0; a < NA; a++) {
             __m256 wv[4];
+            UNROLL
             for (int c = 0; c < OC; c++) wv[c] = load_bf16x8(wr[c] + k + 8 * a);
+            UNROLL
             for (int r = 0; r < TR; r++) {
                 __m256 xv = _mm256_loadu_ps(xf + (size_t)(t0 + r) * ld + k + 8 * a);
+                UNROLL
                 for (int c = 0; c < OC; c++) acc[r][c][a] = _mm256_fmadd_ps(xv, wv[c], acc[r][c][a]);
             }
         }
     }
     int nc = out - o0 < OC ? out - o0 : OC;
+    UNROLL
     for (int r = 0; r < TR; r++)
+        UNROLL
         for (int c = 0; c < nc; c++) {
             __m256 s = acc[r][c][0];
+            UNROLL
             for (int a = 1; a < NA; a++) s = _mm256_add_ps(s, acc[r][c][a]);
             y[(size_t)(t0 + r) * out + o0 + c] = hsum8(s) + (b ? b[o0 + c] : 0.0f);
         }
@@ -87,18 +101,25 @@ INLINE TARGET_AVX2 void bwd_tile(float *dx, const float *dy, const lw_bf16_matri
 {
     const int in = w->in, out = w->out, ld = w->ld;
     __m256 acc[2][4];
+    UNROLL
     for (int r = 0; r < TR; r++)
+        UNROLL
         for (int j = 0; j < 4; j++) acc[r][j] = _mm256_loadu_ps(dx + (size_t)(t0 + r) * in + i0 + 8 * j);
     for (int o = 0; o < out; o++) {
         const uint16_t *wo = w->w + (size_t)o * ld + i0;
         __m256 wv[4];
+        UNROLL
         for (int j = 0; j < 4; j++) wv[j] = load_bf16x8(wo + 8 * j);
+        UNROLL
         for (int r = 0; r < TR; r++) {
             __m256 g = _mm256_set1_ps(dy[(size_t)(t0 + r) * out + o]);
+            UNROLL
             for (int j = 0; j < 4; j++) acc[r][j] = _mm256_fmadd_ps(g, wv[j], acc[r][j]);
         }
     }
+    UNROLL
     for (int r = 0; r < TR; r++)
+        UNROLL
         for (int j = 0; j < 4; j++) _mm256_storeu_ps(dx + (size_t)(t0 + r) * in + i0 + 8 * j, acc[r][j]);
 }
 

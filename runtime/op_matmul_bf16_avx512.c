@@ -11,6 +11,9 @@
 
 #define TARGET_BF16 __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl,avx512dq")))
 #define INLINE static inline __attribute__((always_inline))
+/* The tile loops have constant trip counts once inlined; GCC -O2 does not
+ * unroll them by itself and would then keep the accumulators in memory. */
+#define UNROLL _Pragma("GCC unroll 8")
 
 /* The sums of four vectors as one 128-bit vector [sum a, sum b, sum c, sum d]:
  * ~5 instructions a sum instead of ~9 for four separate reductions, which
@@ -36,24 +39,33 @@ INLINE TARGET_BF16 void fwd_tile(float *y, const uint16_t *xb, const lw_bf16_mat
 {
     const int ld = w->ld, out = w->out;
     const uint16_t *wr[8];
+    UNROLL
     for (int c = 0; c < OC; c++) wr[c] = w->w + (size_t)(o0 + c < out ? o0 + c : out - 1) * ld;
     __m512 acc[4][8];
+    UNROLL
     for (int r = 0; r < TR; r++)
+        UNROLL
         for (int c = 0; c < OC; c++) acc[r][c] = _mm512_setzero_ps();
     for (int k = 0; k < ld; k += 32) {
         __m512bh wv[8];
+        UNROLL
         for (int c = 0; c < OC; c++) wv[c] = (__m512bh)_mm512_load_si512((const void *)(wr[c] + k));
+        UNROLL
         for (int r = 0; r < TR; r++) {
             __m512bh xv = (__m512bh)_mm512_loadu_si512((const void *)(xb + (size_t)(t0 + r) * ld + k));
+            UNROLL
             for (int c = 0; c < OC; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], xv, wv[c]);
         }
     }
     int nc = out - o0 < OC ? out - o0 : OC;
+    UNROLL
     for (int r = 0; r < TR; r++) {
         float s[8];
+        UNROLL
         for (int c = 0; c < OC; c += 4)
             _mm_storeu_ps(s + c, hsum4(acc[r][c], acc[r][c + 1], acc[r][c + 2], acc[r][c + 3]));
         float *yr = y + (size_t)(t0 + r) * out + o0;
+        UNROLL
         for (int c = 0; c < nc; c++) yr[c] = s[c] + (b ? b[o0 + c] : 0.0f);
     }
 }
@@ -104,12 +116,15 @@ INLINE TARGET_BF16 void bwd_tile(float *dx, const float *dy, const lw_bf16_matri
     const int in = w->in, out = w->out, ld = w->ld;
     const __m512i even = _mm512_loadu_si512(EVEN_IDX), odd = _mm512_loadu_si512(ODD_IDX);
     __mmask16 m[4];
+    UNROLL
     for (int j = 0; j < 4; j++) m[j] = cols_mask(in - (i0 + 16 * j));
     /* the second group may lie past the padded row (ld): load nothing there */
     const __mmask32 wm1 = i0 + 32 < ld ? (__mmask32)0xffffffffu : (__mmask32)0;
     __m512 acc[4][4]; /* [row][group g: 2g even, 2g+1 odd] */
+    UNROLL
     for (int r = 0; r < TR; r++) {
         const float *d = dx + (size_t)(t0 + r) * in + i0;
+        UNROLL
         for (int g = 0; g < 2; g++) {
             __m512 a = _mm512_maskz_loadu_ps(m[2 * g], d + 32 * g);
             __m512 c = _mm512_maskz_loadu_ps(m[2 * g + 1], d + 32 * g + 16);
@@ -126,14 +141,18 @@ INLINE TARGET_BF16 void bwd_tile(float *dx, const float *dy, const lw_bf16_matri
                         _mm512_castsi512_ps(_mm512_and_si512(v0, hi_half)),
                         _mm512_castsi512_ps(_mm512_slli_epi32(v1, 16)),
                         _mm512_castsi512_ps(_mm512_and_si512(v1, hi_half))};
+        UNROLL
         for (int r = 0; r < TR; r++) {
             __m512 g = _mm512_set1_ps(dy[(size_t)(t0 + r) * out + o]);
+            UNROLL
             for (int j = 0; j < 4; j++) acc[r][j] = _mm512_fmadd_ps(g, wv[j], acc[r][j]);
         }
     }
     const __m512i lo = _mm512_loadu_si512(LO_IDX), hi = _mm512_loadu_si512(HI_IDX);
+    UNROLL
     for (int r = 0; r < TR; r++) {
         float *d = dx + (size_t)(t0 + r) * in + i0;
+        UNROLL
         for (int g = 0; g < 2; g++) {
             _mm512_mask_storeu_ps(d + 32 * g, m[2 * g], _mm512_permutex2var_ps(acc[r][2 * g], lo, acc[r][2 * g + 1]));
             _mm512_mask_storeu_ps(d + 32 * g + 16, m[2 * g + 1],

@@ -9,6 +9,9 @@
 
 #define TARGET_AVX2 __attribute__((target("avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
+/* The tile loops have constant trip counts once inlined; GCC -O2 does not
+ * unroll them by itself and would then keep the accumulators in memory. */
+#define UNROLL _Pragma("GCC unroll 8")
 
 INLINE TARGET_AVX2 float hsum8(__m256 v)
 {
@@ -28,6 +31,7 @@ INLINE TARGET_AVX2 void fwd_tile(float *y, const int8_t *xq, const float *sx, co
     const int ld = w->ld, out = w->out, nb = ld / LW_Q8_BLOCK;
     const int8_t *wr[4];
     const float *dr[4];
+    UNROLL
     for (int c = 0; c < OC; c++) {
         int o = o0 + c < out ? o0 + c : out - 1;
         wr[c] = w->q + (size_t)o * ld;
@@ -35,18 +39,23 @@ INLINE TARGET_AVX2 void fwd_tile(float *y, const int8_t *xq, const float *sx, co
     }
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[4][4];
+    UNROLL
     for (int r = 0; r < TR; r++)
+        UNROLL
         for (int c = 0; c < OC; c++) acc[r][c] = _mm256_setzero_ps();
     for (int k = 0; k < ld; k += LW_Q8_BLOCK) {
         __m256i wv[4];
         __m256 dv[4];
+        UNROLL
         for (int c = 0; c < OC; c++) {
             wv[c] = _mm256_load_si256((const __m256i *)(const void *)(wr[c] + k));
             dv[c] = _mm256_broadcast_ss(dr[c] + k / LW_Q8_BLOCK);
         }
+        UNROLL
         for (int r = 0; r < TR; r++) {
             __m256i xv = _mm256_loadu_si256((const __m256i *)(const void *)(xq + (size_t)(t0 + r) * ld + k));
             __m256i ax = _mm256_sign_epi8(xv, xv);
+            UNROLL
             for (int c = 0; c < OC; c++) {
                 __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(wv[c], xv)), ones);
                 acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), dv[c], acc[r][c]);
@@ -54,7 +63,9 @@ INLINE TARGET_AVX2 void fwd_tile(float *y, const int8_t *xq, const float *sx, co
         }
     }
     int nc = out - o0 < OC ? out - o0 : OC;
+    UNROLL
     for (int r = 0; r < TR; r++)
+        UNROLL
         for (int c = 0; c < nc; c++)
             y[(size_t)(t0 + r) * out + o0 + c] = sx[t0 + r] * hsum8(acc[r][c]) + (b ? b[o0 + c] : 0.0f);
 }
