@@ -43,6 +43,25 @@ lw_status lw_bf16_matrix_pack(lw_bf16_matrix *m, const float *w, int out, int in
         for (int i = in; i < ld; i++) row[i] = 0;
     }
     m->w = p;
+    if (lw_cpu_path_detected() == LW_CPU_AVX512) {
+        int nblk = (out + 15) / 16, ldp = ld / 2;
+        size_t np = (size_t)nblk * 16 * (size_t)ld;
+        uint16_t *q = aligned_alloc(64, np * sizeof *q);
+        if (!q) {
+            free(p);
+            m->w = NULL;
+            return lw_fail(LW_ERR_NOMEM, "bf16 matrix: %zu bytes", np * sizeof *q);
+        }
+        for (int blk = 0; blk < nblk; blk++)
+            for (int kp = 0; kp < ldp; kp++)
+                for (int j = 0; j < 16; j++) {
+                    int o = blk * 16 + j;
+                    uint16_t *dst = q + (((size_t)blk * ldp + kp) * 16 + j) * 2;
+                    dst[0] = o < out ? p[(size_t)o * ld + 2 * kp] : 0;
+                    dst[1] = o < out ? p[(size_t)o * ld + 2 * kp + 1] : 0;
+                }
+        m->p = q;
+    }
     m->out = out;
     m->in = in;
     m->ld = ld;
@@ -52,5 +71,6 @@ lw_status lw_bf16_matrix_pack(lw_bf16_matrix *m, const float *w, int out, int in
 void lw_bf16_matrix_free(lw_bf16_matrix *m)
 {
     free(m->w);
+    free(m->p);
     memset(m, 0, sizeof *m);
 }

@@ -40,40 +40,55 @@ static lw_status check_path(lw_cpu_path path, const lw_bf16_matrix *w, int T, co
     return LW_OK;
 }
 
+/* x padded with zeros to ld columns: the kernels then need no tail loop. */
+static float *padded_x(const float *x, const lw_bf16_matrix *w, int T)
+{
+    float *xf = malloc((size_t)T * (size_t)w->ld * sizeof *xf);
+    if (!xf) return NULL;
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * w->in;
+        float *ft = xf + (size_t)t * w->ld;
+        for (int i = 0; i < w->in; i++) ft[i] = xt[i];
+        for (int i = w->in; i < w->ld; i++) ft[i] = 0.0f;
+    }
+    return xf;
+}
+
 lw_status matmul_bf16_forward_on(lw_cpu_path path, float *y, const float *x, const lw_bf16_matrix *w,
                                  const float *b, int T)
 {
     lw_status st = check_path(path, w, T, "bf16 matmul forward");
     if (st != LW_OK || T == 0) return st;
-    size_t n = (size_t)T * (size_t)w->ld;
-    /* Rounded once per call, not once per output row: the AVX-512 path reads
-     * the bf16 bits, the others their fp32 value (exactly representable). */
-    if (path == LW_CPU_AVX512) {
-        uint16_t *xb = malloc(n * sizeof *xb);
-        if (!xb) return lw_fail(LW_ERR_NOMEM, "bf16 matmul forward: %zu-value scratch", n);
-        for (int t = 0; t < T; t++) {
-            const float *xt = x + (size_t)t * w->in;
-            uint16_t *bt = xb + (size_t)t * w->ld;
-            for (int i = 0; i < w->in; i++) bt[i] = lw_bf16_from_f32(xt[i]);
-            for (int i = w->in; i < w->ld; i++) bt[i] = 0;
-        }
-        bf16_forward_avx512(y, xb, w, b, T);
-        free(xb);
-        return LW_OK;
-    }
-    float *xf = malloc(n * sizeof *xf);
-    if (!xf) return lw_fail(LW_ERR_NOMEM, "bf16 matmul forward: %zu-value scratch", n);
-    for (int t = 0; t < T; t++) {
-        const float *xt = x + (size_t)t * w->in;
-        float *ft = xf + (size_t)t * w->ld;
-        for (int i = 0; i < w->in; i++) ft[i] = lw_f32_from_bf16(lw_bf16_from_f32(xt[i]));
-        for (int i = w->in; i < w->ld; i++) ft[i] = 0.0f;
-    }
-    if (path == LW_CPU_AVX2)
+    if (path == LW_CPU_AVX512 && !w->p)
+        return lw_fail(LW_ERR_INVALID, "bf16 matmul forward: no packed copy of the weights");
+    float *xf = padded_x(x, w, T);
+    if (!xf) return lw_fail(LW_ERR_NOMEM, "bf16 matmul forward: scratch for %d rows", T);
+    if (path == LW_CPU_AVX512)
+        bf16_forward_avx512(y, xf, w, b, T);
+    else if (path == LW_CPU_AVX2)
         bf16_forward_avx2(y, xf, w, b, T);
     else
         bf16_forward_scalar(y, xf, w, b, T);
     free(xf);
+    return LW_OK;
+}
+
+lw_status matmul_bf16_forward_vdpbf16ps(float *y, const float *x, const lw_bf16_matrix *w, const float *b, int T)
+{
+    lw_status st = check_path(LW_CPU_AVX512, w, T, "bf16 matmul forward (vdpbf16ps)");
+    if (st != LW_OK || T == 0) return st;
+    if (!w->p) return lw_fail(LW_ERR_INVALID, "bf16 matmul forward: no packed copy of the weights");
+    size_t n = (size_t)T * (size_t)w->ld;
+    uint16_t *xb = malloc(n * sizeof *xb);
+    if (!xb) return lw_fail(LW_ERR_NOMEM, "bf16 matmul forward: scratch for %d rows", T);
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * w->in;
+        uint16_t *bt = xb + (size_t)t * w->ld;
+        for (int i = 0; i < w->in; i++) bt[i] = lw_bf16_from_f32(xt[i]);
+        for (int i = w->in; i < w->ld; i++) bt[i] = 0;
+    }
+    bf16_forward_avx512_dp(y, xb, w, b, T);
+    free(xb);
     return LW_OK;
 }
 

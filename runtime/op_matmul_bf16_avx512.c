@@ -1,10 +1,11 @@
-/* The AVX-512 BF16 kernels of op_matmul_bf16.h. Only these functions carry
+/* The AVX-512 kernels of op_matmul_bf16.h. Only these functions carry
  * the target attribute, so the rest of the build needs no -m flags and runs
  * on any x86-64; the dispatcher calls them only when the CPU has the features
  * (cpu_path.c). */
 #include "op_matmul_bf16_kernels.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -15,79 +16,130 @@
  * unroll them by itself and would then keep the accumulators in memory. */
 #define UNROLL _Pragma("GCC unroll 8")
 
-/* The sums of four vectors as one 128-bit vector [sum a, sum b, sum c, sum d]:
- * ~5 instructions a sum instead of ~9 for four separate reductions, which
- * matters because every output pays one reduction (in/32 dot steps each). */
-INLINE TARGET_BF16 __m128 hsum4(__m512 a, __m512 b, __m512 c, __m512 d)
+/* ---- forward, fp32 FMA on widened bf16 (the path's kernel) ------------
+ * TR rows of x against NB blocks of 16 outputs of the packed copy p: one
+ * 64-byte load is a column pair (2k, 2k+1) for 16 outputs; `<< 16` widens
+ * the even column and `& 0xffff0000` the odd one to fp32 (bf16 is the top
+ * half of an fp32), and each row's x[2k], x[2k+1] are broadcast into FMAs.
+ * Measured on this machine's CPU (docs/perf.md), vpdpbf16ps retires half
+ * the flops of two-port fp32 FMA, so widening and FMA is the faster way to
+ * use bf16 weights here, and x stays exact. Each accumulator holds 16
+ * outputs, stored as they are: no horizontal sums. 8 rows x 2 blocks: 16
+ * accumulators, 4 widened weight vectors, 2 broadcasts. */
+INLINE TARGET_BF16 void fma_panel(float *y, const float *xf, const lw_bf16_matrix *w, const float *b, int t0,
+                                  int blk0, const int TR, const int NB)
 {
-    __m256 a2 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
-    __m256 b2 = _mm256_add_ps(_mm512_castps512_ps256(b), _mm512_extractf32x8_ps(b, 1));
-    __m256 c2 = _mm256_add_ps(_mm512_castps512_ps256(c), _mm512_extractf32x8_ps(c, 1));
-    __m256 d2 = _mm256_add_ps(_mm512_castps512_ps256(d), _mm512_extractf32x8_ps(d, 1));
-    __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a2, b2), _mm256_hadd_ps(c2, d2));
-    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
-}
-
-/* TR rows of x against OC rows of w (o0.., the last ones clamped to out-1
- * and not stored when out is not a multiple of OC): TR*OC independent
- * accumulators, each loaded x vector used OC times and each w vector TR
- * times. One row (decode) takes OC = 8 so that 8 chains cover vdpbf16ps's
- * latency. The pairs that vdpbf16ps sums are adjacent columns, which is how
- * a row-major weight lies, so the weights need no re-packing. */
-INLINE TARGET_BF16 void fwd_tile(float *y, const uint16_t *xb, const lw_bf16_matrix *w, const float *b,
-                                 int t0, int o0, const int TR, const int OC)
-{
-    const int ld = w->ld, out = w->out;
-    const uint16_t *wr[8];
+    const int ld = w->ld, ldp = w->ld / 2, out = w->out;
+    const uint16_t *pb[8];
     UNROLL
-    for (int c = 0; c < OC; c++) wr[c] = w->w + (size_t)(o0 + c < out ? o0 + c : out - 1) * ld;
-    __m512 acc[4][8];
+    for (int n = 0; n < NB; n++) pb[n] = w->p + (size_t)(blk0 + n) * ldp * 32;
+    const __m512i hi_half = _mm512_set1_epi32((int)0xffff0000u);
+    __m512 acc[8][8];
     UNROLL
     for (int r = 0; r < TR; r++)
         UNROLL
-        for (int c = 0; c < OC; c++) acc[r][c] = _mm512_setzero_ps();
-    for (int k = 0; k < ld; k += 32) {
-        __m512bh wv[8];
+        for (int n = 0; n < NB; n++) acc[r][n] = _mm512_setzero_ps();
+    for (int kp = 0; kp < ldp; kp++) {
+        __m512 we[8], wo[8];
         UNROLL
-        for (int c = 0; c < OC; c++) wv[c] = (__m512bh)_mm512_load_si512((const void *)(wr[c] + k));
+        for (int n = 0; n < NB; n++) {
+            __m512i v = _mm512_load_si512((const void *)(pb[n] + (size_t)kp * 32));
+            we[n] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+            wo[n] = _mm512_castsi512_ps(_mm512_and_si512(v, hi_half));
+        }
         UNROLL
         for (int r = 0; r < TR; r++) {
-            __m512bh xv = (__m512bh)_mm512_loadu_si512((const void *)(xb + (size_t)(t0 + r) * ld + k));
+            const float *xr = xf + (size_t)(t0 + r) * ld + 2 * kp;
+            __m512 xe = _mm512_set1_ps(xr[0]), xo = _mm512_set1_ps(xr[1]);
             UNROLL
-            for (int c = 0; c < OC; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], xv, wv[c]);
+            for (int n = 0; n < NB; n++) acc[r][n] = _mm512_fmadd_ps(xo, wo[n], _mm512_fmadd_ps(xe, we[n], acc[r][n]));
         }
     }
-    int nc = out - o0 < OC ? out - o0 : OC;
     UNROLL
-    for (int r = 0; r < TR; r++) {
-        float s[8];
+    for (int n = 0; n < NB; n++) {
+        int o = (blk0 + n) * 16, left = out - o;
+        __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        __m512 bias = b ? _mm512_maskz_loadu_ps(m, b + o) : _mm512_setzero_ps();
         UNROLL
-        for (int c = 0; c < OC; c += 4)
-            _mm_storeu_ps(s + c, hsum4(acc[r][c], acc[r][c + 1], acc[r][c + 2], acc[r][c + 3]));
-        float *yr = y + (size_t)(t0 + r) * out + o0;
-        UNROLL
-        for (int c = 0; c < nc; c++) yr[c] = s[c] + (b ? b[o0 + c] : 0.0f);
+        for (int r = 0; r < TR; r++) _mm512_mask_storeu_ps(y + (size_t)(t0 + r) * out + o, m, _mm512_add_ps(acc[r][n], bias));
     }
 }
 
-TARGET_BF16 void bf16_forward_avx512(float *y, const uint16_t *xb, const lw_bf16_matrix *w, const float *b, int T)
+/* The row tile (8, then 4, 2, 1 for what is left) and the block count as
+ * compile-time constants, so each combination gets its own fully unrolled,
+ * register-resident code. */
+#define PANEL_ROWS(PANEL, X, NB)                                                                              \
+    do {                                                                                                     \
+        int t0 = 0;                                                                                          \
+        for (; t0 + 8 <= T; t0 += 8) PANEL(y, X, w, b, t0, blk, 8, NB);                                      \
+        if (T - t0 >= 4) PANEL(y, X, w, b, t0, blk, 4, NB), t0 += 4;                                         \
+        if (T - t0 >= 2) PANEL(y, X, w, b, t0, blk, 2, NB), t0 += 2;                                         \
+        if (T - t0 >= 1) PANEL(y, X, w, b, t0, blk, 1, NB);                                                  \
+    } while (0)
+
+TARGET_BF16 void bf16_forward_avx512(float *y, const float *xf, const lw_bf16_matrix *w, const float *b, int T)
 {
-    if (T == 1) {
-        for (int o0 = 0; o0 < w->out; o0 += 8) fwd_tile(y, xb, w, b, 0, o0, 1, 8);
+    int nblk = (w->out + 15) / 16, blk = 0;
+    if (T == 1) { /* decode: 8 blocks, 8 independent chains, the weights streamed once */
+        for (; blk + 8 <= nblk; blk += 8) fma_panel(y, xf, w, b, 0, blk, 1, 8);
+        for (; blk < nblk; blk++) fma_panel(y, xf, w, b, 0, blk, 1, 1);
         return;
     }
-    /* Output tiles outside, row tiles inside: four weight rows stay in L1
-     * while the (smaller) bf16 activations stream past them. */
-    for (int o0 = 0; o0 < w->out; o0 += 4) {
-        int t0 = 0;
-        for (; t0 + 4 <= T; t0 += 4) fwd_tile(y, xb, w, b, t0, o0, 4, 4);
-        switch (T - t0) {
-        case 3: fwd_tile(y, xb, w, b, t0, o0, 3, 4); break;
-        case 2: fwd_tile(y, xb, w, b, t0, o0, 2, 4); break;
-        case 1: fwd_tile(y, xb, w, b, t0, o0, 1, 4); break;
-        default: break;
+    /* Blocks outside, rows inside: a panel of 2 x 16 weight rows (37 KB at
+     * ld 576) stays in L1 while every row tile passes over it. */
+    for (; blk + 2 <= nblk; blk += 2) PANEL_ROWS(fma_panel, xf, 2);
+    if (blk < nblk) PANEL_ROWS(fma_panel, xf, 1);
+}
+
+/* ---- forward, vdpbf16ps (kept for comparison and for other CPUs) -------
+ * The same panels with bf16 dot products: x rounded to bf16 pairs, one
+ * 4-byte broadcast per row and column pair, 8 rows x 3 blocks = 24
+ * vdpbf16ps per 11 loads. xp holds x's bf16 pairs, [T][ld/2]. */
+INLINE TARGET_BF16 void dp_panel(float *y, const uint32_t *xp, const lw_bf16_matrix *w, const float *b, int t0,
+                                  int blk0, const int TR, const int NB)
+{
+    const int ldp = w->ld / 2, out = w->out;
+    const uint16_t *pb[8];
+    UNROLL
+    for (int n = 0; n < NB; n++) pb[n] = w->p + (size_t)(blk0 + n) * ldp * 32;
+    __m512 acc[8][8];
+    UNROLL
+    for (int r = 0; r < TR; r++)
+        UNROLL
+        for (int n = 0; n < NB; n++) acc[r][n] = _mm512_setzero_ps();
+    for (int kp = 0; kp < ldp; kp++) {
+        __m512bh wv[8];
+        UNROLL
+        for (int n = 0; n < NB; n++) wv[n] = (__m512bh)_mm512_load_si512((const void *)(pb[n] + (size_t)kp * 32));
+        UNROLL
+        for (int r = 0; r < TR; r++) {
+            __m512bh xv = (__m512bh)_mm512_set1_epi32((int)xp[(size_t)(t0 + r) * ldp + kp]);
+            UNROLL
+            for (int n = 0; n < NB; n++) acc[r][n] = _mm512_dpbf16_ps(acc[r][n], xv, wv[n]);
         }
     }
+    UNROLL
+    for (int n = 0; n < NB; n++) {
+        int o = (blk0 + n) * 16, left = out - o;
+        __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        __m512 bias = b ? _mm512_maskz_loadu_ps(m, b + o) : _mm512_setzero_ps();
+        UNROLL
+        for (int r = 0; r < TR; r++) _mm512_mask_storeu_ps(y + (size_t)(t0 + r) * out + o, m, _mm512_add_ps(acc[r][n], bias));
+    }
+}
+
+TARGET_BF16 void bf16_forward_avx512_dp(float *y, const uint16_t *xb, const lw_bf16_matrix *w, const float *b, int T)
+{
+    const uint32_t *xp = (const uint32_t *)(const void *)xb; /* the dispatcher allocates xb with malloc */
+    int nblk = (w->out + 15) / 16, blk = 0;
+    if (T == 1) {
+        for (; blk + 8 <= nblk; blk += 8) dp_panel(y, xp, w, b, 0, blk, 1, 8);
+        for (; blk < nblk; blk++) dp_panel(y, xp, w, b, 0, blk, 1, 1);
+        return;
+    }
+    for (; blk + 3 <= nblk; blk += 3) PANEL_ROWS(dp_panel, xp, 3);
+    if (nblk - blk == 2) PANEL_ROWS(dp_panel, xp, 2);
+    else if (nblk - blk == 1) PANEL_ROWS(dp_panel, xp, 1);
 }
 
 /* The backward reads 32 bf16 weights (one 512-bit load) as two fp32 vectors:
@@ -183,6 +235,7 @@ TARGET_BF16 void bf16_backward_x_avx512(float *dx, const float *dy, const lw_bf1
 }
 
 #else /* not x86-64: never dispatched here (lw_cpu_path_detected is scalar) */
-void bf16_forward_avx512(float *y, const uint16_t *xb, const lw_bf16_matrix *w, const float *b, int T) {}
+void bf16_forward_avx512(float *y, const float *xf, const lw_bf16_matrix *w, const float *b, int T) {}
+void bf16_forward_avx512_dp(float *y, const uint16_t *xb, const lw_bf16_matrix *w, const float *b, int T) {}
 void bf16_backward_x_avx512(float *dx, const float *dy, const lw_bf16_matrix *w, int T) {}
 #endif
