@@ -1,5 +1,5 @@
-/* fp32 weights (OpenBLAS) against bf16 weights (op_matmul_bf16.c, the
- * AVX-512 BF16 and AVX2 paths) and int8 weights (op_matmul_q8.c, AVX-512
+/* fp32 weights (OpenBLAS) against bf16 weights (op_matmul_bf16.c: the
+ * AVX-512 path, the vdpbf16ps kernel, the AVX2 path) and int8 weights (op_matmul_q8.c, AVX-512
  * VNNI and AVX2) on the products of the models we run, one thread:
  * docs/perf.md, "Narrow weights: bf16 kernels".
  *
@@ -7,7 +7,7 @@
  *
  * For each product (in -> out) at T = 1 (decode) and T = 64 (prefill): the
  * median time of the forward y = x w^T and of the backward dx += dy w (not
- * for int8: no backward yet), their GFLOP/s, each narrow path's speed as a
+ * for int8 and vdpbf16ps: no backward there), their GFLOP/s, each narrow path's speed as a
  * ratio to fp32 measured in the same run, and for T = 1 the weight bytes one
  * call reads (scales included) and the GB/s that makes.
  * The calls repeat on the same weights, so a matrix that fits the 2 MB L2 is
@@ -47,8 +47,8 @@ static const shape shapes[] = {
     {"gemma3", "gate,up", 640, 2048}, {"gemma3", "down", 2048, 640},  {"gemma3", "head", 640, 262144},
 };
 
-enum { V_FP32, V_BF16_512, V_BF16_AVX2, V_Q8_512, V_Q8_AVX2, NV };
-static const char *const vname[NV] = {"fp32", "bf16-512", "bf16-avx2", "q8-vnni", "q8-avx2"};
+enum { V_FP32, V_BF16_512, V_BF16_DP, V_BF16_AVX2, V_Q8_512, V_Q8_AVX2, NV };
+static const char *const vname[NV] = {"fp32", "bf16-512", "bf16-dp", "bf16-avx2", "q8-vnni", "q8-avx2"};
 
 typedef struct {
     const float *x, *w, *dy;
@@ -69,7 +69,9 @@ static int run_one(const job *j, int variant, int backward)
     }
     lw_cpu_path p = variant == V_BF16_512 || variant == V_Q8_512 ? LW_CPU_AVX512 : LW_CPU_AVX2;
     lw_status st;
-    if (variant == V_Q8_512 || variant == V_Q8_AVX2)
+    if (variant == V_BF16_DP)
+        st = backward ? LW_ERR_UNSUPPORTED : matmul_bf16_forward_vdpbf16ps(j->y, j->x, j->m, NULL, j->T);
+    else if (variant == V_Q8_512 || variant == V_Q8_AVX2)
         st = backward ? LW_ERR_UNSUPPORTED : matmul_q8_forward_on(p, j->y, j->x, j->q, NULL, j->T);
     else
         st = backward ? matmul_bf16_backward_x_on(p, j->dx, j->dy, j->m, j->T)
@@ -99,7 +101,8 @@ int main(int argc, char **argv)
         return 2;
     }
     lw_cpu_path best = lw_cpu_path_detected();
-    int have[NV] = {1, best >= LW_CPU_AVX512, best >= LW_CPU_AVX2, best >= LW_CPU_AVX512, best >= LW_CPU_AVX2};
+    int have[NV] = {1, best >= LW_CPU_AVX512, best >= LW_CPU_AVX512, best >= LW_CPU_AVX2, best >= LW_CPU_AVX512,
+                    best >= LW_CPU_AVX2};
     const char *env = getenv("OPENBLAS_NUM_THREADS");
     printf("cpu path available: %s; OPENBLAS_NUM_THREADS=%s; medians of %d\n", lw_cpu_path_name(best),
            env ? env : "(unset)", runs);

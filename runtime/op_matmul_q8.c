@@ -15,8 +15,11 @@ void lw_q8_quantize_row(int8_t *q, float *scale, const float *x, int n)
     for (int i = 0; i < n; i++) {
         /* x * id can round a hair past 127 in fp32; clamp so |q| <= 127 holds,
          * which the AVX2 kernel's 16-bit pair sums rely on */
-        float v = roundf(x[i] * id);
-        q[i] = (int8_t)(v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v);
+        float v = x[i] * id;
+        v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+        /* half away from zero like llama.cpp's roundf, but inline: the cast
+         * truncates, and |v| <= 127 fits an int */
+        q[i] = (int8_t)(int)(v + (v >= 0.0f ? 0.5f : -0.5f));
     }
     *scale = d;
 }
@@ -50,6 +53,23 @@ lw_status lw_q8_matrix_pack(lw_q8_matrix *m, const float *w, int out, int in)
         }
         m->corr[o] = (float)corr;
     }
+    if (lw_cpu_path_detected() == LW_CPU_AVX512) {
+        int nblk = (out + 15) / 16;
+        m->qp = aligned_alloc(64, (size_t)nblk * 16 * ld);
+        m->dp = aligned_alloc(64, (size_t)nblk * nb * 16 * sizeof *m->dp);
+        if (!m->qp || !m->dp) {
+            lw_q8_matrix_free(m);
+            return lw_fail(LW_ERR_NOMEM, "q8 matrix: packed %d x %d", out, in);
+        }
+        for (int blk = 0; blk < nblk; blk++)
+            for (int j = 0; j < 16; j++) {
+                int o = blk * 16 + j;
+                for (int i = 0; i < ld; i++)
+                    m->qp[(((size_t)blk * (ld / 4) + i / 4) * 16 + j) * 4 + i % 4] = o < out ? m->q[(size_t)o * ld + i] : 0;
+                for (int bk = 0; bk < nb; bk++)
+                    m->dp[((size_t)blk * nb + bk) * 16 + j] = o < out ? m->d[(size_t)o * nb + bk] : 0.0f;
+            }
+    }
     m->out = out;
     m->in = in;
     m->ld = ld;
@@ -61,6 +81,8 @@ void lw_q8_matrix_free(lw_q8_matrix *m)
     free(m->q);
     free(m->d);
     free(m->corr);
+    free(m->qp);
+    free(m->dp);
     memset(m, 0, sizeof *m);
 }
 
@@ -88,6 +110,7 @@ lw_status matmul_q8_forward_on(lw_cpu_path path, float *y, const float *x, const
     if (path > lw_cpu_path_detected())
         return lw_fail(LW_ERR_UNSUPPORTED, "q8 matmul: this CPU cannot run the %s path", lw_cpu_path_name(path));
     if (!w->q || T < 0) return lw_fail(LW_ERR_INVALID, "q8 matmul: no weights or T = %d", T);
+    if (path == LW_CPU_AVX512 && !w->qp) return lw_fail(LW_ERR_INVALID, "q8 matmul: no packed copy of the weights");
     if (T == 0) return LW_OK;
     int8_t *xq = calloc((size_t)T * w->ld, 1);
     float *sx = malloc((size_t)T * sizeof *sx);
@@ -96,8 +119,10 @@ lw_status matmul_q8_forward_on(lw_cpu_path path, float *y, const float *x, const
         return lw_fail(LW_ERR_NOMEM, "q8 matmul: scratch for %d rows", T);
     }
     for (int t = 0; t < T; t++) lw_q8_quantize_row(xq + (size_t)t * w->ld, sx + t, x + (size_t)t * w->in, w->in);
-    if (path == LW_CPU_AVX512)
+    if (path == LW_CPU_AVX512) {
+        for (size_t i = 0; i < (size_t)T * w->ld; i++) xq[i] = (int8_t)((uint8_t)xq[i] ^ 0x80u);
         q8_forward_avx512(y, xq, sx, w, b, T);
+    }
     else if (path == LW_CPU_AVX2)
         q8_forward_avx2(y, xq, sx, w, b, T);
     else

@@ -21,11 +21,18 @@
 
 enum { LW_Q8_BLOCK = 32 };
 
+/* Row-major q and d serve the AVX2 and scalar paths. On CPUs with AVX-512
+ * VNNI the same values are also kept packed for an outer-product kernel:
+ * rows in blocks of 16, and within a block 4 consecutive columns of the 16
+ * rows side by side ([out/16][ld/4][16][4], one 64-byte load is a vpdpbusd
+ * operand: 4 columns for 16 outputs), the scales as [out/16][ld/32][16]. */
 typedef struct {
     int8_t *q;   /* out * ld, 64-byte aligned, zero past column in */
     float *d;    /* out * (ld / 32) block scales (0 for all-zero blocks) */
     float *corr; /* out: 128 * sum_b d_b * sum(q in b), for the unsigned trick of vpdpbusd */
-    int out, in, ld; /* ld = in rounded up to 64 (one 512-bit load) */
+    int8_t *qp;  /* packed q, or NULL without AVX-512 VNNI */
+    float *dp;   /* packed d, or NULL */
+    int out, in, ld; /* ld = in rounded up to 64 */
 } lw_q8_matrix;
 
 lw_status lw_q8_matrix_pack(lw_q8_matrix *m, const float *w, int out, int in);

@@ -3,6 +3,8 @@
 #include "op_matmul_q8_kernels.h"
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -13,91 +15,93 @@
  * unroll them by itself and would then keep the accumulators in memory. */
 #define UNROLL _Pragma("GCC unroll 8")
 
-/* [sum a, sum b, sum c, sum d] (as in op_matmul_bf16_avx512.c) */
-INLINE TARGET_VNNI __m128 hsum4(__m512 a, __m512 b, __m512 c, __m512 d)
+/* TR rows of x against NB blocks of 16 outputs of the packed copy (qp, dp):
+ * for each 32-column block, 8 vpdpbusd steps of 4 columns (x's 4 bytes
+ * broadcast, 16 outputs x 4 columns loaded) sum exactly into int32 lanes, one
+ * per output; the block's 16 scales then take the int32 sums into the fp32
+ * accumulators (one convert and one FMA per 32 columns). vpdpbusd multiplies
+ * UNSIGNED by signed bytes: x arrives as qx + 128 (the dispatcher flips its
+ * top bit) and the surplus 128 * sum(qw) d per output comes off at the end
+ * (corr). 4 rows x 3 blocks: 12 int32 and 12 fp32 accumulators. */
+INLINE TARGET_VNNI void panel(float *y, const uint8_t *xu, const float *sx, const lw_q8_matrix *w, const float *b,
+                              int t0, int blk0, const int TR, const int NB)
 {
-    __m256 a2 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
-    __m256 b2 = _mm256_add_ps(_mm512_castps512_ps256(b), _mm512_extractf32x8_ps(b, 1));
-    __m256 c2 = _mm256_add_ps(_mm512_castps512_ps256(c), _mm512_extractf32x8_ps(c, 1));
-    __m256 d2 = _mm256_add_ps(_mm512_castps512_ps256(d), _mm512_extractf32x8_ps(d, 1));
-    __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a2, b2), _mm256_hadd_ps(c2, d2));
-    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
-}
-
-static const int32_t HALF_IDX[16] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1};
-
-/* TR rows of x against OC weight rows, 64 columns (two blocks) a step.
- * vpdpbusd multiplies UNSIGNED by signed bytes, so x goes in as qx + 128
- * (an xor with 0x80) and the surplus 128 * sum(qw) comes off at the end as
- * one per-row constant (corr). Each 32-bit lane sums 4 products of one
- * block, so a lane's int32 is exact and is scaled by its block's d before
- * the fp32 accumulation: lanes 0-7 carry the first block, 8-15 the second. */
-INLINE TARGET_VNNI void fwd_tile(float *y, const int8_t *xq, const float *sx, const lw_q8_matrix *w,
-                                 const float *b, int t0, int o0, const int TR, const int OC)
-{
-    const int ld = w->ld, out = w->out, nb = ld / LW_Q8_BLOCK;
-    const int8_t *wr[8];
-    const float *dr[8];
+    const int ld = w->ld, nq = ld / 4, nb = ld / LW_Q8_BLOCK, out = w->out;
+    const int8_t *pb[8];
+    const float *db[8];
     UNROLL
-    for (int c = 0; c < OC; c++) {
-        int o = o0 + c < out ? o0 + c : out - 1;
-        wr[c] = w->q + (size_t)o * ld;
-        dr[c] = w->d + (size_t)o * nb;
+    for (int n = 0; n < NB; n++) {
+        pb[n] = w->qp + (size_t)(blk0 + n) * nq * 64;
+        db[n] = w->dp + (size_t)(blk0 + n) * nb * 16;
     }
-    const __m512i flip = _mm512_set1_epi8((char)0x80), idx = _mm512_loadu_si512(HALF_IDX);
     __m512 acc[4][8];
     UNROLL
     for (int r = 0; r < TR; r++)
         UNROLL
-        for (int c = 0; c < OC; c++) acc[r][c] = _mm512_setzero_ps();
-    for (int k = 0; k < ld; k += 64) {
-        __m512i wv[8];
-        __m512 se[8];
+        for (int n = 0; n < NB; n++) acc[r][n] = _mm512_setzero_ps();
+    for (int bk = 0; bk < nb; bk++) {
+        __m512i s[4][8];
         UNROLL
-        for (int c = 0; c < OC; c++) {
-            wv[c] = _mm512_load_si512((const void *)(wr[c] + k));
-            se[c] = _mm512_permutexvar_ps(idx, _mm512_maskz_loadu_ps(0x3, dr[c] + k / LW_Q8_BLOCK));
-        }
-        UNROLL
-        for (int r = 0; r < TR; r++) {
-            __m512i xv = _mm512_xor_si512(_mm512_loadu_si512((const void *)(xq + (size_t)(t0 + r) * ld + k)), flip);
+        for (int r = 0; r < TR; r++)
             UNROLL
-            for (int c = 0; c < OC; c++) {
-                __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), xv, wv[c]);
-                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), se[c], acc[r][c]);
+            for (int n = 0; n < NB; n++) s[r][n] = _mm512_setzero_si512();
+        UNROLL
+        for (int qd = 0; qd < LW_Q8_BLOCK / 4; qd++) {
+            int kq = bk * (LW_Q8_BLOCK / 4) + qd;
+            __m512i wv[8];
+            UNROLL
+            for (int n = 0; n < NB; n++) wv[n] = _mm512_load_si512((const void *)(pb[n] + (size_t)kq * 64));
+            UNROLL
+            for (int r = 0; r < TR; r++) {
+                uint32_t x4;
+                memcpy(&x4, xu + (size_t)(t0 + r) * ld + (size_t)kq * 4, sizeof x4);
+                __m512i xv = _mm512_set1_epi32((int)x4);
+                UNROLL
+                for (int n = 0; n < NB; n++) s[r][n] = _mm512_dpbusd_epi32(s[r][n], xv, wv[n]);
             }
         }
+        UNROLL
+        for (int n = 0; n < NB; n++) {
+            __m512 dv = _mm512_load_ps(db[n] + (size_t)bk * 16);
+            UNROLL
+            for (int r = 0; r < TR; r++) acc[r][n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r][n]), dv, acc[r][n]);
+        }
     }
-    int nc = out - o0 < OC ? out - o0 : OC;
     UNROLL
-    for (int r = 0; r < TR; r++) {
-        float s[8];
+    for (int n = 0; n < NB; n++) {
+        int o = (blk0 + n) * 16, left = out - o;
+        __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        __m512 corr = _mm512_maskz_loadu_ps(m, w->corr + o);
+        __m512 bias = b ? _mm512_maskz_loadu_ps(m, b + o) : _mm512_setzero_ps();
         UNROLL
-        for (int c = 0; c < OC; c += 4)
-            _mm_storeu_ps(s + c, hsum4(acc[r][c], acc[r][c + 1], acc[r][c + 2], acc[r][c + 3]));
-        float *yr = y + (size_t)(t0 + r) * out + o0;
-        UNROLL
-        for (int c = 0; c < nc; c++) yr[c] = sx[t0 + r] * (s[c] - w->corr[o0 + c]) + (b ? b[o0 + c] : 0.0f);
+        for (int r = 0; r < TR; r++) {
+            __m512 v = _mm512_fmadd_ps(_mm512_set1_ps(sx[t0 + r]), _mm512_sub_ps(acc[r][n], corr), bias);
+            _mm512_mask_storeu_ps(y + (size_t)(t0 + r) * out + o, m, v);
+        }
     }
 }
+
+#define PANEL_ROWS(NB)                                                                                        \
+    do {                                                                                                     \
+        int t0 = 0;                                                                                          \
+        for (; t0 + 4 <= T; t0 += 4) panel(y, xu, sx, w, b, t0, blk, 4, NB);                                 \
+        if (T - t0 >= 2) panel(y, xu, sx, w, b, t0, blk, 2, NB), t0 += 2;                                    \
+        if (T - t0 >= 1) panel(y, xu, sx, w, b, t0, blk, 1, NB);                                             \
+    } while (0)
 
 TARGET_VNNI void q8_forward_avx512(float *y, const int8_t *xq, const float *sx, const lw_q8_matrix *w, const float *b,
                                    int T)
 {
-    if (T == 1) {
-        for (int o0 = 0; o0 < w->out; o0 += 8) fwd_tile(y, xq, sx, w, b, 0, o0, 1, 8);
+    const uint8_t *xu = (const uint8_t *)xq; /* already offset by 128 (op_matmul_q8_kernels.h) */
+    int nblk = (w->out + 15) / 16, blk = 0;
+    if (T == 1) { /* decode: 8 blocks, the weights streamed once */
+        for (; blk + 8 <= nblk; blk += 8) panel(y, xu, sx, w, b, 0, blk, 1, 8);
+        for (; blk < nblk; blk++) panel(y, xu, sx, w, b, 0, blk, 1, 1);
         return;
     }
-    for (int o0 = 0; o0 < w->out; o0 += 4) {
-        int t0 = 0;
-        for (; t0 + 4 <= T; t0 += 4) fwd_tile(y, xq, sx, w, b, t0, o0, 4, 4);
-        switch (T - t0) {
-        case 3: fwd_tile(y, xq, sx, w, b, t0, o0, 3, 4); break;
-        case 2: fwd_tile(y, xq, sx, w, b, t0, o0, 2, 4); break;
-        case 1: fwd_tile(y, xq, sx, w, b, t0, o0, 1, 4); break;
-        default: break;
-        }
-    }
+    for (; blk + 3 <= nblk; blk += 3) PANEL_ROWS(3);
+    if (nblk - blk == 2) PANEL_ROWS(2);
+    else if (nblk - blk == 1) PANEL_ROWS(1);
 }
 
 #else /* not x86-64: never dispatched here (lw_cpu_path_detected is scalar) */

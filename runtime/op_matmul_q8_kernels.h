@@ -1,5 +1,7 @@
 /* The per-path kernels behind op_matmul_q8.h (internal): xq[T][ld] is x
- * quantised per row (zero past column in), sx[T] the row scales. */
+ * quantised per row (zero past column in), sx[T] the row scales. For the
+ * AVX-512 kernel each byte of xq has its top bit flipped (qx + 128, the
+ * unsigned operand vpdpbusd wants). */
 #ifndef LW_OP_MATMUL_Q8_KERNELS_H
 #define LW_OP_MATMUL_Q8_KERNELS_H
 
