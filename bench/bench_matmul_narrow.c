@@ -148,9 +148,11 @@ int main(int argc, char **argv)
                 if (T == 1) {
                     double b32 = 4.0 * in * out, b16 = 2.0 * m.ld * out;
                     double b8 = (double)q.ld * out + 4.0 * (q.ld / LW_Q8_BLOCK) * out + 4.0 * out;
-                    printf(" | %9.2f %6.2f %6.2f | %10.1f %9.1f %8.1f", b32 * 1e-6, b16 * 1e-6, b8 * 1e-6,
-                           b32 / sec[0] * 1e-9, sec[V_BF16_512] > 0 ? b16 / sec[V_BF16_512] * 1e-9 : 0.0,
-                           sec[V_Q8_512] > 0 ? b8 / sec[V_Q8_512] * 1e-9 : 0.0);
+                    printf(" | %9.2f %6.2f %6.2f | %10.1f", b32 * 1e-6, b16 * 1e-6, b8 * 1e-6, b32 / sec[0] * 1e-9);
+                    if (sec[V_BF16_512] > 0) printf(" %9.1f", b16 / sec[V_BF16_512] * 1e-9);
+                    else printf(" %9s", "-");
+                    if (sec[V_Q8_512] > 0) printf(" %8.1f", b8 / sec[V_Q8_512] * 1e-9);
+                    else printf(" %8s", "-");
                 }
                 printf("\n");
                 fflush(stdout);
