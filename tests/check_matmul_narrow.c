@@ -295,6 +295,9 @@ START_TEST(forward_every_path_every_shape)
     for (int a = 0; a < NS; a++)
         for (int c = 0; c < NS; c++)
             for (int d = 0; d < NS; d++) check_forward_shape(Ts[a], Ins[c], Outs[d], k++ % 2);
+    /* a row long enough (in > 640) that the AVX-512 forward sums it in
+     * ranges of columns, adding onto y */
+    check_forward_shape(9, 1100, 40, 1);
 }
 END_TEST
 
