@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -121,8 +122,8 @@ TARGET_BF16 void bf16_forward_avx512(float *y, const float *xf, const lw_bf16_ma
 /* ---- forward, vdpbf16ps (kept for comparison and for other CPUs) -------
  * The same panels with bf16 dot products: x rounded to bf16 pairs, one
  * 4-byte broadcast per row and column pair, 8 rows x 3 blocks = 24
- * vdpbf16ps per 11 loads. xp holds x's bf16 pairs, [T][ld/2]. */
-INLINE TARGET_BF16 void dp_panel(float *y, const uint32_t *xp, const lw_bf16_matrix *w, const float *b, int t0,
+ * vdpbf16ps per 11 loads. xp is x in bf16, [T][ld], read a pair at a time. */
+INLINE TARGET_BF16 void dp_panel(float *y, const uint16_t *xp, const lw_bf16_matrix *w, const float *b, int t0,
                                   int blk0, const int TR, const int NB)
 {
     const int ldp = w->ld / 2, out = w->out;
@@ -140,7 +141,9 @@ INLINE TARGET_BF16 void dp_panel(float *y, const uint32_t *xp, const lw_bf16_mat
         for (int n = 0; n < NB; n++) wv[n] = (__m512bh)_mm512_load_si512((const void *)(pb[n] + (size_t)kp * 32));
         UNROLL
         for (int r = 0; r < TR; r++) {
-            __m512bh xv = (__m512bh)_mm512_set1_epi32((int)xp[(size_t)(t0 + r) * ldp + kp]);
+            uint32_t pair; /* memcpy: the pair is two uint16, not a uint32 object */
+            memcpy(&pair, xp + (size_t)(t0 + r) * w->ld + 2 * (size_t)kp, sizeof pair);
+            __m512bh xv = (__m512bh)_mm512_set1_epi32((int)pair);
             UNROLL
             for (int n = 0; n < NB; n++) acc[r][n] = _mm512_dpbf16_ps(acc[r][n], xv, wv[n]);
         }
@@ -157,7 +160,7 @@ INLINE TARGET_BF16 void dp_panel(float *y, const uint32_t *xp, const lw_bf16_mat
 
 TARGET_BF16 void bf16_forward_avx512_dp(float *y, const uint16_t *xb, const lw_bf16_matrix *w, const float *b, int T)
 {
-    const uint32_t *xp = (const uint32_t *)(const void *)xb; /* the dispatcher allocates xb with malloc */
+    const uint16_t *xp = xb;
     int nblk = (w->out + 15) / 16, blk = 0;
     if (T == 1) {
         for (; blk + 8 <= nblk; blk += 8) dp_panel(y, xp, w, b, 0, blk, 1, 8);
