@@ -7,7 +7,10 @@
  *   forward   y[T,out] = (sx_t * qx[T,in]) @ (d_b * qw[out,in])^T (+ b[out])
  *
  * Quantisation is llama.cpp's: d = max|v| / 127, q = round(v / d), so
- * |q| <= 127 and each value moves by at most d/2. Every path computes the
+ * |q| <= 127 and each value moves by at most d/2. llama.cpp scales its
+ * activations per 32-block (Q8_0) or 256 (Q8_K); one scale a row, as here,
+ * keeps x's scale out of the inner loop, at a cost in accuracy on rows with
+ * outliers (measure before wiring it in). Every path computes the
  * same integer block sums exactly; paths differ only in the order of the
  * fp32 sums. Forward only: the backward through int8 weights (dx = dy W)
  * would need dy quantised too and is not written yet. Single-threaded. */
