@@ -112,21 +112,27 @@ lw_status matmul_q8_forward_on(lw_cpu_path path, float *y, const float *x, const
     if (!w->q || T < 0) return lw_fail(LW_ERR_INVALID, "q8 matmul: no weights or T = %d", T);
     if (path == LW_CPU_AVX512 && !w->qp) return lw_fail(LW_ERR_INVALID, "q8 matmul: no packed copy of the weights");
     if (T == 0) return LW_OK;
-    int8_t *xq = calloc((size_t)T * w->ld, 1);
+    int8_t *xq = malloc((size_t)T * w->ld);
     float *sx = malloc((size_t)T * sizeof *sx);
     if (!xq || !sx) {
         free(xq), free(sx);
         return lw_fail(LW_ERR_NOMEM, "q8 matmul: scratch for %d rows", T);
     }
-    for (int t = 0; t < T; t++) lw_q8_quantize_row(xq + (size_t)t * w->ld, sx + t, x + (size_t)t * w->in, w->in);
     if (path == LW_CPU_AVX512) {
-        for (size_t i = 0; i < (size_t)T * w->ld; i++) xq[i] = (int8_t)((uint8_t)xq[i] ^ 0x80u);
+        /* vectorised, bit for bit the scalar quantisation, with the offset */
+        q8_quantize_rows_avx512(xq, sx, x, T, w->in, w->ld);
         q8_forward_avx512(y, xq, sx, w, b, T);
+    } else {
+        for (int t = 0; t < T; t++) {
+            int8_t *qt = xq + (size_t)t * w->ld;
+            lw_q8_quantize_row(qt, sx + t, x + (size_t)t * w->in, w->in);
+            memset(qt + w->in, 0, (size_t)(w->ld - w->in));
+        }
+        if (path == LW_CPU_AVX2)
+            q8_forward_avx2(y, xq, sx, w, b, T);
+        else
+            q8_forward_scalar(y, xq, sx, w, b, T);
     }
-    else if (path == LW_CPU_AVX2)
-        q8_forward_avx2(y, xq, sx, w, b, T);
-    else
-        q8_forward_scalar(y, xq, sx, w, b, T);
     free(xq), free(sx);
     return LW_OK;
 }

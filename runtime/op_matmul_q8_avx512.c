@@ -81,6 +81,37 @@ INLINE TARGET_VNNI void panel(float *y, const uint8_t *xu, const float *sx, cons
     }
 }
 
+TARGET_VNNI void q8_quantize_rows_avx512(int8_t *xq, float *sx, const float *x, int T, int in, int ld)
+{
+    const __m512 half = _mm512_set1_ps(0.5f), lim = _mm512_set1_ps(127.0f), nlim = _mm512_set1_ps(-127.0f);
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    const __m128i flip = _mm_set1_epi8((char)0x80);
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * in;
+        uint8_t *qr = (uint8_t *)xq + (size_t)t * ld;
+        __m512 mx = _mm512_setzero_ps();
+        for (int i = 0; i < in; i += 16) {
+            __mmask16 m = in - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (in - i)) - 1);
+            mx = _mm512_max_ps(mx, _mm512_and_ps(_mm512_maskz_loadu_ps(m, xr + i), absmask));
+        }
+        /* the same operations as lw_q8_quantize_row, in the same fp32 */
+        float amax = _mm512_reduce_max_ps(mx), d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+        sx[t] = d;
+        const __m512 idv = _mm512_set1_ps(id);
+        for (int i = 0; i < ld; i += 16) {
+            int left = in - i;
+            __mmask16 m = left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+            __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, xr + i), idv);
+            v = _mm512_max_ps(_mm512_min_ps(v, lim), nlim);
+            /* + 0.5 with v's sign (a non-negative v gets +0.5, as v >= 0 in C), then truncate */
+            __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
+            __m512 r = _mm512_add_ps(v, _mm512_mask_sub_ps(half, neg, _mm512_setzero_ps(), half));
+            __m128i q = _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(r));
+            _mm_storeu_si128((__m128i *)(void *)(qr + i), _mm_xor_si128(q, flip));
+        }
+    }
+}
+
 #define PANEL_ROWS(NB)                                                                                        \
     do {                                                                                                     \
         int t0 = 0;                                                                                          \

@@ -17,6 +17,7 @@
 #include "testlib.h"
 #include "op_matmul_bf16.h"
 #include "op_matmul_q8.h"
+#include "op_matmul_q8_kernels.h"
 #include "ops.h"
 
 #include <math.h>
@@ -428,6 +429,35 @@ START_TEST(q8_quantize_row_bounds)
 }
 END_TEST
 
+/* The AVX-512 path quantises x with its own vector loop; the "vs scalar"
+ * bound below assumes the same integers, so hold the two to bit equality,
+ * on rows of random values and of large multiples of 1/2 mixed. */
+START_TEST(q8_vector_quantisation_is_the_scalar_one)
+{
+    if (lw_cpu_path_detected() < LW_CPU_AVX512) return;
+    rng_seed(12);
+    enum { T = 3, LD = 640 };
+    const int ins[] = {5, 64, 577, 640};
+    for (size_t c = 0; c < sizeof ins / sizeof ins[0]; c++) {
+        int in = ins[c];
+        float *x = rand_array((size_t)T * in);
+        for (int i = 0; i < in; i += 7) x[i] = (float)(i % 255 - 127) * 0.5f;
+        int8_t qv[T * LD], qs[LD];
+        float sv[T], ss;
+        q8_quantize_rows_avx512(qv, sv, x, T, in, LD);
+        for (int t = 0; t < T; t++) {
+            lw_q8_quantize_row(qs, &ss, x + (size_t)t * in, in);
+            ck_assert_float_eq(sv[t], ss);
+            for (int i = 0; i < LD; i++) {
+                int want = i < in ? qs[i] : 0, got = (int8_t)((uint8_t)qv[t * LD + i] ^ 0x80u);
+                ck_assert_msg(got == want, "in=%d row %d col %d: vector %d, scalar %d", in, t, i, got, want);
+            }
+        }
+        free(x);
+    }
+}
+END_TEST
+
 START_TEST(q8_matrix_blocks_padding_and_correction)
 {
     rng_seed(9);
@@ -553,6 +583,7 @@ int main(void)
     tcase_set_timeout(q8, 60);
     tcase_add_test(q8, q8_quantize_row_bounds);
     tcase_add_test(q8, q8_matrix_blocks_padding_and_correction);
+    tcase_add_test(q8, q8_vector_quantisation_is_the_scalar_one);
     tcase_add_test(q8, q8_forward_every_path_every_shape);
     suite_add_tcase(s, q8);
     return tl_run_suite(s);
