@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include "bench_time.h"
 
 #define TARGET __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl,avx512dq"), noinline))
 #define UNROLL _Pragma("GCC unroll 8")
@@ -17,13 +18,6 @@
 enum { KP = 64, ITERS = 100000 };
 static uint16_t wbuf[3][KP * 32] __attribute__((aligned(64)));
 static uint32_t xbuf[8][KP] __attribute__((aligned(64)));
-
-static double cpu_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 TARGET static float tile_dp(long n)
 {
@@ -75,12 +69,6 @@ TARGET static float tile_fma(long n)
     return s;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 int main(void)
 {
     __builtin_cpu_init();
@@ -93,16 +81,16 @@ int main(void)
     double t[2][5];
     float sink = 0;
     for (int k = 0; k < 5; k++) {
-        double t0 = cpu_now();
+        double t0 = bench_cpu_now();
         sink += tile_dp(ITERS);
-        t[0][k] = cpu_now() - t0;
-        t0 = cpu_now();
+        t[0][k] = bench_cpu_now() - t0;
+        t0 = bench_cpu_now();
         sink += tile_fma(ITERS);
-        t[1][k] = cpu_now() - t0;
+        t[1][k] = bench_cpu_now() - t0;
     }
     double n = 24.0 * KP * ITERS; /* instructions of each kind per call */
     for (int v = 0; v < 2; v++) {
-        qsort(t[v], 5, sizeof(double), cmp_double);
+        qsort(t[v], 5, sizeof(double), bench_cmp_double);
         double per_ns = n / t[v][2] * 1e-9, flop = v == 0 ? 64.0 : 32.0;
         printf("%-10s %6.2f instructions/ns %7.1f GFLOP/s\n", v == 0 ? "vdpbf16ps" : "vfmadd512", per_ns,
                per_ns * flop);

@@ -14,23 +14,11 @@
 #include <time.h>
 
 #include "model.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+#include "bench_time.h"
 
 static double median(double *x, int n)
 {
-    qsort(x, (size_t)n, sizeof *x, cmp_double);
+    qsort(x, (size_t)n, sizeof *x, bench_cmp_double);
     return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
 }
 
@@ -51,10 +39,10 @@ int main(int argc, char **argv)
     int runs = argc > 5 ? atoi(argv[5]) : 5;
     if (n_prompt < 1 || n_decode < 0 || runs < 1 || runs > 100) return 2;
 
-    double t0 = now();
+    double t0 = bench_now();
     lw_model *m = NULL;
     if (lw_model_open(argv[1], fmt, &m)) return fail("load");
-    double load_s = now() - t0;
+    double load_s = bench_now() - t0;
     lw_state *s = NULL;
     if (lw_state_alloc(m, n_prompt + n_decode + 1, false, &s)) return fail("state");
     int V = m->cfg.vocab;
@@ -66,10 +54,10 @@ int main(int argc, char **argv)
     for (int r = 0; r < runs; r++) {
         lw_state_reset(s);
         lw_forward_args a = {.ids = ids, .T = n_prompt, .logits = logits, .capture_layer = -1};
-        t0 = now();
+        t0 = bench_now();
         if (lw_forward(m, s, &a)) return fail("prefill");
-        prefill[r] = n_prompt / (now() - t0);
-        t0 = now();
+        prefill[r] = n_prompt / (bench_now() - t0);
+        t0 = bench_now();
         for (int i = 0; i < n_decode; i++) {
             int next = lw_sample(logits, V, 0.0f, 0.0f, NULL);
             ids[n_prompt + i] = next;
@@ -77,7 +65,7 @@ int main(int argc, char **argv)
                                   .capture_layer = -1};
             if (lw_forward(m, s, &a)) return fail("decode");
         }
-        decode[r] = n_decode / (now() - t0);
+        decode[r] = n_decode / (bench_now() - t0);
     }
     printf("%s: load %.2f s, prefill %d tokens: %.1f tok/s, decode %d tokens: %.1f tok/s (medians of %d)\n",
            argv[1], load_s, n_prompt, median(prefill, runs), n_decode, median(decode, runs), runs);

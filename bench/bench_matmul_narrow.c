@@ -21,19 +21,7 @@
 #include "op_matmul_bf16.h"
 #include "op_matmul_q8.h"
 #include "ops.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+#include "bench_time.h"
 
 typedef struct {
     const char *model, *name;
@@ -84,11 +72,11 @@ static double time_median(const job *j, int variant, int backward, int runs, int
 {
     if (run_one(j, variant, backward)) return -1; /* warm-up: caches, pages, BLAS buffers */
     for (int k = 0; k < runs; k++) {
-        double t0 = now();
+        double t0 = bench_now();
         for (int i = 0; i < reps; i++) run_one(j, variant, backward);
-        t[k] = (now() - t0) / reps;
+        t[k] = (bench_now() - t0) / reps;
     }
-    qsort(t, (size_t)runs, sizeof *t, cmp_double);
+    qsort(t, (size_t)runs, sizeof *t, bench_cmp_double);
     return t[runs / 2];
 }
 

@@ -13,19 +13,7 @@
 #include <time.h>
 
 #include "ops.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+#include "bench_time.h"
 
 int main(int argc, char **argv)
 {
@@ -49,11 +37,11 @@ int main(int argc, char **argv)
         for (int r = 0; r < 4; r++) {
             int T = rows[r], reps = 4096 / T;   /* about the same work per timing */
             for (int k = 0; k < runs; k++) {
-                double t0 = now();
+                double t0 = bench_now();
                 for (int i = 0; i < reps; i++) matmul_forward(y, x, w, NULL, T, in, out);
-                t[k] = (now() - t0) / reps;
+                t[k] = (bench_now() - t0) / reps;
             }
-            qsort(t, (size_t)runs, sizeof *t, cmp_double);
+            qsort(t, (size_t)runs, sizeof *t, bench_cmp_double);
             printf("%4d x %-5d %6d %10.1f\n", in, out, T, 2.0 * T * in * out / t[runs / 2] * 1e-9);
         }
     }

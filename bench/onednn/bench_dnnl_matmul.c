@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "../bench_time.h"
 
 #define CHECK(call)                                                                                            \
     do {                                                                                                     \
@@ -27,19 +28,6 @@
             exit(1);                                                                                         \
         }                                                                                                    \
     } while (0)
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 typedef struct {
     const char *model, *name;
@@ -111,15 +99,15 @@ static double time_matmul(const float *x, const float *w, int T, int in, int out
     double *t = malloc((size_t)runs * sizeof *t);
     if (!t) exit(1);
     for (int k = -1; k < runs; k++) { /* k = -1: warm-up */
-        double t0 = now();
+        double t0 = bench_now();
         for (int i = 0; i < reps; i++) {
             if (xr) CHECK(dnnl_primitive_execute(xr, stream, 2, xargs));
             CHECK(dnnl_primitive_execute(prim, stream, 3, margs));
         }
         CHECK(dnnl_stream_wait(stream));
-        if (k >= 0) t[k] = (now() - t0) / reps;
+        if (k >= 0) t[k] = (bench_now() - t0) / reps;
     }
-    qsort(t, (size_t)runs, sizeof *t, cmp_double);
+    qsort(t, (size_t)runs, sizeof *t, bench_cmp_double);
     double med = t[runs / 2];
     free(t);
     if (xr) dnnl_primitive_destroy(xr), dnnl_primitive_desc_destroy(xpd);
