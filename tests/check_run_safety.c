@@ -151,6 +151,13 @@ START_TEST(publish_swaps_a_checkpoint_in_whole)
 }
 END_TEST
 
+/* A fresh optimiser and rng for saving p's bridge (seed 7). */
+static void fresh_state(const lw_bridge *b, lw_adamw *opt, lw_rng *rng)
+{
+    ck_assert_int_eq(lw_adamw_init(opt, b->n_params, lw_adamw_defaults()), LW_OK);
+    lw_rng_seed(rng, 7);
+}
+
 /* Every visible checkpoint folder under dir loads; returns how many. */
 static int every_checkpoint_loads(const char *dir, lw_bridge *b)
 {
@@ -185,8 +192,7 @@ START_TEST(sigkill_during_checkpoint_writes_leaves_every_checkpoint_loadable)
     tl_synthetic_pair_open(&p, 2, 4, 0.0f, 5);
     lw_adamw opt;
     lw_rng rng;
-    ck_assert_int_eq(lw_adamw_init(&opt, p.bridge.n_params, lw_adamw_defaults()), LW_OK);
-    lw_rng_seed(&rng, 7);
+    fresh_state(&p.bridge, &opt, &rng);
     ck_assert_msg(lw_train_save_checkpoint(dir, "final", &p.trainer, &opt, &rng, 0) == LW_OK, "%s", lw_last_error());
     srand(12345);
     int killed_mid_write = 0;
@@ -333,8 +339,7 @@ START_TEST(a_nonfinite_bridge_is_never_saved)
     tl_synthetic_pair_open(&p, 2, 4, 0.0f, 5);
     lw_adamw opt;
     lw_rng rng;
-    ck_assert_int_eq(lw_adamw_init(&opt, p.bridge.n_params, lw_adamw_defaults()), LW_OK);
-    lw_rng_seed(&rng, 7);
+    fresh_state(&p.bridge, &opt, &rng);
     ck_assert_int_eq(lw_train_save_checkpoint(dir, "final", &p.trainer, &opt, &rng, 1), LW_OK);
     char *before = file_sha(in(dir, "final/bridge.safetensors"));
     p.bridge.params[p.bridge.out_w + 5] = INFINITY;
