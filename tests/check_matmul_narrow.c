@@ -19,6 +19,7 @@
 #include "op_matmul_q8.h"
 #include "op_matmul_q8_kernels.h"
 #include "ops.h"
+#include "rng.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -28,16 +29,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static uint64_t rng_state;
+/* The project's generator (rng.h), one stream for the whole suite. */
+static lw_rng rng_state;
 
-static void rng_seed(uint64_t seed) { rng_state = seed * 0x9E3779B97F4A7C15ull + 1; }
+static void rng_seed(uint64_t seed) { lw_rng_seed(&rng_state, seed); }
 
 static float rng_uniform(void) /* [-1, 1) */
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (float)((rng_state >> 40) * (1.0 / (1ull << 24))) * 2.0f - 1.0f;
+    return (float)(2.0 * lw_rng_uniform(&rng_state) - 1.0);
 }
 
 static float *rand_array(size_t n)
