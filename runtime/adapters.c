@@ -9,7 +9,7 @@
 
 #include "gguf.h"
 #include "lora.h"
-#include "checkpoint.h"
+#include "finite.h"
 #include "safetensors.h"
 #include "safetensors_write.h"
 

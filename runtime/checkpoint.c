@@ -5,12 +5,12 @@
 
 #include <inttypes.h>
 #include <jansson.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fileutil.h"
+#include "finite.h"
 #include "jsonerr.h"
 #include "safetensors.h"
 #include "safetensors_write.h"
@@ -147,20 +147,6 @@ static lw_status read_into(const st_file *f, const char *name, const lw_bridge_t
     st = lw_check_finite(f->path, name, bytes, t->count);
     if (!st) memcpy(dst, bytes, t->count * sizeof(float));
     return st;
-}
-
-lw_status lw_check_finite(const char *path, const char *tensor, const void *bytes, size_t n)
-{
-    const unsigned char *p = bytes;
-    for (size_t i = 0; i < n; i++) {
-        float x;
-        memcpy(&x, p + i * sizeof x, sizeof x);
-        if (!isfinite(x))
-            return lw_fail(LW_ERR_FORMAT, "%s: tensor \"%s\" holds %s at index %zu (expected finite values; "
-                           "saved from a diverged run?)", path, tensor, isnan(x) ? "NaN" : x > 0 ? "+inf" : "-inf",
-                           i);
-    }
-    return LW_OK;
 }
 
 static lw_status check_tensor_count(const st_file *f, int expected)

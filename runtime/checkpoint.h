@@ -34,12 +34,6 @@ lw_status lw_checkpoint_load_bridge(const char *path, lw_bridge *b);
  * (created for b->n_params), and the rng and step. */
 lw_status lw_checkpoint_load(const char *dir, lw_bridge *b, lw_adamw *opt, lw_rng *rng, long *step);
 
-/* Fails (LW_ERR_FORMAT) naming path, tensor and the first index that holds a
- * NaN or an infinity among the n floats at bytes (any alignment). Every
- * trained-checkpoint loader calls it before taking a tensor: resuming or
- * evaluating a diverged run would only spread the bad values. */
-lw_status lw_check_finite(const char *path, const char *tensor, const void *bytes, size_t n);
-
 /* Reads one F32 tensor of a safetensors file into a malloc'd buffer (for
  * goldens and tools); shape gets ndim entries. */
 lw_status lw_safetensors_read_f32(const char *path, const char *name, float **data, int64_t shape[4], int *ndim);

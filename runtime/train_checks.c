@@ -1,15 +1,6 @@
 #include "train_checks.h"
 
-#include <math.h>
 #include <stdio.h>
-
-lw_status lw_check_values_finite(const char *what, const float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i]))
-            return lw_fail(LW_ERR_INVALID, "%s: element %zu of %zu is %g (non-finite)", what, i, n, (double)x[i]);
-    return LW_OK;
-}
 
 /* One named tensor's values and moments. */
 static lw_status tensor_finite(const char *kind, const char *name, size_t offset, size_t count, const float *params,

@@ -11,11 +11,8 @@
 #include "adapter_set.h"
 #include "adapters.h"
 #include "bridge.h"
+#include "finite.h"
 #include "status.h"
-
-/* x[n] finite; else fails naming what and the first bad index (values in
- * memory; checkpoint.h's lw_check_finite checks bytes read from a file). */
-lw_status lw_check_values_finite(const char *what, const float *x, size_t n);
 
 /* The bridge's tensors and, with opt, its AdamW moments. */
 lw_status lw_check_bridge_finite(const lw_bridge *b, const lw_adamw *opt);
