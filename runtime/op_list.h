@@ -38,7 +38,7 @@
  * 0 for cases that are checked against the reference only (large shapes).
  * Case params, per op:
  *   MATMUL, MATMUL_BF16, MATMUL_BF16_DP, MATMUL_Q8:  T, in, out, bias
- *   RMSNORM:        T, C, kind (0 llama, 1 gemma), weight (0: NULL)
+ *   RMSNORM:        T, C, kind (0 llama, 1 gemma), weight (0: NULL), x scale x1000
  *   LAYERNORM:      T, C
  *   ROPE:           T, heads, head_dim, interleaved, base, scaling (0 none, 1 linear x2)
  *   ATTENTION:      Tq, Tk, Hq, Hkv, D, causal, q_offset, window, n_sink
@@ -59,55 +59,88 @@ enum {
 };
 
 #define LW_OP_LIST(X, C)                                                                                              \
-    X(MATMUL, "matmul", "matmul_forward, matmul_forward_reference", "matmul_backward, matmul_backward_reference",     \
-      LW_OPB_CPU | LW_OPB_LOOPS, 1.0, 0.0, "cuBLAS (cuda_blas.c; tests/check_cuda_blas.c)")                        \
+    X(MATMUL, "matmul", "matmul_forward, matmul_forward_reference", "matmul_backward, matmul_backward_reference",      \
+      LW_OPB_CPU | LW_OPB_LOOPS, 1.0, 0.0, "cuBLAS (cuda_blas.c; tests/check_cuda_blas.c)")                            \
     C(MATMUL, "1x1x1", 1, 1, 1, 1, 0)                                                                                  \
     C(MATMUL, "3x5x4 bias", 1, 3, 5, 4, 1)                                                                             \
     C(MATMUL, "7x13x5 bias", 1, 7, 13, 5, 1)                                                                           \
     C(MATMUL, "33x64x17", 0, 33, 64, 17, 0)                                                                            \
     C(MATMUL, "5x200x96 bias", 0, 5, 200, 96, 1)                                                                       \
     C(MATMUL, "9x70x33 bias", 0, 9, 70, 33, 1)                                                                         \
-    X(MATMUL_BF16, "matmul_bf16", "matmul_bf16_forward, matmul_bf16_forward_on",                                      \
+    X(MATMUL_BF16, "matmul_bf16", "matmul_bf16_forward, matmul_bf16_forward_on",                                       \
       "matmul_bf16_backward_x, matmul_bf16_backward_x_on", LW_OPB_PATHS, 1.0, 0.0,                                     \
       "f32_to_bf16 (cuBLAS GEMM on bf16 weights)")                                                                     \
     C(MATMUL_BF16, "3x5x7 bias", 1, 3, 5, 7, 1)                                                                        \
-    C(MATMUL_BF16, "1x64x130", 0, 1, 64, 130, 0)                                                                       \
-    C(MATMUL_BF16, "17x577x1 bias", 0, 17, 577, 1, 1)                                                                  \
-    C(MATMUL_BF16, "3x577x130", 0, 3, 577, 130, 0)                                                                     \
-    C(MATMUL_BF16, "9x1100x40 bias", 0, 9, 1100, 40, 1)                                                                \
+    C(MATMUL_BF16, "1x5x1", 0, 1, 5, 1, 0) C(MATMUL_BF16, "1x5x7 bias", 0, 1, 5, 7, 1)                                 \
+    C(MATMUL_BF16, "1x5x130", 0, 1, 5, 130, 0) C(MATMUL_BF16, "1x64x1 bias", 0, 1, 64, 1, 1)                           \
+    C(MATMUL_BF16, "1x64x7", 0, 1, 64, 7, 0) C(MATMUL_BF16, "1x64x130 bias", 0, 1, 64, 130, 1)                         \
+    C(MATMUL_BF16, "1x577x1", 0, 1, 577, 1, 0) C(MATMUL_BF16, "1x577x7 bias", 0, 1, 577, 7, 1)                         \
+    C(MATMUL_BF16, "1x577x130", 0, 1, 577, 130, 0) C(MATMUL_BF16, "3x5x1 bias", 0, 3, 5, 1, 1)                         \
+    C(MATMUL_BF16, "3x5x7", 0, 3, 5, 7, 0) C(MATMUL_BF16, "3x5x130 bias", 0, 3, 5, 130, 1)                             \
+    C(MATMUL_BF16, "3x64x1", 0, 3, 64, 1, 0) C(MATMUL_BF16, "3x64x7 bias", 0, 3, 64, 7, 1)                             \
+    C(MATMUL_BF16, "3x64x130", 0, 3, 64, 130, 0) C(MATMUL_BF16, "3x577x1 bias", 0, 3, 577, 1, 1)                       \
+    C(MATMUL_BF16, "3x577x7", 0, 3, 577, 7, 0) C(MATMUL_BF16, "3x577x130 bias", 0, 3, 577, 130, 1)                     \
+    C(MATMUL_BF16, "17x5x1", 0, 17, 5, 1, 0) C(MATMUL_BF16, "17x5x7 bias", 0, 17, 5, 7, 1)                             \
+    C(MATMUL_BF16, "17x5x130", 0, 17, 5, 130, 0) C(MATMUL_BF16, "17x64x1 bias", 0, 17, 64, 1, 1)                       \
+    C(MATMUL_BF16, "17x64x7", 0, 17, 64, 7, 0) C(MATMUL_BF16, "17x64x130 bias", 0, 17, 64, 130, 1)                     \
+    C(MATMUL_BF16, "17x577x1", 0, 17, 577, 1, 0) C(MATMUL_BF16, "17x577x7 bias", 0, 17, 577, 7, 1)                     \
+    C(MATMUL_BF16, "17x577x130", 0, 17, 577, 130, 0) C(MATMUL_BF16, "9x1100x40 bias", 0, 9, 1100, 40, 1)               \
     C(MATMUL_BF16, "5x577x1000", 0, 5, 577, 1000, 0)                                                                   \
-    X(MATMUL_BF16_DP, "matmul_bf16_dp", "matmul_bf16_forward_vdpbf16ps",                                              \
-      "frozen: none (forward-only benchmark kernel, x rounded to bf16; docs/perf.md)", LW_OPB_AVX512, 1.0, 0.0,       \
+    X(MATMUL_BF16_DP, "matmul_bf16_dp", "matmul_bf16_forward_vdpbf16ps",                                               \
+      "frozen: none (forward-only benchmark kernel, x rounded to bf16; docs/perf.md)", LW_OPB_AVX512, 1.0, 0.0,        \
       "none (CPU benchmark kernel)")                                                                                   \
-    C(MATMUL_BF16_DP, "3x577x130", 0, 3, 577, 130, 0)                                                                  \
-    C(MATMUL_BF16_DP, "17x5x7 bias", 0, 17, 5, 7, 1)                                                                   \
-    X(MATMUL_Q8, "matmul_q8", "matmul_q8_forward, matmul_q8_forward_on",                                              \
-      "frozen: none (int8 weights are frozen; dx through int8 is not written, op_matmul_q8.h)", LW_OPB_PATHS, 1.0,    \
+    C(MATMUL_BF16_DP, "1x5x1", 0, 1, 5, 1, 0) C(MATMUL_BF16_DP, "1x5x7 bias", 0, 1, 5, 7, 1)                           \
+    C(MATMUL_BF16_DP, "1x5x130", 0, 1, 5, 130, 0) C(MATMUL_BF16_DP, "1x64x1 bias", 0, 1, 64, 1, 1)                     \
+    C(MATMUL_BF16_DP, "1x64x7", 0, 1, 64, 7, 0) C(MATMUL_BF16_DP, "1x64x130 bias", 0, 1, 64, 130, 1)                   \
+    C(MATMUL_BF16_DP, "1x577x1", 0, 1, 577, 1, 0) C(MATMUL_BF16_DP, "1x577x7 bias", 0, 1, 577, 7, 1)                   \
+    C(MATMUL_BF16_DP, "1x577x130", 0, 1, 577, 130, 0) C(MATMUL_BF16_DP, "3x5x1 bias", 0, 3, 5, 1, 1)                   \
+    C(MATMUL_BF16_DP, "3x5x7", 0, 3, 5, 7, 0) C(MATMUL_BF16_DP, "3x5x130 bias", 0, 3, 5, 130, 1)                       \
+    C(MATMUL_BF16_DP, "3x64x1", 0, 3, 64, 1, 0) C(MATMUL_BF16_DP, "3x64x7 bias", 0, 3, 64, 7, 1)                       \
+    C(MATMUL_BF16_DP, "3x64x130", 0, 3, 64, 130, 0) C(MATMUL_BF16_DP, "3x577x1 bias", 0, 3, 577, 1, 1)                 \
+    C(MATMUL_BF16_DP, "3x577x7", 0, 3, 577, 7, 0) C(MATMUL_BF16_DP, "3x577x130 bias", 0, 3, 577, 130, 1)               \
+    C(MATMUL_BF16_DP, "17x5x1", 0, 17, 5, 1, 0) C(MATMUL_BF16_DP, "17x5x7 bias", 0, 17, 5, 7, 1)                       \
+    C(MATMUL_BF16_DP, "17x5x130", 0, 17, 5, 130, 0) C(MATMUL_BF16_DP, "17x64x1 bias", 0, 17, 64, 1, 1)                 \
+    C(MATMUL_BF16_DP, "17x64x7", 0, 17, 64, 7, 0) C(MATMUL_BF16_DP, "17x64x130 bias", 0, 17, 64, 130, 1)               \
+    C(MATMUL_BF16_DP, "17x577x1", 0, 17, 577, 1, 0) C(MATMUL_BF16_DP, "17x577x7 bias", 0, 17, 577, 7, 1)               \
+    C(MATMUL_BF16_DP, "17x577x130", 0, 17, 577, 130, 0) C(MATMUL_BF16_DP, "9x1100x40 bias", 0, 9, 1100, 40, 1)         \
+    X(MATMUL_Q8, "matmul_q8", "matmul_q8_forward, matmul_q8_forward_on",                                               \
+      "frozen: none (int8 weights are frozen; dx through int8 is not written, op_matmul_q8.h)", LW_OPB_PATHS, 1.0,     \
       0.0, "none (CPU only)")                                                                                          \
-    C(MATMUL_Q8, "3x5x7 bias", 0, 3, 5, 7, 1)                                                                          \
-    C(MATMUL_Q8, "1x64x130", 0, 1, 64, 130, 0)                                                                         \
-    C(MATMUL_Q8, "17x577x7 bias", 0, 17, 577, 7, 1)                                                                    \
-    C(MATMUL_Q8, "3x640x130", 0, 3, 640, 130, 0)                                                                       \
-    X(RMSNORM, "rmsnorm", "rmsnorm_forward", "rmsnorm_backward", LW_OPB_CPU, 1e-5, 1e-6,                             \
-      "residual_rmsnorm_forward rmsnorm_backward qk_rmsnorm_forward qk_rmsnorm_backward rms_calibrate_forward "       \
+    C(MATMUL_Q8, "1x5x1", 0, 1, 5, 1, 0) C(MATMUL_Q8, "1x5x7 bias", 0, 1, 5, 7, 1)                                     \
+    C(MATMUL_Q8, "1x5x130", 0, 1, 5, 130, 0) C(MATMUL_Q8, "1x64x1 bias", 0, 1, 64, 1, 1)                               \
+    C(MATMUL_Q8, "1x64x7", 0, 1, 64, 7, 0) C(MATMUL_Q8, "1x64x130 bias", 0, 1, 64, 130, 1)                             \
+    C(MATMUL_Q8, "1x577x1", 0, 1, 577, 1, 0) C(MATMUL_Q8, "1x577x7 bias", 0, 1, 577, 7, 1)                             \
+    C(MATMUL_Q8, "1x577x130", 0, 1, 577, 130, 0) C(MATMUL_Q8, "3x5x1 bias", 0, 3, 5, 1, 1)                             \
+    C(MATMUL_Q8, "3x5x7", 0, 3, 5, 7, 0) C(MATMUL_Q8, "3x5x130 bias", 0, 3, 5, 130, 1)                                 \
+    C(MATMUL_Q8, "3x64x1", 0, 3, 64, 1, 0) C(MATMUL_Q8, "3x64x7 bias", 0, 3, 64, 7, 1)                                 \
+    C(MATMUL_Q8, "3x64x130", 0, 3, 64, 130, 0) C(MATMUL_Q8, "3x577x1 bias", 0, 3, 577, 1, 1)                           \
+    C(MATMUL_Q8, "3x577x7", 0, 3, 577, 7, 0) C(MATMUL_Q8, "3x577x130 bias", 0, 3, 577, 130, 1)                         \
+    C(MATMUL_Q8, "17x5x1", 0, 17, 5, 1, 0) C(MATMUL_Q8, "17x5x7 bias", 0, 17, 5, 7, 1)                                 \
+    C(MATMUL_Q8, "17x5x130", 0, 17, 5, 130, 0) C(MATMUL_Q8, "17x64x1 bias", 0, 17, 64, 1, 1)                           \
+    C(MATMUL_Q8, "17x64x7", 0, 17, 64, 7, 0) C(MATMUL_Q8, "17x64x130 bias", 0, 17, 64, 130, 1)                         \
+    C(MATMUL_Q8, "17x577x1", 0, 17, 577, 1, 0) C(MATMUL_Q8, "17x577x7 bias", 0, 17, 577, 7, 1)                         \
+    C(MATMUL_Q8, "17x577x130", 0, 17, 577, 130, 0) C(MATMUL_Q8, "3x640x130", 0, 3, 640, 130, 0)                        \
+    X(RMSNORM, "rmsnorm", "rmsnorm_forward", "rmsnorm_backward", LW_OPB_CPU, 1e-5, 1e-6,                               \
+      "residual_rmsnorm_forward rmsnorm_backward qk_rmsnorm_forward qk_rmsnorm_backward rms_calibrate_forward "        \
       "rms_calibrate_backward")                                                                                        \
-    C(RMSNORM, "llama 3x8", 1, 3, 8, 0, 1)                                                                             \
-    C(RMSNORM, "gemma 3x8", 1, 3, 8, 1, 1)                                                                             \
-    C(RMSNORM, "no weight 3x8", 1, 3, 8, 0, 0)                                                                         \
-    C(RMSNORM, "gemma 5x576", 0, 5, 576, 1, 1)                                                                         \
-    X(LAYERNORM, "layernorm", "layernorm_forward", "layernorm_backward", LW_OPB_CPU, 1e-5, 1e-5,                     \
-      "layernorm_forward layernorm_backward prefix_layernorm_forward prefix_layernorm_backward")                      \
+    C(RMSNORM, "llama 3x8", 1, 3, 8, 0, 1, 2000)                                                                       \
+    C(RMSNORM, "gemma 3x8", 1, 3, 8, 1, 1, 2000)                                                                       \
+    C(RMSNORM, "no weight 3x8", 1, 3, 8, 0, 0, 2000)                                                                   \
+    C(RMSNORM, "llama 4x16, mean x^2 near eps", 0, 4, 16, 0, 1, 4)                                                     \
+    C(RMSNORM, "gemma 5x576", 0, 5, 576, 1, 1, 2000)                                                                   \
+    X(LAYERNORM, "layernorm", "layernorm_forward", "layernorm_backward", LW_OPB_CPU, 1e-5, 1e-5,                       \
+      "layernorm_forward layernorm_backward prefix_layernorm_forward prefix_layernorm_backward")                       \
     C(LAYERNORM, "3x8", 1, 3, 8)                                                                                       \
     C(LAYERNORM, "1x17", 1, 1, 17)                                                                                     \
     C(LAYERNORM, "6x640", 0, 6, 640)                                                                                   \
-    X(ROPE, "rope", "rope_forward", "rope_backward", LW_OPB_CPU, 1e-6, 1e-7, "rope_apply")                          \
-    C(ROPE, "halves 3x2x8 linear", 1, 3, 2, 8, 0, 100, 1)                                                             \
-    C(ROPE, "interleaved 3x2x8 linear", 1, 3, 2, 8, 1, 100, 1)                                                        \
-    C(ROPE, "halves 5x3x64", 0, 5, 3, 64, 0, 10000, 0)                                                                \
-    C(ROPE, "interleaved 5x3x64", 0, 5, 3, 64, 1, 500000, 0)                                                          \
-    X(ATTENTION, "attention", "attention_forward, attention_forward_sink",                                          \
+    X(ROPE, "rope", "rope_forward", "rope_backward", LW_OPB_CPU, 1e-6, 1e-7, "rope_apply")                             \
+    C(ROPE, "halves 3x2x8 linear", 1, 3, 2, 8, 0, 100, 1)                                                              \
+    C(ROPE, "interleaved 3x2x8 linear", 1, 3, 2, 8, 1, 100, 1)                                                         \
+    C(ROPE, "halves 5x3x64", 0, 5, 3, 64, 0, 10000, 0)                                                                 \
+    C(ROPE, "interleaved 5x3x64", 0, 5, 3, 64, 1, 500000, 0)                                                           \
+    X(ATTENTION, "attention", "attention_forward, attention_forward_sink",                                             \
       "attention_backward, attention_backward_sink", LW_OPB_CPU, 1e-4, 1e-5,                                           \
-      "attention_forward attention_backward bridge_attention_forward bridge_attention_backward")                      \
+      "attention_forward attention_backward bridge_attention_forward bridge_attention_backward")                       \
     C(ATTENTION, "causal gqa2", 1, 6, 6, 4, 2, 8, 1, 0, 0, 0)                                                          \
     C(ATTENTION, "cache mqa", 1, 3, 9, 4, 1, 8, 1, 6, 0, 0)                                                            \
     C(ATTENTION, "window", 1, 7, 7, 2, 2, 4, 1, 0, 3, 0)                                                               \
@@ -115,20 +148,23 @@ enum {
     C(ATTENTION, "bidirectional", 1, 5, 8, 2, 1, 4, 0, 0, 0, 0)                                                        \
     C(ATTENTION, "sink under window", 1, 5, 9, 2, 1, 4, 1, 4, 2, 3)                                                    \
     C(ATTENTION, "sink reaches window", 1, 4, 7, 2, 2, 4, 1, 3, 4, 2)                                                  \
+    C(ATTENTION, "causal gqa2 5x5", 1, 5, 5, 4, 2, 4, 1, 0, 0, 0)                                                      \
+    C(ATTENTION, "offset window mqa", 1, 3, 7, 2, 1, 4, 1, 4, 3, 0)                                                    \
+    C(ATTENTION, "bidirectional 4x6", 1, 4, 6, 2, 2, 4, 0, 0, 0, 0)                                                    \
     C(ATTENTION, "long causal", 0, 33, 33, 4, 2, 16, 1, 0, 0, 0)                                                       \
-    X(GLU, "glu", "glu_forward", "glu_backward", LW_OPB_CPU, 1e-5, 1e-6, "glu_forward glu_backward")                \
+    X(GLU, "glu", "glu_forward", "glu_backward", LW_OPB_CPU, 1e-5, 1e-6, "glu_forward glu_backward")                   \
     C(GLU, "swiglu 40", 1, 40, 0)                                                                                      \
     C(GLU, "geglu 40", 1, 40, 1)                                                                                       \
     C(GLU, "swiglu 1000", 0, 1000, 0)                                                                                  \
-    X(GELU_TANH, "gelu_tanh", "gelu_tanh_forward", "gelu_tanh_backward", LW_OPB_CPU, 1e-5, 1e-6,                     \
+    X(GELU_TANH, "gelu_tanh", "gelu_tanh_forward", "gelu_tanh_backward", LW_OPB_CPU, 1e-5, 1e-6,                       \
       "gelu_forward gelu_backward")                                                                                    \
     C(GELU_TANH, "40", 1, 40)                                                                                          \
     C(GELU_TANH, "1000", 0, 1000)                                                                                      \
-    X(EMBEDDING, "embedding", "embedding_forward",                                                                    \
-      "frozen: none (the token table is never trained; ops.h)", LW_OPB_CPU, 0.0, 0.0, "embedding_forward")            \
-    C(EMBEDDING, "3x2 scale 0.5", 0, 3, 2, 3, 50)                                                                     \
-    C(EMBEDDING, "9x64 scale 8", 0, 9, 64, 40, 800)                                                                   \
-    X(CROSS_ENTROPY, "cross_entropy", "cross_entropy_forward", "cross_entropy_backward", LW_OPB_CPU, 1e-5, 1e-7,     \
+    X(EMBEDDING, "embedding", "embedding_forward",                                                                     \
+      "frozen: none (the token table is never trained; ops.h)", LW_OPB_CPU, 0.0, 0.0, "embedding_forward")             \
+    C(EMBEDDING, "3x2 scale 0.5", 0, 3, 2, 3, 50)                                                                      \
+    C(EMBEDDING, "9x64 scale 8", 0, 9, 64, 40, 800)                                                                    \
+    X(CROSS_ENTROPY, "cross_entropy", "cross_entropy_forward", "cross_entropy_backward", LW_OPB_CPU, 1e-5, 1e-7,       \
       "cross_entropy_forward_backward")                                                                                \
     C(CROSS_ENTROPY, "4x7", 1, 4, 7)                                                                                   \
     C(CROSS_ENTROPY, "1x3", 1, 1, 3)                                                                                   \
