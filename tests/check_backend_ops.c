@@ -22,7 +22,10 @@
  * gradients start at GRAD_START; and a backward with every gradient NULL
  * (frozen) must run. */
 #include "testlib.h"
-#include "op_list.h"
+#include "op_table.h"
+#include "fileutil.h"
+#include "gen_kernels.h"
+#include "manifest.h"
 #include "op_matmul_bf16.h"
 #include "op_matmul_q8.h"
 #include "ops.h"
@@ -38,37 +41,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* ---- the list, as data --------------------------------------------------- */
-
-typedef struct {
-    const char *id, *name, *forward, *backward;
-    int backends;
-    double rtol, atol;
-    const char *kernels;
-} op_entry;
-
-typedef struct {
-    int op;
-    const char *label;
-    int fd;
-    int d[10];
-} op_case;
-
-#define ENTRY_X(ID, name, fwd, bwd, backends, rtol, atol, kernels) \
-    [LW_OP_##ID] = {#ID, name, fwd, bwd, backends, rtol, atol, kernels},
-#define ENTRY_C(...)
-static const op_entry OPS[LW_OP_COUNT] = {LW_OP_LIST(ENTRY_X, ENTRY_C)};
-#undef ENTRY_X
-#undef ENTRY_C
-
-#define CASE_X(...)
-#define CASE_C(ID, label, fd, ...) {LW_OP_##ID, label, fd, {__VA_ARGS__}},
-static const op_case CASES[] = {LW_OP_LIST(CASE_X, CASE_C)};
-#undef CASE_X
-#undef CASE_C
-#define N_CASES ((int)(sizeof CASES / sizeof CASES[0]))
-
-static bool is_frozen(const op_entry *e) { return strncmp(e->backward, "frozen:", 7) == 0; }
+static bool is_frozen(const op_entry *e) { return op_is_frozen(e); }
 
 enum { B_CPU, B_LOOPS, B_SCALAR, B_AVX2, B_AVX512, N_BACKENDS };
 static const char *const BACKEND_NAME[N_BACKENDS] = {"cpu", "loops", "scalar", "avx2", "avx512"};
@@ -930,19 +903,11 @@ START_TEST(every_op_has_a_driver_cases_and_a_backward_check)
 }
 END_TEST
 
-/* Is `fn` named (as a whole word) in a forward or backward column? */
+/* Is `fn` named in a forward or backward column? */
 static bool listed(const char *fn)
 {
-    size_t len = strlen(fn);
-    for (int op = 0; op < LW_OP_COUNT; op++) {
-        const char *cols[2] = {OPS[op].forward, OPS[op].backward};
-        for (int c = 0; c < 2; c++)
-            for (const char *p = cols[c]; (p = strstr(p, fn)) != NULL; p += len) {
-                bool start = p == cols[c] || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
-                bool end = !(isalnum((unsigned char)p[len]) || p[len] == '_');
-                if (start && end) return true;
-            }
-    }
+    for (int op = 0; op < LW_OP_COUNT; op++)
+        if (names_word(OPS[op].forward, fn) || names_word(OPS[op].backward, fn)) return true;
     return false;
 }
 
@@ -978,6 +943,61 @@ START_TEST(every_op_function_is_in_the_list)
 }
 END_TEST
 
+/* Every extern "C" kernel that the templates generate for the default pair
+ * is named by an op of the list (its kernels column) or by
+ * LW_KERNELS_NOT_OPS, and every kernel the list names exists: a new kernel
+ * cannot go untested either. (The GPU harness then launches each one.) */
+START_TEST(every_kernel_is_in_the_list)
+{
+    lw_manifest *man = calloc(1, sizeof *man);
+    ck_assert_ptr_nonnull(man);
+    ck_assert_msg(lw_manifest_load(tl_src("pairs/smollm2-135m_to_gemma3-270m.json"), man) == LW_OK, "%s",
+                  lw_last_error());
+    char *src[3];
+    for (int unit = 0; unit < 3; unit++) {
+        lw_strbuf sb = {0};
+        lw_status st = unit == 2 ? lw_gen_bridge_kernels(tl_src("templates"), man, &sb)
+                                 : lw_gen_model_kernels(tl_src("templates"), unit ? &man->receiver : &man->sender,
+                                                        man->bridge.soft_tokens, &sb);
+        ck_assert_msg(st == LW_OK && !sb.failed, "generating unit %d: %s", unit, lw_last_error());
+        src[unit] = sb.data;
+    }
+    static const char decl[] = "extern \"C\" __global__ void ";
+    int found = 0;
+    for (int unit = 0; unit < 3; unit++)
+        for (const char *p = src[unit]; (p = strstr(p, decl)) != NULL;) {
+            p += strlen(decl);
+            char name[64];
+            size_t len = strcspn(p, "(");
+            ck_assert_uint_lt(len, sizeof name);
+            memcpy(name, p, len);
+            name[len] = '\0';
+            bool named = false;
+            for (int op = 0; op < LW_OP_COUNT; op++) named |= op_has_kernels(&OPS[op]) && names_word(OPS[op].kernels, name);
+            for (int k = 0; k < N_KERNELS_NOT_OPS; k++) named |= strcmp(KERNELS_NOT_OPS[k], name) == 0;
+            ck_assert_msg(named, "kernel %s is neither in an op's kernels column of runtime/op_list.h nor in "
+                          "LW_KERNELS_NOT_OPS", name);
+            found++;
+        }
+    ck_assert_int_ge(found, 20);
+    for (int op = 0; op < LW_OP_COUNT; op++) {
+        char name[64];
+        for (int k = 0; op_kernel(&OPS[op], k, name, sizeof name); k++) {
+            bool there = false;
+            for (int unit = 0; unit < 3; unit++) there |= names_word(src[unit], name);
+            ck_assert_msg(there, "%s names kernel %s, which the templates do not generate", OPS[op].name, name);
+        }
+    }
+    for (int k = 0; k < N_KERNELS_NOT_OPS; k++) {
+        bool there = false;
+        for (int unit = 0; unit < 3; unit++) there |= names_word(src[unit], KERNELS_NOT_OPS[k]);
+        ck_assert_msg(there, "LW_KERNELS_NOT_OPS names %s, which the templates do not generate", KERNELS_NOT_OPS[k]);
+    }
+    for (int unit = 0; unit < 3; unit++) free(src[unit]);
+    free(man);
+}
+END_TEST
+
 int main(void)
 {
     printf("backend ops (tests/check_backend_ops.c; err/tol: worst error as a share of its tolerance)\n");
@@ -988,6 +1008,7 @@ int main(void)
     TCase *list = tcase_create("list");
     tcase_add_test(list, every_op_has_a_driver_cases_and_a_backward_check);
     tcase_add_test(list, every_op_function_is_in_the_list);
+    tcase_add_test(list, every_kernel_is_in_the_list);
     suite_add_tcase(s, list);
     TCase *ops = tcase_create("ops");
     tcase_set_timeout(ops, 300);
