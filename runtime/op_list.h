@@ -2,7 +2,7 @@
  * prefix run, each with its forward, its backward (or "frozen: none" and
  * why), the backends that implement it, its tolerance, its CUDA kernels, and
  * under it the cases it is tested on. It is the one list the backend-ops
- * harness walks (docs/testing.md, "The op list"):
+ * harness walks (docs/testing.md, "Every op on every backend"):
  *
  *   tests/check_backend_ops.c            every op x every CPU backend against
  *                                         a double-precision reference, every
@@ -47,7 +47,7 @@
  *   GLU:            n, act (0 silu, 1 gelu_tanh)
  *   GELU_TANH:      n
  *   EMBEDDING:      T, C, rows, scale x100
- *   CROSS_ENTROPY:  T, V (targets: row t gets (3t) % V, every third row -1) */
+ *   CROSS_ENTROPY:  T, V (targets: row t gets (3t) % V, or -1 when t % 3 == 1) */
 #ifndef LW_OP_LIST_H
 #define LW_OP_LIST_H
 

@@ -829,7 +829,7 @@ static result run_in_child(int op, int backend)
         result r = {0};
         run_op_backend(op, backend, &r);
         ssize_t w = write(fds[1], &r, sizeof r);
-        _exit(w == (ssize_t)sizeof r ? 0 : 3);
+        exit(w == (ssize_t)sizeof r ? 0 : 3); /* exit, not _exit: the leak checker runs (SANITIZE=1) */
     }
     close(fds[1]);
     ssize_t got = read(fds[0], &res, sizeof res);
@@ -839,7 +839,8 @@ static result run_in_child(int op, int backend)
     if (got != (ssize_t)sizeof res || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         memset(&res, 0, sizeof res);
         res.failed = 1;
-        snprintf(res.msg, sizeof res.msg, "the child died (%s %d)", WIFSIGNALED(status) ? "signal" : "exit status",
+        snprintf(res.msg, sizeof res.msg, "the child died (%s %d: a crash or a sanitizer's report, on stderr)",
+                 WIFSIGNALED(status) ? "signal" : "exit status",
                  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
     }
     return res;
@@ -873,6 +874,7 @@ START_TEST(op_on_every_backend)
         fflush(stdout);
         if (r.failed && !failures++)
             snprintf(first, sizeof first, "%s on %s: %s (%d failures)", e->name, BACKEND_NAME[b], r.msg, r.failed);
+        if (r.failed) continue;
         ck_assert_msg(r.cases > 0, "%s has no case", e->name);
         if (!is_frozen(e)) ck_assert_msg(r.fd_cases > 0, "%s on %s: no finite-difference case", e->name, BACKEND_NAME[b]);
     }
