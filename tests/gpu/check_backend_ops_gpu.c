@@ -159,11 +159,36 @@ static void compare(gres *r, const char *what, const float *gpu, const float *cp
 
 #define D(k) (r->c->d[k])
 
-/* ---- the drivers: one case on one unit; false when it does not apply ---- */
+/* ---- which case runs on which unit --------------------------------------- */
 
-static bool gpu_embedding(gres *r, int unit)
+/* The unit must have been generated with what the case asks for: the model
+ * units for the model's ops (its norm kind, RoPE layout, activation; causal
+ * attention), the bridge for its own (LayerNorm, GELU, RMS calibration,
+ * bidirectional attention). Needs no device (main checks it first). */
+static bool gpu_applies(const op_case *oc, int unit)
 {
-    if (unit == BRIDGE) return false;
+    const int *d = oc->d;
+    bool model = unit != BRIDGE;
+    const lw_model_config *c = model ? model_of(unit) : NULL;
+    switch (oc->op) {
+    case LW_OP_EMBEDDING:
+    case LW_OP_CROSS_ENTROPY: return model;
+    case LW_OP_RMSNORM:
+        if (!d[3]) return !model && g_m->bridge.calibration == LW_CALIB_RMS;
+        return model && (c->norm == LW_NORM_RMSNORM_GEMMA) == (d[2] == 1);
+    case LW_OP_LAYERNORM:
+    case LW_OP_GELU_TANH: return !model;
+    case LW_OP_ROPE: return model && lw_rope_interleaved(c) == (d[3] != 0);
+    case LW_OP_ATTENTION: return d[5] ? model : !model && !d[6] && !d[7] && !d[8];
+    case LW_OP_GLU: return model && (c->activation == LW_ACT_GELU_TANH) == (d[1] == 1);
+    default: return false;
+    }
+}
+
+/* ---- the drivers: one case on one unit ----------------------------------- */
+
+static void gpu_embedding(gres *r, int unit)
+{
     const lw_model_config *c = model_of(unit);
     int T = D(0), H = c->hidden, rows = D(2);
     int *ids = malloc((size_t)T * sizeof *ids);
@@ -180,17 +205,15 @@ static bool gpu_embedding(gres *r, int unit)
     compare(r, "embedding_forward", gpu, cpu, (size_t)T * H);
     free(gpu), free(cpu), free(table), free(ids);
     dev_free(&b);
-    return true;
 }
 
 /* With a weight: the model's residual_rmsnorm_forward (+ residual),
  * rmsnorm_backward and the per-head qk_rmsnorm pair, on the unit whose norm
  * kind the case asks for. Without: the bridge's RMS calibration. */
-static bool gpu_rmsnorm(gres *r, int unit)
+static void gpu_rmsnorm(gres *r, int unit)
 {
     float xs = D(4) / 1000.0f;
     if (!D(3)) {
-        if (unit != BRIDGE || g_m->bridge.calibration != LW_CALIB_RMS) return false;
         int M = g_m->bridge.soft_tokens, R = g_m->receiver.hidden;
         size_t n = (size_t)M * R;
         float *x = host_rand(n, xs), scale = 0.75f, *y = malloc(n * 4), *rstd = malloc(M * 4);
@@ -216,11 +239,9 @@ static bool gpu_rmsnorm(gres *r, int unit)
         compare(r, "rms_calibrate_backward dscale", gds, &dscale, 1);
         free(gy), free(gdx), free(gds), free(x), free(y), free(rstd), free(dy), free(dx), free(dyn);
         dev_free(&b);
-        return true;
+        return;
     }
-    if (unit == BRIDGE) return false;
     const lw_model_config *c = model_of(unit);
-    if ((c->norm == LW_NORM_RMSNORM_GEMMA) != (D(2) == 1)) return false;
     int T = D(0), H = c->hidden;
     size_t n = (size_t)T * H;
     float *x = host_rand(n, xs), *res = host_rand(n, xs), *w = host_rand(H, 0.5f);
@@ -268,7 +289,6 @@ static bool gpu_rmsnorm(gres *r, int unit)
     compare(r, "qk_rmsnorm_backward dw", gqdw, qdw, Dh);
     free(gqy), free(gqdx), free(gqdw), free(q), free(qw), free(qy), free(qr), free(qdy), free(qdx), free(qdw);
     dev_free(&b);
-    return true;
 }
 
 /* The bridge's LayerNorm (its width) and the deep prefix's (the receiver's). */
@@ -300,21 +320,17 @@ static void layernorm_pair(gres *r, const char *fwd, const char *bwd, int T, int
     dev_free(&b);
 }
 
-static bool gpu_layernorm(gres *r, int unit)
+static void gpu_layernorm(gres *r, int unit)
 {
-    if (unit != BRIDGE) return false;
     layernorm_pair(r, "layernorm_forward", "layernorm_backward", D(0), g_m->bridge.width);
     layernorm_pair(r, "prefix_layernorm_forward", "prefix_layernorm_backward", D(0), g_m->receiver.hidden);
-    return true;
 }
 
 /* rope_apply with sign +1 is rope_forward, -1 rope_backward; the case's
  * scaling flag means the model's own scaling here. */
-static bool gpu_rope(gres *r, int unit)
+static void gpu_rope(gres *r, int unit)
 {
-    if (unit == BRIDGE) return false;
     const lw_model_config *c = model_of(unit);
-    if (lw_rope_interleaved(c) != (D(3) != 0)) return false;
     int T = D(0), heads = D(1), Dh = c->head_dim, scaled = D(5);
     float base = (float)D(4);
     int *pos = malloc((size_t)T * sizeof *pos);
@@ -339,16 +355,13 @@ static bool gpu_rope(gres *r, int unit)
         dev_free(&b);
     }
     free(pos), free(inv);
-    return true;
 }
 
 /* Causal cases on the model units (their heads, head_dim and scale), the
  * bidirectional ones on the bridge (its heads, no offset, window or sinks). */
-static bool gpu_attention(gres *r, int unit)
+static void gpu_attention(gres *r, int unit)
 {
     bool causal = D(5);
-    if (causal == (unit == BRIDGE)) return false;
-    if (!causal && (D(6) || D(7) || D(8))) return false;
     int Tq = D(0), Tk = D(1), q_offset = D(6), window = D(7), n_sink = D(8), Hq, Hkv, Dh;
     float scale;
     if (unit == BRIDGE) {
@@ -397,14 +410,11 @@ static bool gpu_attention(gres *r, int unit)
     free(g), free(gdq), free(gdk), free(gdv), free(q), free(k), free(v), free(out), free(att);
     free(dout), free(dq), free(dk), free(dv);
     dev_free(&b);
-    return true;
 }
 
-static bool gpu_glu(gres *r, int unit)
+static void gpu_glu(gres *r, int unit)
 {
-    if (unit == BRIDGE) return false;
     const lw_model_config *c = model_of(unit);
-    if ((c->activation == LW_ACT_GELU_TANH) != (D(1) == 1)) return false;
     int n = D(0);
     float *gate = host_rand(n, 4), *up = host_rand(n, 2), *out = malloc((size_t)n * 4);
     dev_bufs b = {0};
@@ -424,12 +434,10 @@ static bool gpu_glu(gres *r, int unit)
     compare(r, "glu_backward dup", gdu, dup, n);
     free(g), free(gdg), free(gdu), free(gate), free(up), free(out), free(dout), free(dgate), free(dup);
     dev_free(&b);
-    return true;
 }
 
-static bool gpu_gelu(gres *r, int unit)
+static void gpu_gelu(gres *r, int unit)
 {
-    if (unit != BRIDGE) return false;
     int n = D(0);
     float *x = host_rand(n, 4), *y = malloc((size_t)n * 4), *dy = host_rand(n, 1), *dx = host_rand(n, 1);
     dev_bufs b = {0};
@@ -446,14 +454,12 @@ static bool gpu_gelu(gres *r, int unit)
     compare(r, "gelu_backward", gdx, dx, n);
     free(gy), free(gdx), free(x), free(y), free(dy), free(dx);
     dev_free(&b);
-    return true;
 }
 
 /* The kernel writes per-row losses and dlogits += dloss (p - onehot); the
  * CPU op averages over the scored rows, so the kernel gets dloss 1 / count. */
-static bool gpu_cross_entropy(gres *r, int unit)
+static void gpu_cross_entropy(gres *r, int unit)
 {
-    if (unit == BRIDGE) return false;
     const lw_model_config *c = model_of(unit);
     int T = D(0), V = c->vocab, count = 0;
     size_t n = (size_t)T * V;
@@ -481,12 +487,11 @@ static bool gpu_cross_entropy(gres *r, int unit)
     compare(r, "cross_entropy_forward_backward dlogits", gdl, dlogits, n);
     free(loss), free(gdl), free(logits), free(probs), free(dlogits), free(targets);
     dev_free(&b);
-    return true;
 }
 
 #undef D
 
-typedef bool (*gpu_driver)(gres *, int unit);
+typedef void (*gpu_driver)(gres *, int unit);
 
 /* By op id: an op whose kernels column names kernels must have one. */
 static const gpu_driver GPU_DRIVERS[LW_OP_COUNT] = {
@@ -512,10 +517,11 @@ START_TEST(op_kernels_against_cpu)
             if (CASES[ci].op != _i) continue;
             lw_rng_seed(&g_rng, 2000 + (uint64_t)ci);
             gres r = {.e = e, .c = &CASES[ci]};
-            if (!GPU_DRIVERS[_i](&r, unit)) {
+            if (!gpu_applies(&CASES[ci], unit)) {
                 sum.skipped++;
                 continue;
             }
+            GPU_DRIVERS[_i](&r, unit);
             sum.ran++;
             sum.share = fmax(sum.share, r.share);
             sum.max_err = fmax(sum.max_err, r.max_err);
@@ -548,6 +554,25 @@ START_TEST(every_listed_kernel_was_launched)
 END_TEST
 
 /* ---- setup: generate (no device needed), then compile and load ---------- */
+
+/* Before any device: an op whose column names kernels has a driver and a
+ * case that runs on some unit of the default pair. */
+static bool every_op_has_a_case_on_some_unit(void)
+{
+    bool ok = true;
+    for (int op = 0; op < LW_OP_COUNT; op++) {
+        if (!op_has_kernels(&OPS[op])) continue;
+        int runs = 0;
+        for (int ci = 0; ci < N_CASES; ci++)
+            for (int u = 0; u < N_UNITS && CASES[ci].op == op; u++) runs += gpu_applies(&CASES[ci], u);
+        if (!GPU_DRIVERS[op] || !runs) {
+            fprintf(stderr, "check_backend_ops_gpu: %s names kernels (%s) but has %s\n", OPS[op].name,
+                    OPS[op].kernels, GPU_DRIVERS[op] ? "no case that runs on a unit of the default pair" : "no driver");
+            ok = false;
+        }
+    }
+    return ok;
+}
 
 static lw_status generate(char *src[N_UNITS])
 {
@@ -595,9 +620,19 @@ int main(void)
     if (generate(src) != LW_OK) {
         fprintf(stderr, "check_backend_ops_gpu: cannot generate the kernels: %s\n", lw_last_error());
         rc = 1;
+    } else if (!every_op_has_a_case_on_some_unit()) {
+        rc = 1;
     } else if (lw_cuda_init(&g_cu, 0) != LW_OK) {
         /* not a failure: make check-gpu is for machines with a GPU */
-        printf("check_backend_ops_gpu: no CUDA device (%s): skipped, %d ops listed\n", lw_last_error(), LW_OP_COUNT);
+        printf("check_backend_ops_gpu: no CUDA device (%s): skipped; would run (op: case x unit runs):",
+               lw_last_error());
+        for (int op = 0; op < LW_OP_COUNT; op++) {
+            int runs = 0;
+            for (int ci = 0; ci < N_CASES; ci++)
+                for (int u = 0; u < N_UNITS && CASES[ci].op == op; u++) runs += gpu_applies(&CASES[ci], u);
+            if (op_has_kernels(&OPS[op])) printf(" %s %d", OPS[op].name, runs);
+        }
+        printf("\n");
     } else if (load(src) != LW_OK) {
         fprintf(stderr, "check_backend_ops_gpu: cannot run: %s\n", lw_last_error());
         rc = 1;
