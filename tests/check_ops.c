@@ -1,6 +1,8 @@
-/* The CPU ops: forwards against hand-computed values and plain reference
- * loops written here independently, backwards against central finite
- * differences, and both against PyTorch goldens (tests/golden/ops/). */
+/* The CPU ops against hand-computed values, an attention reference that
+ * also checks each row of probabilities sums to 1, and PyTorch goldens
+ * (tests/golden/ops/). Every op against a double-precision reference on
+ * every backend, and every backward by finite differences, is the
+ * backend-ops harness: tests/check_backend_ops.c, cases in runtime/op_list.h. */
 #include "testlib.h"
 #include "ops.h"
 
@@ -59,55 +61,6 @@ static void assert_close(const float *got, const float *want, size_t n, float at
 }
 
 
-/* ---- finite differences ------------------------------------------------- *
- * Each backward is checked on L = sum(forward(...) * R) for a fixed random R,
- * whose gradient is backward with dy = R. Per element, central differences
- * in float with eps ~1e-2 (L summed in double); the tolerance is relative to
- * the element plus a small share of the largest gradient, so float noise on
- * near-zero entries does not fail but a wrong term does. Backward must also
- * ACCUMULATE, so gradients start at GRAD_START and it is subtracted back. */
-
-#define GRAD_START 1.0f
-
-typedef double (*loss_fn)(void *ctx);
-
-static double weighted_sum(const float *y, const float *r, size_t n)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)y[i] * r[i];
-    return s;
-}
-
-static float *grad_buffer(size_t n)
-{
-    float *g = malloc((n ? n : 1) * sizeof *g);
-    ck_assert_ptr_nonnull(g);
-    for (size_t i = 0; i < n; i++) g[i] = GRAD_START;
-    return g;
-}
-
-static void check_grad(loss_fn f, void *ctx, float *param, const float *grad_acc, size_t n, float eps,
-                       const char *what)
-{
-    double maxg = 0;
-    for (size_t i = 0; i < n; i++) maxg = fmax(maxg, fabs(grad_acc[i] - GRAD_START));
-    ck_assert_msg(maxg > 0, "%s: gradient is all zero", what);
-    for (size_t i = 0; i < n; i++) {
-        float save = param[i];
-        float hi = save + eps, lo = save - eps;
-        param[i] = hi;
-        double lp = f(ctx);
-        param[i] = lo;
-        double lm = f(ctx);
-        param[i] = save;
-        double num = (lp - lm) / ((double)hi - (double)lo);
-        double ana = grad_acc[i] - GRAD_START;
-        double tol = 2e-2 * fabs(ana) + 5e-3 * maxg + 1e-5;
-        ck_assert_msg(fabs(num - ana) <= tol, "%s[%zu]: backward %.6g, finite difference %.6g", what, i, ana,
-                      num);
-    }
-}
-
 /* ---- matmul ------------------------------------------------------------- */
 
 START_TEST(matmul_small_by_hand)
@@ -124,23 +77,6 @@ START_TEST(matmul_small_by_hand)
 }
 END_TEST
 
-/* The BLAS path and the plain loops agree, ragged sizes that do not fill tiles. */
-START_TEST(matmul_blas_matches_reference)
-{
-    static const int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {33, 64, 17}, {5, 200, 96}};
-    rng_seed(1);
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        int T = shapes[s][0], in = shapes[s][1], out = shapes[s][2];
-        float *x = rand_array((size_t)T * in, 1), *w = rand_array((size_t)out * in, 1);
-        float *b = rand_array(out, 1);
-        float *y = zero_array((size_t)T * out), *yr = zero_array((size_t)T * out);
-        matmul_forward(y, x, w, s % 2 ? b : NULL, T, in, out);
-        matmul_forward_reference(yr, x, w, s % 2 ? b : NULL, T, in, out);
-        assert_close(y, yr, (size_t)T * out, 1e-5f * in, 1e-5f, "matmul");
-        free(x), free(w), free(b), free(y), free(yr);
-    }
-}
-END_TEST
 
 /* ---- rmsnorm / layernorm ------------------------------------------------ */
 
@@ -387,6 +323,15 @@ START_TEST(cross_entropy_by_hand)
     /* no scored rows: loss 0, and out-of-range targets are not scored */
     const int none[1] = {7};
     ck_assert_float_eq(cross_entropy_forward(p2, big, none, 1, 2), 0.0f);
+    /* backward: (p - onehot) * dloss / 2 on the scored rows, the ignored row untouched */
+    float dl[12];
+    for (int i = 0; i < 12; i++) dl[i] = 1.0f;
+    cross_entropy_forward(probs, logits, targets, 3, 4);
+    cross_entropy_backward(dl, probs, targets, 3, 4, 1.7f);
+    for (int i = 0; i < 4; i++) ck_assert_float_eq(dl[4 + i], 1.0f);
+    ck_assert_float_eq_tol(dl[0], 1.0f + 0.85f * 0.25f, 1e-6f);
+    ck_assert_float_eq_tol(dl[2], 1.0f + 0.85f * (0.25f - 1), 1e-6f);
+    ck_assert_float_eq_tol(dl[9], 1.0f + 0.85f * (0.5f - 1), 1e-6f);
 }
 END_TEST
 
@@ -411,283 +356,6 @@ START_TEST(ops_are_deterministic)
     free(x), free(w), free(y1), free(y2), free(q), free(k), free(v), free(o1), free(o2), free(att);
 }
 END_TEST
-
-/* ---- backward: finite differences -------------------------------------- */
-
-typedef struct {
-    float *x, *w, *b, *y, *r;
-    int T, in, out;
-} matmul_case;
-
-static double matmul_loss(void *ctx)
-{
-    matmul_case *c = ctx;
-    matmul_forward(c->y, c->x, c->w, c->b, c->T, c->in, c->out);
-    return weighted_sum(c->y, c->r, (size_t)c->T * c->out);
-}
-
-START_TEST(matmul_backward_finite_differences)
-{
-    rng_seed(10);
-    matmul_case c = {.T = 3, .in = 5, .out = 4};
-    size_t nx = (size_t)c.T * c.in, nw = (size_t)c.out * c.in, ny = (size_t)c.T * c.out;
-    c.x = rand_array(nx, 1), c.w = rand_array(nw, 1), c.b = rand_array(c.out, 1);
-    c.y = zero_array(ny), c.r = rand_array(ny, 1);
-    for (int ref = 0; ref < 2; ref++) {
-        float *dx = grad_buffer(nx), *dw = grad_buffer(nw), *db = grad_buffer(c.out);
-        (ref ? matmul_backward_reference : matmul_backward)(dx, dw, db, c.r, c.x, c.w, c.T, c.in, c.out);
-        check_grad(matmul_loss, &c, c.x, dx, nx, 1e-2f, ref ? "ref dx" : "dx");
-        check_grad(matmul_loss, &c, c.w, dw, nw, 1e-2f, ref ? "ref dw" : "dw");
-        check_grad(matmul_loss, &c, c.b, db, c.out, 1e-2f, ref ? "ref db" : "db");
-        free(dx), free(dw), free(db);
-    }
-    matmul_backward(NULL, NULL, NULL, c.r, c.x, c.w, c.T, c.in, c.out);  /* frozen: nothing written */
-    free(c.x), free(c.w), free(c.b), free(c.y), free(c.r);
-}
-END_TEST
-
-START_TEST(matmul_backward_blas_matches_reference)
-{
-    enum { T = 9, IN = 70, OUT = 33 };
-    rng_seed(11);
-    float *x = rand_array(T * IN, 1), *w = rand_array(OUT * IN, 1), *dy = rand_array(T * OUT, 1);
-    float *dx = grad_buffer(T * IN), *dw = grad_buffer(OUT * IN), *db = grad_buffer(OUT);
-    float *rx = grad_buffer(T * IN), *rw = grad_buffer(OUT * IN), *rb = grad_buffer(OUT);
-    matmul_backward(dx, dw, db, dy, x, w, T, IN, OUT);
-    matmul_backward_reference(rx, rw, rb, dy, x, w, T, IN, OUT);
-    assert_close(dx, rx, T * IN, 1e-4f, 1e-5f, "dx");
-    assert_close(dw, rw, OUT * IN, 1e-4f, 1e-5f, "dw");
-    assert_close(db, rb, OUT, 1e-5f, 1e-5f, "db");
-    free(x), free(w), free(dy), free(dx), free(dw), free(db), free(rx), free(rw), free(rb);
-}
-END_TEST
-
-typedef struct {
-    float *x, *w, *b, *y, *r, *mean, *rstd;
-    int T, C;
-    lw_norm_kind kind;
-} norm_case;
-
-static double rmsnorm_loss(void *ctx)
-{
-    norm_case *c = ctx;
-    rmsnorm_forward(c->y, c->rstd, c->x, c->w, c->T, c->C, 1e-5f, c->kind);
-    return weighted_sum(c->y, c->r, (size_t)c->T * c->C);
-}
-
-static double layernorm_loss(void *ctx)
-{
-    norm_case *c = ctx;
-    layernorm_forward(c->y, c->mean, c->rstd, c->x, c->w, c->b, c->T, c->C, 1e-5f);
-    return weighted_sum(c->y, c->r, (size_t)c->T * c->C);
-}
-
-static norm_case norm_case_new(int T, int C)
-{
-    size_t n = (size_t)T * C;
-    norm_case c = {.T = T, .C = C};
-    c.x = rand_array(n, 2), c.w = rand_array(C, 1), c.b = rand_array(C, 1);
-    c.y = zero_array(n), c.r = rand_array(n, 1), c.mean = zero_array(T), c.rstd = zero_array(T);
-    return c;
-}
-
-static void norm_case_free(norm_case *c)
-{
-    free(c->x), free(c->w), free(c->b), free(c->y), free(c->r), free(c->mean), free(c->rstd);
-}
-
-START_TEST(rmsnorm_backward_finite_differences)
-{
-    rng_seed(12);
-    norm_case c = norm_case_new(3, 8);
-    size_t n = (size_t)c.T * c.C;
-    for (int kind = 0; kind < 2; kind++) {
-        c.kind = kind ? LW_NORM_RMSNORM_GEMMA : LW_NORM_RMSNORM;
-        rmsnorm_loss(&c);
-        float *dx = grad_buffer(n), *dw = grad_buffer(c.C);
-        rmsnorm_backward(dx, dw, c.r, c.x, c.w, c.rstd, c.T, c.C, c.kind);
-        check_grad(rmsnorm_loss, &c, c.x, dx, n, 1e-2f, kind ? "gemma dx" : "dx");
-        check_grad(rmsnorm_loss, &c, c.w, dw, c.C, 1e-2f, kind ? "gemma dw" : "dw");
-        free(dx), free(dw);
-    }
-    /* no weight (a qk-norm without gain, or a frozen one) */
-    float *w = c.w;
-    c.w = NULL;
-    rmsnorm_loss(&c);
-    float *dx = grad_buffer(n);
-    rmsnorm_backward(dx, NULL, c.r, c.x, NULL, c.rstd, c.T, c.C, LW_NORM_RMSNORM);
-    check_grad(rmsnorm_loss, &c, c.x, dx, n, 1e-2f, "dx without w");
-    free(dx);
-    c.w = w;
-    norm_case_free(&c);
-}
-END_TEST
-
-START_TEST(layernorm_backward_finite_differences)
-{
-    rng_seed(13);
-    norm_case c = norm_case_new(3, 8);
-    size_t n = (size_t)c.T * c.C;
-    layernorm_loss(&c);
-    float *dx = grad_buffer(n), *dw = grad_buffer(c.C), *db = grad_buffer(c.C);
-    layernorm_backward(dx, dw, db, c.r, c.x, c.w, c.mean, c.rstd, c.T, c.C);
-    check_grad(layernorm_loss, &c, c.x, dx, n, 1e-2f, "dx");
-    check_grad(layernorm_loss, &c, c.w, dw, c.C, 1e-2f, "dw");
-    check_grad(layernorm_loss, &c, c.b, db, c.C, 1e-2f, "db");
-    layernorm_backward(NULL, NULL, NULL, c.r, c.x, c.w, c.mean, c.rstd, c.T, c.C);
-    free(dx), free(dw), free(db);
-    norm_case_free(&c);
-}
-END_TEST
-
-typedef struct {
-    float *x, *work, *r, *inv;
-    int *pos;
-    int T, H, D;
-    bool interleaved;
-} rope_case;
-
-static double rope_loss(void *ctx)
-{
-    rope_case *c = ctx;
-    size_t n = (size_t)c->T * c->H * c->D;
-    memcpy(c->work, c->x, n * sizeof *c->x);
-    rope_forward(c->work, c->pos, c->inv, c->T, c->H, c->D, c->interleaved);
-    return weighted_sum(c->work, c->r, n);
-}
-
-START_TEST(rope_backward_finite_differences)
-{
-    rng_seed(14);
-    rope_case c = {.T = 3, .H = 2, .D = 8};
-    size_t n = (size_t)c.T * c.H * c.D;
-    int pos[3] = {0, 5, 123};
-    float inv[4];
-    lw_rope_scaling s = {.kind = LW_ROPE_SCALING_LINEAR, .factor = 2};
-    rope_inv_freq(inv, c.D, 100.0f, &s);
-    c.pos = pos, c.inv = inv;
-    c.x = rand_array(n, 1), c.work = zero_array(n), c.r = rand_array(n, 1);
-    for (int il = 0; il < 2; il++) {
-        c.interleaved = il;
-        float *dx = zero_array(n);
-        memcpy(dx, c.r, n * sizeof *dx);
-        rope_backward(dx, c.pos, c.inv, c.T, c.H, c.D, c.interleaved);
-        for (size_t i = 0; i < n; i++) dx[i] += GRAD_START;  /* rope_backward works in place */
-        check_grad(rope_loss, &c, c.x, dx, n, 1e-2f, il ? "interleaved dx" : "half dx");
-        free(dx);
-    }
-    free(c.x), free(c.work), free(c.r);
-}
-END_TEST
-
-typedef struct {
-    float *q, *k, *v, *out, *att, *r;
-    int Tq, Tk, Hq, Hkv, D;
-    lw_attention_params p;
-} attention_case;
-
-static double attention_loss(void *ctx)
-{
-    attention_case *c = ctx;
-    attention_forward(c->out, c->att, c->q, c->k, c->v, c->Tq, c->Tk, c->Hq, c->Hkv, c->D, &c->p);
-    return weighted_sum(c->out, c->r, (size_t)c->Tq * c->Hq * c->D);
-}
-
-static void check_attention_backward(int Tq, int Tk, int Hq, int Hkv, int D, bool causal, int q_offset,
-                                     int window)
-{
-    attention_case c = {.Tq = Tq, .Tk = Tk, .Hq = Hq, .Hkv = Hkv, .D = D,
-                        .p = {.causal = causal, .q_offset = q_offset, .window = window, .scale = 1 / sqrtf(D)}};
-    size_t nq = (size_t)Tq * Hq * D, nk = (size_t)Tk * Hkv * D;
-    c.q = rand_array(nq, 1.5f), c.k = rand_array(nk, 1.5f), c.v = rand_array(nk, 1);
-    c.out = zero_array(nq), c.att = zero_array((size_t)Hq * Tq * Tk), c.r = rand_array(nq, 1);
-    attention_loss(&c);
-    float *dq = grad_buffer(nq), *dk = grad_buffer(nk), *dv = grad_buffer(nk);
-    attention_backward(dq, dk, dv, c.r, c.att, c.q, c.k, c.v, Tq, Tk, Hq, Hkv, D, &c.p);
-    check_grad(attention_loss, &c, c.q, dq, nq, 1e-2f, "dq");
-    check_grad(attention_loss, &c, c.k, dk, nk, 1e-2f, "dk");
-    check_grad(attention_loss, &c, c.v, dv, nk, 1e-2f, "dv");
-    attention_backward(NULL, NULL, NULL, c.r, c.att, c.q, c.k, c.v, Tq, Tk, Hq, Hkv, D, &c.p);
-    free(dq), free(dk), free(dv);
-    free(c.q), free(c.k), free(c.v), free(c.out), free(c.att), free(c.r);
-}
-
-START_TEST(attention_backward_finite_differences)
-{
-    rng_seed(15);
-    check_attention_backward(5, 5, 4, 2, 4, true, 0, 0);   /* causal, GQA */
-    check_attention_backward(3, 7, 2, 1, 4, true, 4, 3);   /* offset + window, MQA */
-    check_attention_backward(4, 6, 2, 2, 4, false, 0, 0);  /* bidirectional */
-}
-END_TEST
-
-typedef struct {
-    float *gate, *up, *out, *r;
-    int n;
-    lw_activation act;
-    bool plain_gelu;
-} act_case;
-
-static double act_loss(void *ctx)
-{
-    act_case *c = ctx;
-    if (c->plain_gelu) gelu_tanh_forward(c->out, c->gate, c->n);
-    else glu_forward(c->out, c->gate, c->up, c->n, c->act);
-    return weighted_sum(c->out, c->r, c->n);
-}
-
-START_TEST(activation_backward_finite_differences)
-{
-    rng_seed(16);
-    act_case c = {.n = 40};
-    c.gate = rand_array(c.n, 4), c.up = rand_array(c.n, 2), c.out = zero_array(c.n), c.r = rand_array(c.n, 1);
-    for (int a = 0; a < 2; a++) {
-        c.act = a ? LW_ACT_GELU_TANH : LW_ACT_SILU;
-        float *dg = grad_buffer(c.n), *du = grad_buffer(c.n);
-        glu_backward(dg, du, c.r, c.gate, c.up, c.n, c.act);
-        check_grad(act_loss, &c, c.gate, dg, c.n, 1e-2f, a ? "geglu dgate" : "swiglu dgate");
-        check_grad(act_loss, &c, c.up, du, c.n, 1e-2f, a ? "geglu dup" : "swiglu dup");
-        glu_backward(NULL, NULL, c.r, c.gate, c.up, c.n, c.act);
-        free(dg), free(du);
-    }
-    c.plain_gelu = true;
-    float *dx = grad_buffer(c.n);
-    gelu_tanh_backward(dx, c.r, c.gate, c.n);
-    check_grad(act_loss, &c, c.gate, dx, c.n, 1e-2f, "gelu dx");
-    free(dx);
-    free(c.gate), free(c.up), free(c.out), free(c.r);
-}
-END_TEST
-
-typedef struct {
-    float *logits, *probs;
-    const int *targets;
-    int T, V;
-    float dloss;
-} ce_case;
-
-static double ce_loss(void *ctx)
-{
-    ce_case *c = ctx;
-    return (double)c->dloss * cross_entropy_forward(c->probs, c->logits, c->targets, c->T, c->V);
-}
-
-START_TEST(cross_entropy_backward_finite_differences)
-{
-    rng_seed(17);
-    static const int targets[4] = {3, -1, 0, 6};
-    ce_case c = {.T = 4, .V = 7, .targets = targets, .dloss = 1.7f};
-    size_t n = (size_t)c.T * c.V;
-    c.logits = rand_array(n, 3), c.probs = zero_array(n);
-    ce_loss(&c);
-    float *dl = grad_buffer(n);
-    cross_entropy_backward(dl, c.probs, c.targets, c.T, c.V, c.dloss);
-    for (int i = 0; i < c.V; i++) ck_assert_float_eq(dl[c.V + i], GRAD_START);  /* ignored row */
-    check_grad(ce_loss, &c, c.logits, dl, n, 1e-2f, "dlogits");
-    free(dl), free(c.logits), free(c.probs);
-}
-END_TEST
-
 
 /* ---- PyTorch goldens (tests/golden/make_ops_goldens.py) ----------------- */
 
@@ -916,7 +584,6 @@ int main(void)
     Suite *s = suite_create("ops");
     TCase *fwd = tcase_create("forward");
     tcase_add_test(fwd, matmul_small_by_hand);
-    tcase_add_test(fwd, matmul_blas_matches_reference);
     tcase_add_test(fwd, rmsnorm_by_hand_both_kinds);
     tcase_add_test(fwd, layernorm_by_hand);
     tcase_add_test(fwd, rope_inv_freq_plain_and_linear);
@@ -930,16 +597,6 @@ int main(void)
     tcase_add_test(fwd, cross_entropy_by_hand);
     tcase_add_test(fwd, ops_are_deterministic);
     suite_add_tcase(s, fwd);
-    TCase *bwd = tcase_create("backward");
-    tcase_add_test(bwd, matmul_backward_finite_differences);
-    tcase_add_test(bwd, matmul_backward_blas_matches_reference);
-    tcase_add_test(bwd, rmsnorm_backward_finite_differences);
-    tcase_add_test(bwd, layernorm_backward_finite_differences);
-    tcase_add_test(bwd, rope_backward_finite_differences);
-    tcase_add_test(bwd, attention_backward_finite_differences);
-    tcase_add_test(bwd, activation_backward_finite_differences);
-    tcase_add_test(bwd, cross_entropy_backward_finite_differences);
-    suite_add_tcase(s, bwd);
     TCase *gold = tcase_create("golden");
     tcase_add_test(gold, golden_attention_torch);
     tcase_add_test(gold, golden_rope_inv_freq_transformers);
