@@ -1,6 +1,8 @@
 /* Generates the CUDA C of a pair: one translation unit per model (sender,
  * receiver) and one for the bridge, each = a constants block rendered from
- * the manifest + templates/common.cuh + the kernel template. */
+ * the manifest + templates/common.cuh + the kernel template. A kernel
+ * template whose signatures differ from templates/kernels.def is refused
+ * (LW_ERR_FORMAT, naming the line; kernel_table.h). */
 #ifndef LW_GEN_KERNELS_H
 #define LW_GEN_KERNELS_H
 
