@@ -202,6 +202,10 @@ lw_status lw_kernel_table_check_template(const char *file, const char *text, con
     bool seen[256] = {0};
     if (lw_kernel_table_len > 256) return lw_fail(LW_ERR_INVALID, "%s: more than 256 kernels", LW_KERNEL_TABLE_FILE);
     for (const char *at = strstr(text, MARK); at; at = strstr(at + 1, MARK)) {
+        const char *line_start = at;
+        while (line_start > text && line_start[-1] != '\n') line_start--;
+        const char *slashes = strstr(line_start, "//");
+        if (slashes && slashes < at) continue;   /* in a line comment: prose, not a kernel */
         int line = line_of(text, at);
         const char *c = skip_space(at + sizeof MARK - 1);
         if (strncmp(c, "void", 4) || !isspace((unsigned char)c[4]))
