@@ -47,7 +47,7 @@ static lw_status parse_one(const char *s, const char *e, const char *what, int i
                        (int)(e - s), s);
     if (strlen(tokens[n - 1]) >= sizeof p->name)
         return lw_fail(LW_ERR_FORMAT, "%s: parameter %d's name is too long", what, index + 1);
-    snprintf(p->name, sizeof p->name, "%s", tokens[n - 1]);
+    memcpy(p->name, tokens[n - 1], strlen(tokens[n - 1]) + 1);   /* fits: checked above */
     size_t len = 0;
     p->type[0] = '\0';
     for (int i = 0; i < n - 1; i++) {
