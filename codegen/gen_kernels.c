@@ -67,6 +67,7 @@ lw_status lw_gen_model_kernels(const char *templates_dir, const lw_model_config 
     lw_status st = append_template(templates_dir, "model_constants.cuh.in", NULL, &tv, out);
     if (st == LW_OK) st = append_template(templates_dir, "common.cuh", NULL, NULL, out);
     if (st == LW_OK) st = append_template(templates_dir, "model_kernels.cu.in", "model", &tv, out);
+    if (st == LW_OK) st = lw_kernel_table_type_checks("model", out);
     return st;
 }
 
@@ -85,5 +86,6 @@ lw_status lw_gen_bridge_kernels(const char *templates_dir, const lw_manifest *m,
     lw_status st = append_template(templates_dir, "bridge_constants.cuh.in", NULL, &tv, out);
     if (st == LW_OK) st = append_template(templates_dir, "common.cuh", NULL, NULL, out);
     if (st == LW_OK) st = append_template(templates_dir, "bridge_kernels.cu.in", "bridge", &tv, out);
+    if (st == LW_OK) st = lw_kernel_table_type_checks("bridge", out);
     return st;
 }

@@ -240,3 +240,24 @@ lw_status lw_kernel_table_check_template(const char *file, const char *text, con
                            lw_kernel_table[i].name, LW_KERNEL_TABLE_FILE, unit);
     return LW_OK;
 }
+
+lw_status lw_kernel_table_type_checks(const char *unit, lw_strbuf *out)
+{
+    lw_sb_printf(out, "\n// ---- generated from %s: each kernel's type is the one its host launcher\n"
+                      "// packs arguments for; a signature that differs fails here.\n"
+                      "template <class A, class B> struct lw_same_type { enum { value = 0 }; };\n"
+                      "template <class A> struct lw_same_type<A, A> { enum { value = 1 }; };\n", LW_KERNEL_TABLE_FILE);
+    for (int i = 0; i < lw_kernel_table_len; i++) {
+        const lw_kernel_entry *k = &lw_kernel_table[i];
+        if (strcmp(k->unit, unit)) continue;
+        lw_kernel_param p[LW_KERNEL_MAX_PARAMS];
+        int n;
+        lw_status st = lw_kernel_parse_params(k->params, LW_KERNEL_TABLE_FILE, p, LW_KERNEL_MAX_PARAMS, &n);
+        if (st) return st;
+        lw_sb_printf(out, "static_assert(lw_same_type<decltype(&%s), void (*)(", k->name);
+        for (int a = 0; a < n; a++) lw_sb_printf(out, "%s%s", a ? ", " : "", p[a].type);
+        lw_sb_printf(out, ")>::value,\n              \"kernel %s: its signature differs from %s\");\n", k->name,
+                     LW_KERNEL_TABLE_FILE);
+    }
+    return out->failed ? lw_fail(LW_ERR_NOMEM, "out of memory generating the kernel type checks") : LW_OK;
+}

@@ -7,6 +7,7 @@
 #ifndef LW_KERNEL_TABLE_H
 #define LW_KERNEL_TABLE_H
 
+#include "fileutil.h"
 #include "status.h"
 
 enum { LW_KERNEL_MAX_PARAMS = 24 };
@@ -50,5 +51,11 @@ lw_status lw_kernel_table_validate(void);
  * and names, in order), and every kernel the table gives this unit is
  * defined once. LW_ERR_FORMAT otherwise, naming file:line and what differs. */
 lw_status lw_kernel_table_check_template(const char *file, const char *text, const char *unit);
+
+/* Appends to a unit's generated CUDA source one static_assert per kernel of
+ * unit that its type is the table's, so NVRTC itself refuses a kernel whose
+ * signature, after the preprocessor, is not what the host's launcher packs
+ * (the text check above sees the template before macros and #if). */
+lw_status lw_kernel_table_type_checks(const char *unit, lw_strbuf *out);
 
 #endif

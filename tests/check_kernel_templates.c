@@ -203,6 +203,45 @@ START_TEST(nvrtc_compiles_every_kernel_of_the_table)
 }
 END_TEST
 
+/* The table's static_asserts at the end of a unit: NVRTC refuses a kernel
+ * whose type, after the preprocessor, is not the table's, even where the
+ * template's text was not what changed (here a macro retypes a parameter
+ * in the rendered source, which the text check never sees). */
+START_TEST(nvrtc_refuses_a_kernel_type_that_differs_from_the_table)
+{
+    if (!lw_nvrtc_available()) {
+        fprintf(stderr, "check_kernel_templates: built without NVRTC, compile test not run\n");
+        return;
+    }
+    lw_manifest *man = calloc(1, sizeof *man);
+    ck_assert_ptr_nonnull(man);
+    ck_assert_msg(lw_manifest_load(tl_src("pairs/smollm2-135m_to_gemma3-270m.json"), man) == LW_OK, "%s",
+                  lw_last_error());
+    lw_strbuf sb = {0};
+    ck_assert_msg(lw_gen_model_kernels(tl_src("templates"), &man->receiver, man->bridge.soft_tokens, &sb) == LW_OK,
+                  "%s", lw_last_error());
+    ck_assert_msg(strstr(sb.data, "static_assert(lw_same_type<decltype(&glu_forward), void (*)(float *, const float *, "
+                                  "const float *, int)>::value") != NULL, "no type check of glu_forward");
+    const char *def = "void glu_forward(float *out, const float *gate, const float *up, int n)";
+    char *at = strstr(sb.data, def);
+    ck_assert_ptr_nonnull(at);
+    lw_strbuf bad = {0};
+    lw_sb_append(&bad, sb.data, (size_t)(at - sb.data));
+    lw_sb_printf(&bad, "void glu_forward(float *out, const float *gate, const float *up, LW_COUNT n)");
+    lw_sb_printf(&bad, "%s", at + strlen(def));
+    lw_strbuf src = {0};
+    lw_sb_printf(&src, "#define LW_COUNT unsigned\n%s", bad.data);
+    unsigned char *image = NULL;
+    size_t size = 0;
+    ck_assert_int_eq(lw_nvrtc_compile(src.data, "kernels_model.cu", 80, &image, &size), LW_ERR_EXTERNAL);
+    ck_assert_msg(strstr(lw_last_error(), "kernel glu_forward: its signature differs from templates/kernels.def"),
+                  "%s", lw_last_error());
+    free(image);
+    lw_sb_free(&src), lw_sb_free(&bad), lw_sb_free(&sb);
+    free(man);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kernel_templates");
@@ -212,6 +251,7 @@ int main(void)
     tcase_add_test(tc, lora_forward_applies_the_golden_masks);
     tcase_add_test(tc, prefix_hash_matches_deep_prefix_forward);
     tcase_add_test(tc, nvrtc_compiles_every_kernel_of_the_table);
+    tcase_add_test(tc, nvrtc_refuses_a_kernel_type_that_differs_from_the_table);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }
