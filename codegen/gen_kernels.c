@@ -4,18 +4,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "kernel_table.h"
 #include "template.h"
 
 /* Reads templates_dir/name and renders it with tv (tv may be NULL for a
- * file without placeholders) onto out. */
-static lw_status append_template(const char *templates_dir, const char *name, const lw_template_vars *tv,
-                                 lw_strbuf *out)
+ * file without placeholders) onto out. A kernel template (unit "model" or
+ * "bridge"; NULL for the others) must first agree with the kernel table,
+ * which the host's launchers were generated from. */
+static lw_status append_template(const char *templates_dir, const char *name, const char *unit,
+                                 const lw_template_vars *tv, lw_strbuf *out)
 {
     char path[4300];
     snprintf(path, sizeof path, "%s/%s", templates_dir, name);
     char *text;
     lw_status st = lw_read_file(path, &text, NULL);
     if (st != LW_OK) return lw_fail_wrap(st, "reading kernel template");
+    if (unit && (st = lw_kernel_table_check_template(path, text, unit))) {
+        free(text);
+        return st;
+    }
     lw_template_vars none = {0};
     st = lw_template_render(path, text, tv ? tv : &none, out);
     free(text);
@@ -57,9 +64,10 @@ lw_status lw_gen_model_kernels(const char *templates_dir, const lw_model_config 
 {
     lw_template_vars tv = {0};
     model_vars(&tv, m, soft_tokens);
-    lw_status st = append_template(templates_dir, "model_constants.cuh.in", &tv, out);
-    if (st == LW_OK) st = append_template(templates_dir, "common.cuh", NULL, out);
-    if (st == LW_OK) st = append_template(templates_dir, "model_kernels.cu.in", &tv, out);
+    lw_status st = append_template(templates_dir, "model_constants.cuh.in", NULL, &tv, out);
+    if (st == LW_OK) st = append_template(templates_dir, "common.cuh", NULL, NULL, out);
+    if (st == LW_OK) st = append_template(templates_dir, "model_kernels.cu.in", "model", &tv, out);
+    if (st == LW_OK) st = lw_kernel_table_type_checks("model", out);
     return st;
 }
 
@@ -75,8 +83,9 @@ lw_status lw_gen_bridge_kernels(const char *templates_dir, const lw_manifest *m,
     lw_tv_int(&tv, "BRIDGE_FFN", (long long)b->width * b->ffn_mult);
     lw_tv_int(&tv, "SOFT_TOKENS", b->soft_tokens);
     lw_tv_int(&tv, "CALIBRATE_RMS", b->calibration == LW_CALIB_RMS);
-    lw_status st = append_template(templates_dir, "bridge_constants.cuh.in", &tv, out);
-    if (st == LW_OK) st = append_template(templates_dir, "common.cuh", NULL, out);
-    if (st == LW_OK) st = append_template(templates_dir, "bridge_kernels.cu.in", &tv, out);
+    lw_status st = append_template(templates_dir, "bridge_constants.cuh.in", NULL, &tv, out);
+    if (st == LW_OK) st = append_template(templates_dir, "common.cuh", NULL, NULL, out);
+    if (st == LW_OK) st = append_template(templates_dir, "bridge_kernels.cu.in", "bridge", &tv, out);
+    if (st == LW_OK) st = lw_kernel_table_type_checks("bridge", out);
     return st;
 }

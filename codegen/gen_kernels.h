@@ -1,6 +1,9 @@
 /* Generates the CUDA C of a pair: one translation unit per model (sender,
  * receiver) and one for the bridge, each = a constants block rendered from
- * the manifest + templates/common.cuh + the kernel template. */
+ * the manifest + templates/common.cuh + the kernel template. A kernel
+ * template whose signatures differ from templates/kernels.def is refused
+ * (LW_ERR_FORMAT, naming the line; kernel_table.h), and each unit ends with
+ * the table's static_asserts of its kernels' types, which NVRTC checks. */
 #ifndef LW_GEN_KERNELS_H
 #define LW_GEN_KERNELS_H
 

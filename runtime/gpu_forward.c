@@ -14,16 +14,6 @@
 #include <limits.h>
 #include <stdio.h>
 
-lw_status lw_gpu_launch(lw_gpu_model *g, const lw_cuda_kernel *k, unsigned gx, unsigned gy, unsigned bx,
-                        void **args)
-{
-    lw_status st = lw_cuda_launch(g->cu, k, gx, gy, 1, bx, 1, 1, 0, args);
-    if (st || !g->sync_each_launch) return st;
-    char what[256];
-    snprintf(what, sizeof what, "after %s of %s (%s)", k->name, k->unit ? k->unit : "?", g->cfg.name);
-    return lw_cuda_sync(g->cu, what);
-}
-
 lw_status lw_gpu_matmul(lw_gpu_model *g, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_ptr w, int T, int in, int out,
                         int layer, const char *tensor)
 {
@@ -43,32 +33,27 @@ lw_status lw_gpu_matmul_input(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr xb, si
     if (!xb || n == 0 || n > INT_MAX)
         return lw_fail(LW_ERR_INVALID, "GPU %s: bf16 input of %zu values (scratch %s)", g->cfg.name, n,
                        xb ? "given" : "missing");
-    int count = (int)n;
-    void *args[] = {&xb, &x, &count};
     *in = xb;
-    return lw_gpu_launch(g, &g->k.to_bf16, lw_gpu_blocks(n, 256), 1, 256, args);
+    return lwk_f32_to_bf16(lw_gpu_launcher(g), &g->k, xb, x, (int)n);
 }
 
 lw_status lw_gpu_add_norm(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr y, lw_cuda_ptr rstd, lw_cuda_ptr pending,
                           lw_cuda_ptr w, int T)
 {
-    void *args[] = {&x, &y, &rstd, &pending, &w, &T};
-    return lw_gpu_launch(g, &g->k.add_norm, (unsigned)T, 1, 256, args);
+    return lwk_residual_rmsnorm_forward(lw_gpu_launcher(g), &g->k, x, y, rstd, pending, w, T);
 }
 
 lw_status lw_gpu_head_norm(lw_gpu_model *g, lw_cuda_ptr y, lw_cuda_ptr rstd, lw_cuda_ptr x, lw_cuda_ptr w,
                            int rows)
 {
-    void *args[] = {&y, &rstd, &x, &w, &rows};
-    return lw_gpu_launch(g, &g->k.head_norm, (unsigned)rows, 1, 32, args);
+    return lwk_qk_rmsnorm_forward(lw_gpu_launcher(g), &g->k, y, rstd, x, w, rows);
 }
 
 lw_status lw_gpu_rope(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr pos, int T, int heads, int layer, float sign)
 {
     float base = lw_gpu_rope_base(&g->cfg, layer);
     int scaled = !lw_layer_is_local(&g->cfg, layer);   /* as the CPU's inv_freq_global / _local */
-    void *args[] = {&x, &pos, &T, &heads, &base, &sign, &scaled};
-    return lw_gpu_launch(g, &g->k.rope, (unsigned)T, (unsigned)heads, (unsigned)g->cfg.head_dim / 2, args);
+    return lwk_rope_apply(lw_gpu_launcher(g), &g->k, x, pos, T, heads, base, sign, scaled, g->cfg.head_dim);
 }
 
 /* The kernel applies the causal mask and the window itself. */
@@ -83,14 +68,13 @@ lw_status lw_gpu_attention_sink(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr ls
                                 lw_cuda_ptr values, int T, int pos0, int window, int n_sink)
 {
     int Tk = n_sink + pos0 + T, q_offset = n_sink + pos0;
-    void *args[] = {&out, &lse, &q, &keys, &values, &T, &Tk, &q_offset, &window, &n_sink};
-    return lw_gpu_launch(g, &g->k.attention, lw_gpu_blocks((size_t)T * g->cfg.n_heads, 4), 1, 128, args);
+    return lwk_attention_forward(lw_gpu_launcher(g), &g->k, out, lse, q, keys, values, T, Tk, q_offset, window, n_sink,
+                                 g->cfg.n_heads);
 }
 
 lw_status lw_gpu_glu(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr gate, lw_cuda_ptr up, int n)
 {
-    void *args[] = {&out, &gate, &up, &n};
-    return lw_gpu_launch(g, &g->k.glu, lw_gpu_blocks((size_t)n, 256), 1, 256, args);
+    return lwk_glu_forward(lw_gpu_launcher(g), &g->k, out, gate, up, n);
 }
 
 /* Block l over the T rows of s->x at positions pos0..; *pending is the
@@ -149,8 +133,7 @@ lw_status lw_gpu_embed(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr ids_dev, int 
     size_t row_bytes = (size_t)g->cfg.hidden * sizeof(float);
     for (int t = 0; t < T; t++) ids_host[t] = row_is_embed(a, r0 + t) ? 0 : a->ids[r0 + t];
     lw_status st = lw_cuda_upload(g->cu, ids_dev, ids_host, (size_t)T * sizeof(int), "token ids");
-    void *args[] = {&x, &ids_dev, &g->token_embd, &T};
-    if (!st) st = lw_gpu_launch(g, &g->k.embedding, (unsigned)T, 1, 256, args);
+    if (!st) st = lwk_embedding_forward(lw_gpu_launcher(g), &g->k, x, ids_dev, g->token_embd, T);
     /* Runs of consecutive embedding rows, one copy each (the copies wait for the kernel: same stream). */
     for (int t = 0; !st && t < T;) {
         if (!row_is_embed(a, r0 + t)) {

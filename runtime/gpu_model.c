@@ -130,29 +130,6 @@ static lw_status check_config(const lw_model *m)
     return LW_OK;
 }
 
-static lw_status find_kernels(lw_gpu_model *g, const lw_cuda_module *mod)
-{
-    struct {
-        lw_cuda_kernel *k;
-        const char *name;
-    } want[] = {
-        {&g->k.embedding, "embedding_forward"}, {&g->k.add_norm, "residual_rmsnorm_forward"},
-        {&g->k.head_norm, "qk_rmsnorm_forward"}, {&g->k.rope, "rope_apply"},
-        {&g->k.glu, "glu_forward"},             {&g->k.attention, "attention_forward"},
-        {&g->k.norm_backward, "rmsnorm_backward"}, {&g->k.head_norm_backward, "qk_rmsnorm_backward"},
-        {&g->k.glu_backward, "glu_backward"},   {&g->k.attention_backward, "attention_backward"},
-        {&g->k.cross_entropy, "cross_entropy_forward_backward"},
-        {&g->k.lora_forward, "lora_forward"},   {&g->k.lora_backward_input, "lora_backward_input"},
-        {&g->k.lora_backward_weights, "lora_backward_weights"},
-    };
-    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        lw_status st = lw_cuda_get_kernel(g->cu, mod, want[i].name, want[i].k);
-        if (st) return st;
-    }
-    /* Only bf16 needs it, so an fp32 model runs on a module built before it existed. */
-    return g->bf16 ? lw_cuda_get_kernel(g->cu, mod, "f32_to_bf16", &g->k.to_bf16) : LW_OK;
-}
-
 static lw_status upload_one(lw_gpu_model *g, const tensor_slot *t)
 {
     if (t->matrix && g->bf16) return lw_cuda_upload_bf16(g->cu, *t->dev, t->host, t->n, "model weights (bf16)");
@@ -198,7 +175,8 @@ lw_status lw_gpu_model_upload_dtype(lw_cuda *cu, lw_cublas *blas, const lw_cuda_
     g->cu = cu;
     g->blas = blas;
     g->bf16 = dtype == LW_DTYPE_BF16;
-    st = find_kernels(g, mod);
+    /* Every kernel of the table's model unit: the module was generated from the same table. */
+    st = lw_model_kernels_find(cu, mod, &g->k);
     if (!st) st = upload_weights(g, m);
     if (st) {
         lw_gpu_model_free(g);

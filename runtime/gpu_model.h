@@ -38,6 +38,7 @@
 #include "cuda_blas.h"
 #include "cuda_driver.h"
 #include "cuda_memplan.h"
+#include "kernel_launchers.h"   /* generated from templates/kernels.def */
 #include "model.h"
 
 /* Device pointers into the weight allocation; 0 where the family has none. */
@@ -47,20 +48,10 @@ typedef struct {
 } lw_gpu_layer;
 
 typedef struct {
-    lw_cuda_kernel embedding, add_norm, head_norm, rope, glu, attention;
-    /* backward, for gpu_receiver_pass.c */
-    lw_cuda_kernel norm_backward, head_norm_backward, glu_backward, attention_backward, cross_entropy;
-    /* LoRA on the projections, for gpu_receiver_pass.c's adapters */
-    lw_cuda_kernel lora_forward, lora_backward_input, lora_backward_weights;
-    /* bf16 weights only: the products' activations to bf16 */
-    lw_cuda_kernel to_bf16;
-} lw_gpu_kernels;
-
-typedef struct {
     lw_model_config cfg;
     lw_cuda *cu;               /* borrowed: outlive the model */
     lw_cublas *blas;
-    lw_gpu_kernels k;
+    lw_model_kernels k;        /* the module's kernels, launched by lwk_<kernel> (cuda_launch.h) */
     lw_cuda_ptr weights;       /* one allocation holds every tensor */
     size_t weight_bytes;
     lw_cuda_ptr token_embd, output_norm, output;   /* output == token_embd when tied (fp32 only) */
@@ -135,8 +126,13 @@ lw_status lw_gpu_check_fits(lw_cuda *cu, size_t need, const char *what, const ch
  * waits for it so a fault names the kernel. Pointers are device addresses;
  * 0 means "none" where a kernel allows it (rstd, lse, pending). */
 
-lw_status lw_gpu_launch(lw_gpu_model *g, const lw_cuda_kernel *k, unsigned gx, unsigned gy, unsigned bx,
-                        void **args);
+/* How g's kernels launch: on its device, named after its model, waiting
+ * after each one with sync_each_launch. lwk_glu_forward(lw_gpu_launcher(g),
+ * &g->k, ...) and so on (kernel_launchers.h). */
+static inline lw_launch lw_gpu_launcher(const lw_gpu_model *g)
+{
+    return (lw_launch){.cu = g->cu, .owner = g->cfg.name, .sync = g->sync_each_launch};
+}
 /* y[T, out] (fp32) = x[T, in] @ w^T; layer and tensor name the weight in
  * errors. x is the product's input as the weights want it: fp32 with fp32
  * weights, bf16 with bf16 weights (what lw_gpu_matmul_input gives). */
@@ -177,8 +173,6 @@ static inline float lw_gpu_rope_base(const lw_model_config *c, int l)
 {
     return lw_layer_is_local(c, l) && c->rope_base_local > 0 ? c->rope_base_local : c->rope_base;
 }
-
-static inline unsigned lw_gpu_blocks(size_t n, unsigned per) { return (unsigned)((n + per - 1) / per); }
 
 /* lw_generate over lw_gpu_forward (gpu_generate.c): the prompt from
  * position 0, then up to max_new tokens sampled on the host. */

@@ -395,8 +395,7 @@ static lw_status lora_forward(lw_gpu_receiver_pass *p, int l, lw_lora_target t, 
     int rank = lo->cfg.rank, target = (int)t;
     float scale = lo->scale, dropout = lora_dropout(p->ad);
     unsigned long long seed = p->ad->dropout_seed;
-    void *args[] = {&y, &x, &A, &B, &pos, &T, &rank, &target, &scale, &dropout, &seed, &l};
-    return lw_gpu_launch(p->g, &p->g->k.lora_forward, (unsigned)T, 1, 256, args);
+    return lwk_lora_forward(lw_gpu_launcher(p->g), &p->g->k, y, x, A, B, pos, T, rank, target, scale, dropout, seed, l);
 }
 
 /* Its backward over rows from position 0: dx[T, in] += d/dx, and dA, dB
@@ -414,11 +413,12 @@ static lw_status lora_backward(lw_gpu_receiver_pass *p, int l, lw_lora_target t,
     int rank = lo->cfg.rank, target = (int)t;
     float scale = lo->scale, dropout = lora_dropout(p->ad);
     unsigned long long seed = p->ad->dropout_seed;
-    void *in_args[] = {&dx, &L->u, &L->du, &x, &dy, &A, &B, &pos, &T, &rank, &target, &scale, &dropout, &seed, &l};
-    lw_status st = lw_gpu_launch(p->g, &p->g->k.lora_backward_input, (unsigned)T, 1, 256, in_args);
-    void *w_args[] = {&dA, &dB, &L->u, &L->du, &x, &dy, &pos, &T, &rank, &target, &dropout, &seed, &l};
-    size_t n = (size_t)rank * (size_t)(s->in + s->out);
-    if (!st) st = lw_gpu_launch(p->g, &p->g->k.lora_backward_weights, lw_gpu_blocks(n, 256), 1, 256, w_args);
+    lw_launch launch = lw_gpu_launcher(p->g);
+    lw_status st = lwk_lora_backward_input(launch, &p->g->k, dx, L->u, L->du, x, dy, A, B, pos, T, rank, target, scale,
+                                           dropout, seed, l);
+    if (!st)
+        st = lwk_lora_backward_weights(launch, &p->g->k, dA, dB, L->u, L->du, x, dy, pos, T, rank, target, dropout,
+                                       seed, l, s->in, s->out);
     return st;
 }
 
@@ -544,8 +544,8 @@ static lw_status sync(lw_gpu_receiver_pass *p, const char *step, int T)
 
 static lw_status cross_entropy(lw_gpu_receiver_pass *p, lw_cuda_ptr dlogits, int L, float dloss)
 {
-    void *args[] = {&dlogits, &p->dev.loss, &p->dev.logits, &p->dev.targets, &L, &dloss};
-    return lw_gpu_launch(p->g, &p->g->k.cross_entropy, (unsigned)L, 1, 1024, args);
+    return lwk_cross_entropy_forward_backward(lw_gpu_launcher(p->g), &p->g->k, dlogits, p->dev.loss, p->dev.logits,
+                                              p->dev.targets, L, dloss);
 }
 
 lw_status lw_gpu_receiver_pass_loss(lw_gpu_receiver_pass *p, const lw_receiver_adapters *ad, int T, int label,
@@ -587,17 +587,13 @@ lw_status lw_gpu_receiver_pass_loss(lw_gpu_receiver_pass *p, const lw_receiver_a
 static lw_status norm_backward(lw_gpu_receiver_pass *p, lw_cuda_ptr dx, lw_cuda_ptr dy, lw_cuda_ptr x,
                               lw_cuda_ptr w, lw_cuda_ptr rstd, int T)
 {
-    lw_cuda_ptr dw = 0;
-    void *args[] = {&dx, &dw, &dy, &x, &w, &rstd, &T};
-    return lw_gpu_launch(p->g, &p->g->k.norm_backward, (unsigned)T, 1, 256, args);
+    return lwk_rmsnorm_backward(lw_gpu_launcher(p->g), &p->g->k, dx, 0, dy, x, w, rstd, T);   /* dw 0: gains frozen */
 }
 
 static lw_status head_norm_backward(lw_gpu_receiver_pass *p, lw_cuda_ptr dx, lw_cuda_ptr dy, lw_cuda_ptr x,
                                    lw_cuda_ptr w, lw_cuda_ptr rstd, int rows)
 {
-    lw_cuda_ptr dw = 0;
-    void *args[] = {&dx, &dw, &dy, &x, &w, &rstd, &rows};
-    return lw_gpu_launch(p->g, &p->g->k.head_norm_backward, (unsigned)rows, 1, 32, args);
+    return lwk_qk_rmsnorm_backward(lw_gpu_launcher(p->g), &p->g->k, dx, 0, dy, x, w, rstd, rows);   /* dw 0: gains frozen */
 }
 
 /* dx[T, in] (accumulate: +=) dy[T, out] @ w[out, in]. */
@@ -632,9 +628,7 @@ static lw_status ffn_backward(lw_gpu_receiver_pass *p, int l, int T)
     if (!st) st = lora_backward(p, l, LW_LORA_DOWN, A->hid, dbranch, d->dhid, T);
     if (!st) st = zero(p, d->dgate, T, F);
     if (!st) st = zero(p, d->dup, T, F);
-    int n = T * F;
-    void *args[] = {&d->dgate, &d->dup, &d->dhid, &A->gate, &A->up, &n};
-    if (!st) st = lw_gpu_launch(g, &g->k.glu_backward, lw_gpu_blocks((size_t)n, 256), 1, 256, args);
+    if (!st) st = lwk_glu_backward(lw_gpu_launcher(g), &g->k, d->dgate, d->dup, d->dhid, A->gate, A->up, T * F);
     if (!st) st = matmul_dx(p, d->dln, d->dgate, L->w_gate, T, H, F, false, l, "w_gate");
     if (!st) st = matmul_dx(p, d->dln, d->dup, L->w_up, T, H, F, true, l, "w_up");
     if (!st) st = lora_backward(p, l, LW_LORA_GATE, A->fn, d->dgate, d->dln, T);
@@ -661,10 +655,9 @@ static lw_status attention_backward(lw_gpu_receiver_pass *p, int l, int T, lw_cu
     lw_status st = zero(p, d->dq, T, qd);
     if (!st) st = zero(p, A->dk_keys, Tk, kvd);
     if (!st) st = zero(p, A->dv_keys, Tk, kvd);
-    void *args[] = {&d->dq, &A->dk_keys, &A->dv_keys, &d->dao, &A->ao, &A->lse, &A->q, &keys, &values, &T, &Tk,
-                    &q_offset, &window, &n_sink};
     if (!st)
-        st = lw_gpu_launch(g, &g->k.attention_backward, lw_gpu_blocks((size_t)T * c->n_heads, 4), 1, 128, args);
+        st = lwk_attention_backward(lw_gpu_launcher(g), &g->k, d->dq, A->dk_keys, A->dv_keys, d->dao, A->ao, A->lse,
+                                    A->q, keys, values, T, Tk, q_offset, window, n_sink, c->n_heads);
     *dk = row(A->dk_keys, P, kvd);
     *dv = row(A->dv_keys, P, kvd);
     if (!st) st = lw_gpu_rope(g, d->dq, d->pos, T, c->n_heads, l, -1.f);

@@ -3,15 +3,17 @@
  * the masks of an independent Python copy (tests/golden/lora/), and
  * lw_lora_forward applies exactly those masks; the deep prefix's draw in the
  * same header matches lw_deep_prefix_forward's; and NVRTC compiles the
- * default pair's generated kernels, LoRA, sink attention and prefix kernels
- * included. (tests/gpu/check_kernels_gpu.c runs them against the CPU on a
- * GPU.) */
+ * generated kernels of two pairs (Gemma 3 and three Llama-family models,
+ * Llama 3.1's RoPE scaling among them), with every kernel of the kernel
+ * table in its unit's CUBIN. (tests/gpu/check_kernels_gpu.c runs them
+ * against the CPU on a GPU.) */
 #include "testlib.h"
 #include "tiny_models.h"
 #include "adapters.h"
 #include "deep_prefix.h"
 #include "fileutil.h"
 #include "gen_kernels.h"
+#include "kernel_table.h"
 #include "lora.h"
 #include "manifest.h"
 #include "model.h"
@@ -158,9 +160,54 @@ START_TEST(prefix_hash_matches_deep_prefix_forward)
 }
 END_TEST
 
-/* The default pair's three units compile; the new kernels are in the CUBIN
- * (its symbol table names every kernel). */
-START_TEST(nvrtc_compiles_the_adapter_kernels)
+/* Both units of each pair compile, and every kernel the table gives a unit
+ * is in its CUBIN (the symbol table names every kernel): what the generated
+ * launchers look up exists. */
+START_TEST(nvrtc_compiles_every_kernel_of_the_table)
+{
+    if (!lw_nvrtc_available()) {
+        fprintf(stderr, "check_kernel_templates: built without NVRTC, compile test not run\n");
+        return;
+    }
+    static const char *const pairs[] = {"pairs/smollm2-135m_to_gemma3-270m.json",
+                                        "pairs/mistral-7b_to_llama31-8b.json"};
+    lw_manifest *man = calloc(1, sizeof *man);
+    ck_assert_ptr_nonnull(man);
+    for (size_t pi = 0; pi < sizeof pairs / sizeof pairs[0]; pi++) {
+        ck_assert_msg(lw_manifest_load(tl_src(pairs[pi]), man) == LW_OK, "%s", lw_last_error());
+        for (int unit = 0; unit < 3; unit++) {
+            lw_strbuf sb = {0};
+            lw_status st = unit == 2 ? lw_gen_bridge_kernels(tl_src("templates"), man, &sb)
+                                     : lw_gen_model_kernels(tl_src("templates"), unit ? &man->receiver : &man->sender,
+                                                            man->bridge.soft_tokens, &sb);
+            ck_assert_msg(st == LW_OK && !sb.failed, "%s", lw_last_error());
+            unsigned char *image = NULL;
+            size_t size = 0;
+            st = lw_nvrtc_compile(sb.data, unit == 2 ? "kernels_bridge.cu" : "kernels_model.cu", 80, &image, &size);
+            ck_assert_msg(st == LW_OK, "%s: %s", pairs[pi], lw_last_error());
+            int found = 0;
+            for (int k = 0; k < lw_kernel_table_len; k++) {
+                if (strcmp(lw_kernel_table[k].unit, unit == 2 ? "bridge" : "model")) continue;
+                const char *name = lw_kernel_table[k].name;
+                size_t len = strlen(name) + 1;   /* with the NUL: the exact symbol, not a prefix */
+                ck_assert_msg(memmem(image, size, name, len) != NULL, "%s: kernel %s not in the CUBIN", pairs[pi],
+                              name);
+                found++;
+            }
+            ck_assert_int_ge(found, 13);
+            free(image);
+            lw_sb_free(&sb);
+        }
+    }
+    free(man);
+}
+END_TEST
+
+/* The table's static_asserts at the end of a unit: NVRTC refuses a kernel
+ * whose type, after the preprocessor, is not the table's, even where the
+ * template's text was not what changed (here a macro retypes a parameter
+ * in the rendered source, which the text check never sees). */
+START_TEST(nvrtc_refuses_a_kernel_type_that_differs_from_the_table)
 {
     if (!lw_nvrtc_available()) {
         fprintf(stderr, "check_kernel_templates: built without NVRTC, compile test not run\n");
@@ -170,29 +217,27 @@ START_TEST(nvrtc_compiles_the_adapter_kernels)
     ck_assert_ptr_nonnull(man);
     ck_assert_msg(lw_manifest_load(tl_src("pairs/smollm2-135m_to_gemma3-270m.json"), man) == LW_OK, "%s",
                   lw_last_error());
-    static const char *const model_kernels[] = {"attention_forward", "attention_backward", "lora_forward",
-                                                "lora_backward_input", "lora_backward_weights", NULL};
-    static const char *const bridge_kernels[] = {"prefix_layernorm_forward", "prefix_layernorm_backward",
-                                                 "prefix_dropout_forward", "prefix_dropout_backward",
-                                                 "layernorm_forward", "bridge_attention_forward", NULL};
-    for (int unit = 0; unit < 3; unit++) {
-        lw_strbuf sb = {0};
-        lw_status st = unit == 2 ? lw_gen_bridge_kernels(tl_src("templates"), man, &sb)
-                                 : lw_gen_model_kernels(tl_src("templates"), unit ? &man->receiver : &man->sender,
-                                                        man->bridge.soft_tokens, &sb);
-        ck_assert_msg(st == LW_OK && !sb.failed, "%s", lw_last_error());
-        unsigned char *image = NULL;
-        size_t size = 0;
-        st = lw_nvrtc_compile(sb.data, unit == 2 ? "kernels_bridge.cu" : "kernels_model.cu", 80, &image, &size);
-        ck_assert_msg(st == LW_OK, "%s", lw_last_error());
-        for (const char *const *k = unit == 2 ? bridge_kernels : model_kernels; *k; k++) {
-            ck_assert_msg(strstr(sb.data, *k) != NULL, "%s not in the generated source", *k);
-            size_t len = strlen(*k) + 1;   /* with the NUL: the exact symbol, not a prefix */
-            ck_assert_msg(memmem(image, size, *k, len) != NULL, "kernel %s not in the CUBIN", *k);
-        }
-        free(image);
-        lw_sb_free(&sb);
-    }
+    lw_strbuf sb = {0};
+    ck_assert_msg(lw_gen_model_kernels(tl_src("templates"), &man->receiver, man->bridge.soft_tokens, &sb) == LW_OK,
+                  "%s", lw_last_error());
+    ck_assert_msg(strstr(sb.data, "static_assert(lw_same_type<decltype(&glu_forward), void (*)(float *, const float *, "
+                                  "const float *, int)>::value") != NULL, "no type check of glu_forward");
+    const char *def = "void glu_forward(float *out, const float *gate, const float *up, int n)";
+    char *at = strstr(sb.data, def);
+    ck_assert_ptr_nonnull(at);
+    lw_strbuf bad = {0};
+    lw_sb_append(&bad, sb.data, (size_t)(at - sb.data));
+    lw_sb_printf(&bad, "void glu_forward(float *out, const float *gate, const float *up, LW_COUNT n)");
+    lw_sb_printf(&bad, "%s", at + strlen(def));
+    lw_strbuf src = {0};
+    lw_sb_printf(&src, "#define LW_COUNT unsigned\n%s", bad.data);
+    unsigned char *image = NULL;
+    size_t size = 0;
+    ck_assert_int_eq(lw_nvrtc_compile(src.data, "kernels_model.cu", 80, &image, &size), LW_ERR_EXTERNAL);
+    ck_assert_msg(strstr(lw_last_error(), "kernel glu_forward: its signature differs from templates/kernels.def"),
+                  "%s", lw_last_error());
+    free(image);
+    lw_sb_free(&src), lw_sb_free(&bad), lw_sb_free(&sb);
     free(man);
 }
 END_TEST
@@ -205,7 +250,8 @@ int main(void)
     tcase_add_test(tc, shared_hash_gives_the_golden_masks);
     tcase_add_test(tc, lora_forward_applies_the_golden_masks);
     tcase_add_test(tc, prefix_hash_matches_deep_prefix_forward);
-    tcase_add_test(tc, nvrtc_compiles_the_adapter_kernels);
+    tcase_add_test(tc, nvrtc_compiles_every_kernel_of_the_table);
+    tcase_add_test(tc, nvrtc_refuses_a_kernel_type_that_differs_from_the_table);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

@@ -14,6 +14,7 @@
 #include "deep_prefix.h"
 #include "fileutil.h"
 #include "gen_kernels.h"
+#include "kernel_launchers.h"
 #include "lora.h"
 #include "manifest.h"
 #include "model.h"
@@ -33,6 +34,8 @@ static const char *const unit_name[N_UNITS] = {"sender", "receiver", "bridge"};
 static lw_manifest *g_m;
 static lw_cuda g_cu;
 static lw_cuda_module g_mod[N_UNITS];
+static lw_model_kernels g_ks[2];    /* SENDER, RECEIVER */
+static lw_bridge_kernels g_bks;
 static char *g_source[N_UNITS];
 
 enum { MAX_SEEN = 64, MAX_BUFS = 32 };
@@ -135,19 +138,21 @@ static void note_seen(const char *name)
     if (g_n_seen < MAX_SEEN) snprintf(g_seen[g_n_seen++], sizeof g_seen[0], "%s", name);
 }
 
-/* Launches unit's kernel `name` and waits, so a fault is pinned to it. */
-static void launch(int unit, const char *name, unsigned gx, unsigned gy, unsigned bx, void **args)
+static void on_launch(void *user, const lw_cuda_kernel *k)
 {
-    lw_cuda_kernel k;
-    ck_assert_msg(lw_cuda_get_kernel(&g_cu, &g_mod[unit], name, &k) == LW_OK, "%s", lw_last_error());
-    ck_assert_msg(lw_cuda_launch(&g_cu, &k, gx, gy, 1, bx, 1, 1, 0, args) == LW_OK, "%s", lw_last_error());
-    char what[96];
-    snprintf(what, sizeof what, "after %s of %s", name, unit_name[unit]);
-    ck_assert_msg(lw_cuda_sync(&g_cu, what) == LW_OK, "%s", lw_last_error());
-    note_seen(name);
+    (void)user;
+    note_seen(k->name);
 }
 
-static unsigned blocks_of(size_t n, unsigned per) { return (unsigned)((n + per - 1) / per); }
+/* How the suite launches unit's kernels (through the generated launchers,
+ * with the table's launch shapes, as the runtime does): each launch waits,
+ * so a fault is pinned to its kernel, and is noted for the coverage test. */
+static lw_launch on(int unit)
+{
+    return (lw_launch){.cu = &g_cu, .owner = unit_name[unit], .sync = true, .observe = on_launch};
+}
+
+#define LAUNCH(call) ck_assert_msg((call) == LW_OK, "%s", lw_last_error())
 
 static const lw_model_config *model_of(int unit) { return unit == SENDER ? &g_m->sender : &g_m->receiver; }
 
@@ -162,8 +167,7 @@ START_TEST(embedding)
     dev_bufs b = {0};
     lw_cuda_ptr y = dev_alloc(&b, (size_t)T * H * 4), d_ids = dev_ints(&b, ids, T);
     lw_cuda_ptr d_table = dev_floats(&b, table, (size_t)rows * H);
-    void *args[] = {&y, &d_ids, &d_table, &T};
-    launch(_i, "embedding_forward", T, 1, 256, args);
+    LAUNCH(lwk_embedding_forward(on(_i), &g_ks[_i], y, d_ids, d_table, T));
     embedding_forward(cpu, ids, table, T, H, c->scale_embeddings ? sqrtf((float)H) : 1.f);
     float *gpu = dev_read(y, (size_t)T * H);
     expect_close("embedding_forward", gpu, cpu, (size_t)T * H, 1e-5f);
@@ -184,8 +188,7 @@ START_TEST(rmsnorm)
         dev_bufs b = {0};
         lw_cuda_ptr d_x = dev_floats(&b, x, n), d_y = dev_alloc(&b, n * 4), d_rstd = dev_alloc(&b, T * 4);
         lw_cuda_ptr d_res = with_res ? dev_floats(&b, res, n) : 0, d_w = dev_floats(&b, w, H);
-        void *args[] = {&d_x, &d_y, &d_rstd, &d_res, &d_w, &T};
-        launch(_i, "residual_rmsnorm_forward", T, 1, 256, args);
+        LAUNCH(lwk_residual_rmsnorm_forward(on(_i), &g_ks[_i], d_x, d_y, d_rstd, d_res, d_w, T));
         memcpy(x_cpu, x, n * 4);
         if (with_res)
             for (size_t k = 0; k < n; k++) x_cpu[k] += res[k];
@@ -202,8 +205,7 @@ START_TEST(rmsnorm)
     dev_bufs b = {0};
     lw_cuda_ptr d_dx = dev_floats(&b, dx, n), d_dw = dev_floats(&b, dw, H), d_dy = dev_floats(&b, dy, n);
     lw_cuda_ptr d_x = dev_floats(&b, x_cpu, n), d_w = dev_floats(&b, w, H), d_rstd = dev_floats(&b, rstd_cpu, T);
-    void *args[] = {&d_dx, &d_dw, &d_dy, &d_x, &d_w, &d_rstd, &T};
-    launch(_i, "rmsnorm_backward", T, 1, 256, args);
+    LAUNCH(lwk_rmsnorm_backward(on(_i), &g_ks[_i], d_dx, d_dw, d_dy, d_x, d_w, d_rstd, T));
     rmsnorm_backward(dx, dw, dy, x_cpu, w, rstd_cpu, T, H, c->norm);
     float *gdx = dev_read(d_dx, n), *gdw = dev_read(d_dw, H);
     expect_close("rmsnorm_backward dx", gdx, dx, n, 1e-5f);
@@ -223,15 +225,13 @@ START_TEST(qk_rmsnorm)
     dev_bufs b = {0};
     lw_cuda_ptr d_y = dev_alloc(&b, n * 4), d_rstd = dev_alloc(&b, rows * 4), d_x = dev_floats(&b, x, n);
     lw_cuda_ptr d_w = dev_floats(&b, w, D);
-    void *fargs[] = {&d_y, &d_rstd, &d_x, &d_w, &rows};
-    launch(_i, "qk_rmsnorm_forward", rows, 1, 32, fargs);
+    LAUNCH(lwk_qk_rmsnorm_forward(on(_i), &g_ks[_i], d_y, d_rstd, d_x, d_w, rows));
     rmsnorm_forward(y, rstd, x, w, rows, D, c->norm_eps, c->norm);
     float *gy = dev_read(d_y, n);
     expect_close("qk_rmsnorm_forward", gy, y, n, 1e-5f);
     float *dy = host_rand(n, 1.f), *dx = host_rand(n, 1.f), *dw = host_rand(D, 1.f);
     lw_cuda_ptr d_dx = dev_floats(&b, dx, n), d_dw = dev_floats(&b, dw, D), d_dy = dev_floats(&b, dy, n);
-    void *bargs[] = {&d_dx, &d_dw, &d_dy, &d_x, &d_w, &d_rstd, &rows};
-    launch(_i, "qk_rmsnorm_backward", rows, 1, 32, bargs);
+    LAUNCH(lwk_qk_rmsnorm_backward(on(_i), &g_ks[_i], d_dx, d_dw, d_dy, d_x, d_w, d_rstd, rows));
     rmsnorm_backward(dx, dw, dy, x, w, rstd, rows, D, c->norm);
     float *gdx = dev_read(d_dx, n), *gdw = dev_read(d_dw, D);
     expect_close("qk_rmsnorm_backward dx", gdx, dx, n, 1e-5f);
@@ -259,8 +259,7 @@ START_TEST(rope)
         float *x = host_rand(n, 1.f);
         dev_bufs b = {0};
         lw_cuda_ptr d_x = dev_floats(&b, x, n), d_pos = dev_ints(&b, pos, T);
-        void *args[] = {&d_x, &d_pos, &T, &heads, &base, &sign, &scaled};
-        launch(_i, "rope_apply", T, heads, D / 2, args);
+        LAUNCH(lwk_rope_apply(on(_i), &g_ks[_i], d_x, d_pos, T, heads, base, sign, scaled, D));
         rope_inv_freq(inv, D, base, scaled ? &c->rope_scaling : &none);
         if (sign > 0) rope_forward(x, pos, inv, T, heads, D, lw_rope_interleaved(c));
         else rope_backward(x, pos, inv, T, heads, D, lw_rope_interleaved(c));
@@ -280,15 +279,13 @@ START_TEST(glu)
     float *gate = host_rand(n, 4.f), *up = host_rand(n, 2.f), *out = malloc((size_t)n * 4);
     dev_bufs b = {0};
     lw_cuda_ptr d_out = dev_alloc(&b, (size_t)n * 4), d_gate = dev_floats(&b, gate, n), d_up = dev_floats(&b, up, n);
-    void *fargs[] = {&d_out, &d_gate, &d_up, &n};
-    launch(_i, "glu_forward", blocks_of(n, 256), 1, 256, fargs);
+    LAUNCH(lwk_glu_forward(on(_i), &g_ks[_i], d_out, d_gate, d_up, n));
     glu_forward(out, gate, up, n, c->activation);
     float *g = dev_read(d_out, n);
     expect_close("glu_forward", g, out, n, 1e-5f);
     float *dout = host_rand(n, 1.f), *dgate = host_rand(n, 1.f), *dup = host_rand(n, 1.f);
     lw_cuda_ptr d_dgate = dev_floats(&b, dgate, n), d_dup = dev_floats(&b, dup, n), d_dout = dev_floats(&b, dout, n);
-    void *bargs[] = {&d_dgate, &d_dup, &d_dout, &d_gate, &d_up, &n};
-    launch(_i, "glu_backward", blocks_of(n, 256), 1, 256, bargs);
+    LAUNCH(lwk_glu_backward(on(_i), &g_ks[_i], d_dgate, d_dup, d_dout, d_gate, d_up, n));
     glu_backward(dgate, dup, dout, gate, up, n, c->activation);
     float *gdg = dev_read(d_dgate, n), *gdu = dev_read(d_dup, n);
     expect_close("glu_backward dgate", gdg, dgate, n, 1e-5f);
@@ -305,9 +302,10 @@ typedef struct {
 /* Forward and backward of one attention shape against attention_*_sink
  * (n_sink 0 is plain attention); scale and causal as given (the bridge's
  * attention is the non-causal case, and has no sinks). */
-static void check_attention(int unit, const char *fwd, const char *bwd, int Hq, int Hkv, int D, float scale,
-                            bool causal, attn_case a)
+static void check_attention(int unit, int Hq, int Hkv, int D, float scale, bool causal, attn_case a)
 {
+    const char *fwd = unit == BRIDGE ? "bridge_attention_forward" : "attention_forward";
+    const char *bwd = unit == BRIDGE ? "bridge_attention_backward" : "attention_backward";
     size_t nq = (size_t)a.Tq * Hq * D, nk = (size_t)a.Tk * Hkv * D;
     float *q = host_rand(nq, 1.f), *k = host_rand(nk, 1.f), *v = host_rand(nk, 1.f);
     float *out = malloc(nq * 4), *att = malloc((size_t)Hq * a.Tq * a.Tk * 4);
@@ -315,14 +313,11 @@ static void check_attention(int unit, const char *fwd, const char *bwd, int Hq, 
     dev_bufs b = {0};
     lw_cuda_ptr d_out = dev_alloc(&b, nq * 4), d_lse = dev_alloc(&b, (size_t)Hq * a.Tq * 4);
     lw_cuda_ptr d_q = dev_floats(&b, q, nq), d_k = dev_floats(&b, k, nk), d_v = dev_floats(&b, v, nk);
-    unsigned grid = blocks_of((size_t)a.Tq * Hq, 4);
-    if (unit == BRIDGE) {
-        void *args[] = {&d_out, &d_lse, &d_q, &d_k, &d_v, &a.Tq, &a.Tk};
-        launch(unit, fwd, grid, 1, 128, args);
-    } else {
-        void *args[] = {&d_out, &d_lse, &d_q, &d_k, &d_v, &a.Tq, &a.Tk, &a.q_offset, &a.window, &a.n_sink};
-        launch(unit, fwd, grid, 1, 128, args);
-    }
+    if (unit == BRIDGE)
+        LAUNCH(lwk_bridge_attention_forward(on(unit), &g_bks, d_out, d_lse, d_q, d_k, d_v, a.Tq, a.Tk, Hq));
+    else
+        LAUNCH(lwk_attention_forward(on(unit), &g_ks[unit], d_out, d_lse, d_q, d_k, d_v, a.Tq, a.Tk, a.q_offset,
+                                     a.window, a.n_sink, Hq));
     attention_forward_sink(out, att, q, k, v, a.Tq, a.Tk, Hq, Hkv, D, &p, a.n_sink);
     char what[128];
     snprintf(what, sizeof what, "%s (Tq %d, Tk %d, offset %d, window %d, sinks %d)", fwd, a.Tq, a.Tk, a.q_offset,
@@ -333,14 +328,12 @@ static void check_attention(int unit, const char *fwd, const char *bwd, int Hq, 
     float *dout = host_rand(nq, 1.f), *dq = host_rand(nq, 1.f), *dk = host_rand(nk, 1.f), *dv = host_rand(nk, 1.f);
     lw_cuda_ptr d_dq = dev_floats(&b, dq, nq), d_dk = dev_floats(&b, dk, nk), d_dv = dev_floats(&b, dv, nk);
     lw_cuda_ptr d_dout = dev_floats(&b, dout, nq);
-    if (unit == BRIDGE) {
-        void *args[] = {&d_dq, &d_dk, &d_dv, &d_dout, &d_out, &d_lse, &d_q, &d_k, &d_v, &a.Tq, &a.Tk};
-        launch(unit, bwd, grid, 1, 128, args);
-    } else {
-        void *args[] = {&d_dq, &d_dk, &d_dv, &d_dout,     &d_out,    &d_lse,    &d_q,
-                        &d_k,  &d_v,  &a.Tq, &a.Tk,       &a.q_offset, &a.window, &a.n_sink};
-        launch(unit, bwd, grid, 1, 128, args);
-    }
+    if (unit == BRIDGE)
+        LAUNCH(lwk_bridge_attention_backward(on(unit), &g_bks, d_dq, d_dk, d_dv, d_dout, d_out, d_lse, d_q, d_k, d_v,
+                                             a.Tq, a.Tk, Hq));
+    else
+        LAUNCH(lwk_attention_backward(on(unit), &g_ks[unit], d_dq, d_dk, d_dv, d_dout, d_out, d_lse, d_q, d_k, d_v,
+                                      a.Tq, a.Tk, a.q_offset, a.window, a.n_sink, Hq));
     attention_backward_sink(dq, dk, dv, dout, att, q, k, v, a.Tq, a.Tk, Hq, Hkv, D, &p, a.n_sink);
     float *gdq = dev_read(d_dq, nq), *gdk = dev_read(d_dk, nk), *gdv = dev_read(d_dv, nk);
     snprintf(what, sizeof what, "%s dq (Tq %d, Tk %d, window %d, sinks %d)", bwd, a.Tq, a.Tk, a.window, a.n_sink);
@@ -370,8 +363,7 @@ START_TEST(attention)
         {6, 10, 4, 0, 4},     /* prefix without a window: the sinks change nothing */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        check_attention(_i, "attention_forward", "attention_backward", c->n_heads, c->n_kv_heads, c->head_dim,
-                        scale, true, cases[i]);
+        check_attention(_i, c->n_heads, c->n_kv_heads, c->head_dim, scale, true, cases[i]);
 }
 END_TEST
 
@@ -397,13 +389,12 @@ static void check_lora_target(int unit, lw_lora *lo, lw_receiver_adapters *ad, i
     lw_cuda_ptr d_B = dev_floats(&b, B, nb), d_pos = dev_ints(&b, pos, T), d_dy = dev_floats(&b, dy, ny);
     lw_cuda_ptr d_dx = dev_floats(&b, dx, nx), d_dA = dev_floats(&b, dA, na), d_dB = dev_floats(&b, dB, nb);
     lw_cuda_ptr d_u = dev_alloc(&b, (size_t)T * rank * 4), d_du = dev_alloc(&b, (size_t)T * rank * 4);
-    void *fargs[] = {&d_y, &d_x, &d_A, &d_B, &d_pos, &T, &rank, &tgt, &scale, &dropout, &seed, &layer};
-    launch(unit, "lora_forward", T, 1, 256, fargs);
-    void *iargs[] = {&d_dx, &d_u, &d_du, &d_x, &d_dy, &d_A, &d_B, &d_pos, &T, &rank, &tgt, &scale, &dropout,
-                     &seed, &layer};
-    launch(unit, "lora_backward_input", T, 1, 256, iargs);
-    void *wargs[] = {&d_dA, &d_dB, &d_u, &d_du, &d_x, &d_dy, &d_pos, &T, &rank, &tgt, &dropout, &seed, &layer};
-    launch(unit, "lora_backward_weights", blocks_of((size_t)rank * (in + out), 256), 1, 256, wargs);
+    LAUNCH(lwk_lora_forward(on(unit), &g_ks[unit], d_y, d_x, d_A, d_B, d_pos, T, rank, tgt, scale, dropout, seed,
+                            layer));
+    LAUNCH(lwk_lora_backward_input(on(unit), &g_ks[unit], d_dx, d_u, d_du, d_x, d_dy, d_A, d_B, d_pos, T, rank, tgt,
+                                   scale, dropout, seed, layer));
+    LAUNCH(lwk_lora_backward_weights(on(unit), &g_ks[unit], d_dA, d_dB, d_u, d_du, d_x, d_dy, d_pos, T, rank, tgt,
+                                     dropout, seed, layer, in, out));
     lw_lora_forward(ad, layer, target, x, y, T, pos);
     lw_lora_backward(ad, layer, target, x, dy, dx, T, pos);
     char what[128];
@@ -479,8 +470,7 @@ START_TEST(cross_entropy)
     lw_cuda_ptr d_dl = dev_alloc(&b, n * 4), d_loss = dev_alloc(&b, T * 4), d_logits = dev_floats(&b, logits, n);
     lw_cuda_ptr d_t = dev_ints(&b, targets, T);
     float dloss = 1.f / 3.f;
-    void *args[] = {&d_dl, &d_loss, &d_logits, &d_t, &T, &dloss};
-    launch(_i, "cross_entropy_forward_backward", T, 1, 1024, args);
+    LAUNCH(lwk_cross_entropy_forward_backward(on(_i), &g_ks[_i], d_dl, d_loss, d_logits, d_t, T, dloss));
     float mean = cross_entropy_forward(probs, logits, targets, T, V);
     cross_entropy_backward(dlogits, probs, targets, T, V, 1.f);
     float *loss = dev_read(d_loss, T), *gdl = dev_read(d_dl, n);
@@ -504,16 +494,14 @@ START_TEST(layernorm)
     dev_bufs b = {0};
     lw_cuda_ptr d_y = dev_alloc(&b, n * 4), d_mean = dev_alloc(&b, T * 4), d_rstd = dev_alloc(&b, T * 4);
     lw_cuda_ptr d_x = dev_floats(&b, x, n), d_w = dev_floats(&b, w, C), d_b = dev_floats(&b, bias, C);
-    void *fargs[] = {&d_y, &d_mean, &d_rstd, &d_x, &d_w, &d_b, &T};
-    launch(BRIDGE, "layernorm_forward", T, 1, 256, fargs);
+    LAUNCH(lwk_layernorm_forward(on(BRIDGE), &g_bks, d_y, d_mean, d_rstd, d_x, d_w, d_b, T));
     layernorm_forward(y, mean, rstd, x, w, bias, T, C, 1e-5f);
     float *gy = dev_read(d_y, n);
     expect_close("layernorm_forward", gy, y, n, 1e-5f);
     float *dy = host_rand(n, 1.f), *dx = host_rand(n, 1.f), *dw = host_rand(C, 1.f), *db = host_rand(C, 1.f);
     lw_cuda_ptr d_dx = dev_floats(&b, dx, n), d_dw = dev_floats(&b, dw, C), d_db = dev_floats(&b, db, C);
     lw_cuda_ptr d_dy = dev_floats(&b, dy, n);
-    void *bargs[] = {&d_dx, &d_dw, &d_db, &d_dy, &d_x, &d_w, &d_mean, &d_rstd, &T};
-    launch(BRIDGE, "layernorm_backward", T, 1, 256, bargs);
+    LAUNCH(lwk_layernorm_backward(on(BRIDGE), &g_bks, d_dx, d_dw, d_db, d_dy, d_x, d_w, d_mean, d_rstd, T));
     layernorm_backward(dx, dw, db, dy, x, w, mean, rstd, T, C);
     float *gdx = dev_read(d_dx, n), *gdw = dev_read(d_dw, C), *gdb = dev_read(d_db, C);
     expect_close("layernorm_backward dx", gdx, dx, n, 1e-5f);
@@ -530,10 +518,8 @@ START_TEST(bridge_attention)
     const lw_bridge_config *bc = &g_m->bridge;
     int H = bc->heads, D = bc->width / bc->heads, M = bc->soft_tokens;
     attn_case cross = {M, 10, 0, 0, 0}, self = {M, M, 0, 0, 0};
-    check_attention(BRIDGE, "bridge_attention_forward", "bridge_attention_backward", H, H, D, 1.f / sqrtf((float)D),
-                    false, cross);
-    check_attention(BRIDGE, "bridge_attention_forward", "bridge_attention_backward", H, H, D, 1.f / sqrtf((float)D),
-                    false, self);
+    check_attention(BRIDGE, H, H, D, 1.f / sqrtf((float)D), false, cross);
+    check_attention(BRIDGE, H, H, D, 1.f / sqrtf((float)D), false, self);
 }
 END_TEST
 
@@ -544,10 +530,8 @@ START_TEST(gelu)
     dev_bufs b = {0};
     lw_cuda_ptr d_y = dev_alloc(&b, (size_t)n * 4), d_x = dev_floats(&b, x, n), d_dy = dev_floats(&b, dy, n);
     lw_cuda_ptr d_dx = dev_floats(&b, dx, n);
-    void *fargs[] = {&d_y, &d_x, &n};
-    launch(BRIDGE, "gelu_forward", blocks_of(n, 256), 1, 256, fargs);
-    void *bargs[] = {&d_dx, &d_dy, &d_x, &n};
-    launch(BRIDGE, "gelu_backward", blocks_of(n, 256), 1, 256, bargs);
+    LAUNCH(lwk_gelu_forward(on(BRIDGE), &g_bks, d_y, d_x, n));
+    LAUNCH(lwk_gelu_backward(on(BRIDGE), &g_bks, d_dx, d_dy, d_x, n));
     gelu_tanh_forward(y, x, n);
     gelu_tanh_backward(dx, dy, x, n);
     float *gy = dev_read(d_y, n), *gdx = dev_read(d_dx, n);
@@ -569,8 +553,7 @@ START_TEST(rms_calibrate)
     dev_bufs b = {0};
     lw_cuda_ptr d_y = dev_alloc(&b, n * 4), d_rstd = dev_alloc(&b, M * 4), d_x = dev_floats(&b, x, n);
     lw_cuda_ptr d_scale = dev_floats(&b, &scale, 1);
-    void *fargs[] = {&d_y, &d_rstd, &d_x, &d_scale};
-    launch(BRIDGE, "rms_calibrate_forward", M, 1, 256, fargs);
+    LAUNCH(lwk_rms_calibrate_forward(on(BRIDGE), &g_bks, d_y, d_rstd, d_x, d_scale, M));
     if (rms) {
         rmsnorm_forward(y, rstd, x, NULL, M, R, 1e-6f, LW_NORM_RMSNORM);
         for (size_t i = 0; i < n; i++) y[i] *= scale;
@@ -582,8 +565,7 @@ START_TEST(rms_calibrate)
 
     float *dy = host_rand(n, 1.f), *dx = host_rand(n, 1.f), dscale = 0.25f, *dyn = malloc(n * 4);
     lw_cuda_ptr d_dx = dev_floats(&b, dx, n), d_dscale = dev_floats(&b, &dscale, 1), d_dy = dev_floats(&b, dy, n);
-    void *bargs[] = {&d_dx, &d_dscale, &d_dy, &d_x, &d_rstd, &d_scale};
-    launch(BRIDGE, "rms_calibrate_backward", M, 1, 256, bargs);
+    LAUNCH(lwk_rms_calibrate_backward(on(BRIDGE), &g_bks, d_dx, d_dscale, d_dy, d_x, d_rstd, d_scale, M));
     if (rms) {
         double ds = 0;
         for (size_t i = 0; i < n; i++) {
@@ -616,16 +598,14 @@ START_TEST(prefix)
     dev_bufs b = {0};
     lw_cuda_ptr d_y = dev_alloc(&b, n * 4), d_mean = dev_alloc(&b, T * 4), d_rstd = dev_alloc(&b, T * 4);
     lw_cuda_ptr d_x = dev_floats(&b, x, n), d_w = dev_floats(&b, w, C), d_b = dev_floats(&b, bias, C);
-    void *fargs[] = {&d_y, &d_mean, &d_rstd, &d_x, &d_w, &d_b, &T};
-    launch(BRIDGE, "prefix_layernorm_forward", T, 1, 256, fargs);
+    LAUNCH(lwk_prefix_layernorm_forward(on(BRIDGE), &g_bks, d_y, d_mean, d_rstd, d_x, d_w, d_b, T));
     layernorm_forward(y, mean, rstd, x, w, bias, T, C, 1e-5f);
     float *gy = dev_read(d_y, n);
     expect_close("prefix_layernorm_forward", gy, y, n, 1e-5f);
     float *dy = host_rand(n, 1.f), *dx = host_rand(n, 1.f), *dw = host_rand(C, 1.f), *db = host_rand(C, 1.f);
     lw_cuda_ptr d_dx = dev_floats(&b, dx, n), d_dw = dev_floats(&b, dw, C), d_db = dev_floats(&b, db, C);
     lw_cuda_ptr d_dy = dev_floats(&b, dy, n);
-    void *bargs[] = {&d_dx, &d_dw, &d_db, &d_dy, &d_x, &d_w, &d_mean, &d_rstd, &T};
-    launch(BRIDGE, "prefix_layernorm_backward", T, 1, 256, bargs);
+    LAUNCH(lwk_prefix_layernorm_backward(on(BRIDGE), &g_bks, d_dx, d_dw, d_db, d_dy, d_x, d_w, d_mean, d_rstd, T));
     layernorm_backward(dx, dw, db, dy, x, w, mean, rstd, T, C);
     float *gdx = dev_read(d_dx, n), *gdw = dev_read(d_dw, C), *gdb = dev_read(d_db, C);
     expect_close("prefix_layernorm_backward dx", gdx, dx, n, 1e-5f);
@@ -646,8 +626,7 @@ START_TEST(prefix)
     lw_cuda_ptr d_zd = dev_alloc(&b, (size_t)nz * 4), d_keep = dev_alloc(&b, (size_t)nz * 4);
     lw_cuda_ptr d_z = dev_floats(&b, dp.z, nz);
     float dropout = pc.dropout;
-    void *dargs[] = {&d_zd, &d_keep, &d_z, &nz, &dropout, &seed};
-    launch(BRIDGE, "prefix_dropout_forward", blocks_of(nz, 256), 1, 256, dargs);
+    LAUNCH(lwk_prefix_dropout_forward(on(BRIDGE), &g_bks, d_zd, d_keep, d_z, nz, dropout, seed));
     float *gkeep = dev_read(d_keep, nz), *gzd = dev_read(d_zd, nz);
     for (int i = 0; i < nz; i++) {
         ck_assert_msg(gkeep[i] == dp.keep[i], "prefix_dropout_forward keep[%d]: gpu %g cpu %g", i,
@@ -657,8 +636,7 @@ START_TEST(prefix)
     }
     float *dz = host_rand(nz, 1.f);
     lw_cuda_ptr d_dz = dev_floats(&b, dz, nz);
-    void *dbargs[] = {&d_dz, &d_keep, &nz};
-    launch(BRIDGE, "prefix_dropout_backward", blocks_of(nz, 256), 1, 256, dbargs);
+    LAUNCH(lwk_prefix_dropout_backward(on(BRIDGE), &g_bks, d_dz, d_keep, nz));
     for (int i = 0; i < nz; i++) dz[i] *= dp.keep[i];
     float *gdz = dev_read(d_dz, nz);
     expect_close("prefix_dropout_backward", gdz, dz, nz, 0.f);
@@ -683,8 +661,7 @@ START_TEST(adamw)
         float *g = host_rand((size_t)n, 1.f);
         ck_assert_int_eq(lw_cuda_upload(&g_cu, d_g, g, (size_t)n * 4, "grads"), LW_OK);
         float bc1 = 1.f - powf(b1, (float)step), bc2 = 1.f - powf(b2, (float)step);
-        void *args[] = {&d_p, &d_g, &d_m, &d_v, &n, &lr, &b1, &b2, &eps, &wd, &bc1, &bc2};
-        launch(BRIDGE, "adamw_step", blocks_of(n, 256), 1, 256, args);
+        LAUNCH(lwk_adamw_step(on(BRIDGE), &g_bks, d_p, d_g, d_m, d_v, n, lr, b1, b2, eps, wd, bc1, bc2));
         lw_adamw_begin_step(&opt);
         lw_adamw_update(&opt, p, g, 0, (size_t)n, lr, wd);
         free(g);
@@ -710,8 +687,7 @@ START_TEST(f32_to_bf16)
     for (int i = 0; i < 8; i++) memcpy(&x[i * 97], &special[i], 4);
     dev_bufs b = {0};
     lw_cuda_ptr d_x = dev_floats(&b, x, (size_t)n), d_y = dev_alloc(&b, (size_t)n * 2);
-    void *args[] = {&d_y, &d_x, &n};
-    launch(_i, "f32_to_bf16", blocks_of((size_t)n, 256), 1, 256, args);
+    LAUNCH(lwk_f32_to_bf16(on(_i), &g_ks[_i], d_y, d_x, n));
     uint16_t *y = malloc((size_t)n * 2);
     ck_assert_msg(lw_cuda_download(&g_cu, y, d_y, (size_t)n * 2, "bf16") == LW_OK, "%s", lw_last_error());
     for (int i = 0; i < n; i++)
@@ -722,25 +698,19 @@ START_TEST(f32_to_bf16)
 }
 END_TEST
 
-/* Every extern "C" kernel of the generated sources was launched above. */
+/* Every kernel of the table (templates/kernels.def, which lwc build holds
+ * the templates to) was launched above. */
 START_TEST(every_kernel_is_covered)
 {
-    for (int u = 0; u < N_UNITS; u++) {
-        const char *s = g_source[u];
-        int found = 0;
-        while ((s = strstr(s, "extern \"C\" __global__ void ")) != NULL) {
-            s += strlen("extern \"C\" __global__ void ");
-            size_t len = strcspn(s, "(");
-            char name[64];
-            ck_assert_uint_lt(len, sizeof name);
-            memcpy(name, s, len);
-            name[len] = '\0';
+    for (int u = 0; u < 2; u++) {
+        int count = u ? LW_BRIDGE_KERNEL_COUNT : LW_MODEL_KERNEL_COUNT;
+        for (int k = 0; k < count; k++) {
+            const char *name = u ? lw_bridge_kernel_name(k) : lw_model_kernel_name(k);
             int seen = 0;
             for (int i = 0; i < g_n_seen; i++) seen |= strcmp(g_seen[i], name) == 0;
-            ck_assert_msg(seen, "kernel %s of the %s unit has no GPU-vs-CPU test", name, unit_name[u]);
-            found++;
+            ck_assert_msg(seen, "kernel %s of the %s unit has no GPU-vs-CPU test", name, u ? "bridge" : "model");
         }
-        ck_assert_int_gt(found, 0);
+        ck_assert_int_gt(count, 0);
     }
 }
 END_TEST
@@ -774,6 +744,8 @@ static lw_status setup(void)
         if ((st = lw_nvrtc_compile(g_source[u], file, arch, &image, &size))) return st;
         st = lw_cuda_load_image(&g_cu, unit_name[u], arch, image, &g_mod[u]);
         free(image);
+        if (!st) st = u == BRIDGE ? lw_bridge_kernels_find(&g_cu, &g_mod[u], &g_bks)
+                                  : lw_model_kernels_find(&g_cu, &g_mod[u], &g_ks[u]);
         if (st) return st;
     }
     return LW_OK;

@@ -1,0 +1,308 @@
+/* The kernel table (templates/kernels.def) against what it governs, without
+ * a GPU: the kernel templates agree with it, and a template that drifts
+ * (a parameter's type or name, a parameter too few, a kernel the table
+ * lacks or one it has that is gone) is refused by the check and by the
+ * kernel generation `lwc build` runs, naming the kernel and the line; the
+ * launcher header the build compiled against is the one the table gives
+ * today; and a host call that does not fit a launcher does not compile.
+ * (check_kernel_templates.c compiles every kernel of the table with NVRTC.) */
+#include "testlib.h"
+#include "fileutil.h"
+#include "gen_kernels.h"
+#include "gen_launchers.h"
+#include "kernel_launchers.h"
+#include "kernel_table.h"
+#include "manifest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *read_template(const char *name)
+{
+    char rel[128];
+    snprintf(rel, sizeof rel, "templates/%s", name);
+    char *text = tl_read_file(tl_src(rel), NULL);
+    ck_assert_msg(text != NULL, "cannot read %s", rel);
+    return text;
+}
+
+/* text with the one occurrence of from replaced by to (malloc'd); *line gets
+ * the line the replacement starts on. */
+static char *replace_once(const char *text, const char *from, const char *to, int *line)
+{
+    const char *at = strstr(text, from);
+    ck_assert_msg(at != NULL, "'%s' not in the template: update this test with it", from);
+    ck_assert_msg(strstr(at + 1, from) == NULL, "'%s' is in the template twice", from);
+    size_t head = (size_t)(at - text), from_len = strlen(from), to_len = strlen(to);
+    char *out = malloc(strlen(text) - from_len + to_len + 1);
+    ck_assert_ptr_nonnull(out);
+    memcpy(out, text, head);
+    memcpy(out + head, to, to_len);
+    strcpy(out + head + to_len, at + from_len);
+    if (line) {
+        *line = 1;
+        for (const char *c = text; c < at; c++) *line += *c == '\n';
+    }
+    return out;
+}
+
+static void expect_message(const char *a, const char *b, const char *c)
+{
+    const char *e = lw_last_error();
+    ck_assert_msg(strstr(e, a) && (!b || strstr(e, b)) && (!c || strstr(e, c)), "message lacks '%s' / '%s' / '%s': %s",
+                  a, b ? b : "", c ? c : "", e);
+}
+
+START_TEST(the_templates_agree_with_the_table)
+{
+    ck_assert_msg(lw_kernel_table_validate() == LW_OK, "%s", lw_last_error());
+    char *model = read_template("model_kernels.cu.in"), *bridge = read_template("bridge_kernels.cu.in");
+    ck_assert_msg(lw_kernel_table_check_template("model_kernels.cu.in", model, "model") == LW_OK, "%s",
+                  lw_last_error());
+    ck_assert_msg(lw_kernel_table_check_template("bridge_kernels.cu.in", bridge, "bridge") == LW_OK, "%s",
+                  lw_last_error());
+    /* the generated sets hold every kernel of the table, each in one unit */
+    ck_assert_int_eq(LW_MODEL_KERNEL_COUNT + LW_BRIDGE_KERNEL_COUNT, lw_kernel_table_len);
+    ck_assert_int_eq(sizeof(lw_model_kernels), LW_MODEL_KERNEL_COUNT * sizeof(lw_cuda_kernel));
+    for (int i = 0; i < LW_MODEL_KERNEL_COUNT; i++) {
+        char def[96];
+        snprintf(def, sizeof def, "void %s(", lw_model_kernel_name(i));
+        ck_assert_msg(strstr(model, def) != NULL, "%s is not in model_kernels.cu.in", lw_model_kernel_name(i));
+    }
+    ck_assert_ptr_null(lw_model_kernel_name(LW_MODEL_KERNEL_COUNT));
+    ck_assert_ptr_null(lw_bridge_kernel_name(-1));
+    free(model), free(bridge);
+}
+END_TEST
+
+START_TEST(parameter_lists_parse_to_one_spelling)
+{
+    lw_kernel_param p[LW_KERNEL_MAX_PARAMS];
+    int n;
+    ck_assert_int_eq(lw_kernel_parse_params(" ( const float* x ,unsigned  long long seed,\n int T ) ", "t", p,
+                                            LW_KERNEL_MAX_PARAMS, &n), LW_OK);
+    ck_assert_int_eq(n, 3);
+    ck_assert_str_eq(p[0].type, "const float *");
+    ck_assert_str_eq(p[0].name, "x");
+    ck_assert_str_eq(p[1].type, "unsigned long long");
+    ck_assert_str_eq(p[2].type, "int");
+    ck_assert_str_eq(p[2].name, "T");
+    ck_assert_int_eq(lw_kernel_parse_params("()", "t", p, LW_KERNEL_MAX_PARAMS, &n), LW_OK);
+    ck_assert_int_eq(n, 0);
+    ck_assert_str_eq(lw_kernel_host_type("const float *"), "lw_cuda_ptr");
+    ck_assert_str_eq(lw_kernel_host_type("unsigned long long"), "unsigned long long");
+    ck_assert_ptr_null(lw_kernel_host_type("double"));
+    static const char *const bad[] = {"(float)", "(int (*f)(void))", "float *x", "(float x[4])", "(int a,)", NULL};
+    for (const char *const *b = bad; *b; b++) {
+        ck_assert_msg(lw_kernel_parse_params(*b, "list", p, LW_KERNEL_MAX_PARAMS, &n) == LW_ERR_FORMAT,
+                      "'%s' parsed", *b);
+        expect_message("list", NULL, NULL);
+    }
+    ck_assert_int_eq(lw_kernel_parse_params("(int a, int b, int c)", "short", p, 2, &n), LW_ERR_FORMAT);
+}
+END_TEST
+
+/* Each drift of the model template from the table, alone. */
+START_TEST(a_template_that_differs_from_the_table_is_refused)
+{
+    char *model = read_template("model_kernels.cu.in");
+    const char *glu = "extern \"C\" __global__ void glu_forward(float *out, const float *gate, const float *up, int n)";
+    char line_text[16];
+    int line;
+
+    /* a parameter's type */
+    char *t = replace_once(model, glu, "extern \"C\" __global__ void glu_forward(float *out, const float *gate, "
+                           "const float *up, float n)", &line);
+    ck_assert_int_eq(lw_kernel_table_check_template("model_kernels.cu.in", t, "model"), LW_ERR_FORMAT);
+    snprintf(line_text, sizeof line_text, ".in:%d:", line);
+    expect_message(line_text, "glu_forward's parameter 4 is 'float n' here but 'int n'", "kernels.def");
+    free(t);
+
+    /* a constness: the host would pass the right pointer, but the table must say what the kernel does */
+    t = replace_once(model, glu, "extern \"C\" __global__ void glu_forward(float *out, float *gate, const float *up, "
+                     "int n)", NULL);
+    ck_assert_int_eq(lw_kernel_table_check_template("model_kernels.cu.in", t, "model"), LW_ERR_FORMAT);
+    expect_message("parameter 2 is 'float *gate' here but 'const float *gate'", NULL, NULL);
+    free(t);
+
+    /* two parameters swapped: same types, so only the names tell */
+    t = replace_once(model, "void glu_backward(float *dgate, float *dup,", "void glu_backward(float *dup, float *dgate,",
+                     NULL);
+    ck_assert_int_eq(lw_kernel_table_check_template("model_kernels.cu.in", t, "model"), LW_ERR_FORMAT);
+    expect_message("glu_backward's parameter 1 is 'float *dup' here but 'float *dgate'", NULL, NULL);
+    free(t);
+
+    /* a parameter too few */
+    t = replace_once(model, "f32_to_bf16(unsigned short *y, const float *x, int n)",
+                     "f32_to_bf16(unsigned short *y, const float *x)", NULL);
+    ck_assert_int_eq(lw_kernel_table_check_template("model_kernels.cu.in", t, "model"), LW_ERR_FORMAT);
+    expect_message("f32_to_bf16 takes 2 parameters here but 3", NULL, NULL);
+    free(t);
+
+    /* a kernel the table lacks (the same words in a comment are prose, not a kernel) */
+    size_t len = strlen(model);
+    t = malloc(len + 256);
+    ck_assert_ptr_nonnull(t);
+    snprintf(t, len + 256, "%s// as extern \"C\" __global__ void glu_forward(int) once was\n", model);
+    ck_assert_msg(lw_kernel_table_check_template("model_kernels.cu.in", t, "model") == LW_OK, "%s", lw_last_error());
+    snprintf(t, len + 256, "%sextern \"C\" __global__ void scale_rows(float *x, int n) {}\n", model);
+    ck_assert_int_eq(lw_kernel_table_check_template("model_kernels.cu.in", t, "model"), LW_ERR_FORMAT);
+    expect_message("kernel scale_rows is not in templates/kernels.def", NULL, NULL);
+    free(t);
+
+    /* a kernel of the table that is gone (a plain device function now) */
+    t = replace_once(model, "extern \"C\" __global__ void glu_backward(", "__device__ void glu_backward(", NULL);
+    ck_assert_int_eq(lw_kernel_table_check_template("model_kernels.cu.in", t, "model"), LW_ERR_FORMAT);
+    expect_message("kernel glu_backward of templates/kernels.def (unit model) is not defined", NULL, NULL);
+    free(t);
+
+    /* one kernel twice */
+    t = malloc(len + 256);
+    ck_assert_ptr_nonnull(t);
+    snprintf(t, len + 256, "%s%s {}\n", model, glu);
+    ck_assert_int_eq(lw_kernel_table_check_template("model_kernels.cu.in", t, "model"), LW_ERR_FORMAT);
+    expect_message("glu_forward is defined twice", NULL, NULL);
+    free(t);
+
+    /* the bridge's kernels are not the model unit's */
+    char *bridge = read_template("bridge_kernels.cu.in");
+    ck_assert_int_eq(lw_kernel_table_check_template("bridge_kernels.cu.in", bridge, "model"), LW_ERR_FORMAT);
+    expect_message("in the model unit's template but templates/kernels.def gives it to the bridge unit", NULL, NULL);
+    free(bridge), free(model);
+}
+END_TEST
+
+/* The same refusal through lw_gen_model_kernels, which `lwc build` calls: a
+ * copy of the templates builds, the copy with one wrong signature does not. */
+START_TEST(kernel_generation_refuses_a_wrong_signature)
+{
+    lw_manifest *man = calloc(1, sizeof *man);
+    ck_assert_ptr_nonnull(man);
+    ck_assert_msg(lw_manifest_load(tl_src("pairs/smollm2-135m_to_gemma3-270m.json"), man) == LW_OK, "%s",
+                  lw_last_error());
+    const char *dir = tl_tmpdir("kernel_table_templates");
+    static const char *const files[] = {"model_constants.cuh.in", "common.cuh", "model_kernels.cu.in",
+                                        "bridge_constants.cuh.in", "bridge_kernels.cu.in"};
+    char path[4300];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char *text = read_template(files[i]);
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        tl_write_file(path, text);
+        free(text);
+    }
+    lw_strbuf sb = {0};
+    ck_assert_msg(lw_gen_model_kernels(dir, &man->receiver, man->bridge.soft_tokens, &sb) == LW_OK, "%s",
+                  lw_last_error());
+    lw_sb_free(&sb);
+    char *model = read_template("model_kernels.cu.in");
+    int line;
+    char *t = replace_once(model, "rope_apply(float *x, const int *pos, int T, int n_heads, float base, float sign,",
+                           "rope_apply(float *x, const int *pos, int T, int n_heads, float sign, float base,", &line);
+    snprintf(path, sizeof path, "%s/model_kernels.cu.in", dir);
+    tl_write_file(path, t);
+    ck_assert_int_eq(lw_gen_model_kernels(dir, &man->receiver, man->bridge.soft_tokens, &sb), LW_ERR_FORMAT);
+    lw_sb_free(&sb);
+    char where[64];
+    snprintf(where, sizeof where, "model_kernels.cu.in:%d:", line);
+    expect_message(where, "rope_apply's parameter 5 is 'float sign' here but 'float base'", NULL);
+    /* the bridge unit is checked as well */
+    char *bridge = read_template("bridge_kernels.cu.in");
+    char *b = replace_once(bridge, "gelu_forward(float *y, const float *x, int n)",
+                           "gelu_forward(float *y, const float *x, unsigned n)", NULL);
+    snprintf(path, sizeof path, "%s/bridge_kernels.cu.in", dir);
+    tl_write_file(path, b);
+    ck_assert_int_eq(lw_gen_bridge_kernels(dir, man, &sb), LW_ERR_FORMAT);
+    lw_sb_free(&sb);
+    expect_message("gelu_forward's parameter 3 is 'unsigned n' here but 'int n'", NULL, NULL);
+    free(b), free(bridge), free(t), free(model), free(man);
+}
+END_TEST
+
+/* The header liblwrt was compiled against is what the table gives now. */
+START_TEST(the_built_launchers_are_the_tables)
+{
+    lw_strbuf sb = {0};
+    ck_assert_msg(lw_gen_kernel_launchers(&sb) == LW_OK, "%s", lw_last_error());
+    char *built = tl_read_file(tl_out("gen/kernel_launchers.h"), NULL);
+    ck_assert_msg(built != NULL, "no %s", tl_out("gen/kernel_launchers.h"));
+    ck_assert_msg(strcmp(built, sb.data) == 0, "out/gen/kernel_launchers.h differs from what the table generates");
+    /* one launcher per kernel, taking its unit's set */
+    for (int i = 0; i < lw_kernel_table_len; i++) {
+        char sig[160];
+        snprintf(sig, sizeof sig, "lw_status lwk_%s(lw_launch L, const lw_%s_kernels *ks", lw_kernel_table[i].name,
+                 lw_kernel_table[i].unit);
+        ck_assert_msg(strstr(sb.data, sig) != NULL, "no launcher '%s'", sig);
+    }
+    free(built);
+    lw_sb_free(&sb);
+}
+END_TEST
+
+/* Compiles body against the launchers (-Werror, as the project builds);
+ * returns the compiler's status, its output in *log. */
+static int compile_call(const char *dir, const char *name, const char *body, char **log)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/%s.c", dir, name);
+    lw_strbuf src = {0};
+    lw_sb_printf(&src, "#include \"kernel_launchers.h\"\n"
+                       "lw_status call(lw_cuda *cu, const lw_model_kernels *mk, const lw_bridge_kernels *bk,\n"
+                       "               lw_cuda_ptr a, lw_cuda_ptr b, lw_cuda_ptr c, float *host);\n"
+                       "lw_status call(lw_cuda *cu, const lw_model_kernels *mk, const lw_bridge_kernels *bk,\n"
+                       "               lw_cuda_ptr a, lw_cuda_ptr b, lw_cuda_ptr c, float *host)\n"
+                       "{\n    lw_launch L = {.cu = cu};\n    (void)mk, (void)bk, (void)host;\n    return %s;\n}\n",
+                 body);
+    tl_write_file(path, src.data);
+    lw_sb_free(&src);
+    char gen[4300], rt[4300];
+    snprintf(gen, sizeof gen, "%s", tl_out("gen"));
+    snprintf(rt, sizeof rt, "%s", tl_src("runtime"));
+    return tl_run(log, "cc -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -fsyntax-only -I'%s' -I'%s' '%s'", gen, rt,
+                  path);
+}
+
+START_TEST(a_call_that_does_not_fit_its_launcher_does_not_compile)
+{
+    const char *dir = tl_tmpdir("kernel_table_calls");
+    char *log = NULL;
+    ck_assert_msg(compile_call(dir, "fits", "lwk_glu_forward(L, mk, a, b, c, 5)", &log) == 0,
+                  "a fitting call did not compile:\n%s", log);
+    free(log);
+    ck_assert_msg(compile_call(dir, "fits_bridge", "lwk_rms_calibrate_forward(L, bk, a, b, c, a, 16)", &log) == 0,
+                  "a fitting call did not compile:\n%s", log);
+    free(log);
+    static const struct {
+        const char *name, *call, *why;
+    } bad[] = {
+        {"too_few", "lwk_glu_forward(L, mk, a, b, c)", "too few arguments"},
+        {"too_many", "lwk_f32_to_bf16(L, mk, a, b, 5, 6)", "too many arguments"},
+        {"size_missing", "lwk_attention_forward(L, mk, a, b, c, a, b, 4, 4, 0, 0, 0)", "too few arguments"},
+        {"other_unit", "lwk_layernorm_forward(L, mk, a, b, c, a, b, c, 4)", "lw_bridge_kernels"},
+        {"host_pointer", "lwk_glu_forward(L, mk, a, host, c, 5)", "integer from pointer"},
+        {"no_such_kernel", "lwk_glu_forwards(L, mk, a, b, c, 5)", "lwk_glu_forwards"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_msg(compile_call(dir, bad[i].name, bad[i].call, &log) != 0, "%s compiled: %s", bad[i].name,
+                      bad[i].call);
+        ck_assert_msg(strstr(log, bad[i].why) != NULL, "%s: the compiler did not say '%s':\n%s", bad[i].name,
+                      bad[i].why, log);
+        free(log);
+    }
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("kernel_table");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, the_templates_agree_with_the_table);
+    tcase_add_test(tc, parameter_lists_parse_to_one_spelling);
+    tcase_add_test(tc, a_template_that_differs_from_the_table_is_refused);
+    tcase_add_test(tc, kernel_generation_refuses_a_wrong_signature);
+    tcase_add_test(tc, the_built_launchers_are_the_tables);
+    tcase_add_test(tc, a_call_that_does_not_fit_its_launcher_does_not_compile);
+    suite_add_tcase(s, tc);
+    return tl_run_suite(s);
+}
