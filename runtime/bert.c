@@ -42,7 +42,8 @@ static lw_status read_config(const char *path, lw_bert_config *c)
                      path, act ? act : "(missing)");
     else if (pos && strcmp(pos, "absolute") != 0)
         st = lw_fail(LW_ERR_UNSUPPORTED, "%s: position_embedding_type %s is not supported (absolute is)", path, pos);
-    else if (json_is_true(json_object_get(root, "is_decoder")) || json_is_true(json_object_get(root, "add_cross_attention")))
+    else if (json_is_true(json_object_get(root, "is_decoder")) ||
+             json_is_true(json_object_get(root, "add_cross_attention")))
         st = lw_fail(LW_ERR_UNSUPPORTED, "%s: is_decoder / add_cross_attention: only the bidirectional encoder is "
                      "implemented", path);
     else if (eps && (!json_is_number(eps) || !(json_number_value(eps) > 0) || json_number_value(eps) > 1))

@@ -509,7 +509,8 @@ static lw_status read_post_processor(const char *path, const json_t *p, wordpiec
 static lw_status set_piece(const char *path, wordpiece *w, const char *key, size_t len, json_int_t id,
                            const char *where)
 {
-    if (id < 0 || id >= w->n_ids) return lw_fail(LW_ERR_FORMAT, "%s: %s: id %lld out of range", path, where, (long long)id);
+    if (id < 0 || id >= w->n_ids)
+        return lw_fail(LW_ERR_FORMAT, "%s: %s: id %lld out of range", path, where, (long long)id);
     if (w->pieces[id]) {
         if (w->lens[id] == len && memcmp(w->pieces[id], key, len) == 0) return LW_OK;   /* added token in vocab */
         return lw_fail(LW_ERR_FORMAT, "%s: %s: id %lld is given to two pieces", path, where, (long long)id);
@@ -527,12 +528,14 @@ static lw_status read_vocab(const char *path, const json_t *vocab, const json_t 
     const char *key;
     const json_t *v;
     json_object_foreach((json_t *)vocab, key, v) {
-        if (!json_is_integer(v)) return lw_fail(LW_ERR_FORMAT, "%s: model.vocab[\"%s\"]: expected an integer id", path, key);
+        if (!json_is_integer(v))
+            return lw_fail(LW_ERR_FORMAT, "%s: model.vocab[\"%s\"]: expected an integer id", path, key);
         if (json_integer_value(v) > max) max = json_integer_value(v);
     }
     for (size_t i = 0; i < json_array_size(added); i++) {
         const json_t *id = json_object_get(json_array_get(added, i), "id");
-        if (!json_is_integer(id)) return lw_fail(LW_ERR_FORMAT, "%s: added_tokens[%zu].id: expected an integer", path, i);
+        if (!json_is_integer(id))
+            return lw_fail(LW_ERR_FORMAT, "%s: added_tokens[%zu].id: expected an integer", path, i);
         if (json_integer_value(id) > max) max = json_integer_value(id);
     }
     if (max < 0 || max >= (1 << 24))
@@ -555,7 +558,8 @@ static lw_status read_vocab(const char *path, const json_t *vocab, const json_t 
         char where[48];
         snprintf(where, sizeof where, "added_tokens[%zu]", i);
         const char *content = json_string_value(json_object_get(a, "content"));
-        if (!content || !*content) return lw_fail(LW_ERR_FORMAT, "%s: %s.content: expected a non-empty string", path, where);
+        if (!content || !*content)
+            return lw_fail(LW_ERR_FORMAT, "%s: %s.content: expected a non-empty string", path, where);
         /* HF matches such tokens on the normalized text, or with white space
          * around them; BERT's are none of these, and we refuse rather than differ. */
         static const char *const flags[] = {"normalized", "lstrip", "rstrip", "single_word"};

@@ -1,6 +1,6 @@
 /* The BERT encoder (runtime/bert.c) against transformers' BertModel: a tiny
  * random checkpoint made by tests/golden/make_bert_goldens.py (bf16 weights,
- * a trained WordPiece vocabulary) gives the last hidden states of a
+ * a WordPiece vocabulary of its own) gives the last hidden states of a
  * sentence, a sentence pair (token types 1) and a padded batch (attention
  * mask), every row and column, and their mean pool; the real
  * all-MiniLM-L6-v2 does the same from the ids the C tokenizer gives when

@@ -3,7 +3,7 @@
  * ids (tests/golden/make_bert_goldens.py) on real text of the dev sets and
  * on edge cases (accents, CJK, Hangul, control characters, invalid UTF-8,
  * special tokens in the text, over-long words), [CLS]/[SEP] included, and
- * decode them as HF does; the tiny model's trained tokenizer gives the ids
+ * decode them as HF does; the tiny model's own tokenizer gives the ids
  * its hidden-state goldens were made from; what the loader does not
  * implement is refused with a message naming the file and the field. */
 #include "testlib.h"
@@ -215,8 +215,9 @@ START_TEST(minilm_special_tokens)
 }
 END_TEST
 
-/* The tiny model's tokenizer (trained by `tokenizers`) gives the ids of the
- * single-sentence golden of tests/golden/bert/tiny/hidden.txt. */
+/* The tiny model's tokenizer (a vocabulary of its own; `tokenizers` made the
+ * goldens with it) gives the ids of the single-sentence golden of
+ * tests/golden/bert/tiny/hidden.txt. */
 START_TEST(tiny_tokenizer_gives_the_golden_ids)
 {
     lw_tokenizer *t = load(tl_src("tests/golden/bert/tiny/tokenizer.json"));
@@ -286,7 +287,8 @@ START_TEST(wordpiece_rules_on_a_small_vocab)
     const char *text = "unaffable! unaffx Aa  un";
     int want[] = {4, 3, 5, 0, 6, 7, 1};
     int *ids, n;
-    ck_assert_int_eq(lw_tokenizer_encode(t, text, strlen(text), true, &ids, &n), LW_OK);   /* no template: nothing added */
+    /* no post-processor: add_special adds nothing */
+    ck_assert_int_eq(lw_tokenizer_encode(t, text, strlen(text), true, &ids, &n), LW_OK);
     ck_assert_int_eq(n, 7);
     for (int i = 0; i < n; i++) ck_assert_int_eq(ids[i], want[i]);
     free(ids);
