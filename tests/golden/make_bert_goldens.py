@@ -19,7 +19,9 @@ Writes into tests/golden/bert/:
                    characters, invalid UTF-8, special tokens in the text, words
                    of 100 and 101 characters), then lines of the dev sets in
                    ../shared/data that hold non-ASCII text, then others
-                   (seeded sample, cut at a word boundary near 300 bytes).
+                   (seeded sample, cut at a word boundary near 300 bytes), then
+                   the first two SQuAD dev contexts whole (over 128 ids: the
+                   fetched tokenizer.json's truncation is not applied).
   minilm.ids       line i: MiniLM's ids of corpus string i (add_special_tokens=True,
                    no truncation).
   minilm.decoded   line i: decode(ids, skip_special_tokens=False), escaped.
@@ -134,6 +136,18 @@ def sample_dev():
     return rng.sample(non_ascii, N_NON_ASCII) + rng.sample(plain, N_PLAIN)
 
 
+def long_contexts():
+    out = []
+    with open(os.path.join(SHARED, "data", "squad", "dev.jsonl"), encoding="utf-8") as f:
+        for line in f:
+            c = json.loads(line)["context"]
+            if c not in out:
+                out.append(c)
+            if len(out) == 2:
+                return out
+    raise ValueError("squad dev has fewer than two contexts")
+
+
 def write_lines(path, lines):
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8", newline="\n") as f:
@@ -181,8 +195,9 @@ def full_dev(out):
 
 def tokenizer_goldens():
     tok = minilm_tokenizer()
-    corpus = edge_bytes() + [s.encode("utf-8") for s in sample_dev()]
+    corpus = edge_bytes() + [s.encode("utf-8") for s in sample_dev() + long_contexts()]
     encs = write_corpus_goldens(tok, OUT, corpus)
+    assert max(map(len, encs)) > 128
     shared = read_corpus(os.path.join(HERE, "tokenizer", "corpus.txt"))[:SHARED_LINES]
     ids = [tok.encode(b.decode("utf-8", errors="replace"), add_special_tokens=False).ids for b in shared]
     write_lines(os.path.join(OUT, "shared_corpus.ids"), [" ".join(map(str, i)) for i in ids])
