@@ -33,6 +33,7 @@ const char *lw_tokenizer_kind_name(lw_tokenizer_kind k)
     case LW_TOKENIZER_GGUF: return "gguf";
     case LW_TOKENIZER_LLAMA2C: return "llama2c";
     case LW_TOKENIZER_GPT2_FILES: return "gpt2_files";
+    case LW_TOKENIZER_WORDPIECE_JSON: return "wordpiece_json";
     }
     return "?";
 }

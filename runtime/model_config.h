@@ -28,7 +28,8 @@ typedef enum {
     LW_TOKENIZER_SPM_MODEL,    /* SentencePiece tokenizer.model (protobuf) */
     LW_TOKENIZER_GGUF,         /* whatever the GGUF metadata carries */
     LW_TOKENIZER_LLAMA2C,      /* llama2.c tokenizer.bin */
-    LW_TOKENIZER_GPT2_FILES    /* encoder.json + vocab.bpe */
+    LW_TOKENIZER_GPT2_FILES,   /* encoder.json + vocab.bpe */
+    LW_TOKENIZER_WORDPIECE_JSON /* BERT WordPiece, HF tokenizer.json (encoders only: not a manifest kind) */
 } lw_tokenizer_kind;
 typedef enum { LW_CHAT_NONE, LW_CHAT_CHATML, LW_CHAT_GEMMA, LW_CHAT_LLAMA3, LW_CHAT_MISTRAL } lw_chat_template;
 

@@ -81,6 +81,10 @@ void glu_backward(float *dgate, float *dup, const float *dout, const float *gate
 void gelu_tanh_forward(float *y, const float *x, int n);
 void gelu_tanh_backward(float *dx, const float *dy, const float *x, int n);
 
+/* ---- op_gelu.c: exact GELU, 0.5 x (1 + erf(x / sqrt 2)) (BERT's "gelu") */
+void gelu_erf_forward(float *y, const float *x, int n);
+void gelu_erf_backward(float *dx, const float *dy, const float *x, int n);
+
 /* ---- op_embedding.c: y[T, C] = table[ids[t]] * scale (frozen: no backward) */
 void embedding_forward(float *y, const int *ids, const float *table, int T, int C, float scale);
 

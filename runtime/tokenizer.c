@@ -38,6 +38,7 @@ static lw_status load_kind(lw_tokenizer_kind kind, const char *path, lw_tokenize
     case LW_TOKENIZER_GGUF: return load_gguf(path, t);
     case LW_TOKENIZER_LLAMA2C: return lw_llama2c_tokenizer_load(path, t);
     case LW_TOKENIZER_GPT2_FILES: return lw_bpe_load_gpt2_files(path, t);
+    case LW_TOKENIZER_WORDPIECE_JSON: return lw_wordpiece_load_json(path, t);
     }
     return lw_fail(LW_ERR_INVALID, "%s: unknown tokenizer kind %d", path, (int)kind);
 }

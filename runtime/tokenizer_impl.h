@@ -33,4 +33,8 @@ lw_status lw_spm_load_gguf(const char *path, lw_tokenizer *t);
 /* llama2.c tokenizer.bin (tokenizer_llama2c.c). */
 lw_status lw_llama2c_tokenizer_load(const char *path, lw_tokenizer *t);
 
+/* WordPiece with BertNormalizer/BertPreTokenizer, HF tokenizer.json
+ * (tokenizer_wordpiece.c). */
+lw_status lw_wordpiece_load_json(const char *path, lw_tokenizer *t);
+
 #endif
