@@ -46,6 +46,7 @@
  *   ATTENTION:      Tq, Tk, Hq, Hkv, D, causal, q_offset, window, n_sink
  *   GLU:            n, act (0 silu, 1 gelu_tanh)
  *   GELU_TANH:      n
+ *   GELU_ERF:       n
  *   EMBEDDING:      T, C, rows, scale x100
  *   CROSS_ENTROPY:  T, V (targets: row t gets (3t) % V, or -1 when t % 3 == 1) */
 #ifndef LW_OP_LIST_H
@@ -162,6 +163,10 @@ enum {
       "gelu_forward gelu_backward", 1e-4, 1e-5)                                                                        \
     C(GELU_TANH, "40", 1, 40)                                                                                          \
     C(GELU_TANH, "1000", 0, 1000)                                                                                      \
+    X(GELU_ERF, "gelu_erf", "gelu_erf_forward", "gelu_erf_backward", LW_OPB_CPU, 1e-5, 1e-6,                          \
+      "none (CPU only: the frozen BERT encoder of the interlingua)", 0, 0)                                             \
+    C(GELU_ERF, "40", 1, 40)                                                                                           \
+    C(GELU_ERF, "1000", 0, 1000)                                                                                       \
     X(EMBEDDING, "embedding", "embedding_forward",                                                                     \
       "frozen: none (the token table is never trained; ops.h)", LW_OPB_CPU, 0.0, 0.0, "embedding_forward", 0, 0)       \
     C(EMBEDDING, "3x2 scale 0.5", 0, 3, 2, 3, 50)                                                                      \

@@ -563,6 +563,25 @@ static lw_status gelu_backward_drv(inst *I, const float *dy)
     return LW_OK;
 }
 
+static double gelu_erf_ref(double x) { return 0.5 * x * (1.0 + erf(x / sqrt(2.0))); }
+
+static void gelu_erf_reference(inst *I)
+{
+    for (int k = 0; k < D(0); k++) I->want[0][k] = gelu_erf_ref(IN(0)[k]), I->mag[0][k] = fabs(I->want[0][k]);
+}
+
+static lw_status gelu_erf_forward_drv(inst *I)
+{
+    gelu_erf_forward(OUT(0), IN(0), D(0));
+    return LW_OK;
+}
+
+static lw_status gelu_erf_backward_drv(inst *I, const float *dy)
+{
+    if (I->in[0].g) gelu_erf_backward(I->in[0].g, dy, IN(0), D(0));
+    return LW_OK;
+}
+
 /* ---- embedding, cross-entropy -------------------------------------------- */
 
 /* Rows cycle through the table; the last of three or more is -1 (a zero
@@ -653,6 +672,7 @@ static const driver DRIVERS[LW_OP_COUNT] = {
     [LW_OP_ATTENTION] = {attention_setup, attention_reference, attention_forward_drv, attention_backward_drv},
     [LW_OP_GLU] = {glu_setup, glu_reference, glu_forward_drv, glu_backward_drv},
     [LW_OP_GELU_TANH] = {gelu_setup, gelu_reference, gelu_forward_drv, gelu_backward_drv},
+    [LW_OP_GELU_ERF] = {gelu_setup, gelu_erf_reference, gelu_erf_forward_drv, gelu_erf_backward_drv},
     [LW_OP_EMBEDDING] = {embedding_setup, embedding_reference, embedding_forward_drv, NULL},
     [LW_OP_CROSS_ENTROPY] = {ce_setup, ce_reference, ce_forward_drv, ce_backward_drv},
 };
