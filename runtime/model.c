@@ -8,10 +8,9 @@
 #include <string.h>
 
 #include "ops.h"
-#include "random_weights.h"
 #include "weights.h"
 
-static lw_status check_config(const lw_model_config *c)
+lw_status lw_model_config_check(const lw_model_config *c)
 {
     if (c->hidden <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->head_dim <= 0 ||
         c->ffn <= 0 || c->vocab <= 0)
@@ -160,12 +159,8 @@ void lw_model_set_derived(lw_model *m)
 lw_status lw_model_load(const lw_model_config *cfg, lw_model **out)
 {
     *out = NULL;
-    lw_status st = check_config(cfg);
+    lw_status st = lw_model_config_check(cfg);
     if (st) return st;
-    bool random_weights;
-    uint64_t seed;
-    if ((st = lw_random_weights_mode(&random_weights, &seed))) return st;
-    if (random_weights) return lw_random_model(cfg, seed, out);
     if (cfg->rope_base <= 0)
         return lw_fail(LW_ERR_INVALID, "model %s: rope_base %g must be > 0", cfg->name, cfg->rope_base);
     lw_model *m = calloc(1, sizeof *m);
@@ -190,7 +185,6 @@ lw_status lw_model_load(const lw_model_config *cfg, lw_model **out)
         lw_model_free(m);
         return lw_fail_wrap(st, "loading model %s", cfg->name);
     }
-    lw_apply_ignore_stop(&m->cfg);
     *out = m;
     return LW_OK;
 }
@@ -241,7 +235,7 @@ void lw_model_free(lw_model *m)
 /* ---- run state --------------------------------------------------------- */
 
 /* Allocations of n floats, with n computed in size_t by the caller from
- * dimensions check_config and lw_state_alloc bounded. */
+ * dimensions lw_model_config_check and lw_state_alloc bounded. */
 static float *fbuf(size_t n, bool *ok)
 {
     float *p = calloc(n ? n : 1, sizeof(float));

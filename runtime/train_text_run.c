@@ -12,6 +12,7 @@
 
 #include "baselines.h"
 #include "fileutil.h"
+#include "random_weights.h"
 #include "run_dir.h"
 #include "train_checks.h"
 #include "train_log.h"
@@ -204,8 +205,8 @@ static lw_status side_open(text_side *s, const lw_manifest *m, const lw_task *ta
 {
     memset(s, 0, sizeof *s);
     const lw_model_config *c = &m->receiver;
-    lw_status st = lw_tokenizer_load(c->tokenizer_kind, c->tokenizer_path, &s->tok);
-    if (!st) st = lw_model_load(c, &s->model);
+    lw_status st = lw_config_load_tokenizer(c, &s->tok);
+    if (!st) st = lw_config_load_model(c, &s->model);
     if (!st) st = lw_text_model_init(&s->text, s->model, s->tok, task, TEXT_MAX_CONTEXT, "receiver");
     s->text_ready = !st;
     lw_text_prompts *p = &s->prompts;

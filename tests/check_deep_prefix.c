@@ -15,6 +15,7 @@
 #include "lora.h"
 #include "model.h"
 #include "ops.h"
+#include "random_weights.h"
 #include "rng.h"
 
 #include <math.h>

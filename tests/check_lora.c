@@ -14,6 +14,7 @@
 #include "lora.h"
 #include "model.h"
 #include "ops.h"
+#include "random_weights.h"
 #include "rng.h"
 #include "safetensors.h"
 
