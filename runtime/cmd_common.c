@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fileutil.h"
@@ -143,11 +142,4 @@ void lw_bridge_side_close(lw_bridge_side *b)
     lw_receiver_layout_free(&b->layout);
     if (b->bridge_made) lw_bridge_free(&b->bridge);
     memset(b, 0, sizeof *b);
-}
-
-double lw_now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
