@@ -5,7 +5,7 @@
  * lw_model_config, never off the family name.
  *
  *   lw_model *m; lw_state *s;
- *   lw_model_open("x.gguf", LW_WEIGHTS_GGUF, &m);     // or lw_model_load(&cfg, &m)
+ *   lw_model_open("x.gguf", LW_WEIGHTS_GGUF, &m);     // model_load.h; or lw_model_load(&cfg, &m)
  *   lw_state_alloc(m, 512, false, &s);
  *   lw_forward(m, s, &(lw_forward_args){.ids = ids, .T = n, .logits = out});
  *   lw_generate(m, s, ids, n, &gen_args, out_ids, &n_out);
@@ -117,13 +117,6 @@ typedef struct {
  * kv heads, head_dim even, sizes that fit): the files' loader checks them,
  * and random mode (random_weights.h) with the same words. */
 lw_status lw_model_config_check(const lw_model_config *cfg);
-/* Loads every tensor cfg describes from cfg->weights_path, checking shapes.
- * The config is copied; norm weights are brought to cfg->norm's convention
- * (llama.cpp stores Gemma's gains as 1 + w, Hugging Face as w). cfg->load
- * is not looked at: lw_config_load_model (random_weights.h) honours it. */
-lw_status lw_model_load(const lw_model_config *cfg, lw_model **out);
-/* Reads the config the file carries (lw_weights_read_config), then loads. */
-lw_status lw_model_open(const char *path, lw_weights_format fmt, lw_model **out);
 void lw_model_free(lw_model *m);
 /* Fills what the config implies beyond the weights (RoPE frequencies,
  * embedding and attention scales); every way of making an lw_model calls it. */

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "model_load.h"
 #include "status.h"
 #include "tokenizer.h"
 #include "tokenizer_bytes.h"
