@@ -9,6 +9,7 @@
 #include "grad_check.h"
 #include "tiny_models.h"
 #include "adamw.h"
+#include "adapter_file.h"
 #include "adapter_set.h"
 #include "adapters.h"
 #include "deep_prefix.h"
