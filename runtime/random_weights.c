@@ -63,7 +63,7 @@ static void rand_layer(lw_rng *r, const lw_model_config *c, lw_layer_weights *L,
     size_t kvd = (size_t)c->n_kv_heads * c->head_dim, F = (size_t)c->ffn;
     double sH = 1.0 / sqrt((double)H);
     L->attn_norm = rand_norm(r, c->hidden, c, ok);
-    /* fused as model.c fuses them (wq wk wv are views); same draws as three tensors */
+    /* fused as model_load.c fuses them (wq wk wv are views); same draws as three tensors */
     L->wqkv = rand_normal(r, (qd + 2 * kvd) * H, sH, ok);
     if (L->wqkv) L->wq = L->wqkv, L->wk = L->wq + qd * H, L->wv = L->wk + kvd * H;
     L->wo = rand_normal(r, H * qd, 1.0 / sqrt((double)qd), ok);
