@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "model.h"
+#include "model_load.h"
 #include "bench_time.h"
 
 static double median(double *x, int n)

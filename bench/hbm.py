@@ -11,7 +11,7 @@ Per model of the pair (the GGUF files, loaded as torch_bench.py does):
   prefill: the same weight bytes / time of a P-token forward (prefill is
            compute bound: the fraction is low by nature; TFLOP/s is given too,
            2 x parameters x P).
-Peak: torch_bench.PEAK_BW by device name (H100 SXM 3.35 TB/s, H200 4.8 TB/s,
+Peak: PEAK_BW below by device name (H100 SXM 3.35 TB/s, H200 4.8 TB/s,
 ...) and a measured device-to-device copy (2 x bytes / time) of 1 GiB; both
 fractions are printed. Medians over --runs after --warmup.
 """
@@ -19,6 +19,10 @@ import json
 import os
 import statistics
 import time
+
+# Peak HBM bandwidth by device name (vendor data sheets), bytes/s.
+PEAK_BW = {"H100 SXM": 3.35e12, "H100 80GB HBM3": 3.35e12, "H100 PCIe": 2.0e12, "H100 NVL": 3.9e12,
+           "H200": 4.8e12, "A100-SXM4-80GB": 2.039e12, "A100-SXM4-40GB": 1.555e12, "A100 80GB PCIe": 1.935e12}
 
 
 def peak_from_table(name, table):
@@ -84,8 +88,9 @@ def time_model(torch, side, prompt_len, decode_steps, runs, warmup):
     return statistics.median(pre), statistics.median(dec)
 
 
-def main(args, torch):
-    from torch_bench import PEAK_BW, Side
+def main(args, torch, Side):
+    """Side: torch_bench.Side (one model of the pair, loaded as the bench loads
+    it), handed in by torch_bench.py so that this file does not import it."""
     if args.device != "cuda":
         raise SystemExit("hbm: needs --device cuda")
     pair = json.load(open(args.pair))

@@ -60,9 +60,6 @@ USES = {"bridge": ["tokenize", "sender_forward", "bridge", "receiver_score"],
 RELAY_INSTRUCTION = "Summarize the following text in one sentence:\n"
 SMOLLM2_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 MAX_TEXT_TOKENS = 512   # LW_SENDER_MAX_TOKENS
-# Peak HBM bandwidth by device name (vendor data sheets), bytes/s.
-PEAK_BW = {"H100 SXM": 3.35e12, "H100 80GB HBM3": 3.35e12, "H100 PCIe": 2.0e12, "H100 NVL": 3.9e12,
-           "H200": 4.8e12, "A100-SXM4-80GB": 2.039e12, "A100-SXM4-40GB": 1.555e12, "A100 80GB PCIe": 1.935e12}
 
 
 def parse_args(argv=None):
@@ -414,7 +411,7 @@ def main(argv=None):
     if args.hbm:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import hbm
-        return hbm.main(args, torch)
+        return hbm.main(args, torch, Side)   # hbm.py loads models as Side does, without importing this file
     methods = args.methods.split(",")
     for m in methods:
         if m not in METHODS:

@@ -12,6 +12,7 @@
 #include "gguf.h"
 #include "lwc_config.h"
 #include "manifest.h"
+#include "manifest_weights.h"
 #include "nvrtc_compile.h"
 #include "weights.h"
 

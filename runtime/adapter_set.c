@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapter_file.h"
 #include "fileutil.h"
+#include "lora_file.h"
 
 /* The parameter streams drawn from the run's seed. */
 #define LORA_SALT 0x4c6f5241ULL

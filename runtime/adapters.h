@@ -6,7 +6,8 @@
  *
  * Also here: lw_adapter_params, the flat parameter buffer with a table of
  * named tensors that both adapters keep (like lw_bridge's), with AdamW over
- * it and an atomic safetensors save/load that checks every name and shape. */
+ * it; its atomic safetensors save/load, which checks every name and shape,
+ * is adapter_file.h. */
 #ifndef LW_ADAPTERS_H
 #define LW_ADAPTERS_H
 
@@ -50,25 +51,6 @@ const lw_adapter_tensor *lw_adapter_params_find(const lw_adapter_params *p, cons
 /* One AdamW update over every tensor (the caller has called
  * lw_adamw_begin_step on opt, sized n_params), decay only where decay. */
 void lw_adapter_params_adamw(lw_adapter_params *p, lw_adamw *opt, float lr, float weight_decay);
-
-typedef struct {
-    const char *key, *value;
-} lw_adapter_meta;
-
-/* Writes every tensor (F32) to path atomically, with the metadata given. */
-lw_status lw_adapter_params_save(const lw_adapter_params *p, const char *path, const lw_adapter_meta *meta,
-                                 int n_meta);
-/* Reads a file written by _save (or by PyTorch under the same names): every
- * tensor of p must be there, F32, with its exact shape, and nothing else.
- * On error p is unchanged. */
-lw_status lw_adapter_params_load(lw_adapter_params *p, const char *path);
-/* The AdamW moments as "adam_m.<name>" / "adam_v.<name>" and the step as
- * metadata "adam_step", so a resumed run continues bit for bit. */
-lw_status lw_adapter_params_save_adamw(const lw_adapter_params *p, const lw_adamw *opt, const char *path);
-lw_status lw_adapter_params_load_adamw(const lw_adapter_params *p, lw_adamw *opt, const char *path);
-/* A string of a safetensors file's __metadata__ (malloc'd into *value; NULL
- * when the key is absent). */
-lw_status lw_adapter_read_meta(const char *path, const char *key, char **value);
 
 /* ---- what the receiver's forward and backward read ---------------------- */
 

@@ -1,6 +1,7 @@
 /* lw eval's hook for the baselines (baselines.h): loads what the method
  * needs from the manifest, runs it, and sums it up for the JSON. */
 #include "baselines.h"
+#include "random_weights.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,8 +52,8 @@ typedef struct {
 static lw_status side_open(side *s, const lw_model_config *c, const lw_task *task, int max_context, const char *role)
 {
     memset(s, 0, sizeof *s);
-    lw_status st = lw_tokenizer_load(c->tokenizer_kind, c->tokenizer_path, &s->tok);
-    if (!st) st = lw_model_load(c, &s->model);
+    lw_status st = lw_config_load_tokenizer(c, &s->tok);
+    if (!st) st = lw_config_load_model(c, &s->model);
     if (!st) st = lw_text_model_init(&s->text, s->model, s->tok, task, max_context, role);
     if (!st) s->ready = true;
     return st ? lw_fail_wrap(st, "%s %s", role, c->name) : LW_OK;

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "chat_template.h"
-#include "cmd_common.h"
+#include "clock.h"
 
 static const char *const NAMES[LW_BASELINE_COUNT] = {"sender-zeroshot", "receiver-zeroshot", "receiver-kshot",
                                                      "text-relay",      "cot-relay",         "token-budget"};

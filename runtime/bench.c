@@ -10,6 +10,7 @@
 
 #include "bench_gpu.h"
 #include "chat_template.h"
+#include "clock.h"
 #include "label_scoring.h"
 #include "receiver_input.h"
 #include "sender_cache.h"
@@ -89,13 +90,6 @@ size_t lw_bench_soft_bytes(int M, int hidden, int bytes_per_value)
     return a * b * c;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ---- the runner -------------------------------------------------------- */
 struct lw_bench {
     lw_bench_setup s;
@@ -127,7 +121,7 @@ static double stamp(lw_bench *b)
         lw_status st = lw_cuda_sync(b->s.gpu_sender->cu, "bench: before reading the clock");
         if (st && !b->sync_st) b->sync_st = st;
     }
-    return now_s();
+    return lw_now_s();
 }
 
 static int min_int(int a, int b) { return a < b ? a : b; }
@@ -444,7 +438,7 @@ lw_status lw_bench_measure(lw_bench *b, lw_bench_method m, const char *const *te
     lw_status st = run_s && eps && stage && scores ? LW_OK : lw_fail(LW_ERR_NOMEM, "bench: out of memory");
     lw_bench_traffic sum = {0};
     for (int r = 0; !st && r < warmup + runs; r++) {
-        double t[LW_STAGE_COUNT] = {0}, t0 = now_s();
+        double t[LW_STAGE_COUNT] = {0}, t0 = lw_now_s();
         for (int j = 0; !st && j < batch; j++) {
             lw_bench_traffic tr;
             st = lw_bench_example(b, m, texts[((size_t)r * batch + j) % (size_t)n_texts], scores, t, &tr);
@@ -455,7 +449,7 @@ lw_status lw_bench_measure(lw_bench *b, lw_bench_method m, const char *const *te
                 sum.sender_tokens += tr.sender_tokens;
             }
         }
-        double el = now_s() - t0;
+        double el = lw_now_s() - t0;
         if (st || r < warmup) continue;
         int k = r - warmup;
         run_s[k] = el;

@@ -12,6 +12,7 @@
 #include "dataset.h"
 #include "fileutil.h"
 #include "lw_cli.h"
+#include "random_weights.h"
 
 enum { MAX_BATCHES = 8 };
 
@@ -232,8 +233,8 @@ static lw_status open_models(const lw_pair *pair, const bench_args *a, bench_mod
     if (!st) st = lw_dataset_load(a->split, &bm->task, a->limit, &bm->data);
     if (!st && bm->data.n < 1) st = lw_fail(LW_ERR_INVALID, "bench: %s has no examples", a->split);
     if (!st) st = lw_bridge_side_open(&bm->side, m, &bm->task, a->M);
-    if (!st) st = lw_model_load(&m->sender, &bm->sender);
-    if (!st) st = lw_tokenizer_load(m->sender.tokenizer_kind, m->sender.tokenizer_path, &bm->sender_tok);
+    if (!st) st = lw_config_load_model(&m->sender, &bm->sender);
+    if (!st) st = lw_config_load_tokenizer(&m->sender, &bm->sender_tok);
     if (st) return st;
     if (!a->checkpoint) {
         lw_bridge_init(&bm->side.bridge, m->train.seed);

@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fileutil.h"
+#include "random_weights.h"
 #include "train_rules.h"
 
 bool lw_opt_str(int argc, char **argv, int *i, const char **value)
@@ -123,11 +123,11 @@ lw_status lw_bridge_side_open(lw_bridge_side *b, const lw_manifest *m, const lw_
     const lw_model_config *rc = &m->receiver;
     lw_bridge_config bc = m->bridge;
     bc.soft_tokens = M;
-    lw_status st = lw_tokenizer_load(rc->tokenizer_kind, rc->tokenizer_path, &b->tok);
+    lw_status st = lw_config_load_tokenizer(rc, &b->tok);
     if (!st) st = lw_receiver_layout_build(task, rc->chat_template, b->tok, M, rc->vocab, &b->layout);
     if (!st) st = lw_bridge_create(&b->bridge, &bc, m->sender.hidden, rc->hidden, rc->embed_rms);
     if (!st) b->bridge_made = true;
-    if (!st) st = lw_model_load(rc, &b->receiver);
+    if (!st) st = lw_config_load_model(rc, &b->receiver);
     if (st) {
         lw_bridge_side_close(b);
         return lw_fail_wrap(st, "receiver %s", rc->name);
@@ -142,11 +142,4 @@ void lw_bridge_side_close(lw_bridge_side *b)
     lw_receiver_layout_free(&b->layout);
     if (b->bridge_made) lw_bridge_free(&b->bridge);
     memset(b, 0, sizeof *b);
-}
-
-double lw_now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

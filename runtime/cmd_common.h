@@ -46,6 +46,4 @@ typedef struct {
 lw_status lw_bridge_side_open(lw_bridge_side *b, const lw_manifest *m, const lw_task *task, int M);
 void lw_bridge_side_close(lw_bridge_side *b);
 
-double lw_now_s(void);
-
 #endif

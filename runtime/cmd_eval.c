@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "baselines.h"
+#include "clock.h"
 #include "jsonerr.h"
 #include "checkpoint.h"
 #include "cmd_common.h"

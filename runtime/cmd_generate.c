@@ -10,6 +10,7 @@
 #include "gpu_model.h"
 #include "lw_cli.h"
 #include "model.h"
+#include "random_weights.h"
 #include "tokenizer.h"
 
 typedef struct {
@@ -74,7 +75,7 @@ static lw_status prepare(const lw_pair *pair, const run_opts *o, lw_model **m, l
 {
     const lw_model_config *cfg = strcmp(o->which, "sender") ? &pair->manifest.receiver : &pair->manifest.sender;
     char *text = NULL;
-    lw_status st = lw_tokenizer_load(cfg->tokenizer_kind, cfg->tokenizer_path, tok);
+    lw_status st = lw_config_load_tokenizer(cfg, tok);
     if (st == LW_OK && o->chat) st = lw_chat_render(cfg->chat_template, o->system, o->prompt, &text);
     if (st == LW_OK) {
         const char *t = text ? text : o->prompt;
@@ -82,7 +83,7 @@ static lw_status prepare(const lw_pair *pair, const run_opts *o, lw_model **m, l
         st = lw_tokenizer_encode(*tok, t, strlen(t), !o->chat, ids, n);
     }
     free(text);
-    if (st == LW_OK) st = lw_model_load(cfg, m);
+    if (st == LW_OK) st = lw_config_load_model(cfg, m);
     return st;
 }
 

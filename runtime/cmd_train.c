@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cmd_common.h"
+#include "clock.h"
 #include "comm.h"
 #include "comm_nccl.h"
 #include "cuda_driver.h"

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "comm_nccl.h"
 
 enum {
@@ -41,13 +42,6 @@ static const char *op_name(uint32_t op)
 }
 
 /* ---- configuration ---- */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* The first of the named variables that is set; *name gets which. */
 static const char *env_first(const char *a, const char *b, const char **name)
@@ -283,9 +277,9 @@ lw_status lw_comm_open(lw_comm *c, const lw_comm_config *cfg)
  * world is complete). */
 static lw_status accept_all(lw_comm *c)
 {
-    double deadline = now_s() + c->timeout_s;
+    double deadline = lw_now_s() + c->timeout_s;
     for (int joined = 1; joined < c->world;) {
-        double left = deadline - now_s();
+        double left = deadline - lw_now_s();
         struct pollfd p = {.fd = c->listen_fd, .events = POLLIN};
         int k = left > 0 ? poll(&p, 1, (int)fmin(left * 1000 + 1, INT_MAX)) : 0;
         if (k < 0 && errno == EINTR) continue;
@@ -299,7 +293,7 @@ static lw_status accept_all(lw_comm *c)
             if (errno == EINTR || errno == ECONNABORTED) continue;
             return lw_fail(LW_ERR_IO, "comm: rank 0: accept: %s", strerror(errno));
         }
-        set_timeouts(fd, fmax(deadline - now_s(), 1.0));
+        set_timeouts(fd, fmax(deadline - lw_now_s(), 1.0));
         uint32_t hello[3];   /* version, world, rank */
         lw_status st = recv_msg(c, fd, OP_HELLO, hello, sizeof hello, -1);
         if (!st && (hello[0] != VERSION || hello[1] != (uint32_t)c->world))
@@ -330,12 +324,12 @@ static lw_status connect_master(lw_comm *c, const lw_comm_config *cfg)
     struct addrinfo *ai;
     lw_status st = resolve(cfg, false, &ai);
     if (st) return st;
-    double deadline = now_s() + c->timeout_s;
+    double deadline = lw_now_s() + c->timeout_s;
     int fd = -1, err = 0;
-    while (fd < 0 && now_s() < deadline) {
+    while (fd < 0 && lw_now_s() < deadline) {
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0) break;
-        set_timeouts(fd, fmax(fmin(deadline - now_s(), c->timeout_s), 0.1));
+        set_timeouts(fd, fmax(fmin(deadline - lw_now_s(), c->timeout_s), 0.1));
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
         err = errno;
         close(fd);
@@ -350,7 +344,7 @@ static lw_status connect_master(lw_comm *c, const lw_comm_config *cfg)
     uint32_t hello[3] = {VERSION, (uint32_t)c->world, (uint32_t)c->rank}, w;
     st = send_msg(c, fd, OP_HELLO, hello, sizeof hello, 0);
     if (!st) {
-        set_timeouts(fd, fmax(deadline - now_s(), 1.0));   /* the welcome waits for the slowest rank */
+        set_timeouts(fd, fmax(deadline - lw_now_s(), 1.0));   /* the welcome waits for the slowest rank */
         st = recv_msg(c, fd, OP_WELCOME, &w, sizeof w, 0);
     }
     if (!st) set_timeouts(fd, c->timeout_s);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapter_file.h"
 #include "ops.h"
 #include "rng.h"
 

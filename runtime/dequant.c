@@ -4,7 +4,6 @@
  * products are stored in a variable before the add so no compiler fuses
  * them into an FMA (which rounds once and would change the last bit). */
 #include "dequant.h"
-#include "gguf.h"
 
 #include <string.h>
 

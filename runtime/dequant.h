@@ -10,6 +10,18 @@
 
 #include "status.h"
 
+/* Tensor element types, numbered as ggml's ggml_type. Only the ones
+ * runtime/dequant.c can convert are named; others load as "type N". */
+typedef enum {
+    LW_GGML_F32 = 0, LW_GGML_F16 = 1, LW_GGML_Q4_0 = 2, LW_GGML_Q4_1 = 3,
+    LW_GGML_Q5_0 = 6, LW_GGML_Q5_1 = 7, LW_GGML_Q8_0 = 8, LW_GGML_Q8_1 = 9,
+    LW_GGML_Q2_K = 10, LW_GGML_Q3_K = 11, LW_GGML_Q4_K = 12, LW_GGML_Q5_K = 13,
+    LW_GGML_Q6_K = 14, LW_GGML_Q8_K = 15, LW_GGML_BF16 = 30, LW_GGML_TYPE_COUNT = 40
+} lw_ggml_type;
+
+/* "Q4_K", "F32", ... or NULL for an unknown type. */
+const char *lw_ggml_type_name(uint32_t type);
+
 /* A typed view of one tensor's bytes inside a mapped file, as the three
  * weight loaders (GGUF, safetensors, llama2.c) hand it to runtime/weights.c. */
 typedef struct {

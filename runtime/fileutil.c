@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -165,4 +167,46 @@ void lw_sb_free(lw_strbuf *sb)
     free(sb->data);
     sb->data = NULL;
     sb->len = sb->cap = 0;
+}
+
+lw_status lw_file_map_as(const char *path, const char *expected, const void **data, size_t *size)
+{
+    *data = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return lw_fail(LW_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        return lw_fail(LW_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
+    }
+    /* errno says nothing here (fstat succeeded), so name the kind of file. */
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return lw_fail(LW_ERR_IO, "%s: is %s, expected %s", path,
+                       S_ISDIR(sb.st_mode) ? "a directory" : "not a regular file (a device, pipe or socket)",
+                       expected);
+    }
+    if (sb.st_size == 0) {
+        close(fd);
+        return LW_OK;
+    }
+    void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int e = errno;
+    close(fd);
+    if (p == MAP_FAILED) return lw_fail(LW_ERR_IO, "%s: cannot mmap: %s", path, strerror(e));
+    *data = p;
+    *size = (size_t)sb.st_size;
+    return LW_OK;
+}
+
+lw_status lw_file_map(const char *path, const void **data, size_t *size)
+{
+    return lw_file_map_as(path, "a regular file", data, size);
+}
+
+void lw_file_unmap(const void *data, size_t size)
+{
+    if (data) munmap((void *)data, size);
 }

@@ -21,6 +21,13 @@ bool lw_file_exists(const char *path);
  * result did not fit; callers that bounded their inputs may ignore it. */
 bool lw_pathf(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Maps a whole file read-only (shared by the weight loaders). An empty file
+ * is mapped as size 0 with *data = NULL. lw_file_map_as names what the
+ * caller expected ("a GGUF file") when path is not a regular file. */
+lw_status lw_file_map(const char *path, const void **data, size_t *size);
+lw_status lw_file_map_as(const char *path, const char *expected, const void **data, size_t *size);
+void lw_file_unmap(const void *data, size_t size);
+
 /* FNV-1a 64, chainable: pass the previous hash (or LW_FNV_INIT). */
 #define LW_FNV_INIT 0xcbf29ce484222325ULL
 uint64_t lw_fnv1a(uint64_t h, const void *data, size_t len);

@@ -3,6 +3,7 @@
  * lie inside the buffer, so the getters only check kinds and indices. */
 #include "gguf.h"
 #include "dequant.h"
+#include "fileutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -398,55 +399,12 @@ lw_status lw_gguf_parse(const void *data, size_t size, const char *name, lw_gguf
     return LW_OK;
 }
 
-/* lw_file_map, with what the caller expected ("a GGUF file") for messages. */
-static lw_status map_file(const char *path, const char *expected, const void **data, size_t *size)
-{
-    *data = NULL;
-    *size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return lw_fail(LW_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return lw_fail(LW_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    /* errno says nothing here (fstat succeeded), so name the kind of file. */
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return lw_fail(LW_ERR_IO, "%s: is %s, expected %s", path,
-                       S_ISDIR(sb.st_mode) ? "a directory" : "not a regular file (a device, pipe or socket)",
-                       expected);
-    }
-    if (sb.st_size == 0) {
-        close(fd);
-        return LW_OK;
-    }
-    void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int e = errno;
-    close(fd);
-    if (p == MAP_FAILED) return lw_fail(LW_ERR_IO, "%s: cannot mmap: %s", path, strerror(e));
-    *data = p;
-    *size = (size_t)sb.st_size;
-    return LW_OK;
-}
-
-lw_status lw_file_map(const char *path, const void **data, size_t *size)
-{
-    return map_file(path, "a regular file", data, size);
-}
-
-void lw_file_unmap(const void *data, size_t size)
-{
-    if (data) munmap((void *)data, size);
-}
-
 lw_status lw_gguf_open(const char *path, lw_gguf **out)
 {
     *out = NULL;
     const void *p;
     size_t size;
-    lw_status st = map_file(path, "a GGUF file", &p, &size);
+    lw_status st = lw_file_map_as(path, "a GGUF file", &p, &size);
     if (st) return st;
     lw_gguf *g = NULL;
     if ((st = lw_gguf_parse(p, size, path, &g))) {

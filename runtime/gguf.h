@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dequant.h"
 #include "status.h"
 
 typedef struct lw_gguf lw_gguf;
@@ -20,15 +21,6 @@ typedef enum {
     LW_GGUF_STRING = 8, LW_GGUF_ARRAY = 9, LW_GGUF_U64 = 10, LW_GGUF_I64 = 11,
     LW_GGUF_F64 = 12, LW_GGUF_KIND_COUNT
 } lw_gguf_kind;
-
-/* Tensor element types, numbered as ggml's ggml_type. Only the ones
- * runtime/dequant.c can convert are named; others load as "type N". */
-typedef enum {
-    LW_GGML_F32 = 0, LW_GGML_F16 = 1, LW_GGML_Q4_0 = 2, LW_GGML_Q4_1 = 3,
-    LW_GGML_Q5_0 = 6, LW_GGML_Q5_1 = 7, LW_GGML_Q8_0 = 8, LW_GGML_Q8_1 = 9,
-    LW_GGML_Q2_K = 10, LW_GGML_Q3_K = 11, LW_GGML_Q4_K = 12, LW_GGML_Q5_K = 13,
-    LW_GGML_Q6_K = 14, LW_GGML_Q8_K = 15, LW_GGML_BF16 = 30, LW_GGML_TYPE_COUNT = 40
-} lw_ggml_type;
 
 enum { LW_GGUF_MAX_DIMS = 4 };
 
@@ -78,12 +70,5 @@ const lw_gguf_tensor *lw_gguf_find_tensor(const lw_gguf *g, const char *name); /
 /* Same, but fails with LW_ERR_INVALID naming the file and the tensor. */
 lw_status lw_gguf_get_tensor(const lw_gguf *g, const char *name, const lw_gguf_tensor **t);
 
-/* Maps a whole file read-only (shared by the weight loaders). An empty file
- * is mapped as size 0 with *data = NULL. */
-lw_status lw_file_map(const char *path, const void **data, size_t *size);
-void lw_file_unmap(const void *data, size_t size);
-
-/* "Q4_K", "F32", ... or NULL for an unknown type. */
-const char *lw_ggml_type_name(uint32_t type);
 
 #endif

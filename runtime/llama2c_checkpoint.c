@@ -1,7 +1,8 @@
 /* llama2.c legacy checkpoint reader. The header is validated and the total
  * weight count computed with overflow checks before any tensor is placed. */
 #include "llama2c_checkpoint.h"
-#include "gguf.h"
+#include "dequant.h"
+#include "fileutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>

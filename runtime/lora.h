@@ -13,7 +13,7 @@
  * Merged: W += scale B A in the model's own weights (inference speed; the
  * forward then skips the adapter); unmerge subtracts it again (to rounding).
  *
- * Saved as safetensors under PEFT's names,
+ * Saved (lora_file.h) as safetensors under PEFT's names,
  *   base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight  [rank, in]
  *   base_model.model.model.layers.{i}.mlp.gate_proj.lora_B.weight     [out, rank]
  * with metadata "adapter_config": the JSON PEFT keeps in adapter_config.json
@@ -65,6 +65,8 @@ int lw_lora_target_parse(const char *name);
 lw_status lw_lora_config_parse(lw_lora_config *cfg, int rank, float alpha, float dropout, const char *targets,
                                const char *layers);
 
+/* Does cfg put adapters on layer l (first_layers, else layer_list, else all)? */
+bool lw_lora_layer_on(const lw_lora_config *cfg, int l);
 /* Builds the tensor table for the receiver m (checks the config against it)
  * and allocates; B = 0 and A = 0 until lw_lora_init. */
 lw_status lw_lora_create(lw_lora *lo, const lw_lora_config *cfg, const lw_model *m);
@@ -89,13 +91,5 @@ void lw_lora_backward(const lw_receiver_adapters *ad, int layer, lw_lora_target 
 /* W += scale B A (merge) or W -= scale B A (unmerge) in m's weights. */
 lw_status lw_lora_merge(lw_lora *lo, lw_model *m);
 lw_status lw_lora_unmerge(lw_lora *lo, lw_model *m);
-
-/* PEFT-named safetensors with the adapter_config metadata (atomic). */
-lw_status lw_lora_save(const lw_lora *lo, const char *path);
-/* Loads A and B by name into lo (created with the same config); checks the
- * file's r, lora_alpha and target_modules metadata when present. */
-lw_status lw_lora_load(lw_lora *lo, const char *path);
-/* The adapter_config JSON (malloc'd). */
-char *lw_lora_config_json(const lw_lora *lo);
 
 #endif

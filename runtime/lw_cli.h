@@ -15,6 +15,14 @@ int lw_cmd_info(const lw_pair *pair, int argc, char **argv);
 int lw_cmd_generate(const lw_pair *pair, int argc, char **argv);
 int lw_cmd_hidden(const lw_pair *pair, int argc, char **argv);
 
+/* The load options (model_config.h) of this process, from the environment:
+ * LWC_RANDOM_WEIGHTS=<seed> (set and non-empty: random weights and a byte
+ * tokenizer, random_weights.h; a value that is not a decimal integer is an
+ * error) and LWC_IGNORE_STOP=1 (no stop tokens; random weights imply it).
+ * The one place that reads them: lw_main sets the result on the pair's
+ * model configs before it runs a command. */
+lw_status lw_load_options_from_env(lw_load_options *out);
+
 /* True if argv holds -h or --help. */
 int lw_wants_help(int argc, char **argv);
 

@@ -86,11 +86,6 @@ lw_status lw_manifest_load(const char *path, lw_manifest *out);
  * and to resolve relative paths. */
 lw_status lw_manifest_parse(const char *text, size_t len, const char *path, lw_manifest *out);
 
-/* Checks the values the weights carry (dims, layers, heads, vocab, RoPE ...)
- * against the manifest's model block `which` ("sender"/"receiver"); errors
- * name both the manifest field and the value in the file. */
-lw_status lw_manifest_check_weights(const lw_manifest *m, const char *which);
-
 /* Writes a model block as JSON (the manifest's schema) to a malloc'd string;
  * what `lwc inspect` prints. */
 char *lw_model_config_to_json(const lw_model_config *c);

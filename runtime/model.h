@@ -5,7 +5,7 @@
  * lw_model_config, never off the family name.
  *
  *   lw_model *m; lw_state *s;
- *   lw_model_open("x.gguf", LW_WEIGHTS_GGUF, &m);     // or lw_model_load(&cfg, &m)
+ *   lw_model_open("x.gguf", LW_WEIGHTS_GGUF, &m);     // model_load.h; or lw_model_load(&cfg, &m)
  *   lw_state_alloc(m, 512, false, &s);
  *   lw_forward(m, s, &(lw_forward_args){.ids = ids, .T = n, .logits = out});
  *   lw_generate(m, s, ids, n, &gen_args, out_ids, &n_out);
@@ -113,12 +113,10 @@ typedef struct {
     int *last_segment_len;   /* [max_tokens] with save_acts */
 } lw_state;
 
-/* Loads every tensor cfg describes from cfg->weights_path, checking shapes.
- * The config is copied; norm weights are brought to cfg->norm's convention
- * (llama.cpp stores Gemma's gains as 1 + w, Hugging Face as w). */
-lw_status lw_model_load(const lw_model_config *cfg, lw_model **out);
-/* Reads the config the file carries (lw_weights_read_config), then loads. */
-lw_status lw_model_open(const char *path, lw_weights_format fmt, lw_model **out);
+/* The bounds every model's config must keep (dims > 0, heads a multiple of
+ * kv heads, head_dim even, sizes that fit): the files' loader checks them,
+ * and random mode (random_weights.h) with the same words. */
+lw_status lw_model_config_check(const lw_model_config *cfg);
 void lw_model_free(lw_model *m);
 /* Fills what the config implies beyond the weights (RoPE frequencies,
  * embedding and attention scales); every way of making an lw_model calls it. */
@@ -235,11 +233,5 @@ lw_status lw_model_backward_rows(const lw_model *m, const lw_state *s, lw_backwa
 lw_status lw_model_backward_adapted(const lw_model *m, const lw_state *s, lw_backward_scratch *g,
                                     const struct lw_receiver_adapters *ad, const int *rows, int n_rows,
                                     const float *dlogits_rows, float *d_embeds);
-
-/* A model with seeded random weights in memory (tests, synthetic training):
- * projections normal(0, 1/sqrt(in)), embeddings normal(0, 1), norm gains
- * 1 + normal(0, 0.1) in cfg->norm's convention; weights_path is not read.
- * Freed with lw_model_free. */
-lw_status lw_model_init_random(const lw_model_config *cfg, uint64_t seed, lw_model **out);
 
 #endif

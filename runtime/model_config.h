@@ -6,6 +6,7 @@
 #define LW_MODEL_CONFIG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 enum { LW_PATH_MAX = 4096, LW_NAME_MAX = 64, LW_MAX_SPECIAL = 16 };
 
@@ -41,6 +42,17 @@ typedef struct {
     int original_context;    /* llama3: original_max_position_embeddings */
 } lw_rope_scaling;
 
+/* How a model and its tokenizer are loaded. Never from a manifest: the
+ * command layer decides it once (lw_load_options_from_env, lw_cli.h, from
+ * LWC_RANDOM_WEIGHTS and LWC_IGNORE_STOP) and sets it on the pair's model
+ * configs; the loaders (random_weights.h) only read it. All zero = the
+ * files the config names, with their stop tokens. */
+typedef struct {
+    bool random_weights;   /* seeded random weights of the config's shapes and a byte tokenizer */
+    uint64_t seed;         /* of random_weights */
+    bool ignore_stop;      /* the loaded model carries no stop tokens (eos_id -1, no stop ids) */
+} lw_load_options;
+
 typedef struct {
     char name[LW_NAME_MAX];        /* free text, for messages and reports */
     lw_family family;
@@ -75,6 +87,7 @@ typedef struct {
     int bos_id, eos_id, pad_id;        /* -1 = none */
     int n_stop_ids;
     int stop_ids[LW_MAX_SPECIAL];      /* extra end-of-turn ids (<|im_end|>, <end_of_turn>) */
+    lw_load_options load;              /* set by the command layer, not by a manifest */
 } lw_model_config;
 
 /* Is layer l a sliding-window (local) layer? */

@@ -5,7 +5,8 @@
 #include "safetensors.h"
 #include "family.h"
 #include "jsonerr.h"
-#include "gguf.h"
+#include "dequant.h"
+#include "fileutil.h"
 
 #include <jansson.h>
 #include <limits.h>

@@ -36,10 +36,8 @@ static uint64_t cache_key(const lw_model_config *s, int layer, const char *abs_d
     uint64_t h = lw_fnv1a(LW_FNV_INIT, v, sizeof v);
     h = hash_stat(h, s->weights_path);
     h = hash_stat(h, s->tokenizer_path);
-    bool random_weights;
-    uint64_t seed;   /* random weights' states never pass for the real ones' */
-    if (lw_random_weights_mode(&random_weights, &seed) == LW_OK && random_weights)
-        h = lw_fnv1a(lw_fnv1a(h, "random", 6), &seed, sizeof seed);
+    uint64_t seed = s->load.seed;   /* random weights' states never pass for the real ones' */
+    if (s->load.random_weights) h = lw_fnv1a(lw_fnv1a(h, "random", 6), &seed, sizeof seed);
     h = lw_fnv1a(h, abs_data, strlen(abs_data));
     if (subset_key) h = lw_fnv1a(h, &subset_key, sizeof subset_key);   /* 0 (first n) keeps older files' keys */
     return hash_stat(h, abs_data);
@@ -127,9 +125,9 @@ static lw_status sender_open(const lw_model_config *cfg, sender_run *r)
 {
     memset(r, 0, sizeof *r);
     r->cap = cfg->context < LW_SENDER_MAX_TOKENS + 64 ? cfg->context : LW_SENDER_MAX_TOKENS + 64;
-    lw_status st = lw_model_load(cfg, &r->model);
+    lw_status st = lw_config_load_model(cfg, &r->model);
     if (!st) st = lw_state_alloc(r->model, r->cap, false, &r->state);
-    if (!st) st = lw_tokenizer_load(cfg->tokenizer_kind, cfg->tokenizer_path, &r->tok);
+    if (!st) st = lw_config_load_tokenizer(cfg, &r->tok);
     if (!st && !(r->hidden = malloc((size_t)r->cap * cfg->hidden * sizeof(float))))
         st = lw_fail(LW_ERR_NOMEM, "sender cache: out of memory");
     return st ? lw_fail_wrap(st, "sender %s", cfg->name) : LW_OK;

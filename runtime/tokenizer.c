@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "gguf.h"
-#include "random_weights.h"
 
 /* "gpt2" -> byte-level BPE, "llama" -> SentencePiece, as llama.cpp names them. */
 static lw_status load_gguf(const char *path, lw_tokenizer *t)
@@ -46,11 +45,6 @@ static lw_status load_kind(lw_tokenizer_kind kind, const char *path, lw_tokenize
 lw_status lw_tokenizer_load(lw_tokenizer_kind kind, const char *path, lw_tokenizer **out)
 {
     *out = NULL;
-    bool random_weights;
-    uint64_t seed;
-    lw_status rst = lw_random_weights_mode(&random_weights, &seed);
-    if (rst) return rst;
-    if (random_weights) return lw_byte_tokenizer_load(out);
     lw_tokenizer *t = calloc(1, sizeof *t);
     if (!t)
         return lw_fail(LW_ERR_NOMEM, "loading tokenizer %s: out of memory", path);

@@ -1,7 +1,9 @@
 /* The byte tokenizer of LWC_RANDOM_WEIGHTS (random_weights.h): a stand-in
  * for timing when the real tokenizer file is not on the machine. */
-#include "random_weights.h"
+#include "tokenizer_bytes.h"
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +37,15 @@ static lw_status byte_decode(const lw_tokenizer *t, const int *ids, int n_ids, c
 static int byte_piece_id(const lw_tokenizer *t, const char *piece)
 {
     return piece[0] && !piece[1] ? (unsigned char)piece[0] + LW_BYTE_TOKEN_OFFSET : -1;
+}
+
+void lw_random_weights_warn(void)
+{
+    static bool said;
+    if (said) return;
+    said = true;
+    fprintf(stderr, "lw: LWC_RANDOM_WEIGHTS is set: random weights and a byte tokenizer, no stop tokens: "
+                    "for timing only (outputs and accuracies are meaningless)\n");
 }
 
 static const lw_tokenizer_ops byte_ops = {byte_encode, byte_decode, byte_piece_id, NULL};

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "checkpoint.h"
+#include "clock.h"
 #include "fileutil.h"
 #include "run_dir.h"
 #include "train_checks.h"
@@ -18,13 +19,6 @@
 #define SAMPLER_SALT 0x5a4d504cULL
 #define RNG_SALT 0x524e4721ULL
 #define DROPOUT_SALT 0x44524f50ULL
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static lw_status check_options(const lw_train_options *o, const lw_dataset *d, const lw_sender_cache *c)
 {
@@ -267,7 +261,7 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
     lw_pathf(last_saved, sizeof last_saved, "%s", o->resume_dir ? o->resume_dir : "");
     float *x = NULL;
     size_t x_cap = 0;
-    double t0 = now_s();
+    double t0 = lw_now_s();
     int right = 0, seen = 0;
     for (; !st && step < k->steps; step++) {
         step_stats s = {0};
@@ -277,7 +271,7 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
         double gnorm = clip_all(t, k->grad_clip);
         float lr = lw_lr_at(step, k->warmup_steps, k->steps, k->lr, 0.1f);
         r->steps_done++;
-        double el = now_s() - t0, eps = seen / (el > 0 ? el : 1e-9);
+        double el = lw_now_s() - t0, eps = seen / (el > 0 ? el : 1e-9);
         lw_train_log_line line = {step + 1, s.loss, lr, gnorm, seen ? (double)right / seen : 0.0, eps, el, false};
         if (!isfinite(s.loss) || !isfinite(gnorm)) {   /* never step on it */
             line.nonfinite = true;
@@ -315,7 +309,7 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
     if (!st && out_dir) st = lw_train_save_checkpoint(out_dir, "final", t, &opt, &rng, step);
     /* a rank that failed has closed its sockets or will: the others learn it here */
     if (!st && sh.world > 1) st = lw_comm_barrier(sh.comm);
-    r->seconds = now_s() - t0;
+    r->seconds = lw_now_s() - t0;
     r->train_acc = seen ? (double)right / seen : 0.0;
     if (log && fclose(log) != 0 && !st) st = lw_fail(LW_ERR_IO, "train: writing the log under %s", out_dir);
     free(x);

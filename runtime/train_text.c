@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapter_file.h"
 #include "checkpoint.h"
 #include "fileutil.h"
 #include "label_scoring.h"

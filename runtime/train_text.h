@@ -43,7 +43,7 @@
 #include "receiver_pass.h"
 #include "status.h"
 #include "task.h"
-#include "train.h"
+#include "train_options.h"
 
 typedef enum { LW_TEXT_PROMPT_TUNING, LW_TEXT_LORA } lw_text_method;
 

@@ -11,7 +11,9 @@
 #include <time.h>
 
 #include "baselines.h"
+#include "clock.h"
 #include "fileutil.h"
+#include "random_weights.h"
 #include "run_dir.h"
 #include "train_checks.h"
 #include "train_log.h"
@@ -21,13 +23,6 @@
 #define DROPOUT_SALT 0x44524f50ULL
 /* Prompt positions the receiver's tokenizer may use for one example. */
 enum { TEXT_MAX_CONTEXT = 1024 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void lw_text_prompts_free(lw_text_prompts *p)
 {
@@ -130,7 +125,7 @@ lw_status lw_text_train_run(lw_text_trainer *t, const lw_text_prompts *prompts, 
     if (!st && o->out_dir && o->run_json) st = lw_train_write_run_json(o->out_dir, o->run_json);
     char last_saved[4096];
     lw_pathf(last_saved, sizeof last_saved, "%s", o->resume_dir ? o->resume_dir : "");
-    double t0 = now_s();
+    double t0 = lw_now_s();
     for (; !st && step < k->steps; step++) {
         double loss = 0.0;
         int ok = 0;
@@ -138,7 +133,7 @@ lw_status lw_text_train_run(lw_text_trainer *t, const lw_text_prompts *prompts, 
         double gnorm = clip(t, k->grad_clip);
         float lr = lw_lr_at(step, k->warmup_steps, k->steps, k->lr, 0.1f);
         r->steps_done++;
-        double el = now_s() - t0;
+        double el = lw_now_s() - t0;
         lw_train_log_line line = {step + 1, loss, lr, gnorm, seen ? (double)right / seen : 0.0,
                                   seen / (el > 0 ? el : 1e-9), el, false};
         if (!isfinite(loss) || !isfinite(gnorm)) {   /* never step on it (train.c) */
@@ -172,7 +167,7 @@ lw_status lw_text_train_run(lw_text_trainer *t, const lw_text_prompts *prompts, 
         fprintf(stderr, "train: %ld step%s skipped for a non-finite loss or gradient (--skip-nonfinite %d)\n",
                 r->steps_skipped, r->steps_skipped > 1 ? "s" : "", o->skip_nonfinite);
     if (!st && o->out_dir) st = save(t, o->out_dir, "final");
-    r->seconds = now_s() - t0;
+    r->seconds = lw_now_s() - t0;
     r->train_acc = seen ? (double)right / seen : 0.0;
     if (log && fclose(log) != 0 && !st) st = lw_fail(LW_ERR_IO, "train: writing the log under %s", o->out_dir);
     lw_sampler_free(&smp);
@@ -204,8 +199,8 @@ static lw_status side_open(text_side *s, const lw_manifest *m, const lw_task *ta
 {
     memset(s, 0, sizeof *s);
     const lw_model_config *c = &m->receiver;
-    lw_status st = lw_tokenizer_load(c->tokenizer_kind, c->tokenizer_path, &s->tok);
-    if (!st) st = lw_model_load(c, &s->model);
+    lw_status st = lw_config_load_tokenizer(c, &s->tok);
+    if (!st) st = lw_config_load_model(c, &s->model);
     if (!st) st = lw_text_model_init(&s->text, s->model, s->tok, task, TEXT_MAX_CONTEXT, "receiver");
     s->text_ready = !st;
     lw_text_prompts *p = &s->prompts;
@@ -253,7 +248,7 @@ lw_status lw_text_method_predict(const lw_manifest *m, const lw_task *task, cons
     lw_lora_config_parse(&lc, 8, 16.0f, 0.0f, "q,v", NULL);
     st = lw_text_trainer_create(&t, s.model, &s.text.layout, method, *M, &lc, s.prompts.max_len, 0);
     if (!st) st = lw_text_trainer_open(&t, dir);
-    double *scores = calloc((size_t)task->n_labels, sizeof *scores), t0 = now_s();
+    double *scores = calloc((size_t)task->n_labels, sizeof *scores), t0 = lw_now_s();
     if (!st && !scores) st = lw_fail(LW_ERR_NOMEM, "eval: out of memory");
     for (int i = 0; !st && i < data->n; i++) {
         if ((st = lw_text_trainer_score(&t, s.prompts.ids[i], s.prompts.len[i], scores))) break;
@@ -261,7 +256,7 @@ lw_status lw_text_method_predict(const lw_manifest *m, const lw_task *task, cons
         for (int k = 1; k < task->n_labels; k++)
             if (scores[k] > scores[pred[i]]) pred[i] = k;
         if (!quiet && ((i + 1) % 10 == 0 || i + 1 == data->n))
-            fprintf(stderr, "\reval: %d/%d  %.3f s/example   ", i + 1, data->n, (now_s() - t0) / (i + 1));
+            fprintf(stderr, "\reval: %d/%d  %.3f s/example   ", i + 1, data->n, (lw_now_s() - t0) / (i + 1));
     }
     if (!quiet) fputc('\n', stderr);
     free(scores);

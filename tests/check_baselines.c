@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "baselines.h"
+#include "random_weights.h"
 
 /* ---- label scoring on a tiny random model ------------------------------ */
 

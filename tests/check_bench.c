@@ -12,6 +12,7 @@
 #include "gpu_model.h"
 #include "lw_cli.h"
 #include "model.h"
+#include "random_weights.h"
 #include "tokenizer.h"
 #include "train.h"
 

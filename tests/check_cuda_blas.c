@@ -11,6 +11,7 @@
 #include "gpu_model.h"
 #include "lw_cli.h"
 #include "lwc_config.h"
+#include "random_weights.h"
 #include "tiny_models.h"
 
 #include <math.h>

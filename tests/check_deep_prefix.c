@@ -9,12 +9,14 @@
 #include "grad_check.h"
 #include "tiny_models.h"
 #include "adamw.h"
+#include "adapter_file.h"
 #include "adapter_set.h"
 #include "adapters.h"
 #include "deep_prefix.h"
 #include "lora.h"
 #include "model.h"
 #include "ops.h"
+#include "random_weights.h"
 #include "rng.h"
 
 #include <math.h>

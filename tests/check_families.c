@@ -12,6 +12,7 @@
 #include "family.h"
 #include "gpu_model.h"
 #include "model.h"
+#include "random_weights.h"
 #include "safetensors_write.h"
 #include "tokenizer.h"
 

@@ -5,6 +5,7 @@
  * embeddings, chunking and saved activations change nothing. */
 #include "testlib.h"
 #include "model.h"
+#include "model_load.h"
 #include "tokenizer.h"
 
 #include <math.h>

@@ -15,6 +15,7 @@
 #include "gpu_receiver_pass.h"
 #include "lwc_config.h"
 #include "lora.h"
+#include "random_weights.h"
 #include "tiny_models.h"
 #include "train.h"
 

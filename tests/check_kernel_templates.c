@@ -18,6 +18,7 @@
 #include "manifest.h"
 #include "model.h"
 #include "nvrtc_compile.h"
+#include "random_weights.h"
 
 #include <stdio.h>
 #include <stdlib.h>

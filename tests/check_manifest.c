@@ -4,6 +4,7 @@
  * the real weights files. */
 #include "testlib.h"
 #include "manifest.h"
+#include "manifest_weights.h"
 
 #include <dirent.h>
 #include <jansson.h>

@@ -9,6 +9,7 @@
 #include "tiny_models.h"
 #include "model.h"
 #include "ops.h"
+#include "random_weights.h"
 #include "rng.h"
 
 #include <math.h>

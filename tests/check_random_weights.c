@@ -1,8 +1,10 @@
 /* LWC_RANDOM_WEIGHTS (runtime/random_weights.h): random weights of the
  * manifest's shapes and a byte tokenizer, so the GPU machine can time the
- * real shapes without the model files. Checks the loaders, that 30 layers
- * of SmolLM2-shaped random weights give finite logits, and lw info / eval /
- * bench end to end on the stories260K -> SmolLM2-135M pair. */
+ * real shapes without the model files. Checks the one reader of the
+ * environment (lw_load_options_from_env), the loaders under the options it
+ * gives, that 30 layers of SmolLM2-shaped random weights give finite
+ * logits, and lw info / eval / bench end to end on the stories260K ->
+ * SmolLM2-135M pair. */
 #include "testlib.h"
 
 #include <math.h>
@@ -10,16 +12,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lw_cli.h"
 #include "manifest.h"
 #include "model.h"
 #include "random_weights.h"
 #include "tokenizer.h"
 
-static void random_mode(const char *seed)
+/* The load options the command layer would set for LWC_RANDOM_WEIGHTS=seed
+ * (NULL: unset), read from the environment as lw_main reads it. */
+static lw_load_options random_mode(const char *seed)
 {
     if (seed) setenv("LWC_RANDOM_WEIGHTS", seed, 1);
     else unsetenv("LWC_RANDOM_WEIGHTS");
     unsetenv("LWC_IGNORE_STOP");
+    lw_load_options o;
+    ck_assert_msg(lw_load_options_from_env(&o) == LW_OK, "%s", lw_last_error());
+    unsetenv("LWC_RANDOM_WEIGHTS");
+    return o;
+}
+
+/* A config that names files that are not there. */
+static lw_model_config nowhere(lw_load_options load)
+{
+    lw_model_config c;
+    memset(&c, 0, sizeof c);
+    c.tokenizer_kind = LW_TOKENIZER_GGUF;
+    snprintf(c.tokenizer_path, sizeof c.tokenizer_path, "/nonexistent/tok.gguf");
+    c.load = load;
+    return c;
 }
 
 static lw_manifest stories_pair(void)
@@ -32,9 +52,9 @@ static lw_manifest stories_pair(void)
 
 START_TEST(byte_tokenizer_maps_bytes)
 {
-    random_mode("5");
+    lw_model_config c = nowhere(random_mode("5"));
     lw_tokenizer *t;
-    ck_assert_int_eq(lw_tokenizer_load(LW_TOKENIZER_GGUF, "/nonexistent/tok.gguf", &t), LW_OK);
+    ck_assert_int_eq(lw_config_load_tokenizer(&c, &t), LW_OK);
     int *ids, n;
     ck_assert_int_eq(lw_tokenizer_encode(t, "Hi\n\xff", 4, true, &ids, &n), LW_OK);
     ck_assert_int_eq(n, 4);
@@ -57,19 +77,30 @@ END_TEST
 
 START_TEST(off_unless_set_and_bad_seed_refused)
 {
-    random_mode(NULL);
+    lw_load_options o = random_mode(NULL);
+    ck_assert(!o.random_weights && !o.ignore_stop);
+    setenv("LWC_RANDOM_WEIGHTS", "", 1);   /* empty is unset */
+    ck_assert_int_eq(lw_load_options_from_env(&o), LW_OK);
+    ck_assert(!o.random_weights);
+    lw_model_config c = nowhere(o);
     lw_tokenizer *t;
-    ck_assert_int_ne(lw_tokenizer_load(LW_TOKENIZER_GGUF, "/nonexistent/tok.gguf", &t), LW_OK);
+    ck_assert_int_ne(lw_config_load_tokenizer(&c, &t), LW_OK);
     ck_assert_ptr_null(t);
-    random_mode("12x");
-    ck_assert_int_eq(lw_tokenizer_load(LW_TOKENIZER_GGUF, "/nonexistent/tok.gguf", &t), LW_ERR_INVALID);
-    ck_assert_msg(strstr(lw_last_error(), "LWC_RANDOM_WEIGHTS") != NULL, "%s", lw_last_error());
+    const char *bad[] = {"12x", "-1", "+3", "99999999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("LWC_RANDOM_WEIGHTS", bad[i], 1);
+        ck_assert_msg(lw_load_options_from_env(&o) == LW_ERR_INVALID, "%s accepted", bad[i]);
+        ck_assert_msg(strstr(lw_last_error(), "LWC_RANDOM_WEIGHTS") != NULL, "%s", lw_last_error());
+    }
+    /* a config the files' loader refuses is refused in random mode too */
     lw_manifest m = stories_pair();
+    lw_model_config r = m.receiver;
+    r.load = random_mode("2");
+    r.n_kv_heads = 7;
     lw_model *model;
-    ck_assert_int_eq(lw_model_load(&m.receiver, &model), LW_ERR_INVALID);
+    ck_assert_int_eq(lw_config_load_model(&r, &model), LW_ERR_INVALID);
     ck_assert_ptr_null(model);
-    random_mode("-1");
-    ck_assert_int_eq(lw_model_load(&m.receiver, &model), LW_ERR_INVALID);
+    ck_assert_msg(strstr(lw_last_error(), "kv heads") != NULL, "%s", lw_last_error());
     random_mode(NULL);
 }
 END_TEST
@@ -80,10 +111,11 @@ START_TEST(seeded_shapes_and_no_stop_tokens)
     lw_manifest m = stories_pair();
     lw_model_config c = m.sender;
     snprintf(c.weights_path, sizeof c.weights_path, "/nonexistent/weights.bin");
-    random_mode("3");
+    c.load = random_mode("3");
+    ck_assert(c.load.random_weights && c.load.seed == 3 && c.load.ignore_stop);
     lw_model *a, *b, *d, *other;
-    ck_assert_int_eq(lw_model_load(&c, &a), LW_OK);
-    ck_assert_int_eq(lw_model_load(&c, &b), LW_OK);
+    ck_assert_int_eq(lw_config_load_model(&c, &a), LW_OK);
+    ck_assert_int_eq(lw_config_load_model(&c, &b), LW_OK);
     ck_assert_int_eq(a->cfg.hidden, m.sender.hidden);
     ck_assert_int_eq(a->cfg.n_layers, m.sender.n_layers);
     ck_assert_int_eq(a->cfg.vocab, m.sender.vocab);
@@ -91,12 +123,12 @@ START_TEST(seeded_shapes_and_no_stop_tokens)
     ck_assert_int_eq(a->cfg.n_stop_ids, 0);
     size_t n = (size_t)c.vocab * c.hidden;
     ck_assert(memcmp(a->token_embd, b->token_embd, n * sizeof(float)) == 0);
-    random_mode("4");
-    ck_assert_int_eq(lw_model_load(&c, &d), LW_OK);
+    c.load = random_mode("4");
+    ck_assert_int_eq(lw_config_load_model(&c, &d), LW_OK);
     ck_assert(memcmp(a->token_embd, d->token_embd, n * sizeof(float)) != 0);
-    random_mode("3");
+    c.load = random_mode("3");
     snprintf(c.name, sizeof c.name, "another");
-    ck_assert_int_eq(lw_model_load(&c, &other), LW_OK);
+    ck_assert_int_eq(lw_config_load_model(&c, &other), LW_OK);
     ck_assert(memcmp(a->token_embd, other->token_embd, n * sizeof(float)) != 0);
     /* embeddings at the manifest's RMS (no embedding scale in llama2.c) */
     double ss = 0;
@@ -112,13 +144,16 @@ START_TEST(ignore_stop_with_real_weights)
 {
     lw_manifest m = stories_pair();
     tl_require_file(m.sender.weights_path);
-    random_mode(NULL);
+    m.sender.load = random_mode(NULL);
     lw_model *a, *b;
-    ck_assert_msg(lw_model_load(&m.sender, &a) == LW_OK, "%s", lw_last_error());
+    ck_assert_msg(lw_config_load_model(&m.sender, &a) == LW_OK, "%s", lw_last_error());
     ck_assert_int_eq(a->cfg.eos_id, m.sender.eos_id);
     ck_assert_int_ge(a->cfg.eos_id, 0);
     setenv("LWC_IGNORE_STOP", "1", 1);
-    ck_assert_int_eq(lw_model_load(&m.sender, &b), LW_OK);
+    ck_assert_int_eq(lw_load_options_from_env(&m.sender.load), LW_OK);
+    unsetenv("LWC_IGNORE_STOP");
+    ck_assert(m.sender.load.ignore_stop && !m.sender.load.random_weights);
+    ck_assert_int_eq(lw_config_load_model(&m.sender, &b), LW_OK);
     ck_assert_int_eq(b->cfg.eos_id, -1);
     ck_assert_int_eq(b->cfg.n_stop_ids, 0);
     ck_assert(memcmp(a->token_embd, b->token_embd, sizeof(float) * (size_t)m.sender.vocab * m.sender.hidden) == 0);
@@ -132,10 +167,10 @@ END_TEST
 START_TEST(smollm2_shapes_give_finite_logits)
 {
     lw_manifest m = stories_pair();
-    random_mode("1");
+    m.receiver.load = random_mode("1");
     lw_model *model;
     lw_state *s;
-    ck_assert_msg(lw_model_load(&m.receiver, &model) == LW_OK, "%s", lw_last_error());
+    ck_assert_msg(lw_config_load_model(&m.receiver, &model) == LW_OK, "%s", lw_last_error());
     ck_assert_int_eq(model->cfg.n_layers, 30);
     ck_assert_int_eq(lw_state_alloc(model, 32, false, &s), LW_OK);
     int T = 24, V = model->cfg.vocab, ids[24];
@@ -174,6 +209,11 @@ START_TEST(lw_runs_on_random_weights)
              "LWC_MODELS=/nonexistent b/stories260k_to_smollm2-135m/lw", dir, dir);
     rc = tl_run(&log, "%s info", env);
     ck_assert_msg(rc == 0 && strstr(log, "pair: stories260k_to_smollm2-135m"), "lw info:\n%s", log);
+    free(log);
+    /* a bad seed is refused before the command runs, naming the variable */
+    rc = tl_run(&log, "cd '%s' && LWC_RANDOM_WEIGHTS=12x LWC_MODELS=/nonexistent b/stories260k_to_smollm2-135m/lw "
+                "eval --method receiver-zeroshot --task sst2 --split '%s' --limit 2 --quiet", dir, data);
+    ck_assert_msg(rc != 0 && strstr(log, "LWC_RANDOM_WEIGHTS='12x'"), "a bad seed ran (%d):\n%s", rc, log);
     free(log);
     rc = tl_run(&log, "%s eval --method receiver-zeroshot --task sst2 --split '%s' --limit 2 --quiet --json e.json",
                 env, data);

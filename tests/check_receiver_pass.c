@@ -14,6 +14,7 @@
 #include "deep_prefix.h"
 #include "lora.h"
 #include "model.h"
+#include "random_weights.h"
 #include "receiver_pass.h"
 #include "rng.h"
 #include "testlib.h"

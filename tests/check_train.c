@@ -17,6 +17,7 @@
 #include "checkpoint.h"
 #include "linear_probe.h"
 #include "manifest.h"
+#include "model_load.h"
 #include "train.h"
 
 #include <sys/stat.h>

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "random_weights.h"
 #include "train_text.h"
 
 enum { N_EX = 48, M_SOFT = 8, N_BEFORE = 3 };

@@ -3,6 +3,7 @@
  * embedding RMS, and errors that name the file and the tensor or field. */
 #include "testlib.h"
 #include "weights.h"
+#include "fileutil.h"
 #include "gguf.h"
 #include "gguf_builder.h"
 

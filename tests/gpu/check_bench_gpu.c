@@ -14,7 +14,8 @@
  *
  * Without the model files in models/ (a device machine: they do not
  * travel) the suite runs on random weights of the pair's shapes and the
- * byte tokenizer (LWC_RANDOM_WEIGHTS, runtime/random_weights.h). There a
+ * byte tokenizer (the load options LWC_RANDOM_WEIGHTS=1 gives, set on the
+ * manifest's configs as lw_main sets them: runtime/random_weights.h). There a
  * relay's text is as long as its tokens whatever they are, so its scores
  * are only held finite. */
 #include "testlib.h"
@@ -26,6 +27,7 @@
 #include "gen_kernels.h"
 #include "manifest.h"
 #include "nvrtc_compile.h"
+#include "random_weights.h"
 #include "real_models.h"
 #include "task.h"
 #include "tokenizer.h"
@@ -40,6 +42,7 @@
 static lw_cuda g_cu;
 static lw_cublas g_blas;
 static bool g_random;   /* random weights of the pair's shapes */
+static lw_load_options g_load;   /* what lw_main would set: random weights, seed 1, when g_random */
 
 static void load_kernels(const lw_model *m, int soft_tokens, lw_cuda_module *mod)
 {
@@ -60,13 +63,14 @@ static void rig_open(pair_rig *r)
 {
     memset(r, 0, sizeof *r);
     OK(lw_manifest_load(tl_src("pairs/smollm2-135m_to_gemma3-270m.json"), &r->man));
+    r->man.sender.load = r->man.receiver.load = g_load;
     char path[4200];
     OK(lw_task_file(&r->man, NULL, "sst2", path, sizeof path));
     OK(lw_task_load(path, &r->task));
     OK(lw_bridge_side_open(&r->side, &r->man, &r->task, r->man.bridge.soft_tokens));
     lw_bridge_init(&r->side.bridge, 1);
-    OK(lw_model_load(&r->man.sender, &r->sender));
-    OK(lw_tokenizer_load(r->man.sender.tokenizer_kind, r->man.sender.tokenizer_path, &r->sender_tok));
+    OK(lw_config_load_model(&r->man.sender, &r->sender));
+    OK(lw_config_load_tokenizer(&r->man.sender, &r->sender_tok));
     const lw_model *m[2] = {r->sender, r->side.receiver};
     for (int i = 0; i < 2; i++) {
         load_kernels(m[i], r->man.bridge.soft_tokens, &r->mod[i]);
@@ -171,7 +175,7 @@ int main(void)
     if (!tl_gpu_open("check_bench_gpu", &g_cu, &g_blas)) return 1;
     if ((g_random = !tl_default_pair_present())) {
         fprintf(stderr, "check_bench_gpu: the model files are not in models/: random weights of their shapes\n");
-        setenv("LWC_RANDOM_WEIGHTS", "1", 1);
+        g_load = (lw_load_options){.random_weights = true, .seed = 1, .ignore_stop = true};
     }
     Suite *s = suite_create("bench_gpu");
     TCase *tc = tcase_create("core");

@@ -20,6 +20,7 @@
 #include "model.h"
 #include "nvrtc_compile.h"
 #include "ops.h"
+#include "random_weights.h"
 
 #include <math.h>
 #include <stdint.h>

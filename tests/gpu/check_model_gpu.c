@@ -42,6 +42,7 @@
 #include "gpu_model.h"
 #include "model.h"
 #include "nvrtc_compile.h"
+#include "random_weights.h"
 #include "real_models.h"
 #include "tiny_models.h"
 

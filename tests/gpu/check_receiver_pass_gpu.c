@@ -40,6 +40,7 @@
 #include "lora.h"
 #include "model.h"
 #include "nvrtc_compile.h"
+#include "random_weights.h"
 #include "receiver_pass.h"
 #include "tiny_models.h"
 

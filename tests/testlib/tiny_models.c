@@ -1,6 +1,7 @@
 /* Tiny synthetic models and data for the suites; see tiny_models.h. */
 #include "tiny_models.h"
 #include "family.h"
+#include "random_weights.h"
 
 #include <check.h>
 #include "rng.h"
