@@ -4,7 +4,9 @@
  * lacks or one it has that is gone) is refused by the check and by the
  * kernel generation `lwc build` runs, naming the kernel and the line; the
  * launcher header the build compiled against is the one the table gives
- * today; and a host call that does not fit a launcher does not compile.
+ * today; a host call that does not fit a launcher does not compile; and no
+ * kernel is launched by hand (by name, with a packed argument array) in
+ * runtime/ or tests/gpu/ outside the two files that implement launching.
  * (check_kernel_templates.c compiles every kernel of the table with NVRTC.) */
 #include "testlib.h"
 #include "fileutil.h"
@@ -14,6 +16,8 @@
 #include "kernel_table.h"
 #include "manifest.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,6 +296,156 @@ START_TEST(a_call_that_does_not_fit_its_launcher_does_not_compile)
 }
 END_TEST
 
+/* ---- no kernel launched by hand ------------------------------------------ */
+
+/* The C code of text, comments and string and character literals blanked
+ * (newlines kept, so offsets give lines), malloc'd. */
+static char *code_only(const char *text)
+{
+    char *c = strdup(text);
+    ck_assert_ptr_nonnull(c);
+    for (char *p = c; *p;) {
+        if (p[0] == '/' && p[1] == '*') {
+            char *end = strstr(p + 2, "*/");
+            end = end ? end + 2 : p + strlen(p);
+            for (; p < end; p++)
+                if (*p != '\n') *p = ' ';
+        } else if (p[0] == '/' && p[1] == '/') {
+            for (; *p && *p != '\n'; p++) *p = ' ';
+        } else if (*p == '"' || *p == '\'') {
+            char q = *p++;
+            for (; *p && *p != q && *p != '\n'; p++) {
+                if (*p == '\\' && p[1] && p[1] != '\n') *p++ = ' ';
+                *p = ' ';
+            }
+            if (*p == q) p++;
+        } else {
+            p++;
+        }
+    }
+    return c;
+}
+
+static bool ident_char(char ch) { return isalnum((unsigned char)ch) || ch == '_'; }
+
+/* The first hand launch in code (already through code_only): a call of the
+ * launch functions under the generated launchers, or an argument pack
+ * `void *name[] = {&...`. Returns its offset, or -1; *what says which. */
+static long first_hand_launch(const char *code, const char **what)
+{
+    static const char *const calls[] = {"lw_cuda_launch", "lw_launch_kernel", "cuLaunchKernel"};
+    long best = -1;
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        size_t n = strlen(calls[i]);
+        for (const char *at = strstr(code, calls[i]); at; at = strstr(at + 1, calls[i])) {
+            const char *q = at + n;
+            while (isspace((unsigned char)*q)) q++;
+            if ((at > code && ident_char(at[-1])) || ident_char(at[n]) || *q != '(') continue;
+            if (best < 0 || at - code < best) best = at - code, *what = calls[i];
+            break;
+        }
+    }
+    for (const char *at = strstr(code, "void"); at; at = strstr(at + 1, "void")) {
+        if ((at > code && ident_char(at[-1])) || ident_char(at[4])) continue;
+        const char *q = at + 4;
+        while (isspace((unsigned char)*q)) q++;
+        if (*q++ != '*') continue;
+        while (isspace((unsigned char)*q)) q++;
+        if (!ident_char(*q)) continue;
+        while (ident_char(*q)) q++;
+        static const char *const tail[] = {"[", "]", "=", "{", "&"};
+        bool pack = true;
+        for (size_t t = 0; t < 5 && pack; t++) {
+            while (isspace((unsigned char)*q)) q++;
+            pack = *q++ == tail[t][0];
+        }
+        if (pack && (best < 0 || at - code < best)) best = at - code, *what = "an argument pack void *[] = {&...}";
+        if (pack) break;
+    }
+    return best;
+}
+
+/* Every .c and .h of dir (relative to the source tree) but the exempt ones;
+ * the first hand launch fails, naming file, line and what. Returns the
+ * number of files read. */
+static int scan_for_hand_launches(const char *dir, const char *const *exempt)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s", tl_src(dir));
+    DIR *d = opendir(path);
+    ck_assert_msg(d != NULL, "cannot list %s", path);
+    int files = 0;
+    for (struct dirent *ent; (ent = readdir(d));) {
+        size_t n = strlen(ent->d_name);
+        if (n < 3 || ent->d_name[n - 2] != '.' || (ent->d_name[n - 1] != 'c' && ent->d_name[n - 1] != 'h')) continue;
+        bool skip = false;
+        for (const char *const *e = exempt; *e; e++) skip |= strcmp(*e, ent->d_name) == 0;
+        if (skip) continue;
+        char rel[600];
+        snprintf(rel, sizeof rel, "%s/%s", dir, ent->d_name);
+        char *text = tl_read_file(tl_src(rel), NULL);
+        ck_assert_msg(text != NULL, "cannot read %s", rel);
+        char *code = code_only(text);
+        const char *what = NULL;
+        long at = first_hand_launch(code, &what);
+        int line = 1;
+        for (long i = 0; i < at; i++) line += code[i] == '\n';
+        ck_assert_msg(at < 0, "%s:%d: a kernel launched by hand (%s): launch it through its generated lwk_<kernel> "
+                      "launcher (templates/kernels.def, runtime/cuda_launch.h)", rel, line, what);
+        free(code), free(text);
+        files++;
+    }
+    closedir(d);
+    return files;
+}
+
+/* The detector itself: it finds each form of hand launch, and not the same
+ * words in comments, strings or longer names. */
+START_TEST(the_hand_launch_detector_finds_them)
+{
+    static const struct {
+        const char *src;
+        bool hand;
+    } cases[] = {
+        {"void *args[] = {&y, &x, &n};\n", true},
+        {"void*a [ ]={ &y};", true},
+        {"x = lw_cuda_launch(&cu, &k, 1, 1, 1, 32, 1, 1, 0, args);", true},
+        {"st = lw_launch_kernel (L, &k, \"f\", 1, 1, 32, args);", true},
+        {"cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, 0, a, 0);", true},
+        {"/* void *args[] = {&y}; lw_cuda_launch(&cu) */ int x;", false},
+        {"// lw_launch_kernel(L, &k)\nint y;", false},
+        {"puts(\"void *args[] = {&y}; lw_cuda_launch(\");", false},
+        {"my_lw_cuda_launch(x); lw_cuda_launch_count(y);", false},
+        {"void *all[] = {k->ids, k->embeds};", false},
+        {"void *p = &x; lw_status lwk_glu_forward(lw_launch L);", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *code = code_only(cases[i].src);
+        const char *what = NULL;
+        long at = first_hand_launch(code, &what);
+        ck_assert_msg((at >= 0) == cases[i].hand, "detector says %s for: %s", at >= 0 ? what : "none", cases[i].src);
+        free(code);
+    }
+}
+END_TEST
+
+/* Kernels are launched through the generated launchers only: runtime/ and
+ * tests/gpu/ have no hand launch outside cuda_driver.c (the driver calls)
+ * and cuda_launch.c (the launchers' one funnel), whose headers declare
+ * them. (tests/check_cuda_driver.c calls lw_cuda_launch on purpose: it
+ * tests the driver's errors.) */
+START_TEST(no_kernel_is_launched_by_hand)
+{
+    static const char *const runtime_exempt[] = {"cuda_driver.c", "cuda_driver.h", "cuda_launch.c", "cuda_launch.h",
+                                                 NULL};
+    static const char *const none[] = {NULL};
+    int rt = scan_for_hand_launches("runtime", runtime_exempt), gpu = scan_for_hand_launches("tests/gpu", none);
+    /* the scan read the trees it is about (gpu_forward.c and the GPU suites launch kernels) */
+    ck_assert_int_gt(rt, 20);
+    ck_assert_int_ge(gpu, 5);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kernel_table");
@@ -303,6 +457,8 @@ int main(void)
     tcase_add_test(tc, kernel_generation_refuses_a_wrong_signature);
     tcase_add_test(tc, the_built_launchers_are_the_tables);
     tcase_add_test(tc, a_call_that_does_not_fit_its_launcher_does_not_compile);
+    tcase_add_test(tc, the_hand_launch_detector_finds_them);
+    tcase_add_test(tc, no_kernel_is_launched_by_hand);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

@@ -15,7 +15,11 @@
  * whose cases ran fails. The embedding kernel has no rule for a negative id
  * (the CPU op's zero row), so its cases use ids >= 0 only. Ops whose column
  * says cuBLAS or none are listed as such (cuBLAS: tests/check_cuda_blas.c).
- * At the end every kernel that the list names must have been launched.
+ * Kernels are launched through the typed launchers generated from
+ * templates/kernels.def (out/gen/kernel_launchers.h), so with the runtime's
+ * own grid and block; the sizes a kernel bakes in (head_dim, n_heads,
+ * soft_tokens) are passed as the unit's. At the end every kernel that the
+ * list names must have been launched.
  *
  * One row per (op, unit): cases run, skipped, the worst error as a share of
  * its tolerance, the largest |gpu - cpu|. */
@@ -23,6 +27,7 @@
 #include "op_table.h"
 #include "cuda_driver.h"
 #include "gen_kernels.h"
+#include "kernel_launchers.h"
 #include "manifest.h"
 #include "model_config.h"
 #include "nvrtc_compile.h"
@@ -42,6 +47,8 @@ static lw_manifest *g_m;
 static lw_cuda g_cu;
 static lw_cuda_module g_mod[N_UNITS];
 static bool g_loaded[N_UNITS];
+static lw_model_kernels g_ks[2]; /* SENDER, RECEIVER */
+static lw_bridge_kernels g_bks;
 static lw_rng g_rng;
 
 enum { MAX_SEEN = 64, MAX_BUFS = 32 };
@@ -115,19 +122,22 @@ static void note_seen(const char *name)
     if (g_n_seen < MAX_SEEN) snprintf(g_seen[g_n_seen++], sizeof g_seen[0], "%s", name);
 }
 
-/* Launches unit's kernel `name` and waits, so a fault is pinned to it. */
-static void launch(int unit, const char *name, unsigned gx, unsigned gy, unsigned bx, void **args)
+static void on_launch(void *user, const lw_cuda_kernel *k)
 {
-    lw_cuda_kernel k;
-    ck_assert_msg(lw_cuda_get_kernel(&g_cu, &g_mod[unit], name, &k) == LW_OK, "%s", lw_last_error());
-    ck_assert_msg(lw_cuda_launch(&g_cu, &k, gx, gy, 1, bx, 1, 1, 0, args) == LW_OK, "%s", lw_last_error());
-    char what[96];
-    snprintf(what, sizeof what, "after %s of %s", name, unit_name[unit]);
-    ck_assert_msg(lw_cuda_sync(&g_cu, what) == LW_OK, "%s", lw_last_error());
-    note_seen(name);
+    (void)user;
+    note_seen(k->name);
 }
 
-static unsigned blocks_of(size_t n, unsigned per) { return (unsigned)((n + per - 1) / per); }
+/* How the harness launches unit's kernels: through the generated launchers,
+ * so with the table's launch shapes (templates/kernels.def), as the runtime
+ * does. Each launch waits, so a fault is pinned to its kernel, and is noted
+ * (by the name its handle was found under) for the coverage test. */
+static lw_launch on(int unit)
+{
+    return (lw_launch){.cu = &g_cu, .owner = unit_name[unit], .sync = true, .observe = on_launch};
+}
+
+#define LAUNCH(call) ck_assert_msg((call) == LW_OK, "%s", lw_last_error())
 
 static const lw_model_config *model_of(int unit) { return unit == SENDER ? &g_m->sender : &g_m->receiver; }
 
@@ -198,8 +208,7 @@ static void gpu_embedding(gres *r, int unit)
     dev_bufs b = {0};
     lw_cuda_ptr y = dev_alloc(&b, (size_t)T * H * 4), d_ids = dev_ints(&b, ids, T);
     lw_cuda_ptr d_table = dev_floats(&b, table, (size_t)rows * H);
-    void *args[] = {&y, &d_ids, &d_table, &T};
-    launch(unit, "embedding_forward", T, 1, 256, args);
+    LAUNCH(lwk_embedding_forward(on(unit), &g_ks[unit], y, d_ids, d_table, T));
     embedding_forward(cpu, ids, table, T, H, c->scale_embeddings ? sqrtf((float)H) : 1.f);
     float *gpu = dev_read(y, (size_t)T * H);
     compare(r, "embedding_forward", gpu, cpu, (size_t)T * H);
@@ -220,16 +229,14 @@ static void gpu_rmsnorm(gres *r, int unit)
         dev_bufs b = {0};
         lw_cuda_ptr d_y = dev_alloc(&b, n * 4), d_rstd = dev_alloc(&b, M * 4), d_x = dev_floats(&b, x, n);
         lw_cuda_ptr d_scale = dev_floats(&b, &scale, 1);
-        void *fargs[] = {&d_y, &d_rstd, &d_x, &d_scale};
-        launch(BRIDGE, "rms_calibrate_forward", M, 1, 256, fargs);
+        LAUNCH(lwk_rms_calibrate_forward(on(BRIDGE), &g_bks, d_y, d_rstd, d_x, d_scale, M));
         rmsnorm_forward(y, rstd, x, NULL, M, R, 1e-6f, LW_NORM_RMSNORM);
         for (size_t i = 0; i < n; i++) y[i] *= scale;
         float *gy = dev_read(d_y, n);
         compare(r, "rms_calibrate_forward", gy, y, n);
         float *dy = host_rand(n, 1), *dx = host_rand(n, 1), dscale = 0.25f, *dyn = malloc(n * 4);
         lw_cuda_ptr d_dx = dev_floats(&b, dx, n), d_dscale = dev_floats(&b, &dscale, 1), d_dy = dev_floats(&b, dy, n);
-        void *bargs[] = {&d_dx, &d_dscale, &d_dy, &d_x, &d_rstd, &d_scale};
-        launch(BRIDGE, "rms_calibrate_backward", M, 1, 256, bargs);
+        LAUNCH(lwk_rms_calibrate_backward(on(BRIDGE), &g_bks, d_dx, d_dscale, d_dy, d_x, d_rstd, d_scale, M));
         double ds = 0;
         for (size_t i = 0; i < n; i++) ds += (double)dy[i] * y[i] / scale, dyn[i] = dy[i] * scale;
         dscale += (float)ds;
@@ -249,8 +256,7 @@ static void gpu_rmsnorm(gres *r, int unit)
     dev_bufs b = {0};
     lw_cuda_ptr d_x = dev_floats(&b, x, n), d_y = dev_alloc(&b, n * 4), d_rstd = dev_alloc(&b, T * 4);
     lw_cuda_ptr d_res = dev_floats(&b, res, n), d_w = dev_floats(&b, w, H);
-    void *args[] = {&d_x, &d_y, &d_rstd, &d_res, &d_w, &T};
-    launch(unit, "residual_rmsnorm_forward", T, 1, 256, args);
+    LAUNCH(lwk_residual_rmsnorm_forward(on(unit), &g_ks[unit], d_x, d_y, d_rstd, d_res, d_w, T));
     for (size_t k = 0; k < n; k++) xc[k] += res[k];
     rmsnorm_forward(y, rstd, xc, w, T, H, c->norm_eps, c->norm);
     float *gx = dev_read(d_x, n), *gy = dev_read(d_y, n), *gr = dev_read(d_rstd, T);
@@ -259,8 +265,7 @@ static void gpu_rmsnorm(gres *r, int unit)
     compare(r, "residual_rmsnorm_forward rstd", gr, rstd, T);
     float *dy = host_rand(n, 1), *dx = host_rand(n, 1), *dw = host_rand(H, 1);
     lw_cuda_ptr d_dx = dev_floats(&b, dx, n), d_dw = dev_floats(&b, dw, H), d_dy = dev_floats(&b, dy, n);
-    void *bargs[] = {&d_dx, &d_dw, &d_dy, &d_x, &d_w, &d_rstd, &T};
-    launch(unit, "rmsnorm_backward", T, 1, 256, bargs);
+    LAUNCH(lwk_rmsnorm_backward(on(unit), &g_ks[unit], d_dx, d_dw, d_dy, d_x, d_w, d_rstd, T));
     rmsnorm_backward(dx, dw, dy, xc, w, rstd, T, H, c->norm);
     float *gdx = dev_read(d_dx, n), *gdw = dev_read(d_dw, H);
     compare(r, "rmsnorm_backward dx", gdx, dx, n);
@@ -274,15 +279,13 @@ static void gpu_rmsnorm(gres *r, int unit)
     float *q = host_rand(n, xs), *qw = host_rand(Dh, 0.5f), *qy = malloc(n * 4), *qr = malloc(rows * 4);
     lw_cuda_ptr d_qy = dev_alloc(&b, n * 4), d_qr = dev_alloc(&b, rows * 4), d_q = dev_floats(&b, q, n);
     lw_cuda_ptr d_qw = dev_floats(&b, qw, Dh);
-    void *qf[] = {&d_qy, &d_qr, &d_q, &d_qw, &rows};
-    launch(unit, "qk_rmsnorm_forward", rows, 1, 32, qf);
+    LAUNCH(lwk_qk_rmsnorm_forward(on(unit), &g_ks[unit], d_qy, d_qr, d_q, d_qw, rows));
     rmsnorm_forward(qy, qr, q, qw, rows, Dh, c->norm_eps, c->norm);
     float *gqy = dev_read(d_qy, n);
     compare(r, "qk_rmsnorm_forward", gqy, qy, n);
     float *qdy = host_rand(n, 1), *qdx = host_rand(n, 1), *qdw = host_rand(Dh, 1);
     lw_cuda_ptr d_qdx = dev_floats(&b, qdx, n), d_qdw = dev_floats(&b, qdw, Dh), d_qdy = dev_floats(&b, qdy, n);
-    void *qb[] = {&d_qdx, &d_qdw, &d_qdy, &d_q, &d_qw, &d_qr, &rows};
-    launch(unit, "qk_rmsnorm_backward", rows, 1, 32, qb);
+    LAUNCH(lwk_qk_rmsnorm_backward(on(unit), &g_ks[unit], d_qdx, d_qdw, d_qdy, d_q, d_qw, d_qr, rows));
     rmsnorm_backward(qdx, qdw, qdy, q, qw, qr, rows, Dh, c->norm);
     float *gqdx = dev_read(d_qdx, n), *gqdw = dev_read(d_qdw, Dh);
     compare(r, "qk_rmsnorm_backward dx", gqdx, qdx, n);
@@ -291,25 +294,28 @@ static void gpu_rmsnorm(gres *r, int unit)
     dev_free(&b);
 }
 
-/* The bridge's LayerNorm (its width) and the deep prefix's (the receiver's). */
-static void layernorm_pair(gres *r, const char *fwd, const char *bwd, int T, int C)
+/* The bridge's LayerNorm (its width) and the deep prefix's (the receiver's):
+ * two kernel pairs of one signature, picked by `prefix`. */
+static void layernorm_pair(gres *r, bool prefix, int T, int C)
 {
+    const char *fwd = prefix ? "prefix_layernorm_forward" : "layernorm_forward";
     size_t n = (size_t)T * C;
     float *x = host_rand(n, 2), *w = host_rand(C, 1), *bias = host_rand(C, 1);
     float *y = malloc(n * 4), *mean = malloc(T * 4), *rstd = malloc(T * 4);
     dev_bufs b = {0};
     lw_cuda_ptr d_y = dev_alloc(&b, n * 4), d_mean = dev_alloc(&b, T * 4), d_rstd = dev_alloc(&b, T * 4);
     lw_cuda_ptr d_x = dev_floats(&b, x, n), d_w = dev_floats(&b, w, C), d_b = dev_floats(&b, bias, C);
-    void *fargs[] = {&d_y, &d_mean, &d_rstd, &d_x, &d_w, &d_b, &T};
-    launch(BRIDGE, fwd, T, 1, 256, fargs);
+    if (prefix) LAUNCH(lwk_prefix_layernorm_forward(on(BRIDGE), &g_bks, d_y, d_mean, d_rstd, d_x, d_w, d_b, T));
+    else LAUNCH(lwk_layernorm_forward(on(BRIDGE), &g_bks, d_y, d_mean, d_rstd, d_x, d_w, d_b, T));
     layernorm_forward(y, mean, rstd, x, w, bias, T, C, 1e-5f);
     float *gy = dev_read(d_y, n);
     compare(r, fwd, gy, y, n);
     float *dy = host_rand(n, 1), *dx = host_rand(n, 1), *dw = host_rand(C, 1), *db = host_rand(C, 1);
     lw_cuda_ptr d_dx = dev_floats(&b, dx, n), d_dw = dev_floats(&b, dw, C), d_db = dev_floats(&b, db, C);
     lw_cuda_ptr d_dy = dev_floats(&b, dy, n);
-    void *bargs[] = {&d_dx, &d_dw, &d_db, &d_dy, &d_x, &d_w, &d_mean, &d_rstd, &T};
-    launch(BRIDGE, bwd, T, 1, 256, bargs);
+    if (prefix)
+        LAUNCH(lwk_prefix_layernorm_backward(on(BRIDGE), &g_bks, d_dx, d_dw, d_db, d_dy, d_x, d_w, d_mean, d_rstd, T));
+    else LAUNCH(lwk_layernorm_backward(on(BRIDGE), &g_bks, d_dx, d_dw, d_db, d_dy, d_x, d_w, d_mean, d_rstd, T));
     layernorm_backward(dx, dw, db, dy, x, w, mean, rstd, T, C);
     float *gdx = dev_read(d_dx, n), *gdw = dev_read(d_dw, C), *gdb = dev_read(d_db, C);
     compare(r, "dx", gdx, dx, n);
@@ -322,8 +328,8 @@ static void layernorm_pair(gres *r, const char *fwd, const char *bwd, int T, int
 
 static void gpu_layernorm(gres *r, int unit)
 {
-    layernorm_pair(r, "layernorm_forward", "layernorm_backward", D(0), g_m->bridge.width);
-    layernorm_pair(r, "prefix_layernorm_forward", "prefix_layernorm_backward", D(0), g_m->receiver.hidden);
+    layernorm_pair(r, false, D(0), g_m->bridge.width);
+    layernorm_pair(r, true, D(0), g_m->receiver.hidden);
 }
 
 /* rope_apply with sign +1 is rope_forward, -1 rope_backward; the case's
@@ -345,8 +351,7 @@ static void gpu_rope(gres *r, int unit)
         float *x = host_rand(n, 1);
         dev_bufs b = {0};
         lw_cuda_ptr d_x = dev_floats(&b, x, n), d_pos = dev_ints(&b, pos, T);
-        void *args[] = {&d_x, &d_pos, &T, &heads, &base, &sign, &scaled};
-        launch(unit, "rope_apply", T, heads, Dh / 2, args);
+        LAUNCH(lwk_rope_apply(on(unit), &g_ks[unit], d_x, d_pos, T, heads, base, sign, scaled, Dh));
         if (dir) rope_backward(x, pos, inv, T, heads, Dh, lw_rope_interleaved(c));
         else rope_forward(x, pos, inv, T, heads, Dh, lw_rope_interleaved(c));
         float *g = dev_read(d_x, n);
@@ -372,7 +377,6 @@ static void gpu_attention(gres *r, int unit)
         scale = c->query_scale > 0 ? c->query_scale : 1.f / sqrtf((float)Dh);
     }
     const char *fwd = unit == BRIDGE ? "bridge_attention_forward" : "attention_forward";
-    const char *bwd = unit == BRIDGE ? "bridge_attention_backward" : "attention_backward";
     size_t nq = (size_t)Tq * Hq * Dh, nk = (size_t)Tk * Hkv * Dh;
     float *q = host_rand(nq, 1.5f), *k = host_rand(nk, 1.5f), *v = host_rand(nk, 1);
     float *out = malloc(nq * 4), *att = malloc((size_t)Hq * Tq * Tk * 4);
@@ -380,28 +384,22 @@ static void gpu_attention(gres *r, int unit)
     dev_bufs b = {0};
     lw_cuda_ptr d_out = dev_alloc(&b, nq * 4), d_lse = dev_alloc(&b, (size_t)Hq * Tq * 4);
     lw_cuda_ptr d_q = dev_floats(&b, q, nq), d_k = dev_floats(&b, k, nk), d_v = dev_floats(&b, v, nk);
-    unsigned grid = blocks_of((size_t)Tq * Hq, 4);
-    if (unit == BRIDGE) {
-        void *args[] = {&d_out, &d_lse, &d_q, &d_k, &d_v, &Tq, &Tk};
-        launch(unit, fwd, grid, 1, 128, args);
-    } else {
-        void *args[] = {&d_out, &d_lse, &d_q, &d_k, &d_v, &Tq, &Tk, &q_offset, &window, &n_sink};
-        launch(unit, fwd, grid, 1, 128, args);
-    }
+    if (unit == BRIDGE) LAUNCH(lwk_bridge_attention_forward(on(unit), &g_bks, d_out, d_lse, d_q, d_k, d_v, Tq, Tk, Hq));
+    else
+        LAUNCH(lwk_attention_forward(on(unit), &g_ks[unit], d_out, d_lse, d_q, d_k, d_v, Tq, Tk, q_offset, window,
+                                     n_sink, Hq));
     attention_forward_sink(out, att, q, k, v, Tq, Tk, Hq, Hkv, Dh, &p, n_sink);
     float *g = dev_read(d_out, nq);
     compare(r, fwd, g, out, nq);
     float *dout = host_rand(nq, 1), *dq = host_rand(nq, 1), *dk = host_rand(nk, 1), *dv = host_rand(nk, 1);
     lw_cuda_ptr d_dq = dev_floats(&b, dq, nq), d_dk = dev_floats(&b, dk, nk), d_dv = dev_floats(&b, dv, nk);
     lw_cuda_ptr d_dout = dev_floats(&b, dout, nq);
-    if (unit == BRIDGE) {
-        void *args[] = {&d_dq, &d_dk, &d_dv, &d_dout, &d_out, &d_lse, &d_q, &d_k, &d_v, &Tq, &Tk};
-        launch(unit, bwd, grid, 1, 128, args);
-    } else {
-        void *args[] = {&d_dq, &d_dk, &d_dv, &d_dout, &d_out, &d_lse, &d_q,
-                        &d_k,  &d_v,  &Tq,   &Tk,     &q_offset, &window, &n_sink};
-        launch(unit, bwd, grid, 1, 128, args);
-    }
+    if (unit == BRIDGE)
+        LAUNCH(lwk_bridge_attention_backward(on(unit), &g_bks, d_dq, d_dk, d_dv, d_dout, d_out, d_lse, d_q, d_k, d_v,
+                                             Tq, Tk, Hq));
+    else
+        LAUNCH(lwk_attention_backward(on(unit), &g_ks[unit], d_dq, d_dk, d_dv, d_dout, d_out, d_lse, d_q, d_k, d_v, Tq,
+                                      Tk, q_offset, window, n_sink, Hq));
     attention_backward_sink(dq, dk, dv, dout, att, q, k, v, Tq, Tk, Hq, Hkv, Dh, &p, n_sink);
     float *gdq = dev_read(d_dq, nq), *gdk = dev_read(d_dk, nk), *gdv = dev_read(d_dv, nk);
     compare(r, "dq", gdq, dq, nq);
@@ -419,15 +417,13 @@ static void gpu_glu(gres *r, int unit)
     float *gate = host_rand(n, 4), *up = host_rand(n, 2), *out = malloc((size_t)n * 4);
     dev_bufs b = {0};
     lw_cuda_ptr d_out = dev_alloc(&b, (size_t)n * 4), d_gate = dev_floats(&b, gate, n), d_up = dev_floats(&b, up, n);
-    void *fargs[] = {&d_out, &d_gate, &d_up, &n};
-    launch(unit, "glu_forward", blocks_of(n, 256), 1, 256, fargs);
+    LAUNCH(lwk_glu_forward(on(unit), &g_ks[unit], d_out, d_gate, d_up, n));
     glu_forward(out, gate, up, n, c->activation);
     float *g = dev_read(d_out, n);
     compare(r, "glu_forward", g, out, n);
     float *dout = host_rand(n, 1), *dgate = host_rand(n, 1), *dup = host_rand(n, 1);
     lw_cuda_ptr d_dgate = dev_floats(&b, dgate, n), d_dup = dev_floats(&b, dup, n), d_dout = dev_floats(&b, dout, n);
-    void *bargs[] = {&d_dgate, &d_dup, &d_dout, &d_gate, &d_up, &n};
-    launch(unit, "glu_backward", blocks_of(n, 256), 1, 256, bargs);
+    LAUNCH(lwk_glu_backward(on(unit), &g_ks[unit], d_dgate, d_dup, d_dout, d_gate, d_up, n));
     glu_backward(dgate, dup, dout, gate, up, n, c->activation);
     float *gdg = dev_read(d_dgate, n), *gdu = dev_read(d_dup, n);
     compare(r, "glu_backward dgate", gdg, dgate, n);
@@ -443,10 +439,8 @@ static void gpu_gelu(gres *r, int unit)
     dev_bufs b = {0};
     lw_cuda_ptr d_y = dev_alloc(&b, (size_t)n * 4), d_x = dev_floats(&b, x, n), d_dy = dev_floats(&b, dy, n);
     lw_cuda_ptr d_dx = dev_floats(&b, dx, n);
-    void *fargs[] = {&d_y, &d_x, &n};
-    launch(BRIDGE, "gelu_forward", blocks_of(n, 256), 1, 256, fargs);
-    void *bargs[] = {&d_dx, &d_dy, &d_x, &n};
-    launch(BRIDGE, "gelu_backward", blocks_of(n, 256), 1, 256, bargs);
+    LAUNCH(lwk_gelu_forward(on(BRIDGE), &g_bks, d_y, d_x, n));
+    LAUNCH(lwk_gelu_backward(on(BRIDGE), &g_bks, d_dx, d_dy, d_x, n));
     gelu_tanh_forward(y, x, n);
     gelu_tanh_backward(dx, dy, x, n);
     float *gy = dev_read(d_y, n), *gdx = dev_read(d_dx, n);
@@ -471,8 +465,7 @@ static void gpu_cross_entropy(gres *r, int unit)
     lw_cuda_ptr d_dl = dev_alloc(&b, n * 4), d_loss = dev_alloc(&b, T * 4), d_logits = dev_floats(&b, logits, n);
     lw_cuda_ptr d_t = dev_ints(&b, targets, T);
     float dloss = 1.f / (float)count;
-    void *args[] = {&d_dl, &d_loss, &d_logits, &d_t, &T, &dloss};
-    launch(unit, "cross_entropy_forward_backward", T, 1, 1024, args);
+    LAUNCH(lwk_cross_entropy_forward_backward(on(unit), &g_ks[unit], d_dl, d_loss, d_logits, d_t, T, dloss));
     float mean = cross_entropy_forward(probs, logits, targets, T, V);
     cross_entropy_backward(dlogits, probs, targets, T, V, 1.f);
     float *loss = dev_read(d_loss, T), *gdl = dev_read(d_dl, n);
@@ -609,6 +602,9 @@ static lw_status load(char *src[N_UNITS])
         free(image);
         if (st) return st;
         g_loaded[u] = true;
+        st = u == BRIDGE ? lw_bridge_kernels_find(&g_cu, &g_mod[u], &g_bks)
+                         : lw_model_kernels_find(&g_cu, &g_mod[u], &g_ks[u]);
+        if (st) return st;
     }
     return LW_OK;
 }
