@@ -14,7 +14,7 @@ lw_status lw_pair_check_plans(const lw_pair *pair)
     for (int i = 0; i < 2; i++) {
         lw_plan lowered;
         lw_plan_lower(models[i], &lowered);
-        lw_status st = lw_plan_compare(&lowered, &pair->plans[i], "the lowering vs the baked plan");
+        lw_status st = lw_plan_compare(&lowered, &pair->plans[i], "lowered vs baked");
         if (st)
             return lw_fail_wrap(st, "pair %s: %s %s lowers to another plan than the one lwc build baked in "
                                 "(rebuild the pair with this lwc)", pair->manifest.name, roles[i], models[i]->name);

@@ -7,6 +7,7 @@
 #include "plan.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef struct {
@@ -258,8 +259,10 @@ static lw_status compare_list(const lw_plan_op *a, int na, const lw_plan_op *b, 
     if (na != nb)
         return lw_fail(LW_ERR_INVALID, "%s: %d %s ops here, %d in the other", what, na, list, nb);
     for (int i = 0; i < na; i++) {
-        lw_status st = compare_op(&a[i], &b[i], "the op");
-        if (st) return lw_fail_wrap(st, "%s: %s op %d (%s)", what, list, i, lw_op_kind_name(a[i].kind));
+        char where[160];
+        snprintf(where, sizeof where, "%s: %s op %d (%s)", what, list, i, lw_op_kind_name(a[i].kind));
+        lw_status st = compare_op(&a[i], &b[i], where);
+        if (st) return st;
     }
     return LW_OK;
 }
