@@ -141,7 +141,7 @@ static void lower_block(const lw_model_config *c, op_list *l)
 static void lower_model(const lw_model_config *c, op_list *l)
 {
     int H = c->hidden;
-    lw_plan_op *op = add(l, LW_OP_EMBED);
+    lw_plan_op *op = add(l, LW_OP_EMBEDDING);
     op->out = LW_SLOT_X, op->w = LW_W_TOKEN_EMBD, op->width = H, op->dout = LW_GRAD_DX;
     op = add(l, LW_OP_BLOCKS);
     op->out = LW_SLOT_X, op->width = H, op->din = op->dout = LW_GRAD_DX;
@@ -173,7 +173,7 @@ const char *lw_op_kind_name(lw_op_kind k)
 {
     static const char *const names[LW_OP_KIND_COUNT] = {
         [LW_OP_COPY] = "copy", [LW_OP_RMSNORM] = "rmsnorm", [LW_OP_MATMUL] = "matmul", [LW_OP_ROPE] = "rope",
-        [LW_OP_ATTENTION] = "attention", [LW_OP_GLU] = "glu", [LW_OP_ADD] = "add", [LW_OP_EMBED] = "embed",
+        [LW_OP_ATTENTION] = "attention", [LW_OP_GLU] = "glu", [LW_OP_ADD] = "add", [LW_OP_EMBEDDING] = "embedding",
         [LW_OP_BLOCKS] = "blocks", [LW_OP_LOGITS] = "logits"};
     return (unsigned)k < LW_OP_KIND_COUNT ? names[k] : "?";
 }

@@ -16,7 +16,9 @@
  *
  * Op kinds are backend-neutral names; what each one computes, forward and
  * backward, is written beside its enum value. A backend implements every
- * kind (a GPU one under the same names). */
+ * kind (a GPU one under the same names). Where a kind is one op of
+ * runtime/op_list.h it carries that op's name (matmul, rmsnorm, rope,
+ * attention, glu, embedding); copy, add, blocks and logits are the plan's. */
 #ifndef LW_PLAN_H
 #define LW_PLAN_H
 
@@ -50,11 +52,11 @@ typedef enum {
     LW_OP_GLU,
     /* The residual: out += in. No backward: in and out share a gradient. */
     LW_OP_ADD,
-    /* Model level. EMBED: out = the input rows (token embeddings scaled, or
+    /* Model level. EMBEDDING: out = the input rows (token embeddings scaled, or
      * the given embeddings); backward: the caller reads dout. BLOCKS: every
      * block's plan in turn (capture after each). LOGITS: in @ w^T for the
      * rows asked; backward: din from the loss rows' dlogits. */
-    LW_OP_EMBED,
+    LW_OP_EMBEDDING,
     LW_OP_BLOCKS,
     LW_OP_LOGITS,
     LW_OP_KIND_COUNT

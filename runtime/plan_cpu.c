@@ -167,7 +167,7 @@ static void op_forward(const exec *x, const lw_plan_op *op, const lw_forward_arg
         for (size_t i = 0, n = (size_t)T * op->width; i < n; i++) y[i] += b[i];
         break;
     }
-    case LW_OP_EMBED: case LW_OP_BLOCKS: case LW_OP_LOGITS: case LW_OP_KIND_COUNT: break;   /* model level */
+    case LW_OP_EMBEDDING: case LW_OP_BLOCKS: case LW_OP_LOGITS: case LW_OP_KIND_COUNT: break;   /* model level */
     }
 }
 
@@ -220,7 +220,7 @@ static void op_backward(const exec *x, const lw_plan_op *op)
     /* a copy's and a residual add's input share their output's gradient slot
      * (plan.c), so nothing moves */
     case LW_OP_COPY: case LW_OP_ADD: break;
-    case LW_OP_EMBED: case LW_OP_BLOCKS: case LW_OP_LOGITS: case LW_OP_KIND_COUNT: break;   /* model level */
+    case LW_OP_EMBEDDING: case LW_OP_BLOCKS: case LW_OP_LOGITS: case LW_OP_KIND_COUNT: break;   /* model level */
     }
 }
 
@@ -257,7 +257,7 @@ bool lw_plan_cpu_forward_chunk(const lw_plan *p, const lw_model *m, lw_state *s,
     for (int i = 0; i < p->n_model_ops; i++) {
         const lw_plan_op *op = &p->model_ops[i];
         switch (op->kind) {
-        case LW_OP_EMBED:
+        case LW_OP_EMBEDDING:
             embed_rows(m, a, r0, T, act(&x, op->out));
             if (a->capture_layer == 0) memcpy(hidden_out, act(&x, op->out), (size_t)T * row_bytes);
             break;
@@ -340,7 +340,7 @@ void lw_plan_cpu_backward(const lw_plan *p, const lw_model *m, const lw_state *s
                 for (int j = p->n_ops - 1; j >= 0; j--) op_backward(&b, &p->ops[j]);
             }
             break;
-        case LW_OP_EMBED: memcpy(d_embeds, grad(&x, op->dout), (size_t)T * op->width * sizeof *d_embeds); break;
+        case LW_OP_EMBEDDING: memcpy(d_embeds, grad(&x, op->dout), (size_t)T * op->width * sizeof *d_embeds); break;
         default: op_backward(&x, op); break;
         }
     }

@@ -100,7 +100,7 @@ START_TEST(ops_follow_the_config_flags)
     ck_assert_int_eq(glu->width, c.ffn);
     /* the model level: embed, blocks, output_norm, logits over the vocab */
     ck_assert_int_eq(p.n_model_ops, 4);
-    ck_assert_int_eq(p.model_ops[0].kind, LW_OP_EMBED);
+    ck_assert_int_eq(p.model_ops[0].kind, LW_OP_EMBEDDING);
     ck_assert_int_eq(p.model_ops[1].kind, LW_OP_BLOCKS);
     ck_assert_int_eq(p.model_ops[2].w, LW_W_OUTPUT_NORM);
     ck_assert_int_eq(p.model_ops[3].parts[0].width, c.vocab);
