@@ -46,16 +46,20 @@ static const size_t GRAD_AT[LW_GRAD_COUNT] = {
     GRAD(LW_GRAD_DK_PRE, dk_pre), GRAD(LW_GRAD_DV, dv), GRAD(LW_GRAD_DGATE, dgate), GRAD(LW_GRAD_DUP, dup),
     GRAD(LW_GRAD_DHID, dhid)};
 
-/* What the ops of one layer (l >= 0) or of the model level (l = -1) run on. */
+/* What the ops of one layer (l >= 0) or of the model level (l = -1) run on:
+ * every slot's pointer, bound once per layer (bind), so an op's operands
+ * are table reads. */
 typedef struct {
     const lw_plan *p;
     const lw_model *m;
     const lw_state *s;
-    const lw_layer_acts *a;   /* NULL at the model level */
     int l, T, pos0;
     const int *pos;           /* the rows' positions */
     const lw_receiver_adapters *ad;
     lw_backward_scratch *g;   /* backward only */
+    float *acts[LW_SLOT_COUNT];
+    const float *weights[LW_W_COUNT];
+    float *grads[LW_GRAD_COUNT];
 } exec;
 
 static float *kv_rows(float *cache, const exec *x)
@@ -64,37 +68,30 @@ static float *kv_rows(float *cache, const exec *x)
     return cache + ((size_t)x->l * x->s->max_tokens + x->pos0) * kvd;
 }
 
-static float *act(const exec *x, lw_plan_slot slot)
+/* Layer l's slots (a: its activations), or the model level's (l = -1, a NULL). */
+static void bind(exec *x, int l, const lw_layer_acts *a)
 {
-    switch (slot) {
-    case LW_SLOT_X: return x->s->x;
-    case LW_SLOT_K_CACHE: return kv_rows(x->s->key_cache, x);
-    case LW_SLOT_V_CACHE: return kv_rows(x->s->value_cache, x);
-    case LW_SLOT_XF: return x->s->xf;
-    case LW_SLOT_RSTD_FINAL: return x->s->rstd_final;
-    default:
-        if ((unsigned)slot >= LW_SLOT_COUNT || !ACT_AT[slot] || !x->a) return NULL;
-        return *(float *const *)((const char *)x->a + ACT_AT[slot] - 1);
-    }
+    x->l = l;
+    for (int i = 0; i < LW_SLOT_COUNT; i++)
+        x->acts[i] = a && ACT_AT[i] ? *(float *const *)((const char *)a + ACT_AT[i] - 1) : NULL;
+    x->acts[LW_SLOT_X] = x->s->x;
+    x->acts[LW_SLOT_K_CACHE] = l >= 0 ? kv_rows(x->s->key_cache, x) : NULL;
+    x->acts[LW_SLOT_V_CACHE] = l >= 0 ? kv_rows(x->s->value_cache, x) : NULL;
+    x->acts[LW_SLOT_XF] = x->s->xf;
+    x->acts[LW_SLOT_RSTD_FINAL] = x->s->rstd_final;
+    const lw_layer_weights *L = l >= 0 ? &x->m->layers[l] : NULL;
+    for (int i = 0; i < LW_W_COUNT; i++)
+        x->weights[i] = L && WEIGHT_AT[i] ? *(float *const *)((const char *)L + WEIGHT_AT[i] - 1) : NULL;
+    x->weights[LW_W_TOKEN_EMBD] = x->m->token_embd;
+    x->weights[LW_W_OUTPUT_NORM] = x->m->output_norm;
+    x->weights[LW_W_OUTPUT] = x->m->output;
+    for (int i = 0; i < LW_GRAD_COUNT; i++)
+        x->grads[i] = x->g && GRAD_AT[i] ? *(float *const *)((const char *)x->g + GRAD_AT[i] - 1) : NULL;
 }
 
-static const float *weight(const exec *x, lw_plan_weight w)
-{
-    switch (w) {
-    case LW_W_TOKEN_EMBD: return x->m->token_embd;
-    case LW_W_OUTPUT_NORM: return x->m->output_norm;
-    case LW_W_OUTPUT: return x->m->output;
-    default:
-        if ((unsigned)w >= LW_W_COUNT || !WEIGHT_AT[w] || x->l < 0) return NULL;
-        return *(float *const *)((const char *)&x->m->layers[x->l] + WEIGHT_AT[w] - 1);
-    }
-}
-
-static float *grad(const exec *x, lw_plan_grad gs)
-{
-    if ((unsigned)gs >= LW_GRAD_COUNT || !GRAD_AT[gs]) return NULL;
-    return *(float *const *)((const char *)x->g + GRAD_AT[gs] - 1);
-}
+static inline float *act(const exec *x, lw_plan_slot slot) { return x->acts[slot]; }
+static inline const float *weight(const exec *x, lw_plan_weight w) { return x->weights[w]; }
+static inline float *grad(const exec *x, lw_plan_grad gs) { return x->grads[gs]; }
 
 static const float *inv_freq(const exec *x)
 {
@@ -253,7 +250,8 @@ bool lw_plan_cpu_forward_chunk(const lw_plan *p, const lw_model *m, lw_state *s,
     for (int t = 0; t < T; t++) s->pos[t] = pos0 + t;
     for (int g = 0, r0 = 0; g < a->n_segments; r0 += a->segment_len[g++])   /* each segment restarts at pos0 */
         for (int t = 0; t < a->segment_len[g]; t++) s->pos[r0 + t] = pos0 + t;
-    exec x = {.p = p, .m = m, .s = s, .l = -1, .T = T, .pos0 = pos0, .pos = s->pos, .ad = a->adapters};
+    exec x = {.p = p, .m = m, .s = s, .T = T, .pos0 = pos0, .pos = s->pos, .ad = a->adapters}, b = x;
+    bind(&x, -1, NULL);
     for (int i = 0; i < p->n_model_ops; i++) {
         const lw_plan_op *op = &p->model_ops[i];
         switch (op->kind) {
@@ -263,9 +261,7 @@ bool lw_plan_cpu_forward_chunk(const lw_plan *p, const lw_model *m, lw_state *s,
             break;
         case LW_OP_BLOCKS:
             for (int l = 0; l < n && l < last_layer; l++) {
-                exec b = x;
-                b.l = l;
-                b.a = &s->acts[s->save_acts ? l : 0];
+                bind(&b, l, &s->acts[s->save_acts ? l : 0]);
                 for (int j = 0; j < p->n_ops; j++) op_forward(&b, &p->ops[j], a, s);
                 if (a->capture_layer == l + 1 && l + 1 < n) memcpy(hidden_out, s->x, (size_t)T * row_bytes);
             }
@@ -327,16 +323,15 @@ void lw_plan_cpu_backward(const lw_plan *p, const lw_model *m, const lw_state *s
     for (int t = 0; t < T; t++) g->pos[t] = s->last_pos0 + t;
     for (int i = 0, r0 = 0; i < s->last_n_segments; r0 += s->last_segment_len[i++])   /* each restarts */
         for (int t = 0; t < s->last_segment_len[i]; t++) g->pos[r0 + t] = s->last_pos0 + t;
-    exec x = {.p = p, .m = m, .s = s, .l = -1, .T = T, .pos0 = s->last_pos0, .pos = g->pos, .ad = ad, .g = g};
+    exec x = {.p = p, .m = m, .s = s, .T = T, .pos0 = s->last_pos0, .pos = g->pos, .ad = ad, .g = g}, b = x;
+    bind(&x, -1, NULL);
     for (int i = p->n_model_ops - 1; i >= 0; i--) {
         const lw_plan_op *op = &p->model_ops[i];
         switch (op->kind) {
         case LW_OP_LOGITS: logits_backward(&x, op, rows, n_rows, dl, dense); break;
         case LW_OP_BLOCKS:
             for (int l = p->n_layers - 1; l >= 0; l--) {
-                exec b = x;
-                b.l = l;
-                b.a = &s->acts[l];
+                bind(&b, l, &s->acts[l]);
                 for (int j = p->n_ops - 1; j >= 0; j--) op_backward(&b, &p->ops[j]);
             }
             break;
