@@ -10,6 +10,7 @@
 
 #include "fileutil.h"
 #include "gen_kernels.h"
+#include "gen_plan.h"
 #include "gen_runtime.h"
 #include "lwc_config.h"
 #include "manifest.h"
@@ -195,9 +196,10 @@ static lw_status build_in(const lw_build_options *o, const lw_manifest *m, const
     int n_refs = 0;
     if (st == LW_OK) st = build_kernels(o, m, dir, refs, &n_refs);
     lw_strbuf sb = {0};
-    char embed_c[PATH_CAP], runtime_c[PATH_CAP];
+    char embed_c[PATH_CAP], runtime_c[PATH_CAP], plan_c[PATH_CAP];
     lw_pathf(embed_c, sizeof embed_c, "%s/kernels_embed.c", dir);
     lw_pathf(runtime_c, sizeof runtime_c, "%s/pair_runtime.c", dir);
+    lw_pathf(plan_c, sizeof plan_c, "%s/plan_tables.c", dir);
     if (st == LW_OK) st = lw_gen_kernels_embed(refs, n_refs, &sb);
     if (st == LW_OK) st = write_strbuf(embed_c, &sb, NULL);
     for (int i = 0; i < n_refs; i++) free((void *)refs[i].cubin);
@@ -205,14 +207,17 @@ static lw_status build_in(const lw_build_options *o, const lw_manifest *m, const
     if (st == LW_OK) st = lw_gen_pair_runtime(m, stamp, lw_nvrtc_version(), &sb);
     if (st == LW_OK) st = write_strbuf(runtime_c, &sb, NULL);
     lw_sb_free(&sb);
+    if (st == LW_OK) st = lw_gen_plan_tables(m, &sb);
+    if (st == LW_OK) st = write_strbuf(plan_c, &sb, NULL);
+    lw_sb_free(&sb);
     lw_pathf(lw, sizeof lw, "%s/lw", dir);
     lw_pathf(lw_tmp, sizeof lw_tmp, "%s/lw.tmp", dir);
     char inc[PATH_CAP], lib[PATH_CAP];
     lw_pathf(inc, sizeof inc, "%s/include/lwc", o->lwc_root);
     lw_pathf(lib, sizeof lib, "%s/lib/lwc/liblwrt.a", o->lwc_root);
-    const char *files[] = {runtime_c, embed_c};
+    const char *files[] = {runtime_c, embed_c, plan_c};
     if (st == LW_OK && !o->quiet) printf("  cc     %s\n", lw);
-    if (st == LW_OK) st = run_compiler(&tc, files, 2, inc, lib, lw_tmp);
+    if (st == LW_OK) st = run_compiler(&tc, files, 3, inc, lib, lw_tmp);
     if (st == LW_OK && rename(lw_tmp, lw) != 0) st = lw_fail(LW_ERR_IO, "%s: cannot rename: %s", lw, strerror(errno));
     if (st != LW_OK) unlink(lw_tmp);
     char stamp_path[PATH_CAP];

@@ -57,6 +57,11 @@ int lw_main(const lw_pair *pair, int argc, char **argv)
         usage(pair, stdout);
         return 0;
     }
+    /* every command loads the manifest's models: they must lower to the baked plans */
+    if (lw_pair_check_plans(pair)) {
+        fprintf(stderr, "lw: %s\n", lw_last_error());
+        return 1;
+    }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++) {
         if (strcmp(argv[1], COMMANDS[i].name)) continue;
         /* the commands get the pair with its load options set: below them

@@ -191,10 +191,10 @@ enum {
     K("adamw_step", "the optimiser, not an op of the graph: check_kernels_gpu.c adamw")                                \
     K("f32_to_bf16", "a cast for cuBLAS's bf16 GEMM, bit for bit: check_kernels_gpu.c f32_to_bf16")
 
-/* The op ids, LW_OP_MATMUL ... in list order, and their count LW_OP_COUNT. */
-#define LW_OP_ENUM_X(id, ...) LW_OP_##id,
+/* The op ids, LW_OPL_MATMUL ... in list order, and their count LW_OPL_COUNT. */
+#define LW_OP_ENUM_X(id, ...) LW_OPL_##id,
 #define LW_OP_ENUM_C(...)
-enum { LW_OP_LIST(LW_OP_ENUM_X, LW_OP_ENUM_C) LW_OP_COUNT };
+enum { LW_OP_LIST(LW_OP_ENUM_X, LW_OP_ENUM_C) LW_OPL_COUNT };
 #undef LW_OP_ENUM_X
 #undef LW_OP_ENUM_C
 

@@ -135,17 +135,17 @@ static double gamma_n(int n)
 static void matmul_setup(inst *I)
 {
     int T = D(0), in = D(1), out = D(2);
-    bool narrow = I->c->op != LW_OP_MATMUL;
-    add_in(I, "x", (size_t)T * in, 1, I->c->op != LW_OP_MATMUL_Q8 && I->c->op != LW_OP_MATMUL_BF16_DP);
+    bool narrow = I->c->op != LW_OPL_MATMUL;
+    add_in(I, "x", (size_t)T * in, 1, I->c->op != LW_OPL_MATMUL_Q8 && I->c->op != LW_OPL_MATMUL_BF16_DP);
     add_in(I, "w", (size_t)out * in, 1, !narrow); /* narrow weights are frozen */
     if (D(3)) add_in(I, "b", out, 1, !narrow);
     add_out(I, "y", (size_t)T * out);
-    if (I->c->op == LW_OP_MATMUL_BF16 || I->c->op == LW_OP_MATMUL_BF16_DP) {
+    if (I->c->op == LW_OPL_MATMUL_BF16 || I->c->op == LW_OPL_MATMUL_BF16_DP) {
         if (lw_bf16_matrix_pack(&I->bm, IN(1), out, in) != LW_OK) abort();
         I->aux = xalloc((size_t)out * in * sizeof(float)); /* the weights as the kernels see them */
         for (int o = 0; o < out; o++)
             for (int i = 0; i < in; i++) I->aux[(size_t)o * in + i] = lw_f32_from_bf16(I->bm.w[(size_t)o * I->bm.ld + i]);
-    } else if (I->c->op == LW_OP_MATMUL_Q8) {
+    } else if (I->c->op == LW_OPL_MATMUL_Q8) {
         if (lw_q8_matrix_pack(&I->qm, IN(1), out, in) != LW_OK) abort();
     }
     for (int k = 0; k < I->n_in; k++)
@@ -159,7 +159,7 @@ static void matmul_reference(inst *I)
 {
     int T = D(0), in = D(1), out = D(2);
     const float *x = IN(0), *w = I->aux ? I->aux : IN(1), *b = D(3) ? IN(2) : NULL;
-    bool round_x = I->c->op == LW_OP_MATMUL_BF16_DP;
+    bool round_x = I->c->op == LW_OPL_MATMUL_BF16_DP;
     double g = gamma_n(in + 1);
     for (int t = 0; t < T; t++)
         for (int o = 0; o < out; o++) {
@@ -226,7 +226,7 @@ static lw_status matmul_backward_drv(inst *I, const float *dy)
 static lw_status bf16_forward_drv(inst *I)
 {
     const float *b = D(3) ? IN(2) : NULL;
-    if (I->c->op == LW_OP_MATMUL_BF16_DP) return matmul_bf16_forward_vdpbf16ps(OUT(0), IN(0), &I->bm, b, D(0));
+    if (I->c->op == LW_OPL_MATMUL_BF16_DP) return matmul_bf16_forward_vdpbf16ps(OUT(0), IN(0), &I->bm, b, D(0));
     lw_status st = matmul_bf16_forward(OUT(0), IN(0), &I->bm, b, D(0));
     if (st) return st;
     if ((st = matmul_bf16_forward_on(backend_path(I->backend), I->tmp, IN(0), &I->bm, b, D(0)))) return st;
@@ -661,20 +661,20 @@ static lw_status ce_backward_drv(inst *I, const float *dy)
 
 /* ---- the drivers, by op id: an op of the list without one fails -------- */
 
-static const driver DRIVERS[LW_OP_COUNT] = {
-    [LW_OP_MATMUL] = {matmul_setup, matmul_reference, matmul_forward_drv, matmul_backward_drv},
-    [LW_OP_MATMUL_BF16] = {matmul_setup, matmul_reference, bf16_forward_drv, bf16_backward_drv},
-    [LW_OP_MATMUL_BF16_DP] = {matmul_setup, matmul_reference, bf16_forward_drv, NULL},
-    [LW_OP_MATMUL_Q8] = {matmul_setup, q8_reference, q8_forward_drv, NULL},
-    [LW_OP_RMSNORM] = {rmsnorm_setup, rmsnorm_reference, rmsnorm_forward_drv, rmsnorm_backward_drv},
-    [LW_OP_LAYERNORM] = {layernorm_setup, layernorm_reference, layernorm_forward_drv, layernorm_backward_drv},
-    [LW_OP_ROPE] = {rope_setup, rope_reference, rope_forward_drv, rope_backward_drv},
-    [LW_OP_ATTENTION] = {attention_setup, attention_reference, attention_forward_drv, attention_backward_drv},
-    [LW_OP_GLU] = {glu_setup, glu_reference, glu_forward_drv, glu_backward_drv},
-    [LW_OP_GELU_TANH] = {gelu_setup, gelu_reference, gelu_forward_drv, gelu_backward_drv},
-    [LW_OP_GELU_ERF] = {gelu_setup, gelu_erf_reference, gelu_erf_forward_drv, gelu_erf_backward_drv},
-    [LW_OP_EMBEDDING] = {embedding_setup, embedding_reference, embedding_forward_drv, NULL},
-    [LW_OP_CROSS_ENTROPY] = {ce_setup, ce_reference, ce_forward_drv, ce_backward_drv},
+static const driver DRIVERS[LW_OPL_COUNT] = {
+    [LW_OPL_MATMUL] = {matmul_setup, matmul_reference, matmul_forward_drv, matmul_backward_drv},
+    [LW_OPL_MATMUL_BF16] = {matmul_setup, matmul_reference, bf16_forward_drv, bf16_backward_drv},
+    [LW_OPL_MATMUL_BF16_DP] = {matmul_setup, matmul_reference, bf16_forward_drv, NULL},
+    [LW_OPL_MATMUL_Q8] = {matmul_setup, q8_reference, q8_forward_drv, NULL},
+    [LW_OPL_RMSNORM] = {rmsnorm_setup, rmsnorm_reference, rmsnorm_forward_drv, rmsnorm_backward_drv},
+    [LW_OPL_LAYERNORM] = {layernorm_setup, layernorm_reference, layernorm_forward_drv, layernorm_backward_drv},
+    [LW_OPL_ROPE] = {rope_setup, rope_reference, rope_forward_drv, rope_backward_drv},
+    [LW_OPL_ATTENTION] = {attention_setup, attention_reference, attention_forward_drv, attention_backward_drv},
+    [LW_OPL_GLU] = {glu_setup, glu_reference, glu_forward_drv, glu_backward_drv},
+    [LW_OPL_GELU_TANH] = {gelu_setup, gelu_reference, gelu_forward_drv, gelu_backward_drv},
+    [LW_OPL_GELU_ERF] = {gelu_setup, gelu_erf_reference, gelu_erf_forward_drv, gelu_erf_backward_drv},
+    [LW_OPL_EMBEDDING] = {embedding_setup, embedding_reference, embedding_forward_drv, NULL},
+    [LW_OPL_CROSS_ENTROPY] = {ce_setup, ce_reference, ce_forward_drv, ce_backward_drv},
 };
 
 /* ---- the checks of one (op, backend), in a child process ------------------ */
@@ -906,7 +906,7 @@ END_TEST
 
 START_TEST(every_op_has_a_driver_cases_and_a_backward_check)
 {
-    for (int op = 0; op < LW_OP_COUNT; op++) {
+    for (int op = 0; op < LW_OPL_COUNT; op++) {
         const op_entry *e = &OPS[op];
         const driver *dr = &DRIVERS[op];
         ck_assert_msg(e->name && *e->forward && *e->backward, "op %d of op_list.h is incomplete", op);
@@ -928,7 +928,7 @@ END_TEST
 /* Is `fn` named in a forward or backward column? */
 static bool listed(const char *fn)
 {
-    for (int op = 0; op < LW_OP_COUNT; op++)
+    for (int op = 0; op < LW_OPL_COUNT; op++)
         if (names_word(OPS[op].forward, fn) || names_word(OPS[op].backward, fn)) return true;
     return false;
 }
@@ -995,14 +995,14 @@ START_TEST(every_kernel_is_in_the_list)
             memcpy(name, p, len);
             name[len] = '\0';
             bool named = false;
-            for (int op = 0; op < LW_OP_COUNT; op++) named |= op_has_kernels(&OPS[op]) && names_word(OPS[op].kernels, name);
+            for (int op = 0; op < LW_OPL_COUNT; op++) named |= op_has_kernels(&OPS[op]) && names_word(OPS[op].kernels, name);
             for (int k = 0; k < N_KERNELS_NOT_OPS; k++) named |= strcmp(KERNELS_NOT_OPS[k], name) == 0;
             ck_assert_msg(named, "kernel %s is neither in an op's kernels column of runtime/op_list.h nor in "
                           "LW_KERNELS_NOT_OPS", name);
             found++;
         }
     ck_assert_int_ge(found, 20);
-    for (int op = 0; op < LW_OP_COUNT; op++) {
+    for (int op = 0; op < LW_OPL_COUNT; op++) {
         char name[64];
         for (int k = 0; op_kernel(&OPS[op], k, name, sizeof name); k++) {
             bool there = false;
@@ -1034,7 +1034,7 @@ int main(void)
     suite_add_tcase(s, list);
     TCase *ops = tcase_create("ops");
     tcase_set_timeout(ops, 300);
-    tcase_add_loop_test(ops, op_on_every_backend, 0, LW_OP_COUNT);
+    tcase_add_loop_test(ops, op_on_every_backend, 0, LW_OPL_COUNT);
     suite_add_tcase(s, ops);
     return tl_run_suite(s);
 }

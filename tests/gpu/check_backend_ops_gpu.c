@@ -181,16 +181,16 @@ static bool gpu_applies(const op_case *oc, int unit)
     bool model = unit != BRIDGE;
     const lw_model_config *c = model ? model_of(unit) : NULL;
     switch (oc->op) {
-    case LW_OP_EMBEDDING:
-    case LW_OP_CROSS_ENTROPY: return model;
-    case LW_OP_RMSNORM:
+    case LW_OPL_EMBEDDING:
+    case LW_OPL_CROSS_ENTROPY: return model;
+    case LW_OPL_RMSNORM:
         if (!d[3]) return !model && g_m->bridge.calibration == LW_CALIB_RMS;
         return model && (c->norm == LW_NORM_RMSNORM_GEMMA) == (d[2] == 1);
-    case LW_OP_LAYERNORM:
-    case LW_OP_GELU_TANH: return !model;
-    case LW_OP_ROPE: return model && lw_rope_interleaved(c) == (d[3] != 0);
-    case LW_OP_ATTENTION: return d[5] ? model : !model && !d[6] && !d[7] && !d[8];
-    case LW_OP_GLU: return model && (c->activation == LW_ACT_GELU_TANH) == (d[1] == 1);
+    case LW_OPL_LAYERNORM:
+    case LW_OPL_GELU_TANH: return !model;
+    case LW_OPL_ROPE: return model && lw_rope_interleaved(c) == (d[3] != 0);
+    case LW_OPL_ATTENTION: return d[5] ? model : !model && !d[6] && !d[7] && !d[8];
+    case LW_OPL_GLU: return model && (c->activation == LW_ACT_GELU_TANH) == (d[1] == 1);
     default: return false;
     }
 }
@@ -487,10 +487,10 @@ static void gpu_cross_entropy(gres *r, int unit)
 typedef void (*gpu_driver)(gres *, int unit);
 
 /* By op id: an op whose kernels column names kernels must have one. */
-static const gpu_driver GPU_DRIVERS[LW_OP_COUNT] = {
-    [LW_OP_EMBEDDING] = gpu_embedding, [LW_OP_RMSNORM] = gpu_rmsnorm, [LW_OP_LAYERNORM] = gpu_layernorm,
-    [LW_OP_ROPE] = gpu_rope,           [LW_OP_ATTENTION] = gpu_attention, [LW_OP_GLU] = gpu_glu,
-    [LW_OP_GELU_TANH] = gpu_gelu,      [LW_OP_CROSS_ENTROPY] = gpu_cross_entropy,
+static const gpu_driver GPU_DRIVERS[LW_OPL_COUNT] = {
+    [LW_OPL_EMBEDDING] = gpu_embedding, [LW_OPL_RMSNORM] = gpu_rmsnorm, [LW_OPL_LAYERNORM] = gpu_layernorm,
+    [LW_OPL_ROPE] = gpu_rope,           [LW_OPL_ATTENTION] = gpu_attention, [LW_OPL_GLU] = gpu_glu,
+    [LW_OPL_GELU_TANH] = gpu_gelu,      [LW_OPL_CROSS_ENTROPY] = gpu_cross_entropy,
 };
 
 START_TEST(op_kernels_against_cpu)
@@ -535,7 +535,7 @@ END_TEST
 /* Runs last: every kernel named in a kernels column was launched above. */
 START_TEST(every_listed_kernel_was_launched)
 {
-    for (int op = 0; op < LW_OP_COUNT; op++) {
+    for (int op = 0; op < LW_OPL_COUNT; op++) {
         char name[64];
         for (int k = 0; op_kernel(&OPS[op], k, name, sizeof name); k++) {
             bool seen = false;
@@ -553,7 +553,7 @@ END_TEST
 static bool every_op_has_a_case_on_some_unit(void)
 {
     bool ok = true;
-    for (int op = 0; op < LW_OP_COUNT; op++) {
+    for (int op = 0; op < LW_OPL_COUNT; op++) {
         if (!op_has_kernels(&OPS[op])) continue;
         int runs = 0;
         for (int ci = 0; ci < N_CASES; ci++)
@@ -622,7 +622,7 @@ int main(void)
         /* not a failure: make check-gpu is for machines with a GPU */
         printf("check_backend_ops_gpu: no CUDA device (%s): skipped; would run (op: case x unit runs):",
                lw_last_error());
-        for (int op = 0; op < LW_OP_COUNT; op++) {
+        for (int op = 0; op < LW_OPL_COUNT; op++) {
             int runs = 0;
             for (int ci = 0; ci < N_CASES; ci++)
                 for (int u = 0; u < N_UNITS && CASES[ci].op == op; u++) runs += gpu_applies(&CASES[ci], u);
@@ -640,7 +640,7 @@ int main(void)
         Suite *s = suite_create("backend_ops_gpu");
         TCase *tc = tcase_create("ops");
         tcase_set_timeout(tc, 300);
-        tcase_add_loop_test(tc, op_kernels_against_cpu, 0, LW_OP_COUNT);
+        tcase_add_loop_test(tc, op_kernels_against_cpu, 0, LW_OPL_COUNT);
         tcase_add_test(tc, every_listed_kernel_was_launched);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);

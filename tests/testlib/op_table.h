@@ -27,14 +27,14 @@ typedef struct {
 } op_case;
 
 #define LW_TL_ENTRY_X(ID, name, fwd, bwd, backends, rtol, atol, kernels, gpu_rtol, gpu_atol) \
-    [LW_OP_##ID] = {#ID, name, fwd, bwd, backends, rtol, atol, kernels, gpu_rtol, gpu_atol},
+    [LW_OPL_##ID] = {#ID, name, fwd, bwd, backends, rtol, atol, kernels, gpu_rtol, gpu_atol},
 #define LW_TL_ENTRY_C(...)
-static const op_entry OPS[LW_OP_COUNT] = {LW_OP_LIST(LW_TL_ENTRY_X, LW_TL_ENTRY_C)};
+static const op_entry OPS[LW_OPL_COUNT] = {LW_OP_LIST(LW_TL_ENTRY_X, LW_TL_ENTRY_C)};
 #undef LW_TL_ENTRY_X
 #undef LW_TL_ENTRY_C
 
 #define LW_TL_CASE_X(...)
-#define LW_TL_CASE_C(ID, label, fd, ...) {LW_OP_##ID, label, fd, {__VA_ARGS__}},
+#define LW_TL_CASE_C(ID, label, fd, ...) {LW_OPL_##ID, label, fd, {__VA_ARGS__}},
 static const op_case CASES[] = {LW_OP_LIST(LW_TL_CASE_X, LW_TL_CASE_C)};
 #undef LW_TL_CASE_X
 #undef LW_TL_CASE_C

@@ -1,0 +1,18 @@
+/* Emits a pair's plans (plan.h) as C: build/<pair>/plan_tables.c defines
+ * lw_baked_plans[2], the sender's and the receiver's plan as lw_plan_lower
+ * made them at build time; the binary compares them with its own lowering
+ * of the models it loads (lw_pair_check_plans). */
+#ifndef LW_GEN_PLAN_H
+#define LW_GEN_PLAN_H
+
+#include "fileutil.h"
+#include "manifest.h"
+#include "plan.h"
+
+/* One plan as a C initializer `{ ... }` (no trailing separator). */
+void lw_gen_plan_initializer(const lw_plan *p, lw_strbuf *out);
+
+/* plan_tables.c of the pair m: both models lowered, then emitted. */
+lw_status lw_gen_plan_tables(const lw_manifest *m, lw_strbuf *out);
+
+#endif
