@@ -32,6 +32,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "user: %s\n", lw_last_error());
         return 1;
     }
+    /* lwc build bakes these; a program of one's own lowers them itself */
+    static lw_plan plans[2];
+    lw_plan_lower(&pair.manifest.sender, &plans[0]);
+    lw_plan_lower(&pair.manifest.receiver, &plans[1]);
+    pair.plans = plans;
     return lw_main(&pair, argc - 1, argv + 1);
 }
 EOF_C
