@@ -8,17 +8,15 @@
 #include "baselines.h"
 #include "clock.h"
 #include "jsonerr.h"
-#include "checkpoint.h"
 #include "cmd_common.h"
 #include "dataset.h"
 #include "fileutil.h"
-#include "gpu_receiver.h"
+#include "bridge_scorer.h"
 #include "linear_probe.h"
 #include "lw_cli.h"
 #include "metrics.h"
 #include "sender_cache.h"
 #include "train.h"
-#include "adapter_set.h"
 #include "train_text.h"
 
 enum { BOOTSTRAP_RESAMPLES = 1000, BOOTSTRAP_SEED = 1 };
@@ -50,6 +48,8 @@ static void usage(const lw_pair *pair)
            "                       with --subset stratified (also for --limit-train)\n"
            "  --subset KIND        first (default) or stratified; --subset-seed S seeds the draw (1)\n"
            "  --json FILE          also write the results as JSON\n"
+           "  --scores FILE        bridge: every example's label scores, one JSON line each, as lw receive\n"
+           "                       prints them (docs/wire.md)\n"
            "  --tasks-dir DIR      default <manifest dir>/../tasks\n"
            "  --cache-dir DIR      sender-state cache (default $LWC_CACHE_DIR or .lwc-cache/ beside lw)\n"
            "  --quiet              no progress line, and only the accuracy and macro-F1 lines (the\n"
@@ -63,6 +63,7 @@ static void usage(const lw_pair *pair)
 
 typedef struct {
     const char *task, *split, *method, *checkpoint, *train, *json, *tasks_dir, *cache_dir;
+    const char *scores;        /* bridge: every example's label scores, a JSON line each */
     const char *device;        /* bridge: where the receiver runs, "cpu" or "cuda" */
     int limit, limit_train, M;
     bool stratified;           /* --subset stratified: for --limit and --limit-train */
@@ -93,6 +94,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
         else if (!strcmp(o, "--checkpoint")) ok = lw_opt_str(argc, argv, &i, &a->checkpoint);
         else if (!strcmp(o, "--train")) ok = lw_opt_str(argc, argv, &i, &a->train);
         else if (!strcmp(o, "--json")) ok = lw_opt_str(argc, argv, &i, &a->json);
+        else if (!strcmp(o, "--scores")) ok = lw_opt_str(argc, argv, &i, &a->scores);
         else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
         else if (!strcmp(o, "--cache-dir")) ok = lw_opt_str(argc, argv, &i, &a->cache_dir);
         else if (!strcmp(o, "--limit")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit);
@@ -134,6 +136,10 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
                 a->method);
         return false;
     }
+    if (a->scores && strcmp(a->method, "bridge")) {
+        fprintf(stderr, "lw eval: --scores goes with --method bridge\n");
+        return false;
+    }
     if ((!strcmp(a->method, "bridge") || text) && !a->checkpoint) {
         fprintf(stderr, "lw eval: --method %s needs --checkpoint DIR (e.g. runs/%s/final)\n", a->method, a->task);
         return false;
@@ -141,9 +147,6 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
     return true;
 }
 
-/* Seed and M from the run.json lw train wrote beside the checkpoint
- * (<run>/final or <run>/final/bridge.safetensors -> <run>/run.json), where
- * the command line did not give them. No file is fine; a bad one is not. */
 /* The training file's examples for linear-probe and receiver-kshot. */
 static lw_subset train_subset(const eval_args *a)
 {
@@ -152,35 +155,7 @@ static lw_subset train_subset(const eval_args *a)
 
 static lw_status read_run_json(eval_args *a)
 {
-    char dir[4096], path[4200];
-    const char *ck = a->checkpoint;
-    size_t n = strlen(ck);
-    while (n > 1 && ck[n - 1] == '/') n--;
-    bool is_file = n > 12 && !strncmp(ck + n - 12, ".safetensors", 12);
-    if (!lw_pathf(dir, sizeof dir, "%.*s", (int)n, ck)) return LW_OK;
-    for (int up = is_file ? 2 : 1; up > 0; up--) {
-        char *slash = strrchr(dir, '/');
-        if (slash) *slash = '\0';
-        else lw_pathf(dir, sizeof dir, ".");
-    }
-    if (!lw_pathf(path, sizeof path, "%s/run.json", dir)) return LW_OK;
-    FILE *f = fopen(path, "r");
-    if (!f) return LW_OK;
-    fclose(f);
-    json_error_t err;
-    json_t *o = json_load_file(path, 0, &err);
-    if (!o) return lw_fail(LW_ERR_FORMAT, "%s:%d: malformed JSON: %s", path, err.line, lw_json_file_error(path, &err));
-    json_t *seed = json_object_get(o, "seed"), *M = json_object_get(o, "soft_tokens");
-    json_int_t sv = json_integer_value(seed), mv = json_integer_value(M);
-    lw_status st = LW_OK;
-    if (json_is_null(M)) M = NULL;   /* methods without soft tokens */
-    if ((seed && (!json_is_integer(seed) || sv < 0 || sv > 2147483647)) ||
-        (M && (!json_is_integer(M) || mv < 1 || mv > 64)))
-        st = lw_fail(LW_ERR_FORMAT, "%s: \"seed\" must be an integer 0..2^31-1 and \"soft_tokens\" 1..64", path);
-    if (!st && seed && !a->has_seed) a->seed = (int)sv, a->has_seed = true;
-    if (!st && M && !a->has_M) a->M = (int)mv, a->has_M = true;
-    json_decref(o);
-    return st;
+    return lw_run_json_read(a->checkpoint, &a->seed, &a->has_seed, &a->M, &a->has_M);
 }
 
 /* Everything an eval needs besides the method. */
@@ -198,40 +173,15 @@ typedef struct {
     char method_buf[64];       /* "<baseline>-generate" */
 } eval_ctx;
 
-/* "bridge", "bridge+lora", "bridge+deep-prefix" or "bridge+lora+deep-prefix":
- * lw report keeps the ablation's variants apart by this name. */
-static const char *bridge_method_name(const lw_adapter_set *s, bool with_adapters)
-{
-    if (!with_adapters) return "bridge";
-    if (s->has_lora && s->has_prefix) return "bridge+lora+deep-prefix";
-    return s->has_lora ? "bridge+lora" : s->has_prefix ? "bridge+deep-prefix" : "bridge";
-}
-
 static lw_status bridge_predict(eval_ctx *e, int *pred)
 {
-    lw_bridge_side side;
-    lw_trainer tr = {0};
-    lw_adapter_set adapters = {0};
-    bool with_adapters = false;
-    char path[4200];
-    const char *ck = e->a->checkpoint;
-    size_t n = strlen(ck);
-    if (n > 12 && !strcmp(ck + n - 12, ".safetensors")) lw_pathf(path, sizeof path, "%s", ck);
-    else lw_pathf(path, sizeof path, "%s/bridge.safetensors", ck);
-    lw_status st = lw_bridge_side_open(&side, e->m, &e->task, e->a->M);
+    lw_bridge_scorer sc;
+    lw_status st = lw_bridge_scorer_open(&sc, e->pair, &e->task, e->a->M, e->a->checkpoint, e->a->device);
     if (st) return st;
-    st = lw_checkpoint_load_bridge(path, &side.bridge);
-    if (!st) st = lw_trainer_create(&tr, side.receiver, &side.layout, &side.bridge, 0.0f);
-    /* a checkpoint folder may hold LoRA / deep-prefix files beside the bridge */
-    bool is_dir = !(n > 12 && !strcmp(ck + n - 12, ".safetensors"));
-    if (!st && is_dir) st = lw_adapter_set_open(&adapters, side.receiver, tr.max_T, ck, &with_adapters);
-    if (!st && with_adapters) st = lw_trainer_attach_adapters(&tr, &adapters);
-    if (!st) e->method = bridge_method_name(&adapters, with_adapters);
-    lw_gpu_receiver gpu = {0};
-    if (!st && !strcmp(e->a->device, "cuda")) {
-        st = lw_gpu_receiver_open(&gpu, e->pair, side.receiver, &side.layout, tr.max_T, 0);
-        if (!st) st = lw_trainer_use_gpu(&tr, &gpu.pass);
-    }
+    e->method = lw_bridge_scorer_method(&sc);
+    FILE *sf = NULL;
+    if (e->a->scores && !(sf = fopen(e->a->scores, "w")))
+        st = lw_fail(LW_ERR_IO, "eval: cannot write %s", e->a->scores);
     double *scores = calloc((size_t)e->task.n_labels, sizeof *scores);
     float *x = NULL;
     size_t cap = 0;
@@ -240,21 +190,18 @@ static lw_status bridge_predict(eval_ctx *e, int *pred)
     for (int i = 0; !st && i < e->data.n; i++) {
         int T;
         st = lw_sender_cache_read(&e->states, i, &x, &cap, &T);
-        if (!st) st = lw_trainer_score(&tr, x, T, scores);
+        if (!st) st = lw_trainer_score(&sc.tr, x, T, scores);
         if (st) break;
-        pred[i] = 0;
-        for (int k = 1; k < e->task.n_labels; k++)
-            if (scores[k] > scores[pred[i]]) pred[i] = k;
+        pred[i] = lw_scores_argmax(scores, e->task.n_labels);
+        if (sf) st = lw_scores_write_line(sf, e->a->scores, &e->task, (uint64_t)i, scores);
         if (!e->a->quiet && ((i + 1) % 10 == 0 || i + 1 == e->data.n))
             fprintf(stderr, "\reval: %d/%d  %.3f s/example   ", i + 1, e->data.n, (lw_now_s() - t0) / (i + 1));
     }
     if (!e->a->quiet) fputc('\n', stderr);
+    if (sf && fclose(sf) != 0 && !st) st = lw_fail(LW_ERR_IO, "eval: writing %s", e->a->scores);
     free(scores);
     free(x);
-    lw_trainer_free(&tr);
-    lw_gpu_receiver_close(&gpu);
-    lw_adapter_set_free(&adapters);
-    lw_bridge_side_close(&side);
+    lw_bridge_scorer_close(&sc);
     return st;
 }
 
