@@ -42,6 +42,9 @@ const char *lw_bridge_scorer_method(const lw_bridge_scorer *s);
 /* The best label: the first of the highest scores. */
 int lw_scores_argmax(const double *scores, int n_labels);
 
+/* The best score minus the second best (0 for one label). */
+double lw_scores_margin(const double *scores, int n_labels);
+
 /* One line of label scores, as lw eval --scores and lw receive print them:
  *   {"seq": 3, "label": "positive", "margin": 1.25, "scores": {"negative": -2.5, "positive": -1.25}}
  * margin = best score - second best (n_labels >= 2; else 0); every number

@@ -11,6 +11,7 @@
 #include "cmd_common.h"
 #include "dataset.h"
 #include "fileutil.h"
+#include "bridge_fallback.h"
 #include "bridge_scorer.h"
 #include "linear_probe.h"
 #include "lw_cli.h"
@@ -28,7 +29,7 @@ static void usage(const lw_pair *pair)
            "per-class precision/recall/F1, the confusion matrix and 95%% bootstrap intervals.\n\n"
            "  --task NAME          task file <tasks dir>/NAME.json\n"
            "  --split FILE         the JSONL file to evaluate (e.g. DATA/dev.jsonl)\n"
-           "  --method M           bridge (default), linear-probe, or a baseline: sender-zeroshot,\n"
+           "  --method M           bridge (default), bridge-fallback, linear-probe, or a baseline: sender-zeroshot,\n"
            "                       receiver-zeroshot, receiver-kshot, text-relay, cot-relay, token-budget,\n"
            "                       or a trained one: prompt-tuning, lora (--checkpoint DIR of lw train --method)\n"
            "  --checkpoint DIR     bridge: a checkpoint folder (runs/<task>/final) or a bridge.safetensors\n"
@@ -48,6 +49,10 @@ static void usage(const lw_pair *pair)
            "                       with --subset stratified (also for --limit-train)\n"
            "  --subset KIND        first (default) or stratified; --subset-seed S seeds the draw (1)\n"
            "  --json FILE          also write the results as JSON\n"
+           "  --threshold T        bridge-fallback: an example whose bridge margin (best label score minus\n"
+           "                       the second) is below T falls back: the receiver reads its text (zero-shot)\n"
+           "  --curve              bridge-fallback: read every text, and add to --json the accuracy against\n"
+           "                       the fraction that fell back, for every cut of the margins\n"
            "  --scores FILE        bridge: every example's label scores, one JSON line each, as lw receive\n"
            "                       prints them (docs/wire.md)\n"
            "  --tasks-dir DIR      default <manifest dir>/../tasks\n"
@@ -64,6 +69,8 @@ static void usage(const lw_pair *pair)
 typedef struct {
     const char *task, *split, *method, *checkpoint, *train, *json, *tasks_dir, *cache_dir;
     const char *scores;        /* bridge: every example's label scores, a JSON line each */
+    float threshold;           /* bridge-fallback: margin below which the receiver reads the text */
+    bool has_threshold, curve; /* bridge-fallback: --threshold given; --curve */
     const char *device;        /* bridge: where the receiver runs, "cpu" or "cuda" */
     int limit, limit_train, M;
     bool stratified;           /* --subset stratified: for --limit and --limit-train */
@@ -95,6 +102,8 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
         else if (!strcmp(o, "--train")) ok = lw_opt_str(argc, argv, &i, &a->train);
         else if (!strcmp(o, "--json")) ok = lw_opt_str(argc, argv, &i, &a->json);
         else if (!strcmp(o, "--scores")) ok = lw_opt_str(argc, argv, &i, &a->scores);
+        else if (!strcmp(o, "--threshold")) ok = a->has_threshold = lw_opt_float(argc, argv, &i, &a->threshold);
+        else if (!strcmp(o, "--curve")) a->curve = true;
         else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
         else if (!strcmp(o, "--cache-dir")) ok = lw_opt_str(argc, argv, &i, &a->cache_dir);
         else if (!strcmp(o, "--limit")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit);
@@ -126,12 +135,17 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
     a->base.quiet = a->quiet;
     a->baseline = lw_baseline_from_name(a->method);
     bool text = lw_text_method_from_name(a->method) >= 0;
-    if (strcmp(a->device, "cpu") && (strcmp(a->device, "cuda") || strcmp(a->method, "bridge"))) {
+    bool fallback = !strcmp(a->method, "bridge-fallback");
+    if (fallback != a->has_threshold || (a->curve && !fallback)) {
+        fprintf(stderr, "lw eval: --method bridge-fallback goes with --threshold T (and --curve only with it)\n");
+        return false;
+    }
+    if (strcmp(a->device, "cpu") && (strcmp(a->device, "cuda") || (strcmp(a->method, "bridge") && !fallback))) {
         fprintf(stderr, "lw eval: --device is cpu, or cuda with --method bridge (not '%s' with %s)\n", a->device,
                 a->method);
         return false;
     }
-    if (strcmp(a->method, "bridge") && strcmp(a->method, "linear-probe") && a->baseline < 0 && !text) {
+    if (strcmp(a->method, "bridge") && !fallback && strcmp(a->method, "linear-probe") && a->baseline < 0 && !text) {
         fprintf(stderr, "lw eval: --method is bridge, linear-probe or a baseline (see --help), not '%s'\n",
                 a->method);
         return false;
@@ -140,7 +154,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
         fprintf(stderr, "lw eval: --scores goes with --method bridge\n");
         return false;
     }
-    if ((!strcmp(a->method, "bridge") || text) && !a->checkpoint) {
+    if ((!strcmp(a->method, "bridge") || fallback || text) && !a->checkpoint) {
         fprintf(stderr, "lw eval: --method %s needs --checkpoint DIR (e.g. runs/%s/final)\n", a->method, a->task);
         return false;
     }
@@ -173,7 +187,8 @@ typedef struct {
     char method_buf[64];       /* "<baseline>-generate" */
 } eval_ctx;
 
-static lw_status bridge_predict(eval_ctx *e, int *pred)
+/* margins: NULL, or [n] each example's best score minus the second best. */
+static lw_status bridge_predict(eval_ctx *e, int *pred, double *margins)
 {
     lw_bridge_scorer sc;
     lw_status st = lw_bridge_scorer_open(&sc, e->pair, &e->task, e->a->M, e->a->checkpoint, e->a->device);
@@ -193,6 +208,7 @@ static lw_status bridge_predict(eval_ctx *e, int *pred)
         if (!st) st = lw_trainer_score(&sc.tr, x, T, scores);
         if (st) break;
         pred[i] = lw_scores_argmax(scores, e->task.n_labels);
+        if (margins) margins[i] = lw_scores_margin(scores, e->task.n_labels);
         if (sf) st = lw_scores_write_line(sf, e->a->scores, &e->task, (uint64_t)i, scores);
         if (!e->a->quiet && ((i + 1) % 10 == 0 || i + 1 == e->data.n))
             fprintf(stderr, "\reval: %d/%d  %.3f s/example   ", i + 1, e->data.n, (lw_now_s() - t0) / (i + 1));
@@ -202,6 +218,20 @@ static lw_status bridge_predict(eval_ctx *e, int *pred)
     free(scores);
     free(x);
     lw_bridge_scorer_close(&sc);
+    return st;
+}
+
+/* The bridge, then the text where its margin is below --threshold. */
+static lw_status fallback_predict(eval_ctx *e, int *pred)
+{
+    double *margins = malloc((size_t)e->data.n * sizeof *margins), t0 = lw_now_s();
+    if (!margins) return lw_fail(LW_ERR_NOMEM, "eval: out of memory");
+    lw_status st = bridge_predict(e, pred, margins);
+    if (!st)
+        st = lw_bridge_fallback(e->m, &e->task, &e->data, margins, e->a->threshold, e->a->curve, &e->a->base,
+                                lw_now_s() - t0, pred, &e->extra);
+    e->method = "bridge-fallback";
+    free(margins);
     return st;
 }
 
@@ -302,7 +332,7 @@ static lw_status write_json(const eval_ctx *e, const lw_metrics *mt, const doubl
     json_object_set_new(o, "pair", json_string(e->m->name));
     if (e->a->checkpoint) json_object_set_new(o, "checkpoint", json_string(e->a->checkpoint));
     /* lw report groups by these; null where the method has none */
-    bool bridge = !strcmp(e->a->method, "bridge");
+    bool bridge = !strcmp(e->a->method, "bridge") || !strcmp(e->a->method, "bridge-fallback");
     json_object_set_new(o, "soft_tokens", bridge ? json_integer(e->a->M) : e->text_M ? json_integer(e->text_M)
                                                                                     : json_null());
     json_object_set_new(o, "seed", e->a->has_seed ? json_integer(e->a->seed) : json_null());
@@ -368,7 +398,8 @@ static int run(const lw_pair *pair, const eval_args *a)
     for (int i = 0; i < e.data.n; i++) gold[i] = e.data.examples[i].label;
     lw_status st = a->baseline >= 0 ? baseline_predict(&e, pred)
                    : text ? text_predict(&e, pred)
-                   : !strcmp(a->method, "bridge") ? bridge_predict(&e, pred) : probe_predict(&e, pred);
+                   : !strcmp(a->method, "bridge") ? bridge_predict(&e, pred, NULL)
+                   : !strcmp(a->method, "bridge-fallback") ? fallback_predict(&e, pred) : probe_predict(&e, pred);
     if (st) { fail(a->method); goto done; }
     double secs = lw_now_s() - t0;
     int C = e.task.n_labels;
@@ -402,7 +433,8 @@ int lw_cmd_eval(const lw_pair *pair, int argc, char **argv)
     }
     eval_args a;
     if (!parse(pair, argc, argv, &a)) return 2;
-    if ((!strcmp(a.method, "bridge") || lw_text_method_from_name(a.method) >= 0) && read_run_json(&a)) {
+    if ((!strcmp(a.method, "bridge") || !strcmp(a.method, "bridge-fallback") ||
+         lw_text_method_from_name(a.method) >= 0) && read_run_json(&a)) {
         fprintf(stderr, "lw eval: %s\n", lw_last_error());
         return 1;
     }

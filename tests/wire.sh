@@ -101,6 +101,20 @@ check "send checks --dtype" usage_error "fp32, bf16, fp16 or int8" "$lw" send --
 check "receive wants a checkpoint" usage_error "checkpoint DIR is required" "$lw" receive
 check "send checks the task" fails_saying "nosuchtask" "$lw" send --task nosuchtask --checkpoint "$ck" --text x
 
+# bridge-fallback: below the threshold the receiver reads the text (zero-shot)
+ev="--task sst2 --split $w/rows.jsonl --checkpoint $ck --quiet"
+"$lw" eval $ev > "$w/bridge.txt"
+"$lw" eval --task sst2 --split "$w/rows.jsonl" --method receiver-zeroshot --quiet > "$w/zs.txt"
+"$lw" eval $ev --method bridge-fallback --threshold 0 --json "$w/fb0.json" > "$w/fb0.txt"
+"$lw" eval $ev --method bridge-fallback --threshold 1e9 --curve --json "$w/fball.json" > "$w/fball.txt"
+acc() { grep '^  accuracy' "$1" | awk '{print $2}'; }
+check "fallback, threshold 0: nothing falls back, the bridge's accuracy" sh -c "grep -q '\"fallback_n\": 0,' \
+    '$w/fb0.json' && test '$(acc "$w/fb0.txt")' = '$(acc "$w/bridge.txt")'"
+check "fallback, threshold 1e9: all fall back, receiver-zeroshot's accuracy" sh -c "grep -q \
+    '\"fallback_fraction\": 1.0' '$w/fball.json' && test '$(acc "$w/fball.txt")' = '$(acc "$w/zs.txt")'"
+check "fallback curve: 7 points for 6 examples" test "$(grep -c '"below_margin"' "$w/fball.json")" = 7
+check "fallback wants its threshold" usage_error "goes with --threshold" "$lw" eval $ev --method bridge-fallback
+
 # the Python reader (only where Python and numpy exist)
 if python3 -c 'import numpy' 2>/dev/null; then
     py=$srcdir/tools/lw_wire.py
