@@ -55,7 +55,7 @@ check "eval --scores wrote 6 lines" test "$(grep -c '"scores":{"negative":' "$w/
 "$lw" send --task sst2 --checkpoint "$ck" --input - --quiet < "$w/rows.jsonl" | "$lw" receive --checkpoint "$ck" \
     > "$w/pipe.scores"
 check "send | receive = in-process bridge, bit for bit (fp32)" cmp "$w/eval.scores" "$w/pipe.scores"
-"$lw" send --task sst2 --checkpoint "$ck" --input "$w/rows.jsonl" --out "$w/msgs.fp32"
+"$lw" send --task sst2 --checkpoint "$ck" --input "$w/rows.jsonl" --out "$w/msgs.fp32" --quiet
 "$lw" receive --checkpoint "$ck" --in "$w/msgs.fp32" --out "$w/file.scores"
 check "through files too" cmp "$w/eval.scores" "$w/file.scores"
 text=$(head -n 1 "$w/rows.jsonl" | sed 's/^{"text": "\(.*\)", "label".*/\1/')
