@@ -10,9 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bridge_scorer.h"
 #include "cmd_common.h"
+#include "fileutil.h"
 #include "lw_cli.h"
 #include "wire.h"
 #include "wire_identity.h"
@@ -24,11 +26,11 @@ static void usage(void)
            "Reads soft-token messages of `lw send` (docs/wire.md), one after another, and prints each\n"
            "one's label scores as a JSON line: {\"seq\", \"label\", \"margin\", \"scores\": {label: score}}.\n"
            "A message made with another pair, task, bridge or model, or damaged, is refused with the\n"
-           "reason (exit 1; the lines before it stand).\n\n"
+           "reason (exit 1; on stdout the lines before it stand, an --out file is not written).\n\n"
            "  --checkpoint DIR     the same checkpoint folder (or bridge.safetensors) the sender used\n"
            "  --task NAME          the task to read (default: the one the first message names)\n"
            "  --in FILE            where the messages come from (default stdin)\n"
-           "  --out FILE           where the lines go (default stdout)\n"
+           "  --out FILE           where the lines go (default stdout); the file appears whole or not at all\n"
            "  --device cpu|cuda    where the receiver runs (default cpu; cuda: GPU 0)\n"
            "  --tasks-dir DIR      default <manifest dir>/../tasks\n"
            "  --inspect            print each message's header and values as JSON (no model loaded)\n");
@@ -175,14 +177,17 @@ static int run(const lw_pair *pair, const receive_args *a)
     receiver r = {.pair = pair, .a = a};
     FILE *in = stdin, *out = stdout;
     const char *in_name = a->in ? a->in : "stdin", *out_name = a->out ? a->out : "stdout";
+    char tmp[4200] = "";
     uint8_t *buf = NULL;
     size_t cap = 0, len;
     long count = 0;
     lw_status st = LW_OK;
     if (a->in && strcmp(a->in, "-") && !(in = fopen(a->in, "rb")))
         st = lw_fail(LW_ERR_IO, "cannot read %s: %s", a->in, strerror(errno));
-    if (!st && a->out && strcmp(a->out, "-") && !(out = fopen(a->out, "w")))
-        st = lw_fail(LW_ERR_IO, "cannot write %s: %s", a->out, strerror(errno));
+    if (!st && a->out && strcmp(a->out, "-")) {   /* a file appears whole or not at all */
+        lw_pathf(tmp, sizeof tmp, "%s.tmp.%ld", a->out, (long)getpid());
+        if (!(out = fopen(tmp, "w"))) st = lw_fail(LW_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+    }
     while (!st) {
         lw_wire_message msg;
         if ((st = lw_wire_read_frame(in, in_name, &buf, &cap, &len)) || len == 0) break;
@@ -204,7 +209,12 @@ static int run(const lw_pair *pair, const receive_args *a)
     }
     if (!st && count == 0) st = lw_fail(LW_ERR_FORMAT, "%s: no message", in_name);
     if (in && in != stdin) fclose(in);
-    if (out && out != stdout && fclose(out) != 0 && !st) st = lw_fail(LW_ERR_IO, "%s: writing", out_name);
+    if (out && out != stdout) {
+        if (fclose(out) != 0 && !st) st = lw_fail(LW_ERR_IO, "%s: writing", out_name);
+        if (!st && rename(tmp, a->out) != 0)
+            st = lw_fail(LW_ERR_IO, "renaming %s to %s: %s", tmp, a->out, strerror(errno));
+        if (st) unlink(tmp);
+    }
     free(buf);
     receiver_close(&r);
     if (st) {

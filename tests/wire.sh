@@ -92,6 +92,8 @@ LWC_RANDOM_WEIGHTS=7 "$lw" send --task sst2 --checkpoint "$ck" --text "$text" --
 check "another sender's weights" fails_saying "another sender weights file" $r --in "$w/random"
 check "a good message after a bad one is not read" sh -c "if cat '$w/flipped' '$w/msgs.fp32' | \
     $r > '$w/partial' 2>/dev/null; then exit 1; fi; test ! -s '$w/partial'"
+check "a refused stream leaves no --out file" sh -c "cat '$w/msgs.fp32' '$w/flipped' > '$w/mixed'; \
+    ! $r --in '$w/mixed' --out '$w/never.scores' 2>/dev/null && ! ls '$w'/never.scores* 2>/dev/null"
 printf '{"text": "fine"}\n{"label": "positive"}\n' > "$w/badrow.jsonl"
 check "send names a bad row" fails_saying "badrow.jsonl:2: no \"text\" string" "$lw" send --task sst2 \
     --checkpoint "$ck" --input "$w/badrow.jsonl" --out "$w/never"
