@@ -7,8 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "fileutil.h"
 #include "random_weights.h"
+#include "jsonerr.h"
 #include "train_rules.h"
 
 bool lw_opt_str(int argc, char **argv, int *i, const char **value)
@@ -142,4 +145,36 @@ void lw_bridge_side_close(lw_bridge_side *b)
     lw_receiver_layout_free(&b->layout);
     if (b->bridge_made) lw_bridge_free(&b->bridge);
     memset(b, 0, sizeof *b);
+}
+
+lw_status lw_run_json_read(const char *ck, int *seed_out, bool *has_seed, int *M_out, bool *has_M)
+{
+    char dir[4096], path[4200];
+    size_t n = strlen(ck);
+    while (n > 1 && ck[n - 1] == '/') n--;
+    bool is_file = n > 12 && !strncmp(ck + n - 12, ".safetensors", 12);
+    if (!lw_pathf(dir, sizeof dir, "%.*s", (int)n, ck)) return LW_OK;
+    for (int up = is_file ? 2 : 1; up > 0; up--) {
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = '\0';
+        else lw_pathf(dir, sizeof dir, ".");
+    }
+    if (!lw_pathf(path, sizeof path, "%s/run.json", dir)) return LW_OK;
+    FILE *f = fopen(path, "r");
+    if (!f) return LW_OK;
+    fclose(f);
+    json_error_t err;
+    json_t *o = json_load_file(path, 0, &err);
+    if (!o) return lw_fail(LW_ERR_FORMAT, "%s:%d: malformed JSON: %s", path, err.line, lw_json_file_error(path, &err));
+    json_t *seed = json_object_get(o, "seed"), *M = json_object_get(o, "soft_tokens");
+    json_int_t sv = json_integer_value(seed), mv = json_integer_value(M);
+    lw_status st = LW_OK;
+    if (json_is_null(M)) M = NULL;   /* methods without soft tokens */
+    if ((seed && (!json_is_integer(seed) || sv < 0 || sv > 2147483647)) ||
+        (M && (!json_is_integer(M) || mv < 1 || mv > 64)))
+        st = lw_fail(LW_ERR_FORMAT, "%s: \"seed\" must be an integer 0..2^31-1 and \"soft_tokens\" 1..64", path);
+    if (!st && seed && !*has_seed) *seed_out = (int)sv, *has_seed = true;
+    if (!st && M && !*has_M) *M_out = (int)mv, *has_M = true;
+    json_decref(o);
+    return st;
 }

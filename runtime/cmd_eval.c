@@ -8,17 +8,16 @@
 #include "baselines.h"
 #include "clock.h"
 #include "jsonerr.h"
-#include "checkpoint.h"
 #include "cmd_common.h"
 #include "dataset.h"
 #include "fileutil.h"
-#include "gpu_receiver.h"
+#include "bridge_fallback.h"
+#include "bridge_scorer.h"
 #include "linear_probe.h"
 #include "lw_cli.h"
 #include "metrics.h"
 #include "sender_cache.h"
 #include "train.h"
-#include "adapter_set.h"
 #include "train_text.h"
 
 enum { BOOTSTRAP_RESAMPLES = 1000, BOOTSTRAP_SEED = 1 };
@@ -30,7 +29,7 @@ static void usage(const lw_pair *pair)
            "per-class precision/recall/F1, the confusion matrix and 95%% bootstrap intervals.\n\n"
            "  --task NAME          task file <tasks dir>/NAME.json\n"
            "  --split FILE         the JSONL file to evaluate (e.g. DATA/dev.jsonl)\n"
-           "  --method M           bridge (default), linear-probe, or a baseline: sender-zeroshot,\n"
+           "  --method M           bridge (default), bridge-fallback, linear-probe, or a baseline: sender-zeroshot,\n"
            "                       receiver-zeroshot, receiver-kshot, text-relay, cot-relay, token-budget,\n"
            "                       or a trained one: prompt-tuning, lora (--checkpoint DIR of lw train --method)\n"
            "  --checkpoint DIR     bridge: a checkpoint folder (runs/<task>/final) or a bridge.safetensors\n"
@@ -50,6 +49,12 @@ static void usage(const lw_pair *pair)
            "                       with --subset stratified (also for --limit-train)\n"
            "  --subset KIND        first (default) or stratified; --subset-seed S seeds the draw (1)\n"
            "  --json FILE          also write the results as JSON\n"
+           "  --threshold T        bridge-fallback: an example whose bridge margin (best label score minus\n"
+           "                       the second) is below T falls back: the receiver reads its text (zero-shot)\n"
+           "  --curve              bridge-fallback: read every text, and add to --json the accuracy against\n"
+           "                       the fraction that fell back, for every cut of the margins\n"
+           "  --scores FILE        bridge: every example's label scores, one JSON line each, as lw receive\n"
+           "                       prints them (docs/wire.md)\n"
            "  --tasks-dir DIR      default <manifest dir>/../tasks\n"
            "  --cache-dir DIR      sender-state cache (default $LWC_CACHE_DIR or .lwc-cache/ beside lw)\n"
            "  --quiet              no progress line, and only the accuracy and macro-F1 lines (the\n"
@@ -63,6 +68,9 @@ static void usage(const lw_pair *pair)
 
 typedef struct {
     const char *task, *split, *method, *checkpoint, *train, *json, *tasks_dir, *cache_dir;
+    const char *scores;        /* bridge: every example's label scores, a JSON line each */
+    float threshold;           /* bridge-fallback: margin below which the receiver reads the text */
+    bool has_threshold, curve; /* bridge-fallback: --threshold given; --curve */
     const char *device;        /* bridge: where the receiver runs, "cpu" or "cuda" */
     int limit, limit_train, M;
     bool stratified;           /* --subset stratified: for --limit and --limit-train */
@@ -93,6 +101,9 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
         else if (!strcmp(o, "--checkpoint")) ok = lw_opt_str(argc, argv, &i, &a->checkpoint);
         else if (!strcmp(o, "--train")) ok = lw_opt_str(argc, argv, &i, &a->train);
         else if (!strcmp(o, "--json")) ok = lw_opt_str(argc, argv, &i, &a->json);
+        else if (!strcmp(o, "--scores")) ok = lw_opt_str(argc, argv, &i, &a->scores);
+        else if (!strcmp(o, "--threshold")) ok = a->has_threshold = lw_opt_float(argc, argv, &i, &a->threshold);
+        else if (!strcmp(o, "--curve")) a->curve = true;
         else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
         else if (!strcmp(o, "--cache-dir")) ok = lw_opt_str(argc, argv, &i, &a->cache_dir);
         else if (!strcmp(o, "--limit")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit);
@@ -124,26 +135,32 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
     a->base.quiet = a->quiet;
     a->baseline = lw_baseline_from_name(a->method);
     bool text = lw_text_method_from_name(a->method) >= 0;
-    if (strcmp(a->device, "cpu") && (strcmp(a->device, "cuda") || strcmp(a->method, "bridge"))) {
+    bool fallback = !strcmp(a->method, "bridge-fallback");
+    if (fallback != a->has_threshold || (a->curve && !fallback)) {
+        fprintf(stderr, "lw eval: --method bridge-fallback goes with --threshold T (and --curve only with it)\n");
+        return false;
+    }
+    if (strcmp(a->device, "cpu") && (strcmp(a->device, "cuda") || (strcmp(a->method, "bridge") && !fallback))) {
         fprintf(stderr, "lw eval: --device is cpu, or cuda with --method bridge (not '%s' with %s)\n", a->device,
                 a->method);
         return false;
     }
-    if (strcmp(a->method, "bridge") && strcmp(a->method, "linear-probe") && a->baseline < 0 && !text) {
+    if (strcmp(a->method, "bridge") && !fallback && strcmp(a->method, "linear-probe") && a->baseline < 0 && !text) {
         fprintf(stderr, "lw eval: --method is bridge, linear-probe or a baseline (see --help), not '%s'\n",
                 a->method);
         return false;
     }
-    if ((!strcmp(a->method, "bridge") || text) && !a->checkpoint) {
+    if (a->scores && strcmp(a->method, "bridge")) {
+        fprintf(stderr, "lw eval: --scores goes with --method bridge\n");
+        return false;
+    }
+    if ((!strcmp(a->method, "bridge") || fallback || text) && !a->checkpoint) {
         fprintf(stderr, "lw eval: --method %s needs --checkpoint DIR (e.g. runs/%s/final)\n", a->method, a->task);
         return false;
     }
     return true;
 }
 
-/* Seed and M from the run.json lw train wrote beside the checkpoint
- * (<run>/final or <run>/final/bridge.safetensors -> <run>/run.json), where
- * the command line did not give them. No file is fine; a bad one is not. */
 /* The training file's examples for linear-probe and receiver-kshot. */
 static lw_subset train_subset(const eval_args *a)
 {
@@ -152,35 +169,7 @@ static lw_subset train_subset(const eval_args *a)
 
 static lw_status read_run_json(eval_args *a)
 {
-    char dir[4096], path[4200];
-    const char *ck = a->checkpoint;
-    size_t n = strlen(ck);
-    while (n > 1 && ck[n - 1] == '/') n--;
-    bool is_file = n > 12 && !strncmp(ck + n - 12, ".safetensors", 12);
-    if (!lw_pathf(dir, sizeof dir, "%.*s", (int)n, ck)) return LW_OK;
-    for (int up = is_file ? 2 : 1; up > 0; up--) {
-        char *slash = strrchr(dir, '/');
-        if (slash) *slash = '\0';
-        else lw_pathf(dir, sizeof dir, ".");
-    }
-    if (!lw_pathf(path, sizeof path, "%s/run.json", dir)) return LW_OK;
-    FILE *f = fopen(path, "r");
-    if (!f) return LW_OK;
-    fclose(f);
-    json_error_t err;
-    json_t *o = json_load_file(path, 0, &err);
-    if (!o) return lw_fail(LW_ERR_FORMAT, "%s:%d: malformed JSON: %s", path, err.line, lw_json_file_error(path, &err));
-    json_t *seed = json_object_get(o, "seed"), *M = json_object_get(o, "soft_tokens");
-    json_int_t sv = json_integer_value(seed), mv = json_integer_value(M);
-    lw_status st = LW_OK;
-    if (json_is_null(M)) M = NULL;   /* methods without soft tokens */
-    if ((seed && (!json_is_integer(seed) || sv < 0 || sv > 2147483647)) ||
-        (M && (!json_is_integer(M) || mv < 1 || mv > 64)))
-        st = lw_fail(LW_ERR_FORMAT, "%s: \"seed\" must be an integer 0..2^31-1 and \"soft_tokens\" 1..64", path);
-    if (!st && seed && !a->has_seed) a->seed = (int)sv, a->has_seed = true;
-    if (!st && M && !a->has_M) a->M = (int)mv, a->has_M = true;
-    json_decref(o);
-    return st;
+    return lw_run_json_read(a->checkpoint, &a->seed, &a->has_seed, &a->M, &a->has_M);
 }
 
 /* Everything an eval needs besides the method. */
@@ -198,40 +187,16 @@ typedef struct {
     char method_buf[64];       /* "<baseline>-generate" */
 } eval_ctx;
 
-/* "bridge", "bridge+lora", "bridge+deep-prefix" or "bridge+lora+deep-prefix":
- * lw report keeps the ablation's variants apart by this name. */
-static const char *bridge_method_name(const lw_adapter_set *s, bool with_adapters)
+/* margins: NULL, or [n] each example's best score minus the second best. */
+static lw_status bridge_predict(eval_ctx *e, int *pred, double *margins)
 {
-    if (!with_adapters) return "bridge";
-    if (s->has_lora && s->has_prefix) return "bridge+lora+deep-prefix";
-    return s->has_lora ? "bridge+lora" : s->has_prefix ? "bridge+deep-prefix" : "bridge";
-}
-
-static lw_status bridge_predict(eval_ctx *e, int *pred)
-{
-    lw_bridge_side side;
-    lw_trainer tr = {0};
-    lw_adapter_set adapters = {0};
-    bool with_adapters = false;
-    char path[4200];
-    const char *ck = e->a->checkpoint;
-    size_t n = strlen(ck);
-    if (n > 12 && !strcmp(ck + n - 12, ".safetensors")) lw_pathf(path, sizeof path, "%s", ck);
-    else lw_pathf(path, sizeof path, "%s/bridge.safetensors", ck);
-    lw_status st = lw_bridge_side_open(&side, e->m, &e->task, e->a->M);
+    lw_bridge_scorer sc;
+    lw_status st = lw_bridge_scorer_open(&sc, e->pair, &e->task, e->a->M, e->a->checkpoint, e->a->device);
     if (st) return st;
-    st = lw_checkpoint_load_bridge(path, &side.bridge);
-    if (!st) st = lw_trainer_create(&tr, side.receiver, &side.layout, &side.bridge, 0.0f);
-    /* a checkpoint folder may hold LoRA / deep-prefix files beside the bridge */
-    bool is_dir = !(n > 12 && !strcmp(ck + n - 12, ".safetensors"));
-    if (!st && is_dir) st = lw_adapter_set_open(&adapters, side.receiver, tr.max_T, ck, &with_adapters);
-    if (!st && with_adapters) st = lw_trainer_attach_adapters(&tr, &adapters);
-    if (!st) e->method = bridge_method_name(&adapters, with_adapters);
-    lw_gpu_receiver gpu = {0};
-    if (!st && !strcmp(e->a->device, "cuda")) {
-        st = lw_gpu_receiver_open(&gpu, e->pair, side.receiver, &side.layout, tr.max_T, 0);
-        if (!st) st = lw_trainer_use_gpu(&tr, &gpu.pass);
-    }
+    e->method = lw_bridge_scorer_method(&sc);
+    FILE *sf = NULL;
+    if (e->a->scores && !(sf = fopen(e->a->scores, "w")))
+        st = lw_fail(LW_ERR_IO, "eval: cannot write %s", e->a->scores);
     double *scores = calloc((size_t)e->task.n_labels, sizeof *scores);
     float *x = NULL;
     size_t cap = 0;
@@ -240,21 +205,33 @@ static lw_status bridge_predict(eval_ctx *e, int *pred)
     for (int i = 0; !st && i < e->data.n; i++) {
         int T;
         st = lw_sender_cache_read(&e->states, i, &x, &cap, &T);
-        if (!st) st = lw_trainer_score(&tr, x, T, scores);
+        if (!st) st = lw_trainer_score(&sc.tr, x, T, scores);
         if (st) break;
-        pred[i] = 0;
-        for (int k = 1; k < e->task.n_labels; k++)
-            if (scores[k] > scores[pred[i]]) pred[i] = k;
+        pred[i] = lw_scores_argmax(scores, e->task.n_labels);
+        if (margins) margins[i] = lw_scores_margin(scores, e->task.n_labels);
+        if (sf) st = lw_scores_write_line(sf, e->a->scores, &e->task, (uint64_t)i, scores);
         if (!e->a->quiet && ((i + 1) % 10 == 0 || i + 1 == e->data.n))
             fprintf(stderr, "\reval: %d/%d  %.3f s/example   ", i + 1, e->data.n, (lw_now_s() - t0) / (i + 1));
     }
     if (!e->a->quiet) fputc('\n', stderr);
+    if (sf && fclose(sf) != 0 && !st) st = lw_fail(LW_ERR_IO, "eval: writing %s", e->a->scores);
     free(scores);
     free(x);
-    lw_trainer_free(&tr);
-    lw_gpu_receiver_close(&gpu);
-    lw_adapter_set_free(&adapters);
-    lw_bridge_side_close(&side);
+    lw_bridge_scorer_close(&sc);
+    return st;
+}
+
+/* The bridge, then the text where its margin is below --threshold. */
+static lw_status fallback_predict(eval_ctx *e, int *pred)
+{
+    double *margins = malloc((size_t)e->data.n * sizeof *margins), t0 = lw_now_s();
+    if (!margins) return lw_fail(LW_ERR_NOMEM, "eval: out of memory");
+    lw_status st = bridge_predict(e, pred, margins);
+    if (!st)
+        st = lw_bridge_fallback(e->m, &e->task, &e->data, margins, e->a->threshold, e->a->curve, &e->a->base,
+                                lw_now_s() - t0, pred, &e->extra);
+    e->method = "bridge-fallback";
+    free(margins);
     return st;
 }
 
@@ -355,7 +332,7 @@ static lw_status write_json(const eval_ctx *e, const lw_metrics *mt, const doubl
     json_object_set_new(o, "pair", json_string(e->m->name));
     if (e->a->checkpoint) json_object_set_new(o, "checkpoint", json_string(e->a->checkpoint));
     /* lw report groups by these; null where the method has none */
-    bool bridge = !strcmp(e->a->method, "bridge");
+    bool bridge = !strcmp(e->a->method, "bridge") || !strcmp(e->a->method, "bridge-fallback");
     json_object_set_new(o, "soft_tokens", bridge ? json_integer(e->a->M) : e->text_M ? json_integer(e->text_M)
                                                                                     : json_null());
     json_object_set_new(o, "seed", e->a->has_seed ? json_integer(e->a->seed) : json_null());
@@ -421,7 +398,8 @@ static int run(const lw_pair *pair, const eval_args *a)
     for (int i = 0; i < e.data.n; i++) gold[i] = e.data.examples[i].label;
     lw_status st = a->baseline >= 0 ? baseline_predict(&e, pred)
                    : text ? text_predict(&e, pred)
-                   : !strcmp(a->method, "bridge") ? bridge_predict(&e, pred) : probe_predict(&e, pred);
+                   : !strcmp(a->method, "bridge") ? bridge_predict(&e, pred, NULL)
+                   : !strcmp(a->method, "bridge-fallback") ? fallback_predict(&e, pred) : probe_predict(&e, pred);
     if (st) { fail(a->method); goto done; }
     double secs = lw_now_s() - t0;
     int C = e.task.n_labels;
@@ -455,7 +433,8 @@ int lw_cmd_eval(const lw_pair *pair, int argc, char **argv)
     }
     eval_args a;
     if (!parse(pair, argc, argv, &a)) return 2;
-    if ((!strcmp(a.method, "bridge") || lw_text_method_from_name(a.method) >= 0) && read_run_json(&a)) {
+    if ((!strcmp(a.method, "bridge") || !strcmp(a.method, "bridge-fallback") ||
+         lw_text_method_from_name(a.method) >= 0) && read_run_json(&a)) {
         fprintf(stderr, "lw eval: %s\n", lw_last_error());
         return 1;
     }

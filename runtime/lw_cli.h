@@ -36,4 +36,8 @@ int lw_cmd_report(const lw_pair *pair, int argc, char **argv);
 /* lw bench: cmd_bench.c (equal-work latency and throughput, bench.h) */
 int lw_cmd_bench(const lw_pair *pair, int argc, char **argv);
 
+/* lw send / lw receive: cmd_send.c, cmd_receive.c (the soft-token wire, docs/wire.md) */
+int lw_cmd_send(const lw_pair *pair, int argc, char **argv);
+int lw_cmd_receive(const lw_pair *pair, int argc, char **argv);
+
 #endif

@@ -15,6 +15,8 @@ static const lw_command COMMANDS[] = {
     {"eval", "evaluate a method on a split", lw_cmd_eval},
     {"report", "tables and plots of eval results and training logs", lw_cmd_report},
     {"bench", "latency and throughput benchmarks", lw_cmd_bench},
+    {"send", "sender + bridge: texts in, soft-token messages out (docs/wire.md)", lw_cmd_send},
+    {"receive", "receiver: soft-token messages in, label scores out", lw_cmd_receive},
 };
 
 lw_status lw_load_options_from_env(lw_load_options *out)

@@ -11,11 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "chat_template.h"
 #include "fileutil.h"
-#include "model.h"
-#include "random_weights.h"
-#include "tokenizer.h"
+#include "sender_states.h"
 
 /* Bump when what the sender reads changes (template use, token cap). */
 enum { PROMPT_FORMAT = 2 };
@@ -113,86 +110,13 @@ static lw_status write_all(FILE *f, const void *p, size_t n, const char *path)
     return LW_OK;
 }
 
-typedef struct {
-    lw_model *model;
-    lw_state *state;
-    lw_tokenizer *tok;
-    int cap;         /* positions: the token cap plus room for the template head */
-    float *hidden;   /* [cap, hidden] */
-} sender_run;
-
-static lw_status sender_open(const lw_model_config *cfg, sender_run *r)
-{
-    memset(r, 0, sizeof *r);
-    r->cap = cfg->context < LW_SENDER_MAX_TOKENS + 64 ? cfg->context : LW_SENDER_MAX_TOKENS + 64;
-    lw_status st = lw_config_load_model(cfg, &r->model);
-    if (!st) st = lw_state_alloc(r->model, r->cap, false, &r->state);
-    if (!st) st = lw_config_load_tokenizer(cfg, &r->tok);
-    if (!st && !(r->hidden = malloc((size_t)r->cap * cfg->hidden * sizeof(float))))
-        st = lw_fail(LW_ERR_NOMEM, "sender cache: out of memory");
-    return st ? lw_fail_wrap(st, "sender %s", cfg->name) : LW_OK;
-}
-
-static void sender_close(sender_run *r)
-{
-    lw_tokenizer_free(r->tok);
-    lw_state_free(r->state);
-    lw_model_free(r->model);
-    free(r->hidden);
-}
-
-/* How many leading tokens of ids[n] are the template's head (BOS, system
- * prompt, user header): the same for every example, so not kept. At least
- * the first token goes, as it is the attention sink whose states are
- * hundreds of times larger than the others'. */
-static int head_tokens(sender_run *r, const int *ids, int n)
-{
-    char *head = NULL, *tail = NULL;
-    int *hid = NULL, nh = 0, skip = 1;
-    if (lw_chat_render_split(r->model->cfg.chat_template, NULL, "", "", &head, &tail) == LW_OK &&
-        lw_tokenizer_encode(r->tok, head, strlen(head), false, &hid, &nh) == LW_OK && nh > 1 && nh < n &&
-        memcmp(ids, hid, (size_t)nh * sizeof *ids) == 0)
-        skip = nh;
-    free(head);
-    free(tail);
-    free(hid);
-    return n > skip ? skip : 0;
-}
-
-/* The sender's states of one text's tokens after the template head into
- * r->hidden; *T rows. */
-static lw_status sender_states(sender_run *r, int layer, const char *text, int *T)
-{
-    char *prompt = NULL;
-    int *ids = NULL, n = 0, skip = 0;
-    lw_status st = lw_chat_render(r->model->cfg.chat_template, NULL, text, &prompt);
-    if (!st) st = lw_tokenizer_encode(r->tok, prompt, strlen(prompt), false, &ids, &n);
-    if (!st && n < 1) st = lw_fail(LW_ERR_INVALID, "sender: the prompt has no tokens");
-    if (!st) {
-        skip = head_tokens(r, ids, n);
-        if (n - skip > LW_SENDER_MAX_TOKENS) n = skip + LW_SENDER_MAX_TOKENS;
-        if (n > r->cap) n = r->cap;
-        lw_state_reset(r->state);
-        lw_forward_args a = {.ids = ids, .T = n, .capture_layer = layer, .hidden_out = r->hidden};
-        if (n <= skip) st = lw_fail(LW_ERR_INVALID, "sender: template head of %d tokens leaves no room", skip);
-        else st = lw_forward(r->model, r->state, &a);
-    }
-    if (!st && skip > 0)
-        memmove(r->hidden, r->hidden + (size_t)skip * r->model->cfg.hidden,
-                (size_t)(n - skip) * r->model->cfg.hidden * sizeof(float));
-    *T = n - skip;
-    free(prompt);
-    free(ids);
-    return st;
-}
-
 static lw_status build_file(const lw_model_config *cfg, int layer, const lw_dataset *d, uint64_t key,
                             const char *path, int quiet)
 {
     char tmp[4096 + 32];
     lw_pathf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    sender_run r;
-    lw_status st = sender_open(cfg, &r);
+    lw_sender_run r;
+    lw_status st = lw_sender_run_open(cfg, &r);
     FILE *f = st ? NULL : fopen(tmp, "wb");
     if (!st && !f) st = lw_fail(LW_ERR_IO, "sender cache: cannot create %s: %s", tmp, strerror(errno));
     uint64_t *off = calloc((size_t)d->n + 1, sizeof *off);
@@ -210,7 +134,7 @@ static lw_status build_file(const lw_model_config *cfg, int layer, const lw_data
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; !st && i < d->n; i++) {
         int T = 0;
-        st = sender_states(&r, layer, d->examples[i].text, &T);
+        st = lw_sender_run_states(&r, layer, d->examples[i].text, &T);
         if (st) {
             st = lw_fail_wrap(st, "sender cache: example %d", i);
             break;
@@ -243,7 +167,7 @@ static lw_status build_file(const lw_model_config *cfg, int layer, const lw_data
     if (st && f) unlink(tmp);
     free(off);
     free(tok);
-    sender_close(&r);
+    lw_sender_run_close(&r);
     return st;
 }
 

@@ -2,14 +2,9 @@
  * on disk so that training and evaluation run the sender once per example,
  * not once per epoch or per run.
  *
- * The sender reads each text in its own chat template (one user turn,
- * lw_chat_render with no system prompt); the states are HF
- * hidden_states[layer]. Kept are the rows after the template's head (BOS,
- * default system prompt, user header: the same for every example, and the
- * first token is an attention sink with states hundreds of times larger
- * than the rest, which would swamp the bridge's input), at most
- * LW_SENDER_MAX_TOKENS of them (the first ones). Without a template
- * (LW_CHAT_NONE) the first token is dropped for the same reason.
+ * Each example's rows are what lw_sender_run_states gives (sender_states.h:
+ * the text in the sender's chat template, the rows after the template's
+ * head, at most LW_SENDER_MAX_TOKENS).
  *
  * One file per (sender weights, layer, prompt format, data file):
  *   <cache_dir>/<data file stem>.L<layer>.<key hex>.states
@@ -33,9 +28,8 @@
 
 #include "dataset.h"
 #include "model_config.h"
+#include "sender_states.h"   /* LW_SENDER_MAX_TOKENS */
 #include "status.h"
-
-enum { LW_SENDER_MAX_TOKENS = 512 };
 
 typedef struct {
     int n;               /* examples */

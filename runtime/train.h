@@ -113,6 +113,9 @@ lw_status lw_trainer_loss(lw_trainer *t, const float *x, int T, int label, float
 
 /* scores[n_labels]: the summed log-probs of each label's verbalizer. */
 lw_status lw_trainer_score(lw_trainer *t, const float *x, int T, double *scores);
+/* The same from soft tokens [M, R] already made (a message's: lw receive);
+ * lw_trainer_score is the bridge's forward then this. */
+lw_status lw_trainer_score_soft(lw_trainer *t, const float *soft, double *scores);
 
 /* out_dir/<name>: the bridge (and t's adapters) with their optimiser
  * state, rng and step; refused if any value is not finite; written into a

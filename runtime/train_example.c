@@ -95,18 +95,22 @@ static lw_status pass_scores(lw_trainer *t, int P, double *scores)
     return lw_receiver_pass_scores(&t->rx, adapters_of(t), P, true, scores);
 }
 
-/* The soft tokens into the receiver rows' embeddings; the adapters (if any) see them too
+/* t->soft into the receiver rows' embeddings; the adapters (if any) see them too
  * (training: their dropout is on, drawn from t->dropout_seed). */
+static lw_status place_soft(lw_trainer *t, bool training)
+{
+    size_t H = (size_t)t->receiver->cfg.hidden;
+    memcpy(rows_embeds(t) + (size_t)lw_receiver_soft_row(t->layout) * H, t->soft, (size_t)t->layout->M * H * sizeof(float));
+    if (t->adapters) return lw_adapter_set_forward(t->adapters, t->soft, t->layout->M, training, t->dropout_seed);
+    return LW_OK;
+}
+
 static lw_status bridge_forward(lw_trainer *t, const float *x, int T, bool training)
 {
     if (T < 1 || T > t->acts_T)
         return lw_fail(LW_ERR_INVALID, "trainer: %d sender rows (1..%d)", T, t->acts_T);
     lw_status st = lw_bridge_forward(t->bridge, t->acts, x, T, t->soft);
-    if (st) return st;
-    size_t H = (size_t)t->receiver->cfg.hidden;
-    memcpy(rows_embeds(t) + (size_t)lw_receiver_soft_row(t->layout) * H, t->soft, (size_t)t->layout->M * H * sizeof(float));
-    if (t->adapters) return lw_adapter_set_forward(t->adapters, t->soft, t->layout->M, training, t->dropout_seed);
-    return LW_OK;
+    return st ? st : place_soft(t, training);
 }
 
 /* Mean pairwise cosine similarity of the M soft tokens; with dz, adds
@@ -259,10 +263,22 @@ lw_status lw_trainer_examples(lw_trainer *t, const lw_sender_cache *states, cons
     return LW_OK;
 }
 
+/* Scores every label after the prefix whose soft rows place_soft filled. */
+static lw_status score_placed(lw_trainer *t, double *scores)
+{
+    int P = lw_receiver_fill(t->layout, -1, 0, rows_ids(t), rows_is_embed(t));
+    return pass_scores(t, P, scores);
+}
+
 lw_status lw_trainer_score(lw_trainer *t, const float *x, int Tx, double *scores)
 {
     lw_status st = bridge_forward(t, x, Tx, false);
-    if (st) return st;
-    int P = lw_receiver_fill(t->layout, -1, 0, rows_ids(t), rows_is_embed(t));
-    return pass_scores(t, P, scores);
+    return st ? st : score_placed(t, scores);
+}
+
+lw_status lw_trainer_score_soft(lw_trainer *t, const float *soft, double *scores)
+{
+    memcpy(t->soft, soft, (size_t)t->layout->M * (size_t)t->receiver->cfg.hidden * sizeof(float));
+    lw_status st = place_soft(t, false);
+    return st ? st : score_placed(t, scores);
 }

@@ -1,0 +1,92 @@
+/* A bridge checkpoint opened for label scoring (bridge_scorer.h). */
+#include "bridge_scorer.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "fileutil.h"
+
+void lw_bridge_checkpoint_file(const char *ck, char *out, size_t cap, bool *is_dir)
+{
+    size_t n = strlen(ck);
+    *is_dir = !(n > 12 && !strcmp(ck + n - 12, ".safetensors"));
+    if (*is_dir) lw_pathf(out, cap, "%s/bridge.safetensors", ck);
+    else lw_pathf(out, cap, "%s", ck);
+}
+
+lw_status lw_bridge_scorer_open(lw_bridge_scorer *s, const lw_pair *pair, const lw_task *task, int M,
+                                const char *checkpoint, const char *device)
+{
+    memset(s, 0, sizeof *s);
+    bool is_dir;
+    lw_bridge_checkpoint_file(checkpoint, s->bridge_path, sizeof s->bridge_path, &is_dir);
+    lw_status st = lw_bridge_side_open(&s->side, &pair->manifest, task, M);
+    if (st) return st;
+    st = lw_checkpoint_load_bridge(s->bridge_path, &s->side.bridge);
+    if (!st) st = lw_trainer_create(&s->tr, s->side.receiver, &s->side.layout, &s->side.bridge, 0.0f);
+    /* a checkpoint folder may hold LoRA / deep-prefix files beside the bridge */
+    if (!st && is_dir)
+        st = lw_adapter_set_open(&s->adapters, s->side.receiver, s->tr.max_T, checkpoint, &s->with_adapters);
+    if (!st && s->with_adapters) st = lw_trainer_attach_adapters(&s->tr, &s->adapters);
+    if (!st && !strcmp(device, "cuda")) {
+        st = lw_gpu_receiver_open(&s->gpu, pair, s->side.receiver, &s->side.layout, s->tr.max_T, 0);
+        if (!st) st = lw_trainer_use_gpu(&s->tr, &s->gpu.pass);
+    }
+    if (st) lw_bridge_scorer_close(s);
+    return st;
+}
+
+void lw_bridge_scorer_close(lw_bridge_scorer *s)
+{
+    lw_trainer_free(&s->tr);
+    lw_gpu_receiver_close(&s->gpu);
+    lw_adapter_set_free(&s->adapters);
+    lw_bridge_side_close(&s->side);
+    memset(s, 0, sizeof *s);
+}
+
+const char *lw_bridge_scorer_method(const lw_bridge_scorer *s)
+{
+    const lw_adapter_set *a = &s->adapters;
+    if (!s->with_adapters) return "bridge";
+    if (a->has_lora && a->has_prefix) return "bridge+lora+deep-prefix";
+    return a->has_lora ? "bridge+lora" : a->has_prefix ? "bridge+deep-prefix" : "bridge";
+}
+
+int lw_scores_argmax(const double *scores, int n)
+{
+    int best = 0;
+    for (int k = 1; k < n; k++)
+        if (scores[k] > scores[best]) best = k;
+    return best;
+}
+
+double lw_scores_margin(const double *scores, int n)
+{
+    int best = lw_scores_argmax(scores, n);
+    double second = 0.0;
+    bool have = false;
+    for (int k = 0; k < n; k++)
+        if (k != best && (!have || scores[k] > second)) second = scores[k], have = true;
+    return have ? scores[best] - second : 0.0;
+}
+
+lw_status lw_scores_write_line(FILE *f, const char *what, const lw_task *task, uint64_t seq, const double *scores)
+{
+    int n = task->n_labels, best = lw_scores_argmax(scores, n);
+    json_t *o = json_object(), *sc = json_object();
+    json_object_set_new(o, "seq", json_integer((json_int_t)seq));
+    json_object_set_new(o, "label", json_string(task->labels[best]));
+    json_object_set_new(o, "margin", json_real(lw_scores_margin(scores, n)));
+    for (int k = 0; k < n; k++) json_object_set_new(sc, task->labels[k], json_real(scores[k]));
+    json_object_set_new(o, "scores", sc);
+    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+    json_decref(o);
+    if (!text) return lw_fail(LW_ERR_NOMEM, "%s: building a scores line", what);
+    bool ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF && fflush(f) == 0;
+    free(text);
+    return ok ? LW_OK : lw_fail(LW_ERR_IO, "%s: writing: %s", what, strerror(errno));
+}

@@ -1,0 +1,55 @@
+/* A trained bridge checkpoint opened for scoring labels: the receiver, its
+ * prompt layout, the bridge, the receiver adapters saved beside it (LoRA,
+ * deep prefix) and, with device "cuda", the receiver's pass on GPU 0.
+ * lw eval --method bridge scores cached sender states through it
+ * (lw_trainer_score); lw receive scores the soft tokens of a message
+ * (lw_trainer_score_soft): the same trainer, so the two agree bit for bit
+ * on the same soft tokens. */
+#ifndef LW_BRIDGE_SCORER_H
+#define LW_BRIDGE_SCORER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "adapter_set.h"
+#include "cmd_common.h"
+#include "gpu_receiver.h"
+#include "pair.h"
+#include "task.h"
+#include "train.h"
+
+typedef struct {
+    lw_bridge_side side;
+    lw_trainer tr;
+    lw_adapter_set adapters;
+    bool with_adapters;        /* the checkpoint folder held adapters */
+    lw_gpu_receiver gpu;
+    char bridge_path[4200];    /* the bridge.safetensors read */
+} lw_bridge_scorer;
+
+/* checkpoint: a checkpoint folder (runs/<task>/final) or a .safetensors file. */
+void lw_bridge_checkpoint_file(const char *checkpoint, char *out, size_t cap, bool *is_dir);
+
+lw_status lw_bridge_scorer_open(lw_bridge_scorer *s, const lw_pair *pair, const lw_task *task, int M,
+                                const char *checkpoint, const char *device);
+void lw_bridge_scorer_close(lw_bridge_scorer *s);
+
+/* "bridge", "bridge+lora", "bridge+deep-prefix" or "bridge+lora+deep-prefix":
+ * lw report keeps the ablation's variants apart by this name. */
+const char *lw_bridge_scorer_method(const lw_bridge_scorer *s);
+
+/* The best label: the first of the highest scores. */
+int lw_scores_argmax(const double *scores, int n_labels);
+
+/* The best score minus the second best (0 for one label). */
+double lw_scores_margin(const double *scores, int n_labels);
+
+/* One line of label scores, as lw eval --scores and lw receive print them:
+ *   {"seq": 3, "label": "positive", "margin": 1.25, "scores": {"negative": -2.5, "positive": -1.25}}
+ * margin = best score - second best (n_labels >= 2; else 0); every number
+ * printed to round-trip (17 significant digits), so two lines are equal
+ * exactly when the scores are. what names f for messages. */
+lw_status lw_scores_write_line(FILE *f, const char *what, const lw_task *task, uint64_t seq, const double *scores);
+
+#endif

@@ -1,0 +1,236 @@
+/* lw receive: the receiver as a process of its own. It reads soft-token
+ * messages (wire.h) from --in or stdin, checks each one against its own
+ * bridge checkpoint and models (wire_identity.h), and prints the label
+ * scores of each as one JSON line (lw_scores_write_line), the same line
+ * lw eval --scores prints for the in-process bridge. --inspect prints the
+ * messages themselves instead, without loading a model. */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bridge_scorer.h"
+#include "cmd_common.h"
+#include "fileutil.h"
+#include "lw_cli.h"
+#include "wire.h"
+#include "wire_identity.h"
+
+static void usage(void)
+{
+    printf("usage: lw receive --checkpoint DIR [options]\n"
+           "       lw receive --inspect [--in FILE]\n\n"
+           "Reads soft-token messages of `lw send` (docs/wire.md), one after another, and prints each\n"
+           "one's label scores as a JSON line: {\"seq\", \"label\", \"margin\", \"scores\": {label: score}}.\n"
+           "A message made with another pair, task, bridge or model, or damaged, is refused with the\n"
+           "reason (exit 1; on stdout the lines before it stand, an --out file is not written).\n\n"
+           "  --checkpoint DIR     the same checkpoint folder (or bridge.safetensors) the sender used\n"
+           "  --task NAME          the task to read (default: the one the first message names)\n"
+           "  --in FILE            where the messages come from (default stdin)\n"
+           "  --out FILE           where the lines go (default stdout); the file appears whole or not at all\n"
+           "  --device cpu|cuda    where the receiver runs (default cpu; cuda: GPU 0)\n"
+           "  --tasks-dir DIR      default <manifest dir>/../tasks\n"
+           "  --inspect            print each message's header and values as JSON (no model loaded)\n");
+}
+
+typedef struct {
+    const char *checkpoint, *task, *in, *out, *device, *tasks_dir;
+    bool inspect;
+} receive_args;
+
+static bool parse(int argc, char **argv, receive_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->device = "cpu";
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i];
+        bool ok = true;
+        if (!strcmp(o, "--checkpoint")) ok = lw_opt_str(argc, argv, &i, &a->checkpoint);
+        else if (!strcmp(o, "--task")) ok = lw_opt_str(argc, argv, &i, &a->task);
+        else if (!strcmp(o, "--in")) ok = lw_opt_str(argc, argv, &i, &a->in);
+        else if (!strcmp(o, "--out")) ok = lw_opt_str(argc, argv, &i, &a->out);
+        else if (!strcmp(o, "--device")) ok = lw_opt_str(argc, argv, &i, &a->device);
+        else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
+        else if (!strcmp(o, "--inspect")) a->inspect = true;
+        else {
+            fprintf(stderr, "lw receive: unknown option '%s' (see lw receive --help)\n", o);
+            return false;
+        }
+        if (!ok) return false;
+    }
+    if (!a->inspect && !a->checkpoint) {
+        fprintf(stderr, "lw receive: --checkpoint DIR is required (see --help)\n");
+        return false;
+    }
+    if (strcmp(a->device, "cpu") && strcmp(a->device, "cuda")) {
+        fprintf(stderr, "lw receive: --device is cpu or cuda, not '%s'\n", a->device);
+        return false;
+    }
+    return true;
+}
+
+static json_t *hex64(uint64_t v)
+{
+    char s[17];
+    snprintf(s, sizeof s, "%016" PRIx64, v);
+    return json_string(s);
+}
+
+/* --inspect: the header, and the values as float (17 digits: exact). */
+static lw_status inspect_line(FILE *f, const char *what, const lw_wire_message *msg)
+{
+    json_t *o = json_object(), *v = json_array();
+    json_object_set_new(o, "seq", json_integer((json_int_t)msg->seq));
+    json_object_set_new(o, "version", json_integer(msg->version));
+    json_object_set_new(o, "pair", json_string(msg->id.pair));
+    json_object_set_new(o, "task", json_string(msg->id.task));
+    json_object_set_new(o, "sender_layer", json_integer(msg->sender_layer));
+    json_object_set_new(o, "M", json_integer(msg->M));
+    json_object_set_new(o, "width", json_integer(msg->width));
+    json_object_set_new(o, "dtype", json_string(lw_wire_dtype_name(msg->dtype)));
+    json_object_set_new(o, "bridge", hex64(msg->id.bridge));
+    json_object_set_new(o, "sender_weights", hex64(msg->id.sender_weights));
+    json_object_set_new(o, "sender_tokenizer", hex64(msg->id.sender_tokenizer));
+    json_object_set_new(o, "receiver_weights", hex64(msg->id.receiver_weights));
+    json_object_set_new(o, "receiver_tokenizer", hex64(msg->id.receiver_tokenizer));
+    json_object_set_new(o, "checksum", hex64(msg->checksum));
+    for (size_t i = 0; i < (size_t)msg->M * msg->width; i++) json_array_append_new(v, json_real(msg->soft[i]));
+    json_object_set_new(o, "values", v);
+    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+    json_decref(o);
+    if (!text) return lw_fail(LW_ERR_NOMEM, "%s: building JSON", what);
+    bool ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF && fflush(f) == 0;
+    free(text);
+    return ok ? LW_OK : lw_fail(LW_ERR_IO, "%s: writing: %s", what, strerror(errno));
+}
+
+/* The receiving side, opened at the first message (its task and M). */
+typedef struct {
+    const lw_pair *pair;
+    const receive_args *a;
+    lw_task task;
+    bool task_loaded;
+    lw_wire_identity mine;
+    char bridge_path[4200];
+    lw_bridge_scorer sc;
+    bool open;
+    int M;
+    double *scores;
+} receiver;
+
+static lw_status receiver_open(receiver *r, const lw_wire_message *first)
+{
+    const lw_manifest *m = &r->pair->manifest;
+    const char *task = r->a->task ? r->a->task : first->id.task;
+    char task_path[4096];
+    bool is_dir;
+    lw_bridge_checkpoint_file(r->a->checkpoint, r->bridge_path, sizeof r->bridge_path, &is_dir);
+    /* identity first: a message from elsewhere is refused before any model loads */
+    lw_status st = lw_wire_identity_make(m, task, r->bridge_path, LW_WIRE_RECEIVER, &r->mine);
+    if (st) return st;
+    if ((st = lw_wire_identity_check(&first->id, &r->mine, m, r->bridge_path))) return st;
+    int seed, M = first->M;
+    bool has_seed = true, has_M = false;
+    if ((st = lw_run_json_read(r->a->checkpoint, &seed, &has_seed, &M, &has_M))) return st;
+    if (M != first->M)
+        return lw_fail(LW_ERR_INVALID, "message of %d soft tokens; the checkpoint's run.json says %d", first->M, M);
+    if ((st = lw_task_file(m, r->a->tasks_dir, task, task_path, sizeof task_path)) ||
+        (st = lw_task_load(task_path, &r->task)))
+        return st;
+    r->task_loaded = true;
+    if ((st = lw_bridge_scorer_open(&r->sc, r->pair, &r->task, first->M, r->a->checkpoint, r->a->device))) return st;
+    r->open = true;
+    r->M = first->M;
+    if (!(r->scores = calloc((size_t)r->task.n_labels, sizeof *r->scores)))
+        return lw_fail(LW_ERR_NOMEM, "receive: out of memory");
+    return LW_OK;
+}
+
+static void receiver_close(receiver *r)
+{
+    if (r->open) lw_bridge_scorer_close(&r->sc);
+    if (r->task_loaded) lw_task_free(&r->task);
+    free(r->scores);
+}
+
+/* What a message must agree on besides its identity: the shapes this
+ * receiver reads. */
+static lw_status check_shape(const receiver *r, const lw_wire_message *msg)
+{
+    const lw_manifest *m = &r->pair->manifest;
+    if (msg->sender_layer != m->bridge.source_layer)
+        return lw_fail(LW_ERR_INVALID, "message made from sender layer %d; this bridge reads layer %d",
+                       msg->sender_layer, m->bridge.source_layer);
+    if (msg->width != m->receiver.hidden)
+        return lw_fail(LW_ERR_INVALID, "message of width %d; receiver %s reads %d", msg->width, m->receiver.name,
+                       m->receiver.hidden);
+    if (msg->M != r->M)
+        return lw_fail(LW_ERR_INVALID, "message of %d soft tokens; this receiver reads %d", msg->M, r->M);
+    return LW_OK;
+}
+
+static int run(const lw_pair *pair, const receive_args *a)
+{
+    receiver r = {.pair = pair, .a = a};
+    FILE *in = stdin, *out = stdout;
+    const char *in_name = a->in ? a->in : "stdin", *out_name = a->out ? a->out : "stdout";
+    char tmp[4200] = "";
+    uint8_t *buf = NULL;
+    size_t cap = 0, len;
+    long count = 0;
+    lw_status st = LW_OK;
+    if (a->in && strcmp(a->in, "-") && !(in = fopen(a->in, "rb")))
+        st = lw_fail(LW_ERR_IO, "cannot read %s: %s", a->in, strerror(errno));
+    if (!st && a->out && strcmp(a->out, "-")) {   /* a file appears whole or not at all */
+        lw_pathf(tmp, sizeof tmp, "%s.tmp.%ld", a->out, (long)getpid());
+        if (!(out = fopen(tmp, "w"))) st = lw_fail(LW_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+    }
+    while (!st) {
+        lw_wire_message msg;
+        if ((st = lw_wire_read_frame(in, in_name, &buf, &cap, &len)) || len == 0) break;
+        if ((st = lw_wire_decode(buf, len, &msg))) {
+            lw_fail_wrap(st, "%s, message %ld", in_name, count);
+            break;
+        }
+        if (a->inspect) st = inspect_line(out, out_name, &msg);
+        else {
+            if (!r.open) st = receiver_open(&r, &msg);
+            else st = lw_wire_identity_check(&msg.id, &r.mine, &pair->manifest, r.bridge_path);
+            if (!st) st = check_shape(&r, &msg);
+            if (!st) st = lw_trainer_score_soft(&r.sc.tr, msg.soft, r.scores);
+            if (!st) st = lw_scores_write_line(out, out_name, &r.task, msg.seq, r.scores);
+            if (st) lw_fail_wrap(st, "%s, message %ld (seq %" PRIu64 ")", in_name, count, msg.seq);
+        }
+        lw_wire_message_free(&msg);
+        count++;
+    }
+    if (!st && count == 0) st = lw_fail(LW_ERR_FORMAT, "%s: no message", in_name);
+    if (in && in != stdin) fclose(in);
+    if (out && out != stdout) {
+        if (fclose(out) != 0 && !st) st = lw_fail(LW_ERR_IO, "%s: writing", out_name);
+        if (!st && rename(tmp, a->out) != 0)
+            st = lw_fail(LW_ERR_IO, "renaming %s to %s: %s", tmp, a->out, strerror(errno));
+        if (st) unlink(tmp);
+    }
+    free(buf);
+    receiver_close(&r);
+    if (st) {
+        fprintf(stderr, "lw receive: %s\n", lw_last_error());
+        return 1;
+    }
+    return 0;
+}
+
+int lw_cmd_receive(const lw_pair *pair, int argc, char **argv)
+{
+    if (lw_wants_help(argc, argv)) {
+        usage();
+        return 0;
+    }
+    receive_args a;
+    if (!parse(argc, argv, &a)) return 2;
+    return run(pair, &a);
+}

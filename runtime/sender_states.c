@@ -1,0 +1,73 @@
+/* The sender's hidden states of one text (sender_states.h). */
+#include "sender_states.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_template.h"
+#include "random_weights.h"
+
+lw_status lw_sender_run_open(const lw_model_config *cfg, lw_sender_run *r)
+{
+    memset(r, 0, sizeof *r);
+    r->cap = cfg->context < LW_SENDER_MAX_TOKENS + 64 ? cfg->context : LW_SENDER_MAX_TOKENS + 64;
+    lw_status st = lw_config_load_model(cfg, &r->model);
+    if (!st) st = lw_state_alloc(r->model, r->cap, false, &r->state);
+    if (!st) st = lw_config_load_tokenizer(cfg, &r->tok);
+    if (!st && !(r->hidden = malloc((size_t)r->cap * cfg->hidden * sizeof(float))))
+        st = lw_fail(LW_ERR_NOMEM, "sender: out of memory");
+    return st ? lw_fail_wrap(st, "sender %s", cfg->name) : LW_OK;
+}
+
+void lw_sender_run_close(lw_sender_run *r)
+{
+    lw_tokenizer_free(r->tok);
+    lw_state_free(r->state);
+    lw_model_free(r->model);
+    free(r->hidden);
+}
+
+/* How many leading tokens of ids[n] are the template's head (BOS, system
+ * prompt, user header): the same for every example, so not kept. At least
+ * the first token goes, as it is the attention sink whose states are
+ * hundreds of times larger than the others'. */
+static int head_tokens(lw_sender_run *r, const int *ids, int n)
+{
+    char *head = NULL, *tail = NULL;
+    int *hid = NULL, nh = 0, skip = 1;
+    if (lw_chat_render_split(r->model->cfg.chat_template, NULL, "", "", &head, &tail) == LW_OK &&
+        lw_tokenizer_encode(r->tok, head, strlen(head), false, &hid, &nh) == LW_OK && nh > 1 && nh < n &&
+        memcmp(ids, hid, (size_t)nh * sizeof *ids) == 0)
+        skip = nh;
+    free(head);
+    free(tail);
+    free(hid);
+    return n > skip ? skip : 0;
+}
+
+/* The sender's states of one text's tokens after the template head into
+ * r->hidden; *T rows. */
+lw_status lw_sender_run_states(lw_sender_run *r, int layer, const char *text, int *T)
+{
+    char *prompt = NULL;
+    int *ids = NULL, n = 0, skip = 0;
+    lw_status st = lw_chat_render(r->model->cfg.chat_template, NULL, text, &prompt);
+    if (!st) st = lw_tokenizer_encode(r->tok, prompt, strlen(prompt), false, &ids, &n);
+    if (!st && n < 1) st = lw_fail(LW_ERR_INVALID, "sender: the prompt has no tokens");
+    if (!st) {
+        skip = head_tokens(r, ids, n);
+        if (n - skip > LW_SENDER_MAX_TOKENS) n = skip + LW_SENDER_MAX_TOKENS;
+        if (n > r->cap) n = r->cap;
+        lw_state_reset(r->state);
+        lw_forward_args a = {.ids = ids, .T = n, .capture_layer = layer, .hidden_out = r->hidden};
+        if (n <= skip) st = lw_fail(LW_ERR_INVALID, "sender: template head of %d tokens leaves no room", skip);
+        else st = lw_forward(r->model, r->state, &a);
+    }
+    if (!st && skip > 0)
+        memmove(r->hidden, r->hidden + (size_t)skip * r->model->cfg.hidden,
+                (size_t)(n - skip) * r->model->cfg.hidden * sizeof(float));
+    *T = n - skip;
+    free(prompt);
+    free(ids);
+    return st;
+}
