@@ -73,10 +73,10 @@ static void usage(const lw_pair *pair)
            "  --device cpu|cuda    where the receiver runs (bridge method; default cpu). cuda: fp32\n"
            "                       weights on GPU LW_LOCAL_RANK (0), cuBLAS and this pair's kernels; the\n"
            "                       bridge (and a deep prefix's generator) stay on the CPU\n"
-           "  --comm NAME          data parallel over LW_WORLD_SIZE ranks: tcp (CPU processes), nccl (one GPU\n"
-           "                       a rank) or local (world size 1); default tcp when LW_WORLD_SIZE > 1, else\n"
-           "                       local. Ranks from LW_RANK / LW_WORLD_SIZE / LW_MASTER or mpirun; see\n"
-           "                       docs/distributed.md and scripts/launch.sh\n\n"
+           "  --comm NAME          data parallel over the ranks mpirun started: mpi (CPU processes), nccl\n"
+           "                       (one GPU a rank, bootstrapped through MPI) or local (world size 1);\n"
+           "                       default mpi under `mpirun -np N` with N > 1, else local. See\n"
+           "                       docs/distributed.md\n\n"
            "The same seed and BLAS thread count (OPENBLAS_NUM_THREADS) give the same run.\n",
            pair->manifest.bridge.soft_tokens, pair->manifest.bridge.source_layer, t->steps, t->batch,
            t->grad_accum, (double)t->lr, t->warmup_steps, t->seed, (double)t->diversity_weight,
@@ -202,7 +202,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
         return false;
     }
     if (a->comm && lw_comm_backend_from_name(a->comm) < 0) {
-        fprintf(stderr, "lw train: --comm is tcp, nccl or local, not '%s'\n", a->comm);
+        fprintf(stderr, "lw train: --comm is mpi, nccl or local, not '%s'\n", a->comm);
         return false;
     }
     if (no_adapters) a->lora = a->prefix = false;
@@ -409,7 +409,7 @@ int lw_cmd_train(const lw_pair *pair, int argc, char **argv)
     if (a.comm) cc.backend = (lw_comm_backend)lw_comm_backend_from_name(a.comm);
     g_rank = cc.rank;
     if (cc.world > 1 && strcmp(a.method, "bridge")) {
-        fprintf(stderr, "lw train: --method %s trains at world size 1 only (LW_WORLD_SIZE is %d)\n", a.method,
+        fprintf(stderr, "lw train: --method %s trains at world size 1 only (mpirun started %d ranks)\n", a.method,
                 cc.world);
         return 2;
     }
@@ -419,12 +419,15 @@ int lw_cmd_train(const lw_pair *pair, int argc, char **argv)
     else if (cc.backend == LW_COMM_NCCL) st = lw_comm_nccl_attach(&comm, &cu);
     if (st) {
         int rc = fail("NCCL");
-        lw_comm_close(&comm);
         lw_cuda_close(&cu);
+        lw_comm_abort(&comm, rc);   /* the others would wait for this rank in NCCL's set-up */
         return rc;
     }
     int rc = run(pair, &a, &comm, cc.local_rank);
-    lw_comm_close(&comm);
     lw_cuda_close(&cu);
+    /* a failed rank stops the job: the others may be waiting for it in a
+     * collective, and MPI has no timeout */
+    if (rc) lw_comm_abort(&comm, rc);
+    else lw_comm_close(&comm);
     return rc;
 }

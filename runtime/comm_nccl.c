@@ -39,7 +39,7 @@ static lw_status load_symbols(lw_nccl *n, const char *lib_name)
     n->lib = dlopen(lib_name, RTLD_NOW | RTLD_LOCAL);
     if (!n->lib)
         return lw_fail(LW_ERR_UNSUPPORTED, "comm: cannot load %s (%s): NCCL is not installed (Debian: libnccl2); "
-                       "use --comm tcp", lib_name, dlerror());
+                       "use --comm mpi", lib_name, dlerror());
     struct { void **slot; const char *name; } syms[] = {
         {(void **)&n->get_version, "ncclGetVersion"},       {(void **)&n->get_unique_id, "ncclGetUniqueId"},
         {(void **)&n->comm_init_rank, "ncclCommInitRank"},  {(void **)&n->all_reduce, "ncclAllReduce"},
@@ -65,8 +65,8 @@ static void free_nccl(lw_nccl *n)
 lw_status lw_comm_nccl_attach_from(lw_comm *c, lw_cuda *cu, const char *lib_name)
 {
     if (c->nccl) return lw_fail(LW_ERR_INVALID, "comm: NCCL is already attached");
-    if (c->world > 1 && !c->fds)
-        return lw_fail(LW_ERR_INVALID, "comm: NCCL needs the tcp channel first (lw_comm_init)");
+    if (c->world > 1 && !c->mpi)
+        return lw_fail(LW_ERR_INVALID, "comm: NCCL needs the mpi channel first (lw_comm_init)");
     lw_nccl *n = calloc(1, sizeof *n);
     if (!n) return lw_fail(LW_ERR_NOMEM, "comm: out of memory for NCCL");
     lw_status st = load_symbols(n, lib_name);
@@ -80,8 +80,8 @@ lw_status lw_comm_nccl_attach_from(lw_comm *c, lw_cuda *cu, const char *lib_name
     memset(&id, 0, sizeof id);
     if (!st && c->rank == 0 && (r = n->get_unique_id(&id)) != NCCL_SUCCESS)
         st = nccl_fail(n, r, "ncclGetUniqueId", c->rank);
-    /* a rank that failed above skips the broadcast and closes its sockets:
-     * the others get an error here, not a hang */
+    /* a rank that failed above skips the broadcast and aborts the job
+     * (lw_comm_abort): the others are stopped by mpirun, not left hanging */
     if (!st) st = lw_comm_broadcast(c, &id, sizeof id, 0);
     if (!st) {
         n->cu = cu;
@@ -109,7 +109,7 @@ void lw_comm_nccl_detach(lw_comm *c)
 {
     free_nccl(c->nccl);
     c->nccl = NULL;
-    if (c->backend == LW_COMM_NCCL) c->backend = LW_COMM_TCP;
+    if (c->backend == LW_COMM_NCCL) c->backend = c->mpi ? LW_COMM_MPI : LW_COMM_LOCAL;
 }
 
 lw_status lw_comm_nccl_allreduce_device(lw_comm *c, lw_cuda_ptr buf, size_t n, bool f64)

@@ -2,10 +2,10 @@
  * time, like the CUDA driver (cuda_driver.h), so lw links no NCCL library
  * and a machine without it gets a clear error only when it asks for nccl.
  *
- * The communicator is built over an lw_comm that already holds the tcp
- * channel: rank 0 draws NCCL's unique id and broadcasts it over tcp, so a
- * launch needs the same environment variables as a tcp run (no MPI
- * bootstrap). The tcp channel stays open for the barrier.
+ * The communicator is built over an lw_comm that already holds the mpi
+ * channel: rank 0 draws NCCL's unique id and broadcasts it with MPI_Bcast,
+ * so a launch is the same mpirun as a CPU run. The mpi channel stays open
+ * for the broadcasts and the barrier.
  *
  * Status: written against NCCL's documented C API (nccl.h: ncclGetUniqueId,
  * ncclCommInitRank, ncclAllReduce, ncclBroadcast, ncclCommDestroy,
@@ -23,7 +23,7 @@
 
 /* Loads libnccl.so.2 and makes c a nccl communicator on cu's device (cu:
  * lw_cuda_init'ed on the rank's GPU). Every rank must call it. On failure c
- * is unchanged (still tcp) and the message says what is missing. */
+ * is unchanged (still mpi) and the message says what is missing. */
 lw_status lw_comm_nccl_attach(lw_comm *c, lw_cuda *cu);
 /* The same with another library name (tests point it at a missing file). */
 lw_status lw_comm_nccl_attach_from(lw_comm *c, lw_cuda *cu, const char *lib_name);

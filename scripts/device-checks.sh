@@ -150,7 +150,7 @@ if [ $built -eq 0 ] && step "lwc build $PAIR" 120 out/bin/lwc build --quiet "$PA
     # shellcheck disable=SC2086
     step "lw train cuda, comm local" 90 env LWC_RANDOM_WEIGHTS=1 "$lw" train $tr --comm local --out /tmp/dc-local --force &&
     # shellcheck disable=SC2086
-    step "lw train cuda, comm nccl, world 1" 60 env LWC_RANDOM_WEIGHTS=1 LW_WORLD_SIZE=1 LW_RANK=0 "$lw" train $tr \
+    step "lw train cuda, comm nccl, world 1" 60 env LWC_RANDOM_WEIGHTS=1 "$lw" train $tr \
         --comm nccl --out /tmp/dc-nccl --force &&
     step "nccl world 1 = local (losses)" 10 sh -c 'for d in local nccl; do
         sed "s/.*\"loss\": *\([^,]*\),.*/\1/" /tmp/dc-$d/train_log.jsonl >/tmp/dc-$d.loss; done

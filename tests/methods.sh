@@ -42,13 +42,28 @@ for m in prompt-tuning lora; do
     check "train $m" "$lw" train --method $m $tiny --out "$w/$m"
     check "eval $m" "$lw" eval --method $m $ev --checkpoint "$w/$m/final" --json "$w/res/$m.json"
 done
-check "train bridge, 2 data-parallel ranks" "$srcdir/scripts/launch.sh" 2 "$lw" train $tiny --soft-tokens 4 \
-    --out "$w/dp2"
-check "only rank 0 wrote" test -f "$w/dp2/final/bridge.safetensors" -a "$(grep -c . "$w/dp2/train_log.jsonl")" = 2
 fails_saying() {   # fails_saying PATTERN COMMAND...: exits non-zero and prints PATTERN
     pattern=$1; shift
     ! "$@" >"$w/out" 2>&1 && grep -q "$pattern" "$w/out"
 }
+losses() { sed 's/.*"loss": *\([^,]*\),.*/\1/' "$1/train_log.jsonl"; }
+same_losses() {   # same_losses DIR_A DIR_B: the same steps, each loss within relative 1e-4
+    losses "$1" >"$w/la"; losses "$2" >"$w/lb"
+    [ "$(wc -l <"$w/la")" -gt 0 ] && [ "$(wc -l <"$w/la")" = "$(wc -l <"$w/lb")" ] &&
+        paste "$w/la" "$w/lb" | awk '{ d = $1 - $2; if (d < 0) d = -d; a = $1 < 0 ? -$1 : $1;
+            if (d > 1e-4 * a) { print "loss " $1 " vs " $2; bad = 1 } } END { exit bad }'
+}
+if [ -n "${LWC_MPIRUN:-}" ]; then   # the Makefile sets it when configure found MPI
+    check "train bridge, 2 data-parallel ranks (mpirun)" "$srcdir/scripts/launch.sh" 2 "$lw" train $tiny \
+        --soft-tokens 4 --out "$w/dp2"
+    check "only rank 0 wrote" test -f "$w/dp2/final/bridge.safetensors" -a "$(grep -c . "$w/dp2/train_log.jsonl")" = 2
+    check "2 ranks train as 1 (losses)" same_losses "$w/bridge" "$w/dp2"
+    check "a text method is refused above world 1" fails_saying "world size 1 only" \
+        "$srcdir/scripts/launch.sh" 2 "$lw" train --method lora $tiny --out "$w/dp2-lora"
+else   # a build without MPI refuses a world of 2, saying why
+    check "2 ranks without MPI are refused" fails_saying "built without it" env OMPI_COMM_WORLD_SIZE=2 \
+        OMPI_COMM_WORLD_RANK=0 "$lw" train $tiny --soft-tokens 4 --out "$w/dp2"
+fi
 if [ ! -e /dev/nvidia0 ]; then   # without a GPU, --device cuda says so and exits 1
     check "train --device cuda without a GPU" fails_saying "CUDA driver" "$lw" train $tiny --device cuda \
         --out "$w/gpu"
