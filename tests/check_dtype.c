@@ -114,7 +114,7 @@ static double max_abs_diff(const float *a, const float *b, size_t n, double *sca
 
 /* ---- the model holds bf16 and nothing else -------------------------------- */
 
-START_TEST(bf16_model_holds_half_the_bytes)
+START_TEST(bf16_model_drops_its_fp32_matrices)
 {
     lw_model_config c = tiny_config(_i);
     lw_model *f = random_model(&c, 0), *b = random_model(&c, 1), *bb2 = random_model(&c, 2);
@@ -447,7 +447,7 @@ int main(void)
     Suite *s = suite_create("dtype");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
-    tcase_add_loop_test(tc, bf16_model_holds_half_the_bytes, 0, N_TINY);
+    tcase_add_loop_test(tc, bf16_model_drops_its_fp32_matrices, 0, N_TINY);
     tcase_add_loop_test(tc, tiny_logits_bf16_close_to_fp32_and_equal_to_rounded, 0, N_TINY);
     tcase_add_loop_test(tc, tiny_backward_through_bf16_by_finite_differences, 0, N_TINY);
     tcase_add_loop_test(tc, tiny_greedy_matches_or_divergence_is_explained, 0, N_TINY);
