@@ -1,10 +1,12 @@
 /* Prefill and decode speed of the CPU forward pass (docs/perf.md).
  *
- *   bench_forward <weights> <gguf|llama2c> [prompt_tokens=64] [decode_tokens=32] [runs=5]
+ *   bench_forward <weights> <gguf|llama2c> [prompt_tokens=64] [decode_tokens=32] [runs=5] [fp32|bf16]
  *
  * Prefill: one lw_forward over the prompt, last-row logits (what generation
  * needs). Decode: greedy steps of one token over the cache, logits each step.
- * Prints the median over runs of each, in tokens/s. Build and run:
+ * Prints the median over runs of each, in tokens/s. bf16: the model's
+ * projections and head held in bf16 (narrow_weights.h, forward only, as
+ * lw generate --dtype bf16 loads it). Build and run:
  *   cc -O2 -Iruntime -Iout/gen bench/bench_forward.c out/lib/lwc/liblwrt.a \
  *      $(pkg-config --libs openblas) -ljansson -lm -lpthread -ldl -o out/bench_forward
  *   OPENBLAS_NUM_THREADS=2 out/bench_forward models/gemma-3-270m-q4_k_m.gguf gguf */
@@ -15,6 +17,7 @@
 
 #include "model.h"
 #include "model_load.h"
+#include "narrow_weights.h"
 #include "bench_time.h"
 
 static double median(double *x, int n)
@@ -32,17 +35,23 @@ static int fail(const char *what)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: bench_forward <weights> <gguf|llama2c> [prompt=64] [decode=32] [runs=5]\n");
+        fprintf(stderr, "usage: bench_forward <weights> <gguf|llama2c> [prompt=64] [decode=32] [runs=5] [fp32|bf16]\n");
         return 2;
     }
     lw_weights_format fmt = strcmp(argv[2], "llama2c") == 0 ? LW_WEIGHTS_LLAMA2C : LW_WEIGHTS_GGUF;
     int n_prompt = argc > 3 ? atoi(argv[3]) : 64, n_decode = argc > 4 ? atoi(argv[4]) : 32;
     int runs = argc > 5 ? atoi(argv[5]) : 5;
+    lw_weights_dtype dtype = LW_WEIGHTS_F32;
     if (n_prompt < 1 || n_decode < 0 || runs < 1 || runs > 100) return 2;
+    if (argc > 6 && !lw_weights_dtype_parse(argv[6], &dtype)) {
+        fprintf(stderr, "bench_forward: the dtype is fp32 or bf16, not %s\n", argv[6]);
+        return 2;
+    }
 
     double t0 = bench_now();
     lw_model *m = NULL;
     if (lw_model_open(argv[1], fmt, &m)) return fail("load");
+    if (dtype == LW_WEIGHTS_BF16 && lw_model_narrow_bf16(m, false)) return fail("bf16");
     double load_s = bench_now() - t0;
     lw_state *s = NULL;
     if (lw_state_alloc(m, n_prompt + n_decode + 1, false, &s)) return fail("state");
@@ -68,8 +77,9 @@ int main(int argc, char **argv)
         }
         decode[r] = n_decode / (bench_now() - t0);
     }
-    printf("%s: load %.2f s, prefill %d tokens: %.1f tok/s, decode %d tokens: %.1f tok/s (medians of %d)\n",
-           argv[1], load_s, n_prompt, median(prefill, runs), n_decode, median(decode, runs), runs);
+    printf("%s %s: load %.2f s, prefill %d tokens: %.1f tok/s, decode %d tokens: %.1f tok/s (medians of %d)\n",
+           argv[1], lw_weights_dtype_name(dtype), load_s, n_prompt, median(prefill, runs), n_decode,
+           median(decode, runs), runs);
     free(ids), free(logits), free(prefill), free(decode);
     lw_state_free(s);
     lw_model_free(m);

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "fileutil.h"
+#include "narrow_weights.h"
 #include "random_weights.h"
 #include "jsonerr.h"
 #include "train_rules.h"
@@ -177,4 +178,17 @@ lw_status lw_run_json_read(const char *ck, int *seed_out, bool *has_seed, int *M
     if (!st && M && !*has_M) *M_out = (int)mv, *has_M = true;
     json_decref(o);
     return st;
+}
+
+bool lw_opt_dtype(const char *cmd, const char *value, lw_weights_dtype *out)
+{
+    if (lw_weights_dtype_parse(value, out)) return true;
+    fprintf(stderr, "lw %s: --dtype takes fp32 or bf16, not %s\n", cmd, value ? value : "(nothing)");
+    return false;
+}
+
+void lw_pair_with_dtype(lw_pair *run, const lw_pair *pair, lw_weights_dtype d)
+{
+    *run = *pair;
+    run->manifest.sender.load.dtype = run->manifest.receiver.load.dtype = d;
 }

@@ -14,6 +14,7 @@
 #include "bridge.h"
 #include "manifest.h"
 #include "model.h"
+#include "pair.h"
 #include "receiver_input.h"
 #include "status.h"
 #include "task.h"
@@ -29,6 +30,14 @@ bool lw_opt_float(int argc, char **argv, int *i, float *value);
 bool lw_opt_train_rule(int argc, char **argv, int *i, const char *key, double *value);
 /* --subset first|stratified: how --limit/--limit-train pick examples (dataset.h). */
 bool lw_opt_subset(int argc, char **argv, int *i, bool *stratified);
+
+/* --dtype fp32|bf16: how the frozen sender and receiver hold their big
+ * matrices on the CPU (narrow_weights.h). Parses value into *out; anything
+ * else is refused (message naming the flag and the choices, false). */
+bool lw_opt_dtype(const char *cmd, const char *value, lw_weights_dtype *out);
+/* The pair a command runs with: pair with both models' load.dtype set to
+ * d (the host models; a GPU run converts its own copy and keeps fp32 here). */
+void lw_pair_with_dtype(lw_pair *run, const lw_pair *pair, lw_weights_dtype d);
 
 lw_status lw_task_file(const lw_manifest *m, const char *tasks_dir, const char *task, char *out, size_t cap);
 lw_status lw_cache_dir(const char *given, char *out, size_t cap);

@@ -34,6 +34,8 @@ static void usage(const lw_pair *pair)
            "                       or a trained one: prompt-tuning, lora (--checkpoint DIR of lw train --method)\n"
            "  --checkpoint DIR     bridge: a checkpoint folder (runs/<task>/final) or a bridge.safetensors\n"
            "  --device cpu|cuda    bridge: where the receiver runs (default cpu; cuda: GPU 0)\n"
+           "  --dtype fp32|bf16    the frozen sender and receiver on the CPU (default fp32, the reference):\n"
+           "                       bf16 keeps their projections and output head in bf16, fp32 sums\n"
            "  --soft-tokens M      bridge: M it was trained with (default: run.json beside DIR, else %d)\n"
            "  --train FILE         linear-probe, receiver-kshot: training file (default: train.jsonl beside --split)\n"
            "  --limit-train N      linear-probe, receiver-kshot: first N training examples\n"
@@ -72,6 +74,7 @@ typedef struct {
     float threshold;           /* bridge-fallback: margin below which the receiver reads the text */
     bool has_threshold, curve; /* bridge-fallback: --threshold given; --curve */
     const char *device;        /* bridge: where the receiver runs, "cpu" or "cuda" */
+    lw_weights_dtype dtype;    /* --dtype: the frozen models' matrices on the CPU */
     int limit, limit_train, M;
     bool stratified;           /* --subset stratified: for --limit and --limit-train */
     int subset_seed;
@@ -98,6 +101,10 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
         else if (!strcmp(o, "--split")) ok = lw_opt_str(argc, argv, &i, &a->split);
         else if (!strcmp(o, "--method")) ok = lw_opt_str(argc, argv, &i, &a->method);
         else if (!strcmp(o, "--device")) ok = lw_opt_str(argc, argv, &i, &a->device);
+        else if (!strcmp(o, "--dtype")) {
+            const char *v = NULL;
+            ok = lw_opt_str(argc, argv, &i, &v) && lw_opt_dtype("eval", v, &a->dtype);
+        }
         else if (!strcmp(o, "--checkpoint")) ok = lw_opt_str(argc, argv, &i, &a->checkpoint);
         else if (!strcmp(o, "--train")) ok = lw_opt_str(argc, argv, &i, &a->train);
         else if (!strcmp(o, "--json")) ok = lw_opt_str(argc, argv, &i, &a->json);
@@ -143,6 +150,10 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
     if (strcmp(a->device, "cpu") && (strcmp(a->device, "cuda") || (strcmp(a->method, "bridge") && !fallback))) {
         fprintf(stderr, "lw eval: --device is cpu, or cuda with --method bridge (not '%s' with %s)\n", a->device,
                 a->method);
+        return false;
+    }
+    if (strcmp(a->device, "cpu") && a->dtype != LW_WEIGHTS_F32) {
+        fprintf(stderr, "lw eval: --dtype bf16 is for --device cpu (the GPU receiver is fp32)\n");
         return false;
     }
     if (strcmp(a->method, "bridge") && !fallback && strcmp(a->method, "linear-probe") && a->baseline < 0 && !text) {
@@ -438,5 +449,7 @@ int lw_cmd_eval(const lw_pair *pair, int argc, char **argv)
         fprintf(stderr, "lw eval: %s\n", lw_last_error());
         return 1;
     }
-    return run(pair, &a);
+    lw_pair with_dtype;
+    lw_pair_with_dtype(&with_dtype, pair, a.dtype);
+    return run(&with_dtype, &a);
 }

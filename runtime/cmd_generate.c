@@ -25,7 +25,7 @@ typedef struct {
     int layer;                /* lw hidden */
     const char *out_path;     /* lw hidden: raw float32 [T, hidden] */
     const char *device;       /* lw generate: "cpu" or "cuda" */
-    const char *dtype;        /* lw generate: the GPU weights, "fp32" or "bf16" */
+    const char *dtype;        /* lw generate: the weights, "fp32" or "bf16" (CPU: narrow_weights.h; GPU: gpu_model.h) */
 } run_opts;
 
 static int parse_opts(int argc, char **argv, run_opts *o, const char *cmd)
@@ -62,10 +62,6 @@ static int parse_opts(int argc, char **argv, run_opts *o, const char *cmd)
         fprintf(stderr, "lw %s: --dtype takes fp32 or bf16, not %s\n", cmd, o->dtype);
         return -1;
     }
-    if (o->dtype && dt == LW_DTYPE_BF16 && strcmp(o->device, "cuda")) {
-        fprintf(stderr, "lw %s: --dtype bf16 needs --device cuda (the CPU forward is fp32)\n", cmd);
-        return -1;
-    }
     return 0;
 }
 
@@ -83,7 +79,13 @@ static lw_status prepare(const lw_pair *pair, const run_opts *o, lw_model **m, l
         st = lw_tokenizer_encode(*tok, t, strlen(t), !o->chat, ids, n);
     }
     free(text);
-    if (st == LW_OK) st = lw_config_load_model(cfg, m);
+    /* --dtype bf16 on the CPU: the model holds bf16 matrices (narrow_weights.h);
+     * a GPU run converts its own copy from the fp32 host model */
+    lw_model_config narrow = *cfg;
+    lw_weights_dtype dt = LW_WEIGHTS_F32;
+    if (o->dtype && (!o->device || strcmp(o->device, "cuda"))) lw_weights_dtype_parse(o->dtype, &dt);
+    narrow.load.dtype = dt;
+    if (st == LW_OK) st = lw_config_load_model(&narrow, m);
     return st;
 }
 
@@ -126,7 +128,8 @@ int lw_cmd_generate(const lw_pair *pair, int argc, char **argv)
                "                   [--dtype fp32|bf16]\n\n"
                "Runs one of the pair's models and prints the continuation as it comes; --device cuda\n"
                "runs the forward pass on GPU 0 (cuBLAS and this pair's kernels) with fp32 weights, or\n"
-               "with --dtype bf16 the projections and output head in bf16 (fp32 accumulation).\n"
+               "with --dtype bf16 the projections and output head in bf16 (fp32 accumulation); on the\n"
+               "CPU, --dtype bf16 keeps the model's projections and output head in bf16 (fp32 sums).\n"
                "--chat wraps the prompt in the model's chat template. Greedy unless --temperature > 0;\n"
                "stops at the model's stop tokens. Defaults: receiver, 64 new tokens, seed 1.\n");
         return 0;

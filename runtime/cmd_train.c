@@ -70,6 +70,8 @@ static void usage(const lw_pair *pair)
            "                       text (no sender): prompt-tuning (--soft-tokens learned soft tokens\n"
            "                       before the text) or lora (the --lora-* options; default r 8 on q,v)\n"
            "  --quiet              no progress line\n"
+           "  --dtype fp32|bf16    the frozen sender and receiver on the CPU (default fp32, the reference):\n"
+           "                       bf16 keeps their projections and output head in bf16, fp32 sums\n"
            "  --device cpu|cuda    where the receiver runs (bridge method; default cpu). cuda: fp32\n"
            "                       weights on GPU LW_LOCAL_RANK (0), cuBLAS and this pair's kernels; the\n"
            "                       bridge (and a deep prefix's generator) stay on the CPU\n"
@@ -88,6 +90,7 @@ typedef struct {
     const char *method;             /* "bridge" or a text method (train_text.h) */
     const char *comm;               /* --comm; NULL: from the environment */
     const char *device;             /* --device: "cpu" or "cuda" */
+    lw_weights_dtype dtype;         /* --dtype: the frozen models' matrices on the CPU */
     int limit, M, checkpoint_every;
     bool stratified;                /* --subset stratified */
     bool no_head_cache;             /* --no-head-cache: every example's receiver pass from position 0 */
@@ -155,6 +158,10 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
         else if (!strcmp(o, "--method")) ok = lw_opt_str(argc, argv, &i, &a->method);
         else if (!strcmp(o, "--comm")) ok = lw_opt_str(argc, argv, &i, &a->comm);
         else if (!strcmp(o, "--device")) ok = lw_opt_str(argc, argv, &i, &a->device);
+        else if (!strcmp(o, "--dtype")) {
+            const char *v = NULL;
+            ok = lw_opt_str(argc, argv, &i, &v) && lw_opt_dtype("train", v, &a->dtype);
+        }
         else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
         else if (!strcmp(o, "--cache-dir")) ok = lw_opt_str(argc, argv, &i, &a->cache_dir);
         else if (!strcmp(o, "--limit-train")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit);
@@ -195,6 +202,10 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
     }
     if (strcmp(a->device, "cpu") && strcmp(a->device, "cuda")) {
         fprintf(stderr, "lw train: --device is cpu or cuda, not '%s'\n", a->device);
+        return false;
+    }
+    if (!strcmp(a->device, "cuda") && a->dtype != LW_WEIGHTS_F32) {
+        fprintf(stderr, "lw train: --dtype bf16 is for --device cpu (the GPU receiver is fp32)\n");
         return false;
     }
     if (!strcmp(a->device, "cuda") && strcmp(a->method, "bridge")) {
@@ -423,7 +434,10 @@ int lw_cmd_train(const lw_pair *pair, int argc, char **argv)
         lw_comm_abort(&comm, rc);   /* the others would wait for this rank in NCCL's set-up */
         return rc;
     }
-    int rc = run(pair, &a, &comm, cc.local_rank);
+    lw_pair with_dtype;
+    lw_pair_with_dtype(&with_dtype, pair, a.dtype);
+    with_dtype.manifest.receiver.load.backward = true;   /* the bridge's gradient comes through it */
+    int rc = run(&with_dtype, &a, &comm, cc.local_rank);
     lw_cuda_close(&cu);
     /* a failed rank stops the job: the others may be waiting for it in a
      * collective, and MPI has no timeout */

@@ -63,7 +63,11 @@ lw_status lw_forward(const lw_model *m, lw_state *s, const lw_forward_args *a)
     bool complete = true;
     for (int r0 = 0; r0 < a->T; r0 += s->chunk) {
         int T = a->T - r0 < s->chunk ? a->T - r0 : s->chunk;
-        complete = lw_plan_cpu_forward_chunk(&plan, m, s, a, r0, T);
+        if ((st = lw_plan_cpu_forward_chunk(&plan, m, s, a, r0, T, &complete))) {
+            s->n_cached = a->pos0;   /* rows past pos0 may be half written */
+            s->last_complete = false;
+            return lw_fail_wrap(st, "forward %s", m->cfg.name);
+        }
     }
     s->n_cached = complete && !a->n_segments ? a->pos0 + a->T : a->pos0;
     s->last_pos0 = a->pos0;

@@ -1,4 +1,5 @@
 #include "label_scoring.h"
+#include "frozen_matmul.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -55,7 +56,12 @@ static lw_status add_continuations(const lw_model *m, const float *hid, int n_ro
     int k = 0, i = 1;   /* the row's label and its token after the row */
     for (int r0 = 0; r0 < n_rows; r0 += chunk) {
         int nr = n_rows - r0 < chunk ? n_rows - r0 : chunk;
-        matmul_forward(logits, hid + (size_t)r0 * H, m->output, NULL, nr, H, V);
+        lw_status st = lw_weight_forward(logits, hid + (size_t)r0 * H, lw_model_weight(m, -1, LW_W_OUTPUT), NULL, nr,
+                                         H, V);
+        if (st) {
+            free(logits);
+            return st;
+        }
         for (int r = 0; r < nr; r++) {
             while (i >= verb_len[k]) k++, i = 1;
             scores[k] += lw_log_prob(logits + (size_t)r * V, V, verb[k][i++]);

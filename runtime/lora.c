@@ -313,6 +313,9 @@ static lw_status merge(lw_lora *lo, lw_model *m, float sign, bool want_merged)
     if (lo->n_layers != m->cfg.n_layers)
         return lw_fail(LW_ERR_INVALID, "lora: built for %d layers, model %s has %d", lo->n_layers, m->cfg.name,
                        m->cfg.n_layers);
+    if (m->narrow)   /* the bf16 matrices are a rounding of the fp32 ones: W + BA would be rounded again */
+        return lw_fail(LW_ERR_UNSUPPORTED, "lora on %s: cannot merge into bf16 weights (load with --dtype fp32)",
+                       m->cfg.name);
     if (lo->merged == want_merged)
         return lw_fail(LW_ERR_INVALID, "lora on %s: already %s", m->cfg.name, want_merged ? "merged" : "unmerged");
     int r = lo->cfg.rank;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "narrow_weights.h"
 #include "ops.h"
 
 lw_status lw_model_config_check(const lw_model_config *c)
@@ -64,6 +65,7 @@ void lw_model_free(lw_model *m)
         free(m->layers);
     }
     if (m->output != m->token_embd) free(m->output);
+    lw_narrow_weights_free(m->narrow);
     free(m->token_embd);
     free(m->output_norm);
     free(m->inv_freq_global);

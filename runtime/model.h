@@ -55,6 +55,10 @@ typedef struct {
     float *inv_freq_local;    /* [head_dim / 2] RoPE of sliding-window layers */
     float embed_scale;        /* sqrt(hidden) when cfg.scale_embeddings, else 1 */
     float attn_scale;         /* cfg.query_scale or 1/sqrt(head_dim) */
+    /* NULL: the matrices above are fp32. Else their bf16 copies, and wqkv wo
+     * w_gate_up w_down (with their views) and output are NULL here
+     * (narrow_weights.h) */
+    struct lw_narrow_weights *narrow;
 } lw_model;
 
 /* The activations of one block for T rows; with save_acts every block keeps

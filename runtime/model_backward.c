@@ -121,12 +121,13 @@ static lw_status check_ready(const lw_model *m, const lw_state *s, const lw_back
 }
 
 /* The model's plan (plan.h) walked in reverse by the CPU executor. */
-static void backward(const lw_model *m, const lw_state *s, lw_backward_scratch *g, const int *rows, int n_rows,
-                     const float *dl, bool dense, float *d_embeds, const lw_receiver_adapters *ad)
+static lw_status backward(const lw_model *m, const lw_state *s, lw_backward_scratch *g, const int *rows, int n_rows,
+                          const float *dl, bool dense, float *d_embeds, const lw_receiver_adapters *ad)
 {
     lw_plan plan;
     lw_plan_lower(&m->cfg, &plan);
-    lw_plan_cpu_backward(&plan, m, s, g, rows, n_rows, dl, dense, d_embeds, ad);
+    lw_status st = lw_plan_cpu_backward(&plan, m, s, g, rows, n_rows, dl, dense, d_embeds, ad);
+    return st ? lw_fail_wrap(st, "backward %s", m->cfg.name) : LW_OK;
 }
 
 lw_status lw_model_backward(const lw_model *m, const lw_state *s, lw_backward_scratch *g, const float *dlogits,
@@ -141,8 +142,7 @@ lw_status lw_model_backward(const lw_model *m, const lw_state *s, lw_backward_sc
         while (i < V && row[i] == 0.0f) i++;
         if (i < V) g->rows[n_rows++] = t;
     }
-    backward(m, s, g, g->rows, n_rows, dlogits, true, d_embeds, NULL);
-    return LW_OK;
+    return backward(m, s, g, g->rows, n_rows, dlogits, true, d_embeds, NULL);
 }
 
 lw_status lw_model_backward_rows(const lw_model *m, const lw_state *s, lw_backward_scratch *g, const int *rows,
@@ -178,6 +178,5 @@ lw_status lw_model_backward_adapted(const lw_model *m, const lw_state *s, lw_bac
     if (ad && ad->lora && ad->lora->merged)
         return lw_fail(LW_ERR_INVALID, "backward %s: the LoRA is merged into the weights (unmerge to train it)",
                        m->cfg.name);
-    backward(m, s, g, rows, n_rows, dlogits_rows, false, d_embeds, ad);
-    return LW_OK;
+    return backward(m, s, g, rows, n_rows, dlogits_rows, false, d_embeds, ad);
 }

@@ -44,13 +44,24 @@ typedef struct {
 
 /* How a model and its tokenizer are loaded. Never from a manifest: the
  * command layer decides it once (lw_load_options_from_env, lw_cli.h, from
- * LWC_RANDOM_WEIGHTS and LWC_IGNORE_STOP) and sets it on the pair's model
+ * LWC_RANDOM_WEIGHTS and LWC_IGNORE_STOP; a command adds its --dtype) and sets it on the pair's model
  * configs; the loaders (random_weights.h) only read it. All zero = the
  * files the config names, with their stop tokens. */
+/* How a frozen model holds its big matrices (narrow_weights.h): fp32 (the
+ * reference, the default) or bf16 (half the bytes, fp32 sums). */
+typedef enum { LW_WEIGHTS_F32 = 0, LW_WEIGHTS_BF16 = 1 } lw_weights_dtype;
+/* "fp32" / "bf16"; and the parse of a --dtype value (false for anything
+ * else). narrow_weights.c. */
+const char *lw_weights_dtype_name(lw_weights_dtype d);
+bool lw_weights_dtype_parse(const char *s, lw_weights_dtype *out);
+
 typedef struct {
     bool random_weights;   /* seeded random weights of the config's shapes and a byte tokenizer */
     uint64_t seed;         /* of random_weights */
     bool ignore_stop;      /* the loaded model carries no stop tokens (eos_id -1, no stop ids) */
+    lw_weights_dtype dtype; /* the frozen matrices once loaded (a command's --dtype; CPU runs only) */
+    bool backward;          /* bf16: the model will be differentiated (lw train's receiver), so it keeps
+                               the row-major copy the dX products read (narrow_weights.h) */
 } lw_load_options;
 
 typedef struct {

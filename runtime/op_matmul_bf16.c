@@ -2,6 +2,7 @@
  * the scalar reference kernels the other paths are tested against. */
 #include "op_matmul_bf16_kernels.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 
@@ -32,11 +33,13 @@ void bf16_backward_x_scalar(float *dx, const float *dy, const lw_bf16_matrix *w,
     }
 }
 
-static lw_status check_path(lw_cpu_path path, const lw_bf16_matrix *w, int T, const char *what)
+/* packed: the kernel reads the packed copy alone (the AVX-512 forward), so
+ * a matrix kept without its rows (narrow_weights.h, forward only) will do. */
+static lw_status check_path(lw_cpu_path path, const lw_bf16_matrix *w, int T, bool packed, const char *what)
 {
     if (path > lw_cpu_path_detected())
         return lw_fail(LW_ERR_UNSUPPORTED, "%s: this CPU cannot run the %s path", what, lw_cpu_path_name(path));
-    if (!w->w || T < 0) return lw_fail(LW_ERR_INVALID, "%s: no weights or T = %d", what, T);
+    if ((packed ? !w->p : !w->w) || T < 0) return lw_fail(LW_ERR_INVALID, "%s: no weights or T = %d", what, T);
     return LW_OK;
 }
 
@@ -57,7 +60,7 @@ static float *padded_x(const float *x, const lw_bf16_matrix *w, int T)
 lw_status matmul_bf16_forward_on(lw_cpu_path path, float *y, const float *x, const lw_bf16_matrix *w,
                                  const float *b, int T)
 {
-    lw_status st = check_path(path, w, T, "bf16 matmul forward");
+    lw_status st = check_path(path, w, T, path == LW_CPU_AVX512, "bf16 matmul forward");
     if (st != LW_OK || T == 0) return st;
     if (path == LW_CPU_AVX512 && !w->p)
         return lw_fail(LW_ERR_INVALID, "bf16 matmul forward: no packed copy of the weights");
@@ -75,7 +78,7 @@ lw_status matmul_bf16_forward_on(lw_cpu_path path, float *y, const float *x, con
 
 lw_status matmul_bf16_forward_vdpbf16ps(float *y, const float *x, const lw_bf16_matrix *w, const float *b, int T)
 {
-    lw_status st = check_path(LW_CPU_AVX512, w, T, "bf16 matmul forward (vdpbf16ps)");
+    lw_status st = check_path(LW_CPU_AVX512, w, T, true, "bf16 matmul forward (vdpbf16ps)");
     if (st != LW_OK || T == 0) return st;
     if (!w->p) return lw_fail(LW_ERR_INVALID, "bf16 matmul forward: no packed copy of the weights");
     size_t n = (size_t)T * (size_t)w->ld;
@@ -95,7 +98,7 @@ lw_status matmul_bf16_forward_vdpbf16ps(float *y, const float *x, const lw_bf16_
 lw_status matmul_bf16_backward_x_on(lw_cpu_path path, float *dx, const float *dy, const lw_bf16_matrix *w,
                                     int T)
 {
-    lw_status st = check_path(path, w, T, "bf16 matmul backward");
+    lw_status st = check_path(path, w, T, false, "bf16 matmul backward");
     if (st != LW_OK || T == 0) return st;
     if (path == LW_CPU_AVX512)
         bf16_backward_x_avx512(dx, dy, w, T);

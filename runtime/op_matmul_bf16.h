@@ -40,7 +40,7 @@ float lw_f32_from_bf16(uint16_t h);
  * becomes an outer product (x pair broadcast, 16 outputs a vector, no
  * horizontal sums). Two copies are the memory of one fp32 matrix; a backward
  * on p alone is left to do. */
-typedef struct {
+typedef struct lw_bf16_matrix {
     uint16_t *w; /* out * ld values, 64-byte aligned */
     uint16_t *p; /* the packed copy, or NULL when the CPU has no AVX-512 BF16 */
     int out, in, ld;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "frozen_matmul.h"
 #include "lora.h"
 #include "ops.h"
 
@@ -118,21 +119,27 @@ static void split_rows(const exec *x, const float *fused, const lw_plan_op *op)
         }
 }
 
-static void matmul_op_forward(const exec *x, const lw_plan_op *op)
+/* A frozen matrix of this layer, in whatever dtype the model holds it
+ * (frozen_matmul.h decides the product). */
+static lw_weight_ref frozen(const exec *x, lw_plan_weight w) { return lw_model_weight(x->m, x->l, w); }
+
+static lw_status matmul_op_forward(const exec *x, const lw_plan_op *op)
 {
     int out = 0;
     for (int i = 0; i < op->n_parts; i++) out += op->parts[i].width;
     float *y = act(x, op->out);
     const float *in = act(x, op->in);
-    matmul_forward(y, in, weight(x, op->w), weight(x, op->b), x->T, op->width, out);
+    lw_status st = lw_weight_forward(y, in, frozen(x, op->w), weight(x, op->b), x->T, op->width, out);
+    if (st) return st;
     if (op->n_parts > 1) split_rows(x, y, op);
     for (int i = 0; i < op->n_parts; i++)
         if (op->parts[i].lora != LW_PLAN_LORA_NONE)
             lw_lora_forward(x->ad, x->l, (lw_lora_target)op->parts[i].lora, in, act(x, op->parts[i].slot), x->T,
                             x->pos);
+    return LW_OK;
 }
 
-static void op_forward(const exec *x, const lw_plan_op *op, const lw_forward_args *args, lw_state *s)
+static lw_status op_forward(const exec *x, const lw_plan_op *op, const lw_forward_args *args, lw_state *s)
 {
     const lw_plan *p = x->p;
     int T = x->T;
@@ -146,7 +153,7 @@ static void op_forward(const exec *x, const lw_plan_op *op, const lw_forward_arg
         rmsnorm_forward(act(x, op->out), act(x, op->aux), act(x, op->in), weight(x, op->w), T * op->rows, op->width,
                         p->norm_eps, p->norm);
         break;
-    case LW_OP_MATMUL: matmul_op_forward(x, op); break;
+    case LW_OP_MATMUL: return matmul_op_forward(x, op);
     case LW_OP_ROPE:
         rope_forward(act(x, op->out), x->pos, inv_freq(x), T, op->rows, op->head_dim, p->rope_interleaved);
         break;
@@ -166,25 +173,29 @@ static void op_forward(const exec *x, const lw_plan_op *op, const lw_forward_arg
     }
     case LW_OP_EMBEDDING: case LW_OP_BLOCKS: case LW_OP_LOGITS: case LW_OP_KIND_COUNT: break;   /* model level */
     }
+    return LW_OK;
 }
 
 /* ---- one op backward ------------------------------------------------------ */
 
-static void matmul_op_backward(const exec *x, const lw_plan_op *op)
+static lw_status matmul_op_backward(const exec *x, const lw_plan_op *op)
 {
     float *din = grad(x, op->din);
     const float *in = act(x, op->keep);
     if (op->flags & LW_PLAN_ZERO_DIN) zero(din, (size_t)x->T * op->width);
-    for (int i = 0; i < op->n_parts; i++)
-        matmul_backward(din, NULL, NULL, grad(x, op->parts[i].grad), in, weight(x, op->parts[i].w), x->T, op->width,
-                        op->parts[i].width);
+    for (int i = 0; i < op->n_parts; i++) {
+        lw_status st = lw_weight_backward_x(din, grad(x, op->parts[i].grad), frozen(x, op->parts[i].w), x->T,
+                                            op->width, op->parts[i].width);
+        if (st) return st;
+    }
     for (int i = 0; i < op->n_parts; i++)
         if (op->parts[i].lora != LW_PLAN_LORA_NONE)
             lw_lora_backward(x->ad, x->l, (lw_lora_target)op->parts[i].lora, in, grad(x, op->parts[i].grad), din,
                              x->T, x->pos);
+    return LW_OK;
 }
 
-static void op_backward(const exec *x, const lw_plan_op *op)
+static lw_status op_backward(const exec *x, const lw_plan_op *op)
 {
     const lw_plan *p = x->p;
     int T = x->T;
@@ -197,7 +208,7 @@ static void op_backward(const exec *x, const lw_plan_op *op)
                          op->width, p->norm);
         break;
     }
-    case LW_OP_MATMUL: matmul_op_backward(x, op); break;
+    case LW_OP_MATMUL: return matmul_op_backward(x, op);
     case LW_OP_ROPE: rope_backward(grad(x, op->dout), x->pos, inv_freq(x), T, op->rows, op->head_dim,
                                    p->rope_interleaved);
         break;
@@ -219,6 +230,7 @@ static void op_backward(const exec *x, const lw_plan_op *op)
     case LW_OP_COPY: case LW_OP_ADD: break;
     case LW_OP_EMBEDDING: case LW_OP_BLOCKS: case LW_OP_LOGITS: case LW_OP_KIND_COUNT: break;   /* model level */
     }
+    return LW_OK;
 }
 
 /* ---- the model level forward ---------------------------------------------- */
@@ -238,9 +250,11 @@ static void embed_rows(const lw_model *m, const lw_forward_args *a, int r0, int 
     }
 }
 
-bool lw_plan_cpu_forward_chunk(const lw_plan *p, const lw_model *m, lw_state *s, const lw_forward_args *a, int r0,
-                               int T)
+lw_status lw_plan_cpu_forward_chunk(const lw_plan *p, const lw_model *m, lw_state *s, const lw_forward_args *a,
+                                    int r0, int T, bool *complete)
 {
+    lw_status st = LW_OK;
+    *complete = true;
     int n = p->n_layers;
     int pos0 = a->pos0 + r0;
     size_t row_bytes = (size_t)m->cfg.hidden * sizeof(float);
@@ -262,10 +276,14 @@ bool lw_plan_cpu_forward_chunk(const lw_plan *p, const lw_model *m, lw_state *s,
         case LW_OP_BLOCKS:
             for (int l = 0; l < n && l < last_layer; l++) {
                 bind(&b, l, &s->acts[s->save_acts ? l : 0]);
-                for (int j = 0; j < p->n_ops; j++) op_forward(&b, &p->ops[j], a, s);
+                for (int j = 0; j < p->n_ops; j++)
+                    if ((st = op_forward(&b, &p->ops[j], a, s))) return st;
                 if (a->capture_layer == l + 1 && l + 1 < n) memcpy(hidden_out, s->x, (size_t)T * row_bytes);
             }
-            if (last_layer < n) return false;
+            if (last_layer < n) {
+                *complete = false;
+                return LW_OK;
+            }
             break;
         case LW_OP_LOGITS: {
             /* capture n: the final-normed rows the logits are made from */
@@ -273,15 +291,16 @@ bool lw_plan_cpu_forward_chunk(const lw_plan *p, const lw_model *m, lw_state *s,
             int H = op->width, V = op->parts[0].width;
             if (a->capture_layer == n) memcpy(hidden_out, xf, (size_t)T * row_bytes);
             if (a->logits && a->all_logits)
-                matmul_forward(a->logits + (size_t)r0 * V, xf, weight(&x, op->w), NULL, T, H, V);
+                st = lw_weight_forward(a->logits + (size_t)r0 * V, xf, frozen(&x, op->w), NULL, T, H, V);
             else if (a->logits && r0 + T == a->T)
-                matmul_forward(a->logits, xf + (size_t)(T - 1) * H, weight(&x, op->w), NULL, 1, H, V);
+                st = lw_weight_forward(a->logits, xf + (size_t)(T - 1) * H, frozen(&x, op->w), NULL, 1, H, V);
             break;
         }
-        default: op_forward(&x, op, a, s); break;
+        default: st = op_forward(&x, op, a, s); break;
         }
+        if (st) return st;
     }
-    return true;
+    return LW_OK;
 }
 
 /* ---- the model level backward --------------------------------------------- */
@@ -290,17 +309,18 @@ bool lw_plan_cpu_forward_chunk(const lw_plan *p, const lw_model *m, lw_state *s,
  * through the output projection in one product, whatever their gaps (the
  * projection's weights are read once: 671 MB for Gemma-3-270M), into the
  * scratch's dbr and then to their rows; dense ones by runs of consecutive rows. */
-static void logits_backward(const exec *x, const lw_plan_op *op, const int *rows, int n_rows, const float *dl,
-                            bool dense)
+static lw_status logits_backward(const exec *x, const lw_plan_op *op, const int *rows, int n_rows, const float *dl,
+                                 bool dense)
 {
     int H = op->width, V = op->parts[0].width;
     float *din = grad(x, op->din);
-    const float *xf = act(x, op->keep), *w = weight(x, op->w);
+    lw_weight_ref w = frozen(x, op->w);
     zero(din, (size_t)x->T * H);
     if (!dense && n_rows > 0) {
         float *packed = x->g->dbr;
         zero(packed, (size_t)n_rows * H);
-        matmul_backward(packed, NULL, NULL, dl, NULL, w, n_rows, H, V);
+        lw_status st = lw_weight_backward_x(packed, dl, w, n_rows, H, V);
+        if (st) return st;
         for (int i = 0; i < n_rows; i++)
             memcpy(din + (size_t)rows[i] * H, packed + (size_t)i * H, (size_t)H * sizeof(float));
         n_rows = 0;   /* done: skip the runs below */
@@ -309,16 +329,18 @@ static void logits_backward(const exec *x, const lw_plan_op *op, const int *rows
         int j = i + 1;
         while (j < n_rows && rows[j] == rows[j - 1] + 1) j++;
         const float *d = dl + (size_t)(dense ? rows[i] : i) * V;
-        size_t at = (size_t)rows[i] * H;
-        matmul_backward(din + at, NULL, NULL, d, xf + at, w, j - i, H, V);
+        lw_status st = lw_weight_backward_x(din + (size_t)rows[i] * H, d, w, j - i, H, V);
+        if (st) return st;
         i = j;
     }
+    return LW_OK;
 }
 
-void lw_plan_cpu_backward(const lw_plan *p, const lw_model *m, const lw_state *s, lw_backward_scratch *g,
+lw_status lw_plan_cpu_backward(const lw_plan *p, const lw_model *m, const lw_state *s, lw_backward_scratch *g,
                           const int *rows, int n_rows, const float *dl, bool dense, float *d_embeds,
                           const lw_receiver_adapters *ad)
 {
+    lw_status st = LW_OK;
     int T = s->last_T;
     for (int t = 0; t < T; t++) g->pos[t] = s->last_pos0 + t;
     for (int i = 0, r0 = 0; i < s->last_n_segments; r0 += s->last_segment_len[i++])   /* each restarts */
@@ -328,15 +350,18 @@ void lw_plan_cpu_backward(const lw_plan *p, const lw_model *m, const lw_state *s
     for (int i = p->n_model_ops - 1; i >= 0; i--) {
         const lw_plan_op *op = &p->model_ops[i];
         switch (op->kind) {
-        case LW_OP_LOGITS: logits_backward(&x, op, rows, n_rows, dl, dense); break;
+        case LW_OP_LOGITS: st = logits_backward(&x, op, rows, n_rows, dl, dense); break;
         case LW_OP_BLOCKS:
             for (int l = p->n_layers - 1; l >= 0; l--) {
                 bind(&b, l, &s->acts[l]);
-                for (int j = p->n_ops - 1; j >= 0; j--) op_backward(&b, &p->ops[j]);
+                for (int j = p->n_ops - 1; j >= 0; j--)
+                    if ((st = op_backward(&b, &p->ops[j]))) return st;
             }
             break;
         case LW_OP_EMBEDDING: memcpy(d_embeds, grad(&x, op->dout), (size_t)T * op->width * sizeof *d_embeds); break;
-        default: op_backward(&x, op); break;
+        default: st = op_backward(&x, op); break;
         }
+        if (st) return st;
     }
+    return LW_OK;
 }

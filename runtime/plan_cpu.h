@@ -15,15 +15,17 @@
 /* ---- plan_cpu.c ---- */
 
 /* Rows [r0, r0 + T) of the call a: the model-level ops (embed, the blocks,
- * output_norm, logits) with capture. Returns false when it stopped early
- * after the captured layer. */
-bool lw_plan_cpu_forward_chunk(const lw_plan *p, const lw_model *m, lw_state *s, const lw_forward_args *a, int r0,
-                               int T);
+ * output_norm, logits) with capture. *complete is false when it stopped
+ * early after the captured layer. Products on the frozen matrices go
+ * through frozen_matmul.h (fp32 or bf16 weights); a bf16 product can fail
+ * (its scratch), hence the status. */
+lw_status lw_plan_cpu_forward_chunk(const lw_plan *p, const lw_model *m, lw_state *s, const lw_forward_args *a,
+                                    int r0, int T, bool *complete);
 
 /* The reverse walk from the loss rows' dlogits (row rows[i]'s at
  * dl + (dense ? rows[i] : i) * vocab) to d_embeds [T, hidden], through the
  * last forward's saved activations; ad: the adapters it ran with. */
-void lw_plan_cpu_backward(const lw_plan *p, const lw_model *m, const lw_state *s, lw_backward_scratch *g,
+lw_status lw_plan_cpu_backward(const lw_plan *p, const lw_model *m, const lw_state *s, lw_backward_scratch *g,
                           const int *rows, int n_rows, const float *dl, bool dense, float *d_embeds,
                           const lw_receiver_adapters *ad);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "fileutil.h"
+#include "narrow_weights.h"
 #include "rng.h"
 
 /* ---- a random model in memory -------------------------------------------- */
@@ -142,7 +143,7 @@ lw_status lw_random_model(const lw_model_config *cfg, uint64_t seed, lw_model **
     return LW_OK;
 }
 
-lw_status lw_config_load_model(const lw_model_config *cfg, lw_model **out)
+static lw_status load_fp32(const lw_model_config *cfg, lw_model **out)
 {
     *out = NULL;
     if (!cfg->load.random_weights) {
@@ -153,6 +154,18 @@ lw_status lw_config_load_model(const lw_model_config *cfg, lw_model **out)
     /* the same checks as the files' loader, with its words */
     lw_status st = lw_model_config_check(cfg);
     return st ? st : lw_random_model(cfg, cfg->load.seed, out);
+}
+
+lw_status lw_config_load_model(const lw_model_config *cfg, lw_model **out)
+{
+    lw_status st = load_fp32(cfg, out);
+    if (st || cfg->load.dtype == LW_WEIGHTS_F32) return st;
+    /* narrowed right after loading: the fp32 matrices go before anything runs */
+    if ((st = lw_model_narrow_bf16(*out, cfg->load.backward))) {
+        lw_model_free(*out);
+        *out = NULL;
+    }
+    return st;
 }
 
 lw_status lw_config_load_tokenizer(const lw_model_config *cfg, lw_tokenizer **out)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lora.h"
+#include "frozen_matmul.h"
 #include "ops.h"
 #include "receiver_pass.h"
 
@@ -215,7 +216,8 @@ lw_status lw_receiver_pass_pack_loss(lw_receiver_pass *p, float *losses)
     if ((st = lw_forward(m, k->state, &a))) return st;
     for (int j = 0; j < k->n_loss; j++)
         memcpy(k->xl + (size_t)j * H, k->final + (size_t)k->loss_rows[j] * H, (size_t)H * sizeof(float));
-    matmul_forward(k->logits, k->xl, m->output, NULL, k->n_loss, H, V);
+    if ((st = lw_weight_forward(k->logits, k->xl, lw_model_weight(m, -1, LW_W_OUTPUT), NULL, k->n_loss, H, V)))
+        return st;
     for (int i = 0; i < k->n; i++) {
         size_t o = (size_t)k->loss0[i];
         losses[i] = cross_entropy_forward(k->probs + o * V, k->logits + o * V, k->targets + o,

@@ -1,4 +1,5 @@
 #include "receiver_pass.h"
+#include "frozen_matmul.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -144,7 +145,9 @@ lw_status lw_receiver_pass_loss(lw_receiver_pass *p, const lw_receiver_adapters 
     lw_forward_args a = {.ids = p->ids + c0, .embeds = p->embeds + c0 * H, .is_embed = p->is_embed + c0, .T = T - C,
                          .pos0 = C, .capture_layer = m->cfg.n_layers, .hidden_out = p->final, .adapters = ad};
     if ((st = lw_forward(m, p->state, &a))) return st;
-    matmul_forward(p->logits, p->final + (size_t)(T - C - L) * H, m->output, NULL, L, H, m->cfg.vocab);
+    if ((st = lw_weight_forward(p->logits, p->final + (size_t)(T - C - L) * H, lw_model_weight(m, -1, LW_W_OUTPUT),
+                                NULL, L, H, m->cfg.vocab)))
+        return st;
     memcpy(p->targets, p->layout->verb[label], (size_t)L * sizeof(int));
     *loss = cross_entropy_forward(p->probs, p->logits, p->targets, L, m->cfg.vocab);
     return LW_OK;

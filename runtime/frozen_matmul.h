@@ -1,0 +1,33 @@
+/* Products on a frozen model's matrices, whatever dtype it holds them in
+ * (narrow_weights.h): the one rule that picks the fp32 product (ops.h's
+ * matmul_forward / matmul_backward) or the bf16 one (op_matmul_bf16.h).
+ * A weight is named by the plan's weight id (plan.h) and a layer; the rule
+ * is "the model holds a narrow copy of it": lw_model_weight. Every caller
+ * that multiplies by a frozen model's matrix (the plan's executor, the
+ * output head of label scoring and of the training passes) goes through
+ * here, so no other file asks which dtype a model is. */
+#ifndef LW_FROZEN_MATMUL_H
+#define LW_FROZEN_MATMUL_H
+
+#include "model.h"
+#include "op_matmul_bf16.h"
+#include "plan.h"
+
+/* A frozen matrix [out, in]: exactly one of f32 and bf16 is set (both NULL
+ * for a weight the model has not, e.g. a missing bias). */
+typedef struct {
+    const float *f32;
+    const lw_bf16_matrix *bf16;
+} lw_weight_ref;
+
+/* Weight w of layer l (l = -1: the model level: the table, output_norm,
+ * output). Norms, biases and the embedding table are always fp32. */
+lw_weight_ref lw_model_weight(const lw_model *m, int l, lw_plan_weight w);
+
+/* y[T, out] = x[T, in] @ w^T (+ b). */
+lw_status lw_weight_forward(float *y, const float *x, lw_weight_ref w, const float *b, int T, int in, int out);
+
+/* dx[T, in] += dy[T, out] @ w (the frozen matrix gets no gradient). */
+lw_status lw_weight_backward_x(float *dx, const float *dy, lw_weight_ref w, int T, int in, int out);
+
+#endif
