@@ -136,9 +136,11 @@ static lw_status decode_answer(const reader *r, const int *ids, int n, char **te
 
 static lw_status too_long(const reader *r, int i, int n, int more)
 {
-    return lw_fail(LW_ERR_INVALID, "row %d: the %s's prompt has %d tokens and %d more must fit in %d positions "
-                   "(raise --max-context, up to the model's %d)", i, r->role, n, more, r->scorer.max_tokens,
-                   r->model->cfg.context);
+    bool at_most = r->scorer.max_tokens >= r->model->cfg.context;
+    return lw_fail(LW_ERR_INVALID, "row %d: the %s's prompt has %d tokens and %d more must fit in %d positions (%s %d)",
+                   i, r->role, n, more, r->scorer.max_tokens,
+                   at_most ? "the model's whole context: it cannot read this row; its context is"
+                           : "raise --max-context, up to the model's context of", r->model->cfg.context);
 }
 
 static lw_status generate_one(reader *r, const lw_task *t, const lw_answer_row *row, int i, const int *ids, int n,

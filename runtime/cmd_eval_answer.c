@@ -27,6 +27,7 @@ static bool parse(const lw_task *task, int argc, char **argv, answer_args *a)
 {
     memset(a, 0, sizeof *a);
     a->method = "receiver-text";
+    const char *stray = NULL;   /* the first option that does not apply: said after the method's verdict */
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i];
         bool ok = true;
@@ -47,17 +48,8 @@ static bool parse(const lw_task *task, int argc, char **argv, answer_args *a)
                         lw_task_kind_name(task->kind));
                 return false;
             }
-        } else {
-            fprintf(stderr, "lw eval: option '%s' does not apply to %s (a %s task); it takes --task, --split, "
-                    "--method, --limit, --max-context, --json, --tasks-dir, --verbose, --quiet\n", o, task->name,
-                    lw_task_kind_name(task->kind));
-            return false;
-        }
+        } else if (!stray) stray = o;
         if (!ok) return false;
-    }
-    if (!a->task || !a->split) {
-        fprintf(stderr, "lw eval: --task and --split are required (see lw eval --help)\n");
-        return false;
     }
     int who = lw_answer_method(task, a->method);
     if (who < 0) {
@@ -65,6 +57,16 @@ static bool parse(const lw_task *task, int argc, char **argv, answer_args *a)
         return false;
     }
     a->o.sender = who == 1;
+    if (stray) {
+        fprintf(stderr, "lw eval: option '%s' does not apply to %s (a %s task); it takes --task, --split, "
+                "--method, --limit, --max-context, --json, --tasks-dir, --verbose, --quiet\n", stray, task->name,
+                lw_task_kind_name(task->kind));
+        return false;
+    }
+    if (!a->task || !a->split) {
+        fprintf(stderr, "lw eval: --task and --split are required (see lw eval --help)\n");
+        return false;
+    }
     return true;
 }
 
