@@ -143,6 +143,20 @@ static lw_status too_long(const reader *r, int i, int n, int more)
                            : "raise --max-context, up to the model's context of", r->model->cfg.context);
 }
 
+/* first_line tasks: generation may end once the text holds a line with
+ * something on it followed by a newline; what is scored stays the same. */
+static bool line_done(void *ctx, const int *out, int n)
+{
+    const reader *r = ctx;
+    char *text = NULL;
+    if (lw_tokenizer_decode(r->tok, out, n, &text)) return false;
+    const char *s = text;
+    while (*s && isspace((unsigned char)*s)) s++;
+    bool done = strchr(s, '\n') != NULL;
+    free(text);
+    return done;
+}
+
 static lw_status generate_one(reader *r, const lw_task *t, const lw_answer_row *row, int i, const int *ids, int n,
                               lw_answer_result *res)
 {
@@ -150,8 +164,8 @@ static lw_status generate_one(reader *r, const lw_task *t, const lw_answer_row *
     int *out = malloc((size_t)t->max_new_tokens * sizeof *out);
     char *text = NULL;
     lw_status st = out ? LW_OK : lw_fail(LW_ERR_NOMEM, "answer: out of memory");
-    if (!st) st = lw_label_scorer_generate(&r->scorer, ids, n, t->max_new_tokens, r->stop_ids, r->n_stop, out,
-                                           &res->gen_tokens);
+    if (!st) st = lw_label_scorer_generate_until(&r->scorer, ids, n, t->max_new_tokens, r->stop_ids, r->n_stop,
+                                                 t->first_line ? line_done : NULL, r, out, &res->gen_tokens);
     if (!st) st = decode_answer(r, out, res->gen_tokens, &text);
     if (!st && !(res->answer = lw_answer_extract(text, t->first_line))) st = lw_fail(LW_ERR_NOMEM, "answer: out of memory");
     if (!st && t->metric == LW_METRIC_SQUAD_EM_F1)
