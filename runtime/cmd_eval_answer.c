@@ -103,7 +103,8 @@ static json_t *rows_json(const lw_task *t, const lw_answer_data *d, const lw_ans
 }
 
 static lw_status write_json(const lw_manifest *m, const lw_task *t, const answer_args *a, const lw_answer_data *d,
-                            const lw_answer_result *r, const summary *s, int n_sum, double chance, double secs)
+                            const lw_answer_result *r, const summary *s, int n_sum, double chance, double majority,
+                            double secs)
 {
     json_t *o = json_object();
     json_object_set_new(o, "task", json_string(t->name));
@@ -128,7 +129,10 @@ static lw_status write_json(const lw_manifest *m, const lw_task *t, const answer
         snprintf(key, sizeof key, "%s_ci95", s[k].name);
         json_object_set_new(o, key, json_pack("[f, f]", s[k].lo, s[k].hi));
     }
-    if (t->kind == LW_TASK_CHOICE) json_object_set_new(o, "chance", json_real(chance));
+    if (t->kind == LW_TASK_CHOICE) {
+        json_object_set_new(o, "chance", json_real(chance));
+        json_object_set_new(o, "majority", json_real(majority));
+    }
     json_object_set_new(o, "bootstrap", json_pack("{s:i, s:i}", "resamples", RESAMPLES, "seed", SEED));
     if (t->kind == LW_TASK_GENERATE) json_object_set_new(o, "max_new_tokens", json_integer(t->max_new_tokens));
     double prompt = 0, gen = 0;
@@ -174,12 +178,20 @@ int lw_cmd_eval_answer(const lw_manifest *m, const lw_task *task, int argc, char
     bool squad = task->kind == LW_TASK_GENERATE && task->metric == LW_METRIC_SQUAD_EM_F1;
     summary s[2] = {{"exact_match", "exact match", 0, 0, 0}, {"f1", "F1", 0, 0, 0}};
     if (!squad) s[0] = (summary){"accuracy", "accuracy", 0, 0, 0};
-    double chance = 0;
+    double chance = 0, majority = 0;
+    int max_choices = 0;
     for (int i = 0; i < d.n; i++) {
         v[0][i] = squad ? r[i].em : r[i].correct;
         v[1][i] = r[i].f1;
         if (task->kind == LW_TASK_CHOICE) chance += 1.0 / d.rows[i].n_choices / d.n;
+        if (d.rows[i].n_choices > max_choices) max_choices = d.rows[i].n_choices;
     }
+    /* majority: always the choice (by position) that is most often right here */
+    int *count = max_choices ? calloc((size_t)max_choices, sizeof *count) : NULL;
+    for (int i = 0; count && i < d.n; i++) count[d.rows[i].label]++;
+    for (int k = 0; count && k < max_choices; k++)
+        if (count[k] > majority * d.n) majority = (double)count[k] / d.n;
+    free(count);
     int n_sum = squad ? 2 : 1;
     for (int k = 0; k < n_sum; k++)
         if (summarise(v[k], d.n, &s[k])) {
@@ -189,8 +201,8 @@ int lw_cmd_eval_answer(const lw_manifest *m, const lw_task *task, int argc, char
     printf("%s on %s (%d examples, method %s, %.1f s)\n", task->name, a.split, d.n, a.method, secs);
     for (int k = 0; k < n_sum; k++)
         printf("  %-11s %.4f  [%.4f, %.4f]\n", s[k].label, s[k].mean, s[k].lo, s[k].hi);
-    if (task->kind == LW_TASK_CHOICE) printf("  %-11s %.4f\n", "chance", chance);
-    if (a.json && write_json(m, task, &a, &d, r, s, n_sum, chance, secs)) {
+    if (task->kind == LW_TASK_CHOICE) printf("  %-11s %.4f\n  %-11s %.4f\n", "chance", chance, "majority", majority);
+    if (a.json && write_json(m, task, &a, &d, r, s, n_sum, chance, majority, secs)) {
         fprintf(stderr, "lw eval: writing JSON: %s\n", lw_last_error());
         goto done;
     }

@@ -97,7 +97,10 @@ check "eval piqa sender-text" "$lw" eval --task piqa --split "$sd/piqa/dev.jsonl
     --limit 3 --quiet --json "$w/ans/piqa.json"
 check "eval boolq receiver-text" "$lw" eval --task boolq --split "$sd/boolq/dev.jsonl" --method receiver-text \
     --limit 2 --quiet --json "$w/ans/boolq.json"
-for t in piqa boolq; do check "$t JSON has accuracy" has "$w/ans/$t.json" '"accuracy_ci95"'; done
+for t in piqa boolq; do
+    check "$t JSON has accuracy" has "$w/ans/$t.json" '"accuracy_ci95"'
+    check "$t JSON has chance and majority" has "$w/ans/$t.json" '"majority"'
+done
 check "eval csqa receiver-zeroshot" "$lw" eval --task csqa --split "$sd/csqa/dev.jsonl" \
     --method receiver-zeroshot --limit 2 --quiet
 check "a method that does not apply is refused" fails_saying "does not apply to squad (a generate task)" \
