@@ -66,7 +66,7 @@ static lw_status reader_open(reader *r, const lw_model_config *c, int max_contex
     r->role = role;
     for (int i = 0; i < c->n_stop_ids && i < LW_MAX_SPECIAL; i++) r->stop_ids[r->n_stop++] = c->stop_ids[i];
     if (c->eos_id >= 0) r->stop_ids[r->n_stop++] = c->eos_id;
-    int cap = max_context > 0 ? max_context : LW_BASELINE_DEFAULT_CONTEXT;
+    int cap = max_context > 0 ? max_context : LW_ANSWER_DEFAULT_CONTEXT;
     if (cap > c->context) cap = c->context;
     lw_status st = lw_config_load_tokenizer(c, &r->tok);
     if (!st) st = lw_config_load_model(c, &r->model);

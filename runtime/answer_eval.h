@@ -28,9 +28,13 @@
 #include "status.h"
 #include "task.h"
 
+/* HotpotQA's ten paragraphs reach about 2,500 tokens: more than the 2048
+ * positions the classification baselines default to. */
+enum { LW_ANSWER_DEFAULT_CONTEXT = 4096 };
+
 typedef struct {
     bool sender;          /* the sender reads, else the receiver */
-    int max_context;      /* positions; 0 = min(2048, the model's context) */
+    int max_context;      /* positions; 0 = min(LW_ANSWER_DEFAULT_CONTEXT, the model's context) */
     bool verbose;         /* the first prompts and every answer to stderr */
     bool quiet;           /* no progress line */
 } lw_answer_options;
