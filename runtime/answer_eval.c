@@ -18,7 +18,8 @@ int lw_answer_method(const lw_task *task, const char *method)
 {
     if (!strcmp(method, "receiver-text") || !strcmp(method, "receiver-zeroshot")) return 0;
     if (!strcmp(method, "sender-text") || !strcmp(method, "sender-zeroshot")) return 1;
-    const char *why = !strcmp(method, "bridge") ? "the bridge is trained on labels (answers as targets: issue 24)"
+    const char *why = !strcmp(method, "bridge") || !strcmp(method, "bridge-fallback")
+                          ? "the bridge is trained on labels (answers as targets: issue 24)"
                       : !strcmp(method, "linear-probe") ? "a probe predicts labels"
                       : !strcmp(method, "receiver-kshot") ? "its shots are picked per label"
                       : (!strcmp(method, "text-relay") || !strcmp(method, "cot-relay"))

@@ -221,9 +221,9 @@ START_TEST(extract_and_methods)
     ck_assert_int_eq(lw_answer_method(&t, "receiver-text"), 0);
     ck_assert_int_eq(lw_answer_method(&t, "receiver-zeroshot"), 0);
     ck_assert_int_eq(lw_answer_method(&t, "sender-text"), 1);
-    const char *refused[] = {"bridge", "linear-probe", "receiver-kshot", "text-relay", "cot-relay", "token-budget",
+    const char *refused[] = {"bridge", "bridge-fallback", "linear-probe", "receiver-kshot", "text-relay", "cot-relay", "token-budget",
                              "prompt-tuning", "lora", "nonsense"};
-    for (int i = 0; i < 9; i++) {
+    for (int i = 0; i < 10; i++) {
         ck_assert_int_eq(lw_answer_method(&t, refused[i]), -1);
         ck_assert_msg(strstr(lw_last_error(), refused[i]) && strstr(lw_last_error(), "a generate task") &&
                       strstr(lw_last_error(), "use receiver-text or sender-text"), "%s", lw_last_error());
