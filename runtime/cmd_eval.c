@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "sender_cache.h"
 #include "train.h"
+#include "answer_eval.h"
 #include "train_text.h"
 
 enum { BOOTSTRAP_RESAMPLES = 1000, BOOTSTRAP_SEED = 1 };
@@ -61,6 +62,11 @@ static void usage(const lw_pair *pair)
            "  --cache-dir DIR      sender-state cache (default $LWC_CACHE_DIR or .lwc-cache/ beside lw)\n"
            "  --quiet              no progress line, and only the accuracy and macro-F1 lines (the\n"
            "                       per-class scores and confusion matrix stay in --json)\n\n"
+           "Generate tasks (squad, hotpotqa, gsm8k) and choice tasks (boolq, piqa, csqa) take\n"
+           "--method receiver-text (default) or sender-text: that model reads the prompt and writes\n"
+           "the answer greedily (EM/F1, or GSM8K's last number) or picks the choice of highest\n"
+           "log-prob (accuracy); options --split, --limit, --max-context (default min(4096, model\n"
+           "context)), --json, --verbose, --quiet.\n\n"
            "bridge: every label is scored by the summed log-probs of its verbalizer tokens after the\n"
            "receiver's prompt with the soft tokens; the argmax wins. The baselines give a model the\n"
            "text itself and score it the same way; token-budget keeps the first --soft-tokens text\n"
@@ -436,11 +442,34 @@ done:
     return rc;
 }
 
+/* A generate or choice task (task.h) takes its own path: the task named by
+ * --task (and --tasks-dir) is looked at first. A task that does not load is
+ * left to the classification path, which reports it as it always has. */
+static bool answer_task(const lw_pair *pair, int argc, char **argv, lw_task *task)
+{
+    const char *name = NULL, *dir = NULL;
+    for (int i = 0; i + 1 < argc; i++) {
+        if (!strcmp(argv[i], "--task")) name = argv[++i];
+        else if (!strcmp(argv[i], "--tasks-dir")) dir = argv[++i];
+    }
+    char path[4096];
+    if (!name || lw_task_file(&pair->manifest, dir, name, path, sizeof path) || lw_task_load(path, task)) return false;
+    if (task->kind != LW_TASK_CLASSIFY) return true;
+    lw_task_free(task);
+    return false;
+}
+
 int lw_cmd_eval(const lw_pair *pair, int argc, char **argv)
 {
     if (lw_wants_help(argc, argv)) {
         usage(pair);
         return 0;
+    }
+    lw_task answer;
+    if (answer_task(pair, argc, argv, &answer)) {
+        int rc = lw_cmd_eval_answer(&pair->manifest, &answer, argc, argv);
+        lw_task_free(&answer);
+        return rc;
     }
     eval_args a;
     if (!parse(pair, argc, argv, &a)) return 2;

@@ -177,6 +177,13 @@ static int argmax(const float *x, int n)
 lw_status lw_label_scorer_generate(lw_label_scorer *s, const int *ids, int n, int max_new, const int *stop_ids,
                                    int n_stop, int *out, int *n_out)
 {
+    return lw_label_scorer_generate_until(s, ids, n, max_new, stop_ids, n_stop, NULL, NULL, out, n_out);
+}
+
+lw_status lw_label_scorer_generate_until(lw_label_scorer *s, const int *ids, int n, int max_new, const int *stop_ids,
+                                         int n_stop, bool (*until)(void *ctx, const int *out, int n_out), void *ctx,
+                                         int *out, int *n_out)
+{
     *n_out = 0;
     if (max_new < 0 || n_stop < 0 || (n_stop > 0 && !stop_ids))
         return lw_fail(LW_ERR_INVALID, "label scorer: generate %d tokens with %d stop ids", max_new, n_stop);
@@ -187,6 +194,7 @@ lw_status lw_label_scorer_generate(lw_label_scorer *s, const int *ids, int n, in
         out[(*n_out)++] = t;
         bool stop = false;
         for (int i = 0; i < n_stop; i++) stop = stop || stop_ids[i] == t;
+        if (!stop && until) stop = until(ctx, out, *n_out);
         if (stop || *n_out == max_new || pos >= s->max_tokens) break;
         lw_forward_args a = {.ids = &out[*n_out - 1], .T = 1, .pos0 = pos, .logits = s->last, .capture_layer = -1};
         st = lw_forward(s->model, s->state, &a);

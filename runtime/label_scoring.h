@@ -10,6 +10,8 @@
 #ifndef LW_LABEL_SCORING_H
 #define LW_LABEL_SCORING_H
 
+#include <stdbool.h>
+
 #include "adapters.h"
 #include "model.h"
 #include "status.h"
@@ -35,6 +37,11 @@ lw_status lw_label_scorer_score(lw_label_scorer *s, const int *ids, int n, int n
  * stop id (included in *n_out) or when the cache is full. */
 lw_status lw_label_scorer_generate(lw_label_scorer *s, const int *ids, int n, int max_new, const int *stop_ids,
                                    int n_stop, int *out, int *n_out);
+/* The same, also ending after a token for which until(ctx, out, n_out)
+ * says true (NULL: never), e.g. when the answer's first line is complete. */
+lw_status lw_label_scorer_generate_until(lw_label_scorer *s, const int *ids, int n, int max_new, const int *stop_ids,
+                                         int n_stop, bool (*until)(void *ctx, const int *out, int n_out), void *ctx,
+                                         int *out, int *n_out);
 
 /* The scoring loop of every method, after its prompt ran: the prompt's P
  * rows are in s's KV cache and its last row's logits in last. scores[k] =

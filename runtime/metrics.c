@@ -124,3 +124,24 @@ lw_status lw_bootstrap_ci(const int *gold, const int *pred, int n, int n_classes
     free(values), free(conf), free(scratch);
     return LW_OK;
 }
+
+lw_status lw_bootstrap_mean_ci(const double *v, int n, int resamples, uint64_t seed, double *lo, double *hi)
+{
+    if (!v || n < 1) return lw_fail(LW_ERR_INVALID, "bootstrap: %d values, expected at least 1", n);
+    if (resamples < 2 || resamples > 1000000)
+        return lw_fail(LW_ERR_INVALID, "bootstrap: %d resamples, expected 2..1000000", resamples);
+    double *means = malloc((size_t)resamples * sizeof(double));
+    if (!means) return lw_fail(LW_ERR_NOMEM, "bootstrap: out of memory");
+    lw_rng rng;
+    lw_rng_seed(&rng, seed);
+    for (int b = 0; b < resamples; b++) {
+        double sum = 0;
+        for (int i = 0; i < n; i++) sum += v[lw_rng_below(&rng, (uint64_t)n)];
+        means[b] = sum / n;
+    }
+    qsort(means, (size_t)resamples, sizeof(double), cmp_double);
+    *lo = percentile(means, resamples, 0.025);
+    *hi = percentile(means, resamples, 0.975);
+    free(means);
+    return LW_OK;
+}

@@ -32,4 +32,8 @@ void lw_metrics_free(lw_metrics *m);
 lw_status lw_bootstrap_ci(const int *gold, const int *pred, int n, int n_classes, lw_metric which, int resamples,
                           uint64_t seed, double *lo, double *hi);
 
+/* The same percentile bootstrap for the mean of per-example scores (EM, F1,
+ * 0/1 correctness of tasks whose answer is written or chosen): n >= 1. */
+lw_status lw_bootstrap_mean_ci(const double *values, int n, int resamples, uint64_t seed, double *lo, double *hi);
+
 #endif

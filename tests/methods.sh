@@ -85,6 +85,33 @@ check "eval receiver-zeroshot --generate" "$lw" eval --method receiver-zeroshot 
 check "generate named in JSON" has "$w/res/gen.json" '"method": "receiver-zeroshot-generate"'
 for f in "$w"/res/*.json; do check "accuracy in $(basename "$f")" has "$f" '"accuracy"'; done
 
+# tasks whose answer the model writes (generate) or picks (choice): 2-3 rows
+# each, kept out of res/ (lw report reads classification results)
+sd=$shared/data
+mkdir -p "$w/ans"
+check "eval squad receiver-text" "$lw" eval --task squad --split "$sd/squad/dev.jsonl" --method receiver-text \
+    --limit 2 --quiet --json "$w/ans/squad.json"
+check "squad JSON has EM and F1" has "$w/ans/squad.json" '"f1_ci95"'
+check "squad JSON has the answers" has "$w/ans/squad.json" '"answer"'
+check "eval piqa sender-text" "$lw" eval --task piqa --split "$sd/piqa/dev.jsonl" --method sender-text \
+    --limit 3 --quiet --json "$w/ans/piqa.json"
+check "eval boolq receiver-text" "$lw" eval --task boolq --split "$sd/boolq/dev.jsonl" --method receiver-text \
+    --limit 2 --quiet --json "$w/ans/boolq.json"
+for t in piqa boolq; do
+    check "$t JSON has accuracy" has "$w/ans/$t.json" '"accuracy_ci95"'
+    check "$t JSON has chance and majority" has "$w/ans/$t.json" '"majority"'
+done
+check "eval csqa receiver-zeroshot" "$lw" eval --task csqa --split "$sd/csqa/dev.jsonl" \
+    --method receiver-zeroshot --limit 2 --quiet
+check "a method that does not apply is refused" fails_saying "does not apply to squad (a generate task)" \
+    "$lw" eval --task squad --split "$sd/squad/dev.jsonl" --method linear-probe
+check "an option that does not apply is refused" fails_saying "option '--k' does not apply to piqa" \
+    "$lw" eval --task piqa --split "$sd/piqa/dev.jsonl" --k 2
+check "a prompt past the sender's context says so" fails_saying "must fit in 512 positions" \
+    "$lw" eval --task squad --split "$sd/squad/dev.jsonl" --method sender-text --limit 1 --quiet
+check "lw train refuses an answer task" fails_saying "only lw eval takes it" \
+    "$lw" train --task squad --data "$sd/squad" --steps 1 --quiet --out "$w/squad-train"
+
 check "report" "$lw" report --results "$w/res" --logs "$w" --out "$w/report"
 for m in bridge bridge+lora+deep-prefix prompt-tuning lora linear-probe sender-zeroshot receiver-zeroshot \
          receiver-kshot token-budget text-relay cot-relay; do
