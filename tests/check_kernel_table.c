@@ -260,11 +260,15 @@ static int compile_call(const char *dir, const char *name, const char *body, cha
                  body);
     tl_write_file(path, src.data);
     lw_sb_free(&src);
-    char gen[4300], rt[4300];
-    snprintf(gen, sizeof gen, "%s", tl_out("gen"));
-    snprintf(rt, sizeof rt, "%s", tl_src("runtime"));
-    return tl_run(log, "cc -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -fsyntax-only -I'%s' -I'%s' '%s'", gen, rt,
-                  path);
+    /* the folders of the runtime that the launchers' header and what it
+     * includes live in */
+    static const char *const header_dirs[] = {"runtime", NULL};
+    lw_strbuf incs = {0};
+    lw_sb_printf(&incs, "-I'%s'", tl_out("gen"));
+    for (const char *const *d = header_dirs; *d; d++) lw_sb_printf(&incs, " -I'%s'", tl_src(*d));
+    int rc = tl_run(log, "cc -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -fsyntax-only %s '%s'", incs.data, path);
+    lw_sb_free(&incs);
+    return rc;
 }
 
 START_TEST(a_call_that_does_not_fit_its_launcher_does_not_compile)
