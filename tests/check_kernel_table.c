@@ -18,6 +18,7 @@
 
 #include <ctype.h>
 #include <dirent.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,11 +260,15 @@ static int compile_call(const char *dir, const char *name, const char *body, cha
                  body);
     tl_write_file(path, src.data);
     lw_sb_free(&src);
-    char gen[4300], rt[4300];
-    snprintf(gen, sizeof gen, "%s", tl_out("gen"));
-    snprintf(rt, sizeof rt, "%s", tl_src("runtime"));
-    return tl_run(log, "cc -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -fsyntax-only -I'%s' -I'%s' '%s'", gen, rt,
-                  path);
+    /* the folders of the runtime that the launchers' header and what it
+     * includes live in */
+    static const char *const header_dirs[] = {"runtime", NULL};
+    lw_strbuf incs = {0};
+    lw_sb_printf(&incs, "-I'%s'", tl_out("gen"));
+    for (const char *const *d = header_dirs; *d; d++) lw_sb_printf(&incs, " -I'%s'", tl_src(*d));
+    int rc = tl_run(log, "cc -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -fsyntax-only %s '%s'", incs.data, path);
+    lw_sb_free(&incs);
+    return rc;
 }
 
 START_TEST(a_call_that_does_not_fit_its_launcher_does_not_compile)
@@ -368,6 +373,7 @@ static long first_hand_launch(const char *code, const char **what)
 /* Every .c and .h of dir (relative to the source tree) but the exempt ones;
  * the first hand launch fails, naming file, line and what. Returns the
  * number of files read. */
+/* Scans dir (relative to the tree) and every folder below it. */
 static int scan_for_hand_launches(const char *dir, const char *const *exempt)
 {
     char path[4300];
@@ -376,13 +382,20 @@ static int scan_for_hand_launches(const char *dir, const char *const *exempt)
     ck_assert_msg(d != NULL, "cannot list %s", path);
     int files = 0;
     for (struct dirent *ent; (ent = readdir(d));) {
+        if (ent->d_name[0] == '.') continue;
+        char rel[600];
+        snprintf(rel, sizeof rel, "%s/%s", dir, ent->d_name);
+        struct stat st;
+        ck_assert_msg(stat(tl_src(rel), &st) == 0, "cannot stat %s", rel);
+        if (S_ISDIR(st.st_mode)) {
+            files += scan_for_hand_launches(rel, exempt);
+            continue;
+        }
         size_t n = strlen(ent->d_name);
         if (n < 3 || ent->d_name[n - 2] != '.' || (ent->d_name[n - 1] != 'c' && ent->d_name[n - 1] != 'h')) continue;
         bool skip = false;
         for (const char *const *e = exempt; *e; e++) skip |= strcmp(*e, ent->d_name) == 0;
         if (skip) continue;
-        char rel[600];
-        snprintf(rel, sizeof rel, "%s/%s", dir, ent->d_name);
         char *text = tl_read_file(tl_src(rel), NULL);
         ck_assert_msg(text != NULL, "cannot read %s", rel);
         char *code = code_only(text);
@@ -429,8 +442,8 @@ START_TEST(the_hand_launch_detector_finds_them)
 }
 END_TEST
 
-/* Kernels are launched through the generated launchers only: runtime/ and
- * tests/gpu/ have no hand launch outside cuda_driver.c (the driver calls)
+/* Kernels are launched through the generated launchers only: the library's
+ * folders and tests/gpu/ have no hand launch outside cuda_driver.c (the driver calls)
  * and cuda_launch.c (the launchers' one funnel), whose headers declare
  * them. (tests/check_cuda_driver.c calls lw_cuda_launch on purpose: it
  * tests the driver's errors.) */
@@ -439,7 +452,10 @@ START_TEST(no_kernel_is_launched_by_hand)
     static const char *const runtime_exempt[] = {"cuda_driver.c", "cuda_driver.h", "cuda_launch.c", "cuda_launch.h",
                                                  NULL};
     static const char *const none[] = {NULL};
-    int rt = scan_for_hand_launches("runtime", runtime_exempt), gpu = scan_for_hand_launches("tests/gpu", none);
+    /* the library's folders, each scanned with every folder below it */
+    static const char *const runtime_roots[] = {"runtime", NULL};
+    int rt = 0, gpu = scan_for_hand_launches("tests/gpu", none);
+    for (const char *const *r = runtime_roots; *r; r++) rt += scan_for_hand_launches(*r, runtime_exempt);
     /* the scan read the trees it is about (gpu_forward.c and the GPU suites launch kernels) */
     ck_assert_int_gt(rt, 20);
     ck_assert_int_ge(gpu, 5);
