@@ -8,7 +8,7 @@ field names of `lw bench --json` so bench/compare.py can put both side by side.
   python3 bench/torch_bench.py --device cpu --runs 1 --warmup 0 --batch 1 --limit 2 --methods receiver-zeroshot
   python3 bench/torch_bench.py --device cuda --hbm --json hbm.json        # decode/prefill bandwidth
 
-The work of each method (as runtime/bench.h):
+The work of each method (as lw/bench.h):
   bridge             sender reads the text in its chat template, forward through
                      the first source_layer blocks only (a truncated copy of its
                      layer list); a Perceiver-shaped bridge (random weights, the
@@ -23,8 +23,8 @@ Scoring: one forward over the prompt (logits of the last row), then each label's
 tokens but the last continue from the KV cache, which is cropped back to the
 prompt before the next label. A batch of B is B examples back to back, as lw does.
 
-Prompts are rendered by the same rules as runtime/chat_template.c (chatml,
-gemma) and runtime/receiver_input.c (primer + "\\n" + content + tail + answer
+Prompts are rendered by the same rules as runtime/tokenizer/chat_template.c (chatml,
+gemma) and runtime/model/receiver_input.c (primer + "\\n" + content + tail + answer
 prompt), tokenized by the GGUF's own tokenizer through transformers, so the
 token counts match lw's up to tokenizer differences; both JSONs record them
 ("traffic") so compare.py shows any gap.
@@ -33,7 +33,7 @@ token counts match lw's up to tokenizer differences; both JSONs record them
 tree, not models/). Each model is built from the manifest's dims (LlamaConfig,
 Gemma3TextConfig) with random init, and a byte tokenizer stands in (id = byte
 + 3, decode one character per id), as lw does under LWC_RANDOM_WEIGHTS=SEED
-(runtime/random_weights.h): the same prompts give the same token counts on
+(runtime/model/random_weights.h): the same prompts give the same token counts on
 both sides, the relay writes its full --relay-tokens (no stop tokens), so the
 two time equal work. The scores are meaningless: for timing only.
 
@@ -103,7 +103,7 @@ class Clock:
 
 
 def render(kind, user):
-    """(head, tail) of the chat prompt around user text, as runtime/chat_template.c."""
+    """(head, tail) of the chat prompt around user text, as runtime/tokenizer/chat_template.c."""
     if kind == "chatml":
         return (f"<|im_start|>system\n{SMOLLM2_SYSTEM}<|im_end|>\n<|im_start|>user\n{user}",
                 "<|im_end|>\n<|im_start|>assistant\n")
@@ -123,7 +123,7 @@ BYTE_OFFSET = 3   # LW_BYTE_TOKEN_OFFSET
 
 
 class ByteTokenizer:
-    """lw's byte tokenizer of LWC_RANDOM_WEIGHTS (runtime/tokenizer_bytes.c)."""
+    """lw's byte tokenizer of LWC_RANDOM_WEIGHTS (runtime/tokenizer/tokenizer_bytes.c)."""
 
     def encode(self, text, add_special_tokens=False):
         return [b + BYTE_OFFSET for b in text.encode("utf-8")]

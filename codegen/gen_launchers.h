@@ -1,7 +1,7 @@
 /* Writes kernel_launchers.h from the kernel table (kernel_table.h): per
  * unit a struct of kernel handles and its *_kernels_find, and per kernel a
  * typed launcher lwk_<name> that packs the arguments and computes the launch
- * shape from the table's rule (runtime/cuda_launch.h says how to call them).
+ * shape from the table's rule (runtime/device/cuda_launch.h says how to call them).
  *
  * The header is pair-independent (the kernels' arguments and shapes do not
  * depend on a manifest: the dimensions they bake in are constants of the

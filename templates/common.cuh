@@ -1,7 +1,7 @@
 // Shared device helpers for every generated kernel file. No manifest value
 // reaches this file: it is copied verbatim.
 //
-// The first part is plain C as well as CUDA: runtime/lora.c includes this
+// The first part is plain C as well as CUDA: runtime/model/lora.c includes this
 // file with LW_COMMON_HOST_ONLY defined and gets only that part, so the CPU
 // and the GPU draw dropout masks from one definition, bit for bit.
 #ifdef LW_COMMON_HOST_ONLY
@@ -40,7 +40,7 @@ LW_HOST_DEVICE int lw_lora_kept(unsigned long long stream, double cut, int pos, 
     return (double)(h >> 11) >= cut;
 }
 
-// The deep prefix's mask (runtime/deep_prefix.c): element i of z [P, d].
+// The deep prefix's mask (runtime/model/deep_prefix.c): element i of z [P, d].
 LW_HOST_DEVICE int lw_prefix_kept(unsigned long long seed, unsigned long long i, double cut)
 {
     return (double)(lw_mix64(seed ^ lw_mix64(i)) >> 11) >= cut;

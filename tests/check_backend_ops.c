@@ -1,4 +1,4 @@
-/* Every op of runtime/op_list.h on every CPU backend it names, in the spirit
+/* Every op of runtime/ops/op_list.h on every CPU backend it names, in the spirit
  * of ggml's test-backend-ops: forward against a reference computed here in
  * double, backward against the reference where it is a sum of products and by
  * central finite differences on the small cases, frozen ops stated as such.
@@ -937,7 +937,7 @@ static bool listed(const char *fn)
  * backward: a new one must be added to the list, which then asks for cases. */
 START_TEST(every_op_function_is_in_the_list)
 {
-    static const char *const headers[] = {"runtime/ops.h", "runtime/op_matmul_bf16.h", "runtime/op_matmul_q8.h"};
+    static const char *const headers[] = {"runtime/ops/ops.h", "runtime/ops/op_matmul_bf16.h", "runtime/ops/op_matmul_q8.h"};
     int seen = 0;
     for (size_t h = 0; h < sizeof headers / sizeof headers[0]; h++) {
         char *text = tl_read_file(tl_src(headers[h]), NULL);
@@ -956,7 +956,7 @@ START_TEST(every_op_function_is_in_the_list)
             if (*line == ' ' || *line == '/' || *line == '*' || *line == '#') continue;
             if (!strstr(name, "_forward") && !strstr(name, "_backward")) continue;
             seen++;
-            ck_assert_msg(listed(name), "%s (%s) is not in runtime/op_list.h: add an entry and its cases", name,
+            ck_assert_msg(listed(name), "%s (%s) is not in runtime/ops/op_list.h: add an entry and its cases", name,
                           headers[h]);
         }
         free(text);
@@ -997,7 +997,7 @@ START_TEST(every_kernel_is_in_the_list)
             bool named = false;
             for (int op = 0; op < LW_OPL_COUNT; op++) named |= op_has_kernels(&OPS[op]) && names_word(OPS[op].kernels, name);
             for (int k = 0; k < N_KERNELS_NOT_OPS; k++) named |= strcmp(KERNELS_NOT_OPS[k], name) == 0;
-            ck_assert_msg(named, "kernel %s is neither in an op's kernels column of runtime/op_list.h nor in "
+            ck_assert_msg(named, "kernel %s is neither in an op's kernels column of runtime/ops/op_list.h nor in "
                           "LW_KERNELS_NOT_OPS", name);
             found++;
         }

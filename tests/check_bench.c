@@ -1,4 +1,4 @@
-/* The equal-work benchmark (runtime/bench.h): its statistics and payload
+/* The equal-work benchmark (lw/bench.h): its statistics and payload
  * arithmetic on known values, and a tiny end-to-end run on synthetic
  * stories260K-sized models (random weights, the tok512 tokenizer): the
  * bridge path gives the same label scores as lw_trainer_score on the

@@ -1,4 +1,4 @@
-/* The BERT encoder (runtime/bert.c) against transformers' BertModel: a tiny
+/* The BERT encoder (runtime/model/bert.c) against transformers' BertModel: a tiny
  * random checkpoint made by tests/golden/make_bert_goldens.py (bf16 weights,
  * a WordPiece vocabulary of its own) gives the last hidden states of a
  * sentence, a sentence pair (token types 1) and a padded batch (attention

@@ -1,4 +1,4 @@
-/* The deep prefix (runtime/deep_prefix.h) on tiny random llama-like and
+/* The deep prefix (runtime/model/deep_prefix.h) on tiny random llama-like and
  * gemma3-like models (the latter with a sliding window of 3 over 7 rows):
  * a prefix of length 0 is the base model bit for bit; the gradients of the
  * generator's parameters, of the soft tokens through it and of the text

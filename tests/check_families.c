@@ -1,4 +1,4 @@
-/* The model families (runtime/family.c): tiny Qwen2 and Qwen3 checkpoints
+/* The model families (manifest/family.c): tiny Qwen2 and Qwen3 checkpoints
  * made by transformers (tests/golden/make_family_goldens.py) load through
  * the safetensors reader with the config the table implies and give
  * transformers' logits and `tokenizers`' ids; every Hugging Face family

@@ -1,4 +1,4 @@
-/* The GPU training pass's host side without a GPU (runtime/gpu_receiver_pass.h):
+/* The GPU training pass's host side without a GPU (runtime/model/gpu_receiver_pass.h):
  * allocating on a device that is not open fails with the driver's message
  * and leaks nothing (the sanitizer build checks), the arguments are checked
  * before any device work (adapters that do not fit the model included), a

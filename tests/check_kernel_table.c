@@ -262,7 +262,7 @@ static int compile_call(const char *dir, const char *name, const char *body, cha
     lw_sb_free(&src);
     /* the folders of the runtime that the launchers' header and what it
      * includes live in */
-    static const char *const header_dirs[] = {"runtime", NULL};
+    static const char *const header_dirs[] = {"runtime/device", "plan", "manifest", "base", NULL};
     lw_strbuf incs = {0};
     lw_sb_printf(&incs, "-I'%s'", tl_out("gen"));
     for (const char *const *d = header_dirs; *d; d++) lw_sb_printf(&incs, " -I'%s'", tl_src(*d));
@@ -404,7 +404,7 @@ static int scan_for_hand_launches(const char *dir, const char *const *exempt)
         int line = 1;
         for (long i = 0; i < at; i++) line += code[i] == '\n';
         ck_assert_msg(at < 0, "%s:%d: a kernel launched by hand (%s): launch it through its generated lwk_<kernel> "
-                      "launcher (templates/kernels.def, runtime/cuda_launch.h)", rel, line, what);
+                      "launcher (templates/kernels.def, runtime/device/cuda_launch.h)", rel, line, what);
         free(code), free(text);
         files++;
     }
@@ -453,7 +453,7 @@ START_TEST(no_kernel_is_launched_by_hand)
                                                  NULL};
     static const char *const none[] = {NULL};
     /* the library's folders, each scanned with every folder below it */
-    static const char *const runtime_roots[] = {"runtime", NULL};
+    static const char *const runtime_roots[] = {"base", "manifest", "plan", "runtime", "lw", NULL};
     int rt = 0, gpu = scan_for_hand_launches("tests/gpu", none);
     for (const char *const *r = runtime_roots; *r; r++) rt += scan_for_hand_launches(*r, runtime_exempt);
     /* the scan read the trees it is about (gpu_forward.c and the GPU suites launch kernels) */

@@ -1,5 +1,5 @@
 /* The CUDA kernel templates without a GPU: the dropout hash that
- * templates/common.cuh shares between the kernels and runtime/lora.c gives
+ * templates/common.cuh shares between the kernels and runtime/model/lora.c gives
  * the masks of an independent Python copy (tests/golden/lora/), and
  * lw_lora_forward applies exactly those masks; the deep prefix's draw in the
  * same header matches lw_deep_prefix_forward's; and NVRTC compiles the

@@ -1,4 +1,4 @@
-/* LoRA on the receiver (runtime/lora.h) on tiny random llama-like and
+/* LoRA on the receiver (runtime/model/lora.h) on tiny random llama-like and
  * gemma3-like models: a fresh adapter (B = 0) leaves the logits bit for bit;
  * the gradients of A and B for every target kind, and of the input
  * embeddings through the adapted model, match central finite differences

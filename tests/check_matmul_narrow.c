@@ -1,6 +1,6 @@
-/* The narrow-weight matrix products (runtime/op_matmul_bf16.c,
+/* The narrow-weight matrix products (runtime/ops/op_matmul_bf16.c,
  * op_matmul_q8.c) beyond what the backend-ops harness checks: the harness
- * (tests/check_backend_ops.c, cases in runtime/op_list.h) holds every path,
+ * (tests/check_backend_ops.c, cases in runtime/ops/op_list.h) holds every path,
  * in a fresh process per LWC_CPU_PATH, to the exact product of the weights
  * as stored (bf16 or int8); here every path is held to the fp32 product of
  * the UNROUNDED weights (what the rounding costs), on shapes that fill no

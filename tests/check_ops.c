@@ -2,7 +2,7 @@
  * also checks each row of probabilities sums to 1, and PyTorch goldens
  * (tests/golden/ops/). Every op against a double-precision reference on
  * every backend, and every backward by finite differences, is the
- * backend-ops harness: tests/check_backend_ops.c, cases in runtime/op_list.h. */
+ * backend-ops harness: tests/check_backend_ops.c, cases in runtime/ops/op_list.h. */
 #include "testlib.h"
 #include "ops.h"
 

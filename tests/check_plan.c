@@ -1,4 +1,4 @@
-/* The plan (runtime/plan.h): the op list lowered from each family's config
+/* The plan (plan/plan.h): the op list lowered from each family's config
  * (qk_norm adds the two head norms, post_norms the two post norms, qkv_bias
  * the projection's bias, a LoRA hook at each of the seven projections),
  * a dataflow that reads only what an earlier op wrote, gradient slots that

@@ -1,4 +1,4 @@
-/* LWC_RANDOM_WEIGHTS (runtime/random_weights.h): random weights of the
+/* LWC_RANDOM_WEIGHTS (runtime/model/random_weights.h): random weights of the
  * manifest's shapes and a byte tokenizer, so the GPU machine can time the
  * real shapes without the model files. Checks the one reader of the
  * environment (lw_load_options_from_env), the loaders under the options it

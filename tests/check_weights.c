@@ -1,4 +1,4 @@
-/* runtime/weights.h over GGUF, llama2.c and safetensors: the configs of the
+/* runtime/io/weights.h over GGUF, llama2.c and safetensors: the configs of the
  * real files, canonical names and PyTorch-order shapes, row access, the
  * embedding RMS, and errors that name the file and the tensor or field. */
 #include "testlib.h"

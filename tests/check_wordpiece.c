@@ -1,4 +1,4 @@
-/* BERT's WordPiece tokenizer (runtime/tokenizer_wordpiece.c) against Hugging
+/* BERT's WordPiece tokenizer (runtime/tokenizer/tokenizer_wordpiece.c) against Hugging
  * Face `tokenizers`: all-MiniLM-L6-v2's tokenizer.json must give the golden
  * ids (tests/golden/make_bert_goldens.py) on real text of the dev sets and
  * on edge cases (accents, CJK, Hangul, control characters, invalid UTF-8,

@@ -8,7 +8,7 @@ PyTorch bridge of tests/golden/make_bridge_goldens.py from the file's
 __metadata__, load_state_dict(strict=True), runs it on random sender states,
 and loads train_state.safetensors beside it if present. A deep prefix beside
 it (deep_prefix.safetensors) goes the same way into DeepPrefix below (the
-generator of runtime/deep_prefix.h), fed the bridge's soft tokens. (LoRA:
+generator of runtime/model/deep_prefix.h), fed the bridge's soft tokens. (LoRA:
 tests/load_lora_peft.py.) Names and shapes are checked strictly here; the
 values of the C forward and backward are checked by tests/check_deep_prefix.c.
 """

@@ -15,7 +15,7 @@ stream.
     python3 tools/lw_wire.py msgs.bin            # one JSON line per message (as lw receive --inspect)
 
 Only numpy is needed. Every field is checked as the C reader checks it
-(runtime/wire.c); a bad message raises WireError naming the field.
+(runtime/bridge/wire.c); a bad message raises WireError naming the field.
 """
 import json
 import struct

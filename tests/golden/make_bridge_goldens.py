@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Goldens for tests/check_bridge.c and tests/check_adamw.c.
 
-A PyTorch re-implementation of the bridge (runtime/bridge.h), written from
+A PyTorch re-implementation of the bridge (runtime/bridge/bridge.h), written from
 the description rather than from the C, with parameter names equal to the
 checkpoint's, so that `safetensors.torch.load_file` + `load_state_dict`
 moves weights between the two. Writes into tests/golden/bridge/:

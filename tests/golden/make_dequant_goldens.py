@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Goldens for runtime/dequant.c, made with gguf-py's numpy dequantizer.
+"""Goldens for runtime/io/dequant.c, made with gguf-py's numpy dequantizer.
 
 Writes tests/golden/dequant/dequant_goldens.txt:
   tensor <file> <name> <type> <ndim> <d0> [d1] <n> <fnv1a64>   one real tensor per (file, type)

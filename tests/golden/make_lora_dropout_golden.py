@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """LoRA dropout masks for tests/check_kernel_templates.c, from an independent
-Python copy of the draw documented in runtime/lora.h: column j of the row at
+Python copy of the draw documented in runtime/model/lora.h: column j of the row at
 position pos in (layer, target) is kept iff
 
     mix64(stream ^ (pos << 24 | j)) >> 11  >=  float32(p) * 2^53,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""EM/F1 goldens for runtime/answer_metrics.c (tests/check_answer_metrics.c).
+"""EM/F1 goldens for runtime/train/answer_metrics.c (tests/check_answer_metrics.c).
 
 normalize_answer, f1_score and exact_match_score below are copied verbatim
 from the official SQuAD v1.1 evaluation script (evaluate-v1.1.py,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes runtime/unicode_tables.c: the code point classes the byte-level BPE
+"""Writes base/unicode_tables.c: the code point classes the byte-level BPE
 pre-tokenizer regexes use, from Python's unicodedata.
 
   \\p{L}  general category Lu Ll Lt Lm Lo
@@ -8,7 +8,7 @@ pre-tokenizer regexes use, from Python's unicodedata.
   \\s     Unicode White_Space: U+0009..U+000D, U+0085 and categories Zs Zl Zp
          (what Oniguruma, which HF tokenizers uses, documents for \\s)
 
-  python3 tests/golden/make_unicode_tables.py > runtime/unicode_tables.c
+  python3 tests/golden/make_unicode_tables.py > base/unicode_tables.c
 """
 import sys
 import unicodedata

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Writes runtime/wordpiece_tables.c: what Hugging Face's BertNormalizer and
+"""Writes runtime/tokenizer/wordpiece_tables.c: what Hugging Face's BertNormalizer and
 BertPreTokenizer do to each code point, read off `tokenizers` itself (one
 call per code point and option), so the C tokenizer uses the Unicode tables
 of the Rust crates HF links (unicode_categories, unicode-normalization) and
 not those of Python's unicodedata, which are newer.
 
-  python3 tests/golden/make_wordpiece_tables.py > runtime/wordpiece_tables.c
+  python3 tests/golden/make_wordpiece_tables.py > runtime/tokenizer/wordpiece_tables.c
 
 Tables (sorted, disjoint, inclusive ranges or sorted maps):
   clean_drop    clean_text removes the code point (NUL, U+FFFD, "other" categories but \\t \\n \\r)

@@ -1,4 +1,4 @@
-/* The CUDA side of the backend-ops harness: every op of runtime/op_list.h
+/* The CUDA side of the backend-ops harness: every op of runtime/ops/op_list.h
  * whose kernels column names kernels of ours, on the cases of the list,
  * each kernel against the CPU op (its twin), forward and backward; the
  * tolerance is the entry's gpu_rtol / gpu_atol. Built by `make check-gpu`;

@@ -1,4 +1,4 @@
-/* `lw bench --device cuda`'s model work (runtime/bench_gpu.h) against the
+/* `lw bench --device cuda`'s model work (lw/bench_gpu.h) against the
  * CPU's, on the default pair's real models (SmolLM2-135M -> Gemma-3-270M):
  * the sender's hidden states at layer 0 (the scaled embeddings), the
  * bridge's source layer and the last layer (final-normed) over 300 rows, past one 256-row chunk, and every
@@ -15,7 +15,7 @@
  * Without the model files in models/ (a device machine: they do not
  * travel) the suite runs on random weights of the pair's shapes and the
  * byte tokenizer (the load options LWC_RANDOM_WEIGHTS=1 gives, set on the
- * manifest's configs as lw_main sets them: runtime/random_weights.h). There a
+ * manifest's configs as lw_main sets them: runtime/model/random_weights.h). There a
  * relay's text is as long as its tokens whatever they are, so its scores
  * are only held finite. */
 #include "testlib.h"

@@ -1,4 +1,4 @@
-/* Every CUDA kernel of the default pair against its CPU twin (runtime/ops.h,
+/* Every CUDA kernel of the default pair against its CPU twin (runtime/ops/ops.h,
  * bridge.c's calibration, adamw.c), forward and backward, on random inputs.
  * Needs a GPU: it is run by `make check-gpu`, not by `make check`.
  *

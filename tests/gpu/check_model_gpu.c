@@ -1,5 +1,5 @@
-/* The whole forward pass on the GPU (runtime/gpu_model.h) against the CPU
- * forward (runtime/forward.c): all logits of a prefill, then 8 decode steps
+/* The whole forward pass on the GPU (runtime/model/gpu_model.h) against the CPU
+ * forward (runtime/model/forward.c): all logits of a prefill, then 8 decode steps
  * (last-row logits and greedy tokens). Needs a GPU: run by `make check-gpu`,
  * not by `make check`; without one it stops with "no CUDA device".
  *

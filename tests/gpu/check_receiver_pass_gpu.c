@@ -1,5 +1,5 @@
-/* The receiver's training pass on the GPU (runtime/gpu_receiver_pass.h)
- * against the CPU pass (runtime/receiver_pass.h) on the same rows: token
+/* The receiver's training pass on the GPU (runtime/model/gpu_receiver_pass.h)
+ * against the CPU pass (runtime/model/receiver_pass.h) on the same rows: token
  * ids, a run of input-embedding rows (soft tokens) and more ids, then the
  * gold verbalizer but its last token; for both labels (verbalizers of one
  * and two tokens). Needs a GPU: run by `make check-gpu`; without one it

@@ -1,4 +1,4 @@
-/* runtime/op_list.h as data, for the two harnesses that walk it
+/* runtime/ops/op_list.h as data, for the two harnesses that walk it
  * (tests/check_backend_ops.c on the CPU, tests/gpu/check_backend_ops_gpu.c
  * on CUDA): OPS[op id] the entries, CASES[] every case in list order. */
 #ifndef LW_TL_OP_TABLE_H

@@ -1,4 +1,4 @@
-/* One model's forward pass on the GPU: runtime/forward.c operation by
+/* One model's forward pass on the GPU: runtime/model/forward.c operation by
  * operation, with the matrix products in cuBLAS (cuda_blas.h) and the rest
  * in the model's generated kernels (templates/model_kernels.cu.in).
  *

@@ -1,4 +1,4 @@
-/* The forward pass on the GPU, in runtime/forward.c's order of operations.
+/* The forward pass on the GPU, in runtime/model/forward.c's order of operations.
  *
  * One difference in form, none in arithmetic: the residual adds are fused
  * into the next norm (residual_rmsnorm_forward does x += branch, then

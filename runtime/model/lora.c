@@ -12,7 +12,7 @@
 #include "rng.h"
 
 #define LW_COMMON_HOST_ONLY   /* only the part shared by C and CUDA: the dropout hash */
-#include "../templates/common.cuh"
+#include "common.cuh"
 
 static const char *const short_names[LW_LORA_N_TARGETS] = {"q", "k", "v", "o", "gate", "up", "down"};
 static const char *const modules[LW_LORA_N_TARGETS] = {"self_attn.q_proj", "self_attn.k_proj",

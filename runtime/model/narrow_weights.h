@@ -48,8 +48,7 @@ static inline lw_weights_dtype lw_model_dtype(const lw_model *m)
  * reads. Views (wq wk wv, w_gate w_up) have no packed copy: backward only. */
 const struct lw_bf16_matrix *lw_narrow_matrix(const lw_model *m, int l, lw_plan_weight w);
 
-/* Frees n's matrices and n itself (NULL is fine). */
-void lw_narrow_weights_free(struct lw_narrow_weights *n);
+/* lw_narrow_weights_free: in model.h (lw_model_free calls it). */
 
 /* Bytes of m's weights as held now (fp32 arrays plus bf16 matrices, with
  * their padding and packed copies), for the benchmark's memory column. */

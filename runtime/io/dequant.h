@@ -11,7 +11,7 @@
 #include "status.h"
 
 /* Tensor element types, numbered as ggml's ggml_type. Only the ones
- * runtime/dequant.c can convert are named; others load as "type N". */
+ * runtime/io/dequant.c can convert are named; others load as "type N". */
 typedef enum {
     LW_GGML_F32 = 0, LW_GGML_F16 = 1, LW_GGML_Q4_0 = 2, LW_GGML_Q4_1 = 3,
     LW_GGML_Q5_0 = 6, LW_GGML_Q5_1 = 7, LW_GGML_Q8_0 = 8, LW_GGML_Q8_1 = 9,
@@ -23,7 +23,7 @@ typedef enum {
 const char *lw_ggml_type_name(uint32_t type);
 
 /* A typed view of one tensor's bytes inside a mapped file, as the three
- * weight loaders (GGUF, safetensors, llama2.c) hand it to runtime/weights.c. */
+ * weight loaders (GGUF, safetensors, llama2.c) hand it to runtime/io/weights.c. */
 typedef struct {
     const char *name;        /* canonical (GGUF) name */
     uint32_t type;           /* lw_ggml_type */

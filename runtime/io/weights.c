@@ -1,4 +1,4 @@
-/* runtime/weights.h over the three loaders. Each loader exposes its tensors
+/* runtime/io/weights.h over the three loaders. Each loader exposes its tensors
  * as lw_raw_tensor views under canonical names; this file converts them. */
 #include "weights.h"
 #include "dequant.h"

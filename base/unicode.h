@@ -30,7 +30,7 @@ bool lw_uc_is_letter(uint32_t cp); /* \p{L} */
 bool lw_uc_is_number(uint32_t cp); /* \p{N} */
 bool lw_uc_is_space(uint32_t cp);  /* \s: Unicode White_Space */
 
-/* Generated tables (runtime/unicode_tables.c). */
+/* Generated tables (base/unicode_tables.c). */
 extern const lw_uc_range lw_uc_letter[], lw_uc_number[], lw_uc_space[];
 extern const int lw_uc_letter_count, lw_uc_number_count, lw_uc_space_count;
 

@@ -12,7 +12,7 @@
 #include "rng.h"
 
 #define LW_COMMON_HOST_ONLY   /* the dropout hash, shared with the CUDA kernels */
-#include "../templates/common.cuh"
+#include "common.cuh"
 
 #define LN_EPS 1e-5f
 

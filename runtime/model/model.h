@@ -61,6 +61,11 @@ typedef struct {
     struct lw_narrow_weights *narrow;
 } lw_model;
 
+/* Frees a model's narrow copies and the set itself (NULL is fine); declared
+ * here, defined in narrow_weights.c, so that freeing a model does not make
+ * model.c stand on the narrow weights, which stand on the model. */
+void lw_narrow_weights_free(struct lw_narrow_weights *n);
+
 /* The activations of one block for T rows; with save_acts every block keeps
  * its own set (what backward reads), otherwise all blocks share one. */
 typedef struct {

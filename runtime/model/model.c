@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "narrow_weights.h"
 #include "ops.h"
 
 lw_status lw_model_config_check(const lw_model_config *c)

@@ -1,5 +1,5 @@
 /* The CPU ops of the model families and the bridge, fp32, row-major.
- * Each op lives in its own file runtime/op_<name>.c with its forward and its
+ * Each op lives in its own file runtime/ops/op_<name>.c with its forward and its
  * backward side by side; every backward is checked by finite differences
  * (tests/check_ops.c) and every CUDA kernel against this CPU twin.
  *

@@ -17,7 +17,7 @@
  * Op kinds are backend-neutral names; what each one computes, forward and
  * backward, is written beside its enum value. A backend implements every
  * kind (a GPU one under the same names). Where a kind is one op of
- * runtime/op_list.h it carries that op's name (matmul, rmsnorm, rope,
+ * runtime/ops/op_list.h it carries that op's name (matmul, rmsnorm, rope,
  * attention, glu, embedding); copy, add, blocks and logits are the plan's. */
 #ifndef LW_PLAN_H
 #define LW_PLAN_H
