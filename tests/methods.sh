@@ -6,18 +6,8 @@
 # task a tiny pair can learn); this catches a method that no longer runs.
 set -eu
 srcdir=$1 lwc=$2
-shared=${LWC_SHARED:-$srcdir/../shared}
-data=$shared/data/sst2
-[ -f "$data/train.jsonl" ] || { echo "methods: no $data/train.jsonl"; exit 1; }
-w=$(mktemp -d)
-[ -n "${KEEP:-}" ] || trap 'rm -rf "$w"' EXIT
-export LWC_CACHE_DIR=$w/cache OPENBLAS_NUM_THREADS=1
-pass=0 fail=0
-check() {   # check NAME COMMAND...: run, count, show the log on failure
-    name=$1; shift
-    if "$@" >"$w/log" 2>&1; then pass=$((pass + 1)); else
-        fail=$((fail + 1)); echo "methods: FAIL $name"; tail -n 20 "$w/log"; fi
-}
+suite=methods
+. "$srcdir/tests/script_common.sh"
 has() { grep -q "$2" "$1"; }   # has FILE PATTERN
 
 "$lwc" build --quiet "$srcdir/pairs/stories260k_to_smollm2-135m.json" -o "$w/build"

@@ -10,18 +10,8 @@
 #     wrote exactly as lw receive --inspect does, and the other way round.
 set -eu
 srcdir=$1 lwc=$2
-shared=${LWC_SHARED:-$srcdir/../shared}
-data=$shared/data/sst2
-[ -f "$data/train.jsonl" ] || { echo "wire: no $data/train.jsonl"; exit 1; }
-w=$(mktemp -d)
-[ -n "${KEEP:-}" ] || trap 'rm -rf "$w"' EXIT
-export LWC_CACHE_DIR=$w/cache OPENBLAS_NUM_THREADS=1
-pass=0 fail=0
-check() {   # check NAME COMMAND...: run, count, show the log on failure
-    name=$1; shift
-    if "$@" >"$w/log" 2>&1; then pass=$((pass + 1)); else
-        fail=$((fail + 1)); echo "wire: FAIL $name"; tail -n 20 "$w/log"; fi
-}
+suite=wire
+. "$srcdir/tests/script_common.sh"
 fails_saying() {   # fails_saying PATTERN COMMAND...: exits 1 and prints PATTERN
     pattern=$1; shift
     set +e; "$@" >"$w/out" 2>&1; rc=$?; set -e
