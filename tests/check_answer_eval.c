@@ -16,6 +16,7 @@
 #include "answer_metrics.h"
 #include "chat_template.h"
 #include "manifest.h"
+#include "tiny_models.h"
 #include "model.h"
 #include "random_weights.h"
 
@@ -57,32 +58,6 @@ static int *prompt_ids(const sender *s, const lw_task *t, const char *user, int 
     return encode(s, buf, n);
 }
 
-/* sum of log p(cont | prompt) from one forward over prompt + cont. */
-static double direct_logprob(const lw_model *m, const int *p, int n, const int *c, int L)
-{
-    int V = m->cfg.vocab, T = n + L - 1;
-    int *ids = malloc((size_t)T * sizeof *ids);
-    float *logits = malloc((size_t)T * V * sizeof *logits);
-    memcpy(ids, p, (size_t)n * sizeof *ids);
-    memcpy(ids + n, c, (size_t)(L - 1) * sizeof *ids);
-    lw_state *st;
-    ck_assert_int_eq(lw_state_alloc(m, T, false, &st), LW_OK);
-    lw_forward_args a = {.ids = ids, .T = T, .logits = logits, .all_logits = true, .capture_layer = -1};
-    ck_assert_int_eq(lw_forward(m, st, &a), LW_OK);
-    double total = 0;
-    for (int i = 0; i < L; i++) {
-        const float *row = logits + (size_t)(n - 1 + i) * V;
-        double mx = row[0], sum = 0;
-        for (int v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
-        for (int v = 0; v < V; v++) sum += exp(row[v] - mx);
-        total += row[c[i]] - mx - log(sum);
-    }
-    lw_state_free(st);
-    free(ids);
-    free(logits);
-    return total;
-}
-
 static void load_task(const char *json, lw_task *t)
 {
     ck_assert_msg(lw_task_parse(json, strlen(json), "t.json", t) == LW_OK, "%s", lw_last_error());
@@ -112,7 +87,7 @@ static void check_choices(const char *score)
             char text[4096];
             snprintf(text, sizeof text, " %s", d.rows[i].choices[k]);
             int L, *c = encode(&s, text, &L);
-            raw[k] = direct_logprob(s.model, p, n, c, L);
+            raw[k] = tl_continuation_logprob(s.model, p, n, c, L);
             per_token[k] = raw[k] / L;
             want[k] = mean ? per_token[k] : raw[k];
             free(c);

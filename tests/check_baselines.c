@@ -17,31 +17,6 @@
 
 /* ---- label scoring on a tiny random model ------------------------------ */
 
-/* log p of each verbalizer from one fresh forward of prompt + verbalizer. */
-static double direct_score(const lw_model *m, const int *prompt, int n, const int *verb, int L)
-{
-    int V = m->cfg.vocab, T = n + L - 1, ids[64];
-    ck_assert_int_le(T, 64);
-    memcpy(ids, prompt, (size_t)n * sizeof *ids);
-    memcpy(ids + n, verb, (size_t)(L - 1) * sizeof *ids);
-    lw_state *s;
-    float *logits = malloc((size_t)T * V * sizeof *logits);
-    ck_assert_int_eq(lw_state_alloc(m, T, false, &s), LW_OK);
-    lw_forward_args a = {.ids = ids, .T = T, .logits = logits, .all_logits = true, .capture_layer = -1};
-    ck_assert_int_eq(lw_forward(m, s, &a), LW_OK);
-    double total = 0;
-    for (int i = 0; i < L; i++) {
-        const float *row = logits + (size_t)(n - 1 + i) * V;
-        double mx = row[0], sum = 0;
-        for (int v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
-        for (int v = 0; v < V; v++) sum += exp(row[v] - mx);
-        total += row[verb[i]] - mx - log(sum);
-    }
-    free(logits);
-    lw_state_free(s);
-    return total;
-}
-
 START_TEST(scores_equal_a_direct_forward)
 {
     lw_model_config c = tl_tiny_receiver_config(4, true);
@@ -63,7 +38,7 @@ START_TEST(scores_equal_a_direct_forward)
         double scores[3];
         ck_assert_int_eq(lw_label_scorer_score(&sc, prompts[p], lens[p], 3, verb, verb_len, scores), LW_OK);
         for (int k = 0; k < 3; k++) {
-            double want = direct_score(m, prompts[p], lens[p], verb[k], verb_len[k]);
+            double want = tl_continuation_logprob(m, prompts[p], lens[p], verb[k], verb_len[k]);
             ck_assert_msg(fabs(scores[k] - want) < 1e-4, "prompt %d label %d: %.6f, direct %.6f", p, k, scores[k],
                           want);
         }

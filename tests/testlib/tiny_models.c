@@ -4,6 +4,7 @@
 #include "random_weights.h"
 
 #include <check.h>
+#include <math.h>
 #include "rng.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,4 +194,30 @@ void tl_synthetic_pair_close(tl_synthetic_pair *p)
     lw_model_free(p->receiver);
     lw_dataset_free(&p->data);
     lw_sender_cache_close(&p->states);
+}
+
+double tl_continuation_logprob(const lw_model *m, const int *prompt, int n, const int *cont, int L)
+{
+    int V = m->cfg.vocab, T = n + L - 1;
+    int *ids = malloc((size_t)T * sizeof *ids);
+    float *logits = malloc((size_t)T * V * sizeof *logits);
+    ck_assert(ids && logits);
+    memcpy(ids, prompt, (size_t)n * sizeof *ids);
+    memcpy(ids + n, cont, (size_t)(L - 1) * sizeof *ids);
+    lw_state *st;
+    ck_assert_int_eq(lw_state_alloc(m, T, false, &st), LW_OK);
+    lw_forward_args a = {.ids = ids, .T = T, .logits = logits, .all_logits = true, .capture_layer = -1};
+    ck_assert_int_eq(lw_forward(m, st, &a), LW_OK);
+    double total = 0;
+    for (int i = 0; i < L; i++) {
+        const float *row = logits + (size_t)(n - 1 + i) * V;
+        double mx = row[0], sum = 0;
+        for (int v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
+        for (int v = 0; v < V; v++) sum += exp(row[v] - mx);
+        total += row[cont[i]] - mx - log(sum);
+    }
+    lw_state_free(st);
+    free(ids);
+    free(logits);
+    return total;
 }

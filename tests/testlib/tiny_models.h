@@ -8,6 +8,7 @@
 #define LW_TL_TINY_MODELS_H
 
 #include "dataset.h"
+#include "model.h"
 #include "model_config.h"
 #include "train.h"
 
@@ -63,5 +64,10 @@ typedef struct {
 
 void tl_synthetic_pair_open(tl_synthetic_pair *p, int m_soft, int n_ex, float diversity, uint64_t data_seed);
 void tl_synthetic_pair_close(tl_synthetic_pair *p);
+
+/* Sum of log p(cont[i] | prompt, cont[<i]) from one fresh forward over
+ * prompt + cont (all logits, a log-softmax per row in double): the
+ * reference the label and choice scorers are held to. */
+double tl_continuation_logprob(const lw_model *m, const int *prompt, int n, const int *cont, int L);
 
 #endif
