@@ -7,7 +7,7 @@
 #define LW_ADAPTER_FILE_H
 
 #include "adamw.h"
-#include "adapters.h"
+#include "adapter_params.h"
 #include "status.h"
 
 typedef struct {

@@ -27,7 +27,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "adapters.h"
+#include "adapter_params.h"
+#include "adapter_view.h"
 #include "manifest.h"
 #include "model.h"
 #include "status.h"
