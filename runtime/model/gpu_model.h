@@ -40,6 +40,7 @@
 #include "cuda_memplan.h"
 #include "kernel_launchers.h"   /* generated from templates/kernels.def */
 #include "model.h"
+#include "plan.h"
 
 /* Device pointers into the weight allocation; 0 where the family has none. */
 typedef struct {
@@ -58,6 +59,7 @@ typedef struct {
     bool bf16;                 /* projections and output head in bf16 (norms, embedding table fp32) */
     lw_gpu_layer *layers;      /* [n_layers] */
     bool sync_each_launch;     /* wait after every launch, so a fault names its kernel (tests) */
+    lw_plan plan;              /* cfg lowered: what the CUDA executor (plan_cuda.h) runs */
 } lw_gpu_model;
 
 /* The KV cache and one chunk of activations, in one allocation. */
@@ -69,7 +71,7 @@ typedef struct {
     lw_cuda_ptr arena;
     size_t bytes;
     lw_cuda_ptr key_cache, value_cache;   /* [n_layers, max_tokens, n_kv * head_dim], k after qk-norm and RoPE */
-    lw_cuda_ptr x, xn, q, ao, proj, proj_n, fn, gate, up, hid, down, down_n, xf;   /* [chunk, width] */
+    lw_cuda_ptr x, xn, q, q_rope, k, v, ao, proj, proj_n, fn, gate, up, hid, down, down_n, xf;   /* [chunk, width] */
     lw_cuda_ptr logits;        /* [chunk, vocab] */
     lw_cuda_ptr xb;            /* bf16 weights: a product's input in bf16, [chunk, max(hidden, q, ffn)] */
     lw_cuda_ptr ids, pos;      /* [chunk] int */
@@ -108,6 +110,14 @@ static inline void lw_gpu_state_reset(lw_gpu_state *s) { s->n_cached = 0; }
  * CPU does. */
 lw_status lw_gpu_forward(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_args *a);
 
+/* LW_ERR_UNSUPPORTED, naming the model and what is missing, for what the
+ * CUDA backend has no kernel for: a projection's bias (Qwen2's qkv_bias),
+ * packed segments (a's n_segments; a may be NULL), backward through bf16
+ * weights (backward: the call will be walked back). The one place such
+ * refusals are made: the upload and the executor (plan_cuda.h) call it. */
+lw_status lw_gpu_check_plan(const lw_plan *p, const lw_model_config *c, bool bf16, const lw_forward_args *a,
+                            bool backward);
+
 /* A bump allocator over one device allocation, 256-byte aligned: with base
  * 0 it only measures, so the same placing code sizes and then lays out. */
 typedef struct {
@@ -121,10 +131,9 @@ lw_cuda_ptr lw_gpu_take(lw_gpu_arena *a, size_t bytes);
  * plus a margin for cuBLAS and the module fits in free memory. */
 lw_status lw_gpu_check_fits(lw_cuda *cu, size_t need, const char *what, const char *model);
 
-/* ---- launch helpers, shared by gpu_forward.c and gpu_receiver_pass.c -----
+/* ---- launch helpers of the CUDA executor (plan_cuda.c) ---------------------
  * Each issues its work on the default stream and, with sync_each_launch,
- * waits for it so a fault names the kernel. Pointers are device addresses;
- * 0 means "none" where a kernel allows it (rstd, lse, pending). */
+ * waits for it so a fault names the kernel. Pointers are device addresses. */
 
 /* How g's kernels launch: on its device, named after its model, waiting
  * after each one with sync_each_launch. lwk_glu_forward(lw_gpu_launcher(g),
@@ -142,26 +151,9 @@ lw_status lw_gpu_matmul(lw_gpu_model *g, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_p
  * with bf16 weights x converted into xb (n bf16 values, f32_to_bf16) and xb
  * returned. One conversion serves every product of the same input (q, k, v). */
 lw_status lw_gpu_matmul_input(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr xb, size_t n, lw_cuda_ptr *in);
-/* x += pending (0: nothing), then y = norm(x) with gains w over [T, hidden];
- * rstd[T] (may be 0) keeps 1 / rms for the backward pass. */
-lw_status lw_gpu_add_norm(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr y, lw_cuda_ptr rstd, lw_cuda_ptr pending,
-                          lw_cuda_ptr w, int T);
-/* Per-head RMSNorm over rows of head_dim; y may be x (in place). */
-lw_status lw_gpu_head_norm(lw_gpu_model *g, lw_cuda_ptr y, lw_cuda_ptr rstd, lw_cuda_ptr x, lw_cuda_ptr w,
-                           int rows);
 /* Rotates [T, heads, head_dim] in place by the positions pos[T]; sign -1
  * rotates back, which is RoPE's backward (the transpose of a rotation). */
 lw_status lw_gpu_rope(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr pos, int T, int heads, int layer, float sign);
-/* T query rows at positions pos0.. over keys/values [0, pos0 + T); lse
- * [n_heads, T] (may be 0) is kept for attention_backward. */
-lw_status lw_gpu_attention(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr lse, lw_cuda_ptr q, lw_cuda_ptr keys,
-                           lw_cuda_ptr values, int T, int pos0, int window);
-/* The same with a deep prefix: keys/values hold n_sink prefix rows, then
- * positions [0, pos0 + T); every query sees the prefix (the window spares
- * it), as forward.c's attend with ad->prefix_len = n_sink. */
-lw_status lw_gpu_attention_sink(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr lse, lw_cuda_ptr q, lw_cuda_ptr keys,
-                                lw_cuda_ptr values, int T, int pos0, int window, int n_sink);
-lw_status lw_gpu_glu(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr gate, lw_cuda_ptr up, int n);
 /* Rows [r0, r0 + T) of a's input into x[T, hidden]: the embedding kernel
  * over the ids (staged through ids_host[T] into ids_dev[T]), then a's input
  * embeddings copied over the rows that take one. */
