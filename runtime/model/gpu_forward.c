@@ -10,7 +10,6 @@
 #include <limits.h>
 #include <stdio.h>
 
-#include "plan_cuda.h"
 
 lw_status lw_gpu_matmul(lw_gpu_model *g, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_ptr w, int T, int in, int out,
                         int layer, const char *tensor)

@@ -14,7 +14,7 @@
  *             (lw_score_verbalizers' loop).
  *
  * The model runs as its plan (plan/plan.c) through the CUDA executor
- * (plan_cuda.h), as lw_receiver_pass runs it through the CPU's: forward in
+ * (plan_cuda.c, gpu_model.h), as lw_receiver_pass runs it through the CPU's: forward in
  * order with every layer's activations kept, backward walked in reverse
  * (the products' input gradients dx = dy @ w in cuBLAS, the rest in the
  * model's generated kernels).
@@ -49,11 +49,10 @@
 
 #include "adapters.h"
 #include "gpu_model.h"
-#include "plan_cuda.h"
 #include "receiver_input.h"
 #include "status.h"
 
-/* Device buffers besides the layers' activations (plan_cuda.h's slots). */
+/* Device buffers besides the layers' activations (the executor's slots, gpu_model.h). */
 typedef struct {
     lw_cuda_ptr key_cache, value_cache;         /* [n_layers, n_prefix + max_T, kv dim]: prefix rows, then
                                                    positions 0.. (the K after qk-norm and RoPE) */

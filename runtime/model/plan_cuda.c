@@ -1,4 +1,4 @@
-/* The CUDA executor of a plan (plan_cuda.h): plan_cpu.c's walk over device
+/* The CUDA executor of a plan (declared in gpu_model.h): plan_cpu.c's walk over device
  * buffers. Each op kind calls its kernel through the typed launchers
  * (kernel_launchers.h) or cuBLAS:
  *
@@ -22,7 +22,7 @@
  * Kernels that accumulate (the norms' and GLU's backward, the LoRA ones)
  * get a zeroed buffer where the op is flagged LW_PLAN_ZERO_DIN, as the CPU
  * executor zeroes before its accumulating ops. */
-#include "plan_cuda.h"
+#include "gpu_model.h"
 
 #include <stddef.h>
 #include <stdio.h>
