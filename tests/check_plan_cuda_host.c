@@ -21,6 +21,11 @@
  * targets, dropout 0 and 0.2), a deep prefix of 3 keys under a window of 4,
  * and both: dA, dB and d prefix K/V within 1e-3 x max of each tensor.
  *
+ * Models: the tiny random Gemma-3-like (window 4 < the rows, qk-norm, post
+ * norms, GeGLU, tied), Llama-like (interleaved RoPE, GQA) and Qwen3-like
+ * (plain-gain qk-norm, head_dim 6 != hidden / heads, halves RoPE) of
+ * tiny_models.h; the adapters and bf16 on the Gemma-like.
+ *
  * Refusals: packed segments and a projection bias (Qwen2) are refused by
  * the one check with LW_ERR_UNSUPPORTED; a bf16 model by the training pass. */
 #include "testlib.h"
@@ -305,9 +310,16 @@ enum { QV = (1u << LW_LORA_Q) | (1u << LW_LORA_V), ALL = (1u << LW_LORA_N_TARGET
 
 /* ---- training: tiny random models ------------------------------------------ */
 
+/* _i: the model (tiny_models.h) */
+static lw_model_config tiny(int i)
+{
+    return i == 0 ? tl_tiny_gemma3_config(4) : i == 1 ? tl_tiny_llama_config(LW_WEIGHTS_GGUF) : tl_tiny_qwen3_config();
+}
+
+
 START_TEST(training_pass_matches_the_cpu)
 {
-    lw_model_config c = _i == 0 ? tl_tiny_gemma3_config(4) : tl_tiny_llama_config(LW_WEIGHTS_GGUF);
+    lw_model_config c = tiny(_i);
     c.context = 64;
     lw_model *m;
     OK(lw_model_init_random(&c, 31 + (uint64_t)_i, &m));
@@ -446,7 +458,7 @@ static void check_inference(lw_model *m, lw_weight_dtype dtype, double rtol)
 
 START_TEST(inference_matches_the_cpu)
 {
-    lw_model_config c = _i == 0 ? tl_tiny_gemma3_config(4) : tl_tiny_llama_config(LW_WEIGHTS_GGUF);
+    lw_model_config c = tiny(_i);
     c.context = 512;
     lw_model *m;
     OK(lw_model_init_random(&c, 41 + (uint64_t)_i, &m));
@@ -513,9 +525,10 @@ int main(void)
     Suite *s = suite_create("plan_cuda_host");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
-    tcase_add_loop_test(tc, inference_matches_the_cpu, 0, 2);      /* _i: 0 Gemma-like, 1 Llama-like */
+    /* _i: 0 Gemma-3-like, 1 Llama-like, 2 Qwen3-like (plain-gain qk-norm, head_dim 6, halves RoPE) */
+    tcase_add_loop_test(tc, inference_matches_the_cpu, 0, 3);
     tcase_add_test(tc, bf16_inference_is_close);
-    tcase_add_loop_test(tc, training_pass_matches_the_cpu, 0, 2);
+    tcase_add_loop_test(tc, training_pass_matches_the_cpu, 0, 3);
     tcase_add_test(tc, training_with_adapters_matches_the_cpu);
     tcase_add_test(tc, what_has_no_kernel_is_refused);
     suite_add_tcase(s, tc);
