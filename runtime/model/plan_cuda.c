@@ -316,10 +316,7 @@ lw_status lw_plan_cuda_forward(const lw_cuda_plan_bufs *b, const lw_cuda_plan_ca
     *complete = true;
     lw_status st = lw_gpu_check_plan(p, &g->cfg, g->bf16, c->a, false);
     if (st) return st;
-    for (int t = 0; t < T; t++) b->pos_host[t] = c->pos0 + t;
     lw_cuda_ptr pos = b->pos + (size_t)c->row * sizeof(int);
-    st = lw_cuda_upload(g->cu, pos, b->pos_host, (size_t)T * sizeof(int), "positions");
-    if (st) return st;
     exec x = {.b = b, .g = g, .p = p, .T = T, .pos0 = c->pos0, .pos = pos}, blk = x;
     bind(&x, -1, c->row, false);
     for (int i = 0; !st && i < p->n_model_ops; i++) {
@@ -330,6 +327,9 @@ lw_status lw_plan_cuda_forward(const lw_cuda_plan_bufs *b, const lw_cuda_plan_ca
             if (!st && c->capture_layer == 0) st = capture(&x, c, x.acts[op->out]);
             break;
         case LW_OP_BLOCKS:
+            /* the rows' positions, which RoPE, LoRA's dropout and nothing before the blocks read */
+            for (int t = 0; t < T; t++) b->pos_host[t] = c->pos0 + t;
+            st = lw_cuda_upload(g->cu, pos, b->pos_host, (size_t)T * sizeof(int), "positions");
             for (int l = 0; !st && l < last_layer; l++) {
                 bind(&blk, l, c->row, false);
                 for (int j = 0; !st && j < p->n_ops; j++) st = op_forward(&blk, &p->ops[j]);
