@@ -7,7 +7,7 @@
 #
 # On the device it builds the tree (with the .debs of .device/debs unpacked
 # into a prefix if the image lacks libjansson, Check or OpenBLAS), runs the
-# four GPU suites, then `lw bench --device cuda` (fp32, bf16) and the PyTorch
+# CUDA executor's host-twin suite and the six GPU suites, then `lw bench --device cuda` (fp32, bf16) and the PyTorch
 # reference, both on random weights of the pair's shapes (LWC_RANDOM_WEIGHTS:
 # the model files do not travel), and bench/compare.py. Each step has its
 # own timeout and the whole run a deadline (DEADLINE seconds, default 480);
@@ -115,15 +115,23 @@ note "device: ${device:-none (nvidia-smi found no GPU)}; $(nproc) CPUs; $(uname 
 step configure 90 sh "$src/scripts/device-checks.sh" --configure &&
 step "make -j$jobs" 300 make -j"$jobs" &&
 step "make gpu tests" 90 make -j"$jobs" out/tests/gpu/check_kernels_gpu out/tests/gpu/check_model_gpu \
-    out/tests/gpu/check_receiver_pass_gpu out/tests/gpu/check_train_gpu out/tests/gpu/check_bench_gpu
+    out/tests/gpu/check_receiver_pass_gpu out/tests/gpu/check_train_gpu out/tests/gpu/check_bench_gpu \
+    out/tests/gpu/check_backend_ops_gpu out/tests/check_plan_cuda_host
 built=$?
 [ -x out/bin/lwc ] && grep -E "NVRTC|build  " "$log" | tail -n 2 | while read -r l; do note "  $l"; done
 
-# ---- the four GPU suites (random weights of the real shapes: models/ does not travel)
+# ---- the GPU suites (random weights of the real shapes: models/ does not travel).
+# The CUDA executor of the plan (runtime/model/plan_cuda.c), tested here only
+# over the host twin (check_plan_cuda_host, first: a few seconds on the CPU),
+# runs on the device in check_model_gpu (inference: lw_gpu_forward) and
+# check_receiver_pass_gpu (training: loss, backward, scores, adapters), each
+# against the CPU executor; its two plan kernels (add, copy) in check_kernels_gpu.
 if [ $built -eq 0 ]; then
+    step "check_plan_cuda_host (the executor over the host twin)" 60 out/tests/check_plan_cuda_host
     step check_kernels_gpu 90 out/tests/gpu/check_kernels_gpu
-    step check_model_gpu 150 out/tests/gpu/check_model_gpu
-    step check_receiver_pass_gpu 120 out/tests/gpu/check_receiver_pass_gpu
+    step "check_model_gpu (the executor: inference)" 150 out/tests/gpu/check_model_gpu
+    step "check_receiver_pass_gpu (the executor: training)" 120 out/tests/gpu/check_receiver_pass_gpu
+    step check_backend_ops_gpu 60 out/tests/gpu/check_backend_ops_gpu
     step check_train_gpu 90 out/tests/gpu/check_train_gpu
     step check_bench_gpu 90 out/tests/gpu/check_bench_gpu
 else

@@ -194,6 +194,7 @@ START_TEST(gpu_forward_checks_its_arguments)
     lw_gpu_model g;
     memset(&g, 0, sizeof g);
     g.cfg = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
+    lw_plan_lower(&g.cfg, &g.plan);   /* as the upload lowers it */
     lw_gpu_state s;
     memset(&s, 0, sizeof s);
     int ids_host[8], pos_host[8];

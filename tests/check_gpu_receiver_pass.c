@@ -38,6 +38,7 @@ static void fake(lw_gpu_model *g, lw_cuda *cu, lw_receiver_layout *layout, int v
     memset(cu, 0, sizeof *cu);
     g->cfg = tl_tiny_gemma3_config(4);
     g->cfg.context = 64;
+    lw_plan_lower(&g->cfg, &g->plan);   /* as the upload lowers it */
     g->cu = cu;
     int before[] = {1, 5, 6}, after[] = {7, 8}, v0 = 9, v1[] = {10, v1b}, len[] = {1, 2};
     const int *verb[] = {&v0, v1};
@@ -72,7 +73,7 @@ START_TEST(alloc_on_a_closed_device_fails_cleanly)
     ck_assert_msg(strstr(e, "built without CUDA headers"), "%s", e);
 #endif
     /* everything the failed alloc took is given back; free is then a no-op */
-    ck_assert_ptr_null(p.acts);
+    ck_assert_ptr_null(p.slots);
     ck_assert_ptr_null(p.embeds);
     ck_assert_int_eq((int)p.arena, 0);
     lw_gpu_receiver_pass_free(&p);
@@ -93,14 +94,14 @@ START_TEST(alloc_checks_its_sizes_first)
     ck_assert_msg(strstr(lw_last_error(), "has 64"), "%s", lw_last_error());
     ck_assert_int_eq(lw_gpu_receiver_pass_alloc(&p, &g, &layout, 1, "trainer"), LW_ERR_INVALID);
     ck_assert_msg(strstr(lw_last_error(), "verbalizers of up to 2 tokens"), "%s", lw_last_error());
-    ck_assert_ptr_null(p.acts);
+    ck_assert_ptr_null(p.slots);
     /* bf16 weights are refused before anything is allocated: the backward's
      * dx products are fp32 only */
     g.bf16 = true;
     ck_assert_int_eq(lw_gpu_receiver_pass_alloc(&p, &g, &layout, 12, "trainer"), LW_ERR_UNSUPPORTED);
     ck_assert_msg(strstr(lw_last_error(), "trainer: the GPU training pass needs") &&
                   strstr(lw_last_error(), "fp32 weights"), "%s", lw_last_error());
-    ck_assert_ptr_null(p.acts);
+    ck_assert_ptr_null(p.slots);
     ck_assert_int_eq((int)p.arena, 0);
     lw_gpu_receiver_pass_free(&p);
     lw_receiver_layout_free(&layout);
@@ -119,8 +120,10 @@ START_TEST(calls_check_their_arguments_before_the_device)
     int ids[MAX_T] = {0}, targets[MAX_T], stage[MAX_T];
     bool is_embed[MAX_T] = {0};
     float embeds[MAX_T * 16] = {0};
-    lw_gpu_layer_acts acts[3] = {0};   /* the tiny model's layers, no device memory behind them */
-    lw_gpu_receiver_pass p = {.g = &g, .layout = &layout, .max_T = MAX_T, .acts = acts, .ids = ids,
+    lw_cuda_plan_acts acts[3] = {0};   /* the tiny model's layers, no device memory behind them */
+    lw_cuda_ptr dkeys[3] = {0}, dvalues[3] = {0};
+    lw_gpu_receiver_pass p = {.g = &g, .layout = &layout, .max_T = MAX_T, .slots = acts, .dkeys = dkeys,
+                              .dvalues = dvalues, .ids = ids,
                               .targets = targets, .ids_stage = stage, .is_embed = is_embed, .embeds = embeds};
     int T = lw_receiver_fill(&layout, 0, 0, ids, is_embed);
     ck_assert_int_eq(T, 8);
@@ -181,8 +184,10 @@ START_TEST(adapters_reach_the_device)
     int ids[MAX_T] = {0}, targets[MAX_T], stage[MAX_T];
     bool is_embed[MAX_T] = {0};
     float embeds[MAX_T * 16] = {0};
-    lw_gpu_layer_acts acts[3] = {0};
-    lw_gpu_receiver_pass p = {.g = &g, .layout = &layout, .max_T = MAX_T, .acts = acts, .ids = ids,
+    lw_cuda_plan_acts acts[3] = {0};
+    lw_cuda_ptr dkeys[3] = {0}, dvalues[3] = {0};
+    lw_gpu_receiver_pass p = {.g = &g, .layout = &layout, .max_T = MAX_T, .slots = acts, .dkeys = dkeys,
+                              .dvalues = dvalues, .ids = ids,
                               .targets = targets, .ids_stage = stage, .is_embed = is_embed, .embeds = embeds};
     int T = lw_receiver_fill(&layout, 1, 1, ids, is_embed);
     lw_model *m;
@@ -250,8 +255,11 @@ START_TEST(trainer_with_adapters_and_a_gpu_pass)
     int *ids = calloc((size_t)n, sizeof(int)), *targets = calloc((size_t)n, sizeof(int));
     int *stage = calloc((size_t)n, sizeof(int));
     bool *is_embed = calloc((size_t)n, sizeof(bool));
-    lw_gpu_layer_acts *acts = calloc((size_t)receiver->cfg.n_layers, sizeof *acts);
-    lw_gpu_receiver_pass p = {.g = &g, .layout = &layout, .max_T = n, .acts = acts, .ids = ids,
+    lw_cuda_plan_acts *acts = calloc((size_t)receiver->cfg.n_layers, sizeof *acts);
+    lw_cuda_ptr *dkeys = calloc((size_t)receiver->cfg.n_layers, sizeof *dkeys);
+    lw_cuda_ptr *dvalues = calloc((size_t)receiver->cfg.n_layers, sizeof *dvalues);
+    lw_gpu_receiver_pass p = {.g = &g, .layout = &layout, .max_T = n, .slots = acts, .dkeys = dkeys,
+                              .dvalues = dvalues, .ids = ids,
                               .targets = targets, .ids_stage = stage, .is_embed = is_embed};
     /* adapters first, then the GPU */
     ck_assert_int_eq(lw_trainer_attach_adapters(&t, &set), LW_OK);
@@ -273,7 +281,7 @@ START_TEST(trainer_with_adapters_and_a_gpu_pass)
     ck_assert_int_eq(lw_trainer_example(&t, x, 5, 1, 1.0f, &loss, NULL), LW_OK);
     ck_assert_msg(isfinite(loss) && loss > 0, "loss %g", (double)loss);
     ck_assert_msg(lw_adapter_set_grad_sq(&set) > 0, "no adapter gradient");
-    lw_gpu_receiver_pass_free(&p);   /* the pass's arrays: ids, targets, stage, is_embed, acts */
+    lw_gpu_receiver_pass_free(&p);   /* the pass's arrays: ids, targets, stage, is_embed, slots, dkeys, dvalues */
     lw_trainer_free(&t);
     lw_adapter_set_free(&set);
     lw_bridge_free(&bridge);

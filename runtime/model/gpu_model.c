@@ -105,6 +105,41 @@ bool lw_gpu_dtype_parse(const char *s, lw_weight_dtype *out)
     return true;
 }
 
+/* The one place the CUDA backend refuses what it has no kernel for
+ * (gpu_model.h); the upload and the executor (plan_cuda.c) call it. */
+lw_status lw_gpu_check_plan(const lw_plan *p, const lw_model_config *c, bool bf16, const lw_forward_args *a,
+                            bool backward)
+{
+    const char *name = c->name;
+    for (int i = 0; i < p->n_ops; i++)
+        if (p->ops[i].b != LW_W_NONE)
+            return lw_fail(LW_ERR_UNSUPPORTED, "CUDA backend, %s: block op %d (%s) adds a bias (%s: qkv_bias, family "
+                           "%s); no CUDA kernel adds a projection's bias yet: expected a model without qkv_bias on "
+                           "the GPU, or run it on the CPU", name, i, lw_op_kind_name(p->ops[i].kind),
+                           lw_plan_weight_name(p->ops[i].b), lw_family_name(c->family));
+    if (a && a->n_segments > 0)
+        return lw_fail(LW_ERR_UNSUPPORTED, "CUDA backend, %s: packed segments (%d in one pass) have no CUDA "
+                       "attention kernel yet (variable-length attention); run them one by one or on the CPU", name,
+                       a->n_segments);
+    if (backward && bf16)
+        return lw_fail(LW_ERR_UNSUPPORTED, "CUDA backend, %s: backward through bf16 weights has no input-gradient "
+                       "product (lw_cublas_matmul_dx is fp32); upload the model with fp32 weights to train", name);
+    if (p->n_layers != c->n_layers)
+        return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: the plan has %d layers, the model %d", name, p->n_layers,
+                       c->n_layers);
+    for (int i = 0; i < p->n_ops; i++) {
+        const lw_plan_op *op = &p->ops[i];
+        bool ok = true;
+        if (op->kind == LW_OP_RMSNORM) ok = op->rows == 1 ? op->width == c->hidden : op->width == c->head_dim;
+        if (op->kind == LW_OP_ROPE || op->kind == LW_OP_ATTENTION) ok = op->head_dim == c->head_dim;
+        if (!ok)
+            return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: block op %d (%s) has width %d / head_dim %d, which the "
+                           "kernels built for this model (hidden %d, head_dim %d) do not take", name, i,
+                           lw_op_kind_name(op->kind), op->width, op->head_dim, c->hidden, c->head_dim);
+    }
+    return LW_OK;
+}
+
 /* What the kernels cannot do yet, refused before anything is uploaded. */
 static lw_status check_config(const lw_model *m)
 {
@@ -114,12 +149,12 @@ static lw_status check_config(const lw_model *m)
                        c->name, c->head_dim);
     if (!m->token_embd || !m->output_norm || !m->output)
         return lw_fail(LW_ERR_INVALID, "GPU %s: the model has no embedding, final norm or output head", c->name);
-    /* The one place the GPU path refuses what only the CPU runs: every
-     * upload (forward, generation, the receiver's training pass) comes here. */
-    if (c->qkv_bias)
-        return lw_fail(LW_ERR_UNSUPPORTED, "GPU %s: q/k/v projection biases (qkv_bias, family %s) are not "
-                       "implemented in the CUDA kernels; expected a model without qkv_bias on the GPU, or run it "
-                       "on the CPU", c->name, lw_family_name(c->family));
+    /* What the CUDA backend has no kernel for, refused in its one place
+     * before anything is uploaded (forward, generation, the training pass) */
+    lw_plan plan;
+    lw_plan_lower(c, &plan);
+    lw_status st = lw_gpu_check_plan(&plan, c, false, NULL, false);
+    if (st) return st;
     for (int l = 0; l < c->n_layers; l++) {
         const lw_layer_weights *L = &m->layers[l];
         bool missing = !L->attn_norm || !L->wq || !L->wk || !L->wv || !L->wo || !L->ffn_norm || !L->w_gate ||
@@ -175,6 +210,7 @@ lw_status lw_gpu_model_upload_dtype(lw_cuda *cu, lw_cublas *blas, const lw_cuda_
     g->cu = cu;
     g->blas = blas;
     g->bf16 = dtype == LW_DTYPE_BF16;
+    lw_plan_lower(&g->cfg, &g->plan);
     /* Every kernel of the table's model unit: the module was generated from the same table. */
     st = lw_model_kernels_find(cu, mod, &g->k);
     if (!st) st = upload_weights(g, m);
@@ -213,6 +249,9 @@ static void place_state(lw_gpu_state *s, const lw_model_config *c, bool bf16, lw
     s->x = lw_gpu_take(a, T * H * f);
     s->xn = lw_gpu_take(a, T * H * f);
     s->q = lw_gpu_take(a, T * qd * f);
+    s->q_rope = lw_gpu_take(a, T * qd * f);
+    s->k = lw_gpu_take(a, T * kvd * f);
+    s->v = lw_gpu_take(a, T * kvd * f);
     s->ao = lw_gpu_take(a, T * qd * f);
     s->proj = lw_gpu_take(a, T * H * f);
     s->proj_n = lw_gpu_take(a, T * H * f);

@@ -39,7 +39,9 @@
 #include "cuda_driver.h"
 #include "cuda_memplan.h"
 #include "kernel_launchers.h"   /* generated from templates/kernels.def */
+#include "lora.h"
 #include "model.h"
+#include "plan.h"
 
 /* Device pointers into the weight allocation; 0 where the family has none. */
 typedef struct {
@@ -58,6 +60,7 @@ typedef struct {
     bool bf16;                 /* projections and output head in bf16 (norms, embedding table fp32) */
     lw_gpu_layer *layers;      /* [n_layers] */
     bool sync_each_launch;     /* wait after every launch, so a fault names its kernel (tests) */
+    lw_plan plan;              /* cfg lowered: what the CUDA executor (plan_cuda.c) runs */
 } lw_gpu_model;
 
 /* The KV cache and one chunk of activations, in one allocation. */
@@ -69,7 +72,7 @@ typedef struct {
     lw_cuda_ptr arena;
     size_t bytes;
     lw_cuda_ptr key_cache, value_cache;   /* [n_layers, max_tokens, n_kv * head_dim], k after qk-norm and RoPE */
-    lw_cuda_ptr x, xn, q, ao, proj, proj_n, fn, gate, up, hid, down, down_n, xf;   /* [chunk, width] */
+    lw_cuda_ptr x, xn, q, q_rope, k, v, ao, proj, proj_n, fn, gate, up, hid, down, down_n, xf;   /* [chunk, width] */
     lw_cuda_ptr logits;        /* [chunk, vocab] */
     lw_cuda_ptr xb;            /* bf16 weights: a product's input in bf16, [chunk, max(hidden, q, ffn)] */
     lw_cuda_ptr ids, pos;      /* [chunk] int */
@@ -108,6 +111,14 @@ static inline void lw_gpu_state_reset(lw_gpu_state *s) { s->n_cached = 0; }
  * CPU does. */
 lw_status lw_gpu_forward(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_args *a);
 
+/* LW_ERR_UNSUPPORTED, naming the model and what is missing, for what the
+ * CUDA backend has no kernel for: a projection's bias (Qwen2's qkv_bias),
+ * packed segments (a's n_segments; a may be NULL), backward through bf16
+ * weights (backward: the call will be walked back). The one place such
+ * refusals are made: the upload and the executor (plan_cuda.c) call it. */
+lw_status lw_gpu_check_plan(const lw_plan *p, const lw_model_config *c, bool bf16, const lw_forward_args *a,
+                            bool backward);
+
 /* A bump allocator over one device allocation, 256-byte aligned: with base
  * 0 it only measures, so the same placing code sizes and then lays out. */
 typedef struct {
@@ -121,10 +132,9 @@ lw_cuda_ptr lw_gpu_take(lw_gpu_arena *a, size_t bytes);
  * plus a margin for cuBLAS and the module fits in free memory. */
 lw_status lw_gpu_check_fits(lw_cuda *cu, size_t need, const char *what, const char *model);
 
-/* ---- launch helpers, shared by gpu_forward.c and gpu_receiver_pass.c -----
+/* ---- launch helpers of the CUDA executor (plan_cuda.c) ---------------------
  * Each issues its work on the default stream and, with sync_each_launch,
- * waits for it so a fault names the kernel. Pointers are device addresses;
- * 0 means "none" where a kernel allows it (rstd, lse, pending). */
+ * waits for it so a fault names the kernel. Pointers are device addresses. */
 
 /* How g's kernels launch: on its device, named after its model, waiting
  * after each one with sync_each_launch. lwk_glu_forward(lw_gpu_launcher(g),
@@ -142,31 +152,105 @@ lw_status lw_gpu_matmul(lw_gpu_model *g, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_p
  * with bf16 weights x converted into xb (n bf16 values, f32_to_bf16) and xb
  * returned. One conversion serves every product of the same input (q, k, v). */
 lw_status lw_gpu_matmul_input(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr xb, size_t n, lw_cuda_ptr *in);
-/* x += pending (0: nothing), then y = norm(x) with gains w over [T, hidden];
- * rstd[T] (may be 0) keeps 1 / rms for the backward pass. */
-lw_status lw_gpu_add_norm(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr y, lw_cuda_ptr rstd, lw_cuda_ptr pending,
-                          lw_cuda_ptr w, int T);
-/* Per-head RMSNorm over rows of head_dim; y may be x (in place). */
-lw_status lw_gpu_head_norm(lw_gpu_model *g, lw_cuda_ptr y, lw_cuda_ptr rstd, lw_cuda_ptr x, lw_cuda_ptr w,
-                           int rows);
 /* Rotates [T, heads, head_dim] in place by the positions pos[T]; sign -1
  * rotates back, which is RoPE's backward (the transpose of a rotation). */
 lw_status lw_gpu_rope(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr pos, int T, int heads, int layer, float sign);
-/* T query rows at positions pos0.. over keys/values [0, pos0 + T); lse
- * [n_heads, T] (may be 0) is kept for attention_backward. */
-lw_status lw_gpu_attention(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr lse, lw_cuda_ptr q, lw_cuda_ptr keys,
-                           lw_cuda_ptr values, int T, int pos0, int window);
-/* The same with a deep prefix: keys/values hold n_sink prefix rows, then
- * positions [0, pos0 + T); every query sees the prefix (the window spares
- * it), as forward.c's attend with ad->prefix_len = n_sink. */
-lw_status lw_gpu_attention_sink(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr lse, lw_cuda_ptr q, lw_cuda_ptr keys,
-                                lw_cuda_ptr values, int T, int pos0, int window, int n_sink);
-lw_status lw_gpu_glu(lw_gpu_model *g, lw_cuda_ptr out, lw_cuda_ptr gate, lw_cuda_ptr up, int n);
 /* Rows [r0, r0 + T) of a's input into x[T, hidden]: the embedding kernel
  * over the ids (staged through ids_host[T] into ids_dev[T]), then a's input
  * embeddings copied over the rows that take one. */
 lw_status lw_gpu_embed(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr ids_dev, int *ids_host, const lw_forward_args *a,
                        int r0, int T);
+
+/* ---- the CUDA executor of the plan (plan_cuda.c) -------------------------
+ *
+ * The CUDA backend of the plan (plan.h): the executor that runs a model's
+ * plan on the device, as plan_cpu.c runs it on the CPU. Forward runs the
+ * op records in order, each op kind through its typed kernel launcher
+ * (lwk_<kernel>, generated from templates/kernels.def) or cuBLAS
+ * (cuda_blas.h); backward walks them in reverse. Slots become device
+ * pointers here, per layer, from the buffers the caller lays out:
+ *
+ *   gpu_forward.c        inference: one set of chunk-sized activations that
+ *                        every layer shares, the KV cache, capture, logits
+ *                        of the last or of every row, bf16 weights;
+ *   gpu_receiver_pass.c  training: every layer's activations kept (rows at
+ *                        their positions, so a continuation appends), a deep
+ *                        prefix's rows before each layer's keys, LoRA, and
+ *                        the backward to the input rows.
+ *
+ * What no kernel exists for is refused in one place (lw_gpu_check_plan,
+ * above): a projection's bias (Qwen2's q/k/v), packed segments, backward
+ * through bf16 weights. Declared here, as gpu_forward.c's lw_gpu_forward
+ * is: the executor is part of the GPU model code, not a floor above it. */
+
+/* Row 0 of each activation slot's buffer ([rows, the slot's width]); 0 where
+ * the caller keeps none (an optional copy is then skipped; ATT, the
+ * attention's log-sum-exp [n_heads, T], is then not kept). */
+typedef struct {
+    lw_cuda_ptr at[LW_SLOT_COUNT];
+} lw_cuda_plan_acts;
+
+/* A LoRA's device copy (the host's layout: lw_lora_slot offsets index
+ * params and grads) and lora_backward_input's scratch u, du [rows, rank]. */
+typedef struct {
+    const lw_lora *lora;            /* NULL: no LoRA in this call */
+    lw_cuda_ptr params, grads, u, du;
+    float dropout;                  /* p while training, else 0 */
+    unsigned long long seed;
+} lw_cuda_plan_lora;
+
+typedef struct {
+    lw_gpu_model *g;
+    const lw_plan *plan;            /* g's model lowered (lw_plan_lower(&g->cfg)) */
+    /* Layer l's activations: layers[l], or layers[0] for every layer when
+     * n_layer_sets is 1 (inference: nothing is kept for a backward). */
+    const lw_cuda_plan_acts *layers;
+    int n_layer_sets;
+    lw_cuda_plan_acts top;          /* the model level: X, XF, RSTD_FINAL, LOGITS ([rows, vocab]) */
+    /* Layer l's keys: key_cache + (l * cache_rows + n_prefix + position) rows of
+     * kv dim; rows [0, n_prefix) before position 0 hold a deep prefix. */
+    lw_cuda_ptr key_cache, value_cache;
+    int cache_rows, n_prefix;
+    lw_cuda_ptr pos, ids;           /* int device rows, and their host staging */
+    int *pos_host, *ids_host;
+    lw_cuda_ptr xb;                 /* bf16 weights: a product's input in bf16 */
+    lw_cuda_plan_lora lora;
+    /* backward: the gradient slots ([rows, width]), and with a deep prefix
+     * each layer's key and value gradients [n_prefix + rows, kv dim], prefix
+     * rows first (read by the caller after the walk); NULL without one. */
+    lw_cuda_ptr grad[LW_GRAD_COUNT];
+    const lw_cuda_ptr *dkeys, *dvalues;
+} lw_cuda_plan_bufs;
+
+/* One forward call: T rows at positions pos0.., their input rows r0.. of a
+ * (ids, embeds, is_embed), written at row `row` of the activation buffers
+ * (0 for chunk-sized buffers; pos0 where each position has its row). */
+typedef struct {
+    const lw_forward_args *a;
+    int r0, T, pos0, row;
+    int capture_layer;              /* -1: none; else hidden_out gets the T rows after that many blocks */
+    float *hidden_out;
+    int logits_from, logits_rows;   /* the rows (of the T) whose logits are wanted; 0 rows: none */
+    float *logits_host;             /* NULL: they stay on the device in top.at[LW_SLOT_LOGITS] */
+} lw_cuda_plan_call;
+
+/* The model-level ops (embed, the blocks, output_norm, logits) over the
+ * call's rows, with capture. *complete is false when it stopped early after
+ * the captured layer (no logits wanted). Issued on the default stream; the
+ * copies to the host wait for the work before them. */
+lw_status lw_plan_cuda_forward(const lw_cuda_plan_bufs *b, const lw_cuda_plan_call *c, bool *complete);
+
+/* The reverse walk after a forward of T rows from position 0 at row 0 with
+ * every layer's activations kept: from dlogits [n_rows, vocab] (device) of
+ * rows first.. to d_embeds [T, hidden] (host; NULL: left in grad[DX]).
+ * LoRA's dA, dB are added to b->lora.grads; a deep prefix's key and value
+ * gradients are left in rows [0, n_prefix) of dkeys / dvalues. */
+lw_status lw_plan_cuda_backward(const lw_cuda_plan_bufs *b, int T, int first, int n_rows, lw_cuda_ptr dlogits,
+                                float *d_embeds);
+
+/* The width per row of an activation slot for config c (ATT: n_heads, the
+ * log-sum-exp's rows per query row). For laying out buffers. */
+int lw_plan_cuda_slot_width(const lw_model_config *c, lw_plan_slot s);
 
 /* The RoPE base of layer l, as the CPU's inv_freq_local / _global pick it. */
 static inline float lw_gpu_rope_base(const lw_model_config *c, int l)

@@ -13,14 +13,15 @@
  *   scores    a prompt of P rows, then each label's verbalizer continuing it
  *             (lw_score_verbalizers' loop).
  *
- * Operation by operation it mirrors forward.c and model_backward.c: the
- * products' input gradients dx = dy @ w in cuBLAS (lw_cublas_matmul_dx, cuda_blas.h),
- * the rest in the model's generated kernels (rmsnorm_backward,
- * qk_rmsnorm_backward, glu_backward, attention_backward, RoPE's backward as
- * rope_apply with sign -1, cross_entropy_forward_backward).
+ * The model runs as its plan (plan/plan.c) through the CUDA executor
+ * (plan_cuda.c, gpu_model.h), as lw_receiver_pass runs it through the CPU's: forward in
+ * order with every layer's activations kept, backward walked in reverse
+ * (the products' input gradients dx = dy @ w in cuBLAS, the rest in the
+ * model's generated kernels).
  *
  * Adapters (adapters.h) run as forward.c and model_backward.c run them:
- *   LoRA         lora_forward right after each adapted projection, with the
+ *   LoRA         lora_forward right after each adapted projection (the plan's
+ *                hook), with the
  *                CPU's dropout masks (one hash, same seed, layer, target and
  *                positions); in backward lora_backward_input adds to the
  *                projection's input gradient and lora_backward_weights forms
@@ -37,8 +38,10 @@
  * host can never leave a stale copy on the device and the trainer needs no
  * hook; the price is one upload of the LoRA (rank 8 on q,v of a 270M
  * receiver: ~1.5 MB) and one download of its gradients per example.
- * Status: written without a GPU and not yet run on one;
- * tests/gpu/check_receiver_pass_gpu.c holds it to the CPU pass. */
+ * Status: the plan-executor version is written and tested on the CPU over
+ * the host twin of the launch layer (tests/check_plan_cuda_host.c), not yet
+ * run on a device; tests/gpu/check_receiver_pass_gpu.c holds it to the CPU
+ * pass there. */
 #ifndef LW_GPU_RECEIVER_PASS_H
 #define LW_GPU_RECEIVER_PASS_H
 
@@ -49,35 +52,15 @@
 #include "receiver_input.h"
 #include "status.h"
 
-/* One layer's activations as forward.c's lw_layer_acts keeps them, rows
- * [0, max_T) of each: what backward reads, and the K/V a continuation
- * (scores) attends to. q / k are after qk-norm and RoPE (what attention
- * saw); q_pre / k_pre the projections before qk-norm (0 without it). */
+/* Device buffers besides the layers' activations (the executor's slots, gpu_model.h). */
 typedef struct {
-    lw_cuda_ptr x_in, xn, x_mid, fn;            /* [max_T, hidden] */
-    lw_cuda_ptr q_pre, q, ao;                   /* [max_T, n_heads * head_dim] */
-    lw_cuda_ptr k_pre, k, v;                    /* [max_T, n_kv_heads * head_dim] */
-    lw_cuda_ptr k_keys, v_keys;                 /* [n_prefix + max_T, kv dim]: prefix rows, then k / v */
-    lw_cuda_ptr dk_keys, dv_keys;               /* their gradients: this layer's own with a prefix (read
-                                                   after the last layer), else the shared dev.dk / dev.dv */
-    lw_cuda_ptr proj, down;                     /* [max_T, hidden], before any post-norm */
-    lw_cuda_ptr gate, up, hid;                  /* [max_T, ffn] */
-    lw_cuda_ptr rstd_attn, rstd_ffn, rstd_post_attn, rstd_post_ffn;   /* [max_T] */
-    lw_cuda_ptr rstd_q, rstd_k;                 /* [max_T * heads] */
-    lw_cuda_ptr lse;                            /* [n_heads, T] of the last pass from position 0 */
-} lw_gpu_layer_acts;
-
-/* Device buffers besides the layers'. */
-typedef struct {
-    lw_cuda_ptr proj_n, down_n;                 /* [max_T, hidden] post-normed branches (gemma) */
-    lw_cuda_ptr x_final, xf, rstd_final;        /* the last residual, its norm, 1 / rms */
-    lw_cuda_ptr dx, dxf, dbr, dln;              /* [max_T, hidden]: model_backward.c's scratch */
-    lw_cuda_ptr dao, dq, dq_pre;                /* [max_T, q dim] */
-    lw_cuda_ptr dk, dk_pre, dv;                 /* [max_T, kv dim] */
-    lw_cuda_ptr dgate, dup, dhid;               /* [max_T, ffn] */
+    lw_cuda_ptr key_cache, value_cache;         /* [n_layers, n_prefix + max_T, kv dim]: prefix rows, then
+                                                   positions 0.. (the K after qk-norm and RoPE) */
+    lw_cuda_ptr x, xf, rstd_final;              /* the residual stream, its final norm, 1 / rms */
+    lw_cuda_ptr grad[LW_GRAD_COUNT];            /* the plan's gradient slots, [max_T, width] */
     lw_cuda_ptr logits, dlogits;                /* [max_verb, vocab] */
     lw_cuda_ptr loss;                           /* [max_verb] per-row cross-entropy */
-    lw_cuda_ptr targets, ids, pos;              /* int [max_verb], [max_T], [max_T] (pos = 0, 1, ...) */
+    lw_cuda_ptr targets, ids, pos;              /* int [max_verb], [max_T], [max_T] */
 } lw_gpu_pass_buffers;
 
 /* A LoRA's device copy: its flat parameters and gradients in the host's
@@ -98,8 +81,11 @@ typedef struct {
     int max_T;                           /* rows of the longest prompt + verbalizer */
     lw_cuda_ptr arena;                   /* one device allocation holds everything below */
     size_t bytes;
-    lw_gpu_layer_acts *acts;             /* [n_layers] */
+    lw_cuda_plan_acts *slots;            /* [n_layers]: every layer's activations, rows at their positions */
+    lw_cuda_ptr *dkeys, *dvalues;        /* [n_layers]: [n_prefix + max_T, kv dim] attention's key gradients
+                                            with a deep prefix (0 without) */
     lw_gpu_pass_buffers dev;
+    int *pos_stage;                      /* [max_T] */
     /* host, as lw_receiver_pass has them */
     float *embeds, *d_embeds;            /* [max_T, hidden] */
     float *logits;                       /* [max_verb, vocab] */

@@ -189,7 +189,9 @@ enum {
     K("prefix_dropout_forward", "the deep prefix's hashed dropout: check_kernels_gpu.c prefix")                        \
     K("prefix_dropout_backward", "the deep prefix's hashed dropout: check_kernels_gpu.c prefix")                       \
     K("adamw_step", "the optimiser, not an op of the graph: check_kernels_gpu.c adamw")                                \
-    K("f32_to_bf16", "a cast for cuBLAS's bf16 GEMM, bit for bit: check_kernels_gpu.c f32_to_bf16")
+    K("f32_to_bf16", "a cast for cuBLAS's bf16 GEMM, bit for bit: check_kernels_gpu.c f32_to_bf16")               \
+    K("add_forward", "the plan's residual add (plan.h LW_OP_ADD), not an ops.h op: check_kernels_gpu.c add_copy")      \
+    K("copy_forward", "the plan's copy (plan.h LW_OP_COPY), not an ops.h op: check_kernels_gpu.c add_copy")
 
 /* The op ids, LW_OPL_MATMUL ... in list order, and their count LW_OPL_COUNT. */
 #define LW_OP_ENUM_X(id, ...) LW_OPL_##id,

@@ -699,6 +699,26 @@ START_TEST(f32_to_bf16)
 }
 END_TEST
 
+/* The plan's add and copy (plan_cuda.c's LW_OP_ADD, LW_OP_COPY), exact. */
+START_TEST(add_copy)
+{
+    int n = 4099;
+    float *x = host_rand((size_t)n, 1.f), *y = host_rand((size_t)n, 1.f), *sum = malloc((size_t)n * 4);
+    ck_assert_ptr_nonnull(sum);
+    for (int i = 0; i < n; i++) sum[i] = y[i] + x[i];
+    dev_bufs b = {0};
+    lw_cuda_ptr d_x = dev_floats(&b, x, (size_t)n), d_y = dev_floats(&b, y, (size_t)n);
+    lw_cuda_ptr d_c = dev_alloc(&b, (size_t)n * 4);
+    LAUNCH(lwk_add_forward(on(_i), &g_ks[_i], d_y, d_x, n));
+    LAUNCH(lwk_copy_forward(on(_i), &g_ks[_i], d_c, d_x, n));
+    float *gy = dev_read(d_y, n), *gc = dev_read(d_c, n);
+    expect_close("add_forward", gy, sum, n, 0.f);
+    expect_close("copy_forward", gc, x, n, 0.f);
+    free(gy), free(gc), free(x), free(y), free(sum);
+    dev_free(&b);
+}
+END_TEST
+
 /* Every kernel of the table (templates/kernels.def, which lwc build holds
  * the templates to) was launched above. */
 START_TEST(every_kernel_is_covered)
@@ -788,6 +808,7 @@ int main(void)
     tcase_add_test(tc, prefix);
     tcase_add_test(tc, adamw);
     tcase_add_loop_test(tc, f32_to_bf16, SENDER, BRIDGE);
+    tcase_add_loop_test(tc, add_copy, SENDER, BRIDGE);
     tcase_add_test(tc, every_kernel_is_covered);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

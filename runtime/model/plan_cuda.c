@@ -1,0 +1,400 @@
+/* The CUDA executor of a plan (declared in gpu_model.h): plan_cpu.c's walk over device
+ * buffers. Each op kind calls its kernel through the typed launchers
+ * (kernel_launchers.h) or cuBLAS:
+ *
+ *   COPY       copy_forward (a saved copy; rows into the KV cache)
+ *   RMSNORM    residual_rmsnorm_forward without a residual (one row per
+ *              token) or qk_rmsnorm_forward (per head); rmsnorm_backward /
+ *              qk_rmsnorm_backward
+ *   MATMUL     one cuBLAS product per part straight into the part (the GPU
+ *              holds wq, wk, wv and w_gate, w_up apart, so there is no fused
+ *              output to split), then the part's LoRA hook (lora_forward);
+ *              backward: the parts' dx products summed, then each part's
+ *              lora_backward_input / lora_backward_weights
+ *   ROPE       rope_apply (sign -1 in backward)
+ *   ATTENTION  attention_forward / attention_backward over the layer's
+ *              keys, a deep prefix as n_sink keys before position 0
+ *   GLU        glu_forward / glu_backward
+ *   ADD        add_forward
+ *   model      embedding_forward (lw_gpu_embed), the blocks, the logits
+ *              product (cuBLAS)
+ *
+ * Kernels that accumulate (the norms' and GLU's backward, the LoRA ones)
+ * get a zeroed buffer where the op is flagged LW_PLAN_ZERO_DIN, as the CPU
+ * executor zeroes before its accumulating ops. */
+#include "gpu_model.h"
+
+#include <stddef.h>
+#include <stdio.h>
+
+static const size_t F32 = sizeof(float);
+
+/* ---- slots to device pointers --------------------------------------------- */
+
+int lw_plan_cuda_slot_width(const lw_model_config *c, lw_plan_slot s)
+{
+    int H = c->hidden, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, F = c->ffn;
+    switch (s) {
+    case LW_SLOT_X_IN: case LW_SLOT_XN: case LW_SLOT_PROJ: case LW_SLOT_PROJ_N: case LW_SLOT_X_MID:
+    case LW_SLOT_FN: case LW_SLOT_DOWN: case LW_SLOT_DOWN_N: case LW_SLOT_X: case LW_SLOT_XF: return H;
+    case LW_SLOT_QKV: return qd + 2 * kvd;
+    case LW_SLOT_Q: case LW_SLOT_Q_ROPE: case LW_SLOT_AO: return qd;
+    case LW_SLOT_K: case LW_SLOT_V: case LW_SLOT_K_CACHE: case LW_SLOT_V_CACHE: return kvd;
+    case LW_SLOT_GATE_UP: return 2 * F;
+    case LW_SLOT_GATE: case LW_SLOT_UP: case LW_SLOT_HID: return F;
+    case LW_SLOT_RSTD_ATTN: case LW_SLOT_RSTD_POST_ATTN: case LW_SLOT_RSTD_FFN: case LW_SLOT_RSTD_POST_FFN:
+    case LW_SLOT_RSTD_FINAL: return 1;
+    case LW_SLOT_RSTD_Q: case LW_SLOT_ATT: return c->n_heads;
+    case LW_SLOT_RSTD_K: return c->n_kv_heads;
+    case LW_SLOT_LOGITS: return c->vocab;
+    case LW_SLOT_NONE: case LW_SLOT_COUNT: break;
+    }
+    return 0;
+}
+
+#define LAYER_W(w, field) [w] = offsetof(lw_gpu_layer, field) + 1   /* + 1: 0 marks "not a layer weight" */
+static const size_t WEIGHT_AT[LW_W_COUNT] = {
+    LAYER_W(LW_W_ATTN_NORM, attn_norm), LAYER_W(LW_W_WQ, wq), LAYER_W(LW_W_WK, wk), LAYER_W(LW_W_WV, wv),
+    LAYER_W(LW_W_WO, wo), LAYER_W(LW_W_Q_NORM, q_norm), LAYER_W(LW_W_K_NORM, k_norm),
+    LAYER_W(LW_W_POST_ATTN_NORM, post_attn_norm), LAYER_W(LW_W_FFN_NORM, ffn_norm), LAYER_W(LW_W_GATE, w_gate),
+    LAYER_W(LW_W_UP, w_up), LAYER_W(LW_W_DOWN, w_down), LAYER_W(LW_W_POST_FFN_NORM, post_ffn_norm)};
+
+/* What the ops of one layer (l >= 0) or of the model level (l = -1) run on,
+ * bound once per layer as plan_cpu.c binds. */
+typedef struct {
+    const lw_cuda_plan_bufs *b;
+    lw_gpu_model *g;
+    const lw_plan *p;
+    int l, T, pos0;
+    lw_cuda_ptr pos;                      /* the rows' positions (device) */
+    lw_cuda_ptr acts[LW_SLOT_COUNT];
+    lw_cuda_ptr weights[LW_W_COUNT];
+    lw_cuda_ptr grads[LW_GRAD_COUNT];
+    lw_cuda_ptr keys, values;             /* the layer's first key row (a prefix's, if any) */
+    lw_cuda_ptr dkeys, dvalues;           /* attention's key gradients, prefix rows first */
+} exec;
+
+static size_t kvd_of(const lw_model_config *c) { return (size_t)c->n_kv_heads * c->head_dim; }
+
+static void bind(exec *x, int l, int row, bool backward)
+{
+    const lw_cuda_plan_bufs *b = x->b;
+    const lw_model_config *c = &x->g->cfg;
+    x->l = l;
+    const lw_cuda_plan_acts *A = l < 0 ? NULL : &b->layers[b->n_layer_sets == 1 ? 0 : l];
+    for (int s = 0; s < LW_SLOT_COUNT; s++) {
+        lw_cuda_ptr base = A ? A->at[s] : 0;
+        x->acts[s] = base ? base + (size_t)row * lw_plan_cuda_slot_width(c, (lw_plan_slot)s) * F32 : 0;
+    }
+    /* the log-sum-exp is laid out [n_heads, T] for the call's T: kept for a pass at row 0 only */
+    x->acts[LW_SLOT_ATT] = A && row == 0 ? A->at[LW_SLOT_ATT] : 0;
+    const lw_plan_slot top[] = {LW_SLOT_X, LW_SLOT_XF, LW_SLOT_RSTD_FINAL};
+    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
+        x->acts[top[i]] = b->top.at[top[i]] ? b->top.at[top[i]] + (size_t)row * lw_plan_cuda_slot_width(c, top[i]) * F32
+                                            : 0;
+    x->acts[LW_SLOT_LOGITS] = b->top.at[LW_SLOT_LOGITS];
+    size_t kvd = kvd_of(c), P = (size_t)b->n_prefix;
+    x->keys = x->values = 0;
+    if (l >= 0) {
+        size_t first = (size_t)l * b->cache_rows * kvd * F32;
+        x->keys = b->key_cache + first;
+        x->values = b->value_cache + first;
+        x->acts[LW_SLOT_K_CACHE] = x->keys + (P + x->pos0) * kvd * F32;
+        x->acts[LW_SLOT_V_CACHE] = x->values + (P + x->pos0) * kvd * F32;
+    }
+    const lw_gpu_layer *L = l >= 0 ? &x->g->layers[l] : NULL;
+    for (int w = 0; w < LW_W_COUNT; w++)
+        x->weights[w] = L && WEIGHT_AT[w] ? *(const lw_cuda_ptr *)((const char *)L + WEIGHT_AT[w] - 1) : 0;
+    x->weights[LW_W_TOKEN_EMBD] = x->g->token_embd;
+    x->weights[LW_W_OUTPUT_NORM] = x->g->output_norm;
+    x->weights[LW_W_OUTPUT] = x->g->output;
+    for (int i = 0; i < LW_GRAD_COUNT; i++) x->grads[i] = backward ? b->grad[i] : 0;
+    x->dkeys = x->dvalues = 0;
+    if (backward && l >= 0) {
+        /* with a deep prefix the text's key gradients are rows n_prefix.. of the layer's own */
+        x->dkeys = b->dkeys ? b->dkeys[l] : b->grad[LW_GRAD_DK];
+        x->dvalues = b->dvalues ? b->dvalues[l] : b->grad[LW_GRAD_DV];
+        x->grads[LW_GRAD_DK] = x->dkeys + P * kvd * F32;
+        x->grads[LW_GRAD_DV] = x->dvalues + P * kvd * F32;
+    }
+}
+
+static lw_launch launcher(const exec *x) { return lw_gpu_launcher(x->g); }
+
+static lw_status zero(const exec *x, lw_cuda_ptr buf, size_t n)
+{
+    return lw_cuda_memset0(x->g->cu, buf, n * F32, "a gradient buffer of the CUDA plan");
+}
+
+static int window(const exec *x) { return lw_plan_layer_local(x->p, x->l) ? x->p->sliding_window : 0; }
+
+/* ---- LoRA, the hook after an adapted projection ---------------------------- */
+
+static const lw_lora_slot *lora_slot(const exec *x, lw_plan_lora t)
+{
+    const lw_lora *lo = x->b->lora.lora;
+    if (!lo || lo->merged || t == LW_PLAN_LORA_NONE || x->l < 0) return NULL;
+    const lw_lora_slot *s = lw_lora_slot_at(lo, x->l, (lw_lora_target)t);
+    return s->on ? s : NULL;
+}
+
+/* y[T, out] += s B A dropout(in[T, in]) */
+static lw_status lora_forward(const exec *x, lw_plan_lora t, lw_cuda_ptr in, lw_cuda_ptr y)
+{
+    const lw_lora_slot *s = lora_slot(x, t);
+    if (!s) return LW_OK;
+    const lw_cuda_plan_lora *lo = &x->b->lora;
+    return lwk_lora_forward(launcher(x), &x->g->k, y, in, lo->params + s->a * F32, lo->params + s->b * F32, x->pos,
+                            x->T, lo->lora->cfg.rank, (int)t, lo->lora->scale, lo->dropout, lo->seed, x->l);
+}
+
+/* din[T, in] += its input gradient; dA, dB added into the device gradients */
+static lw_status lora_backward(const exec *x, lw_plan_lora t, lw_cuda_ptr in, lw_cuda_ptr dy, lw_cuda_ptr din)
+{
+    const lw_lora_slot *s = lora_slot(x, t);
+    if (!s) return LW_OK;
+    const lw_cuda_plan_lora *lo = &x->b->lora;
+    lw_cuda_ptr A = lo->params + s->a * F32, B = lo->params + s->b * F32;
+    int rank = lo->lora->cfg.rank;
+    lw_status st = lwk_lora_backward_input(launcher(x), &x->g->k, din, lo->u, lo->du, in, dy, A, B, x->pos, x->T,
+                                           rank, (int)t, lo->lora->scale, lo->dropout, lo->seed, x->l);
+    if (!st)
+        st = lwk_lora_backward_weights(launcher(x), &x->g->k, lo->grads + s->a * F32, lo->grads + s->b * F32, lo->u,
+                                       lo->du, in, dy, x->pos, x->T, rank, (int)t, lo->dropout, lo->seed, x->l,
+                                       s->in, s->out);
+    return st;
+}
+
+/* ---- one op forward ------------------------------------------------------- */
+
+static lw_status matmul_op_forward(const exec *x, const lw_plan_op *op)
+{
+    lw_cuda_ptr in = x->acts[op->in], prod = 0;
+    lw_status st = lw_gpu_matmul_input(x->g, in, x->b->xb, (size_t)x->T * op->width, &prod);
+    for (int i = 0; !st && i < op->n_parts; i++) {
+        const lw_plan_part *pt = &op->parts[i];
+        st = lw_gpu_matmul(x->g, x->acts[pt->slot], prod, x->weights[pt->w], x->T, op->width, pt->width, x->l,
+                           lw_plan_weight_name(pt->w));
+    }
+    for (int i = 0; !st && i < op->n_parts; i++)
+        st = lora_forward(x, op->parts[i].lora, in, x->acts[op->parts[i].slot]);
+    return st;
+}
+
+static lw_status op_forward(const exec *x, const lw_plan_op *op)
+{
+    lw_launch L = launcher(x);
+    const lw_model_kernels *k = &x->g->k;
+    int T = x->T;
+    switch (op->kind) {
+    case LW_OP_COPY:
+        if (!x->acts[op->out] && (op->flags & LW_PLAN_OPTIONAL)) return LW_OK;
+        return lwk_copy_forward(L, k, x->acts[op->out], x->acts[op->in], T * op->width);
+    case LW_OP_RMSNORM:
+        if (op->rows == 1)
+            return lwk_residual_rmsnorm_forward(L, k, x->acts[op->in], x->acts[op->out], x->acts[op->aux], 0,
+                                                x->weights[op->w], T);
+        return lwk_qk_rmsnorm_forward(L, k, x->acts[op->out], x->acts[op->aux], x->acts[op->in], x->weights[op->w],
+                                      T * op->rows);
+    case LW_OP_MATMUL: return matmul_op_forward(x, op);
+    case LW_OP_ROPE: return lw_gpu_rope(x->g, x->acts[op->out], x->pos, T, op->rows, x->l, 1.f);
+    case LW_OP_ATTENTION: {
+        int P = x->b->n_prefix;
+        return lwk_attention_forward(L, k, x->acts[op->out], x->acts[op->aux], x->acts[op->parts[0].slot], x->keys,
+                                     x->values, T, P + x->pos0 + T, P + x->pos0, window(x), P, op->rows);
+    }
+    case LW_OP_GLU:
+        return lwk_glu_forward(L, k, x->acts[op->out], x->acts[op->parts[0].slot], x->acts[op->parts[1].slot],
+                               T * op->width);
+    case LW_OP_ADD: return lwk_add_forward(L, k, x->acts[op->out], x->acts[op->in], T * op->width);
+    case LW_OP_EMBEDDING: case LW_OP_BLOCKS: case LW_OP_LOGITS: case LW_OP_KIND_COUNT: break;   /* model level */
+    }
+    return LW_OK;
+}
+
+/* ---- one op backward ------------------------------------------------------ */
+
+static lw_status matmul_op_backward(const exec *x, const lw_plan_op *op)
+{
+    lw_cuda_ptr din = x->grads[op->din], in = x->acts[op->keep];
+    lw_status st = LW_OK;
+    for (int i = 0; !st && i < op->n_parts; i++) {
+        const lw_plan_part *pt = &op->parts[i];
+        bool accumulate = i > 0 || !(op->flags & LW_PLAN_ZERO_DIN);
+        char what[96];
+        snprintf(what, sizeof what, "%s layer %d %s backward", x->g->cfg.name, x->l, lw_plan_weight_name(pt->w));
+        st = lw_cublas_matmul_dx(x->g->blas, din, x->grads[pt->grad], x->weights[pt->w], x->T, op->width, pt->width,
+                                 accumulate, what);
+        if (!st && x->g->sync_each_launch) st = lw_cuda_sync(x->g->cu, what);
+    }
+    for (int i = 0; !st && i < op->n_parts; i++)
+        st = lora_backward(x, op->parts[i].lora, in, x->grads[op->parts[i].grad], din);
+    return st;
+}
+
+static lw_status op_backward(const exec *x, const lw_plan_op *op)
+{
+    lw_launch L = launcher(x);
+    const lw_model_kernels *k = &x->g->k;
+    int T = x->T;
+    lw_status st = LW_OK;
+    switch (op->kind) {
+    case LW_OP_RMSNORM: {
+        lw_cuda_ptr din = x->grads[op->din];
+        size_t rows = (size_t)T * op->rows;
+        if (op->flags & LW_PLAN_ZERO_DIN) st = zero(x, din, rows * op->width);
+        if (st) return st;
+        /* dw 0: the gains are frozen */
+        if (op->rows == 1)
+            return lwk_rmsnorm_backward(L, k, din, 0, x->grads[op->dout], x->acts[op->keep], x->weights[op->w],
+                                        x->acts[op->aux], T);
+        return lwk_qk_rmsnorm_backward(L, k, din, 0, x->grads[op->dout], x->acts[op->keep], x->weights[op->w],
+                                       x->acts[op->aux], (int)rows);
+    }
+    case LW_OP_MATMUL: return matmul_op_backward(x, op);
+    case LW_OP_ROPE: return lw_gpu_rope(x->g, x->grads[op->dout], x->pos, T, op->rows, x->l, -1.f);
+    case LW_OP_ATTENTION: {
+        /* dq, dk, dv written, not accumulated: over the prefix's keys and the T rows' */
+        int P = x->b->n_prefix;
+        size_t kvd = kvd_of(&x->g->cfg);
+        lw_cuda_ptr dq = x->grads[op->parts[0].grad];
+        st = zero(x, dq, (size_t)T * op->parts[0].width);
+        if (!st) st = zero(x, x->dkeys, ((size_t)P + T) * kvd);
+        if (!st) st = zero(x, x->dvalues, ((size_t)P + T) * kvd);
+        if (!st)
+            st = lwk_attention_backward(L, k, dq, x->dkeys, x->dvalues, x->grads[op->dout], x->acts[op->out],
+                                        x->acts[op->aux], x->acts[op->parts[0].slot], x->keys, x->values, T, P + T, P,
+                                        window(x), P, op->rows);
+        return st;
+    }
+    case LW_OP_GLU: {
+        lw_cuda_ptr dgate = x->grads[op->parts[0].grad], dup = x->grads[op->parts[1].grad];
+        size_t n = (size_t)T * op->width;
+        if (op->flags & LW_PLAN_ZERO_DIN) {
+            st = zero(x, dgate, n);
+            if (!st) st = zero(x, dup, n);
+        }
+        if (!st)
+            st = lwk_glu_backward(L, k, dgate, dup, x->grads[op->dout], x->acts[op->parts[0].slot],
+                                  x->acts[op->parts[1].slot], (int)n);
+        return st;
+    }
+    /* a copy's and a residual add's input share their output's gradient slot (plan.c) */
+    case LW_OP_COPY: case LW_OP_ADD: break;
+    case LW_OP_EMBEDDING: case LW_OP_BLOCKS: case LW_OP_LOGITS: case LW_OP_KIND_COUNT: break;   /* model level */
+    }
+    return st;
+}
+
+/* ---- the model level -------------------------------------------------------- */
+
+static lw_status capture(const exec *x, const lw_cuda_plan_call *c, lw_cuda_ptr rows)
+{
+    size_t H = (size_t)x->g->cfg.hidden;
+    return lw_cuda_download(x->g->cu, c->hidden_out, rows, (size_t)c->T * H * F32, "captured hidden states");
+}
+
+/* logits [rows, vocab] of the final-normed rows from.. (device), then to the host if asked */
+static lw_status logits_forward(const exec *x, const lw_plan_op *op, const lw_cuda_plan_call *c)
+{
+    int H = op->width, V = op->parts[0].width, rows = c->logits_rows;
+    lw_cuda_ptr xf = x->acts[op->in] + (size_t)c->logits_from * H * F32, in = 0, out = x->acts[LW_SLOT_LOGITS];
+    lw_status st = lw_gpu_matmul_input(x->g, xf, x->b->xb, (size_t)rows * H, &in);
+    if (!st) st = lw_gpu_matmul(x->g, out, in, x->weights[op->w], rows, H, V, x->g->cfg.n_layers, "output");
+    if (!st && c->logits_host)
+        st = lw_cuda_download(x->g->cu, c->logits_host, out, (size_t)rows * V * F32, "logits");
+    return st;
+}
+
+lw_status lw_plan_cuda_forward(const lw_cuda_plan_bufs *b, const lw_cuda_plan_call *c, bool *complete)
+{
+    const lw_plan *p = b->plan;
+    lw_gpu_model *g = b->g;
+    int n = p->n_layers, T = c->T;
+    /* blocks [0, last_layer): all of them unless a capture without logits stops early (lw_forward's rule) */
+    int last_layer = c->a->logits || c->capture_layer < 0 ? n : c->capture_layer;
+    *complete = true;
+    lw_status st = lw_gpu_check_plan(p, &g->cfg, g->bf16, c->a, false);
+    if (st) return st;
+    lw_cuda_ptr pos = b->pos + (size_t)c->row * sizeof(int);
+    exec x = {.b = b, .g = g, .p = p, .T = T, .pos0 = c->pos0, .pos = pos}, blk = x;
+    bind(&x, -1, c->row, false);
+    for (int i = 0; !st && i < p->n_model_ops; i++) {
+        const lw_plan_op *op = &p->model_ops[i];
+        switch (op->kind) {
+        case LW_OP_EMBEDDING:
+            st = lw_gpu_embed(g, x.acts[op->out], b->ids, b->ids_host, c->a, c->r0, T);
+            if (!st && c->capture_layer == 0) st = capture(&x, c, x.acts[op->out]);
+            break;
+        case LW_OP_BLOCKS:
+            /* the rows' positions, which RoPE, LoRA's dropout and nothing before the blocks read */
+            for (int t = 0; t < T; t++) b->pos_host[t] = c->pos0 + t;
+            st = lw_cuda_upload(g->cu, pos, b->pos_host, (size_t)T * sizeof(int), "positions");
+            for (int l = 0; !st && l < last_layer; l++) {
+                bind(&blk, l, c->row, false);
+                for (int j = 0; !st && j < p->n_ops; j++) st = op_forward(&blk, &p->ops[j]);
+                if (!st && c->capture_layer == l + 1 && l + 1 < n) st = capture(&x, c, x.acts[LW_SLOT_X]);
+            }
+            if (!st && last_layer < n) {
+                *complete = false;
+                return LW_OK;
+            }
+            break;
+        case LW_OP_LOGITS:
+            /* capture n: the final-normed rows the logits are made from */
+            if (c->capture_layer == n) st = capture(&x, c, x.acts[op->in]);
+            if (!st && c->logits_rows > 0) st = logits_forward(&x, op, c);
+            break;
+        default:
+            /* output_norm: only where its rows are read (the cache already holds this chunk's keys) */
+            if (op->out == LW_SLOT_XF && c->logits_rows == 0 && c->capture_layer != n) break;
+            st = op_forward(&x, op);
+            break;
+        }
+    }
+    return st;
+}
+
+lw_status lw_plan_cuda_backward(const lw_cuda_plan_bufs *b, int T, int first, int n_rows, lw_cuda_ptr dlogits,
+                                float *d_embeds)
+{
+    const lw_plan *p = b->plan;
+    lw_gpu_model *g = b->g;
+    lw_status st = lw_gpu_check_plan(p, &g->cfg, g->bf16, NULL, true);
+    if (st) return st;
+    if (b->n_layer_sets != p->n_layers)
+        return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: backward needs every layer's activations (%d sets for %d "
+                       "layers)", g->cfg.name, b->n_layer_sets, p->n_layers);
+    for (int t = 0; t < T; t++) b->pos_host[t] = t;
+    st = lw_cuda_upload(g->cu, b->pos, b->pos_host, (size_t)T * sizeof(int), "positions");
+    if (st) return st;
+    exec x = {.b = b, .g = g, .p = p, .T = T, .pos0 = 0, .pos = b->pos}, blk = x;
+    bind(&x, -1, 0, true);
+    for (int i = p->n_model_ops - 1; !st && i >= 0; i--) {
+        const lw_plan_op *op = &p->model_ops[i];
+        switch (op->kind) {
+        case LW_OP_LOGITS: {
+            int H = op->width, V = op->parts[0].width;
+            lw_cuda_ptr din = x.grads[op->din];
+            st = zero(&x, din, (size_t)T * H);
+            if (!st)
+                st = lw_cublas_matmul_dx(g->blas, din + (size_t)first * H * F32, dlogits, x.weights[op->w], n_rows, H,
+                                         V, false, "output backward");
+            break;
+        }
+        case LW_OP_BLOCKS:
+            for (int l = p->n_layers - 1; !st && l >= 0; l--) {
+                bind(&blk, l, 0, true);
+                for (int j = p->n_ops - 1; !st && j >= 0; j--) st = op_backward(&blk, &p->ops[j]);
+            }
+            break;
+        case LW_OP_EMBEDDING:
+            if (d_embeds)
+                st = lw_cuda_download(g->cu, d_embeds, x.grads[op->dout], (size_t)T * op->width * F32,
+                                      "input-row gradients");
+            break;
+        default: st = op_backward(&x, op); break;
+        }
+    }
+    return st;
+}
