@@ -13,6 +13,7 @@
 #include "fileutil.h"
 #include "gpu_receiver.h"
 #include "lw_cli.h"
+#include "objectives.h"
 #include "sender_cache.h"
 #include "train.h"
 #include "train_rules.h"
@@ -42,6 +43,11 @@ static void usage(const lw_pair *pair)
            "  --warmup N\n"
            "  --seed N             bridge init and sampling (default %llu)\n"
            "  --diversity X        weight of the soft-token cosine-similarity penalty (default %g)\n"
+           "  --ce full|first      the receiver's cross-entropy over the gold verbalizer's tokens (full, the\n"
+           "                       mean over them; default) or over its first token only (first; scoring\n"
+           "                       in lw eval stays the full verbalizer's). docs/training.md, objectives\n"
+           "  --align X            weight of 1 - cos(mean soft token, the gold verbalizer's mean receiver\n"
+           "                       input embedding) (default 0: off)\n"
            "  --weight-decay X     AdamW weight decay of the decayed tensors (default: the manifest's)\n"
            "  --grad-clip X        clip the global gradient norm at X (0: no clipping; default: the manifest's)\n"
            "                       (these options take the ranges of the manifest's \"train\" block)\n"
@@ -98,6 +104,8 @@ typedef struct {
     bool quiet;
     bool force;                     /* --force: move a run already in --out aside */
     int skip_nonfinite;             /* --skip-nonfinite N */
+    bool first_token_ce;            /* --ce first */
+    float align_weight;             /* --align X */
     lw_train_config cfg;
     bool lora, prefix;              /* adapters trained with the bridge */
     lw_lora_config lora_cfg;
@@ -174,6 +182,24 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
             if ((ok = lw_opt_train_rule(argc, argv, &i, rule, &v))) set_train_option(&a->cfg, rule, v);
         } else if (!strcmp(o, "--skip-nonfinite"))
             ok = lw_opt_int(argc, argv, &i, 0, 1 << 30, &a->skip_nonfinite);
+        else if (!strcmp(o, "--ce")) {
+            const char *v = NULL;
+            if ((ok = lw_opt_str(argc, argv, &i, &v)) && strcmp(v, "full") && strcmp(v, "first")) {
+                fprintf(stderr, "lw train: --ce is full or first, not '%s'\n", v);
+                ok = false;
+            }
+            if (ok) a->first_token_ce = !strcmp(v, "first");
+        } else if (!strcmp(o, "--align")) {
+            const char *v = NULL;
+            char *end = NULL;
+            if ((ok = lw_opt_str(argc, argv, &i, &v))) {
+                double w = strtod(v, &end);
+                if (end == v || *end || !(w >= 0.0 && w <= 100.0)) {
+                    fprintf(stderr, "lw train: --align takes a weight in [0, 100], not '%s'\n", v);
+                    ok = false;
+                } else a->align_weight = (float)w;
+            }
+        }
         else if (!strcmp(o, "--force")) a->force = true;
         else if (!strcmp(o, "--balanced")) a->cfg.class_balanced = true;
         else if (!strcmp(o, "--quiet")) a->quiet = true;
@@ -251,6 +277,8 @@ static char *run_json_text(const train_args *a, const char *train_path, int n)
     lw_subset_describe(&(lw_subset){a->limit, a->stratified, (uint64_t)a->subset_seed}, subset, sizeof subset);
     if (o) json_object_set_new(o, "train_subset", json_string(subset));
     if (o) json_object_set_new(o, "head_cache", json_boolean(!a->no_head_cache));
+    if (o) json_object_set_new(o, "ce", json_string(a->first_token_ce ? "first" : "full"));
+    if (o) json_object_set_new(o, "align_weight", json_real(a->align_weight));
     if (o && !strcmp(a->method, "lora")) json_object_set_new(o, "soft_tokens", json_null());
     char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(7)) : NULL;
     json_decref(o);
@@ -313,6 +341,8 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
     lw_sender_cache states = {.fd = -1};
     lw_bridge_side side = {0};
     lw_trainer trainer = {0};
+    lw_receiver_layout first_layout = {0};   /* --ce first: the layout the trainer reads */
+    float *align_targets = NULL;             /* --align: [n_labels, hidden] */
     lw_adapter_set adapters = {0};
     lw_gpu_receiver gpu = {0};
     lw_run_dir run_dir = {.lock_fd = -1};
@@ -357,10 +387,22 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
     }
     double t_cache = lw_now_s();
     if (lw_bridge_side_open(&side, m, &task, a->M) ||
-        lw_trainer_create(&trainer, side.receiver, &side.layout, &side.bridge, a->cfg.diversity_weight)) {
+        (a->first_token_ce && lw_receiver_layout_first_tokens(&side.layout, &first_layout)) ||
+        lw_trainer_create(&trainer, side.receiver, a->first_token_ce ? &first_layout : &side.layout, &side.bridge,
+                          a->cfg.diversity_weight) ||
+        (a->align_weight > 0.0f && lw_answer_embeddings(side.receiver, &side.layout, &align_targets))) {
         fail("bridge");
         goto done;
     }
+    trainer.align_weight = a->align_weight;
+    trainer.align_targets = align_targets;
+    lw_verbalizer_stats vs;
+    lw_verbalizer_stats_of(&side.layout, &vs);
+    if (lead)
+        fprintf(stderr, "train: %d labels, verbalizers of %d-%d receiver tokens (mean %.2f), %d told apart by their "
+                "first token alone; loss: %s cross-entropy%s\n", side.layout.n_labels, vs.min_len, vs.max_len,
+                vs.mean_len, vs.distinct_first, a->first_token_ce ? "first-token" : "full-verbalizer",
+                a->align_weight > 0.0f ? " + alignment" : "");
     if ((a->lora || a->prefix) &&
         (lw_adapter_set_create(&adapters, side.receiver, trainer.max_T, a->lora ? &a->lora_cfg : NULL,
                                a->prefix ? &a->prefix_cfg : NULL, a->cfg.seed) ||
@@ -369,7 +411,7 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
         goto done;
     }
     if (!strcmp(a->device, "cuda") &&
-        (lw_gpu_receiver_open(&gpu, pair, side.receiver, &side.layout, trainer.max_T, gpu_ordinal) ||
+        (lw_gpu_receiver_open(&gpu, pair, side.receiver, trainer.layout, trainer.max_T, gpu_ordinal) ||
          lw_trainer_use_gpu(&trainer, &gpu.pass))) {
         fail("receiver on the GPU");
         goto done;
@@ -403,6 +445,8 @@ done:
     free(run_json);
     lw_run_dir_close(&run_dir);
     lw_trainer_free(&trainer);
+    lw_receiver_layout_free(&first_layout);
+    free(align_targets);
     lw_gpu_receiver_close(&gpu);
     lw_adapter_set_free(&adapters);
     lw_bridge_side_close(&side);

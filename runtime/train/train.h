@@ -68,6 +68,8 @@ typedef struct {
     const lw_receiver_layout *layout;
     lw_bridge *bridge;
     float diversity_weight;
+    float align_weight;                  /* objectives.h: soft tokens towards the answer's embeddings */
+    const float *align_targets;          /* [n_labels, hidden] (lw_answer_embeddings); not owned */
     /* scratch, sized for the layout */
     int max_T;                           /* receiver rows: prefix + the longest verbalizer */
     lw_receiver_pass rx;
