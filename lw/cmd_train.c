@@ -53,6 +53,8 @@ static void usage(const lw_pair *pair)
            "                       (these options take the ranges of the manifest's \"train\" block)\n"
            "  --skip-nonfinite N   skip up to N steps whose loss or gradient is NaN/Inf (counted, logged);\n"
            "                       default 0: the first such step stops the run, exit 1, checkpoints kept\n"
+           "  --log-grad-groups    train_log.jsonl also gets each bridge tensor's gradient norm before\n"
+           "                       clipping (\"grad_groups\"): where a |g| spike comes from\n"
            "  --balanced           class-balanced sampling\n"
            "  --soft-tokens M      override M (CPU path only; the CUDA kernels are built for %d)\n"
            "  --out DIR            checkpoints, train_log.jsonl and run.json (default runs/<task>); a folder\n"
@@ -106,6 +108,7 @@ typedef struct {
     int skip_nonfinite;             /* --skip-nonfinite N */
     bool first_token_ce;            /* --ce first */
     float align_weight;             /* --align X */
+    bool log_grad_groups;           /* --log-grad-groups */
     lw_train_config cfg;
     bool lora, prefix;              /* adapters trained with the bridge */
     lw_lora_config lora_cfg;
@@ -200,6 +203,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
                 } else a->align_weight = (float)w;
             }
         }
+        else if (!strcmp(o, "--log-grad-groups")) a->log_grad_groups = true;
         else if (!strcmp(o, "--force")) a->force = true;
         else if (!strcmp(o, "--balanced")) a->cfg.class_balanced = true;
         else if (!strcmp(o, "--quiet")) a->quiet = true;
@@ -431,7 +435,8 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
     if (lead && !(run_json = run_json_text(a, train_path, data.n))) { fail("run.json"); goto done; }
     lw_train_options o = {.cfg = a->cfg, .checkpoint_every = a->checkpoint_every, .out_dir = out,
                           .no_head_cache = a->no_head_cache, .skip_nonfinite = a->skip_nonfinite,
-                          .run_json = run_json, .resume_dir = a->resume, .quiet = a->quiet, .comm = comm};
+                          .run_json = run_json, .resume_dir = a->resume, .quiet = a->quiet, .comm = comm,
+                          .log_grad_groups = a->log_grad_groups};
     lw_train_result r;
     if (lw_train_run(&trainer, &states, &data, &o, &r)) { fail("training"); goto done; }
     rc = 0;

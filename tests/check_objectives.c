@@ -6,7 +6,9 @@
 #include "testlib.h"
 #include "tiny_models.h"
 
+#include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -233,6 +235,53 @@ START_TEST(packed_steps_carry_the_alignment)
 }
 END_TEST
 
+/* --log-grad-groups: the tensors' norms make up the logged global norm
+ * (no adapters: the bridge's tensors are the whole parameter vector). */
+START_TEST(grad_groups_add_up_to_the_logged_norm)
+{
+    const char *dir = tl_tmpdir("objectives_groups");
+    pair p;
+    tl_synthetic_pair_open(&p, M_SOFT, N_EX, 0.1f, 2);
+    lw_train_options o;
+    memset(&o, 0, sizeof o);
+    o.cfg = (lw_train_config){.lr = 3e-3f, .steps = 2, .batch = 4, .grad_accum = 1, .warmup_steps = 1,
+                              .weight_decay = 0.01f, .grad_clip = 1.0f, .seed = 5};
+    o.quiet = true;
+    o.out_dir = dir;
+    o.log_grad_groups = true;
+    lw_train_result r;
+    ck_assert_int_eq(lw_train_run(&p.trainer, &p.states, &p.data, &o, &r), LW_OK);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/train_log.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[8192];
+    int lines = 0;
+    while (fgets(line, sizeof line, f)) {
+        json_error_t err;
+        json_t *j = json_loads(line, 0, &err);
+        ck_assert_msg(j != NULL, "log line is not JSON: %s", err.text);
+        json_t *g = json_object_get(j, "grad_groups");
+        ck_assert(json_is_object(g));
+        double sq = 0;
+        const char *key;
+        json_t *v;
+        int n = 0;
+        json_object_foreach(g, key, v) sq += json_number_value(v) * json_number_value(v), n++;
+        int trainable = 0;
+        for (int k = 0; k < p.bridge.n_tensors; k++) trainable += p.bridge.tensors[k].trainable;
+        ck_assert_int_eq(n, trainable);
+        double norm = json_number_value(json_object_get(j, "grad_norm"));
+        ck_assert_msg(norm > 1e-3 && fabs(sqrt(sq) - norm) <= 1e-4 * norm, "groups %g, global %g", sqrt(sq), norm);
+        json_decref(j);
+        lines++;
+    }
+    fclose(f);
+    ck_assert_int_eq(lines, 2);
+    tl_synthetic_pair_close(&p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("objectives");
@@ -244,6 +293,7 @@ int main(void)
     tcase_add_test(tc, answer_embeddings_average_the_verbalizer);
     tcase_add_test(tc, first_token_loss_is_the_first_tokens_cross_entropy);
     tcase_add_test(tc, packed_steps_carry_the_alignment);
+    tcase_add_test(tc, grad_groups_add_up_to_the_logged_norm);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

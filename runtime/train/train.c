@@ -112,6 +112,20 @@ typedef struct {
     int right, seen;
 } step_stats;
 
+/* The bridge's trainable tensors' names and gradient norms (before
+ * clipping) for the log's "grad_groups"; returns how many. */
+static int grad_groups(const lw_bridge *b, const char **names, double *norms)
+{
+    int n = 0;
+    for (int k = 0; k < b->n_tensors; k++) {
+        const lw_bridge_tensor *tt = &b->tensors[k];
+        if (!tt->trainable) continue;
+        names[n] = tt->name;
+        norms[n++] = lw_grad_norm(b->grads + tt->offset, tt->count);
+    }
+    return n;
+}
+
 /* Which examples of a step this process runs: example j when j % world is
  * its rank (world 1: all of them). */
 typedef struct {
@@ -261,6 +275,10 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
     lw_pathf(last_saved, sizeof last_saved, "%s", o->resume_dir ? o->resume_dir : "");
     float *x = NULL;
     size_t x_cap = 0;
+    const char **g_names = o->log_grad_groups ? calloc((size_t)b->n_tensors, sizeof *g_names) : NULL;
+    double *g_norms = o->log_grad_groups ? calloc((size_t)b->n_tensors, sizeof *g_norms) : NULL;
+    if (!st && o->log_grad_groups && (!g_names || !g_norms))
+        st = lw_fail(LW_ERR_NOMEM, "train: out of memory for the gradient groups");
     double t0 = lw_now_s();
     int right = 0, seen = 0;
     for (; !st && step < k->steps; step++) {
@@ -268,6 +286,7 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
         st = accumulate(t, states, data, &smp, per_step, k->batch, step * per_step, k->seed, sh, &x, &x_cap, &s);
         if (!st && sh.world > 1) st = reduce_step(t, sh, &s);
         if (st) break;
+        int n_groups = o->log_grad_groups ? grad_groups(b, g_names, g_norms) : 0;
         double gnorm = clip_all(t, k->grad_clip);
         float lr = lw_lr_at(step, k->warmup_steps, k->steps, k->lr, 0.1f);
         r->steps_done++;
@@ -275,7 +294,7 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
         lw_train_log_line line = {step + 1, s.loss, lr, gnorm, seen ? (double)right / seen : 0.0, eps, el, false};
         if (!isfinite(s.loss) || !isfinite(gnorm)) {   /* never step on it */
             line.nonfinite = true;
-            if (log) lw_train_log_write(log, &line);
+            if (log) lw_train_log_write_groups(log, &line, n_groups, g_names, g_norms);
             if (r->steps_skipped < o->skip_nonfinite) {
                 r->steps_skipped++;
                 continue;
@@ -294,7 +313,7 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
         if (!quiet)
             fprintf(stderr, "\rstep %ld/%d  loss %.4f  acc %.3f  lr %.2e  |g| %.3f  %.1f ex/s  eta %.0f s   ",
                     step + 1, k->steps, s.loss, line.train_acc, (double)lr, gnorm, line.examples_per_s, eta);
-        if (log) lw_train_log_write(log, &line);
+        if (log) lw_train_log_write_groups(log, &line, n_groups, g_names, g_norms);
         if (out_dir && o->checkpoint_every > 0 && (step + 1) % o->checkpoint_every == 0 && step + 1 < k->steps) {
             char name[32];
             snprintf(name, sizeof name, "step-%ld", step + 1);
@@ -313,6 +332,8 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
     r->train_acc = seen ? (double)right / seen : 0.0;
     if (log && fclose(log) != 0 && !st) st = lw_fail(LW_ERR_IO, "train: writing the log under %s", out_dir);
     free(x);
+    free(g_names);
+    free(g_norms);
     lw_sampler_free(&smp);
     lw_adamw_free(&opt);
     return st;

@@ -55,7 +55,10 @@ static void json_num(FILE *f, const char *key, const char *fmt, double v)
     else fputs("null", f);
 }
 
-void lw_train_log_write(FILE *f, const lw_train_log_line *l)
+void lw_train_log_write(FILE *f, const lw_train_log_line *l) { lw_train_log_write_groups(f, l, 0, NULL, NULL); }
+
+void lw_train_log_write_groups(FILE *f, const lw_train_log_line *l, int n, const char *const *names,
+                               const double *norms)
 {
     fprintf(f, "{\"step\": %ld", l->step);
     json_num(f, "loss", "%.6f", l->loss);
@@ -65,6 +68,15 @@ void lw_train_log_write(FILE *f, const lw_train_log_line *l)
     json_num(f, "examples_per_s", "%.3f", l->examples_per_s);
     json_num(f, "elapsed_s", "%.3f", l->elapsed_s);
     if (l->nonfinite) fputs(", \"nonfinite\": true", f);
+    if (n > 0) {
+        fputs(", \"grad_groups\": {", f);
+        for (int i = 0; i < n; i++) {
+            fprintf(f, "%s\"%s\": ", i ? ", " : "", names[i]);
+            if (isfinite(norms[i])) fprintf(f, "%.6g", norms[i]);
+            else fputs("null", f);
+        }
+        fputs("}", f);
+    }
     fputs("}\n", f);
     fflush(f);
 }

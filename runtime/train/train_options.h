@@ -21,6 +21,7 @@ typedef struct {
     bool no_head_cache;       /* every example alone from position 0: no cached prompt head, no packing */
     int skip_nonfinite;       /* steps with a NaN/Inf loss or gradient skipped (counted, logged) before
                                  one stops the run; 0: the first stops it */
+    bool log_grad_groups;     /* train_log.jsonl: each bridge tensor's gradient norm (train_log.h) */
     const char *run_json;     /* written as out_dir/run.json once the run has started (its checkpoint
                                  loaded, its log opened): a run that fails before never writes it */
 } lw_train_options;
