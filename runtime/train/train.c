@@ -10,6 +10,7 @@
 
 #include "checkpoint.h"
 #include "clock.h"
+#include "early_stop.h"
 #include "fileutil.h"
 #include "run_dir.h"
 #include "train_checks.h"
@@ -279,6 +280,8 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
     double *g_norms = o->log_grad_groups ? calloc((size_t)b->n_tensors, sizeof *g_norms) : NULL;
     if (!st && o->log_grad_groups && (!g_names || !g_norms))
         st = lw_fail(LW_ERR_NOMEM, "train: out of memory for the gradient groups");
+    lw_early_stop es = {0};
+    if (!st && o->early_stop) st = lw_early_stop_open(&es, o->early_stop, out_dir, o->resume_dir ? step : -1);
     double t0 = lw_now_s();
     int right = 0, seen = 0;
     for (; !st && step < k->steps; step++) {
@@ -314,6 +317,21 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
             fprintf(stderr, "\rstep %ld/%d  loss %.4f  acc %.3f  lr %.2e  |g| %.3f  %.1f ex/s  eta %.0f s   ",
                     step + 1, k->steps, s.loss, line.train_acc, (double)lr, gnorm, line.examples_per_s, eta);
         if (log) lw_train_log_write_groups(log, &line, n_groups, g_names, g_norms);
+        if (o->early_stop && (step + 1) % es.o.every == 0) {   /* before step-N: its dev log holds step N */
+            double dev;
+            bool improved, stop;
+            if ((st = lw_early_stop_eval(&es, t, step + 1, &dev, &improved, &stop))) break;
+            if (!quiet)
+                fprintf(stderr, "\nstep %ld: dev loss %.4f%s (best %.4f at step %ld)\n", step + 1, dev,
+                        improved ? ", new best" : "", es.best, es.best_step);
+            if (improved && out_dir && (st = lw_train_save_checkpoint(out_dir, "best", t, &opt, &rng, step + 1)))
+                break;
+            if (stop) {
+                r->stopped_early = true;
+                step++;   /* final/ holds the step just made */
+                break;
+            }
+        }
         if (out_dir && o->checkpoint_every > 0 && (step + 1) % o->checkpoint_every == 0 && step + 1 < k->steps) {
             char name[32];
             snprintf(name, sizeof name, "step-%ld", step + 1);
@@ -322,6 +340,13 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
         }
     }
     if (!quiet && r->steps_done) fputc('\n', stderr);
+    if (o->early_stop) {
+        r->best_step = es.best_step, r->best_dev_loss = es.best;
+        if (r->stopped_early && !quiet)
+            fprintf(stderr, "train: stopped at step %ld: no better dev loss in %d evaluations (best %.4f at step %ld, "
+                    "saved as best/)\n", step, es.o.patience, es.best, es.best_step);
+        lw_early_stop_close(&es);
+    }
     if (r->steps_skipped && lead)
         fprintf(stderr, "train: %ld step%s skipped for a non-finite loss or gradient (--skip-nonfinite %d)\n",
                 r->steps_skipped, r->steps_skipped > 1 ? "s" : "", o->skip_nonfinite);

@@ -35,9 +35,14 @@ static lw_status cut_log(const char *path, long last)
 
 FILE *lw_train_log_open(const char *out_dir, long resume_step, lw_status *st)
 {
+    return lw_jsonl_open(out_dir, "train_log.jsonl", resume_step, st);
+}
+
+FILE *lw_jsonl_open(const char *out_dir, const char *name, long resume_step, lw_status *st)
+{
     char path[4096];
     if ((*st = lw_mkdir_p(out_dir))) return NULL;
-    if (!lw_pathf(path, sizeof path, "%s/train_log.jsonl", out_dir)) {
+    if (!lw_pathf(path, sizeof path, "%s/%s", out_dir, name)) {
         *st = lw_fail(LW_ERR_INVALID, "train: log path too long under %s", out_dir);
         return NULL;
     }

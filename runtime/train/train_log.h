@@ -22,6 +22,8 @@
 /* out_dir/train_log.jsonl opened for appending: emptied for a fresh run
  * (resume_step < 0), else cut to the steps <= resume_step. */
 FILE *lw_train_log_open(const char *out_dir, long resume_step, lw_status *st);
+/* The same for any out_dir/<name> of one JSON object a line with a "step". */
+FILE *lw_jsonl_open(const char *out_dir, const char *name, long resume_step, lw_status *st);
 
 typedef struct {
     long step;
