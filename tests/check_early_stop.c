@@ -166,6 +166,23 @@ START_TEST(a_resumed_run_makes_the_same_decisions)
     ck_assert_int_gt(ra.steps_done, 4);
     /* the resumed run's folder holds the straight run's whole log: it must cut it at step 4 */
     char *log_a = read_text(a_dir, "dev_log.jsonl");
+    /* a rank that does not write (data parallel) reads the state at step 4 and leaves the log alone */
+    long steps[64];
+    double losses[64];
+    int n = logged_losses(log_a, steps, losses, 64);
+    ck_assert_int_ge(n, 3);
+    lw_early_stop reader;
+    ck_assert_int_eq(lw_early_stop_open(&reader, &es, a_dir, false, 4), LW_OK);
+    long stop_at, best_step;
+    double best;
+    replay(steps, losses, 2, 1000, &stop_at, &best_step, &best);   /* the evaluations at 2 and 4 */
+    ck_assert_int_eq(reader.best_step, best_step);
+    ck_assert_int_eq(reader.bad, losses[1] < losses[0] ? 0 : 1);
+    ck_assert_ptr_null(reader.log);
+    lw_early_stop_close(&reader);
+    char *log_again = read_text(a_dir, "dev_log.jsonl");
+    ck_assert_str_eq(log_again, log_a);
+    free(log_again);
     char path[4300];
     snprintf(path, sizeof path, "%s/dev_log.jsonl", b_dir);
     ck_assert_int_eq(lw_mkdir_p(b_dir), LW_OK);

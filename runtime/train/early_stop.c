@@ -28,40 +28,42 @@ lw_status lw_dev_loss(lw_trainer *t, const lw_sender_cache *states, const lw_dat
     return LW_OK;
 }
 
-/* The last line of the (already cut) log: the state to go on from. */
-static lw_status restore(lw_early_stop *e, const char *path)
+/* The state after resume_step: the last line of the log with a step at or
+ * below it (lines after it belong to steps the resumed run makes again;
+ * every rank reads the file, only rank 0 cuts it, so none relies on the cut). */
+static lw_status restore(lw_early_stop *e, const char *path, long resume_step)
 {
     if (!lw_file_exists(path)) return LW_OK;
     char *text;
     size_t len;
     lw_status st = lw_read_file(path, &text, &len);
     if (st) return lw_fail_wrap(st, "early stopping: reading %s", path);
-    size_t at = 0, last = len;
-    while (at < len) {   /* the start of the last whole line */
+    for (size_t at = 0; !st && at < len;) {
         char *nl = memchr(text + at, '\n', len - at);
-        if (!nl) break;
-        last = at;
-        at = (size_t)(nl - text) + 1;
-    }
-    if (last < len) {
-        char *nl = memchr(text + last, '\n', len - last);
-        json_t *o = json_loadb(text + last, (size_t)(nl - (text + last)), 0, NULL);
-        json_t *b = json_object_get(o, "best_dev_loss"), *s = json_object_get(o, "best_step"),
-               *k = json_object_get(o, "bad_evals");
+        if (!nl) break;   /* torn by a kill: not a whole evaluation */
+        json_t *o = json_loadb(text + at, (size_t)(nl - (text + at)), 0, NULL);
+        json_t *step = json_object_get(o, "step"), *b = json_object_get(o, "best_dev_loss"),
+               *s = json_object_get(o, "best_step"), *k = json_object_get(o, "bad_evals");
+        if (!json_is_integer(step) || json_integer_value(step) > resume_step) {
+            json_decref(o);
+            break;
+        }
         if (json_is_number(b) && json_is_integer(s) && json_is_integer(k)) {
             e->best = json_number_value(b);
             e->best_step = (long)json_integer_value(s);
             e->bad = (int)json_integer_value(k);
+        } else if (json_is_null(b) && json_is_integer(s) && json_is_integer(k)) {   /* no finite loss yet */
+            e->best = INFINITY, e->best_step = 0, e->bad = (int)json_integer_value(k);
         } else
-            st = lw_fail(LW_ERR_FORMAT, "early stopping: %s: the last line lacks best_dev_loss, best_step, "
-                         "bad_evals", path);
+            st = lw_fail(LW_ERR_FORMAT, "early stopping: %s: a line lacks best_dev_loss, best_step, bad_evals", path);
         json_decref(o);
+        at = (size_t)(nl - text) + 1;
     }
     free(text);
     return st;
 }
 
-lw_status lw_early_stop_open(lw_early_stop *e, const lw_early_stop_options *o, const char *out_dir,
+lw_status lw_early_stop_open(lw_early_stop *e, const lw_early_stop_options *o, const char *out_dir, bool writer,
                              long resume_step)
 {
     memset(e, 0, sizeof *e);
@@ -74,13 +76,14 @@ lw_status lw_early_stop_open(lw_early_stop *e, const lw_early_stop_options *o, c
         return lw_fail(LW_ERR_INVALID, "early stopping: %d sender states for %d dev examples", o->states->n,
                        o->data->n);
     if (!out_dir) return LW_OK;
-    lw_status st;
-    e->log = lw_jsonl_open(out_dir, "dev_log.jsonl", resume_step, &st);
-    if (!e->log) return lw_fail_wrap(st, "early stopping");
+    lw_status st = LW_OK;
     char path[4200];
-    lw_pathf(path, sizeof path, "%s/dev_log.jsonl", out_dir);
-    if (resume_step >= 0 && (st = restore(e, path))) lw_early_stop_close(e);
-    return st;
+    if (!lw_pathf(path, sizeof path, "%s/dev_log.jsonl", out_dir))
+        return lw_fail(LW_ERR_INVALID, "early stopping: path too long under %s", out_dir);
+    if (resume_step >= 0 && (st = restore(e, path, resume_step))) return st;
+    if (writer && !(e->log = lw_jsonl_open(out_dir, "dev_log.jsonl", resume_step, &st)))
+        return lw_fail_wrap(st, "early stopping");
+    return LW_OK;
 }
 
 lw_status lw_early_stop_eval(lw_early_stop *e, lw_trainer *t, long step, double *loss, bool *improved, bool *stop)

@@ -6,7 +6,7 @@
  * evaluate). Each evaluation is a line of out_dir/dev_log.jsonl
  * {"step", "dev_loss", "best_step", "best_dev_loss", "bad_evals"}; a
  * resumed run cuts it to the steps up to its checkpoint (as the train log)
- * and takes the best and the count from its last line, so a stopped or
+ * and takes the best and the count from the last line up to there, so a stopped or
  * killed run resumes to the same decisions. The evaluation draws nothing
  * from the run's streams: it leaves the training bit for bit as without. */
 #ifndef LW_EARLY_STOP_H
@@ -37,9 +37,11 @@ typedef struct {
     size_t x_cap;
 } lw_early_stop;
 
-/* out_dir NULL: no log (a rank other than 0, a test). resume_step < 0: a
- * fresh run (the log emptied), else the state at that step. */
-lw_status lw_early_stop_open(lw_early_stop *e, const lw_early_stop_options *o, const char *out_dir,
+/* out_dir NULL: no log (a test). resume_step < 0: a fresh run, else the
+ * state at that step, read from out_dir's log by every rank (data
+ * parallel: each makes the same decisions). writer: this process (rank 0)
+ * cuts the log and appends to it. */
+lw_status lw_early_stop_open(lw_early_stop *e, const lw_early_stop_options *o, const char *out_dir, bool writer,
                              long resume_step);
 /* The slice's mean loss under t now (*loss), whether it is a new best
  * (*improved) and whether the patience ran out (*stop); logged as step. */

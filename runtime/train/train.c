@@ -281,7 +281,7 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
     if (!st && o->log_grad_groups && (!g_names || !g_norms))
         st = lw_fail(LW_ERR_NOMEM, "train: out of memory for the gradient groups");
     lw_early_stop es = {0};
-    if (!st && o->early_stop) st = lw_early_stop_open(&es, o->early_stop, out_dir, o->resume_dir ? step : -1);
+    if (!st && o->early_stop) st = lw_early_stop_open(&es, o->early_stop, o->out_dir, lead, o->resume_dir ? step : -1);
     double t0 = lw_now_s();
     int right = 0, seen = 0;
     for (; !st && step < k->steps; step++) {
