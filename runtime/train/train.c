@@ -235,6 +235,8 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
                        const lw_train_options *o, lw_train_result *r)
 {
     memset(r, 0, sizeof *r);
+    if (t->mix)   /* its logits would need the optimiser, the clip and the checkpoint: docs/objectives.md */
+        return lw_fail(LW_ERR_UNSUPPORTED, "train: a layer mix is not trained by the loop yet");
     lw_status st = check_options(o, data, states);
     if (st) return st;
     const lw_train_config *k = &o->cfg;

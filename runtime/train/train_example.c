@@ -32,6 +32,8 @@ lw_status lw_trainer_create(lw_trainer *t, const lw_model *receiver, const lw_re
 
 void lw_trainer_free(lw_trainer *t)
 {
+    free(t->mixed);
+    free(t->dmixed);
     lw_receiver_pass_free(&t->rx);
     lw_bridge_acts_free(t->acts);
     free(t->soft);
@@ -107,12 +109,44 @@ static lw_status place_soft(lw_trainer *t, bool training)
     return LW_OK;
 }
 
+lw_status lw_trainer_attach_layer_mix(lw_trainer *t, lw_layer_mix *mix)
+{
+    if (mix->S != t->bridge->sender_hidden)
+        return lw_fail(LW_ERR_INVALID, "trainer: the layer mix gives %d wide rows, the bridge takes %d", mix->S,
+                       t->bridge->sender_hidden);
+    size_t n = (size_t)t->acts_T * mix->S;
+    free(t->mixed);
+    free(t->dmixed);
+    t->mixed = malloc(n * sizeof(float));
+    t->dmixed = malloc(n * sizeof(float));
+    if (!t->mixed || !t->dmixed) return lw_fail(LW_ERR_NOMEM, "trainer: out of memory for the layer mix");
+    t->mix = mix;
+    return LW_OK;
+}
+
 static lw_status bridge_forward(lw_trainer *t, const float *x, int T, bool training)
 {
     if (T < 1 || T > t->acts_T)
         return lw_fail(LW_ERR_INVALID, "trainer: %d sender rows (1..%d)", T, t->acts_T);
+    if (t->mix) {   /* several layers into one: what the bridge reads */
+        lw_layer_mix_forward(t->mix, x, T, t->mixed);
+        t->mix_x = x, t->mix_T = T;
+        x = t->mixed;
+    }
     lw_status st = lw_bridge_forward(t->bridge, t->acts, x, T, t->soft);
     return st ? st : place_soft(t, training);
+}
+
+/* t->dsoft into the bridge's grads, and through its dx into the mix's. */
+static void bridge_backward(lw_trainer *t)
+{
+    if (!t->mix) {
+        lw_bridge_backward(t->bridge, t->acts, t->dsoft, NULL);
+        return;
+    }
+    memset(t->dmixed, 0, (size_t)t->mix_T * t->mix->S * sizeof(float));
+    lw_bridge_backward(t->bridge, t->acts, t->dsoft, t->dmixed);
+    lw_layer_mix_backward(t->mix, t->mix_x, t->mix_T, t->dmixed);
 }
 
 static lw_status check_label(const lw_trainer *t, int label)
@@ -155,7 +189,7 @@ lw_status lw_trainer_example(lw_trainer *t, const float *x, int Tx, int label, f
     memcpy(t->dsoft, rows_d_embeds(t) + (size_t)lw_receiver_soft_row(Ly) * H, (size_t)M * H * sizeof(float));
     lw_trainer_soft_terms(t, t->soft, label, t->dsoft, scale);
     if (t->adapters) lw_adapter_set_backward(t->adapters, t->dsoft);   /* the deep prefix's path to the soft tokens */
-    lw_bridge_backward(t->bridge, t->acts, t->dsoft, NULL);
+    bridge_backward(t);
     return LW_OK;
 }
 
@@ -209,7 +243,7 @@ static lw_status examples_packed(lw_trainer *t, const lw_sender_cache *states, c
             take_d_prefix(t, j);
             lw_adapter_set_backward(t->adapters, t->dsoft);
         }
-        lw_bridge_backward(t->bridge, t->acts, t->dsoft, NULL);
+        bridge_backward(t);
     }
     return st ? lw_fail_wrap(st, "trainer: packed step, example %d", i < n ? idx[i] : -1) : LW_OK;
 }
