@@ -449,6 +449,10 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
                 "first token alone; loss: %s cross-entropy%s\n", side.layout.n_labels, vs.min_len, vs.max_len,
                 vs.mean_len, vs.distinct_first, a->first_token_ce ? "first-token" : "full-verbalizer",
                 a->align_weight > 0.0f ? " + alignment" : "");
+    if (lead && a->first_token_ce && vs.distinct_first < side.layout.n_labels)
+        fprintf(stderr, "lw train: --ce first: %d of the %d labels share their first token with another, and this "
+                "loss cannot tell those apart (docs/objectives.md)\n", side.layout.n_labels - vs.distinct_first,
+                side.layout.n_labels);
     if ((a->lora || a->prefix) &&
         (lw_adapter_set_create(&adapters, side.receiver, trainer.max_T, a->lora ? &a->lora_cfg : NULL,
                                a->prefix ? &a->prefix_cfg : NULL, a->cfg.seed) ||
