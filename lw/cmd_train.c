@@ -13,6 +13,8 @@
 #include "fileutil.h"
 #include "gpu_receiver.h"
 #include "lw_cli.h"
+#include "objectives.h"
+#include "early_stop.h"
 #include "sender_cache.h"
 #include "train.h"
 #include "train_rules.h"
@@ -42,11 +44,27 @@ static void usage(const lw_pair *pair)
            "  --warmup N\n"
            "  --seed N             bridge init and sampling (default %llu)\n"
            "  --diversity X        weight of the soft-token cosine-similarity penalty (default %g)\n"
+           "  --ce full|first      the receiver's cross-entropy over the gold verbalizer's tokens (full, the\n"
+           "                       mean over them; default) or over its first token only (first; scoring\n"
+           "                       in lw eval stays the full verbalizer's). docs/objectives.md\n"
+           "  --align X            weight of 1 - cos(mean soft token, the gold verbalizer's mean receiver\n"
+           "                       input embedding) (default 0: off)\n"
            "  --weight-decay X     AdamW weight decay of the decayed tensors (default: the manifest's)\n"
            "  --grad-clip X        clip the global gradient norm at X (0: no clipping; default: the manifest's)\n"
            "                       (these options take the ranges of the manifest's \"train\" block)\n"
            "  --skip-nonfinite N   skip up to N steps whose loss or gradient is NaN/Inf (counted, logged);\n"
            "                       default 0: the first such step stops the run, exit 1, checkpoints kept\n"
+           "  --eval-every K       early stopping: every K steps, the training loss (no gradient) on a dev\n"
+           "                       slice; a new best is saved as --out/best, each evaluation logged in\n"
+           "                       --out/dev_log.jsonl (resumable like the run). Needs --dev-slice\n"
+           "  --dev-slice N        the slice: N examples of --dev (the first N, or with --subset stratified\n"
+           "                       N drawn over the labels, as --limit-train draws)\n"
+           "  --dev FILE           the slice's file (default DIR/dev.jsonl; a held-out part of the training\n"
+           "                       data keeps the dev split clean for the final evaluation)\n"
+           "  --patience P         stop after P evaluations in a row without a better dev loss (default 0:\n"
+           "                       never stop; evaluate --out/best)\n"
+           "  --log-grad-groups    train_log.jsonl also gets each bridge tensor's gradient norm before\n"
+           "                       clipping (\"grad_groups\"): where a |g| spike comes from\n"
            "  --balanced           class-balanced sampling\n"
            "  --soft-tokens M      override M (CPU path only; the CUDA kernels are built for %d)\n"
            "  --out DIR            checkpoints, train_log.jsonl and run.json (default runs/<task>); a folder\n"
@@ -98,6 +116,11 @@ typedef struct {
     bool quiet;
     bool force;                     /* --force: move a run already in --out aside */
     int skip_nonfinite;             /* --skip-nonfinite N */
+    bool first_token_ce;            /* --ce first */
+    float align_weight;             /* --align X */
+    bool log_grad_groups;           /* --log-grad-groups */
+    int eval_every, dev_slice, patience;   /* early stopping (early_stop.h) */
+    const char *dev;                /* --dev FILE */
     lw_train_config cfg;
     bool lora, prefix;              /* adapters trained with the bridge */
     lw_lora_config lora_cfg;
@@ -174,6 +197,29 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
             if ((ok = lw_opt_train_rule(argc, argv, &i, rule, &v))) set_train_option(&a->cfg, rule, v);
         } else if (!strcmp(o, "--skip-nonfinite"))
             ok = lw_opt_int(argc, argv, &i, 0, 1 << 30, &a->skip_nonfinite);
+        else if (!strcmp(o, "--ce")) {
+            const char *v = NULL;
+            if ((ok = lw_opt_str(argc, argv, &i, &v)) && strcmp(v, "full") && strcmp(v, "first")) {
+                fprintf(stderr, "lw train: --ce is full or first, not '%s'\n", v);
+                ok = false;
+            }
+            if (ok) a->first_token_ce = !strcmp(v, "first");
+        } else if (!strcmp(o, "--align")) {
+            const char *v = NULL;
+            char *end = NULL;
+            if ((ok = lw_opt_str(argc, argv, &i, &v))) {
+                double w = strtod(v, &end);
+                if (end == v || *end || !(w >= 0.0 && w <= 100.0)) {
+                    fprintf(stderr, "lw train: --align takes a weight in [0, 100], not '%s'\n", v);
+                    ok = false;
+                } else a->align_weight = (float)w;
+            }
+        }
+        else if (!strcmp(o, "--log-grad-groups")) a->log_grad_groups = true;
+        else if (!strcmp(o, "--eval-every")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 30, &a->eval_every);
+        else if (!strcmp(o, "--dev-slice")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->dev_slice);
+        else if (!strcmp(o, "--patience")) ok = lw_opt_int(argc, argv, &i, 0, 1 << 20, &a->patience);
+        else if (!strcmp(o, "--dev")) ok = lw_opt_str(argc, argv, &i, &a->dev);
         else if (!strcmp(o, "--force")) a->force = true;
         else if (!strcmp(o, "--balanced")) a->cfg.class_balanced = true;
         else if (!strcmp(o, "--quiet")) a->quiet = true;
@@ -229,6 +275,16 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
         memcpy(a->lora_cfg.layer_list, c.layer_list, sizeof c.layer_list);
     }
     if (rank) a->lora_cfg.rank = rank, a->lora_cfg.alpha = 2.0f * (float)rank;
+    if ((a->eval_every > 0) != (a->dev_slice > 0) || (a->patience > 0 && !a->eval_every) ||
+        (a->dev && !a->dev_slice)) {
+        fprintf(stderr, "lw train: early stopping takes --eval-every K and --dev-slice N together (--patience P "
+                "and --dev FILE need them)\n");
+        return false;
+    }
+    if (a->eval_every && (strcmp(a->method, "bridge") || !strcmp(a->device, "cuda"))) {
+        fprintf(stderr, "lw train: early stopping is for the bridge on the CPU for now\n");
+        return false;
+    }
     if (a->force && a->resume) {
         fprintf(stderr, "lw train: --force replaces the run in --out, --resume continues it: not both\n");
         return false;
@@ -251,6 +307,11 @@ static char *run_json_text(const train_args *a, const char *train_path, int n)
     lw_subset_describe(&(lw_subset){a->limit, a->stratified, (uint64_t)a->subset_seed}, subset, sizeof subset);
     if (o) json_object_set_new(o, "train_subset", json_string(subset));
     if (o) json_object_set_new(o, "head_cache", json_boolean(!a->no_head_cache));
+    if (o) json_object_set_new(o, "ce", json_string(a->first_token_ce ? "first" : "full"));
+    if (o) json_object_set_new(o, "align_weight", json_real(a->align_weight));
+    if (o && a->eval_every)
+        json_object_set_new(o, "early_stop", json_pack("{s:i, s:i, s:i}", "eval_every", a->eval_every, "dev_slice",
+                                                       a->dev_slice, "patience", a->patience));
     if (o && !strcmp(a->method, "lora")) json_object_set_new(o, "soft_tokens", json_null());
     char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(7)) : NULL;
     json_decref(o);
@@ -310,9 +371,13 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
     bool lead = comm->rank == 0;
     lw_task task;
     lw_dataset data = {0};
-    lw_sender_cache states = {.fd = -1};
+    lw_sender_cache states = {.fd = -1}, dev_states = {.fd = -1};
+    lw_dataset dev = {0};
+    char dev_path[4096];
     lw_bridge_side side = {0};
     lw_trainer trainer = {0};
+    lw_receiver_layout first_layout = {0};   /* --ce first: the layout the trainer reads */
+    float *align_targets = NULL;             /* --align: [n_labels, hidden] */
     lw_adapter_set adapters = {0};
     lw_gpu_receiver gpu = {0};
     lw_run_dir run_dir = {.lock_fd = -1};
@@ -355,12 +420,39 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
         fail("sender states");
         goto done;
     }
+    if (a->eval_every) {   /* the dev slice and its sender states, as the training set's */
+        lw_pathf(dev_path, sizeof dev_path, "%s", a->dev ? a->dev : "");
+        if (!a->dev && !a->data) {
+            fprintf(stderr, "lw train: --dev-slice without --data needs --dev FILE\n");
+            goto done;
+        }
+        if (!a->dev) lw_pathf(dev_path, sizeof dev_path, "%s/dev.jsonl", a->data);
+        lw_subset dsel = {a->dev_slice, a->stratified, (uint64_t)a->subset_seed};
+        if (lw_dataset_load_subset(dev_path, &task, &dsel, &dev)) { fail("dev slice"); goto done; }
+        if (sender_states(m, a, dev_path, &dev, comm, &dev_states)) { fail("dev slice sender states"); goto done; }
+    }
     double t_cache = lw_now_s();
     if (lw_bridge_side_open(&side, m, &task, a->M) ||
-        lw_trainer_create(&trainer, side.receiver, &side.layout, &side.bridge, a->cfg.diversity_weight)) {
+        (a->first_token_ce && lw_receiver_layout_first_tokens(&side.layout, &first_layout)) ||
+        lw_trainer_create(&trainer, side.receiver, a->first_token_ce ? &first_layout : &side.layout, &side.bridge,
+                          a->cfg.diversity_weight) ||
+        (a->align_weight > 0.0f && lw_answer_embeddings(side.receiver, &side.layout, &align_targets))) {
         fail("bridge");
         goto done;
     }
+    trainer.align_weight = a->align_weight;
+    trainer.align_targets = align_targets;
+    lw_verbalizer_stats vs;
+    lw_verbalizer_stats_of(&side.layout, &vs);
+    if (lead)
+        fprintf(stderr, "train: %d labels, verbalizers of %d-%d receiver tokens (mean %.2f), %d told apart by their "
+                "first token alone; loss: %s cross-entropy%s\n", side.layout.n_labels, vs.min_len, vs.max_len,
+                vs.mean_len, vs.distinct_first, a->first_token_ce ? "first-token" : "full-verbalizer",
+                a->align_weight > 0.0f ? " + alignment" : "");
+    if (lead && a->first_token_ce && vs.distinct_first < side.layout.n_labels)
+        fprintf(stderr, "lw train: --ce first: %d of the %d labels share their first token with another, and this "
+                "loss cannot tell those apart (docs/objectives.md)\n", side.layout.n_labels - vs.distinct_first,
+                side.layout.n_labels);
     if ((a->lora || a->prefix) &&
         (lw_adapter_set_create(&adapters, side.receiver, trainer.max_T, a->lora ? &a->lora_cfg : NULL,
                                a->prefix ? &a->prefix_cfg : NULL, a->cfg.seed) ||
@@ -369,7 +461,7 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
         goto done;
     }
     if (!strcmp(a->device, "cuda") &&
-        (lw_gpu_receiver_open(&gpu, pair, side.receiver, &side.layout, trainer.max_T, gpu_ordinal) ||
+        (lw_gpu_receiver_open(&gpu, pair, side.receiver, trainer.layout, trainer.max_T, gpu_ordinal) ||
          lw_trainer_use_gpu(&trainer, &gpu.pass))) {
         fail("receiver on the GPU");
         goto done;
@@ -389,7 +481,10 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
     if (lead && !(run_json = run_json_text(a, train_path, data.n))) { fail("run.json"); goto done; }
     lw_train_options o = {.cfg = a->cfg, .checkpoint_every = a->checkpoint_every, .out_dir = out,
                           .no_head_cache = a->no_head_cache, .skip_nonfinite = a->skip_nonfinite,
-                          .run_json = run_json, .resume_dir = a->resume, .quiet = a->quiet, .comm = comm};
+                          .run_json = run_json, .resume_dir = a->resume, .quiet = a->quiet, .comm = comm,
+                          .log_grad_groups = a->log_grad_groups};
+    lw_early_stop_options es = {.states = &dev_states, .data = &dev, .every = a->eval_every, .patience = a->patience};
+    if (a->eval_every) o.early_stop = &es;
     lw_train_result r;
     if (lw_train_run(&trainer, &states, &data, &o, &r)) { fail("training"); goto done; }
     rc = 0;
@@ -399,14 +494,21 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
            r.seconds / (double)(r.steps_done ? r.steps_done * a->cfg.batch * a->cfg.grad_accum : 1), r.last_loss,
            r.train_acc);
     printf("sender states %.1f s, model load %.1f s; checkpoint %s/final\n", t_cache - t0, t_load - t_cache, out);
+    if (a->eval_every)
+        printf("dev slice (%d examples): best loss %.4f at step %ld, checkpoint %s/best%s\n", dev.n, r.best_dev_loss,
+               r.best_step, out, r.stopped_early ? "; stopped early (--patience)" : "");
 done:
     free(run_json);
     lw_run_dir_close(&run_dir);
     lw_trainer_free(&trainer);
+    lw_receiver_layout_free(&first_layout);
+    free(align_targets);
     lw_gpu_receiver_close(&gpu);
     lw_adapter_set_free(&adapters);
     lw_bridge_side_close(&side);
     lw_sender_cache_close(&states);
+    lw_sender_cache_close(&dev_states);
+    lw_dataset_free(&dev);
     lw_dataset_free(&data);
     lw_task_free(&task);
     return rc;

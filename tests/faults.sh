@@ -11,6 +11,8 @@
 #      step, the last checkpoint byte for byte as it was
 #   5. a full disk (a small tmpfs; skipped where mount is not allowed): exit
 #      1 with the reason, every checkpoint that is there loads, no half files
+#   6. early stopping resumed from a middle checkpoint: the dev log is cut
+#      there and ends as the straight run's; half-given options refused
 set -eu
 srcdir=$1 lwc=$2
 shared=${LWC_SHARED:-$srcdir/../shared}
@@ -114,6 +116,21 @@ if [ "$(id -u)" = 0 ] && mount -t tmpfs -o size=3m tmpfs "$w/full" 2>/dev/null; 
 else
     echo "faults: full disk skipped (mounting a tmpfs needs root and a mount-capable sandbox)"
 fi
+
+# 6. early stopping (docs/objectives.md): the straight run logs one dev
+# evaluation a step and keeps best/; resumed from step-3 of a copy it must
+# cut the log there and end with the same log as the straight run
+es="--eval-every 1 --dev-slice 2 --checkpoint-every 1"
+check "early stopping run" "$lw" train $tiny --steps 5 $es --out "$w/e"
+if [ "$(grep -c . "$w/e/dev_log.jsonl")" = 5 ] && [ -d "$w/e/best" ] && grep -q '"eval_every": 1' "$w/e/run.json"
+then ok; else bad "five dev evaluations logged, best/ kept, the options in run.json"; fi
+cp -r "$w/e" "$w/e2" && rm -f "$w/e2/.lock"
+check "early stopping resumed" "$lw" train $tiny --steps 5 $es --resume "$w/e2/step-3" --out "$w/e2"
+if cmp -s "$w/e/dev_log.jsonl" "$w/e2/dev_log.jsonl"; then ok; else bad "the resumed dev log is the straight one"; fi
+if refused "$lw" train $tiny --steps 2 --eval-every 1 --out "$w/e3" && says "together"; then ok; else
+    bad "--eval-every without --dev-slice refused"; fi
+if refused "$lw" train $tiny --steps 2 --ce last --out "$w/e3" && says "full or first"; then ok; else
+    bad "--ce last refused"; fi
 
 echo "faults: $pass passed, $fail failed"
 [ $fail -eq 0 ]

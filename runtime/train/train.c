@@ -10,6 +10,7 @@
 
 #include "checkpoint.h"
 #include "clock.h"
+#include "early_stop.h"
 #include "fileutil.h"
 #include "run_dir.h"
 #include "train_checks.h"
@@ -111,6 +112,20 @@ typedef struct {
     double loss;
     int right, seen;
 } step_stats;
+
+/* The bridge's trainable tensors' names and gradient norms (before
+ * clipping) for the log's "grad_groups"; returns how many. */
+static int grad_groups(const lw_bridge *b, const char **names, double *norms)
+{
+    int n = 0;
+    for (int k = 0; k < b->n_tensors; k++) {
+        const lw_bridge_tensor *tt = &b->tensors[k];
+        if (!tt->trainable) continue;
+        names[n] = tt->name;
+        norms[n++] = lw_grad_norm(b->grads + tt->offset, tt->count);
+    }
+    return n;
+}
 
 /* Which examples of a step this process runs: example j when j % world is
  * its rank (world 1: all of them). */
@@ -220,6 +235,8 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
                        const lw_train_options *o, lw_train_result *r)
 {
     memset(r, 0, sizeof *r);
+    if (t->mix)   /* its logits would need the optimiser, the clip and the checkpoint: docs/objectives.md */
+        return lw_fail(LW_ERR_UNSUPPORTED, "train: a layer mix is not trained by the loop yet");
     lw_status st = check_options(o, data, states);
     if (st) return st;
     const lw_train_config *k = &o->cfg;
@@ -261,6 +278,12 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
     lw_pathf(last_saved, sizeof last_saved, "%s", o->resume_dir ? o->resume_dir : "");
     float *x = NULL;
     size_t x_cap = 0;
+    const char **g_names = o->log_grad_groups ? calloc((size_t)b->n_tensors, sizeof *g_names) : NULL;
+    double *g_norms = o->log_grad_groups ? calloc((size_t)b->n_tensors, sizeof *g_norms) : NULL;
+    if (!st && o->log_grad_groups && (!g_names || !g_norms))
+        st = lw_fail(LW_ERR_NOMEM, "train: out of memory for the gradient groups");
+    lw_early_stop es = {0};
+    if (!st && o->early_stop) st = lw_early_stop_open(&es, o->early_stop, o->out_dir, lead, o->resume_dir ? step : -1);
     double t0 = lw_now_s();
     int right = 0, seen = 0;
     for (; !st && step < k->steps; step++) {
@@ -268,6 +291,7 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
         st = accumulate(t, states, data, &smp, per_step, k->batch, step * per_step, k->seed, sh, &x, &x_cap, &s);
         if (!st && sh.world > 1) st = reduce_step(t, sh, &s);
         if (st) break;
+        int n_groups = o->log_grad_groups ? grad_groups(b, g_names, g_norms) : 0;
         double gnorm = clip_all(t, k->grad_clip);
         float lr = lw_lr_at(step, k->warmup_steps, k->steps, k->lr, 0.1f);
         r->steps_done++;
@@ -275,7 +299,7 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
         lw_train_log_line line = {step + 1, s.loss, lr, gnorm, seen ? (double)right / seen : 0.0, eps, el, false};
         if (!isfinite(s.loss) || !isfinite(gnorm)) {   /* never step on it */
             line.nonfinite = true;
-            if (log) lw_train_log_write(log, &line);
+            if (log) lw_train_log_write_groups(log, &line, n_groups, g_names, g_norms);
             if (r->steps_skipped < o->skip_nonfinite) {
                 r->steps_skipped++;
                 continue;
@@ -294,7 +318,22 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
         if (!quiet)
             fprintf(stderr, "\rstep %ld/%d  loss %.4f  acc %.3f  lr %.2e  |g| %.3f  %.1f ex/s  eta %.0f s   ",
                     step + 1, k->steps, s.loss, line.train_acc, (double)lr, gnorm, line.examples_per_s, eta);
-        if (log) lw_train_log_write(log, &line);
+        if (log) lw_train_log_write_groups(log, &line, n_groups, g_names, g_norms);
+        if (o->early_stop && (step + 1) % es.o.every == 0) {   /* before step-N: its dev log holds step N */
+            double dev;
+            bool improved, stop;
+            if ((st = lw_early_stop_eval(&es, t, step + 1, &dev, &improved, &stop))) break;
+            if (!quiet)
+                fprintf(stderr, "\nstep %ld: dev loss %.4f%s (best %.4f at step %ld)\n", step + 1, dev,
+                        improved ? ", new best" : "", es.best, es.best_step);
+            if (improved && out_dir && (st = lw_train_save_checkpoint(out_dir, "best", t, &opt, &rng, step + 1)))
+                break;
+            if (stop) {
+                r->stopped_early = true;
+                step++;   /* final/ holds the step just made */
+                break;
+            }
+        }
         if (out_dir && o->checkpoint_every > 0 && (step + 1) % o->checkpoint_every == 0 && step + 1 < k->steps) {
             char name[32];
             snprintf(name, sizeof name, "step-%ld", step + 1);
@@ -303,6 +342,13 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
         }
     }
     if (!quiet && r->steps_done) fputc('\n', stderr);
+    if (o->early_stop) {
+        r->best_step = es.best_step, r->best_dev_loss = es.best;
+        if (r->stopped_early && !quiet)
+            fprintf(stderr, "train: stopped at step %ld: no better dev loss in %d evaluations (best %.4f at step %ld, "
+                    "saved as best/)\n", step, es.o.patience, es.best, es.best_step);
+        lw_early_stop_close(&es);
+    }
     if (r->steps_skipped && lead)
         fprintf(stderr, "train: %ld step%s skipped for a non-finite loss or gradient (--skip-nonfinite %d)\n",
                 r->steps_skipped, r->steps_skipped > 1 ? "s" : "", o->skip_nonfinite);
@@ -313,6 +359,8 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
     r->train_acc = seen ? (double)right / seen : 0.0;
     if (log && fclose(log) != 0 && !st) st = lw_fail(LW_ERR_IO, "train: writing the log under %s", out_dir);
     free(x);
+    free(g_names);
+    free(g_norms);
     lw_sampler_free(&smp);
     lw_adamw_free(&opt);
     return st;

@@ -52,6 +52,7 @@
 
 #include "adapter_set.h"
 #include "bridge.h"
+#include "layer_mix.h"
 #include "comm.h"
 #include "dataset.h"
 #include "manifest.h"
@@ -68,6 +69,8 @@ typedef struct {
     const lw_receiver_layout *layout;
     lw_bridge *bridge;
     float diversity_weight;
+    float align_weight;                  /* objectives.h: soft tokens towards the answer's embeddings */
+    const float *align_targets;          /* [n_labels, hidden] (lw_answer_embeddings); not owned */
     /* scratch, sized for the layout */
     int max_T;                           /* receiver rows: prefix + the longest verbalizer */
     lw_receiver_pass rx;
@@ -77,6 +80,10 @@ typedef struct {
     float *soft, *dsoft;                 /* [M, R] */
     lw_adapter_set *adapters;            /* LoRA / deep prefix trained with the bridge; NULL: none */
     uint64_t dropout_seed;               /* the adapters' dropout draw for the next example */
+    lw_layer_mix *mix;                   /* several sender layers mixed before the bridge; NULL: one layer */
+    float *mixed, *dmixed;               /* [acts_T, S]: the mix's output and the bridge's dx */
+    const float *mix_x;                  /* the last forward's input rows [mix_T, K*S] (the caller's buffer) */
+    int mix_T;
 } lw_trainer;
 
 lw_status lw_trainer_create(lw_trainer *t, const lw_model *receiver, const lw_receiver_layout *layout,
@@ -91,6 +98,12 @@ lw_status lw_trainer_attach_adapters(lw_trainer *t, lw_adapter_set *set);
  * rows; LoRA and the deep prefix's keys go with it, before or after
  * lw_trainer_attach_adapters); the bridge stays on the CPU. */
 lw_status lw_trainer_use_gpu(lw_trainer *t, lw_gpu_receiver_pass *p);
+/* From now on x is [T, K*S], several sender layers side by side
+ * (sender_cache_layers.h), mixed by mix (not owned) into the bridge's
+ * input; backward adds the mix's logits' gradient to mix->grads.
+ * lw_train_run refuses a trainer with a mix for now (it would have to
+ * step, clip and save the logits too). */
+lw_status lw_trainer_attach_layer_mix(lw_trainer *t, lw_layer_mix *mix);
 
 /* Forward and backward of one example (x: the sender's states [T, S]);
  * adds scale * d(loss)/d(params) to the bridge's grads. *loss gets the

@@ -1,6 +1,8 @@
 /* One example through bridge and receiver: loss, gradient, label scores. */
 #include "train.h"
 
+#include "objectives.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,8 @@ lw_status lw_trainer_create(lw_trainer *t, const lw_model *receiver, const lw_re
 
 void lw_trainer_free(lw_trainer *t)
 {
+    free(t->mixed);
+    free(t->dmixed);
     lw_receiver_pass_free(&t->rx);
     lw_bridge_acts_free(t->acts);
     free(t->soft);
@@ -105,36 +109,44 @@ static lw_status place_soft(lw_trainer *t, bool training)
     return LW_OK;
 }
 
+lw_status lw_trainer_attach_layer_mix(lw_trainer *t, lw_layer_mix *mix)
+{
+    if (mix->S != t->bridge->sender_hidden)
+        return lw_fail(LW_ERR_INVALID, "trainer: the layer mix gives %d wide rows, the bridge takes %d", mix->S,
+                       t->bridge->sender_hidden);
+    size_t n = (size_t)t->acts_T * mix->S;
+    free(t->mixed);
+    free(t->dmixed);
+    t->mixed = malloc(n * sizeof(float));
+    t->dmixed = malloc(n * sizeof(float));
+    if (!t->mixed || !t->dmixed) return lw_fail(LW_ERR_NOMEM, "trainer: out of memory for the layer mix");
+    t->mix = mix;
+    return LW_OK;
+}
+
 static lw_status bridge_forward(lw_trainer *t, const float *x, int T, bool training)
 {
     if (T < 1 || T > t->acts_T)
         return lw_fail(LW_ERR_INVALID, "trainer: %d sender rows (1..%d)", T, t->acts_T);
+    if (t->mix) {   /* several layers into one: what the bridge reads */
+        lw_layer_mix_forward(t->mix, x, T, t->mixed);
+        t->mix_x = x, t->mix_T = T;
+        x = t->mixed;
+    }
     lw_status st = lw_bridge_forward(t->bridge, t->acts, x, T, t->soft);
     return st ? st : place_soft(t, training);
 }
 
-/* Mean pairwise cosine similarity of the M soft tokens; with dz, adds
- * scale * its gradient. */
-static double diversity(const float *z, int M, int H, float *dz, float scale)
+/* t->dsoft into the bridge's grads, and through its dx into the mix's. */
+static void bridge_backward(lw_trainer *t)
 {
-    if (M < 2) return 0.0;
-    double total = 0.0, pairs = (double)M * (M - 1) / 2;
-    for (int i = 0; i < M; i++)
-        for (int j = i + 1; j < M; j++) {
-            const float *a = z + (size_t)i * H, *b = z + (size_t)j * H;
-            double ab = 0, aa = 0, bb = 0;
-            for (int k = 0; k < H; k++) ab += (double)a[k] * b[k], aa += (double)a[k] * a[k], bb += (double)b[k] * b[k];
-            double na = sqrt(aa) + 1e-12, nb = sqrt(bb) + 1e-12, cosv = ab / (na * nb);
-            total += cosv;
-            if (!dz) continue;
-            double g = scale / pairs;
-            float *da = dz + (size_t)i * H, *db = dz + (size_t)j * H;
-            for (int k = 0; k < H; k++) {
-                da[k] += (float)(g * (b[k] / (na * nb) - cosv * a[k] / (na * na)));
-                db[k] += (float)(g * (a[k] / (na * nb) - cosv * b[k] / (nb * nb)));
-            }
-        }
-    return total / pairs;
+    if (!t->mix) {
+        lw_bridge_backward(t->bridge, t->acts, t->dsoft, NULL);
+        return;
+    }
+    memset(t->dmixed, 0, (size_t)t->mix_T * t->mix->S * sizeof(float));
+    lw_bridge_backward(t->bridge, t->acts, t->dsoft, t->dmixed);
+    lw_layer_mix_backward(t->mix, t->mix_x, t->mix_T, t->dmixed);
 }
 
 static lw_status check_label(const lw_trainer *t, int label)
@@ -153,10 +165,7 @@ static lw_status example_loss(lw_trainer *t, const float *x, int Tx, int label, 
     *T = lw_receiver_fill(t->layout, label, t->layout->verb_len[label] - 1, rows_ids(t), rows_is_embed(t));
     float ce;
     if ((st = pass_loss(t, *T, label, &ce))) return st;
-    double div = t->diversity_weight != 0.0f
-                     ? diversity(t->soft, t->layout->M, t->receiver->cfg.hidden, NULL, 0.0f)
-                     : 0.0;
-    *loss = ce + (float)(t->diversity_weight * div);
+    *loss = ce + (float)lw_trainer_soft_terms(t, t->soft, label, NULL, 0.0f);
     return LW_OK;
 }
 
@@ -178,9 +187,9 @@ lw_status lw_trainer_example(lw_trainer *t, const float *x, int Tx, int label, f
     if (loss) *loss = l;
     if ((st = pass_backward(t, T, label, scale, correct))) return st;
     memcpy(t->dsoft, rows_d_embeds(t) + (size_t)lw_receiver_soft_row(Ly) * H, (size_t)M * H * sizeof(float));
-    if (t->diversity_weight != 0.0f) diversity(t->soft, M, H, t->dsoft, scale * t->diversity_weight);
+    lw_trainer_soft_terms(t, t->soft, label, t->dsoft, scale);
     if (t->adapters) lw_adapter_set_backward(t->adapters, t->dsoft);   /* the deep prefix's path to the soft tokens */
-    lw_bridge_backward(t->bridge, t->acts, t->dsoft, NULL);
+    bridge_backward(t);
     return LW_OK;
 }
 
@@ -209,7 +218,6 @@ static lw_status examples_packed(lw_trainer *t, const lw_sender_cache *states, c
 {
     const lw_receiver_layout *Ly = t->layout;
     int H = t->receiver->cfg.hidden, M = Ly->M, Tx, i = 0;
-    bool div = t->diversity_weight != 0.0f;
     lw_status st = lw_receiver_pass_pack_begin(&t->rx, adapters_of(t), n);
     for (; !st && i < n; i++) {
         t->dropout_seed = dropout_seeds[i];
@@ -227,15 +235,15 @@ static lw_status examples_packed(lw_trainer *t, const lw_sender_cache *states, c
         t->dropout_seed = dropout_seeds[j];
         if ((st = lw_sender_cache_read(states, idx[j], x, x_cap, &Tx)) || (st = bridge_forward(t, *x, Tx, true)))
             break;
-        if (div) losses[j] += (float)(t->diversity_weight * diversity(t->soft, M, H, NULL, 0.0f));
+        losses[j] += (float)lw_trainer_soft_terms(t, t->soft, labels[j], NULL, 0.0f);
         /* the pack's rows of example j start at the head's end: the soft tokens first */
         memcpy(t->dsoft, lw_receiver_pass_pack_d_embeds(&t->rx, j), (size_t)M * H * sizeof(float));
-        if (div) diversity(t->soft, M, H, t->dsoft, scale * t->diversity_weight);
+        lw_trainer_soft_terms(t, t->soft, labels[j], t->dsoft, scale);
         if (t->adapters) {   /* as lw_trainer_example does */
             take_d_prefix(t, j);
             lw_adapter_set_backward(t->adapters, t->dsoft);
         }
-        lw_bridge_backward(t->bridge, t->acts, t->dsoft, NULL);
+        bridge_backward(t);
     }
     return st ? lw_fail_wrap(st, "trainer: packed step, example %d", i < n ? idx[i] : -1) : LW_OK;
 }

@@ -35,9 +35,14 @@ static lw_status cut_log(const char *path, long last)
 
 FILE *lw_train_log_open(const char *out_dir, long resume_step, lw_status *st)
 {
+    return lw_jsonl_open(out_dir, "train_log.jsonl", resume_step, st);
+}
+
+FILE *lw_jsonl_open(const char *out_dir, const char *name, long resume_step, lw_status *st)
+{
     char path[4096];
     if ((*st = lw_mkdir_p(out_dir))) return NULL;
-    if (!lw_pathf(path, sizeof path, "%s/train_log.jsonl", out_dir)) {
+    if (!lw_pathf(path, sizeof path, "%s/%s", out_dir, name)) {
         *st = lw_fail(LW_ERR_INVALID, "train: log path too long under %s", out_dir);
         return NULL;
     }
@@ -55,7 +60,10 @@ static void json_num(FILE *f, const char *key, const char *fmt, double v)
     else fputs("null", f);
 }
 
-void lw_train_log_write(FILE *f, const lw_train_log_line *l)
+void lw_train_log_write(FILE *f, const lw_train_log_line *l) { lw_train_log_write_groups(f, l, 0, NULL, NULL); }
+
+void lw_train_log_write_groups(FILE *f, const lw_train_log_line *l, int n, const char *const *names,
+                               const double *norms)
 {
     fprintf(f, "{\"step\": %ld", l->step);
     json_num(f, "loss", "%.6f", l->loss);
@@ -65,6 +73,15 @@ void lw_train_log_write(FILE *f, const lw_train_log_line *l)
     json_num(f, "examples_per_s", "%.3f", l->examples_per_s);
     json_num(f, "elapsed_s", "%.3f", l->elapsed_s);
     if (l->nonfinite) fputs(", \"nonfinite\": true", f);
+    if (n > 0) {
+        fputs(", \"grad_groups\": {", f);
+        for (int i = 0; i < n; i++) {
+            fprintf(f, "%s\"%s\": ", i ? ", " : "", names[i]);
+            if (isfinite(norms[i])) fprintf(f, "%.6g", norms[i]);
+            else fputs("null", f);
+        }
+        fputs("}", f);
+    }
     fputs("}\n", f);
     fflush(f);
 }

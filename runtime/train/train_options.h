@@ -10,6 +10,8 @@
 #include "comm.h"
 #include "manifest.h"
 
+struct lw_early_stop_options;   /* early_stop.h */
+
 typedef struct {
     lw_train_config cfg;      /* steps, batch, grad_accum, lr, warmup_steps, weight_decay, grad_clip, seed,
                                  class_balanced (diversity_weight goes to lw_trainer_create) */
@@ -21,6 +23,9 @@ typedef struct {
     bool no_head_cache;       /* every example alone from position 0: no cached prompt head, no packing */
     int skip_nonfinite;       /* steps with a NaN/Inf loss or gradient skipped (counted, logged) before
                                  one stops the run; 0: the first stops it */
+    const struct lw_early_stop_options *early_stop;   /* dev-slice evaluations, best/, patience; NULL: none
+                                 (the bridge's loop only) */
+    bool log_grad_groups;     /* train_log.jsonl: each bridge tensor's gradient norm (train_log.h) */
     const char *run_json;     /* written as out_dir/run.json once the run has started (its checkpoint
                                  loaded, its log opened): a run that fails before never writes it */
 } lw_train_options;
@@ -31,6 +36,9 @@ typedef struct {
     double last_loss;         /* mean loss of the last step */
     double train_acc;         /* over the examples this call saw */
     double seconds;
+    bool stopped_early;       /* the patience ran out (early_stop.h) */
+    long best_step;           /* the dev slice's best evaluation (0: none) and its loss */
+    double best_dev_loss;
 } lw_train_result;
 
 #endif

@@ -1,0 +1,299 @@
+/* The training objectives of objectives.h on the tiny synthetic pair:
+ * every new gradient against central differences (the terms alone, then
+ * through the bridge with the receiver's loss), the first-token layout's
+ * loss against the scores it must equal, and the packed step with the
+ * terms on against one example at a time. */
+#include "testlib.h"
+#include "tiny_models.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "objectives.h"
+#include "train.h"
+
+typedef tl_synthetic_pair pair;
+enum { N_EX = 32, M_SOFT = 3 };
+
+static void fill_random(float *x, size_t n, uint64_t seed)
+{
+    lw_rng r;
+    lw_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) x[i] = (float)lw_rng_normal(&r);
+}
+
+/* f(z) in double precision around each entry against the analytic dz. */
+typedef double (*term_fn)(const float *z, int M, int H, const float *target, float *dz, float scale);
+
+static double diversity_term(const float *z, int M, int H, const float *target, float *dz, float scale)
+{
+    (void)target;
+    return lw_soft_diversity(z, M, H, dz, scale);
+}
+
+static void check_term(term_fn f, const char *name)
+{
+    enum { M = 4, H = 6 };
+    float z[M * H], dz[M * H] = {0}, e[H];
+    fill_random(z, M * H, 3);
+    fill_random(e, H, 4);
+    double v = f(z, M, H, e, dz, 0.7f);
+    ck_assert(isfinite(v));
+    double biggest = 0;
+    for (int i = 0; i < M * H; i++) {
+        float keep = z[i], eps = 1e-2f;
+        z[i] = keep + eps;
+        double p = f(z, M, H, e, NULL, 0.0f);
+        z[i] = keep - eps;
+        double m = f(z, M, H, e, NULL, 0.0f);
+        z[i] = keep;
+        double fd = 0.7 * (p - m) / (2.0 * eps);
+        ck_assert_msg(fabs(fd - dz[i]) <= 2e-3 + 2e-2 * fabs(fd), "%s: dz[%d] analytic %g, finite difference %g",
+                      name, i, (double)dz[i], fd);
+        biggest = fabs(fd) > biggest ? fabs(fd) : biggest;
+    }
+    ck_assert_msg(biggest > 1e-2, "%s: every gradient entry is ~0: nothing was checked", name);
+}
+
+START_TEST(soft_token_terms_match_finite_differences)
+{
+    check_term(lw_soft_alignment, "alignment");
+    check_term(diversity_term, "diversity");
+}
+END_TEST
+
+START_TEST(alignment_is_zero_on_the_target_and_scale_free)
+{
+    enum { M = 3, H = 5 };
+    float e[H], z[M * H];
+    fill_random(e, H, 7);
+    for (int m = 0; m < M; m++)
+        for (int k = 0; k < H; k++) z[m * H + k] = 2.5f * e[k];
+    ck_assert_double_le(fabs(lw_soft_alignment(z, M, H, e, NULL, 0)), 1e-6);
+    for (int k = 0; k < H; k++) z[k] = -3.0f * e[k], z[H + k] = -e[k], z[2 * H + k] = -0.5f * e[k];
+    ck_assert_double_le(fabs(lw_soft_alignment(z, M, H, e, NULL, 0) - 2.0), 1e-6);
+}
+END_TEST
+
+/* The loss through bridge and receiver with the alignment on (and the
+ * diversity): every trainable tensor's largest gradient entry against
+ * central differences of lw_trainer_loss. */
+static void check_bridge_gradient(pair *p, int n_examples)
+{
+    lw_bridge *b = &p->bridge;
+    float *g = malloc(b->n_params * sizeof(float));
+    ck_assert_ptr_nonnull(g);
+    for (int i = 0; i < n_examples; i++) {
+        int T = p->states.tokens[i], label = p->data.examples[i].label;
+        const float *x = p->states.mem + p->states.offset[i];
+        lw_bridge_zero_grad(b);
+        float loss;
+        ck_assert_int_eq(lw_trainer_example(&p->trainer, x, T, label, 1.0f, &loss, NULL), LW_OK);
+        memcpy(g, b->grads, b->n_params * sizeof(float));
+        int checked = 0, trainable = 0;
+        for (int k = 0; k < b->n_tensors; k++) {
+            const lw_bridge_tensor *tt = &b->tensors[k];
+            if (!tt->trainable) continue;
+            trainable++;
+            size_t best = tt->offset;
+            for (size_t j = tt->offset; j < tt->offset + tt->count; j++)
+                if (fabsf(g[j]) > fabsf(g[best])) best = j;
+            if (fabsf(g[best]) < 0.02f) continue;
+            float keep = b->params[best], eps = 1e-3f, lp, lm;
+            b->params[best] = keep + eps;
+            ck_assert_int_eq(lw_trainer_loss(&p->trainer, x, T, label, &lp), LW_OK);
+            b->params[best] = keep - eps;
+            ck_assert_int_eq(lw_trainer_loss(&p->trainer, x, T, label, &lm), LW_OK);
+            b->params[best] = keep;
+            double fd = ((double)lp - lm) / (2.0 * eps);
+            ck_assert_msg(fabs(fd - g[best]) <= 1e-2 + 3e-2 * fabs(fd), "example %d, %s[%zu]: analytic %g, fd %g", i,
+                          tt->name, best - tt->offset, (double)g[best], fd);
+            checked++;
+        }
+        ck_assert_int_ge(checked, trainable / 2);
+    }
+    free(g);
+}
+
+static float *with_alignment(pair *p, float w)
+{
+    float *targets;
+    ck_assert_int_eq(lw_answer_embeddings(p->receiver, &p->layout, &targets), LW_OK);
+    p->trainer.align_weight = w;
+    p->trainer.align_targets = targets;
+    return targets;
+}
+
+START_TEST(alignment_gradient_through_the_bridge_matches_finite_differences)
+{
+    pair p;
+    tl_synthetic_pair_open(&p, M_SOFT, N_EX, 0.2f, 1);
+    float *targets = with_alignment(&p, 2.0f);
+    /* the term is on: the loss moves with the weight */
+    float l1, l0;
+    int T = p.states.tokens[0];
+    ck_assert_int_eq(lw_trainer_loss(&p.trainer, p.states.mem, T, p.data.examples[0].label, &l1), LW_OK);
+    p.trainer.align_weight = 0.0f;
+    ck_assert_int_eq(lw_trainer_loss(&p.trainer, p.states.mem, T, p.data.examples[0].label, &l0), LW_OK);
+    ck_assert_msg(fabsf(l1 - l0) > 1e-3f, "alignment adds nothing: %g vs %g", (double)l1, (double)l0);
+    p.trainer.align_weight = 2.0f;
+    check_bridge_gradient(&p, 4);
+    free(targets);
+    tl_synthetic_pair_close(&p);
+}
+END_TEST
+
+/* The answer embedding of label 1 (two tokens) is the mean of its tokens'
+ * scaled embedding rows. */
+START_TEST(answer_embeddings_average_the_verbalizer)
+{
+    pair p;
+    tl_synthetic_pair_open(&p, M_SOFT, 4, 0.0f, 1);
+    float *e;
+    ck_assert_int_eq(lw_answer_embeddings(p.receiver, &p.layout, &e), LW_OK);
+    const lw_model *m = p.receiver;
+    int H = m->cfg.hidden;
+    for (int c = 0; c < H; c++) {
+        double want = 0.5 * m->embed_scale * (m->token_embd[(size_t)11 * H + c] + m->token_embd[(size_t)12 * H + c]);
+        ck_assert_double_le(fabs(e[H + c] - want), 1e-5 * (1 + fabs(want)));
+        ck_assert_double_le(fabs(e[c] - m->embed_scale * m->token_embd[(size_t)10 * H + c]), 1e-5 * (1 + fabs(e[c])));
+    }
+    free(e);
+    tl_synthetic_pair_close(&p);
+}
+END_TEST
+
+/* First-token CE: on the cut layout, label 1's loss is minus the log-prob
+ * of its first token, which the full layout's scores give as the score of
+ * the cut layout; the full loss is the mean over both tokens. */
+START_TEST(first_token_loss_is_the_first_tokens_cross_entropy)
+{
+    pair p;
+    tl_synthetic_pair_open(&p, M_SOFT, N_EX, 0.0f, 1);
+    lw_receiver_layout first;
+    ck_assert_int_eq(lw_receiver_layout_first_tokens(&p.layout, &first), LW_OK);
+    ck_assert_int_eq(first.max_verb, 1);
+    ck_assert_int_eq(first.verb[1][0], p.layout.verb[1][0]);
+    lw_verbalizer_stats vs;
+    lw_verbalizer_stats_of(&p.layout, &vs);
+    ck_assert_int_eq(vs.min_len, 1);
+    ck_assert_int_eq(vs.max_len, 2);
+    ck_assert_int_eq(vs.distinct_first, 2);
+    ck_assert_double_eq_tol(vs.mean_len, 1.5, 1e-12);
+    lw_trainer ft;
+    ck_assert_int_eq(lw_trainer_create(&ft, p.receiver, &first, &p.bridge, 0.0f), LW_OK);
+    int T = p.states.tokens[1];
+    const float *x = p.states.mem + p.states.offset[1];
+    double full[2], cut[2];
+    float lfull, lcut;
+    ck_assert_int_eq(lw_trainer_score(&p.trainer, x, T, full), LW_OK);
+    ck_assert_int_eq(lw_trainer_score(&ft, x, T, cut), LW_OK);
+    ck_assert_int_eq(lw_trainer_loss(&p.trainer, x, T, 1, &lfull), LW_OK);
+    ck_assert_int_eq(lw_trainer_loss(&ft, x, T, 1, &lcut), LW_OK);
+    ck_assert_double_le(fabs(lcut + cut[1]), 1e-4 * (1 + fabs(cut[1])));
+    ck_assert_double_le(fabs(lfull + full[1] / 2.0), 1e-4 * (1 + fabs(full[1])));
+    ck_assert_double_le(fabs(cut[0] - full[0]), 1e-4 * (1 + fabs(full[0])));   /* label 0 has one token */
+    ck_assert_msg(fabs(cut[1] - full[1]) > 1e-3, "the second token's log-prob is ~0: the test shows nothing");
+    /* and its gradient through the bridge */
+    lw_trainer keep = p.trainer;
+    p.trainer = ft;
+    check_bridge_gradient(&p, 4);
+    p.trainer = keep;
+    lw_trainer_free(&ft);
+    lw_receiver_layout_free(&first);
+    tl_synthetic_pair_close(&p);
+}
+END_TEST
+
+/* The packed step adds the soft-token terms as the one-at-a-time path does. */
+START_TEST(packed_steps_carry_the_alignment)
+{
+    pair a, b;
+    tl_synthetic_pair_open(&a, M_SOFT, N_EX, 0.1f, 4);
+    tl_synthetic_pair_open(&b, M_SOFT, N_EX, 0.1f, 4);
+    float *ta = with_alignment(&a, 1.0f), *tb = with_alignment(&b, 1.0f);
+    b.trainer.rx.no_head_cache = true;
+    lw_train_options o;
+    memset(&o, 0, sizeof o);
+    o.cfg = (lw_train_config){.lr = 3e-3f, .steps = 3, .batch = 4, .grad_accum = 1, .warmup_steps = 1,
+                              .weight_decay = 0.01f, .grad_clip = 1.0f, .seed = 5};
+    o.quiet = true;
+    lw_train_result ra, rb;
+    ck_assert_int_eq(lw_train_run(&a.trainer, &a.states, &a.data, &o, &ra), LW_OK);
+    ck_assert_ptr_nonnull(a.trainer.rx.pack);
+    ck_assert_int_eq(lw_train_run(&b.trainer, &b.states, &b.data, &o, &rb), LW_OK);
+    ck_assert_msg(fabs(ra.last_loss - rb.last_loss) <= 1e-4 * fabs(rb.last_loss), "packed %.8g, alone %.8g",
+                  ra.last_loss, rb.last_loss);
+    tl_assert_close_to_scale(a.bridge.params, b.bridge.params, a.bridge.n_params, 1e-4, "bridge parameters");
+    free(ta);
+    free(tb);
+    tl_synthetic_pair_close(&a);
+    tl_synthetic_pair_close(&b);
+}
+END_TEST
+
+/* --log-grad-groups: the tensors' norms make up the logged global norm
+ * (no adapters: the bridge's tensors are the whole parameter vector). */
+START_TEST(grad_groups_add_up_to_the_logged_norm)
+{
+    const char *dir = tl_tmpdir("objectives_groups");
+    pair p;
+    tl_synthetic_pair_open(&p, M_SOFT, N_EX, 0.1f, 2);
+    lw_train_options o;
+    memset(&o, 0, sizeof o);
+    o.cfg = (lw_train_config){.lr = 3e-3f, .steps = 2, .batch = 4, .grad_accum = 1, .warmup_steps = 1,
+                              .weight_decay = 0.01f, .grad_clip = 1.0f, .seed = 5};
+    o.quiet = true;
+    o.out_dir = dir;
+    o.log_grad_groups = true;
+    lw_train_result r;
+    ck_assert_int_eq(lw_train_run(&p.trainer, &p.states, &p.data, &o, &r), LW_OK);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/train_log.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[8192];
+    int lines = 0;
+    while (fgets(line, sizeof line, f)) {
+        json_error_t err;
+        json_t *j = json_loads(line, 0, &err);
+        ck_assert_msg(j != NULL, "log line is not JSON: %s", err.text);
+        json_t *g = json_object_get(j, "grad_groups");
+        ck_assert(json_is_object(g));
+        double sq = 0;
+        const char *key;
+        json_t *v;
+        int n = 0;
+        json_object_foreach(g, key, v) sq += json_number_value(v) * json_number_value(v), n++;
+        int trainable = 0;
+        for (int k = 0; k < p.bridge.n_tensors; k++) trainable += p.bridge.tensors[k].trainable;
+        ck_assert_int_eq(n, trainable);
+        double norm = json_number_value(json_object_get(j, "grad_norm"));
+        ck_assert_msg(norm > 1e-3 && fabs(sqrt(sq) - norm) <= 1e-4 * norm, "groups %g, global %g", sqrt(sq), norm);
+        json_decref(j);
+        lines++;
+    }
+    fclose(f);
+    ck_assert_int_eq(lines, 2);
+    tl_synthetic_pair_close(&p);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("objectives");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, soft_token_terms_match_finite_differences);
+    tcase_add_test(tc, alignment_is_zero_on_the_target_and_scale_free);
+    tcase_add_test(tc, alignment_gradient_through_the_bridge_matches_finite_differences);
+    tcase_add_test(tc, answer_embeddings_average_the_verbalizer);
+    tcase_add_test(tc, first_token_loss_is_the_first_tokens_cross_entropy);
+    tcase_add_test(tc, packed_steps_carry_the_alignment);
+    tcase_add_test(tc, grad_groups_add_up_to_the_logged_norm);
+    suite_add_tcase(s, tc);
+    return tl_run_suite(s);
+}
