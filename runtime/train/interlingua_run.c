@@ -44,11 +44,13 @@ lw_status lw_il_session_open(lw_il_session *s, const lw_manifest *man, const lw_
     int M = im->latents;
     for (int r = 0; !st && r < LW_IL_READERS; r++) {
         const lw_model_config *c = reader_cfg(man, r);
-        for (int i = 0; i < c->n_stop_ids && i < LW_MAX_SPECIAL; i++) s->stop[r][s->n_stop[r]++] = c->stop_ids[i];
-        if (c->eos_id >= 0) s->stop[r][s->n_stop[r]++] = c->eos_id;
-        if (s->n_stop[r] == 0) st = lw_fail(LW_ERR_INVALID, "interlingua: the %s %s has no stop or EOS id", ROLE[r], c->name);
-        if (!st) st = lw_config_load_tokenizer(c, &s->toks[r]);
+        st = lw_config_load_tokenizer(c, &s->toks[r]);
         if (!st) st = lw_config_load_model(c, &s->models[r]);
+        /* the loaded model's stop ids: random mode and LWC_IGNORE_STOP leave
+         * none, and then answers carry no stop id and run to max_new */
+        const lw_model_config *lc = st ? c : &s->models[r]->cfg;
+        for (int i = 0; !st && i < lc->n_stop_ids && i < LW_MAX_SPECIAL; i++) s->stop[r][s->n_stop[r]++] = lc->stop_ids[i];
+        if (!st && lc->eos_id >= 0) s->stop[r][s->n_stop[r]++] = lc->eos_id;
         if (!st) st = lw_receiver_layout_build(task, c->chat_template, s->toks[r], M, c->vocab, &s->layouts[r]);
         if (st) st = lw_fail_wrap(st, "interlingua: %s %s", ROLE[r], c->name);
     }
@@ -128,7 +130,11 @@ lw_status lw_il_session_answer_ids(const lw_il_session *s, int r, const char *te
         free(x);
         return lw_fail(LW_ERR_NOMEM, "interlingua: out of memory");
     }
-    y[m++] = s->stop[r][0];
+    if (s->n_stop[r] > 0) y[m++] = s->stop[r][0];
+    if (m == 0) {
+        free(y);
+        return lw_fail(LW_ERR_INVALID, "interlingua: an empty answer and no stop id for the %s", ROLE[r]);
+    }
     for (int i = 0; i < m; i++)
         if (y[i] < 0 || y[i] >= s->models[r]->cfg.vocab) {
             free(y);
@@ -327,7 +333,8 @@ lw_status lw_il_session_answer(lw_il_session *s, const lw_answer_row *row, int r
         if ((st = lw_il_trainer_fill(&s->tr, r, &rows))) break;
         line_ctx lc = {s->toks[r]};
         for (int j = 0; !st && j < k; j++) {
-            int max_new = s->task->max_new_tokens < s->max_answer ? s->task->max_new_tokens : s->max_answer;
+            /* room to score it again: a leading space and the stop id */
+            int max_new = s->task->max_new_tokens < s->max_answer - 2 ? s->task->max_new_tokens : s->max_answer - 2;
             lw_answer_gen_args ga = {.max_new = max_new, .temperature = j ? 0.7f : 0.0f,
                                      .seed = (uint64_t)row_index * 1000003u + (uint64_t)(r * 97 + j),
                                      .stop_ids = s->stop[r], .n_stop = s->n_stop[r],
@@ -363,11 +370,10 @@ lw_status lw_il_session_answer(lw_il_session *s, const lw_answer_row *row, int r
             free(ids);
         }
     out->n_candidates = n;
-    if (!st && n > 0) {
-        lw_joint_pick pk;
-        st = lw_joint_rescore(scores, LW_IL_READERS, n, owner, &pk);
-        if (!st && !(out->joint = strdup(cand[pk.joint]))) st = lw_fail(LW_ERR_NOMEM, "interlingua: out of memory");
-    } else if (!st && !(out->joint = strdup("")))
+    /* no candidate at all, or none every reader can score: no joint answer (scored as wrong) */
+    lw_joint_pick pk = {.joint = -1};
+    if (!st && n > 0 && lw_joint_rescore(scores, LW_IL_READERS, n, owner, &pk)) pk.joint = -1;
+    if (!st && !(out->joint = strdup(pk.joint >= 0 ? cand[pk.joint] : "")))
         st = lw_fail(LW_ERR_NOMEM, "interlingua: out of memory");
     for (int c = 0; c < n; c++) free(cand[c]);
     free(gen);

@@ -13,14 +13,17 @@
  * reads its chat template around the soft tokens and the task's answer
  * prompt (receiver_input.h's layout: the user turn holds only the soft
  * tokens); the answer target is " " + the first gold answer in its own
- * tokens followed by its first stop id (so it learns to stop).
+ * tokens followed by its first stop id (so it learns to stop; a model
+ * loaded without stop ids, random mode or LWC_IGNORE_STOP, gets none).
  *
  * Evaluation of a row: each reader writes k candidates after its soft
  * tokens (the greedy one, then k - 1 sampled at temperature 0.7, seeded by
  * the row), cut as the task says (first line, trimmed); every reader scores
  * every distinct candidate (mean log-prob per token of " " + candidate and
  * its stop id); each reader alone answers its greedy candidate, joint
- * rescoring (joint_rescore.h) picks the best sum. */
+ * rescoring (joint_rescore.h) picks the best sum (none scorable by every
+ * reader: the empty answer, scored as wrong). Candidates are at most
+ * max_answer - 2 tokens, room for the leading space and the stop id. */
 #ifndef LW_INTERLINGUA_RUN_H
 #define LW_INTERLINGUA_RUN_H
 
