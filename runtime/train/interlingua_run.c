@@ -137,8 +137,9 @@ lw_status lw_il_session_answer_ids(const lw_il_session *s, int r, const char *te
     }
     for (int i = 0; i < m; i++)
         if (y[i] < 0 || y[i] >= s->models[r]->cfg.vocab) {
+            int bad = y[i];
             free(y);
-            return lw_fail(LW_ERR_INVALID, "interlingua: the %s's tokenizer gave id %d outside its vocab", ROLE[r], y[i]);
+            return lw_fail(LW_ERR_INVALID, "interlingua: the %s's tokenizer gave id %d outside its vocab", ROLE[r], bad);
         }
     *ids = y;
     *L = m;
@@ -237,7 +238,7 @@ lw_status lw_il_session_save(const lw_il_session *s, const char *dir, const lw_i
     lw_rng_seed(&rng, 0);
     if (!st) st = lw_checkpoint_save(path, &s->il.enc, &opt->enc, &rng, step);
     lw_st_tensor t[LW_IL_READERS];
-    char names[LW_IL_READERS][16];
+    char names[LW_IL_READERS][24];
     for (int r = 0; r < s->il.n_readers; r++) {
         snprintf(names[r], sizeof names[r], "reader%d", r);
         t[r] = (lw_st_tensor){.name = names[r], .data = s->il.readers[r].params, .ndim = 1,
@@ -255,7 +256,7 @@ lw_status lw_il_session_load(lw_il_session *s, const char *dir)
     lw_status st = lw_checkpoint_load_bridge(path, &s->il.enc);
     snprintf(path, sizeof path, "%s/readers.safetensors", dir);
     for (int r = 0; !st && r < s->il.n_readers; r++) {
-        char name[16];
+        char name[24];
         snprintf(name, sizeof name, "reader%d", r);
         float *data = NULL;
         int64_t shape[4];
