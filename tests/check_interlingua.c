@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "answer_train.h"
+#include "bridge_answer.h"
 #include "grad_check.h"
 #include "interlingua.h"
 #include "interlingua_train.h"
@@ -425,6 +426,76 @@ START_TEST(bad_interlingua_configs_are_refused)
 }
 END_TEST
 
+/* The pair's bridge on answers: d(answer loss)/d(bridge params) through
+ * the receiver, every trainable tensor at its largest-gradient entry and a
+ * random one, against central differences; and a few dozen AdamW steps on
+ * one example lower the loss. */
+START_TEST(bridge_on_answers_gradient_matches_finite_differences)
+{
+    lw_model *m = reader(1);
+    lw_bridge br;
+    lw_bridge_config bc = {.kind = LW_BRIDGE_PERCEIVER, .soft_tokens = M_SOFT, .source_layer = 1, .width = 8,
+                           .depth = 1, .heads = 2, .ffn_mult = 2, .calibration = LW_CALIB_RMS};
+    ck_assert_int_eq(lw_bridge_create(&br, &bc, FEAT, m->cfg.hidden, m->cfg.embed_rms), LW_OK);
+    lw_bridge_init(&br, 4);
+    lw_answer_pass pass;
+    ck_assert_int_eq(lw_answer_pass_alloc(&pass, m, MAX_T, MAX_ANSWER), LW_OK);
+    lw_bridge_answer ba;
+    ck_assert_int_eq(lw_bridge_answer_init(&ba, &br, &pass, 8, 0.5f), LW_OK);
+    float x[5 * FEAT];
+    random_fill(x, sizeof x / sizeof *x, 1.0, 21);
+    lw_bridge_answer_rows rows = {.before = BEFORE1, .n_before = 2, .after = AFTER1, .n_after = 3, .answer = ANSWER1,
+                                  .L = 2};
+    lw_bridge_zero_grad(&br);
+    float loss;
+    ck_assert_int_eq(lw_bridge_answer_example(&ba, x, 5, &rows, 1.0f, &loss), LW_OK);
+    float *g = malloc(br.n_params * sizeof(float)), an[64];
+    double fd[64];
+    memcpy(g, br.grads, br.n_params * sizeof(float));
+    lw_rng rng;
+    lw_rng_seed(&rng, 8);
+    int n = 0;
+    for (int k = 0; k < br.n_tensors && n + 2 <= 64; k++) {
+        const lw_bridge_tensor *t = &br.tensors[k];
+        if (!t->trainable) continue;
+        size_t best = t->offset;
+        for (size_t j = t->offset; j < t->offset + t->count; j++)
+            if (fabsf(g[j]) > fabsf(g[best])) best = j;
+        size_t at[2] = {best, t->offset + lw_rng_below(&rng, t->count)};
+        for (int q = 0; q < 2; q++) {
+            float keep = br.params[at[q]], eps = 1e-3f, lp, lm;
+            br.params[at[q]] = keep + eps;
+            ck_assert_int_eq(lw_bridge_answer_loss(&ba, x, 5, &rows, &lp), LW_OK);
+            br.params[at[q]] = keep - eps;
+            ck_assert_int_eq(lw_bridge_answer_loss(&ba, x, 5, &rows, &lm), LW_OK);
+            br.params[at[q]] = keep;
+            an[n] = g[at[q]];
+            fd[n++] = ((double)lp - lm) / (2.0 * eps);
+        }
+    }
+    double worst = 0.0;
+    int bad = tl_grad_mismatches(an, fd, (size_t)n, &worst);
+    ck_assert_msg(bad == 0, "%d of %d bridge gradients off (worst %.2f of the tolerance)", bad, n, worst);
+    lw_adamw opt;
+    ck_assert_int_eq(lw_adamw_init(&opt, br.n_params, lw_adamw_defaults()), LW_OK);
+    float first = loss;
+    for (int step = 0; step < 60; step++) {
+        lw_bridge_zero_grad(&br);
+        ck_assert_int_eq(lw_bridge_answer_example(&ba, x, 5, &rows, 1.0f, &loss), LW_OK);
+        lw_clip_grad_norm(br.grads, br.n_params, 1.0f);
+        lw_bridge_adamw_step(&br, &opt, 3e-2f, 0.0f);
+    }
+    ck_assert_int_eq(lw_bridge_answer_loss(&ba, x, 5, &rows, &loss), LW_OK);
+    ck_assert_msg(loss < 0.5f * first, "loss %g -> %g", first, loss);
+    lw_adamw_free(&opt);
+    free(g);
+    lw_bridge_answer_free(&ba);
+    lw_answer_pass_free(&pass);
+    lw_bridge_free(&br);
+    lw_model_free(m);
+}
+END_TEST
+
 /* ---- joint rescoring ---------------------------------------------------- */
 
 /* A known answer: reader 0 alone prefers its own candidate 0, reader 1 its
@@ -548,6 +619,7 @@ int main(void)
     tcase_add_test(tc, adapter_calibrates_to_the_reader_scale);
     tcase_add_test(tc, joint_training_lowers_both_losses);
     tcase_add_test(tc, bad_interlingua_configs_are_refused);
+    tcase_add_test(tc, bridge_on_answers_gradient_matches_finite_differences);
     tcase_add_test(tc, joint_rescoring_picks_the_best_sum);
     tcase_add_test(tc, joint_rescoring_on_the_tiny_pair);
     tcase_add_test(tc, payload_bytes_and_compression);
