@@ -14,6 +14,7 @@
 
 #include "answer_data.h"
 #include "interlingua_run.h"
+#include "lw_cli.h"
 #include "manifest.h"
 #include "task.h"
 
@@ -184,6 +185,54 @@ START_TEST(refusals)
 }
 END_TEST
 
+/* The commands: lw train on a generate task of a pair with the block runs
+ * the interlingua (log, checkpoint, run.json), lw eval --method interlingua
+ * reads the checkpoint back and writes its JSON; what does not apply is
+ * refused with exit code 2. */
+START_TEST(the_commands)
+{
+    fixture f;
+    open_all(&f, false);
+    lw_pair *pair = calloc(1, sizeof *pair);
+    pair->manifest = *f.m;
+    const char *dir = tl_tmpdir("il_cmd");
+    char rows[600], out[600], ck[600], json[600], logp[600];
+    snprintf(rows, sizeof rows, "%s/rows.jsonl", dir);
+    tl_write_file(rows, ROWS);
+    snprintf(out, sizeof out, "%s/run", dir);
+    snprintf(ck, sizeof ck, "%s/run/final", dir);
+    snprintf(json, sizeof json, "%s/eval.json", dir);
+    snprintf(logp, sizeof logp, "%s/run/train_log.jsonl", dir);
+    char *train[] = {"--task", "squad", "--split", rows, "--out", out, "--steps", "2", "--batch", "2",
+                     "--max-answer", "16", "--quiet"};
+    char *err = NULL;
+    int rc = tl_run_command(lw_cmd_train, pair, &err, 13, train);
+    ck_assert_msg(rc == 0, "lw train: rc %d\n%s", rc, err);
+    free(err);
+    char *log = tl_read_file(logp, NULL);
+    ck_assert(strstr(log, "\"step\": 2") != NULL && strstr(log, "\"step\": 3") == NULL);
+    free(log);
+    char *eval[] = {"--task", "squad", "--split", rows, "--method", "interlingua", "--checkpoint", ck,
+                    "--max-answer", "16", "--limit", "2", "--json", json, "--quiet"};
+    rc = tl_run_command(lw_cmd_eval, pair, &err, 15, eval);
+    ck_assert_msg(rc == 0, "lw eval: rc %d\n%s", rc, err);
+    free(err);
+    char *j = tl_read_file(json, NULL);
+    ck_assert(strstr(j, "\"joint\"") && strstr(j, "\"fp32_bytes\": 256") && strstr(j, "\"bf16_bytes\": 128"));
+    free(j);
+    char *stray[] = {"--task", "squad", "--split", rows, "--out", out, "--k", "3"};
+    ck_assert_int_eq(tl_run_command(lw_cmd_train, pair, &err, 8, stray), 2);
+    ck_assert(strstr(err, "option '--k' does not apply") != NULL);
+    free(err);
+    char *no_ck[] = {"--task", "squad", "--split", rows, "--method", "interlingua"};
+    ck_assert_int_eq(tl_run_command(lw_cmd_eval, pair, &err, 6, no_ck), 2);
+    ck_assert(strstr(err, "--checkpoint") != NULL);
+    free(err);
+    free(pair);
+    close_all(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("interlingua_run");
@@ -192,6 +241,7 @@ int main(void)
     tcase_add_test(tc, features_keep_cls_the_last_tokens_and_sep);
     tcase_add_test(tc, train_save_load_answer);
     tcase_add_test(tc, refusals);
+    tcase_add_test(tc, the_commands);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }
