@@ -98,7 +98,7 @@ skip=$(( $(wc -l < "$w/rss") / 4 ))
 base=$(sed -n "$((skip + 1))p" "$w/rss") top=$(tail -n +"$((skip + 1))" "$w/rss" | sort -n | tail -n 1)
 first=$(head -n 1 "$w/rss") last=$(tail -n 1 "$w/rss")
 echo "serve-load: $clients clients, ${seconds}s: $good answers equal to lw eval --scores, $bad wrong or failed;" \
-     "$((good / seconds)) answers/s; latency p50 $(pct 0.5) ms, p99 $(pct 0.99) ms"
+     "$(awk -v g="$good" -v s="$seconds" 'BEGIN {printf "%.2f", g / s}') answers/s; latency p50 $(pct 0.5) ms, p99 $(pct 0.99) ms"
 echo "serve-load: refusals: $ref_ok as expected, $ref_bad not; /health after: $alive"
 echo "serve-load: RSS KiB: first $first, after warm-up $base, largest after it $top, last $last" \
      "($(wc -l < "$w/rss") samples)"

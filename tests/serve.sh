@@ -126,8 +126,8 @@ check "SIGTERM: says it stopped" grep -q "stopped: " "$w/sender.err"
 
 # a short bounded load on the first server: concurrent clients, refusals, RSS
 port=$both_port
-check "bounded load (4 clients, ${LWC_SERVE_LOAD_SECONDS:-15} s)" "$srcdir/scripts/serve-load.sh" "$port" "$both_pid" \
-    "$w/rows.jsonl" "$w/eval.scores" 4 "${LWC_SERVE_LOAD_SECONDS:-15}" "$w/foreign"
+check "bounded load (4 clients, ${LWC_SERVE_LOAD_SECONDS:-10} s)" "$srcdir/scripts/serve-load.sh" "$port" "$both_pid" \
+    "$w/rows.jsonl" "$w/eval.scores" 4 "${LWC_SERVE_LOAD_SECONDS:-10}" "$w/foreign"
 grep '^serve-load:' "$w/log" || true
 kill -INT $both_pid
 set +e; wait $both_pid; rc=$?; set -e
