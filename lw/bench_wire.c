@@ -438,6 +438,7 @@ static int run(const lw_pair *pair, const wire_args *a, const char *self_argv0)
     FILE *sock = NULL;
     json_t *rows = json_array();
     snprintf(M_s, sizeof M_s, "%d", a->M);
+    signal(SIGPIPE, SIG_IGN);   /* a receiver process that died is a write error, not a kill */
     lw_status st = read_texts(a->split, a->limit, &texts, &n);
     if (!st) st = lw_wire_sender_open(&snd, m, a->task, a->checkpoint, a->M);
     if (!st) snd_open = true;

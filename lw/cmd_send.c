@@ -5,6 +5,7 @@
  * lw receive. */
 #include <errno.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,7 @@ static int run(const lw_pair *pair, const send_args *a)
     if (!st) s.open = true;
     if (!st && a->out && !strncmp(a->out, "tcp:", 4)) {   /* a stream of messages over TCP */
         int fd;
+        signal(SIGPIPE, SIG_IGN);   /* a receiver that hung up is a write error with its reason, not a kill */
         st = lw_socket_connect(a->out + 4, &fd);
         if (!st && !(s.out = fdopen(fd, "wb"))) {
             close(fd);
