@@ -43,9 +43,13 @@ int lw_cmd_report(const lw_pair *pair, int argc, char **argv);
 
 /* lw bench: cmd_bench.c (equal-work latency and throughput, bench.h) */
 int lw_cmd_bench(const lw_pair *pair, int argc, char **argv);
+/* lw bench --method bridge-wire: bench_wire.c (the wire between two processes) */
+int lw_bench_wire(const lw_pair *pair, int argc, char **argv);
 
 /* lw send / lw receive: cmd_send.c, cmd_receive.c (the soft-token wire, docs/wire.md) */
 int lw_cmd_send(const lw_pair *pair, int argc, char **argv);
 int lw_cmd_receive(const lw_pair *pair, int argc, char **argv);
+/* lw serve: cmd_serve.c (HTTP on libmicrohttpd; without it, an error) */
+int lw_cmd_serve(const lw_pair *pair, int argc, char **argv);
 
 #endif
