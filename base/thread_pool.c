@@ -64,11 +64,13 @@ static void run_tasks(uint32_t gen, lw_task_fn fn, void *ctx, int n)
     in_task = false;
 }
 
+/* arg: the generation when the worker was made. A thread can start running
+ * after its first job was published; starting from the generation it was
+ * made at, it still sees that job as new and joins it. */
 static void *worker(void *arg)
 {
-    (void)arg;
+    uint32_t seen = (uint32_t)(uintptr_t)arg;
     pthread_mutex_lock(&pool.mu);
-    uint32_t seen = pool.gen;
     for (;;) {
         while (pool.gen == seen && !pool.quit) pthread_cond_wait(&pool.wake, &pool.mu);
         if (pool.quit) break;
@@ -105,7 +107,7 @@ lw_status lw_threads_set(int n)
     if (n - 1 != pool.nworkers) {
         stop_workers();
         for (int w = 0; w < n - 1; w++) {
-            if (pthread_create(&pool.th[w], NULL, worker, NULL)) {
+            if (pthread_create(&pool.th[w], NULL, worker, (void *)(uintptr_t)pool.gen)) {
                 st = lw_fail(LW_ERR_EXTERNAL, "threads: could not start worker %d of %d", w + 1, n - 1);
                 break;
             }

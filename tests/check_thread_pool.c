@@ -47,7 +47,7 @@ START_TEST(every_index_once_for_any_thread_count)
     for (int t = 1; t <= 4; t++) {
         ck_assert_int_eq(lw_threads_set(t), LW_OK);
         ck_assert_int_eq(lw_threads_get(), t);
-        for (int rep = 0; rep < 20; rep++)
+        for (int rep = 0; rep < 5; rep++)
             for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) check_once_each(sizes[k]);
     }
     lw_threads_shutdown();
@@ -148,7 +148,7 @@ END_TEST
 static void *caller(void *arg)
 {
     (void)arg;
-    for (int rep = 0; rep < 50; rep++) check_once_each(1000);
+    for (int rep = 0; rep < 20; rep++) check_once_each(1000);
     return NULL;
 }
 

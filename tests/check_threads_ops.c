@@ -15,6 +15,7 @@
 #include "testlib.h"
 #include "cpu_path.h"
 #include "cpu_threads.h"
+#include "model_config.h"
 #include "op_matmul_bf16.h"
 #include "op_matmul_q8.h"
 #include "ops.h"
@@ -213,6 +214,43 @@ START_TEST(attention_identical_for_any_thread_count)
 }
 END_TEST
 
+/* The split GLU and RMSNorm equal the plain ops bit for bit. */
+START_TEST(elementwise_and_row_ops_equal_the_plain_ops)
+{
+    lw_cpu_split_threshold_set(0);
+    const int T = 13, C = 97, n = T * C; /* no multiple of 64 */
+    float *gate = rand_floats(n, 51), *up = rand_floats(n, 52), *dout = rand_floats(n, 53), *w = rand_floats(C, 54);
+    float *want = calloc(n, sizeof(float)), *got = calloc(n, sizeof(float));
+    float *want2 = rand_floats(n, 55), *got2 = rand_floats(n, 55), *want3 = rand_floats(n, 56), *got3 = rand_floats(n, 56);
+    float *rs_want = calloc(T, sizeof(float)), *rs_got = calloc(T, sizeof(float));
+    const lw_activation acts[2] = {LW_ACT_SILU, LW_ACT_GELU_TANH};
+    long jobs = lw_threads_parallel_jobs();
+    for (int c = 0; c < N_COUNTS; c++) {
+        use_threads(COUNTS[c]);
+        for (int a = 0; a < 2; a++) {
+            glu_forward(want, gate, up, n, acts[a]);
+            glu_forward_par(got, gate, up, n, acts[a]);
+            assert_same(got, want, n, "GLU forward", COUNTS[c]);
+            glu_backward(want2, want3, dout, gate, up, n, acts[a]);
+            glu_backward_par(got2, got3, dout, gate, up, n, acts[a]);
+            assert_same(got2, want2, n, "GLU backward dgate", COUNTS[c]);
+            assert_same(got3, want3, n, "GLU backward dup", COUNTS[c]);
+        }
+        rmsnorm_forward(want, rs_want, gate, w, T, C, 1e-6f, LW_NORM_RMSNORM_GEMMA);
+        rmsnorm_forward_par(got, rs_got, gate, w, T, C, 1e-6f, LW_NORM_RMSNORM_GEMMA);
+        assert_same(got, want, n, "RMSNorm forward", COUNTS[c]);
+        assert_same(rs_got, rs_want, T, "RMSNorm rstd", COUNTS[c]);
+        rmsnorm_backward(want2, NULL, dout, gate, w, rs_want, T, C, LW_NORM_RMSNORM_GEMMA);
+        rmsnorm_backward_par(got2, dout, gate, w, rs_want, T, C, LW_NORM_RMSNORM_GEMMA);
+        assert_same(got2, want2, n, "RMSNorm backward", COUNTS[c]);
+    }
+    ck_assert_msg(lw_threads_parallel_jobs() > jobs, "elementwise: nothing was split");
+    free(gate), free(up), free(dout), free(w), free(want), free(got), free(want2), free(got2), free(want3), free(got3);
+    free(rs_want), free(rs_got);
+    lw_threads_shutdown();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("threads_ops");
@@ -226,6 +264,7 @@ int main(void)
     tcase_add_test(tc, bf16_products_identical_on_every_path);
     tcase_add_test(tc, q8_forward_identical_on_every_path);
     tcase_add_test(tc, attention_identical_for_any_thread_count);
+    tcase_add_test(tc, elementwise_and_row_ops_equal_the_plain_ops);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

@@ -17,6 +17,7 @@
 #ifndef LW_CPU_THREADS_H
 #define LW_CPU_THREADS_H
 
+#include "ops.h"
 #include "status.h"
 #include "thread_pool.h"
 
@@ -51,4 +52,22 @@ int lw_out_split(double flops, int out);
 /* Start of range c of n over `units` (T rows or blocks of 16). */
 static inline int lw_range_start(int units, int c, int n) { return (int)((long long)units * c / n); }
 
+
+
+/* ---- elementwise and per-row ops split over the pool ----------------------
+ * The same results as the ops.h calls they wrap, bit for bit: GLU is
+ * elementwise and split at multiples of 64 elements from the array's start
+ * (so a vectorised loop sees every element at the same place in its lanes
+ * and the same scalar tail), RMSNorm is per row and split by rows (its
+ * backward only when the gain's gradient is not wanted: dw sums over rows).
+ * Below the split threshold they are the plain call. */
+
+void glu_forward_par(float *out, const float *gate, const float *up, int n, lw_activation act);
+void glu_backward_par(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int n,
+                      lw_activation act);
+void rmsnorm_forward_par(float *y, float *rstd, const float *x, const float *w, int T, int C, float eps,
+                         lw_norm_kind kind);
+/* dw must be NULL (frozen gains), as the plan's backward passes it. */
+void rmsnorm_backward_par(float *dx, const float *dy, const float *x, const float *w, const float *rstd, int T, int C,
+                          lw_norm_kind kind);
 #endif
