@@ -5,11 +5,11 @@
  * compute inside the whole.
  *
  * That second half is not automatic. OpenBLAS's sgemm on a block of output
- * columns is NOT bit-equal to the same columns of the whole product on this
- * machine (measured: 16 of 20 shapes differ with the SkylakeX kernels; its
- * blocking depends on N), so the fp32 products cut their outputs into blocks
- * that depend on the shape alone (lw_fixed_blocks), and one thread runs the
- * same blocks as two. Our own kernels (bf16, q8) compute each output row
+ * columns is not always bit-equal to the same columns of the whole product
+ * (bench/blas_split_invariance.c: 4 of 64 split products differ with its
+ * AVX-512 kernels on this machine; its blocking depends on the shape), so
+ * the fp32 products cut their outputs into blocks that depend on the shape
+ * alone (lw_fixed_blocks), and one thread runs the same blocks as two. Our own kernels (bf16, q8) compute each output row
  * alone, the same in any tile, provided a row is not moved between the
  * one-row (decode) code and the many-row code, which sum in different
  * orders on AVX2: so they are split into row ranges of at least 2 rows when
