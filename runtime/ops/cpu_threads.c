@@ -17,18 +17,25 @@ void lw_cpu_split_threshold_set(double flops) { atomic_store(&split_min, flops);
 double lw_cpu_split_threshold(void) { return atomic_load(&split_min); }
 #define SPLIT_MIN_FLOPS lw_cpu_split_threshold()
 
+/* Set once lw_cpu_threads_set has run: from then on the fp32 products run
+ * in fixed blocks on one-thread OpenBLAS. Before (a program that never
+ * sizes the pool: the benchmarks, a library user), a product is one BLAS
+ * call on however many threads OpenBLAS chose, as it always was. */
+static atomic_bool pool_mode;
+
 lw_status lw_cpu_threads_set(int n)
 {
     lw_status st = lw_threads_set(n);
     if (st != LW_OK) return st;
     if (openblas_set_num_threads) openblas_set_num_threads(1);
+    atomic_store(&pool_mode, true);
     return LW_OK;
 }
 
 int lw_fixed_blocks(double flops, int cols, int *width)
 {
     *width = cols;
-    if (flops < 4.0 * SPLIT_MIN_FLOPS || cols < 64) return 1;
+    if (!atomic_load(&pool_mode) || flops < 4.0 * SPLIT_MIN_FLOPS || cols < 64) return 1;
     /* 8 blocks: an even share for 2 and 4 threads and 3/3/2 for 3; each at
      * least 32 wide, a multiple of 16 so the BLAS's column tails are those
      * of the whole product */

@@ -37,7 +37,8 @@ double lw_cpu_split_threshold(void);
 
 /* Blocks of `cols` outputs for a product of `flops`: a function of the
  * shape only. 1 when the product is too small to be worth a fork-join
- * (then nothing changes against the unsplit call). Writes the block width
+ * (then nothing changes against the unsplit call), and 1 in a process that
+ * never called lw_cpu_threads_set (its OpenBLAS keeps its own threads). Writes the block width
  * (a multiple of 16) to *width. */
 int lw_fixed_blocks(double flops, int cols, int *width);
 
