@@ -9,11 +9,12 @@
  * (bench/blas_split_invariance.c: 4 of 64 split products differ with its
  * AVX-512 kernels on this machine; its blocking depends on the shape), so
  * the fp32 products cut their outputs into blocks that depend on the shape
- * alone (lw_fixed_blocks), and one thread runs the same blocks as two. Our own kernels (bf16, q8) compute each output row
- * alone, the same in any tile, provided a row is not moved between the
- * one-row (decode) code and the many-row code, which sum in different
- * orders on AVX2: so they are split into row ranges of at least 2 rows when
- * T >= 2 (lw_row_split), and a single row into blocks of outputs. */
+ * alone (lw_fixed_blocks), and one thread runs the same blocks as two.
+ * Our own kernels (bf16, q8) compute each output row alone, the same in any
+ * tile, provided a row is not moved between the one-row (decode) code and
+ * the many-row code, which sum in different orders on AVX2: so they are
+ * split into row ranges of at least 2 rows when T >= 2 (lw_row_split), and
+ * a single row into blocks of outputs (lw_out_split). */
 #ifndef LW_CPU_THREADS_H
 #define LW_CPU_THREADS_H
 
@@ -38,8 +39,8 @@ double lw_cpu_split_threshold(void);
 /* Blocks of `cols` outputs for a product of `flops`: a function of the
  * shape only. 1 when the product is too small to be worth a fork-join
  * (then nothing changes against the unsplit call), and 1 in a process that
- * never called lw_cpu_threads_set (its OpenBLAS keeps its own threads). Writes the block width
- * (a multiple of 16) to *width. */
+ * never called lw_cpu_threads_set (its OpenBLAS keeps its own threads).
+ * Writes the block width (a multiple of 16) to *width. */
 int lw_fixed_blocks(double flops, int cols, int *width);
 
 /* How many row ranges to cut T rows into: at most one per thread, each of
@@ -53,8 +54,6 @@ int lw_out_split(double flops, int out);
 /* Start of range c of n over `units` (T rows or blocks of 16). */
 static inline int lw_range_start(int units, int c, int n) { return (int)((long long)units * c / n); }
 
-
-
 /* ---- elementwise and per-row ops split over the pool ----------------------
  * The same results as the ops.h calls they wrap, bit for bit: GLU is
  * elementwise and split at multiples of 64 elements from the array's start
@@ -62,7 +61,6 @@ static inline int lw_range_start(int units, int c, int n) { return (int)((long l
  * and the same scalar tail), RMSNorm is per row and split by rows (its
  * backward only when the gain's gradient is not wanted: dw sums over rows).
  * Below the split threshold they are the plain call. */
-
 void glu_forward_par(float *out, const float *gate, const float *up, int n, lw_activation act);
 void glu_backward_par(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int n,
                       lw_activation act);
@@ -71,4 +69,5 @@ void rmsnorm_forward_par(float *y, float *rstd, const float *x, const float *w, 
 /* dw must be NULL (frozen gains), as the plan's backward passes it. */
 void rmsnorm_backward_par(float *dx, const float *dy, const float *x, const float *w, const float *rstd, int T, int C,
                           lw_norm_kind kind);
+
 #endif
