@@ -44,14 +44,14 @@ int main(int argc, char **argv)
     lw_weights_dtype dtype = LW_WEIGHTS_F32;
     if (n_prompt < 1 || n_decode < 0 || runs < 1 || runs > 100) return 2;
     if (argc > 6 && !lw_weights_dtype_parse(argv[6], &dtype)) {
-        fprintf(stderr, "bench_forward: the dtype is fp32 or bf16, not %s\n", argv[6]);
+        fprintf(stderr, "bench_forward: the dtype is fp32, bf16, q8 or native, not %s\n", argv[6]);
         return 2;
     }
 
     double t0 = bench_now();
     lw_model *m = NULL;
     if (lw_model_open(argv[1], fmt, &m)) return fail("load");
-    if (dtype == LW_WEIGHTS_BF16 && lw_model_narrow_bf16(m, false)) return fail("bf16");
+    if (lw_model_narrow(m, dtype, false)) return fail(lw_weights_dtype_name(dtype));
     double load_s = bench_now() - t0;
     lw_state *s = NULL;
     if (lw_state_alloc(m, n_prompt + n_decode + 1, false, &s)) return fail("state");

@@ -57,9 +57,16 @@ static int parse_opts(int argc, char **argv, run_opts *o, const char *cmd)
         fprintf(stderr, "lw %s: --device takes cpu or cuda, not %s\n", cmd, o->device);
         return -1;
     }
+    /* the CPU holds any narrow dtype (narrow_weights.h); the GPU fp32 or bf16 */
     lw_weight_dtype dt = LW_DTYPE_F32;
-    if (o->dtype && !lw_gpu_dtype_parse(o->dtype, &dt)) {
+    lw_weights_dtype wd = LW_WEIGHTS_F32;
+    bool cuda = o->device && !strcmp(o->device, "cuda");
+    if (o->dtype && cuda && !lw_gpu_dtype_parse(o->dtype, &dt)) {
         fprintf(stderr, "lw %s: --dtype takes fp32 or bf16, not %s\n", cmd, o->dtype);
+        return -1;
+    }
+    if (o->dtype && !cuda && !lw_weights_dtype_parse(o->dtype, &wd)) {
+        fprintf(stderr, "lw %s: --dtype takes fp32, bf16, q8 or native, not %s\n", cmd, o->dtype);
         return -1;
     }
     return 0;
@@ -79,7 +86,7 @@ static lw_status prepare(const lw_pair *pair, const run_opts *o, lw_model **m, l
         st = lw_tokenizer_encode(*tok, t, strlen(t), !o->chat, ids, n);
     }
     free(text);
-    /* --dtype bf16 on the CPU: the model holds bf16 matrices (narrow_weights.h);
+    /* --dtype bf16|q8|native on the CPU: the model holds narrow matrices (narrow_weights.h);
      * a GPU run converts its own copy from the fp32 host model */
     lw_model_config narrow = *cfg;
     lw_weights_dtype dt = LW_WEIGHTS_F32;
