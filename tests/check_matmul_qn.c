@@ -152,7 +152,7 @@ static void check_forward(uint32_t type, int T, int in, int out, bool bias)
     lw_qn_matrix_init(&m, in);
     ck_assert_int_eq(lw_qn_matrix_append(&m, type, blk, out), LW_OK);
     lw_qn_act a;
-    ck_assert_int_eq(lw_qn_act_quantize(&a, x, T, in), LW_OK);
+    ck_assert_int_eq(lw_qn_act_quantize(&a, x, T, in, in), LW_OK);
     double *exact = malloc(sizeof(double) * T * out), *tight = malloc(sizeof(double) * T * out);
     double *fp = malloc(sizeof(double) * T * out), *loose = malloc(sizeof(double) * T * out);
     for (int t = 0; t < T; t++)
@@ -283,6 +283,61 @@ START_TEST(segments_and_views)
 }
 END_TEST
 
+/* --dtype q8: fp32 rows quantised here to Q8_0, padded to 32 columns. Each
+ * value moves by at most d/2 plus what storing d as fp16 costs (|q| * |d -
+ * d16| <= 127 * 2^-11 d); the blocks read back by dequant.c's Q8_0 are the
+ * values the products use; forward and backward on a row length no block
+ * divides match the fp32 products on those values. */
+START_TEST(q8_0_quantised_here_pads_and_bounds)
+{
+    lw_rng_seed(&rng, 31);
+    enum { OUT = 7, IN = 45, T = 3 };
+    float *w = rand_floats(OUT * IN), *x = rand_floats(T * IN), *dy = rand_floats(T * OUT);
+    w[3] = 0.0f;   /* an exact zero stays zero */
+    for (int i = 32; i < IN; i++) w[IN + i] = 0.0f;   /* an all-zero block: scale 0 */
+    lw_qn_matrix m;
+    ck_assert_int_eq(lw_qn_matrix_quantize_q8_0(&m, w, OUT, IN), LW_OK);
+    ck_assert_int_eq(m.in, IN);
+    ck_assert_int_eq(m.ld, 64);
+    ck_assert_uint_eq(lw_qn_matrix_bytes(&m), OUT * 2 * 34);
+    float *ref = dequantised(LW_QN_Q8_0, m.seg[0].data, OUT, 64), row[IN];
+    for (int o = 0; o < OUT; o++) {
+        lw_qn_dequant_row(&m, o, row);
+        for (int b = 0; b < 2; b++) {
+            double amax = 0;
+            for (int i = b * 32; i < b * 32 + 32 && i < IN; i++) amax = fmax(amax, fabs(w[o * IN + i]));
+            double d = amax / 127;
+            for (int i = b * 32; i < b * 32 + 32; i++) {
+                double want = i < IN ? w[o * IN + i] : 0.0, got = ref[o * 64 + i];
+                ck_assert_msg(fabs(got - want) <= d / 2 + 127 * d * ldexp(1, -11) + 1e-12, "[%d,%d] %g for %g (d %g)",
+                              o, i, got, want, d);
+                if (i < IN) ck_assert_float_eq(row[i], ref[o * 64 + i]);
+            }
+        }
+    }
+    ck_assert_float_eq(ref[3], 0.0f);
+    float y[T * OUT], dx[T * IN];
+    memset(dx, 0, sizeof dx);
+    ck_assert_int_eq(matmul_qn_forward(y, x, &m, NULL, T), LW_OK);
+    ck_assert_int_eq(matmul_qn_backward_x(dx, dy, &m, T), LW_OK);
+    for (int t = 0; t < T; t++) {
+        for (int o = 0; o < OUT; o++) {
+            double e = 0, a = 0;
+            for (int i = 0; i < IN; i++) e += (double)x[t * IN + i] * ref[o * 64 + i], a += fabs(ref[o * 64 + i]);
+            /* x quantised per 32 too: each x moves by at most max|x|/254 <= 1/254 */
+            ck_assert_msg(fabs(y[t * OUT + o] - e) <= a / 254 + 1e-5, "y[%d,%d] %g, want %g", t, o, y[t * OUT + o], e);
+        }
+        for (int i = 0; i < IN; i++) {
+            double e = 0;
+            for (int o = 0; o < OUT; o++) e += (double)dy[t * OUT + o] * ref[o * 64 + i];
+            ck_assert_msg(fabs(dx[t * IN + i] - e) <= 1e-5, "dx[%d,%d] %g, want %g", t, i, dx[t * IN + i], e);
+        }
+    }
+    lw_qn_matrix_free(&m);
+    free(w), free(x), free(dy), free(ref);
+}
+END_TEST
+
 START_TEST(bad_calls_are_refused)
 {
     lw_qn_matrix m;
@@ -293,10 +348,11 @@ START_TEST(bad_calls_are_refused)
     float x[64] = {0}, y[1];
     ck_assert_int_eq(matmul_qn_forward(y, x, &m, NULL, -1), LW_ERR_INVALID);
     lw_qn_act a;
-    ck_assert_int_eq(lw_qn_act_quantize(&a, x, 1, 64), LW_OK);
+    ck_assert_int_eq(lw_qn_act_quantize(&a, x, 1, 64, 64), LW_OK);
     ck_assert_int_eq(matmul_qn_forward_cols(LW_CPU_SCALAR, y, &a, &m, NULL, 0, 2), LW_ERR_INVALID);
     lw_qn_act_free(&a);
-    ck_assert_int_eq(lw_qn_act_quantize(&a, x, 1, 48), LW_ERR_INVALID);
+    ck_assert_int_eq(lw_qn_act_quantize(&a, x, 1, 48, 48), LW_ERR_INVALID);
+    ck_assert_int_eq(lw_qn_act_quantize(&a, x, 1, 65, 64), LW_ERR_INVALID);
     if (lw_cpu_path_detected() < LW_CPU_AVX512)
         ck_assert_int_eq(matmul_qn_forward_on(LW_CPU_AVX512, y, x, &m, NULL, 1), LW_ERR_UNSUPPORTED);
     lw_qn_matrix_free(&m);
@@ -313,6 +369,7 @@ int main(void)
     tcase_add_loop_test(tc, forward_every_format_every_path, 0, N_TYPES);
     tcase_add_loop_test(tc, backward_every_format_every_path, 0, N_TYPES);
     tcase_add_test(tc, segments_and_views);
+    tcase_add_test(tc, q8_0_quantised_here_pads_and_bounds);
     tcase_add_test(tc, bad_calls_are_refused);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);

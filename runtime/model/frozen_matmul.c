@@ -39,7 +39,6 @@ lw_weight_ref lw_model_weight(const lw_model *m, int l, lw_plan_weight w)
 {
     lw_narrow_ref n = lw_narrow_lookup(m, l, w);
     if (n.bf16) return (lw_weight_ref){.bf16 = n.bf16};
-    if (n.q8) return (lw_weight_ref){.q8 = n.q8};
     if (n.qn) return (lw_weight_ref){.qn = n.qn};
     return (lw_weight_ref){.f32 = f32_of(m, l, w)};
 }
@@ -47,9 +46,8 @@ lw_weight_ref lw_model_weight(const lw_model *m, int l, lw_plan_weight w)
 /* The narrow matrix's shape against the product's. */
 static lw_status check_shape(lw_weight_ref w, int in, int out)
 {
-    int wo = w.bf16 ? w.bf16->out : w.q8 ? w.q8->out : w.qn->out;
-    int wi = w.bf16 ? w.bf16->in : w.q8 ? w.q8->in : w.qn->in;
-    const char *what = w.bf16 ? "bf16" : w.q8 ? "q8" : "native";
+    int wo = w.bf16 ? w.bf16->out : w.qn->out, wi = w.bf16 ? w.bf16->in : w.qn->in;
+    const char *what = w.bf16 ? "bf16" : "block";
     if (wi != in || wo != out)
         return lw_fail(LW_ERR_INVALID, "%s product: weight %d x %d, asked for %d x %d", what, wo, wi, out, in);
     return LW_OK;
@@ -57,26 +55,24 @@ static lw_status check_shape(lw_weight_ref w, int in, int out)
 
 lw_status lw_weight_forward(float *y, const float *x, lw_weight_ref w, const float *b, int T, int in, int out)
 {
-    if (!w.bf16 && !w.q8 && !w.qn) {
+    if (!w.bf16 && !w.qn) {
         matmul_forward(y, x, w.f32, b, T, in, out);
         return LW_OK;
     }
     lw_status st = check_shape(w, in, out);
     if (st) return st;
     if (w.bf16) return matmul_bf16_forward(y, x, w.bf16, b, T);
-    if (w.q8) return matmul_q8_forward(y, x, w.q8, b, T);
     return matmul_qn_forward(y, x, w.qn, b, T);
 }
 
 lw_status lw_weight_backward_x(float *dx, const float *dy, lw_weight_ref w, int T, int in, int out)
 {
-    if (!w.bf16 && !w.q8 && !w.qn) {
+    if (!w.bf16 && !w.qn) {
         matmul_backward(dx, NULL, NULL, dy, NULL, w.f32, T, in, out);
         return LW_OK;
     }
     lw_status st = check_shape(w, in, out);
     if (st) return st;
     if (w.bf16) return matmul_bf16_backward_x(dx, dy, w.bf16, T);
-    if (w.q8) return matmul_q8_backward_x(dx, dy, w.q8, T);
     return matmul_qn_backward_x(dx, dy, w.qn, T);
 }

@@ -1,7 +1,8 @@
 /* Products on a frozen model's matrices, whatever dtype it holds them in
  * (narrow_weights.h): the one rule that picks the fp32 product (ops.h's
- * matmul_forward / matmul_backward), the bf16 one (op_matmul_bf16.h), the
- * int8 one (op_matmul_q8.h) or the one on the file's blocks (op_matmul_qn.h).
+ * matmul_forward / matmul_backward), the bf16 one (op_matmul_bf16.h) or the
+ * one on GGUF blocks (op_matmul_qn.h: the file's own under --dtype native,
+ * Q8_0 made at load under --dtype q8).
  * A weight is named by the plan's weight id (plan.h) and a layer; the rule
  * is "the model holds a narrow copy of it": lw_model_weight. Every caller
  * that multiplies by a frozen model's matrix (the plan's executor, the
@@ -12,7 +13,6 @@
 
 #include "model.h"
 #include "op_matmul_bf16.h"
-#include "op_matmul_q8.h"
 #include "op_matmul_qn.h"
 #include "plan.h"
 
@@ -21,7 +21,6 @@
 typedef struct {
     const float *f32;
     const lw_bf16_matrix *bf16;
-    const lw_q8_matrix *q8;
     const lw_qn_matrix *qn;
 } lw_weight_ref;
 

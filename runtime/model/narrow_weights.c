@@ -6,17 +6,15 @@
 #include <string.h>
 
 #include "op_matmul_bf16.h"
-#include "op_matmul_q8.h"
 #include "op_matmul_qn.h"
 #include "weights.h"
 
-/* One frozen matrix as the set's dtype holds it: exactly one member is
- * filled, or none (native: a weight whose blocks no product reads stays in
+/* One frozen matrix as the set's dtype holds it: one member is filled, or
+ * none (native: a weight whose blocks no product reads stays in
  * fp32, widened with a notice). */
 typedef struct {
     lw_bf16_matrix bf16;
-    lw_q8_matrix q8;
-    lw_qn_matrix qn;
+    lw_qn_matrix qn;   /* q8 (Q8_0 made here) and native (the file's blocks) */
 } nmat;
 
 /* One block's narrow matrices. wq wk wv and w_gate w_up are row views of
@@ -49,12 +47,11 @@ bool lw_weights_dtype_parse(const char *s, lw_weights_dtype *out)
     return false;
 }
 
-static bool nmat_set(const nmat *n) { return n->bf16.w || n->bf16.p || n->q8.qp || n->q8.q || n->qn.nseg; }
+static bool nmat_set(const nmat *n) { return n->bf16.w || n->bf16.p || n->qn.nseg; }
 
 static void nmat_free(nmat *n)
 {
     lw_bf16_matrix_free(&n->bf16);
-    lw_q8_matrix_free(&n->q8);
     lw_qn_matrix_free(&n->qn);
 }
 
@@ -66,7 +63,6 @@ static nmat rows_view(const nmat *m, int r0, int n)
     memset(&v, 0, sizeof v);
     if (m->bf16.w) v.bf16 = (lw_bf16_matrix){.w = m->bf16.w + (size_t)r0 * m->bf16.ld, .out = n, .in = m->bf16.in,
                                              .ld = m->bf16.ld};
-    if (m->q8.q) v.q8 = lw_q8_rows_view(&m->q8, r0, n);
     if (m->qn.nseg) v.qn = lw_qn_rows_view(&m->qn, r0, n);
     return v;
 }
@@ -86,26 +82,21 @@ void lw_narrow_weights_free(struct lw_narrow_weights *n)
     free(n);
 }
 
-/* Without a backward, a matrix the forward reads packed needs no rows. */
+/* Without a backward, a bf16 matrix the forward reads packed needs no rows. */
 static void drop_rows(nmat *m, bool backward)
 {
     lw_cpu_path path;
-    if (backward || lw_cpu_path_get(&path) != LW_OK || path != LW_CPU_AVX512) return;
-    if (m->bf16.p) {
-        free(m->bf16.w);
-        m->bf16.w = NULL;
-    }
-    if (m->q8.qp) {
-        free(m->q8.q);
-        m->q8.q = NULL;
-    }
+    if (backward || !m->bf16.p || lw_cpu_path_get(&path) != LW_OK || path != LW_CPU_AVX512) return;
+    free(m->bf16.w);
+    m->bf16.w = NULL;
 }
 
 /* --- bf16 and q8: made from the fp32 matrix -------------------------------- */
 
 static lw_status pack(lw_weights_dtype d, nmat *m, const float *w, int out, int in, bool backward)
 {
-    lw_status st = d == LW_WEIGHTS_BF16 ? lw_bf16_matrix_pack(&m->bf16, w, out, in) : lw_q8_matrix_pack(&m->q8, w, out, in);
+    lw_status st = d == LW_WEIGHTS_BF16 ? lw_bf16_matrix_pack(&m->bf16, w, out, in)
+                                        : lw_qn_matrix_quantize_q8_0(&m->qn, w, out, in);
     if (!st) drop_rows(m, backward);
     return st;
 }
@@ -269,14 +260,8 @@ lw_weights_dtype lw_model_dtype(const lw_model *m) { return m->narrow ? m->narro
 static size_t nmat_bytes(const nmat *m)
 {
     const lw_bf16_matrix *b = &m->bf16;
-    const lw_q8_matrix *q = &m->q8;
     size_t bytes = (b->w ? (size_t)b->out * (size_t)b->ld * sizeof(uint16_t) : 0) +
                    (b->p ? (size_t)(b->out + 15) / 16 * 16 * (size_t)b->ld * sizeof(uint16_t) : 0);
-    if (q->d) {
-        size_t nb = (size_t)q->ld / LW_Q8_BLOCK, blk16 = (size_t)(q->out + 15) / 16 * 16;
-        bytes += (q->q ? (size_t)q->out * q->ld : 0) + (size_t)q->out * nb * sizeof(float) + (size_t)q->out * sizeof(float);
-        bytes += q->qp ? blk16 * q->ld + blk16 * nb * sizeof(float) : 0;
-    }
     return bytes + lw_qn_matrix_bytes(&m->qn);
 }
 
@@ -331,7 +316,7 @@ lw_narrow_ref lw_narrow_lookup(const lw_model *m, int l, lw_plan_weight w)
     if (!n) return r;
     switch (m->narrow->dtype) {
     case LW_WEIGHTS_BF16: r.bf16 = &n->bf16; break;
-    case LW_WEIGHTS_Q8: r.q8 = &n->q8; break;
+    case LW_WEIGHTS_Q8:
     case LW_WEIGHTS_NATIVE:
         /* a matrix widened at load (no product reads its blocks) is in fp32;
          * its views have no segments either */

@@ -2,8 +2,9 @@
  * (wqkv, wo, w_gate_up, w_down of every block, and the output head) are held
  * in a narrow dtype and whose fp32 copies of them are freed:
  *   bf16    rounded to nearest even once (op_matmul_bf16.h);
- *   q8      quantised once to int8 blocks of 32 with an fp32 scale each
- *           (op_matmul_q8.h's format, what its VNNI kernel reads);
+ *   q8      quantised once to Q8_0 blocks (32 int8 and an fp16 scale, as
+ *           llama.cpp quantises), for any model, read by the same products
+ *           as native's (op_matmul_qn.h; rows padded to 32 columns);
  *   native  the GGUF file's own blocks, byte for byte (op_matmul_qn.h:
  *           Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K). A matrix whose
  *           blocks no product reads (F16, Q2_K, a safetensors file...) stays
@@ -24,12 +25,11 @@
 #include "model_config.h"
 #include "plan.h"
 
-/* The matrices themselves (op_matmul_bf16.h, op_matmul_q8.h, op_matmul_qn.h)
+/* The matrices themselves (op_matmul_bf16.h, op_matmul_qn.h)
  * stay inside narrow_weights.c: this header does not include
  * op_matmul_bf16.h, so files that see cuda_blas.h's inline bf16 conversions
  * can include it too. */
 struct lw_bf16_matrix;
-struct lw_q8_matrix;
 struct lw_qn_matrix;
 struct lw_narrow_weights;
 
@@ -40,13 +40,14 @@ struct lw_narrow_weights;
  * config names, so m must have been loaded from it (not random weights).
  * On failure m is unchanged. d = fp32 does nothing.
  *
- * Memory: on the AVX-512 path the bf16 and q8 forwards read a packed copy
- * and the dX backward the row-major one (op_matmul_bf16.h, op_matmul_q8.h).
+ * Memory: on the AVX-512 path the bf16 forward reads a packed copy and the
+ * dX backward the row-major one (op_matmul_bf16.h).
  * Without `backward` only the packed copy is kept (the forward-only models,
  * i.e. every sender, and the receiver of eval, generate and bench); a
  * backward on such a model is refused ("no weights"). On other paths the
- * row-major copy is the only one. Native keeps one copy, the file's blocks,
- * which both directions read. */
+ * row-major copy is the only one. q8 and native keep one copy, the blocks,
+ * which both directions read (about 1.06 bytes a value for Q8_0, 0.56 to
+ * 0.82 for the 4- to 6-bit formats). */
 lw_status lw_model_narrow(lw_model *m, lw_weights_dtype d, bool backward);
 lw_status lw_model_narrow_bf16(lw_model *m, bool backward);   /* lw_model_narrow(m, LW_WEIGHTS_BF16, .) */
 
@@ -60,8 +61,7 @@ lw_weights_dtype lw_model_dtype(const lw_model *m);
  * rule reads. Views (wq wk wv, w_gate w_up) have no packed copy: backward only. */
 typedef struct {
     const struct lw_bf16_matrix *bf16;
-    const struct lw_q8_matrix *q8;
-    const struct lw_qn_matrix *qn;
+    const struct lw_qn_matrix *qn;   /* q8 and native */
 } lw_narrow_ref;
 lw_narrow_ref lw_narrow_lookup(const lw_model *m, int l, lw_plan_weight w);
 /* Its bf16 member alone (NULL unless m is bf16). */

@@ -109,8 +109,7 @@ lw_status matmul_q8_forward_on(lw_cpu_path path, float *y, const float *x, const
 {
     if (path > lw_cpu_path_detected())
         return lw_fail(LW_ERR_UNSUPPORTED, "q8 matmul: this CPU cannot run the %s path", lw_cpu_path_name(path));
-    /* the AVX-512 kernel reads only the packed copy (a forward-only model drops q) */
-    if ((!w->q && path != LW_CPU_AVX512) || T < 0) return lw_fail(LW_ERR_INVALID, "q8 matmul: no weights or T = %d", T);
+    if (!w->q || T < 0) return lw_fail(LW_ERR_INVALID, "q8 matmul: no weights or T = %d", T);
     if (path == LW_CPU_AVX512 && !w->qp) return lw_fail(LW_ERR_INVALID, "q8 matmul: no packed copy of the weights");
     if (T == 0) return LW_OK;
     int8_t *xq = malloc((size_t)T * w->ld);
@@ -143,44 +142,4 @@ lw_status matmul_q8_forward(float *y, const float *x, const lw_q8_matrix *w, con
     lw_cpu_path path;
     lw_status st = lw_cpu_path_get(&path);
     return st != LW_OK ? st : matmul_q8_forward_on(path, y, x, w, b, T);
-}
-
-lw_q8_matrix lw_q8_rows_view(const lw_q8_matrix *m, int r0, int n)
-{
-    if (!m->q) return (lw_q8_matrix){0};
-    int nb = m->ld / LW_Q8_BLOCK;
-    return (lw_q8_matrix){.q = m->q + (size_t)r0 * m->ld, .d = m->d + (size_t)r0 * nb, .corr = m->corr + r0,
-                          .out = n, .in = m->in, .ld = m->ld};
-}
-
-enum { BWD_ROWS = 4 };   /* rows widened together: dx is read and written once per 4 */
-
-lw_status matmul_q8_backward_x(float *dx, const float *dy, const lw_q8_matrix *w, int T)
-{
-    if (!w->q || !w->d || T < 0) return lw_fail(LW_ERR_INVALID, "q8 matmul backward: no row-major weights or T = %d", T);
-    const int in = w->in, out = w->out, nb = w->ld / LW_Q8_BLOCK;
-    float *wf = malloc((size_t)BWD_ROWS * in * sizeof *wf);
-    if (!wf) return lw_fail(LW_ERR_NOMEM, "q8 matmul backward: %d x %d", out, in);
-    for (int o0 = 0; o0 < out; o0 += BWD_ROWS) {
-        int n = out - o0 < BWD_ROWS ? out - o0 : BWD_ROWS;
-        for (int k = 0; k < n; k++) {
-            const int8_t *q = w->q + (size_t)(o0 + k) * w->ld;
-            const float *d = w->d + (size_t)(o0 + k) * nb;
-            for (int i = 0; i < in; i++) wf[(size_t)k * in + i] = d[i / LW_Q8_BLOCK] * (float)q[i];
-        }
-        for (int t = 0; t < T; t++) {
-            float *dr = dx + (size_t)t * in;
-            const float *g = dy + (size_t)t * out + o0;
-            if (n == BWD_ROWS) {
-                const float g0 = g[0], g1 = g[1], g2 = g[2], g3 = g[3];
-                const float *w0 = wf, *w1 = wf + in, *w2 = wf + 2 * in, *w3 = wf + 3 * in;
-                for (int i = 0; i < in; i++) dr[i] += g0 * w0[i] + g1 * w1[i] + g2 * w2[i] + g3 * w3[i];
-            } else {
-                for (int k = 0; k < n; k++)
-                    for (int i = 0; i < in; i++) dr[i] += g[k] * wf[(size_t)k * in + i];
-            }
-        }
-    }
-    free(wf);
-    return LW_OK;
 }

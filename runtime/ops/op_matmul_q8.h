@@ -12,10 +12,8 @@
  * keeps x's scale out of the inner loop, at a cost in accuracy on rows with
  * outliers (measure before wiring it in). Every path computes the
  * same integer block sums exactly; paths differ only in the order of the
- * fp32 sums. The backward through the int8 weights (dx += dy W,
- * matmul_q8_backward_x) widens a few rows of q at a time to fp32 (d_b * q)
- * and adds dy times them into dx: dy stays fp32, and no fp32 copy of the
- * matrix is ever made. Single-threaded. */
+ * fp32 sums. Forward only: the backward through int8 weights (dx = dy W)
+ * would need dy quantised too and is not written yet. Single-threaded. */
 #ifndef LW_OP_MATMUL_Q8_H
 #define LW_OP_MATMUL_Q8_H
 
@@ -31,7 +29,7 @@ enum { LW_Q8_BLOCK = 32 };
  * rows in blocks of 16, and within a block 4 consecutive columns of the 16
  * rows side by side ([out/16][ld/4][16][4], one 64-byte load is a vpdpbusd
  * operand: 4 columns for 16 outputs), the scales as [out/16][ld/32][16]. */
-typedef struct lw_q8_matrix {
+typedef struct {
     int8_t *q;   /* out * ld, 64-byte aligned, zero past column in */
     float *d;    /* out * (ld / 32) block scales (0 for all-zero blocks) */
     float *corr; /* out: 128 * sum_b d_b * sum(q in b), for the unsigned trick of vpdpbusd */
@@ -49,14 +47,5 @@ void lw_q8_quantize_row(int8_t *q, float *scale, const float *x, int n);
 lw_status matmul_q8_forward(float *y, const float *x, const lw_q8_matrix *w, const float *b, int T);
 lw_status matmul_q8_forward_on(lw_cpu_path path, float *y, const float *x, const lw_q8_matrix *w,
                                const float *b, int T);
-
-/* dx[T, in] += dy[T, out] @ (d * q): reads the row-major q and d (one path:
- * plain C the compiler vectorises; the order of the sums is the same on
- * every CPU). LW_ERR_INVALID when the matrix kept no row-major copy. */
-lw_status matmul_q8_backward_x(float *dx, const float *dy, const lw_q8_matrix *w, int T);
-
-/* Rows [r0, r0 + n) of m, sharing its row-major q, d and corr (no packed
- * copy: for the backward's per-part products, which read q and d only). */
-lw_q8_matrix lw_q8_rows_view(const lw_q8_matrix *m, int r0, int n);
 
 #endif

@@ -43,14 +43,14 @@ size_t lw_qn_row_bytes(uint32_t type, int in)
 void lw_qn_matrix_init(lw_qn_matrix *m, int in)
 {
     memset(m, 0, sizeof *m);
-    m->in = in;
+    m->in = m->ld = in;
     m->owns = true;
 }
 
 lw_status lw_qn_matrix_append(lw_qn_matrix *m, uint32_t type, const void *blocks, int rows)
 {
-    size_t rb = lw_qn_row_bytes(type, m->in);
-    if (!rb) return lw_fail(LW_ERR_UNSUPPORTED, "native matrix: no product reads type %u rows of %d", type, m->in);
+    size_t rb = lw_qn_row_bytes(type, m->ld);
+    if (!rb) return lw_fail(LW_ERR_UNSUPPORTED, "native matrix: no product reads type %u rows of %d", type, m->ld);
     if (!m->owns || rows <= 0 || m->nseg == LW_QN_MAX_SEGMENTS)
         return lw_fail(LW_ERR_INVALID, "native matrix: cannot append %d rows (%d segments)", rows, m->nseg);
     uint8_t *copy = malloc((size_t)rows * rb);
@@ -70,7 +70,7 @@ void lw_qn_matrix_free(lw_qn_matrix *m)
 
 lw_qn_matrix lw_qn_rows_view(const lw_qn_matrix *m, int r0, int n)
 {
-    lw_qn_matrix v = {.out = n, .in = m->in, .owns = false};
+    lw_qn_matrix v = {.out = n, .in = m->in, .ld = m->ld, .owns = false};
     for (int i = 0; i < m->nseg; i++) {
         const lw_qn_segment *s = &m->seg[i];
         int a = s->row0 > r0 ? s->row0 : r0, e = s->row0 + s->rows < r0 + n ? s->row0 + s->rows : r0 + n;
@@ -130,12 +130,63 @@ void lw_qn_dequant_row(const lw_qn_matrix *m, int o, float *dst)
 {
     const lw_qn_segment *sg = segment_of(m, o);
     qn_scratch sc;
-    if (!sg || scratch_alloc(&sc, m->in) != LW_OK) {
+    float *row = malloc((size_t)m->ld * sizeof *row);
+    if (!sg || !row || scratch_alloc(&sc, m->ld) != LW_OK) {
         memset(dst, 0, (size_t)m->in * sizeof *dst);
+        free(row);
         return;
     }
-    dequant_row(sg, o, m->in, sc, dst);
+    dequant_row(sg, o, m->ld, sc, row);
+    memcpy(dst, row, (size_t)m->in * sizeof *dst);
+    free(row);
     scratch_free(&sc);
+}
+
+/* fp32 to fp16, to nearest even (GGML_FP32_TO_FP16 on x86 rounds so too). */
+static uint16_t f16_of(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    x &= 0x7fffffff;
+    if (x >= 0x7f800000) return (uint16_t)(sign | 0x7c00 | (x > 0x7f800000 ? 0x200 : 0));
+    if (x >= 0x477ff000) return (uint16_t)(sign | 0x7c00);   /* >= 65520 rounds past 65504 */
+    if (x < 0x38800000) {                                     /* below 2^-14: a subnormal half */
+        float v;
+        memcpy(&v, &x, 4);
+        return (uint16_t)(sign | (uint32_t)lrintf(v * 16777216.0f));   /* v / 2^-24, exact scaling */
+    }
+    uint32_t h = (x - 0x38000000u) >> 13, rem = x & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
+    return (uint16_t)(sign | h);
+}
+
+lw_status lw_qn_matrix_quantize_q8_0(lw_qn_matrix *m, const float *w, int out, int in)
+{
+    memset(m, 0, sizeof *m);
+    if (out <= 0 || in <= 0 || in > (1 << 28)) return lw_fail(LW_ERR_INVALID, "q8 matrix: shape %d x %d", out, in);
+    int ld = (in + 31) / 32 * 32, nb = ld / 32;
+    size_t rb = (size_t)nb * 34;
+    uint8_t *d = malloc((size_t)out * rb);
+    if (!d) return lw_fail(LW_ERR_NOMEM, "q8 matrix: %d x %d", out, in);
+    for (int o = 0; o < out; o++)
+        for (int b = 0; b < nb; b++) {
+            float v[32];
+            for (int j = 0; j < 32; j++) v[j] = b * 32 + j < in ? w[(size_t)o * in + b * 32 + j] : 0.0f;
+            float amax = 0.0f;
+            for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(v[j]));
+            float dd = amax / 127.0f, id = dd != 0.0f ? 1.0f / dd : 0.0f;
+            uint8_t *blk = d + (size_t)o * rb + (size_t)b * 34;
+            uint16_t h = f16_of(dd);
+            memcpy(blk, &h, 2);
+            for (int j = 0; j < 32; j++) {
+                float t = roundf(v[j] * id);
+                blk[2 + j] = (uint8_t)(int8_t)(t > 127.0f ? 127.0f : t < -127.0f ? -127.0f : t);
+            }
+        }
+    m->in = in, m->ld = ld, m->out = out, m->owns = true, m->nseg = 1;
+    m->seg[0] = (lw_qn_segment){.row0 = 0, .rows = out, .type = LW_QN_Q8_0, .row_bytes = rb, .data = d};
+    return LW_OK;
 }
 
 /* --- x quantised per 32, as llama.cpp's Q8_0 ------------------------------- */
@@ -146,10 +197,11 @@ void lw_qn_act_free(lw_qn_act *a)
     memset(a, 0, sizeof *a);
 }
 
-lw_status lw_qn_act_quantize(lw_qn_act *a, const float *x, int T, int in)
+lw_status lw_qn_act_quantize(lw_qn_act *a, const float *x, int T, int xin, int in)
 {
     memset(a, 0, sizeof *a);
-    if (T < 0 || in <= 0 || in % 32) return lw_fail(LW_ERR_INVALID, "native product: x of %d x %d", T, in);
+    if (T < 0 || in <= 0 || in % 32 || xin <= 0 || xin > in)
+        return lw_fail(LW_ERR_INVALID, "native product: x of %d x %d into rows of %d", T, xin, in);
     size_t n = (size_t)T * (size_t)in;
     a->T = T, a->in = in;
     a->qx = malloc(n ? n : 1);
@@ -160,8 +212,15 @@ lw_status lw_qn_act_quantize(lw_qn_act *a, const float *x, int T, int in)
         lw_qn_act_free(a);
         return lw_fail(LW_ERR_NOMEM, "native product: x of %d x %d", T, in);
     }
+    const int nb = in / 32;
     for (size_t b = 0; b < n / 32; b++) {
-        const float *v = x + b * 32;
+        /* block b is columns [c0, c0 + 32) of row t; past xin, zeros */
+        const size_t t = b / (size_t)nb;
+        const int c0 = (int)(b % (size_t)nb) * 32;
+        float v[32];
+        if (c0 + 32 <= xin) memcpy(v, x + t * (size_t)xin + (size_t)c0, sizeof v);
+        else
+            for (int j = 0; j < 32; j++) v[j] = c0 + j < xin ? x[t * (size_t)xin + (size_t)(c0 + j)] : 0.0f;
         float amax = 0.0f;
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(v[j]));
         float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
@@ -222,12 +281,12 @@ lw_status matmul_qn_forward_cols(lw_cpu_path path, float *y, const lw_qn_act *a,
 {
     lw_status st = check_path(path);
     if (st) return st;
-    if (a->in != w->in || n0 < 0 || n1 > w->out || n0 > n1)
+    if (a->in != w->ld || n0 < 0 || n1 > w->out || n0 > n1)
         return lw_fail(LW_ERR_INVALID, "native matmul: x has %d columns, weight %d x %d, outputs [%d, %d)", a->in,
-                       w->out, w->in, n0, n1);
+                       w->out, w->ld, n0, n1);
     if (a->T == 0 || n0 == n1) return LW_OK;
     qn_scratch sc;
-    if ((st = scratch_alloc(&sc, w->in))) return st;
+    if ((st = scratch_alloc(&sc, w->ld))) return st;
     for (int i = 0; i < w->nseg; i++) {
         const lw_qn_segment *sg = &w->seg[i];
         int s0 = sg->row0 > n0 ? sg->row0 : n0, s1 = sg->row0 + sg->rows < n1 ? sg->row0 + sg->rows : n1;
@@ -247,7 +306,7 @@ lw_status matmul_qn_forward_on(lw_cpu_path path, float *y, const float *x, const
     if (st) return st;
     if (!w->nseg || T < 0) return lw_fail(LW_ERR_INVALID, "native matmul: no weights or T = %d", T);
     lw_qn_act a;
-    if ((st = lw_qn_act_quantize(&a, x, T, w->in))) return st;
+    if ((st = lw_qn_act_quantize(&a, x, T, w->in, w->ld))) return st;
     st = matmul_qn_forward_cols(path, y, &a, w, b, 0, w->out);
     lw_qn_act_free(&a);
     return st;
@@ -272,27 +331,27 @@ lw_status matmul_qn_backward_x_on(lw_cpu_path path, float *dx, const float *dy, 
     lw_status st = check_path(path);
     if (st) return st;
     if (!w->nseg || T < 0) return lw_fail(LW_ERR_INVALID, "native matmul backward: no weights or T = %d", T);
-    const int in = w->in, out = w->out;
+    const int in = w->in, ld = w->ld, out = w->out;
     qn_scratch sc;
-    if ((st = scratch_alloc(&sc, in))) return st;
-    float *wf = malloc((size_t)BWD_ROWS * in * sizeof *wf);
+    if ((st = scratch_alloc(&sc, ld))) return st;
+    float *wf = malloc((size_t)BWD_ROWS * ld * sizeof *wf);
     if (!wf) {
         scratch_free(&sc);
         return lw_fail(LW_ERR_NOMEM, "native matmul backward: %d x %d", out, in);
     }
     for (int o0 = 0; o0 < out; o0 += BWD_ROWS) {
         int n = out - o0 < BWD_ROWS ? out - o0 : BWD_ROWS;
-        for (int k = 0; k < n; k++) dequant_row(segment_of(w, o0 + k), o0 + k, in, sc, wf + (size_t)k * in);
+        for (int k = 0; k < n; k++) dequant_row(segment_of(w, o0 + k), o0 + k, ld, sc, wf + (size_t)k * ld);
         for (int t = 0; t < T; t++) {
             float *d = dx + (size_t)t * in;
             const float *g = dy + (size_t)t * out + o0;
             if (n == BWD_ROWS) {
                 const float g0 = g[0], g1 = g[1], g2 = g[2], g3 = g[3];
-                const float *w0 = wf, *w1 = wf + in, *w2 = wf + 2 * in, *w3 = wf + 3 * in;
+                const float *w0 = wf, *w1 = wf + ld, *w2 = wf + 2 * ld, *w3 = wf + 3 * ld;
                 for (int i = 0; i < in; i++) d[i] += g0 * w0[i] + g1 * w1[i] + g2 * w2[i] + g3 * w3[i];
             } else {
                 for (int k = 0; k < n; k++)
-                    for (int i = 0; i < in; i++) d[i] += g[k] * wf[(size_t)k * in + i];
+                    for (int i = 0; i < in; i++) d[i] += g[k] * wf[(size_t)k * ld + i];
             }
         }
     }

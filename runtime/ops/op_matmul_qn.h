@@ -61,6 +61,8 @@ typedef struct {
 
 typedef struct lw_qn_matrix {
     int out, in;
+    int ld;                /* columns as stored: in, or in rounded up to 32 for a
+                              matrix quantised here (the padding is zeros) */
     int nseg;
     lw_qn_segment seg[LW_QN_MAX_SEGMENTS];
     bool owns;             /* false for a view (lw_qn_rows_view): frees nothing */
@@ -71,6 +73,11 @@ typedef struct lw_qn_matrix {
 void lw_qn_matrix_init(lw_qn_matrix *m, int in);
 lw_status lw_qn_matrix_append(lw_qn_matrix *m, uint32_t type, const void *blocks, int rows);
 void lw_qn_matrix_free(lw_qn_matrix *m);
+
+/* w[out][in] quantised to Q8_0 blocks as llama.cpp's quantize_row_q8_0
+ * does (d = max|v| / 127 stored as fp16, q = round(v / d)), each row padded
+ * with zeros to a multiple of 32: `--dtype q8`, for any model. */
+lw_status lw_qn_matrix_quantize_q8_0(lw_qn_matrix *m, const float *w, int out, int in);
 /* Rows [r0, r0 + n) of m, sharing its bytes (for per-part backward products). */
 lw_qn_matrix lw_qn_rows_view(const lw_qn_matrix *m, int r0, int n);
 size_t lw_qn_matrix_bytes(const lw_qn_matrix *m);
@@ -81,14 +88,16 @@ void lw_qn_dequant_row(const lw_qn_matrix *m, int o, float *dst);
 /* x quantised for the forward: made once per product, then read by every
  * output column range (the thread pool can split [0, out) among workers). */
 typedef struct {
-    int T, in;
+    int T, in;     /* in: the matrix's ld (x's rows are padded with zeros to it) */
     int8_t *qx;    /* T * in */
     float *sx;     /* T * in/32: the block scales */
     float *xf;     /* T * in/16: sx_b * X_g, the offsets' weight per 16 columns */
     float *sxl;    /* T * in/4: sx of each 4 columns (the AVX-512 lanes' scales) */
 } lw_qn_act;
 
-lw_status lw_qn_act_quantize(lw_qn_act *a, const float *x, int T, int in);
+/* x[T][xin] quantised per 32 into rows of ld columns (xin <= ld, ld a
+ * multiple of 32). */
+lw_status lw_qn_act_quantize(lw_qn_act *a, const float *x, int T, int xin, int ld);
 void lw_qn_act_free(lw_qn_act *a);
 
 /* y[t, o] for o in [n0, n1) only (y is still [T, out]); needs a scratch of
