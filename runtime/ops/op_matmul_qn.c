@@ -98,7 +98,7 @@ static const lw_qn_segment *segment_of(const lw_qn_matrix *m, int o)
 /* Row o to fp32 through a caller's decode scratch. */
 static void dequant_row(const lw_qn_segment *sg, int o, int in, qn_scratch sc, float *dst)
 {
-    qn_decode_row(sg->type, sg->data + (size_t)(o - sg->row0) * sg->row_bytes, in, sc.u, sc.s, sc.m);
+    qn_decode_row(sg->type, sg->data + (size_t)(o - sg->row0) * sg->row_bytes, in, sc.u, sc.s, sc.m, sc.c);
     int z = qn_zero(sg->type);
     for (int i = 0; i < in; i++) {
         float t = sc.s[i / 16] * (float)((int)sc.u[i] - z);
@@ -244,10 +244,9 @@ lw_status lw_qn_act_quantize(lw_qn_act *a, const float *x, int T, int xin, int i
 void qn_forward_scalar(float *y, const lw_qn_act *a, const lw_qn_segment *seg, int out, const float *b, int n0,
                        int n1, qn_scratch sc)
 {
-    const int in = a->in, z = qn_zero(seg->type);
+    const int in = a->in;
     for (int o = n0; o < n1; o++) {
-        qn_decode_row(seg->type, seg->data + (size_t)(o - seg->row0) * seg->row_bytes, in, sc.u, sc.s, sc.m);
-        qn_offset_factors(sc.c, sc.s, sc.m, z, in);
+        qn_decode_row(seg->type, seg->data + (size_t)(o - seg->row0) * seg->row_bytes, in, sc.u, sc.s, sc.m, sc.c);
         for (int t = 0; t < a->T; t++) {
             const int8_t *qx = a->qx + (size_t)t * in;
             const float *sx = a->sx + (size_t)t * (in / 32);

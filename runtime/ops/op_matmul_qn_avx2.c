@@ -63,10 +63,9 @@ INLINE TARGET_AVX2 void row_tile(float *y, const lw_qn_act *a, int out, const fl
 TARGET_AVX2 void qn_forward_avx2(float *y, const lw_qn_act *a, const lw_qn_segment *seg, int out, const float *b,
                                  int n0, int n1, qn_scratch sc)
 {
-    const int in = a->in, z = qn_zero(seg->type), T = a->T;
+    const int in = a->in, T = a->T;
     for (int o = n0; o < n1; o++) {
-        qn_decode_row(seg->type, seg->data + (size_t)(o - seg->row0) * seg->row_bytes, in, sc.u, sc.s, sc.m);
-        qn_offset_factors(sc.c, sc.s, sc.m, z, in);
+        qn_decode_row(seg->type, seg->data + (size_t)(o - seg->row0) * seg->row_bytes, in, sc.u, sc.s, sc.m, sc.c);
         int t = 0;
         for (; t + 4 <= T; t += 4) row_tile(y, a, out, b, o, t, 4, sc);
         for (; t < T; t++) row_tile(y, a, out, b, o, t, 1, sc);

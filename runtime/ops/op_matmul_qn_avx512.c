@@ -72,13 +72,12 @@ INLINE TARGET_VNNI void row_tile(float *y, const lw_qn_act *a, int out, const fl
 
 /* Rows [o0, o0 + n) (n <= 16) decoded into the panel (sc.up, sc.sp,
  * sc.cp), rows past n zero: they add nothing and are not stored. */
-INLINE TARGET_VNNI void decode_panel(const lw_qn_segment *seg, int in, int z, int o0, int n, qn_scratch sc)
+INLINE TARGET_VNNI void decode_panel(const lw_qn_segment *seg, int in, int o0, int n, qn_scratch sc)
 {
     uint32_t *up = (uint32_t *)(void *)sc.up;
     for (int j = 0; j < 16; j++) {
         if (j < n) {
-            qn_decode_row(seg->type, seg->data + (size_t)(o0 + j - seg->row0) * seg->row_bytes, in, sc.u, sc.s, sc.m);
-            qn_offset_factors(sc.c, sc.s, sc.m, z, in);
+            qn_decode_row(seg->type, seg->data + (size_t)(o0 + j - seg->row0) * seg->row_bytes, in, sc.u, sc.s, sc.m, sc.c);
         } else {
             memset(sc.u, 0, (size_t)in);
             memset(sc.s, 0, sizeof(float) * (size_t)(in / 16));
@@ -131,11 +130,11 @@ INLINE TARGET_VNNI void panel_tile(float *y, const lw_qn_act *a, int out, const 
 TARGET_VNNI void qn_forward_avx512(float *y, const lw_qn_act *a, const lw_qn_segment *seg, int out, const float *b,
                                    int n0, int n1, qn_scratch sc)
 {
-    const int in = a->in, z = qn_zero(seg->type), T = a->T;
+    const int in = a->in, T = a->T;
     if (T >= 2) { /* prefill: 16 rows decoded side by side, x read 16 outputs at a time */
         for (int o0 = n0; o0 < n1; o0 += 16) {
             int n = n1 - o0 < 16 ? n1 - o0 : 16, t = 0;
-            decode_panel(seg, in, z, o0, n, sc);
+            decode_panel(seg, in, o0, n, sc);
             for (; t + 4 <= T; t += 4) panel_tile(y, a, out, b, o0, n, t, 4, sc);
             for (; t + 2 <= T; t += 2) panel_tile(y, a, out, b, o0, n, t, 2, sc);
             for (; t < T; t++) panel_tile(y, a, out, b, o0, n, t, 1, sc);
@@ -143,8 +142,7 @@ TARGET_VNNI void qn_forward_avx512(float *y, const lw_qn_act *a, const lw_qn_seg
         return;
     }
     for (int o = n0; o < n1; o++) { /* decode: one row at a time, streamed once */
-        qn_decode_row(seg->type, seg->data + (size_t)(o - seg->row0) * seg->row_bytes, in, sc.u, sc.s, sc.m);
-        qn_offset_factors(sc.c, sc.s, sc.m, z, in);
+        qn_decode_row(seg->type, seg->data + (size_t)(o - seg->row0) * seg->row_bytes, in, sc.u, sc.s, sc.m, sc.c);
         int t = 0;
         for (; t + 4 <= T; t += 4) row_tile(y, a, out, b, o, t, 4, sc);
         for (; t < T; t++) row_tile(y, a, out, b, o, t, 1, sc);

@@ -17,13 +17,17 @@ static inline float qn_half(const uint8_t *p)
 {
     uint16_t h;
     memcpy(&h, p, 2);
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = h & 0x7c00, bits;
+    if (exp != 0 && exp != 0x7c00) {
+        /* normal (every scale in practice): rebias the exponent by 112 */
+        bits = sign | ((uint32_t)(h & 0x7fff) + 0x1c000u) << 13;
+    } else if (exp == 0) {
         /* subnormal (or zero): man * 2^-24, exact in fp32 */
-        float f = (float)man * (1.0f / 16777216.0f);
+        float f = (float)(h & 0x3ff) * (1.0f / 16777216.0f);
         return sign ? -f : f;
+    } else {
+        bits = sign | 0x7f800000u | (uint32_t)(h & 0x3ff) << 13;
     }
-    bits = exp == 31 ? sign | 0x7f800000u | man << 13 : sign | (exp + 112) << 23 | man << 13;
     float f;
     memcpy(&f, &bits, 4);
     return f;
@@ -67,44 +71,49 @@ static inline void qn_k_scale_min(const uint8_t *s, int i, int *sc, int *m)
     }
 }
 
-/* Decodes a row of `in` columns of `type` blocks at src. Always inlined: a
+/* Decodes a row of `in` columns of `type` blocks at src; also c[in/16],
+ * c_g = m_b - z * s_g, the factor of the products' offsets (what
+ * qn_offset_factors computes, here without a second pass). Always inlined: a
  * separate copy would be compiled for the baseline instruction set, not the
  * caller's. */
-__attribute__((always_inline)) static inline void qn_decode_row(uint32_t type, const uint8_t *restrict src, int in, uint8_t *restrict u,
-                                 float *restrict s, float *restrict m)
+__attribute__((always_inline)) static inline void qn_decode_row(uint32_t type, const uint8_t *restrict src, int in,
+                                                               uint8_t *restrict u, float *restrict s,
+                                                               float *restrict m, float *restrict c)
 {
     switch (type) {
     case LW_QN_Q8_0:
         for (int b = 0; b < in / 32; b++, src += 34) {
             float d = qn_half(src);
             for (int j = 0; j < 32; j++) u[b * 32 + j] = (uint8_t)(src[2 + j] ^ 0x80);   /* q + 128 */
-            s[2 * b] = s[2 * b + 1] = d, m[b] = 0.0f;
+            s[2 * b] = s[2 * b + 1] = d, m[b] = 0.0f, c[2 * b] = c[2 * b + 1] = -(128.0f * d);
         }
         break;
     case LW_QN_Q4_0:
         for (int b = 0; b < in / 32; b++, src += 18) {
             qn_nibbles(u + b * 32, src + 2);
-            s[2 * b] = s[2 * b + 1] = qn_half(src), m[b] = 0.0f;
+            float d = qn_half(src);
+            s[2 * b] = s[2 * b + 1] = d, m[b] = 0.0f, c[2 * b] = c[2 * b + 1] = -(8.0f * d);
         }
         break;
     case LW_QN_Q4_1:
         for (int b = 0; b < in / 32; b++, src += 20) {
             qn_nibbles(u + b * 32, src + 4);
-            s[2 * b] = s[2 * b + 1] = qn_half(src), m[b] = qn_half(src + 2);
+            s[2 * b] = s[2 * b + 1] = qn_half(src), m[b] = c[2 * b] = c[2 * b + 1] = qn_half(src + 2);
         }
         break;
     case LW_QN_Q5_0:
         for (int b = 0; b < in / 32; b++, src += 22) {
             qn_nibbles(u + b * 32, src + 6);
             qn_fifth_bits(u + b * 32, src + 2);
-            s[2 * b] = s[2 * b + 1] = qn_half(src), m[b] = 0.0f;
+            float d = qn_half(src);
+            s[2 * b] = s[2 * b + 1] = d, m[b] = 0.0f, c[2 * b] = c[2 * b + 1] = -(16.0f * d);
         }
         break;
     case LW_QN_Q5_1:
         for (int b = 0; b < in / 32; b++, src += 24) {
             qn_nibbles(u + b * 32, src + 8);
             qn_fifth_bits(u + b * 32, src + 4);
-            s[2 * b] = s[2 * b + 1] = qn_half(src), m[b] = qn_half(src + 2);
+            s[2 * b] = s[2 * b + 1] = qn_half(src), m[b] = c[2 * b] = c[2 * b + 1] = qn_half(src + 2);
         }
         break;
     case LW_QN_Q4_K:
@@ -125,7 +134,7 @@ __attribute__((always_inline)) static inline void qn_decode_row(uint32_t type, c
                     for (int l = 0; l < 32; l++) ub[l] |= (uint8_t)(((qh[l] >> i) & 1) << 4);
                 int g = B * 16 + i * 2;
                 s[g] = s[g + 1] = d * (float)sc;
-                m[B * 8 + i] = -(dmin * (float)mn);
+                m[B * 8 + i] = c[g] = c[g + 1] = -(dmin * (float)mn);
             }
         }
         break;
@@ -145,7 +154,7 @@ __attribute__((always_inline)) static inline void qn_decode_row(uint32_t type, c
                 for (int l = 0; l < 32; l++)
                     ub[l] = (uint8_t)(((lo[l] >> sl) & 0x0f) | ((hi[l] >> sh) & 0x03) << 4);
             }
-            for (int g = 0; g < 16; g++) s[B * 16 + g] = d * (float)sc[g];
+            for (int g = 0; g < 16; g++) s[B * 16 + g] = d * (float)sc[g], c[B * 16 + g] = -(32.0f * s[B * 16 + g]);
             for (int b = 0; b < 8; b++) m[B * 8 + b] = 0.0f;
         }
         break;

@@ -25,13 +25,8 @@ void qn_forward_avx2(float *y, const lw_qn_act *a, const lw_qn_segment *seg, int
 void qn_forward_avx512(float *y, const lw_qn_act *a, const lw_qn_segment *seg, int out, const float *b, int n0,
                        int n1, qn_scratch sc);
 
-/* After a row's decode: c_g = m_b - z * s_g. */
-static inline void qn_offset_factors(float *c, const float *s, const float *m, int z, int in)
-{
-    for (int g = 0; g < in / 16; g++) c[g] = m[g / 2] - (float)z * s[g];
-}
-
-/* The offsets' part of one output, sum_g xf_g * c_g (fp32): with it,
+/* The offsets' part of one output, sum_g xf_g * c_g (fp32; c_g = m_b -
+ * z * s_g comes with the decode, op_matmul_qn_decode.h): with it,
  * y = sum_b sx_b sum_{g in b} s_g I_g + sum_g xf_g c_g. */
 static inline float qn_offsets(const float *xf, const float *c, int in)
 {
