@@ -3,6 +3,7 @@
 #include "op_matmul_qn_decode.h"
 #include "op_matmul_qn_kernels.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -127,6 +128,88 @@ INLINE TARGET_VNNI void panel_tile(float *y, const lw_qn_act *a, int out, const 
     for (int r = 0; r < TR; r++) _mm512_mask_storeu_ps(y + (size_t)(t0 + r) * out + o0, m, _mm512_add_ps(acc[r], bias));
 }
 
+/* --- decode (T = 1) on the 32-column formats, blocks expanded in registers -- */
+
+/* The 32 u of one block as 32 bytes in a register (no store: a row decoded
+ * to memory and loaded back 64 bytes at a time stalls on store forwarding,
+ * which made that half of the decode step's time). */
+INLINE TARGET_VNNI __m256i block_u(uint32_t type, const uint8_t *blk)
+{
+    const __m128i lo4 = _mm_set1_epi8(0x0f);
+    switch (type) {
+    case LW_QN_Q8_0:
+        return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 2)), _mm256_set1_epi8((char)0x80));
+    case LW_QN_Q5_0:
+    case LW_QN_Q5_1: {
+        const int off = type == LW_QN_Q5_0 ? 2 : 4;
+        __m128i q = _mm_loadu_si128((const __m128i *)(const void *)(blk + off + 4));
+        __m256i u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), lo4), _mm_and_si128(q, lo4));
+        uint32_t qh;
+        memcpy(&qh, blk + off, 4);
+        return _mm256_mask_blend_epi8((__mmask32)qh, u, _mm256_or_si256(u, _mm256_set1_epi8(0x10)));
+    }
+    default: { /* Q4_0, Q4_1 */
+        __m128i q = _mm_loadu_si128((const __m128i *)(const void *)(blk + (type == LW_QN_Q4_0 ? 2 : 4)));
+        return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), lo4), _mm_and_si128(q, lo4));
+    }
+    }
+}
+
+/* The block's s (its d) and c (m_b - z * d), as qn_decode_row gives them. */
+INLINE TARGET_VNNI void block_sc(uint32_t type, const uint8_t *blk, float *sv, float *cv)
+{
+    float d = qn_half(blk);
+    *sv = d;
+    switch (type) {
+    case LW_QN_Q8_0: *cv = -(128.0f * d); break;
+    case LW_QN_Q4_0: *cv = -(8.0f * d); break;
+    case LW_QN_Q5_0: *cv = -(16.0f * d); break;
+    default: *cv = qn_half(blk + 2); break; /* Q4_1, Q5_1: the min */
+    }
+}
+
+static bool fused_row_format(uint32_t type)
+{
+    return type == LW_QN_Q8_0 || type == LW_QN_Q4_0 || type == LW_QN_Q4_1 || type == LW_QN_Q5_0 ||
+           type == LW_QN_Q5_1;
+}
+
+/* y[0, o] for o in [n0, n1), 64 columns (two blocks) a vpdpbusd. */
+INLINE TARGET_VNNI void fused_rows(float *y, const lw_qn_act *a, const lw_qn_segment *seg, const float *b, int n0,
+                                   int n1)
+{
+    const int in = a->in, nb = in / 32;
+    const size_t bb = seg->row_bytes / (size_t)nb;
+    const uint32_t type = seg->type;
+    for (int o = n0; o < n1; o++) {
+        const uint8_t *row = seg->data + (size_t)(o - seg->row0) * seg->row_bytes;
+        __m512 acc = _mm512_setzero_ps();
+        float off = 0.0f;
+        int k = 0;
+        for (; k + 2 <= nb; k += 2) {
+            const uint8_t *b0 = row + (size_t)k * bb, *b1 = b0 + bb;
+            __m512i uv = _mm512_inserti64x4(_mm512_castsi256_si512(block_u(type, b0)), block_u(type, b1), 1);
+            float s0, c0, s1, c1;
+            block_sc(type, b0, &s0, &c0), block_sc(type, b1, &s1, &c1);
+            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), uv, _mm512_loadu_si512((const void *)(a->qx + k * 32)));
+            __m512 sv = _mm512_mask_blend_ps((__mmask16)0xff00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(sv, _mm512_loadu_ps(a->sxl + k * 8)), acc);
+            off += c0 * (a->xf[2 * k] + a->xf[2 * k + 1]) + c1 * (a->xf[2 * k + 2] + a->xf[2 * k + 3]);
+        }
+        if (k < nb) {
+            const uint8_t *b0 = row + (size_t)k * bb;
+            float s0, c0;
+            block_sc(type, b0, &s0, &c0);
+            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_castsi256_si512(block_u(type, b0)),
+                                            _mm512_maskz_loadu_epi8((__mmask64)0xffffffffull, a->qx + k * 32));
+            __m512 sl = _mm512_maskz_loadu_ps((__mmask16)0x00ff, a->sxl + k * 8);
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(_mm512_set1_ps(s0), sl), acc);
+            off += c0 * (a->xf[2 * k] + a->xf[2 * k + 1]);
+        }
+        y[o] = _mm512_reduce_add_ps(acc) + off + (b ? b[o] : 0.0f);
+    }
+}
+
 TARGET_VNNI void qn_forward_avx512(float *y, const lw_qn_act *a, const lw_qn_segment *seg, int out, const float *b,
                                    int n0, int n1, qn_scratch sc)
 {
@@ -139,6 +222,10 @@ TARGET_VNNI void qn_forward_avx512(float *y, const lw_qn_act *a, const lw_qn_seg
             for (; t + 2 <= T; t += 2) panel_tile(y, a, out, b, o0, n, t, 2, sc);
             for (; t < T; t++) panel_tile(y, a, out, b, o0, n, t, 1, sc);
         }
+        return;
+    }
+    if (T == 1 && fused_row_format(seg->type)) {
+        fused_rows(y, a, seg, b, n0, n1);
         return;
     }
     for (int o = n0; o < n1; o++) { /* decode: one row at a time, streamed once */
