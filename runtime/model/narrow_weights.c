@@ -246,7 +246,13 @@ lw_status lw_model_narrow(lw_model *m, lw_weights_dtype d, bool backward)
         drop_f32(&L->w_down, &N->w_down, NULL, NULL, NULL);
     }
     if (nmat_set(&n->output)) {
-        if (m->output != m->token_embd) free(m->output);
+        if (m->output != m->token_embd) {
+            free(m->output);
+        } else if (n->output.qn.nseg) {
+            /* tied, and the head's blocks hold the table's values: embed from them */
+            free(m->token_embd);
+            m->token_embd = NULL;
+        }
         m->output = NULL;
     }
     m->narrow = n;
@@ -270,7 +276,7 @@ size_t lw_model_weight_bytes_held(const lw_model *m)
     const lw_model_config *c = &m->cfg;
     size_t H = (size_t)c->hidden, qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
     size_t F = (size_t)c->ffn, V = (size_t)c->vocab, f = sizeof(float);
-    size_t bytes = V * H * f + H * f;   /* the table, output_norm */
+    size_t bytes = (m->token_embd ? V * H * f : 0) + H * f;   /* the table, output_norm */
     if (m->output && m->output != m->token_embd) bytes += V * H * f;
     for (int l = 0; l < c->n_layers; l++) {
         const lw_layer_weights *L = &m->layers[l];
@@ -330,4 +336,18 @@ lw_narrow_ref lw_narrow_lookup(const lw_model *m, int l, lw_plan_weight w)
 const struct lw_bf16_matrix *lw_narrow_matrix(const lw_model *m, int l, lw_plan_weight w)
 {
     return lw_narrow_lookup(m, l, w).bf16;
+}
+
+lw_status lw_model_embed_row(const lw_model *m, int id, float *row)
+{
+    const lw_model_config *c = &m->cfg;
+    if (id < 0 || id >= c->vocab) return lw_fail(LW_ERR_INVALID, "%s: token id %d outside [0, %d)", c->name, id, c->vocab);
+    if (m->token_embd) {
+        memcpy(row, m->token_embd + (size_t)id * c->hidden, (size_t)c->hidden * sizeof *row);
+        return LW_OK;
+    }
+    if (!m->narrow || !m->narrow->output.qn.nseg || m->narrow->output.qn.in != c->hidden)
+        return lw_fail(LW_ERR_INVALID, "%s: no embedding table and no head to embed from", c->name);
+    lw_qn_dequant_row(&m->narrow->output.qn, id, row);
+    return LW_OK;
 }

@@ -35,7 +35,9 @@ struct lw_narrow_weights;
 
 /* Converts m's big matrices to dtype d and frees their fp32 copies (m->output
  * becomes NULL, and so do the layers' projection pointers; under native, not
- * those of a matrix kept in fp32). m must be fp32 and its projections fused
+ * those of a matrix kept in fp32). Under q8 and native a tied model's table
+ * goes too (m->token_embd NULL): it embeds from the head's blocks
+ * (lw_model_embed_row). m must be fp32 and its projections fused
  * (as every loader makes them); native reads the blocks from the file m's
  * config names, so m must have been loaded from it (not random weights).
  * On failure m is unchanged. d = fp32 does nothing.
@@ -66,6 +68,12 @@ typedef struct {
 lw_narrow_ref lw_narrow_lookup(const lw_model *m, int l, lw_plan_weight w);
 /* Its bf16 member alone (NULL unless m is bf16). */
 const struct lw_bf16_matrix *lw_narrow_matrix(const lw_model *m, int l, lw_plan_weight w);
+
+/* Row `id` of the input embedding table, unscaled, into row[hidden]: from
+ * m->token_embd, or, when m is q8 or native with a tied head (the table
+ * freed: it was the head's fp32 twin, 671 MB for Gemma 3), dequantised
+ * from the head's blocks. LW_ERR_INVALID for an id outside the vocabulary. */
+lw_status lw_model_embed_row(const lw_model *m, int id, float *row);
 
 /* lw_narrow_weights_free: in model.h (lw_model_free calls it). */
 
