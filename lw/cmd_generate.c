@@ -132,11 +132,12 @@ int lw_cmd_generate(const lw_pair *pair, int argc, char **argv)
     if (lw_wants_help(argc, argv)) {
         printf("usage: lw generate --prompt TEXT [--model sender|receiver] [--chat] [--system TEXT]\n"
                "                   [--max-new N] [--temperature T] [--top-p P] [--seed S] [--device cpu|cuda]\n"
-               "                   [--dtype fp32|bf16]\n\n"
+               "                   [--dtype fp32|bf16|q8|native]\n\n"
                "Runs one of the pair's models and prints the continuation as it comes; --device cuda\n"
                "runs the forward pass on GPU 0 (cuBLAS and this pair's kernels) with fp32 weights, or\n"
                "with --dtype bf16 the projections and output head in bf16 (fp32 accumulation); on the\n"
-               "CPU, --dtype bf16 keeps the model's projections and output head in bf16 (fp32 sums).\n"
+               "CPU, --dtype bf16 keeps the model's projections and output head in bf16 (fp32 sums), q8\n"
+               "as Q8_0 blocks made at load, native as the GGUF file's own blocks (int8 x per 32).\n"
                "--chat wraps the prompt in the model's chat template. Greedy unless --temperature > 0;\n"
                "stops at the model's stop tokens. Defaults: receiver, 64 new tokens, seed 1.\n");
         return 0;
