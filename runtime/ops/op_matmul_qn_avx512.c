@@ -91,21 +91,23 @@ INLINE TARGET_VNNI void decode_panel(const lw_qn_segment *seg, int in, int o0, i
 
 /* TR rows of x against the 16 decoded rows of the panel: per 4 columns,
  * x's 4 bytes broadcast and one vpdpbusd for 16 outputs (u unsigned, qx
- * signed); per 16 columns (a group), the exact int32 sums scaled by the 16
- * rows' s_g times the block's sx_b, and the offsets' xf_g * c_g added. */
+ * signed); per GS groups of 16 columns sharing one scale (GS = 2: a whole
+ * block of 32, every format but Q6_K, whose scales are per 16), the exact
+ * int32 sums (at most 32 * 255 * 127) scaled by the 16 rows' s_g times the
+ * block's sx_b, and the offsets' xf_g * c_g added. */
 INLINE TARGET_VNNI void panel_tile(float *y, const lw_qn_act *a, int out, const float *b, int o0, int n, int t0,
-                                   const int TR, qn_scratch sc)
+                                   const int TR, const int GS, qn_scratch sc)
 {
     const int in = a->in, ng = in / 16;
     __m512 acc[4];
     UNROLL
     for (int r = 0; r < TR; r++) acc[r] = _mm512_setzero_ps();
-    for (int g = 0; g < ng; g++) {
+    for (int g = 0; g < ng; g += GS) {
         __m512i is[4];
         UNROLL
         for (int r = 0; r < TR; r++) is[r] = _mm512_setzero_si512();
         UNROLL
-        for (int q = 0; q < 4; q++) {
+        for (int q = 0; q < 4 * GS; q++) {
             __m512i wv = _mm512_load_si512((const void *)(sc.up + ((size_t)g * 4 + q) * 64));
             UNROLL
             for (int r = 0; r < TR; r++) {
@@ -117,15 +119,26 @@ INLINE TARGET_VNNI void panel_tile(float *y, const lw_qn_act *a, int out, const 
         __m512 sg = _mm512_load_ps(sc.sp + (size_t)g * 16), cg = _mm512_load_ps(sc.cp + (size_t)g * 16);
         UNROLL
         for (int r = 0; r < TR; r++) {
+            const float *xf = a->xf + (size_t)(t0 + r) * ng + g;
             __m512 f = _mm512_mul_ps(sg, _mm512_set1_ps(a->sx[(size_t)(t0 + r) * (in / 32) + g / 2]));
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[r]), f, acc[r]);
-            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a->xf[(size_t)(t0 + r) * ng + g]), cg, acc[r]);
+            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(GS == 2 ? xf[0] + xf[1] : xf[0]), cg, acc[r]);
         }
     }
     __mmask16 m = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
     __m512 bias = b ? _mm512_maskz_loadu_ps(m, b + o0) : _mm512_setzero_ps();
     UNROLL
     for (int r = 0; r < TR; r++) _mm512_mask_storeu_ps(y + (size_t)(t0 + r) * out + o0, m, _mm512_add_ps(acc[r], bias));
+}
+
+/* All T rows against one panel, GS as panel_tile's. */
+INLINE TARGET_VNNI void panel_rows(float *y, const lw_qn_act *a, int out, const float *b, int o0, int n,
+                                   const int GS, qn_scratch sc)
+{
+    int t = 0, T = a->T;
+    for (; t + 4 <= T; t += 4) panel_tile(y, a, out, b, o0, n, t, 4, GS, sc);
+    for (; t + 2 <= T; t += 2) panel_tile(y, a, out, b, o0, n, t, 2, GS, sc);
+    for (; t < T; t++) panel_tile(y, a, out, b, o0, n, t, 1, GS, sc);
 }
 
 /* --- decode (T = 1) on the 32-column formats, blocks expanded in registers -- */
@@ -216,11 +229,10 @@ TARGET_VNNI void qn_forward_avx512(float *y, const lw_qn_act *a, const lw_qn_seg
     const int in = a->in, T = a->T;
     if (T >= 2) { /* prefill: 16 rows decoded side by side, x read 16 outputs at a time */
         for (int o0 = n0; o0 < n1; o0 += 16) {
-            int n = n1 - o0 < 16 ? n1 - o0 : 16, t = 0;
+            int n = n1 - o0 < 16 ? n1 - o0 : 16;
             decode_panel(seg, in, o0, n, sc);
-            for (; t + 4 <= T; t += 4) panel_tile(y, a, out, b, o0, n, t, 4, sc);
-            for (; t + 2 <= T; t += 2) panel_tile(y, a, out, b, o0, n, t, 2, sc);
-            for (; t < T; t++) panel_tile(y, a, out, b, o0, n, t, 1, sc);
+            if (seg->type == LW_QN_Q6_K) panel_rows(y, a, out, b, o0, n, 1, sc);
+            else panel_rows(y, a, out, b, o0, n, 2, sc);   /* one scale per 32 columns */
         }
         return;
     }
