@@ -13,6 +13,7 @@
 #include "frozen_matmul.h"
 #include "lora.h"
 #include "cpu_threads.h"
+#include "narrow_weights.h"
 #include "ops.h"
 
 _Static_assert((int)LW_PLAN_LORA_Q == (int)LW_LORA_Q && (int)LW_PLAN_LORA_DOWN == (int)LW_LORA_DOWN &&
@@ -236,19 +237,29 @@ static lw_status op_backward(const exec *x, const lw_plan_op *op)
 
 /* ---- the model level forward ---------------------------------------------- */
 
-/* The first block's input for rows [r0, r0 + T) of the call. */
-static void embed_rows(const lw_model *m, const lw_forward_args *a, int r0, int T, float *x)
+/* The first block's input for rows [r0, r0 + T) of the call. A q8 or
+ * native model with a tied head has no fp32 table: its rows come from the
+ * head's blocks (narrow_weights.h), scaled as embedding_forward scales. */
+static lw_status embed_rows(const lw_model *m, const lw_forward_args *a, int r0, int T, float *x)
 {
     int H = m->cfg.hidden;
     for (int t = 0; t < T; t++) {
         int r = r0 + t;
         float *row = x + (size_t)t * H;
         bool use_embed = a->embeds && (!a->is_embed || a->is_embed[r]);
-        if (use_embed)
+        if (use_embed) {
             memcpy(row, a->embeds + (size_t)r * H, (size_t)H * sizeof(float));
-        else
+        } else if (m->token_embd) {
             embedding_forward(row, &a->ids[r], m->token_embd, 1, H, m->embed_scale);
+        } else if (a->ids[r] < 0) {
+            memset(row, 0, (size_t)H * sizeof(float));   /* as embedding_forward */
+        } else {
+            lw_status st = lw_model_embed_row(m, a->ids[r], row);
+            if (st) return st;
+            for (int i = 0; i < H; i++) row[i] *= m->embed_scale;
+        }
     }
+    return LW_OK;
 }
 
 lw_status lw_plan_cpu_forward_chunk(const lw_plan *p, const lw_model *m, lw_state *s, const lw_forward_args *a,
@@ -271,7 +282,7 @@ lw_status lw_plan_cpu_forward_chunk(const lw_plan *p, const lw_model *m, lw_stat
         const lw_plan_op *op = &p->model_ops[i];
         switch (op->kind) {
         case LW_OP_EMBEDDING:
-            embed_rows(m, a, r0, T, act(&x, op->out));
+            if ((st = embed_rows(m, a, r0, T, act(&x, op->out)))) return st;
             if (a->capture_layer == 0) memcpy(hidden_out, act(&x, op->out), (size_t)T * row_bytes);
             break;
         case LW_OP_BLOCKS:
