@@ -228,7 +228,30 @@ START_TEST(pair_check_refuses_a_plan_that_differs)
     lw_plan plans[2];
     lw_plan_lower(&pair->manifest.sender, &plans[0]);
     lw_plan_lower(&pair->manifest.receiver, &plans[1]);
+    pair->manifest.train.batch = 2;
+    pair->manifest.bridge.soft_tokens = 4;
+    lw_plan_memory memory[2];
+    for (int i = 0; i < 2; i++) {
+        lw_plan_shape shape;
+        ck_assert_int_eq(lw_pair_memory_shape(&pair->manifest, i, &shape), LW_OK);
+        ck_assert_int_eq(shape.rows, 2 * (LW_PAIR_BAKED_SEQ + 4 * i));
+        ck_assert_int_eq(shape.training, i == 1);
+        ck_assert_int_eq(lw_plan_memory_layout(&plans[i], &shape, &memory[i]), LW_OK);
+    }
     pair->plans = plans;
+    pair->memory = memory;
+    ck_assert_int_eq(lw_pair_check_plans(pair), LW_OK);
+    /* a memory plan that differs by one offset is refused, naming the slot */
+    memory[0].slots[LW_SLOT_XN].offset += LW_PLAN_ALIGN;
+    ck_assert_int_ne(lw_pair_check_plans(pair), LW_OK);
+    ck_assert_msg(strstr(lw_last_error(), "sender") && strstr(lw_last_error(), "memory plan") &&
+                      strstr(lw_last_error(), "slot xn differs"), "%s", lw_last_error());
+    memory[0].slots[LW_SLOT_XN].offset -= LW_PLAN_ALIGN;
+    memory[1].bytes++;
+    ck_assert_int_ne(lw_pair_check_plans(pair), LW_OK);
+    ck_assert_msg(strstr(lw_last_error(), "receiver") && strstr(lw_last_error(), "arena bytes"), "%s",
+                  lw_last_error());
+    memory[1].bytes--;
     ck_assert_int_eq(lw_pair_check_plans(pair), LW_OK);
     plans[1].n_layers = 99;
     ck_assert_int_ne(lw_pair_check_plans(pair), LW_OK);
@@ -280,7 +303,8 @@ START_TEST(tiny_pairs_baked_plans_equal_the_lowering)
         char path[4300];
         snprintf(path, sizeof path, "%s/%s/plan_tables.c", out, pairs[i]);
         char *src = tl_read_file(path, NULL);
-        ck_assert_msg(src && strstr(src, "const lw_plan lw_baked_plans[2]"), "%s: no plan table", path);
+        ck_assert_msg(src && strstr(src, "const lw_plan lw_baked_plans[2]") &&
+                          strstr(src, "const lw_plan_memory lw_baked_memory[2]"), "%s: no plan table", path);
         free(src);
         rc = tl_run(&log, "'%s/%s/lw' info", out, pairs[i]);
         ck_assert_msg(rc == 0, "%s: lw info (baked plans vs the lowering):\n%s", pairs[i], log);
@@ -303,6 +327,22 @@ START_TEST(tiny_pairs_baked_plans_equal_the_lowering)
     ck_assert_msg(rc != 0 && strstr(log, "receiver tiny-qwen3 lowers to another plan than the one lwc build baked in") &&
                       strstr(log, "width differs: 32 here, 33 in the other"),
                   "a changed baked table was not refused clearly (rc %d):\n%s", rc, log);
+    free(log);
+    /* and with the sender's memory plan moved by one cache line at xn */
+    rc = tl_run(&log,
+                "set -e; cd '%s/%s'; conf='%s'; cc=$(sed -n 's/^CC=//p' \"$conf\");"
+                " cflags=$(sed -n 's/^CFLAGS=//p' \"$conf\"); libs=$(sed -n 's/^LIBS=//p' \"$conf\");"
+                " awk '/lw_baked_memory/ {r = 1} r && !done && /\\/\\* xn \\*\\// {sub(/\\.offset = /, \".offset = 64 + \");"
+                " done = 1} {print}' plan_tables.c > tampered.c; ! cmp -s plan_tables.c tampered.c;"
+                " $cc $cflags -I'%s' -o lw-tampered pair_runtime.c kernels_embed.c tampered.c '%s' $libs",
+                out, pairs[0], tl_out("share/lwc/toolchain.conf"), tl_out("include/lwc"),
+                tl_out("lib/lwc/liblwrt.a"));
+    ck_assert_msg(rc == 0, "relinking with a changed memory table:\n%s", log);
+    free(log);
+    rc = tl_run(&log, "'%s/%s/lw-tampered' info", out, pairs[0]);
+    ck_assert_msg(rc != 0 && strstr(log, "sender tiny-qwen2 lays out to another memory plan") &&
+                      strstr(log, "slot xn differs"),
+                  "a changed baked memory plan was not refused clearly (rc %d):\n%s", rc, log);
     free(log);
 }
 END_TEST
