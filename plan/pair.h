@@ -29,11 +29,11 @@ typedef struct {
 } lw_pair;
 
 /* The shapes lwc build lays the models out for (memory plans baked into the
- * binary, the training step on a GPU): model 0, the sender, forward only
- * over train.batch x LW_PAIR_BAKED_SEQ rows; model 1, the receiver, training
- * over train.batch x (LW_PAIR_BAKED_SEQ + soft_tokens) rows; both with the
- * attention's log-sum-exp (the GPU kernels' aux) and keys over one
- * example's positions. */
+ * binary): one example at a time, as both backends' training passes run
+ * them; model 0, the sender, forward only over LW_PAIR_BAKED_SEQ rows;
+ * model 1, the receiver, training over LW_PAIR_BAKED_SEQ + soft_tokens rows
+ * (its prompt after the soft tokens); both with the attention's log-sum-exp
+ * (the GPU kernels' aux). */
 enum { LW_PAIR_BAKED_SEQ = 512 };
 lw_status lw_pair_memory_shape(const lw_manifest *m, int model, lw_plan_shape *out);
 

@@ -99,7 +99,7 @@ static void use_op(usage *u, const lw_plan_op *op, int i)
             /* the LoRA hook adds into the part after the split */
             if (op->parts[j].lora != LW_PLAN_LORA_NONE) reads(u, op->parts[j].slot, i);
         }
-        saves(u, op->keep);   /* dW-free backward still reads it: the LoRA's input */
+        saves(u, op->keep);   /* backward's LoRA hook reads it (adapters are known at run time only) */
         break;
     }
     case LW_OP_ROPE:

@@ -228,13 +228,12 @@ START_TEST(pair_check_refuses_a_plan_that_differs)
     lw_plan plans[2];
     lw_plan_lower(&pair->manifest.sender, &plans[0]);
     lw_plan_lower(&pair->manifest.receiver, &plans[1]);
-    pair->manifest.train.batch = 2;
     pair->manifest.bridge.soft_tokens = 4;
     lw_plan_memory memory[2];
     for (int i = 0; i < 2; i++) {
         lw_plan_shape shape;
         ck_assert_int_eq(lw_pair_memory_shape(&pair->manifest, i, &shape), LW_OK);
-        ck_assert_int_eq(shape.rows, 2 * (LW_PAIR_BAKED_SEQ + 4 * i));
+        ck_assert_int_eq(shape.rows, LW_PAIR_BAKED_SEQ + 4 * i);
         ck_assert_int_eq(shape.training, i == 1);
         ck_assert_int_eq(lw_plan_memory_layout(&plans[i], &shape, &memory[i]), LW_OK);
     }
