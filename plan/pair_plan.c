@@ -4,7 +4,6 @@
  * they differ only when the two were built from different sources. */
 #include "pair.h"
 
-
 lw_status lw_pair_memory_shape(const lw_manifest *m, int model, lw_plan_shape *out)
 {
     if (model < 0 || model > 1)

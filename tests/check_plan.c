@@ -20,6 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 static int count_kind(const lw_plan *p, lw_op_kind k)
 {
@@ -531,9 +534,28 @@ START_TEST(dtype_per_slot_follows_the_narrowing)
 }
 END_TEST
 
+#if defined(__SANITIZE_ADDRESS__)
+/* Whether byte `at` of the arena belongs to a stored slot (a shared slot
+ * not alive with its neighbour may lie over the neighbour's padding). */
+static bool stored_at(const lw_plan_memory *m, uint64_t at)
+{
+    for (int s = 1; s < LW_SLOT_COUNT; s++) {
+        const lw_plan_buffer *b = &m->slots[s];
+        if (!in_arena(b->where) || !b->elems) continue;
+        int copies = b->where == LW_PLAN_MEM_LAYER ? m->n_layer_copies : 1;
+        for (int i = 0; i < copies; i++) {
+            uint64_t o = b->offset + (b->where == LW_PLAN_MEM_LAYER ? (uint64_t)i * m->layer_bytes : 0);
+            if (at >= o && at < o + slot_bytes(m, s)) return true;
+        }
+    }
+    return false;
+}
+#endif
+
 /* The CPU state takes its activations from one arena at the plan's offsets:
  * layer l's pointers are arena + offset (+ l x layer stride when kept per
- * layer), x / xf / rstd_final the pinned ones. */
+ * layer), x / xf / rstd_final the pinned ones; under ASan every byte no
+ * stored slot covers is fenced. */
 START_TEST(state_activations_are_the_plans_arena)
 {
     lw_model_config c = family_config(_i);
@@ -559,6 +581,14 @@ START_TEST(state_activations_are_the_plans_arena)
                 }
                 uint64_t off = b->offset + (b->where == LW_PLAN_MEM_LAYER ? (uint64_t)l * m->layer_bytes : 0);
                 ck_assert_ptr_eq(*f, (float *)((char *)s->arena + off));
+#if defined(__SANITIZE_ADDRESS__)
+                /* the slot's own bytes are open, the padding after it fenced */
+                ck_assert(!__asan_region_is_poisoned(*f, (size_t)b->elems * sizeof(float)));
+                if ((b->elems * sizeof(float)) % LW_PLAN_ALIGN &&
+                    !stored_at(m, (uint64_t)((char *)(*f + b->elems) - (char *)s->arena)))
+                    ck_assert_msg(__asan_address_is_poisoned(*f + b->elems), "%s: padding not fenced",
+                                  lw_plan_slot_name((lw_plan_slot)slot));
+#endif
             }
         lw_state_free(s);
     }

@@ -11,6 +11,10 @@
 
 #include "ops.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 lw_status lw_model_config_check(const lw_model_config *c)
 {
     if (c->hidden <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->head_dim <= 0 ||
@@ -127,6 +131,27 @@ static float *in_arena(float *arena, const lw_plan_memory *mem, lw_plan_slot s, 
     return (float *)((char *)arena + off);
 }
 
+/* Under ASan the arena is one allocation, so an op that ran past its slot
+ * would land in a neighbour unseen; poisoning all but the stored slots' own
+ * bytes (every layer copy) keeps the padding and the unused gaps fenced, as
+ * separate allocations were. */
+#if defined(__SANITIZE_ADDRESS__)
+static void fence_arena(float *arena, const lw_plan_memory *mem)
+{
+    ASAN_POISON_MEMORY_REGION(arena, (size_t)mem->bytes + LW_PLAN_ALIGN);
+    for (int s = 1; s < LW_SLOT_COUNT; s++) {
+        const lw_plan_buffer *b = &mem->slots[s];
+        int copies = b->where == LW_PLAN_MEM_LAYER ? mem->n_layer_copies : 1;
+        for (int i = 0; i < copies; i++) {
+            float *p = in_arena(arena, mem, (lw_plan_slot)s, i);
+            if (p) ASAN_UNPOISON_MEMORY_REGION(p, (size_t)b->elems * sizeof(float));
+        }
+    }
+}
+#else
+static void fence_arena(float *arena, const lw_plan_memory *mem) { (void)arena, (void)mem; }
+#endif
+
 lw_status lw_state_alloc(const lw_model *m, int max_tokens, bool save_acts, lw_state **out)
 {
     *out = NULL;
@@ -162,7 +187,7 @@ lw_status lw_state_alloc(const lw_model *m, int max_tokens, bool save_acts, lw_s
         !(s->arena = aligned_alloc(LW_PLAN_ALIGN, (size_t)s->memory.bytes + LW_PLAN_ALIGN)))
         ok = false;
     else
-        memset(s->arena, 0, (size_t)s->memory.bytes);
+        memset(s->arena, 0, (size_t)s->memory.bytes), fence_arena(s->arena, &s->memory);
     s->key_cache = fbuf(kv, &ok);
     s->value_cache = fbuf(kv, &ok);
     if (ok) {
@@ -198,6 +223,9 @@ void lw_state_free(lw_state *s)
     free(s->acts);
     free(s->key_cache);
     free(s->value_cache);
+#if defined(__SANITIZE_ADDRESS__)
+    if (s->arena) ASAN_UNPOISON_MEMORY_REGION(s->arena, (size_t)s->memory.bytes + LW_PLAN_ALIGN);
+#endif
     free(s->arena);
     free(s->seg_k);
     free(s->seg_v);
