@@ -1,7 +1,9 @@
 /* The CPU executor of a plan (plan.h): forward runs the ops in order,
  * backward walks them in reverse, each op kind calling its ops.h function
  * (LW_OP_ATTENTION: plan_attend.c). Slots become pointers here, per layer:
- * activations in lw_layer_acts / lw_state, weights in lw_layer_weights /
+ * activations in the state's arena at the plan's offsets (lw_state_alloc
+ * lays it out with lw_plan_memory_layout; lw_layer_acts holds layer l's
+ * pointers, shared slots the same in every layer), weights in lw_layer_weights /
  * lw_model, gradients in the backward scratch. LoRA is a hook after each
  * adapted projection (a MATMUL part naming a target): forward adds its path
  * right after the projection, backward right after the projection's. */
@@ -23,16 +25,6 @@ _Static_assert((int)LW_PLAN_LORA_Q == (int)LW_LORA_Q && (int)LW_PLAN_LORA_DOWN =
 static void zero(float *p, size_t n) { memset(p, 0, n * sizeof *p); }
 
 /* ---- slots to pointers --------------------------------------------------- */
-
-#define ACT(slot, field) [slot] = offsetof(lw_layer_acts, field) + 1   /* + 1: 0 marks "not a layer slot" */
-static const size_t ACT_AT[LW_SLOT_COUNT] = {
-    ACT(LW_SLOT_X_IN, x_in), ACT(LW_SLOT_XN, xn), ACT(LW_SLOT_RSTD_ATTN, rstd_attn), ACT(LW_SLOT_QKV, qkv),
-    ACT(LW_SLOT_Q, q), ACT(LW_SLOT_K, k), ACT(LW_SLOT_V, v), ACT(LW_SLOT_Q_ROPE, q_rope),
-    ACT(LW_SLOT_RSTD_Q, rstd_q), ACT(LW_SLOT_RSTD_K, rstd_k), ACT(LW_SLOT_ATT, att), ACT(LW_SLOT_AO, ao),
-    ACT(LW_SLOT_PROJ, proj), ACT(LW_SLOT_PROJ_N, proj_n), ACT(LW_SLOT_RSTD_POST_ATTN, rstd_post_attn),
-    ACT(LW_SLOT_X_MID, x_mid), ACT(LW_SLOT_FN, fn), ACT(LW_SLOT_RSTD_FFN, rstd_ffn), ACT(LW_SLOT_GATE_UP, gate_up),
-    ACT(LW_SLOT_GATE, gate), ACT(LW_SLOT_UP, up), ACT(LW_SLOT_HID, hid), ACT(LW_SLOT_DOWN, down),
-    ACT(LW_SLOT_DOWN_N, down_n), ACT(LW_SLOT_RSTD_POST_FFN, rstd_post_ffn)};
 
 #define LAYER_W(w, field) [w] = offsetof(lw_layer_weights, field) + 1
 static const size_t WEIGHT_AT[LW_W_COUNT] = {
@@ -75,8 +67,11 @@ static float *kv_rows(float *cache, const exec *x)
 static void bind(exec *x, int l, const lw_layer_acts *a)
 {
     x->l = l;
-    for (int i = 0; i < LW_SLOT_COUNT; i++)
-        x->acts[i] = a && ACT_AT[i] ? *(float *const *)((const char *)a + ACT_AT[i] - 1) : NULL;
+    for (int i = 0; i < LW_SLOT_COUNT; i++) {
+        /* the layer's pointers into the state's arena (lw_state_alloc laid it out by the plan) */
+        float **field = a ? lw_layer_acts_slot((lw_layer_acts *)a, (lw_plan_slot)i) : NULL;
+        x->acts[i] = field ? *field : NULL;
+    }
     x->acts[LW_SLOT_X] = x->s->x;
     x->acts[LW_SLOT_K_CACHE] = l >= 0 ? kv_rows(x->s->key_cache, x) : NULL;
     x->acts[LW_SLOT_V_CACHE] = l >= 0 ? kv_rows(x->s->value_cache, x) : NULL;
