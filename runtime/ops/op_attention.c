@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "cpu_path.h"
+#include "op_attention_kernels.h"
+
 /* The keys query i may see form one interval [*lo, *hi) of [0, Tk), plus
  * the sink keys [0, *sink_hi) the window spares (*sink_hi < *lo, else 0). */
 static void visible_keys(const lw_attention_params *p, int n_sink, int i, int Tk, int *sink_hi, int *lo, int *hi)
@@ -49,6 +52,31 @@ static float dot(const float *a, const float *b, int n)
     return (s0 + s1) + (s2 + s3);
 }
 
+static void axpy(float *y, float s, const float *x, int n)
+{
+    for (int d = 0; d < n; d++) y[d] += s * x[d];
+}
+
+/* The dot product and axpy over head_dim of the process's path (cpu_path.h):
+ * the scalar ones above are the reference, the AVX2/AVX-512 ones
+ * (op_attention_kernels.h) sum in another order. Chosen once per call. */
+typedef struct {
+    float (*dot)(const float *a, const float *b, int n);
+    void (*axpy)(float *y, float s, const float *x, int n);
+} head_loops;
+
+static head_loops loops_of_path(void)
+{
+    lw_cpu_path p;
+    (void)lw_cpu_path_get(&p);   /* a bad LWC_CPU_PATH leaves the detected path */
+    switch (p) {
+    case LW_CPU_AVX512: return (head_loops){attn_dot_avx512, attn_axpy_avx512};
+    case LW_CPU_AVX2: return (head_loops){attn_dot_avx2, attn_axpy_avx2};
+    case LW_CPU_SCALAR: break;
+    }
+    return (head_loops){dot, axpy};
+}
+
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                        int Tq, int Tk, int Hq, int Hkv, int D, const lw_attention_params *p)
 {
@@ -58,6 +86,7 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
 void attention_forward_sink(float *out, float *att, const float *q, const float *k, const float *v,
                             int Tq, int Tk, int Hq, int Hkv, int D, const lw_attention_params *p, int n_sink)
 {
+    head_loops L = loops_of_path();
     for (int h = 0; h < Hq; h++) {
         int hk = kv_head(h, Hq, Hkv);
         for (int i = 0; i < Tq; i++) {
@@ -71,7 +100,7 @@ void attention_forward_sink(float *out, float *att, const float *q, const float 
             if (lo >= hi && sink_hi == 0) continue;  /* nothing visible: output 0 */
             float mx = -INFINITY;
             FOR_VISIBLE(j) {
-                ai[j] = dot(qi, k + ((size_t)j * Hkv + hk) * D, D) * p->scale;
+                ai[j] = L.dot(qi, k + ((size_t)j * Hkv + hk) * D, D) * p->scale;
                 if (ai[j] > mx) mx = ai[j];
             }
             double sum = 0.0;
@@ -82,8 +111,7 @@ void attention_forward_sink(float *out, float *att, const float *q, const float 
             float inv = (float)(1.0 / sum);
             FOR_VISIBLE(j) {
                 ai[j] *= inv;
-                const float *vj = v + ((size_t)j * Hkv + hk) * D;
-                for (int d = 0; d < D; d++) oi[d] += ai[j] * vj[d];
+                L.axpy(oi, ai[j], v + ((size_t)j * Hkv + hk) * D, D);
             }
         }
     }
@@ -104,6 +132,7 @@ void attention_backward_sink(float *dq, float *dk, float *dv, const float *dout,
                              const float *q, const float *k, const float *v,
                              int Tq, int Tk, int Hq, int Hkv, int D, const lw_attention_params *p, int n_sink)
 {
+    head_loops L = loops_of_path();
     for (int h = 0; h < Hq; h++) {
         int hk = kv_head(h, Hq, Hkv);
         for (int i = 0; i < Tq; i++) {
@@ -114,24 +143,17 @@ void attention_backward_sink(float *dq, float *dk, float *dv, const float *dout,
             visible_keys(p, n_sink, i, Tk, &sink_hi, &lo, &hi);
             double pdp = 0.0;
             FOR_VISIBLE(j)
-                if (ai[j] != 0.0f) pdp += (double)ai[j] * dot(doi, v + ((size_t)j * Hkv + hk) * D, D);
+                if (ai[j] != 0.0f) pdp += (double)ai[j] * L.dot(doi, v + ((size_t)j * Hkv + hk) * D, D);
             float *dqi = dq ? dq + ((size_t)i * Hq + h) * D : NULL;
             FOR_VISIBLE(j) {
                 float pj = ai[j];
                 if (pj == 0.0f) continue;
                 const float *kj = k + ((size_t)j * Hkv + hk) * D;
                 const float *vj = v + ((size_t)j * Hkv + hk) * D;
-                float ds = pj * (dot(doi, vj, D) - (float)pdp) * p->scale;
-                if (dqi)
-                    for (int d = 0; d < D; d++) dqi[d] += ds * kj[d];
-                if (dk) {
-                    float *dkj = dk + ((size_t)j * Hkv + hk) * D;
-                    for (int d = 0; d < D; d++) dkj[d] += ds * qi[d];
-                }
-                if (dv) {
-                    float *dvj = dv + ((size_t)j * Hkv + hk) * D;
-                    for (int d = 0; d < D; d++) dvj[d] += pj * doi[d];
-                }
+                float ds = pj * (L.dot(doi, vj, D) - (float)pdp) * p->scale;
+                if (dqi) L.axpy(dqi, ds, kj, D);
+                if (dk) L.axpy(dk + ((size_t)j * Hkv + hk) * D, ds, qi, D);
+                if (dv) L.axpy(dv + ((size_t)j * Hkv + hk) * D, pj, doi, D);
             }
         }
     }
