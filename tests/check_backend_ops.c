@@ -485,11 +485,23 @@ static void attention_reference(inst *I)
     free(s);
 }
 
-/* n_sink 0 goes through the plain entry points, so both are run. */
+/* n_sink 0 goes through the plain entry points, so both are run. Then the
+ * online-softmax form (att NULL) into tmp, held to the stored-probabilities
+ * form (itself held to the reference) with the op's tolerance: the inputs
+ * are the finite differences' perturbed ones too, which the reference is not. */
 static lw_status attention_forward_drv(inst *I)
 {
     if (D(8)) attention_forward_sink(OUT(0), OUT(1), IN(0), IN(1), IN(2), D(0), D(1), D(2), D(3), D(4), &I->ap, D(8));
     else attention_forward(OUT(0), OUT(1), IN(0), IN(1), IN(2), D(0), D(1), D(2), D(3), D(4), &I->ap);
+    size_t n = I->out[0].n;
+    for (size_t a = 0; a < n; a++) I->tmp[a] = NAN;
+    if (D(8)) attention_forward_sink(I->tmp, NULL, IN(0), IN(1), IN(2), D(0), D(1), D(2), D(3), D(4), &I->ap, D(8));
+    else attention_forward(I->tmp, NULL, IN(0), IN(1), IN(2), D(0), D(1), D(2), D(3), D(4), &I->ap);
+    const op_entry *e = &OPS[LW_OPL_ATTENTION];
+    for (size_t a = 0; a < n; a++)
+        if (!(fabs((double)I->tmp[a] - OUT(0)[a]) <= e->atol + e->rtol * fabs(OUT(0)[a])))
+            return lw_fail(LW_ERR_INVALID, "%s: the online softmax (att NULL) gives out[%zu] = %.9g, with att %.9g",
+                           I->c->label, a, (double)I->tmp[a], (double)OUT(0)[a]);
     return LW_OK;
 }
 

@@ -1,7 +1,8 @@
 /* Scaled dot-product attention with grouped-query heads, a causal mask, a
  * sliding window and a query offset (a continuation over a cache or a
  * prefix). Memory beyond the outputs is O(1): the probabilities go to att,
- * which backward needs anyway. */
+ * which backward needs anyway; with att NULL (inference) the forward is one
+ * online-softmax pass per query row and stores no scores. */
 #include "ops.h"
 
 #include <math.h>
@@ -83,6 +84,31 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
     attention_forward_sink(out, att, q, k, v, Tq, Tk, Hq, Hkv, D, p, 0);
 }
 
+/* Without att (nothing will run backward): FlashAttention's online softmax,
+ * one pass over the visible keys with a running max m and sum l; when a
+ * score raises m, what was accumulated is rescaled by e^(m_old - m_new).
+ * No score row is stored: memory is the output row. */
+static void attend_online(float *oi, const float *qi, const float *k, const float *v, int Hkv, int hk, int D,
+                          const lw_attention_params *p, int sink_hi, int lo, int hi, const head_loops *L)
+{
+    float m = -INFINITY;
+    double l = 0.0;
+    FOR_VISIBLE(j) {
+        float sj = L->dot(qi, k + ((size_t)j * Hkv + hk) * D, D) * p->scale;
+        if (sj > m) {
+            float c = expf(m - sj);   /* 0 on the first key (m = -inf) */
+            l *= c;
+            for (int d = 0; d < D; d++) oi[d] *= c;
+            m = sj;
+        }
+        float w = expf(sj - m);
+        l += w;
+        L->axpy(oi, w, v + ((size_t)j * Hkv + hk) * D, D);
+    }
+    float inv = (float)(1.0 / l);
+    for (int d = 0; d < D; d++) oi[d] *= inv;
+}
+
 void attention_forward_sink(float *out, float *att, const float *q, const float *k, const float *v,
                             int Tq, int Tk, int Hq, int Hkv, int D, const lw_attention_params *p, int n_sink)
 {
@@ -92,11 +118,15 @@ void attention_forward_sink(float *out, float *att, const float *q, const float 
         for (int i = 0; i < Tq; i++) {
             const float *qi = q + ((size_t)i * Hq + h) * D;
             float *oi = out + ((size_t)i * Hq + h) * D;
-            float *ai = att + ((size_t)h * Tq + i) * Tk;
             int sink_hi, lo, hi;
             visible_keys(p, n_sink, i, Tk, &sink_hi, &lo, &hi);
-            memset(ai, 0, (size_t)Tk * sizeof *ai);
             memset(oi, 0, (size_t)D * sizeof *oi);
+            if (!att) {
+                if (lo < hi || sink_hi > 0) attend_online(oi, qi, k, v, Hkv, hk, D, p, sink_hi, lo, hi, &L);
+                continue;
+            }
+            float *ai = att + ((size_t)h * Tq + i) * Tk;
+            memset(ai, 0, (size_t)Tk * sizeof *ai);
             if (lo >= hi && sink_hi == 0) continue;  /* nothing visible: output 0 */
             float mx = -INFINITY;
             FOR_VISIBLE(j) {

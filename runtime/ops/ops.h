@@ -52,7 +52,8 @@ void rope_backward(float *dx, const int *pos, const float *inv_freq, int T, int 
  * q[Tq, Hq, D], k and v [Tk, Hkv, D], out[Tq, Hq, D]; Hq % Hkv == 0.
  * Query i sits at key position i + q_offset (q_offset = Tk - Tq for a
  * continuation over a cache or a prefix). att[Hq, Tq, Tk] keeps the
- * probabilities for backward (masked entries are 0). */
+ * probabilities for backward (masked entries are 0); forward takes att NULL
+ * when no backward follows (an online softmax: no Tq x Tk scores at all). */
 typedef struct {
     bool causal;       /* key j visible to query i only if j <= i + q_offset */
     int q_offset;
