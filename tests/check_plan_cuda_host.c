@@ -73,15 +73,8 @@ static lw_model_config tiny(int i)
 
 START_TEST(training_pass_matches_the_cpu)
 {
-    lw_model_config c = tiny(_i);
-    c.context = 64;
-    lw_model *m;
-    OK(lw_model_init_random(&c, 31 + (uint64_t)_i, &m));
-    /* vocab 11: ids below it; 13 rows before the verbalizer, past the window of 4 */
-    static const int before[] = {1, 5, 6, 3, 4}, after[] = {7, 8, 2, 1};
-    tl_prompt_ids w = {before, after, 5, 4, 4, 9, 10, 3};
     tl_rig r;
-    tl_rig_open(&r, &g_dev, m, &w, 1e-4);
+    tl_rig_open_tiny(&r, &g_dev, tiny(_i), 31 + (uint64_t)_i);
     lw_twin_count = (lw_twin_counts){0};
     tl_rig_check_model(&r);
     /* the walk ran through the twin launchers and the twin cuBLAS, backward included */
@@ -95,20 +88,9 @@ END_TEST
 
 START_TEST(training_with_adapters_matches_the_cpu)
 {
-    lw_model_config c = tl_tiny_gemma3_config(4);
-    c.context = 64;
-    lw_model *m;
-    OK(lw_model_init_random(&c, 31, &m));
-    static const int before[] = {1, 5, 6, 3, 4}, after[] = {7, 8, 2, 1};
-    tl_prompt_ids w = {before, after, 5, 4, 4, 9, 10, 3};
     tl_rig r;
-    tl_rig_open(&r, &g_dev, m, &w, 1e-4);
-    tl_rig_check_adapters(&r, TL_LORA_QV, 0.f, 0, 1e-3);
-    tl_rig_check_adapters(&r, TL_LORA_ALL, 0.f, 0, 1e-3);
-    tl_rig_check_adapters(&r, TL_LORA_QV, 0.2f, 0, 1e-3);
-    tl_rig_check_adapters(&r, TL_LORA_ALL, 0.2f, 0, 1e-3);
-    tl_rig_check_adapters(&r, 0, 0.f, 3, 1e-3);             /* the deep prefix alone */
-    tl_rig_check_adapters(&r, TL_LORA_ALL, 0.2f, 3, 1e-3);  /* both */
+    tl_rig_open_tiny(&r, &g_dev, tl_tiny_gemma3_config(4), 31);
+    tl_rig_check_adapter_series(&r, 1e-3);
     tl_rig_check_adapters(&r, TL_LORA_QV, 0.f, 2, 1e-3);    /* a shorter prefix than the pass has room for */
     tl_rig_check_model(&r);   /* and without, on the pass that now holds prefix rows */
     tl_rig_close(&r);

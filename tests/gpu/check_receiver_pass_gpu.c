@@ -67,27 +67,13 @@ static void unload_kernels(lw_cuda_module *mod) { lw_cuda_unload(&g_cu, mod); }
 
 static const tl_rig_device g_dev = {&g_cu, &g_blas, "gpu", load_kernels, unload_kernels, true};
 
-/* The shared rig on this GPU, and what it holds there. */
-static void rig_open(tl_rig *r, lw_model *m, const tl_prompt_ids *w, double grad_rtol)
-{
-    tl_rig_open(r, &g_dev, m, w, grad_rtol);
-    fprintf(stderr, "%s: %d rows, %.1f MiB of weights, %.1f MiB for the training pass on the GPU\n", m->cfg.name,
-            r->cpu.max_T, r->g->weight_bytes / 1048576.0, r->gpu.bytes / 1048576.0);
-}
-
 /* ---- tiny random models ------------------------------------------------ */
 
 START_TEST(tiny_models_match_the_cpu)
 {
     lw_model_config c = _i == 0 ? tl_tiny_gemma3_config(4) : tl_tiny_llama_config(LW_WEIGHTS_GGUF);
-    c.context = 64;
-    lw_model *m;
-    OK(lw_model_init_random(&c, 31 + (uint64_t)_i, &m));
-    /* vocab 11: ids below it; 13 rows before the verbalizer, past the window of 4 */
-    static const int before[] = {1, 5, 6, 3, 4}, after[] = {7, 8, 2, 1};
-    tl_prompt_ids w = {before, after, 5, 4, 4, 9, 10, 3};
     tl_rig r;
-    rig_open(&r, m, &w, 1e-4);
+    tl_rig_open_tiny(&r, &g_dev, c, 31 + (uint64_t)_i);
     tl_rig_check_model(&r);
     tl_rig_close(&r);
 }
@@ -95,20 +81,9 @@ END_TEST
 
 START_TEST(tiny_gemma_with_adapters_matches_the_cpu)
 {
-    lw_model_config c = tl_tiny_gemma3_config(4);
-    c.context = 64;
-    lw_model *m;
-    OK(lw_model_init_random(&c, 31, &m));
-    static const int before[] = {1, 5, 6, 3, 4}, after[] = {7, 8, 2, 1};
-    tl_prompt_ids w = {before, after, 5, 4, 4, 9, 10, 3};
     tl_rig r;
-    rig_open(&r, m, &w, 1e-4);
-    tl_rig_check_adapters(&r, TL_LORA_QV, 0.f, 0, 1e-3);
-    tl_rig_check_adapters(&r, TL_LORA_ALL, 0.f, 0, 1e-3);
-    tl_rig_check_adapters(&r, TL_LORA_QV, 0.2f, 0, 1e-3);
-    tl_rig_check_adapters(&r, TL_LORA_ALL, 0.2f, 0, 1e-3);
-    tl_rig_check_adapters(&r, 0, 0.f, 3, 1e-3);             /* the deep prefix alone */
-    tl_rig_check_adapters(&r, TL_LORA_ALL, 0.2f, 3, 1e-3);  /* both */
+    tl_rig_open_tiny(&r, &g_dev, tl_tiny_gemma3_config(4), 31);
+    tl_rig_check_adapter_series(&r, 1e-3);
     tl_rig_check_model(&r);   /* and without, on the pass that now holds prefix rows */
     tl_rig_close(&r);
 }
@@ -123,7 +98,7 @@ START_TEST(gemma3_matches_the_cpu)
     static const int before[] = {2, 14946, 3324, 496, 990}, after[] = {236764, 528, 496};
     tl_prompt_ids w = {before, after, 5, 3, 6, 1944, 9744, 684};
     tl_rig r;
-    rig_open(&r, m, &w, 1e-3);
+    tl_rig_open(&r, &g_dev, m, &w, 1e-3);
     tl_rig_check_model(&r);
     tl_rig_check_adapters(&r, TL_LORA_ALL, 0.2f, 3, 2e-3);
     tl_rig_close(&r);

@@ -1,5 +1,6 @@
 /* The receiver's training pass on a device against the CPU's; see receiver_rig.h. */
 #include "receiver_rig.h"
+#include "random_weights.h"
 #include "testlib.h"
 
 #include <math.h>
@@ -24,6 +25,18 @@ void tl_rig_open(tl_rig *r, const tl_rig_device *dev, lw_model *m, const tl_prom
     r->g->sync_each_launch = dev->sync_each_launch;
     OK(lw_receiver_pass_alloc(&r->cpu, m, &r->layout, max_T, "test"));
     OK(lw_gpu_receiver_pass_alloc(&r->gpu, r->g, &r->layout, max_T, "test"));
+    fprintf(stderr, "%s: %d rows, %.1f MiB of weights, %.1f MiB for the training pass on the %s\n", m->cfg.name,
+            max_T, r->g->weight_bytes / 1048576.0, r->gpu.bytes / 1048576.0, dev->name);
+}
+
+void tl_rig_open_tiny(tl_rig *r, const tl_rig_device *dev, lw_model_config c, uint64_t seed)
+{
+    c.context = 64;
+    lw_model *m;
+    OK(lw_model_init_random(&c, seed, &m));
+    static const int before[] = {1, 5, 6, 3, 4}, after[] = {7, 8, 2, 1};
+    tl_prompt_ids w = {before, after, 5, 4, 4, 9, 10, 3};
+    tl_rig_open(r, dev, m, &w, 1e-4);
 }
 
 void tl_rig_close(tl_rig *r)
@@ -249,5 +262,15 @@ void tl_rig_check_adapters(tl_rig *r, unsigned targets, float dropout, int P, do
     a.ad.training = dropout > 0.f;
     same_adapter_step(r, &a, 1, rtol);
     adapters_close(&a);
+}
+
+void tl_rig_check_adapter_series(tl_rig *r, double rtol)
+{
+    tl_rig_check_adapters(r, TL_LORA_QV, 0.f, 0, rtol);
+    tl_rig_check_adapters(r, TL_LORA_ALL, 0.f, 0, rtol);
+    tl_rig_check_adapters(r, TL_LORA_QV, 0.2f, 0, rtol);
+    tl_rig_check_adapters(r, TL_LORA_ALL, 0.2f, 0, rtol);
+    tl_rig_check_adapters(r, 0, 0.f, 3, rtol);              /* the deep prefix alone */
+    tl_rig_check_adapters(r, TL_LORA_ALL, 0.2f, 3, rtol);   /* both */
 }
 

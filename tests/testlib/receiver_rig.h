@@ -17,6 +17,7 @@
 #include "receiver_pass.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* The device side of a rig: the open driver and cuBLAS (or their twins). */
 typedef struct {
@@ -58,6 +59,11 @@ enum { TL_LORA_QV = (1u << LW_LORA_Q) | (1u << LW_LORA_V), TL_LORA_ALL = (1u << 
 void tl_rig_open(tl_rig *r, const tl_rig_device *dev, lw_model *m, const tl_prompt_ids *w, double grad_rtol);
 void tl_rig_close(tl_rig *r);
 
+/* The rig of a tiny random model (tiny_models.h) of config c (context set
+ * to 64), weights drawn with seed, on the prompt both suites use: vocab-11
+ * ids, 13 rows before the verbalizer (past a window of 4); grad_rtol 1e-4. */
+void tl_rig_open_tiny(tl_rig *r, const tl_rig_device *dev, lw_model_config c, uint64_t seed);
+
 /* Without adapters: a training step of each label (loss relative 1e-4,
  * d_embeds after a backward of scale 0.75 within grad_rtol, the first-token
  * check), every label's score after the prompt with and without the soft
@@ -71,5 +77,10 @@ void tl_rig_check_model(tl_rig *r);
  * each LoRA tensor's and the prefix K/V's gradients within rtol x max |cpu|
  * of the tensor) and the scores. */
 void tl_rig_check_adapters(tl_rig *r, unsigned targets, float dropout, int P, double rtol);
+
+/* The adapter series both suites run on the tiny Gemma-like: LoRA on q,v
+ * and on all targets, dropout 0 and 0.2; a deep prefix of 3 alone; LoRA
+ * (all, dropout 0.2) with the prefix; each within rtol. */
+void tl_rig_check_adapter_series(tl_rig *r, double rtol);
 
 #endif
