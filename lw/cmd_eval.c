@@ -17,6 +17,7 @@
 #include "lw_cli.h"
 #include "metrics.h"
 #include "sender_cache.h"
+#include "sender_cache_layers.h"
 #include "train.h"
 #include "answer_eval.h"
 #include "train_text.h"
@@ -403,9 +404,13 @@ static int run(const lw_pair *pair, const eval_args *a)
     lw_subset sel = {a->limit, a->stratified, (uint64_t)a->subset_seed};
     if (lw_dataset_load_subset(a->split, &e.task, &sel, &e.data)) { fail("data"); goto done; }
     bool text = lw_text_method_from_name(a->method) >= 0;
+    /* a bridge trained on a layer mix reads those layers' states side by side */
+    int layers[LW_LAYER_MIX_MAX] = {e.m->bridge.source_layer}, n_layers = 1;
     if (a->baseline < 0 && !text && (lw_cache_dir(a->cache_dir, e.cache, sizeof e.cache) ||
-        lw_sender_cache_get(&e.m->sender, e.m->bridge.source_layer, a->split, &e.data, e.cache, a->quiet,
-                            &e.states))) {
+        (a->checkpoint && lw_bridge_checkpoint_layers(a->checkpoint, e.m->sender.hidden, e.m->bridge.source_layer,
+                                                      layers, &n_layers)) ||
+        lw_sender_cache_get_layers(&e.m->sender, layers, n_layers, a->split, &e.data, e.cache, a->quiet,
+                                   &e.states))) {
         fail("sender states");
         goto done;
     }

@@ -16,6 +16,7 @@
 #include "fileutil.h"
 #include "lw_cli.h"
 #include "sender_states.h"
+#include "sender_cache_layers.h"
 #include "wire.h"
 #include "wire_identity.h"
 
@@ -96,6 +97,10 @@ typedef struct {
     FILE *out;
     const char *out_name;
     long sent;
+    lw_layer_mix mix;             /* a bridge trained on a mix of sender layers (bridge_scorer.h) */
+    bool with_mix;
+    float *stack, *mixed;         /* the mix's input and output rows */
+    size_t stack_cap;
 } sender;
 
 static lw_status sender_open(sender *s, const lw_manifest *m, const send_args *a)
@@ -114,6 +119,9 @@ static lw_status sender_open(sender *s, const lw_manifest *m, const send_args *a
     if (!st) st = lw_bridge_create(&s->bridge, &bc, m->sender.hidden, m->receiver.hidden, m->receiver.embed_rms);
     if (!st) s->bridge_made = true;
     if (!st) st = lw_checkpoint_load_bridge(bridge_path, &s->bridge);
+    if (!st) st = lw_bridge_checkpoint_mix(a->checkpoint, &s->bridge, &s->mix, &s->with_mix);
+    if (!st && s->with_mix && !(s->mixed = malloc((size_t)LW_SENDER_MAX_TOKENS * m->sender.hidden * sizeof(float))))
+        st = lw_fail(LW_ERR_NOMEM, "send: out of memory");
     if (!st) st = lw_bridge_acts_create(&s->bridge, LW_SENDER_MAX_TOKENS, &s->acts);
     if (!st && !(s->soft = malloc((size_t)a->M * m->receiver.hidden * sizeof *s->soft)))
         st = lw_fail(LW_ERR_NOMEM, "send: out of memory");
@@ -127,6 +135,8 @@ static void sender_close(sender *s)
     lw_bridge_acts_free(s->acts);
     if (s->bridge_made) lw_bridge_free(&s->bridge);
     free(s->soft);
+    lw_layer_mix_free(&s->mix);
+    free(s->stack), free(s->mixed);
 }
 
 /* One text: sender, bridge, message out. */
@@ -135,8 +145,9 @@ static lw_status send_text(sender *s, const char *text)
     int T;
     uint8_t *msg = NULL;
     size_t len;
-    lw_status st = lw_sender_run_states(&s->run, s->m->bridge.source_layer, text, &T);
-    if (!st) st = lw_bridge_forward(&s->bridge, s->acts, s->run.hidden, T, s->soft);
+    lw_status st = s->with_mix ? lw_sender_run_mixed(&s->run, &s->mix, text, &s->stack, &s->stack_cap, s->mixed, &T)
+                               : lw_sender_run_states(&s->run, s->m->bridge.source_layer, text, &T);
+    if (!st) st = lw_bridge_forward(&s->bridge, s->acts, s->with_mix ? s->mixed : s->run.hidden, T, s->soft);
     if (!st) st = lw_wire_encode(&s->head, s->soft, &msg, &len);
     if (!st) st = lw_wire_write_frame(s->out, s->out_name, msg, len);
     if (!st && fflush(s->out) != 0) st = lw_fail(LW_ERR_IO, "%s: writing: %s", s->out_name, strerror(errno));
