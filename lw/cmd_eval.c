@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "sender_cache.h"
 #include "sender_cache_layers.h"
+#include "score_calibration.h"
 #include "train.h"
 #include "answer_eval.h"
 #include "train_text.h"
@@ -59,6 +60,9 @@ static void usage(const lw_pair *pair)
            "                       the fraction that fell back, for every cut of the margins\n"
            "  --scores FILE        bridge: every example's label scores, one JSON line each, as lw receive\n"
            "                       prints them (docs/wire.md)\n"
+           "  --calibrate mean     bridge: each label's score minus its mean over the evaluated examples\n"
+           "                       (the input-independent prior a young bridge learns first;\n"
+           "                       docs/objectives.md). Method reported as <method>-calibrated\n"
            "  --tasks-dir DIR      default <manifest dir>/../tasks\n"
            "  --cache-dir DIR      sender-state cache (default $LWC_CACHE_DIR or .lwc-cache/ beside lw)\n"
            "  --quiet              no progress line, and only the accuracy and macro-F1 lines (the\n"
@@ -78,6 +82,7 @@ static void usage(const lw_pair *pair)
 typedef struct {
     const char *task, *split, *method, *checkpoint, *train, *json, *tasks_dir, *cache_dir;
     const char *scores;        /* bridge: every example's label scores, a JSON line each */
+    bool calibrate;            /* --calibrate mean (score_calibration.h) */
     float threshold;           /* bridge-fallback: margin below which the receiver reads the text */
     bool has_threshold, curve; /* bridge-fallback: --threshold given; --curve */
     const char *device;        /* bridge: where the receiver runs, "cpu" or "cuda" */
@@ -116,6 +121,14 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
         else if (!strcmp(o, "--train")) ok = lw_opt_str(argc, argv, &i, &a->train);
         else if (!strcmp(o, "--json")) ok = lw_opt_str(argc, argv, &i, &a->json);
         else if (!strcmp(o, "--scores")) ok = lw_opt_str(argc, argv, &i, &a->scores);
+        else if (!strcmp(o, "--calibrate")) {
+            const char *v = NULL;
+            if ((ok = lw_opt_str(argc, argv, &i, &v)) && strcmp(v, "mean")) {
+                fprintf(stderr, "lw eval: --calibrate takes mean, not '%s'\n", v);
+                ok = false;
+            }
+            a->calibrate = ok;
+        }
         else if (!strcmp(o, "--threshold")) ok = a->has_threshold = lw_opt_float(argc, argv, &i, &a->threshold);
         else if (!strcmp(o, "--curve")) a->curve = true;
         else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
@@ -168,6 +181,10 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
                 a->method);
         return false;
     }
+    if (a->calibrate && strcmp(a->method, "bridge")) {
+        fprintf(stderr, "lw eval: --calibrate goes with --method bridge\n");
+        return false;
+    }
     if (a->scores && strcmp(a->method, "bridge")) {
         fprintf(stderr, "lw eval: --scores goes with --method bridge\n");
         return false;
@@ -215,25 +232,34 @@ static lw_status bridge_predict(eval_ctx *e, int *pred, double *margins)
     FILE *sf = NULL;
     if (e->a->scores && !(sf = fopen(e->a->scores, "w")))
         st = lw_fail(LW_ERR_IO, "eval: cannot write %s", e->a->scores);
-    double *scores = calloc((size_t)e->task.n_labels, sizeof *scores);
+    int L = e->task.n_labels;
+    double *all = calloc((size_t)(e->data.n > 0 ? e->data.n : 1) * L, sizeof *all);   /* [n, L] */
     float *x = NULL;
     size_t cap = 0;
-    if (!st && !scores) st = lw_fail(LW_ERR_NOMEM, "eval: out of memory");
+    if (!st && !all) st = lw_fail(LW_ERR_NOMEM, "eval: out of memory");
     double t0 = lw_now_s();
     for (int i = 0; !st && i < e->data.n; i++) {
         int T;
         st = lw_sender_cache_read(&e->states, i, &x, &cap, &T);
-        if (!st) st = lw_trainer_score(&sc.tr, x, T, scores);
+        if (!st) st = lw_trainer_score(&sc.tr, x, T, all + (size_t)i * L);
         if (st) break;
-        pred[i] = lw_scores_argmax(scores, e->task.n_labels);
-        if (margins) margins[i] = lw_scores_margin(scores, e->task.n_labels);
-        if (sf) st = lw_scores_write_line(sf, e->a->scores, &e->task, (uint64_t)i, scores);
         if (!e->a->quiet && ((i + 1) % 10 == 0 || i + 1 == e->data.n))
             fprintf(stderr, "\reval: %d/%d  %.3f s/example   ", i + 1, e->data.n, (lw_now_s() - t0) / (i + 1));
     }
     if (!e->a->quiet) fputc('\n', stderr);
+    if (!st && e->a->calibrate) {   /* the offsets need every example's scores first */
+        lw_scores_calibrate_mean(all, e->data.n, L, NULL);
+        snprintf(e->method_buf, sizeof e->method_buf, "%s-calibrated", e->method);
+        e->method = e->method_buf;
+    }
+    for (int i = 0; !st && i < e->data.n; i++) {
+        const double *scores = all + (size_t)i * L;
+        pred[i] = lw_scores_argmax(scores, L);
+        if (margins) margins[i] = lw_scores_margin(scores, L);
+        if (sf) st = lw_scores_write_line(sf, e->a->scores, &e->task, (uint64_t)i, scores);
+    }
     if (sf && fclose(sf) != 0 && !st) st = lw_fail(LW_ERR_IO, "eval: writing %s", e->a->scores);
-    free(scores);
+    free(all);
     free(x);
     lw_bridge_scorer_close(&sc);
     return st;
