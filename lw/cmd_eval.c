@@ -248,6 +248,14 @@ static lw_status bridge_predict(eval_ctx *e, int *pred, double *margins)
     }
     if (!e->a->quiet) fputc('\n', stderr);
     if (!st && e->a->calibrate) {   /* the offsets need every example's scores first */
+        int right = 0;   /* the same scores uncalibrated: the comparison comes from one scoring pass */
+        for (int i = 0; i < e->data.n; i++) right += lw_scores_argmax(all + (size_t)i * L, L) == e->data.examples[i].label;
+        double raw = e->data.n ? (double)right / e->data.n : 0.0;
+        if (!e->extra) e->extra = json_object();
+        json_object_set_new(e->extra, "calibrate", json_string("mean"));
+        json_object_set_new(e->extra, "uncalibrated_accuracy", json_real(raw));
+        printf("  uncalibrated accuracy  %.4f  (%d of %d, the same scores before --calibrate)\n", raw, right,
+               e->data.n);
         lw_scores_calibrate_mean(all, e->data.n, L, NULL);
         snprintf(e->method_buf, sizeof e->method_buf, "%s-calibrated", e->method);
         e->method = e->method_buf;
