@@ -8,6 +8,7 @@
 
 #include "checkpoint.h"
 #include "fileutil.h"
+#include "layer_mix_file.h"
 
 void lw_bridge_checkpoint_file(const char *ck, char *out, size_t cap, bool *is_dir)
 {
@@ -15,6 +16,66 @@ void lw_bridge_checkpoint_file(const char *ck, char *out, size_t cap, bool *is_d
     *is_dir = !(n > 12 && !strcmp(ck + n - 12, ".safetensors"));
     if (*is_dir) lw_pathf(out, cap, "%s/bridge.safetensors", ck);
     else lw_pathf(out, cap, "%s", ck);
+}
+
+/* The folder of a checkpoint: itself, or the .safetensors file's. */
+static void checkpoint_dir(const char *ck, char *out, size_t cap)
+{
+    bool is_dir;
+    char file[4200];
+    lw_bridge_checkpoint_file(ck, file, sizeof file, &is_dir);
+    if (is_dir) {
+        lw_pathf(out, cap, "%s", ck);
+        return;
+    }
+    char *slash = strrchr(file, '/');
+    if (!slash) lw_pathf(out, cap, ".");
+    else {
+        *slash = '\0';
+        lw_pathf(out, cap, "%s", *file ? file : "/");
+    }
+}
+
+lw_status lw_bridge_checkpoint_layers(const char *checkpoint, int S, int default_layer, int *layers, int *K)
+{
+    char dir[4200];
+    checkpoint_dir(checkpoint, dir, sizeof dir);
+    *K = 1, layers[0] = default_layer;
+    if (!lw_layer_mix_file_exists(dir)) return LW_OK;
+    lw_layer_mix m;
+    lw_status st = lw_layer_mix_load(&m, dir, S);
+    if (st) return st;
+    *K = m.K;
+    memcpy(layers, m.layers, (size_t)m.K * sizeof *layers);
+    lw_layer_mix_free(&m);
+    return LW_OK;
+}
+
+lw_status lw_bridge_checkpoint_mix(const char *checkpoint, const lw_bridge *b, lw_layer_mix *mix, bool *found)
+{
+    const char *want = b->sender_layers;
+    char dir[4200], have[96] = "";
+    checkpoint_dir(checkpoint, dir, sizeof dir);
+    bool there = lw_layer_mix_file_exists(dir);
+    *found = false;
+    memset(mix, 0, sizeof *mix);
+    if (!*want && !there) return LW_OK;
+    if (!*want)
+        return lw_fail(LW_ERR_FORMAT, "%s: %s/%s is there but the bridge was trained on one sender layer (files of "
+                       "two checkpoints mixed?)", checkpoint, dir, LW_LAYER_MIX_FILE);
+    if (!there)
+        return lw_fail(LW_ERR_FORMAT, "%s: the bridge was trained on a mix of sender layers %s, and %s/%s, which "
+                       "holds the mix, is missing: copy it with the bridge", checkpoint, want, dir, LW_LAYER_MIX_FILE);
+    lw_status st = lw_layer_mix_load(mix, dir, b->sender_hidden);
+    if (st) return st;
+    lw_layer_mix_describe(mix, have, sizeof have);
+    if (strcmp(have, want) != 0) {
+        lw_layer_mix_free(mix);
+        return lw_fail(LW_ERR_FORMAT, "%s: the bridge was trained on sender layers %s, %s/%s mixes %s", checkpoint,
+                       want, dir, LW_LAYER_MIX_FILE, have);
+    }
+    *found = true;
+    return LW_OK;
 }
 
 lw_status lw_bridge_scorer_open(lw_bridge_scorer *s, const lw_pair *pair, const lw_task *task, int M,
@@ -27,6 +88,8 @@ lw_status lw_bridge_scorer_open(lw_bridge_scorer *s, const lw_pair *pair, const 
     if (st) return st;
     st = lw_checkpoint_load_bridge(s->bridge_path, &s->side.bridge);
     if (!st) st = lw_trainer_create(&s->tr, s->side.receiver, &s->side.layout, &s->side.bridge, 0.0f);
+    if (!st) st = lw_bridge_checkpoint_mix(checkpoint, &s->side.bridge, &s->mix, &s->with_mix);
+    if (!st && s->with_mix) st = lw_trainer_attach_layer_mix(&s->tr, &s->mix);
     /* a checkpoint folder may hold LoRA / deep-prefix files beside the bridge */
     if (!st && is_dir)
         st = lw_adapter_set_open(&s->adapters, s->side.receiver, s->tr.max_T, checkpoint, &s->with_adapters);
@@ -44,6 +107,7 @@ void lw_bridge_scorer_close(lw_bridge_scorer *s)
     lw_trainer_free(&s->tr);
     lw_gpu_receiver_close(&s->gpu);
     lw_adapter_set_free(&s->adapters);
+    lw_layer_mix_free(&s->mix);
     lw_bridge_side_close(&s->side);
     memset(s, 0, sizeof *s);
 }

@@ -15,6 +15,7 @@
 #include "adapter_set.h"
 #include "cmd_common.h"
 #include "gpu_receiver.h"
+#include "layer_mix.h"
 #include "pair.h"
 #include "task.h"
 #include "train.h"
@@ -26,11 +27,27 @@ typedef struct {
     bool with_adapters;        /* the checkpoint folder held adapters */
     lw_gpu_receiver gpu;
     char bridge_path[4200];    /* the bridge.safetensors read */
+    lw_layer_mix mix;          /* the checkpoint's layer mix (layer_mix_file.h) */
+    bool with_mix;             /* then the sender states are [T, K*S]: lw_bridge_checkpoint_layers */
 } lw_bridge_scorer;
 
 /* checkpoint: a checkpoint folder (runs/<task>/final) or a .safetensors file. */
 void lw_bridge_checkpoint_file(const char *checkpoint, char *out, size_t cap, bool *is_dir);
 
+/* The sender layers a checkpoint's bridge reads: its layer mix's
+ * (layer_mix.safetensors in the checkpoint folder, or beside the
+ * .safetensors file), else the one default_layer (*K = 1). S: the sender's
+ * width. */
+lw_status lw_bridge_checkpoint_layers(const char *checkpoint, int S, int default_layer, int *layers, int *K);
+
+/* The layer mix b (loaded from checkpoint) was trained behind, into mix
+ * (*found); none for a one-layer bridge. Refused: a mix bridge without its
+ * layer_mix.safetensors, or with another mix's, or a mix file beside a
+ * one-layer bridge. */
+lw_status lw_bridge_checkpoint_mix(const char *checkpoint, const lw_bridge *b, lw_layer_mix *mix, bool *found);
+
+/* A checkpoint whose bridge was trained behind a layer mix is refused
+ * without its layer_mix.safetensors (or with another mix). */
 lw_status lw_bridge_scorer_open(lw_bridge_scorer *s, const lw_pair *pair, const lw_task *task, int M,
                                 const char *checkpoint, const char *device);
 void lw_bridge_scorer_close(lw_bridge_scorer *s);

@@ -17,6 +17,8 @@
 #include "lw_cli.h"
 #include "metrics.h"
 #include "sender_cache.h"
+#include "sender_cache_layers.h"
+#include "score_calibration.h"
 #include "train.h"
 #include "answer_eval.h"
 #include "train_text.h"
@@ -60,6 +62,9 @@ static void usage(const lw_pair *pair)
            "                       the fraction that fell back, for every cut of the margins\n"
            "  --scores FILE        bridge: every example's label scores, one JSON line each, as lw receive\n"
            "                       prints them (docs/wire.md)\n"
+           "  --calibrate mean     bridge: each label's score minus its mean over the evaluated examples\n"
+           "                       (the input-independent prior a young bridge learns first;\n"
+           "                       docs/objectives.md). Method reported as <method>-calibrated\n"
            "  --tasks-dir DIR      default <manifest dir>/../tasks\n"
            "  --cache-dir DIR      sender-state cache (default $LWC_CACHE_DIR or .lwc-cache/ beside lw)\n"
            "  --quiet              no progress line, and only the accuracy and macro-F1 lines (the\n"
@@ -79,6 +84,7 @@ static void usage(const lw_pair *pair)
 typedef struct {
     const char *task, *split, *method, *checkpoint, *train, *json, *tasks_dir, *cache_dir;
     const char *scores;        /* bridge: every example's label scores, a JSON line each */
+    bool calibrate;            /* --calibrate mean (score_calibration.h) */
     float threshold;           /* bridge-fallback: margin below which the receiver reads the text */
     bool has_threshold, curve; /* bridge-fallback: --threshold given; --curve */
     const char *device;        /* bridge: where the receiver runs, "cpu" or "cuda" */
@@ -119,6 +125,14 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
         else if (!strcmp(o, "--train")) ok = lw_opt_str(argc, argv, &i, &a->train);
         else if (!strcmp(o, "--json")) ok = lw_opt_str(argc, argv, &i, &a->json);
         else if (!strcmp(o, "--scores")) ok = lw_opt_str(argc, argv, &i, &a->scores);
+        else if (!strcmp(o, "--calibrate")) {
+            const char *v = NULL;
+            if ((ok = lw_opt_str(argc, argv, &i, &v)) && strcmp(v, "mean")) {
+                fprintf(stderr, "lw eval: --calibrate takes mean, not '%s'\n", v);
+                ok = false;
+            }
+            a->calibrate = ok;
+        }
         else if (!strcmp(o, "--threshold")) ok = a->has_threshold = lw_opt_float(argc, argv, &i, &a->threshold);
         else if (!strcmp(o, "--curve")) a->curve = true;
         else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
@@ -172,6 +186,10 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
                 a->method);
         return false;
     }
+    if (a->calibrate && strcmp(a->method, "bridge")) {
+        fprintf(stderr, "lw eval: --calibrate goes with --method bridge\n");
+        return false;
+    }
     if (a->scores && strcmp(a->method, "bridge")) {
         fprintf(stderr, "lw eval: --scores goes with --method bridge\n");
         return false;
@@ -219,25 +237,42 @@ static lw_status bridge_predict(eval_ctx *e, int *pred, double *margins)
     FILE *sf = NULL;
     if (e->a->scores && !(sf = fopen(e->a->scores, "w")))
         st = lw_fail(LW_ERR_IO, "eval: cannot write %s", e->a->scores);
-    double *scores = calloc((size_t)e->task.n_labels, sizeof *scores);
+    int L = e->task.n_labels;
+    double *all = calloc((size_t)(e->data.n > 0 ? e->data.n : 1) * L, sizeof *all);   /* [n, L] */
     float *x = NULL;
     size_t cap = 0;
-    if (!st && !scores) st = lw_fail(LW_ERR_NOMEM, "eval: out of memory");
+    if (!st && !all) st = lw_fail(LW_ERR_NOMEM, "eval: out of memory");
     double t0 = lw_now_s();
     for (int i = 0; !st && i < e->data.n; i++) {
         int T;
         st = lw_sender_cache_read(&e->states, i, &x, &cap, &T);
-        if (!st) st = lw_trainer_score(&sc.tr, x, T, scores);
+        if (!st) st = lw_trainer_score(&sc.tr, x, T, all + (size_t)i * L);
         if (st) break;
-        pred[i] = lw_scores_argmax(scores, e->task.n_labels);
-        if (margins) margins[i] = lw_scores_margin(scores, e->task.n_labels);
-        if (sf) st = lw_scores_write_line(sf, e->a->scores, &e->task, (uint64_t)i, scores);
         if (!e->a->quiet && ((i + 1) % 10 == 0 || i + 1 == e->data.n))
             fprintf(stderr, "\reval: %d/%d  %.3f s/example   ", i + 1, e->data.n, (lw_now_s() - t0) / (i + 1));
     }
     if (!e->a->quiet) fputc('\n', stderr);
+    if (!st && e->a->calibrate) {   /* the offsets need every example's scores first */
+        int right = 0;   /* the same scores uncalibrated: the comparison comes from one scoring pass */
+        for (int i = 0; i < e->data.n; i++) right += lw_scores_argmax(all + (size_t)i * L, L) == e->data.examples[i].label;
+        double raw = e->data.n ? (double)right / e->data.n : 0.0;
+        if (!e->extra) e->extra = json_object();
+        json_object_set_new(e->extra, "calibrate", json_string("mean"));
+        json_object_set_new(e->extra, "uncalibrated_accuracy", json_real(raw));
+        printf("  uncalibrated accuracy  %.4f  (%d of %d, the same scores before --calibrate)\n", raw, right,
+               e->data.n);
+        lw_scores_calibrate_mean(all, e->data.n, L, NULL);
+        snprintf(e->method_buf, sizeof e->method_buf, "%s-calibrated", e->method);
+        e->method = e->method_buf;
+    }
+    for (int i = 0; !st && i < e->data.n; i++) {
+        const double *scores = all + (size_t)i * L;
+        pred[i] = lw_scores_argmax(scores, L);
+        if (margins) margins[i] = lw_scores_margin(scores, L);
+        if (sf) st = lw_scores_write_line(sf, e->a->scores, &e->task, (uint64_t)i, scores);
+    }
     if (sf && fclose(sf) != 0 && !st) st = lw_fail(LW_ERR_IO, "eval: writing %s", e->a->scores);
-    free(scores);
+    free(all);
     free(x);
     lw_bridge_scorer_close(&sc);
     return st;
@@ -408,9 +443,13 @@ static int run(const lw_pair *pair, const eval_args *a)
     lw_subset sel = {a->limit, a->stratified, (uint64_t)a->subset_seed};
     if (lw_dataset_load_subset(a->split, &e.task, &sel, &e.data)) { fail("data"); goto done; }
     bool text = lw_text_method_from_name(a->method) >= 0;
+    /* a bridge trained on a layer mix reads those layers' states side by side */
+    int layers[LW_LAYER_MIX_MAX] = {e.m->bridge.source_layer}, n_layers = 1;
     if (a->baseline < 0 && !text && (lw_cache_dir(a->cache_dir, e.cache, sizeof e.cache) ||
-        lw_sender_cache_get(&e.m->sender, e.m->bridge.source_layer, a->split, &e.data, e.cache, a->quiet,
-                            &e.states))) {
+        (a->checkpoint && lw_bridge_checkpoint_layers(a->checkpoint, e.m->sender.hidden, e.m->bridge.source_layer,
+                                                      layers, &n_layers)) ||
+        lw_sender_cache_get_layers(&e.m->sender, layers, n_layers, a->split, &e.data, e.cache, a->quiet,
+                                   &e.states))) {
         fail("sender states");
         goto done;
     }

@@ -16,6 +16,7 @@
 #include "objectives.h"
 #include "early_stop.h"
 #include "sender_cache.h"
+#include "sender_cache_layers.h"
 #include "train.h"
 #include "train_rules.h"
 #include "run_dir.h"
@@ -47,6 +48,8 @@ static void usage(const lw_pair *pair)
            "  --ce full|first      the receiver's cross-entropy over the gold verbalizer's tokens (full, the\n"
            "                       mean over them; default) or over its first token only (first; scoring\n"
            "                       in lw eval stays the full verbalizer's). docs/objectives.md\n"
+           "  --sender-layers L,.. a learned mix of these sender layers (0 = embeddings) instead of the one\n"
+           "                       above, saved with the bridge (layer_mix.safetensors); docs/objectives.md\n"
            "  --align X            weight of 1 - cos(mean soft token, the gold verbalizer's mean receiver\n"
            "                       input embedding) (default 0: off)\n"
            "  --weight-decay X     AdamW weight decay of the decayed tensors (default: the manifest's)\n"
@@ -124,6 +127,7 @@ typedef struct {
     bool log_grad_groups;           /* --log-grad-groups */
     int eval_every, dev_slice, patience;   /* early stopping (early_stop.h) */
     const char *dev;                /* --dev FILE */
+    const char *sender_layers;      /* --sender-layers L1,L2,..: a layer mix; NULL: the manifest's layer */
     lw_train_config cfg;
     bool lora, prefix;              /* adapters trained with the bridge */
     lw_lora_config lora_cfg;
@@ -220,6 +224,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
             }
         }
         else if (!strcmp(o, "--log-grad-groups")) a->log_grad_groups = true;
+        else if (!strcmp(o, "--sender-layers")) ok = lw_opt_str(argc, argv, &i, &a->sender_layers);
         else if (!strcmp(o, "--eval-every")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 30, &a->eval_every);
         else if (!strcmp(o, "--dev-slice")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->dev_slice);
         else if (!strcmp(o, "--patience")) ok = lw_opt_int(argc, argv, &i, 0, 1 << 20, &a->patience);
@@ -314,6 +319,7 @@ static char *run_json_text(const train_args *a, const char *train_path, int n)
     if (o) json_object_set_new(o, "head_cache", json_boolean(!a->no_head_cache));
     if (o) json_object_set_new(o, "ce", json_string(a->first_token_ce ? "first" : "full"));
     if (o) json_object_set_new(o, "align_weight", json_real(a->align_weight));
+    if (o && a->sender_layers) json_object_set_new(o, "sender_layers", json_string(a->sender_layers));
     if (o && a->eval_every)
         json_object_set_new(o, "early_stop", json_pack("{s:i, s:i, s:i}", "eval_every", a->eval_every, "dev_slice",
                                                        a->dev_slice, "patience", a->patience));
@@ -356,15 +362,17 @@ static int run_text(const lw_manifest *m, const train_args *a, const lw_task *ta
 
 /* Every rank needs the sender states; rank 0 builds them (or finds them)
  * while the others wait, so a cold cache is computed once. */
-static lw_status sender_states(const lw_manifest *m, const train_args *a, const char *train_path,
-                               const lw_dataset *data, lw_comm *comm, lw_sender_cache *states)
+static lw_status sender_states(const lw_manifest *m, const train_args *a, const lw_layer_mix *mix,
+                               const char *train_path, const lw_dataset *data, lw_comm *comm, lw_sender_cache *states)
 {
     char cache[4096];
     lw_status st = lw_cache_dir(a->cache_dir, cache, sizeof cache);
     if (!st && comm->rank != 0) st = lw_comm_barrier(comm);
     if (!st)
-        st = lw_sender_cache_get(&m->sender, m->bridge.source_layer, train_path, data, cache,
-                                 a->quiet || comm->rank != 0, states);
+        st = mix ? lw_sender_cache_get_layers(&m->sender, mix->layers, mix->K, train_path, data, cache,
+                                              a->quiet || comm->rank != 0, states)
+                 : lw_sender_cache_get(&m->sender, m->bridge.source_layer, train_path, data, cache,
+                                       a->quiet || comm->rank != 0, states);
     if (!st && comm->rank == 0) st = lw_comm_barrier(comm);
     return st;
 }
@@ -384,6 +392,7 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
     lw_receiver_layout first_layout = {0};   /* --ce first: the layout the trainer reads */
     float *align_targets = NULL;             /* --align: [n_labels, hidden] */
     lw_adapter_set adapters = {0};
+    lw_layer_mix mix = {0};                  /* --sender-layers */
     lw_gpu_receiver gpu = {0};
     lw_run_dir run_dir = {.lock_fd = -1};
     char *run_json = NULL;
@@ -421,7 +430,15 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
         rc = run_text(m, a, &task, &data, train_path, out);
         goto done;
     }
-    if (sender_states(m, a, train_path, &data, comm, &states)) {
+    if (a->sender_layers) {
+        int layers[LW_LAYER_MIX_MAX], K;
+        if (lw_layer_mix_parse(a->sender_layers, m->sender.n_layers + 1, layers, &K) ||
+            lw_layer_mix_create(&mix, layers, K, m->sender.hidden)) {
+            fail("--sender-layers");
+            goto done;
+        }
+    }
+    if (sender_states(m, a, a->sender_layers ? &mix : NULL, train_path, &data, comm, &states)) {
         fail("sender states");
         goto done;
     }
@@ -434,7 +451,7 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
         if (!a->dev) lw_pathf(dev_path, sizeof dev_path, "%s/dev.jsonl", a->data);
         lw_subset dsel = {a->dev_slice, a->stratified, (uint64_t)a->subset_seed};
         if (lw_dataset_load_subset(dev_path, &task, &dsel, &dev)) { fail("dev slice"); goto done; }
-        if (sender_states(m, a, dev_path, &dev, comm, &dev_states)) { fail("dev slice sender states"); goto done; }
+        if (sender_states(m, a, a->sender_layers ? &mix : NULL, dev_path, &dev, comm, &dev_states)) { fail("dev slice sender states"); goto done; }
     }
     double t_cache = lw_now_s();
     if (lw_bridge_side_open(&side, m, &task, a->M) ||
@@ -443,6 +460,10 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
                           a->cfg.diversity_weight) ||
         (a->align_weight > 0.0f && lw_answer_embeddings(side.receiver, &side.layout, &align_targets))) {
         fail("bridge");
+        goto done;
+    }
+    if (a->sender_layers && lw_trainer_attach_layer_mix(&trainer, &mix)) {
+        fail("--sender-layers");
         goto done;
     }
     trainer.align_weight = a->align_weight;
@@ -510,6 +531,7 @@ done:
     free(align_targets);
     lw_gpu_receiver_close(&gpu);
     lw_adapter_set_free(&adapters);
+    lw_layer_mix_free(&mix);
     lw_bridge_side_close(&side);
     lw_sender_cache_close(&states);
     lw_sender_cache_close(&dev_states);

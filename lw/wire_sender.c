@@ -6,6 +6,7 @@
 
 #include "bridge_scorer.h"
 #include "checkpoint.h"
+#include "sender_cache_layers.h"
 #include "wire_identity.h"
 
 lw_status lw_wire_sender_open(lw_wire_sender *s, const lw_manifest *m, const char *task, const char *checkpoint,
@@ -25,6 +26,9 @@ lw_status lw_wire_sender_open(lw_wire_sender *s, const lw_manifest *m, const cha
     if (!st) st = lw_bridge_create(&s->bridge, &bc, m->sender.hidden, m->receiver.hidden, m->receiver.embed_rms);
     if (!st) s->bridge_made = true;
     if (!st) st = lw_checkpoint_load_bridge(s->bridge_path, &s->bridge);
+    if (!st) st = lw_bridge_checkpoint_mix(checkpoint, &s->bridge, &s->mix, &s->with_mix);
+    if (!st && s->with_mix && !(s->mixed = malloc((size_t)LW_SENDER_MAX_TOKENS * m->sender.hidden * sizeof(float))))
+        st = lw_fail(LW_ERR_NOMEM, "send: out of memory");
     if (!st) st = lw_bridge_acts_create(&s->bridge, LW_SENDER_MAX_TOKENS, &s->acts);
     if (!st && !(s->soft = malloc((size_t)M * m->receiver.hidden * sizeof *s->soft)))
         st = lw_fail(LW_ERR_NOMEM, "send: out of memory");
@@ -39,8 +43,9 @@ lw_status lw_wire_sender_encode(lw_wire_sender *s, const char *text, uint64_t se
 {
     int T;
     *msg = NULL;
-    lw_status st = lw_sender_run_states(&s->run, s->m->bridge.source_layer, text, &T);
-    if (!st) st = lw_bridge_forward(&s->bridge, s->acts, s->run.hidden, T, s->soft);
+    lw_status st = s->with_mix ? lw_sender_run_mixed(&s->run, &s->mix, text, &s->stack, &s->stack_cap, s->mixed, &T)
+                               : lw_sender_run_states(&s->run, s->m->bridge.source_layer, text, &T);
+    if (!st) st = lw_bridge_forward(&s->bridge, s->acts, s->with_mix ? s->mixed : s->run.hidden, T, s->soft);
     s->head.seq = seq;
     s->head.dtype = dtype;
     if (!st) st = lw_wire_encode(&s->head, s->soft, msg, len);
@@ -53,5 +58,8 @@ void lw_wire_sender_close(lw_wire_sender *s)
     lw_bridge_acts_free(s->acts);
     if (s->bridge_made) lw_bridge_free(&s->bridge);
     free(s->soft);
+    lw_layer_mix_free(&s->mix);
+    free(s->stack);
+    free(s->mixed);
     memset(s, 0, sizeof *s);
 }

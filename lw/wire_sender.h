@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "bridge.h"
+#include "layer_mix.h"
 #include "manifest.h"
 #include "sender_states.h"
 #include "wire.h"
@@ -21,6 +22,10 @@ typedef struct {
     bool bridge_made;
     lw_bridge_acts *acts;
     float *soft;               /* [M * receiver hidden]: the last text's soft tokens */
+    lw_layer_mix mix;          /* a bridge trained on a mix of sender layers (bridge_scorer.h) */
+    bool with_mix;
+    float *stack, *mixed;      /* the mix's input and output rows */
+    size_t stack_cap;
     lw_wire_message head;      /* the header every message gets (seq and dtype set per message) */
     char bridge_path[4200];
 } lw_wire_sender;

@@ -1,7 +1,10 @@
 /* The learned mix of sender layers (layer_mix.h) and the stacked cache it
  * reads (sender_cache_layers.h): the logits' gradient against central
  * differences, alone and behind a tiny bridge (through the bridge's dx);
- * the stacked rows and the per-layer statistics; bad layer lists refused. */
+ * the stacked rows and the per-layer statistics; bad layer lists refused;
+ * lw_train_run trains the logits, and a trainer rebuilt from the saved
+ * checkpoint (bridge + layer_mix.safetensors) scores bit for bit as the
+ * one that trained. */
 #include "testlib.h"
 #include "tiny_models.h"
 
@@ -10,6 +13,9 @@
 #include <string.h>
 
 #include "bridge.h"
+#include "checkpoint.h"
+#include "layer_mix_file.h"
+#include <stdio.h>
 #include "layer_mix.h"
 #include "sender_cache_layers.h"
 #include "train.h"
@@ -211,13 +217,55 @@ START_TEST(mix_gradient_through_the_receiver_matches_finite_differences)
         }
     }
     ck_assert_int_ge(checked, 3);
-    /* the loop does not step a mix yet: refused, not silently left untrained */
+    /* lw_train_run steps the logits with the bridge and saves them beside
+     * it; a trainer built from the saved checkpoint scores as this one */
+    const char *dir = tl_tmpdir("layer_mix_train");
     lw_train_options o;
     memset(&o, 0, sizeof o);
-    o.cfg = (lw_train_config){.lr = 1e-3f, .steps = 1, .batch = 2, .grad_accum = 1, .grad_clip = 1.0f, .seed = 1};
+    o.cfg = (lw_train_config){.lr = 5e-2f, .steps = 3, .batch = 2, .grad_accum = 1, .grad_clip = 1.0f, .seed = 1};
     o.quiet = true;
+    o.out_dir = dir;
     lw_train_result r;
-    ck_assert_int_eq(lw_train_run(&p.trainer, &st, &p.data, &o, &r), LW_ERR_UNSUPPORTED);
+    ck_assert_int_eq(lw_train_run(&p.trainer, &st, &p.data, &o, &r), LW_OK);
+    ck_assert_int_eq(r.steps_done, 3);
+    ck_assert_str_eq(p.bridge.sender_layers, "1,2,3");
+    ck_assert_int_eq(m.opt.step, 3);
+    float moved = 0;
+    for (int k = 0; k < K; k++) moved += fabsf(m.logits[k]);   /* a fresh run starts them at 0 */
+    ck_assert_float_gt(moved, 1e-3f);
+    char final[4200], bridge_file[4300];
+    snprintf(final, sizeof final, "%s/final", dir);
+    snprintf(bridge_file, sizeof bridge_file, "%s/bridge.safetensors", final);
+    lw_bridge b2;
+    lw_trainer t2;
+    lw_layer_mix m2;
+    ck_assert_int_eq(lw_bridge_create(&b2, &p.bridge.cfg, p.bridge.sender_hidden, p.bridge.receiver_hidden,
+                                      p.bridge.embed_rms), LW_OK);
+    ck_assert_int_eq(lw_checkpoint_load_bridge(bridge_file, &b2), LW_OK);
+    ck_assert_str_eq(b2.sender_layers, "1,2,3");
+    ck_assert_int_eq(lw_layer_mix_load(&m2, final, S), LW_OK);
+    ck_assert_int_eq(m2.K, K);
+    ck_assert_int_eq(m2.opt.step, 3);
+    ck_assert_int_eq(lw_trainer_create(&t2, p.trainer.receiver, p.trainer.layout, &b2, 0.0f), LW_OK);
+    ck_assert_int_eq(lw_trainer_attach_layer_mix(&t2, &m2), LW_OK);
+    int n_labels = p.trainer.layout->n_labels;
+    double *s1 = malloc((size_t)n_labels * sizeof *s1), *s2 = malloc((size_t)n_labels * sizeof *s2);
+    for (int i = 0; i < 4; i++) {
+        int Tx;
+        ck_assert_int_eq(lw_sender_cache_read(&st, i, &x, &cap, &Tx), LW_OK);
+        ck_assert_int_eq(lw_trainer_score(&p.trainer, x, Tx, s1), LW_OK);
+        ck_assert_int_eq(lw_trainer_score(&t2, x, Tx, s2), LW_OK);
+        for (int l = 0; l < n_labels; l++)
+            ck_assert_msg(s1[l] == s2[l], "example %d label %d: in-process %.17g, from the checkpoint %.17g", i, l,
+                          s1[l], s2[l]);
+    }
+    free(s1), free(s2);
+    /* a mix file whose width is not the bridge's is refused */
+    lw_layer_mix m3;
+    ck_assert_int_eq(lw_layer_mix_load(&m3, final, S + 1), LW_ERR_FORMAT);
+    lw_trainer_free(&t2);
+    lw_layer_mix_free(&m2);
+    lw_bridge_free(&b2);
     free(x);
     lw_layer_mix_free(&m);
     lw_sender_cache_close(&st);

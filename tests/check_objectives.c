@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kd_loss.h"
 #include "objectives.h"
 #include "train.h"
 
@@ -82,12 +83,96 @@ END_TEST
 /* The loss through bridge and receiver with the alignment on (and the
  * diversity): every trainable tensor's largest gradient entry against
  * central differences of lw_trainer_loss. */
-static void check_bridge_gradient(pair *p, int n_examples)
+static void check_example_gradient(pair *p, int first, int n_examples)
 {
-    for (int i = 0; i < n_examples; i++)
+    for (int i = first; i < first + n_examples; i++)
         tl_check_bridge_gradient(&p->trainer, &p->bridge, p->states.mem + p->states.offset[i], p->states.tokens[i],
                                  p->data.examples[i].label, i);
 }
+
+static void check_bridge_gradient(pair *p, int n_examples) { check_example_gradient(p, 0, n_examples); }
+
+/* A KD target for label's verbalizer: k ids a position (the gold token
+ * among them), teacher probabilities drawn and normalised. */
+static void make_kd(const pair *p, int label, int k, float weight, float temp, lw_kd_target *kd, int *ids, float *pr)
+{
+    int L = p->layout.verb_len[label], V = p->receiver->cfg.vocab;
+    lw_rng r;
+    lw_rng_seed(&r, 77 + (uint64_t)label);
+    for (int i = 0; i < L; i++) {
+        int gold = p->layout.verb[label][i];
+        double sum = 0;
+        for (int j = 0; j < k; j++) {
+            ids[i * k + j] = (gold + j * 3) % V;   /* distinct while 3k <= V */
+            sum += pr[i * k + j] = 0.05f + (float)fabs(lw_rng_normal(&r));
+        }
+        for (int j = 0; j < k; j++) pr[i * k + j] = (float)(pr[i * k + j] / sum);
+    }
+    *kd = (lw_kd_target){.L = L, .k = k, .ids = ids, .p = pr, .weight = weight, .temp = temp};
+}
+
+/* The KD term alone: its logits' gradient against central differences, and
+ * zero where the student matches the teacher. */
+START_TEST(kd_term_matches_finite_differences)
+{
+    enum { L = 2, V = 9, K = 3 };
+    int ids[L * K] = {0, 4, 7, 2, 3, 8};
+    float pr[L * K] = {0.5f, 0.3f, 0.2f, 0.1f, 0.1f, 0.8f}, z[L * V], dz[L * V];
+    fill_random(z, L * V, 5);
+    lw_kd_target kd = {.L = L, .k = K, .ids = ids, .p = pr, .weight = 1.7f, .temp = 2.0f};
+    memset(dz, 0, sizeof dz);
+    lw_kd_backward(&kd, z, V, 0.6f, dz);
+    for (int i = 0; i < L * V; i++) {
+        float keep = z[i], eps = 1e-2f;
+        z[i] = keep + eps;
+        double lp = lw_kd_loss(&kd, z, V);
+        z[i] = keep - eps;
+        double lm = lw_kd_loss(&kd, z, V);
+        z[i] = keep;
+        double fd = 0.6 * (lp - lm) / (2.0 * eps);
+        ck_assert_msg(fabs(fd - dz[i]) <= 1e-4 + 1e-3 * fabs(fd), "dz[%d] analytic %g, fd %g", i, (double)dz[i], fd);
+    }
+    /* the student at the teacher (z_S / T = log p): KL 0 */
+    for (int i = 0; i < L; i++)
+        for (int j = 0; j < K; j++) z[i * V + ids[i * K + j]] = kd.temp * logf(pr[i * K + j]) + 3.0f;
+    ck_assert_double_le(fabs(lw_kd_loss(&kd, z, V)), 1e-6);
+}
+END_TEST
+
+/* Through the receiver and the bridge: the loss with the KD term on moves,
+ * and every trainable tensor's largest gradient entry matches central
+ * differences (the term's gradient reaches the soft tokens through the
+ * receiver's backward); the packed path steps aside for it. */
+START_TEST(kd_gradient_through_the_receiver_matches_finite_differences)
+{
+    pair p;
+    tl_synthetic_pair_open(&p, M_SOFT, N_EX, 0.2f, 1);
+    int ids[64 * 3];
+    float pr[64 * 3];
+    for (int i = 0; i < 3; i++) {
+        int label = p.data.examples[i].label, T = p.states.tokens[i];
+        const float *x = p.states.mem + p.states.offset[i];
+        ck_assert_int_le(p.layout.verb_len[label], 64);
+        lw_kd_target kd;
+        make_kd(&p, label, 3, 2.0f, 1.5f, &kd, ids, pr);
+        float l0, l1;
+        p.trainer.rx.kd = NULL;
+        ck_assert_int_eq(lw_trainer_loss(&p.trainer, x, T, label, &l0), LW_OK);
+        p.trainer.rx.kd = &kd;
+        ck_assert(!lw_receiver_pass_can_pack(&p.trainer.rx, NULL));
+        ck_assert_int_eq(lw_trainer_loss(&p.trainer, x, T, label, &l1), LW_OK);
+        ck_assert_msg(l1 - l0 > 1e-4f, "KD adds nothing: %g vs %g", (double)l1, (double)l0);
+        check_example_gradient(&p, i, 1);
+        /* targets of another length are refused */
+        lw_kd_target bad = kd;
+        bad.L = kd.L + 1;
+        p.trainer.rx.kd = &bad;
+        ck_assert_int_eq(lw_trainer_loss(&p.trainer, x, T, label, &l1), LW_ERR_INVALID);
+        p.trainer.rx.kd = NULL;
+    }
+    tl_synthetic_pair_close(&p);
+}
+END_TEST
 
 static float *with_alignment(pair *p, float w)
 {
@@ -265,6 +350,8 @@ int main(void)
     tcase_add_test(tc, first_token_loss_is_the_first_tokens_cross_entropy);
     tcase_add_test(tc, packed_steps_carry_the_alignment);
     tcase_add_test(tc, grad_groups_add_up_to_the_logged_norm);
+    tcase_add_test(tc, kd_term_matches_finite_differences);
+    tcase_add_test(tc, kd_gradient_through_the_receiver_matches_finite_differences);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

@@ -84,6 +84,8 @@ typedef struct {
     size_t in_mean, in_std;    /* input_norm buffers [S] */
     size_t in_w, in_b, queries, final_norm_w, final_norm_b, out_w, out_b, out_scale;
     lw_bridge_block *blocks;   /* [depth], perceiver only */
+    char sender_layers[96];    /* "8,12,16": trained behind a layer mix (layer_mix_file.h), kept in the
+                                * checkpoint's metadata; "": one sender layer */
 } lw_bridge;
 
 /* What one forward keeps for its backward (opaque; sized for max_T). */

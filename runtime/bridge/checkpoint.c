@@ -170,7 +170,13 @@ static lw_status load_bridge_file(const st_file *f, lw_bridge *b)
     if (!staged) return lw_fail(LW_ERR_NOMEM, "%s: out of memory", f->path);
     for (int i = 0; i < b->n_tensors && !st; i++)
         st = read_into(f, b->tensors[i].name, &b->tensors[i], staged + b->tensors[i].offset);
-    if (!st) memcpy(b->params, staged, b->n_params * sizeof(float));
+    const char *layers = st_meta(f, "sender_layers");
+    if (!st && layers && strlen(layers) >= sizeof b->sender_layers)
+        st = lw_fail(LW_ERR_FORMAT, "%s: __metadata__.sender_layers is too long", f->path);
+    if (!st) {
+        memcpy(b->params, staged, b->n_params * sizeof(float));
+        snprintf(b->sender_layers, sizeof b->sender_layers, "%s", layers ? layers : "");
+    }
     free(staged);
     return st;
 }
@@ -207,14 +213,16 @@ static lw_status save_bridge(const char *path, const lw_bridge *b, long step)
         {"soft_tokens", v[0]}, {"width", v[1]}, {"depth", v[2]}, {"heads", v[3]}, {"ffn_mult", v[4]},
         {"sender_hidden", v[5]}, {"receiver_hidden", v[6]}, {"step", v[7]}, {"embed_rms", v[8]},
         {"calibration", c->calibration == LW_CALIB_RMS ? "rms" : "none"},
+        {"sender_layers", b->sender_layers},   /* last: left out for a one-layer bridge */
     };
+    int n_meta = (int)(sizeof meta / sizeof meta[0]) - (b->sender_layers[0] ? 0 : 1);
     lw_st_tensor *t = calloc((size_t)b->n_tensors, sizeof *t);
     if (!t) return lw_fail(LW_ERR_NOMEM, "%s: out of memory", path);
     for (int i = 0; i < b->n_tensors; i++) {
         const lw_bridge_tensor *bt = &b->tensors[i];
         t[i] = (lw_st_tensor){bt->name, b->params + bt->offset, bt->ndim, {bt->shape[0], bt->shape[1], 0, 0}};
     }
-    lw_status st = lw_safetensors_write(path, t, b->n_tensors, meta, (int)(sizeof meta / sizeof meta[0]));
+    lw_status st = lw_safetensors_write(path, t, b->n_tensors, meta, n_meta);
     free(t);
     return st;
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,13 +44,16 @@ lw_status lw_layer_mix_create(lw_layer_mix *m, const int *layers, int K, int S)
         return lw_fail(LW_ERR_NOMEM, "layer mix: out of memory for %d x %d buffers", K, S);
     }
     for (size_t i = 0; i < (size_t)K * S; i++) m->std[i] = 1.0f;
-    return LW_OK;
+    lw_status st = lw_adamw_init(&m->opt, (size_t)K, lw_adamw_defaults());
+    if (st) lw_layer_mix_free(m);
+    return st;
 }
 
 void lw_layer_mix_free(lw_layer_mix *m)
 {
     free(m->mean);
     free(m->std);
+    lw_adamw_free(&m->opt);
     memset(m, 0, sizeof *m);
 }
 
@@ -101,4 +105,21 @@ void lw_layer_mix_backward(lw_layer_mix *m, const float *x, int T, const float *
     double wg = 0;
     for (int k = 0; k < K; k++) wg += w[k] * g[k];
     for (int j = 0; j < K; j++) m->grads[j] += (float)(w[j] * (g[j] - wg));
+}
+
+void lw_layer_mix_describe(const lw_layer_mix *m, char *out, size_t cap)
+{
+    size_t n = 0;
+    if (cap) out[0] = '\0';
+    for (int k = 0; k < m->K && n < cap; k++) {
+        int w = snprintf(out + n, cap - n, "%s%d", k ? "," : "", m->layers[k]);
+        if (w < 0) break;
+        n += (size_t)w;
+    }
+}
+
+void lw_layer_mix_adamw_step(lw_layer_mix *m, float lr)
+{
+    lw_adamw_begin_step(&m->opt);
+    lw_adamw_update(&m->opt, m->logits, m->grads, 0, (size_t)m->K, lr, 0.0f);
 }

@@ -11,11 +11,16 @@
  * example holds the K layers' S values one after the other ([T, K*S]), as
  * the stacked cache gives them (sender_cache_layers.h).
  *
- * Not yet wired into lw train / lw eval (the trainer would run it before
- * lw_bridge_forward and give it the bridge's dx): see docs/objectives.md. */
+ * lw train --sender-layers 8,12,16 trains the logits with the bridge (their
+ * own AdamW moments, no weight decay, clipped with the bridge's gradient)
+ * and saves them beside it (layer_mix_file.h); lw eval / lw send load them
+ * from the checkpoint folder. */
 #ifndef LW_LAYER_MIX_H
 #define LW_LAYER_MIX_H
 
+#include <stddef.h>
+
+#include "adamw.h"
 #include "status.h"
 
 enum { LW_LAYER_MIX_MAX = 16 };
@@ -26,11 +31,12 @@ typedef struct {
     float logits[LW_LAYER_MIX_MAX]; /* trainable */
     float grads[LW_LAYER_MIX_MAX];
     float *mean, *std;              /* [K, S] standardisation buffers (fixed) */
+    lw_adamw opt;                   /* the logits' moments (training) */
 } lw_layer_mix;
 
 /* "8,12,16" -> layers[K] (distinct, 0 <= layer < n_layers, K in 1..LW_LAYER_MIX_MAX). */
 lw_status lw_layer_mix_parse(const char *spec, int n_layers, int *layers, int *K);
-/* Logits 0, mean 0, std 1. */
+/* Logits 0, mean 0, std 1, moments 0. */
 lw_status lw_layer_mix_create(lw_layer_mix *m, const int *layers, int K, int S);
 void lw_layer_mix_free(lw_layer_mix *m);
 /* Layer k's buffers (a std below 1e-6 is taken as 1e-6). */
@@ -41,5 +47,10 @@ void lw_layer_mix_weights(const lw_layer_mix *m, float *w);
 void lw_layer_mix_forward(const lw_layer_mix *m, const float *x, int T, float *out);
 /* dout [T, S] (the bridge's dx) -> grads += d(loss)/d(logits). */
 void lw_layer_mix_backward(lw_layer_mix *m, const float *x, int T, const float *dout);
+/* "8,12,16": the layers as lw_layer_mix_parse reads them. */
+void lw_layer_mix_describe(const lw_layer_mix *m, char *out, size_t cap);
+/* One AdamW step of the logits on m->grads (no weight decay: they only
+ * weigh the layers against each other). */
+void lw_layer_mix_adamw_step(lw_layer_mix *m, float lr);
 
 #endif

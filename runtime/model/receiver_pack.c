@@ -106,7 +106,7 @@ static lw_status pack_alloc(const lw_receiver_pass *p, int cap, int C, int P, lw
  * generator, outside the pass: it packs); a merged LoRA trains nothing. */
 bool lw_receiver_pass_can_pack(const lw_receiver_pass *p, const lw_receiver_adapters *ad)
 {
-    if (p->no_head_cache) return false;
+    if (p->no_head_cache || p->kd) return false;   /* the KD term is one example's (kd_loss.h) */
     if (!lw_adapters_active(ad)) return p->layout->n_before > 0;
     return !ad->lora || (!ad->lora->merged && !(ad->lora->cfg.dropout > 0.0f));
 }

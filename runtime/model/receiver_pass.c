@@ -119,6 +119,9 @@ lw_status lw_receiver_pass_loss(lw_receiver_pass *p, const lw_receiver_adapters 
         return st;
     memcpy(p->targets, p->layout->verb[label], (size_t)L * sizeof(int));
     *loss = cross_entropy_forward(p->probs, p->logits, p->targets, L, m->cfg.vocab);
+    if (p->kd && p->kd->L != L)
+        return lw_fail(LW_ERR_INVALID, "receiver pass: KD targets for %d positions, the verbalizer has %d", p->kd->L, L);
+    if (p->kd) *loss += (float)lw_kd_loss(p->kd, p->logits, m->cfg.vocab);
     return LW_OK;
 }
 
@@ -131,6 +134,7 @@ lw_status lw_receiver_pass_backward(lw_receiver_pass *p, const lw_receiver_adapt
     if (correct) *correct = lw_receiver_first_token_right(p->layout, p->logits, label);
     memset(p->dlogits, 0, (size_t)L * V * sizeof(float));
     cross_entropy_backward(p->dlogits, p->probs, p->targets, L, V, scale);
+    if (p->kd) lw_kd_backward(p->kd, p->logits, V, scale, p->dlogits);
     /* rows of the last forward, which started after the cached head */
     int C = p->last_head;
     for (int i = 0; i < L; i++) p->rows[i] = T - C - L + i;

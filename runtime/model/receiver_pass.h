@@ -30,6 +30,7 @@
 #include <stdbool.h>
 
 #include "adapters.h"
+#include "kd_loss.h"
 #include "model.h"
 #include "pass_rows.h"
 #include "receiver_input.h"
@@ -49,6 +50,7 @@ typedef struct {
     bool head_cached;                    /* state holds the layout's before rows */
     int last_head;                       /* rows the last loss call skipped (0 or n_before) */
     lw_receiver_pack *pack;              /* packed steps (lw_receiver_pass_pack_*); NULL until used */
+    const lw_kd_target *kd;              /* the next example's KD term (kd_loss.h); NULL: none. Not packed */
 } lw_receiver_pass;
 
 /* who names the caller in errors ("trainer", "text trainer"). */

@@ -10,9 +10,20 @@
 
 #include "layer_mix.h"
 #include "sender_cache.h"
+#include "sender_states.h"
 #include "status.h"
 
 lw_status lw_sender_cache_stack(const lw_sender_cache *caches, int K, lw_sender_cache *out);
+/* lw_sender_cache_get for each of layers[K] (K = 1: that cache itself),
+ * stacked; the K one-layer caches are closed again. */
+lw_status lw_sender_cache_get_layers(const lw_model_config *sender, const int *layers, int K, const char *data_path,
+                                     const lw_dataset *d, const char *cache_dir, int quiet, lw_sender_cache *out);
+/* One text's states of mix's layers (lw_sender_run_states, layer by layer,
+ * stacked into *stack, grown as needed) mixed into out [*T, S] (room for
+ * LW_SENDER_MAX_TOKENS rows): what lw send gives a bridge trained on a mix,
+ * the same bits as the stacked cache then lw_layer_mix_forward. */
+lw_status lw_sender_run_mixed(lw_sender_run *r, const lw_layer_mix *mix, const char *text, float **stack,
+                              size_t *stack_cap, float *out, int *T);
 /* Sets m's per-layer mean / std from the first n examples of the stacked cache. */
 lw_status lw_layer_mix_fit_norm(lw_layer_mix *m, const lw_sender_cache *stacked, int n);
 

@@ -12,7 +12,9 @@
 #include "clock.h"
 #include "early_stop.h"
 #include "fileutil.h"
+#include "layer_mix_file.h"
 #include "run_dir.h"
+#include "sender_cache_layers.h"
 #include "train_checks.h"
 #include "train_log.h"
 
@@ -45,10 +47,14 @@ lw_status lw_train_save_checkpoint(const char *out_dir, const char *name, const 
         return lw_fail(LW_ERR_INVALID, "train: checkpoint path too long under %s", out_dir);
     lw_status st = lw_check_bridge_finite(t->bridge, opt);
     if (!st && t->adapters) st = lw_check_adapter_set_finite(t->adapters);
+    for (int k = 0; !st && t->mix && k < t->mix->K; k++)
+        if (!isfinite(t->mix->logits[k]) || !isfinite(t->mix->opt.m[k]) || !isfinite(t->mix->opt.v[k]))
+            st = lw_fail(LW_ERR_INVALID, "layer mix logit %d or its moments not finite", k);
     if (st) return lw_fail_wrap(st, "train: step %ld: checkpoint %s not written", step, dir);
     if ((st = lw_checkpoint_temp_dir(out_dir, name, tmp, sizeof tmp))) return st;
     st = lw_checkpoint_save(tmp, t->bridge, opt, rng, step);
     if (!st && t->adapters) st = lw_adapter_set_save(t->adapters, tmp);
+    if (!st && t->mix) st = lw_layer_mix_save(t->mix, tmp);
     if (st) {
         lw_remove_tree(tmp);
         return lw_fail_wrap(st, "train: step %ld: checkpoint %s not written", step, dir);
@@ -62,35 +68,53 @@ lw_status lw_train_save_checkpoint(const char *out_dir, const char *name, const 
 static double clip_all(lw_trainer *t, float max_norm)
 {
     lw_bridge *b = t->bridge;
-    if (!t->adapters) return lw_clip_grad_norm(b->grads, b->n_params, max_norm);
+    if (!t->adapters && !t->mix) return lw_clip_grad_norm(b->grads, b->n_params, max_norm);
     double nb = lw_grad_norm(b->grads, b->n_params);
-    double norm = sqrt(nb * nb + lw_adapter_set_grad_sq(t->adapters));
+    double sq = nb * nb + (t->adapters ? lw_adapter_set_grad_sq(t->adapters) : 0.0);
+    for (int k = 0; t->mix && k < t->mix->K; k++) sq += (double)t->mix->grads[k] * t->mix->grads[k];
+    double norm = sqrt(sq);
     if (max_norm > 0 && norm > max_norm) {
         float f = (float)(max_norm / (norm + 1e-6));
         for (size_t i = 0; i < b->n_params; i++) b->grads[i] *= f;
-        lw_adapter_set_scale_grads(t->adapters, f);
+        if (t->adapters) lw_adapter_set_scale_grads(t->adapters, f);
+        for (int k = 0; t->mix && k < t->mix->K; k++) t->mix->grads[k] *= f;
     }
     return norm;
 }
 
 /* The bridge's input_norm from the training set: per-dimension mean and
- * std over every token of every example. */
-static lw_status set_input_norm(lw_bridge *b, const lw_sender_cache *states, int n)
+ * std over every token of every example (with a layer mix: of the mix's
+ * output at its initial weights, after its own statistics are fitted). */
+static lw_status set_input_norm(lw_bridge *b, lw_layer_mix *mix, const lw_sender_cache *states, int n)
 {
-    int S = b->sender_hidden;
-    if (states->hidden != S)
-        return lw_fail(LW_ERR_INVALID, "train: sender states are %d wide, the bridge takes %d", states->hidden, S);
+    int S = b->sender_hidden, width = mix ? mix->K * S : S;
+    if (states->hidden != width)
+        return lw_fail(LW_ERR_INVALID, "train: sender states are %d wide, the bridge%s takes %d", states->hidden,
+                       mix ? "'s layer mix" : "", width);
+    if (mix) {
+        lw_status st = lw_layer_mix_fit_norm(mix, states, n);
+        if (st) return lw_fail_wrap(st, "train");
+    }
     double *sum = calloc((size_t)S * 2, sizeof *sum), *sq = sum + S;
-    float *mean = malloc((size_t)S * 2 * sizeof *mean), *std = mean + S, *x = NULL;
-    size_t cap = 0;
+    float *mean = malloc((size_t)S * 2 * sizeof *mean), *std = mean + S, *x = NULL, *mixed = NULL;
+    size_t cap = 0, mixed_cap = 0;
     long rows = 0;
     lw_status st = sum && mean ? LW_OK : lw_fail(LW_ERR_NOMEM, "train: out of memory for input statistics");
     for (int i = 0; !st && i < n; i++) {
         int T;
         if ((st = lw_sender_cache_read(states, i, &x, &cap, &T))) break;
+        if (mix) {
+            if ((size_t)T * S > mixed_cap) {
+                float *p = realloc(mixed, (size_t)T * S * sizeof *p);
+                if (!p) { st = lw_fail(LW_ERR_NOMEM, "train: out of memory for input statistics"); break; }
+                mixed = p, mixed_cap = (size_t)T * S;
+            }
+            lw_layer_mix_forward(mix, x, T, mixed);
+        }
+        const float *rx = mix ? mixed : x;
         for (int t = 0; t < T; t++)
             for (int c = 0; c < S; c++) {
-                double v = x[(size_t)t * S + c];
+                double v = rx[(size_t)t * S + c];
                 sum[c] += v, sq[c] += v * v;
             }
         rows += T;
@@ -105,6 +129,7 @@ static lw_status set_input_norm(lw_bridge *b, const lw_sender_cache *states, int
     free(sum);
     free(mean);
     free(x);
+    free(mixed);
     return st;
 }
 
@@ -146,6 +171,7 @@ static lw_status accumulate(lw_trainer *t, const lw_sender_cache *states, const 
 {
     lw_bridge_zero_grad(t->bridge);
     if (t->adapters) lw_adapter_set_zero_grad(t->adapters);
+    if (t->mix) memset(t->mix->grads, 0, sizeof t->mix->grads);
     size_t n_max = (size_t)per_step;
     int *idx = malloc(n_max * sizeof *idx), *label = malloc(n_max * sizeof *label), n = 0;
     uint64_t *seeds = malloc(n_max * sizeof *seeds);
@@ -202,6 +228,7 @@ static lw_status reduce_step(lw_trainer *t, shard sh, step_stats *s)
     int k = param_blocks(t, true, ptr, n);
     lw_status st = LW_OK;
     for (int i = 0; !st && i < k; i++) st = lw_comm_allreduce_sum_f32(sh.comm, ptr[i], n[i]);
+    if (!st && t->mix) st = lw_comm_allreduce_sum_f32(sh.comm, t->mix->grads, (size_t)t->mix->K);
     double counts[3] = {s->loss, s->right, s->seen};
     if (!st) st = lw_comm_allreduce_sum_f64(sh.comm, counts, 3);
     s->loss = counts[0], s->right = (int)counts[1], s->seen = (int)counts[2];
@@ -228,17 +255,46 @@ static lw_status sync_ranks(lw_trainer *t, shard sh, const lw_train_config *k, i
             st = lw_fail(LW_ERR_INVALID, "train: rank %d has %s %lld, rank 0 %lld: every rank must run the same "
                          "options, data and checkpoint", sh.rank, what[i], (long long)mine[i], (long long)root[i]);
     for (int i = 0; !st && i < blocks; i++) st = lw_comm_broadcast(sh.comm, ptr[i], n[i] * sizeof(float), 0);
+    if (!st && t->mix) st = lw_comm_broadcast(sh.comm, t->mix->logits, (size_t)t->mix->K * sizeof(float), 0);
     return st;
+}
+
+/* A resumed run's layer mix: the checkpoint's logits, buffers and moments,
+ * on the same layers as this run's; a checkpoint of one layer does not
+ * resume with a mix, nor the other way round. */
+static lw_status resume_mix(lw_trainer *t, const char *dir)
+{
+    const char *saved = t->bridge->sender_layers;
+    char mine[96] = "";
+    if (t->mix) lw_layer_mix_describe(t->mix, mine, sizeof mine);
+    if (strcmp(saved, mine) != 0)
+        return lw_fail(LW_ERR_INVALID, "%s was trained on sender layer%s %s, this run reads %s", dir,
+                       *saved ? "s" : "", *saved ? saved : "(one, the manifest's)",
+                       *mine ? mine : "one layer (the manifest's): pass --sender-layers as the run did");
+    if (!t->mix) return LW_OK;
+    lw_layer_mix saved_mix;
+    lw_status st = lw_layer_mix_load(&saved_mix, dir, t->mix->S);
+    if (st) return st;
+    memcpy(t->mix->logits, saved_mix.logits, sizeof saved_mix.logits);
+    memcpy(t->mix->mean, saved_mix.mean, (size_t)saved_mix.K * saved_mix.S * sizeof(float));
+    memcpy(t->mix->std, saved_mix.std, (size_t)saved_mix.K * saved_mix.S * sizeof(float));
+    memcpy(t->mix->opt.m, saved_mix.opt.m, (size_t)saved_mix.K * sizeof(float));
+    memcpy(t->mix->opt.v, saved_mix.opt.v, (size_t)saved_mix.K * sizeof(float));
+    t->mix->opt.step = saved_mix.opt.step;
+    lw_layer_mix_free(&saved_mix);
+    return LW_OK;
 }
 
 lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_dataset *data,
                        const lw_train_options *o, lw_train_result *r)
 {
     memset(r, 0, sizeof *r);
-    if (t->mix)   /* its logits would need the optimiser, the clip and the checkpoint: docs/objectives.md */
-        return lw_fail(LW_ERR_UNSUPPORTED, "train: a layer mix is not trained by the loop yet");
     lw_status st = check_options(o, data, states);
     if (st) return st;
+    int width = t->mix ? t->mix->K * t->bridge->sender_hidden : t->bridge->sender_hidden;
+    if (states->hidden != width)
+        return lw_fail(LW_ERR_INVALID, "train: sender states are %d wide, the %s takes %d", states->hidden,
+                       t->mix ? "layer mix" : "bridge", width);
     const lw_train_config *k = &o->cfg;
     lw_bridge *b = t->bridge;
     lw_adamw opt = {0};
@@ -250,13 +306,22 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
     if (o->resume_dir) {
         st = lw_checkpoint_load(o->resume_dir, b, &opt, &rng, &step);
         if (!st && t->adapters) st = lw_adapter_set_load(t->adapters, o->resume_dir);
+        if (!st) st = resume_mix(t, o->resume_dir);
         if (st) {
             lw_adamw_free(&opt);
             return lw_fail_wrap(st, "train: resuming from %s", o->resume_dir);
         }
     } else {
         lw_bridge_init(b, k->seed);
-        if ((st = set_input_norm(b, states, data->n))) {
+        if (t->mix) {   /* a fresh mix: the plain mean, no moments */
+            memset(t->mix->logits, 0, sizeof t->mix->logits);
+            lw_adamw_free(&t->mix->opt);
+            st = lw_adamw_init(&t->mix->opt, (size_t)t->mix->K, lw_adamw_defaults());
+            lw_layer_mix_describe(t->mix, b->sender_layers, sizeof b->sender_layers);
+        } else {
+            b->sender_layers[0] = '\0';
+        }
+        if (st || (st = set_input_norm(b, t->mix, states, data->n))) {
             lw_adamw_free(&opt);
             return st;
         }
@@ -309,6 +374,7 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
         }
         lw_bridge_adamw_step(b, &opt, lr, k->weight_decay);
         if (t->adapters) lw_adapter_set_adamw_step(t->adapters, lr, k->weight_decay);
+        if (t->mix) lw_layer_mix_adamw_step(t->mix, lr);
         right += s.right;
         seen += s.seen;
         r->last_loss = s.loss;

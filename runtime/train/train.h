@@ -101,8 +101,8 @@ lw_status lw_trainer_use_gpu(lw_trainer *t, lw_gpu_receiver_pass *p);
 /* From now on x is [T, K*S], several sender layers side by side
  * (sender_cache_layers.h), mixed by mix (not owned) into the bridge's
  * input; backward adds the mix's logits' gradient to mix->grads.
- * lw_train_run refuses a trainer with a mix for now (it would have to
- * step, clip and save the logits too). */
+ * lw_train_run steps, clips and saves the logits with the bridge
+ * (layer_mix_file.h) and restores them on --resume. */
 lw_status lw_trainer_attach_layer_mix(lw_trainer *t, lw_layer_mix *mix);
 
 /* Forward and backward of one example (x: the sender's states [T, S]);
