@@ -124,6 +124,11 @@ lw_status lw_trainer_examples(lw_trainer *t, const lw_sender_cache *states, cons
 /* The loss alone (no gradients): what the finite-difference test probes. */
 lw_status lw_trainer_loss(lw_trainer *t, const float *x, int T, int label, float *loss);
 
+/* The mean of lw_trainer_loss over the n examples of states / data (the dev
+ * loss that early stopping records, early_stop.h). */
+lw_status lw_dev_loss(lw_trainer *t, const lw_sender_cache *states, const lw_dataset *data, float **x,
+                      size_t *x_cap, double *loss);
+
 /* scores[n_labels]: the summed log-probs of each label's verbalizer. */
 lw_status lw_trainer_score(lw_trainer *t, const float *x, int T, double *scores);
 /* The same from soft tokens [M, R] already made (a message's: lw receive);
