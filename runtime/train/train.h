@@ -121,6 +121,12 @@ lw_status lw_trainer_examples(lw_trainer *t, const lw_sender_cache *states, cons
                               const uint64_t *dropout_seeds, int n, float scale, float **x, size_t *x_cap,
                               float *losses, bool *correct);
 
+/* The weighted soft-token terms of t for label (diversity_weight times the
+ * diversity, align_weight times the alignment to align_targets[label], the
+ * objectives of objectives.h); with dz, adds scale * their gradient. 0 when
+ * both weights are 0. */
+double lw_trainer_soft_terms(const lw_trainer *t, const float *z, int label, float *dz, float scale);
+
 /* The loss alone (no gradients): what the finite-difference test probes. */
 lw_status lw_trainer_loss(lw_trainer *t, const float *x, int T, int label, float *loss);
 
