@@ -9,6 +9,7 @@
  * rows, 1e-7 for softmax probabilities over a 262144-word vocabulary). */
 #include "testlib.h"
 #include "adamw.h"
+#include "adapters.h"
 #include "cuda_blas.h"
 #include "cuda_driver.h"
 #include "deep_prefix.h"
