@@ -17,6 +17,7 @@
 #include "lw_cli.h"
 #include "metrics.h"
 #include "sender_cache.h"
+#include "sender_states.h"
 #include "train.h"
 #include "answer_eval.h"
 #include "train_text.h"

@@ -16,6 +16,7 @@
 #include "objectives.h"
 #include "early_stop.h"
 #include "sender_cache.h"
+#include "sender_states.h"
 #include "train.h"
 #include "train_rules.h"
 #include "run_dir.h"
