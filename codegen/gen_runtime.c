@@ -79,6 +79,22 @@ static void train_block(lw_strbuf *sb, const lw_train_config *t)
     lw_sb_printf(sb, "f, .class_balanced = %d },\n", t->class_balanced);
 }
 
+/* The optional interlingua block: only when the manifest has one, so the
+ * pairs without it bake exactly what they baked before. */
+static void interlingua_block(lw_strbuf *sb, const lw_manifest *m)
+{
+    if (!m->has_interlingua) return;
+    const lw_interlingua_manifest *il = &m->interlingua;
+    lw_sb_printf(sb, "%s", "    .has_interlingua = 1,\n    .interlingua = {\n");
+    str_field(sb, "        ", "encoder", il->encoder);
+    lw_sb_printf(sb, "        .latents = %d, .d_z = %d, .width = %d, .depth = %d, .heads = %d, .ffn_mult = %d,\n",
+                 il->latents, il->d_z, il->width, il->depth, il->heads, il->ffn_mult);
+    lw_sb_printf(sb, "        .adapter_ffn = %d, .max_encoder_tokens = %d, .first_token_weight = ", il->adapter_ffn,
+                 il->max_encoder_tokens);
+    lw_sb_c_float(sb, il->first_token_weight);
+    lw_sb_printf(sb, "%s", "f },\n");
+}
+
 lw_status lw_gen_pair_runtime(const lw_manifest *m, const char *stamp, const char *nvrtc_version, lw_strbuf *out)
 {
     lw_strbuf *sb = out;
@@ -94,6 +110,7 @@ lw_status lw_gen_pair_runtime(const lw_manifest *m, const char *stamp, const cha
     model_block(sb, "receiver", &m->receiver);
     bridge_block(sb, &m->bridge);
     train_block(sb, &m->train);
+    interlingua_block(sb, m);
     lw_sb_printf(sb, "    .n_archs = %d, .gpu_archs = {", m->n_archs);
     for (int i = 0; i < m->n_archs && i < LW_MAX_ARCHS; i++) lw_sb_printf(sb, "%s%d", i ? ", " : "", m->gpu_archs[i]);
     lw_sb_printf(sb, "%s", "},\n  },\n  .kernels = lw_embedded_kernels,\n");

@@ -29,6 +29,7 @@ static void usage(const lw_pair *pair)
            "                       freshly initialised bridge is timed (the same work)\n"
            "  --methods LIST       comma-separated, of bridge,text-relay,receiver-zeroshot,\n"
            "                       sender-zeroshot (default: all four)\n"
+           "  --method bridge-wire the wire between two processes (lw bench --method bridge-wire --help)\n"
            "  --batch LIST         batch sizes, comma-separated (default 1,4,16); a batch of B is B\n"
            "                       examples back to back\n"
            "  --runs N             timed runs per method and batch (default 20)\n"
@@ -340,6 +341,8 @@ done:
 
 int lw_cmd_bench(const lw_pair *pair, int argc, char **argv)
 {
+    for (int i = 0; i + 1 < argc; i++)   /* the wire between two processes: its own options (bench_wire.c) */
+        if (!strcmp(argv[i], "--method") && !strcmp(argv[i + 1], "bridge-wire")) return lw_bench_wire(pair, argc, argv);
     if (lw_wants_help(argc, argv)) {
         usage(pair);
         return 0;

@@ -1,5 +1,5 @@
 /* lw receive: the receiver as a process of its own. It reads soft-token
- * messages (wire.h) from --in or stdin, checks each one against its own
+ * messages (wire.h) from --in, a TCP stream (--listen) or stdin, checks each one against its own
  * bridge checkpoint and models (wire_identity.h), and prints the label
  * scores of each as one JSON line (lw_scores_write_line), the same line
  * lw eval --scores prints for the in-process bridge. --inspect prints the
@@ -11,13 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 #include "bridge_scorer.h"
 #include "cmd_common.h"
 #include "fileutil.h"
 #include "lw_cli.h"
 #include "wire.h"
-#include "wire_identity.h"
+#include "wire_receiver.h"
+#include "wire_socket.h"
 
 static void usage(void)
 {
@@ -30,6 +32,9 @@ static void usage(void)
            "  --checkpoint DIR     the same checkpoint folder (or bridge.safetensors) the sender used\n"
            "  --task NAME          the task to read (default: the one the first message names)\n"
            "  --in FILE            where the messages come from (default stdin)\n"
+           "  --listen HOST:PORT   read the messages from a TCP stream instead: the first connection\n"
+           "                       (lw send --out tcp:HOST:PORT), to its end; port 0 picks a free port,\n"
+           "                       printed to stderr as \"lw receive: listening on port N\"\n"
            "  --out FILE           where the lines go (default stdout); the file appears whole or not at all\n"
            "  --device cpu|cuda    where the receiver runs (default cpu; cuda: GPU 0)\n"
            "  --tasks-dir DIR      default <manifest dir>/../tasks\n"
@@ -37,7 +42,7 @@ static void usage(void)
 }
 
 typedef struct {
-    const char *checkpoint, *task, *in, *out, *device, *tasks_dir;
+    const char *checkpoint, *task, *in, *listen, *out, *device, *tasks_dir;
     bool inspect;
 } receive_args;
 
@@ -51,6 +56,7 @@ static bool parse(int argc, char **argv, receive_args *a)
         if (!strcmp(o, "--checkpoint")) ok = lw_opt_str(argc, argv, &i, &a->checkpoint);
         else if (!strcmp(o, "--task")) ok = lw_opt_str(argc, argv, &i, &a->task);
         else if (!strcmp(o, "--in")) ok = lw_opt_str(argc, argv, &i, &a->in);
+        else if (!strcmp(o, "--listen")) ok = lw_opt_str(argc, argv, &i, &a->listen);
         else if (!strcmp(o, "--out")) ok = lw_opt_str(argc, argv, &i, &a->out);
         else if (!strcmp(o, "--device")) ok = lw_opt_str(argc, argv, &i, &a->device);
         else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
@@ -60,6 +66,10 @@ static bool parse(int argc, char **argv, receive_args *a)
             return false;
         }
         if (!ok) return false;
+    }
+    if (a->in && a->listen) {
+        fprintf(stderr, "lw receive: --in and --listen are two sources; give one\n");
+        return false;
     }
     if (!a->inspect && !a->checkpoint) {
         fprintf(stderr, "lw receive: --checkpoint DIR is required (see --help)\n");
@@ -107,82 +117,40 @@ static lw_status inspect_line(FILE *f, const char *what, const lw_wire_message *
     return ok ? LW_OK : lw_fail(LW_ERR_IO, "%s: writing: %s", what, strerror(errno));
 }
 
-/* The receiving side, opened at the first message (its task and M). */
-typedef struct {
-    const lw_pair *pair;
-    const receive_args *a;
-    lw_task task;
-    bool task_loaded;
-    lw_wire_identity mine;
-    char bridge_path[4200];
-    lw_bridge_scorer sc;
-    bool open;
-    int M;
-    double *scores;
-} receiver;
-
-static lw_status receiver_open(receiver *r, const lw_wire_message *first)
+/* A TCP stream of messages (lw send --out tcp:...): the first connection
+ * to HOST:PORT, read to its end. The port bound is printed to stderr first,
+ * so a test or script can pass port 0 and read the one the kernel gave. */
+static lw_status accept_stream(const char *spec, FILE **in)
 {
-    const lw_manifest *m = &r->pair->manifest;
-    const char *task = r->a->task ? r->a->task : first->id.task;
-    char task_path[4096];
-    bool is_dir;
-    lw_bridge_checkpoint_file(r->a->checkpoint, r->bridge_path, sizeof r->bridge_path, &is_dir);
-    /* identity first: a message from elsewhere is refused before any model loads */
-    lw_status st = lw_wire_identity_make(m, task, r->bridge_path, LW_WIRE_RECEIVER, &r->mine);
+    int lfd, port, fd;
+    lw_status st = lw_socket_listen(spec, 1, &lfd, &port);
     if (st) return st;
-    if ((st = lw_wire_identity_check(&first->id, &r->mine, m, r->bridge_path))) return st;
-    int seed, M = first->M;
-    bool has_seed = true, has_M = false;
-    if ((st = lw_run_json_read(r->a->checkpoint, &seed, &has_seed, &M, &has_M))) return st;
-    if (M != first->M)
-        return lw_fail(LW_ERR_INVALID, "message of %d soft tokens; the checkpoint's run.json says %d", first->M, M);
-    if ((st = lw_task_file(m, r->a->tasks_dir, task, task_path, sizeof task_path)) ||
-        (st = lw_task_load(task_path, &r->task)))
-        return st;
-    r->task_loaded = true;
-    if ((st = lw_bridge_scorer_open(&r->sc, r->pair, &r->task, first->M, r->a->checkpoint, r->a->device))) return st;
-    r->open = true;
-    r->M = first->M;
-    if (!(r->scores = calloc((size_t)r->task.n_labels, sizeof *r->scores)))
-        return lw_fail(LW_ERR_NOMEM, "receive: out of memory");
-    return LW_OK;
-}
-
-static void receiver_close(receiver *r)
-{
-    if (r->open) lw_bridge_scorer_close(&r->sc);
-    if (r->task_loaded) lw_task_free(&r->task);
-    free(r->scores);
-}
-
-/* What a message must agree on besides its identity: the shapes this
- * receiver reads. */
-static lw_status check_shape(const receiver *r, const lw_wire_message *msg)
-{
-    const lw_manifest *m = &r->pair->manifest;
-    if (msg->sender_layer != m->bridge.source_layer)
-        return lw_fail(LW_ERR_INVALID, "message made from sender layer %d; this bridge reads layer %d",
-                       msg->sender_layer, m->bridge.source_layer);
-    if (msg->width != m->receiver.hidden)
-        return lw_fail(LW_ERR_INVALID, "message of width %d; receiver %s reads %d", msg->width, m->receiver.name,
-                       m->receiver.hidden);
-    if (msg->M != r->M)
-        return lw_fail(LW_ERR_INVALID, "message of %d soft tokens; this receiver reads %d", msg->M, r->M);
+    fprintf(stderr, "lw receive: listening on port %d\n", port);
+    fflush(stderr);
+    while ((fd = accept(lfd, NULL, NULL)) < 0 && errno == EINTR) {}
+    int err = errno;
+    close(lfd);
+    if (fd < 0) return lw_fail(LW_ERR_IO, "%s: accept: %s", spec, strerror(err));
+    if (!(*in = fdopen(fd, "rb"))) {
+        close(fd);
+        return lw_fail(LW_ERR_IO, "%s: fdopen: %s", spec, strerror(errno));
+    }
     return LW_OK;
 }
 
 static int run(const lw_pair *pair, const receive_args *a)
 {
-    receiver r = {.pair = pair, .a = a};
+    lw_wire_receiver r = {0};
+    double *scores = NULL;
     FILE *in = stdin, *out = stdout;
-    const char *in_name = a->in ? a->in : "stdin", *out_name = a->out ? a->out : "stdout";
+    const char *in_name = a->listen ? a->listen : a->in ? a->in : "stdin", *out_name = a->out ? a->out : "stdout";
     char tmp[4200] = "";
     uint8_t *buf = NULL;
     size_t cap = 0, len;
     long count = 0;
     lw_status st = LW_OK;
-    if (a->in && strcmp(a->in, "-") && !(in = fopen(a->in, "rb")))
+    if (a->listen) st = accept_stream(a->listen, &in);
+    else if (a->in && strcmp(a->in, "-") && !(in = fopen(a->in, "rb")))
         st = lw_fail(LW_ERR_IO, "cannot read %s: %s", a->in, strerror(errno));
     if (!st && a->out && strcmp(a->out, "-")) {   /* a file appears whole or not at all */
         lw_pathf(tmp, sizeof tmp, "%s.tmp.%ld", a->out, (long)getpid());
@@ -197,11 +165,14 @@ static int run(const lw_pair *pair, const receive_args *a)
         }
         if (a->inspect) st = inspect_line(out, out_name, &msg);
         else {
-            if (!r.open) st = receiver_open(&r, &msg);
-            else st = lw_wire_identity_check(&msg.id, &r.mine, &pair->manifest, r.bridge_path);
-            if (!st) st = check_shape(&r, &msg);
-            if (!st) st = lw_trainer_score_soft(&r.sc.tr, msg.soft, r.scores);
-            if (!st) st = lw_scores_write_line(out, out_name, &r.task, msg.seq, r.scores);
+            if (!r.open) {
+                st = lw_wire_receiver_open(&r, pair, a->checkpoint, a->task, a->tasks_dir, a->device, &msg);
+                if (!st && !(scores = calloc((size_t)r.task.n_labels, sizeof *scores)))
+                    st = lw_fail(LW_ERR_NOMEM, "receive: out of memory");
+            }
+            if (!st) st = lw_wire_receiver_check(&r, &msg);
+            if (!st) st = lw_wire_receiver_score(&r, &msg, scores);
+            if (!st) st = lw_scores_write_line(out, out_name, &r.task, msg.seq, scores);
             if (st) lw_fail_wrap(st, "%s, message %ld (seq %" PRIu64 ")", in_name, count, msg.seq);
         }
         lw_wire_message_free(&msg);
@@ -216,7 +187,8 @@ static int run(const lw_pair *pair, const receive_args *a)
         if (st) unlink(tmp);
     }
     free(buf);
-    receiver_close(&r);
+    lw_wire_receiver_close(&r);
+    free(scores);
     if (st) {
         fprintf(stderr, "lw receive: %s\n", lw_last_error());
         return 1;

@@ -1,23 +1,22 @@
 /* lw send: the sender and the bridge as a process of their own. Each text
  * (--text, or the "text" of each JSONL row of --input) goes through the
  * sender (sender_states.h) and the trained bridge; its M soft tokens go out
- * as one message (wire.h) to --out or stdout, for lw receive. */
+ * as one message (wire.h) to --out (a file or tcp:HOST:PORT) or stdout, for
+ * lw receive. */
 #include <errno.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "bridge.h"
-#include "bridge_scorer.h"
-#include "checkpoint.h"
 #include "cmd_common.h"
 #include "fileutil.h"
 #include "lw_cli.h"
-#include "sender_states.h"
 #include "wire.h"
-#include "wire_identity.h"
+#include "wire_sender.h"
+#include "wire_socket.h"
 
 static void usage(const lw_pair *pair)
 {
@@ -31,6 +30,7 @@ static void usage(const lw_pair *pair)
            "                       lines skipped); - reads stdin, one message out per line in\n"
            "  --limit N            the first N rows only\n"
            "  --out FILE           where the messages go (default stdout); a file appears whole or not at all\n"
+           "  --out tcp:HOST:PORT  or a TCP stream to `lw receive --listen HOST:PORT` (docs/wire.md)\n"
            "  --dtype D            fp32 (default), bf16, fp16 or int8 (per-token scales)\n"
            "  --seq N              the first message's seq (default 0; each next one adds 1)\n"
            "  --soft-tokens M      M the bridge was trained with (default: run.json beside DIR, else %d)\n"
@@ -83,65 +83,27 @@ static bool parse(const lw_pair *pair, int argc, char **argv, send_args *a)
     return true;
 }
 
-/* What sends: the sender, the bridge and the message header. */
+/* What sends: the sender and the bridge, and where the messages go. */
 typedef struct {
-    const lw_manifest *m;
     const send_args *a;
-    lw_sender_run run;
-    lw_bridge bridge;
-    bool bridge_made;
-    lw_bridge_acts *acts;
-    float *soft;
-    lw_wire_message head;
+    lw_wire_sender w;
+    bool open;
     FILE *out;
     const char *out_name;
+    uint64_t seq;
     long sent;
 } sender;
-
-static lw_status sender_open(sender *s, const lw_manifest *m, const send_args *a)
-{
-    char bridge_path[4200];
-    bool is_dir;
-    lw_bridge_checkpoint_file(a->checkpoint, bridge_path, sizeof bridge_path, &is_dir);
-    lw_bridge_config bc = m->bridge;
-    bc.soft_tokens = a->M;
-    s->head.sender_layer = m->bridge.source_layer;
-    s->head.M = a->M;
-    s->head.width = m->receiver.hidden;
-    s->head.dtype = a->dtype;
-    s->head.seq = (uint64_t)a->seq;
-    lw_status st = lw_wire_identity_make(m, a->task, bridge_path, LW_WIRE_SENDER, &s->head.id);
-    if (!st) st = lw_bridge_create(&s->bridge, &bc, m->sender.hidden, m->receiver.hidden, m->receiver.embed_rms);
-    if (!st) s->bridge_made = true;
-    if (!st) st = lw_checkpoint_load_bridge(bridge_path, &s->bridge);
-    if (!st) st = lw_bridge_acts_create(&s->bridge, LW_SENDER_MAX_TOKENS, &s->acts);
-    if (!st && !(s->soft = malloc((size_t)a->M * m->receiver.hidden * sizeof *s->soft)))
-        st = lw_fail(LW_ERR_NOMEM, "send: out of memory");
-    if (!st) st = lw_sender_run_open(&m->sender, &s->run);
-    return st;
-}
-
-static void sender_close(sender *s)
-{
-    lw_sender_run_close(&s->run);
-    lw_bridge_acts_free(s->acts);
-    if (s->bridge_made) lw_bridge_free(&s->bridge);
-    free(s->soft);
-}
 
 /* One text: sender, bridge, message out. */
 static lw_status send_text(sender *s, const char *text)
 {
-    int T;
     uint8_t *msg = NULL;
     size_t len;
-    lw_status st = lw_sender_run_states(&s->run, s->m->bridge.source_layer, text, &T);
-    if (!st) st = lw_bridge_forward(&s->bridge, s->acts, s->run.hidden, T, s->soft);
-    if (!st) st = lw_wire_encode(&s->head, s->soft, &msg, &len);
+    lw_status st = lw_wire_sender_encode(&s->w, text, s->seq, s->a->dtype, &msg, &len);
     if (!st) st = lw_wire_write_frame(s->out, s->out_name, msg, len);
     if (!st && fflush(s->out) != 0) st = lw_fail(LW_ERR_IO, "%s: writing: %s", s->out_name, strerror(errno));
     free(msg);
-    if (!st) s->head.seq++, s->sent++;
+    if (!st) s->seq++, s->sent++;
     return st;
 }
 
@@ -177,7 +139,7 @@ static lw_status send_rows(sender *s, FILE *in, const char *name)
 static int run(const lw_pair *pair, const send_args *a)
 {
     const lw_manifest *m = &pair->manifest;
-    sender s = {.m = m, .a = a, .out = stdout, .out_name = "stdout"};
+    sender s = {.a = a, .out = stdout, .out_name = "stdout", .seq = (uint64_t)a->seq};
     char task_path[4096], tmp[4200] = "";
     lw_task task = {0};
     FILE *in = NULL;
@@ -185,21 +147,33 @@ static int run(const lw_pair *pair, const send_args *a)
     if (!st) st = lw_task_load(task_path, &task);   /* a task that does not exist is refused here */
     if (!st && a->input && strcmp(a->input, "-") && !(in = fopen(a->input, "r")))
         st = lw_fail(LW_ERR_IO, "cannot read %s: %s", a->input, strerror(errno));
-    if (!st) st = sender_open(&s, m, a);
-    if (!st && a->out && strcmp(a->out, "-")) {
+    if (!st) st = lw_wire_sender_open(&s.w, m, a->task, a->checkpoint, a->M);
+    if (!st) s.open = true;
+    if (!st && a->out && !strncmp(a->out, "tcp:", 4)) {   /* a stream of messages over TCP */
+        int fd;
+        signal(SIGPIPE, SIG_IGN);   /* a receiver that hung up is a write error with its reason, not a kill */
+        st = lw_socket_connect(a->out + 4, &fd);
+        if (!st && !(s.out = fdopen(fd, "wb"))) {
+            close(fd);
+            st = lw_fail(LW_ERR_IO, "%s: fdopen: %s", a->out, strerror(errno));
+        }
+        s.out_name = a->out;
+    } else if (!st && a->out && strcmp(a->out, "-")) {
         lw_pathf(tmp, sizeof tmp, "%s.tmp.%ld", a->out, (long)getpid());
         if (!(s.out = fopen(tmp, "wb"))) st = lw_fail(LW_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
         s.out_name = a->out;
     }
     if (!st) st = a->text ? send_text(&s, a->text) : send_rows(&s, in ? in : stdin, in ? a->input : "stdin");
-    if (s.out && s.out != stdout) {
+    if (s.out && s.out != stdout && !tmp[0]) {
+        if (fclose(s.out) != 0 && !st) st = lw_fail(LW_ERR_IO, "%s: writing: %s", a->out, strerror(errno));
+    } else if (s.out && s.out != stdout) {
         if (fclose(s.out) != 0 && !st) st = lw_fail(LW_ERR_IO, "%s: writing: %s", tmp, strerror(errno));
         if (!st && rename(tmp, a->out) != 0)
             st = lw_fail(LW_ERR_IO, "renaming %s to %s: %s", tmp, a->out, strerror(errno));
         if (st) unlink(tmp);
     }
     if (in) fclose(in);
-    sender_close(&s);
+    if (s.open) lw_wire_sender_close(&s.w);
     lw_task_free(&task);
     if (st) {
         fprintf(stderr, "lw send: %s\n", lw_last_error());

@@ -521,6 +521,12 @@ int lw_cmd_train(const lw_pair *pair, int argc, char **argv)
         usage(pair);
         return 0;
     }
+    lw_task il_task;
+    if (lw_interlingua_task(pair, argc, argv, &il_task)) {   /* the pair's interlingua on answers */
+        int rc = lw_cmd_train_interlingua(pair, &il_task, argc, argv);
+        lw_task_free(&il_task);
+        return rc;
+    }
     train_args a;
     if (!parse(pair, argc, argv, &a)) return 2;
     lw_comm_config cc;

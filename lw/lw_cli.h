@@ -4,6 +4,7 @@
 #define LW_CLI_H
 
 #include "pair.h"
+#include "task.h"
 
 typedef struct {
     const char *name;
@@ -30,14 +31,25 @@ int lw_wants_help(int argc, char **argv);
 int lw_cmd_train(const lw_pair *pair, int argc, char **argv);
 int lw_cmd_eval(const lw_pair *pair, int argc, char **argv);
 
+/* The interlingua on a generate task (cmd_interlingua.c): true, with task
+ * loaded, when the pair has an "interlingua" block and --task names a
+ * generate task; lw train and lw eval --method interlingua then run these. */
+bool lw_interlingua_task(const lw_pair *pair, int argc, char **argv, lw_task *task);
+int lw_cmd_train_interlingua(const lw_pair *pair, const lw_task *task, int argc, char **argv);
+int lw_cmd_eval_interlingua(const lw_pair *pair, const lw_task *task, int argc, char **argv);
+
 /* lw report: cmd_report.c (pair unused: it reads result files only) */
 int lw_cmd_report(const lw_pair *pair, int argc, char **argv);
 
 /* lw bench: cmd_bench.c (equal-work latency and throughput, bench.h) */
 int lw_cmd_bench(const lw_pair *pair, int argc, char **argv);
+/* lw bench --method bridge-wire: bench_wire.c (the wire between two processes) */
+int lw_bench_wire(const lw_pair *pair, int argc, char **argv);
 
 /* lw send / lw receive: cmd_send.c, cmd_receive.c (the soft-token wire, docs/wire.md) */
 int lw_cmd_send(const lw_pair *pair, int argc, char **argv);
 int lw_cmd_receive(const lw_pair *pair, int argc, char **argv);
+/* lw serve: cmd_serve.c (HTTP on libmicrohttpd; without it, an error) */
+int lw_cmd_serve(const lw_pair *pair, int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ static const lw_command COMMANDS[] = {
     {"bench", "latency and throughput benchmarks", lw_cmd_bench},
     {"send", "sender + bridge: texts in, soft-token messages out (docs/wire.md)", lw_cmd_send},
     {"receive", "receiver: soft-token messages in, label scores out", lw_cmd_receive},
+    {"serve", "HTTP server of the wire: sender, receiver or both (docs/wire.md)", lw_cmd_serve},
 };
 
 lw_status lw_load_options_from_env(lw_load_options *out)

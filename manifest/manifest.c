@@ -792,6 +792,41 @@ static lw_status parse_deep_prefix(const mctx *c, json_t *root, lw_manifest *m)
     return get_int(c, v, p, "hidden", false, 1, MAX_DIM, &d->hidden);
 }
 
+/* ---- the shared interlingua (optional) ---------------------------------- */
+
+static lw_status parse_interlingua(const mctx *c, json_t *root, lw_manifest *m)
+{
+    static const char *const keys[] = {"encoder", "latents", "d_z", "width", "depth", "heads", "ffn_mult",
+                                       "adapter_ffn", "max_encoder_tokens", "first_token_weight", NULL};
+    char p[JPATH], fp[JPATH];
+    json_t *v;
+    lw_interlingua_manifest *il = &m->interlingua;
+    *il = (lw_interlingua_manifest){.latents = 16, .d_z = 256, .width = 256, .depth = 2, .heads = 4, .ffn_mult = 4,
+                                    .adapter_ffn = 1024, .max_encoder_tokens = 256, .first_token_weight = 0.0f};
+    lw_status st = get_object(c, root, "", "interlingua", false, keys, &v, p);
+    if (st || !v) return st;
+    m->has_interlingua = true;
+    const char *raw = NULL;
+    if ((st = get_string(c, v, p, "encoder", true, &raw))) return st;
+    join_path(fp, p, "encoder");
+    if ((st = resolve_path(c, fp, raw, il->encoder))) return st;
+    if ((st = get_int(c, v, p, "latents", false, 1, 256, &il->latents))) return st;
+    if ((st = get_int(c, v, p, "d_z", false, 1, MAX_DIM, &il->d_z))) return st;
+    if ((st = get_int(c, v, p, "width", false, 1, MAX_DIM, &il->width))) return st;
+    if ((st = get_int(c, v, p, "depth", false, 1, 64, &il->depth))) return st;
+    if ((st = get_int(c, v, p, "heads", false, 1, MAX_HEADS, &il->heads))) return st;
+    if (il->width % il->heads) {
+        char hp[JPATH];
+        join_path(hp, p, "heads");
+        return bad(LW_ERR_INVALID, c, hp, "%d does not divide width %d; expected a divisor of width", il->heads,
+                   il->width);
+    }
+    if ((st = get_int(c, v, p, "ffn_mult", false, 1, 16, &il->ffn_mult))) return st;
+    if ((st = get_int(c, v, p, "adapter_ffn", false, 1, MAX_DIM, &il->adapter_ffn))) return st;
+    if ((st = get_int(c, v, p, "max_encoder_tokens", false, 2, 512, &il->max_encoder_tokens))) return st;
+    return get_float(c, v, p, "first_token_weight", false, 0, false, 100, &il->first_token_weight);
+}
+
 /* ---- the whole manifest ------------------------------------------------- */
 
 static bool valid_pair_name(const char *s)
@@ -806,7 +841,7 @@ static bool valid_pair_name(const char *s)
 static lw_status parse_root(const mctx *c, json_t *root, lw_manifest *m)
 {
     static const char *const keys[] = {"lwc_manifest", "name", "sender", "receiver", "bridge", "train",
-                                       "build", "lora", "deep_prefix", NULL};
+                                       "build", "lora", "deep_prefix", "interlingua", NULL};
     if (!json_is_object(root))
         return bad(LW_ERR_FORMAT, c, "(top level)", "got %s; expected an object", type_name(root));
     /* The version comes first: a newer manifest may use keys this build does not know. */
@@ -831,6 +866,7 @@ static lw_status parse_root(const mctx *c, json_t *root, lw_manifest *m)
     if ((st = parse_train(c, root, &m->train))) return st;
     if ((st = parse_lora(c, root, m->receiver.n_layers, m))) return st;
     if ((st = parse_deep_prefix(c, root, m))) return st;
+    if ((st = parse_interlingua(c, root, m))) return st;
     return parse_build(c, root, m);
 }
 

@@ -61,6 +61,20 @@ typedef struct {
     int hidden;            /* the generator's width d, 1..65536 */
 } lw_deep_prefix_config;
 
+/* The shared interlingua (the optional "interlingua" block; interlingua.h):
+ * a frozen BERT encoder (MiniLM) read by M learned queries into M x d_z
+ * latents, one adapter per reader; the readers are the pair's sender and
+ * receiver models, both frozen, both reading the same latents. */
+typedef struct {
+    char encoder[LW_PATH_MAX];   /* the BERT folder (config.json, model.safetensors, tokenizer.json) */
+    int latents;                 /* M, 1..256 */
+    int d_z;                     /* latent width, 1..65536 */
+    int width, depth, heads, ffn_mult;   /* the resampler (the bridge's perceiver) */
+    int adapter_ffn;             /* each adapter's MLP width */
+    int max_encoder_tokens;      /* encoder tokens kept, [CLS] and [SEP] included: 2..512 */
+    float first_token_weight;    /* the answer loss's first-token term, >= 0 */
+} lw_interlingua_manifest;
+
 typedef struct {
     char name[LW_NAME_MAX];            /* [A-Za-z0-9._-]+ ; names build/<name>/ */
     char path[LW_PATH_MAX];            /* the manifest file, as given */
@@ -72,6 +86,8 @@ typedef struct {
     lw_lora_config lora;
     bool has_deep_prefix;              /* the optional "deep_prefix" block */
     lw_deep_prefix_config deep_prefix;
+    bool has_interlingua;              /* the optional "interlingua" block */
+    lw_interlingua_manifest interlingua;
     int n_archs;
     int gpu_archs[LW_MAX_ARCHS];       /* 80 for sm_80, 90 for sm_90 ... */
 } lw_manifest;

@@ -8,7 +8,7 @@ cd "$here"
 need_pkgs=""
 have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
 for p in build-essential pkg-config libjansson-dev check libsubunit-dev libopenblas-dev clang \
-         libclang-rt-dev unzip libopenmpi-dev openmpi-bin; do
+         libclang-rt-dev unzip libopenmpi-dev openmpi-bin libmicrohttpd-dev curl; do
     have_pkg "$p" || need_pkgs="$need_pkgs $p"
 done
 if [ -n "$need_pkgs" ]; then

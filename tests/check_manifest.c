@@ -330,7 +330,7 @@ START_TEST(error_unknown_key)
     j = base();
     json_object_set_new(j, "zebra", json_integer(3));
     expect_error(j, LW_ERR_FORMAT, "d/m.json: zebra: unknown key; expected one of: lwc_manifest, name, sender, "
-                                   "receiver, bridge, train, build, lora, deep_prefix");
+                                   "receiver, bridge, train, build, lora, deep_prefix, interlingua");
     /* Keys starting with '_' are comments. */
     j = base();
     json_object_set_new(at(j, "sender"), "_note", json_string("measured with gguf"));

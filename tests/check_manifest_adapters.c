@@ -155,7 +155,7 @@ START_TEST(deep_prefix_errors)
                  "d/m.json: deep_prefix.dropout: -0.1 is out of range; expected a number in [0, 0.99]");
     expect_error(", \"deep_prfix\": {}", LW_ERR_FORMAT,
                  "d/m.json: deep_prfix: unknown key (did you mean \"deep_prefix\"?); expected one of: lwc_manifest, "
-                 "name, sender, receiver, bridge, train, build, lora, deep_prefix");
+                 "name, sender, receiver, bridge, train, build, lora, deep_prefix, interlingua");
 }
 END_TEST
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # lw send and lw receive as two processes (docs/wire.md), on the tiny pair
 # tests/methods.sh trains (stories260K -> SmolLM2-135M, a 2-step bridge):
-#   - `lw send | lw receive` at fp32 prints exactly the label scores of the
+#   - `lw send | lw receive` (a pipe, files, a TCP socket) at fp32 prints exactly the label scores of the
 #     in-process bridge (lw eval --scores), line for line, bit for bit;
 #   - bf16, fp16 and int8 messages stay within a stated tolerance of them;
 #   - damaged, cut, foreign (another bridge, task, sender weights) and
@@ -51,6 +51,19 @@ check "through files too" cmp "$w/eval.scores" "$w/file.scores"
 text=$(head -n 1 "$w/rows.jsonl" | sed 's/^{"text": "\(.*\)", "label".*/\1/')
 "$lw" send --task sst2 --checkpoint "$ck" --text "$text" | "$lw" receive --checkpoint "$ck" > "$w/text.scores"
 check "--text gives the first row's line" sh -c "head -n 1 '$w/eval.scores' | cmp - '$w/text.scores'"
+# the socket transport: lw send --out tcp:HOST:PORT into lw receive --listen HOST:PORT (port 0: a free one)
+"$lw" receive --checkpoint "$ck" --listen 127.0.0.1:0 > "$w/sock.scores" 2> "$w/sock.err" &
+rpid=$!
+i=0
+until grep -q 'listening on port' "$w/sock.err" 2>/dev/null || [ $i -gt 300 ]; do i=$((i + 1)); sleep 0.1; done
+sport=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$w/sock.err")
+set +e
+"$lw" send --task sst2 --checkpoint "$ck" --input "$w/rows.jsonl" --out "tcp:127.0.0.1:$sport" --quiet
+wait $rpid
+set -e
+check "through a TCP socket too (send --out tcp: | receive --listen)" cmp "$w/eval.scores" "$w/sock.scores"
+check "send to a port nobody listens on" fails_saying "cannot connect to 127.0.0.1:1" "$lw" send --task sst2 \
+    --checkpoint "$ck" --text x --out tcp:127.0.0.1:1
 check "fp32 message size" test "$(wc -c < "$w/msgs.fp32")" = $((6 * (208 + 4 * 576 * 4 + 8)))
 
 # Tolerances on the label scores (summed log-probs), measured on this pair

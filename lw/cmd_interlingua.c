@@ -1,0 +1,310 @@
+/* lw train / lw eval --method interlingua on a generate task, for a pair
+ * whose manifest has an "interlingua" block (interlingua_run.h): one
+ * encoder, the sender and the receiver as its two readers.
+ *
+ *   lw train --task squad --split train.jsonl --out runs/il [--steps N --batch B --lr X --warmup W
+ *            --limit N --seed S --max-answer L --log-every K --quiet]
+ *   lw eval  --task squad --split dev.jsonl --method interlingua --checkpoint runs/il/final
+ *            [--limit N --candidates K --json out.json --quiet]
+ *
+ * Training writes out/train_log.jsonl (a line a step), out/final/ and
+ * out/run.json. Evaluation prints EM/F1 with 95% bootstrap intervals for
+ * each reader alone (its greedy answer) and for joint rescoring, and the
+ * payload: M x d_z latents in fp32 and bf16 bytes against the prompt's
+ * UTF-8 bytes, and the compression (each reader's text prompt tokens / M). */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "answer_data.h"
+#include "answer_eval.h"
+#include "answer_metrics.h"
+#include "clock.h"
+#include "cmd_common.h"
+#include "fileutil.h"
+#include "interlingua_run.h"
+#include "lw_cli.h"
+#include "metrics.h"
+#include "run_dir.h"
+#include "train_log.h"
+
+enum { RESAMPLES = 1000, BOOT_SEED = 1 };
+
+bool lw_interlingua_task(const lw_pair *pair, int argc, char **argv, lw_task *task)
+{
+    if (!pair->manifest.has_interlingua) return false;
+    const char *name = NULL, *dir = NULL;
+    for (int i = 0; i + 1 < argc; i++) {
+        if (!strcmp(argv[i], "--task")) name = argv[++i];
+        else if (!strcmp(argv[i], "--tasks-dir")) dir = argv[++i];
+    }
+    char path[4096];
+    if (!name || lw_task_file(&pair->manifest, dir, name, path, sizeof path) || lw_task_load(path, task)) return false;
+    if (task->kind == LW_TASK_GENERATE) return true;
+    lw_task_free(task);
+    return false;
+}
+
+typedef struct {
+    const char *split, *out, *checkpoint, *json, *method;
+    int limit, steps, batch, warmup, max_answer, log_every, candidates;
+    float lr;
+    long seed;
+    bool quiet;
+} il_args;
+
+static bool parse(const char *cmd, int argc, char **argv, bool train, il_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->steps = 50, a->batch = 4, a->warmup = 5, a->max_answer = 24, a->log_every = 1, a->candidates = 2;
+    a->lr = 1e-3f, a->seed = 1;
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i], *ignored = NULL;
+        bool ok = true;
+        if (!strcmp(o, "--task") || !strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &ignored);
+        else if (!strcmp(o, "--split")) ok = lw_opt_str(argc, argv, &i, &a->split);
+        else if (!strcmp(o, "--limit")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit);
+        else if (!strcmp(o, "--seed")) {
+            int s = 0;
+            ok = lw_opt_int(argc, argv, &i, 0, 1 << 30, &s);
+            a->seed = s;
+        } else if (!strcmp(o, "--quiet")) a->quiet = true;
+        else if (!strcmp(o, "--max-answer")) ok = lw_opt_int(argc, argv, &i, 2, 256, &a->max_answer);
+        else if (train && !strcmp(o, "--out")) ok = lw_opt_str(argc, argv, &i, &a->out);
+        else if (train && !strcmp(o, "--steps")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 24, &a->steps);
+        else if (train && !strcmp(o, "--batch")) ok = lw_opt_int(argc, argv, &i, 1, 4096, &a->batch);
+        else if (train && !strcmp(o, "--warmup")) ok = lw_opt_int(argc, argv, &i, 0, 1 << 24, &a->warmup);
+        else if (train && !strcmp(o, "--log-every")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 24, &a->log_every);
+        else if (train && !strcmp(o, "--lr")) {
+            ok = lw_opt_float(argc, argv, &i, &a->lr);
+            if (ok && !(a->lr > 0.0f && a->lr < 1.0f)) {
+                fprintf(stderr, "lw %s: --lr %g: expected a number in (0, 1)\n", cmd, (double)a->lr);
+                return false;
+            }
+        } else if (!train && !strcmp(o, "--method")) ok = lw_opt_str(argc, argv, &i, &a->method);
+        else if (!train && !strcmp(o, "--checkpoint")) ok = lw_opt_str(argc, argv, &i, &a->checkpoint);
+        else if (!train && !strcmp(o, "--json")) ok = lw_opt_str(argc, argv, &i, &a->json);
+        else if (!train && !strcmp(o, "--candidates"))
+            ok = lw_opt_int(argc, argv, &i, 1, LW_IL_MAX_CANDIDATES / LW_IL_READERS, &a->candidates);
+        else {
+            fprintf(stderr, "lw %s: option '%s' does not apply to the interlingua on a generate task\n", cmd, o);
+            return false;
+        }
+        if (!ok) return false;
+    }
+    if (!a->split || (train && !a->out) || (!train && !a->checkpoint)) {
+        fprintf(stderr, "lw %s: the interlingua needs --split and %s\n", cmd, train ? "--out" : "--checkpoint");
+        return false;
+    }
+    return true;
+}
+
+int lw_cmd_train_interlingua(const lw_pair *pair, const lw_task *task, int argc, char **argv)
+{
+    il_args a;
+    if (!parse("train", argc, argv, true, &a)) return 2;
+    const lw_manifest *m = &pair->manifest;
+    lw_answer_data d = {0};
+    lw_il_session s;
+    lw_il_optim opt = {0};
+    lw_run_dir rd = {.lock_fd = -1};
+    FILE *log = NULL;
+    int rc = 1, skipped = 0;
+    char path[4096];
+    if (lw_answer_data_load(a.split, task, a.limit, &d)) {
+        fprintf(stderr, "lw train: data: %s\n", lw_last_error());
+        return 1;
+    }
+    if (lw_il_session_open(&s, m, task, a.max_answer, (uint64_t)a.seed)) {
+        fprintf(stderr, "lw train: %s\n", lw_last_error());
+        lw_answer_data_free(&d);
+        return 1;
+    }
+    if (lw_il_optim_init(&opt, &s.il) || lw_run_dir_open(&rd, a.out, LW_RUN_NEW)) {
+        fprintf(stderr, "lw train: %s\n", lw_last_error());
+        goto done;
+    }
+    lw_pathf(path, sizeof path, "%s/train_log.jsonl", a.out);
+    if (!(log = fopen(path, "w"))) {
+        fprintf(stderr, "lw train: cannot write %s\n", path);
+        goto done;
+    }
+    lw_il_train_options o = {.steps = a.steps, .batch = a.batch, .warmup_steps = a.warmup, .log_every = a.log_every,
+                             .lr = a.lr, .weight_decay = m->train.weight_decay, .grad_clip = m->train.grad_clip,
+                             .seed = (uint64_t)a.seed, .quiet = a.quiet};
+    double t0 = lw_now_s();
+    if (lw_il_session_train(&s, &d, &o, &opt, log, &skipped)) {
+        fprintf(stderr, "lw train: %s\n", lw_last_error());
+        goto done;
+    }
+    double secs = lw_now_s() - t0;
+    lw_pathf(path, sizeof path, "%s/final", a.out);
+    if (lw_il_session_save(&s, path, &opt, a.steps)) {
+        fprintf(stderr, "lw train: %s\n", lw_last_error());
+        goto done;
+    }
+    char run_json[1024];
+    snprintf(run_json, sizeof run_json,
+             "{\n  \"method\": \"interlingua\",\n  \"task\": \"%s\",\n  \"pair\": \"%s\",\n  \"rows\": %d,\n"
+             "  \"steps\": %d,\n  \"batch\": %d,\n  \"lr\": %g,\n  \"seed\": %ld,\n  \"latents\": %d,\n  \"d_z\": %d,\n"
+             "  \"first_token_weight\": %g,\n  \"skipped_examples\": %d,\n  \"seconds\": %.1f\n}\n",
+             task->name, m->name, d.n, a.steps, a.batch, (double)a.lr, a.seed, m->interlingua.latents,
+             m->interlingua.d_z, (double)m->interlingua.first_token_weight, skipped, secs);
+    if (lw_train_write_run_json(a.out, run_json)) {
+        fprintf(stderr, "lw train: %s\n", lw_last_error());
+        goto done;
+    }
+    if (!a.quiet)
+        printf("interlingua trained: %d steps of %d on %d rows (%d answers too long skipped), %.1f s; %s/final\n",
+               a.steps, a.batch, d.n, skipped, secs, a.out);
+    rc = 0;
+done:
+    if (log) fclose(log);
+    lw_run_dir_close(&rd);
+    lw_il_optim_free(&opt);
+    lw_il_session_close(&s);
+    lw_answer_data_free(&d);
+    return rc;
+}
+
+typedef struct {
+    double mean, lo, hi;
+} stat;
+
+static lw_status summarise(const double *v, int n, stat *s)
+{
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += v[i];
+    s->mean = sum / n;
+    return lw_bootstrap_mean_ci(v, n, RESAMPLES, BOOT_SEED, &s->lo, &s->hi);
+}
+
+int lw_cmd_eval_interlingua(const lw_pair *pair, const lw_task *task, int argc, char **argv)
+{
+    il_args a;
+    if (!parse("eval", argc, argv, false, &a)) return 2;
+    if (task->metric != LW_METRIC_SQUAD_EM_F1) {
+        fprintf(stderr, "lw eval: the interlingua reports SQuAD EM/F1; %s's metric is not built here yet\n", task->name);
+        return 1;
+    }
+    const lw_manifest *m = &pair->manifest;
+    lw_answer_data d = {0};
+    lw_il_session s;
+    int rc = 1;
+    enum { V = 3 };   /* sender alone, receiver alone, joint */
+    static const char *const who[V] = {"sender", "receiver", "joint"};
+    double *em[V] = {0}, *f1[V] = {0};
+    char **ans[V] = {0};
+    double text_bytes = 0, prompt_tok[LW_IL_READERS] = {0}, enc_tok = 0, cands = 0;
+    if (lw_answer_data_load(a.split, task, a.limit, &d)) {
+        fprintf(stderr, "lw eval: data: %s\n", lw_last_error());
+        return 1;
+    }
+    if (lw_il_session_open(&s, m, task, a.max_answer, 1) || lw_il_session_load(&s, a.checkpoint)) {
+        fprintf(stderr, "lw eval: %s\n", lw_last_error());
+        lw_answer_data_free(&d);
+        return 1;
+    }
+    for (int k = 0; k < V; k++)
+        if (!(em[k] = calloc((size_t)d.n, sizeof(double))) || !(f1[k] = calloc((size_t)d.n, sizeof(double))) ||
+            !(ans[k] = calloc((size_t)d.n, sizeof(char *)))) {
+            fprintf(stderr, "lw eval: out of memory\n");
+            goto done;
+        }
+    double t0 = lw_now_s();
+    for (int i = 0; i < d.n; i++) {
+        lw_il_answer r;
+        const lw_answer_row *row = &d.rows[i];
+        if (lw_il_session_answer(&s, row, i, a.candidates, &r)) {
+            fprintf(stderr, "lw eval: %s\n", lw_last_error());
+            goto done;
+        }
+        char *pick[V] = {r.alone[0], r.alone[1], r.joint};
+        lw_status st = LW_OK;
+        for (int k = 0; !st && k < V; k++) {
+            st = lw_squad_score(pick[k], (const char *const *)row->golds, row->n_gold, &em[k][i], &f1[k][i]);
+            if (!st && !(ans[k][i] = strdup(pick[k]))) st = lw_fail(LW_ERR_NOMEM, "eval: out of memory");
+        }
+        text_bytes += (double)strlen(row->prompt);
+        for (int q = 0; q < LW_IL_READERS; q++) prompt_tok[q] += r.prompt_tokens[q];
+        enc_tok += r.enc_tokens;
+        cands += r.n_candidates;
+        lw_il_answer_free(&r);
+        if (st) {
+            fprintf(stderr, "lw eval: %s\n", lw_last_error());
+            goto done;
+        }
+        if (!a.quiet) fprintf(stderr, "\r%d/%d rows", i + 1, d.n);
+    }
+    if (!a.quiet) fprintf(stderr, "\n");
+    double secs = lw_now_s() - t0;
+    stat sem[V], sf1[V];
+    for (int k = 0; k < V; k++)
+        if (summarise(em[k], d.n, &sem[k]) || summarise(f1[k], d.n, &sf1[k])) {
+            fprintf(stderr, "lw eval: metrics: %s\n", lw_last_error());
+            goto done;
+        }
+    int M = m->interlingua.latents;
+    lw_il_payload pl = lw_interlingua_payload(M, m->interlingua.d_z, (size_t)(text_bytes / d.n + 0.5),
+                                              (int)(prompt_tok[1] / d.n + 0.5));
+    printf("%s on %s (%d examples, method interlingua, %d candidates a reader, %.1f s)\n", task->name, a.split, d.n,
+           a.candidates, secs);
+    for (int k = 0; k < V; k++)
+        printf("  %-9s EM %.4f [%.4f, %.4f]  F1 %.4f [%.4f, %.4f]\n", who[k], sem[k].mean, sem[k].lo, sem[k].hi,
+               sf1[k].mean, sf1[k].lo, sf1[k].hi);
+    printf("  payload   %d x %d latents: %zu bytes fp32, %zu bf16; the prompt's text %.0f bytes (UTF-8, mean)\n", M,
+           m->interlingua.d_z, pl.fp32_bytes, pl.bf16_bytes, text_bytes / d.n);
+    printf("  compression  text prompt tokens / M: sender %.2f, receiver %.2f; encoder tokens / M %.2f\n",
+           prompt_tok[0] / d.n / M, prompt_tok[1] / d.n / M, enc_tok / d.n / M);
+    if (a.json) {
+        json_t *o = json_object(), *rows = json_array();
+        json_object_set_new(o, "task", json_string(task->name));
+        json_object_set_new(o, "split", json_string(a.split));
+        json_object_set_new(o, "method", json_string("interlingua"));
+        json_object_set_new(o, "pair", json_string(m->name));
+        json_object_set_new(o, "checkpoint", json_string(a.checkpoint));
+        json_object_set_new(o, "n", json_integer(d.n));
+        json_object_set_new(o, "candidates_per_reader", json_integer(a.candidates));
+        json_object_set_new(o, "mean_distinct_candidates", json_real(cands / d.n));
+        for (int k = 0; k < V; k++)
+            json_object_set_new(o, who[k],
+                                json_pack("{s:f, s:[f, f], s:f, s:[f, f]}", "exact_match", sem[k].mean,
+                                          "exact_match_ci95", sem[k].lo, sem[k].hi, "f1", sf1[k].mean, "f1_ci95",
+                                          sf1[k].lo, sf1[k].hi));
+        json_object_set_new(o, "payload",
+                            json_pack("{s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f}", "latents", M, "d_z",
+                                      m->interlingua.d_z, "fp32_bytes", (int)pl.fp32_bytes, "bf16_bytes",
+                                      (int)pl.bf16_bytes, "mean_text_bytes", text_bytes / d.n,
+                                      "sender_prompt_tokens_per_latent", prompt_tok[0] / d.n / M,
+                                      "receiver_prompt_tokens_per_latent", prompt_tok[1] / d.n / M,
+                                      "encoder_tokens_per_latent", enc_tok / d.n / M));
+        json_object_set_new(o, "bootstrap", json_pack("{s:i, s:i}", "resamples", RESAMPLES, "seed", BOOT_SEED));
+        json_object_set_new(o, "seconds", json_real(secs));
+        for (int i = 0; i < d.n; i++)
+            json_array_append_new(rows, json_pack("{s:s, s:s, s:s, s:s, s:f}", "gold", d.rows[i].golds[0], "sender",
+                                                  ans[0][i], "receiver", ans[1][i], "joint", ans[2][i], "joint_f1",
+                                                  f1[2][i]));
+        json_object_set_new(o, "rows", rows);
+        char *text = json_dumps(o, JSON_INDENT(2));
+        json_decref(o);
+        lw_status st = text ? lw_write_file_atomic(a.json, text, strlen(text), NULL)
+                            : lw_fail(LW_ERR_NOMEM, "eval: building the JSON");
+        free(text);
+        if (st) {
+            fprintf(stderr, "lw eval: writing JSON: %s\n", lw_last_error());
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    for (int k = 0; k < V; k++) {
+        for (int i = 0; ans[k] && i < d.n; i++) free(ans[k][i]);
+        free(ans[k]);
+        free(em[k]);
+        free(f1[k]);
+    }
+    lw_il_session_close(&s);
+    lw_answer_data_free(&d);
+    return rc;
+}

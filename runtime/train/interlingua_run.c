@@ -1,0 +1,383 @@
+/* The interlingua on a generate task: loading, training, saving, answering. */
+#include "interlingua_run.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "answer_eval.h"
+#include "answer_metrics.h"
+#include "chat_template.h"
+#include "checkpoint.h"
+#include "clock.h"
+#include "fileutil.h"
+#include "joint_rescore.h"
+#include "random_weights.h"
+#include "safetensors_write.h"
+
+static const char *const ROLE[LW_IL_READERS] = {"sender", "receiver"};
+
+static const lw_model_config *reader_cfg(const lw_manifest *m, int r) { return r ? &m->receiver : &m->sender; }
+
+lw_status lw_il_session_open(lw_il_session *s, const lw_manifest *man, const lw_task *task, int max_answer,
+                             uint64_t seed)
+{
+    memset(s, 0, sizeof *s);
+    s->man = man;
+    s->task = task;
+    s->max_answer = max_answer;
+    if (!man->has_interlingua)
+        return lw_fail(LW_ERR_INVALID, "interlingua: the pair %s has no \"interlingua\" block in its manifest", man->name);
+    if (task->kind != LW_TASK_GENERATE)
+        return lw_fail(LW_ERR_INVALID, "interlingua: %s is a %s task; only generate tasks are built", task->name,
+                       lw_task_kind_name(task->kind));
+    const lw_interlingua_manifest *im = &man->interlingua;
+    char tok_path[LW_PATH_MAX + 32];
+    snprintf(tok_path, sizeof tok_path, "%s/tokenizer.json", im->encoder);
+    lw_status st = lw_tokenizer_load(LW_TOKENIZER_WORDPIECE_JSON, tok_path, &s->enc_tok);
+    if (!st) st = lw_bert_open(im->encoder, &s->enc);
+    if (st) {
+        lw_il_session_close(s);
+        return lw_fail_wrap(st, "interlingua: encoder %s", im->encoder);
+    }
+    int M = im->latents;
+    for (int r = 0; !st && r < LW_IL_READERS; r++) {
+        const lw_model_config *c = reader_cfg(man, r);
+        st = lw_config_load_tokenizer(c, &s->toks[r]);
+        if (!st) st = lw_config_load_model(c, &s->models[r]);
+        /* the loaded model's stop ids: random mode and LWC_IGNORE_STOP leave
+         * none, and then answers carry no stop id and run to max_new */
+        const lw_model_config *lc = st ? c : &s->models[r]->cfg;
+        for (int i = 0; !st && i < lc->n_stop_ids && i < LW_MAX_SPECIAL; i++) s->stop[r][s->n_stop[r]++] = lc->stop_ids[i];
+        if (!st && lc->eos_id >= 0) s->stop[r][s->n_stop[r]++] = lc->eos_id;
+        if (!st) st = lw_receiver_layout_build(task, c->chat_template, s->toks[r], M, c->vocab, &s->layouts[r]);
+        if (st) st = lw_fail_wrap(st, "interlingua: %s %s", ROLE[r], c->name);
+    }
+    if (!st && !(s->feats = malloc((size_t)im->max_encoder_tokens * s->enc->cfg.hidden * sizeof(float))))
+        st = lw_fail(LW_ERR_NOMEM, "interlingua: out of memory for the encoder features");
+    if (!st) {
+        lw_interlingua_config c = {.feat_dim = s->enc->cfg.hidden, .d_z = im->d_z, .adapter_ffn = im->adapter_ffn,
+                                   .max_T = im->max_encoder_tokens, .n_readers = LW_IL_READERS};
+        c.resampler = (lw_bridge_config){.kind = LW_BRIDGE_PERCEIVER, .soft_tokens = M, .source_layer = 1,
+                                         .width = im->width, .depth = im->depth, .heads = im->heads,
+                                         .ffn_mult = im->ffn_mult, .calibration = LW_CALIB_NONE};
+        for (int r = 0; r < LW_IL_READERS; r++) {
+            c.reader_hidden[r] = s->models[r]->cfg.hidden;
+            c.reader_embed_rms[r] = s->models[r]->cfg.embed_rms > 0 ? s->models[r]->cfg.embed_rms : 1.0f;
+        }
+        st = lw_interlingua_create(&s->il, &c);
+        s->open_il = !st;
+    }
+    if (!st) {
+        lw_interlingua_init(&s->il, seed);
+        int max_T = 0;
+        for (int r = 0; r < LW_IL_READERS; r++) {
+            int P = lw_receiver_prefix_len(&s->layouts[r]) + max_answer;
+            if (P > max_T) max_T = P;
+        }
+        st = lw_il_trainer_create(&s->tr, &s->il, (const lw_model *const *)s->models, max_T, max_answer,
+                                  im->first_token_weight);
+        s->open_tr = !st;
+    }
+    if (st) lw_il_session_close(s);
+    return st;
+}
+
+void lw_il_session_close(lw_il_session *s)
+{
+    if (s->open_tr) lw_il_trainer_free(&s->tr);
+    if (s->open_il) lw_interlingua_free(&s->il);
+    for (int r = 0; r < LW_IL_READERS; r++) {
+        lw_model_free(s->models[r]);
+        lw_tokenizer_free(s->toks[r]);
+        if (s->layouts[r].before || s->layouts[r].after) lw_receiver_layout_free(&s->layouts[r]);
+    }
+    lw_bert_free(s->enc);
+    lw_tokenizer_free(s->enc_tok);
+    free(s->feats);
+    memset(s, 0, sizeof *s);
+}
+
+lw_status lw_il_session_features(lw_il_session *s, const char *text)
+{
+    int *ids = NULL, n = 0, keep = s->man->interlingua.max_encoder_tokens;
+    lw_status st = lw_tokenizer_encode(s->enc_tok, text, strlen(text), true, &ids, &n);
+    if (st) return lw_fail_wrap(st, "interlingua: encoder tokens");
+    if (n > keep) {   /* [CLS], the last keep - 2 tokens, [SEP] */
+        memmove(ids + 1, ids + n - 1 - (keep - 2), (size_t)(keep - 1) * sizeof(int));
+        n = keep;
+    }
+    st = lw_bert_forward(s->enc, ids, NULL, NULL, n, s->feats);
+    free(ids);
+    s->enc_tokens = n;
+    return st ? lw_fail_wrap(st, "interlingua: encoder") : LW_OK;
+}
+
+lw_status lw_il_session_answer_ids(const lw_il_session *s, int r, const char *text, int **ids, int *L)
+{
+    size_t n = strlen(text);
+    char *t = malloc(n + 2);
+    if (!t) return lw_fail(LW_ERR_NOMEM, "interlingua: out of memory");
+    t[0] = ' ';
+    memcpy(t + 1, text, n + 1);
+    int *x = NULL, m = 0;
+    lw_status st = lw_tokenizer_encode(s->toks[r], t, n + 1, false, &x, &m);
+    free(t);
+    if (st) return lw_fail_wrap(st, "interlingua: the %s's answer tokens", ROLE[r]);
+    int *y = realloc(x, (size_t)(m + 1) * sizeof(int));
+    if (!y) {
+        free(x);
+        return lw_fail(LW_ERR_NOMEM, "interlingua: out of memory");
+    }
+    if (s->n_stop[r] > 0) y[m++] = s->stop[r][0];
+    if (m == 0) {
+        free(y);
+        return lw_fail(LW_ERR_INVALID, "interlingua: an empty answer and no stop id for the %s", ROLE[r]);
+    }
+    for (int i = 0; i < m; i++)
+        if (y[i] < 0 || y[i] >= s->models[r]->cfg.vocab) {
+            int bad = y[i];
+            free(y);
+            return lw_fail(LW_ERR_INVALID, "interlingua: the %s's tokenizer gave id %d outside its vocab", ROLE[r], bad);
+        }
+    *ids = y;
+    *L = m;
+    return LW_OK;
+}
+
+static lw_il_rows prompt_rows(const lw_il_session *s, int r, const int *answer, int L)
+{
+    const lw_receiver_layout *Ly = &s->layouts[r];
+    return (lw_il_rows){.before = Ly->before, .n_before = Ly->n_before, .after = Ly->after, .n_after = Ly->n_after,
+                        .answer = answer, .L = L};
+}
+
+/* One row's features and both readers' targets; *fits false when an answer
+ * is longer than max_answer. */
+static lw_status example(lw_il_session *s, const lw_answer_row *row, int *ids[LW_IL_READERS], int L[LW_IL_READERS],
+                         bool *fits)
+{
+    *fits = true;
+    lw_status st = LW_OK;
+    for (int r = 0; !st && r < LW_IL_READERS; r++) {
+        st = lw_il_session_answer_ids(s, r, row->golds[0], &ids[r], &L[r]);
+        if (!st && L[r] > s->max_answer) *fits = false;
+    }
+    if (!st && *fits) st = lw_il_session_features(s, row->prompt);
+    return st;
+}
+
+lw_status lw_il_session_train(lw_il_session *s, const lw_answer_data *d, const lw_il_train_options *o,
+                              lw_il_optim *opt, FILE *log, int *skipped)
+{
+    lw_status st = LW_OK;
+    if (d->n < 1) return lw_fail(LW_ERR_INVALID, "interlingua: no training rows");
+    lw_rng rng;
+    lw_rng_seed(&rng, o->seed);
+    int *order = malloc((size_t)d->n * sizeof(int)), pos = d->n;
+    if (!order) {
+        return lw_fail(LW_ERR_NOMEM, "interlingua: out of memory");
+    }
+    *skipped = 0;
+    double t0 = lw_now_s();
+    for (int step = 0; !st && step < o->steps; step++) {
+        lw_interlingua_zero_grad(&s->il);
+        double loss[LW_IL_READERS] = {0};
+        int used = 0;
+        for (int b = 0; !st && b < o->batch; b++) {
+            if (pos >= d->n) {   /* a new epoch: a fresh shuffle */
+                for (int i = 0; i < d->n; i++) order[i] = i;
+                lw_rng_shuffle(&rng, order, (size_t)d->n);
+                pos = 0;
+            }
+            const lw_answer_row *row = &d->rows[order[pos++]];
+            int *ids[LW_IL_READERS] = {NULL, NULL}, L[LW_IL_READERS] = {0, 0};
+            bool fits;
+            st = example(s, row, ids, L, &fits);
+            if (!st && !fits) (*skipped)++;
+            if (!st && fits) {
+                lw_il_rows rows[LW_IL_READERS];
+                float l[LW_IL_READERS];
+                for (int r = 0; r < LW_IL_READERS; r++) rows[r] = prompt_rows(s, r, ids[r], L[r]);
+                st = lw_il_trainer_example(&s->tr, s->feats, s->enc_tokens, rows, 1.0f / (float)o->batch, l);
+                for (int r = 0; !st && r < LW_IL_READERS; r++) loss[r] += l[r];
+                used++;
+            }
+            for (int r = 0; r < LW_IL_READERS; r++) free(ids[r]);
+        }
+        if (st) break;
+        double norm = lw_interlingua_clip_grads(&s->il, o->grad_clip);
+        float lr = lw_lr_at(step, o->warmup_steps, o->steps, o->lr, 0.1f);
+        if (!isfinite(norm) || !isfinite(loss[0]) || !isfinite(loss[1])) {
+            st = lw_fail(LW_ERR_INVALID, "interlingua: step %d: the loss or gradient is not finite", step + 1);
+            break;
+        }
+        lw_interlingua_adamw_step(&s->il, opt, lr, o->weight_decay);
+        double secs = lw_now_s() - t0;
+        for (int r = 0; r < LW_IL_READERS; r++) loss[r] = used ? loss[r] / used : 0.0;
+        if (log)
+            fprintf(log,
+                    "{\"step\": %d, \"lr\": %.6g, \"loss_sender\": %.6f, \"loss_receiver\": %.6f, \"grad_norm\": %.6g, "
+                    "\"examples\": %d, \"seconds\": %.2f}\n",
+                    step + 1, lr, loss[0], loss[1], norm, used, secs);
+        if (!o->quiet && (step + 1) % (o->log_every > 0 ? o->log_every : 1) == 0)
+            fprintf(stderr, "step %d/%d  loss sender %.4f receiver %.4f  |g| %.3g  lr %.3g  %.1f s\n", step + 1,
+                    o->steps, loss[0], loss[1], norm, lr, secs);
+    }
+    free(order);
+    return st;
+}
+
+lw_status lw_il_session_save(const lw_il_session *s, const char *dir, const lw_il_optim *opt, long step)
+{
+    char path[LW_PATH_MAX + 64];
+    lw_status st = lw_mkdir_p(dir);
+    snprintf(path, sizeof path, "%s/encoder", dir);
+    lw_rng rng;
+    lw_rng_seed(&rng, 0);
+    if (!st) st = lw_checkpoint_save(path, &s->il.enc, &opt->enc, &rng, step);
+    lw_st_tensor t[LW_IL_READERS];
+    char names[LW_IL_READERS][24];
+    for (int r = 0; r < s->il.n_readers; r++) {
+        snprintf(names[r], sizeof names[r], "reader%d", r);
+        t[r] = (lw_st_tensor){.name = names[r], .data = s->il.readers[r].params, .ndim = 1,
+                              .shape = {(int64_t)s->il.readers[r].n_params}};
+    }
+    snprintf(path, sizeof path, "%s/readers.safetensors", dir);
+    if (!st) st = lw_safetensors_write(path, t, s->il.n_readers, NULL, 0);
+    return st ? lw_fail_wrap(st, "interlingua: saving %s", dir) : LW_OK;
+}
+
+lw_status lw_il_session_load(lw_il_session *s, const char *dir)
+{
+    char path[LW_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/encoder/bridge.safetensors", dir);
+    lw_status st = lw_checkpoint_load_bridge(path, &s->il.enc);
+    snprintf(path, sizeof path, "%s/readers.safetensors", dir);
+    for (int r = 0; !st && r < s->il.n_readers; r++) {
+        char name[24];
+        snprintf(name, sizeof name, "reader%d", r);
+        float *data = NULL;
+        int64_t shape[4];
+        int ndim = 0;
+        st = lw_safetensors_read_f32(path, name, &data, shape, &ndim);
+        if (!st && (ndim != 1 || shape[0] != (int64_t)s->il.readers[r].n_params))
+            st = lw_fail(LW_ERR_INVALID, "%s: %s has %lld values, the manifest's adapter %zu", path, name,
+                         ndim == 1 ? (long long)shape[0] : -1LL, s->il.readers[r].n_params);
+        if (!st) memcpy(s->il.readers[r].params, data, s->il.readers[r].n_params * sizeof(float));
+        free(data);
+    }
+    return st ? lw_fail_wrap(st, "interlingua: loading %s", dir) : LW_OK;
+}
+
+void lw_il_answer_free(lw_il_answer *a)
+{
+    for (int r = 0; r < LW_IL_READERS; r++) free(a->alone[r]);
+    free(a->joint);
+    memset(a, 0, sizeof *a);
+}
+
+typedef struct {
+    const lw_tokenizer *tok;
+} line_ctx;
+
+/* first_line tasks: stop once a non-empty line is complete. */
+static bool line_open(void *u, const int *out, int n)
+{
+    const line_ctx *c = u;
+    char *text = NULL;
+    if (lw_tokenizer_decode(c->tok, out, n, &text)) return true;
+    const char *p = text;
+    while (*p && isspace((unsigned char)*p)) p++;
+    bool done = strchr(p, '\n') != NULL;
+    free(text);
+    return !done;
+}
+
+/* The text reader r would read without the interlingua: its chat turn with
+ * the prompt and the answer prompt, in tokens. */
+static int text_prompt_tokens(const lw_il_session *s, int r, const char *prompt)
+{
+    char *turn = NULL;
+    int *ids = NULL, n = -1;
+    if (lw_chat_render(s->models[r]->cfg.chat_template, NULL, prompt, &turn)) return -1;
+    size_t cap = strlen(turn) + strlen(s->task->answer_prompt) + 1;
+    char *full = malloc(cap);
+    if (full) {
+        snprintf(full, cap, "%s%s", turn, s->task->answer_prompt);
+        if (lw_tokenizer_encode(s->toks[r], full, strlen(full), false, &ids, &n)) n = -1;
+    }
+    free(ids);
+    free(full);
+    free(turn);
+    return n;
+}
+
+lw_status lw_il_session_answer(lw_il_session *s, const lw_answer_row *row, int row_index, int k, lw_il_answer *out)
+{
+    memset(out, 0, sizeof *out);
+    if (k < 1 || k * LW_IL_READERS > LW_IL_MAX_CANDIDATES)
+        return lw_fail(LW_ERR_INVALID, "interlingua: %d candidates a reader (1..%d)", k,
+                       LW_IL_MAX_CANDIDATES / LW_IL_READERS);
+    char *cand[LW_IL_MAX_CANDIDATES];
+    int owner[LW_IL_MAX_CANDIDATES], n = 0;
+    double scores[LW_IL_READERS * LW_IL_MAX_CANDIDATES];
+    int *gen = malloc((size_t)s->max_answer * sizeof(int));
+    lw_status st = gen ? lw_il_session_features(s, row->prompt)
+                       : lw_fail(LW_ERR_NOMEM, "interlingua: out of memory");
+    if (!st) st = lw_il_trainer_encode(&s->tr, s->feats, s->enc_tokens);
+    out->enc_tokens = s->enc_tokens;
+    for (int r = 0; !st && r < LW_IL_READERS; r++) {
+        out->prompt_tokens[r] = text_prompt_tokens(s, r, row->prompt);
+        lw_il_rows rows = prompt_rows(s, r, NULL, 0);
+        if ((st = lw_il_trainer_fill(&s->tr, r, &rows))) break;
+        line_ctx lc = {s->toks[r]};
+        for (int j = 0; !st && j < k; j++) {
+            /* room to score it again: a leading space and the stop id */
+            int max_new = s->task->max_new_tokens < s->max_answer - 2 ? s->task->max_new_tokens : s->max_answer - 2;
+            lw_answer_gen_args ga = {.max_new = max_new, .temperature = j ? 0.7f : 0.0f,
+                                     .seed = (uint64_t)row_index * 1000003u + (uint64_t)(r * 97 + j),
+                                     .stop_ids = s->stop[r], .n_stop = s->n_stop[r],
+                                     .keep_going = s->task->first_line ? line_open : NULL, .user = &lc};
+            int m = 0;
+            char *text = NULL;
+            st = lw_answer_pass_generate(&s->tr.pass[r], &ga, gen, &m);
+            if (!st) st = m ? lw_tokenizer_decode(s->toks[r], gen, m, &text)
+                            : ((text = calloc(1, 1)) ? LW_OK : lw_fail(LW_ERR_NOMEM, "interlingua: out of memory"));
+            char *ans = st ? NULL : lw_answer_extract(text, s->task->first_line);
+            free(text);
+            if (!st && !ans) st = lw_fail(LW_ERR_NOMEM, "interlingua: out of memory");
+            if (st) break;
+            if (j == 0 && !(out->alone[r] = strdup(ans))) st = lw_fail(LW_ERR_NOMEM, "interlingua: out of memory");
+            bool dup = !ans[0];   /* an empty answer is no candidate */
+            for (int c = 0; !dup && c < n; c++) dup = !strcmp(cand[c], ans);
+            if (dup) free(ans);
+            else cand[n] = ans, owner[n++] = r;
+        }
+    }
+    /* every reader scores every candidate in its own tokens */
+    for (int r = 0; !st && r < LW_IL_READERS; r++)
+        for (int c = 0; !st && c < n; c++) {
+            int *ids = NULL, L = 0;
+            double sc = -INFINITY;
+            st = lw_il_session_answer_ids(s, r, cand[c], &ids, &L);
+            if (!st && L <= s->max_answer) {
+                lw_il_rows rows = prompt_rows(s, r, ids, L);
+                st = lw_il_trainer_fill(&s->tr, r, &rows);
+                if (!st) st = lw_answer_pass_score(&s->tr.pass[r], &sc);
+            }
+            scores[(size_t)r * n + c] = sc;
+            free(ids);
+        }
+    out->n_candidates = n;
+    /* no candidate at all, or none every reader can score: no joint answer (scored as wrong) */
+    lw_joint_pick pk = {.joint = -1};
+    if (!st && n > 0 && lw_joint_rescore(scores, LW_IL_READERS, n, owner, &pk)) pk.joint = -1;
+    if (!st && !(out->joint = strdup(pk.joint >= 0 ? cand[pk.joint] : "")))
+        st = lw_fail(LW_ERR_NOMEM, "interlingua: out of memory");
+    for (int c = 0; c < n; c++) free(cand[c]);
+    free(gen);
+    if (st) lw_il_answer_free(out);
+    return st ? lw_fail_wrap(st, "interlingua: row %d", row_index) : LW_OK;
+}

@@ -1,0 +1,101 @@
+/* The interlingua on a generate task, end to end on the CPU: what `lw train`
+ * and `lw eval --method interlingua` run for a pair whose manifest has an
+ * "interlingua" block.
+ *
+ * Encoder input: the row's filled prompt (SQuAD: the instruction, the
+ * context, the question) through the frozen BERT (MiniLM) tokenizer and
+ * encoder; when it has more than max_encoder_tokens tokens, [CLS] and the
+ * LAST max_encoder_tokens - 2 tokens and [SEP] are kept (the question sits
+ * at the end of the prompt, so the cut falls on the instruction and the
+ * start of the context). Its last hidden states are the features.
+ *
+ * Readers: the pair's sender (r = 0) and receiver (r = 1), frozen. Each
+ * reads its chat template around the soft tokens and the task's answer
+ * prompt (receiver_input.h's layout: the user turn holds only the soft
+ * tokens); the answer target is " " + the first gold answer in its own
+ * tokens followed by its first stop id (so it learns to stop; a model
+ * loaded without stop ids, random mode or LWC_IGNORE_STOP, gets none).
+ *
+ * Evaluation of a row: each reader writes k candidates after its soft
+ * tokens (the greedy one, then k - 1 sampled at temperature 0.7, seeded by
+ * the row), cut as the task says (first line, trimmed); every reader scores
+ * every distinct candidate (mean log-prob per token of " " + candidate and
+ * its stop id); each reader alone answers its greedy candidate, joint
+ * rescoring (joint_rescore.h) picks the best sum (none scorable by every
+ * reader: the empty answer, scored as wrong). Candidates are at most
+ * max_answer - 2 tokens, room for the leading space and the stop id. */
+#ifndef LW_INTERLINGUA_RUN_H
+#define LW_INTERLINGUA_RUN_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "answer_data.h"
+#include "bert.h"
+#include "interlingua_train.h"
+#include "manifest.h"
+#include "receiver_input.h"
+#include "task.h"
+#include "tokenizer.h"
+
+enum { LW_IL_READERS = 2, LW_IL_MAX_CANDIDATES = 16 };
+
+typedef struct {
+    const lw_manifest *man;
+    const lw_task *task;
+    lw_bert *enc;
+    lw_tokenizer *enc_tok;
+    lw_model *models[LW_IL_READERS];
+    lw_tokenizer *toks[LW_IL_READERS];
+    lw_receiver_layout layouts[LW_IL_READERS];
+    int stop[LW_IL_READERS][LW_MAX_SPECIAL + 1], n_stop[LW_IL_READERS];
+    lw_interlingua il;
+    lw_il_trainer tr;
+    int max_answer;
+    float *feats;          /* [max_encoder_tokens, encoder hidden] */
+    int enc_tokens;        /* of the last lw_il_session_features */
+    bool open_il, open_tr;
+} lw_il_session;
+
+/* Loads the encoder and both readers, builds their layouts and the
+ * interlingua (init from seed). max_answer: answer tokens with the stop id
+ * (training and scoring) and new tokens (generation) at most. */
+lw_status lw_il_session_open(lw_il_session *s, const lw_manifest *man, const lw_task *task, int max_answer,
+                             uint64_t seed);
+void lw_il_session_close(lw_il_session *s);
+
+/* text -> s->feats [s->enc_tokens, encoder hidden]. */
+lw_status lw_il_session_features(lw_il_session *s, const char *text);
+/* Reader r's answer target: " " + text, then its first stop id (malloc'd). */
+lw_status lw_il_session_answer_ids(const lw_il_session *s, int r, const char *text, int **ids, int *L);
+
+typedef struct {
+    int steps, batch, warmup_steps, log_every;
+    float lr, weight_decay, grad_clip;
+    uint64_t seed;
+    bool quiet;
+} lw_il_train_options;
+
+/* Trains on d's rows with opt (lw_il_optim_init on s->il) (each its first gold); one JSON line a step into log
+ * (may be NULL): step, lr, both losses, the gradient norm, seconds. Rows
+ * whose answer does not fit max_answer are skipped (counted in *skipped). */
+lw_status lw_il_session_train(lw_il_session *s, const lw_answer_data *d, const lw_il_train_options *o,
+                              lw_il_optim *opt, FILE *log, int *skipped);
+
+/* dir/encoder (checkpoint.h: the resampler and its moments) and
+ * dir/readers.safetensors (each adapter's flat parameters "reader<r>"). */
+lw_status lw_il_session_save(const lw_il_session *s, const char *dir, const lw_il_optim *opt, long step);
+lw_status lw_il_session_load(lw_il_session *s, const char *dir);
+
+typedef struct {
+    char *alone[LW_IL_READERS];   /* each reader's greedy answer */
+    char *joint;                  /* the rescored pick */
+    int n_candidates;
+    int prompt_tokens[LW_IL_READERS];   /* what the reader would read as text (its template, the prompt) */
+    int enc_tokens;
+} lw_il_answer;
+
+lw_status lw_il_session_answer(lw_il_session *s, const lw_answer_row *row, int row_index, int k, lw_il_answer *out);
+void lw_il_answer_free(lw_il_answer *a);
+
+#endif

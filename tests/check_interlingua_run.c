@@ -1,0 +1,247 @@
+/* The interlingua's run on a generate task (interlingua_run.h) end to end:
+ * the real MiniLM encoder, the pair's two readers as tiny random models of
+ * the same families and chat templates (random mode: byte tokenizers, no
+ * stop ids), SQuAD-shaped rows. Training steps log finite losses and move
+ * the parameters, a saved checkpoint loads back bit for bit, and answering
+ * gives each reader's greedy answer and a joint pick among the candidates. */
+#include "testlib.h"
+#include "tiny_models.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "answer_data.h"
+#include "interlingua_run.h"
+#include "lw_cli.h"
+#include "manifest.h"
+#include "task.h"
+
+static const char *ROWS =
+    "{\"context\": \"The cat sat on the mat in Paris.\", \"question\": \"Where did the cat sit?\","
+    " \"answers\": [\"on the mat\"]}\n"
+    "{\"context\": \"Denver Broncos won Super Bowl 50.\", \"question\": \"Who won?\", \"answers\": [\"Denver\"]}\n"
+    "{\"context\": \"Water boils at 100 degrees.\", \"question\": \"At what temperature?\", \"answers\": [\"100\"]}\n";
+
+/* A tiny reader of the family the pair names, keeping its chat template. */
+static void tiny(lw_model_config *c, int which)
+{
+    lw_chat_template tpl = c->chat_template;
+    lw_model_config t = which ? tl_tiny_receiver_config(8, false) : tl_tiny_llama_config(LW_WEIGHTS_GGUF);
+    t.vocab = 300;   /* the byte tokenizer's 259 ids fit */
+    t.context = 256;
+    t.embed_rms = 1.0f;
+    t.chat_template = tpl;
+    t.load.random_weights = true;
+    t.load.seed = 5;
+    *c = t;
+}
+
+typedef struct {
+    lw_manifest *m;
+    lw_task task;
+    lw_answer_data d;
+    lw_il_session s;
+} fixture;
+
+static void open_all(fixture *f, bool session)
+{
+    tl_require_file(tl_model("minilm-l6-v2/model.safetensors"));
+    f->m = malloc(sizeof *f->m);
+    ck_assert_msg(lw_manifest_load(tl_src("pairs/minilm_to_smollm2-gemma3.json"), f->m) == LW_OK, "%s",
+                  lw_last_error());
+    ck_assert(f->m->has_interlingua);
+    tiny(&f->m->sender, 0);
+    tiny(&f->m->receiver, 1);
+    f->m->interlingua.latents = 4;
+    f->m->interlingua.d_z = 16;
+    f->m->interlingua.width = 16;
+    f->m->interlingua.heads = 2;
+    f->m->interlingua.depth = 1;
+    f->m->interlingua.ffn_mult = 2;
+    f->m->interlingua.adapter_ffn = 32;
+    f->m->interlingua.max_encoder_tokens = 24;   /* the rows are longer: the cut is exercised */
+    ck_assert_msg(lw_task_load(tl_src("tasks/squad.json"), &f->task) == LW_OK, "%s", lw_last_error());
+    char path[600];
+    snprintf(path, sizeof path, "%s/rows.jsonl", tl_tmpdir("il_run"));
+    tl_write_file(path, ROWS);
+    ck_assert_msg(lw_answer_data_load(path, &f->task, 0, &f->d) == LW_OK, "%s", lw_last_error());
+    memset(&f->s, 0, sizeof f->s);
+    if (session) ck_assert_msg(lw_il_session_open(&f->s, f->m, &f->task, 16, 3) == LW_OK, "%s", lw_last_error());
+}
+
+static void close_all(fixture *f)
+{
+    lw_il_session_close(&f->s);
+    lw_answer_data_free(&f->d);
+    lw_task_free(&f->task);
+    free(f->m);
+}
+
+START_TEST(features_keep_cls_the_last_tokens_and_sep)
+{
+    fixture f;
+    open_all(&f, true);
+    ck_assert_int_eq(lw_il_session_features(&f.s, f.d.rows[0].prompt), LW_OK);
+    ck_assert_int_eq(f.s.enc_tokens, 24);
+    /* the features are the encoder's hidden states of [CLS] + the last 22 + [SEP] */
+    int *ids, n;
+    ck_assert_int_eq(lw_tokenizer_encode(f.s.enc_tok, f.d.rows[0].prompt, strlen(f.d.rows[0].prompt), true, &ids, &n),
+                     LW_OK);
+    ck_assert_int_gt(n, 24);
+    memmove(ids + 1, ids + n - 23, 23 * sizeof(int));
+    int H = f.s.enc->cfg.hidden;
+    float *h = malloc((size_t)24 * H * sizeof(float));
+    ck_assert_int_eq(lw_bert_forward(f.s.enc, ids, NULL, NULL, 24, h), LW_OK);
+    for (int i = 0; i < 24 * H; i++) ck_assert_float_eq(h[i], f.s.feats[i]);
+    free(h);
+    free(ids);
+    close_all(&f);
+}
+END_TEST
+
+START_TEST(train_save_load_answer)
+{
+    fixture f;
+    open_all(&f, true);
+    lw_il_optim opt;
+    ck_assert_int_eq(lw_il_optim_init(&opt, &f.s.il), LW_OK);
+    float *before = malloc(f.s.il.readers[1].n_params * sizeof(float));
+    memcpy(before, f.s.il.readers[1].params, f.s.il.readers[1].n_params * sizeof(float));
+    const char *dir = tl_tmpdir("il_run_ckpt");
+    char logp[600], ck[600];
+    snprintf(logp, sizeof logp, "%s/log.jsonl", dir);
+    snprintf(ck, sizeof ck, "%s/final", dir);
+    FILE *log = fopen(logp, "w");
+    ck_assert(log != NULL);
+    lw_il_train_options o = {.steps = 3, .batch = 2, .warmup_steps = 1, .lr = 1e-2f, .grad_clip = 1.0f, .seed = 2,
+                             .quiet = true};
+    int skipped = -1;
+    ck_assert_msg(lw_il_session_train(&f.s, &f.d, &o, &opt, log, &skipped) == LW_OK, "%s", lw_last_error());
+    fclose(log);
+    ck_assert_int_eq(skipped, 0);
+    char *text = tl_read_file(logp, NULL);
+    int lines = 0;
+    for (char *p = text; (p = strstr(p, "\"loss_receiver\": ")); p++) {
+        double l = atof(p + strlen("\"loss_receiver\": "));
+        ck_assert(isfinite(l) && l > 0);
+        lines++;
+    }
+    ck_assert_int_eq(lines, 3);
+    free(text);
+    bool moved = false;
+    for (size_t i = 0; i < f.s.il.readers[1].n_params; i++) moved |= before[i] != f.s.il.readers[1].params[i];
+    ck_assert(moved);
+    ck_assert_msg(lw_il_session_save(&f.s, ck, &opt, 3) == LW_OK, "%s", lw_last_error());
+
+    /* a second session from another seed loads the same parameters */
+    lw_il_session s2;
+    ck_assert_int_eq(lw_il_session_open(&s2, f.m, &f.task, 16, 99), LW_OK);
+    ck_assert_msg(lw_il_session_load(&s2, ck) == LW_OK, "%s", lw_last_error());
+    ck_assert_int_eq(memcmp(s2.il.enc.params, f.s.il.enc.params, f.s.il.enc.n_params * sizeof(float)), 0);
+    for (int r = 0; r < 2; r++)
+        ck_assert_int_eq(memcmp(s2.il.readers[r].params, f.s.il.readers[r].params,
+                                f.s.il.readers[r].n_params * sizeof(float)),
+                         0);
+    /* answering: both sessions agree, each reader's greedy answer is a candidate */
+    lw_il_answer a, b;
+    ck_assert_msg(lw_il_session_answer(&f.s, &f.d.rows[1], 1, 2, &a) == LW_OK, "%s", lw_last_error());
+    ck_assert_int_eq(lw_il_session_answer(&s2, &f.d.rows[1], 1, 2, &b), LW_OK);
+    ck_assert_str_eq(a.joint, b.joint);
+    for (int r = 0; r < 2; r++) ck_assert_str_eq(a.alone[r], b.alone[r]);
+    ck_assert_int_ge(a.n_candidates, 1);
+    ck_assert_int_le(a.n_candidates, 4);
+    ck_assert(a.enc_tokens == 24 && a.prompt_tokens[0] > 24 && a.prompt_tokens[1] > 24);
+    lw_il_answer_free(&a);
+    lw_il_answer_free(&b);
+    /* a checkpoint of other shapes is refused */
+    lw_il_session_close(&s2);
+    f.m->interlingua.adapter_ffn = 16;
+    ck_assert_int_eq(lw_il_session_open(&s2, f.m, &f.task, 16, 99), LW_OK);
+    ck_assert_int_eq(lw_il_session_load(&s2, ck), LW_ERR_INVALID);
+    lw_il_session_close(&s2);
+    lw_il_optim_free(&opt);
+    free(before);
+    close_all(&f);
+}
+END_TEST
+
+START_TEST(refusals)
+{
+    fixture f;
+    open_all(&f, false);
+    lw_il_session s;
+    f.m->has_interlingua = false;
+    ck_assert_int_eq(lw_il_session_open(&s, f.m, &f.task, 8, 1), LW_ERR_INVALID);
+    ck_assert(strstr(lw_last_error(), "no \"interlingua\" block") != NULL);
+    f.m->has_interlingua = true;
+    lw_task boolq;
+    ck_assert_int_eq(lw_task_load(tl_src("tasks/boolq.json"), &boolq), LW_OK);
+    ck_assert_int_eq(lw_il_session_open(&s, f.m, &boolq, 8, 1), LW_ERR_INVALID);
+    ck_assert(strstr(lw_last_error(), "only generate tasks") != NULL);
+    lw_task_free(&boolq);
+    close_all(&f);
+}
+END_TEST
+
+/* The commands: lw train on a generate task of a pair with the block runs
+ * the interlingua (log, checkpoint, run.json), lw eval --method interlingua
+ * reads the checkpoint back and writes its JSON; what does not apply is
+ * refused with exit code 2. */
+START_TEST(the_commands)
+{
+    fixture f;
+    open_all(&f, false);
+    lw_pair *pair = calloc(1, sizeof *pair);
+    pair->manifest = *f.m;
+    const char *dir = tl_tmpdir("il_cmd");
+    char rows[600], out[600], ck[600], json[600], logp[600];
+    snprintf(rows, sizeof rows, "%s/rows.jsonl", dir);
+    tl_write_file(rows, ROWS);
+    snprintf(out, sizeof out, "%s/run", dir);
+    snprintf(ck, sizeof ck, "%s/run/final", dir);
+    snprintf(json, sizeof json, "%s/eval.json", dir);
+    snprintf(logp, sizeof logp, "%s/run/train_log.jsonl", dir);
+    char *train[] = {"--task", "squad", "--split", rows, "--out", out, "--steps", "2", "--batch", "2",
+                     "--max-answer", "16", "--quiet"};
+    char *err = NULL;
+    int rc = tl_run_command(lw_cmd_train, pair, &err, 13, train);
+    ck_assert_msg(rc == 0, "lw train: rc %d\n%s", rc, err);
+    free(err);
+    char *log = tl_read_file(logp, NULL);
+    ck_assert(strstr(log, "\"step\": 2") != NULL && strstr(log, "\"step\": 3") == NULL);
+    free(log);
+    char *eval[] = {"--task", "squad", "--split", rows, "--method", "interlingua", "--checkpoint", ck,
+                    "--max-answer", "16", "--limit", "2", "--json", json, "--quiet"};
+    rc = tl_run_command(lw_cmd_eval, pair, &err, 15, eval);
+    ck_assert_msg(rc == 0, "lw eval: rc %d\n%s", rc, err);
+    free(err);
+    char *j = tl_read_file(json, NULL);
+    ck_assert(strstr(j, "\"joint\"") && strstr(j, "\"fp32_bytes\": 256") && strstr(j, "\"bf16_bytes\": 128"));
+    free(j);
+    char *stray[] = {"--task", "squad", "--split", rows, "--out", out, "--k", "3"};
+    ck_assert_int_eq(tl_run_command(lw_cmd_train, pair, &err, 8, stray), 2);
+    ck_assert(strstr(err, "option '--k' does not apply") != NULL);
+    free(err);
+    char *no_ck[] = {"--task", "squad", "--split", rows, "--method", "interlingua"};
+    ck_assert_int_eq(tl_run_command(lw_cmd_eval, pair, &err, 6, no_ck), 2);
+    ck_assert(strstr(err, "--checkpoint") != NULL);
+    free(err);
+    free(pair);
+    close_all(&f);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("interlingua_run");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, features_keep_cls_the_last_tokens_and_sep);
+    tcase_add_test(tc, train_save_load_answer);
+    tcase_add_test(tc, refusals);
+    tcase_add_test(tc, the_commands);
+    suite_add_tcase(s, tc);
+    return tl_run_suite(s);
+}
