@@ -9,14 +9,6 @@
 #include "checkpoint.h"
 #include "fileutil.h"
 
-void lw_bridge_checkpoint_file(const char *ck, char *out, size_t cap, bool *is_dir)
-{
-    size_t n = strlen(ck);
-    *is_dir = !(n > 12 && !strcmp(ck + n - 12, ".safetensors"));
-    if (*is_dir) lw_pathf(out, cap, "%s/bridge.safetensors", ck);
-    else lw_pathf(out, cap, "%s", ck);
-}
-
 lw_status lw_bridge_scorer_open(lw_bridge_scorer *s, const lw_pair *pair, const lw_task *task, int M,
                                 const char *checkpoint, const char *device)
 {

@@ -28,8 +28,6 @@ typedef struct {
     char bridge_path[4200];    /* the bridge.safetensors read */
 } lw_bridge_scorer;
 
-/* checkpoint: a checkpoint folder (runs/<task>/final) or a .safetensors file. */
-void lw_bridge_checkpoint_file(const char *checkpoint, char *out, size_t cap, bool *is_dir);
 
 lw_status lw_bridge_scorer_open(lw_bridge_scorer *s, const lw_pair *pair, const lw_task *task, int M,
                                 const char *checkpoint, const char *device);

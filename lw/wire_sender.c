@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bridge_scorer.h"
 #include "checkpoint.h"
 #include "wire_identity.h"
 
