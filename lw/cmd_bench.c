@@ -45,6 +45,7 @@ static void usage(const lw_pair *pair)
            "  --dtype fp32|bf16    the models' weights (default fp32): bf16 holds the projections and the\n"
            "                       output head in bf16 (fp32 accumulation), on the GPU with --device cuda,\n"
            "                       else on the CPU (the frozen models' matrices, narrow_weights.h)\n"
+           LW_THREADS_HELP
            "  --quiet              no progress lines\n",
            pair->manifest.bridge.soft_tokens);
 }
@@ -52,6 +53,7 @@ static void usage(const lw_pair *pair)
 typedef struct {
     const char *task, *split, *checkpoint, *json, *tasks_dir, *device, *dtype_name;
     lw_weight_dtype dtype;
+    int threads; /* --threads; 0: $LWC_THREADS, else 1 */
     int methods[LW_BENCH_N_METHODS], n_methods;
     int batches[MAX_BATCHES], n_batches;
     int runs, warmup, relay_tokens, M, limit;
@@ -116,6 +118,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, bench_args *a)
         else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
         else if (!strcmp(o, "--device")) ok = lw_opt_str(argc, argv, &i, &a->device);
         else if (!strcmp(o, "--dtype")) ok = lw_opt_str(argc, argv, &i, &a->dtype_name);
+        else if (!strcmp(o, "--threads")) ok = lw_opt_int(argc, argv, &i, 1, LW_THREADS_MAX, &a->threads);
         else if (!strcmp(o, "--methods")) ok = lw_opt_str(argc, argv, &i, &v) && parse_methods(v, a);
         else if (!strcmp(o, "--batch")) ok = lw_opt_str(argc, argv, &i, &v) && parse_batches(v, a);
         else if (!strcmp(o, "--runs")) ok = lw_opt_int(argc, argv, &i, 1, 100000, &a->runs);
@@ -348,6 +351,6 @@ int lw_cmd_bench(const lw_pair *pair, int argc, char **argv)
         return 0;
     }
     bench_args a;
-    if (!parse(pair, argc, argv, &a)) return 2;
+    if (!parse(pair, argc, argv, &a) || !lw_threads_apply("bench", a.threads)) return 2;
     return run(pair, &a);
 }

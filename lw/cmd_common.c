@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "cpu_threads.h"
 #include "fileutil.h"
 #include "narrow_weights.h"
 #include "random_weights.h"
@@ -191,4 +192,26 @@ void lw_pair_with_dtype(lw_pair *run, const lw_pair *pair, lw_weights_dtype d)
 {
     *run = *pair;
     run->manifest.sender.load.dtype = run->manifest.receiver.load.dtype = d;
+}
+
+bool lw_threads_apply(const char *cmd, int given)
+{
+    int n = given;
+    const char *env = getenv("LWC_THREADS");
+    if (n <= 0 && env && *env) {
+        char *end;
+        errno = 0;
+        long v = strtol(env, &end, 10);
+        if (errno || end == env || *end || v < 1 || v > LW_THREADS_MAX) {
+            fprintf(stderr, "lw %s: LWC_THREADS='%.32s': expected an integer in 1..%d\n", cmd, env, LW_THREADS_MAX);
+            return false;
+        }
+        n = (int)v;
+    }
+    if (n <= 0) n = 1;
+    if (lw_cpu_threads_set(n)) {
+        fprintf(stderr, "lw %s: %s\n", cmd, lw_last_error());
+        return false;
+    }
+    return true;
 }

@@ -18,6 +18,7 @@
 #include "receiver_input.h"
 #include "status.h"
 #include "task.h"
+#include "thread_pool.h"
 #include "tokenizer.h"
 
 /* argv[*i] is `name`: takes the next argument into *value (advancing *i);
@@ -38,6 +39,18 @@ bool lw_opt_dtype(const char *cmd, const char *value, lw_weights_dtype *out);
 /* The pair a command runs with: pair with both models' load.dtype set to
  * d (the host models; a GPU run converts its own copy and keeps fp32 here). */
 void lw_pair_with_dtype(lw_pair *run, const lw_pair *pair, lw_weights_dtype d);
+
+/* --threads N: the threads of this run's CPU work (1..LW_THREADS_MAX).
+ * lw_threads_apply sizes the process's pool (cpu_threads.h) to `given` when
+ * > 0 (the option), else to $LWC_THREADS when set, else 1, and pins
+ * OpenBLAS to one thread of its own; a bad LWC_THREADS is refused (message
+ * naming it, false). Results are bit-identical for any count (docs/perf.md,
+ * "Threads"); the default is 1 because the usual way to fill the cores is
+ * several runs (seeds, tasks) side by side, one thread each. */
+#define LW_THREADS_HELP                                                                                     \
+    "  --threads N          CPU threads of this run (default $LWC_THREADS, else 1); any N gives\n"           \
+    "                       bit-identical results\n"
+bool lw_threads_apply(const char *cmd, int given);
 
 lw_status lw_task_file(const lw_manifest *m, const char *tasks_dir, const char *task, char *out, size_t cap);
 lw_status lw_cache_dir(const char *given, char *out, size_t cap);

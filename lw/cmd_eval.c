@@ -38,6 +38,7 @@ static void usage(const lw_pair *pair)
            "  --device cpu|cuda    bridge: where the receiver runs (default cpu; cuda: GPU 0)\n"
            "  --dtype fp32|bf16    the frozen sender and receiver on the CPU (default fp32, the reference):\n"
            "                       bf16 keeps their projections and output head in bf16, fp32 sums\n"
+           LW_THREADS_HELP
            "  --soft-tokens M      bridge: M it was trained with (default: run.json beside DIR, else %d)\n"
            "  --train FILE         linear-probe, receiver-kshot: training file (default: train.jsonl beside --split)\n"
            "  --limit-train N      linear-probe, receiver-kshot: first N training examples\n"
@@ -82,6 +83,7 @@ typedef struct {
     bool has_threshold, curve; /* bridge-fallback: --threshold given; --curve */
     const char *device;        /* bridge: where the receiver runs, "cpu" or "cuda" */
     lw_weights_dtype dtype;    /* --dtype: the frozen models' matrices on the CPU */
+    int threads;               /* --threads; 0: $LWC_THREADS, else 1 */
     int limit, limit_train, M;
     bool stratified;           /* --subset stratified: for --limit and --limit-train */
     int subset_seed;
@@ -112,6 +114,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
             const char *v = NULL;
             ok = lw_opt_str(argc, argv, &i, &v) && lw_opt_dtype("eval", v, &a->dtype);
         }
+        else if (!strcmp(o, "--threads")) ok = lw_opt_int(argc, argv, &i, 1, LW_THREADS_MAX, &a->threads);
         else if (!strcmp(o, "--checkpoint")) ok = lw_opt_str(argc, argv, &i, &a->checkpoint);
         else if (!strcmp(o, "--train")) ok = lw_opt_str(argc, argv, &i, &a->train);
         else if (!strcmp(o, "--json")) ok = lw_opt_str(argc, argv, &i, &a->json);
@@ -484,6 +487,7 @@ int lw_cmd_eval(const lw_pair *pair, int argc, char **argv)
         fprintf(stderr, "lw eval: %s\n", lw_last_error());
         return 1;
     }
+    if (!lw_threads_apply("eval", a.threads)) return 2;
     lw_pair with_dtype;
     lw_pair_with_dtype(&with_dtype, pair, a.dtype);
     return run(&with_dtype, &a);

@@ -20,6 +20,7 @@ enum { RESAMPLES = 1000, SEED = 1 };
 typedef struct {
     const char *task, *split, *method, *json, *tasks_dir;
     int limit;
+    int threads;   /* --threads; 0: $LWC_THREADS, else 1 */
     lw_answer_options o;
 } answer_args;
 
@@ -38,6 +39,7 @@ static bool parse(const lw_task *task, int argc, char **argv, answer_args *a)
         else if (!strcmp(o, "--json")) ok = lw_opt_str(argc, argv, &i, &a->json);
         else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
         else if (!strcmp(o, "--limit")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit);
+        else if (!strcmp(o, "--threads")) ok = lw_opt_int(argc, argv, &i, 1, LW_THREADS_MAX, &a->threads);
         else if (!strcmp(o, "--max-context")) ok = lw_opt_int(argc, argv, &i, 16, 1 << 20, &a->o.max_context);
         else if (!strcmp(o, "--verbose")) a->o.verbose = true;
         else if (!strcmp(o, "--quiet")) a->o.quiet = true;
@@ -153,7 +155,7 @@ static lw_status write_json(const lw_manifest *m, const lw_task *t, const answer
 int lw_cmd_eval_answer(const lw_manifest *m, const lw_task *task, int argc, char **argv)
 {
     answer_args a;
-    if (!parse(task, argc, argv, &a)) return 2;
+    if (!parse(task, argc, argv, &a) || !lw_threads_apply("eval", a.threads)) return 2;
     lw_answer_data d = {0};
     lw_answer_result *r = NULL;
     double *v[2] = {NULL, NULL};

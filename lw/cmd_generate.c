@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "chat_template.h"
+#include "cmd_common.h"
 #include "cuda_blas.h"
 #include "cuda_driver.h"
 #include "cuda_pair.h"
@@ -27,6 +28,7 @@ typedef struct {
     const char *out_path;     /* lw hidden: raw float32 [T, hidden] */
     const char *device;       /* lw generate: "cpu" or "cuda" */
     const char *dtype;        /* lw generate: the weights, "fp32" or "bf16" (CPU: narrow_weights.h; GPU: gpu_model.h) */
+    int threads;              /* --threads; 0: $LWC_THREADS, else 1 */
 } run_opts;
 
 static int parse_opts(int argc, char **argv, run_opts *o, const char *cmd)
@@ -46,6 +48,15 @@ static int parse_opts(int argc, char **argv, run_opts *o, const char *cmd)
         else if (!strcmp(a, "--out")) o->out_path = v;
         else if (!strcmp(a, "--device") && o->device) o->device = v;
         else if (!strcmp(a, "--dtype") && o->dtype) o->dtype = v;
+        else if (!strcmp(a, "--threads")) {
+            char *end;
+            long t = strtol(v, &end, 10);
+            if (end == v || *end || t < 1 || t > LW_THREADS_MAX) {
+                fprintf(stderr, "lw %s: --threads expects an integer in 1..%d, got '%s'\n", cmd, LW_THREADS_MAX, v);
+                return -1;
+            }
+            o->threads = (int)t;
+        }
         else { fprintf(stderr, "lw %s: unknown option %s (see --help)\n", cmd, a); return -1; }
         i++;
     }
@@ -63,7 +74,7 @@ static int parse_opts(int argc, char **argv, run_opts *o, const char *cmd)
         fprintf(stderr, "lw %s: --dtype takes fp32 or bf16, not %s\n", cmd, o->dtype);
         return -1;
     }
-    return 0;
+    return lw_threads_apply(cmd, o->threads) ? 0 : -1;
 }
 
 /* Loads the chosen model and tokenizer and tokenizes the (templated) prompt. */
@@ -126,7 +137,7 @@ int lw_cmd_generate(const lw_pair *pair, int argc, char **argv)
     if (lw_wants_help(argc, argv)) {
         printf("usage: lw generate --prompt TEXT [--model sender|receiver] [--chat] [--system TEXT]\n"
                "                   [--max-new N] [--temperature T] [--top-p P] [--seed S] [--device cpu|cuda]\n"
-               "                   [--dtype fp32|bf16]\n\n"
+               "                   [--dtype fp32|bf16] [--threads N]\n\n"
                "Runs one of the pair's models and prints the continuation as it comes; --device cuda\n"
                "runs the forward pass on GPU 0 (cuBLAS and this pair's kernels) with fp32 weights, or\n"
                "with --dtype bf16 the projections and output head in bf16 (fp32 accumulation); on the\n"

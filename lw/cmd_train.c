@@ -91,6 +91,7 @@ static void usage(const lw_pair *pair)
            "  --quiet              no progress line\n"
            "  --dtype fp32|bf16    the frozen sender and receiver on the CPU (default fp32, the reference):\n"
            "                       bf16 keeps their projections and output head in bf16, fp32 sums\n"
+           LW_THREADS_HELP
            "  --device cpu|cuda    where the receiver runs (bridge method; default cpu). cuda: fp32\n"
            "                       weights on GPU LW_LOCAL_RANK (0), cuBLAS and this pair's kernels; the\n"
            "                       bridge (and a deep prefix's generator) stay on the CPU\n"
@@ -98,7 +99,7 @@ static void usage(const lw_pair *pair)
            "                       (one GPU a rank, bootstrapped through MPI) or local (world size 1);\n"
            "                       default mpi under `mpirun -np N` with N > 1, else local. See\n"
            "                       docs/distributed.md\n\n"
-           "The same seed and BLAS thread count (OPENBLAS_NUM_THREADS) give the same run.\n",
+           "The same seed gives the same run, whatever --threads (OpenBLAS runs one thread of its own).\n",
            pair->manifest.bridge.soft_tokens, pair->manifest.bridge.source_layer, t->steps, t->batch,
            t->grad_accum, (double)t->lr, t->warmup_steps, t->seed, (double)t->diversity_weight,
            pair->manifest.bridge.soft_tokens);
@@ -110,6 +111,7 @@ typedef struct {
     const char *comm;               /* --comm; NULL: from the environment */
     const char *device;             /* --device: "cpu" or "cuda" */
     lw_weights_dtype dtype;         /* --dtype: the frozen models' matrices on the CPU */
+    int threads;                    /* --threads; 0: $LWC_THREADS, else 1 */
     int limit, M, checkpoint_every;
     bool stratified;                /* --subset stratified */
     bool no_head_cache;             /* --no-head-cache: every example's receiver pass from position 0 */
@@ -186,6 +188,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
             const char *v = NULL;
             ok = lw_opt_str(argc, argv, &i, &v) && lw_opt_dtype("train", v, &a->dtype);
         }
+        else if (!strcmp(o, "--threads")) ok = lw_opt_int(argc, argv, &i, 1, LW_THREADS_MAX, &a->threads);
         else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
         else if (!strcmp(o, "--cache-dir")) ok = lw_opt_str(argc, argv, &i, &a->cache_dir);
         else if (!strcmp(o, "--limit-train")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit);
@@ -550,6 +553,7 @@ int lw_cmd_train(const lw_pair *pair, int argc, char **argv)
         lw_comm_abort(&comm, rc);   /* the others would wait for this rank in NCCL's set-up */
         return rc;
     }
+    if (!lw_threads_apply("train", a.threads)) return 2;
     lw_pair with_dtype;
     lw_pair_with_dtype(&with_dtype, pair, a.dtype);
     with_dtype.manifest.receiver.load.backward = true;   /* the bridge's gradient comes through it */

@@ -12,6 +12,7 @@
 
 #include "frozen_matmul.h"
 #include "lora.h"
+#include "cpu_threads.h"
 #include "ops.h"
 
 _Static_assert((int)LW_PLAN_LORA_Q == (int)LW_LORA_Q && (int)LW_PLAN_LORA_DOWN == (int)LW_LORA_DOWN &&
@@ -150,8 +151,8 @@ static lw_status op_forward(const exec *x, const lw_plan_op *op, const lw_forwar
         break;
     }
     case LW_OP_RMSNORM:
-        rmsnorm_forward(act(x, op->out), act(x, op->aux), act(x, op->in), weight(x, op->w), T * op->rows, op->width,
-                        p->norm_eps, p->norm);
+        rmsnorm_forward_par(act(x, op->out), act(x, op->aux), act(x, op->in), weight(x, op->w), T * op->rows,
+                            op->width, p->norm_eps, p->norm);
         break;
     case LW_OP_MATMUL: return matmul_op_forward(x, op);
     case LW_OP_ROPE:
@@ -162,8 +163,8 @@ static lw_status op_forward(const exec *x, const lw_plan_op *op, const lw_forwar
                                  act(x, op->parts[0].slot), window(x));
         break;
     case LW_OP_GLU:
-        glu_forward(act(x, op->out), act(x, op->parts[0].slot), act(x, op->parts[1].slot), T * op->width,
-                    p->activation);
+        glu_forward_par(act(x, op->out), act(x, op->parts[0].slot), act(x, op->parts[1].slot), T * op->width,
+                        p->activation);
         break;
     case LW_OP_ADD: {
         float *y = act(x, op->out);
@@ -204,8 +205,8 @@ static lw_status op_backward(const exec *x, const lw_plan_op *op)
         float *din = grad(x, op->din);
         size_t rows = (size_t)T * op->rows;
         if (op->flags & LW_PLAN_ZERO_DIN) zero(din, rows * op->width);
-        rmsnorm_backward(din, NULL, grad(x, op->dout), act(x, op->keep), weight(x, op->w), act(x, op->aux), (int)rows,
-                         op->width, p->norm);
+        rmsnorm_backward_par(din, grad(x, op->dout), act(x, op->keep), weight(x, op->w), act(x, op->aux), (int)rows,
+                             op->width, p->norm);
         break;
     }
     case LW_OP_MATMUL: return matmul_op_backward(x, op);
@@ -221,8 +222,8 @@ static lw_status op_backward(const exec *x, const lw_plan_op *op)
         float *dgate = grad(x, op->parts[0].grad), *dup = grad(x, op->parts[1].grad);
         size_t n = (size_t)T * op->width;
         if (op->flags & LW_PLAN_ZERO_DIN) zero(dgate, n), zero(dup, n);
-        glu_backward(dgate, dup, grad(x, op->dout), act(x, op->parts[0].slot), act(x, op->parts[1].slot), (int)n,
-                     p->activation);
+        glu_backward_par(dgate, dup, grad(x, op->dout), act(x, op->parts[0].slot), act(x, op->parts[1].slot), (int)n,
+                         p->activation);
         break;
     }
     /* a copy's and a residual add's input share their output's gradient slot

@@ -4,6 +4,8 @@
  * which backward needs anyway. */
 #include "ops.h"
 
+#include "cpu_threads.h"
+
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
@@ -55,10 +57,36 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
     attention_forward_sink(out, att, q, k, v, Tq, Tk, Hq, Hkv, D, p, 0);
 }
 
-void attention_forward_sink(float *out, float *att, const float *q, const float *k, const float *v,
-                            int Tq, int Tk, int Hq, int Hkv, int D, const lw_attention_params *p, int n_sink)
+/* The arguments of one attention call, for the tasks of the thread pool:
+ * the forward runs one query head a task (each writes its own out columns
+ * and att rows), the backward one kv head a task with its query heads in
+ * order (dk and dv of a kv head are sums over its query heads, so they stay
+ * in one task and keep their order): bit-identical for any thread count. */
+typedef struct {
+    float *out, *att, *dq, *dk, *dv;
+    const float *q, *k, *v, *dout, *catt;
+    int Tq, Tk, Hq, Hkv, D, n_sink;
+    const lw_attention_params *p;
+} attention_job;
+
+/* A call of a few query rows (decode) is microseconds: not worth a
+ * fork-join. The partition is the same either way. */
+static void for_heads(int n, lw_task_fn fn, attention_job *c)
 {
-    for (int h = 0; h < Hq; h++) {
+    if (4.0 * c->Hq * c->Tq * c->Tk * c->D < lw_cpu_split_threshold())
+        for (int i = 0; i < n; i++) fn(c, i);
+    else
+        lw_parallel_for(n, fn, c);
+}
+
+static void forward_head(void *ctx, int h0)
+{
+    const attention_job *c = ctx;
+    float *out = c->out, *att = c->att;
+    const float *q = c->q, *k = c->k, *v = c->v;
+    int Tq = c->Tq, Tk = c->Tk, Hq = c->Hq, Hkv = c->Hkv, D = c->D, n_sink = c->n_sink;
+    const lw_attention_params *p = c->p;
+    for (int h = h0; h < h0 + 1; h++) {
         int hk = kv_head(h, Hq, Hkv);
         for (int i = 0; i < Tq; i++) {
             const float *qi = q + ((size_t)i * Hq + h) * D;
@@ -89,6 +117,14 @@ void attention_forward_sink(float *out, float *att, const float *q, const float 
     }
 }
 
+void attention_forward_sink(float *out, float *att, const float *q, const float *k, const float *v,
+                            int Tq, int Tk, int Hq, int Hkv, int D, const lw_attention_params *p, int n_sink)
+{
+    attention_job c = {.out = out, .att = att, .q = q, .k = k, .v = v, .Tq = Tq, .Tk = Tk, .Hq = Hq, .Hkv = Hkv,
+                       .D = D, .n_sink = n_sink, .p = p};
+    for_heads(Hq, forward_head, &c);
+}
+
 /* With s = scale * q.k, p = softmax(s), dp_j = dout.v_j:
  * ds_j = p_j (dp_j - sum_l p_l dp_l); dq += scale ds_j k_j; dk_j += scale ds_j q;
  * dv_j += p_j dout. The sum is taken in a first pass over the keys and dp_j
@@ -100,11 +136,15 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
     attention_backward_sink(dq, dk, dv, dout, att, q, k, v, Tq, Tk, Hq, Hkv, D, p, 0);
 }
 
-void attention_backward_sink(float *dq, float *dk, float *dv, const float *dout, const float *att,
-                             const float *q, const float *k, const float *v,
-                             int Tq, int Tk, int Hq, int Hkv, int D, const lw_attention_params *p, int n_sink)
+static void backward_kv_head(void *ctx, int g)
 {
-    for (int h = 0; h < Hq; h++) {
+    const attention_job *c = ctx;
+    float *dq = c->dq, *dk = c->dk, *dv = c->dv;
+    const float *dout = c->dout, *att = c->catt, *q = c->q, *k = c->k, *v = c->v;
+    int Tq = c->Tq, Tk = c->Tk, Hq = c->Hq, Hkv = c->Hkv, D = c->D, n_sink = c->n_sink;
+    const lw_attention_params *p = c->p;
+    int per = Hq / Hkv; /* query heads g*per .. (g+1)*per - 1 read kv head g */
+    for (int h = g * per; h < (g + 1) * per; h++) {
         int hk = kv_head(h, Hq, Hkv);
         for (int i = 0; i < Tq; i++) {
             const float *qi = q + ((size_t)i * Hq + h) * D;
@@ -135,4 +175,13 @@ void attention_backward_sink(float *dq, float *dk, float *dv, const float *dout,
             }
         }
     }
+}
+
+void attention_backward_sink(float *dq, float *dk, float *dv, const float *dout, const float *att,
+                             const float *q, const float *k, const float *v,
+                             int Tq, int Tk, int Hq, int Hkv, int D, const lw_attention_params *p, int n_sink)
+{
+    attention_job c = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .catt = att, .q = q, .k = k, .v = v, .Tq = Tq,
+                       .Tk = Tk, .Hq = Hq, .Hkv = Hkv, .D = D, .n_sink = n_sink, .p = p};
+    for_heads(Hkv, backward_kv_head, &c);
 }

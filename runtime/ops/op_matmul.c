@@ -3,6 +3,7 @@
  * BLAS when configure found it; the plain loops below are always compiled,
  * exported as the *_reference twins, and the tests hold the two together. */
 #include "ops.h"
+#include "cpu_threads.h"
 #include "lwc_config.h"
 
 #include <stddef.h>
@@ -64,6 +65,52 @@ void matmul_backward_reference(float *dx, float *dw, float *db, const float *dy,
     }
 }
 
+#if LWC_HAVE_BLAS
+/* The BLAS calls cut into output blocks (cpu_threads.h: blocks fixed by the
+ * shape, so any thread count runs the same calls). Each task is one block. */
+typedef struct {
+    float *y, *dx, *dw;
+    const float *x, *w, *dy;
+    int T, in, out, width, n;
+} mm_job;
+
+/* y[:, o0..o1) = x w[o0..o1)^T */
+static void fwd_block(void *ctx, int c)
+{
+    const mm_job *j = ctx;
+    int o0 = c * j->width, n = o0 + j->width < j->out ? j->width : j->out - o0;
+    const float *wb = j->w + (size_t)o0 * j->in;
+    /* One row (every decode step) is a matrix-vector product: sgemm would
+     * first pack the whole weight matrix, sgemv streams it once. */
+    if (j->T == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, n, j->in, 1.0f, wb, j->in, j->x, 1, 0.0f, j->y + o0, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, n, j->in, 1.0f, j->x, j->in, wb, j->in, 0.0f,
+                    j->y + o0, j->out);
+}
+
+/* dx[:, i0..i1) += dy w[:, i0..i1) */
+static void dx_block(void *ctx, int c)
+{
+    const mm_job *j = ctx;
+    int i0 = c * j->width, n = i0 + j->width < j->in ? j->width : j->in - i0;
+    if (j->T == 1) /* one row: dx += w^T dy without packing w */
+        cblas_sgemv(CblasRowMajor, CblasTrans, j->out, n, 1.0f, j->w + i0, j->in, j->dy, 1, 1.0f, j->dx + i0, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->T, n, j->out, 1.0f, j->dy, j->out, j->w + i0,
+                    j->in, 1.0f, j->dx + i0, j->in);
+}
+
+/* dw[o0..o1, :] += dy[:, o0..o1)^T x */
+static void dw_block(void *ctx, int c)
+{
+    const mm_job *j = ctx;
+    int o0 = c * j->width, n = o0 + j->width < j->out ? j->width : j->out - o0;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, j->in, j->T, 1.0f, j->dy + o0, j->out, j->x, j->in,
+                1.0f, j->dw + (size_t)o0 * j->in, j->in);
+}
+#endif
+
 void matmul_forward(float *y, const float *x, const float *w, const float *b, int T, int in, int out)
 {
     if (T <= 0 || out <= 0) return;
@@ -73,12 +120,9 @@ void matmul_forward(float *y, const float *x, const float *w, const float *b, in
             for (int o = 0; o < out; o++) y[(size_t)t * out + o] = b ? b[o] : 0.0f;
         return;
     }
-    /* One row (every decode step) is a matrix-vector product: sgemm would
-     * first pack the whole weight matrix, sgemv streams it once. */
-    if (T == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, 0.0f, y, 1);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
+    mm_job j = {.y = y, .x = x, .w = w, .T = T, .in = in, .out = out};
+    j.n = lw_fixed_blocks(2.0 * T * in * out, out, &j.width);
+    lw_parallel_for(j.n, fwd_block, &j);
     if (b)
         for (int t = 0; t < T; t++)
             for (int o = 0; o < out; o++) y[(size_t)t * out + o] += b[o];
@@ -93,15 +137,18 @@ void matmul_backward(float *dx, float *dw, float *db, const float *dy, const flo
     if (T <= 0 || out <= 0 || in < 0) return;
 #if LWC_HAVE_BLAS
     if (in > 0) {
-        /* dx[T,in] += dy[T,out] @ w[out,in];  dw[out,in] += dy^T @ x */
-        if (dx && T == 1) /* one row: dx += w^T dy without packing w */
-            cblas_sgemv(CblasRowMajor, CblasTrans, out, in, 1.0f, w, in, dy, 1, 1.0f, dx, 1);
-        else if (dx)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, in, out, 1.0f, dy, out, w, in, 1.0f,
-                        dx, in);
-        if (dw)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, T, 1.0f, dy, out, x, in, 1.0f,
-                        dw, in);
+        /* dx[T,in] += dy[T,out] @ w[out,in] (blocks of dx's columns);
+         * dw[out,in] += dy^T @ x (blocks of dw's rows) */
+        mm_job j = {.dx = dx, .dw = dw, .x = x, .w = w, .dy = dy, .T = T, .in = in, .out = out};
+        double flops = 2.0 * T * in * out;
+        if (dx) {
+            j.n = lw_fixed_blocks(flops, in, &j.width);
+            lw_parallel_for(j.n, dx_block, &j);
+        }
+        if (dw) {
+            j.n = lw_fixed_blocks(flops, out, &j.width);
+            lw_parallel_for(j.n, dw_block, &j);
+        }
     }
     if (db)
         for (int t = 0; t < T; t++)

@@ -3,6 +3,8 @@
 #include "op_matmul_bf16.h"
 #include "op_matmul_bf16_kernels.h"
 
+#include "cpu_threads.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -58,6 +60,52 @@ static float *padded_x(const float *x, const lw_bf16_matrix *w, int T)
     return xf;
 }
 
+/* One path's forward on rows [t0, t1) (or, for one row, outputs [o0, o1)
+ * through a view of the matrix): the pieces of a split call. */
+typedef struct {
+    lw_cpu_path path;
+    float *y;
+    const float *xf, *b;
+    const lw_bf16_matrix *w;
+    int T, n;
+} bf16_job;
+
+static void forward_piece(lw_cpu_path path, float *y, const float *xf, const lw_bf16_matrix *w, const float *b,
+                          int T)
+{
+    if (path == LW_CPU_AVX512)
+        bf16_forward_avx512(y, xf, w, b, T);
+    else if (path == LW_CPU_AVX2)
+        bf16_forward_avx2(y, xf, w, b, T);
+    else
+        bf16_forward_scalar(y, xf, w, b, T);
+}
+
+/* Rows [t0, t1): every kernel computes a row alone (cpu_threads.h), and
+ * each range has at least 2 rows, so it runs the many-row code as the
+ * whole call does. */
+static void forward_rows(void *ctx, int c)
+{
+    const bf16_job *j = ctx;
+    const lw_bf16_matrix *w = j->w;
+    int t0 = lw_range_start(j->T, c, j->n), t1 = lw_range_start(j->T, c + 1, j->n);
+    forward_piece(j->path, j->y + (size_t)t0 * w->out, j->xf + (size_t)t0 * w->ld, w, j->b, t1 - t0);
+}
+
+/* One row, outputs in whole blocks of 16: the matrix viewed from its
+ * block (row-major rows and the packed copy both start there). */
+static void forward_outputs(void *ctx, int c)
+{
+    const bf16_job *j = ctx;
+    const lw_bf16_matrix *w = j->w;
+    int nblk = (w->out + 15) / 16;
+    int o0 = 16 * lw_range_start(nblk, c, j->n), o1 = 16 * lw_range_start(nblk, c + 1, j->n);
+    if (o1 > w->out) o1 = w->out;
+    lw_bf16_matrix v = {.w = w->w ? w->w + (size_t)o0 * w->ld : NULL,
+                        .p = w->p ? w->p + (size_t)o0 * w->ld : NULL, .out = o1 - o0, .in = w->in, .ld = w->ld};
+    forward_piece(j->path, j->y + o0, j->xf, &v, j->b ? j->b + o0 : NULL, 1);
+}
+
 lw_status matmul_bf16_forward_on(lw_cpu_path path, float *y, const float *x, const lw_bf16_matrix *w,
                                  const float *b, int T)
 {
@@ -67,12 +115,15 @@ lw_status matmul_bf16_forward_on(lw_cpu_path path, float *y, const float *x, con
         return lw_fail(LW_ERR_INVALID, "bf16 matmul forward: no packed copy of the weights");
     float *xf = padded_x(x, w, T);
     if (!xf) return lw_fail(LW_ERR_NOMEM, "bf16 matmul forward: scratch for %d rows", T);
-    if (path == LW_CPU_AVX512)
-        bf16_forward_avx512(y, xf, w, b, T);
-    else if (path == LW_CPU_AVX2)
-        bf16_forward_avx2(y, xf, w, b, T);
-    else
-        bf16_forward_scalar(y, xf, w, b, T);
+    double flops = 2.0 * T * w->ld * w->out;
+    bf16_job j = {.path = path, .y = y, .xf = xf, .b = b, .w = w, .T = T};
+    if (T == 1) {
+        j.n = lw_out_split(flops, w->out);
+        lw_parallel_for(j.n, forward_outputs, &j);
+    } else {
+        j.n = lw_row_split(flops, T);
+        lw_parallel_for(j.n, forward_rows, &j);
+    }
     free(xf);
     return LW_OK;
 }
@@ -96,17 +147,39 @@ lw_status matmul_bf16_forward_vdpbf16ps(float *y, const float *x, const lw_bf16_
     return LW_OK;
 }
 
+typedef struct {
+    lw_cpu_path path;
+    float *dx;
+    const float *dy;
+    const lw_bf16_matrix *w;
+    int T, n;
+} bf16_bwd_job;
+
+/* Rows [t0, t1) of dx: each row's sum over the outputs is the same in any
+ * row tile (cpu_threads.h). One row is not split (decode has no backward). */
+static void backward_rows(void *ctx, int c)
+{
+    const bf16_bwd_job *j = ctx;
+    const lw_bf16_matrix *w = j->w;
+    int t0 = lw_range_start(j->T, c, j->n), t1 = lw_range_start(j->T, c + 1, j->n), T = t1 - t0;
+    float *dx = j->dx + (size_t)t0 * w->in;
+    const float *dy = j->dy + (size_t)t0 * w->out;
+    if (j->path == LW_CPU_AVX512)
+        bf16_backward_x_avx512(dx, dy, w, T);
+    else if (j->path == LW_CPU_AVX2)
+        bf16_backward_x_avx2(dx, dy, w, T);
+    else
+        bf16_backward_x_scalar(dx, dy, w, T);
+}
+
 lw_status matmul_bf16_backward_x_on(lw_cpu_path path, float *dx, const float *dy, const lw_bf16_matrix *w,
                                     int T)
 {
     lw_status st = check_path(path, w, T, false, "bf16 matmul backward");
     if (st != LW_OK || T == 0) return st;
-    if (path == LW_CPU_AVX512)
-        bf16_backward_x_avx512(dx, dy, w, T);
-    else if (path == LW_CPU_AVX2)
-        bf16_backward_x_avx2(dx, dy, w, T);
-    else
-        bf16_backward_x_scalar(dx, dy, w, T);
+    bf16_bwd_job j = {.path = path, .dx = dx, .dy = dy, .w = w, .T = T};
+    j.n = lw_row_split(2.0 * T * w->ld * w->out, T);
+    lw_parallel_for(j.n, backward_rows, &j);
     return LW_OK;
 }
 

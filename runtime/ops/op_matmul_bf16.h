@@ -12,8 +12,8 @@
  * wide), scalar C (the reference). The vdpbf16ps kernel, which must round x
  * to bf16 too, is kept beside them (matmul_bf16_forward_vdpbf16ps): on this
  * machine's CPU it is the slower of the two AVX-512 ways (docs/perf.md).
- * Single-threaded: the build has no OpenMP and the thread pool of the plan
- * (issue 19, item 3) is not there yet. */
+ * Threads: a call splits over the process's pool (cpu_threads.h) into row
+ * ranges (one row: blocks of outputs), bit-identical for any thread count. */
 #ifndef LW_OP_MATMUL_BF16_H
 #define LW_OP_MATMUL_BF16_H
 

@@ -3,6 +3,8 @@
 #include "op_matmul_q8.h"
 #include "op_matmul_q8_kernels.h"
 
+#include "cpu_threads.h"
+
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -105,6 +107,32 @@ void q8_forward_scalar(float *y, const int8_t *xq, const float *sx, const lw_q8_
         }
 }
 
+/* The kernels on rows [t0, t1) of the quantised x, at least 2 rows a range
+ * (cpu_threads.h): each row's sums are the same in any row tile. */
+typedef struct {
+    lw_cpu_path path;
+    float *y;
+    const int8_t *xq;
+    const float *sx, *b;
+    const lw_q8_matrix *w;
+    int T, n;
+} q8_job;
+
+static void q8_rows(void *ctx, int c)
+{
+    const q8_job *j = ctx;
+    const lw_q8_matrix *w = j->w;
+    int t0 = lw_range_start(j->T, c, j->n), t1 = lw_range_start(j->T, c + 1, j->n);
+    float *y = j->y + (size_t)t0 * w->out;
+    const int8_t *xq = j->xq + (size_t)t0 * w->ld;
+    if (j->path == LW_CPU_AVX512)
+        q8_forward_avx512(y, xq, j->sx + t0, w, j->b, t1 - t0);
+    else if (j->path == LW_CPU_AVX2)
+        q8_forward_avx2(y, xq, j->sx + t0, w, j->b, t1 - t0);
+    else
+        q8_forward_scalar(y, xq, j->sx + t0, w, j->b, t1 - t0);
+}
+
 lw_status matmul_q8_forward_on(lw_cpu_path path, float *y, const float *x, const lw_q8_matrix *w,
                                const float *b, int T)
 {
@@ -122,18 +150,16 @@ lw_status matmul_q8_forward_on(lw_cpu_path path, float *y, const float *x, const
     if (path == LW_CPU_AVX512) {
         /* vectorised, bit for bit the scalar quantisation, with the offset */
         q8_quantize_rows_avx512(xq, sx, x, T, w->in, w->ld);
-        q8_forward_avx512(y, xq, sx, w, b, T);
     } else {
         for (int t = 0; t < T; t++) {
             int8_t *qt = xq + (size_t)t * w->ld;
             lw_q8_quantize_row(qt, sx + t, x + (size_t)t * w->in, w->in);
             memset(qt + w->in, 0, (size_t)(w->ld - w->in));
         }
-        if (path == LW_CPU_AVX2)
-            q8_forward_avx2(y, xq, sx, w, b, T);
-        else
-            q8_forward_scalar(y, xq, sx, w, b, T);
     }
+    q8_job j = {.path = path, .y = y, .xq = xq, .sx = sx, .b = b, .w = w, .T = T};
+    j.n = lw_row_split(2.0 * T * w->ld * w->out, T);
+    lw_parallel_for(j.n, q8_rows, &j);
     free(xq), free(sx);
     return LW_OK;
 }
