@@ -9,8 +9,8 @@
 #ifndef LW_FROZEN_MATMUL_H
 #define LW_FROZEN_MATMUL_H
 
+#include "bf16.h"
 #include "model.h"
-#include "op_matmul_bf16.h"
 #include "plan.h"
 
 /* A frozen matrix [out, in]: exactly one of f32 and bf16 is set (both NULL

@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "op_matmul_bf16.h"
+#include "bf16.h"
+#include "cpu_path.h"
 
 /* One block's narrow matrices. wq wk wv and w_gate w_up are row views of
  * the fused wqkv and w_gate_up (the backward's per-part products read them;
