@@ -42,9 +42,10 @@ static void usage(const lw_pair *pair)
            "  --device cpu|cuda    where the models' forwards run (default cpu); with cuda both models'\n"
            "                       weights go to GPU 0 and every stage waits for the GPU before\n"
            "                       the clock is read; tokenization, the bridge and sampling stay on the CPU\n"
-           "  --dtype fp32|bf16    the models' weights (default fp32): bf16 holds the projections and the\n"
-           "                       output head in bf16 (fp32 accumulation), on the GPU with --device cuda,\n"
-           "                       else on the CPU (the frozen models' matrices, narrow_weights.h)\n"
+           "  --dtype fp32|bf16|q8|native  the models' weights (default fp32): bf16 holds the projections\n"
+           "                       and the output head in bf16 (fp32 accumulation), on the GPU with --device\n"
+           "                       cuda, else on the CPU (the frozen models' matrices, narrow_weights.h);\n"
+           "                       on the CPU also q8 (int8 blocks made at load) or native (the GGUF's blocks)\n"
            LW_THREADS_HELP
            "  --quiet              no progress lines\n",
            pair->manifest.bridge.soft_tokens);
@@ -52,7 +53,8 @@ static void usage(const lw_pair *pair)
 
 typedef struct {
     const char *task, *split, *checkpoint, *json, *tasks_dir, *device, *dtype_name;
-    lw_weight_dtype dtype;
+    lw_weight_dtype dtype;         /* --device cuda */
+    lw_weights_dtype host_dtype;   /* --device cpu */
     int threads; /* --threads; 0: $LWC_THREADS, else 1 */
     int methods[LW_BENCH_N_METHODS], n_methods;
     int batches[MAX_BATCHES], n_batches;
@@ -137,8 +139,14 @@ static bool parse(const lw_pair *pair, int argc, char **argv, bench_args *a)
         fprintf(stderr, "lw bench: --device takes cpu or cuda, not %s\n", a->device);
         return false;
     }
-    if (!lw_gpu_dtype_parse(a->dtype_name, &a->dtype)) {
+    /* the CPU holds any narrow dtype (narrow_weights.h); the GPU fp32 or bf16 */
+    bool cuda = !strcmp(a->device, "cuda");
+    if (cuda && !lw_gpu_dtype_parse(a->dtype_name, &a->dtype)) {
         fprintf(stderr, "lw bench: --dtype takes fp32 or bf16, not %s\n", a->dtype_name);
+        return false;
+    }
+    if (!cuda && !lw_weights_dtype_parse(a->dtype_name, &a->host_dtype)) {
+        fprintf(stderr, "lw bench: --dtype takes fp32, bf16, q8 or native, not %s\n", a->dtype_name);
         return false;
     }
     if (!a->task || !a->split) {
@@ -300,7 +308,7 @@ static int run(const lw_pair *pair, const bench_args *a)
     /* --dtype bf16 on the CPU: the host models hold bf16 matrices; with
      * cuda they stay fp32 and the upload converts (bench_gpu.h) */
     lw_pair host;
-    lw_pair_with_dtype(&host, pair, !cuda && a->dtype == LW_DTYPE_BF16 ? LW_WEIGHTS_BF16 : LW_WEIGHTS_F32);
+    lw_pair_with_dtype(&host, pair, cuda ? LW_WEIGHTS_F32 : a->host_dtype);
     if (!st) st = open_models(&host, a, &bm);
     if (!st && cuda) st = lw_bench_gpu_upload(&gpu, pair, bm.sender, bm.side.receiver, a->dtype);
     describe(&gpu, cuda, machine, sizeof machine);

@@ -184,7 +184,7 @@ lw_status lw_run_json_read(const char *ck, int *seed_out, bool *has_seed, int *M
 bool lw_opt_dtype(const char *cmd, const char *value, lw_weights_dtype *out)
 {
     if (lw_weights_dtype_parse(value, out)) return true;
-    fprintf(stderr, "lw %s: --dtype takes fp32 or bf16, not %s\n", cmd, value ? value : "(nothing)");
+    fprintf(stderr, "lw %s: --dtype takes fp32, bf16, q8 or native, not %s\n", cmd, value ? value : "(nothing)");
     return false;
 }
 

@@ -36,8 +36,9 @@ static void usage(const lw_pair *pair)
            "                       or a trained one: prompt-tuning, lora (--checkpoint DIR of lw train --method)\n"
            "  --checkpoint DIR     bridge: a checkpoint folder (runs/<task>/final) or a bridge.safetensors\n"
            "  --device cpu|cuda    bridge: where the receiver runs (default cpu; cuda: GPU 0)\n"
-           "  --dtype fp32|bf16    the frozen sender and receiver on the CPU (default fp32, the reference):\n"
-           "                       bf16 keeps their projections and output head in bf16, fp32 sums\n"
+           "  --dtype fp32|bf16|q8|native  the frozen sender and receiver on the CPU (default fp32, the\n"
+           "                       reference): bf16 keeps their projections and output head in bf16, q8 as\n"
+           "                       Q8_0 blocks made at load, native as the GGUF file's blocks (fp32 sums)\n"
            LW_THREADS_HELP
            "  --soft-tokens M      bridge: M it was trained with (default: run.json beside DIR, else %d)\n"
            "  --train FILE         linear-probe, receiver-kshot: training file (default: train.jsonl beside --split)\n"
@@ -163,7 +164,8 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
         return false;
     }
     if (strcmp(a->device, "cpu") && a->dtype != LW_WEIGHTS_F32) {
-        fprintf(stderr, "lw eval: --dtype bf16 is for --device cpu (the GPU receiver is fp32)\n");
+        fprintf(stderr, "lw eval: --dtype %s is for --device cpu (the GPU receiver is fp32)\n",
+                lw_weights_dtype_name(a->dtype));
         return false;
     }
     if (strcmp(a->method, "bridge") && !fallback && strcmp(a->method, "linear-probe") && a->baseline < 0 && !text) {

@@ -69,9 +69,16 @@ static int parse_opts(int argc, char **argv, run_opts *o, const char *cmd)
         fprintf(stderr, "lw %s: --device takes cpu or cuda, not %s\n", cmd, o->device);
         return -1;
     }
+    /* the CPU holds any narrow dtype (narrow_weights.h); the GPU fp32 or bf16 */
     lw_weight_dtype dt = LW_DTYPE_F32;
-    if (o->dtype && !lw_gpu_dtype_parse(o->dtype, &dt)) {
+    lw_weights_dtype wd = LW_WEIGHTS_F32;
+    bool cuda = o->device && !strcmp(o->device, "cuda");
+    if (o->dtype && cuda && !lw_gpu_dtype_parse(o->dtype, &dt)) {
         fprintf(stderr, "lw %s: --dtype takes fp32 or bf16, not %s\n", cmd, o->dtype);
+        return -1;
+    }
+    if (o->dtype && !cuda && !lw_weights_dtype_parse(o->dtype, &wd)) {
+        fprintf(stderr, "lw %s: --dtype takes fp32, bf16, q8 or native, not %s\n", cmd, o->dtype);
         return -1;
     }
     return lw_threads_apply(cmd, o->threads) ? 0 : -1;
@@ -91,7 +98,7 @@ static lw_status prepare(const lw_pair *pair, const run_opts *o, lw_model **m, l
         st = lw_tokenizer_encode(*tok, t, strlen(t), !o->chat, ids, n);
     }
     free(text);
-    /* --dtype bf16 on the CPU: the model holds bf16 matrices (narrow_weights.h);
+    /* --dtype bf16|q8|native on the CPU: the model holds narrow matrices (narrow_weights.h);
      * a GPU run converts its own copy from the fp32 host model */
     lw_model_config narrow = *cfg;
     lw_weights_dtype dt = LW_WEIGHTS_F32;
@@ -137,11 +144,12 @@ int lw_cmd_generate(const lw_pair *pair, int argc, char **argv)
     if (lw_wants_help(argc, argv)) {
         printf("usage: lw generate --prompt TEXT [--model sender|receiver] [--chat] [--system TEXT]\n"
                "                   [--max-new N] [--temperature T] [--top-p P] [--seed S] [--device cpu|cuda]\n"
-               "                   [--dtype fp32|bf16] [--threads N]\n\n"
+               "                   [--dtype fp32|bf16|q8|native] [--threads N]\n\n"
                "Runs one of the pair's models and prints the continuation as it comes; --device cuda\n"
                "runs the forward pass on GPU 0 (cuBLAS and this pair's kernels) with fp32 weights, or\n"
                "with --dtype bf16 the projections and output head in bf16 (fp32 accumulation); on the\n"
-               "CPU, --dtype bf16 keeps the model's projections and output head in bf16 (fp32 sums).\n"
+               "CPU, --dtype bf16 keeps the model's projections and output head in bf16 (fp32 sums), q8\n"
+               "as Q8_0 blocks made at load, native as the GGUF file's own blocks (int8 x per 32).\n"
                "--chat wraps the prompt in the model's chat template. Greedy unless --temperature > 0;\n"
                "stops at the model's stop tokens. Defaults: receiver, 64 new tokens, seed 1.\n");
         return 0;

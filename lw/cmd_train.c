@@ -89,8 +89,9 @@ static void usage(const lw_pair *pair)
            "                       text (no sender): prompt-tuning (--soft-tokens learned soft tokens\n"
            "                       before the text) or lora (the --lora-* options; default r 8 on q,v)\n"
            "  --quiet              no progress line\n"
-           "  --dtype fp32|bf16    the frozen sender and receiver on the CPU (default fp32, the reference):\n"
-           "                       bf16 keeps their projections and output head in bf16, fp32 sums\n"
+           "  --dtype fp32|bf16|q8|native  the frozen sender and receiver on the CPU (default fp32, the\n"
+           "                       reference): bf16 keeps their projections and output head in bf16, q8 as\n"
+           "                       Q8_0 blocks made at load, native as the GGUF file's blocks (fp32 sums)\n"
            LW_THREADS_HELP
            "  --device cpu|cuda    where the receiver runs (bridge method; default cpu). cuda: fp32\n"
            "                       weights on GPU LW_LOCAL_RANK (0), cuBLAS and this pair's kernels; the\n"
@@ -255,7 +256,8 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
         return false;
     }
     if (!strcmp(a->device, "cuda") && a->dtype != LW_WEIGHTS_F32) {
-        fprintf(stderr, "lw train: --dtype bf16 is for --device cpu (the GPU receiver is fp32)\n");
+        fprintf(stderr, "lw train: --dtype %s is for --device cpu (the GPU receiver is fp32)\n",
+                lw_weights_dtype_name(a->dtype));
         return false;
     }
     if (!strcmp(a->device, "cuda") && strcmp(a->method, "bridge")) {

@@ -48,10 +48,11 @@ typedef struct {
  * configs; the loaders (random_weights.h) only read it. All zero = the
  * files the config names, with their stop tokens. */
 /* How a frozen model holds its big matrices (narrow_weights.h): fp32 (the
- * reference, the default) or bf16 (half the bytes, fp32 sums). */
-typedef enum { LW_WEIGHTS_F32 = 0, LW_WEIGHTS_BF16 = 1 } lw_weights_dtype;
-/* "fp32" / "bf16"; and the parse of a --dtype value (false for anything
- * else). narrow_weights.c. */
+ * reference, the default), bf16 (half the bytes, fp32 sums), q8 (int8
+ * blocks of 32 made at load) or native (the GGUF file's own blocks). */
+typedef enum { LW_WEIGHTS_F32 = 0, LW_WEIGHTS_BF16 = 1, LW_WEIGHTS_Q8 = 2, LW_WEIGHTS_NATIVE = 3 } lw_weights_dtype;
+/* "fp32" / "bf16" / "q8" / "native"; and the parse of a --dtype value
+ * (false for anything else). narrow_weights.c. */
 const char *lw_weights_dtype_name(lw_weights_dtype d);
 bool lw_weights_dtype_parse(const char *s, lw_weights_dtype *out);
 

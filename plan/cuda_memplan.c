@@ -81,21 +81,18 @@ lw_status lw_memplan_bridge_params(const lw_bridge_config *b, int sender_hidden,
     return LW_OK;
 }
 
+/* The plan's count (plan.h): the slots its training layout keeps per layer
+ * for backward, and the layer's cache rows, per token, with attention
+ * keeping one log-sum-exp per head (the GPU kernels) rather than the
+ * probabilities. One memory plan: the CPU state lays out the same slots. */
 uint64_t lw_memplan_layer_floats(const lw_model_config *c)
 {
-    uint64_t H = (uint64_t)c->hidden, F = (uint64_t)c->ffn, D = (uint64_t)c->head_dim;
-    uint64_t Hq = (uint64_t)c->n_heads, Hkv = (uint64_t)c->n_kv_heads;
-    uint64_t n = H;                          /* the layer's input (residual stream) */
-    n += H + 1;                              /* attention norm output and rstd */
-    n += (Hq + 2 * Hkv) * D;                 /* q, k, v after RoPE */
-    if (c->qk_norm) n += (Hq + Hkv) * (D + 1);   /* q, k before their norm, rstd */
-    n += Hq * D + Hq;                        /* attention output and log-sum-exp */
-    n += H;                                  /* o projection output */
-    n += H + 1;                              /* FFN norm output and rstd */
-    n += 3 * F;                              /* gate, up, act(gate) * up */
-    n += H;                                  /* down projection output */
-    if (c->post_norms) n += 2;               /* rstd of the two post-norms */
-    return n;
+    lw_plan p;
+    lw_plan_lower(c, &p);
+    lw_plan_memory mem;
+    lw_plan_shape one_token = {.rows = 1, .att_rows = 1, .kv_len = 1, .training = true, .lse = true};
+    if (lw_plan_memory_layout(&p, &one_token, &mem) != LW_OK) return 0;   /* not for one row of a valid config */
+    return lw_plan_memory_saved_elems(&mem);
 }
 
 /* Bytes of n fp32 values per token over batch x T tokens. */

@@ -13,7 +13,9 @@
  *              receiver: seq + soft_tokens positions per example, every
  *              layer's saved activations (the gradient flows back through it
  *              to the soft tokens) + one layer of gradient scratch + logits
- *              and their gradient.
+ *              and their gradient. A layer's saved values are the plan's
+ *              (plan.h, lw_plan_memory_layout in training): what the
+ *              executor's backward reads, and the layer's K/V rows.
  *   bridge     parameters, gradients and AdamW's two moments, fp32.
  * and for generation: the weights, the KV cache (fp32 k and v of every layer
  * of both models for batch x positions; full length even for sliding-window
@@ -31,6 +33,7 @@
 #include <stdio.h>
 
 #include "manifest.h"
+#include "plan.h"
 #include "status.h"
 
 typedef enum { LW_DTYPE_BF16, LW_DTYPE_F32 } lw_weight_dtype;
@@ -65,7 +68,8 @@ lw_status lw_memplan_weights(const lw_model_config *c, lw_weights_plan *out);
 /* Parameters of the bridge; the same table as lw_bridge_create builds. */
 lw_status lw_memplan_bridge_params(const lw_bridge_config *b, int sender_hidden, int receiver_hidden,
                                    uint64_t *out);
-/* fp32 values one layer keeps per token for its backward pass. */
+/* fp32 values one layer keeps per token for its backward pass: the plan's
+ * training layout (lw_plan_memory_saved_elems, attention as log-sum-exp). */
 uint64_t lw_memplan_layer_floats(const lw_model_config *c);
 
 /* The whole plan; batch and seq in 1..2^20, overflow checked. */

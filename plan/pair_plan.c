@@ -1,12 +1,22 @@
 /* The check of the baked plans against the run-time lowering: lwc build
- * emitted each model's plan (codegen/gen_plan.c) from the same lowering
- * (plan.c) this binary links, so they differ only when the two were built
- * from different sources. */
+ * emitted each model's plan and memory plan (codegen/gen_plan.c) from the
+ * same lowering and layout (plan.c, plan_memory.c) this binary links, so
+ * they differ only when the two were built from different sources. */
 #include "pair.h"
+
+lw_status lw_pair_memory_shape(const lw_manifest *m, int model, lw_plan_shape *out)
+{
+    if (model < 0 || model > 1)
+        return lw_fail(LW_ERR_INVALID, "pair %s: memory plan of model %d (0 sender, 1 receiver)", m->name, model);
+    /* soft_tokens is 1..64 (manifest.c), so the rows stay far below the layout's 2^20 */
+    int rows = LW_PAIR_BAKED_SEQ + (model == 1 ? m->bridge.soft_tokens : 0);
+    *out = (lw_plan_shape){.rows = rows, .att_rows = rows, .kv_len = rows, .training = model == 1, .lse = true};
+    return LW_OK;
+}
 
 lw_status lw_pair_check_plans(const lw_pair *pair)
 {
-    if (!pair->plans)
+    if (!pair->plans || !pair->memory)
         return lw_fail(LW_ERR_INVALID, "pair %s: the binary holds no plans (rebuild it with lwc build)",
                        pair->manifest.name);
     const lw_model_config *models[2] = {&pair->manifest.sender, &pair->manifest.receiver};
@@ -17,6 +27,14 @@ lw_status lw_pair_check_plans(const lw_pair *pair)
         lw_status st = lw_plan_compare(&lowered, &pair->plans[i], "lowered vs baked");
         if (st)
             return lw_fail_wrap(st, "pair %s: %s %s lowers to another plan than the one lwc build baked in "
+                                "(rebuild the pair with this lwc)", pair->manifest.name, roles[i], models[i]->name);
+        lw_plan_shape shape;
+        lw_plan_memory mem;
+        st = lw_pair_memory_shape(&pair->manifest, i, &shape);
+        if (!st) st = lw_plan_memory_layout(&lowered, &shape, &mem);
+        if (!st) st = lw_plan_memory_compare(&mem, &pair->memory[i], "laid out vs baked");
+        if (st)
+            return lw_fail_wrap(st, "pair %s: %s %s lays out to another memory plan than the one lwc build baked in "
                                 "(rebuild the pair with this lwc)", pair->manifest.name, roles[i], models[i]->name);
     }
     return LW_OK;

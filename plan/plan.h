@@ -23,6 +23,7 @@
 #define LW_PLAN_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "model_config.h"
 #include "status.h"
@@ -176,5 +177,79 @@ const char *lw_op_kind_name(lw_op_kind k);
 const char *lw_plan_slot_name(lw_plan_slot s);
 const char *lw_plan_weight_name(lw_plan_weight w);
 const char *lw_plan_grad_name(lw_plan_grad g);
+
+/* ---- dtypes and the memory plan (plan_memory.c) --------------------------
+ *
+ * Every slot has a dtype, and every activation slot a byte offset in one
+ * arena, laid out from the slots' lifetimes in the block for a given shape:
+ * a slot's space is reused once its last forward reader has run, except
+ * that a training layout keeps, per layer, what backward reads (the slots
+ * op_backward of plan_cpu.c reads: keep, aux, attention's q and v, GLU's
+ * gate and up). The CPU state (lw_state_alloc) carves its activations from
+ * this layout; the GPU memory plan (cuda_memplan.c) counts the same slots,
+ * with the attention aux as the log-sum-exp its kernels keep. */
+
+typedef enum { LW_PLAN_F32, LW_PLAN_BF16, LW_PLAN_Q8, LW_PLAN_DTYPE_COUNT } lw_plan_dtype;
+
+/* Where a slot's storage lives. */
+typedef enum {
+    LW_PLAN_MEM_NONE,     /* not stored: unused by this plan, or only read by backward and not training */
+    LW_PLAN_MEM_PINNED,   /* model level (x, xf, rstd_final): live for the whole pass, never shared */
+    LW_PLAN_MEM_SHARED,   /* a block slot in the reused region: live from its first write to its last read */
+    LW_PLAN_MEM_LAYER,    /* training: one copy per layer at offset + l * layer_bytes (backward reads it) */
+    LW_PLAN_MEM_CACHE     /* the KV cache rows (k_cache, v_cache): the state's cache, not the arena */
+} lw_plan_mem_where;
+
+typedef struct {
+    int rows;       /* T: rows per pass through the blocks (batch x tokens, packed) */
+    int att_rows;   /* query rows per attention call (the probabilities' capacity) */
+    int kv_len;     /* key positions (the cache's capacity) */
+    bool training;  /* keep what backward reads, per layer */
+    bool lse;       /* attention keeps one log-sum-exp per head and row (the GPU kernels), not probabilities */
+} lw_plan_shape;
+
+typedef struct {
+    lw_plan_dtype dtype;
+    lw_plan_mem_where where;
+    uint64_t elems;     /* values of this slot (for one layer) */
+    uint64_t offset;    /* bytes from the arena's start (LAYER: layer 0's copy) */
+    int first, last;    /* block op indices: first writer, last forward reader (-1: none) */
+} lw_plan_buffer;
+
+enum { LW_PLAN_ALIGN = 64 };   /* bytes: every buffer starts on a cache line */
+
+typedef struct {
+    lw_plan_shape shape;
+    lw_plan_buffer slots[LW_SLOT_COUNT];
+    uint64_t pinned_bytes;   /* [0, pinned_bytes): the model-level slots */
+    uint64_t shared_bytes;   /* then the reused block region */
+    uint64_t layer_bytes;    /* then n_layer_copies regions of this many bytes (training) */
+    int n_layer_copies;
+    uint64_t bytes;          /* the arena: pinned + shared + copies x layer */
+} lw_plan_memory;
+
+/* The dtype weight w is held in when its model was loaded with --dtype d:
+ * the rule narrow_weights.c's lw_narrow_matrix applies and frozen_matmul.c
+ * reads (the projections, their views wq wk wv w_gate w_up, and the output
+ * head narrow; the embedding table, the norms and the biases stay fp32).
+ * check_plan holds the two to each other on a narrowed model. */
+lw_plan_dtype lw_plan_weight_dtype(lw_plan_weight w, lw_weights_dtype d);
+
+/* Bytes of one value (Q8: the value byte; its block scales are not counted). */
+unsigned lw_plan_dtype_bytes(lw_plan_dtype d);
+const char *lw_plan_dtype_name(lw_plan_dtype d);
+const char *lw_plan_mem_where_name(lw_plan_mem_where w);
+
+/* The memory plan of p for shape (rows, att_rows, kv_len 1..2^20, att_rows
+ * <= rows); an error for a shape out of range or byte counts that overflow. */
+lw_status lw_plan_memory_layout(const lw_plan *p, const lw_plan_shape *shape, lw_plan_memory *out);
+
+/* Values per layer that a training pass keeps for backward (LAYER and CACHE
+ * slots), per row of the shape it was laid out for: what the GPU memory plan
+ * prices per token. */
+uint64_t lw_plan_memory_saved_elems(const lw_plan_memory *mem);
+
+/* LW_OK when a and b are the same layout; else the first difference. */
+lw_status lw_plan_memory_compare(const lw_plan_memory *a, const lw_plan_memory *b, const char *what);
 
 #endif

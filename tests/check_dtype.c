@@ -446,7 +446,7 @@ START_TEST(bad_dtype_is_refused_by_every_command)
         char *err = NULL;
         int rc = tl_run_command(cmds[i], &pair, &err, i == 3 ? 4 : 6, argv);
         ck_assert_msg(rc == 2, "lw %s --dtype fp16: rc %d\n%s", names[i], rc, err);
-        ck_assert_msg(err && strstr(err, "--dtype") && strstr(err, "fp32 or bf16") && strstr(err, "fp16"),
+        ck_assert_msg(err && strstr(err, "--dtype") && strstr(err, "fp32, bf16, q8 or native") && strstr(err, "fp16"),
                       "lw %s: %s", names[i], err);
         free(err);
     }

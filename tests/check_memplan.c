@@ -109,9 +109,12 @@ START_TEST(flagship_plan)
     ck_assert_uint_eq(p.bridge_params, bridge);
     ck_assert_uint_eq(p.bridge_params, 42001409ull);
     ck_assert_uint_eq(p.bridge_bytes, 16 * 42001409ull);
-    /* a llama layer keeps 5H + 2 + (2 Hq + 2 Hkv) D + Hq + 3F floats a token */
-    ck_assert_uint_eq(lw_memplan_layer_floats(&m->sender), 5 * 4096 + 2 + (64 + 16) * 128 + 32 + 3 * 14336);
-    uint64_t layer = 73762;
+    /* a llama layer keeps, per token, what backward reads: x_in, xn, x_mid,
+     * fn (4H), 2 rstd, q after RoPE and the attention output (2 Hq D), its
+     * k and v cache rows (2 Hkv D), one log-sum-exp per head (Hq), gate, up,
+     * act(gate) * up (3F) */
+    ck_assert_uint_eq(lw_memplan_layer_floats(&m->sender), 4 * 4096 + 2 + (64 + 16) * 128 + 32 + 3 * 14336);
+    uint64_t layer = 69666;
     ck_assert_uint_eq(p.sender_acts, (layer + 4096) * 4 * 2 * 512);
     uint64_t recv_T = 512 + 16;
     ck_assert_uint_eq(p.receiver_acts, (layer * 33 + 4097 + 2 * 32768ull) * 4 * 2 * recv_T);
@@ -125,6 +128,24 @@ START_TEST(flagship_plan)
     ck_assert_int_eq(lw_memplan_compute(m, 2, 512, LW_DTYPE_F32, &f), LW_OK);
     ck_assert_uint_eq(f.weights, 2 * p.weights);
     ck_assert_uint_eq(f.total_train - p.total_train, p.weights);
+    free(m);
+}
+END_TEST
+
+/* Gemma 3 270M (post norms, qk-norm) keeps more: besides a llama layer's,
+ * q and k before their norms (Hq D + Hkv D) with their rstd (Hq + Hkv), the
+ * two branches before their post norms (2H) and those norms' rstd (2). */
+START_TEST(gemma_layer_keeps_its_norms_inputs)
+{
+    lw_manifest *m = load("pairs/smollm2-135m_to_gemma3-270m.json");
+    /* H 640, 4 heads / 1 kv of 256, F 2048 */
+    uint64_t H = 640, Hq = 4, Hkv = 1, D = 256, F = 2048;
+    uint64_t llama_like = 4 * H + 2 + (2 * Hq + 2 * Hkv) * D + Hq + 3 * F;
+    ck_assert_uint_eq(lw_memplan_layer_floats(&m->receiver),
+                      llama_like + (Hq + Hkv) * D + (Hq + Hkv) + 2 * H + 2);
+    ck_assert_uint_eq(lw_memplan_layer_floats(&m->receiver), 13837);
+    /* SmolLM2 (llama): H 576, 9 heads / 3 kv of 64, F 1536 */
+    ck_assert_uint_eq(lw_memplan_layer_floats(&m->sender), 4 * 576 + 2 + (18 + 6) * 64 + 9 + 3 * 1536);
     free(m);
 }
 END_TEST
@@ -194,6 +215,7 @@ int main(void)
     tcase_add_test(tc, small_pair_weights);
     tcase_add_test(tc, bridge_params_match_the_bridge);
     tcase_add_test(tc, flagship_plan);
+    tcase_add_test(tc, gemma_layer_keeps_its_norms_inputs);
     tcase_add_test(tc, fit_check);
     tcase_add_test(tc, bad_input_is_an_error);
     tcase_add_test(tc, print_lists_the_plan);

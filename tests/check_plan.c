@@ -9,6 +9,9 @@
  * check_model_backward (every family) and check_lora. */
 #include "testlib.h"
 #include "tiny_models.h"
+#include "model.h"
+#include "narrow_weights.h"
+#include "random_weights.h"
 #include "gen_plan.h"
 #include "manifest.h"
 #include "pair.h"
@@ -17,6 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 static int count_kind(const lw_plan *p, lw_op_kind k)
 {
@@ -225,7 +231,29 @@ START_TEST(pair_check_refuses_a_plan_that_differs)
     lw_plan plans[2];
     lw_plan_lower(&pair->manifest.sender, &plans[0]);
     lw_plan_lower(&pair->manifest.receiver, &plans[1]);
+    pair->manifest.bridge.soft_tokens = 4;
+    lw_plan_memory memory[2];
+    for (int i = 0; i < 2; i++) {
+        lw_plan_shape shape;
+        ck_assert_int_eq(lw_pair_memory_shape(&pair->manifest, i, &shape), LW_OK);
+        ck_assert_int_eq(shape.rows, LW_PAIR_BAKED_SEQ + 4 * i);
+        ck_assert_int_eq(shape.training, i == 1);
+        ck_assert_int_eq(lw_plan_memory_layout(&plans[i], &shape, &memory[i]), LW_OK);
+    }
     pair->plans = plans;
+    pair->memory = memory;
+    ck_assert_int_eq(lw_pair_check_plans(pair), LW_OK);
+    /* a memory plan that differs by one offset is refused, naming the slot */
+    memory[0].slots[LW_SLOT_XN].offset += LW_PLAN_ALIGN;
+    ck_assert_int_ne(lw_pair_check_plans(pair), LW_OK);
+    ck_assert_msg(strstr(lw_last_error(), "sender") && strstr(lw_last_error(), "memory plan") &&
+                      strstr(lw_last_error(), "slot xn differs"), "%s", lw_last_error());
+    memory[0].slots[LW_SLOT_XN].offset -= LW_PLAN_ALIGN;
+    memory[1].bytes++;
+    ck_assert_int_ne(lw_pair_check_plans(pair), LW_OK);
+    ck_assert_msg(strstr(lw_last_error(), "receiver") && strstr(lw_last_error(), "arena bytes"), "%s",
+                  lw_last_error());
+    memory[1].bytes--;
     ck_assert_int_eq(lw_pair_check_plans(pair), LW_OK);
     plans[1].n_layers = 99;
     ck_assert_int_ne(lw_pair_check_plans(pair), LW_OK);
@@ -277,7 +305,8 @@ START_TEST(tiny_pairs_baked_plans_equal_the_lowering)
         char path[4300];
         snprintf(path, sizeof path, "%s/%s/plan_tables.c", out, pairs[i]);
         char *src = tl_read_file(path, NULL);
-        ck_assert_msg(src && strstr(src, "const lw_plan lw_baked_plans[2]"), "%s: no plan table", path);
+        ck_assert_msg(src && strstr(src, "const lw_plan lw_baked_plans[2]") &&
+                          strstr(src, "const lw_plan_memory lw_baked_memory[2]"), "%s: no plan table", path);
         free(src);
         rc = tl_run(&log, "'%s/%s/lw' info", out, pairs[i]);
         ck_assert_msg(rc == 0, "%s: lw info (baked plans vs the lowering):\n%s", pairs[i], log);
@@ -301,6 +330,269 @@ START_TEST(tiny_pairs_baked_plans_equal_the_lowering)
                       strstr(log, "width differs: 32 here, 33 in the other"),
                   "a changed baked table was not refused clearly (rc %d):\n%s", rc, log);
     free(log);
+    /* and with the sender's memory plan moved by one cache line at xn */
+    rc = tl_run(&log,
+                "set -e; cd '%s/%s'; conf='%s'; cc=$(sed -n 's/^CC=//p' \"$conf\");"
+                " cflags=$(sed -n 's/^CFLAGS=//p' \"$conf\"); libs=$(sed -n 's/^LIBS=//p' \"$conf\");"
+                " awk '/lw_baked_memory/ {r = 1} r && !done && /\\/\\* xn \\*\\// {sub(/\\.offset = /, \".offset = 64 + \");"
+                " done = 1} {print}' plan_tables.c > tampered.c; ! cmp -s plan_tables.c tampered.c;"
+                " $cc $cflags -I'%s' -o lw-tampered pair_runtime.c kernels_embed.c tampered.c '%s' $libs",
+                out, pairs[0], tl_out("share/lwc/toolchain.conf"), tl_out("include/lwc"),
+                tl_out("lib/lwc/liblwrt.a"));
+    ck_assert_msg(rc == 0, "relinking with a changed memory table:\n%s", log);
+    free(log);
+    rc = tl_run(&log, "'%s/%s/lw-tampered' info", out, pairs[0]);
+    ck_assert_msg(rc != 0 && strstr(log, "sender tiny-qwen2 lays out to another memory plan") &&
+                      strstr(log, "slot xn differs"),
+                  "a changed baked memory plan was not refused clearly (rc %d):\n%s", rc, log);
+    free(log);
+}
+END_TEST
+
+/* ---- the memory plan -------------------------------------------------------- */
+
+static uint64_t slot_bytes(const lw_plan_memory *m, int s)
+{
+    return m->slots[s].elems * lw_plan_dtype_bytes(m->slots[s].dtype);
+}
+
+static bool in_arena(lw_plan_mem_where w)
+{
+    return w == LW_PLAN_MEM_PINNED || w == LW_PLAN_MEM_SHARED || w == LW_PLAN_MEM_LAYER;
+}
+
+/* 0 when no two stored slots that are alive at the same time share a byte
+ * (in any of the layer copies), every one lies inside the arena and starts
+ * aligned; else the first offender's slot number + 1. Alive together: two
+ * pinned or per-layer slots always; two shared ones when their live ranges
+ * [first, last] meet; a shared and a pinned or per-layer one always (the
+ * shared one is rewritten every layer). */
+static int overlapping(const lw_plan_memory *m)
+{
+    for (int a = 1; a < LW_SLOT_COUNT; a++) {
+        const lw_plan_buffer *x = &m->slots[a];
+        if (!in_arena(x->where) || !x->elems) continue;
+        if (x->offset % LW_PLAN_ALIGN) return a + 1;
+        int copies = x->where == LW_PLAN_MEM_LAYER ? m->n_layer_copies : 1;
+        if (x->offset + slot_bytes(m, a) + (uint64_t)(copies - 1) * m->layer_bytes > m->bytes) return a + 1;
+        for (int b = a + 1; b < LW_SLOT_COUNT; b++) {
+            const lw_plan_buffer *y = &m->slots[b];
+            if (!in_arena(y->where) || !y->elems) continue;
+            bool together = !(x->where == LW_PLAN_MEM_SHARED && y->where == LW_PLAN_MEM_SHARED) ||
+                            (x->first <= y->last && y->first <= x->last);
+            if (!together) continue;
+            int cx = x->where == LW_PLAN_MEM_LAYER ? m->n_layer_copies : 1;
+            int cy = y->where == LW_PLAN_MEM_LAYER ? m->n_layer_copies : 1;
+            for (int i = 0; i < cx; i++)
+                for (int j = 0; j < cy; j++) {
+                    uint64_t xo = x->offset + (x->where == LW_PLAN_MEM_LAYER ? (uint64_t)i * m->layer_bytes : 0);
+                    uint64_t yo = y->offset + (y->where == LW_PLAN_MEM_LAYER ? (uint64_t)j * m->layer_bytes : 0);
+                    if (xo < yo + slot_bytes(m, b) && yo < xo + slot_bytes(m, a)) return a + 1;
+                }
+        }
+    }
+    return 0;
+}
+
+static lw_plan_shape shape_of(int rows, int att_rows, int kv_len, bool training)
+{
+    return (lw_plan_shape){.rows = rows, .att_rows = att_rows, .kv_len = kv_len, .training = training};
+}
+
+/* Every family, forward-only and training, several shapes: slots alive
+ * together never share a byte; the check itself catches a planted overlap. */
+START_TEST(memory_offsets_never_overlap_while_alive)
+{
+    lw_model_config c = family_config(_i);
+    lw_plan p;
+    lw_plan_lower(&c, &p);
+    int shapes[][3] = {{1, 1, 1}, {7, 7, 19}, {64, 16, 300}, {256, 64, 4096}};
+    for (int k = 0; k < 4; k++)
+        for (int training = 0; training < 2; training++) {
+            lw_plan_memory m;
+            lw_plan_shape sh = shape_of(shapes[k][0], shapes[k][1], shapes[k][2], training);
+            ck_assert_msg(lw_plan_memory_layout(&p, &sh, &m) == LW_OK, "%s", lw_last_error());
+            int bad = overlapping(&m);
+            ck_assert_msg(bad == 0, "%s shape %d training %d: slot %s overlaps", c.name, k, training,
+                          lw_plan_slot_name((lw_plan_slot)(bad - 1)));
+            /* every slot the block's forward reads or writes is stored (x_in and
+             * x_mid, read by backward only, are stored exactly when training) */
+            for (int i = 0; i < p.n_ops; i++) {
+                const lw_plan_op *op = &p.ops[i];
+                lw_plan_slot used[3] = {op->in, op->out, op->aux};
+                for (int j = 0; j < 3; j++) {
+                    if (used[j] == LW_SLOT_NONE) continue;
+                    bool optional = op->kind == LW_OP_COPY && (op->flags & LW_PLAN_OPTIONAL) && j == 1;
+                    bool stored = m.slots[used[j]].where != LW_PLAN_MEM_NONE && m.slots[used[j]].elems > 0;
+                    ck_assert_msg(stored == (!optional || training), "%s: op %d's %s stored %d", c.name, i,
+                                  lw_plan_slot_name(used[j]), stored);
+                }
+            }
+            /* a planted overlap is caught: q_rope moved onto ao (alive together at attention) */
+            lw_plan_memory bad_m = m;
+            bad_m.slots[LW_SLOT_Q_ROPE].offset = bad_m.slots[LW_SLOT_AO].offset;
+            bad_m.slots[LW_SLOT_Q_ROPE].where = bad_m.slots[LW_SLOT_AO].where;
+            ck_assert_int_ne(overlapping(&bad_m), 0);
+        }
+}
+END_TEST
+
+/* Sizes by hand from the tiny Gemma 3 config's dimensions, and
+ * the arena's total: forward-only reuses (smaller than every slot side by
+ * side), training keeps per layer exactly what backward reads. */
+START_TEST(memory_sizes_and_arena_total)
+{
+    lw_model_config c = tl_tiny_gemma3_config(4);
+    lw_plan p;
+    lw_plan_lower(&c, &p);
+    uint64_t T = 10, A = 5, K = 30, H = (uint64_t)c.hidden, F = (uint64_t)c.ffn;
+    uint64_t qd = (uint64_t)c.n_heads * c.head_dim, kvd = (uint64_t)c.n_kv_heads * c.head_dim;
+    lw_plan_memory f, t;
+    lw_plan_shape sh = shape_of((int)T, (int)A, (int)K, false);
+    ck_assert_int_eq(lw_plan_memory_layout(&p, &sh, &f), LW_OK);
+    sh.training = true;
+    ck_assert_int_eq(lw_plan_memory_layout(&p, &sh, &t), LW_OK);
+    ck_assert_uint_eq(f.slots[LW_SLOT_XN].elems, T * H);
+    ck_assert_uint_eq(f.slots[LW_SLOT_QKV].elems, T * (qd + 2 * kvd));
+    ck_assert_uint_eq(f.slots[LW_SLOT_RSTD_Q].elems, T * (uint64_t)c.n_heads);
+    ck_assert_uint_eq(f.slots[LW_SLOT_ATT].elems, (uint64_t)c.n_heads * A * K);
+    ck_assert_uint_eq(f.slots[LW_SLOT_GATE_UP].elems, T * 2 * F);
+    ck_assert_uint_eq(f.slots[LW_SLOT_K_CACHE].elems, T * kvd);
+    ck_assert_int_eq(f.slots[LW_SLOT_K_CACHE].where, LW_PLAN_MEM_CACHE);
+    ck_assert_uint_eq(f.slots[LW_SLOT_X].elems, T * H);
+    ck_assert_int_eq(f.slots[LW_SLOT_X].where, LW_PLAN_MEM_PINNED);
+    ck_assert_int_eq(f.slots[LW_SLOT_X_IN].where, LW_PLAN_MEM_NONE);
+    ck_assert_int_eq(f.slots[LW_SLOT_LOGITS].where, LW_PLAN_MEM_NONE);
+    ck_assert_int_eq(f.n_layer_copies, 0);
+    ck_assert_uint_eq(f.bytes, f.pinned_bytes + f.shared_bytes);
+    uint64_t side_by_side = 0;
+    for (int s = 1; s < LW_SLOT_COUNT; s++)
+        if (in_arena(f.slots[s].where)) side_by_side += (slot_bytes(&f, s) + 63) / 64 * 64;
+    ck_assert_msg(f.bytes < side_by_side, "forward-only: %llu bytes, no reuse (%llu side by side)",
+                  (unsigned long long)f.bytes, (unsigned long long)side_by_side);
+    /* training: per layer, what backward reads (Gemma 3: qk-norm and post norms) */
+    static const lw_plan_slot saved[] = {LW_SLOT_X_IN, LW_SLOT_XN, LW_SLOT_RSTD_ATTN, LW_SLOT_Q, LW_SLOT_K,
+        LW_SLOT_Q_ROPE, LW_SLOT_RSTD_Q, LW_SLOT_RSTD_K, LW_SLOT_ATT, LW_SLOT_AO, LW_SLOT_PROJ, LW_SLOT_RSTD_POST_ATTN,
+        LW_SLOT_X_MID, LW_SLOT_FN, LW_SLOT_RSTD_FFN, LW_SLOT_GATE, LW_SLOT_UP, LW_SLOT_HID, LW_SLOT_DOWN,
+        LW_SLOT_RSTD_POST_FFN};
+    uint64_t layer = 0, saved_elems = 2 * T * kvd;   /* + the cache rows */
+    bool is_saved[LW_SLOT_COUNT] = {false};
+    for (size_t i = 0; i < sizeof saved / sizeof saved[0]; i++) {
+        ck_assert_msg(t.slots[saved[i]].where == LW_PLAN_MEM_LAYER, "%s not kept per layer",
+                      lw_plan_slot_name(saved[i]));
+        layer += (slot_bytes(&t, saved[i]) + 63) / 64 * 64;
+        saved_elems += t.slots[saved[i]].elems;
+        is_saved[saved[i]] = true;
+    }
+    for (int s = 1; s < LW_SLOT_COUNT; s++)
+        if (!is_saved[s]) ck_assert_msg(t.slots[s].where != LW_PLAN_MEM_LAYER, "%s kept per layer",
+                                        lw_plan_slot_name((lw_plan_slot)s));
+    ck_assert_uint_eq(t.layer_bytes, layer);
+    ck_assert_int_eq(t.n_layer_copies, c.n_layers);
+    ck_assert_uint_eq(t.bytes, t.pinned_bytes + t.shared_bytes + (uint64_t)c.n_layers * t.layer_bytes);
+    ck_assert_uint_eq(lw_plan_memory_saved_elems(&t), saved_elems);
+    /* lse: one value per head and row instead of the probabilities */
+    sh.lse = true;
+    ck_assert_int_eq(lw_plan_memory_layout(&p, &sh, &t), LW_OK);
+    ck_assert_uint_eq(t.slots[LW_SLOT_ATT].elems, (uint64_t)c.n_heads * T);
+    /* shapes out of range are refused */
+    lw_plan_shape bad[] = {shape_of(0, 1, 1, false), shape_of(4, 5, 1, false), shape_of(4, 4, 0, false),
+                           shape_of((1 << 20) + 1, 1, 1, true)};
+    for (int i = 0; i < 4; i++) ck_assert_int_eq(lw_plan_memory_layout(&p, &bad[i], &t), LW_ERR_INVALID);
+}
+END_TEST
+
+/* Activations are fp32; a weight's dtype is what the model holds it in:
+ * bf16 exactly where a narrowed model has a bf16 copy (lw_narrow_matrix,
+ * the lookup frozen_matmul.c's rule reads), fp32 everywhere for --dtype f32. */
+START_TEST(dtype_per_slot_follows_the_narrowing)
+{
+    lw_model_config c = family_config(_i);
+    lw_plan p;
+    lw_plan_lower(&c, &p);
+    lw_plan_memory m;
+    lw_plan_shape sh = shape_of(4, 4, 8, true);
+    ck_assert_int_eq(lw_plan_memory_layout(&p, &sh, &m), LW_OK);
+    for (int s = 1; s < LW_SLOT_COUNT; s++) ck_assert_int_eq(m.slots[s].dtype, LW_PLAN_F32);
+    lw_model *model = NULL;
+    ck_assert_int_eq(lw_model_init_random(&c, 5, &model), LW_OK);
+    ck_assert_msg(lw_model_narrow_bf16(model, true) == LW_OK, "%s", lw_last_error());
+    int narrow = 0;
+    for (int w = 1; w < LW_W_COUNT; w++) {
+        for (int l = -1; l < c.n_layers; l++) {
+            bool model_level = w == LW_W_TOKEN_EMBD || w == LW_W_OUTPUT_NORM || w == LW_W_OUTPUT;
+            if (model_level != (l < 0)) continue;
+            bool bf16 = lw_narrow_matrix(model, l, (lw_plan_weight)w) != NULL;
+            ck_assert_msg(lw_plan_weight_dtype((lw_plan_weight)w, LW_WEIGHTS_BF16) == (bf16 ? LW_PLAN_BF16 : LW_PLAN_F32),
+                          "%s: weight %s layer %d", c.name, lw_plan_weight_name((lw_plan_weight)w), l);
+            narrow += bf16;
+        }
+        ck_assert_int_eq(lw_plan_weight_dtype((lw_plan_weight)w, LW_WEIGHTS_F32), LW_PLAN_F32);
+    }
+    ck_assert_int_eq(narrow, 9 * c.n_layers + 1);   /* 9 matrices and views a layer, and the head */
+    lw_model_free(model);
+}
+END_TEST
+
+#if defined(__SANITIZE_ADDRESS__)
+/* Whether byte `at` of the arena belongs to a stored slot (a shared slot
+ * not alive with its neighbour may lie over the neighbour's padding). */
+static bool stored_at(const lw_plan_memory *m, uint64_t at)
+{
+    for (int s = 1; s < LW_SLOT_COUNT; s++) {
+        const lw_plan_buffer *b = &m->slots[s];
+        if (!in_arena(b->where) || !b->elems) continue;
+        int copies = b->where == LW_PLAN_MEM_LAYER ? m->n_layer_copies : 1;
+        for (int i = 0; i < copies; i++) {
+            uint64_t o = b->offset + (b->where == LW_PLAN_MEM_LAYER ? (uint64_t)i * m->layer_bytes : 0);
+            if (at >= o && at < o + slot_bytes(m, s)) return true;
+        }
+    }
+    return false;
+}
+#endif
+
+/* The CPU state takes its activations from one arena at the plan's offsets:
+ * layer l's pointers are arena + offset (+ l x layer stride when kept per
+ * layer), x / xf / rstd_final the pinned ones; under ASan every byte no
+ * stored slot covers is fenced. */
+START_TEST(state_activations_are_the_plans_arena)
+{
+    lw_model_config c = family_config(_i);
+    lw_model *model = NULL;
+    ck_assert_int_eq(lw_model_init_random(&c, 5, &model), LW_OK);
+    for (int save = 0; save < 2; save++) {
+        lw_state *s = NULL;
+        ck_assert_int_eq(lw_state_alloc(model, 24, save, &s), LW_OK);
+        const lw_plan_memory *m = &s->memory;
+        ck_assert_int_eq(m->shape.rows, s->chunk);
+        ck_assert_int_eq(m->shape.att_rows, s->att_rows);
+        ck_assert_int_eq(m->shape.kv_len, 24);
+        ck_assert_ptr_eq(s->x, (float *)((char *)s->arena + m->slots[LW_SLOT_X].offset));
+        ck_assert_ptr_eq(s->xf, (float *)((char *)s->arena + m->slots[LW_SLOT_XF].offset));
+        for (int l = 0; l < s->acts_count; l++)
+            for (int slot = 1; slot < LW_SLOT_COUNT; slot++) {
+                float **f = lw_layer_acts_slot(&s->acts[l], (lw_plan_slot)slot);
+                if (!f) continue;
+                const lw_plan_buffer *b = &m->slots[slot];
+                if (!in_arena(b->where) || !b->elems) {
+                    ck_assert_ptr_null(*f);
+                    continue;
+                }
+                uint64_t off = b->offset + (b->where == LW_PLAN_MEM_LAYER ? (uint64_t)l * m->layer_bytes : 0);
+                ck_assert_ptr_eq(*f, (float *)((char *)s->arena + off));
+#if defined(__SANITIZE_ADDRESS__)
+                /* the slot's own bytes are open, the padding after it fenced */
+                ck_assert(!__asan_region_is_poisoned(*f, (size_t)b->elems * sizeof(float)));
+                if ((b->elems * sizeof(float)) % LW_PLAN_ALIGN &&
+                    !stored_at(m, (uint64_t)((char *)(*f + b->elems) - (char *)s->arena)))
+                    ck_assert_msg(__asan_address_is_poisoned(*f + b->elems), "%s: padding not fenced",
+                                  lw_plan_slot_name((lw_plan_slot)slot));
+#endif
+            }
+        lw_state_free(s);
+    }
+    lw_model_free(model);
 }
 END_TEST
 
@@ -317,6 +609,10 @@ int main(void)
     tcase_add_test(tc, pair_check_refuses_a_plan_that_differs);
     tcase_add_test(tc, emitted_table_lists_the_lowered_ops);
     tcase_add_test(tc, tiny_pairs_baked_plans_equal_the_lowering);
+    tcase_add_loop_test(tc, memory_offsets_never_overlap_while_alive, 0, 4);
+    tcase_add_test(tc, memory_sizes_and_arena_total);
+    tcase_add_loop_test(tc, dtype_per_slot_follows_the_narrowing, 0, 4);
+    tcase_add_loop_test(tc, state_activations_are_the_plans_arena, 0, 4);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

@@ -90,6 +90,8 @@ static lw_status lookup(const lw_weights *w, const char *name, lw_raw_tensor *t)
     return LW_OK;
 }
 
+lw_status lw_weights_raw(const lw_weights *w, const char *name, lw_raw_tensor *t) { return lookup(w, name, t); }
+
 size_t lw_weights_n_tensors(const lw_weights *w)
 {
     if (w->gguf) return lw_gguf_n_tensors(w->gguf);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dequant.h"
 #include "model_config.h"
 #include "status.h"
 
@@ -54,6 +55,11 @@ const char *lw_weights_path(const lw_weights *w);
  * rest] into dst (n_rows * rest floats), without converting the whole
  * tensor: an embedding lookup touches a few rows of a [262144, 640] table. */
 lw_status lw_weights_get_rows(const lw_weights *w, const char *name, int64_t row, int64_t n_rows, float *dst);
+
+/* Tensor `name` as stored: its type, shape and bytes (the GGUF blocks that
+ * --dtype native keeps, narrow_weights.h). The bytes live in the mapped file
+ * until lw_weights_close; t->add says what the conversion would add. */
+lw_status lw_weights_raw(const lw_weights *w, const char *name, lw_raw_tensor *t);
 
 /* The RMS over all entries of token_embd.weight as the first layer sees
  * them: times sqrt(m->hidden) when m->scale_embeddings. Reads row by row. */

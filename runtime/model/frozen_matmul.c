@@ -38,30 +38,42 @@ static const float *f32_of(const lw_model *m, int l, lw_plan_weight w)
 
 lw_weight_ref lw_model_weight(const lw_model *m, int l, lw_plan_weight w)
 {
-    const lw_bf16_matrix *b = lw_narrow_matrix(m, l, w);
-    return b ? (lw_weight_ref){.bf16 = b} : (lw_weight_ref){.f32 = f32_of(m, l, w)};
+    lw_narrow_ref n = lw_narrow_lookup(m, l, w);
+    if (n.bf16) return (lw_weight_ref){.bf16 = n.bf16};
+    if (n.qn) return (lw_weight_ref){.qn = n.qn};
+    return (lw_weight_ref){.f32 = f32_of(m, l, w)};
+}
+
+/* The narrow matrix's shape against the product's. */
+static lw_status check_shape(lw_weight_ref w, int in, int out)
+{
+    int wo = w.bf16 ? w.bf16->out : w.qn->out, wi = w.bf16 ? w.bf16->in : w.qn->in;
+    const char *what = w.bf16 ? "bf16" : "block";
+    if (wi != in || wo != out)
+        return lw_fail(LW_ERR_INVALID, "%s product: weight %d x %d, asked for %d x %d", what, wo, wi, out, in);
+    return LW_OK;
 }
 
 lw_status lw_weight_forward(float *y, const float *x, lw_weight_ref w, const float *b, int T, int in, int out)
 {
-    if (!w.bf16) {
+    if (!w.bf16 && !w.qn) {
         matmul_forward(y, x, w.f32, b, T, in, out);
         return LW_OK;
     }
-    if (w.bf16->in != in || w.bf16->out != out)
-        return lw_fail(LW_ERR_INVALID, "bf16 product: weight %d x %d, asked for %d x %d", w.bf16->out, w.bf16->in,
-                       out, in);
-    return matmul_bf16_forward(y, x, w.bf16, b, T);
+    lw_status st = check_shape(w, in, out);
+    if (st) return st;
+    if (w.bf16) return matmul_bf16_forward(y, x, w.bf16, b, T);
+    return matmul_qn_forward(y, x, w.qn, b, T);
 }
 
 lw_status lw_weight_backward_x(float *dx, const float *dy, lw_weight_ref w, int T, int in, int out)
 {
-    if (!w.bf16) {
+    if (!w.bf16 && !w.qn) {
         matmul_backward(dx, NULL, NULL, dy, NULL, w.f32, T, in, out);
         return LW_OK;
     }
-    if (w.bf16->in != in || w.bf16->out != out)
-        return lw_fail(LW_ERR_INVALID, "bf16 product: weight %d x %d, asked for %d x %d", w.bf16->out, w.bf16->in,
-                       out, in);
-    return matmul_bf16_backward_x(dx, dy, w.bf16, T);
+    lw_status st = check_shape(w, in, out);
+    if (st) return st;
+    if (w.bf16) return matmul_bf16_backward_x(dx, dy, w.bf16, T);
+    return matmul_qn_backward_x(dx, dy, w.qn, T);
 }

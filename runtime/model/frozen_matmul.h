@@ -1,6 +1,8 @@
 /* Products on a frozen model's matrices, whatever dtype it holds them in
  * (narrow_weights.h): the one rule that picks the fp32 product (ops.h's
- * matmul_forward / matmul_backward) or the bf16 one (op_matmul_bf16.h).
+ * matmul_forward / matmul_backward), the bf16 one (op_matmul_bf16.h) or the
+ * one on GGUF blocks (op_matmul_qn.h: the file's own under --dtype native,
+ * Q8_0 made at load under --dtype q8).
  * A weight is named by the plan's weight id (plan.h) and a layer; the rule
  * is "the model holds a narrow copy of it": lw_model_weight. Every caller
  * that multiplies by a frozen model's matrix (the plan's executor, the
@@ -11,13 +13,15 @@
 
 #include "bf16.h"
 #include "model.h"
+#include "op_matmul_qn.h"
 #include "plan.h"
 
-/* A frozen matrix [out, in]: exactly one of f32 and bf16 is set (both NULL
- * for a weight the model has not, e.g. a missing bias). */
+/* A frozen matrix [out, in]: exactly one member is set (all NULL for a
+ * weight the model has not, e.g. a missing bias). */
 typedef struct {
     const float *f32;
     const lw_bf16_matrix *bf16;
+    const lw_qn_matrix *qn;
 } lw_weight_ref;
 
 /* Weight w of layer l (l = -1: the model level: the table, output_norm,

@@ -11,6 +11,10 @@
 
 #include "ops.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 lw_status lw_model_config_check(const lw_model_config *c)
 {
     if (c->hidden <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->head_dim <= 0 ||
@@ -83,49 +87,70 @@ static float *fbuf(size_t n, bool *ok)
     return p;
 }
 
-static void acts_alloc(lw_layer_acts *a, const lw_model_config *c, size_t T, size_t att_rows, size_t Tk, bool save,
-                       bool *ok)
+float **lw_layer_acts_slot(lw_layer_acts *a, lw_plan_slot s)
 {
-    size_t H = (size_t)c->hidden, qd = (size_t)c->n_heads * c->head_dim;
-    size_t kvd = (size_t)c->n_kv_heads * c->head_dim, F = (size_t)c->ffn;
-    /* The residual stream lives in lw_state.x and is updated in place; only
-     * saved activations keep copies of it (x_in, x_mid) for backward. The
-     * normed, rotated k and v live in the cache. */
-    a->x_in = save ? fbuf(T * H, ok) : NULL;
-    a->x_mid = save ? fbuf(T * H, ok) : NULL;
-    a->xn = fbuf(T * H, ok);
-    a->rstd_attn = fbuf(T, ok);
-    a->qkv = fbuf(T * (qd + 2 * kvd), ok);
-    a->q = fbuf(T * qd, ok);
-    a->k = fbuf(T * kvd, ok);
-    a->v = fbuf(T * kvd, ok);
-    a->q_rope = fbuf(T * qd, ok);
-    a->rstd_q = fbuf(T * (size_t)c->n_heads, ok);
-    a->rstd_k = fbuf(T * (size_t)c->n_kv_heads, ok);
-    a->att = fbuf((size_t)c->n_heads * att_rows * Tk, ok);
-    a->ao = fbuf(T * qd, ok);
-    a->proj = fbuf(T * H, ok);
-    a->proj_n = c->post_norms ? fbuf(T * H, ok) : NULL;
-    a->rstd_post_attn = fbuf(T, ok);
-    a->fn = fbuf(T * H, ok);
-    a->rstd_ffn = fbuf(T, ok);
-    a->gate_up = fbuf(T * 2 * F, ok);
-    a->gate = fbuf(T * F, ok);
-    a->up = fbuf(T * F, ok);
-    a->hid = fbuf(T * F, ok);
-    a->down = fbuf(T * H, ok);
-    a->down_n = c->post_norms ? fbuf(T * H, ok) : NULL;
-    a->rstd_post_ffn = fbuf(T, ok);
+    switch (s) {
+    case LW_SLOT_X_IN: return &a->x_in;
+    case LW_SLOT_XN: return &a->xn;
+    case LW_SLOT_RSTD_ATTN: return &a->rstd_attn;
+    case LW_SLOT_QKV: return &a->qkv;
+    case LW_SLOT_Q: return &a->q;
+    case LW_SLOT_K: return &a->k;
+    case LW_SLOT_V: return &a->v;
+    case LW_SLOT_Q_ROPE: return &a->q_rope;
+    case LW_SLOT_RSTD_Q: return &a->rstd_q;
+    case LW_SLOT_RSTD_K: return &a->rstd_k;
+    case LW_SLOT_ATT: return &a->att;
+    case LW_SLOT_AO: return &a->ao;
+    case LW_SLOT_PROJ: return &a->proj;
+    case LW_SLOT_PROJ_N: return &a->proj_n;
+    case LW_SLOT_RSTD_POST_ATTN: return &a->rstd_post_attn;
+    case LW_SLOT_X_MID: return &a->x_mid;
+    case LW_SLOT_FN: return &a->fn;
+    case LW_SLOT_RSTD_FFN: return &a->rstd_ffn;
+    case LW_SLOT_GATE_UP: return &a->gate_up;
+    case LW_SLOT_GATE: return &a->gate;
+    case LW_SLOT_UP: return &a->up;
+    case LW_SLOT_HID: return &a->hid;
+    case LW_SLOT_DOWN: return &a->down;
+    case LW_SLOT_DOWN_N: return &a->down_n;
+    case LW_SLOT_RSTD_POST_FFN: return &a->rstd_post_ffn;
+    default: return NULL;
+    }
 }
 
-static void acts_free(lw_layer_acts *a)
+/* Slot s of layer copy i in the arena, or NULL where the plan stores none
+ * (a slot the config does not use; x_in and x_mid without save_acts). */
+static float *in_arena(float *arena, const lw_plan_memory *mem, lw_plan_slot s, int i)
 {
-    float *all[] = {a->x_in, a->xn,   a->rstd_attn, a->q,   a->k,    a->v,     a->q_rope,
-                    a->rstd_q, a->rstd_k, a->att, a->qkv, a->gate_up, a->ao, a->proj, a->proj_n, a->rstd_post_attn,
-                    a->x_mid, a->fn, a->rstd_ffn, a->gate, a->up, a->hid, a->down, a->down_n,
-                    a->rstd_post_ffn};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+    const lw_plan_buffer *b = &mem->slots[s];
+    if (!b->elems || (b->where != LW_PLAN_MEM_PINNED && b->where != LW_PLAN_MEM_SHARED &&
+                      b->where != LW_PLAN_MEM_LAYER))
+        return NULL;
+    uint64_t off = b->offset + (b->where == LW_PLAN_MEM_LAYER ? (uint64_t)i * mem->layer_bytes : 0);
+    return (float *)((char *)arena + off);
 }
+
+/* Under ASan the arena is one allocation, so an op that ran past its slot
+ * would land in a neighbour unseen; poisoning all but the stored slots' own
+ * bytes (every layer copy) keeps the padding and the unused gaps fenced, as
+ * separate allocations were. */
+#if defined(__SANITIZE_ADDRESS__)
+static void fence_arena(float *arena, const lw_plan_memory *mem)
+{
+    ASAN_POISON_MEMORY_REGION(arena, (size_t)mem->bytes + LW_PLAN_ALIGN);
+    for (int s = 1; s < LW_SLOT_COUNT; s++) {
+        const lw_plan_buffer *b = &mem->slots[s];
+        int copies = b->where == LW_PLAN_MEM_LAYER ? mem->n_layer_copies : 1;
+        for (int i = 0; i < copies; i++) {
+            float *p = in_arena(arena, mem, (lw_plan_slot)s, i);
+            if (p) ASAN_UNPOISON_MEMORY_REGION(p, (size_t)b->elems * sizeof(float));
+        }
+    }
+}
+#else
+static void fence_arena(float *arena, const lw_plan_memory *mem) { (void)arena, (void)mem; }
+#endif
 
 lw_status lw_state_alloc(const lw_model *m, int max_tokens, bool save_acts, lw_state **out)
 {
@@ -143,16 +168,33 @@ lw_status lw_state_alloc(const lw_model *m, int max_tokens, bool save_acts, lw_s
     s->save_acts = save_acts;
     s->chunk = save_acts || max_tokens < LW_CHUNK_ROWS ? max_tokens : LW_CHUNK_ROWS;
     int n_acts = save_acts ? c->n_layers : 1;
-    size_t T = (size_t)s->chunk, H = (size_t)c->hidden;
+    size_t T = (size_t)s->chunk;
     size_t kv = (size_t)c->n_layers * max_tokens * c->n_kv_heads * c->head_dim;
     s->att_rows = save_acts || s->chunk < LW_ATT_ROWS ? s->chunk : LW_ATT_ROWS;
     size_t att_rows = (size_t)s->att_rows;
     bool ok = true;
+    /* The activations: one arena laid out by the plan (plan.h), the
+     * probabilities sized for att_rows queries over max_tokens keys. */
+    lw_plan plan;
+    lw_plan_lower(c, &plan);
+    lw_plan_shape shape = {.rows = (int)T, .att_rows = (int)att_rows, .kv_len = max_tokens, .training = save_acts};
+    lw_status st = lw_plan_memory_layout(&plan, &shape, &s->memory);
+    if (st) {
+        free(s);
+        return lw_fail_wrap(st, "model %s: state of %d tokens", c->name, max_tokens);
+    }
+    if (s->memory.bytes > SIZE_MAX - LW_PLAN_ALIGN ||
+        !(s->arena = aligned_alloc(LW_PLAN_ALIGN, (size_t)s->memory.bytes + LW_PLAN_ALIGN)))
+        ok = false;
+    else
+        memset(s->arena, 0, (size_t)s->memory.bytes), fence_arena(s->arena, &s->memory);
     s->key_cache = fbuf(kv, &ok);
     s->value_cache = fbuf(kv, &ok);
-    s->x = fbuf(T * H, &ok);
-    s->xf = fbuf(T * H, &ok);
-    s->rstd_final = fbuf(T, &ok);
+    if (ok) {
+        s->x = in_arena(s->arena, &s->memory, LW_SLOT_X, 0);
+        s->xf = in_arena(s->arena, &s->memory, LW_SLOT_XF, 0);
+        s->rstd_final = in_arena(s->arena, &s->memory, LW_SLOT_RSTD_FINAL, 0);
+    }
     s->pos = calloc(T, sizeof(int));
     size_t kvd = (size_t)c->n_kv_heads * c->head_dim;
     s->seg_k = fbuf((size_t)max_tokens * kvd, &ok);
@@ -162,7 +204,10 @@ lw_status lw_state_alloc(const lw_model *m, int max_tokens, bool save_acts, lw_s
     if (!s->pos || !s->acts) ok = false;
     else s->acts_count = n_acts;
     for (int i = 0; ok && i < n_acts; i++)
-        acts_alloc(&s->acts[i], c, T, att_rows, (size_t)max_tokens, save_acts, &ok);
+        for (int slot = 0; slot < LW_SLOT_COUNT; slot++) {
+            float **field = lw_layer_acts_slot(&s->acts[i], (lw_plan_slot)slot);
+            if (field) *field = in_arena(s->arena, &s->memory, (lw_plan_slot)slot, i);
+        }
     if (!ok) {
         lw_state_free(s);
         return lw_fail(LW_ERR_NOMEM, "model %s: out of memory for a state of %d tokens", c->name, max_tokens);
@@ -174,16 +219,16 @@ lw_status lw_state_alloc(const lw_model *m, int max_tokens, bool save_acts, lw_s
 void lw_state_free(lw_state *s)
 {
     if (!s) return;
-    for (int i = 0; i < s->acts_count; i++) acts_free(&s->acts[i]);
     free(s->last_segment_len);
     free(s->acts);
     free(s->key_cache);
     free(s->value_cache);
-    free(s->x);
-    free(s->xf);
+#if defined(__SANITIZE_ADDRESS__)
+    if (s->arena) ASAN_UNPOISON_MEMORY_REGION(s->arena, (size_t)s->memory.bytes + LW_PLAN_ALIGN);
+#endif
+    free(s->arena);
     free(s->seg_k);
     free(s->seg_v);
-    free(s->rstd_final);
     free(s->pos);
     free(s);
 }

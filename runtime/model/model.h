@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "model_config.h"
+#include "plan.h"
 #include "rng.h"
 #include "status.h"
 
@@ -96,6 +97,10 @@ typedef struct {
     float *rstd_post_ffn;  /* [T] */
 } lw_layer_acts;
 
+/* The field of a that holds slot s (plan.h), or NULL when s is not one of a
+ * block's activations (the state's x, cache rows, xf, rstd_final, logits). */
+float **lw_layer_acts_slot(lw_layer_acts *a, lw_plan_slot s);
+
 /* Query rows per attention call when activations are not saved: bounds the
  * scratch att[] to n_heads * LW_ATT_ROWS * max_tokens floats. */
 enum { LW_ATT_ROWS = 64, LW_CHUNK_ROWS = 256 };
@@ -108,7 +113,9 @@ typedef struct {
     int n_cached;       /* positions [0, n_cached) hold valid K/V in every layer */
     float *key_cache;   /* [n_layers, max_tokens, n_kv * head_dim], after qk-norm and RoPE */
     float *value_cache; /* [n_layers, max_tokens, n_kv * head_dim] */
-    lw_layer_acts *acts; /* [acts_count]: n_layers with save_acts, else 1 */
+    lw_layer_acts *acts; /* [acts_count]: n_layers with save_acts, else 1; pointers into arena */
+    float *arena;       /* every activation, x, xf and rstd_final, at the plan's offsets (memory) */
+    lw_plan_memory memory;   /* the model's plan laid out for (chunk, att_rows, max_tokens, save_acts) */
     int acts_count;
     float *x;           /* [chunk, hidden] residual stream */
     float *xf;          /* [chunk, hidden] output_norm(x) */

@@ -1,42 +1,71 @@
-/* A model's frozen matrices in bf16 (narrow_weights.h). */
+/* A model's frozen matrices in bf16, q8 or the file's blocks (narrow_weights.h). */
 #include "narrow_weights.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bf16.h"
 #include "cpu_path.h"
+#include "op_matmul_qn.h"
+#include "weights.h"
+
+/* One frozen matrix as the set's dtype holds it: one member is filled, or
+ * none (native: a weight whose blocks no product reads stays in
+ * fp32, widened with a notice). */
+typedef struct {
+    lw_bf16_matrix bf16;
+    lw_qn_matrix qn;   /* q8 (Q8_0 made here) and native (the file's blocks) */
+} nmat;
 
 /* One block's narrow matrices. wq wk wv and w_gate w_up are row views of
  * the fused wqkv and w_gate_up (the backward's per-part products read them;
  * a view has no packed copy and owns nothing). */
 typedef struct {
-    lw_bf16_matrix wqkv, wo, w_gate_up, w_down;
-    lw_bf16_matrix wq, wk, wv, w_gate, w_up;   /* views */
+    nmat wqkv, wo, w_gate_up, w_down;
+    nmat wq, wk, wv, w_gate, w_up;   /* views */
 } lw_layer_narrow;
 
 struct lw_narrow_weights {
+    lw_weights_dtype dtype;
     int n_layers;
     lw_layer_narrow *layers;   /* [n_layers] */
-    lw_bf16_matrix output;     /* the head [vocab, hidden]; its own copy when tied (the table stays fp32) */
+    nmat output;               /* the head [vocab, hidden]; its own copy when tied (the table stays fp32) */
 };
 
-const char *lw_weights_dtype_name(lw_weights_dtype d) { return d == LW_WEIGHTS_BF16 ? "bf16" : "fp32"; }
+static const char *const dtype_names[] = {"fp32", "bf16", "q8", "native"};
+
+const char *lw_weights_dtype_name(lw_weights_dtype d)
+{
+    return (unsigned)d < sizeof dtype_names / sizeof dtype_names[0] ? dtype_names[d] : "?";
+}
 
 bool lw_weights_dtype_parse(const char *s, lw_weights_dtype *out)
 {
     if (!s) return false;
-    if (!strcmp(s, "fp32")) return *out = LW_WEIGHTS_F32, true;
-    if (!strcmp(s, "bf16")) return *out = LW_WEIGHTS_BF16, true;
+    for (int d = 0; d < (int)(sizeof dtype_names / sizeof dtype_names[0]); d++)
+        if (!strcmp(s, dtype_names[d])) return *out = (lw_weights_dtype)d, true;
     return false;
 }
 
-/* Rows [r0, r0 + n) of a packed matrix, for the backward (which reads w
- * only): no packed copy, owns nothing. */
-static lw_bf16_matrix rows_view(const lw_bf16_matrix *m, int r0, int n)
+static bool nmat_set(const nmat *n) { return n->bf16.w || n->bf16.p || n->qn.nseg; }
+
+static void nmat_free(nmat *n)
 {
-    if (!m->w) return (lw_bf16_matrix){0};   /* forward only: no rows to view */
-    return (lw_bf16_matrix){.w = m->w + (size_t)r0 * m->ld, .p = NULL, .out = n, .in = m->in, .ld = m->ld};
+    lw_bf16_matrix_free(&n->bf16);
+    lw_qn_matrix_free(&n->qn);
+}
+
+/* Rows [r0, r0 + n) of a matrix, for the backward (which reads the
+ * row-major copy only): no packed copy, owns nothing. */
+static nmat rows_view(const nmat *m, int r0, int n)
+{
+    nmat v;
+    memset(&v, 0, sizeof v);
+    if (m->bf16.w) v.bf16 = (lw_bf16_matrix){.w = m->bf16.w + (size_t)r0 * m->bf16.ld, .out = n, .in = m->bf16.in,
+                                             .ld = m->bf16.ld};
+    if (m->qn.nseg) v.qn = lw_qn_rows_view(&m->qn, r0, n);
+    return v;
 }
 
 void lw_narrow_weights_free(struct lw_narrow_weights *n)
@@ -44,40 +73,102 @@ void lw_narrow_weights_free(struct lw_narrow_weights *n)
     if (!n) return;
     for (int l = 0; n->layers && l < n->n_layers; l++) {
         lw_layer_narrow *N = &n->layers[l];
-        lw_bf16_matrix_free(&N->wqkv);
-        lw_bf16_matrix_free(&N->wo);
-        lw_bf16_matrix_free(&N->w_gate_up);
-        lw_bf16_matrix_free(&N->w_down);
+        nmat_free(&N->wqkv);
+        nmat_free(&N->wo);
+        nmat_free(&N->w_gate_up);
+        nmat_free(&N->w_down);
     }
     free(n->layers);
-    lw_bf16_matrix_free(&n->output);
+    nmat_free(&n->output);
     free(n);
 }
 
-/* Without a backward, a matrix the forward reads packed needs no rows. */
-static void drop_rows(lw_bf16_matrix *b, bool backward)
+/* Without a backward, a bf16 matrix the forward reads packed needs no rows. */
+static void drop_rows(nmat *m, bool backward)
 {
     lw_cpu_path path;
-    if (backward || !b->p || lw_cpu_path_get(&path) != LW_OK || path != LW_CPU_AVX512) return;
-    free(b->w);
-    b->w = NULL;
+    if (backward || !m->bf16.p || lw_cpu_path_get(&path) != LW_OK || path != LW_CPU_AVX512) return;
+    free(m->bf16.w);
+    m->bf16.w = NULL;
 }
 
-static lw_status narrow_layer(const lw_model_config *c, int l, const lw_layer_weights *L, lw_layer_narrow *N,
-                              bool backward)
+/* --- bf16 and q8: made from the fp32 matrix -------------------------------- */
+
+static lw_status pack(lw_weights_dtype d, nmat *m, const float *w, int out, int in, bool backward)
+{
+    lw_status st = d == LW_WEIGHTS_BF16 ? lw_bf16_matrix_pack(&m->bf16, w, out, in)
+                                        : lw_qn_matrix_quantize_q8_0(&m->qn, w, out, in);
+    if (!st) drop_rows(m, backward);
+    return st;
+}
+
+/* --- native: the file's blocks ---------------------------------------------- */
+
+/* The parts of one fused matrix, as the file names them. */
+typedef struct {
+    const char *name[3];
+    int rows[3];
+    int n;
+} parts;
+
+/* Appends the file's blocks of every part to m, or leaves m empty and says
+ * on stderr why the matrix stays fp32 (a type no product reads, a shifted
+ * tensor, a file with no blocks: safetensors, llama2.c). */
+static lw_status native_matrix(const lw_weights *w, const lw_model_config *c, int l, const parts *p, int in, nmat *m)
+{
+    lw_raw_tensor t[3];
+    char name[96];
+    for (int i = 0; i < p->n; i++) {
+        if (l >= 0) snprintf(name, sizeof name, "blk.%d.%s.weight", l, p->name[i]);
+        else snprintf(name, sizeof name, "%s", p->name[i]);
+        lw_status st = lw_weights_raw(w, name, &t[i]);
+        if (st) return lw_fail_wrap(st, "--dtype native: %s", c->name);
+        if (t[i].ndim != 2 || t[i].shape[0] != p->rows[i] || t[i].shape[1] != in)
+            return lw_fail(LW_ERR_INVALID, "--dtype native: %s %s has shape %lld x %lld, expected %d x %d", c->name,
+                           name, (long long)t[i].shape[0], (long long)(t[i].ndim > 1 ? t[i].shape[1] : 0),
+                           p->rows[i], in);
+        if (!lw_qn_type_supported(t[i].type) || t[i].add != 0.0f) {
+            const char *tn = lw_ggml_type_name(t[i].type);
+            fprintf(stderr, "lw: --dtype native: %s %s is %s, which no block product reads: widened to fp32\n",
+                    c->name, name, tn ? tn : "an unknown type");
+            return LW_OK;
+        }
+    }
+    lw_qn_matrix_init(&m->qn, in);
+    for (int i = 0; i < p->n; i++) {
+        lw_status st = lw_qn_matrix_append(&m->qn, t[i].type, t[i].data, p->rows[i]);
+        if (st) {
+            lw_qn_matrix_free(&m->qn);
+            return lw_fail_wrap(st, "--dtype native: %s %s", c->name, p->name[i]);
+        }
+    }
+    return LW_OK;
+}
+
+/* --- the set ----------------------------------------------------------------- */
+
+static lw_status narrow_layer(lw_weights_dtype d, const lw_weights *file, const lw_model_config *c, int l,
+                              const lw_layer_weights *L, lw_layer_narrow *N, bool backward)
 {
     int H = c->hidden, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, F = c->ffn;
+    const char *dn = lw_weights_dtype_name(d);
     if (!L->wqkv || !L->wo || !L->w_gate_up || !L->w_down)
-        return lw_fail(LW_ERR_INVALID, "--dtype bf16: %s layer %d has no fused fp32 projections to narrow", c->name,
+        return lw_fail(LW_ERR_INVALID, "--dtype %s: %s layer %d has no fused fp32 projections to narrow", dn, c->name,
                        l);
     lw_status st;
-    if ((st = lw_bf16_matrix_pack(&N->wqkv, L->wqkv, qd + 2 * kvd, H)) ||
-        (st = lw_bf16_matrix_pack(&N->wo, L->wo, H, qd)) ||
-        (st = lw_bf16_matrix_pack(&N->w_gate_up, L->w_gate_up, 2 * F, H)) ||
-        (st = lw_bf16_matrix_pack(&N->w_down, L->w_down, H, F)))
-        return lw_fail_wrap(st, "--dtype bf16: %s layer %d", c->name, l);
-    drop_rows(&N->wqkv, backward), drop_rows(&N->wo, backward);
-    drop_rows(&N->w_gate_up, backward), drop_rows(&N->w_down, backward);
+    if (d == LW_WEIGHTS_NATIVE) {
+        parts qkv = {{"attn_q", "attn_k", "attn_v"}, {qd, kvd, kvd}, 3}, wo = {{"attn_output"}, {H}, 1};
+        parts gu = {{"ffn_gate", "ffn_up"}, {F, F}, 2}, down = {{"ffn_down"}, {H}, 1};
+        if ((st = native_matrix(file, c, l, &qkv, H, &N->wqkv)) || (st = native_matrix(file, c, l, &wo, qd, &N->wo)) ||
+            (st = native_matrix(file, c, l, &gu, H, &N->w_gate_up)) ||
+            (st = native_matrix(file, c, l, &down, F, &N->w_down)))
+            return st;
+    } else if ((st = pack(d, &N->wqkv, L->wqkv, qd + 2 * kvd, H, backward)) ||
+               (st = pack(d, &N->wo, L->wo, H, qd, backward)) ||
+               (st = pack(d, &N->w_gate_up, L->w_gate_up, 2 * F, H, backward)) ||
+               (st = pack(d, &N->w_down, L->w_down, H, F, backward))) {
+        return lw_fail_wrap(st, "--dtype %s: %s layer %d", dn, c->name, l);
+    }
     N->wq = rows_view(&N->wqkv, 0, qd);
     N->wk = rows_view(&N->wqkv, qd, kvd);
     N->wv = rows_view(&N->wqkv, qd + kvd, kvd);
@@ -86,20 +177,62 @@ static lw_status narrow_layer(const lw_model_config *c, int l, const lw_layer_we
     return LW_OK;
 }
 
-lw_status lw_model_narrow_bf16(lw_model *m, bool backward)
+static lw_status narrow_all(lw_model *m, lw_weights_dtype d, const lw_weights *file, bool backward,
+                            struct lw_narrow_weights *n)
 {
     const lw_model_config *c = &m->cfg;
-    if (m->narrow) return lw_fail(LW_ERR_INVALID, "--dtype bf16: %s is already bf16", c->name);
-    if (!m->output) return lw_fail(LW_ERR_INVALID, "--dtype bf16: %s has no output head", c->name);
+    const char *dn = lw_weights_dtype_name(d);
+    lw_status st = LW_OK;
+    for (int l = 0; !st && l < c->n_layers; l++) st = narrow_layer(d, file, c, l, &m->layers[l], &n->layers[l], backward);
+    if (st) return st;
+    if (d == LW_WEIGHTS_NATIVE) {
+        parts head = {{c->tied_embeddings ? "token_embd.weight" : "output.weight"}, {c->vocab}, 1};
+        return native_matrix(file, c, -1, &head, c->hidden, &n->output);
+    }
+    if ((st = pack(d, &n->output, m->output, c->vocab, c->hidden, backward)))
+        return lw_fail_wrap(st, "--dtype %s: %s output head", dn, c->name);
+    return LW_OK;
+}
+
+/* Frees an fp32 matrix whose narrow copy exists (and its views with it). */
+static void drop_f32(float **f, const nmat *n, float **view0, float **view1, float **view2)
+{
+    if (!nmat_set(n)) return;
+    free(*f);
+    *f = NULL;
+    if (view0) *view0 = NULL;
+    if (view1) *view1 = NULL;
+    if (view2) *view2 = NULL;
+}
+
+lw_status lw_model_narrow(lw_model *m, lw_weights_dtype d, bool backward)
+{
+    const lw_model_config *c = &m->cfg;
+    const char *dn = lw_weights_dtype_name(d);
+    if (d == LW_WEIGHTS_F32) return LW_OK;
+    if (d != LW_WEIGHTS_BF16 && d != LW_WEIGHTS_Q8 && d != LW_WEIGHTS_NATIVE)
+        return lw_fail(LW_ERR_INVALID, "weights dtype %d: expected fp32, bf16, q8 or native", (int)d);
+    if (m->narrow) return lw_fail(LW_ERR_INVALID, "--dtype %s: %s is already %s", dn, c->name,
+                                  lw_weights_dtype_name(m->narrow->dtype));
+    if (!m->output) return lw_fail(LW_ERR_INVALID, "--dtype %s: %s has no output head", dn, c->name);
+    lw_weights *file = NULL;
+    if (d == LW_WEIGHTS_NATIVE) {
+        if (!c->weights_path[0])
+            return lw_fail(LW_ERR_INVALID, "--dtype native: %s has no weights file whose blocks it could keep",
+                           c->name);
+        lw_status st = lw_weights_open(c->weights_path, c->weights_format, &file);
+        if (st) return lw_fail_wrap(st, "--dtype native: %s", c->name);
+    }
     struct lw_narrow_weights *n = calloc(1, sizeof *n);
-    if (!n) return lw_fail(LW_ERR_NOMEM, "--dtype bf16: %s", c->name);
-    n->n_layers = c->n_layers;
-    n->layers = calloc((size_t)c->n_layers, sizeof *n->layers);
-    lw_status st = n->layers ? LW_OK : lw_fail(LW_ERR_NOMEM, "--dtype bf16: %s: %d layers", c->name, c->n_layers);
-    for (int l = 0; !st && l < c->n_layers; l++) st = narrow_layer(c, l, &m->layers[l], &n->layers[l], backward);
-    if (!st && (st = lw_bf16_matrix_pack(&n->output, m->output, c->vocab, c->hidden)))
-        st = lw_fail_wrap(st, "--dtype bf16: %s output head", c->name);
-    if (!st) drop_rows(&n->output, backward);
+    lw_status st = n ? LW_OK : lw_fail(LW_ERR_NOMEM, "--dtype %s: %s", dn, c->name);
+    if (!st) {
+        n->dtype = d;
+        n->n_layers = c->n_layers;
+        n->layers = calloc((size_t)c->n_layers, sizeof *n->layers);
+        if (!n->layers) st = lw_fail(LW_ERR_NOMEM, "--dtype %s: %s: %d layers", dn, c->name, c->n_layers);
+    }
+    if (!st) st = narrow_all(m, d, file, backward, n);
+    if (file) lw_weights_close(file);
     if (st) {
         lw_narrow_weights_free(n);
         return st;
@@ -107,22 +240,36 @@ lw_status lw_model_narrow_bf16(lw_model *m, bool backward)
     /* every copy made: only now drop the fp32 ones (the views with them) */
     for (int l = 0; l < c->n_layers; l++) {
         lw_layer_weights *L = &m->layers[l];
-        free(L->wqkv);
-        free(L->wo);
-        free(L->w_gate_up);
-        free(L->w_down);
-        L->wqkv = L->wq = L->wk = L->wv = L->wo = L->w_gate_up = L->w_gate = L->w_up = L->w_down = NULL;
+        const lw_layer_narrow *N = &n->layers[l];
+        drop_f32(&L->wqkv, &N->wqkv, &L->wq, &L->wk, &L->wv);
+        drop_f32(&L->wo, &N->wo, NULL, NULL, NULL);
+        drop_f32(&L->w_gate_up, &N->w_gate_up, &L->w_gate, &L->w_up, NULL);
+        drop_f32(&L->w_down, &N->w_down, NULL, NULL, NULL);
     }
-    if (m->output != m->token_embd) free(m->output);
-    m->output = NULL;
+    if (nmat_set(&n->output)) {
+        if (m->output != m->token_embd) {
+            free(m->output);
+        } else if (n->output.qn.nseg) {
+            /* tied, and the head's blocks hold the table's values: embed from them */
+            free(m->token_embd);
+            m->token_embd = NULL;
+        }
+        m->output = NULL;
+    }
     m->narrow = n;
     return LW_OK;
 }
 
-static size_t bf16_bytes(const lw_bf16_matrix *b)
+lw_status lw_model_narrow_bf16(lw_model *m, bool backward) { return lw_model_narrow(m, LW_WEIGHTS_BF16, backward); }
+
+lw_weights_dtype lw_model_dtype(const lw_model *m) { return m->narrow ? m->narrow->dtype : LW_WEIGHTS_F32; }
+
+static size_t nmat_bytes(const nmat *m)
 {
-    size_t w = (size_t)b->out * (size_t)b->ld * sizeof(uint16_t);
-    return (b->w ? w : 0) + (b->p ? (size_t)(b->out + 15) / 16 * 16 * (size_t)b->ld * sizeof(uint16_t) : 0);
+    const lw_bf16_matrix *b = &m->bf16;
+    size_t bytes = (b->w ? (size_t)b->out * (size_t)b->ld * sizeof(uint16_t) : 0) +
+                   (b->p ? (size_t)(b->out + 15) / 16 * 16 * (size_t)b->ld * sizeof(uint16_t) : 0);
+    return bytes + lw_qn_matrix_bytes(&m->qn);
 }
 
 size_t lw_model_weight_bytes_held(const lw_model *m)
@@ -130,24 +277,25 @@ size_t lw_model_weight_bytes_held(const lw_model *m)
     const lw_model_config *c = &m->cfg;
     size_t H = (size_t)c->hidden, qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
     size_t F = (size_t)c->ffn, V = (size_t)c->vocab, f = sizeof(float);
-    size_t bytes = V * H * f + H * f;   /* the table, output_norm */
+    size_t bytes = (m->token_embd ? V * H * f : 0) + H * f;   /* the table, output_norm */
     if (m->output && m->output != m->token_embd) bytes += V * H * f;
     for (int l = 0; l < c->n_layers; l++) {
         const lw_layer_weights *L = &m->layers[l];
         bytes += 4 * H * f + 2 * (size_t)c->head_dim * f + (L->bqkv ? (qd + 2 * kvd) * f : 0);  /* norms, bias */
-        if (L->wqkv) bytes += ((qd + 2 * kvd) * H + H * qd + 2 * F * H + H * F) * f;
+        bytes += (L->wqkv ? (qd + 2 * kvd) * H * f : 0) + (L->wo ? H * qd * f : 0) +
+                 (L->w_gate_up ? 2 * F * H * f : 0) + (L->w_down ? H * F * f : 0);
     }
     if (m->narrow) {
         for (int l = 0; l < m->narrow->n_layers; l++) {
             const lw_layer_narrow *N = &m->narrow->layers[l];
-            bytes += bf16_bytes(&N->wqkv) + bf16_bytes(&N->wo) + bf16_bytes(&N->w_gate_up) + bf16_bytes(&N->w_down);
+            bytes += nmat_bytes(&N->wqkv) + nmat_bytes(&N->wo) + nmat_bytes(&N->w_gate_up) + nmat_bytes(&N->w_down);
         }
-        bytes += bf16_bytes(&m->narrow->output);
+        bytes += nmat_bytes(&m->narrow->output);
     }
     return bytes;
 }
 
-const struct lw_bf16_matrix *lw_narrow_matrix(const lw_model *m, int l, lw_plan_weight w)
+static const nmat *lookup(const lw_model *m, int l, lw_plan_weight w)
 {
     const struct lw_narrow_weights *n = m->narrow;
     if (!n) return NULL;
@@ -166,4 +314,41 @@ const struct lw_bf16_matrix *lw_narrow_matrix(const lw_model *m, int l, lw_plan_
     case LW_W_DOWN: return &N->w_down;
     default: return NULL;   /* norms, biases, the table: fp32 always */
     }
+}
+
+lw_narrow_ref lw_narrow_lookup(const lw_model *m, int l, lw_plan_weight w)
+{
+    const nmat *n = lookup(m, l, w);
+    lw_narrow_ref r = {0};
+    if (!n) return r;
+    switch (m->narrow->dtype) {
+    case LW_WEIGHTS_BF16: r.bf16 = &n->bf16; break;
+    case LW_WEIGHTS_Q8:
+    case LW_WEIGHTS_NATIVE:
+        /* a matrix widened at load (no product reads its blocks) is in fp32;
+         * its views have no segments either */
+        if (n->qn.nseg) r.qn = &n->qn;
+        break;
+    default: break;
+    }
+    return r;
+}
+
+const struct lw_bf16_matrix *lw_narrow_matrix(const lw_model *m, int l, lw_plan_weight w)
+{
+    return lw_narrow_lookup(m, l, w).bf16;
+}
+
+lw_status lw_model_embed_row(const lw_model *m, int id, float *row)
+{
+    const lw_model_config *c = &m->cfg;
+    if (id < 0 || id >= c->vocab) return lw_fail(LW_ERR_INVALID, "%s: token id %d outside [0, %d)", c->name, id, c->vocab);
+    if (m->token_embd) {
+        memcpy(row, m->token_embd + (size_t)id * c->hidden, (size_t)c->hidden * sizeof *row);
+        return LW_OK;
+    }
+    if (!m->narrow || !m->narrow->output.qn.nseg || m->narrow->output.qn.in != c->hidden)
+        return lw_fail(LW_ERR_INVALID, "%s: no embedding table and no head to embed from", c->name);
+    lw_qn_dequant_row(&m->narrow->output.qn, id, row);
+    return LW_OK;
 }

@@ -1,13 +1,21 @@
 /* Frozen weights kept narrow (issue 19, item 1): a model whose big matrices
  * (wqkv, wo, w_gate_up, w_down of every block, and the output head) are held
- * as bf16 (lw_bf16_matrix, rounded to nearest even once, op_matmul_bf16.h)
- * and whose fp32 copies of them are freed. The token embedding table, the
- * norms and the biases stay fp32 (they are small, or read a row at a time).
+ * in a narrow dtype and whose fp32 copies of them are freed:
+ *   bf16    rounded to nearest even once (op_matmul_bf16.h);
+ *   q8      quantised once to Q8_0 blocks (32 int8 and an fp16 scale, as
+ *           llama.cpp quantises), for any model, read by the same products
+ *           as native's (op_matmul_qn.h; rows padded to 32 columns);
+ *   native  the GGUF file's own blocks, byte for byte (op_matmul_qn.h:
+ *           Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K). A matrix whose
+ *           blocks no product reads (F16, Q2_K, a safetensors file...) stays
+ *           fp32, with one line on stderr saying so.
+ * The token embedding table, the norms and the biases stay fp32 (they are
+ * small, or read a row at a time).
  *
  * The dtype is a load option (lw_load_options.dtype, set by a command's
  * --dtype); lw_config_load_model narrows a model after loading it. Which
  * product a weight takes is decided in one place, lw_model_weight
- * (frozen_matmul.h), from whether the model holds a narrow copy of it. */
+ * (frozen_matmul.h), from which narrow copy the model holds of it. */
 #ifndef LW_NARROW_WEIGHTS_H
 #define LW_NARROW_WEIGHTS_H
 
@@ -17,36 +25,55 @@
 #include "model_config.h"
 #include "plan.h"
 
-/* The matrices themselves (op_matmul_bf16.h's lw_bf16_matrix) stay inside
- * narrow_weights.c: this header does not include op_matmul_bf16.h, so files
- * that see cuda_blas.h's inline bf16 conversions can include it too. */
+/* The matrices themselves (op_matmul_bf16.h, op_matmul_qn.h)
+ * stay inside narrow_weights.c: this header does not include
+ * op_matmul_bf16.h, so files that see cuda_blas.h's inline bf16 conversions
+ * can include it too. */
 struct lw_bf16_matrix;
+struct lw_qn_matrix;
 struct lw_narrow_weights;
 
-/* Converts m's big matrices to bf16 and frees their fp32 copies (m->output
- * becomes NULL, and so do the layers' projection pointers). m must be fp32
- * and its projections fused (as every loader makes them). On failure m is
- * unchanged.
+/* Converts m's big matrices to dtype d and frees their fp32 copies (m->output
+ * becomes NULL, and so do the layers' projection pointers; under native, not
+ * those of a matrix kept in fp32). Under q8 and native a tied model's table
+ * goes too (m->token_embd NULL): it embeds from the head's blocks
+ * (lw_model_embed_row). m must be fp32 and its projections fused
+ * (as every loader makes them); native reads the blocks from the file m's
+ * config names, so m must have been loaded from it (not random weights).
+ * On failure m is unchanged. d = fp32 does nothing.
  *
- * Memory: on the AVX-512 path the forward reads a packed copy and the dX
- * backward the row-major one (op_matmul_bf16.h); together they are as big
- * as the fp32 matrix. Without `backward` only the packed copy is kept (half
- * of fp32: the forward-only models, i.e. every sender, and the receiver of
- * eval, generate and bench); a backward on such a model is refused ("no
- * weights"). On other paths the row-major copy is the only one. */
-lw_status lw_model_narrow_bf16(lw_model *m, bool backward);
+ * Memory: on the AVX-512 path the bf16 forward reads a packed copy and the
+ * dX backward the row-major one (op_matmul_bf16.h).
+ * Without `backward` only the packed copy is kept (the forward-only models,
+ * i.e. every sender, and the receiver of eval, generate and bench); a
+ * backward on such a model is refused ("no weights"). On other paths the
+ * row-major copy is the only one. q8 and native keep one copy, the blocks,
+ * which both directions read (about 1.06 bytes a value for Q8_0, 0.56 to
+ * 0.82 for the 4- to 6-bit formats). */
+lw_status lw_model_narrow(lw_model *m, lw_weights_dtype d, bool backward);
+lw_status lw_model_narrow_bf16(lw_model *m, bool backward);   /* lw_model_narrow(m, LW_WEIGHTS_BF16, .) */
 
 /* The dtype m's frozen matrices are held in. */
-static inline lw_weights_dtype lw_model_dtype(const lw_model *m)
-{
-    return m->narrow ? LW_WEIGHTS_BF16 : LW_WEIGHTS_F32;
-}
+lw_weights_dtype lw_model_dtype(const lw_model *m);
 
-/* m's bf16 copy of weight w of layer l (l = -1: the model level), or NULL
- * when m holds it in fp32 (every weight of an fp32 model; the norms, the
- * biases and the table of a bf16 one). The lookup frozen_matmul.h's rule
- * reads. Views (wq wk wv, w_gate w_up) have no packed copy: backward only. */
+/* m's narrow copy of weight w of layer l (l = -1: the model level): at most
+ * one member set, the one of m's dtype; none when m holds it in fp32 (every
+ * weight of an fp32 model; the norms, the biases and the table of a narrow
+ * one; under native, a matrix widened at load). The lookup frozen_matmul.h's
+ * rule reads. Views (wq wk wv, w_gate w_up) have no packed copy: backward only. */
+typedef struct {
+    const struct lw_bf16_matrix *bf16;
+    const struct lw_qn_matrix *qn;   /* q8 and native */
+} lw_narrow_ref;
+lw_narrow_ref lw_narrow_lookup(const lw_model *m, int l, lw_plan_weight w);
+/* Its bf16 member alone (NULL unless m is bf16). */
 const struct lw_bf16_matrix *lw_narrow_matrix(const lw_model *m, int l, lw_plan_weight w);
+
+/* Row `id` of the input embedding table, unscaled, into row[hidden]: from
+ * m->token_embd, or, when m is q8 or native with a tied head (the table
+ * freed: it was the head's fp32 twin, 671 MB for Gemma 3), dequantised
+ * from the head's blocks. LW_ERR_INVALID for an id outside the vocabulary. */
+lw_status lw_model_embed_row(const lw_model *m, int id, float *row);
 
 /* lw_narrow_weights_free: in model.h (lw_model_free calls it). */
 

@@ -1,7 +1,9 @@
 /* The CPU executor of a plan (plan.h): forward runs the ops in order,
  * backward walks them in reverse, each op kind calling its ops.h function
  * (LW_OP_ATTENTION: plan_attend.c). Slots become pointers here, per layer:
- * activations in lw_layer_acts / lw_state, weights in lw_layer_weights /
+ * activations in the state's arena at the plan's offsets (lw_state_alloc
+ * lays it out with lw_plan_memory_layout; lw_layer_acts holds layer l's
+ * pointers, shared slots the same in every layer), weights in lw_layer_weights /
  * lw_model, gradients in the backward scratch. LoRA is a hook after each
  * adapted projection (a MATMUL part naming a target): forward adds its path
  * right after the projection, backward right after the projection's. */
@@ -13,6 +15,7 @@
 #include "frozen_matmul.h"
 #include "lora.h"
 #include "cpu_threads.h"
+#include "narrow_weights.h"
 #include "ops.h"
 
 _Static_assert((int)LW_PLAN_LORA_Q == (int)LW_LORA_Q && (int)LW_PLAN_LORA_DOWN == (int)LW_LORA_DOWN &&
@@ -22,16 +25,6 @@ _Static_assert((int)LW_PLAN_LORA_Q == (int)LW_LORA_Q && (int)LW_PLAN_LORA_DOWN =
 static void zero(float *p, size_t n) { memset(p, 0, n * sizeof *p); }
 
 /* ---- slots to pointers --------------------------------------------------- */
-
-#define ACT(slot, field) [slot] = offsetof(lw_layer_acts, field) + 1   /* + 1: 0 marks "not a layer slot" */
-static const size_t ACT_AT[LW_SLOT_COUNT] = {
-    ACT(LW_SLOT_X_IN, x_in), ACT(LW_SLOT_XN, xn), ACT(LW_SLOT_RSTD_ATTN, rstd_attn), ACT(LW_SLOT_QKV, qkv),
-    ACT(LW_SLOT_Q, q), ACT(LW_SLOT_K, k), ACT(LW_SLOT_V, v), ACT(LW_SLOT_Q_ROPE, q_rope),
-    ACT(LW_SLOT_RSTD_Q, rstd_q), ACT(LW_SLOT_RSTD_K, rstd_k), ACT(LW_SLOT_ATT, att), ACT(LW_SLOT_AO, ao),
-    ACT(LW_SLOT_PROJ, proj), ACT(LW_SLOT_PROJ_N, proj_n), ACT(LW_SLOT_RSTD_POST_ATTN, rstd_post_attn),
-    ACT(LW_SLOT_X_MID, x_mid), ACT(LW_SLOT_FN, fn), ACT(LW_SLOT_RSTD_FFN, rstd_ffn), ACT(LW_SLOT_GATE_UP, gate_up),
-    ACT(LW_SLOT_GATE, gate), ACT(LW_SLOT_UP, up), ACT(LW_SLOT_HID, hid), ACT(LW_SLOT_DOWN, down),
-    ACT(LW_SLOT_DOWN_N, down_n), ACT(LW_SLOT_RSTD_POST_FFN, rstd_post_ffn)};
 
 #define LAYER_W(w, field) [w] = offsetof(lw_layer_weights, field) + 1
 static const size_t WEIGHT_AT[LW_W_COUNT] = {
@@ -74,8 +67,11 @@ static float *kv_rows(float *cache, const exec *x)
 static void bind(exec *x, int l, const lw_layer_acts *a)
 {
     x->l = l;
-    for (int i = 0; i < LW_SLOT_COUNT; i++)
-        x->acts[i] = a && ACT_AT[i] ? *(float *const *)((const char *)a + ACT_AT[i] - 1) : NULL;
+    for (int i = 0; i < LW_SLOT_COUNT; i++) {
+        /* the layer's pointers into the state's arena (lw_state_alloc laid it out by the plan) */
+        float **field = a ? lw_layer_acts_slot((lw_layer_acts *)a, (lw_plan_slot)i) : NULL;
+        x->acts[i] = field ? *field : NULL;
+    }
     x->acts[LW_SLOT_X] = x->s->x;
     x->acts[LW_SLOT_K_CACHE] = l >= 0 ? kv_rows(x->s->key_cache, x) : NULL;
     x->acts[LW_SLOT_V_CACHE] = l >= 0 ? kv_rows(x->s->value_cache, x) : NULL;
@@ -236,19 +232,29 @@ static lw_status op_backward(const exec *x, const lw_plan_op *op)
 
 /* ---- the model level forward ---------------------------------------------- */
 
-/* The first block's input for rows [r0, r0 + T) of the call. */
-static void embed_rows(const lw_model *m, const lw_forward_args *a, int r0, int T, float *x)
+/* The first block's input for rows [r0, r0 + T) of the call. A q8 or
+ * native model with a tied head has no fp32 table: its rows come from the
+ * head's blocks (narrow_weights.h), scaled as embedding_forward scales. */
+static lw_status embed_rows(const lw_model *m, const lw_forward_args *a, int r0, int T, float *x)
 {
     int H = m->cfg.hidden;
     for (int t = 0; t < T; t++) {
         int r = r0 + t;
         float *row = x + (size_t)t * H;
         bool use_embed = a->embeds && (!a->is_embed || a->is_embed[r]);
-        if (use_embed)
+        if (use_embed) {
             memcpy(row, a->embeds + (size_t)r * H, (size_t)H * sizeof(float));
-        else
+        } else if (m->token_embd) {
             embedding_forward(row, &a->ids[r], m->token_embd, 1, H, m->embed_scale);
+        } else if (a->ids[r] < 0) {
+            memset(row, 0, (size_t)H * sizeof(float));   /* as embedding_forward */
+        } else {
+            lw_status st = lw_model_embed_row(m, a->ids[r], row);
+            if (st) return st;
+            for (int i = 0; i < H; i++) row[i] *= m->embed_scale;
+        }
     }
+    return LW_OK;
 }
 
 lw_status lw_plan_cpu_forward_chunk(const lw_plan *p, const lw_model *m, lw_state *s, const lw_forward_args *a,
@@ -271,7 +277,7 @@ lw_status lw_plan_cpu_forward_chunk(const lw_plan *p, const lw_model *m, lw_stat
         const lw_plan_op *op = &p->model_ops[i];
         switch (op->kind) {
         case LW_OP_EMBEDDING:
-            embed_rows(m, a, r0, T, act(&x, op->out));
+            if ((st = embed_rows(m, a, r0, T, act(&x, op->out)))) return st;
             if (a->capture_layer == 0) memcpy(hidden_out, act(&x, op->out), (size_t)T * row_bytes);
             break;
         case LW_OP_BLOCKS:

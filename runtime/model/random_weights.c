@@ -161,7 +161,9 @@ lw_status lw_config_load_model(const lw_model_config *cfg, lw_model **out)
     lw_status st = load_fp32(cfg, out);
     if (st || cfg->load.dtype == LW_WEIGHTS_F32) return st;
     /* narrowed right after loading: the fp32 matrices go before anything runs */
-    if ((st = lw_model_narrow_bf16(*out, cfg->load.backward))) {
+    if (cfg->load.random_weights && cfg->load.dtype == LW_WEIGHTS_NATIVE)
+        st = lw_fail(LW_ERR_INVALID, "--dtype native: %s has random weights, not a file's blocks to keep", cfg->name);
+    if (st || (st = lw_model_narrow(*out, cfg->load.dtype, cfg->load.backward))) {
         lw_model_free(*out);
         *out = NULL;
     }

@@ -42,8 +42,9 @@ lw_status lw_random_model(const lw_model_config *cfg, uint64_t seed, lw_model **
 
 /* The model cfg names, as cfg->load says: lw_model_load of its files, or
  * lw_random_model of cfg->load.seed; without stop tokens when
- * cfg->load.ignore_stop is set; with its bf16 matrices alone (fp32 freed)
- * when cfg->load.dtype is LW_WEIGHTS_BF16 (narrow_weights.h). */
+ * cfg->load.ignore_stop is set; with its narrow matrices alone (fp32 freed)
+ * when cfg->load.dtype is bf16, q8 or native (narrow_weights.h; native
+ * needs the file, so random weights refuse it). */
 lw_status lw_config_load_model(const lw_model_config *cfg, lw_model **out);
 
 /* The tokenizer cfg names, as cfg->load says: lw_tokenizer_load of its

@@ -34,8 +34,10 @@ static uint64_t cache_key(const lw_model_config *s, int layer, const char *abs_d
     h = hash_stat(h, s->tokenizer_path);
     uint64_t seed = s->load.seed;   /* random weights' states never pass for the real ones' */
     if (s->load.random_weights) h = lw_fnv1a(lw_fnv1a(h, "random", 6), &seed, sizeof seed);
-    /* a bf16 sender's states are not the fp32 one's (fp32 keeps older files' keys) */
-    if (s->load.dtype != LW_WEIGHTS_F32) h = lw_fnv1a(h, "bf16", 4);
+    /* a narrow sender's states are not the fp32 one's (fp32 keeps older files'
+     * keys; bf16 hashes "bf16" as it did) */
+    const char *dt = lw_weights_dtype_name(s->load.dtype);
+    if (s->load.dtype != LW_WEIGHTS_F32) h = lw_fnv1a(h, dt, strlen(dt));
     h = lw_fnv1a(h, abs_data, strlen(abs_data));
     if (subset_key) h = lw_fnv1a(h, &subset_key, sizeof subset_key);   /* 0 (first n) keeps older files' keys */
     return hash_stat(h, abs_data);

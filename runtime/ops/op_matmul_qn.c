@@ -1,0 +1,367 @@
+/* Products on GGUF blocks (op_matmul_qn.h): the matrices, the quantisation
+ * of x, the dispatch to a path, the scalar reference kernel and the
+ * backward. */
+#include "op_matmul_qn_decode.h"
+#include "op_matmul_qn_kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    uint32_t type;
+    const char *name;
+    int block_elems, block_bytes;
+} formats[] = {
+    {LW_QN_Q4_0, "Q4_0", 32, 18}, {LW_QN_Q4_1, "Q4_1", 32, 20}, {LW_QN_Q5_0, "Q5_0", 32, 22},
+    {LW_QN_Q5_1, "Q5_1", 32, 24}, {LW_QN_Q8_0, "Q8_0", 32, 34}, {LW_QN_Q4_K, "Q4_K", 256, 144},
+    {LW_QN_Q5_K, "Q5_K", 256, 176}, {LW_QN_Q6_K, "Q6_K", 256, 210},
+};
+
+static int format_index(uint32_t type)
+{
+    for (int i = 0; i < (int)(sizeof formats / sizeof formats[0]); i++)
+        if (formats[i].type == type) return i;
+    return -1;
+}
+
+bool lw_qn_type_supported(uint32_t type) { return format_index(type) >= 0; }
+
+const char *lw_qn_type_name(uint32_t type)
+{
+    int i = format_index(type);
+    return i < 0 ? "?" : formats[i].name;
+}
+
+size_t lw_qn_row_bytes(uint32_t type, int in)
+{
+    int i = format_index(type);
+    if (i < 0 || in <= 0 || in % formats[i].block_elems) return 0;
+    return (size_t)(in / formats[i].block_elems) * (size_t)formats[i].block_bytes;
+}
+
+void lw_qn_matrix_init(lw_qn_matrix *m, int in)
+{
+    memset(m, 0, sizeof *m);
+    m->in = m->ld = in;
+    m->owns = true;
+}
+
+lw_status lw_qn_matrix_append(lw_qn_matrix *m, uint32_t type, const void *blocks, int rows)
+{
+    size_t rb = lw_qn_row_bytes(type, m->ld);
+    if (!rb) return lw_fail(LW_ERR_UNSUPPORTED, "native matrix: no product reads type %u rows of %d", type, m->ld);
+    if (!m->owns || rows <= 0 || m->nseg == LW_QN_MAX_SEGMENTS)
+        return lw_fail(LW_ERR_INVALID, "native matrix: cannot append %d rows (%d segments)", rows, m->nseg);
+    uint8_t *copy = malloc((size_t)rows * rb);
+    if (!copy) return lw_fail(LW_ERR_NOMEM, "native matrix: %d rows of %s", rows, lw_qn_type_name(type));
+    memcpy(copy, blocks, (size_t)rows * rb);
+    m->seg[m->nseg++] = (lw_qn_segment){.row0 = m->out, .rows = rows, .type = type, .row_bytes = rb, .data = copy};
+    m->out += rows;
+    return LW_OK;
+}
+
+void lw_qn_matrix_free(lw_qn_matrix *m)
+{
+    if (m->owns)
+        for (int i = 0; i < m->nseg; i++) free((void *)m->seg[i].data);
+    memset(m, 0, sizeof *m);
+}
+
+lw_qn_matrix lw_qn_rows_view(const lw_qn_matrix *m, int r0, int n)
+{
+    lw_qn_matrix v = {.out = n, .in = m->in, .ld = m->ld, .owns = false};
+    for (int i = 0; i < m->nseg; i++) {
+        const lw_qn_segment *s = &m->seg[i];
+        int a = s->row0 > r0 ? s->row0 : r0, e = s->row0 + s->rows < r0 + n ? s->row0 + s->rows : r0 + n;
+        if (a >= e) continue;
+        v.seg[v.nseg++] = (lw_qn_segment){.row0 = a - r0, .rows = e - a, .type = s->type, .row_bytes = s->row_bytes,
+                                          .data = s->data + (size_t)(a - s->row0) * s->row_bytes};
+    }
+    return v;
+}
+
+size_t lw_qn_matrix_bytes(const lw_qn_matrix *m)
+{
+    size_t n = 0;
+    for (int i = 0; i < m->nseg; i++) n += (size_t)m->seg[i].rows * m->seg[i].row_bytes;
+    return n;
+}
+
+static const lw_qn_segment *segment_of(const lw_qn_matrix *m, int o)
+{
+    for (int i = 0; i < m->nseg; i++)
+        if (o >= m->seg[i].row0 && o < m->seg[i].row0 + m->seg[i].rows) return &m->seg[i];
+    return NULL;
+}
+
+/* Row o to fp32 through a caller's decode scratch. */
+static void dequant_row(const lw_qn_segment *sg, int o, int in, qn_scratch sc, float *dst)
+{
+    qn_decode_row(sg->type, sg->data + (size_t)(o - sg->row0) * sg->row_bytes, in, sc.u, sc.s, sc.m, sc.c);
+    int z = qn_zero(sg->type);
+    for (int i = 0; i < in; i++) {
+        float t = sc.s[i / 16] * (float)((int)sc.u[i] - z);
+        dst[i] = t + sc.m[i / 32];
+    }
+}
+
+static void scratch_free(qn_scratch *sc)
+{
+    free(sc->u), free(sc->s), free(sc->m), free(sc->c), free(sc->up), free(sc->sp), free(sc->cp);
+}
+
+static lw_status scratch_alloc(qn_scratch *sc, int in)
+{
+    sc->u = malloc((size_t)in);
+    sc->s = malloc((size_t)(in / 16) * sizeof(float));
+    sc->m = malloc((size_t)(in / 32) * sizeof(float));
+    sc->c = malloc((size_t)(in / 16) * sizeof(float));
+    sc->up = aligned_alloc(64, (size_t)in * 16);
+    sc->sp = aligned_alloc(64, (size_t)in * sizeof(float));
+    sc->cp = aligned_alloc(64, (size_t)in * sizeof(float));
+    if (sc->u && sc->s && sc->m && sc->c && sc->up && sc->sp && sc->cp) return LW_OK;
+    scratch_free(sc);
+    return lw_fail(LW_ERR_NOMEM, "native product: scratch for a row of %d", in);
+}
+
+
+void lw_qn_dequant_row(const lw_qn_matrix *m, int o, float *dst)
+{
+    const lw_qn_segment *sg = segment_of(m, o);
+    qn_scratch sc;
+    float *row = malloc((size_t)m->ld * sizeof *row);
+    if (!sg || !row || scratch_alloc(&sc, m->ld) != LW_OK) {
+        memset(dst, 0, (size_t)m->in * sizeof *dst);
+        free(row);
+        return;
+    }
+    dequant_row(sg, o, m->ld, sc, row);
+    memcpy(dst, row, (size_t)m->in * sizeof *dst);
+    free(row);
+    scratch_free(&sc);
+}
+
+/* fp32 to fp16, to nearest even (GGML_FP32_TO_FP16 on x86 rounds so too). */
+static uint16_t f16_of(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    x &= 0x7fffffff;
+    if (x >= 0x7f800000) return (uint16_t)(sign | 0x7c00 | (x > 0x7f800000 ? 0x200 : 0));
+    if (x >= 0x477ff000) return (uint16_t)(sign | 0x7c00);   /* >= 65520 rounds past 65504 */
+    if (x < 0x38800000) {                                     /* below 2^-14: a subnormal half */
+        float v;
+        memcpy(&v, &x, 4);
+        return (uint16_t)(sign | (uint32_t)lrintf(v * 16777216.0f));   /* v / 2^-24, exact scaling */
+    }
+    uint32_t h = (x - 0x38000000u) >> 13, rem = x & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
+    return (uint16_t)(sign | h);
+}
+
+lw_status lw_qn_matrix_quantize_q8_0(lw_qn_matrix *m, const float *w, int out, int in)
+{
+    memset(m, 0, sizeof *m);
+    if (out <= 0 || in <= 0 || in > (1 << 28)) return lw_fail(LW_ERR_INVALID, "q8 matrix: shape %d x %d", out, in);
+    int ld = (in + 31) / 32 * 32, nb = ld / 32;
+    size_t rb = (size_t)nb * 34;
+    uint8_t *d = malloc((size_t)out * rb);
+    if (!d) return lw_fail(LW_ERR_NOMEM, "q8 matrix: %d x %d", out, in);
+    for (int o = 0; o < out; o++)
+        for (int b = 0; b < nb; b++) {
+            float v[32];
+            for (int j = 0; j < 32; j++) v[j] = b * 32 + j < in ? w[(size_t)o * in + b * 32 + j] : 0.0f;
+            float amax = 0.0f;
+            for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(v[j]));
+            float dd = amax / 127.0f, id = dd != 0.0f ? 1.0f / dd : 0.0f;
+            uint8_t *blk = d + (size_t)o * rb + (size_t)b * 34;
+            uint16_t h = f16_of(dd);
+            memcpy(blk, &h, 2);
+            for (int j = 0; j < 32; j++) {
+                float t = roundf(v[j] * id);
+                blk[2 + j] = (uint8_t)(int8_t)(t > 127.0f ? 127.0f : t < -127.0f ? -127.0f : t);
+            }
+        }
+    m->in = in, m->ld = ld, m->out = out, m->owns = true, m->nseg = 1;
+    m->seg[0] = (lw_qn_segment){.row0 = 0, .rows = out, .type = LW_QN_Q8_0, .row_bytes = rb, .data = d};
+    return LW_OK;
+}
+
+/* --- x quantised per 32, as llama.cpp's Q8_0 ------------------------------- */
+
+void lw_qn_act_free(lw_qn_act *a)
+{
+    free(a->qx), free(a->sx), free(a->xf), free(a->sxl);
+    memset(a, 0, sizeof *a);
+}
+
+lw_status lw_qn_act_quantize(lw_qn_act *a, const float *x, int T, int xin, int in)
+{
+    memset(a, 0, sizeof *a);
+    if (T < 0 || in <= 0 || in % 32 || xin <= 0 || xin > in)
+        return lw_fail(LW_ERR_INVALID, "native product: x of %d x %d into rows of %d", T, xin, in);
+    size_t n = (size_t)T * (size_t)in;
+    a->T = T, a->in = in;
+    a->qx = malloc(n ? n : 1);
+    a->sx = malloc((n / 32 ? n / 32 : 1) * sizeof(float));
+    a->xf = malloc((n / 16 ? n / 16 : 1) * sizeof(float));
+    a->sxl = malloc((n / 4 ? n / 4 : 1) * sizeof(float));
+    if (!a->qx || !a->sx || !a->xf || !a->sxl) {
+        lw_qn_act_free(a);
+        return lw_fail(LW_ERR_NOMEM, "native product: x of %d x %d", T, in);
+    }
+    const int nb = in / 32;
+    for (size_t b = 0; b < n / 32; b++) {
+        /* block b is columns [c0, c0 + 32) of row t; past xin, zeros */
+        const size_t t = b / (size_t)nb;
+        const int c0 = (int)(b % (size_t)nb) * 32;
+        float v[32];
+        if (c0 + 32 <= xin) memcpy(v, x + t * (size_t)xin + (size_t)c0, sizeof v);
+        else
+            for (int j = 0; j < 32; j++) v[j] = c0 + j < xin ? x[t * (size_t)xin + (size_t)(c0 + j)] : 0.0f;
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(v[j]));
+        float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+        int8_t *q = a->qx + b * 32;
+        int sum[2] = {0, 0};
+        for (int j = 0; j < 32; j++) {
+            float t = v[j] * id;
+            t = t > 127.0f ? 127.0f : t < -127.0f ? -127.0f : t;   /* fp32 can round a hair past 127 */
+            q[j] = (int8_t)(int)(t + (t >= 0.0f ? 0.5f : -0.5f)); /* half away from zero, as roundf */
+            sum[j / 16] += q[j];
+        }
+        a->sx[b] = d;
+        a->xf[2 * b] = d * (float)sum[0], a->xf[2 * b + 1] = d * (float)sum[1];
+        for (int l = 0; l < 8; l++) a->sxl[b * 8 + l] = d;
+    }
+    return LW_OK;
+}
+
+/* --- the scalar reference -------------------------------------------------- */
+
+void qn_forward_scalar(float *y, const lw_qn_act *a, const lw_qn_segment *seg, int out, const float *b, int n0,
+                       int n1, qn_scratch sc)
+{
+    const int in = a->in;
+    for (int o = n0; o < n1; o++) {
+        qn_decode_row(seg->type, seg->data + (size_t)(o - seg->row0) * seg->row_bytes, in, sc.u, sc.s, sc.m, sc.c);
+        for (int t = 0; t < a->T; t++) {
+            const int8_t *qx = a->qx + (size_t)t * in;
+            const float *sx = a->sx + (size_t)t * (in / 32);
+            float acc = 0.0f;
+            for (int bk = 0; bk < in / 32; bk++) {
+                float blk = 0.0f;
+                for (int h = 0; h < 2; h++) {
+                    int32_t I = 0;
+                    for (int j = bk * 32 + h * 16; j < bk * 32 + h * 16 + 16; j++) I += (int32_t)sc.u[j] * qx[j];
+                    blk += sc.s[2 * bk + h] * (float)I;
+                }
+                acc += sx[bk] * blk;
+            }
+            acc += qn_offsets(a->xf + (size_t)t * (in / 16), sc.c, in);
+            y[(size_t)t * out + o] = acc + (b ? b[o] : 0.0f);
+        }
+    }
+}
+
+/* --- dispatch -------------------------------------------------------------- */
+
+static lw_status check_path(lw_cpu_path path)
+{
+    if (path > lw_cpu_path_detected())
+        return lw_fail(LW_ERR_UNSUPPORTED, "native matmul: this CPU cannot run the %s path", lw_cpu_path_name(path));
+    return LW_OK;
+}
+
+lw_status matmul_qn_forward_cols(lw_cpu_path path, float *y, const lw_qn_act *a, const lw_qn_matrix *w,
+                                 const float *b, int n0, int n1)
+{
+    lw_status st = check_path(path);
+    if (st) return st;
+    if (a->in != w->ld || n0 < 0 || n1 > w->out || n0 > n1)
+        return lw_fail(LW_ERR_INVALID, "native matmul: x has %d columns, weight %d x %d, outputs [%d, %d)", a->in,
+                       w->out, w->ld, n0, n1);
+    if (a->T == 0 || n0 == n1) return LW_OK;
+    qn_scratch sc;
+    if ((st = scratch_alloc(&sc, w->ld))) return st;
+    for (int i = 0; i < w->nseg; i++) {
+        const lw_qn_segment *sg = &w->seg[i];
+        int s0 = sg->row0 > n0 ? sg->row0 : n0, s1 = sg->row0 + sg->rows < n1 ? sg->row0 + sg->rows : n1;
+        if (s0 >= s1) continue;
+        if (path == LW_CPU_AVX512) qn_forward_avx512(y, a, sg, w->out, b, s0, s1, sc);
+        else if (path == LW_CPU_AVX2) qn_forward_avx2(y, a, sg, w->out, b, s0, s1, sc);
+        else qn_forward_scalar(y, a, sg, w->out, b, s0, s1, sc);
+    }
+    scratch_free(&sc);
+    return LW_OK;
+}
+
+lw_status matmul_qn_forward_on(lw_cpu_path path, float *y, const float *x, const lw_qn_matrix *w, const float *b,
+                               int T)
+{
+    lw_status st = check_path(path);
+    if (st) return st;
+    if (!w->nseg || T < 0) return lw_fail(LW_ERR_INVALID, "native matmul: no weights or T = %d", T);
+    lw_qn_act a;
+    if ((st = lw_qn_act_quantize(&a, x, T, w->in, w->ld))) return st;
+    st = matmul_qn_forward_cols(path, y, &a, w, b, 0, w->out);
+    lw_qn_act_free(&a);
+    return st;
+}
+
+lw_status matmul_qn_forward(float *y, const float *x, const lw_qn_matrix *w, const float *b, int T)
+{
+    lw_cpu_path path;
+    lw_status st = lw_cpu_path_get(&path);
+    return st ? st : matmul_qn_forward_on(path, y, x, w, b, T);
+}
+
+/* --- backward: dx += dy @ w, a row of w at a time --------------------------- */
+
+enum { BWD_ROWS = 4 };   /* rows decoded together: dx is read and written once per 4 */
+
+lw_status matmul_qn_backward_x_on(lw_cpu_path path, float *dx, const float *dy, const lw_qn_matrix *w, int T)
+{
+    /* one path: the decode is the scalar one, and the sums over the rows of
+     * w run in the same order everywhere; the loop below is plain C that the
+     * compiler vectorises for the baseline x86-64 */
+    lw_status st = check_path(path);
+    if (st) return st;
+    if (!w->nseg || T < 0) return lw_fail(LW_ERR_INVALID, "native matmul backward: no weights or T = %d", T);
+    const int in = w->in, ld = w->ld, out = w->out;
+    qn_scratch sc;
+    if ((st = scratch_alloc(&sc, ld))) return st;
+    float *wf = malloc((size_t)BWD_ROWS * ld * sizeof *wf);
+    if (!wf) {
+        scratch_free(&sc);
+        return lw_fail(LW_ERR_NOMEM, "native matmul backward: %d x %d", out, in);
+    }
+    for (int o0 = 0; o0 < out; o0 += BWD_ROWS) {
+        int n = out - o0 < BWD_ROWS ? out - o0 : BWD_ROWS;
+        for (int k = 0; k < n; k++) dequant_row(segment_of(w, o0 + k), o0 + k, ld, sc, wf + (size_t)k * ld);
+        for (int t = 0; t < T; t++) {
+            float *d = dx + (size_t)t * in;
+            const float *g = dy + (size_t)t * out + o0;
+            if (n == BWD_ROWS) {
+                const float g0 = g[0], g1 = g[1], g2 = g[2], g3 = g[3];
+                const float *w0 = wf, *w1 = wf + ld, *w2 = wf + 2 * ld, *w3 = wf + 3 * ld;
+                for (int i = 0; i < in; i++) d[i] += g0 * w0[i] + g1 * w1[i] + g2 * w2[i] + g3 * w3[i];
+            } else {
+                for (int k = 0; k < n; k++)
+                    for (int i = 0; i < in; i++) d[i] += g[k] * wf[(size_t)k * ld + i];
+            }
+        }
+    }
+    free(wf);
+    scratch_free(&sc);
+    return LW_OK;
+}
+
+lw_status matmul_qn_backward_x(float *dx, const float *dy, const lw_qn_matrix *w, int T)
+{
+    lw_cpu_path path;
+    lw_status st = lw_cpu_path_get(&path);
+    return st ? st : matmul_qn_backward_x_on(path, dx, dy, w, T);
+}

@@ -1,0 +1,114 @@
+/* Matrix products on frozen weights kept in their GGUF block format
+ * (issue 19 item 1, `--dtype native`): the file's blocks are kept byte for
+ * byte (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) and read by the
+ * product directly, never widened to an fp32 matrix.
+ *
+ *   forward   y[T,out]  = x[T,in] @ w[out,in]^T (+ b[out])
+ *   backward  dx[T,in] += dy[T,out] @ w[out,in]
+ *
+ * Every format is, per 16 columns g of a row, w = s_g * (u - z) + m_b with
+ * u an unsigned integer of 4, 5, 6 or 8 bits, s_g a scale (one per 16
+ * columns: Q6_K's; the others repeat theirs), z a zero fixed by the format
+ * (8 for Q4_0, 16 for Q5_0, 32 for Q6_K, 128 for Q8_0 held as q + 128) and
+ * m_b a per-32 offset (Q4_1, Q5_1, and the mins of Q4_K, Q5_K). The forward
+ * decodes one weight row at a time into that form (bytes u, floats s and m:
+ * a few KiB, in L1), then for each row of x takes exact int32 sums of u * qx
+ * per 16 columns (AVX-512 VNNI vpdpbusd, unsigned u times signed qx; AVX2
+ * widened to 16 bits and vpmaddwd; scalar C), with x quantised per block of
+ * 32 as llama.cpp's Q8_0 (d = max|v| / 127, q = round(v / d)):
+ *
+ *   y[t,o] = sum_b sx_b * ( sum_{g in b} s_g * (I_g - z * X_g) + m_b * X_b )
+ *
+ * where I_g = sum u*qx and X_g = sum qx over the 16 columns of g. Per 32, not
+ * llama.cpp's Q8_K per 256 for the K-quants: a finer scale costs one more
+ * fp32 multiply per 32 columns and moves x by less. fp32 accumulation; paths
+ * differ only in the order of the fp32 sums. The backward decodes a row at a
+ * time to fp32 (the same values lw_dequantize gives, up to rounding of
+ * s * (u - z) + m) and adds dy[t,o] times it into dx: no fp32 matrix.
+ *
+ * Rows may come in segments of different formats (a fused wqkv whose v part
+ * is Q8_0 and q, k parts Q5_0, as in Gemma's Q4_K_M file). */
+#ifndef LW_OP_MATMUL_QN_H
+#define LW_OP_MATMUL_QN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cpu_path.h"
+#include "status.h"
+
+/* Block formats, numbered as ggml's ggml_type (and runtime/io/dequant.h's
+ * lw_ggml_type, which this folder cannot include: tests check they agree). */
+enum {
+    LW_QN_Q4_0 = 2, LW_QN_Q4_1 = 3, LW_QN_Q5_0 = 6, LW_QN_Q5_1 = 7, LW_QN_Q8_0 = 8,
+    LW_QN_Q4_K = 12, LW_QN_Q5_K = 13, LW_QN_Q6_K = 14
+};
+enum { LW_QN_MAX_SEGMENTS = 4 };
+
+/* Whether the products read blocks of this ggml type; and the bytes one row
+ * of `in` columns takes (0 when unsupported or in is not a block multiple). */
+bool lw_qn_type_supported(uint32_t type);
+size_t lw_qn_row_bytes(uint32_t type, int in);
+const char *lw_qn_type_name(uint32_t type);
+
+typedef struct {
+    int row0, rows;        /* rows [row0, row0 + rows) of the matrix */
+    uint32_t type;
+    size_t row_bytes;
+    const uint8_t *data;   /* rows * row_bytes bytes, as in the file */
+} lw_qn_segment;
+
+typedef struct lw_qn_matrix {
+    int out, in;
+    int ld;                /* columns as stored: in, or in rounded up to 32 for a
+                              matrix quantised here (the padding is zeros) */
+    int nseg;
+    lw_qn_segment seg[LW_QN_MAX_SEGMENTS];
+    bool owns;             /* false for a view (lw_qn_rows_view): frees nothing */
+} lw_qn_matrix;
+
+/* An empty matrix of `in` columns; rows come by lw_qn_matrix_append, which
+ * copies `rows` rows of blocks of `type` (the file may be closed after). */
+void lw_qn_matrix_init(lw_qn_matrix *m, int in);
+lw_status lw_qn_matrix_append(lw_qn_matrix *m, uint32_t type, const void *blocks, int rows);
+void lw_qn_matrix_free(lw_qn_matrix *m);
+
+/* w[out][in] quantised to Q8_0 blocks as llama.cpp's quantize_row_q8_0
+ * does (d = max|v| / 127 stored as fp16, q = round(v / d)), each row padded
+ * with zeros to a multiple of 32: `--dtype q8`, for any model. */
+lw_status lw_qn_matrix_quantize_q8_0(lw_qn_matrix *m, const float *w, int out, int in);
+/* Rows [r0, r0 + n) of m, sharing its bytes (for per-part backward products). */
+lw_qn_matrix lw_qn_rows_view(const lw_qn_matrix *m, int r0, int n);
+size_t lw_qn_matrix_bytes(const lw_qn_matrix *m);
+
+/* Row o of m as fp32 (dst[in]): the backward's decode, and the tests' view. */
+void lw_qn_dequant_row(const lw_qn_matrix *m, int o, float *dst);
+
+/* x quantised for the forward: made once per product, then read by every
+ * output column range (the thread pool can split [0, out) among workers). */
+typedef struct {
+    int T, in;     /* in: the matrix's ld (x's rows are padded with zeros to it) */
+    int8_t *qx;    /* T * in */
+    float *sx;     /* T * in/32: the block scales */
+    float *xf;     /* T * in/16: sx_b * X_g, the offsets' weight per 16 columns */
+    float *sxl;    /* T * in/4: sx of each 4 columns (the AVX-512 lanes' scales) */
+} lw_qn_act;
+
+/* x[T][xin] quantised per 32 into rows of ld columns (xin <= ld, ld a
+ * multiple of 32). */
+lw_status lw_qn_act_quantize(lw_qn_act *a, const float *x, int T, int xin, int ld);
+void lw_qn_act_free(lw_qn_act *a);
+
+/* y[t, o] for o in [n0, n1) only (y is still [T, out]); needs a scratch of
+ * one decoded row, allocated here. */
+lw_status matmul_qn_forward_cols(lw_cpu_path path, float *y, const lw_qn_act *a, const lw_qn_matrix *w,
+                                 const float *b, int n0, int n1);
+
+lw_status matmul_qn_forward(float *y, const float *x, const lw_qn_matrix *w, const float *b, int T);
+lw_status matmul_qn_forward_on(lw_cpu_path path, float *y, const float *x, const lw_qn_matrix *w,
+                               const float *b, int T);
+lw_status matmul_qn_backward_x(float *dx, const float *dy, const lw_qn_matrix *w, int T);
+lw_status matmul_qn_backward_x_on(lw_cpu_path path, float *dx, const float *dy, const lw_qn_matrix *w, int T);
+
+#endif

@@ -1,0 +1,38 @@
+/* The per-path kernels behind op_matmul_qn.h (internal). Each computes
+ * y[t, o] for every row t of the quantised activations a and the outputs o
+ * in [n0, n1) of the segment seg (whose rows it decodes into the scratch u,
+ * s, m, c: in bytes, in/16, in/32 and in/16 floats). */
+#ifndef LW_OP_MATMUL_QN_KERNELS_H
+#define LW_OP_MATMUL_QN_KERNELS_H
+
+#include "op_matmul_qn.h"
+
+typedef struct {
+    uint8_t *u;
+    float *s, *m;
+    float *c; /* in/16: m_b - z * s_g, the offsets' factor per 16 columns */
+    /* 16 decoded rows side by side for the AVX-512 panel kernel: up
+     * [in/4][16][4] bytes (4 columns of 16 rows: one vpdpbusd operand), sp
+     * and cp [in/16][16] (s_g and c_g of the 16 rows) */
+    uint8_t *up;
+    float *sp, *cp;
+} qn_scratch;
+
+void qn_forward_scalar(float *y, const lw_qn_act *a, const lw_qn_segment *seg, int out, const float *b, int n0,
+                       int n1, qn_scratch sc);
+void qn_forward_avx2(float *y, const lw_qn_act *a, const lw_qn_segment *seg, int out, const float *b, int n0,
+                     int n1, qn_scratch sc);
+void qn_forward_avx512(float *y, const lw_qn_act *a, const lw_qn_segment *seg, int out, const float *b, int n0,
+                       int n1, qn_scratch sc);
+
+/* The offsets' part of one output, sum_g xf_g * c_g (fp32; c_g = m_b -
+ * z * s_g comes with the decode, op_matmul_qn_decode.h): with it,
+ * y = sum_b sx_b sum_{g in b} s_g I_g + sum_g xf_g c_g. */
+static inline float qn_offsets(const float *xf, const float *c, int in)
+{
+    float acc = 0.0f;
+    for (int g = 0; g < in / 16; g++) acc += xf[g] * c[g];
+    return acc;
+}
+
+#endif
