@@ -108,6 +108,18 @@ lw_status lw_task_file(const lw_manifest *m, const char *tasks_dir, const char *
     return fits ? LW_OK : lw_fail(LW_ERR_INVALID, "task file path too long");
 }
 
+bool lw_named_task_peek(const lw_pair *pair, int argc, char **argv, lw_task *task)
+{
+    const char *name = NULL, *dir = NULL;
+    for (int i = 0; i + 1 < argc; i++) {
+        if (!strcmp(argv[i], "--task")) name = argv[++i];
+        else if (!strcmp(argv[i], "--tasks-dir")) dir = argv[++i];
+    }
+    char path[4096];
+    if (!name || lw_task_file(&pair->manifest, dir, name, path, sizeof path) || lw_task_load(path, task)) return false;
+    return true;
+}
+
 lw_status lw_cache_dir(const char *given, char *out, size_t cap)
 {
     const char *env = getenv("LWC_CACHE_DIR");

@@ -53,6 +53,11 @@ void lw_pair_with_dtype(lw_pair *run, const lw_pair *pair, lw_weights_dtype d);
 bool lw_threads_apply(const char *cmd, int given);
 
 lw_status lw_task_file(const lw_manifest *m, const char *tasks_dir, const char *task, char *out, size_t cap);
+/* A look ahead of a command's own parsing: the task named by --task (and
+ * --tasks-dir) in argv, loaded into *task. False, with nothing held, when
+ * none is named or its file does not load (the command's own path then
+ * reports it). */
+bool lw_named_task_peek(const lw_pair *pair, int argc, char **argv, lw_task *task);
 lw_status lw_cache_dir(const char *given, char *out, size_t cap);
 
 typedef struct {

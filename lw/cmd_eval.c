@@ -453,13 +453,7 @@ done:
  * left to the classification path, which reports it as it always has. */
 static bool answer_task(const lw_pair *pair, int argc, char **argv, lw_task *task)
 {
-    const char *name = NULL, *dir = NULL;
-    for (int i = 0; i + 1 < argc; i++) {
-        if (!strcmp(argv[i], "--task")) name = argv[++i];
-        else if (!strcmp(argv[i], "--tasks-dir")) dir = argv[++i];
-    }
-    char path[4096];
-    if (!name || lw_task_file(&pair->manifest, dir, name, path, sizeof path) || lw_task_load(path, task)) return false;
+    if (!lw_named_task_peek(pair, argc, argv, task)) return false;
     if (task->kind != LW_TASK_CLASSIFY) return true;
     lw_task_free(task);
     return false;

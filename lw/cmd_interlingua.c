@@ -34,13 +34,7 @@ enum { RESAMPLES = 1000, BOOT_SEED = 1 };
 bool lw_interlingua_task(const lw_pair *pair, int argc, char **argv, lw_task *task)
 {
     if (!pair->manifest.has_interlingua) return false;
-    const char *name = NULL, *dir = NULL;
-    for (int i = 0; i + 1 < argc; i++) {
-        if (!strcmp(argv[i], "--task")) name = argv[++i];
-        else if (!strcmp(argv[i], "--tasks-dir")) dir = argv[++i];
-    }
-    char path[4096];
-    if (!name || lw_task_file(&pair->manifest, dir, name, path, sizeof path) || lw_task_load(path, task)) return false;
+    if (!lw_named_task_peek(pair, argc, argv, task)) return false;
     if (task->kind == LW_TASK_GENERATE) return true;
     lw_task_free(task);
     return false;

@@ -43,27 +43,46 @@ static lw_status resolve(const char *spec, bool passive, struct addrinfo **res)
     return LW_OK;
 }
 
-lw_status lw_socket_listen(const char *spec, int backlog, int *fd, int *port)
+/* What listen and connect share: a socket on the first of spec's addresses
+ * that takes it, bound and listening (listening; SO_REUSEADDR) or connected
+ * (TCP_NODELAY). *fd = -1 when none did, with the last failure's errno in
+ * *err; the status is resolve's alone. */
+static lw_status open_first(const char *spec, bool listening, int backlog, int *fd, int *err)
 {
-    struct addrinfo *res, *a;
-    lw_status st = resolve(spec, true, &res);
+    struct addrinfo *res;
+    lw_status st = resolve(spec, listening, &res);
     if (st) return st;
-    int err = 0;
+    *err = 0;
     *fd = -1;
-    for (a = res; a && *fd < 0; a = a->ai_next) {
+    for (struct addrinfo *a = res; a && *fd < 0; a = a->ai_next) {
         int s = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol), one = 1;
         if (s < 0) {
-            err = errno;
+            *err = errno;
             continue;
         }
-        setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(s, a->ai_addr, a->ai_addrlen) == 0 && listen(s, backlog) == 0) *fd = s;
+        bool ok;
+        if (listening) {
+            setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            ok = bind(s, a->ai_addr, a->ai_addrlen) == 0 && listen(s, backlog) == 0;
+        } else {
+            ok = connect(s, a->ai_addr, a->ai_addrlen) == 0;
+            if (ok) setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
+        if (ok) *fd = s;
         else {
-            err = errno;
+            *err = errno;
             close(s);
         }
     }
     freeaddrinfo(res);
+    return LW_OK;
+}
+
+lw_status lw_socket_listen(const char *spec, int backlog, int *fd, int *port)
+{
+    int err;
+    lw_status st = open_first(spec, true, backlog, fd, &err);
+    if (st) return st;
     if (*fd < 0) return lw_fail(LW_ERR_IO, "cannot listen on %s: %s", spec, strerror(err));
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
@@ -80,25 +99,8 @@ lw_status lw_socket_listen(const char *spec, int backlog, int *fd, int *port)
 
 lw_status lw_socket_connect(const char *spec, int *fd)
 {
-    struct addrinfo *res, *a;
-    lw_status st = resolve(spec, false, &res);
+    int err;
+    lw_status st = open_first(spec, false, 0, fd, &err);
     if (st) return st;
-    int err = 0;
-    *fd = -1;
-    for (a = res; a && *fd < 0; a = a->ai_next) {
-        int s = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol), one = 1;
-        if (s < 0) {
-            err = errno;
-            continue;
-        }
-        if (connect(s, a->ai_addr, a->ai_addrlen) == 0) {
-            setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            *fd = s;
-        } else {
-            err = errno;
-            close(s);
-        }
-    }
-    freeaddrinfo(res);
     return *fd < 0 ? lw_fail(LW_ERR_IO, "cannot connect to %s: %s", spec, strerror(err)) : LW_OK;
 }

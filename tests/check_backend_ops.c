@@ -485,11 +485,23 @@ static void attention_reference(inst *I)
     free(s);
 }
 
-/* n_sink 0 goes through the plain entry points, so both are run. */
+/* n_sink 0 goes through the plain entry points, so both are run. Then the
+ * online-softmax form (att NULL) into tmp, held to the stored-probabilities
+ * form (itself held to the reference) with the op's tolerance: the inputs
+ * are the finite differences' perturbed ones too, which the reference is not. */
 static lw_status attention_forward_drv(inst *I)
 {
     if (D(8)) attention_forward_sink(OUT(0), OUT(1), IN(0), IN(1), IN(2), D(0), D(1), D(2), D(3), D(4), &I->ap, D(8));
     else attention_forward(OUT(0), OUT(1), IN(0), IN(1), IN(2), D(0), D(1), D(2), D(3), D(4), &I->ap);
+    size_t n = I->out[0].n;
+    for (size_t a = 0; a < n; a++) I->tmp[a] = NAN;
+    if (D(8)) attention_forward_sink(I->tmp, NULL, IN(0), IN(1), IN(2), D(0), D(1), D(2), D(3), D(4), &I->ap, D(8));
+    else attention_forward(I->tmp, NULL, IN(0), IN(1), IN(2), D(0), D(1), D(2), D(3), D(4), &I->ap);
+    const op_entry *e = &OPS[LW_OPL_ATTENTION];
+    for (size_t a = 0; a < n; a++)
+        if (!(fabs((double)I->tmp[a] - OUT(0)[a]) <= e->atol + e->rtol * fabs(OUT(0)[a])))
+            return lw_fail(LW_ERR_INVALID, "%s: the online softmax (att NULL) gives out[%zu] = %.9g, with att %.9g",
+                           I->c->label, a, (double)I->tmp[a], (double)OUT(0)[a]);
     return LW_OK;
 }
 
@@ -511,18 +523,37 @@ static double gelu_tanh_ref(double x)
     return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
 }
 
+/* A scale > 1 reaches |x| where sigmoid saturates and the vector exp clamps. */
+static float act_scale(const inst *I, int k) { return D(k) > 0 ? (float)D(k) : 1.0f; }
+
 static void glu_setup(inst *I)
 {
-    add_in(I, "gate", D(0), 4, true);
+    add_in(I, "gate", D(0), 4 * act_scale(I, 2), true);
     add_in(I, "up", D(0), 2, true);
     add_out(I, "out", D(0));
+    add_grad_ref(I, 0);
+    add_grad_ref(I, 1);
 }
 
+/* d/dx of x sigmoid(z(x)) in double: the SiLU and the tanh GELU (whose
+ * 0.5 (1 + tanh u) is sigmoid(2u)). */
+static double act_grad_ref(double x, bool gelu)
+{
+    double k = 0.7978845608028654, c = 0.044715;
+    double z = gelu ? 2 * k * (x + c * x * x * x) : x, dz = gelu ? 2 * k * (1 + 3 * c * x * x) : 1;
+    double s = 1 / (1 + exp(-z));
+    return s + x * s * (1 - s) * dz;
+}
+
+/* Forward, and the gradients with dy = R (GRAD_START + the term; mag the term). */
 static void glu_reference(inst *I)
 {
     for (int k = 0; k < D(0); k++) {
         double g = IN(0)[k], a = D(1) ? gelu_tanh_ref(g) : g / (1.0 + exp(-g)), y = a * IN(1)[k];
         I->want[0][k] = y, I->mag[0][k] = fabs(y);
+        double dg = (double)I->r[k] * IN(1)[k] * act_grad_ref(g, D(1)), du = (double)I->r[k] * a;
+        I->gwant[0][k] = GRAD_START + dg, I->gmag[0][k] = fabs(dg);
+        I->gwant[1][k] = GRAD_START + du, I->gmag[1][k] = fabs(du);
     }
 }
 
@@ -542,13 +573,19 @@ static lw_status glu_backward_drv(inst *I, const float *dy)
 
 static void gelu_setup(inst *I)
 {
-    add_in(I, "x", D(0), 4, true);
+    bool tanh_form = I->c->op == LW_OPL_GELU_TANH;
+    add_in(I, "x", D(0), 4 * (tanh_form ? act_scale(I, 1) : 1.0f), true);
     add_out(I, "y", D(0));
+    if (tanh_form) add_grad_ref(I, 0);
 }
 
 static void gelu_reference(inst *I)
 {
-    for (int k = 0; k < D(0); k++) I->want[0][k] = gelu_tanh_ref(IN(0)[k]), I->mag[0][k] = fabs(I->want[0][k]);
+    for (int k = 0; k < D(0); k++) {
+        I->want[0][k] = gelu_tanh_ref(IN(0)[k]), I->mag[0][k] = fabs(I->want[0][k]);
+        double dx = (double)I->r[k] * act_grad_ref(IN(0)[k], true);
+        I->gwant[0][k] = GRAD_START + dx, I->gmag[0][k] = fabs(dx);
+    }
 }
 
 static lw_status gelu_forward_drv(inst *I)
@@ -655,6 +692,64 @@ static lw_status ce_backward_drv(inst *I, const float *dy)
     return LW_OK;
 }
 
+/* ---- the output head fused with log-softmax ---------------------------- */
+
+/* Inputs x[T, H] and w[V, H]; out 0 the picked log-probs, out 1 lse[T].
+ * ints: the pairs' rows, then their ids. */
+static void head_setup(inst *I)
+{
+    int T = D(0), H = D(1), V = D(2), n = D(3);
+    add_in(I, "x", (size_t)T * H, 1, true);
+    add_in(I, "w", (size_t)V * H, 1, true);
+    add_out(I, "logp", n);
+    add_out(I, "lse", T);
+    I->ints = xalloc(2 * (size_t)n * sizeof *I->ints);
+    for (int k = 0; k < n; k++) {
+        I->ints[k] = n > T && T == 2 ? 0 : k % T;
+        I->ints[n + k] = k == n - 1 ? V - 1 : (7 * k + 3) % V;
+    }
+    I->aux = xalloc(HEAD_SCRATCH * sizeof(float));
+}
+
+/* In double: the logits, their logsumexp, and the picked ones; mag is the
+ * sum of |terms| of the difference (|picked logit| + |lse|). */
+static void head_reference(inst *I)
+{
+    int T = D(0), H = D(1), V = D(2), n = D(3);
+    double *l = xalloc((size_t)T * V * sizeof *l);
+    for (int t = 0; t < T; t++) {
+        double mx = -INFINITY, sum = 0;
+        for (int v = 0; v < V; v++) {
+            double d = 0;
+            for (int i = 0; i < H; i++) d += (double)IN(0)[(size_t)t * H + i] * IN(1)[(size_t)v * H + i];
+            l[(size_t)t * V + v] = d, mx = fmax(mx, d);
+        }
+        for (int v = 0; v < V; v++) sum += exp(l[(size_t)t * V + v] - mx);
+        I->want[1][t] = mx + log(sum), I->mag[1][t] = fabs(mx) + log(sum);
+    }
+    for (int k = 0; k < n; k++) {
+        int t = I->ints[k], id = I->ints[n + k];
+        I->want[0][k] = l[(size_t)t * V + id] - I->want[1][t];
+        I->mag[0][k] = fabs(l[(size_t)t * V + id]) + I->mag[1][t];
+    }
+    free(l);
+}
+
+static lw_status head_forward_drv(inst *I)
+{
+    int n = D(3);
+    head_logsoftmax_forward(OUT(0), OUT(1), IN(0), IN(1), D(0), D(1), D(2), I->ints, I->ints + n, n, I->aux);
+    return LW_OK;
+}
+
+static lw_status head_backward_drv(inst *I, const float *dy)
+{
+    int n = D(3);
+    head_logsoftmax_backward(I->in[0].g, I->in[1].g, dy, IN(0), IN(1), D(0), D(1), D(2), I->ints, I->ints + n, n,
+                             OUT(1), I->aux);
+    return LW_OK;
+}
+
 #undef D
 #undef IN
 #undef OUT
@@ -675,6 +770,7 @@ static const driver DRIVERS[LW_OPL_COUNT] = {
     [LW_OPL_GELU_ERF] = {gelu_setup, gelu_erf_reference, gelu_erf_forward_drv, gelu_erf_backward_drv},
     [LW_OPL_EMBEDDING] = {embedding_setup, embedding_reference, embedding_forward_drv, NULL},
     [LW_OPL_CROSS_ENTROPY] = {ce_setup, ce_reference, ce_forward_drv, ce_backward_drv},
+    [LW_OPL_HEAD_LOGSOFTMAX] = {head_setup, head_reference, head_forward_drv, head_backward_drv},
 };
 
 /* ---- the checks of one (op, backend), in a child process ------------------ */

@@ -4,6 +4,7 @@
  * the real weights files. */
 #include "testlib.h"
 #include "manifest.h"
+#include "manifest_text.h"
 #include "manifest_weights.h"
 
 #include <dirent.h>
@@ -11,25 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The smallest manifest the schema accepts: everything else is a default. */
-static const char *BASE =
-    "{\"lwc_manifest\": 1, \"name\": \"a_to_b\","
-    " \"sender\": {\"name\": \"a\", \"family\": \"llama\", \"hidden\": 576, \"n_layers\": 30, \"n_heads\": 9,"
-    "   \"ffn\": 1536, \"norm_eps\": 1e-5, \"rope_theta\": 100000, \"vocab\": 49152, \"context\": 8192,"
-    "   \"tied_embeddings\": true, \"embed_rms\": 0.1,"
-    "   \"weights\": {\"path\": \"a.gguf\", \"format\": \"gguf\"}, \"tokenizer\": {\"kind\": \"gguf\"}},"
-    " \"receiver\": {\"name\": \"b\", \"family\": \"gemma3\", \"hidden\": 640, \"n_layers\": 18,"
-    "   \"n_heads\": 4, \"n_kv_heads\": 1, \"head_dim\": 256, \"ffn\": 2048, \"norm_eps\": 1e-6,"
-    "   \"rope_theta\": 1e6, \"vocab\": 262144, \"context\": 32768, \"tied_embeddings\": true,"
-    "   \"embed_rms\": 1.0, \"weights\": {\"path\": \"/abs/b.gguf\", \"format\": \"gguf\"},"
-    "   \"tokenizer\": {\"path\": \"tok/b.json\", \"kind\": \"spm_json\"}},"
-    " \"bridge\": {\"source_layer\": 20}}";
-
 static const char *FILE_NAME = "d/m.json";
 
 static json_t *base(void)
 {
-    json_t *j = json_loads(BASE, 0, NULL);
+    char *text = tl_manifest_text("");   /* the smallest manifest the schema accepts */
+    json_t *j = json_loads(text, 0, NULL);
+    free(text);
     ck_assert_ptr_nonnull(j);
     return j;
 }

@@ -7,43 +7,22 @@
 #include "gen_runtime.h"
 #include "fileutil.h"
 #include "manifest.h"
+#include "manifest_text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The smallest manifest the schema accepts (as in check_manifest_adapters.c). */
-static const char *BASE =
-    "{\"lwc_manifest\": 1, \"name\": \"a_to_b\","
-    " \"sender\": {\"name\": \"a\", \"family\": \"llama\", \"hidden\": 576, \"n_layers\": 30, \"n_heads\": 9,"
-    "   \"ffn\": 1536, \"norm_eps\": 1e-5, \"rope_theta\": 100000, \"vocab\": 49152, \"context\": 8192,"
-    "   \"tied_embeddings\": true, \"embed_rms\": 0.1,"
-    "   \"weights\": {\"path\": \"a.gguf\", \"format\": \"gguf\"}, \"tokenizer\": {\"kind\": \"gguf\"}},"
-    " \"receiver\": {\"name\": \"b\", \"family\": \"gemma3\", \"hidden\": 640, \"n_layers\": 18,"
-    "   \"n_heads\": 4, \"n_kv_heads\": 1, \"head_dim\": 256, \"ffn\": 2048, \"norm_eps\": 1e-6,"
-    "   \"rope_theta\": 1e6, \"vocab\": 262144, \"context\": 32768, \"tied_embeddings\": true,"
-    "   \"embed_rms\": 1.0, \"weights\": {\"path\": \"/abs/b.gguf\", \"format\": \"gguf\"},"
-    "   \"tokenizer\": {\"path\": \"tok/b.json\", \"kind\": \"spm_json\"}},"
-    " \"bridge\": {\"source_layer\": 20}";
-
+/* The smallest manifest (tests/testlib/manifest_text.h) plus `extra`
+ * top-level members (", \"lora\": {...}"), read as /d/m.json. */
 static lw_status parse_with(const char *extra, lw_manifest *m)
 {
-    size_t n = strlen(BASE) + strlen(extra) + 2;
-    char *text = malloc(n);
-    snprintf(text, n, "%s%s}", BASE, extra);
-    lw_status st = lw_manifest_parse(text, strlen(text), "/d/m.json", m);
-    free(text);
-    return st;
+    return tl_manifest_parse_with(extra, "/d/m.json", m);
 }
 
 static void expect_error(const char *extra, lw_status code, const char *message)
 {
-    lw_manifest *m = malloc(sizeof *m);
-    lw_status st = parse_with(extra, m);
-    free(m);
-    ck_assert_msg(st == code, "%s: status %s, want %s; message: %s", extra, lw_status_name(st),
-                  lw_status_name(code), lw_last_error());
-    ck_assert_str_eq(lw_last_error(), message);
+    tl_manifest_expect_error(extra, "/d/m.json", code, message);
 }
 
 START_TEST(absent_is_off_and_fields_are_read)

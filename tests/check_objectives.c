@@ -4,6 +4,7 @@
  * loss against the scores it must equal, and the packed step with the
  * terms on against one example at a time. */
 #include "testlib.h"
+#include "bridge_grad_check.h"
 #include "tiny_models.h"
 
 #include <jansson.h>
@@ -83,39 +84,9 @@ END_TEST
  * central differences of lw_trainer_loss. */
 static void check_bridge_gradient(pair *p, int n_examples)
 {
-    lw_bridge *b = &p->bridge;
-    float *g = malloc(b->n_params * sizeof(float));
-    ck_assert_ptr_nonnull(g);
-    for (int i = 0; i < n_examples; i++) {
-        int T = p->states.tokens[i], label = p->data.examples[i].label;
-        const float *x = p->states.mem + p->states.offset[i];
-        lw_bridge_zero_grad(b);
-        float loss;
-        ck_assert_int_eq(lw_trainer_example(&p->trainer, x, T, label, 1.0f, &loss, NULL), LW_OK);
-        memcpy(g, b->grads, b->n_params * sizeof(float));
-        int checked = 0, trainable = 0;
-        for (int k = 0; k < b->n_tensors; k++) {
-            const lw_bridge_tensor *tt = &b->tensors[k];
-            if (!tt->trainable) continue;
-            trainable++;
-            size_t best = tt->offset;
-            for (size_t j = tt->offset; j < tt->offset + tt->count; j++)
-                if (fabsf(g[j]) > fabsf(g[best])) best = j;
-            if (fabsf(g[best]) < 0.02f) continue;
-            float keep = b->params[best], eps = 1e-3f, lp, lm;
-            b->params[best] = keep + eps;
-            ck_assert_int_eq(lw_trainer_loss(&p->trainer, x, T, label, &lp), LW_OK);
-            b->params[best] = keep - eps;
-            ck_assert_int_eq(lw_trainer_loss(&p->trainer, x, T, label, &lm), LW_OK);
-            b->params[best] = keep;
-            double fd = ((double)lp - lm) / (2.0 * eps);
-            ck_assert_msg(fabs(fd - g[best]) <= 1e-2 + 3e-2 * fabs(fd), "example %d, %s[%zu]: analytic %g, fd %g", i,
-                          tt->name, best - tt->offset, (double)g[best], fd);
-            checked++;
-        }
-        ck_assert_int_ge(checked, trainable / 2);
-    }
-    free(g);
+    for (int i = 0; i < n_examples; i++)
+        tl_check_bridge_gradient(&p->trainer, &p->bridge, p->states.mem + p->states.offset[i], p->states.tokens[i],
+                                 p->data.examples[i].label, i);
 }
 
 static float *with_alignment(pair *p, float w)

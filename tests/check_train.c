@@ -6,6 +6,7 @@
  * receiver matches finite differences, that training separates the classes,
  * and that a resumed run ends bit for bit where the straight run ends. */
 #include "testlib.h"
+#include "bridge_grad_check.h"
 #include "tiny_models.h"
 
 #include <math.h>
@@ -85,39 +86,10 @@ START_TEST(bridge_gradient_through_receiver_matches_finite_differences)
 {
     pair p;
     setup(&p, 0.3f, 1);
-    lw_bridge *b = &p.bridge;
     for (int i = 0; i < 4; i++) {   /* both labels, so both verbalizer lengths */
         int T;
         const float *x = example(&p, i, &T);
-        int label = p.data.examples[i].label;
-        lw_bridge_zero_grad(b);
-        float loss;
-        ck_assert_int_eq(lw_trainer_example(&p.trainer, x, T, label, 1.0f, &loss, NULL), LW_OK);
-        float *g = malloc(b->n_params * sizeof(float));
-        memcpy(g, b->grads, b->n_params * sizeof(float));
-        int checked = 0, trainable = 0;
-        for (int k = 0; k < b->n_tensors; k++) {
-            const lw_bridge_tensor *tt = &b->tensors[k];
-            if (!tt->trainable) continue;   /* the input_norm buffers: no gradient by design */
-            trainable++;
-            size_t best = tt->offset;
-            for (size_t j = tt->offset; j < tt->offset + tt->count; j++)
-                if (fabsf(g[j]) > fabsf(g[best])) best = j;
-            if (fabsf(g[best]) < 0.02f) continue;
-            float keep = b->params[best], eps = 1e-3f, lp, lm;
-            b->params[best] = keep + eps;
-            ck_assert_int_eq(lw_trainer_loss(&p.trainer, x, T, label, &lp), LW_OK);
-            b->params[best] = keep - eps;
-            ck_assert_int_eq(lw_trainer_loss(&p.trainer, x, T, label, &lm), LW_OK);
-            b->params[best] = keep;
-            double fd = ((double)lp - lm) / (2.0 * eps);
-            double tol = 1e-2 + 3e-2 * fabs(fd);
-            ck_assert_msg(fabs(fd - g[best]) <= tol, "example %d, %s[%zu]: analytic %g, finite difference %g", i,
-                          tt->name, best - tt->offset, (double)g[best], fd);
-            checked++;
-        }
-        ck_assert_int_ge(checked, trainable / 2);
-        free(g);
+        tl_check_bridge_gradient(&p.trainer, &p.bridge, x, T, p.data.examples[i].label, i);
     }
     teardown(&p);
 }

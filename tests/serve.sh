@@ -32,11 +32,7 @@ if [ "${LWC_HAVE_MHD:-yes}" = no ]; then
 fi
 command -v curl >/dev/null || { echo "serve: needs curl (apt-get install curl)"; exit 1; }
 
-tiny="--task sst2 --data $data --limit-train 8 --batch 2 --lr 1e-3 --warmup 1 --quiet --soft-tokens 4"
-"$lw" train $tiny --steps 2 --out "$w/bridge"
-"$lw" train $tiny --steps 1 --out "$w/other"
-ck=$w/bridge/final
-head -n 6 "$data/dev.jsonl" > "$w/rows.jsonl"
+wire_fixture "$lw"
 "$lw" eval --task sst2 --split "$w/rows.jsonl" --checkpoint "$ck" --quiet --scores "$w/eval.scores" >/dev/null
 "$lw" send --task sst2 --checkpoint "$ck" --input "$w/rows.jsonl" --out "$w/msgs" --quiet
 "$lw" send --task sst2 --checkpoint "$w/other/final" --text "a film" --out "$w/foreign" --quiet

@@ -34,11 +34,7 @@ within() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a <= b)}'; }
 
 "$lwc" build --quiet "$srcdir/pairs/stories260k_to_smollm2-135m.json" -o "$w/build"
 lw=$w/build/stories260k_to_smollm2-135m/lw
-tiny="--task sst2 --data $data --limit-train 8 --batch 2 --lr 1e-3 --warmup 1 --quiet --soft-tokens 4"
-"$lw" train $tiny --steps 2 --out "$w/bridge"
-"$lw" train $tiny --steps 1 --out "$w/other"
-ck=$w/bridge/final
-head -n 6 "$data/dev.jsonl" > "$w/rows.jsonl"
+wire_fixture "$lw"
 
 "$lw" eval --task sst2 --split "$w/rows.jsonl" --checkpoint "$ck" --quiet --scores "$w/eval.scores" >/dev/null
 check "eval --scores wrote 6 lines" test "$(grep -c '"scores":{"negative":' "$w/eval.scores")" = 6

@@ -44,20 +44,40 @@ double lw_log_prob(const float *logits, int V, int id)
 /* Rows of the output head per product: 64 x 262,144 floats for Gemma is 64 MiB. */
 #define SCORE_CHUNK 64
 
-/* scores[k] += the log-probs of verb[k][1..] from the n_rows final-normed
- * rows in hid (label by label, verb_len[k] - 1 rows each), the head applied
- * SCORE_CHUNK rows at a time. */
+/* The log-probs of verb[k][1..] from the n_rows final-normed rows in hid
+ * (label by label, verb_len[k] - 1 rows each), added to scores[k]. With an
+ * fp32 head, one fused pass (ops.h head_logsoftmax_forward: the vocabulary
+ * in blocks, a running logsumexp per row, only the picked columns kept);
+ * a narrow (bf16) head goes through its own product SCORE_CHUNK rows at a
+ * time, whole rows of logits. */
 static lw_status add_continuations(const lw_model *m, const float *hid, int n_rows, int n_labels,
                                    const int *const *verb, const int *verb_len, double *scores)
 {
-    int V = m->cfg.vocab, H = m->cfg.hidden, chunk = n_rows < SCORE_CHUNK ? n_rows : SCORE_CHUNK;
+    int V = m->cfg.vocab, H = m->cfg.hidden;
+    lw_weight_ref head = lw_model_weight(m, -1, LW_W_OUTPUT);
+    if (!head.bf16) {
+        float *buf = malloc((HEAD_SCRATCH + 2 * (size_t)n_rows) * sizeof *buf);
+        int *pairs = malloc(2 * (size_t)n_rows * sizeof *pairs);
+        if (!buf || !pairs) {
+            free(buf), free(pairs);
+            return lw_fail(LW_ERR_NOMEM, "scoring %s: out of memory for %d rows", m->cfg.name, n_rows);
+        }
+        float *logp = buf + HEAD_SCRATCH, *lse = logp + n_rows;
+        for (int k = 0, r = 0; k < n_labels; k++)
+            for (int i = 1; i < verb_len[k]; i++, r++) pairs[r] = r, pairs[n_rows + r] = verb[k][i];
+        head_logsoftmax_forward(logp, lse, hid, head.f32, n_rows, H, V, pairs, pairs + n_rows, n_rows, buf);
+        for (int k = 0, r = 0; k < n_labels; k++)
+            for (int i = 1; i < verb_len[k]; i++) scores[k] += logp[r++];
+        free(buf), free(pairs);
+        return LW_OK;
+    }
+    int chunk = n_rows < SCORE_CHUNK ? n_rows : SCORE_CHUNK;
     float *logits = malloc((size_t)chunk * V * sizeof *logits);
     if (!logits) return lw_fail(LW_ERR_NOMEM, "scoring %s: out of memory for %d rows of logits", m->cfg.name, chunk);
     int k = 0, i = 1;   /* the row's label and its token after the row */
     for (int r0 = 0; r0 < n_rows; r0 += chunk) {
         int nr = n_rows - r0 < chunk ? n_rows - r0 : chunk;
-        lw_status st = lw_weight_forward(logits, hid + (size_t)r0 * H, lw_model_weight(m, -1, LW_W_OUTPUT), NULL, nr,
-                                         H, V);
+        lw_status st = lw_weight_forward(logits, hid + (size_t)r0 * H, head, NULL, nr, H, V);
         if (st) {
             free(logits);
             return st;
@@ -71,13 +91,27 @@ static lw_status add_continuations(const lw_model *m, const float *hid, int n_ro
     return LW_OK;
 }
 
+/* log sum_v exp(logits[v]) in double, as lw_log_prob takes it. */
+static double log_sum_exp(const float *logits, int V)
+{
+    float mx = -INFINITY;
+    for (int i = 0; i < V; i++)
+        if (logits[i] > mx) mx = logits[i];
+    double sum = 0.0;
+    for (int i = 0; i < V; i++) sum += exp((double)(logits[i] - mx));
+    return (double)mx + log(sum);
+}
+
 lw_status lw_score_verbalizers(const lw_model *m, lw_state *s, const lw_receiver_adapters *ad, int P,
                                const float *last, int n_labels, const int *const *verb, const int *verb_len,
                                double *scores)
 {
     int V = m->cfg.vocab, H = m->cfg.hidden, n_rows = 0;
+    /* the last row's logsumexp once for every label (Banking77: 77 passes
+     * over the vocabulary before) */
+    double lse = log_sum_exp(last, V);
     for (int k = 0; k < n_labels; k++) {
-        scores[k] = lw_log_prob(last, V, verb[k][0]);
+        scores[k] = (double)last[verb[k][0]] - lse;
         n_rows += verb_len[k] - 1;
     }
     if (n_rows == 0) return LW_OK;

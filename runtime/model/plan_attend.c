@@ -56,9 +56,11 @@ static void attend_segments(const lw_model *m, lw_state *s, int l, int pos0, con
     memcpy(s->seg_k + np, keys, (size_t)pos0 * kvd * sizeof(float));
     memcpy(s->seg_v + np, values, (size_t)pos0 * kvd * sizeof(float));
     /* saving activations, each segment's probabilities [Hq, len, P + pos0 + len]
-     * follow the previous segment's (one attention call per segment) */
+     * follow the previous segment's (one attention call per segment); not
+     * saving, none are stored (the op's online softmax) */
     for (int g = 0, r0 = 0; g < args->n_segments; r0 += args->segment_len[g++]) {
         int len = args->segment_len[g];
+        float *probs = s->save_acts ? att : NULL;
         if (P > 0) {
             memcpy(s->seg_k, ad->prefix_k + g * per_segment + (size_t)l * np, np * sizeof(float));
             memcpy(s->seg_v, ad->prefix_v + g * per_segment + (size_t)l * np, np * sizeof(float));
@@ -69,7 +71,7 @@ static void attend_segments(const lw_model *m, lw_state *s, int l, int pos0, con
             int rows = len - t0 < s->att_rows ? len - t0 : s->att_rows;
             lw_attention_params p = {.causal = true, .q_offset = P + pos0 + t0, .window = window,
                                      .scale = m->attn_scale};
-            attention_forward_sink(out + (size_t)(r0 + t0) * qd, att, q + (size_t)(r0 + t0) * qd, s->seg_k,
+            attention_forward_sink(out + (size_t)(r0 + t0) * qd, probs, q + (size_t)(r0 + t0) * qd, s->seg_k,
                                    s->seg_v, rows, P + pos0 + t0 + rows, c->n_heads, c->n_kv_heads, c->head_dim,
                                    &p, P);
         }
@@ -78,7 +80,9 @@ static void attend_segments(const lw_model *m, lw_state *s, int l, int pos0, con
 }
 
 /* Causal (optionally windowed) attention of T rows at positions pos0.. over
- * the cache, a few query rows at a time unless everything is being saved.
+ * the cache, a few query rows at a time unless everything is being saved
+ * (then the probabilities go to att for backward; otherwise the op's online
+ * softmax stores none).
  * A deep prefix of P keys comes first, visible to every row (n_sink: the
  * window spares it); the rows' own positions are unchanged. */
 static void attend(const lw_model *m, lw_state *s, int l, int T, int pos0, const lw_receiver_adapters *ad,
@@ -98,7 +102,8 @@ static void attend(const lw_model *m, lw_state *s, int l, int T, int pos0, const
         if (s->save_acts || P > 0) k0 = 0;     /* backward expects att over all keys; a prefix precedes all */
         lw_attention_params p = {.causal = true, .q_offset = P + first - k0, .window = window,
                                  .scale = m->attn_scale};
-        attention_forward_sink(out + (size_t)t0 * qd, att, q + (size_t)t0 * qd, keys + (size_t)k0 * kvd,
+        attention_forward_sink(out + (size_t)t0 * qd, s->save_acts ? att : NULL, q + (size_t)t0 * qd,
+                               keys + (size_t)k0 * kvd,
                                values + (size_t)k0 * kvd, rows, P + k1 - k0, c->n_heads, c->n_kv_heads,
                                c->head_dim, &p, P);
     }

@@ -7,13 +7,6 @@
 #include "label_scoring.h"
 #include "ops.h"
 
-static float *falloc(size_t n, bool *ok)
-{
-    float *p = calloc(n ? n : 1, sizeof(float));
-    if (!p) *ok = false;
-    return p;
-}
-
 /* Rows every label's verbalizer but its last adds after a prompt: the
  * scoring state holds them all at once (lw_score_verbalizers' one pass). */
 static int score_positions(const lw_model *m, const lw_receiver_layout *layout, int max_T)
@@ -41,24 +34,10 @@ lw_status lw_receiver_pass_alloc(lw_receiver_pass *p, const lw_model *m, const l
         lw_receiver_pass_free(p);
         return st;
     }
-    bool ok = true;
-    size_t H = (size_t)c->hidden, V = (size_t)c->vocab, L = (size_t)layout->max_verb, T = (size_t)max_T;
-    p->embeds = falloc(T * H, &ok);
-    p->d_embeds = falloc(T * H, &ok);
-    p->final = falloc(T * H, &ok);
-    p->logits = falloc(L * V, &ok);
-    p->probs = falloc(L * V, &ok);
-    p->dlogits = falloc(L * V, &ok);
-    p->last = falloc(V, &ok);
-    p->ids = calloc(T, sizeof *p->ids);
-    p->rows = calloc(T, sizeof *p->rows);
-    p->targets = calloc(T, sizeof *p->targets);
-    p->is_embed = calloc(T, sizeof *p->is_embed);
-    if (!ok || !p->ids || !p->rows || !p->targets || !p->is_embed) {
-        lw_receiver_pass_free(p);
-        return lw_fail(LW_ERR_NOMEM, "%s: out of memory for %zu positions of vocab %zu", who, T, V);
-    }
-    return LW_OK;
+    st = lw_pass_rows_alloc(&p->rows_buf, (size_t)max_T, (size_t)c->hidden, (size_t)layout->max_verb,
+                            (size_t)c->vocab, who);
+    if (st) lw_receiver_pass_free(p);
+    return st;
 }
 
 void lw_receiver_pass_free(lw_receiver_pass *p)
@@ -67,17 +46,7 @@ void lw_receiver_pass_free(lw_receiver_pass *p)
     lw_state_free(p->state);
     lw_state_free(p->score_state);
     lw_backward_scratch_free(p->bwd);
-    free(p->embeds);
-    free(p->d_embeds);
-    free(p->final);
-    free(p->logits);
-    free(p->probs);
-    free(p->dlogits);
-    free(p->last);
-    free(p->ids);
-    free(p->rows);
-    free(p->targets);
-    free(p->is_embed);
+    lw_pass_rows_free(&p->rows_buf);
     memset(p, 0, sizeof *p);
 }
 

@@ -31,6 +31,7 @@
 
 #include "adapters.h"
 #include "model.h"
+#include "pass_rows.h"
 #include "receiver_input.h"
 #include "status.h"
 
@@ -43,11 +44,7 @@ typedef struct {
     lw_state *state;                     /* saves activations; max_T + extra positions */
     lw_state *score_state;               /* scoring: no saved activations; room for every label's rows */
     lw_backward_scratch *bwd;
-    float *embeds, *d_embeds, *final;    /* [max_T, hidden] */
-    float *logits, *probs, *dlogits;     /* [max_verb, vocab] */
-    float *last;                         /* [vocab] */
-    int *ids, *rows, *targets;           /* [max_T] */
-    bool *is_embed;                      /* [max_T] */
+    LW_PASS_ROWS_IN_PASS;                /* embeds ... is_embed: T = max_T, L = max_verb */
     bool no_head_cache;                  /* always run from position 0 */
     bool head_cached;                    /* state holds the layout's before rows */
     int last_head;                       /* rows the last loss call skipped (0 or n_before) */

@@ -1,14 +1,17 @@
 /* Scaled dot-product attention with grouped-query heads, a causal mask, a
  * sliding window and a query offset (a continuation over a cache or a
  * prefix). Memory beyond the outputs is O(1): the probabilities go to att,
- * which backward needs anyway. */
+ * which backward needs anyway; with att NULL (inference) the forward is one
+ * online-softmax pass per query row and stores no scores. */
 #include "ops.h"
-
-#include "cpu_threads.h"
 
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
+
+#include "cpu_path.h"
+#include "cpu_threads.h"
+#include "op_attention_kernels.h"
 
 /* The keys query i may see form one interval [*lo, *hi) of [0, Tk), plus
  * the sink keys [0, *sink_hi) the window spares (*sink_hi < *lo, else 0). */
@@ -51,10 +54,60 @@ static float dot(const float *a, const float *b, int n)
     return (s0 + s1) + (s2 + s3);
 }
 
+static void axpy(float *y, float s, const float *x, int n)
+{
+    for (int d = 0; d < n; d++) y[d] += s * x[d];
+}
+
+/* The dot product and axpy over head_dim of the process's path (cpu_path.h):
+ * the scalar ones above are the reference, the AVX2/AVX-512 ones
+ * (op_attention_kernels.h) sum in another order. Chosen once per call. */
+typedef struct {
+    float (*dot)(const float *a, const float *b, int n);
+    void (*axpy)(float *y, float s, const float *x, int n);
+} head_loops;
+
+static head_loops loops_of_path(void)
+{
+    lw_cpu_path p;
+    (void)lw_cpu_path_get(&p);   /* a bad LWC_CPU_PATH leaves the detected path */
+    switch (p) {
+    case LW_CPU_AVX512: return (head_loops){attn_dot_avx512, attn_axpy_avx512};
+    case LW_CPU_AVX2: return (head_loops){attn_dot_avx2, attn_axpy_avx2};
+    case LW_CPU_SCALAR: break;
+    }
+    return (head_loops){dot, axpy};
+}
+
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                        int Tq, int Tk, int Hq, int Hkv, int D, const lw_attention_params *p)
 {
     attention_forward_sink(out, att, q, k, v, Tq, Tk, Hq, Hkv, D, p, 0);
+}
+
+/* Without att (nothing will run backward): FlashAttention's online softmax,
+ * one pass over the visible keys with a running max m and sum l; when a
+ * score raises m, what was accumulated is rescaled by e^(m_old - m_new).
+ * No score row is stored: memory is the output row. */
+static void attend_online(float *oi, const float *qi, const float *k, const float *v, int Hkv, int hk, int D,
+                          const lw_attention_params *p, int sink_hi, int lo, int hi, const head_loops *L)
+{
+    float m = -INFINITY;
+    double l = 0.0;
+    FOR_VISIBLE(j) {
+        float sj = L->dot(qi, k + ((size_t)j * Hkv + hk) * D, D) * p->scale;
+        if (sj > m) {
+            float c = expf(m - sj);   /* 0 on the first key (m = -inf) */
+            l *= c;
+            for (int d = 0; d < D; d++) oi[d] *= c;
+            m = sj;
+        }
+        float w = expf(sj - m);
+        l += w;
+        L->axpy(oi, w, v + ((size_t)j * Hkv + hk) * D, D);
+    }
+    float inv = (float)(1.0 / l);
+    for (int d = 0; d < D; d++) oi[d] *= inv;
 }
 
 /* The arguments of one attention call, for the tasks of the thread pool:
@@ -67,6 +120,7 @@ typedef struct {
     const float *q, *k, *v, *dout, *catt;
     int Tq, Tk, Hq, Hkv, D, n_sink;
     const lw_attention_params *p;
+    head_loops L;
 } attention_job;
 
 /* A call of a few query rows (decode) is microseconds: not worth a
@@ -79,27 +133,32 @@ static void for_heads(int n, lw_task_fn fn, attention_job *c)
         lw_parallel_for(n, fn, c);
 }
 
-static void forward_head(void *ctx, int h0)
+static void forward_head(void *ctx, int h)
 {
     const attention_job *c = ctx;
     float *out = c->out, *att = c->att;
     const float *q = c->q, *k = c->k, *v = c->v;
     int Tq = c->Tq, Tk = c->Tk, Hq = c->Hq, Hkv = c->Hkv, D = c->D, n_sink = c->n_sink;
     const lw_attention_params *p = c->p;
-    for (int h = h0; h < h0 + 1; h++) {
+    const head_loops L = c->L;
+    {
         int hk = kv_head(h, Hq, Hkv);
         for (int i = 0; i < Tq; i++) {
             const float *qi = q + ((size_t)i * Hq + h) * D;
             float *oi = out + ((size_t)i * Hq + h) * D;
-            float *ai = att + ((size_t)h * Tq + i) * Tk;
             int sink_hi, lo, hi;
             visible_keys(p, n_sink, i, Tk, &sink_hi, &lo, &hi);
-            memset(ai, 0, (size_t)Tk * sizeof *ai);
             memset(oi, 0, (size_t)D * sizeof *oi);
+            if (!att) {
+                if (lo < hi || sink_hi > 0) attend_online(oi, qi, k, v, Hkv, hk, D, p, sink_hi, lo, hi, &L);
+                continue;
+            }
+            float *ai = att + ((size_t)h * Tq + i) * Tk;
+            memset(ai, 0, (size_t)Tk * sizeof *ai);
             if (lo >= hi && sink_hi == 0) continue;  /* nothing visible: output 0 */
             float mx = -INFINITY;
             FOR_VISIBLE(j) {
-                ai[j] = dot(qi, k + ((size_t)j * Hkv + hk) * D, D) * p->scale;
+                ai[j] = L.dot(qi, k + ((size_t)j * Hkv + hk) * D, D) * p->scale;
                 if (ai[j] > mx) mx = ai[j];
             }
             double sum = 0.0;
@@ -110,8 +169,7 @@ static void forward_head(void *ctx, int h0)
             float inv = (float)(1.0 / sum);
             FOR_VISIBLE(j) {
                 ai[j] *= inv;
-                const float *vj = v + ((size_t)j * Hkv + hk) * D;
-                for (int d = 0; d < D; d++) oi[d] += ai[j] * vj[d];
+                L.axpy(oi, ai[j], v + ((size_t)j * Hkv + hk) * D, D);
             }
         }
     }
@@ -121,7 +179,7 @@ void attention_forward_sink(float *out, float *att, const float *q, const float 
                             int Tq, int Tk, int Hq, int Hkv, int D, const lw_attention_params *p, int n_sink)
 {
     attention_job c = {.out = out, .att = att, .q = q, .k = k, .v = v, .Tq = Tq, .Tk = Tk, .Hq = Hq, .Hkv = Hkv,
-                       .D = D, .n_sink = n_sink, .p = p};
+                       .D = D, .n_sink = n_sink, .p = p, .L = loops_of_path()};
     for_heads(Hq, forward_head, &c);
 }
 
@@ -143,6 +201,7 @@ static void backward_kv_head(void *ctx, int g)
     const float *dout = c->dout, *att = c->catt, *q = c->q, *k = c->k, *v = c->v;
     int Tq = c->Tq, Tk = c->Tk, Hq = c->Hq, Hkv = c->Hkv, D = c->D, n_sink = c->n_sink;
     const lw_attention_params *p = c->p;
+    const head_loops L = c->L;
     int per = Hq / Hkv; /* query heads g*per .. (g+1)*per - 1 read kv head g */
     for (int h = g * per; h < (g + 1) * per; h++) {
         int hk = kv_head(h, Hq, Hkv);
@@ -154,24 +213,17 @@ static void backward_kv_head(void *ctx, int g)
             visible_keys(p, n_sink, i, Tk, &sink_hi, &lo, &hi);
             double pdp = 0.0;
             FOR_VISIBLE(j)
-                if (ai[j] != 0.0f) pdp += (double)ai[j] * dot(doi, v + ((size_t)j * Hkv + hk) * D, D);
+                if (ai[j] != 0.0f) pdp += (double)ai[j] * L.dot(doi, v + ((size_t)j * Hkv + hk) * D, D);
             float *dqi = dq ? dq + ((size_t)i * Hq + h) * D : NULL;
             FOR_VISIBLE(j) {
                 float pj = ai[j];
                 if (pj == 0.0f) continue;
                 const float *kj = k + ((size_t)j * Hkv + hk) * D;
                 const float *vj = v + ((size_t)j * Hkv + hk) * D;
-                float ds = pj * (dot(doi, vj, D) - (float)pdp) * p->scale;
-                if (dqi)
-                    for (int d = 0; d < D; d++) dqi[d] += ds * kj[d];
-                if (dk) {
-                    float *dkj = dk + ((size_t)j * Hkv + hk) * D;
-                    for (int d = 0; d < D; d++) dkj[d] += ds * qi[d];
-                }
-                if (dv) {
-                    float *dvj = dv + ((size_t)j * Hkv + hk) * D;
-                    for (int d = 0; d < D; d++) dvj[d] += pj * doi[d];
-                }
+                float ds = pj * (L.dot(doi, vj, D) - (float)pdp) * p->scale;
+                if (dqi) L.axpy(dqi, ds, kj, D);
+                if (dk) L.axpy(dk + ((size_t)j * Hkv + hk) * D, ds, qi, D);
+                if (dv) L.axpy(dv + ((size_t)j * Hkv + hk) * D, pj, doi, D);
             }
         }
     }
@@ -182,6 +234,6 @@ void attention_backward_sink(float *dq, float *dk, float *dv, const float *dout,
                              int Tq, int Tk, int Hq, int Hkv, int D, const lw_attention_params *p, int n_sink)
 {
     attention_job c = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .catt = att, .q = q, .k = k, .v = v, .Tq = Tq,
-                       .Tk = Tk, .Hq = Hq, .Hkv = Hkv, .D = D, .n_sink = n_sink, .p = p};
+                       .Tk = Tk, .Hq = Hq, .Hkv = Hkv, .D = D, .n_sink = n_sink, .p = p, .L = loops_of_path()};
     for_heads(Hkv, backward_kv_head, &c);
 }

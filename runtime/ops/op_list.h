@@ -44,11 +44,13 @@
  *   LAYERNORM:      T, C
  *   ROPE:           T, heads, head_dim, interleaved, base, scaling (0 none, 1 linear x2)
  *   ATTENTION:      Tq, Tk, Hq, Hkv, D, causal, q_offset, window, n_sink
- *   GLU:            n, act (0 silu, 1 gelu_tanh)
- *   GELU_TANH:      n
+ *   GLU:            n, act (0 silu, 1 gelu_tanh), gate scale (0: 1; gate in +-4 x scale)
+ *   GELU_TANH:      n, x scale (0: 1; x in +-4 x scale)
  *   GELU_ERF:       n
  *   EMBEDDING:      T, C, rows, scale x100
- *   CROSS_ENTROPY:  T, V (targets: row t gets (3t) % V, or -1 when t % 3 == 1) */
+ *   CROSS_ENTROPY:  T, V (targets: row t gets (3t) % V, or -1 when t % 3 == 1)
+ *   HEAD_LOGSOFTMAX: T, H, V, pairs (pair k: row k % T, or 0 when pairs > T and
+ *                   T == 2; token (7k + 3) % V, the last one V - 1) */
 #ifndef LW_OP_LIST_H
 #define LW_OP_LIST_H
 
@@ -142,7 +144,7 @@ enum {
     C(ROPE, "halves 5x3x64", 0, 5, 3, 64, 0, 10000, 0)                                                                 \
     C(ROPE, "interleaved 5x3x64", 0, 5, 3, 64, 1, 500000, 0)                                                           \
     X(ATTENTION, "attention", "attention_forward, attention_forward_sink",                                             \
-      "attention_backward, attention_backward_sink", LW_OPB_CPU, 1e-4, 1e-5,                                           \
+      "attention_backward, attention_backward_sink", LW_OPB_CPU | LW_OPB_PATHS, 1e-4, 1e-5,                            \
       "attention_forward attention_backward bridge_attention_forward bridge_attention_backward", 1e-4, 1e-4)           \
     C(ATTENTION, "causal gqa2", 1, 6, 6, 4, 2, 8, 1, 0, 0, 0)                                                          \
     C(ATTENTION, "cache mqa", 1, 3, 9, 4, 1, 8, 1, 6, 0, 0)                                                            \
@@ -155,14 +157,24 @@ enum {
     C(ATTENTION, "offset window mqa", 1, 3, 7, 2, 1, 4, 1, 4, 3, 0)                                                    \
     C(ATTENTION, "bidirectional 4x6", 1, 4, 6, 2, 2, 4, 0, 0, 0, 0)                                                    \
     C(ATTENTION, "long causal", 0, 33, 33, 4, 2, 16, 1, 0, 0, 0)                                                       \
-    X(GLU, "glu", "glu_forward", "glu_backward", LW_OPB_CPU, 1e-5, 1e-6, "glu_forward glu_backward", 1e-4, 1e-5)       \
+    C(ATTENTION, "head_dim 64 gqa", 0, 9, 9, 4, 2, 64, 1, 0, 0, 0)                                                     \
+    C(ATTENTION, "head_dim 37 window sink", 0, 6, 11, 2, 1, 37, 1, 5, 3, 2)                                            \
+    C(ATTENTION, "head_dim 24 causal", 1, 3, 3, 2, 1, 24, 1, 0, 0, 0)                                                  \
+    X(GLU, "glu", "glu_forward", "glu_backward", LW_OPB_CPU | LW_OPB_PATHS, 1e-5, 1e-6, "glu_forward glu_backward",   \
+      1e-4, 1e-5)                                                                                                      \
     C(GLU, "swiglu 40", 1, 40, 0)                                                                                      \
     C(GLU, "geglu 40", 1, 40, 1)                                                                                       \
+    C(GLU, "geglu 7 (a tail only)", 1, 7, 1)                                                                           \
     C(GLU, "swiglu 1000", 0, 1000, 0)                                                                                  \
-    X(GELU_TANH, "gelu_tanh", "gelu_tanh_forward", "gelu_tanh_backward", LW_OPB_CPU, 1e-5, 1e-6,                       \
+    C(GLU, "geglu 1000", 0, 1000, 1)                                                                                   \
+    C(GLU, "geglu 1003 x40 (|gate| to 160)", 0, 1003, 1, 40)                                                           \
+    C(GLU, "swiglu 1003 x40 (|gate| to 160)", 0, 1003, 0, 40)                                                          \
+    X(GELU_TANH, "gelu_tanh", "gelu_tanh_forward", "gelu_tanh_backward", LW_OPB_CPU | LW_OPB_PATHS, 1e-5, 1e-6,        \
       "gelu_forward gelu_backward", 1e-4, 1e-5)                                                                        \
     C(GELU_TANH, "40", 1, 40)                                                                                          \
+    C(GELU_TANH, "21 (a tail)", 1, 21)                                                                                 \
     C(GELU_TANH, "1000", 0, 1000)                                                                                      \
+    C(GELU_TANH, "1003 x40 (|x| to 160)", 0, 1003, 40)                                                                 \
     X(GELU_ERF, "gelu_erf", "gelu_erf_forward", "gelu_erf_backward", LW_OPB_CPU, 1e-5, 1e-6,                          \
       "none (CPU only: the frozen BERT encoder of the interlingua)", 0, 0)                                             \
     C(GELU_ERF, "40", 1, 40)                                                                                           \
@@ -175,7 +187,13 @@ enum {
       "cross_entropy_forward_backward", 1e-4, 1e-7)                                                                    \
     C(CROSS_ENTROPY, "4x7", 1, 4, 7)                                                                                   \
     C(CROSS_ENTROPY, "1x3", 1, 1, 3)                                                                                   \
-    C(CROSS_ENTROPY, "6x1000", 0, 6, 1000)
+    C(CROSS_ENTROPY, "6x1000", 0, 6, 1000)                                                                             \
+    X(HEAD_LOGSOFTMAX, "head_logsoftmax", "head_logsoftmax_forward", "head_logsoftmax_backward", LW_OPB_CPU, 1e-4,     \
+      1e-5, "none (CPU only: label scoring's head, label_scoring.c)", 0, 0)                                           \
+    C(HEAD_LOGSOFTMAX, "3x8x11, 4 pairs", 1, 3, 8, 11, 4)                                                              \
+    C(HEAD_LOGSOFTMAX, "2x5x7, 5 pairs on row 0", 1, 2, 5, 7, 5)                                                       \
+    C(HEAD_LOGSOFTMAX, "5x64x1100 (3 blocks), 9 pairs", 0, 5, 64, 1100, 9)                                             \
+    C(HEAD_LOGSOFTMAX, "70x16x600 (2 row groups), 70 pairs", 0, 70, 16, 600, 70)
 
 /* The kernels of the generated sources that are not one op of the list
  * above, each with where it is checked against its CPU twin. With the

@@ -52,7 +52,8 @@ void rope_backward(float *dx, const int *pos, const float *inv_freq, int T, int 
  * q[Tq, Hq, D], k and v [Tk, Hkv, D], out[Tq, Hq, D]; Hq % Hkv == 0.
  * Query i sits at key position i + q_offset (q_offset = Tk - Tq for a
  * continuation over a cache or a prefix). att[Hq, Tq, Tk] keeps the
- * probabilities for backward (masked entries are 0). */
+ * probabilities for backward (masked entries are 0); forward takes att NULL
+ * when no backward follows (an online softmax: no Tq x Tk scores at all). */
 typedef struct {
     bool causal;       /* key j visible to query i only if j <= i + q_offset */
     int q_offset;
@@ -93,5 +94,23 @@ void embedding_forward(float *y, const int *ids, const float *table, int T, int 
  * dlogits (+=) = (probs - onehot) * dloss / count. */
 float cross_entropy_forward(float *probs, const float *logits, const int *targets, int T, int V);
 void cross_entropy_backward(float *dlogits, const float *probs, const int *targets, int T, int V, float dloss);
+
+/* ---- op_head_logsoftmax.c: the output head fused with log-softmax --------
+ * For n_pairs (row, token) pairs: logp[k] = x[r] . w[id] - lse[r], with
+ * lse[t] = logsumexp_v x[t] . w[v] over the head w[V, H] (fp32), the
+ * vocabulary streamed HEAD_BLOCK rows of w at a time: no V-wide buffer.
+ * lse[T] is written by forward and read by backward; scratch holds
+ * HEAD_SUM_ROWS x HEAD_BLOCK floats (HEAD_SCRATCH). Rows go HEAD_SUM_ROWS
+ * at a time (T may be anything). */
+#define HEAD_BLOCK 512
+#define HEAD_SUM_ROWS 64
+#define HEAD_SCRATCH ((size_t)HEAD_SUM_ROWS * HEAD_BLOCK)
+void head_logsoftmax_forward(float *logp, float *lse, const float *x, const float *w, int T, int H, int V,
+                             const int *pair_row, const int *pair_id, int n_pairs, float *scratch);
+/* dx[T, H] += and dw[V, H] += (either may be NULL) the gradients of
+ * sum_k dlogp[k] logp[k]: dlogits = onehot - softmax, recomputed per block. */
+void head_logsoftmax_backward(float *dx, float *dw, const float *dlogp, const float *x, const float *w, int T, int H,
+                              int V, const int *pair_row, const int *pair_id, int n_pairs, const float *lse,
+                              float *scratch);
 
 #endif

@@ -8,13 +8,6 @@
 #include "frozen_matmul.h"
 #include "ops.h"
 
-static float *falloc(size_t n, bool *ok)
-{
-    float *q = calloc(n ? n : 1, sizeof(float));
-    if (!q) *ok = false;
-    return q;
-}
-
 lw_status lw_answer_pass_alloc(lw_answer_pass *p, const lw_model *m, int max_T, int max_answer)
 {
     memset(p, 0, sizeof *p);
@@ -32,24 +25,10 @@ lw_status lw_answer_pass_alloc(lw_answer_pass *p, const lw_model *m, int max_T, 
         lw_answer_pass_free(p);
         return lw_fail_wrap(st, "answer pass: %s", c->name);
     }
-    bool ok = true;
-    size_t H = (size_t)c->hidden, V = (size_t)c->vocab, A = (size_t)max_answer, T = (size_t)max_T;
-    p->embeds = falloc(T * H, &ok);
-    p->d_embeds = falloc(T * H, &ok);
-    p->final = falloc(T * H, &ok);
-    p->logits = falloc(A * V, &ok);
-    p->probs = falloc(A * V, &ok);
-    p->dlogits = falloc(A * V, &ok);
-    p->last = falloc(V, &ok);
-    p->ids = calloc(T, sizeof *p->ids);
-    p->rows = calloc(T, sizeof *p->rows);
-    p->targets = calloc(T, sizeof *p->targets);
-    p->is_embed = calloc(T, sizeof *p->is_embed);
-    if (!ok || !p->ids || !p->rows || !p->targets || !p->is_embed) {
-        lw_answer_pass_free(p);
-        return lw_fail(LW_ERR_NOMEM, "answer pass: out of memory for %zu rows of vocab %zu", T, V);
-    }
-    return LW_OK;
+    st = lw_pass_rows_alloc(&p->rows_buf, (size_t)max_T, (size_t)c->hidden, (size_t)max_answer, (size_t)c->vocab,
+                            "answer pass");
+    if (st) lw_answer_pass_free(p);
+    return st;
 }
 
 void lw_answer_pass_free(lw_answer_pass *p)
@@ -57,17 +36,7 @@ void lw_answer_pass_free(lw_answer_pass *p)
     lw_state_free(p->state);
     lw_state_free(p->gen_state);
     lw_backward_scratch_free(p->bwd);
-    free(p->embeds);
-    free(p->d_embeds);
-    free(p->final);
-    free(p->logits);
-    free(p->probs);
-    free(p->dlogits);
-    free(p->last);
-    free(p->ids);
-    free(p->rows);
-    free(p->targets);
-    free(p->is_embed);
+    lw_pass_rows_free(&p->rows_buf);
     memset(p, 0, sizeof *p);
 }
 

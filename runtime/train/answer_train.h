@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "pass_rows.h"
 #include "status.h"
 
 typedef struct {
@@ -40,11 +41,7 @@ typedef struct {
     lw_state *state;                   /* saves activations (loss, backward) */
     lw_state *gen_state;               /* generation and scoring: no saved activations */
     lw_backward_scratch *bwd;
-    float *embeds, *d_embeds, *final;  /* [max_T, hidden] */
-    float *logits, *probs, *dlogits;   /* [max_answer, vocab] */
-    float *last;                       /* [vocab] */
-    int *ids, *rows, *targets;         /* [max_T] */
-    bool *is_embed;                    /* [max_T] */
+    LW_PASS_ROWS_IN_PASS;              /* embeds ... is_embed: T = max_T, L = max_answer */
     int T, P, L;                       /* the filled rows: all, the prompt's, the answer's tokens */
     int soft_row, M;                   /* where the soft tokens are */
 } lw_answer_pass;

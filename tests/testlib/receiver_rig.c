@@ -1,0 +1,276 @@
+/* The receiver's training pass on a device against the CPU's; see receiver_rig.h. */
+#include "receiver_rig.h"
+#include "random_weights.h"
+#include "testlib.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OK(call) ck_assert_msg((call) == LW_OK, "%s", lw_last_error())
+
+void tl_rig_open(tl_rig *r, const tl_rig_device *dev, lw_model *m, const tl_prompt_ids *w, double grad_rtol)
+{
+    memset(r, 0, sizeof *r);
+    r->dev = dev;
+    r->m = m;
+    r->grad_rtol = grad_rtol;
+    int v1[2] = {w->v1a, w->v1b}, len[2] = {1, 2};
+    const int *verb[2] = {&w->v0, v1};
+    OK(lw_receiver_layout_from_ids(w->M, w->before, w->n_before, w->after, w->n_after, 2, verb, len, &r->layout));
+    int max_T = lw_receiver_prefix_len(&r->layout) + r->layout.max_verb - 1;
+    dev->load_kernels(m, &r->mod);
+    OK(lw_gpu_model_upload(dev->cu, dev->blas, &r->mod, m, &r->g));
+    r->g->sync_each_launch = dev->sync_each_launch;
+    OK(lw_receiver_pass_alloc(&r->cpu, m, &r->layout, max_T, "test"));
+    OK(lw_gpu_receiver_pass_alloc(&r->gpu, r->g, &r->layout, max_T, "test"));
+    fprintf(stderr, "%s: %d rows, %.1f MiB of weights, %.1f MiB for the training pass on the %s\n", m->cfg.name,
+            max_T, r->g->weight_bytes / 1048576.0, r->gpu.bytes / 1048576.0, dev->name);
+}
+
+void tl_rig_open_tiny(tl_rig *r, const tl_rig_device *dev, lw_model_config c, uint64_t seed)
+{
+    c.context = 64;
+    lw_model *m;
+    OK(lw_model_init_random(&c, seed, &m));
+    static const int before[] = {1, 5, 6, 3, 4}, after[] = {7, 8, 2, 1};
+    tl_prompt_ids w = {before, after, 5, 4, 4, 9, 10, 3};
+    tl_rig_open(r, dev, m, &w, 1e-4);
+}
+
+void tl_rig_close(tl_rig *r)
+{
+    lw_gpu_receiver_pass_free(&r->gpu);
+    lw_receiver_pass_free(&r->cpu);
+    lw_gpu_model_free(r->g);
+    if (r->dev->unload_kernels) r->dev->unload_kernels(&r->mod);
+    lw_receiver_layout_free(&r->layout);
+    lw_model_free(r->m);
+}
+
+/* The same rows into both passes: the prefix and n_verb verbalizer tokens of
+ * label; soft rows get smooth values of about unit size. Returns T. */
+static int fill(tl_rig *r, int label, int n_verb)
+{
+    int T = lw_receiver_fill(&r->layout, label, n_verb, r->cpu.ids, r->cpu.is_embed);
+    int H = r->m->cfg.hidden;
+    for (int i = 0; i < T * H; i++) r->cpu.embeds[i] = (float)sin(0.37 * i + 0.1 * label);
+    memcpy(r->gpu.ids, r->cpu.ids, (size_t)T * sizeof(int));
+    memcpy(r->gpu.is_embed, r->cpu.is_embed, (size_t)T * sizeof(bool));
+    memcpy(r->gpu.embeds, r->cpu.embeds, (size_t)T * H * sizeof(float));
+    return T;
+}
+
+/* Loss, backward and the first-token check of label on both sides. */
+static void same_training_step_with(tl_rig *r, int label, const lw_receiver_adapters *ad)
+{
+    int n_verb = r->layout.verb_len[label] - 1, H = r->m->cfg.hidden;
+    int T = fill(r, label, n_verb);
+    float lc = 0, lg = 0;
+    OK(lw_receiver_pass_loss(&r->cpu, ad, T, label, &lc));
+    OK(lw_gpu_receiver_pass_loss(&r->gpu, ad, T, label, &lg));
+    ck_assert_msg(isfinite(lg) && fabs((double)lg - lc) <= 1e-4 * fabs((double)lc),
+                  "%s label %d: loss %s %.7g cpu %.7g", r->m->cfg.name, label, r->dev->name, (double)lg, (double)lc);
+    bool cc = false, cg = true;
+    OK(lw_receiver_pass_backward(&r->cpu, ad, T, label, 0.75f, &cc));
+    OK(lw_gpu_receiver_pass_backward(&r->gpu, ad, T, label, 0.75f, &cg));
+    ck_assert_msg(cc == cg, "%s label %d: first token right: %s %d cpu %d", r->m->cfg.name, label,
+                  r->dev->name, cg, cc);
+    double maxabs = 0, worst = 0;
+    /* rows before the CPU's cached head (token rows, last_head) it leaves at 0: nothing reads them */
+    int at = 0;
+    for (int i = r->cpu.last_head * H; i < T * H; i++) {
+        float g = r->gpu.d_embeds[i], c = r->cpu.d_embeds[i];
+        ck_assert_msg(isfinite(g), "%s: d_embeds[%d] is %g on the %s", r->m->cfg.name, i, (double)g,
+                      r->dev->name);
+        maxabs = fmax(maxabs, fabs(c));
+        if (fabs((double)g - c) > worst) worst = fabs((double)g - c), at = i;
+    }
+    ck_assert_msg(maxabs > 0, "%s label %d: the CPU gradient is all zero", r->m->cfg.name, label);
+    ck_assert_msg(worst <= r->grad_rtol * maxabs,
+                  "%s label %d: d_embeds row %d col %d %s %.6g cpu %.6g, error %.3g > %g x max %.4g", r->m->cfg.name,
+                  label, at / H, at % H, r->dev->name, (double)r->gpu.d_embeds[at], (double)r->cpu.d_embeds[at], worst,
+                  r->grad_rtol, maxabs);
+    fprintf(stderr, "%s label %d: loss %.6f (%s %.6f), d_embeds max %.3g, worst error %.3g\n", r->m->cfg.name,
+            label, (double)lc, r->dev->name, (double)lg, maxabs, worst);
+}
+
+static void same_training_step(tl_rig *r, int label) { same_training_step_with(r, label, NULL); }
+
+/* Every label's score after the prompt, with and without the soft rows. */
+static void same_scores_with(tl_rig *r, const lw_receiver_adapters *ad)
+{
+    int P = fill(r, -1, 0);
+    for (int embeds = 1; embeds >= 0; embeds--) {
+        double sc[2], sg[2];
+        OK(lw_receiver_pass_scores(&r->cpu, ad, P, embeds, sc));
+        OK(lw_gpu_receiver_pass_scores(&r->gpu, ad, P, embeds, sg));
+        for (int k = 0; k < 2; k++)
+            ck_assert_msg(isfinite(sg[k]) && fabs(sg[k] - sc[k]) <= 1e-3 * fmax(1.0, fabs(sc[k])),
+                          "%s label %d score (embeds %d): %s %.7g cpu %.7g", r->m->cfg.name, k, embeds,
+                          r->dev->name, sg[k], sc[k]);
+    }
+    /* the scores overwrote the activations: a backward now must be refused */
+    ck_assert_int_eq(lw_gpu_receiver_pass_backward(&r->gpu, ad, P, 0, 1.f, NULL), LW_ERR_INVALID);
+    ck_assert_msg(strstr(lw_last_error(), "needs their loss first"), "%s", lw_last_error());
+}
+
+static void same_scores(tl_rig *r) { same_scores_with(r, NULL); }
+
+void tl_rig_check_model(tl_rig *r)
+{
+    same_training_step(r, 1);   /* two-token verbalizer: two loss rows */
+    same_training_step(r, 0);
+    same_scores(r);
+    same_training_step(r, 1);   /* a step after scoring starts clean */
+}
+
+/* ---- adapters ---------------------------------------------------------------- */
+
+typedef struct {
+    lw_lora lora;
+    bool has_lora;
+    lw_receiver_adapters ad;     /* one for both devices; its grads are zeroed between them */
+    size_t n_prefix;             /* floats of each of the four below */
+    float *pk, *pv, *dk, *dv;    /* prefix K/V [n_layers, P, kv dim] and their gradients */
+} adapters;
+
+/* LoRA (rank 4, targets; none when 0) and a deep prefix of P (none when 0). */
+static void adapters_open(adapters *a, tl_rig *r, unsigned targets, float dropout, int P)
+{
+    memset(a, 0, sizeof *a);
+    const lw_model_config *c = &r->m->cfg;
+    if (targets) {
+        lw_lora_config lc = {.rank = 4, .alpha = 8.f, .dropout = dropout, .targets = targets};
+        OK(lw_lora_create(&a->lora, &lc, r->m));
+        lw_lora_init(&a->lora, 11);
+        for (size_t i = 0; i < a->lora.p.n_params; i++)   /* B too, so every path carries a value */
+            if (a->lora.p.params[i] == 0.f) a->lora.p.params[i] = 0.05f * (float)sin(0.91 * i + 0.3);
+        a->has_lora = true;
+    }
+    OK(lw_adapters_init(&a->ad, r->m, r->cpu.max_T, a->has_lora ? &a->lora : NULL, P));
+    a->ad.training = dropout > 0.f;
+    a->ad.dropout_seed = 0x5eed1234ull;
+    if (P) {
+        a->n_prefix = (size_t)c->n_layers * P * c->n_kv_heads * c->head_dim;
+        a->pk = malloc(a->n_prefix * sizeof(float));
+        a->pv = malloc(a->n_prefix * sizeof(float));
+        a->dk = calloc(a->n_prefix, sizeof(float));
+        a->dv = calloc(a->n_prefix, sizeof(float));
+        ck_assert(a->pk && a->pv && a->dk && a->dv);
+        for (size_t i = 0; i < a->n_prefix; i++) {
+            a->pk[i] = 0.8f * (float)sin(0.37 * i + 1.0);
+            a->pv[i] = 0.8f * (float)cos(0.23 * i);
+        }
+        a->ad.prefix_k = a->pk, a->ad.prefix_v = a->pv, a->ad.d_prefix_k = a->dk, a->ad.d_prefix_v = a->dv;
+        OK(lw_receiver_pass_grow_state(&r->cpu, P));
+    }
+}
+
+static void adapters_close(adapters *a)
+{
+    lw_adapters_free(&a->ad);
+    if (a->has_lora) lw_lora_free(&a->lora);
+    free(a->pk), free(a->pv), free(a->dk), free(a->dv);
+}
+
+static void zero_grads(adapters *a)
+{
+    if (a->has_lora) lw_adapter_params_zero_grad(&a->lora.p);
+    if (a->n_prefix) memset(a->dk, 0, a->n_prefix * sizeof(float)), memset(a->dv, 0, a->n_prefix * sizeof(float));
+}
+
+/* |gpu - cpu| <= rtol x max |cpu| over n values, which must not all be zero. */
+static void expect_grads(const char *model, const char *device, const char *what, const float *gpu,
+                         const float *cpu, size_t n, double rtol)
+{
+    double maxabs = 0, worst = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_msg(isfinite(gpu[i]), "%s: %s[%zu] is %g on the %s", model, what, i, (double)gpu[i], device);
+        maxabs = fmax(maxabs, fabs(cpu[i]));
+        if (fabs((double)gpu[i] - cpu[i]) > worst) worst = fabs((double)gpu[i] - cpu[i]), at = i;
+    }
+    ck_assert_msg(maxabs > 0, "%s: the CPU's %s is all zero", model, what);
+    ck_assert_msg(worst <= rtol * maxabs, "%s: %s[%zu] %s %.6g cpu %.6g, error %.3g > %g x max %.4g", model, what,
+                  at, device, (double)gpu[at], (double)cpu[at], worst, rtol, maxabs);
+}
+
+static float *copy_of(const float *x, size_t n)
+{
+    float *c = malloc((n ? n : 1) * sizeof(float));
+    ck_assert(c != NULL);
+    memcpy(c, x, n * sizeof(float));
+    return c;
+}
+
+/* A training step of label through the adapters on both devices (loss and
+ * d_embeds by same_training_step_with), then their gradients: the CPU's
+ * first, kept, then the device's into the same, zeroed, buffers. */
+static void same_adapter_step(tl_rig *r, adapters *a, int label, double rtol)
+{
+    const char *name = r->m->cfg.name;
+    int n_verb = r->layout.verb_len[label] - 1, H = r->m->cfg.hidden;
+    int T = fill(r, label, n_verb);
+    zero_grads(a);
+    float lc = 0, lg = 0;
+    OK(lw_receiver_pass_loss(&r->cpu, &a->ad, T, label, &lc));
+    OK(lw_receiver_pass_backward(&r->cpu, &a->ad, T, label, 0.75f, NULL));
+    size_t nl = a->has_lora ? a->lora.p.n_params : 0;
+    float *lora_cpu = a->has_lora ? copy_of(a->lora.p.grads, nl) : NULL;
+    float *dk_cpu = a->n_prefix ? copy_of(a->dk, a->n_prefix) : NULL;
+    float *dv_cpu = a->n_prefix ? copy_of(a->dv, a->n_prefix) : NULL;
+    zero_grads(a);
+    OK(lw_gpu_receiver_pass_loss(&r->gpu, &a->ad, T, label, &lg));
+    ck_assert_msg(isfinite(lg) && fabs((double)lg - lc) <= 1e-4 * fabs((double)lc),
+                  "%s label %d with adapters: loss %s %.7g cpu %.7g", name, label, r->dev->name, (double)lg,
+                  (double)lc);
+    OK(lw_gpu_receiver_pass_backward(&r->gpu, &a->ad, T, label, 0.75f, NULL));
+    double maxabs = 0, worst = 0;
+    for (int i = r->cpu.last_head * H; i < T * H; i++) {   /* from the CPU's cached head on, as above */
+        maxabs = fmax(maxabs, fabs(r->cpu.d_embeds[i]));
+        worst = fmax(worst, fabs((double)r->gpu.d_embeds[i] - r->cpu.d_embeds[i]));
+    }
+    ck_assert_msg(maxabs > 0 && worst <= rtol * maxabs,
+                  "%s label %d with adapters: d_embeds error %.3g, max %.3g", name, label, worst, maxabs);
+    if (a->has_lora) {
+        for (int t = 0; t < a->lora.p.n_tensors; t++) {
+            const lw_adapter_tensor *x = &a->lora.p.tensors[t];
+            expect_grads(name, r->dev->name, x->name, a->lora.p.grads + x->offset, lora_cpu + x->offset, x->count,
+                         rtol);
+        }
+    }
+    if (a->n_prefix) {
+        expect_grads(name, r->dev->name, "d prefix keys", a->dk, dk_cpu, a->n_prefix, rtol);
+        expect_grads(name, r->dev->name, "d prefix values", a->dv, dv_cpu, a->n_prefix, rtol);
+    }
+    fprintf(stderr, "%s label %d, LoRA %s, dropout %g, prefix %d: loss %.6f (%s %.6f), d_embeds error %.3g of %.3g\n",
+            name, label, a->has_lora ? "on" : "off", a->has_lora ? (double)a->lora.cfg.dropout : 0.0,
+            a->ad.prefix_len, (double)lc, r->dev->name, (double)lg, worst, maxabs);
+    free(lora_cpu), free(dk_cpu), free(dv_cpu);
+}
+
+void tl_rig_check_adapters(tl_rig *r, unsigned targets, float dropout, int P, double rtol)
+{
+    adapters a;
+    adapters_open(&a, r, targets, dropout, P);
+    same_adapter_step(r, &a, 1, rtol);
+    same_adapter_step(r, &a, 0, rtol);
+    a.ad.training = false;   /* scoring draws no dropout, as the trainer's */
+    same_scores_with(r, &a.ad);
+    a.ad.training = dropout > 0.f;
+    same_adapter_step(r, &a, 1, rtol);
+    adapters_close(&a);
+}
+
+void tl_rig_check_adapter_series(tl_rig *r, double rtol)
+{
+    tl_rig_check_adapters(r, TL_LORA_QV, 0.f, 0, rtol);
+    tl_rig_check_adapters(r, TL_LORA_ALL, 0.f, 0, rtol);
+    tl_rig_check_adapters(r, TL_LORA_QV, 0.2f, 0, rtol);
+    tl_rig_check_adapters(r, TL_LORA_ALL, 0.2f, 0, rtol);
+    tl_rig_check_adapters(r, 0, 0.f, 3, rtol);              /* the deep prefix alone */
+    tl_rig_check_adapters(r, TL_LORA_ALL, 0.2f, 3, rtol);   /* both */
+}
+
