@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cuda_pair.h"
 #include "label_scoring.h"
 
 static const char *const UNIT[2] = {"sender", "receiver"};

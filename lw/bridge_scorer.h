@@ -31,20 +31,6 @@ typedef struct {
     bool with_mix;             /* then the sender states are [T, K*S]: lw_bridge_checkpoint_layers */
 } lw_bridge_scorer;
 
-/* checkpoint: a checkpoint folder (runs/<task>/final) or a .safetensors file. */
-void lw_bridge_checkpoint_file(const char *checkpoint, char *out, size_t cap, bool *is_dir);
-
-/* The sender layers a checkpoint's bridge reads: its layer mix's
- * (layer_mix.safetensors in the checkpoint folder, or beside the
- * .safetensors file), else the one default_layer (*K = 1). S: the sender's
- * width. */
-lw_status lw_bridge_checkpoint_layers(const char *checkpoint, int S, int default_layer, int *layers, int *K);
-
-/* The layer mix b (loaded from checkpoint) was trained behind, into mix
- * (*found); none for a one-layer bridge. Refused: a mix bridge without its
- * layer_mix.safetensors, or with another mix's, or a mix file beside a
- * one-layer bridge. */
-lw_status lw_bridge_checkpoint_mix(const char *checkpoint, const lw_bridge *b, lw_layer_mix *mix, bool *found);
 
 /* A checkpoint whose bridge was trained behind a layer mix is refused
  * without its layer_mix.safetensors (or with another mix). */

@@ -8,6 +8,7 @@
 #include "cmd_common.h"
 #include "cuda_blas.h"
 #include "cuda_driver.h"
+#include "cuda_pair.h"
 #include "gpu_model.h"
 #include "lw_cli.h"
 #include "model.h"

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "cuda_driver.h"
+#include "cuda_pair.h"
 #include "cuda_memplan.h"
 #include "lw_cli.h"
 

@@ -17,6 +17,7 @@
 #include "early_stop.h"
 #include "sender_cache.h"
 #include "sender_cache_layers.h"
+#include "sender_states.h"
 #include "train.h"
 #include "train_rules.h"
 #include "run_dir.h"

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bridge_scorer.h"
 #include "checkpoint.h"
+#include "layer_mix_file.h"
 #include "sender_cache_layers.h"
 #include "wire_identity.h"
 

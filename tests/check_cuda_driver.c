@@ -2,6 +2,7 @@
  * a clear error and nothing crashes; CUBIN selection as a pure function. */
 #include "testlib.h"
 #include "cuda_driver.h"
+#include "cuda_pair.h"
 #include "lwc_config.h"
 
 #include <stdlib.h>

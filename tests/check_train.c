@@ -19,6 +19,7 @@
 #include "linear_probe.h"
 #include "manifest.h"
 #include "model_load.h"
+#include "sender_states.h"
 #include "train.h"
 
 #include <sys/stat.h>

@@ -359,3 +359,11 @@ lw_status lw_checkpoint_load(const char *dir, lw_bridge *b, lw_adamw *opt, lw_rn
     st_close(&sf);
     return st;
 }
+
+void lw_bridge_checkpoint_file(const char *ck, char *out, size_t cap, bool *is_dir)
+{
+    size_t n = strlen(ck);
+    *is_dir = !(n > 12 && !strcmp(ck + n - 12, ".safetensors"));
+    if (*is_dir) lw_pathf(out, cap, "%s/bridge.safetensors", ck);
+    else lw_pathf(out, cap, "%s", ck);
+}

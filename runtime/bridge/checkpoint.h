@@ -12,6 +12,7 @@
 #ifndef LW_CHECKPOINT_H
 #define LW_CHECKPOINT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,5 +38,10 @@ lw_status lw_checkpoint_load(const char *dir, lw_bridge *b, lw_adamw *opt, lw_rn
 /* Reads one F32 tensor of a safetensors file into a malloc'd buffer (for
  * goldens and tools); shape gets ndim entries. */
 lw_status lw_safetensors_read_f32(const char *path, const char *name, float **data, int64_t shape[4], int *ndim);
+
+/* The bridge file of a checkpoint given on the command line: a checkpoint
+ * folder (runs/<task>/final: its bridge.safetensors, *is_dir true) or a
+ * .safetensors file itself. */
+void lw_bridge_checkpoint_file(const char *checkpoint, char *out, size_t cap, bool *is_dir);
 
 #endif

@@ -7,10 +7,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "checkpoint.h"
+#include "fileutil.h"
 #include "safetensors.h"
 #include "safetensors_write.h"
 
-static void file_path(const char *dir, char *out, size_t cap) { snprintf(out, cap, "%s/%s", dir, LW_LAYER_MIX_FILE); }
+static void file_path(const char *dir, char *out, size_t cap) { (void)lw_pathf(out, cap, "%s/%s", dir, LW_LAYER_MIX_FILE); }
 
 bool lw_layer_mix_file_exists(const char *dir)
 {
@@ -97,4 +99,64 @@ lw_status lw_layer_mix_load(lw_layer_mix *m, const char *dir, int S)
     }
     lw_safetensors_close(s);
     return st;
+}
+
+/* The folder of a checkpoint: itself, or the .safetensors file's. */
+static void checkpoint_dir(const char *ck, char *out, size_t cap)
+{
+    bool is_dir;
+    char file[4200];
+    lw_bridge_checkpoint_file(ck, file, sizeof file, &is_dir);
+    if (is_dir) {
+        lw_pathf(out, cap, "%s", ck);
+        return;
+    }
+    char *slash = strrchr(file, '/');
+    if (!slash) lw_pathf(out, cap, ".");
+    else {
+        *slash = '\0';
+        lw_pathf(out, cap, "%s", *file ? file : "/");
+    }
+}
+
+lw_status lw_bridge_checkpoint_layers(const char *checkpoint, int S, int default_layer, int *layers, int *K)
+{
+    char dir[4200];
+    checkpoint_dir(checkpoint, dir, sizeof dir);
+    *K = 1, layers[0] = default_layer;
+    if (!lw_layer_mix_file_exists(dir)) return LW_OK;
+    lw_layer_mix m;
+    lw_status st = lw_layer_mix_load(&m, dir, S);
+    if (st) return st;
+    *K = m.K;
+    memcpy(layers, m.layers, (size_t)m.K * sizeof *layers);
+    lw_layer_mix_free(&m);
+    return LW_OK;
+}
+
+lw_status lw_bridge_checkpoint_mix(const char *checkpoint, const lw_bridge *b, lw_layer_mix *mix, bool *found)
+{
+    const char *want = b->sender_layers;
+    char dir[4200], have[96] = "";
+    checkpoint_dir(checkpoint, dir, sizeof dir);
+    bool there = lw_layer_mix_file_exists(dir);
+    *found = false;
+    memset(mix, 0, sizeof *mix);
+    if (!*want && !there) return LW_OK;
+    if (!*want)
+        return lw_fail(LW_ERR_FORMAT, "%s: %s/%s is there but the bridge was trained on one sender layer (files of "
+                       "two checkpoints mixed?)", checkpoint, dir, LW_LAYER_MIX_FILE);
+    if (!there)
+        return lw_fail(LW_ERR_FORMAT, "%s: the bridge was trained on a mix of sender layers %s, and %s/%s, which "
+                       "holds the mix, is missing: copy it with the bridge", checkpoint, want, dir, LW_LAYER_MIX_FILE);
+    lw_status st = lw_layer_mix_load(mix, dir, b->sender_hidden);
+    if (st) return st;
+    lw_layer_mix_describe(mix, have, sizeof have);
+    if (strcmp(have, want) != 0) {
+        lw_layer_mix_free(mix);
+        return lw_fail(LW_ERR_FORMAT, "%s: the bridge was trained on sender layers %s, %s/%s mixes %s", checkpoint,
+                       want, dir, LW_LAYER_MIX_FILE, have);
+    }
+    *found = true;
+    return LW_OK;
 }

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 
+#include "bridge.h"
 #include "layer_mix.h"
 #include "status.h"
 
@@ -22,5 +23,17 @@ lw_status lw_layer_mix_save(const lw_layer_mix *m, const char *dir);
 lw_status lw_layer_mix_load(lw_layer_mix *m, const char *dir, int S);
 /* Whether DIR holds the file. */
 bool lw_layer_mix_file_exists(const char *dir);
+
+/* The sender layers a checkpoint's bridge reads: its layer mix's
+ * (layer_mix.safetensors in the checkpoint folder, or beside the
+ * .safetensors file), else the one default_layer (*K = 1). S: the sender's
+ * width. */
+lw_status lw_bridge_checkpoint_layers(const char *checkpoint, int S, int default_layer, int *layers, int *K);
+
+/* The layer mix b (loaded from checkpoint) was trained behind, into mix
+ * (*found); none for a one-layer bridge. Refused: a mix bridge without its
+ * layer_mix.safetensors, or with another mix's, or a mix file beside a
+ * one-layer bridge. */
+lw_status lw_bridge_checkpoint_mix(const char *checkpoint, const lw_bridge *b, lw_layer_mix *mix, bool *found);
 
 #endif

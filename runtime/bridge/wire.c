@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "dequant.h"
-#include "op_matmul_bf16.h"
+#include "bf16.h"
 #include "xxhash64.h"
 
 const unsigned char LW_WIRE_MAGIC[8] = {0x89, 'L', 'W', 'S', 'O', 'F', 'T', '\n'};

@@ -5,8 +5,9 @@
  * machine and simply reports that --device cuda is unavailable there. The
  * handles below are the driver's (CUcontext, CUmodule, CUfunction,
  * CUdeviceptr) kept as opaque values, so this header needs no <cuda.h>.
- * Built without CUDA headers (LWC_HAVE_CUDA_H 0) every call but the pure
- * image selection fails with "built without CUDA headers".
+ * Built without CUDA headers (LWC_HAVE_CUDA_H 0) every call fails with
+ * "built without CUDA headers". Which of a pair's embedded images to load is
+ * cuda_pair.h's.
  *
  * Launches are asynchronous: an error inside a kernel surfaces at the next
  * lw_cuda_sync(), which names what it was waiting for. */
@@ -17,7 +18,6 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "pair.h"
 #include "status.h"
 
 typedef uint64_t lw_cuda_ptr;      /* CUdeviceptr; 0 = none */
@@ -57,16 +57,11 @@ void lw_cuda_close(lw_cuda *cu);
 /* sm number of the device: 90 for compute capability 9.0. */
 int lw_cuda_arch(const lw_cuda *cu);
 
-/* Picks the image of `unit` for a device of sm_<device_arch>: the exact arch
- * if embedded, else the highest arch below it (a CUBIN runs on later minor
- * versions of its major only, so a lower major is refused); NULL if none
- * fits. Pure: no driver needed. */
-const lw_kernel_image *lw_cuda_select_image(const lw_kernel_image *images, int n_images, const char *unit,
-                                            int device_arch);
+/* LW_OK when cu is open (lw_cuda_init succeeded), else an error naming
+ * `what` (or, built without CUDA headers, why there is no CUDA). */
+lw_status lw_cuda_check_open(const lw_cuda *cu, const char *what);
 
-/* Loads the image of `unit` that lw_cuda_select_image picks for this device. */
-lw_status lw_cuda_load_unit(lw_cuda *cu, const lw_pair *p, const char *unit, lw_cuda_module *out);
-/* Loads one given CUBIN (or PTX) image. */
+/* Loads one given CUBIN (or PTX) image; cuda_pair.h picks the pair's. */
 lw_status lw_cuda_load_image(lw_cuda *cu, const char *unit, int arch, const void *image, lw_cuda_module *out);
 void lw_cuda_unload(lw_cuda *cu, lw_cuda_module *m);
 lw_status lw_cuda_get_kernel(lw_cuda *cu, const lw_cuda_module *m, const char *name, lw_cuda_kernel *out);
@@ -85,10 +80,5 @@ lw_status lw_cuda_upload(lw_cuda *cu, lw_cuda_ptr dst, const void *src, size_t b
 lw_status lw_cuda_download(lw_cuda *cu, void *dst, lw_cuda_ptr src, size_t bytes, const char *what);
 lw_status lw_cuda_memset0(lw_cuda *cu, lw_cuda_ptr dst, size_t bytes, const char *what);
 lw_status lw_cuda_mem_info(lw_cuda *cu, size_t *free_bytes, size_t *total_bytes);
-
-/* For `lw info --device cuda`: the driver, the device, its free memory,
- * which embedded image each unit would run and whether each loads; or why
- * there is no usable GPU. Never fails. */
-void lw_cuda_print_info(const lw_pair *p, FILE *out);
 
 #endif

@@ -2,6 +2,7 @@
 #include "frozen_matmul.h"
 
 #include "narrow_weights.h"
+#include "op_matmul_bf16.h"
 #include "ops.h"
 
 static const float *f32_of(const lw_model *m, int l, lw_plan_weight w)

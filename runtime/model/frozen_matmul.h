@@ -11,8 +11,8 @@
 #ifndef LW_FROZEN_MATMUL_H
 #define LW_FROZEN_MATMUL_H
 
+#include "bf16.h"
 #include "model.h"
-#include "op_matmul_bf16.h"
 #include "op_matmul_qn.h"
 #include "plan.h"
 

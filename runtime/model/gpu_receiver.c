@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "cuda_pair.h"
+
 lw_status lw_gpu_receiver_open(lw_gpu_receiver *r, const lw_pair *pair, const lw_model *receiver,
                                const lw_receiver_layout *layout, int max_T, int ordinal)
 {

@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "op_matmul_bf16.h"
+#include "bf16.h"
+#include "cpu_path.h"
 #include "op_matmul_qn.h"
 #include "weights.h"
 

@@ -1,5 +1,7 @@
-/* bf16 numbers and the packed bf16 weight matrix (op_matmul_bf16.h). */
-#include "op_matmul_bf16.h"
+/* bf16 numbers and the packed bf16 weight matrix (bf16.h). */
+#include "bf16.h"
+
+#include "cpu_path.h"
 
 #include <stdlib.h>
 #include <string.h>

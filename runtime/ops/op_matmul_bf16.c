@@ -1,5 +1,6 @@
 /* Products on bf16 weights (op_matmul_bf16.h): the dispatch to a path and
  * the scalar reference kernels the other paths are tested against. */
+#include "op_matmul_bf16.h"
 #include "op_matmul_bf16_kernels.h"
 
 #include "cpu_threads.h"

@@ -2,6 +2,7 @@
  * the weights are still read as bf16 (half the bytes of fp32) and widened to
  * fp32 in registers, the products are fp32 FMAs. Compiled with a target
  * attribute like the AVX-512 file, so the build needs no -m flags. */
+#include "op_matmul_bf16.h"
 #include "op_matmul_bf16_kernels.h"
 
 #include <stddef.h>

@@ -2,6 +2,7 @@
  * the target attribute, so the rest of the build needs no -m flags and runs
  * on any x86-64; the dispatcher calls them only when the CPU has the features
  * (cpu_path.c). */
+#include "op_matmul_bf16.h"
 #include "op_matmul_bf16_kernels.h"
 
 #include <stddef.h>

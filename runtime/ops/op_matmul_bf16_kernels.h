@@ -6,7 +6,9 @@
 
 #include <stdint.h>
 
-#include "op_matmul_bf16.h"
+/* The matrix is op_matmul_bf16.h's; the kernels only take it by pointer, so
+ * this header stands below its parent (which includes it), not beside it. */
+typedef struct lw_bf16_matrix lw_bf16_matrix;
 
 void bf16_forward_scalar(float *y, const float *xf, const lw_bf16_matrix *w, const float *b, int T);
 void bf16_backward_x_scalar(float *dx, const float *dy, const lw_bf16_matrix *w, int T);

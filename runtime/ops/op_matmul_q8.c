@@ -1,5 +1,6 @@
 /* Int8 products (op_matmul_q8.h): quantisation, the dispatch to a path and
  * the scalar reference kernel. */
+#include "op_matmul_q8.h"
 #include "op_matmul_q8_kernels.h"
 
 #include "cpu_threads.h"

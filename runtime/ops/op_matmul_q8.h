@@ -29,7 +29,7 @@ enum { LW_Q8_BLOCK = 32 };
  * rows in blocks of 16, and within a block 4 consecutive columns of the 16
  * rows side by side ([out/16][ld/4][16][4], one 64-byte load is a vpdpbusd
  * operand: 4 columns for 16 outputs), the scales as [out/16][ld/32][16]. */
-typedef struct {
+typedef struct lw_q8_matrix {
     int8_t *q;   /* out * ld, 64-byte aligned, zero past column in */
     float *d;    /* out * (ld / 32) block scales (0 for all-zero blocks) */
     float *corr; /* out: 128 * sum_b d_b * sum(q in b), for the unsigned trick of vpdpbusd */

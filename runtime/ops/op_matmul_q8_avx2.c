@@ -1,5 +1,6 @@
 /* The AVX2 kernel of op_matmul_q8.h, for CPUs without VNNI (target attribute
  * only here). */
+#include "op_matmul_q8.h"
 #include "op_matmul_q8_kernels.h"
 
 #include <stddef.h>

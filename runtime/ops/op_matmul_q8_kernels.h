@@ -5,7 +5,11 @@
 #ifndef LW_OP_MATMUL_Q8_KERNELS_H
 #define LW_OP_MATMUL_Q8_KERNELS_H
 
-#include "op_matmul_q8.h"
+#include <stdint.h>
+
+/* The matrix is op_matmul_q8.h's; the kernels only take it by pointer, so
+ * this header stands below its parent (which includes it), not beside it. */
+typedef struct lw_q8_matrix lw_q8_matrix;
 
 void q8_forward_scalar(float *y, const int8_t *xq, const float *sx, const lw_q8_matrix *w, const float *b, int T);
 void q8_forward_avx2(float *y, const int8_t *xq, const float *sx, const lw_q8_matrix *w, const float *b, int T);

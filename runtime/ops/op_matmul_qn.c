@@ -1,6 +1,8 @@
 /* Products on GGUF blocks (op_matmul_qn.h): the matrices, the quantisation
  * of x, the dispatch to a path, the scalar reference kernel and the
  * backward. */
+#include "op_matmul_qn.h"
+
 #include "op_matmul_qn_decode.h"
 #include "op_matmul_qn_kernels.h"
 

@@ -36,15 +36,9 @@
 #include <stdint.h>
 
 #include "cpu_path.h"
+#include "op_matmul_qn_types.h"
 #include "status.h"
 
-/* Block formats, numbered as ggml's ggml_type (and runtime/io/dequant.h's
- * lw_ggml_type, which this folder cannot include: tests check they agree). */
-enum {
-    LW_QN_Q4_0 = 2, LW_QN_Q4_1 = 3, LW_QN_Q5_0 = 6, LW_QN_Q5_1 = 7, LW_QN_Q8_0 = 8,
-    LW_QN_Q4_K = 12, LW_QN_Q5_K = 13, LW_QN_Q6_K = 14
-};
-enum { LW_QN_MAX_SEGMENTS = 4 };
 
 /* Whether the products read blocks of this ggml type; and the bytes one row
  * of `in` columns takes (0 when unsupported or in is not a block multiple). */
@@ -52,21 +46,7 @@ bool lw_qn_type_supported(uint32_t type);
 size_t lw_qn_row_bytes(uint32_t type, int in);
 const char *lw_qn_type_name(uint32_t type);
 
-typedef struct {
-    int row0, rows;        /* rows [row0, row0 + rows) of the matrix */
-    uint32_t type;
-    size_t row_bytes;
-    const uint8_t *data;   /* rows * row_bytes bytes, as in the file */
-} lw_qn_segment;
 
-typedef struct lw_qn_matrix {
-    int out, in;
-    int ld;                /* columns as stored: in, or in rounded up to 32 for a
-                              matrix quantised here (the padding is zeros) */
-    int nseg;
-    lw_qn_segment seg[LW_QN_MAX_SEGMENTS];
-    bool owns;             /* false for a view (lw_qn_rows_view): frees nothing */
-} lw_qn_matrix;
 
 /* An empty matrix of `in` columns; rows come by lw_qn_matrix_append, which
  * copies `rows` rows of blocks of `type` (the file may be closed after). */
@@ -85,15 +65,6 @@ size_t lw_qn_matrix_bytes(const lw_qn_matrix *m);
 /* Row o of m as fp32 (dst[in]): the backward's decode, and the tests' view. */
 void lw_qn_dequant_row(const lw_qn_matrix *m, int o, float *dst);
 
-/* x quantised for the forward: made once per product, then read by every
- * output column range (the thread pool can split [0, out) among workers). */
-typedef struct {
-    int T, in;     /* in: the matrix's ld (x's rows are padded with zeros to it) */
-    int8_t *qx;    /* T * in */
-    float *sx;     /* T * in/32: the block scales */
-    float *xf;     /* T * in/16: sx_b * X_g, the offsets' weight per 16 columns */
-    float *sxl;    /* T * in/4: sx of each 4 columns (the AVX-512 lanes' scales) */
-} lw_qn_act;
 
 /* x[T][xin] quantised per 32 into rows of ld columns (xin <= ld, ld a
  * multiple of 32). */

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "op_matmul_qn.h"
+#include "op_matmul_qn_types.h"
 
 static inline float qn_half(const uint8_t *p)
 {

@@ -5,7 +5,7 @@
 #ifndef LW_OP_MATMUL_QN_KERNELS_H
 #define LW_OP_MATMUL_QN_KERNELS_H
 
-#include "op_matmul_qn.h"
+#include "op_matmul_qn_types.h"
 
 typedef struct {
     uint8_t *u;

@@ -1,5 +1,6 @@
 /* The tokenizer front door: picks the implementation for a kind (and, for a
  * GGUF, for its tokenizer.ggml.model) and forwards calls through its ops. */
+#include "tokenizer.h"
 #include "tokenizer_impl.h"
 
 #include <stdlib.h>

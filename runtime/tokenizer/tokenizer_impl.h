@@ -3,7 +3,15 @@
 #ifndef LW_TOKENIZER_IMPL_H
 #define LW_TOKENIZER_IMPL_H
 
-#include "tokenizer.h"
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "status.h"
+
+/* The handle tokenizer.h hands out; its layout is defined here, for the
+ * implementations below tokenizer.c (which includes this header, not the
+ * other way round). */
+typedef struct lw_tokenizer lw_tokenizer;
 
 typedef struct {
     lw_status (*encode)(const lw_tokenizer *t, const char *text, size_t len, bool add_special,

@@ -10,24 +10,6 @@
 #include "fileutil.h"
 #include "train_log.h"
 
-lw_status lw_dev_loss(lw_trainer *t, const lw_sender_cache *states, const lw_dataset *data, float **x,
-                      size_t *x_cap, double *loss)
-{
-    if (data->n < 1 || states->n < data->n)
-        return lw_fail(LW_ERR_INVALID, "dev loss: %d examples, %d sender states", data->n, states->n);
-    double total = 0.0;
-    for (int i = 0; i < data->n; i++) {
-        int T;
-        float l;
-        lw_status st = lw_sender_cache_read(states, i, x, x_cap, &T);
-        if (!st) st = lw_trainer_loss(t, *x, T, data->examples[i].label, &l);
-        if (st) return lw_fail_wrap(st, "dev loss: example %d", i);
-        total += l;
-    }
-    *loss = total / data->n;
-    return LW_OK;
-}
-
 /* The state after resume_step: the last line of the log with a step at or
  * below it (lines after it belong to steps the resumed run makes again;
  * every rank reads the file, only rank 0 cuts it, so none relies on the cut). */
@@ -86,18 +68,16 @@ lw_status lw_early_stop_open(lw_early_stop *e, const lw_early_stop_options *o, c
     return LW_OK;
 }
 
-lw_status lw_early_stop_eval(lw_early_stop *e, lw_trainer *t, long step, double *loss, bool *improved, bool *stop)
+lw_status lw_early_stop_eval(lw_early_stop *e, long step, double loss, bool *improved, bool *stop)
 {
-    lw_status st = lw_dev_loss(t, e->o.states, e->o.data, &e->x, &e->x_cap, loss);
-    if (st) return lw_fail_wrap(st, "early stopping at step %ld", step);
     /* a non-finite dev loss is never a best; it counts against the patience */
-    *improved = isfinite(*loss) && *loss < e->best;
-    if (*improved) e->best = *loss, e->best_step = step, e->bad = 0;
+    *improved = isfinite(loss) && loss < e->best;
+    if (*improved) e->best = loss, e->best_step = step, e->bad = 0;
     else e->bad++;
     *stop = e->o.patience > 0 && e->bad >= e->o.patience;
     if (e->log) {
         fprintf(e->log, "{\"step\": %ld, \"dev_loss\": ", step);
-        if (isfinite(*loss)) fprintf(e->log, "%.6f", *loss);
+        if (isfinite(loss)) fprintf(e->log, "%.6f", loss);
         else fputs("null", e->log);
         fprintf(e->log, ", \"best_step\": %ld, \"best_dev_loss\": ", e->best_step);
         if (isfinite(e->best)) fprintf(e->log, "%.9g", e->best);

@@ -18,7 +18,6 @@
 #include "dataset.h"
 #include "sender_cache.h"
 #include "status.h"
-#include "train.h"
 
 typedef struct lw_early_stop_options {
     const lw_sender_cache *states;   /* the dev slice's sender states */
@@ -43,13 +42,10 @@ typedef struct {
  * cuts the log and appends to it. */
 lw_status lw_early_stop_open(lw_early_stop *e, const lw_early_stop_options *o, const char *out_dir, bool writer,
                              long resume_step);
-/* The slice's mean loss under t now (*loss), whether it is a new best
- * (*improved) and whether the patience ran out (*stop); logged as step. */
-lw_status lw_early_stop_eval(lw_early_stop *e, lw_trainer *t, long step, double *loss, bool *improved, bool *stop);
+/* Records the slice's mean loss at step (lw_dev_loss over o.states / o.data,
+ * with e->x as its buffer): whether it is a new best (*improved) and whether
+ * the patience ran out (*stop); logged as step. */
+lw_status lw_early_stop_eval(lw_early_stop *e, long step, double loss, bool *improved, bool *stop);
 void lw_early_stop_close(lw_early_stop *e);
-
-/* The mean of lw_trainer_loss over the n examples of states / data. */
-lw_status lw_dev_loss(lw_trainer *t, const lw_sender_cache *states, const lw_dataset *data, float **x,
-                      size_t *x_cap, double *loss);
 
 #endif

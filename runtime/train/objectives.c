@@ -120,15 +120,3 @@ double lw_soft_alignment(const float *z, int M, int H, const float *target, floa
     free(u);
     return 1.0 - cosv;
 }
-
-double lw_trainer_soft_terms(const lw_trainer *t, const float *z, int label, float *dz, float scale)
-{
-    int M = t->layout->M, H = t->receiver->cfg.hidden;
-    double total = 0.0;
-    if (t->diversity_weight != 0.0f)
-        total += t->diversity_weight * lw_soft_diversity(z, M, H, dz, scale * t->diversity_weight);
-    if (t->align_weight != 0.0f && t->align_targets)
-        total += t->align_weight *
-                 lw_soft_alignment(z, M, H, t->align_targets + (size_t)label * H, dz, scale * t->align_weight);
-    return total;
-}

@@ -21,7 +21,6 @@
 #include "model.h"
 #include "receiver_input.h"
 #include "status.h"
-#include "train.h"
 
 /* out: a copy of L whose verbalizers are their first tokens (verb_len 1). */
 lw_status lw_receiver_layout_first_tokens(const lw_receiver_layout *L, lw_receiver_layout *out);
@@ -44,10 +43,5 @@ double lw_soft_diversity(const float *z, int M, int H, float *dz, float scale);
 
 /* 1 - cos(mean_m z_m, target); with dz, adds scale * its gradient. */
 double lw_soft_alignment(const float *z, int M, int H, const float *target, float *dz, float scale);
-
-/* The weighted soft-token terms of t for label (diversity_weight times the
- * diversity, align_weight times the alignment to align_targets[label]);
- * with dz, adds scale * their gradient. 0 when both weights are 0. */
-double lw_trainer_soft_terms(const lw_trainer *t, const float *z, int label, float *dz, float scale);
 
 #endif

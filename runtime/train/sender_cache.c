@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "fileutil.h"
-#include "sender_states.h"
 
 /* Bump when what the sender reads changes (template use, token cap). */
 enum { PROMPT_FORMAT = 2 };
@@ -115,12 +114,11 @@ static lw_status write_all(FILE *f, const void *p, size_t n, const char *path)
 }
 
 static lw_status build_file(const lw_model_config *cfg, int layer, const lw_dataset *d, uint64_t key,
-                            const char *path, int quiet)
+                            const char *path, int quiet, const lw_sender_source *src)
 {
     char tmp[4096 + 32];
     lw_pathf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    lw_sender_run r;
-    lw_status st = lw_sender_run_open(cfg, &r);
+    lw_status st = src->open(src->ctx);
     FILE *f = st ? NULL : fopen(tmp, "wb");
     if (!st && !f) st = lw_fail(LW_ERR_IO, "sender cache: cannot create %s: %s", tmp, strerror(errno));
     uint64_t *off = calloc((size_t)d->n + 1, sizeof *off);
@@ -138,7 +136,8 @@ static lw_status build_file(const lw_model_config *cfg, int layer, const lw_data
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; !st && i < d->n; i++) {
         int T = 0;
-        st = lw_sender_run_states(&r, layer, d->examples[i].text, &T);
+        const float *rows = NULL;
+        st = src->states(src->ctx, d->examples[i].text, &rows, &T);
         if (st) {
             st = lw_fail_wrap(st, "sender cache: example %d", i);
             break;
@@ -146,7 +145,7 @@ static lw_status build_file(const lw_model_config *cfg, int layer, const lw_data
         off[i] = pos;
         tok[i] = (uint32_t)T;
         size_t bytes = (size_t)T * cfg->hidden * sizeof(float);
-        st = write_all(f, r.hidden, bytes, tmp);
+        st = write_all(f, rows, bytes, tmp);
         pos += bytes;
         if (!quiet && ((i + 1) % 50 == 0 || i + 1 == d->n)) {
             clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -171,12 +170,13 @@ static lw_status build_file(const lw_model_config *cfg, int layer, const lw_data
     if (st && f) unlink(tmp);
     free(off);
     free(tok);
-    lw_sender_run_close(&r);
+    src->close(src->ctx);
     return st;
 }
 
-lw_status lw_sender_cache_get(const lw_model_config *sender, int layer, const char *data_path,
-                              const lw_dataset *d, const char *cache_dir, int quiet, lw_sender_cache *out)
+lw_status lw_sender_cache_get_from(const lw_model_config *sender, int layer, const char *data_path,
+                                   const lw_dataset *d, const char *cache_dir, int quiet,
+                                   const lw_sender_source *src, lw_sender_cache *out)
 {
     memset(out, 0, sizeof *out);
     out->fd = -1;
@@ -198,7 +198,7 @@ lw_status lw_sender_cache_get(const lw_model_config *sender, int layer, const ch
     memcpy(path, out->path, sizeof path);
     lw_sender_cache_close(out);
     if (!quiet) fprintf(stderr, "sender states: building %s\n", path);
-    st = build_file(sender, layer, d, key, path, quiet);
+    st = build_file(sender, layer, d, key, path, quiet, src);
     if (st) return st;
     memcpy(out->path, path, sizeof path);
     st = open_file(path, key, d->n, sender->hidden, out);

@@ -2,9 +2,11 @@
  * on disk so that training and evaluation run the sender once per example,
  * not once per epoch or per run.
  *
- * Each example's rows are what lw_sender_run_states gives (sender_states.h:
- * the text in the sender's chat template, the rows after the template's
- * head, at most LW_SENDER_MAX_TOKENS).
+ * Each example's rows are what a lw_sender_source gives: lw_sender_cache_get
+ * (sender_states.h) fills the cache with lw_sender_run_states (the text in
+ * the sender's chat template, the rows after the template's head, at most
+ * LW_SENDER_MAX_TOKENS). The cache itself runs no model: it stands below the
+ * sender run, and what trains or evaluates on cached states needs only it.
  *
  * One file per (sender weights, layer, prompt format, data file):
  *   <cache_dir>/<data file stem>.L<layer>.<key hex>.states
@@ -28,8 +30,10 @@
 
 #include "dataset.h"
 #include "model_config.h"
-#include "sender_states.h"   /* LW_SENDER_MAX_TOKENS */
 #include "status.h"
+
+/* The rows a sender run keeps of one text, and so a cache entry holds, at most. */
+enum { LW_SENDER_MAX_TOKENS = 512 };
 
 typedef struct {
     int n;               /* examples */
@@ -41,11 +45,24 @@ typedef struct {
     char path[4096];
 } lw_sender_cache;
 
-/* Opens the cache file for data_path's first d->n examples, building it with
- * the sender (loaded only then) if it is missing, stale or too short.
- * cache_dir is created if needed. Progress goes to stderr unless quiet. */
-lw_status lw_sender_cache_get(const lw_model_config *sender, int layer, const char *data_path,
-                              const lw_dataset *d, const char *cache_dir, int quiet, lw_sender_cache *out);
+/* What fills a cache file: open (called only when a file must be built),
+ * then states for each example's text in turn (*rows [*T, hidden], valid
+ * until the next call), then close (always called after open, even when open
+ * failed). */
+typedef struct {
+    void *ctx;
+    lw_status (*open)(void *ctx);
+    lw_status (*states)(void *ctx, const char *text, const float **rows, int *T);
+    void (*close)(void *ctx);
+} lw_sender_source;
+
+/* Opens the cache file for data_path's first d->n examples, building it
+ * from src if it is missing, stale or too short. cache_dir is created if
+ * needed. Progress goes to stderr unless quiet. lw_sender_cache_get
+ * (sender_states.h) calls it with the sender itself as the source. */
+lw_status lw_sender_cache_get_from(const lw_model_config *sender, int layer, const char *data_path,
+                                   const lw_dataset *d, const char *cache_dir, int quiet,
+                                   const lw_sender_source *src, lw_sender_cache *out);
 
 /* An in-memory cache (tests, synthetic runs): tokens[n] rows per example,
  * zero-filled; fill c->mem + c->offset[i] with example i's rows. */

@@ -71,3 +71,39 @@ lw_status lw_sender_run_states(lw_sender_run *r, int layer, const char *text, in
     free(ids);
     return st;
 }
+
+/* The sender as a lw_sender_source: the run is opened only when a cache
+ * file must be built. */
+typedef struct {
+    const lw_model_config *cfg;
+    int layer;
+    lw_sender_run r;
+} run_source;
+
+static lw_status source_open(void *ctx)
+{
+    run_source *s = ctx;
+    return lw_sender_run_open(s->cfg, &s->r);
+}
+
+static lw_status source_states(void *ctx, const char *text, const float **rows, int *T)
+{
+    run_source *s = ctx;
+    lw_status st = lw_sender_run_states(&s->r, s->layer, text, T);
+    *rows = s->r.hidden;
+    return st;
+}
+
+static void source_close(void *ctx)
+{
+    run_source *s = ctx;
+    lw_sender_run_close(&s->r);
+}
+
+lw_status lw_sender_cache_get(const lw_model_config *sender, int layer, const char *data_path,
+                              const lw_dataset *d, const char *cache_dir, int quiet, lw_sender_cache *out)
+{
+    run_source s = {.cfg = sender, .layer = layer};
+    lw_sender_source src = {.ctx = &s, .open = source_open, .states = source_states, .close = source_close};
+    return lw_sender_cache_get_from(sender, layer, data_path, d, cache_dir, quiet, &src, out);
+}

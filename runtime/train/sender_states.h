@@ -16,10 +16,9 @@
 #define LW_SENDER_STATES_H
 
 #include "model.h"
+#include "sender_cache.h"   /* LW_SENDER_MAX_TOKENS; lw_sender_cache_get fills one */
 #include "status.h"
 #include "tokenizer.h"
-
-enum { LW_SENDER_MAX_TOKENS = 512 };
 
 typedef struct {
     lw_model *model;
@@ -36,5 +35,12 @@ void lw_sender_run_close(lw_sender_run *r);
 /* The layer-`layer` states of text's kept rows into r->hidden; *T rows
  * (1..LW_SENDER_MAX_TOKENS). */
 lw_status lw_sender_run_states(lw_sender_run *r, int layer, const char *text, int *T);
+
+/* The sender-state cache of data_path's first d->n examples
+ * (lw_sender_cache_get_from, sender_cache.h), built with the sender (loaded
+ * only then: lw_sender_run_open on sender) if it is missing, stale or too
+ * short. */
+lw_status lw_sender_cache_get(const lw_model_config *sender, int layer, const char *data_path,
+                              const lw_dataset *d, const char *cache_dir, int quiet, lw_sender_cache *out);
 
 #endif

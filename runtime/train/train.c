@@ -388,7 +388,9 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
         if (o->early_stop && (step + 1) % es.o.every == 0) {   /* before step-N: its dev log holds step N */
             double dev;
             bool improved, stop;
-            if ((st = lw_early_stop_eval(&es, t, step + 1, &dev, &improved, &stop))) break;
+            if ((st = lw_dev_loss(t, es.o.states, es.o.data, &es.x, &es.x_cap, &dev)))
+                st = lw_fail_wrap(st, "early stopping at step %ld", step + 1);
+            if (st || (st = lw_early_stop_eval(&es, step + 1, dev, &improved, &stop))) break;
             if (!quiet)
                 fprintf(stderr, "\nstep %ld: dev loss %.4f%s (best %.4f at step %ld)\n", step + 1, dev,
                         improved ? ", new best" : "", es.best, es.best_step);

@@ -121,8 +121,19 @@ lw_status lw_trainer_examples(lw_trainer *t, const lw_sender_cache *states, cons
                               const uint64_t *dropout_seeds, int n, float scale, float **x, size_t *x_cap,
                               float *losses, bool *correct);
 
+/* The weighted soft-token terms of t for label (diversity_weight times the
+ * diversity, align_weight times the alignment to align_targets[label], the
+ * objectives of objectives.h); with dz, adds scale * their gradient. 0 when
+ * both weights are 0. */
+double lw_trainer_soft_terms(const lw_trainer *t, const float *z, int label, float *dz, float scale);
+
 /* The loss alone (no gradients): what the finite-difference test probes. */
 lw_status lw_trainer_loss(lw_trainer *t, const float *x, int T, int label, float *loss);
+
+/* The mean of lw_trainer_loss over the n examples of states / data (the dev
+ * loss that early stopping records, early_stop.h). */
+lw_status lw_dev_loss(lw_trainer *t, const lw_sender_cache *states, const lw_dataset *data, float **x,
+                      size_t *x_cap, double *loss);
 
 /* scores[n_labels]: the summed log-probs of each label's verbalizer. */
 lw_status lw_trainer_score(lw_trainer *t, const float *x, int T, double *scores);

@@ -290,3 +290,33 @@ lw_status lw_trainer_score_soft(lw_trainer *t, const float *soft, double *scores
     lw_status st = place_soft(t, false);
     return st ? st : score_placed(t, scores);
 }
+
+lw_status lw_dev_loss(lw_trainer *t, const lw_sender_cache *states, const lw_dataset *data, float **x,
+                      size_t *x_cap, double *loss)
+{
+    if (data->n < 1 || states->n < data->n)
+        return lw_fail(LW_ERR_INVALID, "dev loss: %d examples, %d sender states", data->n, states->n);
+    double total = 0.0;
+    for (int i = 0; i < data->n; i++) {
+        int T;
+        float l;
+        lw_status st = lw_sender_cache_read(states, i, x, x_cap, &T);
+        if (!st) st = lw_trainer_loss(t, *x, T, data->examples[i].label, &l);
+        if (st) return lw_fail_wrap(st, "dev loss: example %d", i);
+        total += l;
+    }
+    *loss = total / data->n;
+    return LW_OK;
+}
+
+double lw_trainer_soft_terms(const lw_trainer *t, const float *z, int label, float *dz, float scale)
+{
+    int M = t->layout->M, H = t->receiver->cfg.hidden;
+    double total = 0.0;
+    if (t->diversity_weight != 0.0f)
+        total += t->diversity_weight * lw_soft_diversity(z, M, H, dz, scale * t->diversity_weight);
+    if (t->align_weight != 0.0f && t->align_targets)
+        total += t->align_weight *
+                 lw_soft_alignment(z, M, H, t->align_targets + (size_t)label * H, dz, scale * t->align_weight);
+    return total;
+}
