@@ -20,13 +20,16 @@ lw_status lw_packed_scorer_init(lw_packed_scorer *s, const lw_model *m, int rows
     if (rows > LW_CHUNK_ROWS) rows = LW_CHUNK_ROWS;   /* a segmented forward is one chunk */
     s->rows = rows;
     size_t R = (size_t)rows, H = (size_t)m->cfg.hidden;
-    lw_status st = lw_state_alloc(m, rows, false, &s->state);
+    /* the positions: a shared head (at most a pass's rows) and a pass after it */
+    int positions = 2 * rows < m->cfg.context ? 2 * rows : m->cfg.context;
+    lw_status st = lw_state_alloc(m, positions, false, &s->state);
+    s->head = malloc(R * sizeof *s->head);
     s->ids = malloc(R * sizeof *s->ids);
     s->is_embed = malloc(R * sizeof *s->is_embed);
     s->embeds = malloc(R * H * sizeof *s->embeds);
     s->hid = malloc(R * H * sizeof *s->hid);
     s->seg_len = malloc(R * sizeof *s->seg_len);
-    if (!st && (!s->ids || !s->is_embed || !s->embeds || !s->hid || !s->seg_len))
+    if (!st && (!s->head || !s->ids || !s->is_embed || !s->embeds || !s->hid || !s->seg_len))
         st = lw_fail(LW_ERR_NOMEM, "packed scorer: out of memory for %d rows", rows);
     if (!st && s->state->chunk < rows) s->rows = s->state->chunk;
     if (st) lw_packed_scorer_free(s);
@@ -36,6 +39,7 @@ lw_status lw_packed_scorer_init(lw_packed_scorer *s, const lw_model *m, int rows
 void lw_packed_scorer_free(lw_packed_scorer *s)
 {
     lw_state_free(s->state);
+    free(s->head);
     free(s->ids);
     free(s->is_embed);
     free(s->embeds);
@@ -52,25 +56,28 @@ int lw_packed_scorer_rows_needed(int P, int n_labels, const int *verb_len)
     return with_tail ? rows : P;
 }
 
-/* Appends rows [0, n) of prompt pr, then the ids tail[0, n_tail), as one segment. */
-static void add_segment(lw_packed_scorer *s, int *r, int *g, const lw_score_prompt *pr, const int *tail, int n_tail)
+/* Appends rows [C, P) of prompt pr (the rows after the cached head), then
+ * the ids tail[0, n_tail), as one segment. */
+static void add_segment(lw_packed_scorer *s, int C, int *r, int *g, const lw_score_prompt *pr, const int *tail,
+                        int n_tail)
 {
     size_t H = (size_t)s->m->cfg.hidden, at = (size_t)*r;
-    memcpy(s->ids + at, pr->ids, (size_t)pr->P * sizeof(int));
-    for (int t = 0; t < pr->P; t++) s->is_embed[at + t] = pr->embeds && (!pr->is_embed || pr->is_embed[t]);
-    if (pr->embeds) memcpy(s->embeds + at * H, pr->embeds, (size_t)pr->P * H * sizeof(float));
-    at += (size_t)pr->P;
+    int n = pr->P - C;
+    memcpy(s->ids + at, pr->ids + C, (size_t)n * sizeof(int));
+    for (int t = 0; t < n; t++) s->is_embed[at + t] = pr->embeds && (!pr->is_embed || pr->is_embed[C + t]);
+    if (pr->embeds) memcpy(s->embeds + at * H, pr->embeds + (size_t)C * H, (size_t)n * H * sizeof(float));
+    at += (size_t)n;
     memcpy(s->ids + at, tail, (size_t)n_tail * sizeof(int));
     for (int t = 0; t < n_tail; t++) s->is_embed[at + t] = false;
-    s->seg_len[(*g)++] = pr->P + n_tail;
-    *r += pr->P + n_tail;
+    s->seg_len[(*g)++] = n + n_tail;
+    *r += n + n_tail;
 }
 
 /* One pass over prompts [0, n), which fit s->rows together: the segments,
  * the forward, the head over the scored rows (two at least, so that a lone
  * row is not a matrix-vector product: the sums of a product do not depend
  * on its batch), and the sums. */
-static lw_status score_pass(lw_packed_scorer *s, int n, const lw_score_prompt *prompts, int n_labels,
+static lw_status score_pass(lw_packed_scorer *s, int C, int n, const lw_score_prompt *prompts, int n_labels,
                             const int *const *verb, const int *verb_len, double *scores)
 {
     const lw_model *m = s->m;
@@ -85,23 +92,23 @@ static lw_status score_pass(lw_packed_scorer *s, int n, const lw_score_prompt *p
             tail0[i * n_labels + k] = -1;
             if (verb_len[k] < 2) continue;
             int seg0 = r;
-            add_segment(s, &r, &g, pr, verb[k], verb_len[k] - 1);
-            if (first[i] < 0) first[i] = seg0 + pr->P - 1;
-            tail0[i * n_labels + k] = seg0 + pr->P;
+            add_segment(s, C, &r, &g, pr, verb[k], verb_len[k] - 1);
+            if (first[i] < 0) first[i] = seg0 + pr->P - C - 1;
+            tail0[i * n_labels + k] = seg0 + pr->P - C;
         }
         if (first[i] < 0) {
-            add_segment(s, &r, &g, pr, NULL, 0);
+            add_segment(s, C, &r, &g, pr, NULL, 0);
             first[i] = r - 1;
         }
     }
     if (!st && r == 1) {   /* one row: a second copy, for the products' sake */
-        add_segment(s, &r, &g, &prompts[0], NULL, 0);
+        add_segment(s, C, &r, &g, &prompts[0], NULL, 0);
     }
     if (!st) {
-        lw_forward_args a = {.ids = s->ids, .embeds = s->embeds, .is_embed = s->is_embed, .T = r, .pos0 = 0,
+        lw_forward_args a = {.ids = s->ids, .embeds = s->embeds, .is_embed = s->is_embed, .T = r, .pos0 = C,
                              .capture_layer = m->cfg.n_layers, .hidden_out = s->hid, .n_segments = g,
                              .segment_len = s->seg_len};
-        lw_state_reset(s->state);
+        lw_state_rewind(s->state, C);   /* the head stays; a segment's keys are scratch */
         st = lw_forward(m, s->state, &a);
     }
     /* the scored rows in order: example by example, its first row, then label by label its tail's rows */
@@ -155,6 +162,48 @@ static lw_status score_pass(lw_packed_scorer *s, int n, const lw_score_prompt *p
     return st;
 }
 
+static bool row_is_embed(const lw_score_prompt *pr, int t)
+{
+    return pr->embeds && (!pr->is_embed || pr->is_embed[t]);
+}
+
+/* The rows every prompt begins with (token ids, the same in all; a chat
+ * template's head and a task's primer), leaving each at least its last
+ * row: they run once and stay cached, and the segments continue them. */
+static int shared_head(const lw_packed_scorer *s, int n, const lw_score_prompt *prompts)
+{
+    int C = 0;
+    for (bool same = true; same && C < s->rows; C += same) {
+        for (int i = 0; same && i < n; i++)
+            same = C < prompts[i].P - 1 && !row_is_embed(&prompts[i], C) && prompts[i].ids[C] == prompts[0].ids[C];
+    }
+    return C;
+}
+
+/* Rows of a pass after a head of C. */
+static int pass_room(const lw_packed_scorer *s, int C)
+{
+    int room = s->state->max_tokens - C;
+    return room < s->rows ? room : s->rows;
+}
+
+/* The head's rows into the cache, unless it holds them from the last call. */
+static lw_status run_head(lw_packed_scorer *s, int C, const lw_score_prompt *prompts)
+{
+    if (C == s->head_len && lw_state_cached(s->state) >= C && !memcmp(s->head, prompts[0].ids, (size_t)C * sizeof(int)))
+        return LW_OK;
+    s->head_len = 0;
+    lw_state_reset(s->state);
+    if (C == 0) return LW_OK;
+    /* every block (the segments read every layer's keys): the final rows land in hid, unused */
+    lw_forward_args a = {.ids = prompts[0].ids, .T = C, .capture_layer = s->m->cfg.n_layers, .hidden_out = s->hid};
+    lw_status st = lw_forward(s->m, s->state, &a);
+    if (st) return st;
+    memcpy(s->head, prompts[0].ids, (size_t)C * sizeof(int));
+    s->head_len = C;
+    return LW_OK;
+}
+
 lw_status lw_packed_scorer_score(lw_packed_scorer *s, int n, const lw_score_prompt *prompts, int n_labels,
                                  const int *const *verb, const int *verb_len, double *scores)
 {
@@ -168,19 +217,25 @@ lw_status lw_packed_scorer_score(lw_packed_scorer *s, int n, const lw_score_prom
         const lw_score_prompt *pr = &prompts[i];
         if (pr->P < 1) return lw_fail(LW_ERR_INVALID, "packed scorer: example %d has an empty prompt", i);
         for (int t = 0; t < pr->P; t++)
-            if ((!pr->embeds || (pr->is_embed && !pr->is_embed[t])) && (pr->ids[t] < 0 || pr->ids[t] >= c->vocab))
+            if (!row_is_embed(pr, t) && (pr->ids[t] < 0 || pr->ids[t] >= c->vocab))
                 return lw_fail(LW_ERR_INVALID, "packed scorer: example %d, row %d is id %d, outside %s's vocab %d",
                                i, t, pr->ids[t], c->name, c->vocab);
-        int need = lw_packed_scorer_rows_needed(pr->P, n_labels, verb_len);
-        if (need > s->rows)
-            return lw_fail(LW_ERR_INVALID, "packed scorer: example %d needs %d rows (a %d-row prompt and its labels' "
-                           "verbalizers), a pass holds %d", i, need, pr->P, s->rows);
     }
+    int C = shared_head(s, n, prompts), room = pass_room(s, C);
+    for (int i = 0; i < n; i++) {
+        int need = lw_packed_scorer_rows_needed(prompts[i].P - C, n_labels, verb_len);
+        if (need > room)
+            return lw_fail(LW_ERR_INVALID, "packed scorer: example %d needs %d rows (a %d-row prompt, %d of them a "
+                           "shared head, and its labels' verbalizers), a pass holds %d", i, need, prompts[i].P, C,
+                           room);
+    }
+    lw_status st = run_head(s, C, prompts);
+    if (st) return lw_fail_wrap(st, "packed scorer: the shared head of %d rows", C);
     int i0 = 0, used = 0;
     for (int i = 0; i <= n; i++) {
-        int need = i < n ? lw_packed_scorer_rows_needed(prompts[i].P, n_labels, verb_len) : 0;
-        if (i == n || used + need > s->rows) {   /* the pass so far, then a new one */
-            lw_status st = score_pass(s, i - i0, prompts + i0, n_labels, verb, verb_len, scores + (size_t)i0 * n_labels);
+        int need = i < n ? lw_packed_scorer_rows_needed(prompts[i].P - C, n_labels, verb_len) : 0;
+        if (i == n || used + need > room) {   /* the pass so far, then a new one */
+            st = score_pass(s, C, i - i0, prompts + i0, n_labels, verb, verb_len, scores + (size_t)i0 * n_labels);
             if (st) return lw_fail_wrap(st, "packed scorer: examples %d..%d", i0, i - 1);
             i0 = i, used = 0;
         }
