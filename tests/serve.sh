@@ -140,8 +140,9 @@ check "SIGINT: exit 0" test $rc -eq 0
 "$lw" eval --task sst2 --split "$w/rows.jsonl" --checkpoint "$ck" --quiet --score-batch 6 \
     --scores "$w/eval6.scores" >/dev/null
 start packed --checkpoint "$ck" --packed --batch-window-ms 1000
-for i in 0 1 2 3 4 5; do post /v1/classify "$w/body.$i" "$w/pk.$i" > "$w/pk.$i.code" & done
-wait
+cpids=
+for i in 0 1 2 3 4 5; do post /v1/classify "$w/body.$i" "$w/pk.$i" > "$w/pk.$i.code" & cpids="$cpids $!"; done
+for c in $cpids; do wait $c; done   # (a plain wait would wait for the server too)
 : > "$w/packed.scores"
 for i in 0 1 2 3 4 5; do cat "$w/pk.$i" >> "$w/packed.scores"; echo >> "$w/packed.scores"; done
 # near SCORES_A SCORES_B: same labels, every score within 1e-5 x (1 + |score|)
