@@ -172,6 +172,10 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
                 a->method);
         return false;
     }
+    if (a->score_batch > 1 && strcmp(a->method, "bridge") && !fallback) {
+        fprintf(stderr, "lw eval: --score-batch goes with --method bridge or bridge-fallback\n");
+        return false;
+    }
     if (a->scores && strcmp(a->method, "bridge")) {
         fprintf(stderr, "lw eval: --scores goes with --method bridge\n");
         return false;

@@ -73,10 +73,11 @@ static void add_segment(lw_packed_scorer *s, int C, int *r, int *g, const lw_sco
     *r += n + n_tail;
 }
 
-/* One pass over prompts [0, n), which fit s->rows together: the segments,
- * the forward, the head over the scored rows (two at least, so that a lone
- * row is not a matrix-vector product: the sums of a product do not depend
- * on its batch), and the sums. */
+/* One pass over prompts [0, n), which fit a pass after the head of C rows:
+ * the segments, the forward, the output head over the scored rows, and the
+ * sums. Every product takes two rows or more, so an example's rows go
+ * through a matrix-matrix product whatever its batch (a lone row would be
+ * a BLAS's matrix-vector path, summed in yet another order). */
 static lw_status score_pass(lw_packed_scorer *s, int C, int n, const lw_score_prompt *prompts, int n_labels,
                             const int *const *verb, const int *verb_len, double *scores)
 {
@@ -236,7 +237,10 @@ lw_status lw_packed_scorer_score(lw_packed_scorer *s, int n, const lw_score_prom
         int need = i < n ? lw_packed_scorer_rows_needed(prompts[i].P - C, n_labels, verb_len) : 0;
         if (i == n || used + need > room) {   /* the pass so far, then a new one */
             st = score_pass(s, C, i - i0, prompts + i0, n_labels, verb, verb_len, scores + (size_t)i0 * n_labels);
-            if (st) return lw_fail_wrap(st, "packed scorer: examples %d..%d", i0, i - 1);
+            if (st) {
+                s->head_len = 0;   /* whatever the cache holds now, it is not known to be the head */
+                return lw_fail_wrap(st, "packed scorer: examples %d..%d", i0, i - 1);
+            }
             i0 = i, used = 0;
         }
         used += need;
