@@ -34,8 +34,15 @@ lw_status lw_bridge_scorer_open(lw_bridge_scorer *s, const lw_pair *pair, const 
     return st;
 }
 
+lw_status lw_bridge_scorer_score_batch(lw_bridge_scorer *s, int n, const float *const *x, const int *T,
+                                       const float *const *soft, double *scores)
+{
+    return lw_trainer_score_batch(&s->tr, &s->batch, n, x, T, soft, scores);
+}
+
 void lw_bridge_scorer_close(lw_bridge_scorer *s)
 {
+    lw_trainer_batch_scorer_free(&s->batch);
     lw_trainer_free(&s->tr);
     lw_gpu_receiver_close(&s->gpu);
     lw_adapter_set_free(&s->adapters);

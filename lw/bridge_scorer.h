@@ -19,6 +19,7 @@
 #include "pair.h"
 #include "task.h"
 #include "train.h"
+#include "train_score_packed.h"
 
 typedef struct {
     lw_bridge_side side;
@@ -29,6 +30,7 @@ typedef struct {
     char bridge_path[4200];    /* the bridge.safetensors read */
     lw_layer_mix mix;          /* the checkpoint's layer mix (layer_mix_file.h) */
     bool with_mix;             /* then the sender states are [T, K*S]: lw_bridge_checkpoint_layers */
+    lw_trainer_batch_scorer batch;   /* lw_bridge_scorer_score_batch's pass and rows */
 } lw_bridge_scorer;
 
 
@@ -37,6 +39,14 @@ typedef struct {
 lw_status lw_bridge_scorer_open(lw_bridge_scorer *s, const lw_pair *pair, const lw_task *task, int M,
                                 const char *checkpoint, const char *device);
 void lw_bridge_scorer_close(lw_bridge_scorer *s);
+
+/* scores[i * n_labels + k] of n examples in one packed receiver pass
+ * (train_score_packed.h): from sender states x[i] [T[i], S] (soft NULL) or
+ * soft tokens soft[i] [M, R] (x NULL). lw eval --score-batch and lw serve's
+ * batches; equal to lw_trainer_score's to float rounding
+ * (label_scoring_packed.h), exactly with adapters or on the GPU. */
+lw_status lw_bridge_scorer_score_batch(lw_bridge_scorer *s, int n, const float *const *x, const int *T,
+                                       const float *const *soft, double *scores);
 
 /* "bridge", "bridge+lora", "bridge+deep-prefix" or "bridge+lora+deep-prefix":
  * lw report keeps the ablation's variants apart by this name. */

@@ -67,6 +67,8 @@ static void usage(const lw_pair *pair)
            "  --calibrate mean     bridge: each label's score minus its mean over the evaluated examples\n"
            "                       (the input-independent prior a young bridge learns first;\n"
            "                       docs/objectives.md). Method reported as <method>-calibrated\n"
+           "  --score-batch N      bridge: score N examples in one packed receiver pass (default 1: one\n"
+           "                       by one; N > 1 agrees to float rounding, docs/wire.md, \"Batching\")\n"
            "  --tasks-dir DIR      default <manifest dir>/../tasks\n"
            "  --cache-dir DIR      sender-state cache (default $LWC_CACHE_DIR or .lwc-cache/ beside lw)\n"
            "  --quiet              no progress line, and only the accuracy and macro-F1 lines (the\n"
@@ -96,6 +98,7 @@ typedef struct {
     bool stratified;           /* --subset stratified: for --limit and --limit-train */
     int subset_seed;
     bool quiet;
+    int score_batch;           /* bridge: examples a packed receiver pass (1: one by one) */
     int seed;                  /* recorded in --json when has_seed */
     bool has_M, has_seed;
     int baseline;              /* lw_baseline_method, or -1 */
@@ -108,6 +111,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
     a->method = "bridge";
     a->device = "cpu";
     a->subset_seed = 1;
+    a->score_batch = 1;
     a->M = pair->manifest.bridge.soft_tokens;
     a->base = lw_baseline_defaults();
     int seed = 1;
@@ -135,6 +139,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
             }
             a->calibrate = ok;
         }
+        else if (!strcmp(o, "--score-batch")) ok = lw_opt_int(argc, argv, &i, 1, 256, &a->score_batch);
         else if (!strcmp(o, "--threshold")) ok = a->has_threshold = lw_opt_float(argc, argv, &i, &a->threshold);
         else if (!strcmp(o, "--curve")) a->curve = true;
         else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
@@ -192,6 +197,10 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
         fprintf(stderr, "lw eval: --calibrate goes with --method bridge\n");
         return false;
     }
+    if (a->score_batch > 1 && strcmp(a->method, "bridge") && !fallback) {
+        fprintf(stderr, "lw eval: --score-batch goes with --method bridge or bridge-fallback\n");
+        return false;
+    }
     if (a->scores && strcmp(a->method, "bridge")) {
         fprintf(stderr, "lw eval: --scores goes with --method bridge\n");
         return false;
@@ -239,18 +248,22 @@ static lw_status bridge_predict(eval_ctx *e, int *pred, double *margins)
     FILE *sf = NULL;
     if (e->a->scores && !(sf = fopen(e->a->scores, "w")))
         st = lw_fail(LW_ERR_IO, "eval: cannot write %s", e->a->scores);
-    int L = e->task.n_labels;
+    int B = e->a->score_batch, L = e->task.n_labels;
     double *all = calloc((size_t)(e->data.n > 0 ? e->data.n : 1) * L, sizeof *all);   /* [n, L] */
-    float *x = NULL;
-    size_t cap = 0;
-    if (!st && !all) st = lw_fail(LW_ERR_NOMEM, "eval: out of memory");
+    float **x = calloc((size_t)B, sizeof *x);
+    size_t *cap = calloc((size_t)B, sizeof *cap);
+    int *T = calloc((size_t)B, sizeof *T);
+    if (!st && (!all || !x || !cap || !T)) st = lw_fail(LW_ERR_NOMEM, "eval: out of memory");
     double t0 = lw_now_s();
-    for (int i = 0; !st && i < e->data.n; i++) {
-        int T;
-        st = lw_sender_cache_read(&e->states, i, &x, &cap, &T);
-        if (!st) st = lw_trainer_score(&sc.tr, x, T, all + (size_t)i * L);
+    for (int i0 = 0; !st && i0 < e->data.n; i0 += B) {
+        int nb = e->data.n - i0 < B ? e->data.n - i0 : B;
+        double *scores = all + (size_t)i0 * L;
+        for (int j = 0; !st && j < nb; j++) st = lw_sender_cache_read(&e->states, i0 + j, &x[j], &cap[j], &T[j]);
+        if (!st) st = B == 1 ? lw_trainer_score(&sc.tr, x[0], T[0], scores)
+                             : lw_bridge_scorer_score_batch(&sc, nb, (const float *const *)x, T, NULL, scores);
         if (st) break;
-        if (!e->a->quiet && ((i + 1) % 10 == 0 || i + 1 == e->data.n))
+        int i = i0 + nb - 1;
+        if (!e->a->quiet && ((i0 / 10) != ((i + 1) / 10) || i + 1 == e->data.n))
             fprintf(stderr, "\reval: %d/%d  %.3f s/example   ", i + 1, e->data.n, (lw_now_s() - t0) / (i + 1));
     }
     if (!e->a->quiet) fputc('\n', stderr);
@@ -275,7 +288,10 @@ static lw_status bridge_predict(eval_ctx *e, int *pred, double *margins)
     }
     if (sf && fclose(sf) != 0 && !st) st = lw_fail(LW_ERR_IO, "eval: writing %s", e->a->scores);
     free(all);
+    for (int j = 0; x && j < B; j++) free(x[j]);
     free(x);
+    free(cap);
+    free(T);
     lw_bridge_scorer_close(&sc);
     return st;
 }

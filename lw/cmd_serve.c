@@ -52,6 +52,9 @@ static void usage(void)
            "  --max-concurrent N     requests in flight at once (default 64); 503 above\n"
            "  --batch-window-ms MS   requests arriving within MS of the first are one batch (default 2)\n"
            "  --max-batch N          at most N requests a batch (default 8)\n"
+           "  --packed               score a batch's /v1/receive and /v1/classify in one packed receiver\n"
+           "                         pass (answers then equal lw eval --scores to float rounding, not bit\n"
+           "                         for bit; docs/wire.md, \"One model worker, batches\")\n"
            "  --soft-tokens M        M the bridge was trained with (default: run.json beside DIR)\n"
            "  --tasks-dir DIR        default <manifest dir>/../tasks\n"
            "SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0.\n",
@@ -96,6 +99,7 @@ typedef struct {
     const char *role_name, *task, *checkpoint, *listen, *tasks_dir;
     int role, M, max_concurrent, batch_window_ms, max_batch, timeout_s;
     long max_body;
+    bool packed;               /* a batch's scoring in one packed receiver pass */
 } serve_args;
 
 static bool parse(const lw_pair *pair, int argc, char **argv, serve_args *a)
@@ -126,6 +130,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, serve_args *a)
         else if (!strcmp(o, "--max-concurrent")) ok = lw_opt_int(argc, argv, &i, 1, 4096, &a->max_concurrent);
         else if (!strcmp(o, "--batch-window-ms")) ok = lw_opt_int(argc, argv, &i, 0, 10000, &a->batch_window_ms);
         else if (!strcmp(o, "--max-batch")) ok = lw_opt_int(argc, argv, &i, 1, 256, &a->max_batch);
+        else if (!strcmp(o, "--packed")) a->packed = true;
         else if (!strcmp(o, "--soft-tokens")) ok = has_M = lw_opt_int(argc, argv, &i, 1, LW_WIRE_MAX_M, &a->M);
         else {
             fprintf(stderr, "lw serve: unknown option '%s' (see lw serve --help)\n", o);
@@ -215,11 +220,11 @@ static void answer_failure(request *r, lw_status st, const char *what)
     answer_error(r, st == LW_ERR_INVALID || st == LW_ERR_FORMAT ? 422 : 500, "%s: %s", what, lw_last_error());
 }
 
-static void answer_scores(server *s, request *r, uint64_t seq)
+static void answer_scores_of(server *s, request *r, uint64_t seq, const double *scores)
 {
     char *line;
     size_t len;
-    lw_status st = lw_wire_receiver_line(&s->rcv, seq, s->scores, &line, &len);
+    lw_status st = lw_wire_receiver_line(&s->rcv, seq, scores, &line, &len);
     if (st) {
         answer_failure(r, st, "writing the answer");
         return;
@@ -230,6 +235,8 @@ static void answer_scores(server *s, request *r, uint64_t seq)
     r->status = 200;
     r->type = "application/json";
 }
+
+static void answer_scores(server *s, request *r, uint64_t seq) { answer_scores_of(s, r, seq, s->scores); }
 
 /* A message's bytes into scores, or the refusal: 422 for a message that
  * does not read (cut, damaged, wrong checksum), 409 for one made with
@@ -279,12 +286,78 @@ static void work_one(server *s, request *r)
     free(msg);
 }
 
-/* The worker's pass over a batch. There is no batched path for scoring
- * labels (the packed receiver pass is for training steps), so a batch's
- * requests are scored one after another in this one pass: each answer is
- * the one it would get alone, bit for bit. */
+/* A batch's /v1/receive and /v1/classify requests (with --packed): each
+ * message made (classify), read and checked as receive_message does, then
+ * every good one's labels scored in one packed receiver pass
+ * (lw_bridge_scorer_score_batch); the refused ones get their 4xx, the
+ * other endpoints their own work. If the pass fails, each of its requests
+ * is answered with the failure. */
+static void work_packed(server *s, lw_serve_job **jobs, int n)
+{
+    int L = s->rcv.task.n_labels, m = 0;
+    lw_wire_message *msgs = calloc((size_t)n, sizeof *msgs);
+    request **held = calloc((size_t)n, sizeof *held);
+    const float **soft = calloc((size_t)n, sizeof *soft);
+    double *scores = calloc((size_t)n * L, sizeof *scores);
+    if (!msgs || !held || !soft || !scores) {
+        for (int i = 0; i < n; i++) answer_error(jobs[i]->data, 500, "out of memory for a batch of %d", n);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        request *r = jobs[i]->data;
+        if (r->ep != EP_RECEIVE && r->ep != EP_CLASSIFY) {
+            work_one(s, r);
+            continue;
+        }
+        uint8_t *made = NULL;
+        const uint8_t *buf = (const uint8_t *)r->body;
+        size_t len = r->len;
+        lw_status st;
+        if (r->ep == EP_CLASSIFY) {
+            if ((st = lw_wire_sender_encode(&s->snd, r->text, r->seq, r->dtype, &made, &len))) {
+                answer_failure(r, st, "sending");
+                continue;
+            }
+            buf = made;
+        }
+        if ((st = lw_wire_decode(buf, len, &msgs[m])))
+            answer_error(r, 422, "not a readable soft-token message: %s", lw_last_error());
+        else if ((st = lw_wire_receiver_check(&s->rcv, &msgs[m]))) {
+            answer_error(r, 409, "message refused: %s", lw_last_error());
+            lw_wire_message_free(&msgs[m]);
+        } else {
+            soft[m] = msgs[m].soft;
+            held[m++] = r;
+        }
+        free(made);
+    }
+    if (m > 0) {
+        lw_status st = lw_bridge_scorer_score_batch(&s->rcv.sc, m, NULL, NULL, soft, scores);
+        for (int j = 0; j < m; j++)
+            if (st) answer_failure(held[j], st, "scoring");
+            else answer_scores_of(s, held[j], msgs[j].seq, scores + (size_t)j * L);
+    }
+    for (int j = 0; j < m; j++) lw_wire_message_free(&msgs[j]);
+done:
+    free(msgs);
+    free(held);
+    free(soft);
+    free(scores);
+}
+
+/* The worker's pass over a batch. By default a batch's requests are scored
+ * one after another in this one pass: each answer is the one it would get
+ * alone, bit for bit, and equal to lw eval --scores. With --packed (a
+ * receiver) they go through one packed receiver pass instead (work_packed):
+ * every weight read once for the batch, the answers equal to float
+ * rounding (docs/wire.md). */
 static void work_batch(void *ctx, lw_serve_job **jobs, int n)
 {
+    server *s = ctx;
+    if (s->a->packed && s->has_rcv) {
+        work_packed(s, jobs, n);
+        return;
+    }
     for (int i = 0; i < n; i++) work_one(ctx, jobs[i]->data);
 }
 

@@ -129,6 +129,36 @@ kill -INT $both_pid
 set +e; wait $both_pid; rc=$?; set -e
 check "SIGINT: exit 0" test $rc -eq 0
 
+# --packed: a batch's /v1/classify through one packed receiver pass (docs/wire.md, "One model
+# worker, batches"): the 6 rows posted at once come back in fewer batches than requests, each with
+# lw eval's label and scores within 1e-5 x (1 + |score|) (float rounding, not bit for bit; the
+# batch's order, which the clients' arrival sets, moves them by as much), as lw eval --score-batch 6's
+"$lw" eval --task sst2 --split "$w/rows.jsonl" --checkpoint "$ck" --quiet --score-batch 6 \
+    --scores "$w/eval6.scores" >/dev/null
+start packed --checkpoint "$ck" --packed --batch-window-ms 1000
+cpids=
+for i in 0 1 2 3 4 5; do post /v1/classify "$w/body.$i" "$w/pk.$i" > "$w/pk.$i.code" & cpids="$cpids $!"; done
+for c in $cpids; do wait $c; done   # (a plain wait would wait for the server too)
+: > "$w/packed.scores"
+for i in 0 1 2 3 4 5; do cat "$w/pk.$i" >> "$w/packed.scores"; echo >> "$w/packed.scores"; done
+# near SCORES_A SCORES_B: same labels, every score within 1e-5 x (1 + |score|)
+near() {
+    [ "$(cut -d, -f2 "$1")" = "$(cut -d, -f2 "$2")" ] || { echo "labels differ"; return 1; }
+    grep -o '"scores":{[^}]*}' "$1" | grep -oE '[-0-9.]+(e[-+]?[0-9]+)?' > "$w/near.a"
+    grep -o '"scores":{[^}]*}' "$2" | grep -oE '[-0-9.]+(e[-+]?[0-9]+)?' > "$w/near.b"
+    [ -s "$w/near.a" ] && [ "$(wc -l < "$w/near.a")" -eq "$(wc -l < "$w/near.b")" ] || return 1
+    paste -d' ' "$w/near.a" "$w/near.b" | awk '{d = $1 - $2; if (d < 0) d = -d; a = $2 < 0 ? -$2 : $2
+        if (d > 1e-5 * (1 + a)) { print "score " $1 " against " $2; bad = 1 } } END { exit bad }'
+}
+check "--packed: every answer 200" sh -c "[ \"\$(cat '$w'/pk.?.code | tr -d '\n')\" = 200200200200200200 ]"
+check "--packed: lw eval's labels, scores to float rounding" near "$w/packed.scores" "$w/eval.scores"
+check "--packed: lw eval --score-batch 6 agrees to float rounding" near "$w/eval6.scores" "$w/eval.scores"
+check "--packed: the requests were batched" sh -c "curl -sf http://127.0.0.1:$port/health | \
+    grep -q '\"requests\":[0-9]*,\"batches\":[1-5],'"
+kill -TERM $pid
+set +e; wait $pid; rc=$?; set -e
+check "--packed: SIGTERM exit 0" test $rc -eq 0
+
 usage_error() {   # usage_error PATTERN COMMAND...: exits 2 and prints PATTERN
     pattern=$1; shift
     set +e; "$@" >"$w/out" 2>&1; rc=$?; set -e

@@ -140,6 +140,11 @@ lw_status lw_trainer_score(lw_trainer *t, const float *x, int T, double *scores)
 /* The same from soft tokens [M, R] already made (a message's: lw receive);
  * lw_trainer_score is the bridge's forward then this. */
 lw_status lw_trainer_score_soft(lw_trainer *t, const float *soft, double *scores);
+/* The receiver's prompt rows of one example (the bridge's forward of x
+ * [Tx, S], or soft [M, R] when x is NULL) into the pass's ids / is_embed /
+ * embeds (t->rx's on the CPU); *P gets their count. The two above are this
+ * then the scoring of those rows; the packed scorer reads them instead. */
+lw_status lw_trainer_fill_prompt(lw_trainer *t, const float *x, int Tx, const float *soft, int *P);
 
 /* out_dir/<name>: the bridge (and t's adapters) with their optimiser
  * state, rng and step; refused if any value is not finite; written into a

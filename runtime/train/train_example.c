@@ -271,24 +271,30 @@ lw_status lw_trainer_examples(lw_trainer *t, const lw_sender_cache *states, cons
     return LW_OK;
 }
 
-/* Scores every label after the prefix whose soft rows place_soft filled. */
-static lw_status score_placed(lw_trainer *t, double *scores)
+lw_status lw_trainer_fill_prompt(lw_trainer *t, const float *x, int Tx, const float *soft, int *P)
 {
-    int P = lw_receiver_fill(t->layout, -1, 0, rows_ids(t), rows_is_embed(t));
-    return pass_scores(t, P, scores);
+    lw_status st;
+    if (x) st = bridge_forward(t, x, Tx, false);
+    else {
+        memcpy(t->soft, soft, (size_t)t->layout->M * (size_t)t->receiver->cfg.hidden * sizeof(float));
+        st = place_soft(t, false);
+    }
+    if (!st) *P = lw_receiver_fill(t->layout, -1, 0, rows_ids(t), rows_is_embed(t));
+    return st;
 }
 
 lw_status lw_trainer_score(lw_trainer *t, const float *x, int Tx, double *scores)
 {
-    lw_status st = bridge_forward(t, x, Tx, false);
-    return st ? st : score_placed(t, scores);
+    int P;
+    lw_status st = lw_trainer_fill_prompt(t, x, Tx, NULL, &P);
+    return st ? st : pass_scores(t, P, scores);
 }
 
 lw_status lw_trainer_score_soft(lw_trainer *t, const float *soft, double *scores)
 {
-    memcpy(t->soft, soft, (size_t)t->layout->M * (size_t)t->receiver->cfg.hidden * sizeof(float));
-    lw_status st = place_soft(t, false);
-    return st ? st : score_placed(t, scores);
+    int P;
+    lw_status st = lw_trainer_fill_prompt(t, NULL, 0, soft, &P);
+    return st ? st : pass_scores(t, P, scores);
 }
 
 lw_status lw_dev_loss(lw_trainer *t, const lw_sender_cache *states, const lw_dataset *data, float **x,

@@ -1,0 +1,249 @@
+/* Several prompts' label scores in one receiver pass (label_scoring_packed.h). */
+#include "label_scoring_packed.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "frozen_matmul.h"
+#include "label_scoring.h"
+
+/* Rows of the output head per product, as label_scoring.c's. */
+#define SCORE_CHUNK 64
+
+lw_status lw_packed_scorer_init(lw_packed_scorer *s, const lw_model *m, int rows)
+{
+    memset(s, 0, sizeof *s);
+    s->m = m;
+    if (rows < 2 || rows > m->cfg.context)
+        return lw_fail(LW_ERR_INVALID, "packed scorer: %d rows a pass (%s has 2..%d)", rows, m->cfg.name,
+                       m->cfg.context);
+    if (rows > LW_CHUNK_ROWS) rows = LW_CHUNK_ROWS;   /* a segmented forward is one chunk */
+    s->rows = rows;
+    size_t R = (size_t)rows, H = (size_t)m->cfg.hidden;
+    /* the positions: a shared head (at most a pass's rows) and a pass after it */
+    int positions = 2 * rows < m->cfg.context ? 2 * rows : m->cfg.context;
+    lw_status st = lw_state_alloc(m, positions, false, &s->state);
+    s->head = malloc(R * sizeof *s->head);
+    s->ids = malloc(R * sizeof *s->ids);
+    s->is_embed = malloc(R * sizeof *s->is_embed);
+    s->embeds = malloc(R * H * sizeof *s->embeds);
+    s->hid = malloc(R * H * sizeof *s->hid);
+    s->seg_len = malloc(R * sizeof *s->seg_len);
+    if (!st && (!s->head || !s->ids || !s->is_embed || !s->embeds || !s->hid || !s->seg_len))
+        st = lw_fail(LW_ERR_NOMEM, "packed scorer: out of memory for %d rows", rows);
+    if (!st && s->state->chunk < rows) s->rows = s->state->chunk;
+    if (st) lw_packed_scorer_free(s);
+    return st;
+}
+
+void lw_packed_scorer_free(lw_packed_scorer *s)
+{
+    lw_state_free(s->state);
+    free(s->head);
+    free(s->ids);
+    free(s->is_embed);
+    free(s->embeds);
+    free(s->hid);
+    free(s->seg_len);
+    memset(s, 0, sizeof *s);
+}
+
+int lw_packed_scorer_rows_needed(int P, int n_labels, const int *verb_len)
+{
+    int rows = 0, with_tail = 0;
+    for (int k = 0; k < n_labels; k++)
+        if (verb_len[k] > 1) rows += P + verb_len[k] - 1, with_tail++;
+    return with_tail ? rows : P;
+}
+
+/* Appends rows [C, P) of prompt pr (the rows after the cached head), then
+ * the ids tail[0, n_tail), as one segment. */
+static void add_segment(lw_packed_scorer *s, int C, int *r, int *g, const lw_score_prompt *pr, const int *tail,
+                        int n_tail)
+{
+    size_t H = (size_t)s->m->cfg.hidden, at = (size_t)*r;
+    int n = pr->P - C;
+    memcpy(s->ids + at, pr->ids + C, (size_t)n * sizeof(int));
+    for (int t = 0; t < n; t++) s->is_embed[at + t] = pr->embeds && (!pr->is_embed || pr->is_embed[C + t]);
+    if (pr->embeds) memcpy(s->embeds + at * H, pr->embeds + (size_t)C * H, (size_t)n * H * sizeof(float));
+    at += (size_t)n;
+    memcpy(s->ids + at, tail, (size_t)n_tail * sizeof(int));
+    for (int t = 0; t < n_tail; t++) s->is_embed[at + t] = false;
+    s->seg_len[(*g)++] = n + n_tail;
+    *r += n + n_tail;
+}
+
+/* One pass over prompts [0, n), which fit a pass after the head of C rows:
+ * the segments, the forward, the output head over the scored rows, and the
+ * sums. Every product takes two rows or more, so an example's rows go
+ * through a matrix-matrix product whatever its batch (a lone row would be
+ * a BLAS's matrix-vector path, summed in yet another order). */
+static lw_status score_pass(lw_packed_scorer *s, int C, int n, const lw_score_prompt *prompts, int n_labels,
+                            const int *const *verb, const int *verb_len, double *scores)
+{
+    const lw_model *m = s->m;
+    int H = m->cfg.hidden, V = m->cfg.vocab, r = 0, g = 0, n_score = 0;
+    /* each example: the row of its prompt's last token, then each label's tail rows */
+    int *first = malloc((size_t)n * sizeof *first), *tail0 = malloc((size_t)n * n_labels * sizeof *tail0);
+    lw_status st = first && tail0 ? LW_OK : lw_fail(LW_ERR_NOMEM, "packed scorer: out of memory");
+    for (int i = 0; !st && i < n; i++) {
+        const lw_score_prompt *pr = &prompts[i];
+        first[i] = -1;
+        for (int k = 0; k < n_labels; k++) {
+            tail0[i * n_labels + k] = -1;
+            if (verb_len[k] < 2) continue;
+            int seg0 = r;
+            add_segment(s, C, &r, &g, pr, verb[k], verb_len[k] - 1);
+            if (first[i] < 0) first[i] = seg0 + pr->P - C - 1;
+            tail0[i * n_labels + k] = seg0 + pr->P - C;
+        }
+        if (first[i] < 0) {
+            add_segment(s, C, &r, &g, pr, NULL, 0);
+            first[i] = r - 1;
+        }
+    }
+    if (!st && r == 1) {   /* one row: a second copy, for the products' sake */
+        add_segment(s, C, &r, &g, &prompts[0], NULL, 0);
+    }
+    if (!st) {
+        lw_forward_args a = {.ids = s->ids, .embeds = s->embeds, .is_embed = s->is_embed, .T = r, .pos0 = C,
+                             .capture_layer = m->cfg.n_layers, .hidden_out = s->hid, .n_segments = g,
+                             .segment_len = s->seg_len};
+        lw_state_rewind(s->state, C);   /* the head stays; a segment's keys are scratch */
+        st = lw_forward(m, s->state, &a);
+    }
+    /* the scored rows in order: example by example, its first row, then label by label its tail's rows */
+    int *row = NULL, *target = NULL, *owner = NULL;
+    if (!st) {
+        int most = n;
+        for (int k = 0; k < n_labels; k++) most += n * (verb_len[k] - 1);
+        most += 2;
+        row = malloc((size_t)most * sizeof *row);
+        target = malloc((size_t)most * sizeof *target);
+        owner = malloc((size_t)most * sizeof *owner);
+        if (!row || !target || !owner) st = lw_fail(LW_ERR_NOMEM, "packed scorer: out of memory");
+        for (int i = 0; !st && i < n; i++) {
+            row[n_score] = first[i], target[n_score] = -1, owner[n_score++] = i * n_labels;
+            for (int k = 0; k < n_labels; k++)
+                for (int j = 1; j < verb_len[k]; j++)
+                    row[n_score] = tail0[i * n_labels + k] + j - 1, target[n_score] = verb[k][j],
+                    owner[n_score++] = i * n_labels + k;
+        }
+        if (!st && n_score == 1) row[n_score] = row[0], target[n_score] = -2, owner[n_score++] = 0;
+    }
+    float *x = NULL, *logits = NULL;
+    int chunk = n_score < SCORE_CHUNK ? n_score : SCORE_CHUNK;
+    if (!st) {
+        x = malloc((size_t)chunk * H * sizeof *x);
+        logits = malloc((size_t)chunk * V * sizeof *logits);
+        if (!x || !logits) st = lw_fail(LW_ERR_NOMEM, "packed scorer: out of memory for %d rows of logits", chunk);
+    }
+    for (int r0 = 0, nr = 0; !st && r0 < n_score; r0 += nr) {
+        nr = n_score - r0 < chunk ? n_score - r0 : chunk;
+        if (n_score - r0 - nr == 1) nr--;   /* never leave a lone row for the last product */
+        for (int q = 0; q < nr; q++)
+            memcpy(x + (size_t)q * H, s->hid + (size_t)row[r0 + q] * H, (size_t)H * sizeof(float));
+        st = lw_weight_forward(logits, x, lw_model_weight(m, -1, LW_W_OUTPUT), NULL, nr, H, V);
+        for (int q = 0; !st && q < nr; q++) {
+            int j = r0 + q, o = owner[j];
+            const float *lg = logits + (size_t)q * V;
+            if (target[j] == -1)   /* an example's first row: every label's first token */
+                for (int k = 0; k < n_labels; k++) scores[o + k] = lw_log_prob(lg, V, verb[k][0]);
+            else if (target[j] >= 0)
+                scores[o] += lw_log_prob(lg, V, target[j]);
+        }
+    }
+    free(x);
+    free(logits);
+    free(row);
+    free(target);
+    free(owner);
+    free(first);
+    free(tail0);
+    return st;
+}
+
+static bool row_is_embed(const lw_score_prompt *pr, int t)
+{
+    return pr->embeds && (!pr->is_embed || pr->is_embed[t]);
+}
+
+/* The rows every prompt begins with (token ids, the same in all; a chat
+ * template's head and a task's primer), leaving each at least its last
+ * row: they run once and stay cached, and the segments continue them. */
+static int shared_head(const lw_packed_scorer *s, int n, const lw_score_prompt *prompts)
+{
+    int C = 0;
+    for (bool same = true; same && C < s->rows; C += same) {
+        for (int i = 0; same && i < n; i++)
+            same = C < prompts[i].P - 1 && !row_is_embed(&prompts[i], C) && prompts[i].ids[C] == prompts[0].ids[C];
+    }
+    return C;
+}
+
+/* Rows of a pass after a head of C. */
+static int pass_room(const lw_packed_scorer *s, int C)
+{
+    int room = s->state->max_tokens - C;
+    return room < s->rows ? room : s->rows;
+}
+
+/* The head's rows into the cache, unless it holds them from the last call. */
+static lw_status run_head(lw_packed_scorer *s, int C, const lw_score_prompt *prompts)
+{
+    if (C == s->head_len && lw_state_cached(s->state) >= C && !memcmp(s->head, prompts[0].ids, (size_t)C * sizeof(int)))
+        return LW_OK;
+    s->head_len = 0;
+    lw_state_reset(s->state);
+    if (C == 0) return LW_OK;
+    /* every block (the segments read every layer's keys): the final rows land in hid, unused */
+    lw_forward_args a = {.ids = prompts[0].ids, .T = C, .capture_layer = s->m->cfg.n_layers, .hidden_out = s->hid};
+    lw_status st = lw_forward(s->m, s->state, &a);
+    if (st) return st;
+    memcpy(s->head, prompts[0].ids, (size_t)C * sizeof(int));
+    s->head_len = C;
+    return LW_OK;
+}
+
+lw_status lw_packed_scorer_score(lw_packed_scorer *s, int n, const lw_score_prompt *prompts, int n_labels,
+                                 const int *const *verb, const int *verb_len, double *scores)
+{
+    const lw_model_config *c = &s->m->cfg;
+    for (int k = 0; k < n_labels; k++)
+        for (int j = 0; j < verb_len[k]; j++)
+            if (verb_len[k] < 1 || verb[k][j] < 0 || verb[k][j] >= c->vocab)
+                return lw_fail(LW_ERR_INVALID, "packed scorer: label %d's verbalizer token %d (of %d) is not in %s's "
+                               "vocab", k, j, verb_len[k], c->name);
+    for (int i = 0; i < n; i++) {   /* all checked before any pass runs */
+        const lw_score_prompt *pr = &prompts[i];
+        if (pr->P < 1) return lw_fail(LW_ERR_INVALID, "packed scorer: example %d has an empty prompt", i);
+        for (int t = 0; t < pr->P; t++)
+            if (!row_is_embed(pr, t) && (pr->ids[t] < 0 || pr->ids[t] >= c->vocab))
+                return lw_fail(LW_ERR_INVALID, "packed scorer: example %d, row %d is id %d, outside %s's vocab %d",
+                               i, t, pr->ids[t], c->name, c->vocab);
+    }
+    int C = shared_head(s, n, prompts), room = pass_room(s, C);
+    for (int i = 0; i < n; i++) {
+        int need = lw_packed_scorer_rows_needed(prompts[i].P - C, n_labels, verb_len);
+        if (need > room)
+            return lw_fail(LW_ERR_INVALID, "packed scorer: example %d needs %d rows (a %d-row prompt, %d of them a "
+                           "shared head, and its labels' verbalizers), a pass holds %d", i, need, prompts[i].P, C,
+                           room);
+    }
+    lw_status st = run_head(s, C, prompts);
+    if (st) return lw_fail_wrap(st, "packed scorer: the shared head of %d rows", C);
+    int i0 = 0, used = 0;
+    for (int i = 0; i <= n; i++) {
+        int need = i < n ? lw_packed_scorer_rows_needed(prompts[i].P - C, n_labels, verb_len) : 0;
+        if (i == n || used + need > room) {   /* the pass so far, then a new one */
+            st = score_pass(s, C, i - i0, prompts + i0, n_labels, verb, verb_len, scores + (size_t)i0 * n_labels);
+            if (st) {
+                s->head_len = 0;   /* whatever the cache holds now, it is not known to be the head */
+                return lw_fail_wrap(st, "packed scorer: examples %d..%d", i0, i - 1);
+            }
+            i0 = i, used = 0;
+        }
+        used += need;
+    }
+    return LW_OK;
+}
