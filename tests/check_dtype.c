@@ -24,6 +24,7 @@
 #include "ops.h"
 #include "random_weights.h"
 #include "rng.h"
+#include "model_probe.h"
 #include "tiny_models.h"
 
 #include <math.h>
@@ -36,16 +37,6 @@ enum { T = 9 };
 
 static const double TOL_TINY = 3e-2, TOL_REAL = 5e-2, TOL_SAME = 1e-4;
 
-static lw_model_config tiny_config(int i)
-{
-    switch (i) {
-    case 0: return tl_tiny_llama_config(LW_WEIGHTS_GGUF);
-    case 1: return tl_tiny_gemma3_config(4);   /* tied output, sliding window */
-    case 2: return tl_tiny_qwen2_config();     /* q/k/v biases, tied */
-    default: return tl_tiny_qwen3_config();
-    }
-}
-enum { N_TINY = 4 };
 
 /* bf16: 0 fp32, 1 bf16 forward only, 2 bf16 with the backward's copy. */
 static lw_model *random_model(const lw_model_config *c, int bf16)
@@ -84,39 +75,11 @@ static lw_model *rounded_model(const lw_model_config *c)
     return m;
 }
 
-static void ids_of(int *ids, int n, int vocab, uint64_t seed)
-{
-    lw_rng r;
-    lw_rng_seed(&r, seed);
-    for (int i = 0; i < n; i++) ids[i] = (int)(lw_rng_next(&r) % (uint64_t)vocab);
-}
-
-/* logits [T, V] of ids on m. */
-static float *all_logits(const lw_model *m, const int *ids, int n)
-{
-    lw_state *s = NULL;
-    ck_assert_int_eq(lw_state_alloc(m, n, false, &s), LW_OK);
-    float *logits = malloc((size_t)n * m->cfg.vocab * sizeof(float));
-    ck_assert_ptr_nonnull(logits);
-    lw_forward_args a = {.ids = ids, .T = n, .logits = logits, .all_logits = true, .capture_layer = -1};
-    ck_assert_msg(lw_forward(m, s, &a) == LW_OK, "%s", lw_last_error());
-    lw_state_free(s);
-    return logits;
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n, double *scale)
-{
-    double d = 0, sc = 0;
-    for (size_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i])), sc = fmax(sc, fabs((double)b[i]));
-    *scale = sc;
-    return d;
-}
-
 /* ---- the model holds bf16 and nothing else -------------------------------- */
 
 START_TEST(bf16_model_drops_its_fp32_matrices)
 {
-    lw_model_config c = tiny_config(_i);
+    lw_model_config c = tl_tiny_family_config(_i);
     lw_model *f = random_model(&c, 0), *b = random_model(&c, 1), *bb2 = random_model(&c, 2);
     ck_assert(lw_model_dtype(f) == LW_WEIGHTS_F32 && lw_model_dtype(b) == LW_WEIGHTS_BF16);
     for (int l = 0; l < c.n_layers; l++) {
@@ -146,16 +109,16 @@ END_TEST
 
 START_TEST(tiny_logits_bf16_close_to_fp32_and_equal_to_rounded)
 {
-    lw_model_config c = tiny_config(_i);
+    lw_model_config c = tl_tiny_family_config(_i);
     lw_model *f = random_model(&c, 0), *b = random_model(&c, 1), *r = rounded_model(&c);
     int ids[T];
-    ids_of(ids, T, c.vocab, 17 + (uint64_t)_i);
-    float *lf = all_logits(f, ids, T), *lb = all_logits(b, ids, T), *lr = all_logits(r, ids, T);
+    tl_random_ids(ids, T, c.vocab, 17 + (uint64_t)_i);
+    float *lf = tl_all_logits(f, ids, T), *lb = tl_all_logits(b, ids, T), *lr = tl_all_logits(r, ids, T);
     size_t n = (size_t)T * c.vocab;
-    double scale, d_f = max_abs_diff(lb, lf, n, &scale);
+    double scale, d_f = tl_max_abs_diff(lb, lf, n, &scale);
     ck_assert_msg(d_f <= TOL_TINY * scale, "%s: bf16 vs fp32 max |d| %g, scale %g", c.name, d_f, scale);
     ck_assert_msg(d_f > 0, "%s: bf16 logits equal fp32's: the narrow path was not taken", c.name);
-    double d_r = max_abs_diff(lb, lr, n, &scale);
+    double d_r = tl_max_abs_diff(lb, lr, n, &scale);
     ck_assert_msg(d_r <= TOL_SAME * scale, "%s: bf16 vs rounded fp32 max |d| %g, scale %g", c.name, d_r, scale);
     fprintf(stderr, "%s: logits bf16 vs fp32 max |d| %.3g (%.2g of scale), vs rounded %.3g\n", c.name, d_f,
             d_f / scale, d_r);
@@ -196,7 +159,7 @@ static void grad_embeds(const lw_model *m, const float *x, float *an)
 
 START_TEST(tiny_backward_through_bf16_by_finite_differences)
 {
-    lw_model_config c = tiny_config(_i);
+    lw_model_config c = tl_tiny_family_config(_i);
     lw_model *b = random_model(&c, 2), *r = rounded_model(&c);
     int H = c.hidden, V = c.vocab, n = T * H;
     float *x = malloc((size_t)n * sizeof(float)), *an = calloc((size_t)n, sizeof(float));
@@ -231,7 +194,7 @@ START_TEST(tiny_backward_through_bf16_by_finite_differences)
     ck_assert_msg(scale > 1e-3, "%s: a vanishing gradient checks nothing (max |fd| %g)", c.name, scale);
     ck_assert_msg(bad == 0, "%s: %d of %d dX elements off their finite differences (worst %.2f x tol)", c.name, bad,
                   n, worst);
-    double sc, d_r = max_abs_diff(an, an_r, (size_t)n, &sc);
+    double sc, d_r = tl_max_abs_diff(an, an_r, (size_t)n, &sc);
     ck_assert_msg(d_r <= TOL_SAME * sc, "%s: bf16 dX vs rounded fp32 dX max |d| %g, scale %g", c.name, d_r, sc);
     /* a forward-only bf16 model (no row-major copy on AVX-512) refuses a
      * backward with words, never reads a NULL */
@@ -310,14 +273,14 @@ static int compare_greedy(const lw_model *f, const lw_model *b, const int *promp
 
 START_TEST(tiny_greedy_matches_or_divergence_is_explained)
 {
-    lw_model_config c = tiny_config(_i);
+    lw_model_config c = tl_tiny_family_config(_i);
     lw_model *f = random_model(&c, 0), *b = random_model(&c, 1);
     for (uint64_t p = 0; p < 3; p++) {
         int prompt[5];
-        ids_of(prompt, 5, c.vocab, 100 + p);
+        tl_random_ids(prompt, 5, c.vocab, 100 + p);
         /* the logits' own tolerance, measured on this prompt */
-        float *lf = all_logits(f, prompt, 5), *lb = all_logits(b, prompt, 5);
-        double scale, d = max_abs_diff(lb, lf, (size_t)5 * c.vocab, &scale);
+        float *lf = tl_all_logits(f, prompt, 5), *lb = tl_all_logits(b, prompt, 5);
+        double scale, d = tl_max_abs_diff(lb, lf, (size_t)5 * c.vocab, &scale);
         compare_greedy(f, b, prompt, 5, 16, 2 * fmax(d, TOL_TINY * scale));
         free(lf), free(lb);
     }
@@ -350,8 +313,8 @@ START_TEST(real_model_bf16_logits_and_greedy)
     int ids[12];
     for (int i = 0; i < 12; i++) ids[i] = 100 + 37 * i;   /* ordinary tokens of both vocabularies */
     int V = f->cfg.vocab;
-    float *lf = all_logits(f, ids, 12), *lb = all_logits(b, ids, 12);
-    double scale, d = max_abs_diff(lb, lf, (size_t)12 * V, &scale);
+    float *lf = tl_all_logits(f, ids, 12), *lb = tl_all_logits(b, ids, 12);
+    double scale, d = tl_max_abs_diff(lb, lf, (size_t)12 * V, &scale);
     int agree = 0;
     for (int t = 0; t < 12; t++) {
         int af = 0, ab = 0;
@@ -458,10 +421,10 @@ int main(void)
     Suite *s = suite_create("dtype");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
-    tcase_add_loop_test(tc, bf16_model_drops_its_fp32_matrices, 0, N_TINY);
-    tcase_add_loop_test(tc, tiny_logits_bf16_close_to_fp32_and_equal_to_rounded, 0, N_TINY);
-    tcase_add_loop_test(tc, tiny_backward_through_bf16_by_finite_differences, 0, N_TINY);
-    tcase_add_loop_test(tc, tiny_greedy_matches_or_divergence_is_explained, 0, N_TINY);
+    tcase_add_loop_test(tc, bf16_model_drops_its_fp32_matrices, 0, TL_N_TINY);
+    tcase_add_loop_test(tc, tiny_logits_bf16_close_to_fp32_and_equal_to_rounded, 0, TL_N_TINY);
+    tcase_add_loop_test(tc, tiny_backward_through_bf16_by_finite_differences, 0, TL_N_TINY);
+    tcase_add_loop_test(tc, tiny_greedy_matches_or_divergence_is_explained, 0, TL_N_TINY);
     tcase_add_loop_test(tc, real_model_bf16_logits_and_greedy, 0, 2);
     tcase_add_test(tc, train_bf16_tracks_fp32);
     tcase_add_test(tc, bad_dtype_is_refused_by_every_command);

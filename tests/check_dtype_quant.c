@@ -28,6 +28,7 @@
 #include "ops.h"
 #include "random_weights.h"
 #include "rng.h"
+#include "model_probe.h"
 #include "tiny_models.h"
 
 #include <math.h>
@@ -43,16 +44,6 @@ static const double TOL_REAL[2] = {6e-2, 1.5e-1};
  * since the forward's int8 activations move the point the gradient is taken at */
 static const double FD_REL_REAL = 0.35, FD_ABS_REAL = 0.05;
 
-static lw_model_config tiny_config(int i)
-{
-    switch (i) {
-    case 0: return tl_tiny_llama_config(LW_WEIGHTS_GGUF);
-    case 1: return tl_tiny_gemma3_config(4);   /* tied output, sliding window */
-    case 2: return tl_tiny_qwen2_config();     /* q/k/v biases, tied */
-    default: return tl_tiny_qwen3_config();
-    }
-}
-enum { N_TINY = 4 };
 
 static lw_model *random_model(const lw_model_config *c)
 {
@@ -92,31 +83,11 @@ static lw_model *dequantised_q8_model(const lw_model_config *c)
     return m;
 }
 
-static float *all_logits(const lw_model *m, const int *ids, int n)
-{
-    lw_state *s = NULL;
-    ck_assert_int_eq(lw_state_alloc(m, n, false, &s), LW_OK);
-    float *logits = malloc((size_t)n * m->cfg.vocab * sizeof(float));
-    ck_assert_ptr_nonnull(logits);
-    lw_forward_args a = {.ids = ids, .T = n, .logits = logits, .all_logits = true, .capture_layer = -1};
-    ck_assert_msg(lw_forward(m, s, &a) == LW_OK, "%s", lw_last_error());
-    lw_state_free(s);
-    return logits;
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n, double *scale)
-{
-    double d = 0, sc = 0;
-    for (size_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i])), sc = fmax(sc, fabs((double)b[i]));
-    *scale = sc;
-    return d;
-}
-
 /* ---- what the models hold ------------------------------------------------- */
 
 START_TEST(q8_model_drops_its_fp32_matrices_and_native_needs_a_file)
 {
-    lw_model_config c = tiny_config(_i);
+    lw_model_config c = tl_tiny_family_config(_i);
     lw_model *q = random_model(&c);
     ck_assert_msg(lw_model_narrow(q, LW_WEIGHTS_Q8, true) == LW_OK, "%s", lw_last_error());
     ck_assert(lw_model_dtype(q) == LW_WEIGHTS_Q8);
@@ -171,16 +142,16 @@ enum { T = 9 };
 
 START_TEST(tiny_q8_logits_close_to_fp32)
 {
-    lw_model_config c = tiny_config(_i);
+    lw_model_config c = tl_tiny_family_config(_i);
     lw_model *f = random_model(&c), *q = random_model(&c), *dq = dequantised_q8_model(&c);
     ck_assert_int_eq(lw_model_narrow(q, LW_WEIGHTS_Q8, false), LW_OK);
     int ids[T];
     lw_rng r;
     lw_rng_seed(&r, 17 + (uint64_t)_i);
     for (int i = 0; i < T; i++) ids[i] = (int)(lw_rng_next(&r) % (uint64_t)c.vocab);
-    float *lf = all_logits(f, ids, T), *lq = all_logits(q, ids, T), *ld = all_logits(dq, ids, T);
+    float *lf = tl_all_logits(f, ids, T), *lq = tl_all_logits(q, ids, T), *ld = tl_all_logits(dq, ids, T);
     size_t n = (size_t)T * c.vocab;
-    double scale, d = max_abs_diff(lq, lf, n, &scale), sd, dd = max_abs_diff(lq, ld, n, &sd);
+    double scale, d = tl_max_abs_diff(lq, lf, n, &scale), sd, dd = tl_max_abs_diff(lq, ld, n, &sd);
     fprintf(stderr, "%s: logits q8 vs fp32 max |d| %.3g (%.2g of scale); vs the dequantised fp32 model %.3g\n",
             c.name, d, d / scale, dd);
     ck_assert_msg(d <= TOL_TINY * scale, "%s: q8 vs fp32 max |d| %g, scale %g", c.name, d, scale);
@@ -260,7 +231,7 @@ static void check_fd(const lw_model *narrow, const lw_model *ref, float *x, int 
 
 START_TEST(tiny_backward_through_q8_by_finite_differences)
 {
-    lw_model_config c = tiny_config(_i);
+    lw_model_config c = tl_tiny_family_config(_i);
     lw_model *q = random_model(&c), *dq = dequantised_q8_model(&c);
     ck_assert_int_eq(lw_model_narrow(q, LW_WEIGHTS_Q8, true), LW_OK);
     int n = T * c.hidden;
@@ -344,7 +315,7 @@ START_TEST(real_model_q8_and_native_logits_and_greedy)
     int ids[12];
     for (int i = 0; i < 12; i++) ids[i] = 100 + 37 * i;   /* ordinary tokens of both vocabularies */
     int V = f->cfg.vocab;
-    float *lf = all_logits(f, ids, 12);
+    float *lf = tl_all_logits(f, ids, 12);
     enum { N_GEN = 24 };
     int tf[N_GEN];
     float gf[N_GEN];
@@ -383,8 +354,8 @@ START_TEST(real_model_q8_and_native_logits_and_greedy)
                 dt);
         /* the blocks alone: native 0.56-1.06 bytes a value, q8 1.06 (Q8_0), of fp32's 4 */
         ck_assert_msg(qb <= 0.3 * fb, "%s %s: %zu bytes held, fp32 %zu", f->cfg.name, dt, qb, fb);
-        float *lq = all_logits(q, ids, 12);
-        double scale, d = max_abs_diff(lq, lf, (size_t)12 * V, &scale);
+        float *lq = tl_all_logits(q, ids, 12);
+        double scale, d = tl_max_abs_diff(lq, lf, (size_t)12 * V, &scale);
         int agree = 0;
         for (int t = 0; t < 12; t++) {
             int af = 0, aq = 0;
@@ -445,9 +416,9 @@ int main(void)
     Suite *s = suite_create("dtype_quant");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 600);
-    tcase_add_loop_test(tc, q8_model_drops_its_fp32_matrices_and_native_needs_a_file, 0, N_TINY);
-    tcase_add_loop_test(tc, tiny_q8_logits_close_to_fp32, 0, N_TINY);
-    tcase_add_loop_test(tc, tiny_backward_through_q8_by_finite_differences, 0, N_TINY);
+    tcase_add_loop_test(tc, q8_model_drops_its_fp32_matrices_and_native_needs_a_file, 0, TL_N_TINY);
+    tcase_add_loop_test(tc, tiny_q8_logits_close_to_fp32, 0, TL_N_TINY);
+    tcase_add_loop_test(tc, tiny_backward_through_q8_by_finite_differences, 0, TL_N_TINY);
     tcase_add_loop_test(tc, real_model_q8_and_native_logits_and_greedy, 0, 2);
     tcase_add_test(tc, real_model_backward_through_native_by_finite_differences);
     suite_add_tcase(s, tc);

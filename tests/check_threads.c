@@ -13,6 +13,7 @@
  * work really went to the workers (lw_threads_parallel_jobs): a test that
  * passes because nothing was split would prove nothing. */
 #include "testlib.h"
+#include "thread_same.h"
 #include "cmd_common.h"
 #include "cpu_threads.h"
 #include "lw_cli.h"
@@ -30,31 +31,6 @@
 
 enum { N_COUNTS = 3 };
 static const int COUNTS[N_COUNTS] = {1, 2, 3};
-
-static float *rand_floats(size_t n, uint64_t seed)
-{
-    lw_rng r;
-    lw_rng_seed(&r, seed);
-    float *a = malloc((n ? n : 1) * sizeof *a);
-    ck_assert_ptr_nonnull(a);
-    for (size_t i = 0; i < n; i++) a[i] = (float)(2.0 * lw_rng_uniform(&r) - 1.0);
-    return a;
-}
-
-static void use_threads(int n)
-{
-    ck_assert_msg(lw_cpu_threads_set(n) == LW_OK, "%s", lw_last_error());
-}
-
-/* got equals want bit for bit, or the first differing element is shown. */
-static void assert_same(const float *got, const float *want, size_t n, const char *what, int threads)
-{
-    if (!memcmp(got, want, n * sizeof *got)) return;
-    size_t i = 0;
-    while (i < n && !memcmp(got + i, want + i, sizeof *got)) i++;
-    ck_abort_msg("%s: %d threads differ from 1 at element %zu of %zu (%.9g vs %.9g)", what, threads, i, n,
-                 (double)got[i], (double)want[i]);
-}
 
 /* ---- a model: logits and the gradient wrt its input embeddings ----------- */
 
@@ -109,19 +85,19 @@ START_TEST(model_logits_and_gradient_identical)
     bool bf16 = _i % 2;
     lw_model *m = model_of(&c, bf16);
     size_t nl = (size_t)T * c.vocab, nx = (size_t)T * c.hidden;
-    float *x = rand_floats(nx, 41);
+    float *x = tl_rand_floats(nx, 41);
     float *logits[N_COUNTS], *dx[N_COUNTS];
     long jobs = lw_threads_parallel_jobs();
     for (int k = 0; k < N_COUNTS; k++) {
-        use_threads(COUNTS[k]);
+        tl_use_threads(COUNTS[k]);
         logits[k] = calloc(nl, sizeof(float));
         dx[k] = calloc(nx, sizeof(float));
         logits_and_grad(m, x, logits[k], dx[k]);
         char what[96];
         snprintf(what, sizeof what, "%s %s logits", c.name, bf16 ? "bf16" : "fp32");
-        if (k > 0) assert_same(logits[k], logits[0], nl, what, COUNTS[k]);
+        if (k > 0) tl_assert_same(logits[k], logits[0], nl, what, COUNTS[k]);
         snprintf(what, sizeof what, "%s %s dX", c.name, bf16 ? "bf16" : "fp32");
-        if (k > 0) assert_same(dx[k], dx[0], nx, what, COUNTS[k]);
+        if (k > 0) tl_assert_same(dx[k], dx[0], nx, what, COUNTS[k]);
     }
     double norm = 0;
     for (size_t i = 0; i < nx; i++) norm += (double)dx[0][i] * dx[0][i];

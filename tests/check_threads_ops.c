@@ -13,6 +13,7 @@
  * work really went to the workers (lw_threads_parallel_jobs): a test that
  * passes because nothing was split would prove nothing. */
 #include "testlib.h"
+#include "thread_same.h"
 #include "cpu_path.h"
 #include "cpu_threads.h"
 #include "model_config.h"
@@ -30,31 +31,6 @@
 enum { N_COUNTS = 3 };
 static const int COUNTS[N_COUNTS] = {1, 2, 3};
 
-static float *rand_floats(size_t n, uint64_t seed)
-{
-    lw_rng r;
-    lw_rng_seed(&r, seed);
-    float *a = malloc((n ? n : 1) * sizeof *a);
-    ck_assert_ptr_nonnull(a);
-    for (size_t i = 0; i < n; i++) a[i] = (float)(2.0 * lw_rng_uniform(&r) - 1.0);
-    return a;
-}
-
-static void use_threads(int n)
-{
-    ck_assert_msg(lw_cpu_threads_set(n) == LW_OK, "%s", lw_last_error());
-}
-
-/* got equals want bit for bit, or the first differing element is shown. */
-static void assert_same(const float *got, const float *want, size_t n, const char *what, int threads)
-{
-    if (!memcmp(got, want, n * sizeof *got)) return;
-    size_t i = 0;
-    while (i < n && !memcmp(got + i, want + i, sizeof *got)) i++;
-    ck_abort_msg("%s: %d threads differ from 1 at element %zu of %zu (%.9g vs %.9g)", what, threads, i, n,
-                 (double)got[i], (double)want[i]);
-}
-
 /* ---- products ------------------------------------------------------------ */
 
 static const int SHAPES[][3] = {{1, 100, 300}, {2, 64, 64}, {3, 100, 300}, {9, 576, 200}, {64, 130, 1000},
@@ -66,21 +42,21 @@ START_TEST(fp32_products_identical_for_any_thread_count)
     lw_cpu_split_threshold_set(0);
     for (int s = 0; s < N_SHAPES; s++) {
         int T = SHAPES[s][0], in = SHAPES[s][1], out = SHAPES[s][2];
-        float *x = rand_floats((size_t)T * in, 1), *w = rand_floats((size_t)out * in, 2), *b = rand_floats(out, 3);
-        float *dy = rand_floats((size_t)T * out, 4);
+        float *x = tl_rand_floats((size_t)T * in, 1), *w = tl_rand_floats((size_t)out * in, 2), *b = tl_rand_floats(out, 3);
+        float *dy = tl_rand_floats((size_t)T * out, 4);
         float *y[N_COUNTS], *dx[N_COUNTS], *dw[N_COUNTS];
         long jobs = lw_threads_parallel_jobs();
         for (int c = 0; c < N_COUNTS; c++) {
-            use_threads(COUNTS[c]);
+            tl_use_threads(COUNTS[c]);
             y[c] = calloc((size_t)T * out, sizeof(float));
-            dx[c] = rand_floats((size_t)T * in, 5); /* backward accumulates: start from the same values */
-            dw[c] = rand_floats((size_t)out * in, 6);
+            dx[c] = tl_rand_floats((size_t)T * in, 5); /* backward accumulates: start from the same values */
+            dw[c] = tl_rand_floats((size_t)out * in, 6);
             matmul_forward(y[c], x, w, b, T, in, out);
             matmul_backward(dx[c], dw[c], NULL, dy, x, w, T, in, out);
             if (c > 0) {
-                assert_same(y[c], y[0], (size_t)T * out, "fp32 forward", COUNTS[c]);
-                assert_same(dx[c], dx[0], (size_t)T * in, "fp32 dX", COUNTS[c]);
-                assert_same(dw[c], dw[0], (size_t)out * in, "fp32 dW", COUNTS[c]);
+                tl_assert_same(y[c], y[0], (size_t)T * out, "fp32 forward", COUNTS[c]);
+                tl_assert_same(dx[c], dx[0], (size_t)T * in, "fp32 dX", COUNTS[c]);
+                tl_assert_same(dw[c], dw[0], (size_t)out * in, "fp32 dW", COUNTS[c]);
             }
         }
         ck_assert_msg(lw_threads_parallel_jobs() > jobs, "T %d %d -> %d: nothing was split", T, in, out);
@@ -117,24 +93,24 @@ START_TEST(bf16_products_identical_on_every_path)
     for (int p = LW_CPU_SCALAR; p <= (int)lw_cpu_path_detected(); p++) {
         for (int s = 0; s < N_SHAPES; s++) {
             int T = SHAPES[s][0], in = SHAPES[s][1], out = SHAPES[s][2];
-            float *x = rand_floats((size_t)T * in, 11), *wf = rand_floats((size_t)out * in, 12);
-            float *b = rand_floats(out, 13), *dy = rand_floats((size_t)T * out, 14);
+            float *x = tl_rand_floats((size_t)T * in, 11), *wf = tl_rand_floats((size_t)out * in, 12);
+            float *b = tl_rand_floats(out, 13), *dy = tl_rand_floats((size_t)T * out, 14);
             lw_bf16_matrix w;
             ck_assert_int_eq(lw_bf16_matrix_pack(&w, wf, out, in), LW_OK);
             float *y[N_COUNTS], *dx[N_COUNTS];
             long jobs = lw_threads_parallel_jobs();
             for (int c = 0; c < N_COUNTS; c++) {
-                use_threads(COUNTS[c]);
+                tl_use_threads(COUNTS[c]);
                 y[c] = calloc((size_t)T * out, sizeof(float));
-                dx[c] = rand_floats((size_t)T * in, 15);
+                dx[c] = tl_rand_floats((size_t)T * in, 15);
                 ck_assert_int_eq(matmul_bf16_forward_on((lw_cpu_path)p, y[c], x, &w, b, T), LW_OK);
                 ck_assert_int_eq(matmul_bf16_backward_x_on((lw_cpu_path)p, dx[c], dy, &w, T), LW_OK);
                 if (c > 0) {
                     char what[64];
                     snprintf(what, sizeof what, "bf16 %s forward T %d", lw_cpu_path_name((lw_cpu_path)p), T);
-                    assert_same(y[c], y[0], (size_t)T * out, what, COUNTS[c]);
+                    tl_assert_same(y[c], y[0], (size_t)T * out, what, COUNTS[c]);
                     snprintf(what, sizeof what, "bf16 %s dX T %d", lw_cpu_path_name((lw_cpu_path)p), T);
-                    assert_same(dx[c], dx[0], (size_t)T * in, what, COUNTS[c]);
+                    tl_assert_same(dx[c], dx[0], (size_t)T * in, what, COUNTS[c]);
                 }
             }
             /* ranges of at least 2 rows: 2 and 3 rows stay whole */
@@ -155,16 +131,16 @@ START_TEST(q8_forward_identical_on_every_path)
         for (int s = 0; s < N_SHAPES; s++) {
             int T = SHAPES[s][0], in = SHAPES[s][1], out = SHAPES[s][2];
             if (T < 2) continue; /* one row is not split (q8 is not in decode yet) */
-            float *x = rand_floats((size_t)T * in, 21), *wf = rand_floats((size_t)out * in, 22);
+            float *x = tl_rand_floats((size_t)T * in, 21), *wf = tl_rand_floats((size_t)out * in, 22);
             lw_q8_matrix w;
             ck_assert_int_eq(lw_q8_matrix_pack(&w, wf, out, in), LW_OK);
             float *y[N_COUNTS];
             long jobs = lw_threads_parallel_jobs();
             for (int c = 0; c < N_COUNTS; c++) {
-                use_threads(COUNTS[c]);
+                tl_use_threads(COUNTS[c]);
                 y[c] = calloc((size_t)T * out, sizeof(float));
                 ck_assert_int_eq(matmul_q8_forward_on((lw_cpu_path)p, y[c], x, &w, NULL, T), LW_OK);
-                if (c > 0) assert_same(y[c], y[0], (size_t)T * out, "q8 forward", COUNTS[c]);
+                if (c > 0) tl_assert_same(y[c], y[0], (size_t)T * out, "q8 forward", COUNTS[c]);
             }
             if (T >= 4) ck_assert_msg(lw_threads_parallel_jobs() > jobs, "q8 T %d: nothing was split", T);
             for (int c = 0; c < N_COUNTS; c++) free(y[c]);
@@ -185,12 +161,12 @@ START_TEST(attention_identical_for_any_thread_count)
     for (int v = 0; v < 2; v++) {
         int Hkv = hkv[v];
         lw_attention_params prm = {.causal = true, .q_offset = Tk - Tq, .window = v ? 4 : 0, .scale = 0.35f};
-        float *q = rand_floats((size_t)Tq * Hq * D, 31), *k = rand_floats((size_t)Tk * Hkv * D, 32);
-        float *val = rand_floats((size_t)Tk * Hkv * D, 33), *dout = rand_floats((size_t)Tq * Hq * D, 34);
+        float *q = tl_rand_floats((size_t)Tq * Hq * D, 31), *k = tl_rand_floats((size_t)Tk * Hkv * D, 32);
+        float *val = tl_rand_floats((size_t)Tk * Hkv * D, 33), *dout = tl_rand_floats((size_t)Tq * Hq * D, 34);
         float *out[N_COUNTS], *att[N_COUNTS], *dq[N_COUNTS], *dk[N_COUNTS], *dv[N_COUNTS];
         long jobs = lw_threads_parallel_jobs();
         for (int c = 0; c < N_COUNTS; c++) {
-            use_threads(COUNTS[c]);
+            tl_use_threads(COUNTS[c]);
             out[c] = calloc((size_t)Tq * Hq * D, sizeof(float));
             att[c] = calloc((size_t)Hq * Tq * Tk, sizeof(float));
             dq[c] = calloc((size_t)Tq * Hq * D, sizeof(float));
@@ -199,11 +175,11 @@ START_TEST(attention_identical_for_any_thread_count)
             attention_forward_sink(out[c], att[c], q, k, val, Tq, Tk, Hq, Hkv, D, &prm, v ? 2 : 0);
             attention_backward_sink(dq[c], dk[c], dv[c], dout, att[c], q, k, val, Tq, Tk, Hq, Hkv, D, &prm, v ? 2 : 0);
             if (c > 0) {
-                assert_same(out[c], out[0], (size_t)Tq * Hq * D, "attention out", COUNTS[c]);
-                assert_same(att[c], att[0], (size_t)Hq * Tq * Tk, "attention probabilities", COUNTS[c]);
-                assert_same(dq[c], dq[0], (size_t)Tq * Hq * D, "attention dq", COUNTS[c]);
-                assert_same(dk[c], dk[0], (size_t)Tk * Hkv * D, "attention dk", COUNTS[c]);
-                assert_same(dv[c], dv[0], (size_t)Tk * Hkv * D, "attention dv", COUNTS[c]);
+                tl_assert_same(out[c], out[0], (size_t)Tq * Hq * D, "attention out", COUNTS[c]);
+                tl_assert_same(att[c], att[0], (size_t)Hq * Tq * Tk, "attention probabilities", COUNTS[c]);
+                tl_assert_same(dq[c], dq[0], (size_t)Tq * Hq * D, "attention dq", COUNTS[c]);
+                tl_assert_same(dk[c], dk[0], (size_t)Tk * Hkv * D, "attention dk", COUNTS[c]);
+                tl_assert_same(dv[c], dv[0], (size_t)Tk * Hkv * D, "attention dv", COUNTS[c]);
             }
         }
         ck_assert_msg(lw_threads_parallel_jobs() > jobs, "attention: nothing was split");
@@ -219,30 +195,30 @@ START_TEST(elementwise_and_row_ops_equal_the_plain_ops)
 {
     lw_cpu_split_threshold_set(0);
     const int T = 13, C = 97, n = T * C; /* no multiple of 64 */
-    float *gate = rand_floats(n, 51), *up = rand_floats(n, 52), *dout = rand_floats(n, 53), *w = rand_floats(C, 54);
+    float *gate = tl_rand_floats(n, 51), *up = tl_rand_floats(n, 52), *dout = tl_rand_floats(n, 53), *w = tl_rand_floats(C, 54);
     float *want = calloc(n, sizeof(float)), *got = calloc(n, sizeof(float));
-    float *want2 = rand_floats(n, 55), *got2 = rand_floats(n, 55), *want3 = rand_floats(n, 56), *got3 = rand_floats(n, 56);
+    float *want2 = tl_rand_floats(n, 55), *got2 = tl_rand_floats(n, 55), *want3 = tl_rand_floats(n, 56), *got3 = tl_rand_floats(n, 56);
     float *rs_want = calloc(T, sizeof(float)), *rs_got = calloc(T, sizeof(float));
     const lw_activation acts[2] = {LW_ACT_SILU, LW_ACT_GELU_TANH};
     long jobs = lw_threads_parallel_jobs();
     for (int c = 0; c < N_COUNTS; c++) {
-        use_threads(COUNTS[c]);
+        tl_use_threads(COUNTS[c]);
         for (int a = 0; a < 2; a++) {
             glu_forward(want, gate, up, n, acts[a]);
             glu_forward_par(got, gate, up, n, acts[a]);
-            assert_same(got, want, n, "GLU forward", COUNTS[c]);
+            tl_assert_same(got, want, n, "GLU forward", COUNTS[c]);
             glu_backward(want2, want3, dout, gate, up, n, acts[a]);
             glu_backward_par(got2, got3, dout, gate, up, n, acts[a]);
-            assert_same(got2, want2, n, "GLU backward dgate", COUNTS[c]);
-            assert_same(got3, want3, n, "GLU backward dup", COUNTS[c]);
+            tl_assert_same(got2, want2, n, "GLU backward dgate", COUNTS[c]);
+            tl_assert_same(got3, want3, n, "GLU backward dup", COUNTS[c]);
         }
         rmsnorm_forward(want, rs_want, gate, w, T, C, 1e-6f, LW_NORM_RMSNORM_GEMMA);
         rmsnorm_forward_par(got, rs_got, gate, w, T, C, 1e-6f, LW_NORM_RMSNORM_GEMMA);
-        assert_same(got, want, n, "RMSNorm forward", COUNTS[c]);
-        assert_same(rs_got, rs_want, T, "RMSNorm rstd", COUNTS[c]);
+        tl_assert_same(got, want, n, "RMSNorm forward", COUNTS[c]);
+        tl_assert_same(rs_got, rs_want, T, "RMSNorm rstd", COUNTS[c]);
         rmsnorm_backward(want2, NULL, dout, gate, w, rs_want, T, C, LW_NORM_RMSNORM_GEMMA);
         rmsnorm_backward_par(got2, dout, gate, w, rs_want, T, C, LW_NORM_RMSNORM_GEMMA);
-        assert_same(got2, want2, n, "RMSNorm backward", COUNTS[c]);
+        tl_assert_same(got2, want2, n, "RMSNorm backward", COUNTS[c]);
     }
     ck_assert_msg(lw_threads_parallel_jobs() > jobs, "elementwise: nothing was split");
     free(gate), free(up), free(dout), free(w), free(want), free(got), free(want2), free(got2), free(want3), free(got3);
