@@ -222,32 +222,6 @@ END_TEST
 
 /* ---- greedy generation ----------------------------------------------------- */
 
-/* Greedy n tokens after prompt on m, with each step's top-2 logit gap. */
-static void greedy(const lw_model *m, const int *prompt, int n_prompt, int n, int *out, float *gap)
-{
-    int V = m->cfg.vocab, total = n_prompt + n;
-    lw_state *s = NULL;
-    ck_assert_int_eq(lw_state_alloc(m, total, false, &s), LW_OK);
-    float *logits = malloc((size_t)V * sizeof(float));
-    int pos = 0, cur_n = n_prompt;
-    const int *cur = prompt;
-    for (int k = 0; k < n; k++) {
-        lw_forward_args a = {.ids = cur, .T = cur_n, .pos0 = pos, .logits = logits, .capture_layer = -1};
-        ck_assert_msg(lw_forward(m, s, &a) == LW_OK, "%s", lw_last_error());
-        pos += cur_n;
-        int best = 0, second = -1;
-        for (int v = 1; v < V; v++) {
-            if (logits[v] > logits[best]) second = best, best = v;
-            else if (second < 0 || logits[v] > logits[second]) second = v;
-        }
-        out[k] = best;
-        gap[k] = logits[best] - logits[second];
-        cur = &out[k], cur_n = 1;
-    }
-    free(logits);
-    lw_state_free(s);
-}
-
 /* bf16 greedy equals fp32's, or the first divergence is shown and explained:
  * fp32's top-2 gap there is within the logits' stated tolerance. Returns
  * the number of equal tokens. */
@@ -255,8 +229,8 @@ static int compare_greedy(const lw_model *f, const lw_model *b, const int *promp
 {
     int *tf = malloc((size_t)n * sizeof(int)), *tb = malloc((size_t)n * sizeof(int));
     float *gf = malloc((size_t)n * sizeof(float)), *gb = malloc((size_t)n * sizeof(float));
-    greedy(f, prompt, n_prompt, n, tf, gf);
-    greedy(b, prompt, n_prompt, n, tb, gb);
+    tl_greedy(f, prompt, n_prompt, n, tf, gf);
+    tl_greedy(b, prompt, n_prompt, n, tb, gb);
     int k = 0;
     while (k < n && tf[k] == tb[k]) k++;
     if (k < n) {

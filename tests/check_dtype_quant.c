@@ -259,37 +259,12 @@ END_TEST
 
 static const char *const REAL[] = {"SmolLM2-135M-Instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf"};
 
-static void greedy(const lw_model *m, const int *prompt, int n_prompt, int n, int *out, float *gap)
-{
-    int V = m->cfg.vocab;
-    lw_state *s = NULL;
-    ck_assert_int_eq(lw_state_alloc(m, n_prompt + n, false, &s), LW_OK);
-    float *logits = malloc((size_t)V * sizeof(float));
-    int pos = 0, cur_n = n_prompt;
-    const int *cur = prompt;
-    for (int k = 0; k < n; k++) {
-        lw_forward_args a = {.ids = cur, .T = cur_n, .pos0 = pos, .logits = logits, .capture_layer = -1};
-        ck_assert_msg(lw_forward(m, s, &a) == LW_OK, "%s", lw_last_error());
-        pos += cur_n;
-        int best = 0, second = -1;
-        for (int v = 1; v < V; v++) {
-            if (logits[v] > logits[best]) second = best, best = v;
-            else if (second < 0 || logits[v] > logits[second]) second = v;
-        }
-        out[k] = best;
-        gap[k] = logits[best] - logits[second];
-        cur = &out[k], cur_n = 1;
-    }
-    free(logits);
-    lw_state_free(s);
-}
-
 static void compare_greedy(const lw_model *f, const lw_model *q, const char *dt, const int *tf, const float *gf,
                            const int *prompt, int n_prompt, int n, double tol)
 {
     int *tq = malloc((size_t)n * sizeof(int));
     float *gq = malloc((size_t)n * sizeof(float));
-    greedy(q, prompt, n_prompt, n, tq, gq);
+    tl_greedy(q, prompt, n_prompt, n, tq, gq);
     int k = 0;
     while (k < n && tf[k] == tq[k]) k++;
     if (k < n) {
@@ -319,7 +294,7 @@ START_TEST(real_model_q8_and_native_logits_and_greedy)
     enum { N_GEN = 24 };
     int tf[N_GEN];
     float gf[N_GEN];
-    greedy(f, ids, 6, N_GEN, tf, gf);
+    tl_greedy(f, ids, 6, N_GEN, tf, gf);
     size_t fb = lw_model_weight_bytes_held(f);
     const lw_weights_dtype dts[] = {LW_WEIGHTS_NATIVE, LW_WEIGHTS_Q8};
     for (int k = 0; k < 2; k++) {

@@ -45,3 +45,29 @@ double tl_max_abs_diff(const float *a, const float *b, size_t n, double *scale)
     *scale = sc;
     return d;
 }
+
+void tl_greedy(const lw_model *m, const int *prompt, int n_prompt, int n, int *out, float *gap)
+{
+    int V = m->cfg.vocab;
+    lw_state *s = NULL;
+    ck_assert_int_eq(lw_state_alloc(m, n_prompt + n, false, &s), LW_OK);
+    float *logits = malloc((size_t)V * sizeof(float));
+    ck_assert_ptr_nonnull(logits);
+    int pos = 0, cur_n = n_prompt;
+    const int *cur = prompt;
+    for (int k = 0; k < n; k++) {
+        lw_forward_args a = {.ids = cur, .T = cur_n, .pos0 = pos, .logits = logits, .capture_layer = -1};
+        ck_assert_msg(lw_forward(m, s, &a) == LW_OK, "%s", lw_last_error());
+        pos += cur_n;
+        int best = 0, second = -1;
+        for (int v = 1; v < V; v++) {
+            if (logits[v] > logits[best]) second = best, best = v;
+            else if (second < 0 || logits[v] > logits[second]) second = v;
+        }
+        out[k] = best;
+        gap[k] = logits[best] - logits[second];
+        cur = &out[k], cur_n = 1;
+    }
+    free(logits);
+    lw_state_free(s);
+}

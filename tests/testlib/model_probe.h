@@ -18,5 +18,9 @@ void tl_random_ids(int *ids, int n, int vocab, uint64_t seed);
 float *tl_all_logits(const lw_model *m, const int *ids, int n);
 /* max |a - b| over n; *scale gets max |b|. */
 double tl_max_abs_diff(const float *a, const float *b, size_t n, double *scale);
+/* Greedy n tokens after prompt on m (out[n]), with each step's top-2 logit
+ * gap (gap[n]): where two dtypes' greedy runs part, the gap says how close
+ * the call was. */
+void tl_greedy(const lw_model *m, const int *prompt, int n_prompt, int n, int *out, float *gap);
 
 #endif
