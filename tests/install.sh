@@ -32,11 +32,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "user: %s\n", lw_last_error());
         return 1;
     }
-    /* lwc build bakes these; a program of one's own lowers them itself */
+    /* lwc build bakes the plans and their memory plans; a program of one's
+     * own lowers and lays them out itself */
     static lw_plan plans[2];
     lw_plan_lower(&pair.manifest.sender, &plans[0]);
     lw_plan_lower(&pair.manifest.receiver, &plans[1]);
     pair.plans = plans;
+    static lw_plan_memory memory[2];
+    for (int i = 0; i < 2; i++) {
+        lw_plan_shape shape;
+        if (lw_pair_memory_shape(&pair.manifest, i, &shape) != LW_OK ||
+            lw_plan_memory_layout(&plans[i], &shape, &memory[i]) != LW_OK) {
+            fprintf(stderr, "user: %s\n", lw_last_error());
+            return 1;
+        }
+    }
+    pair.memory = memory;
     return lw_main(&pair, argc - 1, argv + 1);
 }
 EOF_C
