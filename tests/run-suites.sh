@@ -1,13 +1,17 @@
 #!/bin/sh
 # Runs each Check suite given on the command line and sums their results into
 # one closing line "N passed, N failed". Exits non-zero if any suite failed.
+# Each suite's wall time goes to a line "time: NAME Ns", so the slow ones
+# can be found (grep '^time:' | sort -k3 -n).
 passed=0 failed=0 bad_suites=
 for t in "$@"; do
     name=$(basename "$t")
     log=$(mktemp)
+    start=$(date +%s)
     "$t" > "$log" 2>&1
     rc=$?
     cat "$log"
+    echo "time: $name $(( $(date +%s) - start ))s"
     line=$(grep -E '^[0-9]+%: Checks: [0-9]+' "$log" | tail -n 1)
     if [ -n "$line" ]; then
         n=$(echo "$line" | sed -E 's/.*Checks: ([0-9]+).*/\1/')
