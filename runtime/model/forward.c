@@ -44,7 +44,7 @@ static lw_status check_args(const lw_model *m, const lw_state *s, const lw_forwa
         if (st) return st;
     }
     for (int t = 0; t < a->T; t++) {
-        bool use_embed = a->embeds && (!a->is_embed || a->is_embed[t]);
+        bool use_embed = lw_forward_row_is_embed(a, t);
         if (use_embed) continue;
         if (!a->ids) return lw_fail(LW_ERR_INVALID, "forward %s: row %d needs a token id, ids is NULL", c->name, t);
         if (a->ids[t] < 0 || a->ids[t] >= c->vocab)

@@ -7,65 +7,8 @@
  * one, gate and up another). */
 #include "gpu_model.h"
 
-#include <limits.h>
 #include <stdio.h>
 
-
-lw_status lw_gpu_matmul(lw_gpu_model *g, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_ptr w, int T, int in, int out,
-                        int layer, const char *tensor)
-{
-    char what[256];
-    snprintf(what, sizeof what, "%s layer %d %s", g->cfg.name, layer, tensor);
-    lw_status st = g->bf16 ? lw_cublas_matmul_bf16(g->blas, y, x, w, T, in, out, what)
-                           : lw_cublas_matmul(g->blas, y, x, w, T, in, out, what);
-    if (st || !g->sync_each_launch) return st;
-    snprintf(what, sizeof what, "after the product %s layer %d %s", g->cfg.name, layer, tensor);
-    return lw_cuda_sync(g->cu, what);
-}
-
-lw_status lw_gpu_matmul_input(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr xb, size_t n, lw_cuda_ptr *in)
-{
-    *in = x;
-    if (!g->bf16) return LW_OK;
-    if (!xb || n == 0 || n > INT_MAX)
-        return lw_fail(LW_ERR_INVALID, "GPU %s: bf16 input of %zu values (scratch %s)", g->cfg.name, n,
-                       xb ? "given" : "missing");
-    *in = xb;
-    return lwk_f32_to_bf16(lw_gpu_launcher(g), &g->k, xb, x, (int)n);
-}
-
-lw_status lw_gpu_rope(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr pos, int T, int heads, int layer, float sign)
-{
-    float base = lw_gpu_rope_base(&g->cfg, layer);
-    int scaled = !lw_layer_is_local(&g->cfg, layer);   /* as the CPU's inv_freq_global / _local */
-    return lwk_rope_apply(lw_gpu_launcher(g), &g->k, x, pos, T, heads, base, sign, scaled, g->cfg.head_dim);
-}
-
-static bool row_is_embed(const lw_forward_args *a, int r) { return a->embeds && (!a->is_embed || a->is_embed[r]); }
-
-/* The embedding kernel for every row (id 0 at rows that take an embedding),
- * then the given embeddings copied over their rows. */
-lw_status lw_gpu_embed(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr ids_dev, int *ids_host, const lw_forward_args *a,
-                       int r0, int T)
-{
-    size_t row_bytes = (size_t)g->cfg.hidden * sizeof(float);
-    for (int t = 0; t < T; t++) ids_host[t] = row_is_embed(a, r0 + t) ? 0 : a->ids[r0 + t];
-    lw_status st = lw_cuda_upload(g->cu, ids_dev, ids_host, (size_t)T * sizeof(int), "token ids");
-    if (!st) st = lwk_embedding_forward(lw_gpu_launcher(g), &g->k, x, ids_dev, g->token_embd, T);
-    /* Runs of consecutive embedding rows, one copy each (the copies wait for the kernel: same stream). */
-    for (int t = 0; !st && t < T;) {
-        if (!row_is_embed(a, r0 + t)) {
-            t++;
-            continue;
-        }
-        int u = t;
-        while (u < T && row_is_embed(a, r0 + u)) u++;
-        st = lw_cuda_upload(g->cu, x + (size_t)t * row_bytes, a->embeds + (size_t)(r0 + t) * g->cfg.hidden,
-                            (size_t)(u - t) * row_bytes, "input embeddings");
-        t = u;
-    }
-    return st;
-}
 
 /* forward.c's check_args, less what the GPU path does not do (segments: the
  * executor's lw_plan_cuda_check says why). */
@@ -87,7 +30,7 @@ static lw_status check_args(const lw_gpu_model *g, const lw_gpu_state *s, const 
                        "yet; use the CPU forward (or the GPU training pass, which runs them)", c->name);
     if (!a->ids && !a->embeds) return lw_fail(LW_ERR_INVALID, "GPU forward %s: neither ids nor embeds", c->name);
     for (int t = 0; t < a->T; t++) {
-        if (row_is_embed(a, t)) continue;
+        if (lw_forward_row_is_embed(a, t)) continue;
         if (!a->ids)
             return lw_fail(LW_ERR_INVALID, "GPU forward %s: row %d needs a token id, ids is NULL", c->name, t);
         if (a->ids[t] < 0 || a->ids[t] >= c->vocab)

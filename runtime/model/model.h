@@ -177,6 +177,13 @@ typedef struct {
     const int *segment_len;
 } lw_forward_args;
 
+/* Whether row r of a forward takes a given embedding (a->embeds) rather than
+ * its token id's: the one rule the CPU and GPU forwards both read. */
+static inline bool lw_forward_row_is_embed(const lw_forward_args *a, int r)
+{
+    return a->embeds && (!a->is_embed || a->is_embed[r]);
+}
+
 /* Runs the T rows. Without logits, stops after capture_layer; the upper
  * layers' cache then stays unwritten and lw_state_cached(s) is set to pos0. */
 lw_status lw_forward(const lw_model *m, lw_state *s, const lw_forward_args *a);

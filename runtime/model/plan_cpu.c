@@ -241,7 +241,7 @@ static lw_status embed_rows(const lw_model *m, const lw_forward_args *a, int r0,
     for (int t = 0; t < T; t++) {
         int r = r0 + t;
         float *row = x + (size_t)t * H;
-        bool use_embed = a->embeds && (!a->is_embed || a->is_embed[r]);
+        bool use_embed = lw_forward_row_is_embed(a, r);
         if (use_embed) {
             memcpy(row, a->embeds + (size_t)r * H, (size_t)H * sizeof(float));
         } else if (m->token_embd) {
