@@ -384,8 +384,10 @@ lw_status lw_bridge_memory_layout(const lw_bridge_plan *p, int max_T, bool train
         if (shared[s]) m.slots[s].offset = off[s];
     m.shared_bytes = end - m.pinned_bytes;
     for (int s = 1; s < LW_BS_COUNT; s++)
-        if (m.slots[s].where == LW_PLAN_MEM_LAYER) m.slots[s].offset = end + m.layer_bytes,
-                                                    m.layer_bytes += align_up(bytes[s]);
+        if (m.slots[s].where == LW_PLAN_MEM_LAYER) {
+            m.slots[s].offset = end + m.layer_bytes;
+            m.layer_bytes += align_up(bytes[s]);
+        }
     m.n_layer_copies = training ? p->depth : 0;
     at = end + m.layer_bytes * (uint64_t)m.n_layer_copies;
     uint64_t g0 = at;
