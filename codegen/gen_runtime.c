@@ -103,8 +103,12 @@ lw_status lw_gen_pair_runtime(const lw_manifest *m, const char *stamp, const cha
                      "extern const lw_kernel_image lw_embedded_kernels[];\n"
                      "extern const int lw_embedded_kernel_count;\n"
                      "extern const lw_plan lw_baked_plans[2];\n"
-                     "extern const lw_plan_memory lw_baked_memory[2];\n\n"
-                     "static const lw_pair the_pair = {\n  .manifest = {\n");
+                     "extern const lw_plan_memory lw_baked_memory[2];\n");
+    bool bridge_plan = m->bridge.kind == LW_BRIDGE_PERCEIVER;   /* gen_plan.c bakes it for this kind only */
+    if (bridge_plan)
+        lw_sb_printf(sb, "extern const lw_bridge_plan lw_baked_bridge_plan;\n"
+                         "extern const lw_bridge_memory lw_baked_bridge_memory;\n");
+    lw_sb_printf(sb, "\nstatic const lw_pair the_pair = {\n  .manifest = {\n");
     str_field(sb, "    ", "name", m->name);
     str_field(sb, "    ", "path", m->path);
     model_block(sb, "sender", &m->sender);
@@ -120,6 +124,8 @@ lw_status lw_gen_pair_runtime(const lw_manifest *m, const char *stamp, const cha
     str_field(sb, "  ", "lwc_version", LWC_VERSION);
     str_field(sb, "  ", "nvrtc_version", nvrtc_version);
     lw_sb_printf(sb, "%s", "  .plans = lw_baked_plans,\n  .memory = lw_baked_memory,\n");
+    if (bridge_plan)
+        lw_sb_printf(sb, "%s", "  .bridge_plan = &lw_baked_bridge_plan,\n  .bridge_memory = &lw_baked_bridge_memory,\n");
     lw_sb_printf(sb, "};\n\nint main(int argc, char **argv)\n{\n"
                      "    lw_pair pair = the_pair;\n"
                      "    pair.n_kernels = lw_embedded_kernel_count;\n"

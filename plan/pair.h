@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "bridge_plan.h"
 #include "manifest.h"
 #include "plan.h"
 
@@ -26,6 +27,8 @@ typedef struct {
     const char *nvrtc_version;     /* "none" when built CPU-only */
     const lw_plan *plans;          /* [2] the sender's and the receiver's plans as lwc build lowered them */
     const lw_plan_memory *memory;  /* [2] their memory plans at the baked shapes (lw_pair_memory_shape) */
+    const lw_bridge_plan *bridge_plan;       /* the perceiver bridge's plan; NULL for the mlp and linear kinds */
+    const lw_bridge_memory *bridge_memory;   /* its memory plan: LW_PAIR_BAKED_SEQ context rows, training */
 } lw_pair;
 
 /* The shapes lwc build lays the models out for (memory plans baked into the
@@ -37,10 +40,11 @@ typedef struct {
 enum { LW_PAIR_BAKED_SEQ = 512 };
 lw_status lw_pair_memory_shape(const lw_manifest *m, int model, lw_plan_shape *out);
 
-/* Whether the models this binary loads (the manifest's) lower to the plans
- * lwc build baked in, and lay out to the baked memory plans; an error naming
- * the model and the first difference otherwise (the binary and its lowering
- * disagree: rebuild the pair). */
+/* Whether the models this binary loads (the manifest's) and its perceiver
+ * bridge lower to the plans lwc build baked in, and lay out to the baked
+ * memory plans; an error naming the model (or the bridge) and the first
+ * difference otherwise (the binary and its lowering disagree: rebuild the
+ * pair). */
 lw_status lw_pair_check_plans(const lw_pair *pair);
 
 /* The lw command line: info, generate, hidden, train, eval, bench. */

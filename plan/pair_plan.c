@@ -14,6 +14,28 @@ lw_status lw_pair_memory_shape(const lw_manifest *m, int model, lw_plan_shape *o
     return LW_OK;
 }
 
+/* The bridge's plan and memory plan, the same way (perceiver only). */
+static lw_status check_bridge_plan(const lw_pair *pair)
+{
+    const lw_manifest *m = &pair->manifest;
+    if (m->bridge.kind != LW_BRIDGE_PERCEIVER) return LW_OK;
+    if (!pair->bridge_plan || !pair->bridge_memory)
+        return lw_fail(LW_ERR_INVALID, "pair %s: the binary holds no bridge plan (rebuild it with lwc build)", m->name);
+    lw_bridge_plan lowered;
+    lw_bridge_memory mem;
+    lw_status st = lw_bridge_plan_lower(&m->bridge, m->sender.hidden, m->receiver.hidden, &lowered);
+    if (!st) st = lw_bridge_plan_compare(&lowered, pair->bridge_plan, "lowered vs baked");
+    if (st)
+        return lw_fail_wrap(st, "pair %s: the bridge lowers to another plan than the one lwc build baked in (rebuild "
+                            "the pair with this lwc)", m->name);
+    st = lw_bridge_memory_layout(&lowered, LW_PAIR_BAKED_SEQ, true, &mem);
+    if (!st) st = lw_bridge_memory_compare(&mem, pair->bridge_memory, "laid out vs baked");
+    if (st)
+        return lw_fail_wrap(st, "pair %s: the bridge lays out to another memory plan than the one lwc build baked in "
+                            "(rebuild the pair with this lwc)", m->name);
+    return LW_OK;
+}
+
 lw_status lw_pair_check_plans(const lw_pair *pair)
 {
     if (!pair->plans || !pair->memory)
@@ -37,5 +59,5 @@ lw_status lw_pair_check_plans(const lw_pair *pair)
             return lw_fail_wrap(st, "pair %s: %s %s lays out to another memory plan than the one lwc build baked in "
                                 "(rebuild the pair with this lwc)", pair->manifest.name, roles[i], models[i]->name);
     }
-    return LW_OK;
+    return check_bridge_plan(pair);
 }

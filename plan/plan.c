@@ -174,7 +174,8 @@ const char *lw_op_kind_name(lw_op_kind k)
     static const char *const names[LW_OP_KIND_COUNT] = {
         [LW_OP_COPY] = "copy", [LW_OP_RMSNORM] = "rmsnorm", [LW_OP_MATMUL] = "matmul", [LW_OP_ROPE] = "rope",
         [LW_OP_ATTENTION] = "attention", [LW_OP_GLU] = "glu", [LW_OP_ADD] = "add", [LW_OP_EMBEDDING] = "embedding",
-        [LW_OP_BLOCKS] = "blocks", [LW_OP_LOGITS] = "logits"};
+        [LW_OP_BLOCKS] = "blocks", [LW_OP_LOGITS] = "logits",
+        [LW_OP_LAYERNORM] = "layernorm", [LW_OP_GELU] = "gelu"};
     return (unsigned)k < LW_OP_KIND_COUNT ? names[k] : "?";
 }
 

@@ -60,6 +60,10 @@ typedef enum {
     LW_OP_EMBEDDING,
     LW_OP_BLOCKS,
     LW_OP_LOGITS,
+    /* The bridge's (bridge_plan.h; no decoder block emits them).
+     * LAYERNORM: out = (in - mean) * rstd * w + b; GELU: out = gelu_tanh(in). */
+    LW_OP_LAYERNORM,
+    LW_OP_GELU,
     LW_OP_KIND_COUNT
 } lw_op_kind;
 
@@ -248,6 +252,15 @@ lw_status lw_plan_memory_layout(const lw_plan *p, const lw_plan_shape *shape, lw
  * slots), per row of the shape it was laid out for: what the GPU memory plan
  * prices per token. */
 uint64_t lw_plan_memory_saved_elems(const lw_plan_memory *mem);
+
+/* The shared region's first fit, for any slot vocabulary (the decoder's
+ * layout above, the bridge's in bridge_plan.c): buffers i < n with
+ * shared[i] are placed in order of first write (then index) at the lowest
+ * 64-byte-aligned offset from base where they meet no placed buffer whose
+ * live range [first, last] meets theirs. Writes offset[i]; returns the
+ * region's end. */
+uint64_t lw_plan_place_shared(int n, const uint64_t *bytes, const int *first, const int *last, const bool *shared,
+                              uint64_t base, uint64_t *offset);
 
 /* LW_OK when a and b are the same layout; else the first difference. */
 lw_status lw_plan_memory_compare(const lw_plan_memory *a, const lw_plan_memory *b, const char *what);

@@ -129,7 +129,8 @@ static void use_op(usage *u, const lw_plan_op *op, int i)
         size_of(u, op->in, w), size_of(u, op->out, w);
         reads(u, op->in, i), reads(u, op->out, i), writes(u, op->out, i, op);
         break;
-    case LW_OP_EMBEDDING: case LW_OP_BLOCKS: case LW_OP_LOGITS: case LW_OP_KIND_COUNT: break;
+    case LW_OP_EMBEDDING: case LW_OP_BLOCKS: case LW_OP_LOGITS: case LW_OP_LAYERNORM: case LW_OP_GELU:
+    case LW_OP_KIND_COUNT: break;
     }
 }
 
@@ -147,23 +148,44 @@ static bool is_model_slot(lw_plan_slot s)
 
 /* First fit: the lowest offset (from base, aligned) where [off, off + bytes)
  * meets no placed buffer whose live range meets [first, last]. Buffers are
- * placed in order of first write, so the scan is over at most 30 slots. */
-static uint64_t first_fit(const lw_plan_memory *m, const uint64_t *bytes, const bool *placed, lw_plan_slot s,
-                          uint64_t base)
+ * placed in order of first write, so the scan is over the few placed ones. */
+static uint64_t first_fit(int n, const uint64_t *bytes, const int *first, const int *last, const bool *placed,
+                          const uint64_t *offset, int s, uint64_t base)
 {
-    const lw_plan_buffer *b = &m->slots[s];
     uint64_t off = base;
     for (bool moved = true; moved;) {
         moved = false;
-        for (int o = 0; o < LW_SLOT_COUNT; o++) {
-            const lw_plan_buffer *c = &m->slots[o];
-            if (!placed[o] || c->where != LW_PLAN_MEM_SHARED) continue;
-            bool live_together = b->first <= c->last && c->first <= b->last;
-            bool bytes_meet = off < c->offset + bytes[o] && c->offset < off + bytes[s];
-            if (live_together && bytes_meet) off = align_up(c->offset + bytes[o]), moved = true;
+        for (int o = 0; o < n; o++) {
+            if (!placed[o]) continue;
+            bool live_together = first[s] <= last[o] && first[o] <= last[s];
+            bool bytes_meet = off < offset[o] + bytes[o] && offset[o] < off + bytes[s];
+            if (live_together && bytes_meet) off = align_up(offset[o] + bytes[o]), moved = true;
         }
     }
     return off;
+}
+
+_Static_assert(LW_SLOT_COUNT <= 64, "lw_plan_place_shared places at most 64 buffers");
+
+uint64_t lw_plan_place_shared(int n, const uint64_t *bytes, const int *first, const int *last, const bool *shared,
+                              uint64_t base, uint64_t *offset)
+{
+    enum { MAX_PLACED = 64 };
+    bool placed[MAX_PLACED] = {false};
+    int max_first = -1;
+    for (int s = 0; s < n && s < MAX_PLACED; s++)
+        if (shared[s] && first[s] > max_first) max_first = first[s];
+    uint64_t end = base;
+    /* by first write, then index (deterministic) */
+    for (int i = 0; i <= max_first; i++)
+        for (int s = 0; s < n && s < MAX_PLACED; s++) {
+            if (placed[s] || !shared[s] || first[s] != i) continue;
+            offset[s] = first_fit(n, bytes, first, last, placed, offset, s, base);
+            placed[s] = true;
+            uint64_t e = offset[s] + align_up(bytes[s]);
+            if (e > end) end = e;
+        }
+    return end;
 }
 
 lw_status lw_plan_memory_layout(const lw_plan *p, const lw_plan_shape *sh, lw_plan_memory *out)
@@ -222,19 +244,20 @@ lw_status lw_plan_memory_layout(const lw_plan *p, const lw_plan_shape *sh, lw_pl
         }
     m.pinned_bytes = at;
 
-    /* shared: by first write, then slot order (deterministic) */
-    bool placed[LW_SLOT_COUNT] = {false};
-    uint64_t shared_end = at;
-    for (int i = 0; i < p->n_ops; i++)
-        for (int s = 1; s < LW_SLOT_COUNT; s++) {
-            lw_plan_buffer *b = &m.slots[s];
-            if (placed[s] || b->where != LW_PLAN_MEM_SHARED || b->first != i) continue;
-            b->offset = first_fit(&m, bytes, placed, (lw_plan_slot)s, m.pinned_bytes);
-            placed[s] = true;
-            uint64_t end;
-            ok &= add_ok(b->offset, align_up(bytes[s]), &end);
-            if (end > shared_end) shared_end = end;
-        }
+    /* shared: by first write, then slot order (lw_plan_place_shared) */
+    uint64_t sbytes[LW_SLOT_COUNT], soff[LW_SLOT_COUNT] = {0};
+    int sfirst[LW_SLOT_COUNT], slast[LW_SLOT_COUNT];
+    bool shared[LW_SLOT_COUNT];
+    uint64_t bound = m.pinned_bytes;   /* no offset passes the sum of every shared buffer: no overflow past it */
+    for (int s = 0; s < LW_SLOT_COUNT; s++) {
+        sbytes[s] = bytes[s], sfirst[s] = m.slots[s].first, slast[s] = m.slots[s].last;
+        shared[s] = s > 0 && m.slots[s].where == LW_PLAN_MEM_SHARED;
+        if (shared[s]) ok &= add_ok(bound, align_up(bytes[s]) + LW_PLAN_ALIGN, &bound);
+    }
+    uint64_t shared_end = ok ? lw_plan_place_shared(LW_SLOT_COUNT, sbytes, sfirst, slast, shared, m.pinned_bytes, soff)
+                             : m.pinned_bytes;
+    for (int s = 1; s < LW_SLOT_COUNT; s++)
+        if (shared[s]) m.slots[s].offset = soff[s];
     m.shared_bytes = shared_end - m.pinned_bytes;
 
     uint64_t layer = 0;

@@ -16,6 +16,7 @@
 #include "manifest.h"
 #include "pair.h"
 #include "plan.h"
+#include "bridge_plan.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,6 +243,35 @@ START_TEST(pair_check_refuses_a_plan_that_differs)
     }
     pair->plans = plans;
     pair->memory = memory;
+    /* a perceiver bridge: its plan and memory plan are checked the same way */
+    pair->manifest.bridge = (lw_bridge_config){.kind = LW_BRIDGE_PERCEIVER, .soft_tokens = 4, .source_layer = 1,
+                                               .width = 16, .depth = 2, .heads = 2, .ffn_mult = 2};
+    lw_bridge_plan bridge_plan;
+    lw_bridge_memory bridge_memory;
+    ck_assert_int_eq(lw_bridge_plan_lower(&pair->manifest.bridge, pair->manifest.sender.hidden,
+                                          pair->manifest.receiver.hidden, &bridge_plan), LW_OK);
+    ck_assert_int_eq(lw_bridge_memory_layout(&bridge_plan, LW_PAIR_BAKED_SEQ, true, &bridge_memory), LW_OK);
+    ck_assert_int_ne(lw_pair_check_plans(pair), LW_OK);   /* none baked */
+    ck_assert_msg(strstr(lw_last_error(), "no bridge plan"), "%s", lw_last_error());
+    pair->bridge_plan = &bridge_plan;
+    pair->bridge_memory = &bridge_memory;
+    ck_assert_int_eq(lw_pair_check_plans(pair), LW_OK);
+    bridge_plan.ops[6].heads = 1;
+    ck_assert_int_ne(lw_pair_check_plans(pair), LW_OK);
+    ck_assert_msg(strstr(lw_last_error(), "bridge lowers to another plan") &&
+                      strstr(lw_last_error(), "bridge block op 6 (attention): heads differs: 2 here, 1"), "%s",
+                  lw_last_error());
+    bridge_plan.ops[6].heads = 2;
+    bridge_memory.slots[LW_BS_ATT].offset += LW_PLAN_ALIGN;
+    ck_assert_int_ne(lw_pair_check_plans(pair), LW_OK);
+    ck_assert_msg(strstr(lw_last_error(), "bridge lays out to another memory plan") &&
+                      strstr(lw_last_error(), "bridge slot att differs"), "%s", lw_last_error());
+    bridge_memory.slots[LW_BS_ATT].offset -= LW_PLAN_ALIGN;
+    ck_assert_int_eq(lw_pair_check_plans(pair), LW_OK);
+    /* the mlp and linear kinds have no plan, and none is asked for */
+    pair->manifest.bridge.kind = LW_BRIDGE_MLP;
+    pair->bridge_plan = NULL;
+    pair->bridge_memory = NULL;
     ck_assert_int_eq(lw_pair_check_plans(pair), LW_OK);
     /* a memory plan that differs by one offset is refused, naming the slot */
     memory[0].slots[LW_SLOT_XN].offset += LW_PLAN_ALIGN;
@@ -345,6 +375,22 @@ START_TEST(tiny_pairs_baked_plans_equal_the_lowering)
     ck_assert_msg(rc != 0 && strstr(log, "sender tiny-qwen2 lays out to another memory plan") &&
                       strstr(log, "slot xn differs"),
                   "a changed baked memory plan was not refused clearly (rc %d):\n%s", rc, log);
+    free(log);
+    /* and with the bridge's cross-attention given another head count */
+    rc = tl_run(&log,
+                "set -e; cd '%s/%s'; conf='%s'; cc=$(sed -n 's/^CC=//p' \"$conf\");"
+                " cflags=$(sed -n 's/^CFLAGS=//p' \"$conf\"); libs=$(sed -n 's/^LIBS=//p' \"$conf\");"
+                " awk '/lw_baked_bridge_plan/ {r = 1} r && !done && /\\.heads = 4,/ {sub(/\\.heads = 4,/, \".heads = 5,\");"
+                " done = 1} {print}' plan_tables.c > tampered.c; ! cmp -s plan_tables.c tampered.c;"
+                " $cc $cflags -I'%s' -o lw-tampered pair_runtime.c kernels_embed.c tampered.c '%s' $libs",
+                out, pairs[0], tl_out("share/lwc/toolchain.conf"), tl_out("include/lwc"),
+                tl_out("lib/lwc/liblwrt.a"));
+    ck_assert_msg(rc == 0, "relinking with a changed bridge table:\n%s", log);
+    free(log);
+    rc = tl_run(&log, "'%s/%s/lw-tampered' info", out, pairs[0]);
+    ck_assert_msg(rc != 0 && strstr(log, "the bridge lowers to another plan than the one lwc build baked in") &&
+                      strstr(log, "bridge block op 6 (attention): heads differs: 4 here, 5 in the other"),
+                  "a changed baked bridge plan was not refused clearly (rc %d):\n%s", rc, log);
     free(log);
 }
 END_TEST
@@ -596,6 +642,250 @@ START_TEST(state_activations_are_the_plans_arena)
 }
 END_TEST
 
+
+/* ---- the bridge's plan (bridge_plan.h) ----------------------------------------- */
+
+enum { BS = 12, BD = 8, BH = 2, BM = 3, BDEPTH = 2, BR = 10, BF = 2 * BD };
+
+static lw_bridge_config bridge_config(void)
+{
+    return (lw_bridge_config){.kind = LW_BRIDGE_PERCEIVER, .soft_tokens = BM, .source_layer = 1, .width = BD,
+                              .depth = BDEPTH, .heads = BH, .ffn_mult = 2, .calibration = LW_CALIB_RMS};
+}
+
+/* The schedule is the design's (bridge.h): the model level, then one
+ * block's ops in order, with their shapes (rows M or T, widths, heads);
+ * every tensor of a block and of the model level named exactly once; the
+ * ablations and configs out of range refused. */
+START_TEST(bridge_schedule_is_the_design)
+{
+    lw_bridge_config c = bridge_config();
+    lw_bridge_plan p;
+    ck_assert_msg(lw_bridge_plan_lower(&c, BS, BR, &p) == LW_OK, "%s", lw_last_error());
+    static const lw_op_kind model[] = {LW_OP_MATMUL, LW_OP_COPY, LW_OP_BLOCKS, LW_OP_LAYERNORM, LW_OP_MATMUL};
+    static const lw_op_kind block[] = {
+        LW_OP_COPY, LW_OP_LAYERNORM, LW_OP_LAYERNORM, LW_OP_MATMUL, LW_OP_MATMUL, LW_OP_MATMUL, LW_OP_ATTENTION,
+        LW_OP_MATMUL, LW_OP_ADD,                                                                 /* cross */
+        LW_OP_COPY, LW_OP_LAYERNORM, LW_OP_MATMUL, LW_OP_MATMUL, LW_OP_MATMUL, LW_OP_ATTENTION, LW_OP_MATMUL,
+        LW_OP_ADD,                                                                               /* self */
+        LW_OP_COPY, LW_OP_LAYERNORM, LW_OP_MATMUL, LW_OP_GELU, LW_OP_MATMUL, LW_OP_ADD};          /* ffn */
+    ck_assert_int_eq(p.n_model_ops, (int)(sizeof model / sizeof model[0]));
+    ck_assert_int_eq(p.n_ops, (int)(sizeof block / sizeof block[0]));
+    for (int i = 0; i < p.n_model_ops; i++) ck_assert_int_eq(p.model_ops[i].kind, model[i]);
+    for (int i = 0; i < p.n_ops; i++)
+        ck_assert_msg(p.ops[i].kind == block[i], "block op %d is %s", i, lw_op_kind_name(p.ops[i].kind));
+    ck_assert_int_eq(p.depth, BDEPTH);
+    ck_assert(p.norm_eps == 1e-5f);
+    /* in_proj: T rows, S -> d; out_proj: M rows, d -> R */
+    const lw_bridge_op *in = &p.model_ops[0], *out = &p.model_ops[4];
+    ck_assert(in->rows == LW_BRIDGE_ROWS_T && in->width == BS && in->out_width == BD && in->w == LW_BW_IN_W &&
+              in->b == LW_BW_IN_B && in->in == LW_BS_XS && in->out == LW_BS_CTX);
+    ck_assert(out->rows == LW_BRIDGE_ROWS_M && out->width == BD && out->out_width == BR && out->out == LW_BS_Z);
+    ck_assert(p.model_ops[1].w == LW_BW_QUERIES && p.model_ops[1].out == LW_BS_LAT);
+    /* cross-attention keys over T rows, self-attention over M; head_dim d / heads; no bias on q k v o */
+    int cross = 6, self = 14;
+    ck_assert(p.ops[cross].kv_rows == LW_BRIDGE_ROWS_T && p.ops[cross].rows == LW_BRIDGE_ROWS_M);
+    ck_assert(p.ops[self].kv_rows == LW_BRIDGE_ROWS_M && p.ops[self].rows == LW_BRIDGE_ROWS_M);
+    for (int a = 0; a < 2; a++) {
+        const lw_bridge_op *op = &p.ops[a ? self : cross];
+        ck_assert_int_eq(op->heads, BH);
+        ck_assert_int_eq(op->head_dim, BD / BH);
+        for (int k = 1; k <= 4; k++) ck_assert_int_eq(p.ops[(a ? self : cross) - (k == 4 ? -1 : k)].b, LW_BW_NONE);
+    }
+    ck_assert(p.ops[2].in == LW_BS_CTX && p.ops[2].rows == LW_BRIDGE_ROWS_T);   /* the context's LayerNorm */
+    ck_assert(p.ops[3].rows == LW_BRIDGE_ROWS_T && p.ops[4].rows == LW_BRIDGE_ROWS_T);   /* v, k off the context */
+    ck_assert(p.ops[5].rows == LW_BRIDGE_ROWS_M);
+    ck_assert(p.ops[19].width == BD && p.ops[19].out_width == BF && p.ops[19].b == LW_BW_FC1_B);
+    ck_assert(p.ops[20].width == BF);
+    ck_assert(p.ops[21].width == BF && p.ops[21].out_width == BD && p.ops[21].b == LW_BW_FC2_B);
+    int named[LW_BW_COUNT] = {0};
+    for (int i = 0; i < p.n_ops; i++) named[p.ops[i].w]++, named[p.ops[i].b]++;
+    for (int i = 0; i < p.n_model_ops; i++) named[p.model_ops[i].w]++, named[p.model_ops[i].b]++;
+    for (int w = 1; w < LW_BW_COUNT; w++)
+        ck_assert_msg(named[w] == 1, "%s named %d times", lw_bridge_weight_name((lw_bridge_weight)w), named[w]);
+    /* the residual adds all land on lat with its gradient, so backward moves nothing there */
+    for (int i = 0; i < p.n_ops; i++)
+        if (p.ops[i].kind == LW_OP_ADD) ck_assert(p.ops[i].out == LW_BS_LAT && p.ops[i].din == LW_BG_DLAT);
+    /* refused: the ablations, and a config the bridge itself refuses */
+    c.kind = LW_BRIDGE_MLP;
+    ck_assert_int_ne(lw_bridge_plan_lower(&c, BS, BR, &p), LW_OK);
+    c = bridge_config(), c.heads = 3;
+    ck_assert_int_ne(lw_bridge_plan_lower(&c, BS, BR, &p), LW_OK);
+    ck_assert_msg(strstr(lw_last_error(), "heads 3"), "%s", lw_last_error());
+    c = bridge_config(), c.depth = 0;
+    ck_assert_int_ne(lw_bridge_plan_lower(&c, BS, BR, &p), LW_OK);
+}
+END_TEST
+
+/* Every slot an op reads (forward, or backward's keep) was written by an
+ * earlier op of the block or by the model level before BLOCKS; every
+ * gradient a backward op reads as dout is produced by an op later in the
+ * list (so earlier in the reversed walk) or is the model level's. */
+START_TEST(bridge_dataflow_reads_only_what_was_written)
+{
+    lw_bridge_config c = bridge_config();
+    lw_bridge_plan p;
+    ck_assert_int_eq(lw_bridge_plan_lower(&c, BS, BR, &p), LW_OK);
+    bool written[LW_BS_COUNT] = {false};
+    written[LW_BS_XS] = true;   /* the caller's standardised input */
+    for (int i = 0; i < 2; i++) written[p.model_ops[i].out] = true;   /* ctx, lat before the blocks */
+    for (int i = 0; i < p.n_ops; i++) {
+        const lw_bridge_op *op = &p.ops[i];
+        lw_bridge_slot reads[5] = {op->in, op->keep, op->parts[0], op->parts[1], op->parts[2]};
+        for (int j = 0; j < 5; j++)
+            ck_assert_msg(reads[j] == LW_BS_NONE || written[reads[j]], "block op %d (%s) reads %s before it is written",
+                          i, lw_op_kind_name(op->kind), lw_bridge_slot_name(reads[j]));
+        written[op->out] = true, written[op->aux] = true, written[op->aux2] = true;
+    }
+    /* backward: a gradient read as dout is dlat (the stream's, set by the model level) or made later in the block */
+    for (int i = 0; i < p.n_ops; i++) {
+        const lw_bridge_op *op = &p.ops[i];
+        if (op->dout == LW_BG_NONE || op->dout == LW_BG_DLAT) continue;
+        bool made = false;
+        for (int j = i + 1; j < p.n_ops; j++) {
+            const lw_bridge_op *o = &p.ops[j];
+            made |= o->din == op->dout || o->dparts[0] == op->dout || o->dparts[1] == op->dout ||
+                    o->dparts[2] == op->dout;
+        }
+        ck_assert_msg(made, "block op %d (%s) reads gradient %s that no later op makes", i, lw_op_kind_name(op->kind),
+                      lw_bridge_grad_name(op->dout));
+    }
+}
+END_TEST
+
+static bool bridge_in_arena(lw_plan_mem_where w)
+{
+    return w == LW_PLAN_MEM_PINNED || w == LW_PLAN_MEM_SHARED || w == LW_PLAN_MEM_LAYER;
+}
+
+/* 0 when no two bridge slots alive together share a byte (in any block's
+ * copy), each lies aligned below the gradient region, and the gradients
+ * neither overlap each other nor leave the arena; else the offender + 1. */
+static int bridge_overlapping(const lw_bridge_memory *m)
+{
+    uint64_t grads_at = m->bytes - m->grad_bytes;
+    for (int a = 1; a < LW_BS_COUNT; a++) {
+        const lw_plan_buffer *x = &m->slots[a];
+        if (!bridge_in_arena(x->where) || !x->elems) continue;
+        uint64_t xb = x->elems * sizeof(float);
+        int cx = x->where == LW_PLAN_MEM_LAYER ? m->n_layer_copies : 1;
+        if (x->offset % LW_PLAN_ALIGN || x->offset + xb + (uint64_t)(cx - 1) * m->layer_bytes > grads_at) return a + 1;
+        for (int b = a + 1; b < LW_BS_COUNT; b++) {
+            const lw_plan_buffer *y = &m->slots[b];
+            if (!bridge_in_arena(y->where) || !y->elems) continue;
+            bool together = !(x->where == LW_PLAN_MEM_SHARED && y->where == LW_PLAN_MEM_SHARED) ||
+                            (x->first <= y->last && y->first <= x->last);
+            if (!together) continue;
+            uint64_t yb = y->elems * sizeof(float);
+            int cy = y->where == LW_PLAN_MEM_LAYER ? m->n_layer_copies : 1;
+            for (int i = 0; i < cx; i++)
+                for (int j = 0; j < cy; j++) {
+                    uint64_t xo = x->offset + (x->where == LW_PLAN_MEM_LAYER ? (uint64_t)i * m->layer_bytes : 0);
+                    uint64_t yo = y->offset + (y->where == LW_PLAN_MEM_LAYER ? (uint64_t)j * m->layer_bytes : 0);
+                    if (xo < yo + yb && yo < xo + xb) return a + 1;
+                }
+        }
+    }
+    for (int g = 1; g < LW_BG_COUNT; g++) {
+        uint64_t go = m->grad_offset[g], gb = m->grad_elems[g] * sizeof(float);
+        if (go < grads_at || go % LW_PLAN_ALIGN || go + gb > m->bytes) return LW_BS_COUNT + g;
+        for (int h = g + 1; h < LW_BG_COUNT; h++) {
+            uint64_t ho = m->grad_offset[h], hb = m->grad_elems[h] * sizeof(float);
+            if (go < ho + hb && ho < go + gb) return LW_BS_COUNT + g;
+        }
+    }
+    return 0;
+}
+
+/* Several context lengths, with and without training: slots alive together
+ * never share a byte; training keeps one copy per block of what backward
+ * reads (everything the hand-written bridge kept) and shares only the
+ * branches a residual add consumes; sizes by hand; a planted overlap is
+ * caught. */
+START_TEST(bridge_memory_never_overlaps_while_alive)
+{
+    lw_bridge_config c = bridge_config();
+    lw_bridge_plan p;
+    ck_assert_int_eq(lw_bridge_plan_lower(&c, BS, BR, &p), LW_OK);
+    int Ts[] = {1, 2, 5, 300};
+    for (int k = 0; k < 4; k++)
+        for (int training = 0; training < 2; training++) {
+            int T = Ts[k];
+            lw_bridge_memory m;
+            ck_assert_msg(lw_bridge_memory_layout(&p, T, training, &m) == LW_OK, "%s", lw_last_error());
+            int bad = bridge_overlapping(&m);
+            ck_assert_msg(bad == 0, "T %d training %d: %s overlaps", T, training,
+                          bad <= LW_BS_COUNT ? lw_bridge_slot_name((lw_bridge_slot)(bad - 1))
+                                             : lw_bridge_grad_name((lw_bridge_grad)(bad - LW_BS_COUNT)));
+            ck_assert_int_eq(m.n_layer_copies, training ? BDEPTH : 0);
+            /* sizes */
+            ck_assert_uint_eq(m.slots[LW_BS_XS].elems, (uint64_t)T * BS);
+            ck_assert_uint_eq(m.slots[LW_BS_CTX].elems, (uint64_t)T * BD);
+            ck_assert_uint_eq(m.slots[LW_BS_Z].elems, (uint64_t)BM * BR);
+            ck_assert_uint_eq(m.slots[LW_BS_ATT].elems, (uint64_t)BH * BM * T);
+            ck_assert_uint_eq(m.slots[LW_BS_SATT].elems, (uint64_t)BH * BM * BM);
+            ck_assert_uint_eq(m.slots[LW_BS_K].elems, (uint64_t)T * BD);
+            ck_assert_uint_eq(m.slots[LW_BS_H].elems, (uint64_t)BM * BF);
+            ck_assert_uint_eq(m.slots[LW_BS_NKV_RSTD].elems, (uint64_t)T);
+            ck_assert_uint_eq(m.grad_elems[LW_BG_DK], (uint64_t)(T > BM ? T : BM) * BD);
+            ck_assert_uint_eq(m.grad_elems[LW_BG_DXS], (uint64_t)T * BS);
+            ck_assert_uint_eq(m.grad_elems[LW_BG_DH], (uint64_t)BM * BF);
+            for (int s = 1; s < LW_BS_COUNT; s++) {
+                const lw_plan_buffer *b = &m.slots[s];
+                ck_assert_msg(b->elems > 0, "%s not stored", lw_bridge_slot_name((lw_bridge_slot)s));
+                bool branch = s == LW_BS_PROJ || s == LW_BS_SPROJ || s == LW_BS_FPROJ;
+                lw_plan_mem_where want = s < LW_BS_FIRST_BLOCK       ? LW_PLAN_MEM_PINNED
+                                         : training && !branch ? LW_PLAN_MEM_LAYER
+                                                                : LW_PLAN_MEM_SHARED;
+                ck_assert_msg(b->where == want, "T %d training %d: %s is %s", T, training,
+                              lw_bridge_slot_name((lw_bridge_slot)s), lw_plan_mem_where_name(b->where));
+            }
+            /* forward-only shares: smaller than the block's slots side by side */
+            if (!training) {
+                uint64_t side = 0;
+                for (int s = LW_BS_FIRST_BLOCK; s < LW_BS_COUNT; s++) side += m.slots[s].elems * sizeof(float);
+                ck_assert_uint_lt(m.shared_bytes, side);
+            }
+            lw_bridge_memory bad_m = m;
+            /* q moved onto k: both read by the cross-attention */
+            bad_m.slots[LW_BS_Q].offset = bad_m.slots[LW_BS_K].offset;
+            bad_m.slots[LW_BS_Q].where = bad_m.slots[LW_BS_K].where;
+            ck_assert_int_ne(bridge_overlapping(&bad_m), 0);
+            bad_m = m;
+            bad_m.grad_offset[LW_BG_DQ] = bad_m.grad_offset[LW_BG_DK];
+            ck_assert_int_ne(bridge_overlapping(&bad_m), 0);
+        }
+    lw_bridge_memory m;
+    ck_assert_int_ne(lw_bridge_memory_layout(&p, 0, true, &m), LW_OK);
+    ck_assert_int_ne(lw_bridge_memory_layout(&p, 65537, true, &m), LW_OK);
+}
+END_TEST
+
+/* The comparison names the first difference, with both values. */
+START_TEST(bridge_compare_names_the_first_difference)
+{
+    lw_bridge_config c = bridge_config();
+    lw_bridge_plan a, b;
+    ck_assert_int_eq(lw_bridge_plan_lower(&c, BS, BR, &a), LW_OK);
+    b = a;
+    ck_assert_int_eq(lw_bridge_plan_compare(&a, &b, "t"), LW_OK);
+    b.ops[19].out_width = 99;
+    ck_assert_int_ne(lw_bridge_plan_compare(&a, &b, "t"), LW_OK);
+    ck_assert_msg(strstr(lw_last_error(), "bridge block op 19 (matmul): out width differs: 16 here, 99 in the other"),
+                  "%s", lw_last_error());
+    b = a, b.model_ops[1].w = LW_BW_OUT_W;
+    ck_assert_int_ne(lw_bridge_plan_compare(&a, &b, "t"), LW_OK);
+    ck_assert_msg(strstr(lw_last_error(), "weight differs: queries here, out_proj.weight"), "%s", lw_last_error());
+    lw_bridge_memory x, y;
+    ck_assert_int_eq(lw_bridge_memory_layout(&a, 7, true, &x), LW_OK);
+    y = x;
+    ck_assert_int_eq(lw_bridge_memory_compare(&x, &y, "t"), LW_OK);
+    y.grad_offset[LW_BG_DV] += 64;
+    ck_assert_int_ne(lw_bridge_memory_compare(&x, &y, "t"), LW_OK);
+    ck_assert_msg(strstr(lw_last_error(), "gradient dv differs"), "%s", lw_last_error());
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("plan");
@@ -613,6 +903,10 @@ int main(void)
     tcase_add_test(tc, memory_sizes_and_arena_total);
     tcase_add_loop_test(tc, dtype_per_slot_follows_the_narrowing, 0, 4);
     tcase_add_loop_test(tc, state_activations_are_the_plans_arena, 0, 4);
+    tcase_add_test(tc, bridge_schedule_is_the_design);
+    tcase_add_test(tc, bridge_dataflow_reads_only_what_was_written);
+    tcase_add_test(tc, bridge_memory_never_overlaps_while_alive);
+    tcase_add_test(tc, bridge_compare_names_the_first_difference);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

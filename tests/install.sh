@@ -48,6 +48,19 @@ int main(int argc, char **argv)
         }
     }
     pair.memory = memory;
+    /* and the perceiver bridge's plan and memory plan */
+    static lw_bridge_plan bridge_plan;
+    static lw_bridge_memory bridge_memory;
+    if (pair.manifest.bridge.kind == LW_BRIDGE_PERCEIVER) {
+        if (lw_bridge_plan_lower(&pair.manifest.bridge, pair.manifest.sender.hidden, pair.manifest.receiver.hidden,
+                                 &bridge_plan) != LW_OK ||
+            lw_bridge_memory_layout(&bridge_plan, LW_PAIR_BAKED_SEQ, true, &bridge_memory) != LW_OK) {
+            fprintf(stderr, "user: %s\n", lw_last_error());
+            return 1;
+        }
+        pair.bridge_plan = &bridge_plan;
+        pair.bridge_memory = &bridge_memory;
+    }
     return lw_main(&pair, argc - 1, argv + 1);
 }
 EOF_C

@@ -1,6 +1,8 @@
 /* The bridge: parameter table and init, forward and backward (see bridge.h).
- * The maths lives in the shared ops (ops.h); this file wires them together
- * and keeps the activations backward needs. */
+ * The perceiver runs its plan (plan/bridge_plan.c lowers it, bridge_exec.c
+ * runs it); what stays here is element-wise around the plan (standardising
+ * the input, the output calibration) and the two pooled ablations, whose
+ * few steps call the shared ops (ops.h) directly. */
 #include "bridge.h"
 
 #include <math.h>
@@ -8,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bridge_exec.h"
 #include "ops.h"
 #include "rng.h"
 
-static const float LN_EPS = 1e-5f;
 static const float OUT_RMS_EPS = 1e-6f;
 static const float INIT_STD = 0.02f;
 static const float MIN_INPUT_STD = 1e-6f;
@@ -228,25 +230,22 @@ void lw_bridge_adamw_step(lw_bridge *b, lw_adamw *opt, float lr, float weight_de
 
 /* ---- activations -------------------------------------------------------- */
 
-typedef struct {
-    float *nq, *nq_mean, *nq_rstd, *nkv, *nkv_mean, *nkv_rstd, *q, *k, *v, *att, *ao, *lat1;   /* cross */
-    float *ns, *ns_mean, *ns_rstd, *sq, *sk, *sv, *satt, *sao, *lat2;                         /* self */
-    float *nf, *nf_mean, *nf_rstd, *h, *g;                                                     /* ffn */
-} block_acts;
-
+/* The perceiver's activations and gradients live in one arena laid out by
+ * its plan (plan/bridge_plan.h; run by bridge_exec.c); the calibration's and
+ * the pooled ablations' few buffers are carved beside it. */
 struct lw_bridge_acts {
     int max_T, T;
+    bool planned;                   /* perceiver: the plan's arena */
+    lw_bridge_plan plan;
+    lw_bridge_memory mem;
+    float *arena;
     float *pool;
     float *x;                       /* [T, S] the input, standardised */
-    float *ctx;                     /* [T, d] projected sender states */
-    float *lat;                     /* [depth+1][M, d] residual stream at block inputs, then the output */
-    block_acts *blk;
-    float *fn, *fn_mean, *fn_rstd;  /* final LN */
     float *pooled, *ph, *pg;        /* mlp/linear: mean of x, hidden pre/post GELU */
     float *z, *zn, *z_rstd;         /* [M, R] before calibration, normalised, rstd [M] */
     /* backward scratch */
     float *dxs;                     /* [T, S] d(loss)/d(standardised input) */
-    float *dlat, *dn, *dao, *dq, *dk, *dv, *dnkv, *dctx, *dh, *dg, *dz, *dzn, *dpooled;
+    float *dh, *dg, *dz, *dzn, *dpooled;
 };
 
 /* Hands out consecutive slices of the pool; with pool NULL only counts. */
@@ -265,43 +264,27 @@ static float *carve(carver *c, size_t n)
 static void layout(const lw_bridge *b, lw_bridge_acts *a, carver *c)
 {
     size_t T = (size_t)a->max_T, S = (size_t)b->sender_hidden, R = (size_t)b->receiver_hidden;
-    size_t M = (size_t)b->cfg.soft_tokens, d = (size_t)b->cfg.width, H = (size_t)b->cfg.heads;
-    size_t F = (size_t)b->cfg.ffn_mult * d, TM = T > M ? T : M;
+    size_t M = (size_t)b->cfg.soft_tokens, d = (size_t)b->cfg.width;
+    a->zn = carve(c, M * R);
+    a->z_rstd = carve(c, M);
+    a->dzn = carve(c, M * R);
+    if (a->planned) {
+        a->x = lw_bridge_exec_slot(&a->mem, a->arena, LW_BS_XS, 0);
+        a->z = lw_bridge_exec_slot(&a->mem, a->arena, LW_BS_Z, 0);
+        a->dxs = lw_bridge_exec_grad(&a->mem, a->arena, LW_BG_DXS);
+        a->dz = lw_bridge_exec_grad(&a->mem, a->arena, LW_BG_DZ);
+        return;
+    }
     a->x = carve(c, T * S);
     a->dxs = carve(c, T * S);
     a->z = carve(c, M * R);
-    a->zn = carve(c, M * R);
-    a->z_rstd = carve(c, M);
     a->dz = carve(c, M * R);
-    a->dzn = carve(c, M * R);
-    if (b->cfg.kind != LW_BRIDGE_PERCEIVER) {
-        a->pooled = carve(c, S);
-        a->dpooled = carve(c, S);
-        a->ph = carve(c, d);
-        a->pg = carve(c, d);
-        a->dh = carve(c, d);
-        a->dg = carve(c, d);
-        return;
-    }
-    a->ctx = carve(c, T * d);
-    a->lat = carve(c, ((size_t)b->cfg.depth + 1) * M * d);
-    for (int l = 0; l < b->cfg.depth; l++) {
-        block_acts *k = &a->blk[l];
-        k->nq = carve(c, M * d), k->nq_mean = carve(c, M), k->nq_rstd = carve(c, M);
-        k->nkv = carve(c, T * d), k->nkv_mean = carve(c, T), k->nkv_rstd = carve(c, T);
-        k->q = carve(c, M * d), k->k = carve(c, T * d), k->v = carve(c, T * d);
-        k->att = carve(c, H * M * T), k->ao = carve(c, M * d), k->lat1 = carve(c, M * d);
-        k->ns = carve(c, M * d), k->ns_mean = carve(c, M), k->ns_rstd = carve(c, M);
-        k->sq = carve(c, M * d), k->sk = carve(c, M * d), k->sv = carve(c, M * d);
-        k->satt = carve(c, H * M * M), k->sao = carve(c, M * d), k->lat2 = carve(c, M * d);
-        k->nf = carve(c, M * d), k->nf_mean = carve(c, M), k->nf_rstd = carve(c, M);
-        k->h = carve(c, M * F), k->g = carve(c, M * F);
-    }
-    a->fn = carve(c, M * d), a->fn_mean = carve(c, M), a->fn_rstd = carve(c, M);
-    a->dlat = carve(c, M * d), a->dn = carve(c, M * d), a->dao = carve(c, M * d), a->dq = carve(c, M * d);
-    a->dk = carve(c, TM * d), a->dv = carve(c, TM * d);
-    a->dnkv = carve(c, T * d), a->dctx = carve(c, T * d);
-    a->dh = carve(c, M * F), a->dg = carve(c, M * F);
+    a->pooled = carve(c, S);
+    a->dpooled = carve(c, S);
+    a->ph = carve(c, d);
+    a->pg = carve(c, d);
+    a->dh = carve(c, d);
+    a->dg = carve(c, d);
 }
 
 lw_status lw_bridge_acts_create(const lw_bridge *b, int max_T, lw_bridge_acts **out)
@@ -310,14 +293,25 @@ lw_status lw_bridge_acts_create(const lw_bridge *b, int max_T, lw_bridge_acts **
     if (max_T < 1 || max_T > 65536)
         return lw_fail(LW_ERR_INVALID, "bridge: max_T is %d, expected 1..65536", max_T);
     lw_bridge_acts *a = calloc(1, sizeof *a);
-    int depth = b->cfg.kind == LW_BRIDGE_PERCEIVER ? b->cfg.depth : 0;
-    if (a) a->blk = calloc((size_t)(depth ? depth : 1), sizeof *a->blk);
-    if (!a || !a->blk) {
-        if (a) free(a->blk);
-        free(a);
-        return lw_fail(LW_ERR_NOMEM, "bridge: out of memory for activations");
-    }
+    if (!a) return lw_fail(LW_ERR_NOMEM, "bridge: out of memory for activations");
     a->max_T = max_T;
+    if (b->cfg.kind == LW_BRIDGE_PERCEIVER) {
+        a->planned = true;
+        /* every forward may be followed by a backward: the training layout */
+        lw_status st = lw_bridge_plan_lower(&b->cfg, b->sender_hidden, b->receiver_hidden, &a->plan);
+        if (!st) st = lw_bridge_memory_layout(&a->plan, max_T, true, &a->mem);
+        if (st) {
+            free(a);
+            return lw_fail_wrap(st, "bridge: activations for T = %d", max_T);
+        }
+        a->arena = a->mem.bytes <= SIZE_MAX ? aligned_alloc(LW_PLAN_ALIGN, (size_t)a->mem.bytes) : NULL;
+        if (!a->arena) {
+            unsigned long long n = (unsigned long long)a->mem.bytes;
+            free(a);
+            return lw_fail(LW_ERR_NOMEM, "bridge: cannot allocate %llu bytes of activations for T = %d", n, max_T);
+        }
+        memset(a->arena, 0, (size_t)a->mem.bytes);
+    }
     carver count = {NULL, 0};
     layout(b, a, &count);
     a->pool = calloc(count.used, sizeof(float));
@@ -336,7 +330,7 @@ void lw_bridge_acts_free(lw_bridge_acts *a)
 {
     if (!a) return;
     free(a->pool);
-    free(a->blk);
+    free(a->arena);
     free(a);
 }
 
@@ -345,62 +339,9 @@ void lw_bridge_acts_free(lw_bridge_acts *a)
 #define P(off) (b->params + (off))
 #define G(off) (b->grads + (off))
 
-static lw_attention_params attn_params(const lw_bridge *b)
-{
-    lw_attention_params p = {false, 0, 0, 1.0f / sqrtf((float)(b->cfg.width / b->cfg.heads))};
-    return p;
-}
-
 static void add_into(float *y, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++) y[i] += x[i];
-}
-
-/* lat_out = lat_in + the block's three residual branches. */
-static void block_forward(const lw_bridge *b, const lw_bridge_block *o, block_acts *k, const float *ctx,
-                          const float *lat_in, float *lat_out, int T)
-{
-    int M = b->cfg.soft_tokens, d = b->cfg.width, H = b->cfg.heads, D = d / H, F = b->cfg.ffn_mult * d;
-    size_t Md = (size_t)M * d;
-    lw_attention_params ap = attn_params(b);
-
-    layernorm_forward(k->nq, k->nq_mean, k->nq_rstd, lat_in, P(o->cross_norm_q_w), P(o->cross_norm_q_b), M, d,
-                      LN_EPS);
-    layernorm_forward(k->nkv, k->nkv_mean, k->nkv_rstd, ctx, P(o->cross_norm_kv_w), P(o->cross_norm_kv_b), T, d,
-                      LN_EPS);
-    matmul_forward(k->q, k->nq, P(o->cross_q), NULL, M, d, d);
-    matmul_forward(k->k, k->nkv, P(o->cross_k), NULL, T, d, d);
-    matmul_forward(k->v, k->nkv, P(o->cross_v), NULL, T, d, d);
-    attention_forward(k->ao, k->att, k->q, k->k, k->v, M, T, H, H, D, &ap);
-    matmul_forward(k->lat1, k->ao, P(o->cross_o), NULL, M, d, d);
-    add_into(k->lat1, lat_in, Md);
-
-    layernorm_forward(k->ns, k->ns_mean, k->ns_rstd, k->lat1, P(o->self_norm_w), P(o->self_norm_b), M, d, LN_EPS);
-    matmul_forward(k->sq, k->ns, P(o->self_q), NULL, M, d, d);
-    matmul_forward(k->sk, k->ns, P(o->self_k), NULL, M, d, d);
-    matmul_forward(k->sv, k->ns, P(o->self_v), NULL, M, d, d);
-    attention_forward(k->sao, k->satt, k->sq, k->sk, k->sv, M, M, H, H, D, &ap);
-    matmul_forward(k->lat2, k->sao, P(o->self_o), NULL, M, d, d);
-    add_into(k->lat2, k->lat1, Md);
-
-    layernorm_forward(k->nf, k->nf_mean, k->nf_rstd, k->lat2, P(o->ffn_norm_w), P(o->ffn_norm_b), M, d, LN_EPS);
-    matmul_forward(k->h, k->nf, P(o->ffn_fc1_w), P(o->ffn_fc1_b), M, d, F);
-    gelu_tanh_forward(k->g, k->h, M * F);
-    matmul_forward(lat_out, k->g, P(o->ffn_fc2_w), P(o->ffn_fc2_b), M, F, d);
-    add_into(lat_out, k->lat2, Md);
-}
-
-static void perceiver_forward(const lw_bridge *b, lw_bridge_acts *a, int T)
-{
-    int M = b->cfg.soft_tokens, d = b->cfg.width, S = b->sender_hidden, R = b->receiver_hidden;
-    size_t Md = (size_t)M * d;
-    matmul_forward(a->ctx, a->x, P(b->in_w), P(b->in_b), T, S, d);
-    memcpy(a->lat, P(b->queries), Md * sizeof(float));
-    for (int l = 0; l < b->cfg.depth; l++)
-        block_forward(b, &b->blocks[l], &a->blk[l], a->ctx, a->lat + l * Md, a->lat + (l + 1) * Md, T);
-    const float *top = a->lat + (size_t)b->cfg.depth * Md;
-    layernorm_forward(a->fn, a->fn_mean, a->fn_rstd, top, P(b->final_norm_w), P(b->final_norm_b), M, d, LN_EPS);
-    matmul_forward(a->z, a->fn, P(b->out_w), P(b->out_b), M, d, R);
 }
 
 static void mean_rows(float *y, const float *x, int T, int C)
@@ -444,7 +385,7 @@ lw_status lw_bridge_forward(const lw_bridge *b, lw_bridge_acts *a, const float *
     size_t MR = (size_t)M * R;
     a->T = T;
     standardise(b, a->x, x, T);
-    if (b->cfg.kind == LW_BRIDGE_PERCEIVER) perceiver_forward(b, a, T);
+    if (a->planned) lw_bridge_exec_forward(b, &a->plan, &a->mem, a->arena, T);
     else pooled_forward(b, a, T);
     if (b->cfg.calibration == LW_CALIB_RMS) {
         rmsnorm_forward(a->zn, a->z_rstd, a->z, NULL, M, R, OUT_RMS_EPS, LW_NORM_RMSNORM);
@@ -459,59 +400,6 @@ lw_status lw_bridge_forward(const lw_bridge *b, lw_bridge_acts *a, const float *
 /* ---- backward ------------------------------------------------------------ */
 
 static void zero(float *x, size_t n) { memset(x, 0, n * sizeof(float)); }
-
-/* a->dlat holds d(lat_out) on entry and d(lat_in) on return; d(ctx) is
- * accumulated into a->dctx. Every residual branch adds its input gradient
- * into dlat after the last read of dlat as that branch's output gradient. */
-static void block_backward(lw_bridge *b, const lw_bridge_block *o, const block_acts *k, lw_bridge_acts *a,
-                           const float *lat_in, int T)
-{
-    int M = b->cfg.soft_tokens, d = b->cfg.width, H = b->cfg.heads, D = d / H, F = b->cfg.ffn_mult * d;
-    size_t Md = (size_t)M * d, Td = (size_t)T * d;
-    lw_attention_params ap = attn_params(b);
-    float *dlat = a->dlat, *dn = a->dn, *dao = a->dao, *dq = a->dq, *dk = a->dk, *dv = a->dv;
-
-    zero(a->dg, (size_t)M * F), zero(a->dh, (size_t)M * F), zero(dn, Md);
-    matmul_backward(a->dg, G(o->ffn_fc2_w), G(o->ffn_fc2_b), dlat, k->g, P(o->ffn_fc2_w), M, F, d);
-    gelu_tanh_backward(a->dh, a->dg, k->h, M * F);
-    matmul_backward(dn, G(o->ffn_fc1_w), G(o->ffn_fc1_b), a->dh, k->nf, P(o->ffn_fc1_w), M, d, F);
-    layernorm_backward(dlat, G(o->ffn_norm_w), G(o->ffn_norm_b), dn, k->lat2, P(o->ffn_norm_w), k->nf_mean,
-                       k->nf_rstd, M, d);
-
-    zero(dao, Md), zero(dq, Md), zero(dk, Md), zero(dv, Md), zero(dn, Md);
-    matmul_backward(dao, G(o->self_o), NULL, dlat, k->sao, P(o->self_o), M, d, d);
-    attention_backward(dq, dk, dv, dao, k->satt, k->sq, k->sk, k->sv, M, M, H, H, D, &ap);
-    matmul_backward(dn, G(o->self_q), NULL, dq, k->ns, P(o->self_q), M, d, d);
-    matmul_backward(dn, G(o->self_k), NULL, dk, k->ns, P(o->self_k), M, d, d);
-    matmul_backward(dn, G(o->self_v), NULL, dv, k->ns, P(o->self_v), M, d, d);
-    layernorm_backward(dlat, G(o->self_norm_w), G(o->self_norm_b), dn, k->lat1, P(o->self_norm_w), k->ns_mean,
-                       k->ns_rstd, M, d);
-
-    zero(dao, Md), zero(dq, Md), zero(dk, Td), zero(dv, Td), zero(dn, Md), zero(a->dnkv, Td);
-    matmul_backward(dao, G(o->cross_o), NULL, dlat, k->ao, P(o->cross_o), M, d, d);
-    attention_backward(dq, dk, dv, dao, k->att, k->q, k->k, k->v, M, T, H, H, D, &ap);
-    matmul_backward(dn, G(o->cross_q), NULL, dq, k->nq, P(o->cross_q), M, d, d);
-    matmul_backward(a->dnkv, G(o->cross_k), NULL, dk, k->nkv, P(o->cross_k), T, d, d);
-    matmul_backward(a->dnkv, G(o->cross_v), NULL, dv, k->nkv, P(o->cross_v), T, d, d);
-    layernorm_backward(a->dctx, G(o->cross_norm_kv_w), G(o->cross_norm_kv_b), a->dnkv, a->ctx,
-                       P(o->cross_norm_kv_w), k->nkv_mean, k->nkv_rstd, T, d);
-    layernorm_backward(dlat, G(o->cross_norm_q_w), G(o->cross_norm_q_b), dn, lat_in, P(o->cross_norm_q_w),
-                       k->nq_mean, k->nq_rstd, M, d);
-}
-
-static void perceiver_backward(lw_bridge *b, lw_bridge_acts *a, float *dxs)
-{
-    int T = a->T, M = b->cfg.soft_tokens, d = b->cfg.width, S = b->sender_hidden, R = b->receiver_hidden;
-    size_t Md = (size_t)M * d;
-    zero(a->dn, Md), zero(a->dlat, Md), zero(a->dctx, (size_t)T * d);
-    matmul_backward(a->dn, G(b->out_w), G(b->out_b), a->dz, a->fn, P(b->out_w), M, d, R);
-    layernorm_backward(a->dlat, G(b->final_norm_w), G(b->final_norm_b), a->dn, a->lat + (size_t)b->cfg.depth * Md,
-                       P(b->final_norm_w), a->fn_mean, a->fn_rstd, M, d);
-    for (int l = b->cfg.depth - 1; l >= 0; l--)
-        block_backward(b, &b->blocks[l], &a->blk[l], a, a->lat + l * Md, T);
-    add_into(G(b->queries), a->dlat, Md);
-    matmul_backward(dxs, G(b->in_w), G(b->in_b), a->dctx, a->x, P(b->in_w), T, S, d);
-}
 
 static void pooled_backward(lw_bridge *b, lw_bridge_acts *a, float *dxs)
 {
@@ -560,7 +448,7 @@ void lw_bridge_backward(lw_bridge *b, lw_bridge_acts *a, const float *dout, floa
     }
     float *dxs = dx ? a->dxs : NULL;
     if (dxs) zero(dxs, (size_t)a->T * b->sender_hidden);
-    if (b->cfg.kind == LW_BRIDGE_PERCEIVER) perceiver_backward(b, a, dxs);
+    if (a->planned) lw_bridge_exec_backward(b, &a->plan, &a->mem, a->arena, a->T, dxs != NULL);
     else pooled_backward(b, a, dxs);
     if (dx) unstandardise_grad(b, dx, dxs, a->T);
 }
