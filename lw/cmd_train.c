@@ -402,7 +402,7 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
         return fail("task");
     if (task.kind != LW_TASK_CLASSIFY) {   /* before the run folder exists */
         fprintf(stderr, "lw train: task %s is a %s task: only lw eval takes it (--method receiver-text or "
-                "sender-text); training on answers is not built yet (issue 24)\n", task.name,
+                "sender-text); training on answers is built for generate tasks only\n", task.name,
                 lw_task_kind_name(task.kind));
         lw_task_free(&task);
         return 1;
@@ -551,6 +551,11 @@ int lw_cmd_train(const lw_pair *pair, int argc, char **argv)
     lw_task il_task;
     if (lw_interlingua_task(pair, argc, argv, &il_task)) {   /* the pair's interlingua on answers */
         int rc = lw_cmd_train_interlingua(pair, &il_task, argc, argv);
+        lw_task_free(&il_task);
+        return rc;
+    }
+    if (lw_bridge_answer_task(pair, argc, argv, &il_task)) {   /* the pair's bridge on answers */
+        int rc = lw_cmd_train_bridge_answer(pair, &il_task, argc, argv);
         lw_task_free(&il_task);
         return rc;
     }
