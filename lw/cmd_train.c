@@ -103,7 +103,9 @@ static void usage(const lw_pair *pair)
            "                       (one GPU a rank, bootstrapped through MPI) or local (world size 1);\n"
            "                       default mpi under `mpirun -np N` with N > 1, else local. See\n"
            "                       docs/distributed.md\n\n"
-           "The same seed gives the same run, whatever --threads (OpenBLAS runs one thread of its own).\n",
+           "The same seed gives the same run, whatever --threads (OpenBLAS runs one thread of its own).\n"
+           "On a generate task (squad, hotpotqa, gsm8k) lw train trains the bridge on written answers, or\n"
+           "the interlingua when the manifest has its block: --split FILE, options in docs/interlingua.md.\n",
            pair->manifest.bridge.soft_tokens, pair->manifest.bridge.source_layer, t->steps, t->batch,
            t->grad_accum, (double)t->lr, t->warmup_steps, t->seed, (double)t->diversity_weight,
            pair->manifest.bridge.soft_tokens);
