@@ -526,9 +526,10 @@ int lw_cmd_eval(const lw_pair *pair, int argc, char **argv)
         const char *method = NULL;
         for (int i = 0; i + 1 < argc; i++)
             if (!strcmp(argv[i], "--method")) method = argv[i + 1];
-        int rc = method && !strcmp(method, "interlingua") && answer.kind == LW_TASK_GENERATE
-                     ? lw_cmd_eval_interlingua(pair, &answer, argc, argv)
-                     : lw_cmd_eval_answer(&pair->manifest, &answer, argc, argv);
+        bool gen = answer.kind == LW_TASK_GENERATE;
+        int rc = method && !strcmp(method, "interlingua") && gen ? lw_cmd_eval_interlingua(pair, &answer, argc, argv)
+                 : method && !strcmp(method, "bridge") && gen    ? lw_cmd_eval_bridge_answer(pair, &answer, argc, argv)
+                                                                 : lw_cmd_eval_answer(&pair->manifest, &answer, argc, argv);
         lw_task_free(&answer);
         return rc;
     }

@@ -24,7 +24,7 @@ typedef struct {
     lw_answer_options o;
 } answer_args;
 
-static bool parse(const lw_task *task, int argc, char **argv, answer_args *a)
+static bool parse(const lw_manifest *m, const lw_task *task, int argc, char **argv, answer_args *a)
 {
     memset(a, 0, sizeof *a);
     a->method = "receiver-text";
@@ -39,6 +39,7 @@ static bool parse(const lw_task *task, int argc, char **argv, answer_args *a)
         else if (!strcmp(o, "--json")) ok = lw_opt_str(argc, argv, &i, &a->json);
         else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
         else if (!strcmp(o, "--limit")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit);
+        else if (!strcmp(o, "--budget")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 20, &a->o.budget);
         else if (!strcmp(o, "--threads")) ok = lw_opt_int(argc, argv, &i, 1, LW_THREADS_MAX, &a->threads);
         else if (!strcmp(o, "--max-context")) ok = lw_opt_int(argc, argv, &i, 16, 1 << 20, &a->o.max_context);
         else if (!strcmp(o, "--verbose")) a->o.verbose = true;
@@ -58,10 +59,18 @@ static bool parse(const lw_task *task, int argc, char **argv, answer_args *a)
         fprintf(stderr, "lw eval: %s\n", lw_last_error());
         return false;
     }
-    a->o.sender = who == 1;
+    a->o.sender = (who & 1) == 1;
+    bool budget = who >= LW_ANSWER_BUDGET;
+    if (!budget && a->o.budget > 0) {
+        fprintf(stderr, "lw eval: --budget applies to --method token-budget or sender-token-budget, not %s\n",
+                a->method);
+        return false;
+    }
+    /* the budget defaults to the M the pair's soft tokens have: the interlingua's latents if it has one */
+    if (budget && a->o.budget == 0) a->o.budget = m->has_interlingua ? m->interlingua.latents : m->bridge.soft_tokens;
     if (stray) {
         fprintf(stderr, "lw eval: option '%s' does not apply to %s (a %s task); it takes --task, --split, "
-                "--method, --limit, --max-context, --json, --tasks-dir, --verbose, --quiet\n", stray, task->name,
+                "--method, --limit, --budget (token budgets), --max-context, --json, --tasks-dir, --verbose, --quiet\n", stray, task->name,
                 lw_task_kind_name(task->kind));
         return false;
     }
@@ -119,6 +128,14 @@ static lw_status write_json(const lw_manifest *m, const lw_task *t, const answer
     json_object_set_new(o, "reader", json_string(a->o.sender ? "sender" : "receiver"));
     json_object_set_new(o, "pair", json_string(m->name));
     json_object_set_new(o, "soft_tokens", json_null());
+    if (a->o.budget > 0) {   /* the token budget: what was cut, from what */
+        double field = 0;
+        for (int i = 0; i < d->n; i++) field += r[i].field_tokens;
+        json_object_set_new(o, "budget", json_integer(a->o.budget));
+        json_object_set_new(o, "budget_field", json_string(t->budget_field));
+        json_object_set_new(o, "budget_keeps", json_string("first"));
+        json_object_set_new(o, "mean_field_tokens_before_cut", json_real(field / d->n));
+    }
     json_object_set_new(o, "seed", json_null());
     json_object_set_new(o, "n", json_integer(d->n));
     json_object_set_new(o, "metric", json_string(t->kind == LW_TASK_CHOICE ? (t->choice_mean ? "choice_mean_logprob"
@@ -155,7 +172,7 @@ static lw_status write_json(const lw_manifest *m, const lw_task *t, const answer
 int lw_cmd_eval_answer(const lw_manifest *m, const lw_task *task, int argc, char **argv)
 {
     answer_args a;
-    if (!parse(task, argc, argv, &a) || !lw_threads_apply("eval", a.threads)) return 2;
+    if (!parse(m, task, argc, argv, &a) || !lw_threads_apply("eval", a.threads)) return 2;
     lw_answer_data d = {0};
     lw_answer_result *r = NULL;
     double *v[2] = {NULL, NULL};
@@ -201,6 +218,12 @@ int lw_cmd_eval_answer(const lw_manifest *m, const lw_task *task, int argc, char
             goto done;
         }
     printf("%s on %s (%d examples, method %s, %.1f s)\n", task->name, a.split, d.n, a.method, secs);
+    if (a.o.budget > 0) {
+        double field = 0;
+        for (int i = 0; i < d.n; i++) field += r[i].field_tokens;
+        printf("  budget      %s cut to its first %d tokens (%.1f before the cut, mean); the question kept\n",
+               task->budget_field, a.o.budget, field / d.n);
+    }
     for (int k = 0; k < n_sum; k++)
         printf("  %-11s %.4f  [%.4f, %.4f]\n", s[k].label, s[k].mean, s[k].lo, s[k].hi);
     if (task->kind == LW_TASK_CHOICE) printf("  %-11s %.4f\n  %-11s %.4f\n", "chance", chance, "majority", majority);

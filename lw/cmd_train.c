@@ -103,7 +103,9 @@ static void usage(const lw_pair *pair)
            "                       (one GPU a rank, bootstrapped through MPI) or local (world size 1);\n"
            "                       default mpi under `mpirun -np N` with N > 1, else local. See\n"
            "                       docs/distributed.md\n\n"
-           "The same seed gives the same run, whatever --threads (OpenBLAS runs one thread of its own).\n",
+           "The same seed gives the same run, whatever --threads (OpenBLAS runs one thread of its own).\n"
+           "On a generate task (squad, hotpotqa, gsm8k) lw train trains the bridge on written answers, or\n"
+           "the interlingua when the manifest has its block: --split FILE, options in docs/interlingua.md.\n",
            pair->manifest.bridge.soft_tokens, pair->manifest.bridge.source_layer, t->steps, t->batch,
            t->grad_accum, (double)t->lr, t->warmup_steps, t->seed, (double)t->diversity_weight,
            pair->manifest.bridge.soft_tokens);
@@ -402,7 +404,7 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
         return fail("task");
     if (task.kind != LW_TASK_CLASSIFY) {   /* before the run folder exists */
         fprintf(stderr, "lw train: task %s is a %s task: only lw eval takes it (--method receiver-text or "
-                "sender-text); training on answers is not built yet (issue 24)\n", task.name,
+                "sender-text); training on answers is built for generate tasks only\n", task.name,
                 lw_task_kind_name(task.kind));
         lw_task_free(&task);
         return 1;
@@ -551,6 +553,11 @@ int lw_cmd_train(const lw_pair *pair, int argc, char **argv)
     lw_task il_task;
     if (lw_interlingua_task(pair, argc, argv, &il_task)) {   /* the pair's interlingua on answers */
         int rc = lw_cmd_train_interlingua(pair, &il_task, argc, argv);
+        lw_task_free(&il_task);
+        return rc;
+    }
+    if (lw_bridge_answer_task(pair, argc, argv, &il_task)) {   /* the pair's bridge on answers */
+        int rc = lw_cmd_train_bridge_answer(pair, &il_task, argc, argv);
         lw_task_free(&il_task);
         return rc;
     }

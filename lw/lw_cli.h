@@ -37,6 +37,12 @@ int lw_cmd_eval(const lw_pair *pair, int argc, char **argv);
 bool lw_interlingua_task(const lw_pair *pair, int argc, char **argv, lw_task *task);
 int lw_cmd_train_interlingua(const lw_pair *pair, const lw_task *task, int argc, char **argv);
 int lw_cmd_eval_interlingua(const lw_pair *pair, const lw_task *task, int argc, char **argv);
+/* The pair's bridge on a generate task (cmd_bridge_answer.c): true, with
+ * task loaded, when the pair has no "interlingua" block and --task names a
+ * generate task; lw train and lw eval --method bridge then run these. */
+bool lw_bridge_answer_task(const lw_pair *pair, int argc, char **argv, lw_task *task);
+int lw_cmd_train_bridge_answer(const lw_pair *pair, const lw_task *task, int argc, char **argv);
+int lw_cmd_eval_bridge_answer(const lw_pair *pair, const lw_task *task, int argc, char **argv);
 
 /* lw report: cmd_report.c (pair unused: it reads result files only) */
 int lw_cmd_report(const lw_pair *pair, int argc, char **argv);

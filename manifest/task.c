@@ -108,7 +108,7 @@ static lw_status check_keys(json_t *root, const char *path, const char *kind, co
 static lw_status parse_generate(json_t *root, const char *path, lw_task *t)
 {
     static const char *const keys[] = {"name", "kind", "prompt", "answer_prompt", "answer_field", "metric",
-                                       "max_new_tokens", "first_line", "description", NULL};
+                                       "max_new_tokens", "first_line", "description", "budget_field", NULL};
     lw_status st = check_keys(root, path, "generate", keys);
     if (!st) st = get_string(root, "answer_field", path, "", false, &t->answer_field);
     const char *metric = json_string_value(json_object_get(root, "metric"));
@@ -117,6 +117,15 @@ static lw_status parse_generate(json_t *root, const char *path, lw_task *t)
     if (!st) t->metric = !strcmp(metric, "squad_em_f1") ? LW_METRIC_SQUAD_EM_F1 : LW_METRIC_GSM8K_NUMBER;
     if (!st) st = get_int(root, "max_new_tokens", path, 1, 4096, 32, &t->max_new_tokens);
     if (!st) st = get_bool(root, "first_line", path, t->metric == LW_METRIC_SQUAD_EM_F1, &t->first_line);
+    if (!st && json_object_get(root, "budget_field"))
+        st = get_string(root, "budget_field", path, "", false, &t->budget_field);
+    if (!st && t->budget_field) {   /* the field the cut applies to must be one the prompt fills */
+        char ref[300];
+        snprintf(ref, sizeof ref, "{%s}", t->budget_field);
+        if (!strstr(t->prompt, ref))
+            st = lw_fail(LW_ERR_FORMAT, "%s: budget_field \"%s\": the prompt has no %s to cut", path,
+                         t->budget_field, ref);
+    }
     return st;
 }
 
@@ -230,6 +239,7 @@ void lw_task_free(lw_task *t)
     free(t->answer_prompt);
     free(t->prompt);
     free(t->answer_field);
+    free(t->budget_field);
     free(t->choices_field);
     for (int i = 0; i < t->n_fixed_choices; i++) free(t->fixed_choices[i]);
     free(t->fixed_choices);

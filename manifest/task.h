@@ -19,6 +19,8 @@
  *      "first_line": true}
  *     answer_field holds a string or an array of strings (the golds);
  *     first_line: only the generated text's first non-empty line is scored.
+ *     "budget_field" (optional): the field the token-budget baseline cuts
+ *     (to its first N tokens; the rest of the prompt, the question, stays).
  *
  *   "choice": every choice is scored by the model's log-prob of its text
  *     after the prompt; the best wins;
@@ -60,6 +62,7 @@ typedef struct {
     lw_answer_metric metric;
     int max_new_tokens;
     bool first_line;
+    char *budget_field;   /* NULL: the token budget is not defined for the task */
     /* choice: choices_field, or n_fixed_choices fixed ones */
     char *choices_field;
     int n_fixed_choices;

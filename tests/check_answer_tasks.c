@@ -76,6 +76,12 @@ START_TEST(bad_task_files)
         "\"metric\":\"squad_em_f1\",\"first_line\":1}", "first_line must be");
     bad("{\"name\":\"x\",\"kind\":\"generate\",\"prompt\":\"{q}\",\"answer_prompt\":\"\",\"answer_field\":\"a\","
         "\"metric\":\"squad_em_f1\",\"labels\":[]}", "\"labels\" is not a field of a generate task");
+    bad("{\"name\":\"x\",\"kind\":\"generate\",\"prompt\":\"{q}\",\"answer_prompt\":\"\",\"answer_field\":\"a\","
+        "\"metric\":\"squad_em_f1\",\"budget_field\":\"context\"}", "budget_field \"context\": the prompt has no {context}");
+    bad("{\"name\":\"x\",\"kind\":\"generate\",\"prompt\":\"{q}\",\"answer_prompt\":\"\",\"answer_field\":\"a\","
+        "\"metric\":\"squad_em_f1\",\"budget_field\":3}", "budget_field is missing or not a non-empty string");
+    bad("{\"name\":\"x\",\"kind\":\"choice\",\"prompt\":\"{q}\",\"answer_prompt\":\"\",\"choices_field\":\"c\","
+        "\"label_field\":\"l\",\"budget_field\":\"q\"}", "\"budget_field\" is not a field of a choice task");
     bad("{\"name\":\"x\",\"kind\":\"choice\",\"prompt\":\"{q}\",\"answer_prompt\":\"\",\"label_field\":\"l\"}",
         "not neither");
     bad("{\"name\":\"x\",\"kind\":\"choice\",\"prompt\":\"{q}\",\"answer_prompt\":\"\",\"label_field\":\"l\","
@@ -221,13 +227,22 @@ START_TEST(extract_and_methods)
     ck_assert_int_eq(lw_answer_method(&t, "receiver-text"), 0);
     ck_assert_int_eq(lw_answer_method(&t, "receiver-zeroshot"), 0);
     ck_assert_int_eq(lw_answer_method(&t, "sender-text"), 1);
-    const char *refused[] = {"bridge", "bridge-fallback", "linear-probe", "receiver-kshot", "text-relay", "cot-relay", "token-budget",
+    /* the token budget: SQuAD names its budget_field; the bit is LW_ANSWER_BUDGET */
+    ck_assert_int_eq(lw_answer_method(&t, "token-budget"), LW_ANSWER_BUDGET);
+    ck_assert_int_eq(lw_answer_method(&t, "receiver-token-budget"), LW_ANSWER_BUDGET);
+    ck_assert_int_eq(lw_answer_method(&t, "sender-token-budget"), LW_ANSWER_BUDGET + 1);
+    const char *refused[] = {"bridge", "bridge-fallback", "linear-probe", "receiver-kshot", "text-relay", "cot-relay",
                              "prompt-tuning", "lora", "nonsense"};
-    for (int i = 0; i < 10; i++) {
+    for (int i = 0; i < 9; i++) {
         ck_assert_int_eq(lw_answer_method(&t, refused[i]), -1);
         ck_assert_msg(strstr(lw_last_error(), refused[i]) && strstr(lw_last_error(), "a generate task") &&
                       strstr(lw_last_error(), "use receiver-text or sender-text"), "%s", lw_last_error());
     }
+    lw_task_free(&t);
+    /* a choice task names no budget_field: the budget is refused, saying so */
+    load_task("piqa", &t);
+    ck_assert_int_eq(lw_answer_method(&t, "token-budget"), -1);
+    ck_assert_msg(strstr(lw_last_error(), "budget_field"), "%s", lw_last_error());
     lw_task_free(&t);
 }
 END_TEST

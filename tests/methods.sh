@@ -99,8 +99,10 @@ check "an option that does not apply is refused" fails_saying "option '--k' does
     "$lw" eval --task piqa --split "$sd/piqa/dev.jsonl" --k 2
 check "a prompt past the sender's context says so" fails_saying "must fit in 512 positions" \
     "$lw" eval --task squad --split "$sd/squad/dev.jsonl" --method sender-text --limit 1 --quiet
-check "lw train refuses an answer task" fails_saying "only lw eval takes it" \
-    "$lw" train --task squad --data "$sd/squad" --steps 1 --quiet --out "$w/squad-train"
+check "lw train refuses a choice task" fails_saying "only lw eval takes it" \
+    "$lw" train --task piqa --data "$sd/piqa" --steps 1 --quiet --out "$w/piqa-train"
+check "lw train on a generate task is the bridge on answers" fails_saying "option '--k' does not apply to the bridge" \
+    "$lw" train --task squad --data "$sd/squad" --steps 1 --quiet --out "$w/squad-train" --k 2
 
 check "report" "$lw" report --results "$w/res" --logs "$w" --out "$w/report"
 for m in bridge bridge+lora+deep-prefix prompt-tuning lora linear-probe sender-zeroshot receiver-zeroshot \

@@ -104,6 +104,7 @@ static lw_status parse_row(const lw_task *t, json_t *row, const char *where, lw_
     memset(r, 0, sizeof *r);
     if (!json_is_object(row)) return lw_fail(LW_ERR_FORMAT, "%s: expected a JSON object", where);
     lw_status st = lw_answer_render(t->prompt, row, where, &r->prompt);
+    if (!st) r->fields = json_incref(row);
     if (!st && t->kind == LW_TASK_GENERATE)
         st = strings_of(json_object_get(row, t->answer_field), where, t->answer_field, 1, &r->golds, &r->n_gold);
     if (!st && t->kind == LW_TASK_CHOICE) {
@@ -127,6 +128,7 @@ static void row_free(lw_answer_row *r)
     free(r->golds);
     for (int i = 0; i < r->n_choices; i++) free(r->choices[i]);
     free(r->choices);
+    json_decref(r->fields);
     memset(r, 0, sizeof *r);
 }
 

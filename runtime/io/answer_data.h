@@ -17,6 +17,8 @@ typedef struct {
     int n_choices;        /* choice: >= 2 */
     char **choices;
     int label;            /* choice: the right choice's index */
+    json_t *fields;       /* the row's JSON object (a reference): what a baseline that re-renders the
+                           * prompt with a field changed reads (the token budget's cut) */
 } lw_answer_row;
 
 typedef struct {

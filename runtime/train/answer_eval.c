@@ -18,18 +18,28 @@ int lw_answer_method(const lw_task *task, const char *method)
 {
     if (!strcmp(method, "receiver-text") || !strcmp(method, "receiver-zeroshot")) return 0;
     if (!strcmp(method, "sender-text") || !strcmp(method, "sender-zeroshot")) return 1;
+    bool budget = !strcmp(method, "token-budget") || !strcmp(method, "receiver-token-budget") ||
+                  !strcmp(method, "sender-token-budget");
+    if (budget && task->kind == LW_TASK_GENERATE && task->budget_field)
+        return LW_ANSWER_BUDGET + (!strcmp(method, "sender-token-budget") ? 1 : 0);
     const char *why = !strcmp(method, "bridge") || !strcmp(method, "bridge-fallback")
-                          ? "the bridge is trained on labels (answers as targets: issue 24)"
+                          ? (task->kind == LW_TASK_GENERATE
+                                 ? "the bridge on answers needs --checkpoint (lw eval's bridge path)"
+                                 : "the bridge on answers is built for generate tasks only")
                       : !strcmp(method, "linear-probe") ? "a probe predicts labels"
                       : !strcmp(method, "receiver-kshot") ? "its shots are picked per label"
                       : (!strcmp(method, "text-relay") || !strcmp(method, "cot-relay"))
                           ? "the relays are not built for answer tasks yet"
-                      : !strcmp(method, "token-budget") ? "the budget cut is not defined for prompt templates yet"
+                      : budget ? "the task file names no \"budget_field\" to cut (generate tasks only)"
                       : (!strcmp(method, "prompt-tuning") || !strcmp(method, "lora"))
                           ? "it is trained on labels"
                           : "it is no method of lw eval";
-    lw_fail(LW_ERR_INVALID, "--method %s does not apply to %s (a %s task): %s; use receiver-text or sender-text",
-            method, task->name, lw_task_kind_name(task->kind), why);
+    lw_fail(LW_ERR_INVALID, "--method %s does not apply to %s (a %s task): %s; use receiver-text or sender-text%s",
+            method, task->name, lw_task_kind_name(task->kind), why,
+            task->kind == LW_TASK_GENERATE
+                ? (task->budget_field ? ", token-budget or sender-token-budget, bridge (trained on answers)"
+                                      : ", bridge (trained on answers)")
+                : "");
     return -1;
 }
 
@@ -211,10 +221,41 @@ static lw_status choose_one(reader *r, const lw_task *t, const lw_answer_row *ro
     return st;
 }
 
+/* The token budget's user prompt: row's budget_field rendered alone, cut to
+ * its first `budget` ids in r's tokenizer, decoded, and the task's prompt
+ * filled again with that text in the field's place. *field_tokens: the
+ * field's ids before the cut. */
+static lw_status budget_prompt(const reader *r, const lw_task *t, const lw_answer_row *row, int i, int budget,
+                               char **user, int *field_tokens)
+{
+    char tpl[300], where[32], *field = NULL, *cut = NULL;
+    int *ids = NULL, n = 0;
+    snprintf(tpl, sizeof tpl, "{%s}", t->budget_field);
+    snprintf(where, sizeof where, "row %d", i);
+    json_t *copy = json_copy(row->fields);
+    lw_status st = copy ? lw_answer_render(tpl, row->fields, where, &field)
+                        : lw_fail(LW_ERR_NOMEM, "answer: out of memory");
+    if (!st) st = encode(r, field, false, &ids, &n);
+    *field_tokens = n;
+    if (!st) st = n > budget ? lw_tokenizer_decode(r->tok, ids, budget, &cut)
+                             : ((cut = strdup(field)) ? LW_OK : lw_fail(LW_ERR_NOMEM, "answer: out of memory"));
+    if (!st && json_object_set_new(copy, t->budget_field, json_string(cut)))
+        st = lw_fail(LW_ERR_INVALID, "%s: the cut %s is not valid UTF-8", where, t->budget_field);
+    if (!st) st = lw_answer_render(t->prompt, copy, where, user);
+    json_decref(copy);
+    free(field);
+    free(cut);
+    free(ids);
+    return st ? lw_fail_wrap(st, "token budget") : LW_OK;
+}
+
 lw_status lw_answer_run(const lw_manifest *m, const lw_task *task, const lw_answer_data *d,
                         const lw_answer_options *o, lw_answer_result *out)
 {
     if (task->kind == LW_TASK_CLASSIFY) return lw_fail(LW_ERR_INVALID, "answer: %s is a classification task", task->name);
+    if (o->budget > 0 && (task->kind != LW_TASK_GENERATE || !task->budget_field))
+        return lw_fail(LW_ERR_INVALID, "answer: the token budget needs a generate task with a \"budget_field\"; %s has none",
+                       task->name);
     reader r;
     lw_status st = reader_open(&r, o->sender ? &m->sender : &m->receiver, o->max_context,
                                o->sender ? "sender" : "receiver");
@@ -225,7 +266,10 @@ lw_status lw_answer_run(const lw_manifest *m, const lw_task *task, const lw_answ
         memset(res, 0, sizeof *res);
         double ti = lw_now_s();
         int *ids = NULL, n = 0;
-        st = prompt_ids(&r, task, row->prompt, &ids, &n);
+        char *user = NULL;
+        if (o->budget > 0) st = budget_prompt(&r, task, row, i, o->budget, &user, &res->field_tokens);
+        if (!st) st = prompt_ids(&r, task, user ? user : row->prompt, &ids, &n);
+        free(user);
         if (!st && o->verbose && i < 2) {
             char *shown = NULL;
             if (lw_tokenizer_decode(r.tok, ids, n, &shown) == LW_OK)

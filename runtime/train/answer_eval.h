@@ -16,8 +16,14 @@
  * (the template text carries BOS).
  *
  * Methods: receiver-text (alias receiver-zeroshot) and sender-text (alias
- * sender-zeroshot). The others need labels, a trained bridge or a training
- * split of the same kind and are refused by name (lw_answer_method). */
+ * sender-zeroshot); token-budget (alias receiver-token-budget) and
+ * sender-token-budget: the same reader, the task's budget_field (SQuAD's
+ * context) cut to its FIRST `budget` tokens in that reader's tokenizer (the
+ * field tokenized alone, the kept ids decoded back and the prompt filled
+ * again), the rest of the prompt (instruction, question) whole: the text
+ * baseline at the soft tokens' M. The others need labels or a training
+ * split of the same kind and are refused by name (lw_answer_method); the
+ * bridge on answers is bridge_answer_run.h's. */
 #ifndef LW_ANSWER_EVAL_H
 #define LW_ANSWER_EVAL_H
 
@@ -37,6 +43,7 @@ typedef struct {
     int max_context;      /* positions; 0 = min(LW_ANSWER_DEFAULT_CONTEXT, the model's context) */
     bool verbose;         /* the first prompts and every answer to stderr */
     bool quiet;           /* no progress line */
+    int budget;           /* > 0: the token budget (the budget_field cut to this many tokens) */
 } lw_answer_options;
 
 typedef struct {
@@ -45,11 +52,14 @@ typedef struct {
     int pred;             /* choice: the chosen index */
     char *answer;         /* generate: the scored text (malloc'd) */
     int prompt_tokens, gen_tokens;
+    int field_tokens;     /* token budget: the budget_field's tokens before the cut */
     double seconds;
 } lw_answer_result;
 
-/* Which model a method name means for an answer task: 1 sender, 0 receiver;
- * -1 (with lw_fail saying why and what applies) for any other method. */
+/* Which model a method name means for an answer task: 1 sender, 0 receiver,
+ * plus LW_ANSWER_BUDGET for the token budget; -1 (with lw_fail saying why
+ * and what applies) for any other method. */
+enum { LW_ANSWER_BUDGET = 2 };
 int lw_answer_method(const lw_task *task, const char *method);
 
 /* Runs the model of o over d into out[d->n]; free with lw_answer_results_free. */
