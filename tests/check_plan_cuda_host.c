@@ -22,11 +22,12 @@
  * and both: dA, dB and d prefix K/V within 1e-3 x max of each tensor.
  *
  * Models: the tiny random Gemma-3-like (window 4 < the rows, qk-norm, post
- * norms, GeGLU, tied), Llama-like (interleaved RoPE, GQA) and Qwen3-like
- * (plain-gain qk-norm, head_dim 6 != hidden / heads, halves RoPE) of
- * tiny_models.h; the adapters and bf16 on the Gemma-like.
+ * norms, GeGLU, tied), Llama-like (interleaved RoPE, GQA), Qwen3-like
+ * (plain-gain qk-norm, head_dim 6 != hidden / heads, halves RoPE) and
+ * Qwen2-like (q/k/v bias) of tiny_models.h; the adapters and bf16 on the
+ * Gemma-like.
  *
- * Refusals: packed segments and a projection bias (Qwen2) are refused by
+ * Refusals: packed segments and a bias other than q/k/v's are refused by
  * the one check with LW_ERR_UNSUPPORTED; a bf16 model by the training pass. */
 #include "testlib.h"
 #include "cuda_blas.h"
@@ -64,10 +65,13 @@ static const tl_rig_device g_dev = {&g_cu, &g_blas, "twin", set_twin_model, NULL
 
 /* ---- training: tiny random models ------------------------------------------ */
 
-/* _i: the model (tiny_models.h) */
+/* _i: the model (tiny_models.h); 3, Qwen2, adds its q/k/v bias (bias_add_forward) */
 static lw_model_config tiny(int i)
 {
-    return i == 0 ? tl_tiny_gemma3_config(4) : i == 1 ? tl_tiny_llama_config(LW_WEIGHTS_GGUF) : tl_tiny_qwen3_config();
+    return i == 0   ? tl_tiny_gemma3_config(4)
+           : i == 1 ? tl_tiny_llama_config(LW_WEIGHTS_GGUF)
+           : i == 2 ? tl_tiny_qwen3_config()
+                    : tl_tiny_qwen2_config();
 }
 
 
@@ -77,6 +81,7 @@ START_TEST(training_pass_matches_the_cpu)
     tl_rig_open_tiny(&r, &g_dev, tiny(_i), 31 + (uint64_t)_i);
     lw_twin_count = (lw_twin_counts){0};
     tl_rig_check_model(&r);
+    ck_assert_int_eq(lw_twin_count.by_kernel[lw_twin_kernel_index("bias_add_forward")] > 0, r.m->cfg.qkv_bias);
     /* the walk ran through the twin launchers and the twin cuBLAS, backward included */
     ck_assert_int_gt(lw_twin_count.by_kernel[lw_twin_kernel_index("attention_backward")], 0);
     ck_assert_int_gt(lw_twin_count.by_kernel[lw_twin_kernel_index("rmsnorm_backward")], 0);
@@ -202,6 +207,8 @@ START_TEST(inference_matches_the_cpu)
     check_inference(m, LW_DTYPE_F32, 1e-4);
     ck_assert_int_gt(lw_twin_count.by_kernel[lw_twin_kernel_index("attention_forward")], 0);
     ck_assert_int_eq(lw_twin_count.by_kernel[lw_twin_kernel_index("attention_backward")], 0);
+    /* the bias ran where the model has one, and only there */
+    ck_assert_int_eq(lw_twin_count.by_kernel[lw_twin_kernel_index("bias_add_forward")] > 0, c.qkv_bias);
     lw_model_free(m);
 }
 END_TEST
@@ -242,12 +249,19 @@ START_TEST(what_has_no_kernel_is_refused)
     ck_assert_msg(strstr(lw_last_error(), "packed segments") && strstr(lw_last_error(), m->cfg.name), "%s",
                   lw_last_error());
     ck_assert_int_eq(gs->n_cached, 0);
-    /* the same check refuses a projection bias (before any upload) and a backward through bf16 */
+    /* the same check passes the q/k/v bias (Qwen2: bias_add_forward), refuses a bias elsewhere, and a
+     * backward through bf16 */
     lw_plan p;
     lw_model_config q = tl_tiny_qwen2_config();
     lw_plan_lower(&q, &p);
+    OK(lw_gpu_check_plan(&p, &q, false, NULL, true));
+    for (int i = 0; i < p.n_ops; i++)
+        if (p.ops[i].kind == LW_OP_MATMUL && p.ops[i].b == LW_W_NONE) {
+            p.ops[i].b = LW_W_BQKV;   /* a bias the executor has no slot for (wo's, w_down's) */
+            break;
+        }
     ck_assert_int_eq(lw_gpu_check_plan(&p, &q, false, NULL, false), LW_ERR_UNSUPPORTED);
-    ck_assert_msg(strstr(lw_last_error(), "qkv_bias"), "%s", lw_last_error());
+    ck_assert_msg(strstr(lw_last_error(), "bias"), "%s", lw_last_error());
     ck_assert_int_eq(lw_gpu_check_plan(&g->plan, &g->cfg, true, NULL, true), LW_ERR_UNSUPPORTED);
     ck_assert_msg(strstr(lw_last_error(), "bf16"), "%s", lw_last_error());
     lw_gpu_state_free(gs);
@@ -261,10 +275,11 @@ int main(void)
     Suite *s = suite_create("plan_cuda_host");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
-    /* _i: 0 Gemma-3-like, 1 Llama-like, 2 Qwen3-like (plain-gain qk-norm, head_dim 6, halves RoPE) */
-    tcase_add_loop_test(tc, inference_matches_the_cpu, 0, 3);
+    /* _i: 0 Gemma-3-like, 1 Llama-like, 2 Qwen3-like (plain-gain qk-norm, head_dim 6, halves RoPE),
+     * 3 Qwen2-like (q/k/v bias) */
+    tcase_add_loop_test(tc, inference_matches_the_cpu, 0, 4);
     tcase_add_test(tc, bf16_inference_is_close);
-    tcase_add_loop_test(tc, training_pass_matches_the_cpu, 0, 3);
+    tcase_add_loop_test(tc, training_pass_matches_the_cpu, 0, 4);
     tcase_add_test(tc, training_with_adapters_matches_the_cpu);
     tcase_add_test(tc, what_has_no_kernel_is_refused);
     suite_add_tcase(s, tc);

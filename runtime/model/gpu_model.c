@@ -68,6 +68,7 @@ static int list_tensors(lw_gpu_model *g, const lw_model *m, bool bf16, tensor_sl
         SLOT(G ? &G->wq : NULL, L->wq, qd * H, true);
         SLOT(G ? &G->wk : NULL, L->wk, kvd * H, true);
         SLOT(G ? &G->wv : NULL, L->wv, kvd * H, true);
+        SLOT(G ? &G->bqkv : NULL, c->qkv_bias ? L->bqkv : NULL, qd + 2 * kvd, false);
         SLOT(G ? &G->wo : NULL, L->wo, H * qd, true);
         SLOT(G ? &G->q_norm : NULL, c->qk_norm ? L->q_norm : NULL, D, false);
         SLOT(G ? &G->k_norm : NULL, c->qk_norm ? L->k_norm : NULL, D, false);
@@ -112,11 +113,11 @@ lw_status lw_gpu_check_plan(const lw_plan *p, const lw_model_config *c, bool bf1
 {
     const char *name = c->name;
     for (int i = 0; i < p->n_ops; i++)
-        if (p->ops[i].b != LW_W_NONE)
-            return lw_fail(LW_ERR_UNSUPPORTED, "CUDA backend, %s: block op %d (%s) adds a bias (%s: qkv_bias, family "
-                           "%s); no CUDA kernel adds a projection's bias yet: expected a model without qkv_bias on "
-                           "the GPU, or run it on the CPU", name, i, lw_op_kind_name(p->ops[i].kind),
-                           lw_plan_weight_name(p->ops[i].b), lw_family_name(c->family));
+        if (p->ops[i].b != LW_W_NONE && (p->ops[i].w != LW_W_WQKV || p->ops[i].b != LW_W_BQKV))
+            return lw_fail(LW_ERR_UNSUPPORTED, "CUDA backend, %s: block op %d (%s) adds a bias %s (family %s); the "
+                           "CUDA executor adds only the q/k/v projection's (bqkv): run it on the CPU", name, i,
+                           lw_op_kind_name(p->ops[i].kind), lw_plan_weight_name(p->ops[i].b),
+                           lw_family_name(c->family));
     if (a && a->n_segments > 0)
         return lw_fail(LW_ERR_UNSUPPORTED, "CUDA backend, %s: packed segments (%d in one pass) have no CUDA "
                        "attention kernel yet (variable-length attention); run them one by one or on the CPU", name,
@@ -159,7 +160,7 @@ static lw_status check_config(const lw_model *m)
         const lw_layer_weights *L = &m->layers[l];
         bool missing = !L->attn_norm || !L->wq || !L->wk || !L->wv || !L->wo || !L->ffn_norm || !L->w_gate ||
                        !L->w_up || !L->w_down || (c->qk_norm && (!L->q_norm || !L->k_norm)) ||
-                       (c->post_norms && (!L->post_attn_norm || !L->post_ffn_norm));
+                       (c->qkv_bias && !L->bqkv) || (c->post_norms && (!L->post_attn_norm || !L->post_ffn_norm));
         if (missing) return lw_fail(LW_ERR_INVALID, "GPU %s: layer %d lacks a tensor its config needs", c->name, l);
     }
     return LW_OK;

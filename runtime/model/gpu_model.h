@@ -45,7 +45,7 @@
 
 /* Device pointers into the weight allocation; 0 where the family has none. */
 typedef struct {
-    lw_cuda_ptr attn_norm, wq, wk, wv, wo, q_norm, k_norm, post_attn_norm;
+    lw_cuda_ptr attn_norm, wq, wk, wv, bqkv, wo, q_norm, k_norm, post_attn_norm;   /* bqkv: fp32, qkv_bias */
     lw_cuda_ptr ffn_norm, w_gate, w_up, w_down, post_ffn_norm;
 } lw_gpu_layer;
 
@@ -112,8 +112,9 @@ static inline void lw_gpu_state_reset(lw_gpu_state *s) { s->n_cached = 0; }
 lw_status lw_gpu_forward(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_args *a);
 
 /* LW_ERR_UNSUPPORTED, naming the model and what is missing, for what the
- * CUDA backend has no kernel for: a projection's bias (Qwen2's qkv_bias),
- * packed segments (a's n_segments; a may be NULL), backward through bf16
+ * CUDA backend has no kernel for: a bias on any op but the q/k/v projection
+ * (bias_add_forward adds Qwen2's bqkv), packed segments (a's n_segments; a
+ * may be NULL), backward through bf16
  * weights (backward: the call will be walked back). The one place such
  * refusals are made: the upload and the executor (plan_cuda.c) call it. */
 lw_status lw_gpu_check_plan(const lw_plan *p, const lw_model_config *c, bool bf16, const lw_forward_args *a,
@@ -179,8 +180,8 @@ lw_status lw_gpu_embed(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr ids_dev, int 
  *                        the backward to the input rows.
  *
  * What no kernel exists for is refused in one place (lw_gpu_check_plan,
- * above): a projection's bias (Qwen2's q/k/v), packed segments, backward
- * through bf16 weights. Declared here, as gpu_forward.c's lw_gpu_forward
+ * above): a bias other than the q/k/v projection's, packed segments,
+ * backward through bf16 weights. Declared here, as gpu_forward.c's lw_gpu_forward
  * is: the executor is part of the GPU model code, not a floor above it. */
 
 /* Row 0 of each activation slot's buffer ([rows, the slot's width]); 0 where

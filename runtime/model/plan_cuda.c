@@ -8,7 +8,9 @@
  *              qk_rmsnorm_backward
  *   MATMUL     one cuBLAS product per part straight into the part (the GPU
  *              holds wq, wk, wv and w_gate, w_up apart, so there is no fused
- *              output to split), then the part's LoRA hook (lora_forward);
+ *              output to split), the part's slice of a bias (bias_add_forward:
+ *              Qwen2's bqkv; frozen, so nothing in backward), then the part's
+ *              LoRA hook (lora_forward);
  *              backward: the parts' dx products summed, then each part's
  *              lora_backward_input / lora_backward_weights
  *   ROPE       rope_apply (sign -1 in backward)
@@ -113,7 +115,7 @@ int lw_plan_cuda_slot_width(const lw_model_config *c, lw_plan_slot s)
 #define LAYER_W(w, field) [w] = offsetof(lw_gpu_layer, field) + 1   /* + 1: 0 marks "not a layer weight" */
 static const size_t WEIGHT_AT[LW_W_COUNT] = {
     LAYER_W(LW_W_ATTN_NORM, attn_norm), LAYER_W(LW_W_WQ, wq), LAYER_W(LW_W_WK, wk), LAYER_W(LW_W_WV, wv),
-    LAYER_W(LW_W_WO, wo), LAYER_W(LW_W_Q_NORM, q_norm), LAYER_W(LW_W_K_NORM, k_norm),
+    LAYER_W(LW_W_BQKV, bqkv), LAYER_W(LW_W_WO, wo), LAYER_W(LW_W_Q_NORM, q_norm), LAYER_W(LW_W_K_NORM, k_norm),
     LAYER_W(LW_W_POST_ATTN_NORM, post_attn_norm), LAYER_W(LW_W_FFN_NORM, ffn_norm), LAYER_W(LW_W_GATE, w_gate),
     LAYER_W(LW_W_UP, w_up), LAYER_W(LW_W_DOWN, w_down), LAYER_W(LW_W_POST_FFN_NORM, post_ffn_norm)};
 
@@ -229,10 +231,14 @@ static lw_status matmul_op_forward(const exec *x, const lw_plan_op *op)
 {
     lw_cuda_ptr in = x->acts[op->in], prod = 0;
     lw_status st = lw_gpu_matmul_input(x->g, in, x->b->xb, (size_t)x->T * op->width, &prod);
-    for (int i = 0; !st && i < op->n_parts; i++) {
+    /* a bias (op->b) is fused over the parts, [sum of widths]: part i's is the slice after the parts before it */
+    for (int i = 0, off = 0; !st && i < op->n_parts; off += op->parts[i++].width) {
         const lw_plan_part *pt = &op->parts[i];
         st = lw_gpu_matmul(x->g, x->acts[pt->slot], prod, x->weights[pt->w], x->T, op->width, pt->width, x->l,
                            lw_plan_weight_name(pt->w));
+        if (!st && op->b != LW_W_NONE)
+            st = lwk_bias_add_forward(launcher(x), &x->g->k, x->acts[pt->slot], x->weights[op->b] + (size_t)off * F32,
+                                      x->T, pt->width);
     }
     for (int i = 0; !st && i < op->n_parts; i++)
         st = lora_forward(x, op->parts[i].lora, in, x->acts[op->parts[i].slot]);

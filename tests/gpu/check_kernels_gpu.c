@@ -720,6 +720,24 @@ START_TEST(add_copy)
 }
 END_TEST
 
+/* A projection's bias (plan_cuda.c: MATMUL with bqkv), exact: y[t, j] += b[j]. */
+START_TEST(bias_add)
+{
+    int T = 37, n = 130;
+    size_t N = (size_t)T * n;
+    float *y = host_rand(N, 1.f), *bias = host_rand((size_t)n, 1.f), *want = malloc(N * 4);
+    ck_assert_ptr_nonnull(want);
+    for (size_t i = 0; i < N; i++) want[i] = y[i] + bias[i % (size_t)n];
+    dev_bufs b = {0};
+    lw_cuda_ptr d_y = dev_floats(&b, y, N), d_b = dev_floats(&b, bias, (size_t)n);
+    LAUNCH(lwk_bias_add_forward(on(_i), &g_ks[_i], d_y, d_b, T, n));
+    float *gy = dev_read(d_y, N);
+    expect_close("bias_add_forward", gy, want, N, 0.f);
+    free(gy), free(y), free(bias), free(want);
+    dev_free(&b);
+}
+END_TEST
+
 /* Every kernel of the table (templates/kernels.def, which lwc build holds
  * the templates to) was launched above. */
 START_TEST(every_kernel_is_covered)
@@ -810,6 +828,7 @@ int main(void)
     tcase_add_test(tc, adamw);
     tcase_add_loop_test(tc, f32_to_bf16, SENDER, BRIDGE);
     tcase_add_loop_test(tc, add_copy, SENDER, BRIDGE);
+    tcase_add_loop_test(tc, bias_add, SENDER, BRIDGE);
     tcase_add_test(tc, every_kernel_is_covered);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -134,6 +134,14 @@ lw_status lw_twin_copy_forward(lw_launch L, float *y, const float *x, int n)
     return LW_OK;
 }
 
+lw_status lw_twin_bias_add_forward(lw_launch L, float *y, const float *b, int T, int n)
+{
+    RAN();
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < n; j++) y[(size_t)t * n + j] += b[j];
+    return LW_OK;
+}
+
 /* common.cuh's lw_visible_keys: query i sees keys [0, sink_end) and [first, last]. */
 static void visible(int Tk, int q_offset, int window, int n_sink, int i, int *sink_end, int *first, int *last)
 {
