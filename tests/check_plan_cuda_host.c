@@ -27,8 +27,9 @@
  * Qwen2-like (q/k/v bias) of tiny_models.h; the adapters and bf16 on the
  * Gemma-like.
  *
- * Refusals: packed segments and a bias other than q/k/v's are refused by
- * the one check with LW_ERR_UNSUPPORTED; a bf16 model by the training pass. */
+ * Refusals: packed segments with a deep prefix per segment and a bias
+ * other than q/k/v's are refused by the one check with LW_ERR_UNSUPPORTED;
+ * a bf16 model by the training pass. */
 #include "testlib.h"
 #include "cuda_blas.h"
 #include "cuda_driver.h"
@@ -182,6 +183,25 @@ static void check_inference(lw_model *m, lw_weight_dtype dtype, double rtol)
     all.all_logits = true;
     lw_state_reset(cs), lw_gpu_state_reset(gs);
     same_forward("300-row prompt, every row", m, cs, g, gs, all, rtol);
+    /* packed segments (variable-length attention), from position 0 and after a cached head of 5
+     * (longer than Gemma's window 4, so the window cuts into the head and into the segments) */
+    int seg[] = {4, 1, 6, 3};
+    for (int head = 0; head <= 5; head += 5) {
+        lw_state_reset(cs), lw_gpu_state_reset(gs);
+        if (head) {
+            lw_forward_args h = {.ids = ids, .T = head, .logits = (float *)1, .capture_layer = -1};
+            same_forward("head", m, cs, g, gs, h, rtol);
+        }
+        lw_forward_args pk = {.ids = ids + 20, .embeds = embeds, .is_embed = is_embed, .T = 14, .pos0 = head,
+                              .logits = (float *)1, .all_logits = true, .capture_layer = -1, .n_segments = 4,
+                              .segment_len = seg};
+        same_forward("packed segments, every row", m, cs, g, gs, pk, rtol);
+        ck_assert_int_eq(gs->n_cached, head);   /* the cache keeps only the head (forward.c's rule) */
+        for (int l = 0; l <= n; l += n) {
+            pk.logits = NULL, pk.all_logits = false, pk.capture_layer = l;
+            same_forward("packed segments, capture", m, cs, g, gs, pk, rtol);
+        }
+    }
     /* capture of every layer without logits (the forward stops there), then with */
     for (int l = 0; l <= n; l++) {
         lw_state_reset(cs), lw_gpu_state_reset(gs);
@@ -206,6 +226,7 @@ START_TEST(inference_matches_the_cpu)
     lw_twin_count = (lw_twin_counts){0};
     check_inference(m, LW_DTYPE_F32, 1e-4);
     ck_assert_int_gt(lw_twin_count.by_kernel[lw_twin_kernel_index("attention_forward")], 0);
+    ck_assert_int_gt(lw_twin_count.by_kernel[lw_twin_kernel_index("attention_varlen_forward")], 0);
     ck_assert_int_eq(lw_twin_count.by_kernel[lw_twin_kernel_index("attention_backward")], 0);
     /* the bias ran where the model has one, and only there */
     ck_assert_int_eq(lw_twin_count.by_kernel[lw_twin_kernel_index("bias_add_forward")] > 0, c.qkv_bias);
@@ -245,9 +266,16 @@ START_TEST(what_has_no_kernel_is_refused)
     float logits[11 * 6];
     lw_forward_args a = {.ids = ids, .T = 6, .logits = logits, .capture_layer = -1, .n_segments = 2,
                          .segment_len = seg};
-    ck_assert_int_eq(lw_gpu_forward(g, gs, &a), LW_ERR_UNSUPPORTED);
+    /* packed segments run; with a deep prefix per segment they are refused (the device holds one per layer) */
+    OK(lw_gpu_check_plan(&g->plan, &g->cfg, false, &a, true));
+    lw_receiver_adapters ad = {.prefix_len = 2, .prefix_segments = 2};
+    a.adapters = &ad;
+    ck_assert_int_eq(lw_gpu_check_plan(&g->plan, &g->cfg, false, &a, false), LW_ERR_UNSUPPORTED);
     ck_assert_msg(strstr(lw_last_error(), "packed segments") && strstr(lw_last_error(), m->cfg.name), "%s",
                   lw_last_error());
+    /* segments whose lengths do not sum to T: refused before anything runs */
+    a.adapters = NULL, seg[1] = 2;
+    ck_assert_int_eq(lw_gpu_forward(g, gs, &a), LW_ERR_INVALID);
     ck_assert_int_eq(gs->n_cached, 0);
     /* the same check passes the q/k/v bias (Qwen2: bias_add_forward), refuses a bias elsewhere, and a
      * backward through bf16 */
