@@ -103,6 +103,35 @@ START_TEST(training_with_adapters_matches_the_cpu)
 }
 END_TEST
 
+/* Label scoring on the device (issue 20): every label's score equals the
+ * CPU's, and what comes back from the device is a few floats a label, not
+ * rows of V logits (the twin counts every download's bytes). */
+START_TEST(label_scores_stay_on_the_device)
+{
+    tl_rig r;
+    tl_rig_open_tiny(&r, &g_dev, tiny(_i), 53 + (uint64_t)_i);
+    int T = lw_receiver_fill(&r.layout, -1, 0, r.cpu.ids, r.cpu.is_embed), H = r.m->cfg.hidden, V = r.m->cfg.vocab;
+    for (int i = 0; i < T * H; i++) r.cpu.embeds[i] = (float)cos(0.29 * i);
+    memcpy(r.gpu.ids, r.cpu.ids, (size_t)T * sizeof(int));
+    memcpy(r.gpu.is_embed, r.cpu.is_embed, (size_t)T * sizeof(bool));
+    memcpy(r.gpu.embeds, r.cpu.embeds, (size_t)T * H * sizeof(float));
+    double sc[2], sg[2];
+    OK(lw_receiver_pass_scores(&r.cpu, NULL, T, true, sc));
+    lw_twin_count = (lw_twin_counts){0};
+    OK(lw_gpu_receiver_pass_scores(&r.gpu, NULL, T, true, sg));
+    long verb_rows = 0;
+    for (int k = 0; k < r.layout.n_labels; k++) verb_rows += r.layout.verb_len[k];
+    ck_assert_msg(lw_twin_count.download_bytes <= verb_rows * (long)sizeof(float),
+                  "scoring downloaded %ld bytes; %ld label tokens' log-probs are %ld (one row of logits: %ld)",
+                  lw_twin_count.download_bytes, verb_rows, verb_rows * (long)sizeof(float), (long)V * 4);
+    ck_assert_int_gt(lw_twin_count.by_kernel[lw_twin_kernel_index("cross_entropy_forward_backward")], 0);
+    for (int k = 0; k < 2; k++)
+        ck_assert_msg(fabs(sg[k] - sc[k]) <= 1e-4 * fmax(1.0, fabs(sc[k])), "%s label %d: twin %.7g cpu %.7g",
+                      r.m->cfg.name, k, sg[k], sc[k]);
+    tl_rig_close(&r);
+}
+END_TEST
+
 /* ---- inference ------------------------------------------------------------- */
 
 /* |twin - cpu| <= rtol x max(1, max |cpu|) over n values. */
@@ -309,6 +338,7 @@ int main(void)
     tcase_add_test(tc, bf16_inference_is_close);
     tcase_add_loop_test(tc, training_pass_matches_the_cpu, 0, 4);
     tcase_add_test(tc, training_with_adapters_matches_the_cpu);
+    tcase_add_loop_test(tc, label_scores_stay_on_the_device, 0, 4);
     tcase_add_test(tc, what_has_no_kernel_is_refused);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
