@@ -45,6 +45,7 @@
 #include "twin/twin.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +278,110 @@ START_TEST(bf16_inference_is_close)
 }
 END_TEST
 
+/* ---- packed segments through forward and backward ------------------------- */
+
+typedef struct {
+    void *p[LW_SLOT_COUNT * 8 + LW_GRAD_COUNT + 64];
+    int n;
+} twin_mem;
+
+/* "device" memory of the twin: host memory, its address the pointer */
+static lw_cuda_ptr twin_alloc(twin_mem *t, size_t bytes)
+{
+    ck_assert_int_lt(t->n, (int)(sizeof t->p / sizeof t->p[0]));
+    void *p = calloc(1, bytes ? bytes : 1);
+    ck_assert_ptr_nonnull(p);
+    t->p[t->n++] = p;
+    return (lw_cuda_ptr)(uintptr_t)p;
+}
+
+/* The executor's backward over packed segments {4, 1, 6, 3}, with every
+ * row's logits scored (random dlogits), against lw_forward + lw_model_backward
+ * on the CPU: every row's logits and every input row's gradient, so each
+ * segment's gradient stays in its segment, positions restart, and Gemma's
+ * window 4 cuts the 6-row segment. The buffers are laid out here as a caller
+ * of lw_plan_cuda_forward / _backward would (gpu_receiver_pass.c's shape,
+ * every slot kept). */
+START_TEST(packed_backward_matches_the_cpu)
+{
+    lw_model_config c = tiny(_i);
+    c.context = 64;
+    lw_model *m;
+    OK(lw_model_init_random(&c, 61 + (uint64_t)_i, &m));
+    lw_twin_set_model(&m->cfg);
+    int T = 14, seg[] = {4, 1, 6, 3}, ids[14], H = c.hidden, V = c.vocab, n = c.n_layers;
+    bool is_embed[14];
+    float *embeds = calloc((size_t)T * H, sizeof(float));
+    ck_assert_ptr_nonnull(embeds);
+    for (int t = 0; t < T; t++) ids[t] = (5 * t + 1) % V, is_embed[t] = t == 5 || t == 9;
+    for (int i = 0; i < T * H; i++) embeds[i] = (float)sin(0.41 * i);
+    lw_forward_args a = {.ids = ids, .embeds = embeds, .is_embed = is_embed, .T = T, .capture_layer = -1,
+                         .all_logits = true, .n_segments = 4, .segment_len = seg};
+    size_t nl = (size_t)T * V, ne = (size_t)T * H;
+    float *lc = calloc(nl, 4), *lt = calloc(nl, 4), *dl = calloc(nl, 4), *dc = calloc(ne, 4), *dt = calloc(ne, 4);
+    ck_assert(lc && lt && dl && dc && dt);
+    for (size_t i = 0; i < nl; i++) dl[i] = (float)cos(0.13 * (double)i) / (float)T;
+
+    /* the CPU */
+    lw_state *cs;
+    lw_backward_scratch *bs;
+    OK(lw_state_alloc(m, 32, true, &cs));
+    OK(lw_backward_scratch_alloc(m, 32, &bs));
+    a.logits = lc;
+    OK(lw_forward(m, cs, &a));
+    OK(lw_model_backward(m, cs, bs, dl, dc));
+
+    /* the executor over the twin */
+    lw_cuda_module mod = {0};
+    lw_gpu_model *g;
+    OK(lw_gpu_model_upload(&g_cu, &g_blas, &mod, m, &g));
+    twin_mem tm = {0};
+    lw_cuda_plan_acts *layers = calloc((size_t)n, sizeof *layers);
+    ck_assert_ptr_nonnull(layers);
+    for (int l = 0; l < n; l++)
+        for (int sl = 0; sl < LW_SLOT_COUNT; sl++) {
+            int w = lw_plan_cuda_slot_width(&c, (lw_plan_slot)sl);
+            layers[l].at[sl] = w > 0 ? twin_alloc(&tm, (size_t)T * w * 4) : 0;
+        }
+    size_t kvd = (size_t)c.n_kv_heads * c.head_dim, qd = (size_t)c.n_heads * c.head_dim;
+    size_t widest = (size_t)H > qd + 2 * kvd ? (size_t)H : qd + 2 * kvd;
+    if ((size_t)2 * c.ffn > widest) widest = (size_t)2 * c.ffn;
+    int pos_host[14], ids_host[14], seg_host[14];
+    lw_cuda_plan_bufs b = {.g = g, .plan = &g->plan, .layers = layers, .n_layer_sets = n,
+                           .key_cache = twin_alloc(&tm, (size_t)n * T * kvd * 4),
+                           .value_cache = twin_alloc(&tm, (size_t)n * T * kvd * 4), .cache_rows = T,
+                           .pos = twin_alloc(&tm, sizeof pos_host), .ids = twin_alloc(&tm, sizeof ids_host),
+                           .pos_host = pos_host, .ids_host = ids_host, .seg = twin_alloc(&tm, sizeof seg_host),
+                           .seg_host = seg_host, .n_segments = 4, .segment_len = seg};
+    b.top.at[LW_SLOT_X] = twin_alloc(&tm, ne * 4), b.top.at[LW_SLOT_XF] = twin_alloc(&tm, ne * 4);
+    b.top.at[LW_SLOT_RSTD_FINAL] = twin_alloc(&tm, (size_t)T * 4), b.top.at[LW_SLOT_LOGITS] = twin_alloc(&tm, nl * 4);
+    for (int i = 0; i < LW_GRAD_COUNT; i++) b.grad[i] = twin_alloc(&tm, (size_t)T * widest * 4);
+    lw_cuda_plan_call call = {.a = &a, .T = T, .capture_layer = -1, .logits_rows = T, .logits_host = lt};
+    bool complete = false;
+    lw_twin_count = (lw_twin_counts){0};
+    OK(lw_plan_cuda_forward(&b, &call, &complete));
+    ck_assert(complete);
+    OK(lw_plan_cuda_backward(&b, T, 0, T, (lw_cuda_ptr)(uintptr_t)dl, dt));
+    char what[96];
+    snprintf(what, sizeof what, "%s packed logits", c.name);
+    expect_close(what, lt, lc, nl, 1e-4);
+    snprintf(what, sizeof what, "%s packed d_embeds", c.name);
+    double mx = 0;
+    for (size_t i = 0; i < ne; i++) mx = fmax(mx, fabs(dc[i]));
+    ck_assert(mx > 0);
+    for (size_t i = 0; i < ne; i++) dc[i] /= (float)mx, dt[i] /= (float)mx;   /* 1e-4 x max |cpu| */
+    expect_close(what, dt, dc, ne, 1e-4);
+    ck_assert_int_gt(lw_twin_count.by_kernel[lw_twin_kernel_index("attention_varlen_backward")], 0);
+    ck_assert_int_eq(lw_twin_count.by_kernel[lw_twin_kernel_index("attention_backward")], 0);
+    for (int i = 0; i < tm.n; i++) free(tm.p[i]);
+    free(layers), free(embeds), free(lc), free(lt), free(dl), free(dc), free(dt);
+    lw_backward_scratch_free(bs);
+    lw_state_free(cs);
+    lw_gpu_model_free(g);
+    lw_model_free(m);
+}
+END_TEST
+
 /* ---- refusals, in their one place ----------------------------------------- */
 
 START_TEST(what_has_no_kernel_is_refused)
@@ -339,6 +444,7 @@ int main(void)
     tcase_add_loop_test(tc, training_pass_matches_the_cpu, 0, 4);
     tcase_add_test(tc, training_with_adapters_matches_the_cpu);
     tcase_add_loop_test(tc, label_scores_stay_on_the_device, 0, 4);
+    tcase_add_loop_test(tc, packed_backward_matches_the_cpu, 0, 4);
     tcase_add_test(tc, what_has_no_kernel_is_refused);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
