@@ -31,6 +31,7 @@
  * other than q/k/v's are refused by the one check with LW_ERR_UNSUPPORTED;
  * a bf16 model by the training pass. */
 #include "testlib.h"
+#include "adapters.h"
 #include "cuda_blas.h"
 #include "cuda_driver.h"
 #include "gpu_model.h"
@@ -304,7 +305,9 @@ static lw_cuda_ptr twin_alloc(twin_mem *t, size_t bytes)
  * every slot kept). */
 START_TEST(packed_backward_matches_the_cpu)
 {
-    lw_model_config c = tiny(_i);
+    /* _i: the family (_i % 4); from 4 on, a deep prefix of 3 keys that every segment reads */
+    lw_model_config c = tiny(_i % 4);
+    int P = _i >= 4 ? 3 : 0;
     c.context = 64;
     lw_model *m;
     OK(lw_model_init_random(&c, 61 + (uint64_t)_i, &m));
@@ -322,14 +325,24 @@ START_TEST(packed_backward_matches_the_cpu)
     ck_assert(lc && lt && dl && dc && dt);
     for (size_t i = 0; i < nl; i++) dl[i] = (float)cos(0.13 * (double)i) / (float)T;
 
-    /* the CPU */
+    /* the CPU, with the prefix (if any) as adapters */
+    size_t kvd = (size_t)c.n_kv_heads * c.head_dim, qd = (size_t)c.n_heads * c.head_dim, np = (size_t)n * P * kvd;
+    float *pk = calloc(np + 1, 4), *pv = calloc(np + 1, 4), *dpk = calloc(np + 1, 4), *dpv = calloc(np + 1, 4);
+    ck_assert(pk && pv && dpk && dpv);
+    for (size_t i = 0; i < np; i++) pk[i] = (float)sin(0.7 * (double)i), pv[i] = (float)cos(0.3 * (double)i);
+    lw_receiver_adapters ad = {0};
+    OK(lw_adapters_init(&ad, m, 32, NULL, P));
+    ad.prefix_k = pk, ad.prefix_v = pv, ad.d_prefix_k = dpk, ad.d_prefix_v = dpv;
+    a.adapters = P ? &ad : NULL;
     lw_state *cs;
     lw_backward_scratch *bs;
     OK(lw_state_alloc(m, 32, true, &cs));
     OK(lw_backward_scratch_alloc(m, 32, &bs));
     a.logits = lc;
     OK(lw_forward(m, cs, &a));
-    OK(lw_model_backward(m, cs, bs, dl, dc));
+    int rows[14];
+    for (int t = 0; t < T; t++) rows[t] = t;
+    OK(lw_model_backward_adapted(m, cs, bs, a.adapters, rows, T, dl, dc));
 
     /* the executor over the twin */
     lw_cuda_module mod = {0};
@@ -343,19 +356,29 @@ START_TEST(packed_backward_matches_the_cpu)
             int w = lw_plan_cuda_slot_width(&c, (lw_plan_slot)sl);
             layers[l].at[sl] = w > 0 ? twin_alloc(&tm, (size_t)T * w * 4) : 0;
         }
-    size_t kvd = (size_t)c.n_kv_heads * c.head_dim, qd = (size_t)c.n_heads * c.head_dim;
     size_t widest = (size_t)H > qd + 2 * kvd ? (size_t)H : qd + 2 * kvd;
     if ((size_t)2 * c.ffn > widest) widest = (size_t)2 * c.ffn;
     int pos_host[14], ids_host[14], seg_host[14];
+    /* each layer's keys: the prefix's P rows, then the T rows' */
+    int rows_kv = P + T;
+    lw_cuda_ptr dkeys[8] = {0}, dvalues[8] = {0};
+    ck_assert_int_le(n, 8);
     lw_cuda_plan_bufs b = {.g = g, .plan = &g->plan, .layers = layers, .n_layer_sets = n,
-                           .key_cache = twin_alloc(&tm, (size_t)n * T * kvd * 4),
-                           .value_cache = twin_alloc(&tm, (size_t)n * T * kvd * 4), .cache_rows = T,
+                           .key_cache = twin_alloc(&tm, (size_t)n * rows_kv * kvd * 4),
+                           .value_cache = twin_alloc(&tm, (size_t)n * rows_kv * kvd * 4), .cache_rows = rows_kv,
+                           .n_prefix = P, .dkeys = P ? dkeys : NULL, .dvalues = P ? dvalues : NULL,
                            .pos = twin_alloc(&tm, sizeof pos_host), .ids = twin_alloc(&tm, sizeof ids_host),
                            .pos_host = pos_host, .ids_host = ids_host, .seg = twin_alloc(&tm, sizeof seg_host),
                            .seg_host = seg_host, .n_segments = 4, .segment_len = seg};
     b.top.at[LW_SLOT_X] = twin_alloc(&tm, ne * 4), b.top.at[LW_SLOT_XF] = twin_alloc(&tm, ne * 4);
     b.top.at[LW_SLOT_RSTD_FINAL] = twin_alloc(&tm, (size_t)T * 4), b.top.at[LW_SLOT_LOGITS] = twin_alloc(&tm, nl * 4);
     for (int i = 0; i < LW_GRAD_COUNT; i++) b.grad[i] = twin_alloc(&tm, (size_t)T * widest * 4);
+    for (int l = 0; l < n && P; l++) {
+        dkeys[l] = twin_alloc(&tm, (size_t)rows_kv * kvd * 4), dvalues[l] = twin_alloc(&tm, (size_t)rows_kv * kvd * 4);
+        size_t at = (size_t)l * rows_kv * kvd * 4, bytes = (size_t)P * kvd * 4;
+        memcpy((char *)(uintptr_t)b.key_cache + at, pk + (size_t)l * P * kvd, bytes);
+        memcpy((char *)(uintptr_t)b.value_cache + at, pv + (size_t)l * P * kvd, bytes);
+    }
     lw_cuda_plan_call call = {.a = &a, .T = T, .capture_layer = -1, .logits_rows = T, .logits_host = lt};
     bool complete = false;
     lw_twin_count = (lw_twin_counts){0};
@@ -371,10 +394,20 @@ START_TEST(packed_backward_matches_the_cpu)
     ck_assert(mx > 0);
     for (size_t i = 0; i < ne; i++) dc[i] /= (float)mx, dt[i] /= (float)mx;   /* 1e-4 x max |cpu| */
     expect_close(what, dt, dc, ne, 1e-4);
+    /* the shared prefix's key and value gradients: every segment's share, summed */
+    for (int l = 0; l < n && P; l++) {
+        const float *gk = (const float *)(uintptr_t)dkeys[l], *gv = (const float *)(uintptr_t)dvalues[l];
+        snprintf(what, sizeof what, "%s packed d prefix K layer %d", c.name, l);
+        expect_close(what, gk, dpk + (size_t)l * P * kvd, (size_t)P * kvd, 1e-4);
+        snprintf(what, sizeof what, "%s packed d prefix V layer %d", c.name, l);
+        expect_close(what, gv, dpv + (size_t)l * P * kvd, (size_t)P * kvd, 1e-4);
+    }
     ck_assert_int_gt(lw_twin_count.by_kernel[lw_twin_kernel_index("attention_varlen_backward")], 0);
     ck_assert_int_eq(lw_twin_count.by_kernel[lw_twin_kernel_index("attention_backward")], 0);
     for (int i = 0; i < tm.n; i++) free(tm.p[i]);
     free(layers), free(embeds), free(lc), free(lt), free(dl), free(dc), free(dt);
+    free(pk), free(pv), free(dpk), free(dpv);
+    lw_adapters_free(&ad);
     lw_backward_scratch_free(bs);
     lw_state_free(cs);
     lw_gpu_model_free(g);
@@ -444,7 +477,7 @@ int main(void)
     tcase_add_loop_test(tc, training_pass_matches_the_cpu, 0, 4);
     tcase_add_test(tc, training_with_adapters_matches_the_cpu);
     tcase_add_loop_test(tc, label_scores_stay_on_the_device, 0, 4);
-    tcase_add_loop_test(tc, packed_backward_matches_the_cpu, 0, 4);
+    tcase_add_loop_test(tc, packed_backward_matches_the_cpu, 0, 8);
     tcase_add_test(tc, what_has_no_kernel_is_refused);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
