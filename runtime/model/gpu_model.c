@@ -290,7 +290,8 @@ lw_status lw_gpu_state_alloc(lw_gpu_model *g, int max_tokens, lw_gpu_state **out
     lw_gpu_arena a = {0};
     place_state(s, c, g->bf16, &a);
     s->bytes = a.used;
-    lw_status st = !s->ids_host || !s->pos_host || !s->seg_host ? lw_fail(LW_ERR_NOMEM, "GPU %s: out of memory", c->name) : LW_OK;
+    bool staged = s->ids_host && s->pos_host && s->seg_host;
+    lw_status st = staged ? LW_OK : lw_fail(LW_ERR_NOMEM, "GPU %s: out of memory", c->name);
     if (!st) st = lw_gpu_check_fits(g->cu, s->bytes, "KV cache and activations", c->name);
     if (!st) st = lw_cuda_alloc(g->cu, s->bytes, "KV cache and activations", &s->arena);
     /* Zeroed, so a bug that reads an unwritten cache row reads zeros, not NaN. */

@@ -103,8 +103,8 @@ static bool host_arrays(lw_gpu_receiver_pass *p)
     p->targets = calloc(T, sizeof *p->targets);
     p->ids_stage = calloc(T, sizeof *p->ids_stage);
     p->is_embed = calloc(T, sizeof *p->is_embed);
-    return p->slots && p->dkeys && p->dvalues && p->pos_stage && p->embeds && p->d_embeds && p->logits && p->loss_rows && p->ids && p->targets &&
-           p->ids_stage && p->is_embed;
+    return p->slots && p->dkeys && p->dvalues && p->pos_stage && p->embeds && p->d_embeds && p->logits &&
+           p->loss_rows && p->ids && p->targets && p->ids_stage && p->is_embed;
 }
 
 /* A new device allocation for p's current sizes, zeroed and laid out, with

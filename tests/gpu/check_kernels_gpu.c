@@ -410,7 +410,10 @@ static void check_attention_varlen(int unit, int head, int window, int n_sink)
         attention_backward_sink(dq + r0 * qd, sdk, sdv, dout + r0 * qd, att, q + r0 * qd, sk, sv, (int)len,
                                 head + (int)len, Hq, Hkv, D, &p, n_sink);
         for (size_t j = 0; j < own; j++) dk[j] += sdk[j], dv[j] += sdv[j];
-        for (size_t j = 0; j < len * kvd; j++) dk[own + r0 * kvd + j] += sdk[own + j], dv[own + r0 * kvd + j] += sdv[own + j];
+        for (size_t j = 0; j < len * kvd; j++) {
+            dk[own + r0 * kvd + j] += sdk[own + j];
+            dv[own + r0 * kvd + j] += sdv[own + j];
+        }
     }
     char what[160];
     float *g = dev_read(d_out, nq), *gdq = dev_read(d_dq, nq), *gdk = dev_read(d_dk, nk), *gdv = dev_read(d_dv, nk);
