@@ -125,7 +125,8 @@ built=$?
 # over the host twin (check_plan_cuda_host, first: a few seconds on the CPU),
 # runs on the device in check_model_gpu (inference: lw_gpu_forward) and
 # check_receiver_pass_gpu (training: loss, backward, scores, adapters), each
-# against the CPU executor; its two plan kernels (add, copy) in check_kernels_gpu.
+# against the CPU executor; its plan kernels (add, copy, bias_add_forward for
+# Qwen2's q/k/v bias, attention_varlen_* for packed segments) in check_kernels_gpu.
 if [ $built -eq 0 ]; then
     step "check_plan_cuda_host (the executor over the host twin)" 60 out/tests/check_plan_cuda_host
     step check_kernels_gpu 90 out/tests/gpu/check_kernels_gpu

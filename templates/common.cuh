@@ -130,10 +130,18 @@ __device__ __forceinline__ int lw_first_key(lw_key_range r) { return r.sink_end 
 // The visible key after j: from the last sink over the gap to the window.
 __device__ __forceinline__ int lw_next_key(lw_key_range r, int j) { return j + 1 == r.sink_end ? r.first : j + 1; }
 
+// Packed segments (attention_varlen_*): row i's mask index is i_mask (its
+// row within its segment) and its keys j >= gap_at lie gap rows further on
+// (its own segment's rows, after the other segments' before it); the
+// defaults leave one sequence as it was.
+#define LW_NO_GAP 0x7fffffff
+__device__ __forceinline__ size_t lw_key_row(int j, int gap_at, int gap) { return (size_t)(j >= gap_at ? j + gap : j); }
+
 template <int D>
 __device__ void lw_attention_row(float *out, float *lse, const float *q, const float *k, const float *v,
                                  int Tq, int Tk, int Hq, int Hkv, int causal, int q_offset, int window,
-                                 int n_sink, float scale, int i, int h)
+                                 int n_sink, float scale, int i, int h, int i_mask = -1, int gap_at = LW_NO_GAP,
+                                 int gap = 0)
 {
     constexpr int PER_LANE = (D + LW_WARP - 1) / LW_WARP;
     int lane = threadIdx.x % LW_WARP;
@@ -146,9 +154,9 @@ __device__ void lw_attention_row(float *out, float *lse, const float *q, const f
         acc[c] = 0.f;
     }
     float m = LW_NEG_INF, l = 0.f;
-    lw_key_range r = lw_visible_keys(Tk, causal, q_offset, window, n_sink, i);
+    lw_key_range r = lw_visible_keys(Tk, causal, q_offset, window, n_sink, i_mask >= 0 ? i_mask : i);
     for (int j = lw_first_key(r); j <= r.last; j = lw_next_key(r, j)) {
-        const float *kj = k + ((size_t)j * Hkv + hk) * D;
+        const float *kj = k + (lw_key_row(j, gap_at, gap) * Hkv + hk) * D;
         float s = 0.f;
         for (int c = 0; c < PER_LANE; c++) {
             int d = lane + c * LW_WARP;
@@ -158,7 +166,7 @@ __device__ void lw_attention_row(float *out, float *lse, const float *q, const f
         float m_new = fmaxf(m, s);
         float corr = expf(m - m_new), p = expf(s - m_new);
         l = l * corr + p;
-        const float *vj = v + ((size_t)j * Hkv + hk) * D;
+        const float *vj = v + (lw_key_row(j, gap_at, gap) * Hkv + hk) * D;
         for (int c = 0; c < PER_LANE; c++) {
             int d = lane + c * LW_WARP;
             if (d < D) acc[c] = acc[c] * corr + p * vj[d];
@@ -180,7 +188,8 @@ template <int D>
 __device__ void lw_attention_row_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
                                           const float *lse, const float *q, const float *k, const float *v,
                                           int Tq, int Tk, int Hq, int Hkv, int causal, int q_offset, int window,
-                                          int n_sink, float scale, int i, int h)
+                                          int n_sink, float scale, int i, int h, int i_mask = -1,
+                                          int gap_at = LW_NO_GAP, int gap = 0)
 {
     constexpr int PER_LANE = (D + LW_WARP - 1) / LW_WARP;
     int lane = threadIdx.x % LW_WARP;
@@ -197,9 +206,9 @@ __device__ void lw_attention_row_backward(float *dq, float *dk, float *dv, const
     }
     delta = lw_warp_sum(delta);
     float L = lse[(size_t)h * Tq + i];
-    lw_key_range r = lw_visible_keys(Tk, causal, q_offset, window, n_sink, i);
+    lw_key_range r = lw_visible_keys(Tk, causal, q_offset, window, n_sink, i_mask >= 0 ? i_mask : i);
     for (int j = lw_first_key(r); j <= r.last; j = lw_next_key(r, j)) {
-        size_t kv = ((size_t)j * Hkv + hk) * D;
+        size_t kv = (lw_key_row(j, gap_at, gap) * Hkv + hk) * D;
         float s = 0.f, dp = 0.f;
         for (int c = 0; c < PER_LANE; c++) {
             int d = lane + c * LW_WARP;

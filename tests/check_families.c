@@ -5,7 +5,8 @@
  * written out as a checkpoint and read back (config.json as the loaders
  * see it, or the manifest's view of the same family) gives the logits of
  * the model written, Gemma's 1 + w norms included; the look-ups name every
- * family, and the GPU refuses q/k/v biases with one message. */
+ * family, and the CUDA backend's one check takes Qwen2's q/k/v bias
+ * (bias_add_forward; tests/check_plan_cuda_host.c runs it on the host twin). */
 #include "testlib.h"
 #include "tiny_models.h"
 #include "golden_text.h"
@@ -441,18 +442,19 @@ START_TEST(unsupported_configs_are_refused)
 }
 END_TEST
 
-/* The GPU kernels have no bias: the upload refuses before touching a device. */
-START_TEST(gpu_refuses_qkv_bias)
+/* The CUDA executor adds the q/k/v bias (bias_add_forward after each
+ * part's product): the one check (lw_gpu_check_plan) passes Qwen2's plan,
+ * forward and backward; its numbers are held to the CPU on the host twin
+ * (tests/check_plan_cuda_host.c). */
+START_TEST(gpu_takes_qkv_bias)
 {
     lw_model_config c = tl_tiny_qwen2_config();
-    lw_model *m = NULL;
-    lw_gpu_model *g = NULL;
-    ck_assert_int_eq(lw_model_init_random(&c, 8, &m), LW_OK);
-    ck_assert_int_eq(lw_gpu_model_upload_dtype(NULL, NULL, NULL, m, LW_DTYPE_F32, &g), LW_ERR_UNSUPPORTED);
-    ck_assert_ptr_null(g);
-    ck_assert_msg(strstr(lw_last_error(), "qkv_bias") && strstr(lw_last_error(), "tiny-qwen2"), "%s",
-                  lw_last_error());
-    lw_model_free(m);
+    lw_plan p;
+    lw_plan_lower(&c, &p);
+    bool biased = false;
+    for (int i = 0; i < p.n_ops; i++) biased |= p.ops[i].b == LW_W_BQKV;
+    ck_assert(biased);
+    ck_assert_msg(lw_gpu_check_plan(&p, &c, false, NULL, true) == LW_OK, "%s", lw_last_error());
 }
 END_TEST
 
@@ -514,7 +516,7 @@ int main(void)
     tcase_add_loop_test(tc, hf_checkpoint_round_trip, 0, 3);
     tcase_add_test(tc, every_family_is_found_by_its_names);
     tcase_add_test(tc, unsupported_configs_are_refused);
-    tcase_add_test(tc, gpu_refuses_qkv_bias);
+    tcase_add_test(tc, gpu_takes_qkv_bias);
     tcase_add_test(tc, qwen_pair_builds_and_trains);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);

@@ -10,8 +10,9 @@
 #include <stdio.h>
 
 
-/* forward.c's check_args, less what the GPU path does not do (segments: the
- * executor's lw_plan_cuda_check says why). */
+/* forward.c's check_args, less what the GPU path does not do (the one
+ * check, lw_gpu_check_plan, says why). Packed segments leave the cache at
+ * pos0 afterwards, as forward.c does: their rows are no one sequence. */
 static lw_status check_args(const lw_gpu_model *g, const lw_gpu_state *s, const lw_forward_args *a)
 {
     const lw_model_config *c = &g->cfg;
@@ -28,6 +29,15 @@ static lw_status check_args(const lw_gpu_model *g, const lw_gpu_state *s, const 
     if (a->adapters)
         return lw_fail(LW_ERR_UNSUPPORTED, "GPU forward %s: the inference forward keeps no device copy of adapters "
                        "yet; use the CPU forward (or the GPU training pass, which runs them)", c->name);
+    if (a->n_segments) {
+        /* forward.c's rule: positive lengths summing to T, in one chunk */
+        long sum = 0;
+        bool bad = a->n_segments < 0 || !a->segment_len || a->T > s->chunk;
+        for (int i = 0; !bad && i < a->n_segments; i++) bad = a->segment_len[i] < 1, sum += a->segment_len[i];
+        if (bad || sum != a->T)
+            return lw_fail(LW_ERR_INVALID, "GPU forward %s: %d segments of %ld rows in all (need positive lengths "
+                           "summing to T = %d, at most %d rows)", c->name, a->n_segments, sum, a->T, s->chunk);
+    }
     if (!a->ids && !a->embeds) return lw_fail(LW_ERR_INVALID, "GPU forward %s: neither ids nor embeds", c->name);
     for (int t = 0; t < a->T; t++) {
         if (lw_forward_row_is_embed(a, t)) continue;
@@ -55,7 +65,7 @@ static void state_slots(lw_gpu_model *g, lw_gpu_state *s, lw_cuda_plan_acts *act
     *b = (lw_cuda_plan_bufs){.g = g, .plan = &g->plan, .layers = acts, .n_layer_sets = 1,
                              .key_cache = s->key_cache, .value_cache = s->value_cache, .cache_rows = s->max_tokens,
                              .pos = s->pos, .ids = s->ids, .pos_host = s->pos_host, .ids_host = s->ids_host,
-                             .xb = s->xb};
+                             .seg = s->seg, .seg_host = s->seg_host, .xb = s->xb};
     b->top.at[LW_SLOT_X] = s->x, b->top.at[LW_SLOT_XF] = s->xf, b->top.at[LW_SLOT_LOGITS] = s->logits;
 }
 
@@ -85,6 +95,6 @@ lw_status lw_gpu_forward(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_args
     if (!st) st = lw_cuda_sync(g->cu, what);
     /* After a failure the cache past pos0 is in an unknown state; after an
      * early stop the upper layers' rows were never written. */
-    s->n_cached = st || !complete ? a->pos0 : a->pos0 + a->T;
+    s->n_cached = st || !complete || a->n_segments ? a->pos0 : a->pos0 + a->T;   /* segments: forward.c's rule */
     return st;
 }

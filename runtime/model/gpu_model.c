@@ -68,6 +68,7 @@ static int list_tensors(lw_gpu_model *g, const lw_model *m, bool bf16, tensor_sl
         SLOT(G ? &G->wq : NULL, L->wq, qd * H, true);
         SLOT(G ? &G->wk : NULL, L->wk, kvd * H, true);
         SLOT(G ? &G->wv : NULL, L->wv, kvd * H, true);
+        SLOT(G ? &G->bqkv : NULL, c->qkv_bias ? L->bqkv : NULL, qd + 2 * kvd, false);
         SLOT(G ? &G->wo : NULL, L->wo, H * qd, true);
         SLOT(G ? &G->q_norm : NULL, c->qk_norm ? L->q_norm : NULL, D, false);
         SLOT(G ? &G->k_norm : NULL, c->qk_norm ? L->k_norm : NULL, D, false);
@@ -112,15 +113,16 @@ lw_status lw_gpu_check_plan(const lw_plan *p, const lw_model_config *c, bool bf1
 {
     const char *name = c->name;
     for (int i = 0; i < p->n_ops; i++)
-        if (p->ops[i].b != LW_W_NONE)
-            return lw_fail(LW_ERR_UNSUPPORTED, "CUDA backend, %s: block op %d (%s) adds a bias (%s: qkv_bias, family "
-                           "%s); no CUDA kernel adds a projection's bias yet: expected a model without qkv_bias on "
-                           "the GPU, or run it on the CPU", name, i, lw_op_kind_name(p->ops[i].kind),
-                           lw_plan_weight_name(p->ops[i].b), lw_family_name(c->family));
-    if (a && a->n_segments > 0)
-        return lw_fail(LW_ERR_UNSUPPORTED, "CUDA backend, %s: packed segments (%d in one pass) have no CUDA "
-                       "attention kernel yet (variable-length attention); run them one by one or on the CPU", name,
-                       a->n_segments);
+        if (p->ops[i].b != LW_W_NONE && (p->ops[i].w != LW_W_WQKV || p->ops[i].b != LW_W_BQKV))
+            return lw_fail(LW_ERR_UNSUPPORTED, "CUDA backend, %s: block op %d (%s) adds a bias %s (family %s); the "
+                           "CUDA executor adds only the q/k/v projection's (bqkv): run it on the CPU", name, i,
+                           lw_op_kind_name(p->ops[i].kind), lw_plan_weight_name(p->ops[i].b),
+                           lw_family_name(c->family));
+    /* packed segments run (attention_varlen_*), with no deep prefix or one for all of them */
+    if (a && a->n_segments > 0 && a->adapters && a->adapters->prefix_len > 0 && a->adapters->prefix_segments)
+        return lw_fail(LW_ERR_UNSUPPORTED, "CUDA backend, %s: packed segments (%d in one pass) with a deep prefix "
+                       "per segment (prefix_segments %d): the device holds one prefix per layer; run them one by "
+                       "one or on the CPU", name, a->n_segments, a->adapters->prefix_segments);
     if (backward && bf16)
         return lw_fail(LW_ERR_UNSUPPORTED, "CUDA backend, %s: backward through bf16 weights has no input-gradient "
                        "product (lw_cublas_matmul_dx is fp32); upload the model with fp32 weights to train", name);
@@ -159,7 +161,7 @@ static lw_status check_config(const lw_model *m)
         const lw_layer_weights *L = &m->layers[l];
         bool missing = !L->attn_norm || !L->wq || !L->wk || !L->wv || !L->wo || !L->ffn_norm || !L->w_gate ||
                        !L->w_up || !L->w_down || (c->qk_norm && (!L->q_norm || !L->k_norm)) ||
-                       (c->post_norms && (!L->post_attn_norm || !L->post_ffn_norm));
+                       (c->qkv_bias && !L->bqkv) || (c->post_norms && (!L->post_attn_norm || !L->post_ffn_norm));
         if (missing) return lw_fail(LW_ERR_INVALID, "GPU %s: layer %d lacks a tensor its config needs", c->name, l);
     }
     return LW_OK;
@@ -268,6 +270,7 @@ static void place_state(lw_gpu_state *s, const lw_model_config *c, bool bf16, lw
     s->xb = bf16 ? lw_gpu_take(a, T * widest * sizeof(uint16_t)) : 0;
     s->ids = lw_gpu_take(a, T * sizeof(int));
     s->pos = lw_gpu_take(a, T * sizeof(int));
+    s->seg = lw_gpu_take(a, T * sizeof(int));
 }
 
 lw_status lw_gpu_state_alloc(lw_gpu_model *g, int max_tokens, lw_gpu_state **out)
@@ -283,10 +286,12 @@ lw_status lw_gpu_state_alloc(lw_gpu_model *g, int max_tokens, lw_gpu_state **out
     s->chunk = max_tokens < LW_CHUNK_ROWS ? max_tokens : LW_CHUNK_ROWS;
     s->ids_host = calloc((size_t)s->chunk, sizeof(int));
     s->pos_host = calloc((size_t)s->chunk, sizeof(int));
+    s->seg_host = calloc((size_t)s->chunk, sizeof(int));
     lw_gpu_arena a = {0};
     place_state(s, c, g->bf16, &a);
     s->bytes = a.used;
-    lw_status st = !s->ids_host || !s->pos_host ? lw_fail(LW_ERR_NOMEM, "GPU %s: out of memory", c->name) : LW_OK;
+    bool staged = s->ids_host && s->pos_host && s->seg_host;
+    lw_status st = staged ? LW_OK : lw_fail(LW_ERR_NOMEM, "GPU %s: out of memory", c->name);
     if (!st) st = lw_gpu_check_fits(g->cu, s->bytes, "KV cache and activations", c->name);
     if (!st) st = lw_cuda_alloc(g->cu, s->bytes, "KV cache and activations", &s->arena);
     /* Zeroed, so a bug that reads an unwritten cache row reads zeros, not NaN. */
@@ -307,5 +312,6 @@ void lw_gpu_state_free(lw_gpu_state *s)
     if (s->cu) lw_cuda_free(s->cu, s->arena);
     free(s->ids_host);
     free(s->pos_host);
+    free(s->seg_host);
     free(s);
 }

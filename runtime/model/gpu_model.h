@@ -45,7 +45,7 @@
 
 /* Device pointers into the weight allocation; 0 where the family has none. */
 typedef struct {
-    lw_cuda_ptr attn_norm, wq, wk, wv, wo, q_norm, k_norm, post_attn_norm;
+    lw_cuda_ptr attn_norm, wq, wk, wv, bqkv, wo, q_norm, k_norm, post_attn_norm;   /* bqkv: fp32, qkv_bias */
     lw_cuda_ptr ffn_norm, w_gate, w_up, w_down, post_ffn_norm;
 } lw_gpu_layer;
 
@@ -75,8 +75,8 @@ typedef struct {
     lw_cuda_ptr x, xn, q, q_rope, k, v, ao, proj, proj_n, fn, gate, up, hid, down, down_n, xf;   /* [chunk, width] */
     lw_cuda_ptr logits;        /* [chunk, vocab] */
     lw_cuda_ptr xb;            /* bf16 weights: a product's input in bf16, [chunk, max(hidden, q, ffn)] */
-    lw_cuda_ptr ids, pos;      /* [chunk] int */
-    int *ids_host, *pos_host;  /* [chunk] staging */
+    lw_cuda_ptr ids, pos, seg; /* [chunk] int (seg: each row's segment's first row, packed segments) */
+    int *ids_host, *pos_host, *seg_host;   /* [chunk] staging */
 } lw_gpu_state;
 
 /* Uploads m's weights (fp32, as the CPU loader holds them) after checking
@@ -112,8 +112,10 @@ static inline void lw_gpu_state_reset(lw_gpu_state *s) { s->n_cached = 0; }
 lw_status lw_gpu_forward(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_args *a);
 
 /* LW_ERR_UNSUPPORTED, naming the model and what is missing, for what the
- * CUDA backend has no kernel for: a projection's bias (Qwen2's qkv_bias),
- * packed segments (a's n_segments; a may be NULL), backward through bf16
+ * CUDA backend has no kernel for: a bias on any op but the q/k/v projection
+ * (bias_add_forward adds Qwen2's bqkv), packed segments with a deep prefix
+ * per segment (a's n_segments and adapters; a may be NULL; packed segments
+ * otherwise run, attention_varlen_*), backward through bf16
  * weights (backward: the call will be walked back). The one place such
  * refusals are made: the upload and the executor (plan_cuda.c) call it. */
 lw_status lw_gpu_check_plan(const lw_plan *p, const lw_model_config *c, bool bf16, const lw_forward_args *a,
@@ -179,8 +181,8 @@ lw_status lw_gpu_embed(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr ids_dev, int 
  *                        the backward to the input rows.
  *
  * What no kernel exists for is refused in one place (lw_gpu_check_plan,
- * above): a projection's bias (Qwen2's q/k/v), packed segments, backward
- * through bf16 weights. Declared here, as gpu_forward.c's lw_gpu_forward
+ * above): a bias other than the q/k/v projection's, packed segments with
+ * a deep prefix per segment, backward through bf16 weights. Declared here, as gpu_forward.c's lw_gpu_forward
  * is: the executor is part of the GPU model code, not a floor above it. */
 
 /* Row 0 of each activation slot's buffer ([rows, the slot's width]); 0 where
@@ -213,6 +215,13 @@ typedef struct {
     int cache_rows, n_prefix;
     lw_cuda_ptr pos, ids;           /* int device rows, and their host staging */
     int *pos_host, *ids_host;
+    /* Packed segments: seg [rows] int (each row's segment's first row) and
+     * its staging; backward walks the segments of n_segments / segment_len
+     * (those of the forward it follows; 0: one sequence). */
+    lw_cuda_ptr seg;
+    int *seg_host;
+    int n_segments;
+    const int *segment_len;
     lw_cuda_ptr xb;                 /* bf16 weights: a product's input in bf16 */
     lw_cuda_plan_lora lora;
     /* backward: the gradient slots ([rows, width]), and with a deep prefix

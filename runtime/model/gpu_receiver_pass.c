@@ -98,14 +98,13 @@ static bool host_arrays(lw_gpu_receiver_pass *p)
     p->embeds = calloc(T * H, F32);
     p->d_embeds = calloc(T * H, F32);
     p->logits = calloc(Lv * V, F32);
-    p->last = calloc(V, F32);
     p->loss_rows = calloc(Lv, F32);
     p->ids = calloc(T, sizeof *p->ids);
     p->targets = calloc(T, sizeof *p->targets);
     p->ids_stage = calloc(T, sizeof *p->ids_stage);
     p->is_embed = calloc(T, sizeof *p->is_embed);
-    return p->slots && p->dkeys && p->dvalues && p->pos_stage && p->embeds && p->d_embeds && p->logits && p->last && p->loss_rows && p->ids && p->targets &&
-           p->ids_stage && p->is_embed;
+    return p->slots && p->dkeys && p->dvalues && p->pos_stage && p->embeds && p->d_embeds && p->logits &&
+           p->loss_rows && p->ids && p->targets && p->ids_stage && p->is_embed;
 }
 
 /* A new device allocation for p's current sizes, zeroed and laid out, with
@@ -185,7 +184,6 @@ void lw_gpu_receiver_pass_free(lw_gpu_receiver_pass *p)
     free(p->embeds);
     free(p->d_embeds);
     free(p->logits);
-    free(p->last);
     free(p->loss_rows);
     free(p->ids);
     free(p->targets);
@@ -415,11 +413,13 @@ static lw_cuda_plan_bufs plan_bufs(lw_gpu_receiver_pass *p)
 
 /* a's T rows at positions pos0.. (written at rows pos0.. of every buffer,
  * so rows before pos0 keep an earlier pass's), then the logits of rows
- * [from, from + rows) of these T into dev.logits (and to host, if given). */
+ * [from, from + rows) of these T into dev.logits, or from its row at on
+ * (and to host, if given). */
 static lw_status pass_forward(lw_gpu_receiver_pass *p, const lw_forward_args *a, int pos0, int from, int rows,
-                              float *host)
+                              float *host, int at)
 {
     lw_cuda_plan_bufs b = plan_bufs(p);
+    b.top.at[LW_SLOT_LOGITS] += (size_t)at * p->g->cfg.vocab * F32;
     lw_cuda_plan_call c = {.a = a, .T = a->T, .pos0 = pos0, .row = pos0, .capture_layer = -1, .logits_from = from,
                            .logits_rows = rows, .logits_host = host};
     bool complete;
@@ -458,7 +458,7 @@ lw_status lw_gpu_receiver_pass_loss(lw_gpu_receiver_pass *p, const lw_receiver_a
     }
     p->loss_T = 0;
     st = begin_call(p, ad);
-    if (!st) st = pass_forward(p, &a, 0, T - L, L, NULL);
+    if (!st) st = pass_forward(p, &a, 0, T - L, L, NULL, 0);
     if (!st) st = lw_cuda_upload(p->g->cu, p->dev.targets, p->targets, (size_t)L * sizeof(int), "verbalizer ids");
     if (!st) st = cross_entropy(p, 0, L, 0.f);
     if (!st) st = sync(p, "forward and loss", T);
@@ -559,20 +559,27 @@ lw_status lw_gpu_receiver_pass_scores(lw_gpu_receiver_pass *p, const lw_receiver
         lw_forward_args b = {.ids = Ly->verb[k], .T = Ly->verb_len[k]};
         if ((st = check_ids(p, &b, "verbalizer"))) return st;
     }
-    lw_gpu_model *g = p->g;
-    int V = g->cfg.vocab;
     p->loss_T = 0;
     st = begin_call(p, ad);
-    if (!st) st = pass_forward(p, &a, 0, P - 1, 1, p->last);
-    /* each label's tokens but its last continue the prompt at rows P.., which the next label overwrites */
+    /* Scored on the device: the prompt's last row's logits stay in row 0 of
+     * dev.logits; each label's tokens but its last continue the prompt at
+     * rows P.. (the next label overwrites them) with their logits in rows
+     * 1..; the cross-entropy kernel without a gradient gives each row's
+     * log-sum-exp minus the verbalizer token's logit, -log p. Only those L
+     * floats a label come back, not L rows of V logits. */
+    if (!st) st = pass_forward(p, &a, 0, P - 1, 1, NULL, 0);
     for (int k = 0; !st && k < Ly->n_labels; k++) {
         const int *v = Ly->verb[k];
         int L = Ly->verb_len[k];
-        scores[k] = lw_log_prob(p->last, V, v[0]);
-        if (L < 2) continue;
-        lw_forward_args b = {.ids = v, .T = L - 1, .capture_layer = -1};
-        st = pass_forward(p, &b, P, 0, L - 1, p->logits);
-        for (int i = 1; !st && i < L; i++) scores[k] += lw_log_prob(p->logits + (size_t)(i - 1) * V, V, v[i]);
+        if (L >= 2) {
+            lw_forward_args b = {.ids = v, .T = L - 1, .capture_layer = -1};
+            st = pass_forward(p, &b, P, 0, L - 1, NULL, 1);
+        }
+        if (!st) st = lw_cuda_upload(p->g->cu, p->dev.targets, v, (size_t)L * sizeof(int), "verbalizer ids");
+        if (!st) st = cross_entropy(p, 0, L, 0.f);
+        if (!st) st = lw_cuda_download(p->g->cu, p->loss_rows, p->dev.loss, (size_t)L * F32, "label log-probs");
+        scores[k] = 0;
+        for (int i = 0; !st && i < L; i++) scores[k] -= p->loss_rows[i];
     }
     return st;
 }

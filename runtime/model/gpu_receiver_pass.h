@@ -89,7 +89,6 @@ typedef struct {
     /* host, as lw_receiver_pass has them */
     float *embeds, *d_embeds;            /* [max_T, hidden] */
     float *logits;                       /* [max_verb, vocab] */
-    float *last;                         /* [vocab] */
     float *loss_rows;                    /* [max_verb] */
     int *ids, *targets, *ids_stage;      /* [max_T] */
     bool *is_embed;                      /* [max_T] */

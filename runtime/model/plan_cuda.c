@@ -8,12 +8,17 @@
  *              qk_rmsnorm_backward
  *   MATMUL     one cuBLAS product per part straight into the part (the GPU
  *              holds wq, wk, wv and w_gate, w_up apart, so there is no fused
- *              output to split), then the part's LoRA hook (lora_forward);
+ *              output to split), the part's slice of a bias (bias_add_forward:
+ *              Qwen2's bqkv; frozen, so nothing in backward), then the part's
+ *              LoRA hook (lora_forward);
  *              backward: the parts' dx products summed, then each part's
  *              lora_backward_input / lora_backward_weights
  *   ROPE       rope_apply (sign -1 in backward)
  *   ATTENTION  attention_forward / attention_backward over the layer's
- *              keys, a deep prefix as n_sink keys before position 0
+ *              keys, a deep prefix as n_sink keys before position 0; packed
+ *              segments (positions restarting per segment) in one launch of
+ *              attention_varlen_forward / _backward, each segment over the
+ *              prefix, the cache's pos0 keys and its own rows
  *   GLU        glu_forward / glu_backward
  *   ADD        add_forward
  *   model      embedding_forward (lw_gpu_embed), the blocks, the logits
@@ -113,7 +118,7 @@ int lw_plan_cuda_slot_width(const lw_model_config *c, lw_plan_slot s)
 #define LAYER_W(w, field) [w] = offsetof(lw_gpu_layer, field) + 1   /* + 1: 0 marks "not a layer weight" */
 static const size_t WEIGHT_AT[LW_W_COUNT] = {
     LAYER_W(LW_W_ATTN_NORM, attn_norm), LAYER_W(LW_W_WQ, wq), LAYER_W(LW_W_WK, wk), LAYER_W(LW_W_WV, wv),
-    LAYER_W(LW_W_WO, wo), LAYER_W(LW_W_Q_NORM, q_norm), LAYER_W(LW_W_K_NORM, k_norm),
+    LAYER_W(LW_W_BQKV, bqkv), LAYER_W(LW_W_WO, wo), LAYER_W(LW_W_Q_NORM, q_norm), LAYER_W(LW_W_K_NORM, k_norm),
     LAYER_W(LW_W_POST_ATTN_NORM, post_attn_norm), LAYER_W(LW_W_FFN_NORM, ffn_norm), LAYER_W(LW_W_GATE, w_gate),
     LAYER_W(LW_W_UP, w_up), LAYER_W(LW_W_DOWN, w_down), LAYER_W(LW_W_POST_FFN_NORM, post_ffn_norm)};
 
@@ -125,6 +130,7 @@ typedef struct {
     const lw_plan *p;
     int l, T, pos0;
     lw_cuda_ptr pos;                      /* the rows' positions (device) */
+    lw_cuda_ptr seg;                      /* packed segments: each row's segment's first row; 0: one sequence */
     lw_cuda_ptr acts[LW_SLOT_COUNT];
     lw_cuda_ptr weights[LW_W_COUNT];
     lw_cuda_ptr grads[LW_GRAD_COUNT];
@@ -229,10 +235,14 @@ static lw_status matmul_op_forward(const exec *x, const lw_plan_op *op)
 {
     lw_cuda_ptr in = x->acts[op->in], prod = 0;
     lw_status st = lw_gpu_matmul_input(x->g, in, x->b->xb, (size_t)x->T * op->width, &prod);
-    for (int i = 0; !st && i < op->n_parts; i++) {
+    /* a bias (op->b) is fused over the parts, [sum of widths]: part i's is the slice after the parts before it */
+    for (int i = 0, off = 0; !st && i < op->n_parts; off += op->parts[i++].width) {
         const lw_plan_part *pt = &op->parts[i];
         st = lw_gpu_matmul(x->g, x->acts[pt->slot], prod, x->weights[pt->w], x->T, op->width, pt->width, x->l,
                            lw_plan_weight_name(pt->w));
+        if (!st && op->b != LW_W_NONE)
+            st = lwk_bias_add_forward(launcher(x), &x->g->k, x->acts[pt->slot], x->weights[op->b] + (size_t)off * F32,
+                                      x->T, pt->width);
     }
     for (int i = 0; !st && i < op->n_parts; i++)
         st = lora_forward(x, op->parts[i].lora, in, x->acts[op->parts[i].slot]);
@@ -258,6 +268,9 @@ static lw_status op_forward(const exec *x, const lw_plan_op *op)
     case LW_OP_ROPE: return lw_gpu_rope(x->g, x->acts[op->out], x->pos, T, op->rows, x->l, 1.f);
     case LW_OP_ATTENTION: {
         int P = x->b->n_prefix;
+        if (x->seg)   /* packed segments: each over the P + pos0 head keys and its own rows */
+            return lwk_attention_varlen_forward(L, k, x->acts[op->out], x->acts[op->aux], x->acts[op->parts[0].slot],
+                                                x->keys, x->values, x->seg, T, P + x->pos0, window(x), P, op->rows);
         return lwk_attention_forward(L, k, x->acts[op->out], x->acts[op->aux], x->acts[op->parts[0].slot], x->keys,
                                      x->values, T, P + x->pos0 + T, P + x->pos0, window(x), P, op->rows);
     }
@@ -320,6 +333,10 @@ static lw_status op_backward(const exec *x, const lw_plan_op *op)
         st = zero(x, dq, (size_t)T * op->parts[0].width);
         if (!st) st = zero(x, x->dkeys, ((size_t)P + T) * kvd);
         if (!st) st = zero(x, x->dvalues, ((size_t)P + T) * kvd);
+        if (!st && x->seg)
+            return lwk_attention_varlen_backward(L, k, dq, x->dkeys, x->dvalues, x->grads[op->dout], x->acts[op->out],
+                                                 x->acts[op->aux], x->acts[op->parts[0].slot], x->keys, x->values,
+                                                 x->seg, T, P, window(x), P, op->rows);
         if (!st)
             st = lwk_attention_backward(L, k, dq, x->dkeys, x->dvalues, x->grads[op->dout], x->acts[op->out],
                                         x->acts[op->aux], x->acts[op->parts[0].slot], x->keys, x->values, T, P + T, P,
@@ -347,6 +364,34 @@ static lw_status op_backward(const exec *x, const lw_plan_op *op)
 }
 
 /* ---- the model level -------------------------------------------------------- */
+
+/* The T rows' positions from pos0 (device pos), restarting at pos0 in each
+ * packed segment as plan_cpu.c's; with segments also each row's segment's
+ * first row (b->seg, which attention_varlen_* reads; *seg set to it). */
+static lw_status positions(const lw_cuda_plan_bufs *b, lw_cuda_ptr pos, int pos0, int T, int n_segments,
+                           const int *segment_len, lw_cuda_ptr *seg)
+{
+    *seg = 0;
+    for (int t = 0; t < T; t++) b->pos_host[t] = pos0 + t;
+    if (n_segments > 0) {
+        if (!b->seg || !b->seg_host)
+            return lw_fail(LW_ERR_UNSUPPORTED, "CUDA backend, %s: %d packed segments, but this caller laid out no "
+                           "segment table (lw_cuda_plan_bufs.seg)", b->g->cfg.name, n_segments);
+        int r0 = 0;
+        for (int i = 0; i < n_segments; r0 += segment_len[i++])
+            for (int t = 0; t < segment_len[i] && r0 + t < T; t++) {
+                b->pos_host[r0 + t] = pos0 + t;
+                b->seg_host[r0 + t] = r0;
+            }
+        if (r0 != T)
+            return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: %d segments of %d rows in all for %d rows",
+                           b->g->cfg.name, n_segments, r0, T);
+        lw_status st = lw_cuda_upload(b->g->cu, b->seg, b->seg_host, (size_t)T * sizeof(int), "segment starts");
+        if (st) return st;
+        *seg = b->seg;
+    }
+    return lw_cuda_upload(b->g->cu, pos, b->pos_host, (size_t)T * sizeof(int), "positions");
+}
 
 static lw_status capture(const exec *x, const lw_cuda_plan_call *c, lw_cuda_ptr rows)
 {
@@ -388,8 +433,10 @@ lw_status lw_plan_cuda_forward(const lw_cuda_plan_bufs *b, const lw_cuda_plan_ca
             break;
         case LW_OP_BLOCKS:
             /* the rows' positions, which RoPE, LoRA's dropout and nothing before the blocks read */
-            for (int t = 0; t < T; t++) b->pos_host[t] = c->pos0 + t;
-            st = lw_cuda_upload(g->cu, pos, b->pos_host, (size_t)T * sizeof(int), "positions");
+            if (c->a->n_segments > 0 && (c->r0 != 0 || T != c->a->T))
+                return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: packed segments come in one call (rows %d..%d of "
+                               "%d)", g->cfg.name, c->r0, c->r0 + T, c->a->T);
+            st = positions(b, pos, c->pos0, T, c->a->n_segments, c->a->segment_len, &blk.seg);
             for (int l = 0; !st && l < last_layer; l++) {
                 bind(&blk, l, c->row, false);
                 for (int j = 0; !st && j < p->n_ops; j++) st = op_forward(&blk, &p->ops[j]);
@@ -425,10 +472,9 @@ lw_status lw_plan_cuda_backward(const lw_cuda_plan_bufs *b, int T, int first, in
     if (b->n_layer_sets != p->n_layers)
         return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: backward needs every layer's activations (%d sets for %d "
                        "layers)", g->cfg.name, b->n_layer_sets, p->n_layers);
-    for (int t = 0; t < T; t++) b->pos_host[t] = t;
-    st = lw_cuda_upload(g->cu, b->pos, b->pos_host, (size_t)T * sizeof(int), "positions");
-    if (st) return st;
     exec x = {.b = b, .g = g, .p = p, .T = T, .pos0 = 0, .pos = b->pos}, blk = x;
+    st = positions(b, b->pos, 0, T, b->n_segments, b->segment_len, &blk.seg);
+    if (st) return st;
     bind(&x, -1, 0, true);
     for (int i = p->n_model_ops - 1; !st && i >= 0; i--) {
         const lw_plan_op *op = &p->model_ops[i];

@@ -145,7 +145,8 @@ enum {
     C(ROPE, "interleaved 5x3x64", 0, 5, 3, 64, 1, 500000, 0)                                                           \
     X(ATTENTION, "attention", "attention_forward, attention_forward_sink",                                             \
       "attention_backward, attention_backward_sink", LW_OPB_CPU | LW_OPB_PATHS, 1e-4, 1e-5,                            \
-      "attention_forward attention_backward bridge_attention_forward bridge_attention_backward", 1e-4, 1e-4)           \
+      "attention_forward attention_backward bridge_attention_forward bridge_attention_backward "                       \
+      "attention_varlen_forward attention_varlen_backward", 1e-4, 1e-4)                                               \
     C(ATTENTION, "causal gqa2", 1, 6, 6, 4, 2, 8, 1, 0, 0, 0)                                                          \
     C(ATTENTION, "cache mqa", 1, 3, 9, 4, 1, 8, 1, 6, 0, 0)                                                            \
     C(ATTENTION, "window", 1, 7, 7, 2, 2, 4, 1, 0, 3, 0)                                                               \
@@ -189,7 +190,7 @@ enum {
     C(CROSS_ENTROPY, "1x3", 1, 1, 3)                                                                                   \
     C(CROSS_ENTROPY, "6x1000", 0, 6, 1000)                                                                             \
     X(HEAD_LOGSOFTMAX, "head_logsoftmax", "head_logsoftmax_forward", "head_logsoftmax_backward", LW_OPB_CPU, 1e-4,     \
-      1e-5, "none (CPU only: label scoring's head, label_scoring.c)", 0, 0)                                           \
+      1e-5, "cross_entropy_forward_backward", 1e-4, 1e-6)                                                              \
     C(HEAD_LOGSOFTMAX, "3x8x11, 4 pairs", 1, 3, 8, 11, 4)                                                              \
     C(HEAD_LOGSOFTMAX, "2x5x7, 5 pairs on row 0", 1, 2, 5, 7, 5)                                                       \
     C(HEAD_LOGSOFTMAX, "5x64x1100 (3 blocks), 9 pairs", 0, 5, 64, 1100, 9)                                             \
@@ -209,7 +210,8 @@ enum {
     K("adamw_step", "the optimiser, not an op of the graph: check_kernels_gpu.c adamw")                                \
     K("f32_to_bf16", "a cast for cuBLAS's bf16 GEMM, bit for bit: check_kernels_gpu.c f32_to_bf16")               \
     K("add_forward", "the plan's residual add (plan.h LW_OP_ADD), not an ops.h op: check_kernels_gpu.c add_copy")      \
-    K("copy_forward", "the plan's copy (plan.h LW_OP_COPY), not an ops.h op: check_kernels_gpu.c add_copy")
+    K("copy_forward", "the plan's copy (plan.h LW_OP_COPY), not an ops.h op: check_kernels_gpu.c add_copy")          \
+    K("bias_add_forward", "the matmul op's bias after cuBLAS's product (plan_cuda.c): check_kernels_gpu.c bias_add")
 
 /* The op ids, LW_OPL_MATMUL ... in list order, and their count LW_OPL_COUNT. */
 #define LW_OP_ENUM_X(id, ...) LW_OPL_##id,

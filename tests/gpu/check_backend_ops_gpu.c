@@ -182,7 +182,8 @@ static bool gpu_applies(const op_case *oc, int unit)
     const lw_model_config *c = model ? model_of(unit) : NULL;
     switch (oc->op) {
     case LW_OPL_EMBEDDING:
-    case LW_OPL_CROSS_ENTROPY: return model;
+    case LW_OPL_CROSS_ENTROPY:
+    case LW_OPL_HEAD_LOGSOFTMAX: return model;
     case LW_OPL_RMSNORM:
         if (!d[3]) return !model && g_m->bridge.calibration == LW_CALIB_RMS;
         return model && (c->norm == LW_NORM_RMSNORM_GEMMA) == (d[2] == 1);
@@ -400,13 +401,69 @@ static void gpu_attention(gres *r, int unit)
     else
         LAUNCH(lwk_attention_backward(on(unit), &g_ks[unit], d_dq, d_dk, d_dv, d_dout, d_out, d_lse, d_q, d_k, d_v, Tq,
                                       Tk, q_offset, window, n_sink, Hq));
+    float *dq0 = host_copy(dq, nq), *dk0 = host_copy(dk, nk), *dv0 = host_copy(dv, nk);
     attention_backward_sink(dq, dk, dv, dout, att, q, k, v, Tq, Tk, Hq, Hkv, Dh, &p, n_sink);
     float *gdq = dev_read(d_dq, nq), *gdk = dev_read(d_dk, nk), *gdv = dev_read(d_dv, nk);
     compare(r, "dq", gdq, dq, nq);
     compare(r, "dk", gdk, dk, nk);
     compare(r, "dv", gdv, dv, nk);
-    free(g), free(gdq), free(gdk), free(gdv), free(q), free(k), free(v), free(out), free(att);
-    free(dout), free(dq), free(dk), free(dv);
+    free(g), free(gdq), free(gdk), free(gdv);
+    /* Packed segments' kernels (plan_cuda.c) on the same case as one segment
+     * after q_offset head keys: the same op, so the same results
+     * (check_kernels_gpu.c holds several segments to the CPU's gather). */
+    if (unit != BRIDGE && causal && Tk == q_offset + Tq) {
+        int *starts = calloc((size_t)Tq, sizeof *starts);
+        ck_assert_ptr_nonnull(starts);
+        lw_cuda_ptr d_seg = dev_ints(&b, starts, (size_t)Tq), d_out2 = dev_alloc(&b, nq * 4);
+        lw_cuda_ptr d_lse2 = dev_alloc(&b, (size_t)Hq * Tq * 4);
+        lw_cuda_ptr d_dq2 = dev_floats(&b, dq0, nq), d_dk2 = dev_floats(&b, dk0, nk), d_dv2 = dev_floats(&b, dv0, nk);
+        LAUNCH(lwk_attention_varlen_forward(on(unit), &g_ks[unit], d_out2, d_lse2, d_q, d_k, d_v, d_seg, Tq, q_offset,
+                                            window, n_sink, Hq));
+        LAUNCH(lwk_attention_varlen_backward(on(unit), &g_ks[unit], d_dq2, d_dk2, d_dv2, d_dout, d_out2, d_lse2, d_q,
+                                             d_k, d_v, d_seg, Tq, q_offset, window, n_sink, Hq));
+        g = dev_read(d_out2, nq), gdq = dev_read(d_dq2, nq), gdk = dev_read(d_dk2, nk), gdv = dev_read(d_dv2, nk);
+        compare(r, "attention_varlen_forward", g, out, nq);
+        compare(r, "attention_varlen_backward dq", gdq, dq, nq);
+        compare(r, "attention_varlen_backward dk", gdk, dk, nk);
+        compare(r, "attention_varlen_backward dv", gdv, dv, nk);
+        free(g), free(gdq), free(gdk), free(gdv), free(starts);
+    }
+    free(q), free(k), free(v), free(out), free(att);
+    free(dout), free(dq), free(dk), free(dv), free(dq0), free(dk0), free(dv0);
+    dev_free(&b);
+}
+
+/* The device's label log-probs (gpu_receiver_pass.c's scoring): the head's
+ * product is cuBLAS's (tests/check_cuda_blas.c), so here its logits come
+ * from the CPU and each pair's row goes through cross_entropy_forward_backward
+ * without a gradient: -loss is log p(id | row), held to head_logsoftmax_forward.
+ * V is the unit's vocabulary (the kernel bakes it in), T, H and the pairs the case's. */
+static void gpu_head_logsoftmax(gres *r, int unit)
+{
+    const lw_model_config *c = model_of(unit);
+    int T = D(0), H = D(1), V = c->vocab, n = D(3);
+    float *x = host_rand((size_t)T * H, 1), *w = host_rand((size_t)V * H, 1), *logits = malloc((size_t)T * V * 4);
+    float *logp = malloc((size_t)n * 4), *lse = malloc((size_t)T * 4);
+    float *scratch = malloc((size_t)HEAD_SUM_ROWS * HEAD_BLOCK * 4);
+    float *rows = malloc((size_t)n * V * 4);
+    int *pair_row = malloc((size_t)n * sizeof(int)), *pair_id = malloc((size_t)n * sizeof(int));
+    ck_assert(logits && logp && lse && scratch && rows && pair_row && pair_id);
+    for (int k = 0; k < n; k++) {   /* op_list.h's rule for the pairs */
+        pair_row[k] = n > T && T == 2 ? 0 : k % T;
+        pair_id[k] = k == n - 1 ? V - 1 : (7 * k + 3) % V;
+    }
+    head_logsoftmax_forward(logp, lse, x, w, T, H, V, pair_row, pair_id, n, scratch);
+    matmul_forward(logits, x, w, NULL, T, H, V);
+    for (int k = 0; k < n; k++) memcpy(rows + (size_t)k * V, logits + (size_t)pair_row[k] * V, (size_t)V * 4);
+    dev_bufs b = {0};
+    lw_cuda_ptr d_rows = dev_floats(&b, rows, (size_t)n * V), d_loss = dev_alloc(&b, (size_t)n * 4);
+    lw_cuda_ptr d_ids = dev_ints(&b, pair_id, (size_t)n);
+    LAUNCH(lwk_cross_entropy_forward_backward(on(unit), &g_ks[unit], 0, d_loss, d_rows, d_ids, n, 0.f));
+    float *loss = dev_read(d_loss, n);
+    for (int k = 0; k < n; k++) loss[k] = -loss[k];
+    compare(r, "cross_entropy_forward_backward as label log-probs", loss, logp, (size_t)n);
+    free(loss), free(x), free(w), free(logits), free(logp), free(lse), free(scratch), free(rows), free(pair_row);
+    free(pair_id);
     dev_free(&b);
 }
 
@@ -491,6 +548,7 @@ static const gpu_driver GPU_DRIVERS[LW_OPL_COUNT] = {
     [LW_OPL_EMBEDDING] = gpu_embedding, [LW_OPL_RMSNORM] = gpu_rmsnorm, [LW_OPL_LAYERNORM] = gpu_layernorm,
     [LW_OPL_ROPE] = gpu_rope,           [LW_OPL_ATTENTION] = gpu_attention, [LW_OPL_GLU] = gpu_glu,
     [LW_OPL_GELU_TANH] = gpu_gelu,      [LW_OPL_CROSS_ENTROPY] = gpu_cross_entropy,
+    [LW_OPL_HEAD_LOGSOFTMAX] = gpu_head_logsoftmax,
 };
 
 START_TEST(op_kernels_against_cpu)

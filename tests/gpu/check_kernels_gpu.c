@@ -369,6 +369,76 @@ START_TEST(attention)
 }
 END_TEST
 
+/* Packed segments (attention_varlen_*, plan_cuda.c) against the CPU's
+ * attend_segments / segments_backward (plan_attend.c): each segment's
+ * keys gathered as [head | its rows] through attention_*_sink; the head's
+ * key gradients summed over the segments. dq, dk, dv start random (+=). */
+static void check_attention_varlen(int unit, int head, int window, int n_sink)
+{
+    const lw_model_config *c = model_of(unit);
+    int Hq = c->n_heads, Hkv = c->n_kv_heads, D = c->head_dim, seg[] = {4, 1, 6, 3}, n_seg = 4, T = 14;
+    float scale = c->query_scale > 0 ? c->query_scale : 1.f / sqrtf((float)D);
+    size_t qd = (size_t)Hq * D, kvd = (size_t)Hkv * D, nq = T * qd, nk = (head + T) * kvd;
+    float *q = host_rand(nq, 1.f), *k = host_rand(nk, 1.f), *v = host_rand(nk, 1.f), *out = malloc(nq * 4);
+    float *dout = host_rand(nq, 1.f), *dq = host_rand(nq, 1.f), *dk = host_rand(nk, 1.f), *dv = host_rand(nk, 1.f);
+    float *sk = malloc(nk * 4), *sv = malloc(nk * 4), *sdk = malloc(nk * 4), *sdv = malloc(nk * 4);
+    float *att = malloc((size_t)Hq * T * (head + T) * 4);
+    int starts[14];
+    ck_assert(out && sk && sv && sdk && sdv && att);
+    dev_bufs b = {0};
+    lw_cuda_ptr d_out = dev_alloc(&b, nq * 4), d_lse = dev_alloc(&b, (size_t)Hq * T * 4);
+    lw_cuda_ptr d_q = dev_floats(&b, q, nq), d_k = dev_floats(&b, k, nk), d_v = dev_floats(&b, v, nk);
+    lw_cuda_ptr d_dq = dev_floats(&b, dq, nq), d_dk = dev_floats(&b, dk, nk), d_dv = dev_floats(&b, dv, nk);
+    lw_cuda_ptr d_dout = dev_floats(&b, dout, nq);
+    for (int i = 0, r0 = 0; i < n_seg; r0 += seg[i++])
+        for (int t = 0; t < seg[i]; t++) starts[r0 + t] = r0;
+    lw_cuda_ptr d_seg = dev_alloc(&b, sizeof starts);
+    ck_assert_msg(lw_cuda_upload(&g_cu, d_seg, starts, sizeof starts, "segment starts") == LW_OK, "%s",
+                  lw_last_error());
+    LAUNCH(lwk_attention_varlen_forward(on(unit), &g_ks[unit], d_out, d_lse, d_q, d_k, d_v, d_seg, T, head, window,
+                                        n_sink, Hq));
+    LAUNCH(lwk_attention_varlen_backward(on(unit), &g_ks[unit], d_dq, d_dk, d_dv, d_dout, d_out, d_lse, d_q, d_k,
+                                         d_v, d_seg, T, head, window, n_sink, Hq));
+    lw_attention_params p = {true, head, window, scale};
+    memcpy(sk, k, (size_t)head * kvd * 4), memcpy(sv, v, (size_t)head * kvd * 4);
+    for (int i = 0, r0 = 0; i < n_seg; r0 += seg[i++]) {
+        size_t len = (size_t)seg[i], own = (size_t)head * kvd;
+        memcpy(sk + own, k + own + r0 * kvd, len * kvd * 4), memcpy(sv + own, v + own + r0 * kvd, len * kvd * 4);
+        attention_forward_sink(out + r0 * qd, att, q + r0 * qd, sk, sv, (int)len, head + (int)len, Hq, Hkv, D, &p,
+                               n_sink);
+        memset(sdk, 0, nk * 4), memset(sdv, 0, nk * 4);
+        attention_backward_sink(dq + r0 * qd, sdk, sdv, dout + r0 * qd, att, q + r0 * qd, sk, sv, (int)len,
+                                head + (int)len, Hq, Hkv, D, &p, n_sink);
+        for (size_t j = 0; j < own; j++) dk[j] += sdk[j], dv[j] += sdv[j];
+        for (size_t j = 0; j < len * kvd; j++) {
+            dk[own + r0 * kvd + j] += sdk[own + j];
+            dv[own + r0 * kvd + j] += sdv[own + j];
+        }
+    }
+    char what[160];
+    float *g = dev_read(d_out, nq), *gdq = dev_read(d_dq, nq), *gdk = dev_read(d_dk, nk), *gdv = dev_read(d_dv, nk);
+    snprintf(what, sizeof what, "attention_varlen_forward (head %d, window %d, sinks %d)", head, window, n_sink);
+    expect_close(what, g, out, nq, 1e-5f);
+    snprintf(what, sizeof what, "attention_varlen_backward dq (head %d, window %d, sinks %d)", head, window, n_sink);
+    expect_close(what, gdq, dq, nq, 1e-4f);
+    snprintf(what, sizeof what, "attention_varlen_backward dk (head %d, window %d, sinks %d)", head, window, n_sink);
+    expect_close(what, gdk, dk, nk, 1e-4f);
+    snprintf(what, sizeof what, "attention_varlen_backward dv (head %d, window %d, sinks %d)", head, window, n_sink);
+    expect_close(what, gdv, dv, nk, 1e-4f);
+    free(g), free(gdq), free(gdk), free(gdv), free(q), free(k), free(v), free(out), free(dout), free(dq), free(dk);
+    free(dv), free(sk), free(sv), free(sdk), free(sdv), free(att);
+    dev_free(&b);
+}
+
+START_TEST(attention_varlen)
+{
+    check_attention_varlen(_i, 0, 0, 0);   /* segments from position 0 */
+    check_attention_varlen(_i, 5, 4, 0);   /* after 5 cached keys, a window of 4 (cuts the head and a segment) */
+    check_attention_varlen(_i, 7, 3, 4);   /* a deep prefix of 4 sinks, 3 cached keys, a window of 3 */
+    check_attention_varlen(_i, 4, 0, 4);   /* the prefix alone, no window */
+}
+END_TEST
+
 /* One target of LoRA: lora_forward, then lora_backward_input and
  * lora_backward_weights, against lw_lora_forward/backward on the same A, B,
  * rows and positions. y, dx, dA and dB start random, so += is checked. */
@@ -720,6 +790,24 @@ START_TEST(add_copy)
 }
 END_TEST
 
+/* A projection's bias (plan_cuda.c: MATMUL with bqkv), exact: y[t, j] += b[j]. */
+START_TEST(bias_add)
+{
+    int T = 37, n = 130;
+    size_t N = (size_t)T * n;
+    float *y = host_rand(N, 1.f), *bias = host_rand((size_t)n, 1.f), *want = malloc(N * 4);
+    ck_assert_ptr_nonnull(want);
+    for (size_t i = 0; i < N; i++) want[i] = y[i] + bias[i % (size_t)n];
+    dev_bufs b = {0};
+    lw_cuda_ptr d_y = dev_floats(&b, y, N), d_b = dev_floats(&b, bias, (size_t)n);
+    LAUNCH(lwk_bias_add_forward(on(_i), &g_ks[_i], d_y, d_b, T, n));
+    float *gy = dev_read(d_y, N);
+    expect_close("bias_add_forward", gy, want, N, 0.f);
+    free(gy), free(y), free(bias), free(want);
+    dev_free(&b);
+}
+END_TEST
+
 /* Every kernel of the table (templates/kernels.def, which lwc build holds
  * the templates to) was launched above. */
 START_TEST(every_kernel_is_covered)
@@ -810,6 +898,8 @@ int main(void)
     tcase_add_test(tc, adamw);
     tcase_add_loop_test(tc, f32_to_bf16, SENDER, BRIDGE);
     tcase_add_loop_test(tc, add_copy, SENDER, BRIDGE);
+    tcase_add_loop_test(tc, bias_add, SENDER, BRIDGE);
+    tcase_add_loop_test(tc, attention_varlen, SENDER, BRIDGE);
     tcase_add_test(tc, every_kernel_is_covered);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

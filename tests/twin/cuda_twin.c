@@ -33,6 +33,7 @@ lw_status lw_cuda_download(lw_cuda *cu, void *dst, lw_cuda_ptr src, size_t bytes
 {
     if (!src) return lw_fail(LW_ERR_INVALID, "host twin: download of %s from address 0", what);
     if (bytes) memcpy(dst, at(src), bytes);
+    lw_twin_count.download_bytes += (long)bytes;
     return LW_OK;
 }
 

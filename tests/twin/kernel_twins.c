@@ -5,6 +5,7 @@
  * tests/gpu/check_kernels_gpu.c holds the kernel to) it is called; the
  * rest (attention with its log-sum-exp, LoRA, the fused cross-entropy) is
  * the template written out as loops. */
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -134,6 +135,14 @@ lw_status lw_twin_copy_forward(lw_launch L, float *y, const float *x, int n)
     return LW_OK;
 }
 
+lw_status lw_twin_bias_add_forward(lw_launch L, float *y, const float *b, int T, int n)
+{
+    RAN();
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < n; j++) y[(size_t)t * n + j] += b[j];
+    return LW_OK;
+}
+
 /* common.cuh's lw_visible_keys: query i sees keys [0, sink_end) and [first, last]. */
 static void visible(int Tk, int q_offset, int window, int n_sink, int i, int *sink_end, int *first, int *last)
 {
@@ -147,39 +156,75 @@ static void visible(int Tk, int q_offset, int window, int n_sink, int i, int *si
 
 static bool seen(int j, int sink_end, int first, int last) { return j <= last && (j < sink_end || j >= first); }
 
+/* common.cuh's lw_key_row: packed segments put a row's own keys (j >= gap_at) gap rows further on. */
+static size_t key_row(int j, int gap_at, int gap) { return (size_t)(j >= gap_at ? j + gap : j); }
+
+/* lw_attention_row over every head of query row i: mask index i_mask, keys through key_row. */
+static void attention_row(float *out, float *lse, const float *q, const float *k, const float *v, int Tq, int Tk,
+                          int q_offset, int window, int n_sink, int i, int i_mask, int gap_at, int gap)
+{
+    int Hq = C->n_heads, Hkv = C->n_kv_heads, D = C->head_dim;
+    float scale = attn_scale(), s[Tk > 0 ? Tk : 1];
+    for (int h = 0; h < Hq; h++) {
+        int hk = h / (Hq / Hkv), se, f, l;
+        visible(Tk, q_offset, window, n_sink, i_mask, &se, &f, &l);
+        const float *qi = q + ((size_t)i * Hq + h) * D;
+        float m = -INFINITY, sum = 0.f;
+        for (int j = 0; j < Tk; j++) {
+            if (!seen(j, se, f, l)) continue;
+            const float *kj = k + (key_row(j, gap_at, gap) * Hkv + hk) * D;
+            float d = 0.f;
+            for (int c = 0; c < D; c++) d += qi[c] * scale * kj[c];
+            s[j] = d;
+            m = d > m ? d : m;
+        }
+        float *oi = out + ((size_t)i * Hq + h) * D;
+        memset(oi, 0, (size_t)D * sizeof *oi);
+        for (int j = 0; j < Tk; j++) {
+            if (!seen(j, se, f, l)) continue;
+            float p = expf(s[j] - m);
+            sum += p;
+            const float *vj = v + (key_row(j, gap_at, gap) * Hkv + hk) * D;
+            for (int c = 0; c < D; c++) oi[c] += p * vj[c];
+        }
+        float inv = sum > 0.f ? 1.f / sum : 0.f;
+        for (int c = 0; c < D; c++) oi[c] *= inv;
+        if (lse) lse[(size_t)h * Tq + i] = m + logf(sum);
+    }
+}
+
+static void attention_row_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                                   const float *lse, const float *q, const float *k, const float *v, int Tq, int Tk,
+                                   int q_offset, int window, int n_sink, int i, int i_mask, int gap_at, int gap)
+{
+    int Hq = C->n_heads, Hkv = C->n_kv_heads, D = C->head_dim;
+    float scale = attn_scale();
+    for (int h = 0; h < Hq; h++) {
+        int hk = h / (Hq / Hkv), se, f, l;
+        visible(Tk, q_offset, window, n_sink, i_mask, &se, &f, &l);
+        size_t row = ((size_t)i * Hq + h) * D;
+        float delta = 0.f, Lse = lse[(size_t)h * Tq + i];
+        for (int c = 0; c < D; c++) delta += dout[row + c] * out[row + c];
+        for (int j = 0; j < Tk; j++) {
+            if (!seen(j, se, f, l)) continue;
+            size_t kv = (key_row(j, gap_at, gap) * Hkv + hk) * D;
+            float s = 0.f, dp = 0.f;
+            for (int c = 0; c < D; c++) s += q[row + c] * k[kv + c], dp += dout[row + c] * v[kv + c];
+            float p = expf(s * scale - Lse), ds = p * (dp - delta) * scale;
+            for (int c = 0; c < D; c++) {
+                if (dq) dq[row + c] += ds * k[kv + c];
+                if (dk) dk[kv + c] += ds * q[row + c];
+                if (dv) dv[kv + c] += p * dout[row + c];
+            }
+        }
+    }
+}
+
 lw_status lw_twin_attention_forward(lw_launch L, float *out, float *lse, const float *q, const float *k,
                                     const float *v, int Tq, int Tk, int q_offset, int window, int n_sink, int n_heads)
 {
     RAN();
-    int Hq = C->n_heads, Hkv = C->n_kv_heads, D = C->head_dim;
-    float scale = attn_scale(), s[Tk > 0 ? Tk : 1];
-    for (int i = 0; i < Tq; i++)
-        for (int h = 0; h < Hq; h++) {
-            int hk = h / (Hq / Hkv), se, f, l;
-            visible(Tk, q_offset, window, n_sink, i, &se, &f, &l);
-            const float *qi = q + ((size_t)i * Hq + h) * D;
-            float m = -INFINITY, sum = 0.f;
-            for (int j = 0; j < Tk; j++) {
-                if (!seen(j, se, f, l)) continue;
-                const float *kj = k + ((size_t)j * Hkv + hk) * D;
-                float d = 0.f;
-                for (int c = 0; c < D; c++) d += qi[c] * scale * kj[c];
-                s[j] = d;
-                m = d > m ? d : m;
-            }
-            float *oi = out + ((size_t)i * Hq + h) * D;
-            memset(oi, 0, (size_t)D * sizeof *oi);
-            for (int j = 0; j < Tk; j++) {
-                if (!seen(j, se, f, l)) continue;
-                float p = expf(s[j] - m);
-                sum += p;
-                const float *vj = v + ((size_t)j * Hkv + hk) * D;
-                for (int c = 0; c < D; c++) oi[c] += p * vj[c];
-            }
-            float inv = sum > 0.f ? 1.f / sum : 0.f;
-            for (int c = 0; c < D; c++) oi[c] *= inv;
-            if (lse) lse[(size_t)h * Tq + i] = m + logf(sum);
-        }
+    for (int i = 0; i < Tq; i++) attention_row(out, lse, q, k, v, Tq, Tk, q_offset, window, n_sink, i, i, INT_MAX, 0);
     return LW_OK;
 }
 
@@ -189,28 +234,37 @@ lw_status lw_twin_attention_backward(lw_launch L, float *dq, float *dk, float *d
                                      int n_heads)
 {
     RAN();
-    int Hq = C->n_heads, Hkv = C->n_kv_heads, D = C->head_dim;
-    float scale = attn_scale();
     for (int i = 0; i < Tq; i++)
-        for (int h = 0; h < Hq; h++) {
-            int hk = h / (Hq / Hkv), se, f, l;
-            visible(Tk, q_offset, window, n_sink, i, &se, &f, &l);
-            size_t row = ((size_t)i * Hq + h) * D;
-            float delta = 0.f, Lse = lse[(size_t)h * Tq + i];
-            for (int c = 0; c < D; c++) delta += dout[row + c] * out[row + c];
-            for (int j = 0; j < Tk; j++) {
-                if (!seen(j, se, f, l)) continue;
-                size_t kv = ((size_t)j * Hkv + hk) * D;
-                float s = 0.f, dp = 0.f;
-                for (int c = 0; c < D; c++) s += q[row + c] * k[kv + c], dp += dout[row + c] * v[kv + c];
-                float p = expf(s * scale - Lse), ds = p * (dp - delta) * scale;
-                for (int c = 0; c < D; c++) {
-                    if (dq) dq[row + c] += ds * k[kv + c];
-                    if (dk) dk[kv + c] += ds * q[row + c];
-                    if (dv) dv[kv + c] += p * dout[row + c];
-                }
-            }
-        }
+        attention_row_backward(dq, dk, dv, dout, out, lse, q, k, v, Tq, Tk, q_offset, window, n_sink, i, i, INT_MAX,
+                               0);
+    return LW_OK;
+}
+
+/* The template's attention_varlen_*: row i is position i - seg_start[i] of
+ * its segment, over the head keys and its segment's rows. */
+lw_status lw_twin_attention_varlen_forward(lw_launch L, float *out, float *lse, const float *q, const float *k,
+                                           const float *v, const int *seg_start, int Tq, int head, int window,
+                                           int n_sink, int n_heads)
+{
+    RAN();
+    for (int i = 0; i < Tq; i++) {
+        int s = seg_start[i];
+        attention_row(out, lse, q, k, v, Tq, head + i - s + 1, head, window, n_sink, i, i - s, head, s);
+    }
+    return LW_OK;
+}
+
+lw_status lw_twin_attention_varlen_backward(lw_launch L, float *dq, float *dk, float *dv, const float *dout,
+                                            const float *out, const float *lse, const float *q, const float *k,
+                                            const float *v, const int *seg_start, int Tq, int head, int window,
+                                            int n_sink, int n_heads)
+{
+    RAN();
+    for (int i = 0; i < Tq; i++) {
+        int s = seg_start[i];
+        attention_row_backward(dq, dk, dv, dout, out, lse, q, k, v, Tq, head + i - s + 1, head, window, n_sink, i,
+                               i - s, head, s);
+    }
     return LW_OK;
 }
 
