@@ -414,7 +414,11 @@ def short(s, width=0):
         return "skipped"
     if st.startswith("refused"):
         return "refused"
-    return st[:width] if width else ("failed" if st != "-" else "-")
+    if st.startswith("rc 124"):
+        return "timed out"
+    if st in ("-", "not run"):
+        return st
+    return st[:width] if width else "failed"
 
 
 def ratio(x, y):
