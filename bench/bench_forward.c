@@ -1,6 +1,7 @@
 /* Prefill and decode speed of the CPU forward pass (docs/perf.md).
  *
  *   bench_forward <weights> <gguf|llama2c> [prompt_tokens=64] [decode_tokens=32] [runs=5] [fp32|bf16|q8|native]
+ *                 [threads=0]
  *
  * Prefill: one lw_forward over the prompt, last-row logits (what generation
  * needs). Decode: greedy steps of one token over the cache, logits each step.
@@ -10,8 +11,11 @@
  * VmRSS of /proc/self/status; the peak includes loading, which reads the
  * fp32 model before narrowing it). bf16, q8, native: the model's projections
  * and head held narrow (narrow_weights.h, forward only, as lw generate
- * --dtype loads it). Single-threaded products (OPENBLAS_NUM_THREADS=1 for
- * fp32). Build and run:
+ * --dtype loads it). threads 0 (the default): the pool is never sized, so
+ * the narrow products run on one thread and fp32 ones on OpenBLAS's own
+ * threads (OPENBLAS_NUM_THREADS), as before; threads N >= 1: the pool of N,
+ * OpenBLAS pinned to one thread, as `lw --threads N` runs (cpu_threads.h),
+ * so every dtype is timed on the same N cores (bench/cpu_round.py). Build and run:
  *   cc -O2 -Iruntime -Iout/gen bench/bench_forward.c out/lib/lwc/liblwrt.a \
  *      $(pkg-config --libs openblas) -ljansson -lm -lpthread -ldl -o out/bench_forward
  *   OPENBLAS_NUM_THREADS=2 out/bench_forward models/gemma-3-270m-q4_k_m.gguf gguf */
@@ -23,6 +27,7 @@
 #include "model.h"
 #include "model_load.h"
 #include "narrow_weights.h"
+#include "cpu_threads.h"
 #include "bench_time.h"
 
 static double median(double *x, int n)
@@ -53,7 +58,8 @@ static int fail(const char *what)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: bench_forward <weights> <gguf|llama2c> [prompt=64] [decode=32] [runs=5] [fp32|bf16]\n");
+        fprintf(stderr, "usage: bench_forward <weights> <gguf|llama2c> [prompt=64] [decode=32] [runs=5] "
+                        "[fp32|bf16|q8|native] [threads=0]\n");
         return 2;
     }
     lw_weights_format fmt = strcmp(argv[2], "llama2c") == 0 ? LW_WEIGHTS_LLAMA2C : LW_WEIGHTS_GGUF;
@@ -65,6 +71,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_forward: the dtype is fp32, bf16, q8 or native, not %s\n", argv[6]);
         return 2;
     }
+    int threads = argc > 7 ? atoi(argv[7]) : 0;
+    if (threads < 0 || threads > 64) {
+        fprintf(stderr, "bench_forward: threads is 0 (OpenBLAS's own) or 1..64, not %s\n", argv[7]);
+        return 2;
+    }
+    if (threads > 0 && lw_cpu_threads_set(threads)) return fail("threads");
 
     double t0 = bench_now();
     lw_model *m = NULL;
@@ -101,9 +113,9 @@ int main(int argc, char **argv)
         decode_cpu[r] = n_decode / (bench_cpu_now() - c0);
     }
     printf("%s %s: load %.2f s, prefill %d tokens: %.1f tok/s (CPU clock %.1f), decode %d tokens: %.1f tok/s "
-           "(CPU clock %.1f) (medians of %d); VmHWM %.0f MB, VmRSS %.0f MB\n",
+           "(CPU clock %.1f) (medians of %d); VmHWM %.0f MB, VmRSS %.0f MB; threads %d\n",
            argv[1], lw_weights_dtype_name(dtype), load_s, n_prompt, median(prefill, runs), median(prefill_cpu, runs),
-           n_decode, median(decode, runs), median(decode_cpu, runs), runs, status_mb("VmHWM"), status_mb("VmRSS"));
+           n_decode, median(decode, runs), median(decode_cpu, runs), runs, status_mb("VmHWM"), status_mb("VmRSS"), threads);
     free(ids), free(logits), free(prefill), free(decode), free(prefill_cpu), free(decode_cpu);
     lw_state_free(s);
     lw_model_free(m);

@@ -31,6 +31,9 @@ def load(name):
         cfg._attn_implementation = ATTN
         return LlamaForCausalLM(cfg).float().eval()
     gguf = {"smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf", "gemma3": "gemma-3-270m-q4_k_m.gguf"}[name]
+    copy = os.path.join(os.environ.get("LWC_TORCH_HF_DIR", ""), {"smollm2": "sender", "gemma3": "receiver"}[name])
+    if os.environ.get("LWC_TORCH_HF_DIR") and os.path.exists(os.path.join(copy, "config.json")):
+        return AutoModelForCausalLM.from_pretrained(copy, dtype=torch.float32, attn_implementation=ATTN).eval()
     return AutoModelForCausalLM.from_pretrained(models, gguf_file=gguf, dtype=torch.float32,
                                                 attn_implementation=ATTN).eval()
 

@@ -2,7 +2,7 @@
 """Goldens of the BERT family (all-MiniLM-L6-v2, the interlingua's frozen
 sentence encoder) for tests/check_wordpiece.c and tests/check_bert.c.
 
-  python3 tests/golden/make_bert_goldens.py     (requirements.txt beside it)
+  python3 tests/golden/make_bert_goldens.py     (bench/requirements.txt)
   python3 tests/golden/make_bert_goldens.py --full-dev DIR
       writes DIR/corpus.txt, DIR/minilm.ids and DIR/minilm.decoded (the files
       below, not stored) for every distinct string of every dev set in

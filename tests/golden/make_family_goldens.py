@@ -2,7 +2,7 @@
 """Tiny random Qwen2 and Qwen3 checkpoints with their logits and token ids,
 for tests/check_families.c and the pair pairs/tiny-qwen2_to_tiny-qwen3.json.
 
-  python3 tests/golden/make_family_goldens.py     (requirements.txt beside it)
+  python3 tests/golden/make_family_goldens.py     (bench/requirements.txt)
 
 Writes, for each of qwen2 and qwen3, into tests/golden/<family>/:
 
