@@ -18,7 +18,7 @@
 #include "layer_mix.h"
 #include "pair.h"
 #include "task.h"
-#include "train.h"
+#include "train_example.h"
 #include "train_score_packed.h"
 
 typedef struct {

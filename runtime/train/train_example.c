@@ -1,5 +1,5 @@
 /* One example through bridge and receiver: loss, gradient, label scores. */
-#include "train.h"
+#include "train_example.h"
 
 #include "objectives.h"
 

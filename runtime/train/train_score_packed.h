@@ -11,7 +11,7 @@
 #include <stdbool.h>
 
 #include "label_scoring_packed.h"
-#include "train.h"
+#include "train_example.h"
 
 typedef struct {
     lw_packed_scorer ps;
