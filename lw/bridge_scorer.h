@@ -18,8 +18,7 @@
 #include "layer_mix.h"
 #include "pair.h"
 #include "task.h"
-#include "train.h"
-#include "train_score_packed.h"
+#include "train_example.h"
 
 typedef struct {
     lw_bridge_side side;
@@ -41,7 +40,8 @@ lw_status lw_bridge_scorer_open(lw_bridge_scorer *s, const lw_pair *pair, const 
 void lw_bridge_scorer_close(lw_bridge_scorer *s);
 
 /* scores[i * n_labels + k] of n examples in one packed receiver pass
- * (train_score_packed.h): from sender states x[i] [T[i], S] (soft NULL) or
+ * (lw_trainer_score_batch, train_example.h): from sender states x[i]
+ * [T[i], S] (soft NULL) or
  * soft tokens soft[i] [M, R] (x NULL). lw eval --score-batch and lw serve's
  * batches; equal to lw_trainer_score's to float rounding
  * (label_scoring_packed.h), exactly with adapters or on the GPU. */

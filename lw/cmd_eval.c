@@ -21,7 +21,7 @@
 #include "sender_cache_layers.h"
 #include "score_calibration.h"
 #include "sender_states.h"
-#include "train.h"
+#include "train_example.h"
 #include "answer_eval.h"
 #include "train_text.h"
 

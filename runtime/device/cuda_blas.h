@@ -56,6 +56,12 @@ lw_status lw_cublas_matmul_dx(lw_cublas *b, lw_cuda_ptr dx, lw_cuda_ptr dy, lw_c
  * with CUBLAS_COMPUTE_32F_FAST_16BF would keep fp32 weights in memory, so
  * the memory-bound decode would read twice the bytes). */
 
+/* bf16.h (runtime/ops, which this folder may not include) declares the
+ * same two conversions, defined out of line by bf16.c with the same
+ * rounding; a file that sees both (a test, or one that includes
+ * narrow_store.h) calls those: a static definition after their extern
+ * declaration would not compile. */
+#ifndef LW_BF16_H
 /* fp32 -> bf16 bits, round to nearest, ties to even (as torch's
  * .to(torch.bfloat16) and the f32_to_bf16 kernel): finite values too large
  * for bf16 round to infinity; a NaN stays a (quiet) NaN of the same sign. */
@@ -73,6 +79,7 @@ static inline float lw_f32_from_bf16(uint16_t h)
     memcpy(&f, &u, sizeof f);
     return f;
 }
+#endif
 /* dst[i] = lw_bf16_from_f32(src[i]) for i < n. */
 void lw_bf16_from_f32_array(uint16_t *dst, const float *src, size_t n);
 

@@ -1,7 +1,7 @@
 /* The one rule for products on frozen matrices (frozen_matmul.h). */
 #include "frozen_matmul.h"
 
-#include "narrow_weights.h"
+#include "narrow_store.h"
 #include "op_matmul_bf16.h"
 #include "ops.h"
 

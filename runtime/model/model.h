@@ -63,7 +63,7 @@ typedef struct {
 } lw_model;
 
 /* Frees a model's narrow copies and the set itself (NULL is fine); declared
- * here, defined in narrow_weights.c, so that freeing a model does not make
+ * here, defined in narrow_store.c, so that freeing a model does not make
  * model.c stand on the narrow weights, which stand on the model. */
 void lw_narrow_weights_free(struct lw_narrow_weights *n);
 

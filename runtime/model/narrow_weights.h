@@ -23,15 +23,8 @@
 
 #include "model.h"
 #include "model_config.h"
+#include "narrow_store.h"
 #include "plan.h"
-
-/* The matrices themselves (op_matmul_bf16.h, op_matmul_qn.h)
- * stay inside narrow_weights.c: this header does not include
- * op_matmul_bf16.h, so files that see cuda_blas.h's inline bf16 conversions
- * can include it too. */
-struct lw_bf16_matrix;
-struct lw_qn_matrix;
-struct lw_narrow_weights;
 
 /* Converts m's big matrices to dtype d and frees their fp32 copies (m->output
  * becomes NULL, and so do the layers' projection pointers; under native, not
@@ -53,32 +46,7 @@ struct lw_narrow_weights;
 lw_status lw_model_narrow(lw_model *m, lw_weights_dtype d, bool backward);
 lw_status lw_model_narrow_bf16(lw_model *m, bool backward);   /* lw_model_narrow(m, LW_WEIGHTS_BF16, .) */
 
-/* The dtype m's frozen matrices are held in. */
-lw_weights_dtype lw_model_dtype(const lw_model *m);
-
-/* m's narrow copy of weight w of layer l (l = -1: the model level): at most
- * one member set, the one of m's dtype; none when m holds it in fp32 (every
- * weight of an fp32 model; the norms, the biases and the table of a narrow
- * one; under native, a matrix widened at load). The lookup frozen_matmul.h's
- * rule reads. Views (wq wk wv, w_gate w_up) have no packed copy: backward only. */
-typedef struct {
-    const struct lw_bf16_matrix *bf16;
-    const struct lw_qn_matrix *qn;   /* q8 and native */
-} lw_narrow_ref;
-lw_narrow_ref lw_narrow_lookup(const lw_model *m, int l, lw_plan_weight w);
-/* Its bf16 member alone (NULL unless m is bf16). */
-const struct lw_bf16_matrix *lw_narrow_matrix(const lw_model *m, int l, lw_plan_weight w);
-
-/* Row `id` of the input embedding table, unscaled, into row[hidden]: from
- * m->token_embd, or, when m is q8 or native with a tied head (the table
- * freed: it was the head's fp32 twin, 671 MB for Gemma 3), dequantised
- * from the head's blocks. LW_ERR_INVALID for an id outside the vocabulary. */
-lw_status lw_model_embed_row(const lw_model *m, int id, float *row);
-
-/* lw_narrow_weights_free: in model.h (lw_model_free calls it). */
-
-/* Bytes of m's weights as held now (fp32 arrays plus bf16 matrices, with
- * their padding and packed copies), for the benchmark's memory column. */
-size_t lw_model_weight_bytes_held(const lw_model *m);
+/* Reading the set (lookups, lw_model_dtype, lw_model_embed_row, bytes
+ * held): narrow_store.h. */
 
 #endif

@@ -15,7 +15,7 @@
 #include "frozen_matmul.h"
 #include "lora.h"
 #include "cpu_threads.h"
-#include "narrow_weights.h"
+#include "narrow_store.h"
 #include "ops.h"
 
 _Static_assert((int)LW_PLAN_LORA_Q == (int)LW_LORA_Q && (int)LW_PLAN_LORA_DOWN == (int)LW_LORA_DOWN &&
