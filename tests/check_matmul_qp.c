@@ -275,6 +275,32 @@ START_TEST(packed_segments)
 }
 END_TEST
 
+/* x quantised per 32 on AVX-512: the scalar loop's bytes and scales bit for
+ * bit (zeros, outliers, ties at .5, rows shorter than the padded width). */
+START_TEST(act_quantise_avx512_is_the_scalar)
+{
+    if (!have_vnni()) return;
+    lw_rng_seed(&rng, 71);
+    static const int shapes[][3] = {{1, 32, 32}, {3, 45, 64}, {5, 576, 576}, {2, 100, 128}, {64, 640, 640}};
+    for (int k = 0; k < 5; k++) {
+        int T = shapes[k][0], xin = shapes[k][1], in = shapes[k][2];
+        float *x = rand_floats((size_t)T * xin);
+        for (int i = 0; i < T * xin; i += 11) x[i] *= 300.0f;
+        for (int i = 5; i < T * xin; i += 13) x[i] = 0.0f;
+        for (int i = 0; i < xin && i < 32; i++) x[i] = k == 1 ? 0.0f : (float)(i - 16) * 0.5f; /* ties; a zero block */
+        lw_qn_act s, v;
+        ck_assert_int_eq(lw_qn_act_quantize_on(LW_CPU_SCALAR, &s, x, T, xin, in), LW_OK);
+        ck_assert_int_eq(lw_qn_act_quantize_on(LW_CPU_AVX512, &v, x, T, xin, in), LW_OK);
+        ck_assert_mem_eq(s.qx, v.qx, (size_t)T * in);
+        ck_assert_mem_eq(s.sx, v.sx, sizeof(float) * T * (in / 32));
+        ck_assert_mem_eq(s.xf, v.xf, sizeof(float) * T * (in / 16));
+        ck_assert_mem_eq(s.sxl, v.sxl, sizeof(float) * T * (in / 4));
+        lw_qn_act_free(&s), lw_qn_act_free(&v);
+        free(x);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("matmul_qp");
@@ -283,6 +309,7 @@ int main(void)
     tcase_add_loop_test(tc, packed_forward_every_format, 0, N_TYPES);
     tcase_add_loop_test(tc, packed_backward_every_format, 0, N_TYPES);
     tcase_add_test(tc, packed_segments);
+    tcase_add_test(tc, act_quantise_avx512_is_the_scalar);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

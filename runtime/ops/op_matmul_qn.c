@@ -205,7 +205,16 @@ void lw_qn_act_free(lw_qn_act *a)
 
 lw_status lw_qn_act_quantize(lw_qn_act *a, const float *x, int T, int xin, int in)
 {
+    lw_cpu_path path;
+    lw_status st = lw_cpu_path_get(&path);
+    return st ? st : lw_qn_act_quantize_on(path, a, x, T, xin, in);
+}
+
+lw_status lw_qn_act_quantize_on(lw_cpu_path path, lw_qn_act *a, const float *x, int T, int xin, int in)
+{
     memset(a, 0, sizeof *a);
+    if (path > lw_cpu_path_detected())
+        return lw_fail(LW_ERR_UNSUPPORTED, "native product: this CPU cannot run the %s path", lw_cpu_path_name(path));
     if (T < 0 || in <= 0 || in % 32 || xin <= 0 || xin > in)
         return lw_fail(LW_ERR_INVALID, "native product: x of %d x %d into rows of %d", T, xin, in);
     size_t n = (size_t)T * (size_t)in;
@@ -217,6 +226,10 @@ lw_status lw_qn_act_quantize(lw_qn_act *a, const float *x, int T, int xin, int i
     if (!a->qx || !a->sx || !a->xf || !a->sxl) {
         lw_qn_act_free(a);
         return lw_fail(LW_ERR_NOMEM, "native product: x of %d x %d", T, in);
+    }
+    if (path == LW_CPU_AVX512) {
+        qn_act_quantize_avx512(a, x, T, xin, in);
+        return LW_OK;
     }
     const int nb = in / 32;
     for (size_t b = 0; b < n / 32; b++) {
@@ -311,7 +324,7 @@ lw_status matmul_qn_forward_on(lw_cpu_path path, float *y, const float *x, const
     if (st) return st;
     if (!w->nseg || T < 0) return lw_fail(LW_ERR_INVALID, "native matmul: no weights or T = %d", T);
     lw_qn_act a;
-    if ((st = lw_qn_act_quantize(&a, x, T, w->in, w->ld))) return st;
+    if ((st = lw_qn_act_quantize_on(path, &a, x, T, w->in, w->ld))) return st;
     if (path == LW_CPU_AVX512 && w->fwd.u && T > 0) qp_forward_par(y, w->out, &a, &w->fwd, b, false);
     else st = matmul_qn_forward_cols(path, y, &a, w, b, 0, w->out);
     lw_qn_act_free(&a);
@@ -340,7 +353,7 @@ lw_status matmul_qn_backward_x_on(lw_cpu_path path, float *dx, const float *dy, 
     const int in = w->in, ld = w->ld, out = w->out;
     if (path == LW_CPU_AVX512 && w->bwd.u && T > 0) { /* int8 through w^T (op_matmul_qp.h) */
         lw_qn_act a;
-        if ((st = lw_qn_act_quantize(&a, dy, T, out, w->bwd.cols))) return st;
+        if ((st = lw_qn_act_quantize_on(path, &a, dy, T, out, w->bwd.cols))) return st;
         qp_forward_par(dx, in, &a, &w->bwd, NULL, true);
         lw_qn_act_free(&a);
         return LW_OK;
