@@ -239,15 +239,29 @@ START_TEST(tiny_backward_through_q8_by_finite_differences)
     lw_rng rng;
     lw_rng_seed(&rng, 23);
     for (int i = 0; i < n; i++) x[i] = (float)lw_rng_normal(&rng);
-    check_fd(q, dq, x, T, targets, NULL, n, 3e-3f, FD_REL, FD_ABS, c.name);
-    /* q8 keeps one copy, the blocks, for both directions: a model narrowed
-     * without `backward` differentiates all the same, to the same bits */
+    /* a model narrowed without `backward` has no int8 copy of w^T: its dX is
+     * the exact one (the blocks decoded), checked by central differences of
+     * the fp32 model holding the same Q8_0 values */
     lw_model *fo = random_model(&c);
     ck_assert_int_eq(lw_model_narrow(fo, LW_WEIGHTS_Q8, false), LW_OK);
+    check_fd(fo, dq, x, T, targets, NULL, n, 3e-3f, FD_REL, FD_ABS, c.name);
+    /* lw train's receiver (`backward`) takes dX through w^T requantised to
+     * int8 and dy quantised per 32 (op_matmul_qp.h): not exact, held to the
+     * exact dX within 5% (Frobenius) and 10% of its largest element */
     float *a1 = calloc((size_t)n, sizeof(float)), *a2 = calloc((size_t)n, sizeof(float));
     grad_embeds(fo, x, T, targets, a1);
     grad_embeds(q, x, T, targets, a2);
-    ck_assert_mem_eq(a1, a2, (size_t)n * sizeof(float));
+    double num = 0, den = 0, worst = 0, big = 0;
+    for (int i = 0; i < n; i++) {
+        num += ((double)a2[i] - a1[i]) * ((double)a2[i] - a1[i]), den += (double)a1[i] * a1[i];
+        worst = fmax(worst, fabs((double)a2[i] - a1[i])), big = fmax(big, fabs(a1[i]));
+    }
+    double rel = sqrt(num / den);
+    fprintf(stderr, "%s: int8 dX vs the exact q8 dX: relative error %.4f (Frobenius), max |d| %.3g of max %.3g\n",
+            c.name, rel, worst, big);
+    if (lw_cpu_path_detected() >= LW_CPU_AVX512) ck_assert_msg(rel > 0, "%s: int8 dX equals the exact one", c.name);
+    ck_assert_msg(rel <= 0.05 && worst <= 0.1 * big, "%s: int8 dX off the exact one by %.4f (max %g of %g)", c.name,
+                  rel, worst, big);
     free(a1), free(a2);
     lw_model_free(fo);
     free(x);
@@ -327,8 +341,11 @@ START_TEST(real_model_q8_and_native_logits_and_greedy)
                       f->cfg.name, dt, emb);
         fprintf(stderr, "%s: weights %.1f MB fp32, %.1f MB %s (no fp32 table)\n", f->cfg.name, fb / 1e6, qb / 1e6,
                 dt);
-        /* the blocks alone: native 0.56-1.06 bytes a value, q8 1.06 (Q8_0), of fp32's 4 */
-        ck_assert_msg(qb <= 0.3 * fb, "%s %s: %zu bytes held, fp32 %zu", f->cfg.name, dt, qb, fb);
+        /* the blocks (native 0.56-1.06 bytes a value, q8 1.06) and, on AVX-512,
+         * the panels packed from them (1.25 or, Q6_K's scales per 16, 1.5 bytes
+         * a value: op_matmul_qp.h), of fp32's 4 */
+        double cap = lw_cpu_path_detected() >= LW_CPU_AVX512 ? 0.65 : 0.3;
+        ck_assert_msg(qb <= cap * fb, "%s %s: %zu bytes held, fp32 %zu", f->cfg.name, dt, qb, fb);
         float *lq = tl_all_logits(q, ids, 12);
         double scale, d = tl_max_abs_diff(lq, lf, (size_t)12 * V, &scale);
         int agree = 0;

@@ -8,6 +8,7 @@
 #include "bf16.h"
 #include "cpu_path.h"
 #include "op_matmul_qn.h"
+#include "op_matmul_qp.h"
 #include "weights.h"
 
 /* The set's layout is narrow_store.h's (which reads it); nmat is its
@@ -105,6 +106,23 @@ static lw_status native_matrix(const lw_weights *w, const lw_model_config *c, in
     return LW_OK;
 }
 
+/* --- q8 and native: packed once for the int8 panel kernel ------------------- */
+
+/* Which packed copies a block matrix gets (op_matmul_qp.h): on the AVX-512
+ * path the forward panels always, and w^T for dx = dy w when the model is
+ * differentiated (lw train's receiver). LWC_QN_PACK=0 (none) or fwd (no w^T)
+ * turns them off, for A/B measurements and to run the exact backward. */
+static lw_status pack_panels(nmat *m, bool backward)
+{
+    lw_cpu_path path;
+    if (!m->qn.nseg || lw_cpu_path_get(&path) != LW_OK || path != LW_CPU_AVX512) return LW_OK;
+    const char *e = getenv("LWC_QN_PACK");
+    if (e && !strcmp(e, "0")) return LW_OK;
+    lw_status st = lw_qn_pack_forward(&m->qn);
+    if (!st && backward && !(e && !strcmp(e, "fwd"))) st = lw_qn_pack_backward(&m->qn);
+    return st;
+}
+
 /* --- the set ----------------------------------------------------------------- */
 
 static lw_status narrow_layer(lw_weights_dtype d, const lw_weights *file, const lw_model_config *c, int l,
@@ -129,6 +147,10 @@ static lw_status narrow_layer(lw_weights_dtype d, const lw_weights *file, const 
                (st = pack(d, &N->w_down, L->w_down, H, F, backward))) {
         return lw_fail_wrap(st, "--dtype %s: %s layer %d", dn, c->name, l);
     }
+    /* before the views, which share the packed copies */
+    if ((st = pack_panels(&N->wqkv, backward)) || (st = pack_panels(&N->wo, backward)) ||
+        (st = pack_panels(&N->w_gate_up, backward)) || (st = pack_panels(&N->w_down, backward)))
+        return lw_fail_wrap(st, "--dtype %s: %s layer %d", dn, c->name, l);
     N->wq = rows_view(&N->wqkv, 0, qd);
     N->wk = rows_view(&N->wqkv, qd, kvd);
     N->wv = rows_view(&N->wqkv, qd + kvd, kvd);
@@ -147,10 +169,12 @@ static lw_status narrow_all(lw_model *m, lw_weights_dtype d, const lw_weights *f
     if (st) return st;
     if (d == LW_WEIGHTS_NATIVE) {
         parts head = {{c->tied_embeddings ? "token_embd.weight" : "output.weight"}, {c->vocab}, 1};
-        return native_matrix(file, c, -1, &head, c->hidden, &n->output);
+        st = native_matrix(file, c, -1, &head, c->hidden, &n->output);
+    } else {
+        st = pack(d, &n->output, m->output, c->vocab, c->hidden, backward);
     }
-    if ((st = pack(d, &n->output, m->output, c->vocab, c->hidden, backward)))
-        return lw_fail_wrap(st, "--dtype %s: %s output head", dn, c->name);
+    if (!st) st = pack_panels(&n->output, backward);
+    if (st) return lw_fail_wrap(st, "--dtype %s: %s output head", dn, c->name);
     return LW_OK;
 }
 

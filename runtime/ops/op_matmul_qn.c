@@ -5,6 +5,7 @@
 
 #include "op_matmul_qn_decode.h"
 #include "op_matmul_qn_kernels.h"
+#include "op_matmul_qp.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -65,14 +66,17 @@ lw_status lw_qn_matrix_append(lw_qn_matrix *m, uint32_t type, const void *blocks
 
 void lw_qn_matrix_free(lw_qn_matrix *m)
 {
-    if (m->owns)
+    if (m->owns) {
         for (int i = 0; i < m->nseg; i++) free((void *)m->seg[i].data);
+        lw_qp_free(&m->fwd), lw_qp_free(&m->bwd);
+    }
     memset(m, 0, sizeof *m);
 }
 
 lw_qn_matrix lw_qn_rows_view(const lw_qn_matrix *m, int r0, int n)
 {
-    lw_qn_matrix v = {.out = n, .in = m->in, .ld = m->ld, .owns = false};
+    lw_qn_matrix v = {.out = n, .in = m->in, .ld = m->ld, .owns = false,
+                      .fwd = lw_qp_rows_view_fwd(&m->fwd, r0, n), .bwd = lw_qp_rows_view_bwd(&m->bwd, r0, n)};
     for (int i = 0; i < m->nseg; i++) {
         const lw_qn_segment *s = &m->seg[i];
         int a = s->row0 > r0 ? s->row0 : r0, e = s->row0 + s->rows < r0 + n ? s->row0 + s->rows : r0 + n;
@@ -87,7 +91,7 @@ size_t lw_qn_matrix_bytes(const lw_qn_matrix *m)
 {
     size_t n = 0;
     for (int i = 0; i < m->nseg; i++) n += (size_t)m->seg[i].rows * m->seg[i].row_bytes;
-    return n;
+    return n + lw_qp_bytes(&m->fwd) + lw_qp_bytes(&m->bwd);
 }
 
 static const lw_qn_segment *segment_of(const lw_qn_matrix *m, int o)
@@ -201,7 +205,16 @@ void lw_qn_act_free(lw_qn_act *a)
 
 lw_status lw_qn_act_quantize(lw_qn_act *a, const float *x, int T, int xin, int in)
 {
+    lw_cpu_path path;
+    lw_status st = lw_cpu_path_get(&path);
+    return st ? st : lw_qn_act_quantize_on(path, a, x, T, xin, in);
+}
+
+lw_status lw_qn_act_quantize_on(lw_cpu_path path, lw_qn_act *a, const float *x, int T, int xin, int in)
+{
     memset(a, 0, sizeof *a);
+    if (path > lw_cpu_path_detected())
+        return lw_fail(LW_ERR_UNSUPPORTED, "native product: this CPU cannot run the %s path", lw_cpu_path_name(path));
     if (T < 0 || in <= 0 || in % 32 || xin <= 0 || xin > in)
         return lw_fail(LW_ERR_INVALID, "native product: x of %d x %d into rows of %d", T, xin, in);
     size_t n = (size_t)T * (size_t)in;
@@ -213,6 +226,10 @@ lw_status lw_qn_act_quantize(lw_qn_act *a, const float *x, int T, int xin, int i
     if (!a->qx || !a->sx || !a->xf || !a->sxl) {
         lw_qn_act_free(a);
         return lw_fail(LW_ERR_NOMEM, "native product: x of %d x %d", T, in);
+    }
+    if (path == LW_CPU_AVX512) {
+        qn_act_quantize_avx512(a, x, T, xin, in);
+        return LW_OK;
     }
     const int nb = in / 32;
     for (size_t b = 0; b < n / 32; b++) {
@@ -307,8 +324,9 @@ lw_status matmul_qn_forward_on(lw_cpu_path path, float *y, const float *x, const
     if (st) return st;
     if (!w->nseg || T < 0) return lw_fail(LW_ERR_INVALID, "native matmul: no weights or T = %d", T);
     lw_qn_act a;
-    if ((st = lw_qn_act_quantize(&a, x, T, w->in, w->ld))) return st;
-    st = matmul_qn_forward_cols(path, y, &a, w, b, 0, w->out);
+    if ((st = lw_qn_act_quantize_on(path, &a, x, T, w->in, w->ld))) return st;
+    if (path == LW_CPU_AVX512 && w->fwd.u && T > 0) qp_forward_par(y, w->out, &a, &w->fwd, b, false);
+    else st = matmul_qn_forward_cols(path, y, &a, w, b, 0, w->out);
     lw_qn_act_free(&a);
     return st;
 }
@@ -333,6 +351,13 @@ lw_status matmul_qn_backward_x_on(lw_cpu_path path, float *dx, const float *dy, 
     if (st) return st;
     if (!w->nseg || T < 0) return lw_fail(LW_ERR_INVALID, "native matmul backward: no weights or T = %d", T);
     const int in = w->in, ld = w->ld, out = w->out;
+    if (path == LW_CPU_AVX512 && w->bwd.u && T > 0) { /* int8 through w^T (op_matmul_qp.h) */
+        lw_qn_act a;
+        if ((st = lw_qn_act_quantize_on(path, &a, dy, T, out, w->bwd.cols))) return st;
+        qp_forward_par(dx, in, &a, &w->bwd, NULL, true);
+        lw_qn_act_free(&a);
+        return LW_OK;
+    }
     qn_scratch sc;
     if ((st = scratch_alloc(&sc, ld))) return st;
     float *wf = malloc((size_t)BWD_ROWS * ld * sizeof *wf);

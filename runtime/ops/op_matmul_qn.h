@@ -69,6 +69,8 @@ void lw_qn_dequant_row(const lw_qn_matrix *m, int o, float *dst);
 /* x[T][xin] quantised per 32 into rows of ld columns (xin <= ld, ld a
  * multiple of 32). */
 lw_status lw_qn_act_quantize(lw_qn_act *a, const float *x, int T, int xin, int ld);
+/* The same on a given path (AVX-512: vectorised, the same bits as scalar C). */
+lw_status lw_qn_act_quantize_on(lw_cpu_path path, lw_qn_act *a, const float *x, int T, int xin, int ld);
 void lw_qn_act_free(lw_qn_act *a);
 
 /* y[t, o] for o in [n0, n1) only (y is still [T, out]); needs a scratch of

@@ -25,6 +25,9 @@ void qn_forward_avx2(float *y, const lw_qn_act *a, const lw_qn_segment *seg, int
 void qn_forward_avx512(float *y, const lw_qn_act *a, const lw_qn_segment *seg, int out, const float *b, int n0,
                        int n1, qn_scratch sc);
 
+/* lw_qn_act_quantize's loop on AVX-512 (a allocated; the same results). */
+void qn_act_quantize_avx512(lw_qn_act *a, const float *x, int T, int xin, int in);
+
 /* The offsets' part of one output, sum_g xf_g * c_g (fp32; c_g = m_b -
  * z * s_g comes with the decode, op_matmul_qn_decode.h): with it,
  * y = sum_b sx_b sum_{g in b} s_g I_g + sum_g xf_g c_g. */

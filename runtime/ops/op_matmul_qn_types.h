@@ -25,6 +25,24 @@ typedef struct {
     const uint8_t *data;   /* rows * row_bytes bytes, as in the file */
 } lw_qn_segment;
 
+/* The same values repacked once at load for the AVX-512 VNNI panel kernel
+ * (op_matmul_qp.h): rows in panels of 16, u of 4 columns of the 16 rows
+ * side by side ([rows/16][ldp/4][16][4] bytes: one vpdpbusd operand), the
+ * scales s and offset factors c of the 16 rows per group of 16 * gs columns
+ * ([rows/16][ldp/(16 gs)][16] floats; gs = 2 when every group's scale spans
+ * a block of 32, 1 for Q6_K's per-16 scales). A view starts at a panel
+ * (forward: rows from a multiple of 16) or a block of columns (c0, a
+ * multiple of 32: the transposed copy's view of some rows of w). u == NULL:
+ * no packed copy. */
+typedef struct {
+    uint8_t *u;
+    float *s, *c;
+    int rows;       /* outputs of this view */
+    int cols;       /* columns x has (a multiple of 32) */
+    int c0, ldp;    /* first stored column read; stored columns */
+    int gs;
+} lw_qp;
+
 typedef struct lw_qn_matrix {
     int out, in;
     int ld;                /* columns as stored: in, or in rounded up to 32 for a
@@ -32,6 +50,9 @@ typedef struct lw_qn_matrix {
     int nseg;
     lw_qn_segment seg[LW_QN_MAX_SEGMENTS];
     bool owns;             /* false for a view (lw_qn_rows_view): frees nothing */
+    lw_qp fwd;             /* w packed for the forward (AVX-512 only), or empty */
+    lw_qp bwd;             /* w^T requantised to int8 blocks of 32 along out and
+                              packed, for dx = dy w (lw train's receiver), or empty */
 } lw_qn_matrix;
 
 /* x quantised for the forward: made once per product, then read by every

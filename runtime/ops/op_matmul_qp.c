@@ -1,0 +1,213 @@
+/* Packing the block products' weights once (op_matmul_qp.h), and the packed
+ * product split over the thread pool. */
+#include "op_matmul_qp.h"
+
+#include "cpu_threads.h"
+#include "op_matmul_qn_decode.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void lw_qp_free(lw_qp *p)
+{
+    free(p->u), free(p->s), free(p->c);
+    memset(p, 0, sizeof *p);
+}
+
+static size_t panels(int rows) { return (size_t)(rows + 15) / 16; }
+
+size_t lw_qp_bytes(const lw_qp *p)
+{
+    if (!p->u) return 0;
+    size_t np = panels(p->rows), ng = (size_t)p->ldp / (16 * (size_t)p->gs);
+    return np * (size_t)p->ldp * 16 + 2 * np * ng * 16 * sizeof(float);
+}
+
+/* Zeroed storage for rows x ldp; panels past rows stay zero (they add
+ * nothing and are never stored). */
+static lw_status qp_alloc(lw_qp *p, int rows, int ldp, int gs, const char *what)
+{
+    memset(p, 0, sizeof *p);
+    size_t np = panels(rows), ng = (size_t)ldp / (16 * (size_t)gs);
+    size_t nu = np * (size_t)ldp * 16, nf = np * ng * 16 * sizeof(float);
+    p->u = aligned_alloc(64, nu);
+    p->s = aligned_alloc(64, nf);
+    p->c = aligned_alloc(64, nf);
+    if (!p->u || !p->s || !p->c) {
+        lw_qp_free(p);
+        return lw_fail(LW_ERR_NOMEM, "%s: packed copy of %d x %d", what, rows, ldp);
+    }
+    memset(p->u, 0, nu), memset(p->s, 0, nf), memset(p->c, 0, nf);
+    p->rows = rows, p->cols = ldp, p->c0 = 0, p->ldp = ldp, p->gs = gs;
+    return LW_OK;
+}
+
+static const lw_qn_segment *segment_of(const lw_qn_matrix *m, int o)
+{
+    for (int i = 0; i < m->nseg; i++)
+        if (o >= m->seg[i].row0 && o < m->seg[i].row0 + m->seg[i].rows) return &m->seg[i];
+    return NULL;
+}
+
+typedef struct {
+    uint8_t *u;
+    float *s, *m, *c;
+} row_scratch;
+
+static lw_status scratch_alloc(row_scratch *r, int ld)
+{
+    r->u = malloc((size_t)ld);
+    r->s = malloc((size_t)ld / 16 * sizeof(float));
+    r->m = malloc((size_t)ld / 32 * sizeof(float));
+    r->c = malloc((size_t)ld / 16 * sizeof(float));
+    if (r->u && r->s && r->m && r->c) return LW_OK;
+    free(r->u), free(r->s), free(r->m), free(r->c);
+    return lw_fail(LW_ERR_NOMEM, "packing a block matrix: a row of %d", ld);
+}
+
+static void scratch_free(row_scratch *r) { free(r->u), free(r->s), free(r->m), free(r->c); }
+
+static void decode(const lw_qn_matrix *m, int o, row_scratch r)
+{
+    const lw_qn_segment *sg = segment_of(m, o);
+    qn_decode_row(sg->type, sg->data + (size_t)(o - sg->row0) * sg->row_bytes, m->ld, r.u, r.s, r.m, r.c);
+}
+
+lw_status lw_qn_pack_forward(lw_qn_matrix *m)
+{
+    if (!m->owns || !m->nseg) return lw_fail(LW_ERR_INVALID, "packing a block matrix: not an owning matrix");
+    int gs = 2;
+    for (int i = 0; i < m->nseg; i++)
+        if (m->seg[i].type == LW_QN_Q6_K) gs = 1;   /* scales per 16 columns */
+    lw_qp p;
+    row_scratch r;
+    lw_status st = qp_alloc(&p, m->out, m->ld, gs, "block matrix");
+    if (st) return st;
+    if ((st = scratch_alloc(&r, m->ld))) {
+        lw_qp_free(&p);
+        return st;
+    }
+    const int ld = m->ld, ng = ld / (16 * gs);
+    for (int o = 0; o < m->out; o++) {
+        decode(m, o, r);
+        const size_t P = (size_t)o / 16, j = (size_t)o % 16;
+        uint8_t *pu = p.u + P * (size_t)ld * 16;
+        for (int q = 0; q < ld / 4; q++) memcpy(pu + (size_t)q * 64 + j * 4, r.u + 4 * q, 4);
+        float *ps = p.s + P * (size_t)ng * 16, *pc = p.c + P * (size_t)ng * 16;
+        /* with gs = 2 both halves of a block share s and c (every 32-column
+         * format, and the K-quants' sub-blocks of 32) */
+        for (int G = 0; G < ng; G++) ps[(size_t)G * 16 + j] = r.s[G * gs], pc[(size_t)G * 16 + j] = r.c[G * gs];
+    }
+    scratch_free(&r);
+    m->fwd = p;
+    return LW_OK;
+}
+
+lw_status lw_qn_pack_backward(lw_qn_matrix *m)
+{
+    if (!m->owns || !m->nseg) return lw_fail(LW_ERR_INVALID, "packing a block matrix: not an owning matrix");
+    const int in = m->in, ld = m->ld, out = m->out, ldo = (out + 31) / 32 * 32, nbo = ldo / 32;
+    lw_qp p;
+    row_scratch r;
+    lw_status st = qp_alloc(&p, in, ldo, 2, "block matrix transposed");
+    if (st) return st;
+    float *buf = malloc((size_t)32 * ld * sizeof *buf);
+    if (!buf || (st = scratch_alloc(&r, ld))) {
+        free(buf);
+        lw_qp_free(&p);
+        return st ? st : lw_fail(LW_ERR_NOMEM, "packing a block matrix transposed: %d x %d", out, in);
+    }
+    for (int ob = 0; ob < nbo; ob++) {
+        /* 32 rows of w dequantised as lw_qn_dequant_row does (zeros past out) */
+        for (int j = 0; j < 32; j++) {
+            float *d = buf + (size_t)j * ld;
+            int o = ob * 32 + j;
+            if (o >= out) {
+                memset(d, 0, (size_t)ld * sizeof *d);
+                continue;
+            }
+            decode(m, o, r);
+            const int z = qn_zero(segment_of(m, o)->type);
+            for (int i = 0; i < ld; i++) {
+                float t = r.s[i / 16] * (float)((int)r.u[i] - z);
+                d[i] = t + r.m[i / 32];
+            }
+        }
+        /* column i of those rows is one block of w^T's row i: quantised as
+         * Q8_0 (d = max|v| / 127, q = round(v / d)), held as u = q + 128 */
+        for (int i = 0; i < in; i++) {
+            float v[32], amax = 0.0f;
+            for (int j = 0; j < 32; j++) v[j] = buf[(size_t)j * ld + i], amax = fmaxf(amax, fabsf(v[j]));
+            float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+            const size_t P = (size_t)i / 16, li = (size_t)i % 16;
+            uint8_t *pu = p.u + P * (size_t)ldo * 16;
+            for (int j = 0; j < 32; j++) {
+                float t = roundf(v[j] * id);
+                t = t > 127.0f ? 127.0f : t < -127.0f ? -127.0f : t;
+                size_t k = (size_t)ob * 32 + (size_t)j;
+                pu[(k / 4) * 64 + li * 4 + k % 4] = (uint8_t)((int)t + 128);
+            }
+            p.s[(P * (size_t)nbo + (size_t)ob) * 16 + li] = d;
+            p.c[(P * (size_t)nbo + (size_t)ob) * 16 + li] = -(128.0f * d);
+        }
+    }
+    free(buf);
+    scratch_free(&r);
+    m->bwd = p;
+    return LW_OK;
+}
+
+lw_qp lw_qp_rows_view_fwd(const lw_qp *p, int r0, int n)
+{
+    lw_qp v;
+    memset(&v, 0, sizeof v);
+    if (!p->u || r0 % 16 || r0 < 0 || n <= 0 || r0 + n > p->rows) return v;
+    size_t P = (size_t)r0 / 16, ng = (size_t)p->ldp / (16 * (size_t)p->gs);
+    v = *p;
+    v.u = p->u + P * (size_t)p->ldp * 16;
+    v.s = p->s + P * ng * 16;
+    v.c = p->c + P * ng * 16;
+    v.rows = n;
+    return v;
+}
+
+lw_qp lw_qp_rows_view_bwd(const lw_qp *p, int r0, int n)
+{
+    lw_qp v;
+    memset(&v, 0, sizeof v);
+    /* rows of w are columns of w^T: a view starts at a block of 32 of them
+     * (dy's columns past n are zeros, so the stored columns behind them,
+     * other rows of w, add nothing) */
+    if (!p->u || r0 % 32 || r0 < 0 || n <= 0 || p->c0 + r0 + n > p->ldp) return v;
+    v = *p;
+    v.c0 = p->c0 + r0;
+    v.cols = (n + 31) / 32 * 32;
+    return v;
+}
+
+/* --- the product over the pool --------------------------------------------- */
+
+typedef struct {
+    float *y;
+    int ldy, n;
+    const lw_qn_act *a;
+    const lw_qp *p;
+    const float *b;
+    bool acc;
+} qp_job;
+
+static void qp_range(void *ctx, int c)
+{
+    const qp_job *j = ctx;
+    int np = (int)panels(j->p->rows);
+    qp_forward_avx512(j->y, j->ldy, j->a, j->p, j->b, j->acc, lw_range_start(np, c, j->n),
+                      lw_range_start(np, c + 1, j->n));
+}
+
+void qp_forward_par(float *y, int ldy, const lw_qn_act *a, const lw_qp *p, const float *b, bool acc)
+{
+    qp_job j = {.y = y, .ldy = ldy, .a = a, .p = p, .b = b, .acc = acc};
+    j.n = lw_out_split(2.0 * a->T * (double)p->cols * p->rows, p->rows);
+    lw_parallel_for(j.n, qp_range, &j);
+}

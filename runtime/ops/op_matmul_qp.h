@@ -1,0 +1,56 @@
+/* The block products of op_matmul_qn.h on weights repacked ONCE at load
+ * (issue 19): the per-call decode of every 16-row panel was most of the
+ * block products' time (docs/perf.md, "Quantised weights in the plan"), so
+ * a matrix keeps, beside its blocks, the decoded panels the AVX-512 VNNI
+ * kernel reads (lw_qp, op_matmul_qn_types.h) and, for lw train's receiver,
+ * a second int8 copy of w^T for dx = dy w.
+ *
+ * Forward: the panels hold exactly the decoded u, s_g and c_g = m_b - z s_g
+ * of the file's blocks (or of --dtype q8's Q8_0), so every format stays
+ * exact w.r.t. the file's dequantised values: Q4_1's and the K-quants' mins
+ * enter as c_g times the block's sum of x (xf_g = sx_b sum qx), as in
+ * llama.cpp; Q6_K's 6-bit u and Q8_0's q + 128 are bytes. x is quantised per
+ * 32 (lw_qn_act). Each output is summed alone in the same order whatever
+ * the tile (NB panels x TR rows) or the thread split, so the results are
+ * the same for any thread count, and equal bit for bit to the per-call
+ * panel kernel of op_matmul_qn_avx512.c at T >= 2.
+ *
+ * Backward dx = dy w: w^T [in, out] is requantised per 32 along out
+ * (d = max|v| / 127 in fp32, as Q8_0 but the scale not rounded to fp16)
+ * and dy per 32 as x: the same kernel. This is NOT exact: each weight moves
+ * by at most d/2 (half a step of its block of 32 outputs), and dy by half a
+ * step of its block; tests/check_matmul_qn.c bounds dx against the exact
+ * product of the dequantised weights. The exact path (op_matmul_qn.c's row
+ * decode) stays the fallback and the reference. */
+#ifndef LW_OP_MATMUL_QP_H
+#define LW_OP_MATMUL_QP_H
+
+#include <stdbool.h>
+
+#include "cpu_path.h"
+#include "op_matmul_qn_types.h"
+#include "status.h"
+
+/* m->fwd from m's blocks (any path may call it; only the AVX-512 path
+ * reads it). */
+lw_status lw_qn_pack_forward(lw_qn_matrix *m);
+/* m->bwd from m's blocks: w^T requantised (above). */
+lw_status lw_qn_pack_backward(lw_qn_matrix *m);
+void lw_qp_free(lw_qp *p);
+size_t lw_qp_bytes(const lw_qp *p);
+/* The views of lw_qn_rows_view: rows [r0, r0 + n) of w; an empty lw_qp when
+ * the stored layout cannot start there (forward: r0 not a multiple of 16;
+ * backward: not of 32). */
+lw_qp lw_qp_rows_view_fwd(const lw_qp *p, int r0, int n);
+lw_qp lw_qp_rows_view_bwd(const lw_qp *p, int r0, int n);
+
+/* y[t, o] (row stride ldy) for o in the panels [p0, p1) of p, every row of
+ * a (a->in == p->cols); acc: y += the product (b ignored), else y = it + b. */
+void qp_forward_avx512(float *y, int ldy, const lw_qn_act *a, const lw_qp *p, const float *b, bool acc, int p0,
+                       int p1);
+
+/* The whole product over the thread pool, by ranges of panels:
+ * y[T, p->rows] (+)= a @ p^T (+ b). */
+void qp_forward_par(float *y, int ldy, const lw_qn_act *a, const lw_qp *p, const float *b, bool acc);
+
+#endif
