@@ -57,6 +57,17 @@ check "first-token scores != the two-word full scores" sh -c "! cmp -s '$w/first
 check "--score first named in JSON" sh -c "grep -q '\"method\": \"bridge-first\"' '$w/first.json' && grep -q '\"score\": \"first\"' '$w/first.json'"
 check "--score first refuses shared first tokens" fails_saying "share theirs" "$lw" eval --task same $ev1 --score first
 check "--score takes full or first" fails_saying "full or first" "$lw" eval --task two $ev1 --score last
+# scripts/converged.sh --dry-run: every job of the converged protocol listed
+# with its state and estimated cost, nothing written, nothing built
+conv_dry() {
+    PAIR=stories260k_to_smollm2-135m LWC_SHARED=$shared TASKS="sst2 banking77-distinct" MS=8 SEEDS="1 2" \
+        "$srcdir/scripts/converged.sh" --dry-run >"$w/conv.txt" &&
+        [ "$(grep -c '^todo .* CPU-min  runs/stories260k_to_smollm2-135m/converged/' "$w/conv.txt")" = 26 ] &&
+        grep -q '^converged (stories260k_to_smollm2-135m): 26 jobs, 0 done' "$w/conv.txt" &&
+        grep -q 'banking77-distinct/bridge-M8-seed2$' "$w/conv.txt" &&
+        [ ! -e "$srcdir/runs/stories260k_to_smollm2-135m/converged" ]
+}
+check "converged.sh --dry-run lists its jobs and writes nothing" conv_dry
 losses() { sed 's/.*"loss": *\([^,]*\),.*/\1/' "$1/train_log.jsonl"; }
 same_losses() {   # same_losses DIR_A DIR_B: the same steps, each loss within relative 1e-4
     losses "$1" >"$w/la"; losses "$2" >"$w/lb"
