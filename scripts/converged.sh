@@ -29,9 +29,10 @@
 #            the middle of its grid
 # Settings (environment): TASKS, MS ("8 16"), SEEDS ("1 2 3"), CAP (2000),
 # EVERY (50), SLICE (200), PATIENCE (4), TEXT_STEPS (1000), DTYPE (fp32),
-# BASELINES. The estimate's per-example CPU seconds (defaults: docs/perf.md and
-# docs/results.md on the 2-core machine, bf16 about 2.4x less):
-# SEC_TRAIN (0.8, a bridge or text training example), SEC_SENDER (0.25, a
+# BASELINES. The estimate's per-example CPU seconds, fp32 (bf16 measured 0.17 a
+# Banking77 training example and 0.07-0.08 a sender-cache example on the 2-core
+# machine, docs/results.md "Remedy (a)"; fp32 about 2.4x that, docs/perf.md):
+# SEC_TRAIN (0.4, a bridge or text training example), SEC_SENDER (0.2, a
 # sender-cache example), SEC_SCORE (0.5, a whole-verbalizer scoring),
 # SEC_FIRST (0.15, a first-token scoring), SEC_GEN (3, a generating baseline).
 set -eu
@@ -119,7 +120,7 @@ for t in $tasks; do
     fi
     case $t in banking77-distinct) sec_score=${SEC_FIRST:-0.15} ;; *) sec_score=${SEC_SCORE:-0.5} ;; esac
     # the sender cache of the training file is built once and shared by every bridge run
-    job $out/$t/linear_probe $(est "${SEC_SENDER:-0.25} * ($n_fit + $n_dev)") \
+    job $out/$t/linear_probe $(est "${SEC_SENDER:-0.2} * ($n_fit + $n_dev)") \
         eval_only $t $out/$t/linear_probe --method linear-probe --train $out/$t/data/fit.jsonl
     for b in $baselines; do
         case $b in text-relay|cot-relay) e=$(est "${SEC_GEN:-3} * $n_dev") ;; *) e=$(est "${SEC_SCORE:-0.5} * $n_dev") ;; esac
@@ -127,14 +128,14 @@ for t in $tasks; do
     done
     for m in $ms; do
         for s in $seeds; do
-            e=$(est "${SEC_TRAIN:-0.8} * $cap * 8 + $cap / $every * $slice * $sec_score + $n_dev * $sec_score")
+            e=$(est "${SEC_TRAIN:-0.4} * $cap * 8 + $cap / $every * $slice * $sec_score + $n_dev * $sec_score")
             job $out/$t/bridge-M$m-seed$s $e train_bridge $t $out/$t/bridge-M$m-seed$s $m $s
         done
     done
     for me in prompt-tuning lora; do
         lr=$(rate_for $me $(data_of $t))
         for s in $seeds; do
-            e=$(est "${SEC_TRAIN:-0.8} * $text_steps * 8 + ${SEC_SCORE:-0.5} * $n_dev")
+            e=$(est "${SEC_TRAIN:-0.4} * $text_steps * 8 + ${SEC_SCORE:-0.5} * $n_dev")
             job $out/$t/$me-lr$lr-seed$s $e train_text $t $out/$t/$me-lr$lr-seed$s $me $lr $s
         done
     done
