@@ -30,6 +30,8 @@ typedef struct {
     lw_layer_mix mix;          /* the checkpoint's layer mix (layer_mix_file.h) */
     bool with_mix;             /* then the sender states are [T, K*S]: lw_bridge_checkpoint_layers */
     lw_trainer_batch_scorer batch;   /* lw_bridge_scorer_score_batch's pass and rows */
+    lw_receiver_layout first;  /* first_token: side.layout's verbalizers cut to their first token */
+    bool first_token;          /* the trainer scores through `first` (lw_bridge_scorer_open_first) */
 } lw_bridge_scorer;
 
 
@@ -37,6 +39,13 @@ typedef struct {
  * without its layer_mix.safetensors (or with another mix). */
 lw_status lw_bridge_scorer_open(lw_bridge_scorer *s, const lw_pair *pair, const lw_task *task, int M,
                                 const char *checkpoint, const char *device);
+/* The same, scoring each label by the log-prob of its verbalizer's FIRST
+ * receiver token alone (lw eval --score first): the head's row after the
+ * prompt, no continuations, which is what lw train --ce first trains.
+ * Refused unless every label's first token is its own (ties could not be
+ * told apart). */
+lw_status lw_bridge_scorer_open_first(lw_bridge_scorer *s, const lw_pair *pair, const lw_task *task, int M,
+                                      const char *checkpoint, const char *device);
 void lw_bridge_scorer_close(lw_bridge_scorer *s);
 
 /* scores[i * n_labels + k] of n examples in one packed receiver pass

@@ -67,6 +67,11 @@ static void usage(const lw_pair *pair)
            "  --calibrate mean     bridge: each label's score minus its mean over the evaluated examples\n"
            "                       (the input-independent prior a young bridge learns first;\n"
            "                       docs/objectives.md). Method reported as <method>-calibrated\n"
+           "  --score full|first   bridge: a label's score is the summed log-probs of its whole verbalizer\n"
+           "                       (full, default) or the log-prob of its first receiver token alone\n"
+           "                       (first: what lw train --ce first trains; one head row an example, no\n"
+           "                       continuations; needs every label's first token to be its own).\n"
+           "                       Method reported as <method>-first\n"
            "  --score-batch N      bridge: score N examples in one packed receiver pass (default 1: one\n"
            "                       by one; N > 1 agrees to float rounding, docs/wire.md, \"Batching\")\n"
            "  --tasks-dir DIR      default <manifest dir>/../tasks\n"
@@ -89,6 +94,7 @@ typedef struct {
     const char *task, *split, *method, *checkpoint, *train, *json, *tasks_dir, *cache_dir;
     const char *scores;        /* bridge: every example's label scores, a JSON line each */
     bool calibrate;            /* --calibrate mean (score_calibration.h) */
+    bool score_first;          /* --score first: first-token log-probs (lw_bridge_scorer_open_first) */
     float threshold;           /* bridge-fallback: margin below which the receiver reads the text */
     bool has_threshold, curve; /* bridge-fallback: --threshold given; --curve */
     const char *device;        /* bridge: where the receiver runs, "cpu" or "cuda" */
@@ -138,6 +144,14 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
                 ok = false;
             }
             a->calibrate = ok;
+        }
+        else if (!strcmp(o, "--score")) {
+            const char *v = NULL;
+            if ((ok = lw_opt_str(argc, argv, &i, &v)) && strcmp(v, "full") && strcmp(v, "first")) {
+                fprintf(stderr, "lw eval: --score takes full or first, not '%s'\n", v);
+                ok = false;
+            }
+            if (ok) a->score_first = !strcmp(v, "first");
         }
         else if (!strcmp(o, "--score-batch")) ok = lw_opt_int(argc, argv, &i, 1, 256, &a->score_batch);
         else if (!strcmp(o, "--threshold")) ok = a->has_threshold = lw_opt_float(argc, argv, &i, &a->threshold);
@@ -197,6 +211,10 @@ static bool parse(const lw_pair *pair, int argc, char **argv, eval_args *a)
         fprintf(stderr, "lw eval: --calibrate goes with --method bridge\n");
         return false;
     }
+    if (a->score_first && strcmp(a->method, "bridge")) {
+        fprintf(stderr, "lw eval: --score first goes with --method bridge\n");
+        return false;
+    }
     if (a->score_batch > 1 && strcmp(a->method, "bridge") && !fallback) {
         fprintf(stderr, "lw eval: --score-batch goes with --method bridge or bridge-fallback\n");
         return false;
@@ -242,9 +260,17 @@ typedef struct {
 static lw_status bridge_predict(eval_ctx *e, int *pred, double *margins)
 {
     lw_bridge_scorer sc;
-    lw_status st = lw_bridge_scorer_open(&sc, e->pair, &e->task, e->a->M, e->a->checkpoint, e->a->device);
+    lw_status st = e->a->score_first
+                       ? lw_bridge_scorer_open_first(&sc, e->pair, &e->task, e->a->M, e->a->checkpoint, e->a->device)
+                       : lw_bridge_scorer_open(&sc, e->pair, &e->task, e->a->M, e->a->checkpoint, e->a->device);
     if (st) return st;
     e->method = lw_bridge_scorer_method(&sc);
+    if (e->a->score_first) {
+        if (!e->extra) e->extra = json_object();
+        json_object_set_new(e->extra, "score", json_string("first"));
+        snprintf(e->method_buf, sizeof e->method_buf, "%s-first", e->method);
+        e->method = e->method_buf;
+    }
     FILE *sf = NULL;
     if (e->a->scores && !(sf = fopen(e->a->scores, "w")))
         st = lw_fail(LW_ERR_IO, "eval: cannot write %s", e->a->scores);
@@ -277,7 +303,9 @@ static lw_status bridge_predict(eval_ctx *e, int *pred, double *margins)
         printf("  uncalibrated accuracy  %.4f  (%d of %d, the same scores before --calibrate)\n", raw, right,
                e->data.n);
         lw_scores_calibrate_mean(all, e->data.n, L, NULL);
-        snprintf(e->method_buf, sizeof e->method_buf, "%s-calibrated", e->method);
+        char named[48];   /* e->method may be e->method_buf itself ("bridge-first") */
+        snprintf(named, sizeof named, "%s", e->method);
+        snprintf(e->method_buf, sizeof e->method_buf, "%.47s-calibrated", named);
         e->method = e->method_buf;
     }
     for (int i = 0; !st && i < e->data.n; i++) {

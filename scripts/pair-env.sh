@@ -7,7 +7,8 @@ pair=${PAIR:-smollm2-135m_to_gemma3-270m}
 root=runs
 [ "$pair" = smollm2-135m_to_gemma3-270m ] || root=runs/$pair
 lw=build/$pair/lw
-[ -x "$lw" ] || out/bin/lwc build "pairs/$pair.json"
+# (a caller that sets dry_run only prints what it would run: nothing is built)
+[ -x "$lw" ] || [ -n "${dry_run:-}" ] || out/bin/lwc build "pairs/$pair.json"
 # Banking77's files are sorted by label, so its --limit/--limit-train draw a
 # stratified subset (docs/results.md); the other tasks' files are mixed and
 # keep their first N.

@@ -36,6 +36,38 @@ fails_saying() {   # fails_saying PATTERN COMMAND...: exits non-zero and prints 
     pattern=$1; shift
     ! "$@" >"$w/out" 2>&1 && grep -q "$pattern" "$w/out"
 }
+# lw eval --score first against the full scoring: with two-word verbalizers
+# whose first words differ, each label's first-token score is exactly the
+# full score of the same verbalizers cut to their first word (and not the
+# two-word full score); a task whose labels share a first token is refused.
+mkdir -p "$w/tasks"
+task_json() {   # task_json NAME NEGATIVE POSITIVE: an SST-2 task with these verbalizers
+    printf '{"name": "%s", "primer": "Classify the sentiment of this review.", "answer_prompt": "Sentiment:", "labels": [{"label": "negative", "verbalizer": "%s"}, {"label": "positive", "verbalizer": "%s"}]}\n' \
+        "$1" "$2" "$3" >"$w/tasks/$1.json"
+}
+task_json two " negative review" " positive review"
+task_json cut " negative" " positive"
+task_json same " very negative" " very positive"
+ev1="--split $data/dev.jsonl --limit 4 --quiet --tasks-dir $w/tasks --checkpoint $w/bridge/final"
+check "eval --score first" "$lw" eval --task two $ev1 --score first --scores "$w/first.jsonl" --json "$w/first.json"
+check "eval of the cut verbalizers" "$lw" eval --task cut $ev1 --scores "$w/cut.jsonl"
+check "eval of the two-word verbalizers" "$lw" eval --task two $ev1 --scores "$w/full.jsonl"
+check "first-token scores = the cut verbalizers' full scores" cmp "$w/first.jsonl" "$w/cut.jsonl"
+check "first-token scores != the two-word full scores" sh -c "! cmp -s '$w/first.jsonl' '$w/full.jsonl'"
+check "--score first named in JSON" sh -c "grep -q '\"method\": \"bridge-first\"' '$w/first.json' && grep -q '\"score\": \"first\"' '$w/first.json'"
+check "--score first refuses shared first tokens" fails_saying "share theirs" "$lw" eval --task same $ev1 --score first
+check "--score takes full or first" fails_saying "full or first" "$lw" eval --task two $ev1 --score last
+# scripts/converged.sh --dry-run: every job of the converged protocol listed
+# with its state and estimated cost, nothing written, nothing built
+conv_dry() {
+    PAIR=stories260k_to_smollm2-135m LWC_SHARED=$shared TASKS="sst2 banking77-distinct" MS=8 SEEDS="1 2" \
+        "$srcdir/scripts/converged.sh" --dry-run >"$w/conv.txt" &&
+        [ "$(grep -c '^todo .* CPU-min  runs/stories260k_to_smollm2-135m/converged/' "$w/conv.txt")" = 26 ] &&
+        grep -q '^converged (stories260k_to_smollm2-135m): 26 jobs, 0 done' "$w/conv.txt" &&
+        grep -q 'banking77-distinct/bridge-M8-seed2$' "$w/conv.txt" &&
+        [ ! -e "$srcdir/runs/stories260k_to_smollm2-135m/converged" ]
+}
+check "converged.sh --dry-run lists its jobs and writes nothing" conv_dry
 losses() { sed 's/.*"loss": *\([^,]*\),.*/\1/' "$1/train_log.jsonl"; }
 same_losses() {   # same_losses DIR_A DIR_B: the same steps, each loss within relative 1e-4
     losses "$1" >"$w/la"; losses "$2" >"$w/lb"
