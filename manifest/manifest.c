@@ -146,19 +146,73 @@ static lw_status lookup(const mctx *c, json_t *obj, const char *parent, const ch
     return LW_OK;
 }
 
+/* The JSON kinds a field can be asked to be; a number is an integer or a real. */
+typedef enum { KIND_INTEGER, KIND_NUMBER, KIND_BOOL, KIND_STRING, KIND_OBJECT } field_kind;
+
+static bool is_kind(const json_t *v, field_kind k)
+{
+    switch (k) {
+    case KIND_INTEGER: return json_is_integer(v);
+    case KIND_NUMBER: return json_is_number(v);
+    case KIND_BOOL: return json_is_boolean(v);
+    case KIND_STRING: return json_is_string(v);
+    case KIND_OBJECT: return json_is_object(v);
+    }
+    return false;
+}
+
+/* lookup, then the field's kind: one present of another kind is refused as
+ * "got <its type>; expected <expect>". *v is NULL for an absent optional one. */
+static lw_status lookup_kind(const mctx *c, json_t *obj, const char *parent, const char *key, bool required,
+                             field_kind kind, const char *expect, json_t **v, char *path)
+{
+    lw_status st = lookup(c, obj, parent, key, required, expect, v, path);
+    if (st || !*v) return st;
+    if (!is_kind(*v, kind)) return bad(LW_ERR_FORMAT, c, path, "got %s; expected %s", type_name(*v), expect);
+    return LW_OK;
+}
+
 static lw_status get_int(const mctx *c, json_t *obj, const char *parent, const char *key, bool required,
                          long long lo, long long hi, int *out)
 {
     char path[JPATH], expect[96];
     json_t *v;
     snprintf(expect, sizeof expect, "an integer from %lld to %lld", lo, hi);
-    lw_status st = lookup(c, obj, parent, key, required, expect, &v, path);
+    lw_status st = lookup_kind(c, obj, parent, key, required, KIND_INTEGER, expect, &v, path);
     if (st || !v) return st;
-    if (!json_is_integer(v)) return bad(LW_ERR_FORMAT, c, path, "got %s; expected %s", type_name(v), expect);
     long long x = json_integer_value(v);
     if (x < lo || x > hi) return bad(LW_ERR_INVALID, c, path, "%lld is out of range; expected %s", x, expect);
     *out = (int)x;
     return LW_OK;
+}
+
+/* An integer field of a block: its key, whether it must be there, its
+ * range and where it goes. A block's run of them is one table, read in
+ * order by get_ints, so that each field is written once. */
+typedef struct {
+    const char *key;
+    bool required;
+    long long lo, hi;
+    int *out;
+} int_field;
+
+static lw_status get_ints(const mctx *c, json_t *obj, const char *parent, const int_field *fields, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const int_field *f = &fields[i];
+        lw_status st = get_int(c, obj, parent, f->key, f->required, f->lo, f->hi, f->out);
+        if (st) return st;
+    }
+    return LW_OK;
+}
+
+/* A block's heads must divide its width (the bridge's, the interlingua's). */
+static lw_status heads_divide_width(const mctx *c, const char *parent, int heads, int width)
+{
+    if (width % heads == 0) return LW_OK;
+    char hp[JPATH];
+    join_path(hp, parent, "heads");
+    return bad(LW_ERR_INVALID, c, hp, "%d does not divide width %d; expected a divisor of width", heads, width);
 }
 
 /* A number in [lo, hi] (lo excluded if lo_open; hi = INFINITY for none). */
@@ -169,9 +223,8 @@ static lw_status get_float(const mctx *c, json_t *obj, const char *parent, const
     json_t *v;
     if (isinf(hi)) snprintf(expect, sizeof expect, "a number %s %g", lo_open ? ">" : ">=", lo);
     else snprintf(expect, sizeof expect, "a number in %c%g, %g]", lo_open ? '(' : '[', lo, hi);
-    lw_status st = lookup(c, obj, parent, key, required, expect, &v, path);
+    lw_status st = lookup_kind(c, obj, parent, key, required, KIND_NUMBER, expect, &v, path);
     if (st || !v) return st;
-    if (!json_is_number(v)) return bad(LW_ERR_FORMAT, c, path, "got %s; expected %s", type_name(v), expect);
     double x = json_number_value(v);
     float f = (float)x;
     if (!(x > lo || (!lo_open && x == lo)) || x > hi || !isfinite(f))
@@ -185,11 +238,9 @@ static lw_status get_bool(const mctx *c, json_t *obj, const char *parent, const 
 {
     char path[JPATH];
     json_t *v;
-    lw_status st = lookup(c, obj, parent, key, required, "true or false", &v, path);
-    if (st || !v) return st;
-    if (!json_is_boolean(v)) return bad(LW_ERR_FORMAT, c, path, "got %s; expected true or false", type_name(v));
-    *out = json_is_true(v);
-    return LW_OK;
+    lw_status st = lookup_kind(c, obj, parent, key, required, KIND_BOOL, "true or false", &v, path);
+    if (!st && v) *out = json_is_true(v);
+    return st;
 }
 
 static lw_status get_string(const mctx *c, json_t *obj, const char *parent, const char *key, bool required,
@@ -197,11 +248,9 @@ static lw_status get_string(const mctx *c, json_t *obj, const char *parent, cons
 {
     char path[JPATH];
     json_t *v;
-    lw_status st = lookup(c, obj, parent, key, required, "a string", &v, path);
-    if (st || !v) return st;
-    if (!json_is_string(v)) return bad(LW_ERR_FORMAT, c, path, "got %s; expected a string", type_name(v));
-    *out = json_string_value(v);
-    return LW_OK;
+    lw_status st = lookup_kind(c, obj, parent, key, required, KIND_STRING, "a string", &v, path);
+    if (!st && v) *out = json_string_value(v);
+    return st;
 }
 
 /* A string naming one of names[0..n); *out gets its index. */
@@ -214,9 +263,8 @@ static lw_status get_enum(const mctx *c, json_t *obj, const char *parent, const 
         size_t len = strlen(expect);
         snprintf(expect + len, sizeof expect - len, "%s \"%s\"", i ? "," : "", names[i]);
     }
-    lw_status st = lookup(c, obj, parent, key, required, expect, &v, path);
+    lw_status st = lookup_kind(c, obj, parent, key, required, KIND_STRING, expect, &v, path);
     if (st || !v) return st;
-    if (!json_is_string(v)) return bad(LW_ERR_FORMAT, c, path, "got %s; expected %s", type_name(v), expect);
     const char *s = json_string_value(v);
     for (int i = 0; i < n; i++)
         if (strcmp(s, names[i]) == 0) { *out = i; return LW_OK; }
@@ -229,9 +277,8 @@ static lw_status get_object(const mctx *c, json_t *obj, const char *parent, cons
 {
     json_t *v;
     *out = NULL;
-    lw_status st = lookup(c, obj, parent, key, required, "an object", &v, path);
+    lw_status st = lookup_kind(c, obj, parent, key, required, KIND_OBJECT, "an object", &v, path);
     if (st || !v) return st;
-    if (!json_is_object(v)) return bad(LW_ERR_FORMAT, c, path, "got %s; expected an object", type_name(v));
     *out = v;
     return check_keys(c, v, path, allowed);
 }
@@ -480,9 +527,12 @@ static lw_status parse_dims(const mctx *c, json_t *v, const char *p, lw_model_co
 {
     lw_status st;
     char path[JPATH];
-    if ((st = get_int(c, v, p, "hidden", true, 1, MAX_DIM, &m->hidden))) return st;
-    if ((st = get_int(c, v, p, "n_layers", true, 1, MAX_LAYERS, &m->n_layers))) return st;
-    if ((st = get_int(c, v, p, "n_heads", true, 1, MAX_HEADS, &m->n_heads))) return st;
+    const int_field shape[] = {
+        {"hidden", true, 1, MAX_DIM, &m->hidden},
+        {"n_layers", true, 1, MAX_LAYERS, &m->n_layers},
+        {"n_heads", true, 1, MAX_HEADS, &m->n_heads},
+    };
+    if ((st = get_ints(c, v, p, shape, COUNT(shape)))) return st;
     m->n_kv_heads = m->n_heads;
     if ((st = get_int(c, v, p, "n_kv_heads", false, 1, MAX_HEADS, &m->n_kv_heads))) return st;
     if (m->n_heads % m->n_kv_heads) {
@@ -502,9 +552,12 @@ static lw_status parse_dims(const mctx *c, json_t *v, const char *p, lw_model_co
         return bad(LW_ERR_INVALID, c, path, "%d is odd; expected an even head_dim (RoPE rotates pairs)",
                    m->head_dim);
     }
-    if ((st = get_int(c, v, p, "ffn", true, 1, MAX_FFN, &m->ffn))) return st;
-    if ((st = get_int(c, v, p, "vocab", true, 1, MAX_VOCAB, &m->vocab))) return st;
-    return get_int(c, v, p, "context", true, 1, MAX_CONTEXT, &m->context);
+    const int_field sizes[] = {
+        {"ffn", true, 1, MAX_FFN, &m->ffn},
+        {"vocab", true, 1, MAX_VOCAB, &m->vocab},
+        {"context", true, 1, MAX_CONTEXT, &m->context},
+    };
+    return get_ints(c, v, p, sizes, COUNT(sizes));
 }
 
 static lw_status parse_model(const mctx *c, json_t *root, const char *which, lw_model_config *m)
@@ -580,17 +633,15 @@ static lw_status parse_bridge(const mctx *c, json_t *root, int sender_layers, lw
     if (st) return st;
     if ((st = get_enum(c, v, p, "kind", false, kinds, COUNT(kinds), &e))) return st;
     b->kind = (lw_bridge_kind)e;
-    if ((st = get_int(c, v, p, "soft_tokens", false, 1, 64, &b->soft_tokens))) return st;
-    if ((st = get_int(c, v, p, "source_layer", true, 1, sender_layers, &b->source_layer))) return st;
-    if ((st = get_int(c, v, p, "width", false, 1, MAX_DIM, &b->width))) return st;
-    if ((st = get_int(c, v, p, "depth", false, 1, 64, &b->depth))) return st;
-    if ((st = get_int(c, v, p, "heads", false, 1, MAX_HEADS, &b->heads))) return st;
-    if (b->width % b->heads) {
-        char hp[JPATH];
-        join_path(hp, p, "heads");
-        return bad(LW_ERR_INVALID, c, hp, "%d does not divide width %d; expected a divisor of width",
-                   b->heads, b->width);
-    }
+    const int_field ints[] = {
+        {"soft_tokens", false, 1, 64, &b->soft_tokens},
+        {"source_layer", true, 1, sender_layers, &b->source_layer},
+        {"width", false, 1, MAX_DIM, &b->width},
+        {"depth", false, 1, 64, &b->depth},
+        {"heads", false, 1, MAX_HEADS, &b->heads},
+    };
+    if ((st = get_ints(c, v, p, ints, COUNT(ints)))) return st;
+    if ((st = heads_divide_width(c, p, b->heads, b->width))) return st;
     if ((st = get_int(c, v, p, "ffn_mult", false, 1, 16, &b->ffn_mult))) return st;
     e = (int)b->calibration;
     if ((st = get_enum(c, v, p, "calibration", false, calibs, COUNT(calibs), &e))) return st;
@@ -609,10 +660,8 @@ static lw_status get_ruled(const mctx *c, json_t *obj, const char *parent, const
     char path[JPATH], expect[96], why[160];
     json_t *v;
     lw_train_rule_expect(r, expect, sizeof expect);
-    lw_status st = lookup(c, obj, parent, key, false, expect, &v, path);
+    lw_status st = lookup_kind(c, obj, parent, key, false, r->integer ? KIND_INTEGER : KIND_NUMBER, expect, &v, path);
     if (st || !v) return st;
-    if (r->integer ? !json_is_integer(v) : !json_is_number(v))
-        return bad(LW_ERR_FORMAT, c, path, "got %s; expected %s", type_name(v), expect);
     double x = json_number_value(v);
     if (!lw_train_rule_allows(r, x)) {
         lw_train_rule_refusal(r, x, why, sizeof why);
@@ -810,20 +859,21 @@ static lw_status parse_interlingua(const mctx *c, json_t *root, lw_manifest *m)
     if ((st = get_string(c, v, p, "encoder", true, &raw))) return st;
     join_path(fp, p, "encoder");
     if ((st = resolve_path(c, fp, raw, il->encoder))) return st;
-    if ((st = get_int(c, v, p, "latents", false, 1, 256, &il->latents))) return st;
-    if ((st = get_int(c, v, p, "d_z", false, 1, MAX_DIM, &il->d_z))) return st;
-    if ((st = get_int(c, v, p, "width", false, 1, MAX_DIM, &il->width))) return st;
-    if ((st = get_int(c, v, p, "depth", false, 1, 64, &il->depth))) return st;
-    if ((st = get_int(c, v, p, "heads", false, 1, MAX_HEADS, &il->heads))) return st;
-    if (il->width % il->heads) {
-        char hp[JPATH];
-        join_path(hp, p, "heads");
-        return bad(LW_ERR_INVALID, c, hp, "%d does not divide width %d; expected a divisor of width", il->heads,
-                   il->width);
-    }
-    if ((st = get_int(c, v, p, "ffn_mult", false, 1, 16, &il->ffn_mult))) return st;
-    if ((st = get_int(c, v, p, "adapter_ffn", false, 1, MAX_DIM, &il->adapter_ffn))) return st;
-    if ((st = get_int(c, v, p, "max_encoder_tokens", false, 2, 512, &il->max_encoder_tokens))) return st;
+    const int_field shape[] = {
+        {"latents", false, 1, 256, &il->latents},
+        {"d_z", false, 1, MAX_DIM, &il->d_z},
+        {"width", false, 1, MAX_DIM, &il->width},
+        {"depth", false, 1, 64, &il->depth},
+        {"heads", false, 1, MAX_HEADS, &il->heads},
+    };
+    if ((st = get_ints(c, v, p, shape, COUNT(shape)))) return st;
+    if ((st = heads_divide_width(c, p, il->heads, il->width))) return st;
+    const int_field sizes[] = {
+        {"ffn_mult", false, 1, 16, &il->ffn_mult},
+        {"adapter_ffn", false, 1, MAX_DIM, &il->adapter_ffn},
+        {"max_encoder_tokens", false, 2, 512, &il->max_encoder_tokens},
+    };
+    if ((st = get_ints(c, v, p, sizes, COUNT(sizes)))) return st;
     return get_float(c, v, p, "first_token_weight", false, 0, false, 100, &il->first_token_weight);
 }
 

@@ -318,6 +318,24 @@ START_TEST(emitted_table_lists_the_lowered_ops)
 }
 END_TEST
 
+/* Relinks pair's lw, built in dir, with its plan_tables.c passed through
+ * the awk program edit (which must change it), with the toolchain lwc build
+ * uses; runs the relinked lw's `info` and returns its exit status, what it
+ * printed in *log. `what` names the change in a failed relink's message. */
+static int relinked_info(const char *dir, const char *pair, const char *edit, const char *what, char **log)
+{
+    int rc = tl_run(log,
+                    "set -e; cd '%s/%s'; conf='%s'; cc=$(sed -n 's/^CC=//p' \"$conf\");"
+                    " cflags=$(sed -n 's/^CFLAGS=//p' \"$conf\"); libs=$(sed -n 's/^LIBS=//p' \"$conf\");"
+                    " awk '%s' plan_tables.c > tampered.c; ! cmp -s plan_tables.c tampered.c;"
+                    " $cc $cflags -I'%s' -o lw-tampered pair_runtime.c kernels_embed.c tampered.c '%s' $libs",
+                    dir, pair, tl_out("share/lwc/toolchain.conf"), edit, tl_out("include/lwc"),
+                    tl_out("lib/lwc/liblwrt.a"));
+    ck_assert_msg(rc == 0, "relinking with %s:\n%s", what, *log);
+    free(*log);
+    return tl_run(log, "'%s/%s/lw-tampered' info", dir, pair);
+}
+
 /* `lwc build` bakes both models' plans into the binary (plan_tables.c);
  * the binary compares them with its run-time lowering before any command,
  * so `lw info` running is the check that the emitted table equals the
@@ -345,33 +363,19 @@ START_TEST(tiny_pairs_baked_plans_equal_the_lowering)
     /* The check can fail: the tiny pair relinked with one number of its
      * receiver's table changed (the toolchain lwc build uses) refuses to start. */
     char *log = NULL;
-    int rc = tl_run(&log,
-                    "set -e; cd '%s/%s'; conf='%s'; cc=$(sed -n 's/^CC=//p' \"$conf\");"
-                    " cflags=$(sed -n 's/^CFLAGS=//p' \"$conf\"); libs=$(sed -n 's/^LIBS=//p' \"$conf\");"
-                    " awk '/receiver/ {r = 1} r && !done && /\\.width = 32,/ {sub(/\\.width = 32,/, \".width = 33,\");"
-                    " done = 1} {print}' plan_tables.c > tampered.c; ! cmp -s plan_tables.c tampered.c;"
-                    " $cc $cflags -I'%s' -o lw-tampered pair_runtime.c kernels_embed.c tampered.c '%s' $libs",
-                    out, pairs[0], tl_out("share/lwc/toolchain.conf"), tl_out("include/lwc"),
-                    tl_out("lib/lwc/liblwrt.a"));
-    ck_assert_msg(rc == 0, "relinking with a changed table:\n%s", log);
-    free(log);
-    rc = tl_run(&log, "'%s/%s/lw-tampered' info", out, pairs[0]);
+    int rc = relinked_info(out, pairs[0],
+                           "/receiver/ {r = 1} r && !done && /\\.width = 32,/ {sub(/\\.width = 32,/, \".width = 33,\");"
+                           " done = 1} {print}",
+                           "a changed table", &log);
     ck_assert_msg(rc != 0 && strstr(log, "receiver tiny-qwen3 lowers to another plan than the one lwc build baked in") &&
                       strstr(log, "width differs: 32 here, 33 in the other"),
                   "a changed baked table was not refused clearly (rc %d):\n%s", rc, log);
     free(log);
     /* and with the sender's memory plan moved by one cache line at xn */
-    rc = tl_run(&log,
-                "set -e; cd '%s/%s'; conf='%s'; cc=$(sed -n 's/^CC=//p' \"$conf\");"
-                " cflags=$(sed -n 's/^CFLAGS=//p' \"$conf\"); libs=$(sed -n 's/^LIBS=//p' \"$conf\");"
-                " awk '/lw_baked_memory/ {r = 1} r && !done && /\\/\\* xn \\*\\// {sub(/\\.offset = /, \".offset = 64 + \");"
-                " done = 1} {print}' plan_tables.c > tampered.c; ! cmp -s plan_tables.c tampered.c;"
-                " $cc $cflags -I'%s' -o lw-tampered pair_runtime.c kernels_embed.c tampered.c '%s' $libs",
-                out, pairs[0], tl_out("share/lwc/toolchain.conf"), tl_out("include/lwc"),
-                tl_out("lib/lwc/liblwrt.a"));
-    ck_assert_msg(rc == 0, "relinking with a changed memory table:\n%s", log);
-    free(log);
-    rc = tl_run(&log, "'%s/%s/lw-tampered' info", out, pairs[0]);
+    rc = relinked_info(out, pairs[0],
+                       "/lw_baked_memory/ {r = 1} r && !done && /\\/\\* xn \\*\\// {sub(/\\.offset = /, \".offset = 64 + \");"
+                       " done = 1} {print}",
+                       "a changed memory table", &log);
     ck_assert_msg(rc != 0 && strstr(log, "sender tiny-qwen2 lays out to another memory plan") &&
                       strstr(log, "slot xn differs"),
                   "a changed baked memory plan was not refused clearly (rc %d):\n%s", rc, log);
