@@ -17,6 +17,7 @@
 #include "testlib.h"
 #include "dequant.h"
 #include "op_matmul_qn.h"
+#include "qn_blocks.h"
 #include "rng.h"
 
 #include <math.h>
@@ -27,73 +28,11 @@
 
 static lw_rng rng;
 
-static const uint32_t TYPES[] = {LW_QN_Q8_0, LW_QN_Q4_0, LW_QN_Q4_1, LW_QN_Q5_0,
-                                 LW_QN_Q5_1, LW_QN_Q4_K, LW_QN_Q5_K, LW_QN_Q6_K};
-enum { N_TYPES = sizeof TYPES / sizeof TYPES[0] };
-
-static bool k_quant(uint32_t t) { return t == LW_QN_Q4_K || t == LW_QN_Q5_K || t == LW_QN_Q6_K; }
-
-/* A finite fp16 of magnitude in [2^-6, 2^-1), random sign if `sign`. */
-static uint16_t rand_half(bool sign)
-{
-    uint32_t r = (uint32_t)lw_rng_next(&rng);
-    uint16_t e = (uint16_t)(9 + r % 5), man = (uint16_t)((r >> 8) & 0x3ff);
-    return (uint16_t)((sign && (r >> 20) & 1 ? 0x8000 : 0) | e << 10 | man);
-}
-
-static void put_half(uint8_t *p, uint16_t h) { memcpy(p, &h, 2); }
-
-/* rows rows of random blocks of `type`: random bytes, with the fp16 fields
- * set to finite values (random bytes there could be NaN or huge). */
-static uint8_t *rand_blocks(uint32_t type, int rows, int in)
-{
-    size_t rb = lw_qn_row_bytes(type, in), be, bb;
-    ck_assert(rb > 0);
-    ck_assert(lw_ggml_block_info(type, &be, &bb));
-    uint8_t *d = malloc((size_t)rows * rb);
-    ck_assert_ptr_nonnull(d);
-    for (size_t i = 0; i < (size_t)rows * rb; i++) d[i] = (uint8_t)lw_rng_next(&rng);
-    for (size_t b = 0; b < (size_t)rows * rb / bb; b++) {
-        uint8_t *blk = d + b * bb;
-        switch (type) {
-        case LW_QN_Q4_1:
-        case LW_QN_Q5_1: put_half(blk, rand_half(true)), put_half(blk + 2, rand_half(true)); break;
-        case LW_QN_Q4_K:
-        case LW_QN_Q5_K: put_half(blk, rand_half(false)), put_half(blk + 2, rand_half(false)); break;
-        case LW_QN_Q6_K: put_half(blk + 208, rand_half(false)); break;
-        default: put_half(blk, rand_half(true)); break;
-        }
-    }
-    return d;
-}
-
-static float *rand_floats(size_t n)
-{
-    float *a = malloc((n ? n : 1) * sizeof *a);
-    ck_assert_ptr_nonnull(a);
-    for (size_t i = 0; i < n; i++) a[i] = (float)(2.0 * lw_rng_uniform(&rng) - 1.0);
-    return a;
-}
-
-/* The weights as runtime/io/dequant.c reads them, [out][in]. */
-static float *dequantised(uint32_t type, const uint8_t *blocks, int out, int in)
-{
-    float *w = malloc((size_t)out * in * sizeof *w);
-    ck_assert_ptr_nonnull(w);
-    ck_assert_int_eq(lw_dequantize(type, blocks, w, (int64_t)out * in), LW_OK);
-    return w;
-}
-
-static double gamma_n(int n)
-{
-    double u = ldexp(1.0, -24);
-    return n * u / (1.0 - n * u);
-}
 
 START_TEST(formats_agree_with_the_file_reader)
 {
-    for (int k = 0; k < N_TYPES; k++) {
-        uint32_t t = TYPES[k];
+    for (int k = 0; k < TL_QN_N_TYPES; k++) {
+        uint32_t t = tl_qn_types[k];
         ck_assert(lw_qn_type_supported(t));
         ck_assert(lw_dequant_supported(t));
         ck_assert_str_eq(lw_qn_type_name(t), lw_ggml_type_name(t));
@@ -101,7 +40,7 @@ START_TEST(formats_agree_with_the_file_reader)
         size_t nb;
         ck_assert(lw_ggml_nbytes(t, in, &nb));
         ck_assert_uint_eq(lw_qn_row_bytes(t, in), nb);
-        ck_assert_uint_eq(lw_qn_row_bytes(t, k_quant(t) ? 288 : 48), 0); /* not a whole number of blocks */
+        ck_assert_uint_eq(lw_qn_row_bytes(t, tl_qn_k_quant(t) ? 288 : 48), 0); /* not a whole number of blocks */
     }
     ck_assert(!lw_qn_type_supported(LW_GGML_F32));
     ck_assert(!lw_qn_type_supported(LW_GGML_Q2_K));
@@ -119,13 +58,13 @@ END_TEST
 START_TEST(row_decode_is_the_file_readers)
 {
     lw_rng_seed(&rng, 3);
-    for (int k = 0; k < N_TYPES; k++) {
+    for (int k = 0; k < TL_QN_N_TYPES; k++) {
         enum { OUT = 5, IN = 512 };
-        uint8_t *blk = rand_blocks(TYPES[k], OUT, IN);
-        float *ref = dequantised(TYPES[k], blk, OUT, IN), row[IN];
+        uint8_t *blk = tl_qn_rand_blocks(&rng, tl_qn_types[k], OUT, IN);
+        float *ref = tl_qn_dequantised(tl_qn_types[k], blk, OUT, IN), row[IN];
         lw_qn_matrix m;
         lw_qn_matrix_init(&m, IN);
-        ck_assert_int_eq(lw_qn_matrix_append(&m, TYPES[k], blk, OUT), LW_OK);
+        ck_assert_int_eq(lw_qn_matrix_append(&m, tl_qn_types[k], blk, OUT), LW_OK);
         double worst = 0;
         for (int o = 0; o < OUT; o++) {
             lw_qn_dequant_row(&m, o, row);
@@ -133,7 +72,7 @@ START_TEST(row_decode_is_the_file_readers)
                 double want = ref[(size_t)o * IN + i];
                 double err = fabs(row[i] - want);
                 ck_assert_msg(err <= 2e-6 * (1 + fabs(want)), "%s row %d col %d: %.9g, want %.9g",
-                              lw_qn_type_name(TYPES[k]), o, i, row[i], want);
+                              lw_qn_type_name(tl_qn_types[k]), o, i, row[i], want);
                 if (err > worst) worst = err;
             }
         }
@@ -145,9 +84,9 @@ END_TEST
 
 static void check_forward(uint32_t type, int T, int in, int out, bool bias)
 {
-    uint8_t *blk = rand_blocks(type, out, in);
-    float *w = dequantised(type, blk, out, in), *x = rand_floats((size_t)T * in);
-    float *b = bias ? rand_floats((size_t)out) : NULL;
+    uint8_t *blk = tl_qn_rand_blocks(&rng, type, out, in);
+    float *w = tl_qn_dequantised(type, blk, out, in), *x = tl_rng_floats(&rng, (size_t)T * in);
+    float *b = bias ? tl_rng_floats(&rng, (size_t)out) : NULL;
     lw_qn_matrix m;
     lw_qn_matrix_init(&m, in);
     ck_assert_int_eq(lw_qn_matrix_append(&m, type, blk, out), LW_OK);
@@ -168,8 +107,8 @@ static void check_forward(uint32_t type, int T, int in, int out, bool bias)
             }
             double bo = b ? b[o] : 0;
             size_t k = (size_t)t * out + o;
-            exact[k] = e + bo, tight[k] = 2 * gamma_n(in + 16) * (ae + fabs(bo)) + 1e-30;
-            fp[k] = f + bo, loose[k] = qb * (1 + 1e-6) + 2 * gamma_n(in + 16) * (ae + af + fabs(bo));
+            exact[k] = e + bo, tight[k] = 2 * tl_gamma_n(in + 16) * (ae + fabs(bo)) + 1e-30;
+            fp[k] = f + bo, loose[k] = qb * (1 + 1e-6) + 2 * tl_gamma_n(in + 16) * (ae + af + fabs(bo));
         }
     float *y = malloc(sizeof(float) * T * out), *y2 = malloc(sizeof(float) * T * out);
     for (int p = LW_CPU_SCALAR; p <= (int)lw_cpu_path_detected(); p++) {
@@ -195,9 +134,9 @@ static void check_forward(uint32_t type, int T, int in, int out, bool bias)
 START_TEST(forward_every_format_every_path)
 {
     lw_rng_seed(&rng, 7 + (uint64_t)_i);
-    uint32_t type = TYPES[_i];
+    uint32_t type = tl_qn_types[_i];
     static const int Ts[] = {1, 3, 6}, Outs[] = {1, 7, 37};
-    const int *ins = k_quant(type) ? (const int[]){256, 768, 512} : (const int[]){32, 96, 576};
+    const int *ins = tl_qn_k_quant(type) ? (const int[]){256, 768, 512} : (const int[]){32, 96, 576};
     for (int a = 0; a < 3; a++)
         for (int c = 0; c < 3; c++) check_forward(type, Ts[a], ins[c], Outs[(a + c) % 3], (a + c) % 2);
 }
@@ -205,9 +144,9 @@ END_TEST
 
 static void check_backward(uint32_t type, int T, int in, int out)
 {
-    uint8_t *blk = rand_blocks(type, out, in);
-    float *w = dequantised(type, blk, out, in), *dy = rand_floats((size_t)T * out);
-    float *dx0 = rand_floats((size_t)T * in), *dx = malloc(sizeof(float) * T * in);
+    uint8_t *blk = tl_qn_rand_blocks(&rng, type, out, in);
+    float *w = tl_qn_dequantised(type, blk, out, in), *dy = tl_rng_floats(&rng, (size_t)T * out);
+    float *dx0 = tl_rng_floats(&rng, (size_t)T * in), *dx = malloc(sizeof(float) * T * in);
     lw_qn_matrix m;
     lw_qn_matrix_init(&m, in);
     ck_assert_int_eq(lw_qn_matrix_append(&m, type, blk, out), LW_OK);
@@ -221,7 +160,7 @@ static void check_backward(uint32_t type, int T, int in, int out)
                     double v = (double)dy[(size_t)t * out + o] * w[(size_t)o * in + i];
                     want += v, a += fabs(v);
                 }
-                double got = dx[(size_t)t * in + i], bound = 2 * gamma_n(out + 16) * a;
+                double got = dx[(size_t)t * in + i], bound = 2 * tl_gamma_n(out + 16) * a;
                 ck_assert_msg(fabs(got - want) <= bound, "%s %s dx[%d,%d]: %.9g, want %.9g (bound %.3g)",
                               lw_qn_type_name(type), lw_cpu_path_name((lw_cpu_path)p), t, i, got, want, bound);
             }
@@ -233,8 +172,8 @@ static void check_backward(uint32_t type, int T, int in, int out)
 START_TEST(backward_every_format_every_path)
 {
     lw_rng_seed(&rng, 17 + (uint64_t)_i);
-    uint32_t type = TYPES[_i];
-    int in = k_quant(type) ? 512 : 96;
+    uint32_t type = tl_qn_types[_i];
+    int in = tl_qn_k_quant(type) ? 512 : 96;
     check_backward(type, 1, in, 5);
     check_backward(type, 4, in, 9);
 }
@@ -246,7 +185,7 @@ START_TEST(segments_and_views)
 {
     lw_rng_seed(&rng, 23);
     enum { IN = 256, A = 6, B = 5, T = 3 };
-    uint8_t *ba = rand_blocks(LW_QN_Q5_0, A, IN), *bb = rand_blocks(LW_QN_Q6_K, B, IN);
+    uint8_t *ba = tl_qn_rand_blocks(&rng, LW_QN_Q5_0, A, IN), *bb = tl_qn_rand_blocks(&rng, LW_QN_Q6_K, B, IN);
     lw_qn_matrix m, ma, mb;
     lw_qn_matrix_init(&m, IN), lw_qn_matrix_init(&ma, IN), lw_qn_matrix_init(&mb, IN);
     ck_assert_int_eq(lw_qn_matrix_append(&m, LW_QN_Q5_0, ba, A), LW_OK);
@@ -255,7 +194,7 @@ START_TEST(segments_and_views)
     ck_assert_int_eq(lw_qn_matrix_append(&mb, LW_QN_Q6_K, bb, B), LW_OK);
     ck_assert_int_eq(m.out, A + B);
     ck_assert_uint_eq(lw_qn_matrix_bytes(&m), lw_qn_matrix_bytes(&ma) + lw_qn_matrix_bytes(&mb));
-    float *x = rand_floats(T * IN), y[T * (A + B)], ya[T * A], yb[T * B];
+    float *x = tl_rng_floats(&rng, T * IN), y[T * (A + B)], ya[T * A], yb[T * B];
     ck_assert_int_eq(matmul_qn_forward(y, x, &m, NULL, T), LW_OK);
     ck_assert_int_eq(matmul_qn_forward(ya, x, &ma, NULL, T), LW_OK);
     ck_assert_int_eq(matmul_qn_forward(yb, x, &mb, NULL, T), LW_OK);
@@ -292,7 +231,7 @@ START_TEST(q8_0_quantised_here_pads_and_bounds)
 {
     lw_rng_seed(&rng, 31);
     enum { OUT = 7, IN = 45, T = 3 };
-    float *w = rand_floats(OUT * IN), *x = rand_floats(T * IN), *dy = rand_floats(T * OUT);
+    float *w = tl_rng_floats(&rng, OUT * IN), *x = tl_rng_floats(&rng, T * IN), *dy = tl_rng_floats(&rng, T * OUT);
     w[3] = 0.0f;   /* an exact zero stays zero */
     for (int i = 32; i < IN; i++) w[IN + i] = 0.0f;   /* an all-zero block: scale 0 */
     lw_qn_matrix m;
@@ -300,7 +239,7 @@ START_TEST(q8_0_quantised_here_pads_and_bounds)
     ck_assert_int_eq(m.in, IN);
     ck_assert_int_eq(m.ld, 64);
     ck_assert_uint_eq(lw_qn_matrix_bytes(&m), OUT * 2 * 34);
-    float *ref = dequantised(LW_QN_Q8_0, m.seg[0].data, OUT, 64), row[IN];
+    float *ref = tl_qn_dequantised(LW_QN_Q8_0, m.seg[0].data, OUT, 64), row[IN];
     for (int o = 0; o < OUT; o++) {
         lw_qn_dequant_row(&m, o, row);
         for (int b = 0; b < 2; b++) {
@@ -366,8 +305,8 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, formats_agree_with_the_file_reader);
     tcase_add_test(tc, row_decode_is_the_file_readers);
-    tcase_add_loop_test(tc, forward_every_format_every_path, 0, N_TYPES);
-    tcase_add_loop_test(tc, backward_every_format_every_path, 0, N_TYPES);
+    tcase_add_loop_test(tc, forward_every_format_every_path, 0, TL_QN_N_TYPES);
+    tcase_add_loop_test(tc, backward_every_format_every_path, 0, TL_QN_N_TYPES);
     tcase_add_test(tc, segments_and_views);
     tcase_add_test(tc, q8_0_quantised_here_pads_and_bounds);
     tcase_add_test(tc, bad_calls_are_refused);

@@ -22,6 +22,7 @@
 #include "dequant.h"
 #include "op_matmul_qn.h"
 #include "op_matmul_qp.h"
+#include "qn_blocks.h"
 #include "rng.h"
 
 #include <math.h>
@@ -32,72 +33,13 @@
 
 static lw_rng rng;
 
-static const uint32_t TYPES[] = {LW_QN_Q8_0, LW_QN_Q4_0, LW_QN_Q4_1, LW_QN_Q5_0,
-                                 LW_QN_Q5_1, LW_QN_Q4_K, LW_QN_Q5_K, LW_QN_Q6_K};
-enum { N_TYPES = sizeof TYPES / sizeof TYPES[0] };
-
-static bool k_quant(uint32_t t) { return t == LW_QN_Q4_K || t == LW_QN_Q5_K || t == LW_QN_Q6_K; }
 static bool have_vnni(void) { return lw_cpu_path_detected() >= LW_CPU_AVX512; }
-
-static uint16_t rand_half(bool sign)
-{
-    uint32_t r = (uint32_t)lw_rng_next(&rng);
-    uint16_t e = (uint16_t)(9 + r % 5), man = (uint16_t)((r >> 8) & 0x3ff);
-    return (uint16_t)((sign && (r >> 20) & 1 ? 0x8000 : 0) | e << 10 | man);
-}
-
-static void put_half(uint8_t *p, uint16_t h) { memcpy(p, &h, 2); }
-
-/* Random blocks with finite fp16 fields (as check_matmul_qn.c's). */
-static uint8_t *rand_blocks(uint32_t type, int rows, int in)
-{
-    size_t rb = lw_qn_row_bytes(type, in), be, bb;
-    ck_assert(rb > 0);
-    ck_assert(lw_ggml_block_info(type, &be, &bb));
-    uint8_t *d = malloc((size_t)rows * rb);
-    ck_assert_ptr_nonnull(d);
-    for (size_t i = 0; i < (size_t)rows * rb; i++) d[i] = (uint8_t)lw_rng_next(&rng);
-    for (size_t b = 0; b < (size_t)rows * rb / bb; b++) {
-        uint8_t *blk = d + b * bb;
-        switch (type) {
-        case LW_QN_Q4_1:
-        case LW_QN_Q5_1: put_half(blk, rand_half(true)), put_half(blk + 2, rand_half(true)); break;
-        case LW_QN_Q4_K:
-        case LW_QN_Q5_K: put_half(blk, rand_half(false)), put_half(blk + 2, rand_half(false)); break;
-        case LW_QN_Q6_K: put_half(blk + 208, rand_half(false)); break;
-        default: put_half(blk, rand_half(true)); break;
-        }
-    }
-    return d;
-}
-
-static float *rand_floats(size_t n)
-{
-    float *a = malloc((n ? n : 1) * sizeof *a);
-    ck_assert_ptr_nonnull(a);
-    for (size_t i = 0; i < n; i++) a[i] = (float)(2.0 * lw_rng_uniform(&rng) - 1.0);
-    return a;
-}
-
-static float *dequantised(uint32_t type, const uint8_t *blocks, int out, int in)
-{
-    float *w = malloc((size_t)out * in * sizeof *w);
-    ck_assert_ptr_nonnull(w);
-    ck_assert_int_eq(lw_dequantize(type, blocks, w, (int64_t)out * in), LW_OK);
-    return w;
-}
-
-static double gamma_n(int n)
-{
-    double u = ldexp(1.0, -24);
-    return n * u / (1.0 - n * u);
-}
 
 static void check_forward(uint32_t type, int T, int in, int out, bool bias)
 {
-    uint8_t *blk = rand_blocks(type, out, in);
-    float *w = dequantised(type, blk, out, in), *x = rand_floats((size_t)T * in);
-    float *b = bias ? rand_floats((size_t)out) : NULL;
+    uint8_t *blk = tl_qn_rand_blocks(&rng, type, out, in);
+    float *w = tl_qn_dequantised(type, blk, out, in), *x = tl_rng_floats(&rng, (size_t)T * in);
+    float *b = bias ? tl_rng_floats(&rng, (size_t)out) : NULL;
     lw_qn_matrix m, plain;
     lw_qn_matrix_init(&m, in), lw_qn_matrix_init(&plain, in);
     ck_assert_int_eq(lw_qn_matrix_append(&m, type, blk, out), LW_OK);
@@ -116,7 +58,7 @@ static void check_forward(uint32_t type, int T, int in, int out, bool bias)
                 e += xq * w[(size_t)o * in + i], ae += fabs(xq * w[(size_t)o * in + i]);
             }
             double bo = b ? b[o] : 0, got = y[(size_t)t * out + o];
-            ck_assert_msg(fabs(got - e - bo) <= 2 * gamma_n(in + 16) * (ae + fabs(bo)) + 1e-30,
+            ck_assert_msg(fabs(got - e - bo) <= 2 * tl_gamma_n(in + 16) * (ae + fabs(bo)) + 1e-30,
                           "%s packed T=%d in=%d out=%d y[%d,%d] %.9g, exact %.9g", lw_qn_type_name(type), T, in, out,
                           t, o, got, e + bo);
         }
@@ -156,9 +98,9 @@ START_TEST(packed_forward_every_format)
 {
     if (!have_vnni()) return;
     lw_rng_seed(&rng, 41 + (uint64_t)_i);
-    uint32_t type = TYPES[_i];
+    uint32_t type = tl_qn_types[_i];
     static const int Ts[] = {1, 5, 64}, Outs[] = {7, 37, 50};
-    const int *ins = k_quant(type) ? (const int[]){256, 768, 512} : (const int[]){32, 96, 576};
+    const int *ins = tl_qn_k_quant(type) ? (const int[]){256, 768, 512} : (const int[]){32, 96, 576};
     for (int a = 0; a < 3; a++)
         for (int c = 0; c < 3; c++) check_forward(type, Ts[a], ins[c], Outs[(a + c) % 3], (a + c) % 2);
 }
@@ -167,10 +109,10 @@ END_TEST
 /* dx = dy w through the requantised w^T, against the exact product. */
 static double check_backward(uint32_t type, int T, int in, int out, int r0, int n)
 {
-    uint8_t *blk = rand_blocks(type, out, in);
-    float *w = dequantised(type, blk, out, in), *dy = rand_floats((size_t)T * n);
+    uint8_t *blk = tl_qn_rand_blocks(&rng, type, out, in);
+    float *w = tl_qn_dequantised(type, blk, out, in), *dy = tl_rng_floats(&rng, (size_t)T * n);
     for (size_t k = 0; k < (size_t)T * n; k += 7) dy[k] *= 20.0f;   /* outliers: coarse blocks */
-    float *dx0 = rand_floats((size_t)T * in), *dx = malloc(sizeof(float) * T * in), *dx2 = malloc(sizeof(float) * T * in);
+    float *dx0 = tl_rng_floats(&rng, (size_t)T * in), *dx = malloc(sizeof(float) * T * in), *dx2 = malloc(sizeof(float) * T * in);
     lw_qn_matrix m;
     lw_qn_matrix_init(&m, in);
     ck_assert_int_eq(lw_qn_matrix_append(&m, type, blk, out), LW_OK);
@@ -204,7 +146,7 @@ static double check_backward(uint32_t type, int T, int in, int out, int r0, int 
                     a += (fabs(g[j]) + sdy[bk]) * (fabs(wi) + dW);
                 }
             }
-            bound = bound * (1 + 1e-6) + 2 * gamma_n(n + 16) * (a + fabs(dx0[(size_t)t * in + i]));
+            bound = bound * (1 + 1e-6) + 2 * tl_gamma_n(n + 16) * (a + fabs(dx0[(size_t)t * in + i]));
             double got = dx[(size_t)t * in + i] - (double)dx0[(size_t)t * in + i];
             ck_assert_msg(fabs(got - want) <= bound, "%s bwd T=%d in=%d out=%d view [%d,+%d) dx[%d,%d]: %.9g, want %.9g (bound %.3g)",
                           lw_qn_type_name(type), T, in, out, r0, n, t, i, got, want, bound);
@@ -230,8 +172,8 @@ START_TEST(packed_backward_every_format)
 {
     if (!have_vnni()) return;
     lw_rng_seed(&rng, 53 + (uint64_t)_i);
-    uint32_t type = TYPES[_i];
-    int in = k_quant(type) ? 512 : 96;
+    uint32_t type = tl_qn_types[_i];
+    int in = tl_qn_k_quant(type) ? 512 : 96;
     double r[4] = {check_backward(type, 1, in, 37, 0, 37), check_backward(type, 6, in, 100, 32, 50),
                    check_backward(type, 64, in, 64, 0, 64), check_backward(type, 3, in, 70, 64, 6)};
     double worst = fmax(fmax(r[0], r[1]), fmax(r[2], r[3]));
@@ -250,7 +192,7 @@ START_TEST(packed_segments)
     enum { IN = 256, A = 20, B = 13, T = 4 };
     for (int k = 0; k < 2; k++) {
         uint32_t tb = k ? LW_QN_Q6_K : LW_QN_Q8_0;
-        uint8_t *ba = rand_blocks(LW_QN_Q5_0, A, IN), *bb = rand_blocks(tb, B, IN);
+        uint8_t *ba = tl_qn_rand_blocks(&rng, LW_QN_Q5_0, A, IN), *bb = tl_qn_rand_blocks(&rng, tb, B, IN);
         lw_qn_matrix m, ma, mb;
         lw_qn_matrix_init(&m, IN), lw_qn_matrix_init(&ma, IN), lw_qn_matrix_init(&mb, IN);
         ck_assert_int_eq(lw_qn_matrix_append(&m, LW_QN_Q5_0, ba, A), LW_OK);
@@ -259,7 +201,7 @@ START_TEST(packed_segments)
         ck_assert_int_eq(lw_qn_matrix_append(&mb, tb, bb, B), LW_OK);
         ck_assert_int_eq(lw_qn_pack_forward(&m), LW_OK);
         ck_assert_int_eq(m.fwd.gs, k ? 1 : 2);
-        float *x = rand_floats(T * IN), y[T * (A + B)], ya[T * A], yb[T * B];
+        float *x = tl_rng_floats(&rng, T * IN), y[T * (A + B)], ya[T * A], yb[T * B];
         ck_assert_int_eq(matmul_qn_forward_on(LW_CPU_AVX512, y, x, &m, NULL, T), LW_OK);
         ck_assert_int_eq(matmul_qn_forward_on(LW_CPU_AVX512, ya, x, &ma, NULL, T), LW_OK);
         ck_assert_int_eq(matmul_qn_forward_on(LW_CPU_AVX512, yb, x, &mb, NULL, T), LW_OK);
@@ -284,7 +226,7 @@ START_TEST(act_quantise_avx512_is_the_scalar)
     static const int shapes[][3] = {{1, 32, 32}, {3, 45, 64}, {5, 576, 576}, {2, 100, 128}, {64, 640, 640}};
     for (int k = 0; k < 5; k++) {
         int T = shapes[k][0], xin = shapes[k][1], in = shapes[k][2];
-        float *x = rand_floats((size_t)T * xin);
+        float *x = tl_rng_floats(&rng, (size_t)T * xin);
         for (int i = 0; i < T * xin; i += 11) x[i] *= 300.0f;
         for (int i = 5; i < T * xin; i += 13) x[i] = 0.0f;
         for (int i = 0; i < xin && i < 32; i++) x[i] = k == 1 ? 0.0f : (float)(i - 16) * 0.5f; /* ties; a zero block */
@@ -306,8 +248,8 @@ int main(void)
     Suite *s = suite_create("matmul_qp");
     TCase *tc = tcase_create("qp");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, packed_forward_every_format, 0, N_TYPES);
-    tcase_add_loop_test(tc, packed_backward_every_format, 0, N_TYPES);
+    tcase_add_loop_test(tc, packed_forward_every_format, 0, TL_QN_N_TYPES);
+    tcase_add_loop_test(tc, packed_backward_every_format, 0, TL_QN_N_TYPES);
     tcase_add_test(tc, packed_segments);
     tcase_add_test(tc, act_quantise_avx512_is_the_scalar);
     suite_add_tcase(s, tc);
