@@ -30,7 +30,6 @@
 #include "run_dir.h"
 #include "train_log.h"
 
-enum { RESAMPLES = 1000, BOOT_SEED = 1 };
 
 bool lw_bridge_answer_task(const lw_pair *pair, int argc, char **argv, lw_task *task)
 {
@@ -212,18 +211,6 @@ done:
     return rc;
 }
 
-typedef struct {
-    double mean, lo, hi;
-} stat;
-
-static lw_status summarise(const double *v, int n, stat *s)
-{
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += v[i];
-    s->mean = sum / n;
-    return lw_bootstrap_mean_ci(v, n, RESAMPLES, BOOT_SEED, &s->lo, &s->hi);
-}
-
 int lw_cmd_eval_bridge_answer(const lw_pair *pair, const lw_task *task, int argc, char **argv)
 {
     ba_args a;
@@ -273,10 +260,10 @@ int lw_cmd_eval_bridge_answer(const lw_pair *pair, const lw_task *task, int argc
     }
     if (!a.quiet) fprintf(stderr, "\n");
     double secs = lw_now_s() - t0;
-    stat sm[2] = {{0}};
+    lw_mean_ci sm[2] = {{0}};
     int n_sum = squad ? 2 : 1;
     for (int k = 0; k < n_sum; k++)
-        if (summarise(v[k], d.n, &sm[k])) {
+        if (lw_answer_mean_ci(v[k], d.n, &sm[k])) {
             fprintf(stderr, "lw eval: metrics: %s\n", lw_last_error());
             goto done;
         }
@@ -303,7 +290,8 @@ int lw_cmd_eval_bridge_answer(const lw_pair *pair, const lw_task *task, int argc
             snprintf(key, sizeof key, "%s_ci95", names[!squad][k]);
             json_object_set_new(o, key, json_pack("[f, f]", sm[k].lo, sm[k].hi));
         }
-        json_object_set_new(o, "bootstrap", json_pack("{s:i, s:i}", "resamples", RESAMPLES, "seed", BOOT_SEED));
+        json_object_set_new(o, "bootstrap", json_pack("{s:i, s:i}", "resamples", LW_ANSWER_RESAMPLES,
+                                                        "seed", LW_ANSWER_BOOT_SEED));
         json_object_set_new(o, "max_new_tokens", json_integer(task->max_new_tokens));
         json_object_set_new(o, "mean_prompt_tokens", json_real(prompt / d.n));
         json_object_set_new(o, "mean_generated_tokens", json_real(gen / d.n));

@@ -15,7 +15,6 @@
 #include "lw_cli.h"
 #include "metrics.h"
 
-enum { RESAMPLES = 1000, SEED = 1 };
 
 typedef struct {
     const char *task, *split, *method, *json, *tasks_dir;
@@ -85,16 +84,8 @@ static bool parse(const lw_manifest *m, const lw_task *task, int argc, char **ar
 typedef struct {
     const char *name;       /* JSON key */
     const char *label;      /* table */
-    double mean, lo, hi;
+    lw_mean_ci ci;
 } summary;
-
-static lw_status summarise(const double *v, int n, summary *s)
-{
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += v[i];
-    s->mean = sum / n;
-    return lw_bootstrap_mean_ci(v, n, RESAMPLES, SEED, &s->lo, &s->hi);
-}
 
 static json_t *rows_json(const lw_task *t, const lw_answer_data *d, const lw_answer_result *r)
 {
@@ -144,15 +135,16 @@ static lw_status write_json(const lw_manifest *m, const lw_task *t, const answer
                                                                                        : "gsm8k_number"));
     for (int k = 0; k < n_sum; k++) {
         char key[64];
-        json_object_set_new(o, s[k].name, json_real(s[k].mean));
+        json_object_set_new(o, s[k].name, json_real(s[k].ci.mean));
         snprintf(key, sizeof key, "%s_ci95", s[k].name);
-        json_object_set_new(o, key, json_pack("[f, f]", s[k].lo, s[k].hi));
+        json_object_set_new(o, key, json_pack("[f, f]", s[k].ci.lo, s[k].ci.hi));
     }
     if (t->kind == LW_TASK_CHOICE) {
         json_object_set_new(o, "chance", json_real(chance));
         json_object_set_new(o, "majority", json_real(majority));
     }
-    json_object_set_new(o, "bootstrap", json_pack("{s:i, s:i}", "resamples", RESAMPLES, "seed", SEED));
+    json_object_set_new(o, "bootstrap", json_pack("{s:i, s:i}", "resamples", LW_ANSWER_RESAMPLES,
+                                                    "seed", LW_ANSWER_BOOT_SEED));
     if (t->kind == LW_TASK_GENERATE) json_object_set_new(o, "max_new_tokens", json_integer(t->max_new_tokens));
     double prompt = 0, gen = 0;
     for (int i = 0; i < d->n; i++) prompt += r[i].prompt_tokens, gen += r[i].gen_tokens;
@@ -195,8 +187,8 @@ int lw_cmd_eval_answer(const lw_manifest *m, const lw_task *task, int argc, char
     }
     double secs = lw_now_s() - t0;
     bool squad = task->kind == LW_TASK_GENERATE && task->metric == LW_METRIC_SQUAD_EM_F1;
-    summary s[2] = {{"exact_match", "exact match", 0, 0, 0}, {"f1", "F1", 0, 0, 0}};
-    if (!squad) s[0] = (summary){"accuracy", "accuracy", 0, 0, 0};
+    summary s[2] = {{.name = "exact_match", .label = "exact match"}, {.name = "f1", .label = "F1"}};
+    if (!squad) s[0] = (summary){.name = "accuracy", .label = "accuracy"};
     double chance = 0, majority = 0;
     int max_choices = 0;
     for (int i = 0; i < d.n; i++) {
@@ -213,7 +205,7 @@ int lw_cmd_eval_answer(const lw_manifest *m, const lw_task *task, int argc, char
     free(count);
     int n_sum = squad ? 2 : 1;
     for (int k = 0; k < n_sum; k++)
-        if (summarise(v[k], d.n, &s[k])) {
+        if (lw_answer_mean_ci(v[k], d.n, &s[k].ci)) {
             fprintf(stderr, "lw eval: metrics: %s\n", lw_last_error());
             goto done;
         }
@@ -225,7 +217,7 @@ int lw_cmd_eval_answer(const lw_manifest *m, const lw_task *task, int argc, char
                task->budget_field, a.o.budget, field / d.n);
     }
     for (int k = 0; k < n_sum; k++)
-        printf("  %-11s %.4f  [%.4f, %.4f]\n", s[k].label, s[k].mean, s[k].lo, s[k].hi);
+        printf("  %-11s %.4f  [%.4f, %.4f]\n", s[k].label, s[k].ci.mean, s[k].ci.lo, s[k].ci.hi);
     if (task->kind == LW_TASK_CHOICE) printf("  %-11s %.4f\n  %-11s %.4f\n", "chance", chance, "majority", majority);
     if (a.json && write_json(m, task, &a, &d, r, s, n_sum, chance, majority, secs)) {
         fprintf(stderr, "lw eval: writing JSON: %s\n", lw_last_error());

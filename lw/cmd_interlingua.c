@@ -29,7 +29,6 @@
 #include "run_dir.h"
 #include "train_log.h"
 
-enum { RESAMPLES = 1000, BOOT_SEED = 1 };
 
 bool lw_interlingua_task(const lw_pair *pair, int argc, char **argv, lw_task *task)
 {
@@ -162,18 +161,6 @@ done:
     return rc;
 }
 
-typedef struct {
-    double mean, lo, hi;
-} stat;
-
-static lw_status summarise(const double *v, int n, stat *s)
-{
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += v[i];
-    s->mean = sum / n;
-    return lw_bootstrap_mean_ci(v, n, RESAMPLES, BOOT_SEED, &s->lo, &s->hi);
-}
-
 int lw_cmd_eval_interlingua(const lw_pair *pair, const lw_task *task, int argc, char **argv)
 {
     il_args a;
@@ -233,9 +220,9 @@ int lw_cmd_eval_interlingua(const lw_pair *pair, const lw_task *task, int argc, 
     }
     if (!a.quiet) fprintf(stderr, "\n");
     double secs = lw_now_s() - t0;
-    stat sem[V], sf1[V];
+    lw_mean_ci sem[V], sf1[V];
     for (int k = 0; k < V; k++)
-        if (summarise(em[k], d.n, &sem[k]) || summarise(f1[k], d.n, &sf1[k])) {
+        if (lw_answer_mean_ci(em[k], d.n, &sem[k]) || lw_answer_mean_ci(f1[k], d.n, &sf1[k])) {
             fprintf(stderr, "lw eval: metrics: %s\n", lw_last_error());
             goto done;
         }
@@ -273,7 +260,8 @@ int lw_cmd_eval_interlingua(const lw_pair *pair, const lw_task *task, int argc, 
                                       "sender_prompt_tokens_per_latent", prompt_tok[0] / d.n / M,
                                       "receiver_prompt_tokens_per_latent", prompt_tok[1] / d.n / M,
                                       "encoder_tokens_per_latent", enc_tok / d.n / M));
-        json_object_set_new(o, "bootstrap", json_pack("{s:i, s:i}", "resamples", RESAMPLES, "seed", BOOT_SEED));
+        json_object_set_new(o, "bootstrap", json_pack("{s:i, s:i}", "resamples", LW_ANSWER_RESAMPLES,
+                                                        "seed", LW_ANSWER_BOOT_SEED));
         json_object_set_new(o, "seconds", json_real(secs));
         for (int i = 0; i < d.n; i++)
             json_array_append_new(rows, json_pack("{s:s, s:s, s:s, s:s, s:f}", "gold", d.rows[i].golds[0], "sender",

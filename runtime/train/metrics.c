@@ -145,3 +145,12 @@ lw_status lw_bootstrap_mean_ci(const double *v, int n, int resamples, uint64_t s
     free(means);
     return LW_OK;
 }
+
+lw_status lw_answer_mean_ci(const double *v, int n, lw_mean_ci *out)
+{
+    if (n < 1) return lw_fail(LW_ERR_INVALID, "a mean of %d values", n);
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += v[i];
+    out->mean = sum / n;
+    return lw_bootstrap_mean_ci(v, n, LW_ANSWER_RESAMPLES, LW_ANSWER_BOOT_SEED, &out->lo, &out->hi);
+}

@@ -36,4 +36,14 @@ lw_status lw_bootstrap_ci(const int *gold, const int *pred, int n, int n_classes
  * 0/1 correctness of tasks whose answer is written or chosen): n >= 1. */
 lw_status lw_bootstrap_mean_ci(const double *values, int n, int resamples, uint64_t seed, double *lo, double *hi);
 
+/* How the answer tasks report a mean (lw eval on a generate or choice task,
+ * the bridge on answers, the interlingua): the mean of the per-example
+ * scores and its 95% percentile-bootstrap interval, always with the same
+ * resamples and seed (written into each JSON beside the figures). */
+enum { LW_ANSWER_RESAMPLES = 1000, LW_ANSWER_BOOT_SEED = 1 };
+typedef struct {
+    double mean, lo, hi;
+} lw_mean_ci;
+lw_status lw_answer_mean_ci(const double *values, int n, lw_mean_ci *out);
+
 #endif
