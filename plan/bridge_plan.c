@@ -6,6 +6,7 @@
  * the projections read off one LayerNorm are listed v, k, q, so backward
  * adds q's, then k's, then v's input gradient. */
 #include "bridge_plan.h"
+#include "plan_compare.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -197,15 +198,6 @@ const char *lw_bridge_grad_name(lw_bridge_grad g)
         [LW_BG_DV] = "dv", [LW_BG_DH] = "dh", [LW_BG_DG] = "dg", [LW_BG_DZ] = "dz"};
     return (unsigned)g < LW_BG_COUNT ? names[g] : "?";
 }
-
-#define DIFF_AS(field, fmt, show, x, y)                                                                          \
-    do {                                                                                                         \
-        if ((x) != (y))                                                                                          \
-            return lw_fail(LW_ERR_INVALID, "%s: %s differs: " fmt " here, " fmt " in the other", what, field,   \
-                           show(x), show(y));                                                                    \
-    } while (0)
-#define AS_IS(v) (v)
-#define DIFF(field, fmt, x, y) DIFF_AS(field, fmt, AS_IS, x, y)
 
 static lw_status compare_op(const lw_bridge_op *a, const lw_bridge_op *b, const char *what)
 {

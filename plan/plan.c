@@ -5,6 +5,7 @@
  * The gradient slots chosen here are what the backward walk reads and
  * writes: a value and the in-place ops over it keep one gradient buffer. */
 #include "plan.h"
+#include "plan_compare.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -215,16 +216,6 @@ const char *lw_plan_grad_name(lw_plan_grad g)
         [LW_GRAD_DUP] = "dup", [LW_GRAD_DHID] = "dhid"};
     return (unsigned)g < LW_GRAD_COUNT ? names[g] : "?";
 }
-
-/* Values compared as they are, printed as fmt (names through show). */
-#define DIFF_AS(field, fmt, show, x, y)                                                                          \
-    do {                                                                                                         \
-        if ((x) != (y))                                                                                          \
-            return lw_fail(LW_ERR_INVALID, "%s: %s differs: " fmt " here, " fmt " in the other", what, field,   \
-                           show(x), show(y));                                                                    \
-    } while (0)
-#define AS_IS(v) (v)
-#define DIFF(field, fmt, x, y) DIFF_AS(field, fmt, AS_IS, x, y)
 
 static lw_status compare_op(const lw_plan_op *a, const lw_plan_op *b, const char *what)
 {

@@ -9,7 +9,7 @@
 
 #include <stdbool.h>
 
-#include "bridge.h"
+#include "bridge_params.h"
 #include "bridge_plan.h"
 
 /* Slot s of block l (l ignored for model-level and shared slots), or
