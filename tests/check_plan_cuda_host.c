@@ -385,7 +385,7 @@ START_TEST(packed_backward_matches_the_cpu)
     OK(lw_plan_cuda_forward(&b, &call, &complete));
     ck_assert(complete);
     OK(lw_plan_cuda_backward(&b, T, 0, T, (lw_cuda_ptr)(uintptr_t)dl, dt));
-    char what[96];
+    char what[160];   /* a family name (up to 63) and a label */
     snprintf(what, sizeof what, "%s packed logits", c.name);
     expect_close(what, lt, lc, nl, 1e-4);
     snprintf(what, sizeof what, "%s packed d_embeds", c.name);
