@@ -306,12 +306,7 @@ int lw_cmd_eval_bridge_answer(const lw_pair *pair, const lw_task *task, int argc
             json_array_append_new(rows, r);
         }
         json_object_set_new(o, "rows", rows);
-        char *text = json_dumps(o, JSON_INDENT(2));
-        json_decref(o);
-        lw_status st = text ? lw_write_file_atomic(a.json, text, strlen(text), NULL)
-                            : lw_fail(LW_ERR_NOMEM, "eval: building the JSON");
-        free(text);
-        if (st) {
+        if (lw_json_write_atomic(a.json, o)) {
             fprintf(stderr, "lw eval: writing JSON: %s\n", lw_last_error());
             goto done;
         }

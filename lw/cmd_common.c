@@ -227,3 +227,13 @@ bool lw_threads_apply(const char *cmd, int given)
     }
     return true;
 }
+
+lw_status lw_json_write_atomic(const char *path, json_t *o)
+{
+    char *text = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+    json_decref(o);
+    if (!text) return lw_fail(LW_ERR_NOMEM, "%s: building the JSON", path);
+    lw_status st = lw_write_file_atomic(path, text, strlen(text), NULL);
+    free(text);
+    return st;
+}

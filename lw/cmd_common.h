@@ -11,6 +11,8 @@
 
 #include <stdbool.h>
 
+#include <jansson.h>
+
 #include "bridge.h"
 #include "manifest.h"
 #include "model.h"
@@ -78,5 +80,9 @@ void lw_bridge_side_close(lw_bridge_side *b);
  * *has_seed / *has_M say the command line did not give them (they are set
  * when taken). No file is fine; a bad one is not. */
 lw_status lw_run_json_read(const char *checkpoint, int *seed, bool *has_seed, int *M, bool *has_M);
+
+/* Writes o as indented JSON to path, atomically (a reader sees the old file
+ * or the whole new one); takes o (decref'd here, also on failure). */
+lw_status lw_json_write_atomic(const char *path, json_t *o);
 
 #endif

@@ -153,12 +153,7 @@ static lw_status write_json(const lw_manifest *m, const lw_task *t, const answer
     json_object_set_new(o, "seconds", json_real(secs));
     json_object_set_new(o, "seconds_per_example", json_real(secs / d->n));
     json_object_set_new(o, "rows", rows_json(t, d, r));
-    char *text = json_dumps(o, JSON_INDENT(2));
-    json_decref(o);
-    if (!text) return lw_fail(LW_ERR_NOMEM, "eval: building the JSON");
-    lw_status st = lw_write_file_atomic(a->json, text, strlen(text), NULL);
-    free(text);
-    return st;
+    return lw_json_write_atomic(a->json, o);
 }
 
 int lw_cmd_eval_answer(const lw_manifest *m, const lw_task *task, int argc, char **argv)

@@ -268,12 +268,7 @@ int lw_cmd_eval_interlingua(const lw_pair *pair, const lw_task *task, int argc, 
                                                   ans[0][i], "receiver", ans[1][i], "joint", ans[2][i], "joint_f1",
                                                   f1[2][i]));
         json_object_set_new(o, "rows", rows);
-        char *text = json_dumps(o, JSON_INDENT(2));
-        json_decref(o);
-        lw_status st = text ? lw_write_file_atomic(a.json, text, strlen(text), NULL)
-                            : lw_fail(LW_ERR_NOMEM, "eval: building the JSON");
-        free(text);
-        if (st) {
+        if (lw_json_write_atomic(a.json, o)) {
             fprintf(stderr, "lw eval: writing JSON: %s\n", lw_last_error());
             goto done;
         }
