@@ -4,25 +4,13 @@
 
 #include "cpu_threads.h"
 #include "op_matmul_qn_decode.h"
+#include "op_matmul_qn_matrix.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-void lw_qp_free(lw_qp *p)
-{
-    free(p->u), free(p->s), free(p->c);
-    memset(p, 0, sizeof *p);
-}
-
 static size_t panels(int rows) { return (size_t)(rows + 15) / 16; }
-
-size_t lw_qp_bytes(const lw_qp *p)
-{
-    if (!p->u) return 0;
-    size_t np = panels(p->rows), ng = (size_t)p->ldp / (16 * (size_t)p->gs);
-    return np * (size_t)p->ldp * 16 + 2 * np * ng * 16 * sizeof(float);
-}
 
 /* Zeroed storage for rows x ldp; panels past rows stay zero (they add
  * nothing and are never stored). */
@@ -156,34 +144,6 @@ lw_status lw_qn_pack_backward(lw_qn_matrix *m)
     scratch_free(&r);
     m->bwd = p;
     return LW_OK;
-}
-
-lw_qp lw_qp_rows_view_fwd(const lw_qp *p, int r0, int n)
-{
-    lw_qp v;
-    memset(&v, 0, sizeof v);
-    if (!p->u || r0 % 16 || r0 < 0 || n <= 0 || r0 + n > p->rows) return v;
-    size_t P = (size_t)r0 / 16, ng = (size_t)p->ldp / (16 * (size_t)p->gs);
-    v = *p;
-    v.u = p->u + P * (size_t)p->ldp * 16;
-    v.s = p->s + P * ng * 16;
-    v.c = p->c + P * ng * 16;
-    v.rows = n;
-    return v;
-}
-
-lw_qp lw_qp_rows_view_bwd(const lw_qp *p, int r0, int n)
-{
-    lw_qp v;
-    memset(&v, 0, sizeof v);
-    /* rows of w are columns of w^T: a view starts at a block of 32 of them
-     * (dy's columns past n are zeros, so the stored columns behind them,
-     * other rows of w, add nothing) */
-    if (!p->u || r0 % 32 || r0 < 0 || n <= 0 || p->c0 + r0 + n > p->ldp) return v;
-    v = *p;
-    v.c0 = p->c0 + r0;
-    v.cols = (n + 31) / 32 * 32;
-    return v;
 }
 
 /* --- the product over the pool --------------------------------------------- */
