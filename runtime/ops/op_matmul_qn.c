@@ -1,12 +1,15 @@
-/* Products on GGUF blocks (op_matmul_qn.h): the matrices, the quantisation
- * of x, the dispatch to a path, the scalar reference kernel and the
- * backward. */
+/* Products on GGUF blocks (op_matmul_qn.h): the quantisation of x, the
+ * dispatch to a path (the packed kernel of op_matmul_qp.h over the thread
+ * pool when the matrix has a packed copy), the scalar reference kernel, the
+ * backward and --dtype q8's matrices. The matrix itself is
+ * op_matmul_qn_matrix.c's. */
 #include "op_matmul_qn.h"
 
+#include "cpu_threads.h"
 #include "op_matmul_qn_decode.h"
 #include "op_matmul_qn_kernels.h"
 #include "op_matmul_qn_matrix.h"
-#include "op_matmul_qp.h"
+#include "op_matmul_qp_kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -44,7 +47,6 @@ static lw_status scratch_alloc(qn_scratch *sc, int in)
     scratch_free(sc);
     return lw_fail(LW_ERR_NOMEM, "native product: scratch for a row of %d", in);
 }
-
 
 /* fp32 to fp16, to nearest even (GGML_FP32_TO_FP16 on x86 rounds so too). */
 static uint16_t f16_of(float f)
@@ -181,6 +183,33 @@ void qn_forward_scalar(float *y, const lw_qn_act *a, const lw_qn_segment *seg, i
             y[(size_t)t * out + o] = acc + (b ? b[o] : 0.0f);
         }
     }
+}
+
+/* --- the packed product (op_matmul_qp.h) over the pool, by ranges of panels:
+ * y[T, p->rows] (+)= a @ p^T (+ b) ----------------------------------------- */
+
+typedef struct {
+    float *y;
+    int ldy, n;
+    const lw_qn_act *a;
+    const lw_qp *p;
+    const float *b;
+    bool acc;
+} qp_job;
+
+static void qp_range(void *ctx, int c)
+{
+    const qp_job *j = ctx;
+    int np = (j->p->rows + 15) / 16;   /* panels */
+    qp_forward_avx512(j->y, j->ldy, j->a, j->p, j->b, j->acc, lw_range_start(np, c, j->n),
+                      lw_range_start(np, c + 1, j->n));
+}
+
+static void qp_forward_par(float *y, int ldy, const lw_qn_act *a, const lw_qp *p, const float *b, bool acc)
+{
+    qp_job j = {.y = y, .ldy = ldy, .a = a, .p = p, .b = b, .acc = acc};
+    j.n = lw_out_split(2.0 * a->T * (double)p->cols * p->rows, p->rows);
+    lw_parallel_for(j.n, qp_range, &j);
 }
 
 /* --- dispatch -------------------------------------------------------------- */

@@ -1,8 +1,7 @@
-/* Packing the block products' weights once (op_matmul_qp.h), and the packed
- * product split over the thread pool. */
+/* Packing the block products' weights once (op_matmul_qp.h); the packed
+ * product is split over the thread pool by op_matmul_qn.c. */
 #include "op_matmul_qp.h"
 
-#include "cpu_threads.h"
 #include "op_matmul_qn_decode.h"
 #include "op_matmul_qn_matrix.h"
 
@@ -144,30 +143,4 @@ lw_status lw_qn_pack_backward(lw_qn_matrix *m)
     scratch_free(&r);
     m->bwd = p;
     return LW_OK;
-}
-
-/* --- the product over the pool --------------------------------------------- */
-
-typedef struct {
-    float *y;
-    int ldy, n;
-    const lw_qn_act *a;
-    const lw_qp *p;
-    const float *b;
-    bool acc;
-} qp_job;
-
-static void qp_range(void *ctx, int c)
-{
-    const qp_job *j = ctx;
-    int np = (int)panels(j->p->rows);
-    qp_forward_avx512(j->y, j->ldy, j->a, j->p, j->b, j->acc, lw_range_start(np, c, j->n),
-                      lw_range_start(np, c + 1, j->n));
-}
-
-void qp_forward_par(float *y, int ldy, const lw_qn_act *a, const lw_qp *p, const float *b, bool acc)
-{
-    qp_job j = {.y = y, .ldy = ldy, .a = a, .p = p, .b = b, .acc = acc};
-    j.n = lw_out_split(2.0 * a->T * (double)p->cols * p->rows, p->rows);
-    lw_parallel_for(j.n, qp_range, &j);
 }

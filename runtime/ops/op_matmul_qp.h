@@ -39,13 +39,7 @@ lw_status lw_qn_pack_forward(lw_qn_matrix *m);
 lw_status lw_qn_pack_backward(lw_qn_matrix *m);
 /* Freeing, sizing and viewing a packed copy: op_matmul_qn_matrix.h. */
 
-/* y[t, o] (row stride ldy) for o in the panels [p0, p1) of p, every row of
- * a (a->in == p->cols); acc: y += the product (b ignored), else y = it + b. */
-void qp_forward_avx512(float *y, int ldy, const lw_qn_act *a, const lw_qp *p, const float *b, bool acc, int p0,
-                       int p1);
-
-/* The whole product over the thread pool, by ranges of panels:
- * y[T, p->rows] (+)= a @ p^T (+ b). */
-void qp_forward_par(float *y, int ldy, const lw_qn_act *a, const lw_qp *p, const float *b, bool acc);
+/* The panel kernel that reads the packed copies: op_matmul_qp_kernels.h;
+ * the products (op_matmul_qn.h) call it, split over the thread pool. */
 
 #endif
