@@ -3,6 +3,7 @@
  * same lowering and layout (plan.c, plan_memory.c) this binary links, so
  * they differ only when the two were built from different sources. */
 #include "pair.h"
+#include "plan_compare.h"
 
 lw_status lw_pair_memory_shape(const lw_manifest *m, int model, lw_plan_shape *out)
 {

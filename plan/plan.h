@@ -172,10 +172,6 @@ static inline bool lw_plan_layer_local(const lw_plan *p, int l)
     return p->sliding_window > 0 && p->global_every > 0 && (l + 1) % p->global_every != 0;
 }
 
-/* LW_OK when a and b are the same plan; otherwise an error naming the first
- * difference (which step, which field, both values), as context `what`. */
-lw_status lw_plan_compare(const lw_plan *a, const lw_plan *b, const char *what);
-
 /* Names for messages and dumps. */
 const char *lw_op_kind_name(lw_op_kind k);
 const char *lw_plan_slot_name(lw_plan_slot s);

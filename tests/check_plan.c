@@ -16,6 +16,7 @@
 #include "manifest.h"
 #include "pair.h"
 #include "plan.h"
+#include "plan_compare.h"
 #include "bridge_plan.h"
 
 #include <stdio.h>

@@ -12,7 +12,7 @@
 #include "bf16.h"
 #include "model.h"
 #include "model_config.h"
-#include "op_matmul_qn.h"
+#include "op_matmul_qn_matrix.h"
 #include "plan.h"
 
 /* One frozen matrix as the set's dtype holds it: one member is filled, or

@@ -1,98 +1,19 @@
-/* Products on GGUF blocks (op_matmul_qn.h): the matrices, the quantisation
- * of x, the dispatch to a path, the scalar reference kernel and the
- * backward. */
+/* Products on GGUF blocks (op_matmul_qn.h): the quantisation of x, the
+ * dispatch to a path (the packed kernel of op_matmul_qp.h over the thread
+ * pool when the matrix has a packed copy), the scalar reference kernel, the
+ * backward and --dtype q8's matrices. The matrix itself is
+ * op_matmul_qn_matrix.c's. */
 #include "op_matmul_qn.h"
 
+#include "cpu_threads.h"
 #include "op_matmul_qn_decode.h"
 #include "op_matmul_qn_kernels.h"
-#include "op_matmul_qp.h"
+#include "op_matmul_qn_matrix.h"
+#include "op_matmul_qp_kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const struct {
-    uint32_t type;
-    const char *name;
-    int block_elems, block_bytes;
-} formats[] = {
-    {LW_QN_Q4_0, "Q4_0", 32, 18}, {LW_QN_Q4_1, "Q4_1", 32, 20}, {LW_QN_Q5_0, "Q5_0", 32, 22},
-    {LW_QN_Q5_1, "Q5_1", 32, 24}, {LW_QN_Q8_0, "Q8_0", 32, 34}, {LW_QN_Q4_K, "Q4_K", 256, 144},
-    {LW_QN_Q5_K, "Q5_K", 256, 176}, {LW_QN_Q6_K, "Q6_K", 256, 210},
-};
-
-static int format_index(uint32_t type)
-{
-    for (int i = 0; i < (int)(sizeof formats / sizeof formats[0]); i++)
-        if (formats[i].type == type) return i;
-    return -1;
-}
-
-bool lw_qn_type_supported(uint32_t type) { return format_index(type) >= 0; }
-
-const char *lw_qn_type_name(uint32_t type)
-{
-    int i = format_index(type);
-    return i < 0 ? "?" : formats[i].name;
-}
-
-size_t lw_qn_row_bytes(uint32_t type, int in)
-{
-    int i = format_index(type);
-    if (i < 0 || in <= 0 || in % formats[i].block_elems) return 0;
-    return (size_t)(in / formats[i].block_elems) * (size_t)formats[i].block_bytes;
-}
-
-void lw_qn_matrix_init(lw_qn_matrix *m, int in)
-{
-    memset(m, 0, sizeof *m);
-    m->in = m->ld = in;
-    m->owns = true;
-}
-
-lw_status lw_qn_matrix_append(lw_qn_matrix *m, uint32_t type, const void *blocks, int rows)
-{
-    size_t rb = lw_qn_row_bytes(type, m->ld);
-    if (!rb) return lw_fail(LW_ERR_UNSUPPORTED, "native matrix: no product reads type %u rows of %d", type, m->ld);
-    if (!m->owns || rows <= 0 || m->nseg == LW_QN_MAX_SEGMENTS)
-        return lw_fail(LW_ERR_INVALID, "native matrix: cannot append %d rows (%d segments)", rows, m->nseg);
-    uint8_t *copy = malloc((size_t)rows * rb);
-    if (!copy) return lw_fail(LW_ERR_NOMEM, "native matrix: %d rows of %s", rows, lw_qn_type_name(type));
-    memcpy(copy, blocks, (size_t)rows * rb);
-    m->seg[m->nseg++] = (lw_qn_segment){.row0 = m->out, .rows = rows, .type = type, .row_bytes = rb, .data = copy};
-    m->out += rows;
-    return LW_OK;
-}
-
-void lw_qn_matrix_free(lw_qn_matrix *m)
-{
-    if (m->owns) {
-        for (int i = 0; i < m->nseg; i++) free((void *)m->seg[i].data);
-        lw_qp_free(&m->fwd), lw_qp_free(&m->bwd);
-    }
-    memset(m, 0, sizeof *m);
-}
-
-lw_qn_matrix lw_qn_rows_view(const lw_qn_matrix *m, int r0, int n)
-{
-    lw_qn_matrix v = {.out = n, .in = m->in, .ld = m->ld, .owns = false,
-                      .fwd = lw_qp_rows_view_fwd(&m->fwd, r0, n), .bwd = lw_qp_rows_view_bwd(&m->bwd, r0, n)};
-    for (int i = 0; i < m->nseg; i++) {
-        const lw_qn_segment *s = &m->seg[i];
-        int a = s->row0 > r0 ? s->row0 : r0, e = s->row0 + s->rows < r0 + n ? s->row0 + s->rows : r0 + n;
-        if (a >= e) continue;
-        v.seg[v.nseg++] = (lw_qn_segment){.row0 = a - r0, .rows = e - a, .type = s->type, .row_bytes = s->row_bytes,
-                                          .data = s->data + (size_t)(a - s->row0) * s->row_bytes};
-    }
-    return v;
-}
-
-size_t lw_qn_matrix_bytes(const lw_qn_matrix *m)
-{
-    size_t n = 0;
-    for (int i = 0; i < m->nseg; i++) n += (size_t)m->seg[i].rows * m->seg[i].row_bytes;
-    return n + lw_qp_bytes(&m->fwd) + lw_qp_bytes(&m->bwd);
-}
 
 static const lw_qn_segment *segment_of(const lw_qn_matrix *m, int o)
 {
@@ -105,11 +26,7 @@ static const lw_qn_segment *segment_of(const lw_qn_matrix *m, int o)
 static void dequant_row(const lw_qn_segment *sg, int o, int in, qn_scratch sc, float *dst)
 {
     qn_decode_row(sg->type, sg->data + (size_t)(o - sg->row0) * sg->row_bytes, in, sc.u, sc.s, sc.m, sc.c);
-    int z = qn_zero(sg->type);
-    for (int i = 0; i < in; i++) {
-        float t = sc.s[i / 16] * (float)((int)sc.u[i] - z);
-        dst[i] = t + sc.m[i / 32];
-    }
+    qn_widen(sg->type, sc.u, sc.s, sc.m, in, dst);
 }
 
 static void scratch_free(qn_scratch *sc)
@@ -129,23 +46,6 @@ static lw_status scratch_alloc(qn_scratch *sc, int in)
     if (sc->u && sc->s && sc->m && sc->c && sc->up && sc->sp && sc->cp) return LW_OK;
     scratch_free(sc);
     return lw_fail(LW_ERR_NOMEM, "native product: scratch for a row of %d", in);
-}
-
-
-void lw_qn_dequant_row(const lw_qn_matrix *m, int o, float *dst)
-{
-    const lw_qn_segment *sg = segment_of(m, o);
-    qn_scratch sc;
-    float *row = malloc((size_t)m->ld * sizeof *row);
-    if (!sg || !row || scratch_alloc(&sc, m->ld) != LW_OK) {
-        memset(dst, 0, (size_t)m->in * sizeof *dst);
-        free(row);
-        return;
-    }
-    dequant_row(sg, o, m->ld, sc, row);
-    memcpy(dst, row, (size_t)m->in * sizeof *dst);
-    free(row);
-    scratch_free(&sc);
 }
 
 /* fp32 to fp16, to nearest even (GGML_FP32_TO_FP16 on x86 rounds so too). */
@@ -283,6 +183,33 @@ void qn_forward_scalar(float *y, const lw_qn_act *a, const lw_qn_segment *seg, i
             y[(size_t)t * out + o] = acc + (b ? b[o] : 0.0f);
         }
     }
+}
+
+/* --- the packed product (op_matmul_qp.h) over the pool, by ranges of panels:
+ * y[T, p->rows] (+)= a @ p^T (+ b) ----------------------------------------- */
+
+typedef struct {
+    float *y;
+    int ldy, n;
+    const lw_qn_act *a;
+    const lw_qp *p;
+    const float *b;
+    bool acc;
+} qp_job;
+
+static void qp_range(void *ctx, int c)
+{
+    const qp_job *j = ctx;
+    int np = (j->p->rows + 15) / 16;   /* panels */
+    qp_forward_avx512(j->y, j->ldy, j->a, j->p, j->b, j->acc, lw_range_start(np, c, j->n),
+                      lw_range_start(np, c + 1, j->n));
+}
+
+static void qp_forward_par(float *y, int ldy, const lw_qn_act *a, const lw_qp *p, const float *b, bool acc)
+{
+    qp_job j = {.y = y, .ldy = ldy, .a = a, .p = p, .b = b, .acc = acc};
+    j.n = lw_out_split(2.0 * a->T * (double)p->cols * p->rows, p->rows);
+    lw_parallel_for(j.n, qp_range, &j);
 }
 
 /* --- dispatch -------------------------------------------------------------- */

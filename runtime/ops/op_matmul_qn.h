@@ -36,34 +36,16 @@
 #include <stdint.h>
 
 #include "cpu_path.h"
+#include "op_matmul_qn_matrix.h"
 #include "op_matmul_qn_types.h"
 #include "status.h"
 
 
-/* Whether the products read blocks of this ggml type; and the bytes one row
- * of `in` columns takes (0 when unsupported or in is not a block multiple). */
-bool lw_qn_type_supported(uint32_t type);
-size_t lw_qn_row_bytes(uint32_t type, int in);
-const char *lw_qn_type_name(uint32_t type);
-
-
-
-/* An empty matrix of `in` columns; rows come by lw_qn_matrix_append, which
- * copies `rows` rows of blocks of `type` (the file may be closed after). */
-void lw_qn_matrix_init(lw_qn_matrix *m, int in);
-lw_status lw_qn_matrix_append(lw_qn_matrix *m, uint32_t type, const void *blocks, int rows);
-void lw_qn_matrix_free(lw_qn_matrix *m);
 
 /* w[out][in] quantised to Q8_0 blocks as llama.cpp's quantize_row_q8_0
  * does (d = max|v| / 127 stored as fp16, q = round(v / d)), each row padded
  * with zeros to a multiple of 32: `--dtype q8`, for any model. */
 lw_status lw_qn_matrix_quantize_q8_0(lw_qn_matrix *m, const float *w, int out, int in);
-/* Rows [r0, r0 + n) of m, sharing its bytes (for per-part backward products). */
-lw_qn_matrix lw_qn_rows_view(const lw_qn_matrix *m, int r0, int n);
-size_t lw_qn_matrix_bytes(const lw_qn_matrix *m);
-
-/* Row o of m as fp32 (dst[in]): the backward's decode, and the tests' view. */
-void lw_qn_dequant_row(const lw_qn_matrix *m, int o, float *dst);
 
 
 /* x[T][xin] quantised per 32 into rows of ld columns (xin <= ld, ld a

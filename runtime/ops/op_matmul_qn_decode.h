@@ -163,4 +163,15 @@ __attribute__((always_inline)) static inline void qn_decode_row(uint32_t type, c
     }
 }
 
+/* A decoded row widened to fp32: dst[i] = s_g (u_i - z) + m_b, the values
+ * lw_dequantize gives, up to the rounding of that sum. */
+static inline void qn_widen(uint32_t type, const uint8_t *u, const float *s, const float *m, int in, float *dst)
+{
+    int z = qn_zero(type);
+    for (int i = 0; i < in; i++) {
+        float t = s[i / 16] * (float)((int)u[i] - z);
+        dst[i] = t + m[i / 32];
+    }
+}
+
 #endif

@@ -1,28 +1,15 @@
-/* Packing the block products' weights once (op_matmul_qp.h), and the packed
- * product split over the thread pool. */
+/* Packing the block products' weights once (op_matmul_qp.h); the packed
+ * product is split over the thread pool by op_matmul_qn.c. */
 #include "op_matmul_qp.h"
 
-#include "cpu_threads.h"
 #include "op_matmul_qn_decode.h"
+#include "op_matmul_qn_matrix.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-void lw_qp_free(lw_qp *p)
-{
-    free(p->u), free(p->s), free(p->c);
-    memset(p, 0, sizeof *p);
-}
-
 static size_t panels(int rows) { return (size_t)(rows + 15) / 16; }
-
-size_t lw_qp_bytes(const lw_qp *p)
-{
-    if (!p->u) return 0;
-    size_t np = panels(p->rows), ng = (size_t)p->ldp / (16 * (size_t)p->gs);
-    return np * (size_t)p->ldp * 16 + 2 * np * ng * 16 * sizeof(float);
-}
 
 /* Zeroed storage for rows x ldp; panels past rows stay zero (they add
  * nothing and are never stored). */
@@ -156,58 +143,4 @@ lw_status lw_qn_pack_backward(lw_qn_matrix *m)
     scratch_free(&r);
     m->bwd = p;
     return LW_OK;
-}
-
-lw_qp lw_qp_rows_view_fwd(const lw_qp *p, int r0, int n)
-{
-    lw_qp v;
-    memset(&v, 0, sizeof v);
-    if (!p->u || r0 % 16 || r0 < 0 || n <= 0 || r0 + n > p->rows) return v;
-    size_t P = (size_t)r0 / 16, ng = (size_t)p->ldp / (16 * (size_t)p->gs);
-    v = *p;
-    v.u = p->u + P * (size_t)p->ldp * 16;
-    v.s = p->s + P * ng * 16;
-    v.c = p->c + P * ng * 16;
-    v.rows = n;
-    return v;
-}
-
-lw_qp lw_qp_rows_view_bwd(const lw_qp *p, int r0, int n)
-{
-    lw_qp v;
-    memset(&v, 0, sizeof v);
-    /* rows of w are columns of w^T: a view starts at a block of 32 of them
-     * (dy's columns past n are zeros, so the stored columns behind them,
-     * other rows of w, add nothing) */
-    if (!p->u || r0 % 32 || r0 < 0 || n <= 0 || p->c0 + r0 + n > p->ldp) return v;
-    v = *p;
-    v.c0 = p->c0 + r0;
-    v.cols = (n + 31) / 32 * 32;
-    return v;
-}
-
-/* --- the product over the pool --------------------------------------------- */
-
-typedef struct {
-    float *y;
-    int ldy, n;
-    const lw_qn_act *a;
-    const lw_qp *p;
-    const float *b;
-    bool acc;
-} qp_job;
-
-static void qp_range(void *ctx, int c)
-{
-    const qp_job *j = ctx;
-    int np = (int)panels(j->p->rows);
-    qp_forward_avx512(j->y, j->ldy, j->a, j->p, j->b, j->acc, lw_range_start(np, c, j->n),
-                      lw_range_start(np, c + 1, j->n));
-}
-
-void qp_forward_par(float *y, int ldy, const lw_qn_act *a, const lw_qp *p, const float *b, bool acc)
-{
-    qp_job j = {.y = y, .ldy = ldy, .a = a, .p = p, .b = b, .acc = acc};
-    j.n = lw_out_split(2.0 * a->T * (double)p->cols * p->rows, p->rows);
-    lw_parallel_for(j.n, qp_range, &j);
 }

@@ -28,6 +28,7 @@
 #include <stdbool.h>
 
 #include "cpu_path.h"
+#include "op_matmul_qn_matrix.h"
 #include "op_matmul_qn_types.h"
 #include "status.h"
 
@@ -36,21 +37,9 @@
 lw_status lw_qn_pack_forward(lw_qn_matrix *m);
 /* m->bwd from m's blocks: w^T requantised (above). */
 lw_status lw_qn_pack_backward(lw_qn_matrix *m);
-void lw_qp_free(lw_qp *p);
-size_t lw_qp_bytes(const lw_qp *p);
-/* The views of lw_qn_rows_view: rows [r0, r0 + n) of w; an empty lw_qp when
- * the stored layout cannot start there (forward: r0 not a multiple of 16;
- * backward: not of 32). */
-lw_qp lw_qp_rows_view_fwd(const lw_qp *p, int r0, int n);
-lw_qp lw_qp_rows_view_bwd(const lw_qp *p, int r0, int n);
+/* Freeing, sizing and viewing a packed copy: op_matmul_qn_matrix.h. */
 
-/* y[t, o] (row stride ldy) for o in the panels [p0, p1) of p, every row of
- * a (a->in == p->cols); acc: y += the product (b ignored), else y = it + b. */
-void qp_forward_avx512(float *y, int ldy, const lw_qn_act *a, const lw_qp *p, const float *b, bool acc, int p0,
-                       int p1);
-
-/* The whole product over the thread pool, by ranges of panels:
- * y[T, p->rows] (+)= a @ p^T (+ b). */
-void qp_forward_par(float *y, int ldy, const lw_qn_act *a, const lw_qp *p, const float *b, bool acc);
+/* The panel kernel that reads the packed copies: op_matmul_qp_kernels.h;
+ * the products (op_matmul_qn.h) call it, split over the thread pool. */
 
 #endif

@@ -1,6 +1,6 @@
 /* The AVX-512 VNNI kernel of op_matmul_qp.h (target attribute only here; the
  * dispatcher calls it only on CPUs that have the features, cpu_path.c). */
-#include "op_matmul_qp.h"
+#include "op_matmul_qp_kernels.h"
 
 #include <stddef.h>
 #include <stdint.h>
