@@ -122,7 +122,8 @@ START_TEST(calls_check_their_arguments_before_the_device)
     float embeds[MAX_T * 16] = {0};
     lw_cuda_plan_acts acts[3] = {0};   /* the tiny model's layers, no device memory behind them */
     lw_cuda_ptr dkeys[3] = {0}, dvalues[3] = {0};
-    lw_gpu_receiver_pass p = {.g = &g, .layout = &layout, .max_T = MAX_T, .slots = acts, .dkeys = dkeys,
+    lw_gpu_receiver_pass p = {.g = &g, .layout = &layout, .max_T = MAX_T, .rows = MAX_T, .loss_cap = 2,
+                              .slots = acts, .dkeys = dkeys,
                               .dvalues = dvalues, .ids = ids,
                               .targets = targets, .ids_stage = stage, .is_embed = is_embed, .embeds = embeds};
     int T = lw_receiver_fill(&layout, 0, 0, ids, is_embed);
@@ -186,7 +187,8 @@ START_TEST(adapters_reach_the_device)
     float embeds[MAX_T * 16] = {0};
     lw_cuda_plan_acts acts[3] = {0};
     lw_cuda_ptr dkeys[3] = {0}, dvalues[3] = {0};
-    lw_gpu_receiver_pass p = {.g = &g, .layout = &layout, .max_T = MAX_T, .slots = acts, .dkeys = dkeys,
+    lw_gpu_receiver_pass p = {.g = &g, .layout = &layout, .max_T = MAX_T, .rows = MAX_T, .loss_cap = 2,
+                              .slots = acts, .dkeys = dkeys,
                               .dvalues = dvalues, .ids = ids,
                               .targets = targets, .ids_stage = stage, .is_embed = is_embed, .embeds = embeds};
     int T = lw_receiver_fill(&layout, 1, 1, ids, is_embed);

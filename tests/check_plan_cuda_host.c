@@ -105,6 +105,34 @@ START_TEST(training_with_adapters_matches_the_cpu)
 }
 END_TEST
 
+/* A micro-batch as one packed GPU pass (issue 20): every example's loss,
+ * first-token check and input gradient equal the CPU's packed pass's (loss
+ * relative 1e-4, d_embeds 1e-4 x max; with LoRA on every target 1e-3 x max
+ * of each tensor), and the pass was one: one varlen attention launch a
+ * layer forward and one backward, one output-head product for every loss
+ * row. A deep prefix does not pack on the device (a prefix per example). */
+START_TEST(packed_training_matches_the_cpu)
+{
+    tl_rig r;
+    tl_rig_open_tiny(&r, &g_dev, tiny(_i), 71 + (uint64_t)_i);
+    lw_twin_count = (lw_twin_counts){0};
+    tl_rig_check_pack(&r, 3, 0, 1e-4);
+    int n = r.m->cfg.n_layers;
+    ck_assert_int_eq(lw_twin_count.by_kernel[lw_twin_kernel_index("attention_varlen_forward")], n);
+    ck_assert_int_eq(lw_twin_count.by_kernel[lw_twin_kernel_index("attention_varlen_backward")], n);
+    /* the pack's copies: 3 loss runs gathered forward and put back in backward */
+    ck_assert_int_ge(lw_twin_count.by_kernel[lw_twin_kernel_index("copy_forward")], 6);
+    if (_i == 0) {
+        tl_rig_check_pack(&r, 3, TL_LORA_ALL, 1e-3);
+        lw_receiver_adapters ad = {.prefix_len = 2};
+        ck_assert(!lw_gpu_receiver_pass_can_pack(&r.gpu, &ad));
+        ck_assert_int_eq(lw_gpu_receiver_pass_pack_begin(&r.gpu, &ad, 2), LW_ERR_INVALID);
+        ck_assert_msg(strstr(lw_last_error(), "deep prefix"), "%s", lw_last_error());
+    }
+    tl_rig_close(&r);
+}
+END_TEST
+
 /* Label scoring on the device (issue 20): every label's score equals the
  * CPU's, and what comes back from the device is a few floats a label, not
  * rows of V logits (the twin counts every download's bytes). */
@@ -477,6 +505,7 @@ int main(void)
     tcase_add_loop_test(tc, training_pass_matches_the_cpu, 0, 4);
     tcase_add_test(tc, training_with_adapters_matches_the_cpu);
     tcase_add_loop_test(tc, label_scores_stay_on_the_device, 0, 4);
+    tcase_add_loop_test(tc, packed_training_matches_the_cpu, 0, 4);
     tcase_add_loop_test(tc, packed_backward_matches_the_cpu, 0, 8);
     tcase_add_test(tc, what_has_no_kernel_is_refused);
     suite_add_tcase(s, tc);

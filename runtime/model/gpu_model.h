@@ -231,6 +231,19 @@ typedef struct {
     const lw_cuda_ptr *dkeys, *dvalues;
 } lw_cuda_plan_bufs;
 
+/* Rows whose logits are scored when they are not one run (a pack's
+ * examples, each its own last rows): n_runs runs, run i rows [from[i],
+ * from[i] + rows[i]) of the call's T; their logits stack in run order.
+ * Forward gathers their final-normed rows into scratch [sum of rows,
+ * hidden] (copy_forward a run) for one product with the output head;
+ * backward makes their input gradient there with one product and puts each
+ * run back at its rows. */
+typedef struct {
+    int n_runs;
+    const int *from, *rows;
+    lw_cuda_ptr scratch;
+} lw_cuda_plan_rows;
+
 /* One forward call: T rows at positions pos0.., their input rows r0.. of a
  * (ids, embeds, is_embed), written at row `row` of the activation buffers
  * (0 for chunk-sized buffers; pos0 where each position has its row). */
@@ -241,6 +254,7 @@ typedef struct {
     float *hidden_out;
     int logits_from, logits_rows;   /* the rows (of the T) whose logits are wanted; 0 rows: none */
     float *logits_host;             /* NULL: they stay on the device in top.at[LW_SLOT_LOGITS] */
+    const lw_cuda_plan_rows *runs;  /* non-NULL: these rows' logits instead of logits_from / _rows */
 } lw_cuda_plan_call;
 
 /* The model-level ops (embed, the blocks, output_norm, logits) over the
@@ -256,6 +270,10 @@ lw_status lw_plan_cuda_forward(const lw_cuda_plan_bufs *b, const lw_cuda_plan_ca
  * gradients are left in rows [0, n_prefix) of dkeys / dvalues. */
 lw_status lw_plan_cuda_backward(const lw_cuda_plan_bufs *b, int T, int first, int n_rows, lw_cuda_ptr dlogits,
                                 float *d_embeds);
+/* The same from the logits of several runs of rows (lw_cuda_plan_rows, as
+ * the forward scored them): dlogits [sum of rows, vocab] in run order. */
+lw_status lw_plan_cuda_backward_rows(const lw_cuda_plan_bufs *b, int T, const lw_cuda_plan_rows *r,
+                                     lw_cuda_ptr dlogits, float *d_embeds);
 
 /* The width per row of an activation slot for config c (ATT: n_heads, the
  * log-sum-exp's rows per query row). For laying out buffers. */

@@ -59,6 +59,15 @@ lw_status lw_gpu_matmul_input(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr xb, si
     return lwk_f32_to_bf16(lw_gpu_launcher(g), &g->k, xb, x, (int)n);
 }
 
+/* dx[T, in] (+)= dy[T, out] @ w (fp32). */
+static lw_status gpu_matmul_dx(lw_gpu_model *g, lw_cuda_ptr dx, lw_cuda_ptr dy, lw_cuda_ptr xb, lw_cuda_ptr w, int T,
+                               int in, int out, bool accumulate, const char *what)
+{
+    lw_status st = lw_cublas_matmul_dx(g->blas, dx, dy, w, T, in, out, accumulate, what);
+    if (!st && g->sync_each_launch) st = lw_cuda_sync(g->cu, what);
+    return st;
+}
+
 lw_status lw_gpu_rope(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr pos, int T, int heads, int layer, float sign)
 {
     float base = lw_gpu_rope_base(&g->cfg, layer);
@@ -295,9 +304,8 @@ static lw_status matmul_op_backward(const exec *x, const lw_plan_op *op)
         bool accumulate = i > 0 || !(op->flags & LW_PLAN_ZERO_DIN);
         char what[96];
         snprintf(what, sizeof what, "%s layer %d %s backward", x->g->cfg.name, x->l, lw_plan_weight_name(pt->w));
-        st = lw_cublas_matmul_dx(x->g->blas, din, x->grads[pt->grad], x->weights[pt->w], x->T, op->width, pt->width,
-                                 accumulate, what);
-        if (!st && x->g->sync_each_launch) st = lw_cuda_sync(x->g->cu, what);
+        st = gpu_matmul_dx(x->g, din, x->grads[pt->grad], x->b->xb, x->weights[pt->w], x->T, op->width, pt->width,
+                           accumulate, what);
     }
     for (int i = 0; !st && i < op->n_parts; i++)
         st = lora_backward(x, op->parts[i].lora, in, x->grads[op->parts[i].grad], din);
@@ -399,12 +407,35 @@ static lw_status capture(const exec *x, const lw_cuda_plan_call *c, lw_cuda_ptr 
     return lw_cuda_download(x->g->cu, c->hidden_out, rows, (size_t)c->T * H * F32, "captured hidden states");
 }
 
-/* logits [rows, vocab] of the final-normed rows from.. (device), then to the host if asked */
+/* Rows of a run list in all; 0 if one is negative or outside T. */
+static int run_rows(const lw_cuda_plan_rows *r, int T)
+{
+    long total = 0;
+    for (int i = 0; i < r->n_runs; i++) {
+        if (r->rows[i] < 1 || r->from[i] < 0 || r->from[i] + r->rows[i] > T) return 0;
+        total += r->rows[i];
+    }
+    return total > INT_MAX ? 0 : (int)total;
+}
+
+/* logits [rows, vocab] of the final-normed rows from.. (or of c->runs' rows, gathered) (device), then to the
+ * host if asked */
 static lw_status logits_forward(const exec *x, const lw_plan_op *op, const lw_cuda_plan_call *c)
 {
     int H = op->width, V = op->parts[0].width, rows = c->logits_rows;
     lw_cuda_ptr xf = x->acts[op->in] + (size_t)c->logits_from * H * F32, in = 0, out = x->acts[LW_SLOT_LOGITS];
-    lw_status st = lw_gpu_matmul_input(x->g, xf, x->b->xb, (size_t)rows * H, &in);
+    lw_status st = LW_OK;
+    if (c->runs) {
+        const lw_cuda_plan_rows *r = c->runs;
+        if (!(rows = run_rows(r, c->T)) || !r->scratch)
+            return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: %d runs of scored rows outside the call's %d rows or "
+                           "without a gather buffer", x->g->cfg.name, r->n_runs, c->T);
+        for (int i = 0, at = 0; !st && i < r->n_runs; at += r->rows[i++])
+            st = lwk_copy_forward(launcher(x), &x->g->k, r->scratch + (size_t)at * H * F32,
+                                  x->acts[op->in] + (size_t)r->from[i] * H * F32, r->rows[i] * H);
+        xf = r->scratch;
+    }
+    if (!st) st = lw_gpu_matmul_input(x->g, xf, x->b->xb, (size_t)rows * H, &in);
     if (!st) st = lw_gpu_matmul(x->g, out, in, x->weights[op->w], rows, H, V, x->g->cfg.n_layers, "output");
     if (!st && c->logits_host)
         st = lw_cuda_download(x->g->cu, c->logits_host, out, (size_t)rows * V * F32, "logits");
@@ -450,11 +481,11 @@ lw_status lw_plan_cuda_forward(const lw_cuda_plan_bufs *b, const lw_cuda_plan_ca
         case LW_OP_LOGITS:
             /* capture n: the final-normed rows the logits are made from */
             if (c->capture_layer == n) st = capture(&x, c, x.acts[op->in]);
-            if (!st && c->logits_rows > 0) st = logits_forward(&x, op, c);
+            if (!st && (c->logits_rows > 0 || c->runs)) st = logits_forward(&x, op, c);
             break;
         default:
             /* output_norm: only where its rows are read (the cache already holds this chunk's keys) */
-            if (op->out == LW_SLOT_XF && c->logits_rows == 0 && c->capture_layer != n) break;
+            if (op->out == LW_SLOT_XF && c->logits_rows == 0 && !c->runs && c->capture_layer != n) break;
             st = op_forward(&x, op);
             break;
         }
@@ -462,8 +493,34 @@ lw_status lw_plan_cuda_forward(const lw_cuda_plan_bufs *b, const lw_cuda_plan_ca
     return st;
 }
 
+/* The output product's input gradient: dlogits' rows into their rows of din [T, hidden] (zeroed first): one
+ * product straight into one run, or into the gather buffer and each run copied back. */
+static lw_status logits_backward(const exec *x, const lw_plan_op *op, int T, const lw_cuda_plan_rows *r,
+                                 lw_cuda_ptr dlogits)
+{
+    int H = op->width, V = op->parts[0].width, rows = run_rows(r, T);
+    lw_cuda_ptr din = x->grads[op->din];
+    if (!rows || (r->n_runs > 1 && !r->scratch))
+        return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: backward from %d runs of scored rows outside %d rows or "
+                       "without a gather buffer", x->g->cfg.name, r->n_runs, T);
+    lw_status st = zero(x, din, (size_t)T * H);
+    lw_cuda_ptr into = r->n_runs == 1 ? din + (size_t)r->from[0] * H * F32 : r->scratch;
+    if (!st) st = gpu_matmul_dx(x->g, into, dlogits, x->b->xb, x->weights[op->w], rows, H, V, false, "output backward");
+    for (int i = 0, at = 0; !st && r->n_runs > 1 && i < r->n_runs; at += r->rows[i++])
+        st = lwk_copy_forward(launcher(x), &x->g->k, din + (size_t)r->from[i] * H * F32,
+                              r->scratch + (size_t)at * H * F32, r->rows[i] * H);
+    return st;
+}
+
 lw_status lw_plan_cuda_backward(const lw_cuda_plan_bufs *b, int T, int first, int n_rows, lw_cuda_ptr dlogits,
                                 float *d_embeds)
+{
+    lw_cuda_plan_rows one = {.n_runs = 1, .from = &first, .rows = &n_rows};
+    return lw_plan_cuda_backward_rows(b, T, &one, dlogits, d_embeds);
+}
+
+lw_status lw_plan_cuda_backward_rows(const lw_cuda_plan_bufs *b, int T, const lw_cuda_plan_rows *r,
+                                     lw_cuda_ptr dlogits, float *d_embeds)
 {
     const lw_plan *p = b->plan;
     lw_gpu_model *g = b->g;
@@ -479,15 +536,7 @@ lw_status lw_plan_cuda_backward(const lw_cuda_plan_bufs *b, int T, int first, in
     for (int i = p->n_model_ops - 1; !st && i >= 0; i--) {
         const lw_plan_op *op = &p->model_ops[i];
         switch (op->kind) {
-        case LW_OP_LOGITS: {
-            int H = op->width, V = op->parts[0].width;
-            lw_cuda_ptr din = x.grads[op->din];
-            st = zero(&x, din, (size_t)T * H);
-            if (!st)
-                st = lw_cublas_matmul_dx(g->blas, din + (size_t)first * H * F32, dlogits, x.weights[op->w], n_rows, H,
-                                         V, false, "output backward");
-            break;
-        }
+        case LW_OP_LOGITS: st = logits_backward(&x, op, T, r, dlogits); break;
         case LW_OP_BLOCKS:
             for (int l = p->n_layers - 1; !st && l >= 0; l--) {
                 bind(&blk, l, 0, true);

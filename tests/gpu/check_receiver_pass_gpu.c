@@ -22,6 +22,12 @@
  * rtol x max |cpu| of the tensor (rtol 1e-3 tiny, 2e-3 Gemma-3-270M: sums
  * over rows in other orders), and the scores through the adapters.
  *
+ * Packed steps (issue 20): a micro-batch of 3 (Gemma-3-270M: 4) examples as
+ * one packed GPU pass (lw_gpu_receiver_pass_pack_*) against the CPU's packed
+ * pass: each example's loss (relative 1e-4), first-token check and input
+ * gradient (rtol as above), and LoRA on all targets (dropout 0) on the tiny
+ * Gemma-like: dA, dB within 1e-3 x max.
+ *
  * Models: the tiny random Gemma-3-like (window 4 < the rows, qk-norm,
  * post-norms, GeGLU, tied output) and Llama-like (interleaved RoPE) of
  * tiny_models.h, kernels generated from their configs and compiled with
@@ -75,6 +81,7 @@ START_TEST(tiny_models_match_the_cpu)
     tl_rig r;
     tl_rig_open_tiny(&r, &g_dev, c, 31 + (uint64_t)_i);
     tl_rig_check_model(&r);
+    tl_rig_check_pack(&r, 3, 0, 1e-4);   /* a micro-batch of 3 as one packed pass */
     tl_rig_close(&r);
 }
 END_TEST
@@ -84,6 +91,7 @@ START_TEST(tiny_gemma_with_adapters_matches_the_cpu)
     tl_rig r;
     tl_rig_open_tiny(&r, &g_dev, tl_tiny_gemma3_config(4), 31);
     tl_rig_check_adapter_series(&r, 1e-3);
+    tl_rig_check_pack(&r, 3, TL_LORA_ALL, 1e-3);   /* packed, with LoRA on every target */
     tl_rig_check_model(&r);   /* and without, on the pass that now holds prefix rows */
     tl_rig_close(&r);
 }
@@ -101,6 +109,7 @@ START_TEST(gemma3_matches_the_cpu)
     tl_rig_open(&r, &g_dev, m, &w, 1e-3);
     tl_rig_check_model(&r);
     tl_rig_check_adapters(&r, TL_LORA_ALL, 0.2f, 3, 2e-3);
+    tl_rig_check_pack(&r, 4, 0, 1e-3);
     tl_rig_close(&r);
 }
 END_TEST

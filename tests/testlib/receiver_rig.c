@@ -274,3 +274,78 @@ void tl_rig_check_adapter_series(tl_rig *r, double rtol)
     tl_rig_check_adapters(r, TL_LORA_ALL, 0.2f, 3, rtol);   /* both */
 }
 
+
+/* ---- packed steps ------------------------------------------------------------ */
+
+/* n examples (labels alternate 1, 0, ..., each with its own soft rows) as one
+ * packed step on both sides, with LoRA on targets (dropout 0; none when 0). */
+void tl_rig_check_pack(tl_rig *r, int n, unsigned targets, double rtol)
+{
+    const char *name = r->m->cfg.name;
+    int H = r->m->cfg.hidden, nb = r->layout.n_before;
+    adapters a;
+    adapters_open(&a, r, targets, 0.f, 0);
+    const lw_receiver_adapters *ad = targets ? &a.ad : NULL;
+    ck_assert(lw_gpu_receiver_pass_can_pack(&r->gpu, ad) && lw_receiver_pass_can_pack(&r->cpu, ad));
+    ck_assert_int_ge(lw_gpu_receiver_pass_pack_room(&r->gpu, ad), n);
+    float *lc = calloc((size_t)n, sizeof(float)), *lg = calloc((size_t)n, sizeof(float));
+    bool *cc = calloc((size_t)n, sizeof(bool)), *cg = calloc((size_t)n, sizeof(bool));
+    int *T = calloc((size_t)n, sizeof(int));
+    float *lora_cpu = NULL;
+    ck_assert(lc && lg && cc && cg && T);
+    zero_grads(&a);
+    for (int side = 0; side < 2; side++) {
+        if (side == 0) OK(lw_receiver_pass_pack_begin(&r->cpu, ad, n));
+        else OK(lw_gpu_receiver_pass_pack_begin(&r->gpu, ad, n));
+        for (int i = 0; i < n; i++) {
+            int label = (i + 1) % 2;
+            T[i] = fill(r, label, r->layout.verb_len[label] - 1);
+            for (int j = nb * H; j < T[i] * H; j++) {   /* each example's own soft rows */
+                r->cpu.embeds[j] = (float)sin(0.37 * j + 0.61 * i);
+                r->gpu.embeds[j] = r->cpu.embeds[j];
+            }
+            if (side == 0) OK(lw_receiver_pass_pack_add(&r->cpu, T[i], label));
+            else OK(lw_gpu_receiver_pass_pack_add(&r->gpu, T[i], label));
+        }
+        if (side == 0) {
+            OK(lw_receiver_pass_pack_loss(&r->cpu, lc));
+            OK(lw_receiver_pass_pack_backward(&r->cpu, 0.75f, cc));
+            if (a.has_lora) lora_cpu = copy_of(a.lora.p.grads, a.lora.p.n_params);   /* kept; the device's next */
+            zero_grads(&a);
+        } else {
+            OK(lw_gpu_receiver_pass_pack_loss(&r->gpu, lg));
+            OK(lw_gpu_receiver_pass_pack_backward(&r->gpu, 0.75f, cg));
+        }
+    }
+    double worst_all = 0;
+    for (int i = 0; i < n; i++) {
+        ck_assert_msg(isfinite(lg[i]) && fabs((double)lg[i] - lc[i]) <= 1e-4 * fabs((double)lc[i]),
+                      "%s packed example %d: loss %s %.7g cpu %.7g", name, i, r->dev->name, (double)lg[i],
+                      (double)lc[i]);
+        ck_assert_msg(cc[i] == cg[i], "%s packed example %d: first token right %s %d cpu %d", name, i, r->dev->name,
+                      cg[i], cc[i]);
+        /* rows n_before.. of the example's own: the soft rows and everything after */
+        const float *dg = lw_gpu_receiver_pass_pack_d_embeds(&r->gpu, i), *dc = lw_receiver_pass_pack_d_embeds(&r->cpu, i);
+        char what[96];
+        snprintf(what, sizeof what, "packed example %d d_embeds", i);
+        expect_grads(name, r->dev->name, what, dg, dc, (size_t)(T[i] - nb) * H, rtol);
+        for (size_t j = 0; j < (size_t)(T[i] - nb) * H; j++) worst_all = fmax(worst_all, fabs((double)dg[j] - dc[j]));
+    }
+    if (a.has_lora) {
+        for (int t = 0; t < a.lora.p.n_tensors; t++) {
+            const lw_adapter_tensor *x = &a.lora.p.tensors[t];
+            expect_grads(name, r->dev->name, x->name, a.lora.p.grads + x->offset, lora_cpu + x->offset, x->count,
+                         rtol);
+        }
+        free(lora_cpu);
+    }
+    /* a single example's loss overwrites the pack's activations: its backward is then refused */
+    int T0 = fill(r, 0, r->layout.verb_len[0] - 1);
+    float l0;
+    OK(lw_gpu_receiver_pass_loss(&r->gpu, ad, T0, 0, &l0));
+    ck_assert_int_eq(lw_gpu_receiver_pass_pack_backward(&r->gpu, 1.f, NULL), LW_ERR_INVALID);
+    fprintf(stderr, "%s: %d examples packed, LoRA %s: loss[0] %.6f (%s %.6f), worst d_embeds error %.3g\n", name, n,
+            targets ? "on" : "off", (double)lc[0], r->dev->name, (double)lg[0], worst_all);
+    free(lc), free(lg), free(cc), free(cg), free(T);
+    adapters_close(&a);
+}
