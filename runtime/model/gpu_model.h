@@ -115,9 +115,11 @@ lw_status lw_gpu_forward(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_args
  * CUDA backend has no kernel for: a bias on any op but the q/k/v projection
  * (bias_add_forward adds Qwen2's bqkv), packed segments with a deep prefix
  * per segment (a's n_segments and adapters; a may be NULL; packed segments
- * otherwise run, attention_varlen_*), backward through bf16
- * weights (backward: the call will be walked back). The one place such
- * refusals are made: the upload and the executor (plan_cuda.c) call it. */
+ * otherwise run, attention_varlen_*). bf16 and backward say what the call
+ * runs (bf16 weights; a forward that will be walked back); since backward
+ * through bf16 weights runs (lw_cublas_matmul_dx_bf16) no refusal depends on
+ * them. The one place such refusals are made: the upload and the executor
+ * (plan_cuda.c) call it. */
 lw_status lw_gpu_check_plan(const lw_plan *p, const lw_model_config *c, bool bf16, const lw_forward_args *a,
                             bool backward);
 
@@ -182,7 +184,9 @@ lw_status lw_gpu_embed(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr ids_dev, int 
  *
  * What no kernel exists for is refused in one place (lw_gpu_check_plan,
  * above): a bias other than the q/k/v projection's, packed segments with
- * a deep prefix per segment, backward through bf16 weights. Declared here, as gpu_forward.c's lw_gpu_forward
+ * a deep prefix per segment. Backward through bf16 weights converts each
+ * product's dy with f32_to_bf16 into xb and multiplies in bf16 with fp32
+ * accumulation (lw_cublas_matmul_dx_bf16). Declared here, as gpu_forward.c's lw_gpu_forward
  * is: the executor is part of the GPU model code, not a floor above it. */
 
 /* Row 0 of each activation slot's buffer ([rows, the slot's width]); 0 where

@@ -87,6 +87,12 @@ static void place(lw_gpu_receiver_pass *p, lw_gpu_arena *a)
     d->pos = lw_gpu_take(a, T * sizeof(int));
     d->seg = lw_gpu_take(a, T * sizeof(int));
     d->gather = lw_gpu_take(a, Lv * H * F32);
+    /* bf16 weights: every product's input and every input-gradient product's dy in bf16 (2 bytes a value):
+     * rows of the widest of hidden, q, kv and ffn, or the loss rows' logits gradient */
+    size_t widest = H > qd ? H : qd;
+    widest = widest > F ? widest : F;
+    size_t xb = T * widest > Lv * V ? T * widest : Lv * V;
+    d->xb = p->g->bf16 ? lw_gpu_take(a, xb * 2) : 0;
 }
 
 /* The executor's host staging for p->rows rows and p->loss_cap loss rows. */
@@ -155,10 +161,6 @@ lw_status lw_gpu_receiver_pass_alloc(lw_gpu_receiver_pass *p, lw_gpu_model *g, c
     p->max_T = p->rows = max_T;
     p->loss_cap = layout->max_verb;
     const lw_model_config *c = &g->cfg;
-    /* The backward's dx = dy @ w products are fp32 only (lw_cublas_matmul_dx). */
-    if (g->bf16)
-        return lw_fail(LW_ERR_UNSUPPORTED, "%s: the GPU training pass needs %s uploaded with fp32 weights "
-                       "(bf16 weights are for inference: generate, bench)", who, c->name);
     if (max_T < 1 || max_T > c->context || max_T > (1 << 20))
         return lw_fail(LW_ERR_INVALID, "%s: the receiver prompt needs %d positions, %s has %d", who, max_T, c->name,
                        c->context);
@@ -421,7 +423,7 @@ static lw_cuda_plan_bufs plan_bufs(lw_gpu_receiver_pass *p)
                            .key_cache = p->dev.key_cache + skip, .value_cache = p->dev.value_cache + skip,
                            .cache_rows = p->n_prefix + p->rows, .n_prefix = p->prefix, .pos = p->dev.pos,
                            .ids = p->dev.ids, .pos_host = p->pos_stage, .ids_host = p->ids_stage,
-                           .seg = p->dev.seg, .seg_host = p->seg_stage,
+                           .seg = p->dev.seg, .seg_host = p->seg_stage, .xb = p->dev.xb,
                            .dkeys = p->prefix ? p->dkeys : NULL, .dvalues = p->prefix ? p->dvalues : NULL};
     b.top.at[LW_SLOT_X] = p->dev.x, b.top.at[LW_SLOT_XF] = p->dev.xf;
     b.top.at[LW_SLOT_RSTD_FINAL] = p->dev.rstd_final, b.top.at[LW_SLOT_LOGITS] = p->dev.logits;

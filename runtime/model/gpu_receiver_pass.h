@@ -1,7 +1,8 @@
 /* The receiver's part of one training example on the GPU: the twin of
  * lw_receiver_pass (receiver_pass.h) for a receiver uploaded with
- * lw_gpu_model_upload (fp32 weights: a bf16 model is refused at alloc, since
- * the backward's dx products have no bf16 form). The caller fills the same host arrays (ids,
+ * lw_gpu_model_upload (fp32 weights) or lw_gpu_model_upload_dtype with bf16
+ * (the products forward and the input-gradient products backward then read
+ * bf16 weights and bf16 inputs, fp32 accumulation). The caller fills the same host arrays (ids,
  * is_embed, embeds: a prompt followed by the gold verbalizer but its last
  * token, T rows) and makes the same calls:
  *
@@ -63,6 +64,7 @@ typedef struct {
     lw_cuda_ptr targets, ids, pos;              /* int [max_verb], [max_T], [max_T] */
     lw_cuda_ptr seg;                            /* int [max_T]: a pack's segment starts (the executor's) */
     lw_cuda_ptr gather;                         /* [max_verb, hidden]: a pack's loss rows, gathered */
+    lw_cuda_ptr xb;                             /* bf16 weights: a product's input or dy in bf16 (0: fp32) */
 } lw_gpu_pass_buffers;
 
 /* A packed step's examples on the host (lw_gpu_receiver_pass_pack_*): each
@@ -128,7 +130,7 @@ typedef struct {
 
 /* Room for max_T rows, checked against the device's free memory first
  * ("needs X MiB, device has Y MiB free"). who names the caller in errors.
- * g must hold fp32 weights (LW_ERR_UNSUPPORTED for bf16). */
+ * g holds fp32 or bf16 weights. */
 lw_status lw_gpu_receiver_pass_alloc(lw_gpu_receiver_pass *p, lw_gpu_model *g, const lw_receiver_layout *layout,
                                      int max_T, const char *who);
 void lw_gpu_receiver_pass_free(lw_gpu_receiver_pass *p);

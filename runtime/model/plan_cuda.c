@@ -59,11 +59,19 @@ lw_status lw_gpu_matmul_input(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr xb, si
     return lwk_f32_to_bf16(lw_gpu_launcher(g), &g->k, xb, x, (int)n);
 }
 
-/* dx[T, in] (+)= dy[T, out] @ w (fp32). */
+/* dx[T, in] (+)= dy[T, out] @ w: fp32, or with bf16 weights dy converted
+ * into xb (f32_to_bf16) and a bf16 product with fp32 accumulation. */
 static lw_status gpu_matmul_dx(lw_gpu_model *g, lw_cuda_ptr dx, lw_cuda_ptr dy, lw_cuda_ptr xb, lw_cuda_ptr w, int T,
                                int in, int out, bool accumulate, const char *what)
 {
-    lw_status st = lw_cublas_matmul_dx(g->blas, dx, dy, w, T, in, out, accumulate, what);
+    lw_status st;
+    if (g->bf16) {
+        lw_cuda_ptr dyb = 0;
+        st = lw_gpu_matmul_input(g, dy, xb, (size_t)T * out, &dyb);
+        if (!st) st = lw_cublas_matmul_dx_bf16(g->blas, dx, dyb, w, T, in, out, accumulate, what);
+    } else {
+        st = lw_cublas_matmul_dx(g->blas, dx, dy, w, T, in, out, accumulate, what);
+    }
     if (!st && g->sync_each_launch) st = lw_cuda_sync(g->cu, what);
     return st;
 }

@@ -349,3 +349,50 @@ void tl_rig_check_pack(tl_rig *r, int n, unsigned targets, double rtol)
     free(lc), free(lg), free(cc), free(cg), free(T);
     adapters_close(&a);
 }
+
+/* ---- bf16 weights ------------------------------------------------------------- */
+
+void tl_rig_check_bf16(tl_rig *r, double rtol)
+{
+    const char *name = r->m->cfg.name;
+    int H = r->m->cfg.hidden;
+    lw_gpu_model *gb = NULL;
+    OK(lw_gpu_model_upload_dtype(r->dev->cu, r->dev->blas, &r->mod, r->m, LW_DTYPE_BF16, &gb));
+    gb->sync_each_launch = r->dev->sync_each_launch;
+    lw_gpu_receiver_pass pb;
+    OK(lw_gpu_receiver_pass_alloc(&pb, gb, &r->layout, r->gpu.max_T, "test (bf16)"));
+    for (int label = 1; label >= 0; label--) {
+        int T = fill(r, label, r->layout.verb_len[label] - 1);
+        memcpy(pb.ids, r->cpu.ids, (size_t)T * sizeof(int));
+        memcpy(pb.is_embed, r->cpu.is_embed, (size_t)T * sizeof(bool));
+        memcpy(pb.embeds, r->cpu.embeds, (size_t)T * H * sizeof(float));
+        float lc = 0, lg = 0;
+        OK(lw_receiver_pass_loss(&r->cpu, NULL, T, label, &lc));
+        OK(lw_receiver_pass_backward(&r->cpu, NULL, T, label, 0.75f, NULL));
+        OK(lw_gpu_receiver_pass_loss(&pb, NULL, T, label, &lg));
+        OK(lw_gpu_receiver_pass_backward(&pb, NULL, T, label, 0.75f, NULL));
+        ck_assert_msg(isfinite(lg) && fabs((double)lg - lc) <= rtol * fabs((double)lc),
+                      "%s label %d, bf16 weights: loss %s %.7g, fp32 cpu %.7g", name, label, r->dev->name, (double)lg,
+                      (double)lc);
+        int from = r->cpu.last_head * H;   /* the CPU leaves its cached head's rows at 0 */
+        char what[96];
+        snprintf(what, sizeof what, "label %d d_embeds through bf16 weights", label);
+        expect_grads(name, r->dev->name, what, pb.d_embeds + from, r->cpu.d_embeds + from, (size_t)(T * H - from),
+                     rtol);
+        /* and the direction: the cosine of the two gradients (a wrong row or sign would turn it) */
+        double maxabs = 0, worst = 0, gg = 0, cc = 0, gc = 0;
+        for (int i = from; i < T * H; i++) {
+            double g = pb.d_embeds[i], c = r->cpu.d_embeds[i];
+            maxabs = fmax(maxabs, fabs(c));
+            worst = fmax(worst, fabs(g - c));
+            gg += g * g, cc += c * c, gc += g * c;
+        }
+        double cosine = gc / sqrt(gg * cc);
+        ck_assert_msg(cosine >= 0.999, "%s label %d, bf16 weights: d_embeds cosine %.6f to the fp32 CPU's", name, label,
+                      cosine);
+        fprintf(stderr, "%s label %d, bf16 weights: loss %.6f (%s %.6f), d_embeds error %.3g of %.3g, cosine %.6f\n",
+                name, label, (double)lc, r->dev->name, (double)lg, worst, maxabs, cosine);
+    }
+    lw_gpu_receiver_pass_free(&pb);
+    lw_gpu_model_free(gb);
+}

@@ -91,5 +91,10 @@ void tl_rig_check_adapter_series(tl_rig *r, double rtol);
  * then a single example's loss, after which the pack's backward is refused. */
 void tl_rig_check_pack(tl_rig *r, int n, unsigned targets, double rtol);
 
+/* The training pass through bf16 weights (the model uploaded again with
+ * LW_DTYPE_BF16: bf16 products forward, bf16 input-gradient products with
+ * fp32 accumulation backward) against the fp32 CPU pass: a step of each
+ * label, the loss within rtol relative, d_embeds within rtol x max |cpu|. */
+void tl_rig_check_bf16(tl_rig *r, double rtol);
 
 #endif
