@@ -103,6 +103,49 @@ START_TEST(tiny_gemma_with_adapters_matches_the_cpu)
 }
 END_TEST
 
+/* ---- the bf16 input-gradient product ------------------------------------------ */
+
+/* lw_cublas_matmul_dx_bf16 alone: dx[T, in] (+)= dy[T, out] @ w[out, in]
+ * with dy and w uploaded as bf16, against the same product in double over
+ * the bf16-rounded values (only the order of the fp32 sums differs): within
+ * 1e-5 x max(1, max |cpu|), written (accumulate 0) and added to a random dx
+ * (accumulate 1). Odd sizes, so no tile fits exactly. */
+START_TEST(bf16_input_gradient_product)
+{
+    enum { T = 7, IN = 37, OUT = 53 };
+    float dy[T * OUT], w[OUT * IN], dx0[T * IN], got[T * IN];
+    double want[T * IN];
+    for (int i = 0; i < T * OUT; i++) dy[i] = (float)sin(0.37 * i + 0.2) * 1.3f;
+    for (int i = 0; i < OUT * IN; i++) w[i] = (float)cos(0.11 * i) * 0.7f;
+    for (int i = 0; i < T * IN; i++) dx0[i] = (float)sin(0.05 * i);
+    lw_cuda_ptr d_dy, d_w, d_dx;
+    OK(lw_cuda_alloc(&g_cu, sizeof dy / 2, "dy (bf16)", &d_dy));
+    OK(lw_cuda_alloc(&g_cu, sizeof w / 2, "w (bf16)", &d_w));
+    OK(lw_cuda_alloc(&g_cu, sizeof dx0, "dx", &d_dx));
+    OK(lw_cuda_upload_bf16(&g_cu, d_dy, dy, T * OUT, "dy"));
+    OK(lw_cuda_upload_bf16(&g_cu, d_w, w, OUT * IN, "w"));
+    for (int accumulate = 0; accumulate <= 1; accumulate++) {
+        OK(lw_cuda_upload(&g_cu, d_dx, dx0, sizeof dx0, "dx"));
+        OK(lw_cublas_matmul_dx_bf16(&g_blas, d_dx, d_dy, d_w, T, IN, OUT, accumulate, "test product"));
+        OK(lw_cuda_download(&g_cu, got, d_dx, sizeof got, "dx"));
+        double maxabs = 1, worst = 0;
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < IN; i++) {
+                double sum = accumulate ? dx0[t * IN + i] : 0;
+                for (int o = 0; o < OUT; o++)
+                    sum += (double)lw_f32_from_bf16(lw_bf16_from_f32(dy[t * OUT + o])) *
+                           lw_f32_from_bf16(lw_bf16_from_f32(w[o * IN + i]));
+                want[t * IN + i] = sum;
+                maxabs = fmax(maxabs, fabs(sum));
+            }
+        for (int i = 0; i < T * IN; i++) worst = fmax(worst, fabs(got[i] - want[i]));
+        ck_assert_msg(worst <= 1e-5 * maxabs, "bf16 dx product (accumulate %d): error %.3g > 1e-5 x %.4g", accumulate,
+                      worst, maxabs);
+    }
+    lw_cuda_free(&g_cu, d_dy), lw_cuda_free(&g_cu, d_w), lw_cuda_free(&g_cu, d_dx);
+}
+END_TEST
+
 /* ---- the real receiver ------------------------------------------------------ */
 
 START_TEST(gemma3_matches_the_cpu)
@@ -130,6 +173,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, tiny_models_match_the_cpu, 0, 2);   /* _i: 0 Gemma-like, 1 Llama-like */
     tcase_add_test(tc, tiny_gemma_with_adapters_matches_the_cpu);
+    tcase_add_test(tc, bf16_input_gradient_product);
     tcase_add_test(tc, gemma3_matches_the_cpu);
     suite_add_tcase(s, tc);
     return tl_gpu_run(s, &g_cu, &g_blas);
