@@ -113,11 +113,11 @@ lw_status lw_gpu_forward(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_args
 
 /* LW_ERR_UNSUPPORTED, naming the model and what is missing, for what the
  * CUDA backend has no kernel for: a bias on any op but the q/k/v projection
- * (bias_add_forward adds Qwen2's bqkv), packed segments with a deep prefix
- * per segment (a's n_segments and adapters; a may be NULL; packed segments
- * otherwise run, attention_varlen_*). bf16 and backward say what the call
- * runs (bf16 weights; a forward that will be walked back); since backward
- * through bf16 weights runs (lw_cublas_matmul_dx_bf16) no refusal depends on
+ * (bias_add_forward adds Qwen2's bqkv). a (may be NULL), bf16 and backward
+ * say what the call runs (its rows and adapters; bf16 weights; a forward
+ * that will be walked back); since packed segments with a deep prefix each
+ * (one attention launch a segment over its gathered keys) and backward
+ * through bf16 weights (lw_cublas_matmul_dx_bf16) run, no refusal depends on
  * them. The one place such refusals are made: the upload and the executor
  * (plan_cuda.c) call it. */
 lw_status lw_gpu_check_plan(const lw_plan *p, const lw_model_config *c, bool bf16, const lw_forward_args *a,
@@ -226,6 +226,16 @@ typedef struct {
     int *seg_host;
     int n_segments;
     const int *segment_len;
+    /* Packed segments that each have their own deep prefix (adapters'
+     * prefix_segments): seg_prefix_k / _v [n_segments, n_layers, n_prefix,
+     * kv dim] (device; the CPU's layout), backward's gradients of them
+     * written into seg_dprefix_k / _v alike, and the gather buffers
+     * seg_keys, seg_values, seg_dkeys, seg_dvalues [n_prefix + the longest
+     * segment, kv dim] where each segment's keys are laid out [its prefix |
+     * its rows] for one attention_forward / _backward a segment. 0: every
+     * segment reads the one prefix in key_cache's rows. */
+    lw_cuda_ptr seg_prefix_k, seg_prefix_v, seg_dprefix_k, seg_dprefix_v;
+    lw_cuda_ptr seg_keys, seg_values, seg_dkeys, seg_dvalues;
     lw_cuda_ptr xb;                 /* bf16 weights: a product's input in bf16 */
     lw_cuda_plan_lora lora;
     /* backward: the gradient slots ([rows, width]), and with a deep prefix

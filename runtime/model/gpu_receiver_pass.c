@@ -179,10 +179,13 @@ lw_status lw_gpu_receiver_pass_alloc(lw_gpu_receiver_pass *p, lw_gpu_model *g, c
     return LW_OK;
 }
 
-static void pack_release(lw_gpu_pass_pack *k)
+static void pack_release(lw_gpu_receiver_pass *p)
 {
-    void *all[] = {k->ids, k->is_embed, k->embeds, k->d_embeds, k->seg_len, k->label, k->row0, k->loss0,
-                   k->run_from, k->run_rows, k->targets};
+    lw_gpu_pass_pack *k = &p->pack;
+    if (k->dev_arena) lw_cuda_free(p->g->cu, k->dev_arena);
+    void *all[] = {k->ids,     k->is_embed, k->embeds,     k->d_embeds, k->seg_len,  k->label,
+                   k->row0,    k->loss0,    k->run_from,   k->run_rows, k->targets,  k->prefix_k,
+                   k->prefix_v, k->d_prefix_k, k->d_prefix_v};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
     memset(k, 0, sizeof *k);
 }
@@ -204,7 +207,7 @@ void lw_gpu_receiver_pass_free(lw_gpu_receiver_pass *p)
     free(p->dvalues);
     free(p->pos_stage);
     free(p->seg_stage);
-    pack_release(&p->pack);
+    if (p->g) pack_release(p);
     free(p->embeds);
     free(p->d_embeds);
     free(p->logits);
@@ -516,7 +519,7 @@ lw_status lw_gpu_receiver_pass_loss(lw_gpu_receiver_pass *p, const lw_receiver_a
 
 /* After the backward's sync: dA, dB into the host LoRA's grads and d prefix
  * K/V into ad's, both added, as model_backward.c adds. */
-static lw_status adapter_grads_home(lw_gpu_receiver_pass *p)
+static lw_status adapter_grads_home(lw_gpu_receiver_pass *p, bool shared_prefix)
 {
     const lw_receiver_adapters *ad = p->ad;
     lw_cuda *cu = p->g->cu;
@@ -527,7 +530,7 @@ static lw_status adapter_grads_home(lw_gpu_receiver_pass *p)
         for (size_t i = 0; !st && i < p->lora.n; i++) grads[i] += gh[i];
     }
     const lw_model_config *c = &p->g->cfg;
-    int P = p->prefix, kvd = c->n_kv_heads * c->head_dim;
+    int P = shared_prefix ? p->prefix : 0, kvd = c->n_kv_heads * c->head_dim;
     size_t np = (size_t)P * kvd;
     float *to[2] = {ad ? ad->d_prefix_k : NULL, ad ? ad->d_prefix_v : NULL};
     for (int l = 0; !st && P > 0 && l < c->n_layers; l++)
@@ -575,7 +578,7 @@ lw_status lw_gpu_receiver_pass_backward(lw_gpu_receiver_pass *p, const lw_receiv
     if (!st)
         st = lw_cuda_download(g->cu, p->d_embeds, p->dev.grad[LW_GRAD_DX], (size_t)T * H * F32,
                               "input-row gradients");
-    if (!st) st = adapter_grads_home(p);
+    if (!st) st = adapter_grads_home(p, true);
     return st;
 }
 
@@ -629,7 +632,6 @@ bool lw_gpu_receiver_pass_can_pack(const lw_gpu_receiver_pass *p, const lw_recei
 {
     (void)p;
     if (!ad) return true;
-    if (ad->prefix_len > 0) return false;   /* one prefix per example: lw_gpu_check_plan refuses it */
     return !ad->lora || (!ad->lora->merged && !(ad->lora->cfg.dropout > 0.0f));
 }
 
@@ -665,12 +667,64 @@ static lw_status grow_rows(lw_gpu_receiver_pass *p, int rows, int loss_cap)
     return LW_OK;
 }
 
+/* Floats of one example's deep prefix keys (or values): [n_layers, P, kv dim]. */
+static size_t pack_np(const lw_gpu_receiver_pass *p)
+{
+    const lw_model_config *c = &p->g->cfg;
+    return (size_t)c->n_layers * (size_t)p->pack.P * kv_dim(c);
+}
+
+/* Room for n examples' own deep prefixes of P (none when 0), host and device, and the gather buffers. */
+static lw_status pack_prefix_room(lw_gpu_receiver_pass *p, int n, int P)
+{
+    lw_gpu_pass_pack *k = &p->pack;
+    k->P = P;
+    if (P == 0) return LW_OK;
+    size_t np = pack_np(p), want = (size_t)n * np, gather = ((size_t)P + p->max_T) * kv_dim(&p->g->cfg);
+    if (want > k->prefix_n) {
+        float **host[] = {&k->prefix_k, &k->prefix_v, &k->d_prefix_k, &k->d_prefix_v};
+        for (int i = 0; i < 4; i++) {
+            free(*host[i]);
+            *host[i] = calloc(want, F32);
+        }
+        k->prefix_n = want;
+        if (!k->prefix_k || !k->prefix_v || !k->d_prefix_k || !k->d_prefix_v) {
+            for (int i = 0; i < 4; i++) free(*host[i]), *host[i] = NULL;
+            k->prefix_n = 0;
+            return lw_fail(LW_ERR_NOMEM, "GPU receiver pack: out of memory for %d examples' deep prefixes", n);
+        }
+    }
+    if (k->dev_arena && k->dev_floats >= want && k->gather[0] && k->gather[1] - k->gather[0] >= gather * F32)
+        return LW_OK;
+    if (k->dev_arena) lw_cuda_free(p->g->cu, k->dev_arena);
+    k->dev_arena = 0;
+    lw_gpu_arena a = {0};
+    for (int m = 0; m < 2; m++) {   /* measure, then lay out */
+        for (int i = 0; i < 4; i++) k->dev_prefix[i] = lw_gpu_take(&a, want * F32);
+        for (int i = 0; i < 4; i++) k->gather[i] = lw_gpu_take(&a, gather * F32);
+        if (m == 1) break;
+        lw_cuda_ptr base = 0;
+        char what[128];
+        snprintf(what, sizeof what, "deep prefixes of %d packed examples (P %d)", n, P);
+        lw_status st = lw_gpu_check_fits(p->g->cu, a.used, what, p->g->cfg.name);
+        if (!st) st = lw_cuda_alloc(p->g->cu, a.used, what, &base);
+        if (st) {
+            memset(k->dev_prefix, 0, sizeof k->dev_prefix), memset(k->gather, 0, sizeof k->gather);
+            return st;
+        }
+        k->dev_arena = base;
+        a = (lw_gpu_arena){.base = base};
+    }
+    k->dev_floats = want;
+    return LW_OK;
+}
+
 /* Host room for cap examples in p->pack. */
 static lw_status pack_room_host(lw_gpu_receiver_pass *p, int cap)
 {
     lw_gpu_pass_pack *k = &p->pack;
     if (k->cap >= cap) return LW_OK;
-    pack_release(k);
+    pack_release(p);
     size_t R = (size_t)cap * p->max_T, H = (size_t)p->g->cfg.hidden, n = (size_t)cap;
     k->ids = calloc(R, sizeof *k->ids);
     k->is_embed = calloc(R, sizeof *k->is_embed);
@@ -685,7 +739,7 @@ static lw_status pack_room_host(lw_gpu_receiver_pass *p, int cap)
     k->targets = calloc(n * (size_t)p->layout->max_verb, sizeof(int));
     if (!k->ids || !k->is_embed || !k->embeds || !k->d_embeds || !k->seg_len || !k->label || !k->row0 ||
         !k->loss0 || !k->run_from || !k->run_rows || !k->targets) {
-        pack_release(k);
+        pack_release(p);
         return lw_fail(LW_ERR_NOMEM, "GPU receiver pack: out of memory for %d examples of %d rows", cap, p->max_T);
     }
     k->cap = cap;
@@ -696,8 +750,8 @@ lw_status lw_gpu_receiver_pass_pack_begin(lw_gpu_receiver_pass *p, const lw_rece
 {
     int room = lw_gpu_receiver_pass_pack_room(p, ad);
     if (!lw_gpu_receiver_pass_can_pack(p, ad))
-        return lw_fail(LW_ERR_INVALID, "GPU receiver pack %s: these adapters cannot pack (a deep prefix, LoRA "
-                       "dropout or a merged LoRA)", p->g->cfg.name);
+        return lw_fail(LW_ERR_INVALID, "GPU receiver pack %s: these adapters cannot pack (LoRA dropout or a "
+                       "merged LoRA)", p->g->cfg.name);
     if (n < 1 || n > room)
         return lw_fail(LW_ERR_INVALID, "GPU receiver pack %s: %d examples (room for %d of %d rows)", p->g->cfg.name,
                        n, room, p->max_T);
@@ -706,6 +760,8 @@ lw_status lw_gpu_receiver_pass_pack_begin(lw_gpu_receiver_pass *p, const lw_rece
     int rows = n * p->max_T, loss_cap = n * p->layout->max_verb;
     if (!st && (rows > p->rows || loss_cap > p->loss_cap))
         st = grow_rows(p, rows > p->rows ? rows : p->rows, loss_cap > p->loss_cap ? loss_cap : p->loss_cap);
+    if (!st) st = lw_gpu_receiver_pass_attach(p, ad);   /* the prefix's rows before every layer's keys */
+    if (!st) st = pack_prefix_room(p, n, ad ? ad->prefix_len : 0);
     if (st) return st;
     lw_gpu_pass_pack *k = &p->pack;
     k->n = k->rows = k->n_loss = 0;
@@ -739,11 +795,32 @@ lw_status lw_gpu_receiver_pass_pack_add(lw_gpu_receiver_pass *p, int T, int labe
     k->run_from[i] = k->rows + T - L;
     k->run_rows[i] = L;
     memcpy(k->targets + k->n_loss, Ly->verb[label], (size_t)L * sizeof(int));
+    if (k->P > 0) {   /* the example's prefix, as the generator left it in the caller's adapters */
+        size_t np = pack_np(p);
+        memcpy(k->prefix_k + i * np, k->ad->prefix_k, np * F32);
+        memcpy(k->prefix_v + i * np, k->ad->prefix_v, np * F32);
+    }
     k->rows += T;
     k->n_loss += L;
     k->n++;
     k->loss_done = false;
     return LW_OK;
+}
+
+/* The executor's view for the pack: plan_bufs with the segments and, with a prefix, each one's own. */
+static lw_cuda_plan_bufs pack_bufs(lw_gpu_receiver_pass *p)
+{
+    const lw_gpu_pass_pack *k = &p->pack;
+    lw_cuda_plan_bufs b = plan_bufs(p);
+    b.n_segments = k->n;
+    b.segment_len = k->seg_len;
+    if (k->P > 0) {
+        b.seg_prefix_k = k->dev_prefix[0], b.seg_prefix_v = k->dev_prefix[1];
+        b.seg_dprefix_k = k->dev_prefix[2], b.seg_dprefix_v = k->dev_prefix[3];
+        b.seg_keys = k->gather[0], b.seg_values = k->gather[1];
+        b.seg_dkeys = k->gather[2], b.seg_dvalues = k->gather[3];
+    }
+    return b;
 }
 
 static lw_cuda_plan_rows pack_runs(lw_gpu_receiver_pass *p)
@@ -761,7 +838,10 @@ lw_status lw_gpu_receiver_pass_pack_loss(lw_gpu_receiver_pass *p, float *losses)
     lw_status st = begin_call(p, k->ad);
     lw_forward_args a = {.ids = k->ids, .embeds = k->embeds, .is_embed = k->is_embed, .T = k->rows,
                          .capture_layer = -1, .n_segments = k->n, .segment_len = k->seg_len};
-    lw_cuda_plan_bufs b = plan_bufs(p);
+    for (int j = 0; !st && j < 2 && k->P > 0; j++)   /* every example's own prefix */
+        st = lw_cuda_upload(p->g->cu, k->dev_prefix[j], j ? k->prefix_v : k->prefix_k,
+                            (size_t)k->n * pack_np(p) * F32, "per-example deep prefixes");
+    lw_cuda_plan_bufs b = pack_bufs(p);
     lw_cuda_plan_rows runs = pack_runs(p);
     lw_cuda_plan_call c = {.a = &a, .T = k->rows, .capture_layer = -1, .runs = &runs};
     bool complete;
@@ -800,16 +880,17 @@ lw_status lw_gpu_receiver_pass_pack_backward(lw_gpu_receiver_pass *p, float scal
     /* each example's mean over its own L rows, as lw_receiver_pass_pack_backward's cross_entropy_backward */
     for (int i = 0; !st && i < k->n; i++)
         st = cross_entropy_at(p, k->loss0[i], p->dev.dlogits, k->run_rows[i], scale / (float)k->run_rows[i]);
-    lw_cuda_plan_bufs b = plan_bufs(p);
-    b.n_segments = k->n;
-    b.segment_len = k->seg_len;
+    lw_cuda_plan_bufs b = pack_bufs(p);
     lw_cuda_plan_rows runs = pack_runs(p);
     if (!st) st = lw_plan_cuda_backward_rows(&b, k->rows, &runs, p->dev.dlogits, NULL);
     if (!st) st = sync(p, "packed backward", k->rows);
     if (!st)
         st = lw_cuda_download(g->cu, k->d_embeds, p->dev.grad[LW_GRAD_DX], (size_t)k->rows * H * F32,
                               "input-row gradients");
-    if (!st) st = adapter_grads_home(p);
+    if (!st) st = adapter_grads_home(p, false);
+    for (int j = 0; !st && j < 2 && k->P > 0; j++)   /* each example's own prefix gradient */
+        st = lw_cuda_download(g->cu, j ? k->d_prefix_v : k->d_prefix_k, k->dev_prefix[2 + j],
+                              (size_t)k->n * pack_np(p) * F32, "per-example prefix gradients");
     return st ? lw_fail_wrap(st, "GPU receiver pack of %d examples", k->n) : LW_OK;
 }
 
@@ -817,4 +898,12 @@ const float *lw_gpu_receiver_pass_pack_d_embeds(const lw_gpu_receiver_pass *p, i
 {
     const lw_gpu_pass_pack *k = &p->pack;
     return k->d_embeds + (size_t)(k->row0[i] + p->layout->n_before) * p->g->cfg.hidden;
+}
+
+void lw_gpu_receiver_pass_pack_d_prefix(const lw_gpu_receiver_pass *p, int i, const float **dk, const float **dv)
+{
+    const lw_gpu_pass_pack *k = &p->pack;
+    size_t np = k->P > 0 ? pack_np(p) : 0;
+    *dk = k->P > 0 ? k->d_prefix_k + i * np : NULL;
+    *dv = k->P > 0 ? k->d_prefix_v + i * np : NULL;
 }

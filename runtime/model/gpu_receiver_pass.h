@@ -79,6 +79,18 @@ typedef struct {
     int *seg_len, *label, *row0, *loss0; /* [cap]: rows, label, first row, first loss row */
     int *run_from, *run_rows;            /* [cap]: each example's loss rows (lw_cuda_plan_rows) */
     int *targets;                        /* [cap * max_verb] */
+    /* a deep prefix per example (P > 0): each example's keys and values as
+     * the generator left them at add, and their gradients after backward,
+     * [cap, n_layers, P, kv dim] on the host (prefix_n floats each); on the
+     * device the same four, then the executor's gather buffers
+     * (lw_cuda_plan_bufs.seg_*), in one allocation */
+    int P;
+    size_t prefix_n;
+    float *prefix_k, *prefix_v, *d_prefix_k, *d_prefix_v;
+    lw_cuda_ptr dev_arena;
+    size_t dev_floats;                   /* of each of the four device prefix buffers */
+    lw_cuda_ptr dev_prefix[4];           /* k, v, dk, dv */
+    lw_cuda_ptr gather[4];               /* keys, values, dkeys, dvalues [P + max_T, kv dim] */
     const lw_receiver_adapters *ad;      /* those of begin */
     bool loss_done;                      /* the loss of exactly these examples ran last */
 } lw_gpu_pass_pack;
@@ -167,10 +179,11 @@ lw_status lw_gpu_receiver_pass_scores(lw_gpu_receiver_pass *p, const lw_receiver
  * restarting per segment), one product with the output head over every
  * loss row (gathered), and one backward. Each segment is a whole example
  * from position 0 (the CPU caches the layout's head without adapters; the
- * results agree to float rounding). can_pack: no deep prefix (the device
- * holds one prefix for all segments; a prefix per example is refused by
- * lw_gpu_check_plan) and a LoRA, if any, without dropout and not merged
- * (its masks are drawn per example), as the CPU's rule. room: examples of
+ * results agree to float rounding). A deep prefix comes per example (as
+ * the CPU packs it): each segment attends to its own prefix (the executor's
+ * seg_prefix_*), whose gradient comes back per example (pack_d_prefix), not
+ * into ad->d_prefix_k / _v. can_pack: a LoRA, if any, without dropout and
+ * not merged (its masks are drawn per example), as the CPU's rule. room: examples of
  * max_T rows one pack holds. begin: room for n (the device buffers grow to
  * n x max_T rows, checked against free memory). add: the filled T rows of
  * one example (p->ids, is_embed, embeds, as for loss) with its label.
@@ -186,5 +199,8 @@ lw_status lw_gpu_receiver_pass_pack_add(lw_gpu_receiver_pass *p, int T, int labe
 lw_status lw_gpu_receiver_pass_pack_loss(lw_gpu_receiver_pass *p, float *losses);
 lw_status lw_gpu_receiver_pass_pack_backward(lw_gpu_receiver_pass *p, float scale, bool *correct);
 const float *lw_gpu_receiver_pass_pack_d_embeds(const lw_gpu_receiver_pass *p, int i);
+/* Example i's deep prefix gradient [n_layers, P, kv dim], keys and values
+ * (NULL without a prefix), as lw_receiver_pass_pack_d_prefix. */
+void lw_gpu_receiver_pass_pack_d_prefix(const lw_gpu_receiver_pass *p, int i, const float **dk, const float **dv);
 
 #endif

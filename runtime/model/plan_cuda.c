@@ -148,6 +148,8 @@ typedef struct {
     int l, T, pos0;
     lw_cuda_ptr pos;                      /* the rows' positions (device) */
     lw_cuda_ptr seg;                      /* packed segments: each row's segment's first row; 0: one sequence */
+    int n_seg;                            /* and their lengths (a prefix each: b->seg_prefix_k) */
+    const int *seg_len;
     lw_cuda_ptr acts[LW_SLOT_COUNT];
     lw_cuda_ptr weights[LW_W_COUNT];
     lw_cuda_ptr grads[LW_GRAD_COUNT];
@@ -246,6 +248,76 @@ static lw_status lora_backward(const exec *x, lw_plan_lora t, lw_cuda_ptr in, lw
     return st;
 }
 
+/* ---- packed segments that each have their own deep prefix ------------------ */
+
+/* Segment g's keys (or values) of this layer as [its prefix | its len rows] into dst. */
+static lw_status gather_segment(const exec *x, lw_cuda_ptr dst, lw_cuda_ptr prefixes, lw_cuda_ptr rows, int g,
+                                int r0, int len)
+{
+    const lw_model_config *c = &x->g->cfg;
+    size_t kvd = kvd_of(c), np = (size_t)x->b->n_prefix * kvd;
+    lw_status st = lwk_copy_forward(launcher(x), &x->g->k, dst, prefixes + ((size_t)g * c->n_layers + x->l) * np * F32,
+                                    (int)np);
+    if (!st)
+        st = lwk_copy_forward(launcher(x), &x->g->k, dst + np * F32, rows + (np + (size_t)r0 * kvd) * F32,
+                              len * (int)kvd);
+    return st;
+}
+
+/* plan_attend.c's attend_segments with prefix_segments: one attention_forward a segment over its gathered keys,
+ * the prefix's P as sink keys; the log-sum-exp of segment g at [n_heads, len] from n_heads x r0. */
+static lw_status own_prefix_forward(const exec *x, const lw_plan_op *op)
+{
+    const lw_cuda_plan_bufs *b = x->b;
+    int P = b->n_prefix;
+    size_t qd = (size_t)x->g->cfg.n_heads * x->g->cfg.head_dim;
+    lw_status st = LW_OK;
+    for (int g = 0, r0 = 0; !st && g < x->n_seg; r0 += x->seg_len[g++]) {
+        int len = x->seg_len[g];
+        lw_cuda_ptr lse = x->acts[op->aux] ? x->acts[op->aux] + (size_t)op->rows * r0 * F32 : 0;
+        st = gather_segment(x, b->seg_keys, b->seg_prefix_k, x->keys, g, r0, len);
+        if (!st) st = gather_segment(x, b->seg_values, b->seg_prefix_v, x->values, g, r0, len);
+        if (!st)
+            st = lwk_attention_forward(launcher(x), &x->g->k, x->acts[op->out] + r0 * qd * F32, lse,
+                                       x->acts[op->parts[0].slot] + r0 * qd * F32, b->seg_keys, b->seg_values, len,
+                                       P + len, P, window(x), P, op->rows);
+    }
+    return st;
+}
+
+/* Its backward: each segment's key gradients back to its rows, its prefix's to seg_dprefix_k / _v (written). */
+static lw_status own_prefix_backward(const exec *x, const lw_plan_op *op)
+{
+    const lw_cuda_plan_bufs *b = x->b;
+    const lw_model_config *c = &x->g->cfg;
+    int P = b->n_prefix;
+    size_t qd = (size_t)c->n_heads * c->head_dim, kvd = kvd_of(c), np = (size_t)P * kvd;
+    lw_cuda_ptr dq = x->grads[op->parts[0].grad];
+    lw_status st = zero(x, dq, (size_t)x->T * qd);
+    for (int g = 0, r0 = 0; !st && g < x->n_seg; r0 += x->seg_len[g++]) {
+        int len = x->seg_len[g];
+        size_t own = ((size_t)g * c->n_layers + x->l) * np * F32, at = (size_t)r0 * qd * F32;
+        lw_cuda_ptr lse = x->acts[op->aux] + (size_t)op->rows * r0 * F32;
+        st = gather_segment(x, b->seg_keys, b->seg_prefix_k, x->keys, g, r0, len);
+        if (!st) st = gather_segment(x, b->seg_values, b->seg_prefix_v, x->values, g, r0, len);
+        if (!st) st = zero(x, b->seg_dkeys, np + (size_t)len * kvd);
+        if (!st) st = zero(x, b->seg_dvalues, np + (size_t)len * kvd);
+        if (!st)
+            st = lwk_attention_backward(launcher(x), &x->g->k, dq + at, b->seg_dkeys, b->seg_dvalues,
+                                        x->grads[op->dout] + at, x->acts[op->out] + at, lse,
+                                        x->acts[op->parts[0].slot] + at, b->seg_keys, b->seg_values, len, P + len, P,
+                                        window(x), P, op->rows);
+        const lw_cuda_ptr from[4] = {b->seg_dkeys + np * F32, b->seg_dvalues + np * F32, b->seg_dkeys,
+                                     b->seg_dvalues};
+        const lw_cuda_ptr to[4] = {x->grads[LW_GRAD_DK] + (size_t)r0 * kvd * F32,
+                                   x->grads[LW_GRAD_DV] + (size_t)r0 * kvd * F32, b->seg_dprefix_k + own,
+                                   b->seg_dprefix_v + own};
+        for (int i = 0; !st && i < 4; i++)
+            st = lwk_copy_forward(launcher(x), &x->g->k, to[i], from[i], i < 2 ? len * (int)kvd : (int)np);
+    }
+    return st;
+}
+
 /* ---- one op forward ------------------------------------------------------- */
 
 static lw_status matmul_op_forward(const exec *x, const lw_plan_op *op)
@@ -285,6 +357,7 @@ static lw_status op_forward(const exec *x, const lw_plan_op *op)
     case LW_OP_ROPE: return lw_gpu_rope(x->g, x->acts[op->out], x->pos, T, op->rows, x->l, 1.f);
     case LW_OP_ATTENTION: {
         int P = x->b->n_prefix;
+        if (x->seg && x->b->seg_prefix_k) return own_prefix_forward(x, op);
         if (x->seg)   /* packed segments: each over the P + pos0 head keys and its own rows */
             return lwk_attention_varlen_forward(L, k, x->acts[op->out], x->acts[op->aux], x->acts[op->parts[0].slot],
                                                 x->keys, x->values, x->seg, T, P + x->pos0, window(x), P, op->rows);
@@ -343,6 +416,7 @@ static lw_status op_backward(const exec *x, const lw_plan_op *op)
     case LW_OP_ROPE: return lw_gpu_rope(x->g, x->grads[op->dout], x->pos, T, op->rows, x->l, -1.f);
     case LW_OP_ATTENTION: {
         /* dq, dk, dv written, not accumulated: over the prefix's keys and the T rows' */
+        if (x->seg && x->b->seg_prefix_k) return own_prefix_backward(x, op);
         int P = x->b->n_prefix;
         size_t kvd = kvd_of(&x->g->cfg);
         lw_cuda_ptr dq = x->grads[op->parts[0].grad];
@@ -475,7 +549,18 @@ lw_status lw_plan_cuda_forward(const lw_cuda_plan_bufs *b, const lw_cuda_plan_ca
             if (c->a->n_segments > 0 && (c->r0 != 0 || T != c->a->T))
                 return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: packed segments come in one call (rows %d..%d of "
                                "%d)", g->cfg.name, c->r0, c->r0 + T, c->a->T);
+            if (b->seg_prefix_k && (c->a->n_segments < 1 || c->pos0 != 0 || b->n_prefix < 1 || !b->seg_keys ||
+                                    !b->seg_values))
+                return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: a deep prefix per segment needs packed segments "
+                               "from position 0 (%d segments at %d), a prefix (%d) and the gather buffers",
+                               g->cfg.name, c->a->n_segments, c->pos0, b->n_prefix);
+            if (c->a->adapters && c->a->adapters->prefix_len > 0 && c->a->adapters->prefix_segments &&
+                !b->seg_prefix_k)
+                return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: %d segments with a deep prefix each, but this "
+                               "caller laid out no per-segment prefixes (lw_cuda_plan_bufs.seg_prefix_k)",
+                               g->cfg.name, c->a->n_segments);
             st = positions(b, pos, c->pos0, T, c->a->n_segments, c->a->segment_len, &blk.seg);
+            blk.n_seg = c->a->n_segments, blk.seg_len = c->a->segment_len;
             for (int l = 0; !st && l < last_layer; l++) {
                 bind(&blk, l, c->row, false);
                 for (int j = 0; !st && j < p->n_ops; j++) st = op_forward(&blk, &p->ops[j]);
@@ -538,8 +623,14 @@ lw_status lw_plan_cuda_backward_rows(const lw_cuda_plan_bufs *b, int T, const lw
         return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: backward needs every layer's activations (%d sets for %d "
                        "layers)", g->cfg.name, b->n_layer_sets, p->n_layers);
     exec x = {.b = b, .g = g, .p = p, .T = T, .pos0 = 0, .pos = b->pos}, blk = x;
+    if (b->seg_prefix_k && (b->n_segments < 1 || b->n_prefix < 1 || !b->seg_keys || !b->seg_values ||
+                            !b->seg_dkeys || !b->seg_dvalues || !b->seg_dprefix_k || !b->seg_dprefix_v))
+        return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: backward with a deep prefix per segment needs the "
+                       "segments (%d), a prefix (%d), the gather buffers and the prefix gradients", g->cfg.name,
+                       b->n_segments, b->n_prefix);
     st = positions(b, b->pos, 0, T, b->n_segments, b->segment_len, &blk.seg);
     if (st) return st;
+    blk.n_seg = b->n_segments, blk.seg_len = b->segment_len;
     bind(&x, -1, 0, true);
     for (int i = p->n_model_ops - 1; !st && i >= 0; i--) {
         const lw_plan_op *op = &p->model_ops[i];

@@ -193,7 +193,7 @@ lw_status lw_trainer_example(lw_trainer *t, const float *x, int Tx, int label, f
     return LW_OK;
 }
 
-/* The packed step's calls: the CPU pass's, or the GPU pass's twins (which pack no deep prefix). */
+/* The packed step's calls: the CPU pass's, or the GPU pass's twins. */
 static bool can_pack(lw_trainer *t)
 {
     if (t->gpu) return lw_gpu_receiver_pass_can_pack(t->gpu, adapters_of(t));
@@ -237,13 +237,13 @@ static const float *pack_d_embeds(lw_trainer *t, int i)
 }
 
 /* The pack's prefix gradient of example i into the adapters' own, which
- * lw_adapter_set_backward reads (and clears). The GPU packs no prefix. */
+ * lw_adapter_set_backward reads (and clears). */
 static void take_d_prefix(lw_trainer *t, int i)
 {
-    if (t->gpu) return;
     lw_receiver_adapters *ad = &t->adapters->ad;
     const float *dk, *dv;
-    lw_receiver_pass_pack_d_prefix(&t->rx, i, &dk, &dv);
+    if (t->gpu) lw_gpu_receiver_pass_pack_d_prefix(t->gpu, i, &dk, &dv);
+    else lw_receiver_pass_pack_d_prefix(&t->rx, i, &dk, &dv);
     if (!dk) return;
     size_t n = (size_t)t->receiver->cfg.n_layers * ad->prefix_len * t->receiver->cfg.n_kv_heads *
                t->receiver->cfg.head_dim;

@@ -86,7 +86,8 @@ START_TEST(tiny_models_match_the_cpu)
     tl_rig r;
     tl_rig_open_tiny(&r, &g_dev, c, 31 + (uint64_t)_i);
     tl_rig_check_model(&r);
-    tl_rig_check_pack(&r, 3, 0, 1e-4);   /* a micro-batch of 3 as one packed pass */
+    tl_rig_check_pack(&r, 3, 0, 0, 1e-4);   /* a micro-batch of 3 as one packed pass */
+    tl_rig_check_pack(&r, 3, 0, 3, 1e-4);   /* each with its own deep prefix of 3 */
     tl_rig_check_bf16(&r, 6e-2);         /* training through bf16 weights, against the fp32 CPU */
     tl_rig_close(&r);
 }
@@ -97,7 +98,8 @@ START_TEST(tiny_gemma_with_adapters_matches_the_cpu)
     tl_rig r;
     tl_rig_open_tiny(&r, &g_dev, tl_tiny_gemma3_config(4), 31);
     tl_rig_check_adapter_series(&r, 1e-3);
-    tl_rig_check_pack(&r, 3, TL_LORA_ALL, 1e-3);   /* packed, with LoRA on every target */
+    tl_rig_check_pack(&r, 3, TL_LORA_ALL, 0, 1e-3);   /* packed, with LoRA on every target */
+    tl_rig_check_pack(&r, 3, TL_LORA_QV, 2, 1e-3);    /* and LoRA with a prefix of 2 each */
     tl_rig_check_model(&r);   /* and without, on the pass that now holds prefix rows */
     tl_rig_close(&r);
 }
@@ -158,7 +160,8 @@ START_TEST(gemma3_matches_the_cpu)
     tl_rig_open(&r, &g_dev, m, &w, 1e-3);
     tl_rig_check_model(&r);
     tl_rig_check_adapters(&r, TL_LORA_ALL, 0.2f, 3, 2e-3);
-    tl_rig_check_pack(&r, 4, 0, 1e-3);
+    tl_rig_check_pack(&r, 4, 0, 0, 1e-3);
+    tl_rig_check_pack(&r, 4, 0, 3, 2e-3);
     tl_rig_close(&r);
 }
 END_TEST

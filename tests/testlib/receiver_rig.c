@@ -279,13 +279,16 @@ void tl_rig_check_adapter_series(tl_rig *r, double rtol)
 
 /* n examples (labels alternate 1, 0, ..., each with its own soft rows) as one
  * packed step on both sides, with LoRA on targets (dropout 0; none when 0). */
-void tl_rig_check_pack(tl_rig *r, int n, unsigned targets, double rtol)
+void tl_rig_check_pack(tl_rig *r, int n, unsigned targets, int P, double rtol)
 {
     const char *name = r->m->cfg.name;
     int H = r->m->cfg.hidden, nb = r->layout.n_before;
     adapters a;
-    adapters_open(&a, r, targets, 0.f, 0);
-    const lw_receiver_adapters *ad = targets ? &a.ad : NULL;
+    adapters_open(&a, r, targets, 0.f, P);
+    const lw_receiver_adapters *ad = targets || P ? &a.ad : NULL;
+    size_t np = a.n_prefix;
+    float *dpk_cpu = calloc((size_t)n * np + 1, sizeof(float)), *dpv_cpu = calloc((size_t)n * np + 1, sizeof(float));
+    ck_assert(dpk_cpu && dpv_cpu);
     ck_assert(lw_gpu_receiver_pass_can_pack(&r->gpu, ad) && lw_receiver_pass_can_pack(&r->cpu, ad));
     ck_assert_int_ge(lw_gpu_receiver_pass_pack_room(&r->gpu, ad), n);
     float *lc = calloc((size_t)n, sizeof(float)), *lg = calloc((size_t)n, sizeof(float));
@@ -304,6 +307,10 @@ void tl_rig_check_pack(tl_rig *r, int n, unsigned targets, double rtol)
                 r->cpu.embeds[j] = (float)sin(0.37 * j + 0.61 * i);
                 r->gpu.embeds[j] = r->cpu.embeds[j];
             }
+            for (size_t j = 0; j < np; j++) {   /* and its own deep prefix, where the generator leaves it */
+                a.pk[j] = 0.8f * (float)sin(0.37 * j + 1.0 + 0.9 * i);
+                a.pv[j] = 0.8f * (float)cos(0.23 * j + 0.5 * i);
+            }
             if (side == 0) OK(lw_receiver_pass_pack_add(&r->cpu, T[i], label));
             else OK(lw_gpu_receiver_pass_pack_add(&r->gpu, T[i], label));
         }
@@ -311,6 +318,11 @@ void tl_rig_check_pack(tl_rig *r, int n, unsigned targets, double rtol)
             OK(lw_receiver_pass_pack_loss(&r->cpu, lc));
             OK(lw_receiver_pass_pack_backward(&r->cpu, 0.75f, cc));
             if (a.has_lora) lora_cpu = copy_of(a.lora.p.grads, a.lora.p.n_params);   /* kept; the device's next */
+            for (int i = 0; i < n && np; i++) {
+                const float *dk, *dv;
+                lw_receiver_pass_pack_d_prefix(&r->cpu, i, &dk, &dv);
+                memcpy(dpk_cpu + i * np, dk, np * sizeof(float)), memcpy(dpv_cpu + i * np, dv, np * sizeof(float));
+            }
             zero_grads(&a);
         } else {
             OK(lw_gpu_receiver_pass_pack_loss(&r->gpu, lg));
@@ -331,6 +343,15 @@ void tl_rig_check_pack(tl_rig *r, int n, unsigned targets, double rtol)
         expect_grads(name, r->dev->name, what, dg, dc, (size_t)(T[i] - nb) * H, rtol);
         for (size_t j = 0; j < (size_t)(T[i] - nb) * H; j++) worst_all = fmax(worst_all, fabs((double)dg[j] - dc[j]));
     }
+    for (int i = 0; i < n && np; i++) {   /* each example's own prefix gradient */
+        const float *dk, *dv;
+        lw_gpu_receiver_pass_pack_d_prefix(&r->gpu, i, &dk, &dv);
+        char what[96];
+        snprintf(what, sizeof what, "packed example %d d prefix keys", i);
+        expect_grads(name, r->dev->name, what, dk, dpk_cpu + i * np, np, rtol);
+        snprintf(what, sizeof what, "packed example %d d prefix values", i);
+        expect_grads(name, r->dev->name, what, dv, dpv_cpu + i * np, np, rtol);
+    }
     if (a.has_lora) {
         for (int t = 0; t < a.lora.p.n_tensors; t++) {
             const lw_adapter_tensor *x = &a.lora.p.tensors[t];
@@ -344,9 +365,9 @@ void tl_rig_check_pack(tl_rig *r, int n, unsigned targets, double rtol)
     float l0;
     OK(lw_gpu_receiver_pass_loss(&r->gpu, ad, T0, 0, &l0));
     ck_assert_int_eq(lw_gpu_receiver_pass_pack_backward(&r->gpu, 1.f, NULL), LW_ERR_INVALID);
-    fprintf(stderr, "%s: %d examples packed, LoRA %s: loss[0] %.6f (%s %.6f), worst d_embeds error %.3g\n", name, n,
-            targets ? "on" : "off", (double)lc[0], r->dev->name, (double)lg[0], worst_all);
-    free(lc), free(lg), free(cc), free(cg), free(T);
+    fprintf(stderr, "%s: %d examples packed, LoRA %s, prefix %d each: loss[0] %.6f (%s %.6f), worst d_embeds "
+            "error %.3g\n", name, n, targets ? "on" : "off", P, (double)lc[0], r->dev->name, (double)lg[0], worst_all);
+    free(lc), free(lg), free(cc), free(cg), free(T), free(dpk_cpu), free(dpv_cpu);
     adapters_close(&a);
 }
 
