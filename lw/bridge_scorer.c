@@ -42,7 +42,7 @@ static lw_status scorer_open(lw_bridge_scorer *s, const lw_pair *pair, const lw_
         st = lw_adapter_set_open(&s->adapters, s->side.receiver, s->tr.max_T, checkpoint, &s->with_adapters);
     if (!st && s->with_adapters) st = lw_trainer_attach_adapters(&s->tr, &s->adapters);
     if (!st && !strcmp(device, "cuda")) {
-        st = lw_gpu_receiver_open(&s->gpu, pair, s->side.receiver, layout, s->tr.max_T, 0);
+        st = lw_gpu_receiver_open(&s->gpu, pair, s->side.receiver, layout, s->tr.max_T, LW_DTYPE_F32, 0);
         if (!st) st = lw_trainer_use_gpu(&s->tr, &s->gpu.pass);
     }
     if (st) lw_bridge_scorer_close(s);

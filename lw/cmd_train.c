@@ -94,10 +94,12 @@ static void usage(const lw_pair *pair)
            "  --quiet              no progress line\n"
            "  --dtype fp32|bf16|q8|native  the frozen sender and receiver on the CPU (default fp32, the\n"
            "                       reference): bf16 keeps their projections and output head in bf16, q8 as\n"
-           "                       Q8_0 blocks made at load, native as the GGUF file's blocks (fp32 sums)\n"
+           "                       Q8_0 blocks made at load, native as the GGUF file's blocks (fp32 sums);\n"
+           "                       with --device cuda, fp32 or bf16: the GPU receiver's weights (bf16: its\n"
+           "                       backward in bf16 products, fp32 sums), the CPU's stay fp32\n"
            LW_THREADS_HELP
-           "  --device cpu|cuda    where the receiver runs (bridge method; default cpu). cuda: fp32\n"
-           "                       weights on GPU LW_LOCAL_RANK (0), cuBLAS and this pair's kernels; the\n"
+           "  --device cpu|cuda    where the receiver runs (bridge method; default cpu). cuda: fp32 (or\n"
+           "                       --dtype bf16) weights on GPU LW_LOCAL_RANK (0), cuBLAS and this pair's kernels; the\n"
            "                       bridge (and a deep prefix's generator) stay on the CPU\n"
            "  --comm NAME          data parallel over the ranks mpirun started: mpi (CPU processes), nccl\n"
            "                       (one GPU a rank, bootstrapped through MPI) or local (world size 1);\n"
@@ -262,8 +264,8 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
         fprintf(stderr, "lw train: --device is cpu or cuda, not '%s'\n", a->device);
         return false;
     }
-    if (!strcmp(a->device, "cuda") && a->dtype != LW_WEIGHTS_F32) {
-        fprintf(stderr, "lw train: --dtype %s is for --device cpu (the GPU receiver is fp32)\n",
+    if (!strcmp(a->device, "cuda") && a->dtype != LW_WEIGHTS_F32 && a->dtype != LW_WEIGHTS_BF16) {
+        fprintf(stderr, "lw train: --dtype %s is for --device cpu (the GPU receiver is fp32 or bf16)\n",
                 lw_weights_dtype_name(a->dtype));
         return false;
     }
@@ -490,7 +492,8 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
         goto done;
     }
     if (!strcmp(a->device, "cuda") &&
-        (lw_gpu_receiver_open(&gpu, pair, side.receiver, trainer.layout, trainer.max_T, gpu_ordinal) ||
+        (lw_gpu_receiver_open(&gpu, pair, side.receiver, trainer.layout, trainer.max_T,
+                              a->dtype == LW_WEIGHTS_BF16 ? LW_DTYPE_BF16 : LW_DTYPE_F32, gpu_ordinal) ||
          lw_trainer_use_gpu(&trainer, &gpu.pass))) {
         fail("receiver on the GPU");
         goto done;
@@ -586,7 +589,8 @@ int lw_cmd_train(const lw_pair *pair, int argc, char **argv)
     }
     if (!lw_threads_apply("train", a.threads)) return 2;
     lw_pair with_dtype;
-    lw_pair_with_dtype(&with_dtype, pair, a.dtype);
+    /* --device cuda --dtype bf16: the CPU holds fp32 models; the receiver goes up to the GPU in bf16 */
+    lw_pair_with_dtype(&with_dtype, pair, strcmp(a.device, "cuda") ? a.dtype : LW_WEIGHTS_F32);
     with_dtype.manifest.receiver.load.backward = true;   /* the bridge's gradient comes through it */
     int rc = run(&with_dtype, &a, &comm, cc.local_rank);
     lw_cuda_close(&cu);

@@ -124,9 +124,11 @@ built=$?
 # The CUDA executor of the plan (runtime/model/plan_cuda.c), tested here only
 # over the host twin (check_plan_cuda_host, first: a few seconds on the CPU),
 # runs on the device in check_model_gpu (inference: lw_gpu_forward) and
-# check_receiver_pass_gpu (training: loss, backward, scores, adapters), each
-# against the CPU executor; its plan kernels (add, copy, bias_add_forward for
-# Qwen2's q/k/v bias, attention_varlen_* for packed segments) in check_kernels_gpu.
+# check_receiver_pass_gpu (training: loss, backward, scores, adapters; a
+# micro-batch as one packed pass; the backward through bf16 weights and its
+# cuBLAS product lw_cublas_matmul_dx_bf16), each against the CPU executor;
+# its plan kernels (add, copy, bias_add_forward for Qwen2's q/k/v bias,
+# attention_varlen_* for packed segments) in check_kernels_gpu.
 if [ $built -eq 0 ]; then
     step "check_plan_cuda_host (the executor over the host twin)" 60 out/tests/check_plan_cuda_host
     step check_kernels_gpu 90 out/tests/gpu/check_kernels_gpu
@@ -155,6 +157,7 @@ if [ $built -eq 0 ] && step "lwc build $PAIR" 120 out/bin/lwc build --quiet "$PA
     step "torch bench cuda bf16" 75 python3 bench/torch_bench.py --random-weights 1 $bench --device cuda \
         --dtype bf16 --json "$OUT/torch_bf16.json"
     # data parallel at world size 1 through NCCL: the same losses as the local comm
+    # (batch 4: each step's 4 examples as one packed GPU pass)
     tr="--task sst2 --train $split --limit-train 32 --steps 6 --batch 4 --warmup 1 --device cuda --quiet"
     # shellcheck disable=SC2086
     step "lw train cuda, comm local" 90 env LWC_RANDOM_WEIGHTS=1 "$lw" train $tr --comm local --out /tmp/dc-local --force &&
@@ -164,6 +167,15 @@ if [ $built -eq 0 ] && step "lwc build $PAIR" 120 out/bin/lwc build --quiet "$PA
     step "nccl world 1 = local (losses)" 10 sh -c 'for d in local nccl; do
         sed "s/.*\"loss\": *\([^,]*\),.*/\1/" /tmp/dc-$d/train_log.jsonl >/tmp/dc-$d.loss; done
         cat /tmp/dc-nccl.loss; [ -s /tmp/dc-local.loss ] && cmp /tmp/dc-local.loss /tmp/dc-nccl.loss'
+    # the same run through bf16 weights on the GPU: its first step's loss within 5e-2 of fp32's
+    # shellcheck disable=SC2086
+    step "lw train cuda --dtype bf16" 60 env LWC_RANDOM_WEIGHTS=1 "$lw" train $tr --dtype bf16 --comm local \
+        --out /tmp/dc-bf16 --force &&
+    step "bf16 first loss = fp32's (5e-2)" 10 sh -c 'for d in local bf16; do
+        sed "s/.*\"loss\": *\([^,]*\),.*/\1/" /tmp/dc-$d/train_log.jsonl >/tmp/dc-$d.loss; done
+        cat /tmp/dc-bf16.loss
+        paste /tmp/dc-local.loss /tmp/dc-bf16.loss | head -n 1 |
+        awk "{d = \$1 - \$2; if (d < 0) d = -d; a = \$1 < 0 ? -\$1 : \$1; exit !(d <= 0.05 * a && a > 0)}"'
 else
     note "SKIP  the benches (no lw binary)"
 fi

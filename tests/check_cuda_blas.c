@@ -157,6 +157,11 @@ START_TEST(bf16_products_and_uploads_fail_cleanly_without_a_device)
     ck_assert_msg(strstr(lw_last_error(), "layer 2 w_up") && strstr(lw_last_error(), "not initialised"), "%s",
                   lw_last_error());
 #endif
+    ck_assert_int_ne(lw_cublas_matmul_dx_bf16(&b, 256, 512, 768, 4, 8, 16, true, "layer 2 w_up backward"), LW_OK);
+#if LWC_HAVE_CUBLAS
+    ck_assert_msg(strstr(lw_last_error(), "w_up backward") && strstr(lw_last_error(), "not initialised"), "%s",
+                  lw_last_error());
+#endif
     lw_cuda cu = {0};
     float w[3] = {1.f, 2.f, 3.f};
     ck_assert_int_eq(lw_cuda_upload_bf16(&cu, 0, w, 3, "wq"), LW_ERR_INVALID);   /* no destination */

@@ -91,7 +91,12 @@ if [ ! -e /dev/nvidia0 ]; then   # without a GPU, --device cuda says so and exit
         --out "$w/gpu"
     check "eval --device cuda without a GPU" fails_saying "CUDA driver" "$lw" eval $ev \
         --checkpoint "$w/bridge/final" --device cuda
+    # bf16 training on the GPU is no longer refused: it gets as far as the driver
+    check "train --device cuda --dtype bf16 without a GPU" fails_saying "CUDA driver" "$lw" train $tiny \
+        --device cuda --dtype bf16 --out "$w/gpu-bf16"
 fi
+check "train --device cuda --dtype q8 is refused" fails_saying "is for --device cpu" "$lw" train $tiny \
+    --device cuda --dtype q8 --out "$w/gpu-q8"
 check "eval linear-probe" "$lw" eval --method linear-probe $ev --limit-train 8 --json "$w/res/probe.json"
 check "train --subset stratified" "$lw" train $tiny --subset stratified --soft-tokens 4 --out "$w/strat"
 check "subset in run.json" has "$w/strat/run.json" '"train_subset": "stratified 8 (seed 1)"'

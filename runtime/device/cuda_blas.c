@@ -187,6 +187,25 @@ lw_status lw_cublas_matmul_bf16(lw_cublas *b, lw_cuda_ptr y, lw_cuda_ptr x, lw_c
                  "cublasGemmEx", ctx);
 }
 
+/* The input gradient as lw_cublas_matmul_dx with bf16 operands: dy (from
+ * f32_to_bf16) and w bf16, dx fp32 and the accumulation fp32. */
+lw_status lw_cublas_matmul_dx_bf16(lw_cublas *b, lw_cuda_ptr dx, lw_cuda_ptr dy, lw_cuda_ptr w, int T, int in,
+                                   int out, bool accumulate, const char *what)
+{
+    if (!b->handle) return lw_fail(LW_ERR_INVALID, "bf16 matmul dx %s: cuBLAS is not initialised", what);
+    if (T <= 0 || in <= 0 || out <= 0 || !dx || !dy || !w)
+        return lw_fail(LW_ERR_INVALID, "bf16 matmul dx %s: [%d, %d] x [%d, %d] with a missing buffer or empty shape",
+                       what, T, out, out, in);
+    const float one = 1.f, beta = accumulate ? 1.f : 0.f;
+    char ctx[160];
+    snprintf(ctx, sizeof ctx, "%s: bf16 [%d, %d] x [%d, %d]", what, T, out, out, in);
+    return check(b, b->api->GemmEx((cublasHandle_t)b->handle, CUBLAS_OP_N, CUBLAS_OP_N, in, T, out, &one,
+                                   (const void *)(uintptr_t)w, CUDA_R_16BF, in, (const void *)(uintptr_t)dy,
+                                   CUDA_R_16BF, out, &beta, (void *)(uintptr_t)dx, CUDA_R_32F, in,
+                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 "cublasGemmEx", ctx);
+}
+
 #else /* no <cublas_v2.h>: every entry point reports the same reason */
 
 struct lw_cublas_api {
@@ -219,6 +238,12 @@ lw_status lw_cublas_matmul_dx(lw_cublas *b, lw_cuda_ptr dx, lw_cuda_ptr dy, lw_c
 
 lw_status lw_cublas_matmul_bf16(lw_cublas *b, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_ptr w, int T, int in, int out,
                                 const char *what)
+{
+    return no_cublas();
+}
+
+lw_status lw_cublas_matmul_dx_bf16(lw_cublas *b, lw_cuda_ptr dx, lw_cuda_ptr dy, lw_cuda_ptr w, int T, int in,
+                                   int out, bool accumulate, const char *what)
 {
     return no_cublas();
 }

@@ -91,5 +91,11 @@ lw_status lw_cuda_upload_bf16(lw_cuda *cu, lw_cuda_ptr dst, const float *src, si
  * accumulation; row-major like lw_cublas_matmul. x comes from f32_to_bf16. */
 lw_status lw_cublas_matmul_bf16(lw_cublas *b, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_ptr w, int T, int in, int out,
                                 const char *what);
+/* Its input gradient: dx[T, in] (fp32) = dy[T, out] (bf16) @ w[out, in]
+ * (bf16), fp32 accumulation (accumulate: dx +=); the backward through bf16
+ * frozen weights. dy comes from f32_to_bf16 of the fp32 gradient (cuBLAS
+ * has no fp32 x bf16 product), so dy is rounded to bf16 as x is forward. */
+lw_status lw_cublas_matmul_dx_bf16(lw_cublas *b, lw_cuda_ptr dx, lw_cuda_ptr dy, lw_cuda_ptr w, int T, int in,
+                                   int out, bool accumulate, const char *what);
 
 #endif

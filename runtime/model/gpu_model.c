@@ -118,14 +118,6 @@ lw_status lw_gpu_check_plan(const lw_plan *p, const lw_model_config *c, bool bf1
                            "CUDA executor adds only the q/k/v projection's (bqkv): run it on the CPU", name, i,
                            lw_op_kind_name(p->ops[i].kind), lw_plan_weight_name(p->ops[i].b),
                            lw_family_name(c->family));
-    /* packed segments run (attention_varlen_*), with no deep prefix or one for all of them */
-    if (a && a->n_segments > 0 && a->adapters && a->adapters->prefix_len > 0 && a->adapters->prefix_segments)
-        return lw_fail(LW_ERR_UNSUPPORTED, "CUDA backend, %s: packed segments (%d in one pass) with a deep prefix "
-                       "per segment (prefix_segments %d): the device holds one prefix per layer; run them one by "
-                       "one or on the CPU", name, a->n_segments, a->adapters->prefix_segments);
-    if (backward && bf16)
-        return lw_fail(LW_ERR_UNSUPPORTED, "CUDA backend, %s: backward through bf16 weights has no input-gradient "
-                       "product (lw_cublas_matmul_dx is fp32); upload the model with fp32 weights to train", name);
     if (p->n_layers != c->n_layers)
         return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: the plan has %d layers, the model %d", name, p->n_layers,
                        c->n_layers);

@@ -113,11 +113,13 @@ lw_status lw_gpu_forward(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_args
 
 /* LW_ERR_UNSUPPORTED, naming the model and what is missing, for what the
  * CUDA backend has no kernel for: a bias on any op but the q/k/v projection
- * (bias_add_forward adds Qwen2's bqkv), packed segments with a deep prefix
- * per segment (a's n_segments and adapters; a may be NULL; packed segments
- * otherwise run, attention_varlen_*), backward through bf16
- * weights (backward: the call will be walked back). The one place such
- * refusals are made: the upload and the executor (plan_cuda.c) call it. */
+ * (bias_add_forward adds Qwen2's bqkv). a (may be NULL), bf16 and backward
+ * say what the call runs (its rows and adapters; bf16 weights; a forward
+ * that will be walked back); since packed segments with a deep prefix each
+ * (one attention launch a segment over its gathered keys) and backward
+ * through bf16 weights (lw_cublas_matmul_dx_bf16) run, no refusal depends on
+ * them. The one place such refusals are made: the upload and the executor
+ * (plan_cuda.c) call it. */
 lw_status lw_gpu_check_plan(const lw_plan *p, const lw_model_config *c, bool bf16, const lw_forward_args *a,
                             bool backward);
 
@@ -182,7 +184,9 @@ lw_status lw_gpu_embed(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr ids_dev, int 
  *
  * What no kernel exists for is refused in one place (lw_gpu_check_plan,
  * above): a bias other than the q/k/v projection's, packed segments with
- * a deep prefix per segment, backward through bf16 weights. Declared here, as gpu_forward.c's lw_gpu_forward
+ * a deep prefix per segment. Backward through bf16 weights converts each
+ * product's dy with f32_to_bf16 into xb and multiplies in bf16 with fp32
+ * accumulation (lw_cublas_matmul_dx_bf16). Declared here, as gpu_forward.c's lw_gpu_forward
  * is: the executor is part of the GPU model code, not a floor above it. */
 
 /* Row 0 of each activation slot's buffer ([rows, the slot's width]); 0 where
@@ -222,6 +226,16 @@ typedef struct {
     int *seg_host;
     int n_segments;
     const int *segment_len;
+    /* Packed segments that each have their own deep prefix (adapters'
+     * prefix_segments): seg_prefix_k / _v [n_segments, n_layers, n_prefix,
+     * kv dim] (device; the CPU's layout), backward's gradients of them
+     * written into seg_dprefix_k / _v alike, and the gather buffers
+     * seg_keys, seg_values, seg_dkeys, seg_dvalues [n_prefix + the longest
+     * segment, kv dim] where each segment's keys are laid out [its prefix |
+     * its rows] for one attention_forward / _backward a segment. 0: every
+     * segment reads the one prefix in key_cache's rows. */
+    lw_cuda_ptr seg_prefix_k, seg_prefix_v, seg_dprefix_k, seg_dprefix_v;
+    lw_cuda_ptr seg_keys, seg_values, seg_dkeys, seg_dvalues;
     lw_cuda_ptr xb;                 /* bf16 weights: a product's input in bf16 */
     lw_cuda_plan_lora lora;
     /* backward: the gradient slots ([rows, width]), and with a deep prefix
@@ -230,6 +244,19 @@ typedef struct {
     lw_cuda_ptr grad[LW_GRAD_COUNT];
     const lw_cuda_ptr *dkeys, *dvalues;
 } lw_cuda_plan_bufs;
+
+/* Rows whose logits are scored when they are not one run (a pack's
+ * examples, each its own last rows): n_runs runs, run i rows [from[i],
+ * from[i] + rows[i]) of the call's T; their logits stack in run order.
+ * Forward gathers their final-normed rows into scratch [sum of rows,
+ * hidden] (copy_forward a run) for one product with the output head;
+ * backward makes their input gradient there with one product and puts each
+ * run back at its rows. */
+typedef struct {
+    int n_runs;
+    const int *from, *rows;
+    lw_cuda_ptr scratch;
+} lw_cuda_plan_rows;
 
 /* One forward call: T rows at positions pos0.., their input rows r0.. of a
  * (ids, embeds, is_embed), written at row `row` of the activation buffers
@@ -241,6 +268,7 @@ typedef struct {
     float *hidden_out;
     int logits_from, logits_rows;   /* the rows (of the T) whose logits are wanted; 0 rows: none */
     float *logits_host;             /* NULL: they stay on the device in top.at[LW_SLOT_LOGITS] */
+    const lw_cuda_plan_rows *runs;  /* non-NULL: these rows' logits instead of logits_from / _rows */
 } lw_cuda_plan_call;
 
 /* The model-level ops (embed, the blocks, output_norm, logits) over the
@@ -256,6 +284,10 @@ lw_status lw_plan_cuda_forward(const lw_cuda_plan_bufs *b, const lw_cuda_plan_ca
  * gradients are left in rows [0, n_prefix) of dkeys / dvalues. */
 lw_status lw_plan_cuda_backward(const lw_cuda_plan_bufs *b, int T, int first, int n_rows, lw_cuda_ptr dlogits,
                                 float *d_embeds);
+/* The same from the logits of several runs of rows (lw_cuda_plan_rows, as
+ * the forward scored them): dlogits [sum of rows, vocab] in run order. */
+lw_status lw_plan_cuda_backward_rows(const lw_cuda_plan_bufs *b, int T, const lw_cuda_plan_rows *r,
+                                     lw_cuda_ptr dlogits, float *d_embeds);
 
 /* The width per row of an activation slot for config c (ATT: n_heads, the
  * log-sum-exp's rows per query row). For laying out buffers. */

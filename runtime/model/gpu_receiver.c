@@ -5,13 +5,13 @@
 #include "cuda_pair.h"
 
 lw_status lw_gpu_receiver_open(lw_gpu_receiver *r, const lw_pair *pair, const lw_model *receiver,
-                               const lw_receiver_layout *layout, int max_T, int ordinal)
+                               const lw_receiver_layout *layout, int max_T, lw_weight_dtype dtype, int ordinal)
 {
     memset(r, 0, sizeof *r);
     lw_status st = lw_cuda_init(&r->cu, ordinal);
     if (!st) st = lw_cuda_load_unit(&r->cu, pair, "receiver", &r->mod);
     if (!st) st = lw_cublas_init(&r->blas, &r->cu);
-    if (!st) st = lw_gpu_model_upload(&r->cu, &r->blas, &r->mod, receiver, &r->g);
+    if (!st) st = lw_gpu_model_upload_dtype(&r->cu, &r->blas, &r->mod, receiver, dtype, &r->g);
     if (!st) st = lw_gpu_receiver_pass_alloc(&r->pass, r->g, layout, max_T, "receiver on the GPU");
     if (st) {
         lw_gpu_receiver_close(r);

@@ -21,11 +21,13 @@ typedef struct {
     lw_gpu_receiver_pass pass;
 } lw_gpu_receiver;
 
-/* GPU `ordinal`; receiver: the CPU model whose weights go up; max_T: the
- * trainer's rows. On failure r is closed and the message says what failed
- * (without a GPU: the driver's message). */
+/* GPU `ordinal`; receiver: the CPU model (fp32) whose weights go up, as
+ * dtype (LW_DTYPE_F32, or LW_DTYPE_BF16: bf16 projections and output head,
+ * the training pass's backward through them in bf16 products with fp32
+ * accumulation); max_T: the trainer's rows. On failure r is closed and the
+ * message says what failed (without a GPU: the driver's message). */
 lw_status lw_gpu_receiver_open(lw_gpu_receiver *r, const lw_pair *pair, const lw_model *receiver,
-                               const lw_receiver_layout *layout, int max_T, int ordinal);
+                               const lw_receiver_layout *layout, int max_T, lw_weight_dtype dtype, int ordinal);
 void lw_gpu_receiver_close(lw_gpu_receiver *r);
 
 #endif

@@ -19,10 +19,10 @@ static lw_cuda_ptr row(lw_cuda_ptr base, int r, int width) { return base + (size
 
 static size_t kv_dim(const lw_model_config *c) { return (size_t)c->n_kv_heads * c->head_dim; }
 
-/* Layer l's first key row (of n_prefix + max_T; value rows alike). */
+/* Layer l's first key row (of n_prefix + rows; value rows alike). */
 static lw_cuda_ptr layer_keys(const lw_gpu_receiver_pass *p, lw_cuda_ptr cache, int l)
 {
-    return cache + (size_t)l * ((size_t)p->n_prefix + p->max_T) * kv_dim(&p->g->cfg) * F32;
+    return cache + (size_t)l * ((size_t)p->n_prefix + p->rows) * kv_dim(&p->g->cfg) * F32;
 }
 
 static lw_status zero(lw_gpu_receiver_pass *p, lw_cuda_ptr buf, int rows, int width)
@@ -52,8 +52,8 @@ static bool kept_slot(const lw_model_config *c, lw_plan_slot s)
 static void place(lw_gpu_receiver_pass *p, lw_gpu_arena *a)
 {
     const lw_model_config *c = &p->g->cfg;
-    size_t T = (size_t)p->max_T, H = (size_t)c->hidden, qd = (size_t)c->n_heads * c->head_dim;
-    size_t kvd = kv_dim(c), F = (size_t)c->ffn, V = (size_t)c->vocab, Lv = (size_t)p->layout->max_verb;
+    size_t T = (size_t)p->rows, H = (size_t)c->hidden, qd = (size_t)c->n_heads * c->head_dim;
+    size_t kvd = kv_dim(c), F = (size_t)c->ffn, V = (size_t)c->vocab, Lv = (size_t)p->loss_cap;
     size_t P = (size_t)p->n_prefix, n = (size_t)c->n_layers;
     for (int l = 0; l < c->n_layers; l++) {
         lw_cuda_plan_acts *A = &p->slots[l];
@@ -84,6 +84,26 @@ static void place(lw_gpu_receiver_pass *p, lw_gpu_arena *a)
     d->targets = lw_gpu_take(a, Lv * sizeof(int));
     d->ids = lw_gpu_take(a, T * sizeof(int));
     d->pos = lw_gpu_take(a, T * sizeof(int));
+    d->seg = lw_gpu_take(a, T * sizeof(int));
+    d->gather = lw_gpu_take(a, Lv * H * F32);
+    /* bf16 weights: every product's input and every input-gradient product's dy in bf16 (2 bytes a value):
+     * rows of the widest of hidden, q, kv and ffn, or the loss rows' logits gradient */
+    size_t widest = H > qd ? H : qd;
+    widest = widest > F ? widest : F;
+    size_t xb = T * widest > Lv * V ? T * widest : Lv * V;
+    d->xb = p->g->bf16 ? lw_gpu_take(a, xb * 2) : 0;
+}
+
+/* The executor's host staging for p->rows rows and p->loss_cap loss rows. */
+static bool stage_arrays(lw_gpu_receiver_pass *p)
+{
+    size_t T = (size_t)p->rows;
+    free(p->pos_stage), free(p->seg_stage), free(p->ids_stage), free(p->loss_rows);
+    p->pos_stage = calloc(T, sizeof *p->pos_stage);
+    p->seg_stage = calloc(T, sizeof *p->seg_stage);
+    p->ids_stage = calloc(T, sizeof *p->ids_stage);
+    p->loss_rows = calloc((size_t)p->loss_cap, F32);
+    return p->pos_stage && p->seg_stage && p->ids_stage && p->loss_rows;
 }
 
 static bool host_arrays(lw_gpu_receiver_pass *p)
@@ -93,17 +113,14 @@ static bool host_arrays(lw_gpu_receiver_pass *p)
     p->slots = calloc((size_t)c->n_layers, sizeof *p->slots);
     p->dkeys = calloc((size_t)c->n_layers, sizeof *p->dkeys);
     p->dvalues = calloc((size_t)c->n_layers, sizeof *p->dvalues);
-    p->pos_stage = calloc(T, sizeof *p->pos_stage);
     p->embeds = calloc(T * H, F32);
     p->d_embeds = calloc(T * H, F32);
     p->logits = calloc(Lv * V, F32);
-    p->loss_rows = calloc(Lv, F32);
     p->ids = calloc(T, sizeof *p->ids);
     p->targets = calloc(T, sizeof *p->targets);
-    p->ids_stage = calloc(T, sizeof *p->ids_stage);
     p->is_embed = calloc(T, sizeof *p->is_embed);
-    return p->slots && p->dkeys && p->dvalues && p->pos_stage && p->embeds && p->d_embeds && p->logits &&
-           p->loss_rows && p->ids && p->targets && p->ids_stage && p->is_embed;
+    return stage_arrays(p) && p->slots && p->dkeys && p->dvalues && p->embeds && p->d_embeds && p->logits &&
+           p->ids && p->targets && p->is_embed;
 }
 
 /* A new device allocation for p's current sizes, zeroed and laid out, with
@@ -116,7 +133,7 @@ static lw_status device_arena(lw_gpu_receiver_pass *p)
     place(p, &a);
     size_t bytes = a.used;
     char what[128];
-    snprintf(what, sizeof what, "training pass (activations of %d rows, %d prefix rows)", p->max_T, p->n_prefix);
+    snprintf(what, sizeof what, "training pass (activations of %d rows, %d prefix rows)", p->rows, p->n_prefix);
     lw_cuda_ptr base = 0;
     lw_status st = lw_gpu_check_fits(g->cu, bytes, what, g->cfg.name);
     if (!st) st = lw_cuda_alloc(g->cu, bytes, what, &base);
@@ -140,12 +157,9 @@ lw_status lw_gpu_receiver_pass_alloc(lw_gpu_receiver_pass *p, lw_gpu_model *g, c
     memset(p, 0, sizeof *p);
     p->g = g;
     p->layout = layout;
-    p->max_T = max_T;
+    p->max_T = p->rows = max_T;
+    p->loss_cap = layout->max_verb;
     const lw_model_config *c = &g->cfg;
-    /* The backward's dx = dy @ w products are fp32 only (lw_cublas_matmul_dx). */
-    if (g->bf16)
-        return lw_fail(LW_ERR_UNSUPPORTED, "%s: the GPU training pass needs %s uploaded with fp32 weights "
-                       "(bf16 weights are for inference: generate, bench)", who, c->name);
     if (max_T < 1 || max_T > c->context || max_T > (1 << 20))
         return lw_fail(LW_ERR_INVALID, "%s: the receiver prompt needs %d positions, %s has %d", who, max_T, c->name,
                        c->context);
@@ -164,6 +178,17 @@ lw_status lw_gpu_receiver_pass_alloc(lw_gpu_receiver_pass *p, lw_gpu_model *g, c
     return LW_OK;
 }
 
+static void pack_release(lw_gpu_receiver_pass *p)
+{
+    lw_gpu_pass_pack *k = &p->pack;
+    if (k->dev_arena) lw_cuda_free(p->g->cu, k->dev_arena);
+    void *all[] = {k->ids,     k->is_embed, k->embeds,     k->d_embeds, k->seg_len,  k->label,
+                   k->row0,    k->loss0,    k->run_from,   k->run_rows, k->targets,  k->prefix_k,
+                   k->prefix_v, k->d_prefix_k, k->d_prefix_v};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+    memset(k, 0, sizeof *k);
+}
+
 static void lora_release(lw_gpu_receiver_pass *p)
 {
     if (p->lora.arena) lw_cuda_free(p->g->cu, p->lora.arena);
@@ -180,6 +205,8 @@ void lw_gpu_receiver_pass_free(lw_gpu_receiver_pass *p)
     free(p->dkeys);
     free(p->dvalues);
     free(p->pos_stage);
+    free(p->seg_stage);
+    if (p->g) pack_release(p);
     free(p->embeds);
     free(p->d_embeds);
     free(p->logits);
@@ -260,24 +287,25 @@ static bool row_is_embed(const lw_forward_args *a, int r) { return a->embeds && 
 
 static bool lora_on(const lw_receiver_adapters *ad) { return ad && ad->lora && !ad->lora->merged; }
 
-static void place_lora(lw_gpu_pass_lora *L, lw_gpu_arena *a, int max_T)
+static void place_lora(lw_gpu_pass_lora *L, lw_gpu_arena *a)
 {
     L->params = lw_gpu_take(a, L->n * F32);
     L->grads = lw_gpu_take(a, L->n * F32);
-    L->u = lw_gpu_take(a, (size_t)max_T * L->rank * F32);
-    L->du = lw_gpu_take(a, (size_t)max_T * L->rank * F32);
+    L->u = lw_gpu_take(a, (size_t)L->rows * L->rank * F32);
+    L->du = lw_gpu_take(a, (size_t)L->rows * L->rank * F32);
 }
 
 /* Parameters, gradients and scratch for lo, unless p has them for its sizes. */
 static lw_status lora_room(lw_gpu_receiver_pass *p, const lw_lora *lo)
 {
     lw_gpu_pass_lora *L = &p->lora;
-    if (L->arena && L->n == lo->p.n_params && L->rank == lo->cfg.rank) return LW_OK;
+    if (L->arena && L->n == lo->p.n_params && L->rank == lo->cfg.rank && L->rows >= p->rows) return LW_OK;
     lora_release(p);
     p->loss_T = 0;   /* a backward would find another LoRA's scratch */
-    lw_gpu_pass_lora want = {.rank = lo->cfg.rank, .n = lo->p.n_params};
+    p->pack.loss_done = false;
+    lw_gpu_pass_lora want = {.rank = lo->cfg.rank, .rows = p->rows, .n = lo->p.n_params};
     lw_gpu_arena a = {0};
-    place_lora(&want, &a, p->max_T);
+    place_lora(&want, &a);
     want.bytes = a.used;
     char what[128];
     snprintf(what, sizeof what, "LoRA of rank %d (%zu parameters and their gradients)", want.rank, want.n);
@@ -293,7 +321,7 @@ static lw_status lora_room(lw_gpu_receiver_pass *p, const lw_lora *lo)
         return st;
     }
     a = (lw_gpu_arena){.base = want.arena};
-    place_lora(&want, &a, p->max_T);
+    place_lora(&want, &a);
     *L = want;
     return LW_OK;
 }
@@ -321,6 +349,7 @@ static lw_status grow_prefix(lw_gpu_receiver_pass *p, int P)
     free(p->prefix_stage);
     p->prefix_stage = stage;
     p->loss_T = 0;   /* the activations are gone */
+    p->pack.loss_done = false;
     return LW_OK;
 }
 
@@ -394,8 +423,9 @@ static lw_cuda_plan_bufs plan_bufs(lw_gpu_receiver_pass *p)
     size_t skip = (size_t)(p->n_prefix - p->prefix) * kv_dim(&g->cfg) * F32;
     lw_cuda_plan_bufs b = {.g = g, .plan = &g->plan, .layers = p->slots, .n_layer_sets = g->cfg.n_layers,
                            .key_cache = p->dev.key_cache + skip, .value_cache = p->dev.value_cache + skip,
-                           .cache_rows = p->n_prefix + p->max_T, .n_prefix = p->prefix, .pos = p->dev.pos,
+                           .cache_rows = p->n_prefix + p->rows, .n_prefix = p->prefix, .pos = p->dev.pos,
                            .ids = p->dev.ids, .pos_host = p->pos_stage, .ids_host = p->ids_stage,
+                           .seg = p->dev.seg, .seg_host = p->seg_stage, .xb = p->dev.xb,
                            .dkeys = p->prefix ? p->dkeys : NULL, .dvalues = p->prefix ? p->dvalues : NULL};
     b.top.at[LW_SLOT_X] = p->dev.x, b.top.at[LW_SLOT_XF] = p->dev.xf;
     b.top.at[LW_SLOT_RSTD_FINAL] = p->dev.rstd_final, b.top.at[LW_SLOT_LOGITS] = p->dev.logits;
@@ -434,10 +464,20 @@ static lw_status sync(lw_gpu_receiver_pass *p, const char *step, int T)
 
 /* ---- loss ------------------------------------------------------------------ */
 
+/* The cross-entropy of the L loss rows from row r of dev.logits (their
+ * targets at the same rows of dev.targets); dlogits (rows from r too, may
+ * be 0) = dloss x its gradient. */
+static lw_status cross_entropy_at(lw_gpu_receiver_pass *p, int r, lw_cuda_ptr dlogits, int L, float dloss)
+{
+    size_t V = (size_t)p->g->cfg.vocab;
+    return lwk_cross_entropy_forward_backward(lw_gpu_launcher(p->g), &p->g->k, dlogits ? dlogits + r * V * F32 : 0,
+                                              p->dev.loss + (size_t)r * F32, p->dev.logits + r * V * F32,
+                                              p->dev.targets + (size_t)r * sizeof(int), L, dloss);
+}
+
 static lw_status cross_entropy(lw_gpu_receiver_pass *p, lw_cuda_ptr dlogits, int L, float dloss)
 {
-    return lwk_cross_entropy_forward_backward(lw_gpu_launcher(p->g), &p->g->k, dlogits, p->dev.loss, p->dev.logits,
-                                              p->dev.targets, L, dloss);
+    return cross_entropy_at(p, 0, dlogits, L, dloss);
 }
 
 lw_status lw_gpu_receiver_pass_loss(lw_gpu_receiver_pass *p, const lw_receiver_adapters *ad, int T, int label,
@@ -456,6 +496,7 @@ lw_status lw_gpu_receiver_pass_loss(lw_gpu_receiver_pass *p, const lw_receiver_a
                            "vocab %d", label, i, p->targets[i], V);
     }
     p->loss_T = 0;
+    p->pack.loss_done = false;   /* both overwrite the activations a pack's backward reads */
     st = begin_call(p, ad);
     if (!st) st = pass_forward(p, &a, 0, T - L, L, NULL, 0);
     if (!st) st = lw_cuda_upload(p->g->cu, p->dev.targets, p->targets, (size_t)L * sizeof(int), "verbalizer ids");
@@ -477,7 +518,7 @@ lw_status lw_gpu_receiver_pass_loss(lw_gpu_receiver_pass *p, const lw_receiver_a
 
 /* After the backward's sync: dA, dB into the host LoRA's grads and d prefix
  * K/V into ad's, both added, as model_backward.c adds. */
-static lw_status adapter_grads_home(lw_gpu_receiver_pass *p)
+static lw_status adapter_grads_home(lw_gpu_receiver_pass *p, bool shared_prefix)
 {
     const lw_receiver_adapters *ad = p->ad;
     lw_cuda *cu = p->g->cu;
@@ -488,7 +529,7 @@ static lw_status adapter_grads_home(lw_gpu_receiver_pass *p)
         for (size_t i = 0; !st && i < p->lora.n; i++) grads[i] += gh[i];
     }
     const lw_model_config *c = &p->g->cfg;
-    int P = p->prefix, kvd = c->n_kv_heads * c->head_dim;
+    int P = shared_prefix ? p->prefix : 0, kvd = c->n_kv_heads * c->head_dim;
     size_t np = (size_t)P * kvd;
     float *to[2] = {ad ? ad->d_prefix_k : NULL, ad ? ad->d_prefix_v : NULL};
     for (int l = 0; !st && P > 0 && l < c->n_layers; l++)
@@ -536,7 +577,7 @@ lw_status lw_gpu_receiver_pass_backward(lw_gpu_receiver_pass *p, const lw_receiv
     if (!st)
         st = lw_cuda_download(g->cu, p->d_embeds, p->dev.grad[LW_GRAD_DX], (size_t)T * H * F32,
                               "input-row gradients");
-    if (!st) st = adapter_grads_home(p);
+    if (!st) st = adapter_grads_home(p, true);
     return st;
 }
 
@@ -559,6 +600,7 @@ lw_status lw_gpu_receiver_pass_scores(lw_gpu_receiver_pass *p, const lw_receiver
         if ((st = check_ids(p, &b, "verbalizer"))) return st;
     }
     p->loss_T = 0;
+    p->pack.loss_done = false;   /* both overwrite the activations a pack's backward reads */
     st = begin_call(p, ad);
     /* Scored on the device: the prompt's last row's logits stay in row 0 of
      * dev.logits; each label's tokens but its last continue the prompt at
@@ -581,4 +623,286 @@ lw_status lw_gpu_receiver_pass_scores(lw_gpu_receiver_pass *p, const lw_receiver
         for (int i = 0; !st && i < L; i++) scores[k] -= p->loss_rows[i];
     }
     return st;
+}
+
+/* ---- packed steps ------------------------------------------------------------ */
+
+bool lw_gpu_receiver_pass_can_pack(const lw_gpu_receiver_pass *p, const lw_receiver_adapters *ad)
+{
+    (void)p;
+    if (!ad) return true;
+    return !ad->lora || (!ad->lora->merged && !(ad->lora->cfg.dropout > 0.0f));
+}
+
+int lw_gpu_receiver_pass_pack_room(const lw_gpu_receiver_pass *p, const lw_receiver_adapters *ad)
+{
+    if (!lw_gpu_receiver_pass_can_pack(p, ad)) return 0;
+    long room = (1L << 20) / p->max_T;   /* positions restart per segment: only the rows' count bounds it */
+    return room > 4096 ? 4096 : (int)room;
+}
+
+/* Device buffers (and the executor's staging) for rows rows and loss_cap
+ * loss rows; on failure p keeps what it had. */
+static lw_status grow_rows(lw_gpu_receiver_pass *p, int rows, int loss_cap)
+{
+    lw_cuda_ptr old = p->arena;
+    int old_rows = p->rows, old_loss = p->loss_cap;
+    p->rows = rows, p->loss_cap = loss_cap;
+    lw_status st = device_arena(p);
+    if (!st && !stage_arrays(p))
+        st = lw_fail(LW_ERR_NOMEM, "GPU receiver pass %s: out of memory for %d rows of staging", p->g->cfg.name, rows);
+    if (st) {
+        if (p->arena != old) lw_cuda_free(p->g->cu, p->arena);
+        p->rows = old_rows, p->loss_cap = old_loss;
+        p->arena = old;
+        lw_gpu_arena a = {.base = old};
+        place(p, &a);   /* back over what p had */
+        stage_arrays(p);
+        return lw_fail_wrap(st, "GPU receiver pass %s: room for a pack of %d rows", p->g->cfg.name, rows);
+    }
+    if (old) lw_cuda_free(p->g->cu, old);
+    p->loss_T = 0;   /* the activations are gone */
+    p->pack.loss_done = false;
+    return LW_OK;
+}
+
+/* Floats of one example's deep prefix keys (or values): [n_layers, P, kv dim]. */
+static size_t pack_np(const lw_gpu_receiver_pass *p)
+{
+    const lw_model_config *c = &p->g->cfg;
+    return (size_t)c->n_layers * (size_t)p->pack.P * kv_dim(c);
+}
+
+/* Room for n examples' own deep prefixes of P (none when 0), host and device, and the gather buffers. */
+static lw_status pack_prefix_room(lw_gpu_receiver_pass *p, int n, int P)
+{
+    lw_gpu_pass_pack *k = &p->pack;
+    k->P = P;
+    if (P == 0) return LW_OK;
+    size_t np = pack_np(p), want = (size_t)n * np, gather = ((size_t)P + p->max_T) * kv_dim(&p->g->cfg);
+    if (want > k->prefix_n) {
+        float **host[] = {&k->prefix_k, &k->prefix_v, &k->d_prefix_k, &k->d_prefix_v};
+        for (int i = 0; i < 4; i++) {
+            free(*host[i]);
+            *host[i] = calloc(want, F32);
+        }
+        k->prefix_n = want;
+        if (!k->prefix_k || !k->prefix_v || !k->d_prefix_k || !k->d_prefix_v) {
+            for (int i = 0; i < 4; i++) free(*host[i]), *host[i] = NULL;
+            k->prefix_n = 0;
+            return lw_fail(LW_ERR_NOMEM, "GPU receiver pack: out of memory for %d examples' deep prefixes", n);
+        }
+    }
+    if (k->dev_arena && k->dev_floats >= want && k->gather[0] && k->gather[1] - k->gather[0] >= gather * F32)
+        return LW_OK;
+    if (k->dev_arena) lw_cuda_free(p->g->cu, k->dev_arena);
+    k->dev_arena = 0;
+    lw_gpu_arena a = {0};
+    for (int m = 0; m < 2; m++) {   /* measure, then lay out */
+        for (int i = 0; i < 4; i++) k->dev_prefix[i] = lw_gpu_take(&a, want * F32);
+        for (int i = 0; i < 4; i++) k->gather[i] = lw_gpu_take(&a, gather * F32);
+        if (m == 1) break;
+        lw_cuda_ptr base = 0;
+        char what[128];
+        snprintf(what, sizeof what, "deep prefixes of %d packed examples (P %d)", n, P);
+        lw_status st = lw_gpu_check_fits(p->g->cu, a.used, what, p->g->cfg.name);
+        if (!st) st = lw_cuda_alloc(p->g->cu, a.used, what, &base);
+        if (st) {
+            memset(k->dev_prefix, 0, sizeof k->dev_prefix), memset(k->gather, 0, sizeof k->gather);
+            return st;
+        }
+        k->dev_arena = base;
+        a = (lw_gpu_arena){.base = base};
+    }
+    k->dev_floats = want;
+    return LW_OK;
+}
+
+/* Host room for cap examples in p->pack. */
+static lw_status pack_room_host(lw_gpu_receiver_pass *p, int cap)
+{
+    lw_gpu_pass_pack *k = &p->pack;
+    if (k->cap >= cap) return LW_OK;
+    pack_release(p);
+    size_t R = (size_t)cap * p->max_T, H = (size_t)p->g->cfg.hidden, n = (size_t)cap;
+    k->ids = calloc(R, sizeof *k->ids);
+    k->is_embed = calloc(R, sizeof *k->is_embed);
+    k->embeds = calloc(R * H, F32);
+    k->d_embeds = calloc(R * H, F32);
+    k->seg_len = calloc(n, sizeof(int));
+    k->label = calloc(n, sizeof(int));
+    k->row0 = calloc(n, sizeof(int));
+    k->loss0 = calloc(n, sizeof(int));
+    k->run_from = calloc(n, sizeof(int));
+    k->run_rows = calloc(n, sizeof(int));
+    k->targets = calloc(n * (size_t)p->layout->max_verb, sizeof(int));
+    if (!k->ids || !k->is_embed || !k->embeds || !k->d_embeds || !k->seg_len || !k->label || !k->row0 ||
+        !k->loss0 || !k->run_from || !k->run_rows || !k->targets) {
+        pack_release(p);
+        return lw_fail(LW_ERR_NOMEM, "GPU receiver pack: out of memory for %d examples of %d rows", cap, p->max_T);
+    }
+    k->cap = cap;
+    return LW_OK;
+}
+
+lw_status lw_gpu_receiver_pass_pack_begin(lw_gpu_receiver_pass *p, const lw_receiver_adapters *ad, int n)
+{
+    int room = lw_gpu_receiver_pass_pack_room(p, ad);
+    if (!lw_gpu_receiver_pass_can_pack(p, ad))
+        return lw_fail(LW_ERR_INVALID, "GPU receiver pack %s: these adapters cannot pack (LoRA dropout or a "
+                       "merged LoRA)", p->g->cfg.name);
+    if (n < 1 || n > room)
+        return lw_fail(LW_ERR_INVALID, "GPU receiver pack %s: %d examples (room for %d of %d rows)", p->g->cfg.name,
+                       n, room, p->max_T);
+    lw_status st = check_adapters(p, ad);
+    if (!st) st = pack_room_host(p, n);
+    int rows = n * p->max_T, loss_cap = n * p->layout->max_verb;
+    if (!st && (rows > p->rows || loss_cap > p->loss_cap))
+        st = grow_rows(p, rows > p->rows ? rows : p->rows, loss_cap > p->loss_cap ? loss_cap : p->loss_cap);
+    if (!st) st = lw_gpu_receiver_pass_attach(p, ad);   /* the prefix's rows before every layer's keys */
+    if (!st) st = pack_prefix_room(p, n, ad ? ad->prefix_len : 0);
+    if (st) return st;
+    lw_gpu_pass_pack *k = &p->pack;
+    k->n = k->rows = k->n_loss = 0;
+    k->ad = ad;
+    k->loss_done = false;
+    return LW_OK;
+}
+
+lw_status lw_gpu_receiver_pass_pack_add(lw_gpu_receiver_pass *p, int T, int label)
+{
+    lw_gpu_pass_pack *k = &p->pack;
+    if (k->n >= k->cap) return lw_fail(LW_ERR_INVALID, "GPU receiver pack: full (begin it for more examples)");
+    lw_status st = check_rows(p, T, label);
+    lw_forward_args a = {.ids = p->ids, .embeds = p->embeds, .is_embed = p->is_embed, .T = T};
+    if (!st) st = check_ids(p, &a, "packed example");
+    if (st) return st;
+    const lw_receiver_layout *Ly = p->layout;
+    int L = Ly->verb_len[label], V = p->g->cfg.vocab, i = k->n;
+    size_t H = (size_t)p->g->cfg.hidden, r = (size_t)k->rows;
+    for (int j = 0; j < L; j++)
+        if (Ly->verb[label][j] < 0 || Ly->verb[label][j] >= V)
+            return lw_fail(LW_ERR_INVALID, "GPU receiver pack: label %d's verbalizer token %d is id %d, outside "
+                           "vocab %d", label, j, Ly->verb[label][j], V);
+    memcpy(k->ids + r, p->ids, (size_t)T * sizeof(int));
+    memcpy(k->is_embed + r, p->is_embed, (size_t)T * sizeof(bool));
+    memcpy(k->embeds + r * H, p->embeds, (size_t)T * H * F32);
+    k->seg_len[i] = T;
+    k->label[i] = label;
+    k->row0[i] = k->rows;
+    k->loss0[i] = k->n_loss;
+    k->run_from[i] = k->rows + T - L;
+    k->run_rows[i] = L;
+    memcpy(k->targets + k->n_loss, Ly->verb[label], (size_t)L * sizeof(int));
+    if (k->P > 0) {   /* the example's prefix, as the generator left it in the caller's adapters */
+        size_t np = pack_np(p);
+        memcpy(k->prefix_k + i * np, k->ad->prefix_k, np * F32);
+        memcpy(k->prefix_v + i * np, k->ad->prefix_v, np * F32);
+    }
+    k->rows += T;
+    k->n_loss += L;
+    k->n++;
+    k->loss_done = false;
+    return LW_OK;
+}
+
+/* The executor's view for the pack: plan_bufs with the segments and, with a prefix, each one's own. */
+static lw_cuda_plan_bufs pack_bufs(lw_gpu_receiver_pass *p)
+{
+    const lw_gpu_pass_pack *k = &p->pack;
+    lw_cuda_plan_bufs b = plan_bufs(p);
+    b.n_segments = k->n;
+    b.segment_len = k->seg_len;
+    if (k->P > 0) {
+        b.seg_prefix_k = k->dev_prefix[0], b.seg_prefix_v = k->dev_prefix[1];
+        b.seg_dprefix_k = k->dev_prefix[2], b.seg_dprefix_v = k->dev_prefix[3];
+        b.seg_keys = k->gather[0], b.seg_values = k->gather[1];
+        b.seg_dkeys = k->gather[2], b.seg_dvalues = k->gather[3];
+    }
+    return b;
+}
+
+static lw_cuda_plan_rows pack_runs(lw_gpu_receiver_pass *p)
+{
+    const lw_gpu_pass_pack *k = &p->pack;
+    return (lw_cuda_plan_rows){.n_runs = k->n, .from = k->run_from, .rows = k->run_rows, .scratch = p->dev.gather};
+}
+
+lw_status lw_gpu_receiver_pass_pack_loss(lw_gpu_receiver_pass *p, float *losses)
+{
+    lw_gpu_pass_pack *k = &p->pack;
+    if (k->n == 0) return lw_fail(LW_ERR_INVALID, "GPU receiver pack: nothing added");
+    p->loss_T = 0;
+    k->loss_done = false;
+    lw_status st = begin_call(p, k->ad);
+    lw_forward_args a = {.ids = k->ids, .embeds = k->embeds, .is_embed = k->is_embed, .T = k->rows,
+                         .capture_layer = -1, .n_segments = k->n, .segment_len = k->seg_len};
+    for (int j = 0; !st && j < 2 && k->P > 0; j++)   /* every example's own prefix */
+        st = lw_cuda_upload(p->g->cu, k->dev_prefix[j], j ? k->prefix_v : k->prefix_k,
+                            (size_t)k->n * pack_np(p) * F32, "per-example deep prefixes");
+    lw_cuda_plan_bufs b = pack_bufs(p);
+    lw_cuda_plan_rows runs = pack_runs(p);
+    lw_cuda_plan_call c = {.a = &a, .T = k->rows, .capture_layer = -1, .runs = &runs};
+    bool complete;
+    if (!st) st = lw_plan_cuda_forward(&b, &c, &complete);
+    if (!st)
+        st = lw_cuda_upload(p->g->cu, p->dev.targets, k->targets, (size_t)k->n_loss * sizeof(int), "verbalizer ids");
+    if (!st) st = cross_entropy(p, 0, k->n_loss, 0.f);
+    if (!st) st = sync(p, "packed forward and loss", k->rows);
+    if (!st) st = lw_cuda_download(p->g->cu, p->loss_rows, p->dev.loss, (size_t)k->n_loss * F32, "the losses");
+    if (st) return lw_fail_wrap(st, "GPU receiver pack of %d examples", k->n);
+    for (int i = 0; i < k->n; i++) {
+        int L = k->run_rows[i];
+        double total = 0;
+        for (int j = 0; j < L; j++) total += p->loss_rows[k->loss0[i] + j];
+        losses[i] = (float)(total / L);
+    }
+    k->loss_done = true;
+    return LW_OK;
+}
+
+lw_status lw_gpu_receiver_pass_pack_backward(lw_gpu_receiver_pass *p, float scale, bool *correct)
+{
+    lw_gpu_pass_pack *k = &p->pack;
+    if (k->n == 0 || !k->loss_done)
+        return lw_fail(LW_ERR_INVALID, "GPU receiver pack: backward of %d examples needs their loss first (a loss "
+                       "or scores since overwrote it)", k->n);
+    lw_gpu_model *g = p->g;
+    size_t V = (size_t)g->cfg.vocab, H = (size_t)g->cfg.hidden;
+    lw_status st = LW_OK;
+    for (int i = 0; !st && correct && i < k->n; i++) {
+        st = lw_cuda_download(g->cu, p->logits, p->dev.logits + (size_t)k->loss0[i] * V * F32, V * F32, "logits");
+        if (!st) correct[i] = lw_receiver_first_token_right(p->layout, p->logits, k->label[i]);
+    }
+    if (!st && lora_on(k->ad)) st = lw_cuda_memset0(g->cu, p->lora.grads, p->lora.n * F32, "LoRA gradients");
+    if (!st) st = zero(p, p->dev.dlogits, k->n_loss, (int)V);
+    /* each example's mean over its own L rows, as lw_receiver_pass_pack_backward's cross_entropy_backward */
+    for (int i = 0; !st && i < k->n; i++)
+        st = cross_entropy_at(p, k->loss0[i], p->dev.dlogits, k->run_rows[i], scale / (float)k->run_rows[i]);
+    lw_cuda_plan_bufs b = pack_bufs(p);
+    lw_cuda_plan_rows runs = pack_runs(p);
+    if (!st) st = lw_plan_cuda_backward_rows(&b, k->rows, &runs, p->dev.dlogits, NULL);
+    if (!st) st = sync(p, "packed backward", k->rows);
+    if (!st)
+        st = lw_cuda_download(g->cu, k->d_embeds, p->dev.grad[LW_GRAD_DX], (size_t)k->rows * H * F32,
+                              "input-row gradients");
+    if (!st) st = adapter_grads_home(p, false);
+    for (int j = 0; !st && j < 2 && k->P > 0; j++)   /* each example's own prefix gradient */
+        st = lw_cuda_download(g->cu, j ? k->d_prefix_v : k->d_prefix_k, k->dev_prefix[2 + j],
+                              (size_t)k->n * pack_np(p) * F32, "per-example prefix gradients");
+    return st ? lw_fail_wrap(st, "GPU receiver pack of %d examples", k->n) : LW_OK;
+}
+
+const float *lw_gpu_receiver_pass_pack_d_embeds(const lw_gpu_receiver_pass *p, int i)
+{
+    const lw_gpu_pass_pack *k = &p->pack;
+    return k->d_embeds + (size_t)(k->row0[i] + p->layout->n_before) * p->g->cfg.hidden;
+}
+
+void lw_gpu_receiver_pass_pack_d_prefix(const lw_gpu_receiver_pass *p, int i, const float **dk, const float **dv)
+{
+    const lw_gpu_pass_pack *k = &p->pack;
+    size_t np = k->P > 0 ? pack_np(p) : 0;
+    *dk = k->P > 0 ? k->d_prefix_k + i * np : NULL;
+    *dv = k->P > 0 ? k->d_prefix_v + i * np : NULL;
 }

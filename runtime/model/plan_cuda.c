@@ -59,6 +59,23 @@ lw_status lw_gpu_matmul_input(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr xb, si
     return lwk_f32_to_bf16(lw_gpu_launcher(g), &g->k, xb, x, (int)n);
 }
 
+/* dx[T, in] (+)= dy[T, out] @ w: fp32, or with bf16 weights dy converted
+ * into xb (f32_to_bf16) and a bf16 product with fp32 accumulation. */
+static lw_status gpu_matmul_dx(lw_gpu_model *g, lw_cuda_ptr dx, lw_cuda_ptr dy, lw_cuda_ptr xb, lw_cuda_ptr w, int T,
+                               int in, int out, bool accumulate, const char *what)
+{
+    lw_status st;
+    if (g->bf16) {
+        lw_cuda_ptr dyb = 0;
+        st = lw_gpu_matmul_input(g, dy, xb, (size_t)T * out, &dyb);
+        if (!st) st = lw_cublas_matmul_dx_bf16(g->blas, dx, dyb, w, T, in, out, accumulate, what);
+    } else {
+        st = lw_cublas_matmul_dx(g->blas, dx, dy, w, T, in, out, accumulate, what);
+    }
+    if (!st && g->sync_each_launch) st = lw_cuda_sync(g->cu, what);
+    return st;
+}
+
 lw_status lw_gpu_rope(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr pos, int T, int heads, int layer, float sign)
 {
     float base = lw_gpu_rope_base(&g->cfg, layer);
@@ -131,6 +148,8 @@ typedef struct {
     int l, T, pos0;
     lw_cuda_ptr pos;                      /* the rows' positions (device) */
     lw_cuda_ptr seg;                      /* packed segments: each row's segment's first row; 0: one sequence */
+    int n_seg;                            /* and their lengths (a prefix each: b->seg_prefix_k) */
+    const int *seg_len;
     lw_cuda_ptr acts[LW_SLOT_COUNT];
     lw_cuda_ptr weights[LW_W_COUNT];
     lw_cuda_ptr grads[LW_GRAD_COUNT];
@@ -229,6 +248,76 @@ static lw_status lora_backward(const exec *x, lw_plan_lora t, lw_cuda_ptr in, lw
     return st;
 }
 
+/* ---- packed segments that each have their own deep prefix ------------------ */
+
+/* Segment g's keys (or values) of this layer as [its prefix | its len rows] into dst. */
+static lw_status gather_segment(const exec *x, lw_cuda_ptr dst, lw_cuda_ptr prefixes, lw_cuda_ptr rows, int g,
+                                int r0, int len)
+{
+    const lw_model_config *c = &x->g->cfg;
+    size_t kvd = kvd_of(c), np = (size_t)x->b->n_prefix * kvd;
+    lw_status st = lwk_copy_forward(launcher(x), &x->g->k, dst, prefixes + ((size_t)g * c->n_layers + x->l) * np * F32,
+                                    (int)np);
+    if (!st)
+        st = lwk_copy_forward(launcher(x), &x->g->k, dst + np * F32, rows + (np + (size_t)r0 * kvd) * F32,
+                              len * (int)kvd);
+    return st;
+}
+
+/* plan_attend.c's attend_segments with prefix_segments: one attention_forward a segment over its gathered keys,
+ * the prefix's P as sink keys; the log-sum-exp of segment g at [n_heads, len] from n_heads x r0. */
+static lw_status own_prefix_forward(const exec *x, const lw_plan_op *op)
+{
+    const lw_cuda_plan_bufs *b = x->b;
+    int P = b->n_prefix;
+    size_t qd = (size_t)x->g->cfg.n_heads * x->g->cfg.head_dim;
+    lw_status st = LW_OK;
+    for (int g = 0, r0 = 0; !st && g < x->n_seg; r0 += x->seg_len[g++]) {
+        int len = x->seg_len[g];
+        lw_cuda_ptr lse = x->acts[op->aux] ? x->acts[op->aux] + (size_t)op->rows * r0 * F32 : 0;
+        st = gather_segment(x, b->seg_keys, b->seg_prefix_k, x->keys, g, r0, len);
+        if (!st) st = gather_segment(x, b->seg_values, b->seg_prefix_v, x->values, g, r0, len);
+        if (!st)
+            st = lwk_attention_forward(launcher(x), &x->g->k, x->acts[op->out] + r0 * qd * F32, lse,
+                                       x->acts[op->parts[0].slot] + r0 * qd * F32, b->seg_keys, b->seg_values, len,
+                                       P + len, P, window(x), P, op->rows);
+    }
+    return st;
+}
+
+/* Its backward: each segment's key gradients back to its rows, its prefix's to seg_dprefix_k / _v (written). */
+static lw_status own_prefix_backward(const exec *x, const lw_plan_op *op)
+{
+    const lw_cuda_plan_bufs *b = x->b;
+    const lw_model_config *c = &x->g->cfg;
+    int P = b->n_prefix;
+    size_t qd = (size_t)c->n_heads * c->head_dim, kvd = kvd_of(c), np = (size_t)P * kvd;
+    lw_cuda_ptr dq = x->grads[op->parts[0].grad];
+    lw_status st = zero(x, dq, (size_t)x->T * qd);
+    for (int g = 0, r0 = 0; !st && g < x->n_seg; r0 += x->seg_len[g++]) {
+        int len = x->seg_len[g];
+        size_t own = ((size_t)g * c->n_layers + x->l) * np * F32, at = (size_t)r0 * qd * F32;
+        lw_cuda_ptr lse = x->acts[op->aux] + (size_t)op->rows * r0 * F32;
+        st = gather_segment(x, b->seg_keys, b->seg_prefix_k, x->keys, g, r0, len);
+        if (!st) st = gather_segment(x, b->seg_values, b->seg_prefix_v, x->values, g, r0, len);
+        if (!st) st = zero(x, b->seg_dkeys, np + (size_t)len * kvd);
+        if (!st) st = zero(x, b->seg_dvalues, np + (size_t)len * kvd);
+        if (!st)
+            st = lwk_attention_backward(launcher(x), &x->g->k, dq + at, b->seg_dkeys, b->seg_dvalues,
+                                        x->grads[op->dout] + at, x->acts[op->out] + at, lse,
+                                        x->acts[op->parts[0].slot] + at, b->seg_keys, b->seg_values, len, P + len, P,
+                                        window(x), P, op->rows);
+        const lw_cuda_ptr from[4] = {b->seg_dkeys + np * F32, b->seg_dvalues + np * F32, b->seg_dkeys,
+                                     b->seg_dvalues};
+        const lw_cuda_ptr to[4] = {x->grads[LW_GRAD_DK] + (size_t)r0 * kvd * F32,
+                                   x->grads[LW_GRAD_DV] + (size_t)r0 * kvd * F32, b->seg_dprefix_k + own,
+                                   b->seg_dprefix_v + own};
+        for (int i = 0; !st && i < 4; i++)
+            st = lwk_copy_forward(launcher(x), &x->g->k, to[i], from[i], i < 2 ? len * (int)kvd : (int)np);
+    }
+    return st;
+}
+
 /* ---- one op forward ------------------------------------------------------- */
 
 static lw_status matmul_op_forward(const exec *x, const lw_plan_op *op)
@@ -268,6 +357,7 @@ static lw_status op_forward(const exec *x, const lw_plan_op *op)
     case LW_OP_ROPE: return lw_gpu_rope(x->g, x->acts[op->out], x->pos, T, op->rows, x->l, 1.f);
     case LW_OP_ATTENTION: {
         int P = x->b->n_prefix;
+        if (x->seg && x->b->seg_prefix_k) return own_prefix_forward(x, op);
         if (x->seg)   /* packed segments: each over the P + pos0 head keys and its own rows */
             return lwk_attention_varlen_forward(L, k, x->acts[op->out], x->acts[op->aux], x->acts[op->parts[0].slot],
                                                 x->keys, x->values, x->seg, T, P + x->pos0, window(x), P, op->rows);
@@ -295,9 +385,8 @@ static lw_status matmul_op_backward(const exec *x, const lw_plan_op *op)
         bool accumulate = i > 0 || !(op->flags & LW_PLAN_ZERO_DIN);
         char what[96];
         snprintf(what, sizeof what, "%s layer %d %s backward", x->g->cfg.name, x->l, lw_plan_weight_name(pt->w));
-        st = lw_cublas_matmul_dx(x->g->blas, din, x->grads[pt->grad], x->weights[pt->w], x->T, op->width, pt->width,
-                                 accumulate, what);
-        if (!st && x->g->sync_each_launch) st = lw_cuda_sync(x->g->cu, what);
+        st = gpu_matmul_dx(x->g, din, x->grads[pt->grad], x->b->xb, x->weights[pt->w], x->T, op->width, pt->width,
+                           accumulate, what);
     }
     for (int i = 0; !st && i < op->n_parts; i++)
         st = lora_backward(x, op->parts[i].lora, in, x->grads[op->parts[i].grad], din);
@@ -327,6 +416,7 @@ static lw_status op_backward(const exec *x, const lw_plan_op *op)
     case LW_OP_ROPE: return lw_gpu_rope(x->g, x->grads[op->dout], x->pos, T, op->rows, x->l, -1.f);
     case LW_OP_ATTENTION: {
         /* dq, dk, dv written, not accumulated: over the prefix's keys and the T rows' */
+        if (x->seg && x->b->seg_prefix_k) return own_prefix_backward(x, op);
         int P = x->b->n_prefix;
         size_t kvd = kvd_of(&x->g->cfg);
         lw_cuda_ptr dq = x->grads[op->parts[0].grad];
@@ -399,12 +489,35 @@ static lw_status capture(const exec *x, const lw_cuda_plan_call *c, lw_cuda_ptr 
     return lw_cuda_download(x->g->cu, c->hidden_out, rows, (size_t)c->T * H * F32, "captured hidden states");
 }
 
-/* logits [rows, vocab] of the final-normed rows from.. (device), then to the host if asked */
+/* Rows of a run list in all; 0 if one is negative or outside T. */
+static int run_rows(const lw_cuda_plan_rows *r, int T)
+{
+    long total = 0;
+    for (int i = 0; i < r->n_runs; i++) {
+        if (r->rows[i] < 1 || r->from[i] < 0 || r->from[i] + r->rows[i] > T) return 0;
+        total += r->rows[i];
+    }
+    return total > INT_MAX ? 0 : (int)total;
+}
+
+/* logits [rows, vocab] of the final-normed rows from.. (or of c->runs' rows, gathered) (device), then to the
+ * host if asked */
 static lw_status logits_forward(const exec *x, const lw_plan_op *op, const lw_cuda_plan_call *c)
 {
     int H = op->width, V = op->parts[0].width, rows = c->logits_rows;
     lw_cuda_ptr xf = x->acts[op->in] + (size_t)c->logits_from * H * F32, in = 0, out = x->acts[LW_SLOT_LOGITS];
-    lw_status st = lw_gpu_matmul_input(x->g, xf, x->b->xb, (size_t)rows * H, &in);
+    lw_status st = LW_OK;
+    if (c->runs) {
+        const lw_cuda_plan_rows *r = c->runs;
+        if (!(rows = run_rows(r, c->T)) || !r->scratch)
+            return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: %d runs of scored rows outside the call's %d rows or "
+                           "without a gather buffer", x->g->cfg.name, r->n_runs, c->T);
+        for (int i = 0, at = 0; !st && i < r->n_runs; at += r->rows[i++])
+            st = lwk_copy_forward(launcher(x), &x->g->k, r->scratch + (size_t)at * H * F32,
+                                  x->acts[op->in] + (size_t)r->from[i] * H * F32, r->rows[i] * H);
+        xf = r->scratch;
+    }
+    if (!st) st = lw_gpu_matmul_input(x->g, xf, x->b->xb, (size_t)rows * H, &in);
     if (!st) st = lw_gpu_matmul(x->g, out, in, x->weights[op->w], rows, H, V, x->g->cfg.n_layers, "output");
     if (!st && c->logits_host)
         st = lw_cuda_download(x->g->cu, c->logits_host, out, (size_t)rows * V * F32, "logits");
@@ -436,7 +549,18 @@ lw_status lw_plan_cuda_forward(const lw_cuda_plan_bufs *b, const lw_cuda_plan_ca
             if (c->a->n_segments > 0 && (c->r0 != 0 || T != c->a->T))
                 return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: packed segments come in one call (rows %d..%d of "
                                "%d)", g->cfg.name, c->r0, c->r0 + T, c->a->T);
+            if (b->seg_prefix_k && (c->a->n_segments < 1 || c->pos0 != 0 || b->n_prefix < 1 || !b->seg_keys ||
+                                    !b->seg_values))
+                return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: a deep prefix per segment needs packed segments "
+                               "from position 0 (%d segments at %d), a prefix (%d) and the gather buffers",
+                               g->cfg.name, c->a->n_segments, c->pos0, b->n_prefix);
+            if (c->a->adapters && c->a->adapters->prefix_len > 0 && c->a->adapters->prefix_segments &&
+                !b->seg_prefix_k)
+                return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: %d segments with a deep prefix each, but this "
+                               "caller laid out no per-segment prefixes (lw_cuda_plan_bufs.seg_prefix_k)",
+                               g->cfg.name, c->a->n_segments);
             st = positions(b, pos, c->pos0, T, c->a->n_segments, c->a->segment_len, &blk.seg);
+            blk.n_seg = c->a->n_segments, blk.seg_len = c->a->segment_len;
             for (int l = 0; !st && l < last_layer; l++) {
                 bind(&blk, l, c->row, false);
                 for (int j = 0; !st && j < p->n_ops; j++) st = op_forward(&blk, &p->ops[j]);
@@ -450,11 +574,11 @@ lw_status lw_plan_cuda_forward(const lw_cuda_plan_bufs *b, const lw_cuda_plan_ca
         case LW_OP_LOGITS:
             /* capture n: the final-normed rows the logits are made from */
             if (c->capture_layer == n) st = capture(&x, c, x.acts[op->in]);
-            if (!st && c->logits_rows > 0) st = logits_forward(&x, op, c);
+            if (!st && (c->logits_rows > 0 || c->runs)) st = logits_forward(&x, op, c);
             break;
         default:
             /* output_norm: only where its rows are read (the cache already holds this chunk's keys) */
-            if (op->out == LW_SLOT_XF && c->logits_rows == 0 && c->capture_layer != n) break;
+            if (op->out == LW_SLOT_XF && c->logits_rows == 0 && !c->runs && c->capture_layer != n) break;
             st = op_forward(&x, op);
             break;
         }
@@ -462,8 +586,34 @@ lw_status lw_plan_cuda_forward(const lw_cuda_plan_bufs *b, const lw_cuda_plan_ca
     return st;
 }
 
+/* The output product's input gradient: dlogits' rows into their rows of din [T, hidden] (zeroed first): one
+ * product straight into one run, or into the gather buffer and each run copied back. */
+static lw_status logits_backward(const exec *x, const lw_plan_op *op, int T, const lw_cuda_plan_rows *r,
+                                 lw_cuda_ptr dlogits)
+{
+    int H = op->width, V = op->parts[0].width, rows = run_rows(r, T);
+    lw_cuda_ptr din = x->grads[op->din];
+    if (!rows || (r->n_runs > 1 && !r->scratch))
+        return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: backward from %d runs of scored rows outside %d rows or "
+                       "without a gather buffer", x->g->cfg.name, r->n_runs, T);
+    lw_status st = zero(x, din, (size_t)T * H);
+    lw_cuda_ptr into = r->n_runs == 1 ? din + (size_t)r->from[0] * H * F32 : r->scratch;
+    if (!st) st = gpu_matmul_dx(x->g, into, dlogits, x->b->xb, x->weights[op->w], rows, H, V, false, "output backward");
+    for (int i = 0, at = 0; !st && r->n_runs > 1 && i < r->n_runs; at += r->rows[i++])
+        st = lwk_copy_forward(launcher(x), &x->g->k, din + (size_t)r->from[i] * H * F32,
+                              r->scratch + (size_t)at * H * F32, r->rows[i] * H);
+    return st;
+}
+
 lw_status lw_plan_cuda_backward(const lw_cuda_plan_bufs *b, int T, int first, int n_rows, lw_cuda_ptr dlogits,
                                 float *d_embeds)
+{
+    lw_cuda_plan_rows one = {.n_runs = 1, .from = &first, .rows = &n_rows};
+    return lw_plan_cuda_backward_rows(b, T, &one, dlogits, d_embeds);
+}
+
+lw_status lw_plan_cuda_backward_rows(const lw_cuda_plan_bufs *b, int T, const lw_cuda_plan_rows *r,
+                                     lw_cuda_ptr dlogits, float *d_embeds)
 {
     const lw_plan *p = b->plan;
     lw_gpu_model *g = b->g;
@@ -473,21 +623,19 @@ lw_status lw_plan_cuda_backward(const lw_cuda_plan_bufs *b, int T, int first, in
         return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: backward needs every layer's activations (%d sets for %d "
                        "layers)", g->cfg.name, b->n_layer_sets, p->n_layers);
     exec x = {.b = b, .g = g, .p = p, .T = T, .pos0 = 0, .pos = b->pos}, blk = x;
+    if (b->seg_prefix_k && (b->n_segments < 1 || b->n_prefix < 1 || !b->seg_keys || !b->seg_values ||
+                            !b->seg_dkeys || !b->seg_dvalues || !b->seg_dprefix_k || !b->seg_dprefix_v))
+        return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: backward with a deep prefix per segment needs the "
+                       "segments (%d), a prefix (%d), the gather buffers and the prefix gradients", g->cfg.name,
+                       b->n_segments, b->n_prefix);
     st = positions(b, b->pos, 0, T, b->n_segments, b->segment_len, &blk.seg);
     if (st) return st;
+    blk.n_seg = b->n_segments, blk.seg_len = b->segment_len;
     bind(&x, -1, 0, true);
     for (int i = p->n_model_ops - 1; !st && i >= 0; i--) {
         const lw_plan_op *op = &p->model_ops[i];
         switch (op->kind) {
-        case LW_OP_LOGITS: {
-            int H = op->width, V = op->parts[0].width;
-            lw_cuda_ptr din = x.grads[op->din];
-            st = zero(&x, din, (size_t)T * H);
-            if (!st)
-                st = lw_cublas_matmul_dx(g->blas, din + (size_t)first * H * F32, dlogits, x.weights[op->w], n_rows, H,
-                                         V, false, "output backward");
-            break;
-        }
+        case LW_OP_LOGITS: st = logits_backward(&x, op, T, r, dlogits); break;
         case LW_OP_BLOCKS:
             for (int l = p->n_layers - 1; !st && l >= 0; l--) {
                 bind(&blk, l, 0, true);

@@ -193,13 +193,57 @@ lw_status lw_trainer_example(lw_trainer *t, const float *x, int Tx, int label, f
     return LW_OK;
 }
 
+/* The packed step's calls: the CPU pass's, or the GPU pass's twins. */
+static bool can_pack(lw_trainer *t)
+{
+    if (t->gpu) return lw_gpu_receiver_pass_can_pack(t->gpu, adapters_of(t));
+    return lw_receiver_pass_can_pack(&t->rx, adapters_of(t));
+}
+
+static int pack_room(lw_trainer *t)
+{
+    if (t->gpu) return lw_gpu_receiver_pass_pack_room(t->gpu, adapters_of(t));
+    return lw_receiver_pass_pack_room(&t->rx, adapters_of(t));
+}
+
+static lw_status pack_begin(lw_trainer *t, int n)
+{
+    if (t->gpu) return lw_gpu_receiver_pass_pack_begin(t->gpu, adapters_of(t), n);
+    return lw_receiver_pass_pack_begin(&t->rx, adapters_of(t), n);
+}
+
+static lw_status pack_add(lw_trainer *t, int T, int label)
+{
+    if (t->gpu) return lw_gpu_receiver_pass_pack_add(t->gpu, T, label);
+    return lw_receiver_pass_pack_add(&t->rx, T, label);
+}
+
+static lw_status pack_loss(lw_trainer *t, float *losses)
+{
+    if (t->gpu) return lw_gpu_receiver_pass_pack_loss(t->gpu, losses);
+    return lw_receiver_pass_pack_loss(&t->rx, losses);
+}
+
+static lw_status pack_backward(lw_trainer *t, float scale, bool *correct)
+{
+    if (t->gpu) return lw_gpu_receiver_pass_pack_backward(t->gpu, scale, correct);
+    return lw_receiver_pass_pack_backward(&t->rx, scale, correct);
+}
+
+static const float *pack_d_embeds(lw_trainer *t, int i)
+{
+    if (t->gpu) return lw_gpu_receiver_pass_pack_d_embeds(t->gpu, i);
+    return lw_receiver_pass_pack_d_embeds(&t->rx, i);
+}
+
 /* The pack's prefix gradient of example i into the adapters' own, which
  * lw_adapter_set_backward reads (and clears). */
 static void take_d_prefix(lw_trainer *t, int i)
 {
     lw_receiver_adapters *ad = &t->adapters->ad;
     const float *dk, *dv;
-    lw_receiver_pass_pack_d_prefix(&t->rx, i, &dk, &dv);
+    if (t->gpu) lw_gpu_receiver_pass_pack_d_prefix(t->gpu, i, &dk, &dv);
+    else lw_receiver_pass_pack_d_prefix(&t->rx, i, &dk, &dv);
     if (!dk) return;
     size_t n = (size_t)t->receiver->cfg.n_layers * ad->prefix_len * t->receiver->cfg.n_kv_heads *
                t->receiver->cfg.head_dim;
@@ -218,18 +262,18 @@ static lw_status examples_packed(lw_trainer *t, const lw_sender_cache *states, c
 {
     const lw_receiver_layout *Ly = t->layout;
     int H = t->receiver->cfg.hidden, M = Ly->M, Tx, i = 0;
-    lw_status st = lw_receiver_pass_pack_begin(&t->rx, adapters_of(t), n);
+    lw_status st = pack_begin(t, n);
     for (; !st && i < n; i++) {
         t->dropout_seed = dropout_seeds[i];
         st = lw_sender_cache_read(states, idx[i], x, x_cap, &Tx);
         if (!st) st = check_label(t, labels[i]);
         if (!st) st = bridge_forward(t, *x, Tx, true);
         if (st) break;
-        int T = lw_receiver_fill(Ly, labels[i], Ly->verb_len[labels[i]] - 1, t->rx.ids, t->rx.is_embed);
-        if ((st = lw_receiver_pass_pack_add(&t->rx, T, labels[i]))) break;
+        int T = lw_receiver_fill(Ly, labels[i], Ly->verb_len[labels[i]] - 1, rows_ids(t), rows_is_embed(t));
+        if ((st = pack_add(t, T, labels[i]))) break;
     }
-    if (!st) st = lw_receiver_pass_pack_loss(&t->rx, losses);
-    if (!st) st = lw_receiver_pass_pack_backward(&t->rx, scale, correct);
+    if (!st) st = pack_loss(t, losses);
+    if (!st) st = pack_backward(t, scale, correct);
     for (int j = 0; !st && j < n; j++) {
         i = j;
         t->dropout_seed = dropout_seeds[j];
@@ -237,7 +281,7 @@ static lw_status examples_packed(lw_trainer *t, const lw_sender_cache *states, c
             break;
         losses[j] += (float)lw_trainer_soft_terms(t, t->soft, labels[j], NULL, 0.0f);
         /* the pack's rows of example j start at the head's end: the soft tokens first */
-        memcpy(t->dsoft, lw_receiver_pass_pack_d_embeds(&t->rx, j), (size_t)M * H * sizeof(float));
+        memcpy(t->dsoft, pack_d_embeds(t, j), (size_t)M * H * sizeof(float));
         lw_trainer_soft_terms(t, t->soft, labels[j], t->dsoft, scale);
         if (t->adapters) {   /* as lw_trainer_example does */
             take_d_prefix(t, j);
@@ -253,8 +297,8 @@ lw_status lw_trainer_examples(lw_trainer *t, const lw_sender_cache *states, cons
                               float *losses, bool *correct)
 {
     if (n < 1) return LW_OK;
-    int room = lw_receiver_pass_pack_room(&t->rx, adapters_of(t));
-    if (!t->gpu && room > 0 && lw_receiver_pass_can_pack(&t->rx, adapters_of(t))) {
+    int room = pack_room(t);
+    if (room > 0 && can_pack(t)) {
         lw_status st = LW_OK;
         for (int g = 0; !st && g < n; g += room)   /* as many as the receiver's context holds at once */
             st = examples_packed(t, states, idx + g, labels + g, dropout_seeds + g, n - g < room ? n - g : room,

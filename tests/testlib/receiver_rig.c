@@ -274,3 +274,146 @@ void tl_rig_check_adapter_series(tl_rig *r, double rtol)
     tl_rig_check_adapters(r, TL_LORA_ALL, 0.2f, 3, rtol);   /* both */
 }
 
+
+/* ---- packed steps ------------------------------------------------------------ */
+
+/* n examples (labels alternate 1, 0, ..., each with its own soft rows) as one
+ * packed step on both sides, with LoRA on targets (dropout 0; none when 0). */
+void tl_rig_check_pack(tl_rig *r, int n, unsigned targets, int P, double rtol)
+{
+    const char *name = r->m->cfg.name;
+    int H = r->m->cfg.hidden, nb = r->layout.n_before;
+    adapters a;
+    adapters_open(&a, r, targets, 0.f, P);
+    const lw_receiver_adapters *ad = targets || P ? &a.ad : NULL;
+    size_t np = a.n_prefix;
+    float *dpk_cpu = calloc((size_t)n * np + 1, sizeof(float)), *dpv_cpu = calloc((size_t)n * np + 1, sizeof(float));
+    ck_assert(dpk_cpu && dpv_cpu);
+    ck_assert(lw_gpu_receiver_pass_can_pack(&r->gpu, ad) && lw_receiver_pass_can_pack(&r->cpu, ad));
+    ck_assert_int_ge(lw_gpu_receiver_pass_pack_room(&r->gpu, ad), n);
+    float *lc = calloc((size_t)n, sizeof(float)), *lg = calloc((size_t)n, sizeof(float));
+    bool *cc = calloc((size_t)n, sizeof(bool)), *cg = calloc((size_t)n, sizeof(bool));
+    int *T = calloc((size_t)n, sizeof(int));
+    float *lora_cpu = NULL;
+    ck_assert(lc && lg && cc && cg && T);
+    zero_grads(&a);
+    for (int side = 0; side < 2; side++) {
+        if (side == 0) OK(lw_receiver_pass_pack_begin(&r->cpu, ad, n));
+        else OK(lw_gpu_receiver_pass_pack_begin(&r->gpu, ad, n));
+        for (int i = 0; i < n; i++) {
+            int label = (i + 1) % 2;
+            T[i] = fill(r, label, r->layout.verb_len[label] - 1);
+            for (int j = nb * H; j < T[i] * H; j++) {   /* each example's own soft rows */
+                r->cpu.embeds[j] = (float)sin(0.37 * j + 0.61 * i);
+                r->gpu.embeds[j] = r->cpu.embeds[j];
+            }
+            for (size_t j = 0; j < np; j++) {   /* and its own deep prefix, where the generator leaves it */
+                a.pk[j] = 0.8f * (float)sin(0.37 * j + 1.0 + 0.9 * i);
+                a.pv[j] = 0.8f * (float)cos(0.23 * j + 0.5 * i);
+            }
+            if (side == 0) OK(lw_receiver_pass_pack_add(&r->cpu, T[i], label));
+            else OK(lw_gpu_receiver_pass_pack_add(&r->gpu, T[i], label));
+        }
+        if (side == 0) {
+            OK(lw_receiver_pass_pack_loss(&r->cpu, lc));
+            OK(lw_receiver_pass_pack_backward(&r->cpu, 0.75f, cc));
+            if (a.has_lora) lora_cpu = copy_of(a.lora.p.grads, a.lora.p.n_params);   /* kept; the device's next */
+            for (int i = 0; i < n && np; i++) {
+                const float *dk, *dv;
+                lw_receiver_pass_pack_d_prefix(&r->cpu, i, &dk, &dv);
+                memcpy(dpk_cpu + i * np, dk, np * sizeof(float)), memcpy(dpv_cpu + i * np, dv, np * sizeof(float));
+            }
+            zero_grads(&a);
+        } else {
+            OK(lw_gpu_receiver_pass_pack_loss(&r->gpu, lg));
+            OK(lw_gpu_receiver_pass_pack_backward(&r->gpu, 0.75f, cg));
+        }
+    }
+    double worst_all = 0;
+    for (int i = 0; i < n; i++) {
+        ck_assert_msg(isfinite(lg[i]) && fabs((double)lg[i] - lc[i]) <= 1e-4 * fabs((double)lc[i]),
+                      "%s packed example %d: loss %s %.7g cpu %.7g", name, i, r->dev->name, (double)lg[i],
+                      (double)lc[i]);
+        ck_assert_msg(cc[i] == cg[i], "%s packed example %d: first token right %s %d cpu %d", name, i, r->dev->name,
+                      cg[i], cc[i]);
+        /* rows n_before.. of the example's own: the soft rows and everything after */
+        const float *dg = lw_gpu_receiver_pass_pack_d_embeds(&r->gpu, i), *dc = lw_receiver_pass_pack_d_embeds(&r->cpu, i);
+        char what[96];
+        snprintf(what, sizeof what, "packed example %d d_embeds", i);
+        expect_grads(name, r->dev->name, what, dg, dc, (size_t)(T[i] - nb) * H, rtol);
+        for (size_t j = 0; j < (size_t)(T[i] - nb) * H; j++) worst_all = fmax(worst_all, fabs((double)dg[j] - dc[j]));
+    }
+    for (int i = 0; i < n && np; i++) {   /* each example's own prefix gradient */
+        const float *dk, *dv;
+        lw_gpu_receiver_pass_pack_d_prefix(&r->gpu, i, &dk, &dv);
+        char what[96];
+        snprintf(what, sizeof what, "packed example %d d prefix keys", i);
+        expect_grads(name, r->dev->name, what, dk, dpk_cpu + i * np, np, rtol);
+        snprintf(what, sizeof what, "packed example %d d prefix values", i);
+        expect_grads(name, r->dev->name, what, dv, dpv_cpu + i * np, np, rtol);
+    }
+    if (a.has_lora) {
+        for (int t = 0; t < a.lora.p.n_tensors; t++) {
+            const lw_adapter_tensor *x = &a.lora.p.tensors[t];
+            expect_grads(name, r->dev->name, x->name, a.lora.p.grads + x->offset, lora_cpu + x->offset, x->count,
+                         rtol);
+        }
+        free(lora_cpu);
+    }
+    /* a single example's loss overwrites the pack's activations: its backward is then refused */
+    int T0 = fill(r, 0, r->layout.verb_len[0] - 1);
+    float l0;
+    OK(lw_gpu_receiver_pass_loss(&r->gpu, ad, T0, 0, &l0));
+    ck_assert_int_eq(lw_gpu_receiver_pass_pack_backward(&r->gpu, 1.f, NULL), LW_ERR_INVALID);
+    fprintf(stderr, "%s: %d examples packed, LoRA %s, prefix %d each: loss[0] %.6f (%s %.6f), worst d_embeds "
+            "error %.3g\n", name, n, targets ? "on" : "off", P, (double)lc[0], r->dev->name, (double)lg[0], worst_all);
+    free(lc), free(lg), free(cc), free(cg), free(T), free(dpk_cpu), free(dpv_cpu);
+    adapters_close(&a);
+}
+
+/* ---- bf16 weights ------------------------------------------------------------- */
+
+void tl_rig_check_bf16(tl_rig *r, double rtol)
+{
+    const char *name = r->m->cfg.name;
+    int H = r->m->cfg.hidden;
+    lw_gpu_model *gb = NULL;
+    OK(lw_gpu_model_upload_dtype(r->dev->cu, r->dev->blas, &r->mod, r->m, LW_DTYPE_BF16, &gb));
+    gb->sync_each_launch = r->dev->sync_each_launch;
+    lw_gpu_receiver_pass pb;
+    OK(lw_gpu_receiver_pass_alloc(&pb, gb, &r->layout, r->gpu.max_T, "test (bf16)"));
+    for (int label = 1; label >= 0; label--) {
+        int T = fill(r, label, r->layout.verb_len[label] - 1);
+        memcpy(pb.ids, r->cpu.ids, (size_t)T * sizeof(int));
+        memcpy(pb.is_embed, r->cpu.is_embed, (size_t)T * sizeof(bool));
+        memcpy(pb.embeds, r->cpu.embeds, (size_t)T * H * sizeof(float));
+        float lc = 0, lg = 0;
+        OK(lw_receiver_pass_loss(&r->cpu, NULL, T, label, &lc));
+        OK(lw_receiver_pass_backward(&r->cpu, NULL, T, label, 0.75f, NULL));
+        OK(lw_gpu_receiver_pass_loss(&pb, NULL, T, label, &lg));
+        OK(lw_gpu_receiver_pass_backward(&pb, NULL, T, label, 0.75f, NULL));
+        ck_assert_msg(isfinite(lg) && fabs((double)lg - lc) <= rtol * fabs((double)lc),
+                      "%s label %d, bf16 weights: loss %s %.7g, fp32 cpu %.7g", name, label, r->dev->name, (double)lg,
+                      (double)lc);
+        int from = r->cpu.last_head * H;   /* the CPU leaves its cached head's rows at 0 */
+        char what[96];
+        snprintf(what, sizeof what, "label %d d_embeds through bf16 weights", label);
+        expect_grads(name, r->dev->name, what, pb.d_embeds + from, r->cpu.d_embeds + from, (size_t)(T * H - from),
+                     rtol);
+        /* and the direction: the cosine of the two gradients (a wrong row or sign would turn it) */
+        double maxabs = 0, worst = 0, gg = 0, cc = 0, gc = 0;
+        for (int i = from; i < T * H; i++) {
+            double g = pb.d_embeds[i], c = r->cpu.d_embeds[i];
+            maxabs = fmax(maxabs, fabs(c));
+            worst = fmax(worst, fabs(g - c));
+            gg += g * g, cc += c * c, gc += g * c;
+        }
+        double cosine = gc / sqrt(gg * cc);
+        ck_assert_msg(cosine >= 0.999, "%s label %d, bf16 weights: d_embeds cosine %.6f to the fp32 CPU's", name, label,
+                      cosine);
+        fprintf(stderr, "%s label %d, bf16 weights: loss %.6f (%s %.6f), d_embeds error %.3g of %.3g, cosine %.6f\n",
+                name, label, (double)lc, r->dev->name, (double)lg, worst, maxabs, cosine);
+    }
+    lw_gpu_receiver_pass_free(&pb);
+    lw_gpu_model_free(gb);
+}

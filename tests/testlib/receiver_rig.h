@@ -83,4 +83,20 @@ void tl_rig_check_adapters(tl_rig *r, unsigned targets, float dropout, int P, do
  * (all, dropout 0.2) with the prefix; each within rtol. */
 void tl_rig_check_adapter_series(tl_rig *r, double rtol);
 
+/* A packed step of n examples (labels 1, 0, 1, ..., each its own soft rows)
+ * on both sides (lw_receiver_pass_pack_* and lw_gpu_receiver_pass_pack_*),
+ * with LoRA (rank 4, dropout 0) on targets (none when 0) and a deep prefix
+ * of P keys per example (each its own values; none when 0): every example's
+ * loss (relative 1e-4) and first-token check, its input gradient from the
+ * soft rows on, its prefix K/V gradients and each LoRA tensor's gradient
+ * within rtol x max |cpu|; then a single example's loss, after which the
+ * pack's backward is refused. */
+void tl_rig_check_pack(tl_rig *r, int n, unsigned targets, int P, double rtol);
+
+/* The training pass through bf16 weights (the model uploaded again with
+ * LW_DTYPE_BF16: bf16 products forward, bf16 input-gradient products with
+ * fp32 accumulation backward) against the fp32 CPU pass: a step of each
+ * label, the loss within rtol relative, d_embeds within rtol x max |cpu|. */
+void tl_rig_check_bf16(tl_rig *r, double rtol);
+
 #endif

@@ -130,3 +130,21 @@ lw_status lw_cublas_matmul_bf16(lw_cublas *b, lw_cuda_ptr y, lw_cuda_ptr x, lw_c
         }
     return LW_OK;
 }
+
+lw_status lw_cublas_matmul_dx_bf16(lw_cublas *b, lw_cuda_ptr dx, lw_cuda_ptr dy, lw_cuda_ptr w, int T, int in,
+                                   int out, bool accumulate, const char *what)
+{
+    lw_status st = check_product(dx, dy, w, T, in, out, what);
+    if (st) return st;
+    lw_twin_count.bf16_dx_products++;
+    float *DX = at(dx);
+    const uint16_t *DY = at(dy), *W = at(w);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < in; i++) {
+            float s = 0.f;
+            for (int o = 0; o < out; o++)
+                s += lw_f32_from_bf16(DY[(size_t)t * out + o]) * lw_f32_from_bf16(W[(size_t)o * in + i]);
+            DX[(size_t)t * in + i] = accumulate ? DX[(size_t)t * in + i] + s : s;
+        }
+    return LW_OK;
+}

@@ -28,6 +28,7 @@ void lw_twin_set_model(const lw_model_config *c);
 typedef struct {
     long launches, products;
     long download_bytes;   /* device to host, all downloads */
+    long bf16_dx_products; /* input-gradient products through bf16 weights */
     long by_kernel[32];   /* indexed by lw_twin_kernel_index */
 } lw_twin_counts;
 extern lw_twin_counts lw_twin_count;
