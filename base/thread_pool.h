@@ -27,7 +27,10 @@ enum { LW_THREADS_MAX = 64 };
 typedef void (*lw_task_fn)(void *ctx, int i);
 
 /* n threads in all (the caller and n - 1 workers), 1..LW_THREADS_MAX; 1
- * stops the workers. Not while a job runs (LW_ERR_INVALID then). */
+ * stops the workers. Not while a job runs (LW_ERR_INVALID then). Also
+ * reads LW_POOL_SPIN_US: how long (microseconds, 0..1000000, default 200)
+ * an idle worker, and a caller waiting for its last task, spin before they
+ * sleep (thread_pool.c); a bad value is LW_ERR_INVALID. */
 lw_status lw_threads_set(int n);
 int lw_threads_get(void);
 /* Runs fn(ctx, i) for i in [0, n); n <= 0 does nothing. */

@@ -370,6 +370,115 @@ START_TEST(real_model_q8_and_native_logits_and_greedy)
 }
 END_TEST
 
+/* Issue 19's correctness item: 64 greedy tokens of the native model (the
+ * decode path: one token a step over the KV cache) on the golden prompts of
+ * tests/golden/forward/ (PyTorch fp32 on the same file; check_forward holds
+ * lw's fp32 to them), identical, or the first divergence shown with its
+ * explanation: fp32's top-2 gap at that token (its logits on the prompt and
+ * the golden tokens before it) within twice the native model's largest
+ * logit difference on that same row. The prompts with a window override
+ * (gemma3's window8) are check_forward's alone. */
+typedef struct {
+    char name[32];
+    int window, T, n, *ids, *greedy;
+} golden_prompt;
+
+/* The next prompt's name, window, ids and greedy tokens; false at the end. */
+static bool next_golden(FILE *f, golden_prompt *g)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    bool have = false;
+    memset(g, 0, sizeof *g);
+    while (getline(&line, &cap, f) > 0) {
+        char *save = NULL, *w = strtok_r(line, " \n", &save);
+        if (!w) continue;
+        if (!strcmp(w, "prompt")) {
+            snprintf(g->name, sizeof g->name, "%s", strtok_r(NULL, " \n", &save));
+            strtok_r(NULL, " \n", &save);   /* "window" */
+            g->window = atoi(strtok_r(NULL, " \n", &save));
+            have = true;
+        } else if (!strcmp(w, "ids") || !strcmp(w, "greedy")) {
+            int n = atoi(strtok_r(NULL, " \n", &save));
+            int *v = malloc((size_t)n * sizeof(int));
+            ck_assert_ptr_nonnull(v);
+            for (int i = 0; i < n; i++) {
+                char *t = strtok_r(NULL, " \n", &save);
+                ck_assert_msg(t != NULL, "golden %s: %s has fewer than %d ids", g->name, w, n);
+                v[i] = atoi(t);
+            }
+            if (w[0] == 'i') g->T = n, g->ids = v;
+            else g->n = n, g->greedy = v;
+        } else if (!strcmp(w, "end") && have) {
+            break;
+        }
+    }
+    free(line);
+    ck_assert_msg(!have || (g->ids && g->greedy), "golden prompt %s: no ids or greedy record", g->name);
+    return have;
+}
+
+START_TEST(real_model_native_greedy_64_on_the_golden_prompts)
+{
+    static const char *const golden[] = {"tests/golden/forward/smollm2.txt", "tests/golden/forward/gemma3.txt"};
+    const char *path = tl_model(REAL[_i]);
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, "note: %s absent: the native greedy check on the golden prompts is skipped\n", path);
+        return;
+    }
+    lw_model *f = NULL, *q = NULL;
+    ck_assert_msg(lw_model_open(path, LW_WEIGHTS_GGUF, &f) == LW_OK, "%s", lw_last_error());
+    ck_assert_msg(lw_model_open(path, LW_WEIGHTS_GGUF, &q) == LW_OK, "%s", lw_last_error());
+    ck_assert_msg(lw_model_narrow(q, LW_WEIGHTS_NATIVE, false) == LW_OK, "%s", lw_last_error());
+    FILE *gf = fopen(tl_src(golden[_i]), "r");
+    ck_assert_msg(gf != NULL, "cannot open %s", golden[_i]);
+    const int V = f->cfg.vocab;
+    golden_prompt g;
+    int prompts = 0;
+    while (next_golden(gf, &g)) {
+        if (g.window == 0) {
+            prompts++;
+            int *tq = malloc((size_t)g.n * sizeof(int));
+            float *gq = malloc((size_t)g.n * sizeof(float));
+            tl_greedy(q, g.ids, g.T, g.n, tq, gq);
+            int k = 0;
+            while (k < g.n && tq[k] == g.greedy[k]) k++;
+            if (k == g.n) {
+                fprintf(stderr, "%s %s: greedy %d tokens native = fp32 (PyTorch's golden)\n", f->cfg.name, g.name,
+                        g.n);
+            } else {
+                /* both models on the prompt and the golden tokens before k: the row that chose token k */
+                int *seq = malloc((size_t)(g.T + k) * sizeof(int));
+                memcpy(seq, g.ids, (size_t)g.T * sizeof(int));
+                memcpy(seq + g.T, g.greedy, (size_t)k * sizeof(int));
+                float *lf = tl_all_logits(f, seq, g.T + k), *lq = tl_all_logits(q, seq, g.T + k);
+                const float *rf = lf + (size_t)(g.T + k - 1) * V, *rq = lq + (size_t)(g.T + k - 1) * V;
+                int best = 0, second = -1;
+                for (int v = 1; v < V; v++) {
+                    if (rf[v] > rf[best]) second = best, best = v;
+                    else if (second < 0 || rf[v] > rf[second]) second = v;
+                }
+                double scale, d = tl_max_abs_diff(rq, rf, (size_t)V, &scale);
+                double gap = (double)rf[best] - rf[second];
+                fprintf(stderr, "%s %s: greedy native diverges from fp32 at token %d of %d (fp32 %d, native %d); "
+                        "there fp32's top-2 gap %.4g, native's %.4g, max |native - fp32 logit| %.4g of scale %.4g\n",
+                        f->cfg.name, g.name, k, g.n, g.greedy[k], tq[k], gap, gq[k], d, scale);
+                ck_assert_msg(best == g.greedy[k], "%s %s: lw fp32's argmax at token %d is %d, the golden %d",
+                              f->cfg.name, g.name, k, best, g.greedy[k]);
+                ck_assert_msg(gap <= 2 * d, "%s %s: divergence at token %d with a clear fp32 margin %g (> 2 x %g)",
+                              f->cfg.name, g.name, k, gap, d);
+                free(seq), free(lf), free(lq);
+            }
+            free(tq), free(gq);
+        }
+        free(g.ids), free(g.greedy);
+    }
+    fclose(gf);
+    ck_assert_int_ge(prompts, 3);
+    lw_model_free(f), lw_model_free(q);
+}
+END_TEST
+
 /* dX through the file's blocks (native) and through q8 on SmolLM2: the
  * analytic gradient of the narrow model against central differences of the
  * fp32 model of the same file (native: the same weights exactly). */
@@ -412,6 +521,7 @@ int main(void)
     tcase_add_loop_test(tc, tiny_q8_logits_close_to_fp32, 0, TL_N_TINY);
     tcase_add_loop_test(tc, tiny_backward_through_q8_by_finite_differences, 0, TL_N_TINY);
     tcase_add_loop_test(tc, real_model_q8_and_native_logits_and_greedy, 0, 2);
+    tcase_add_loop_test(tc, real_model_native_greedy_64_on_the_golden_prompts, 0, 2);
     tcase_add_test(tc, real_model_backward_through_native_by_finite_differences);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);

@@ -46,6 +46,13 @@ static void check_forward(uint32_t type, int T, int in, int out, bool bias)
     ck_assert_int_eq(lw_qn_matrix_append(&plain, type, blk, out), LW_OK);
     ck_assert_int_eq(lw_qn_pack_forward(&m), LW_OK);
     ck_assert_int_eq(m.fwd.gs, type == LW_QN_Q6_K ? 1 : 2);
+    /* the 4-bit formats two u a byte: the panels' bytes are half the int8 ones */
+    const bool four = type == LW_QN_Q4_0 || type == LW_QN_Q4_1 || type == LW_QN_Q4_K;
+    ck_assert_int_eq(m.fwd.nib, four);
+    {
+        size_t np = (size_t)(out + 15) / 16, ng = (size_t)in / (16 * (size_t)m.fwd.gs);
+        ck_assert_uint_eq(lw_qp_bytes(&m.fwd), np * (size_t)in * (four ? 8 : 16) + 2 * np * ng * 16 * sizeof(float));
+    }
     lw_qn_act a;
     ck_assert_int_eq(lw_qn_act_quantize(&a, x, T, in, in), LW_OK);
     float *y = malloc(sizeof(float) * T * out), *y2 = malloc(sizeof(float) * T * out);

@@ -1,8 +1,9 @@
 /* The process's thread pool (base/thread_pool.h): every index of a job runs
  * exactly once for any thread count, more tasks than workers, zero-size
  * jobs, work really spread over the workers, nested calls serialised on the
- * calling thread, a resize refused inside a job, two callers at once, and a
- * clean shutdown and restart. Depends on base/ alone, so that it also builds
+ * calling thread, a resize refused inside a job, two callers at once, a
+ * clean shutdown and restart, and the hand-off with spinning and parked
+ * workers. Depends on base/ alone, so that it also builds
  * under ThreadSanitizer (make check-tsan: clang -fsanitize=thread). */
 #include "thread_pool.h"
 
@@ -186,6 +187,35 @@ START_TEST(shutdown_restart_and_bad_counts)
 }
 END_TEST
 
+/* Jobs back to back (the workers still spinning from the last one) and
+ * jobs after a pause longer than the spin (the workers parked), with the
+ * spin off, short and long: every index once each time. A bad
+ * LW_POOL_SPIN_US is refused and leaves the pool as it was. */
+START_TEST(spinning_and_parked_hand_offs)
+{
+    const char *spins[] = {"0", "50", "200000"};
+    for (size_t k = 0; k < sizeof spins / sizeof spins[0]; k++) {
+        ck_assert_int_eq(setenv("LW_POOL_SPIN_US", spins[k], 1), 0);
+        ck_assert_int_eq(lw_threads_set(2), LW_OK);
+        for (int rep = 0; rep < 200; rep++) check_once_each(rep % 2 ? 2 : 3);
+        for (int rep = 0; rep < 5; rep++) {
+            struct timespec pause = {0, 2 * 1000 * 1000};
+            nanosleep(&pause, NULL);
+            check_once_each(2);
+        }
+    }
+    const char *bad[] = {"-1", "1000001", "12us", "x"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        ck_assert_int_eq(setenv("LW_POOL_SPIN_US", bad[k], 1), 0);
+        ck_assert_int_eq(lw_threads_set(3), LW_ERR_INVALID);
+        ck_assert_int_eq(lw_threads_get(), 2);
+        check_once_each(1000);
+    }
+    ck_assert_int_eq(unsetenv("LW_POOL_SPIN_US"), 0);
+    lw_threads_shutdown();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("thread_pool");
@@ -196,6 +226,7 @@ int main(void)
     tcase_add_test(tc, nested_calls_run_serially_on_the_caller);
     tcase_add_test(tc, two_callers_at_once);
     tcase_add_test(tc, shutdown_restart_and_bad_counts);
+    tcase_add_test(tc, spinning_and_parked_hand_offs);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

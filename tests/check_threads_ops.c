@@ -1,7 +1,7 @@
 /* Threads (issue 19, item 3), the ops: every result is BIT-IDENTICAL for 1,
  * 2 and 3 threads (tests/check_threads.c: the model and lw train) (runtime/ops/cpu_threads.h says how the work is split so that it
- * can be). Held with memcmp, never a tolerance: the fp32, bf16 and q8
- * products (forward and dX/dW backward, every CPU path this machine runs,
+ * can be). Held with memcmp, never a tolerance: the fp32, bf16, q8 and
+ * block (GGUF) products (forward and dX/dW backward, every CPU path this machine runs,
  * one row and many), attention forward and backward by head, a tiny
  * model's logits and its gradient wrt the input embeddings (fp32 and bf16
  * weights, a grouped-query llama and a windowed gemma3 with one kv head),
@@ -19,6 +19,9 @@
 #include "model_config.h"
 #include "op_matmul_bf16.h"
 #include "op_matmul_q8.h"
+#include "op_matmul_qn.h"
+#include "op_matmul_qp.h"
+#include "qn_blocks.h"
 #include "ops.h"
 #include "rng.h"
 
@@ -152,6 +155,44 @@ START_TEST(q8_forward_identical_on_every_path)
 }
 END_TEST
 
+/* The block products (--dtype q8|native) on every path, one row (decode)
+ * and many: the per-call paths split by blocks of 16 outputs, the packed
+ * AVX-512 copy by panels. */
+START_TEST(block_products_identical_on_every_path)
+{
+    lw_cpu_split_threshold_set(0);
+    static const uint32_t types[] = {LW_QN_Q4_1, LW_QN_Q4_K, LW_QN_Q6_K, LW_QN_Q8_0};
+    static const int shapes[][3] = {{1, 512, 300}, {1, 256, 40}, {5, 256, 300}};
+    lw_rng rng;
+    lw_rng_seed(&rng, 31);
+    for (int p = LW_CPU_SCALAR; p <= (int)lw_cpu_path_detected(); p++)
+        for (size_t k = 0; k < sizeof types / sizeof types[0]; k++)
+            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+                int T = shapes[s][0], in = shapes[s][1], out = shapes[s][2];
+                uint8_t *blk = tl_qn_rand_blocks(&rng, types[k], out, in);
+                float *x = tl_rand_floats((size_t)T * in, 23), *b = tl_rand_floats((size_t)out, 24);
+                lw_qn_matrix w;
+                lw_qn_matrix_init(&w, in);
+                ck_assert_int_eq(lw_qn_matrix_append(&w, types[k], blk, out), LW_OK);
+                if (p == LW_CPU_AVX512) ck_assert_int_eq(lw_qn_pack_forward(&w), LW_OK);
+                float *y[N_COUNTS];
+                long jobs = lw_threads_parallel_jobs();
+                for (int c = 0; c < N_COUNTS; c++) {
+                    tl_use_threads(COUNTS[c]);
+                    y[c] = calloc((size_t)T * out, sizeof(float));
+                    ck_assert_int_eq(matmul_qn_forward_on((lw_cpu_path)p, y[c], x, &w, b, T), LW_OK);
+                    if (c > 0) tl_assert_same(y[c], y[0], (size_t)T * out, "block product", COUNTS[c]);
+                }
+                ck_assert_msg(lw_threads_parallel_jobs() > jobs, "%s path %d T %d: nothing was split",
+                              lw_qn_type_name(types[k]), p, T);
+                for (int c = 0; c < N_COUNTS; c++) free(y[c]);
+                lw_qn_matrix_free(&w);
+                free(blk), free(x), free(b);
+            }
+    lw_threads_shutdown();
+}
+END_TEST
+
 /* Grouped-query (4 query heads on 2 kv heads) and one kv head, a window and
  * a sink: the backward's dk and dv sum over a kv head's query heads. */
 START_TEST(attention_identical_for_any_thread_count)
@@ -239,6 +280,7 @@ int main(void)
     tcase_add_test(tc, fp32_products_identical_with_avx512_blas_kernels);
     tcase_add_test(tc, bf16_products_identical_on_every_path);
     tcase_add_test(tc, q8_forward_identical_on_every_path);
+    tcase_add_test(tc, block_products_identical_on_every_path);
     tcase_add_test(tc, attention_identical_for_any_thread_count);
     tcase_add_test(tc, elementwise_and_row_ops_equal_the_plain_ops);
     suite_add_tcase(s, tc);

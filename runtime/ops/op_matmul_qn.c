@@ -244,6 +244,42 @@ lw_status matmul_qn_forward_cols(lw_cpu_path path, float *y, const lw_qn_act *a,
     return LW_OK;
 }
 
+/* The per-call paths (AVX2, scalar, and AVX-512 without a packed copy)
+ * over the thread pool: ranges of whole blocks of 16 outputs, each output
+ * computed alone as in the whole product (the tests hold output ranges to
+ * it bit for bit), so any thread count gives the same bits. Each range
+ * decodes into its own scratch. */
+typedef struct {
+    lw_cpu_path path;
+    float *y;
+    const lw_qn_act *a;
+    const lw_qn_matrix *w;
+    const float *b;
+    int n;
+    lw_status st[LW_THREADS_MAX];
+} cols_job;
+
+static void cols_range(void *ctx, int c)
+{
+    cols_job *j = ctx;
+    int blocks = (j->w->out + 15) / 16;
+    int n0 = lw_range_start(blocks, c, j->n) * 16, n1 = lw_range_start(blocks, c + 1, j->n) * 16;
+    if (n1 > j->w->out) n1 = j->w->out;
+    j->st[c] = matmul_qn_forward_cols(j->path, j->y, j->a, j->w, j->b, n0, n1);
+}
+
+static lw_status forward_cols_par(lw_cpu_path path, float *y, const lw_qn_act *a, const lw_qn_matrix *w,
+                                  const float *b)
+{
+    cols_job j = {.path = path, .y = y, .a = a, .w = w, .b = b};
+    j.n = lw_out_split(2.0 * a->T * (double)w->ld * w->out, w->out);
+    if (j.n == 1) return matmul_qn_forward_cols(path, y, a, w, b, 0, w->out);
+    lw_parallel_for(j.n, cols_range, &j);
+    for (int c = 0; c < j.n; c++)
+        if (j.st[c]) return j.st[c];
+    return LW_OK;
+}
+
 lw_status matmul_qn_forward_on(lw_cpu_path path, float *y, const float *x, const lw_qn_matrix *w, const float *b,
                                int T)
 {
@@ -253,7 +289,7 @@ lw_status matmul_qn_forward_on(lw_cpu_path path, float *y, const float *x, const
     lw_qn_act a;
     if ((st = lw_qn_act_quantize_on(path, &a, x, T, w->in, w->ld))) return st;
     if (path == LW_CPU_AVX512 && w->fwd.u && T > 0) qp_forward_par(y, w->out, &a, &w->fwd, b, false);
-    else st = matmul_qn_forward_cols(path, y, &a, w, b, 0, w->out);
+    else st = forward_cols_par(path, y, &a, w, b);
     lw_qn_act_free(&a);
     return st;
 }

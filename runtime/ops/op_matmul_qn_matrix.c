@@ -128,7 +128,7 @@ size_t lw_qp_bytes(const lw_qp *p)
 {
     if (!p->u) return 0;
     size_t np = panels(p->rows), ng = (size_t)p->ldp / (16 * (size_t)p->gs);
-    return np * (size_t)p->ldp * 16 + 2 * np * ng * 16 * sizeof(float);
+    return np * lw_qp_panel_u_bytes(p) + 2 * np * ng * 16 * sizeof(float);
 }
 
 lw_qp lw_qp_rows_view_fwd(const lw_qp *p, int r0, int n)
@@ -138,7 +138,7 @@ lw_qp lw_qp_rows_view_fwd(const lw_qp *p, int r0, int n)
     if (!p->u || r0 % 16 || r0 < 0 || n <= 0 || r0 + n > p->rows) return v;
     size_t P = (size_t)r0 / 16, ng = (size_t)p->ldp / (16 * (size_t)p->gs);
     v = *p;
-    v.u = p->u + P * (size_t)p->ldp * 16;
+    v.u = p->u + P * lw_qp_panel_u_bytes(p);
     v.s = p->s + P * ng * 16;
     v.c = p->c + P * ng * 16;
     v.rows = n;

@@ -33,7 +33,12 @@ typedef struct {
  * a block of 32, 1 for Q6_K's per-16 scales). A view starts at a panel
  * (forward: rows from a multiple of 16) or a block of columns (c0, a
  * multiple of 32: the transposed copy's view of some rows of w). u == NULL:
- * no packed copy. */
+ * no packed copy.
+ *
+ * nib: the 4-bit formats (every segment Q4_0, Q4_1 or Q4_K: u < 16) keep
+ * two u a byte, halving what decode streams: [rows/16][ldp/8][16][4] bytes,
+ * the low nibbles columns 8h..8h+3 and the high ones 8h+4..8h+7 of each
+ * output (the kernel masks and shifts them back to the byte operands). */
 typedef struct {
     uint8_t *u;
     float *s, *c;
@@ -41,7 +46,11 @@ typedef struct {
     int cols;       /* columns x has (a multiple of 32) */
     int c0, ldp;    /* first stored column read; stored columns */
     int gs;
+    int nib;        /* 1: two 4-bit u a byte (above); forward copies only */
 } lw_qp;
+
+/* Bytes of u in one panel of 16 rows (halved for nibbles). */
+static inline size_t lw_qp_panel_u_bytes(const lw_qp *p) { return (size_t)p->ldp * 16 >> p->nib; }
 
 typedef struct lw_qn_matrix {
     int out, in;

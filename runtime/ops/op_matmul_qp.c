@@ -13,11 +13,11 @@ static size_t panels(int rows) { return (size_t)(rows + 15) / 16; }
 
 /* Zeroed storage for rows x ldp; panels past rows stay zero (they add
  * nothing and are never stored). */
-static lw_status qp_alloc(lw_qp *p, int rows, int ldp, int gs, const char *what)
+static lw_status qp_alloc(lw_qp *p, int rows, int ldp, int gs, int nib, const char *what)
 {
     memset(p, 0, sizeof *p);
     size_t np = panels(rows), ng = (size_t)ldp / (16 * (size_t)gs);
-    size_t nu = np * (size_t)ldp * 16, nf = np * ng * 16 * sizeof(float);
+    size_t nu = np * (size_t)ldp * 16 >> nib, nf = np * ng * 16 * sizeof(float);
     p->u = aligned_alloc(64, nu);
     p->s = aligned_alloc(64, nf);
     p->c = aligned_alloc(64, nf);
@@ -26,7 +26,7 @@ static lw_status qp_alloc(lw_qp *p, int rows, int ldp, int gs, const char *what)
         return lw_fail(LW_ERR_NOMEM, "%s: packed copy of %d x %d", what, rows, ldp);
     }
     memset(p->u, 0, nu), memset(p->s, 0, nf), memset(p->c, 0, nf);
-    p->rows = rows, p->cols = ldp, p->c0 = 0, p->ldp = ldp, p->gs = gs;
+    p->rows = rows, p->cols = ldp, p->c0 = 0, p->ldp = ldp, p->gs = gs, p->nib = nib;
     return LW_OK;
 }
 
@@ -64,12 +64,15 @@ static void decode(const lw_qn_matrix *m, int o, row_scratch r)
 lw_status lw_qn_pack_forward(lw_qn_matrix *m)
 {
     if (!m->owns || !m->nseg) return lw_fail(LW_ERR_INVALID, "packing a block matrix: not an owning matrix");
-    int gs = 2;
-    for (int i = 0; i < m->nseg; i++)
-        if (m->seg[i].type == LW_QN_Q6_K) gs = 1;   /* scales per 16 columns */
+    int gs = 2, nib = 1;
+    for (int i = 0; i < m->nseg; i++) {
+        uint32_t t = m->seg[i].type;
+        if (t == LW_QN_Q6_K) gs = 1;   /* scales per 16 columns */
+        if (t != LW_QN_Q4_0 && t != LW_QN_Q4_1 && t != LW_QN_Q4_K) nib = 0;   /* u up to 31 or 255 */
+    }
     lw_qp p;
     row_scratch r;
-    lw_status st = qp_alloc(&p, m->out, m->ld, gs, "block matrix");
+    lw_status st = qp_alloc(&p, m->out, m->ld, gs, nib, "block matrix");
     if (st) return st;
     if ((st = scratch_alloc(&r, m->ld))) {
         lw_qp_free(&p);
@@ -79,8 +82,20 @@ lw_status lw_qn_pack_forward(lw_qn_matrix *m)
     for (int o = 0; o < m->out; o++) {
         decode(m, o, r);
         const size_t P = (size_t)o / 16, j = (size_t)o % 16;
-        uint8_t *pu = p.u + P * (size_t)ld * 16;
-        for (int q = 0; q < ld / 4; q++) memcpy(pu + (size_t)q * 64 + j * 4, r.u + 4 * q, 4);
+        uint8_t *pu = p.u + P * lw_qp_panel_u_bytes(&p);
+        if (nib) /* columns 4q..4q+3 in the low (q even) or high (q odd) nibbles of pair q / 2 */
+            for (int q = 0; q < ld / 4; q++)
+                for (int k = 0; k < 4; k++) {
+                    uint8_t v = r.u[4 * q + k];
+                    if (v > 15) {
+                        scratch_free(&r), lw_qp_free(&p);
+                        return lw_fail(LW_ERR_FORMAT, "packing a 4-bit block matrix: row %d column %d holds %d",
+                                       o, 4 * q + k, v);
+                    }
+                    pu[(size_t)(q / 2) * 64 + j * 4 + (size_t)k] |= (uint8_t)(v << (4 * (q % 2)));
+                }
+        else
+            for (int q = 0; q < ld / 4; q++) memcpy(pu + (size_t)q * 64 + j * 4, r.u + 4 * q, 4);
         float *ps = p.s + P * (size_t)ng * 16, *pc = p.c + P * (size_t)ng * 16;
         /* with gs = 2 both halves of a block share s and c (every 32-column
          * format, and the K-quants' sub-blocks of 32) */
@@ -97,7 +112,7 @@ lw_status lw_qn_pack_backward(lw_qn_matrix *m)
     const int in = m->in, ld = m->ld, out = m->out, ldo = (out + 31) / 32 * 32, nbo = ldo / 32;
     lw_qp p;
     row_scratch r;
-    lw_status st = qp_alloc(&p, in, ldo, 2, "block matrix transposed");
+    lw_status st = qp_alloc(&p, in, ldo, 2, 0, "block matrix transposed");
     if (st) return st;
     float *buf = malloc((size_t)32 * ld * sizeof *buf);
     if (!buf || (st = scratch_alloc(&r, ld))) {

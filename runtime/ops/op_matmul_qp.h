@@ -9,7 +9,10 @@
  * of the file's blocks (or of --dtype q8's Q8_0), so every format stays
  * exact w.r.t. the file's dequantised values: Q4_1's and the K-quants' mins
  * enter as c_g times the block's sum of x (xf_g = sx_b sum qx), as in
- * llama.cpp; Q6_K's 6-bit u and Q8_0's q + 128 are bytes. x is quantised per
+ * llama.cpp; Q6_K's 6-bit u and Q8_0's q + 128 are bytes, the 4-bit
+ * formats' u (Q4_0, Q4_1, Q4_K) two a byte (lw_qp.nib: half the bytes
+ * decode streams; the kernel masks them back to the same byte operands, so
+ * the sums are the same integers). x is quantised per
  * 32 (lw_qn_act). Each output is summed alone in the same order whatever
  * the tile (NB panels x TR rows) or the thread split, so the results are
  * the same for any thread count, and equal bit for bit to the per-call

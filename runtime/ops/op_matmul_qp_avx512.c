@@ -22,15 +22,16 @@
  * order of op_matmul_qn_avx512.c's panel_tile. Each output's sums are the
  * same in any tile: the split over threads changes no bit. */
 INLINE TARGET_VNNI void tile(float *y, int ldy, const lw_qn_act *a, const lw_qp *p, const float *b, bool accum,
-                             int P0, int t0, const int TR, const int NB, const int GS)
+                             int P0, int t0, const int TR, const int NB, const int GS, const int NIB)
 {
     const int cols = a->in, nG = cols / (16 * GS), ng16 = cols / 16, nb32 = cols / 32;
-    const size_t su = (size_t)p->ldp * 16, ss = (size_t)(p->ldp / (16 * GS)) * 16;
+    const size_t su = (size_t)p->ldp * 16 >> NIB, ss = (size_t)(p->ldp / (16 * GS)) * 16;
+    const __m512i lo4 = _mm512_set1_epi8(0x0f);
     const uint8_t *ub[8];
     const float *sb[8], *cb[8];
     UNROLL
     for (int n = 0; n < NB; n++) {
-        ub[n] = p->u + (size_t)(P0 + n) * su + (size_t)(p->c0 / 4) * 64;
+        ub[n] = p->u + (size_t)(P0 + n) * su + (size_t)(p->c0 / (4 << NIB)) * 64;
         sb[n] = p->s + (size_t)(P0 + n) * ss + (size_t)(p->c0 / (16 * GS)) * 16;
         cb[n] = p->c + (size_t)(P0 + n) * ss + (size_t)(p->c0 / (16 * GS)) * 16;
     }
@@ -45,19 +46,43 @@ INLINE TARGET_VNNI void tile(float *y, int ldy, const lw_qn_act *a, const lw_qp 
         for (int r = 0; r < TR; r++)
             UNROLL
             for (int n = 0; n < NB; n++) is[r][n] = _mm512_setzero_si512();
-        UNROLL
-        for (int q = 0; q < 4 * GS; q++) {
-            const size_t kq = (size_t)G * 4 * GS + (size_t)q;
-            __m512i wv[8];
+        if (NIB) { /* a 64-byte load holds 8 columns: the low nibbles 4 of them, the high the next 4 */
             UNROLL
-            for (int n = 0; n < NB; n++) wv[n] = _mm512_load_si512((const void *)(ub[n] + kq * 64));
-            UNROLL
-            for (int r = 0; r < TR; r++) {
-                uint32_t x4;
-                memcpy(&x4, a->qx + (size_t)(t0 + r) * cols + kq * 4, 4);
-                __m512i xv = _mm512_set1_epi32((int)x4);
+            for (int q = 0; q < 4 * GS; q += 2) {
+                const size_t kq = (size_t)G * 4 * GS + (size_t)q;
+                __m512i v[8];
                 UNROLL
-                for (int n = 0; n < NB; n++) is[r][n] = _mm512_dpbusd_epi32(is[r][n], wv[n], xv);
+                for (int n = 0; n < NB; n++) v[n] = _mm512_load_si512((const void *)(ub[n] + kq / 2 * 64));
+                UNROLL
+                for (int h = 0; h < 2; h++)
+                    UNROLL
+                    for (int r = 0; r < TR; r++) {
+                        uint32_t x4;
+                        memcpy(&x4, a->qx + (size_t)(t0 + r) * cols + (kq + (size_t)h) * 4, 4);
+                        __m512i xv = _mm512_set1_epi32((int)x4);
+                        UNROLL
+                        for (int n = 0; n < NB; n++) {
+                            __m512i w = h ? _mm512_and_si512(_mm512_srli_epi16(v[n], 4), lo4)
+                                          : _mm512_and_si512(v[n], lo4);
+                            is[r][n] = _mm512_dpbusd_epi32(is[r][n], w, xv);
+                        }
+                    }
+            }
+        } else {
+            UNROLL
+            for (int q = 0; q < 4 * GS; q++) {
+                const size_t kq = (size_t)G * 4 * GS + (size_t)q;
+                __m512i wv[8];
+                UNROLL
+                for (int n = 0; n < NB; n++) wv[n] = _mm512_load_si512((const void *)(ub[n] + kq * 64));
+                UNROLL
+                for (int r = 0; r < TR; r++) {
+                    uint32_t x4;
+                    memcpy(&x4, a->qx + (size_t)(t0 + r) * cols + kq * 4, 4);
+                    __m512i xv = _mm512_set1_epi32((int)x4);
+                    UNROLL
+                    for (int n = 0; n < NB; n++) is[r][n] = _mm512_dpbusd_epi32(is[r][n], wv[n], xv);
+                }
             }
         }
         __m512 sxv[4], xfv[4];
@@ -91,36 +116,37 @@ INLINE TARGET_VNNI void tile(float *y, int ldy, const lw_qn_act *a, const lw_qp 
     }
 }
 
-#define ROWS(NB, GS)                                                                                         \
+#define ROWS(NB, GS, NIB)                                                                                    \
     do {                                                                                                     \
         int t0 = 0;                                                                                          \
-        for (; t0 + 4 <= T; t0 += 4) tile(y, ldy, a, p, b, accum, P, t0, 4, NB, GS);                        \
-        if (T - t0 >= 2) tile(y, ldy, a, p, b, accum, P, t0, 2, NB, GS), t0 += 2;                           \
-        if (T - t0 >= 1) tile(y, ldy, a, p, b, accum, P, t0, 1, NB, GS);                                    \
+        for (; t0 + 4 <= T; t0 += 4) tile(y, ldy, a, p, b, accum, P, t0, 4, NB, GS, NIB);                   \
+        if (T - t0 >= 2) tile(y, ldy, a, p, b, accum, P, t0, 2, NB, GS, NIB), t0 += 2;                      \
+        if (T - t0 >= 1) tile(y, ldy, a, p, b, accum, P, t0, 1, NB, GS, NIB);                               \
     } while (0)
 
-/* GS as a constant, so that every tile is unrolled for it. */
+/* GS and NIB as constants, so that every tile is unrolled for them. */
 INLINE TARGET_VNNI void forward_gs(float *y, int ldy, const lw_qn_act *a, const lw_qp *p, const float *b, bool accum,
-                                   int p0, int p1, const int GS)
+                                   int p0, int p1, const int GS, const int NIB)
 {
     const int T = a->T;
     int P = p0;
     if (T == 1) { /* decode: 8 panels per broadcast, the weights streamed once */
-        for (; P + 8 <= p1; P += 8) tile(y, ldy, a, p, b, accum, P, 0, 1, 8, GS);
-        for (; P < p1; P++) tile(y, ldy, a, p, b, accum, P, 0, 1, 1, GS);
+        for (; P + 8 <= p1; P += 8) tile(y, ldy, a, p, b, accum, P, 0, 1, 8, GS, NIB);
+        for (; P < p1; P++) tile(y, ldy, a, p, b, accum, P, 0, 1, 1, GS, NIB);
         return;
     }
-    for (; P + 3 <= p1; P += 3) ROWS(3, GS);
-    if (p1 - P == 2) ROWS(2, GS);
-    else if (p1 - P == 1) ROWS(1, GS);
+    for (; P + 3 <= p1; P += 3) ROWS(3, GS, NIB);
+    if (p1 - P == 2) ROWS(2, GS, NIB);
+    else if (p1 - P == 1) ROWS(1, GS, NIB);
 }
 
 TARGET_VNNI void qp_forward_avx512(float *y, int ldy, const lw_qn_act *a, const lw_qp *p, const float *b, bool acc,
                                    int p0, int p1)
 {
     if (a->T <= 0 || p0 >= p1) return;
-    if (p->gs == 2) forward_gs(y, ldy, a, p, b, acc, p0, p1, 2);
-    else forward_gs(y, ldy, a, p, b, acc, p0, p1, 1);
+    if (p->nib) forward_gs(y, ldy, a, p, b, acc, p0, p1, 2, 1);   /* the 4-bit formats: per-32 scales */
+    else if (p->gs == 2) forward_gs(y, ldy, a, p, b, acc, p0, p1, 2, 0);
+    else forward_gs(y, ldy, a, p, b, acc, p0, p1, 1, 0);
 }
 
 #else /* not x86-64: never dispatched here (lw_cpu_path_detected is scalar) */
