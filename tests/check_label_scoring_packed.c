@@ -141,8 +141,9 @@ START_TEST(packed_scores_match_each_prompt_alone)
 }
 END_TEST
 
-/* Many labels with verbalizers of 1..4 tokens (Banking77's shape: 77
- * labels, each segment repeating the prompt, do not fit a pass): the
+/* Many labels with verbalizers of 1..4 tokens, some beginning alike
+ * (Banking77's shape: 77 labels, each segment repeating the prompt, do not
+ * fit a pass; " card ..." begins 16 of them): the
  * examples whose segments would not fit, or would take more than twice the
  * rows of their prompt once and the tails, are scored on their own, the
  * prompt once and the labels' tails after it over as many passes as they
@@ -163,6 +164,9 @@ static void many_labels_match(const lw_model_config *c, uint64_t seed)
     for (int k = 0; k < MANY; k++) {
         vl[k] = 1 + k % 4;   /* tails of 0, 1, 2, 3 rows: 30 in all */
         for (int j = 0; j < vl[k]; j++) vb[k][j] = (int)(lw_rng_next(&rng) % (uint64_t)m->cfg.vocab);
+        /* labels that begin alike share rows of the output head: every odd label begins as the one two
+         * before it, by one token, and by two where both have them */
+        for (int j = 0; k >= 3 && k % 2 && j < 2 && j < vl[k - 2]; j++) vb[k][j] = vb[k - 2][j];
         verb[k] = vb[k];
     }
     /* 64 rows: after the head of 2, prompts 0 and 3 (1 and 2 rows) pack (15 * 1 + 30 = 45 and 60 rows), 1, 2

@@ -73,30 +73,46 @@ static void add_segment(lw_packed_scorer *s, int C, int *r, int *g, const lw_sco
     *r += n + n_tail;
 }
 
-/* The output head over the n_score rows row[] of s->hid, SCORE_CHUNK at a
- * time: a row of target -1 gives every label's first token its log-prob
- * (scores[owner + k]); a row of target t >= 0 adds t's log-prob to
- * scores[owner]. row, target and owner hold one entry more than n_score: a
- * lone row is scored with a copy of itself (target -2, read for nothing). */
+/* The output head over the n_score rows row[] of s->hid, SCORE_CHUNK rows
+ * a product: an entry of target -1 gives every label's first token its
+ * log-prob (scores[owner + k]); one of target t >= 0 adds t's log-prob to
+ * scores[owner]. Entries naming the same row share its product (labels
+ * whose verbalizers begin alike, after one prompt). A lone row is
+ * multiplied with a copy of itself. */
 static lw_status score_rows(lw_packed_scorer *s, int n_score, int *row, int *target, int *owner, int n_labels,
                             const int *const *verb, double *scores)
 {
     const lw_model *m = s->m;
-    int H = m->cfg.hidden, V = m->cfg.vocab;
-    if (n_score == 1) row[n_score] = row[0], target[n_score] = -2, owner[n_score++] = 0;
-    int chunk = n_score < SCORE_CHUNK ? n_score : SCORE_CHUNK;
+    int H = m->cfg.hidden, V = m->cfg.vocab, n_rows = 0, most = 0;
+    for (int j = 0; j < n_score; j++)
+        if (row[j] >= most) most = row[j] + 1;
+    /* unique[j]: the entry's row among the distinct rows, in order of first use */
+    int *unique = malloc((size_t)(n_score + 1) * sizeof *unique), *seen = malloc((size_t)most * sizeof *seen);
+    int *rows = malloc((size_t)(n_score + 1) * sizeof *rows);
+    if (!unique || !seen || !rows) {
+        free(unique), free(seen), free(rows);
+        return lw_fail(LW_ERR_NOMEM, "packed scorer: out of memory for %d scored rows", n_score);
+    }
+    for (int r = 0; r < most; r++) seen[r] = -1;
+    for (int j = 0; j < n_score; j++) {
+        if (seen[row[j]] < 0) seen[row[j]] = n_rows, rows[n_rows++] = row[j];
+        unique[j] = seen[row[j]];
+    }
+    if (n_rows == 1) rows[n_rows++] = rows[0];   /* the copy, for the products' sake */
+    int chunk = n_rows < SCORE_CHUNK ? n_rows : SCORE_CHUNK;
     float *x = malloc((size_t)chunk * H * sizeof *x), *logits = malloc((size_t)chunk * V * sizeof *logits);
     lw_status st = x && logits ? LW_OK
                                : lw_fail(LW_ERR_NOMEM, "packed scorer: out of memory for %d rows of logits", chunk);
-    for (int r0 = 0, nr = 0; !st && r0 < n_score; r0 += nr) {
-        nr = n_score - r0 < chunk ? n_score - r0 : chunk;
-        if (n_score - r0 - nr == 1) nr--;   /* never leave a lone row for the last product */
+    for (int r0 = 0, nr = 0; !st && r0 < n_rows; r0 += nr) {
+        nr = n_rows - r0 < chunk ? n_rows - r0 : chunk;
+        if (n_rows - r0 - nr == 1) nr--;   /* never leave a lone row for the last product */
         for (int q = 0; q < nr; q++)
-            memcpy(x + (size_t)q * H, s->hid + (size_t)row[r0 + q] * H, (size_t)H * sizeof(float));
+            memcpy(x + (size_t)q * H, s->hid + (size_t)rows[r0 + q] * H, (size_t)H * sizeof(float));
         st = lw_weight_forward(logits, x, lw_model_weight(m, -1, LW_W_OUTPUT), NULL, nr, H, V);
-        for (int q = 0; !st && q < nr; q++) {
-            int j = r0 + q, o = owner[j];
-            const float *lg = logits + (size_t)q * V;
+        for (int j = 0; !st && j < n_score; j++) {   /* in entry order: the sums add as before */
+            if (unique[j] < r0 || unique[j] >= r0 + nr) continue;
+            int o = owner[j];
+            const float *lg = logits + (size_t)(unique[j] - r0) * V;
             if (target[j] == -1)   /* an example's first row: every label's first token */
                 for (int k = 0; k < n_labels; k++) scores[o + k] = lw_log_prob(lg, V, verb[k][0]);
             else if (target[j] >= 0)
@@ -105,6 +121,9 @@ static lw_status score_rows(lw_packed_scorer *s, int n_score, int *row, int *tar
     }
     free(x);
     free(logits);
+    free(unique);
+    free(seen);
+    free(rows);
     return st;
 }
 
@@ -220,8 +239,9 @@ static lw_status check_prompt_once(const lw_packed_scorer *s, int C, int i, int 
  * once and stay in the cache; then its labels' tails (each verbalizer but
  * its last token) continue them as segments, as many labels a pass as fit
  * beside the prompt's last row, which s->hid keeps in row 0; the output head
- * reads that row (every label's first token) and the tails' rows. The sums
- * are lw_score_verbalizers' after the whole prompt, to float rounding. */
+ * reads that row (every label's first token) and the tails' rows, a row
+ * that labels beginning alike share once (Banking77's " card ..."). The
+ * sums are lw_score_verbalizers' after the whole prompt, to float rounding. */
 static lw_status score_prompt_once(lw_packed_scorer *s, int C, const lw_score_prompt *pr, int n_labels,
                                    const int *const *verb, const int *verb_len, double *scores)
 {
@@ -239,17 +259,25 @@ static lw_status score_prompt_once(lw_packed_scorer *s, int C, const lw_score_pr
     if (cap > s->rows) cap = s->rows;
     int most = 2 + tail_rows(n_labels, verb_len);
     int *row = malloc((size_t)most * sizeof *row), *target = malloc((size_t)most * sizeof *target);
-    int *owner = malloc((size_t)most * sizeof *owner);
-    if (!row || !target || !owner) st = lw_fail(LW_ERR_NOMEM, "packed scorer: out of memory");
+    int *owner = malloc((size_t)most * sizeof *owner), *tail0 = malloc((size_t)n_labels * sizeof *tail0);
+    if (!row || !target || !owner || !tail0) st = lw_fail(LW_ERR_NOMEM, "packed scorer: out of memory");
     for (int k = 0, first = 1; !st && (first || k < n_labels); first = 0) {
         int n_score = 0, rows = 1, k0 = k;
         g = 0;
         if (first) row[n_score] = 0, target[n_score] = -1, owner[n_score++] = 0;
         for (; k < n_labels && rows + verb_len[k] - 1 <= cap; k++) {
+            tail0[k] = -1;
             if (verb_len[k] < 2) continue;
             memcpy(s->ids + rows - 1, verb[k], (size_t)(verb_len[k] - 1) * sizeof(int));
-            for (int j = 1; j < verb_len[k]; j++)
-                row[n_score] = rows + j - 1, target[n_score] = verb[k][j], owner[n_score++] = k;
+            tail0[k] = rows;
+            for (int j = 1; j < verb_len[k]; j++) {
+                /* the row after verb[k][0..j): an earlier label of the pass that begins alike has it too */
+                int at = rows + j - 1;
+                for (int e = k0; e < k && at == rows + j - 1; e++)
+                    if (tail0[e] >= 0 && verb_len[e] > j && !memcmp(verb[e], verb[k], (size_t)j * sizeof(int)))
+                        at = tail0[e] + j - 1;
+                row[n_score] = at, target[n_score] = verb[k][j], owner[n_score++] = k;
+            }
             rows += s->seg_len[g++] = verb_len[k] - 1;
         }
         if (g) {   /* the prompt's keys stay; a segment's are scratch */
@@ -264,6 +292,7 @@ static lw_status score_prompt_once(lw_packed_scorer *s, int C, const lw_score_pr
     free(row);
     free(target);
     free(owner);
+    free(tail0);
     return st;
 }
 
