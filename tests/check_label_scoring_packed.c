@@ -17,6 +17,7 @@
 #include "label_scoring.h"
 #include "label_scoring_packed.h"
 #include "model.h"
+#include "narrow_weights.h"
 #include "random_weights.h"
 #include "rng.h"
 #include "testlib.h"
@@ -148,15 +149,18 @@ END_TEST
  * rows of their prompt once and the tails, are scored on their own, the
  * prompt once and the labels' tails after it over as many passes as they
  * take; a batch mixes them with packed ones. Every score as the prompt
- * alone through lw_score_verbalizers, to float rounding. */
+ * alone through lw_score_verbalizers, to float rounding, at fp32 and with
+ * the model in Q8_0 (whose head lw_score_verbalizers once read as fp32). */
 enum { MANY = 20 };
 
 static double worst_many;
 
-static void many_labels_match(const lw_model_config *c, uint64_t seed)
+static void many_labels_match(const lw_model_config *c, uint64_t seed, lw_weights_dtype dtype)
 {
     lw_model *m;
     ck_assert_int_eq(lw_model_init_random(c, seed, &m), LW_OK);
+    /* --dtype q8: the blocks and the output head in Q8_0 (lw_score_verbalizers' narrow head path) */
+    if (dtype != LW_WEIGHTS_F32) ck_assert_msg(lw_model_narrow(m, dtype, false) == LW_OK, "%s", lw_last_error());
     lw_rng rng;
     lw_rng_seed(&rng, seed);
     int vb[MANY][4], vl[MANY];
@@ -203,11 +207,13 @@ static void many_labels_match(const lw_model_config *c, uint64_t seed)
 START_TEST(many_labels_score_the_prompt_once)
 {
     lw_model_config g = tl_tiny_gemma3_config(4);
-    many_labels_match(&g, 13);
+    many_labels_match(&g, 13, LW_WEIGHTS_F32);
+    many_labels_match(&g, 16, LW_WEIGHTS_Q8);
     lw_model_config l = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
-    many_labels_match(&l, 14);
+    many_labels_match(&l, 14, LW_WEIGHTS_F32);
     lw_model_config q = tl_tiny_qwen3_config();
-    many_labels_match(&q, 15);
+    many_labels_match(&q, 15, LW_WEIGHTS_F32);
+    many_labels_match(&q, 17, LW_WEIGHTS_Q8);
     fprintf(stderr, "label_scoring_packed: %d labels, largest |packed - alone| = %.3g\n", MANY, worst_many);
 }
 END_TEST

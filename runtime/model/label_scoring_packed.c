@@ -6,6 +6,7 @@
 
 #include "frozen_matmul.h"
 #include "label_scoring.h"
+#include "ops.h"
 
 /* Rows of the output head per product, as label_scoring.c's. */
 #define SCORE_CHUNK 64
@@ -73,6 +74,43 @@ static void add_segment(lw_packed_scorer *s, int C, int *r, int *g, const lw_sco
     *r += n + n_tail;
 }
 
+/* score_rows with an fp32 head: the head fused with log-softmax (ops.h
+ * head_logsoftmax_forward, as lw_score_verbalizers' continuations): the
+ * vocabulary in blocks, a running logsumexp per row, only the picked
+ * (row, token) pairs kept, no row of logits. */
+static lw_status fused_scores(lw_packed_scorer *s, const float *w, int n_score, const int *unique, const int *target,
+                              const int *owner, int n_rows, const int *rows, int n_labels, const int *const *verb,
+                              double *scores)
+{
+    const lw_model *m = s->m;
+    int H = m->cfg.hidden, V = m->cfg.vocab, n_pairs = 0;
+    for (int j = 0; j < n_score; j++) n_pairs += target[j] == -1 ? n_labels : target[j] >= 0;
+    float *x = malloc((size_t)n_rows * H * sizeof *x);
+    float *buf = malloc((HEAD_SCRATCH + (size_t)n_pairs + (size_t)n_rows) * sizeof *buf);
+    int *pair = malloc(2 * (size_t)(n_pairs > 0 ? n_pairs : 1) * sizeof *pair);
+    if (!x || !buf || !pair) {
+        free(x), free(buf), free(pair);
+        return lw_fail(LW_ERR_NOMEM, "packed scorer: out of memory for %d rows of the head", n_rows);
+    }
+    for (int q = 0; q < n_rows; q++) memcpy(x + (size_t)q * H, s->hid + (size_t)rows[q] * H, (size_t)H * sizeof(float));
+    for (int j = 0, k = 0; j < n_score; j++) {
+        if (target[j] == -1)
+            for (int l = 0; l < n_labels; l++) pair[k] = unique[j], pair[n_pairs + k++] = verb[l][0];
+        else if (target[j] >= 0)
+            pair[k] = unique[j], pair[n_pairs + k++] = target[j];
+    }
+    float *logp = buf + HEAD_SCRATCH, *lse = logp + n_pairs;
+    head_logsoftmax_forward(logp, lse, x, w, n_rows, H, V, pair, pair + n_pairs, n_pairs, buf);
+    for (int j = 0, k = 0; j < n_score; j++) {   /* in entry order: the sums add as lw_score_verbalizers' */
+        if (target[j] == -1)
+            for (int l = 0; l < n_labels; l++) scores[owner[j] + l] = logp[k++];
+        else if (target[j] >= 0)
+            scores[owner[j]] += logp[k++];
+    }
+    free(x), free(buf), free(pair);
+    return LW_OK;
+}
+
 /* The output head over the n_score rows row[] of s->hid, SCORE_CHUNK rows
  * a product: an entry of target -1 gives every label's first token its
  * log-prob (scores[owner + k]); one of target t >= 0 adds t's log-prob to
@@ -99,6 +137,12 @@ static lw_status score_rows(lw_packed_scorer *s, int n_score, int *row, int *tar
         unique[j] = seen[row[j]];
     }
     if (n_rows == 1) rows[n_rows++] = rows[0];   /* the copy, for the products' sake */
+    lw_weight_ref head = lw_model_weight(m, -1, LW_W_OUTPUT);
+    if (!head.bf16 && !head.qn) {
+        lw_status st = fused_scores(s, head.f32, n_score, unique, target, owner, n_rows, rows, n_labels, verb, scores);
+        free(unique), free(seen), free(rows);
+        return st;
+    }
     int chunk = n_rows < SCORE_CHUNK ? n_rows : SCORE_CHUNK;
     float *x = malloc((size_t)chunk * H * sizeof *x), *logits = malloc((size_t)chunk * V * sizeof *logits);
     lw_status st = x && logits ? LW_OK
