@@ -559,6 +559,9 @@ def main():
     p.add_argument("--soft-tokens", type=int, default=16)
     p.add_argument("--torch-attn", default="sdpa", help="bench_torch.py's ATTN (sdpa or eager)")
     p.add_argument("--row-timeout", type=float, default=300)
+    p.add_argument("--eval-sst2", dest="eval_sst2_n", type=int, help="eval rows: SST-2 dev examples (32)")
+    p.add_argument("--eval-banking77", dest="eval_banking77_n", type=int,
+                   help="eval rows: Banking77 dev examples (8)")
     a = p.parse_args()
 
     a.threads = [int(x) for x in a.threads.split(",") if x]
@@ -579,6 +582,8 @@ def main():
         a.train_examples, a.train_steps, a.torch_steps = 24, 3, 1
         a.eval_sst2, a.eval_banking77 = 4, 2
         a.prompt, a.decode, a.forward_runs = 16, 4, 1
+    a.eval_sst2 = a.eval_sst2_n if a.eval_sst2_n else a.eval_sst2
+    a.eval_banking77 = a.eval_banking77_n if a.eval_banking77_n else a.eval_banking77
     a.shared = os.path.abspath(a.shared)
     a.models_dir = os.path.abspath(a.models_dir)
     a.bridge_step = a.bridge_step or os.path.join(a.shared, "reference", "torch-bridge-step", "bridge_step.py")

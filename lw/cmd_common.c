@@ -161,6 +161,14 @@ void lw_bridge_side_close(lw_bridge_side *b)
     memset(b, 0, sizeof *b);
 }
 
+/* dir's parent folder in place ("." for a bare name). */
+static void up_one(char *dir, size_t cap)
+{
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    else lw_pathf(dir, cap, ".");
+}
+
 lw_status lw_run_json_read(const char *ck, int *seed_out, bool *has_seed, int *M_out, bool *has_M)
 {
     char dir[4096], path[4200];
@@ -168,13 +176,13 @@ lw_status lw_run_json_read(const char *ck, int *seed_out, bool *has_seed, int *M
     while (n > 1 && ck[n - 1] == '/') n--;
     bool is_file = n > 12 && !strncmp(ck + n - 12, ".safetensors", 12);
     if (!lw_pathf(dir, sizeof dir, "%.*s", (int)n, ck)) return LW_OK;
-    for (int up = is_file ? 2 : 1; up > 0; up--) {
-        char *slash = strrchr(dir, '/');
-        if (slash) *slash = '\0';
-        else lw_pathf(dir, sizeof dir, ".");
+    if (is_file) up_one(dir, sizeof dir);   /* the checkpoint folder */
+    /* its own run.json (lw train writes one into each checkpoint), else the run's beside it */
+    FILE *f = NULL;
+    for (int up = 0; up < 2 && !f; up++) {
+        if (up) up_one(dir, sizeof dir);
+        if (lw_pathf(path, sizeof path, "%s/run.json", dir)) f = fopen(path, "r");
     }
-    if (!lw_pathf(path, sizeof path, "%s/run.json", dir)) return LW_OK;
-    FILE *f = fopen(path, "r");
     if (!f) return LW_OK;
     fclose(f);
     json_error_t err;

@@ -75,8 +75,9 @@ typedef struct {
 lw_status lw_bridge_side_open(lw_bridge_side *b, const lw_manifest *m, const lw_task *task, int M);
 void lw_bridge_side_close(lw_bridge_side *b);
 
-/* Seed and M from the run.json lw train wrote beside a checkpoint
- * (<run>/final or <run>/final/bridge.safetensors -> <run>/run.json), where
+/* Seed and M from the run.json lw train wrote into a checkpoint folder
+ * (<run>/best or <run>/best/bridge.safetensors -> <run>/best/run.json), or
+ * else beside it (-> <run>/run.json: older runs, other commands), where
  * *has_seed / *has_M say the command line did not give them (they are set
  * when taken). No file is fine; a bad one is not. */
 lw_status lw_run_json_read(const char *checkpoint, int *seed, bool *has_seed, int *M, bool *has_M);

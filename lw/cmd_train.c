@@ -71,7 +71,8 @@ static void usage(const lw_pair *pair)
            "                       clipping (\"grad_groups\"): where a |g| spike comes from\n"
            "  --balanced           class-balanced sampling\n"
            "  --soft-tokens M      override M (CPU path only; the CUDA kernels are built for %d)\n"
-           "  --out DIR            checkpoints, train_log.jsonl and run.json (default runs/<task>); a folder\n"
+           "  --out DIR            checkpoints, train_log.jsonl and run.json, a copy of it in every\n"
+           "                       checkpoint folder (default runs/<task>); a folder\n"
            "                       that holds a run is refused unless --resume continues it or --force\n"
            "                       moves it aside (to DIR.replaced-<time>); one writer at a time (DIR/.lock)\n"
            "  --force              replace the run in --out (moved aside, not deleted)\n"
@@ -318,6 +319,7 @@ static char *run_json_text(const train_args *a, const char *train_path, int n)
                           "warmup_steps", c->warmup_steps, "weight_decay", (double)c->weight_decay,
                           "diversity_weight", (double)c->diversity_weight, "class_balanced", c->class_balanced);
     if (o) json_object_set_new(o, "method", json_string(a->method));
+    if (o) json_object_set_new(o, "dtype", json_string(lw_weights_dtype_name(a->dtype)));
     char subset[96];
     lw_subset_describe(&(lw_subset){a->limit, a->stratified, (uint64_t)a->subset_seed}, subset, sizeof subset);
     if (o) json_object_set_new(o, "train_subset", json_string(subset));

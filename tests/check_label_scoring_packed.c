@@ -4,8 +4,10 @@
  * to float rounding (the products take more rows at once; the bound is
  * asserted, the largest difference printed), and as closely whatever the
  * batch it came in, however a batch larger than one pass splits, and
- * whatever head the prompts share (run once, cached, and reused); an example larger than a pass, a bad id or an empty
- * prompt are refused with a clear error. */
+ * whatever head the prompts share (run once, cached, and reused); with
+ * many labels an example is scored on its own, its prompt once and its
+ * labels after it, to the same bound; a prompt or a verbalizer larger than
+ * a pass, a bad id or an empty prompt are refused with a clear error. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include "label_scoring.h"
 #include "label_scoring_packed.h"
 #include "model.h"
+#include "narrow_weights.h"
 #include "random_weights.h"
 #include "rng.h"
 #include "testlib.h"
@@ -60,18 +63,24 @@ static void free_prompts(prompts *p, int n)
 
 /* One prompt alone, as lw_receiver_pass_scores runs it: the prompt from
  * position 0, then lw_score_verbalizers. */
-static void score_alone(const lw_model *m, const lw_score_prompt *pr, double *scores)
+static void score_alone_labels(const lw_model *m, const lw_score_prompt *pr, int n_labels, const int *const *verb,
+                               const int *verb_len, double *scores)
 {
     lw_state *s;
-    ck_assert_int_eq(lw_state_alloc(m, MAX_P + 4, false, &s), LW_OK);
+    ck_assert_int_eq(lw_state_alloc(m, MAX_P + 35, false, &s), LW_OK);
     float *last = malloc((size_t)m->cfg.vocab * sizeof *last);
     lw_forward_args a = {.ids = pr->ids, .embeds = pr->embeds, .is_embed = pr->is_embed, .T = pr->P,
                          .logits = last, .capture_layer = -1};
     ck_assert_msg(lw_forward(m, s, &a) == LW_OK, "%s", lw_last_error());
-    ck_assert_msg(lw_score_verbalizers(m, s, NULL, pr->P, last, N_LABELS, VERB, VERB_LEN, scores) == LW_OK, "%s",
+    ck_assert_msg(lw_score_verbalizers(m, s, NULL, pr->P, last, n_labels, verb, verb_len, scores) == LW_OK, "%s",
                   lw_last_error());
     free(last);
     lw_state_free(s);
+}
+
+static void score_alone(const lw_model *m, const lw_score_prompt *pr, double *scores)
+{
+    score_alone_labels(m, pr, N_LABELS, VERB, VERB_LEN, scores);
 }
 
 static double worst, worst_batch;   /* the largest packed - alone, packed - packed elsewhere */
@@ -133,6 +142,82 @@ START_TEST(packed_scores_match_each_prompt_alone)
 }
 END_TEST
 
+/* Many labels with verbalizers of 1..4 tokens, some beginning alike
+ * (Banking77's shape: 77 labels, each segment repeating the prompt, do not
+ * fit a pass; " card ..." begins 16 of them): the
+ * examples whose segments would not fit, or would take more than twice the
+ * rows of their prompt once and the tails, are scored on their own, the
+ * prompt once and the labels' tails after it over as many passes as they
+ * take; a batch mixes them with packed ones. Every score as the prompt
+ * alone through lw_score_verbalizers, to float rounding, at fp32 and with
+ * the model in Q8_0 (whose head lw_score_verbalizers once read as fp32). */
+enum { MANY = 20 };
+
+static double worst_many;
+
+static void many_labels_match(const lw_model_config *c, uint64_t seed, lw_weights_dtype dtype)
+{
+    lw_model *m;
+    ck_assert_int_eq(lw_model_init_random(c, seed, &m), LW_OK);
+    /* --dtype q8: the blocks and the output head in Q8_0 (lw_score_verbalizers' narrow head path) */
+    if (dtype != LW_WEIGHTS_F32) ck_assert_msg(lw_model_narrow(m, dtype, false) == LW_OK, "%s", lw_last_error());
+    lw_rng rng;
+    lw_rng_seed(&rng, seed);
+    int vb[MANY][4], vl[MANY];
+    const int *verb[MANY];
+    for (int k = 0; k < MANY; k++) {
+        vl[k] = 1 + k % 4;   /* tails of 0, 1, 2, 3 rows: 30 in all */
+        for (int j = 0; j < vl[k]; j++) vb[k][j] = (int)(lw_rng_next(&rng) % (uint64_t)m->cfg.vocab);
+        /* labels that begin alike share rows of the output head: every odd label begins as the one two
+         * before it, by one token, and by two where both have them */
+        for (int j = 0; k >= 3 && k % 2 && j < 2 && j < vl[k - 2]; j++) vb[k][j] = vb[k - 2][j];
+        verb[k] = vb[k];
+    }
+    /* 64 rows: after the head of 2, prompts 0 and 3 (1 and 2 rows) pack (15 * 1 + 30 = 45 and 60 rows), 1, 2
+     * and 4 (5, 9, 11 rows: 105, 165, 195) go alone; 12 rows: all alone, the tails over three passes or more */
+    int sizes[] = {64, 12};
+    for (int z = 0; z < 2; z++) {
+        lw_packed_scorer ps;
+        ck_assert_msg(lw_packed_scorer_init(&ps, m, sizes[z]) == LW_OK, "%s", lw_last_error());
+        for (int soft = 0; soft < 2; soft++)
+            for (int n = 1; n <= MAX_N; n++) {
+                prompts p;
+                make_prompts(&p, m, n, soft, &rng);
+                double got[MAX_N * MANY], alone[MANY];
+                ck_assert_msg(lw_packed_scorer_score(&ps, n, p.pr, MANY, verb, vl, got) == LW_OK, "%s",
+                              lw_last_error());
+                for (int i = 0; i < n; i++) {
+                    score_alone_labels(m, &p.pr[i], MANY, verb, vl, alone);
+                    for (int k = 0; k < MANY; k++) {
+                        double g = got[i * MANY + k], d = fabs(g - alone[k]);
+                        ck_assert_msg(isfinite(g) && g < 0.0, "score %g", g);
+                        ck_assert_msg(d <= 1e-5 * (1.0 + fabs(alone[k])),
+                                      "%s rows=%d n=%d soft=%d example %d label %d: packed %.17g alone %.17g",
+                                      c->name, sizes[z], n, soft, i, k, g, alone[k]);
+                        if (d > worst_many) worst_many = d;
+                    }
+                }
+                free_prompts(&p, n);
+            }
+        lw_packed_scorer_free(&ps);
+    }
+    lw_model_free(m);
+}
+
+START_TEST(many_labels_score_the_prompt_once)
+{
+    lw_model_config g = tl_tiny_gemma3_config(4);
+    many_labels_match(&g, 13, LW_WEIGHTS_F32);
+    many_labels_match(&g, 16, LW_WEIGHTS_Q8);
+    lw_model_config l = tl_tiny_llama_config(LW_WEIGHTS_GGUF);
+    many_labels_match(&l, 14, LW_WEIGHTS_F32);
+    lw_model_config q = tl_tiny_qwen3_config();
+    many_labels_match(&q, 15, LW_WEIGHTS_F32);
+    many_labels_match(&q, 17, LW_WEIGHTS_Q8);
+    fprintf(stderr, "label_scoring_packed: %d labels, largest |packed - alone| = %.3g\n", MANY, worst_many);
+}
+END_TEST
+
 START_TEST(refusals)
 {
     lw_model_config c = tl_tiny_gemma3_config(4);
@@ -141,16 +226,28 @@ START_TEST(refusals)
     lw_packed_scorer s;
     ck_assert_int_eq(lw_packed_scorer_init(&s, m, 1), LW_ERR_INVALID);
     ck_assert_int_eq(lw_packed_scorer_init(&s, m, m->cfg.context + 1), LW_ERR_INVALID);
-    ck_assert_int_eq(lw_packed_scorer_init(&s, m, 22), LW_OK);
+    ck_assert_int_eq(lw_packed_scorer_init(&s, m, 10), LW_OK);
     lw_rng rng;
     lw_rng_seed(&rng, 8);
     prompts p;
     make_prompts(&p, m, MAX_N, false, &rng);
-    double sc[MAX_N * N_LABELS];
-    /* after the shared head of 2, the 13-row prompt needs 11 + 1 + 11 + 2 = 25 rows: refused, naming it */
+    double sc[MAX_N * N_LABELS], alone[N_LABELS];
+    /* a pass of 10 rows: after the shared head of 2, the 11-row prompt's segments need 9 + 1 + 9 + 2 = 21 rows,
+     * so it is scored on its own (9 rows, then the tails), as alone */
+    ck_assert_msg(lw_packed_scorer_score(&s, 3, p.pr, N_LABELS, VERB, VERB_LEN, sc) == LW_OK, "%s", lw_last_error());
+    score_alone(m, &p.pr[2], alone);
+    for (int k = 0; k < N_LABELS; k++) ck_assert(fabs(sc[2 * N_LABELS + k] - alone[k]) <= 1e-5 * (1 + fabs(alone[k])));
+    /* the 13-row prompt has 11 rows after the head: more than a pass, even alone: refused, naming it */
     ck_assert_int_eq(lw_packed_scorer_score(&s, MAX_N, p.pr, N_LABELS, VERB, VERB_LEN, sc), LW_ERR_INVALID);
-    ck_assert_msg(strstr(lw_last_error(), "example 4 needs 25 rows") && strstr(lw_last_error(), "a pass holds 22"),
-                  "%s", lw_last_error());
+    ck_assert_msg(strstr(lw_last_error(), "example 4's prompt has 11 rows after a shared head of 2") &&
+                  strstr(lw_last_error(), "a pass holds 10"), "%s", lw_last_error());
+    /* a verbalizer of 12 tokens does not fit a pass after any prompt: refused, naming the label */
+    int longv[12];
+    for (int j = 0; j < 12; j++) longv[j] = j % m->cfg.vocab;
+    const int *verb_long[N_LABELS] = {V0, longv, V2};
+    const int len_long[N_LABELS] = {2, 12, 3};
+    ck_assert_int_eq(lw_packed_scorer_score(&s, 2, p.pr, N_LABELS, verb_long, len_long, sc), LW_ERR_INVALID);
+    ck_assert_msg(strstr(lw_last_error(), "label 1's verbalizer of 12 tokens"), "%s", lw_last_error());
     p.ids[1][2] = m->cfg.vocab;
     ck_assert_int_eq(lw_packed_scorer_score(&s, 2, p.pr, N_LABELS, VERB, VERB_LEN, sc), LW_ERR_INVALID);
     ck_assert_msg(strstr(lw_last_error(), "example 1, row 2"), "%s", lw_last_error());
@@ -175,6 +272,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, packed_scores_match_each_prompt_alone);
+    tcase_add_test(tc, many_labels_score_the_prompt_once);
     tcase_add_test(tc, refusals);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);

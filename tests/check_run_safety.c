@@ -193,7 +193,12 @@ START_TEST(sigkill_during_checkpoint_writes_leaves_every_checkpoint_loadable)
     lw_adamw opt;
     lw_rng rng;
     fresh_state(&p.bridge, &opt, &rng);
-    ck_assert_msg(lw_train_save_checkpoint(dir, "final", &p.trainer, &opt, &rng, 0) == LW_OK, "%s", lw_last_error());
+    ck_assert_msg(lw_train_save_checkpoint(dir, "final", &p.trainer, &opt, &rng, 0, "{\"seed\": 3}\n") == LW_OK, "%s",
+                  lw_last_error());
+    char *described = tl_read_file(in(dir, "final/run.json"), NULL);   /* the folder describes itself */
+    ck_assert_msg(described && !strcmp(described, "{\"seed\": 3}\n"), "final/run.json: %s",
+                  described ? described : "none");
+    free(described);
     srand(12345);
     int killed_mid_write = 0;
     for (int round = 0; round < 25; round++) {
@@ -203,8 +208,8 @@ START_TEST(sigkill_during_checkpoint_writes_leaves_every_checkpoint_loadable)
             for (long step = 1;; step++) {
                 char name[32];
                 snprintf(name, sizeof name, "step-%ld", step % 3 + 1);
-                if (lw_train_save_checkpoint(dir, name, &p.trainer, &opt, &rng, step) ||
-                    lw_train_save_checkpoint(dir, "final", &p.trainer, &opt, &rng, step))
+                if (lw_train_save_checkpoint(dir, name, &p.trainer, &opt, &rng, step, NULL) ||
+                    lw_train_save_checkpoint(dir, "final", &p.trainer, &opt, &rng, step, NULL))
                     _exit(3);
             }
         }
@@ -340,10 +345,10 @@ START_TEST(a_nonfinite_bridge_is_never_saved)
     lw_adamw opt;
     lw_rng rng;
     fresh_state(&p.bridge, &opt, &rng);
-    ck_assert_int_eq(lw_train_save_checkpoint(dir, "final", &p.trainer, &opt, &rng, 1), LW_OK);
+    ck_assert_int_eq(lw_train_save_checkpoint(dir, "final", &p.trainer, &opt, &rng, 1, NULL), LW_OK);
     char *before = file_sha(in(dir, "final/bridge.safetensors"));
     p.bridge.params[p.bridge.out_w + 5] = INFINITY;
-    ck_assert_int_eq(lw_train_save_checkpoint(dir, "final", &p.trainer, &opt, &rng, 2), LW_ERR_INVALID);
+    ck_assert_int_eq(lw_train_save_checkpoint(dir, "final", &p.trainer, &opt, &rng, 2, NULL), LW_ERR_INVALID);
     ck_assert_msg(strstr(lw_last_error(), "bridge tensor \"out_proj.weight\": element 5 of") &&
                   strstr(lw_last_error(), "checkpoint") && strstr(lw_last_error(), "not written"), "%s",
                   lw_last_error());

@@ -12,7 +12,8 @@
 #   5. a full disk (a small tmpfs; skipped where mount is not allowed): exit
 #      1 with the reason, every checkpoint that is there loads, no half files
 #   6. early stopping resumed from a middle checkpoint: the dev log is cut
-#      there and ends as the straight run's; half-given options refused
+#      there and ends as the straight run's; half-given options refused;
+#      best/ carries run.json and evaluates from anywhere
 set -eu
 srcdir=$1 lwc=$2
 shared=${LWC_SHARED:-$srcdir/../shared}
@@ -124,6 +125,19 @@ es="--eval-every 1 --dev-slice 2 --checkpoint-every 1"
 check "early stopping run" "$lw" train $tiny --steps 5 $es --out "$w/e"
 if [ "$(grep -c . "$w/e/dev_log.jsonl")" = 5 ] && [ -d "$w/e/best" ] && grep -q '"eval_every": 1' "$w/e/run.json"
 then ok; else bad "five dev evaluations logged, best/ kept, the options in run.json"; fi
+# every checkpoint folder describes itself: best/ holds the run's run.json (with --dtype), so a best/
+# of M = 3 copied away evaluates without --soft-tokens; without it, the pair's M (4) does not fit
+if [ -f "$w/e/best/run.json" ] && cmp -s "$w/e/best/run.json" "$w/e/run.json" &&
+   cmp -s "$w/e/final/run.json" "$w/e/run.json" && grep -q '"dtype": "fp32"' "$w/e/run.json"
+then ok; else bad "best/ and final/ hold the run's run.json, which names the dtype"; fi
+check "early stopping run, M = 3" "$lw" train $tiny --soft-tokens 3 --steps 1 --eval-every 1 --dev-slice 2 \
+    --out "$w/m3"
+cp -r "$w/m3/best" "$w/moved-best"
+check "a best/ copied away evaluates with its own M" "$lw" eval --task sst2 --split "$data/dev.jsonl" --limit 2 \
+    --checkpoint "$w/moved-best" --quiet
+rm "$w/moved-best/run.json"
+if refused "$lw" eval --task sst2 --split "$data/dev.jsonl" --limit 2 --checkpoint "$w/moved-best" --quiet
+then ok; else bad "without its run.json the copied best/ is refused (the test's control)"; fi
 cp -r "$w/e" "$w/e2" && rm -f "$w/e2/.lock"
 check "early stopping resumed" "$lw" train $tiny --steps 5 $es --resume "$w/e2/step-3" --out "$w/e2"
 if cmp -s "$w/e/dev_log.jsonl" "$w/e2/dev_log.jsonl"; then ok; else bad "the resumed dev log is the straight one"; fi

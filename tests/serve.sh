@@ -8,7 +8,9 @@
 #   - roles: a sender does not receive;
 #   - SIGTERM: a request in flight is answered, then exit 0;
 #   - a short bounded load (scripts/serve-load.sh): concurrent clients, every
-#     answer right, the refusals, RSS flat.
+#     answer right, the refusals, RSS flat;
+#   - lw eval --score-batch (the packed pass --packed uses) agrees with one by one to float rounding,
+#     on SST-2 and on Banking77 (an example's labels over several passes).
 # Without libmicrohttpd (LWC_HAVE_MHD=no), lw serve must say so and exit 1.
 set -eu
 srcdir=$1 lwc=$2
@@ -153,6 +155,15 @@ near() {
 check "--packed: every answer 200" sh -c "[ \"\$(cat '$w'/pk.?.code | tr -d '\n')\" = 200200200200200200 ]"
 check "--packed: lw eval's labels, scores to float rounding" near "$w/packed.scores" "$w/eval.scores"
 check "--packed: lw eval --score-batch 6 agrees to float rounding" near "$w/eval6.scores" "$w/eval.scores"
+# Banking77: 77 labels of several tokens, whose segments (each repeating the prompt) do not fit a
+# pass: lw eval --score-batch 3 scores each example's prompt once, then its labels' tails after it
+# over as many passes as they take; the same labels and scores as one by one, to float rounding
+head -n 3 "$shared/data/banking77/dev.jsonl" > "$w/b77.jsonl"
+for b in 1 3; do
+    "$lw" eval --task banking77 --split "$w/b77.jsonl" --checkpoint "$ck" --quiet --score-batch $b \
+        --scores "$w/b77.$b.scores" >/dev/null
+done
+check "banking77: lw eval --score-batch 3 agrees to float rounding" near "$w/b77.3.scores" "$w/b77.1.scores"
 check "--packed: the requests were batched" sh -c "curl -sf http://127.0.0.1:$port/health | \
     grep -q '\"requests\":[0-9]*,\"batches\":[1-5],'"
 kill -TERM $pid

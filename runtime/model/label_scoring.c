@@ -48,14 +48,14 @@ double lw_log_prob(const float *logits, int V, int id)
  * (label by label, verb_len[k] - 1 rows each), added to scores[k]. With an
  * fp32 head, one fused pass (ops.h head_logsoftmax_forward: the vocabulary
  * in blocks, a running logsumexp per row, only the picked columns kept);
- * a narrow (bf16) head goes through its own product SCORE_CHUNK rows at a
- * time, whole rows of logits. */
+ * a narrow head (bf16, or Q8_0 / GGUF blocks: --dtype q8|native) goes
+ * through its own product SCORE_CHUNK rows at a time, whole rows of logits. */
 static lw_status add_continuations(const lw_model *m, const float *hid, int n_rows, int n_labels,
                                    const int *const *verb, const int *verb_len, double *scores)
 {
     int V = m->cfg.vocab, H = m->cfg.hidden;
     lw_weight_ref head = lw_model_weight(m, -1, LW_W_OUTPUT);
-    if (!head.bf16) {
+    if (!head.bf16 && !head.qn) {
         float *buf = malloc((HEAD_SCRATCH + 2 * (size_t)n_rows) * sizeof *buf);
         int *pairs = malloc(2 * (size_t)n_rows * sizeof *pairs);
         if (!buf || !pairs) {

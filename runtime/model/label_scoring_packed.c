@@ -6,6 +6,7 @@
 
 #include "frozen_matmul.h"
 #include "label_scoring.h"
+#include "ops.h"
 
 /* Rows of the output head per product, as label_scoring.c's. */
 #define SCORE_CHUNK 64
@@ -73,6 +74,103 @@ static void add_segment(lw_packed_scorer *s, int C, int *r, int *g, const lw_sco
     *r += n + n_tail;
 }
 
+/* score_rows with an fp32 head: the head fused with log-softmax (ops.h
+ * head_logsoftmax_forward, as lw_score_verbalizers' continuations): the
+ * vocabulary in blocks, a running logsumexp per row, only the picked
+ * (row, token) pairs kept, no row of logits. */
+static lw_status fused_scores(lw_packed_scorer *s, const float *w, int n_score, const int *unique, const int *target,
+                              const int *owner, int n_rows, const int *rows, int n_labels, const int *const *verb,
+                              double *scores)
+{
+    const lw_model *m = s->m;
+    int H = m->cfg.hidden, V = m->cfg.vocab, n_pairs = 0;
+    for (int j = 0; j < n_score; j++) n_pairs += target[j] == -1 ? n_labels : target[j] >= 0;
+    float *x = malloc((size_t)n_rows * H * sizeof *x);
+    float *buf = malloc((HEAD_SCRATCH + (size_t)n_pairs + (size_t)n_rows) * sizeof *buf);
+    int *pair = malloc(2 * (size_t)(n_pairs > 0 ? n_pairs : 1) * sizeof *pair);
+    if (!x || !buf || !pair) {
+        free(x), free(buf), free(pair);
+        return lw_fail(LW_ERR_NOMEM, "packed scorer: out of memory for %d rows of the head", n_rows);
+    }
+    for (int q = 0; q < n_rows; q++) memcpy(x + (size_t)q * H, s->hid + (size_t)rows[q] * H, (size_t)H * sizeof(float));
+    for (int j = 0, k = 0; j < n_score; j++) {
+        if (target[j] == -1)
+            for (int l = 0; l < n_labels; l++) pair[k] = unique[j], pair[n_pairs + k++] = verb[l][0];
+        else if (target[j] >= 0)
+            pair[k] = unique[j], pair[n_pairs + k++] = target[j];
+    }
+    float *logp = buf + HEAD_SCRATCH, *lse = logp + n_pairs;
+    head_logsoftmax_forward(logp, lse, x, w, n_rows, H, V, pair, pair + n_pairs, n_pairs, buf);
+    for (int j = 0, k = 0; j < n_score; j++) {   /* in entry order: the sums add as lw_score_verbalizers' */
+        if (target[j] == -1)
+            for (int l = 0; l < n_labels; l++) scores[owner[j] + l] = logp[k++];
+        else if (target[j] >= 0)
+            scores[owner[j]] += logp[k++];
+    }
+    free(x), free(buf), free(pair);
+    return LW_OK;
+}
+
+/* The output head over the n_score rows row[] of s->hid, SCORE_CHUNK rows
+ * a product: an entry of target -1 gives every label's first token its
+ * log-prob (scores[owner + k]); one of target t >= 0 adds t's log-prob to
+ * scores[owner]. Entries naming the same row share its product (labels
+ * whose verbalizers begin alike, after one prompt). A lone row is
+ * multiplied with a copy of itself. */
+static lw_status score_rows(lw_packed_scorer *s, int n_score, int *row, int *target, int *owner, int n_labels,
+                            const int *const *verb, double *scores)
+{
+    const lw_model *m = s->m;
+    int H = m->cfg.hidden, V = m->cfg.vocab, n_rows = 0, most = 0;
+    for (int j = 0; j < n_score; j++)
+        if (row[j] >= most) most = row[j] + 1;
+    /* unique[j]: the entry's row among the distinct rows, in order of first use */
+    int *unique = malloc((size_t)(n_score + 1) * sizeof *unique), *seen = malloc((size_t)most * sizeof *seen);
+    int *rows = malloc((size_t)(n_score + 1) * sizeof *rows);
+    if (!unique || !seen || !rows) {
+        free(unique), free(seen), free(rows);
+        return lw_fail(LW_ERR_NOMEM, "packed scorer: out of memory for %d scored rows", n_score);
+    }
+    for (int r = 0; r < most; r++) seen[r] = -1;
+    for (int j = 0; j < n_score; j++) {
+        if (seen[row[j]] < 0) seen[row[j]] = n_rows, rows[n_rows++] = row[j];
+        unique[j] = seen[row[j]];
+    }
+    if (n_rows == 1) rows[n_rows++] = rows[0];   /* the copy, for the products' sake */
+    lw_weight_ref head = lw_model_weight(m, -1, LW_W_OUTPUT);
+    if (!head.bf16 && !head.qn) {
+        lw_status st = fused_scores(s, head.f32, n_score, unique, target, owner, n_rows, rows, n_labels, verb, scores);
+        free(unique), free(seen), free(rows);
+        return st;
+    }
+    int chunk = n_rows < SCORE_CHUNK ? n_rows : SCORE_CHUNK;
+    float *x = malloc((size_t)chunk * H * sizeof *x), *logits = malloc((size_t)chunk * V * sizeof *logits);
+    lw_status st = x && logits ? LW_OK
+                               : lw_fail(LW_ERR_NOMEM, "packed scorer: out of memory for %d rows of logits", chunk);
+    for (int r0 = 0, nr = 0; !st && r0 < n_rows; r0 += nr) {
+        nr = n_rows - r0 < chunk ? n_rows - r0 : chunk;
+        if (n_rows - r0 - nr == 1) nr--;   /* never leave a lone row for the last product */
+        for (int q = 0; q < nr; q++)
+            memcpy(x + (size_t)q * H, s->hid + (size_t)rows[r0 + q] * H, (size_t)H * sizeof(float));
+        st = lw_weight_forward(logits, x, lw_model_weight(m, -1, LW_W_OUTPUT), NULL, nr, H, V);
+        for (int j = 0; !st && j < n_score; j++) {   /* in entry order: the sums add as before */
+            if (unique[j] < r0 || unique[j] >= r0 + nr) continue;
+            int o = owner[j];
+            const float *lg = logits + (size_t)(unique[j] - r0) * V;
+            if (target[j] == -1)   /* an example's first row: every label's first token */
+                for (int k = 0; k < n_labels; k++) scores[o + k] = lw_log_prob(lg, V, verb[k][0]);
+            else if (target[j] >= 0)
+                scores[o] += lw_log_prob(lg, V, target[j]);
+        }
+    }
+    free(x);
+    free(logits);
+    free(unique);
+    free(seen);
+    free(rows);
+    return st;
+}
+
 /* One pass over prompts [0, n), which fit a pass after the head of C rows:
  * the segments, the forward, the output head over the scored rows, and the
  * sums. Every product takes two rows or more, so an example's rows go
@@ -82,7 +180,7 @@ static lw_status score_pass(lw_packed_scorer *s, int C, int n, const lw_score_pr
                             const int *const *verb, const int *verb_len, double *scores)
 {
     const lw_model *m = s->m;
-    int H = m->cfg.hidden, V = m->cfg.vocab, r = 0, g = 0, n_score = 0;
+    int r = 0, g = 0, n_score = 0;
     /* each example: the row of its prompt's last token, then each label's tail rows */
     int *first = malloc((size_t)n * sizeof *first), *tail0 = malloc((size_t)n * n_labels * sizeof *tail0);
     lw_status st = first && tail0 ? LW_OK : lw_fail(LW_ERR_NOMEM, "packed scorer: out of memory");
@@ -129,36 +227,115 @@ static lw_status score_pass(lw_packed_scorer *s, int C, int n, const lw_score_pr
                     row[n_score] = tail0[i * n_labels + k] + j - 1, target[n_score] = verb[k][j],
                     owner[n_score++] = i * n_labels + k;
         }
-        if (!st && n_score == 1) row[n_score] = row[0], target[n_score] = -2, owner[n_score++] = 0;
     }
-    float *x = NULL, *logits = NULL;
-    int chunk = n_score < SCORE_CHUNK ? n_score : SCORE_CHUNK;
-    if (!st) {
-        x = malloc((size_t)chunk * H * sizeof *x);
-        logits = malloc((size_t)chunk * V * sizeof *logits);
-        if (!x || !logits) st = lw_fail(LW_ERR_NOMEM, "packed scorer: out of memory for %d rows of logits", chunk);
-    }
-    for (int r0 = 0, nr = 0; !st && r0 < n_score; r0 += nr) {
-        nr = n_score - r0 < chunk ? n_score - r0 : chunk;
-        if (n_score - r0 - nr == 1) nr--;   /* never leave a lone row for the last product */
-        for (int q = 0; q < nr; q++)
-            memcpy(x + (size_t)q * H, s->hid + (size_t)row[r0 + q] * H, (size_t)H * sizeof(float));
-        st = lw_weight_forward(logits, x, lw_model_weight(m, -1, LW_W_OUTPUT), NULL, nr, H, V);
-        for (int q = 0; !st && q < nr; q++) {
-            int j = r0 + q, o = owner[j];
-            const float *lg = logits + (size_t)q * V;
-            if (target[j] == -1)   /* an example's first row: every label's first token */
-                for (int k = 0; k < n_labels; k++) scores[o + k] = lw_log_prob(lg, V, verb[k][0]);
-            else if (target[j] >= 0)
-                scores[o] += lw_log_prob(lg, V, target[j]);
-        }
-    }
-    free(x);
-    free(logits);
+    if (!st) st = score_rows(s, n_score, row, target, owner, n_labels, verb, scores);
     free(row);
     free(target);
     free(owner);
     free(first);
+    free(tail0);
+    return st;
+}
+
+/* Rows of a pass after a head of C. */
+static int pass_room(const lw_packed_scorer *s, int C)
+{
+    int room = s->state->max_tokens - C;
+    return room < s->rows ? room : s->rows;
+}
+
+static int tail_rows(int n_labels, const int *verb_len)
+{
+    int rows = 0;
+    for (int k = 0; k < n_labels; k++) rows += verb_len[k] - 1;
+    return rows;
+}
+
+/* Whether an example of P rows after the head of C is scored on its own,
+ * its prompt once (score_prompt_once): when its labels' segments, each
+ * repeating the prompt's rows, do not fit a pass (Banking77: 77 labels
+ * times a 23-row prompt), or would take more than twice the rows of the
+ * prompt once and the tails after it. */
+static bool prompt_once(const lw_packed_scorer *s, int C, int P, int n_labels, const int *verb_len)
+{
+    int packed = lw_packed_scorer_rows_needed(P - C, n_labels, verb_len);
+    return packed > pass_room(s, C) || packed > 2 * (P - C + tail_rows(n_labels, verb_len));
+}
+
+/* Whether prompt_once can score it: its rows after the head in one pass,
+ * and every label's tail, with the prompt's last row, in a pass after it. */
+static lw_status check_prompt_once(const lw_packed_scorer *s, int C, int i, int P, int n_labels,
+                                   const int *verb_len)
+{
+    int room = pass_room(s, C), after = s->state->max_tokens - P + 1;
+    if (after > s->rows) after = s->rows;
+    if (P - C > room)
+        return lw_fail(LW_ERR_INVALID, "packed scorer: example %d's prompt has %d rows after a shared head of %d, "
+                       "a pass holds %d", i, P - C, C, room);
+    for (int k = 0; k < n_labels; k++)
+        if (verb_len[k] > after)
+            return lw_fail(LW_ERR_INVALID, "packed scorer: example %d: label %d's verbalizer of %d tokens after its "
+                           "%d-row prompt does not fit a pass (%d rows after it)", i, k, verb_len[k], P, after - 1);
+    return LW_OK;
+}
+
+/* One example on its own (prompt_once): its rows after the cached head run
+ * once and stay in the cache; then its labels' tails (each verbalizer but
+ * its last token) continue them as segments, as many labels a pass as fit
+ * beside the prompt's last row, which s->hid keeps in row 0; the output head
+ * reads that row (every label's first token) and the tails' rows, a row
+ * that labels beginning alike share once (Banking77's " card ..."). The
+ * sums are lw_score_verbalizers' after the whole prompt, to float rounding. */
+static lw_status score_prompt_once(lw_packed_scorer *s, int C, const lw_score_prompt *pr, int n_labels,
+                                   const int *const *verb, const int *verb_len, double *scores)
+{
+    const lw_model *m = s->m;
+    size_t H = (size_t)m->cfg.hidden;
+    int r = 0, g = 0, P = pr->P;
+    add_segment(s, C, &r, &g, pr, NULL, 0);
+    lw_forward_args a = {.ids = s->ids, .embeds = s->embeds, .is_embed = s->is_embed, .T = r, .pos0 = C,
+                         .capture_layer = m->cfg.n_layers, .hidden_out = s->hid};
+    lw_state_rewind(s->state, C);
+    lw_status st = lw_forward(m, s->state, &a);
+    if (st) return st;
+    memmove(s->hid, s->hid + (size_t)(r - 1) * H, H * sizeof(float));   /* the prompt's last row */
+    int cap = s->state->max_tokens - P + 1;   /* rows of a pass after the prompt, with row 0 */
+    if (cap > s->rows) cap = s->rows;
+    int most = 2 + tail_rows(n_labels, verb_len);
+    int *row = malloc((size_t)most * sizeof *row), *target = malloc((size_t)most * sizeof *target);
+    int *owner = malloc((size_t)most * sizeof *owner), *tail0 = malloc((size_t)n_labels * sizeof *tail0);
+    if (!row || !target || !owner || !tail0) st = lw_fail(LW_ERR_NOMEM, "packed scorer: out of memory");
+    for (int k = 0, first = 1; !st && (first || k < n_labels); first = 0) {
+        int n_score = 0, rows = 1, k0 = k;
+        g = 0;
+        if (first) row[n_score] = 0, target[n_score] = -1, owner[n_score++] = 0;
+        for (; k < n_labels && rows + verb_len[k] - 1 <= cap; k++) {
+            tail0[k] = -1;
+            if (verb_len[k] < 2) continue;
+            memcpy(s->ids + rows - 1, verb[k], (size_t)(verb_len[k] - 1) * sizeof(int));
+            tail0[k] = rows;
+            for (int j = 1; j < verb_len[k]; j++) {
+                /* the row after verb[k][0..j): an earlier label of the pass that begins alike has it too */
+                int at = rows + j - 1;
+                for (int e = k0; e < k && at == rows + j - 1; e++)
+                    if (tail0[e] >= 0 && verb_len[e] > j && !memcmp(verb[e], verb[k], (size_t)j * sizeof(int)))
+                        at = tail0[e] + j - 1;
+                row[n_score] = at, target[n_score] = verb[k][j], owner[n_score++] = k;
+            }
+            rows += s->seg_len[g++] = verb_len[k] - 1;
+        }
+        if (g) {   /* the prompt's keys stay; a segment's are scratch */
+            lw_forward_args b = {.ids = s->ids, .T = rows - 1, .pos0 = P, .capture_layer = m->cfg.n_layers,
+                                 .hidden_out = s->hid + H, .n_segments = g, .segment_len = s->seg_len};
+            st = lw_forward(m, s->state, &b);
+        }
+        if (!st && n_score) st = score_rows(s, n_score, row, target, owner, n_labels, verb, scores);
+        if (!st && k == k0 && k < n_labels)
+            st = lw_fail(LW_ERR_INVALID, "packed scorer: label %d's verbalizer does not fit a pass", k);
+    }
+    free(row);
+    free(target);
+    free(owner);
     free(tail0);
     return st;
 }
@@ -179,13 +356,6 @@ static int shared_head(const lw_packed_scorer *s, int n, const lw_score_prompt *
             same = C < prompts[i].P - 1 && !row_is_embed(&prompts[i], C) && prompts[i].ids[C] == prompts[0].ids[C];
     }
     return C;
-}
-
-/* Rows of a pass after a head of C. */
-static int pass_room(const lw_packed_scorer *s, int C)
-{
-    int room = s->state->max_tokens - C;
-    return room < s->rows ? room : s->rows;
 }
 
 /* The head's rows into the cache, unless it holds them from the last call. */
@@ -224,24 +394,30 @@ lw_status lw_packed_scorer_score(lw_packed_scorer *s, int n, const lw_score_prom
     }
     int C = shared_head(s, n, prompts), room = pass_room(s, C);
     for (int i = 0; i < n; i++) {
-        int need = lw_packed_scorer_rows_needed(prompts[i].P - C, n_labels, verb_len);
-        if (need > room)
-            return lw_fail(LW_ERR_INVALID, "packed scorer: example %d needs %d rows (a %d-row prompt, %d of them a "
-                           "shared head, and its labels' verbalizers), a pass holds %d", i, need, prompts[i].P, C,
-                           room);
+        lw_status st = prompt_once(s, C, prompts[i].P, n_labels, verb_len)
+                           ? check_prompt_once(s, C, i, prompts[i].P, n_labels, verb_len)
+                           : LW_OK;
+        if (st) return st;
     }
     lw_status st = run_head(s, C, prompts);
     if (st) return lw_fail_wrap(st, "packed scorer: the shared head of %d rows", C);
     int i0 = 0, used = 0;
     for (int i = 0; i <= n; i++) {
-        int need = i < n ? lw_packed_scorer_rows_needed(prompts[i].P - C, n_labels, verb_len) : 0;
-        if (i == n || used + need > room) {   /* the pass so far, then a new one */
+        bool alone = i < n && prompt_once(s, C, prompts[i].P, n_labels, verb_len);
+        int need = i < n && !alone ? lw_packed_scorer_rows_needed(prompts[i].P - C, n_labels, verb_len) : 0;
+        if (i0 < i && (i == n || alone || used + need > room)) {   /* the pass so far, then a new one */
             st = score_pass(s, C, i - i0, prompts + i0, n_labels, verb, verb_len, scores + (size_t)i0 * n_labels);
-            if (st) {
-                s->head_len = 0;   /* whatever the cache holds now, it is not known to be the head */
-                return lw_fail_wrap(st, "packed scorer: examples %d..%d", i0, i - 1);
-            }
+            if (st) st = lw_fail_wrap(st, "packed scorer: examples %d..%d", i0, i - 1);
             i0 = i, used = 0;
+        }
+        if (!st && alone) {
+            st = score_prompt_once(s, C, &prompts[i], n_labels, verb, verb_len, scores + (size_t)i * n_labels);
+            if (st) st = lw_fail_wrap(st, "packed scorer: example %d (its prompt once, then its labels)", i);
+            i0 = i + 1;
+        }
+        if (st) {
+            s->head_len = 0;   /* whatever the cache holds now, it is not known to be the head */
+            return st;
         }
         used += need;
     }

@@ -14,8 +14,14 @@
  * more than one token gets its own segment, the prompt followed by the
  * verbalizer but its last token (a segment cannot read another's keys),
  * which repeats the prompt's rows for that label only. Examples that do
- * not fit the state's rows together are split over several passes; one
- * that does not fit alone is refused, naming it.
+ * not fit the state's rows together are split over several passes. An
+ * example whose labels' segments would not fit a pass, or would take more
+ * than twice the rows of its prompt once and its labels' tails after it
+ * (Banking77: 77 labels, 1948 rows against 200), is scored on its own: its
+ * rows after the head run once and stay cached, then its labels' tails
+ * continue them as segments, as many labels a pass as fit, over as many
+ * passes as they take. One whose prompt, or one of whose verbalizers,
+ * does not fit a pass even so is refused, naming it.
  *
  * The scores are the same sums in the same order as lw_score_verbalizers';
  * the products differ in how many rows they multiply at once (a BLAS sums
@@ -62,7 +68,8 @@ int lw_packed_scorer_rows_needed(int P, int n_labels, const int *verb_len);
 
 /* scores[i * n_labels + k] = the summed log-probs of label k's verbalizer
  * after prompt i, for i < n. Refused (LW_ERR_INVALID, naming the example)
- * if one example's segments exceed the pass's rows. */
+ * if an example's prompt after the shared head, or its prompt and one of
+ * its verbalizers, exceed a pass's rows. */
 lw_status lw_packed_scorer_score(lw_packed_scorer *s, int n, const lw_score_prompt *prompts, int n_labels,
                                  const int *const *verb, const int *verb_len, double *scores);
 

@@ -40,7 +40,7 @@ static lw_status check_options(const lw_train_options *o, const lw_dataset *d, c
 /* DIR/<name>: checked finite first (a NaN must not replace a good
  * checkpoint), written into a hidden folder, then swapped in whole. */
 lw_status lw_train_save_checkpoint(const char *out_dir, const char *name, const lw_trainer *t,
-                                   const lw_adamw *opt, const lw_rng *rng, long step)
+                                   const lw_adamw *opt, const lw_rng *rng, long step, const char *run_json)
 {
     char dir[4096], tmp[4200];
     if (!lw_pathf(dir, sizeof dir, "%s/%s", out_dir, name))
@@ -55,6 +55,7 @@ lw_status lw_train_save_checkpoint(const char *out_dir, const char *name, const 
     st = lw_checkpoint_save(tmp, t->bridge, opt, rng, step);
     if (!st && t->adapters) st = lw_adapter_set_save(t->adapters, tmp);
     if (!st && t->mix) st = lw_layer_mix_save(t->mix, tmp);
+    if (!st && run_json) st = lw_train_write_run_json(tmp, run_json);
     if (st) {
         lw_remove_tree(tmp);
         return lw_fail_wrap(st, "train: step %ld: checkpoint %s not written", step, dir);
@@ -394,7 +395,8 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
             if (!quiet)
                 fprintf(stderr, "\nstep %ld: dev loss %.4f%s (best %.4f at step %ld)\n", step + 1, dev,
                         improved ? ", new best" : "", es.best, es.best_step);
-            if (improved && out_dir && (st = lw_train_save_checkpoint(out_dir, "best", t, &opt, &rng, step + 1)))
+            if (improved && out_dir &&
+                (st = lw_train_save_checkpoint(out_dir, "best", t, &opt, &rng, step + 1, o->run_json)))
                 break;
             if (stop) {
                 r->stopped_early = true;
@@ -405,7 +407,7 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
         if (out_dir && o->checkpoint_every > 0 && (step + 1) % o->checkpoint_every == 0 && step + 1 < k->steps) {
             char name[32];
             snprintf(name, sizeof name, "step-%ld", step + 1);
-            if (!(st = lw_train_save_checkpoint(out_dir, name, t, &opt, &rng, step + 1)))
+            if (!(st = lw_train_save_checkpoint(out_dir, name, t, &opt, &rng, step + 1, o->run_json)))
                 lw_pathf(last_saved, sizeof last_saved, "%s/%s", out_dir, name);
         }
     }
@@ -420,7 +422,7 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
     if (r->steps_skipped && lead)
         fprintf(stderr, "train: %ld step%s skipped for a non-finite loss or gradient (--skip-nonfinite %d)\n",
                 r->steps_skipped, r->steps_skipped > 1 ? "s" : "", o->skip_nonfinite);
-    if (!st && out_dir) st = lw_train_save_checkpoint(out_dir, "final", t, &opt, &rng, step);
+    if (!st && out_dir) st = lw_train_save_checkpoint(out_dir, "final", t, &opt, &rng, step, o->run_json);
     /* a rank that failed has closed its sockets or will: the others learn it here */
     if (!st && sh.world > 1) st = lw_comm_barrier(sh.comm);
     r->seconds = lw_now_s() - t0;

@@ -48,11 +48,13 @@
 #include "train_options.h"
 
 /* out_dir/<name>: the bridge (and t's adapters) with their optimiser
- * state, rng and step; refused if any value is not finite; written into a
- * hidden folder and swapped in whole (run_dir.h), so out_dir/<name> is
- * always a whole checkpoint, the old one or the new. */
+ * state, rng and step, and run_json (the run's run.json text, NULL: none)
+ * as <name>/run.json, so a checkpoint folder (final/, best/, step-N/)
+ * describes itself wherever it is copied; refused if any value is not
+ * finite; written into a hidden folder and swapped in whole (run_dir.h), so
+ * out_dir/<name> is always a whole checkpoint, the old one or the new. */
 lw_status lw_train_save_checkpoint(const char *out_dir, const char *name, const lw_trainer *t,
-                                   const lw_adamw *opt, const lw_rng *rng, long step);
+                                   const lw_adamw *opt, const lw_rng *rng, long step, const char *run_json);
 
 lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_dataset *data,
                        const lw_train_options *o, lw_train_result *r);

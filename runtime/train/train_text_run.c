@@ -52,8 +52,9 @@ static void opt_step(lw_text_trainer *t, float lr, float wd)
     lw_adapter_params_adamw(&t->prompt, &t->opt, lr, wd);
 }
 
-/* As the bridge's (train.c): finite first, then written whole. */
-static lw_status save(const lw_text_trainer *t, const char *out_dir, const char *name)
+/* As the bridge's (train.c): finite first, then written whole, with the
+ * run's run.json inside (NULL: none). */
+static lw_status save(const lw_text_trainer *t, const char *out_dir, const char *name, const char *run_json)
 {
     char dir[4096], tmp[4200];
     if (!lw_pathf(dir, sizeof dir, "%s/%s", out_dir, name))
@@ -62,7 +63,7 @@ static lw_status save(const lw_text_trainer *t, const char *out_dir, const char 
                                              : lw_check_adapter_params_finite("prompt", &t->prompt, &t->opt);
     if (st) return lw_fail_wrap(st, "train: checkpoint %s not written", dir);
     if ((st = lw_checkpoint_temp_dir(out_dir, name, tmp, sizeof tmp))) return st;
-    if ((st = lw_text_trainer_save(t, tmp))) {
+    if ((st = lw_text_trainer_save(t, tmp)) || (run_json && (st = lw_train_write_run_json(tmp, run_json)))) {
         lw_remove_tree(tmp);
         return lw_fail_wrap(st, "train: checkpoint %s not written", dir);
     }
@@ -158,7 +159,7 @@ lw_status lw_text_train_run(lw_text_trainer *t, const lw_text_prompts *prompts, 
         if (o->out_dir && o->checkpoint_every > 0 && (step + 1) % o->checkpoint_every == 0 && step + 1 < k->steps) {
             char name[32];
             snprintf(name, sizeof name, "step-%ld", step + 1);
-            if (!(st = save(t, o->out_dir, name)))
+            if (!(st = save(t, o->out_dir, name, o->run_json)))
                 lw_pathf(last_saved, sizeof last_saved, "%s/%s", o->out_dir, name);
         }
     }
@@ -166,7 +167,7 @@ lw_status lw_text_train_run(lw_text_trainer *t, const lw_text_prompts *prompts, 
     if (r->steps_skipped)
         fprintf(stderr, "train: %ld step%s skipped for a non-finite loss or gradient (--skip-nonfinite %d)\n",
                 r->steps_skipped, r->steps_skipped > 1 ? "s" : "", o->skip_nonfinite);
-    if (!st && o->out_dir) st = save(t, o->out_dir, "final");
+    if (!st && o->out_dir) st = save(t, o->out_dir, "final", o->run_json);
     r->seconds = lw_now_s() - t0;
     r->train_acc = seen ? (double)right / seen : 0.0;
     if (log && fclose(log) != 0 && !st) st = lw_fail(LW_ERR_IO, "train: writing the log under %s", o->out_dir);
