@@ -176,12 +176,14 @@ START_TEST(qn_products_identical_on_every_path)
                 tl_use_threads(COUNTS[c]);
                 dx[c] = tl_rand_floats((size_t)T * in, 42);
                 y[c] = calloc((size_t)T * out, sizeof(float));
+                ck_assert_int_eq(matmul_qn_forward_on((lw_cpu_path)p, y[c], x, &w, NULL, T), LW_OK);
                 ck_assert_int_eq(matmul_qn_backward_x_on((lw_cpu_path)p, dx[c], dy, &w, T), LW_OK);
                 if (c > 0) {
+                    tl_assert_same(y[c], y[0], (size_t)T * out, "qn forward", COUNTS[c]);
                     tl_assert_same(dx[c], dx[0], (size_t)T * in, "qn dX", COUNTS[c]);
                 }
             }
-            if (T >= 4) ck_assert_msg(lw_threads_parallel_jobs() > jobs, "qn dX T %d: nothing was split", T);
+            ck_assert_msg(lw_threads_parallel_jobs() > jobs + (T >= 4), "qn T %d: nothing was split", T);
             for (int c = 0; c < N_COUNTS; c++) free(dx[c]), free(y[c]);
             free(x);
             lw_qn_matrix_free(&w);

@@ -318,6 +318,40 @@ lw_status matmul_qn_forward_cols(lw_cpu_path path, float *y, const lw_qn_act *a,
     return LW_OK;
 }
 
+/* The decoding kernels over the pool: each output is summed alone, the same
+ * in any range of outputs, so the outputs are cut into one range per thread
+ * (in blocks of 16, lw_out_split) and any thread count gives the same bits. */
+typedef struct {
+    lw_cpu_path path;
+    float *y;
+    const lw_qn_act *a;
+    const lw_qn_matrix *w;
+    const float *b;
+    int n;
+    lw_status st[LW_THREADS_MAX];
+} qn_fwd_job;
+
+static void qn_fwd_range(void *ctx, int c)
+{
+    qn_fwd_job *j = ctx;
+    int blocks = (j->w->out + 15) / 16;
+    int n0 = 16 * lw_range_start(blocks, c, j->n), n1 = 16 * lw_range_start(blocks, c + 1, j->n);
+    if (n1 > j->w->out) n1 = j->w->out;
+    j->st[c] = matmul_qn_forward_cols(j->path, j->y, j->a, j->w, j->b, n0, n1);
+}
+
+static lw_status qn_forward_split(lw_cpu_path path, float *y, const lw_qn_act *a, const lw_qn_matrix *w,
+                                  const float *b)
+{
+    qn_fwd_job j = {.path = path, .y = y, .a = a, .w = w, .b = b};
+    j.n = lw_out_split(2.0 * a->T * w->in * w->out, w->out);
+    if (j.n == 1) return matmul_qn_forward_cols(path, y, a, w, b, 0, w->out);
+    lw_parallel_for(j.n, qn_fwd_range, &j);
+    for (int c = 0; c < j.n; c++)
+        if (j.st[c]) return j.st[c];
+    return LW_OK;
+}
+
 lw_status matmul_qn_forward_on(lw_cpu_path path, float *y, const float *x, const lw_qn_matrix *w, const float *b,
                                int T)
 {
@@ -327,7 +361,7 @@ lw_status matmul_qn_forward_on(lw_cpu_path path, float *y, const float *x, const
     lw_qn_act a;
     if ((st = lw_qn_act_quantize_on(path, &a, x, T, w->in, w->ld))) return st;
     if (path == LW_CPU_AVX512 && w->fwd.u && T > 0) qp_forward_par(y, w->out, &a, &w->fwd, b, false);
-    else st = matmul_qn_forward_cols(path, y, &a, w, b, 0, w->out);
+    else st = qn_forward_split(path, y, &a, w, b);
     lw_qn_act_free(&a);
     return st;
 }
