@@ -60,11 +60,56 @@ INLINE TARGET_AVX2 void row_tile(float *y, const lw_qn_act *a, int out, const fl
     }
 }
 
+/* row_tile for two outputs o and o + 1 (rows decoded into sc and sc2): each
+ * row of x is loaded and widened once for both; each output's sum is
+ * row_tile's, operation for operation. */
+INLINE TARGET_AVX2 void row_tile2(float *y, const lw_qn_act *a, int out, const float *b, int o, int t0, const int TR,
+                                  qn_scratch sc, qn_scratch sc2)
+{
+    const int in = a->in;
+    __m256 acc[4], acc2[4];
+    UNROLL
+    for (int r = 0; r < TR; r++) acc[r] = acc2[r] = _mm256_setzero_ps();
+    for (int k = 0; k < in; k += 16) {
+        __m256i uv = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(sc.u + k)));
+        __m256i uv2 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(sc2.u + k)));
+        const float s = sc.s[k / 16], s2 = sc2.s[k / 16];
+        UNROLL
+        for (int r = 0; r < TR; r++) {
+            const int8_t *qx = a->qx + (size_t)(t0 + r) * in + k;
+            __m256i xv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)qx));
+            const float sx = a->sx[(size_t)(t0 + r) * (in / 32) + k / 32];
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(uv, xv)), _mm256_set1_ps(s * sx), acc[r]);
+            acc2[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(uv2, xv)), _mm256_set1_ps(s2 * sx),
+                                      acc2[r]);
+        }
+    }
+    UNROLL
+    for (int r = 0; r < TR; r++) {
+        const float *xf = a->xf + (size_t)(t0 + r) * (in / 16);
+        float v = hsum8(acc[r]) + offsets(xf, sc.c, in / 16), v2 = hsum8(acc2[r]) + offsets(xf, sc2.c, in / 16);
+        y[(size_t)(t0 + r) * out + o] = v + (b ? b[o] : 0.0f);
+        y[(size_t)(t0 + r) * out + o + 1] = v2 + (b ? b[o + 1] : 0.0f);
+    }
+}
+
 TARGET_AVX2 void qn_forward_avx2(float *y, const lw_qn_act *a, const lw_qn_segment *seg, int out, const float *b,
                                  int n0, int n1, qn_scratch sc)
 {
     const int in = a->in, T = a->T;
-    for (int o = n0; o < n1; o++) {
+    /* the second row's decode in the AVX-512 panel's room, unused on this
+     * path: up holds 16 in bytes, sp and cp in floats each */
+    qn_scratch sc2 = {.u = sc.up, .s = sc.sp, .m = sc.sp + in / 16, .c = sc.cp};
+    int o = n0;
+    for (; o + 2 <= n1; o += 2) {
+        const uint8_t *row = seg->data + (size_t)(o - seg->row0) * seg->row_bytes;
+        qn_decode_row(seg->type, row, in, sc.u, sc.s, sc.m, sc.c);
+        qn_decode_row(seg->type, row + seg->row_bytes, in, sc2.u, sc2.s, sc2.m, sc2.c);
+        int t = 0;
+        for (; t + 4 <= T; t += 4) row_tile2(y, a, out, b, o, t, 4, sc, sc2);
+        for (; t < T; t++) row_tile2(y, a, out, b, o, t, 1, sc, sc2);
+    }
+    for (; o < n1; o++) {
         qn_decode_row(seg->type, seg->data + (size_t)(o - seg->row0) * seg->row_bytes, in, sc.u, sc.s, sc.m, sc.c);
         int t = 0;
         for (; t + 4 <= T; t += 4) row_tile(y, a, out, b, o, t, 4, sc);
