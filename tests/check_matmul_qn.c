@@ -169,6 +169,85 @@ static void check_backward(uint32_t type, int T, int in, int out)
     free(blk), free(w), free(dy), free(dx0), free(dx);
 }
 
+/* Each output of the forward is summed alone: over all outputs at once (the
+ * AVX2 kernel takes them two by two) or one output a call, the same bits on
+ * every path; T = 5 leaves a single row after a tile of 4, out = 9 an odd one. */
+START_TEST(forward_outputs_are_independent_on_every_path)
+{
+    lw_rng_seed(&rng, 77 + (uint64_t)_i);
+    uint32_t type = tl_qn_types[_i];
+    const int T = 5, in = tl_qn_k_quant(type) ? 512 : 96, out = 9;
+    uint8_t *blk = tl_qn_rand_blocks(&rng, type, out, in);
+    float *x = tl_rng_floats(&rng, (size_t)T * in), *b = tl_rng_floats(&rng, out);
+    float *all = malloc(sizeof(float) * T * out), *one = malloc(sizeof(float) * T * out);
+    lw_qn_matrix m;
+    lw_qn_matrix_init(&m, in);
+    ck_assert_int_eq(lw_qn_matrix_append(&m, type, blk, out), LW_OK);
+    for (int p = LW_CPU_SCALAR; p <= (int)lw_cpu_path_detected(); p++) {
+        lw_qn_act a;
+        ck_assert_int_eq(lw_qn_act_quantize_on((lw_cpu_path)p, &a, x, T, in, in), LW_OK);
+        ck_assert_int_eq(matmul_qn_forward_cols((lw_cpu_path)p, all, &a, &m, b, 0, out), LW_OK);
+        for (int o = 0; o < out; o++)
+            ck_assert_int_eq(matmul_qn_forward_cols((lw_cpu_path)p, one, &a, &m, b, o, o + 1), LW_OK);
+        ck_assert_msg(memcmp(all, one, sizeof(float) * T * out) == 0, "%s %s: outputs depend on their neighbours",
+                      lw_qn_type_name(type), lw_cpu_path_name((lw_cpu_path)p));
+        lw_qn_act_free(&a);
+    }
+    lw_qn_matrix_free(&m);
+    free(blk), free(x), free(b), free(all), free(one);
+}
+END_TEST
+
+/* The backward's order of summation, exactly: the rows of w in groups of 4
+ * from row 0, each group's products summed left to right and then added to
+ * dx, the out % 4 last rows one at a time (op_matmul_qn_kernels.h). Every
+ * path gives these bits, whatever its chunks of rows and tiles of dx:
+ * memcmp against this plain loop over the rows lw_qn_dequant_row decodes.
+ * out = 70 crosses the chunks of 32 and leaves 2 rows; T = 7 a tile of 4 and
+ * 3 single rows; in = 96 a block of 64 columns and one of 32 (512 for the
+ * K formats). Every format: the paths' row decodes are held here too. */
+START_TEST(backward_is_the_grouped_sum_on_every_path)
+{
+    lw_rng_seed(&rng, 91 + (uint64_t)_i);
+    uint32_t type = tl_qn_types[_i];
+    const int T = 7, in = tl_qn_k_quant(type) ? 512 : 96, out = 70;
+    uint8_t *blk = tl_qn_rand_blocks(&rng, type, out, in);
+    float *dy = tl_rng_floats(&rng, (size_t)T * out), *dx0 = tl_rng_floats(&rng, (size_t)T * in);
+    float *want = malloc(sizeof(float) * T * in), *got = malloc(sizeof(float) * T * in);
+    float *w = malloc(sizeof(float) * out * in);
+    lw_qn_matrix m;
+    lw_qn_matrix_init(&m, in);
+    ck_assert_int_eq(lw_qn_matrix_append(&m, type, blk, out), LW_OK);
+    for (int o = 0; o < out; o++) lw_qn_dequant_row(&m, o, w + (size_t)o * in);
+    memcpy(want, dx0, sizeof(float) * T * in);
+    for (int t = 0; t < T; t++) {
+        float *d = want + (size_t)t * in;
+        const float *g = dy + (size_t)t * out;
+        int o = 0;
+        for (; o + 4 <= out; o += 4)
+            for (int i = 0; i < in; i++) {
+                float s = g[o] * w[(size_t)o * in + i];
+                s += g[o + 1] * w[(size_t)(o + 1) * in + i];
+                s += g[o + 2] * w[(size_t)(o + 2) * in + i];
+                s += g[o + 3] * w[(size_t)(o + 3) * in + i];
+                d[i] += s;
+            }
+        for (; o < out; o++)
+            for (int i = 0; i < in; i++) d[i] += g[o] * w[(size_t)o * in + i];
+    }
+    for (int p = LW_CPU_SCALAR; p <= (int)lw_cpu_path_detected(); p++) {
+        memcpy(got, dx0, sizeof(float) * T * in);
+        ck_assert_int_eq(matmul_qn_backward_x_on((lw_cpu_path)p, got, dy, &m, T), LW_OK);
+        if (p == LW_CPU_AVX512 && m.bwd.u) continue;   /* the int8 product through w^T: another sum */
+        for (size_t k = 0; k < (size_t)T * in; k++)
+            ck_assert_msg(memcmp(&got[k], &want[k], sizeof(float)) == 0, "%s %s dx[%zu]: %.9g, want %.9g",
+                          lw_qn_type_name(type), lw_cpu_path_name((lw_cpu_path)p), k, got[k], want[k]);
+    }
+    lw_qn_matrix_free(&m);
+    free(blk), free(dy), free(dx0), free(want), free(got), free(w);
+}
+END_TEST
+
 START_TEST(backward_every_format_every_path)
 {
     lw_rng_seed(&rng, 17 + (uint64_t)_i);
@@ -307,6 +386,8 @@ int main(void)
     tcase_add_test(tc, row_decode_is_the_file_readers);
     tcase_add_loop_test(tc, forward_every_format_every_path, 0, TL_QN_N_TYPES);
     tcase_add_loop_test(tc, backward_every_format_every_path, 0, TL_QN_N_TYPES);
+    tcase_add_loop_test(tc, forward_outputs_are_independent_on_every_path, 0, TL_QN_N_TYPES);
+    tcase_add_loop_test(tc, backward_is_the_grouped_sum_on_every_path, 0, TL_QN_N_TYPES);
     tcase_add_test(tc, segments_and_views);
     tcase_add_test(tc, q8_0_quantised_here_pads_and_bounds);
     tcase_add_test(tc, bad_calls_are_refused);

@@ -193,6 +193,46 @@ START_TEST(block_products_identical_on_every_path)
 }
 END_TEST
 
+/* The products on GGUF blocks (q8 / native weights; the AVX-512 path with
+ * its packed panels is op_matmul_qp's, check_matmul_qp): the forward's
+ * outputs and the dX backward's rows cut over the threads. */
+START_TEST(qn_products_identical_on_every_path)
+{
+    lw_cpu_split_threshold_set(0);
+    lw_rng rng;
+    lw_rng_seed(&rng, 61);
+    for (int p = LW_CPU_SCALAR; p <= (int)lw_cpu_path_detected(); p++) {
+        for (int s = 0; s < N_SHAPES; s++) {
+            int T = SHAPES[s][0], in = SHAPES[s][1] / 32 * 32 + 32, out = SHAPES[s][2];
+            uint8_t *blk = tl_qn_rand_blocks(&rng, LW_QN_Q8_0, out, in);
+            float *dy = tl_rand_floats((size_t)T * out, 41);
+            lw_qn_matrix w;
+            lw_qn_matrix_init(&w, in);
+            ck_assert_int_eq(lw_qn_matrix_append(&w, LW_QN_Q8_0, blk, out), LW_OK);
+            float *x = tl_rand_floats((size_t)T * in, 43), *dx[N_COUNTS], *y[N_COUNTS];
+            long jobs = lw_threads_parallel_jobs();
+            for (int c = 0; c < N_COUNTS; c++) {
+                tl_use_threads(COUNTS[c]);
+                dx[c] = tl_rand_floats((size_t)T * in, 42);
+                y[c] = calloc((size_t)T * out, sizeof(float));
+                ck_assert_int_eq(matmul_qn_forward_on((lw_cpu_path)p, y[c], x, &w, NULL, T), LW_OK);
+                ck_assert_int_eq(matmul_qn_backward_x_on((lw_cpu_path)p, dx[c], dy, &w, T), LW_OK);
+                if (c > 0) {
+                    tl_assert_same(y[c], y[0], (size_t)T * out, "qn forward", COUNTS[c]);
+                    tl_assert_same(dx[c], dx[0], (size_t)T * in, "qn dX", COUNTS[c]);
+                }
+            }
+            ck_assert_msg(lw_threads_parallel_jobs() > jobs + (T >= 4), "qn T %d: nothing was split", T);
+            for (int c = 0; c < N_COUNTS; c++) free(dx[c]), free(y[c]);
+            free(x);
+            lw_qn_matrix_free(&w);
+            free(blk), free(dy);
+        }
+    }
+    lw_threads_shutdown();
+}
+END_TEST
+
 /* Grouped-query (4 query heads on 2 kv heads) and one kv head, a window and
  * a sink: the backward's dk and dv sum over a kv head's query heads. */
 START_TEST(attention_identical_for_any_thread_count)
@@ -281,6 +321,7 @@ int main(void)
     tcase_add_test(tc, bf16_products_identical_on_every_path);
     tcase_add_test(tc, q8_forward_identical_on_every_path);
     tcase_add_test(tc, block_products_identical_on_every_path);
+    tcase_add_test(tc, qn_products_identical_on_every_path);
     tcase_add_test(tc, attention_identical_for_any_thread_count);
     tcase_add_test(tc, elementwise_and_row_ops_equal_the_plain_ops);
     suite_add_tcase(s, tc);

@@ -301,15 +301,65 @@ lw_status matmul_qn_forward(float *y, const float *x, const lw_qn_matrix *w, con
     return st ? st : matmul_qn_forward_on(path, y, x, w, b, T);
 }
 
-/* --- backward: dx += dy @ w, a row of w at a time --------------------------- */
+/* --- backward: dx += dy @ w ------------------------------------------------
+ * w is decoded BWD_CHUNK rows at a time (the rows as lw_qn_dequant_row gives
+ * them); each chunk goes to every row of dx in groups of 4 rows of w
+ * (qn_backward_rows, op_matmul_qn_kernels.h), so every element of dx sums
+ * over the rows of w in the same order whatever the chunking, the path or
+ * the split: the rows of dx are cut into one range per thread (each decodes
+ * the chunks itself), which changes no sum. */
 
-enum { BWD_ROWS = 4 };   /* rows decoded together: dx is read and written once per 4 */
+enum { BWD_ROWS = 4, BWD_CHUNK = 32 };   /* the chunk a multiple of the group: the groups never move */
+
+void qn_backward_cols_scalar(float *dx, int in, const float *dy, int ldy, const float *wf, int ld, int n, int T,
+                             int i0, int i1)
+{
+    for (int t = 0; t < T; t++) {
+        float *d = dx + (size_t)t * in;
+        const float *g = dy + (size_t)t * ldy;
+        int k = 0;
+        for (; k + BWD_ROWS <= n; k += BWD_ROWS) {
+            const float g0 = g[k], g1 = g[k + 1], g2 = g[k + 2], g3 = g[k + 3];
+            const float *w0 = wf + (size_t)k * ld, *w1 = w0 + ld, *w2 = w1 + ld, *w3 = w2 + ld;
+            for (int i = i0; i < i1; i++) d[i] += g0 * w0[i] + g1 * w1[i] + g2 * w2[i] + g3 * w3[i];
+        }
+        for (; k < n; k++)
+            for (int i = i0; i < i1; i++) d[i] += g[k] * wf[(size_t)k * ld + i];
+    }
+}
+
+typedef struct {
+    lw_cpu_path path;
+    float *dx;
+    const float *dy;
+    const lw_qn_matrix *w;
+    int T, n;
+    qn_scratch *sc;   /* one per range */
+    float **wf;       /* BWD_CHUNK decoded rows per range */
+} qn_bwd_job;
+
+static void qn_bwd_range(void *ctx, int c)
+{
+    const qn_bwd_job *j = ctx;
+    const lw_qn_matrix *w = j->w;
+    const int in = w->in, ld = w->ld, out = w->out;
+    int t0 = lw_range_start(j->T, c, j->n), t1 = lw_range_start(j->T, c + 1, j->n);
+    float *wf = j->wf[c];
+    for (int o0 = 0; o0 < out; o0 += BWD_CHUNK) {
+        int n = out - o0 < BWD_CHUNK ? out - o0 : BWD_CHUNK;
+        for (int k = 0; k < n; k++) {
+            if (j->path == LW_CPU_SCALAR) dequant_row(segment_of(w, o0 + k), o0 + k, ld, j->sc[c], wf + (size_t)k * ld);
+            else qn_dequant_row_avx2(segment_of(w, o0 + k), o0 + k, ld, j->sc[c], wf + (size_t)k * ld);
+        }
+        float *dx = j->dx + (size_t)t0 * in;
+        const float *dy = j->dy + (size_t)t0 * out + o0;
+        if (j->path == LW_CPU_SCALAR) qn_backward_cols_scalar(dx, in, dy, out, wf, ld, n, t1 - t0, 0, in);
+        else qn_backward_rows_avx2(dx, in, dy, out, wf, ld, n, t1 - t0);
+    }
+}
 
 lw_status matmul_qn_backward_x_on(lw_cpu_path path, float *dx, const float *dy, const lw_qn_matrix *w, int T)
 {
-    /* one path: the decode is the scalar one, and the sums over the rows of
-     * w run in the same order everywhere; the loop below is plain C that the
-     * compiler vectorises for the baseline x86-64 */
     lw_status st = check_path(path);
     if (st) return st;
     if (!w->nseg || T < 0) return lw_fail(LW_ERR_INVALID, "native matmul backward: no weights or T = %d", T);
@@ -321,32 +371,22 @@ lw_status matmul_qn_backward_x_on(lw_cpu_path path, float *dx, const float *dy, 
         lw_qn_act_free(&a);
         return LW_OK;
     }
-    qn_scratch sc;
-    if ((st = scratch_alloc(&sc, ld))) return st;
-    float *wf = malloc((size_t)BWD_ROWS * ld * sizeof *wf);
-    if (!wf) {
-        scratch_free(&sc);
-        return lw_fail(LW_ERR_NOMEM, "native matmul backward: %d x %d", out, in);
+    if (T == 0) return LW_OK;
+    qn_scratch sc[LW_THREADS_MAX] = {{0}};
+    float *wf[LW_THREADS_MAX] = {0};
+    qn_bwd_job j = {.path = path, .dx = dx, .dy = dy, .w = w, .T = T, .sc = sc, .wf = wf};
+    j.n = lw_row_split(2.0 * T * in * out, T);
+    for (int c = 0; c < j.n && !st; c++) {
+        st = scratch_alloc(&sc[c], ld);
+        if (!st && !(wf[c] = malloc((size_t)BWD_CHUNK * ld * sizeof(float))))
+            st = lw_fail(LW_ERR_NOMEM, "native matmul backward: %d rows of %d", BWD_CHUNK, ld);
     }
-    for (int o0 = 0; o0 < out; o0 += BWD_ROWS) {
-        int n = out - o0 < BWD_ROWS ? out - o0 : BWD_ROWS;
-        for (int k = 0; k < n; k++) dequant_row(segment_of(w, o0 + k), o0 + k, ld, sc, wf + (size_t)k * ld);
-        for (int t = 0; t < T; t++) {
-            float *d = dx + (size_t)t * in;
-            const float *g = dy + (size_t)t * out + o0;
-            if (n == BWD_ROWS) {
-                const float g0 = g[0], g1 = g[1], g2 = g[2], g3 = g[3];
-                const float *w0 = wf, *w1 = wf + ld, *w2 = wf + 2 * ld, *w3 = wf + 3 * ld;
-                for (int i = 0; i < in; i++) d[i] += g0 * w0[i] + g1 * w1[i] + g2 * w2[i] + g3 * w3[i];
-            } else {
-                for (int k = 0; k < n; k++)
-                    for (int i = 0; i < in; i++) d[i] += g[k] * wf[(size_t)k * ld + i];
-            }
-        }
+    if (!st) lw_parallel_for(j.n, qn_bwd_range, &j);
+    for (int c = 0; c < j.n; c++) {
+        scratch_free(&sc[c]);   /* free(NULL) for a range that got none */
+        free(wf[c]);
     }
-    free(wf);
-    scratch_free(&sc);
-    return LW_OK;
+    return st;
 }
 
 lw_status matmul_qn_backward_x(float *dx, const float *dy, const lw_qn_matrix *w, int T)

@@ -25,6 +25,20 @@ void qn_forward_avx2(float *y, const lw_qn_act *a, const lw_qn_segment *seg, int
 void qn_forward_avx512(float *y, const lw_qn_act *a, const lw_qn_segment *seg, int out, const float *b, int n0,
                        int n1, qn_scratch sc);
 
+/* The backward on decoded rows: dx[t, :in] += sum_k dy[t, k] wf[k, :in] for the
+ * T rows of dx (in apart) and dy (ldy apart) and the n rows of wf (ld apart),
+ * the rows of wf in groups of 4, each group's four products summed first,
+ * left to right (g0 w0 + g1 w1 + g2 w2 + g3 w3), then added to dx; the last
+ * n % 4 rows one at a time. Every path does exactly these operations on
+ * every element (no FMA), so they agree bit for bit.
+ * _cols_scalar: the same on the columns [i0, i1) only. */
+void qn_backward_cols_scalar(float *dx, int in, const float *dy, int ldy, const float *wf, int ld, int n, int T,
+                             int i0, int i1);
+void qn_backward_rows_avx2(float *dx, int in, const float *dy, int ldy, const float *wf, int ld, int n, int T);
+/* Row o of the segment in fp32 (in a multiple of 16), bit for bit the scalar
+ * decode's s_g * (u - z) + m_b (op_matmul_qn.c's dequant_row). */
+void qn_dequant_row_avx2(const lw_qn_segment *seg, int o, int in, qn_scratch sc, float *dst);
+
 /* lw_qn_act_quantize's loop on AVX-512 (a allocated; the same results). */
 void qn_act_quantize_avx512(lw_qn_act *a, const float *x, int T, int xin, int in);
 
