@@ -322,6 +322,7 @@ static void use_op(usage *u, const lw_bridge_op *op, int i)
         size_of(u, op->out, rows * w), gsize_of(u, op->din, kv * w), gsize_of(u, op->dout, rows * w);
         break;
     case LW_OP_RMSNORM: case LW_OP_ROPE: case LW_OP_GLU: case LW_OP_EMBEDDING: case LW_OP_LOGITS:
+    case LW_OP_HEAD_LOGSOFTMAX:
     case LW_OP_KIND_COUNT: break;   /* the decoder's */
     }
 }

@@ -18,7 +18,8 @@
  * backward, is written beside its enum value. A backend implements every
  * kind (a GPU one under the same names). Where a kind is one op of
  * runtime/ops/op_list.h it carries that op's name (matmul, rmsnorm, rope,
- * attention, glu, embedding); copy, add, blocks and logits are the plan's. */
+ * attention, glu, embedding, head_logsoftmax); copy, add, blocks and logits
+ * are the plan's. */
 #ifndef LW_PLAN_H
 #define LW_PLAN_H
 
@@ -60,6 +61,16 @@ typedef enum {
     LW_OP_EMBEDDING,
     LW_OP_BLOCKS,
     LW_OP_LOGITS,
+    /* Label scoring, the receiver's last record: for (row, token) pairs of
+     * the final-normed rows in (xf), out[k] = log softmax(in[row] @ w^T)[id]
+     * (w: the output head), aux = each row's log-sum-exp over the
+     * vocabulary. Run on the rows and pairs a caller asks for (label
+     * scoring, the label loss), not by a plain forward. Backward: din (+)=
+     * sum_k dout[k] d out[k] / d in (the caller's dlogp, as LOGITS takes
+     * the caller's dlogits). The CPU fuses the head with the log-softmax
+     * (ops.h head_logsoftmax_*); the GPU runs it on LOGITS' rows (the
+     * cross-entropy kernel, one token a row). */
+    LW_OP_HEAD_LOGSOFTMAX,
     /* The bridge's (bridge_plan.h; no decoder block emits them).
      * LAYERNORM: out = (in - mean) * rstd * w + b; GELU: out = gelu_tanh(in). */
     LW_OP_LAYERNORM,
@@ -80,6 +91,8 @@ typedef enum {
     LW_SLOT_XF,         /* output_norm(x) */
     LW_SLOT_RSTD_FINAL,
     LW_SLOT_LOGITS,     /* the caller's logits */
+    LW_SLOT_LOGP,       /* HEAD_LOGSOFTMAX: the caller's scored pairs' log-probs */
+    LW_SLOT_LSE,        /* HEAD_LOGSOFTMAX: each scored row's log-sum-exp (the caller's) */
     LW_SLOT_COUNT
 } lw_plan_slot;
 

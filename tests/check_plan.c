@@ -6,7 +6,8 @@
  * the comparison that names a difference; and `lwc build`'s baked plans,
  * which the built binary checks against its own lowering at start. The
  * backward of the plan-run blocks is held to finite differences in
- * check_model_backward (every family) and check_lora. */
+ * check_model_backward (every family) and check_lora; the label-scoring
+ * record's, run, in check_plan_score. */
 #include "testlib.h"
 #include "tiny_models.h"
 #include "model.h"
@@ -105,12 +106,20 @@ START_TEST(ops_follow_the_config_flags)
     const lw_plan_op *glu = writer(&p, LW_SLOT_HID);
     ck_assert_int_eq(glu->kind, LW_OP_GLU);
     ck_assert_int_eq(glu->width, c.ffn);
-    /* the model level: embed, blocks, output_norm, logits over the vocab */
-    ck_assert_int_eq(p.n_model_ops, 4);
+    /* the model level: embed, blocks, output_norm, logits over the vocab, label scoring */
+    ck_assert_int_eq(p.n_model_ops, 5);
     ck_assert_int_eq(p.model_ops[0].kind, LW_OP_EMBEDDING);
     ck_assert_int_eq(p.model_ops[1].kind, LW_OP_BLOCKS);
     ck_assert_int_eq(p.model_ops[2].w, LW_W_OUTPUT_NORM);
     ck_assert_int_eq(p.model_ops[3].parts[0].width, c.vocab);
+    /* label scoring reads what the logits read (the final-normed rows, the head) and hands
+     * its input gradient to the same slot, which output_norm's backward reads */
+    const lw_plan_op *score = &p.model_ops[4];
+    ck_assert_int_eq(score->kind, LW_OP_HEAD_LOGSOFTMAX);
+    ck_assert(score->in == p.model_ops[3].in && score->keep == LW_SLOT_XF && score->w == p.model_ops[3].w);
+    ck_assert(score->out == LW_SLOT_LOGP && score->aux == LW_SLOT_LSE);
+    ck_assert(score->din == p.model_ops[2].dout && score->width == c.hidden && score->parts[0].width == c.vocab);
+    ck_assert(score->flags & LW_PLAN_ZERO_DIN);
 }
 END_TEST
 
@@ -513,6 +522,8 @@ START_TEST(memory_sizes_and_arena_total)
     ck_assert_int_eq(f.slots[LW_SLOT_X].where, LW_PLAN_MEM_PINNED);
     ck_assert_int_eq(f.slots[LW_SLOT_X_IN].where, LW_PLAN_MEM_NONE);
     ck_assert_int_eq(f.slots[LW_SLOT_LOGITS].where, LW_PLAN_MEM_NONE);
+    ck_assert_int_eq(f.slots[LW_SLOT_LOGP].where, LW_PLAN_MEM_NONE);   /* the caller's, as the logits */
+    ck_assert_int_eq(f.slots[LW_SLOT_LSE].where, LW_PLAN_MEM_NONE);
     ck_assert_int_eq(f.n_layer_copies, 0);
     ck_assert_uint_eq(f.bytes, f.pinned_bytes + f.shared_bytes);
     uint64_t side_by_side = 0;

@@ -26,11 +26,6 @@ static lw_cuda_ptr layer_keys(const lw_gpu_receiver_pass *p, lw_cuda_ptr cache, 
     return cache + (size_t)l * ((size_t)p->n_prefix + p->max_T) * kv_dim(&p->g->cfg) * F32;
 }
 
-static lw_status zero(lw_gpu_receiver_pass *p, lw_cuda_ptr buf, int rows, int width)
-{
-    return lw_cuda_memset0(p->g->cu, buf, (size_t)rows * (size_t)width * F32, "training pass gradient buffer");
-}
-
 /* ---- allocation ---------------------------------------------------------- */
 
 /* The activation slots each layer keeps for backward (the fused q/k/v and
@@ -40,7 +35,8 @@ static bool kept_slot(const lw_model_config *c, lw_plan_slot s)
 {
     switch (s) {
     case LW_SLOT_NONE: case LW_SLOT_QKV: case LW_SLOT_GATE_UP: case LW_SLOT_X: case LW_SLOT_K_CACHE:
-    case LW_SLOT_V_CACHE: case LW_SLOT_XF: case LW_SLOT_RSTD_FINAL: case LW_SLOT_LOGITS: case LW_SLOT_COUNT:
+    case LW_SLOT_V_CACHE: case LW_SLOT_XF: case LW_SLOT_RSTD_FINAL: case LW_SLOT_LOGITS: case LW_SLOT_LOGP:
+    case LW_SLOT_LSE: case LW_SLOT_COUNT:
         return false;
     case LW_SLOT_RSTD_Q: case LW_SLOT_RSTD_K: return c->qk_norm;
     case LW_SLOT_PROJ_N: case LW_SLOT_DOWN_N: case LW_SLOT_RSTD_POST_ATTN: case LW_SLOT_RSTD_POST_FFN:
@@ -435,10 +431,12 @@ static lw_status sync(lw_gpu_receiver_pass *p, const char *step, int T)
 
 /* ---- loss ------------------------------------------------------------------ */
 
+/* The plan's label-scoring record on dev.logits' first L rows (with
+ * dlogits: and its gradient, dlogits cleared first). */
 static lw_status cross_entropy(lw_gpu_receiver_pass *p, lw_cuda_ptr dlogits, int L, float dloss)
 {
-    return lwk_cross_entropy_forward_backward(lw_gpu_launcher(p->g), &p->g->k, dlogits, p->dev.loss, p->dev.logits,
-                                              p->dev.targets, L, dloss);
+    lw_cuda_plan_bufs b = plan_bufs(p);
+    return lw_plan_cuda_head_logsoftmax(&b, p->dev.targets, L, p->dev.loss, dlogits, dloss);
 }
 
 lw_status lw_gpu_receiver_pass_loss(lw_gpu_receiver_pass *p, const lw_receiver_adapters *ad, int T, int label,
@@ -529,7 +527,6 @@ lw_status lw_gpu_receiver_pass_backward(lw_gpu_receiver_pass *p, const lw_receiv
     }
     if (lora_on(ad)) st = lw_cuda_memset0(g->cu, p->lora.grads, p->lora.n * F32, "LoRA gradients");
     /* cross_entropy_backward's dloss / count, count = the L scored rows */
-    if (!st) st = zero(p, p->dev.dlogits, L, V);
     if (!st) st = cross_entropy(p, p->dev.dlogits, L, scale / (float)L);
     lw_cuda_plan_bufs b = plan_bufs(p);
     if (!st) st = lw_plan_cuda_backward(&b, T, T - L, L, p->dev.dlogits, NULL);
