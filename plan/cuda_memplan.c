@@ -95,6 +95,17 @@ uint64_t lw_memplan_layer_floats(const lw_model_config *c)
     return lw_plan_memory_saved_elems(&mem);
 }
 
+/* The plan's gradient slots (lw_plan_grad_layout) per token, each counted
+ * apart: the GPU training pass gives every slot its own buffer. */
+uint64_t lw_memplan_grad_floats(const lw_model_config *c)
+{
+    lw_plan p;
+    lw_plan_lower(c, &p);
+    lw_plan_grad_memory mem;
+    if (lw_plan_grad_layout(&p, 1, &mem) != LW_OK) return 0;   /* not for one row */
+    return lw_plan_grad_elems(&mem);
+}
+
 /* Bytes of n fp32 values per token over batch x T tokens. */
 static uint64_t f32_tokens(uint64_t floats_per_token, uint64_t batch, uint64_t T, int *ok)
 {
@@ -122,7 +133,8 @@ lw_status lw_memplan_compute(const lw_manifest *m, int batch, int seq, lw_weight
     /* training */
     uint64_t s_layer = lw_memplan_layer_floats(s), r_layer = lw_memplan_layer_floats(r);
     p.sender_acts = f32_tokens(s_layer + (uint64_t)s->hidden, B, Ts, &ok);
-    uint64_t r_per_token = add(mul(r_layer, (uint64_t)r->n_layers + 1, &ok),
+    /* every layer's saved values, the backward's gradient slots, x and rstd_final, logits and dlogits */
+    uint64_t r_per_token = add(add(mul(r_layer, (uint64_t)r->n_layers, &ok), lw_memplan_grad_floats(r), &ok),
                                (uint64_t)r->hidden + 1 + 2 * (uint64_t)r->vocab, &ok);
     p.receiver_acts = f32_tokens(r_per_token, B, Tr, &ok);
     p.bridge_bytes = mul(p.bridge_params, 4 * 4, &ok);

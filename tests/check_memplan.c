@@ -117,7 +117,11 @@ START_TEST(flagship_plan)
     uint64_t layer = 69666;
     ck_assert_uint_eq(p.sender_acts, (layer + 4096) * 4 * 2 * 512);
     uint64_t recv_T = 512 + 16;
-    ck_assert_uint_eq(p.receiver_acts, (layer * 33 + 4097 + 2 * 32768ull) * 4 * 2 * recv_T);
+    /* the backward's gradient slots (the plan's): dx, dxf, dbr (the logits' rows), dln (4H); dao, dq
+     * (2 Hq D); dk, dv (2 Hkv D); dgate, dup, dhid (3F); no qk-norm or post norms: no dq_pre, dk_pre */
+    uint64_t grads = 4 * 4096 + 2 * 4096 + 2 * 1024 + 3 * 14336;
+    ck_assert_uint_eq(lw_memplan_grad_floats(&m->receiver), grads);
+    ck_assert_uint_eq(p.receiver_acts, (layer * 32 + grads + 4097 + 2 * 32768ull) * 4 * 2 * recv_T);
     /* KV: 2 (k, v) x 32 layers x 8 kv heads x 128 x fp32, per position */
     ck_assert_uint_eq(p.kv_cache, 2 * 32 * 1024 * 4ull * 2 * (512 + recv_T));
     ck_assert_uint_eq(p.total_train, p.weights + p.bridge_bytes + p.sender_acts + p.receiver_acts);
