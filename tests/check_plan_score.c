@@ -1,5 +1,5 @@
 /* The plan's label-scoring record (plan.h LW_OP_HEAD_LOGSOFTMAX) run by the
- * CPU executor (runtime/model/plan_score.c), on the tiny random model of
+ * CPU executor (runtime/model/frozen_matmul.c), on the tiny random model of
  * every family (tiny_models.h), with its fp32 head and narrowed to bf16:
  *
  *   forward   every pair's log-prob against log-softmax in double over the
@@ -18,7 +18,6 @@
 #include "frozen_matmul.h"
 #include "model.h"
 #include "narrow_weights.h"
-#include "plan_cpu.h"
 #include "random_weights.h"
 
 #include <math.h>

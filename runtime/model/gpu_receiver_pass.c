@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "label_scoring.h"
 #include "lora.h"
 
 static const size_t F32 = sizeof(float);

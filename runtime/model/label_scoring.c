@@ -1,5 +1,5 @@
 #include "label_scoring.h"
-#include "plan_cpu.h"
+#include "frozen_matmul.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -29,19 +29,9 @@ void lw_label_scorer_free(lw_label_scorer *s)
     memset(s, 0, sizeof *s);
 }
 
-double lw_log_prob(const float *logits, int V, int id)
-{
-    float mx = -INFINITY;
-    for (int i = 0; i < V; i++)
-        if (logits[i] > mx) mx = logits[i];
-    double sum = 0.0;
-    for (int i = 0; i < V; i++) sum += exp((double)(logits[i] - mx));
-    return (double)(logits[id] - mx) - log(sum);
-}
-
 /* The log-probs of verb[k][1..] from the n_rows final-normed rows in hid
  * (label by label, verb_len[k] - 1 rows each), added to scores[k]: the
- * plan's head_logsoftmax record (plan_score.c), one pair a row. */
+ * plan's head_logsoftmax record (frozen_matmul.c), one pair a row. */
 static lw_status add_continuations(const lw_model *m, const float *hid, int n_rows, int n_labels,
                                    const int *const *verb, const int *verb_len, double *scores)
 {

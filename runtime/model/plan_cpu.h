@@ -29,23 +29,6 @@ lw_status lw_plan_cpu_backward(const lw_plan *p, const lw_model *m, const lw_sta
                           const int *rows, int n_rows, const float *dl, bool dense, float *d_embeds,
                           const lw_receiver_adapters *ad);
 
-/* ---- plan_score.c: LW_OP_HEAD_LOGSOFTMAX, label scoring ---- */
-
-/* The plan's head_logsoftmax record over n_rows final-normed rows xf
- * [n_rows, hidden] (what the LOGITS record reads; a caller captures them
- * with capture_layer = n_layers): logp[k] = log softmax(xf[pair_row[k]] @
- * head^T)[pair_id[k]] for k < n_pairs, lse[n_rows] (NULL: not kept) each
- * row's log-sum-exp, which backward reads. An fp32 head runs fused with the
- * log-softmax; a narrow one through its product, 64 rows at a time. */
-lw_status lw_plan_cpu_head_logsoftmax(const lw_plan *p, const lw_model *m, const float *xf, int n_rows,
-                                      const int *pair_row, const int *pair_id, int n_pairs, float *lse, double *logp);
-
-/* dxf [n_rows, hidden] = d(sum_k dlogp[k] logp[k]) / d xf, from the same
- * rows and pairs and the forward's lse (the head is frozen: no dw). */
-lw_status lw_plan_cpu_head_logsoftmax_backward(const lw_plan *p, const lw_model *m, const float *xf, int n_rows,
-                                               const int *pair_row, const int *pair_id, int n_pairs, const float *lse,
-                                               const float *dlogp, float *dxf);
-
 /* ---- plan_attend.c: LW_OP_ATTENTION ---- */
 
 /* out[T, Hq * D] (and att, the probabilities) for the T query rows q of

@@ -28,7 +28,7 @@
  *              gradient gives each row's -log p (its lse minus the token's
  *              logit); backward the same kernel's gradient, the dlogits
  *              LOGITS' backward reads (lw_plan_cuda_head_logsoftmax, run
- *              on the rows a caller asks, as the CPU's plan_score.c)
+ *              on the rows a caller asks, as the CPU's frozen_matmul.c)
  *
  * Kernels that accumulate (the norms' and GLU's backward, the LoRA ones)
  * get a zeroed buffer where the op is flagged LW_PLAN_ZERO_DIN, as the CPU
