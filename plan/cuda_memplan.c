@@ -55,12 +55,8 @@ lw_status lw_memplan_bridge_params(const lw_bridge_config *b, int sender_hidden,
                                    uint64_t *out)
 {
     int perceiver = b->kind == LW_BRIDGE_PERCEIVER;
-    if (sender_hidden < 1 || sender_hidden > (1 << 20) || receiver_hidden < 1 || receiver_hidden > (1 << 20) ||
-        b->width < 1 || b->width > (1 << 16) || b->soft_tokens < 1 || b->soft_tokens > 64 ||
-        (perceiver && (b->depth < 1 || b->depth > 64 || b->ffn_mult < 1 || b->ffn_mult > 16)))
-        return lw_fail(LW_ERR_INVALID, "memory plan: bridge width %d (1..65536), soft_tokens %d (1..64), depth %d "
-                       "(1..64), ffn_mult %d (1..16), model widths %d, %d (1..2^20) out of range", b->width,
-                       b->soft_tokens, b->depth, b->ffn_mult, sender_hidden, receiver_hidden);
+    lw_status st = lw_bridge_config_check(b, sender_hidden, receiver_hidden);
+    if (st) return lw_fail_wrap(st, "memory plan");
     uint64_t S = (uint64_t)sender_hidden, R = (uint64_t)receiver_hidden, d = (uint64_t)b->width;
     uint64_t M = (uint64_t)b->soft_tokens, F = (uint64_t)b->ffn_mult * d, n;
     if (perceiver) {

@@ -187,6 +187,14 @@ START_TEST(bad_input_is_an_error)
     ck_assert_int_eq(lw_memplan_compute(m, 1, 1, LW_DTYPE_F32, &p), LW_ERR_INVALID);
     ck_assert_ptr_nonnull(strstr(lw_last_error(), "must all be positive"));
     free(m);
+    /* the bridge's ranges: the bridge's own check (lw_bridge_config_check), not a copy */
+    m = load("pairs/smollm2-135m_to_gemma3-270m.json");
+    uint64_t n;
+    m->bridge.ffn_mult = 17;
+    ck_assert_int_eq(lw_memplan_bridge_params(&m->bridge, m->sender.hidden, m->receiver.hidden, &n), LW_ERR_INVALID);
+    ck_assert_msg(strstr(lw_last_error(), "memory plan: bridge.ffn_mult is 17, expected 1..16"), "%s",
+                  lw_last_error());
+    free(m);
 }
 END_TEST
 
