@@ -27,6 +27,13 @@ typedef struct {
     float dropout;
 } lw_bridge_config;
 
+/* The one range check of a bridge config against its two models' widths
+ * (bridge_config.c), which the bridge (lw_bridge_create), its plan
+ * (lw_bridge_plan_lower) and the GPU memory plan all call: widths 1..2^20,
+ * soft_tokens 1..64, width 1..65536, and for the perceiver depth 1..64,
+ * heads dividing width, ffn_mult 1..16. An error naming the field. */
+lw_status lw_bridge_config_check(const lw_bridge_config *c, int sender_hidden, int receiver_hidden);
+
 typedef struct {
     float lr;
     int steps;

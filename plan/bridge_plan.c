@@ -136,12 +136,8 @@ lw_status lw_bridge_plan_lower(const lw_bridge_config *c, int S, int R, lw_bridg
     memset(p, 0, sizeof *p);
     if (c->kind != LW_BRIDGE_PERCEIVER)
         return lw_fail(LW_ERR_INVALID, "bridge plan: only the perceiver bridge is lowered (kind %d)", (int)c->kind);
-    if (S < 1 || R < 1 || S > (1 << 20) || R > (1 << 20) || c->soft_tokens < 1 || c->soft_tokens > 64 ||
-        c->width < 1 || c->width > (1 << 16) || c->depth < 1 || c->depth > 64 || c->heads < 1 ||
-        c->width % c->heads != 0 || c->ffn_mult < 1 || c->ffn_mult > 16)
-        return lw_fail(LW_ERR_INVALID, "bridge plan: sender %d, receiver %d, soft_tokens %d, width %d, depth %d, "
-                       "heads %d, ffn_mult %d out of the bridge's range", S, R, c->soft_tokens, c->width, c->depth,
-                       c->heads, c->ffn_mult);
+    lw_status st = lw_bridge_config_check(c, S, R);
+    if (st) return lw_fail_wrap(st, "bridge plan");
     lower_model(c, S, R, &(op_list){p->model_ops, &p->n_model_ops, LW_BRIDGE_MAX_MODEL_OPS});
     lower_block(c, &(op_list){p->ops, &p->n_ops, LW_BRIDGE_MAX_OPS});
     p->depth = c->depth;
@@ -322,6 +318,7 @@ static void use_op(usage *u, const lw_bridge_op *op, int i)
         size_of(u, op->out, rows * w), gsize_of(u, op->din, kv * w), gsize_of(u, op->dout, rows * w);
         break;
     case LW_OP_RMSNORM: case LW_OP_ROPE: case LW_OP_GLU: case LW_OP_EMBEDDING: case LW_OP_LOGITS:
+    case LW_OP_HEAD_LOGSOFTMAX:
     case LW_OP_KIND_COUNT: break;   /* the decoder's */
     }
 }

@@ -55,12 +55,8 @@ lw_status lw_memplan_bridge_params(const lw_bridge_config *b, int sender_hidden,
                                    uint64_t *out)
 {
     int perceiver = b->kind == LW_BRIDGE_PERCEIVER;
-    if (sender_hidden < 1 || sender_hidden > (1 << 20) || receiver_hidden < 1 || receiver_hidden > (1 << 20) ||
-        b->width < 1 || b->width > (1 << 16) || b->soft_tokens < 1 || b->soft_tokens > 64 ||
-        (perceiver && (b->depth < 1 || b->depth > 64 || b->ffn_mult < 1 || b->ffn_mult > 16)))
-        return lw_fail(LW_ERR_INVALID, "memory plan: bridge width %d (1..65536), soft_tokens %d (1..64), depth %d "
-                       "(1..64), ffn_mult %d (1..16), model widths %d, %d (1..2^20) out of range", b->width,
-                       b->soft_tokens, b->depth, b->ffn_mult, sender_hidden, receiver_hidden);
+    lw_status st = lw_bridge_config_check(b, sender_hidden, receiver_hidden);
+    if (st) return lw_fail_wrap(st, "memory plan");
     uint64_t S = (uint64_t)sender_hidden, R = (uint64_t)receiver_hidden, d = (uint64_t)b->width;
     uint64_t M = (uint64_t)b->soft_tokens, F = (uint64_t)b->ffn_mult * d, n;
     if (perceiver) {
@@ -95,6 +91,17 @@ uint64_t lw_memplan_layer_floats(const lw_model_config *c)
     return lw_plan_memory_saved_elems(&mem);
 }
 
+/* The plan's gradient slots (lw_plan_grad_layout) per token, each counted
+ * apart: the GPU training pass gives every slot its own buffer. */
+uint64_t lw_memplan_grad_floats(const lw_model_config *c)
+{
+    lw_plan p;
+    lw_plan_lower(c, &p);
+    lw_plan_grad_memory mem;
+    if (lw_plan_grad_layout(&p, 1, &mem) != LW_OK) return 0;   /* not for one row */
+    return lw_plan_grad_elems(&mem);
+}
+
 /* Bytes of n fp32 values per token over batch x T tokens. */
 static uint64_t f32_tokens(uint64_t floats_per_token, uint64_t batch, uint64_t T, int *ok)
 {
@@ -122,7 +129,8 @@ lw_status lw_memplan_compute(const lw_manifest *m, int batch, int seq, lw_weight
     /* training */
     uint64_t s_layer = lw_memplan_layer_floats(s), r_layer = lw_memplan_layer_floats(r);
     p.sender_acts = f32_tokens(s_layer + (uint64_t)s->hidden, B, Ts, &ok);
-    uint64_t r_per_token = add(mul(r_layer, (uint64_t)r->n_layers + 1, &ok),
+    /* every layer's saved values, the backward's gradient slots, x and rstd_final, logits and dlogits */
+    uint64_t r_per_token = add(add(mul(r_layer, (uint64_t)r->n_layers, &ok), lw_memplan_grad_floats(r), &ok),
                                (uint64_t)r->hidden + 1 + 2 * (uint64_t)r->vocab, &ok);
     p.receiver_acts = f32_tokens(r_per_token, B, Tr, &ok);
     p.bridge_bytes = mul(p.bridge_params, 4 * 4, &ok);

@@ -12,10 +12,13 @@
  *              one layer's working set, reused layer after layer;
  *              receiver: seq + soft_tokens positions per example, every
  *              layer's saved activations (the gradient flows back through it
- *              to the soft tokens) + one layer of gradient scratch + logits
+ *              to the soft tokens) + the backward's gradient slots + logits
  *              and their gradient. A layer's saved values are the plan's
  *              (plan.h, lw_plan_memory_layout in training): what the
- *              executor's backward reads, and the layer's K/V rows.
+ *              executor's backward reads, and the layer's K/V rows; the
+ *              gradient slots too (lw_plan_grad_layout: those the plan's
+ *              backward touches, each its own buffer, as the GPU pass
+ *              allocates them).
  *   bridge     parameters, gradients and AdamW's two moments, fp32.
  * and for generation: the weights, the KV cache (fp32 k and v of every layer
  * of both models for batch x positions; full length even for sliding-window
@@ -71,6 +74,10 @@ lw_status lw_memplan_bridge_params(const lw_bridge_config *b, int sender_hidden,
 /* fp32 values one layer keeps per token for its backward pass: the plan's
  * training layout (lw_plan_memory_saved_elems, attention as log-sum-exp). */
 uint64_t lw_memplan_layer_floats(const lw_model_config *c);
+
+/* The plan's gradient slots per token (lw_plan_grad_layout for one row,
+ * lw_plan_grad_elems): the training pass's gradient buffers. */
+uint64_t lw_memplan_grad_floats(const lw_model_config *c);
 
 /* The whole plan; batch and seq in 1..2^20, overflow checked. */
 lw_status lw_memplan_compute(const lw_manifest *m, int batch, int seq, lw_weight_dtype weights_dtype,

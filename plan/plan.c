@@ -136,7 +136,7 @@ static void lower_block(const lw_model_config *c, op_list *l)
     residual_add(l, branch, H);
 }
 
-/* Embed, the blocks, output_norm, logits. */
+/* Embed, the blocks, output_norm, logits, label scoring. */
 static void lower_model(const lw_model_config *c, op_list *l)
 {
     int H = c->hidden;
@@ -150,6 +150,11 @@ static void lower_model(const lw_model_config *c, op_list *l)
     op->in = op->keep = LW_SLOT_XF, op->out = LW_SLOT_LOGITS, op->w = LW_W_OUTPUT, op->width = H;
     op->din = LW_GRAD_DXF, op->flags = LW_PLAN_ZERO_DIN, op->n_parts = 1;
     op->parts[0] = part(LW_SLOT_LOGITS, LW_GRAD_NONE, LW_W_OUTPUT, c->vocab, LW_PLAN_LORA_NONE);
+    /* label scoring: the head again, fused with the log-softmax, for the pairs asked */
+    op = add(l, LW_OP_HEAD_LOGSOFTMAX);
+    op->in = op->keep = LW_SLOT_XF, op->out = LW_SLOT_LOGP, op->aux = LW_SLOT_LSE, op->w = LW_W_OUTPUT;
+    op->width = H, op->din = LW_GRAD_DXF, op->flags = LW_PLAN_ZERO_DIN, op->n_parts = 1;
+    op->parts[0] = part(LW_SLOT_LOGP, LW_GRAD_NONE, LW_W_OUTPUT, c->vocab, LW_PLAN_LORA_NONE);
 }
 
 void lw_plan_lower(const lw_model_config *c, lw_plan *p)
@@ -173,7 +178,7 @@ const char *lw_op_kind_name(lw_op_kind k)
     static const char *const names[LW_OP_KIND_COUNT] = {
         [LW_OP_COPY] = "copy", [LW_OP_RMSNORM] = "rmsnorm", [LW_OP_MATMUL] = "matmul", [LW_OP_ROPE] = "rope",
         [LW_OP_ATTENTION] = "attention", [LW_OP_GLU] = "glu", [LW_OP_ADD] = "add", [LW_OP_EMBEDDING] = "embedding",
-        [LW_OP_BLOCKS] = "blocks", [LW_OP_LOGITS] = "logits",
+        [LW_OP_BLOCKS] = "blocks", [LW_OP_LOGITS] = "logits", [LW_OP_HEAD_LOGSOFTMAX] = "head_logsoftmax",
         [LW_OP_LAYERNORM] = "layernorm", [LW_OP_GELU] = "gelu"};
     return (unsigned)k < LW_OP_KIND_COUNT ? names[k] : "?";
 }
@@ -189,7 +194,8 @@ const char *lw_plan_slot_name(lw_plan_slot s)
         [LW_SLOT_GATE_UP] = "gate_up", [LW_SLOT_GATE] = "gate", [LW_SLOT_UP] = "up", [LW_SLOT_HID] = "hid",
         [LW_SLOT_DOWN] = "down", [LW_SLOT_DOWN_N] = "down_n", [LW_SLOT_RSTD_POST_FFN] = "rstd_post_ffn",
         [LW_SLOT_X] = "x", [LW_SLOT_K_CACHE] = "k_cache", [LW_SLOT_V_CACHE] = "v_cache", [LW_SLOT_XF] = "xf",
-        [LW_SLOT_RSTD_FINAL] = "rstd_final", [LW_SLOT_LOGITS] = "logits"};
+        [LW_SLOT_RSTD_FINAL] = "rstd_final", [LW_SLOT_LOGITS] = "logits", [LW_SLOT_LOGP] = "logp",
+        [LW_SLOT_LSE] = "lse"};
     return (unsigned)s < LW_SLOT_COUNT ? names[s] : "?";
 }
 

@@ -18,7 +18,8 @@
  * backward, is written beside its enum value. A backend implements every
  * kind (a GPU one under the same names). Where a kind is one op of
  * runtime/ops/op_list.h it carries that op's name (matmul, rmsnorm, rope,
- * attention, glu, embedding); copy, add, blocks and logits are the plan's. */
+ * attention, glu, embedding, head_logsoftmax); copy, add, blocks and logits
+ * are the plan's. */
 #ifndef LW_PLAN_H
 #define LW_PLAN_H
 
@@ -60,6 +61,16 @@ typedef enum {
     LW_OP_EMBEDDING,
     LW_OP_BLOCKS,
     LW_OP_LOGITS,
+    /* Label scoring, the receiver's last record: for (row, token) pairs of
+     * the final-normed rows in (xf), out[k] = log softmax(in[row] @ w^T)[id]
+     * (w: the output head), aux = each row's log-sum-exp over the
+     * vocabulary. Run on the rows and pairs a caller asks for (label
+     * scoring, the label loss), not by a plain forward. Backward: din (+)=
+     * sum_k dout[k] d out[k] / d in (the caller's dlogp, as LOGITS takes
+     * the caller's dlogits). The CPU fuses the head with the log-softmax
+     * (ops.h head_logsoftmax_*); the GPU runs it on LOGITS' rows (the
+     * cross-entropy kernel, one token a row). */
+    LW_OP_HEAD_LOGSOFTMAX,
     /* The bridge's (bridge_plan.h; no decoder block emits them).
      * LAYERNORM: out = (in - mean) * rstd * w + b; GELU: out = gelu_tanh(in). */
     LW_OP_LAYERNORM,
@@ -80,6 +91,8 @@ typedef enum {
     LW_SLOT_XF,         /* output_norm(x) */
     LW_SLOT_RSTD_FINAL,
     LW_SLOT_LOGITS,     /* the caller's logits */
+    LW_SLOT_LOGP,       /* HEAD_LOGSOFTMAX: the caller's scored pairs' log-probs */
+    LW_SLOT_LSE,        /* HEAD_LOGSOFTMAX: each scored row's log-sum-exp (the caller's) */
     LW_SLOT_COUNT
 } lw_plan_slot;
 
@@ -257,6 +270,34 @@ uint64_t lw_plan_memory_saved_elems(const lw_plan_memory *mem);
  * region's end. */
 uint64_t lw_plan_place_shared(int n, const uint64_t *bytes, const int *first, const int *last, const bool *shared,
                               uint64_t base, uint64_t *offset);
+
+/* ---- the backward's gradient buffers (plan_grad_memory.c) ----------------
+ *
+ * The gradient slots (lw_plan_grad) laid out in one arena of their own for
+ * a backward over `rows` rows, from their lifetimes in the reverse walk
+ * (what op_backward of plan_cpu.c reads and writes): step 0 is the model
+ * level (the logits' and output_norm's backward), step 1 + (n_ops - 1 - j)
+ * block op j's backward. dx (the residual stream, carried across layers)
+ * and dxf are pinned; every other slot is live from its first write to its
+ * last read in one layer's walk (dbr also at step 0, where the logits'
+ * backward packs its rows in it) and shares bytes with slots whose ranges do
+ * not meet (lw_plan_place_shared). Every slot but dx is written before it
+ * is read within its range, so sharing changes no result. The CPU
+ * backward scratch carves its buffers from this layout
+ * (lw_backward_scratch_alloc); the GPU memory plan counts it. */
+typedef struct {
+    int rows;
+    lw_plan_buffer grads[LW_GRAD_COUNT];   /* where: PINNED, SHARED or NONE (unused by the plan) */
+    uint64_t pinned_bytes;                 /* [0, pinned_bytes): dx, dxf */
+    uint64_t bytes;                        /* the arena */
+} lw_plan_grad_memory;
+
+/* The gradient layout of p for a backward over rows (1..2^20) rows. */
+lw_status lw_plan_grad_layout(const lw_plan *p, int rows, lw_plan_grad_memory *out);
+
+/* Values of the slots the layout stores, each counted apart (no sharing):
+ * what a backend that gives every gradient slot its own buffer allocates. */
+uint64_t lw_plan_grad_elems(const lw_plan_grad_memory *mem);
 
 /* LW_OK when a and b are the same layout; else the first difference. */
 lw_status lw_plan_memory_compare(const lw_plan_memory *a, const lw_plan_memory *b, const char *what);

@@ -117,7 +117,11 @@ START_TEST(flagship_plan)
     uint64_t layer = 69666;
     ck_assert_uint_eq(p.sender_acts, (layer + 4096) * 4 * 2 * 512);
     uint64_t recv_T = 512 + 16;
-    ck_assert_uint_eq(p.receiver_acts, (layer * 33 + 4097 + 2 * 32768ull) * 4 * 2 * recv_T);
+    /* the backward's gradient slots (the plan's): dx, dxf, dbr (the logits' rows), dln (4H); dao, dq
+     * (2 Hq D); dk, dv (2 Hkv D); dgate, dup, dhid (3F); no qk-norm or post norms: no dq_pre, dk_pre */
+    uint64_t grads = 4 * 4096 + 2 * 4096 + 2 * 1024 + 3 * 14336;
+    ck_assert_uint_eq(lw_memplan_grad_floats(&m->receiver), grads);
+    ck_assert_uint_eq(p.receiver_acts, (layer * 32 + grads + 4097 + 2 * 32768ull) * 4 * 2 * recv_T);
     /* KV: 2 (k, v) x 32 layers x 8 kv heads x 128 x fp32, per position */
     ck_assert_uint_eq(p.kv_cache, 2 * 32 * 1024 * 4ull * 2 * (512 + recv_T));
     ck_assert_uint_eq(p.total_train, p.weights + p.bridge_bytes + p.sender_acts + p.receiver_acts);
@@ -182,6 +186,14 @@ START_TEST(bad_input_is_an_error)
     m->receiver.n_heads = 0;
     ck_assert_int_eq(lw_memplan_compute(m, 1, 1, LW_DTYPE_F32, &p), LW_ERR_INVALID);
     ck_assert_ptr_nonnull(strstr(lw_last_error(), "must all be positive"));
+    free(m);
+    /* the bridge's ranges: the bridge's own check (lw_bridge_config_check), not a copy */
+    m = load("pairs/smollm2-135m_to_gemma3-270m.json");
+    uint64_t n;
+    m->bridge.ffn_mult = 17;
+    ck_assert_int_eq(lw_memplan_bridge_params(&m->bridge, m->sender.hidden, m->receiver.hidden, &n), LW_ERR_INVALID);
+    ck_assert_msg(strstr(lw_last_error(), "memory plan: bridge.ffn_mult is 17, expected 1..16"), "%s",
+                  lw_last_error());
     free(m);
 }
 END_TEST

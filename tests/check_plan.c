@@ -6,10 +6,12 @@
  * the comparison that names a difference; and `lwc build`'s baked plans,
  * which the built binary checks against its own lowering at start. The
  * backward of the plan-run blocks is held to finite differences in
- * check_model_backward (every family) and check_lora. */
+ * check_model_backward (every family) and check_lora; the label-scoring
+ * record's, run, in check_plan_score. */
 #include "testlib.h"
 #include "tiny_models.h"
 #include "model.h"
+#include "backward_scratch.h"
 #include "narrow_weights.h"
 #include "random_weights.h"
 #include "gen_plan.h"
@@ -106,12 +108,20 @@ START_TEST(ops_follow_the_config_flags)
     const lw_plan_op *glu = writer(&p, LW_SLOT_HID);
     ck_assert_int_eq(glu->kind, LW_OP_GLU);
     ck_assert_int_eq(glu->width, c.ffn);
-    /* the model level: embed, blocks, output_norm, logits over the vocab */
-    ck_assert_int_eq(p.n_model_ops, 4);
+    /* the model level: embed, blocks, output_norm, logits over the vocab, label scoring */
+    ck_assert_int_eq(p.n_model_ops, 5);
     ck_assert_int_eq(p.model_ops[0].kind, LW_OP_EMBEDDING);
     ck_assert_int_eq(p.model_ops[1].kind, LW_OP_BLOCKS);
     ck_assert_int_eq(p.model_ops[2].w, LW_W_OUTPUT_NORM);
     ck_assert_int_eq(p.model_ops[3].parts[0].width, c.vocab);
+    /* label scoring reads what the logits read (the final-normed rows, the head) and hands
+     * its input gradient to the same slot, which output_norm's backward reads */
+    const lw_plan_op *score = &p.model_ops[4];
+    ck_assert_int_eq(score->kind, LW_OP_HEAD_LOGSOFTMAX);
+    ck_assert(score->in == p.model_ops[3].in && score->keep == LW_SLOT_XF && score->w == p.model_ops[3].w);
+    ck_assert(score->out == LW_SLOT_LOGP && score->aux == LW_SLOT_LSE);
+    ck_assert(score->din == p.model_ops[2].dout && score->width == c.hidden && score->parts[0].width == c.vocab);
+    ck_assert(score->flags & LW_PLAN_ZERO_DIN);
 }
 END_TEST
 
@@ -514,6 +524,8 @@ START_TEST(memory_sizes_and_arena_total)
     ck_assert_int_eq(f.slots[LW_SLOT_X].where, LW_PLAN_MEM_PINNED);
     ck_assert_int_eq(f.slots[LW_SLOT_X_IN].where, LW_PLAN_MEM_NONE);
     ck_assert_int_eq(f.slots[LW_SLOT_LOGITS].where, LW_PLAN_MEM_NONE);
+    ck_assert_int_eq(f.slots[LW_SLOT_LOGP].where, LW_PLAN_MEM_NONE);   /* the caller's, as the logits */
+    ck_assert_int_eq(f.slots[LW_SLOT_LSE].where, LW_PLAN_MEM_NONE);
     ck_assert_int_eq(f.n_layer_copies, 0);
     ck_assert_uint_eq(f.bytes, f.pinned_bytes + f.shared_bytes);
     uint64_t side_by_side = 0;
@@ -647,6 +659,79 @@ START_TEST(state_activations_are_the_plans_arena)
 }
 END_TEST
 
+/* The backward's gradient slots laid out by their lifetimes in the reverse
+ * walk: dx and dxf pinned, every slot a record's backward touches stored
+ * with room for its widest use, two stored slots sharing bytes only when
+ * their live ranges do not meet, slots the config does not use absent
+ * (dq_pre, dk_pre without qk-norm), and less than one buffer a slot; the
+ * CPU backward scratch's buffers are that arena at those offsets. */
+START_TEST(gradient_slots_share_bytes_only_when_not_alive_together)
+{
+    lw_model_config c = family_config(_i);
+    lw_plan p;
+    lw_plan_lower(&c, &p);
+    const int rows = 7;
+    lw_plan_grad_memory g;
+    ck_assert_int_eq(lw_plan_grad_layout(&p, rows, &g), LW_OK);
+    ck_assert_int_ne(lw_plan_grad_layout(&p, 0, &g), LW_OK);
+    ck_assert_int_eq(lw_plan_grad_layout(&p, rows, &g), LW_OK);
+    ck_assert_int_eq(g.grads[LW_GRAD_DX].where, LW_PLAN_MEM_PINNED);
+    ck_assert_int_eq(g.grads[LW_GRAD_DXF].where, LW_PLAN_MEM_PINNED);
+    ck_assert_int_eq(g.grads[LW_GRAD_DBR].where, LW_PLAN_MEM_SHARED);   /* the logits' packed rows, always */
+    ck_assert_int_eq(g.grads[LW_GRAD_DQ_PRE].where, c.qk_norm ? LW_PLAN_MEM_SHARED : LW_PLAN_MEM_NONE);
+    ck_assert_int_eq(g.grads[LW_GRAD_DK_PRE].where, c.qk_norm ? LW_PLAN_MEM_SHARED : LW_PLAN_MEM_NONE);
+    ck_assert_uint_eq(g.grads[LW_GRAD_DK].elems, (uint64_t)rows * c.n_kv_heads * c.head_dim);
+    ck_assert_uint_eq(g.grads[LW_GRAD_DHID].elems, (uint64_t)rows * c.ffn);
+    /* every gradient a record names is stored, wide enough */
+    for (int i = 0; i < p.n_ops; i++) {
+        const lw_plan_op *op = &p.ops[i];
+        lw_plan_grad named[2 + LW_PLAN_MAX_PARTS] = {op->din, op->dout};
+        for (int j = 0; j < op->n_parts; j++) named[2 + j] = op->parts[j].grad;
+        for (int j = 0; j < 2 + op->n_parts; j++)
+            if (named[j] != LW_GRAD_NONE)
+                ck_assert_msg(g.grads[named[j]].where != LW_PLAN_MEM_NONE && g.grads[named[j]].elems >= (uint64_t)rows,
+                              "%s: op %d's %s not stored", c.name, i, lw_plan_grad_name(named[j]));
+    }
+    uint64_t apart = 0, stored = 0;
+    for (int a = 1; a < LW_GRAD_COUNT; a++) {
+        const lw_plan_buffer *x = &g.grads[a];
+        if (x->where == LW_PLAN_MEM_NONE) continue;
+        stored += x->elems;
+        ck_assert_uint_eq(x->offset % LW_PLAN_ALIGN, 0);
+        ck_assert_uint_le(x->offset + 4 * x->elems, g.bytes);
+        apart += (4 * x->elems + LW_PLAN_ALIGN - 1) / LW_PLAN_ALIGN * LW_PLAN_ALIGN;
+        for (int b = a + 1; b < LW_GRAD_COUNT; b++) {
+            const lw_plan_buffer *y = &g.grads[b];
+            if (y->where == LW_PLAN_MEM_NONE) continue;
+            bool pinned = x->where == LW_PLAN_MEM_PINNED || y->where == LW_PLAN_MEM_PINNED;
+            bool alive = pinned || (x->first <= y->last && y->first <= x->last);
+            bool overlap = x->offset < y->offset + 4 * y->elems && y->offset < x->offset + 4 * x->elems;
+            ck_assert_msg(!(alive && overlap), "%s: %s [%d, %d] and %s [%d, %d] share bytes while alive", c.name,
+                          lw_plan_grad_name((lw_plan_grad)a), x->first, x->last, lw_plan_grad_name((lw_plan_grad)b),
+                          y->first, y->last);
+        }
+    }
+    ck_assert_msg(g.bytes < apart, "%s: %llu bytes laid out, %llu apart: nothing shared", c.name,
+                  (unsigned long long)g.bytes, (unsigned long long)apart);
+    ck_assert_uint_eq(lw_plan_grad_elems(&g), stored);
+    /* the CPU scratch: the same layout, its buffers at the offsets */
+    lw_model *model = NULL;
+    ck_assert_int_eq(lw_model_init_random(&c, 9, &model), LW_OK);
+    lw_backward_scratch *s = NULL;
+    ck_assert_msg(lw_backward_scratch_alloc(model, rows, &s) == LW_OK, "%s", lw_last_error());
+    const char *base = (const char *)s->arena;
+    ck_assert_uint_eq(s->memory.bytes, g.bytes);
+    ck_assert_ptr_eq((const char *)s->dx, base + g.grads[LW_GRAD_DX].offset);
+    ck_assert_ptr_eq((const char *)s->dbr, base + g.grads[LW_GRAD_DBR].offset);
+    ck_assert_ptr_eq((const char *)s->dhid, base + g.grads[LW_GRAD_DHID].offset);
+    ck_assert_ptr_eq((const char *)s->dk, base + g.grads[LW_GRAD_DK].offset);
+    if (c.qk_norm) ck_assert_ptr_eq((const char *)s->dq_pre, base + g.grads[LW_GRAD_DQ_PRE].offset);
+    else ck_assert_ptr_null(s->dq_pre);
+    lw_backward_scratch_free(s);
+    lw_model_free(model);
+}
+END_TEST
+
 
 /* ---- the bridge's plan (bridge_plan.h) ----------------------------------------- */
 
@@ -716,7 +801,8 @@ START_TEST(bridge_schedule_is_the_design)
     ck_assert_int_ne(lw_bridge_plan_lower(&c, BS, BR, &p), LW_OK);
     c = bridge_config(), c.heads = 3;
     ck_assert_int_ne(lw_bridge_plan_lower(&c, BS, BR, &p), LW_OK);
-    ck_assert_msg(strstr(lw_last_error(), "heads 3"), "%s", lw_last_error());
+    /* the bridge's own check (lw_bridge_config_check), one place for the ranges */
+    ck_assert_msg(strstr(lw_last_error(), "bridge plan: bridge.heads is 3"), "%s", lw_last_error());
     c = bridge_config(), c.depth = 0;
     ck_assert_int_ne(lw_bridge_plan_lower(&c, BS, BR, &p), LW_OK);
 }
@@ -908,6 +994,7 @@ int main(void)
     tcase_add_test(tc, memory_sizes_and_arena_total);
     tcase_add_loop_test(tc, dtype_per_slot_follows_the_narrowing, 0, 4);
     tcase_add_loop_test(tc, state_activations_are_the_plans_arena, 0, 4);
+    tcase_add_loop_test(tc, gradient_slots_share_bytes_only_when_not_alive_together, 0, 4);
     tcase_add_test(tc, bridge_schedule_is_the_design);
     tcase_add_test(tc, bridge_dataflow_reads_only_what_was_written);
     tcase_add_test(tc, bridge_memory_never_overlaps_while_alive);

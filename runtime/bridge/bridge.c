@@ -120,31 +120,11 @@ static void build_table(table_builder *tb)
     if (c->calibration == LW_CALIB_RMS) b->out_scale = add(tb, "out_scale", 1, 0, LW_INIT_EMBED_RMS, false);
 }
 
-static lw_status check_config(const lw_bridge_config *c, int S, int R)
-{
-    if (S < 1 || R < 1 || S > (1 << 20) || R > (1 << 20))
-        return lw_fail(LW_ERR_INVALID, "bridge: sender_hidden %d and receiver_hidden %d must be 1..2^20", S, R);
-    if (c->soft_tokens < 1 || c->soft_tokens > 64)
-        return lw_fail(LW_ERR_INVALID, "bridge.soft_tokens is %d, expected 1..64", c->soft_tokens);
-    if (c->width < 1 || c->width > (1 << 16))
-        return lw_fail(LW_ERR_INVALID, "bridge.width is %d, expected 1..65536", c->width);
-    if (c->kind == LW_BRIDGE_PERCEIVER) {
-        if (c->depth < 1 || c->depth > 64)
-            return lw_fail(LW_ERR_INVALID, "bridge.depth is %d, expected 1..64", c->depth);
-        if (c->heads < 1 || c->width % c->heads != 0)
-            return lw_fail(LW_ERR_INVALID, "bridge.heads is %d, expected a divisor of width %d", c->heads,
-                           c->width);
-        if (c->ffn_mult < 1 || c->ffn_mult > 16)
-            return lw_fail(LW_ERR_INVALID, "bridge.ffn_mult is %d, expected 1..16", c->ffn_mult);
-    }
-    return LW_OK;
-}
-
 lw_status lw_bridge_create(lw_bridge *b, const lw_bridge_config *cfg, int sender_hidden, int receiver_hidden,
                            float embed_rms)
 {
     memset(b, 0, sizeof *b);
-    lw_status st = check_config(cfg, sender_hidden, receiver_hidden);
+    lw_status st = lw_bridge_config_check(cfg, sender_hidden, receiver_hidden);
     if (st) return st;
     b->cfg = *cfg;
     b->sender_hidden = sender_hidden;

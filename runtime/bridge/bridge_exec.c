@@ -126,6 +126,7 @@ static void op_forward(const exec *x, const lw_bridge_op *op)
     }
     case LW_OP_BLOCKS: blocks_forward(x); break;
     case LW_OP_RMSNORM: case LW_OP_ROPE: case LW_OP_GLU: case LW_OP_EMBEDDING: case LW_OP_LOGITS:
+    case LW_OP_HEAD_LOGSOFTMAX:
     case LW_OP_KIND_COUNT: break;   /* the decoder's: never in a bridge plan */
     }
 }
@@ -173,6 +174,7 @@ static void op_backward(const exec *x, const lw_bridge_op *op)
         blocks_backward(x);
         break;
     case LW_OP_RMSNORM: case LW_OP_ROPE: case LW_OP_GLU: case LW_OP_EMBEDDING: case LW_OP_LOGITS:
+    case LW_OP_HEAD_LOGSOFTMAX:
     case LW_OP_KIND_COUNT: break;
     }
 }

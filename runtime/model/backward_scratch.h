@@ -1,6 +1,7 @@
 /* The backward scratch's buffers (model_backward.c allocates them); the
- * gradient slots of a plan (plan.h lw_plan_grad) name them, and the CPU
- * executor (plan_cpu.c) reads and writes them. */
+ * gradient slots of a plan (plan.h lw_plan_grad) name them, the plan's
+ * gradient layout places them, and the CPU executor (plan_cpu.c) reads and
+ * writes them. */
 #ifndef LW_BACKWARD_SCRATCH_H
 #define LW_BACKWARD_SCRATCH_H
 
@@ -21,6 +22,12 @@ struct lw_backward_scratch {
     float *dv;            /* [T, kvd] */
     float *dgate, *dup, *dhid;  /* [T, ffn] */
     float *seg_k, *seg_v, *seg_dk, *seg_dv;   /* [max_tokens, kvd]: one segment's keys with the head's */
+    /* dx .. dhid: the plan's gradient slots, carved from one arena at the
+     * offsets of lw_plan_grad_layout (plan.h) for max_tokens rows; a slot
+     * the model's plan never touches is NULL. seg_*: the attention
+     * backward's own scratch, not a plan slot. */
+    float *arena;
+    lw_plan_grad_memory memory;
 };
 
 #endif

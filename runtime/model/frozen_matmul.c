@@ -1,6 +1,10 @@
 /* The one rule for products on frozen matrices (frozen_matmul.h). */
 #include "frozen_matmul.h"
 
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "narrow_store.h"
 #include "op_matmul_bf16.h"
 #include "ops.h"
@@ -76,4 +80,149 @@ lw_status lw_weight_backward_x(float *dx, const float *dy, lw_weight_ref w, int 
     if (st) return st;
     if (w.bf16) return matmul_bf16_backward_x(dx, dy, w.bf16, T);
     return matmul_qn_backward_x(dx, dy, w.qn, T);
+}
+
+/* ---- the label-scoring record (plan.h LW_OP_HEAD_LOGSOFTMAX) on the CPU ----
+ *
+ * The output head with a log-softmax over the vocabulary for a few (row,
+ * token) pairs, forward and backward: a product on the frozen head whose
+ * form the head's dtype picks, as every product here. The record names the
+ * rows (in: xf), the head (w) and the widths (width: hidden, parts[0]:
+ * vocab).
+ *
+ *   fp32  one fused pass (ops.h head_logsoftmax_forward / _backward): the
+ *         vocabulary in blocks, a running log-sum-exp per row, no V-wide
+ *         row of logits held;
+ *   else  (bf16, GGUF blocks) the head's own product SCORE_CHUNK rows at a
+ *         time, whole rows of logits, the log-softmax in double
+ *         (lw_log_prob).
+ *
+ * These are the two forms label scoring ran by hand before it was a record
+ * (label_scoring.c's add_continuations), with the same calls in the same
+ * order, so scores are bit for bit what they were. It lives here, beside
+ * the products, rather than with the block executor (plan_cpu.c), so that
+ * label scoring stands on the products only (scripts/include-floors). */
+
+/* Rows of the output head per product of the narrow form: 64 x 262,144
+ * floats for Gemma is 64 MiB. */
+#define SCORE_CHUNK 64
+
+/* The plan's record (the receiver's last model-level op). */
+static lw_status find_op(const lw_plan *p, const lw_model *m, const lw_plan_op **op)
+{
+    for (int i = 0; i < p->n_model_ops; i++)
+        if (p->model_ops[i].kind == LW_OP_HEAD_LOGSOFTMAX) {
+            *op = &p->model_ops[i];
+            if ((*op)->width != m->cfg.hidden || (*op)->parts[0].width != m->cfg.vocab)
+                return lw_fail(LW_ERR_INVALID, "%s: the plan's head_logsoftmax is %d x %d, the model %d x %d",
+                               m->cfg.name, (*op)->parts[0].width, (*op)->width, m->cfg.vocab, m->cfg.hidden);
+            return LW_OK;
+        }
+    return lw_fail(LW_ERR_INVALID, "%s: the plan has no head_logsoftmax record (label scoring)", m->cfg.name);
+}
+
+static lw_status check_pairs(const lw_model *m, int n_rows, const int *pair_row, const int *pair_id, int n_pairs)
+{
+    if (n_rows < 0 || n_pairs < 0)
+        return lw_fail(LW_ERR_INVALID, "%s: head_logsoftmax over %d rows, %d pairs", m->cfg.name, n_rows, n_pairs);
+    for (int k = 0; k < n_pairs; k++)
+        if (pair_row[k] < 0 || pair_row[k] >= n_rows || pair_id[k] < 0 || pair_id[k] >= m->cfg.vocab)
+            return lw_fail(LW_ERR_INVALID, "%s: head_logsoftmax pair %d is (row %d, token %d); rows 0..%d, vocab %d",
+                           m->cfg.name, k, pair_row[k], pair_id[k], n_rows - 1, m->cfg.vocab);
+    return LW_OK;
+}
+
+double lw_log_prob(const float *logits, int V, int id)
+{
+    float mx = -INFINITY;
+    for (int i = 0; i < V; i++)
+        if (logits[i] > mx) mx = logits[i];
+    double sum = 0.0;
+    for (int i = 0; i < V; i++) sum += exp((double)(logits[i] - mx));
+    return (double)(logits[id] - mx) - log(sum);
+}
+
+/* log sum_v exp(logits[v]), summed in double as lw_log_prob sums. */
+static float log_sum_exp(const float *logits, int V)
+{
+    float mx = -INFINITY;
+    for (int i = 0; i < V; i++)
+        if (logits[i] > mx) mx = logits[i];
+    double sum = 0.0;
+    for (int i = 0; i < V; i++) sum += exp((double)(logits[i] - mx));
+    return (float)((double)mx + log(sum));
+}
+
+lw_status lw_plan_cpu_head_logsoftmax(const lw_plan *p, const lw_model *m, const float *xf, int n_rows,
+                                      const int *pair_row, const int *pair_id, int n_pairs, float *lse, double *logp)
+{
+    const lw_plan_op *op;
+    lw_status st = find_op(p, m, &op);
+    if (!st) st = check_pairs(m, n_rows, pair_row, pair_id, n_pairs);
+    if (st || n_rows == 0) return st;
+    int H = op->width, V = op->parts[0].width;
+    lw_weight_ref head = lw_model_weight(m, -1, op->w);
+    if (head.f32) {
+        float *buf = malloc((HEAD_SCRATCH + (size_t)n_pairs + (size_t)n_rows) * sizeof *buf);
+        if (!buf) return lw_fail(LW_ERR_NOMEM, "scoring %s: out of memory for %d pairs", m->cfg.name, n_pairs);
+        float *lp = buf + HEAD_SCRATCH;
+        if (!lse) lse = lp + n_pairs;   /* the running max lives there: not optional here */
+        head_logsoftmax_forward(lp, lse, xf, head.f32, n_rows, H, V, pair_row, pair_id, n_pairs, buf);
+        for (int k = 0; k < n_pairs; k++) logp[k] = lp[k];
+        free(buf);
+        return LW_OK;
+    }
+    int chunk = n_rows < SCORE_CHUNK ? n_rows : SCORE_CHUNK;
+    float *logits = malloc((size_t)chunk * V * sizeof *logits);
+    if (!logits) return lw_fail(LW_ERR_NOMEM, "scoring %s: out of memory for %d rows of logits", m->cfg.name, chunk);
+    for (int r0 = 0; r0 < n_rows && !st; r0 += chunk) {
+        int nr = n_rows - r0 < chunk ? n_rows - r0 : chunk;
+        st = lw_weight_forward(logits, xf + (size_t)r0 * H, head, NULL, nr, H, V);
+        for (int k = 0; !st && k < n_pairs; k++)
+            if (pair_row[k] >= r0 && pair_row[k] < r0 + nr)
+                logp[k] = lw_log_prob(logits + (size_t)(pair_row[k] - r0) * V, V, pair_id[k]);
+        for (int r = 0; !st && lse && r < nr; r++) lse[r0 + r] = log_sum_exp(logits + (size_t)r * V, V);
+    }
+    free(logits);
+    return st;
+}
+
+lw_status lw_plan_cpu_head_logsoftmax_backward(const lw_plan *p, const lw_model *m, const float *xf, int n_rows,
+                                               const int *pair_row, const int *pair_id, int n_pairs, const float *lse,
+                                               const float *dlogp, float *dxf)
+{
+    const lw_plan_op *op;
+    lw_status st = find_op(p, m, &op);
+    if (!st) st = check_pairs(m, n_rows, pair_row, pair_id, n_pairs);
+    if (st || n_rows == 0) return st;
+    int H = op->width, V = op->parts[0].width;
+    if (op->flags & LW_PLAN_ZERO_DIN) memset(dxf, 0, (size_t)n_rows * H * sizeof *dxf);
+    lw_weight_ref head = lw_model_weight(m, -1, op->w);
+    if (head.f32) {
+        float *buf = malloc(HEAD_SCRATCH * sizeof *buf);
+        if (!buf) return lw_fail(LW_ERR_NOMEM, "scoring %s: out of memory (backward)", m->cfg.name);
+        /* dw NULL: the head is frozen */
+        head_logsoftmax_backward(dxf, NULL, dlogp, xf, head.f32, n_rows, H, V, pair_row, pair_id, n_pairs, lse, buf);
+        free(buf);
+        return LW_OK;
+    }
+    /* the narrow head: dlogits_t,v = sum of row t's pairs' dlogp [v = id] - g_t p_tv, then dx += dlogits @ w */
+    int chunk = n_rows < SCORE_CHUNK ? n_rows : SCORE_CHUNK;
+    float *logits = malloc((size_t)chunk * V * sizeof *logits);
+    if (!logits) return lw_fail(LW_ERR_NOMEM, "scoring %s: out of memory for %d rows of logits", m->cfg.name, chunk);
+    for (int r0 = 0; r0 < n_rows && !st; r0 += chunk) {
+        int nr = n_rows - r0 < chunk ? n_rows - r0 : chunk;
+        st = lw_weight_forward(logits, xf + (size_t)r0 * H, head, NULL, nr, H, V);
+        for (int r = 0; !st && r < nr; r++) {
+            float g = 0.f, *row = logits + (size_t)r * V, l = lse[r0 + r];
+            for (int k = 0; k < n_pairs; k++)
+                if (pair_row[k] == r0 + r) g += dlogp[k];
+            for (int v = 0; v < V; v++) row[v] = -g * expf(row[v] - l);
+            for (int k = 0; k < n_pairs; k++)
+                if (pair_row[k] == r0 + r) row[pair_id[k]] += dlogp[k];
+        }
+        if (!st) st = lw_weight_backward_x(dxf + (size_t)r0 * H, logits, head, nr, H, V);
+    }
+    free(logits);
+    return st;
 }

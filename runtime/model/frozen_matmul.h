@@ -34,4 +34,24 @@ lw_status lw_weight_forward(float *y, const float *x, lw_weight_ref w, const flo
 /* dx[T, in] += dy[T, out] @ w (the frozen matrix gets no gradient). */
 lw_status lw_weight_backward_x(float *dx, const float *dy, lw_weight_ref w, int T, int in, int out);
 
+/* ---- the label-scoring record (plan.h LW_OP_HEAD_LOGSOFTMAX) ---- */
+
+/* The plan's head_logsoftmax record over n_rows final-normed rows xf
+ * [n_rows, hidden] (what the LOGITS record reads; a caller captures them
+ * with capture_layer = n_layers): logp[k] = log softmax(xf[pair_row[k]] @
+ * head^T)[pair_id[k]] for k < n_pairs, lse[n_rows] (NULL: not kept) each
+ * row's log-sum-exp, which backward reads. An fp32 head runs fused with the
+ * log-softmax; a narrow one through its product, 64 rows at a time. */
+lw_status lw_plan_cpu_head_logsoftmax(const lw_plan *p, const lw_model *m, const float *xf, int n_rows,
+                                      const int *pair_row, const int *pair_id, int n_pairs, float *lse, double *logp);
+
+/* dxf [n_rows, hidden] = d(sum_k dlogp[k] logp[k]) / d xf, from the same
+ * rows and pairs and the forward's lse (the head is frozen: no dw). */
+lw_status lw_plan_cpu_head_logsoftmax_backward(const lw_plan *p, const lw_model *m, const float *xf, int n_rows,
+                                               const int *pair_row, const int *pair_id, int n_pairs, const float *lse,
+                                               const float *dlogp, float *dxf);
+
+/* log softmax(logits[V])[id], in double (the narrow head's form). */
+double lw_log_prob(const float *logits, int V, int id);
+
 #endif

@@ -289,6 +289,15 @@ lw_status lw_plan_cuda_backward(const lw_cuda_plan_bufs *b, int T, int first, in
 lw_status lw_plan_cuda_backward_rows(const lw_cuda_plan_bufs *b, int T, const lw_cuda_plan_rows *r,
                                      lw_cuda_ptr dlogits, float *d_embeds);
 
+/* The plan's head_logsoftmax record (label scoring) over the n_rows logits
+ * rows of top.at[LW_SLOT_LOGITS] (a forward's logits_rows), one token a
+ * row, from row r0 (of the logits, ids, loss and dlogits alike): loss[i]
+ * = -log p(ids[i] | row i) (device); with dlogits (not 0)
+ * also its backward, dlogits [n_rows, vocab] = dloss x d loss[i] / d
+ * logits (written), the seed lw_plan_cuda_backward takes. */
+lw_status lw_plan_cuda_head_logsoftmax(const lw_cuda_plan_bufs *b, int r0, lw_cuda_ptr ids, int n_rows,
+                                       lw_cuda_ptr loss, lw_cuda_ptr dlogits, float dloss);
+
 /* The width per row of an activation slot for config c (ATT: n_heads, the
  * log-sum-exp's rows per query row). For laying out buffers. */
 int lw_plan_cuda_slot_width(const lw_model_config *c, lw_plan_slot s);

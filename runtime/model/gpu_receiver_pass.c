@@ -25,11 +25,6 @@ static lw_cuda_ptr layer_keys(const lw_gpu_receiver_pass *p, lw_cuda_ptr cache, 
     return cache + (size_t)l * ((size_t)p->n_prefix + p->rows) * kv_dim(&p->g->cfg) * F32;
 }
 
-static lw_status zero(lw_gpu_receiver_pass *p, lw_cuda_ptr buf, int rows, int width)
-{
-    return lw_cuda_memset0(p->g->cu, buf, (size_t)rows * (size_t)width * F32, "training pass gradient buffer");
-}
-
 /* ---- allocation ---------------------------------------------------------- */
 
 /* The activation slots each layer keeps for backward (the fused q/k/v and
@@ -39,7 +34,8 @@ static bool kept_slot(const lw_model_config *c, lw_plan_slot s)
 {
     switch (s) {
     case LW_SLOT_NONE: case LW_SLOT_QKV: case LW_SLOT_GATE_UP: case LW_SLOT_X: case LW_SLOT_K_CACHE:
-    case LW_SLOT_V_CACHE: case LW_SLOT_XF: case LW_SLOT_RSTD_FINAL: case LW_SLOT_LOGITS: case LW_SLOT_COUNT:
+    case LW_SLOT_V_CACHE: case LW_SLOT_XF: case LW_SLOT_RSTD_FINAL: case LW_SLOT_LOGITS: case LW_SLOT_LOGP:
+    case LW_SLOT_LSE: case LW_SLOT_COUNT:
         return false;
     case LW_SLOT_RSTD_Q: case LW_SLOT_RSTD_K: return c->qk_norm;
     case LW_SLOT_PROJ_N: case LW_SLOT_DOWN_N: case LW_SLOT_RSTD_POST_ATTN: case LW_SLOT_RSTD_POST_FFN:
@@ -464,15 +460,14 @@ static lw_status sync(lw_gpu_receiver_pass *p, const char *step, int T)
 
 /* ---- loss ------------------------------------------------------------------ */
 
-/* The cross-entropy of the L loss rows from row r of dev.logits (their
- * targets at the same rows of dev.targets); dlogits (rows from r too, may
- * be 0) = dloss x its gradient. */
+/* The plan's label-scoring record on the L loss rows of dev.logits from
+ * row r (their targets at the same rows of dev.targets); with dlogits
+ * (not 0): its gradient, dloss x d loss / d logits, into dlogits' rows
+ * from r (cleared first). */
 static lw_status cross_entropy_at(lw_gpu_receiver_pass *p, int r, lw_cuda_ptr dlogits, int L, float dloss)
 {
-    size_t V = (size_t)p->g->cfg.vocab;
-    return lwk_cross_entropy_forward_backward(lw_gpu_launcher(p->g), &p->g->k, dlogits ? dlogits + r * V * F32 : 0,
-                                              p->dev.loss + (size_t)r * F32, p->dev.logits + r * V * F32,
-                                              p->dev.targets + (size_t)r * sizeof(int), L, dloss);
+    lw_cuda_plan_bufs b = plan_bufs(p);
+    return lw_plan_cuda_head_logsoftmax(&b, r, p->dev.targets, L, p->dev.loss, dlogits, dloss);
 }
 
 static lw_status cross_entropy(lw_gpu_receiver_pass *p, lw_cuda_ptr dlogits, int L, float dloss)
@@ -569,7 +564,6 @@ lw_status lw_gpu_receiver_pass_backward(lw_gpu_receiver_pass *p, const lw_receiv
     }
     if (lora_on(ad)) st = lw_cuda_memset0(g->cu, p->lora.grads, p->lora.n * F32, "LoRA gradients");
     /* cross_entropy_backward's dloss / count, count = the L scored rows */
-    if (!st) st = zero(p, p->dev.dlogits, L, V);
     if (!st) st = cross_entropy(p, p->dev.dlogits, L, scale / (float)L);
     lw_cuda_plan_bufs b = plan_bufs(p);
     if (!st) st = lw_plan_cuda_backward(&b, T, T - L, L, p->dev.dlogits, NULL);
@@ -875,7 +869,6 @@ lw_status lw_gpu_receiver_pass_pack_backward(lw_gpu_receiver_pass *p, float scal
         if (!st) correct[i] = lw_receiver_first_token_right(p->layout, p->logits, k->label[i]);
     }
     if (!st && lora_on(k->ad)) st = lw_cuda_memset0(g->cu, p->lora.grads, p->lora.n * F32, "LoRA gradients");
-    if (!st) st = zero(p, p->dev.dlogits, k->n_loss, (int)V);
     /* each example's mean over its own L rows, as lw_receiver_pass_pack_backward's cross_entropy_backward */
     for (int i = 0; !st && i < k->n; i++)
         st = cross_entropy_at(p, k->loss0[i], p->dev.dlogits, k->run_rows[i], scale / (float)k->run_rows[i]);

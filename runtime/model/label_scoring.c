@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops.h"
-
 lw_status lw_label_scorer_init(lw_label_scorer *s, const lw_model *m, int max_tokens)
 {
     memset(s, 0, sizeof *s);
@@ -31,64 +29,27 @@ void lw_label_scorer_free(lw_label_scorer *s)
     memset(s, 0, sizeof *s);
 }
 
-double lw_log_prob(const float *logits, int V, int id)
-{
-    float mx = -INFINITY;
-    for (int i = 0; i < V; i++)
-        if (logits[i] > mx) mx = logits[i];
-    double sum = 0.0;
-    for (int i = 0; i < V; i++) sum += exp((double)(logits[i] - mx));
-    return (double)(logits[id] - mx) - log(sum);
-}
-
-/* Rows of the output head per product: 64 x 262,144 floats for Gemma is 64 MiB. */
-#define SCORE_CHUNK 64
-
 /* The log-probs of verb[k][1..] from the n_rows final-normed rows in hid
- * (label by label, verb_len[k] - 1 rows each), added to scores[k]. With an
- * fp32 head, one fused pass (ops.h head_logsoftmax_forward: the vocabulary
- * in blocks, a running logsumexp per row, only the picked columns kept);
- * a narrow head (bf16, or Q8_0 / GGUF blocks: --dtype q8|native) goes
- * through its own product SCORE_CHUNK rows at a time, whole rows of logits. */
+ * (label by label, verb_len[k] - 1 rows each), added to scores[k]: the
+ * plan's head_logsoftmax record (frozen_matmul.c), one pair a row. */
 static lw_status add_continuations(const lw_model *m, const float *hid, int n_rows, int n_labels,
                                    const int *const *verb, const int *verb_len, double *scores)
 {
-    int V = m->cfg.vocab, H = m->cfg.hidden;
-    lw_weight_ref head = lw_model_weight(m, -1, LW_W_OUTPUT);
-    if (!head.bf16 && !head.qn) {
-        float *buf = malloc((HEAD_SCRATCH + 2 * (size_t)n_rows) * sizeof *buf);
-        int *pairs = malloc(2 * (size_t)n_rows * sizeof *pairs);
-        if (!buf || !pairs) {
-            free(buf), free(pairs);
-            return lw_fail(LW_ERR_NOMEM, "scoring %s: out of memory for %d rows", m->cfg.name, n_rows);
-        }
-        float *logp = buf + HEAD_SCRATCH, *lse = logp + n_rows;
-        for (int k = 0, r = 0; k < n_labels; k++)
-            for (int i = 1; i < verb_len[k]; i++, r++) pairs[r] = r, pairs[n_rows + r] = verb[k][i];
-        head_logsoftmax_forward(logp, lse, hid, head.f32, n_rows, H, V, pairs, pairs + n_rows, n_rows, buf);
-        for (int k = 0, r = 0; k < n_labels; k++)
-            for (int i = 1; i < verb_len[k]; i++) scores[k] += logp[r++];
-        free(buf), free(pairs);
-        return LW_OK;
+    lw_plan plan;
+    lw_plan_lower(&m->cfg, &plan);
+    double *logp = malloc((size_t)n_rows * sizeof *logp);
+    int *pairs = malloc(2 * (size_t)n_rows * sizeof *pairs);
+    if (!logp || !pairs) {
+        free(logp), free(pairs);
+        return lw_fail(LW_ERR_NOMEM, "scoring %s: out of memory for %d rows", m->cfg.name, n_rows);
     }
-    int chunk = n_rows < SCORE_CHUNK ? n_rows : SCORE_CHUNK;
-    float *logits = malloc((size_t)chunk * V * sizeof *logits);
-    if (!logits) return lw_fail(LW_ERR_NOMEM, "scoring %s: out of memory for %d rows of logits", m->cfg.name, chunk);
-    int k = 0, i = 1;   /* the row's label and its token after the row */
-    for (int r0 = 0; r0 < n_rows; r0 += chunk) {
-        int nr = n_rows - r0 < chunk ? n_rows - r0 : chunk;
-        lw_status st = lw_weight_forward(logits, hid + (size_t)r0 * H, head, NULL, nr, H, V);
-        if (st) {
-            free(logits);
-            return st;
-        }
-        for (int r = 0; r < nr; r++) {
-            while (i >= verb_len[k]) k++, i = 1;
-            scores[k] += lw_log_prob(logits + (size_t)r * V, V, verb[k][i++]);
-        }
-    }
-    free(logits);
-    return LW_OK;
+    for (int k = 0, r = 0; k < n_labels; k++)
+        for (int i = 1; i < verb_len[k]; i++, r++) pairs[r] = r, pairs[n_rows + r] = verb[k][i];
+    lw_status st = lw_plan_cpu_head_logsoftmax(&plan, m, hid, n_rows, pairs, pairs + n_rows, n_rows, NULL, logp);
+    for (int k = 0, r = 0; !st && k < n_labels; k++)
+        for (int i = 1; i < verb_len[k]; i++) scores[k] += logp[r++];
+    free(logp), free(pairs);
+    return st;
 }
 
 /* log sum_v exp(logits[v]) in double, as lw_log_prob takes it. */

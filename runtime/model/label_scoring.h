@@ -14,6 +14,7 @@
 
 #include "adapters.h"
 #include "model.h"
+#include "frozen_matmul.h"   /* lw_log_prob */
 #include "status.h"
 
 typedef struct {
@@ -52,8 +53,5 @@ lw_status lw_label_scorer_generate_until(lw_label_scorer *s, const int *ids, int
 lw_status lw_score_verbalizers(const lw_model *m, lw_state *s, const lw_receiver_adapters *ad, int P,
                                const float *last, int n_labels, const int *const *verb, const int *verb_len,
                                double *scores);
-
-/* log softmax(logits[V])[id], in double. */
-double lw_log_prob(const float *logits, int V, int id);
 
 #endif

@@ -51,25 +51,31 @@ lw_status lw_backward_scratch_alloc(const lw_model *m, int max_tokens, lw_backwa
     g->kvd = c->n_kv_heads * c->head_dim;
     g->ffn = c->ffn;
     g->vocab = c->vocab;
-    size_t T = (size_t)max_tokens, H = (size_t)g->hidden, qd = (size_t)g->qd, kvd = (size_t)g->kvd;
-    size_t F = (size_t)g->ffn;
+    size_t T = (size_t)max_tokens, kvd = (size_t)g->kvd;
     bool ok = true;
     g->pos = calloc(T, sizeof *g->pos);
     g->rows = calloc(T, sizeof *g->rows);
     if (!g->pos || !g->rows) ok = false;
-    g->dx = fbuf(T * H, &ok);
-    g->dxf = fbuf(T * H, &ok);
-    g->dbr = fbuf(T * H, &ok);
-    g->dln = fbuf(T * H, &ok);
-    g->dao = fbuf(T * qd, &ok);
-    g->dq = fbuf(T * qd, &ok);
-    g->dq_pre = fbuf(T * qd, &ok);
-    g->dk = fbuf(T * kvd, &ok);
-    g->dk_pre = fbuf(T * kvd, &ok);
-    g->dv = fbuf(T * kvd, &ok);
-    g->dgate = fbuf(T * F, &ok);
-    g->dup = fbuf(T * F, &ok);
-    g->dhid = fbuf(T * F, &ok);
+    /* the gradient slots: one arena at the plan's offsets (slots whose lifetimes in the reverse walk
+     * do not meet share bytes) */
+    lw_plan plan;
+    lw_plan_lower(c, &plan);
+    lw_status st = lw_plan_grad_layout(&plan, max_tokens, &g->memory);
+    if (st) {
+        lw_backward_scratch_free(g);
+        return lw_fail_wrap(st, "model %s: backward scratch", c->name);
+    }
+    g->arena = ok ? calloc(g->memory.bytes ? g->memory.bytes : 1, 1) : NULL;
+    if (!g->arena) ok = false;
+    float **field[LW_GRAD_COUNT] = {[LW_GRAD_DX] = &g->dx, [LW_GRAD_DXF] = &g->dxf, [LW_GRAD_DBR] = &g->dbr,
+                                    [LW_GRAD_DLN] = &g->dln, [LW_GRAD_DAO] = &g->dao, [LW_GRAD_DQ] = &g->dq,
+                                    [LW_GRAD_DQ_PRE] = &g->dq_pre, [LW_GRAD_DK] = &g->dk,
+                                    [LW_GRAD_DK_PRE] = &g->dk_pre, [LW_GRAD_DV] = &g->dv,
+                                    [LW_GRAD_DGATE] = &g->dgate, [LW_GRAD_DUP] = &g->dup, [LW_GRAD_DHID] = &g->dhid};
+    for (int i = 1; ok && i < LW_GRAD_COUNT; i++) {
+        const lw_plan_buffer *b = &g->memory.grads[i];
+        *field[i] = b->where == LW_PLAN_MEM_NONE ? NULL : (float *)(void *)((char *)g->arena + b->offset);
+    }
     g->seg_k = fbuf(T * kvd, &ok);
     g->seg_v = fbuf(T * kvd, &ok);
     g->seg_dk = fbuf(T * kvd, &ok);
@@ -86,9 +92,7 @@ lw_status lw_backward_scratch_alloc(const lw_model *m, int max_tokens, lw_backwa
 void lw_backward_scratch_free(lw_backward_scratch *g)
 {
     if (!g) return;
-    float *all[] = {g->dx,   g->dxf,  g->dbr,  g->dln,    g->dao,    g->dq,    g->dq_pre,
-                    g->dk,   g->dk_pre, g->dv, g->dgate,  g->dup,    g->dhid,  g->seg_k,
-                    g->seg_v, g->seg_dk, g->seg_dv};
+    float *all[] = {g->arena, g->seg_k, g->seg_v, g->seg_dk, g->seg_dv};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
     free(g->pos);
     free(g->rows);

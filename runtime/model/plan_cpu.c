@@ -168,7 +168,8 @@ static lw_status op_forward(const exec *x, const lw_plan_op *op, const lw_forwar
         for (size_t i = 0, n = (size_t)T * op->width; i < n; i++) y[i] += b[i];
         break;
     }
-    case LW_OP_EMBEDDING: case LW_OP_BLOCKS: case LW_OP_LOGITS: case LW_OP_LAYERNORM: case LW_OP_GELU:
+    case LW_OP_EMBEDDING: case LW_OP_BLOCKS: case LW_OP_LOGITS: case LW_OP_HEAD_LOGSOFTMAX: case LW_OP_LAYERNORM:
+    case LW_OP_GELU:
     case LW_OP_KIND_COUNT: break;   /* model level; layernorm and gelu: the bridge's */
     }
     return LW_OK;
@@ -226,7 +227,8 @@ static lw_status op_backward(const exec *x, const lw_plan_op *op)
     /* a copy's and a residual add's input share their output's gradient slot
      * (plan.c), so nothing moves */
     case LW_OP_COPY: case LW_OP_ADD: break;
-    case LW_OP_EMBEDDING: case LW_OP_BLOCKS: case LW_OP_LOGITS: case LW_OP_LAYERNORM: case LW_OP_GELU:
+    case LW_OP_EMBEDDING: case LW_OP_BLOCKS: case LW_OP_LOGITS: case LW_OP_HEAD_LOGSOFTMAX: case LW_OP_LAYERNORM:
+    case LW_OP_GELU:
     case LW_OP_KIND_COUNT: break;   /* model level; layernorm and gelu: the bridge's */
     }
     return LW_OK;

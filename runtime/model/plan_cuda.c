@@ -23,6 +23,12 @@
  *   ADD        add_forward
  *   model      embedding_forward (lw_gpu_embed), the blocks, the logits
  *              product (cuBLAS)
+ *   HEAD_LOGSOFTMAX  label scoring on the logits rows LOGITS just made, one
+ *              token a row: cross_entropy_forward_backward without a
+ *              gradient gives each row's -log p (its lse minus the token's
+ *              logit); backward the same kernel's gradient, the dlogits
+ *              LOGITS' backward reads (lw_plan_cuda_head_logsoftmax, run
+ *              on the rows a caller asks, as the CPU's frozen_matmul.c)
  *
  * Kernels that accumulate (the norms' and GLU's backward, the LoRA ones)
  * get a zeroed buffer where the op is flagged LW_PLAN_ZERO_DIN, as the CPU
@@ -123,7 +129,7 @@ int lw_plan_cuda_slot_width(const lw_model_config *c, lw_plan_slot s)
     case LW_SLOT_GATE_UP: return 2 * F;
     case LW_SLOT_GATE: case LW_SLOT_UP: case LW_SLOT_HID: return F;
     case LW_SLOT_RSTD_ATTN: case LW_SLOT_RSTD_POST_ATTN: case LW_SLOT_RSTD_FFN: case LW_SLOT_RSTD_POST_FFN:
-    case LW_SLOT_RSTD_FINAL: return 1;
+    case LW_SLOT_RSTD_FINAL: case LW_SLOT_LOGP: case LW_SLOT_LSE: return 1;
     case LW_SLOT_RSTD_Q: case LW_SLOT_ATT: return c->n_heads;
     case LW_SLOT_RSTD_K: return c->n_kv_heads;
     case LW_SLOT_LOGITS: return c->vocab;
@@ -368,7 +374,8 @@ static lw_status op_forward(const exec *x, const lw_plan_op *op)
         return lwk_glu_forward(L, k, x->acts[op->out], x->acts[op->parts[0].slot], x->acts[op->parts[1].slot],
                                T * op->width);
     case LW_OP_ADD: return lwk_add_forward(L, k, x->acts[op->out], x->acts[op->in], T * op->width);
-    case LW_OP_EMBEDDING: case LW_OP_BLOCKS: case LW_OP_LOGITS: case LW_OP_LAYERNORM: case LW_OP_GELU:
+    case LW_OP_EMBEDDING: case LW_OP_BLOCKS: case LW_OP_LOGITS: case LW_OP_HEAD_LOGSOFTMAX: case LW_OP_LAYERNORM:
+    case LW_OP_GELU:
     case LW_OP_KIND_COUNT: break;   /* model level; layernorm and gelu: the bridge's */
     }
     return LW_OK;
@@ -447,7 +454,8 @@ static lw_status op_backward(const exec *x, const lw_plan_op *op)
     }
     /* a copy's and a residual add's input share their output's gradient slot (plan.c) */
     case LW_OP_COPY: case LW_OP_ADD: break;
-    case LW_OP_EMBEDDING: case LW_OP_BLOCKS: case LW_OP_LOGITS: case LW_OP_LAYERNORM: case LW_OP_GELU:
+    case LW_OP_EMBEDDING: case LW_OP_BLOCKS: case LW_OP_LOGITS: case LW_OP_HEAD_LOGSOFTMAX: case LW_OP_LAYERNORM:
+    case LW_OP_GELU:
     case LW_OP_KIND_COUNT: break;   /* model level; layernorm and gelu: the bridge's */
     }
     return st;
@@ -576,6 +584,7 @@ lw_status lw_plan_cuda_forward(const lw_cuda_plan_bufs *b, const lw_cuda_plan_ca
             if (c->capture_layer == n) st = capture(&x, c, x.acts[op->in]);
             if (!st && (c->logits_rows > 0 || c->runs)) st = logits_forward(&x, op, c);
             break;
+        case LW_OP_HEAD_LOGSOFTMAX: break;   /* on the rows a caller asks: lw_plan_cuda_head_logsoftmax */
         default:
             /* output_norm: only where its rows are read (the cache already holds this chunk's keys) */
             if (op->out == LW_SLOT_XF && c->logits_rows == 0 && !c->runs && c->capture_layer != n) break;
@@ -602,6 +611,31 @@ static lw_status logits_backward(const exec *x, const lw_plan_op *op, int T, con
     for (int i = 0, at = 0; !st && r->n_runs > 1 && i < r->n_runs; at += r->rows[i++])
         st = lwk_copy_forward(launcher(x), &x->g->k, din + (size_t)r->from[i] * H * F32,
                               r->scratch + (size_t)at * H * F32, r->rows[i] * H);
+    return st;
+}
+
+lw_status lw_plan_cuda_head_logsoftmax(const lw_cuda_plan_bufs *b, int r0, lw_cuda_ptr ids, int n_rows,
+                                       lw_cuda_ptr loss, lw_cuda_ptr dlogits, float dloss)
+{
+    const lw_plan *p = b->plan;
+    lw_gpu_model *g = b->g;
+    const lw_plan_op *op = NULL;
+    for (int i = 0; i < p->n_model_ops; i++)
+        if (p->model_ops[i].kind == LW_OP_HEAD_LOGSOFTMAX) op = &p->model_ops[i];
+    if (!op || op->parts[0].width != g->cfg.vocab)
+        return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: the plan has no head_logsoftmax record over its vocab %d",
+                       g->cfg.name, g->cfg.vocab);
+    if (r0 < 0) return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: scored rows from row %d", g->cfg.name, r0);
+    size_t V = (size_t)op->parts[0].width;
+    if (dlogits) dlogits += (size_t)r0 * V * F32;
+    lw_status st = LW_OK;
+    /* the kernel adds into dlogits: cleared first, as the record's ZERO_DIN asks of its input gradient */
+    if (dlogits && (op->flags & LW_PLAN_ZERO_DIN))
+        st = lw_cuda_memset0(g->cu, dlogits, (size_t)n_rows * V * F32, "dlogits");
+    if (!st)
+        st = lwk_cross_entropy_forward_backward(lw_gpu_launcher(g), &g->k, dlogits, loss + (size_t)r0 * F32,
+                                                b->top.at[LW_SLOT_LOGITS] + (size_t)r0 * V * F32,
+                                                ids + (size_t)r0 * sizeof(int), n_rows, dloss);
     return st;
 }
 
@@ -636,6 +670,7 @@ lw_status lw_plan_cuda_backward_rows(const lw_cuda_plan_bufs *b, int T, const lw
         const lw_plan_op *op = &p->model_ops[i];
         switch (op->kind) {
         case LW_OP_LOGITS: st = logits_backward(&x, op, T, r, dlogits); break;
+        case LW_OP_HEAD_LOGSOFTMAX: break;   /* the caller's lw_plan_cuda_head_logsoftmax made dlogits */
         case LW_OP_BLOCKS:
             for (int l = p->n_layers - 1; !st && l >= 0; l--) {
                 bind(&blk, l, 0, true);

@@ -1,0 +1,162 @@
+/* The plan's label-scoring record (plan.h LW_OP_HEAD_LOGSOFTMAX) run by the
+ * CPU executor (runtime/model/frozen_matmul.c), on the tiny random model of
+ * every family (tiny_models.h), with its fp32 head and narrowed to bf16:
+ *
+ *   forward   every pair's log-prob against log-softmax in double over the
+ *             logits the head's own product gives (frozen_matmul.h), within
+ *             1e-5 x (1 + |logp|), and each row's log-sum-exp kept;
+ *             several pairs on one row, rows with none;
+ *   backward  d(sum_k c_k logp_k) / d xf against central finite
+ *             differences of the forward (grad_check.h's tolerance);
+ *   refusals  a pair outside the rows or the vocabulary, by name.
+ *
+ * The record's GPU form runs in check_plan_cuda_host (the training pass's
+ * loss, backward and label scores over the host twins). */
+#include "testlib.h"
+#include "grad_check.h"
+#include "tiny_models.h"
+#include "frozen_matmul.h"
+#include "model.h"
+#include "narrow_weights.h"
+#include "random_weights.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OK(call) ck_assert_msg((call) == LW_OK, "%s", lw_last_error())
+
+enum { ROWS = 5, PAIRS = 7 };
+
+/* _i: family (0..3) x head (even: fp32, odd: bf16). */
+static lw_model *open_model(int i, lw_plan *p)
+{
+    lw_model_config c = i / 2 == 0   ? tl_tiny_llama_config(LW_WEIGHTS_GGUF)
+                        : i / 2 == 1 ? tl_tiny_gemma3_config(4)
+                        : i / 2 == 2 ? tl_tiny_qwen2_config()
+                                     : tl_tiny_qwen3_config();
+    lw_model *m = NULL;
+    OK(lw_model_init_random(&c, 71 + (uint64_t)i, &m));
+    if (i % 2) OK(lw_model_narrow_bf16(m, true));
+    lw_plan_lower(&m->cfg, p);
+    return m;
+}
+
+/* Rows of unit scale; pairs: row 1 twice, row 3 none, the last token of the vocab once. */
+static void fill(const lw_model *m, float *xf, int *row, int *id, float *c)
+{
+    int H = m->cfg.hidden, V = m->cfg.vocab;
+    for (int i = 0; i < ROWS * H; i++) xf[i] = (float)sin(0.37 * i + 0.2);
+    static const int rows[PAIRS] = {0, 1, 1, 2, 4, 4, 0};
+    for (int k = 0; k < PAIRS; k++) {
+        row[k] = rows[k];
+        id[k] = k == PAIRS - 1 ? V - 1 : (5 * k + 2) % V;
+        c[k] = (float)(0.5 + 0.25 * k) * (k % 2 ? -1.f : 1.f);
+    }
+}
+
+START_TEST(forward_is_log_softmax_of_the_heads_logits)
+{
+    lw_plan p;
+    lw_model *m = open_model(_i, &p);
+    int H = m->cfg.hidden, V = m->cfg.vocab, row[PAIRS], id[PAIRS];
+    float xf[ROWS * 64], c[PAIRS], lse[ROWS], *logits = malloc((size_t)ROWS * V * sizeof *logits);
+    ck_assert(H <= 64 && logits);
+    fill(m, xf, row, id, c);
+    double logp[PAIRS];
+    OK(lw_plan_cpu_head_logsoftmax(&p, m, xf, ROWS, row, id, PAIRS, lse, logp));
+    OK(lw_weight_forward(logits, xf, lw_model_weight(m, -1, LW_W_OUTPUT), NULL, ROWS, H, V));
+    for (int t = 0; t < ROWS; t++) {
+        double mx = -INFINITY, sum = 0;
+        for (int v = 0; v < V; v++) mx = fmax(mx, logits[t * V + v]);
+        for (int v = 0; v < V; v++) sum += exp(logits[t * V + v] - mx);
+        double want = mx + log(sum);
+        ck_assert_msg(fabs(lse[t] - want) <= 1e-5 * (1 + fabs(want)), "%s row %d: lse %.7g, want %.7g", m->cfg.name,
+                      t, lse[t], want);
+        for (int k = 0; k < PAIRS; k++) {
+            if (row[k] != t) continue;
+            double w = logits[t * V + id[k]] - want;
+            ck_assert_msg(fabs(logp[k] - w) <= 1e-5 * (1 + fabs(w)), "%s (%s head) pair %d: %.7g, want %.7g",
+                          m->cfg.name, _i % 2 ? "bf16" : "fp32", k, logp[k], w);
+        }
+    }
+    free(logits);
+    lw_model_free(m);
+}
+END_TEST
+
+static double objective(const lw_plan *p, const lw_model *m, const float *xf, const int *row, const int *id,
+                        const float *c)
+{
+    double logp[PAIRS], f = 0;
+    OK(lw_plan_cpu_head_logsoftmax(p, m, xf, ROWS, row, id, PAIRS, NULL, logp));
+    for (int k = 0; k < PAIRS; k++) f += c[k] * logp[k];
+    return f;
+}
+
+START_TEST(backward_is_finite_differences)
+{
+    lw_plan p;
+    lw_model *m = open_model(_i, &p);
+    int H = m->cfg.hidden, row[PAIRS], id[PAIRS];
+    float xf[ROWS * 64], c[PAIRS], lse[ROWS], dxf[ROWS * 64];
+    double logp[PAIRS], fd[ROWS * 64];
+    fill(m, xf, row, id, c);
+    OK(lw_plan_cpu_head_logsoftmax(&p, m, xf, ROWS, row, id, PAIRS, lse, logp));
+    for (int i = 0; i < ROWS * H; i++) dxf[i] = 1e9f;   /* written, not added to */
+    OK(lw_plan_cpu_head_logsoftmax_backward(&p, m, xf, ROWS, row, id, PAIRS, lse, c, dxf));
+    const float eps = 1e-2f;
+    for (int i = 0; i < ROWS * H; i++) {
+        float keep = xf[i];
+        xf[i] = keep + eps;
+        double up = objective(&p, m, xf, row, id, c);
+        xf[i] = keep - eps;
+        double down = objective(&p, m, xf, row, id, c);
+        xf[i] = keep;
+        fd[i] = (up - down) / (2.0 * eps);
+    }
+    double worst = 0;
+    int bad = tl_grad_mismatches(dxf, fd, (size_t)ROWS * H, &worst);
+    ck_assert_msg(bad == 0, "%s (%s head): %d of %d gradients off (worst %.2f x the tolerance)", m->cfg.name,
+                  _i % 2 ? "bf16" : "fp32", bad, ROWS * H, worst);
+    /* row 3 has no pair: its gradient is exactly zero */
+    for (int j = 0; j < H; j++) ck_assert_float_eq(dxf[3 * H + j], 0.f);
+    lw_model_free(m);
+}
+END_TEST
+
+START_TEST(pairs_outside_the_rows_or_vocab_are_refused)
+{
+    lw_plan p;
+    lw_model *m = open_model(0, &p);
+    int row[PAIRS], id[PAIRS];
+    float xf[ROWS * 64], c[PAIRS];
+    double logp[PAIRS];
+    fill(m, xf, row, id, c);
+    row[2] = ROWS;
+    ck_assert_int_eq(lw_plan_cpu_head_logsoftmax(&p, m, xf, ROWS, row, id, PAIRS, NULL, logp), LW_ERR_INVALID);
+    ck_assert_msg(strstr(lw_last_error(), "pair 2 is (row 5"), "%s", lw_last_error());
+    row[2] = 1, id[4] = m->cfg.vocab;
+    ck_assert_int_eq(lw_plan_cpu_head_logsoftmax(&p, m, xf, ROWS, row, id, PAIRS, NULL, logp), LW_ERR_INVALID);
+    ck_assert_msg(strstr(lw_last_error(), "pair 4"), "%s", lw_last_error());
+    /* a plan of another model's vocabulary */
+    lw_plan other = p;
+    other.model_ops[4].parts[0].width++;
+    id[4] = 0;
+    ck_assert_int_eq(lw_plan_cpu_head_logsoftmax(&other, m, xf, ROWS, row, id, PAIRS, NULL, logp), LW_ERR_INVALID);
+    ck_assert_msg(strstr(lw_last_error(), "head_logsoftmax"), "%s", lw_last_error());
+    lw_model_free(m);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("plan_score");
+    TCase *tc = tcase_create("plan_score");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, forward_is_log_softmax_of_the_heads_logits, 0, 8);
+    tcase_add_loop_test(tc, backward_is_finite_differences, 0, 8);
+    tcase_add_test(tc, pairs_outside_the_rows_or_vocab_are_refused);
+    suite_add_tcase(s, tc);
+    return tl_run_suite(s);
+}
