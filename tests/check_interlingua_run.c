@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "answer_data.h"
+#include "chat_template.h"
 #include "interlingua_run.h"
 #include "lw_cli.h"
 #include "manifest.h"
@@ -30,7 +31,7 @@ static void tiny(lw_model_config *c, int which)
     lw_chat_template tpl = c->chat_template;
     lw_model_config t = which ? tl_tiny_receiver_config(8, false) : tl_tiny_llama_config(LW_WEIGHTS_GGUF);
     t.vocab = 300;   /* the byte tokenizer's 259 ids fit */
-    t.context = 256;
+    t.context = 512;   /* room for the prompt's text around the soft field, in bytes */
     t.embed_rms = 1.0f;
     t.chat_template = tpl;
     t.load.random_weights = true;
@@ -167,6 +168,97 @@ START_TEST(train_save_load_answer)
 }
 END_TEST
 
+/* With the soft field "context" each reader reads the task's prompt as text
+ * with the soft tokens in place of the context: with byte tokens, exactly
+ * the full text turn's bytes less the context's. A checkpoint records its
+ * soft field, and loading it into a whole-prompt session is refused. */
+START_TEST(soft_field_reads_the_rest_as_text)
+{
+    fixture f;
+    open_all(&f, false);
+    ck_assert_msg(lw_il_session_open_field(&f.s, f.m, &f.task, 16, 3, "context") == LW_OK, "%s", lw_last_error());
+    for (int i = 0; i < f.d.n; i++)
+        for (int r = 0; r < 2; r++) {
+            int nb = -1, na = -1;
+            bool fits = false;
+            ck_assert_msg(lw_il_session_reader_prompt(&f.s, r, &f.d.rows[i], &nb, &na, &fits) == LW_OK, "%s",
+                          lw_last_error());
+            ck_assert(fits);
+            char *turn = NULL;
+            ck_assert_int_eq(lw_chat_render(r ? f.m->receiver.chat_template : f.m->sender.chat_template, NULL,
+                                            f.d.rows[i].prompt, &turn),
+                             LW_OK);
+            const char *ctx = json_string_value(json_object_get(f.d.rows[i].fields, "context"));
+            ck_assert_int_eq(nb + na, (int)(strlen(turn) + strlen(f.task.answer_prompt) - strlen(ctx)));
+            ck_assert_int_lt(nb + na, (int)(strlen(turn) + strlen(f.task.answer_prompt)));
+            free(turn);
+        }
+    /* two steps with early stopping every step: a dev line each, best/ and final/ carry the field */
+    lw_il_optim opt;
+    ck_assert_int_eq(lw_il_optim_init(&opt, &f.s.il), LW_OK);
+    const char *dir = tl_tmpdir("il_field");
+    char devp[600], ck[600], best[600];
+    snprintf(devp, sizeof devp, "%s/dev_log.jsonl", dir);
+    snprintf(ck, sizeof ck, "%s/final", dir);
+    snprintf(best, sizeof best, "%s/best", dir);
+    FILE *dev_log = fopen(devp, "w");
+    lw_il_train_result res;
+    lw_il_train_options o = {.steps = 2, .batch = 2, .warmup_steps = 1, .lr = 1e-2f, .grad_clip = 1.0f, .seed = 2,
+                             .quiet = true, .dev = &f.d, .eval_every = 1, .dev_log = dev_log, .out_dir = dir,
+                             .result = &res};
+    int skipped = -1;
+    ck_assert_msg(lw_il_session_train(&f.s, &f.d, &o, &opt, NULL, &skipped) == LW_OK, "%s", lw_last_error());
+    fclose(dev_log);
+    ck_assert_int_eq(skipped, 0);
+    ck_assert_int_eq(res.steps_done, 2);
+    ck_assert(res.best_step >= 1 && res.best_step <= 2 && isfinite(res.best_dev_loss) && !res.stopped_early);
+    char *text = tl_read_file(devp, NULL);
+    ck_assert(strstr(text, "\"step\": 1,") && strstr(text, "\"step\": 2,") && strstr(text, "\"dev_loss\": "));
+    free(text);
+    double dl = 0;
+    ck_assert_int_eq(lw_il_session_dev_loss(&f.s, &f.d, &dl), LW_OK);
+    ck_assert(isfinite(dl) && dl > 0);
+    ck_assert_msg(lw_il_session_publish(&f.s, dir, "final", &opt, 2) == LW_OK, "%s", lw_last_error());
+    char *field = NULL;
+    ck_assert_int_eq(lw_il_checkpoint_soft_field(ck, &field), LW_OK);
+    ck_assert_str_eq(field, "context");
+    free(field);
+    ck_assert_int_eq(lw_il_checkpoint_soft_field(best, &field), LW_OK);
+    ck_assert_str_eq(field, "context");
+    free(field);
+    /* the same field loads and answers as the trained session; the whole prompt is refused */
+    lw_il_session s2;
+    ck_assert_int_eq(lw_il_session_open_field(&s2, f.m, &f.task, 16, 99, "context"), LW_OK);
+    ck_assert_msg(lw_il_session_load(&s2, ck) == LW_OK, "%s", lw_last_error());
+    lw_il_answer a, b;
+    ck_assert_msg(lw_il_session_answer(&f.s, &f.d.rows[2], 2, 2, &a) == LW_OK, "%s", lw_last_error());
+    ck_assert_int_eq(lw_il_session_answer(&s2, &f.d.rows[2], 2, 2, &b), LW_OK);
+    ck_assert_str_eq(a.joint, b.joint);
+    for (int r = 0; r < 2; r++) ck_assert_str_eq(a.alone[r], b.alone[r]);
+    lw_il_answer_free(&a);
+    lw_il_answer_free(&b);
+    lw_il_session_close(&s2);
+    ck_assert_int_eq(lw_il_session_open(&s2, f.m, &f.task, 16, 99), LW_OK);
+    ck_assert_int_eq(lw_il_session_load(&s2, ck), LW_ERR_INVALID);
+    ck_assert(strstr(lw_last_error(), "stand for the field context") != NULL);
+    lw_il_session_close(&s2);
+    /* a whole-prompt checkpoint has no layout.json, and a field session refuses it */
+    char whole[600];
+    snprintf(whole, sizeof whole, "%s/whole", dir);
+    ck_assert_int_eq(lw_il_session_open(&s2, f.m, &f.task, 16, 99), LW_OK);
+    ck_assert_int_eq(lw_il_session_save(&s2, whole, &opt, 0), LW_OK);
+    lw_il_session_close(&s2);
+    ck_assert_int_eq(lw_il_checkpoint_soft_field(whole, &field), LW_OK);
+    ck_assert(field == NULL);
+    ck_assert_int_eq(lw_il_session_load(&f.s, whole), LW_ERR_INVALID);
+    lw_il_optim_free(&opt);
+    /* a field the prompt does not hold as {field} */
+    ck_assert_int_eq(lw_il_session_open_field(&s2, f.m, &f.task, 16, 1, "title"), LW_ERR_INVALID);
+    ck_assert(strstr(lw_last_error(), "must appear once") != NULL);
+    close_all(&f);
+}
+END_TEST
+
 START_TEST(refusals)
 {
     fixture f;
@@ -220,6 +312,38 @@ START_TEST(the_commands)
     char *j = tl_read_file(json, NULL);
     ck_assert(strstr(j, "\"joint\"") && strstr(j, "\"fp32_bytes\": 256") && strstr(j, "\"bf16_bytes\": 128"));
     free(j);
+    /* the soft field, the narrow dtype and early stopping through the command */
+    char out2[600], ck2[600], json2[600], devp[600], runp[600];
+    snprintf(out2, sizeof out2, "%s/run2", dir);
+    snprintf(ck2, sizeof ck2, "%s/run2/best", dir);
+    snprintf(json2, sizeof json2, "%s/eval2.json", dir);
+    snprintf(devp, sizeof devp, "%s/run2/dev_log.jsonl", dir);
+    snprintf(runp, sizeof runp, "%s/run2/run.json", dir);
+    char *train2[] = {"--task", "squad", "--split", rows, "--out", out2, "--steps", "2", "--batch", "2",
+                      "--max-answer", "16", "--quiet", "--soft-field", "context", "--dtype", "bf16", "--dev", rows,
+                      "--dev-slice", "2", "--eval-every", "1", "--first-token-weight", "0.5"};
+    rc = tl_run_command(lw_cmd_train, pair, &err, 25, train2);
+    ck_assert_msg(rc == 0, "lw train: rc %d\n%s", rc, err);
+    free(err);
+    char *rj = tl_read_file(runp, NULL);
+    ck_assert(strstr(rj, "\"soft_field\": \"context\"") && strstr(rj, "\"dtype\": \"bf16\"") &&
+              strstr(rj, "\"first_token_weight\": 0.5") && strstr(rj, "\"early_stopping\": {\"step\": "));
+    free(rj);
+    char *dl = tl_read_file(devp, NULL);
+    ck_assert(strstr(dl, "\"step\": 1,") && strstr(dl, "\"step\": 2,"));
+    free(dl);
+    char *eval2[] = {"--task", "squad", "--split", rows, "--method", "interlingua", "--checkpoint", ck2,
+                     "--max-answer", "16", "--limit", "2", "--json", json2, "--quiet", "--dtype", "bf16"};
+    rc = tl_run_command(lw_cmd_eval, pair, &err, 17, eval2);
+    ck_assert_msg(rc == 0, "lw eval: rc %d\n%s", rc, err);
+    free(err);
+    j = tl_read_file(json2, NULL);
+    ck_assert(strstr(j, "\"soft_field\": \"context\"") && strstr(j, "\"dtype\": \"bf16\""));
+    free(j);
+    char *half[] = {"--task", "squad", "--split", rows, "--out", out2, "--eval-every", "2"};
+    ck_assert_int_eq(tl_run_command(lw_cmd_train, pair, &err, 8, half), 2);
+    ck_assert(strstr(err, "--eval-every and --dev go together") != NULL);
+    free(err);
     char *stray[] = {"--task", "squad", "--split", rows, "--out", out, "--k", "3"};
     ck_assert_int_eq(tl_run_command(lw_cmd_train, pair, &err, 8, stray), 2);
     ck_assert(strstr(err, "option '--k' does not apply") != NULL);
@@ -240,6 +364,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, features_keep_cls_the_last_tokens_and_sep);
     tcase_add_test(tc, train_save_load_answer);
+    tcase_add_test(tc, soft_field_reads_the_rest_as_text);
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, the_commands);
     suite_add_tcase(s, tc);
