@@ -13,6 +13,7 @@
  * payload: M x d_z latents in fp32 and bf16 bytes against the prompt's
  * UTF-8 bytes, and the compression (each reader's text prompt tokens / M). */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,7 +228,8 @@ int lw_cmd_eval_interlingua(const lw_pair *pair, const lw_task *task, int argc, 
     static const char *const who[V] = {"sender", "receiver", "joint"};
     double *em[V] = {0}, *f1[V] = {0};
     char **ans[V] = {0};
-    double text_bytes = 0, prompt_tok[LW_IL_READERS] = {0}, enc_tok = 0, cands = 0;
+    double text_bytes = 0, prompt_tok[LW_IL_READERS] = {0}, enc_tok = 0, cands = 0, z_cos = 0;
+    float *prev_z = NULL;
     if (lw_answer_data_load(a.split, task, a.limit, &d)) {
         fprintf(stderr, "lw eval: data: %s\n", lw_last_error());
         return 1;
@@ -243,6 +245,10 @@ int lw_cmd_eval_interlingua(const lw_pair *pair, const lw_task *task, int argc, 
         lw_answer_data_free(&d);
         return 1;
     }
+    if (!(prev_z = malloc((size_t)s.il.readers[0].M * s.il.readers[0].d_z * sizeof(float)))) {
+        fprintf(stderr, "lw eval: out of memory\n");
+        goto done;
+    }
     for (int k = 0; k < V; k++)
         if (!(em[k] = calloc((size_t)d.n, sizeof(double))) || !(f1[k] = calloc((size_t)d.n, sizeof(double))) ||
             !(ans[k] = calloc((size_t)d.n, sizeof(char *)))) {
@@ -257,6 +263,15 @@ int lw_cmd_eval_interlingua(const lw_pair *pair, const lw_task *task, int argc, 
             fprintf(stderr, "lw eval: %s\n", lw_last_error());
             goto done;
         }
+        /* how alike consecutive rows' latents are (1: the readers get the same message whatever the row) */
+        size_t nz = (size_t)s.il.readers[0].M * s.il.readers[0].d_z;
+        if (i > 0) {
+            double dot = 0, n0 = 0, n1 = 0;
+            for (size_t q = 0; q < nz; q++)
+                dot += (double)s.il.z[q] * prev_z[q], n0 += (double)s.il.z[q] * s.il.z[q], n1 += (double)prev_z[q] * prev_z[q];
+            z_cos += n0 > 0 && n1 > 0 ? dot / sqrt(n0 * n1) : 0.0;
+        }
+        memcpy(prev_z, s.il.z, nz * sizeof(float));
         char *pick[V] = {r.alone[0], r.alone[1], r.joint};
         lw_status st = LW_OK;
         for (int k = 0; !st && k < V; k++) {
@@ -290,6 +305,7 @@ int lw_cmd_eval_interlingua(const lw_pair *pair, const lw_task *task, int argc, 
     for (int k = 0; k < V; k++)
         printf("  %-9s EM %.4f [%.4f, %.4f]  F1 %.4f [%.4f, %.4f]\n", who[k], sem[k].mean, sem[k].lo, sem[k].hi,
                sf1[k].mean, sf1[k].lo, sf1[k].hi);
+    if (d.n > 1) printf("  latents   mean cosine of consecutive rows' latents %.4f\n", z_cos / (d.n - 1));
     printf("  payload   %d x %d latents: %zu bytes fp32, %zu bf16; the prompt's text %.0f bytes (UTF-8, mean)\n", M,
            m->interlingua.d_z, pl.fp32_bytes, pl.bf16_bytes, text_bytes / d.n);
     printf("  compression  text prompt tokens / M: sender %.2f, receiver %.2f; encoder tokens / M %.2f\n",
@@ -306,6 +322,7 @@ int lw_cmd_eval_interlingua(const lw_pair *pair, const lw_task *task, int argc, 
         json_object_set_new(o, "n", json_integer(d.n));
         json_object_set_new(o, "candidates_per_reader", json_integer(a.candidates));
         json_object_set_new(o, "mean_distinct_candidates", json_real(cands / d.n));
+        json_object_set_new(o, "latent_cosine_consecutive_rows", d.n > 1 ? json_real(z_cos / (d.n - 1)) : json_null());
         for (int k = 0; k < V; k++)
             json_object_set_new(o, who[k],
                                 json_pack("{s:f, s:[f, f], s:f, s:[f, f]}", "exact_match", sem[k].mean,
@@ -340,6 +357,7 @@ done:
         free(f1[k]);
     }
     lw_il_session_close(&s);
+    free(prev_z);
     free(field);
     lw_answer_data_free(&d);
     return rc;

@@ -339,6 +339,11 @@ START_TEST(the_commands)
     free(err);
     j = tl_read_file(json2, NULL);
     ck_assert(strstr(j, "\"soft_field\": \"context\"") && strstr(j, "\"dtype\": \"bf16\""));
+    /* two rows: one cosine between their latents, in [-1, 1] and not 1 (the rows differ) */
+    const char *cz = strstr(j, "\"latent_cosine_consecutive_rows\": ");
+    ck_assert(cz != NULL);
+    double cosz = atof(cz + strlen("\"latent_cosine_consecutive_rows\": "));
+    ck_assert(cosz >= -1.0 && cosz < 0.999999);
     free(j);
     char *half[] = {"--task", "squad", "--split", rows, "--out", out2, "--eval-every", "2"};
     ck_assert_int_eq(tl_run_command(lw_cmd_train, pair, &err, 8, half), 2);
