@@ -3,12 +3,18 @@
  * encoder, the sender and the receiver as its two readers.
  *
  *   lw train --task squad --split train.jsonl --out runs/il [--steps N --batch B --lr X --warmup W
- *            --limit N --seed S --max-answer L --log-every K --quiet]
+ *            --limit N --seed S --max-answer L --log-every K --quiet --dtype fp32|bf16|q8|native
+ *            --soft-field FIELD --first-token-weight W
+ *            --dev FILE --eval-every K [--dev-slice N --patience P]]
  *   lw eval  --task squad --split dev.jsonl --method interlingua --checkpoint runs/il/final
- *            [--limit N --candidates K --json out.json --quiet]
+ *            [--limit N --candidates K --json out.json --quiet --dtype D]
  *
- * Training writes out/train_log.jsonl (a line a step), out/final/ and
- * out/run.json. Evaluation prints EM/F1 with 95% bootstrap intervals for
+ * --soft-field: the soft tokens stand for that field of the task's prompt
+ * (SQuAD: context) and the readers read the rest (the question) as text;
+ * the checkpoint records it (layout.json) and eval follows it. --dtype: the
+ * frozen readers' matrices (narrow_weights.h; the encoder stays fp32).
+ * Training writes out/train_log.jsonl (a line a step), out/final/,
+ * out/run.json and, with --dev, out/dev_log.jsonl and out/best/. Evaluation prints EM/F1 with 95% bootstrap intervals for
  * each reader alone (its greedy answer) and for joint rescoring, and the
  * payload: M x d_z latents in fp32 and bf16 bytes against the prompt's
  * UTF-8 bytes, and the compression (each reader's text prompt tokens / M). */

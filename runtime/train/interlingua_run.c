@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "answer_eval.h"
+#include "answer_loop.h"
 #include "answer_metrics.h"
 #include "chat_template.h"
 #include "checkpoint.h"
@@ -319,101 +320,90 @@ lw_status lw_il_session_dev_loss(lw_il_session *s, const lw_answer_data *d, doub
     return st;
 }
 
+typedef struct {
+    lw_il_session *s;
+    const lw_answer_data *d;
+    const lw_il_train_options *o;
+    lw_il_optim *opt;
+    FILE *log;
+} il_loop;
+
+static void il_zero_grad(void *u) { lw_interlingua_zero_grad(&((il_loop *)u)->s->il); }
+
+static lw_status il_example(void *u, int i, float scale, double *losses, bool *fits)
+{
+    il_loop *c = u;
+    lw_il_session *s = c->s;
+    int *ids[LW_IL_READERS] = {NULL, NULL}, L[LW_IL_READERS] = {0, 0};
+    il_prompt pr[LW_IL_READERS] = {{0}};
+    lw_status st = example(s, &c->d->rows[i], ids, L, pr, fits);
+    if (!st && *fits) {
+        lw_il_rows rows[LW_IL_READERS];
+        float l[LW_IL_READERS];
+        for (int r = 0; r < LW_IL_READERS; r++) rows[r] = prompt_rows(&pr[r], ids[r], L[r]);
+        st = lw_il_trainer_example(&s->tr, s->feats, s->enc_tokens, rows, scale, l);
+        for (int r = 0; !st && r < LW_IL_READERS; r++) losses[r] = l[r];
+    }
+    for (int r = 0; r < LW_IL_READERS; r++) {
+        free(ids[r]);
+        il_prompt_free(&pr[r]);
+    }
+    return st;
+}
+
+static double il_clip(void *u, float max_norm) { return lw_interlingua_clip_grads(&((il_loop *)u)->s->il, max_norm); }
+
+static void il_step(void *u, float lr)
+{
+    il_loop *c = u;
+    lw_interlingua_adamw_step(&c->s->il, c->opt, lr, c->o->weight_decay);
+}
+
+static lw_status il_dev_loss(void *u, double *mean)
+{
+    il_loop *c = u;
+    return lw_il_session_dev_loss(c->s, c->o->dev, mean);
+}
+
+static lw_status il_save(void *u, const char *name, long step)
+{
+    il_loop *c = u;
+    return lw_il_session_publish(c->s, c->o->out_dir, name, c->opt, step);
+}
+
+static void il_log(void *u, long step, float lr, const double *loss, double norm, double secs, bool nonfinite)
+{
+    il_loop *c = u;
+    if (!c->log || nonfinite) return;
+    fprintf(c->log,
+            "{\"step\": %ld, \"lr\": %.6g, \"loss_sender\": %.6f, \"loss_receiver\": %.6f, \"grad_norm\": %.6g, "
+            "\"examples\": %d, \"seconds\": %.2f}\n",
+            step, lr, loss[0], loss[1], norm, c->o->batch, secs);
+    fflush(c->log);
+}
+
 lw_status lw_il_session_train(lw_il_session *s, const lw_answer_data *d, const lw_il_train_options *o,
                               lw_il_optim *opt, FILE *log, int *skipped)
 {
-    lw_status st = LW_OK;
-    if (d->n < 1) return lw_fail(LW_ERR_INVALID, "interlingua: no training rows");
-    lw_rng rng;
-    lw_rng_seed(&rng, o->seed);
-    int *order = malloc((size_t)d->n * sizeof(int)), pos = d->n;
-    if (!order) {
-        return lw_fail(LW_ERR_NOMEM, "interlingua: out of memory");
-    }
-    *skipped = 0;
-    lw_il_train_result res = {.best_dev_loss = INFINITY};
-    int bad = 0;
-    if (o->dev && o->eval_every < 1) {
-        free(order);
-        return lw_fail(LW_ERR_INVALID, "interlingua: early stopping needs eval_every >= 1");
-    }
-    double t0 = lw_now_s();
-    for (int step = 0; !st && step < o->steps; step++) {
-        lw_interlingua_zero_grad(&s->il);
-        double loss[LW_IL_READERS] = {0};
-        int used = 0;
-        for (int b = 0; !st && b < o->batch; b++) {
-            if (pos >= d->n) {   /* a new epoch: a fresh shuffle */
-                for (int i = 0; i < d->n; i++) order[i] = i;
-                lw_rng_shuffle(&rng, order, (size_t)d->n);
-                pos = 0;
-            }
-            const lw_answer_row *row = &d->rows[order[pos++]];
-            int *ids[LW_IL_READERS] = {NULL, NULL}, L[LW_IL_READERS] = {0, 0};
-            il_prompt pr[LW_IL_READERS] = {{0}};
-            bool fits;
-            st = example(s, row, ids, L, pr, &fits);
-            if (!st && !fits) (*skipped)++;
-            if (!st && fits) {
-                lw_il_rows rows[LW_IL_READERS];
-                float l[LW_IL_READERS];
-                for (int r = 0; r < LW_IL_READERS; r++) rows[r] = prompt_rows(&pr[r], ids[r], L[r]);
-                st = lw_il_trainer_example(&s->tr, s->feats, s->enc_tokens, rows, 1.0f / (float)o->batch, l);
-                for (int r = 0; !st && r < LW_IL_READERS; r++) loss[r] += l[r];
-                used++;
-            }
-            for (int r = 0; r < LW_IL_READERS; r++) {
-                free(ids[r]);
-                il_prompt_free(&pr[r]);
-            }
-        }
-        if (st) break;
-        double norm = lw_interlingua_clip_grads(&s->il, o->grad_clip);
-        float lr = lw_lr_at(step, o->warmup_steps, o->steps, o->lr, 0.1f);
-        if (!isfinite(norm) || !isfinite(loss[0]) || !isfinite(loss[1])) {
-            st = lw_fail(LW_ERR_INVALID, "interlingua: step %d: the loss or gradient is not finite", step + 1);
-            break;
-        }
-        lw_interlingua_adamw_step(&s->il, opt, lr, o->weight_decay);
-        double secs = lw_now_s() - t0;
-        for (int r = 0; r < LW_IL_READERS; r++) loss[r] = used ? loss[r] / used : 0.0;
-        if (log)
-            fprintf(log,
-                    "{\"step\": %d, \"lr\": %.6g, \"loss_sender\": %.6f, \"loss_receiver\": %.6f, \"grad_norm\": %.6g, "
-                    "\"examples\": %d, \"seconds\": %.2f}\n",
-                    step + 1, lr, loss[0], loss[1], norm, used, secs);
-        if (log) fflush(log);
-        if (!o->quiet && (step + 1) % (o->log_every > 0 ? o->log_every : 1) == 0)
-            fprintf(stderr, "step %d/%d  loss sender %.4f receiver %.4f  |g| %.3g  lr %.3g  %.1f s\n", step + 1,
-                    o->steps, loss[0], loss[1], norm, lr, secs);
-        res.steps_done = step + 1;
-        if (o->dev && (step + 1) % o->eval_every == 0) {
-            double dl = 0;
-            if ((st = lw_il_session_dev_loss(s, o->dev, &dl))) {
-                st = lw_fail_wrap(st, "early stopping at step %d", step + 1);
-                break;
-            }
-            bool improved = dl < res.best_dev_loss;
-            if (improved) res.best_dev_loss = dl, res.best_step = step + 1, bad = 0;
-            else bad++;
-            if (o->dev_log) {
-                fprintf(o->dev_log, "{\"step\": %d, \"dev_loss\": %.6f, \"best_step\": %ld, \"best_dev_loss\": %.6f, "
-                        "\"bad_evals\": %d, \"seconds\": %.2f}\n", step + 1, dl, res.best_step, res.best_dev_loss, bad,
-                        lw_now_s() - t0);
-                fflush(o->dev_log);
-            }
-            if (!o->quiet)
-                fprintf(stderr, "step %d: dev loss %.4f%s (best %.4f at step %ld)\n", step + 1, dl,
-                        improved ? ", new best" : "", res.best_dev_loss, res.best_step);
-            if (improved && o->out_dir && (st = lw_il_session_publish(s, o->out_dir, "best", opt, step + 1))) break;
-            if (o->patience > 0 && bad >= o->patience) {
-                res.stopped_early = true;
-                break;
-            }
-        }
-    }
-    if (o->result) *o->result = res;
-    free(order);
+    static const char *const names[LW_IL_READERS] = {"sender", "receiver"};
+    il_loop c = {.s = s, .d = d, .o = o, .opt = opt, .log = log};
+    char fit[96];
+    snprintf(fit, sizeof fit, "(its answer within --max-answer %d tokens, its prompt in the room)", s->max_answer);
+    lw_answer_loop_options lo = {.steps = o->steps, .batch = o->batch, .warmup_steps = o->warmup_steps,
+                                 .log_every = o->log_every, .lr = o->lr, .grad_clip = o->grad_clip,
+                                 .order_seed = o->seed, .eval_every = o->dev ? o->eval_every : 0,
+                                 .patience = o->patience, .quiet = o->quiet, .what = "interlingua", .fit_limit = fit};
+    lw_answer_loop_hooks h = {.user = &c, .n_losses = LW_IL_READERS, .loss_names = names, .zero_grad = il_zero_grad,
+                              .example = il_example, .clip = il_clip, .step = il_step,
+                              .dev_loss = o->dev ? il_dev_loss : NULL, .save = o->out_dir ? il_save : NULL,
+                              .log = il_log};
+    if (o->dev && o->eval_every < 1) return lw_fail(LW_ERR_INVALID, "interlingua: early stopping needs eval_every >= 1");
+    lw_answer_loop_result lr;
+    lw_status st = lw_answer_loop_run(d->n, &lo, &h, o->dev_log, &lr);
+    *skipped = lr.skipped;
+    if (o->result)
+        *o->result = (lw_il_train_result){.steps_done = lr.steps_done, .best_step = lr.best_step,
+                                          .best_dev_loss = lr.best_dev_loss, .stopped_early = lr.stopped_early};
     return st;
 }
 

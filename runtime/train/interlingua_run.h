@@ -114,9 +114,11 @@ typedef struct {
     lw_il_train_result *result;   /* may be NULL */
 } lw_il_train_options;
 
-/* Trains on d's rows with opt (lw_il_optim_init on s->il) (each its first gold); one JSON line a step into log
- * (may be NULL): step, lr, both losses, the gradient norm, seconds. Rows
- * whose answer does not fit max_answer are skipped (counted in *skipped). */
+/* Trains on d's rows with opt (lw_il_optim_init on s->il) (each its first
+ * gold) in answer_loop.h's loop; one JSON line a step into log (may be
+ * NULL): step, lr, both losses, the gradient norm, seconds. Rows whose
+ * answer does not fit max_answer (or, with a soft field, whose prompt does
+ * not fit its room) are skipped, counted in *skipped, and replaced. */
 lw_status lw_il_session_train(lw_il_session *s, const lw_answer_data *d, const lw_il_train_options *o,
                               lw_il_optim *opt, FILE *log, int *skipped);
 
