@@ -5,7 +5,6 @@
  * the parameters, a saved checkpoint loads back bit for bit, and answering
  * gives each reader's greedy answer and a joint pick among the candidates. */
 #include "testlib.h"
-#include "tiny_models.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -13,48 +12,25 @@
 #include <string.h>
 
 #include "answer_data.h"
+#include "answer_rig.h"
 #include "chat_template.h"
 #include "interlingua_run.h"
 #include "lw_cli.h"
 #include "manifest.h"
 #include "task.h"
 
-static const char *ROWS =
-    "{\"context\": \"The cat sat on the mat in Paris.\", \"question\": \"Where did the cat sit?\","
-    " \"answers\": [\"on the mat\"]}\n"
-    "{\"context\": \"Denver Broncos won Super Bowl 50.\", \"question\": \"Who won?\", \"answers\": [\"Denver\"]}\n"
-    "{\"context\": \"Water boils at 100 degrees.\", \"question\": \"At what temperature?\", \"answers\": [\"100\"]}\n";
-
-/* A tiny reader of the family the pair names, keeping its chat template. */
-static void tiny(lw_model_config *c, int which)
-{
-    lw_chat_template tpl = c->chat_template;
-    lw_model_config t = which ? tl_tiny_receiver_config(8, false) : tl_tiny_llama_config(LW_WEIGHTS_GGUF);
-    t.vocab = 300;   /* the byte tokenizer's 259 ids fit */
-    t.context = 512;   /* room for the prompt's text around the soft field, in bytes */
-    t.embed_rms = 1.0f;
-    t.chat_template = tpl;
-    t.load.random_weights = true;
-    t.load.seed = 5;
-    *c = t;
-}
-
 typedef struct {
+    tl_answer_rig rig;
     lw_manifest *m;
-    lw_task task;
-    lw_answer_data d;
     lw_il_session s;
 } fixture;
 
 static void open_all(fixture *f, bool session)
 {
     tl_require_file(tl_model("minilm-l6-v2/model.safetensors"));
-    f->m = malloc(sizeof *f->m);
-    ck_assert_msg(lw_manifest_load(tl_src("pairs/minilm_to_smollm2-gemma3.json"), f->m) == LW_OK, "%s",
-                  lw_last_error());
+    tl_answer_rig_open(&f->rig, "pairs/minilm_to_smollm2-gemma3.json", "il_run", 5, 5);
+    f->m = f->rig.m;
     ck_assert(f->m->has_interlingua);
-    tiny(&f->m->sender, 0);
-    tiny(&f->m->receiver, 1);
     f->m->interlingua.latents = 4;
     f->m->interlingua.d_z = 16;
     f->m->interlingua.width = 16;
@@ -63,32 +39,25 @@ static void open_all(fixture *f, bool session)
     f->m->interlingua.ffn_mult = 2;
     f->m->interlingua.adapter_ffn = 32;
     f->m->interlingua.max_encoder_tokens = 24;   /* the rows are longer: the cut is exercised */
-    ck_assert_msg(lw_task_load(tl_src("tasks/squad.json"), &f->task) == LW_OK, "%s", lw_last_error());
-    char path[600];
-    snprintf(path, sizeof path, "%s/rows.jsonl", tl_tmpdir("il_run"));
-    tl_write_file(path, ROWS);
-    ck_assert_msg(lw_answer_data_load(path, &f->task, 0, &f->d) == LW_OK, "%s", lw_last_error());
     memset(&f->s, 0, sizeof f->s);
-    if (session) ck_assert_msg(lw_il_session_open(&f->s, f->m, &f->task, 16, 3) == LW_OK, "%s", lw_last_error());
+    if (session) ck_assert_msg(lw_il_session_open(&f->s, f->m, &f->rig.task, 16, 3) == LW_OK, "%s", lw_last_error());
 }
 
 static void close_all(fixture *f)
 {
     lw_il_session_close(&f->s);
-    lw_answer_data_free(&f->d);
-    lw_task_free(&f->task);
-    free(f->m);
+    tl_answer_rig_close(&f->rig);
 }
 
 START_TEST(features_keep_cls_the_last_tokens_and_sep)
 {
     fixture f;
     open_all(&f, true);
-    ck_assert_int_eq(lw_il_session_features(&f.s, f.d.rows[0].prompt), LW_OK);
+    ck_assert_int_eq(lw_il_session_features(&f.s, f.rig.d.rows[0].prompt), LW_OK);
     ck_assert_int_eq(f.s.enc_tokens, 24);
     /* the features are the encoder's hidden states of [CLS] + the last 22 + [SEP] */
     int *ids, n;
-    ck_assert_int_eq(lw_tokenizer_encode(f.s.enc_tok, f.d.rows[0].prompt, strlen(f.d.rows[0].prompt), true, &ids, &n),
+    ck_assert_int_eq(lw_tokenizer_encode(f.s.enc_tok, f.rig.d.rows[0].prompt, strlen(f.rig.d.rows[0].prompt), true, &ids, &n),
                      LW_OK);
     ck_assert_int_gt(n, 24);
     memmove(ids + 1, ids + n - 23, 23 * sizeof(int));
@@ -119,7 +88,7 @@ START_TEST(train_save_load_answer)
     lw_il_train_options o = {.steps = 3, .batch = 2, .warmup_steps = 1, .lr = 1e-2f, .grad_clip = 1.0f, .seed = 2,
                              .quiet = true};
     int skipped = -1;
-    ck_assert_msg(lw_il_session_train(&f.s, &f.d, &o, &opt, log, &skipped) == LW_OK, "%s", lw_last_error());
+    ck_assert_msg(lw_il_session_train(&f.s, &f.rig.d, &o, &opt, log, &skipped) == LW_OK, "%s", lw_last_error());
     fclose(log);
     ck_assert_int_eq(skipped, 0);
     char *text = tl_read_file(logp, NULL);
@@ -138,7 +107,7 @@ START_TEST(train_save_load_answer)
 
     /* a second session from another seed loads the same parameters */
     lw_il_session s2;
-    ck_assert_int_eq(lw_il_session_open(&s2, f.m, &f.task, 16, 99), LW_OK);
+    ck_assert_int_eq(lw_il_session_open(&s2, f.m, &f.rig.task, 16, 99), LW_OK);
     ck_assert_msg(lw_il_session_load(&s2, ck) == LW_OK, "%s", lw_last_error());
     ck_assert_int_eq(memcmp(s2.il.enc.params, f.s.il.enc.params, f.s.il.enc.n_params * sizeof(float)), 0);
     for (int r = 0; r < 2; r++)
@@ -147,8 +116,8 @@ START_TEST(train_save_load_answer)
                          0);
     /* answering: both sessions agree, each reader's greedy answer is a candidate */
     lw_il_answer a, b;
-    ck_assert_msg(lw_il_session_answer(&f.s, &f.d.rows[1], 1, 2, &a) == LW_OK, "%s", lw_last_error());
-    ck_assert_int_eq(lw_il_session_answer(&s2, &f.d.rows[1], 1, 2, &b), LW_OK);
+    ck_assert_msg(lw_il_session_answer(&f.s, &f.rig.d.rows[1], 1, 2, &a) == LW_OK, "%s", lw_last_error());
+    ck_assert_int_eq(lw_il_session_answer(&s2, &f.rig.d.rows[1], 1, 2, &b), LW_OK);
     ck_assert_str_eq(a.joint, b.joint);
     for (int r = 0; r < 2; r++) ck_assert_str_eq(a.alone[r], b.alone[r]);
     ck_assert_int_ge(a.n_candidates, 1);
@@ -159,7 +128,7 @@ START_TEST(train_save_load_answer)
     /* a checkpoint of other shapes is refused */
     lw_il_session_close(&s2);
     f.m->interlingua.adapter_ffn = 16;
-    ck_assert_int_eq(lw_il_session_open(&s2, f.m, &f.task, 16, 99), LW_OK);
+    ck_assert_int_eq(lw_il_session_open(&s2, f.m, &f.rig.task, 16, 99), LW_OK);
     ck_assert_int_eq(lw_il_session_load(&s2, ck), LW_ERR_INVALID);
     lw_il_session_close(&s2);
     lw_il_optim_free(&opt);
@@ -176,21 +145,21 @@ START_TEST(soft_field_reads_the_rest_as_text)
 {
     fixture f;
     open_all(&f, false);
-    ck_assert_msg(lw_il_session_open_field(&f.s, f.m, &f.task, 16, 3, "context") == LW_OK, "%s", lw_last_error());
-    for (int i = 0; i < f.d.n; i++)
+    ck_assert_msg(lw_il_session_open_field(&f.s, f.m, &f.rig.task, 16, 3, "context") == LW_OK, "%s", lw_last_error());
+    for (int i = 0; i < f.rig.d.n; i++)
         for (int r = 0; r < 2; r++) {
             int nb = -1, na = -1;
             bool fits = false;
-            ck_assert_msg(lw_il_session_reader_prompt(&f.s, r, &f.d.rows[i], &nb, &na, &fits) == LW_OK, "%s",
+            ck_assert_msg(lw_il_session_reader_prompt(&f.s, r, &f.rig.d.rows[i], &nb, &na, &fits) == LW_OK, "%s",
                           lw_last_error());
             ck_assert(fits);
             char *turn = NULL;
             ck_assert_int_eq(lw_chat_render(r ? f.m->receiver.chat_template : f.m->sender.chat_template, NULL,
-                                            f.d.rows[i].prompt, &turn),
+                                            f.rig.d.rows[i].prompt, &turn),
                              LW_OK);
-            const char *ctx = json_string_value(json_object_get(f.d.rows[i].fields, "context"));
-            ck_assert_int_eq(nb + na, (int)(strlen(turn) + strlen(f.task.answer_prompt) - strlen(ctx)));
-            ck_assert_int_lt(nb + na, (int)(strlen(turn) + strlen(f.task.answer_prompt)));
+            const char *ctx = json_string_value(json_object_get(f.rig.d.rows[i].fields, "context"));
+            ck_assert_int_eq(nb + na, (int)(strlen(turn) + strlen(f.rig.task.answer_prompt) - strlen(ctx)));
+            ck_assert_int_lt(nb + na, (int)(strlen(turn) + strlen(f.rig.task.answer_prompt)));
             free(turn);
         }
     /* two steps with early stopping every step: a dev line each, best/ and final/ carry the field */
@@ -204,10 +173,10 @@ START_TEST(soft_field_reads_the_rest_as_text)
     FILE *dev_log = fopen(devp, "w");
     lw_il_train_result res;
     lw_il_train_options o = {.steps = 2, .batch = 2, .warmup_steps = 1, .lr = 1e-2f, .grad_clip = 1.0f, .seed = 2,
-                             .quiet = true, .dev = &f.d, .eval_every = 1, .dev_log = dev_log, .out_dir = dir,
+                             .quiet = true, .dev = &f.rig.d, .eval_every = 1, .dev_log = dev_log, .out_dir = dir,
                              .result = &res};
     int skipped = -1;
-    ck_assert_msg(lw_il_session_train(&f.s, &f.d, &o, &opt, NULL, &skipped) == LW_OK, "%s", lw_last_error());
+    ck_assert_msg(lw_il_session_train(&f.s, &f.rig.d, &o, &opt, NULL, &skipped) == LW_OK, "%s", lw_last_error());
     fclose(dev_log);
     ck_assert_int_eq(skipped, 0);
     ck_assert_int_eq(res.steps_done, 2);
@@ -216,7 +185,7 @@ START_TEST(soft_field_reads_the_rest_as_text)
     ck_assert(strstr(text, "\"step\": 1,") && strstr(text, "\"step\": 2,") && strstr(text, "\"dev_loss\": "));
     free(text);
     double dl = 0;
-    ck_assert_int_eq(lw_il_session_dev_loss(&f.s, &f.d, &dl), LW_OK);
+    ck_assert_int_eq(lw_il_session_dev_loss(&f.s, &f.rig.d, &dl), LW_OK);
     ck_assert(isfinite(dl) && dl > 0);
     ck_assert_msg(lw_il_session_publish(&f.s, dir, "final", &opt, 2) == LW_OK, "%s", lw_last_error());
     char *field = NULL;
@@ -228,24 +197,24 @@ START_TEST(soft_field_reads_the_rest_as_text)
     free(field);
     /* the same field loads and answers as the trained session; the whole prompt is refused */
     lw_il_session s2;
-    ck_assert_int_eq(lw_il_session_open_field(&s2, f.m, &f.task, 16, 99, "context"), LW_OK);
+    ck_assert_int_eq(lw_il_session_open_field(&s2, f.m, &f.rig.task, 16, 99, "context"), LW_OK);
     ck_assert_msg(lw_il_session_load(&s2, ck) == LW_OK, "%s", lw_last_error());
     lw_il_answer a, b;
-    ck_assert_msg(lw_il_session_answer(&f.s, &f.d.rows[2], 2, 2, &a) == LW_OK, "%s", lw_last_error());
-    ck_assert_int_eq(lw_il_session_answer(&s2, &f.d.rows[2], 2, 2, &b), LW_OK);
+    ck_assert_msg(lw_il_session_answer(&f.s, &f.rig.d.rows[2], 2, 2, &a) == LW_OK, "%s", lw_last_error());
+    ck_assert_int_eq(lw_il_session_answer(&s2, &f.rig.d.rows[2], 2, 2, &b), LW_OK);
     ck_assert_str_eq(a.joint, b.joint);
     for (int r = 0; r < 2; r++) ck_assert_str_eq(a.alone[r], b.alone[r]);
     lw_il_answer_free(&a);
     lw_il_answer_free(&b);
     lw_il_session_close(&s2);
-    ck_assert_int_eq(lw_il_session_open(&s2, f.m, &f.task, 16, 99), LW_OK);
+    ck_assert_int_eq(lw_il_session_open(&s2, f.m, &f.rig.task, 16, 99), LW_OK);
     ck_assert_int_eq(lw_il_session_load(&s2, ck), LW_ERR_INVALID);
     ck_assert(strstr(lw_last_error(), "stand for the field context") != NULL);
     lw_il_session_close(&s2);
     /* a whole-prompt checkpoint has no layout.json, and a field session refuses it */
     char whole[600];
     snprintf(whole, sizeof whole, "%s/whole", dir);
-    ck_assert_int_eq(lw_il_session_open(&s2, f.m, &f.task, 16, 99), LW_OK);
+    ck_assert_int_eq(lw_il_session_open(&s2, f.m, &f.rig.task, 16, 99), LW_OK);
     ck_assert_int_eq(lw_il_session_save(&s2, whole, &opt, 0), LW_OK);
     lw_il_session_close(&s2);
     ck_assert_int_eq(lw_il_checkpoint_soft_field(whole, &field), LW_OK);
@@ -253,7 +222,7 @@ START_TEST(soft_field_reads_the_rest_as_text)
     ck_assert_int_eq(lw_il_session_load(&f.s, whole), LW_ERR_INVALID);
     lw_il_optim_free(&opt);
     /* a field the prompt does not hold as {field} */
-    ck_assert_int_eq(lw_il_session_open_field(&s2, f.m, &f.task, 16, 1, "title"), LW_ERR_INVALID);
+    ck_assert_int_eq(lw_il_session_open_field(&s2, f.m, &f.rig.task, 16, 1, "title"), LW_ERR_INVALID);
     ck_assert(strstr(lw_last_error(), "must appear once") != NULL);
     close_all(&f);
 }
@@ -265,7 +234,7 @@ START_TEST(refusals)
     open_all(&f, false);
     lw_il_session s;
     f.m->has_interlingua = false;
-    ck_assert_int_eq(lw_il_session_open(&s, f.m, &f.task, 8, 1), LW_ERR_INVALID);
+    ck_assert_int_eq(lw_il_session_open(&s, f.m, &f.rig.task, 8, 1), LW_ERR_INVALID);
     ck_assert(strstr(lw_last_error(), "no \"interlingua\" block") != NULL);
     f.m->has_interlingua = true;
     lw_task boolq;
@@ -290,7 +259,7 @@ START_TEST(the_commands)
     const char *dir = tl_tmpdir("il_cmd");
     char rows[600], out[600], ck[600], json[600], logp[600];
     snprintf(rows, sizeof rows, "%s/rows.jsonl", dir);
-    tl_write_file(rows, ROWS);
+    tl_write_file(rows, TL_SQUAD_ROWS);
     snprintf(out, sizeof out, "%s/run", dir);
     snprintf(ck, sizeof ck, "%s/run/final", dir);
     snprintf(json, sizeof json, "%s/eval.json", dir);
