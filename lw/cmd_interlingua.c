@@ -4,7 +4,7 @@
  *
  *   lw train --task squad --split train.jsonl --out runs/il [--steps N --batch B --lr X --warmup W
  *            --limit N --seed S --max-answer L --log-every K --quiet --dtype fp32|bf16|q8|native
- *            --soft-field FIELD --first-token-weight W
+ *            --soft-field FIELD --first-token-weight W --norm-rows N (64; 0: no input norm)
  *            --dev FILE --eval-every K [--dev-slice N --patience P]]
  *   lw eval  --task squad --split dev.jsonl --method interlingua --checkpoint runs/il/final
  *            [--limit N --candidates K --json out.json --quiet --dtype D]
@@ -48,7 +48,7 @@ bool lw_interlingua_task(const lw_pair *pair, int argc, char **argv, lw_task *ta
 
 typedef struct {
     const char *split, *out, *checkpoint, *json, *method, *soft_field, *dev;
-    int limit, steps, batch, warmup, max_answer, log_every, candidates, eval_every, dev_slice, patience;
+    int limit, steps, batch, warmup, max_answer, log_every, candidates, eval_every, dev_slice, patience, norm_rows;
     float lr, first_token_weight;
     bool has_ftw;
     long seed;
@@ -60,7 +60,7 @@ static bool parse(const char *cmd, int argc, char **argv, bool train, il_args *a
 {
     memset(a, 0, sizeof *a);
     a->steps = 50, a->batch = 4, a->warmup = 5, a->max_answer = 24, a->log_every = 1, a->candidates = 2;
-    a->lr = 1e-3f, a->seed = 1, a->dtype = LW_WEIGHTS_F32, a->dev_slice = 64, a->patience = 0;
+    a->lr = 1e-3f, a->seed = 1, a->dtype = LW_WEIGHTS_F32, a->dev_slice = 64, a->patience = 0, a->norm_rows = 64;
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i], *ignored = NULL;
         bool ok = true;
@@ -88,6 +88,7 @@ static bool parse(const char *cmd, int argc, char **argv, bool train, il_args *a
         else if (train && !strcmp(o, "--eval-every")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 24, &a->eval_every);
         else if (train && !strcmp(o, "--dev-slice")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 20, &a->dev_slice);
         else if (train && !strcmp(o, "--patience")) ok = lw_opt_int(argc, argv, &i, 0, 1 << 20, &a->patience);
+        else if (train && !strcmp(o, "--norm-rows")) ok = lw_opt_int(argc, argv, &i, 0, 1 << 20, &a->norm_rows);
         else if (train && !strcmp(o, "--out")) ok = lw_opt_str(argc, argv, &i, &a->out);
         else if (train && !strcmp(o, "--steps")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 24, &a->steps);
         else if (train && !strcmp(o, "--batch")) ok = lw_opt_int(argc, argv, &i, 1, 4096, &a->batch);
@@ -174,7 +175,7 @@ int lw_cmd_train_interlingua(const lw_pair *pair, const lw_task *task, int argc,
                              .lr = a.lr, .weight_decay = m->train.weight_decay, .grad_clip = m->train.grad_clip,
                              .seed = (uint64_t)a.seed, .quiet = a.quiet, .dev = a.dev ? &dev : NULL,
                              .eval_every = a.eval_every, .patience = a.patience, .dev_log = dev_log,
-                             .out_dir = a.out, .result = &res};
+                             .out_dir = a.out, .result = &res, .norm_rows = a.norm_rows};
     double t0 = lw_now_s();
     if (lw_il_session_train(&s, &d, &o, &opt, log, &skipped)) {
         fprintf(stderr, "lw train: %s\n", lw_last_error());
@@ -193,12 +194,12 @@ int lw_cmd_train_interlingua(const lw_pair *pair, const lw_task *task, int argc,
              "{\n  \"method\": \"interlingua\",\n  \"task\": \"%s\",\n  \"pair\": \"%s\",\n  \"rows\": %d,\n"
              "  \"steps\": %d,\n  \"steps_done\": %ld,\n  \"batch\": %d,\n  \"lr\": %g,\n  \"warmup\": %d,\n"
              "  \"seed\": %ld,\n  \"latents\": %d,\n  \"d_z\": %d,\n"
-             "  \"first_token_weight\": %g,\n  \"soft_field\": %s%s%s,\n  \"dtype\": \"%s\",\n"
+             "  \"first_token_weight\": %g,\n  \"soft_field\": %s%s%s,\n  \"dtype\": \"%s\",\n  \"norm_rows\": %d,\n"
              "  \"skipped_examples\": %d,\n  \"early_stopping\": %s,\n  \"seconds\": %.1f\n}\n",
              task->name, m->name, d.n, a.steps, res.steps_done, a.batch, (double)a.lr, a.warmup, a.seed,
              m->interlingua.latents, m->interlingua.d_z, (double)m->interlingua.first_token_weight,
              a.soft_field ? "\"" : "", a.soft_field ? a.soft_field : "null", a.soft_field ? "\"" : "",
-             lw_weights_dtype_name(a.dtype), skipped, best, secs);
+             lw_weights_dtype_name(a.dtype), a.norm_rows, skipped, best, secs);
     if (lw_train_write_run_json(a.out, run_json)) {
         fprintf(stderr, "lw train: %s\n", lw_last_error());
         goto done;

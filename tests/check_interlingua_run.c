@@ -228,6 +228,56 @@ START_TEST(soft_field_reads_the_rest_as_text)
 }
 END_TEST
 
+/* The input norm: each MiniLM feature's mean and std over all tokens of
+ * the rows, as the bridge's input_norm; the resampler then reads the
+ * standardised features (before it: the identity). */
+START_TEST(input_norm_from_the_features)
+{
+    fixture f;
+    open_all(&f, true);
+    int F = f.s.enc->cfg.hidden;
+    ck_assert_float_eq(f.s.il.enc.params[f.s.il.enc.in_mean + 7], 0.0f);
+    ck_assert_float_eq(f.s.il.enc.params[f.s.il.enc.in_std + 7], 1.0f);
+    double *sum = calloc((size_t)F * 2, sizeof(double)), *sq = sum + F;
+    long tokens = 0;
+    for (int i = 0; i < f.rig.d.n; i++) {
+        ck_assert_int_eq(lw_il_session_features(&f.s, f.rig.d.rows[i].prompt), LW_OK);
+        for (int t = 0; t < f.s.enc_tokens; t++)
+            for (int c = 0; c < F; c++) {
+                double v = f.s.feats[(size_t)t * F + c];
+                sum[c] += v, sq[c] += v * v;
+            }
+        tokens += f.s.enc_tokens;
+    }
+    ck_assert_msg(lw_il_session_fit_norm(&f.s, &f.rig.d, 99) == LW_OK, "%s", lw_last_error());   /* 99: all 3 rows */
+    double common = 0, all = 0;
+    for (int c = 0; c < F; c++) {
+        double mu = sum[c] / tokens, sd = sqrt(sq[c] / tokens - mu * mu);
+        ck_assert_msg(fabs(f.s.il.enc.params[f.s.il.enc.in_mean + c] - mu) <= 1e-4 * (1 + fabs(mu)), "mean %d: %g vs %g", c,
+                      (double)f.s.il.enc.params[f.s.il.enc.in_mean + c], mu);
+        ck_assert_msg(fabs(f.s.il.enc.params[f.s.il.enc.in_std + c] - sd) <= 1e-3 * (1 + sd), "std %d: %g vs %g", c,
+                      (double)f.s.il.enc.params[f.s.il.enc.in_std + c], sd);
+        common += mu * mu, all += sq[c] / tokens;
+    }
+    /* the part every token shares (16% of the features' energy on these rows) is what the norm takes out */
+    ck_assert(common > 0.05 * all && common < all);
+    free(sum);
+    /* training with norm_rows fits it first (from the first row only here) */
+    lw_il_session s2;
+    ck_assert_int_eq(lw_il_session_open(&s2, f.m, &f.rig.task, 16, 3), LW_OK);
+    lw_il_optim opt;
+    ck_assert_int_eq(lw_il_optim_init(&opt, &s2.il), LW_OK);
+    lw_il_train_options o = {.steps = 1, .batch = 1, .lr = 1e-2f, .grad_clip = 1.0f, .seed = 2, .quiet = true,
+                             .norm_rows = 1};
+    int skipped;
+    ck_assert_int_eq(lw_il_session_train(&s2, &f.rig.d, &o, &opt, NULL, &skipped), LW_OK);
+    ck_assert(s2.il.enc.params[s2.il.enc.in_mean + 7] != 0.0f && s2.il.enc.params[s2.il.enc.in_std + 7] != 1.0f);
+    lw_il_optim_free(&opt);
+    lw_il_session_close(&s2);
+    close_all(&f);
+}
+END_TEST
+
 START_TEST(refusals)
 {
     fixture f;
@@ -339,6 +389,7 @@ int main(void)
     tcase_add_test(tc, features_keep_cls_the_last_tokens_and_sep);
     tcase_add_test(tc, train_save_load_answer);
     tcase_add_test(tc, soft_field_reads_the_rest_as_text);
+    tcase_add_test(tc, input_norm_from_the_features);
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, the_commands);
     suite_add_tcase(s, tc);

@@ -320,6 +320,35 @@ lw_status lw_il_session_dev_loss(lw_il_session *s, const lw_answer_data *d, doub
     return st;
 }
 
+lw_status lw_il_session_fit_norm(lw_il_session *s, const lw_answer_data *d, int n)
+{
+    int F = s->enc->cfg.hidden;
+    if (n > d->n) n = d->n;
+    double *sum = calloc((size_t)F * 2, sizeof *sum), *sq = sum ? sum + F : NULL;
+    float *mean = malloc((size_t)F * 2 * sizeof *mean), *std = mean ? mean + F : NULL;
+    long tokens = 0;
+    lw_status st = sum && mean ? LW_OK : lw_fail(LW_ERR_NOMEM, "interlingua: out of memory");
+    for (int i = 0; !st && i < n; i++) {
+        if ((st = lw_il_session_features(s, d->rows[i].prompt))) break;
+        for (int t = 0; t < s->enc_tokens; t++)
+            for (int c = 0; c < F; c++) {
+                double v = s->feats[(size_t)t * F + c];
+                sum[c] += v, sq[c] += v * v;
+            }
+        tokens += s->enc_tokens;
+    }
+    if (!st && tokens < 2) st = lw_fail(LW_ERR_INVALID, "interlingua: no encoder features to standardise with");
+    for (int c = 0; !st && c < F; c++) {
+        double mu = sum[c] / (double)tokens, var = sq[c] / (double)tokens - mu * mu;
+        mean[c] = (float)mu;
+        std[c] = (float)sqrt(var > 0 ? var : 0);
+    }
+    if (!st) lw_bridge_set_input_norm(&s->il.enc, mean, std);
+    free(sum);
+    free(mean);
+    return st ? lw_fail_wrap(st, "interlingua: fitting the input norm") : LW_OK;
+}
+
 typedef struct {
     lw_il_session *s;
     const lw_answer_data *d;
@@ -398,8 +427,9 @@ lw_status lw_il_session_train(lw_il_session *s, const lw_answer_data *d, const l
                               .dev_loss = o->dev ? il_dev_loss : NULL, .save = o->out_dir ? il_save : NULL,
                               .log = il_log};
     if (o->dev && o->eval_every < 1) return lw_fail(LW_ERR_INVALID, "interlingua: early stopping needs eval_every >= 1");
-    lw_answer_loop_result lr;
-    lw_status st = lw_answer_loop_run(d->n, &lo, &h, o->dev_log, &lr);
+    lw_answer_loop_result lr = {.best_dev_loss = INFINITY};
+    lw_status st = o->norm_rows > 0 ? lw_il_session_fit_norm(s, d, o->norm_rows) : LW_OK;
+    if (!st) st = lw_answer_loop_run(d->n, &lo, &h, o->dev_log, &lr);
     *skipped = lr.skipped;
     if (o->result)
         *o->result = (lw_il_train_result){.steps_done = lr.steps_done, .best_step = lr.best_step,

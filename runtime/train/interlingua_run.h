@@ -112,6 +112,11 @@ typedef struct {
     FILE *dev_log;
     const char *out_dir;
     lw_il_train_result *result;   /* may be NULL */
+    /* > 0: before the first step, the resampler's input_norm (bridge.h) is
+     * fitted on the encoder features of d's first norm_rows rows (each
+     * feature's mean and std over all their tokens), as the bridge's is on
+     * the sender's states; 0: it stays the identity */
+    int norm_rows;
 } lw_il_train_options;
 
 /* Trains on d's rows with opt (lw_il_optim_init on s->il) (each its first
@@ -126,6 +131,10 @@ lw_status lw_il_session_train(lw_il_session *s, const lw_answer_data *d, const l
  * dir/readers.safetensors (each adapter's flat parameters "reader<r>") and,
  * with a soft field, dir/layout.json ({"soft_field": "context"}). Loading
  * refuses a checkpoint whose soft field is not the session's. */
+/* The resampler's input_norm from the encoder features of d's first n rows
+ * (fewer when d has fewer): per feature the mean and std over all tokens. */
+lw_status lw_il_session_fit_norm(lw_il_session *s, const lw_answer_data *d, int n);
+
 /* The mean over rows of both readers' summed answer loss, no gradient;
  * rows that do not fit are left out (none fits: an error). */
 lw_status lw_il_session_dev_loss(lw_il_session *s, const lw_answer_data *d, double *mean);
