@@ -3,16 +3,23 @@
  * encoder, the sender and the receiver as its two readers.
  *
  *   lw train --task squad --split train.jsonl --out runs/il [--steps N --batch B --lr X --warmup W
- *            --limit N --seed S --max-answer L --log-every K --quiet]
+ *            --limit N --seed S --max-answer L --log-every K --quiet --dtype fp32|bf16|q8|native
+ *            --soft-field FIELD --first-token-weight W --norm-rows N (64; 0: no input norm)
+ *            --dev FILE --eval-every K [--dev-slice N --patience P]]
  *   lw eval  --task squad --split dev.jsonl --method interlingua --checkpoint runs/il/final
- *            [--limit N --candidates K --json out.json --quiet]
+ *            [--limit N --candidates K --json out.json --quiet --dtype D]
  *
- * Training writes out/train_log.jsonl (a line a step), out/final/ and
- * out/run.json. Evaluation prints EM/F1 with 95% bootstrap intervals for
+ * --soft-field: the soft tokens stand for that field of the task's prompt
+ * (SQuAD: context) and the readers read the rest (the question) as text;
+ * the checkpoint records it (layout.json) and eval follows it. --dtype: the
+ * frozen readers' matrices (narrow_weights.h; the encoder stays fp32).
+ * Training writes out/train_log.jsonl (a line a step), out/final/,
+ * out/run.json and, with --dev, out/dev_log.jsonl and out/best/. Evaluation prints EM/F1 with 95% bootstrap intervals for
  * each reader alone (its greedy answer) and for joint rescoring, and the
  * payload: M x d_z latents in fp32 and bf16 bytes against the prompt's
  * UTF-8 bytes, and the compression (each reader's text prompt tokens / M). */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,18 +47,20 @@ bool lw_interlingua_task(const lw_pair *pair, int argc, char **argv, lw_task *ta
 }
 
 typedef struct {
-    const char *split, *out, *checkpoint, *json, *method;
-    int limit, steps, batch, warmup, max_answer, log_every, candidates;
-    float lr;
+    const char *split, *out, *checkpoint, *json, *method, *soft_field, *dev;
+    int limit, steps, batch, warmup, max_answer, log_every, candidates, eval_every, dev_slice, patience, norm_rows;
+    float lr, first_token_weight;
+    bool has_ftw;
     long seed;
     bool quiet;
+    lw_weights_dtype dtype;
 } il_args;
 
 static bool parse(const char *cmd, int argc, char **argv, bool train, il_args *a)
 {
     memset(a, 0, sizeof *a);
     a->steps = 50, a->batch = 4, a->warmup = 5, a->max_answer = 24, a->log_every = 1, a->candidates = 2;
-    a->lr = 1e-3f, a->seed = 1;
+    a->lr = 1e-3f, a->seed = 1, a->dtype = LW_WEIGHTS_F32, a->dev_slice = 64, a->patience = 0, a->norm_rows = 64;
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i], *ignored = NULL;
         bool ok = true;
@@ -64,6 +73,22 @@ static bool parse(const char *cmd, int argc, char **argv, bool train, il_args *a
             a->seed = s;
         } else if (!strcmp(o, "--quiet")) a->quiet = true;
         else if (!strcmp(o, "--max-answer")) ok = lw_opt_int(argc, argv, &i, 2, 256, &a->max_answer);
+        else if (!strcmp(o, "--dtype")) {
+            const char *v = NULL;
+            ok = lw_opt_str(argc, argv, &i, &v) && lw_opt_dtype(cmd, v, &a->dtype);
+        } else if (train && !strcmp(o, "--soft-field")) ok = lw_opt_str(argc, argv, &i, &a->soft_field);
+        else if (train && !strcmp(o, "--first-token-weight")) {
+            ok = lw_opt_float(argc, argv, &i, &a->first_token_weight);
+            a->has_ftw = true;
+            if (ok && !(a->first_token_weight >= 0.0f && a->first_token_weight <= 100.0f)) {
+                fprintf(stderr, "lw %s: --first-token-weight %g: expected 0..100\n", cmd, (double)a->first_token_weight);
+                return false;
+            }
+        } else if (train && !strcmp(o, "--dev")) ok = lw_opt_str(argc, argv, &i, &a->dev);
+        else if (train && !strcmp(o, "--eval-every")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 24, &a->eval_every);
+        else if (train && !strcmp(o, "--dev-slice")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 20, &a->dev_slice);
+        else if (train && !strcmp(o, "--patience")) ok = lw_opt_int(argc, argv, &i, 0, 1 << 20, &a->patience);
+        else if (train && !strcmp(o, "--norm-rows")) ok = lw_opt_int(argc, argv, &i, 0, 1 << 20, &a->norm_rows);
         else if (train && !strcmp(o, "--out")) ok = lw_opt_str(argc, argv, &i, &a->out);
         else if (train && !strcmp(o, "--steps")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 24, &a->steps);
         else if (train && !strcmp(o, "--batch")) ok = lw_opt_int(argc, argv, &i, 1, 4096, &a->batch);
@@ -86,6 +111,10 @@ static bool parse(const char *cmd, int argc, char **argv, bool train, il_args *a
         }
         if (!ok) return false;
     }
+    if (train && (a->eval_every > 0) != (a->dev != NULL)) {
+        fprintf(stderr, "lw %s: --eval-every and --dev go together (early stopping on a held-out file)\n", cmd);
+        return false;
+    }
     if (!a->split || (train && !a->out) || (!train && !a->checkpoint)) {
         fprintf(stderr, "lw %s: the interlingua needs --split and %s\n", cmd, train ? "--out" : "--checkpoint");
         return false;
@@ -98,20 +127,32 @@ int lw_cmd_train_interlingua(const lw_pair *pair, const lw_task *task, int argc,
     il_args a;
     if (!parse("train", argc, argv, true, &a)) return 2;
     const lw_manifest *m = &pair->manifest;
-    lw_answer_data d = {0};
+    lw_answer_data d = {0}, dev = {0};
     lw_il_session s;
     lw_il_optim opt = {0};
     lw_run_dir rd = {.lock_fd = -1};
-    FILE *log = NULL;
+    FILE *log = NULL, *dev_log = NULL;
+    lw_il_train_result res = {0};
     int rc = 1, skipped = 0;
     char path[4096];
     if (lw_answer_data_load(a.split, task, a.limit, &d)) {
         fprintf(stderr, "lw train: data: %s\n", lw_last_error());
         return 1;
     }
-    if (lw_il_session_open(&s, m, task, a.max_answer, (uint64_t)a.seed)) {
+    lw_pair run_pair;
+    lw_pair_with_dtype(&run_pair, pair, a.dtype);
+    run_pair.manifest.sender.load.backward = run_pair.manifest.receiver.load.backward = true;   /* dz comes through both */
+    if (a.has_ftw) run_pair.manifest.interlingua.first_token_weight = a.first_token_weight;
+    m = &run_pair.manifest;
+    if (a.dev && lw_answer_data_load(a.dev, task, a.dev_slice, &dev)) {
+        fprintf(stderr, "lw train: dev: %s\n", lw_last_error());
+        lw_answer_data_free(&d);
+        return 1;
+    }
+    if (lw_il_session_open_field(&s, m, task, a.max_answer, (uint64_t)a.seed, a.soft_field)) {
         fprintf(stderr, "lw train: %s\n", lw_last_error());
         lw_answer_data_free(&d);
+        lw_answer_data_free(&dev);
         return 1;
     }
     if (lw_il_optim_init(&opt, &s.il) || lw_run_dir_open(&rd, a.out, LW_RUN_NEW)) {
@@ -123,41 +164,58 @@ int lw_cmd_train_interlingua(const lw_pair *pair, const lw_task *task, int argc,
         fprintf(stderr, "lw train: cannot write %s\n", path);
         goto done;
     }
+    if (a.dev) {
+        lw_pathf(path, sizeof path, "%s/dev_log.jsonl", a.out);
+        if (!(dev_log = fopen(path, "w"))) {
+            fprintf(stderr, "lw train: cannot write %s\n", path);
+            goto done;
+        }
+    }
     lw_il_train_options o = {.steps = a.steps, .batch = a.batch, .warmup_steps = a.warmup, .log_every = a.log_every,
                              .lr = a.lr, .weight_decay = m->train.weight_decay, .grad_clip = m->train.grad_clip,
-                             .seed = (uint64_t)a.seed, .quiet = a.quiet};
+                             .seed = (uint64_t)a.seed, .quiet = a.quiet, .dev = a.dev ? &dev : NULL,
+                             .eval_every = a.eval_every, .patience = a.patience, .dev_log = dev_log,
+                             .out_dir = a.out, .result = &res, .norm_rows = a.norm_rows};
     double t0 = lw_now_s();
     if (lw_il_session_train(&s, &d, &o, &opt, log, &skipped)) {
         fprintf(stderr, "lw train: %s\n", lw_last_error());
         goto done;
     }
     double secs = lw_now_s() - t0;
-    lw_pathf(path, sizeof path, "%s/final", a.out);
-    if (lw_il_session_save(&s, path, &opt, a.steps)) {
+    if (lw_il_session_publish(&s, a.out, "final", &opt, res.steps_done)) {
         fprintf(stderr, "lw train: %s\n", lw_last_error());
         goto done;
     }
-    char run_json[1024];
+    char run_json[2048], best[160] = "null";
+    if (res.best_step > 0)
+        snprintf(best, sizeof best, "{\"step\": %ld, \"dev_loss\": %.6f, \"stopped_early\": %s}", res.best_step,
+                 res.best_dev_loss, res.stopped_early ? "true" : "false");
     snprintf(run_json, sizeof run_json,
              "{\n  \"method\": \"interlingua\",\n  \"task\": \"%s\",\n  \"pair\": \"%s\",\n  \"rows\": %d,\n"
-             "  \"steps\": %d,\n  \"batch\": %d,\n  \"lr\": %g,\n  \"seed\": %ld,\n  \"latents\": %d,\n  \"d_z\": %d,\n"
-             "  \"first_token_weight\": %g,\n  \"skipped_examples\": %d,\n  \"seconds\": %.1f\n}\n",
-             task->name, m->name, d.n, a.steps, a.batch, (double)a.lr, a.seed, m->interlingua.latents,
-             m->interlingua.d_z, (double)m->interlingua.first_token_weight, skipped, secs);
+             "  \"steps\": %d,\n  \"steps_done\": %ld,\n  \"batch\": %d,\n  \"lr\": %g,\n  \"warmup\": %d,\n"
+             "  \"seed\": %ld,\n  \"latents\": %d,\n  \"d_z\": %d,\n"
+             "  \"first_token_weight\": %g,\n  \"soft_field\": %s%s%s,\n  \"dtype\": \"%s\",\n  \"norm_rows\": %d,\n"
+             "  \"skipped_examples\": %d,\n  \"early_stopping\": %s,\n  \"seconds\": %.1f\n}\n",
+             task->name, m->name, d.n, a.steps, res.steps_done, a.batch, (double)a.lr, a.warmup, a.seed,
+             m->interlingua.latents, m->interlingua.d_z, (double)m->interlingua.first_token_weight,
+             a.soft_field ? "\"" : "", a.soft_field ? a.soft_field : "null", a.soft_field ? "\"" : "",
+             lw_weights_dtype_name(a.dtype), a.norm_rows, skipped, best, secs);
     if (lw_train_write_run_json(a.out, run_json)) {
         fprintf(stderr, "lw train: %s\n", lw_last_error());
         goto done;
     }
     if (!a.quiet)
-        printf("interlingua trained: %d steps of %d on %d rows (%d answers too long skipped), %.1f s; %s/final\n",
-               a.steps, a.batch, d.n, skipped, secs, a.out);
+        printf("interlingua trained: %ld steps of %d on %d rows (%d too long skipped), %.1f s; %s/final\n",
+               res.steps_done, a.batch, d.n, skipped, secs, a.out);
     rc = 0;
 done:
     if (log) fclose(log);
+    if (dev_log) fclose(dev_log);
     lw_run_dir_close(&rd);
     lw_il_optim_free(&opt);
     lw_il_session_close(&s);
     lw_answer_data_free(&d);
+    lw_answer_data_free(&dev);
     return rc;
 }
 
@@ -177,15 +235,26 @@ int lw_cmd_eval_interlingua(const lw_pair *pair, const lw_task *task, int argc, 
     static const char *const who[V] = {"sender", "receiver", "joint"};
     double *em[V] = {0}, *f1[V] = {0};
     char **ans[V] = {0};
-    double text_bytes = 0, prompt_tok[LW_IL_READERS] = {0}, enc_tok = 0, cands = 0;
+    double text_bytes = 0, prompt_tok[LW_IL_READERS] = {0}, enc_tok = 0, cands = 0, z_cos = 0;
+    float *prev_z = NULL;
     if (lw_answer_data_load(a.split, task, a.limit, &d)) {
         fprintf(stderr, "lw eval: data: %s\n", lw_last_error());
         return 1;
     }
-    if (lw_il_session_open(&s, m, task, a.max_answer, 1) || lw_il_session_load(&s, a.checkpoint)) {
+    lw_pair run_pair;
+    lw_pair_with_dtype(&run_pair, pair, a.dtype);
+    m = &run_pair.manifest;
+    char *field = NULL;
+    if (lw_il_checkpoint_soft_field(a.checkpoint, &field) ||
+        lw_il_session_open_field(&s, m, task, a.max_answer, 1, field) || lw_il_session_load(&s, a.checkpoint)) {
         fprintf(stderr, "lw eval: %s\n", lw_last_error());
+        free(field);
         lw_answer_data_free(&d);
         return 1;
+    }
+    if (!(prev_z = malloc((size_t)s.il.readers[0].M * s.il.readers[0].d_z * sizeof(float)))) {
+        fprintf(stderr, "lw eval: out of memory\n");
+        goto done;
     }
     for (int k = 0; k < V; k++)
         if (!(em[k] = calloc((size_t)d.n, sizeof(double))) || !(f1[k] = calloc((size_t)d.n, sizeof(double))) ||
@@ -201,6 +270,15 @@ int lw_cmd_eval_interlingua(const lw_pair *pair, const lw_task *task, int argc, 
             fprintf(stderr, "lw eval: %s\n", lw_last_error());
             goto done;
         }
+        /* how alike consecutive rows' latents are (1: the readers get the same message whatever the row) */
+        size_t nz = (size_t)s.il.readers[0].M * s.il.readers[0].d_z;
+        if (i > 0) {
+            double dot = 0, n0 = 0, n1 = 0;
+            for (size_t q = 0; q < nz; q++)
+                dot += (double)s.il.z[q] * prev_z[q], n0 += (double)s.il.z[q] * s.il.z[q], n1 += (double)prev_z[q] * prev_z[q];
+            z_cos += n0 > 0 && n1 > 0 ? dot / sqrt(n0 * n1) : 0.0;
+        }
+        memcpy(prev_z, s.il.z, nz * sizeof(float));
         char *pick[V] = {r.alone[0], r.alone[1], r.joint};
         lw_status st = LW_OK;
         for (int k = 0; !st && k < V; k++) {
@@ -234,6 +312,7 @@ int lw_cmd_eval_interlingua(const lw_pair *pair, const lw_task *task, int argc, 
     for (int k = 0; k < V; k++)
         printf("  %-9s EM %.4f [%.4f, %.4f]  F1 %.4f [%.4f, %.4f]\n", who[k], sem[k].mean, sem[k].lo, sem[k].hi,
                sf1[k].mean, sf1[k].lo, sf1[k].hi);
+    if (d.n > 1) printf("  latents   mean cosine of consecutive rows' latents %.4f\n", z_cos / (d.n - 1));
     printf("  payload   %d x %d latents: %zu bytes fp32, %zu bf16; the prompt's text %.0f bytes (UTF-8, mean)\n", M,
            m->interlingua.d_z, pl.fp32_bytes, pl.bf16_bytes, text_bytes / d.n);
     printf("  compression  text prompt tokens / M: sender %.2f, receiver %.2f; encoder tokens / M %.2f\n",
@@ -245,9 +324,12 @@ int lw_cmd_eval_interlingua(const lw_pair *pair, const lw_task *task, int argc, 
         json_object_set_new(o, "method", json_string("interlingua"));
         json_object_set_new(o, "pair", json_string(m->name));
         json_object_set_new(o, "checkpoint", json_string(a.checkpoint));
+        json_object_set_new(o, "soft_field", field ? json_string(field) : json_null());
+        json_object_set_new(o, "dtype", json_string(lw_weights_dtype_name(a.dtype)));
         json_object_set_new(o, "n", json_integer(d.n));
         json_object_set_new(o, "candidates_per_reader", json_integer(a.candidates));
         json_object_set_new(o, "mean_distinct_candidates", json_real(cands / d.n));
+        json_object_set_new(o, "latent_cosine_consecutive_rows", d.n > 1 ? json_real(z_cos / (d.n - 1)) : json_null());
         for (int k = 0; k < V; k++)
             json_object_set_new(o, who[k],
                                 json_pack("{s:f, s:[f, f], s:f, s:[f, f]}", "exact_match", sem[k].mean,
@@ -282,6 +364,8 @@ done:
         free(f1[k]);
     }
     lw_il_session_close(&s);
+    free(prev_z);
+    free(field);
     lw_answer_data_free(&d);
     return rc;
 }

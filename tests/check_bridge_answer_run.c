@@ -6,7 +6,6 @@
  * commands (lw train on a generate task, lw eval --method bridge, the token
  * budget) run, write what they say, and refuse bad input clearly. */
 #include "testlib.h"
-#include "tiny_models.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -16,64 +15,27 @@
 #include <sys/stat.h>
 
 #include "answer_data.h"
+#include "answer_rig.h"
 #include "bridge_answer_run.h"
 #include "lw_cli.h"
 #include "manifest.h"
 #include "task.h"
 
-static const char *ROWS =
-    "{\"context\": \"The cat sat on the mat in Paris.\", \"question\": \"Where did the cat sit?\","
-    " \"answers\": [\"on the mat\"]}\n"
-    "{\"context\": \"Denver Broncos won Super Bowl 50.\", \"question\": \"Who won?\", \"answers\": [\"Denver\"]}\n"
-    "{\"context\": \"Water boils at 100 degrees.\", \"question\": \"At what temperature?\", \"answers\": [\"100\"]}\n";
-
-/* A tiny model of the family the pair names, keeping its chat template. */
-static void tiny(lw_model_config *c, int which)
-{
-    lw_chat_template tpl = c->chat_template;
-    lw_model_config t = which ? tl_tiny_receiver_config(8, false) : tl_tiny_llama_config(LW_WEIGHTS_GGUF);
-    t.vocab = 300;   /* the byte tokenizer's 259 ids fit */
-    t.context = 512;   /* SmolLM2's template carries a default system prompt */
-    t.embed_rms = 1.0f;
-    t.chat_template = tpl;
-    t.load.random_weights = true;
-    t.load.seed = 5 + which;
-    *c = t;
-}
-
-typedef struct {
-    lw_manifest *m;
-    lw_task task;
-    lw_answer_data d;
-    char rows[600];
-} fixture;
+typedef tl_answer_rig fixture;
 
 static void open_all(fixture *f, const char *name)
 {
-    f->m = malloc(sizeof *f->m);
-    ck_assert_msg(lw_manifest_load(tl_src("pairs/smollm2-135m_to_gemma3-270m.json"), f->m) == LW_OK, "%s",
-                  lw_last_error());
+    tl_answer_rig_open(f, "pairs/smollm2-135m_to_gemma3-270m.json", name, 5, 6);
     ck_assert(!f->m->has_interlingua);
-    tiny(&f->m->sender, 0);
-    tiny(&f->m->receiver, 1);
     f->m->bridge.soft_tokens = 4;
     f->m->bridge.source_layer = 2;
     f->m->bridge.width = 16;
     f->m->bridge.heads = 2;
     f->m->bridge.depth = 1;
     f->m->bridge.ffn_mult = 2;
-    ck_assert_msg(lw_task_load(tl_src("tasks/squad.json"), &f->task) == LW_OK, "%s", lw_last_error());
-    snprintf(f->rows, sizeof f->rows, "%s/rows.jsonl", tl_tmpdir(name));
-    tl_write_file(f->rows, ROWS);
-    ck_assert_msg(lw_answer_data_load(f->rows, &f->task, 0, &f->d) == LW_OK, "%s", lw_last_error());
 }
 
-static void close_all(fixture *f)
-{
-    lw_answer_data_free(&f->d);
-    lw_task_free(&f->task);
-    free(f->m);
-}
+static void close_all(fixture *f) { tl_answer_rig_close(f); }
 
 static double mean_loss(lw_ba_session *s, const lw_answer_data *d)
 {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "answer_eval.h"
+#include "answer_loop.h"
 #include "checkpoint.h"
 #include "clock.h"
 #include "fileutil.h"
@@ -202,6 +203,68 @@ static lw_status dev_loss(lw_ba_session *s, const lw_answer_data *dev, double *m
     return LW_OK;
 }
 
+typedef struct {
+    lw_ba_session *s;
+    const lw_answer_data *d;
+    const lw_ba_train_options *o;
+    const char *out;
+    lw_adamw opt;
+    lw_rng rng;
+    FILE *log;
+} ba_loop;
+
+static void ba_zero_grad(void *u) { lw_bridge_zero_grad(&((ba_loop *)u)->s->bridge); }
+
+static lw_status ba_example(void *u, int i, float scale, double *losses, bool *fits)
+{
+    ba_loop *c = u;
+    lw_ba_session *s = c->s;
+    int *ids = NULL, L = 0;
+    lw_status st = example(s, &c->d->rows[i], &ids, &L, fits);
+    if (!st && *fits) {
+        lw_bridge_answer_rows rw = rows_of(s, ids, L);
+        float l;
+        st = lw_bridge_answer_example(&s->ba, s->sender.hidden, s->sender_tokens, &rw, scale, &l);
+        losses[0] = l;
+    }
+    free(ids);
+    return st;
+}
+
+static double ba_clip(void *u, float max_norm)
+{
+    lw_bridge *b = &((ba_loop *)u)->s->bridge;
+    return lw_clip_grad_norm(b->grads, b->n_params, max_norm);
+}
+
+static void ba_step(void *u, float lr)
+{
+    ba_loop *c = u;
+    lw_bridge_adamw_step(&c->s->bridge, &c->opt, lr, c->o->weight_decay);
+}
+
+static lw_status ba_dev_loss(void *u, double *mean)
+{
+    ba_loop *c = u;
+    return dev_loss(c->s, c->o->dev, mean);
+}
+
+static lw_status ba_save(void *u, const char *name, long step)
+{
+    ba_loop *c = u;
+    return save(c->s, c->out, name, &c->opt, &c->rng, step);
+}
+
+static void ba_log(void *u, long step, float lr, const double *loss, double norm, double el, bool nonfinite)
+{
+    ba_loop *c = u;
+    if (!c->log) return;
+    lw_train_log_line line = {step, loss[0], lr, norm, NAN, (double)step * c->o->batch / (el > 0 ? el : 1e-9), el,
+                              nonfinite};
+    lw_train_log_write(c->log, &line);
+    fflush(c->log);
+}
+
 lw_status lw_ba_session_train(lw_ba_session *s, const lw_answer_data *d, const lw_ba_train_options *o,
                               const char *out, lw_ba_train_result *r)
 {
@@ -212,110 +275,31 @@ lw_status lw_ba_session_train(lw_ba_session *s, const lw_answer_data *d, const l
         o->weight_decay < 0.0f || (o->dev && o->eval_every < 1))
         return lw_fail(LW_ERR_INVALID, "bridge on answers: steps %d, batch %d, lr %g, warmup %d, clip %g, eval every %d",
                        o->steps, o->batch, (double)o->lr, o->warmup_steps, (double)o->grad_clip, o->eval_every);
-    lw_bridge *b = &s->bridge;
-    lw_adamw opt = {0};
-    lw_rng order_rng, rng;
-    lw_rng_seed(&order_rng, o->seed ^ ORDER_SALT);
-    lw_rng_seed(&rng, o->seed ^ RNG_SALT);
-    int *order = malloc((size_t)d->n * sizeof(int)), pos = d->n;
-    lw_status st = order ? lw_adamw_init(&opt, b->n_params, lw_adamw_defaults())
-                         : lw_fail(LW_ERR_NOMEM, "bridge on answers: out of memory");
+    ba_loop c = {.s = s, .d = d, .o = o, .out = out};
+    lw_rng_seed(&c.rng, o->seed ^ RNG_SALT);
+    lw_status st = lw_adamw_init(&c.opt, s->bridge.n_params, lw_adamw_defaults());
     if (!st) st = lw_ba_session_fit_norm(s, d);
-    FILE *log = !st && out ? lw_train_log_open(out, -1, &st) : NULL;
+    c.log = !st && out ? lw_train_log_open(out, -1, &st) : NULL;
     FILE *dev_log = !st && out && o->dev ? lw_jsonl_open(out, "dev_log.jsonl", -1, &st) : NULL;
-    int bad = 0;
-    double t0 = lw_now_s();
-    long step = 0;
-    for (; !st && step < o->steps; step++) {
-        lw_bridge_zero_grad(b);
-        double loss = 0;
-        int used = 0;
-        /* a batch of examples that fit: a row whose answer is too long is skipped, counted, and replaced */
-        for (int tries = 0; !st && used < o->batch && tries < o->batch + d->n; tries++) {
-            if (pos >= d->n) {   /* a new epoch: a fresh shuffle */
-                for (int i = 0; i < d->n; i++) order[i] = i;
-                lw_rng_shuffle(&order_rng, order, (size_t)d->n);
-                pos = 0;
-            }
-            const lw_answer_row *row = &d->rows[order[pos++]];
-            int *ids = NULL, L = 0;
-            bool fits;
-            st = example(s, row, &ids, &L, &fits);
-            if (!st && !fits) r->skipped++;
-            if (!st && fits) {
-                lw_bridge_answer_rows rw = rows_of(s, ids, L);
-                float l;
-                st = lw_bridge_answer_example(&s->ba, s->sender.hidden, s->sender_tokens, &rw, 1.0f / (float)o->batch,
-                                              &l);
-                loss += l, used++;
-            }
-            free(ids);
-        }
-        if (st) break;
-        if (used < o->batch) {
-            st = lw_fail(LW_ERR_INVALID, "bridge on answers: no training row's answer fits %d tokens (--max-answer)",
-                         s->max_answer);
-            break;
-        }
-        loss /= used;
-        double norm = lw_clip_grad_norm(b->grads, b->n_params, o->grad_clip);
-        float lr = lw_lr_at(step, o->warmup_steps, o->steps, o->lr, 0.1f);
-        double el = lw_now_s() - t0;
-        lw_train_log_line line = {step + 1, loss, lr, norm, NAN, (double)(step + 1) * o->batch / (el > 0 ? el : 1e-9),
-                                  el, false};
-        if (!isfinite(loss) || !isfinite(norm)) {   /* never step on it */
-            line.nonfinite = true;
-            if (log) lw_train_log_write(log, &line);
-            st = lw_fail(LW_ERR_INVALID, "bridge on answers: step %ld: loss %g, gradient norm %g: not finite", step + 1,
-                         loss, norm);
-            break;
-        }
-        lw_bridge_adamw_step(b, &opt, lr, o->weight_decay);
-        r->steps_done = step + 1;
-        r->last_loss = loss;
-        if (log) {
-            lw_train_log_write(log, &line);
-            fflush(log);
-        }
-        if (!o->quiet && (step + 1) % (o->log_every > 0 ? o->log_every : 1) == 0)
-            fprintf(stderr, "step %ld/%d  loss %.4f  |g| %.3g  lr %.3g  %.1f s\n", step + 1, o->steps, loss, norm,
-                    (double)lr, el);
-        if (o->dev && (step + 1) % o->eval_every == 0) {
-            double dl = 0;
-            if ((st = dev_loss(s, o->dev, &dl))) {
-                st = lw_fail_wrap(st, "early stopping at step %ld", step + 1);
-                break;
-            }
-            bool improved = dl < r->best_dev_loss;
-            if (improved) r->best_dev_loss = dl, r->best_step = step + 1, bad = 0;
-            else bad++;
-            if (dev_log) {
-                fprintf(dev_log, "{\"step\": %ld, \"dev_loss\": %.6f, \"best_step\": %ld, \"best_dev_loss\": %.6f, "
-                        "\"bad_evals\": %d}\n", step + 1, dl, r->best_step, r->best_dev_loss, bad);
-                fflush(dev_log);
-            }
-            if (!o->quiet)
-                fprintf(stderr, "step %ld: dev loss %.4f%s (best %.4f at step %ld)\n", step + 1, dl,
-                        improved ? ", new best" : "", r->best_dev_loss, r->best_step);
-            if (improved && out && (st = save(s, out, "best", &opt, &rng, step + 1))) break;
-            if (o->patience > 0 && bad >= o->patience) {
-                r->stopped_early = true;
-                step++;
-                break;
-            }
-        }
-        if (out && o->checkpoint_every > 0 && (step + 1) % o->checkpoint_every == 0 && step + 1 < o->steps) {
-            char name[32];
-            snprintf(name, sizeof name, "step-%ld", step + 1);
-            st = save(s, out, name, &opt, &rng, step + 1);
-        }
-    }
-    if (!st && out) st = save(s, out, "final", &opt, &rng, r->steps_done);
-    r->seconds = lw_now_s() - t0;
-    if (log) fclose(log);
+    char fit[64];
+    snprintf(fit, sizeof fit, "its answer within %d tokens (--max-answer)", s->max_answer);
+    lw_answer_loop_options lo = {.steps = o->steps, .batch = o->batch, .warmup_steps = o->warmup_steps,
+                                 .log_every = o->log_every, .lr = o->lr, .grad_clip = o->grad_clip,
+                                 .order_seed = o->seed ^ ORDER_SALT, .eval_every = o->dev ? o->eval_every : 0,
+                                 .patience = o->patience, .checkpoint_every = o->checkpoint_every, .quiet = o->quiet,
+                                 .what = "bridge on answers", .fit_limit = fit};
+    lw_answer_loop_hooks h = {.user = &c, .n_losses = 1, .zero_grad = ba_zero_grad, .example = ba_example,
+                              .clip = ba_clip, .step = ba_step, .dev_loss = o->dev ? ba_dev_loss : NULL,
+                              .save = out ? ba_save : NULL, .log = ba_log};
+    lw_answer_loop_result lr = {.best_dev_loss = INFINITY};
+    if (!st) st = lw_answer_loop_run(d->n, &lo, &h, dev_log, &lr);
+    *r = (lw_ba_train_result){.steps_done = lr.steps_done, .last_loss = lr.last_losses[0], .seconds = lr.seconds,
+                              .skipped = lr.skipped, .best_dev_loss = lr.best_dev_loss, .best_step = lr.best_step,
+                              .stopped_early = lr.stopped_early};
+    if (!st && out) st = save(s, out, "final", &c.opt, &c.rng, r->steps_done);
+    if (c.log) fclose(c.log);
     if (dev_log) fclose(dev_log);
-    lw_adamw_free(&opt);
-    free(order);
+    lw_adamw_free(&c.opt);
     return st;
 }
 

@@ -97,8 +97,8 @@ typedef struct {
     bool stopped_early;
 } lw_ba_train_result;
 
-/* Trains on d's rows (each its first gold; rows whose answer does not fit
- * are skipped and counted): shuffled epochs, warmup + cosine, the global
+/* Trains on d's rows in answer_loop.h's loop (each its first gold; rows
+ * whose answer does not fit are skipped, counted and replaced): shuffled epochs, warmup + cosine, the global
  * gradient-norm clip, AdamW. out: train_log.jsonl (train_log.h's line a
  * step), step-N every checkpoint_every steps, final/ (checkpoint.h: the
  * bridge with its input_norm, its moments, the rng and the step). */

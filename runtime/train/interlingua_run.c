@@ -2,11 +2,15 @@
 #include "interlingua_run.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "answer_eval.h"
+#include "answer_loop.h"
 #include "answer_metrics.h"
 #include "chat_template.h"
 #include "checkpoint.h"
@@ -14,6 +18,7 @@
 #include "fileutil.h"
 #include "joint_rescore.h"
 #include "random_weights.h"
+#include "run_dir.h"
 #include "safetensors_write.h"
 
 static const char *const ROLE[LW_IL_READERS] = {"sender", "receiver"};
@@ -22,6 +27,28 @@ static const lw_model_config *reader_cfg(const lw_manifest *m, int r) { return r
 
 lw_status lw_il_session_open(lw_il_session *s, const lw_manifest *man, const lw_task *task, int max_answer,
                              uint64_t seed)
+{
+    return lw_il_session_open_field(s, man, task, max_answer, seed, NULL);
+}
+
+/* The task's prompt split around "{field}" (once, and only there). */
+static lw_status split_template(lw_il_session *s, const char *field)
+{
+    char key[128];
+    int k = snprintf(key, sizeof key, "{%s}", field);
+    const char *tpl = s->task->prompt, *at = strstr(tpl, key);
+    if (k <= 2 || k >= (int)sizeof key || !at || strstr(at + k, key))
+        return lw_fail(LW_ERR_INVALID, "interlingua: the soft field \"%s\" must appear once in %s's prompt as %s",
+                       field, s->task->name, key);
+    s->tpl_before = strndup(tpl, (size_t)(at - tpl));
+    s->tpl_after = strdup(at + k);
+    if (!s->tpl_before || !s->tpl_after) return lw_fail(LW_ERR_NOMEM, "interlingua: out of memory");
+    s->soft_field = field;
+    return LW_OK;
+}
+
+lw_status lw_il_session_open_field(lw_il_session *s, const lw_manifest *man, const lw_task *task, int max_answer,
+                                   uint64_t seed, const char *soft_field)
 {
     memset(s, 0, sizeof *s);
     s->man = man;
@@ -32,6 +59,13 @@ lw_status lw_il_session_open(lw_il_session *s, const lw_manifest *man, const lw_
     if (task->kind != LW_TASK_GENERATE)
         return lw_fail(LW_ERR_INVALID, "interlingua: %s is a %s task; only generate tasks are built", task->name,
                        lw_task_kind_name(task->kind));
+    if (soft_field) {
+        lw_status fs = split_template(s, soft_field);
+        if (fs) {
+            lw_il_session_close(s);
+            return fs;
+        }
+    }
     const lw_interlingua_manifest *im = &man->interlingua;
     char tok_path[LW_PATH_MAX + 32];
     snprintf(tok_path, sizeof tok_path, "%s/tokenizer.json", im->encoder);
@@ -71,13 +105,22 @@ lw_status lw_il_session_open(lw_il_session *s, const lw_manifest *man, const lw_
     }
     if (!st) {
         lw_interlingua_init(&s->il, seed);
-        int max_T = 0;
+        int max_T = 0, max_prefix = 0, min_ctx = 1 << 30;
         for (int r = 0; r < LW_IL_READERS; r++) {
-            int P = lw_receiver_prefix_len(&s->layouts[r]) + max_answer;
-            if (P > max_T) max_T = P;
+            int P = lw_receiver_prefix_len(&s->layouts[r]);
+            if (P > max_prefix) max_prefix = P;
+            if (s->models[r]->cfg.context < min_ctx) min_ctx = s->models[r]->cfg.context;
         }
-        st = lw_il_trainer_create(&s->tr, &s->il, (const lw_model *const *)s->models, max_T, max_answer,
-                                  im->first_token_weight);
+        if (s->soft_field) {   /* the prompt rows, the answer's, and the generation's after them */
+            s->field_room = min_ctx - 2 * max_answer - max_prefix;
+            if (s->field_room > LW_IL_FIELD_TEXT_MAX) s->field_room = LW_IL_FIELD_TEXT_MAX;
+            if (s->field_room < 1)
+                st = lw_fail(LW_ERR_INVALID, "interlingua: no room for the text around the soft field in %d positions",
+                             min_ctx);
+        }
+        max_T = max_prefix + max_answer + s->field_room;
+        if (!st) st = lw_il_trainer_create(&s->tr, &s->il, (const lw_model *const *)s->models, max_T, max_answer,
+                                           im->first_token_weight);
         s->open_tr = !st;
     }
     if (st) lw_il_session_close(s);
@@ -96,6 +139,8 @@ void lw_il_session_close(lw_il_session *s)
     lw_bert_free(s->enc);
     lw_tokenizer_free(s->enc_tok);
     free(s->feats);
+    free(s->tpl_before);
+    free(s->tpl_after);
     memset(s, 0, sizeof *s);
 }
 
@@ -146,86 +191,249 @@ lw_status lw_il_session_answer_ids(const lw_il_session *s, int r, const char *te
     return LW_OK;
 }
 
-static lw_il_rows prompt_rows(const lw_il_session *s, int r, const int *answer, int L)
+/* What reader r reads around its soft tokens for one row: the layout's
+ * template pieces, or with a soft field the row's prompt around it (owned). */
+typedef struct {
+    int *before, *after;
+    int n_before, n_after;
+    bool owned;
+} il_prompt;
+
+static void il_prompt_free(il_prompt *p)
+{
+    if (p->owned) {
+        free(p->before);
+        free(p->after);
+    }
+    memset(p, 0, sizeof *p);
+}
+
+static lw_status encode_text(const lw_il_session *s, int r, const char *text, int **ids, int *n)
+{
+    lw_status st = lw_tokenizer_encode(s->toks[r], text, strlen(text), false, ids, n);
+    for (int i = 0; !st && i < *n; i++)
+        if ((*ids)[i] < 0 || (*ids)[i] >= s->models[r]->cfg.vocab)
+            st = lw_fail(LW_ERR_INVALID, "interlingua: the %s's tokenizer gave id %d outside its vocab", ROLE[r],
+                         (*ids)[i]);
+    if (st) {
+        free(*ids);
+        *ids = NULL;
+    }
+    return st;
+}
+
+/* *fits false when the text around the soft field is longer than
+ * LW_IL_FIELD_TEXT_MAX tokens more than the layout's. */
+static lw_status row_prompt(const lw_il_session *s, int r, const lw_answer_row *row, il_prompt *p, bool *fits)
 {
     const lw_receiver_layout *Ly = &s->layouts[r];
-    return (lw_il_rows){.before = Ly->before, .n_before = Ly->n_before, .after = Ly->after, .n_after = Ly->n_after,
+    memset(p, 0, sizeof *p);
+    *fits = true;
+    if (!s->soft_field) {
+        *p = (il_prompt){.before = Ly->before, .after = Ly->after, .n_before = Ly->n_before, .n_after = Ly->n_after};
+        return LW_OK;
+    }
+    p->owned = true;
+    char *ub = NULL, *ua = NULL, *before = NULL, *after = NULL, *tail = NULL;
+    lw_status st = lw_answer_render(s->tpl_before, row->fields, "interlingua row", &ub);
+    if (!st) st = lw_answer_render(s->tpl_after, row->fields, "interlingua row", &ua);
+    if (!st) st = lw_chat_render_split(reader_cfg(s->man, r)->chat_template, NULL, ub, ua, &before, &after);
+    if (!st) {
+        size_t na = strlen(after), np = strlen(s->task->answer_prompt);
+        if (!(tail = malloc(na + np + 1))) st = lw_fail(LW_ERR_NOMEM, "interlingua: out of memory");
+        else {
+            memcpy(tail, after, na);
+            memcpy(tail + na, s->task->answer_prompt, np + 1);
+        }
+    }
+    if (!st) st = encode_text(s, r, before, &p->before, &p->n_before);
+    if (!st) st = encode_text(s, r, tail, &p->after, &p->n_after);
+    if (!st && p->n_before + p->n_after > Ly->n_before + Ly->n_after + s->field_room) *fits = false;
+    free(ub);
+    free(ua);
+    free(before);
+    free(after);
+    free(tail);
+    if (st) il_prompt_free(p);
+    return st ? lw_fail_wrap(st, "interlingua: the %s's prompt around the soft tokens", ROLE[r]) : LW_OK;
+}
+
+lw_status lw_il_session_reader_prompt(const lw_il_session *s, int r, const lw_answer_row *row, int *n_before,
+                                      int *n_after, bool *fits)
+{
+    il_prompt p;
+    lw_status st = row_prompt(s, r, row, &p, fits);
+    if (!st) *n_before = p.n_before, *n_after = p.n_after;
+    il_prompt_free(&p);
+    return st;
+}
+
+static lw_il_rows prompt_rows(const il_prompt *p, const int *answer, int L)
+{
+    return (lw_il_rows){.before = p->before, .n_before = p->n_before, .after = p->after, .n_after = p->n_after,
                         .answer = answer, .L = L};
 }
 
-/* One row's features and both readers' targets; *fits false when an answer
- * is longer than max_answer. */
+/* One row's features, both readers' prompts and targets; *fits false when
+ * an answer is longer than max_answer or a prompt does not fit. */
 static lw_status example(lw_il_session *s, const lw_answer_row *row, int *ids[LW_IL_READERS], int L[LW_IL_READERS],
-                         bool *fits)
+                         il_prompt pr[LW_IL_READERS], bool *fits)
 {
     *fits = true;
     lw_status st = LW_OK;
     for (int r = 0; !st && r < LW_IL_READERS; r++) {
+        bool ok = true;
         st = lw_il_session_answer_ids(s, r, row->golds[0], &ids[r], &L[r]);
         if (!st && L[r] > s->max_answer) *fits = false;
+        if (!st) st = row_prompt(s, r, row, &pr[r], &ok);
+        if (!ok) *fits = false;
     }
     if (!st && *fits) st = lw_il_session_features(s, row->prompt);
     return st;
 }
 
+lw_status lw_il_session_dev_loss(lw_il_session *s, const lw_answer_data *d, double *mean)
+{
+    double sum = 0;
+    int used = 0;
+    lw_status st = LW_OK;
+    for (int i = 0; !st && i < d->n; i++) {
+        int *ids[LW_IL_READERS] = {NULL, NULL}, L[LW_IL_READERS] = {0, 0};
+        il_prompt pr[LW_IL_READERS] = {{0}};
+        bool fits;
+        st = example(s, &d->rows[i], ids, L, pr, &fits);
+        if (!st && fits) {
+            lw_il_rows rows[LW_IL_READERS];
+            float total;
+            for (int r = 0; r < LW_IL_READERS; r++) rows[r] = prompt_rows(&pr[r], ids[r], L[r]);
+            st = lw_il_trainer_loss(&s->tr, s->feats, s->enc_tokens, rows, &total);
+            sum += total, used++;
+        }
+        for (int r = 0; r < LW_IL_READERS; r++) {
+            free(ids[r]);
+            il_prompt_free(&pr[r]);
+        }
+        if (st) st = lw_fail_wrap(st, "dev row %d", i);
+    }
+    if (!st && !used) st = lw_fail(LW_ERR_INVALID, "interlingua: no dev row fits (--max-answer %d)", s->max_answer);
+    if (!st) *mean = sum / used;
+    return st;
+}
+
+lw_status lw_il_session_fit_norm(lw_il_session *s, const lw_answer_data *d, int n)
+{
+    int F = s->enc->cfg.hidden;
+    if (n > d->n) n = d->n;
+    double *sum = calloc((size_t)F * 2, sizeof *sum), *sq = sum ? sum + F : NULL;
+    float *mean = malloc((size_t)F * 2 * sizeof *mean), *std = mean ? mean + F : NULL;
+    long tokens = 0;
+    lw_status st = sum && mean ? LW_OK : lw_fail(LW_ERR_NOMEM, "interlingua: out of memory");
+    for (int i = 0; !st && i < n; i++) {
+        if ((st = lw_il_session_features(s, d->rows[i].prompt))) break;
+        for (int t = 0; t < s->enc_tokens; t++)
+            for (int c = 0; c < F; c++) {
+                double v = s->feats[(size_t)t * F + c];
+                sum[c] += v, sq[c] += v * v;
+            }
+        tokens += s->enc_tokens;
+    }
+    if (!st && tokens < 2) st = lw_fail(LW_ERR_INVALID, "interlingua: no encoder features to standardise with");
+    for (int c = 0; !st && c < F; c++) {
+        double mu = sum[c] / (double)tokens, var = sq[c] / (double)tokens - mu * mu;
+        mean[c] = (float)mu;
+        std[c] = (float)sqrt(var > 0 ? var : 0);
+    }
+    if (!st) lw_bridge_set_input_norm(&s->il.enc, mean, std);
+    free(sum);
+    free(mean);
+    return st ? lw_fail_wrap(st, "interlingua: fitting the input norm") : LW_OK;
+}
+
+typedef struct {
+    lw_il_session *s;
+    const lw_answer_data *d;
+    const lw_il_train_options *o;
+    lw_il_optim *opt;
+    FILE *log;
+} il_loop;
+
+static void il_zero_grad(void *u) { lw_interlingua_zero_grad(&((il_loop *)u)->s->il); }
+
+static lw_status il_example(void *u, int i, float scale, double *losses, bool *fits)
+{
+    il_loop *c = u;
+    lw_il_session *s = c->s;
+    int *ids[LW_IL_READERS] = {NULL, NULL}, L[LW_IL_READERS] = {0, 0};
+    il_prompt pr[LW_IL_READERS] = {{0}};
+    lw_status st = example(s, &c->d->rows[i], ids, L, pr, fits);
+    if (!st && *fits) {
+        lw_il_rows rows[LW_IL_READERS];
+        float l[LW_IL_READERS];
+        for (int r = 0; r < LW_IL_READERS; r++) rows[r] = prompt_rows(&pr[r], ids[r], L[r]);
+        st = lw_il_trainer_example(&s->tr, s->feats, s->enc_tokens, rows, scale, l);
+        for (int r = 0; !st && r < LW_IL_READERS; r++) losses[r] = l[r];
+    }
+    for (int r = 0; r < LW_IL_READERS; r++) {
+        free(ids[r]);
+        il_prompt_free(&pr[r]);
+    }
+    return st;
+}
+
+static double il_clip(void *u, float max_norm) { return lw_interlingua_clip_grads(&((il_loop *)u)->s->il, max_norm); }
+
+static void il_step(void *u, float lr)
+{
+    il_loop *c = u;
+    lw_interlingua_adamw_step(&c->s->il, c->opt, lr, c->o->weight_decay);
+}
+
+static lw_status il_dev_loss(void *u, double *mean)
+{
+    il_loop *c = u;
+    return lw_il_session_dev_loss(c->s, c->o->dev, mean);
+}
+
+static lw_status il_save(void *u, const char *name, long step)
+{
+    il_loop *c = u;
+    return lw_il_session_publish(c->s, c->o->out_dir, name, c->opt, step);
+}
+
+static void il_log(void *u, long step, float lr, const double *loss, double norm, double secs, bool nonfinite)
+{
+    il_loop *c = u;
+    if (!c->log || nonfinite) return;
+    fprintf(c->log,
+            "{\"step\": %ld, \"lr\": %.6g, \"loss_sender\": %.6f, \"loss_receiver\": %.6f, \"grad_norm\": %.6g, "
+            "\"examples\": %d, \"seconds\": %.2f}\n",
+            step, lr, loss[0], loss[1], norm, c->o->batch, secs);
+    fflush(c->log);
+}
+
 lw_status lw_il_session_train(lw_il_session *s, const lw_answer_data *d, const lw_il_train_options *o,
                               lw_il_optim *opt, FILE *log, int *skipped)
 {
-    lw_status st = LW_OK;
-    if (d->n < 1) return lw_fail(LW_ERR_INVALID, "interlingua: no training rows");
-    lw_rng rng;
-    lw_rng_seed(&rng, o->seed);
-    int *order = malloc((size_t)d->n * sizeof(int)), pos = d->n;
-    if (!order) {
-        return lw_fail(LW_ERR_NOMEM, "interlingua: out of memory");
-    }
-    *skipped = 0;
-    double t0 = lw_now_s();
-    for (int step = 0; !st && step < o->steps; step++) {
-        lw_interlingua_zero_grad(&s->il);
-        double loss[LW_IL_READERS] = {0};
-        int used = 0;
-        for (int b = 0; !st && b < o->batch; b++) {
-            if (pos >= d->n) {   /* a new epoch: a fresh shuffle */
-                for (int i = 0; i < d->n; i++) order[i] = i;
-                lw_rng_shuffle(&rng, order, (size_t)d->n);
-                pos = 0;
-            }
-            const lw_answer_row *row = &d->rows[order[pos++]];
-            int *ids[LW_IL_READERS] = {NULL, NULL}, L[LW_IL_READERS] = {0, 0};
-            bool fits;
-            st = example(s, row, ids, L, &fits);
-            if (!st && !fits) (*skipped)++;
-            if (!st && fits) {
-                lw_il_rows rows[LW_IL_READERS];
-                float l[LW_IL_READERS];
-                for (int r = 0; r < LW_IL_READERS; r++) rows[r] = prompt_rows(s, r, ids[r], L[r]);
-                st = lw_il_trainer_example(&s->tr, s->feats, s->enc_tokens, rows, 1.0f / (float)o->batch, l);
-                for (int r = 0; !st && r < LW_IL_READERS; r++) loss[r] += l[r];
-                used++;
-            }
-            for (int r = 0; r < LW_IL_READERS; r++) free(ids[r]);
-        }
-        if (st) break;
-        double norm = lw_interlingua_clip_grads(&s->il, o->grad_clip);
-        float lr = lw_lr_at(step, o->warmup_steps, o->steps, o->lr, 0.1f);
-        if (!isfinite(norm) || !isfinite(loss[0]) || !isfinite(loss[1])) {
-            st = lw_fail(LW_ERR_INVALID, "interlingua: step %d: the loss or gradient is not finite", step + 1);
-            break;
-        }
-        lw_interlingua_adamw_step(&s->il, opt, lr, o->weight_decay);
-        double secs = lw_now_s() - t0;
-        for (int r = 0; r < LW_IL_READERS; r++) loss[r] = used ? loss[r] / used : 0.0;
-        if (log)
-            fprintf(log,
-                    "{\"step\": %d, \"lr\": %.6g, \"loss_sender\": %.6f, \"loss_receiver\": %.6f, \"grad_norm\": %.6g, "
-                    "\"examples\": %d, \"seconds\": %.2f}\n",
-                    step + 1, lr, loss[0], loss[1], norm, used, secs);
-        if (!o->quiet && (step + 1) % (o->log_every > 0 ? o->log_every : 1) == 0)
-            fprintf(stderr, "step %d/%d  loss sender %.4f receiver %.4f  |g| %.3g  lr %.3g  %.1f s\n", step + 1,
-                    o->steps, loss[0], loss[1], norm, lr, secs);
-    }
-    free(order);
+    static const char *const names[LW_IL_READERS] = {"sender", "receiver"};
+    il_loop c = {.s = s, .d = d, .o = o, .opt = opt, .log = log};
+    char fit[96];
+    snprintf(fit, sizeof fit, "(its answer within --max-answer %d tokens, its prompt in the room)", s->max_answer);
+    lw_answer_loop_options lo = {.steps = o->steps, .batch = o->batch, .warmup_steps = o->warmup_steps,
+                                 .log_every = o->log_every, .lr = o->lr, .grad_clip = o->grad_clip,
+                                 .order_seed = o->seed, .eval_every = o->dev ? o->eval_every : 0,
+                                 .patience = o->patience, .quiet = o->quiet, .what = "interlingua", .fit_limit = fit};
+    lw_answer_loop_hooks h = {.user = &c, .n_losses = LW_IL_READERS, .loss_names = names, .zero_grad = il_zero_grad,
+                              .example = il_example, .clip = il_clip, .step = il_step,
+                              .dev_loss = o->dev ? il_dev_loss : NULL, .save = o->out_dir ? il_save : NULL,
+                              .log = il_log};
+    if (o->dev && o->eval_every < 1) return lw_fail(LW_ERR_INVALID, "interlingua: early stopping needs eval_every >= 1");
+    lw_answer_loop_result lr = {.best_dev_loss = INFINITY};
+    lw_status st = o->norm_rows > 0 ? lw_il_session_fit_norm(s, d, o->norm_rows) : LW_OK;
+    if (!st) st = lw_answer_loop_run(d->n, &lo, &h, o->dev_log, &lr);
+    *skipped = lr.skipped;
+    if (o->result)
+        *o->result = (lw_il_train_result){.steps_done = lr.steps_done, .best_step = lr.best_step,
+                                          .best_dev_loss = lr.best_dev_loss, .stopped_early = lr.stopped_early};
     return st;
 }
 
@@ -246,14 +454,59 @@ lw_status lw_il_session_save(const lw_il_session *s, const char *dir, const lw_i
     }
     snprintf(path, sizeof path, "%s/readers.safetensors", dir);
     if (!st) st = lw_safetensors_write(path, t, s->il.n_readers, NULL, 0);
+    snprintf(path, sizeof path, "%s/layout.json", dir);
+    if (!st && s->soft_field) {
+        json_t *o = json_pack("{s:s}", "soft_field", s->soft_field);
+        if (!o || json_dump_file(o, path, JSON_INDENT(2))) st = lw_fail(LW_ERR_IO, "cannot write %s", path);
+        json_decref(o);
+    } else if (!st && remove(path) && errno != ENOENT)
+        st = lw_fail(LW_ERR_IO, "cannot remove a stale %s", path);
     return st ? lw_fail_wrap(st, "interlingua: saving %s", dir) : LW_OK;
+}
+
+lw_status lw_il_session_publish(const lw_il_session *s, const char *out, const char *name, const lw_il_optim *opt,
+                                long step)
+{
+    char dir[LW_PATH_MAX + 64], tmp[LW_PATH_MAX + 128];
+    if (snprintf(dir, sizeof dir, "%s/%s", out, name) >= (int)sizeof dir)
+        return lw_fail(LW_ERR_INVALID, "interlingua: checkpoint path too long under %s", out);
+    lw_status st = lw_checkpoint_temp_dir(out, name, tmp, sizeof tmp);
+    if (!st && (st = lw_il_session_save(s, tmp, opt, step))) lw_remove_tree(tmp);
+    if (!st) st = lw_checkpoint_publish(tmp, dir);
+    return st ? lw_fail_wrap(st, "interlingua: step %ld: checkpoint %s not written", step, dir) : LW_OK;
+}
+
+lw_status lw_il_checkpoint_soft_field(const char *dir, char **field)
+{
+    char path[LW_PATH_MAX + 64];
+    *field = NULL;
+    snprintf(path, sizeof path, "%s/layout.json", dir);
+    if (access(path, F_OK)) return LW_OK;
+    json_error_t err;
+    json_t *o = json_load_file(path, 0, &err);
+    if (!o) return lw_fail(LW_ERR_FORMAT, "%s:%d: malformed JSON: %s", path, err.line, err.text);
+    json_t *f = json_object_get(o, "soft_field");
+    lw_status st = LW_OK;
+    if (!json_is_string(f) || !json_string_length(f))
+        st = lw_fail(LW_ERR_FORMAT, "%s: \"soft_field\" must be a field name", path);
+    else if (!(*field = strdup(json_string_value(f))))
+        st = lw_fail(LW_ERR_NOMEM, "interlingua: out of memory");
+    json_decref(o);
+    return st;
 }
 
 lw_status lw_il_session_load(lw_il_session *s, const char *dir)
 {
-    char path[LW_PATH_MAX + 64];
+    char path[LW_PATH_MAX + 64], *field = NULL;
+    lw_status st = lw_il_checkpoint_soft_field(dir, &field);
+    if (!st && (field ? !s->soft_field || strcmp(field, s->soft_field) : s->soft_field != NULL))
+        st = lw_fail(LW_ERR_INVALID, "the checkpoint's soft tokens stand for %s%s, the session's for %s%s",
+                     field ? "the field " : "the whole prompt", field ? field : "",
+                     s->soft_field ? "the field " : "the whole prompt", s->soft_field ? s->soft_field : "");
+    free(field);
+    if (st) return lw_fail_wrap(st, "interlingua: loading %s", dir);
     snprintf(path, sizeof path, "%s/encoder/bridge.safetensors", dir);
-    lw_status st = lw_checkpoint_load_bridge(path, &s->il.enc);
+    st = lw_checkpoint_load_bridge(path, &s->il.enc);
     snprintf(path, sizeof path, "%s/readers.safetensors", dir);
     for (int r = 0; !st && r < s->il.n_readers; r++) {
         char name[24];
@@ -324,13 +577,21 @@ lw_status lw_il_session_answer(lw_il_session *s, const lw_answer_row *row, int r
     int owner[LW_IL_MAX_CANDIDATES], n = 0;
     double scores[LW_IL_READERS * LW_IL_MAX_CANDIDATES];
     int *gen = malloc((size_t)s->max_answer * sizeof(int));
+    il_prompt pr[LW_IL_READERS] = {{0}};
     lw_status st = gen ? lw_il_session_features(s, row->prompt)
                        : lw_fail(LW_ERR_NOMEM, "interlingua: out of memory");
+    for (int r = 0; !st && r < LW_IL_READERS; r++) {
+        bool fits = true;
+        st = row_prompt(s, r, row, &pr[r], &fits);
+        if (!st && !fits)
+            st = lw_fail(LW_ERR_INVALID, "the %s's text around the soft tokens is over %d tokens more than the template's",
+                         ROLE[r], s->field_room);
+    }
     if (!st) st = lw_il_trainer_encode(&s->tr, s->feats, s->enc_tokens);
     out->enc_tokens = s->enc_tokens;
     for (int r = 0; !st && r < LW_IL_READERS; r++) {
         out->prompt_tokens[r] = text_prompt_tokens(s, r, row->prompt);
-        lw_il_rows rows = prompt_rows(s, r, NULL, 0);
+        lw_il_rows rows = prompt_rows(&pr[r], NULL, 0);
         if ((st = lw_il_trainer_fill(&s->tr, r, &rows))) break;
         line_ctx lc = {s->toks[r]};
         for (int j = 0; !st && j < k; j++) {
@@ -363,7 +624,7 @@ lw_status lw_il_session_answer(lw_il_session *s, const lw_answer_row *row, int r
             double sc = -INFINITY;
             st = lw_il_session_answer_ids(s, r, cand[c], &ids, &L);
             if (!st && L <= s->max_answer) {
-                lw_il_rows rows = prompt_rows(s, r, ids, L);
+                lw_il_rows rows = prompt_rows(&pr[r], ids, L);
                 st = lw_il_trainer_fill(&s->tr, r, &rows);
                 if (!st) st = lw_answer_pass_score(&s->tr.pass[r], &sc);
             }
@@ -377,6 +638,7 @@ lw_status lw_il_session_answer(lw_il_session *s, const lw_answer_row *row, int r
     if (!st && !(out->joint = strdup(pk.joint >= 0 ? cand[pk.joint] : "")))
         st = lw_fail(LW_ERR_NOMEM, "interlingua: out of memory");
     for (int c = 0; c < n; c++) free(cand[c]);
+    for (int r = 0; r < LW_IL_READERS; r++) il_prompt_free(&pr[r]);
     free(gen);
     if (st) lw_il_answer_free(out);
     return st ? lw_fail_wrap(st, "interlingua: row %d", row_index) : LW_OK;
