@@ -47,3 +47,12 @@ with open("runs/b77/data/train-rr.jsonl", "w") as f:
     --train $D/train-rr.jsonl --limit-train 770 --dev $D/heldout77.jsonl --dev-slice 77 --eval-every 50 \
     --patience 4 --steps 500 --batch 8 --lr 1e-3 --warmup 20 --soft-tokens 8 --seed 1 --dtype q8 --threads 1 \
     --checkpoint-every 100 --out $R/long-lr1e-3 --force
+# (stopped by hand after step 7: 65 s a step at load 19-27.)
+
+# The message spread on the real pair from the first steps: the same run with the held-out
+# slice every 2 steps (its first-token accuracy and msg_spread in dev_log.jsonl), patience 0;
+# stopped by hand when the session ended.
+/usr/bin/time -f "train: %e s wall, %U s user" nice -n 10 $lw train --cache-dir $C --task banking77-distinct \
+    --train $D/train-rr.jsonl --limit-train 770 --dev $D/heldout77.jsonl --dev-slice 77 --eval-every 2 \
+    --patience 0 --steps 500 --batch 8 --lr 1e-3 --warmup 20 --soft-tokens 8 --seed 1 --dtype q8 --threads 1 \
+    --out $R/spread-e2 --force
