@@ -3,7 +3,8 @@
  * real ones, so the run must stop; where, and which step best/ holds, must
  * follow from the logged dev losses; a resumed run must make the same
  * decisions and write the same dev log; the dev loss is the mean of the
- * trainer's loss; bad options are refused. */
+ * trainer's loss, logged with the slice's first-token accuracy and message
+ * spread; bad options are refused. */
 #include "testlib.h"
 #include "tiny_models.h"
 
@@ -110,6 +111,25 @@ START_TEST(patience_stops_the_run_and_keeps_the_best)
     ck_assert_int_lt(best_step, stop_at);
     ck_assert_double_le(fabs(r.best_dev_loss - best), 1e-5 * fabs(best));
     free(log);
+    /* what the log adds, on the last step's bridge (in memory), over the whole
+     * training set and its flipped copy: the same loss as lw_dev_loss; the
+     * first-token check of the flipped labels is the real labels' complement
+     * (two labels); the messages differ by input, but not wholly (the
+     * bridge's common part), and the same inputs give the same spread */
+    lw_dev_stats flipped, real;
+    double loss;
+    float *x = NULL;
+    size_t cap = 0;
+    lw_dataset all;
+    flipped_slice(&p.data, N_EX, &all);
+    ck_assert_int_eq(lw_dev_eval(&p.trainer, &p.states, &all, &x, &cap, &flipped), LW_OK);
+    ck_assert_int_eq(lw_dev_loss(&p.trainer, &p.states, &all, &x, &cap, &loss), LW_OK);
+    ck_assert_double_eq(flipped.loss, loss);
+    ck_assert_int_eq(lw_dev_eval(&p.trainer, &p.states, &p.data, &x, &cap, &real), LW_OK);
+    lw_dataset_free(&all);
+    ck_assert_double_eq_tol(flipped.first_acc + real.first_acc, 1.0, 1e-12);
+    ck_assert_double_eq(flipped.spread, real.spread);
+    ck_assert(real.spread > 0.0 && real.spread < 1.0);
     /* best/ is the best step's bridge, final/ the last step's, which is the one in memory */
     char path[4300];
     lw_adamw opt;
@@ -128,9 +148,6 @@ START_TEST(patience_stops_the_run_and_keeps_the_best)
     ck_assert_int_eq(step, best_step);
     ck_assert(memcmp(now, b->params, b->n_params * sizeof(float)) != 0);
     /* and best/'s dev loss is the logged best */
-    double loss;
-    float *x = NULL;
-    size_t cap = 0;
     ck_assert_int_eq(lw_dev_loss(&p.trainer, &p.states, &dev, &x, &cap, &loss), LW_OK);
     ck_assert_double_le(fabs(loss - r.best_dev_loss), 1e-5 * fabs(loss));
     free(x);

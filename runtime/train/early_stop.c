@@ -68,17 +68,26 @@ lw_status lw_early_stop_open(lw_early_stop *e, const lw_early_stop_options *o, c
     return LW_OK;
 }
 
-lw_status lw_early_stop_eval(lw_early_stop *e, long step, double loss, bool *improved, bool *stop)
+static void put_number(FILE *f, const char *key, const char *fmt, double v)
 {
+    fprintf(f, ", \"%s\": ", key);
+    if (isfinite(v)) fprintf(f, fmt, v);
+    else fputs("null", f);
+}
+
+lw_status lw_early_stop_eval(lw_early_stop *e, long step, const lw_dev_stats *d, bool *improved, bool *stop)
+{
+    double loss = d->loss;
     /* a non-finite dev loss is never a best; it counts against the patience */
     *improved = isfinite(loss) && loss < e->best;
     if (*improved) e->best = loss, e->best_step = step, e->bad = 0;
     else e->bad++;
     *stop = e->o.patience > 0 && e->bad >= e->o.patience;
     if (e->log) {
-        fprintf(e->log, "{\"step\": %ld, \"dev_loss\": ", step);
-        if (isfinite(loss)) fprintf(e->log, "%.6f", loss);
-        else fputs("null", e->log);
+        fprintf(e->log, "{\"step\": %ld", step);
+        put_number(e->log, "dev_loss", "%.6f", loss);
+        put_number(e->log, "dev_first_acc", "%.6f", d->first_acc);
+        put_number(e->log, "msg_spread", "%.6f", d->spread);
         fprintf(e->log, ", \"best_step\": %ld, \"best_dev_loss\": ", e->best_step);
         if (isfinite(e->best)) fprintf(e->log, "%.9g", e->best);
         else fputs("null", e->log);

@@ -4,7 +4,9 @@
  * checkpoint, as step-N), and `patience` evaluations in a row without a
  * new best stop the run (final/ is then the last step's, best/ the one to
  * evaluate). Each evaluation is a line of out_dir/dev_log.jsonl
- * {"step", "dev_loss", "best_step", "best_dev_loss", "bad_evals"}; a
+ * {"step", "dev_loss", "dev_first_acc", "msg_spread", "best_step",
+ * "best_dev_loss", "bad_evals"} (lw_dev_stats below; null where not
+ * measured); a
  * resumed run cuts it to the steps up to its checkpoint (as the train log)
  * and takes the best and the count from the last line up to there, so a stopped or
  * killed run resumes to the same decisions. The evaluation draws nothing
@@ -36,16 +38,24 @@ typedef struct {
     size_t x_cap;
 } lw_early_stop;
 
+/* One evaluation of the slice (lw_dev_eval, train_example.h). */
+typedef struct {
+    double loss;        /* the mean loss: what decides */
+    double first_acc;   /* share whose gold first token beats every other label's (the training log's
+                           accuracy; NaN where not measured: the GPU pass) */
+    double spread;      /* how much the messages depend on the input (message_spread.h; NaN: < 2 examples) */
+} lw_dev_stats;
+
 /* out_dir NULL: no log (a test). resume_step < 0: a fresh run, else the
  * state at that step, read from out_dir's log by every rank (data
  * parallel: each makes the same decisions). writer: this process (rank 0)
  * cuts the log and appends to it. */
 lw_status lw_early_stop_open(lw_early_stop *e, const lw_early_stop_options *o, const char *out_dir, bool writer,
                              long resume_step);
-/* Records the slice's mean loss at step (lw_dev_loss over o.states / o.data,
- * with e->x as its buffer): whether it is a new best (*improved) and whether
- * the patience ran out (*stop); logged as step. */
-lw_status lw_early_stop_eval(lw_early_stop *e, long step, double loss, bool *improved, bool *stop);
+/* Records the slice's evaluation at step (lw_dev_eval over o.states / o.data,
+ * with e->x as its buffer): whether its loss is a new best (*improved) and
+ * whether the patience ran out (*stop); logged as step. */
+lw_status lw_early_stop_eval(lw_early_stop *e, long step, const lw_dev_stats *d, bool *improved, bool *stop);
 void lw_early_stop_close(lw_early_stop *e);
 
 #endif

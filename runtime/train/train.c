@@ -387,14 +387,15 @@ lw_status lw_train_run(lw_trainer *t, const lw_sender_cache *states, const lw_da
                     step + 1, k->steps, s.loss, line.train_acc, (double)lr, gnorm, line.examples_per_s, eta);
         if (log) lw_train_log_write_groups(log, &line, n_groups, g_names, g_norms);
         if (o->early_stop && (step + 1) % es.o.every == 0) {   /* before step-N: its dev log holds step N */
-            double dev;
+            lw_dev_stats dev;
             bool improved, stop;
-            if ((st = lw_dev_loss(t, es.o.states, es.o.data, &es.x, &es.x_cap, &dev)))
+            if ((st = lw_dev_eval(t, es.o.states, es.o.data, &es.x, &es.x_cap, &dev)))
                 st = lw_fail_wrap(st, "early stopping at step %ld", step + 1);
-            if (st || (st = lw_early_stop_eval(&es, step + 1, dev, &improved, &stop))) break;
+            if (st || (st = lw_early_stop_eval(&es, step + 1, &dev, &improved, &stop))) break;
             if (!quiet)
-                fprintf(stderr, "\nstep %ld: dev loss %.4f%s (best %.4f at step %ld)\n", step + 1, dev,
-                        improved ? ", new best" : "", es.best, es.best_step);
+                fprintf(stderr, "\nstep %ld: dev loss %.4f%s (best %.4f at step %ld), first-token acc %.3f, "
+                        "message spread %.4f\n", step + 1, dev.loss, improved ? ", new best" : "", es.best,
+                        es.best_step, dev.first_acc, dev.spread);
             if (improved && out_dir &&
                 (st = lw_train_save_checkpoint(out_dir, "best", t, &opt, &rng, step + 1, o->run_json)))
                 break;

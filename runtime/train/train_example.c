@@ -1,6 +1,7 @@
 /* One example through bridge and receiver: loss, gradient, label scores. */
 #include "train_example.h"
 
+#include "message_spread.h"
 #include "objectives.h"
 
 #include <math.h>
@@ -341,22 +342,46 @@ lw_status lw_trainer_score_soft(lw_trainer *t, const float *soft, double *scores
     return st ? st : pass_scores(t, P, scores);
 }
 
-lw_status lw_dev_loss(lw_trainer *t, const lw_sender_cache *states, const lw_dataset *data, float **x,
-                      size_t *x_cap, double *loss)
+lw_status lw_dev_eval(lw_trainer *t, const lw_sender_cache *states, const lw_dataset *data, float **x,
+                      size_t *x_cap, lw_dev_stats *out)
 {
     if (data->n < 1 || states->n < data->n)
         return lw_fail(LW_ERR_INVALID, "dev loss: %d examples, %d sender states", data->n, states->n);
+    lw_msg_spread sp;
+    lw_status st = lw_msg_spread_init(&sp, (size_t)t->layout->M * t->receiver->cfg.hidden);
+    if (st) return lw_fail_wrap(st, "dev loss");
     double total = 0.0;
-    for (int i = 0; i < data->n; i++) {
-        int T;
+    int right = 0;
+    for (int i = 0; !st && i < data->n; i++) {
+        int T, label = data->examples[i].label;
         float l;
-        lw_status st = lw_sender_cache_read(states, i, x, x_cap, &T);
-        if (!st) st = lw_trainer_loss(t, *x, T, data->examples[i].label, &l);
-        if (st) return lw_fail_wrap(st, "dev loss: example %d", i);
+        st = lw_sender_cache_read(states, i, x, x_cap, &T);
+        if (!st) st = lw_trainer_loss(t, *x, T, label, &l);
+        if (st) {
+            st = lw_fail_wrap(st, "dev loss: example %d", i);
+            break;
+        }
         total += l;
+        lw_msg_spread_add(&sp, t->soft);
+        /* the loss pass left the verbalizer rows' logits, the first one's first */
+        if (!t->gpu) right += lw_receiver_first_token_right(t->layout, t->rx.logits, label);
     }
-    *loss = total / data->n;
-    return LW_OK;
+    if (!st) {
+        out->loss = total / data->n;
+        out->first_acc = t->gpu ? NAN : (double)right / data->n;
+        out->spread = lw_msg_spread_value(&sp);
+    }
+    lw_msg_spread_free(&sp);
+    return st;
+}
+
+lw_status lw_dev_loss(lw_trainer *t, const lw_sender_cache *states, const lw_dataset *data, float **x,
+                      size_t *x_cap, double *loss)
+{
+    lw_dev_stats d;
+    lw_status st = lw_dev_eval(t, states, data, x, x_cap, &d);
+    if (!st) *loss = d.loss;
+    return st;
 }
 
 double lw_trainer_soft_terms(const lw_trainer *t, const float *z, int label, float *dz, float scale)

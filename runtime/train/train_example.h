@@ -24,6 +24,7 @@
 #include "adapter_set.h"
 #include "bridge.h"
 #include "dataset.h"
+#include "early_stop.h"
 #include "gpu_receiver_pass.h"
 #include "label_scoring_packed.h"
 #include "layer_mix.h"
@@ -103,6 +104,11 @@ lw_status lw_trainer_loss(lw_trainer *t, const float *x, int T, int label, float
  * loss that early stopping records, early_stop.h). */
 lw_status lw_dev_loss(lw_trainer *t, const lw_sender_cache *states, const lw_dataset *data, float **x,
                       size_t *x_cap, double *loss);
+/* The same pass, with what early stopping logs beside the loss: the
+ * first-token check of each example (as the training log's accuracy; CPU
+ * pass only, else NaN) and the spread of the messages (message_spread.h). */
+lw_status lw_dev_eval(lw_trainer *t, const lw_sender_cache *states, const lw_dataset *data, float **x,
+                      size_t *x_cap, lw_dev_stats *out);
 
 /* scores[n_labels]: the summed log-probs of each label's verbalizer. */
 lw_status lw_trainer_score(lw_trainer *t, const float *x, int T, double *scores);
