@@ -38,11 +38,13 @@ static void usage(void)
            "  --out FILE           where the lines go (default stdout); the file appears whole or not at all\n"
            "  --device cpu|cuda    where the receiver runs (default cpu; cuda: GPU 0)\n"
            "  --tasks-dir DIR      default <manifest dir>/../tasks\n"
+           LW_THREADS_HELP
            "  --inspect            print each message's header and values as JSON (no model loaded)\n");
 }
 
 typedef struct {
     const char *checkpoint, *task, *in, *listen, *out, *device, *tasks_dir;
+    int threads;               /* --threads; 0: $LWC_THREADS, else 1 */
     bool inspect;
 } receive_args;
 
@@ -60,6 +62,7 @@ static bool parse(int argc, char **argv, receive_args *a)
         else if (!strcmp(o, "--out")) ok = lw_opt_str(argc, argv, &i, &a->out);
         else if (!strcmp(o, "--device")) ok = lw_opt_str(argc, argv, &i, &a->device);
         else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
+        else if (!strcmp(o, "--threads")) ok = lw_opt_int(argc, argv, &i, 1, LW_THREADS_MAX, &a->threads);
         else if (!strcmp(o, "--inspect")) a->inspect = true;
         else {
             fprintf(stderr, "lw receive: unknown option '%s' (see lw receive --help)\n", o);
@@ -203,6 +206,8 @@ int lw_cmd_receive(const lw_pair *pair, int argc, char **argv)
         return 0;
     }
     receive_args a;
-    if (!parse(argc, argv, &a)) return 2;
+    /* the pool sized as lw eval sizes it: the receiver's products cut into
+     * the same blocks as the in-process bridge's, so the scores are its own */
+    if (!parse(argc, argv, &a) || !lw_threads_apply("receive", a.threads)) return 2;
     return run(pair, &a);
 }

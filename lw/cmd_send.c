@@ -35,6 +35,7 @@ static void usage(const lw_pair *pair)
            "  --seq N              the first message's seq (default 0; each next one adds 1)\n"
            "  --soft-tokens M      M the bridge was trained with (default: run.json beside DIR, else %d)\n"
            "  --tasks-dir DIR      default <manifest dir>/../tasks\n"
+           LW_THREADS_HELP
            "  --quiet              no progress line\n",
            pair->manifest.bridge.soft_tokens);
 }
@@ -43,6 +44,7 @@ typedef struct {
     const char *task, *checkpoint, *text, *input, *out, *tasks_dir;
     lw_wire_dtype dtype;
     int limit, M, seq;
+    int threads;               /* --threads; 0: $LWC_THREADS, else 1 */
     bool has_M, quiet;
 } send_args;
 
@@ -62,6 +64,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, send_args *a)
         else if (!strcmp(o, "--tasks-dir")) ok = lw_opt_str(argc, argv, &i, &a->tasks_dir);
         else if (!strcmp(o, "--limit")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit);
         else if (!strcmp(o, "--seq")) ok = lw_opt_int(argc, argv, &i, 0, 2147483647L, &a->seq);
+        else if (!strcmp(o, "--threads")) ok = lw_opt_int(argc, argv, &i, 1, LW_THREADS_MAX, &a->threads);
         else if (!strcmp(o, "--soft-tokens")) ok = a->has_M = lw_opt_int(argc, argv, &i, 1, LW_WIRE_MAX_M, &a->M);
         else if (!strcmp(o, "--quiet")) a->quiet = true;
         else if (!strcmp(o, "--dtype")) {
@@ -189,7 +192,9 @@ int lw_cmd_send(const lw_pair *pair, int argc, char **argv)
         return 0;
     }
     send_args a;
-    if (!parse(pair, argc, argv, &a)) return 2;
+    /* the pool sized as lw eval and lw train size it: the same products in
+     * the same blocks, so the sender states are those of their cache */
+    if (!parse(pair, argc, argv, &a) || !lw_threads_apply("send", a.threads)) return 2;
     int seed;
     bool has_seed = true;
     if (lw_run_json_read(a.checkpoint, &seed, &has_seed, &a.M, &a.has_M)) {

@@ -57,6 +57,8 @@ static void usage(void)
            "                         for bit; docs/wire.md, \"One model worker, batches\")\n"
            "  --soft-tokens M        M the bridge was trained with (default: run.json beside DIR)\n"
            "  --tasks-dir DIR        default <manifest dir>/../tasks\n"
+           "  --threads N            CPU threads of the model work (default $LWC_THREADS, else 1); any N\n"
+           "                         gives bit-identical results\n"
            "SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0.\n",
 #if LWC_HAVE_MHD
            (size_t)LW_WIRE_MAX_BYTES
@@ -98,6 +100,7 @@ static const struct {
 typedef struct {
     const char *role_name, *task, *checkpoint, *listen, *tasks_dir;
     int role, M, max_concurrent, batch_window_ms, max_batch, timeout_s;
+    int threads;               /* --threads; 0: $LWC_THREADS, else 1 */
     long max_body;
     bool packed;               /* a batch's scoring in one packed receiver pass */
 } serve_args;
@@ -130,6 +133,7 @@ static bool parse(const lw_pair *pair, int argc, char **argv, serve_args *a)
         else if (!strcmp(o, "--max-concurrent")) ok = lw_opt_int(argc, argv, &i, 1, 4096, &a->max_concurrent);
         else if (!strcmp(o, "--batch-window-ms")) ok = lw_opt_int(argc, argv, &i, 0, 10000, &a->batch_window_ms);
         else if (!strcmp(o, "--max-batch")) ok = lw_opt_int(argc, argv, &i, 1, 256, &a->max_batch);
+        else if (!strcmp(o, "--threads")) ok = lw_opt_int(argc, argv, &i, 1, LW_THREADS_MAX, &a->threads);
         else if (!strcmp(o, "--packed")) a->packed = true;
         else if (!strcmp(o, "--soft-tokens")) ok = has_M = lw_opt_int(argc, argv, &i, 1, LW_WIRE_MAX_M, &a->M);
         else {
@@ -563,6 +567,10 @@ static int run(const lw_pair *pair, const serve_args *a)
     sigaddset(&stop, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* the pool sized as lw eval sizes it (its workers started here, after
+     * the mask, so that they leave the signals to sigwait): the products cut
+     * into the same blocks, so /v1/classify gives lw eval --scores' scores */
+    if (!lw_threads_apply("serve", a->threads)) return 2;
     lw_status st = open_models(&s);
     if (!st) st = lw_serve_queue_start(&s.q, a->max_batch, a->batch_window_ms, work_batch, &s);
     if (!st) st = lw_socket_listen(a->listen, 128, &lfd, &port);

@@ -58,6 +58,13 @@ set +e
 wait $rpid
 set -e
 check "through a TCP socket too (send --out tcp: | receive --listen)" cmp "$w/eval.scores" "$w/sock.scores"
+# both sides cut their products into the blocks lw eval cuts them into (lw_threads_apply): any thread
+# count gives the same bytes, and the same as eval's (docs/wire.md, "Equal to the in-process bridge")
+"$lw" send --task sst2 --checkpoint "$ck" --input "$w/rows.jsonl" --quiet --threads 2 | "$lw" receive \
+    --checkpoint "$ck" --threads 2 > "$w/threads2.scores"
+check "--threads 2 on both sides: the same bytes" cmp "$w/eval.scores" "$w/threads2.scores"
+check "send checks --threads" usage_error "threads" "$lw" send --task sst2 --checkpoint "$ck" --text x --threads 0
+check "receive checks LWC_THREADS" usage_error "LWC_THREADS" env LWC_THREADS=x "$lw" receive --checkpoint "$ck"
 check "send to a port nobody listens on" fails_saying "cannot connect to 127.0.0.1:1" "$lw" send --task sst2 \
     --checkpoint "$ck" --text x --out tcp:127.0.0.1:1
 check "fp32 message size" test "$(wc -c < "$w/msgs.fp32")" = $((6 * (208 + 4 * 576 * 4 + 8)))

@@ -40,7 +40,11 @@ double lw_cpu_split_threshold(void);
  * shape only. 1 when the product is too small to be worth a fork-join
  * (then nothing changes against the unsplit call), and 1 in a process that
  * never called lw_cpu_threads_set (its OpenBLAS keeps its own threads).
- * Writes the block width (a multiple of 16) to *width. */
+ * Writes the block width (a multiple of 16) to *width. The blocks are not
+ * always bit-equal to the unsplit call (OpenBLAS's Zen kernels: 45 of the 64
+ * split products of bench/blas_split_invariance.c differ), so two processes
+ * whose results are compared must both size the pool (lw_threads_apply),
+ * or both not. */
 int lw_fixed_blocks(double flops, int cols, int *width);
 
 /* How many row ranges to cut T rows into: at most one per thread, each of
