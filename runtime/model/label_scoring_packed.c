@@ -68,7 +68,7 @@ static void add_segment(lw_packed_scorer *s, int C, int *r, int *g, const lw_sco
     for (int t = 0; t < n; t++) s->is_embed[at + t] = pr->embeds && (!pr->is_embed || pr->is_embed[C + t]);
     if (pr->embeds) memcpy(s->embeds + at * H, pr->embeds + (size_t)C * H, (size_t)n * H * sizeof(float));
     at += (size_t)n;
-    memcpy(s->ids + at, tail, (size_t)n_tail * sizeof(int));
+    if (n_tail) memcpy(s->ids + at, tail, (size_t)n_tail * sizeof(int));   /* tail may be NULL with none */
     for (int t = 0; t < n_tail; t++) s->is_embed[at + t] = false;
     s->seg_len[(*g)++] = n + n_tail;
     *r += n + n_tail;
