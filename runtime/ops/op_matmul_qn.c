@@ -309,24 +309,7 @@ lw_status matmul_qn_forward(float *y, const float *x, const lw_qn_matrix *w, con
  * the split: the rows of dx are cut into one range per thread (each decodes
  * the chunks itself), which changes no sum. */
 
-enum { BWD_ROWS = 4, BWD_CHUNK = 32 };   /* the chunk a multiple of the group: the groups never move */
-
-void qn_backward_cols_scalar(float *dx, int in, const float *dy, int ldy, const float *wf, int ld, int n, int T,
-                             int i0, int i1)
-{
-    for (int t = 0; t < T; t++) {
-        float *d = dx + (size_t)t * in;
-        const float *g = dy + (size_t)t * ldy;
-        int k = 0;
-        for (; k + BWD_ROWS <= n; k += BWD_ROWS) {
-            const float g0 = g[k], g1 = g[k + 1], g2 = g[k + 2], g3 = g[k + 3];
-            const float *w0 = wf + (size_t)k * ld, *w1 = w0 + ld, *w2 = w1 + ld, *w3 = w2 + ld;
-            for (int i = i0; i < i1; i++) d[i] += g0 * w0[i] + g1 * w1[i] + g2 * w2[i] + g3 * w3[i];
-        }
-        for (; k < n; k++)
-            for (int i = i0; i < i1; i++) d[i] += g[k] * wf[(size_t)k * ld + i];
-    }
-}
+enum { BWD_CHUNK = 32 };   /* the chunk a multiple of the group: the groups never move */
 
 typedef struct {
     lw_cpu_path path;

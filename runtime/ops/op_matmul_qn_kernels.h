@@ -32,8 +32,23 @@ void qn_forward_avx512(float *y, const lw_qn_act *a, const lw_qn_segment *seg, i
  * n % 4 rows one at a time. Every path does exactly these operations on
  * every element (no FMA), so they agree bit for bit.
  * _cols_scalar: the same on the columns [i0, i1) only. */
-void qn_backward_cols_scalar(float *dx, int in, const float *dy, int ldy, const float *wf, int ld, int n, int T,
-                             int i0, int i1);
+/* (inline: the scalar reference the AVX2 kernel also runs on its tail columns, below both files) */
+static inline void qn_backward_cols_scalar(float *dx, int in, const float *dy, int ldy, const float *wf, int ld, int n,
+                                           int T, int i0, int i1)
+{
+    for (int t = 0; t < T; t++) {
+        float *d = dx + (size_t)t * in;
+        const float *g = dy + (size_t)t * ldy;
+        int k = 0;
+        for (; k + 4 <= n; k += 4) {
+            const float g0 = g[k], g1 = g[k + 1], g2 = g[k + 2], g3 = g[k + 3];
+            const float *w0 = wf + (size_t)k * ld, *w1 = w0 + ld, *w2 = w1 + ld, *w3 = w2 + ld;
+            for (int i = i0; i < i1; i++) d[i] += g0 * w0[i] + g1 * w1[i] + g2 * w2[i] + g3 * w3[i];
+        }
+        for (; k < n; k++)
+            for (int i = i0; i < i1; i++) d[i] += g[k] * wf[(size_t)k * ld + i];
+    }
+}
 void qn_backward_rows_avx2(float *dx, int in, const float *dy, int ldy, const float *wf, int ld, int n, int T);
 /* Row o of the segment in fp32 (in a multiple of 16), bit for bit the scalar
  * decode's s_g * (u - z) + m_b (op_matmul_qn.c's dequant_row). */
