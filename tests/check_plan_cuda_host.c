@@ -169,7 +169,7 @@ START_TEST(label_scores_stay_on_the_device)
     memcpy(r.gpu.is_embed, r.cpu.is_embed, (size_t)T * sizeof(bool));
     memcpy(r.gpu.embeds, r.cpu.embeds, (size_t)T * H * sizeof(float));
     double sc[2], sg[2];
-    OK(lw_receiver_pass_scores(&r.cpu, NULL, T, true, sc));
+    OK(tl_cpu_pass_scores(&r.cpu, NULL, T, true, sc));
     lw_twin_count = (lw_twin_counts){0};
     OK(lw_gpu_receiver_pass_scores(&r.gpu, NULL, T, true, sg));
     long verb_rows = 0;
