@@ -140,6 +140,25 @@ START_TEST(packed_training_matches_the_cpu)
 }
 END_TEST
 
+/* A pack that cannot grow (its host staging out of memory) is refused and
+ * leaves the pass as it was, at its old room: a pack of that size then runs
+ * and matches the CPU. (The restore once allocated the old staging again,
+ * unchecked: out of memory it left the pass with none.) */
+START_TEST(a_pack_that_cannot_grow_leaves_the_pass_usable)
+{
+    tl_rig r;
+    tl_rig_open_tiny(&r, &g_dev, tiny(0), 91);
+    tl_rig_check_pack(&r, 2, 0, 0, 1e-4);
+    lw_twin_fail_staging = true;
+    lw_status st = lw_gpu_receiver_pass_pack_begin(&r.gpu, NULL, 3);
+    lw_twin_fail_staging = false;
+    ck_assert_int_eq(st, LW_ERR_NOMEM);
+    ck_assert_msg(strstr(lw_last_error(), "room for a pack"), "%s", lw_last_error());
+    tl_rig_check_pack(&r, 2, 0, 0, 1e-4);
+    tl_rig_close(&r);
+}
+END_TEST
+
 /* Training through bf16 weights (issue 20): the bf16 input-gradient
  * products (f32_to_bf16 of dy, fp32 accumulation) against the fp32 CPU
  * pass: loss 3e-2 relative, d_embeds 3e-2 x max (bf16 keeps 8 bits of
@@ -527,6 +546,7 @@ int main(void)
     tcase_add_test(tc, training_with_adapters_matches_the_cpu);
     tcase_add_loop_test(tc, label_scores_stay_on_the_device, 0, 4);
     tcase_add_loop_test(tc, packed_training_matches_the_cpu, 0, 4);
+    tcase_add_test(tc, a_pack_that_cannot_grow_leaves_the_pass_usable);
     tcase_add_loop_test(tc, bf16_training_is_close, 0, 4);
     tcase_add_loop_test(tc, packed_backward_matches_the_cpu, 0, 8);
     tcase_add_test(tc, what_has_no_kernel_is_refused);
