@@ -503,30 +503,25 @@ START_TEST(what_has_no_kernel_is_refused)
     float logits[11 * 6];
     lw_forward_args a = {.ids = ids, .T = 6, .logits = logits, .capture_layer = -1, .n_segments = 2,
                          .segment_len = seg};
-    /* packed segments run, and since the second round with a deep prefix per segment too (the executor's
-     * seg_prefix_*: the training pass's pack) */
-    OK(lw_gpu_check_plan(&g->plan, &g->cfg, false, &a, true));
-    lw_receiver_adapters ad = {.prefix_len = 2, .prefix_segments = 2};
-    a.adapters = &ad;
-    OK(lw_gpu_check_plan(&g->plan, &g->cfg, false, &a, false));
+    /* the plan passes; packed segments (with a deep prefix per segment too: the executor's seg_prefix_*,
+     * the training pass's pack) and bf16 weights, forward or backward, are not the check's to refuse */
+    OK(lw_gpu_check_plan(&g->plan, &g->cfg));
     /* segments whose lengths do not sum to T: refused before anything runs */
-    a.adapters = NULL, seg[1] = 2;
+    seg[1] = 2;
     ck_assert_int_eq(lw_gpu_forward(g, gs, &a), LW_ERR_INVALID);
     ck_assert_int_eq(gs->n_cached, 0);
-    /* the same check passes the q/k/v bias (Qwen2: bias_add_forward) and a backward through bf16 weights
-     * (lw_cublas_matmul_dx_bf16), and refuses a bias elsewhere */
+    /* the same check passes the q/k/v bias (Qwen2: bias_add_forward) and refuses a bias elsewhere */
     lw_plan p;
     lw_model_config q = tl_tiny_qwen2_config();
     lw_plan_lower(&q, &p);
-    OK(lw_gpu_check_plan(&p, &q, false, NULL, true));
+    OK(lw_gpu_check_plan(&p, &q));
     for (int i = 0; i < p.n_ops; i++)
         if (p.ops[i].kind == LW_OP_MATMUL && p.ops[i].b == LW_W_NONE) {
             p.ops[i].b = LW_W_BQKV;   /* a bias the executor has no slot for (wo's, w_down's) */
             break;
         }
-    ck_assert_int_eq(lw_gpu_check_plan(&p, &q, false, NULL, false), LW_ERR_UNSUPPORTED);
+    ck_assert_int_eq(lw_gpu_check_plan(&p, &q), LW_ERR_UNSUPPORTED);
     ck_assert_msg(strstr(lw_last_error(), "bias"), "%s", lw_last_error());
-    OK(lw_gpu_check_plan(&g->plan, &g->cfg, true, NULL, true));
     lw_gpu_state_free(gs);
     lw_gpu_model_free(g);
     lw_model_free(m);
