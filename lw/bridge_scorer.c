@@ -1,8 +1,6 @@
 /* A bridge checkpoint opened for label scoring (bridge_scorer.h). */
 #include "bridge_scorer.h"
 
-#include <errno.h>
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,15 +59,8 @@ lw_status lw_bridge_scorer_open_first(lw_bridge_scorer *s, const lw_pair *pair, 
     return scorer_open(s, pair, task, M, checkpoint, device, true);
 }
 
-lw_status lw_bridge_scorer_score_batch(lw_bridge_scorer *s, int n, const float *const *x, const int *T,
-                                       const float *const *soft, double *scores)
-{
-    return lw_trainer_score_batch(&s->tr, &s->batch, n, x, T, soft, scores);
-}
-
 void lw_bridge_scorer_close(lw_bridge_scorer *s)
 {
-    lw_trainer_batch_scorer_free(&s->batch);
     lw_trainer_free(&s->tr);
     lw_gpu_receiver_close(&s->gpu);
     lw_adapter_set_free(&s->adapters);
@@ -85,39 +76,4 @@ const char *lw_bridge_scorer_method(const lw_bridge_scorer *s)
     if (!s->with_adapters) return "bridge";
     if (a->has_lora && a->has_prefix) return "bridge+lora+deep-prefix";
     return a->has_lora ? "bridge+lora" : a->has_prefix ? "bridge+deep-prefix" : "bridge";
-}
-
-int lw_scores_argmax(const double *scores, int n)
-{
-    int best = 0;
-    for (int k = 1; k < n; k++)
-        if (scores[k] > scores[best]) best = k;
-    return best;
-}
-
-double lw_scores_margin(const double *scores, int n)
-{
-    int best = lw_scores_argmax(scores, n);
-    double second = 0.0;
-    bool have = false;
-    for (int k = 0; k < n; k++)
-        if (k != best && (!have || scores[k] > second)) second = scores[k], have = true;
-    return have ? scores[best] - second : 0.0;
-}
-
-lw_status lw_scores_write_line(FILE *f, const char *what, const lw_task *task, uint64_t seq, const double *scores)
-{
-    int n = task->n_labels, best = lw_scores_argmax(scores, n);
-    json_t *o = json_object(), *sc = json_object();
-    json_object_set_new(o, "seq", json_integer((json_int_t)seq));
-    json_object_set_new(o, "label", json_string(task->labels[best]));
-    json_object_set_new(o, "margin", json_real(lw_scores_margin(scores, n)));
-    for (int k = 0; k < n; k++) json_object_set_new(sc, task->labels[k], json_real(scores[k]));
-    json_object_set_new(o, "scores", sc);
-    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
-    json_decref(o);
-    if (!text) return lw_fail(LW_ERR_NOMEM, "%s: building a scores line", what);
-    bool ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF && fflush(f) == 0;
-    free(text);
-    return ok ? LW_OK : lw_fail(LW_ERR_IO, "%s: writing: %s", what, strerror(errno));
 }

@@ -4,13 +4,13 @@
  * lw eval --method bridge scores cached sender states through it
  * (lw_trainer_score); lw receive scores the soft tokens of a message
  * (lw_trainer_score_soft): the same trainer, so the two agree bit for bit
- * on the same soft tokens. */
+ * on the same soft tokens. A batch in one packed pass (lw eval
+ * --score-batch, lw serve --packed) is the caller's lw_trainer_batch_scorer
+ * on s->tr (train_score_batch.h); the lines are score_line.h's. */
 #ifndef LW_BRIDGE_SCORER_H
 #define LW_BRIDGE_SCORER_H
 
 #include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
 
 #include "adapter_set.h"
 #include "cmd_common.h"
@@ -29,11 +29,9 @@ typedef struct {
     char bridge_path[4200];    /* the bridge.safetensors read */
     lw_layer_mix mix;          /* the checkpoint's layer mix (layer_mix_file.h) */
     bool with_mix;             /* then the sender states are [T, K*S]: lw_bridge_checkpoint_layers */
-    lw_trainer_batch_scorer batch;   /* lw_bridge_scorer_score_batch's pass and rows */
     lw_receiver_layout first;  /* first_token: side.layout's verbalizers cut to their first token */
     bool first_token;          /* the trainer scores through `first` (lw_bridge_scorer_open_first) */
 } lw_bridge_scorer;
-
 
 /* A checkpoint whose bridge was trained behind a layer mix is refused
  * without its layer_mix.safetensors (or with another mix). */
@@ -48,30 +46,8 @@ lw_status lw_bridge_scorer_open_first(lw_bridge_scorer *s, const lw_pair *pair, 
                                       const char *checkpoint, const char *device);
 void lw_bridge_scorer_close(lw_bridge_scorer *s);
 
-/* scores[i * n_labels + k] of n examples in one packed receiver pass
- * (lw_trainer_score_batch, train_example.h): from sender states x[i]
- * [T[i], S] (soft NULL) or
- * soft tokens soft[i] [M, R] (x NULL). lw eval --score-batch and lw serve's
- * batches; equal to lw_trainer_score's to float rounding
- * (label_scoring_packed.h), exactly with adapters or on the GPU. */
-lw_status lw_bridge_scorer_score_batch(lw_bridge_scorer *s, int n, const float *const *x, const int *T,
-                                       const float *const *soft, double *scores);
-
 /* "bridge", "bridge+lora", "bridge+deep-prefix" or "bridge+lora+deep-prefix":
  * lw report keeps the ablation's variants apart by this name. */
 const char *lw_bridge_scorer_method(const lw_bridge_scorer *s);
-
-/* The best label: the first of the highest scores. */
-int lw_scores_argmax(const double *scores, int n_labels);
-
-/* The best score minus the second best (0 for one label). */
-double lw_scores_margin(const double *scores, int n_labels);
-
-/* One line of label scores, as lw eval --scores and lw receive print them:
- *   {"seq": 3, "label": "positive", "margin": 1.25, "scores": {"negative": -2.5, "positive": -1.25}}
- * margin = best score - second best (n_labels >= 2; else 0); every number
- * printed to round-trip (17 significant digits), so two lines are equal
- * exactly when the scores are. what names f for messages. */
-lw_status lw_scores_write_line(FILE *f, const char *what, const lw_task *task, uint64_t seq, const double *scores);
 
 #endif

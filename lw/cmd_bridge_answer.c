@@ -4,10 +4,10 @@
  *
  *   lw train --task squad --split train.jsonl (or --data DIR) --out runs/ba [--steps N --batch B --lr X --warmup W
  *            --limit N --seed S --soft-tokens M --max-answer L --first-token-weight W
- *            --weight-decay X --grad-clip X --checkpoint-every N --log-every K --force --quiet
+ *            --weight-decay X --grad-clip X --checkpoint-every N --log-every K --force --quiet --threads N
  *            --eval-every K --dev FILE --dev-slice N --patience P]
  *   lw eval  --task squad --split dev.jsonl --method bridge --checkpoint runs/ba/final
- *            [--limit N --max-answer L --json out.json --quiet]
+ *            [--limit N --max-answer L --json out.json --quiet --threads N]
  *
  * Training writes out/train_log.jsonl (a line a step), out/final/ (and
  * step-N, best/ with early stopping, dev_log.jsonl) and out/run.json, which
@@ -43,6 +43,7 @@ bool lw_bridge_answer_task(const lw_pair *pair, int argc, char **argv, lw_task *
 typedef struct {
     const char *split, *out, *checkpoint, *json, *method, *dev;
     int limit, steps, batch, warmup, max_answer, log_every, M, checkpoint_every, eval_every, dev_slice, patience;
+    int threads;   /* --threads; 0: $LWC_THREADS, else 1 (lw_threads_apply: the blocks lw eval's baselines use) */
     float lr, first_token_weight, weight_decay, grad_clip;
     long seed;
     bool quiet, force;
@@ -82,6 +83,7 @@ static bool parse(const lw_manifest *m, const char *cmd, int argc, char **argv, 
         else if (!strcmp(o, "--limit") || (train && !strcmp(o, "--limit-train")))
             ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit);
         else if (!strcmp(o, "--quiet")) a->quiet = true;
+        else if (!strcmp(o, "--threads")) ok = lw_opt_int(argc, argv, &i, 1, LW_THREADS_MAX, &a->threads);
         else if (!strcmp(o, "--max-answer")) ok = lw_opt_int(argc, argv, &i, 2, 256, &a->max_answer);
         else if (!strcmp(o, "--method")) {
             ok = lw_opt_str(argc, argv, &i, &a->method);
@@ -137,7 +139,7 @@ int lw_cmd_train_bridge_answer(const lw_pair *pair, const lw_task *task, int arg
 {
     ba_args a;
     const lw_manifest *m = &pair->manifest;
-    if (!parse(m, "train", argc, argv, true, &a)) return 2;
+    if (!parse(m, "train", argc, argv, true, &a) || !lw_threads_apply("train", a.threads)) return 2;
     lw_answer_data d = {0}, dev = {0};
     lw_ba_session s;
     lw_run_dir rd = {.lock_fd = -1};
@@ -215,7 +217,7 @@ int lw_cmd_eval_bridge_answer(const lw_pair *pair, const lw_task *task, int argc
 {
     ba_args a;
     const lw_manifest *m = &pair->manifest;
-    if (!parse(m, "eval", argc, argv, false, &a)) return 2;
+    if (!parse(m, "eval", argc, argv, false, &a) || !lw_threads_apply("eval", a.threads)) return 2;
     int seed = 0, M = m->bridge.soft_tokens;
     bool has_seed = false, has_M = false;   /* taken from run.json when it has them */
     if (lw_run_json_read(a.checkpoint, &seed, &has_seed, &M, &has_M)) {

@@ -20,8 +20,10 @@
 #include "sender_cache.h"
 #include "sender_cache_layers.h"
 #include "score_calibration.h"
+#include "score_line.h"
 #include "sender_states.h"
 #include "train_example.h"
+#include "train_score_batch.h"
 #include "answer_eval.h"
 #include "train_text.h"
 
@@ -260,6 +262,7 @@ typedef struct {
 static lw_status bridge_predict(eval_ctx *e, int *pred, double *margins)
 {
     lw_bridge_scorer sc;
+    lw_trainer_batch_scorer batch = {0};   /* --score-batch N > 1 */
     lw_status st = e->a->score_first
                        ? lw_bridge_scorer_open_first(&sc, e->pair, &e->task, e->a->M, e->a->checkpoint, e->a->device)
                        : lw_bridge_scorer_open(&sc, e->pair, &e->task, e->a->M, e->a->checkpoint, e->a->device);
@@ -286,7 +289,7 @@ static lw_status bridge_predict(eval_ctx *e, int *pred, double *margins)
         double *scores = all + (size_t)i0 * L;
         for (int j = 0; !st && j < nb; j++) st = lw_sender_cache_read(&e->states, i0 + j, &x[j], &cap[j], &T[j]);
         if (!st) st = B == 1 ? lw_trainer_score(&sc.tr, x[0], T[0], scores)
-                             : lw_bridge_scorer_score_batch(&sc, nb, (const float *const *)x, T, NULL, scores);
+                             : lw_trainer_score_batch(&sc.tr, &batch, nb, (const float *const *)x, T, NULL, scores);
         if (st) break;
         int i = i0 + nb - 1;
         if (!e->a->quiet && ((i0 / 10) != ((i + 1) / 10) || i + 1 == e->data.n))
@@ -320,6 +323,7 @@ static lw_status bridge_predict(eval_ctx *e, int *pred, double *margins)
     free(x);
     free(cap);
     free(T);
+    lw_trainer_batch_scorer_free(&batch);
     lw_bridge_scorer_close(&sc);
     return st;
 }

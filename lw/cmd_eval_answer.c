@@ -20,6 +20,7 @@ typedef struct {
     const char *task, *split, *method, *json, *tasks_dir;
     int limit;
     int threads;   /* --threads; 0: $LWC_THREADS, else 1 */
+    lw_weights_dtype dtype;   /* --dtype: the reader's matrices, as lw eval's other methods and the interlingua */
     lw_answer_options o;
 } answer_args;
 
@@ -27,6 +28,7 @@ static bool parse(const lw_manifest *m, const lw_task *task, int argc, char **ar
 {
     memset(a, 0, sizeof *a);
     a->method = "receiver-text";
+    a->dtype = LW_WEIGHTS_F32;
     const char *stray = NULL;   /* the first option that does not apply: said after the method's verdict */
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i];
@@ -40,7 +42,10 @@ static bool parse(const lw_manifest *m, const lw_task *task, int argc, char **ar
         else if (!strcmp(o, "--limit")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 28, &a->limit);
         else if (!strcmp(o, "--budget")) ok = lw_opt_int(argc, argv, &i, 1, 1 << 20, &a->o.budget);
         else if (!strcmp(o, "--threads")) ok = lw_opt_int(argc, argv, &i, 1, LW_THREADS_MAX, &a->threads);
-        else if (!strcmp(o, "--max-context")) ok = lw_opt_int(argc, argv, &i, 16, 1 << 20, &a->o.max_context);
+        else if (!strcmp(o, "--dtype")) {
+            const char *v = NULL;
+            ok = lw_opt_str(argc, argv, &i, &v) && lw_opt_dtype("eval", v, &a->dtype);
+        } else if (!strcmp(o, "--max-context")) ok = lw_opt_int(argc, argv, &i, 16, 1 << 20, &a->o.max_context);
         else if (!strcmp(o, "--verbose")) a->o.verbose = true;
         else if (!strcmp(o, "--quiet")) a->o.quiet = true;
         else if (!strcmp(o, "--device")) {
@@ -69,7 +74,8 @@ static bool parse(const lw_manifest *m, const lw_task *task, int argc, char **ar
     if (budget && a->o.budget == 0) a->o.budget = m->has_interlingua ? m->interlingua.latents : m->bridge.soft_tokens;
     if (stray) {
         fprintf(stderr, "lw eval: option '%s' does not apply to %s (a %s task); it takes --task, --split, "
-                "--method, --limit, --budget (token budgets), --max-context, --json, --tasks-dir, --verbose, --quiet\n", stray, task->name,
+                "--method, --limit, --budget (token budgets), --max-context, --dtype, --threads, --json, --tasks-dir, "
+                "--verbose, --quiet\n", stray, task->name,
                 lw_task_kind_name(task->kind));
         return false;
     }
@@ -118,6 +124,7 @@ static lw_status write_json(const lw_manifest *m, const lw_task *t, const answer
     json_object_set_new(o, "method", json_string(a->method));
     json_object_set_new(o, "reader", json_string(a->o.sender ? "sender" : "receiver"));
     json_object_set_new(o, "pair", json_string(m->name));
+    json_object_set_new(o, "dtype", json_string(lw_weights_dtype_name(a->dtype)));
     json_object_set_new(o, "soft_tokens", json_null());
     if (a->o.budget > 0) {   /* the token budget: what was cut, from what */
         double field = 0;
@@ -160,6 +167,8 @@ int lw_cmd_eval_answer(const lw_manifest *m, const lw_task *task, int argc, char
 {
     answer_args a;
     if (!parse(m, task, argc, argv, &a) || !lw_threads_apply("eval", a.threads)) return 2;
+    lw_manifest run = *m;   /* the reader loads at --dtype (lw_config_load_model), as lw_pair_with_dtype does */
+    run.sender.load.dtype = run.receiver.load.dtype = a.dtype;
     lw_answer_data d = {0};
     lw_answer_result *r = NULL;
     double *v[2] = {NULL, NULL};
@@ -176,7 +185,7 @@ int lw_cmd_eval_answer(const lw_manifest *m, const lw_task *task, int argc, char
         fprintf(stderr, "lw eval: out of memory\n");
         goto done;
     }
-    if (lw_answer_run(m, task, &d, &a.o, r)) {
+    if (lw_answer_run(&run, task, &d, &a.o, r)) {
         fprintf(stderr, "lw eval: %s: %s\n", a.method, lw_last_error());
         goto done;
     }

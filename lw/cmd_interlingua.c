@@ -3,11 +3,11 @@
  * encoder, the sender and the receiver as its two readers.
  *
  *   lw train --task squad --split train.jsonl --out runs/il [--steps N --batch B --lr X --warmup W
- *            --limit N --seed S --max-answer L --log-every K --quiet --dtype fp32|bf16|q8|native
+ *            --limit N --seed S --max-answer L --log-every K --quiet --dtype fp32|bf16|q8|native --threads N
  *            --soft-field FIELD --first-token-weight W --norm-rows N (64; 0: no input norm)
  *            --dev FILE --eval-every K [--dev-slice N --patience P]]
  *   lw eval  --task squad --split dev.jsonl --method interlingua --checkpoint runs/il/final
- *            [--limit N --candidates K --json out.json --quiet --dtype D]
+ *            [--limit N --candidates K --json out.json --quiet --dtype D --threads N]
  *
  * --soft-field: the soft tokens stand for that field of the task's prompt
  * (SQuAD: context) and the readers read the rest (the question) as text;
@@ -49,6 +49,7 @@ bool lw_interlingua_task(const lw_pair *pair, int argc, char **argv, lw_task *ta
 typedef struct {
     const char *split, *out, *checkpoint, *json, *method, *soft_field, *dev;
     int limit, steps, batch, warmup, max_answer, log_every, candidates, eval_every, dev_slice, patience, norm_rows;
+    int threads;   /* --threads; 0: $LWC_THREADS, else 1 (lw_threads_apply: the blocks lw eval's baselines use) */
     float lr, first_token_weight;
     bool has_ftw;
     long seed;
@@ -72,6 +73,7 @@ static bool parse(const char *cmd, int argc, char **argv, bool train, il_args *a
             ok = lw_opt_int(argc, argv, &i, 0, 1 << 30, &s);
             a->seed = s;
         } else if (!strcmp(o, "--quiet")) a->quiet = true;
+        else if (!strcmp(o, "--threads")) ok = lw_opt_int(argc, argv, &i, 1, LW_THREADS_MAX, &a->threads);
         else if (!strcmp(o, "--max-answer")) ok = lw_opt_int(argc, argv, &i, 2, 256, &a->max_answer);
         else if (!strcmp(o, "--dtype")) {
             const char *v = NULL;
@@ -125,7 +127,7 @@ static bool parse(const char *cmd, int argc, char **argv, bool train, il_args *a
 int lw_cmd_train_interlingua(const lw_pair *pair, const lw_task *task, int argc, char **argv)
 {
     il_args a;
-    if (!parse("train", argc, argv, true, &a)) return 2;
+    if (!parse("train", argc, argv, true, &a) || !lw_threads_apply("train", a.threads)) return 2;
     const lw_manifest *m = &pair->manifest;
     lw_answer_data d = {0}, dev = {0};
     lw_il_session s;
@@ -222,7 +224,7 @@ done:
 int lw_cmd_eval_interlingua(const lw_pair *pair, const lw_task *task, int argc, char **argv)
 {
     il_args a;
-    if (!parse("eval", argc, argv, false, &a)) return 2;
+    if (!parse("eval", argc, argv, false, &a) || !lw_threads_apply("eval", a.threads)) return 2;
     if (task->metric != LW_METRIC_SQUAD_EM_F1) {
         fprintf(stderr, "lw eval: the interlingua reports SQuAD EM/F1; %s's metric is not built here yet\n", task->name);
         return 1;

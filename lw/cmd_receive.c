@@ -17,6 +17,7 @@
 #include "cmd_common.h"
 #include "fileutil.h"
 #include "lw_cli.h"
+#include "score_line.h"
 #include "wire.h"
 #include "wire_receiver.h"
 #include "wire_socket.h"
@@ -144,6 +145,8 @@ static lw_status accept_stream(const char *spec, FILE **in)
 static int run(const lw_pair *pair, const receive_args *a)
 {
     lw_wire_receiver r = {0};
+    lw_bridge_scorer sc;
+    bool sc_open = false;
     double *scores = NULL;
     FILE *in = stdin, *out = stdout;
     const char *in_name = a->listen ? a->listen : a->in ? a->in : "stdin", *out_name = a->out ? a->out : "stdout";
@@ -168,8 +171,10 @@ static int run(const lw_pair *pair, const receive_args *a)
         }
         if (a->inspect) st = inspect_line(out, out_name, &msg);
         else {
-            if (!r.open) {
-                st = lw_wire_receiver_open(&r, pair, a->checkpoint, a->task, a->tasks_dir, a->device, &msg);
+            if (!r.open) {   /* identity first, then the models (wire_receiver.h) */
+                st = lw_wire_receiver_open(&r, pair, a->checkpoint, a->task, a->tasks_dir, &msg);
+                if (!st) st = lw_bridge_scorer_open(&sc, pair, &r.task, r.M, a->checkpoint, a->device);
+                if (!st) sc_open = true, lw_wire_receiver_attach(&r, &sc.tr, sc.side.receiver, sc.side.tok);
                 if (!st && !(scores = calloc((size_t)r.task.n_labels, sizeof *scores)))
                     st = lw_fail(LW_ERR_NOMEM, "receive: out of memory");
             }
@@ -191,6 +196,7 @@ static int run(const lw_pair *pair, const receive_args *a)
     }
     free(buf);
     lw_wire_receiver_close(&r);
+    if (sc_open) lw_bridge_scorer_close(&sc);
     free(scores);
     if (st) {
         fprintf(stderr, "lw receive: %s\n", lw_last_error());

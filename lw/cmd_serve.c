@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bridge_scorer.h"
 #include "cmd_common.h"
 #include "lw_cli.h"
 #include "lwc_config.h"
@@ -26,6 +27,7 @@
 #include <microhttpd.h>
 
 #include "serve_queue.h"
+#include "train_score_batch.h"
 #include "wire.h"
 #include "wire_receiver.h"
 #include "wire_sender.h"
@@ -175,7 +177,9 @@ typedef struct {
     const serve_args *a;
     lw_wire_sender snd;
     lw_wire_receiver rcv;
-    bool has_snd, has_rcv;
+    lw_bridge_scorer sc;           /* the receiver's scorer (wire_receiver.h) */
+    lw_trainer_batch_scorer batch; /* --packed batches on sc's trainer */
+    bool has_snd, has_rcv, has_sc;
     const lw_wire_identity *id;    /* for /health: the receiver's, else the sender's */
     double *scores;
     lw_serve_queue q;
@@ -293,7 +297,7 @@ static void work_one(server *s, request *r)
 /* A batch's /v1/receive and /v1/classify requests (with --packed): each
  * message made (classify), read and checked as receive_message does, then
  * every good one's labels scored in one packed receiver pass
- * (lw_bridge_scorer_score_batch); the refused ones get their 4xx, the
+ * (lw_trainer_score_batch); the refused ones get their 4xx, the
  * other endpoints their own work. If the pass fails, each of its requests
  * is answered with the failure. */
 static void work_packed(server *s, lw_serve_job **jobs, int n)
@@ -336,7 +340,7 @@ static void work_packed(server *s, lw_serve_job **jobs, int n)
         free(made);
     }
     if (m > 0) {
-        lw_status st = lw_bridge_scorer_score_batch(&s->rcv.sc, m, NULL, NULL, soft, scores);
+        lw_status st = lw_trainer_score_batch(&s->sc.tr, &s->batch, m, NULL, NULL, soft, scores);
         for (int j = 0; j < m; j++)
             if (st) answer_failure(held[j], st, "scoring");
             else answer_scores_of(s, held[j], msgs[j].seq, scores + (size_t)j * L);
@@ -543,8 +547,10 @@ static lw_status open_models(server *s)
         if (!st) s->has_snd = true, s->id = &s->snd.head.id;
     }
     if (!st && (a->role & ROLE_RECEIVER)) {
-        st = lw_wire_receiver_open(&s->rcv, s->pair, a->checkpoint, a->task, a->tasks_dir, "cpu", NULL);
+        st = lw_wire_receiver_open(&s->rcv, s->pair, a->checkpoint, a->task, a->tasks_dir, NULL);
         if (!st) s->has_rcv = true, s->id = &s->rcv.mine;
+        if (!st) st = lw_bridge_scorer_open(&s->sc, s->pair, &s->rcv.task, s->rcv.M, a->checkpoint, "cpu");
+        if (!st) s->has_sc = true, lw_wire_receiver_attach(&s->rcv, &s->sc.tr, s->sc.side.receiver, s->sc.side.tok);
         if (!st && s->rcv.M != a->M)
             st = lw_fail(LW_ERR_INVALID, "--soft-tokens %d; the checkpoint's run.json says %d", a->M, s->rcv.M);
         if (!st && !(s->scores = calloc((size_t)s->rcv.task.n_labels, sizeof *s->scores)))
@@ -612,6 +618,8 @@ static int run(const lw_pair *pair, const serve_args *a)
     }
     if (s.has_snd) lw_wire_sender_close(&s.snd);
     if (s.has_rcv) lw_wire_receiver_close(&s.rcv);
+    lw_trainer_batch_scorer_free(&s.batch);
+    if (s.has_sc) lw_bridge_scorer_close(&s.sc);
     free(s.scores);
     if (st) {
         fprintf(stderr, "lw serve: %s\n", lw_last_error());

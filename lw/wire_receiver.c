@@ -7,10 +7,10 @@
 
 #include "checkpoint.h"
 #include "cmd_common.h"
-#include "wire_identity.h"
+#include "score_line.h"
 
 lw_status lw_wire_receiver_open(lw_wire_receiver *r, const lw_pair *pair, const char *checkpoint, const char *task,
-                                const char *tasks_dir, const char *device, const lw_wire_message *first)
+                                const char *tasks_dir, const lw_wire_message *first)
 {
     const lw_manifest *m = &pair->manifest;
     memset(r, 0, sizeof *r);
@@ -32,13 +32,16 @@ lw_status lw_wire_receiver_open(lw_wire_receiver *r, const lw_pair *pair, const 
         (st = lw_task_load(task_path, &r->task)))
         return st;
     r->task_loaded = true;
-    if ((st = lw_bridge_scorer_open(&r->sc, pair, &r->task, M, checkpoint, device))) {
-        lw_wire_receiver_close(r);
-        return st;
-    }
-    r->open = true;
     r->M = M;
     return LW_OK;
+}
+
+void lw_wire_receiver_attach(lw_wire_receiver *r, lw_trainer *tr, const lw_model *receiver, const lw_tokenizer *tok)
+{
+    r->tr = tr;
+    r->receiver = receiver;
+    r->tok = tok;
+    r->open = true;
 }
 
 lw_status lw_wire_receiver_check(const lw_wire_receiver *r, const lw_wire_message *msg)
@@ -59,14 +62,16 @@ lw_status lw_wire_receiver_check(const lw_wire_receiver *r, const lw_wire_messag
 
 lw_status lw_wire_receiver_score(lw_wire_receiver *r, const lw_wire_message *msg, double *scores)
 {
-    return lw_trainer_score_soft(&r->sc.tr, msg->soft, scores);
+    if (!r->open) return lw_fail(LW_ERR_INVALID, "receive: no scorer attached to the receiver");
+    return lw_trainer_score_soft(r->tr, msg->soft, scores);
 }
 
 lw_status lw_wire_receiver_score_text(lw_wire_receiver *r, const char *text, double *scores)
 {
     lw_status st = LW_OK;
+    if (!r->open) return lw_fail(LW_ERR_INVALID, "receive: no receiver attached");
     if (!r->text_ready) {
-        st = lw_text_model_init(&r->text, r->sc.side.receiver, r->sc.side.tok, &r->task, 0, "receiver");
+        st = lw_text_model_init(&r->text, r->receiver, r->tok, &r->task, 0, "receiver");
         if (st) return st;
         r->text_ready = true;
     }
@@ -99,7 +104,6 @@ lw_status lw_wire_receiver_line(const lw_wire_receiver *r, uint64_t seq, const d
 void lw_wire_receiver_close(lw_wire_receiver *r)
 {
     if (r->text_ready) lw_text_model_free(&r->text);
-    if (r->open) lw_bridge_scorer_close(&r->sc);
     if (r->task_loaded) lw_task_free(&r->task);
     memset(r, 0, sizeof *r);
 }

@@ -6,7 +6,6 @@
 
 #include "checkpoint.h"
 #include "layer_mix_file.h"
-#include "sender_cache_layers.h"
 #include "wire_identity.h"
 
 lw_status lw_wire_sender_open(lw_wire_sender *s, const lw_manifest *m, const char *task, const char *checkpoint,

@@ -1,6 +1,6 @@
-/* The bridge config's range check (manifest.h lw_bridge_config_check): one
+/* The bridge config's range check (bridge_config.h lw_bridge_config_check): one
  * place for the bounds the bridge, its plan and the memory plan rely on. */
-#include "manifest.h"
+#include "bridge_config.h"
 
 lw_status lw_bridge_config_check(const lw_bridge_config *c, int S, int R)
 {

@@ -6,7 +6,7 @@
  * the projections read off one LayerNorm are listed v, k, q, so backward
  * adds q's, then k's, then v's input gradient. */
 #include "bridge_plan.h"
-#include "plan_compare.h"
+#include "record_compare.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -195,8 +195,9 @@ const char *lw_bridge_grad_name(lw_bridge_grad g)
     return (unsigned)g < LW_BG_COUNT ? names[g] : "?";
 }
 
-static lw_status compare_op(const lw_bridge_op *a, const lw_bridge_op *b, const char *what)
+static lw_status compare_op(const void *pa, const void *pb, const char *what)
 {
+    const lw_bridge_op *a = pa, *b = pb;
     DIFF_AS("kind", "%s", lw_op_kind_name, a->kind, b->kind);
     DIFF_AS("in", "%s", lw_bridge_slot_name, a->in, b->in);
     DIFF_AS("keep", "%s", lw_bridge_slot_name, a->keep, b->keep);
@@ -221,18 +222,7 @@ static lw_status compare_op(const lw_bridge_op *a, const lw_bridge_op *b, const 
     return LW_OK;
 }
 
-static lw_status compare_list(const lw_bridge_op *a, int na, const lw_bridge_op *b, int nb, const char *list,
-                              const char *what)
-{
-    if (na != nb) return lw_fail(LW_ERR_INVALID, "%s: %d %s ops here, %d in the other", what, na, list, nb);
-    for (int i = 0; i < na; i++) {
-        char where[160];
-        snprintf(where, sizeof where, "%s: bridge %s op %d (%s)", what, list, i, lw_op_kind_name(a[i].kind));
-        lw_status st = compare_op(&a[i], &b[i], where);
-        if (st) return st;
-    }
-    return LW_OK;
-}
+static const char *op_kind(const void *op) { return lw_op_kind_name(((const lw_bridge_op *)op)->kind); }
 
 lw_status lw_bridge_plan_compare(const lw_bridge_plan *a, const lw_bridge_plan *b, const char *what)
 {
@@ -242,8 +232,10 @@ lw_status lw_bridge_plan_compare(const lw_bridge_plan *a, const lw_bridge_plan *
     DIFF("width", "%d", a->width, b->width);
     DIFF("receiver hidden", "%d", a->receiver_hidden, b->receiver_hidden);
     DIFF("norm_eps", "%.9g", (double)a->norm_eps, (double)b->norm_eps);
-    lw_status st = compare_list(a->model_ops, a->n_model_ops, b->model_ops, b->n_model_ops, "model", what);
-    if (!st) st = compare_list(a->ops, a->n_ops, b->ops, b->n_ops, "block", what);
+    lw_status st = lw_compare_records(a->model_ops, a->n_model_ops, b->model_ops, b->n_model_ops,
+                                      sizeof *a->model_ops, "bridge model", what, op_kind, compare_op);
+    if (!st)
+        st = lw_compare_records(a->ops, a->n_ops, b->ops, b->n_ops, sizeof *a->ops, "bridge block", what, op_kind, compare_op);
     return st;
 }
 

@@ -23,7 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "manifest.h"
+#include "bridge_config.h"
 #include "plan.h"
 
 /* Activation slots. Model level: XS .. Z; a block's: LAT_IN .. FPROJ. */

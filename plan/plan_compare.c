@@ -1,10 +1,9 @@
 /* Two decoder plans compared record by record (plan_compare.h). */
 #include "plan_compare.h"
 
-#include <stdio.h>
-
-static lw_status compare_op(const lw_plan_op *a, const lw_plan_op *b, const char *what)
+static lw_status compare_op(const void *pa, const void *pb, const char *what)
 {
+    const lw_plan_op *a = pa, *b = pb;
     DIFF_AS("kind", "%s", lw_op_kind_name, a->kind, b->kind);
     DIFF_AS("in", "%s", lw_plan_slot_name, a->in, b->in);
     DIFF_AS("out", "%s", lw_plan_slot_name, a->out, b->out);
@@ -31,19 +30,7 @@ static lw_status compare_op(const lw_plan_op *a, const lw_plan_op *b, const char
     return LW_OK;
 }
 
-static lw_status compare_list(const lw_plan_op *a, int na, const lw_plan_op *b, int nb, const char *list,
-                              const char *what)
-{
-    if (na != nb)
-        return lw_fail(LW_ERR_INVALID, "%s: %d %s ops here, %d in the other", what, na, list, nb);
-    for (int i = 0; i < na; i++) {
-        char where[160];
-        snprintf(where, sizeof where, "%s: %s op %d (%s)", what, list, i, lw_op_kind_name(a[i].kind));
-        lw_status st = compare_op(&a[i], &b[i], where);
-        if (st) return st;
-    }
-    return LW_OK;
-}
+static const char *op_kind(const void *op) { return lw_op_kind_name(((const lw_plan_op *)op)->kind); }
 
 lw_status lw_plan_compare(const lw_plan *a, const lw_plan *b, const char *what)
 {
@@ -55,7 +42,9 @@ lw_status lw_plan_compare(const lw_plan *a, const lw_plan *b, const char *what)
     DIFF("norm_eps", "%.9g", (double)a->norm_eps, (double)b->norm_eps);
     DIFF_AS("activation", "%s", lw_activation_name, a->activation, b->activation);
     DIFF("rope layout (interleaved)", "%d", (int)a->rope_interleaved, (int)b->rope_interleaved);
-    lw_status st = compare_list(a->model_ops, a->n_model_ops, b->model_ops, b->n_model_ops, "model", what);
-    if (!st) st = compare_list(a->ops, a->n_ops, b->ops, b->n_ops, "block", what);
+    lw_status st = lw_compare_records(a->model_ops, a->n_model_ops, b->model_ops, b->n_model_ops,
+                                      sizeof *a->model_ops, "model", what, op_kind, compare_op);
+    if (!st)
+        st = lw_compare_records(a->ops, a->n_ops, b->ops, b->n_ops, sizeof *a->ops, "block", what, op_kind, compare_op);
     return st;
 }

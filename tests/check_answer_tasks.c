@@ -4,6 +4,7 @@
 #include "testlib.h"
 #include "answer_data.h"
 #include "answer_eval.h"
+#include "answer_metrics.h"
 #include "dataset.h"
 #include "task.h"
 

@@ -454,7 +454,7 @@ START_TEST(gpu_takes_qkv_bias)
     bool biased = false;
     for (int i = 0; i < p.n_ops; i++) biased |= p.ops[i].b == LW_W_BQKV;
     ck_assert(biased);
-    ck_assert_msg(lw_gpu_check_plan(&p, &c, false, NULL, true) == LW_OK, "%s", lw_last_error());
+    ck_assert_msg(lw_gpu_check_plan(&p, &c) == LW_OK, "%s", lw_last_error());
 }
 END_TEST
 

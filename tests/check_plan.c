@@ -230,6 +230,29 @@ START_TEST(compare_names_the_first_difference)
     b.norm_eps *= 2;
     ck_assert_int_ne(lw_plan_compare(&a, &b, "x"), LW_OK);
     ck_assert_msg(strstr(lw_last_error(), "norm_eps"), "%s", lw_last_error());
+    /* the record lists are walked by one compare (record_compare.h), the bridge's too: a list one op
+     * shorter is named by its count, a record by its list, index and kind */
+    lw_plan_lower(&c, &b);
+    b.n_ops--;
+    ck_assert_int_ne(lw_plan_compare(&a, &b, "x"), LW_OK);
+    char want[96];
+    snprintf(want, sizeof want, "x: %d block ops here, %d in the other", a.n_ops, b.n_ops);
+    ck_assert_msg(strstr(lw_last_error(), want), "%s", lw_last_error());
+    lw_bridge_config bc = {.kind = LW_BRIDGE_PERCEIVER, .soft_tokens = 4, .source_layer = 1, .width = 16, .depth = 2,
+                           .heads = 2, .ffn_mult = 2};
+    lw_bridge_plan ba, bb;
+    ck_assert_int_eq(lw_bridge_plan_lower(&bc, 24, 32, &ba), LW_OK);
+    ck_assert_int_eq(lw_bridge_plan_lower(&bc, 24, 32, &bb), LW_OK);
+    ck_assert_int_eq(lw_bridge_plan_compare(&ba, &bb, "y"), LW_OK);
+    bb.n_model_ops--;
+    ck_assert_int_ne(lw_bridge_plan_compare(&ba, &bb, "y"), LW_OK);
+    snprintf(want, sizeof want, "y: %d bridge model ops here, %d in the other", ba.n_model_ops, bb.n_model_ops);
+    ck_assert_msg(strstr(lw_last_error(), want), "%s", lw_last_error());
+    bb.n_model_ops++;
+    bb.model_ops[0].width++;
+    ck_assert_int_ne(lw_bridge_plan_compare(&ba, &bb, "y"), LW_OK);
+    ck_assert_msg(strstr(lw_last_error(), "y: bridge model op 0 (") && strstr(lw_last_error(), "width differs"), "%s",
+                  lw_last_error());
 }
 END_TEST
 

@@ -140,6 +140,25 @@ START_TEST(packed_training_matches_the_cpu)
 }
 END_TEST
 
+/* A pack that cannot grow (its host staging out of memory) is refused and
+ * leaves the pass as it was, at its old room: a pack of that size then runs
+ * and matches the CPU. (The restore once allocated the old staging again,
+ * unchecked: out of memory it left the pass with none.) */
+START_TEST(a_pack_that_cannot_grow_leaves_the_pass_usable)
+{
+    tl_rig r;
+    tl_rig_open_tiny(&r, &g_dev, tiny(0), 91);
+    tl_rig_check_pack(&r, 2, 0, 0, 1e-4);
+    lw_twin_fail_staging = true;
+    lw_status st = lw_gpu_receiver_pass_pack_begin(&r.gpu, NULL, 3);
+    lw_twin_fail_staging = false;
+    ck_assert_int_eq(st, LW_ERR_NOMEM);
+    ck_assert_msg(strstr(lw_last_error(), "room for a pack"), "%s", lw_last_error());
+    tl_rig_check_pack(&r, 2, 0, 0, 1e-4);
+    tl_rig_close(&r);
+}
+END_TEST
+
 /* Training through bf16 weights (issue 20): the bf16 input-gradient
  * products (f32_to_bf16 of dy, fp32 accumulation) against the fp32 CPU
  * pass: loss 3e-2 relative, d_embeds 3e-2 x max (bf16 keeps 8 bits of
@@ -169,7 +188,7 @@ START_TEST(label_scores_stay_on_the_device)
     memcpy(r.gpu.is_embed, r.cpu.is_embed, (size_t)T * sizeof(bool));
     memcpy(r.gpu.embeds, r.cpu.embeds, (size_t)T * H * sizeof(float));
     double sc[2], sg[2];
-    OK(lw_receiver_pass_scores(&r.cpu, NULL, T, true, sc));
+    OK(tl_cpu_pass_scores(&r.cpu, NULL, T, true, sc));
     lw_twin_count = (lw_twin_counts){0};
     OK(lw_gpu_receiver_pass_scores(&r.gpu, NULL, T, true, sg));
     long verb_rows = 0;
@@ -484,30 +503,25 @@ START_TEST(what_has_no_kernel_is_refused)
     float logits[11 * 6];
     lw_forward_args a = {.ids = ids, .T = 6, .logits = logits, .capture_layer = -1, .n_segments = 2,
                          .segment_len = seg};
-    /* packed segments run, and since the second round with a deep prefix per segment too (the executor's
-     * seg_prefix_*: the training pass's pack) */
-    OK(lw_gpu_check_plan(&g->plan, &g->cfg, false, &a, true));
-    lw_receiver_adapters ad = {.prefix_len = 2, .prefix_segments = 2};
-    a.adapters = &ad;
-    OK(lw_gpu_check_plan(&g->plan, &g->cfg, false, &a, false));
+    /* the plan passes; packed segments (with a deep prefix per segment too: the executor's seg_prefix_*,
+     * the training pass's pack) and bf16 weights, forward or backward, are not the check's to refuse */
+    OK(lw_gpu_check_plan(&g->plan, &g->cfg));
     /* segments whose lengths do not sum to T: refused before anything runs */
-    a.adapters = NULL, seg[1] = 2;
+    seg[1] = 2;
     ck_assert_int_eq(lw_gpu_forward(g, gs, &a), LW_ERR_INVALID);
     ck_assert_int_eq(gs->n_cached, 0);
-    /* the same check passes the q/k/v bias (Qwen2: bias_add_forward) and a backward through bf16 weights
-     * (lw_cublas_matmul_dx_bf16), and refuses a bias elsewhere */
+    /* the same check passes the q/k/v bias (Qwen2: bias_add_forward) and refuses a bias elsewhere */
     lw_plan p;
     lw_model_config q = tl_tiny_qwen2_config();
     lw_plan_lower(&q, &p);
-    OK(lw_gpu_check_plan(&p, &q, false, NULL, true));
+    OK(lw_gpu_check_plan(&p, &q));
     for (int i = 0; i < p.n_ops; i++)
         if (p.ops[i].kind == LW_OP_MATMUL && p.ops[i].b == LW_W_NONE) {
             p.ops[i].b = LW_W_BQKV;   /* a bias the executor has no slot for (wo's, w_down's) */
             break;
         }
-    ck_assert_int_eq(lw_gpu_check_plan(&p, &q, false, NULL, false), LW_ERR_UNSUPPORTED);
+    ck_assert_int_eq(lw_gpu_check_plan(&p, &q), LW_ERR_UNSUPPORTED);
     ck_assert_msg(strstr(lw_last_error(), "bias"), "%s", lw_last_error());
-    OK(lw_gpu_check_plan(&g->plan, &g->cfg, true, NULL, true));
     lw_gpu_state_free(gs);
     lw_gpu_model_free(g);
     lw_model_free(m);
@@ -527,6 +541,7 @@ int main(void)
     tcase_add_test(tc, training_with_adapters_matches_the_cpu);
     tcase_add_loop_test(tc, label_scores_stay_on_the_device, 0, 4);
     tcase_add_loop_test(tc, packed_training_matches_the_cpu, 0, 4);
+    tcase_add_test(tc, a_pack_that_cannot_grow_leaves_the_pass_usable);
     tcase_add_loop_test(tc, bf16_training_is_close, 0, 4);
     tcase_add_loop_test(tc, packed_backward_matches_the_cpu, 0, 8);
     tcase_add_test(tc, what_has_no_kernel_is_refused);

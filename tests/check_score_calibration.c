@@ -7,7 +7,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "bridge_scorer.h"
+#include "score_line.h"
 
 enum { N = 4, L = 3 };
 

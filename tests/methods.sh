@@ -130,6 +130,17 @@ for t in piqa boolq; do
 done
 check "eval csqa receiver-zeroshot" "$lw" eval --task csqa --split "$sd/csqa/dev.jsonl" \
     --method receiver-zeroshot --limit 2 --quiet
+check "eval squad receiver-text --dtype q8" "$lw" eval --task squad --split "$sd/squad/dev.jsonl" \
+    --method receiver-text --dtype q8 --limit 1 --quiet --json "$w/ans/squad-q8.json"
+check "the answer JSON names its dtype" has "$w/ans/squad-q8.json" '"dtype": "q8"'
+check "the answer JSON names fp32 by default" has "$w/ans/squad.json" '"dtype": "fp32"'
+check "an answer --dtype that is none is refused by name" fails_saying "takes fp32, bf16, q8 or native, not fp16" \
+    "$lw" eval --task squad --split "$sd/squad/dev.jsonl" --dtype fp16 --limit 1 --quiet
+# every command that computes what another compares sizes the pool as lw eval does (lw_threads_apply)
+check "the bridge on answers reads LWC_THREADS as lw eval does" fails_saying "LWC_THREADS='x'" \
+    env LWC_THREADS=x "$lw" train --task squad --data "$sd/squad" --steps 1 --quiet --out "$w/squad-threads"
+check "the bridge on answers takes --threads" fails_saying "threads expects an integer in 1\.\." \
+    "$lw" eval --task squad --split "$sd/squad/dev.jsonl" --method bridge --checkpoint "$w/none" --threads 0
 check "a method that does not apply is refused" fails_saying "does not apply to squad (a generate task)" \
     "$lw" eval --task squad --split "$sd/squad/dev.jsonl" --method linear-probe
 check "an option that does not apply is refused" fails_saying "option '--k' does not apply to piqa" \

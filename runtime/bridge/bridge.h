@@ -43,7 +43,7 @@
 
 #include "adamw.h"
 #include "bridge_params.h"
-#include "manifest.h"
+#include "bridge_config.h"
 #include "status.h"
 
 /* What one forward keeps for its backward (opaque; sized for max_T). */

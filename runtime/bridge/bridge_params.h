@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "manifest.h"
+#include "bridge_config.h"
 
 enum { LW_BRIDGE_NAME_MAX = 64 };
 

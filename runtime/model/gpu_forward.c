@@ -16,7 +16,7 @@
 static lw_status check_args(const lw_gpu_model *g, const lw_gpu_state *s, const lw_forward_args *a)
 {
     const lw_model_config *c = &g->cfg;
-    lw_status st = lw_gpu_check_plan(&g->plan, c, g->bf16, a, false);
+    lw_status st = lw_gpu_check_plan(&g->plan, c);
     if (st) return st;
     if (a->T <= 0 || a->pos0 < 0 || a->pos0 > s->n_cached || a->T > s->max_tokens - a->pos0)
         return lw_fail(LW_ERR_INVALID, "GPU forward %s: %d rows at position %d (cache holds %d of %d)", c->name,

@@ -108,8 +108,7 @@ bool lw_gpu_dtype_parse(const char *s, lw_weight_dtype *out)
 
 /* The one place the CUDA backend refuses what it has no kernel for
  * (gpu_model.h); the upload and the executor (plan_cuda.c) call it. */
-lw_status lw_gpu_check_plan(const lw_plan *p, const lw_model_config *c, bool bf16, const lw_forward_args *a,
-                            bool backward)
+lw_status lw_gpu_check_plan(const lw_plan *p, const lw_model_config *c)
 {
     const char *name = c->name;
     for (int i = 0; i < p->n_ops; i++)
@@ -147,7 +146,7 @@ static lw_status check_config(const lw_model *m)
      * before anything is uploaded (forward, generation, the training pass) */
     lw_plan plan;
     lw_plan_lower(c, &plan);
-    lw_status st = lw_gpu_check_plan(&plan, c, false, NULL, false);
+    lw_status st = lw_gpu_check_plan(&plan, c);
     if (st) return st;
     for (int l = 0; l < c->n_layers; l++) {
         const lw_layer_weights *L = &m->layers[l];

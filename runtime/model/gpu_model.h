@@ -113,15 +113,14 @@ lw_status lw_gpu_forward(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_args
 
 /* LW_ERR_UNSUPPORTED, naming the model and what is missing, for what the
  * CUDA backend has no kernel for: a bias on any op but the q/k/v projection
- * (bias_add_forward adds Qwen2's bqkv). a (may be NULL), bf16 and backward
- * say what the call runs (its rows and adapters; bf16 weights; a forward
- * that will be walked back); since packed segments with a deep prefix each
- * (one attention launch a segment over its gathered keys) and backward
- * through bf16 weights (lw_cublas_matmul_dx_bf16) run, no refusal depends on
- * them. The one place such refusals are made: the upload and the executor
- * (plan_cuda.c) call it. */
-lw_status lw_gpu_check_plan(const lw_plan *p, const lw_model_config *c, bool bf16, const lw_forward_args *a,
-                            bool backward);
+ * (bias_add_forward adds Qwen2's bqkv), and ops whose widths the kernels
+ * built for c do not take. It reads the plan alone: packed segments with a
+ * deep prefix each (one attention launch a segment over its gathered keys)
+ * and backward through bf16 weights (lw_cublas_matmul_dx_bf16) run, so
+ * neither the call's rows, its weights' dtype nor a backward after it can
+ * be refused. The one place such refusals are made: the upload and the
+ * executor (plan_cuda.c) call it. */
+lw_status lw_gpu_check_plan(const lw_plan *p, const lw_model_config *c);
 
 /* A bump allocator over one device allocation, 256-byte aligned: with base
  * 0 it only measures, so the same placing code sizes and then lays out. */

@@ -91,15 +91,30 @@ static void place(lw_gpu_receiver_pass *p, lw_gpu_arena *a)
 }
 
 /* The executor's host staging for p->rows rows and p->loss_cap loss rows. */
+#ifdef LW_KERNEL_HOST_TWIN
+/* Set by the host twin's tests to make the staging's allocations fail
+ * (check_plan_cuda_host: a pack that cannot grow leaves the pass usable). */
+bool lw_twin_fail_staging;
+#define STAGING_FAILS lw_twin_fail_staging
+#else
+#define STAGING_FAILS false
+#endif
+
+/* The host staging for p->rows rows and p->loss_cap loss rows. All or
+ * nothing: on an allocation failure p keeps the arrays it had (false), so
+ * a pass that could not grow goes on at its old size (grow_rows). */
 static bool stage_arrays(lw_gpu_receiver_pass *p)
 {
     size_t T = (size_t)p->rows;
+    int *pos = calloc(T, sizeof *pos), *seg = calloc(T, sizeof *seg), *ids = calloc(T, sizeof *ids);
+    float *loss = calloc((size_t)p->loss_cap, F32);
+    if (!pos || !seg || !ids || !loss || STAGING_FAILS) {
+        free(pos), free(seg), free(ids), free(loss);
+        return false;
+    }
     free(p->pos_stage), free(p->seg_stage), free(p->ids_stage), free(p->loss_rows);
-    p->pos_stage = calloc(T, sizeof *p->pos_stage);
-    p->seg_stage = calloc(T, sizeof *p->seg_stage);
-    p->ids_stage = calloc(T, sizeof *p->ids_stage);
-    p->loss_rows = calloc((size_t)p->loss_cap, F32);
-    return p->pos_stage && p->seg_stage && p->ids_stage && p->loss_rows;
+    p->pos_stage = pos, p->seg_stage = seg, p->ids_stage = ids, p->loss_rows = loss;
+    return true;
 }
 
 static bool host_arrays(lw_gpu_receiver_pass *p)
@@ -650,8 +665,7 @@ static lw_status grow_rows(lw_gpu_receiver_pass *p, int rows, int loss_cap)
         p->rows = old_rows, p->loss_cap = old_loss;
         p->arena = old;
         lw_gpu_arena a = {.base = old};
-        place(p, &a);   /* back over what p had */
-        stage_arrays(p);
+        place(p, &a);   /* back over what p had; its staging is still the old (stage_arrays) */
         return lw_fail_wrap(st, "GPU receiver pass %s: room for a pack of %d rows", p->g->cfg.name, rows);
     }
     if (old) lw_cuda_free(p->g->cu, old);

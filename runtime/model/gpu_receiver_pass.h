@@ -168,7 +168,7 @@ lw_status lw_gpu_receiver_pass_loss(lw_gpu_receiver_pass *p, const lw_receiver_a
  * ad->lora's grads, d prefix K/V to ad->d_prefix_k / d_prefix_v. */
 lw_status lw_gpu_receiver_pass_backward(lw_gpu_receiver_pass *p, const lw_receiver_adapters *ad, int T, int label,
                                         float scale, bool *correct);
-/* lw_receiver_pass_scores: scores[n_labels], each label's summed verbalizer
+/* As the CPU trainers score: scores[n_labels], each label's summed verbalizer
  * log-probs after the P filled prompt rows; embeds: whether is_embed /
  * embeds are used. Overwrites the activations a backward would read. */
 lw_status lw_gpu_receiver_pass_scores(lw_gpu_receiver_pass *p, const lw_receiver_adapters *ad, int P, bool embeds,

@@ -540,7 +540,7 @@ lw_status lw_plan_cuda_forward(const lw_cuda_plan_bufs *b, const lw_cuda_plan_ca
     /* blocks [0, last_layer): all of them unless a capture without logits stops early (lw_forward's rule) */
     int last_layer = c->a->logits || c->capture_layer < 0 ? n : c->capture_layer;
     *complete = true;
-    lw_status st = lw_gpu_check_plan(p, &g->cfg, g->bf16, c->a, false);
+    lw_status st = lw_gpu_check_plan(p, &g->cfg);
     if (st) return st;
     lw_cuda_ptr pos = b->pos + (size_t)c->row * sizeof(int);
     exec x = {.b = b, .g = g, .p = p, .T = T, .pos0 = c->pos0, .pos = pos}, blk = x;
@@ -651,7 +651,7 @@ lw_status lw_plan_cuda_backward_rows(const lw_cuda_plan_bufs *b, int T, const lw
 {
     const lw_plan *p = b->plan;
     lw_gpu_model *g = b->g;
-    lw_status st = lw_gpu_check_plan(p, &g->cfg, g->bf16, NULL, true);
+    lw_status st = lw_gpu_check_plan(p, &g->cfg);
     if (st) return st;
     if (b->n_layer_sets != p->n_layers)
         return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: backward needs every layer's activations (%d sets for %d "

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "label_scoring.h"
 #include "ops.h"
 
 /* Rows every label's verbalizer but its last adds after a prompt: the
@@ -143,8 +142,7 @@ lw_status lw_receiver_pass_backward(lw_receiver_pass *p, const lw_receiver_adapt
                                      p->d_embeds + (size_t)C * p->m->cfg.hidden);
 }
 
-lw_status lw_receiver_pass_scores(lw_receiver_pass *p, const lw_receiver_adapters *ad, int P, bool embeds,
-                                  double *scores)
+lw_status lw_receiver_pass_prompt(lw_receiver_pass *p, const lw_receiver_adapters *ad, int P, bool embeds)
 {
     const lw_receiver_layout *Ly = p->layout;
     if (P < 1 || P + Ly->max_verb - 1 > p->max_T)
@@ -153,8 +151,5 @@ lw_status lw_receiver_pass_scores(lw_receiver_pass *p, const lw_receiver_adapter
     lw_state_reset(p->score_state);
     lw_forward_args a = {.ids = p->ids, .embeds = embeds ? p->embeds : NULL, .is_embed = embeds ? p->is_embed : NULL,
                          .T = P, .logits = p->last, .capture_layer = -1, .adapters = ad};
-    lw_status st = lw_forward(p->m, p->score_state, &a);
-    if (st) return st;
-    return lw_score_verbalizers(p->m, p->score_state, ad, P, p->last, Ly->n_labels,
-                                (const int *const *)Ly->verb, Ly->verb_len, scores);
+    return lw_forward(p->m, p->score_state, &a);
 }

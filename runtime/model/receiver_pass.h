@@ -6,8 +6,8 @@
  * receiver over them, takes the cross-entropy of the L verbalizer tokens
  * from the last L rows, and on backward leaves scale * d(loss)/d(input rows)
  * in d_embeds (the receiver's weights get no gradient; its adapters do).
- * Scoring runs a prompt of P rows once and every label's verbalizer after it
- * (lw_score_verbalizers).
+ * Scoring runs a prompt of P rows once (lw_receiver_pass_prompt) and the
+ * caller every label's verbalizer after it (lw_score_verbalizers).
  *
  * The layout's `before` rows (chat template head and task primer) are the
  * same token ids in every example. With no adapters active they depend on
@@ -67,10 +67,13 @@ lw_status lw_receiver_pass_loss(lw_receiver_pass *p, const lw_receiver_adapters 
  * loss's gradient by input row; *correct (may be NULL) the first-token check. */
 lw_status lw_receiver_pass_backward(lw_receiver_pass *p, const lw_receiver_adapters *ad, int T, int label, float scale,
                                     bool *correct);
-/* scores[n_labels]: each label's summed verbalizer log-probs after the P
- * filled prompt rows. embeds: whether is_embed / embeds are used. */
-lw_status lw_receiver_pass_scores(lw_receiver_pass *p, const lw_receiver_adapters *ad, int P, bool embeds,
-                                  double *scores);
+/* Scoring's prompt: the P filled rows (embeds: whether is_embed / embeds
+ * are used) from position 0 into score_state, the last row's logits into
+ * last; refused unless every label's verbalizer fits after them. The caller
+ * then scores the labels: lw_score_verbalizers(p->m, p->score_state, ad, P,
+ * p->last, ...) (label_scoring.h), as the trainers do (lw_trainer_score,
+ * lw_text_trainer_score): the pass stands below the label scorer, not on it. */
+lw_status lw_receiver_pass_prompt(lw_receiver_pass *p, const lw_receiver_adapters *ad, int P, bool embeds);
 
 /* Packed steps. can_pack: the conditions hold (head cache on; no adapters
  * and a head to cache, or LoRA without dropout and / or a deep prefix, whose

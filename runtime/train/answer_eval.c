@@ -43,20 +43,6 @@ int lw_answer_method(const lw_task *task, const char *method)
     return -1;
 }
 
-char *lw_answer_extract(const char *text, bool first_line)
-{
-    const char *s = text;
-    while (*s && isspace((unsigned char)*s)) s++;
-    size_t n = first_line ? strcspn(s, "\n") : strlen(s);
-    while (n > 0 && isspace((unsigned char)s[n - 1])) n--;
-    char *out = malloc(n + 1);
-    if (out) {
-        memcpy(out, s, n);
-        out[n] = 0;
-    }
-    return out;
-}
-
 void lw_answer_results_free(lw_answer_result *r, int n)
 {
     for (int i = 0; r && i < n; i++) free(r[i].answer);

@@ -67,12 +67,6 @@ lw_status lw_answer_run(const lw_manifest *m, const lw_task *task, const lw_answ
                         const lw_answer_options *o, lw_answer_result *out);
 void lw_answer_results_free(lw_answer_result *r, int n);
 
-/* The scored part of a generated text: its first non-empty line when
- * first_line, trimmed of white space (malloc'd). */
-char *lw_answer_extract(const char *generated, bool first_line);
-
-
-
 /* lw eval's path for generate and choice tasks (cmd_eval_answer.c): its own
  * options, the table and the JSON. task is loaded; returns an exit code. */
 int lw_cmd_eval_answer(const lw_manifest *m, const lw_task *task, int argc, char **argv);

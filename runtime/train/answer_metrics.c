@@ -1,6 +1,7 @@
 /* SQuAD's EM/F1 and GSM8K's final number (answer_metrics.h). */
 #include "answer_metrics.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,4 +237,18 @@ lw_status lw_gsm8k_score(const char *pred, const char *gold, double *correct)
     double a = strtod(p, NULL), b = strtod(g, NULL);
     *correct = fabs(a - b) <= 1e-9 * fmax(1.0, fabs(b));
     return LW_OK;
+}
+
+char *lw_answer_extract(const char *text, bool first_line)
+{
+    const char *s = text;
+    while (*s && isspace((unsigned char)*s)) s++;
+    size_t n = first_line ? strcspn(s, "\n") : strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1])) n--;
+    char *out = malloc(n + 1);
+    if (out) {
+        memcpy(out, s, n);
+        out[n] = 0;
+    }
+    return out;
 }

@@ -38,4 +38,10 @@ bool lw_last_number(const char *text, char *out, size_t cap);
  * no number is an error (it names the text). */
 lw_status lw_gsm8k_score(const char *pred, const char *gold, double *correct);
 
+/* The scored part of a generated text: its first non-empty line when
+ * first_line, trimmed of white space (malloc'd; NULL out of memory). What
+ * every answer path scores (answer_eval.h, bridge_answer_run.h,
+ * interlingua_run.h), so it is here, below them, with the metrics. */
+char *lw_answer_extract(const char *generated, bool first_line);
+
 #endif

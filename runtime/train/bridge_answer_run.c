@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "answer_eval.h"
 #include "answer_loop.h"
+#include "answer_metrics.h"
 #include "checkpoint.h"
 #include "clock.h"
 #include "fileutil.h"

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "answer_eval.h"
 #include "answer_loop.h"
 #include "answer_metrics.h"
 #include "chat_template.h"

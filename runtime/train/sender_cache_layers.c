@@ -35,52 +35,6 @@ lw_status lw_sender_cache_stack(const lw_sender_cache *caches, int K, lw_sender_
     return st ? lw_fail_wrap(st, "stacked sender states") : LW_OK;
 }
 
-lw_status lw_sender_cache_get_layers(const lw_model_config *sender, const int *layers, int K, const char *data_path,
-                                     const lw_dataset *d, const char *cache_dir, int quiet, lw_sender_cache *out)
-{
-    if (K == 1) return lw_sender_cache_get(sender, layers[0], data_path, d, cache_dir, quiet, out);
-    memset(out, 0, sizeof *out);
-    out->fd = -1;
-    if (K < 1 || K > LW_LAYER_MIX_MAX)
-        return lw_fail(LW_ERR_INVALID, "sender states of %d layers (1..%d)", K, LW_LAYER_MIX_MAX);
-    lw_sender_cache one[LW_LAYER_MIX_MAX];
-    for (int k = 0; k < K; k++) one[k] = (lw_sender_cache){.fd = -1};
-    lw_status st = LW_OK;
-    for (int k = 0; !st && k < K; k++)
-        if ((st = lw_sender_cache_get(sender, layers[k], data_path, d, cache_dir, quiet, &one[k])))
-            st = lw_fail_wrap(st, "sender states of layer %d", layers[k]);
-    if (!st) st = lw_sender_cache_stack(one, K, out);
-    for (int k = 0; k < K; k++) lw_sender_cache_close(&one[k]);
-    return st;
-}
-
-lw_status lw_sender_run_mixed(lw_sender_run *r, const lw_layer_mix *mix, const char *text, float **stack,
-                              size_t *stack_cap, float *out, int *T)
-{
-    int K = mix->K, S = mix->S, Tk = 0;
-    if (r->model->cfg.hidden != S)
-        return lw_fail(LW_ERR_INVALID, "sender states: the sender is %d wide, the layer mix takes %d",
-                       r->model->cfg.hidden, S);
-    for (int k = 0; k < K; k++) {
-        lw_status st = lw_sender_run_states(r, mix->layers[k], text, &Tk);
-        if (st) return lw_fail_wrap(st, "sender states of layer %d", mix->layers[k]);
-        if (k == 0) *T = Tk;
-        else if (Tk != *T)
-            return lw_fail(LW_ERR_INVALID, "sender states: layer %d gave %d rows, layer %d %d", mix->layers[k], Tk,
-                           mix->layers[0], *T);
-        size_t need = (size_t)Tk * K * S;
-        if (need > *stack_cap) {
-            float *p = realloc(*stack, need * sizeof *p);
-            if (!p) return lw_fail(LW_ERR_NOMEM, "sender states: out of memory for %d layers", K);
-            *stack = p, *stack_cap = need;
-        }
-        for (int t = 0; t < Tk; t++)
-            memcpy(*stack + ((size_t)t * K + k) * S, r->hidden + (size_t)t * S, (size_t)S * sizeof(float));
-    }
-    lw_layer_mix_forward(mix, *stack, *T, out);
-    return LW_OK;
-}
-
 lw_status lw_layer_mix_fit_norm(lw_layer_mix *m, const lw_sender_cache *stacked, int n)
 {
     int K = m->K, S = m->S;

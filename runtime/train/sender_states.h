@@ -15,6 +15,7 @@
 #ifndef LW_SENDER_STATES_H
 #define LW_SENDER_STATES_H
 
+#include "layer_mix.h"
 #include "model.h"
 #include "sender_cache.h"   /* LW_SENDER_MAX_TOKENS; lw_sender_cache_get fills one */
 #include "status.h"
@@ -42,5 +43,16 @@ lw_status lw_sender_run_states(lw_sender_run *r, int layer, const char *text, in
  * short. */
 lw_status lw_sender_cache_get(const lw_model_config *sender, int layer, const char *data_path,
                               const lw_dataset *d, const char *cache_dir, int quiet, lw_sender_cache *out);
+
+/* lw_sender_cache_get for each of layers[K] (K = 1: that cache itself),
+ * stacked; the K one-layer caches are closed again. */
+lw_status lw_sender_cache_get_layers(const lw_model_config *sender, const int *layers, int K, const char *data_path,
+                                     const lw_dataset *d, const char *cache_dir, int quiet, lw_sender_cache *out);
+/* One text's states of mix's layers (lw_sender_run_states, layer by layer,
+ * stacked into *stack, grown as needed) mixed into out [*T, S] (room for
+ * LW_SENDER_MAX_TOKENS rows): what lw send gives a bridge trained on a mix,
+ * the same bits as the stacked cache then lw_layer_mix_forward. */
+lw_status lw_sender_run_mixed(lw_sender_run *r, const lw_layer_mix *mix, const char *text, float **stack,
+                              size_t *stack_cap, float *out, int *T);
 
 #endif

@@ -1,8 +1,8 @@
 /* The trainer: a bridge and the frozen receiver it feeds, one example at a
- * time, and its label scores, one example or a packed batch
- * (train_example.c). lw_train_run (train.h) loops over it; the bridge
- * scorer (lw eval, lw receive, lw serve) scores with it and needs no more
- * than this.
+ * time, and its label scores of one example (train_example.c). lw_train_run
+ * (train.h) loops over it; the bridge scorer (lw eval, lw receive, lw serve)
+ * scores with it and needs no more than this; a batch in one packed pass is
+ * train_score_batch.h's, above it.
  *
  * One example: the bridge turns the sender's cached layer-l states into M
  * soft tokens; the frozen receiver reads them in its prompt
@@ -26,7 +26,6 @@
 #include "dataset.h"
 #include "early_stop.h"
 #include "gpu_receiver_pass.h"
-#include "label_scoring_packed.h"
 #include "layer_mix.h"
 #include "model.h"
 #include "receiver_input.h"
@@ -120,33 +119,5 @@ lw_status lw_trainer_score_soft(lw_trainer *t, const float *soft, double *scores
  * embeds (t->rx's on the CPU); *P gets their count. The two above are this
  * then the scoring of those rows; the packed scorer reads them instead. */
 lw_status lw_trainer_fill_prompt(lw_trainer *t, const float *x, int Tx, const float *soft, int *P);
-
-/* --- a batch: the trainer scores it as it scores one example ---------------
- * A bridge's label scores for several examples at once: each example's
- * prompt rows as the trainer fills them (lw_trainer_fill_prompt), all of
- * them through one packed receiver pass (label_scoring_packed.h). What lw
- * serve's worker does with a batch of requests and lw eval --score-batch N
- * with N examples. With adapters or the receiver on the GPU (neither packs
- * for scoring yet) the examples are scored one after another
- * (lw_trainer_score_soft), exactly as alone. */
-typedef struct {
-    lw_packed_scorer ps;
-    bool ready;            /* ps made (at the first packed batch) */
-    int cap;               /* examples the row buffers hold */
-    int *ids;              /* [cap, max_T] */
-    bool *is_embed;        /* [cap, max_T] */
-    float *embeds;         /* [cap, max_T, hidden] */
-    lw_score_prompt *prompts;   /* [cap] */
-} lw_trainer_batch_scorer;
-
-/* Whether t's examples go through the packed pass (CPU, no adapters). */
-bool lw_trainer_can_pack_scores(const lw_trainer *t);
-
-/* scores[i * n_labels + k] for n examples: from sender states x[i] [Tx[i], S]
- * (soft NULL) or from soft tokens soft[i] [M, R] (x NULL). A batch the
- * pass cannot hold together is split over several passes. */
-lw_status lw_trainer_score_batch(lw_trainer *t, lw_trainer_batch_scorer *b, int n, const float *const *x,
-                                 const int *Tx, const float *const *soft, double *scores);
-void lw_trainer_batch_scorer_free(lw_trainer_batch_scorer *b);
 
 #endif

@@ -216,7 +216,12 @@ lw_status lw_text_trainer_score(lw_text_trainer *t, const int *ids, int n, doubl
     int P = fill(t, ids, n, 0, 0);
     if (P < 0 || P + t->layout->max_verb > t->max_T) return bad_prompt(t, n);
     if (t->method == LW_TEXT_LORA) lw_adapter_set_forward(&t->lora, NULL, 0, false, 0);
-    return lw_receiver_pass_scores(&t->rx, adapters_of(t), P, t->M > 0, scores);
+    const lw_receiver_adapters *ad = adapters_of(t);
+    lw_status st = lw_receiver_pass_prompt(&t->rx, ad, P, t->M > 0);
+    if (st) return st;
+    const lw_receiver_layout *Ly = t->rx.layout;
+    return lw_score_verbalizers(t->rx.m, t->rx.score_state, ad, P, t->rx.last, Ly->n_labels,
+                                (const int *const *)Ly->verb, Ly->verb_len, scores);
 }
 
 /* ---- checkpoint files ---------------------------------------------------- */

@@ -58,6 +58,10 @@ enum { TL_LORA_QV = (1u << LW_LORA_Q) | (1u << LW_LORA_V), TL_LORA_ALL = (1u << 
  * the test on error. */
 void tl_rig_open(tl_rig *r, const tl_rig_device *dev, lw_model *m, const tl_prompt_ids *w, double grad_rtol);
 void tl_rig_close(tl_rig *r);
+/* The CPU pass's label scores after its P filled rows, as the trainers take
+ * them: lw_receiver_pass_prompt, then lw_score_verbalizers. */
+lw_status tl_cpu_pass_scores(lw_receiver_pass *p, const lw_receiver_adapters *ad, int P, bool embeds,
+                             double *scores);
 
 /* The rig of a tiny random model (tiny_models.h) of config c (context set
  * to 64), weights drawn with seed, on the prompt both suites use: vocab-11

@@ -17,6 +17,7 @@
 #ifndef LW_TWIN_H
 #define LW_TWIN_H
 
+#include <stdbool.h>
 #include "model_config.h"
 
 /* The model whose kernels the twins stand for (kept by pointer: it must
@@ -33,5 +34,8 @@ typedef struct {
 } lw_twin_counts;
 extern lw_twin_counts lw_twin_count;
 int lw_twin_kernel_index(const char *name);
+/* While true, the GPU training pass's host staging cannot be allocated
+ * (gpu_receiver_pass.c in this build): a pack that cannot grow. */
+extern bool lw_twin_fail_staging;
 
 #endif
