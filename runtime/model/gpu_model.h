@@ -61,9 +61,25 @@ typedef struct {
     lw_gpu_layer *layers;      /* [n_layers] */
     bool sync_each_launch;     /* wait after every launch, so a fault names its kernel (tests) */
     lw_plan plan;              /* cfg lowered: what the CUDA executor (plan_cuda.c) runs */
+    /* Tests: called by the executor after each block op of a walk (layer l,
+     * op j of plan.ops; backward: after op j's backward), and with l = j = -1
+     * as a backward walk starts; tests/check_plan_cuda_host.c poisons there
+     * the bytes whose life the memory plan ends. NULL: nothing. */
+    void (*after_op)(void *user, int layer, int op, bool backward);
+    void *after_op_user;
 } lw_gpu_model;
 
-/* The KV cache and one chunk of activations, in one allocation. */
+/* Row 0 of each activation slot's buffer ([rows, the slot's width]); 0 where
+ * the caller keeps none (an optional copy is then skipped; ATT, the
+ * attention's log-sum-exp [n_heads, T], is then not kept). */
+typedef struct {
+    lw_cuda_ptr at[LW_SLOT_COUNT];
+} lw_cuda_plan_acts;
+
+/* The KV cache and one chunk of activations, in one allocation: the
+ * activations at the offsets of the plan's memory plan (lw_plan_memory_layout
+ * for chunk rows, forward only, a log-sum-exp per head and row), so slots
+ * whose lives in the block do not meet share bytes, as the CPU state's do. */
 typedef struct {
     lw_cuda *cu;
     int max_tokens;            /* KV cache positions */
@@ -71,8 +87,10 @@ typedef struct {
     int n_cached;              /* positions [0, n_cached) hold valid K/V */
     lw_cuda_ptr arena;
     size_t bytes;
+    lw_plan_memory memory;     /* the plan's layout of the activations */
+    lw_cuda_ptr acts;          /* its first byte (in arena) */
+    lw_cuda_plan_acts slots, top;   /* the block's slots (every layer the same) and X, XF, RSTD_FINAL */
     lw_cuda_ptr key_cache, value_cache;   /* [n_layers, max_tokens, n_kv * head_dim], k after qk-norm and RoPE */
-    lw_cuda_ptr x, xn, q, q_rope, k, v, ao, proj, proj_n, fn, gate, up, hid, down, down_n, xf;   /* [chunk, width] */
     lw_cuda_ptr logits;        /* [chunk, vocab] */
     lw_cuda_ptr xb;            /* bf16 weights: a product's input in bf16, [chunk, max(hidden, q, ffn)] */
     lw_cuda_ptr ids, pos, seg; /* [chunk] int (seg: each row's segment's first row, packed segments) */
@@ -189,12 +207,6 @@ lw_status lw_gpu_embed(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr ids_dev, int 
  * accumulation (lw_cublas_matmul_dx_bf16). Declared here, as gpu_forward.c's lw_gpu_forward
  * is: the executor is part of the GPU model code, not a floor above it. */
 
-/* Row 0 of each activation slot's buffer ([rows, the slot's width]); 0 where
- * the caller keeps none (an optional copy is then skipped; ATT, the
- * attention's log-sum-exp [n_heads, T], is then not kept). */
-typedef struct {
-    lw_cuda_ptr at[LW_SLOT_COUNT];
-} lw_cuda_plan_acts;
 
 /* A LoRA's device copy (the host's layout: lw_lora_slot offsets index
  * params and grads) and lora_backward_input's scratch u, du [rows, rank]. */
@@ -297,6 +309,22 @@ lw_status lw_plan_cuda_backward_rows(const lw_cuda_plan_bufs *b, int T, const lw
  * logits (written), the seed lw_plan_cuda_backward takes. */
 lw_status lw_plan_cuda_head_logsoftmax(const lw_cuda_plan_bufs *b, int r0, lw_cuda_ptr ids, int n_rows,
                                        lw_cuda_ptr loss, lw_cuda_ptr dlogits, float dloss);
+
+/* ---- the plan's memory plans on the device (plan_cuda_memory.c) ----------
+ * The executor's slots carved from one device arena at the plan's offsets,
+ * as the CPU carves its state and backward scratch. */
+
+/* LW_OK when mem (laid out with shape.lse) gives every slot the executor
+ * binds at least rows x lw_plan_cuda_slot_width f32 values. */
+lw_status lw_cuda_plan_memory_check(const lw_model_config *c, const lw_plan_memory *mem);
+/* Layer copy `layer`'s block slots into acts (shared slots the same for
+ * every layer) and the pinned model-level slots (X, XF, RSTD_FINAL) into top
+ * (either may be NULL), for the arena whose first byte is base. Slots the plan
+ * does not store, the KV cache's and the logits are left as they were. */
+void lw_cuda_plan_carve_acts(const lw_plan_memory *mem, lw_cuda_ptr base, int layer, lw_cuda_plan_acts *acts,
+                             lw_cuda_plan_acts *top);
+/* The gradient slots at the offsets of lw_plan_grad_layout (0 where absent). */
+void lw_cuda_plan_carve_grads(const lw_plan_grad_memory *mem, lw_cuda_ptr base, lw_cuda_ptr grad[LW_GRAD_COUNT]);
 
 /* The width per row of an activation slot for config c (ATT: n_heads, the
  * log-sum-exp's rows per query row). For laying out buffers. */

@@ -210,6 +210,12 @@ static void bind(exec *x, int l, int row, bool backward)
 
 static lw_launch launcher(const exec *x) { return lw_gpu_launcher(x->g); }
 
+/* The tests' hook after each block op of a walk (gpu_model.h, after_op). */
+static void after_op(const exec *x, int j, bool backward)
+{
+    if (x->g->after_op) x->g->after_op(x->g->after_op_user, x->l, j, backward);
+}
+
 static lw_status zero(const exec *x, lw_cuda_ptr buf, size_t n)
 {
     return lw_cuda_memset0(x->g->cu, buf, n * F32, "a gradient buffer of the CUDA plan");
@@ -571,7 +577,10 @@ lw_status lw_plan_cuda_forward(const lw_cuda_plan_bufs *b, const lw_cuda_plan_ca
             blk.n_seg = c->a->n_segments, blk.seg_len = c->a->segment_len;
             for (int l = 0; !st && l < last_layer; l++) {
                 bind(&blk, l, c->row, false);
-                for (int j = 0; !st && j < p->n_ops; j++) st = op_forward(&blk, &p->ops[j]);
+                for (int j = 0; !st && j < p->n_ops; j++) {
+                    st = op_forward(&blk, &p->ops[j]);
+                    if (!st) after_op(&blk, j, false);
+                }
                 if (!st && c->capture_layer == l + 1 && l + 1 < n) st = capture(&x, c, x.acts[LW_SLOT_X]);
             }
             if (!st && last_layer < n) {
@@ -666,6 +675,7 @@ lw_status lw_plan_cuda_backward_rows(const lw_cuda_plan_bufs *b, int T, const lw
     if (st) return st;
     blk.n_seg = b->n_segments, blk.seg_len = b->segment_len;
     bind(&x, -1, 0, true);
+    after_op(&x, -1, true);
     for (int i = p->n_model_ops - 1; !st && i >= 0; i--) {
         const lw_plan_op *op = &p->model_ops[i];
         switch (op->kind) {
@@ -674,7 +684,10 @@ lw_status lw_plan_cuda_backward_rows(const lw_cuda_plan_bufs *b, int T, const lw
         case LW_OP_BLOCKS:
             for (int l = p->n_layers - 1; !st && l >= 0; l--) {
                 bind(&blk, l, 0, true);
-                for (int j = p->n_ops - 1; !st && j >= 0; j--) st = op_backward(&blk, &p->ops[j]);
+                for (int j = p->n_ops - 1; !st && j >= 0; j--) {
+                    st = op_backward(&blk, &p->ops[j]);
+                    if (!st) after_op(&blk, j, true);
+                }
             }
             break;
         case LW_OP_EMBEDDING:
