@@ -422,6 +422,92 @@ START_TEST(bf16_inference_is_close)
 }
 END_TEST
 
+/* ---- graph-ready decode (gpu_decode.c) --------------------------------------
+ *
+ * A decode step in its graph-ready form (ids and positions read off device
+ * buffers, k and v through fixed rows and kv_cache_store, attention's
+ * offset off the positions: attention_decode_forward) against today's
+ * decode (lw_gpu_forward of one row at pos0), step by step from the same
+ * prompt, bit for bit: the same kernels' twins on the same values. The
+ * twin has no graphs, so the decoder says why once and issues the step's
+ * launches itself every step: the fallback, exactly what a device without
+ * graphs runs. Then lw_gpu_generate (the prompt through lw_gpu_forward, the
+ * steps through the decoder) gives lw_generate's greedy tokens on the CPU.
+ * _i: the four families, then bf16 on the Gemma-like (window 4, so the
+ * steps pass it). */
+START_TEST(graph_ready_decode_matches_todays)
+{
+    lw_model_config c = tiny(_i % 4);
+    c.context = 64;
+    lw_weight_dtype dtype = _i >= 4 ? LW_DTYPE_BF16 : LW_DTYPE_F32;
+    lw_model *m;
+    OK(lw_model_init_random(&c, 91 + (uint64_t)_i, &m));
+    lw_twin_set_model(&m->cfg);
+    lw_cuda_module mod = {0};
+    lw_gpu_model *g;
+    lw_gpu_state *today, *ready;
+    OK(lw_gpu_model_upload_dtype(&g_cu, &g_blas, &mod, m, dtype, &g));
+    OK(lw_gpu_state_alloc(g, 40, &today));
+    OK(lw_gpu_state_alloc(g, 40, &ready));
+    poison_ctx pc;
+    poison_state(&pc, g, ready);
+    int V = c.vocab, ids[32];
+    for (int t = 0; t < 32; t++) ids[t] = (5 * t + 2) % V;
+    float *lt = calloc((size_t)V, sizeof(float)), *lr = calloc((size_t)V, sizeof(float));
+    ck_assert(lt && lr);
+    lw_forward_args p = {.ids = ids, .T = 7, .logits = lt, .capture_layer = -1};
+    OK(lw_gpu_forward(g, today, &p));
+    OK(lw_gpu_forward(g, ready, &p));
+    lw_gpu_decoder *d;
+    OK(lw_gpu_decoder_open(g, ready, true, &d));
+    lw_twin_count = (lw_twin_counts){0};
+    for (int k = 0; k < 12; k++) {
+        lw_forward_args step = {.ids = &ids[7 + k], .T = 1, .pos0 = 7 + k, .logits = lt, .capture_layer = -1};
+        OK(lw_gpu_forward(g, today, &step));
+        OK(lw_gpu_decoder_step(d, ids[7 + k], lr));
+        ck_assert_int_eq(ready->n_cached, today->n_cached);
+        for (int v = 0; v < V; v++)
+            ck_assert_msg(lr[v] == lt[v] || (isnan(lr[v]) && isnan(lt[v])), "%s step %d: logit %d %.9g, today %.9g",
+                          c.name, k, v, (double)lr[v], (double)lt[v]);
+    }
+    /* the twin refused the capture: said once, and every step issued its launches */
+    ck_assert(d->tried && !d->graphed);
+    ck_assert_msg(strstr(d->why, "no CUDA graphs"), "%s", d->why);
+    ck_assert_int_eq(d->issued, 12);
+    ck_assert_int_eq(d->replays, 0);
+    int n = c.n_layers;
+    ck_assert_int_eq(lw_twin_count.by_kernel[lw_twin_kernel_index("attention_decode_forward")], 12 * n);
+    ck_assert_int_eq(lw_twin_count.by_kernel[lw_twin_kernel_index("kv_cache_store")], 2 * 12 * n);
+    /* the cache rows the steps stored are today's */
+    size_t cache = (size_t)n * 40 * c.n_kv_heads * c.head_dim * sizeof(float);
+    ck_assert(!memcmp((void *)(uintptr_t)ready->key_cache, (void *)(uintptr_t)today->key_cache, cache));
+    ck_assert(!memcmp((void *)(uintptr_t)ready->value_cache, (void *)(uintptr_t)today->value_cache, cache));
+    /* a full cache and a bad id are refused before anything runs */
+    ck_assert_int_eq(lw_gpu_decoder_step(d, V, lr), LW_ERR_INVALID);
+    ready->n_cached = ready->max_tokens;
+    ck_assert_int_eq(lw_gpu_decoder_step(d, 1, lr), LW_ERR_INVALID);
+    lw_gpu_decoder_close(d);
+
+    /* generation: greedy tokens as the CPU's */
+    lw_state *cs;
+    OK(lw_state_alloc(m, 40, false, &cs));
+    int out_c[16], out_g[16], nc = 0, ng = 0;
+    lw_generate_args ga = {.max_new = 16, .seed = 5};
+    OK(lw_generate(m, cs, ids, 7, &ga, out_c, &nc));
+    lw_gpu_state_reset(ready);
+    OK(lw_gpu_generate(g, ready, ids, 7, &ga, out_g, &ng));
+    ck_assert_int_eq(nc, ng);
+    if (dtype == LW_DTYPE_F32)   /* bf16 weights may move a near tie */
+        for (int i = 0; i < nc; i++) ck_assert_int_eq(out_c[i], out_g[i]);
+    lw_state_free(cs);
+    free(lt), free(lr);
+    lw_gpu_state_free(today);
+    lw_gpu_state_free(ready);
+    lw_gpu_model_free(g);
+    lw_model_free(m);
+}
+END_TEST
+
 /* ---- packed segments through forward and backward ------------------------- */
 
 typedef struct {
@@ -685,6 +771,7 @@ int main(void)
     tcase_add_loop_test(tc, packed_backward_matches_the_cpu, 0, 8);
     tcase_add_test(tc, what_has_no_kernel_is_refused);
     tcase_add_test(tc, poisoned_memory_catches_a_broken_layout);
+    tcase_add_loop_test(tc, graph_ready_decode_matches_todays, 0, 5);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

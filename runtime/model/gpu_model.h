@@ -249,6 +249,15 @@ typedef struct {
     lw_cuda_ptr seg_prefix_k, seg_prefix_v, seg_dprefix_k, seg_dprefix_v;
     lw_cuda_ptr seg_keys, seg_values, seg_dkeys, seg_dvalues;
     lw_cuda_ptr xb;                 /* bf16 weights: a product's input in bf16 */
+    /* A graph-ready step (gpu_decode.c): the rows' ids and positions are
+     * already on the device in ids / pos (nothing is uploaded, no input
+     * embeddings, no segments); k and v are made in the fixed rows k_rows /
+     * v_rows [T, kv dim] and kv_cache_store puts them in the layer's cache at
+     * the device-held positions; attention reads its offset off pos
+     * (attention_decode_forward). No launch argument then moves with the
+     * position, so a CUDA graph captured once replays every step. */
+    bool device_positions;
+    lw_cuda_ptr k_rows, v_rows;
     lw_cuda_plan_lora lora;
     /* backward: the gradient slots ([rows, width]), and with a deep prefix
      * each layer's key and value gradients [n_prefix + rows, kv dim], prefix
@@ -335,6 +344,37 @@ static inline float lw_gpu_rope_base(const lw_model_config *c, int l)
 {
     return lw_layer_is_local(c, l) && c->rope_base_local > 0 ? c->rope_base_local : c->rope_base;
 }
+
+/* ---- a decode step captured once and replayed (gpu_decode.c) -------------
+ * One token at the state's next position (n_cached), run by the executor
+ * in its graph-ready form (lw_cuda_plan_bufs.device_positions) on a stream
+ * of the decoder's own: the id and position go up by async copies from
+ * pinned memory, the step's launches run as one CUDA graph captured at the
+ * first step (use_graph), and the last row's logits come down by an async
+ * copy. Where the capture fails the decoder says why once (stderr, and
+ * `why`) and issues the launches itself: the same results. The prompt is
+ * run before with lw_gpu_forward on the same state; the state and model
+ * must outlive the decoder. */
+typedef struct {
+    lw_gpu_model *g;
+    lw_gpu_state *s;
+    void *stream;
+    lw_cuda_graph graph;
+    bool use_graph;         /* asked for */
+    bool tried, graphed;    /* the capture was tried; it gave a graph, which the steps replay */
+    char why[256];          /* why steps issue their launches ("" while nothing failed) */
+    int *host_io;           /* pinned: [0] the step's id, [1] its position */
+    float *host_logits;     /* pinned: [vocab] */
+    lw_cuda_ptr dev;        /* one allocation: ids, pos, k_rows, v_rows */
+    lw_cuda_ptr ids, pos;   /* int [1] */
+    lw_cuda_ptr k_rows, v_rows;   /* [1, kv dim]: the step's k and v before kv_cache_store */
+    long replays, issued;   /* steps run by the graph, by issued launches */
+} lw_gpu_decoder;
+
+lw_status lw_gpu_decoder_open(lw_gpu_model *g, lw_gpu_state *s, bool use_graph, lw_gpu_decoder **out);
+/* Token id at position s->n_cached: logits [vocab] (host) of that row; n_cached + 1 after. */
+lw_status lw_gpu_decoder_step(lw_gpu_decoder *d, int id, float *logits);
+void lw_gpu_decoder_close(lw_gpu_decoder *d);
 
 /* lw_generate over lw_gpu_forward (gpu_generate.c): the prompt from
  * position 0, then up to max_new tokens sampled on the host. */
