@@ -27,8 +27,9 @@
  * (converted by the f32_to_bf16 kernel into the state's xb) and accumulate
  * and write fp32; norms, the embedding table and everything between the
  * products stay fp32.
- * Everything runs on the default stream; lw_gpu_forward returns after the
- * logits (and captured rows) are on the host. */
+ * lw_gpu_forward runs on the legacy default stream and returns after the
+ * logits (and captured rows) are on the host; a decode step can run as a
+ * CUDA graph on a stream of its own (lw_gpu_decoder, below). */
 #ifndef LW_GPU_MODEL_H
 #define LW_GPU_MODEL_H
 
