@@ -70,6 +70,88 @@ static void set_twin_model(const lw_model *m, lw_cuda_module *mod)
 
 static const tl_rig_device g_dev = {&g_cu, &g_blas, "twin", set_twin_model, NULL, false};
 
+/* ---- the plan's memory on the device: dead bytes poisoned -------------------
+ *
+ * The GPU state and training pass carve their slots from one arena at the
+ * memory plan's offsets, so two slots share bytes where the plan says their
+ * lives do not meet. Were the executor to read a slot after the plan ends
+ * its life (a forward read past its last reader, a backward read of a slot
+ * the plan does not keep, a gradient read before its write), another slot's
+ * values would be there on a device. Here the bytes are made NaN the moment
+ * the plan ends a life (g->after_op), so such a read makes the results NaN
+ * and the comparisons with the CPU fail. The fields are read at each call:
+ * the training pass lays its arena out again when it grows. */
+typedef struct {
+    const lw_plan *plan;
+    const lw_plan_memory *mem;         /* the activations' layout and first byte */
+    const lw_cuda_ptr *acts;
+    const lw_plan_grad_memory *gmem;   /* the gradients' (NULL: forward only) */
+    const lw_cuda_ptr *grads;
+    bool early;                        /* mutant: a life ends one op before its last reader */
+    lw_plan_slot unkept;               /* mutant: a slot backward reads, poisoned as if the plan did not keep it */
+    long poisoned;
+} poison_ctx;
+
+static void nan_fill(lw_cuda_ptr at, uint64_t elems)
+{
+    float *f = (float *)(uintptr_t)at;
+    for (uint64_t i = 0; i < elems; i++) f[i] = NAN;
+}
+
+static void poison_slot(poison_ctx *c, const lw_plan_buffer *b)
+{
+    int copies = b->where == LW_PLAN_MEM_LAYER ? c->mem->n_layer_copies : 1;
+    for (int i = 0; i < copies; i++) nan_fill(*c->acts + b->offset + (uint64_t)i * c->mem->layer_bytes, b->elems);
+    c->poisoned++;
+}
+
+static void poison_dead(void *user, int layer, int j, bool backward)
+{
+    poison_ctx *c = user;
+    if (!backward) {
+        /* block op j ran: every shared slot whose last reader it was */
+        for (int s = 1; s < LW_SLOT_COUNT; s++) {
+            const lw_plan_buffer *b = &c->mem->slots[s];
+            if (b->where != LW_PLAN_MEM_SHARED || !b->elems) continue;
+            int death = c->early && b->last > b->first ? b->last - 1 : b->last;
+            if (death == j) poison_slot(c, b);
+        }
+        return;
+    }
+    if (j < 0) {
+        /* the walk back starts: no shared activation lives on, no gradient slot but dx, dxf holds anything yet */
+        for (int s = 1; s < LW_SLOT_COUNT; s++) {
+            const lw_plan_buffer *b = &c->mem->slots[s];
+            if ((b->where == LW_PLAN_MEM_SHARED || s == (int)c->unkept) && b->elems) poison_slot(c, b);
+        }
+        for (int g = 1; c->gmem && g < LW_GRAD_COUNT; g++) {
+            const lw_plan_buffer *b = &c->gmem->grads[g];
+            if (b->where == LW_PLAN_MEM_SHARED && b->elems) nan_fill(*c->grads + b->offset, b->elems), c->poisoned++;
+        }
+        return;
+    }
+    /* block op j's backward ran, step 1 + (n_ops - 1 - j) of one layer's walk (plan_grad_memory.c) */
+    int step = 1 + (c->plan->n_ops - 1 - j);
+    for (int g = 1; c->gmem && g < LW_GRAD_COUNT; g++) {
+        const lw_plan_buffer *b = &c->gmem->grads[g];
+        if (b->where == LW_PLAN_MEM_SHARED && b->elems && b->last == step)
+            nan_fill(*c->grads + b->offset, b->elems), c->poisoned++;
+    }
+    (void)layer;
+}
+
+static void poison_state(poison_ctx *c, lw_gpu_model *g, lw_gpu_state *s)
+{
+    *c = (poison_ctx){.plan = &g->plan, .mem = &s->memory, .acts = &s->acts};
+    g->after_op = poison_dead, g->after_op_user = c;
+}
+
+static void poison_pass(poison_ctx *c, lw_gpu_model *g, lw_gpu_receiver_pass *p)
+{
+    *c = (poison_ctx){.plan = &g->plan, .mem = &p->mem, .acts = &p->acts, .gmem = &p->gmem, .grads = &p->grads};
+    g->after_op = poison_dead, g->after_op_user = c;
+}
+
 /* ---- training: tiny random models ------------------------------------------ */
 
 /* _i: the model (tiny_models.h); 3, Qwen2, adds its q/k/v bias (bias_add_forward) */
@@ -86,8 +168,11 @@ START_TEST(training_pass_matches_the_cpu)
 {
     tl_rig r;
     tl_rig_open_tiny(&r, &g_dev, tiny(_i), 31 + (uint64_t)_i);
+    poison_ctx pc;
+    poison_pass(&pc, r.g, &r.gpu);
     lw_twin_count = (lw_twin_counts){0};
     tl_rig_check_model(&r);
+    ck_assert_int_gt(pc.poisoned, 0);
     ck_assert_int_eq(lw_twin_count.by_kernel[lw_twin_kernel_index("bias_add_forward")] > 0, r.m->cfg.qkv_bias);
     /* the walk ran through the twin launchers and the twin cuBLAS, backward included */
     ck_assert_int_gt(lw_twin_count.by_kernel[lw_twin_kernel_index("attention_backward")], 0);
@@ -102,6 +187,8 @@ START_TEST(training_with_adapters_matches_the_cpu)
 {
     tl_rig r;
     tl_rig_open_tiny(&r, &g_dev, tl_tiny_gemma3_config(4), 31);
+    poison_ctx pc;
+    poison_pass(&pc, r.g, &r.gpu);
     tl_rig_check_adapter_series(&r, 1e-3);
     tl_rig_check_adapters(&r, TL_LORA_QV, 0.f, 2, 1e-3);    /* a shorter prefix than the pass has room for */
     tl_rig_check_model(&r);   /* and without, on the pass that now holds prefix rows */
@@ -119,6 +206,8 @@ START_TEST(packed_training_matches_the_cpu)
 {
     tl_rig r;
     tl_rig_open_tiny(&r, &g_dev, tiny(_i), 71 + (uint64_t)_i);
+    poison_ctx pc;
+    poison_pass(&pc, r.g, &r.gpu);
     lw_twin_count = (lw_twin_counts){0};
     tl_rig_check_pack(&r, 3, 0, 0, 1e-4);
     int n = r.m->cfg.n_layers;
@@ -261,6 +350,8 @@ static void check_inference(lw_model *m, lw_weight_dtype dtype, double rtol)
     OK(lw_gpu_model_upload_dtype(&g_cu, &g_blas, &mod, m, dtype, &g));
     OK(lw_gpu_state_alloc(g, 320, &gs));
     OK(lw_state_alloc(m, 320, false, &cs));
+    poison_ctx pc;
+    poison_state(&pc, g, gs);
     int ids[300];
     bool is_embed[300];
     float *embeds = calloc((size_t)300 * H, sizeof(float));
@@ -312,6 +403,7 @@ static void check_inference(lw_model *m, lw_weight_dtype dtype, double rtol)
         lw_state_reset(cs), lw_gpu_state_reset(gs);
         same_forward("capture with logits", m, cs, g, gs, h, rtol);
     }
+    ck_assert_int_gt(pc.poisoned, 0);
     free(embeds);
     lw_state_free(cs);
     lw_gpu_state_free(gs);
@@ -345,6 +437,92 @@ START_TEST(bf16_inference_is_close)
     lw_twin_count = (lw_twin_counts){0};
     check_inference(m, LW_DTYPE_BF16, 3e-2);
     ck_assert_int_gt(lw_twin_count.by_kernel[lw_twin_kernel_index("f32_to_bf16")], 0);
+    lw_model_free(m);
+}
+END_TEST
+
+/* ---- graph-ready decode (gpu_decode.c) --------------------------------------
+ *
+ * A decode step in its graph-ready form (ids and positions read off device
+ * buffers, k and v through fixed rows and kv_cache_store, attention's
+ * offset off the positions: attention_decode_forward) against today's
+ * decode (lw_gpu_forward of one row at pos0), step by step from the same
+ * prompt, bit for bit: the same kernels' twins on the same values. The
+ * twin has no graphs, so the decoder says why once and issues the step's
+ * launches itself every step: the fallback, exactly what a device without
+ * graphs runs. Then lw_gpu_generate (the prompt through lw_gpu_forward, the
+ * steps through the decoder) gives lw_generate's greedy tokens on the CPU.
+ * _i: the four families, then bf16 on the Gemma-like (window 4, so the
+ * steps pass it). */
+START_TEST(graph_ready_decode_matches_todays)
+{
+    lw_model_config c = tiny(_i % 4);
+    c.context = 64;
+    lw_weight_dtype dtype = _i >= 4 ? LW_DTYPE_BF16 : LW_DTYPE_F32;
+    lw_model *m;
+    OK(lw_model_init_random(&c, 91 + (uint64_t)_i, &m));
+    lw_twin_set_model(&m->cfg);
+    lw_cuda_module mod = {0};
+    lw_gpu_model *g;
+    lw_gpu_state *today, *ready;
+    OK(lw_gpu_model_upload_dtype(&g_cu, &g_blas, &mod, m, dtype, &g));
+    OK(lw_gpu_state_alloc(g, 40, &today));
+    OK(lw_gpu_state_alloc(g, 40, &ready));
+    poison_ctx pc;
+    poison_state(&pc, g, ready);
+    int V = c.vocab, ids[32];
+    for (int t = 0; t < 32; t++) ids[t] = (5 * t + 2) % V;
+    float *lt = calloc((size_t)V, sizeof(float)), *lr = calloc((size_t)V, sizeof(float));
+    ck_assert(lt && lr);
+    lw_forward_args p = {.ids = ids, .T = 7, .logits = lt, .capture_layer = -1};
+    OK(lw_gpu_forward(g, today, &p));
+    OK(lw_gpu_forward(g, ready, &p));
+    lw_gpu_decoder *d;
+    OK(lw_gpu_decoder_open(g, ready, true, &d));
+    lw_twin_count = (lw_twin_counts){0};
+    for (int k = 0; k < 12; k++) {
+        lw_forward_args step = {.ids = &ids[7 + k], .T = 1, .pos0 = 7 + k, .logits = lt, .capture_layer = -1};
+        OK(lw_gpu_forward(g, today, &step));
+        OK(lw_gpu_decoder_step(d, ids[7 + k], lr));
+        ck_assert_int_eq(ready->n_cached, today->n_cached);
+        for (int v = 0; v < V; v++)
+            ck_assert_msg(lr[v] == lt[v] || (isnan(lr[v]) && isnan(lt[v])), "%s step %d: logit %d %.9g, today %.9g",
+                          c.name, k, v, (double)lr[v], (double)lt[v]);
+    }
+    /* the twin refused the capture: said once, and every step issued its launches */
+    ck_assert(d->tried && !d->graphed);
+    ck_assert_msg(strstr(d->why, "no CUDA graphs"), "%s", d->why);
+    ck_assert_int_eq(d->issued, 12);
+    ck_assert_int_eq(d->replays, 0);
+    int n = c.n_layers;
+    ck_assert_int_eq(lw_twin_count.by_kernel[lw_twin_kernel_index("attention_decode_forward")], 12 * n);
+    ck_assert_int_eq(lw_twin_count.by_kernel[lw_twin_kernel_index("kv_cache_store")], 2 * 12 * n);
+    /* the cache rows the steps stored are today's */
+    size_t cache = (size_t)n * 40 * c.n_kv_heads * c.head_dim * sizeof(float);
+    ck_assert(!memcmp((void *)(uintptr_t)ready->key_cache, (void *)(uintptr_t)today->key_cache, cache));
+    ck_assert(!memcmp((void *)(uintptr_t)ready->value_cache, (void *)(uintptr_t)today->value_cache, cache));
+    /* a full cache and a bad id are refused before anything runs */
+    ck_assert_int_eq(lw_gpu_decoder_step(d, V, lr), LW_ERR_INVALID);
+    ready->n_cached = ready->max_tokens;
+    ck_assert_int_eq(lw_gpu_decoder_step(d, 1, lr), LW_ERR_INVALID);
+    lw_gpu_decoder_close(d);
+
+    /* generation: greedy tokens as the CPU's */
+    lw_state *cs;
+    OK(lw_state_alloc(m, 40, false, &cs));
+    int out_c[16], out_g[16], nc = 0, ng = 0;
+    lw_generate_args ga = {.max_new = 16, .seed = 5};
+    OK(lw_generate(m, cs, ids, 7, &ga, out_c, &nc));
+    lw_gpu_state_reset(ready);
+    OK(lw_gpu_generate(g, ready, ids, 7, &ga, out_g, &ng));
+    ck_assert_int_eq(nc, ng);
+    if (dtype == LW_DTYPE_F32)   /* bf16 weights may move a near tie */
+        for (int i = 0; i < nc; i++) ck_assert_int_eq(out_c[i], out_g[i]);
+    lw_state_free(cs);
+    free(lt), free(lr);
+    lw_gpu_state_free(today);
+    lw_gpu_state_free(ready);
+    lw_gpu_model_free(g);
     lw_model_free(m);
 }
 END_TEST
@@ -485,6 +663,68 @@ START_TEST(packed_backward_matches_the_cpu)
 }
 END_TEST
 
+/* The poisoning has teeth: a life ended one op before its last reader (a
+ * forward read that a layout sharing those bytes would break), or a slot
+ * that backward reads treated as not kept (attention's backward reads its
+ * output, ao, which the plan keeps as wo's input), makes the results NaN. */
+static bool any_nan(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (isnan(x[i])) return true;
+    return false;
+}
+
+START_TEST(poisoned_memory_catches_a_broken_layout)
+{
+    lw_model_config c = tl_tiny_gemma3_config(4);
+    c.context = 64;
+    lw_model *m;
+    OK(lw_model_init_random(&c, 45, &m));
+    lw_cuda_module mod = {0};
+    lw_gpu_model *g;
+    lw_gpu_state *gs;
+    lw_twin_set_model(&m->cfg);
+    OK(lw_gpu_model_upload(&g_cu, &g_blas, &mod, m, &g));
+    OK(lw_gpu_state_alloc(g, 32, &gs));
+    int ids[9];
+    for (int t = 0; t < 9; t++) ids[t] = (3 * t + 1) % c.vocab;
+    size_t nl = (size_t)9 * c.vocab;
+    float *lg = calloc(nl, sizeof(float));
+    ck_assert_ptr_nonnull(lg);
+    poison_ctx pc;
+    poison_state(&pc, g, gs);
+    lw_forward_args a = {.ids = ids, .T = 9, .logits = lg, .all_logits = true, .capture_layer = -1};
+    OK(lw_gpu_forward(g, gs, &a));
+    ck_assert(!any_nan(lg, nl));
+    ck_assert_int_gt(pc.poisoned, 0);
+    lw_gpu_state_reset(gs);
+    pc.early = true;
+    OK(lw_gpu_forward(g, gs, &a));
+    ck_assert_msg(any_nan(lg, nl), "a slot's life ended early went unseen");
+    free(lg);
+    lw_gpu_state_free(gs);
+    lw_gpu_model_free(g);
+    lw_model_free(m);
+
+    tl_rig r;
+    tl_rig_open_tiny(&r, &g_dev, tl_tiny_gemma3_config(4), 31);
+    poison_pass(&pc, r.g, &r.gpu);
+    int H = r.m->cfg.hidden;
+    for (int round = 0; round < 2; round++) {
+        int T = lw_receiver_fill(&r.layout, 0, r.layout.verb_len[0] - 1, r.gpu.ids, r.gpu.is_embed);
+        for (int i = 0; i < T * H; i++) r.gpu.embeds[i] = (float)sin(0.37 * i);
+        float loss = 0;
+        bool correct = false;
+        pc.unkept = round ? LW_SLOT_AO : LW_SLOT_NONE;
+        OK(lw_gpu_receiver_pass_loss(&r.gpu, NULL, T, 0, &loss));
+        OK(lw_gpu_receiver_pass_backward(&r.gpu, NULL, T, 0, 1.f, &correct));
+        ck_assert_msg(any_nan(r.gpu.d_embeds, (size_t)T * H) == (round == 1),
+                      "round %d: d_embeds %s NaN", round, round ? "without a" : "with a");
+    }
+    tl_rig_close(&r);
+}
+END_TEST
+
 /* ---- refusals, in their one place ----------------------------------------- */
 
 START_TEST(what_has_no_kernel_is_refused)
@@ -545,6 +785,8 @@ int main(void)
     tcase_add_loop_test(tc, bf16_training_is_close, 0, 4);
     tcase_add_loop_test(tc, packed_backward_matches_the_cpu, 0, 8);
     tcase_add_test(tc, what_has_no_kernel_is_refused);
+    tcase_add_test(tc, poisoned_memory_catches_a_broken_layout);
+    tcase_add_loop_test(tc, graph_ready_decode_matches_todays, 0, 5);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

@@ -118,6 +118,13 @@ lw_status lw_cublas_init(lw_cublas *b, lw_cuda *cu)
     return init_names(b, cu, default_libs, sizeof default_libs / sizeof default_libs[0]);
 }
 
+lw_status lw_cublas_set_stream(lw_cublas *b, void *stream)
+{
+    if (!b->handle || !b->api) return lw_fail(LW_ERR_INVALID, "cuBLAS: no handle to set a stream on");
+    return check(b, b->api->SetStream((cublasHandle_t)b->handle, (cudaStream_t)stream), "cublasSetStream",
+                 stream ? "a capture stream" : "the default stream");
+}
+
 /* The library stays loaded (no dlclose): cuBLAS's C++ runtime registers
  * exit-time destructors and keeps buffers in its globals, so unloading it
  * would leave those destructors pointing into unmapped code and its buffers
@@ -225,6 +232,7 @@ lw_status lw_cublas_init_from(lw_cublas *b, lw_cuda *cu, const char *lib_name)
 }
 lw_status lw_cublas_init(lw_cublas *b, lw_cuda *cu) { return lw_cublas_init_from(b, cu, "libcublas.so"); }
 void lw_cublas_close(lw_cublas *b) { memset(b, 0, sizeof *b); }
+lw_status lw_cublas_set_stream(lw_cublas *b, void *stream) { return no_cublas(); }
 lw_status lw_cublas_matmul(lw_cublas *b, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_ptr w, int T, int in, int out,
                            const char *what)
 {

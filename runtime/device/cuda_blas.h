@@ -36,6 +36,9 @@ lw_status lw_cublas_init(lw_cublas *b, lw_cuda *cu);
 lw_status lw_cublas_init_from(lw_cublas *b, lw_cuda *cu, const char *lib_name);
 /* Destroys the handle; the library itself stays loaded until exit (see cuda_blas.c). */
 void lw_cublas_close(lw_cublas *b);
+/* The stream the products go to from now on (NULL: the legacy default
+ * stream, where they start): a graph's capture stream (cuda_driver.h). */
+lw_status lw_cublas_set_stream(lw_cublas *b, void *stream);
 
 /* y[T, out] = x[T, in] @ w[out, in]^T, all row-major fp32 on the device,
  * fp32 accumulation: op_matmul.c's matmul_forward without the bias. `what`

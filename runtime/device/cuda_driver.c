@@ -39,6 +39,19 @@ struct lw_cuda_api {
     CUresult (*MemsetD8)(CUdeviceptr, unsigned char, size_t);
     CUresult (*MemGetInfo)(size_t *, size_t *);
     CUresult (*GetErrorString)(CUresult, const char **);
+    CUresult (*StreamCreate)(CUstream *, unsigned int);
+    CUresult (*StreamDestroy)(CUstream);
+    CUresult (*StreamSynchronize)(CUstream);
+    CUresult (*StreamBeginCapture)(CUstream, CUstreamCaptureMode);
+    CUresult (*StreamEndCapture)(CUstream, CUgraph *);
+    CUresult (*GraphInstantiate)(CUgraphExec *, CUgraph, unsigned long long);
+    CUresult (*GraphLaunch)(CUgraphExec, CUstream);
+    CUresult (*GraphExecDestroy)(CUgraphExec);
+    CUresult (*GraphDestroy)(CUgraph);
+    CUresult (*MemAllocHost)(void **, size_t);
+    CUresult (*MemFreeHost)(void *);
+    CUresult (*MemcpyHtoDAsync)(CUdeviceptr, const void *, size_t, CUstream);
+    CUresult (*MemcpyDtoHAsync)(void *, CUdeviceptr, size_t, CUstream);
 };
 
 typedef struct {
@@ -69,6 +82,19 @@ static const api_entry api_table[] = {
     ENTRY(MemsetD8, "cuMemsetD8_v2"),
     ENTRY(MemGetInfo, "cuMemGetInfo_v2"),
     ENTRY(GetErrorString, "cuGetErrorString"),
+    ENTRY(StreamCreate, "cuStreamCreate"),
+    ENTRY(StreamDestroy, "cuStreamDestroy_v2"),
+    ENTRY(StreamSynchronize, "cuStreamSynchronize"),
+    ENTRY(StreamBeginCapture, "cuStreamBeginCapture_v2"),
+    ENTRY(StreamEndCapture, "cuStreamEndCapture"),
+    ENTRY(GraphInstantiate, "cuGraphInstantiateWithFlags"),
+    ENTRY(GraphLaunch, "cuGraphLaunch"),
+    ENTRY(GraphExecDestroy, "cuGraphExecDestroy"),
+    ENTRY(GraphDestroy, "cuGraphDestroy"),
+    ENTRY(MemAllocHost, "cuMemAllocHost_v2"),
+    ENTRY(MemFreeHost, "cuMemFreeHost"),
+    ENTRY(MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2"),
+    ENTRY(MemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2"),
 };
 #undef ENTRY
 
@@ -225,7 +251,7 @@ lw_status lw_cuda_launch(lw_cuda *cu, const lw_cuda_kernel *k, unsigned grid_x, 
     snprintf(what, sizeof what, "kernel %s of %s, grid (%u, %u, %u) block (%u, %u, %u)", k->name, k->unit,
              grid_x, grid_y, grid_z, block_x, block_y, block_z);
     return check(cu, cu->api->LaunchKernel((CUfunction)k->fn, grid_x, grid_y, grid_z, block_x, block_y, block_z,
-                                           shared_bytes, NULL, args, NULL), "cuLaunchKernel", what);
+                                           shared_bytes, (CUstream)cu->stream, args, NULL), "cuLaunchKernel", what);
 }
 
 lw_status lw_cuda_sync(lw_cuda *cu, const char *what)
@@ -275,6 +301,102 @@ lw_status lw_cuda_mem_info(lw_cuda *cu, size_t *free_bytes, size_t *total_bytes)
 {
     lw_status st = need_open(cu, "memory info");
     return st ? st : check(cu, cu->api->MemGetInfo(free_bytes, total_bytes), "cuMemGetInfo", "device memory");
+}
+
+lw_status lw_cuda_stream_create(lw_cuda *cu, void **stream)
+{
+    *stream = NULL;
+    lw_status st = need_open(cu, "a stream");
+    CUstream s;
+    if (!st) st = check(cu, cu->api->StreamCreate(&s, CU_STREAM_NON_BLOCKING), "cuStreamCreate", "a stream");
+    if (!st) *stream = s;
+    return st;
+}
+
+void lw_cuda_stream_destroy(lw_cuda *cu, void *stream)
+{
+    if (stream && cu->api) cu->api->StreamDestroy((CUstream)stream);
+}
+
+lw_status lw_cuda_stream_sync(lw_cuda *cu, void *stream, const char *what)
+{
+    lw_status st = need_open(cu, what);
+    return st ? st : check(cu, cu->api->StreamSynchronize((CUstream)stream), "cuStreamSynchronize", what);
+}
+
+lw_status lw_cuda_capture_begin(lw_cuda *cu, void *stream, const char *what)
+{
+    lw_status st = need_open(cu, what);
+    if (!st && !stream) st = lw_fail(LW_ERR_INVALID, "capturing %s: not on the legacy default stream", what);
+    /* thread-local: only this thread's unsafe calls (a synchronous copy, a sync) break the capture */
+    return st ? st : check(cu, cu->api->StreamBeginCapture((CUstream)stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL),
+                           "cuStreamBeginCapture", what);
+}
+
+lw_status lw_cuda_capture_end(lw_cuda *cu, void *stream, const char *what, lw_cuda_graph *out)
+{
+    memset(out, 0, sizeof *out);
+    lw_status st = need_open(cu, what);
+    if (st) return st;
+    CUgraph graph = NULL;
+    st = check(cu, cu->api->StreamEndCapture((CUstream)stream, &graph), "cuStreamEndCapture", what);
+    if (st) {
+        if (graph) cu->api->GraphDestroy(graph);
+        return st;
+    }
+    CUgraphExec exec = NULL;
+    st = check(cu, cu->api->GraphInstantiate(&exec, graph, 0), "cuGraphInstantiateWithFlags", what);
+    if (st) {
+        cu->api->GraphDestroy(graph);
+        return st;
+    }
+    out->graph = graph, out->exec = exec;
+    return LW_OK;
+}
+
+lw_status lw_cuda_graph_launch(lw_cuda *cu, const lw_cuda_graph *g, void *stream, const char *what)
+{
+    lw_status st = need_open(cu, what);
+    if (!st && !g->exec) st = lw_fail(LW_ERR_INVALID, "replaying %s: no graph was captured", what);
+    return st ? st : check(cu, cu->api->GraphLaunch((CUgraphExec)g->exec, (CUstream)stream), "cuGraphLaunch", what);
+}
+
+void lw_cuda_graph_destroy(lw_cuda *cu, lw_cuda_graph *g)
+{
+    if (cu->api && g->exec) cu->api->GraphExecDestroy((CUgraphExec)g->exec);
+    if (cu->api && g->graph) cu->api->GraphDestroy((CUgraph)g->graph);
+    memset(g, 0, sizeof *g);
+}
+
+lw_status lw_cuda_host_alloc(lw_cuda *cu, size_t bytes, const char *what, void **out)
+{
+    *out = NULL;
+    lw_status st = need_open(cu, what);
+    if (st) return st;
+    char ctx[128];
+    snprintf(ctx, sizeof ctx, "%zu pinned host bytes for %s", bytes, what);
+    return check(cu, cu->api->MemAllocHost(out, bytes ? bytes : 1), "cuMemAllocHost", ctx);
+}
+
+void lw_cuda_host_free(lw_cuda *cu, void *p)
+{
+    if (p && cu->api) cu->api->MemFreeHost(p);
+}
+
+lw_status lw_cuda_upload_async(lw_cuda *cu, lw_cuda_ptr dst, const void *src, size_t bytes, void *stream,
+                               const char *what)
+{
+    lw_status st = need_open(cu, what);
+    return st ? st : check(cu, cu->api->MemcpyHtoDAsync((CUdeviceptr)dst, src, bytes, (CUstream)stream),
+                           "cuMemcpyHtoDAsync", what);
+}
+
+lw_status lw_cuda_download_async(lw_cuda *cu, void *dst, lw_cuda_ptr src, size_t bytes, void *stream,
+                                 const char *what)
+{
+    lw_status st = need_open(cu, what);
+    return st ? st : check(cu, cu->api->MemcpyDtoHAsync(dst, (CUdeviceptr)src, bytes, (CUstream)stream),
+                           "cuMemcpyDtoHAsync", what);
 }
 
 #else /* no <cuda.h>: every entry point reports the same reason */
@@ -331,5 +453,39 @@ lw_status lw_cuda_download(lw_cuda *cu, void *dst, lw_cuda_ptr src, size_t bytes
 }
 lw_status lw_cuda_memset0(lw_cuda *cu, lw_cuda_ptr dst, size_t bytes, const char *what) { return no_cuda(); }
 lw_status lw_cuda_mem_info(lw_cuda *cu, size_t *free_bytes, size_t *total_bytes) { return no_cuda(); }
+lw_status lw_cuda_stream_create(lw_cuda *cu, void **stream)
+{
+    *stream = NULL;
+    return no_cuda();
+}
+void lw_cuda_stream_destroy(lw_cuda *cu, void *stream) {}
+lw_status lw_cuda_stream_sync(lw_cuda *cu, void *stream, const char *what) { return no_cuda(); }
+lw_status lw_cuda_capture_begin(lw_cuda *cu, void *stream, const char *what) { return no_cuda(); }
+lw_status lw_cuda_capture_end(lw_cuda *cu, void *stream, const char *what, lw_cuda_graph *out)
+{
+    memset(out, 0, sizeof *out);
+    return no_cuda();
+}
+lw_status lw_cuda_graph_launch(lw_cuda *cu, const lw_cuda_graph *g, void *stream, const char *what)
+{
+    return no_cuda();
+}
+void lw_cuda_graph_destroy(lw_cuda *cu, lw_cuda_graph *g) { memset(g, 0, sizeof *g); }
+lw_status lw_cuda_host_alloc(lw_cuda *cu, size_t bytes, const char *what, void **out)
+{
+    *out = NULL;
+    return no_cuda();
+}
+void lw_cuda_host_free(lw_cuda *cu, void *p) {}
+lw_status lw_cuda_upload_async(lw_cuda *cu, lw_cuda_ptr dst, const void *src, size_t bytes, void *stream,
+                               const char *what)
+{
+    return no_cuda();
+}
+lw_status lw_cuda_download_async(lw_cuda *cu, void *dst, lw_cuda_ptr src, size_t bytes, void *stream,
+                                 const char *what)
+{
+    return no_cuda();
+}
 
 #endif

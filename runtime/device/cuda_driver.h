@@ -32,6 +32,7 @@ typedef struct {
     char name[128];                /* "NVIDIA H100 80GB HBM3" */
     int driver_version;            /* 12040 for 12.4 */
     void *ctx;                     /* the device's primary CUcontext */
+    void *stream;                  /* the CUstream launches and async copies go to; NULL: the legacy default */
 } lw_cuda;
 
 typedef struct {
@@ -66,7 +67,7 @@ lw_status lw_cuda_load_image(lw_cuda *cu, const char *unit, int arch, const void
 void lw_cuda_unload(lw_cuda *cu, lw_cuda_module *m);
 lw_status lw_cuda_get_kernel(lw_cuda *cu, const lw_cuda_module *m, const char *name, lw_cuda_kernel *out);
 
-/* Launches k on the default stream; args[i] points at the i-th kernel
+/* Launches k on cu->stream (the legacy default stream when NULL); args[i] points at the i-th kernel
  * argument (as cuLaunchKernel wants). Grid and block sizes are checked. */
 lw_status lw_cuda_launch(lw_cuda *cu, const lw_cuda_kernel *k, unsigned grid_x, unsigned grid_y,
                          unsigned grid_z, unsigned block_x, unsigned block_y, unsigned block_z,
@@ -80,5 +81,37 @@ lw_status lw_cuda_upload(lw_cuda *cu, lw_cuda_ptr dst, const void *src, size_t b
 lw_status lw_cuda_download(lw_cuda *cu, void *dst, lw_cuda_ptr src, size_t bytes, const char *what);
 lw_status lw_cuda_memset0(lw_cuda *cu, lw_cuda_ptr dst, size_t bytes, const char *what);
 lw_status lw_cuda_mem_info(lw_cuda *cu, size_t *free_bytes, size_t *total_bytes);
+
+/* ---- streams, graphs and pinned memory --------------------------------------
+ * A stream of its own (non-blocking: it does not wait for the legacy
+ * default stream) is what a CUDA graph is captured on: between
+ * lw_cuda_capture_begin and _end, the launches and async copies issued on
+ * it (cu->stream set to it, and cuBLAS through lw_cublas_set_stream) are
+ * recorded, not run; lw_cuda_graph_launch replays them with the arguments
+ * they were captured with. A synchronous copy, a sync or an allocation
+ * during a capture makes it fail, at the call or at _end. */
+typedef struct {
+    void *graph;                   /* CUgraph */
+    void *exec;                    /* CUgraphExec */
+} lw_cuda_graph;
+
+lw_status lw_cuda_stream_create(lw_cuda *cu, void **stream);
+void lw_cuda_stream_destroy(lw_cuda *cu, void *stream);
+/* Waits for the work on stream; `what` names it in the error. */
+lw_status lw_cuda_stream_sync(lw_cuda *cu, void *stream, const char *what);
+lw_status lw_cuda_capture_begin(lw_cuda *cu, void *stream, const char *what);
+/* Ends the capture on stream (also after a failure inside it, so the
+ * stream is usable again) and instantiates the graph into *out. */
+lw_status lw_cuda_capture_end(lw_cuda *cu, void *stream, const char *what, lw_cuda_graph *out);
+lw_status lw_cuda_graph_launch(lw_cuda *cu, const lw_cuda_graph *g, void *stream, const char *what);
+void lw_cuda_graph_destroy(lw_cuda *cu, lw_cuda_graph *g);
+/* Page-locked host memory (what an async copy needs to be async). */
+lw_status lw_cuda_host_alloc(lw_cuda *cu, size_t bytes, const char *what, void **out);
+void lw_cuda_host_free(lw_cuda *cu, void *p);
+/* Copies queued on stream; src / dst on the host should be pinned. */
+lw_status lw_cuda_upload_async(lw_cuda *cu, lw_cuda_ptr dst, const void *src, size_t bytes, void *stream,
+                               const char *what);
+lw_status lw_cuda_download_async(lw_cuda *cu, void *dst, lw_cuda_ptr src, size_t bytes, void *stream,
+                                 const char *what);
 
 #endif

@@ -51,22 +51,17 @@ static lw_status check_args(const lw_gpu_model *g, const lw_gpu_state *s, const 
 }
 
 /* The state's buffers as the executor's slots: one set of chunk rows that
- * every layer shares (nothing is kept for a backward), the KV cache, no
- * prefix. The optional copies (x_in, x_mid) and the log-sum-exp have no
- * buffer, so the executor skips them. */
-static void state_slots(lw_gpu_model *g, lw_gpu_state *s, lw_cuda_plan_acts *acts, lw_cuda_plan_bufs *b)
+ * every layer shares (nothing is kept for a backward), carved at the plan's
+ * offsets (lw_gpu_state_alloc), the KV cache, no prefix. The optional
+ * copies (x_in, x_mid) have no bytes in a forward-only plan, so the
+ * executor skips them. */
+static void state_slots(lw_gpu_model *g, lw_gpu_state *s, lw_cuda_plan_bufs *b)
 {
-    *acts = (lw_cuda_plan_acts){0};
-    lw_cuda_ptr *at = acts->at;
-    at[LW_SLOT_XN] = s->xn, at[LW_SLOT_Q] = s->q, at[LW_SLOT_K] = s->k, at[LW_SLOT_V] = s->v;
-    at[LW_SLOT_Q_ROPE] = s->q_rope, at[LW_SLOT_AO] = s->ao, at[LW_SLOT_PROJ] = s->proj;
-    at[LW_SLOT_PROJ_N] = s->proj_n, at[LW_SLOT_FN] = s->fn, at[LW_SLOT_GATE] = s->gate, at[LW_SLOT_UP] = s->up;
-    at[LW_SLOT_HID] = s->hid, at[LW_SLOT_DOWN] = s->down, at[LW_SLOT_DOWN_N] = s->down_n;
-    *b = (lw_cuda_plan_bufs){.g = g, .plan = &g->plan, .layers = acts, .n_layer_sets = 1,
+    *b = (lw_cuda_plan_bufs){.g = g, .plan = &g->plan, .layers = &s->slots, .n_layer_sets = 1, .top = s->top,
                              .key_cache = s->key_cache, .value_cache = s->value_cache, .cache_rows = s->max_tokens,
                              .pos = s->pos, .ids = s->ids, .pos_host = s->pos_host, .ids_host = s->ids_host,
                              .seg = s->seg, .seg_host = s->seg_host, .xb = s->xb};
-    b->top.at[LW_SLOT_X] = s->x, b->top.at[LW_SLOT_XF] = s->xf, b->top.at[LW_SLOT_LOGITS] = s->logits;
+    b->top.at[LW_SLOT_LOGITS] = s->logits;
 }
 
 lw_status lw_gpu_forward(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_args *a)
@@ -74,9 +69,8 @@ lw_status lw_gpu_forward(lw_gpu_model *g, lw_gpu_state *s, const lw_forward_args
     lw_status st = check_args(g, s, a);
     if (st) return st;
     int H = g->cfg.hidden, V = g->cfg.vocab;
-    lw_cuda_plan_acts acts;
     lw_cuda_plan_bufs bufs;
-    state_slots(g, s, &acts, &bufs);
+    state_slots(g, s, &bufs);
     bool complete = true;
     /* every chunk, also after an early stop: each captures its own rows */
     for (int r0 = 0; !st && r0 < a->T; r0 += s->chunk) {

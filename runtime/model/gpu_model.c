@@ -231,30 +231,19 @@ void lw_gpu_model_free(lw_gpu_model *g)
 
 /* ---- run state ----------------------------------------------------------- */
 
-/* Places every buffer of s in a (measuring when a->base is 0). */
+/* Places every buffer of s in a (measuring when a->base is 0): the plan's
+ * activation arena (s->memory, laid out before), the KV cache, the logits
+ * and the executor's scratch. */
 static void place_state(lw_gpu_state *s, const lw_model_config *c, bool bf16, lw_gpu_arena *a)
 {
     size_t T = (size_t)s->chunk, H = (size_t)c->hidden, qd = (size_t)c->n_heads * c->head_dim;
     size_t kvd = (size_t)c->n_kv_heads * c->head_dim, F = (size_t)c->ffn, f = sizeof(float);
     size_t kv = (size_t)c->n_layers * (size_t)s->max_tokens * kvd * f;
+    s->acts = lw_gpu_take(a, (size_t)s->memory.bytes);
+    s->slots = s->top = (lw_cuda_plan_acts){0};
+    if (a->base) lw_cuda_plan_carve_acts(&s->memory, s->acts, 0, &s->slots, &s->top);
     s->key_cache = lw_gpu_take(a, kv);
     s->value_cache = lw_gpu_take(a, kv);
-    s->x = lw_gpu_take(a, T * H * f);
-    s->xn = lw_gpu_take(a, T * H * f);
-    s->q = lw_gpu_take(a, T * qd * f);
-    s->q_rope = lw_gpu_take(a, T * qd * f);
-    s->k = lw_gpu_take(a, T * kvd * f);
-    s->v = lw_gpu_take(a, T * kvd * f);
-    s->ao = lw_gpu_take(a, T * qd * f);
-    s->proj = lw_gpu_take(a, T * H * f);
-    s->proj_n = lw_gpu_take(a, T * H * f);
-    s->fn = lw_gpu_take(a, T * H * f);
-    s->gate = lw_gpu_take(a, T * F * f);
-    s->up = lw_gpu_take(a, T * F * f);
-    s->hid = lw_gpu_take(a, T * F * f);
-    s->down = lw_gpu_take(a, T * H * f);
-    s->down_n = lw_gpu_take(a, T * H * f);
-    s->xf = lw_gpu_take(a, T * H * f);
     s->logits = lw_gpu_take(a, T * (size_t)c->vocab * f);
     size_t widest = H > qd ? H : qd;
     if (F > widest) widest = F;
@@ -278,11 +267,15 @@ lw_status lw_gpu_state_alloc(lw_gpu_model *g, int max_tokens, lw_gpu_state **out
     s->ids_host = calloc((size_t)s->chunk, sizeof(int));
     s->pos_host = calloc((size_t)s->chunk, sizeof(int));
     s->seg_host = calloc((size_t)s->chunk, sizeof(int));
+    /* the activations: the plan's memory plan for chunk rows, forward only, the kernels' log-sum-exp */
+    lw_plan_shape shape = {.rows = s->chunk, .att_rows = s->chunk, .kv_len = max_tokens, .lse = true};
+    lw_status st = lw_plan_memory_layout(&g->plan, &shape, &s->memory);
+    if (!st) st = lw_cuda_plan_memory_check(c, &s->memory);
     lw_gpu_arena a = {0};
     place_state(s, c, g->bf16, &a);
     s->bytes = a.used;
     bool staged = s->ids_host && s->pos_host && s->seg_host;
-    lw_status st = staged ? LW_OK : lw_fail(LW_ERR_NOMEM, "GPU %s: out of memory", c->name);
+    if (!st && !staged) st = lw_fail(LW_ERR_NOMEM, "GPU %s: out of memory", c->name);
     if (!st) st = lw_gpu_check_fits(g->cu, s->bytes, "KV cache and activations", c->name);
     if (!st) st = lw_cuda_alloc(g->cu, s->bytes, "KV cache and activations", &s->arena);
     /* Zeroed, so a bug that reads an unwritten cache row reads zeros, not NaN. */

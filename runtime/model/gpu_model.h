@@ -27,8 +27,9 @@
  * (converted by the f32_to_bf16 kernel into the state's xb) and accumulate
  * and write fp32; norms, the embedding table and everything between the
  * products stay fp32.
- * Everything runs on the default stream; lw_gpu_forward returns after the
- * logits (and captured rows) are on the host. */
+ * lw_gpu_forward runs on the legacy default stream and returns after the
+ * logits (and captured rows) are on the host; a decode step can run as a
+ * CUDA graph on a stream of its own (lw_gpu_decoder, below). */
 #ifndef LW_GPU_MODEL_H
 #define LW_GPU_MODEL_H
 
@@ -61,9 +62,25 @@ typedef struct {
     lw_gpu_layer *layers;      /* [n_layers] */
     bool sync_each_launch;     /* wait after every launch, so a fault names its kernel (tests) */
     lw_plan plan;              /* cfg lowered: what the CUDA executor (plan_cuda.c) runs */
+    /* Tests: called by the executor after each block op of a walk (layer l,
+     * op j of plan.ops; backward: after op j's backward), and with l = j = -1
+     * as a backward walk starts; tests/check_plan_cuda_host.c poisons there
+     * the bytes whose life the memory plan ends. NULL: nothing. */
+    void (*after_op)(void *user, int layer, int op, bool backward);
+    void *after_op_user;
 } lw_gpu_model;
 
-/* The KV cache and one chunk of activations, in one allocation. */
+/* Row 0 of each activation slot's buffer ([rows, the slot's width]); 0 where
+ * the caller keeps none (an optional copy is then skipped; ATT, the
+ * attention's log-sum-exp [n_heads, T], is then not kept). */
+typedef struct {
+    lw_cuda_ptr at[LW_SLOT_COUNT];
+} lw_cuda_plan_acts;
+
+/* The KV cache and one chunk of activations, in one allocation: the
+ * activations at the offsets of the plan's memory plan (lw_plan_memory_layout
+ * for chunk rows, forward only, a log-sum-exp per head and row), so slots
+ * whose lives in the block do not meet share bytes, as the CPU state's do. */
 typedef struct {
     lw_cuda *cu;
     int max_tokens;            /* KV cache positions */
@@ -71,8 +88,10 @@ typedef struct {
     int n_cached;              /* positions [0, n_cached) hold valid K/V */
     lw_cuda_ptr arena;
     size_t bytes;
+    lw_plan_memory memory;     /* the plan's layout of the activations */
+    lw_cuda_ptr acts;          /* its first byte (in arena) */
+    lw_cuda_plan_acts slots, top;   /* the block's slots (every layer the same) and X, XF, RSTD_FINAL */
     lw_cuda_ptr key_cache, value_cache;   /* [n_layers, max_tokens, n_kv * head_dim], k after qk-norm and RoPE */
-    lw_cuda_ptr x, xn, q, q_rope, k, v, ao, proj, proj_n, fn, gate, up, hid, down, down_n, xf;   /* [chunk, width] */
     lw_cuda_ptr logits;        /* [chunk, vocab] */
     lw_cuda_ptr xb;            /* bf16 weights: a product's input in bf16, [chunk, max(hidden, q, ffn)] */
     lw_cuda_ptr ids, pos, seg; /* [chunk] int (seg: each row's segment's first row, packed segments) */
@@ -188,12 +207,6 @@ lw_status lw_gpu_embed(lw_gpu_model *g, lw_cuda_ptr x, lw_cuda_ptr ids_dev, int 
  * accumulation (lw_cublas_matmul_dx_bf16). Declared here, as gpu_forward.c's lw_gpu_forward
  * is: the executor is part of the GPU model code, not a floor above it. */
 
-/* Row 0 of each activation slot's buffer ([rows, the slot's width]); 0 where
- * the caller keeps none (an optional copy is then skipped; ATT, the
- * attention's log-sum-exp [n_heads, T], is then not kept). */
-typedef struct {
-    lw_cuda_ptr at[LW_SLOT_COUNT];
-} lw_cuda_plan_acts;
 
 /* A LoRA's device copy (the host's layout: lw_lora_slot offsets index
  * params and grads) and lora_backward_input's scratch u, du [rows, rank]. */
@@ -236,6 +249,15 @@ typedef struct {
     lw_cuda_ptr seg_prefix_k, seg_prefix_v, seg_dprefix_k, seg_dprefix_v;
     lw_cuda_ptr seg_keys, seg_values, seg_dkeys, seg_dvalues;
     lw_cuda_ptr xb;                 /* bf16 weights: a product's input in bf16 */
+    /* A graph-ready step (gpu_decode.c): the rows' ids and positions are
+     * already on the device in ids / pos (nothing is uploaded, no input
+     * embeddings, no segments); k and v are made in the fixed rows k_rows /
+     * v_rows [T, kv dim] and kv_cache_store puts them in the layer's cache at
+     * the device-held positions; attention reads its offset off pos
+     * (attention_decode_forward). No launch argument then moves with the
+     * position, so a CUDA graph captured once replays every step. */
+    bool device_positions;
+    lw_cuda_ptr k_rows, v_rows;
     lw_cuda_plan_lora lora;
     /* backward: the gradient slots ([rows, width]), and with a deep prefix
      * each layer's key and value gradients [n_prefix + rows, kv dim], prefix
@@ -297,6 +319,22 @@ lw_status lw_plan_cuda_backward_rows(const lw_cuda_plan_bufs *b, int T, const lw
 lw_status lw_plan_cuda_head_logsoftmax(const lw_cuda_plan_bufs *b, int r0, lw_cuda_ptr ids, int n_rows,
                                        lw_cuda_ptr loss, lw_cuda_ptr dlogits, float dloss);
 
+/* ---- the plan's memory plans on the device (plan_cuda_memory.c) ----------
+ * The executor's slots carved from one device arena at the plan's offsets,
+ * as the CPU carves its state and backward scratch. */
+
+/* LW_OK when mem (laid out with shape.lse) gives every slot the executor
+ * binds at least rows x lw_plan_cuda_slot_width f32 values. */
+lw_status lw_cuda_plan_memory_check(const lw_model_config *c, const lw_plan_memory *mem);
+/* Layer copy `layer`'s block slots into acts (shared slots the same for
+ * every layer) and the pinned model-level slots (X, XF, RSTD_FINAL) into top
+ * (either may be NULL), for the arena whose first byte is base. Slots the plan
+ * does not store, the KV cache's and the logits are left as they were. */
+void lw_cuda_plan_carve_acts(const lw_plan_memory *mem, lw_cuda_ptr base, int layer, lw_cuda_plan_acts *acts,
+                             lw_cuda_plan_acts *top);
+/* The gradient slots at the offsets of lw_plan_grad_layout (0 where absent). */
+void lw_cuda_plan_carve_grads(const lw_plan_grad_memory *mem, lw_cuda_ptr base, lw_cuda_ptr grad[LW_GRAD_COUNT]);
+
 /* The width per row of an activation slot for config c (ATT: n_heads, the
  * log-sum-exp's rows per query row). For laying out buffers. */
 int lw_plan_cuda_slot_width(const lw_model_config *c, lw_plan_slot s);
@@ -306,6 +344,37 @@ static inline float lw_gpu_rope_base(const lw_model_config *c, int l)
 {
     return lw_layer_is_local(c, l) && c->rope_base_local > 0 ? c->rope_base_local : c->rope_base;
 }
+
+/* ---- a decode step captured once and replayed (gpu_decode.c) -------------
+ * One token at the state's next position (n_cached), run by the executor
+ * in its graph-ready form (lw_cuda_plan_bufs.device_positions) on a stream
+ * of the decoder's own: the id and position go up by async copies from
+ * pinned memory, the step's launches run as one CUDA graph captured at the
+ * first step (use_graph), and the last row's logits come down by an async
+ * copy. Where the capture fails the decoder says why once (stderr, and
+ * `why`) and issues the launches itself: the same results. The prompt is
+ * run before with lw_gpu_forward on the same state; the state and model
+ * must outlive the decoder. */
+typedef struct {
+    lw_gpu_model *g;
+    lw_gpu_state *s;
+    void *stream;
+    lw_cuda_graph graph;
+    bool use_graph;         /* asked for */
+    bool tried, graphed;    /* the capture was tried; it gave a graph, which the steps replay */
+    char why[256];          /* why steps issue their launches ("" while nothing failed) */
+    int *host_io;           /* pinned: [0] the step's id, [1] its position */
+    float *host_logits;     /* pinned: [vocab] */
+    lw_cuda_ptr dev;        /* one allocation: ids, pos, k_rows, v_rows */
+    lw_cuda_ptr ids, pos;   /* int [1] */
+    lw_cuda_ptr k_rows, v_rows;   /* [1, kv dim]: the step's k and v before kv_cache_store */
+    long replays, issued;   /* steps run by the graph, by issued launches */
+} lw_gpu_decoder;
+
+lw_status lw_gpu_decoder_open(lw_gpu_model *g, lw_gpu_state *s, bool use_graph, lw_gpu_decoder **out);
+/* Token id at position s->n_cached: logits [vocab] (host) of that row; n_cached + 1 after. */
+lw_status lw_gpu_decoder_step(lw_gpu_decoder *d, int id, float *logits);
+void lw_gpu_decoder_close(lw_gpu_decoder *d);
 
 /* lw_generate over lw_gpu_forward (gpu_generate.c): the prompt from
  * position 0, then up to max_new tokens sampled on the host. */

@@ -27,53 +27,44 @@ static lw_cuda_ptr layer_keys(const lw_gpu_receiver_pass *p, lw_cuda_ptr cache, 
 
 /* ---- allocation ---------------------------------------------------------- */
 
-/* The activation slots each layer keeps for backward (the fused q/k/v and
- * gate/up outputs are never formed on the GPU: each part is its own
- * product), and those of the config's optional norms only with them. */
-static bool kept_slot(const lw_model_config *c, lw_plan_slot s)
+/* The plan's memory plans for p->rows rows (lw_plan_memory_layout with
+ * training and the kernels' log-sum-exp; lw_plan_grad_layout): what each
+ * layer keeps for backward one copy a layer, the rest and the gradient
+ * slots sharing bytes where their lives in the walk do not meet. */
+static lw_status lay_out(lw_gpu_receiver_pass *p)
 {
-    switch (s) {
-    case LW_SLOT_NONE: case LW_SLOT_QKV: case LW_SLOT_GATE_UP: case LW_SLOT_X: case LW_SLOT_K_CACHE:
-    case LW_SLOT_V_CACHE: case LW_SLOT_XF: case LW_SLOT_RSTD_FINAL: case LW_SLOT_LOGITS: case LW_SLOT_LOGP:
-    case LW_SLOT_LSE: case LW_SLOT_COUNT:
-        return false;
-    case LW_SLOT_RSTD_Q: case LW_SLOT_RSTD_K: return c->qk_norm;
-    case LW_SLOT_PROJ_N: case LW_SLOT_DOWN_N: case LW_SLOT_RSTD_POST_ATTN: case LW_SLOT_RSTD_POST_FFN:
-        return c->post_norms;
-    default: return true;
-    }
+    const lw_gpu_model *g = p->g;
+    lw_plan_shape shape = {.rows = p->rows, .att_rows = p->rows, .kv_len = p->n_prefix + p->rows, .training = true,
+                           .lse = true};
+    lw_status st = lw_plan_memory_layout(&g->plan, &shape, &p->mem);
+    if (!st) st = lw_cuda_plan_memory_check(&g->cfg, &p->mem);
+    if (!st) st = lw_plan_grad_layout(&g->plan, p->rows, &p->gmem);
+    return st;
 }
 
-/* Every device buffer of p in a (measuring when a->base is 0). */
+/* Every device buffer of p in a (measuring when a->base is 0), the plan's
+ * two arenas (p->mem, p->gmem: lay_out) first. */
 static void place(lw_gpu_receiver_pass *p, lw_gpu_arena *a)
 {
     const lw_model_config *c = &p->g->cfg;
     size_t T = (size_t)p->rows, H = (size_t)c->hidden, qd = (size_t)c->n_heads * c->head_dim;
     size_t kvd = kv_dim(c), F = (size_t)c->ffn, V = (size_t)c->vocab, Lv = (size_t)p->loss_cap;
     size_t P = (size_t)p->n_prefix, n = (size_t)c->n_layers;
+    lw_gpu_pass_buffers *d = &p->dev;
+    p->acts = lw_gpu_take(a, (size_t)p->mem.bytes);
+    p->grads = lw_gpu_take(a, (size_t)p->gmem.bytes);
+    lw_cuda_plan_acts top = {0};
     for (int l = 0; l < c->n_layers; l++) {
-        lw_cuda_plan_acts *A = &p->slots[l];
-        for (int s = 0; s < LW_SLOT_COUNT; s++)
-            A->at[s] = kept_slot(c, (lw_plan_slot)s)
-                           ? lw_gpu_take(a, T * (size_t)lw_plan_cuda_slot_width(c, (lw_plan_slot)s) * F32)
-                           : 0;
+        p->slots[l] = (lw_cuda_plan_acts){0};
+        if (a->base) lw_cuda_plan_carve_acts(&p->mem, p->acts, l, &p->slots[l], l == 0 ? &top : NULL);
         p->dkeys[l] = P ? lw_gpu_take(a, (P + T) * kvd * F32) : 0;
         p->dvalues[l] = P ? lw_gpu_take(a, (P + T) * kvd * F32) : 0;
     }
-    lw_gpu_pass_buffers *d = &p->dev;
+    d->x = top.at[LW_SLOT_X], d->xf = top.at[LW_SLOT_XF], d->rstd_final = top.at[LW_SLOT_RSTD_FINAL];
+    if (a->base) lw_cuda_plan_carve_grads(&p->gmem, p->grads, d->grad);
+    else memset(d->grad, 0, sizeof d->grad);
     d->key_cache = lw_gpu_take(a, n * (P + T) * kvd * F32);
     d->value_cache = lw_gpu_take(a, n * (P + T) * kvd * F32);
-    d->x = lw_gpu_take(a, T * H * F32);
-    d->xf = lw_gpu_take(a, T * H * F32);
-    d->rstd_final = lw_gpu_take(a, T * F32);
-    const lw_plan_grad hidden[] = {LW_GRAD_DX, LW_GRAD_DXF, LW_GRAD_DBR, LW_GRAD_DLN};
-    const lw_plan_grad q_wide[] = {LW_GRAD_DAO, LW_GRAD_DQ, LW_GRAD_DQ_PRE};
-    const lw_plan_grad kv_wide[] = {LW_GRAD_DK, LW_GRAD_DK_PRE, LW_GRAD_DV};
-    const lw_plan_grad ffn_wide[] = {LW_GRAD_DGATE, LW_GRAD_DUP, LW_GRAD_DHID};
-    for (int i = 0; i < 4; i++) d->grad[hidden[i]] = lw_gpu_take(a, T * H * F32);
-    for (int i = 0; i < 3; i++) d->grad[q_wide[i]] = lw_gpu_take(a, T * qd * F32);
-    for (int i = 0; i < 3; i++) d->grad[kv_wide[i]] = lw_gpu_take(a, T * kvd * F32);
-    for (int i = 0; i < 3; i++) d->grad[ffn_wide[i]] = lw_gpu_take(a, T * F * F32);
     d->logits = lw_gpu_take(a, Lv * V * F32);
     d->dlogits = lw_gpu_take(a, Lv * V * F32);
     d->loss = lw_gpu_take(a, Lv * F32);
@@ -140,13 +131,15 @@ static bool host_arrays(lw_gpu_receiver_pass *p)
 static lw_status device_arena(lw_gpu_receiver_pass *p)
 {
     lw_gpu_model *g = p->g;
+    lw_status st = lay_out(p);
+    if (st) return st;
     lw_gpu_arena a = {0};
     place(p, &a);
     size_t bytes = a.used;
     char what[128];
     snprintf(what, sizeof what, "training pass (activations of %d rows, %d prefix rows)", p->rows, p->n_prefix);
     lw_cuda_ptr base = 0;
-    lw_status st = lw_gpu_check_fits(g->cu, bytes, what, g->cfg.name);
+    st = lw_gpu_check_fits(g->cu, bytes, what, g->cfg.name);
     if (!st) st = lw_cuda_alloc(g->cu, bytes, what, &base);
     if (!st) st = lw_cuda_memset0(g->cu, base, bytes, what);
     if (!st) {
@@ -353,7 +346,8 @@ static lw_status grow_prefix(lw_gpu_receiver_pass *p, int P)
         free(stage);
         p->n_prefix = old_P;
         lw_gpu_arena a = {.base = old};
-        place(p, &a);   /* back over what p had */
+        (void)lay_out(p);   /* the layout p had: it was made before */
+        place(p, &a);       /* back over what p had */
         return lw_fail_wrap(st, "GPU receiver pass %s: room for a deep prefix of %d", c->name, P);
     }
     if (old) lw_cuda_free(p->g->cu, old);
@@ -665,7 +659,8 @@ static lw_status grow_rows(lw_gpu_receiver_pass *p, int rows, int loss_cap)
         p->rows = old_rows, p->loss_cap = old_loss;
         p->arena = old;
         lw_gpu_arena a = {.base = old};
-        place(p, &a);   /* back over what p had; its staging is still the old (stage_arrays) */
+        (void)lay_out(p);   /* the layout p had: it was made before */
+        place(p, &a);       /* back over what p had; its staging is still the old (stage_arrays) */
         return lw_fail_wrap(st, "GPU receiver pass %s: room for a pack of %d rows", p->g->cfg.name, rows);
     }
     if (old) lw_cuda_free(p->g->cu, old);

@@ -117,7 +117,11 @@ typedef struct {
     int rows, loss_cap;
     lw_cuda_ptr arena;                   /* one device allocation holds everything below */
     size_t bytes;
-    lw_cuda_plan_acts *slots;            /* [n_layers]: every layer's activations, rows at their positions */
+    lw_plan_memory mem;                  /* the plan's layout of the activations for rows rows (training) */
+    lw_plan_grad_memory gmem;            /* and of the gradient slots */
+    lw_cuda_ptr acts, grads;             /* their first bytes, in arena */
+    lw_cuda_plan_acts *slots;            /* [n_layers]: every layer's activations at mem's offsets, rows at
+                                            their positions */
     lw_cuda_ptr *dkeys, *dvalues;        /* [n_layers]: [n_prefix + max_T, kv dim] attention's key gradients
                                             with a deep prefix (0 without) */
     lw_gpu_pass_buffers dev;

@@ -188,8 +188,8 @@ static void bind(exec *x, int l, int row, bool backward)
         size_t first = (size_t)l * b->cache_rows * kvd * F32;
         x->keys = b->key_cache + first;
         x->values = b->value_cache + first;
-        x->acts[LW_SLOT_K_CACHE] = x->keys + (P + x->pos0) * kvd * F32;
-        x->acts[LW_SLOT_V_CACHE] = x->values + (P + x->pos0) * kvd * F32;
+        x->acts[LW_SLOT_K_CACHE] = b->device_positions ? b->k_rows : x->keys + (P + x->pos0) * kvd * F32;
+        x->acts[LW_SLOT_V_CACHE] = b->device_positions ? b->v_rows : x->values + (P + x->pos0) * kvd * F32;
     }
     const lw_gpu_layer *L = l >= 0 ? &x->g->layers[l] : NULL;
     for (int w = 0; w < LW_W_COUNT; w++)
@@ -209,6 +209,12 @@ static void bind(exec *x, int l, int row, bool backward)
 }
 
 static lw_launch launcher(const exec *x) { return lw_gpu_launcher(x->g); }
+
+/* The tests' hook after each block op of a walk (gpu_model.h, after_op). */
+static void after_op(const exec *x, int j, bool backward)
+{
+    if (x->g->after_op) x->g->after_op(x->g->after_op_user, x->l, j, backward);
+}
 
 static lw_status zero(const exec *x, lw_cuda_ptr buf, size_t n)
 {
@@ -363,6 +369,18 @@ static lw_status op_forward(const exec *x, const lw_plan_op *op)
     case LW_OP_ROPE: return lw_gpu_rope(x->g, x->acts[op->out], x->pos, T, op->rows, x->l, 1.f);
     case LW_OP_ATTENTION: {
         int P = x->b->n_prefix;
+        if (x->b->device_positions) {
+            /* the step's k and v rows into the cache at the device-held positions, then attention over them */
+            lw_status st = lwk_kv_cache_store(L, k, x->keys, x->acts[op->parts[1].slot], x->pos, T, P,
+                                              op->parts[1].width);
+            if (!st)
+                st = lwk_kv_cache_store(L, k, x->values, x->acts[op->parts[2].slot], x->pos, T, P,
+                                        op->parts[2].width);
+            if (!st)
+                st = lwk_attention_decode_forward(L, k, x->acts[op->out], x->acts[op->aux], x->acts[op->parts[0].slot],
+                                                  x->keys, x->values, x->pos, T, window(x), P, op->rows);
+            return st;
+        }
         if (x->seg && x->b->seg_prefix_k) return own_prefix_forward(x, op);
         if (x->seg)   /* packed segments: each over the P + pos0 head keys and its own rows */
             return lwk_attention_varlen_forward(L, k, x->acts[op->out], x->acts[op->aux], x->acts[op->parts[0].slot],
@@ -542,6 +560,10 @@ lw_status lw_plan_cuda_forward(const lw_cuda_plan_bufs *b, const lw_cuda_plan_ca
     *complete = true;
     lw_status st = lw_gpu_check_plan(p, &g->cfg);
     if (st) return st;
+    if (b->device_positions && (c->a->n_segments || c->a->embeds || b->n_prefix || b->n_layer_sets != 1 ||
+                                c->capture_layer >= 0 || c->row || !b->k_rows || !b->v_rows))
+        return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: a graph-ready step takes token ids only, one set of "
+                       "activations at row 0, no segments, prefix or capture, and its k / v rows", g->cfg.name);
     lw_cuda_ptr pos = b->pos + (size_t)c->row * sizeof(int);
     exec x = {.b = b, .g = g, .p = p, .T = T, .pos0 = c->pos0, .pos = pos}, blk = x;
     bind(&x, -1, c->row, false);
@@ -549,7 +571,10 @@ lw_status lw_plan_cuda_forward(const lw_cuda_plan_bufs *b, const lw_cuda_plan_ca
         const lw_plan_op *op = &p->model_ops[i];
         switch (op->kind) {
         case LW_OP_EMBEDDING:
-            st = lw_gpu_embed(g, x.acts[op->out], b->ids, b->ids_host, c->a, c->r0, T);
+            if (b->device_positions)   /* the ids are on the device already */
+                st = lwk_embedding_forward(lw_gpu_launcher(g), &g->k, x.acts[op->out], b->ids, g->token_embd, T);
+            else
+                st = lw_gpu_embed(g, x.acts[op->out], b->ids, b->ids_host, c->a, c->r0, T);
             if (!st && c->capture_layer == 0) st = capture(&x, c, x.acts[op->out]);
             break;
         case LW_OP_BLOCKS:
@@ -567,11 +592,14 @@ lw_status lw_plan_cuda_forward(const lw_cuda_plan_bufs *b, const lw_cuda_plan_ca
                 return lw_fail(LW_ERR_INVALID, "CUDA backend, %s: %d segments with a deep prefix each, but this "
                                "caller laid out no per-segment prefixes (lw_cuda_plan_bufs.seg_prefix_k)",
                                g->cfg.name, c->a->n_segments);
-            st = positions(b, pos, c->pos0, T, c->a->n_segments, c->a->segment_len, &blk.seg);
+            if (!b->device_positions) st = positions(b, pos, c->pos0, T, c->a->n_segments, c->a->segment_len, &blk.seg);
             blk.n_seg = c->a->n_segments, blk.seg_len = c->a->segment_len;
             for (int l = 0; !st && l < last_layer; l++) {
                 bind(&blk, l, c->row, false);
-                for (int j = 0; !st && j < p->n_ops; j++) st = op_forward(&blk, &p->ops[j]);
+                for (int j = 0; !st && j < p->n_ops; j++) {
+                    st = op_forward(&blk, &p->ops[j]);
+                    if (!st) after_op(&blk, j, false);
+                }
                 if (!st && c->capture_layer == l + 1 && l + 1 < n) st = capture(&x, c, x.acts[LW_SLOT_X]);
             }
             if (!st && last_layer < n) {
@@ -666,6 +694,7 @@ lw_status lw_plan_cuda_backward_rows(const lw_cuda_plan_bufs *b, int T, const lw
     if (st) return st;
     blk.n_seg = b->n_segments, blk.seg_len = b->segment_len;
     bind(&x, -1, 0, true);
+    after_op(&x, -1, true);
     for (int i = p->n_model_ops - 1; !st && i >= 0; i--) {
         const lw_plan_op *op = &p->model_ops[i];
         switch (op->kind) {
@@ -674,7 +703,10 @@ lw_status lw_plan_cuda_backward_rows(const lw_cuda_plan_bufs *b, int T, const lw
         case LW_OP_BLOCKS:
             for (int l = p->n_layers - 1; !st && l >= 0; l--) {
                 bind(&blk, l, 0, true);
-                for (int j = p->n_ops - 1; !st && j >= 0; j--) st = op_backward(&blk, &p->ops[j]);
+                for (int j = p->n_ops - 1; !st && j >= 0; j--) {
+                    st = op_backward(&blk, &p->ops[j]);
+                    if (!st) after_op(&blk, j, true);
+                }
             }
             break;
         case LW_OP_EMBEDDING:

@@ -211,7 +211,11 @@ enum {
     K("f32_to_bf16", "a cast for cuBLAS's bf16 GEMM, bit for bit: check_kernels_gpu.c f32_to_bf16")               \
     K("add_forward", "the plan's residual add (plan.h LW_OP_ADD), not an ops.h op: check_kernels_gpu.c add_copy")      \
     K("copy_forward", "the plan's copy (plan.h LW_OP_COPY), not an ops.h op: check_kernels_gpu.c add_copy")          \
-    K("bias_add_forward", "the matmul op's bias after cuBLAS's product (plan_cuda.c): check_kernels_gpu.c bias_add")
+    K("bias_add_forward", "the matmul op's bias after cuBLAS's product (plan_cuda.c): check_kernels_gpu.c bias_add") \
+    K("attention_decode_forward", "attention_forward with its offset read off the device (a graph-ready step, "    \
+      "gpu_decode.c): check_kernels_gpu.c graph_ready_step, bit for bit to attention_forward")                        \
+    K("kv_cache_store", "a graph-ready step's k / v rows into the cache at device-held positions: "                  \
+      "check_kernels_gpu.c graph_ready_step")
 
 /* The op ids, LW_OPL_MATMUL ... in list order, and their count LW_OPL_COUNT. */
 #define LW_OP_ENUM_X(id, ...) LW_OPL_##id,

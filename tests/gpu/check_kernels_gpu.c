@@ -770,6 +770,60 @@ START_TEST(f32_to_bf16)
 }
 END_TEST
 
+/* A graph-ready step's kernels (gpu_decode.c): attention_decode_forward,
+ * whose offset is read off the device-held positions (pos[0]), against the
+ * CPU's attention_forward_sink and, exactly, against attention_forward
+ * launched with the same offset as scalars; kv_cache_store's rows at
+ * n_sink + pos[t], exact. */
+START_TEST(graph_ready_step)
+{
+    const lw_model_config *c = model_of(_i);
+    int Hq = c->n_heads, Hkv = c->n_kv_heads, D = c->head_dim;
+    float scale = c->query_scale > 0 ? c->query_scale : 1.f / sqrtf((float)D);
+    size_t qd = (size_t)Hq * D, kvd = (size_t)Hkv * D;
+    /* {Tq, position of the first row, window, n_sink}: a decode step, one past a window with sinks, 3 rows on */
+    const int cases[][4] = {{1, 11, 0, 0}, {1, 9, 3, 4}, {3, 7, 4, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int Tq = cases[i][0], at = cases[i][1], window = cases[i][2], n_sink = cases[i][3];
+        int q_offset = n_sink + at, Tk = q_offset + Tq, pos[3];
+        for (int t = 0; t < Tq; t++) pos[t] = at + t;
+        size_t nq = (size_t)Tq * qd, nk = (size_t)Tk * kvd;
+        float *q = host_rand(nq, 1.f), *k = host_rand(nk, 1.f), *v = host_rand(nk, 1.f), *out = malloc(nq * 4);
+        float *att = malloc((size_t)Hq * Tq * Tk * 4);
+        ck_assert(out && att);
+        dev_bufs b = {0};
+        lw_cuda_ptr d_q = dev_floats(&b, q, nq), d_k = dev_floats(&b, k, nk), d_v = dev_floats(&b, v, nk);
+        lw_cuda_ptr d_pos = dev_ints(&b, pos, (size_t)Tq), d_out = dev_alloc(&b, nq * 4), d_ref = dev_alloc(&b, nq * 4);
+        lw_cuda_ptr d_lse = dev_alloc(&b, (size_t)Hq * Tq * 4), d_lse2 = dev_alloc(&b, (size_t)Hq * Tq * 4);
+        LAUNCH(lwk_attention_decode_forward(on(_i), &g_ks[_i], d_out, d_lse, d_q, d_k, d_v, d_pos, Tq, window, n_sink,
+                                            Hq));
+        LAUNCH(lwk_attention_forward(on(_i), &g_ks[_i], d_ref, d_lse2, d_q, d_k, d_v, Tq, Tk, q_offset, window, n_sink,
+                                     Hq));
+        lw_attention_params p = {true, q_offset, window, scale};
+        attention_forward_sink(out, att, q, k, v, Tq, Tk, Hq, Hkv, D, &p, n_sink);
+        float *g = dev_read(d_out, nq), *ref = dev_read(d_ref, nq);
+        char what[128];
+        snprintf(what, sizeof what, "attention_decode_forward (Tq %d at %d, window %d, sinks %d)", Tq, at, window,
+                 n_sink);
+        expect_close(what, g, out, nq, 1e-5f);
+        ck_assert_msg(!memcmp(g, ref, nq * 4), "%s differs from attention_forward with the same scalars", what);
+
+        /* the step's rows into the cache at n_sink + pos[t] */
+        size_t rows = (size_t)n_sink + at + Tq + 2, nc = rows * kvd;
+        float *cache = host_rand(nc, 1.f), *mine = host_rand((size_t)Tq * kvd, 1.f), *want = host_copy(cache, nc);
+        for (int t = 0; t < Tq; t++)
+            memcpy(want + ((size_t)n_sink + pos[t]) * kvd, mine + (size_t)t * kvd, kvd * 4);
+        lw_cuda_ptr d_cache = dev_floats(&b, cache, nc), d_mine = dev_floats(&b, mine, (size_t)Tq * kvd);
+        LAUNCH(lwk_kv_cache_store(on(_i), &g_ks[_i], d_cache, d_mine, d_pos, Tq, n_sink, (int)kvd));
+        float *gc = dev_read(d_cache, nc);
+        expect_close("kv_cache_store", gc, want, nc, 0.f);
+        free(q), free(k), free(v), free(out), free(att), free(g), free(ref), free(cache), free(mine), free(want);
+        free(gc);
+        dev_free(&b);
+    }
+}
+END_TEST
+
 /* The plan's add and copy (plan_cuda.c's LW_OP_ADD, LW_OP_COPY), exact. */
 START_TEST(add_copy)
 {
@@ -900,6 +954,7 @@ int main(void)
     tcase_add_loop_test(tc, add_copy, SENDER, BRIDGE);
     tcase_add_loop_test(tc, bias_add, SENDER, BRIDGE);
     tcase_add_loop_test(tc, attention_varlen, SENDER, BRIDGE);
+    tcase_add_loop_test(tc, graph_ready_step, SENDER, BRIDGE);
     tcase_add_test(tc, every_kernel_is_covered);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

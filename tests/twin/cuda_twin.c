@@ -60,7 +60,53 @@ lw_status lw_cuda_get_kernel(lw_cuda *cu, const lw_cuda_module *m, const char *n
     return LW_OK;
 }
 
+/* Streams and pinned memory: the twin runs every launch when it is made, so
+ * a stream is a token, async copies are memcpy and pinned memory is malloc.
+ * It has no graphs: a capture is refused, and the decode step falls back to
+ * issuing its launches (gpu_decode.c), which is what the twin then runs. */
+static char twin_stream;
+
+lw_status lw_cuda_stream_create(lw_cuda *cu, void **stream)
+{
+    *stream = &twin_stream;
+    return LW_OK;
+}
+void lw_cuda_stream_destroy(lw_cuda *cu, void *stream) {}
+lw_status lw_cuda_stream_sync(lw_cuda *cu, void *stream, const char *what) { return LW_OK; }
+lw_status lw_cuda_capture_begin(lw_cuda *cu, void *stream, const char *what)
+{
+    return lw_fail(LW_ERR_UNSUPPORTED, "host twin: no CUDA graphs (capturing %s)", what);
+}
+lw_status lw_cuda_capture_end(lw_cuda *cu, void *stream, const char *what, lw_cuda_graph *out)
+{
+    memset(out, 0, sizeof *out);
+    return lw_fail(LW_ERR_UNSUPPORTED, "host twin: no CUDA graphs (capturing %s)", what);
+}
+lw_status lw_cuda_graph_launch(lw_cuda *cu, const lw_cuda_graph *g, void *stream, const char *what)
+{
+    return lw_fail(LW_ERR_UNSUPPORTED, "host twin: no CUDA graphs (replaying %s)", what);
+}
+void lw_cuda_graph_destroy(lw_cuda *cu, lw_cuda_graph *g) { memset(g, 0, sizeof *g); }
+lw_status lw_cuda_host_alloc(lw_cuda *cu, size_t bytes, const char *what, void **out)
+{
+    *out = calloc(1, bytes ? bytes : 1);
+    return *out ? LW_OK : lw_fail(LW_ERR_NOMEM, "host twin: out of memory for %s", what);
+}
+void lw_cuda_host_free(lw_cuda *cu, void *p) { free(p); }
+lw_status lw_cuda_upload_async(lw_cuda *cu, lw_cuda_ptr dst, const void *src, size_t bytes, void *stream,
+                               const char *what)
+{
+    return lw_cuda_upload(cu, dst, src, bytes, what);
+}
+lw_status lw_cuda_download_async(lw_cuda *cu, void *dst, lw_cuda_ptr src, size_t bytes, void *stream,
+                                 const char *what)
+{
+    return lw_cuda_download(cu, dst, src, bytes, what);
+}
+
 /* ---- cuBLAS ---------------------------------------------------------------- */
+
+lw_status lw_cublas_set_stream(lw_cublas *b, void *stream) { return LW_OK; }
 
 void lw_bf16_from_f32_array(uint16_t *dst, const float *src, size_t n)
 {

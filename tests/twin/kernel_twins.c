@@ -228,6 +228,29 @@ lw_status lw_twin_attention_forward(lw_launch L, float *out, float *lse, const f
     return LW_OK;
 }
 
+lw_status lw_twin_attention_decode_forward(lw_launch L, float *out, float *lse, const float *q, const float *k,
+                                           const float *v, const int *pos, int Tq, int window, int n_sink,
+                                           int n_heads)
+{
+    RAN();
+    int q_offset = n_sink + pos[0];
+    for (int i = 0; i < Tq; i++)
+        attention_row(out, lse, q, k, v, Tq, q_offset + Tq, q_offset, window, n_sink, i, i, INT_MAX, 0);
+    return LW_OK;
+}
+
+lw_status lw_twin_kv_cache_store(lw_launch L, float *cache, const float *rows, const int *pos, int T, int n_sink,
+                                 int kv_dim)
+{
+    RAN();
+    if (kv_dim != C->n_kv_heads * C->head_dim)
+        return lw_fail(LW_ERR_INVALID, "host twin: kv_cache_store with kv dim %d (model %d)", kv_dim,
+                       C->n_kv_heads * C->head_dim);
+    for (int t = 0; t < T; t++)
+        memcpy(cache + ((size_t)n_sink + pos[t]) * kv_dim, rows + (size_t)t * kv_dim, (size_t)kv_dim * sizeof *cache);
+    return LW_OK;
+}
+
 lw_status lw_twin_attention_backward(lw_launch L, float *dq, float *dk, float *dv, const float *dout,
                                      const float *out, const float *lse, const float *q, const float *k,
                                      const float *v, int Tq, int Tk, int q_offset, int window, int n_sink,
