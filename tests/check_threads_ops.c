@@ -2,7 +2,9 @@
  * 2 and 3 threads (tests/check_threads.c: the model and lw train) (runtime/ops/cpu_threads.h says how the work is split so that it
  * can be). Held with memcmp, never a tolerance: the fp32, bf16, q8 and
  * block (GGUF) products (forward and dX/dW backward, every CPU path this machine runs,
- * one row and many), attention forward and backward by head, a tiny
+ * one row and many), attention forward by head and backward by rows then
+ * key blocks (against the unsplit backward), the split GLU, RMSNorm, RoPE
+ * and the bridge's AdamW step (against the plain loops), a tiny
  * model's logits and its gradient wrt the input embeddings (fp32 and bf16
  * weights, a grouped-query llama and a windowed gemma3 with one kv head),
  * and `lw train --threads N` on the tiny pair: the two-step training log
@@ -15,6 +17,8 @@
 #include "testlib.h"
 #include "thread_same.h"
 #include "cpu_path.h"
+#include "adamw.h"
+#include "bridge.h"
 #include "cpu_threads.h"
 #include "model_config.h"
 #include "op_matmul_bf16.h"
@@ -234,16 +238,30 @@ START_TEST(qn_products_identical_on_every_path)
 END_TEST
 
 /* Grouped-query (4 query heads on 2 kv heads) and one kv head, a window and
- * a sink: the backward's dk and dv sum over a kv head's query heads. */
+ * a sink: the backward's dk and dv sum over a kv head's query heads. The
+ * backward splits over query rows and then over blocks of 32 keys (one
+ * shape has three blocks); every count must give the bits of the unsplit
+ * backward (one task a kv head, what runs below the split threshold). */
 START_TEST(attention_identical_for_any_thread_count)
 {
-    lw_cpu_split_threshold_set(0);
-    const int Tq = 7, Tk = 12, D = 8, Hq = 4, hkv[2] = {2, 1};
+    const int shapes[2][3] = {{7, 12, 8}, {40, 75, 20}};   /* Tq, Tk, D */
+    const int Hq = 4, hkv[2] = {2, 1};
+    for (int sh = 0; sh < 2; sh++)
     for (int v = 0; v < 2; v++) {
-        int Hkv = hkv[v];
-        lw_attention_params prm = {.causal = true, .q_offset = Tk - Tq, .window = v ? 4 : 0, .scale = 0.35f};
+        int Tq = shapes[sh][0], Tk = shapes[sh][1], D = shapes[sh][2], Hkv = hkv[v];
+        lw_attention_params prm = {.causal = true, .q_offset = Tk - Tq, .window = v ? 4 + 20 * sh : 0, .scale = 0.35f};
         float *q = tl_rand_floats((size_t)Tq * Hq * D, 31), *k = tl_rand_floats((size_t)Tk * Hkv * D, 32);
         float *val = tl_rand_floats((size_t)Tk * Hkv * D, 33), *dout = tl_rand_floats((size_t)Tq * Hq * D, 34);
+        /* the unsplit reference: one thread, above any work */
+        float *want_dq = calloc((size_t)Tq * Hq * D, sizeof(float)), *want_dk = calloc((size_t)Tk * Hkv * D, sizeof(float));
+        float *want_dv = calloc((size_t)Tk * Hkv * D, sizeof(float)), *want_att = calloc((size_t)Hq * Tq * Tk, sizeof(float));
+        float *want_out = calloc((size_t)Tq * Hq * D, sizeof(float));
+        tl_use_threads(1);
+        lw_cpu_split_threshold_set(1e300);
+        attention_forward_sink(want_out, want_att, q, k, val, Tq, Tk, Hq, Hkv, D, &prm, v ? 2 : 0);
+        attention_backward_sink(want_dq, want_dk, want_dv, dout, want_att, q, k, val, Tq, Tk, Hq, Hkv, D, &prm,
+                                v ? 2 : 0);
+        lw_cpu_split_threshold_set(0);
         float *out[N_COUNTS], *att[N_COUNTS], *dq[N_COUNTS], *dk[N_COUNTS], *dv[N_COUNTS];
         long jobs = lw_threads_parallel_jobs();
         for (int c = 0; c < N_COUNTS; c++) {
@@ -255,23 +273,29 @@ START_TEST(attention_identical_for_any_thread_count)
             dv[c] = calloc((size_t)Tk * Hkv * D, sizeof(float));
             attention_forward_sink(out[c], att[c], q, k, val, Tq, Tk, Hq, Hkv, D, &prm, v ? 2 : 0);
             attention_backward_sink(dq[c], dk[c], dv[c], dout, att[c], q, k, val, Tq, Tk, Hq, Hkv, D, &prm, v ? 2 : 0);
-            if (c > 0) {
-                tl_assert_same(out[c], out[0], (size_t)Tq * Hq * D, "attention out", COUNTS[c]);
-                tl_assert_same(att[c], att[0], (size_t)Hq * Tq * Tk, "attention probabilities", COUNTS[c]);
-                tl_assert_same(dq[c], dq[0], (size_t)Tq * Hq * D, "attention dq", COUNTS[c]);
-                tl_assert_same(dk[c], dk[0], (size_t)Tk * Hkv * D, "attention dk", COUNTS[c]);
-                tl_assert_same(dv[c], dv[0], (size_t)Tk * Hkv * D, "attention dv", COUNTS[c]);
-            }
+            tl_assert_same(out[c], want_out, (size_t)Tq * Hq * D, "attention out", COUNTS[c]);
+            tl_assert_same(att[c], want_att, (size_t)Hq * Tq * Tk, "attention probabilities", COUNTS[c]);
+            tl_assert_same(dq[c], want_dq, (size_t)Tq * Hq * D, "attention dq", COUNTS[c]);
+            tl_assert_same(dk[c], want_dk, (size_t)Tk * Hkv * D, "attention dk", COUNTS[c]);
+            tl_assert_same(dv[c], want_dv, (size_t)Tk * Hkv * D, "attention dv", COUNTS[c]);
+            /* without dq, or without dk and dv (a frozen prefix's caller passes some NULL) */
+            float *dq2 = calloc((size_t)Tq * Hq * D, sizeof(float)), *dk2 = calloc((size_t)Tk * Hkv * D, sizeof(float));
+            attention_backward_sink(NULL, dk2, NULL, dout, att[c], q, k, val, Tq, Tk, Hq, Hkv, D, &prm, v ? 2 : 0);
+            tl_assert_same(dk2, want_dk, (size_t)Tk * Hkv * D, "attention dk without dq and dv", COUNTS[c]);
+            attention_backward_sink(dq2, NULL, NULL, dout, att[c], q, k, val, Tq, Tk, Hq, Hkv, D, &prm, v ? 2 : 0);
+            tl_assert_same(dq2, want_dq, (size_t)Tq * Hq * D, "attention dq without dk and dv", COUNTS[c]);
+            free(dq2), free(dk2);
         }
         ck_assert_msg(lw_threads_parallel_jobs() > jobs, "attention: nothing was split");
         for (int c = 0; c < N_COUNTS; c++) free(out[c]), free(att[c]), free(dq[c]), free(dk[c]), free(dv[c]);
-        free(q), free(k), free(val), free(dout);
+        free(q), free(k), free(val), free(dout), free(want_dq), free(want_dk), free(want_dv), free(want_att), free(want_out);
     }
     lw_threads_shutdown();
 }
 END_TEST
 
-/* The split GLU and RMSNorm equal the plain ops bit for bit. */
+/* The split GLU, RMSNorm and RoPE equal the plain ops bit for bit; the split
+ * zeroing zeroes. */
 START_TEST(elementwise_and_row_ops_equal_the_plain_ops)
 {
     lw_cpu_split_threshold_set(0);
@@ -300,10 +324,70 @@ START_TEST(elementwise_and_row_ops_equal_the_plain_ops)
         rmsnorm_backward(want2, NULL, dout, gate, w, rs_want, T, C, LW_NORM_RMSNORM_GEMMA);
         rmsnorm_backward_par(got2, dout, gate, w, rs_want, T, C, LW_NORM_RMSNORM_GEMMA);
         tl_assert_same(got2, want2, n, "RMSNorm backward", COUNTS[c]);
+        /* RoPE: T rows of 3 heads of 32 (n = T * 97 holds them), both layouts */
+        const int H = 3, Dh = 32;
+        float inv[16];
+        int pos[13];   /* T */
+        rope_inv_freq(inv, Dh, 10000.0f, NULL);
+        for (int t = 0; t < T; t++) pos[t] = 5 + 3 * t;
+        for (int il = 0; il < 2; il++) {
+            memcpy(want, gate, sizeof(float) * T * H * Dh), memcpy(got, gate, sizeof(float) * T * H * Dh);
+            rope_forward(want, pos, inv, T, H, Dh, il);
+            rope_forward_par(got, pos, inv, T, H, Dh, il);
+            tl_assert_same(got, want, (size_t)T * H * Dh, "RoPE forward", COUNTS[c]);
+            rope_backward(want, pos, inv, T, H, Dh, il);
+            rope_backward_par(got, pos, inv, T, H, Dh, il);
+            tl_assert_same(got, want, (size_t)T * H * Dh, "RoPE backward", COUNTS[c]);
+        }
+        /* zeroing in page pieces: every byte of an odd length, none past it */
+        size_t zn = ((size_t)1 << 20) + 13;
+        unsigned char *z = malloc(zn + 8);
+        ck_assert_ptr_nonnull(z);
+        memset(z, 0xa5, zn + 8);
+        lw_zero_par(z + 1, zn);
+        ck_assert_int_eq(z[0], 0xa5);
+        for (size_t i = 1; i <= zn; i++)
+            if (z[i]) ck_abort_msg("lw_zero_par: byte %zu of %zu left %d at %d threads", i - 1, zn, z[i], COUNTS[c]);
+        for (size_t i = zn + 1; i < zn + 8; i++) ck_assert_int_eq(z[i], 0xa5);
+        free(z);
     }
     ck_assert_msg(lw_threads_parallel_jobs() > jobs, "elementwise: nothing was split");
     free(gate), free(up), free(dout), free(w), free(want), free(got), free(want2), free(got2), free(want3), free(got3);
     free(rs_want), free(rs_got);
+    lw_threads_shutdown();
+}
+END_TEST
+
+
+/* The bridge's AdamW step splits its tensors into chunks of 32768 over the
+ * pool: the bits of one thread's loop over the tensors, over two steps (the
+ * moments carry); a frozen tensor (the input norm's buffers) is not moved. */
+START_TEST(bridge_adamw_identical_for_any_thread_count)
+{
+    static const struct { size_t count; bool decay, trainable; } T[4] = {
+        {70001, true, true}, {5, false, true}, {40000, true, false}, {33000, true, true}};
+    lw_bridge_tensor tensors[4] = {{.offset = 0}};
+    size_t n = 0;
+    for (int i = 0; i < 4; i++)
+        tensors[i].offset = n, tensors[i].count = T[i].count, tensors[i].decay = T[i].decay,
+        tensors[i].trainable = T[i].trainable, n += T[i].count;
+    float *g = tl_rand_floats(n, 61), *want = NULL, *frozen = tl_rand_floats(n, 62);
+    long jobs = lw_threads_parallel_jobs();
+    for (int c = 0; c < N_COUNTS; c++) {
+        tl_use_threads(COUNTS[c]);
+        lw_bridge b = {.n_params = n, .params = tl_rand_floats(n, 62), .grads = g, .n_tensors = 4, .tensors = tensors};
+        lw_adamw o;
+        ck_assert_int_eq(lw_adamw_init(&o, n, lw_adamw_defaults()), LW_OK);
+        for (int step = 0; step < 2; step++) lw_bridge_adamw_step(&b, &o, 1e-3f, 0.01f);
+        tl_assert_same(b.params + tensors[2].offset, frozen + tensors[2].offset, tensors[2].count,
+                       "AdamW: the frozen tensor", COUNTS[c]);
+        ck_assert_msg(b.params[0] != frozen[0], "AdamW: nothing moved");
+        if (c == 0) want = b.params;
+        else tl_assert_same(b.params, want, n, "AdamW parameters", COUNTS[c]), free(b.params);
+        lw_adamw_free(&o);
+    }
+    ck_assert_msg(lw_threads_parallel_jobs() > jobs, "AdamW: nothing was split");
+    free(g), free(want), free(frozen);
     lw_threads_shutdown();
 }
 END_TEST
@@ -324,6 +408,7 @@ int main(void)
     tcase_add_test(tc, qn_products_identical_on_every_path);
     tcase_add_test(tc, attention_identical_for_any_thread_count);
     tcase_add_test(tc, elementwise_and_row_ops_equal_the_plain_ops);
+    tcase_add_test(tc, bridge_adamw_identical_for_any_thread_count);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

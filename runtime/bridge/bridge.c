@@ -5,6 +5,7 @@
  * few steps call the shared ops (ops.h) directly. */
 #include "bridge.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "bridge_exec.h"
 #include "ops.h"
 #include "rng.h"
+#include "thread_pool.h"
 
 static const float OUT_RMS_EPS = 1e-6f;
 static const float INIT_STD = 0.02f;
@@ -198,9 +200,51 @@ const lw_bridge_tensor *lw_bridge_find(const lw_bridge *b, const char *name)
 
 void lw_bridge_zero_grad(lw_bridge *b) { memset(b->grads, 0, b->n_params * sizeof(float)); }
 
+/* The step in chunks of at most ADAMW_CHUNK parameters of one tensor, over
+ * the thread pool: AdamW is elementwise (lw_adamw_update computes each
+ * parameter on its own, the same at any offset), so any split gives the
+ * bits of the whole loop. A few million parameters are milliseconds. */
+enum { ADAMW_CHUNK = 1 << 15 };
+
+typedef struct {
+    lw_bridge *b;
+    lw_adamw *opt;
+    float lr, weight_decay;
+} adamw_job;
+
+static size_t adamw_chunks(const lw_bridge_tensor *t)
+{
+    return t->trainable ? (t->count + ADAMW_CHUNK - 1) / ADAMW_CHUNK : 0;
+}
+
+static void adamw_chunk(void *ctx, int k)
+{
+    const adamw_job *j = ctx;
+    size_t left = (size_t)k;
+    for (int i = 0; i < j->b->n_tensors; i++) {
+        const lw_bridge_tensor *t = &j->b->tensors[i];
+        size_t n = adamw_chunks(t);
+        if (left >= n) {
+            left -= n;
+            continue;
+        }
+        size_t a = left * ADAMW_CHUNK, count = t->count - a < ADAMW_CHUNK ? t->count - a : ADAMW_CHUNK;
+        lw_adamw_update(j->opt, j->b->params, j->b->grads, t->offset + a, count, j->lr,
+                        t->decay ? j->weight_decay : 0.0f);
+        return;
+    }
+}
+
 void lw_bridge_adamw_step(lw_bridge *b, lw_adamw *opt, float lr, float weight_decay)
 {
     lw_adamw_begin_step(opt);
+    adamw_job j = {b, opt, lr, weight_decay};
+    size_t chunks = 0;
+    for (int i = 0; i < b->n_tensors; i++) chunks += adamw_chunks(&b->tensors[i]);
+    if (chunks > 1 && chunks <= INT_MAX && lw_threads_get() > 1) {
+        lw_parallel_for((int)chunks, adamw_chunk, &j);
+        return;
+    }
     for (int i = 0; i < b->n_tensors; i++) {
         const lw_bridge_tensor *t = &b->tensors[i];
         if (!t->trainable) continue;

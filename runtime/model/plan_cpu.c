@@ -22,7 +22,7 @@ _Static_assert((int)LW_PLAN_LORA_Q == (int)LW_LORA_Q && (int)LW_PLAN_LORA_DOWN =
                    (int)LW_PLAN_LORA_DOWN + 1 == (int)LW_LORA_N_TARGETS,
                "plan.h's LoRA points follow lora.h's targets");
 
-static void zero(float *p, size_t n) { memset(p, 0, n * sizeof *p); }
+static void zero(float *p, size_t n) { lw_zero_par(p, n * sizeof *p); }
 
 /* ---- slots to pointers --------------------------------------------------- */
 
@@ -103,17 +103,39 @@ static int window(const exec *x)
 
 /* ---- one op forward ------------------------------------------------------- */
 
-/* Rows of a fused projection [T, sum widths] into its parts. */
-static void split_rows(const exec *x, const float *fused, const lw_plan_op *op)
+/* Rows of a fused projection [T, sum widths] into its parts: copies, split
+ * over the pool by rows when there are enough to pay for a fork-join. */
+typedef struct {
+    const exec *x;
+    const float *fused;
+    const lw_plan_op *op;
+    int pieces;
+} split_job;
+
+static void split_piece(void *ctx, int k)
 {
-    float *parts[LW_PLAN_MAX_PARTS];
-    for (int i = 0; i < op->n_parts; i++) parts[i] = act(x, op->parts[i].slot);
-    for (int t = 0; t < x->T; t++)
+    const split_job *j = ctx;
+    const lw_plan_op *op = j->op;
+    int t0 = lw_range_start(j->x->T, k, j->pieces), t1 = lw_range_start(j->x->T, k + 1, j->pieces), all = 0;
+    for (int i = 0; i < op->n_parts; i++) all += op->parts[i].width;
+    const float *fused = j->fused + (size_t)t0 * all;
+    for (int t = t0; t < t1; t++)
         for (int i = 0; i < op->n_parts; i++) {
             int w = op->parts[i].width;
-            memcpy(parts[i] + (size_t)t * w, fused, (size_t)w * sizeof *fused);
+            memcpy(act(j->x, op->parts[i].slot) + (size_t)t * w, fused, (size_t)w * sizeof *fused);
             fused += w;
         }
+}
+
+static void split_rows(const exec *x, const float *fused, const lw_plan_op *op)
+{
+    split_job j = {x, fused, op, 1};
+    int all = 0;
+    for (int i = 0; i < op->n_parts; i++) all += op->parts[i].width;
+    /* a copied float weighed as 8 flops: a memory move, not arithmetic */
+    j.pieces = lw_row_split(8.0 * x->T * all, x->T);
+    if (j.pieces == 1) split_piece(&j, 0);
+    else lw_parallel_for(j.pieces, split_piece, &j);
 }
 
 /* A frozen matrix of this layer, in whatever dtype the model holds it
@@ -152,7 +174,7 @@ static lw_status op_forward(const exec *x, const lw_plan_op *op, const lw_forwar
         break;
     case LW_OP_MATMUL: return matmul_op_forward(x, op);
     case LW_OP_ROPE:
-        rope_forward(act(x, op->out), x->pos, inv_freq(x), T, op->rows, op->head_dim, p->rope_interleaved);
+        rope_forward_par(act(x, op->out), x->pos, inv_freq(x), T, op->rows, op->head_dim, p->rope_interleaved);
         break;
     case LW_OP_ATTENTION:
         lw_cpu_attention_forward(x->m, s, x->l, T, x->pos0, args, act(x, op->out), act(x, op->aux),
@@ -208,8 +230,8 @@ static lw_status op_backward(const exec *x, const lw_plan_op *op)
         break;
     }
     case LW_OP_MATMUL: return matmul_op_backward(x, op);
-    case LW_OP_ROPE: rope_backward(grad(x, op->dout), x->pos, inv_freq(x), T, op->rows, op->head_dim,
-                                   p->rope_interleaved);
+    case LW_OP_ROPE: rope_backward_par(grad(x, op->dout), x->pos, inv_freq(x), T, op->rows, op->head_dim,
+                                       p->rope_interleaved);
         break;
     case LW_OP_ATTENTION:
         lw_cpu_attention_backward(x->m, x->s, x->l, T, x->g, x->ad, grad(x, op->parts[0].grad),

@@ -6,7 +6,9 @@
 extern void openblas_set_num_threads(int) __attribute__((weak));
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 /* Below ~1 MFLOP (tens of microseconds on one core) a fork-join's wake-up
  * and wait cost more than the second core gives back. Atomic: set by a
@@ -65,7 +67,12 @@ int lw_out_split(double flops, int out)
 /* ---- elementwise and per-row ops ------------------------------------------ */
 
 /* Cost weights in "flops" per element, rough: the GELU-tanh of Gemma's GLU is
- * tens of instructions an element (tanhf), SiLU a few; a norm a few a column. */
+ * tens of instructions an element (tanhf), SiLU a few. A norm's sum is one
+ * chain of dependent double adds (four cycles an element, where a product's
+ * flop is a fraction of a cycle): weighed as 32 a column forward and 48
+ * backward, so that a training pass's norms (a couple of hundred rows of
+ * 640, or of 256 for Gemma's q/k norms) split, as their time deserves. */
+enum { NORM_FWD_COST = 32, NORM_BWD_COST = 48 };
 static double glu_cost(lw_activation act) { return act == LW_ACT_GELU_TANH ? 40.0 : 10.0; }
 
 typedef struct {
@@ -147,7 +154,7 @@ void rmsnorm_forward_par(float *y, float *rstd, const float *x, const float *w, 
                          lw_norm_kind kind)
 {
     par_job j = {.a = y, .b = rstd, .c = x, .d = w, .n = T, .width = C, .eps = eps, .kind = kind};
-    j.pieces = row_pieces(4.0 * T * C, T);
+    j.pieces = row_pieces((double)NORM_FWD_COST * T * C, T);
     if (j.pieces == 1) rmsnorm_forward(y, rstd, x, w, T, C, eps, kind);
     else lw_parallel_for(j.pieces, norm_fwd_piece, &j);
 }
@@ -164,7 +171,79 @@ void rmsnorm_backward_par(float *dx, const float *dy, const float *x, const floa
                           lw_norm_kind kind)
 {
     par_job j = {.a = dx, .c = dy, .d = x, .e = w, .f = rstd, .n = T, .width = C, .kind = kind};
-    j.pieces = row_pieces(8.0 * T * C, T);
+    j.pieces = row_pieces((double)NORM_BWD_COST * T * C, T);
     if (j.pieces == 1) rmsnorm_backward(dx, NULL, dy, x, w, rstd, T, C, kind);
     else lw_parallel_for(j.pieces, norm_bwd_piece, &j);
+}
+
+/* A row's cost: a sin and cos in double for each of its head_dim / 2
+ * frequencies (tens of instructions), then a rotation of every head. */
+typedef struct {
+    float *x;
+    const int *pos;
+    const float *inv_freq;
+    int T, n_heads, head_dim, pieces;
+    bool interleaved, backward;
+} rope_job;
+
+static void rope_piece(void *ctx, int k)
+{
+    const rope_job *j = ctx;
+    int t0 = lw_range_start(j->T, k, j->pieces), t1 = lw_range_start(j->T, k + 1, j->pieces);
+    float *x = j->x + (size_t)t0 * j->n_heads * j->head_dim;
+    if (j->backward) rope_backward(x, j->pos + t0, j->inv_freq, t1 - t0, j->n_heads, j->head_dim, j->interleaved);
+    else rope_forward(x, j->pos + t0, j->inv_freq, t1 - t0, j->n_heads, j->head_dim, j->interleaved);
+}
+
+static void rope_par(float *x, const int *pos, const float *inv_freq, int T, int n_heads, int head_dim,
+                     bool interleaved, bool backward)
+{
+    rope_job j = {x, pos, inv_freq, T, n_heads, head_dim, 1, interleaved, backward};
+    j.pieces = row_pieces((double)T * head_dim * (20.0 + 3.0 * n_heads), T);
+    if (j.pieces == 1) rope_piece(&j, 0);
+    else lw_parallel_for(j.pieces, rope_piece, &j);
+}
+
+void rope_forward_par(float *x, const int *pos, const float *inv_freq, int T, int n_heads, int head_dim,
+                      bool interleaved)
+{
+    rope_par(x, pos, inv_freq, T, n_heads, head_dim, interleaved, false);
+}
+
+void rope_backward_par(float *dx, const int *pos, const float *inv_freq, int T, int n_heads, int head_dim,
+                       bool interleaved)
+{
+    rope_par(dx, pos, inv_freq, T, n_heads, head_dim, interleaved, true);
+}
+
+/* ---- zeroing ---------------------------------------------------------------- */
+
+typedef struct {
+    char *p;
+    size_t bytes;
+    int pieces;
+} zero_job;
+
+enum { ZERO_PAGE = 4096 };
+/* Below 256 KiB a memset is tens of microseconds: one thread. */
+#define ZERO_SPLIT_MIN ((size_t)256 << 10)
+
+static void zero_piece(void *ctx, int k)
+{
+    const zero_job *j = ctx;
+    size_t pages = (j->bytes + ZERO_PAGE - 1) / ZERO_PAGE;
+    size_t a = (size_t)((unsigned long long)pages * (unsigned)k / (unsigned)j->pieces) * ZERO_PAGE;
+    size_t b = (size_t)((unsigned long long)pages * (unsigned)(k + 1) / (unsigned)j->pieces) * ZERO_PAGE;
+    if (b > j->bytes) b = j->bytes;
+    if (a < b) memset(j->p + a, 0, b - a);
+}
+
+void lw_zero_par(void *p, size_t bytes)
+{
+    zero_job j = {p, bytes, lw_threads_get()};
+    if (j.pieces < 2 || bytes < ZERO_SPLIT_MIN) {
+        if (bytes) memset(p, 0, bytes);
+        return;
+    }
+    lw_parallel_for(j.pieces, zero_piece, &j);
 }

@@ -18,6 +18,8 @@
 #ifndef LW_CPU_THREADS_H
 #define LW_CPU_THREADS_H
 
+#include <stddef.h>
+
 #include "ops.h"
 #include "status.h"
 #include "thread_pool.h"
@@ -64,7 +66,8 @@ static inline int lw_range_start(int units, int c, int n) { return (int)((long l
  * (so a vectorised loop sees every element at the same place in its lanes
  * and the same scalar tail), RMSNorm is per row and split by rows (its
  * backward only when the gain's gradient is not wanted: dw sums over rows).
- * Below the split threshold they are the plain call. */
+ * RoPE is per row too, split by rows. Below the split threshold they are the
+ * plain call. */
 void glu_forward_par(float *out, const float *gate, const float *up, int n, lw_activation act);
 void glu_backward_par(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int n,
                       lw_activation act);
@@ -73,5 +76,14 @@ void rmsnorm_forward_par(float *y, float *rstd, const float *x, const float *w, 
 /* dw must be NULL (frozen gains), as the plan's backward passes it. */
 void rmsnorm_backward_par(float *dx, const float *dy, const float *x, const float *w, const float *rstd, int T, int C,
                           lw_norm_kind kind);
+/* RoPE is per row (each row turns by its own position): split by rows. */
+void rope_forward_par(float *x, const int *pos, const float *inv_freq, int T, int n_heads, int head_dim,
+                      bool interleaved);
+void rope_backward_par(float *dx, const int *pos, const float *inv_freq, int T, int n_heads, int head_dim,
+                       bool interleaved);
+
+/* memset(p, 0, bytes), in page-aligned pieces over the pool when large (a
+ * fresh arena's first touch is a page fault a page: both cores take them). */
+void lw_zero_par(void *p, size_t bytes);
 
 #endif

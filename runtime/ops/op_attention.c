@@ -6,7 +6,9 @@
 #include "ops.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu_path.h"
@@ -229,11 +231,104 @@ static void backward_kv_head(void *ctx, int g)
     }
 }
 
+/* ---- the backward split over query rows, then over keys ------------------
+ * One kv head a task (above) leaves one core idle on a model with one kv
+ * head (Gemma-3-270M). Split instead in two passes, each over independent
+ * pieces, that add in the order of backward_kv_head, so that the results
+ * are its bits for any thread count:
+ *   rows: a task a range of (query head, row) pairs: the row's sum of p dp,
+ *         its ds_j into a scratch laid out as att, and dq_i (a sum over the
+ *         row's keys in key order, all within the task);
+ *   keys: a task a block of keys: dk_j and dv_j get, for every (query head,
+ *         row) in backward_kv_head's order (heads ascending, rows ascending),
+ *         the same ds_j q_i and p_j dout_i it added.
+ * The scratch is Hq * Tq * Tk floats; without it (out of memory), or below
+ * the split threshold, the call runs backward_kv_head. */
+typedef struct {
+    attention_job *c;
+    float *ds;
+    int rows, row_pieces, key_block;
+} backward_split;
+
+static void backward_rows(void *ctx, int piece)
+{
+    const backward_split *b = ctx;
+    const attention_job *c = b->c;
+    const float *dout = c->dout, *att = c->catt, *k = c->k, *v = c->v;
+    int Tq = c->Tq, Tk = c->Tk, Hq = c->Hq, Hkv = c->Hkv, D = c->D;
+    const head_loops L = c->L;
+    int r0 = lw_range_start(b->rows, piece, b->row_pieces), r1 = lw_range_start(b->rows, piece + 1, b->row_pieces);
+    for (int r = r0; r < r1; r++) {
+        int h = r / Tq, i = r % Tq, hk = kv_head(h, Hq, Hkv);
+        const float *doi = dout + ((size_t)i * Hq + h) * D;
+        const float *ai = att + (size_t)r * Tk;
+        float *dsi = b->ds + (size_t)r * Tk;
+        int sink_hi, lo, hi;
+        visible_keys(c->p, c->n_sink, i, Tk, &sink_hi, &lo, &hi);
+        double pdp = 0.0;
+        FOR_VISIBLE(j)
+            if (ai[j] != 0.0f) pdp += (double)ai[j] * L.dot(doi, v + ((size_t)j * Hkv + hk) * D, D);
+        float *dqi = c->dq ? c->dq + ((size_t)i * Hq + h) * D : NULL;
+        FOR_VISIBLE(j) {
+            float pj = ai[j];
+            if (pj == 0.0f) continue;
+            float ds = pj * (L.dot(doi, v + ((size_t)j * Hkv + hk) * D, D) - (float)pdp) * c->p->scale;
+            dsi[j] = ds;
+            if (dqi) L.axpy(dqi, ds, k + ((size_t)j * Hkv + hk) * D, D);
+        }
+    }
+}
+
+static void backward_keys(void *ctx, int block)
+{
+    const backward_split *b = ctx;
+    const attention_job *c = b->c;
+    const float *dout = c->dout, *att = c->catt, *q = c->q;
+    int Tq = c->Tq, Tk = c->Tk, Hq = c->Hq, Hkv = c->Hkv, D = c->D;
+    const head_loops L = c->L;
+    int j0 = block * b->key_block, j1 = j0 + b->key_block < Tk ? j0 + b->key_block : Tk;
+    int heads = Hq / Hkv * Hkv;   /* the heads backward_kv_head visits */
+    for (int h = 0; h < heads; h++) {
+        int hk = kv_head(h, Hq, Hkv);
+        for (int i = 0; i < Tq; i++) {
+            const float *qi = q + ((size_t)i * Hq + h) * D;
+            const float *doi = dout + ((size_t)i * Hq + h) * D;
+            const float *ai = att + ((size_t)h * Tq + i) * Tk;
+            const float *dsi = b->ds + ((size_t)h * Tq + i) * Tk;
+            int sink_hi, lo, hi;
+            visible_keys(c->p, c->n_sink, i, Tk, &sink_hi, &lo, &hi);
+            for (int j = j0; j < j1; j++) {
+                if (!(j < sink_hi || (j >= lo && j < hi))) continue;
+                float pj = ai[j];
+                if (pj == 0.0f) continue;
+                if (c->dk) L.axpy(c->dk + ((size_t)j * Hkv + hk) * D, dsi[j], qi, D);
+                if (c->dv) L.axpy(c->dv + ((size_t)j * Hkv + hk) * D, pj, doi, D);
+            }
+        }
+    }
+}
+
+/* Keys a task of the second pass: a block's dk and dv rows (2 * 32 * head_dim
+ * floats) stay in cache while every query row streams past them. */
+enum { KEY_BLOCK = 32 };
+
 void attention_backward_sink(float *dq, float *dk, float *dv, const float *dout, const float *att,
                              const float *q, const float *k, const float *v,
                              int Tq, int Tk, int Hq, int Hkv, int D, const lw_attention_params *p, int n_sink)
 {
     attention_job c = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .catt = att, .q = q, .k = k, .v = v, .Tq = Tq,
                        .Tk = Tk, .Hq = Hq, .Hkv = Hkv, .D = D, .n_sink = n_sink, .p = p, .L = loops_of_path()};
-    for_heads(Hkv, backward_kv_head, &c);
+    bool split = Hq > 0 && Hkv > 0 && Tq > 0 && Tk > 0 && 4.0 * Hq * Tq * Tk * D >= lw_cpu_split_threshold();
+    float *ds = split ? malloc((size_t)Hq * Tq * Tk * sizeof *ds) : NULL;
+    if (!ds) {
+        for_heads(Hkv, backward_kv_head, &c);
+        return;
+    }
+    int threads = lw_threads_get();
+    backward_split b = {.c = &c, .ds = ds, .rows = Hq * Tq, .key_block = KEY_BLOCK};
+    /* a few pieces a thread: the rows' costs grow with their visible keys */
+    b.row_pieces = 4 * threads < b.rows ? 4 * threads : b.rows;
+    lw_parallel_for(b.row_pieces, backward_rows, &b);
+    if (dk || dv) lw_parallel_for((Tk + KEY_BLOCK - 1) / KEY_BLOCK, backward_keys, &b);
+    free(ds);
 }

@@ -110,6 +110,33 @@ lw_status lw_qn_act_quantize(lw_qn_act *a, const float *x, int T, int xin, int i
     return st ? st : lw_qn_act_quantize_on(path, a, x, T, xin, in);
 }
 
+/* The AVX-512 quantisation is per row: split by rows over the pool (each
+ * piece a view of its rows of a), the same bytes for any split. A row of
+ * `in` columns weighed as 8 flops a column (a max, a scale, a round). */
+typedef struct {
+    const lw_qn_act *a;
+    const float *x;
+    int T, xin, in, pieces;
+} act_job;
+
+static void act_piece(void *ctx, int k)
+{
+    const act_job *j = ctx;
+    int t0 = lw_range_start(j->T, k, j->pieces), t1 = lw_range_start(j->T, k + 1, j->pieces);
+    size_t nb = (size_t)j->in / 32, r = (size_t)t0;
+    lw_qn_act v = {.T = t1 - t0, .in = j->in, .qx = j->a->qx + r * (size_t)j->in, .sx = j->a->sx + r * nb,
+                   .xf = j->a->xf + r * 2 * nb, .sxl = j->a->sxl + r * 8 * nb};
+    qn_act_quantize_avx512(&v, j->x + r * (size_t)j->xin, t1 - t0, j->xin, j->in);
+}
+
+static void act_quantize_par(lw_qn_act *a, const float *x, int T, int xin, int in)
+{
+    act_job j = {a, x, T, xin, in, 1};
+    j.pieces = lw_row_split(8.0 * T * in, T);
+    if (j.pieces == 1) qn_act_quantize_avx512(a, x, T, xin, in);
+    else lw_parallel_for(j.pieces, act_piece, &j);
+}
+
 lw_status lw_qn_act_quantize_on(lw_cpu_path path, lw_qn_act *a, const float *x, int T, int xin, int in)
 {
     memset(a, 0, sizeof *a);
@@ -128,7 +155,7 @@ lw_status lw_qn_act_quantize_on(lw_cpu_path path, lw_qn_act *a, const float *x, 
         return lw_fail(LW_ERR_NOMEM, "native product: x of %d x %d", T, in);
     }
     if (path == LW_CPU_AVX512) {
-        qn_act_quantize_avx512(a, x, T, xin, in);
+        act_quantize_par(a, x, T, xin, in);
         return LW_OK;
     }
     const int nb = in / 32;
