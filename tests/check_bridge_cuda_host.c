@@ -246,7 +246,8 @@ START_TEST(adamw_matches_the_cpu_bit_for_bit)
     memcpy(dev(d.grads), g, N_PARAMS * sizeof *g);
     lw_clip_grad_norm(g, N_PARAMS, MAX_NORM[_i]);
     lw_adamw_begin_step(&cpu);
-    for (size_t s = 0; s < 3; s++) lw_adamw_update(&cpu, p, g, spans[s].offset, spans[s].count, 1e-2f, spans[s].weight_decay);
+    for (size_t s = 0; s < 3; s++)
+        lw_adamw_update(&cpu, p, g, spans[s].offset, spans[s].count, 1e-2f, spans[s].weight_decay);
     OK(lw_adamw_cuda_step(&d, bad, 3, cpu.cfg, cpu.step, 1e-2f, MAX_NORM[_i]));
     ck_assert(memcmp(dev(d.params), p, N_PARAMS * sizeof *g) != 0);
     /* refusals: a span outside the buffer, a step before the first */

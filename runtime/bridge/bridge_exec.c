@@ -142,9 +142,10 @@ static void op_forward(const exec *x, const lw_bridge_op *op)
     case LW_OP_BLOCKS: blocks_forward(x); break;
     case LW_OP_STANDARDISE: {
         const float *in = x->acts[op->in], *mean = param(x, op->w), *std = param(x, op->b);
-        for (int c = 0; c < op->width; c++) {
-            float inv = inv_std(x, std, c);
-            for (int t = 0; t < n; t++) out[(size_t)t * op->width + c] = (in[(size_t)t * op->width + c] - mean[c]) * inv;
+        size_t C = (size_t)op->width;
+        for (size_t c = 0; c < C; c++) {
+            float inv = inv_std(x, std, (int)c);
+            for (size_t t = 0; t < (size_t)n; t++) out[t * C + c] = (in[t * C + c] - mean[c]) * inv;
         }
         break;
     }

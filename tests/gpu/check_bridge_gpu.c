@@ -162,7 +162,8 @@ START_TEST(adamw_on_the_device_matches_the_cpu)
         float lr = 1e-2f * (float)step;
         double norm = lw_clip_grad_norm(g, N, 1.0f);
         lw_adamw_begin_step(&cpu);
-        for (int s = 0; s < 3; s++) lw_adamw_update(&cpu, p, g, spans[s].offset, spans[s].count, lr, spans[s].weight_decay);
+        for (int s = 0; s < 3; s++)
+            lw_adamw_update(&cpu, p, g, spans[s].offset, spans[s].count, lr, spans[s].weight_decay);
         OK(lw_adamw_cuda_step(&d, spans, 3, cpu.cfg, cpu.step, lr, 1.0f));
         double dnorm;
         OK(lw_adamw_cuda_norm(&d, &dnorm));
