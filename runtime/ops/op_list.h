@@ -211,7 +211,17 @@ enum {
     K("f32_to_bf16", "a cast for cuBLAS's bf16 GEMM, bit for bit: check_kernels_gpu.c f32_to_bf16")               \
     K("add_forward", "the plan's residual add (plan.h LW_OP_ADD), not an ops.h op: check_kernels_gpu.c add_copy")      \
     K("copy_forward", "the plan's copy (plan.h LW_OP_COPY), not an ops.h op: check_kernels_gpu.c add_copy")          \
-    K("bias_add_forward", "the matmul op's bias after cuBLAS's product (plan_cuda.c): check_kernels_gpu.c bias_add")
+    K("bias_add_forward", "the matmul op's bias after cuBLAS's product (plan_cuda.c): check_kernels_gpu.c bias_add")   \
+    K("standardise_forward", "the bridge plan's STANDARDISE: check_bridge_gpu.c, check_bridge_cuda_host.c")            \
+    K("standardise_backward", "the bridge plan's STANDARDISE: check_bridge_gpu.c, check_bridge_cuda_host.c")           \
+    K("mean_rows_forward", "the bridge plan's MEAN_ROWS (ablations): check_bridge_gpu.c")                              \
+    K("mean_rows_backward", "the bridge plan's MEAN_ROWS (ablations): check_bridge_gpu.c")                             \
+    K("bridge_bias_forward", "the bridge's matmul bias after cuBLAS's product: check_bridge_gpu.c")                    \
+    K("bridge_bias_backward", "the bridge's matmul bias gradient: check_bridge_gpu.c")                                 \
+    K("bridge_add", "the bridge plan's ADD and a copied tensor's gradient: check_bridge_gpu.c")                        \
+    K("bridge_copy", "the bridge plan's COPY: check_bridge_gpu.c")                                                     \
+    K("grad_sumsq", "the optimiser's global gradient norm: check_bridge_gpu.c adamw")                                  \
+    K("adamw_clip_step", "the optimiser with the clip, not an op of the graph: check_bridge_gpu.c adamw")
 
 /* The op ids, LW_OPL_MATMUL ... in list order, and their count LW_OPL_COUNT. */
 #define LW_OP_ENUM_X(id, ...) LW_OPL_##id,
