@@ -14,13 +14,14 @@
  * T = 7 context rows (an arena laid out for 9), every parameter random, the
  * input_norm buffers random with one std of 0 (the floor, under a
  * near-constant input dimension) and one dimension offset by 40 (a
- * "massive activation"). Checked: the soft tokens within
+ * "massive activation"); and the default pair's bridge at its real shapes
+ * (576 -> 256 x 2 blocks -> 16 x 640, T 40 of 64). Checked: the soft tokens within
  * 1e-4 x max(1, max |cpu|), then, after backward from
  * a random dOUT, every tensor's gradient and dx within 1e-3 x max |cpu| of
  * that tensor (products summed in another order, attention through its
- * log-sum-exp where the CPU keeps probabilities; the largest seen, 1.4e-4,
- * on a bias gradient 200 times smaller than the others;
- * TL_BRIDGE_VERBOSE=1 prints each tensor's). Planted errors: the
+ * log-sum-exp where the CPU keeps probabilities; the largest seen, 1.1e-4,
+ * on a gradient far smaller than the others, through a nearly saturated
+ * attention; TL_BRIDGE_VERBOSE=1 prints each tensor's). Planted errors: the
  * cross-attention's q and k weights swapped in the executor's plan (the
  * forward differs), and one ZERO_DIN flag cleared (a gradient differs).
  *
@@ -99,6 +100,42 @@ static void close_setup(setup *u)
 /* The soft tokens; the gradients (a small one, through a nearly saturated
  * attention, sums terms that cancel: its error is relative to less). */
 static const double TOL = 1e-4, GRAD_TOL = 1e-3;
+
+/* The default pair's bridge at its real shapes (SmolLM2's 576 -> width 256,
+ * 2 blocks of 4 heads of 64, FFN 1024, 16 soft tokens -> Gemma 3's 640),
+ * random weights, over 40 context rows of an arena for 64: the offsets and
+ * strides at sizes the tiny bridges above do not reach. */
+START_TEST(default_pair_shapes_match_the_cpu)
+{
+    enum { BS = 576, BR = 640, BM = 16, BT = 40, BMAX = 64 };
+    lw_bridge_config c = {.kind = LW_BRIDGE_PERCEIVER, .soft_tokens = BM, .source_layer = 20, .width = 256,
+                          .depth = 2, .heads = 4, .ffn_mult = 4, .calibration = LW_CALIB_RMS};
+    lw_bridge b;
+    tl_bridge_random(&b, &c, BS, BR, 11);
+    float *x = malloc(sizeof(float) * BT * BS), *dout = malloc(sizeof(float) * BM * BR);
+    ck_assert(x && dout);
+    tl_bridge_rows(&b, x, BT, 12);
+    lw_rng rng;
+    lw_rng_seed(&rng, 13);
+    fill_normal(dout, BM * BR, 1.0, &rng);
+    tl_bridge_cpu cpu;
+    tl_bridge_cpu_run(&b, x, BT, BMAX, dout, &cpu);
+    tl_bridge_dev d;
+    tl_bridge_dev_open(&d, &b, BMAX, &g_cu, &g_blas, &g_bks);
+    lw_twin_set_bridge(256, 4, BM, BR, true);
+    lw_bridge_cuda_sizes sz = {256, 4, BM, BR, true};
+    OK(lw_bridge_cuda_check(&d.plan, &sz));
+    double fwd, bwd;
+    char worst[96];
+    tl_bridge_dev_compare(&d, &b, x, BT, dout, &cpu, &fwd, &bwd, worst, sizeof worst);
+    ck_assert_msg(fwd <= TOL, "soft tokens differ by %g of their scale", fwd);
+    ck_assert_msg(bwd <= GRAD_TOL, "gradient %s differs by %g of its scale", worst, bwd);
+    tl_bridge_dev_close(&d);
+    tl_bridge_cpu_free(&cpu);
+    lw_bridge_free(&b);
+    free(x), free(dout);
+}
+END_TEST
 
 /* _i: 0 perceiver + RMS calibration, 1 perceiver uncalibrated, 2 mlp, 3 linear */
 START_TEST(bridge_plan_matches_the_cpu)
@@ -267,6 +304,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, bridge_plan_matches_the_cpu, 0, 4);
+    tcase_add_test(tc, default_pair_shapes_match_the_cpu);
     tcase_add_test(tc, planted_errors_are_caught);
     tcase_add_test(tc, sizes_the_kernels_lack_are_refused);
     tcase_add_loop_test(tc, adamw_matches_the_cpu_bit_for_bit, 0, 3);
