@@ -76,6 +76,10 @@ void lw_gen_bridge_plan_initializer(const lw_bridge_plan *p, lw_strbuf *sb)
     lw_sb_printf(sb, "{\n      .depth = %d, .soft_tokens = %d, .sender_hidden = %d, .width = %d, .receiver_hidden = %d, "
                  ".norm_eps = ", p->depth, p->soft_tokens, p->sender_hidden, p->width, p->receiver_hidden);
     lw_sb_c_float(sb, p->norm_eps);
+    lw_sb_printf(sb, "%s", "f, .calib_eps = ");
+    lw_sb_c_float(sb, p->calib_eps);
+    lw_sb_printf(sb, "%s", "f, .min_std = ");
+    lw_sb_c_float(sb, p->min_std);
     lw_sb_printf(sb, "f,\n      .n_model_ops = %d, .model_ops = {\n", p->n_model_ops);
     for (int i = 0; i < p->n_model_ops; i++) bridge_op_initializer(sb, &p->model_ops[i]);
     lw_sb_printf(sb, "      },\n      .n_ops = %d, .ops = {\n", p->n_ops);

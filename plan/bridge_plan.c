@@ -13,6 +13,7 @@
 #include <string.h>
 
 static const float LN_EPS = 1e-5f;
+static const float CALIB_EPS = 1e-6f;      /* the calibration's RMS (and rms_calibrate_forward's) */
 
 typedef struct {
     lw_bridge_op *ops;
@@ -22,7 +23,7 @@ typedef struct {
 
 static lw_bridge_op *add(op_list *l, lw_op_kind kind, lw_bridge_rows rows)
 {
-    assert(*l->n < l->cap);   /* the lists below are fixed: 8 model ops, 29 block ops */
+    assert(*l->n < l->cap);   /* the lists below are fixed: at most 7 model ops, 29 block ops */
     lw_bridge_op *op = &l->ops[(*l->n)++];
     memset(op, 0, sizeof *op);
     op->kind = kind;
@@ -115,10 +116,36 @@ static void lower_block(const lw_bridge_config *c, op_list *l)
     residual_add(l, LW_BS_FPROJ, d);
 }
 
-/* ctx = in_proj(xs); lat = queries; the blocks; z = out_proj(LN(lat)). */
+/* xs = (x - input_norm.mean) / input_norm.std: the first record of every kind. */
+static void standardise(op_list *l, int S)
+{
+    lw_bridge_op *op = add(l, LW_OP_STANDARDISE, LW_BRIDGE_ROWS_T);
+    op->in = LW_BS_X, op->out = LW_BS_XS, op->w = LW_BW_IN_MEAN, op->b = LW_BW_IN_STD;
+    op->width = op->out_width = S, op->din = LW_BG_DX, op->dout = LW_BG_DXS, op->flags = LW_PLAN_ZERO_DIN;
+}
+
+/* out = z / rms(z) * out_scale per soft token, or out = z (one gradient):
+ * the last record. dz is the gradient out_proj's backward reads. */
+static lw_bridge_grad calibration(const lw_bridge_config *c, op_list *l, int R)
+{
+    if (c->calibration != LW_CALIB_RMS) {
+        copy(l, LW_BS_Z, LW_BW_NONE, LW_BS_OUT, R, LW_BG_DOUT);
+        return LW_BG_DOUT;
+    }
+    lw_bridge_op *op = add(l, LW_OP_RMS_CALIBRATE, LW_BRIDGE_ROWS_M);
+    op->in = LW_BS_Z, op->keep = LW_BS_ZN, op->out = LW_BS_OUT, op->aux = LW_BS_Z_RSTD, op->w = LW_BW_OUT_SCALE;
+    op->width = op->out_width = R, op->din = LW_BG_DZ, op->dout = LW_BG_DOUT;
+    op->dparts[0] = LW_BG_DZN;   /* backward's scratch: dout * out_scale */
+    op->flags = LW_PLAN_ZERO_DIN;
+    return LW_BG_DZ;
+}
+
+/* ctx = in_proj(xs); lat = queries; the blocks; z = out_proj(LN(lat)). The
+ * out_proj record is lowered before the calibration's, which names its dz. */
 static void lower_model(const lw_bridge_config *c, int S, int R, op_list *l)
 {
     int d = c->width;
+    standardise(l, S);
     matmul(l, LW_BS_XS, LW_BS_CTX, LW_BW_IN_W, LW_BW_IN_B, LW_BRIDGE_ROWS_T, S, d, LW_BG_DXS, LW_BG_DCTX,
            LW_PLAN_ZERO_DIN);
     copy(l, LW_BS_NONE, LW_BW_QUERIES, LW_BS_LAT, d, LW_BG_DLAT);
@@ -127,25 +154,63 @@ static void lower_model(const lw_bridge_config *c, int S, int R, op_list *l)
     op->din = LW_BG_DCTX, op->dout = LW_BG_DLAT, op->flags = LW_PLAN_ZERO_DIN;
     layernorm(l, LW_BS_LAT, LW_BS_LAT, LW_BS_FN, LW_BS_FN_MEAN, LW_BS_FN_RSTD, LW_BW_FINAL_NORM_W,
               LW_BW_FINAL_NORM_B, LW_BRIDGE_ROWS_M, d, LW_BG_DLAT, LW_BG_DN, LW_PLAN_ZERO_DIN);
-    matmul(l, LW_BS_FN, LW_BS_Z, LW_BW_OUT_W, LW_BW_OUT_B, LW_BRIDGE_ROWS_M, d, R, LW_BG_DN, LW_BG_DZ,
-           LW_PLAN_ZERO_DIN);
+    lw_bridge_op *out = add(l, LW_OP_MATMUL, LW_BRIDGE_ROWS_M);
+    lw_bridge_grad dz = calibration(c, l, R);
+    out->in = out->keep = LW_BS_FN, out->out = LW_BS_Z, out->w = LW_BW_OUT_W, out->b = LW_BW_OUT_B;
+    out->width = d, out->out_width = R, out->din = LW_BG_DN, out->dout = dz, out->flags = LW_PLAN_ZERO_DIN;
+}
+
+/* The ablations, over the mean of the context rows (one row):
+ * linear: z = out_proj(pooled); mlp: z = out_proj(gelu(in_proj(pooled))),
+ * z [1, M x R] read as [M, R]. */
+static void lower_pooled(const lw_bridge_config *c, int S, int R, op_list *l)
+{
+    int d = c->width, MR = c->soft_tokens * R;
+    const lw_bridge_rows ONE = LW_BRIDGE_ROWS_ONE;
+    const unsigned Z = LW_PLAN_ZERO_DIN;
+    standardise(l, S);
+    lw_bridge_op *op = add(l, LW_OP_MEAN_ROWS, ONE);
+    op->in = LW_BS_XS, op->out = LW_BS_POOLED, op->kv_rows = LW_BRIDGE_ROWS_T, op->width = op->out_width = S;
+    op->din = LW_BG_DXS, op->dout = LW_BG_DPOOLED, op->flags = Z;
+    lw_bridge_op *out;
+    if (c->kind == LW_BRIDGE_LINEAR) {
+        out = add(l, LW_OP_MATMUL, ONE);
+        out->in = out->keep = LW_BS_POOLED, out->width = S, out->din = LW_BG_DPOOLED;
+    } else {
+        matmul(l, LW_BS_POOLED, LW_BS_PH, LW_BW_IN_W, LW_BW_IN_B, ONE, S, d, LW_BG_DPOOLED, LW_BG_DH, Z);
+        op = add(l, LW_OP_GELU, ONE);
+        op->in = op->keep = LW_BS_PH, op->out = LW_BS_PG, op->width = op->out_width = d;
+        op->din = LW_BG_DH, op->dout = LW_BG_DG, op->flags = Z;
+        out = add(l, LW_OP_MATMUL, ONE);
+        out->in = out->keep = LW_BS_PG, out->width = d, out->din = LW_BG_DG;
+    }
+    lw_bridge_grad dz = calibration(c, l, R);
+    out->out = LW_BS_Z, out->w = LW_BW_OUT_W, out->b = LW_BW_OUT_B, out->out_width = MR, out->dout = dz;
+    out->flags = Z;
 }
 
 lw_status lw_bridge_plan_lower(const lw_bridge_config *c, int S, int R, lw_bridge_plan *p)
 {
     memset(p, 0, sizeof *p);
-    if (c->kind != LW_BRIDGE_PERCEIVER)
-        return lw_fail(LW_ERR_INVALID, "bridge plan: only the perceiver bridge is lowered (kind %d)", (int)c->kind);
     lw_status st = lw_bridge_config_check(c, S, R);
     if (st) return lw_fail_wrap(st, "bridge plan");
-    lower_model(c, S, R, &(op_list){p->model_ops, &p->n_model_ops, LW_BRIDGE_MAX_MODEL_OPS});
-    lower_block(c, &(op_list){p->ops, &p->n_ops, LW_BRIDGE_MAX_OPS});
-    p->depth = c->depth;
+    op_list model = {p->model_ops, &p->n_model_ops, LW_BRIDGE_MAX_MODEL_OPS};
+    switch (c->kind) {
+    case LW_BRIDGE_PERCEIVER:
+        lower_model(c, S, R, &model);
+        lower_block(c, &(op_list){p->ops, &p->n_ops, LW_BRIDGE_MAX_OPS});
+        p->depth = c->depth;
+        break;
+    case LW_BRIDGE_MLP: case LW_BRIDGE_LINEAR: lower_pooled(c, S, R, &model); break;
+    default: return lw_fail(LW_ERR_INVALID, "bridge plan: unknown bridge kind %d", (int)c->kind);
+    }
     p->soft_tokens = c->soft_tokens;
     p->sender_hidden = S;
     p->width = c->width;
     p->receiver_hidden = R;
     p->norm_eps = LN_EPS;
+    p->calib_eps = CALIB_EPS;
+    p->min_std = LW_BRIDGE_MIN_INPUT_STD;
     return LW_OK;
 }
 
@@ -154,7 +219,8 @@ lw_status lw_bridge_plan_lower(const lw_bridge_config *c, int S, int R, lw_bridg
 const char *lw_bridge_slot_name(lw_bridge_slot s)
 {
     static const char *const names[LW_BS_COUNT] = {
-        [LW_BS_NONE] = "-", [LW_BS_XS] = "xs", [LW_BS_CTX] = "ctx", [LW_BS_LAT] = "lat", [LW_BS_FN] = "fn",
+        [LW_BS_NONE] = "-", [LW_BS_X] = "x", [LW_BS_XS] = "xs", [LW_BS_POOLED] = "pooled",
+        [LW_BS_PH] = "ph", [LW_BS_PG] = "pg", [LW_BS_ZN] = "zn", [LW_BS_Z_RSTD] = "z_rstd", [LW_BS_OUT] = "out", [LW_BS_CTX] = "ctx", [LW_BS_LAT] = "lat", [LW_BS_FN] = "fn",
         [LW_BS_FN_MEAN] = "fn_mean", [LW_BS_FN_RSTD] = "fn_rstd", [LW_BS_Z] = "z", [LW_BS_LAT_IN] = "lat_in",
         [LW_BS_NQ] = "nq", [LW_BS_NQ_MEAN] = "nq_mean", [LW_BS_NQ_RSTD] = "nq_rstd", [LW_BS_NKV] = "nkv",
         [LW_BS_NKV_MEAN] = "nkv_mean", [LW_BS_NKV_RSTD] = "nkv_rstd", [LW_BS_Q] = "q", [LW_BS_K] = "k",
@@ -182,16 +248,18 @@ const char *lw_bridge_weight_name(lw_bridge_weight w)
         [LW_BW_FC2_W] = "ffn.fc2.weight", [LW_BW_FC2_B] = "ffn.fc2.bias", [LW_BW_IN_W] = "in_proj.weight",
         [LW_BW_IN_B] = "in_proj.bias", [LW_BW_QUERIES] = "queries", [LW_BW_FINAL_NORM_W] = "final_norm.weight",
         [LW_BW_FINAL_NORM_B] = "final_norm.bias", [LW_BW_OUT_W] = "out_proj.weight",
-        [LW_BW_OUT_B] = "out_proj.bias"};
+        [LW_BW_OUT_B] = "out_proj.bias", [LW_BW_IN_MEAN] = "input_norm.mean", [LW_BW_IN_STD] = "input_norm.std",
+        [LW_BW_OUT_SCALE] = "out_scale"};
     return (unsigned)w < LW_BW_COUNT ? names[w] : "?";
 }
 
 const char *lw_bridge_grad_name(lw_bridge_grad g)
 {
     static const char *const names[LW_BG_COUNT] = {
-        [LW_BG_NONE] = "-", [LW_BG_DXS] = "dxs", [LW_BG_DCTX] = "dctx", [LW_BG_DNKV] = "dnkv",
+        [LW_BG_NONE] = "-", [LW_BG_DX] = "dx", [LW_BG_DXS] = "dxs", [LW_BG_DPOOLED] = "dpooled", [LW_BG_DCTX] = "dctx", [LW_BG_DNKV] = "dnkv",
         [LW_BG_DLAT] = "dlat", [LW_BG_DN] = "dn", [LW_BG_DAO] = "dao", [LW_BG_DQ] = "dq", [LW_BG_DK] = "dk",
-        [LW_BG_DV] = "dv", [LW_BG_DH] = "dh", [LW_BG_DG] = "dg", [LW_BG_DZ] = "dz"};
+        [LW_BG_DV] = "dv", [LW_BG_DH] = "dh", [LW_BG_DG] = "dg", [LW_BG_DZ] = "dz", [LW_BG_DZN] = "dzn",
+        [LW_BG_DOUT] = "dout"};
     return (unsigned)g < LW_BG_COUNT ? names[g] : "?";
 }
 
@@ -232,6 +300,8 @@ lw_status lw_bridge_plan_compare(const lw_bridge_plan *a, const lw_bridge_plan *
     DIFF("width", "%d", a->width, b->width);
     DIFF("receiver hidden", "%d", a->receiver_hidden, b->receiver_hidden);
     DIFF("norm_eps", "%.9g", (double)a->norm_eps, (double)b->norm_eps);
+    DIFF("calib_eps", "%.9g", (double)a->calib_eps, (double)b->calib_eps);
+    DIFF("min_std", "%.9g", (double)a->min_std, (double)b->min_std);
     lw_status st = lw_compare_records(a->model_ops, a->n_model_ops, b->model_ops, b->n_model_ops,
                                       sizeof *a->model_ops, "bridge model", what, op_kind, compare_op);
     if (!st)
@@ -251,7 +321,7 @@ typedef struct {
 
 static uint64_t rows_of(const usage *u, lw_bridge_rows r)
 {
-    return r == LW_BRIDGE_ROWS_T ? u->T : (uint64_t)u->p->soft_tokens;
+    return r == LW_BRIDGE_ROWS_T ? u->T : r == LW_BRIDGE_ROWS_ONE ? 1 : (uint64_t)u->p->soft_tokens;
 }
 
 /* Sizes are at most 2^20 x 2^20 x 64 (T, S or F, heads): no overflow in 64 bits. */
@@ -287,7 +357,12 @@ static void use_op(usage *u, const lw_bridge_op *op, int i)
     uint64_t rows = rows_of(u, op->rows), kv = rows_of(u, op->kv_rows);
     uint64_t w = (uint64_t)op->width, ow = (uint64_t)op->out_width;
     switch (op->kind) {
+    case LW_OP_MEAN_ROWS:   /* in and din over kv_rows (the context), out and dout one row */
+        size_of(u, op->in, kv * w), size_of(u, op->out, w), gsize_of(u, op->din, kv * w), gsize_of(u, op->dout, w);
+        break;
     case LW_OP_MATMUL: case LW_OP_GELU: case LW_OP_COPY: case LW_OP_ADD: case LW_OP_LAYERNORM:
+    case LW_OP_STANDARDISE: case LW_OP_RMS_CALIBRATE:
+        if (op->kind == LW_OP_RMS_CALIBRATE) gsize_of(u, op->dparts[0], rows * w);
         size_of(u, op->in, rows * w), size_of(u, op->keep, rows * w), size_of(u, op->out, rows * ow);
         size_of(u, op->aux, rows), size_of(u, op->aux2, rows);
         gsize_of(u, op->din, rows * w), gsize_of(u, op->dout, rows * ow);

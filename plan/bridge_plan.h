@@ -15,12 +15,18 @@
  *   - ATTENTION is non-causal, without a cache, its keys and values in
  *     parts 1 and 2 over kv_rows (T: cross-attention to the context).
  *
- * Standardising the input and the output calibration stay with the bridge
- * (runtime/bridge/bridge.c): element-wise steps around this plan. */
+ * The whole bridge is here: standardising the input (STANDARDISE, with the
+ * fixed input_norm buffers as its w and b) first, the output calibration
+ * (RMS_CALIBRATE, or a COPY without one) last, so a backend that runs the
+ * plan runs all of it. The mlp and linear ablations are lowered too (no
+ * blocks: MEAN_ROWS over the context, then products over one row); a
+ * caller puts the input rows in X and reads OUT, and hands backward dOUT
+ * and reads dX. */
 #ifndef LW_BRIDGE_PLAN_H
 #define LW_BRIDGE_PLAN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "bridge_config.h"
@@ -29,11 +35,15 @@
 /* Activation slots. Model level: XS .. Z; a block's: LAT_IN .. FPROJ. */
 typedef enum {
     LW_BS_NONE,
+    LW_BS_X,         /* the input rows as the caller gave them [T, S] */
     LW_BS_XS,        /* the standardised input [T, S] */
+    LW_BS_POOLED, LW_BS_PH, LW_BS_PG,   /* the pooled ablations: mean of xs [1, S], hidden pre/post GELU [1, d] */
     LW_BS_CTX,       /* in_proj(xs) [T, d] */
     LW_BS_LAT,       /* the latents, the residual stream [M, d] */
     LW_BS_FN, LW_BS_FN_MEAN, LW_BS_FN_RSTD,   /* final LayerNorm */
     LW_BS_Z,         /* out_proj's output [M, R] */
+    LW_BS_ZN, LW_BS_Z_RSTD,   /* the calibration: z / rms(z) [M, R], rstd [M] */
+    LW_BS_OUT,       /* the soft tokens [M, R] */
     /* one block */
     LW_BS_LAT_IN,    /* lat as the block got it (cross-attention's LayerNorm input) */
     LW_BS_NQ, LW_BS_NQ_MEAN, LW_BS_NQ_RSTD, LW_BS_NKV, LW_BS_NKV_MEAN, LW_BS_NKV_RSTD,
@@ -56,6 +66,8 @@ typedef enum {
     LW_BW_SELF_NORM_W, LW_BW_SELF_NORM_B, LW_BW_SELF_Q, LW_BW_SELF_K, LW_BW_SELF_V, LW_BW_SELF_O,
     LW_BW_FFN_NORM_W, LW_BW_FFN_NORM_B, LW_BW_FC1_W, LW_BW_FC1_B, LW_BW_FC2_W, LW_BW_FC2_B,
     LW_BW_IN_W, LW_BW_IN_B, LW_BW_QUERIES, LW_BW_FINAL_NORM_W, LW_BW_FINAL_NORM_B, LW_BW_OUT_W, LW_BW_OUT_B,
+    LW_BW_IN_MEAN, LW_BW_IN_STD,   /* input_norm's buffers: no gradient */
+    LW_BW_OUT_SCALE,
     LW_BW_COUNT
 } lw_bridge_weight;
 
@@ -64,18 +76,22 @@ enum { LW_BW_FIRST_MODEL = LW_BW_IN_W };
 /* Gradient buffers of the backward walk. */
 typedef enum {
     LW_BG_NONE,
-    LW_BG_DXS,    /* the standardised input's (only when the caller asks for dx) */
+    LW_BG_DX,     /* the caller's input's (only when the caller asks for dx) */
+    LW_BG_DXS,    /* the standardised input's (likewise) */
+    LW_BG_DPOOLED,   /* the pooled ablations' mean row */
     LW_BG_DCTX, LW_BG_DNKV,
     LW_BG_DLAT,   /* the latents, and every branch that adds to them */
     LW_BG_DN,     /* a LayerNorm's output over M rows */
     LW_BG_DAO, LW_BG_DQ, LW_BG_DK, LW_BG_DV,   /* dk, dv: M or T rows */
     LW_BG_DH, LW_BG_DG,
-    LW_BG_DZ,     /* out_proj's output: the caller's */
+    LW_BG_DZ,     /* out_proj's output */
+    LW_BG_DZN,    /* the calibration's normalised output */
+    LW_BG_DOUT,   /* the soft tokens': the caller's */
     LW_BG_COUNT
 } lw_bridge_grad;
 
 /* Which row count an op runs over. */
-typedef enum { LW_BRIDGE_ROWS_M, LW_BRIDGE_ROWS_T } lw_bridge_rows;
+typedef enum { LW_BRIDGE_ROWS_M, LW_BRIDGE_ROWS_T, LW_BRIDGE_ROWS_ONE } lw_bridge_rows;
 
 /* One op. MATMUL: out[rows, out_width] = in[rows, width] @ w^T (+ b);
  * backward din (+)= dout @ w, dW += dout^T in, db += sum dout.
@@ -86,7 +102,8 @@ typedef enum { LW_BRIDGE_ROWS_M, LW_BRIDGE_ROWS_T } lw_bridge_rows;
  * COPY: out = in, or out = w when w names a tensor (the queries; backward
  * adds dout into its gradient); ADD: out += in (shared gradient).
  * BLOCKS (model level): every block's list in turn; in = ctx, which every
- * block reads (backward zeroes its gradient din first, as ZERO_DIN). */
+ * block reads (backward zeroes its gradient din first, as ZERO_DIN).
+ * STANDARDISE, MEAN_ROWS, RMS_CALIBRATE: plan.h's (model level only). */
 typedef struct {
     lw_op_kind kind;
     lw_bridge_slot in, keep, out, aux, aux2;
@@ -99,7 +116,14 @@ typedef struct {
     unsigned flags;             /* LW_PLAN_ZERO_DIN (plan.h) */
 } lw_bridge_op;
 
-enum { LW_BRIDGE_MAX_OPS = 32, LW_BRIDGE_MAX_MODEL_OPS = 8 };
+enum { LW_BRIDGE_MAX_OPS = 32, LW_BRIDGE_MAX_MODEL_OPS = 10 };
+
+/* STANDARDISE's floor on input_norm.std (lw_bridge_set_input_norm stores it
+ * floored; the op floors again what a checkpoint may hold: zero, negative, NaN). */
+#define LW_BRIDGE_MIN_INPUT_STD 1e-6f
+
+/* A weight role a level of the bridge does not have (lw_bridge_weight_offsets). */
+#define LW_BRIDGE_NO_WEIGHT ((size_t)-1)
 
 typedef struct {
     int n_model_ops;
@@ -110,11 +134,13 @@ typedef struct {
     int soft_tokens;   /* M */
     int sender_hidden, width, receiver_hidden;   /* S, d, R */
     float norm_eps;    /* LayerNorm's */
+    float calib_eps;   /* RMS_CALIBRATE's */
+    float min_std;     /* STANDARDISE's floor on the std (a checkpoint's zero, negative or NaN std) */
 } lw_bridge_plan;
 
-/* The lowering of a perceiver bridge (cfg->kind LW_BRIDGE_PERCEIVER; the
- * mlp and linear ablations have no plan). An error for another kind or a
- * config out of range (the bridge's own limits). */
+/* The lowering of a bridge: the perceiver, or the mlp and linear ablations
+ * (depth 0, no block list). An error for a config out of range (the
+ * bridge's own limits). */
 lw_status lw_bridge_plan_lower(const lw_bridge_config *cfg, int sender_hidden, int receiver_hidden,
                                lw_bridge_plan *out);
 

@@ -2,6 +2,8 @@
 #include "cuda_memplan.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
+#include <string.h>
 
 /* Checked arithmetic: a manifest is untrusted, and a wrapped byte count would
  * make a plan that "fits". *ok goes false and stays false on overflow. */
@@ -77,6 +79,57 @@ lw_status lw_memplan_bridge_params(const lw_bridge_config *b, int sender_hidden,
     return LW_OK;
 }
 
+/* lora.c's lw_lora_layer_on and target_dims, over the config alone. */
+static bool lora_layer_on(const lw_lora_config *c, int l)
+{
+    if (c->first_layers > 0) return l < c->first_layers;
+    if (c->n_layer_list == 0) return true;
+    for (int i = 0; i < c->n_layer_list; i++)
+        if (c->layer_list[i] == l) return true;
+    return false;
+}
+
+/* in + out of target t (q, k, v, o, gate, up, down) of a layer of c */
+static uint64_t lora_target_width(const lw_model_config *c, int t)
+{
+    uint64_t H = (uint64_t)c->hidden, qd = (uint64_t)c->n_heads * c->head_dim, F = (uint64_t)c->ffn;
+    uint64_t kvd = (uint64_t)c->n_kv_heads * c->head_dim;
+    static const int in_hidden[7] = {1, 1, 1, 0, 1, 1, 0};
+    uint64_t in = in_hidden[t] ? H : t == 3 ? qd : F;
+    uint64_t out = t == 0 ? qd : t == 1 || t == 2 ? kvd : t == 3 || t == 6 ? H : F;
+    return in + out;
+}
+
+lw_status lw_memplan_adapters(const lw_model_config *r, const lw_lora_config *lora,
+                              const lw_deep_prefix_config *dp, lw_adapters_plan *out)
+{
+    memset(out, 0, sizeof *out);
+    lw_status st = check_dims(r);
+    if (st) return st;
+    if (lora) {
+        if (lora->rank < 1 || lora->rank > 1024 || lora->first_layers < 0 || lora->first_layers > r->n_layers)
+            return lw_fail(LW_ERR_INVALID, "memory plan for %s: lora rank %d (1..1024), first %d layers (0..%d)",
+                           r->name, lora->rank, lora->first_layers, r->n_layers);
+        for (int l = 0; l < r->n_layers; l++) {
+            if (!lora_layer_on(lora, l)) continue;
+            for (int t = 0; t < 7; t++)
+                if (lora->targets & (1u << t)) out->lora_params += (uint64_t)lora->rank * lora_target_width(r, t);
+        }
+        out->lora_rank = (uint64_t)lora->rank;
+    }
+    if (dp) {
+        if (dp->length < 1 || dp->length > 256 || dp->hidden < 1 || dp->hidden > 65536)
+            return lw_fail(LW_ERR_INVALID, "memory plan for %s: deep prefix length %d (1..256), hidden %d "
+                           "(1..65536)", r->name, dp->length, dp->hidden);
+        uint64_t R = (uint64_t)r->hidden, d = (uint64_t)dp->hidden, P = (uint64_t)dp->length;
+        uint64_t kvd = (uint64_t)r->n_kv_heads * r->head_dim, L = (uint64_t)r->n_layers;
+        /* norm w, b; in_proj + b; positions; fc1 + b; fc2 + b; every layer's key and value [kvd, d] */
+        out->prefix_params = 2 * R + (d * R + d) + P * d + 2 * (d * d + d) + L * 2 * kvd * d;
+        out->prefix_kv = L * 2 * P * kvd;
+    }
+    return LW_OK;   /* sizes bounded above (2^20 wide, 1024 rank, 256 P): no overflow in 64 bits */
+}
+
 /* The plan's count (plan.h): the slots its training layout keeps per layer
  * for backward, and the layer's cache rows, per token, with attention
  * keeping one log-sum-exp per head (the GPU kernels) rather than the
@@ -134,7 +187,17 @@ lw_status lw_memplan_compute(const lw_manifest *m, int batch, int seq, lw_weight
                                (uint64_t)r->hidden + 1 + 2 * (uint64_t)r->vocab, &ok);
     p.receiver_acts = f32_tokens(r_per_token, B, Tr, &ok);
     p.bridge_bytes = mul(p.bridge_params, 4 * 4, &ok);
-    p.total_train = add(add(p.weights, p.bridge_bytes, &ok), add(p.sender_acts, p.receiver_acts, &ok), &ok);
+    st = lw_memplan_adapters(r, m->has_lora ? &m->lora : NULL, m->has_deep_prefix ? &m->deep_prefix : NULL,
+                             &p.adapters);
+    if (st) return lw_fail_wrap(st, "%s", m->path);
+    const lw_adapters_plan *a = &p.adapters;
+    uint64_t adapter_params = add(a->lora_params, a->prefix_params, &ok);
+    /* params, grads, m, v; u and du over every row of the pass; K/V and their gradients per example */
+    p.adapter_bytes = add(add(mul(adapter_params, 4 * 4, &ok), f32_tokens(2 * a->lora_rank, B, Tr, &ok), &ok),
+                          mul(mul(a->prefix_kv, 2 * 4, &ok), B, &ok), &ok);
+    p.adapter_generate = add(mul(adapter_params, 4, &ok), mul(mul(a->prefix_kv, 4, &ok), B, &ok), &ok);
+    p.total_train = add(add(add(p.weights, p.bridge_bytes, &ok), add(p.sender_acts, p.receiver_acts, &ok), &ok),
+                        p.adapter_bytes, &ok);
 
     /* generation */
     uint64_t s_kv = mul(2 * (uint64_t)s->n_layers, (uint64_t)s->n_kv_heads * (uint64_t)s->head_dim, &ok);
@@ -142,8 +205,9 @@ lw_status lw_memplan_compute(const lw_manifest *m, int batch, int seq, lw_weight
     p.kv_cache = add(f32_tokens(s_kv, B, Ts, &ok), f32_tokens(r_kv, B, Tr, &ok), &ok);
     p.generate_acts = add(add(f32_tokens(s_layer, B, Ts, &ok), f32_tokens(r_layer, B, Tr, &ok), &ok),
                           f32_tokens((uint64_t)s->vocab + (uint64_t)r->vocab, B, 1, &ok), &ok);
-    p.total_generate = add(add(p.weights, mul(p.bridge_params, 4, &ok), &ok),
-                           add(p.kv_cache, p.generate_acts, &ok), &ok);
+    p.total_generate = add(add(add(p.weights, mul(p.bridge_params, 4, &ok), &ok),
+                               add(p.kv_cache, p.generate_acts, &ok), &ok),
+                           p.adapter_generate, &ok);
     p.total = p.total_train > p.total_generate ? p.total_train : p.total_generate;
     if (!ok)
         return lw_fail(LW_ERR_INVALID, "memory plan for %s: batch %d x sequence %d overflows 64-bit byte counts",
@@ -166,10 +230,11 @@ lw_status lw_memplan_check_fits(const lw_memplan *p, uint64_t free_bytes)
     if (need >= p->total && need <= free_bytes) return LW_OK;
     return lw_fail(LW_ERR_UNSUPPORTED,
                    "does not fit on the GPU: needs %.2f GiB (weights %.2f at %s, training activations %.2f, "
-                   "bridge + AdamW %.2f, KV cache %.2f, plus a %.2f GiB margin) but %.2f GiB is free; "
+                   "bridge + AdamW %.2f, adapters %.2f, KV cache %.2f, plus a %.2f GiB margin) but %.2f GiB is free; "
                    "lower --batch (now %d) or the sequence length (now %d)%s",
                    gib(need), gib(p->weights), p->weights_dtype == LW_DTYPE_BF16 ? "bf16" : "fp32",
-                   gib(p->sender_acts + p->receiver_acts), gib(p->bridge_bytes), gib(p->kv_cache),
+                   gib(p->sender_acts + p->receiver_acts), gib(p->bridge_bytes), gib(p->adapter_bytes),
+                   gib(p->kv_cache),
                    gib(margin(p->total)), gib(free_bytes), p->batch, p->seq,
                    p->weights_dtype == LW_DTYPE_F32 ? ", or keep the weights in bf16" : "");
 }
@@ -194,6 +259,10 @@ lw_status lw_memplan_print(const lw_manifest *m, int batch, int seq, FILE *out)
             gib(bf.bridge_bytes));
     fprintf(out, "  training activations: sender %.3f GiB, receiver %.3f GiB\n", gib(bf.sender_acts),
             gib(bf.receiver_acts));
+    if (bf.adapters.lora_params || bf.adapters.prefix_params)
+        fprintf(out, "  adapters: LoRA %" PRIu64 " params (rank %" PRIu64 "), deep prefix %" PRIu64 " params; "
+                "training %.3f GiB, generation %.3f GiB\n", bf.adapters.lora_params, bf.adapters.lora_rank,
+                bf.adapters.prefix_params, gib(bf.adapter_bytes), gib(bf.adapter_generate));
     fprintf(out, "  generation: KV cache %.3f GiB, working set %.3f GiB\n", gib(bf.kv_cache), gib(bf.generate_acts));
     fprintf(out, "  total with bf16 weights: train %.2f GiB, generate %.2f GiB\n", gib(bf.total_train),
             gib(bf.total_generate));

@@ -179,7 +179,8 @@ const char *lw_op_kind_name(lw_op_kind k)
         [LW_OP_COPY] = "copy", [LW_OP_RMSNORM] = "rmsnorm", [LW_OP_MATMUL] = "matmul", [LW_OP_ROPE] = "rope",
         [LW_OP_ATTENTION] = "attention", [LW_OP_GLU] = "glu", [LW_OP_ADD] = "add", [LW_OP_EMBEDDING] = "embedding",
         [LW_OP_BLOCKS] = "blocks", [LW_OP_LOGITS] = "logits", [LW_OP_HEAD_LOGSOFTMAX] = "head_logsoftmax",
-        [LW_OP_LAYERNORM] = "layernorm", [LW_OP_GELU] = "gelu"};
+        [LW_OP_LAYERNORM] = "layernorm", [LW_OP_GELU] = "gelu", [LW_OP_STANDARDISE] = "standardise",
+        [LW_OP_MEAN_ROWS] = "mean_rows", [LW_OP_RMS_CALIBRATE] = "rms_calibrate"};
     return (unsigned)k < LW_OP_KIND_COUNT ? names[k] : "?";
 }
 

@@ -72,9 +72,18 @@ typedef enum {
      * cross-entropy kernel, one token a row). */
     LW_OP_HEAD_LOGSOFTMAX,
     /* The bridge's (bridge_plan.h; no decoder block emits them).
-     * LAYERNORM: out = (in - mean) * rstd * w + b; GELU: out = gelu_tanh(in). */
+     * LAYERNORM: out = (in - mean) * rstd * w + b; GELU: out = gelu_tanh(in).
+     * STANDARDISE: out = (in - w) / max(b, floor) per column (the input's
+     * fixed statistics; backward: din += dout / max(b, floor)). MEAN_ROWS:
+     * out[1, width] = the mean of in's rows (the pooled ablations; backward:
+     * din[t] += dout / rows). RMS_CALIBRATE: keep = in / rms(in) per row,
+     * out = keep * w[0] (one learned scale), aux = rstd; backward: dw +=
+     * sum dout * keep, din (+)= d rmsnorm . (dout * w[0]). */
     LW_OP_LAYERNORM,
     LW_OP_GELU,
+    LW_OP_STANDARDISE,
+    LW_OP_MEAN_ROWS,
+    LW_OP_RMS_CALIBRATE,
     LW_OP_KIND_COUNT
 } lw_op_kind;
 

@@ -43,7 +43,8 @@ static void use_backward(grad_usage *u, const lw_plan_op *op, int step)
     case LW_OP_LOGITS: touch(u, op->din, w, step), touch(u, LW_GRAD_DBR, w, step); break;
     case LW_OP_HEAD_LOGSOFTMAX: touch(u, op->din, w, step); break;
     case LW_OP_EMBEDDING: case LW_OP_BLOCKS: touch(u, op->dout, w, step); break;
-    case LW_OP_COPY: case LW_OP_ADD: case LW_OP_LAYERNORM: case LW_OP_GELU: case LW_OP_KIND_COUNT: break;
+    case LW_OP_COPY: case LW_OP_ADD: case LW_OP_LAYERNORM: case LW_OP_GELU: case LW_OP_STANDARDISE:
+    case LW_OP_MEAN_ROWS: case LW_OP_RMS_CALIBRATE: case LW_OP_KIND_COUNT: break;
     }
 }
 

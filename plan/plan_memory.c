@@ -130,7 +130,7 @@ static void use_op(usage *u, const lw_plan_op *op, int i)
         reads(u, op->in, i), reads(u, op->out, i), writes(u, op->out, i, op);
         break;
     case LW_OP_EMBEDDING: case LW_OP_BLOCKS: case LW_OP_LOGITS: case LW_OP_HEAD_LOGSOFTMAX: case LW_OP_LAYERNORM:
-    case LW_OP_GELU:
+    case LW_OP_GELU: case LW_OP_STANDARDISE: case LW_OP_MEAN_ROWS: case LW_OP_RMS_CALIBRATE:
     case LW_OP_KIND_COUNT: break;
     }
 }

@@ -7,7 +7,7 @@
 #
 # On the device it builds the tree (with the .debs of .device/debs unpacked
 # into a prefix if the image lacks libjansson, Check or OpenBLAS), runs the
-# CUDA executor's host-twin suite and the seven GPU suites, then `lw bench --device cuda` (fp32, bf16) and the PyTorch
+# CUDA executors' host-twin suites and the GPU suites, then `lw bench --device cuda` (fp32, bf16) and the PyTorch
 # reference, both on random weights of the pair's shapes (LWC_RANDOM_WEIGHTS:
 # the model files do not travel), and bench/compare.py. Each step has its
 # own timeout and the whole run a deadline (DEADLINE seconds, default 480);
@@ -116,7 +116,8 @@ step configure 90 sh "$src/scripts/device-checks.sh" --configure &&
 step "make -j$jobs" 300 make -j"$jobs" &&
 step "make gpu tests" 90 make -j"$jobs" out/tests/gpu/check_kernels_gpu out/tests/gpu/check_model_gpu \
     out/tests/gpu/check_receiver_pass_gpu out/tests/gpu/check_train_gpu out/tests/gpu/check_bench_gpu \
-    out/tests/gpu/check_backend_ops_gpu out/tests/gpu/check_decode_graph_gpu out/tests/check_plan_cuda_host
+    out/tests/gpu/check_backend_ops_gpu out/tests/gpu/check_decode_graph_gpu out/tests/gpu/check_bridge_gpu \
+    out/tests/check_plan_cuda_host out/tests/check_bridge_cuda_host
 built=$?
 [ -x out/bin/lwc ] && grep -E "NVRTC|build  " "$log" | tail -n 2 | while read -r l; do note "  $l"; done
 
@@ -134,11 +135,15 @@ built=$?
 # same step without a graph and today's decode in check_decode_graph_gpu.
 if [ $built -eq 0 ]; then
     step "check_plan_cuda_host (the executor over the host twin)" 60 out/tests/check_plan_cuda_host
+    step "check_bridge_cuda_host (the bridge's executor, AdamW, over the host twin)" 30 out/tests/check_bridge_cuda_host
     step check_kernels_gpu 90 out/tests/gpu/check_kernels_gpu
     step "check_model_gpu (the executor: inference)" 150 out/tests/gpu/check_model_gpu
     step "check_receiver_pass_gpu (the executor: training)" 120 out/tests/gpu/check_receiver_pass_gpu
     step "check_decode_graph_gpu (a decode step as a CUDA graph)" 90 out/tests/gpu/check_decode_graph_gpu
     step check_backend_ops_gpu 60 out/tests/gpu/check_backend_ops_gpu
+    # the bridge's plan resident on the device (runtime/model/bridge_cuda.c: forward, backward,
+    # every gradient against the CPU executor) and AdamW with the global-norm clip on the device
+    step "check_bridge_gpu (the bridge's executor, AdamW)" 60 out/tests/gpu/check_bridge_gpu
     step check_train_gpu 90 out/tests/gpu/check_train_gpu
     step check_bench_gpu 90 out/tests/gpu/check_bench_gpu
 else

@@ -4,6 +4,8 @@
 #include "testlib.h"
 #include "bridge.h"
 #include "cuda_memplan.h"
+#include "deep_prefix.h"
+#include "lora.h"
 #include "manifest.h"
 
 #include <stdint.h>
@@ -198,6 +200,77 @@ START_TEST(bad_input_is_an_error)
 }
 END_TEST
 
+/* The receiver's adapters: the counts equal the tables lw_lora_create and
+ * lw_deep_prefix_create build, by hand for the default pair's Gemma 3 270M
+ * (H 640, 4 heads / 1 kv of 256, F 2048, 18 layers), and the plan's totals
+ * grow by exactly their bytes. */
+START_TEST(adapters_are_counted)
+{
+    lw_manifest *m = load("pairs/smollm2-135m_to_gemma3-270m.json");
+    const lw_model_config *r = &m->receiver;
+    lw_memplan base;
+    ck_assert_int_eq(lw_memplan_compute(m, 2, 256, LW_DTYPE_BF16, &base), LW_OK);
+    ck_assert_uint_eq(base.adapter_bytes, 0);
+    ck_assert_uint_eq(base.adapter_generate, 0);
+
+    /* LoRA rank 8 on q and v of layers 0, 3, 5; every target of the first 2 layers */
+    lw_lora_config lc = {.rank = 8, .alpha = 16, .targets = 1u << LW_LORA_Q | 1u << LW_LORA_V, .n_layer_list = 3,
+                         .layer_list = {0, 3, 5}};
+    lw_adapters_plan a;
+    ck_assert_int_eq(lw_memplan_adapters(r, &lc, NULL, &a), LW_OK);
+    ck_assert_uint_eq(a.lora_params, 3 * 8 * ((640 + 1024) + (640 + 256)));   /* q [1024, 640], v [256, 640] */
+    lw_model model;
+    memset(&model, 0, sizeof model);
+    model.cfg = *r;
+    lw_lora lo;
+    ck_assert_int_eq(lw_lora_create(&lo, &lc, &model), LW_OK);
+    ck_assert_uint_eq(a.lora_params, lo.p.n_params);
+    lw_lora_free(&lo);
+    lw_lora_config all = {.rank = 4, .alpha = 8, .targets = 0x7f, .first_layers = 2};
+    ck_assert_int_eq(lw_memplan_adapters(r, &all, NULL, &a), LW_OK);
+    ck_assert_int_eq(lw_lora_create(&lo, &all, &model), LW_OK);
+    ck_assert_uint_eq(a.lora_params, lo.p.n_params);
+    ck_assert_uint_eq(a.lora_params, 2 * 4 * ((640 + 1024) + 2 * (640 + 256) + (1024 + 640) + 3 * (640 + 2048)));
+    lw_lora_free(&lo);
+
+    /* a deep prefix of 8 keys from a 128-wide generator */
+    lw_deep_prefix_config dc = {.length = 8, .dropout = 0.1f, .hidden = 128};
+    ck_assert_int_eq(lw_memplan_adapters(r, NULL, &dc, &a), LW_OK);
+    ck_assert_uint_eq(a.prefix_params, 2 * 640 + (128 * 640 + 128) + 8 * 128 + 2 * (128 * 128 + 128) +
+                                           18 * 2 * 256 * 128);
+    lw_deep_prefix dp;
+    ck_assert_int_eq(lw_deep_prefix_create(&dp, &dc, r), LW_OK);
+    ck_assert_uint_eq(a.prefix_params, dp.p.n_params);
+    lw_deep_prefix_free(&dp);
+    ck_assert_uint_eq(a.prefix_kv, 18 * 2 * 8 * 256);
+
+    /* both, from the manifest's blocks: training adds params x 16 bytes, u and du [2 x 272 rows, 8],
+     * each example's K/V and their gradients; generation params x 4 and each example's K/V */
+    m->has_lora = true, m->lora = lc, m->has_deep_prefix = true, m->deep_prefix = dc;
+    lw_memplan p;
+    ck_assert_int_eq(lw_memplan_compute(m, 2, 256, LW_DTYPE_BF16, &p), LW_OK);
+    uint64_t params = 3 * 8 * ((640 + 1024) + (640 + 256)) + a.prefix_params, kv = 18 * 2 * 8 * 256ull;
+    ck_assert_uint_eq(p.adapter_bytes, 16 * params + 4 * 2 * 8 * 2 * (256 + 16) + 2 * 4 * kv * 2);
+    ck_assert_uint_eq(p.adapter_generate, 4 * params + 4 * kv * 2);
+    ck_assert_uint_eq(p.total_train, base.total_train + p.adapter_bytes);
+    ck_assert_uint_eq(p.total_generate, base.total_generate + p.adapter_generate);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ck_assert_int_eq(lw_memplan_print(m, 2, 256, f), LW_OK);
+    fclose(f);
+    ck_assert_msg(strstr(text, "adapters: LoRA 61440 params (rank 8), deep prefix"), "%s", text);
+    free(text);
+
+    /* sizes the adapters refuse */
+    lc.rank = 0;
+    ck_assert_int_eq(lw_memplan_adapters(r, &lc, NULL, &a), LW_ERR_INVALID);
+    dc.length = 257;
+    ck_assert_int_eq(lw_memplan_adapters(r, NULL, &dc, &a), LW_ERR_INVALID);
+    free(m);
+}
+END_TEST
+
 START_TEST(print_lists_the_plan)
 {
     lw_manifest *m = load("pairs/smollm2-135m_to_gemma3-270m.json");
@@ -230,6 +303,7 @@ int main(void)
     tcase_add_test(tc, gemma_layer_keeps_its_norms_inputs);
     tcase_add_test(tc, fit_check);
     tcase_add_test(tc, bad_input_is_an_error);
+    tcase_add_test(tc, adapters_are_counted);
     tcase_add_test(tc, print_lists_the_plan);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);

@@ -766,16 +766,18 @@ static lw_bridge_config bridge_config(void)
                               .depth = BDEPTH, .heads = BH, .ffn_mult = 2, .calibration = LW_CALIB_RMS};
 }
 
-/* The schedule is the design's (bridge.h): the model level, then one
- * block's ops in order, with their shapes (rows M or T, widths, heads);
- * every tensor of a block and of the model level named exactly once; the
- * ablations and configs out of range refused. */
+/* The schedule is the design's (bridge.h): the model level (the input's
+ * standardisation first, the output calibration last), then one block's
+ * ops in order, with their shapes (rows M or T, widths, heads); every
+ * tensor of a block and of the model level named exactly once; configs out
+ * of range refused. The ablations' schedules: bridge_ablations_are_lowered. */
 START_TEST(bridge_schedule_is_the_design)
 {
     lw_bridge_config c = bridge_config();
     lw_bridge_plan p;
     ck_assert_msg(lw_bridge_plan_lower(&c, BS, BR, &p) == LW_OK, "%s", lw_last_error());
-    static const lw_op_kind model[] = {LW_OP_MATMUL, LW_OP_COPY, LW_OP_BLOCKS, LW_OP_LAYERNORM, LW_OP_MATMUL};
+    static const lw_op_kind model[] = {LW_OP_STANDARDISE, LW_OP_MATMUL,    LW_OP_COPY,         LW_OP_BLOCKS,
+                                       LW_OP_LAYERNORM,   LW_OP_MATMUL, LW_OP_RMS_CALIBRATE};
     static const lw_op_kind block[] = {
         LW_OP_COPY, LW_OP_LAYERNORM, LW_OP_LAYERNORM, LW_OP_MATMUL, LW_OP_MATMUL, LW_OP_MATMUL, LW_OP_ATTENTION,
         LW_OP_MATMUL, LW_OP_ADD,                                                                 /* cross */
@@ -788,13 +790,21 @@ START_TEST(bridge_schedule_is_the_design)
     for (int i = 0; i < p.n_ops; i++)
         ck_assert_msg(p.ops[i].kind == block[i], "block op %d is %s", i, lw_op_kind_name(p.ops[i].kind));
     ck_assert_int_eq(p.depth, BDEPTH);
-    ck_assert(p.norm_eps == 1e-5f);
+    ck_assert(p.norm_eps == 1e-5f && p.calib_eps == 1e-6f && p.min_std == 1e-6f);
+    /* standardise: T rows of S, the input_norm buffers; the calibration: M rows of R, out_scale */
+    const lw_bridge_op *sd = &p.model_ops[0], *cal = &p.model_ops[6];
+    ck_assert(sd->rows == LW_BRIDGE_ROWS_T && sd->width == BS && sd->in == LW_BS_X && sd->out == LW_BS_XS &&
+              sd->w == LW_BW_IN_MEAN && sd->b == LW_BW_IN_STD && sd->din == LW_BG_DX && sd->dout == LW_BG_DXS);
+    ck_assert(cal->rows == LW_BRIDGE_ROWS_M && cal->width == BR && cal->in == LW_BS_Z && cal->out == LW_BS_OUT &&
+              cal->keep == LW_BS_ZN && cal->aux == LW_BS_Z_RSTD && cal->w == LW_BW_OUT_SCALE &&
+              cal->din == LW_BG_DZ && cal->dout == LW_BG_DOUT && cal->dparts[0] == LW_BG_DZN);
     /* in_proj: T rows, S -> d; out_proj: M rows, d -> R */
-    const lw_bridge_op *in = &p.model_ops[0], *out = &p.model_ops[4];
+    const lw_bridge_op *in = &p.model_ops[1], *out = &p.model_ops[5];
     ck_assert(in->rows == LW_BRIDGE_ROWS_T && in->width == BS && in->out_width == BD && in->w == LW_BW_IN_W &&
               in->b == LW_BW_IN_B && in->in == LW_BS_XS && in->out == LW_BS_CTX);
-    ck_assert(out->rows == LW_BRIDGE_ROWS_M && out->width == BD && out->out_width == BR && out->out == LW_BS_Z);
-    ck_assert(p.model_ops[1].w == LW_BW_QUERIES && p.model_ops[1].out == LW_BS_LAT);
+    ck_assert(out->rows == LW_BRIDGE_ROWS_M && out->width == BD && out->out_width == BR && out->out == LW_BS_Z &&
+              out->dout == LW_BG_DZ);
+    ck_assert(p.model_ops[2].w == LW_BW_QUERIES && p.model_ops[2].out == LW_BS_LAT);
     /* cross-attention keys over T rows, self-attention over M; head_dim d / heads; no bias on q k v o */
     int cross = 6, self = 14;
     ck_assert(p.ops[cross].kv_rows == LW_BRIDGE_ROWS_T && p.ops[cross].rows == LW_BRIDGE_ROWS_M);
@@ -819,9 +829,13 @@ START_TEST(bridge_schedule_is_the_design)
     /* the residual adds all land on lat with its gradient, so backward moves nothing there */
     for (int i = 0; i < p.n_ops; i++)
         if (p.ops[i].kind == LW_OP_ADD) ck_assert(p.ops[i].out == LW_BS_LAT && p.ops[i].din == LW_BG_DLAT);
-    /* refused: the ablations, and a config the bridge itself refuses */
-    c.kind = LW_BRIDGE_MLP;
-    ck_assert_int_ne(lw_bridge_plan_lower(&c, BS, BR, &p), LW_OK);
+    /* uncalibrated: the soft tokens are z (a copy sharing one gradient, out_proj's dout) */
+    c.calibration = LW_CALIB_NONE;
+    ck_assert_int_eq(lw_bridge_plan_lower(&c, BS, BR, &p), LW_OK);
+    ck_assert(p.n_model_ops == 7 && p.model_ops[6].kind == LW_OP_COPY && p.model_ops[6].in == LW_BS_Z &&
+              p.model_ops[6].out == LW_BS_OUT && p.model_ops[6].din == LW_BG_DOUT &&
+              p.model_ops[6].dout == LW_BG_DOUT && p.model_ops[5].dout == LW_BG_DOUT);
+    /* refused: a config the bridge itself refuses */
     c = bridge_config(), c.heads = 3;
     ck_assert_int_ne(lw_bridge_plan_lower(&c, BS, BR, &p), LW_OK);
     /* the bridge's own check (lw_bridge_config_check), one place for the ranges */
@@ -841,8 +855,8 @@ START_TEST(bridge_dataflow_reads_only_what_was_written)
     lw_bridge_plan p;
     ck_assert_int_eq(lw_bridge_plan_lower(&c, BS, BR, &p), LW_OK);
     bool written[LW_BS_COUNT] = {false};
-    written[LW_BS_XS] = true;   /* the caller's standardised input */
-    for (int i = 0; i < 2; i++) written[p.model_ops[i].out] = true;   /* ctx, lat before the blocks */
+    written[LW_BS_X] = true;   /* the caller's input */
+    for (int i = 0; i < 3; i++) written[p.model_ops[i].out] = true;   /* xs, ctx, lat before the blocks */
     for (int i = 0; i < p.n_ops; i++) {
         const lw_bridge_op *op = &p.ops[i];
         lw_bridge_slot reads[5] = {op->in, op->keep, op->parts[0], op->parts[1], op->parts[2]};
@@ -944,9 +958,19 @@ START_TEST(bridge_memory_never_overlaps_while_alive)
             ck_assert_uint_eq(m.grad_elems[LW_BG_DK], (uint64_t)(T > BM ? T : BM) * BD);
             ck_assert_uint_eq(m.grad_elems[LW_BG_DXS], (uint64_t)T * BS);
             ck_assert_uint_eq(m.grad_elems[LW_BG_DH], (uint64_t)BM * BF);
+            ck_assert_uint_eq(m.slots[LW_BS_X].elems, (uint64_t)T * BS);
+            ck_assert_uint_eq(m.slots[LW_BS_ZN].elems, (uint64_t)BM * BR);
+            ck_assert_uint_eq(m.slots[LW_BS_Z_RSTD].elems, (uint64_t)BM);
+            ck_assert_uint_eq(m.slots[LW_BS_OUT].elems, (uint64_t)BM * BR);
+            ck_assert_uint_eq(m.grad_elems[LW_BG_DX], (uint64_t)T * BS);
+            ck_assert_uint_eq(m.grad_elems[LW_BG_DZN], (uint64_t)BM * BR);
+            ck_assert_uint_eq(m.grad_elems[LW_BG_DOUT], (uint64_t)BM * BR);
             for (int s = 1; s < LW_BS_COUNT; s++) {
                 const lw_plan_buffer *b = &m.slots[s];
-                ck_assert_msg(b->elems > 0, "%s not stored", lw_bridge_slot_name((lw_bridge_slot)s));
+                bool pooled = s == LW_BS_POOLED || s == LW_BS_PH || s == LW_BS_PG;   /* the ablations' */
+                ck_assert_msg((b->elems > 0) != pooled, "%s %sstored", lw_bridge_slot_name((lw_bridge_slot)s),
+                              pooled ? "" : "not ");
+                if (pooled) continue;
                 bool branch = s == LW_BS_PROJ || s == LW_BS_SPROJ || s == LW_BS_FPROJ;
                 lw_plan_mem_where want = s < LW_BS_FIRST_BLOCK       ? LW_PLAN_MEM_PINNED
                                          : training && !branch ? LW_PLAN_MEM_LAYER
@@ -975,6 +999,45 @@ START_TEST(bridge_memory_never_overlaps_while_alive)
 }
 END_TEST
 
+/* The ablations (bridge.h): standardise, the mean of the context rows,
+ * products over that one row (mlp: in_proj, GELU, out_proj; linear:
+ * out_proj) into z [1, M x R], the calibration; no blocks. Their arena
+ * holds only model-level slots, none overlapping. */
+START_TEST(bridge_ablations_are_lowered)
+{
+    for (int linear = 0; linear < 2; linear++) {
+        lw_bridge_config c = bridge_config();
+        c.kind = linear ? LW_BRIDGE_LINEAR : LW_BRIDGE_MLP;
+        lw_bridge_plan p;
+        ck_assert_msg(lw_bridge_plan_lower(&c, BS, BR, &p) == LW_OK, "%s", lw_last_error());
+        static const lw_op_kind mlp[] = {LW_OP_STANDARDISE, LW_OP_MEAN_ROWS, LW_OP_MATMUL, LW_OP_GELU, LW_OP_MATMUL,
+                                         LW_OP_RMS_CALIBRATE};
+        static const lw_op_kind lin[] = {LW_OP_STANDARDISE, LW_OP_MEAN_ROWS, LW_OP_MATMUL, LW_OP_RMS_CALIBRATE};
+        const lw_op_kind *want = linear ? lin : mlp;
+        ck_assert_int_eq(p.n_model_ops, linear ? 4 : 6);
+        for (int i = 0; i < p.n_model_ops; i++)
+            ck_assert_msg(p.model_ops[i].kind == want[i], "model op %d is %s", i, lw_op_kind_name(p.model_ops[i].kind));
+        ck_assert(p.n_ops == 0 && p.depth == 0);
+        const lw_bridge_op *mean = &p.model_ops[1], *out = &p.model_ops[p.n_model_ops - 2];
+        ck_assert(mean->rows == LW_BRIDGE_ROWS_ONE && mean->kv_rows == LW_BRIDGE_ROWS_T && mean->in == LW_BS_XS &&
+                  mean->out == LW_BS_POOLED && mean->din == LW_BG_DXS && (mean->flags & LW_PLAN_ZERO_DIN));
+        ck_assert(out->rows == LW_BRIDGE_ROWS_ONE && out->width == (linear ? BS : BD) && out->out_width == BM * BR &&
+                  out->w == LW_BW_OUT_W && out->b == LW_BW_OUT_B && out->out == LW_BS_Z && out->dout == LW_BG_DZ);
+        if (!linear)
+            ck_assert(p.model_ops[2].w == LW_BW_IN_W && p.model_ops[2].out == LW_BS_PH &&
+                      p.model_ops[3].out == LW_BS_PG && p.model_ops[3].rows == LW_BRIDGE_ROWS_ONE);
+        lw_bridge_memory m;
+        ck_assert_int_eq(lw_bridge_memory_layout(&p, 5, true, &m), LW_OK);
+        ck_assert_int_eq(bridge_overlapping(&m), 0);
+        ck_assert_uint_eq(m.slots[LW_BS_POOLED].elems, BS);
+        ck_assert_uint_eq(m.slots[LW_BS_Z].elems, (uint64_t)BM * BR);
+        ck_assert_uint_eq(m.grad_elems[LW_BG_DXS], (uint64_t)5 * BS);
+        ck_assert_uint_eq(m.layer_bytes, 0);
+        for (int s = LW_BS_FIRST_BLOCK; s < LW_BS_COUNT; s++) ck_assert_uint_eq(m.slots[s].elems, 0);
+    }
+}
+END_TEST
+
 /* The comparison names the first difference, with both values. */
 START_TEST(bridge_compare_names_the_first_difference)
 {
@@ -987,7 +1050,7 @@ START_TEST(bridge_compare_names_the_first_difference)
     ck_assert_int_ne(lw_bridge_plan_compare(&a, &b, "t"), LW_OK);
     ck_assert_msg(strstr(lw_last_error(), "bridge block op 19 (matmul): out width differs: 16 here, 99 in the other"),
                   "%s", lw_last_error());
-    b = a, b.model_ops[1].w = LW_BW_OUT_W;
+    b = a, b.model_ops[2].w = LW_BW_OUT_W;
     ck_assert_int_ne(lw_bridge_plan_compare(&a, &b, "t"), LW_OK);
     ck_assert_msg(strstr(lw_last_error(), "weight differs: queries here, out_proj.weight"), "%s", lw_last_error());
     lw_bridge_memory x, y;
@@ -1021,6 +1084,7 @@ int main(void)
     tcase_add_test(tc, bridge_schedule_is_the_design);
     tcase_add_test(tc, bridge_dataflow_reads_only_what_was_written);
     tcase_add_test(tc, bridge_memory_never_overlaps_while_alive);
+    tcase_add_test(tc, bridge_ablations_are_lowered);
     tcase_add_test(tc, bridge_compare_names_the_first_difference);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);

@@ -1,8 +1,6 @@
-/* The bridge: parameter table and init, forward and backward (see bridge.h).
- * The perceiver runs its plan (plan/bridge_plan.c lowers it, bridge_exec.c
- * runs it); what stays here is element-wise around the plan (standardising
- * the input, the output calibration) and the two pooled ablations, whose
- * few steps call the shared ops (ops.h) directly. */
+/* The bridge: parameter table and init (see bridge.h); forward and backward
+ * run its plan (plan/bridge_plan.c lowers every kind, standardisation and
+ * calibration included; bridge_exec.c runs it on the CPU). */
 #include "bridge.h"
 
 #include <limits.h>
@@ -12,13 +10,10 @@
 #include <string.h>
 
 #include "bridge_exec.h"
-#include "ops.h"
 #include "rng.h"
 #include "thread_pool.h"
 
-static const float OUT_RMS_EPS = 1e-6f;
 static const float INIT_STD = 0.02f;
-static const float MIN_INPUT_STD = 1e-6f;
 static const size_t MAX_PARAMS = (size_t)1 << 31;   /* 8 GiB of fp32: surely a config error */
 
 const char *lw_bridge_kind_name(lw_bridge_kind k)
@@ -187,7 +182,7 @@ void lw_bridge_set_input_norm(lw_bridge *b, const float *mean, const float *std)
 {
     for (int c = 0; c < b->sender_hidden; c++) {
         b->params[b->in_mean + c] = mean[c];
-        b->params[b->in_std + c] = std[c] > MIN_INPUT_STD ? std[c] : MIN_INPUT_STD;
+        b->params[b->in_std + c] = std[c] > LW_BRIDGE_MIN_INPUT_STD ? std[c] : LW_BRIDGE_MIN_INPUT_STD;
     }
 }
 
@@ -254,62 +249,17 @@ void lw_bridge_adamw_step(lw_bridge *b, lw_adamw *opt, float lr, float weight_de
 
 /* ---- activations -------------------------------------------------------- */
 
-/* The perceiver's activations and gradients live in one arena laid out by
- * its plan (plan/bridge_plan.h; run by bridge_exec.c); the calibration's and
- * the pooled ablations' few buffers are carved beside it. */
+/* Every kind's activations and gradients live in one arena laid out by its
+ * plan (plan/bridge_plan.h; run by bridge_exec.c): the input rows, the
+ * standardisation, the bridge, the calibration and the soft tokens. */
 struct lw_bridge_acts {
     int max_T, T;
-    bool planned;                   /* perceiver: the plan's arena */
     lw_bridge_plan plan;
     lw_bridge_memory mem;
     float *arena;
-    float *pool;
-    float *x;                       /* [T, S] the input, standardised */
-    float *pooled, *ph, *pg;        /* mlp/linear: mean of x, hidden pre/post GELU */
-    float *z, *zn, *z_rstd;         /* [M, R] before calibration, normalised, rstd [M] */
-    /* backward scratch */
-    float *dxs;                     /* [T, S] d(loss)/d(standardised input) */
-    float *dh, *dg, *dz, *dzn, *dpooled;
+    float *x, *out;     /* the plan's slots X [T, S] and OUT [M, R] */
+    float *dx, *dout;   /* and their gradients */
 };
-
-/* Hands out consecutive slices of the pool; with pool NULL only counts. */
-typedef struct {
-    float *base;
-    size_t used;
-} carver;
-
-static float *carve(carver *c, size_t n)
-{
-    float *p = c->base ? c->base + c->used : NULL;
-    c->used += n;
-    return p;
-}
-
-static void layout(const lw_bridge *b, lw_bridge_acts *a, carver *c)
-{
-    size_t T = (size_t)a->max_T, S = (size_t)b->sender_hidden, R = (size_t)b->receiver_hidden;
-    size_t M = (size_t)b->cfg.soft_tokens, d = (size_t)b->cfg.width;
-    a->zn = carve(c, M * R);
-    a->z_rstd = carve(c, M);
-    a->dzn = carve(c, M * R);
-    if (a->planned) {
-        a->x = lw_bridge_exec_slot(&a->mem, a->arena, LW_BS_XS, 0);
-        a->z = lw_bridge_exec_slot(&a->mem, a->arena, LW_BS_Z, 0);
-        a->dxs = lw_bridge_exec_grad(&a->mem, a->arena, LW_BG_DXS);
-        a->dz = lw_bridge_exec_grad(&a->mem, a->arena, LW_BG_DZ);
-        return;
-    }
-    a->x = carve(c, T * S);
-    a->dxs = carve(c, T * S);
-    a->z = carve(c, M * R);
-    a->dz = carve(c, M * R);
-    a->pooled = carve(c, S);
-    a->dpooled = carve(c, S);
-    a->ph = carve(c, d);
-    a->pg = carve(c, d);
-    a->dh = carve(c, d);
-    a->dg = carve(c, d);
-}
 
 lw_status lw_bridge_acts_create(const lw_bridge *b, int max_T, lw_bridge_acts **out)
 {
@@ -319,33 +269,24 @@ lw_status lw_bridge_acts_create(const lw_bridge *b, int max_T, lw_bridge_acts **
     lw_bridge_acts *a = calloc(1, sizeof *a);
     if (!a) return lw_fail(LW_ERR_NOMEM, "bridge: out of memory for activations");
     a->max_T = max_T;
-    if (b->cfg.kind == LW_BRIDGE_PERCEIVER) {
-        a->planned = true;
-        /* every forward may be followed by a backward: the training layout */
-        lw_status st = lw_bridge_plan_lower(&b->cfg, b->sender_hidden, b->receiver_hidden, &a->plan);
-        if (!st) st = lw_bridge_memory_layout(&a->plan, max_T, true, &a->mem);
-        if (st) {
-            free(a);
-            return lw_fail_wrap(st, "bridge: activations for T = %d", max_T);
-        }
-        a->arena = a->mem.bytes <= SIZE_MAX ? aligned_alloc(LW_PLAN_ALIGN, (size_t)a->mem.bytes) : NULL;
-        if (!a->arena) {
-            unsigned long long n = (unsigned long long)a->mem.bytes;
-            free(a);
-            return lw_fail(LW_ERR_NOMEM, "bridge: cannot allocate %llu bytes of activations for T = %d", n, max_T);
-        }
-        memset(a->arena, 0, (size_t)a->mem.bytes);
+    /* every forward may be followed by a backward: the training layout */
+    lw_status st = lw_bridge_plan_lower(&b->cfg, b->sender_hidden, b->receiver_hidden, &a->plan);
+    if (!st) st = lw_bridge_memory_layout(&a->plan, max_T, true, &a->mem);
+    if (st) {
+        free(a);
+        return lw_fail_wrap(st, "bridge: activations for T = %d", max_T);
     }
-    carver count = {NULL, 0};
-    layout(b, a, &count);
-    a->pool = calloc(count.used, sizeof(float));
-    if (!a->pool) {
-        lw_bridge_acts_free(a);
-        return lw_fail(LW_ERR_NOMEM, "bridge: cannot allocate %zu floats of activations for T = %d", count.used,
-                       max_T);
+    a->arena = a->mem.bytes <= SIZE_MAX ? aligned_alloc(LW_PLAN_ALIGN, (size_t)a->mem.bytes) : NULL;
+    if (!a->arena) {
+        unsigned long long n = (unsigned long long)a->mem.bytes;
+        free(a);
+        return lw_fail(LW_ERR_NOMEM, "bridge: cannot allocate %llu bytes of activations for T = %d", n, max_T);
     }
-    carver fill = {a->pool, 0};
-    layout(b, a, &fill);
+    memset(a->arena, 0, (size_t)a->mem.bytes);
+    a->x = lw_bridge_exec_slot(&a->mem, a->arena, LW_BS_X, 0);
+    a->out = lw_bridge_exec_slot(&a->mem, a->arena, LW_BS_OUT, 0);
+    a->dx = lw_bridge_exec_grad(&a->mem, a->arena, LW_BG_DX);
+    a->dout = lw_bridge_exec_grad(&a->mem, a->arena, LW_BG_DOUT);
     *out = a;
     return LW_OK;
 }
@@ -353,126 +294,30 @@ lw_status lw_bridge_acts_create(const lw_bridge *b, int max_T, lw_bridge_acts **
 void lw_bridge_acts_free(lw_bridge_acts *a)
 {
     if (!a) return;
-    free(a->pool);
     free(a->arena);
     free(a);
 }
 
-/* ---- forward ------------------------------------------------------------ */
-
-#define P(off) (b->params + (off))
-#define G(off) (b->grads + (off))
-
-static void add_into(float *y, const float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++) y[i] += x[i];
-}
-
-static void mean_rows(float *y, const float *x, int T, int C)
-{
-    memset(y, 0, (size_t)C * sizeof(float));
-    for (int t = 0; t < T; t++) add_into(y, x + (size_t)t * C, (size_t)C);
-    for (int c = 0; c < C; c++) y[c] /= (float)T;
-}
-
-static void pooled_forward(const lw_bridge *b, lw_bridge_acts *a, int T)
-{
-    int S = b->sender_hidden, d = b->cfg.width, MR = b->cfg.soft_tokens * b->receiver_hidden;
-    mean_rows(a->pooled, a->x, T, S);
-    if (b->cfg.kind == LW_BRIDGE_LINEAR) {
-        matmul_forward(a->z, a->pooled, P(b->out_w), P(b->out_b), 1, S, MR);
-        return;
-    }
-    matmul_forward(a->ph, a->pooled, P(b->in_w), P(b->in_b), 1, S, d);
-    gelu_tanh_forward(a->pg, a->ph, d);
-    matmul_forward(a->z, a->pg, P(b->out_w), P(b->out_b), 1, d, MR);
-}
-
-/* xs = (x - mean) / std per dimension; a std the checkpoint got wrong
- * (zero, negative, NaN) is floored rather than trusted. */
-static void standardise(const lw_bridge *b, float *xs, const float *x, int T)
-{
-    int S = b->sender_hidden;
-    const float *mean = P(b->in_mean), *std = P(b->in_std);
-    for (int c = 0; c < S; c++) {
-        float sd = std[c] > MIN_INPUT_STD ? std[c] : MIN_INPUT_STD, inv = 1.0f / sd;
-        for (int t = 0; t < T; t++) xs[(size_t)t * S + c] = (x[(size_t)t * S + c] - mean[c]) * inv;
-    }
-}
+/* ---- forward and backward: the plan ------------------------------------- */
 
 lw_status lw_bridge_forward(const lw_bridge *b, lw_bridge_acts *a, const float *x, int T, float *out)
 {
     if (T < 1 || T > a->max_T)
         return lw_fail(LW_ERR_INVALID, "bridge: input has %d rows, expected 1..%d (max_T of the activations)", T,
                        a->max_T);
-    int M = b->cfg.soft_tokens, R = b->receiver_hidden;
-    size_t MR = (size_t)M * R;
+    size_t MR = (size_t)b->cfg.soft_tokens * b->receiver_hidden;
     a->T = T;
-    standardise(b, a->x, x, T);
-    if (a->planned) lw_bridge_exec_forward(b, &a->plan, &a->mem, a->arena, T);
-    else pooled_forward(b, a, T);
-    if (b->cfg.calibration == LW_CALIB_RMS) {
-        rmsnorm_forward(a->zn, a->z_rstd, a->z, NULL, M, R, OUT_RMS_EPS, LW_NORM_RMSNORM);
-        float s = *P(b->out_scale);
-        for (size_t i = 0; i < MR; i++) out[i] = a->zn[i] * s;
-    } else {
-        memcpy(out, a->z, MR * sizeof(float));
-    }
+    memcpy(a->x, x, (size_t)T * b->sender_hidden * sizeof(float));
+    lw_bridge_exec_forward(b, &a->plan, &a->mem, a->arena, T);
+    memcpy(out, a->out, MR * sizeof(float));
     return LW_OK;
-}
-
-/* ---- backward ------------------------------------------------------------ */
-
-static void zero(float *x, size_t n) { memset(x, 0, n * sizeof(float)); }
-
-static void pooled_backward(lw_bridge *b, lw_bridge_acts *a, float *dxs)
-{
-    int T = a->T, S = b->sender_hidden, d = b->cfg.width, MR = b->cfg.soft_tokens * b->receiver_hidden;
-    zero(a->dpooled, (size_t)S);
-    if (b->cfg.kind == LW_BRIDGE_LINEAR) {
-        matmul_backward(a->dpooled, G(b->out_w), G(b->out_b), a->dz, a->pooled, P(b->out_w), 1, S, MR);
-    } else {
-        zero(a->dg, (size_t)d), zero(a->dh, (size_t)d);
-        matmul_backward(a->dg, G(b->out_w), G(b->out_b), a->dz, a->pg, P(b->out_w), 1, d, MR);
-        gelu_tanh_backward(a->dh, a->dg, a->ph, d);
-        matmul_backward(a->dpooled, G(b->in_w), G(b->in_b), a->dh, a->pooled, P(b->in_w), 1, S, d);
-    }
-    if (!dxs) return;
-    for (int t = 0; t < T; t++)
-        for (int c = 0; c < S; c++) dxs[(size_t)t * S + c] += a->dpooled[c] / (float)T;
-}
-
-/* dx += dxs / std: the buffers are constants, so that is all of it. */
-static void unstandardise_grad(const lw_bridge *b, float *dx, const float *dxs, int T)
-{
-    int S = b->sender_hidden;
-    const float *std = P(b->in_std);
-    for (int c = 0; c < S; c++) {
-        float sd = std[c] > MIN_INPUT_STD ? std[c] : MIN_INPUT_STD, inv = 1.0f / sd;
-        for (int t = 0; t < T; t++) dx[(size_t)t * S + c] += dxs[(size_t)t * S + c] * inv;
-    }
 }
 
 void lw_bridge_backward(lw_bridge *b, lw_bridge_acts *a, const float *dout, float *dx)
 {
-    int M = b->cfg.soft_tokens, R = b->receiver_hidden;
-    size_t MR = (size_t)M * R;
-    if (b->cfg.calibration == LW_CALIB_RMS) {
-        float s = *P(b->out_scale);
-        double ds = 0.0;
-        for (size_t i = 0; i < MR; i++) {
-            ds += (double)dout[i] * a->zn[i];
-            a->dzn[i] = dout[i] * s;
-        }
-        *G(b->out_scale) += (float)ds;
-        zero(a->dz, MR);
-        rmsnorm_backward(a->dz, NULL, a->dzn, a->z, NULL, a->z_rstd, M, R, LW_NORM_RMSNORM);
-    } else {
-        memcpy(a->dz, dout, MR * sizeof(float));
-    }
-    float *dxs = dx ? a->dxs : NULL;
-    if (dxs) zero(dxs, (size_t)a->T * b->sender_hidden);
-    if (a->planned) lw_bridge_exec_backward(b, &a->plan, &a->mem, a->arena, a->T, dxs != NULL);
-    else pooled_backward(b, a, dxs);
-    if (dx) unstandardise_grad(b, dx, dxs, a->T);
+    size_t MR = (size_t)b->cfg.soft_tokens * b->receiver_hidden;
+    memcpy(a->dout, dout, MR * sizeof(float));
+    lw_bridge_exec_backward(b, &a->plan, &a->mem, a->arena, a->T, dx != NULL);
+    if (!dx) return;
+    for (size_t i = 0, n = (size_t)a->T * b->sender_hidden; i < n; i++) dx[i] += a->dx[i];
 }

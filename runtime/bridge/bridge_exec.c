@@ -43,29 +43,34 @@ typedef struct {
     const lw_bridge_memory *mem;
     float *arena;
     int T;
-    bool want_dxs;
+    bool want_dx;
     float *acts[LW_BS_COUNT];
     size_t w_at[LW_BW_COUNT];   /* offset into params / grads; (size_t)-1: none */
     float *grads[LW_BG_COUNT];
 } exec;
 
-static const size_t NO_W = (size_t)-1;
+static const size_t NO_W = LW_BRIDGE_NO_WEIGHT;
 
-static void bind(exec *x, int l)
+void lw_bridge_weight_offsets(const lw_bridge *b, int l, size_t at[LW_BW_COUNT])
 {
-    const lw_bridge *b = x->b;
-    for (int s = 0; s < LW_BS_COUNT; s++) x->acts[s] = lw_bridge_exec_slot(x->mem, x->arena, (lw_bridge_slot)s, l);
-    for (int w = 0; w < LW_BW_COUNT; w++) x->w_at[w] = NO_W;
+    for (int w = 0; w < LW_BW_COUNT; w++) at[w] = NO_W;
     if (l >= 0) {
         const lw_bridge_block *k = &b->blocks[l];
         for (int w = 0; w < LW_BW_COUNT; w++)
-            if (BLOCK_AT[w]) x->w_at[w] = *(const size_t *)((const char *)k + BLOCK_AT[w] - 1);
+            if (BLOCK_AT[w]) at[w] = *(const size_t *)((const char *)k + BLOCK_AT[w] - 1);
     }
-    x->w_at[LW_BW_IN_W] = b->in_w, x->w_at[LW_BW_IN_B] = b->in_b, x->w_at[LW_BW_QUERIES] = b->queries;
-    x->w_at[LW_BW_FINAL_NORM_W] = b->final_norm_w, x->w_at[LW_BW_FINAL_NORM_B] = b->final_norm_b;
-    x->w_at[LW_BW_OUT_W] = b->out_w, x->w_at[LW_BW_OUT_B] = b->out_b;
+    at[LW_BW_IN_W] = b->in_w, at[LW_BW_IN_B] = b->in_b, at[LW_BW_QUERIES] = b->queries;
+    at[LW_BW_FINAL_NORM_W] = b->final_norm_w, at[LW_BW_FINAL_NORM_B] = b->final_norm_b;
+    at[LW_BW_OUT_W] = b->out_w, at[LW_BW_OUT_B] = b->out_b;
+    at[LW_BW_IN_MEAN] = b->in_mean, at[LW_BW_IN_STD] = b->in_std, at[LW_BW_OUT_SCALE] = b->out_scale;
+}
+
+static void bind(exec *x, int l)
+{
+    for (int s = 0; s < LW_BS_COUNT; s++) x->acts[s] = lw_bridge_exec_slot(x->mem, x->arena, (lw_bridge_slot)s, l);
+    lw_bridge_weight_offsets(x->b, l, x->w_at);
     for (int g = 0; g < LW_BG_COUNT; g++) x->grads[g] = lw_bridge_exec_grad(x->mem, x->arena, (lw_bridge_grad)g);
-    if (!x->want_dxs) x->grads[LW_BG_DXS] = NULL;
+    if (!x->want_dx) x->grads[LW_BG_DX] = x->grads[LW_BG_DXS] = NULL;
 }
 
 static const float *param(const exec *x, lw_bridge_weight w)
@@ -78,7 +83,17 @@ static float *grad_of(const exec *x, lw_bridge_weight w)
     return w != LW_BW_NONE && x->w_at[w] != NO_W ? x->b->grads + x->w_at[w] : NULL;
 }
 
-static int rows(const exec *x, lw_bridge_rows r) { return r == LW_BRIDGE_ROWS_T ? x->T : x->p->soft_tokens; }
+static int rows(const exec *x, lw_bridge_rows r)
+{
+    return r == LW_BRIDGE_ROWS_T ? x->T : r == LW_BRIDGE_ROWS_ONE ? 1 : x->p->soft_tokens;
+}
+
+/* The standardisation's 1 / std of column c, the std floored. */
+static float inv_std(const exec *x, const float *std, int c)
+{
+    float sd = std[c] > x->p->min_std ? std[c] : x->p->min_std;
+    return 1.0f / sd;
+}
 
 static lw_attention_params attn_params(const lw_bridge_op *op)
 {
@@ -125,6 +140,29 @@ static void op_forward(const exec *x, const lw_bridge_op *op)
         break;
     }
     case LW_OP_BLOCKS: blocks_forward(x); break;
+    case LW_OP_STANDARDISE: {
+        const float *in = x->acts[op->in], *mean = param(x, op->w), *std = param(x, op->b);
+        size_t C = (size_t)op->width;
+        for (size_t c = 0; c < C; c++) {
+            float inv = inv_std(x, std, (int)c);
+            for (size_t t = 0; t < (size_t)n; t++) out[t * C + c] = (in[t * C + c] - mean[c]) * inv;
+        }
+        break;
+    }
+    case LW_OP_MEAN_ROWS: {
+        const float *in = x->acts[op->in];
+        memset(out, 0, (size_t)op->width * sizeof *out);
+        for (int t = 0; t < kv; t++)
+            for (int c = 0; c < op->width; c++) out[c] += in[(size_t)t * op->width + c];
+        for (int c = 0; c < op->width; c++) out[c] /= (float)kv;
+        break;
+    }
+    case LW_OP_RMS_CALIBRATE: {
+        float *zn = x->acts[op->keep], s = *param(x, op->w);
+        rmsnorm_forward(zn, x->acts[op->aux], x->acts[op->in], NULL, n, op->width, x->p->calib_eps, LW_NORM_RMSNORM);
+        for (size_t i = 0, N = (size_t)n * op->width; i < N; i++) out[i] = zn[i] * s;
+        break;
+    }
     case LW_OP_RMSNORM: case LW_OP_ROPE: case LW_OP_GLU: case LW_OP_EMBEDDING: case LW_OP_LOGITS:
     case LW_OP_HEAD_LOGSOFTMAX:
     case LW_OP_KIND_COUNT: break;   /* the decoder's: never in a bridge plan */
@@ -173,6 +211,36 @@ static void op_backward(const exec *x, const lw_bridge_op *op)
         if (zero_din) zero(din, (size_t)kv * op->width);
         blocks_backward(x);
         break;
+    case LW_OP_STANDARDISE: {   /* the statistics are constants: din only, and only when asked */
+        if (!din) break;
+        if (zero_din) zero(din, (size_t)n * op->width);
+        const float *std = param(x, op->b);
+        for (int c = 0; c < op->width; c++) {
+            float inv = inv_std(x, std, c);
+            for (int t = 0; t < n; t++) din[(size_t)t * op->width + c] += dout[(size_t)t * op->width + c] * inv;
+        }
+        break;
+    }
+    case LW_OP_MEAN_ROWS:
+        if (!din) break;
+        if (zero_din) zero(din, (size_t)kv * op->width);
+        for (int t = 0; t < kv; t++)
+            for (int c = 0; c < op->width; c++) din[(size_t)t * op->width + c] += dout[c] / (float)kv;
+        break;
+    case LW_OP_RMS_CALIBRATE: {
+        /* d out_scale = sum dout . zn (in double, over M x R terms); dzn = dout x out_scale */
+        float s = *param(x, op->w), *dzn = x->grads[op->dparts[0]];
+        const float *zn = x->acts[op->keep];
+        double ds = 0.0;
+        for (size_t i = 0, N = (size_t)n * op->width; i < N; i++) {
+            ds += (double)dout[i] * zn[i];
+            dzn[i] = dout[i] * s;
+        }
+        *grad_of(x, op->w) += (float)ds;
+        if (zero_din) zero(din, (size_t)n * op->width);
+        rmsnorm_backward(din, NULL, dzn, x->acts[op->in], NULL, x->acts[op->aux], n, op->width, LW_NORM_RMSNORM);
+        break;
+    }
     case LW_OP_RMSNORM: case LW_OP_ROPE: case LW_OP_GLU: case LW_OP_EMBEDDING: case LW_OP_LOGITS:
     case LW_OP_HEAD_LOGSOFTMAX:
     case LW_OP_KIND_COUNT: break;
@@ -206,9 +274,9 @@ void lw_bridge_exec_forward(const lw_bridge *b, const lw_bridge_plan *p, const l
 }
 
 void lw_bridge_exec_backward(lw_bridge *b, const lw_bridge_plan *p, const lw_bridge_memory *mem, float *arena,
-                             int T, bool want_dxs)
+                             int T, bool want_dx)
 {
-    exec x = {.b = b, .p = p, .mem = mem, .arena = arena, .T = T, .want_dxs = want_dxs};
+    exec x = {.b = b, .p = p, .mem = mem, .arena = arena, .T = T, .want_dx = want_dx};
     bind(&x, -1);
     for (int i = p->n_model_ops - 1; i >= 0; i--) op_backward(&x, &p->model_ops[i]);
 }

@@ -17,13 +17,21 @@
 float *lw_bridge_exec_slot(const lw_bridge_memory *mem, float *arena, lw_bridge_slot s, int l);
 float *lw_bridge_exec_grad(const lw_bridge_memory *mem, float *arena, lw_bridge_grad g);
 
-/* Forward over T context rows (xs in its slot); z is left in its slot. */
+/* Where each weight role of block l (l = -1: the model level's roles
+ * only) sits in the flat params / grads, in floats; LW_BRIDGE_NO_WEIGHT
+ * for a role that level does not have. Other backends (the CUDA executor,
+ * runtime/model/bridge_cuda.h) take this table, as they may not read the
+ * bridge's layout. */
+void lw_bridge_weight_offsets(const lw_bridge *b, int l, size_t at[LW_BW_COUNT]);
+
+/* Forward over T context rows (the input rows in slot X); the soft tokens
+ * are left in slot OUT. */
 void lw_bridge_exec_forward(const lw_bridge *b, const lw_bridge_plan *p, const lw_bridge_memory *mem, float *arena,
                             int T);
 
-/* Backward from dz (in its gradient buffer): accumulates into b->grads,
- * and writes dxs's buffer when want_dxs. */
+/* Backward from dOUT (in its gradient buffer): accumulates into b->grads,
+ * and writes dX's buffer (d loss / d the input rows) when want_dx. */
 void lw_bridge_exec_backward(lw_bridge *b, const lw_bridge_plan *p, const lw_bridge_memory *mem, float *arena,
-                             int T, bool want_dxs);
+                             int T, bool want_dx);
 
 #endif

@@ -175,6 +175,25 @@ lw_status lw_cublas_matmul_dx(lw_cublas *b, lw_cuda_ptr dx, lw_cuda_ptr dy, lw_c
                  "cublasGemmEx", ctx);
 }
 
+lw_status lw_cublas_matmul_dw(lw_cublas *b, lw_cuda_ptr dw, lw_cuda_ptr dy, lw_cuda_ptr x, int T, int in, int out,
+                              bool accumulate, const char *what)
+{
+    if (!b->handle) return lw_fail(LW_ERR_INVALID, "matmul dw %s: cuBLAS is not initialised", what);
+    if (T <= 0 || in <= 0 || out <= 0 || !dw || !dy || !x)
+        return lw_fail(LW_ERR_INVALID, "matmul dw %s: [%d, %d]^T x [%d, %d] with a missing buffer or empty shape",
+                       what, T, out, T, in);
+    /* Column-major view: x is x^T [in, T], dy is dy^T [out, T], dw[out, in]
+     * is dw^T [in, out]; so dw^T = x^T (dy^T)^T is an (N, T) product over T. */
+    const float one = 1.f, beta = accumulate ? 1.f : 0.f;
+    char ctx[160];
+    snprintf(ctx, sizeof ctx, "%s: [%d, %d]^T x [%d, %d]", what, T, out, T, in);
+    return check(b, b->api->GemmEx((cublasHandle_t)b->handle, CUBLAS_OP_N, CUBLAS_OP_T, in, out, T, &one,
+                                   (const void *)(uintptr_t)x, CUDA_R_32F, in, (const void *)(uintptr_t)dy,
+                                   CUDA_R_32F, out, &beta, (void *)(uintptr_t)dw, CUDA_R_32F, in,
+                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 "cublasGemmEx", ctx);
+}
+
 /* The same product as lw_cublas_matmul with bf16 operands; the accumulator
  * and y stay fp32 (CUBLAS_COMPUTE_32F), so only the inputs are rounded. */
 lw_status lw_cublas_matmul_bf16(lw_cublas *b, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_ptr w, int T, int in, int out,
@@ -239,6 +258,11 @@ lw_status lw_cublas_matmul(lw_cublas *b, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_p
     return no_cublas();
 }
 lw_status lw_cublas_matmul_dx(lw_cublas *b, lw_cuda_ptr dx, lw_cuda_ptr dy, lw_cuda_ptr w, int T, int in, int out,
+                              bool accumulate, const char *what)
+{
+    return no_cublas();
+}
+lw_status lw_cublas_matmul_dw(lw_cublas *b, lw_cuda_ptr dw, lw_cuda_ptr dy, lw_cuda_ptr x, int T, int in, int out,
                               bool accumulate, const char *what)
 {
     return no_cublas();

@@ -49,6 +49,11 @@ lw_status lw_cublas_matmul(lw_cublas *b, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_p
  * op_matmul.c's matmul_backward for dx alone. */
 lw_status lw_cublas_matmul_dx(lw_cublas *b, lw_cuda_ptr dx, lw_cuda_ptr dy, lw_cuda_ptr w, int T, int in, int out,
                               bool accumulate, const char *what);
+/* Its weight gradient: dw[out, in] = dy[T, out]^T @ x[T, in] (accumulate:
+ * dw +=), op_matmul.c's matmul_backward for dW (the bridge's trained
+ * projections, runtime/model/bridge_cuda.c). */
+lw_status lw_cublas_matmul_dw(lw_cublas *b, lw_cuda_ptr dw, lw_cuda_ptr dy, lw_cuda_ptr x, int T, int in, int out,
+                              bool accumulate, const char *what);
 
 /* ---- bf16 ---------------------------------------------------------------
  * bf16 products read bf16 weights and bf16 activations and accumulate and

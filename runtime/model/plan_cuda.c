@@ -393,8 +393,8 @@ static lw_status op_forward(const exec *x, const lw_plan_op *op)
                                T * op->width);
     case LW_OP_ADD: return lwk_add_forward(L, k, x->acts[op->out], x->acts[op->in], T * op->width);
     case LW_OP_EMBEDDING: case LW_OP_BLOCKS: case LW_OP_LOGITS: case LW_OP_HEAD_LOGSOFTMAX: case LW_OP_LAYERNORM:
-    case LW_OP_GELU:
-    case LW_OP_KIND_COUNT: break;   /* model level; layernorm and gelu: the bridge's */
+    case LW_OP_GELU: case LW_OP_STANDARDISE: case LW_OP_MEAN_ROWS: case LW_OP_RMS_CALIBRATE:
+    case LW_OP_KIND_COUNT: break;   /* model level; layernorm .. rms_calibrate: the bridge's */
     }
     return LW_OK;
 }
@@ -473,8 +473,8 @@ static lw_status op_backward(const exec *x, const lw_plan_op *op)
     /* a copy's and a residual add's input share their output's gradient slot (plan.c) */
     case LW_OP_COPY: case LW_OP_ADD: break;
     case LW_OP_EMBEDDING: case LW_OP_BLOCKS: case LW_OP_LOGITS: case LW_OP_HEAD_LOGSOFTMAX: case LW_OP_LAYERNORM:
-    case LW_OP_GELU:
-    case LW_OP_KIND_COUNT: break;   /* model level; layernorm and gelu: the bridge's */
+    case LW_OP_GELU: case LW_OP_STANDARDISE: case LW_OP_MEAN_ROWS: case LW_OP_RMS_CALIBRATE:
+    case LW_OP_KIND_COUNT: break;   /* model level; layernorm .. rms_calibrate: the bridge's */
     }
     return st;
 }

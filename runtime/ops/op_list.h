@@ -215,7 +215,17 @@ enum {
     K("attention_decode_forward", "attention_forward with its offset read off the device (a graph-ready step, "    \
       "gpu_decode.c): check_kernels_gpu.c graph_ready_step, bit for bit to attention_forward")                        \
     K("kv_cache_store", "a graph-ready step's k / v rows into the cache at device-held positions: "                  \
-      "check_kernels_gpu.c graph_ready_step")
+      "check_kernels_gpu.c graph_ready_step") \
+    K("standardise_forward", "the bridge plan's STANDARDISE: check_bridge_gpu.c, check_bridge_cuda_host.c")            \
+    K("standardise_backward", "the bridge plan's STANDARDISE: check_bridge_gpu.c, check_bridge_cuda_host.c")           \
+    K("mean_rows_forward", "the bridge plan's MEAN_ROWS (ablations): check_bridge_gpu.c")                              \
+    K("mean_rows_backward", "the bridge plan's MEAN_ROWS (ablations): check_bridge_gpu.c")                             \
+    K("bridge_bias_forward", "the bridge's matmul bias after cuBLAS's product: check_bridge_gpu.c")                    \
+    K("bridge_bias_backward", "the bridge's matmul bias gradient: check_bridge_gpu.c")                                 \
+    K("bridge_add", "the bridge plan's ADD and a copied tensor's gradient: check_bridge_gpu.c")                        \
+    K("bridge_copy", "the bridge plan's COPY: check_bridge_gpu.c")                                                     \
+    K("grad_sumsq", "the optimiser's global gradient norm: check_bridge_gpu.c adamw")                                  \
+    K("adamw_clip_step", "the optimiser with the clip, not an op of the graph: check_bridge_gpu.c adamw")
 
 /* The op ids, LW_OPL_MATMUL ... in list order, and their count LW_OPL_COUNT. */
 #define LW_OP_ENUM_X(id, ...) LW_OPL_##id,

@@ -1,5 +1,5 @@
 /* Every CUDA kernel of the default pair against its CPU twin (runtime/ops/ops.h,
- * bridge.c's calibration, adamw.c), forward and backward, on random inputs.
+ * the bridge plan's records of bridge_exec.c, adamw.c), forward and backward, on random inputs.
  * Needs a GPU: it is run by `make check-gpu`, not by `make check`.
  *
  * The kernel sources are generated from the manifest and the templates here
@@ -748,6 +748,136 @@ START_TEST(adamw)
 }
 END_TEST
 
+/* The bridge plan's element-wise records (runtime/model/bridge_cuda.c)
+ * against the loops of bridge_exec.c written out here: standardise (a std
+ * of 0 floored at 1e-6), mean_rows, the bridge's bias and its gradient,
+ * add and copy; forward and backward accumulate where the kernels do. */
+START_TEST(bridge_plan_kernels)
+{
+    int T = 37, C = 300, n = T * C;
+    float *x = host_rand((size_t)n, 2.f), *mean = host_rand((size_t)C, 1.f), *std = host_rand((size_t)C, 1.f);
+    for (int c = 0; c < C; c++) std[c] = 0.5f + fabsf(std[c]);
+    std[7] = 0.f;
+    float *dy = host_rand((size_t)n, 1.f), *dx0 = host_rand((size_t)n, 1.f), *want = malloc((size_t)n * 4);
+    dev_bufs b = {0};
+    lw_cuda_ptr d_x = dev_floats(&b, x, n), d_mean = dev_floats(&b, mean, C), d_std = dev_floats(&b, std, C);
+    lw_cuda_ptr d_y = dev_alloc(&b, (size_t)n * 4), d_dy = dev_floats(&b, dy, n), d_dx = dev_floats(&b, dx0, n);
+    LAUNCH(lwk_standardise_forward(on(BRIDGE), &g_bks, d_y, d_x, d_mean, d_std, n, C));
+    for (int i = 0; i < n; i++) {
+        float sd = std[i % C] > 1e-6f ? std[i % C] : 1e-6f;
+        want[i] = (x[i] - mean[i % C]) * (1.0f / sd);
+    }
+    float *got = dev_read(d_y, n);
+    expect_close("standardise_forward", got, want, n, 0.f);
+    free(got);
+    LAUNCH(lwk_standardise_backward(on(BRIDGE), &g_bks, d_dx, d_dy, d_std, n, C));
+    for (int i = 0; i < n; i++) {
+        float sd = std[i % C] > 1e-6f ? std[i % C] : 1e-6f;
+        want[i] = dx0[i] + dy[i] * (1.0f / sd);
+    }
+    got = dev_read(d_dx, n);
+    expect_close("standardise_backward", got, want, n, 0.f);
+    free(got);
+
+    /* mean_rows: the rows summed in order, as the CPU */
+    LAUNCH(lwk_mean_rows_forward(on(BRIDGE), &g_bks, d_y, d_x, T, C));
+    for (int c = 0; c < C; c++) {
+        float s = 0.f;
+        for (int t = 0; t < T; t++) s += x[t * C + c];
+        want[c] = s / (float)T;
+    }
+    got = dev_read(d_y, C);
+    expect_close("mean_rows_forward", got, want, C, 0.f);
+    free(got);
+    ck_assert_int_eq(lw_cuda_upload(&g_cu, d_dx, dx0, (size_t)n * 4, "dx"), LW_OK);
+    LAUNCH(lwk_mean_rows_backward(on(BRIDGE), &g_bks, d_dx, d_dy, T, C));
+    for (int i = 0; i < n; i++) want[i] = dx0[i] + dy[i % C] / (float)T;
+    got = dev_read(d_dx, n);
+    expect_close("mean_rows_backward", got, want, n, 0.f);
+    free(got);
+
+    /* the bias: y[t, j] += b[j]; db[j] += sum_t dy[t, j] */
+    ck_assert_int_eq(lw_cuda_upload(&g_cu, d_y, x, (size_t)n * 4, "y"), LW_OK);
+    LAUNCH(lwk_bridge_bias_forward(on(BRIDGE), &g_bks, d_y, d_mean, T, C));
+    for (int i = 0; i < n; i++) want[i] = x[i] + mean[i % C];
+    got = dev_read(d_y, n);
+    expect_close("bridge_bias_forward", got, want, n, 0.f);
+    free(got);
+    lw_cuda_ptr d_db = dev_floats(&b, std, C);
+    LAUNCH(lwk_bridge_bias_backward(on(BRIDGE), &g_bks, d_db, d_dy, T, C));
+    for (int j = 0; j < C; j++) {
+        float s = 0.f;
+        for (int t = 0; t < T; t++) s += dy[t * C + j];
+        want[j] = std[j] + s;
+    }
+    got = dev_read(d_db, C);
+    expect_close("bridge_bias_backward", got, want, C, 1e-6f);
+    free(got);
+
+    /* add and copy */
+    ck_assert_int_eq(lw_cuda_upload(&g_cu, d_y, x, (size_t)n * 4, "y"), LW_OK);
+    LAUNCH(lwk_bridge_add(on(BRIDGE), &g_bks, d_y, d_dy, n));
+    for (int i = 0; i < n; i++) want[i] = x[i] + dy[i];
+    got = dev_read(d_y, n);
+    expect_close("bridge_add", got, want, n, 0.f);
+    free(got);
+    LAUNCH(lwk_bridge_copy(on(BRIDGE), &g_bks, d_y, d_dy, n));
+    got = dev_read(d_y, n);
+    expect_close("bridge_copy", got, dy, n, 0.f);
+    free(got);
+    free(x), free(mean), free(std), free(dy), free(dx0), free(want);
+    dev_free(&b);
+}
+END_TEST
+
+/* AdamW with the global-norm clip (runtime/model/adamw_cuda.h's kernels):
+ * grad_sumsq over two buffers into one double (the joint norm), then
+ * adamw_clip_step over two spans of different weight decays, three steps,
+ * against lw_clip_grad_norm and lw_adamw_update. */
+START_TEST(adamw_clip)
+{
+    int n = 5000, half = 2000;
+    float *p = host_rand((size_t)n, 1.f), lr = 1e-3f, max_norm = 1.f;
+    lw_adamw opt;
+    ck_assert_int_eq(lw_adamw_init(&opt, (size_t)n, lw_adamw_defaults()), LW_OK);
+    dev_bufs b = {0};
+    lw_cuda_ptr d_p = dev_floats(&b, p, n), d_m = dev_alloc(&b, (size_t)n * 4), d_v = dev_alloc(&b, (size_t)n * 4);
+    lw_cuda_ptr d_g = dev_alloc(&b, (size_t)n * 4), d_sq = dev_alloc(&b, sizeof(double));
+    ck_assert_int_eq(lw_cuda_memset0(&g_cu, d_m, (size_t)n * 4, "m"), LW_OK);
+    ck_assert_int_eq(lw_cuda_memset0(&g_cu, d_v, (size_t)n * 4, "v"), LW_OK);
+    for (int step = 1; step <= 3; step++) {
+        float *g = host_rand((size_t)n, 1.f);   /* norm ~ 41: clipped to 1 */
+        ck_assert_int_eq(lw_cuda_upload(&g_cu, d_g, g, (size_t)n * 4, "grads"), LW_OK);
+        ck_assert_int_eq(lw_cuda_memset0(&g_cu, d_sq, sizeof(double), "sumsq"), LW_OK);
+        LAUNCH(lwk_grad_sumsq(on(BRIDGE), &g_bks, d_sq, d_g, half));
+        LAUNCH(lwk_grad_sumsq(on(BRIDGE), &g_bks, d_sq, d_g + (size_t)half * 4, n - half));
+        double norm = lw_clip_grad_norm(g, (size_t)n, max_norm), sq = 0;
+        ck_assert_int_eq(lw_cuda_download(&g_cu, &sq, d_sq, sizeof sq, "sumsq"), LW_OK);
+        ck_assert_msg(fabs(sqrt(sq) - norm) <= 1e-9 * norm, "grad_sumsq: norm %.17g, cpu %.17g", sqrt(sq), norm);
+        lw_adamw_begin_step(&opt);
+        double bc1 = 1.0 - pow(opt.cfg.beta1, (double)opt.step), bc2 = 1.0 - pow(opt.cfg.beta2, (double)opt.step);
+        float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+        LAUNCH(lwk_adamw_clip_step(on(BRIDGE), &g_bks, d_p, d_g, d_m, d_v, d_sq, max_norm, half, lr, 0.01f,
+                                   opt.cfg.beta1, opt.cfg.beta2, opt.cfg.eps, step_size, bc2_sqrt));
+        size_t o = (size_t)half * 4;
+        LAUNCH(lwk_adamw_clip_step(on(BRIDGE), &g_bks, d_p + o, d_g + o, d_m + o, d_v + o, d_sq, max_norm, n - half,
+                                   lr, 0.f, opt.cfg.beta1, opt.cfg.beta2, opt.cfg.eps, step_size, bc2_sqrt));
+        lw_adamw_update(&opt, p, g, 0, (size_t)half, lr, 0.01f);
+        lw_adamw_update(&opt, p, g, (size_t)half, (size_t)(n - half), lr, 0.f);
+        float *gg = dev_read(d_g, n);
+        expect_close("adamw_clip_step clipped grads", gg, g, n, 1e-9f);
+        free(gg), free(g);
+    }
+    float *gp = dev_read(d_p, n), *gm = dev_read(d_m, n), *gv = dev_read(d_v, n);
+    expect_close("adamw_clip_step param", gp, p, n, 1e-6f);
+    expect_close("adamw_clip_step m", gm, opt.m, n, 1e-7f);
+    expect_close("adamw_clip_step v", gv, opt.v, n, 1e-9f);
+    free(gp), free(gm), free(gv), free(p);
+    lw_adamw_free(&opt);
+    dev_free(&b);
+}
+END_TEST
+
 /* f32_to_bf16 bit for bit against lw_bf16_from_f32, ties, infinities,
  * subnormals and NaN included. */
 START_TEST(f32_to_bf16)
@@ -950,6 +1080,8 @@ int main(void)
     tcase_add_test(tc, rms_calibrate);
     tcase_add_test(tc, prefix);
     tcase_add_test(tc, adamw);
+    tcase_add_test(tc, bridge_plan_kernels);
+    tcase_add_test(tc, adamw_clip);
     tcase_add_loop_test(tc, f32_to_bf16, SENDER, BRIDGE);
     tcase_add_loop_test(tc, add_copy, SENDER, BRIDGE);
     tcase_add_loop_test(tc, bias_add, SENDER, BRIDGE);

@@ -160,6 +160,22 @@ lw_status lw_cublas_matmul_dx(lw_cublas *b, lw_cuda_ptr dx, lw_cuda_ptr dy, lw_c
     return LW_OK;
 }
 
+lw_status lw_cublas_matmul_dw(lw_cublas *b, lw_cuda_ptr dw, lw_cuda_ptr dy, lw_cuda_ptr x, int T, int in, int out,
+                              bool accumulate, const char *what)
+{
+    lw_status st = check_product(dw, dy, x, T, in, out, what);
+    if (st) return st;
+    float *DW = at(dw);
+    const float *DY = at(dy), *X = at(x);
+    for (int o = 0; o < out; o++)
+        for (int i = 0; i < in; i++) {
+            float s = 0.f;
+            for (int t = 0; t < T; t++) s += DY[(size_t)t * out + o] * X[(size_t)t * in + i];
+            DW[(size_t)o * in + i] = accumulate ? DW[(size_t)o * in + i] + s : s;
+        }
+    return LW_OK;
+}
+
 lw_status lw_cublas_matmul_bf16(lw_cublas *b, lw_cuda_ptr y, lw_cuda_ptr x, lw_cuda_ptr w, int T, int in, int out,
                                 const char *what)
 {

@@ -18,11 +18,16 @@
 #define LW_TWIN_H
 
 #include <stdbool.h>
+
 #include "model_config.h"
 
 /* The model whose kernels the twins stand for (kept by pointer: it must
  * outlive the calls). */
 void lw_twin_set_model(const lw_model_config *c);
+
+/* The bridge whose kernels the bridge twins (bridge_twins.c) stand for:
+ * the sizes gen_kernels.c bakes into the bridge unit. */
+void lw_twin_set_bridge(int width, int heads, int soft_tokens, int receiver_hidden, bool calibrate_rms);
 
 /* Launches made through the twin launchers since the last reset, and the
  * cuBLAS products (tests check the executor ran at all). */
@@ -31,11 +36,13 @@ typedef struct {
     long download_bytes;   /* device to host, all downloads */
     long bf16_dx_products; /* input-gradient products through bf16 weights */
     long by_kernel[32];   /* indexed by lw_twin_kernel_index */
+    long by_bridge_kernel[32];   /* indexed by lw_twin_bridge_kernel_index */
 } lw_twin_counts;
 extern lw_twin_counts lw_twin_count;
 int lw_twin_kernel_index(const char *name);
 /* While true, the GPU training pass's host staging cannot be allocated
  * (gpu_receiver_pass.c in this build): a pack that cannot grow. */
 extern bool lw_twin_fail_staging;
+int lw_twin_bridge_kernel_index(const char *name);
 
 #endif
