@@ -68,13 +68,8 @@ static void score_alone_labels(const lw_model *m, const lw_score_prompt *pr, int
 {
     lw_state *s;
     ck_assert_int_eq(lw_state_alloc(m, MAX_P + 35, false, &s), LW_OK);
-    float *last = malloc((size_t)m->cfg.vocab * sizeof *last);
-    lw_forward_args a = {.ids = pr->ids, .embeds = pr->embeds, .is_embed = pr->is_embed, .T = pr->P,
-                         .logits = last, .capture_layer = -1};
-    ck_assert_msg(lw_forward(m, s, &a) == LW_OK, "%s", lw_last_error());
-    ck_assert_msg(lw_score_verbalizers(m, s, NULL, pr->P, last, n_labels, verb, verb_len, scores) == LW_OK, "%s",
-                  lw_last_error());
-    free(last);
+    lw_forward_args a = {.ids = pr->ids, .embeds = pr->embeds, .is_embed = pr->is_embed, .T = pr->P};
+    ck_assert_msg(lw_score_after_prompt(m, s, &a, n_labels, verb, verb_len, scores) == LW_OK, "%s", lw_last_error());
     lw_state_free(s);
 }
 

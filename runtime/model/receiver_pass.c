@@ -152,9 +152,7 @@ lw_status lw_receiver_pass_scores(lw_receiver_pass *p, const lw_receiver_adapter
                        Ly->max_verb - 1, p->max_T);
     lw_state_reset(p->score_state);
     lw_forward_args a = {.ids = p->ids, .embeds = embeds ? p->embeds : NULL, .is_embed = embeds ? p->is_embed : NULL,
-                         .T = P, .logits = p->last, .capture_layer = -1, .adapters = ad};
-    lw_status st = lw_forward(p->m, p->score_state, &a);
-    if (st) return st;
-    return lw_score_verbalizers(p->m, p->score_state, ad, P, p->last, Ly->n_labels,
-                                (const int *const *)Ly->verb, Ly->verb_len, scores);
+                         .T = P, .adapters = ad};
+    return lw_score_after_prompt(p->m, p->score_state, &a, Ly->n_labels, (const int *const *)Ly->verb, Ly->verb_len,
+                                 scores);
 }
