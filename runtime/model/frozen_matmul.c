@@ -2,6 +2,7 @@
 #include "frozen_matmul.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,25 +135,25 @@ static lw_status check_pairs(const lw_model *m, int n_rows, const int *pair_row,
     return LW_OK;
 }
 
-double lw_log_prob(const float *logits, int V, int id)
+/* A row's max and sum of exp(logit - max), in double: lw_log_prob's sums,
+ * taken once a row however many of its tokens are asked for (Banking77:
+ * 77 first tokens on one row). */
+static void row_sums(const float *logits, int V, float *mx_out, double *sum_out)
 {
     float mx = -INFINITY;
     for (int i = 0; i < V; i++)
         if (logits[i] > mx) mx = logits[i];
     double sum = 0.0;
     for (int i = 0; i < V; i++) sum += exp((double)(logits[i] - mx));
-    return (double)(logits[id] - mx) - log(sum);
+    *mx_out = mx, *sum_out = sum;
 }
 
-/* log sum_v exp(logits[v]), summed in double as lw_log_prob sums. */
-static float log_sum_exp(const float *logits, int V)
+double lw_log_prob(const float *logits, int V, int id)
 {
-    float mx = -INFINITY;
-    for (int i = 0; i < V; i++)
-        if (logits[i] > mx) mx = logits[i];
-    double sum = 0.0;
-    for (int i = 0; i < V; i++) sum += exp((double)(logits[i] - mx));
-    return (float)((double)mx + log(sum));
+    float mx;
+    double sum;
+    row_sums(logits, V, &mx, &sum);
+    return (double)(logits[id] - mx) - log(sum);
 }
 
 /* The narrow head (bf16, GGUF blocks), forward (dlogp NULL: logp[k] and,
@@ -174,11 +175,19 @@ static lw_status narrow_head(const lw_model *m, lw_weight_ref head, const float 
         if (n_rows - r0 - nr == 1 && nr > 1) nr--;
         st = lw_weight_forward(logits, xf + (size_t)r0 * H, head, NULL, nr, H, V);
         if (st) break;
-        if (!dlogp) {
-            for (int k = 0; k < n_pairs; k++)
-                if (pair_row[k] >= r0 && pair_row[k] < r0 + nr)
-                    logp[k] = lw_log_prob(logits + (size_t)(pair_row[k] - r0) * V, V, pair_id[k]);
-            for (int r = 0; lse && r < nr; r++) lse[r0 + r] = log_sum_exp(logits + (size_t)r * V, V);
+        if (!dlogp) {   /* each row's sums once, then lw_log_prob's value for each of its pairs */
+            for (int r = 0; r < nr; r++) {
+                bool used = lse != NULL;
+                for (int k = 0; !used && k < n_pairs; k++) used = pair_row[k] == r0 + r;
+                if (!used) continue;
+                const float *row = logits + (size_t)r * V;
+                float mx;
+                double sum;
+                row_sums(row, V, &mx, &sum);
+                for (int k = 0; k < n_pairs; k++)
+                    if (pair_row[k] == r0 + r) logp[k] = (double)(row[pair_id[k]] - mx) - log(sum);
+                if (lse) lse[r0 + r] = (float)((double)mx + log(sum));
+            }
             continue;
         }
         /* dlogits_t,v = sum of row t's pairs' dlogp [v = id] - g_t p_tv */
