@@ -233,9 +233,7 @@ static lw_status score_labels(lw_bench *b, bool on_sender, const lw_receiver_lay
     const lw_model *m = on_sender ? b->s.sender : b->s.receiver;
     lw_state *s = on_sender ? b->sstate : b->rstate;
     lw_state_reset(s);
-    lw_status st = lw_forward(m, s, &a);
-    if (st) return st;
-    return lw_score_verbalizers(m, s, NULL, P, b->last, Ly->n_labels, verb, Ly->verb_len, scores);
+    return lw_score_after_prompt(m, s, &a, Ly->n_labels, verb, Ly->verb_len, scores);
 }
 
 /* The sender's first n rows up to the bridge's source layer, into b->hidden. */

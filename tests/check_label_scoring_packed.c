@@ -61,20 +61,15 @@ static void free_prompts(prompts *p, int n)
     for (int i = 0; i < n; i++) free(p->embeds[i]);
 }
 
-/* One prompt alone, as lw_receiver_pass_scores runs it: the prompt from
+/* One prompt alone, as lw_receiver_pass_prompt runs it: the prompt from
  * position 0, then lw_score_verbalizers. */
 static void score_alone_labels(const lw_model *m, const lw_score_prompt *pr, int n_labels, const int *const *verb,
                                const int *verb_len, double *scores)
 {
     lw_state *s;
     ck_assert_int_eq(lw_state_alloc(m, MAX_P + 35, false, &s), LW_OK);
-    float *last = malloc((size_t)m->cfg.vocab * sizeof *last);
-    lw_forward_args a = {.ids = pr->ids, .embeds = pr->embeds, .is_embed = pr->is_embed, .T = pr->P,
-                         .logits = last, .capture_layer = -1};
-    ck_assert_msg(lw_forward(m, s, &a) == LW_OK, "%s", lw_last_error());
-    ck_assert_msg(lw_score_verbalizers(m, s, NULL, pr->P, last, n_labels, verb, verb_len, scores) == LW_OK, "%s",
-                  lw_last_error());
-    free(last);
+    lw_forward_args a = {.ids = pr->ids, .embeds = pr->embeds, .is_embed = pr->is_embed, .T = pr->P};
+    ck_assert_msg(lw_score_after_prompt(m, s, &a, n_labels, verb, verb_len, scores) == LW_OK, "%s", lw_last_error());
     lw_state_free(s);
 }
 

@@ -516,10 +516,8 @@ static int scores_match_each_label(lw_model *m, const lw_receiver_adapters *ad)
     ck_assert_int_eq(lw_state_alloc(m, 32, false, &s), LW_OK);
     float last[16], rows[L * 16];
     lw_forward_args a = {.ids = prompt, .T = P, .logits = last, .capture_layer = -1, .adapters = ad};
-    ck_assert_int_eq(lw_forward(m, s, &a), LW_OK);
-    double scores[NL];
-    ck_assert_msg(lw_score_verbalizers(m, s, ad, P, last, NL, verb, verb_len, scores) == LW_OK, "%s",
-                  lw_last_error());
+    double scores[NL];   /* the prompt's logits request is the scorer's to replace (its last row, final-normed) */
+    ck_assert_msg(lw_score_after_prompt(m, s, &a, NL, verb, verb_len, scores) == LW_OK, "%s", lw_last_error());
     for (int k = 0; k < NL; k++) {   /* the label alone after the prompt */
         lw_state_reset(s);
         ck_assert_int_eq(lw_forward(m, s, &a), LW_OK);

@@ -2,6 +2,7 @@
 #include "frozen_matmul.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,8 +99,10 @@ lw_status lw_weight_backward_x(float *dx, const float *dy, lw_weight_ref w, int 
  *         (lw_log_prob).
  *
  * These are the two forms label scoring ran by hand before it was a record
- * (label_scoring.c's add_continuations), with the same calls in the same
- * order, so scores are bit for bit what they were. It lives here, beside
+ * (label_scoring.c's continuations and the packed scorer's rows), with the
+ * same calls in the same order. Every scorer now stands on it: a prompt's
+ * last row (every label's first token), the verbalizers' continuation rows
+ * and the packed scorer's rows all reach the head here. It lives here, beside
  * the products, rather than with the block executor (plan_cpu.c), so that
  * label scoring stands on the products only (scripts/include-floors). */
 
@@ -132,25 +135,74 @@ static lw_status check_pairs(const lw_model *m, int n_rows, const int *pair_row,
     return LW_OK;
 }
 
-double lw_log_prob(const float *logits, int V, int id)
+/* A row's max and sum of exp(logit - max), in double: lw_log_prob's sums,
+ * taken once a row however many of its tokens are asked for (Banking77:
+ * 77 first tokens on one row). */
+static void row_sums(const float *logits, int V, float *mx_out, double *sum_out)
 {
     float mx = -INFINITY;
     for (int i = 0; i < V; i++)
         if (logits[i] > mx) mx = logits[i];
     double sum = 0.0;
     for (int i = 0; i < V; i++) sum += exp((double)(logits[i] - mx));
+    *mx_out = mx, *sum_out = sum;
+}
+
+double lw_log_prob(const float *logits, int V, int id)
+{
+    float mx;
+    double sum;
+    row_sums(logits, V, &mx, &sum);
     return (double)(logits[id] - mx) - log(sum);
 }
 
-/* log sum_v exp(logits[v]), summed in double as lw_log_prob sums. */
-static float log_sum_exp(const float *logits, int V)
+/* The narrow head (bf16, GGUF blocks), forward (dlogp NULL: logp[k] and,
+ * if lse, each row's log-sum-exp) or backward (dxf += dlogits @ head, from
+ * the forward's lse_in): one loop for both, the head's own product over
+ * SCORE_CHUNK rows at a time into whole rows of logits. A chunk never
+ * leaves a lone row for the last product (a one-row product may sum in
+ * another order than a matrix product: the packed scorer's rule). */
+static lw_status narrow_head(const lw_model *m, lw_weight_ref head, const float *xf, int n_rows, int H, int V,
+                             const int *pair_row, const int *pair_id, int n_pairs, const float *dlogp,
+                             const float *lse_in, float *lse, double *logp, float *dxf)
 {
-    float mx = -INFINITY;
-    for (int i = 0; i < V; i++)
-        if (logits[i] > mx) mx = logits[i];
-    double sum = 0.0;
-    for (int i = 0; i < V; i++) sum += exp((double)(logits[i] - mx));
-    return (float)((double)mx + log(sum));
+    int chunk = n_rows < SCORE_CHUNK ? n_rows : SCORE_CHUNK;
+    float *logits = malloc((size_t)chunk * V * sizeof *logits);
+    if (!logits) return lw_fail(LW_ERR_NOMEM, "scoring %s: out of memory for %d rows of logits", m->cfg.name, chunk);
+    lw_status st = LW_OK;
+    for (int r0 = 0, nr = 0; r0 < n_rows && !st; r0 += nr) {
+        nr = n_rows - r0 < chunk ? n_rows - r0 : chunk;
+        if (n_rows - r0 - nr == 1 && nr > 1) nr--;
+        st = lw_weight_forward(logits, xf + (size_t)r0 * H, head, NULL, nr, H, V);
+        if (st) break;
+        if (!dlogp) {   /* each row's sums once, then lw_log_prob's value for each of its pairs */
+            for (int r = 0; r < nr; r++) {
+                bool used = lse != NULL;
+                for (int k = 0; !used && k < n_pairs; k++) used = pair_row[k] == r0 + r;
+                if (!used) continue;
+                const float *row = logits + (size_t)r * V;
+                float mx;
+                double sum;
+                row_sums(row, V, &mx, &sum);
+                for (int k = 0; k < n_pairs; k++)
+                    if (pair_row[k] == r0 + r) logp[k] = (double)(row[pair_id[k]] - mx) - log(sum);
+                if (lse) lse[r0 + r] = (float)((double)mx + log(sum));
+            }
+            continue;
+        }
+        /* dlogits_t,v = sum of row t's pairs' dlogp [v = id] - g_t p_tv */
+        for (int r = 0; r < nr; r++) {
+            float g = 0.f, *row = logits + (size_t)r * V, l = lse_in[r0 + r];
+            for (int k = 0; k < n_pairs; k++)
+                if (pair_row[k] == r0 + r) g += dlogp[k];
+            for (int v = 0; v < V; v++) row[v] = -g * expf(row[v] - l);
+            for (int k = 0; k < n_pairs; k++)
+                if (pair_row[k] == r0 + r) row[pair_id[k]] += dlogp[k];
+        }
+        st = lw_weight_backward_x(dxf + (size_t)r0 * H, logits, head, nr, H, V);
+    }
+    free(logits);
+    return st;
 }
 
 lw_status lw_plan_cpu_head_logsoftmax(const lw_plan *p, const lw_model *m, const float *xf, int n_rows,
@@ -162,29 +214,15 @@ lw_status lw_plan_cpu_head_logsoftmax(const lw_plan *p, const lw_model *m, const
     if (st || n_rows == 0) return st;
     int H = op->width, V = op->parts[0].width;
     lw_weight_ref head = lw_model_weight(m, -1, op->w);
-    if (head.f32) {
-        float *buf = malloc((HEAD_SCRATCH + (size_t)n_pairs + (size_t)n_rows) * sizeof *buf);
-        if (!buf) return lw_fail(LW_ERR_NOMEM, "scoring %s: out of memory for %d pairs", m->cfg.name, n_pairs);
-        float *lp = buf + HEAD_SCRATCH;
-        if (!lse) lse = lp + n_pairs;   /* the running max lives there: not optional here */
-        head_logsoftmax_forward(lp, lse, xf, head.f32, n_rows, H, V, pair_row, pair_id, n_pairs, buf);
-        for (int k = 0; k < n_pairs; k++) logp[k] = lp[k];
-        free(buf);
-        return LW_OK;
-    }
-    int chunk = n_rows < SCORE_CHUNK ? n_rows : SCORE_CHUNK;
-    float *logits = malloc((size_t)chunk * V * sizeof *logits);
-    if (!logits) return lw_fail(LW_ERR_NOMEM, "scoring %s: out of memory for %d rows of logits", m->cfg.name, chunk);
-    for (int r0 = 0; r0 < n_rows && !st; r0 += chunk) {
-        int nr = n_rows - r0 < chunk ? n_rows - r0 : chunk;
-        st = lw_weight_forward(logits, xf + (size_t)r0 * H, head, NULL, nr, H, V);
-        for (int k = 0; !st && k < n_pairs; k++)
-            if (pair_row[k] >= r0 && pair_row[k] < r0 + nr)
-                logp[k] = lw_log_prob(logits + (size_t)(pair_row[k] - r0) * V, V, pair_id[k]);
-        for (int r = 0; !st && lse && r < nr; r++) lse[r0 + r] = log_sum_exp(logits + (size_t)r * V, V);
-    }
-    free(logits);
-    return st;
+    if (!head.f32) return narrow_head(m, head, xf, n_rows, H, V, pair_row, pair_id, n_pairs, NULL, NULL, lse, logp, NULL);
+    float *buf = malloc((HEAD_SCRATCH + (size_t)n_pairs + (size_t)n_rows) * sizeof *buf);
+    if (!buf) return lw_fail(LW_ERR_NOMEM, "scoring %s: out of memory for %d pairs", m->cfg.name, n_pairs);
+    float *lp = buf + HEAD_SCRATCH;
+    if (!lse) lse = lp + n_pairs;   /* the running max lives there: not optional here */
+    head_logsoftmax_forward(lp, lse, xf, head.f32, n_rows, H, V, pair_row, pair_id, n_pairs, buf);
+    for (int k = 0; k < n_pairs; k++) logp[k] = lp[k];
+    free(buf);
+    return LW_OK;
 }
 
 lw_status lw_plan_cpu_head_logsoftmax_backward(const lw_plan *p, const lw_model *m, const float *xf, int n_rows,
@@ -198,31 +236,12 @@ lw_status lw_plan_cpu_head_logsoftmax_backward(const lw_plan *p, const lw_model 
     int H = op->width, V = op->parts[0].width;
     if (op->flags & LW_PLAN_ZERO_DIN) memset(dxf, 0, (size_t)n_rows * H * sizeof *dxf);
     lw_weight_ref head = lw_model_weight(m, -1, op->w);
-    if (head.f32) {
-        float *buf = malloc(HEAD_SCRATCH * sizeof *buf);
-        if (!buf) return lw_fail(LW_ERR_NOMEM, "scoring %s: out of memory (backward)", m->cfg.name);
-        /* dw NULL: the head is frozen */
-        head_logsoftmax_backward(dxf, NULL, dlogp, xf, head.f32, n_rows, H, V, pair_row, pair_id, n_pairs, lse, buf);
-        free(buf);
-        return LW_OK;
-    }
-    /* the narrow head: dlogits_t,v = sum of row t's pairs' dlogp [v = id] - g_t p_tv, then dx += dlogits @ w */
-    int chunk = n_rows < SCORE_CHUNK ? n_rows : SCORE_CHUNK;
-    float *logits = malloc((size_t)chunk * V * sizeof *logits);
-    if (!logits) return lw_fail(LW_ERR_NOMEM, "scoring %s: out of memory for %d rows of logits", m->cfg.name, chunk);
-    for (int r0 = 0; r0 < n_rows && !st; r0 += chunk) {
-        int nr = n_rows - r0 < chunk ? n_rows - r0 : chunk;
-        st = lw_weight_forward(logits, xf + (size_t)r0 * H, head, NULL, nr, H, V);
-        for (int r = 0; !st && r < nr; r++) {
-            float g = 0.f, *row = logits + (size_t)r * V, l = lse[r0 + r];
-            for (int k = 0; k < n_pairs; k++)
-                if (pair_row[k] == r0 + r) g += dlogp[k];
-            for (int v = 0; v < V; v++) row[v] = -g * expf(row[v] - l);
-            for (int k = 0; k < n_pairs; k++)
-                if (pair_row[k] == r0 + r) row[pair_id[k]] += dlogp[k];
-        }
-        if (!st) st = lw_weight_backward_x(dxf + (size_t)r0 * H, logits, head, nr, H, V);
-    }
-    free(logits);
-    return st;
+    if (!head.f32)
+        return narrow_head(m, head, xf, n_rows, H, V, pair_row, pair_id, n_pairs, dlogp, lse, NULL, NULL, dxf);
+    float *buf = malloc(HEAD_SCRATCH * sizeof *buf);
+    if (!buf) return lw_fail(LW_ERR_NOMEM, "scoring %s: out of memory (backward)", m->cfg.name);
+    /* dw NULL: the head is frozen */
+    head_logsoftmax_backward(dxf, NULL, dlogp, xf, head.f32, n_rows, H, V, pair_row, pair_id, n_pairs, lse, buf);
+    free(buf);
+    return LW_OK;
 }

@@ -14,7 +14,7 @@
 
 #include "adapters.h"
 #include "model.h"
-#include "frozen_matmul.h"   /* lw_log_prob */
+#include "frozen_matmul.h"   /* lw_log_prob, for callers that score logits by hand (the GPU bench) */
 #include "status.h"
 
 typedef struct {
@@ -45,13 +45,21 @@ lw_status lw_label_scorer_generate_until(lw_label_scorer *s, const int *ids, int
                                          int *out, int *n_out);
 
 /* The scoring loop of every method, after its prompt ran: the prompt's P
- * rows are in s's KV cache and its last row's logits in last. scores[k] =
- * the summed log-probs of label k's verbalizer tokens; each label's tokens
- * but its last continue the cached prompt (writing positions >= P only, so
- * the prompt stays for the next label), and the output head then runs once
- * over all labels' rows. ad: the receiver's adapters or NULL. */
+ * rows are in s's KV cache and last is its last row, final-normed
+ * ([hidden]: lw_forward's capture_layer = n_layers). scores[k] = the summed
+ * log-probs of label k's verbalizer tokens; each label's tokens but its
+ * last continue the cached prompt (writing positions >= P only, so the
+ * prompt stays for the next label), and the plan's head_logsoftmax record
+ * (frozen_matmul.h) then reads the prompt's last row and all labels' rows
+ * at once. ad: the receiver's adapters or NULL. */
 lw_status lw_score_verbalizers(const lw_model *m, lw_state *s, const lw_receiver_adapters *ad, int P,
                                const float *last, int n_labels, const int *const *verb, const int *verb_len,
                                double *scores);
+
+/* Runs the prompt (its rows, from prompt->pos0, with its adapters; what it
+ * asks for as output is ignored: the final-normed rows are captured), then
+ * lw_score_verbalizers after its pos0 + T positions. */
+lw_status lw_score_after_prompt(const lw_model *m, lw_state *s, const lw_forward_args *prompt, int n_labels,
+                                const int *const *verb, const int *verb_len, double *scores);
 
 #endif

@@ -5,11 +5,6 @@
 #include <string.h>
 
 #include "frozen_matmul.h"
-#include "label_scoring.h"
-#include "ops.h"
-
-/* Rows of the output head per product, as label_scoring.c's. */
-#define SCORE_CHUNK 64
 
 lw_status lw_packed_scorer_init(lw_packed_scorer *s, const lw_model *m, int rows)
 {
@@ -74,100 +69,58 @@ static void add_segment(lw_packed_scorer *s, int C, int *r, int *g, const lw_sco
     *r += n + n_tail;
 }
 
-/* score_rows with an fp32 head: the head fused with log-softmax (ops.h
- * head_logsoftmax_forward, as lw_score_verbalizers' continuations): the
- * vocabulary in blocks, a running logsumexp per row, only the picked
- * (row, token) pairs kept, no row of logits. */
-static lw_status fused_scores(lw_packed_scorer *s, const float *w, int n_score, const int *unique, const int *target,
-                              const int *owner, int n_rows, const int *rows, int n_labels, const int *const *verb,
-                              double *scores)
+/* The output head over the n_score rows row[] of s->hid, through the
+ * plan's head_logsoftmax record (frozen_matmul.h: fused with the
+ * log-softmax for an fp32 head, the head's own product for a narrow one):
+ * an entry of target -1 gives every label's first token its log-prob
+ * (scores[owner + k]); one of target t >= 0 adds t's log-prob to
+ * scores[owner]. Entries naming the same row share it (labels whose
+ * verbalizers begin alike, after one prompt). A lone row is multiplied
+ * with a copy of itself. */
+static lw_status score_rows(lw_packed_scorer *s, int n_score, int *row, int *target, int *owner, int n_labels,
+                            const int *const *verb, double *scores)
 {
     const lw_model *m = s->m;
-    int H = m->cfg.hidden, V = m->cfg.vocab, n_pairs = 0;
-    for (int j = 0; j < n_score; j++) n_pairs += target[j] == -1 ? n_labels : target[j] >= 0;
-    float *x = malloc((size_t)n_rows * H * sizeof *x);
-    float *buf = malloc((HEAD_SCRATCH + (size_t)n_pairs + (size_t)n_rows) * sizeof *buf);
-    int *pair = malloc(2 * (size_t)(n_pairs > 0 ? n_pairs : 1) * sizeof *pair);
-    if (!x || !buf || !pair) {
-        free(x), free(buf), free(pair);
-        return lw_fail(LW_ERR_NOMEM, "packed scorer: out of memory for %d rows of the head", n_rows);
+    int H = m->cfg.hidden, n_rows = 0, most = 0, n_pairs = 0;
+    for (int j = 0; j < n_score; j++) {
+        if (row[j] >= most) most = row[j] + 1;
+        n_pairs += target[j] == -1 ? n_labels : target[j] >= 0;
     }
-    for (int q = 0; q < n_rows; q++) memcpy(x + (size_t)q * H, s->hid + (size_t)rows[q] * H, (size_t)H * sizeof(float));
-    for (int j = 0, k = 0; j < n_score; j++) {
+    /* unique[j]: the entry's row among the distinct rows, in order of first use */
+    int *unique = malloc((size_t)(n_score + 1) * sizeof *unique), *seen = malloc((size_t)most * sizeof *seen);
+    int *rows = malloc((size_t)(n_score + 1) * sizeof *rows);
+    int *pair = malloc(2 * (size_t)(n_pairs > 0 ? n_pairs : 1) * sizeof *pair);
+    double *logp = malloc((size_t)(n_pairs > 0 ? n_pairs : 1) * sizeof *logp);
+    float *x = malloc((size_t)(n_score + 1) * H * sizeof *x);
+    lw_status st = LW_OK;
+    if (!unique || !seen || !rows || !pair || !logp || !x)
+        st = lw_fail(LW_ERR_NOMEM, "packed scorer: out of memory for %d scored rows", n_score);
+    for (int r = 0; !st && r < most; r++) seen[r] = -1;
+    for (int j = 0; !st && j < n_score; j++) {
+        if (seen[row[j]] < 0) seen[row[j]] = n_rows, rows[n_rows++] = row[j];
+        unique[j] = seen[row[j]];
+    }
+    if (!st && n_rows == 1) rows[n_rows++] = rows[0];   /* the copy, for the products' sake */
+    for (int q = 0; !st && q < n_rows; q++)
+        memcpy(x + (size_t)q * H, s->hid + (size_t)rows[q] * H, (size_t)H * sizeof(float));
+    for (int j = 0, k = 0; !st && j < n_score; j++) {
         if (target[j] == -1)
             for (int l = 0; l < n_labels; l++) pair[k] = unique[j], pair[n_pairs + k++] = verb[l][0];
         else if (target[j] >= 0)
             pair[k] = unique[j], pair[n_pairs + k++] = target[j];
     }
-    float *logp = buf + HEAD_SCRATCH, *lse = logp + n_pairs;
-    head_logsoftmax_forward(logp, lse, x, w, n_rows, H, V, pair, pair + n_pairs, n_pairs, buf);
-    for (int j = 0, k = 0; j < n_score; j++) {   /* in entry order: the sums add as lw_score_verbalizers' */
+    if (!st) {
+        lw_plan plan;
+        lw_plan_lower(&m->cfg, &plan);
+        st = lw_plan_cpu_head_logsoftmax(&plan, m, x, n_rows, pair, pair + n_pairs, n_pairs, NULL, logp);
+    }
+    for (int j = 0, k = 0; !st && j < n_score; j++) {   /* in entry order: the sums add as lw_score_verbalizers' */
         if (target[j] == -1)
             for (int l = 0; l < n_labels; l++) scores[owner[j] + l] = logp[k++];
         else if (target[j] >= 0)
             scores[owner[j]] += logp[k++];
     }
-    free(x), free(buf), free(pair);
-    return LW_OK;
-}
-
-/* The output head over the n_score rows row[] of s->hid, SCORE_CHUNK rows
- * a product: an entry of target -1 gives every label's first token its
- * log-prob (scores[owner + k]); one of target t >= 0 adds t's log-prob to
- * scores[owner]. Entries naming the same row share its product (labels
- * whose verbalizers begin alike, after one prompt). A lone row is
- * multiplied with a copy of itself. */
-static lw_status score_rows(lw_packed_scorer *s, int n_score, int *row, int *target, int *owner, int n_labels,
-                            const int *const *verb, double *scores)
-{
-    const lw_model *m = s->m;
-    int H = m->cfg.hidden, V = m->cfg.vocab, n_rows = 0, most = 0;
-    for (int j = 0; j < n_score; j++)
-        if (row[j] >= most) most = row[j] + 1;
-    /* unique[j]: the entry's row among the distinct rows, in order of first use */
-    int *unique = malloc((size_t)(n_score + 1) * sizeof *unique), *seen = malloc((size_t)most * sizeof *seen);
-    int *rows = malloc((size_t)(n_score + 1) * sizeof *rows);
-    if (!unique || !seen || !rows) {
-        free(unique), free(seen), free(rows);
-        return lw_fail(LW_ERR_NOMEM, "packed scorer: out of memory for %d scored rows", n_score);
-    }
-    for (int r = 0; r < most; r++) seen[r] = -1;
-    for (int j = 0; j < n_score; j++) {
-        if (seen[row[j]] < 0) seen[row[j]] = n_rows, rows[n_rows++] = row[j];
-        unique[j] = seen[row[j]];
-    }
-    if (n_rows == 1) rows[n_rows++] = rows[0];   /* the copy, for the products' sake */
-    lw_weight_ref head = lw_model_weight(m, -1, LW_W_OUTPUT);
-    if (!head.bf16 && !head.qn) {
-        lw_status st = fused_scores(s, head.f32, n_score, unique, target, owner, n_rows, rows, n_labels, verb, scores);
-        free(unique), free(seen), free(rows);
-        return st;
-    }
-    int chunk = n_rows < SCORE_CHUNK ? n_rows : SCORE_CHUNK;
-    float *x = malloc((size_t)chunk * H * sizeof *x), *logits = malloc((size_t)chunk * V * sizeof *logits);
-    lw_status st = x && logits ? LW_OK
-                               : lw_fail(LW_ERR_NOMEM, "packed scorer: out of memory for %d rows of logits", chunk);
-    for (int r0 = 0, nr = 0; !st && r0 < n_rows; r0 += nr) {
-        nr = n_rows - r0 < chunk ? n_rows - r0 : chunk;
-        if (n_rows - r0 - nr == 1) nr--;   /* never leave a lone row for the last product */
-        for (int q = 0; q < nr; q++)
-            memcpy(x + (size_t)q * H, s->hid + (size_t)rows[r0 + q] * H, (size_t)H * sizeof(float));
-        st = lw_weight_forward(logits, x, lw_model_weight(m, -1, LW_W_OUTPUT), NULL, nr, H, V);
-        for (int j = 0; !st && j < n_score; j++) {   /* in entry order: the sums add as before */
-            if (unique[j] < r0 || unique[j] >= r0 + nr) continue;
-            int o = owner[j];
-            const float *lg = logits + (size_t)(unique[j] - r0) * V;
-            if (target[j] == -1)   /* an example's first row: every label's first token */
-                for (int k = 0; k < n_labels; k++) scores[o + k] = lw_log_prob(lg, V, verb[k][0]);
-            else if (target[j] >= 0)
-                scores[o] += lw_log_prob(lg, V, target[j]);
-        }
-    }
-    free(x);
-    free(logits);
-    free(unique);
-    free(seen);
-    free(rows);
+    free(unique), free(seen), free(rows), free(pair), free(logp), free(x);
     return st;
 }
 

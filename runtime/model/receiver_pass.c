@@ -150,6 +150,9 @@ lw_status lw_receiver_pass_prompt(lw_receiver_pass *p, const lw_receiver_adapter
                        Ly->max_verb - 1, p->max_T);
     lw_state_reset(p->score_state);
     lw_forward_args a = {.ids = p->ids, .embeds = embeds ? p->embeds : NULL, .is_embed = embeds ? p->is_embed : NULL,
-                         .T = P, .logits = p->last, .capture_layer = -1, .adapters = ad};
-    return lw_forward(p->m, p->score_state, &a);
+                         .T = P, .capture_layer = p->m->cfg.n_layers, .hidden_out = p->final, .adapters = ad};
+    lw_status st = lw_forward(p->m, p->score_state, &a);
+    /* the scorer reads the prompt's last row final-normed (lw_score_verbalizers: the head_logsoftmax record) */
+    if (!st) memcpy(p->last, p->final + (size_t)(P - 1) * p->m->cfg.hidden, (size_t)p->m->cfg.hidden * sizeof(float));
+    return st;
 }

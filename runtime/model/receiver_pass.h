@@ -68,8 +68,8 @@ lw_status lw_receiver_pass_loss(lw_receiver_pass *p, const lw_receiver_adapters 
 lw_status lw_receiver_pass_backward(lw_receiver_pass *p, const lw_receiver_adapters *ad, int T, int label, float scale,
                                     bool *correct);
 /* Scoring's prompt: the P filled rows (embeds: whether is_embed / embeds
- * are used) from position 0 into score_state, the last row's logits into
- * last; refused unless every label's verbalizer fits after them. The caller
+ * are used) from position 0 into score_state, the last row final-normed
+ * ([hidden]) into last; refused unless every label's verbalizer fits after them. The caller
  * then scores the labels: lw_score_verbalizers(p->m, p->score_state, ad, P,
  * p->last, ...) (label_scoring.h), as the trainers do (lw_trainer_score,
  * lw_text_trainer_score): the pass stands below the label scorer, not on it. */
