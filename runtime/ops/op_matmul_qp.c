@@ -61,10 +61,12 @@ static void decode(const lw_qn_matrix *m, int o, row_scratch r)
     qn_decode_row(sg->type, sg->data + (size_t)(o - sg->row0) * sg->row_bytes, m->ld, r.u, r.s, r.m, r.c);
 }
 
-lw_status lw_qn_pack_forward(lw_qn_matrix *m)
+lw_status lw_qn_pack_forward(lw_qn_matrix *m) { return lw_qn_pack_forward_as(m, true); }
+
+lw_status lw_qn_pack_forward_as(lw_qn_matrix *m, bool nibbles)
 {
     if (!m->owns || !m->nseg) return lw_fail(LW_ERR_INVALID, "packing a block matrix: not an owning matrix");
-    int gs = 2, nib = 1;
+    int gs = 2, nib = nibbles ? 1 : 0;
     for (int i = 0; i < m->nseg; i++) {
         uint32_t t = m->seg[i].type;
         if (t == LW_QN_Q6_K) gs = 1;   /* scales per 16 columns */
