@@ -50,9 +50,16 @@ static void check_forward(uint32_t type, int T, int in, int out, bool bias)
     /* the 4-bit formats two u a byte: the panels' bytes are half the int8 ones */
     const bool four = type == LW_QN_Q4_0 || type == LW_QN_Q4_1 || type == LW_QN_Q4_K;
     ck_assert_int_eq(m.fwd.nib, four);
+    /* the symmetric formats (one zero point z) keep no c: the kernel makes
+     * it as s * -z, the same bits as the decoded c (the exact reference and
+     * the per-call kernel below hold it) */
+    const bool sym = type == LW_QN_Q4_0 || type == LW_QN_Q5_0 || type == LW_QN_Q6_K || type == LW_QN_Q8_0;
+    ck_assert_int_eq(m.fwd.c == NULL, sym);
+    ck_assert(m.fwd.cz == (sym ? (type == LW_QN_Q4_0 ? 8.0f : type == LW_QN_Q5_0 ? 16.0f : type == LW_QN_Q6_K ? 32.0f : 128.0f) : 0.0f));
     {
         size_t np = (size_t)(out + 15) / 16, ng = (size_t)in / (16 * (size_t)m.fwd.gs);
-        ck_assert_uint_eq(lw_qp_bytes(&m.fwd), np * (size_t)in * (four ? 8 : 16) + 2 * np * ng * 16 * sizeof(float));
+        ck_assert_uint_eq(lw_qp_bytes(&m.fwd),
+                          np * (size_t)in * (four ? 8 : 16) + (sym ? 1 : 2) * np * ng * 16 * sizeof(float));
     }
     lw_qn_act a;
     ck_assert_int_eq(lw_qn_act_quantize(&a, x, T, in, in), LW_OK);
@@ -224,6 +231,7 @@ START_TEST(packed_segments)
         ck_assert_int_eq(lw_qn_matrix_append(&mb, tb, bb, B), LW_OK);
         ck_assert_int_eq(lw_qn_pack_forward(&m), LW_OK);
         ck_assert_int_eq(m.fwd.gs, k ? 1 : 2);
+        ck_assert_ptr_nonnull(m.fwd.c);   /* zero points 16 and 128 (or 32): c stored */
         float *x = tl_rng_floats(&rng, T * IN), y[T * (A + B)], ya[T * A], yb[T * B];
         ck_assert_int_eq(matmul_qn_forward_on(LW_CPU_AVX512, y, x, &m, NULL, T), LW_OK);
         ck_assert_int_eq(matmul_qn_forward_on(LW_CPU_AVX512, ya, x, &ma, NULL, T), LW_OK);
