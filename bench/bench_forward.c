@@ -15,7 +15,9 @@
  * the narrow products run on one thread and fp32 ones on OpenBLAS's own
  * threads (OPENBLAS_NUM_THREADS), as before; threads N >= 1: the pool of N,
  * OpenBLAS pinned to one thread, as `lw --threads N` runs (cpu_threads.h),
- * so every dtype is timed on the same N cores (bench/cpu_round.py). Build and run:
+ * so every dtype is timed on the same N cores (bench/cpu_round.py). Also prints
+ * the pool's fork-joins a decode token (lw_threads_parallel_jobs: 0 at 1
+ * thread), what each token pays in hand-offs. Build and run:
  *   cc -O2 -Iruntime -Iout/gen bench/bench_forward.c out/lib/lwc/liblwrt.a \
  *      $(pkg-config --libs openblas) -ljansson -lm -lpthread -ldl -o out/bench_forward
  *   OPENBLAS_NUM_THREADS=2 out/bench_forward models/gemma-3-270m-q4_k_m.gguf gguf */
@@ -29,6 +31,7 @@
 #include "narrow_weights.h"
 #include "cpu_threads.h"
 #include "bench_time.h"
+#include "thread_pool.h"
 
 static double median(double *x, int n)
 {
@@ -92,6 +95,7 @@ int main(int argc, char **argv)
     double *prefill_cpu = malloc(sizeof(double) * (size_t)runs), *decode_cpu = malloc(sizeof(double) * (size_t)runs);
     for (int i = 0; i < n_prompt; i++) ids[i] = 3 + (i * 7919) % (V - 3);
 
+    double decode_jobs = 0;   /* fork-joins a decode token (the same every run) */
     for (int r = 0; r < runs; r++) {
         lw_state_reset(s);
         lw_forward_args a = {.ids = ids, .T = n_prompt, .logits = logits, .capture_layer = -1};
@@ -102,6 +106,7 @@ int main(int argc, char **argv)
         prefill_cpu[r] = n_prompt / (bench_cpu_now() - c0);
         t0 = bench_now();
         c0 = bench_cpu_now();
+        long jobs0 = lw_threads_parallel_jobs();
         for (int i = 0; i < n_decode; i++) {
             int next = lw_sample(logits, V, 0.0f, 0.0f, NULL);
             ids[n_prompt + i] = next;
@@ -111,11 +116,13 @@ int main(int argc, char **argv)
         }
         decode[r] = n_decode / (bench_now() - t0);
         decode_cpu[r] = n_decode / (bench_cpu_now() - c0);
+        decode_jobs = n_decode ? (double)(lw_threads_parallel_jobs() - jobs0) / n_decode : 0;
     }
     printf("%s %s: load %.2f s, prefill %d tokens: %.1f tok/s (CPU clock %.1f), decode %d tokens: %.1f tok/s "
-           "(CPU clock %.1f) (medians of %d); VmHWM %.0f MB, VmRSS %.0f MB; threads %d\n",
+           "(CPU clock %.1f) (medians of %d); VmHWM %.0f MB, VmRSS %.0f MB; threads %d; %.1f fork-joins a decode token\n",
            argv[1], lw_weights_dtype_name(dtype), load_s, n_prompt, median(prefill, runs), median(prefill_cpu, runs),
-           n_decode, median(decode, runs), median(decode_cpu, runs), runs, status_mb("VmHWM"), status_mb("VmRSS"), threads);
+           n_decode, median(decode, runs), median(decode_cpu, runs), runs, status_mb("VmHWM"), status_mb("VmRSS"), threads,
+           decode_jobs);
     free(ids), free(logits), free(prefill), free(decode), free(prefill_cpu), free(decode_cpu);
     lw_state_free(s);
     lw_model_free(m);

@@ -5,7 +5,8 @@
  * as runtime/io/dequant.c reads them, within 2 gamma(in + 16) sum |terms|),
  * and at T >= 2 it must equal the per-call AVX-512 panel kernel bit for bit
  * (same sums, same order). Any thread count gives the same bits; row views
- * read the right rows.
+ * read the right rows; the 4-bit formats' nibble panels give the bits of
+ * the same matrix packed one u a byte (lw_qn_pack_forward_as), at T = 1 too.
  *
  * The packed backward dx += dy w reads w^T requantised to int8 blocks of 32
  * along out and dy quantised per 32: not exact. Its error against the exact
@@ -49,9 +50,16 @@ static void check_forward(uint32_t type, int T, int in, int out, bool bias)
     /* the 4-bit formats two u a byte: the panels' bytes are half the int8 ones */
     const bool four = type == LW_QN_Q4_0 || type == LW_QN_Q4_1 || type == LW_QN_Q4_K;
     ck_assert_int_eq(m.fwd.nib, four);
+    /* the symmetric formats (one zero point z) keep no c: the kernel makes
+     * it as s * -z, the same bits as the decoded c (the exact reference and
+     * the per-call kernel below hold it) */
+    const bool sym = type == LW_QN_Q4_0 || type == LW_QN_Q5_0 || type == LW_QN_Q6_K || type == LW_QN_Q8_0;
+    ck_assert_int_eq(m.fwd.c == NULL, sym);
+    ck_assert(m.fwd.cz == (sym ? (type == LW_QN_Q4_0 ? 8.0f : type == LW_QN_Q5_0 ? 16.0f : type == LW_QN_Q6_K ? 32.0f : 128.0f) : 0.0f));
     {
         size_t np = (size_t)(out + 15) / 16, ng = (size_t)in / (16 * (size_t)m.fwd.gs);
-        ck_assert_uint_eq(lw_qp_bytes(&m.fwd), np * (size_t)in * (four ? 8 : 16) + 2 * np * ng * 16 * sizeof(float));
+        ck_assert_uint_eq(lw_qp_bytes(&m.fwd),
+                          np * (size_t)in * (four ? 8 : 16) + (sym ? 1 : 2) * np * ng * 16 * sizeof(float));
     }
     lw_qn_act a;
     ck_assert_int_eq(lw_qn_act_quantize(&a, x, T, in, in), LW_OK);
@@ -72,6 +80,21 @@ static void check_forward(uint32_t type, int T, int in, int out, bool bias)
     if (T >= 2) { /* the per-call panel kernel: the same sums in the same order */
         ck_assert_int_eq(matmul_qn_forward_on(LW_CPU_AVX512, y2, x, &plain, b, T), LW_OK);
         ck_assert_mem_eq(y, y2, sizeof(float) * T * out);
+    }
+    /* the 4-bit formats' nibble panels against the same matrix packed one u
+     * a byte: the same integer operands summed in the same order, so the
+     * same bits, at T = 1 (the decode tiles) as at T >= 2 */
+    if (four) {
+        lw_qn_matrix bytes;
+        lw_qn_matrix_init(&bytes, in);
+        ck_assert_int_eq(lw_qn_matrix_append(&bytes, type, blk, out), LW_OK);
+        ck_assert_int_eq(lw_qn_pack_forward_as(&bytes, false), LW_OK);
+        ck_assert_int_eq(bytes.fwd.nib, 0);
+        ck_assert_uint_eq(lw_qp_panel_u_bytes(&bytes.fwd), 2 * lw_qp_panel_u_bytes(&m.fwd));
+        ck_assert_int_eq(matmul_qn_forward_on(LW_CPU_AVX512, y2, x, &bytes, b, T), LW_OK);
+        ck_assert_msg(memcmp(y, y2, sizeof(float) * T * out) == 0, "%s T=%d in=%d out=%d: nibble and byte panels differ",
+                      lw_qn_type_name(type), T, in, out);
+        lw_qn_matrix_free(&bytes);
     }
     /* two threads, every product split (threshold 0): the same bits */
     ck_assert_int_eq(lw_cpu_threads_set(2), LW_OK);
@@ -208,6 +231,7 @@ START_TEST(packed_segments)
         ck_assert_int_eq(lw_qn_matrix_append(&mb, tb, bb, B), LW_OK);
         ck_assert_int_eq(lw_qn_pack_forward(&m), LW_OK);
         ck_assert_int_eq(m.fwd.gs, k ? 1 : 2);
+        ck_assert_ptr_nonnull(m.fwd.c);   /* zero points 16 and 128 (or 32): c stored */
         float *x = tl_rng_floats(&rng, T * IN), y[T * (A + B)], ya[T * A], yb[T * B];
         ck_assert_int_eq(matmul_qn_forward_on(LW_CPU_AVX512, y, x, &m, NULL, T), LW_OK);
         ck_assert_int_eq(matmul_qn_forward_on(LW_CPU_AVX512, ya, x, &ma, NULL, T), LW_OK);

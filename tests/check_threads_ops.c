@@ -11,7 +11,8 @@
  * (timing fields aside) and the trained bridge's file.
  *
  * The split threshold is set to 0 (lw_cpu_split_threshold_set) so that the
- * tiny shapes here split as the real models' do, and each case checks that
+ * tiny shapes here split as the real models' do (one case holds decode's
+ * one-row weights at the default threshold), and each case checks that
  * work really went to the workers (lw_threads_parallel_jobs): a test that
  * passes because nothing was split would prove nothing. */
 #include "testlib.h"
@@ -358,7 +359,6 @@ START_TEST(elementwise_and_row_ops_equal_the_plain_ops)
 }
 END_TEST
 
-
 /* The bridge's AdamW step splits its tensors into chunks of 32768 over the
  * pool: the bits of one thread's loop over the tensors, over two steps (the
  * moments carry); a frozen tensor (the input norm's buffers) is not moved. */
@@ -392,6 +392,63 @@ START_TEST(bridge_adamw_identical_for_any_thread_count)
 }
 END_TEST
 
+/* Decode's rule at the DEFAULT threshold (not 0): a one-row product weighs
+ * LW_ONE_ROW_COST times its flops and one-row attention ATTN_ONE_ROW_COST
+ * (cpu_threads.h, op_attention.c), so SmolLM2-sized decode calls split
+ * where their flops alone would not, the small ones still do not, and the
+ * bits are those of one thread. */
+static bool splits(long jobs0) { return lw_threads_parallel_jobs() > jobs0; }
+
+START_TEST(decode_calls_split_by_their_one_row_weight)
+{
+    ck_assert(lw_cpu_split_threshold() == (double)(1 << 20));
+    lw_cpu_path path;
+    ck_assert_int_eq(lw_cpu_path_get(&path), LW_OK);
+    lw_rng rng;
+    lw_rng_seed(&rng, 43);
+    /* 2 x 576 x 320 = 369 kflop: split at T = 1 (x5), 64 outputs (74 kflop) not */
+    static const int outs[2] = {320, 64};
+    for (int k = 0; k < 2; k++) {
+        const int in = 576, out = outs[k];
+        uint8_t *blk = tl_qn_rand_blocks(&rng, LW_QN_Q4_1, out, in);
+        float *x = tl_rand_floats((size_t)in, 51), *y1 = calloc((size_t)out, sizeof(float));
+        float *y2 = calloc((size_t)out, sizeof(float));
+        lw_qn_matrix w;
+        lw_qn_matrix_init(&w, in);
+        ck_assert_int_eq(lw_qn_matrix_append(&w, LW_QN_Q4_1, blk, out), LW_OK);
+        if (path == LW_CPU_AVX512) ck_assert_int_eq(lw_qn_pack_forward(&w), LW_OK);
+        tl_use_threads(1);
+        ck_assert_int_eq(matmul_qn_forward(y1, x, &w, NULL, 1), LW_OK);
+        tl_use_threads(2);
+        long jobs = lw_threads_parallel_jobs();
+        ck_assert_int_eq(matmul_qn_forward(y2, x, &w, NULL, 1), LW_OK);
+        ck_assert_msg(splits(jobs) == (k == 0), "one-row product of %d x %d: split %d", out, in, splits(jobs));
+        tl_assert_same(y2, y1, (size_t)out, "one-row block product", 2);
+        lw_qn_matrix_free(&w);
+        free(blk), free(x), free(y1), free(y2);
+    }
+    /* SmolLM2's heads (9 / 3 of 64): 4 Hq Tk D = 147 kflop at 64 keys splits
+     * (x10), 37 kflop at 16 keys does not */
+    static const int keys[2] = {64, 16};
+    for (int k = 0; k < 2; k++) {
+        const int Hq = 9, Hkv = 3, D = 64, Tk = keys[k];
+        float *q = tl_rand_floats((size_t)Hq * D, 52), *kc = tl_rand_floats((size_t)Tk * Hkv * D, 53);
+        float *vc = tl_rand_floats((size_t)Tk * Hkv * D, 54);
+        float *o1 = calloc((size_t)Hq * D, sizeof(float)), *o2 = calloc((size_t)Hq * D, sizeof(float));
+        lw_attention_params p = {.causal = true, .q_offset = Tk - 1, .scale = 0.125f};
+        tl_use_threads(1);
+        attention_forward(o1, NULL, q, kc, vc, 1, Tk, Hq, Hkv, D, &p);
+        tl_use_threads(2);
+        long jobs = lw_threads_parallel_jobs();
+        attention_forward(o2, NULL, q, kc, vc, 1, Tk, Hq, Hkv, D, &p);
+        ck_assert_msg(splits(jobs) == (k == 0), "one-row attention over %d keys: split %d", Tk, splits(jobs));
+        tl_assert_same(o2, o1, (size_t)Hq * D, "one-row attention", 2);
+        free(q), free(kc), free(vc), free(o1), free(o2);
+    }
+    lw_threads_shutdown();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("threads_ops");
@@ -409,6 +466,7 @@ int main(void)
     tcase_add_test(tc, attention_identical_for_any_thread_count);
     tcase_add_test(tc, elementwise_and_row_ops_equal_the_plain_ops);
     tcase_add_test(tc, bridge_adamw_identical_for_any_thread_count);
+    tcase_add_test(tc, decode_calls_split_by_their_one_row_weight);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

@@ -111,14 +111,16 @@ static lw_status native_matrix(const lw_weights *w, const lw_model_config *c, in
 /* Which packed copies a block matrix gets (op_matmul_qp.h): on the AVX-512
  * path the forward panels always, and w^T for dx = dy w when the model is
  * differentiated (lw train's receiver). LWC_QN_PACK=0 (none) or fwd (no w^T)
- * turns them off, for A/B measurements and to run the exact backward. */
+ * turns them off, for A/B measurements and to run the exact backward;
+ * LWC_QN_PACK=bytes keeps the 4-bit formats' forward panels one u a byte
+ * (the same results bit for bit, twice the bytes: the nibble panels' A/B). */
 static lw_status pack_panels(nmat *m, bool backward)
 {
     lw_cpu_path path;
     if (!m->qn.nseg || lw_cpu_path_get(&path) != LW_OK || path != LW_CPU_AVX512) return LW_OK;
     const char *e = getenv("LWC_QN_PACK");
     if (e && !strcmp(e, "0")) return LW_OK;
-    lw_status st = lw_qn_pack_forward(&m->qn);
+    lw_status st = lw_qn_pack_forward_as(&m->qn, !(e && !strcmp(e, "bytes")));
     if (!st && backward && !(e && !strcmp(e, "fwd"))) st = lw_qn_pack_backward(&m->qn);
     return st;
 }

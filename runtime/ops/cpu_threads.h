@@ -38,6 +38,19 @@ lw_status lw_cpu_threads_set(int n);
 void lw_cpu_split_threshold_set(double flops);
 double lw_cpu_split_threshold(void);
 
+/* The work a call of `flops` on `rows` rows of x counts for against the
+ * split threshold. One row (decode) streams its weights, or the KV cache,
+ * once from L3 or memory (a token's weights are long gone from L2 by the
+ * next token): measured on the VNNI Xeon, a streamed one-row product runs
+ * at ~45 GOP/s where the L2-resident shapes run at 200-250 (docs/perf.md,
+ * "stop 22"), so a one-row product weighs LW_ONE_ROW_COST times its flops
+ * and SmolLM2's 576 x 576 attention output splits too (a spinning
+ * hand-off, thread_pool.c, is well under the ~15 us such a product takes;
+ * decode's attention has its own weight, op_attention.c). The partition
+ * never changes a bit, so this moves time only. */
+#define LW_ONE_ROW_COST 5.0
+static inline double lw_split_work(double flops, int rows) { return rows == 1 ? LW_ONE_ROW_COST * flops : flops; }
+
 /* Blocks of `cols` outputs for a product of `flops`: a function of the
  * shape only. 1 when the product is too small to be worth a fork-join
  * (then nothing changes against the unsplit call), and 1 in a process that

@@ -125,11 +125,16 @@ typedef struct {
     head_loops L;
 } attention_job;
 
-/* A call of a few query rows (decode) is microseconds: not worth a
- * fork-join. The partition is the same either way. */
+/* A short call is not worth a fork-join. One query row (decode) runs at
+ * ~20 GFLOP/s (a dot, an exp and an axpy a key, bench_attention_decode),
+ * a tenth of the products' rate the threshold was set for, so its flops
+ * weigh ATTN_ONE_ROW_COST: SmolLM2's 9 heads split from ~46 keys (~5 us).
+ * The partition is the same either way. */
+#define ATTN_ONE_ROW_COST 10.0
 static void for_heads(int n, lw_task_fn fn, attention_job *c)
 {
-    if (4.0 * c->Hq * c->Tq * c->Tk * c->D < lw_cpu_split_threshold())
+    double w = 4.0 * c->Hq * c->Tq * c->Tk * c->D;
+    if ((c->Tq == 1 ? ATTN_ONE_ROW_COST * w : w) < lw_cpu_split_threshold())
         for (int i = 0; i < n; i++) fn(c, i);
     else
         lw_parallel_for(n, fn, c);

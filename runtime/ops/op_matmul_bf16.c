@@ -118,7 +118,7 @@ lw_status matmul_bf16_forward_on(lw_cpu_path path, float *y, const float *x, con
     double flops = 2.0 * T * w->ld * w->out;
     bf16_job j = {.path = path, .y = y, .xf = xf, .b = b, .w = w, .T = T};
     if (T == 1) {
-        j.n = lw_out_split(flops, w->out);
+        j.n = lw_out_split(lw_split_work(flops, 1), w->out);
         lw_parallel_for(j.n, forward_outputs, &j);
     } else {
         j.n = lw_row_split(flops, T);

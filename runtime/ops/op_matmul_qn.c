@@ -235,7 +235,7 @@ static void qp_range(void *ctx, int c)
 static void qp_forward_par(float *y, int ldy, const lw_qn_act *a, const lw_qp *p, const float *b, bool acc)
 {
     qp_job j = {.y = y, .ldy = ldy, .a = a, .p = p, .b = b, .acc = acc};
-    j.n = lw_out_split(2.0 * a->T * (double)p->cols * p->rows, p->rows);
+    j.n = lw_out_split(lw_split_work(2.0 * a->T * (double)p->cols * p->rows, a->T), p->rows);
     lw_parallel_for(j.n, qp_range, &j);
 }
 
@@ -299,7 +299,7 @@ static lw_status forward_cols_par(lw_cpu_path path, float *y, const lw_qn_act *a
                                   const float *b)
 {
     cols_job j = {.path = path, .y = y, .a = a, .w = w, .b = b};
-    j.n = lw_out_split(2.0 * a->T * (double)w->ld * w->out, w->out);
+    j.n = lw_out_split(lw_split_work(2.0 * a->T * (double)w->ld * w->out, a->T), w->out);
     if (j.n == 1) return matmul_qn_forward_cols(path, y, a, w, b, 0, w->out);
     lw_parallel_for(j.n, cols_range, &j);
     for (int c = 0; c < j.n; c++)

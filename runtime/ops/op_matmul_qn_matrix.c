@@ -128,7 +128,7 @@ size_t lw_qp_bytes(const lw_qp *p)
 {
     if (!p->u) return 0;
     size_t np = panels(p->rows), ng = (size_t)p->ldp / (16 * (size_t)p->gs);
-    return np * lw_qp_panel_u_bytes(p) + 2 * np * ng * 16 * sizeof(float);
+    return np * lw_qp_panel_u_bytes(p) + (p->c ? 2 : 1) * np * ng * 16 * sizeof(float);
 }
 
 lw_qp lw_qp_rows_view_fwd(const lw_qp *p, int r0, int n)
@@ -140,7 +140,7 @@ lw_qp lw_qp_rows_view_fwd(const lw_qp *p, int r0, int n)
     v = *p;
     v.u = p->u + P * lw_qp_panel_u_bytes(p);
     v.s = p->s + P * ng * 16;
-    v.c = p->c + P * ng * 16;
+    v.c = p->c ? p->c + P * ng * 16 : NULL;   /* NULL: made from s (cz) */
     v.rows = n;
     return v;
 }

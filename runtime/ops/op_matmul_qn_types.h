@@ -38,10 +38,18 @@ typedef struct {
  * nib: the 4-bit formats (every segment Q4_0, Q4_1 or Q4_K: u < 16) keep
  * two u a byte, halving what decode streams: [rows/16][ldp/8][16][4] bytes,
  * the low nibbles columns 8h..8h+3 and the high ones 8h+4..8h+7 of each
- * output (the kernel masks and shifts them back to the byte operands). */
+ * output (the kernel masks and shifts them back to the byte operands).
+ *
+ * cz: the symmetric formats (every segment Q4_0, Q5_0, Q6_K or Q8_0 with
+ * the same zero point z: 8, 16, 32, 128) have c = -(z s) for every output
+ * and group, so c is not stored (c == NULL, cz = z) and the kernel makes it
+ * from s: z is a power of two, so s * -z is the stored value exactly (the
+ * same bits), and a quarter of the forward copy's bytes (Q8_0's: 1.25 ->
+ * 1.125 a weight; Q6_K's 1.5 -> 1.25) is not streamed. 0: c stored. */
 typedef struct {
     uint8_t *u;
     float *s, *c;
+    float cz;
     int rows;       /* outputs of this view */
     int cols;       /* columns x has (a multiple of 32) */
     int c0, ldp;    /* first stored column read; stored columns */

@@ -12,21 +12,22 @@
 static size_t panels(int rows) { return (size_t)(rows + 15) / 16; }
 
 /* Zeroed storage for rows x ldp; panels past rows stay zero (they add
- * nothing and are never stored). */
-static lw_status qp_alloc(lw_qp *p, int rows, int ldp, int gs, int nib, const char *what)
+ * nothing and are never stored). cz > 0: no c (made from s, lw_qp.cz). */
+static lw_status qp_alloc(lw_qp *p, int rows, int ldp, int gs, int nib, float cz, const char *what)
 {
     memset(p, 0, sizeof *p);
     size_t np = panels(rows), ng = (size_t)ldp / (16 * (size_t)gs);
     size_t nu = np * (size_t)ldp * 16 >> nib, nf = np * ng * 16 * sizeof(float);
     p->u = aligned_alloc(64, nu);
     p->s = aligned_alloc(64, nf);
-    p->c = aligned_alloc(64, nf);
-    if (!p->u || !p->s || !p->c) {
+    p->c = cz > 0 ? NULL : aligned_alloc(64, nf);
+    if (!p->u || !p->s || (cz <= 0 && !p->c)) {
         lw_qp_free(p);
         return lw_fail(LW_ERR_NOMEM, "%s: packed copy of %d x %d", what, rows, ldp);
     }
-    memset(p->u, 0, nu), memset(p->s, 0, nf), memset(p->c, 0, nf);
-    p->rows = rows, p->cols = ldp, p->c0 = 0, p->ldp = ldp, p->gs = gs, p->nib = nib;
+    memset(p->u, 0, nu), memset(p->s, 0, nf);
+    if (p->c) memset(p->c, 0, nf);
+    p->rows = rows, p->cols = ldp, p->c0 = 0, p->ldp = ldp, p->gs = gs, p->nib = nib, p->cz = cz > 0 ? cz : 0.0f;
     return LW_OK;
 }
 
@@ -61,18 +62,21 @@ static void decode(const lw_qn_matrix *m, int o, row_scratch r)
     qn_decode_row(sg->type, sg->data + (size_t)(o - sg->row0) * sg->row_bytes, m->ld, r.u, r.s, r.m, r.c);
 }
 
-lw_status lw_qn_pack_forward(lw_qn_matrix *m)
+lw_status lw_qn_pack_forward(lw_qn_matrix *m) { return lw_qn_pack_forward_as(m, true); }
+
+lw_status lw_qn_pack_forward_as(lw_qn_matrix *m, bool nibbles)
 {
     if (!m->owns || !m->nseg) return lw_fail(LW_ERR_INVALID, "packing a block matrix: not an owning matrix");
-    int gs = 2, nib = 1;
+    int gs = 2, nib = nibbles ? 1 : 0, z = qn_zero(m->seg[0].type);
     for (int i = 0; i < m->nseg; i++) {
         uint32_t t = m->seg[i].type;
         if (t == LW_QN_Q6_K) gs = 1;   /* scales per 16 columns */
         if (t != LW_QN_Q4_0 && t != LW_QN_Q4_1 && t != LW_QN_Q4_K) nib = 0;   /* u up to 31 or 255 */
+        if (qn_zero(t) != z) z = 0;   /* asymmetric (0), or zero points that differ: c stored */
     }
     lw_qp p;
     row_scratch r;
-    lw_status st = qp_alloc(&p, m->out, m->ld, gs, nib, "block matrix");
+    lw_status st = qp_alloc(&p, m->out, m->ld, gs, nib, (float)z, "block matrix");
     if (st) return st;
     if ((st = scratch_alloc(&r, m->ld))) {
         lw_qp_free(&p);
@@ -96,10 +100,21 @@ lw_status lw_qn_pack_forward(lw_qn_matrix *m)
                 }
         else
             for (int q = 0; q < ld / 4; q++) memcpy(pu + (size_t)q * 64 + j * 4, r.u + 4 * q, 4);
-        float *ps = p.s + P * (size_t)ng * 16, *pc = p.c + P * (size_t)ng * 16;
+        float *ps = p.s + P * (size_t)ng * 16, *pc = p.c ? p.c + P * (size_t)ng * 16 : NULL;
         /* with gs = 2 both halves of a block share s and c (every 32-column
          * format, and the K-quants' sub-blocks of 32) */
-        for (int G = 0; G < ng; G++) ps[(size_t)G * 16 + j] = r.s[G * gs], pc[(size_t)G * 16 + j] = r.c[G * gs];
+        for (int G = 0; G < ng; G++) {
+            ps[(size_t)G * 16 + j] = r.s[G * gs];
+            if (!p.c) { /* the kernel's s * -z must be the decoded c, bit for bit */
+                float made = r.s[G * gs] * -(float)z;
+                if (memcmp(&made, &r.c[G * gs], sizeof made)) {
+                    scratch_free(&r), lw_qp_free(&p);
+                    return lw_fail(LW_ERR_FORMAT, "packing a block matrix: row %d group %d: c %.9g is not -%d s (%.9g)",
+                                   o, G, r.c[G * gs], z, made);
+                }
+            } else
+                pc[(size_t)G * 16 + j] = r.c[G * gs];
+        }
     }
     scratch_free(&r);
     m->fwd = p;
@@ -112,7 +127,7 @@ lw_status lw_qn_pack_backward(lw_qn_matrix *m)
     const int in = m->in, ld = m->ld, out = m->out, ldo = (out + 31) / 32 * 32, nbo = ldo / 32;
     lw_qp p;
     row_scratch r;
-    lw_status st = qp_alloc(&p, in, ldo, 2, 0, "block matrix transposed");
+    lw_status st = qp_alloc(&p, in, ldo, 2, 0, 0.0f, "block matrix transposed");
     if (st) return st;
     float *buf = malloc((size_t)32 * ld * sizeof *buf);
     if (!buf || (st = scratch_alloc(&r, ld))) {

@@ -38,6 +38,11 @@
 /* m->fwd from m's blocks (any path may call it; only the AVX-512 path
  * reads it). */
 lw_status lw_qn_pack_forward(lw_qn_matrix *m);
+/* The same with the 4-bit formats' u one a byte when !nibbles (the panels
+ * before lw_qp.nib): the same integer operands of vpdpbusd in the same
+ * order, so the same bits (tests/check_matmul_qp.c); twice the u bytes.
+ * For the A/B of the nibble panels (LWC_QN_PACK=bytes, narrow_weights.c). */
+lw_status lw_qn_pack_forward_as(lw_qn_matrix *m, bool nibbles);
 /* m->bwd from m's blocks: w^T requantised (above). */
 lw_status lw_qn_pack_backward(lw_qn_matrix *m);
 /* Freeing, sizing and viewing a packed copy: op_matmul_qn_matrix.h. */

@@ -22,18 +22,19 @@
  * order of op_matmul_qn_avx512.c's panel_tile. Each output's sums are the
  * same in any tile: the split over threads changes no bit. */
 INLINE TARGET_VNNI void tile(float *y, int ldy, const lw_qn_act *a, const lw_qp *p, const float *b, bool accum,
-                             int P0, int t0, const int TR, const int NB, const int GS, const int NIB)
+                             int P0, int t0, const int TR, const int NB, const int GS, const int NIB, const int CZ)
 {
     const int cols = a->in, nG = cols / (16 * GS), ng16 = cols / 16, nb32 = cols / 32;
     const size_t su = (size_t)p->ldp * 16 >> NIB, ss = (size_t)(p->ldp / (16 * GS)) * 16;
     const __m512i lo4 = _mm512_set1_epi8(0x0f);
+    const __m512 negz = _mm512_set1_ps(-p->cz);   /* CZ: c = s * -z, exactly the stored c (lw_qp.cz) */
     const uint8_t *ub[8];
     const float *sb[8], *cb[8];
     UNROLL
     for (int n = 0; n < NB; n++) {
         ub[n] = p->u + (size_t)(P0 + n) * su + (size_t)(p->c0 / (4 << NIB)) * 64;
         sb[n] = p->s + (size_t)(P0 + n) * ss + (size_t)(p->c0 / (16 * GS)) * 16;
-        cb[n] = p->c + (size_t)(P0 + n) * ss + (size_t)(p->c0 / (16 * GS)) * 16;
+        cb[n] = CZ ? NULL : p->c + (size_t)(P0 + n) * ss + (size_t)(p->c0 / (16 * GS)) * 16;
     }
     __m512 acc[4][8];
     UNROLL
@@ -94,7 +95,8 @@ INLINE TARGET_VNNI void tile(float *y, int ldy, const lw_qn_act *a, const lw_qp 
         }
         UNROLL
         for (int n = 0; n < NB; n++) {
-            __m512 sv = _mm512_load_ps(sb[n] + (size_t)G * 16), cv = _mm512_load_ps(cb[n] + (size_t)G * 16);
+            __m512 sv = _mm512_load_ps(sb[n] + (size_t)G * 16);
+            __m512 cv = CZ ? _mm512_mul_ps(sv, negz) : _mm512_load_ps(cb[n] + (size_t)G * 16);
             UNROLL
             for (int r = 0; r < TR; r++) {
                 acc[r][n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[r][n]), _mm512_mul_ps(sv, sxv[r]), acc[r][n]);
@@ -116,37 +118,41 @@ INLINE TARGET_VNNI void tile(float *y, int ldy, const lw_qn_act *a, const lw_qp 
     }
 }
 
-#define ROWS(NB, GS, NIB)                                                                                    \
+#define ROWS(NB, GS, NIB, CZ)                                                                                \
     do {                                                                                                     \
         int t0 = 0;                                                                                          \
-        for (; t0 + 4 <= T; t0 += 4) tile(y, ldy, a, p, b, accum, P, t0, 4, NB, GS, NIB);                   \
-        if (T - t0 >= 2) tile(y, ldy, a, p, b, accum, P, t0, 2, NB, GS, NIB), t0 += 2;                      \
-        if (T - t0 >= 1) tile(y, ldy, a, p, b, accum, P, t0, 1, NB, GS, NIB);                               \
+        for (; t0 + 4 <= T; t0 += 4) tile(y, ldy, a, p, b, accum, P, t0, 4, NB, GS, NIB, CZ);               \
+        if (T - t0 >= 2) tile(y, ldy, a, p, b, accum, P, t0, 2, NB, GS, NIB, CZ), t0 += 2;                  \
+        if (T - t0 >= 1) tile(y, ldy, a, p, b, accum, P, t0, 1, NB, GS, NIB, CZ);                           \
     } while (0)
 
-/* GS and NIB as constants, so that every tile is unrolled for them. */
+/* GS, NIB and CZ as constants, so that every tile is unrolled for them. */
 INLINE TARGET_VNNI void forward_gs(float *y, int ldy, const lw_qn_act *a, const lw_qp *p, const float *b, bool accum,
-                                   int p0, int p1, const int GS, const int NIB)
+                                   int p0, int p1, const int GS, const int NIB, const int CZ)
 {
     const int T = a->T;
     int P = p0;
     if (T == 1) { /* decode: 8 panels per broadcast, the weights streamed once */
-        for (; P + 8 <= p1; P += 8) tile(y, ldy, a, p, b, accum, P, 0, 1, 8, GS, NIB);
-        for (; P < p1; P++) tile(y, ldy, a, p, b, accum, P, 0, 1, 1, GS, NIB);
+        for (; P + 8 <= p1; P += 8) tile(y, ldy, a, p, b, accum, P, 0, 1, 8, GS, NIB, CZ);
+        for (; P < p1; P++) tile(y, ldy, a, p, b, accum, P, 0, 1, 1, GS, NIB, CZ);
         return;
     }
-    for (; P + 3 <= p1; P += 3) ROWS(3, GS, NIB);
-    if (p1 - P == 2) ROWS(2, GS, NIB);
-    else if (p1 - P == 1) ROWS(1, GS, NIB);
+    for (; P + 3 <= p1; P += 3) ROWS(3, GS, NIB, CZ);
+    if (p1 - P == 2) ROWS(2, GS, NIB, CZ);
+    else if (p1 - P == 1) ROWS(1, GS, NIB, CZ);
 }
 
 TARGET_VNNI void qp_forward_avx512(float *y, int ldy, const lw_qn_act *a, const lw_qp *p, const float *b, bool acc,
                                    int p0, int p1)
 {
     if (a->T <= 0 || p0 >= p1) return;
-    if (p->nib) forward_gs(y, ldy, a, p, b, acc, p0, p1, 2, 1);   /* the 4-bit formats: per-32 scales */
-    else if (p->gs == 2) forward_gs(y, ldy, a, p, b, acc, p0, p1, 2, 0);
-    else forward_gs(y, ldy, a, p, b, acc, p0, p1, 1, 0);
+    const int cz = p->c == NULL;   /* the symmetric formats: c made from s (lw_qp.cz) */
+    if (p->nib && cz) forward_gs(y, ldy, a, p, b, acc, p0, p1, 2, 1, 1);   /* Q4_0 */
+    else if (p->nib) forward_gs(y, ldy, a, p, b, acc, p0, p1, 2, 1, 0);   /* Q4_1, Q4_K: per-32 scales */
+    else if (p->gs == 2 && cz) forward_gs(y, ldy, a, p, b, acc, p0, p1, 2, 0, 1);   /* Q5_0, Q8_0 */
+    else if (p->gs == 2) forward_gs(y, ldy, a, p, b, acc, p0, p1, 2, 0, 0);
+    else if (cz) forward_gs(y, ldy, a, p, b, acc, p0, p1, 1, 0, 1);   /* Q6_K */
+    else forward_gs(y, ldy, a, p, b, acc, p0, p1, 1, 0, 0);
 }
 
 #else /* not x86-64: never dispatched here (lw_cpu_path_detected is scalar) */
