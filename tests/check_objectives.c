@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "kd_loss.h"
+#include "lw_cli.h"
 #include "objectives.h"
 #include "spread_term.h"
 #include "train.h"
@@ -437,6 +438,47 @@ START_TEST(spread_term_acts_within_a_step_only)
 }
 END_TEST
 
+/* lw train --spread on the tiny pair: recorded in run.json, and refused out
+ * of range, unparsable, or on a method without the bridge's soft tokens. */
+START_TEST(spread_option_through_the_command)
+{
+    lw_pair pair;
+    memset(&pair, 0, sizeof pair);
+    ck_assert_msg(lw_manifest_load(tl_src("pairs/tiny-qwen2_to_tiny-qwen3.json"), &pair.manifest) == LW_OK, "%s",
+                  lw_last_error());
+    const char *dir = tl_tmpdir("spread_cmd");
+    char train[600], cache[700], out[700], runp[800];
+    snprintf(train, sizeof train, "%s/train.jsonl", tl_shared("data/sst2"));
+    tl_require_file(train);
+    snprintf(cache, sizeof cache, "%s/cache", dir);
+    snprintf(out, sizeof out, "%s/run", dir);
+    snprintf(runp, sizeof runp, "%s/run.json", out);
+    char *argv[] = {"--task", "sst2", "--train", train, "--limit-train", "8", "--steps", "2", "--batch", "4",
+                    "--lr", "1e-3", "--warmup", "1", "--quiet", "--force", "--out", out, "--cache-dir", cache,
+                    "--threads", "1", "--spread", "0.5"};
+    char *err = NULL;
+    int rc = tl_run_command(lw_cmd_train, &pair, &err, (int)(sizeof argv / sizeof argv[0]), argv);
+    ck_assert_msg(rc == 0, "lw train --spread 0.5: rc %d\n%s", rc, err);
+    free(err);
+    char *rj = tl_read_file(runp, NULL);
+    ck_assert_msg(rj && strstr(rj, "\"spread_weight\": 0.5"), "%s", rj ? rj : "no run.json");
+    free(rj);
+    const char *bad[][2] = {{"-1", "--spread takes a weight in [0, 100], not '-1'"},
+                            {"nan", "--spread takes a weight in [0, 100], not 'nan'"},
+                            {"1x", "--spread takes a weight in [0, 100], not '1x'"}};
+    for (int k = 0; k < 3; k++) {
+        char *a[] = {"--task", "sst2", "--train", train, "--out", out, "--spread", (char *)bad[k][0]};
+        ck_assert_int_eq(tl_run_command(lw_cmd_train, &pair, &err, 8, a), 2);
+        ck_assert_msg(err && strstr(err, bad[k][1]), "%s", err);
+        free(err);
+    }
+    char *lora[] = {"--task", "sst2", "--train", train, "--out", out, "--method", "lora", "--spread", "1"};
+    ck_assert_int_eq(tl_run_command(lw_cmd_train, &pair, &err, 10, lora), 2);
+    ck_assert_msg(err && strstr(err, "--spread is a term on the bridge's soft tokens"), "%s", err);
+    free(err);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("objectives");
@@ -453,6 +495,7 @@ int main(void)
     tcase_add_test(tc, kd_gradient_through_the_receiver_matches_finite_differences);
     tcase_add_test(tc, spread_gradient_through_the_bridge_matches_finite_differences);
     tcase_add_test(tc, spread_term_acts_within_a_step_only);
+    tcase_add_test(tc, spread_option_through_the_command);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }
