@@ -566,6 +566,78 @@ START_TEST(bridge_on_answers_gradient_matches_finite_differences)
 }
 END_TEST
 
+/* The spread term on the bridge on answers (lw_bridge_answer_set_spread):
+ * the second example of a step against central differences of its answer
+ * loss plus weight * cos(its soft tokens, the first example's), the
+ * first's held fixed, at every trainable tensor's largest-gradient entry. */
+START_TEST(bridge_on_answers_spread_gradient_matches_finite_differences)
+{
+    lw_model *m = reader(1);
+    lw_bridge br;
+    lw_bridge_config bc = {.kind = LW_BRIDGE_PERCEIVER, .soft_tokens = M_SOFT, .source_layer = 1, .width = 8,
+                           .depth = 1, .heads = 2, .ffn_mult = 2, .calibration = LW_CALIB_RMS};
+    ck_assert_int_eq(lw_bridge_create(&br, &bc, FEAT, m->cfg.hidden, m->cfg.embed_rms), LW_OK);
+    lw_bridge_init(&br, 4);
+    lw_answer_pass pass;
+    ck_assert_int_eq(lw_answer_pass_alloc(&pass, m, MAX_T, MAX_ANSWER), LW_OK);
+    lw_bridge_answer ba;
+    ck_assert_int_eq(lw_bridge_answer_init(&ba, &br, &pass, 8, 0.5f), LW_OK);
+    const float w = 3.0f;
+    ck_assert_int_eq(lw_bridge_answer_set_spread(&ba, w), LW_OK);
+    int H = m->cfg.hidden, MH = M_SOFT * H;
+    float xa[5 * FEAT], xb[5 * FEAT], loss;
+    random_fill(xa, sizeof xa / sizeof *xa, 1.0, 21);
+    random_fill(xb, sizeof xb / sizeof *xb, 1.0, 22);
+    lw_bridge_answer_rows rows = {.before = BEFORE1, .n_before = 2, .after = AFTER1, .n_after = 3, .answer = ANSWER1,
+                                  .L = 2};
+    lw_spread_term_reset(&ba.spread);
+    lw_bridge_zero_grad(&br);
+    ck_assert_int_eq(lw_bridge_answer_example(&ba, xa, 5, &rows, 1.0f, &loss), LW_OK);
+    double *m0 = malloc((size_t)MH * sizeof *m0);
+    float *g = malloc(br.n_params * sizeof(float)), *g_first = malloc(br.n_params * sizeof(float)), an[64];
+    double fd[64];
+    memcpy(m0, ba.spread.sum, (size_t)MH * sizeof *m0);
+    lw_bridge_zero_grad(&br);
+    ck_assert_int_eq(lw_bridge_answer_example(&ba, xb, 5, &rows, 1.0f, &loss), LW_OK);
+    memcpy(g, br.grads, br.n_params * sizeof(float));
+    lw_spread_term_reset(&ba.spread);
+    lw_bridge_zero_grad(&br);
+    ck_assert_int_eq(lw_bridge_answer_example(&ba, xb, 5, &rows, 1.0f, &loss), LW_OK);
+    memcpy(g_first, br.grads, br.n_params * sizeof(float));
+    double moved = 0;
+    for (size_t j = 0; j < br.n_params; j++) moved = fmax(moved, fabs((double)g[j] - g_first[j]));
+    ck_assert_msg(moved > 1e-3, "the term moved no gradient entry by more than %g", moved);
+    int n = 0;
+    for (int k = 0; k < br.n_tensors && n < 64; k++) {
+        const lw_bridge_tensor *t = &br.tensors[k];
+        if (!t->trainable) continue;
+        size_t best = t->offset;
+        for (size_t j = t->offset; j < t->offset + t->count; j++)
+            if (fabsf(g[j]) > fabsf(g[best])) best = j;
+        float keep = br.params[best], eps = 1e-3f, l;
+        double f[2];
+        for (int sgn = 0; sgn < 2; sgn++) {
+            br.params[best] = keep + (sgn ? -eps : eps);
+            ck_assert_int_eq(lw_bridge_answer_loss(&ba, xb, 5, &rows, &l), LW_OK);   /* leaves ba.soft */
+            f[sgn] = l + w * lw_spread_cos(ba.soft, m0, M_SOFT, H, NULL, 0.0f);
+        }
+        br.params[best] = keep;
+        an[n] = g[best];
+        fd[n++] = (f[0] - f[1]) / (2.0 * eps);
+    }
+    double worst = 0.0;
+    int bad = tl_grad_mismatches(an, fd, (size_t)n, &worst);
+    ck_assert_msg(bad == 0, "%d of %d bridge gradients off (worst %.2f of the tolerance)", bad, n, worst);
+    free(m0);
+    free(g);
+    free(g_first);
+    lw_bridge_answer_free(&ba);
+    lw_answer_pass_free(&pass);
+    lw_bridge_free(&br);
+    lw_model_free(m);
+}
+END_TEST
+
 /* ---- joint rescoring ---------------------------------------------------- */
 
 /* A known answer: reader 0 alone prefers its own candidate 0, reader 1 its
@@ -691,6 +763,7 @@ int main(void)
     tcase_add_test(tc, joint_training_lowers_both_losses);
     tcase_add_test(tc, bad_interlingua_configs_are_refused);
     tcase_add_test(tc, bridge_on_answers_gradient_matches_finite_differences);
+    tcase_add_test(tc, bridge_on_answers_spread_gradient_matches_finite_differences);
     tcase_add_test(tc, joint_rescoring_picks_the_best_sum);
     tcase_add_test(tc, joint_rescoring_on_the_tiny_pair);
     tcase_add_test(tc, payload_bytes_and_compression);
