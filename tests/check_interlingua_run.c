@@ -378,7 +378,8 @@ START_TEST(the_commands)
     ck_assert_int_eq(tl_run_command(lw_cmd_train, pair, &err, 8, neg), 2);
     ck_assert(strstr(err, "--spread -1: expected 0..100") != NULL);
     free(err);
-    char *on_eval[] = {"--task", "squad", "--split", rows, "--method", "interlingua", "--checkpoint", ck2, "--spread", "1"};
+    char *on_eval[] = {"--task", "squad", "--split", rows, "--method", "interlingua", "--checkpoint", ck2,
+                       "--spread", "1"};
     ck_assert_int_eq(tl_run_command(lw_cmd_eval, pair, &err, 10, on_eval), 2);   /* a training term */
     ck_assert(strstr(err, "option '--spread' does not apply") != NULL);
     free(err);

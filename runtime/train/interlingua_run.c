@@ -317,7 +317,8 @@ lw_status lw_il_session_dev_loss(lw_il_session *s, const lw_answer_data *d, doub
                 const float *z = s->il.z;
                 if (sp.n > 0) {
                     double dot = 0, n0 = 0, n1 = 0;
-                    for (size_t q = 0; q < nz; q++) dot += (double)z[q] * prev[q], n0 += (double)z[q] * z[q], n1 += (double)prev[q] * prev[q];
+                    for (size_t q = 0; q < nz; q++)
+                        dot += (double)z[q] * prev[q], n0 += (double)z[q] * z[q], n1 += (double)prev[q] * prev[q];
                     cos_sum += n0 > 0 && n1 > 0 ? dot / sqrt(n0 * n1) : 0.0;
                 }
                 lw_msg_spread_add(&sp, z);

@@ -16,7 +16,8 @@
  * first example of a step has no earlier message and gets no term. The
  * running mean is reset at every step's start (lw_spread_term_reset), so
  * the term holds no state across steps: a resumed run is the run it
- * continues. Its value is not added to the logged losses (they stay the
+ * continues. With several ranks (lw train --comm) each rank's term sees
+ * the rank's own examples of the step. Its value is not added to the logged losses (they stay the
  * receiver's cross-entropy, comparable with runs without the term); only
  * its gradient is. */
 #ifndef LW_SPREAD_TERM_H
