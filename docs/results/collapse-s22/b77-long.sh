@@ -13,7 +13,7 @@ C=build/smollm2-135m_to_gemma3-270m/.lwc-cache D=runs/b77/data R=runs/b77/s22
 DEV=../shared/data/banking77/dev.jsonl
 mkdir -p $R
 /usr/bin/time -f "$name: %e s wall, %U s user" $lw train --cache-dir $C --task banking77-distinct \
-    --train $D/train-rr.jsonl --limit-train 770 --dev $D/heldout77.jsonl --dev-slice 77 --eval-every 25 \
+    --train $D/train-rr.jsonl --limit-train 770 --dev $D/heldout77.jsonl --dev-slice 77 --eval-every ${EVAL_EVERY:-25} \
     --patience 0 --steps ${STEPS:-150} --batch 8 --lr 1e-3 --warmup 20 --soft-tokens 8 --seed $seed --dtype q8 \
     --threads 1 --out $R/$name --force --quiet "$@"
 /usr/bin/time -f "$name eval: %e s wall, %U s user" $lw eval --task banking77-distinct --split $DEV \
