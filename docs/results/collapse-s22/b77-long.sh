@@ -3,7 +3,11 @@
 # As b77-spread30.sh (data, cache, binary), with STEPS steps (150 here: what the shared 2-core machine
 # allowed before the stop's end), the held-out slice every 25 steps; then the best checkpoint on the
 # whole dev split (1000), scored by the first receiver token (banking77-distinct: one row an example).
-# Usage: b77-long.sh NAME SEED [lw train options...]
+# Usage: [STEPS=N] [EVAL_EVERY=K] b77-long.sh NAME SEED [lw train options...]. As run at stop 22:
+#   b77-long.sh long-none-s1 1;  b77-long.sh long-spread1-s1 1 --spread 1
+#   STEPS=300 b77-long.sh long300-spread1-s1 1 --spread 1   (stopped by hand after step 100's evaluation)
+#   STEPS=300 b77-long.sh long300-spread10-s1 1 --spread 10
+#   STEPS=1000 EVAL_EVERY=100 b77-long.sh long1000-none-s1 1;  ... long1000-spread10-s1 1 --spread 10
 set -eu
 name=$1 seed=$2
 shift 2
