@@ -4,6 +4,7 @@
  *
  *   lw train --task squad --split train.jsonl (or --data DIR) --out runs/ba [--steps N --batch B --lr X --warmup W
  *            --limit N --seed S --soft-tokens M --max-answer L --first-token-weight W
+ *            --spread X (the term against the message collapse, spread_term.h; 0: off)
  *            --weight-decay X --grad-clip X --checkpoint-every N --log-every K --force --quiet --threads N
  *            --eval-every K --dev FILE --dev-slice N --patience P]
  *   lw eval  --task squad --split dev.jsonl --method bridge --checkpoint runs/ba/final
@@ -44,7 +45,7 @@ typedef struct {
     const char *split, *out, *checkpoint, *json, *method, *dev;
     int limit, steps, batch, warmup, max_answer, log_every, M, checkpoint_every, eval_every, dev_slice, patience;
     int threads;   /* --threads; 0: $LWC_THREADS, else 1 (lw_threads_apply: the blocks lw eval's baselines use) */
-    float lr, first_token_weight, weight_decay, grad_clip;
+    float lr, first_token_weight, weight_decay, grad_clip, spread_weight;
     long seed;
     bool quiet, force;
     char data_path[4096];
@@ -113,6 +114,8 @@ static bool parse(const lw_manifest *m, const char *cmd, int argc, char **argv, 
         else if (train && !strcmp(o, "--lr")) ok = float_in(cmd, argc, argv, &i, 1e-8f, 0.999f, &a->lr);
         else if (train && !strcmp(o, "--first-token-weight"))
             ok = float_in(cmd, argc, argv, &i, 0.0f, 100.0f, &a->first_token_weight);
+        else if (train && !strcmp(o, "--spread"))
+            ok = float_in(cmd, argc, argv, &i, 0.0f, 100.0f, &a->spread_weight);
         else if (train && !strcmp(o, "--weight-decay")) ok = float_in(cmd, argc, argv, &i, 0.0f, 10.0f, &a->weight_decay);
         else if (train && !strcmp(o, "--grad-clip")) ok = float_in(cmd, argc, argv, &i, 0.0f, 1e6f, &a->grad_clip);
         else if (!train && !strcmp(o, "--checkpoint")) ok = lw_opt_str(argc, argv, &i, &a->checkpoint);
@@ -171,7 +174,8 @@ int lw_cmd_train_bridge_answer(const lw_pair *pair, const lw_task *task, int arg
     lw_ba_train_options o = {.steps = a.steps, .batch = a.batch, .warmup_steps = a.warmup, .log_every = a.log_every,
                              .checkpoint_every = a.checkpoint_every, .lr = a.lr, .weight_decay = a.weight_decay,
                              .grad_clip = a.grad_clip, .seed = (uint64_t)a.seed, .quiet = a.quiet,
-                             .dev = a.dev ? &dev : NULL, .eval_every = a.eval_every, .patience = a.patience};
+                             .dev = a.dev ? &dev : NULL, .eval_every = a.eval_every, .patience = a.patience,
+                             .spread_weight = a.spread_weight};
     lw_ba_train_result r;
     lw_status st = lw_ba_session_train(&s, &d, &o, a.out, &r);
     if (st) {
@@ -186,6 +190,7 @@ int lw_cmd_train_bridge_answer(const lw_pair *pair, const lw_task *task, int arg
                           (double)a.first_token_weight, "max_answer", a.max_answer, "steps_done",
                           (json_int_t)r.steps_done, "last_loss", r.last_loss, "seconds", r.seconds);
     if (j) json_object_set_new(j, "skipped_examples", json_integer(r.skipped));
+    if (j) json_object_set_new(j, "spread_weight", json_real(a.spread_weight));
     if (j && a.dev)
         json_object_set_new(j, "early_stop", json_pack("{s:s, s:i, s:i, s:i, s:I, s:f, s:b}", "dev", a.dev,
                                                        "dev_slice", dev.n, "eval_every", a.eval_every, "patience",

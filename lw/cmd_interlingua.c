@@ -5,6 +5,7 @@
  *   lw train --task squad --split train.jsonl --out runs/il [--steps N --batch B --lr X --warmup W
  *            --limit N --seed S --max-answer L --log-every K --quiet --dtype fp32|bf16|q8|native --threads N
  *            --soft-field FIELD --first-token-weight W --norm-rows N (64; 0: no input norm)
+ *            --spread X (the term against the message collapse on the latents, spread_term.h; 0: off)
  *            --dev FILE --eval-every K [--dev-slice N --patience P]]
  *   lw eval  --task squad --split dev.jsonl --method interlingua --checkpoint runs/il/final
  *            [--limit N --candidates K --json out.json --quiet --dtype D --threads N]
@@ -50,7 +51,7 @@ typedef struct {
     const char *split, *out, *checkpoint, *json, *method, *soft_field, *dev;
     int limit, steps, batch, warmup, max_answer, log_every, candidates, eval_every, dev_slice, patience, norm_rows;
     int threads;   /* --threads; 0: $LWC_THREADS, else 1 (lw_threads_apply: the blocks lw eval's baselines use) */
-    float lr, first_token_weight;
+    float lr, first_token_weight, spread_weight;   /* spread_weight: --spread (spread_term.h) */
     bool has_ftw;
     long seed;
     bool quiet;
@@ -84,6 +85,12 @@ static bool parse(const char *cmd, int argc, char **argv, bool train, il_args *a
             a->has_ftw = true;
             if (ok && !(a->first_token_weight >= 0.0f && a->first_token_weight <= 100.0f)) {
                 fprintf(stderr, "lw %s: --first-token-weight %g: expected 0..100\n", cmd, (double)a->first_token_weight);
+                return false;
+            }
+        } else if (train && !strcmp(o, "--spread")) {
+            ok = lw_opt_float(argc, argv, &i, &a->spread_weight);
+            if (ok && !(a->spread_weight >= 0.0f && a->spread_weight <= 100.0f)) {
+                fprintf(stderr, "lw %s: --spread %g: expected 0..100\n", cmd, (double)a->spread_weight);
                 return false;
             }
         } else if (train && !strcmp(o, "--dev")) ok = lw_opt_str(argc, argv, &i, &a->dev);
@@ -177,7 +184,8 @@ int lw_cmd_train_interlingua(const lw_pair *pair, const lw_task *task, int argc,
                              .lr = a.lr, .weight_decay = m->train.weight_decay, .grad_clip = m->train.grad_clip,
                              .seed = (uint64_t)a.seed, .quiet = a.quiet, .dev = a.dev ? &dev : NULL,
                              .eval_every = a.eval_every, .patience = a.patience, .dev_log = dev_log,
-                             .out_dir = a.out, .result = &res, .norm_rows = a.norm_rows};
+                             .out_dir = a.out, .result = &res, .norm_rows = a.norm_rows,
+                             .spread_weight = a.spread_weight};
     double t0 = lw_now_s();
     if (lw_il_session_train(&s, &d, &o, &opt, log, &skipped)) {
         fprintf(stderr, "lw train: %s\n", lw_last_error());
@@ -197,11 +205,12 @@ int lw_cmd_train_interlingua(const lw_pair *pair, const lw_task *task, int argc,
              "  \"steps\": %d,\n  \"steps_done\": %ld,\n  \"batch\": %d,\n  \"lr\": %g,\n  \"warmup\": %d,\n"
              "  \"seed\": %ld,\n  \"latents\": %d,\n  \"d_z\": %d,\n"
              "  \"first_token_weight\": %g,\n  \"soft_field\": %s%s%s,\n  \"dtype\": \"%s\",\n  \"norm_rows\": %d,\n"
+             "  \"spread_weight\": %g,\n"
              "  \"skipped_examples\": %d,\n  \"early_stopping\": %s,\n  \"seconds\": %.1f\n}\n",
              task->name, m->name, d.n, a.steps, res.steps_done, a.batch, (double)a.lr, a.warmup, a.seed,
              m->interlingua.latents, m->interlingua.d_z, (double)m->interlingua.first_token_weight,
              a.soft_field ? "\"" : "", a.soft_field ? a.soft_field : "null", a.soft_field ? "\"" : "",
-             lw_weights_dtype_name(a.dtype), a.norm_rows, skipped, best, secs);
+             lw_weights_dtype_name(a.dtype), a.norm_rows, (double)a.spread_weight, skipped, best, secs);
     if (lw_train_write_run_json(a.out, run_json)) {
         fprintf(stderr, "lw train: %s\n", lw_last_error());
         goto done;

@@ -53,6 +53,9 @@ static void usage(const lw_pair *pair)
            "                       above, saved with the bridge (layer_mix.safetensors); docs/objectives.md\n"
            "  --align X            weight of 1 - cos(mean soft token, the gold verbalizer's mean receiver\n"
            "                       input embedding) (default 0: off)\n"
+           "  --spread X           weight of the term against the message collapse: each soft-token message\n"
+           "                       pushed away (cosine) from the mean of the step's earlier ones (default 0:\n"
+           "                       off; runtime/train/spread_term.h, docs/results.md \"Stop 22\")\n"
            "  --weight-decay X     AdamW weight decay of the decayed tensors (default: the manifest's)\n"
            "  --grad-clip X        clip the global gradient norm at X (0: no clipping; default: the manifest's)\n"
            "                       (these options take the ranges of the manifest's \"train\" block)\n"
@@ -130,6 +133,7 @@ typedef struct {
     int skip_nonfinite;             /* --skip-nonfinite N */
     bool first_token_ce;            /* --ce first */
     float align_weight;             /* --align X */
+    float spread_weight;            /* --spread X (spread_term.h) */
     bool log_grad_groups;           /* --log-grad-groups */
     int eval_every, dev_slice, patience;   /* early stopping (early_stop.h) */
     const char *dev;                /* --dev FILE */
@@ -228,6 +232,16 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
                     ok = false;
                 } else a->align_weight = (float)w;
             }
+        } else if (!strcmp(o, "--spread")) {
+            const char *v = NULL;
+            char *end = NULL;
+            if ((ok = lw_opt_str(argc, argv, &i, &v))) {
+                double w = strtod(v, &end);
+                if (end == v || *end || !(w >= 0.0 && w <= 100.0)) {
+                    fprintf(stderr, "lw train: --spread takes a weight in [0, 100], not '%s'\n", v);
+                    ok = false;
+                } else a->spread_weight = (float)w;
+            }
         }
         else if (!strcmp(o, "--log-grad-groups")) a->log_grad_groups = true;
         else if (!strcmp(o, "--sender-layers")) ok = lw_opt_str(argc, argv, &i, &a->sender_layers);
@@ -301,6 +315,10 @@ static bool parse(const lw_pair *pair, int argc, char **argv, train_args *a)
         fprintf(stderr, "lw train: early stopping is for the bridge on the CPU for now\n");
         return false;
     }
+    if (a->spread_weight > 0.0f && strcmp(a->method, "bridge")) {
+        fprintf(stderr, "lw train: --spread is a term on the bridge's soft tokens (not --method %s)\n", a->method);
+        return false;
+    }
     if (a->force && a->resume) {
         fprintf(stderr, "lw train: --force replaces the run in --out, --resume continues it: not both\n");
         return false;
@@ -326,6 +344,7 @@ static char *run_json_text(const train_args *a, const char *train_path, int n)
     if (o) json_object_set_new(o, "head_cache", json_boolean(!a->no_head_cache));
     if (o) json_object_set_new(o, "ce", json_string(a->first_token_ce ? "first" : "full"));
     if (o) json_object_set_new(o, "align_weight", json_real(a->align_weight));
+    if (o) json_object_set_new(o, "spread_weight", json_real(a->spread_weight));
     if (o && a->sender_layers) json_object_set_new(o, "sender_layers", json_string(a->sender_layers));
     if (o && a->eval_every)
         json_object_set_new(o, "early_stop", json_pack("{s:i, s:i, s:i}", "eval_every", a->eval_every, "dev_slice",
@@ -473,15 +492,19 @@ static int run(const lw_pair *pair, const train_args *a, lw_comm *comm, int gpu_
         fail("--sender-layers");
         goto done;
     }
+    if (lw_trainer_set_spread(&trainer, a->spread_weight)) {
+        fail("--spread");
+        goto done;
+    }
     trainer.align_weight = a->align_weight;
     trainer.align_targets = align_targets;
     lw_verbalizer_stats vs;
     lw_verbalizer_stats_of(&side.layout, &vs);
     if (lead)
         fprintf(stderr, "train: %d labels, verbalizers of %d-%d receiver tokens (mean %.2f), %d told apart by their "
-                "first token alone; loss: %s cross-entropy%s\n", side.layout.n_labels, vs.min_len, vs.max_len,
+                "first token alone; loss: %s cross-entropy%s%s\n", side.layout.n_labels, vs.min_len, vs.max_len,
                 vs.mean_len, vs.distinct_first, a->first_token_ce ? "first-token" : "full-verbalizer",
-                a->align_weight > 0.0f ? " + alignment" : "");
+                a->align_weight > 0.0f ? " + alignment" : "", a->spread_weight > 0.0f ? " + spread term" : "");
     if (lead && a->first_token_ce && vs.distinct_first < side.layout.n_labels)
         fprintf(stderr, "lw train: --ce first: %d of the %d labels share their first token with another, and this "
                 "loss cannot tell those apart (docs/objectives.md)\n", side.layout.n_labels - vs.distinct_first,

@@ -149,9 +149,9 @@ START_TEST(the_commands)
     snprintf(json, sizeof json, "%s/eval.json", dir);
     char *train[] = {"--task", "squad", "--split", f.rows, "--out", out, "--steps", "4", "--batch", "2",
                      "--max-answer", "16", "--soft-tokens", "4", "--eval-every", "2", "--dev", f.rows,
-                     "--dev-slice", "2", "--quiet"};
+                     "--dev-slice", "2", "--quiet", "--spread", "0.5"};
     char *err = NULL;
-    int rc = tl_run_command(lw_cmd_train, pair, &err, 21, train);
+    int rc = tl_run_command(lw_cmd_train, pair, &err, 23, train);
     ck_assert_msg(rc == 0, "lw train: rc %d\n%s", rc, err);
     free(err);
     snprintf(path, sizeof path, "%s/train_log.jsonl", out);
@@ -169,7 +169,13 @@ START_TEST(the_commands)
     json_t *run = load_json(path);
     ck_assert_str_eq(json_string_value(json_object_get(run, "objective")), "answer");
     ck_assert_int_eq(json_integer_value(json_object_get(run, "soft_tokens")), 4);
+    ck_assert_double_eq(json_real_value(json_object_get(run, "spread_weight")), 0.5);
     json_decref(run);
+    char *neg[] = {"--task", "squad", "--split", f.rows, "--out", out, "--spread", "-0.5"};
+    ck_assert_int_eq(tl_run_command(lw_cmd_train, pair, &err, 8, neg), 2);
+    ck_assert_msg(err && strstr(err, "--spread -0.5: expected a number in [0, 100]"), "%s", err);
+    free(err);
+
 
     char *eval[] = {"--task", "squad", "--split", f.rows, "--method", "bridge", "--checkpoint", ck,
                     "--max-answer", "16", "--json", json, "--quiet"};

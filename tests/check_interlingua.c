@@ -331,6 +331,76 @@ START_TEST(interlingua_gradients_match_finite_differences)
 }
 END_TEST
 
+/* The spread term on the latents (lw_il_trainer_set_spread, --spread): the
+ * second example of a step against central differences of its summed
+ * readers' loss plus weight * cos(its latents, the first example's), the
+ * first's held fixed; the resampler's largest-gradient entry of every
+ * trained tensor. The step's first example gets no term. */
+static double fd_spread_at(pair *p, float *param, const float *feats, const lw_il_rows *rows, const double *m0,
+                           float w)
+{
+    float keep = *param, eps = 1e-3f, l;
+    double f[2];
+    for (int sgn = 0; sgn < 2; sgn++) {
+        *param = keep + (sgn ? -eps : eps);
+        ck_assert_int_eq(lw_il_trainer_loss(&p->t, feats, 5, rows, &l), LW_OK);   /* leaves il.z: these latents */
+        f[sgn] = l + w * lw_spread_cos(p->il.z, m0, M_SOFT, D_Z, NULL, 0.0f);
+    }
+    *param = keep;
+    return (f[0] - f[1]) / (2.0 * eps);
+}
+
+START_TEST(interlingua_spread_gradient_matches_finite_differences)
+{
+    pair p;
+    pair_open(&p, 0.5f);
+    const float w = 3.0f;
+    ck_assert_int_eq(lw_il_trainer_set_spread(&p.t, w), LW_OK);
+    float fa[5 * FEAT], fb[5 * FEAT], losses[2];
+    random_fill(fa, sizeof fa / sizeof *fa, 1.0, 9);
+    random_fill(fb, sizeof fb / sizeof *fb, 1.0, 10);
+    lw_il_rows rows[2];
+    rows_of(rows);
+    lw_interlingua_zero_grad(&p.il);
+    lw_spread_term_reset(&p.t.spread);
+    ck_assert_int_eq(lw_il_trainer_example(&p.t, fa, 5, rows, 1.0f, losses), LW_OK);
+    double m0[M_SOFT * D_Z];
+    ck_assert_int_eq(p.t.spread.n, 1);
+    memcpy(m0, p.t.spread.sum, sizeof m0);
+    lw_bridge *b = &p.il.enc;
+    float *bg = malloc(b->n_params * sizeof(float)), *first = malloc(b->n_params * sizeof(float));
+    lw_interlingua_zero_grad(&p.il);
+    ck_assert_int_eq(lw_il_trainer_example(&p.t, fb, 5, rows, 1.0f, losses), LW_OK);
+    memcpy(bg, b->grads, b->n_params * sizeof(float));
+    lw_interlingua_zero_grad(&p.il);
+    lw_spread_term_reset(&p.t.spread);
+    ck_assert_int_eq(lw_il_trainer_example(&p.t, fb, 5, rows, 1.0f, losses), LW_OK);
+    memcpy(first, b->grads, b->n_params * sizeof(float));
+    double moved = 0;
+    for (size_t j = 0; j < b->n_params; j++) moved = fmax(moved, fabs((double)bg[j] - first[j]));
+    ck_assert_msg(moved > 1e-3, "the term moved no resampler gradient by more than %g", moved);
+    float an[64];
+    double fd[64];
+    int n = 0;
+    for (int k = 0; k < b->n_tensors && n < 64; k++) {
+        const lw_bridge_tensor *tt = &b->tensors[k];
+        if (!tt->trainable) continue;
+        size_t best = tt->offset;
+        for (size_t j = tt->offset; j < tt->offset + tt->count; j++)
+            if (fabsf(bg[j]) > fabsf(bg[best])) best = j;
+        an[n] = bg[best];
+        fd[n++] = fd_spread_at(&p, &b->params[best], fb, rows, m0, w);
+    }
+    ck_assert_int_ge(n, 4);
+    double worst = 0.0;
+    int bad = tl_grad_mismatches(an, fd, (size_t)n, &worst);
+    ck_assert_msg(bad == 0, "%d of %d gradients off (worst %.2f of the tolerance)", bad, n, worst);
+    free(bg);
+    free(first);
+    pair_close(&p);
+}
+END_TEST
+
 /* The adapter's RMS calibration: every soft token's RMS is the scale
  * (the reader's embedding RMS at init), whatever the latents' size. */
 START_TEST(adapter_calibrates_to_the_reader_scale)
@@ -496,6 +566,78 @@ START_TEST(bridge_on_answers_gradient_matches_finite_differences)
 }
 END_TEST
 
+/* The spread term on the bridge on answers (lw_bridge_answer_set_spread):
+ * the second example of a step against central differences of its answer
+ * loss plus weight * cos(its soft tokens, the first example's), the
+ * first's held fixed, at every trainable tensor's largest-gradient entry. */
+START_TEST(bridge_on_answers_spread_gradient_matches_finite_differences)
+{
+    lw_model *m = reader(1);
+    lw_bridge br;
+    lw_bridge_config bc = {.kind = LW_BRIDGE_PERCEIVER, .soft_tokens = M_SOFT, .source_layer = 1, .width = 8,
+                           .depth = 1, .heads = 2, .ffn_mult = 2, .calibration = LW_CALIB_RMS};
+    ck_assert_int_eq(lw_bridge_create(&br, &bc, FEAT, m->cfg.hidden, m->cfg.embed_rms), LW_OK);
+    lw_bridge_init(&br, 4);
+    lw_answer_pass pass;
+    ck_assert_int_eq(lw_answer_pass_alloc(&pass, m, MAX_T, MAX_ANSWER), LW_OK);
+    lw_bridge_answer ba;
+    ck_assert_int_eq(lw_bridge_answer_init(&ba, &br, &pass, 8, 0.5f), LW_OK);
+    const float w = 3.0f;
+    ck_assert_int_eq(lw_bridge_answer_set_spread(&ba, w), LW_OK);
+    int H = m->cfg.hidden, MH = M_SOFT * H;
+    float xa[5 * FEAT], xb[5 * FEAT], loss;
+    random_fill(xa, sizeof xa / sizeof *xa, 1.0, 21);
+    random_fill(xb, sizeof xb / sizeof *xb, 1.0, 22);
+    lw_bridge_answer_rows rows = {.before = BEFORE1, .n_before = 2, .after = AFTER1, .n_after = 3, .answer = ANSWER1,
+                                  .L = 2};
+    lw_spread_term_reset(&ba.spread);
+    lw_bridge_zero_grad(&br);
+    ck_assert_int_eq(lw_bridge_answer_example(&ba, xa, 5, &rows, 1.0f, &loss), LW_OK);
+    double *m0 = malloc((size_t)MH * sizeof *m0);
+    float *g = malloc(br.n_params * sizeof(float)), *g_first = malloc(br.n_params * sizeof(float)), an[64];
+    double fd[64];
+    memcpy(m0, ba.spread.sum, (size_t)MH * sizeof *m0);
+    lw_bridge_zero_grad(&br);
+    ck_assert_int_eq(lw_bridge_answer_example(&ba, xb, 5, &rows, 1.0f, &loss), LW_OK);
+    memcpy(g, br.grads, br.n_params * sizeof(float));
+    lw_spread_term_reset(&ba.spread);
+    lw_bridge_zero_grad(&br);
+    ck_assert_int_eq(lw_bridge_answer_example(&ba, xb, 5, &rows, 1.0f, &loss), LW_OK);
+    memcpy(g_first, br.grads, br.n_params * sizeof(float));
+    double moved = 0;
+    for (size_t j = 0; j < br.n_params; j++) moved = fmax(moved, fabs((double)g[j] - g_first[j]));
+    ck_assert_msg(moved > 1e-3, "the term moved no gradient entry by more than %g", moved);
+    int n = 0;
+    for (int k = 0; k < br.n_tensors && n < 64; k++) {
+        const lw_bridge_tensor *t = &br.tensors[k];
+        if (!t->trainable) continue;
+        size_t best = t->offset;
+        for (size_t j = t->offset; j < t->offset + t->count; j++)
+            if (fabsf(g[j]) > fabsf(g[best])) best = j;
+        float keep = br.params[best], eps = 1e-3f, l;
+        double f[2];
+        for (int sgn = 0; sgn < 2; sgn++) {
+            br.params[best] = keep + (sgn ? -eps : eps);
+            ck_assert_int_eq(lw_bridge_answer_loss(&ba, xb, 5, &rows, &l), LW_OK);   /* leaves ba.soft */
+            f[sgn] = l + w * lw_spread_cos(ba.soft, m0, M_SOFT, H, NULL, 0.0f);
+        }
+        br.params[best] = keep;
+        an[n] = g[best];
+        fd[n++] = (f[0] - f[1]) / (2.0 * eps);
+    }
+    double worst = 0.0;
+    int bad = tl_grad_mismatches(an, fd, (size_t)n, &worst);
+    ck_assert_msg(bad == 0, "%d of %d bridge gradients off (worst %.2f of the tolerance)", bad, n, worst);
+    free(m0);
+    free(g);
+    free(g_first);
+    lw_bridge_answer_free(&ba);
+    lw_answer_pass_free(&pass);
+    lw_bridge_free(&br);
+    lw_model_free(m);
+}
+END_TEST
+
 /* ---- joint rescoring ---------------------------------------------------- */
 
 /* A known answer: reader 0 alone prefers its own candidate 0, reader 1 its
@@ -616,10 +758,12 @@ int main(void)
     tcase_add_test(tc, greedy_answer_after_soft_tokens_equals_fresh_argmax);
     tcase_add_test(tc, bad_rows_are_refused);
     tcase_add_test(tc, interlingua_gradients_match_finite_differences);
+    tcase_add_test(tc, interlingua_spread_gradient_matches_finite_differences);
     tcase_add_test(tc, adapter_calibrates_to_the_reader_scale);
     tcase_add_test(tc, joint_training_lowers_both_losses);
     tcase_add_test(tc, bad_interlingua_configs_are_refused);
     tcase_add_test(tc, bridge_on_answers_gradient_matches_finite_differences);
+    tcase_add_test(tc, bridge_on_answers_spread_gradient_matches_finite_differences);
     tcase_add_test(tc, joint_rescoring_picks_the_best_sum);
     tcase_add_test(tc, joint_rescoring_on_the_tiny_pair);
     tcase_add_test(tc, payload_bytes_and_compression);

@@ -340,16 +340,22 @@ START_TEST(the_commands)
     snprintf(runp, sizeof runp, "%s/run2/run.json", dir);
     char *train2[] = {"--task", "squad", "--split", rows, "--out", out2, "--steps", "2", "--batch", "2",
                       "--max-answer", "16", "--quiet", "--soft-field", "context", "--dtype", "bf16", "--dev", rows,
-                      "--dev-slice", "2", "--eval-every", "1", "--first-token-weight", "0.5"};
-    rc = tl_run_command(lw_cmd_train, pair, &err, 25, train2);
+                      "--dev-slice", "2", "--eval-every", "1", "--first-token-weight", "0.5", "--spread", "0.25"};
+    rc = tl_run_command(lw_cmd_train, pair, &err, 27, train2);
     ck_assert_msg(rc == 0, "lw train: rc %d\n%s", rc, err);
     free(err);
     char *rj = tl_read_file(runp, NULL);
     ck_assert(strstr(rj, "\"soft_field\": \"context\"") && strstr(rj, "\"dtype\": \"bf16\"") &&
-              strstr(rj, "\"first_token_weight\": 0.5") && strstr(rj, "\"early_stopping\": {\"step\": "));
+              strstr(rj, "\"first_token_weight\": 0.5") && strstr(rj, "\"early_stopping\": {\"step\": ") &&
+              strstr(rj, "\"spread_weight\": 0.25"));
     free(rj);
     char *dl = tl_read_file(devp, NULL);
     ck_assert(strstr(dl, "\"step\": 1,") && strstr(dl, "\"step\": 2,"));
+    /* the dev rows' latents: their spread in (0, 1] and their consecutive cosine below 1 (two rows that differ) */
+    const char *sp = strstr(dl, "\"msg_spread\": "), *mc = strstr(dl, "\"msg_cos\": ");
+    ck_assert(sp && mc);
+    double spv = atof(sp + strlen("\"msg_spread\": ")), mcv = atof(mc + strlen("\"msg_cos\": "));
+    ck_assert_msg(spv > 0.0 && spv <= 1.0 && mcv >= -1.0 && mcv < 0.999999, "spread %g, cosine %g", spv, mcv);
     free(dl);
     char *eval2[] = {"--task", "squad", "--split", rows, "--method", "interlingua", "--checkpoint", ck2,
                      "--max-answer", "16", "--limit", "2", "--json", json2, "--quiet", "--dtype", "bf16"};
@@ -367,6 +373,15 @@ START_TEST(the_commands)
     char *half[] = {"--task", "squad", "--split", rows, "--out", out2, "--eval-every", "2"};
     ck_assert_int_eq(tl_run_command(lw_cmd_train, pair, &err, 8, half), 2);
     ck_assert(strstr(err, "--eval-every and --dev go together") != NULL);
+    free(err);
+    char *neg[] = {"--task", "squad", "--split", rows, "--out", out2, "--spread", "-1"};
+    ck_assert_int_eq(tl_run_command(lw_cmd_train, pair, &err, 8, neg), 2);
+    ck_assert(strstr(err, "--spread -1: expected 0..100") != NULL);
+    free(err);
+    char *on_eval[] = {"--task", "squad", "--split", rows, "--method", "interlingua", "--checkpoint", ck2,
+                       "--spread", "1"};
+    ck_assert_int_eq(tl_run_command(lw_cmd_eval, pair, &err, 10, on_eval), 2);   /* a training term */
+    ck_assert(strstr(err, "option '--spread' does not apply") != NULL);
     free(err);
     char *stray[] = {"--task", "squad", "--split", rows, "--out", out, "--k", "3"};
     ck_assert_int_eq(tl_run_command(lw_cmd_train, pair, &err, 8, stray), 2);

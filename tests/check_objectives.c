@@ -14,7 +14,9 @@
 #include <string.h>
 
 #include "kd_loss.h"
+#include "lw_cli.h"
 #include "objectives.h"
+#include "spread_term.h"
 #include "train.h"
 
 typedef tl_synthetic_pair pair;
@@ -338,6 +340,145 @@ START_TEST(grad_groups_add_up_to_the_logged_norm)
 }
 END_TEST
 
+
+/* The spread term (spread_term.h, --spread) through the bridge: example 1
+ * of a step, after example 0, against central differences of its
+ * cross-entropy plus weight * cos(its soft tokens, example 0's) with
+ * example 0's held fixed; the same example as a step's first gets no term. */
+START_TEST(spread_gradient_through_the_bridge_matches_finite_differences)
+{
+    pair p;
+    tl_synthetic_pair_open(&p, M_SOFT, N_EX, 0.0f, 1);
+    const float w = 5.0f;
+    ck_assert_int_eq(lw_trainer_set_spread(&p.trainer, w), LW_OK);
+    lw_trainer *t = &p.trainer;
+    lw_bridge *b = &p.bridge;
+    int H = p.receiver->cfg.hidden, MH = M_SOFT * H;
+    const float *x0 = p.states.mem + p.states.offset[0], *x1 = p.states.mem + p.states.offset[1];
+    int T0 = p.states.tokens[0], T1 = p.states.tokens[1], y0 = p.data.examples[0].label, y1 = p.data.examples[1].label;
+    float l;
+    lw_spread_term_reset(&t->spread);
+    lw_bridge_zero_grad(b);
+    ck_assert_int_eq(lw_trainer_example(t, x0, T0, y0, 1.0f, &l, NULL), LW_OK);
+    double *m0 = malloc((size_t)MH * sizeof *m0);
+    float *g = malloc(b->n_params * sizeof *g), *g_first = malloc(b->n_params * sizeof *g_first);
+    ck_assert(m0 && g && g_first);
+    ck_assert_int_eq(t->spread.n, 1);
+    memcpy(m0, t->spread.sum, (size_t)MH * sizeof *m0);   /* example 0's message */
+    lw_bridge_zero_grad(b);
+    ck_assert_int_eq(lw_trainer_example(t, x1, T1, y1, 1.0f, &l, NULL), LW_OK);
+    memcpy(g, b->grads, b->n_params * sizeof *g);
+    lw_spread_term_reset(&t->spread);   /* example 1 opening a step: no term */
+    lw_bridge_zero_grad(b);
+    ck_assert_int_eq(lw_trainer_example(t, x1, T1, y1, 1.0f, &l, NULL), LW_OK);
+    memcpy(g_first, b->grads, b->n_params * sizeof *g_first);
+    double moved = 0;
+    for (size_t j = 0; j < b->n_params; j++) moved = fmax(moved, fabs((double)g[j] - g_first[j]));
+    ck_assert_msg(moved > 1e-2, "the term moved no gradient entry by more than %g", moved);
+    int checked = 0, trainable = 0;
+    for (int k = 0; k < b->n_tensors; k++) {
+        const lw_bridge_tensor *tt = &b->tensors[k];
+        if (!tt->trainable) continue;
+        trainable++;
+        size_t best = tt->offset;
+        for (size_t j = tt->offset; j < tt->offset + tt->count; j++)
+            if (fabsf(g[j]) > fabsf(g[best])) best = j;
+        if (fabsf(g[best]) < 0.02f) continue;
+        float keep = b->params[best], eps = 1e-3f;
+        double f[2];
+        for (int sgn = 0; sgn < 2; sgn++) {
+            b->params[best] = keep + (sgn ? -eps : eps);
+            ck_assert_int_eq(lw_trainer_loss(t, x1, T1, y1, &l), LW_OK);   /* leaves t->soft: example 1's */
+            f[sgn] = l + w * lw_spread_cos(t->soft, m0, M_SOFT, H, NULL, 0.0f);
+        }
+        b->params[best] = keep;
+        double fd = (f[0] - f[1]) / (2.0 * eps);
+        ck_assert_msg(fabs(fd - g[best]) <= 1e-2 + 3e-2 * fabs(fd), "%s[%zu]: analytic %g, fd %g", tt->name,
+                      best - tt->offset, (double)g[best], fd);
+        checked++;
+    }
+    ck_assert_int_ge(checked, trainable / 2);
+    free(m0);
+    free(g);
+    free(g_first);
+    tl_synthetic_pair_close(&p);
+}
+END_TEST
+
+/* The loop resets the term at each step's start: with one example a step
+ * every example opens its step, so --spread changes nothing (bit for bit);
+ * with four a step it does. */
+static void run_with_spread(float w, int batch, pair *p)
+{
+    tl_synthetic_pair_open(p, M_SOFT, N_EX, 0.0f, 4);
+    ck_assert_int_eq(lw_trainer_set_spread(&p->trainer, w), LW_OK);
+    lw_train_options o;
+    memset(&o, 0, sizeof o);
+    o.cfg = (lw_train_config){.lr = 3e-3f, .steps = 3, .batch = batch, .grad_accum = 1, .warmup_steps = 1,
+                              .weight_decay = 0.01f, .grad_clip = 1.0f, .seed = 5};
+    o.quiet = true;
+    lw_train_result r;
+    ck_assert_int_eq(lw_train_run(&p->trainer, &p->states, &p->data, &o, &r), LW_OK);
+}
+
+START_TEST(spread_term_acts_within_a_step_only)
+{
+    pair a, b;
+    run_with_spread(0.0f, 1, &a);
+    run_with_spread(3.0f, 1, &b);
+    ck_assert_mem_eq(a.bridge.params, b.bridge.params, a.bridge.n_params * sizeof(float));
+    tl_synthetic_pair_close(&a);
+    tl_synthetic_pair_close(&b);
+    run_with_spread(0.0f, 4, &a);
+    run_with_spread(3.0f, 4, &b);
+    ck_assert_msg(memcmp(a.bridge.params, b.bridge.params, a.bridge.n_params * sizeof(float)) != 0,
+                  "four examples a step: the term changed nothing");
+    tl_synthetic_pair_close(&a);
+    tl_synthetic_pair_close(&b);
+}
+END_TEST
+
+/* lw train --spread on the tiny pair: recorded in run.json, and refused out
+ * of range, unparsable, or on a method without the bridge's soft tokens. */
+START_TEST(spread_option_through_the_command)
+{
+    lw_pair pair;
+    memset(&pair, 0, sizeof pair);
+    ck_assert_msg(lw_manifest_load(tl_src("pairs/tiny-qwen2_to_tiny-qwen3.json"), &pair.manifest) == LW_OK, "%s",
+                  lw_last_error());
+    const char *dir = tl_tmpdir("spread_cmd");
+    char train[600], cache[700], out[700], runp[800];
+    snprintf(train, sizeof train, "%s/train.jsonl", tl_shared("data/sst2"));
+    tl_require_file(train);
+    snprintf(cache, sizeof cache, "%s/cache", dir);
+    snprintf(out, sizeof out, "%s/run", dir);
+    snprintf(runp, sizeof runp, "%s/run.json", out);
+    char *argv[] = {"--task", "sst2", "--train", train, "--limit-train", "8", "--steps", "2", "--batch", "4",
+                    "--lr", "1e-3", "--warmup", "1", "--quiet", "--force", "--out", out, "--cache-dir", cache,
+                    "--threads", "1", "--spread", "0.5"};
+    char *err = NULL;
+    int rc = tl_run_command(lw_cmd_train, &pair, &err, (int)(sizeof argv / sizeof argv[0]), argv);
+    ck_assert_msg(rc == 0, "lw train --spread 0.5: rc %d\n%s", rc, err);
+    free(err);
+    char *rj = tl_read_file(runp, NULL);
+    ck_assert_msg(rj && strstr(rj, "\"spread_weight\": 0.5"), "%s", rj ? rj : "no run.json");
+    free(rj);
+    const char *bad[][2] = {{"-1", "--spread takes a weight in [0, 100], not '-1'"},
+                            {"nan", "--spread takes a weight in [0, 100], not 'nan'"},
+                            {"1x", "--spread takes a weight in [0, 100], not '1x'"}};
+    for (int k = 0; k < 3; k++) {
+        char *a[] = {"--task", "sst2", "--train", train, "--out", out, "--spread", (char *)bad[k][0]};
+        ck_assert_int_eq(tl_run_command(lw_cmd_train, &pair, &err, 8, a), 2);
+        ck_assert_msg(err && strstr(err, bad[k][1]), "%s", err);
+        free(err);
+    }
+    char *lora[] = {"--task", "sst2", "--train", train, "--out", out, "--method", "lora", "--spread", "1"};
+    ck_assert_int_eq(tl_run_command(lw_cmd_train, &pair, &err, 10, lora), 2);
+    ck_assert_msg(err && strstr(err, "--spread is a term on the bridge's soft tokens"), "%s", err);
+    free(err);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("objectives");
@@ -352,6 +493,9 @@ int main(void)
     tcase_add_test(tc, grad_groups_add_up_to_the_logged_norm);
     tcase_add_test(tc, kd_term_matches_finite_differences);
     tcase_add_test(tc, kd_gradient_through_the_receiver_matches_finite_differences);
+    tcase_add_test(tc, spread_gradient_through_the_bridge_matches_finite_differences);
+    tcase_add_test(tc, spread_term_acts_within_a_step_only);
+    tcase_add_test(tc, spread_option_through_the_command);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

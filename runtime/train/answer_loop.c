@@ -34,16 +34,27 @@ static lw_status evaluate(const lw_answer_loop_options *o, const lw_answer_loop_
     bool improved = dl < r->best_dev_loss;
     if (improved) r->best_dev_loss = dl, r->best_step = step, *bad = 0;
     else (*bad)++;
+    double spread = NAN, cos = NAN;
+    if (h->dev_message) h->dev_message(h->user, &spread, &cos);
     if (dev_log) {
         fprintf(dev_log,
                 "{\"step\": %ld, \"dev_loss\": %.6f, \"best_step\": %ld, \"best_dev_loss\": %.6f, \"bad_evals\": %d, "
-                "\"seconds\": %.2f}\n",
+                "\"seconds\": %.2f",
                 step, dl, r->best_step, r->best_dev_loss, *bad, lw_now_s() - t0);
+        if (h->dev_message) {   /* JSON has no NaN: null */
+            if (isfinite(spread)) fprintf(dev_log, ", \"msg_spread\": %.6f", spread);
+            else fprintf(dev_log, ", \"msg_spread\": null");
+            if (isfinite(cos)) fprintf(dev_log, ", \"msg_cos\": %.6f", cos);
+            else fprintf(dev_log, ", \"msg_cos\": null");
+        }
+        fprintf(dev_log, "}\n");
         fflush(dev_log);
     }
     if (!o->quiet)
-        fprintf(stderr, "step %ld: dev loss %.4f%s (best %.4f at step %ld)\n", step, dl, improved ? ", new best" : "",
+        fprintf(stderr, "step %ld: dev loss %.4f%s (best %.4f at step %ld)", step, dl, improved ? ", new best" : "",
                 r->best_dev_loss, r->best_step);
+    if (!o->quiet && h->dev_message) fprintf(stderr, ", message spread %.4f, cosine %.4f", spread, cos);
+    if (!o->quiet) fprintf(stderr, "\n");
     if (improved && h->save && (st = h->save(h->user, "best", step))) return st;
     *stop = o->patience > 0 && *bad >= o->patience;
     return LW_OK;

@@ -14,7 +14,8 @@
  * the log hook. With a dev evaluation (dev_loss set and eval_every > 0):
  * every eval_every steps the dev loss, a line of dev_log
  * {"step", "dev_loss", "best_step", "best_dev_loss", "bad_evals",
- * "seconds"}, a new best handed to save(user, "best", step), and patience
+ * "seconds"} (and "msg_spread", "msg_cos" with a dev_message hook), a
+ * new best handed to save(user, "best", step), and patience
  * evaluations in a row without one stop the run (0: never). */
 #ifndef LW_ANSWER_LOOP_H
 #define LW_ANSWER_LOOP_H
@@ -49,6 +50,10 @@ typedef struct {
     double (*clip)(void *user, float max_norm);           /* the norm before clipping */
     void (*step)(void *user, float lr);
     lw_status (*dev_loss)(void *user, double *mean);      /* may be NULL: no dev evaluation */
+    /* may be NULL: after dev_loss, how much the dev rows' messages depend on
+     * the row (message_spread.h's spread, the mean cosine of consecutive
+     * rows' messages), logged as "msg_spread" and "msg_cos" */
+    void (*dev_message)(void *user, double *spread, double *cos);
     lw_status (*save)(void *user, const char *name, long step);   /* may be NULL: nothing saved */
     /* one line a step (may be NULL); nonfinite: the step was not taken */
     void (*log)(void *user, long step, float lr, const double *losses, double norm, double seconds, bool nonfinite);

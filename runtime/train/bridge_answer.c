@@ -16,7 +16,8 @@ lw_status lw_bridge_answer_init(lw_bridge_answer *b, lw_bridge *bridge, lw_answe
     b->max_T = max_T;
     b->first_token_weight = first_token_weight;
     lw_status st = lw_bridge_acts_create(bridge, max_T, &b->acts);
-    if (!st && !(b->soft = calloc((size_t)bridge->cfg.soft_tokens * bridge->receiver_hidden, sizeof(float))))
+    size_t MR = (size_t)bridge->cfg.soft_tokens * bridge->receiver_hidden;
+    if (!st && (!(b->soft = calloc(MR, sizeof(float))) || !(b->dsoft = calloc(MR, sizeof(float)))))
         st = lw_fail(LW_ERR_NOMEM, "bridge on answers: out of memory");
     if (st) lw_bridge_answer_free(b);
     return st;
@@ -26,7 +27,15 @@ void lw_bridge_answer_free(lw_bridge_answer *b)
 {
     lw_bridge_acts_free(b->acts);
     free(b->soft);
+    free(b->dsoft);
+    lw_spread_term_free(&b->spread);
     memset(b, 0, sizeof *b);
+}
+
+lw_status lw_bridge_answer_set_spread(lw_bridge_answer *b, float weight)
+{
+    lw_spread_term_free(&b->spread);
+    return lw_spread_term_init(&b->spread, weight, b->bridge->cfg.soft_tokens, b->bridge->receiver_hidden);
 }
 
 lw_status lw_bridge_answer_fill(lw_bridge_answer *b, const float *x, int T, const lw_bridge_answer_rows *r)
@@ -52,6 +61,9 @@ lw_status lw_bridge_answer_example(lw_bridge_answer *b, const float *x, int T, c
     lw_status st = lw_bridge_answer_loss(b, x, T, rows, loss);
     if (!st) st = lw_answer_pass_backward(b->pass, b->first_token_weight, scale);
     if (st) return lw_fail_wrap(st, "bridge on answers");
-    lw_bridge_backward(b->bridge, b->acts, lw_answer_pass_d_soft(b->pass), NULL);
+    size_t MR = (size_t)b->bridge->cfg.soft_tokens * b->bridge->receiver_hidden;
+    memcpy(b->dsoft, lw_answer_pass_d_soft(b->pass), MR * sizeof(float));
+    lw_spread_term_step(&b->spread, b->soft, b->dsoft, scale);
+    lw_bridge_backward(b->bridge, b->acts, b->dsoft, NULL);
     return LW_OK;
 }

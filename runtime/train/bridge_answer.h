@@ -12,6 +12,7 @@
 
 #include "answer_train.h"
 #include "bridge.h"
+#include "spread_term.h"
 #include "status.h"
 
 typedef struct {
@@ -20,12 +21,18 @@ typedef struct {
     int max_T;                 /* sender rows */
     lw_answer_pass *pass;      /* the receiver's, sized by the caller */
     float *soft;               /* [M, receiver hidden] */
+    float *dsoft;              /* [M, receiver hidden]: the pass's gradient plus the spread term's */
     float first_token_weight;
+    lw_spread_term spread;     /* against the message collapse (spread_term.h); weight 0: off */
 } lw_bridge_answer;
 
 lw_status lw_bridge_answer_init(lw_bridge_answer *b, lw_bridge *bridge, lw_answer_pass *pass, int max_T,
                                 float first_token_weight);
 void lw_bridge_answer_free(lw_bridge_answer *b);
+/* The spread term (spread_term.h) on the soft tokens from now on, at
+ * weight (0: off, the default); the training loop resets it at each step's
+ * start. */
+lw_status lw_bridge_answer_set_spread(lw_bridge_answer *b, float weight);
 
 /* The receiver's prompt around the soft tokens, and the answer (L tokens). */
 typedef struct {

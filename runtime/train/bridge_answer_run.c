@@ -213,7 +213,12 @@ typedef struct {
     FILE *log;
 } ba_loop;
 
-static void ba_zero_grad(void *u) { lw_bridge_zero_grad(&((ba_loop *)u)->s->bridge); }
+static void ba_zero_grad(void *u)
+{
+    lw_ba_session *s = ((ba_loop *)u)->s;
+    lw_bridge_zero_grad(&s->bridge);
+    lw_spread_term_reset(&s->ba.spread);   /* the step's messages only */
+}
 
 static lw_status ba_example(void *u, int i, float scale, double *losses, bool *fits)
 {
@@ -279,6 +284,7 @@ lw_status lw_ba_session_train(lw_ba_session *s, const lw_answer_data *d, const l
     lw_rng_seed(&c.rng, o->seed ^ RNG_SALT);
     lw_status st = lw_adamw_init(&c.opt, s->bridge.n_params, lw_adamw_defaults());
     if (!st) st = lw_ba_session_fit_norm(s, d);
+    if (!st) st = lw_bridge_answer_set_spread(&s->ba, o->spread_weight);
     c.log = !st && out ? lw_train_log_open(out, -1, &st) : NULL;
     FILE *dev_log = !st && out && o->dev ? lw_jsonl_open(out, "dev_log.jsonl", -1, &st) : NULL;
     char fit[64];

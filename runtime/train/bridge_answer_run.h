@@ -86,6 +86,7 @@ typedef struct {
      * without a new best stop the run (0: never) */
     const lw_answer_data *dev;
     int eval_every, patience;
+    float spread_weight;         /* > 0: the spread term (spread_term.h) on the soft tokens */
 } lw_ba_train_options;
 
 typedef struct {

@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "fileutil.h"
 #include "joint_rescore.h"
+#include "message_spread.h"
 #include "random_weights.h"
 #include "run_dir.h"
 #include "safetensors_write.h"
@@ -293,9 +294,13 @@ static lw_status example(lw_il_session *s, const lw_answer_row *row, int *ids[LW
 
 lw_status lw_il_session_dev_loss(lw_il_session *s, const lw_answer_data *d, double *mean)
 {
-    double sum = 0;
+    double sum = 0, cos_sum = 0;
     int used = 0;
-    lw_status st = LW_OK;
+    size_t nz = (size_t)lw_interlingua_M(&s->il) * s->il.enc.receiver_hidden;
+    lw_msg_spread sp;
+    lw_status st = lw_msg_spread_init(&sp, nz);
+    float *prev = st ? NULL : malloc(nz * sizeof *prev);
+    if (!st && !prev) st = lw_fail(LW_ERR_NOMEM, "interlingua: out of memory");
     for (int i = 0; !st && i < d->n; i++) {
         int *ids[LW_IL_READERS] = {NULL, NULL}, L[LW_IL_READERS] = {0, 0};
         il_prompt pr[LW_IL_READERS] = {{0}};
@@ -307,6 +312,17 @@ lw_status lw_il_session_dev_loss(lw_il_session *s, const lw_answer_data *d, doub
             for (int r = 0; r < LW_IL_READERS; r++) rows[r] = prompt_rows(&pr[r], ids[r], L[r]);
             st = lw_il_trainer_loss(&s->tr, s->feats, s->enc_tokens, rows, &total);
             sum += total, used++;
+            if (!st) {   /* the row's latents: how much they differ from row to row */
+                const float *z = s->il.z;
+                if (sp.n > 0) {
+                    double dot = 0, n0 = 0, n1 = 0;
+                    for (size_t q = 0; q < nz; q++)
+                        dot += (double)z[q] * prev[q], n0 += (double)z[q] * z[q], n1 += (double)prev[q] * prev[q];
+                    cos_sum += n0 > 0 && n1 > 0 ? dot / sqrt(n0 * n1) : 0.0;
+                }
+                lw_msg_spread_add(&sp, z);
+                memcpy(prev, z, nz * sizeof *prev);
+            }
         }
         for (int r = 0; r < LW_IL_READERS; r++) {
             free(ids[r]);
@@ -315,7 +331,13 @@ lw_status lw_il_session_dev_loss(lw_il_session *s, const lw_answer_data *d, doub
         if (st) st = lw_fail_wrap(st, "dev row %d", i);
     }
     if (!st && !used) st = lw_fail(LW_ERR_INVALID, "interlingua: no dev row fits (--max-answer %d)", s->max_answer);
-    if (!st) *mean = sum / used;
+    if (!st) {
+        *mean = sum / used;
+        s->dev_spread = lw_msg_spread_value(&sp);
+        s->dev_cos = sp.n > 1 ? cos_sum / (sp.n - 1) : NAN;
+    }
+    lw_msg_spread_free(&sp);
+    free(prev);
     return st;
 }
 
@@ -356,7 +378,12 @@ typedef struct {
     FILE *log;
 } il_loop;
 
-static void il_zero_grad(void *u) { lw_interlingua_zero_grad(&((il_loop *)u)->s->il); }
+static void il_zero_grad(void *u)
+{
+    lw_il_session *s = ((il_loop *)u)->s;
+    lw_interlingua_zero_grad(&s->il);
+    lw_spread_term_reset(&s->tr.spread);   /* the step's latents only */
+}
 
 static lw_status il_example(void *u, int i, float scale, double *losses, bool *fits)
 {
@@ -393,6 +420,12 @@ static lw_status il_dev_loss(void *u, double *mean)
     return lw_il_session_dev_loss(c->s, c->o->dev, mean);
 }
 
+static void il_dev_message(void *u, double *spread, double *cos)
+{
+    il_loop *c = u;
+    *spread = c->s->dev_spread, *cos = c->s->dev_cos;
+}
+
 static lw_status il_save(void *u, const char *name, long step)
 {
     il_loop *c = u;
@@ -423,11 +456,12 @@ lw_status lw_il_session_train(lw_il_session *s, const lw_answer_data *d, const l
                                  .patience = o->patience, .quiet = o->quiet, .what = "interlingua", .fit_limit = fit};
     lw_answer_loop_hooks h = {.user = &c, .n_losses = LW_IL_READERS, .loss_names = names, .zero_grad = il_zero_grad,
                               .example = il_example, .clip = il_clip, .step = il_step,
-                              .dev_loss = o->dev ? il_dev_loss : NULL, .save = o->out_dir ? il_save : NULL,
-                              .log = il_log};
+                              .dev_loss = o->dev ? il_dev_loss : NULL, .dev_message = il_dev_message,
+                              .save = o->out_dir ? il_save : NULL, .log = il_log};
     if (o->dev && o->eval_every < 1) return lw_fail(LW_ERR_INVALID, "interlingua: early stopping needs eval_every >= 1");
     lw_answer_loop_result lr = {.best_dev_loss = INFINITY};
     lw_status st = o->norm_rows > 0 ? lw_il_session_fit_norm(s, d, o->norm_rows) : LW_OK;
+    if (!st) st = lw_il_trainer_set_spread(&s->tr, o->spread_weight);
     if (!st) st = lw_answer_loop_run(d->n, &lo, &h, o->dev_log, &lr);
     *skipped = lr.skipped;
     if (o->result)

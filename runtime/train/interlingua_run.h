@@ -62,6 +62,9 @@ typedef struct {
     int field_room;                 /* soft field: the most tokens of text around it, beyond the layout's */
     float *feats;          /* [max_encoder_tokens, encoder hidden] */
     int enc_tokens;        /* of the last lw_il_session_features */
+    /* of the last lw_il_session_dev_loss: its rows' latents' spread
+     * (message_spread.h) and the mean cosine of consecutive rows' latents */
+    double dev_spread, dev_cos;
     bool open_il, open_tr;
 } lw_il_session;
 
@@ -117,6 +120,8 @@ typedef struct {
      * feature's mean and std over all their tokens), as the bridge's is on
      * the sender's states; 0: it stays the identity */
     int norm_rows;
+    /* > 0: the spread term (spread_term.h) on the latents at this weight */
+    float spread_weight;
 } lw_il_train_options;
 
 /* Trains on d's rows with opt (lw_il_optim_init on s->il) (each its first

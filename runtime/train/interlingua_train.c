@@ -35,7 +35,14 @@ void lw_il_trainer_free(lw_il_trainer *t)
         lw_answer_pass_free(&t->pass[r]);
         free(t->soft[r]);
     }
+    lw_spread_term_free(&t->spread);
     memset(t, 0, sizeof *t);
+}
+
+lw_status lw_il_trainer_set_spread(lw_il_trainer *t, float weight)
+{
+    lw_spread_term_free(&t->spread);
+    return lw_spread_term_init(&t->spread, weight, lw_interlingua_M(t->il), t->il->enc.receiver_hidden);
 }
 
 lw_status lw_il_trainer_encode(lw_il_trainer *t, const float *feats, int T)
@@ -80,6 +87,7 @@ lw_status lw_il_trainer_example(lw_il_trainer *t, const float *feats, int T, con
         lw_interlingua_read_backward(t->il, r, lw_answer_pass_d_soft(p));
     }
     if (st) return lw_fail_wrap(st, "interlingua trainer: example");
+    lw_spread_term_step(&t->spread, t->il->z, t->il->dz, scale);   /* dz: the readers' sum so far */
     lw_interlingua_encode_backward(t->il);
     return LW_OK;
 }

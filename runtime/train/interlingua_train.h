@@ -14,6 +14,7 @@
 #include "answer_train.h"
 #include "interlingua.h"
 #include "model.h"
+#include "spread_term.h"
 #include "status.h"
 
 /* One reader's rows of one example; answer / L may be NULL / 0 for reading. */
@@ -29,15 +30,21 @@ typedef struct {
     lw_answer_pass pass[LW_IL_MAX_READERS];
     float *soft[LW_IL_MAX_READERS];   /* [M, hidden_r] */
     float first_token_weight;
+    lw_spread_term spread;            /* on the latents (spread_term.h); weight 0: off */
 } lw_il_trainer;
 
 /* max_T: each reader's prompt rows + answer - 1 at most; max_answer: answer tokens. */
 lw_status lw_il_trainer_create(lw_il_trainer *t, lw_interlingua *il, const lw_model *const *readers, int max_T,
                                int max_answer, float first_token_weight);
 void lw_il_trainer_free(lw_il_trainer *t);
+/* The spread term (spread_term.h) on the latents (the payload both readers
+ * read) from now on, at weight (0: off, the default); the training loop
+ * resets it at each step's start. */
+lw_status lw_il_trainer_set_spread(lw_il_trainer *t, float weight);
 
 /* Forward and backward of one example: losses[n_readers] (each reader's),
- * scale * the gradient of their sum added to the interlingua's grads. */
+ * scale * the gradient of their sum (and of the spread term, when on)
+ * added to the interlingua's grads. */
 lw_status lw_il_trainer_example(lw_il_trainer *t, const float *feats, int T, const lw_il_rows *rows, float scale,
                                 float *losses);
 /* The summed loss alone (what the finite-difference test probes). */

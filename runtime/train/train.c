@@ -171,6 +171,7 @@ static lw_status accumulate(lw_trainer *t, const lw_sender_cache *states, const 
                             step_stats *s)
 {
     lw_bridge_zero_grad(t->bridge);
+    lw_spread_term_reset(&t->spread);   /* the step's messages only */
     if (t->adapters) lw_adapter_set_zero_grad(t->adapters);
     if (t->mix) memset(t->mix->grads, 0, sizeof t->mix->grads);
     size_t n_max = (size_t)per_step;

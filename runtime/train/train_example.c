@@ -40,7 +40,14 @@ void lw_trainer_free(lw_trainer *t)
     lw_bridge_acts_free(t->acts);
     free(t->soft);
     free(t->dsoft);
+    lw_spread_term_free(&t->spread);
     memset(t, 0, sizeof *t);
+}
+
+lw_status lw_trainer_set_spread(lw_trainer *t, float weight)
+{
+    lw_spread_term_free(&t->spread);
+    return lw_spread_term_init(&t->spread, weight, t->layout->M, t->receiver->cfg.hidden);
 }
 
 /* Either order with lw_trainer_use_gpu: whichever comes second gives the
@@ -195,6 +202,7 @@ lw_status lw_trainer_example(lw_trainer *t, const float *x, int Tx, int label, f
     if ((st = pass_backward(t, T, label, scale, correct))) return st;
     memcpy(t->dsoft, rows_d_embeds(t) + (size_t)lw_receiver_soft_row(Ly) * H, (size_t)M * H * sizeof(float));
     lw_trainer_soft_terms(t, t->soft, label, t->dsoft, scale);
+    lw_spread_term_step(&t->spread, t->soft, t->dsoft, scale);
     if (t->adapters) lw_adapter_set_backward(t->adapters, t->dsoft);   /* the deep prefix's path to the soft tokens */
     bridge_backward(t);
     return LW_OK;
@@ -290,6 +298,7 @@ static lw_status examples_packed(lw_trainer *t, const lw_sender_cache *states, c
         /* the pack's rows of example j start at the head's end: the soft tokens first */
         memcpy(t->dsoft, pack_d_embeds(t, j), (size_t)M * H * sizeof(float));
         lw_trainer_soft_terms(t, t->soft, labels[j], t->dsoft, scale);
+        lw_spread_term_step(&t->spread, t->soft, t->dsoft, scale);
         if (t->adapters) {   /* as lw_trainer_example does */
             take_d_prefix(t, j);
             lw_adapter_set_backward(t->adapters, t->dsoft);

@@ -31,6 +31,7 @@
 #include "receiver_input.h"
 #include "receiver_pass.h"
 #include "sender_cache.h"
+#include "spread_term.h"
 #include "status.h"
 
 typedef struct {
@@ -40,6 +41,7 @@ typedef struct {
     float diversity_weight;
     float align_weight;                  /* objectives.h: soft tokens towards the answer's embeddings */
     const float *align_targets;          /* [n_labels, hidden] (lw_answer_embeddings); not owned */
+    lw_spread_term spread;               /* against the message collapse (spread_term.h); weight 0: off */
     /* scratch, sized for the layout */
     int max_T;                           /* receiver rows: prefix + the longest verbalizer */
     lw_receiver_pass rx;
@@ -58,6 +60,9 @@ typedef struct {
 lw_status lw_trainer_create(lw_trainer *t, const lw_model *receiver, const lw_receiver_layout *layout,
                             lw_bridge *bridge, float diversity_weight);
 void lw_trainer_free(lw_trainer *t);
+/* The spread term (spread_term.h) on the soft tokens from now on, at weight
+ * (0: off, the default); lw_train_run resets it at each step's start. */
+lw_status lw_trainer_set_spread(lw_trainer *t, float weight);
 /* From now on the receiver runs with set's adapters (forward, backward,
  * scoring) and lw_train_run steps, clips, saves and resumes them with the
  * bridge. set must be sized for t->max_T text rows; the receiver state is
