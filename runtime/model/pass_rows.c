@@ -21,7 +21,7 @@ lw_status lw_pass_rows_alloc(lw_pass_rows *r, size_t T, size_t hidden, size_t L,
     r->logits = falloc(L * vocab, &ok);
     r->probs = falloc(L * vocab, &ok);
     r->dlogits = falloc(L * vocab, &ok);
-    r->last = falloc(vocab, &ok);
+    r->last = falloc(vocab > hidden ? vocab : hidden, &ok);   /* logits, or a final-normed row (receiver_pass.h) */
     r->ids = calloc(T, sizeof *r->ids);
     r->rows = calloc(T, sizeof *r->rows);
     r->targets = calloc(T, sizeof *r->targets);

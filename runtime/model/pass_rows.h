@@ -20,7 +20,7 @@
 #define LW_PASS_ROWS_FIELDS                                                                                          \
     float *embeds, *d_embeds, *final; /* [T, hidden] */                                                              \
     float *logits, *probs, *dlogits;  /* [L, vocab]: the loss rows */                                                \
-    float *last;                      /* [vocab] */                                                                  \
+    float *last;                      /* [max(vocab, hidden)] */                                                     \
     int *ids, *rows, *targets;        /* [T] */                                                                      \
     bool *is_embed;                   /* [T] */
 
