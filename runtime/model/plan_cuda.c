@@ -117,27 +117,6 @@ static const size_t F32 = sizeof(float);
 
 /* ---- slots to device pointers --------------------------------------------- */
 
-int lw_plan_cuda_slot_width(const lw_model_config *c, lw_plan_slot s)
-{
-    int H = c->hidden, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, F = c->ffn;
-    switch (s) {
-    case LW_SLOT_X_IN: case LW_SLOT_XN: case LW_SLOT_PROJ: case LW_SLOT_PROJ_N: case LW_SLOT_X_MID:
-    case LW_SLOT_FN: case LW_SLOT_DOWN: case LW_SLOT_DOWN_N: case LW_SLOT_X: case LW_SLOT_XF: return H;
-    case LW_SLOT_QKV: return qd + 2 * kvd;
-    case LW_SLOT_Q: case LW_SLOT_Q_ROPE: case LW_SLOT_AO: return qd;
-    case LW_SLOT_K: case LW_SLOT_V: case LW_SLOT_K_CACHE: case LW_SLOT_V_CACHE: return kvd;
-    case LW_SLOT_GATE_UP: return 2 * F;
-    case LW_SLOT_GATE: case LW_SLOT_UP: case LW_SLOT_HID: return F;
-    case LW_SLOT_RSTD_ATTN: case LW_SLOT_RSTD_POST_ATTN: case LW_SLOT_RSTD_FFN: case LW_SLOT_RSTD_POST_FFN:
-    case LW_SLOT_RSTD_FINAL: case LW_SLOT_LOGP: case LW_SLOT_LSE: return 1;
-    case LW_SLOT_RSTD_Q: case LW_SLOT_ATT: return c->n_heads;
-    case LW_SLOT_RSTD_K: return c->n_kv_heads;
-    case LW_SLOT_LOGITS: return c->vocab;
-    case LW_SLOT_NONE: case LW_SLOT_COUNT: break;
-    }
-    return 0;
-}
-
 #define LAYER_W(w, field) [w] = offsetof(lw_gpu_layer, field) + 1   /* + 1: 0 marks "not a layer weight" */
 static const size_t WEIGHT_AT[LW_W_COUNT] = {
     LAYER_W(LW_W_ATTN_NORM, attn_norm), LAYER_W(LW_W_WQ, wq), LAYER_W(LW_W_WK, wk), LAYER_W(LW_W_WV, wv),
