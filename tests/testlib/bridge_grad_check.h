@@ -15,4 +15,9 @@
  * At least half the trainable tensors must be checked. */
 void tl_check_bridge_gradient(lw_trainer *t, lw_bridge *b, const float *x, int T, int label, int i);
 
+/* The same check of a gradient g already taken (b->n_params floats) against
+ * central differences of loss(ctx), which reads b's parameters: for losses
+ * with terms beside lw_trainer_loss's (check_objectives.c's spread term). */
+void tl_check_bridge_gradient_of(lw_bridge *b, const float *g, double (*loss)(void *ctx), void *ctx, const char *what);
+
 #endif
