@@ -496,22 +496,31 @@ START_TEST(bad_interlingua_configs_are_refused)
 }
 END_TEST
 
+/* The tiny reader with a Perceiver bridge (M_SOFT soft tokens from FEAT
+ * features), its answer pass and the bridge on answers over them: the rig
+ * of the two bridge-on-answers gradient checks below. */
+static lw_model *bridge_on_answers_open(lw_bridge *br, lw_answer_pass *pass, lw_bridge_answer *ba)
+{
+    lw_model *m = reader(1);
+    lw_bridge_config bc = {.kind = LW_BRIDGE_PERCEIVER, .soft_tokens = M_SOFT, .source_layer = 1, .width = 8,
+                           .depth = 1, .heads = 2, .ffn_mult = 2, .calibration = LW_CALIB_RMS};
+    ck_assert_int_eq(lw_bridge_create(br, &bc, FEAT, m->cfg.hidden, m->cfg.embed_rms), LW_OK);
+    lw_bridge_init(br, 4);
+    ck_assert_int_eq(lw_answer_pass_alloc(pass, m, MAX_T, MAX_ANSWER), LW_OK);
+    ck_assert_int_eq(lw_bridge_answer_init(ba, br, pass, 8, 0.5f), LW_OK);
+    return m;
+}
+
 /* The pair's bridge on answers: d(answer loss)/d(bridge params) through
  * the receiver, every trainable tensor at its largest-gradient entry and a
  * random one, against central differences; and a few dozen AdamW steps on
  * one example lower the loss. */
 START_TEST(bridge_on_answers_gradient_matches_finite_differences)
 {
-    lw_model *m = reader(1);
     lw_bridge br;
-    lw_bridge_config bc = {.kind = LW_BRIDGE_PERCEIVER, .soft_tokens = M_SOFT, .source_layer = 1, .width = 8,
-                           .depth = 1, .heads = 2, .ffn_mult = 2, .calibration = LW_CALIB_RMS};
-    ck_assert_int_eq(lw_bridge_create(&br, &bc, FEAT, m->cfg.hidden, m->cfg.embed_rms), LW_OK);
-    lw_bridge_init(&br, 4);
     lw_answer_pass pass;
-    ck_assert_int_eq(lw_answer_pass_alloc(&pass, m, MAX_T, MAX_ANSWER), LW_OK);
     lw_bridge_answer ba;
-    ck_assert_int_eq(lw_bridge_answer_init(&ba, &br, &pass, 8, 0.5f), LW_OK);
+    lw_model *m = bridge_on_answers_open(&br, &pass, &ba);
     float x[5 * FEAT];
     random_fill(x, sizeof x / sizeof *x, 1.0, 21);
     lw_bridge_answer_rows rows = {.before = BEFORE1, .n_before = 2, .after = AFTER1, .n_after = 3, .answer = ANSWER1,
@@ -572,16 +581,10 @@ END_TEST
  * first's held fixed, at every trainable tensor's largest-gradient entry. */
 START_TEST(bridge_on_answers_spread_gradient_matches_finite_differences)
 {
-    lw_model *m = reader(1);
     lw_bridge br;
-    lw_bridge_config bc = {.kind = LW_BRIDGE_PERCEIVER, .soft_tokens = M_SOFT, .source_layer = 1, .width = 8,
-                           .depth = 1, .heads = 2, .ffn_mult = 2, .calibration = LW_CALIB_RMS};
-    ck_assert_int_eq(lw_bridge_create(&br, &bc, FEAT, m->cfg.hidden, m->cfg.embed_rms), LW_OK);
-    lw_bridge_init(&br, 4);
     lw_answer_pass pass;
-    ck_assert_int_eq(lw_answer_pass_alloc(&pass, m, MAX_T, MAX_ANSWER), LW_OK);
     lw_bridge_answer ba;
-    ck_assert_int_eq(lw_bridge_answer_init(&ba, &br, &pass, 8, 0.5f), LW_OK);
+    lw_model *m = bridge_on_answers_open(&br, &pass, &ba);
     const float w = 3.0f;
     ck_assert_int_eq(lw_bridge_answer_set_spread(&ba, w), LW_OK);
     int H = m->cfg.hidden, MH = M_SOFT * H;
